@@ -1,0 +1,435 @@
+//! A client of the masters: holds every master's address, keeps one QUIC
+//! connection, and moves to another master when its master fails.
+//!
+//! Idempotent requests (reads, watches, writes with preconditions) are retried
+//! on another master; a non-idempotent write whose master failed after it was
+//! sent returns [`Error::Indeterminate`]. Watches resume from their last revision.
+
+use crate::frame::{read_frame, write_frame};
+use crate::kv::{Expect, KeyValue, KvError, WatchItem, Write, WriteOp, WriteOutcome};
+use crate::proto::{
+    ApiError, ApiRequest, ApiResponse, ClusterStatus, Consistency, ErrorCode, RangeRequest,
+    RangeResponse, WatchRequest,
+};
+use crate::tls::{self, CertPair};
+use crate::{Error, Result, ALPN_API, MASTER_SERVER_NAME};
+use ferry_config::{ClientConfig, TransportLimits};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// A connection-holding client. Cheap to share behind an `Arc`; requests run concurrently.
+pub struct Client {
+    masters: Vec<String>,
+    endpoint: quinn::Endpoint,
+    quic: quinn::ClientConfig,
+    timeout: Duration,
+    max_frame: usize,
+    current: Mutex<Option<(usize, quinn::Connection)>>,
+}
+
+enum Attempt {
+    /// The master answered (with a response or an error).
+    Done(Result<ApiResponse>),
+    /// The master failed before the request was sent: safe to retry anywhere.
+    NotSent(Error),
+    /// The master failed after the request was sent.
+    Sent(Error),
+}
+
+impl Client {
+    /// Builds a client from a client config.
+    pub fn new(cfg: &ClientConfig) -> Result<Client> {
+        let limits = TransportLimits::default();
+        let pair = CertPair {
+            cert_pem: cfg.client_cert.clone(),
+            key_pem: cfg.client_key.clone(),
+        };
+        let quic = tls::client_config(&cfg.ca_cert, &pair, ALPN_API, &limits)?;
+        Self::with_quic(
+            cfg.masters.clone(),
+            quic,
+            Duration::from_millis(cfg.timeout_ms),
+        )
+    }
+
+    /// Builds a client from a ready quinn config (masters use this to talk to each other).
+    pub fn with_quic(
+        masters: Vec<String>,
+        quic: quinn::ClientConfig,
+        timeout: Duration,
+    ) -> Result<Client> {
+        let endpoint = tls::client_endpoint("0.0.0.0:0".parse().expect("static"))?;
+        Ok(Client {
+            masters,
+            endpoint,
+            quic,
+            timeout,
+            max_frame: TransportLimits::default().max_frame_bytes,
+            current: Mutex::new(None),
+        })
+    }
+
+    /// The masters this client knows.
+    pub fn masters(&self) -> &[String] {
+        &self.masters
+    }
+
+    /// Address of the master currently connected, if any.
+    pub async fn current_master(&self) -> Option<String> {
+        let cur = self.current.lock().await;
+        cur.as_ref().map(|(i, _)| self.masters[*i].clone())
+    }
+
+    /// Connects to the master at `index` of the list and makes it current.
+    pub async fn prefer(&self, addr: &str) -> Result<()> {
+        let Some(i) = self.masters.iter().position(|m| m == addr) else {
+            return Err(Error::Connect {
+                addr: addr.to_string(),
+                message: "not in this client's master list".into(),
+            });
+        };
+        let conn = self.dial(&self.masters[i]).await?;
+        *self.current.lock().await = Some((i, conn));
+        Ok(())
+    }
+
+    async fn dial(&self, addr: &str) -> Result<quinn::Connection> {
+        let sock: SocketAddr = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|e| Error::Connect {
+                addr: addr.to_string(),
+                message: e.to_string(),
+            })?
+            .next()
+            .ok_or_else(|| Error::Connect {
+                addr: addr.to_string(),
+                message: "no address".into(),
+            })?;
+        let connecting = self
+            .endpoint
+            .connect_with(self.quic.clone(), sock, MASTER_SERVER_NAME)
+            .map_err(|e| Error::Connect {
+                addr: addr.to_string(),
+                message: e.to_string(),
+            })?;
+        let conn = tokio::time::timeout(Duration::from_secs(3), connecting)
+            .await
+            .map_err(|_| Error::Connect {
+                addr: addr.to_string(),
+                message: "handshake timed out".into(),
+            })?
+            .map_err(|e| Error::Connect {
+                addr: addr.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(conn)
+    }
+
+    /// The current connection, or a new one to the next master that answers.
+    async fn connection(&self) -> Result<(usize, quinn::Connection)> {
+        let mut cur = self.current.lock().await;
+        if let Some((i, c)) = cur.as_ref() {
+            if c.close_reason().is_none() {
+                return Ok((*i, c.clone()));
+            }
+        }
+        let start = cur.as_ref().map(|(i, _)| i + 1).unwrap_or(0);
+        let mut last = String::from("no masters configured");
+        for k in 0..self.masters.len() {
+            let i = (start + k) % self.masters.len();
+            match self.dial(&self.masters[i]).await {
+                Ok(c) => {
+                    *cur = Some((i, c.clone()));
+                    return Ok((i, c));
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        *cur = None;
+        Err(Error::NoMaster {
+            tried: self.masters.join(","),
+            last,
+        })
+    }
+
+    async fn drop_connection(&self, index: usize) {
+        let mut cur = self.current.lock().await;
+        if let Some((i, c)) = cur.as_ref() {
+            if *i == index {
+                c.close(0u32.into(), b"failover");
+                // Keep the index so the next dial starts after the failed master.
+                *cur = None;
+                drop(cur);
+                self.advance_from(index).await;
+            }
+        }
+    }
+
+    async fn advance_from(&self, failed: usize) {
+        let mut cur = self.current.lock().await;
+        if cur.is_some() {
+            return;
+        }
+        for k in 1..=self.masters.len() {
+            let i = (failed + k) % self.masters.len();
+            if let Ok(c) = self.dial(&self.masters[i]).await {
+                *cur = Some((i, c));
+                return;
+            }
+        }
+    }
+
+    async fn attempt(&self, conn: &quinn::Connection, req: &ApiRequest) -> Attempt {
+        let (mut send, mut recv) = match conn.open_bi().await {
+            Ok(s) => s,
+            Err(e) => return Attempt::NotSent(Error::Stream(e.to_string())),
+        };
+        if let Err(e) = write_frame(&mut send, req).await {
+            return Attempt::NotSent(e);
+        }
+        let _ = send.finish();
+        match read_frame::<_, std::result::Result<ApiResponse, ApiError>>(&mut recv, self.max_frame)
+            .await
+        {
+            Ok(Some(Ok(r))) => Attempt::Done(Ok(r)),
+            Ok(Some(Err(e))) => Attempt::Done(Err(Error::Api(e))),
+            Ok(None) => Attempt::Sent(Error::Truncated),
+            Err(e @ (Error::Malformed(_) | Error::FrameTooLarge { .. })) => {
+                Attempt::Done(Err(Error::Api(ApiError::new(
+                    ErrorCode::Internal,
+                    format!("bad response frame: {e}"),
+                ))))
+            }
+            Err(e) => Attempt::Sent(e),
+        }
+    }
+
+    /// Sends one request, failing over between masters as the request allows.
+    pub async fn call(&self, req: &ApiRequest) -> Result<ApiResponse> {
+        let deadline = Instant::now() + self.timeout;
+        let mut backoff = Duration::from_millis(20);
+        let mut last: Option<Error> = None;
+        while Instant::now() < deadline {
+            let (i, conn) = match self.connection().await {
+                Ok(c) => c,
+                Err(e) => {
+                    last = Some(e);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                    continue;
+                }
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let outcome = match tokio::time::timeout(left, self.attempt(&conn, req)).await {
+                Ok(o) => o,
+                Err(_) => Attempt::Sent(Error::Stream("request timed out".into())),
+            };
+            match outcome {
+                Attempt::Done(Ok(resp)) => return Ok(resp),
+                Attempt::Done(Err(Error::Api(e))) if retryable(&e, req) => {
+                    last = Some(Error::Api(e));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+                Attempt::Done(Err(e)) => return Err(e),
+                Attempt::NotSent(e) => {
+                    self.drop_connection(i).await;
+                    last = Some(e);
+                }
+                Attempt::Sent(e) => {
+                    self.drop_connection(i).await;
+                    if !req.is_idempotent() {
+                        return Err(Error::Indeterminate {
+                            addr: self.masters[i].clone(),
+                            message: e.to_string(),
+                        });
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::NoMaster {
+            tried: self.masters.join(","),
+            last: "timed out".into(),
+        }))
+    }
+
+    /// Applies a write.
+    pub async fn write(&self, w: Write) -> Result<std::result::Result<WriteOutcome, KvError>> {
+        match self.call(&ApiRequest::Write(w)).await? {
+            ApiResponse::Write(r) => Ok(r),
+            other => Err(Error::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Sets `key` to `value` with a precondition.
+    pub async fn put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expect: Expect,
+    ) -> Result<std::result::Result<WriteOutcome, KvError>> {
+        self.write(Write::Op(WriteOp::Put {
+            key: key.to_string(),
+            value,
+            expect,
+        }))
+        .await
+    }
+
+    /// Deletes `key` with a precondition.
+    pub async fn delete(
+        &self,
+        key: &str,
+        expect: Expect,
+    ) -> Result<std::result::Result<WriteOutcome, KvError>> {
+        self.write(Write::Op(WriteOp::Delete {
+            key: key.to_string(),
+            expect,
+        }))
+        .await
+    }
+
+    /// Reads one key.
+    pub async fn get(&self, key: &str, consistency: Consistency) -> Result<Option<KeyValue>> {
+        match self
+            .call(&ApiRequest::Get {
+                key: key.to_string(),
+                consistency,
+            })
+            .await?
+        {
+            ApiResponse::Get { kv, .. } => Ok(kv),
+            other => Err(Error::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Reads a page of keys.
+    pub async fn range(
+        &self,
+        req: RangeRequest,
+    ) -> Result<std::result::Result<RangeResponse, KvError>> {
+        match self.call(&ApiRequest::Range(req)).await? {
+            ApiResponse::Range(r) => Ok(r),
+            other => Err(Error::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Cluster status from whichever master answers.
+    pub async fn status(&self) -> Result<ClusterStatus> {
+        match self.call(&ApiRequest::Status).await? {
+            ApiResponse::Status(s) => Ok(s),
+            other => Err(Error::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Starts a watch that survives master failures.
+    pub fn watch(
+        self: &Arc<Self>,
+        prefix: &str,
+        after_revision: Option<u64>,
+        bookmark_ms: u64,
+    ) -> Watch {
+        Watch {
+            client: self.clone(),
+            req: WatchRequest {
+                prefix: prefix.to_string(),
+                after_revision,
+                bookmark_ms,
+            },
+            stream: None,
+        }
+    }
+}
+
+fn retryable(e: &ApiError, req: &ApiRequest) -> bool {
+    match e.code {
+        ErrorCode::Unavailable => true,
+        ErrorCode::Indeterminate => req.is_idempotent(),
+        _ => false,
+    }
+}
+
+/// A watch that reconnects to another master and resumes after the last revision it delivered.
+pub struct Watch {
+    client: Arc<Client>,
+    req: WatchRequest,
+    stream: Option<(usize, quinn::RecvStream, quinn::SendStream)>,
+}
+
+impl Watch {
+    /// The last revision delivered (events or bookmark), if any.
+    pub fn revision(&self) -> Option<u64> {
+        self.req.after_revision
+    }
+
+    /// The next item; reconnects transparently. Errors only when no master
+    /// answers within the client's timeout, or the revision is compacted.
+    pub async fn next(&mut self) -> Result<WatchItem> {
+        let deadline = Instant::now() + self.client.timeout;
+        let mut last = None;
+        loop {
+            if self.stream.is_none() {
+                if Instant::now() > deadline {
+                    return Err(last.unwrap_or(Error::NoMaster {
+                        tried: self.client.masters.join(","),
+                        last: "watch timed out".into(),
+                    }));
+                }
+                match self.open().await {
+                    Ok(s) => self.stream = Some(s),
+                    Err(Error::Api(e)) if e.code != ErrorCode::Unavailable => {
+                        return Err(Error::Api(e))
+                    }
+                    Err(e) => {
+                        last = Some(e);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                }
+            }
+            let (i, recv, _) = self.stream.as_mut().expect("stream set above");
+            let idx = *i;
+            match read_frame::<_, std::result::Result<WatchItem, ApiError>>(
+                recv,
+                self.client.max_frame,
+            )
+            .await
+            {
+                Ok(Some(Ok(item))) => {
+                    if let Some(after) = self.req.after_revision {
+                        if item.revision() <= after && matches!(item, WatchItem::Events { .. }) {
+                            continue; // already delivered before a failover
+                        }
+                    }
+                    self.req.after_revision = Some(item.revision());
+                    return Ok(item);
+                }
+                Ok(Some(Err(e))) if e.code == ErrorCode::Unavailable => {
+                    self.stream = None;
+                    last = Some(Error::Api(e));
+                }
+                Ok(Some(Err(e))) => return Err(Error::Api(e)),
+                Ok(None) | Err(_) => {
+                    self.stream = None;
+                    self.client.drop_connection(idx).await;
+                }
+            }
+        }
+    }
+
+    async fn open(&self) -> Result<(usize, quinn::RecvStream, quinn::SendStream)> {
+        let (i, conn) = self.client.connection().await?;
+        let (mut send, recv) = match conn.open_bi().await {
+            Ok(s) => s,
+            Err(e) => {
+                self.client.drop_connection(i).await;
+                return Err(Error::Stream(e.to_string()));
+            }
+        };
+        write_frame(&mut send, &ApiRequest::Watch(self.req.clone())).await?;
+        Ok((i, recv, send))
+    }
+}

@@ -1,0 +1,29 @@
+//! ferry's wire protocol: store types, QUIC framing, TLS and the client.
+//!
+//! Layout:
+//! - [`kv`]: the store's business types (keys, values, preconditions, events, errors),
+//!   shared by the state machine and every client.
+//! - [`proto`]: requests and responses on the `ferry-api/1` ALPN.
+//! - [`frame`]: length-prefixed bincode frames with a size limit checked before allocating.
+//! - [`tls`]: the cluster CA, certificate issue, identities, and quinn configs (mutual TLS).
+//! - [`client`]: a client that holds every master's address and fails over between them.
+//! - [`Error`]: this crate's errors.
+
+pub mod client;
+pub mod error;
+pub mod frame;
+pub mod kv;
+pub mod proto;
+pub mod tls;
+
+pub use client::Client;
+pub use error::{Error, Result};
+
+/// ALPN for master-to-master Raft traffic.
+pub const ALPN_RAFT: &[u8] = b"ferry-raft/1";
+/// ALPN for clients (CLI, nodes) talking to masters.
+pub const ALPN_API: &[u8] = b"ferry-api/1";
+/// ALPN for a master joining the cluster (it has no certificate yet).
+pub const ALPN_JOIN: &[u8] = b"ferry-join/1";
+/// The DNS name every master certificate carries and clients verify.
+pub const MASTER_SERVER_NAME: &str = "ferry-master";

@@ -1,0 +1,230 @@
+//! Requests and responses on the `ferry-api/1` and `ferry-join/1` ALPNs.
+//!
+//! One bidirectional stream per request: the client writes one [`ApiRequest`]
+//! frame, the server answers with one `Result<ApiResponse, ApiError>` frame — or,
+//! for a watch, a stream of `Result<WatchItem, ApiError>` frames until either side closes.
+
+use crate::kv::{KeyValue, KvError, Write, WriteOutcome};
+use serde::{Deserialize, Serialize};
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Consistency {
+    /// Reflects every write acknowledged before the read started (read index).
+    Linearizable,
+    /// Whatever the serving master has applied.
+    Local,
+    /// At exactly this revision (from the watch history window); any master
+    /// that has applied it may serve it.
+    AtRevision(u64),
+}
+
+/// A range (list) request over a key prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeRequest {
+    /// Keys starting with this prefix.
+    pub prefix: String,
+    /// Continue after this key (exclusive), from a previous page.
+    pub start_after: Option<String>,
+    /// At most this many keys (0 = no limit).
+    pub limit: u64,
+    /// Freshness; a continued list passes `AtRevision(previous.revision)`.
+    pub consistency: Consistency,
+}
+
+/// A page of a range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeResponse {
+    /// Keys in order.
+    pub kvs: Vec<KeyValue>,
+    /// The revision the page was read at.
+    pub revision: u64,
+    /// More keys follow; continue after the last key at `revision`.
+    pub more: bool,
+}
+
+/// A watch request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchRequest {
+    /// Keys starting with this prefix.
+    pub prefix: String,
+    /// Send events with revisions strictly greater than this; `None` starts at the
+    /// serving master's current revision.
+    pub after_revision: Option<u64>,
+    /// Send a bookmark after this many idle milliseconds (0 = never).
+    pub bookmark_ms: u64,
+}
+
+/// What a master can be asked over `ferry-api/1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApiRequest {
+    /// A write; forwarded to the leader.
+    Write(Write),
+    /// Read one key.
+    Get {
+        /// Key.
+        key: String,
+        /// Freshness.
+        consistency: Consistency,
+    },
+    /// Read a key range.
+    Range(RangeRequest),
+    /// Stream changes.
+    Watch(WatchRequest),
+    /// Cluster membership and progress.
+    Status,
+    /// Remove a master from the cluster.
+    RemoveMember {
+        /// The master's id.
+        id: u64,
+        /// Allow an even number of voters.
+        force: bool,
+    },
+    /// Join the cluster (only on `ferry-join/1`).
+    Join(JoinRequest),
+}
+
+impl ApiRequest {
+    /// Safe to send again to another master when the first one failed mid-request.
+    pub fn is_idempotent(&self) -> bool {
+        match self {
+            ApiRequest::Write(w) => w.is_idempotent(),
+            ApiRequest::Get { .. }
+            | ApiRequest::Range(_)
+            | ApiRequest::Watch(_)
+            | ApiRequest::Status => true,
+            ApiRequest::RemoveMember { .. } | ApiRequest::Join(_) => false,
+        }
+    }
+}
+
+/// A master's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApiResponse {
+    /// The write applied, or failed on a precondition.
+    Write(Result<WriteOutcome, KvError>),
+    /// The key (if present) and the revision read at.
+    Get {
+        /// The key's entry.
+        kv: Option<KeyValue>,
+        /// Revision the read reflects.
+        revision: u64,
+    },
+    /// A range page.
+    Range(Result<RangeResponse, KvError>),
+    /// Cluster status.
+    Status(ClusterStatus),
+    /// A member was removed.
+    Removed,
+    /// Join accepted.
+    Joined(Box<JoinResponse>),
+}
+
+/// Why a request failed before reaching the store (or after, with no answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct ApiError {
+    /// Machine-readable class.
+    pub code: ErrorCode,
+    /// Human-readable message naming the problem.
+    pub message: String,
+}
+
+impl ApiError {
+    /// Builds an error.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Error classes; the client uses them to decide whether to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The request is malformed; do not retry.
+    BadRequest,
+    /// The peer has no valid identity for this request.
+    Unauthenticated,
+    /// The identity may not do this.
+    Forbidden,
+    /// No leader right now, or this master cannot serve; nothing was applied. Retry.
+    Unavailable,
+    /// The write reached a leader that failed before answering; it may have applied.
+    Indeterminate,
+    /// The watch's start revision is compacted; re-list.
+    TooOld,
+    /// A membership change was refused.
+    Refused,
+    /// A bug or storage failure.
+    Internal,
+}
+
+/// One member of the cluster as seen by the serving master.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// Persisted master id.
+    pub id: u64,
+    /// QUIC address.
+    pub addr: String,
+    /// Voter (true) or learner.
+    pub voter: bool,
+    /// Highest log index known replicated to it (leader's view; None elsewhere).
+    pub matched: Option<u64>,
+    /// Entries it is behind the leader's last log index (leader's view).
+    pub lag: Option<u64>,
+}
+
+/// `ferry cluster status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// Id of the serving master.
+    pub serving: u64,
+    /// Current leader, if known.
+    pub leader: Option<u64>,
+    /// Leader's address, if known.
+    pub leader_addr: Option<String>,
+    /// Current term.
+    pub term: u64,
+    /// Last log index on the serving master.
+    pub last_log_index: u64,
+    /// Committed index seen by the serving master.
+    pub commit_index: u64,
+    /// Applied index of the serving master.
+    pub applied_index: u64,
+    /// Members.
+    pub members: Vec<MemberStatus>,
+}
+
+/// A master asking to join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The secret half of the join token.
+    pub secret: String,
+    /// The joining master's QUIC address.
+    pub addr: String,
+    /// Promote to voter even if that makes the number of voters even.
+    pub force: bool,
+    /// The id this master was given by an earlier join attempt, if any.
+    pub id: Option<u64>,
+}
+
+/// What a joining master receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinResponse {
+    /// Its assigned id.
+    pub id: u64,
+    /// Cluster CA certificate (PEM).
+    pub ca_cert: String,
+    /// Cluster CA key (PEM): every master can admit later joiners and issue client certs.
+    pub ca_key: String,
+    /// The join secret, so this master can admit joiners too.
+    pub secret: String,
+    /// Its master certificate (PEM).
+    pub cert: String,
+    /// Its master key (PEM).
+    pub key: String,
+    /// Whether it was promoted to voter (false: stays learner to keep voters odd).
+    pub voter: bool,
+}

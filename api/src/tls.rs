@@ -1,0 +1,427 @@
+//! The cluster CA, certificates, identities, and quinn endpoint configs.
+//!
+//! Every master, node and client holds a certificate issued by the cluster CA; the
+//! identity is in the subject: CN `master:<id>`, `node:<name>`, `admin`, or
+//! `user:<name>` with groups as O entries. Masters present `[leaf, CA]` so a
+//! joining master, which has no CA yet, can pin the CA by the hash in its token.
+
+use crate::{Error, Result, ALPN_API, ALPN_JOIN, ALPN_RAFT, MASTER_SERVER_NAME};
+use ferry_config::TransportLimits;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Who a peer is, read from its certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A master, by id.
+    Master(u64),
+    /// A node agent, by node name.
+    Node(String),
+    /// The cluster administrator (may do anything).
+    Admin,
+    /// A user with groups.
+    User {
+        /// User name.
+        name: String,
+        /// Groups.
+        groups: Vec<String>,
+    },
+}
+
+impl Identity {
+    fn common_name(&self) -> String {
+        match self {
+            Identity::Master(id) => format!("master:{id}"),
+            Identity::Node(n) => format!("node:{n}"),
+            Identity::Admin => "admin".to_string(),
+            Identity::User { name, .. } => format!("user:{name}"),
+        }
+    }
+
+    fn parse(cn: &str, groups: Vec<String>) -> Option<Identity> {
+        if cn == "admin" {
+            return Some(Identity::Admin);
+        }
+        let (kind, rest) = cn.split_once(':')?;
+        match kind {
+            "master" => rest.parse().ok().map(Identity::Master),
+            "node" => Some(Identity::Node(rest.to_string())),
+            "user" => Some(Identity::User {
+                name: rest.to_string(),
+                groups,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A certificate and its private key, as PEM.
+#[derive(Debug, Clone)]
+pub struct CertPair {
+    /// Certificate PEM.
+    pub cert_pem: String,
+    /// Private key PEM (PKCS#8).
+    pub key_pem: String,
+}
+
+fn tls_err(what: &str) -> impl Fn(rcgen::Error) -> Error + '_ {
+    move |e| Error::Tls(format!("{what}: {e}"))
+}
+
+/// The cluster certificate authority.
+pub struct Ca {
+    pair: CertPair,
+    issuer: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl Ca {
+    /// Creates a new CA for a cluster.
+    pub fn generate(cluster: &str) -> Result<Ca> {
+        let key = KeyPair::generate().map_err(tls_err("generate CA key"))?;
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(tls_err("CA"))?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("ferry-ca {cluster}"));
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2124, 1, 1);
+        let cert = params.self_signed(&key).map_err(tls_err("self-sign CA"))?;
+        Ok(Ca {
+            pair: CertPair {
+                cert_pem: cert.pem(),
+                key_pem: key.serialize_pem(),
+            },
+            issuer: cert,
+            key,
+        })
+    }
+
+    /// Loads a CA from its PEMs.
+    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Ca> {
+        let key = KeyPair::from_pem(key_pem).map_err(tls_err("CA key"))?;
+        let params = CertificateParams::from_ca_cert_pem(cert_pem).map_err(tls_err("CA cert"))?;
+        // Re-signing the same subject with the same key yields an equivalent issuer.
+        let issuer = params.self_signed(&key).map_err(tls_err("CA cert"))?;
+        Ok(Ca {
+            pair: CertPair {
+                cert_pem: cert_pem.to_string(),
+                key_pem: key_pem.to_string(),
+            },
+            issuer,
+            key,
+        })
+    }
+
+    /// The CA's own certificate and key.
+    pub fn pair(&self) -> &CertPair {
+        &self.pair
+    }
+
+    /// Issues a certificate for `identity`. Masters get the server name and `ips` as SANs.
+    pub fn issue(&self, identity: &Identity, ips: &[IpAddr]) -> Result<CertPair> {
+        let key = KeyPair::generate().map_err(tls_err("generate key"))?;
+        let mut params = CertificateParams::new(vec![
+            MASTER_SERVER_NAME.to_string(),
+            "localhost".to_string(),
+        ])
+        .map_err(tls_err("certificate"))?;
+        if !matches!(identity, Identity::Master(_)) {
+            params.subject_alt_names.clear();
+        }
+        for ip in ips {
+            params.subject_alt_names.push(SanType::IpAddress(*ip));
+        }
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, identity.common_name());
+        if let Identity::User { groups, .. } = identity {
+            for g in groups {
+                dn.push(DnType::OrganizationName, g.clone());
+            }
+        }
+        params.distinguished_name = dn;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ClientAuth,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        ];
+        params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2124, 1, 1);
+        let cert = params
+            .signed_by(&key, &self.issuer, &self.key)
+            .map_err(tls_err("sign certificate"))?;
+        Ok(CertPair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+/// Hex SHA-256 of the CA certificate's DER: the pin in a join token.
+pub fn ca_hash(ca_cert_pem: &str) -> Result<String> {
+    let der = cert_der(ca_cert_pem)?;
+    Ok(hex(ring::digest::digest(
+        &ring::digest::SHA256,
+        der.as_ref(),
+    )
+    .as_ref()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn cert_der(pem: &str) -> Result<CertificateDer<'static>> {
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| Error::Tls(format!("bad certificate PEM: {e}")))
+}
+
+fn key_der(pem: &str) -> Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| Error::Tls(format!("bad private key PEM: {e}")))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn roots(ca_pem: &str) -> Result<Arc<RootCertStore>> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(cert_der(ca_pem)?)
+        .map_err(|e| Error::Tls(format!("CA certificate: {e}")))?;
+    Ok(Arc::new(roots))
+}
+
+fn transport(limits: &TransportLimits) -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_bidi_streams(4096u32.into());
+    t.max_concurrent_uni_streams(0u32.into());
+    t.keep_alive_interval(Some(Duration::from_millis(limits.keepalive_ms)));
+    t.max_idle_timeout(Some(
+        quinn::IdleTimeout::try_from(Duration::from_millis(limits.idle_timeout_ms))
+            .expect("idle timeout in range"),
+    ));
+    t.stream_receive_window((16u32 * 1024 * 1024).into());
+    t.receive_window((64u32 * 1024 * 1024).into());
+    t.send_window(64 * 1024 * 1024);
+    Arc::new(t)
+}
+
+/// The server side of a master: presents `[cert, CA]`; requires a client
+/// certificate on every ALPN but `ferry-join/1` (checked per connection).
+pub fn server_config(
+    ca_pem: &str,
+    cert: &CertPair,
+    limits: &TransportLimits,
+) -> Result<quinn::ServerConfig> {
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider())
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| Error::Tls(format!("client verifier: {e}")))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![cert_der(&cert.cert_pem)?, cert_der(ca_pem)?],
+            key_der(&cert.key_pem)?,
+        )
+        .map_err(|e| Error::Tls(format!("master certificate: {e}")))?;
+    cfg.alpn_protocols = vec![ALPN_RAFT.to_vec(), ALPN_API.to_vec(), ALPN_JOIN.to_vec()];
+    cfg.max_early_data_size = 0;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(cfg)
+        .map_err(|e| Error::Tls(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server.transport_config(transport(limits));
+    Ok(server)
+}
+
+/// The client side: verifies the master against the CA, presents `cert`.
+pub fn client_config(
+    ca_pem: &str,
+    cert: &CertPair,
+    alpn: &[u8],
+    limits: &TransportLimits,
+) -> Result<quinn::ClientConfig> {
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_root_certificates(roots(ca_pem)?)
+        .with_client_auth_cert(vec![cert_der(&cert.cert_pem)?], key_der(&cert.key_pem)?)
+        .map_err(|e| Error::Tls(format!("client certificate: {e}")))?;
+    cfg.alpn_protocols = vec![alpn.to_vec()];
+    finish_client(cfg, limits)
+}
+
+/// A client with no certificate that trusts a master only if its CA hashes to `pin`.
+pub fn join_client_config(pin: &str, limits: &TransportLimits) -> Result<quinn::ClientConfig> {
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedCa {
+            pin: pin.to_string(),
+            provider: provider(),
+        }))
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![ALPN_JOIN.to_vec()];
+    finish_client(cfg, limits)
+}
+
+fn finish_client(
+    cfg: rustls::ClientConfig,
+    limits: &TransportLimits,
+) -> Result<quinn::ClientConfig> {
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cfg)
+        .map_err(|e| Error::Tls(e.to_string()))?;
+    let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+    client.transport_config(transport(limits));
+    Ok(client)
+}
+
+/// Verifies a master whose chain carries a CA with the pinned hash.
+#[derive(Debug)]
+struct PinnedCa {
+    pin: String,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCa {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let ca = intermediates
+            .iter()
+            .find(|c| {
+                hex(ring::digest::digest(&ring::digest::SHA256, c.as_ref()).as_ref()) == self.pin
+            })
+            .ok_or_else(|| {
+                rustls::Error::General(
+                    "the master's CA does not match the join token's CA hash".into(),
+                )
+            })?;
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(ca.clone().into_owned())
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            self.provider.clone(),
+        )
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
+        inner.verify_server_cert(end_entity, &[], server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The verified identity of a connection's peer, if it presented a certificate.
+pub fn peer_identity(conn: &quinn::Connection) -> Option<Identity> {
+    let any = conn.peer_identity()?;
+    let chain = any.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    let leaf = chain.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let subject = cert.subject();
+    let cn = subject
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
+    let groups = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_string))
+        .collect();
+    Identity::parse(&cn, groups)
+}
+
+/// The ALPN a connection negotiated.
+pub fn alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
+    let data = conn.handshake_data()?;
+    let data = data
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?;
+    data.protocol
+}
+
+/// Builds a client endpoint bound to an ephemeral loopback-or-any port.
+pub fn client_endpoint(bind: std::net::SocketAddr) -> Result<quinn::Endpoint> {
+    quinn::Endpoint::client(bind).map_err(|e| Error::Connect {
+        addr: bind.to_string(),
+        message: format!("cannot bind client endpoint: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_and_reload() {
+        let ca = Ca::generate("t").unwrap();
+        let again = Ca::load(&ca.pair().cert_pem, &ca.pair().key_pem).unwrap();
+        let leaf = again
+            .issue(&Identity::Master(3), &["127.0.0.1".parse().unwrap()])
+            .unwrap();
+        assert!(leaf.cert_pem.contains("BEGIN CERTIFICATE"));
+        assert_eq!(ca_hash(&ca.pair().cert_pem).unwrap().len(), 64);
+        assert_eq!(
+            Identity::parse("master:3", vec![]),
+            Some(Identity::Master(3))
+        );
+        assert_eq!(Identity::parse("bogus", vec![]), None);
+    }
+}

@@ -1,0 +1,34 @@
+//! ferry's replicated store: openraft with a sled log and state machine, over QUIC.
+//!
+//! Layout:
+//! - [`types`]: the openraft type config and the Raft command (an on-disk format, versioned).
+//! - [`log_store`]: the sled Raft log; durable before acknowledged ([`log_store::Flusher`]).
+//! - [`sm`]: the sled state machine: versioned KV, apply, reads at a revision, snapshots.
+//! - [`watch`]: watch streams from the state machine's history window and live events.
+//! - [`network`]: Raft RPCs between masters over QUIC (`ferry-raft/1`).
+//! - [`node`]: [`Store`], the handle the rest of ferry uses: group commit, forwarding to
+//!   the leader, linearizable reads, watches, membership.
+//! - [`Error`]: this crate's errors.
+//!
+//! This crate knows nothing of actix; it exposes `Send + Sync` async handles.
+
+pub mod error;
+pub mod log_store;
+pub mod sm;
+pub mod types;
+
+pub use error::{Error, Result};
+pub use types::{Command, CommandResponse, TypeConfig};
+
+/// Opens the sled database a master keeps its log and state machine in.
+pub fn open_db(dir: &std::path::Path) -> Result<sled::Db> {
+    sled::Config::new()
+        .path(dir)
+        // Values above segment_size/4 would go to blob files that sled never fsyncs;
+        // 16 MiB segments keep every log entry and object (<= 2 MiB) inline.
+        .segment_size(16 * 1024 * 1024)
+        .cache_capacity(256 * 1024 * 1024)
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .map_err(|e| Error::Storage(format!("open sled database at {}: {e}", dir.display())))
+}

@@ -1,0 +1,249 @@
+//! The Raft log in sled, with durable acknowledgement.
+//!
+//! Entries live in tree `log` keyed by big-endian index; the vote, the committed
+//! log id and the last purged log id live in tree `raft`. `append` writes the
+//! entries and hands the `LogFlushed` callback to the [`Flusher`], which
+//! acknowledges only after `sled::Db::flush` *and* an `fdatasync` of sled's data
+//! file (sled's own flush uses `sync_file_range`, which leaves the disk cache dirty).
+//! Concurrent flush requests share one flush (group fsync).
+
+use crate::types::{decode, encode, LogId, NodeId, StorageError, TypeConfig};
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{Entry, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, Vote};
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+
+const VOTE: &[u8] = b"vote";
+const COMMITTED: &[u8] = b"committed";
+const PURGED: &[u8] = b"last_purged";
+
+type Done = Box<dyn FnOnce(std::io::Result<()>) + Send>;
+
+/// A thread that makes sled durable and then runs the callbacks waiting for it.
+#[derive(Clone)]
+pub struct Flusher {
+    tx: mpsc::Sender<Done>,
+}
+
+impl Flusher {
+    /// Starts the flusher for `db`, whose data file is `<dir>/db`.
+    pub fn start(db: sled::Db, dir: &Path) -> crate::Result<Flusher> {
+        let data = std::fs::File::open(dir.join("db"))?;
+        let (tx, rx) = mpsc::channel::<Done>();
+        std::thread::Builder::new()
+            .name("ferry-flusher".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut waiting = vec![first];
+                    waiting.extend(rx.try_iter());
+                    let res = db
+                        .flush()
+                        .map(|_| ())
+                        .map_err(std::io::Error::other)
+                        .and_then(|_| data.sync_data());
+                    if let Err(e) = &res {
+                        tracing::error!(error = %e, "log flush failed");
+                    }
+                    for done in waiting {
+                        done(match &res {
+                            Ok(()) => Ok(()),
+                            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                        });
+                    }
+                }
+            })?;
+        Ok(Flusher { tx })
+    }
+
+    /// Runs `done` once everything written so far is on disk.
+    pub fn after_flush(&self, done: impl FnOnce(std::io::Result<()>) + Send + 'static) {
+        if let Err(mpsc::SendError(done)) = self.tx.send(Box::new(done)) {
+            done(Err(std::io::Error::other("flusher stopped")));
+        }
+    }
+
+    /// Waits until everything written so far is on disk.
+    pub async fn flush(&self) -> std::io::Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.after_flush(move |r| {
+            let _ = tx.send(r);
+        });
+        rx.await
+            .unwrap_or_else(|_| Err(std::io::Error::other("flusher stopped")))
+    }
+}
+
+/// The sled-backed Raft log.
+#[derive(Clone)]
+pub struct LogStore {
+    log: sled::Tree,
+    meta: sled::Tree,
+    flusher: Flusher,
+    committed: Arc<AtomicU64>,
+}
+
+fn io_err(
+    subject: ErrorSubject<NodeId>,
+    verb: ErrorVerb,
+    e: impl std::fmt::Display,
+) -> StorageError {
+    StorageError::from_io_error(subject, verb, std::io::Error::other(e.to_string()))
+}
+
+fn read_err(e: impl std::fmt::Display) -> StorageError {
+    io_err(ErrorSubject::Logs, ErrorVerb::Read, e)
+}
+
+fn write_err(e: impl std::fmt::Display) -> StorageError {
+    io_err(ErrorSubject::Logs, ErrorVerb::Write, e)
+}
+
+impl LogStore {
+    /// Opens the log trees in `db`.
+    pub fn open(db: &sled::Db, flusher: Flusher) -> crate::Result<LogStore> {
+        let store = LogStore {
+            log: db.open_tree("log")?,
+            meta: db.open_tree("raft")?,
+            flusher,
+            committed: Arc::new(AtomicU64::new(0)),
+        };
+        if let Some(c) = store.get_meta::<LogId>(COMMITTED)? {
+            store.committed.store(c.index, Ordering::Relaxed);
+        }
+        Ok(store)
+    }
+
+    /// The last committed index this member has recorded.
+    pub fn committed_index(&self) -> Arc<AtomicU64> {
+        self.committed.clone()
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> crate::Result<Option<T>> {
+        match self.meta.get(key)? {
+            Some(v) => Ok(Some(decode(&v, "raft meta")?)),
+            None => Ok(None),
+        }
+    }
+
+    fn bounds(range: impl RangeBounds<u64>) -> (Bound<[u8; 8]>, Bound<[u8; 8]>) {
+        let map = |b: Bound<&u64>| match b {
+            Bound::Included(i) => Bound::Included(i.to_be_bytes()),
+            Bound::Excluded(i) => Bound::Excluded(i.to_be_bytes()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        (map(range.start_bound()), map(range.end_bound()))
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.log.range(Self::bounds(range)) {
+            let (_, v) = item.map_err(read_err)?;
+            out.push(decode(&v, "log entry").map_err(read_err)?);
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged: Option<LogId> = self.get_meta(PURGED).map_err(read_err)?;
+        let last = match self.log.last().map_err(read_err)? {
+            Some((_, v)) => Some(
+                decode::<Entry<TypeConfig>>(&v, "log entry")
+                    .map_err(read_err)?
+                    .log_id,
+            ),
+            None => last_purged,
+        };
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
+        let vote_err = |e: String| io_err(ErrorSubject::Vote, ErrorVerb::Write, e);
+        self.meta
+            .insert(VOTE, encode(vote))
+            .map_err(|e| vote_err(e.to_string()))?;
+        self.flusher
+            .flush()
+            .await
+            .map_err(|e| vote_err(e.to_string()))
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
+        self.get_meta(VOTE)
+            .map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Read, e))
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        if let Some(c) = &committed {
+            self.committed.store(c.index, Ordering::Relaxed);
+            // Not flushed: a lost committed index is re-learned from the leader.
+            self.meta.insert(COMMITTED, encode(c)).map_err(write_err)?;
+        }
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        self.get_meta(COMMITTED).map_err(read_err)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = sled::Batch::default();
+        for e in entries {
+            batch.insert(&e.log_id.index.to_be_bytes(), encode(&e));
+        }
+        self.log.apply_batch(batch).map_err(write_err)?;
+        self.flusher
+            .after_flush(move |res| callback.log_io_completed(res));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for item in self.log.range(log_id.index.to_be_bytes()..) {
+            let (k, _) = item.map_err(read_err)?;
+            batch.remove(k);
+        }
+        self.log.apply_batch(batch).map_err(write_err)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Purged entries are covered by a snapshot of the state machine; make the
+        // state machine (same database) durable before the entries disappear.
+        self.meta
+            .insert(PURGED, encode(&log_id))
+            .map_err(write_err)?;
+        self.flusher.flush().await.map_err(write_err)?;
+        let mut batch = sled::Batch::default();
+        for item in self.log.range(..=log_id.index.to_be_bytes()) {
+            let (k, _) = item.map_err(read_err)?;
+            batch.remove(k);
+        }
+        self.log.apply_batch(batch).map_err(write_err)
+    }
+}

@@ -1,0 +1,217 @@
+//! Applying writes: preconditions, all-or-nothing transactions, events, history trim.
+//!
+//! Everything one `apply` call does lands in one sled batch; reads of keys written
+//! earlier in the same batch go through the overlay.
+
+use super::keys::{self, StoredKv};
+use crate::types::{decode, encode};
+use ferry_api::kv::{Event, EventKind, Expect, KvError, Write, WriteOp, WriteOutcome};
+use std::collections::HashMap;
+
+/// Accumulates one apply call's changes.
+pub struct ApplyCtx<'a> {
+    tree: &'a sled::Tree,
+    overlay: HashMap<String, Option<StoredKv>>,
+    pub batch: sled::Batch,
+    revision: u64,
+    seq: u32,
+    events: Vec<Event>,
+    /// Revisions at or below this have no history.
+    pub compacted: u64,
+    /// Lowest revision this apply call writes (history above it is not yet in the tree).
+    first_revision: Option<u64>,
+}
+
+impl<'a> ApplyCtx<'a> {
+    pub fn new(tree: &'a sled::Tree, compacted: u64) -> Self {
+        ApplyCtx {
+            tree,
+            overlay: HashMap::new(),
+            batch: sled::Batch::default(),
+            revision: 0,
+            seq: 0,
+            events: Vec::new(),
+            compacted,
+            first_revision: None,
+        }
+    }
+
+    /// Starts the entry at `revision` (its log index).
+    pub fn begin(&mut self, revision: u64) {
+        self.revision = revision;
+        self.seq = 0;
+        self.first_revision.get_or_insert(revision);
+    }
+
+    /// The events of the current entry, taken.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn current(&self, key: &str) -> crate::Result<Option<StoredKv>> {
+        if let Some(v) = self.overlay.get(key) {
+            return Ok(v.clone());
+        }
+        match self.tree.get(keys::kv_key(key))? {
+            Some(b) => Ok(Some(decode(&b, "stored value")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Applies one client write. `Err` is a storage failure; business failures are in the result.
+    pub fn apply_write(&mut self, w: &Write) -> crate::Result<Result<WriteOutcome, KvError>> {
+        match w {
+            Write::Op(op) => Ok(self
+                .apply_ops(std::slice::from_ref(op))?
+                .map_err(|(_, e)| e)),
+            Write::Txn(ops) => Ok(self
+                .apply_ops(ops)?
+                .map_err(|(index, e)| KvError::TxnFailed {
+                    index,
+                    source: Box::new(e),
+                })),
+            Write::Compact(rev) => {
+                let floor = self
+                    .first_revision
+                    .unwrap_or(self.revision)
+                    .saturating_sub(1);
+                let target = (*rev).min(floor);
+                if target > self.compacted {
+                    self.trim_history(target)?;
+                }
+                Ok(Ok(WriteOutcome {
+                    revision: self.revision,
+                    prev: vec![],
+                }))
+            }
+        }
+    }
+
+    fn apply_ops(
+        &mut self,
+        ops: &[WriteOp],
+    ) -> crate::Result<Result<WriteOutcome, (usize, KvError)>> {
+        // Check every precondition against the state as the earlier ops leave it.
+        let mut staged: HashMap<&str, Option<StoredKv>> = HashMap::new();
+        let mut plan = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            let key = op.key();
+            let cur = match staged.get(key) {
+                Some(v) => v.clone(),
+                None => self.current(key)?,
+            };
+            if let Err(e) = check(op, cur.as_ref()) {
+                return Ok(Err((i, e)));
+            }
+            let next = match op {
+                WriteOp::Put { value, .. } => Some(StoredKv {
+                    value: value.clone(),
+                    create_revision: cur.as_ref().map_or(self.revision, |c| c.create_revision),
+                    mod_revision: self.revision,
+                    version: cur.as_ref().map_or(1, |c| c.version + 1),
+                }),
+                WriteOp::Delete { .. } => None,
+            };
+            staged.insert(key, next.clone());
+            plan.push((key, cur, next));
+        }
+        let mut prevs = Vec::with_capacity(plan.len());
+        for (key, prev, next) in plan {
+            prevs.push(prev.as_ref().map(|p| p.to_kv(key)));
+            self.commit(key, prev, next);
+        }
+        Ok(Ok(WriteOutcome {
+            revision: self.revision,
+            prev: prevs,
+        }))
+    }
+
+    fn commit(&mut self, key: &str, prev: Option<StoredKv>, next: Option<StoredKv>) {
+        let event = match &next {
+            Some(n) => {
+                self.batch.insert(keys::kv_key(key), encode(n));
+                Event {
+                    kind: EventKind::Put,
+                    kv: n.to_kv(key),
+                    prev: None,
+                }
+            }
+            None => {
+                self.batch.remove(keys::kv_key(key));
+                let mut kv = prev.as_ref().expect("delete checked existence").to_kv(key);
+                kv.value.clear();
+                kv.mod_revision = self.revision;
+                kv.version = 0;
+                Event {
+                    kind: EventKind::Delete,
+                    kv,
+                    prev: None,
+                }
+            }
+        };
+        self.batch.insert(
+            keys::event_key(keys::HIST, self.revision, self.seq),
+            encode(&event),
+        );
+        if let Some(p) = &prev {
+            self.batch.insert(
+                keys::event_key(keys::PREV, self.revision, self.seq),
+                encode(p),
+            );
+        }
+        self.seq += 1;
+        self.overlay.insert(key.to_string(), next);
+        self.events.push(Event {
+            prev: prev.map(|p| p.to_kv(key)),
+            ..event
+        });
+    }
+
+    /// Keeps at most `window` revisions of history behind `applied`, trimming in steps.
+    pub fn trim_window(&mut self, applied: u64, window: u64) -> crate::Result<()> {
+        let step = (window / 16).max(1);
+        let floor = self.first_revision.unwrap_or(applied).saturating_sub(1);
+        let target = applied.saturating_sub(window).min(floor);
+        if target >= self.compacted + step {
+            self.trim_history(target)?;
+        }
+        Ok(())
+    }
+
+    fn trim_history(&mut self, upto: u64) -> crate::Result<()> {
+        for prefix in [keys::HIST, keys::PREV] {
+            let start = keys::hist_from(prefix, self.compacted + 1);
+            let end = keys::hist_from(prefix, upto + 1);
+            for item in self.tree.range(start..end) {
+                let (k, _) = item?;
+                self.batch.remove(k);
+            }
+        }
+        self.compacted = upto;
+        self.batch.insert(keys::COMPACTED, encode(&upto));
+        Ok(())
+    }
+}
+
+fn check(op: &WriteOp, cur: Option<&StoredKv>) -> Result<(), KvError> {
+    let key = op.key();
+    if key.is_empty() {
+        return Err(KvError::Invalid("empty key".into()));
+    }
+    if matches!(op, WriteOp::Delete { .. }) && cur.is_none() {
+        return Err(KvError::NotFound { key: key.into() });
+    }
+    match (op.expect(), cur) {
+        (Expect::Any, _) | (Expect::Absent, None) | (Expect::Exists, Some(_)) => Ok(()),
+        (Expect::Absent, Some(_)) => Err(KvError::AlreadyExists { key: key.into() }),
+        (Expect::Exists, None) | (Expect::ModRevision(_), None) => {
+            Err(KvError::NotFound { key: key.into() })
+        }
+        (Expect::ModRevision(r), Some(c)) if c.mod_revision == r => Ok(()),
+        (Expect::ModRevision(r), Some(c)) => Err(KvError::Conflict {
+            key: key.into(),
+            expected: r,
+            actual: c.mod_revision,
+        }),
+    }
+}

@@ -1,0 +1,319 @@
+//! The state machine: a versioned key-value store in sled.
+//!
+//! Layout:
+//! - [`keys`]: the key layout inside the state-machine tree.
+//! - [`apply`]: applying a batch of entries (preconditions, txn, events, history trim).
+//! - [`read`]: reads, latest or at a revision.
+//! - [`snapshot`]: snapshot files: dump, validate, load.
+//!
+//! The state lives in one tree, `sm.<generation>`; installing a snapshot loads a
+//! new generation and switches to it with one durable write, so a crash mid-install
+//! leaves the old state whole.
+
+pub mod apply;
+pub mod keys;
+pub mod read;
+pub mod snapshot;
+
+use crate::log_store::Flusher;
+use crate::types::{
+    decode, encode, Command, CommandResponse, LogId, StorageError, StoredMembership, TypeConfig,
+};
+use apply::ApplyCtx;
+use ferry_api::kv::Event;
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, Snapshot, SnapshotMeta};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::sync::{broadcast, watch};
+
+const GENERATION: &[u8] = b"sm_generation";
+
+/// What apply tells watchers.
+#[derive(Debug, Clone)]
+pub enum Applied {
+    /// The events of one revision.
+    Revision {
+        /// The revision.
+        revision: u64,
+        /// Its events, in order.
+        events: Arc<Vec<Event>>,
+    },
+    /// The state was replaced by a snapshot: re-read history.
+    Reset,
+}
+
+/// State shared between the state machine (the only writer) and readers.
+pub struct SmShared {
+    tree: RwLock<sled::Tree>,
+    applied: watch::Sender<u64>,
+    compacted: AtomicU64,
+    events: broadcast::Sender<Applied>,
+}
+
+impl SmShared {
+    /// Revision applied so far.
+    pub fn applied(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// A receiver that sees every change of the applied revision.
+    pub fn subscribe_applied(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    /// History at or below this revision is gone.
+    pub fn compacted(&self) -> u64 {
+        self.compacted.load(Ordering::Acquire)
+    }
+
+    /// Live applied events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Applied> {
+        self.events.subscribe()
+    }
+}
+
+/// The openraft state machine.
+pub struct StateMachine {
+    db: sled::Db,
+    shared: Arc<SmShared>,
+    snap_dir: PathBuf,
+    window: u64,
+    flusher: Flusher,
+    generation: u64,
+}
+
+fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
+    StorageError::from_io_error(
+        ErrorSubject::StateMachine,
+        verb,
+        std::io::Error::other(e.to_string()),
+    )
+}
+
+fn tree_name(generation: u64) -> String {
+    format!("sm.{generation}")
+}
+
+impl StateMachine {
+    /// Opens the state machine in `db`; snapshots live in `snap_dir`.
+    pub fn open(
+        db: &sled::Db,
+        snap_dir: PathBuf,
+        window: u64,
+        flusher: Flusher,
+    ) -> crate::Result<StateMachine> {
+        std::fs::create_dir_all(&snap_dir)?;
+        snapshot::remove_temporaries(&snap_dir)?;
+        let generation = match db.get(GENERATION)? {
+            Some(b) => decode::<u64>(&b, "state machine generation")?,
+            None => 0,
+        };
+        // A crash during a snapshot install can leave a half-loaded generation.
+        for name in db.tree_names() {
+            let n = String::from_utf8_lossy(&name).into_owned();
+            if n.starts_with("sm.") && n != tree_name(generation) {
+                db.drop_tree(&name)?;
+            }
+        }
+        let tree = db.open_tree(tree_name(generation))?;
+        let applied = match tree.get(keys::APPLIED)? {
+            Some(b) => decode::<Option<LogId>>(&b, "applied log id")?.map_or(0, |l| l.index),
+            None => 0,
+        };
+        let compacted = match tree.get(keys::COMPACTED)? {
+            Some(b) => decode::<u64>(&b, "compacted revision")?,
+            None => 0,
+        };
+        let (applied_tx, _) = watch::channel(applied);
+        let (events, _) = broadcast::channel(16 * 1024);
+        Ok(StateMachine {
+            db: db.clone(),
+            shared: Arc::new(SmShared {
+                tree: RwLock::new(tree),
+                applied: applied_tx,
+                compacted: AtomicU64::new(compacted),
+                events,
+            }),
+            snap_dir,
+            window,
+            flusher,
+            generation,
+        })
+    }
+
+    /// The read side.
+    pub fn shared(&self) -> Arc<SmShared> {
+        self.shared.clone()
+    }
+
+    fn tree(&self) -> sled::Tree {
+        self.shared.tree.read().expect("tree lock").clone()
+    }
+
+    fn read_meta(&self) -> crate::Result<(Option<LogId>, StoredMembership)> {
+        let tree = self.tree();
+        let applied = match tree.get(keys::APPLIED)? {
+            Some(b) => decode(&b, "applied log id")?,
+            None => None,
+        };
+        let membership = match tree.get(keys::MEMBERSHIP)? {
+            Some(b) => decode(&b, "membership")?,
+            None => StoredMembership::default(),
+        };
+        Ok((applied, membership))
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = snapshot::Builder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        self.read_meta().map_err(|e| sm_err(ErrorVerb::Read, e))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResponse>, StorageError>
+    where
+        I: IntoIterator<Item = openraft::Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let tree = self.tree();
+        let mut ctx = ApplyCtx::new(&tree, self.shared.compacted());
+        let mut responses = Vec::new();
+        let mut published = Vec::new();
+        let mut last = None;
+        for entry in entries {
+            let index = entry.log_id.index;
+            ctx.begin(index);
+            let mut resp = CommandResponse::default();
+            match &entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(Command::V1 { writes }) => {
+                    for w in writes {
+                        resp.results.push(
+                            ctx.apply_write(w)
+                                .map_err(|e| sm_err(ErrorVerb::Write, e))?,
+                        );
+                    }
+                }
+                EntryPayload::Membership(m) => {
+                    let stored = StoredMembership::new(Some(entry.log_id), m.clone());
+                    ctx.batch.insert(keys::MEMBERSHIP, encode(&stored));
+                }
+            }
+            let events = ctx.take_events();
+            if !events.is_empty() {
+                published.push(Applied::Revision {
+                    revision: index,
+                    events: Arc::new(events),
+                });
+            }
+            last = Some(entry.log_id);
+            responses.push(resp);
+        }
+        let Some(last) = last else {
+            return Ok(responses);
+        };
+        ctx.trim_window(last.index, self.window)
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        ctx.batch.insert(keys::APPLIED, encode(&Some(last)));
+        let compacted = ctx.compacted;
+        let batch = std::mem::take(&mut ctx.batch);
+        {
+            let guard = self.shared.tree.write().expect("tree lock");
+            guard
+                .apply_batch(batch)
+                .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+            self.shared.compacted.store(compacted, Ordering::Release);
+            for p in published {
+                let _ = self.shared.events.send(p);
+            }
+            self.shared.applied.send_replace(last.index);
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        let dumped = self.read_meta().and_then(|(last, membership)| {
+            snapshot::dump(&self.tree(), &self.snap_dir, last, membership)
+        });
+        snapshot::Builder::new(dumped, self.snap_dir.clone())
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let path = snapshot::temp_path(&self.snap_dir, "recv");
+        let f = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(|e| {
+                StorageError::from_io_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, e)
+            })?;
+        // The path is unlinked once installed; openraft only needs the handle.
+        let _ = std::fs::remove_file(&path);
+        Ok(Box::new(f))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, openraft::BasicNode>,
+        snapshot: Box<tokio::fs::File>,
+    ) -> Result<(), StorageError> {
+        let snap_err = |e: crate::Error| {
+            StorageError::from_io_error(
+                ErrorSubject::Snapshot(Some(meta.signature())),
+                ErrorVerb::Write,
+                std::io::Error::other(e.to_string()),
+            )
+        };
+        let path = snapshot::persist_received(snapshot, &self.snap_dir)
+            .await
+            .map_err(snap_err)?;
+        let next = self.generation + 1;
+        let tree = self
+            .db
+            .open_tree(tree_name(next))
+            .map_err(|e| snap_err(e.into()))?;
+        let loaded = snapshot::load(&path, &tree).map_err(snap_err)?;
+        if loaded.last_log_id != meta.last_log_id {
+            return Err(snap_err(crate::Error::Corrupt(format!(
+                "snapshot file is for {:?}, expected {:?}",
+                loaded.last_log_id, meta.last_log_id
+            ))));
+        }
+        self.flusher.flush().await.map_err(|e| snap_err(e.into()))?;
+        self.db
+            .insert(GENERATION, encode(&next))
+            .map_err(|e| snap_err(e.into()))?;
+        self.flusher.flush().await.map_err(|e| snap_err(e.into()))?;
+        let compacted = match tree.get(keys::COMPACTED).map_err(|e| snap_err(e.into()))? {
+            Some(b) => decode::<u64>(&b, "compacted").map_err(snap_err)?,
+            None => 0,
+        };
+        {
+            let mut guard = self.shared.tree.write().expect("tree lock");
+            *guard = tree;
+            self.shared.compacted.store(compacted, Ordering::Release);
+            self.shared
+                .applied
+                .send_replace(meta.last_log_id.map_or(0, |l| l.index));
+            let _ = self.shared.events.send(Applied::Reset);
+        }
+        let old = self.generation;
+        self.generation = next;
+        self.db
+            .drop_tree(tree_name(old))
+            .map_err(|e| snap_err(e.into()))?;
+        snapshot::make_current(&path, &self.snap_dir).map_err(snap_err)?;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        snapshot::current(&self.snap_dir)
+            .await
+            .map_err(|e| sm_err(ErrorVerb::Read, e))
+    }
+}

@@ -1,0 +1,64 @@
+//! The openraft type config and the replicated command.
+
+use ferry_api::kv::{KvError, Write, WriteOutcome};
+use serde::{Deserialize, Serialize};
+
+openraft::declare_raft_types!(
+    /// ferry's openraft type config: u64 node ids, address-carrying nodes,
+    /// snapshots streamed from files.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResponse,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = tokio::fs::File,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// Master id.
+pub type NodeId = u64;
+/// openraft's Raft handle for ferry.
+pub type Raft = openraft::Raft<TypeConfig>;
+/// A log id.
+pub type LogId = openraft::LogId<NodeId>;
+/// Membership as stored.
+pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
+/// openraft storage error.
+pub type StorageError = openraft::StorageError<NodeId>;
+
+/// The payload of a Raft log entry. This is an on-disk format: never change a
+/// variant, only add new ones, so an old log replays on a new binary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Version 1: a group-committed batch of client writes, applied in order at
+    /// one revision (the entry's log index).
+    V1 {
+        /// The writes.
+        writes: Vec<Write>,
+    },
+}
+
+/// The result of applying one entry: one result per write, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandResponse {
+    /// Per-write results.
+    pub results: Vec<Result<WriteOutcome, KvError>>,
+}
+
+/// bincode configuration for everything this crate stores.
+pub fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard()
+}
+
+/// Encodes a value for storage.
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(v, bincode_config()).expect("in-memory encode cannot fail")
+}
+
+/// Decodes a stored value, naming what it was on failure.
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> crate::Result<T> {
+    bincode::serde::decode_from_slice(bytes, bincode_config())
+        .map(|(v, _)| v)
+        .map_err(|e| crate::Error::Corrupt(format!("{what}: {e}")))
+}
