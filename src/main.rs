@@ -1,1 +1,90 @@
-fn main() {}
+//! `ferry`: one binary for masters, the local cluster, the CLI and the benchmarks.
+//!
+//! Layout:
+//! - [`master`]: `ferry master` — run one master.
+//! - [`up`]: `ferry up` — a local HA cluster of real processes, supervised.
+//! - [`kv`]: `ferry kv` — etcdctl-like access to the raw store (admin only).
+//! - [`cluster`]: `ferry cluster status|remove`.
+//! - [`bench`]: `ferry bench store`.
+//! - [`client`]: finding and loading the client config.
+
+mod bench;
+mod client;
+mod cluster;
+mod kv;
+mod master;
+mod up;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// ferry: a Kubernetes-style orchestrator with an embedded Raft store.
+#[derive(Parser)]
+#[command(name = "ferry", version, about)]
+struct Cli {
+    /// Config file: the client config (default: $FERRY_CONFIG, then ~/.ferry/config);
+    /// for `ferry master`, the master config.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one master.
+    Master(master::Args),
+    /// Start a local HA cluster on loopback and supervise it until interrupted.
+    Up(up::Args),
+    /// Raw key-value access to the store (debugging; admin only).
+    #[command(subcommand)]
+    Kv(kv::Cmd),
+    /// Cluster membership.
+    #[command(subcommand)]
+    Cluster(cluster::Cmd),
+    /// Benchmarks against a running cluster.
+    #[command(subcommand)]
+    Bench(bench::Cmd),
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn,quinn=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Master(a) => master::run(a, cli.config).await,
+            Command::Up(a) => up::run(a, cli.config).await,
+            Command::Kv(c) => kv::run(c, cli.config.as_deref()).await,
+            Command::Cluster(c) => cluster::run(c, cli.config.as_deref()).await,
+            Command::Bench(c) => bench::run(c, cli.config.as_deref()).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

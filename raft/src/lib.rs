@@ -14,10 +14,14 @@
 
 pub mod error;
 pub mod log_store;
+pub mod network;
+pub mod node;
 pub mod sm;
 pub mod types;
+pub mod watch;
 
 pub use error::{Error, Result};
+pub use node::{Store, StoreOptions};
 pub use types::{Command, CommandResponse, TypeConfig};
 
 /// Opens the sled database a master keeps its log and state machine in.

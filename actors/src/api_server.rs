@@ -1,0 +1,187 @@
+//! The `ferry-api/1` and `ferry-join/1` request handlers.
+//!
+//! Every request goes through one pipeline: authenticate (the connection's
+//! certificate identity) → authorize ([`authorize`], the hook RBAC will fill) →
+//! the store. A malformed or oversized frame fails its own stream with an error
+//! frame; the connection and the process carry on.
+
+use ferry_api::frame::{read_frame, write_frame};
+use ferry_api::proto::{ApiError, ApiRequest, ApiResponse, ErrorCode, JoinRequest, JoinResponse};
+use ferry_api::tls::{Ca, Identity};
+use ferry_raft::Store;
+use std::sync::Arc;
+
+/// What the join handler needs.
+pub struct JoinContext {
+    /// The cluster CA (to issue the joiner's certificate).
+    pub ca: Ca,
+    /// The join secret.
+    pub secret: String,
+}
+
+/// Decides whether `who` may make `req`. Admins and masters may do anything;
+/// other identities may read cluster status only, until RBAC arrives.
+pub fn authorize(who: &Identity, req: &ApiRequest) -> Result<(), ApiError> {
+    match (who, req) {
+        (Identity::Admin | Identity::Master(_), _) => Ok(()),
+        (_, ApiRequest::Status) => Ok(()),
+        _ => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("{who:?} may not use the raw store or change membership (admin only)"),
+        )),
+    }
+}
+
+async fn reply(send: &mut quinn::SendStream, r: &Result<ApiResponse, ApiError>) {
+    if write_frame(send, r).await.is_ok() {
+        let _ = send.finish();
+    }
+}
+
+/// Serves one client connection until it closes.
+pub async fn serve(store: Store, conn: quinn::Connection, who: Identity, max_frame: usize) {
+    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+        let store = store.clone();
+        let who = who.clone();
+        tokio::spawn(async move {
+            let req = match read_frame::<_, ApiRequest>(&mut recv, max_frame).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(e) => {
+                    let err =
+                        ApiError::new(ErrorCode::BadRequest, format!("bad request frame: {e}"));
+                    return reply(&mut send, &Err(err)).await;
+                }
+            };
+            if let Err(e) = authorize(&who, &req) {
+                return reply(&mut send, &Err(e)).await;
+            }
+            if let ApiRequest::Watch(w) = &req {
+                return stream_watch(&store, w, &mut send).await;
+            }
+            let resp = handle(&store, req).await;
+            reply(&mut send, &resp).await;
+        });
+    }
+}
+
+async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError> {
+    Ok(match req {
+        ApiRequest::Write(w) => ApiResponse::Write(store.write(w).await?),
+        ApiRequest::Get { key, consistency } => {
+            let (kv, revision) = store.get(&key, consistency).await?;
+            ApiResponse::Get { kv, revision }
+        }
+        ApiRequest::Range(r) => ApiResponse::Range(store.range(&r).await?),
+        ApiRequest::Status => ApiResponse::Status(store.status().await?),
+        ApiRequest::RemoveMember { id, force } => {
+            store.remove_member(id, force).await?;
+            ApiResponse::Removed
+        }
+        ApiRequest::Watch(_) | ApiRequest::Join(_) => {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "watches are streamed and joins go to the ferry-join/1 ALPN",
+            ))
+        }
+    })
+}
+
+async fn stream_watch(
+    store: &Store,
+    req: &ferry_api::proto::WatchRequest,
+    send: &mut quinn::SendStream,
+) {
+    let mut watch = match store.watch(req) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = write_frame(send, &Err::<ferry_api::kv::WatchItem, _>(e)).await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    loop {
+        let item = watch.next().await;
+        let failed = item.is_err();
+        if write_frame(send, &item).await.is_err() || failed {
+            let _ = send.finish();
+            return;
+        }
+    }
+}
+
+/// Serves a joining master's connection (it has no certificate yet).
+pub async fn serve_join(store: Store, conn: quinn::Connection, ctx: Arc<JoinContext>) {
+    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+        let req = match read_frame::<_, ApiRequest>(&mut recv, 64 * 1024).await {
+            Ok(Some(ApiRequest::Join(j))) => j,
+            Ok(Some(_)) => {
+                let e = ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "only join requests are accepted without a certificate",
+                );
+                reply(&mut send, &Err(e)).await;
+                continue;
+            }
+            Ok(None) => continue,
+            Err(e) => {
+                reply(
+                    &mut send,
+                    &Err(ApiError::new(
+                        ErrorCode::BadRequest,
+                        format!("bad join frame: {e}"),
+                    )),
+                )
+                .await;
+                continue;
+            }
+        };
+        let resp = join(&store, &ctx, req).await;
+        reply(&mut send, &resp.map(|r| ApiResponse::Joined(Box::new(r)))).await;
+    }
+}
+
+async fn join(
+    store: &Store,
+    ctx: &JoinContext,
+    req: JoinRequest,
+) -> Result<JoinResponse, ApiError> {
+    if !crate::master::identity::secrets_match(&req.secret, &ctx.secret) {
+        tracing::warn!(addr = %req.addr, "join refused: bad token");
+        return Err(ApiError::new(
+            ErrorCode::Unauthenticated,
+            "join token secret is wrong",
+        ));
+    }
+    let sock: std::net::SocketAddr = req.addr.parse().map_err(|e| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("joining address {}: {e}", req.addr),
+        )
+    })?;
+    let id = match req.id {
+        Some(id) => id,
+        None => store.allocate_id().await?,
+    };
+    let ips = [sock.ip(), std::net::Ipv4Addr::LOCALHOST.into()];
+    let cert = ctx
+        .ca
+        .issue(&Identity::Master(id), &ips)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    tracing::info!(id, addr = %req.addr, "master joining");
+    let (s, addr, force) = (store.clone(), req.addr.clone(), req.force);
+    tokio::spawn(async move {
+        if let Err(e) = s.add_member(id, addr.clone(), force).await {
+            tracing::warn!(id, %addr, error = %e, "adding joined master failed; it will retry");
+        }
+    });
+    Ok(JoinResponse {
+        id,
+        ca_cert: ctx.ca.pair().cert_pem.clone(),
+        ca_key: ctx.ca.pair().key_pem.clone(),
+        secret: ctx.secret.clone(),
+        cert: cert.cert_pem,
+        key: cert.key_pem,
+        voter: false,
+    })
+}

@@ -1,0 +1,329 @@
+//! Starting a master: identity, QUIC endpoint, store, and the accept loop.
+//!
+//! One UDP port carries every ALPN: `ferry-raft/1` from masters (certificate
+//! `master:<id>` required), `ferry-api/1` from clients (any cluster certificate),
+//! and `ferry-join/1` from masters that have no certificate yet (join token).
+
+pub mod identity;
+
+use crate::api_server::{self, JoinContext};
+use crate::{Error, Result};
+use ferry_api::frame::{read_frame, write_frame};
+use ferry_api::proto::{ApiError, ApiRequest, ApiResponse, JoinRequest, JoinResponse};
+use ferry_api::tls::{self, Ca, CertPair, Identity};
+use ferry_api::{ALPN_API, ALPN_JOIN, ALPN_RAFT, MASTER_SERVER_NAME};
+use ferry_config::{ClientConfig, MasterConfig};
+use ferry_raft::network::Peers;
+use ferry_raft::{Store, StoreOptions};
+use identity::DataDir;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a master comes up.
+#[derive(Debug, Clone)]
+pub enum Bootstrap {
+    /// First master of a new cluster.
+    Init,
+    /// Join the cluster through the master at `via`.
+    Join {
+        /// A current master's address.
+        via: String,
+        /// The join token `ferry master --init` printed.
+        token: String,
+        /// Become a voter even if that makes the voter count even.
+        force: bool,
+    },
+    /// Restart from an existing data dir.
+    Existing,
+}
+
+/// A running master.
+pub struct Master {
+    /// The replicated store.
+    pub store: Store,
+    /// The QUIC endpoint.
+    pub endpoint: quinn::Endpoint,
+    /// The address peers and clients use.
+    pub addr: SocketAddr,
+    /// The data dir.
+    pub data: DataDir,
+    /// This master's id.
+    pub id: u64,
+}
+
+impl Master {
+    /// Sets up (if new) and starts a master.
+    pub async fn start(cfg: MasterConfig, boot: Bootstrap) -> Result<Master> {
+        let data = DataDir::new(&cfg.data_dir)?;
+        let socket = std::net::UdpSocket::bind(cfg.listen).map_err(|e| Error::DataDir {
+            path: cfg.data_dir.clone(),
+            message: format!("cannot bind UDP {}: {e}", cfg.listen),
+        })?;
+        let local = socket
+            .local_addr()
+            .map_err(|e| Error::Join(e.to_string()))?;
+        let addr = cfg.advertise.unwrap_or(local);
+        let existing = data.identity()?;
+        let mut fresh_init = false;
+        let ident = match (existing, &boot) {
+            (Some(id), Bootstrap::Init | Bootstrap::Join { .. }) => {
+                tracing::info!(id = id.id, dir = %data.path.display(), "data dir already set up; restarting from it");
+                id
+            }
+            (Some(id), Bootstrap::Existing) => id,
+            (None, Bootstrap::Existing) => return Err(Error::DataDir {
+                path: data.path.clone(),
+                message:
+                    "not set up: pass --init to start a new cluster, or --join ADDR --token TOKEN"
+                        .into(),
+            }),
+            (None, Bootstrap::Init) => {
+                fresh_init = true;
+                init_credentials(&data, addr)?
+            }
+            (None, Bootstrap::Join { via, token, force }) => {
+                let resp = request_join(via, token, addr, *force, None, &cfg).await?;
+                data.store_credentials(
+                    &CertPair {
+                        cert_pem: resp.ca_cert.clone(),
+                        key_pem: resp.ca_key.clone(),
+                    },
+                    &CertPair {
+                        cert_pem: resp.cert.clone(),
+                        key_pem: resp.key.clone(),
+                    },
+                    &resp.secret,
+                )?;
+                let ident = identity::Identity {
+                    id: resp.id,
+                    joined_via: Some(via.clone()),
+                };
+                data.set_identity(&ident)?;
+                ident
+            }
+        };
+        let cert = data.master_cert()?;
+        let ca = data.ca()?;
+        let server = tls::server_config(&ca.cert_pem, &cert, &cfg.transport)?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|e| Error::Join(format!("QUIC endpoint: {e}")))?;
+        let peer_quic = tls::client_config(&ca.cert_pem, &cert, ALPN_RAFT, &cfg.transport)?;
+        let peers = Arc::new(Peers::new(
+            endpoint.clone(),
+            peer_quic,
+            cfg.transport.max_frame_bytes,
+        ));
+        let store = Store::open(
+            StoreOptions {
+                id: ident.id,
+                addr: addr.to_string(),
+                dir: data.path.clone(),
+                timings: cfg.raft.clone(),
+                limits: cfg.store.clone(),
+            },
+            peers,
+        )
+        .await?;
+        if fresh_init {
+            store.initialize().await?;
+        }
+        let join_ctx = Arc::new(JoinContext {
+            ca: Ca::load(&ca.cert_pem, &ca.key_pem)?,
+            secret: data.secret()?,
+        });
+        tokio::spawn(accept_loop(
+            endpoint.clone(),
+            store.clone(),
+            join_ctx,
+            cfg.transport.max_frame_bytes,
+        ));
+        if let Some(via) = ident.joined_via.clone() {
+            tokio::spawn(rejoin_until_member(
+                store.clone(),
+                data.clone(),
+                via,
+                addr,
+                cfg.clone(),
+            ));
+        }
+        tracing::info!(id = ident.id, %addr, "master started");
+        Ok(Master {
+            store,
+            endpoint,
+            addr,
+            data,
+            id: ident.id,
+        })
+    }
+
+    /// Issues a client config for the admin, listing `masters`.
+    pub fn admin_config(&self, masters: &[String]) -> Result<ClientConfig> {
+        admin_config(&self.data, masters)
+    }
+
+    /// Stops serving and stops Raft.
+    pub async fn shutdown(&self) {
+        self.endpoint.close(0u32.into(), b"shutdown");
+        self.store.shutdown().await;
+    }
+}
+
+/// Issues an admin client config from the CA in a master's data dir.
+pub fn admin_config(data: &DataDir, masters: &[String]) -> Result<ClientConfig> {
+    let ca = data.ca()?;
+    let issued = Ca::load(&ca.cert_pem, &ca.key_pem)?.issue(&Identity::Admin, &[])?;
+    Ok(ClientConfig {
+        masters: masters.to_vec(),
+        ca_cert: ca.cert_pem,
+        client_cert: issued.cert_pem,
+        client_key: issued.key_pem,
+        timeout_ms: 10_000,
+    })
+}
+
+fn init_credentials(data: &DataDir, addr: SocketAddr) -> Result<identity::Identity> {
+    let ca = Ca::generate(&format!("{addr}"))?;
+    let cert = ca.issue(
+        &Identity::Master(1),
+        &[addr.ip(), std::net::Ipv4Addr::LOCALHOST.into()],
+    )?;
+    data.store_credentials(ca.pair(), &cert, &identity::new_secret())?;
+    let admin = admin_config(data, &[addr.to_string()])?;
+    data.write("admin.conf", &admin.to_toml())?;
+    let ident = identity::Identity {
+        id: 1,
+        joined_via: None,
+    };
+    data.set_identity(&ident)?;
+    Ok(ident)
+}
+
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    store: Store,
+    join: Arc<JoinContext>,
+    max_frame: usize,
+) {
+    while let Some(incoming) = endpoint.accept().await {
+        let (store, join) = (store.clone(), join.clone());
+        tokio::spawn(async move {
+            let conn = match incoming.await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(error = %e, "handshake failed");
+                    return;
+                }
+            };
+            let alpn = tls::alpn(&conn).unwrap_or_default();
+            let who = tls::peer_identity(&conn);
+            match (alpn.as_slice(), who) {
+                (ALPN_RAFT, Some(who)) => store.serve_peer(conn, who).await,
+                (ALPN_API, Some(who)) => api_server::serve(store, conn, who, max_frame).await,
+                (ALPN_JOIN, _) => api_server::serve_join(store, conn, join).await,
+                (_, None) => conn.close(3u32.into(), b"a client certificate is required"),
+                _ => conn.close(4u32.into(), b"unknown ALPN"),
+            }
+        });
+    }
+}
+
+/// Asks a master to admit this one.
+pub async fn request_join(
+    via: &str,
+    token: &str,
+    addr: SocketAddr,
+    force: bool,
+    id: Option<u64>,
+    cfg: &MasterConfig,
+) -> Result<JoinResponse> {
+    let (pin, secret) = identity::parse_token(token)?;
+    let quic = tls::join_client_config(&pin, &cfg.transport)?;
+    let endpoint = tls::client_endpoint("0.0.0.0:0".parse().expect("static"))?;
+    let target: SocketAddr = tokio::net::lookup_host(via)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| Error::Join(format!("cannot resolve {via}")))?;
+    let mut last = String::new();
+    for _ in 0..20 {
+        let attempt = async {
+            let conn = endpoint
+                .connect_with(quic.clone(), target, MASTER_SERVER_NAME)
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())?;
+            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+            let req = ApiRequest::Join(JoinRequest {
+                secret: secret.clone(),
+                addr: addr.to_string(),
+                force,
+                id,
+            });
+            write_frame(&mut send, &req)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = send.finish();
+            read_frame::<_, Result<ApiResponse, ApiError>>(&mut recv, 1 << 20)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "master closed the stream".to_string())
+        };
+        match tokio::time::timeout(Duration::from_secs(10), attempt).await {
+            Ok(Ok(Ok(ApiResponse::Joined(r)))) => return Ok(*r),
+            Ok(Ok(Ok(other))) => return Err(Error::Join(format!("unexpected answer {other:?}"))),
+            Ok(Ok(Err(e))) if e.code == ferry_api::proto::ErrorCode::Unavailable => {
+                last = e.to_string()
+            }
+            Ok(Ok(Err(e))) => return Err(Error::Join(e.message)),
+            Ok(Err(e)) if e.contains("CA does not match") => {
+                return Err(Error::Join(format!("{via}: {e}")))
+            }
+            Ok(Err(e)) => last = e,
+            Err(_) => last = "timed out".into(),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(Error::Join(format!("{via}: {last}")))
+}
+
+/// A joined master keeps asking to be added until it sees itself in the membership
+/// (the master that admitted it may have failed before adding it).
+async fn rejoin_until_member(
+    store: Store,
+    data: DataDir,
+    via: String,
+    addr: SocketAddr,
+    cfg: MasterConfig,
+) {
+    let marker = data.path.join("admitted");
+    if marker.exists() {
+        return;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        if store.is_member() {
+            let _ = identity::write_private(&marker, b"yes\n");
+            return;
+        }
+        let token = match data
+            .ca()
+            .and_then(|ca| identity::make_token(&ca.cert_pem, &data.secret()?))
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot rebuild join token");
+                return;
+            }
+        };
+        tracing::info!(%via, "not a member yet; asking to join again");
+        if let Err(e) = request_join(&via, &token, addr, false, Some(store.id()), &cfg).await {
+            tracing::warn!(error = %e, "join retry failed");
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Raft RPCs between masters over QUIC (`ferry-raft/1`).
+//!
+//! One connection per peer, one bidirectional stream per RPC, one request frame
+//! and one response frame. The same messages carry the requests a follower
+//! forwards to the leader (writes, read index, membership changes).
+
+use crate::types::{NodeId, TypeConfig};
+use ferry_api::frame::{encode, read_frame, write_frame};
+use ferry_api::kv::{KvError, Write, WriteOutcome};
+use ferry_api::proto::{ApiError, ClusterStatus};
+use ferry_api::MASTER_SERVER_NAME;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// A request from one master to another.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerRequest {
+    /// Raft AppendEntries.
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    /// Raft RequestVote.
+    Vote(VoteRequest<NodeId>),
+    /// One chunk of a snapshot.
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A client write forwarded to the leader.
+    Forward(Write),
+    /// The leader's read index for a linearizable read.
+    ReadIndex,
+    /// Add a master as learner, then promote it when the voter count allows.
+    AddMember {
+        /// Id.
+        id: NodeId,
+        /// QUIC address.
+        addr: String,
+        /// Allow an even number of voters.
+        force: bool,
+    },
+    /// Remove a master.
+    RemoveMember {
+        /// Id.
+        id: NodeId,
+        /// Allow an even number of voters.
+        force: bool,
+    },
+    /// Allocate an id for a joining master.
+    NextId,
+    /// The leader's view of the cluster.
+    Status,
+}
+
+/// The answer to a [`PeerRequest`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerResponse {
+    /// AppendEntries result.
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    /// Vote result.
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    /// Snapshot chunk result.
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
+    /// Forwarded write result.
+    Forward(Result<Result<WriteOutcome, KvError>, ApiError>),
+    /// Read index.
+    ReadIndex(Result<u64, ApiError>),
+    /// Membership change result.
+    Done(Result<(), ApiError>),
+    /// Allocated id.
+    Id(Result<NodeId, ApiError>),
+    /// Leader's status.
+    Status(Result<ClusterStatus, ApiError>),
+}
+
+/// Outgoing connections to other masters, one per address.
+pub struct Peers {
+    endpoint: quinn::Endpoint,
+    quic: quinn::ClientConfig,
+    conns: Mutex<HashMap<String, quinn::Connection>>,
+    max_frame: usize,
+}
+
+impl Peers {
+    /// Uses `endpoint` (the master's own) to dial peers with `quic` (ALPN `ferry-raft/1`).
+    pub fn new(endpoint: quinn::Endpoint, quic: quinn::ClientConfig, max_frame: usize) -> Peers {
+        Peers {
+            endpoint,
+            quic,
+            conns: Mutex::new(HashMap::new()),
+            max_frame,
+        }
+    }
+
+    /// Largest frame sent or accepted.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    async fn connection(&self, addr: &str) -> Result<quinn::Connection, ferry_api::Error> {
+        let connect_err = |m: String| ferry_api::Error::Connect {
+            addr: addr.to_string(),
+            message: m,
+        };
+        let mut conns = self.conns.lock().await;
+        if let Some(c) = conns.get(addr) {
+            if c.close_reason().is_none() {
+                return Ok(c.clone());
+            }
+        }
+        let sock = addr
+            .parse()
+            .map_err(|e| connect_err(format!("bad address: {e}")))?;
+        let connecting = self
+            .endpoint
+            .connect_with(self.quic.clone(), sock, MASTER_SERVER_NAME)
+            .map_err(|e| connect_err(e.to_string()))?;
+        let conn = tokio::time::timeout(Duration::from_millis(1000), connecting)
+            .await
+            .map_err(|_| connect_err("handshake timed out".into()))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        conns.insert(addr.to_string(), conn.clone());
+        Ok(conn)
+    }
+
+    /// Sends one request and waits for its answer.
+    pub async fn call(
+        &self,
+        addr: &str,
+        req: &PeerRequest,
+        timeout: Duration,
+    ) -> Result<PeerResponse, ferry_api::Error> {
+        let fut = async {
+            let conn = self.connection(addr).await?;
+            let (mut send, mut recv) =
+                conn.open_bi()
+                    .await
+                    .map_err(|e| ferry_api::Error::Connect {
+                        addr: addr.to_string(),
+                        message: e.to_string(),
+                    })?;
+            write_frame(&mut send, req).await?;
+            let _ = send.finish();
+            read_frame::<_, PeerResponse>(&mut recv, self.max_frame)
+                .await?
+                .ok_or(ferry_api::Error::Truncated)
+        };
+        let res = tokio::time::timeout(timeout, fut)
+            .await
+            .unwrap_or_else(|_| Err(ferry_api::Error::Stream(format!("{addr} timed out"))));
+        if let Err(ferry_api::Error::Connect { .. }) = &res {
+            self.conns.lock().await.remove(addr);
+        }
+        res
+    }
+}
+
+/// Builds a [`PeerNetwork`] per target for openraft.
+#[derive(Clone)]
+pub struct NetworkFactory {
+    /// Shared connections.
+    pub peers: Arc<Peers>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerNetwork;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerNetwork {
+        PeerNetwork {
+            target,
+            addr: node.addr.clone(),
+            peers: self.peers.clone(),
+        }
+    }
+}
+
+/// openraft's view of one peer.
+pub struct PeerNetwork {
+    target: NodeId,
+    addr: String,
+    peers: Arc<Peers>,
+}
+
+type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
+
+impl PeerNetwork {
+    async fn rpc<E>(&self, req: PeerRequest, option: &RPCOption) -> Result<PeerResponse, RpcErr<E>>
+    where
+        E: std::error::Error,
+    {
+        match self.peers.call(&self.addr, &req, option.hard_ttl()).await {
+            Ok(r) => Ok(r),
+            Err(e @ ferry_api::Error::Connect { .. }) => {
+                Err(RPCError::Unreachable(Unreachable::new(&e)))
+            }
+            Err(e) => Err(RPCError::Network(NetworkError::new(&e))),
+        }
+    }
+
+    fn unexpected<E: std::error::Error>(&self, got: &PeerResponse) -> RpcErr<E> {
+        let e = ferry_api::Error::Unexpected(format!("{got:?}"));
+        RPCError::Network(NetworkError::new(&e))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerNetwork {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
+        let n = rpc.entries.len() as u64;
+        let req = PeerRequest::AppendEntries(rpc);
+        if n > 1 {
+            if let Ok(buf) = encode(&req) {
+                if buf.len() > self.peers.max_frame {
+                    return Err(RPCError::PayloadTooLarge(
+                        PayloadTooLarge::new_entries_hint(n / 2),
+                    ));
+                }
+            }
+        }
+        match self.rpc(req, &option).await? {
+            PeerResponse::AppendEntries(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
+        match self.rpc(PeerRequest::InstallSnapshot(rpc), &option).await? {
+            PeerResponse::InstallSnapshot(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RpcErr> {
+        match self.rpc(PeerRequest::Vote(rpc), &option).await? {
+            PeerResponse::Vote(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            other => Err(self.unexpected(&other)),
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Membership: id allocation, learner-then-voter joins, removal, and status.
+//!
+//! Changes run on the leader, one at a time. A joining master enters as a
+//! learner, catches up, and is promoted together with any waiting learners when
+//! that makes the number of voters odd (or when forced).
+
+use super::{internal, unavailable, Store};
+use crate::network::{PeerRequest, PeerResponse};
+use crate::types::NodeId;
+use ferry_api::kv::{Expect, Write, WriteOp};
+use ferry_api::proto::{ApiError, ClusterStatus, Consistency, ErrorCode, MemberStatus};
+use openraft::{BasicNode, ChangeMembers};
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const NEXT_ID_KEY: &str = "/ferry/masters/next-id";
+
+fn refused(m: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::Refused, m)
+}
+
+impl Store {
+    /// Allocates a fresh master id through the store (linearizable, durable).
+    pub async fn allocate_id(&self) -> Result<NodeId, ApiError> {
+        self.on_leader(
+            PeerRequest::NextId,
+            self.allocate_id_local(),
+            |r| match r {
+                PeerResponse::Id(r) => Some(r),
+                _ => None,
+            },
+            |m| Err(unavailable(m)),
+        )
+        .await?
+    }
+
+    pub(super) async fn allocate_id_local(&self) -> Result<NodeId, ApiError> {
+        for _ in 0..16 {
+            let (kv, _) = self.get(NEXT_ID_KEY, Consistency::Linearizable).await?;
+            let max_member = {
+                let m = self.inner.raft.metrics().borrow().membership_config.clone();
+                m.membership().nodes().map(|(id, _)| *id).max().unwrap_or(0)
+            };
+            let stored = kv
+                .as_ref()
+                .and_then(|kv| std::str::from_utf8(&kv.value).ok()?.parse::<u64>().ok())
+                .unwrap_or(1);
+            let id = stored.max(max_member + 1);
+            let expect = kv
+                .as_ref()
+                .map_or(Expect::Absent, |kv| Expect::ModRevision(kv.mod_revision));
+            let put = Write::Op(WriteOp::Put {
+                key: NEXT_ID_KEY.into(),
+                value: (id + 1).to_string().into_bytes(),
+                expect,
+            });
+            if let Ok(_) = self.write_local(put).await? {
+                return Ok(id);
+            }
+        }
+        Err(unavailable("could not allocate a master id; retry"))
+    }
+
+    /// Adds a master as learner and promotes it when allowed.
+    pub async fn add_member(&self, id: NodeId, addr: String, force: bool) -> Result<(), ApiError> {
+        self.on_leader(
+            PeerRequest::AddMember {
+                id,
+                addr: addr.clone(),
+                force,
+            },
+            self.add_member_local(id, addr.clone(), force),
+            |r| match r {
+                PeerResponse::Done(r) => Some(r),
+                _ => None,
+            },
+            |m| Err(unavailable(m)),
+        )
+        .await?
+    }
+
+    pub(super) async fn add_member_local(
+        &self,
+        id: NodeId,
+        addr: String,
+        force: bool,
+    ) -> Result<(), ApiError> {
+        let _one_at_a_time = self.inner.membership.lock().await;
+        let raft = &self.inner.raft;
+        let membership = raft.metrics().borrow().membership_config.clone();
+        let m = membership.membership();
+        if m.voter_ids().any(|v| v == id) {
+            return Ok(());
+        }
+        if m.get_node(&id).is_none() {
+            // Blocks until the learner has caught up with the leader's log.
+            let add = raft.add_learner(id, BasicNode::new(&addr), true);
+            match tokio::time::timeout(Duration::from_secs(120), add).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(unavailable(format!("adding learner {id}: {e}"))),
+                Err(_) => {
+                    return Err(unavailable(format!(
+                        "learner {id} at {addr} did not catch up"
+                    )))
+                }
+            }
+        }
+        let membership = raft.metrics().borrow().membership_config.clone();
+        let m = membership.membership();
+        let voters: BTreeSet<NodeId> = m.voter_ids().collect();
+        let learners: BTreeSet<NodeId> = m.learner_ids().collect();
+        if (voters.len() + learners.len()) % 2 == 0 && !force {
+            tracing::info!(
+                id,
+                "learner stays a learner until another master joins (voters stay odd)"
+            );
+            return Ok(());
+        }
+        raft.change_membership(ChangeMembers::AddVoterIds(learners), false)
+            .await
+            .map_err(|e| unavailable(format!("promoting learners: {e}")))?;
+        Ok(())
+    }
+
+    /// Removes a master from the cluster.
+    pub async fn remove_member(&self, id: NodeId, force: bool) -> Result<(), ApiError> {
+        self.on_leader(
+            PeerRequest::RemoveMember { id, force },
+            self.remove_member_local(id, force),
+            |r| match r {
+                PeerResponse::Done(r) => Some(r),
+                _ => None,
+            },
+            |m| Err(unavailable(m)),
+        )
+        .await?
+    }
+
+    pub(super) async fn remove_member_local(
+        &self,
+        id: NodeId,
+        force: bool,
+    ) -> Result<(), ApiError> {
+        let _one_at_a_time = self.inner.membership.lock().await;
+        let raft = &self.inner.raft;
+        let membership = raft.metrics().borrow().membership_config.clone();
+        let m = membership.membership();
+        let voters: BTreeSet<NodeId> = m.voter_ids().collect();
+        let change = if voters.contains(&id) {
+            let left = voters.len() - 1;
+            if left == 0 {
+                return Err(refused(format!("master {id} is the last voter")));
+            }
+            if left % 2 == 0 && !force {
+                return Err(refused(format!(
+                    "removing master {id} would leave {left} voters; an even number of voters \
+                     tolerates no more failures than one fewer. Add a master first, or pass --force"
+                )));
+            }
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else if m.get_node(&id).is_some() {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        } else {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!("master {id} is not a member"),
+            ));
+        };
+        raft.change_membership(change, false)
+            .await
+            .map_err(|e| unavailable(format!("removing master {id}: {e}")))?;
+        Ok(())
+    }
+
+    /// The cluster as the leader sees it (or this master's own view with no leader).
+    pub async fn status(&self) -> Result<ClusterStatus, ApiError> {
+        match self.leader().await {
+            Ok((leader, _)) if leader == self.inner.id => Ok(self.local_status()),
+            Ok((_, addr)) => match self
+                .inner
+                .peers
+                .call(&addr, &PeerRequest::Status, Duration::from_secs(5))
+                .await
+            {
+                Ok(PeerResponse::Status(r)) => r,
+                Ok(_) => Err(internal("leader answered with the wrong message")),
+                Err(_) => Ok(self.local_status()),
+            },
+            Err(_) => Ok(self.local_status()),
+        }
+    }
+
+    /// This master's view of the cluster.
+    pub fn local_status(&self) -> ClusterStatus {
+        let m = self.inner.raft.metrics().borrow().clone();
+        let last = m.last_log_index.unwrap_or(0);
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| {
+                let matched = m
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(id).map(|l| l.map_or(0, |l| l.index)))
+                    .or((*id == m.id && m.current_leader == Some(m.id)).then_some(last));
+                MemberStatus {
+                    id: *id,
+                    addr: node.addr.clone(),
+                    voter: voters.contains(id),
+                    matched,
+                    lag: matched.map(|x| last.saturating_sub(x)),
+                }
+            })
+            .collect();
+        ClusterStatus {
+            serving: m.id,
+            leader: m.current_leader,
+            leader_addr: m
+                .current_leader
+                .and_then(|l| membership.get_node(&l).map(|n| n.addr.clone())),
+            term: m.current_term,
+            last_log_index: last,
+            commit_index: self.inner.committed.load(Ordering::Relaxed),
+            applied_index: m.last_applied.map_or(0, |l| l.index),
+            members,
+        }
+    }
+
+    /// Whether this master is in the cluster's membership (voter or learner).
+    pub fn is_member(&self) -> bool {
+        let m = self.inner.raft.metrics().borrow().membership_config.clone();
+        m.membership().get_node(&self.inner.id).is_some()
+    }
+}

@@ -1,0 +1,389 @@
+//! [`Store`]: the handle the rest of ferry uses to reach the replicated store.
+//!
+//! Layout:
+//! - this file: opening the store, writes (group commit or forward), reads, watches.
+//! - [`batcher`]: group commit — concurrent writes become one Raft entry.
+//! - [`membership`]: ids, join, promotion, removal, status.
+//! - [`serve`]: the server side of `ferry-raft/1`.
+
+mod batcher;
+mod membership;
+mod serve;
+
+use crate::log_store::{Flusher, LogStore};
+use crate::network::{NetworkFactory, PeerRequest, PeerResponse, Peers};
+use crate::sm::{SmShared, StateMachine};
+use crate::types::{NodeId, Raft};
+use crate::watch::WatchStream;
+use ferry_api::kv::{KeyValue, KvError, Write, WriteOp, WriteOutcome};
+use ferry_api::proto::{
+    ApiError, Consistency, ErrorCode, RangeRequest, RangeResponse, WatchRequest,
+};
+use ferry_config::{RaftTimings, StoreLimits};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What a store needs to open.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// This master's id.
+    pub id: NodeId,
+    /// This master's advertised QUIC address.
+    pub addr: String,
+    /// Directory for the sled database and snapshots.
+    pub dir: PathBuf,
+    /// Raft timing.
+    pub timings: RaftTimings,
+    /// Limits and batching.
+    pub limits: StoreLimits,
+}
+
+/// Cheap-to-clone handle to this master's replicated store.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: NodeId,
+    addr: String,
+    raft: Raft,
+    shared: Arc<SmShared>,
+    peers: Arc<Peers>,
+    batch_tx: mpsc::Sender<batcher::Pending>,
+    limits: StoreLimits,
+    committed: Arc<AtomicU64>,
+    membership: tokio::sync::Mutex<()>,
+    election_max: Duration,
+    _db: sled::Db,
+}
+
+/// Result of a write as the wire carries it.
+pub type WriteResult = Result<Result<WriteOutcome, KvError>, ApiError>;
+
+fn unavailable(m: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::Unavailable, m)
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::Internal, e.to_string())
+}
+
+impl Store {
+    /// Opens (or creates) the store in `opts.dir` and starts its Raft node.
+    pub async fn open(opts: StoreOptions, peers: Arc<Peers>) -> crate::Result<Store> {
+        let db_dir = opts.dir.join("store");
+        let db = crate::open_db(&db_dir)?;
+        let flusher = Flusher::start(db.clone(), &db_dir)?;
+        let log = LogStore::open(&db, flusher.clone())?;
+        let committed = log.committed_index();
+        let sm = StateMachine::open(
+            &db,
+            opts.dir.join("snapshots"),
+            opts.limits.history_revisions,
+            flusher,
+        )?;
+        let shared = sm.shared();
+        let t = &opts.timings;
+        let config = openraft::Config {
+            cluster_name: "ferry".into(),
+            heartbeat_interval: t.heartbeat_ms,
+            election_timeout_min: t.election_min_ms,
+            election_timeout_max: t.election_max_ms,
+            install_snapshot_timeout: 10_000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(t.snapshot_every),
+            max_in_snapshot_log_to_keep: t.keep_behind_snapshot,
+            snapshot_max_chunk_size: t.snapshot_chunk_bytes,
+            max_payload_entries: 256,
+            purge_batch_size: 256,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| crate::Error::Raft(e.to_string()))?;
+        let network = NetworkFactory {
+            peers: peers.clone(),
+        };
+        let raft = Raft::new(opts.id, Arc::new(config), network, log, sm)
+            .await
+            .map_err(|e| crate::Error::Raft(e.to_string()))?;
+        let (batch_tx, batch_rx) = mpsc::channel(64 * 1024);
+        tokio::spawn(batcher::run(raft.clone(), batch_rx, opts.limits.clone()));
+        Ok(Store {
+            inner: Arc::new(Inner {
+                id: opts.id,
+                addr: opts.addr,
+                raft,
+                shared,
+                peers,
+                batch_tx,
+                limits: opts.limits,
+                committed,
+                membership: tokio::sync::Mutex::new(()),
+                election_max: Duration::from_millis(t.election_max_ms),
+                _db: db,
+            }),
+        })
+    }
+
+    /// Makes this master the single voter of a new cluster (`ferry master --init`).
+    pub async fn initialize(&self) -> crate::Result<()> {
+        let mut members = std::collections::BTreeMap::new();
+        members.insert(self.inner.id, openraft::BasicNode::new(&self.inner.addr));
+        match self.inner.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::InitializeError::NotAllowed(_),
+            )) => Ok(()),
+            Err(e) => Err(crate::Error::Raft(e.to_string())),
+        }
+    }
+
+    /// This master's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The openraft handle (metrics, tests).
+    pub fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    /// The revision this master has applied.
+    pub fn applied(&self) -> u64 {
+        self.inner.shared.applied()
+    }
+
+    /// Stops Raft. Outstanding requests fail.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.raft.shutdown().await;
+    }
+
+    /// The current leader's id and address, waiting up to an election timeout for one.
+    async fn leader(&self) -> Result<(NodeId, String), ApiError> {
+        let mut rx = self.inner.raft.metrics();
+        let deadline = tokio::time::Instant::now() + 2 * self.inner.election_max;
+        loop {
+            {
+                let m = rx.borrow_and_update();
+                if let Some(l) = m.current_leader {
+                    if let Some(node) = m.membership_config.membership().get_node(&l) {
+                        return Ok((l, node.addr.clone()));
+                    }
+                }
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    return Err(unavailable(
+                        "no Raft leader; the cluster may have lost quorum",
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Sends `req` to the leader, or runs `local` if this master leads.
+    async fn on_leader<T>(
+        &self,
+        req: PeerRequest,
+        local: impl std::future::Future<Output = T>,
+        unwrap: impl Fn(PeerResponse) -> Option<T>,
+        sent_failed: impl Fn(String) -> T,
+    ) -> Result<T, ApiError> {
+        let (leader, addr) = self.leader().await?;
+        if leader == self.inner.id {
+            return Ok(local.await);
+        }
+        match self
+            .inner
+            .peers
+            .call(&addr, &req, Duration::from_secs(30))
+            .await
+        {
+            Ok(resp) => {
+                unwrap(resp).ok_or_else(|| internal("leader answered with the wrong message"))
+            }
+            Err(ferry_api::Error::Connect { message, .. }) => Err(unavailable(format!(
+                "leader {leader} at {addr} unreachable: {message}"
+            ))),
+            Err(e) => Ok(sent_failed(e.to_string())),
+        }
+    }
+
+    /// Applies a write through Raft, on whichever master leads.
+    pub async fn write(&self, w: Write) -> WriteResult {
+        self.validate(&w)?;
+        self.on_leader(
+            PeerRequest::Forward(w.clone()),
+            self.write_local(w),
+            |r| match r {
+                PeerResponse::Forward(r) => Some(r),
+                _ => None,
+            },
+            |m| {
+                Err(ApiError::new(
+                    ErrorCode::Indeterminate,
+                    format!("forwarding to the leader failed after sending: {m}"),
+                ))
+            },
+        )
+        .await?
+    }
+
+    /// Queues a write into this master's group commit (it must lead).
+    pub async fn write_local(&self, w: Write) -> WriteResult {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let size = w.size();
+        self.inner
+            .batch_tx
+            .send(batcher::Pending { write: w, size, tx })
+            .await
+            .map_err(|_| unavailable("store is shutting down"))?;
+        rx.await.unwrap_or_else(|_| {
+            Err(ApiError::new(
+                ErrorCode::Indeterminate,
+                "store stopped before answering",
+            ))
+        })
+    }
+
+    fn validate(&self, w: &Write) -> Result<(), ApiError> {
+        let bad = |m: String| Err(ApiError::new(ErrorCode::BadRequest, m));
+        let ops: &[WriteOp] = match w {
+            Write::Op(op) => std::slice::from_ref(op),
+            Write::Txn(ops) if ops.is_empty() => return bad("empty transaction".into()),
+            Write::Txn(ops) => ops,
+            Write::Compact(_) => &[],
+        };
+        let mut total = 0;
+        for op in ops {
+            let key = op.key();
+            if key.is_empty() {
+                return bad("empty key".into());
+            }
+            if key.len() > self.inner.limits.max_key_bytes {
+                return bad(format!(
+                    "key of {} bytes exceeds the limit of {} bytes",
+                    key.len(),
+                    self.inner.limits.max_key_bytes
+                ));
+            }
+            if let WriteOp::Put { value, .. } = op {
+                if value.len() > self.inner.limits.max_value_bytes {
+                    return bad(format!(
+                        "value of {} bytes for key {key} exceeds the limit of {} bytes",
+                        value.len(),
+                        self.inner.limits.max_value_bytes
+                    ));
+                }
+            }
+            total += op.size();
+        }
+        if total > self.inner.limits.max_value_bytes + 64 * 1024 {
+            return bad(format!(
+                "transaction of {total} bytes exceeds the object size limit"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The revision a linearizable read must reflect.
+    pub async fn read_index(&self) -> Result<u64, ApiError> {
+        let idx = self
+            .on_leader(
+                PeerRequest::ReadIndex,
+                self.read_index_local(),
+                |r| match r {
+                    PeerResponse::ReadIndex(r) => Some(r),
+                    _ => None,
+                },
+                |m| Err(unavailable(format!("read index from leader failed: {m}"))),
+            )
+            .await??;
+        self.wait_applied(idx).await?;
+        Ok(idx)
+    }
+
+    async fn read_index_local(&self) -> Result<u64, ApiError> {
+        match self.inner.raft.ensure_linearizable().await {
+            Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
+            Err(e) => Err(unavailable(format!("leadership not confirmed: {e}"))),
+        }
+    }
+
+    /// Waits until this master has applied `revision`.
+    pub async fn wait_applied(&self, revision: u64) -> Result<(), ApiError> {
+        let mut rx = self.inner.shared.subscribe_applied();
+        let ok = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|a| *a >= revision))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        match ok {
+            true => Ok(()),
+            false => Err(unavailable(format!(
+                "this master has not applied revision {revision} yet"
+            ))),
+        }
+    }
+
+    async fn read_at(&self, consistency: Consistency) -> Result<Option<u64>, ApiError> {
+        match consistency {
+            Consistency::Linearizable => {
+                self.read_index().await?;
+                Ok(None)
+            }
+            Consistency::Local => Ok(None),
+            Consistency::AtRevision(r) => {
+                self.wait_applied(r).await?;
+                Ok(Some(r))
+            }
+        }
+    }
+
+    /// Reads one key; returns it and the revision read at.
+    pub async fn get(
+        &self,
+        key: &str,
+        consistency: Consistency,
+    ) -> Result<(Option<KeyValue>, u64), ApiError> {
+        let at = self.read_at(consistency).await?;
+        self.inner
+            .shared
+            .get(key, at)
+            .map_err(internal)?
+            .map_err(kv_to_api)
+    }
+
+    /// Reads a page of a key range.
+    pub async fn range(
+        &self,
+        req: &RangeRequest,
+    ) -> Result<Result<RangeResponse, KvError>, ApiError> {
+        let at = self.read_at(req.consistency).await?;
+        self.inner
+            .shared
+            .range(&req.prefix, req.start_after.as_deref(), req.limit, at)
+            .map_err(internal)
+    }
+
+    /// Starts a watch served from this master's applied state.
+    pub fn watch(&self, req: &WatchRequest) -> Result<WatchStream, ApiError> {
+        WatchStream::start(
+            self.inner.shared.clone(),
+            req.prefix.clone(),
+            req.after_revision,
+            req.bookmark_ms,
+        )
+    }
+}
+
+fn kv_to_api(e: KvError) -> ApiError {
+    let code = match e {
+        KvError::TooOld { .. } => ErrorCode::TooOld,
+        KvError::FutureRevision { .. } => ErrorCode::Unavailable,
+        _ => ErrorCode::BadRequest,
+    };
+    ApiError::new(code, e.to_string())
+}

@@ -1,0 +1,60 @@
+//! The server side of `ferry-raft/1`: one task per stream, one request per stream.
+
+use super::Store;
+use crate::network::{PeerRequest, PeerResponse};
+use ferry_api::frame::{read_frame, write_frame};
+use ferry_api::tls::Identity;
+
+impl Store {
+    /// Serves a connection from another master until it closes.
+    pub async fn serve_peer(&self, conn: quinn::Connection, peer: Identity) {
+        if !matches!(peer, Identity::Master(_)) {
+            conn.close(1u32.into(), b"ferry-raft/1 is for masters only");
+            return;
+        }
+        while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+            let store = self.clone();
+            tokio::spawn(async move {
+                let req =
+                    match read_frame::<_, PeerRequest>(&mut recv, store.inner.peers.max_frame())
+                        .await
+                    {
+                        Ok(Some(r)) => r,
+                        Ok(None) => return,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "bad frame from peer");
+                            let _ = send.reset(2u32.into());
+                            return;
+                        }
+                    };
+                let resp = store.handle_peer(req).await;
+                if write_frame(&mut send, &resp).await.is_ok() {
+                    let _ = send.finish();
+                }
+            });
+        }
+    }
+
+    async fn handle_peer(&self, req: PeerRequest) -> PeerResponse {
+        let raft = &self.inner.raft;
+        match req {
+            PeerRequest::AppendEntries(r) => {
+                PeerResponse::AppendEntries(raft.append_entries(r).await)
+            }
+            PeerRequest::Vote(r) => PeerResponse::Vote(raft.vote(r).await),
+            PeerRequest::InstallSnapshot(r) => {
+                PeerResponse::InstallSnapshot(raft.install_snapshot(r).await)
+            }
+            PeerRequest::Forward(w) => PeerResponse::Forward(self.write_local(w).await),
+            PeerRequest::ReadIndex => PeerResponse::ReadIndex(self.read_index_local().await),
+            PeerRequest::AddMember { id, addr, force } => {
+                PeerResponse::Done(self.add_member_local(id, addr, force).await)
+            }
+            PeerRequest::RemoveMember { id, force } => {
+                PeerResponse::Done(self.remove_member_local(id, force).await)
+            }
+            PeerRequest::NextId => PeerResponse::Id(self.allocate_id_local().await),
+            PeerRequest::Status => PeerResponse::Status(Ok(self.local_status())),
+        }
+    }
+}

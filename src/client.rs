@@ -1,0 +1,37 @@
+//! Finding and loading the client config.
+
+use anyhow::{Context, Result};
+use ferry_api::Client;
+use ferry_config::ClientConfig;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `~/.ferry`.
+pub fn ferry_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".ferry")
+}
+
+/// The config path: `--config`/`FERRY_CONFIG`, else `~/.ferry/config`.
+pub fn config_path(explicit: Option<&Path>) -> PathBuf {
+    explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("FERRY_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| ferry_home().join("config"))
+}
+
+/// Loads the client config and builds a client.
+pub fn connect(explicit: Option<&Path>) -> Result<Arc<Client>> {
+    let path = config_path(explicit);
+    if !path.exists() {
+        anyhow::bail!(
+            "client config {} does not exist: pass --config FILE, set FERRY_CONFIG, or start a cluster with `ferry up`",
+            path.display()
+        );
+    }
+    let cfg = ClientConfig::load(&path)?;
+    let client = Client::new(&cfg).with_context(|| format!("client config {}", path.display()))?;
+    Ok(Arc::new(client))
+}

@@ -1,0 +1,97 @@
+//! `ferry cluster status|remove`.
+
+use crate::client::connect;
+use anyhow::Result;
+use ferry_api::proto::{ApiRequest, ApiResponse};
+use std::path::Path;
+use std::process::ExitCode;
+
+#[derive(clap::Subcommand)]
+pub enum Cmd {
+    /// Members, leader, term, commit and applied index, and each member's lag.
+    Status {
+        /// Output format: table (default) or json.
+        #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "json"])]
+        output: String,
+    },
+    /// Remove master ID from the cluster.
+    Remove {
+        id: u64,
+        /// Allow leaving an even number of voters.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
+    let client = connect(config)?;
+    match cmd {
+        Cmd::Status { output } => {
+            let s = client.status().await?;
+            if output == "json" {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "leader: {}  term: {}  commit: {}  applied: {} (on master {})",
+                s.leader.map_or("none".into(), |l| l.to_string()),
+                s.term,
+                s.commit_index,
+                s.applied_index,
+                s.serving
+            );
+            let rows: Vec<[String; 5]> = s
+                .members
+                .iter()
+                .map(|m| {
+                    [
+                        m.id.to_string(),
+                        m.addr.clone(),
+                        if Some(m.id) == s.leader {
+                            "leader".into()
+                        } else if m.voter {
+                            "voter".into()
+                        } else {
+                            "learner".into()
+                        },
+                        m.matched.map_or("-".into(), |x| x.to_string()),
+                        m.lag.map_or("-".into(), |x| x.to_string()),
+                    ]
+                })
+                .collect();
+            print_table(&["ID", "ADDRESS", "ROLE", "MATCHED", "LAG"], &rows);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Remove { id, force } => {
+            match client.call(&ApiRequest::RemoveMember { id, force }).await? {
+                ApiResponse::Removed => {
+                    println!("master {id} removed");
+                    Ok(ExitCode::SUCCESS)
+                }
+                other => anyhow::bail!("unexpected answer: {other:?}"),
+            }
+        }
+    }
+}
+
+/// Prints an aligned table.
+pub fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let mut width = header.map(str::len);
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let s: Vec<String> = cells
+            .iter()
+            .zip(width)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", s.join("   ").trim_end());
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}

@@ -1,0 +1,83 @@
+//! `ferry master`.
+
+use anyhow::{Context, Result};
+use ferry_actors::{Bootstrap, Master};
+use ferry_config::MasterConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `ferry master` flags; flags override the config file.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// UDP address to listen on (default 127.0.0.1:7100).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Address other masters and clients use (default: the listen address).
+    #[arg(long)]
+    advertise: Option<SocketAddr>,
+    /// Start a new cluster with this master as its only member; prints the join token.
+    #[arg(long, conflicts_with = "join")]
+    init: bool,
+    /// Join the cluster through the master at this address.
+    #[arg(long, requires = "token")]
+    join: Option<String>,
+    /// The join token printed by `ferry master --init`.
+    #[arg(long, requires = "join")]
+    token: Option<String>,
+    /// Become a voter even if that makes the number of voters even.
+    #[arg(long)]
+    force: bool,
+}
+
+pub async fn run(a: Args, config: Option<PathBuf>) -> Result<ExitCode> {
+    let mut cfg = match &config {
+        Some(p) => MasterConfig::load(p)?,
+        None => MasterConfig::default(),
+    };
+    if let Some(d) = a.data_dir {
+        cfg.data_dir = d;
+    }
+    if let Some(l) = a.listen {
+        cfg.listen = l;
+    }
+    if a.advertise.is_some() {
+        cfg.advertise = a.advertise;
+    }
+    cfg.validate()?;
+    let boot = match (a.init, a.join, a.token) {
+        (true, _, _) => Bootstrap::Init,
+        (false, Some(via), Some(token)) => Bootstrap::Join {
+            via,
+            token,
+            force: a.force,
+        },
+        _ => Bootstrap::Existing,
+    };
+    let master = Master::start(cfg, boot).await.context("starting master")?;
+    let token = master.data.read("join-token")?;
+    println!("master {} serving on {}", master.id, master.addr);
+    println!("join token: {}", token.trim());
+    println!(
+        "join another master with: ferry master --data-dir DIR --listen ADDR --join {} --token {}",
+        master.addr,
+        token.trim()
+    );
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    master.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

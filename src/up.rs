@@ -1,0 +1,265 @@
+//! `ferry up`: a local HA cluster of real `ferry master` processes on loopback.
+//!
+//! Starts the first master with `--init`, the others with `--join`, waits until
+//! every master is a voter, writes the admin client config, then supervises: a
+//! master that dies is reported and restarted on the same data dir. Ctrl-C or
+//! SIGTERM stops every process it started.
+
+use crate::client::ferry_home;
+use anyhow::{bail, Context, Result};
+use ferry_actors::master::identity::{create_private_dir, write_private, DataDir};
+use ferry_api::Client;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Number of masters (odd, 1-7).
+    #[arg(long, default_value_t = 3)]
+    masters: usize,
+    /// Number of worker nodes (node agents arrive with a later release; must be 0).
+    #[arg(long, default_value_t = 0)]
+    nodes: usize,
+    /// Directory for data dirs, logs and admin.conf (default ~/.ferry/local).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// UDP port of the first master; the others use the following ports.
+    #[arg(long, default_value_t = 7100)]
+    port: u16,
+    /// Allow an even number of masters.
+    #[arg(long)]
+    force: bool,
+}
+
+struct Proc {
+    name: String,
+    data: PathBuf,
+    addr: String,
+    child: Option<Child>,
+}
+
+fn spawn(p: &Proc, extra: &[String], master_cfg: Option<&Path>) -> Result<Child> {
+    let exe = std::env::current_exe().context("locating the ferry binary")?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p.data.join("master.log"))
+        .with_context(|| format!("opening {}/master.log", p.data.display()))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("master")
+        .arg("--data-dir")
+        .arg(&p.data)
+        .arg("--listen")
+        .arg(&p.addr)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    if let Some(c) = master_cfg {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.spawn().with_context(|| format!("starting {}", p.name))
+}
+
+fn stop_all(procs: &mut [Proc]) {
+    for p in procs.iter() {
+        if let Some(c) = &p.child {
+            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for p in procs.iter_mut() {
+        if let Some(mut c) = p.child.take() {
+            loop {
+                if matches!(c.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+async fn wait_healthy(client: &Client, want: usize, all_voters: bool) -> Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last = String::from("no answer yet");
+    while Instant::now() < deadline {
+        match client.status().await {
+            Ok(s) => {
+                let voters = s.members.iter().filter(|m| m.voter).count();
+                if let Some(l) = s.leader {
+                    if s.members.len() == want && (!all_voters || voters == want) {
+                        return Ok(l);
+                    }
+                }
+                last = format!(
+                    "{} members, {voters} voters, leader {:?}",
+                    s.members.len(),
+                    s.leader
+                );
+            }
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("cluster did not become healthy within 90s: {last}")
+}
+
+pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
+    if a.nodes > 0 {
+        bail!("--nodes: node agents are not part of this release yet; use --nodes 0");
+    }
+    if a.masters == 0 || a.masters > 7 {
+        bail!("--masters must be between 1 and 7");
+    }
+    if a.masters % 2 == 0 && !a.force {
+        bail!("--masters {}: an even number of masters tolerates no more failures than one fewer; pass --force to do it anyway", a.masters);
+    }
+    let dir = a.dir.clone().unwrap_or_else(|| ferry_home().join("local"));
+    create_private_dir(&dir)?;
+    let mut procs: Vec<Proc> = (1..=a.masters)
+        .map(|i| Proc {
+            name: format!("m{i}"),
+            data: dir.join(format!("m{i}")),
+            addr: format!("127.0.0.1:{}", a.port as usize + i - 1),
+            child: None,
+        })
+        .collect();
+    for p in &procs {
+        create_private_dir(&p.data)?;
+    }
+    let masters: Vec<String> = procs.iter().map(|p| p.addr.clone()).collect();
+    let cfg = master_cfg.as_deref();
+    let is_setup = |p: &Proc| p.data.join("identity.toml").exists();
+
+    let first_args = if is_setup(&procs[0]) {
+        vec![]
+    } else {
+        vec!["--init".to_string()]
+    };
+    procs[0].child = Some(spawn(&procs[0], &first_args, cfg)?);
+    let token_file = procs[0].data.join("join-token");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !procs[0].data.join("identity.toml").exists() || !token_file.exists() {
+        if Instant::now() > deadline {
+            stop_all(&mut procs);
+            bail!(
+                "m1 did not set up within 30s; see {}/master.log",
+                procs[0].data.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token = std::fs::read_to_string(&token_file)?.trim().to_string();
+    let join_args = |force: bool| {
+        let mut v = vec![
+            "--join".to_string(),
+            masters[0].clone(),
+            "--token".to_string(),
+            token.clone(),
+        ];
+        if force {
+            v.push("--force".into());
+        }
+        v
+    };
+    let admin = DataDir::new(&procs[0].data)
+        .and_then(|d| ferry_actors::master::admin_config(&d, &masters))?;
+    let admin_path = dir.join("admin.conf");
+    write_private(&admin_path, admin.to_toml().as_bytes())?;
+    let client = Client::new(&admin)?;
+    // A new m1 leads alone before others join; a restarted cluster needs its quorum first.
+    if !first_args.is_empty() {
+        if let Err(e) = wait_healthy(&client, 1, true).await {
+            stop_all(&mut procs);
+            return Err(e);
+        }
+    }
+    for i in 1..procs.len() {
+        let args = if is_setup(&procs[i]) {
+            vec![]
+        } else {
+            join_args(a.force)
+        };
+        procs[i].child = Some(spawn(&procs[i], &args, cfg)?);
+    }
+    let leader = match wait_healthy(&client, a.masters, a.masters % 2 == 1 || a.force).await {
+        Ok(l) => l,
+        Err(e) => {
+            stop_all(&mut procs);
+            return Err(e);
+        }
+    };
+    let home_cfg = ferry_home().join("config");
+    if !home_cfg.exists() {
+        create_private_dir(&ferry_home())?;
+        write_private(&home_cfg, admin.to_toml().as_bytes())?;
+    }
+    println!(
+        "ferry: local cluster of {} masters is up (leader: master {leader})",
+        a.masters
+    );
+    println!("  masters:      {}", masters.join(", "));
+    println!("  admin config: {}", admin_path.display());
+    println!(
+        "  try:          ferry --config {} cluster status",
+        admin_path.display()
+    );
+    println!(
+        "                ferry --config {} kv put hello world",
+        admin_path.display()
+    );
+    println!("  logs:         {}/m*/master.log", dir.display());
+    println!("  Ctrl-C stops the cluster.");
+    supervise(&mut procs, cfg, &join_args(a.force)).await;
+    println!("ferry: stopping");
+    stop_all(&mut procs);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn supervise(procs: &mut [Proc], cfg: Option<&Path>, join_args: &[String]) {
+    let stop = crate::master::wait_for_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        for p in procs.iter_mut() {
+            let Some(child) = p.child.as_mut() else {
+                continue;
+            };
+            let Ok(Some(status)) = child.try_wait() else {
+                continue;
+            };
+            eprintln!(
+                "ferry up: master {} (pid {}) exited ({status}); restarting it",
+                p.name,
+                child.id()
+            );
+            let args = if p.data.join("identity.toml").exists() {
+                vec![]
+            } else {
+                join_args.to_vec()
+            };
+            match spawn(p, &args, cfg) {
+                Ok(c) => {
+                    eprintln!("ferry up: master {} restarted (pid {})", p.name, c.id());
+                    p.child = Some(c);
+                }
+                Err(e) => {
+                    eprintln!("ferry up: restarting {} failed: {e:#}", p.name);
+                    p.child = None;
+                }
+            }
+        }
+    }
+}
