@@ -120,7 +120,7 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
     if a.masters == 0 || a.masters > 7 {
         bail!("--masters must be between 1 and 7");
     }
-    if a.masters % 2 == 0 && !a.force {
+    if a.masters.is_multiple_of(2) && !a.force {
         bail!("--masters {}: an even number of masters tolerates no more failures than one fewer; pass --force to do it anyway", a.masters);
     }
     let dir = a.dir.clone().unwrap_or_else(|| ferry_home().join("local"));
@@ -191,13 +191,14 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
         };
         procs[i].child = Some(spawn(&procs[i], &args, cfg)?);
     }
-    let leader = match wait_healthy(&client, a.masters, a.masters % 2 == 1 || a.force).await {
-        Ok(l) => l,
-        Err(e) => {
-            stop_all(&mut procs);
-            return Err(e);
-        }
-    };
+    let leader =
+        match wait_healthy(&client, a.masters, !a.masters.is_multiple_of(2) || a.force).await {
+            Ok(l) => l,
+            Err(e) => {
+                stop_all(&mut procs);
+                return Err(e);
+            }
+        };
     let home_cfg = ferry_home().join("config");
     if !home_cfg.exists() {
         create_private_dir(&ferry_home())?;

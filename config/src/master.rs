@@ -255,6 +255,33 @@ mod tests {
     use std::path::Path;
 
     #[test]
+    fn examples_parse_and_validate() {
+        let master: MasterConfig = crate::parse_toml(
+            Path::new("master.toml"),
+            include_str!("../examples/master.toml"),
+        )
+        .unwrap();
+        master.validate().unwrap();
+        assert_eq!(
+            master,
+            MasterConfig::default(),
+            "examples/master.toml documents the defaults"
+        );
+        let local: MasterConfig = crate::parse_toml(
+            Path::new("local.toml"),
+            include_str!("../examples/local.toml"),
+        )
+        .unwrap();
+        local.validate().unwrap();
+        let client: crate::ClientConfig = crate::parse_toml(
+            Path::new("client.toml"),
+            include_str!("../examples/client.toml"),
+        )
+        .unwrap();
+        client.validate().unwrap();
+    }
+
+    #[test]
     fn defaults_are_valid() {
         MasterConfig::default().validate().unwrap();
     }
