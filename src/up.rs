@@ -183,13 +183,13 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
             return Err(e);
         }
     }
-    for i in 1..procs.len() {
-        let args = if is_setup(&procs[i]) {
+    for p in procs.iter_mut().skip(1) {
+        let args = if is_setup(p) {
             vec![]
         } else {
             join_args(a.force)
         };
-        procs[i].child = Some(spawn(&procs[i], &args, cfg)?);
+        p.child = Some(spawn(p, &args, cfg)?);
     }
     let leader =
         match wait_healthy(&client, a.masters, !a.masters.is_multiple_of(2) || a.force).await {
