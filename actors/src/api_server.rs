@@ -101,7 +101,11 @@ async fn stream_watch(
         }
     };
     loop {
-        let item = watch.next().await;
+        // A client that goes away stops the stream even when no events flow.
+        let item = tokio::select! {
+            item = watch.next() => item,
+            _ = send.stopped() => return,
+        };
         let failed = item.is_err();
         if write_frame(send, &item).await.is_err() || failed {
             let _ = send.finish();

@@ -215,3 +215,164 @@ fn check(op: &WriteOp, cur: Option<&StoredKv>) -> Result<(), KvError> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_api::kv::KvError::*;
+
+    fn put(key: &str, v: &str, expect: Expect) -> WriteOp {
+        WriteOp::Put {
+            key: key.into(),
+            value: v.as_bytes().to_vec(),
+            expect,
+        }
+    }
+
+    fn del(key: &str, expect: Expect) -> WriteOp {
+        WriteOp::Delete {
+            key: key.into(),
+            expect,
+        }
+    }
+
+    /// Applies `writes` one entry each (revisions 1, 2, ...) and returns each result.
+    fn run(writes: Vec<Write>) -> Vec<Result<WriteOutcome, KvError>> {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("sm").unwrap();
+        let mut out = Vec::new();
+        for (i, w) in writes.iter().enumerate() {
+            let mut ctx = ApplyCtx::new(&tree, 0);
+            ctx.begin(i as u64 + 1);
+            out.push(ctx.apply_write(w).unwrap());
+            tree.apply_batch(ctx.batch).unwrap();
+        }
+        out
+    }
+
+    fn err(key: &str) -> String {
+        key.to_string()
+    }
+
+    #[test]
+    fn preconditions_table() {
+        use Expect::*;
+        let cases: Vec<(&str, Vec<Write>, Result<(), KvError>)> = vec![
+            ("create new", vec![Write::Op(put("a", "1", Absent))], Ok(())),
+            (
+                "create existing",
+                vec![
+                    Write::Op(put("a", "1", Any)),
+                    Write::Op(put("a", "2", Absent)),
+                ],
+                Err(AlreadyExists { key: err("a") }),
+            ),
+            (
+                "update missing",
+                vec![Write::Op(put("a", "1", Exists))],
+                Err(NotFound { key: err("a") }),
+            ),
+            (
+                "update at right revision",
+                vec![
+                    Write::Op(put("a", "1", Any)),
+                    Write::Op(put("a", "2", ModRevision(1))),
+                ],
+                Ok(()),
+            ),
+            (
+                "update at stale revision",
+                vec![
+                    Write::Op(put("a", "1", Any)),
+                    Write::Op(put("a", "2", Any)),
+                    Write::Op(put("a", "3", ModRevision(1))),
+                ],
+                Err(Conflict {
+                    key: err("a"),
+                    expected: 1,
+                    actual: 2,
+                }),
+            ),
+            (
+                "delete missing",
+                vec![Write::Op(del("a", Any))],
+                Err(NotFound { key: err("a") }),
+            ),
+            (
+                "txn all hold",
+                vec![Write::Txn(vec![
+                    put("a", "1", Absent),
+                    put("b", "1", Absent),
+                ])],
+                Ok(()),
+            ),
+            (
+                "txn second fails",
+                vec![Write::Txn(vec![
+                    put("a", "1", Absent),
+                    put("a", "2", Absent),
+                ])],
+                Err(TxnFailed {
+                    index: 1,
+                    source: Box::new(AlreadyExists { key: err("a") }),
+                }),
+            ),
+            (
+                "txn sees its own earlier op",
+                vec![Write::Txn(vec![put("a", "1", Absent), del("a", Exists)])],
+                Ok(()),
+            ),
+            (
+                "empty key",
+                vec![Write::Op(put("", "1", Any))],
+                Err(Invalid("empty key".into())),
+            ),
+        ];
+        for (name, writes, want) in cases {
+            let got = run(writes).pop().unwrap();
+            assert_eq!(got.map(|_| ()), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn failed_txn_writes_nothing_and_revisions_advance() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("sm").unwrap();
+        let mut ctx = ApplyCtx::new(&tree, 0);
+        ctx.begin(5);
+        let ok = ctx
+            .apply_write(&Write::Txn(vec![
+                put("a", "1", Expect::Absent),
+                put("b", "1", Expect::Absent),
+            ]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ok.revision, 5);
+        let failed = ctx
+            .apply_write(&Write::Txn(vec![
+                put("c", "1", Expect::Absent),
+                put("a", "2", Expect::Absent),
+            ]))
+            .unwrap();
+        assert!(failed.is_err());
+        let events = ctx.take_events();
+        assert_eq!(events.len(), 2, "only the successful txn emits events");
+        tree.apply_batch(ctx.batch).unwrap();
+        assert!(
+            tree.get(keys::kv_key("c")).unwrap().is_none(),
+            "failed txn wrote c"
+        );
+
+        let mut ctx = ApplyCtx::new(&tree, 0);
+        ctx.begin(6);
+        ctx.apply_write(&Write::Op(put("a", "2", Expect::ModRevision(5))))
+            .unwrap()
+            .unwrap();
+        let ev = ctx.take_events().pop().unwrap();
+        assert_eq!(
+            (ev.kv.create_revision, ev.kv.mod_revision, ev.kv.version),
+            (5, 6, 2)
+        );
+        assert_eq!(ev.prev.unwrap().value, b"1".to_vec());
+    }
+}
