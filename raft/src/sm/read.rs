@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 
 type Fixups = BTreeMap<String, Option<StoredKv>>;
 
+/// Revisions with their events under a prefix, oldest first.
+pub type HistoryPage = Vec<(u64, Vec<Event>)>;
+
 impl SmShared {
     fn check_revision(&self, at: u64, applied: u64) -> Result<(), KvError> {
         let compacted = self.compacted();
@@ -165,7 +168,7 @@ impl SmShared {
         after: u64,
         prefix: &str,
         max: usize,
-    ) -> crate::Result<Result<(Vec<(u64, Vec<Event>)>, u64), KvError>> {
+    ) -> crate::Result<Result<(HistoryPage, u64), KvError>> {
         let tree = self.tree.read().expect("tree lock").clone();
         let compacted = self.compacted();
         if after < compacted {
