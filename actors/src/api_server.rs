@@ -40,10 +40,12 @@ async fn reply(send: &mut quinn::SendStream, r: &Result<ApiResponse, ApiError>) 
 
 /// Serves one client connection until it closes.
 pub async fn serve(store: Store, conn: quinn::Connection, who: Identity, max_frame: usize) {
+    let mut streams = tokio::task::JoinSet::new();
     while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+        while streams.try_join_next().is_some() {}
         let store = store.clone();
         let who = who.clone();
-        tokio::spawn(async move {
+        streams.spawn(async move {
             let req = match read_frame::<_, ApiRequest>(&mut recv, max_frame).await {
                 Ok(Some(r)) => r,
                 Ok(None) => return,
@@ -63,6 +65,8 @@ pub async fn serve(store: Store, conn: quinn::Connection, who: Identity, max_fra
             reply(&mut send, &resp).await;
         });
     }
+    // The connection is gone: end its requests and watches (they hold the store).
+    streams.shutdown().await;
 }
 
 async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError> {

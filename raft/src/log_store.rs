@@ -26,6 +26,7 @@ type Done = Box<dyn FnOnce(std::io::Result<()>) + Send>;
 #[derive(Clone)]
 pub struct Flusher {
     tx: mpsc::Sender<Done>,
+    stopped: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Flusher {
@@ -33,9 +34,11 @@ impl Flusher {
     pub fn start(db: sled::Db, dir: &Path) -> crate::Result<Flusher> {
         let data = std::fs::File::open(dir.join("db"))?;
         let (tx, rx) = mpsc::channel::<Done>();
+        let (stopped_tx, stopped) = tokio::sync::watch::channel(false);
         std::thread::Builder::new()
             .name("ferry-flusher".into())
             .spawn(move || {
+                let signal = StopSignal(stopped_tx);
                 while let Ok(first) = rx.recv() {
                     let mut waiting = vec![first];
                     waiting.extend(rx.try_iter());
@@ -54,8 +57,17 @@ impl Flusher {
                         });
                     }
                 }
+                // Every Flusher handle is gone: release the database, then say so.
+                drop(db);
+                drop(signal);
             })?;
-        Ok(Flusher { tx })
+        Ok(Flusher { tx, stopped })
+    }
+
+    /// Tells when every `Flusher` handle is dropped and the thread has released its
+    /// database handle. Holding it does not keep the thread alive.
+    pub fn stopped(&self) -> FlusherStopped {
+        FlusherStopped(self.stopped.clone())
     }
 
     /// Runs `done` once everything written so far is on disk.
@@ -73,6 +85,26 @@ impl Flusher {
         });
         rx.await
             .unwrap_or_else(|_| Err(std::io::Error::other("flusher stopped")))
+    }
+}
+
+/// See [`Flusher::stopped`].
+#[derive(Clone)]
+pub struct FlusherStopped(tokio::sync::watch::Receiver<bool>);
+
+impl FlusherStopped {
+    /// Waits until the flusher thread has released the database.
+    pub async fn wait(&self) {
+        let _ = self.0.clone().wait_for(|s| *s).await;
+    }
+}
+
+/// Announces the flusher thread's end when dropped (also if the thread panics).
+struct StopSignal(tokio::sync::watch::Sender<bool>);
+
+impl Drop for StopSignal {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
     }
 }
 

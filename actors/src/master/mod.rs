@@ -50,6 +50,10 @@ pub struct Master {
     pub data: DataDir,
     /// This master's id.
     pub id: u64,
+    /// The accept loop; it ends once the endpoint is closed and its connections are done.
+    accept: tokio::task::JoinHandle<()>,
+    /// Asking to be admitted again (joined masters only).
+    rejoin: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Master {
@@ -137,21 +141,21 @@ impl Master {
             ca: Ca::load(&ca.cert_pem, &ca.key_pem)?,
             secret: data.secret()?,
         });
-        tokio::spawn(accept_loop(
+        let accept = tokio::spawn(accept_loop(
             endpoint.clone(),
             store.clone(),
             join_ctx,
             cfg.transport.max_frame_bytes,
         ));
-        if let Some(via) = ident.joined_via.clone() {
+        let rejoin = ident.joined_via.clone().map(|via| {
             tokio::spawn(rejoin_until_member(
                 store.clone(),
                 data.clone(),
                 via,
                 addr,
                 cfg.clone(),
-            ));
-        }
+            ))
+        });
         tracing::info!(id = ident.id, %addr, "master started");
         Ok(Master {
             store,
@@ -159,6 +163,8 @@ impl Master {
             addr,
             data,
             id: ident.id,
+            accept,
+            rejoin,
         })
     }
 
@@ -167,10 +173,32 @@ impl Master {
         admin_config(&self.data, masters)
     }
 
-    /// Stops serving and stops Raft.
-    pub async fn shutdown(&self) {
+    /// Stops serving and stops Raft, then waits until the data dir (sled's lock) and
+    /// the UDP port are released, so a master can start on them again in this process.
+    pub async fn shutdown(self) {
+        let local = self.endpoint.local_addr().ok();
         self.endpoint.close(0u32.into(), b"shutdown");
         self.store.shutdown().await;
+        // Every task holding a clone of the store must end before the database closes.
+        let _ = self.accept.await;
+        if let Some(rejoin) = self.rejoin {
+            rejoin.abort();
+            let _ = rejoin.await;
+        }
+        drop(self.store);
+        self.endpoint.wait_idle().await;
+        drop(self.endpoint);
+        // quinn releases the socket when its driver task notices the last handle is gone.
+        if let Some(local) = local {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while std::net::UdpSocket::bind(local).is_err() {
+                if tokio::time::Instant::now() > deadline {
+                    tracing::warn!(%local, "UDP port still in use 5 s after shutdown");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
     }
 }
 
@@ -210,9 +238,11 @@ async fn accept_loop(
     join: Arc<JoinContext>,
     max_frame: usize,
 ) {
+    let mut conns = tokio::task::JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
+        while conns.try_join_next().is_some() {}
         let (store, join) = (store.clone(), join.clone());
-        tokio::spawn(async move {
+        conns.spawn(async move {
             let conn = match incoming.await {
                 Ok(c) => c,
                 Err(e) => {
@@ -231,6 +261,8 @@ async fn accept_loop(
             }
         });
     }
+    // The endpoint is closed, and with it every connection: wait for their tasks.
+    while conns.join_next().await.is_some() {}
 }
 
 /// Asks a master to admit this one.

@@ -10,7 +10,7 @@ mod batcher;
 mod membership;
 mod serve;
 
-use crate::log_store::{Flusher, LogStore};
+use crate::log_store::{Flusher, FlusherStopped, LogStore};
 use crate::network::{NetworkFactory, PeerRequest, PeerResponse, Peers};
 use crate::sm::{SmShared, StateMachine};
 use crate::types::{NodeId, Raft};
@@ -58,6 +58,7 @@ struct Inner {
     committed: Arc<AtomicU64>,
     membership: tokio::sync::Mutex<()>,
     election_max: Duration,
+    storage_released: FlusherStopped,
     _db: sled::Db,
 }
 
@@ -78,6 +79,7 @@ impl Store {
         let db_dir = opts.dir.join("store");
         let db = crate::open_db(&db_dir)?;
         let flusher = Flusher::start(db.clone(), &db_dir)?;
+        let storage_released = flusher.stopped();
         let log = LogStore::open(&db, flusher.clone())?;
         let committed = log.committed_index();
         let sm = StateMachine::open(
@@ -123,6 +125,7 @@ impl Store {
                 committed,
                 membership: tokio::sync::Mutex::new(()),
                 election_max: Duration::from_millis(t.election_max_ms),
+                storage_released,
                 _db: db,
             }),
         })
@@ -156,9 +159,18 @@ impl Store {
         self.inner.shared.applied()
     }
 
-    /// Stops Raft. Outstanding requests fail.
+    /// Stops Raft (outstanding requests fail) and waits until its log and state
+    /// machine have let go of the database. The data dir can be opened again once
+    /// every clone of this `Store` is dropped too (sled locks it until then).
     pub async fn shutdown(&self) {
         let _ = self.inner.raft.shutdown().await;
+        let released = self.inner.storage_released.wait();
+        if tokio::time::timeout(Duration::from_secs(10), released)
+            .await
+            .is_err()
+        {
+            tracing::warn!("Raft storage still in use 10 s after shutdown");
+        }
     }
 
     /// The current leader's id and address, waiting up to an election timeout for one.

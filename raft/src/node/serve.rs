@@ -12,9 +12,11 @@ impl Store {
             conn.close(1u32.into(), b"ferry-raft/1 is for masters only");
             return;
         }
+        let mut streams = tokio::task::JoinSet::new();
         while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+            while streams.try_join_next().is_some() {}
             let store = self.clone();
-            tokio::spawn(async move {
+            streams.spawn(async move {
                 let req =
                     match read_frame::<_, PeerRequest>(&mut recv, store.inner.peers.max_frame())
                         .await
@@ -33,6 +35,8 @@ impl Store {
                 }
             });
         }
+        // The connection is gone: its requests end with it (they hold this store).
+        streams.shutdown().await;
     }
 
     async fn handle_peer(&self, req: PeerRequest) -> PeerResponse {

@@ -1,0 +1,16 @@
+//! Integration tests of the replicated store: masters in one process over QUIC.
+//!
+//! Layout:
+//! - [`harness`]: `TestCluster` (temp dirs, port 0, tight Raft timing) and waits.
+//! - [`writes`]: writes, preconditions, transactions, local reads.
+//! - [`range`]: pagination and reads at a revision.
+//! - [`watch`]: ordering, gaps, atomicity, resume, compaction, bookmarks.
+//! - [`snapshot`]: snapshot install on a lagging member and a new master.
+//! - [`membership`]: learners, promotion, removal.
+
+mod harness;
+mod membership;
+mod range;
+mod snapshot;
+mod watch;
+mod writes;
