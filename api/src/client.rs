@@ -66,7 +66,9 @@ impl Client {
             endpoint,
             quic,
             timeout,
-            max_frame: TransportLimits::default().max_frame_bytes,
+            // Answers may be large (a revision's events with previous values, a big range);
+            // the server bounds what it sends.
+            max_frame: crate::frame::ABSOLUTE_MAX_FRAME,
             current: Mutex::new(None),
         })
     }

@@ -80,11 +80,17 @@ where
     if len > limit {
         return Err(Error::FrameTooLarge { len, limit });
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => Error::Truncated,
-        _ => Error::Stream(e.to_string()),
-    })?;
+    // Grow with the data actually received, so a peer that declares a large
+    // frame and sends nothing pins no memory.
+    let mut body = Vec::with_capacity(len.min(64 * 1024));
+    let got = (&mut *r)
+        .take(len as u64)
+        .read_to_end(&mut body)
+        .await
+        .map_err(|e| Error::Stream(e.to_string()))?;
+    if got < len {
+        return Err(Error::Truncated);
+    }
     decode(&body).map(Some)
 }
 

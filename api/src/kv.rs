@@ -100,12 +100,15 @@ impl Write {
         }
     }
 
-    /// A write is safe to retry when a repeat cannot apply twice: it carries a
-    /// precondition on every op, or it is a compaction.
+    /// A write is safe to retry when a repeat cannot apply twice: every op is
+    /// conditional on an exact `mod_revision` (a repeat after success conflicts),
+    /// or it is a compaction. `Exists` and `Any` could apply again; `Absent` would
+    /// report `AlreadyExists` for its own success.
     pub fn is_idempotent(&self) -> bool {
+        let exact = |o: &WriteOp| matches!(o.expect(), Expect::ModRevision(_));
         match self {
-            Write::Op(op) => op.expect() != Expect::Any,
-            Write::Txn(ops) => ops.iter().all(|o| o.expect() != Expect::Any),
+            Write::Op(op) => exact(op),
+            Write::Txn(ops) => ops.iter().all(exact),
             Write::Compact(_) => true,
         }
     }

@@ -208,16 +208,18 @@ fn roots(ca_pem: &str) -> Result<Arc<RootCertStore>> {
 
 fn transport(limits: &TransportLimits) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
-    t.max_concurrent_bidi_streams(4096u32.into());
+    t.max_concurrent_bidi_streams(1024u32.into());
     t.max_concurrent_uni_streams(0u32.into());
     t.keep_alive_interval(Some(Duration::from_millis(limits.keepalive_ms)));
     t.max_idle_timeout(Some(
         quinn::IdleTimeout::try_from(Duration::from_millis(limits.idle_timeout_ms))
             .expect("idle timeout in range"),
     ));
-    t.stream_receive_window((16u32 * 1024 * 1024).into());
-    t.receive_window((64u32 * 1024 * 1024).into());
-    t.send_window(64 * 1024 * 1024);
+    // Bounded buffering per connection (a peer without a certificate gets the same
+    // transport as everyone until the handshake tells us its ALPN).
+    t.stream_receive_window((4u32 * 1024 * 1024).into());
+    t.receive_window((16u32 * 1024 * 1024).into());
+    t.send_window(16 * 1024 * 1024);
     Arc::new(t)
 }
 

@@ -83,11 +83,15 @@ pub enum PeerResponse {
     Status(Result<ClusterStatus, ApiError>),
 }
 
+/// One peer's connection; dialing holds only this peer's lock, so a dead peer's
+/// handshake timeout never delays RPCs to live peers.
+type Slot = Arc<Mutex<Option<quinn::Connection>>>;
+
 /// Outgoing connections to other masters, one per address.
 pub struct Peers {
     endpoint: quinn::Endpoint,
     quic: quinn::ClientConfig,
-    conns: Mutex<HashMap<String, quinn::Connection>>,
+    conns: std::sync::Mutex<HashMap<String, Slot>>,
     max_frame: usize,
 }
 
@@ -97,7 +101,7 @@ impl Peers {
         Peers {
             endpoint,
             quic,
-            conns: Mutex::new(HashMap::new()),
+            conns: std::sync::Mutex::new(HashMap::new()),
             max_frame,
         }
     }
@@ -112,8 +116,9 @@ impl Peers {
             addr: addr.to_string(),
             message: m,
         };
-        let mut conns = self.conns.lock().await;
-        if let Some(c) = conns.get(addr) {
+        let slot = self.slot(addr);
+        let mut slot = slot.lock().await;
+        if let Some(c) = slot.as_ref() {
             if c.close_reason().is_none() {
                 return Ok(c.clone());
             }
@@ -129,8 +134,13 @@ impl Peers {
             .await
             .map_err(|_| connect_err("handshake timed out".into()))?
             .map_err(|e| connect_err(e.to_string()))?;
-        conns.insert(addr.to_string(), conn.clone());
+        *slot = Some(conn.clone());
         Ok(conn)
+    }
+
+    fn slot(&self, addr: &str) -> Slot {
+        let mut conns = self.conns.lock().expect("peer map lock");
+        conns.entry(addr.to_string()).or_default().clone()
     }
 
     /// Sends one request and waits for its answer.
@@ -159,7 +169,7 @@ impl Peers {
             .await
             .unwrap_or_else(|_| Err(ferry_api::Error::Stream(format!("{addr} timed out"))));
         if let Err(ferry_api::Error::Connect { .. }) = &res {
-            self.conns.lock().await.remove(addr);
+            *self.slot(addr).lock().await = None;
         }
         res
     }

@@ -93,6 +93,21 @@ impl Store {
         if m.voter_ids().any(|v| v == id) {
             return Ok(());
         }
+        // A master that joined again (lost its first reply, or crashed before saving
+        // its id) must not be counted twice: one process answering for two voters
+        // would make a quorum on its own.
+        if let Some((&other, _)) = m.nodes().find(|(n, node)| **n != id && node.addr == addr) {
+            if m.voter_ids().any(|v| v == other) {
+                return Err(refused(format!(
+                    "master {other} is a voter at {addr}; remove it before joining {id} at the same address"
+                )));
+            }
+            raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([other])), false)
+                .await
+                .map_err(|e| {
+                    unavailable(format!("removing stale learner {other} at {addr}: {e}"))
+                })?;
+        }
         if m.get_node(&id).is_none() {
             // Blocks until the learner has caught up with the leader's log.
             let add = raft.add_learner(id, BasicNode::new(&addr), true);

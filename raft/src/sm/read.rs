@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 
 type Fixups = BTreeMap<String, Option<StoredKv>>;
 
+/// A page stops growing past this many bytes (it must fit one frame); `more` is set.
+const MAX_PAGE_BYTES: usize = 32 * 1024 * 1024;
+
 /// Revisions of history with their matching events, and the last revision scanned.
 pub type HistoryPage = (Vec<(u64, Vec<Event>)>, u64);
 
@@ -124,6 +127,7 @@ impl SmShared {
             .peekable();
         let mut fixes = fix.into_iter().peekable();
         let mut kvs = Vec::new();
+        let mut bytes = 0usize;
         let mut more = false;
         loop {
             let next_stored = match stored.peek() {
@@ -148,10 +152,11 @@ impl SmShared {
                 (None, Some(_)) => fixes.next().expect("peeked"),
             };
             let Some(val) = val else { continue };
-            if kvs.len() == want {
+            if kvs.len() == want || bytes > MAX_PAGE_BYTES {
                 more = true;
                 break;
             }
+            bytes += key.len() + val.value.len();
             kvs.push(val.to_kv(&key));
         }
         Ok(Ok(RangeResponse {
