@@ -10,9 +10,10 @@
 use crate::types::{decode, encode, LogId, NodeId, StorageError, TypeConfig};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, Vote};
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 
@@ -33,6 +34,7 @@ impl Flusher {
     /// Starts the flusher for `db`, whose data file is `<dir>/db`.
     pub fn start(db: sled::Db, dir: &Path) -> crate::Result<Flusher> {
         let data = std::fs::File::open(dir.join("db"))?;
+        let mut blobs = BlobSync::new(dir.join("blobs"));
         let (tx, rx) = mpsc::channel::<Done>();
         let (stopped_tx, stopped) = tokio::sync::watch::channel(false);
         std::thread::Builder::new()
@@ -46,7 +48,8 @@ impl Flusher {
                         .flush()
                         .map(|_| ())
                         .map_err(std::io::Error::other)
-                        .and_then(|_| data.sync_data());
+                        .and_then(|_| data.sync_data())
+                        .and_then(|_| blobs.sync_new());
                     if let Err(e) = &res {
                         tracing::error!(error = %e, "log flush failed");
                     }
@@ -105,6 +108,51 @@ struct StopSignal(tokio::sync::watch::Sender<bool>);
 impl Drop for StopSignal {
     fn drop(&mut self) {
         self.0.send_replace(true);
+    }
+}
+
+/// sled writes any record over a quarter of its segment size (large values, and
+/// whole tree nodes holding several large values) to `blobs/` files it never
+/// fsyncs; the flusher fsyncs each new blob file and the directory itself.
+struct BlobSync {
+    dir: PathBuf,
+    synced: HashSet<std::ffi::OsString>,
+}
+
+impl BlobSync {
+    fn new(dir: PathBuf) -> BlobSync {
+        BlobSync {
+            dir,
+            synced: HashSet::new(),
+        }
+    }
+
+    fn sync_new(&mut self) -> std::io::Result<()> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut present = HashSet::new();
+        let mut new = false;
+        for entry in entries {
+            let name = entry?.file_name();
+            if !self.synced.contains(&name) {
+                match std::fs::File::open(self.dir.join(&name)) {
+                    Ok(f) => f.sync_all()?,
+                    // sled removed it meanwhile: nothing to make durable.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                }
+                new = true;
+            }
+            present.insert(name);
+        }
+        self.synced = present;
+        if new {
+            std::fs::File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
     }
 }
 

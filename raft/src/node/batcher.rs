@@ -21,6 +21,9 @@ pub struct Pending {
     pub tx: oneshot::Sender<WriteResult>,
 }
 
+/// How long a batch may wait for commit before its writers are told the outcome is unknown.
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 pub async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, limits: StoreLimits) {
     let slots = Arc::new(Semaphore::new(limits.max_inflight_batches));
     loop {
@@ -51,35 +54,43 @@ async fn commit(raft: &Raft, batch: Vec<Pending>) {
     let (writes, txs): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.write, p.tx)).unzip();
     let n = writes.len();
     tracing::trace!(writes = n, "group commit");
-    match raft.client_write(Command::V1 { writes }).await {
-        Ok(resp) if resp.data.results.len() == n => {
+    let write = raft.client_write(Command::V1 { writes });
+    match tokio::time::timeout(COMMIT_TIMEOUT, write).await {
+        Ok(Ok(resp)) if resp.data.results.len() == n => {
             for (tx, r) in txs.into_iter().zip(resp.data.results) {
                 let _ = tx.send(Ok(r));
             }
         }
-        Ok(resp) => fail(
+        Ok(Ok(resp)) => fail(
             txs,
             ApiError::new(
                 ErrorCode::Internal,
-                format!(
-                    "entry applied {} results for {n} writes",
-                    resp.data.results.len()
-                ),
+                format!("entry applied {} results for {n} writes", resp.data.results.len()),
             ),
         ),
-        // Not appended, or appended and then truncated: definitely not applied.
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => fail(
+        // openraft also answers ForwardToLeader for entries it truncates, and a
+        // truncation after a snapshot install can cover entries the new leader
+        // committed: the write may have applied.
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => fail(
             txs,
             ApiError::new(
-                ErrorCode::Unavailable,
-                format!("not the leader (leader: {:?}); retry", f.leader_id),
+                ErrorCode::Indeterminate,
+                format!("leadership moved (to {:?}) while the write was in flight; read the key to find out", f.leader_id),
             ),
         ),
-        Err(e) => fail(
+        Ok(Err(e)) => fail(
             txs,
             ApiError::new(
                 ErrorCode::Indeterminate,
                 format!("raft failed while the write was in flight: {e}"),
+            ),
+        ),
+        // A deposed leader may never answer entries a snapshot replaced; free the slot.
+        Err(_) => fail(
+            txs,
+            ApiError::new(
+                ErrorCode::Indeterminate,
+                format!("no commit within {}s; the write may still apply", COMMIT_TIMEOUT.as_secs()),
             ),
         ),
     }

@@ -127,7 +127,9 @@ impl StateMachine {
             None => 0,
         };
         let (applied_tx, _) = watch::channel(applied);
-        let (events, _) = broadcast::channel(16 * 1024);
+        // Small: a watcher that lags falls back to the history, which is cheaper than
+        // keeping thousands of revisions (with previous values) alive.
+        let (events, _) = broadcast::channel(1024);
         Ok(StateMachine {
             db: db.clone(),
             shared: Arc::new(SmShared {
@@ -222,10 +224,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let batch = std::mem::take(&mut ctx.batch);
         {
             let guard = self.shared.tree.write().expect("tree lock");
+            // Raise `compacted` before the trim lands, so a history scan racing it
+            // sees the new floor and reports "too old" instead of a silent gap.
+            self.shared.compacted.store(compacted, Ordering::Release);
             guard
                 .apply_batch(batch)
                 .map_err(|e| sm_err(ErrorVerb::Write, e))?;
-            self.shared.compacted.store(compacted, Ordering::Release);
             for p in published {
                 let _ = self.shared.events.send(p);
             }
@@ -284,6 +288,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 loaded.last_log_id, meta.last_log_id
             ))));
         }
+        // The snapshot file becomes current before the state switches to it, so
+        // a crash in between never leaves a current.snap older than the state.
+        snapshot::make_current(&path, &self.snap_dir).map_err(snap_err)?;
         self.flusher.flush().await.map_err(|e| snap_err(e.into()))?;
         self.db
             .insert(GENERATION, encode(&next))
@@ -297,17 +304,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let mut guard = self.shared.tree.write().expect("tree lock");
             *guard = tree;
             self.shared.compacted.store(compacted, Ordering::Release);
+            // Reset first: a watcher that sees the new applied revision must also
+            // see the reset before it may bookmark past the jump.
+            let _ = self.shared.events.send(Applied::Reset);
             self.shared
                 .applied
                 .send_replace(meta.last_log_id.map_or(0, |l| l.index));
-            let _ = self.shared.events.send(Applied::Reset);
         }
         let old = self.generation;
         self.generation = next;
         self.db
             .drop_tree(tree_name(old))
             .map_err(|e| snap_err(e.into()))?;
-        snapshot::make_current(&path, &self.snap_dir).map_err(snap_err)?;
         Ok(())
     }
 

@@ -229,6 +229,13 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
             )
         };
         let (path, meta) = self.dumped.clone().map_err(err)?;
+        // An installed snapshot may have become current while this one was built.
+        if let Some(cur) = current(&self.dir).await.map_err(|e| err(e.to_string()))? {
+            if cur.meta.last_log_id >= meta.last_log_id {
+                let _ = std::fs::remove_file(&path);
+                return Ok(cur);
+            }
+        }
         make_current(&path, &self.dir).map_err(|e| err(e.to_string()))?;
         let file = tokio::fs::File::open(self.dir.join(CURRENT))
             .await
