@@ -1,7 +1,8 @@
 //! Bad input must fail the one request, connection or command it came with,
 //! with a message that says what was wrong, and leave the cluster serving.
 
-use crate::harness::{free_ports, run_ferry, serial, Cluster, Ran};
+use crate::harness::{serial, Cluster};
+use crate::procs::{free_ports, run_ferry, Ran};
 use ferry_api::frame::{encode, read_frame};
 use ferry_api::kv::Expect;
 use ferry_api::proto::{ApiError, ApiRequest, ApiResponse, Consistency, ErrorCode};

@@ -3,6 +3,7 @@
 //!
 //! Layout:
 //! - [`harness`]: starting, killing, pausing and restarting `ferry master` processes.
+//! - [`procs`]: running `ferry` commands, finding processes, free ports, log tails.
 //! - [`crash`]: SIGKILL of the leader under load and of every master; no acknowledged write lost.
 //! - [`pause`]: a SIGSTOPped leader is replaced and serves no stale read after SIGCONT.
 //! - [`bad_input`]: malformed frames, foreign or missing certificates, bad join tokens,
@@ -13,4 +14,5 @@ mod bad_input;
 mod crash;
 mod harness;
 mod pause;
+mod procs;
 mod up;

@@ -13,6 +13,12 @@ async fn sigstopped_leader_is_replaced_and_serves_no_stale_read() {
     let mut c = Cluster::start(3).await;
     let old = c.leader(&[]).await;
     c.put("/t3/k", b"v1").await;
+    // Connected before the pause, so a read can be on the wire when it resumes.
+    let to_old = c.client_for(old, Duration::from_secs(20));
+    to_old
+        .prefer(&c.masters[old].addr)
+        .await
+        .expect("connect to the leader");
 
     c.stop(old);
     let new = c.leader(&[old]).await;
@@ -29,12 +35,16 @@ async fn sigstopped_leader_is_replaced_and_serves_no_stale_read() {
         .expect("put v2 while the old leader is paused")
         .expect("put v2");
 
+    // Sent before SIGCONT, so the old leader may still believe it leads when it
+    // sees the read.
+    let read = tokio::spawn({
+        let to_old = to_old.clone();
+        async move { to_old.get("/t3/k", Consistency::Linearizable).await }
+    });
     c.cont(old);
-    // At once, while the old leader may still believe it leads.
-    let to_old = c.client_for(old, Duration::from_secs(20));
-    let kv = to_old
-        .get("/t3/k", Consistency::Linearizable)
+    let kv = read
         .await
+        .expect("read task")
         .expect("linearizable read on the resumed old leader")
         .expect("key present");
     assert_eq!(

@@ -1,7 +1,8 @@
 //! `ferry up`: a supervised local cluster that restarts a killed master and
 //! takes every master down with it on SIGINT or SIGTERM.
 
-use crate::harness::{ferry_cmd, free_ports, pids_with_arg, run_ferry, serial, tail, wait_until};
+use crate::harness::{serial, wait_until};
+use crate::procs::{ferry_cmd, free_ports, pids_with_arg, run_ferry, tail};
 use ferry_api::proto::ClusterStatus;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
