@@ -93,18 +93,37 @@ impl Store {
         if m.voter_ids().any(|v| v == id) {
             return Ok(());
         }
-        if m.get_node(&id).is_none() {
-            // Blocks until the learner has caught up with the leader's log.
-            let add = raft.add_learner(id, BasicNode::new(&addr), true);
-            match tokio::time::timeout(Duration::from_secs(120), add).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(unavailable(format!("adding learner {id}: {e}"))),
-                Err(_) => {
-                    return Err(unavailable(format!(
-                        "learner {id} at {addr} did not catch up"
-                    )))
-                }
+        let added_at = match m.get_node(&id) {
+            None => {
+                raft.add_learner(id, BasicNode::new(&addr), false)
+                    .await
+                    .map_err(|e| unavailable(format!("adding learner {id}: {e}")))?
+                    .log_id
+                    .index
             }
+            Some(_) => membership.log_id().map_or(0, |l| l.index),
+        };
+        // openraft's blocking add_learner counts a learner within
+        // replication_lag_threshold (5000) entries as caught up, even one that has
+        // never answered; promote only a learner that has stored the entry adding it.
+        let caught_up = raft
+            .wait(Some(Duration::from_secs(120)))
+            .metrics(
+                |m| {
+                    m.replication.is_none()
+                        || m.replication
+                            .as_ref()
+                            .and_then(|r| r.get(&id).copied().flatten())
+                            .is_some_and(|l| l.index >= added_at)
+                },
+                "learner to store the membership entry that added it",
+            )
+            .await
+            .map_err(|_| unavailable(format!("learner {id} at {addr} did not catch up")))?;
+        if caught_up.replication.is_none() {
+            return Err(unavailable(format!(
+                "lost leadership while learner {id} was catching up; retry"
+            )));
         }
         let membership = raft.metrics().borrow().membership_config.clone();
         let m = membership.membership();
