@@ -121,11 +121,17 @@ impl Cluster {
         }
         c.wait_members(n).await;
         for i in 0..n {
-            c.masters[i].id = DataDir::new(&c.masters[i].data)
-                .and_then(|d| d.identity())
-                .expect("identity.toml")
-                .expect("set up")
-                .id;
+            let what = format!("{} to be set up and answer", c.masters[i].name);
+            c.masters[i].id = wait_until(&what, Duration::from_secs(60), || async {
+                c.check_alive(i)?;
+                let id = DataDir::new(&c.masters[i].data)
+                    .and_then(|d| d.identity())
+                    .map_err(|e| e.to_string())?
+                    .ok_or("identity.toml not written yet")?
+                    .id;
+                c.status_of(i).await.map(|_| id)
+            })
+            .await;
         }
         c
     }
