@@ -12,6 +12,7 @@ pub struct KeyValue {
     /// The key.
     pub key: String,
     /// The value bytes (empty in a delete event).
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Revision that created the key (since its last deletion).
     pub create_revision: u64,
@@ -42,6 +43,7 @@ pub enum WriteOp {
         /// Key.
         key: String,
         /// Value.
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         /// Precondition.
         expect: Expect,
@@ -220,5 +222,43 @@ impl WatchItem {
         match self {
             WatchItem::Events { revision, .. } | WatchItem::Bookmark { revision } => *revision,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `KeyValue` before values were marked as byte strings.
+    #[derive(Serialize)]
+    struct SeqKeyValue {
+        key: String,
+        value: Vec<u8>,
+        create_revision: u64,
+        mod_revision: u64,
+        version: u64,
+    }
+
+    #[test]
+    fn byte_string_values_keep_the_sequence_encoding() {
+        let kv = KeyValue {
+            key: "k".into(),
+            value: vec![0, 1, 200, 255],
+            create_revision: 1,
+            mod_revision: 2,
+            version: 1,
+        };
+        let old = SeqKeyValue {
+            key: kv.key.clone(),
+            value: kv.value.clone(),
+            create_revision: 1,
+            mod_revision: 2,
+            version: 1,
+        };
+        let cfg = bincode::config::standard();
+        let bytes = bincode::serde::encode_to_vec(&kv, cfg).unwrap();
+        assert_eq!(bytes, bincode::serde::encode_to_vec(&old, cfg).unwrap());
+        let (back, _): (KeyValue, usize) = bincode::serde::decode_from_slice(&bytes, cfg).unwrap();
+        assert_eq!(back, kv);
     }
 }

@@ -29,7 +29,7 @@ impl ClientConfig {
     /// Reads and validates a client config file.
     pub fn load(path: &Path) -> Result<Self> {
         let cfg: ClientConfig = crate::read_toml(path)?;
-        cfg.validate()?;
+        cfg.validate().map_err(|e| e.in_file(path))?;
         Ok(cfg)
     }
 

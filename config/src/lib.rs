@@ -44,6 +44,30 @@ pub enum Error {
         /// What is wrong and what would be accepted.
         message: String,
     },
+    /// A field read from a config file has a value that cannot work.
+    #[error("config file {path}: field `{field}` is invalid: {message}")]
+    InvalidInFile {
+        /// The file.
+        path: PathBuf,
+        /// Dotted path of the field.
+        field: String,
+        /// What is wrong and what would be accepted.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Names `path` in a validation error of a config read from that file.
+    pub fn in_file(self, path: &Path) -> Error {
+        match self {
+            Error::Invalid { field, message } => Error::InvalidInFile {
+                path: path.to_path_buf(),
+                field,
+                message,
+            },
+            other => other,
+        }
+    }
 }
 
 /// Result with this crate's [`Error`].
@@ -70,5 +94,20 @@ pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Error {
     Error::Invalid {
         field: field.to_string(),
         message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_errors_from_a_file_name_the_file_and_field() {
+        let path = Path::new("/etc/ferry/master.toml");
+        let msg = invalid("raft.heartbeat_ms", "must be at least 1")
+            .in_file(path)
+            .to_string();
+        assert!(msg.contains("/etc/ferry/master.toml"), "{msg}");
+        assert!(msg.contains("raft.heartbeat_ms"), "{msg}");
     }
 }

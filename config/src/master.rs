@@ -129,7 +129,7 @@ impl MasterConfig {
     /// Reads a master config file and validates it.
     pub fn load(path: &std::path::Path) -> Result<Self> {
         let cfg: MasterConfig = crate::read_toml(path)?;
-        cfg.validate()?;
+        cfg.validate().map_err(|e| e.in_file(path))?;
         Ok(cfg)
     }
 

@@ -25,6 +25,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
+/// Largest AppendEntries request (bytes) sent with more than one entry.
+const APPEND_BUDGET: usize = 2 * 1024 * 1024;
+
 /// A request from one master to another.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum PeerRequest {
@@ -233,7 +236,9 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         let req = PeerRequest::AppendEntries(rpc);
         if n > 1 {
             if let Ok(buf) = encode(&req) {
-                if buf.len() > self.peers.max_frame {
+                // openraft times an AppendEntries out after one heartbeat interval:
+                // keep each request small enough to travel and flush well within it.
+                if buf.len() > self.peers.max_frame.min(APPEND_BUDGET) {
                     return Err(RPCError::PayloadTooLarge(
                         PayloadTooLarge::new_entries_hint(n / 2),
                     ));

@@ -15,6 +15,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const NEXT_ID_KEY: &str = "/ferry/masters/next-id";
+/// A learner further behind than this many entries is not promoted.
+const PROMOTE_MAX_LAG: u64 = 1000;
 
 fn refused(m: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::Refused, m)
@@ -108,23 +110,55 @@ impl Store {
                     unavailable(format!("removing stale learner {other} at {addr}: {e}"))
                 })?;
         }
-        if m.get_node(&id).is_none() {
-            // Blocks until the learner has caught up with the leader's log.
-            let add = raft.add_learner(id, BasicNode::new(&addr), true);
-            match tokio::time::timeout(Duration::from_secs(120), add).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(unavailable(format!("adding learner {id}: {e}"))),
-                Err(_) => {
-                    return Err(unavailable(format!(
-                        "learner {id} at {addr} did not catch up"
-                    )))
-                }
+        let added_at = match m.get_node(&id) {
+            None => {
+                raft.add_learner(id, BasicNode::new(&addr), false)
+                    .await
+                    .map_err(|e| unavailable(format!("adding learner {id}: {e}")))?
+                    .log_id
+                    .index
             }
+            Some(_) => membership.log_id().map_or(0, |l| l.index),
+        };
+        // openraft's blocking add_learner counts a learner within
+        // replication_lag_threshold (5000) entries as caught up, even one that has
+        // never answered; promote only a learner that has stored the entry adding it.
+        let caught_up = raft
+            .wait(Some(Duration::from_secs(120)))
+            .metrics(
+                |m| {
+                    m.replication.is_none()
+                        || m.replication
+                            .as_ref()
+                            .and_then(|r| r.get(&id).copied().flatten())
+                            .is_some_and(|l| l.index >= added_at)
+                },
+                "learner to store the membership entry that added it",
+            )
+            .await
+            .map_err(|_| unavailable(format!("learner {id} at {addr} did not catch up")))?;
+        if caught_up.replication.is_none() {
+            return Err(unavailable(format!(
+                "lost leadership while learner {id} was catching up; retry"
+            )));
         }
-        let membership = raft.metrics().borrow().membership_config.clone();
-        let m = membership.membership();
+        let metrics = raft.metrics().borrow().clone();
+        let m = metrics.membership_config.membership();
         let voters: BTreeSet<NodeId> = m.voter_ids().collect();
-        let learners: BTreeSet<NodeId> = m.learner_ids().collect();
+        // Only learners that keep up are promoted: one that joined and died must
+        // not become a voter that never votes.
+        let last = metrics.last_log_index.unwrap_or(0);
+        let learners: BTreeSet<NodeId> = m
+            .learner_ids()
+            .filter(|l| {
+                *l == id
+                    || metrics
+                        .replication
+                        .as_ref()
+                        .and_then(|r| r.get(l).copied().flatten())
+                        .is_some_and(|x| x.index + PROMOTE_MAX_LAG >= last)
+            })
+            .collect();
         if (voters.len() + learners.len()).is_multiple_of(2) && !force {
             tracing::info!(
                 id,

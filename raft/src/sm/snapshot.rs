@@ -21,9 +21,17 @@ const MAX_RECORD: usize = 8 * 1024 * 1024;
 
 #[derive(Serialize, Deserialize)]
 enum Record {
-    Header { version: u32, meta: Meta },
-    Pair(Vec<u8>, Vec<u8>),
-    End { pairs: u64 },
+    Header {
+        version: u32,
+        meta: Meta,
+    },
+    Pair(
+        #[serde(with = "serde_bytes")] Vec<u8>,
+        #[serde(with = "serde_bytes")] Vec<u8>,
+    ),
+    End {
+        pairs: u64,
+    },
 }
 
 /// A unique temporary path in `dir`.

@@ -1,0 +1,439 @@
+//! Bad input must fail the one request, connection or command it came with,
+//! with a message that says what was wrong, and leave the cluster serving.
+
+use crate::harness::{serial, Cluster};
+use crate::procs::{free_ports, run_ferry, Ran};
+use ferry_api::frame::{encode, read_frame};
+use ferry_api::kv::Expect;
+use ferry_api::proto::{ApiError, ApiRequest, ApiResponse, Consistency, ErrorCode};
+use ferry_api::tls::{self, Ca, CertPair, Identity};
+use ferry_api::{ALPN_API, MASTER_SERVER_NAME};
+use ferry_config::{ClientConfig, MasterConfig, TransportLimits};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Reply = Result<ApiResponse, ApiError>;
+
+/// Connects to `addr` on `ferry-api/1` with `quic`.
+async fn connect(quic: quinn::ClientConfig, addr: &str) -> Result<quinn::Connection, String> {
+    let endpoint =
+        tls::client_endpoint("127.0.0.1:0".parse().unwrap()).map_err(|e| e.to_string())?;
+    let conn = endpoint
+        .connect_with(quic, addr.parse().unwrap(), MASTER_SERVER_NAME)
+        .map_err(|e| e.to_string())?;
+    tokio::time::timeout(Duration::from_secs(10), conn)
+        .await
+        .map_err(|_| "handshake timed out".to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// Sends `bytes` raw on a new stream, finishes it, and reads one reply frame.
+async fn raw_request(conn: &quinn::Connection, bytes: &[u8]) -> Result<Option<Reply>, String> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    send.write_all(bytes).await.map_err(|e| e.to_string())?;
+    let _ = send.finish();
+    tokio::time::timeout(Duration::from_secs(10), read_frame(&mut recv, 1 << 20))
+        .await
+        .map_err(|_| "no reply within 10s".to_string())?
+        .map_err(|e| e.to_string())
+}
+
+fn status_frame() -> Vec<u8> {
+    encode(&ApiRequest::Status).expect("encode")
+}
+
+fn admin_quic(cfg: &ClientConfig) -> quinn::ClientConfig {
+    let pair = CertPair {
+        cert_pem: cfg.client_cert.clone(),
+        key_pem: cfg.client_key.clone(),
+    };
+    tls::client_config(&cfg.ca_cert, &pair, ALPN_API, &TransportLimits::default()).expect("quic")
+}
+
+/// A client that trusts the cluster CA but presents no certificate.
+fn anonymous_quic(ca_pem: &str) -> quinn::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA PEM"))
+        .expect("CA");
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![ALPN_API.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).expect("quic crypto");
+    quinn::ClientConfig::new(Arc::new(crypto))
+}
+
+/// Put then linearizable get through every master.
+async fn assert_serving(c: &mut Cluster, key: &str) {
+    for i in 0..c.masters.len() {
+        c.check_alive(i).expect("master running");
+        let client = c.client_for(i, Duration::from_secs(20));
+        let value = format!("{key} via {}", c.masters[i].name).into_bytes();
+        client
+            .put(key, value.clone(), Expect::Any)
+            .await
+            .expect("put after bad input")
+            .expect("put after bad input");
+        let kv = client
+            .get(key, Consistency::Linearizable)
+            .await
+            .expect("get after bad input")
+            .expect("key present");
+        assert_eq!(kv.value, value);
+    }
+}
+
+fn expect_bad_request(what: &str, got: Result<Option<Reply>, String>, needle: &str) {
+    match got {
+        Ok(Some(Err(e))) if e.code == ErrorCode::BadRequest && e.message.contains(needle) => {}
+        other => {
+            panic!("{what}: expected a BadRequest error frame mentioning `{needle}`, got {other:?}")
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_and_certificates_are_rejected_and_the_cluster_keeps_serving() {
+    let _serial = serial().await;
+    let mut c = Cluster::start(3).await;
+    let admin = c.client_config(&c.addrs(), Duration::from_secs(10));
+
+    for i in 0..3 {
+        let addr = c.masters[i].addr.clone();
+        let conn = connect(admin_quic(&admin), &addr)
+            .await
+            .expect("admin connects");
+        let mut garbage = 5u32.to_be_bytes().to_vec();
+        garbage.extend_from_slice(&[0xff; 5]);
+        expect_bad_request(
+            "malformed frame",
+            raw_request(&conn, &garbage).await,
+            "malformed",
+        );
+        expect_bad_request(
+            "oversized frame",
+            raw_request(&conn, &[0xff; 4]).await,
+            "exceeds the limit",
+        );
+        let mut short = 100u32.to_be_bytes().to_vec();
+        short.extend_from_slice(b"0123456789");
+        expect_bad_request("truncated frame", raw_request(&conn, &short).await, "ended");
+        let mut trailing = status_frame();
+        trailing.push(0);
+        let n = (trailing.len() - 4) as u32;
+        trailing[..4].copy_from_slice(&n.to_be_bytes());
+        expect_bad_request(
+            "trailing bytes",
+            raw_request(&conn, &trailing).await,
+            "trailing",
+        );
+        // The connection survives its bad streams.
+        match raw_request(&conn, &status_frame()).await {
+            Ok(Some(Ok(ApiResponse::Status(_)))) => {}
+            other => panic!("status on the same connection after bad frames: {other:?}"),
+        }
+        // An oversized length followed by data, on a stream left open.
+        let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+        send.write_all(&[0xff; 4]).await.expect("write");
+        let _ = send.write_all(&[0u8; 64 * 1024]).await;
+        let got = tokio::time::timeout(
+            Duration::from_secs(10),
+            read_frame::<_, Reply>(&mut recv, 1 << 20),
+        )
+        .await
+        .expect("reply to an oversized frame on an open stream")
+        .map_err(|e| e.to_string());
+        expect_bad_request("oversized open stream", got, "exceeds the limit");
+    }
+
+    // A certificate from another CA.
+    let foreign = Ca::generate("elsewhere")
+        .expect("CA")
+        .issue(&Identity::Admin, &[])
+        .expect("cert");
+    let quic = tls::client_config(
+        &admin.ca_cert,
+        &foreign,
+        ALPN_API,
+        &TransportLimits::default(),
+    )
+    .expect("quic");
+    match connect(quic, &c.masters[0].addr).await {
+        Err(e) => eprintln!("foreign certificate rejected in the handshake: {e}"),
+        Ok(conn) => {
+            let r = raw_request(&conn, &status_frame()).await;
+            assert!(
+                r.is_err(),
+                "a certificate from another CA was served: {r:?}"
+            );
+            let reason = conn.closed().await.to_string();
+            assert!(
+                reason.contains("handshake") || reason.contains("certificate"),
+                "a foreign certificate should fail the TLS handshake, got: {reason}"
+            );
+            eprintln!("foreign certificate rejected: {reason}");
+        }
+    }
+
+    // No certificate at all.
+    match connect(anonymous_quic(&admin.ca_cert), &c.masters[0].addr).await {
+        Err(e) => eprintln!("client without a certificate rejected in the handshake: {e}"),
+        Ok(conn) => {
+            let r = raw_request(&conn, &status_frame()).await;
+            assert!(
+                r.is_err(),
+                "a client without a certificate was served: {r:?}"
+            );
+            let reason = conn.closed().await.to_string();
+            assert!(
+                reason.contains("client certificate is required"),
+                "close reason should say a certificate is required: {reason}"
+            );
+        }
+    }
+
+    // The join ALPN takes no certificate: bad frames there fail their stream too.
+    let pin = c
+        .token()
+        .trim_start_matches("ferry1-")
+        .split('.')
+        .next()
+        .expect("pin")
+        .to_string();
+    for i in 0..3 {
+        let quic = tls::join_client_config(&pin, &TransportLimits::default()).expect("join quic");
+        let conn = connect(quic, &c.masters[i].addr)
+            .await
+            .expect("join ALPN connects");
+        let mut garbage = 3u32.to_be_bytes().to_vec();
+        garbage.extend_from_slice(&[0xfe; 3]);
+        expect_bad_request(
+            "malformed join frame",
+            raw_request(&conn, &garbage).await,
+            "bad join frame",
+        );
+        expect_bad_request(
+            "oversized join frame",
+            raw_request(&conn, &[0xff; 4]).await,
+            "exceeds the limit",
+        );
+        match raw_request(&conn, &status_frame()).await {
+            Ok(Some(Err(e))) if e.code == ErrorCode::Unauthenticated => {}
+            other => panic!("status on the join ALPN must be refused: {other:?}"),
+        }
+    }
+
+    assert_serving(&mut c, "/t4/after-bad-frames").await;
+    join_with_bad_tokens(&mut c).await;
+    assert_serving(&mut c, "/t4/after-bad-joins").await;
+}
+
+async fn join_with_bad_tokens(c: &mut Cluster) {
+    let token = c.token().to_string();
+    let (pin, secret) = token
+        .strip_prefix("ferry1-")
+        .and_then(|t| t.split_once('.'))
+        .expect("token shape");
+    let wrong_secret: String = secret
+        .chars()
+        .map(|ch| if ch == '0' { '1' } else { '0' })
+        .collect();
+    let wrong_pin: String = pin
+        .chars()
+        .map(|ch| if ch == 'a' { 'b' } else { 'a' })
+        .collect();
+    let port = free_ports(1);
+    let cases = [
+        (
+            "wrong secret",
+            format!("ferry1-{pin}.{wrong_secret}"),
+            "join token secret is wrong",
+        ),
+        (
+            "wrong CA hash",
+            format!("ferry1-{wrong_pin}.{secret}"),
+            "CA does not match the join token's CA hash",
+        ),
+        (
+            "garbled token",
+            format!("{pin}.{secret}"),
+            "must start with `ferry1-`",
+        ),
+    ];
+    for (what, bad, needle) in cases {
+        let home = c.dir.path().to_path_buf();
+        let data = home.join(format!("joiner-{}", what.replace(' ', "-")));
+        let listen = format!("127.0.0.1:{port}");
+        let args: Vec<String> = [
+            "master",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            &listen,
+            "--join",
+            &c.masters[0].addr,
+            "--token",
+            &bad,
+        ]
+        .map(String::from)
+        .to_vec();
+        let ran = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_ferry(&home, &args, Duration::from_secs(60))
+        })
+        .await
+        .expect("join task");
+        let (status, stderr) = (ran.status, ran.stderr);
+        assert!(!status.success(), "join with a {what} succeeded");
+        assert!(
+            stderr.contains(needle),
+            "join with a {what}: message should mention `{needle}`: {stderr}"
+        );
+        assert!(
+            !data.join("identity.toml").exists(),
+            "join with a {what} left a set-up data dir"
+        );
+        eprintln!("join with a {what}: {}", stderr.trim());
+    }
+}
+
+/// A complete, valid client config pointing nowhere in particular.
+fn valid_client_config() -> String {
+    let ca = Ca::generate("t").expect("CA");
+    let admin = ca.issue(&Identity::Admin, &[]).expect("cert");
+    ClientConfig {
+        masters: vec!["127.0.0.1:48999".into()],
+        ca_cert: ca.pair().cert_pem.clone(),
+        client_cert: admin.cert_pem,
+        client_key: admin.key_pem,
+        timeout_ms: 1000,
+    }
+    .to_toml()
+}
+
+#[test]
+fn corrupt_or_truncated_config_files_fail_with_the_file_and_field_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home = dir.path();
+    let valid = valid_client_config();
+    let pem_at = valid.find("-----BEGIN CERTIFICATE-----").expect("pem");
+    let key_at = valid.find("client_key").expect("client_key");
+    let client_cases: Vec<(&str, String, Option<&str>)> = vec![
+        (
+            "corrupt",
+            "masters = [\"127.0.0.1:1\"\nthis is not toml ===\n".into(),
+            None,
+        ),
+        ("binary", "\u{0}\u{1}\u{2}garbage\u{ff}".into(), None),
+        ("truncated-in-pem", valid[..pem_at + 40].to_string(), None),
+        (
+            "truncated-field",
+            valid[..key_at].to_string(),
+            Some("client_key"),
+        ),
+        (
+            "bad-master",
+            valid.replace("127.0.0.1:48999", "nohost"),
+            Some("masters[0]"),
+        ),
+        (
+            "bad-pem",
+            valid.replacen("-----BEGIN CERTIFICATE-----", "-----BEGIN GARBAGE-----", 1),
+            Some("ca_cert"),
+        ),
+        (
+            "unknown-field",
+            format!("{valid}colour = \"blue\"\n"),
+            Some("colour"),
+        ),
+        ("empty", String::new(), Some("masters")),
+    ];
+    for (name, text, field) in &client_cases {
+        let path = home.join(format!("client-{name}.conf"));
+        std::fs::write(&path, text).expect("write config");
+        let p = path.to_str().unwrap();
+        for args in [
+            vec!["--config", p, "kv", "get", "k"],
+            vec!["--config", p, "cluster", "status"],
+        ] {
+            let ran = run_ferry(home, &args, Duration::from_secs(30));
+            check_config_error(&format!("client config {name}"), &ran, p, *field);
+        }
+    }
+
+    let master_valid = toml::to_string(&MasterConfig::default()).expect("toml");
+    let cut = master_valid.find("ferry-data").expect("data_dir") + 4;
+    let master_cases: Vec<(&str, String, Option<&str>)> = vec![
+        ("corrupt", "[raft\nheartbeat_ms = 5\n".into(), None),
+        (
+            "wrong-type",
+            "[raft]\nheartbeat_ms = \"fast\"\n".into(),
+            Some("heartbeat_ms"),
+        ),
+        (
+            "unknown-field",
+            "[raft]\nheartbeat = 5\n".into(),
+            Some("heartbeat"),
+        ),
+        ("truncated", master_valid[..cut].to_string(), None),
+        (
+            "invalid-value",
+            "[raft]\nelection_min_ms = 900\nelection_max_ms = 800\n".into(),
+            Some("raft.election_max_ms"),
+        ),
+        (
+            "bad-listen",
+            "listen = \"localhost\"\n".into(),
+            Some("listen"),
+        ),
+    ];
+    let port = free_ports(1);
+    let listen = format!("127.0.0.1:{port}");
+    for (name, text, field) in &master_cases {
+        let path = home.join(format!("master-{name}.toml"));
+        std::fs::write(&path, text).expect("write config");
+        let p = path.to_str().unwrap();
+        let data = home.join(format!("data-{name}"));
+        let args = [
+            "--config",
+            p,
+            "master",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            &listen,
+            "--init",
+        ];
+        let ran = run_ferry(home, &args, Duration::from_secs(30));
+        check_config_error(&format!("master config {name}"), &ran, p, *field);
+        assert!(
+            !data.join("identity.toml").exists(),
+            "master config {name}: master set up anyway"
+        );
+    }
+}
+
+fn check_config_error(what: &str, ran: &Ran, path: &str, field: Option<&str>) {
+    let (status, stderr) = (ran.status, &ran.stderr);
+    assert!(!status.success(), "{what}: ferry exited 0");
+    assert!(
+        stderr.contains(path),
+        "{what}: message does not name the file {path}: {stderr}"
+    );
+    if let Some(f) = field {
+        assert!(
+            stderr.contains(f),
+            "{what}: message does not name the field `{f}`: {stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("panicked"),
+        "{what}: ferry panicked: {stderr}"
+    );
+}

@@ -1,0 +1,409 @@
+//! A multi-process harness: real `ferry master` processes on loopback, each with
+//! a temp data dir and a log file, that tests can SIGKILL, SIGSTOP/SIGCONT and
+//! restart on the same port and data dir. Every wait has a deadline that fails
+//! the test with a message; on a failed test the log tails are printed.
+
+use crate::procs::{ferry_cmd, free_ports, tail};
+use ferry_actors::master::identity::DataDir;
+use ferry_api::kv::{Expect, KeyValue};
+use ferry_api::proto::{ClusterStatus, Consistency, RangeRequest};
+use ferry_api::Client;
+use ferry_config::ClientConfig;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Tests in this binary start several masters each; on a 2-core machine they
+/// run one at a time so that failover timing is not at the mercy of a sibling test.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Holds the lock that runs this binary's cluster tests one at a time.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
+}
+
+/// Polls `f` every 100 ms until it returns `Ok`, or panics after `timeout`
+/// naming `what` and the last error.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) if Instant::now() > deadline => {
+                panic!("timed out after {timeout:?} waiting for {what}; last: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// One `ferry master` process.
+pub struct MasterProc {
+    /// `m1`, `m2`, ...
+    pub name: String,
+    /// Its data dir.
+    pub data: PathBuf,
+    /// `127.0.0.1:PORT`, kept across restarts.
+    pub addr: String,
+    /// Its log (stdout and stderr, appended across restarts).
+    pub log: PathBuf,
+    /// Persisted master id, once set up.
+    pub id: u64,
+    child: Mutex<Option<Child>>,
+    stopped: bool,
+}
+
+/// A cluster of real master processes.
+pub struct Cluster {
+    /// Temp dir holding data dirs, logs and HOME.
+    pub dir: tempfile::TempDir,
+    /// The masters, by index.
+    pub masters: Vec<MasterProc>,
+    token: String,
+}
+
+impl Cluster {
+    /// Starts `n` masters: the first with `--init`, the rest with `--join`, and
+    /// waits until all are voters (or learners, for an even count) with a leader.
+    pub async fn start(n: usize) -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-cluster-")
+            .tempdir()
+            .expect("temp dir");
+        let base = free_ports(n as u16);
+        let masters = (0..n)
+            .map(|i| MasterProc {
+                name: format!("m{}", i + 1),
+                data: dir.path().join(format!("m{}", i + 1)),
+                addr: format!("127.0.0.1:{}", base + i as u16),
+                log: dir.path().join(format!("m{}.log", i + 1)),
+                id: 0,
+                child: Mutex::new(None),
+                stopped: false,
+            })
+            .collect();
+        let mut c = Cluster {
+            dir,
+            masters,
+            token: String::new(),
+        };
+        c.spawn(0, &["--init".to_string()]);
+        let token_file = c.masters[0].data.join("join-token");
+        let ident = c.masters[0].data.join("identity.toml");
+        let token = wait_until(
+            "m1 to write its join token",
+            Duration::from_secs(60),
+            || {
+                let r = c.check_alive(0).and_then(|_| {
+                    if !ident.exists() {
+                        return Err("identity.toml not written yet".into());
+                    }
+                    std::fs::read_to_string(&token_file).map_err(|e| e.to_string())
+                });
+                async move { r }
+            },
+        )
+        .await;
+        c.token = token.trim().to_string();
+        c.wait_members(1).await;
+        for i in 1..n {
+            let args = ["--join", &c.masters[0].addr, "--token", &c.token].map(String::from);
+            c.spawn(i, &args);
+        }
+        c.wait_members(n).await;
+        for i in 0..n {
+            let what = format!("{} to be set up and answer", c.masters[i].name);
+            c.masters[i].id = wait_until(&what, Duration::from_secs(60), || async {
+                c.check_alive(i)?;
+                let id = DataDir::new(&c.masters[i].data)
+                    .and_then(|d| d.identity())
+                    .map_err(|e| e.to_string())?
+                    .ok_or("identity.toml not written yet")?
+                    .id;
+                c.status_of(i).await.map(|_| id)
+            })
+            .await;
+        }
+        c
+    }
+
+    fn spawn(&mut self, i: usize, extra: &[String]) {
+        let m = &mut self.masters[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m.log)
+            .expect("open log");
+        let child = ferry_cmd(self.dir.path())
+            .arg("master")
+            .arg("--data-dir")
+            .arg(&m.data)
+            .arg("--listen")
+            .arg(&m.addr)
+            .args(extra)
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn ferry master");
+        *m.child.lock().expect("child lock") = Some(child);
+        m.stopped = false;
+    }
+
+    /// The join token of the cluster.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Every master's address.
+    pub fn addrs(&self) -> Vec<String> {
+        self.masters.iter().map(|m| m.addr.clone()).collect()
+    }
+
+    /// Fails if master `i` is not running; panics with its log if it exited.
+    pub fn check_alive(&self, i: usize) -> Result<(), String> {
+        let m = &self.masters[i];
+        let mut child = m.child.lock().expect("child lock");
+        match child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(None)) => Ok(()),
+            Some(Ok(Some(status))) => panic!(
+                "{} exited unexpectedly ({status}); log:\n{}",
+                m.name,
+                tail(&m.log, 40)
+            ),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Err(format!("{} is not running", m.name)),
+        }
+    }
+
+    fn running(&self, i: usize) -> bool {
+        self.masters[i].child.lock().expect("child lock").is_some()
+    }
+
+    /// An admin client config for the given masters.
+    pub fn client_config(&self, masters: &[String], timeout: Duration) -> ClientConfig {
+        let data = DataDir::new(&self.masters[0].data).expect("data dir");
+        let mut cfg = ferry_actors::master::admin_config(&data, masters).expect("admin config");
+        cfg.timeout_ms = timeout.as_millis() as u64;
+        cfg
+    }
+
+    /// An admin client that knows every master.
+    pub fn client(&self, timeout: Duration) -> Arc<Client> {
+        let cfg = self.client_config(&self.addrs(), timeout);
+        Arc::new(Client::new(&cfg).expect("client"))
+    }
+
+    /// An admin client that only talks to master `i`.
+    pub fn client_for(&self, i: usize, timeout: Duration) -> Arc<Client> {
+        let cfg = self.client_config(&[self.masters[i].addr.clone()], timeout);
+        Arc::new(Client::new(&cfg).expect("client"))
+    }
+
+    /// Master `i`'s own view of the cluster.
+    pub async fn status_of(&self, i: usize) -> Result<ClusterStatus, String> {
+        self.client_for(i, Duration::from_secs(2))
+            .status()
+            .await
+            .map_err(|e| format!("{}: {e}", self.masters[i].name))
+    }
+
+    /// Waits until master 0 reports `n` members with a leader and an odd number of voters.
+    pub async fn wait_members(&self, n: usize) {
+        let what = format!("{n} members with a leader");
+        wait_until(&what, Duration::from_secs(120), || async {
+            for i in 0..self.masters.len() {
+                if self.running(i) {
+                    self.check_alive(i)?;
+                }
+            }
+            let s = self.status_of(0).await?;
+            let voters = s.members.iter().filter(|m| m.voter).count();
+            let want_voters = if n % 2 == 1 { n } else { n - 1 };
+            if s.leader.is_some() && s.members.len() == n && voters == want_voters {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} members, {voters} voters, leader {:?}",
+                    s.members.len(),
+                    s.leader
+                ))
+            }
+        })
+        .await
+    }
+
+    /// Index of the master with this id.
+    pub fn index_of(&self, id: u64) -> usize {
+        self.masters
+            .iter()
+            .position(|m| m.id == id)
+            .unwrap_or_else(|| panic!("no master with id {id}"))
+    }
+
+    /// Waits for a leader among the running masters not in `exclude`: a master that
+    /// says it leads, confirmed by a majority of all masters at the same term.
+    pub async fn leader(&self, exclude: &[usize]) -> usize {
+        wait_until("a leader", Duration::from_secs(60), || async {
+            let mut seen = Vec::new();
+            for i in 0..self.masters.len() {
+                if !exclude.contains(&i) && !self.masters[i].stopped {
+                    seen.push(self.status_of(i).await);
+                }
+            }
+            let ok: Vec<&ClusterStatus> = seen.iter().flatten().collect();
+            let majority = self.masters.len() / 2 + 1;
+            for s in &ok {
+                if s.leader != Some(s.serving) {
+                    continue;
+                }
+                let agree = ok
+                    .iter()
+                    .filter(|o| o.leader == s.leader && o.term == s.term)
+                    .count();
+                if agree >= majority {
+                    return Ok(self.index_of(s.serving));
+                }
+            }
+            let views: Vec<String> = seen
+                .iter()
+                .map(|r| match r {
+                    Ok(s) => format!("{} sees leader {:?} term {}", s.serving, s.leader, s.term),
+                    Err(e) => e.clone(),
+                })
+                .collect();
+            Err(views.join("; "))
+        })
+        .await
+    }
+
+    /// Waits until master `i` has applied `revision`.
+    pub async fn wait_applied(&self, i: usize, revision: u64) {
+        let what = format!("{} to apply revision {revision}", self.masters[i].name);
+        wait_until(&what, Duration::from_secs(60), || async {
+            let s = self.status_of(i).await?;
+            if s.applied_index >= revision {
+                Ok(())
+            } else {
+                Err(format!("applied {}", s.applied_index))
+            }
+        })
+        .await
+    }
+
+    /// Every key under `prefix` as master `i` has applied it (local reads, paged).
+    pub async fn local_range(&self, i: usize, prefix: &str) -> BTreeMap<String, KeyValue> {
+        let client = self.client_for(i, Duration::from_secs(10));
+        let mut out = BTreeMap::new();
+        let mut req = RangeRequest {
+            prefix: prefix.to_string(),
+            start_after: None,
+            limit: 500,
+            consistency: Consistency::Local,
+        };
+        loop {
+            let page = client
+                .range(req.clone())
+                .await
+                .unwrap_or_else(|e| panic!("range on {}: {e}", self.masters[i].name))
+                .unwrap_or_else(|e| panic!("range on {}: {e}", self.masters[i].name));
+            for kv in page.kvs {
+                req.start_after = Some(kv.key.clone());
+                out.insert(kv.key.clone(), kv);
+            }
+            if !page.more {
+                return out;
+            }
+        }
+    }
+
+    /// Writes `key` through any master and returns the revision it committed at.
+    pub async fn put(&self, key: &str, value: &[u8]) -> u64 {
+        let client = self.client(Duration::from_secs(20));
+        client
+            .put(key, value.to_vec(), Expect::Any)
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e}"))
+            .unwrap_or_else(|e| panic!("put {key}: {e}"))
+            .revision
+    }
+
+    /// Pid of master `i`.
+    pub fn pid(&self, i: usize) -> Pid {
+        let m = &self.masters[i];
+        let child = m.child.lock().expect("child lock");
+        let c = child
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} not running", m.name));
+        Pid::from_raw(c.id() as i32)
+    }
+
+    fn signal(&self, i: usize, sig: Signal) {
+        kill(self.pid(i), sig).unwrap_or_else(|e| panic!("{sig} to {}: {e}", self.masters[i].name));
+    }
+
+    /// SIGKILLs master `i` and reaps it.
+    pub fn kill(&mut self, i: usize) {
+        self.signal(i, Signal::SIGKILL);
+        let m = &mut self.masters[i];
+        if let Some(mut c) = m.child.lock().expect("child lock").take() {
+            let _ = c.wait();
+        }
+        m.stopped = false;
+    }
+
+    /// SIGSTOPs master `i`.
+    pub fn stop(&mut self, i: usize) {
+        self.signal(i, Signal::SIGSTOP);
+        self.masters[i].stopped = true;
+    }
+
+    /// SIGCONTs master `i`.
+    pub fn cont(&mut self, i: usize) {
+        self.signal(i, Signal::SIGCONT);
+        self.masters[i].stopped = false;
+    }
+
+    /// Restarts a killed master on its data dir and port, and waits until it answers.
+    pub async fn restart(&mut self, i: usize) {
+        assert!(!self.running(i), "restart only a killed master");
+        self.spawn(i, &[]);
+        let what = format!("{} to answer after restart", self.masters[i].name);
+        wait_until(&what, Duration::from_secs(60), || async {
+            self.check_alive(i)?;
+            self.status_of(i).await.map(|_| ())
+        })
+        .await
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for m in &mut self.masters {
+            let child = m.child.get_mut().map(Option::take);
+            if let Ok(Some(mut c)) = child {
+                let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGKILL);
+                let _ = c.wait();
+            }
+        }
+        if std::thread::panicking() {
+            for m in &self.masters {
+                eprintln!(
+                    "---- {} ({}, id {}) log tail:\n{}",
+                    m.name,
+                    m.addr,
+                    m.id,
+                    tail(&m.log, 60)
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Multi-process tests of real `ferry` processes on loopback: crashes, pauses,
+//! whole-cluster restarts, bad input, and `ferry up` supervision.
+//!
+//! Layout:
+//! - [`harness`]: starting, killing, pausing and restarting `ferry master` processes.
+//! - [`procs`]: running `ferry` commands, finding processes, free ports, log tails.
+//! - [`crash`]: SIGKILL of the leader under load and of every master; no acknowledged write lost.
+//! - [`pause`]: a SIGSTOPped leader is replaced and serves no stale read after SIGCONT.
+//! - [`bad_input`]: malformed frames, foreign or missing certificates, bad join tokens,
+//!   corrupt config files.
+//! - [`up`]: `ferry up` brings a cluster up, restarts a killed master, and stops everything.
+
+mod bad_input;
+mod crash;
+mod harness;
+mod pause;
+mod procs;
+mod up;

@@ -1,0 +1,114 @@
+//! Processes and ports: running `ferry` commands, finding processes by argument,
+//! picking free UDP ports, and reading log tails.
+
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `ferry` binary under test.
+pub const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+
+/// Picks `n` consecutive free UDP ports on 127.0.0.1 in 48000-48999 (the range
+/// this project's tests use), checked by binding each and releasing it.
+pub fn free_ports(n: u16) -> u16 {
+    for _ in 0..500 {
+        let base = 48000 + rand::random::<u16>() % (1000 - n);
+        let socks: Vec<_> = (0..n)
+            .map_while(|i| std::net::UdpSocket::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if socks.len() == n as usize {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free UDP ports in 48000-48999");
+}
+
+/// The last `lines` lines of a file (for failure reports).
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("<{e}>"));
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Pids of live processes whose command line contains `needle` as one argument.
+pub fn pids_with_arg(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let is_zombie = std::fs::read_to_string(e.path().join("stat"))
+            .map(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true);
+        if !is_zombie && cmd.split(|b| *b == 0).any(|a| a == needle.as_bytes()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// A `ferry` command with HOME pointed at `home` and no ferry variables inherited.
+pub fn ferry_cmd(home: &Path) -> Command {
+    let mut c = Command::new(FERRY);
+    c.env("HOME", home)
+        .env_remove("FERRY_CONFIG")
+        .env_remove("FERRY_LOG")
+        .stdin(Stdio::null());
+    c
+}
+
+/// What a finished `ferry` command returned.
+pub struct Ran {
+    /// Exit status.
+    pub status: ExitStatus,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `ferry` with `args` and HOME=`home`, waiting up to `timeout`.
+pub fn run_ferry(home: &Path, args: &[&str], timeout: Duration) -> Ran {
+    let n = rand::random::<u32>();
+    let (out_path, err_path) = (home.join(format!("out-{n}")), home.join(format!("err-{n}")));
+    let mut child = ferry_cmd(home)
+        .args(args)
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("spawn ferry");
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "`ferry {}` did not exit within {timeout:?}; stderr:\n{}",
+                args.join(" "),
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let ran = Ran {
+        status,
+        stdout: read(&out_path),
+        stderr: read(&err_path),
+    };
+    let _ = std::fs::remove_file(&out_path);
+    let _ = std::fs::remove_file(&err_path);
+    ran
+}

@@ -1,0 +1,264 @@
+//! `ferry up`: a supervised local cluster that restarts a killed master and
+//! takes every master down with it on SIGINT or SIGTERM.
+
+use crate::harness::{serial, wait_until};
+use crate::procs::{ferry_cmd, free_ports, pids_with_arg, run_ferry, tail};
+use ferry_api::proto::ClusterStatus;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::Duration;
+
+/// A running `ferry up`; on drop it and every master under its dir are SIGKILLed.
+struct Up {
+    child: Option<Child>,
+    dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Up {
+    fn start(home: &Path, dir: &Path, port: u16, run: usize) -> Up {
+        let log = home.join(format!("up-{run}.log"));
+        let out = std::fs::File::create(&log).expect("log");
+        let child = ferry_cmd(home)
+            .args([
+                "up",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--port",
+                &port.to_string(),
+            ])
+            .stdout(out.try_clone().expect("fd"))
+            .stderr(out)
+            .spawn()
+            .expect("spawn ferry up");
+        Up {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn wait_log(&mut self, needle: &str, timeout: Duration) {
+        let what = format!("`{needle}` in the ferry up output");
+        wait_until(&what, timeout, || {
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            let log = self.log();
+            async move {
+                if log.contains(needle) {
+                    return Ok(());
+                }
+                match exited {
+                    Some(s) => panic!("ferry up exited ({s}) before `{needle}`:\n{log}"),
+                    None => Err("not yet".to_string()),
+                }
+            }
+        })
+        .await
+    }
+
+    fn master_pids(&self, name: &str) -> Vec<i32> {
+        pids_with_arg(self.dir.join(name).to_str().unwrap())
+    }
+
+    /// Sends `sig` to `ferry up` and waits for it to exit 0 and every master to be gone.
+    async fn stop(&mut self, sig: Signal) {
+        let mut child = self.child.take().expect("running");
+        kill(Pid::from_raw(child.id() as i32), sig).expect("signal ferry up");
+        let status = wait_until("ferry up to exit", Duration::from_secs(30), || {
+            let r = child.try_wait().map_err(|e| e.to_string());
+            async move { r?.ok_or_else(|| "still running".to_string()) }
+        })
+        .await;
+        assert!(
+            status.success(),
+            "ferry up exited with {status} on {sig}:\n{}",
+            self.log()
+        );
+        let left: Vec<i32> = ["m1", "m2", "m3"]
+            .iter()
+            .flat_map(|m| self.master_pids(m))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "masters {left:?} outlived ferry up after {sig}"
+        );
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for m in ["m1", "m2", "m3"] {
+            for pid in self.master_pids(m) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("---- ferry up output:\n{}", tail(&self.log, 40));
+            for m in ["m1", "m2", "m3"] {
+                let log = self.dir.join(m).join("master.log");
+                eprintln!("---- {m} log tail:\n{}", tail(&log, 40));
+            }
+        }
+    }
+}
+
+fn cluster_status(home: &Path, conf: &str) -> Result<ClusterStatus, String> {
+    let ran = run_ferry(
+        home,
+        &["--config", conf, "cluster", "status", "-o", "json"],
+        Duration::from_secs(30),
+    );
+    if !ran.status.success() {
+        return Err(ran.stderr);
+    }
+    serde_json::from_str(&ran.stdout).map_err(|e| format!("{e}: {}", ran.stdout))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferry_up_supervises_its_masters_and_stops_them_all() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let port = free_ports(3);
+    let mut up = Up::start(home, &dir, port, 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    assert!(
+        home.join(".ferry/config").exists(),
+        "ferry up did not write ~/.ferry/config"
+    );
+
+    let conf = dir.join("admin.conf");
+    let conf = conf.to_str().unwrap();
+    let put = run_ferry(
+        home,
+        &["--config", conf, "kv", "put", "greeting", "hello world"],
+        Duration::from_secs(30),
+    );
+    assert!(put.status.success(), "kv put failed: {}", put.stderr);
+    let get = run_ferry(
+        home,
+        &["--config", conf, "kv", "get", "greeting"],
+        Duration::from_secs(30),
+    );
+    assert!(get.status.success(), "kv get failed: {}", get.stderr);
+    assert_eq!(
+        get.stdout, "hello world\n",
+        "kv get must print the value alone"
+    );
+    let missing = run_ferry(
+        home,
+        &["--config", conf, "kv", "get", "no-such-key"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        missing.status.code(),
+        Some(1),
+        "get of a missing key: {}",
+        missing.stderr
+    );
+    assert!(
+        missing.stderr.contains("not found"),
+        "stderr: {}",
+        missing.stderr
+    );
+    assert!(missing.stdout.is_empty(), "stdout: {}", missing.stdout);
+    // Without --config, ~/.ferry/config (written by ferry up) is used.
+    let get = run_ferry(home, &["kv", "get", "greeting"], Duration::from_secs(30));
+    assert_eq!(
+        get.stdout, "hello world\n",
+        "default config: {}",
+        get.stderr
+    );
+
+    // SIGKILL one master: ferry up reports it and restarts it.
+    let victim = up.master_pids("m2");
+    assert_eq!(victim.len(), 1, "expected one m2 process, found {victim:?}");
+    kill(Pid::from_raw(victim[0]), Signal::SIGKILL).expect("kill m2");
+    up.wait_log("master m2 restarted", Duration::from_secs(30))
+        .await;
+    assert!(
+        up.log()
+            .contains(&format!("master m2 (pid {}) exited", victim[0])),
+        "{}",
+        up.log()
+    );
+    let again = up.master_pids("m2");
+    assert!(
+        again.len() == 1 && again != victim,
+        "m2 not restarted: {again:?}"
+    );
+    let s = wait_until(
+        "cluster status to show 3 voters with a leader",
+        Duration::from_secs(60),
+        || async {
+            let s = cluster_status(home, conf)?;
+            if s.leader.is_some() && s.members.len() == 3 && s.members.iter().all(|m| m.voter) {
+                Ok(s)
+            } else {
+                Err(format!("{s:?}"))
+            }
+        },
+    )
+    .await;
+    // The restarted master serves again: a put through the cluster is readable on it.
+    let put = run_ferry(
+        home,
+        &["--config", conf, "kv", "put", "after", "restart"],
+        Duration::from_secs(30),
+    );
+    assert!(put.status.success(), "kv put after restart: {}", put.stderr);
+    let m2 = format!("127.0.0.1:{}", port + 1);
+    assert!(
+        s.members.iter().any(|m| m.addr == m2 && m.voter),
+        "m2 not a voter: {s:?}"
+    );
+    let only_m2 = home.join("m2-only.conf");
+    let text = std::fs::read_to_string(conf).expect("admin.conf");
+    let mut cfg: ferry_config::ClientConfig = toml::from_str(&text).expect("admin.conf parses");
+    cfg.masters = vec![m2];
+    std::fs::write(&only_m2, cfg.to_toml()).expect("write m2-only.conf");
+    let only_m2 = only_m2.to_str().unwrap();
+    wait_until(
+        "the restarted m2 to apply a later write",
+        Duration::from_secs(30),
+        || async {
+            let args = ["--config", only_m2, "kv", "get", "--serializable", "after"];
+            let get = run_ferry(home, &args, Duration::from_secs(30));
+            match get.stdout.as_str() {
+                "restart\n" => Ok(()),
+                _ => Err(format!("{}{}", get.stdout, get.stderr)),
+            }
+        },
+    )
+    .await;
+    up.stop(Signal::SIGINT).await;
+
+    // A second run on the same dir restarts the cluster with its data; SIGTERM stops it.
+    let mut up = Up::start(home, &dir, port, 2);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let get = run_ferry(
+        home,
+        &["--config", conf, "kv", "get", "after"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        get.stdout, "restart\n",
+        "data after ferry up restart: {}",
+        get.stderr
+    );
+    up.stop(Signal::SIGTERM).await;
+}
