@@ -9,6 +9,7 @@
 //! - [`bad_input`]: malformed frames, foreign or missing certificates, bad join tokens,
 //!   corrupt config files.
 //! - [`up`]: `ferry up` brings a cluster up, restarts a killed master, and stops everything.
+//! - [`watch`]: a watch streams on across the SIGKILL of the master serving it.
 
 mod bad_input;
 mod crash;
@@ -16,3 +17,4 @@ mod harness;
 mod pause;
 mod procs;
 mod up;
+mod watch;
