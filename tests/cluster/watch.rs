@@ -27,7 +27,7 @@ async fn watch_continues_across_master_failover() {
     let writer = cluster.client_for(writer_idx, Duration::from_secs(30));
 
     let mut acked = Vec::new();
-    let mut put = |key: String| {
+    let put = |key: String| {
         let writer = writer.clone();
         async move {
             // Retry until acknowledged; a retried put may apply twice, which the
