@@ -120,7 +120,7 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
     if a.masters == 0 || a.masters > 7 {
         bail!("--masters must be between 1 and 7");
     }
-    if a.masters % 2 == 0 && !a.force {
+    if a.masters.is_multiple_of(2) && !a.force {
         bail!("--masters {}: an even number of masters tolerates no more failures than one fewer; pass --force to do it anyway", a.masters);
     }
     let dir = a.dir.clone().unwrap_or_else(|| ferry_home().join("local"));
@@ -183,13 +183,13 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
             return Err(e);
         }
     }
-    for i in 1..procs.len() {
-        let args = if is_setup(&procs[i]) {
+    for p in procs.iter_mut().skip(1) {
+        let args = if is_setup(p) {
             vec![]
         } else {
             join_args(a.force)
         };
-        procs[i].child = Some(spawn(&procs[i], &args, cfg)?);
+        p.child = Some(spawn(p, &args, cfg)?);
     }
     let leader = match wait_healthy(&client, a.masters, a.masters % 2 == 1 || a.force).await {
         Ok(l) => l,

@@ -55,7 +55,7 @@ impl Store {
                 value: (id + 1).to_string().into_bytes(),
                 expect,
             });
-            if let Ok(_) = self.write_local(put).await? {
+            if self.write_local(put).await?.is_ok() {
                 return Ok(id);
             }
         }
@@ -110,7 +110,7 @@ impl Store {
         let m = membership.membership();
         let voters: BTreeSet<NodeId> = m.voter_ids().collect();
         let learners: BTreeSet<NodeId> = m.learner_ids().collect();
-        if (voters.len() + learners.len()) % 2 == 0 && !force {
+        if (voters.len() + learners.len()).is_multiple_of(2) && !force {
             tracing::info!(
                 id,
                 "learner stays a learner until another master joins (voters stay odd)"
@@ -152,7 +152,7 @@ impl Store {
             if left == 0 {
                 return Err(refused(format!("master {id} is the last voter")));
             }
-            if left % 2 == 0 && !force {
+            if left.is_multiple_of(2) && !force {
                 return Err(refused(format!(
                     "removing master {id} would leave {left} voters; an even number of voters \
                      tolerates no more failures than one fewer. Add a master first, or pass --force"
