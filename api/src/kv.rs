@@ -12,6 +12,7 @@ pub struct KeyValue {
     /// The key.
     pub key: String,
     /// The value bytes (empty in a delete event).
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Revision that created the key (since its last deletion).
     pub create_revision: u64,
@@ -42,6 +43,7 @@ pub enum WriteOp {
         /// Key.
         key: String,
         /// Value.
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         /// Precondition.
         expect: Expect,
