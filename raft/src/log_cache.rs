@@ -39,8 +39,7 @@ impl LogCache {
         }
         self.entries.push_back((entry, size));
         self.bytes += size;
-        while self.entries.len() > 1
-            && (self.entries.len() > MAX_ENTRIES || self.bytes > MAX_BYTES)
+        while self.entries.len() > 1 && (self.entries.len() > MAX_ENTRIES || self.bytes > MAX_BYTES)
         {
             self.pop_front();
         }
@@ -92,7 +91,69 @@ impl LogCache {
         };
         let from = (start - self.first) as usize;
         let to = (end.max(start) - self.first) as usize;
-        Some(self.entries.range(from..to).map(|(e, _)| e.clone()).collect())
+        Some(
+            self.entries
+                .range(from..to)
+                .map(|(e, _)| e.clone())
+                .collect(),
+        )
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, EntryPayload, LogId};
+
+    fn entry(index: u64) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    fn indexes(got: Option<Vec<Entry>>) -> Option<Vec<u64>> {
+        got.map(|v| v.iter().map(|e| e.log_id.index).collect())
+    }
+
+    #[test]
+    fn holds_a_suffix_of_the_log() {
+        let mut c = LogCache::default();
+        assert_eq!(indexes(c.get(&(1..))), None);
+        for i in 5..=8 {
+            c.push(entry(i), 10);
+        }
+        assert_eq!(indexes(c.get(&(6..8))), Some(vec![6, 7]));
+        assert_eq!(indexes(c.get(&(6..=20))), Some(vec![6, 7, 8]));
+        assert_eq!(indexes(c.get(&(9..))), Some(vec![]));
+        assert_eq!(indexes(c.get(&(4..))), None, "starts before the cache");
+        // Rewriting from 7 drops 7 and 8.
+        c.push(entry(7), 10);
+        assert_eq!(indexes(c.get(&(5..))), Some(vec![5, 6, 7]));
+        c.truncate(6);
+        assert_eq!(indexes(c.get(&(5..))), Some(vec![5]));
+        c.purge(5);
+        assert_eq!(indexes(c.get(&(5..))), None);
+        // A gap restarts the cache.
+        c.push(entry(6), 10);
+        c.push(entry(9), 10);
+        assert_eq!(indexes(c.get(&(6..))), None);
+        assert_eq!(indexes(c.get(&(9..))), Some(vec![9]));
+    }
+
+    #[test]
+    fn stays_bounded() {
+        let mut c = LogCache::default();
+        for i in 1..=(MAX_ENTRIES as u64 + 10) {
+            c.push(entry(i), 1);
+        }
+        assert_eq!(c.entries.len(), MAX_ENTRIES);
+        assert_eq!(indexes(c.get(&(10..12))), None);
+        c.push(entry(MAX_ENTRIES as u64 + 11), MAX_BYTES);
+        assert_eq!(
+            c.entries.len(),
+            1,
+            "the newest entry stays whatever its size"
+        );
+    }
+}

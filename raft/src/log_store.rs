@@ -7,6 +7,7 @@
 //! file (sled's own flush uses `sync_file_range`, which leaves the disk cache dirty).
 //! Concurrent flush requests share one flush (group fsync).
 
+use crate::log_cache::LogCache;
 use crate::types::{decode, encode, LogId, NodeId, StorageError, TypeConfig};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, Vote};
@@ -14,7 +15,7 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 
 const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
@@ -83,6 +84,7 @@ pub struct LogStore {
     meta: sled::Tree,
     flusher: Flusher,
     committed: Arc<AtomicU64>,
+    cache: Arc<Mutex<LogCache>>,
 }
 
 fn io_err(
@@ -109,6 +111,7 @@ impl LogStore {
             meta: db.open_tree("raft")?,
             flusher,
             committed: Arc::new(AtomicU64::new(0)),
+            cache: Arc::default(),
         };
         if let Some(c) = store.get_meta::<LogId>(COMMITTED)? {
             store.committed.store(c.index, Ordering::Relaxed);
@@ -128,6 +131,10 @@ impl LogStore {
         }
     }
 
+    fn cache(&self) -> std::sync::MutexGuard<'_, LogCache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn bounds(range: impl RangeBounds<u64>) -> (Bound<[u8; 8]>, Bound<[u8; 8]>) {
         let map = |b: Bound<&u64>| match b {
             Bound::Included(i) => Bound::Included(i.to_be_bytes()),
@@ -143,6 +150,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
+        if let Some(hit) = self.cache().get(&range) {
+            return Ok(hit);
+        }
         let mut out = Vec::new();
         for item in self.log.range(Self::bounds(range)) {
             let (_, v) = item.map_err(read_err)?;
@@ -213,17 +223,37 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = sled::Batch::default();
-        for e in entries {
-            batch.insert(&e.log_id.index.to_be_bytes(), encode(&e));
+        let encoded: Vec<_> = entries
+            .into_iter()
+            .map(|e| {
+                let bytes = encode(&e);
+                (e, bytes)
+            })
+            .collect();
+        // sled's `apply_batch` writes out its I/O buffer twice to mark the batch;
+        // a single entry needs no batch to be atomic.
+        if let [(e, bytes)] = encoded.as_slice() {
+            self.log
+                .insert(e.log_id.index.to_be_bytes(), bytes.as_slice())
+                .map_err(write_err)?;
+        } else {
+            let mut batch = sled::Batch::default();
+            for (e, bytes) in &encoded {
+                batch.insert(&e.log_id.index.to_be_bytes(), bytes.as_slice());
+            }
+            self.log.apply_batch(batch).map_err(write_err)?;
         }
-        self.log.apply_batch(batch).map_err(write_err)?;
+        let mut cache = self.cache();
+        for (e, bytes) in encoded {
+            cache.push(e, bytes.len());
+        }
         self.flusher
             .after_flush(move |res| callback.log_io_completed(res));
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.cache().truncate(log_id.index);
         let mut batch = sled::Batch::default();
         for item in self.log.range(log_id.index.to_be_bytes()..) {
             let (k, _) = item.map_err(read_err)?;
@@ -244,6 +274,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let (k, _) = item.map_err(read_err)?;
             batch.remove(k);
         }
-        self.log.apply_batch(batch).map_err(write_err)
+        self.log.apply_batch(batch).map_err(write_err)?;
+        self.cache().purge(log_id.index);
+        Ok(())
     }
 }

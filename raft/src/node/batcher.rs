@@ -51,7 +51,12 @@ async fn commit(raft: &Raft, batch: Vec<Pending>) {
     let (writes, txs): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.write, p.tx)).unzip();
     let n = writes.len();
     tracing::trace!(writes = n, "group commit");
-    match raft.client_write(Command::V1 { writes }).await {
+    match raft
+        .client_write(Command::V1 {
+            writes: Arc::new(writes),
+        })
+        .await
+    {
         Ok(resp) if resp.data.results.len() == n => {
             for (tx, r) in txs.into_iter().zip(resp.data.results) {
                 let _ = tx.send(Ok(r));

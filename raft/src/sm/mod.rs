@@ -190,7 +190,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             match &entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(Command::V1 { writes }) => {
-                    for w in writes {
+                    for w in writes.iter() {
                         resp.results.push(
                             ctx.apply_write(w)
                                 .map_err(|e| sm_err(ErrorVerb::Write, e))?,

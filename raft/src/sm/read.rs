@@ -13,6 +13,8 @@ use ferry_api::proto::RangeResponse;
 use std::collections::BTreeMap;
 
 type Fixups = BTreeMap<String, Option<StoredKv>>;
+/// Revisions with their events, and the last revision scanned.
+type History = (Vec<(u64, Vec<Event>)>, u64);
 
 impl SmShared {
     fn check_revision(&self, at: u64, applied: u64) -> Result<(), KvError> {
@@ -165,7 +167,7 @@ impl SmShared {
         after: u64,
         prefix: &str,
         max: usize,
-    ) -> crate::Result<Result<(Vec<(u64, Vec<Event>)>, u64), KvError>> {
+    ) -> crate::Result<Result<History, KvError>> {
         let tree = self.tree.read().expect("tree lock").clone();
         let compacted = self.compacted();
         if after < compacted {
