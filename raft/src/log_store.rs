@@ -66,6 +66,16 @@ impl Flusher {
         }
     }
 
+    /// Blocks the calling thread until everything written so far is on disk.
+    pub fn flush_blocking(&self) -> std::io::Result<()> {
+        let (tx, rx) = mpsc::channel();
+        self.after_flush(move |r| {
+            let _ = tx.send(r);
+        });
+        rx.recv()
+            .unwrap_or_else(|_| Err(std::io::Error::other("flusher stopped")))
+    }
+
     /// Waits until everything written so far is on disk.
     pub async fn flush(&self) -> std::io::Result<()> {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -223,29 +233,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let encoded: Vec<_> = entries
-            .into_iter()
-            .map(|e| {
-                let bytes = encode(&e);
-                (e, bytes)
-            })
-            .collect();
-        // sled's `apply_batch` writes out its I/O buffer twice to mark the batch;
-        // a single entry needs no batch to be atomic.
-        if let [(e, bytes)] = encoded.as_slice() {
+        // In index order: sled recovers a prefix of its writes, so a crash before
+        // the flush leaves a prefix of these entries, which is a valid log.
+        for e in entries {
+            let bytes = encode(&e);
+            let size = bytes.len();
             self.log
-                .insert(e.log_id.index.to_be_bytes(), bytes.as_slice())
+                .insert(e.log_id.index.to_be_bytes(), bytes)
                 .map_err(write_err)?;
-        } else {
-            let mut batch = sled::Batch::default();
-            for (e, bytes) in &encoded {
-                batch.insert(&e.log_id.index.to_be_bytes(), bytes.as_slice());
-            }
-            self.log.apply_batch(batch).map_err(write_err)?;
-        }
-        let mut cache = self.cache();
-        for (e, bytes) in encoded {
-            cache.push(e, bytes.len());
+            self.cache().push(e, size);
         }
         self.flusher
             .after_flush(move |res| callback.log_io_completed(res));
@@ -254,12 +250,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.cache().truncate(log_id.index);
-        let mut batch = sled::Batch::default();
-        for item in self.log.range(log_id.index.to_be_bytes()..) {
+        // Newest first, so a crash part way leaves a log without holes.
+        for item in self.log.range(log_id.index.to_be_bytes()..).rev() {
             let (k, _) = item.map_err(read_err)?;
-            batch.remove(k);
+            self.log.remove(k).map_err(write_err)?;
         }
-        self.log.apply_batch(batch).map_err(write_err)
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -269,12 +265,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .insert(PURGED, encode(&log_id))
             .map_err(write_err)?;
         self.flusher.flush().await.map_err(write_err)?;
-        let mut batch = sled::Batch::default();
+        // Oldest first, so a crash part way leaves a log without holes.
         for item in self.log.range(..=log_id.index.to_be_bytes()) {
             let (k, _) = item.map_err(read_err)?;
-            batch.remove(k);
+            self.log.remove(k).map_err(write_err)?;
         }
-        self.log.apply_batch(batch).map_err(write_err)?;
         self.cache().purge(log_id.index);
         Ok(())
     }

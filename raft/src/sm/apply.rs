@@ -8,11 +8,42 @@ use crate::types::{decode, encode};
 use ferry_api::kv::{Event, EventKind, Expect, KvError, Write, WriteOp, WriteOutcome};
 use std::collections::HashMap;
 
+/// One apply call's changes to the tree, in order.
+///
+/// Written with plain inserts, never `sled::Batch`: sled's first batch switches
+/// every later sled operation in the process onto a global lock that a flush
+/// holds for its whole fsync.
+#[derive(Default)]
+pub struct Writes(Vec<(sled::IVec, Option<sled::IVec>)>);
+
+impl Writes {
+    /// Sets `key`.
+    pub fn insert(&mut self, key: impl Into<sled::IVec>, value: impl Into<sled::IVec>) {
+        self.0.push((key.into(), Some(value.into())));
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: impl Into<sled::IVec>) {
+        self.0.push((key.into(), None));
+    }
+
+    /// Writes everything to `tree`, in order.
+    pub fn write_to(self, tree: &sled::Tree) -> sled::Result<()> {
+        for (k, v) in self.0 {
+            match v {
+                Some(v) => tree.insert(k, v)?,
+                None => tree.remove(k)?,
+            };
+        }
+        Ok(())
+    }
+}
+
 /// Accumulates one apply call's changes.
 pub struct ApplyCtx<'a> {
     tree: &'a sled::Tree,
     overlay: HashMap<String, Option<StoredKv>>,
-    pub batch: sled::Batch,
+    pub batch: Writes,
     revision: u64,
     seq: u32,
     events: Vec<Event>,
@@ -27,7 +58,7 @@ impl<'a> ApplyCtx<'a> {
         ApplyCtx {
             tree,
             overlay: HashMap::new(),
-            batch: sled::Batch::default(),
+            batch: Writes::default(),
             revision: 0,
             seq: 0,
             events: Vec::new(),

@@ -4,6 +4,7 @@
 //! - `h/<rev:8><seq:4>`   → [`ferry_api::kv::Event`] without `prev` (watch history)
 //! - `p/<rev:8><seq:4>`   → [`StoredKv`]: the event's previous value, if any
 //! - `m/applied`, `m/membership`, `m/compacted` → metadata
+//! - `m/applying` → last index of the apply call in progress (see [`crate::sm`])
 //!
 //! Big-endian revisions make history scans ordered.
 
@@ -11,6 +12,7 @@ use ferry_api::kv::KeyValue;
 use serde::{Deserialize, Serialize};
 
 pub const APPLIED: &[u8] = b"m/applied";
+pub const APPLYING: &[u8] = b"m/applying";
 pub const MEMBERSHIP: &[u8] = b"m/membership";
 pub const COMPACTED: &[u8] = b"m/compacted";
 pub const KV: &[u8] = b"k/";

@@ -1,8 +1,8 @@
 //! Reads from the state machine: latest or at a revision inside the history window.
 //!
 //! A read holds the shared side of the tree lock for its whole scan; apply takes
-//! the exclusive side only to install its batch, so a scan sees exactly one
-//! revision. A read at an older revision `R` undoes, from the history, every
+//! the exclusive side while it writes, so a scan sees exactly one revision.
+//! History scans (watches) go without the lock and stop at the applied revision. A read at an older revision `R` undoes, from the history, every
 //! change after `R` to the keys it returns.
 
 use super::keys::{self, StoredKv};
@@ -169,6 +169,9 @@ impl SmShared {
         max: usize,
     ) -> crate::Result<Result<History, KvError>> {
         let tree = self.tree.read().expect("tree lock").clone();
+        // Apply writes a revision key by key; only revisions up to `applied` are
+        // whole. Later ones reach the watcher live.
+        let applied = self.applied();
         let compacted = self.compacted();
         if after < compacted {
             return Ok(Err(KvError::TooOld {
@@ -178,9 +181,8 @@ impl SmShared {
         }
         let mut out: Vec<(u64, Vec<Event>)> = Vec::new();
         let mut scanned = after;
-        for item in tree
-            .range(keys::hist_from(keys::HIST, after + 1)..keys::hist_from(keys::HIST, u64::MAX))
-        {
+        let end = keys::hist_from(keys::HIST, applied.max(after).saturating_add(1));
+        for item in tree.range(keys::hist_from(keys::HIST, after + 1)..end) {
             let (k, v) = item?;
             let rev = keys::event_rev(&k);
             if rev != scanned && out.len() >= max {
