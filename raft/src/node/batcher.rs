@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
 
 /// How long after a round ends the next batch waits for that round's writers.
-const REGROUP_WAIT: Duration = Duration::from_micros(1000);
+const REGROUP_WAIT: Duration = Duration::from_micros(2000);
 
 /// A write waiting for its batch.
 pub struct Pending {
