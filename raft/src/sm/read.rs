@@ -41,17 +41,19 @@ impl SmShared {
             tree.range(keys::hist_from(keys::HIST, at + 1)..keys::hist_from(keys::HIST, u64::MAX))
         {
             let (k, v) = item?;
-            let ev: Event = decode(&v, "history event")?;
-            if !ev.kv.key.starts_with(prefix) || out.contains_key(&ev.kv.key) {
-                continue;
+            let (rev, seq) = (keys::event_rev(&k), keys::event_seq(&k));
+            let run: Vec<Event> = decode(&v, "history events")?;
+            for (i, ev) in run.into_iter().enumerate() {
+                if !ev.kv.key.starts_with(prefix) || out.contains_key(&ev.kv.key) {
+                    continue;
+                }
+                let pk = keys::event_key(keys::PREV, rev, seq + i as u32);
+                let prev = match tree.get(&pk)? {
+                    Some(p) => Some(decode::<StoredKv>(&p, "history prev")?),
+                    None => None,
+                };
+                out.insert(ev.kv.key, prev);
             }
-            let mut pk = k.to_vec();
-            pk[..2].copy_from_slice(keys::PREV);
-            let prev = match tree.get(&pk)? {
-                Some(p) => Some(decode::<StoredKv>(&p, "history prev")?),
-                None => None,
-            };
-            out.insert(ev.kv.key, prev);
         }
         Ok(out)
     }
@@ -184,23 +186,24 @@ impl SmShared {
         let end = keys::hist_from(keys::HIST, applied.max(after).saturating_add(1));
         for item in tree.range(keys::hist_from(keys::HIST, after + 1)..end) {
             let (k, v) = item?;
-            let rev = keys::event_rev(&k);
+            let (rev, seq) = (keys::event_rev(&k), keys::event_seq(&k));
             if rev != scanned && out.len() >= max {
                 break;
             }
             scanned = rev;
-            let mut ev: Event = decode(&v, "history event")?;
-            if !ev.kv.key.starts_with(prefix) {
-                continue;
-            }
-            let mut pk = k.to_vec();
-            pk[..2].copy_from_slice(keys::PREV);
-            if let Some(p) = tree.get(&pk)? {
-                ev.prev = Some(decode::<StoredKv>(&p, "history prev")?.to_kv(&ev.kv.key));
-            }
-            match out.last_mut() {
-                Some((r, evs)) if *r == rev => evs.push(ev),
-                _ => out.push((rev, vec![ev])),
+            let run: Vec<Event> = decode(&v, "history events")?;
+            for (i, mut ev) in run.into_iter().enumerate() {
+                if !ev.kv.key.starts_with(prefix) {
+                    continue;
+                }
+                let pk = keys::event_key(keys::PREV, rev, seq + i as u32);
+                if let Some(p) = tree.get(&pk)? {
+                    ev.prev = Some(decode::<StoredKv>(&p, "history prev")?.to_kv(&ev.kv.key));
+                }
+                match out.last_mut() {
+                    Some((r, evs)) if *r == rev => evs.push(ev),
+                    _ => out.push((rev, vec![ev])),
+                }
             }
         }
         // A trim racing the scan may have removed part of what we read past.
