@@ -84,7 +84,9 @@ pub struct StoreLimits {
     pub max_batch_bytes: usize,
     /// A group-commit batch closes once it holds this many writes (default 2048).
     pub max_batch_ops: usize,
-    /// Batches in flight through Raft at once (default 4).
+    /// Batches in flight through Raft at once (default 1: openraft 0.9's leader
+    /// flushes each entry before it replicates or handles acks, so a second
+    /// entry in flight only delays the first).
     pub max_inflight_batches: usize,
     /// Revisions of watch history kept (the watch window; default 100000).
     pub history_revisions: u64,
@@ -97,7 +99,7 @@ impl Default for StoreLimits {
             max_key_bytes: 4096,
             max_batch_bytes: 1024 * 1024,
             max_batch_ops: 2048,
-            max_inflight_batches: 4,
+            max_inflight_batches: 1,
             history_revisions: 100_000,
         }
     }

@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`types`]: the openraft type config and the Raft command (an on-disk format, versioned).
 //! - [`log_store`]: the sled Raft log; durable before acknowledged ([`log_store::Flusher`]).
+//! - [`log_cache`]: the newest log entries, decoded, for replication and apply.
 //! - [`sm`]: the sled state machine: versioned KV, apply, reads at a revision, snapshots.
 //! - [`watch`]: watch streams from the state machine's history window and live events.
 //! - [`network`]: Raft RPCs between masters over QUIC (`ferry-raft/1`).
@@ -13,6 +14,7 @@
 //! This crate knows nothing of actix; it exposes `Send + Sync` async handles.
 
 pub mod error;
+pub mod log_cache;
 pub mod log_store;
 pub mod network;
 pub mod node;

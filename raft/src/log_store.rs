@@ -7,6 +7,7 @@
 //! file (sled's own flush uses `sync_file_range`, which leaves the disk cache dirty).
 //! Concurrent flush requests share one flush (group fsync).
 
+use crate::log_cache::LogCache;
 use crate::types::{decode, encode, LogId, NodeId, StorageError, TypeConfig};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, Vote};
@@ -15,7 +16,7 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 
 const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
@@ -78,6 +79,16 @@ impl Flusher {
         if let Err(mpsc::SendError(done)) = self.tx.send(Box::new(done)) {
             done(Err(std::io::Error::other("flusher stopped")));
         }
+    }
+
+    /// Blocks the calling thread until everything written so far is on disk.
+    pub fn flush_blocking(&self) -> std::io::Result<()> {
+        let (tx, rx) = mpsc::channel();
+        self.after_flush(move |r| {
+            let _ = tx.send(r);
+        });
+        rx.recv()
+            .unwrap_or_else(|_| Err(std::io::Error::other("flusher stopped")))
     }
 
     /// Waits until everything written so far is on disk.
@@ -163,6 +174,7 @@ pub struct LogStore {
     meta: sled::Tree,
     flusher: Flusher,
     committed: Arc<AtomicU64>,
+    cache: Arc<Mutex<LogCache>>,
 }
 
 fn io_err(
@@ -189,6 +201,7 @@ impl LogStore {
             meta: db.open_tree("raft")?,
             flusher,
             committed: Arc::new(AtomicU64::new(0)),
+            cache: Arc::default(),
         };
         if let Some(c) = store.get_meta::<LogId>(COMMITTED)? {
             store.committed.store(c.index, Ordering::Relaxed);
@@ -208,6 +221,10 @@ impl LogStore {
         }
     }
 
+    fn cache(&self) -> std::sync::MutexGuard<'_, LogCache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn bounds(range: impl RangeBounds<u64>) -> (Bound<[u8; 8]>, Bound<[u8; 8]>) {
         let map = |b: Bound<&u64>| match b {
             Bound::Included(i) => Bound::Included(i.to_be_bytes()),
@@ -223,6 +240,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
+        if let Some(hit) = self.cache().get(&range) {
+            return Ok(hit);
+        }
         let mut out = Vec::new();
         for item in self.log.range(Self::bounds(range)) {
             let (_, v) = item.map_err(read_err)?;
@@ -293,23 +313,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = sled::Batch::default();
+        // In index order: sled recovers a prefix of its writes, so a crash before
+        // the flush leaves a prefix of these entries, which is a valid log.
         for e in entries {
-            batch.insert(&e.log_id.index.to_be_bytes(), encode(&e));
+            let bytes = encode(&e);
+            let size = bytes.len();
+            self.log
+                .insert(e.log_id.index.to_be_bytes(), bytes)
+                .map_err(write_err)?;
+            self.cache().push(e, size);
         }
-        self.log.apply_batch(batch).map_err(write_err)?;
         self.flusher
             .after_flush(move |res| callback.log_io_completed(res));
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        for item in self.log.range(log_id.index.to_be_bytes()..) {
+        self.cache().truncate(log_id.index);
+        // Newest first, so a crash part way leaves a log without holes.
+        for item in self.log.range(log_id.index.to_be_bytes()..).rev() {
             let (k, _) = item.map_err(read_err)?;
-            batch.remove(k);
+            self.log.remove(k).map_err(write_err)?;
         }
-        self.log.apply_batch(batch).map_err(write_err)
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -319,11 +345,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .insert(PURGED, encode(&log_id))
             .map_err(write_err)?;
         self.flusher.flush().await.map_err(write_err)?;
-        let mut batch = sled::Batch::default();
+        // Oldest first, so a crash part way leaves a log without holes.
         for item in self.log.range(..=log_id.index.to_be_bytes()) {
             let (k, _) = item.map_err(read_err)?;
-            batch.remove(k);
+            self.log.remove(k).map_err(write_err)?;
         }
-        self.log.apply_batch(batch).map_err(write_err)
+        self.cache().purge(log_id.index);
+        Ok(())
     }
 }

@@ -2,6 +2,7 @@
 
 use ferry_api::kv::{KvError, Write, WriteOutcome};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 openraft::declare_raft_types!(
     /// ferry's openraft type config: u64 node ids, address-carrying nodes,
@@ -34,8 +35,9 @@ pub enum Command {
     /// Version 1: a group-committed batch of client writes, applied in order at
     /// one revision (the entry's log index).
     V1 {
-        /// The writes.
-        writes: Vec<Write>,
+        /// The writes (shared: log cache, replication and apply read the same entry;
+        /// serialized exactly as a `Vec`).
+        writes: Arc<Vec<Write>>,
     },
 }
 

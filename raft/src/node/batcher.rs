@@ -4,6 +4,13 @@
 //! keeps up to `max_inflight_batches` entries in flight; while they are busy,
 //! new writes queue and leave together as the next entry. A lone write under
 //! no load goes out at once.
+//!
+//! Under load, the writers an entry answers write again within a fraction of a
+//! millisecond, just after the next entry has left with the writers that queued
+//! meanwhile; left alone, the writers settle into two cohorts that take turns,
+//! each waiting two rounds. So a batch waits briefly (at most [`REGROUP_WAIT`]
+//! after the previous round ended) for as many writes as the last round
+//! answered plus those already queued.
 
 use super::WriteResult;
 use crate::types::{Command, Raft};
@@ -11,8 +18,15 @@ use ferry_api::kv::Write;
 use ferry_api::proto::{ApiError, ErrorCode};
 use ferry_config::StoreLimits;
 use openraft::error::{ClientWriteError, RaftError};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::time::Instant;
+
+/// How long after a round ends the next batch waits for that round's writers.
+const REGROUP_WAIT: Duration = Duration::from_micros(2000);
 
 /// A write waiting for its batch.
 pub struct Pending {
@@ -26,25 +40,37 @@ const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 pub async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, limits: StoreLimits) {
     let slots = Arc::new(Semaphore::new(limits.max_inflight_batches));
+    let answered = Arc::new(AtomicUsize::new(0));
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
+        let deadline = Instant::now() + REGROUP_WAIT;
+        let expected = answered.swap(0, Ordering::Relaxed) + rx.len();
         let Some(first) = rx.recv().await else { return };
         let mut bytes = first.size;
         let mut batch = vec![first];
         while batch.len() < limits.max_batch_ops && bytes < limits.max_batch_bytes {
-            match rx.try_recv() {
-                Ok(p) => {
-                    bytes += p.size;
-                    batch.push(p);
+            let next = match rx.try_recv() {
+                Ok(p) => Some(p),
+                Err(TryRecvError::Empty) if batch.len() < expected => {
+                    tokio::time::timeout_at(deadline, rx.recv())
+                        .await
+                        .ok()
+                        .flatten()
                 }
-                Err(_) => break,
-            }
+                Err(_) => None,
+            };
+            let Some(p) = next else { break };
+            bytes += p.size;
+            batch.push(p);
         }
         let raft = raft.clone();
+        let answered = answered.clone();
         tokio::spawn(async move {
+            let n = batch.len();
             commit(&raft, batch).await;
+            answered.fetch_add(n, Ordering::Relaxed);
             drop(permit);
         });
     }
@@ -54,7 +80,9 @@ async fn commit(raft: &Raft, batch: Vec<Pending>) {
     let (writes, txs): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.write, p.tx)).unzip();
     let n = writes.len();
     tracing::trace!(writes = n, "group commit");
-    let write = raft.client_write(Command::V1 { writes });
+    let write = raft.client_write(Command::V1 {
+        writes: Arc::new(writes),
+    });
     match tokio::time::timeout(COMMIT_TIMEOUT, write).await {
         Ok(Ok(resp)) if resp.data.results.len() == n => {
             for (tx, r) in txs.into_iter().zip(resp.data.results) {

@@ -5,17 +5,64 @@
 
 use super::keys::{self, StoredKv};
 use crate::types::{decode, encode};
-use ferry_api::kv::{Event, EventKind, Expect, KvError, Write, WriteOp, WriteOutcome};
+use ferry_api::kv::{Event, EventKind, Expect, KeyValue, KvError, Write, WriteOp, WriteOutcome};
 use std::collections::HashMap;
+
+/// One apply call's changes to the tree, in order.
+///
+/// Written with plain inserts, never `sled::Batch`: sled's first batch switches
+/// every later sled operation in the process onto a global lock that a flush
+/// holds for its whole fsync.
+#[derive(Default)]
+pub struct Writes(Vec<(sled::IVec, Option<sled::IVec>)>);
+
+impl Writes {
+    /// Sets `key`.
+    pub fn insert(&mut self, key: impl Into<sled::IVec>, value: impl Into<sled::IVec>) {
+        self.0.push((key.into(), Some(value.into())));
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: impl Into<sled::IVec>) {
+        self.0.push((key.into(), None));
+    }
+
+    /// Writes everything to `tree`, in order.
+    pub fn write_to(self, tree: &sled::Tree) -> sled::Result<()> {
+        for (k, v) in self.0 {
+            match v {
+                Some(v) => tree.insert(k, v)?,
+                None => tree.remove(k)?,
+            };
+        }
+        Ok(())
+    }
+}
+
+/// A history run closes once its events hold this many key and value bytes, so a
+/// stored run stays well under sled's 4 MiB value limit (one event can add 1.5 MiB).
+const HIST_RUN_BYTES: usize = 1024 * 1024;
+
+/// An [`Event`] as history stores it: encoded exactly like an `Event` without `prev`.
+#[derive(serde::Serialize)]
+struct StoredEvent<'a> {
+    kind: EventKind,
+    kv: &'a KeyValue,
+    prev: Option<&'a KeyValue>,
+}
 
 /// Accumulates one apply call's changes.
 pub struct ApplyCtx<'a> {
     tree: &'a sled::Tree,
     overlay: HashMap<String, Option<StoredKv>>,
-    pub batch: sled::Batch,
+    pub batch: Writes,
     revision: u64,
     seq: u32,
     events: Vec<Event>,
+    /// `events[hist_from..]` are not yet in the history; the first has seq `hist_seq`.
+    hist_from: usize,
+    hist_seq: u32,
+    hist_bytes: usize,
     /// Revisions at or below this have no history.
     pub compacted: u64,
     /// Lowest revision this apply call writes (history above it is not yet in the tree).
@@ -27,10 +74,13 @@ impl<'a> ApplyCtx<'a> {
         ApplyCtx {
             tree,
             overlay: HashMap::new(),
-            batch: sled::Batch::default(),
+            batch: Writes::default(),
             revision: 0,
             seq: 0,
             events: Vec::new(),
+            hist_from: 0,
+            hist_seq: 0,
+            hist_bytes: 0,
             compacted,
             first_revision: None,
         }
@@ -43,9 +93,35 @@ impl<'a> ApplyCtx<'a> {
         self.first_revision.get_or_insert(revision);
     }
 
-    /// The events of the current entry, taken.
+    /// The events of the current entry, taken (and written to the history).
     pub fn take_events(&mut self) -> Vec<Event> {
+        self.write_history();
+        self.hist_from = 0;
+        self.hist_seq = 0;
         std::mem::take(&mut self.events)
+    }
+
+    /// Writes the pending events as one history run, `h/<rev><seq of the first>`.
+    fn write_history(&mut self) {
+        let run = &self.events[self.hist_from..];
+        if run.is_empty() {
+            return;
+        }
+        let stored: Vec<StoredEvent> = run
+            .iter()
+            .map(|e| StoredEvent {
+                kind: e.kind,
+                kv: &e.kv,
+                prev: None,
+            })
+            .collect();
+        self.batch.insert(
+            keys::event_key(keys::HIST, self.revision, self.hist_seq),
+            encode(&stored),
+        );
+        self.hist_from = self.events.len();
+        self.hist_seq = self.seq;
+        self.hist_bytes = 0;
     }
 
     fn current(&self, key: &str) -> crate::Result<Option<StoredKv>> {
@@ -149,10 +225,6 @@ impl<'a> ApplyCtx<'a> {
                 }
             }
         };
-        self.batch.insert(
-            keys::event_key(keys::HIST, self.revision, self.seq),
-            encode(&event),
-        );
         if let Some(p) = &prev {
             self.batch.insert(
                 keys::event_key(keys::PREV, self.revision, self.seq),
@@ -161,10 +233,14 @@ impl<'a> ApplyCtx<'a> {
         }
         self.seq += 1;
         self.overlay.insert(key.to_string(), next);
+        self.hist_bytes += event.kv.key.len() + event.kv.value.len();
         self.events.push(Event {
             prev: prev.map(|p| p.to_kv(key)),
             ..event
         });
+        if self.hist_bytes >= HIST_RUN_BYTES {
+            self.write_history();
+        }
     }
 
     /// Keeps at most `window` revisions of history behind `applied`, trimming in steps.
@@ -245,7 +321,7 @@ mod tests {
             let mut ctx = ApplyCtx::new(&tree, 0);
             ctx.begin(i as u64 + 1);
             out.push(ctx.apply_write(w).unwrap());
-            tree.apply_batch(ctx.batch).unwrap();
+            ctx.batch.write_to(&tree).unwrap();
         }
         out
     }
@@ -357,7 +433,7 @@ mod tests {
         assert!(failed.is_err());
         let events = ctx.take_events();
         assert_eq!(events.len(), 2, "only the successful txn emits events");
-        tree.apply_batch(ctx.batch).unwrap();
+        ctx.batch.write_to(&tree).unwrap();
         assert!(
             tree.get(keys::kv_key("c")).unwrap().is_none(),
             "failed txn wrote c"

@@ -1,9 +1,11 @@
 //! Key layout inside one state-machine tree (`sm.<generation>`).
 //!
 //! - `k/<key>`            → [`StoredKv`] (latest value)
-//! - `h/<rev:8><seq:4>`   → [`ferry_api::kv::Event`] without `prev` (watch history)
+//! - `h/<rev:8><seq:4>`   → `Vec<`[`ferry_api::kv::Event`]`>` without `prev`: a run of
+//!   the revision's events, the first with sequence number `seq` (watch history)
 //! - `p/<rev:8><seq:4>`   → [`StoredKv`]: the event's previous value, if any
 //! - `m/applied`, `m/membership`, `m/compacted` → metadata
+//! - `m/applying` → last index of the apply call in progress (see [`crate::sm`])
 //!
 //! Big-endian revisions make history scans ordered.
 
@@ -11,6 +13,7 @@ use ferry_api::kv::KeyValue;
 use serde::{Deserialize, Serialize};
 
 pub const APPLIED: &[u8] = b"m/applied";
+pub const APPLYING: &[u8] = b"m/applying";
 pub const MEMBERSHIP: &[u8] = b"m/membership";
 pub const COMPACTED: &[u8] = b"m/compacted";
 pub const KV: &[u8] = b"k/";
@@ -68,6 +71,13 @@ pub fn event_rev(k: &[u8]) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&k[2..10]);
     u64::from_be_bytes(b)
+}
+
+/// Sequence number of a history key (`h/` or `p/`) within its revision.
+pub fn event_seq(k: &[u8]) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&k[10..14]);
+    u32::from_be_bytes(b)
 }
 
 /// Start of the history at revision `rev`.

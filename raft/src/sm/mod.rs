@@ -9,6 +9,13 @@
 //! The state lives in one tree, `sm.<generation>`; installing a snapshot loads a
 //! new generation and switches to it with one durable write, so a crash mid-install
 //! leaves the old state whole.
+//!
+//! Apply writes with plain sled inserts, not `sled::Batch` (whose global lock
+//! stalls every sled call behind each fsync). It writes `m/applying` first and
+//! `m/applied` last; sled recovers a prefix of its writes, so after a crash
+//! `m/applying > m/applied` means an apply was cut short, and [`StateMachine::open`]
+//! rebuilds the state from the current snapshot (Raft then re-applies the log).
+//! Old generations are cleared rather than dropped: `drop_tree` takes the same lock.
 
 pub mod apply;
 pub mod keys;
@@ -114,10 +121,17 @@ impl StateMachine {
         for name in db.tree_names() {
             let n = String::from_utf8_lossy(&name).into_owned();
             if n.starts_with("sm.") && n != tree_name(generation) {
-                db.drop_tree(&name)?;
+                db.open_tree(&name)?.clear()?;
             }
         }
-        let tree = db.open_tree(tree_name(generation))?;
+        let mut tree = db.open_tree(tree_name(generation))?;
+        let mut generation = generation;
+        if Self::cut_short(&tree)? {
+            tracing::warn!(
+                "state machine apply was cut short by a crash; rebuilding from the snapshot"
+            );
+            (generation, tree) = Self::rebuild(db, &snap_dir, generation, &flusher)?;
+        }
         let applied = match tree.get(keys::APPLIED)? {
             Some(b) => decode::<Option<LogId>>(&b, "applied log id")?.map_or(0, |l| l.index),
             None => 0,
@@ -143,6 +157,39 @@ impl StateMachine {
             flusher,
             generation,
         })
+    }
+
+    /// Whether an apply call was interrupted (see the module doc).
+    fn cut_short(tree: &sled::Tree) -> crate::Result<bool> {
+        let Some(b) = tree.get(keys::APPLYING)? else {
+            return Ok(false);
+        };
+        let applying = decode::<u64>(&b, "applying index")?;
+        let applied = match tree.get(keys::APPLIED)? {
+            Some(b) => decode::<Option<LogId>>(&b, "applied log id")?.map_or(0, |l| l.index),
+            None => 0,
+        };
+        Ok(applying > applied)
+    }
+
+    /// Loads the current snapshot (or nothing) into a new generation and switches to it.
+    fn rebuild(
+        db: &sled::Db,
+        snap_dir: &std::path::Path,
+        generation: u64,
+        flusher: &Flusher,
+    ) -> crate::Result<(u64, sled::Tree)> {
+        let next = generation + 1;
+        let tree = db.open_tree(tree_name(next))?;
+        tree.clear()?;
+        if let Some(path) = snapshot::current_path(snap_dir) {
+            snapshot::load(&path, &tree)?;
+        }
+        flusher.flush_blocking()?;
+        db.insert(GENERATION, encode(&next))?;
+        flusher.flush_blocking()?;
+        db.open_tree(tree_name(generation))?.clear()?;
+        Ok((next, tree))
     }
 
     /// The read side.
@@ -192,7 +239,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             match &entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(Command::V1 { writes }) => {
-                    for w in writes {
+                    for w in writes.iter() {
                         resp.results.push(
                             ctx.apply_write(w)
                                 .map_err(|e| sm_err(ErrorVerb::Write, e))?,
@@ -228,7 +275,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             // sees the new floor and reports "too old" instead of a silent gap.
             self.shared.compacted.store(compacted, Ordering::Release);
             guard
-                .apply_batch(batch)
+                .insert(keys::APPLYING, encode(&last.index))
+                .and_then(|_| batch.write_to(&guard))
                 .map_err(|e| sm_err(ErrorVerb::Write, e))?;
             for p in published {
                 let _ = self.shared.events.send(p);
@@ -314,7 +362,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let old = self.generation;
         self.generation = next;
         self.db
-            .drop_tree(tree_name(old))
+            .open_tree(tree_name(old))
+            .and_then(|t| t.clear())
             .map_err(|e| snap_err(e.into()))?;
         Ok(())
     }
@@ -323,5 +372,44 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot::current(&self.snap_dir)
             .await
             .map_err(|e| sm_err(ErrorVerb::Read, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(db: &sled::Db, dir: &std::path::Path, flusher: &Flusher) -> StateMachine {
+        StateMachine::open(db, dir.join("snapshots"), 1000, flusher.clone()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_apply_cut_short_is_rebuilt_from_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::open_db(&dir.path().join("store")).unwrap();
+        let flusher = Flusher::start(db.clone(), &dir.path().join("store")).unwrap();
+        let sm = open(&db, dir.path(), &flusher);
+        let log_id = LogId::new(openraft::CommittedLeaderId::new(1, 1), 5);
+        let tree = sm.tree();
+        tree.insert(keys::kv_key("a"), b"x".to_vec()).unwrap();
+        tree.insert(keys::APPLYING, encode(&5u64)).unwrap();
+        tree.insert(keys::APPLIED, encode(&Some(log_id))).unwrap();
+        drop(sm);
+
+        // A completed apply is kept.
+        let mut sm = open(&db, dir.path(), &flusher);
+        assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id));
+        assert_eq!(sm.generation, 0);
+
+        // An apply that wrote `m/applying` but not `m/applied` is discarded
+        // (no snapshot yet: back to the empty state).
+        sm.tree().insert(keys::APPLYING, encode(&7u64)).unwrap();
+        drop(sm);
+        let mut sm = open(&db, dir.path(), &flusher);
+        assert_eq!(sm.generation, 1);
+        assert_eq!(sm.applied_state().await.unwrap().0, None);
+        assert!(sm.tree().get(keys::kv_key("a")).unwrap().is_none());
+        drop(sm);
+        assert_eq!(open(&db, dir.path(), &flusher).generation, 1);
     }
 }

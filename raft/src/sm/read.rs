@@ -1,8 +1,8 @@
 //! Reads from the state machine: latest or at a revision inside the history window.
 //!
 //! A read holds the shared side of the tree lock for its whole scan; apply takes
-//! the exclusive side only to install its batch, so a scan sees exactly one
-//! revision. A read at an older revision `R` undoes, from the history, every
+//! the exclusive side while it writes, so a scan sees exactly one revision.
+//! History scans (watches) go without the lock and stop at the applied revision. A read at an older revision `R` undoes, from the history, every
 //! change after `R` to the keys it returns.
 
 use super::keys::{self, StoredKv};
@@ -45,17 +45,19 @@ impl SmShared {
             tree.range(keys::hist_from(keys::HIST, at + 1)..keys::hist_from(keys::HIST, u64::MAX))
         {
             let (k, v) = item?;
-            let ev: Event = decode(&v, "history event")?;
-            if !ev.kv.key.starts_with(prefix) || out.contains_key(&ev.kv.key) {
-                continue;
+            let (rev, seq) = (keys::event_rev(&k), keys::event_seq(&k));
+            let run: Vec<Event> = decode(&v, "history events")?;
+            for (i, ev) in run.into_iter().enumerate() {
+                if !ev.kv.key.starts_with(prefix) || out.contains_key(&ev.kv.key) {
+                    continue;
+                }
+                let pk = keys::event_key(keys::PREV, rev, seq + i as u32);
+                let prev = match tree.get(&pk)? {
+                    Some(p) => Some(decode::<StoredKv>(&p, "history prev")?),
+                    None => None,
+                };
+                out.insert(ev.kv.key, prev);
             }
-            let mut pk = k.to_vec();
-            pk[..2].copy_from_slice(keys::PREV);
-            let prev = match tree.get(&pk)? {
-                Some(p) => Some(decode::<StoredKv>(&p, "history prev")?),
-                None => None,
-            };
-            out.insert(ev.kv.key, prev);
         }
         Ok(out)
     }
@@ -175,6 +177,9 @@ impl SmShared {
         max: usize,
     ) -> crate::Result<Result<HistoryPage, KvError>> {
         let tree = self.tree.read().expect("tree lock").clone();
+        // Apply writes a revision key by key; only revisions up to `applied` are
+        // whole. Later ones reach the watcher live.
+        let applied = self.applied();
         let compacted = self.compacted();
         if after < compacted {
             return Ok(Err(KvError::TooOld {
@@ -184,27 +189,27 @@ impl SmShared {
         }
         let mut out: Vec<(u64, Vec<Event>)> = Vec::new();
         let mut scanned = after;
-        for item in tree
-            .range(keys::hist_from(keys::HIST, after + 1)..keys::hist_from(keys::HIST, u64::MAX))
-        {
+        let end = keys::hist_from(keys::HIST, applied.max(after).saturating_add(1));
+        for item in tree.range(keys::hist_from(keys::HIST, after + 1)..end) {
             let (k, v) = item?;
-            let rev = keys::event_rev(&k);
+            let (rev, seq) = (keys::event_rev(&k), keys::event_seq(&k));
             if rev != scanned && out.len() >= max {
                 break;
             }
             scanned = rev;
-            let mut ev: Event = decode(&v, "history event")?;
-            if !ev.kv.key.starts_with(prefix) {
-                continue;
-            }
-            let mut pk = k.to_vec();
-            pk[..2].copy_from_slice(keys::PREV);
-            if let Some(p) = tree.get(&pk)? {
-                ev.prev = Some(decode::<StoredKv>(&p, "history prev")?.to_kv(&ev.kv.key));
-            }
-            match out.last_mut() {
-                Some((r, evs)) if *r == rev => evs.push(ev),
-                _ => out.push((rev, vec![ev])),
+            let run: Vec<Event> = decode(&v, "history events")?;
+            for (i, mut ev) in run.into_iter().enumerate() {
+                if !ev.kv.key.starts_with(prefix) {
+                    continue;
+                }
+                let pk = keys::event_key(keys::PREV, rev, seq + i as u32);
+                if let Some(p) = tree.get(&pk)? {
+                    ev.prev = Some(decode::<StoredKv>(&p, "history prev")?.to_kv(&ev.kv.key));
+                }
+                match out.last_mut() {
+                    Some((r, evs)) if *r == rev => evs.push(ev),
+                    _ => out.push((rev, vec![ev])),
+                }
             }
         }
         // A trim racing the scan may have removed part of what we read past.

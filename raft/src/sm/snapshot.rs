@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 type Meta = SnapshotMeta<u64, openraft::BasicNode>;
 
 const CURRENT: &str = "current.snap";
-const LOAD_BATCH: usize = 1024;
 /// Largest record a snapshot may hold (a value is at most 1.5 MiB).
 const MAX_RECORD: usize = 8 * 1024 * 1024;
 
@@ -124,19 +123,14 @@ pub fn load(path: &Path, tree: &sled::Tree) -> crate::Result<Meta> {
             "snapshot has no version-1 header".into(),
         ));
     };
-    let mut batch = sled::Batch::default();
-    let mut in_batch = 0;
+    // Plain inserts, no `sled::Batch` (see `apply::Writes`): the tree is not in
+    // use until the generation switch makes it current.
     let mut pairs = 0u64;
     loop {
         match read_record(&mut r)? {
             Record::Pair(k, v) => {
-                batch.insert(k, v);
-                in_batch += 1;
+                tree.insert(k, v)?;
                 pairs += 1;
-                if in_batch == LOAD_BATCH {
-                    tree.apply_batch(std::mem::take(&mut batch))?;
-                    in_batch = 0;
-                }
             }
             Record::End { pairs: want } if want == pairs => break,
             Record::End { pairs: want } => {
@@ -149,7 +143,6 @@ pub fn load(path: &Path, tree: &sled::Tree) -> crate::Result<Meta> {
             }
         }
     }
-    tree.apply_batch(batch)?;
     Ok(meta)
 }
 
@@ -188,6 +181,12 @@ impl FlushAll for tokio::fs::File {
         use tokio::io::AsyncWriteExt;
         self.flush().await
     }
+}
+
+/// Path of the current snapshot, if there is one.
+pub fn current_path(dir: &Path) -> Option<PathBuf> {
+    let path = dir.join(CURRENT);
+    path.exists().then_some(path)
 }
 
 /// The current snapshot, opened for reading.
