@@ -18,6 +18,14 @@ const NEXT_ID_KEY: &str = "/ferry/masters/next-id";
 /// A learner further behind than this many entries is not promoted.
 const PROMOTE_MAX_LAG: u64 = 1000;
 
+/// The answer to a forwarded membership change.
+fn done(r: PeerResponse) -> Option<Result<(), ApiError>> {
+    match r {
+        PeerResponse::Done(r) => Some(r),
+        _ => None,
+    }
+}
+
 fn refused(m: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::Refused, m)
 }
@@ -73,10 +81,7 @@ impl Store {
                 force,
             },
             self.add_member_local(id, addr.clone(), force),
-            |r| match r {
-                PeerResponse::Done(r) => Some(r),
-                _ => None,
-            },
+            done,
             |m| Err(unavailable(m)),
         )
         .await?
@@ -177,10 +182,7 @@ impl Store {
         self.on_leader(
             PeerRequest::RemoveMember { id, force },
             self.remove_member_local(id, force),
-            |r| match r {
-                PeerResponse::Done(r) => Some(r),
-                _ => None,
-            },
+            done,
             |m| Err(unavailable(m)),
         )
         .await?
