@@ -89,13 +89,13 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
     let ops_per_s = n as f64 / secs;
     let (p50, p99) = (all.value_at_quantile(0.5), all.value_at_quantile(0.99));
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"bench": "store", "clients": clients, "ops": n, "secs": secs,
                 "ops_per_s": ops_per_s.round(), "p50_us": p50, "p99_us": p99})
         );
     } else {
-        println!(
+        outln!(
             "store clients={clients} ops={n} secs={secs:.2} ops_per_s={ops_per_s:.0} p50_us={p50} p99_us={p99}"
         );
     }

@@ -29,10 +29,10 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
         Cmd::Status { output } => {
             let s = client.status().await?;
             if output == "json" {
-                println!("{}", serde_json::to_string_pretty(&s)?);
+                outln!("{}", serde_json::to_string_pretty(&s)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            println!(
+            outln!(
                 "leader: {}  term: {}  commit: {}  applied: {} (on master {})",
                 s.leader.map_or("none".into(), |l| l.to_string()),
                 s.term,
@@ -65,13 +65,33 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
         Cmd::Remove { id, force } => {
             match client.call(&ApiRequest::RemoveMember { id, force }).await? {
                 ApiResponse::Removed => {
-                    println!("master {id} removed");
+                    outln!("master {id} removed");
                     Ok(ExitCode::SUCCESS)
                 }
                 other => anyhow::bail!("unexpected answer: {other:?}"),
             }
         }
     }
+}
+
+/// `ferry api-resources`: the served kinds, in kubectl's columns.
+pub fn print_api_resources() {
+    let rows: Vec<[String; 5]> = ferry_api::resources::RESOURCES
+        .iter()
+        .map(|r| {
+            [
+                r.plural.to_string(),
+                r.short_names.join(","),
+                r.api_version(),
+                r.namespaced.to_string(),
+                r.kind.to_string(),
+            ]
+        })
+        .collect();
+    print_table(
+        &["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"],
+        &rows,
+    );
 }
 
 /// Prints an aligned table.
@@ -88,7 +108,7 @@ pub fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
             .zip(width)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", s.join("   ").trim_end());
+        outln!("{}", s.join("   ").trim_end());
     };
     line(header.to_vec());
     for r in rows {

@@ -104,7 +104,7 @@ fn parse_txn_line(line: &str, n: usize) -> Result<WriteOp> {
 fn report(r: std::result::Result<ferry_api::kv::WriteOutcome, KvError>) -> ExitCode {
     match r {
         Ok(o) => {
-            println!("OK revision={}", o.revision);
+            outln!("OK revision={}", o.revision);
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -145,15 +145,18 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
             };
             match client.get(&key, consistency).await? {
                 Some(kv) if verbose => {
-                    println!(
+                    outln!(
                         "key={} create_revision={} mod_revision={} version={}",
-                        kv.key, kv.create_revision, kv.mod_revision, kv.version
+                        kv.key,
+                        kv.create_revision,
+                        kv.mod_revision,
+                        kv.version
                     );
-                    println!("{}", String::from_utf8_lossy(&kv.value));
+                    outln!("{}", String::from_utf8_lossy(&kv.value));
                     Ok(ExitCode::SUCCESS)
                 }
                 Some(kv) => {
-                    println!("{}", String::from_utf8_lossy(&kv.value));
+                    outln!("{}", String::from_utf8_lossy(&kv.value));
                     Ok(ExitCode::SUCCESS)
                 }
                 None => {
@@ -175,7 +178,7 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
                     .await?
                     .map_err(anyhow::Error::from)?;
                 for kv in &resp.kvs {
-                    println!("{} {}", kv.key, String::from_utf8_lossy(&kv.value));
+                    outln!("{} {}", kv.key, String::from_utf8_lossy(&kv.value));
                 }
                 if !resp.more {
                     return Ok(ExitCode::SUCCESS);
@@ -207,12 +210,12 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
                     WatchItem::Events { revision, events } => {
                         for e in events {
                             match e.kind {
-                                EventKind::Put => println!(
+                                EventKind::Put => outln!(
                                     "PUT {} rev={revision} {}",
                                     e.kv.key,
                                     String::from_utf8_lossy(&e.kv.value)
                                 ),
-                                EventKind::Delete => println!("DELETE {} rev={revision}", e.kv.key),
+                                EventKind::Delete => outln!("DELETE {} rev={revision}", e.kv.key),
                             }
                             seen += 1;
                             if count.is_some_and(|c| seen >= c) {

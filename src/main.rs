@@ -4,15 +4,18 @@
 //! - [`master`]: `ferry master` — run one master.
 //! - [`up`]: `ferry up` — a local HA cluster of real processes, supervised.
 //! - [`kv`]: `ferry kv` — etcdctl-like access to the raw store (admin only).
-//! - [`cluster`]: `ferry cluster status|remove`.
+//! - [`cluster`]: `ferry cluster status|remove`, `ferry api-resources`.
 //! - [`bench`]: `ferry bench store`.
 //! - [`client`]: finding and loading the client config.
+//! - [`output`]: stdout that survives a closed pipe.
 
 /// mimalloc: the store allocates and frees many small buffers per request;
 /// glibc malloc spent ~20% of a master's CPU under load.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[macro_use]
+mod output;
 mod bench;
 mod client;
 mod cluster;
@@ -51,6 +54,8 @@ enum Command {
     /// Benchmarks against a running cluster.
     #[command(subcommand)]
     Bench(bench::Cmd),
+    /// The kinds ferry serves (as `kubectl api-resources` prints them).
+    ApiResources,
 }
 
 fn init_logging() {
@@ -83,6 +88,10 @@ fn main() -> ExitCode {
             Command::Kv(c) => kv::run(c, cli.config.as_deref()).await,
             Command::Cluster(c) => cluster::run(c, cli.config.as_deref()).await,
             Command::Bench(c) => bench::run(c, cli.config.as_deref()).await,
+            Command::ApiResources => {
+                cluster::print_api_resources();
+                Ok(ExitCode::SUCCESS)
+            }
         }
     });
     match result {

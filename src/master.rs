@@ -59,9 +59,9 @@ pub async fn run(a: Args, config: Option<PathBuf>) -> Result<ExitCode> {
     };
     let master = Master::start(cfg, boot).await.context("starting master")?;
     let token = master.data.read("join-token")?;
-    println!("master {} serving on {}", master.id, master.addr);
-    println!("join token: {}", token.trim());
-    println!(
+    outln!("master {} serving on {}", master.id, master.addr);
+    outln!("join token: {}", token.trim());
+    outln!(
         "join another master with: ferry master --data-dir DIR --listen ADDR --join {} --token {}",
         master.addr,
         token.trim()

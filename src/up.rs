@@ -204,24 +204,24 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
         create_private_dir(&ferry_home())?;
         write_private(&home_cfg, admin.to_toml().as_bytes())?;
     }
-    println!(
+    outln!(
         "ferry: local cluster of {} masters is up (leader: master {leader})",
         a.masters
     );
-    println!("  masters:      {}", masters.join(", "));
-    println!("  admin config: {}", admin_path.display());
-    println!(
+    outln!("  masters:      {}", masters.join(", "));
+    outln!("  admin config: {}", admin_path.display());
+    outln!(
         "  try:          ferry --config {} cluster status",
         admin_path.display()
     );
-    println!(
+    outln!(
         "                ferry --config {} kv put hello world",
         admin_path.display()
     );
-    println!("  logs:         {}/m*/master.log", dir.display());
-    println!("  Ctrl-C stops the cluster.");
+    outln!("  logs:         {}/m*/master.log", dir.display());
+    outln!("  Ctrl-C stops the cluster.");
     supervise(&mut procs, cfg, &join_args(a.force)).await;
-    println!("ferry: stopping");
+    outln!("ferry: stopping");
     stop_all(&mut procs);
     Ok(ExitCode::SUCCESS)
 }

@@ -6,12 +6,14 @@
 //! - [`procs`]: running `ferry` commands, finding processes, free ports, log tails.
 //! - [`crash`]: SIGKILL of the leader under load and of every master; no acknowledged write lost.
 //! - [`pause`]: a SIGSTOPped leader is replaced and serves no stale read after SIGCONT.
+//! - [`cli`]: `ferry api-resources`; a closed stdout pipe ends the command quietly.
 //! - [`bad_input`]: malformed frames, foreign or missing certificates, bad join tokens,
 //!   corrupt config files.
 //! - [`up`]: `ferry up` brings a cluster up, restarts a killed master, and stops everything.
 //! - [`watch`]: a watch streams on across the SIGKILL of the master serving it.
 
 mod bad_input;
+mod cli;
 mod crash;
 mod harness;
 mod pause;

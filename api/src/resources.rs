@@ -1,0 +1,272 @@
+//! The Kubernetes resource model ferry serves: which kinds exist, where they are
+//! stored, and the name rules every object obeys.
+//!
+//! Objects live in the store under `/registry/<resource>/<namespace>/<name>`
+//! (cluster-scoped kinds have no namespace segment). The API server (a later
+//! layer) decodes manifests into `k8s-openapi` types; this module answers the
+//! questions that come first: is this apiVersion/kind served, what is its
+//! resource name and scope, and is this a valid object name.
+
+/// One served kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Resource {
+    /// API group ("" for the core group).
+    pub group: &'static str,
+    /// Version.
+    pub version: &'static str,
+    /// Kind, as in manifests.
+    pub kind: &'static str,
+    /// Plural resource name, as in REST paths and store keys.
+    pub plural: &'static str,
+    /// Namespaced (true) or cluster-scoped.
+    pub namespaced: bool,
+    /// Short names accepted by the CLI.
+    pub short_names: &'static [&'static str],
+}
+
+impl Resource {
+    /// `apiVersion` as written in manifests: `v1` or `apps/v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The store key of an object, or of the whole collection when `name` is
+    /// `None` (a prefix ending in `/`). A namespaced kind with `namespace: None`
+    /// gives the prefix of every namespace's objects.
+    pub fn key(&self, namespace: Option<&str>, name: Option<&str>) -> String {
+        let mut k = format!("/registry/{}/", self.plural);
+        if self.namespaced {
+            if let Some(ns) = namespace {
+                k.push_str(ns);
+                k.push('/');
+            } else {
+                return k;
+            }
+        }
+        if let Some(n) = name {
+            k.push_str(n);
+        }
+        k
+    }
+}
+
+macro_rules! resources {
+    ($( $group:literal $version:literal $kind:literal $plural:literal $ns:literal [$($short:literal),*] ),* $(,)?) => {
+        /// Every kind ferry serves.
+        pub const RESOURCES: &[Resource] = &[
+            $( Resource { group: $group, version: $version, kind: $kind, plural: $plural,
+                          namespaced: $ns, short_names: &[$($short),*] } ),*
+        ];
+    };
+}
+
+resources! {
+    "" "v1" "Namespace" "namespaces" false ["ns"],
+    "" "v1" "Node" "nodes" false ["no"],
+    "" "v1" "Pod" "pods" true ["po"],
+    "" "v1" "Service" "services" true ["svc"],
+    "" "v1" "Endpoints" "endpoints" true ["ep"],
+    "" "v1" "ConfigMap" "configmaps" true ["cm"],
+    "" "v1" "Secret" "secrets" true [],
+    "" "v1" "ServiceAccount" "serviceaccounts" true ["sa"],
+    "" "v1" "Event" "events" true ["ev"],
+    "apps" "v1" "ReplicaSet" "replicasets" true ["rs"],
+    "apps" "v1" "Deployment" "deployments" true ["deploy"],
+    "apps" "v1" "DaemonSet" "daemonsets" true ["ds"],
+    "apps" "v1" "StatefulSet" "statefulsets" true ["sts"],
+    "batch" "v1" "Job" "jobs" true [],
+    "batch" "v1" "CronJob" "cronjobs" true ["cj"],
+    "coordination.k8s.io" "v1" "Lease" "leases" true [],
+}
+
+/// Why a kind or name is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResourceError {
+    /// The apiVersion/kind pair is not served.
+    #[error("{0}")]
+    UnknownKind(String),
+    /// A name breaks the DNS rules for its field.
+    #[error("{field}: Invalid value: {value:?}: {reason}")]
+    InvalidName {
+        /// Field path (e.g. `metadata.name`).
+        field: String,
+        /// The value.
+        value: String,
+        /// The rule it breaks.
+        reason: String,
+    },
+}
+
+/// Finds the kind a manifest names, with a message listing what is served when not found.
+pub fn by_api_version_kind(
+    api_version: &str,
+    kind: &str,
+) -> Result<&'static Resource, ResourceError> {
+    if let Some(r) = RESOURCES
+        .iter()
+        .find(|r| r.kind == kind && r.api_version() == api_version)
+    {
+        return Ok(r);
+    }
+    let served: Vec<String> = RESOURCES
+        .iter()
+        .filter(|r| r.kind == kind)
+        .map(|r| r.api_version())
+        .collect();
+    Err(ResourceError::UnknownKind(if served.is_empty() {
+        format!("no kind {kind:?} is served (see `ferry api-resources`)")
+    } else {
+        format!(
+            "kind {kind:?} is not served in apiVersion {api_version:?}; use {}",
+            served.join(" or ")
+        )
+    }))
+}
+
+/// Finds a kind by what a CLI user types: kind, plural, singular or short name,
+/// case-insensitively (`pods`, `pod`, `po`, `Pod`, `deploy`).
+pub fn by_cli_name(name: &str) -> Option<&'static Resource> {
+    let n = name.to_ascii_lowercase();
+    RESOURCES.iter().find(|r| {
+        r.plural == n || r.kind.to_ascii_lowercase() == n || r.short_names.contains(&n.as_str())
+    })
+}
+
+/// Checks a DNS-1123 label (namespaces, most service-like names): at most 63
+/// lowercase alphanumerics or '-', starting and ending alphanumeric.
+pub fn check_dns_label(field: &str, value: &str) -> Result<(), ResourceError> {
+    let bad = |reason: &str| {
+        Err(ResourceError::InvalidName {
+            field: field.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    if value.is_empty() {
+        return bad("must not be empty");
+    }
+    if value.len() > 63 {
+        return bad("must be no more than 63 characters");
+    }
+    if !label_ok(value) {
+        return bad("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name', or '123-abc')");
+    }
+    Ok(())
+}
+
+/// Checks a DNS-1123 subdomain (most object names): at most 253 characters,
+/// dot-separated labels of lowercase alphanumerics or '-'.
+pub fn check_dns_subdomain(field: &str, value: &str) -> Result<(), ResourceError> {
+    let bad = |reason: &str| {
+        Err(ResourceError::InvalidName {
+            field: field.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    if value.is_empty() {
+        return bad("must not be empty");
+    }
+    if value.len() > 253 {
+        return bad("must be no more than 253 characters");
+    }
+    if !value.split('.').all(label_ok) {
+        return bad("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')");
+    }
+    Ok(())
+}
+
+fn label_ok(l: &str) -> bool {
+    let b = l.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty()
+        && alnum(&b[0])
+        && alnum(&b[b.len() - 1])
+        && b.iter().all(|c| alnum(c) || *c == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_resolve_and_unknowns_explain() {
+        let d = by_api_version_kind("apps/v1", "Deployment").unwrap();
+        assert_eq!((d.plural, d.namespaced), ("deployments", true));
+        assert_eq!(
+            d.key(Some("default"), Some("web")),
+            "/registry/deployments/default/web"
+        );
+        assert_eq!(
+            d.key(Some("default"), None),
+            "/registry/deployments/default/"
+        );
+        assert_eq!(d.key(None, None), "/registry/deployments/");
+        let ns = by_api_version_kind("v1", "Namespace").unwrap();
+        assert_eq!(
+            ns.key(Some("ignored"), Some("kube-system")),
+            "/registry/namespaces/kube-system"
+        );
+        let cases = [
+            ("extensions/v1beta1", "Deployment", "use apps/v1"),
+            ("v1", "Frobnicator", "no kind \"Frobnicator\""),
+            ("apps/v1", "Pod", "use v1"),
+        ];
+        for (v, k, want) in cases {
+            let e = by_api_version_kind(v, k).unwrap_err().to_string();
+            assert!(e.contains(want), "{v} {k}: {e}");
+        }
+        assert_eq!(by_cli_name("po").unwrap().kind, "Pod");
+        assert_eq!(by_cli_name("Deployments").unwrap().kind, "Deployment");
+        assert_eq!(by_cli_name("cm").unwrap().kind, "ConfigMap");
+        assert!(by_cli_name("gizmos").is_none());
+        let mut plurals: Vec<_> = RESOURCES.iter().map(|r| r.plural).collect();
+        plurals.sort();
+        plurals.dedup();
+        assert_eq!(plurals.len(), RESOURCES.len(), "plurals are unique");
+    }
+
+    #[test]
+    fn dns_names() {
+        let long_label = "a".repeat(64);
+        let long_sub = format!("{}.{}", "a".repeat(200), "b".repeat(60));
+        let cases: &[(&str, bool, bool)] = &[
+            // value, valid label, valid subdomain
+            ("web", true, true),
+            ("web-1", true, true),
+            ("1web", true, true),
+            ("web.example", false, true),
+            ("Web", false, false),
+            ("-web", false, false),
+            ("web-", false, false),
+            ("web_1", false, false),
+            ("", false, false),
+            ("a..b", false, false),
+            (&long_label, false, true),
+            (&long_sub, false, false),
+        ];
+        for (v, label, sub) in cases {
+            assert_eq!(
+                check_dns_label("metadata.name", v).is_ok(),
+                *label,
+                "label {v:?}"
+            );
+            assert_eq!(
+                check_dns_subdomain("metadata.name", v).is_ok(),
+                *sub,
+                "subdomain {v:?}"
+            );
+        }
+        let e = check_dns_subdomain("metadata.name", "Bad_Name")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("metadata.name: Invalid value: \"Bad_Name\""),
+            "{e}"
+        );
+    }
+}
