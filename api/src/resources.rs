@@ -139,13 +139,7 @@ pub fn by_cli_name(name: &str) -> Option<&'static Resource> {
 /// Checks a DNS-1123 label (namespaces, most service-like names): at most 63
 /// lowercase alphanumerics or '-', starting and ending alphanumeric.
 pub fn check_dns_label(field: &str, value: &str) -> Result<(), ResourceError> {
-    let bad = |reason: &str| {
-        Err(ResourceError::InvalidName {
-            field: field.to_string(),
-            value: value.to_string(),
-            reason: reason.to_string(),
-        })
-    };
+    let bad = |reason: &str| invalid_name(field, value, reason);
     if value.is_empty() {
         return bad("must not be empty");
     }
@@ -161,13 +155,7 @@ pub fn check_dns_label(field: &str, value: &str) -> Result<(), ResourceError> {
 /// Checks a DNS-1123 subdomain (most object names): at most 253 characters,
 /// dot-separated labels of lowercase alphanumerics or '-'.
 pub fn check_dns_subdomain(field: &str, value: &str) -> Result<(), ResourceError> {
-    let bad = |reason: &str| {
-        Err(ResourceError::InvalidName {
-            field: field.to_string(),
-            value: value.to_string(),
-            reason: reason.to_string(),
-        })
-    };
+    let bad = |reason: &str| invalid_name(field, value, reason);
     if value.is_empty() {
         return bad("must not be empty");
     }
@@ -178,6 +166,14 @@ pub fn check_dns_subdomain(field: &str, value: &str) -> Result<(), ResourceError
         return bad("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')");
     }
     Ok(())
+}
+
+fn invalid_name(field: &str, value: &str, reason: &str) -> Result<(), ResourceError> {
+    Err(ResourceError::InvalidName {
+        field: field.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    })
 }
 
 fn label_ok(l: &str) -> bool {
