@@ -82,7 +82,7 @@ async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError>
             store.remove_member(id, force).await?;
             ApiResponse::Removed
         }
-        ApiRequest::Watch(_) | ApiRequest::Join(_) => {
+        ApiRequest::Watch(_) | ApiRequest::Join(_) | ApiRequest::Object(_) => {
             return Err(ApiError::new(
                 ErrorCode::BadRequest,
                 "watches are streamed and joins go to the ferry-join/1 ALPN",

@@ -7,6 +7,7 @@
 //! - [`frame`]: length-prefixed bincode frames with a size limit checked before allocating.
 //! - [`tls`]: the cluster CA, certificate issue, identities, and quinn configs (mutual TLS).
 //! - [`client`]: a client that holds every master's address and fails over between them.
+//! - [`object`]: Kubernetes object requests, answers and `Status` errors.
 //! - [`resources`]: the served Kubernetes kinds, their store keys, and name rules.
 //! - [`Error`]: this crate's errors.
 
@@ -14,6 +15,7 @@ pub mod client;
 pub mod error;
 pub mod frame;
 pub mod kv;
+pub mod object;
 pub mod proto;
 pub mod resources;
 pub mod tls;

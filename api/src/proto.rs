@@ -5,6 +5,7 @@
 //! for a watch, a stream of `Result<WatchItem, ApiError>` frames until either side closes.
 
 use crate::kv::{KeyValue, KvError, Write, WriteOutcome};
+use crate::object::{ObjectRequest, ObjectResponse};
 use serde::{Deserialize, Serialize};
 
 /// How fresh a read must be.
@@ -82,6 +83,9 @@ pub enum ApiRequest {
     },
     /// Join the cluster (only on `ferry-join/1`).
     Join(JoinRequest),
+    /// A Kubernetes object request (a watch answers with a stream of
+    /// `Result<ObjectEvent, ApiError>` frames).
+    Object(Box<ObjectRequest>),
 }
 
 impl ApiRequest {
@@ -93,6 +97,7 @@ impl ApiRequest {
             | ApiRequest::Range(_)
             | ApiRequest::Watch(_)
             | ApiRequest::Status => true,
+            ApiRequest::Object(o) => o.is_idempotent(),
             ApiRequest::RemoveMember { .. } | ApiRequest::Join(_) => false,
         }
     }
@@ -118,6 +123,8 @@ pub enum ApiResponse {
     Removed,
     /// Join accepted.
     Joined(Box<JoinResponse>),
+    /// The answer to an object request (errors are Kubernetes `Status` bodies).
+    Object(ObjectResponse),
 }
 
 /// Why a request failed before reaching the store (or after, with no answer).
