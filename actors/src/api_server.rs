@@ -5,7 +5,9 @@
 //! the store. A malformed or oversized frame fails its own stream with an error
 //! frame; the connection and the process carry on.
 
+use crate::apiserver::{ApiServer, Failure};
 use ferry_api::frame::{read_frame, write_frame};
+use ferry_api::object::{ObjectEvent, ObjectRequest, Verb};
 use ferry_api::proto::{ApiError, ApiRequest, ApiResponse, ErrorCode, JoinRequest, JoinResponse};
 use ferry_api::tls::{Ca, Identity};
 use ferry_raft::Store;
@@ -20,11 +22,12 @@ pub struct JoinContext {
 }
 
 /// Decides whether `who` may make `req`. Admins and masters may do anything;
-/// other identities may read cluster status only, until RBAC arrives.
+/// other identities may read cluster status and use the object API (which
+/// authorizes each object request itself, see [`crate::apiserver::authorize`]).
 pub fn authorize(who: &Identity, req: &ApiRequest) -> Result<(), ApiError> {
     match (who, req) {
         (Identity::Admin | Identity::Master(_), _) => Ok(()),
-        (_, ApiRequest::Status) => Ok(()),
+        (_, ApiRequest::Status | ApiRequest::Object(_)) => Ok(()),
         _ => Err(ApiError::new(
             ErrorCode::Forbidden,
             format!("{who:?} may not use the raw store or change membership (admin only)"),
@@ -39,11 +42,11 @@ async fn reply(send: &mut quinn::SendStream, r: &Result<ApiResponse, ApiError>) 
 }
 
 /// Serves one client connection until it closes.
-pub async fn serve(store: Store, conn: quinn::Connection, who: Identity, max_frame: usize) {
+pub async fn serve(api: ApiServer, conn: quinn::Connection, who: Identity, max_frame: usize) {
     let mut streams = tokio::task::JoinSet::new();
     while let Ok((mut send, mut recv)) = conn.accept_bi().await {
         while streams.try_join_next().is_some() {}
-        let store = store.clone();
+        let api = api.clone();
         let who = who.clone();
         streams.spawn(async move {
             let req = match read_frame::<_, ApiRequest>(&mut recv, max_frame).await {
@@ -58,10 +61,19 @@ pub async fn serve(store: Store, conn: quinn::Connection, who: Identity, max_fra
             if let Err(e) = authorize(&who, &req) {
                 return reply(&mut send, &Err(e)).await;
             }
-            if let ApiRequest::Watch(w) = &req {
-                return stream_watch(&store, w, &mut send).await;
+            let store = api.store();
+            match &req {
+                ApiRequest::Watch(w) => return stream_watch(store, w, &mut send).await,
+                ApiRequest::Object(o) if o.verb == Verb::Watch => {
+                    return stream_object_watch(&api, &who, o, &mut send).await
+                }
+                ApiRequest::Object(o) => {
+                    let resp = api.handle(&who, o).await.map(ApiResponse::Object);
+                    return reply(&mut send, &resp).await;
+                }
+                _ => {}
             }
-            let resp = handle(&store, req).await;
+            let resp = handle(store, req).await;
             reply(&mut send, &resp).await;
         });
     }
@@ -112,6 +124,45 @@ async fn stream_watch(
         };
         let failed = item.is_err();
         if write_frame(send, &item).await.is_err() || failed {
+            let _ = send.finish();
+            return;
+        }
+    }
+}
+
+/// Streams an object watch: `Result<ObjectEvent, ApiError>` frames until the
+/// client goes away, the watch ends with an ERROR event, or the master fails.
+async fn stream_object_watch(
+    api: &ApiServer,
+    who: &Identity,
+    req: &ObjectRequest,
+    send: &mut quinn::SendStream,
+) {
+    let mut watch = match api.watch(who, req).await {
+        Ok(w) => w,
+        Err(Failure::Status(s)) => {
+            let ev = ObjectEvent {
+                kind: "ERROR".into(),
+                revision: 0,
+                object: s.response().body,
+            };
+            let _ = write_frame(send, &Ok::<_, ApiError>(ev)).await;
+            let _ = send.finish();
+            return;
+        }
+        Err(Failure::Api(e)) => {
+            let _ = write_frame(send, &Err::<ObjectEvent, _>(e)).await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    loop {
+        let item = tokio::select! {
+            item = watch.next() => item,
+            _ = send.stopped() => return,
+        };
+        let last = item.as_ref().map_or(true, |e| e.kind == "ERROR");
+        if write_frame(send, &item).await.is_err() || last {
             let _ = send.finish();
             return;
         }

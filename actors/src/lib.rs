@@ -6,9 +6,13 @@
 //! - [`api_server`]: the `ferry-api/1` request handler (authenticate → authorize → store)
 //!   and the `ferry-join/1` handler.
 //!
+//! - [`apiserver`]: the Kubernetes API: admission, the registry verbs, watches, the
+//!   garbage collector.
+//!
 //! The store itself is `ferry_raft::Store`; components hold a clone of it.
 
 pub mod api_server;
+pub mod apiserver;
 pub mod master;
 
 pub use master::{Bootstrap, Master};

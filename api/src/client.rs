@@ -7,6 +7,7 @@
 
 use crate::frame::{read_frame, write_frame};
 use crate::kv::{Expect, KeyValue, KvError, WatchItem, Write, WriteOp, WriteOutcome};
+use crate::object::{ObjectEvent, ObjectRequest, ObjectResponse};
 use crate::proto::{
     ApiError, ApiRequest, ApiResponse, ClusterStatus, Consistency, ErrorCode, RangeRequest,
     RangeResponse, WatchRequest,
@@ -334,15 +335,28 @@ impl Client {
         after_revision: Option<u64>,
         bookmark_ms: u64,
     ) -> Watch {
-        Watch {
-            client: self.clone(),
-            req: WatchRequest {
+        Watch::new(
+            self,
+            WatchRequest {
                 prefix: prefix.to_string(),
                 after_revision,
                 bookmark_ms,
             },
-            stream: None,
+        )
+    }
+
+    /// Sends one object request; Kubernetes errors come back as the answer's `Status`.
+    pub async fn object(&self, req: ObjectRequest) -> Result<ObjectResponse> {
+        match self.call(&ApiRequest::Object(Box::new(req))).await? {
+            ApiResponse::Object(r) => Ok(r),
+            other => Err(Error::Unexpected(format!("{other:?}"))),
         }
+    }
+
+    /// Starts an object watch that survives master failures (resuming after the
+    /// last event's resourceVersion).
+    pub fn watch_objects(self: &Arc<Self>, req: ObjectRequest) -> Watch<ObjectRequest> {
+        Watch::new(self, req)
     }
 }
 
@@ -354,22 +368,88 @@ fn retryable(e: &ApiError, req: &ApiRequest) -> bool {
     }
 }
 
+/// What a resumable watch asks for and how its items advance the resume point.
+pub trait WatchKind: Clone + Send {
+    /// One streamed item.
+    type Item: serde::de::DeserializeOwned + Send;
+    /// The request that (re)starts the stream.
+    fn request(&self) -> ApiRequest;
+    /// The revision an item reports (0 = none, e.g. one of a watch's initial objects).
+    fn revision(item: &Self::Item) -> u64;
+    /// Whether the item is a change (deduplicated after a failover) rather than progress.
+    fn is_change(item: &Self::Item) -> bool;
+    /// The last revision delivered.
+    fn after(&self) -> Option<u64>;
+    /// Resume after `revision` from now on.
+    fn resume_after(&mut self, revision: u64);
+}
+
+impl WatchKind for WatchRequest {
+    type Item = WatchItem;
+    fn request(&self) -> ApiRequest {
+        ApiRequest::Watch(self.clone())
+    }
+    fn revision(item: &WatchItem) -> u64 {
+        item.revision()
+    }
+    fn is_change(item: &WatchItem) -> bool {
+        matches!(item, WatchItem::Events { .. })
+    }
+    fn after(&self) -> Option<u64> {
+        self.after_revision
+    }
+    fn resume_after(&mut self, revision: u64) {
+        self.after_revision = Some(revision);
+    }
+}
+
+impl WatchKind for ObjectRequest {
+    type Item = ObjectEvent;
+    fn request(&self) -> ApiRequest {
+        ApiRequest::Object(Box::new(self.clone()))
+    }
+    fn revision(item: &ObjectEvent) -> u64 {
+        item.revision
+    }
+    fn is_change(item: &ObjectEvent) -> bool {
+        item.kind != "BOOKMARK"
+    }
+    fn after(&self) -> Option<u64> {
+        self.list
+            .resource_version
+            .as_deref()
+            .and_then(|r| r.parse().ok())
+    }
+    fn resume_after(&mut self, revision: u64) {
+        self.list.resource_version = Some(revision.to_string());
+    }
+}
+
 /// A watch that reconnects to another master and resumes after the last revision it delivered.
-pub struct Watch {
+pub struct Watch<K: WatchKind = WatchRequest> {
     client: Arc<Client>,
-    req: WatchRequest,
+    req: K,
     stream: Option<(usize, quinn::RecvStream, quinn::SendStream)>,
 }
 
-impl Watch {
+impl<K: WatchKind> Watch<K> {
+    /// A watch of `req` through `client`.
+    pub fn new(client: &Arc<Client>, req: K) -> Self {
+        Watch {
+            client: client.clone(),
+            req,
+            stream: None,
+        }
+    }
+
     /// The last revision delivered (events or bookmark), if any.
     pub fn revision(&self) -> Option<u64> {
-        self.req.after_revision
+        self.req.after()
     }
 
     /// The next item; reconnects transparently. Errors only when no master
     /// answers within the client's timeout, or the revision is compacted.
-    pub async fn next(&mut self) -> Result<WatchItem> {
+    pub async fn next(&mut self) -> Result<K::Item> {
         let deadline = Instant::now() + self.client.timeout;
         let mut last = None;
         loop {
@@ -394,19 +474,23 @@ impl Watch {
             }
             let (i, recv, _) = self.stream.as_mut().expect("stream set above");
             let idx = *i;
-            match read_frame::<_, std::result::Result<WatchItem, ApiError>>(
+            match read_frame::<_, std::result::Result<K::Item, ApiError>>(
                 recv,
                 self.client.max_frame,
             )
             .await
             {
                 Ok(Some(Ok(item))) => {
-                    if let Some(after) = self.req.after_revision {
-                        if item.revision() <= after && matches!(item, WatchItem::Events { .. }) {
+                    let rev = K::revision(&item);
+                    if rev == 0 {
+                        return Ok(item);
+                    }
+                    if let Some(after) = self.req.after() {
+                        if rev <= after && K::is_change(&item) {
                             continue; // already delivered before a failover
                         }
                     }
-                    self.req.after_revision = Some(item.revision());
+                    self.req.resume_after(rev);
                     return Ok(item);
                 }
                 Ok(Some(Err(e))) if e.code == ErrorCode::Unavailable => {
@@ -431,7 +515,7 @@ impl Watch {
                 return Err(Error::Stream(e.to_string()));
             }
         };
-        write_frame(&mut send, &ApiRequest::Watch(self.req.clone())).await?;
+        write_frame(&mut send, &self.req.request()).await?;
         Ok((i, recv, send))
     }
 }

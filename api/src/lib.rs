@@ -16,8 +16,10 @@ pub mod error;
 pub mod frame;
 pub mod kv;
 pub mod object;
+pub mod patch;
 pub mod proto;
 pub mod resources;
+pub mod selector;
 pub mod tls;
 
 pub use client::Client;

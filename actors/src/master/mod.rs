@@ -7,6 +7,7 @@
 pub mod identity;
 
 use crate::api_server::{self, JoinContext};
+use crate::apiserver::{self, ApiServer};
 use crate::{Error, Result};
 use ferry_api::frame::{read_frame, write_frame};
 use ferry_api::proto::{ApiError, ApiRequest, ApiResponse, JoinRequest, JoinResponse};
@@ -54,6 +55,8 @@ pub struct Master {
     accept: tokio::task::JoinHandle<()>,
     /// Asking to be admitted again (joined masters only).
     rejoin: Option<tokio::task::JoinHandle<()>>,
+    /// The garbage collector.
+    gc: tokio::task::JoinHandle<()>,
 }
 
 impl Master {
@@ -141,9 +144,11 @@ impl Master {
             ca: Ca::load(&ca.cert_pem, &ca.key_pem)?,
             secret: data.secret()?,
         });
+        let api = ApiServer::new(store.clone(), cfg.store.max_value_bytes);
+        let gc = apiserver::gc::spawn(api.clone());
         let accept = tokio::spawn(accept_loop(
             endpoint.clone(),
-            store.clone(),
+            api,
             join_ctx,
             cfg.transport.max_frame_bytes,
         ));
@@ -165,6 +170,7 @@ impl Master {
             id: ident.id,
             accept,
             rejoin,
+            gc,
         })
     }
 
@@ -179,6 +185,8 @@ impl Master {
         let local = self.endpoint.local_addr().ok();
         self.endpoint.close(0u32.into(), b"shutdown");
         self.store.shutdown().await;
+        self.gc.abort();
+        let _ = self.gc.await;
         // Every task holding a clone of the store must end before the database closes.
         let _ = self.accept.await;
         if let Some(rejoin) = self.rejoin {
@@ -234,14 +242,15 @@ fn init_credentials(data: &DataDir, addr: SocketAddr) -> Result<identity::Identi
 
 async fn accept_loop(
     endpoint: quinn::Endpoint,
-    store: Store,
+    api: ApiServer,
     join: Arc<JoinContext>,
     max_frame: usize,
 ) {
     let mut conns = tokio::task::JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
         while conns.try_join_next().is_some() {}
-        let (store, join) = (store.clone(), join.clone());
+        let (api, join) = (api.clone(), join.clone());
+        let store = api.store().clone();
         conns.spawn(async move {
             let conn = match incoming.await {
                 Ok(c) => c,
@@ -254,7 +263,7 @@ async fn accept_loop(
             let who = tls::peer_identity(&conn);
             match (alpn.as_slice(), who) {
                 (ALPN_RAFT, Some(who)) => store.serve_peer(conn, who).await,
-                (ALPN_API, Some(who)) => api_server::serve(store, conn, who, max_frame).await,
+                (ALPN_API, Some(who)) => api_server::serve(api, conn, who, max_frame).await,
                 (ALPN_JOIN, _) => api_server::serve_join(store, conn, join).await,
                 (_, None) => conn.close(3u32.into(), b"a client certificate is required"),
                 _ => conn.close(4u32.into(), b"unknown ALPN"),

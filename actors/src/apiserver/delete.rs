@@ -1,0 +1,237 @@
+//! delete: preconditions, grace periods, finalizers and propagation policies.
+//!
+//! An object with finalizers (its own, or the `orphan` / `foregroundDeletion`
+//! finalizer a propagation policy adds) is only marked with a
+//! `deletionTimestamp`; whoever owns each finalizer removes it, and the update
+//! that removes the last one deletes the object. A pod bound to a node is
+//! deleted gracefully: marked, and removed by its kubelet (or by a delete with
+//! `gracePeriodSeconds: 0`). Dependents are cleaned up by [`super::gc`].
+
+use super::meta::{self, metadata_mut};
+use super::{kv_status, ApiServer, Outcome};
+use ferry_api::kv::{Expect, Write, WriteOp};
+use ferry_api::object::{ObjectRequest, ObjectResponse, Status};
+use ferry_api::resources::Resource;
+use serde_json::{json, Value};
+
+/// Finalizer that orphans dependents before the owner goes.
+pub const ORPHAN: &str = "orphan";
+/// Finalizer that deletes dependents before the owner goes.
+pub const FOREGROUND: &str = "foregroundDeletion";
+
+/// What to do with an object's dependents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    /// Keep them; drop their owner references.
+    Orphan,
+    /// Delete the owner now, the dependents after.
+    Background,
+    /// Delete the dependents first, then the owner.
+    Foreground,
+}
+
+/// The parts of `DeleteOptions` ferry honours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteOptions {
+    /// `gracePeriodSeconds`.
+    pub grace: Option<i64>,
+    /// `propagationPolicy` (or the deprecated `orphanDependents`).
+    pub propagation: Propagation,
+    /// `preconditions.uid`.
+    pub uid: Option<String>,
+    /// `preconditions.resourceVersion`.
+    pub resource_version: Option<u64>,
+}
+
+impl DeleteOptions {
+    /// Parses a `DeleteOptions` body (empty = defaults).
+    pub fn parse(body: &[u8]) -> Result<DeleteOptions, Status> {
+        let v: Value = if body.is_empty() {
+            json!({})
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| Status::bad_request(format!("DeleteOptions is not valid JSON: {e}")))?
+        };
+        let grace = match v.get("gracePeriodSeconds") {
+            None | Some(Value::Null) => None,
+            Some(g) => Some(g.as_i64().filter(|g| *g >= 0).ok_or_else(|| {
+                Status::bad_request(format!(
+                    "gracePeriodSeconds: Invalid value: {g}: must be a non-negative integer"
+                ))
+            })?),
+        };
+        let propagation = match v.get("propagationPolicy").and_then(Value::as_str) {
+            Some("Orphan") => Propagation::Orphan,
+            Some("Foreground") => Propagation::Foreground,
+            Some("Background") => Propagation::Background,
+            None if v["orphanDependents"] == json!(true) => Propagation::Orphan,
+            None => Propagation::Background,
+            Some(p) => {
+                return Err(Status::bad_request(format!(
+                    "propagationPolicy: Unsupported value: {p:?}: supported values: \"Orphan\", \"Background\", \"Foreground\""
+                )))
+            }
+        };
+        Ok(DeleteOptions {
+            grace,
+            propagation,
+            uid: v
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            resource_version: meta::parse_rv(
+                v.pointer("/preconditions/resourceVersion")
+                    .and_then(Value::as_str),
+            )?,
+        })
+    }
+}
+
+impl ApiServer {
+    /// DELETE.
+    pub(super) async fn delete(
+        &self,
+        res: &Resource,
+        req: &ObjectRequest,
+    ) -> Outcome<ObjectResponse> {
+        let opts = DeleteOptions::parse(&req.body)?;
+        let name = req.name.as_deref().unwrap_or_default();
+        let (old, rev) = self.current(res, req).await?;
+        let qualified = meta::qualified_resource(res);
+        if let Some(uid) = &opts.uid {
+            let actual = meta::meta_str(&old, "uid").unwrap_or_default();
+            if uid != actual {
+                return Err(Status::conflict(
+                    &qualified,
+                    name,
+                    &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                ),
+                )
+                .into());
+            }
+        }
+        if let Some(rv) = opts.resource_version.filter(|r| *r != rev) {
+            return Err(Status::conflict(&qualified, name, &format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {rev}"
+            )).into());
+        }
+        let key = res.key(req.namespace.as_deref(), Some(name));
+        let marked = old.pointer("/metadata/deletionTimestamp").is_some();
+        let force = opts.grace == Some(0);
+        let mut fins = meta::finalizers(&old);
+        match opts.propagation {
+            Propagation::Orphan => add(&mut fins, ORPHAN),
+            Propagation::Foreground => add(&mut fins, FOREGROUND),
+            Propagation::Background => {}
+        }
+        let graceful_pod = res.kind == "Pod"
+            && !force
+            && old
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+        let pending = fins.iter().any(|f| f != ORPHAN && f != FOREGROUND) || (!force && marked);
+        let must_mark = res.kind == "Namespace" || graceful_pod || !fins.is_empty();
+        if !must_mark || (force && res.kind == "Pod" && !pending) {
+            if !req.dry_run {
+                self.store
+                    .write(Write::Op(WriteOp::Delete {
+                        key,
+                        expect: Expect::ModRevision(rev),
+                    }))
+                    .await?
+                    .map_err(|e| kv_status(res, name, e))?;
+            }
+            return Ok(ObjectResponse::ok(200, &old));
+        }
+        if marked && fins == meta::finalizers(&old) {
+            return Ok(ObjectResponse::ok(202, &old));
+        }
+        let mut new = old.clone();
+        let grace = if graceful_pod {
+            opts.grace
+                .or_else(|| {
+                    old.pointer("/spec/terminationGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                })
+                .unwrap_or(30)
+        } else {
+            0
+        };
+        if !marked {
+            let m = metadata_mut(&mut new);
+            m.insert("deletionTimestamp".into(), json!(meta::now_plus(grace)));
+            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        }
+        meta::set_finalizers(&mut new, &fins);
+        if res.kind == "Namespace" {
+            new["status"]["phase"] = json!("Terminating");
+        }
+        if req.dry_run {
+            return Ok(ObjectResponse::ok(202, &new));
+        }
+        let out = self
+            .store
+            .write(Write::Op(WriteOp::Put {
+                key,
+                value: meta::encode(&new),
+                expect: Expect::ModRevision(rev),
+            }))
+            .await?
+            .map_err(|e| kv_status(res, name, e))?;
+        meta::set_resource_version(&mut new, out.revision);
+        Ok(ObjectResponse::ok(202, &new))
+    }
+}
+
+fn add(fins: &mut Vec<String>, f: &str) {
+    if !fins.iter().any(|x| x == f) {
+        fins.push(f.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delete_options_parse_and_explain() {
+        let o = DeleteOptions::parse(b"").unwrap();
+        assert_eq!((o.grace, o.propagation), (None, Propagation::Background));
+        let o = DeleteOptions::parse(br#"{"gracePeriodSeconds":0,"propagationPolicy":"Foreground","preconditions":{"uid":"u","resourceVersion":"7"}}"#).unwrap();
+        assert_eq!(o.grace, Some(0));
+        assert_eq!(o.propagation, Propagation::Foreground);
+        assert_eq!((o.uid.as_deref(), o.resource_version), (Some("u"), Some(7)));
+        assert_eq!(
+            DeleteOptions::parse(br#"{"orphanDependents":true}"#)
+                .unwrap()
+                .propagation,
+            Propagation::Orphan
+        );
+        let cases: &[(&[u8], &str)] = &[
+            (b"{", "not valid JSON"),
+            (
+                br#"{"propagationPolicy":"Sideways"}"#,
+                "Unsupported value: \"Sideways\"",
+            ),
+            (
+                br#"{"gracePeriodSeconds":-1}"#,
+                "gracePeriodSeconds: Invalid value: -1",
+            ),
+            (
+                br#"{"preconditions":{"resourceVersion":"x"}}"#,
+                "invalid resourceVersion",
+            ),
+        ];
+        for (body, want) in cases {
+            let e = DeleteOptions::parse(body).unwrap_err();
+            assert!(
+                e.message.contains(want),
+                "{}: {}",
+                String::from_utf8_lossy(body),
+                e.message
+            );
+        }
+    }
+}

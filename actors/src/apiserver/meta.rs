@@ -1,0 +1,197 @@
+//! Object metadata the API server owns: names, uids, timestamps, resourceVersion.
+//!
+//! Stored objects never carry `metadata.resourceVersion`: it is the store's
+//! `mod_revision`, written in on every read.
+
+use ferry_api::kv::KeyValue;
+use ferry_api::object::Status;
+use ferry_api::resources::Resource;
+use serde_json::{json, Map, Value};
+
+/// `metadata.<field>` as a string.
+pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get(field)?.as_str()
+}
+
+/// `metadata.name`.
+pub fn name(obj: &Value) -> Option<&str> {
+    meta_str(obj, "name")
+}
+
+/// The `metadata` map, created when missing.
+pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = json!({});
+    }
+    obj["metadata"]
+        .as_object_mut()
+        .expect("metadata is an object")
+}
+
+/// Decodes a stored value and writes its resourceVersion in.
+pub fn decode(kv: &KeyValue) -> Result<Value, Status> {
+    let mut v: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| Status::internal(format!("stored object {} is not JSON: {e}", kv.key)))?;
+    set_resource_version(&mut v, kv.mod_revision);
+    Ok(v)
+}
+
+/// Writes `metadata.resourceVersion`.
+pub fn set_resource_version(obj: &mut Value, rev: u64) {
+    metadata_mut(obj).insert("resourceVersion".into(), Value::String(rev.to_string()));
+}
+
+/// Parses a resourceVersion string; empty means none.
+pub fn parse_rv(rv: Option<&str>) -> Result<Option<u64>, Status> {
+    match rv {
+        None | Some("") => Ok(None),
+        Some(s) => s.parse().map(Some).map_err(|_| {
+            Status::bad_request(format!(
+                "invalid resourceVersion {s:?}: must be a decimal revision"
+            ))
+        }),
+    }
+}
+
+/// The object's `metadata.resourceVersion`, if it has one.
+pub fn resource_version(obj: &Value) -> Result<Option<u64>, Status> {
+    parse_rv(meta_str(obj, "resourceVersion"))
+}
+
+/// The encoded form to store: the object without its resourceVersion.
+pub fn encode(obj: &Value) -> Vec<u8> {
+    let mut o = obj.clone();
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    serde_json::to_vec(&o).unwrap_or_default()
+}
+
+/// Now, as Kubernetes writes timestamps (RFC 3339, seconds, UTC).
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Now plus `secs`, as a Kubernetes timestamp.
+pub fn now_plus(secs: i64) -> String {
+    let t = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(secs))
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A random version-4 UUID.
+pub fn new_uid() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// `generateName` plus five random characters, as Kubernetes makes them.
+pub fn generate_name(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let prefix = &prefix[..prefix.len().min(58)];
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[rand::random::<usize>() % ALPHABET.len()] as char)
+        .collect();
+    format!("{prefix}{suffix}")
+}
+
+/// `Kind.group` as Kubernetes names a kind in messages (`Deployment.apps`, `Pod`).
+pub fn qualified_kind(res: &Resource) -> String {
+    if res.group.is_empty() {
+        res.kind.to_string()
+    } else {
+        format!("{}.{}", res.kind, res.group)
+    }
+}
+
+/// `plural.group` as Kubernetes names a resource in messages (`deployments.apps`, `pods`).
+pub fn qualified_resource(res: &Resource) -> String {
+    if res.group.is_empty() {
+        res.plural.to_string()
+    } else {
+        format!("{}.{}", res.plural, res.group)
+    }
+}
+
+/// `metadata.finalizers`.
+pub fn finalizers(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Sets `metadata.finalizers` (removing the field when empty).
+pub fn set_finalizers(obj: &mut Value, fins: &[String]) {
+    let m = metadata_mut(obj);
+    if fins.is_empty() {
+        m.remove("finalizers");
+    } else {
+        m.insert("finalizers".into(), json!(fins));
+    }
+}
+
+/// The uids in `metadata.ownerReferences`.
+pub fn owner_uids(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["uid"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the kind has a `status` that only the status subresource may change.
+pub fn has_status_subresource(res: &Resource) -> bool {
+    !matches!(
+        res.kind,
+        "ConfigMap" | "Secret" | "ServiceAccount" | "Event" | "Endpoints" | "Lease"
+    )
+}
+
+/// Whether the kind's `metadata.generation` tracks its spec.
+pub fn has_spec(res: &Resource) -> bool {
+    has_status_subresource(res) && res.kind != "Namespace"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_names_and_versions() {
+        let u = new_uid();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert_ne!(u, new_uid());
+        let n = generate_name("web-");
+        assert!(n.starts_with("web-") && n.len() == 9, "{n}");
+        let mut o = json!({"metadata": {"name": "x"}});
+        set_resource_version(&mut o, 42);
+        assert_eq!(resource_version(&o).unwrap(), Some(42));
+        assert!(!String::from_utf8(encode(&o))
+            .unwrap()
+            .contains("resourceVersion"));
+        assert!(parse_rv(Some("abc")).is_err());
+        assert_eq!(now().len(), 20);
+    }
+}

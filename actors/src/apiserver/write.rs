@@ -1,0 +1,529 @@
+//! create, update, patch, and the `status`, `scale` and `binding` subresources.
+//!
+//! Every write is a store put conditional on what was read: `Absent` for a
+//! create, the read `mod_revision` for an update. A stale resourceVersion is a
+//! 409 Conflict; nothing is ever overwritten blindly.
+
+use super::admission::{self, Operation};
+use super::meta::{self, metadata_mut};
+use super::{kv_status, ApiServer, Outcome};
+use ferry_api::kv::{Expect, KvError, Write, WriteOp};
+use ferry_api::object::{ObjectRequest, ObjectResponse, PatchType, Status, StatusCause};
+use ferry_api::patch;
+use ferry_api::proto::Consistency;
+use ferry_api::resources::Resource;
+use ferry_api::selector::LabelSelector;
+use serde_json::{json, Value};
+
+/// Metadata fields only the server sets; copied from the stored object on update.
+const SYSTEM_FIELDS: &[&str] = &[
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+];
+
+/// Parses a request body as a JSON object.
+pub fn body_object(req: &ObjectRequest) -> Result<Value, Status> {
+    let v: Value = serde_json::from_slice(&req.body)
+        .map_err(|e| Status::bad_request(format!("the request body is not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(Status::bad_request(
+            "the request body must be a JSON object",
+        ));
+    }
+    Ok(v)
+}
+
+fn required(res: &Resource, name: &str, field: &str, message: &str) -> Status {
+    Status::invalid(
+        &meta::qualified_kind(res),
+        name,
+        vec![StatusCause {
+            reason: "FieldValueRequired".into(),
+            message: format!("Required value: {message}"),
+            field: field.into(),
+        }],
+    )
+}
+
+/// Makes the object's namespace agree with the request's.
+fn place(res: &Resource, obj: &mut Value, ns: Option<&str>) -> Result<(), Status> {
+    let m = metadata_mut(obj);
+    if !res.namespaced {
+        m.remove("namespace");
+        return Ok(());
+    }
+    let ns = ns.unwrap_or("default");
+    match m.get("namespace").and_then(Value::as_str) {
+        Some(x) if !x.is_empty() && x != ns => Err(Status::bad_request(format!(
+            "the namespace of the provided object ({x}) does not match the namespace sent on the request ({ns})"
+        ))),
+        _ => {
+            m.insert("namespace".into(), json!(ns));
+            Ok(())
+        }
+    }
+}
+
+impl ApiServer {
+    /// Fails unless namespace `ns` exists and is not terminating.
+    pub async fn check_namespace(&self, ns: &str) -> Outcome<()> {
+        let ns_res = ferry_api::resources::by_cli_name("namespaces").expect("namespaces served");
+        let mut found = self
+            .read_object(ns_res, None, ns, Consistency::Local)
+            .await?;
+        if found.is_none() {
+            // It may have been created a moment ago through another master.
+            found = self
+                .read_object(ns_res, None, ns, Consistency::Linearizable)
+                .await?;
+        }
+        let Some((obj, _)) = found else {
+            return Err(Status::not_found("namespaces", ns).into());
+        };
+        if obj.pointer("/metadata/deletionTimestamp").is_some()
+            || obj.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+        {
+            return Err(Status::forbidden(format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// CREATE.
+    pub(super) async fn create(
+        &self,
+        res: &Resource,
+        req: &ObjectRequest,
+    ) -> Outcome<ObjectResponse> {
+        let mut obj = body_object(req)?;
+        place(res, &mut obj, req.namespace.as_deref())?;
+        let generate = meta::meta_str(&obj, "generateName")
+            .filter(|g| !g.is_empty())
+            .map(str::to_string);
+        if meta::name(&obj).is_none_or(str::is_empty) {
+            let Some(g) = &generate else {
+                return Err(
+                    required(res, "", "metadata.name", "name or generateName is required").into(),
+                );
+            };
+            metadata_mut(&mut obj).insert("name".into(), json!(meta::generate_name(g)));
+        }
+        let m = metadata_mut(&mut obj);
+        for f in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "managedFields",
+            "selfLink",
+        ] {
+            m.remove(f);
+        }
+        m.insert("uid".into(), json!(meta::new_uid()));
+        m.insert("creationTimestamp".into(), json!(meta::now()));
+        if meta::has_spec(res) {
+            m.insert("generation".into(), json!(1));
+        }
+        if meta::has_status_subresource(res) && res.kind != "Node" {
+            obj.as_object_mut().expect("object").remove("status");
+        }
+        if let Some(ns) = req.namespace.as_deref().filter(|_| res.namespaced) {
+            self.check_namespace(ns).await?;
+        }
+        admission::admit(res, &mut obj, None, Operation::Create)?;
+        for _ in 0..3 {
+            let name = meta::name(&obj).unwrap_or_default().to_string();
+            let value = self.encode_checked(res, &obj)?;
+            if req.dry_run {
+                return Ok(ObjectResponse::ok(201, &obj));
+            }
+            let key = res.key(req.namespace.as_deref(), Some(&name));
+            match self
+                .store
+                .write(Write::Op(WriteOp::Put {
+                    key,
+                    value,
+                    expect: Expect::Absent,
+                }))
+                .await?
+            {
+                Ok(out) => {
+                    meta::set_resource_version(&mut obj, out.revision);
+                    return Ok(ObjectResponse::ok(201, &obj));
+                }
+                Err(KvError::AlreadyExists { .. }) if generate.is_some() => {
+                    let g = generate.as_deref().unwrap_or_default();
+                    metadata_mut(&mut obj).insert("name".into(), json!(meta::generate_name(g)));
+                }
+                Err(e) => return Err(kv_status(res, &name, e).into()),
+            }
+        }
+        Err(Status::new(
+            500,
+            "ServerTimeout",
+            "could not generate a unique name; try again",
+        )
+        .into())
+    }
+
+    /// The stored form of `obj`, refused when over the object size limit.
+    fn encode_checked(&self, res: &Resource, obj: &Value) -> Result<Vec<u8>, Status> {
+        let value = meta::encode(obj);
+        if value.len() > self.max_object_bytes {
+            return Err(Status::new(
+                413,
+                "RequestEntityTooLarge",
+                format!(
+                    "{} {:?} is {} bytes; the limit is {} bytes",
+                    meta::qualified_kind(res),
+                    meta::name(obj).unwrap_or_default(),
+                    value.len(),
+                    self.max_object_bytes
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// Reads the object an update, patch or delete starts from.
+    pub async fn current(&self, res: &Resource, req: &ObjectRequest) -> Outcome<(Value, u64)> {
+        let name = req.name.as_deref().unwrap_or_default();
+        self.read_object(
+            res,
+            req.namespace.as_deref(),
+            name,
+            Consistency::Linearizable,
+        )
+        .await?
+        .ok_or_else(|| Status::not_found(&meta::qualified_resource(res), name).into())
+    }
+
+    /// UPDATE (PUT), of the object or its status.
+    pub(super) async fn update(
+        &self,
+        res: &Resource,
+        req: &ObjectRequest,
+    ) -> Outcome<ObjectResponse> {
+        let name = req.name.as_deref().unwrap_or_default();
+        let mut obj = body_object(req)?;
+        match meta::name(&obj) {
+            Some(n) if !n.is_empty() && n != name => {
+                return Err(Status::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                ))
+                .into())
+            }
+            _ => {
+                metadata_mut(&mut obj).insert("name".into(), json!(name));
+            }
+        }
+        place(res, &mut obj, req.namespace.as_deref())?;
+        let (old, rev) = self.current(res, req).await?;
+        let expect = meta::resource_version(&obj)?.unwrap_or(rev);
+        let new = merge_into_old(res, req, &old, obj);
+        self.finish_update(res, req, &old, new, expect).await
+    }
+
+    /// PATCH, of the object or its status; retried on conflict unless the patch
+    /// pins a resourceVersion.
+    pub(super) async fn patch(
+        &self,
+        res: &Resource,
+        req: &ObjectRequest,
+        pt: PatchType,
+    ) -> Outcome<ObjectResponse> {
+        let p: Value = serde_json::from_slice(&req.body)
+            .map_err(|e| Status::bad_request(format!("the patch is not valid JSON: {e}")))?;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (old, rev) = self.current(res, req).await?;
+            let patched = apply_patch(&old, &p, pt, res)?;
+            let pinned = meta::resource_version(&patched)?.filter(|r| *r != rev);
+            let new = merge_into_old(res, req, &old, patched);
+            match self
+                .finish_update(res, req, &old, new, pinned.unwrap_or(rev))
+                .await
+            {
+                Err(super::Failure::Status(s))
+                    if s.code == 409 && pinned.is_none() && attempts < 5 =>
+                {
+                    continue
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Admits `new` as an update of `old` and writes it if `old` is still at `expect`.
+    pub async fn finish_update(
+        &self,
+        res: &Resource,
+        req: &ObjectRequest,
+        old: &Value,
+        mut new: Value,
+        expect: u64,
+    ) -> Outcome<ObjectResponse> {
+        let name = meta::name(old).unwrap_or_default().to_string();
+        if req.subresource.is_none() {
+            admission::admit(res, &mut new, Some(old), Operation::Update)?;
+        }
+        if meta::has_spec(res) {
+            let generation = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            let bump = i64::from(new.get("spec") != old.get("spec"));
+            metadata_mut(&mut new).insert("generation".into(), json!(generation + bump));
+        }
+        let unchanged = {
+            let mut a = new.clone();
+            let mut b = old.clone();
+            metadata_mut(&mut a).remove("resourceVersion");
+            metadata_mut(&mut b).remove("resourceVersion");
+            a == b
+        };
+        let old_rev = meta::resource_version(old)?.unwrap_or(0);
+        if unchanged && expect == old_rev {
+            return Ok(ObjectResponse::ok(200, old));
+        }
+        let key = res.key(req.namespace.as_deref(), Some(&name));
+        let finalized = new.pointer("/metadata/deletionTimestamp").is_some()
+            && meta::finalizers(&new).is_empty();
+        if finalized && res.kind != "Namespace" {
+            if !req.dry_run {
+                self.store
+                    .write(Write::Op(WriteOp::Delete {
+                        key,
+                        expect: Expect::ModRevision(expect),
+                    }))
+                    .await?
+                    .map_err(|e| kv_status(res, &name, e))?;
+            }
+            return Ok(ObjectResponse::ok(200, &new));
+        }
+        let value = self.encode_checked(res, &new)?;
+        if req.dry_run {
+            return Ok(ObjectResponse::ok(200, &new));
+        }
+        let out = self
+            .store
+            .write(Write::Op(WriteOp::Put {
+                key,
+                value,
+                expect: Expect::ModRevision(expect),
+            }))
+            .await?
+            .map_err(|e| kv_status(res, &name, e))?;
+        meta::set_resource_version(&mut new, out.revision);
+        Ok(ObjectResponse::ok(200, &new))
+    }
+
+    /// GET, UPDATE or PATCH of `<workload>/scale`.
+    pub(super) async fn scale(
+        &self,
+        res: &Resource,
+        req: &ObjectRequest,
+    ) -> Outcome<ObjectResponse> {
+        if !matches!(res.kind, "Deployment" | "ReplicaSet" | "StatefulSet") {
+            return Err(Status::new(
+                404,
+                "NotFound",
+                format!("{} have no scale subresource", res.plural),
+            )
+            .into());
+        }
+        let (old, rev) = self.current(res, req).await?;
+        let current = scale_of(&old);
+        let (replicas, expect) = match req.verb {
+            ferry_api::object::Verb::Get => return Ok(ObjectResponse::ok(200, &current)),
+            ferry_api::object::Verb::Update => {
+                let s = body_object(req)?;
+                (
+                    s.pointer("/spec/replicas").cloned(),
+                    meta::resource_version(&s)?.unwrap_or(rev),
+                )
+            }
+            ferry_api::object::Verb::Patch(pt) => {
+                let p: Value = serde_json::from_slice(&req.body).map_err(|e| {
+                    Status::bad_request(format!("the patch is not valid JSON: {e}"))
+                })?;
+                let s = apply_patch(&current, &p, pt, res)?;
+                (s.pointer("/spec/replicas").cloned(), rev)
+            }
+            _ => unreachable!("routed verbs only"),
+        };
+        let replicas = replicas
+            .and_then(|r| r.as_i64())
+            .filter(|r| *r >= 0)
+            .ok_or_else(|| {
+                Status::invalid(
+                    "Scale.autoscaling",
+                    meta::name(&old).unwrap_or_default(),
+                    vec![StatusCause {
+                        reason: "FieldValueInvalid".into(),
+                        message: "Invalid value: spec.replicas must be an integer >= 0".into(),
+                        field: "spec.replicas".into(),
+                    }],
+                )
+            })?;
+        let mut new = old.clone();
+        new["spec"]["replicas"] = json!(replicas);
+        let mut plain = req.clone();
+        plain.subresource = None;
+        let r = self.finish_update(res, &plain, &old, new, expect).await?;
+        let updated: Value = r.json().map_err(|e| Status::internal(e.to_string()))?;
+        Ok(ObjectResponse::ok(200, &scale_of(&updated)))
+    }
+
+    /// CREATE `pods/binding`: assigns a pod to a node, once.
+    pub(super) async fn bind(&self, req: &ObjectRequest) -> Outcome<ObjectResponse> {
+        let res = ferry_api::resources::by_cli_name("pods").expect("pods served");
+        let binding = body_object(req)?;
+        let node = binding
+            .pointer("/target/name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty());
+        let name = req.name.as_deref().unwrap_or_default();
+        let Some(node) = node else {
+            return Err(required(res, name, "target.name", "a binding names the node").into());
+        };
+        let (old, rev) = self.current(res, req).await?;
+        if let Some(n) = old
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
+            return Err(Status::conflict(
+                "pods",
+                name,
+                &format!("pod {name} is already assigned to node {n:?}"),
+            )
+            .into());
+        }
+        if old.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(Status::conflict("pods", name, "the pod is being deleted").into());
+        }
+        let mut new = old.clone();
+        new["spec"]["nodeName"] = json!(node);
+        let cond =
+            json!({"type": "PodScheduled", "status": "True", "lastTransitionTime": meta::now()});
+        match new
+            .pointer_mut("/status/conditions")
+            .and_then(Value::as_array_mut)
+        {
+            Some(cs) => {
+                cs.retain(|c| c["type"] != "PodScheduled");
+                cs.push(cond);
+            }
+            None => new["status"]["conditions"] = json!([cond]),
+        }
+        let mut sub = req.clone();
+        sub.subresource = Some("binding".into());
+        self.finish_update(res, &sub, &old, new, rev).await?;
+        Ok(ObjectResponse::ok(
+            201,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        ))
+    }
+}
+
+/// The update's result before admission: the body for the main resource (with
+/// the stored system metadata and status), or the stored object with the body's
+/// status for the status subresource.
+fn merge_into_old(res: &Resource, req: &ObjectRequest, old: &Value, body: Value) -> Value {
+    if req.subresource.as_deref() == Some("status") {
+        let mut new = old.clone();
+        match body.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                new.as_object_mut().expect("object").remove("status");
+            }
+        }
+        return new;
+    }
+    let mut new = body;
+    let old_meta = old.get("metadata").cloned().unwrap_or_default();
+    let m = metadata_mut(&mut new);
+    for f in SYSTEM_FIELDS {
+        match old_meta.get(*f) {
+            Some(v) => m.insert((*f).into(), v.clone()),
+            None => m.remove(*f),
+        };
+    }
+    for f in ["name", "namespace"] {
+        if let Some(v) = old_meta.get(f) {
+            m.insert(f.into(), v.clone());
+        }
+    }
+    m.remove("managedFields");
+    if meta::has_status_subresource(res) {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                new.as_object_mut().expect("object").remove("status");
+            }
+        }
+    }
+    new
+}
+
+fn apply_patch(old: &Value, p: &Value, pt: PatchType, res: &Resource) -> Result<Value, Status> {
+    let invalid = |e: patch::PatchError| {
+        Status::new(
+            422,
+            "Invalid",
+            format!(
+                "the patch cannot be applied to {} {:?}: {e}",
+                meta::qualified_kind(res),
+                meta::name(old).unwrap_or_default()
+            ),
+        )
+    };
+    match pt {
+        PatchType::Merge => {
+            if !p.is_object() {
+                return Err(Status::bad_request("a merge patch must be a JSON object"));
+            }
+            let mut v = old.clone();
+            patch::merge_patch(&mut v, p);
+            Ok(v)
+        }
+        PatchType::Json => patch::json_patch(old, p).map_err(invalid),
+        PatchType::Strategic => {
+            if !p.is_object() {
+                return Err(Status::bad_request(
+                    "a strategic merge patch must be a JSON object",
+                ));
+            }
+            patch::strategic_merge_patch(old, p).map_err(invalid)
+        }
+    }
+}
+
+/// The `autoscaling/v1` Scale of a workload.
+fn scale_of(obj: &Value) -> Value {
+    let selector = obj
+        .pointer("/spec/selector")
+        .and_then(|s| LabelSelector::from_json(s).ok())
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let m = &obj["metadata"];
+    json!({
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {
+            "name": m["name"], "namespace": m["namespace"], "uid": m["uid"],
+            "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"],
+        },
+        "spec": { "replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0)) },
+        "status": {
+            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        },
+    })
+}
