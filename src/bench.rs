@@ -1,83 +1,159 @@
-//! `ferry bench store`: sequential puts of distinct keys from N concurrent clients,
-//! the same load `../shared/tools/etcd-anchor` drives etcd with.
+//! `ferry bench store` and `ferry bench api`: N concurrent clients, each doing
+//! sequential writes of distinct keys or objects, over QUIC.
+//!
+//! `store` is the load `../shared/tools/etcd-anchor` drives etcd with (raw
+//! puts); `api` creates objects through the whole API pipeline (admission,
+//! preconditions, JSON) and is compared with the same anchor.
 
 use crate::client::config_path;
 use anyhow::{bail, Context, Result};
 use ferry_api::kv::Expect;
+use ferry_api::object::{ObjectRequest, Verb};
 use ferry_api::Client;
 use ferry_config::ClientConfig;
+use std::future::Future;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Options every benchmark takes.
+#[derive(clap::Args)]
+pub struct Common {
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// QUIC connections shared by the clients.
+    #[arg(long, default_value_t = 4)]
+    conns: usize,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(clap::Subcommand)]
 pub enum Cmd {
     /// Put throughput and latency of the replicated store.
     Store {
-        /// Concurrent clients.
-        #[arg(long, default_value_t = 64)]
-        clients: usize,
+        #[command(flatten)]
+        common: Common,
         /// Total puts (split evenly between clients).
         #[arg(long, default_value_t = 32000)]
         ops: usize,
         /// Value size in bytes.
         #[arg(long, default_value_t = 256)]
         value_size: usize,
-        /// QUIC connections shared by the clients.
-        #[arg(long, default_value_t = 4)]
-        conns: usize,
-        /// Print the summary as JSON.
-        #[arg(long)]
-        json: bool,
+    },
+    /// Create throughput and latency through the API pipeline.
+    Api {
+        #[command(flatten)]
+        common: Common,
+        /// Total objects to create (split evenly between clients).
+        #[arg(long, default_value_t = 16000)]
+        objects: usize,
+        /// What to create: configmaps, or pods with no node.
+        #[arg(long, default_value = "configmaps", value_parser = ["configmaps", "pods"])]
+        kind: String,
+        /// Namespace to create them in.
+        #[arg(long, default_value = "default")]
+        namespace: String,
     },
 }
 
 pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
-    let Cmd::Store {
-        clients,
-        ops,
-        value_size,
-        conns,
-        json,
-    } = cmd;
-    if clients == 0 || ops < clients {
-        bail!("--clients must be at least 1 and --ops at least --clients");
+    match cmd {
+        Cmd::Store { common, ops, value_size } => {
+            let value = Arc::new(vec![b'v'; value_size]);
+            let run_id: u32 = rand::random();
+            drive("store", &common, ops, config, move |client, c, i| {
+                let value = value.clone();
+                async move {
+                    let key = format!("bench/{run_id:08x}/{c}/{i}");
+                    match client.put(&key, value.to_vec(), Expect::Any).await? {
+                        Ok(_) => Ok(()),
+                        Err(e) => bail!("put {key}: {e}"),
+                    }
+                }
+            })
+            .await
+        }
+        Cmd::Api { common, objects, kind, namespace } => {
+            let run_id: u32 = rand::random();
+            let ns = Arc::new(namespace);
+            drive("api", &common, objects, config, move |client, c, i| {
+                let (kind, ns) = (kind.clone(), ns.clone());
+                async move {
+                    let name = format!("bench-{run_id:08x}-{c}-{i}");
+                    let body = object(&kind, &name);
+                    let mut req = ObjectRequest::new(Verb::Create, &kind, Some(&ns), None);
+                    req.body = serde_json::to_vec(&body)?;
+                    let resp = client.object(req).await?;
+                    match resp.status() {
+                        None => Ok(()),
+                        Some(s) => bail!("create {kind}/{name}: {}", s.message),
+                    }
+                }
+            })
+            .await
+        }
+    }
+}
+
+/// The object `ferry bench api` creates.
+fn object(kind: &str, name: &str) -> serde_json::Value {
+    if kind == "pods" {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": "bench"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "command": ["sleep", "3600"]}]},
+        })
+    } else {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": {"app": "bench"}},
+            "data": {"key": "v".repeat(200)},
+        })
+    }
+}
+
+/// Runs `op(client, c, i)` for `total / clients` sequential `i` in each of
+/// `clients` concurrent tasks and prints the summary line.
+async fn drive<F, Fut>(name: &str, common: &Common, total: usize, config: Option<&Path>, op: F) -> Result<ExitCode>
+where
+    F: Fn(Arc<Client>, usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<()>> + Send,
+{
+    let clients = common.clients;
+    if clients == 0 || total < clients {
+        bail!("--clients must be at least 1 and the operation count at least --clients");
     }
     let path = config_path(config);
-    let cfg =
-        ClientConfig::load(&path).with_context(|| format!("client config {}", path.display()))?;
+    let cfg = ClientConfig::load(&path).with_context(|| format!("client config {}", path.display()))?;
     let probe = Client::new(&cfg)?;
     let leader = probe.status().await?.leader_addr;
     let mut pool = Vec::new();
-    for _ in 0..conns.max(1) {
+    for _ in 0..common.conns.max(1) {
         let c = Client::new(&cfg)?;
         if let Some(l) = &leader {
             let _ = c.prefer(l).await;
         }
         pool.push(Arc::new(c));
     }
-    let per = ops / clients;
-    let value = vec![b'v'; value_size];
-    let run_id: u32 = rand::random();
+    let per = total / clients;
+    let op = Arc::new(op);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let client = pool[c % pool.len()].clone();
-        let value = value.clone();
+        let op = op.clone();
         tasks.push(tokio::spawn(async move {
             let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("histogram");
             for i in 0..per {
                 let t = Instant::now();
-                let key = format!("bench/{run_id:08x}/{c}/{i}");
-                match client.put(&key, value.clone(), Expect::Any).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return Err(anyhow::anyhow!("put {key}: {e}")),
-                    Err(e) => return Err(anyhow::anyhow!("put {key}: {e}")),
-                }
+                op(client.clone(), c, i).await?;
                 h.record(t.elapsed().as_micros() as u64).expect("record");
             }
-            Ok(h)
+            Ok::<_, anyhow::Error>(h)
         }));
     }
     let mut all = hdrhistogram::Histogram::<u64>::new(3).expect("histogram");
@@ -88,16 +164,14 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
     let n = per * clients;
     let ops_per_s = n as f64 / secs;
     let (p50, p99) = (all.value_at_quantile(0.5), all.value_at_quantile(0.99));
-    if json {
+    if common.json {
         outln!(
             "{}",
-            serde_json::json!({"bench": "store", "clients": clients, "ops": n, "secs": secs,
+            serde_json::json!({"bench": name, "clients": clients, "ops": n, "secs": secs,
                 "ops_per_s": ops_per_s.round(), "p50_us": p50, "p99_us": p99})
         );
     } else {
-        outln!(
-            "store clients={clients} ops={n} secs={secs:.2} ops_per_s={ops_per_s:.0} p50_us={p50} p99_us={p99}"
-        );
+        outln!("{name} clients={clients} ops={n} secs={secs:.2} ops_per_s={ops_per_s:.0} p50_us={p50} p99_us={p99}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,10 @@
 //! - [`up`]: `ferry up` — a local HA cluster of real processes, supervised.
 //! - [`kv`]: `ferry kv` — etcdctl-like access to the raw store (admin only).
 //! - [`cluster`]: `ferry cluster status|remove`, `ferry api-resources`.
-//! - [`bench`]: `ferry bench store`.
+//! - [`objects`]: `ferry get|describe|create|apply|delete|scale|label|annotate|patch|edit|explain`,
+//!   `ferry config view`, `ferry completion` — Kubernetes objects over QUIC.
+//! - [`printers`]: tables, `-o` formats, describe and explain text.
+//! - [`bench`]: `ferry bench store|api`.
 //! - [`client`]: finding and loading the client config.
 //! - [`output`]: stdout that survives a closed pipe.
 
@@ -21,6 +24,8 @@ mod client;
 mod cluster;
 mod kv;
 mod master;
+mod objects;
+mod printers;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -30,11 +35,14 @@ use std::process::ExitCode;
 /// ferry: a Kubernetes-style orchestrator with an embedded Raft store.
 #[derive(Parser)]
 #[command(name = "ferry", version, about)]
-struct Cli {
+pub(crate) struct Cli {
     /// Config file: the client config (default: $FERRY_CONFIG, then ~/.ferry/config);
     /// for `ferry master`, the master config.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Namespace for object commands (default: `default`).
+    #[arg(short = 'n', long, global = true)]
+    namespace: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,6 +64,8 @@ enum Command {
     Bench(bench::Cmd),
     /// The kinds ferry serves (as `kubectl api-resources` prints them).
     ApiResources,
+    #[command(flatten)]
+    Objects(objects::Cmd),
 }
 
 fn init_logging() {
@@ -88,6 +98,9 @@ fn main() -> ExitCode {
             Command::Kv(c) => kv::run(c, cli.config.as_deref()).await,
             Command::Cluster(c) => cluster::run(c, cli.config.as_deref()).await,
             Command::Bench(c) => bench::run(c, cli.config.as_deref()).await,
+            Command::Objects(c) => {
+                objects::run(c, cli.config.as_deref(), cli.namespace.as_deref()).await
+            }
             Command::ApiResources => {
                 cluster::print_api_resources();
                 Ok(ExitCode::SUCCESS)

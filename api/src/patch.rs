@@ -34,3 +34,5 @@ pub fn strategic_merge_patch(target: &Value, patch: &Value) -> Result<Value, Pat
     merge_patch(&mut t, patch);
     Ok(t)
 }
+/// Three-way (placeholder).
+pub fn three_way(_kind: &str, _last: Option<&Value>, desired: &Value, live: &Value) -> Result<Value, PatchError> { let mut t = live.clone(); merge_patch(&mut t, desired); Ok(t) }
