@@ -9,6 +9,8 @@
 //! - [`client`]: a client that holds every master's address and fails over between them.
 //! - [`object`]: Kubernetes object requests, answers and `Status` errors.
 //! - [`resources`]: the served Kubernetes kinds, their store keys, and name rules.
+//! - [`selector`]: label and field selectors, parsed and matched against JSON objects.
+//! - [`patch`]: JSON merge, JSON and strategic merge patches, and client-side apply.
 //! - [`Error`]: this crate's errors.
 
 pub mod client;

@@ -1,0 +1,268 @@
+//! Client-side apply: the three-way merge `kubectl apply` performs.
+//!
+//! The patch is the desired manifest itself (so every field the user writes
+//! wins over the live value) plus deletions for what the user wrote last time
+//! and no longer does: `null` for a map key, `$patch: delete` for a list
+//! element with a merge key, `$deleteFromPrimitiveList/<f>` for a set member.
+//! Fields the user never wrote (status, defaults, other controllers' labels or
+//! sidecars) are not in the patch, so they survive.
+
+use serde_json::{json, Map, Value};
+
+use super::strategic::{is_directive, list_strategy, strategic_merge_patch, ListStrategy};
+use super::Result;
+
+/// The annotation `kubectl apply` keeps the last-applied manifest in, as JSON.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The strategic merge patch that takes `live` from `last_applied` to `desired`.
+///
+/// `last_applied: None` is a first apply: nothing is deleted.
+pub fn three_way_patch(kind: &str, last_applied: Option<&Value>, desired: &Value) -> Value {
+    let mut patch = desired.clone();
+    if let (Some(Value::Object(last)), Value::Object(want), Value::Object(out)) =
+        (last_applied, desired, &mut patch)
+    {
+        let mut path = Vec::new();
+        deletions(kind, &mut path, last, want, out);
+    }
+    patch
+}
+
+/// The object `kubectl apply` would store: `live` with `desired` applied and
+/// the fields removed since `last_applied` deleted. Does not touch the
+/// last-applied annotation; see [`set_last_applied`].
+pub fn three_way(
+    kind: &str,
+    last_applied: Option<&Value>,
+    desired: &Value,
+    live: &Value,
+) -> Result<Value> {
+    strategic_merge_patch(kind, live, &three_way_patch(kind, last_applied, desired))
+}
+
+/// Reads and parses an object's last-applied annotation, if present and valid JSON.
+pub fn last_applied(obj: &Value) -> Option<Value> {
+    let text = obj
+        .get("metadata")?
+        .get("annotations")?
+        .get(LAST_APPLIED_ANNOTATION)?;
+    serde_json::from_str(text.as_str()?).ok()
+}
+
+/// Records `desired` (without its own copy of the annotation) as `obj`'s
+/// last-applied configuration. Does nothing if `obj` is not an object.
+pub fn set_last_applied(obj: &mut Value, desired: &Value) {
+    let mut recorded = desired.clone();
+    if let Some(Value::Object(a)) = recorded.pointer_mut("/metadata/annotations") {
+        a.remove(LAST_APPLIED_ANNOTATION);
+    }
+    let Value::Object(o) = obj else { return };
+    let meta = o.entry("metadata").or_insert_with(|| json!({}));
+    if !meta.is_object() {
+        *meta = json!({});
+    }
+    let annotations = meta
+        .as_object_mut()
+        .map(|m| m.entry("annotations").or_insert_with(|| json!({})));
+    if let Some(a) = annotations {
+        if !a.is_object() {
+            *a = json!({});
+        }
+        if let Value::Object(a) = a {
+            a.insert(
+                LAST_APPLIED_ANNOTATION.into(),
+                Value::String(recorded.to_string()),
+            );
+        }
+    }
+}
+
+/// Adds to `out` (a copy of `want`) the deletions that take `last` to `want`.
+fn deletions(
+    kind: &str,
+    path: &mut Vec<String>,
+    last: &Map<String, Value>,
+    want: &Map<String, Value>,
+    out: &mut Map<String, Value>,
+) {
+    for (k, old) in last {
+        if is_directive(k) {
+            continue;
+        }
+        let Some(new) = want.get(k) else {
+            out.insert(k.clone(), Value::Null);
+            continue;
+        };
+        path.push(k.clone());
+        match (old, new, out.get_mut(k)) {
+            (Value::Object(o), Value::Object(n), Some(Value::Object(dst))) => {
+                deletions(kind, path, o, n, dst)
+            }
+            (Value::Array(o), Value::Array(n), _) => list_deletions(kind, path, o, n, out),
+            _ => {}
+        }
+        path.pop();
+    }
+}
+
+fn list_deletions(
+    kind: &str,
+    path: &mut Vec<String>,
+    old: &[Value],
+    new: &[Value],
+    out: &mut Map<String, Value>,
+) {
+    let Some(field) = path.last().cloned() else {
+        return;
+    };
+    match list_strategy(kind, path) {
+        ListStrategy::Replace => {}
+        ListStrategy::Primitive => {
+            let gone: Vec<Value> = old.iter().filter(|v| !new.contains(v)).cloned().collect();
+            if !gone.is_empty() {
+                out.insert(
+                    format!("$deleteFromPrimitiveList/{field}"),
+                    Value::Array(gone),
+                );
+            }
+        }
+        ListStrategy::MergeKey(key) => {
+            let Some(Value::Array(dst)) = out.get_mut(&field) else {
+                return;
+            };
+            for o in old {
+                let Some(id) = o.get(key) else { continue };
+                match new.iter().position(|n| n.get(key) == Some(id)) {
+                    None => dst.push(json!({ "$patch": "delete", key: id })),
+                    Some(i) => {
+                        if let (Value::Object(o), Value::Object(n), Value::Object(d)) =
+                            (o, &new[i], &mut dst[i])
+                        {
+                            deletions(kind, path, o, n, d);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(labels: Value, containers: Value) -> Value {
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "labels": labels},
+            "spec": {"template": {"spec": {"containers": containers}}}
+        })
+    }
+
+    #[test]
+    fn removes_what_the_user_dropped_and_keeps_what_others_added() {
+        let last = deployment(
+            json!({"app": "web", "old": "x"}),
+            json!([{"name": "app", "image": "a:1", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}]),
+        );
+        let desired = deployment(
+            json!({"app": "web"}),
+            json!([{"name": "app", "image": "a:2", "env": [{"name": "A", "value": "1"}]}]),
+        );
+        let mut live = deployment(
+            json!({"app": "web", "old": "x", "team": "ops"}),
+            json!([
+                {"name": "app", "image": "a:1", "imagePullPolicy": "IfNotPresent", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}, {"name": "INJECTED", "value": "y"}]},
+                {"name": "sidecar", "image": "proxy:1"}
+            ]),
+        );
+        live["status"] = json!({"replicas": 1});
+        live["spec"]["replicas"] = json!(1);
+        let got = three_way("Deployment", Some(&last), &desired, &live).unwrap();
+        let mut want = deployment(
+            json!({"app": "web", "team": "ops"}),
+            json!([
+                {"name": "app", "image": "a:2", "imagePullPolicy": "IfNotPresent", "env": [{"name": "A", "value": "1"}, {"name": "INJECTED", "value": "y"}]},
+                {"name": "sidecar", "image": "proxy:1"}
+            ]),
+        );
+        want["status"] = json!({"replicas": 1});
+        want["spec"]["replicas"] = json!(1);
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn patches_for_each_list_strategy() {
+        // (last-applied, desired, expected patch)
+        let cases = [
+            (
+                json!({"a": 1, "b": {"c": 1, "d": 2}}),
+                json!({"b": {"c": 1}}),
+                json!({"a": null, "b": {"c": 1, "d": null}}),
+            ),
+            (
+                json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}}),
+                json!({"spec": {"containers": [{"name": "a"}]}}),
+                json!({"spec": {"containers": [{"name": "a"}, {"$patch": "delete", "name": "b"}]}}),
+            ),
+            (
+                json!({"metadata": {"finalizers": ["x", "y"]}}),
+                json!({"metadata": {"finalizers": ["x"]}}),
+                json!({"metadata": {"finalizers": ["x"], "$deleteFromPrimitiveList/finalizers": ["y"]}}),
+            ),
+            (
+                json!({"spec": {"args": ["x", "y"]}}),
+                json!({"spec": {"args": ["x"]}}),
+                json!({"spec": {"args": ["x"]}}),
+            ),
+            (json!({"a": {"b": 1}}), json!({"a": 2}), json!({"a": 2})),
+        ];
+        for (last, desired, want) in cases {
+            assert_eq!(
+                three_way_patch("Pod", Some(&last), &desired),
+                want,
+                "{last} -> {desired}"
+            );
+        }
+        let first = json!({"a": 1});
+        assert_eq!(three_way_patch("Pod", None, &first), first);
+    }
+
+    #[test]
+    fn first_apply_and_finalizers() {
+        let live = json!({"metadata": {"name": "p", "finalizers": ["keep", "mine"]}, "status": {"phase": "Running"}});
+        let last = json!({"metadata": {"name": "p", "finalizers": ["mine"]}});
+        let desired = json!({"metadata": {"name": "p"}});
+        let got = three_way("Pod", Some(&last), &desired, &live).unwrap();
+        assert_eq!(
+            got,
+            json!({"metadata": {"name": "p"}, "status": {"phase": "Running"}})
+        );
+        let desired = json!({"metadata": {"name": "p", "finalizers": ["new"]}});
+        let got = three_way("Pod", Some(&last), &desired, &live).unwrap();
+        assert_eq!(got["metadata"]["finalizers"], json!(["keep", "new"]));
+        let got = three_way("Pod", None, &desired, &live).unwrap();
+        assert_eq!(
+            got["metadata"]["finalizers"],
+            json!(["keep", "mine", "new"])
+        );
+    }
+
+    #[test]
+    fn last_applied_annotation_round_trips() {
+        let desired = json!({"kind": "Pod", "metadata": {"name": "p", "annotations": {LAST_APPLIED_ANNOTATION: "stale"}}});
+        let mut obj = json!({"kind": "Pod", "metadata": {"name": "p"}});
+        assert_eq!(last_applied(&obj), None);
+        set_last_applied(&mut obj, &desired);
+        let recorded = last_applied(&obj).unwrap();
+        assert_eq!(
+            recorded,
+            json!({"kind": "Pod", "metadata": {"name": "p", "annotations": {}}})
+        );
+        let mut bare = json!({"kind": "Pod"});
+        set_last_applied(&mut bare, &json!({"kind": "Pod"}));
+        assert_eq!(last_applied(&bare), Some(json!({"kind": "Pod"})));
+    }
+}
