@@ -62,7 +62,11 @@ pub enum Cmd {
 
 pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
     match cmd {
-        Cmd::Store { common, ops, value_size } => {
+        Cmd::Store {
+            common,
+            ops,
+            value_size,
+        } => {
             let value = Arc::new(vec![b'v'; value_size]);
             let run_id: u32 = rand::random();
             drive("store", &common, ops, config, move |client, c, i| {
@@ -77,7 +81,12 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
             })
             .await
         }
-        Cmd::Api { common, objects, kind, namespace } => {
+        Cmd::Api {
+            common,
+            objects,
+            kind,
+            namespace,
+        } => {
             let run_id: u32 = rand::random();
             let ns = Arc::new(namespace);
             drive("api", &common, objects, config, move |client, c, i| {
@@ -118,7 +127,13 @@ fn object(kind: &str, name: &str) -> serde_json::Value {
 
 /// Runs `op(client, c, i)` for `total / clients` sequential `i` in each of
 /// `clients` concurrent tasks and prints the summary line.
-async fn drive<F, Fut>(name: &str, common: &Common, total: usize, config: Option<&Path>, op: F) -> Result<ExitCode>
+async fn drive<F, Fut>(
+    name: &str,
+    common: &Common,
+    total: usize,
+    config: Option<&Path>,
+    op: F,
+) -> Result<ExitCode>
 where
     F: Fn(Arc<Client>, usize, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<()>> + Send,
@@ -128,7 +143,8 @@ where
         bail!("--clients must be at least 1 and the operation count at least --clients");
     }
     let path = config_path(config);
-    let cfg = ClientConfig::load(&path).with_context(|| format!("client config {}", path.display()))?;
+    let cfg =
+        ClientConfig::load(&path).with_context(|| format!("client config {}", path.display()))?;
     let probe = Client::new(&cfg)?;
     let leader = probe.status().await?.leader_addr;
     let mut pool = Vec::new();

@@ -50,7 +50,10 @@ impl Api {
 
     /// Reads one object; `None` when it does not exist.
     pub async fn get(&self, res: &Resource, ns: Option<&str>, name: &str) -> Result<Option<Value>> {
-        match self.send(ObjectRequest::new(Verb::Get, res.plural, ns, Some(name))).await {
+        match self
+            .send(ObjectRequest::new(Verb::Get, res.plural, ns, Some(name)))
+            .await
+        {
             Ok(v) => Ok(Some(v)),
             Err(e) if status_of(&e).is_some_and(|s| s.code == 404) => Ok(None),
             Err(e) => Err(e),
@@ -59,7 +62,12 @@ impl Api {
 
     /// Lists every matching object (page by page, one revision); returns them
     /// and the list's resourceVersion.
-    pub async fn list(&self, res: &Resource, ns: Option<&str>, opts: &ListOptions) -> Result<(Vec<Value>, String)> {
+    pub async fn list(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<(Vec<Value>, String)> {
         let mut items = Vec::new();
         let mut req = ObjectRequest::new(Verb::List, res.plural, ns, None);
         req.list = opts.clone();
@@ -69,7 +77,10 @@ impl Api {
             if let Some(a) = page["items"].as_array() {
                 items.extend(a.iter().cloned());
             }
-            let rv = page.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
+            let rv = page
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             match page.pointer("/metadata/continue").and_then(Value::as_str) {
                 Some(c) if !c.is_empty() => req.list.continue_token = Some(c.to_string()),
                 _ => return Ok((items, rv.to_string())),
@@ -85,7 +96,13 @@ impl Api {
     }
 
     /// Replaces an object (conflicts when its resourceVersion is stale).
-    pub async fn update(&self, res: &Resource, ns: Option<&str>, name: &str, obj: &Value) -> Result<Value> {
+    pub async fn update(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        obj: &Value,
+    ) -> Result<Value> {
         let mut req = ObjectRequest::new(Verb::Update, res.plural, ns, Some(name));
         req.body = serde_json::to_vec(obj)?;
         self.send(req).await
@@ -108,7 +125,13 @@ impl Api {
     }
 
     /// Deletes an object with `DeleteOptions`.
-    pub async fn delete(&self, res: &Resource, ns: Option<&str>, name: &str, opts: &Value) -> Result<Value> {
+    pub async fn delete(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        opts: &Value,
+    ) -> Result<Value> {
         let mut req = ObjectRequest::new(Verb::Delete, res.plural, ns, Some(name));
         req.body = serde_json::to_vec(opts)?;
         self.send(req).await
@@ -122,7 +145,10 @@ pub fn namespace_for(res: &Resource, obj: &Value, flag: Option<&str>) -> Result<
     if !res.namespaced {
         return Ok(None);
     }
-    let own = obj.pointer("/metadata/namespace").and_then(Value::as_str).filter(|n| !n.is_empty());
+    let own = obj
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty());
     match (own, flag) {
         (Some(o), Some(f)) if o != f => anyhow::bail!(
             "the namespace from the provided object {o:?} does not match the namespace {f:?}. You must pass '--namespace={o}' to perform this operation."

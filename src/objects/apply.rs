@@ -61,16 +61,28 @@ where
 }
 
 /// `ferry create -f`.
-pub async fn create(api: &Api, files: &[PathBuf], ns: Option<&str>, dry_run: bool) -> Result<ExitCode> {
+pub async fn create(
+    api: &Api,
+    files: &[PathBuf],
+    ns: Option<&str>,
+    dry_run: bool,
+) -> Result<ExitCode> {
     let docs = manifest::read(files)?;
     Ok(each(&docs, |d| async move {
         let target = namespace_for(d.res, &d.obj, ns)?;
         if dry_run {
-            let name = d.obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("(generated)");
+            let name = d
+                .obj
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("(generated)");
             return Ok(format!("{} created (dry run)", display_name(d.res, name)));
         }
         let created = api.create(d.res, target.as_deref(), &d.obj).await?;
-        let name = created.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let name = created
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         Ok(format!("{} created", display_name(d.res, name)))
     })
     .await)
@@ -80,7 +92,11 @@ pub async fn create(api: &Api, files: &[PathBuf], ns: Option<&str>, dry_run: boo
 pub async fn apply(api: &Api, files: &[PathBuf], ns: Option<&str>) -> Result<ExitCode> {
     let docs = manifest::read(files)?;
     Ok(each(&docs, |d| async move {
-        let name = d.obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let name = d
+            .obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if name.is_empty() {
             bail!("metadata.name is required: apply cannot use generateName");
         }
@@ -95,8 +111,16 @@ pub async fn apply(api: &Api, files: &[PathBuf], ns: Option<&str>) -> Result<Exi
 /// merge of the last applied configuration, the manifest and the live object,
 /// so fields set by others (status, defaults, controllers) survive. Retries on
 /// conflict, and after a failover re-reads rather than guessing.
-pub async fn apply_one(api: &Api, res: &Resource, ns: Option<&str>, desired: &Value) -> Result<Applied> {
-    let name = desired.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+pub async fn apply_one(
+    api: &Api,
+    res: &Resource,
+    ns: Option<&str>,
+    desired: &Value,
+) -> Result<Applied> {
+    let name = desired
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let mut recorded = desired.clone();
     strip_last_applied(&mut recorded);
     let record = serde_json::to_string(&recorded)?;
@@ -140,14 +164,22 @@ pub async fn apply_one(api: &Api, res: &Resource, ns: Option<&str>, desired: &Va
 }
 
 fn is_indeterminate(e: &anyhow::Error) -> bool {
-    matches!(e.downcast_ref::<ferry_api::Error>(), Some(ferry_api::Error::Indeterminate { .. }))
+    matches!(
+        e.downcast_ref::<ferry_api::Error>(),
+        Some(ferry_api::Error::Indeterminate { .. })
+    )
 }
 
 fn strip_last_applied(obj: &mut Value) {
-    if let Some(a) = obj.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+    if let Some(a) = obj
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
         a.remove(LAST_APPLIED);
         if a.is_empty() {
-            obj["metadata"].as_object_mut().map(|m| m.remove("annotations"));
+            obj["metadata"]
+                .as_object_mut()
+                .map(|m| m.remove("annotations"));
         }
     }
 }
@@ -212,13 +244,21 @@ pub async fn delete(
         for (res, ns, name) in deleted {
             while api.get(res, ns.as_deref(), &name).await?.is_some() {
                 if tokio::time::Instant::now() > deadline {
-                    bail!("timed out after {:?} waiting for {} to be deleted", args.timeout, display_name(res, &name));
+                    bail!(
+                        "timed out after {:?} waiting for {} to be deleted",
+                        args.timeout,
+                        display_name(res, &name)
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `deployment.apps`, `pod`: how kubectl names a kind in `deleted` lines.
@@ -240,14 +280,22 @@ pub fn delete_targets(
     let mut out = Vec::new();
     if !files.is_empty() {
         for d in manifest::read(files)? {
-            let name = d.obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let name = d
+                .obj
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             out.push((d.res, namespace_for(d.res, &d.obj, ns)?, name));
         }
         return Ok(out);
     }
     for (res, name) in super::parse_names(args)? {
         let Some(name) = name else {
-            bail!("delete needs object names: ferry delete {} NAME", res.plural);
+            bail!(
+                "delete needs object names: ferry delete {} NAME",
+                res.plural
+            );
         };
         let ns = res.namespaced.then(|| ns.unwrap_or("default").to_string());
         out.push((res, ns, name));

@@ -57,7 +57,9 @@ const ALL: &[&str] = &[
 pub fn parse_names(args: &[String]) -> Result<Vec<(&'static Resource, Option<String>)>> {
     let resolve = |k: &str| {
         resources::by_cli_name(k).ok_or_else(|| {
-            anyhow::anyhow!("the server doesn't have a resource type {k:?} (see `ferry api-resources`)")
+            anyhow::anyhow!(
+                "the server doesn't have a resource type {k:?} (see `ferry api-resources`)"
+            )
         })
     };
     let Some(first) = args.first() else {
@@ -86,7 +88,10 @@ pub fn parse_names(args: &[String]) -> Result<Vec<(&'static Resource, Option<Str
     if kinds.len() > 1 {
         bail!("names cannot be given with several kinds ({first}); use KIND/NAME");
     }
-    Ok(args[1..].iter().map(|n| (kinds[0], Some(n.clone()))).collect())
+    Ok(args[1..]
+        .iter()
+        .map(|n| (kinds[0], Some(n.clone())))
+        .collect())
 }
 
 fn output(args: &GetArgs) -> Result<Output> {
@@ -152,11 +157,18 @@ pub async fn get(api: &Api, args: &GetArgs, ns: Option<&str>, all: bool) -> Resu
         if !named {
             objs = api.list(res, ns.as_deref(), &list_opts).await?.0;
         }
-        let items = if named && objs.len() == 1 && targets.len() == 1 { Items::One(&objs[0]) } else { Items::List(&objs) };
+        let items = if named && objs.len() == 1 && targets.len() == 1 {
+            Items::One(&objs[0])
+        } else {
+            Items::List(&objs)
+        };
         let text = printers::format(res, items, out, &opts, now);
         if text.is_empty() {
             if !named && !printed && matches!(out, Output::Table | Output::Wide) {
-                eprintln!("{}", printers::no_resources(if all { None } else { ns.as_deref() }));
+                eprintln!(
+                    "{}",
+                    printers::no_resources(if all { None } else { ns.as_deref() })
+                );
             }
             continue;
         }
@@ -166,7 +178,11 @@ pub async fn get(api: &Api, args: &GetArgs, ns: Option<&str>, all: bool) -> Resu
         outln!("{text}");
         printed = true;
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn qualified_plural(res: &Resource) -> String {
@@ -196,7 +212,10 @@ async fn watch(
                 outln!("{}", serde_json::json!({"type": "ADDED", "object": o}));
             }
         } else if !items.is_empty() {
-            outln!("{}", printers::format(res, Items::List(&items), out, &opts, now));
+            outln!(
+                "{}",
+                printers::format(res, Items::List(&items), out, &opts, now)
+            );
             header_done = true;
         }
         from = Some(rv);
@@ -216,7 +235,8 @@ async fn watch(
                     .and_then(|v| ferry_api::object::Status::from_json(&v));
                 bail!(
                     "the watch ended: {}",
-                    s.map(|s| s.message).unwrap_or_else(|| "unknown error".into())
+                    s.map(|s| s.message)
+                        .unwrap_or_else(|| "unknown error".into())
                 );
             }
             _ => {}
@@ -226,14 +246,25 @@ async fn watch(
             outln!("{}", serde_json::json!({"type": ev.kind, "object": obj}));
             continue;
         }
-        let o = TableOptions { no_headers: header_done, ..opts };
-        outln!("{}", printers::format(res, Items::One(&obj), out, &o, jiff::Timestamp::now()));
+        let o = TableOptions {
+            no_headers: header_done,
+            ..opts
+        };
+        outln!(
+            "{}",
+            printers::format(res, Items::One(&obj), out, &o, jiff::Timestamp::now())
+        );
         header_done = true;
     }
 }
 
 /// `ferry describe KIND [NAME...]`.
-pub async fn describe(api: &Api, names: &[String], ns: Option<&str>, selector: Option<String>) -> Result<ExitCode> {
+pub async fn describe(
+    api: &Api,
+    names: &[String],
+    ns: Option<&str>,
+    selector: Option<String>,
+) -> Result<ExitCode> {
     let targets = parse_names(names)?;
     let now = jiff::Timestamp::now();
     let events_res = resources::by_cli_name("events").expect("events served");
@@ -245,18 +276,27 @@ pub async fn describe(api: &Api, names: &[String], ns: Option<&str>, selector: O
             Some(n) => match api.get(res, ns, &n).await? {
                 Some(o) => vec![o],
                 None => {
-                    eprintln!("Error from server (NotFound): {} {n:?} not found", qualified_plural(res));
+                    eprintln!(
+                        "Error from server (NotFound): {} {n:?} not found",
+                        qualified_plural(res)
+                    );
                     failed = true;
                     continue;
                 }
             },
             None => {
-                let lo = ListOptions { label_selector: selector.clone(), ..Default::default() };
+                let lo = ListOptions {
+                    label_selector: selector.clone(),
+                    ..Default::default()
+                };
                 api.list(res, ns, &lo).await?.0
             }
         };
         for obj in objs {
-            let uid = obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();
+            let uid = obj
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let lo = ListOptions {
                 field_selector: Some(format!("involvedObject.uid={uid}")),
                 ..Default::default()
@@ -270,17 +310,27 @@ pub async fn describe(api: &Api, names: &[String], ns: Option<&str>, selector: O
                 outln!("");
             }
             first = false;
-            outln!("{}", printers::describe::describe(res, &obj, &events, now).trim_end());
+            outln!(
+                "{}",
+                printers::describe::describe(res, &obj, &events, now).trim_end()
+            );
         }
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `ferry explain KIND[.field.path]`.
 pub fn explain(what: &str) -> Result<ExitCode> {
     let (kind, path) = what.split_once('.').unwrap_or((what, ""));
-    let res = resources::by_cli_name(kind)
-        .ok_or_else(|| anyhow::anyhow!("the server doesn't have a resource type {kind:?} (see `ferry api-resources`)"))?;
+    let res = resources::by_cli_name(kind).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the server doesn't have a resource type {kind:?} (see `ferry api-resources`)"
+        )
+    })?;
     match printers::explain::explain(res, path) {
         Ok(text) => {
             outln!("{}", text.trim_end());

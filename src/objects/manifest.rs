@@ -45,7 +45,10 @@ pub fn read(paths: &[PathBuf]) -> Result<Vec<Doc>> {
                 .collect();
             files.sort();
             if files.is_empty() {
-                bail!("directory {} has no .yaml, .yml or .json files", p.display());
+                bail!(
+                    "directory {} has no .yaml, .yml or .json files",
+                    p.display()
+                );
             }
             for f in files {
                 docs.extend(read_file(&f)?);
@@ -105,7 +108,8 @@ fn expand(source: &str, v: Value, out: &mut Vec<Doc>) -> Result<()> {
         }
         return Ok(());
     }
-    let res = resources::by_api_version_kind(api_version, kind).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+    let res = resources::by_api_version_kind(api_version, kind)
+        .map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
     out.push(Doc {
         source: source.to_string(),
         res,
@@ -135,7 +139,10 @@ mod tests {
             ("kind: Pod\n", "apiVersion and kind are required"),
             ("apiVersion: apps/v1\nkind: Pod\n", "use v1"),
             ("apiVersion: v1\nkind: Gizmo\n", "no kind \"Gizmo\""),
-            ("apiVersion: v1\nkind: ConfigMap\n---\napiVersion: v1\nkind: Gizmo\n", "m.yaml#2"),
+            (
+                "apiVersion: v1\nkind: ConfigMap\n---\napiVersion: v1\nkind: Gizmo\n",
+                "m.yaml#2",
+            ),
         ];
         for (text, want) in cases {
             let e = format!("{:#}", parse("m.yaml", text).unwrap_err());

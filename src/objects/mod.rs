@@ -170,7 +170,12 @@ fn one(names: &[String]) -> Result<(&'static ferry_api::resources::Resource, Str
 }
 
 /// Splits `KIND NAME KEY=V...` or `KIND/NAME... KEY=V...` into targets and changes.
-fn targets_and_changes(args: &[String]) -> Result<(Vec<(&'static ferry_api::resources::Resource, String)>, Vec<String>)> {
+fn targets_and_changes(
+    args: &[String],
+) -> Result<(
+    Vec<(&'static ferry_api::resources::Resource, String)>,
+    Vec<String>,
+)> {
     let is_change = |a: &String| a.contains('=') || (a.ends_with('-') && a.len() > 1);
     let split = args.iter().position(is_change).unwrap_or(args.len());
     let (names, changes) = args.split_at(split);
@@ -179,7 +184,10 @@ fn targets_and_changes(args: &[String]) -> Result<(Vec<(&'static ferry_api::reso
     }
     let targets = parse_names(names)?
         .into_iter()
-        .map(|(r, n)| n.map(|n| (r, n)).ok_or_else(|| anyhow::anyhow!("name the object: KIND NAME")))
+        .map(|(r, n)| {
+            n.map(|n| (r, n))
+                .ok_or_else(|| anyhow::anyhow!("name the object: KIND NAME"))
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok((targets, changes.to_vec()))
 }
@@ -189,19 +197,38 @@ pub async fn run(cmd: Cmd, config: Option<&Path>, ns: Option<&str>) -> Result<Ex
     match cmd {
         Cmd::Explain { what } => return get::explain(&what),
         Cmd::Completion { shell } => {
-            clap_complete::generate(shell, &mut crate::Cli::command(), "ferry", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut crate::Cli::command(),
+                "ferry",
+                &mut std::io::stdout(),
+            );
             return Ok(ExitCode::SUCCESS);
         }
         Cmd::Config(ConfigCmd::View { raw }) => return config_view(config, raw),
         _ => {}
     }
-    let api = Api { client: connect(config)? };
+    let api = Api {
+        client: connect(config)?,
+    };
     match cmd {
-        Cmd::Get { args, all_namespaces } => get::get(&api, &args, ns, all_namespaces).await,
+        Cmd::Get {
+            args,
+            all_namespaces,
+        } => get::get(&api, &args, ns, all_namespaces).await,
         Cmd::Describe { names, selector } => get::describe(&api, &names, ns, selector).await,
         Cmd::Create { files, dry_run } => apply::create(&api, &files, ns, dry_run).await,
         Cmd::Apply { files } => apply::apply(&api, &files, ns).await,
-        Cmd::Delete { names, files, cascade, grace_period, force, wait, timeout, ignore_not_found } => {
+        Cmd::Delete {
+            names,
+            files,
+            cascade,
+            grace_period,
+            force,
+            wait,
+            timeout,
+            ignore_not_found,
+        } => {
             if !names.is_empty() && !files.is_empty() {
                 bail!("pass either KIND NAME or -f FILE, not both");
             }
@@ -215,7 +242,11 @@ pub async fn run(cmd: Cmd, config: Option<&Path>, ns: Option<&str>) -> Result<Ex
             };
             apply::delete(&api, targets, &args).await
         }
-        Cmd::Scale { names, replicas, current_replicas } => {
+        Cmd::Scale {
+            names,
+            replicas,
+            current_replicas,
+        } => {
             let (res, name) = one(&names)?;
             let ns = res.namespaced.then(|| ns.unwrap_or("default"));
             mutate::scale(&api, res, ns, &name, replicas, current_replicas).await
@@ -228,7 +259,12 @@ pub async fn run(cmd: Cmd, config: Option<&Path>, ns: Option<&str>) -> Result<Ex
             let (targets, changes) = targets_and_changes(&args)?;
             mutate::set_metadata_map(&api, &targets, ns, &changes, overwrite, "annotations").await
         }
-        Cmd::Patch { names, patch, patch_type, subresource } => {
+        Cmd::Patch {
+            names,
+            patch,
+            patch_type,
+            subresource,
+        } => {
             let (res, name) = one(&names)?;
             let ns = res.namespaced.then(|| ns.unwrap_or("default"));
             let pt = match patch_type.as_str() {
@@ -243,7 +279,9 @@ pub async fn run(cmd: Cmd, config: Option<&Path>, ns: Option<&str>) -> Result<Ex
             let ns = res.namespaced.then(|| ns.unwrap_or("default"));
             mutate::edit(&api, res, ns, &name).await
         }
-        Cmd::Explain { .. } | Cmd::Completion { .. } | Cmd::Config(_) => unreachable!("handled above"),
+        Cmd::Explain { .. } | Cmd::Completion { .. } | Cmd::Config(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 
@@ -253,9 +291,22 @@ fn config_view(config: Option<&Path>, raw: bool) -> Result<ExitCode> {
     outln!("# {}", path.display());
     outln!("masters = {:?}", cfg.masters);
     outln!("timeout_ms = {}", cfg.timeout_ms);
-    let show = |pem: &str| if raw { pem.to_string() } else { "DATA+OMITTED".to_string() };
+    let show = |pem: &str| {
+        if raw {
+            pem.to_string()
+        } else {
+            "DATA+OMITTED".to_string()
+        }
+    };
     outln!("ca_cert = {:?}", show(&cfg.ca_cert));
     outln!("client_cert = {:?}", show(&cfg.client_cert));
-    outln!("client_key = {:?}", if raw { cfg.client_key.clone() } else { "REDACTED".into() });
+    outln!(
+        "client_key = {:?}",
+        if raw {
+            cfg.client_key.clone()
+        } else {
+            "REDACTED".into()
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }

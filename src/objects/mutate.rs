@@ -17,24 +17,37 @@ pub async fn scale(
     current: Option<u32>,
 ) -> Result<ExitCode> {
     if !matches!(res.kind, "Deployment" | "ReplicaSet" | "StatefulSet") {
-        bail!("{} cannot be scaled: only deployments, replicasets and statefulsets have replicas", res.plural);
+        bail!(
+            "{} cannot be scaled: only deployments, replicasets and statefulsets have replicas",
+            res.plural
+        );
     }
     let mut patch = json!({ "spec": { "replicas": replicas } });
     if let Some(c) = current {
         let scale = api
             .send({
-                let mut r = ferry_api::object::ObjectRequest::new(ferry_api::object::Verb::Get, res.plural, ns, Some(name));
+                let mut r = ferry_api::object::ObjectRequest::new(
+                    ferry_api::object::Verb::Get,
+                    res.plural,
+                    ns,
+                    Some(name),
+                );
                 r.subresource = Some("scale".into());
                 r
             })
             .await?;
-        let now = scale.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(0);
+        let now = scale
+            .pointer("/spec/replicas")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         if now != u64::from(c) {
             bail!("expected replicas to be {c}, was {now}");
         }
-        patch["metadata"] = json!({ "resourceVersion": scale.pointer("/metadata/resourceVersion") });
+        patch["metadata"] =
+            json!({ "resourceVersion": scale.pointer("/metadata/resourceVersion") });
     }
-    api.patch(res, ns, name, PatchType::Merge, &patch, Some("scale")).await?;
+    api.patch(res, ns, name, PatchType::Merge, &patch, Some("scale"))
+        .await?;
     outln!("{} scaled", display_name(res, name));
     Ok(ExitCode::SUCCESS)
 }
@@ -69,7 +82,11 @@ pub async fn set_metadata_map(
     overwrite: bool,
     field: &str,
 ) -> Result<ExitCode> {
-    let (noun, verb) = if field == "labels" { ("label", "labeled") } else { ("annotation", "annotated") };
+    let (noun, verb) = if field == "labels" {
+        ("label", "labeled")
+    } else {
+        ("annotation", "annotated")
+    };
     let changes = parse_changes(changes, noun)?;
     for (res, name) in targets {
         let ns = res.namespaced.then(|| ns.unwrap_or("default"));
@@ -77,12 +94,18 @@ pub async fn set_metadata_map(
             .get(res, ns, name)
             .await?
             .with_context(|| format!("{} not found", display_name(res, name)))?;
-        let current = obj.pointer(&format!("/metadata/{field}")).cloned().unwrap_or(json!({}));
+        let current = obj
+            .pointer(&format!("/metadata/{field}"))
+            .cloned()
+            .unwrap_or(json!({}));
         let mut effective = Map::new();
         for (k, v) in &changes {
             match (current.get(k), v) {
                 (Some(old), Value::String(_)) if old != v && !overwrite => {
-                    bail!("{k:?} already has a value ({}), and --overwrite is false", old.as_str().unwrap_or_default())
+                    bail!(
+                        "{k:?} already has a value ({}), and --overwrite is false",
+                        old.as_str().unwrap_or_default()
+                    )
                 }
                 (None, Value::Null) => {}
                 (Some(old), new) if old == new => {}
@@ -96,7 +119,8 @@ pub async fn set_metadata_map(
             continue;
         }
         let patch = json!({ "metadata": { field: effective, "resourceVersion": obj.pointer("/metadata/resourceVersion") } });
-        api.patch(res, ns, name, PatchType::Merge, &patch, None).await?;
+        api.patch(res, ns, name, PatchType::Merge, &patch, None)
+            .await?;
         outln!("{} {verb}", display_name(res, name));
     }
     Ok(ExitCode::SUCCESS)
@@ -117,14 +141,25 @@ pub async fn patch(
         .and_then(|y| Ok(serde_json::to_value(y)?))?;
     let before = api.get(res, ns, name).await?;
     let after = api.patch(res, ns, name, pt, &p, subresource).await?;
-    let unchanged = before.as_ref().and_then(|b| b.pointer("/metadata/resourceVersion"))
+    let unchanged = before
+        .as_ref()
+        .and_then(|b| b.pointer("/metadata/resourceVersion"))
         == after.pointer("/metadata/resourceVersion");
-    outln!("{} patched{}", display_name(res, name), if unchanged { " (no change)" } else { "" });
+    outln!(
+        "{} patched{}",
+        display_name(res, name),
+        if unchanged { " (no change)" } else { "" }
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 /// `ferry edit KIND NAME`: the object as YAML in `$EDITOR`, replaced on save.
-pub async fn edit(api: &Api, res: &'static Resource, ns: Option<&str>, name: &str) -> Result<ExitCode> {
+pub async fn edit(
+    api: &Api,
+    res: &'static Resource,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<ExitCode> {
     let obj = api
         .get(res, ns, name)
         .await?
@@ -149,7 +184,11 @@ pub async fn edit(api: &Api, res: &'static Resource, ns: Option<&str>, name: &st
         bail!("editor {editor:?} exited with {status}; nothing changed");
     }
     let text = std::fs::read_to_string(&path)?;
-    let body: String = text.lines().filter(|l| !l.trim_start().starts_with('#')).map(|l| format!("{l}\n")).collect();
+    let body: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let edited: Value = match serde_yaml::from_str::<serde_yaml::Value>(&body) {
         Ok(y) => serde_json::to_value(y)?,
         Err(e) => bail!("the edited object is not valid YAML ({e}); nothing changed"),
@@ -172,7 +211,9 @@ mod tests {
         let c = parse_changes(&["a=1".into(), "b-".into(), "c=".into()], "label").unwrap();
         assert_eq!(Value::Object(c), json!({"a": "1", "b": null, "c": ""}));
         for (bad, want) in [("=x", "key is empty"), ("nokey", "KEY=VALUE")] {
-            let e = parse_changes(&[bad.into()], "label").unwrap_err().to_string();
+            let e = parse_changes(&[bad.into()], "label")
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{bad}: {e}");
         }
         assert!(parse_changes(&[], "label").is_err());

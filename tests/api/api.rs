@@ -35,7 +35,10 @@ pub fn pod(name: &str) -> Value {
 
 /// `metadata.resourceVersion`.
 pub fn rv(obj: &Value) -> String {
-    obj["metadata"]["resourceVersion"].as_str().expect("resourceVersion").to_string()
+    obj["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("resourceVersion")
+        .to_string()
 }
 
 impl Api {
@@ -46,7 +49,13 @@ impl Api {
     }
 
     /// A request with an optional body.
-    pub fn req(verb: Verb, resource: &str, ns: Option<&str>, name: Option<&str>, body: Option<&Value>) -> ObjectRequest {
+    pub fn req(
+        verb: Verb,
+        resource: &str,
+        ns: Option<&str>,
+        name: Option<&str>,
+        body: Option<&Value>,
+    ) -> ObjectRequest {
         let mut r = ObjectRequest::new(verb, resource, ns, name);
         if let Some(b) = body {
             r.body = serde_json::to_vec(b).expect("json");
@@ -56,14 +65,18 @@ impl Api {
 
     /// Creates; asserts 201.
     pub async fn create(&self, resource: &str, ns: Option<&str>, body: &Value) -> Value {
-        let (code, v) = self.call(Self::req(Verb::Create, resource, ns, None, Some(body))).await;
+        let (code, v) = self
+            .call(Self::req(Verb::Create, resource, ns, None, Some(body)))
+            .await;
         assert_eq!(code, 201, "create {resource}: {v}");
         v
     }
 
     /// Gets; `None` on 404.
     pub async fn get(&self, resource: &str, ns: Option<&str>, name: &str) -> Option<Value> {
-        let (code, v) = self.call(Self::req(Verb::Get, resource, ns, Some(name), None)).await;
+        let (code, v) = self
+            .call(Self::req(Verb::Get, resource, ns, Some(name), None))
+            .await;
         match code {
             200 => Some(v),
             404 => None,
@@ -80,25 +93,58 @@ impl Api {
 
     /// Names of a list's items.
     pub fn names(list: &Value) -> Vec<String> {
-        list["items"].as_array().expect("items").iter().map(|i| i["metadata"]["name"].as_str().unwrap().to_string()).collect()
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
     }
 
     /// Updates (PUT).
-    pub async fn update(&self, resource: &str, ns: Option<&str>, name: &str, body: &Value, sub: Option<&str>) -> (u16, Value) {
+    pub async fn update(
+        &self,
+        resource: &str,
+        ns: Option<&str>,
+        name: &str,
+        body: &Value,
+        sub: Option<&str>,
+    ) -> (u16, Value) {
         let mut r = Self::req(Verb::Update, resource, ns, Some(name), Some(body));
         r.subresource = sub.map(str::to_string);
         self.call(r).await
     }
 
     /// Patches.
-    pub async fn patch(&self, resource: &str, ns: Option<&str>, name: &str, pt: PatchType, p: &Value, sub: Option<&str>) -> (u16, Value) {
+    pub async fn patch(
+        &self,
+        resource: &str,
+        ns: Option<&str>,
+        name: &str,
+        pt: PatchType,
+        p: &Value,
+        sub: Option<&str>,
+    ) -> (u16, Value) {
         let mut r = Self::req(Verb::Patch(pt), resource, ns, Some(name), Some(p));
         r.subresource = sub.map(str::to_string);
         self.call(r).await
     }
 
     /// Deletes with `DeleteOptions`.
-    pub async fn delete(&self, resource: &str, ns: Option<&str>, name: &str, opts: &Value) -> (u16, Value) {
-        self.call(Self::req(Verb::Delete, resource, ns, Some(name), Some(opts))).await
+    pub async fn delete(
+        &self,
+        resource: &str,
+        ns: Option<&str>,
+        name: &str,
+        opts: &Value,
+    ) -> (u16, Value) {
+        self.call(Self::req(
+            Verb::Delete,
+            resource,
+            ns,
+            Some(name),
+            Some(opts),
+        ))
+        .await
     }
 }

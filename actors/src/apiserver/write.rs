@@ -500,7 +500,7 @@ fn apply_patch(old: &Value, p: &Value, pt: PatchType, res: &Resource) -> Result<
                     "a strategic merge patch must be a JSON object",
                 ));
             }
-            patch::strategic_merge_patch(old, p).map_err(invalid)
+            patch::strategic_merge_patch(res.kind, old, p).map_err(invalid)
         }
     }
 }

@@ -7,8 +7,8 @@ mod network;
 mod node;
 mod pod;
 
-use network::{service_cluster_ip, service_external_ip};
 pub(super) use network::{endpoints, service_ports};
+use network::{service_cluster_ip, service_external_ip};
 use node::{event, node, node_address};
 
 use super::age::{age, human_duration};

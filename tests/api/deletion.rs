@@ -1,0 +1,253 @@
+//! Deletion: finalizers, grace periods, the three propagation policies,
+//! preconditions, and namespace lifecycle.
+
+use crate::api::{configmap, pod, Api};
+use crate::harness::{eventually, TestCluster, WAIT};
+use ferry_api::object::PatchType;
+use serde_json::{json, Value};
+
+fn owned_by(name: &str, owner: &Value) -> Value {
+    let mut d = configmap(name, json!({}));
+    d["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": "v1", "kind": "ConfigMap", "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"], "blockOwnerDeletion": true
+    }]);
+    d
+}
+
+async fn gone(api: &Api, ns: Option<&str>, name: &str) {
+    eventually(&format!("{name} to be deleted"), WAIT, || async {
+        api.get("configmaps", ns, name)
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finalizers_grace_and_propagation() {
+    let c = TestCluster::new(3).await;
+    let api = Api(c.client.clone());
+    eventually("namespace default", WAIT, || async {
+        api.get("namespaces", None, "default").await
+    })
+    .await;
+    let ns = Some("default");
+
+    // A finalizer holds the object, marked, until it is removed.
+    let mut held = configmap("held", json!({}));
+    held["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    api.create("configmaps", ns, &held).await;
+    let (code, marked) = api.delete("configmaps", ns, "held", &json!({})).await;
+    assert_eq!(code, 202, "{marked}");
+    let still = api
+        .get("configmaps", ns, "held")
+        .await
+        .expect("held by its finalizer");
+    assert!(still["metadata"]["deletionTimestamp"].is_string());
+    let (code, _) = api
+        .patch(
+            "configmaps",
+            ns,
+            "held",
+            PatchType::Merge,
+            &json!({"metadata": {"finalizers": null}}),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert!(
+        api.get("configmaps", ns, "held").await.is_none(),
+        "removing the last finalizer deletes"
+    );
+
+    // Preconditions.
+    let p = api
+        .create("configmaps", ns, &configmap("pre", json!({})))
+        .await;
+    let (code, e) = api
+        .delete(
+            "configmaps",
+            ns,
+            "pre",
+            &json!({"preconditions": {"uid": "not-it"}}),
+        )
+        .await;
+    assert_eq!(code, 409, "{e}");
+    let (code, _) = api
+        .delete(
+            "configmaps",
+            ns,
+            "pre",
+            &json!({"preconditions": {"uid": p["metadata"]["uid"]}}),
+        )
+        .await;
+    assert_eq!(code, 200);
+
+    // Background: the owner goes at once, the collector removes dependents.
+    let owner = api
+        .create("configmaps", ns, &configmap("bg-owner", json!({})))
+        .await;
+    for d in ["bg-1", "bg-2"] {
+        api.create("configmaps", ns, &owned_by(d, &owner)).await;
+    }
+    let (code, _) = api
+        .delete(
+            "configmaps",
+            ns,
+            "bg-owner",
+            &json!({"propagationPolicy": "Background"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert!(api.get("configmaps", ns, "bg-owner").await.is_none());
+    gone(&api, ns, "bg-1").await;
+    gone(&api, ns, "bg-2").await;
+
+    // Orphan: dependents stay, without the owner reference.
+    let owner = api
+        .create("configmaps", ns, &configmap("or-owner", json!({})))
+        .await;
+    api.create("configmaps", ns, &owned_by("or-1", &owner))
+        .await;
+    api.delete(
+        "configmaps",
+        ns,
+        "or-owner",
+        &json!({"propagationPolicy": "Orphan"}),
+    )
+    .await;
+    gone(&api, ns, "or-owner").await;
+    let orphan = api
+        .get("configmaps", ns, "or-1")
+        .await
+        .expect("orphan kept");
+    assert!(
+        orphan["metadata"].get("ownerReferences").is_none(),
+        "{orphan}"
+    );
+
+    // Foreground: the owner waits, marked, until its dependents are gone.
+    let owner = api
+        .create("configmaps", ns, &configmap("fg-owner", json!({})))
+        .await;
+    let mut dep = owned_by("fg-1", &owner);
+    dep["metadata"]["finalizers"] = json!(["example.com/slow"]);
+    api.create("configmaps", ns, &dep).await;
+    let (code, o) = api
+        .delete(
+            "configmaps",
+            ns,
+            "fg-owner",
+            &json!({"propagationPolicy": "Foreground"}),
+        )
+        .await;
+    assert_eq!(code, 202, "{o}");
+    eventually("fg-1 marked for deletion", WAIT, || async {
+        api.get("configmaps", ns, "fg-1")
+            .await
+            .filter(|d| d["metadata"]["deletionTimestamp"].is_string())
+    })
+    .await;
+    let o = api
+        .get("configmaps", ns, "fg-owner")
+        .await
+        .expect("owner waits for its dependent");
+    assert_eq!(o["metadata"]["finalizers"], json!(["foregroundDeletion"]));
+    api.patch(
+        "configmaps",
+        ns,
+        "fg-1",
+        PatchType::Merge,
+        &json!({"metadata": {"finalizers": null}}),
+        None,
+    )
+    .await;
+    gone(&api, ns, "fg-1").await;
+    gone(&api, ns, "fg-owner").await;
+
+    // Pods: unbound ones go at once; bound ones are marked with a grace period.
+    api.create("pods", ns, &pod("loose")).await;
+    assert_eq!(api.delete("pods", ns, "loose", &json!({})).await.0, 200);
+    assert!(api.get("pods", ns, "loose").await.is_none());
+    let mut bound = pod("bound");
+    bound["spec"]["nodeName"] = json!("n1");
+    api.create("pods", ns, &bound).await;
+    let (code, m) = api
+        .delete("pods", ns, "bound", &json!({"gracePeriodSeconds": 30}))
+        .await;
+    assert_eq!(code, 202, "{m}");
+    let b = api.get("pods", ns, "bound").await.expect("terminating");
+    assert_eq!(b["metadata"]["deletionGracePeriodSeconds"], 30);
+    assert_eq!(
+        api.delete("pods", ns, "bound", &json!({"gracePeriodSeconds": 0}))
+            .await
+            .0,
+        200
+    );
+    assert!(api.get("pods", ns, "bound").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_must_exist_and_terminate_with_their_content() {
+    let c = TestCluster::new(3).await;
+    let api = Api(c.client.clone());
+    eventually("namespace default", WAIT, || async {
+        api.get("namespaces", None, "default").await
+    })
+    .await;
+    let (code, e) = api
+        .call(Api::req(
+            ferry_api::object::Verb::Create,
+            "configmaps",
+            Some("nowhere"),
+            None,
+            Some(&configmap("x", json!({}))),
+        ))
+        .await;
+    assert_eq!(
+        (code, e["message"].as_str()),
+        (404, Some("namespaces \"nowhere\" not found")),
+        "{e}"
+    );
+    api.create(
+        "namespaces",
+        None,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tmp"}}),
+    )
+    .await;
+    for i in 0..3 {
+        api.create(
+            "configmaps",
+            Some("tmp"),
+            &configmap(&format!("c{i}"), json!({})),
+        )
+        .await;
+    }
+    let (code, ns) = api.delete("namespaces", None, "tmp", &json!({})).await;
+    assert_eq!(code, 202, "{ns}");
+    assert_eq!(ns["status"]["phase"], "Terminating");
+    let (code, e) = api
+        .call(Api::req(
+            ferry_api::object::Verb::Create,
+            "configmaps",
+            Some("tmp"),
+            None,
+            Some(&configmap("late", json!({}))),
+        ))
+        .await;
+    // Either refused as terminating or, if already gone, as not found.
+    assert!(code == 403 || code == 404, "{code} {e}");
+    eventually("namespace tmp to be removed", WAIT, || async {
+        api.get("namespaces", None, "tmp")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let (_, left) = api
+        .list("configmaps", Some("tmp"), Default::default())
+        .await;
+    assert!(Api::names(&left).is_empty(), "{left}");
+}

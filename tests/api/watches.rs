@@ -1,0 +1,227 @@
+//! Object watches: order, selector transitions, initial state and bookmarks,
+//! 410 Gone after compaction, and resuming across a master failure.
+
+use crate::api::{configmap, rv, Api};
+use crate::harness::{eventually, TestCluster, WAIT};
+use ferry_api::client::Watch;
+use ferry_api::kv::Write;
+use ferry_api::object::{ObjectEvent, ObjectRequest, PatchType, Verb};
+use serde_json::{json, Value};
+
+fn watch_req(ns: Option<&str>, rv: Option<String>, labels: Option<&str>) -> ObjectRequest {
+    let mut r = ObjectRequest::new(Verb::Watch, "configmaps", ns, None);
+    r.list.resource_version = rv;
+    r.list.label_selector = labels.map(str::to_string);
+    r.list.allow_bookmarks = true;
+    r
+}
+
+/// The next non-bookmark event: (type, name, object).
+async fn next(w: &mut Watch<ObjectRequest>) -> (String, String, Value) {
+    loop {
+        let ev: ObjectEvent = tokio::time::timeout(WAIT, w.next())
+            .await
+            .unwrap_or_else(|_| panic!("no watch event within {WAIT:?}"))
+            .unwrap_or_else(|e| panic!("watch failed: {e}"));
+        if ev.kind == "BOOKMARK" {
+            continue;
+        }
+        let obj: Value = serde_json::from_slice(&ev.object).expect("event object is JSON");
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        return (ev.kind, name, obj);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_order_selectors_initial_state_and_gone() {
+    let c = TestCluster::new(3).await;
+    let api = Api(c.client.clone());
+    eventually("namespace default", WAIT, || async {
+        api.get("namespaces", None, "default").await
+    })
+    .await;
+    let ns = Some("default");
+    let a = api
+        .create("configmaps", ns, &configmap("a", json!({"app": "x"})))
+        .await;
+
+    // From a resourceVersion: every later change, in order.
+    let mut w = c.client.watch_objects(watch_req(ns, Some(rv(&a)), None));
+    let mut sel = c
+        .client
+        .watch_objects(watch_req(ns, Some(rv(&a)), Some("app=x")));
+    api.patch(
+        "configmaps",
+        ns,
+        "a",
+        PatchType::Merge,
+        &json!({"data": {"k": "v2"}}),
+        None,
+    )
+    .await;
+    api.create("configmaps", ns, &configmap("b", json!({"app": "y"})))
+        .await;
+    api.patch(
+        "configmaps",
+        ns,
+        "b",
+        PatchType::Merge,
+        &json!({"metadata": {"labels": {"app": "x"}}}),
+        None,
+    )
+    .await;
+    api.patch(
+        "configmaps",
+        ns,
+        "a",
+        PatchType::Merge,
+        &json!({"metadata": {"labels": {"app": "z"}}}),
+        None,
+    )
+    .await;
+    api.delete("configmaps", ns, "b", &json!({})).await;
+    let mut got = Vec::new();
+    let mut last = 0u64;
+    for _ in 0..5 {
+        let (t, n, o) = next(&mut w).await;
+        let r: u64 = rv(&o).parse().unwrap();
+        assert!(r > last, "revisions increase: {r} after {last}");
+        last = r;
+        got.push((t, n));
+    }
+    let want = [
+        ("MODIFIED", "a"),
+        ("ADDED", "b"),
+        ("MODIFIED", "b"),
+        ("MODIFIED", "a"),
+        ("DELETED", "b"),
+    ];
+    assert_eq!(got, want.map(|(t, n)| (t.to_string(), n.to_string())));
+    // With a selector: objects entering and leaving the selection.
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let (t, n, _) = next(&mut sel).await;
+        got.push((t, n));
+    }
+    let want = [
+        ("MODIFIED", "a"),
+        ("ADDED", "b"),
+        ("DELETED", "a"),
+        ("DELETED", "b"),
+    ];
+    assert_eq!(got, want.map(|(t, n)| (t.to_string(), n.to_string())));
+
+    // Without a resourceVersion: the current objects as ADDED, then a bookmark.
+    let mut fresh = c.client.watch_objects(watch_req(ns, None, None));
+    let (t, n, _) = next(&mut fresh).await;
+    assert_eq!((t.as_str(), n.as_str()), ("ADDED", "a"));
+    api.create("configmaps", ns, &configmap("c", json!({})))
+        .await;
+    let (t, n, _) = next(&mut fresh).await;
+    assert_eq!((t.as_str(), n.as_str()), ("ADDED", "c"));
+
+    // After compaction, an old resourceVersion gets one ERROR event: 410 Gone.
+    let head = api
+        .create("configmaps", ns, &configmap("d", json!({})))
+        .await;
+    let head: u64 = rv(&head).parse().unwrap();
+    c.client.write(Write::Compact(head)).await.unwrap().unwrap();
+    let mut old = c.client.watch_objects(watch_req(ns, Some(rv(&a)), None));
+    let ev = tokio::time::timeout(WAIT, old.next())
+        .await
+        .expect("an event")
+        .expect("an ERROR event, not a failure");
+    assert_eq!(ev.kind, "ERROR");
+    let status: Value = serde_json::from_slice(&ev.object).unwrap();
+    assert_eq!(
+        (status["code"].as_u64(), status["reason"].as_str()),
+        (Some(410), Some("Expired")),
+        "{status}"
+    );
+    // A list continued from a compacted revision is also 410.
+    let (_, page) = api
+        .list(
+            "configmaps",
+            ns,
+            ferry_api::object::ListOptions {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await;
+    let token = page["metadata"]["continue"].as_str().unwrap().to_string();
+    let newer = api
+        .create("configmaps", ns, &configmap("e", json!({})))
+        .await;
+    c.client
+        .write(Write::Compact(rv(&newer).parse().unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    let opts = ferry_api::object::ListOptions {
+        limit: 1,
+        continue_token: Some(token),
+        ..Default::default()
+    };
+    assert_eq!(api.list("configmaps", ns, opts).await.0, 410);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_resumes_on_another_master_without_loss_or_repeats() {
+    let mut c = TestCluster::new(3).await;
+    let api = Api(c.client.clone());
+    eventually("namespace default", WAIT, || async {
+        api.get("namespaces", None, "default").await
+    })
+    .await;
+    let ns = Some("default");
+    let start = api
+        .create("configmaps", ns, &configmap("w-000", json!({})))
+        .await;
+    let mut w = c
+        .client
+        .watch_objects(watch_req(ns, Some(rv(&start)), None));
+    // The watch's master: the one the shared client is connected to.
+    api.create("configmaps", ns, &configmap("w-001", json!({})))
+        .await;
+    assert_eq!(next(&mut w).await.1, "w-001");
+    let serving = c.client.current_master().await.expect("connected");
+    let victim = (0..3)
+        .find(|i| c.master(*i).addr.to_string() == serving)
+        .unwrap();
+    let other = Api(c.local_arc((victim + 1) % 3));
+    for i in 2..40 {
+        if i == 15 {
+            c.stop(victim).await;
+        }
+        let name = format!("w-{i:03}");
+        let (code, body) = other
+            .call(Api::req(
+                Verb::Create,
+                "configmaps",
+                ns,
+                None,
+                Some(&configmap(&name, json!({}))),
+            ))
+            .await;
+        assert_eq!(code, 201, "{body}");
+    }
+    let mut names = Vec::new();
+    while names.len() < 38 {
+        let (t, n, _) = next(&mut w).await;
+        assert_eq!(t, "ADDED");
+        names.push(n);
+    }
+    let want: Vec<String> = (2..40).map(|i| format!("w-{i:03}")).collect();
+    assert_eq!(
+        names, want,
+        "every event once, in order, across the failover"
+    );
+    assert_ne!(
+        c.client.current_master().await.as_deref(),
+        Some(serving.as_str())
+    );
+}
