@@ -10,12 +10,15 @@
 //! - [`bad_input`]: malformed frames, foreign or missing certificates, bad join tokens,
 //!   corrupt config files.
 //! - [`up`]: `ferry up` brings a cluster up, restarts a killed master, and stops everything.
+//! - [`objects`]: the kubectl-like CLI against `ferry up`: apply, get in every format,
+//!   scale, delete with each cascade policy, `get -w` across the SIGKILL of its master.
 //! - [`watch`]: a watch streams on across the SIGKILL of the master serving it.
 
 mod bad_input;
 mod cli;
 mod crash;
 mod harness;
+mod objects;
 mod pause;
 mod procs;
 mod up;

@@ -11,14 +11,14 @@ use std::process::Child;
 use std::time::Duration;
 
 /// A running `ferry up`; on drop it and every master under its dir are SIGKILLed.
-struct Up {
+pub struct Up {
     child: Option<Child>,
     dir: PathBuf,
     log: PathBuf,
 }
 
 impl Up {
-    fn start(home: &Path, dir: &Path, port: u16, run: usize) -> Up {
+    pub fn start(home: &Path, dir: &Path, port: u16, run: usize) -> Up {
         let log = home.join(format!("up-{run}.log"));
         let out = std::fs::File::create(&log).expect("log");
         let child = ferry_cmd(home)
@@ -40,11 +40,11 @@ impl Up {
         }
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    async fn wait_log(&mut self, needle: &str, timeout: Duration) {
+    pub async fn wait_log(&mut self, needle: &str, timeout: Duration) {
         let what = format!("`{needle}` in the ferry up output");
         wait_until(&what, timeout, || {
             let exited = self
@@ -65,7 +65,7 @@ impl Up {
         .await
     }
 
-    fn master_pids(&self, name: &str) -> Vec<i32> {
+    pub fn master_pids(&self, name: &str) -> Vec<i32> {
         pids_with_arg(self.dir.join(name).to_str().unwrap())
     }
 

@@ -9,7 +9,7 @@
 
 use super::meta::{self, metadata_mut};
 use super::{kv_status, ApiServer, Outcome};
-use ferry_api::kv::{Expect, Write, WriteOp};
+use ferry_api::kv::{Expect, WriteOp};
 use ferry_api::object::{ObjectRequest, ObjectResponse, Status};
 use ferry_api::resources::Resource;
 use serde_json::{json, Value};
@@ -135,13 +135,12 @@ impl ApiServer {
         let must_mark = res.kind == "Namespace" || graceful_pod || !fins.is_empty();
         if !must_mark || (force && res.kind == "Pod" && !pending) {
             if !req.dry_run {
-                self.store
-                    .write(Write::Op(WriteOp::Delete {
-                        key,
-                        expect: Expect::ModRevision(rev),
-                    }))
-                    .await?
-                    .map_err(|e| kv_status(res, name, e))?;
+                self.commit(WriteOp::Delete {
+                    key,
+                    expect: Expect::ModRevision(rev),
+                })
+                .await?
+                .map_err(|e| kv_status(res, name, e))?;
             }
             return Ok(ObjectResponse::ok(200, &old));
         }
@@ -172,12 +171,11 @@ impl ApiServer {
             return Ok(ObjectResponse::ok(202, &new));
         }
         let out = self
-            .store
-            .write(Write::Op(WriteOp::Put {
+            .commit(WriteOp::Put {
                 key,
                 value: meta::encode(&new),
                 expect: Expect::ModRevision(rev),
-            }))
+            })
             .await?
             .map_err(|e| kv_status(res, name, e))?;
         meta::set_resource_version(&mut new, out.revision);

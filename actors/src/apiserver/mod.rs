@@ -13,11 +13,13 @@
 //! - [`admission`]: strict decoding, defaulting and validation per kind.
 //! - [`read`]: get and list (selectors, pages).
 //! - [`write`]: create, update, patch and the `status`, `scale`, `binding` subresources.
+//! - [`commit`]: writes whose outcome a leader failure left unknown are settled by a read.
 //! - [`delete`]: grace periods, finalizers, propagation policies.
 //! - [`watch`]: object watches from a resourceVersion, with bookmarks and 410 Gone.
 //! - [`gc`]: the garbage collector and namespace lifecycle (leader only).
 
 pub mod admission;
+pub mod commit;
 pub mod delete;
 pub mod gc;
 pub mod meta;

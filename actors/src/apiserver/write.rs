@@ -7,7 +7,7 @@
 use super::admission::{self, Operation};
 use super::meta::{self, metadata_mut};
 use super::{kv_status, ApiServer, Outcome};
-use ferry_api::kv::{Expect, KvError, Write, WriteOp};
+use ferry_api::kv::{Expect, KvError, WriteOp};
 use ferry_api::object::{ObjectRequest, ObjectResponse, PatchType, Status, StatusCause};
 use ferry_api::patch;
 use ferry_api::proto::Consistency;
@@ -143,12 +143,11 @@ impl ApiServer {
             }
             let key = res.key(req.namespace.as_deref(), Some(&name));
             match self
-                .store
-                .write(Write::Op(WriteOp::Put {
+                .commit(WriteOp::Put {
                     key,
                     value,
                     expect: Expect::Absent,
-                }))
+                })
                 .await?
             {
                 Ok(out) => {
@@ -296,13 +295,12 @@ impl ApiServer {
             && meta::finalizers(&new).is_empty();
         if finalized && res.kind != "Namespace" {
             if !req.dry_run {
-                self.store
-                    .write(Write::Op(WriteOp::Delete {
-                        key,
-                        expect: Expect::ModRevision(expect),
-                    }))
-                    .await?
-                    .map_err(|e| kv_status(res, &name, e))?;
+                self.commit(WriteOp::Delete {
+                    key,
+                    expect: Expect::ModRevision(expect),
+                })
+                .await?
+                .map_err(|e| kv_status(res, &name, e))?;
             }
             return Ok(ObjectResponse::ok(200, &new));
         }
@@ -311,12 +309,11 @@ impl ApiServer {
             return Ok(ObjectResponse::ok(200, &new));
         }
         let out = self
-            .store
-            .write(Write::Op(WriteOp::Put {
+            .commit(WriteOp::Put {
                 key,
                 value,
                 expect: Expect::ModRevision(expect),
-            }))
+            })
             .await?
             .map_err(|e| kv_status(res, &name, e))?;
         meta::set_resource_version(&mut new, out.revision);

@@ -1,0 +1,445 @@
+//! The kubectl-like CLI end to end against `ferry up`: apply a multi-document
+//! manifest, get in every output format, scale, label, delete with each cascade
+//! policy, clear errors; and `get -w` streaming on across the SIGKILL of the
+//! master it is connected to.
+
+use crate::harness::{serial, wait_until};
+use crate::procs::{ferry_cmd, free_ports, run_ferry, Ran};
+use crate::up::Up;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+
+fn ferry(home: &Path, conf: &str, args: &[&str]) -> Ran {
+    let mut all = vec!["--config", conf];
+    all.extend_from_slice(args);
+    run_ferry(home, &all, T)
+}
+
+fn ok(home: &Path, conf: &str, args: &[&str]) -> String {
+    let r = ferry(home, conf, args);
+    assert!(
+        r.status.success(),
+        "`ferry {}` failed: {}{}",
+        args.join(" "),
+        r.stderr,
+        r.stdout
+    );
+    r.stdout
+}
+
+const MANIFEST: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.25
+        ports: [{containerPort: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "shop"}, "data": {"mode": "fast"}}
+"#;
+
+async fn start(home: &Path) -> (Up, String) {
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let conf = dir.join("admin.conf").to_str().unwrap().to_string();
+    wait_until("the default namespace", T, || {
+        let r = ferry(home, &conf, &["get", "namespace", "default", "-o", "name"]);
+        async move {
+            if r.status.success() {
+                Ok(())
+            } else {
+                Err(r.stderr)
+            }
+        }
+    })
+    .await;
+    (up, conf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_get_scale_label_and_delete_through_the_cli() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let (_up, conf) = start(home).await;
+    let conf = conf.as_str();
+    let m = home.join("shop.yaml");
+    std::fs::write(&m, MANIFEST).unwrap();
+    let mf = m.to_str().unwrap();
+
+    // apply: created, then unchanged, then configured for what changed.
+    let out = ok(home, conf, &["apply", "-f", mf]);
+    for line in [
+        "namespace/shop created",
+        "deployment.apps/web created",
+        "service/web created",
+        "configmap/settings created",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    let out = ok(home, conf, &["apply", "-f", mf]);
+    assert_eq!(out.matches("unchanged").count(), 4, "{out}");
+    std::fs::write(&m, MANIFEST.replace("replicas: 2", "replicas: 3")).unwrap();
+    let out = ok(home, conf, &["apply", "-f", home.to_str().unwrap()]);
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    assert!(out.contains("configmap/settings unchanged"), "{out}");
+
+    // get in every output format.
+    let table = ok(home, conf, &["get", "deployments", "-n", "shop"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        "{table}"
+    );
+    assert!(table.lines().nth(1).unwrap().starts_with("web "), "{table}");
+    let wide = ok(
+        home,
+        conf,
+        &["get", "deploy", "web", "-n", "shop", "-o", "wide"],
+    );
+    assert!(
+        wide.contains("CONTAINERS") && wide.contains("nginx:1.25") && wide.contains("app=web"),
+        "{wide}"
+    );
+    let json: Value = serde_json::from_str(&ok(
+        home,
+        conf,
+        &["get", "deploy", "web", "-n", "shop", "-o", "json"],
+    ))
+    .unwrap();
+    assert_eq!(
+        (json["kind"].as_str(), json["spec"]["replicas"].as_i64()),
+        (Some("Deployment"), Some(3))
+    );
+    let yaml: Value =
+        serde_yaml::from_str(&ok(home, conf, &["get", "cm", "-n", "shop", "-o", "yaml"])).unwrap();
+    assert_eq!(yaml["kind"], "List");
+    assert_eq!(yaml["items"][0]["data"]["mode"], "fast");
+    let names = ok(
+        home,
+        conf,
+        &["get", "deploy,svc,cm", "-n", "shop", "-o", "name"],
+    );
+    assert_eq!(
+        names.lines().collect::<Vec<_>>(),
+        ["deployment.apps/web", "service/web", "configmap/settings"]
+    );
+    let all = ok(home, conf, &["get", "configmaps", "-A"]);
+    assert!(
+        all.lines().next().unwrap().starts_with("NAMESPACE"),
+        "{all}"
+    );
+    let svc = ok(home, conf, &["get", "svc", "-n", "shop"]);
+    assert!(svc.contains("80/TCP"), "{svc}");
+    let d = ok(home, conf, &["describe", "deploy", "web", "-n", "shop"]);
+    assert!(
+        d.contains("Name:") && d.contains("shop") && d.contains("nginx:1.25"),
+        "{d}"
+    );
+
+    // scale and label.
+    assert_eq!(
+        ok(
+            home,
+            conf,
+            &["scale", "deploy/web", "-n", "shop", "--replicas", "5"]
+        )
+        .trim(),
+        "deployment.apps/web scaled"
+    );
+    let json: Value = serde_json::from_str(&ok(
+        home,
+        conf,
+        &["get", "deploy", "web", "-n", "shop", "-o", "json"],
+    ))
+    .unwrap();
+    assert_eq!(json["spec"]["replicas"], 5);
+    assert_eq!(
+        ok(
+            home,
+            conf,
+            &["label", "cm", "settings", "-n", "shop", "tier=cache"]
+        )
+        .trim(),
+        "configmap/settings labeled"
+    );
+    let clash = ferry(
+        home,
+        conf,
+        &["label", "cm", "settings", "-n", "shop", "tier=db"],
+    );
+    assert_eq!(clash.status.code(), Some(1));
+    assert!(
+        clash.stderr.contains("--overwrite is false"),
+        "{}",
+        clash.stderr
+    );
+    let sel = ok(
+        home,
+        conf,
+        &[
+            "get",
+            "cm",
+            "-n",
+            "shop",
+            "-l",
+            "tier in (cache,db)",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(sel.trim(), "configmap/settings");
+
+    // delete with each cascade policy: owners with dependents.
+    for policy in ["background", "foreground", "orphan"] {
+        let owner = format!("{policy}-owner");
+        let spec = format!("{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"{owner}\",\"namespace\":\"shop\"}}}}");
+        std::fs::write(home.join("owner.json"), spec).unwrap();
+        ok(
+            home,
+            conf,
+            &["create", "-f", home.join("owner.json").to_str().unwrap()],
+        );
+        let o: Value = serde_json::from_str(&ok(
+            home,
+            conf,
+            &["get", "cm", &owner, "-n", "shop", "-o", "json"],
+        ))
+        .unwrap();
+        let dep = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {policy}-dep\n  namespace: shop\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: {owner}, uid: {}}}\n",
+            o["metadata"]["uid"].as_str().unwrap()
+        );
+        std::fs::write(home.join("dep.yaml"), dep).unwrap();
+        ok(
+            home,
+            conf,
+            &["apply", "-f", home.join("dep.yaml").to_str().unwrap()],
+        );
+        let out = ok(
+            home,
+            conf,
+            &[
+                "delete",
+                "cm",
+                &owner,
+                "-n",
+                "shop",
+                &format!("--cascade={policy}"),
+            ],
+        );
+        assert_eq!(out.trim(), format!("configmap \"{owner}\" deleted"));
+        let dep_name = format!("{policy}-dep");
+        let dep_state = || {
+            ferry(
+                home,
+                conf,
+                &["get", "cm", &dep_name, "-n", "shop", "-o", "json"],
+            )
+        };
+        match policy {
+            "orphan" => {
+                let r = dep_state();
+                assert!(r.status.success(), "orphan kept: {}", r.stderr);
+                let v: Value = serde_json::from_str(&r.stdout).unwrap();
+                assert!(v["metadata"].get("ownerReferences").is_none(), "{v}");
+            }
+            "foreground" => {
+                // --wait (the default) returned only once the owner was gone, so its
+                // dependent went first.
+                let r = dep_state();
+                assert_eq!(
+                    r.status.code(),
+                    Some(1),
+                    "dependent gone before the owner: {}",
+                    r.stdout
+                );
+            }
+            _ => {
+                wait_until("the background dependent to be collected", T, || {
+                    let r = dep_state();
+                    async move {
+                        if r.status.code() == Some(1) {
+                            Ok(())
+                        } else {
+                            Err(r.stdout)
+                        }
+                    }
+                })
+                .await;
+            }
+        }
+    }
+
+    // Errors: non-zero exit, a message naming the problem, nothing written.
+    let missing = ferry(home, conf, &["get", "deploy", "nope", "-n", "shop"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        missing
+            .stderr
+            .contains("Error from server (NotFound): deployments.apps \"nope\" not found"),
+        "{}",
+        missing.stderr
+    );
+    for (text, want) in [
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [oops\n",
+            "invalid YAML",
+        ),
+        (
+            "apiVersion: apps/v2\nkind: Deployment\nmetadata: {name: x}\n",
+            "use apps/v1",
+        ),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name, namespace: shop}\n",
+            "Bad_Name",
+        ),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: nowhere}\n",
+            "namespaces \"nowhere\" not found",
+        ),
+    ] {
+        std::fs::write(home.join("bad.yaml"), text).unwrap();
+        let r = ferry(
+            home,
+            conf,
+            &["apply", "-f", home.join("bad.yaml").to_str().unwrap()],
+        );
+        assert_eq!(r.status.code(), Some(1), "{text}: {}", r.stdout);
+        assert!(r.stderr.contains(want), "{text}: {}", r.stderr);
+    }
+    let cms = ok(home, conf, &["get", "cm", "-A", "-o", "name"]);
+    assert!(
+        !cms.contains("configmap/x") && !cms.contains("Bad_Name"),
+        "{cms}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_streams_on_when_its_master_is_killed() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let (up, conf) = start(home).await;
+    let out_path = home.join("watch.out");
+    let mut watcher = ferry_cmd(home)
+        .args([
+            "--config",
+            &conf,
+            "get",
+            "configmaps",
+            "-n",
+            "default",
+            "-w",
+            "--output-watch-events",
+        ])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(home.join("watch.err")).unwrap())
+        .spawn()
+        .expect("spawn ferry get -w");
+    let cfg = ferry_config::ClientConfig::load(Path::new(&conf)).unwrap();
+    // Writes go through the masters the watcher is not connected to (it dials the first).
+    let mut others = cfg.clone();
+    others.masters.remove(0);
+    let client = ferry_api::Client::new(&others).unwrap();
+    let create = |i: usize| {
+        let client = &client;
+        async move {
+            let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("w-{i:03}")}});
+            let mut r = ferry_api::object::ObjectRequest::new(
+                ferry_api::object::Verb::Create,
+                "configmaps",
+                Some("default"),
+                None,
+            );
+            r.body = serde_json::to_vec(&body).unwrap();
+            let resp = client.object(r).await.expect("create answered");
+            assert_eq!(resp.code, 201, "{}", String::from_utf8_lossy(&resp.body));
+        }
+    };
+    let seen = || -> Vec<(String, String)> {
+        std::fs::read_to_string(&out_path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|v| {
+                (
+                    v["type"].as_str().unwrap_or_default().to_string(),
+                    v["object"]["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect()
+    };
+    for i in 0..10 {
+        create(i).await;
+    }
+    wait_until("10 events before the kill", T, || {
+        let n = seen().len();
+        async move {
+            if n >= 10 {
+                Ok(())
+            } else {
+                Err(format!("{n} events"))
+            }
+        }
+    })
+    .await;
+    let victim = up.master_pids("m1");
+    assert_eq!(victim.len(), 1, "one m1 process: {victim:?}");
+    kill(Pid::from_raw(victim[0]), Signal::SIGKILL).expect("kill m1");
+    for i in 10..30 {
+        create(i).await;
+    }
+    wait_until("30 events after the kill", T, || {
+        let n = seen().len();
+        async move {
+            if n >= 30 {
+                Ok(())
+            } else {
+                Err(format!("{n} events"))
+            }
+        }
+    })
+    .await;
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let got = seen();
+    let want: Vec<(String, String)> = (0..30)
+        .map(|i| ("ADDED".to_string(), format!("w-{i:03}")))
+        .collect();
+    assert_eq!(got, want, "every event exactly once, in order");
+}
