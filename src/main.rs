@@ -8,6 +8,7 @@
 //! - [`bench`]: `ferry bench store`.
 //! - [`client`]: finding and loading the client config.
 //! - [`output`]: stdout that survives a closed pipe.
+//! - [`printers`]: what `get`, `describe` and `explain` print (kubectl's formats).
 
 /// mimalloc: the store allocates and frees many small buffers per request;
 /// glibc malloc spent ~20% of a master's CPU under load.
@@ -21,6 +22,8 @@ mod client;
 mod cluster;
 mod kv;
 mod master;
+#[allow(dead_code)] // wired by the commands next
+mod printers;
 mod up;
 
 use clap::{Parser, Subcommand};
