@@ -3,7 +3,9 @@
 
 use super::text;
 use ferry_api::resources::{by_cli_name, Resource};
-use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, coordination::v1 as coordination, core::v1 as core};
+use k8s_openapi::api::{
+    apps::v1 as apps, batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
+};
 use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
 use serde_json::Value;
 
@@ -14,7 +16,11 @@ pub fn explain(res: &Resource, field_path: &str) -> Result<String, String> {
     let root = root_schema(res.kind).ok_or_else(|| format!("no schema for kind {:?}", res.kind))?;
     let defs = root.get("$defs").cloned().unwrap_or(Value::Null);
     let mut segments: Vec<&str> = field_path.split('.').filter(|s| !s.is_empty()).collect();
-    if segments.first().and_then(|s| by_cli_name(s)).is_some_and(|r| r == res) {
+    if segments
+        .first()
+        .and_then(|s| by_cli_name(s))
+        .is_some_and(|r| r == res)
+    {
         segments.remove(0);
     }
     let mut node = root.clone();
@@ -32,9 +38,15 @@ pub fn explain(res: &Resource, field_path: &str) -> Result<String, String> {
     if !res.group.is_empty() {
         out.push_str(&format!("GROUP:      {}\n", res.group));
     }
-    out.push_str(&format!("KIND:       {}\nVERSION:    {}\n\n", res.kind, res.version));
+    out.push_str(&format!(
+        "KIND:       {}\nVERSION:    {}\n\n",
+        res.kind, res.version
+    ));
     if let Some((name, ty, required)) = &field {
-        out.push_str(&format!("FIELD: {name} <{ty}>{}\n\n", if *required { " -required-" } else { "" }));
+        out.push_str(&format!(
+            "FIELD: {name} <{ty}>{}\n\n",
+            if *required { " -required-" } else { "" }
+        ));
     }
     out.push_str("DESCRIPTION:\n");
     for d in descriptions(&defs, &node) {
@@ -44,7 +56,11 @@ pub fn explain(res: &Resource, field_path: &str) -> Result<String, String> {
     if let Some(props) = object.get("properties").and_then(Value::as_object) {
         out.push_str("\nFIELDS:\n");
         for (name, child) in props {
-            let req = if list_has(&object, "required", name) { " -required-" } else { "" };
+            let req = if list_has(&object, "required", name) {
+                " -required-"
+            } else {
+                ""
+            };
             out.push_str(&format!("  {name}\t<{}>{req}\n", type_name(&defs, child)));
             out.push_str(&wrap(text(child, "/description"), 4));
             out.push('\n');
@@ -56,7 +72,9 @@ pub fn explain(res: &Resource, field_path: &str) -> Result<String, String> {
 /// The generated schema of a served kind, with its referenced types under `$defs`.
 fn root_schema(kind: &str) -> Option<Value> {
     fn of<T: JsonSchema>() -> Value {
-        SchemaGenerator::default().into_root_schema_for::<T>().to_value()
+        SchemaGenerator::default()
+            .into_root_schema_for::<T>()
+            .to_value()
     }
     Some(match kind {
         "Namespace" => of::<core::Namespace>(),
@@ -129,7 +147,11 @@ fn type_name(defs: &Value, node: &Value) -> String {
         };
     }
     match node.get("type").and_then(Value::as_str) {
-        Some("array") => format!("[]{}", node.get("items").map_or("Object".to_string(), |i| type_name(defs, i))),
+        Some("array") => format!(
+            "[]{}",
+            node.get("items")
+                .map_or("Object".to_string(), |i| type_name(defs, i))
+        ),
         Some("object") => match node.get("additionalProperties").filter(|v| v.is_object()) {
             Some(v) => format!("map[string]{}", type_name(defs, v)),
             None => "Object".to_string(),
@@ -141,7 +163,9 @@ fn type_name(defs: &Value, node: &Value) -> String {
 
 /// `obj[key]` is an array holding the string `value`.
 fn list_has(obj: &Value, key: &str, value: &str) -> bool {
-    obj.get(key).and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == value))
+    obj.get(key)
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|v| v == value))
 }
 
 /// Words wrapped to 80 columns, each line indented by `indent` spaces.
@@ -189,17 +213,32 @@ mod tests {
     fn an_object_field_lists_its_sub_fields() {
         let out = explain(kind("deploy"), "spec").unwrap();
         assert!(out.contains("FIELD: spec <DeploymentSpec>"), "{out}");
-        assert!(out.contains("  selector\t<LabelSelector> -required-\n"), "{out}");
-        assert!(out.contains("  template\t<PodTemplateSpec> -required-\n"), "{out}");
+        assert!(
+            out.contains("  selector\t<LabelSelector> -required-\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("  template\t<PodTemplateSpec> -required-\n"),
+            "{out}"
+        );
     }
 
     #[test]
     fn lists_and_maps_are_named_like_kubectl() {
         let out = explain(kind("po"), "spec").unwrap();
-        assert!(out.contains("  containers\t<[]Container> -required-\n"), "{out}");
-        assert!(out.contains("  nodeSelector\t<map[string]string>\n"), "{out}");
+        assert!(
+            out.contains("  containers\t<[]Container> -required-\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("  nodeSelector\t<map[string]string>\n"),
+            "{out}"
+        );
         let c = explain(kind("po"), "spec.containers.image").unwrap();
-        assert!(c.starts_with("KIND:       Pod\nVERSION:    v1\n\nFIELD: image <string>"), "{c}");
+        assert!(
+            c.starts_with("KIND:       Pod\nVERSION:    v1\n\nFIELD: image <string>"),
+            "{c}"
+        );
     }
 
     #[test]
@@ -207,6 +246,9 @@ mod tests {
         let out = explain(kind("cm"), "").unwrap();
         assert!(out.contains("ConfigMap holds configuration data"), "{out}");
         assert!(out.contains("  data\t<map[string]string>"), "{out}");
-        assert_eq!(explain(kind("cm"), "spec").unwrap_err(), "field \"spec\" does not exist");
+        assert_eq!(
+            explain(kind("cm"), "spec").unwrap_err(),
+            "field \"spec\" does not exist"
+        );
     }
 }

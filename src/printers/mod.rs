@@ -4,7 +4,7 @@
 //! Layout:
 //! - [`age`](mod@age): ages (`5m10s`) and describe timestamps.
 //! - [`table`](mod@table): `get` rows per kind and their alignment.
-//! - `columns`, `pod`: each kind's columns and cells.
+//! - `columns`: each kind's columns and cells.
 //! - [`describe`](mod@describe): `describe` text per kind.
 //! - [`explain`](mod@explain): field documentation from the OpenAPI schemas.
 
@@ -12,7 +12,6 @@ pub mod age;
 mod columns;
 pub mod describe;
 pub mod explain;
-mod pod;
 pub mod table;
 
 pub use table::{render_table, table};
@@ -87,7 +86,13 @@ impl<'a> Items<'a> {
 
 /// The text `ferry get` prints for `items` in `output` (no final newline;
 /// empty for an empty table, where the caller says [`no_resources`]).
-pub fn format(res: &Resource, items: Items<'_>, output: Output, opts: &TableOptions, now: Timestamp) -> String {
+pub fn format(
+    res: &Resource,
+    items: Items<'_>,
+    output: Output,
+    opts: &TableOptions,
+    now: Timestamp,
+) -> String {
     let whole = || match items {
         Items::One(v) => v.clone(),
         Items::List(l) => serde_json::json!({
@@ -99,7 +104,10 @@ pub fn format(res: &Resource, items: Items<'_>, output: Output, opts: &TableOpti
     };
     match output {
         Output::Table | Output::Wide => {
-            let opts = TableOptions { wide: opts.wide || output == Output::Wide, ..*opts };
+            let opts = TableOptions {
+                wide: opts.wide || output == Output::Wide,
+                ..*opts
+            };
             let slice = items.as_slice();
             if slice.is_empty() {
                 return String::new();
@@ -110,7 +118,12 @@ pub fn format(res: &Resource, items: Items<'_>, output: Output, opts: &TableOpti
         Output::Yaml => serde_yaml::to_string(&whole())
             .map(|s| s.trim_end().to_string())
             .unwrap_or_else(|e| format!("error: {e}")),
-        Output::Name => items.as_slice().iter().map(|o| name(res, o)).collect::<Vec<_>>().join("\n"),
+        Output::Name => items
+            .as_slice()
+            .iter()
+            .map(|o| name(res, o))
+            .collect::<Vec<_>>()
+            .join("\n"),
     }
 }
 
@@ -137,7 +150,10 @@ pub fn no_resources(namespace: Option<&str>) -> String {
 fn json(v: &Value) -> String {
     use serde::Serialize;
     let mut buf = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut buf, serde_json::ser::PrettyFormatter::with_indent(b"    "));
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut buf,
+        serde_json::ser::PrettyFormatter::with_indent(b"    "),
+    );
     match v.serialize(&mut ser) {
         Ok(()) => String::from_utf8_lossy(&buf).into_owned(),
         Err(e) => format!("error: {e}"),
@@ -156,14 +172,21 @@ fn int(v: &Value, ptr: &str) -> i64 {
 
 /// The array at a JSON pointer, or an empty slice.
 fn list<'a>(v: &'a Value, ptr: &str) -> &'a [Value] {
-    v.pointer(ptr).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    v.pointer(ptr)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 /// A string map as `k=v,k2=v2` (sorted), or `<none>`: kubectl's `labels.FormatLabels`.
 fn labels_string(map: Option<&Value>) -> String {
     let pairs: Vec<String> = map
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect()
+        })
         .unwrap_or_default();
     if pairs.is_empty() {
         "<none>".to_string()
@@ -178,11 +201,17 @@ fn selector_string(sel: Option<&Value>) -> String {
     let Some(sel) = sel else { return String::new() };
     let mut reqs: Vec<(String, String)> = Vec::new();
     if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
-        reqs.extend(m.iter().map(|(k, v)| (k.clone(), format!("{k}={}", v.as_str().unwrap_or("")))));
+        reqs.extend(
+            m.iter()
+                .map(|(k, v)| (k.clone(), format!("{k}={}", v.as_str().unwrap_or("")))),
+        );
     }
     for e in list(sel, "/matchExpressions") {
         let key = text(e, "/key");
-        let mut values: Vec<&str> = list(e, "/values").iter().filter_map(Value::as_str).collect();
+        let mut values: Vec<&str> = list(e, "/values")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
         values.sort_unstable();
         let r = match text(e, "/operator") {
             "In" => format!("{key} in ({})", values.join(",")),
@@ -213,7 +242,13 @@ mod tests {
     #[test]
     fn name_output_is_kind_dot_group_slash_name() {
         let deploy = by_cli_name("deploy").unwrap();
-        let out = format(deploy, Items::List(&objs()), Output::Name, &TableOptions::default(), Timestamp::UNIX_EPOCH);
+        let out = format(
+            deploy,
+            Items::List(&objs()),
+            Output::Name,
+            &TableOptions::default(),
+            Timestamp::UNIX_EPOCH,
+        );
         assert_eq!(out, "deployment.apps/web\ndeployment.apps/api");
         let pod = json!({"metadata": {"name": "x"}});
         assert_eq!(name(by_cli_name("po").unwrap(), &pod), "pod/x");
@@ -224,21 +259,52 @@ mod tests {
         let deploy = by_cli_name("deploy").unwrap();
         let now = Timestamp::UNIX_EPOCH;
         let o = objs();
-        let one = format(deploy, Items::One(&o[0]), Output::Json, &TableOptions::default(), now);
-        assert!(one.starts_with("{\n    \"apiVersion\": \"apps/v1\",\n    \"kind\": \"Deployment\""), "{one}");
-        let many: Value = serde_json::from_str(&format(deploy, Items::List(&o), Output::Json, &TableOptions::default(), now)).unwrap();
+        let one = format(
+            deploy,
+            Items::One(&o[0]),
+            Output::Json,
+            &TableOptions::default(),
+            now,
+        );
+        assert!(
+            one.starts_with("{\n    \"apiVersion\": \"apps/v1\",\n    \"kind\": \"Deployment\""),
+            "{one}"
+        );
+        let many: Value = serde_json::from_str(&format(
+            deploy,
+            Items::List(&o),
+            Output::Json,
+            &TableOptions::default(),
+            now,
+        ))
+        .unwrap();
         assert_eq!(many["kind"], "List");
         assert_eq!(many["metadata"], json!({"resourceVersion": ""}));
         assert_eq!(many["items"].as_array().unwrap().len(), 2);
-        let yaml = format(deploy, Items::List(&o), Output::Yaml, &TableOptions::default(), now);
-        assert!(yaml.starts_with("apiVersion: v1\nitems:\n- apiVersion: apps/v1\n"), "{yaml}");
-        assert!(!yaml.contains("---") && yaml.ends_with("resourceVersion: ''"), "{yaml}");
+        let yaml = format(
+            deploy,
+            Items::List(&o),
+            Output::Yaml,
+            &TableOptions::default(),
+            now,
+        );
+        assert!(
+            yaml.starts_with("apiVersion: v1\nitems:\n- apiVersion: apps/v1\n"),
+            "{yaml}"
+        );
+        assert!(
+            !yaml.contains("---") && yaml.ends_with("resourceVersion: ''"),
+            "{yaml}"
+        );
     }
 
     #[test]
     fn output_formats_parse() {
         assert_eq!("wide".parse::<Output>(), Ok(Output::Wide));
-        assert!("xml".parse::<Output>().unwrap_err().contains("json,name,wide,yaml"));
+        assert!("xml"
+            .parse::<Output>()
+            .unwrap_err()
+            .contains("json,name,wide,yaml"));
     }
 
     #[test]

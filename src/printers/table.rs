@@ -7,7 +7,12 @@ use serde_json::Value;
 
 /// The rows of `ferry get`: a header (unless `no_headers`), then one row per
 /// object, in kubectl's columns for the kind.
-pub fn table(res: &Resource, items: &[Value], opts: &TableOptions, now: Timestamp) -> Vec<Vec<String>> {
+pub fn table(
+    res: &Resource,
+    items: &[Value],
+    opts: &TableOptions,
+    now: Timestamp,
+) -> Vec<Vec<String>> {
     let namespace = opts.namespace_column && res.namespaced;
     let mut rows = Vec::with_capacity(items.len() + 1);
     if !opts.no_headers {
@@ -15,7 +20,11 @@ pub fn table(res: &Resource, items: &[Value], opts: &TableOptions, now: Timestam
         if namespace {
             header.push("NAMESPACE".to_string());
         }
-        header.extend(columns::header(res.kind, opts.wide).iter().map(|h| h.to_string()));
+        header.extend(
+            columns::header(res.kind, opts.wide)
+                .iter()
+                .map(|h| h.to_string()),
+        );
         if opts.show_labels {
             header.push("LABELS".to_string());
         }
@@ -45,7 +54,10 @@ pub fn render_table(rows: &[Vec<String>]) -> String {
 /// padded to the widest cell of its column block (consecutive lines that have
 /// that cell), plus `padding`, and at least `min_width`.
 pub(crate) fn align(lines: &[Vec<String>], min_width: usize, padding: usize) -> String {
-    let mut widths: Vec<Vec<usize>> = lines.iter().map(|l| vec![0; l.len().saturating_sub(1)]).collect();
+    let mut widths: Vec<Vec<usize>> = lines
+        .iter()
+        .map(|l| vec![0; l.len().saturating_sub(1)])
+        .collect();
     block_widths(lines, &mut widths, 0, lines.len(), 0, (min_width, padding));
     let mut out = String::new();
     for (line, widths) in lines.iter().zip(&widths) {
@@ -99,18 +111,35 @@ mod tests {
     use super::*;
 
     fn rows(r: &[&[&str]]) -> Vec<Vec<String>> {
-        r.iter().map(|l| l.iter().map(|c| c.to_string()).collect()).collect()
+        r.iter()
+            .map(|l| l.iter().map(|c| c.to_string()).collect())
+            .collect()
     }
 
     #[test]
     fn columns_are_padded_by_three_and_at_least_six() {
-        let t = render_table(&rows(&[&["NAME", "IP", "AGE"], &["web-1", "", "5m"], &["a", "10.0.0.1", ""]]));
-        assert_eq!(t, "NAME    IP         AGE\nweb-1              5m\na       10.0.0.1");
+        let t = render_table(&rows(&[
+            &["NAME", "IP", "AGE"],
+            &["web-1", "", "5m"],
+            &["a", "10.0.0.1", ""],
+        ]));
+        assert_eq!(
+            t,
+            "NAME    IP         AGE\nweb-1              5m\na       10.0.0.1"
+        );
     }
 
     #[test]
     fn describe_blocks_align_separately() {
-        let lines = rows(&[&["Name:", "web"], &["Namespace:", "default"], &["Containers:"], &["  a:", "b"]]);
-        assert_eq!(align(&lines, 0, 2), "Name:       web\nNamespace:  default\nContainers:\n  a:  b");
+        let lines = rows(&[
+            &["Name:", "web"],
+            &["Namespace:", "default"],
+            &["Containers:"],
+            &["  a:", "b"],
+        ]);
+        assert_eq!(
+            align(&lines, 0, 2),
+            "Name:       web\nNamespace:  default\nContainers:\n  a:  b"
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! A Pod's `get` row: kubectl's READY, STATUS and RESTARTS rules.
 
-use super::age::age;
-use super::columns::or_none;
-use super::{int, list, text};
+use super::or_none;
+use crate::printers::age::age;
+use crate::printers::{int, list, text};
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -21,7 +21,9 @@ pub(super) fn cells(o: &Value, wide: bool, now: Timestamp) -> Vec<String> {
         age(text(o, "/metadata/creationTimestamp"), now),
     ];
     if wide {
-        let ip = list(o, "/status/podIPs").first().map_or("", |p| text(p, "/ip"));
+        let ip = list(o, "/status/podIPs")
+            .first()
+            .map_or("", |p| text(p, "/ip"));
         row.push(or_none(ip));
         row.push(or_none(text(o, "/spec/nodeName")));
         row.push(or_none(text(o, "/status/nominatedNodeName")));
@@ -86,7 +88,10 @@ fn status(o: &Value) -> PodStatus {
             .any(|c| text(c, "/name") == name && text(c, "/restartPolicy") == "Always")
     };
     let mut total = list(o, "/spec/containers").len();
-    total += init_specs.iter().filter(|c| text(c, "/restartPolicy") == "Always").count();
+    total += init_specs
+        .iter()
+        .filter(|c| text(c, "/restartPolicy") == "Always")
+        .count();
     let mut ready = 0;
     let (mut all, mut sidecars) = (Restarts::default(), Restarts::default());
     let mut initializing = false;
@@ -137,7 +142,9 @@ fn status(o: &Value) -> PodStatus {
                     ("", sig) => format!("Signal:{sig}"),
                     (r, _) => r.to_string(),
                 };
-            } else if cs.get("ready").and_then(Value::as_bool) == Some(true) && cs.pointer("/state/running").is_some() {
+            } else if cs.get("ready").and_then(Value::as_bool) == Some(true)
+                && cs.pointer("/state/running").is_some()
+            {
                 running = true;
                 ready += 1;
             }
@@ -156,7 +163,13 @@ fn status(o: &Value) -> PodStatus {
             reason = "Terminating".to_string();
         }
     }
-    PodStatus { ready, total, reason, restarts: all.count, last_restart: all.last }
+    PodStatus {
+        ready,
+        total,
+        reason,
+        restarts: all.count,
+        last_restart: all.last,
+    }
 }
 
 /// READINESS GATES: how many of the pod's gates have a True condition, or `<none>`.

@@ -1,0 +1,197 @@
+//! Deployments, services, config maps and secrets in `describe`.
+
+use super::pod::{container, tolerations, volumes};
+use super::{conditions_table, meta, Doc};
+use crate::printers::age::describe_time;
+use crate::printers::columns::{or_none, service_ports};
+use crate::printers::{int, labels_string, list, selector_string, text};
+use serde_json::Value;
+
+pub(super) fn deployment(d: &mut Doc, o: &Value) {
+    d.kv(
+        0,
+        "CreationTimestamp",
+        describe_time(text(o, "/metadata/creationTimestamp")),
+    );
+    meta(d, o);
+    d.kv(0, "Selector", selector_string(o.pointer("/spec/selector")));
+    let desired = o
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    d.kv(
+        0,
+        "Replicas",
+        format!(
+            "{desired} desired | {} updated | {} total | {} available | {} unavailable",
+            int(o, "/status/updatedReplicas"),
+            int(o, "/status/replicas"),
+            int(o, "/status/availableReplicas"),
+            int(o, "/status/unavailableReplicas"),
+        ),
+    );
+    let strategy = Some(text(o, "/spec/strategy/type"))
+        .filter(|s| !s.is_empty())
+        .unwrap_or("RollingUpdate");
+    d.kv(0, "StrategyType", strategy);
+    d.kv(0, "MinReadySeconds", int(o, "/spec/minReadySeconds"));
+    if strategy == "RollingUpdate" {
+        let ru = |f: &str| match o.pointer(&format!("/spec/strategy/rollingUpdate/{f}")) {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => "25%".to_string(),
+        };
+        d.kv(
+            0,
+            "RollingUpdateStrategy",
+            format!(
+                "{} max unavailable, {} max surge",
+                ru("maxUnavailable"),
+                ru("maxSurge")
+            ),
+        );
+    }
+    d.line(0, "Pod Template:");
+    let template = o.pointer("/spec/template").unwrap_or(&Value::Null);
+    d.map(1, "Labels", template.pointer("/metadata/labels"), "=");
+    if template.pointer("/metadata/annotations").is_some() {
+        d.map(
+            1,
+            "Annotations",
+            template.pointer("/metadata/annotations"),
+            ": ",
+        );
+    }
+    let spec = template.get("spec").unwrap_or(&Value::Null);
+    if !text(spec, "/serviceAccountName").is_empty() {
+        d.kv(1, "Service Account", text(spec, "/serviceAccountName"));
+    }
+    d.line(1, "Containers:");
+    for c in list(spec, "/containers") {
+        container(d, 2, c, None);
+    }
+    volumes(d, 1, list(spec, "/volumes"));
+    d.kv(1, "Node-Selectors", labels_string(spec.get("nodeSelector")));
+    tolerations(d, 1, list(spec, "/tolerations"));
+    conditions_table(d, o);
+}
+
+pub(super) fn service(d: &mut Doc, o: &Value) {
+    meta(d, o);
+    d.kv(0, "Selector", labels_string(o.pointer("/spec/selector")));
+    let kind = Some(text(o, "/spec/type"))
+        .filter(|s| !s.is_empty())
+        .unwrap_or("ClusterIP");
+    d.kv(0, "Type", kind);
+    let ips: Vec<&str> = list(o, "/spec/clusterIPs")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    d.kv(
+        0,
+        "IP",
+        or_none(
+            ips.first()
+                .copied()
+                .unwrap_or_else(|| text(o, "/spec/clusterIP")),
+        ),
+    );
+    if !ips.is_empty() {
+        d.kv(0, "IPs", ips.join(","));
+    }
+    if kind == "ExternalName" {
+        d.kv(0, "External Name", text(o, "/spec/externalName"));
+    }
+    for p in list(o, "/spec/ports") {
+        let name = Some(text(p, "/name"))
+            .filter(|s| !s.is_empty())
+            .unwrap_or("<unset>");
+        let proto = Some(text(p, "/protocol"))
+            .filter(|s| !s.is_empty())
+            .unwrap_or("TCP");
+        d.kv(0, "Port", format!("{name}\t{}/{proto}", int(p, "/port")));
+        let target = match p.get("targetPort") {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => int(p, "/port").to_string(),
+        };
+        d.kv(0, "TargetPort", format!("{target}/{proto}"));
+        if int(p, "/nodePort") != 0 {
+            d.kv(
+                0,
+                "NodePort",
+                format!("{name}\t{}/{proto}", int(p, "/nodePort")),
+            );
+        }
+    }
+    if list(o, "/spec/ports").is_empty() {
+        d.kv(0, "Port", format!("<none>\t{}", or_none(&service_ports(o))));
+    }
+    d.kv(
+        0,
+        "Session Affinity",
+        Some(text(o, "/spec/sessionAffinity"))
+            .filter(|s| !s.is_empty())
+            .unwrap_or("None"),
+    );
+}
+
+pub(super) fn config_map(d: &mut Doc, o: &Value) {
+    meta(d, o);
+    d.line(0, "");
+    d.line(0, "Data");
+    d.line(0, "====");
+    for (k, v) in o
+        .pointer("/data")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        d.line(0, format!("{k}:"));
+        d.line(0, "----");
+        d.line(0, v.as_str().unwrap_or_default());
+        d.line(0, "");
+    }
+    d.line(0, "");
+    d.line(0, "BinaryData");
+    d.line(0, "====");
+    for (k, v) in o
+        .pointer("/binaryData")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        d.line(
+            0,
+            format!("{k}: {} bytes", decoded_len(v.as_str().unwrap_or_default())),
+        );
+    }
+    d.line(0, "");
+}
+
+pub(super) fn secret(d: &mut Doc, o: &Value) {
+    meta(d, o);
+    d.line(0, "");
+    d.kv(0, "Type", text(o, "/type"));
+    d.line(0, "");
+    d.line(0, "Data");
+    d.line(0, "====");
+    for (k, v) in o
+        .pointer("/data")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        d.kv(
+            0,
+            k,
+            format!("{} bytes", decoded_len(v.as_str().unwrap_or_default())),
+        );
+    }
+}
+
+/// Bytes a base64 string decodes to (secret values are never printed).
+fn decoded_len(b64: &str) -> usize {
+    let s = b64.trim_end_matches('=');
+    s.len() * 3 / 4
+}
