@@ -330,3 +330,6 @@ fn job_duration(o: &Value, now: Timestamp) -> String {
     let end = ts("/status/completionTime").unwrap_or(now);
     human_duration(end.duration_since(start).as_secs())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,6 @@
 //! Deployments, services, config maps and secrets in `describe`.
 
-use super::pod::{container, tolerations, volumes};
+use super::pod::{container, tolerations, volumes, In};
 use super::{conditions_table, meta, Doc};
 use crate::printers::age::describe_time;
 use crate::printers::columns::{or_none, service_ports};
@@ -68,7 +68,7 @@ pub(super) fn deployment(d: &mut Doc, o: &Value) {
     }
     d.line(1, "Containers:");
     for c in list(spec, "/containers") {
-        container(d, 2, c, None);
+        container(d, 1, c, In::Template);
     }
     volumes(d, 1, list(spec, "/volumes"));
     d.kv(1, "Node-Selectors", labels_string(spec.get("nodeSelector")));

@@ -152,7 +152,7 @@ fn generic(d: &mut Doc, o: &Value) {
 /// A field name as describe titles it: `spec` → `Spec`, `nodeInfo` → `Node Info`.
 fn title(field: &str) -> String {
     let mut out = String::new();
-    for (i, c) in field.chars().enumerate() {
+    for (i, c) in field.char_indices() {
         if i == 0 {
             out.push(c.to_ascii_uppercase());
         } else if c.is_ascii_uppercase() && !field[..i].ends_with(|p: char| p.is_ascii_uppercase())
@@ -262,3 +262,6 @@ fn events_section(d: &mut Doc, events: &[Value], now: Timestamp) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -70,7 +70,7 @@ pub(super) fn pod(d: &mut Doc, o: &Value) {
         let st = statuses(st);
         for c in specs {
             let status = st.iter().find(|s| text(s, "/name") == text(c, "/name"));
-            container(d, 1, c, status);
+            container(d, 1, c, In::Pod(status));
         }
     }
     let conditions = list(o, "/status/conditions");
@@ -91,9 +91,20 @@ pub(super) fn pod(d: &mut Doc, o: &Value) {
     tolerations(d, 0, list(o, "/spec/tolerations"));
 }
 
+/// How a container is described: in a pod, with its status (if reported yet),
+/// or in a pod template, where kubectl puts its name one space deeper.
+pub(super) enum In<'a> {
+    Pod(Option<&'a Value>),
+    Template,
+}
+
 /// One container: image, ports, command, state, readiness, env and mounts.
-pub(super) fn container(d: &mut Doc, level: usize, c: &Value, status: Option<&Value>) {
-    d.line(level, format!("{}:", text(c, "/name")));
+pub(super) fn container(d: &mut Doc, level: usize, c: &Value, place: In<'_>) {
+    let (nudge, status) = match place {
+        In::Pod(status) => ("", status),
+        In::Template => (" ", None),
+    };
+    d.line(level, format!("{nudge}{}:", text(c, "/name")));
     let l = level + 1;
     if let Some(s) = status {
         d.kv(l, "Container ID", text(s, "/containerID"));
