@@ -7,7 +7,7 @@ mod network;
 mod node;
 mod pod;
 
-pub(super) use network::{endpoints, service_ports};
+pub(super) use network::{endpoints, endpoints_of_port, service_ports};
 use network::{service_cluster_ip, service_external_ip};
 use node::{event, node, node_address};
 

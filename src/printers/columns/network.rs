@@ -69,6 +69,11 @@ pub(crate) fn service_ports(o: &Value) -> String {
 
 /// An Endpoints' ENDPOINTS: up to three `ip:port`, then `+ N more...`.
 pub(crate) fn endpoints(o: &Value) -> String {
+    endpoints_of_port(o, None)
+}
+
+/// [`endpoints`] limited to the ports named `port` (for `describe service`, per port).
+pub(crate) fn endpoints_of_port(o: &Value, port: Option<&str>) -> String {
     let subsets = list(o, "/subsets");
     if subsets.is_empty() {
         return "<none>".to_string();
@@ -81,7 +86,11 @@ pub(crate) fn endpoints(o: &Value) -> String {
         let ports: Vec<Option<i64>> = if ports.is_empty() {
             vec![None]
         } else {
-            ports.iter().map(|p| Some(int(p, "/port"))).collect()
+            ports
+                .iter()
+                .filter(|p| port.is_none_or(|name| text(p, "/name") == name))
+                .map(|p| Some(int(p, "/port")))
+                .collect()
         };
         for port in ports {
             count += addrs.len();

@@ -3,7 +3,7 @@
 use super::pod::{container, tolerations, volumes, In};
 use super::{conditions_table, meta, Doc};
 use crate::printers::age::describe_time;
-use crate::printers::columns::{or_none, service_ports};
+use crate::printers::columns::{endpoints_of_port, or_none};
 use crate::printers::{int, labels_string, list, selector_string, text};
 use serde_json::Value;
 
@@ -76,33 +76,40 @@ pub(super) fn deployment(d: &mut Doc, o: &Value) {
     conditions_table(d, o);
 }
 
-pub(super) fn service(d: &mut Doc, o: &Value) {
+pub(super) fn service(d: &mut Doc, o: &Value, endpoints: Option<&Value>) {
     meta(d, o);
     d.kv(0, "Selector", labels_string(o.pointer("/spec/selector")));
     let kind = Some(text(o, "/spec/type"))
         .filter(|s| !s.is_empty())
         .unwrap_or("ClusterIP");
     d.kv(0, "Type", kind);
+    if !text(o, "/spec/ipFamilyPolicy").is_empty() {
+        d.kv(0, "IP Family Policy", text(o, "/spec/ipFamilyPolicy"));
+    }
+    let families: Vec<&str> = list(o, "/spec/ipFamilies")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    if !families.is_empty() {
+        d.kv(0, "IP Families", families.join(","));
+    }
     let ips: Vec<&str> = list(o, "/spec/clusterIPs")
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    d.kv(
-        0,
-        "IP",
-        or_none(
-            ips.first()
-                .copied()
-                .unwrap_or_else(|| text(o, "/spec/clusterIP")),
-        ),
-    );
+    let ip = ips
+        .first()
+        .copied()
+        .unwrap_or_else(|| text(o, "/spec/clusterIP"));
+    d.kv(0, "IP", or_none(ip));
     if !ips.is_empty() {
         d.kv(0, "IPs", ips.join(","));
     }
     if kind == "ExternalName" {
         d.kv(0, "External Name", text(o, "/spec/externalName"));
     }
-    for p in list(o, "/spec/ports") {
+    let ports = list(o, "/spec/ports");
+    for p in ports {
         let name = Some(text(p, "/name"))
             .filter(|s| !s.is_empty())
             .unwrap_or("<unset>");
@@ -123,17 +130,29 @@ pub(super) fn service(d: &mut Doc, o: &Value) {
                 format!("{name}\t{}/{proto}", int(p, "/nodePort")),
             );
         }
+        if let Some(ep) = endpoints {
+            d.kv(
+                0,
+                "Endpoints",
+                endpoints_of_port(ep, Some(text(p, "/name"))),
+            );
+        }
     }
-    if list(o, "/spec/ports").is_empty() {
-        d.kv(0, "Port", format!("<none>\t{}", or_none(&service_ports(o))));
+    if ports.is_empty() {
+        d.kv(0, "Port", "<none>");
+        if let Some(ep) = endpoints {
+            d.kv(0, "Endpoints", endpoints_of_port(ep, None));
+        }
     }
-    d.kv(
-        0,
-        "Session Affinity",
-        Some(text(o, "/spec/sessionAffinity"))
-            .filter(|s| !s.is_empty())
-            .unwrap_or("None"),
-    );
+    let affinity = Some(text(o, "/spec/sessionAffinity")).filter(|s| !s.is_empty());
+    d.kv(0, "Session Affinity", affinity.unwrap_or("None"));
+    if !text(o, "/spec/internalTrafficPolicy").is_empty() {
+        d.kv(
+            0,
+            "Internal Traffic Policy",
+            text(o, "/spec/internalTrafficPolicy"),
+        );
+    }
 }
 
 pub(super) fn config_map(d: &mut Doc, o: &Value) {

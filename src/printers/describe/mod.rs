@@ -74,6 +74,28 @@ impl Doc {
 /// The `describe` text of `obj` (no final newline), then `events` (those
 /// involving it) as a table, or `Events: <none>`.
 pub fn describe(res: &Resource, obj: &Value, events: &[Value], now: Timestamp) -> String {
+    describe_with(res, obj, None, events, now)
+}
+
+/// [`describe`] of a Service with its Endpoints object, which adds each
+/// port's `Endpoints:` line as kubectl prints it.
+pub fn describe_service(
+    svc: &Value,
+    endpoints: Option<&Value>,
+    events: &[Value],
+    now: Timestamp,
+) -> String {
+    let res = ferry_api::resources::by_cli_name("services").expect("services are served");
+    describe_with(res, svc, endpoints, events, now)
+}
+
+fn describe_with(
+    res: &Resource,
+    obj: &Value,
+    endpoints: Option<&Value>,
+    events: &[Value],
+    now: Timestamp,
+) -> String {
     let mut d = Doc::default();
     d.kv(0, "Name", text(obj, "/metadata/name"));
     if res.namespaced {
@@ -82,7 +104,7 @@ pub fn describe(res: &Resource, obj: &Value, events: &[Value], now: Timestamp) -
     match res.kind {
         "Pod" => pod(&mut d, obj),
         "Deployment" => deployment(&mut d, obj),
-        "Service" => service(&mut d, obj),
+        "Service" => service(&mut d, obj, endpoints),
         "ConfigMap" => config_map(&mut d, obj),
         "Secret" => secret(&mut d, obj),
         _ => generic(&mut d, obj),

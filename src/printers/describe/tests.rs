@@ -145,3 +145,40 @@ fn other_kinds_print_spec_and_status_as_a_tree() {
         "{out}"
     );
 }
+
+#[test]
+fn a_service_shows_ports_and_their_endpoints() {
+    let svc = json!({"metadata": {"name": "web", "namespace": "default"},
+        "spec": {"type": "ClusterIP", "selector": {"app": "web"}, "clusterIP": "10.96.0.20", "clusterIPs": ["10.96.0.20"],
+                 "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+                 "sessionAffinity": "None"}});
+    let ep = json!({"subsets": [{"addresses": [{"ip": "10.1.0.5"}, {"ip": "10.1.0.6"}],
+                                 "ports": [{"name": "http", "port": 8080}, {"name": "metrics", "port": 9090}]}]});
+    let out = super::describe_service(&svc, Some(&ep), &[], now());
+    let want = "\
+Name:              web
+Namespace:         default
+Labels:            <none>
+Annotations:       <none>
+Selector:          app=web
+Type:              ClusterIP
+IP:                10.96.0.20
+IPs:               10.96.0.20
+Port:              http  80/TCP
+TargetPort:        8080/TCP
+Endpoints:         10.1.0.5:8080,10.1.0.6:8080
+Session Affinity:  None
+Events:            <none>";
+    assert_eq!(out, want, "\n{out}");
+}
+
+#[test]
+fn a_config_map_shows_its_data() {
+    let cm =
+        json!({"metadata": {"name": "conf", "namespace": "default"}, "data": {"mode": "prod"}});
+    let out = describe(by_cli_name("cm").unwrap(), &cm, &[], now());
+    assert!(
+        out.contains("\nData\n====\nmode:\n----\nprod\n\n\nBinaryData\n====\n"),
+        "{out}"
+    );
+}
