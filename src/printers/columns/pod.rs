@@ -82,78 +82,34 @@ fn status(o: &Value) -> PodStatus {
         reason = "SchedulingGated".to_string();
     }
     let init_specs = list(o, "/spec/initContainers");
-    let sidecar = |name: &str| {
-        init_specs
-            .iter()
-            .any(|c| text(c, "/name") == name && text(c, "/restartPolicy") == "Always")
-    };
-    let mut total = list(o, "/spec/containers").len();
-    total += init_specs
+    let sidecars = init_specs
         .iter()
-        .filter(|c| text(c, "/restartPolicy") == "Always")
-        .count();
-    let mut ready = 0;
-    let (mut all, mut sidecars) = (Restarts::default(), Restarts::default());
-    let mut initializing = false;
-    for (i, cs) in list(o, "/status/initContainerStatuses").iter().enumerate() {
-        all.add(cs);
-        let is_sidecar = sidecar(text(cs, "/name"));
-        if is_sidecar {
-            sidecars.add(cs);
-        }
-        let terminated = cs.pointer("/state/terminated");
-        let waiting = text(cs, "/state/waiting/reason");
-        if terminated.is_some_and(|t| int(t, "/exitCode") == 0) {
-            continue;
-        }
-        if is_sidecar && cs.get("started").and_then(Value::as_bool) == Some(true) {
-            ready += usize::from(cs.get("ready").and_then(Value::as_bool) == Some(true));
-            continue;
-        }
-        reason = if let Some(t) = terminated {
-            match (text(t, "/reason"), int(t, "/signal")) {
-                ("", 0) => format!("Init:ExitCode:{}", int(t, "/exitCode")),
-                ("", sig) => format!("Init:Signal:{sig}"),
-                (r, _) => format!("Init:{r}"),
-            }
-        } else if !waiting.is_empty() && waiting != "PodInitializing" {
-            format!("Init:{waiting}")
-        } else {
-            format!("Init:{i}/{}", init_specs.len())
-        };
-        initializing = true;
-        break;
+        .filter(|c| text(c, "/restartPolicy") == "Always");
+    let total = list(o, "/spec/containers").len() + sidecars.count();
+    let init = init_containers(o);
+    let (mut ready, mut restarts) = (init.ready, init.all);
+    if let Some(r) = &init.blocked {
+        reason = r.clone();
     }
-    let initialized = list(o, "/status/conditions")
-        .iter()
-        .any(|c| text(c, "/type") == "Initialized" && text(c, "/status") == "True");
-    if !initializing || initialized {
-        all = sidecars;
+    if init.blocked.is_none() || condition_true(o, "Initialized") {
+        restarts = init.sidecars;
         let mut running = false;
         for cs in list(o, "/status/containerStatuses").iter().rev() {
-            all.add(cs);
-            let waiting = text(cs, "/state/waiting/reason");
-            let terminated = cs.pointer("/state/terminated");
-            if !waiting.is_empty() {
-                reason = waiting.to_string();
-            } else if let Some(t) = terminated {
-                reason = match (text(t, "/reason"), int(t, "/signal")) {
-                    ("", 0) => format!("ExitCode:{}", int(t, "/exitCode")),
-                    ("", sig) => format!("Signal:{sig}"),
-                    (r, _) => r.to_string(),
-                };
-            } else if cs.get("ready").and_then(Value::as_bool) == Some(true)
-                && cs.pointer("/state/running").is_some()
-            {
+            restarts.add(cs);
+            if let Some(r) = container_reason(cs, "") {
+                reason = r;
+            } else if flag(cs, "ready") && cs.pointer("/state/running").is_some() {
                 running = true;
                 ready += 1;
             }
         }
         if reason == "Completed" && running {
-            let pod_ready = list(o, "/status/conditions")
-                .iter()
-                .any(|c| text(c, "/type") == "Ready" && text(c, "/status") == "True");
-            reason = if pod_ready { "Running" } else { "NotReady" }.to_string();
+            reason = if condition_true(o, "Ready") {
+                "Running"
+            } else {
+                "NotReady"
+            }
+            .to_string();
         }
     }
     if o.pointer("/metadata/deletionTimestamp").is_some() {
@@ -167,9 +123,89 @@ fn status(o: &Value) -> PodStatus {
         ready,
         total,
         reason,
-        restarts: all.count,
-        last_restart: all.last,
+        restarts: restarts.count,
+        last_restart: restarts.last,
     }
+}
+
+/// What the init containers say.
+struct Init {
+    /// Restarts of all init containers (counted while the pod initializes).
+    all: Restarts,
+    /// Restarts of the sidecars (restartable init containers) only.
+    sidecars: Restarts,
+    /// Started sidecars that are ready.
+    ready: usize,
+    /// `Init:...` when an init container holds the pod back.
+    blocked: Option<String>,
+}
+
+/// Walks the init container statuses until one has not finished successfully.
+fn init_containers(o: &Value) -> Init {
+    let specs = list(o, "/spec/initContainers");
+    let sidecar = |name: &str| {
+        specs
+            .iter()
+            .any(|c| text(c, "/name") == name && text(c, "/restartPolicy") == "Always")
+    };
+    let mut init = Init {
+        all: Restarts::default(),
+        sidecars: Restarts::default(),
+        ready: 0,
+        blocked: None,
+    };
+    for (i, cs) in list(o, "/status/initContainerStatuses").iter().enumerate() {
+        init.all.add(cs);
+        let is_sidecar = sidecar(text(cs, "/name"));
+        if is_sidecar {
+            init.sidecars.add(cs);
+        }
+        if cs
+            .pointer("/state/terminated")
+            .is_some_and(|t| int(t, "/exitCode") == 0)
+        {
+            continue;
+        }
+        if is_sidecar && flag(cs, "started") {
+            init.ready += usize::from(flag(cs, "ready"));
+            continue;
+        }
+        let waiting = text(cs, "/state/waiting/reason");
+        init.blocked = Some(match container_reason(cs, "Init:") {
+            Some(r) if waiting != "PodInitializing" => r,
+            _ => format!("Init:{i}/{}", specs.len()),
+        });
+        break;
+    }
+    init
+}
+
+/// A container's waiting or terminated reason (`CrashLoopBackOff`,
+/// `Completed`, `ExitCode:1`, `Signal:9`) after `prefix`; None when it runs
+/// or waits without a reason.
+fn container_reason(cs: &Value, prefix: &str) -> Option<String> {
+    let waiting = text(cs, "/state/waiting/reason");
+    if !waiting.is_empty() {
+        return Some(format!("{prefix}{waiting}"));
+    }
+    let t = cs.pointer("/state/terminated")?;
+    Some(match (text(t, "/reason"), int(t, "/signal")) {
+        ("", 0) => format!("{prefix}ExitCode:{}", int(t, "/exitCode")),
+        ("", sig) => format!("{prefix}Signal:{sig}"),
+        (r, _) => format!("{prefix}{r}"),
+    })
+}
+
+/// A boolean field that is true.
+fn flag(v: &Value, field: &str) -> bool {
+    v.get(field).and_then(Value::as_bool) == Some(true)
+}
+
+/// The pod has a condition of `kind` with status True.
+fn condition_true(o: &Value, kind: &str) -> bool {
+    list(o, "/status/conditions")
+        .iter()
+        .any(|c| text(c, "/type") == kind && text(c, "/status") == "True")
 }
 
 /// READINESS GATES: how many of the pod's gates have a True condition, or `<none>`.

@@ -1,6 +1,6 @@
 //! Deployments, services, config maps and secrets in `describe`.
 
-use super::pod::{container, tolerations, volumes, In};
+use super::pod::pod_template;
 use super::{conditions_table, meta, Doc};
 use crate::printers::age::describe_time;
 use crate::printers::columns::{endpoints_of_port, or_none};
@@ -51,28 +51,7 @@ pub(super) fn deployment(d: &mut Doc, o: &Value) {
             ),
         );
     }
-    d.line(0, "Pod Template:");
-    let template = o.pointer("/spec/template").unwrap_or(&Value::Null);
-    d.map(1, "Labels", template.pointer("/metadata/labels"), "=");
-    if template.pointer("/metadata/annotations").is_some() {
-        d.map(
-            1,
-            "Annotations",
-            template.pointer("/metadata/annotations"),
-            ": ",
-        );
-    }
-    let spec = template.get("spec").unwrap_or(&Value::Null);
-    if !text(spec, "/serviceAccountName").is_empty() {
-        d.kv(1, "Service Account", text(spec, "/serviceAccountName"));
-    }
-    d.line(1, "Containers:");
-    for c in list(spec, "/containers") {
-        container(d, 1, c, In::Template);
-    }
-    volumes(d, 1, list(spec, "/volumes"));
-    d.kv(1, "Node-Selectors", labels_string(spec.get("nodeSelector")));
-    tolerations(d, 1, list(spec, "/tolerations"));
+    pod_template(d, o.pointer("/spec/template").unwrap_or(&Value::Null));
     conditions_table(d, o);
 }
 
@@ -108,42 +87,7 @@ pub(super) fn service(d: &mut Doc, o: &Value, endpoints: Option<&Value>) {
     if kind == "ExternalName" {
         d.kv(0, "External Name", text(o, "/spec/externalName"));
     }
-    let ports = list(o, "/spec/ports");
-    for p in ports {
-        let name = Some(text(p, "/name"))
-            .filter(|s| !s.is_empty())
-            .unwrap_or("<unset>");
-        let proto = Some(text(p, "/protocol"))
-            .filter(|s| !s.is_empty())
-            .unwrap_or("TCP");
-        d.kv(0, "Port", format!("{name}\t{}/{proto}", int(p, "/port")));
-        let target = match p.get("targetPort") {
-            Some(Value::String(s)) => s.clone(),
-            Some(v) => v.to_string(),
-            None => int(p, "/port").to_string(),
-        };
-        d.kv(0, "TargetPort", format!("{target}/{proto}"));
-        if int(p, "/nodePort") != 0 {
-            d.kv(
-                0,
-                "NodePort",
-                format!("{name}\t{}/{proto}", int(p, "/nodePort")),
-            );
-        }
-        if let Some(ep) = endpoints {
-            d.kv(
-                0,
-                "Endpoints",
-                endpoints_of_port(ep, Some(text(p, "/name"))),
-            );
-        }
-    }
-    if ports.is_empty() {
-        d.kv(0, "Port", "<none>");
-        if let Some(ep) = endpoints {
-            d.kv(0, "Endpoints", endpoints_of_port(ep, None));
-        }
-    }
+    service_ports(d, o, endpoints);
     let affinity = Some(text(o, "/spec/sessionAffinity")).filter(|s| !s.is_empty());
     d.kv(0, "Session Affinity", affinity.unwrap_or("None"));
     if !text(o, "/spec/internalTrafficPolicy").is_empty() {
@@ -213,4 +157,45 @@ pub(super) fn secret(d: &mut Doc, o: &Value) {
 fn decoded_len(b64: &str) -> usize {
     let s = b64.trim_end_matches('=');
     s.len() * 3 / 4
+}
+
+/// Each port's `Port`, `TargetPort`, `NodePort` and, with the Endpoints
+/// object, `Endpoints` lines; `Port: <none>` for a service without ports.
+fn service_ports(d: &mut Doc, o: &Value, endpoints: Option<&Value>) {
+    let ports = list(o, "/spec/ports");
+    for p in ports {
+        let name = Some(text(p, "/name"))
+            .filter(|s| !s.is_empty())
+            .unwrap_or("<unset>");
+        let proto = Some(text(p, "/protocol"))
+            .filter(|s| !s.is_empty())
+            .unwrap_or("TCP");
+        d.kv(0, "Port", format!("{name}\t{}/{proto}", int(p, "/port")));
+        let target = match p.get("targetPort") {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => int(p, "/port").to_string(),
+        };
+        d.kv(0, "TargetPort", format!("{target}/{proto}"));
+        if int(p, "/nodePort") != 0 {
+            d.kv(
+                0,
+                "NodePort",
+                format!("{name}\t{}/{proto}", int(p, "/nodePort")),
+            );
+        }
+        if let Some(ep) = endpoints {
+            d.kv(
+                0,
+                "Endpoints",
+                endpoints_of_port(ep, Some(text(p, "/name"))),
+            );
+        }
+    }
+    if ports.is_empty() {
+        d.kv(0, "Port", "<none>");
+        if let Some(ep) = endpoints {
+            d.kv(0, "Endpoints", endpoints_of_port(ep, None));
+        }
+    }
 }

@@ -49,7 +49,20 @@ pub(super) fn pod(d: &mut Doc, o: &Value) {
         }
     }
     controlled_by(d, o);
-    let statuses = |ptr: &str| list(o, ptr).to_vec();
+    pod_containers(d, o);
+    volumes(d, 0, list(o, "/spec/volumes"));
+    d.kv(0, "QoS Class", text(o, "/status/qosClass"));
+    d.kv(
+        0,
+        "Node-Selectors",
+        labels_string(o.pointer("/spec/nodeSelector")),
+    );
+    tolerations(d, 0, list(o, "/spec/tolerations"));
+}
+
+/// Init containers (when there are any) and containers with their statuses,
+/// then the pod's conditions.
+fn pod_containers(d: &mut Doc, o: &Value) {
     for (title, spec, st) in [
         (
             "Init Containers",
@@ -67,9 +80,11 @@ pub(super) fn pod(d: &mut Doc, o: &Value) {
             continue;
         }
         d.line(0, format!("{title}:"));
-        let st = statuses(st);
+        let statuses = list(o, st);
         for c in specs {
-            let status = st.iter().find(|s| text(s, "/name") == text(c, "/name"));
+            let status = statuses
+                .iter()
+                .find(|s| text(s, "/name") == text(c, "/name"));
             container(d, 1, c, In::Pod(status));
         }
     }
@@ -81,14 +96,6 @@ pub(super) fn pod(d: &mut Doc, o: &Value) {
             d.line(1, format!("{} \t{} ", text(c, "/type"), text(c, "/status")));
         }
     }
-    volumes(d, 0, list(o, "/spec/volumes"));
-    d.kv(0, "QoS Class", text(o, "/status/qosClass"));
-    d.kv(
-        0,
-        "Node-Selectors",
-        labels_string(o.pointer("/spec/nodeSelector")),
-    );
-    tolerations(d, 0, list(o, "/spec/tolerations"));
 }
 
 /// How a container is described: in a pod, with its status (if reported yet),
@@ -113,30 +120,7 @@ pub(super) fn container(d: &mut Doc, level: usize, c: &Value, place: In<'_>) {
     if let Some(s) = status {
         d.kv(l, "Image ID", text(s, "/imageID"));
     }
-    let ports = list(c, "/ports");
-    let proto = |p: &Value| {
-        Some(text(p, "/protocol"))
-            .filter(|s| !s.is_empty())
-            .unwrap_or("TCP")
-            .to_string()
-    };
-    let port_list = |f: &str| {
-        ports
-            .iter()
-            .map(|p| format!("{}/{}", int(p, f), proto(p)))
-            .collect::<Vec<_>>()
-    };
-    let plural = if ports.len() > 1 { "s" } else { "" };
-    d.kv(
-        l,
-        &format!("Port{plural}"),
-        or_none(&port_list("/port").join(", ")),
-    );
-    d.kv(
-        l,
-        &format!("Host Port{plural}"),
-        or_none(&port_list("/hostPort").join(", ")),
-    );
+    ports(d, l, c);
     for (key, ptr) in [("Command", "/command"), ("Args", "/args")] {
         let words = list(c, ptr);
         if !words.is_empty() {
@@ -148,21 +132,14 @@ pub(super) fn container(d: &mut Doc, level: usize, c: &Value, place: In<'_>) {
     }
     if let Some(s) = status {
         state(d, l, "State", s.get("state"));
-        if s.pointer("/lastState")
+        if s.get("lastState")
             .and_then(Value::as_object)
             .is_some_and(|m| !m.is_empty())
         {
             state(d, l, "Last State", s.get("lastState"));
         }
-        d.kv(
-            l,
-            "Ready",
-            if s.get("ready").and_then(Value::as_bool) == Some(true) {
-                "True"
-            } else {
-                "False"
-            },
-        );
+        let ready = s.get("ready").and_then(Value::as_bool) == Some(true);
+        d.kv(l, "Ready", if ready { "True" } else { "False" });
         d.kv(l, "Restart Count", int(s, "/restartCount"));
     }
     for (key, ptr) in [
@@ -181,6 +158,31 @@ pub(super) fn container(d: &mut Doc, level: usize, c: &Value, place: In<'_>) {
         }
     }
     env(d, l, c);
+    mounts(d, l, c);
+}
+
+/// `Port:` and `Host Port:` (`Ports:` when several), or `<none>`.
+fn ports(d: &mut Doc, level: usize, c: &Value) {
+    let ports = list(c, "/ports");
+    fn proto(p: &Value) -> &str {
+        Some(text(p, "/protocol"))
+            .filter(|s| !s.is_empty())
+            .unwrap_or("TCP")
+    }
+    let joined = |f: &str| {
+        let all: Vec<String> = ports
+            .iter()
+            .map(|p| format!("{}/{}", int(p, f), proto(p)))
+            .collect();
+        or_none(&all.join(", "))
+    };
+    let plural = if ports.len() > 1 { "s" } else { "" };
+    d.kv(level, &format!("Port{plural}"), joined("/containerPort"));
+    d.kv(level, &format!("Host Port{plural}"), joined("/hostPort"));
+}
+
+/// `Mounts:`, one `path from volume (ro|rw)` per line, or `<none>`.
+fn mounts(d: &mut Doc, l: usize, c: &Value) {
     let mounts = list(c, "/volumeMounts");
     if mounts.is_empty() {
         d.kv(l, "Mounts", "<none>");
@@ -337,4 +339,29 @@ pub(super) fn tolerations(d: &mut Doc, level: usize, ts: &[Value]) {
             }
         }
     }
+}
+
+/// A workload's `Pod Template:` section.
+pub(super) fn pod_template(d: &mut Doc, template: &Value) {
+    d.line(0, "Pod Template:");
+    d.map(1, "Labels", template.pointer("/metadata/labels"), "=");
+    if template.pointer("/metadata/annotations").is_some() {
+        d.map(
+            1,
+            "Annotations",
+            template.pointer("/metadata/annotations"),
+            ": ",
+        );
+    }
+    let spec = template.get("spec").unwrap_or(&Value::Null);
+    if !text(spec, "/serviceAccountName").is_empty() {
+        d.kv(1, "Service Account", text(spec, "/serviceAccountName"));
+    }
+    d.line(1, "Containers:");
+    for c in list(spec, "/containers") {
+        container(d, 1, c, In::Template);
+    }
+    volumes(d, 1, list(spec, "/volumes"));
+    d.kv(1, "Node-Selectors", labels_string(spec.get("nodeSelector")));
+    tolerations(d, 1, list(spec, "/tolerations"));
 }

@@ -16,7 +16,7 @@ fn a_pod_shows_containers_conditions_volumes_and_events() {
                      "labels": {"app": "web", "pod-template-hash": "6d4"},
                      "ownerReferences": [{"kind": "ReplicaSet", "name": "web-6d4", "controller": true}]},
         "spec": {"nodeName": "n1", "serviceAccountName": "default",
-                 "containers": [{"name": "nginx", "image": "nginx:1.27", "ports": [{"containerPort": 80, "port": 80}],
+                 "containers": [{"name": "nginx", "image": "nginx:1.27", "ports": [{"containerPort": 80}],
                                  "env": [{"name": "MODE", "value": "prod"}],
                                  "volumeMounts": [{"name": "cache", "mountPath": "/cache"}]}],
                  "volumes": [{"name": "cache", "emptyDir": {}}]},
