@@ -94,24 +94,9 @@ pub fn print_api_resources() {
     );
 }
 
-/// Prints an aligned table.
+/// Prints an aligned table, as kubectl lines up its columns.
 pub fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
-    let mut width = header.map(str::len);
-    for r in rows {
-        for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let s: Vec<String> = cells
-            .iter()
-            .zip(width)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        outln!("{}", s.join("   ").trim_end());
-    };
-    line(header.to_vec());
-    for r in rows {
-        line(r.iter().map(String::as_str).collect());
-    }
+    let mut all = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
+    all.extend(rows.iter().map(|r| r.to_vec()));
+    outln!("{}", crate::printers::render_table(&all));
 }

@@ -11,6 +11,7 @@
 //! - [`bench`]: `ferry bench store|api`.
 //! - [`client`]: finding and loading the client config.
 //! - [`output`]: stdout that survives a closed pipe.
+//! - [`printers`]: what `get`, `describe` and `explain` print (kubectl's formats).
 
 /// mimalloc: the store allocates and frees many small buffers per request;
 /// glibc malloc spent ~20% of a master's CPU under load.

@@ -1,0 +1,123 @@
+//! Node and Event cells.
+
+use super::or_none;
+use crate::printers::age::age;
+use crate::printers::{int, list, text};
+use jiff::Timestamp;
+use serde_json::Value;
+
+/// A Node's NAME STATUS ROLES AGE VERSION.
+pub(super) fn node(o: &Value, created: String) -> Vec<String> {
+    let mut status: Vec<String> = list(o, "/status/conditions")
+        .iter()
+        .rfind(|c| text(c, "/type") == "Ready")
+        .map(|c| {
+            if text(c, "/status") == "True" {
+                "Ready"
+            } else {
+                "NotReady"
+            }
+            .to_string()
+        })
+        .into_iter()
+        .collect();
+    if status.is_empty() {
+        status.push("Unknown".to_string());
+    }
+    if o.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
+        status.push("SchedulingDisabled".to_string());
+    }
+    let mut roles: Vec<&str> = o
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| match k.strip_prefix("node-role.kubernetes.io/") {
+            Some(role) => Some(role),
+            None if k == "kubernetes.io/role" => v.as_str(),
+            None => None,
+        })
+        .filter(|r| !r.is_empty())
+        .collect();
+    roles.sort_unstable();
+    roles.dedup();
+    vec![
+        text(o, "/metadata/name").to_string(),
+        status.join(","),
+        or_none(&roles.join(",")),
+        created,
+        text(o, "/status/nodeInfo/kubeletVersion").to_string(),
+    ]
+}
+
+/// The first node address of `kind`, or `<none>`.
+pub(super) fn node_address(o: &Value, kind: &str) -> String {
+    let a = list(o, "/status/addresses")
+        .iter()
+        .find(|a| text(a, "/type") == kind);
+    or_none(a.map_or("", |a| text(a, "/address")))
+}
+
+/// An Event's row: LAST SEEN TYPE REASON OBJECT [SUBOBJECT SOURCE] MESSAGE [FIRST SEEN COUNT NAME].
+pub(super) fn event(o: &Value, wide: bool, now: Timestamp) -> Vec<String> {
+    let first = match text(o, "/firstTimestamp") {
+        "" => age(text(o, "/eventTime"), now),
+        t => age(t, now),
+    };
+    let (last, count) = if let Some(series) = o.get("series") {
+        (
+            age(text(series, "/lastObservedTime"), now),
+            int(series, "/count"),
+        )
+    } else {
+        let last = match text(o, "/lastTimestamp") {
+            "" => first.clone(),
+            t => age(t, now),
+        };
+        (last, int(o, "/count").max(1))
+    };
+    let kind = text(o, "/involvedObject/kind").to_ascii_lowercase();
+    let object = match text(o, "/involvedObject/name") {
+        "" => kind,
+        n => format!("{kind}/{n}"),
+    };
+    let message = text(o, "/message").trim().to_string();
+    let mut row = vec![
+        last,
+        text(o, "/type").to_string(),
+        text(o, "/reason").to_string(),
+        object,
+    ];
+    if wide {
+        row.push(text(o, "/involvedObject/fieldPath").to_string());
+        row.push(event_source(o));
+        row.push(message);
+        row.extend([
+            first,
+            count.to_string(),
+            text(o, "/metadata/name").to_string(),
+        ]);
+    } else {
+        row.push(message);
+    }
+    row
+}
+
+/// An Event's source: `component, host`, falling back to the reporting controller and instance.
+pub(super) fn event_source(o: &Value) -> String {
+    let pick = |a: &str, b: &str| {
+        if text(o, a).is_empty() {
+            text(o, b)
+        } else {
+            text(o, a)
+        }
+        .to_string()
+    };
+    let component = pick("/source/component", "/reportingController");
+    let instance = pick("/source/host", "/reportingInstance");
+    if instance.is_empty() {
+        component
+    } else {
+        format!("{component}, {instance}")
+    }
+}
