@@ -310,10 +310,18 @@ pub async fn describe(
                 outln!("");
             }
             first = false;
-            outln!(
-                "{}",
-                printers::describe::describe(res, &obj, &events, now).trim_end()
-            );
+            let text = if res.kind == "Service" {
+                let ep_res = resources::by_cli_name("endpoints").expect("endpoints served");
+                let name = obj
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let endpoints = api.get(ep_res, ns, name).await?;
+                printers::describe::describe_service(&obj, endpoints.as_ref(), &events, now)
+            } else {
+                printers::describe::describe(res, &obj, &events, now)
+            };
+            outln!("{}", text.trim_end());
         }
     }
     Ok(if failed {
