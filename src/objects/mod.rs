@@ -169,13 +169,11 @@ fn one(names: &[String]) -> Result<(&'static ferry_api::resources::Resource, Str
     }
 }
 
+/// A kind and an object name.
+type Named = (&'static ferry_api::resources::Resource, String);
+
 /// Splits `KIND NAME KEY=V...` or `KIND/NAME... KEY=V...` into targets and changes.
-fn targets_and_changes(
-    args: &[String],
-) -> Result<(
-    Vec<(&'static ferry_api::resources::Resource, String)>,
-    Vec<String>,
-)> {
+fn targets_and_changes(args: &[String]) -> Result<(Vec<Named>, Vec<String>)> {
     let is_change = |a: &String| a.contains('=') || (a.ends_with('-') && a.len() > 1);
     let split = args.iter().position(is_change).unwrap_or(args.len());
     let (names, changes) = args.split_at(split);

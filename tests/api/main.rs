@@ -5,7 +5,7 @@
 //! Layout:
 //! - `harness`: the store tests' `TestCluster` (shared file).
 //! - [`api`]: a small typed client for the tests.
-//! - [`verbs`]: create/get/update/patch/status/scale/binding.
+//! - [`verbs`]: create, get, update, patch, and the status, scale and binding subresources.
 //! - [`lists`]: selectors and pagination.
 //! - [`watches`]: watch order, selectors, bookmarks, 410 Gone, failover.
 //! - [`deletion`]: finalizers, grace periods, propagation, namespaces.
