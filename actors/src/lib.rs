@@ -5,10 +5,13 @@
 //!   the QUIC endpoint and its ALPN dispatch, the join handshake.
 //! - [`api_server`]: the `ferry-api/1` request handler (authenticate → authorize → store)
 //!   and the `ferry-join/1` handler.
+//! - [`apiserver`]: the Kubernetes object API; [`apiserver::admission`] decodes, defaults
+//!   and validates objects before they are stored.
 //!
 //! The store itself is `ferry_raft::Store`; components hold a clone of it.
 
 pub mod api_server;
+pub mod apiserver;
 pub mod master;
 
 pub use master::{Bootstrap, Master};

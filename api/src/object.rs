@@ -241,8 +241,7 @@ impl Status {
 
     /// 404 NotFound: `pods "web" not found`.
     pub fn not_found(resource: &str, name: &str) -> Self {
-        Status::new(404, "NotFound", format!("{resource} {name:?} not found"))
-            .about(resource, name)
+        Status::new(404, "NotFound", format!("{resource} {name:?} not found")).about(resource, name)
     }
 
     /// 409 AlreadyExists.
@@ -280,7 +279,10 @@ impl Status {
         let message = match list.len() {
             0 => format!("{qualified_kind} {name:?} is invalid"),
             1 => format!("{qualified_kind} {name:?} is invalid: {}", list[0]),
-            _ => format!("{qualified_kind} {name:?} is invalid: [{}]", list.join(", ")),
+            _ => format!(
+                "{qualified_kind} {name:?} is invalid: [{}]",
+                list.join(", ")
+            ),
         };
         let mut s = Status::new(422, "Invalid", message).about(qualified_kind, name);
         s.causes = causes;

@@ -1,0 +1,1 @@
+//! Table tests for admission, one module per area.

@@ -1,0 +1,3 @@
+//! The Kubernetes object API server: admission (decode, default, validate).
+
+pub mod admission;
