@@ -1,1 +1,0 @@
-//! Table tests for admission, one module per area.
