@@ -123,11 +123,11 @@ pub(crate) fn secret(s: &Secret, errs: &mut Errors) {
                 }
             }
         }
-        "kubernetes.io/basic-auth" => {
-            if !data.contains_key("username") && !data.contains_key("password") {
-                errs.required("data[username]", "");
-                errs.required("data[password]", "");
-            }
+        "kubernetes.io/basic-auth"
+            if !data.contains_key("username") && !data.contains_key("password") =>
+        {
+            errs.required("data[username]", "");
+            errs.required("data[password]", "");
         }
         "kubernetes.io/ssh-auth" => need("ssh-privatekey", errs),
         "kubernetes.io/tls" => {

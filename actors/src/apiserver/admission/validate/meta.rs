@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use ferry_api::resources::{check_dns_label, check_dns_subdomain, Resource};
+use ferry_api::resources::{check_dns_label, check_dns_subdomain, Resource, ResourceError};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use crate::apiserver::admission::field::{at, json, q, Errors};
@@ -117,10 +117,10 @@ pub(crate) fn qualified_name_errors(value: &str) -> Vec<String> {
         [prefix, n] => {
             if prefix.is_empty() {
                 out.push("prefix part must be non-empty".to_string());
-            } else if let Err(e) = check_dns_subdomain("", prefix) {
-                if let ferry_api::resources::ResourceError::InvalidName { reason, .. } = e {
-                    out.push(format!("prefix part {reason}"));
-                }
+            } else if let Err(ResourceError::InvalidName { reason, .. }) =
+                check_dns_subdomain("", prefix)
+            {
+                out.push(format!("prefix part {reason}"));
             }
             n
         }
