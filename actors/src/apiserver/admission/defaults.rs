@@ -30,16 +30,23 @@ fn set_str(slot: &mut Option<String>, v: &str) {
     }
 }
 
-/// Pod: its spec, requests defaulted from limits, and on create a fresh status
+/// Pod: its spec, requests defaulted from limits, host ports on the host network, and on create a fresh status
 /// (phase Pending, QoS class).
 pub(crate) fn pod(p: &mut Pod, create: bool) {
     let spec = p.spec.get_or_insert_with(Default::default);
     pod_spec(spec);
+    let host_network = spec.host_network == Some(true);
     for c in spec
         .containers
         .iter_mut()
         .chain(spec.init_containers.iter_mut().flatten())
     {
+        // Host-network pods listen on the host: hostPort defaults to containerPort.
+        for port in c.ports.iter_mut().flatten().filter(|_| host_network) {
+            if port.host_port.unwrap_or(0) == 0 {
+                port.host_port = Some(port.container_port);
+            }
+        }
         let r = c.resources.get_or_insert_with(Default::default);
         if let Some(limits) = &r.limits {
             let req = r.requests.get_or_insert_with(Default::default);
@@ -70,20 +77,19 @@ pub(crate) fn pod_spec(s: &mut PodSpec) {
     set(&mut s.termination_grace_period_seconds, 30);
     set_str(&mut s.scheduler_name, "default-scheduler");
     set(&mut s.enable_service_links, true);
-    let host_network = s.host_network == Some(true);
     for c in s
         .containers
         .iter_mut()
         .chain(s.init_containers.iter_mut().flatten())
     {
-        container(c, host_network);
+        container(c);
     }
     for v in s.volumes.iter_mut().flatten() {
         volume(v);
     }
 }
 
-fn container(c: &mut Container, host_network: bool) {
+fn container(c: &mut Container) {
     let policy = if image_tag_is_latest(c.image.as_deref().unwrap_or_default()) {
         "Always"
     } else {
@@ -95,9 +101,6 @@ fn container(c: &mut Container, host_network: bool) {
     set(&mut c.resources, Default::default());
     for p in c.ports.iter_mut().flatten() {
         set_str(&mut p.protocol, "TCP");
-        if host_network && p.host_port.unwrap_or(0) == 0 {
-            p.host_port = Some(p.container_port);
-        }
     }
     for p in [
         &mut c.liveness_probe,

@@ -132,7 +132,7 @@ pub fn admit(
             Subdomain,
             always!(defaults::job),
             workloads::job,
-            update!(workloads::job_update),
+            workloads::job_update,
         ),
         "CronJob" => a.run(
             Subdomain,

@@ -59,6 +59,8 @@ fn defaults() {
         tagged["spec"]["containers"][0]["imagePullPolicy"],
         "IfNotPresent"
     );
+    let host = ok("Pod", &with(&pod(), "/spec/hostNetwork", json!(true)));
+    assert_eq!(host["spec"]["containers"][0]["ports"][0]["hostPort"], 80);
     // A user-set value is kept.
     let never = ok(
         "Pod",

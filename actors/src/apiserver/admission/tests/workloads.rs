@@ -456,3 +456,7 @@ fn update_rules() {
         "selector",
     );
 }
+
+fn suspended_without_selector(j: &Value) -> Value {
+    with(j, "/spec/selector", json!(null))
+}

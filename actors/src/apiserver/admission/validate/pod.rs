@@ -10,8 +10,10 @@ use super::meta::qualified_name_errors;
 use crate::apiserver::admission::field::{at, json, q, Errors};
 use crate::apiserver::admission::quantity::{Quantity, QUANTITY_SYNTAX};
 
+/// Pod restart policies, in Kubernetes' order.
 pub(crate) const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
 const DNS_POLICIES: &[&str] = &["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"];
+/// Port protocols, sorted as Kubernetes lists them.
 pub(crate) const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
 const MESSAGE_POLICIES: &[&str] = &["File", "FallbackToLogsOnError"];
@@ -95,6 +97,10 @@ pub(crate) fn pod_spec(path: &str, s: &PodSpec, errs: &mut Errors) {
         }
     }
     super::meta::labels(&at(path, "nodeSelector"), s.node_selector.as_ref(), errs);
+    tolerations(path, s, errs);
+}
+
+fn tolerations(path: &str, s: &PodSpec, errs: &mut Errors) {
     for (i, t) in s.tolerations.iter().flatten().enumerate() {
         let p = format!("{}[{i}]", at(path, "tolerations"));
         errs.one_of(

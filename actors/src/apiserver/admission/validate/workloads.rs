@@ -348,14 +348,16 @@ pub(crate) fn job(j: &Job, errs: &mut Errors) {
     }
 }
 
-/// Job update: selector, template and completionMode are immutable.
-pub(crate) fn job_update(new: &Job, old: &Job, errs: &mut Errors) {
-    let (Some(n), Some(o)) = (&new.spec, &old.spec) else {
+/// Job update: selector, template and completionMode are immutable. An update that
+/// leaves the selector out keeps the stored one (the registry may have generated it).
+pub(crate) fn job_update(new: &mut Job, old: &Job, errs: &mut Errors) {
+    let (Some(n), Some(o)) = (new.spec.as_mut(), old.spec.as_ref()) else {
         return;
     };
-    if n.selector.is_some() || o.selector.is_none() {
-        errs.immutable("spec.selector", &n.selector, &o.selector);
+    if n.selector.is_none() {
+        n.selector = o.selector.clone();
     }
+    errs.immutable("spec.selector", &n.selector, &o.selector);
     if n.template != o.template {
         errs.invalid("spec.template", "{...}", "field is immutable");
     }
