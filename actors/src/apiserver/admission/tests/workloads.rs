@@ -436,6 +436,12 @@ fn update_rules() {
     );
     let suspended = with(&j, "/spec/suspend", json!(true));
     update("Job", &j, &suspended).unwrap_or_else(|s| panic!("{}", s.message));
+    // A replacement that leaves the (registry-generated) selector out keeps it.
+    let kept = update("Job", &j, &with(&suspended, "/spec/selector", json!(null))).unwrap();
+    assert_eq!(
+        kept["spec"]["selector"],
+        json!({"matchLabels": {"app": "web"}})
+    );
     let new_image = with(
         &j,
         "/spec/template/spec/containers/0/image",
@@ -455,8 +461,4 @@ fn update_rules() {
         "field is immutable",
         "selector",
     );
-}
-
-fn suspended_without_selector(j: &Value) -> Value {
-    with(j, "/spec/selector", json!(null))
 }
