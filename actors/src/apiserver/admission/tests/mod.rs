@@ -86,8 +86,18 @@ fn with(obj: &Value, ptr: &str, value: Value) -> Value {
 type Case = (&'static str, Value, &'static str, &'static str);
 
 /// Runs bad-manifest cases against `base`.
+/// Also checks that `base` is admitted, that defaulting is idempotent, and that
+/// replacing the stored object with itself is allowed.
 fn refuse_all(kind: &str, base: &Value, cases: Vec<Case>) {
-    ok(kind, base);
+    let once = ok(kind, base);
+    assert_eq!(
+        ok(kind, &once),
+        once,
+        "{kind}: defaulting twice changes the object"
+    );
+    let same =
+        update(kind, base, &once).unwrap_or_else(|s| panic!("{kind} no-op update: {}", s.message));
+    assert_eq!(same, once, "{kind}: a no-op update changes the object");
     for (ptr, value, field, want) in cases {
         let obj = with(base, ptr, value.clone());
         expect_invalid(

@@ -115,6 +115,7 @@ fn refused() {
         ("/metadata/labels", json!({"/x": "y"}), "metadata.labels", "prefix part must be non-empty"),
         ("/metadata/annotations", json!({"x": "y".repeat(256 * 1024)}), "metadata.annotations", "Too long: may not be more than 262144 bytes"),
         ("/metadata/annotations", json!({"a/b/c": "x"}), "metadata.annotations", "a qualified name must consist of"),
+        ("/metadata/ownerReferences", json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1"}]), "metadata.ownerReferences[0].uid", "Required value"),
         ("/spec/containers", json!([]), "spec.containers", "Required value"),
         ("/spec/restartPolicy", json!("Sometimes"), "spec.restartPolicy", "Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\""),
         ("/spec/dnsPolicy", json!("Magic"), "spec.dnsPolicy", "Unsupported value: \"Magic\""),

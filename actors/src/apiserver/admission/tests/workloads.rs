@@ -276,6 +276,12 @@ fn replica_set_daemon_set_stateful_set_refused() {
             "must be greater than or equal to 0",
         ),
         (
+            "/spec/persistentVolumeClaimRetentionPolicy",
+            json!({"whenDeleted": "Shred"}),
+            "spec.persistentVolumeClaimRetentionPolicy.whenDeleted",
+            "Unsupported value: \"Shred\": supported values: \"Retain\", \"Delete\"",
+        ),
+        (
             "/spec/serviceName",
             json!("1web"),
             "spec.serviceName",

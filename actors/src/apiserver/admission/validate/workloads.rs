@@ -272,6 +272,12 @@ pub(crate) fn stateful_set(st: &StatefulSet, errs: &mut Errors) {
             ),
         }
     }
+    if let Some(r) = &s.persistent_volume_claim_retention_policy {
+        let policies = ["Retain", "Delete"];
+        let p = "spec.persistentVolumeClaimRetentionPolicy";
+        errs.one_of(&at(p, "whenDeleted"), r.when_deleted.as_deref(), &policies);
+        errs.one_of(&at(p, "whenScaled"), r.when_scaled.as_deref(), &policies);
+    }
     for (i, pvc) in s.volume_claim_templates.iter().flatten().enumerate() {
         let p = format!("spec.volumeClaimTemplates[{i}].metadata.name");
         match pvc.metadata.name.as_deref().filter(|n| !n.is_empty()) {
