@@ -5,9 +5,8 @@
 //!   the QUIC endpoint and its ALPN dispatch, the join handshake.
 //! - [`api_server`]: the `ferry-api/1` request handler (authenticate → authorize → store)
 //!   and the `ferry-join/1` handler.
-//!
-//! - [`apiserver`]: the Kubernetes API: admission, the registry verbs, watches, the
-//!   garbage collector.
+//! - [`apiserver`]: the Kubernetes API: [`apiserver::admission`] (decode, default,
+//!   validate), the registry verbs, watches, the garbage collector.
 //!
 //! The store itself is `ferry_raft::Store`; components hold a clone of it.
 

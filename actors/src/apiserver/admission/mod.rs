@@ -1,0 +1,206 @@
+//! Admission: every object written through the API is decoded strictly into its
+//! k8s-openapi type, defaulted and validated here, as a Kubernetes API server does,
+//! before the registry stores it. Pure functions of their inputs.
+//!
+//! Layout:
+//! - [`admit`]: the entry point, dispatching on the kind.
+//! - `decode`: strict decoding (type errors and unknown fields are 400s).
+//! - `defaults`: `SetDefaults_*` for every served kind.
+//! - `validate`: per-kind validation and update rules, as 422 field causes.
+//! - `field`: field errors worded as Kubernetes words them.
+//! - `quantity`, `cron`: resource quantities and CronJob schedules.
+
+mod cron;
+mod decode;
+mod defaults;
+mod field;
+mod quantity;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use ferry_api::object::Status;
+use ferry_api::resources::Resource;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::Metadata;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use field::Errors;
+use validate::meta::NameRule;
+use validate::{cluster, config, meta, pod, service, workloads};
+
+/// Defaults that are the same on create and update.
+macro_rules! always {
+    ($f:path) => {
+        |o: &mut _, _: bool| $f(o)
+    };
+}
+
+/// Update rules that do not change the new object.
+macro_rules! update {
+    ($f:path) => {
+        |n: &mut _, o: &_, e: &mut Errors| $f(n, o, e)
+    };
+}
+
+/// What the request does to the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// A new object.
+    Create,
+    /// A replacement of a stored object.
+    Update,
+}
+
+/// Decodes, defaults and validates `obj` (a whole object: apiVersion, kind, metadata,
+/// spec, ...) of kind `res`. `old` is the stored object on update (immutable-field checks).
+/// On success `obj` is replaced by the defaulted object, re-encoded through its k8s-openapi type.
+///
+/// Errors: 400 BadRequest for a body that does not decode (wrong type, unknown
+/// field, wrong apiVersion/kind); 422 Invalid with one cause per bad field.
+pub fn admit(
+    res: &Resource,
+    obj: &mut Value,
+    old: Option<&Value>,
+    op: Operation,
+) -> Result<(), Status> {
+    use NameRule::{Dns1035, Label, Subdomain};
+    let a = Admit { res, obj, old, op };
+    match res.kind {
+        "Pod" => a.run(Subdomain, defaults::pod, validate_pod, pod_update),
+        "Namespace" => a.run(Label, defaults::namespace, cluster::namespace, none),
+        "Node" => a.run(Subdomain, no_defaults, cluster::node, none),
+        "Service" => a.run(
+            Dns1035,
+            always!(defaults::service),
+            service::service,
+            service::service_update,
+        ),
+        "Endpoints" => a.run(
+            Subdomain,
+            always!(defaults::endpoints),
+            service::endpoints,
+            none,
+        ),
+        "ConfigMap" => a.run(
+            Subdomain,
+            no_defaults,
+            config::config_map,
+            update!(config::config_map_update),
+        ),
+        "Secret" => a.run(
+            Subdomain,
+            always!(defaults::secret),
+            config::secret,
+            update!(config::secret_update),
+        ),
+        "ServiceAccount" => a.run(Subdomain, no_defaults, cluster::service_account, none),
+        "Event" => a.run(Subdomain, no_defaults, cluster::event, none),
+        "ReplicaSet" => a.run(
+            Subdomain,
+            always!(defaults::replica_set),
+            workloads::replica_set,
+            update!(workloads::replica_set_update),
+        ),
+        "Deployment" => a.run(
+            Subdomain,
+            always!(defaults::deployment),
+            workloads::deployment,
+            update!(workloads::deployment_update),
+        ),
+        "DaemonSet" => a.run(
+            Subdomain,
+            always!(defaults::daemon_set),
+            workloads::daemon_set,
+            update!(workloads::daemon_set_update),
+        ),
+        "StatefulSet" => a.run(
+            Subdomain,
+            always!(defaults::stateful_set),
+            workloads::stateful_set,
+            update!(workloads::stateful_set_update),
+        ),
+        "Job" => a.run(
+            Subdomain,
+            always!(defaults::job),
+            workloads::job,
+            workloads::job_update,
+        ),
+        "CronJob" => a.run(
+            Subdomain,
+            always!(defaults::cron_job),
+            workloads::cron_job,
+            none,
+        ),
+        "Lease" => a.run(Subdomain, no_defaults, cluster::lease, none),
+        other => Err(Status::internal(format!(
+            "admission has no rules for kind {other:?}"
+        ))),
+    }
+}
+
+pub use super::meta::qualified_kind;
+
+/// One admission request.
+struct Admit<'a> {
+    res: &'a Resource,
+    obj: &'a mut Value,
+    old: Option<&'a Value>,
+    op: Operation,
+}
+
+type Defaults<T> = fn(&mut T, bool);
+type Validate<T> = fn(&T, &mut Errors);
+type Update<T> = fn(&mut T, &T, &mut Errors);
+
+impl Admit<'_> {
+    /// Decode → default → (update rules) → validate → re-encode.
+    fn run<T>(
+        self,
+        names: NameRule,
+        default: Defaults<T>,
+        validate: Validate<T>,
+        update: Update<T>,
+    ) -> Result<(), Status>
+    where
+        T: DeserializeOwned + Serialize + Metadata<Ty = ObjectMeta>,
+    {
+        let mut new: T = decode::decode(self.res, self.obj)?;
+        default(&mut new, self.op == Operation::Create);
+        let mut update_errs = Errors::default();
+        if let (Operation::Update, Some(old)) = (self.op, self.old) {
+            let old: T = decode::decode_stored(self.res, old)?;
+            meta::object_meta_update(new.metadata(), old.metadata(), &mut update_errs);
+            update(&mut new, &old, &mut update_errs);
+        }
+        let mut errs = Errors::default();
+        meta::object_meta(self.res, new.metadata(), names, &mut errs);
+        validate(&new, &mut errs);
+        errs.0.extend(update_errs.0);
+        if !errs.0.is_empty() {
+            let name = new.metadata().name.clone().unwrap_or_default();
+            return Err(Status::invalid(&qualified_kind(self.res), &name, errs.0));
+        }
+        *self.obj = serde_json::to_value(&new).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(())
+    }
+}
+
+fn no_defaults<T>(_: &mut T, _: bool) {}
+
+fn none<T>(_: &mut T, _: &T, _: &mut Errors) {}
+
+fn validate_pod(p: &Pod, errs: &mut Errors) {
+    match &p.spec {
+        Some(s) => pod::pod_spec("spec", s, errs),
+        None => errs.required("spec", ""),
+    }
+}
+
+fn pod_update(new: &mut Pod, old: &Pod, errs: &mut Errors) {
+    pod::pod_update(new, old, errs);
+}

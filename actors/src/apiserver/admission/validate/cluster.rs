@@ -1,0 +1,155 @@
+//! Namespace, Node, ServiceAccount, Event and Lease.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, ServiceAccount};
+
+use super::meta::{label_value, qualified_name, qualified_name_errors};
+use crate::apiserver::admission::field::{at, q, Errors};
+
+/// Namespace: finalizer names are standard (`kubernetes`) or fully qualified.
+pub(crate) fn namespace(ns: &Namespace, errs: &mut Errors) {
+    let finalizers = ns.spec.as_ref().and_then(|s| s.finalizers.as_ref());
+    for (i, f) in finalizers.into_iter().flatten().enumerate() {
+        let p = format!("spec.finalizers[{i}]");
+        let errors = qualified_name_errors(f);
+        if !errors.is_empty() {
+            qualified_name(&p, f, errs);
+        } else if !f.contains('/') && f != "kubernetes" {
+            errs.invalid(
+                &p,
+                q(f),
+                "name is neither a standard finalizer name nor is it fully qualified",
+            );
+        }
+    }
+}
+
+/// Node: taints and pod CIDRs.
+pub(crate) fn node(n: &Node, errs: &mut Errors) {
+    let Some(s) = &n.spec else { return };
+    let mut seen = BTreeSet::new();
+    for (i, t) in s.taints.iter().flatten().enumerate() {
+        let p = format!("spec.taints[{i}]");
+        if t.key.is_empty() {
+            errs.required(&at(&p, "key"), "");
+        } else {
+            qualified_name(&at(&p, "key"), &t.key, errs);
+        }
+        if let Some(v) = &t.value {
+            label_value(&at(&p, "value"), v, errs);
+        }
+        if t.effect.is_empty() {
+            errs.required(&at(&p, "effect"), "");
+        } else {
+            errs.one_of(
+                &at(&p, "effect"),
+                Some(&t.effect),
+                &["NoExecute", "NoSchedule", "PreferNoSchedule"],
+            );
+        }
+        if !seen.insert((t.key.as_str(), t.effect.as_str())) {
+            errs.duplicate(&at(&p, "effect"), q(&t.effect));
+        }
+    }
+    let cidrs = s.pod_cidr.iter().chain(s.pod_cidrs.iter().flatten());
+    for (i, c) in cidrs.enumerate() {
+        let field = if i == 0 && s.pod_cidr.is_some() {
+            "spec.podCIDR".to_string()
+        } else {
+            format!("spec.podCIDRs[{}]", i - usize::from(s.pod_cidr.is_some()))
+        };
+        if !cidr_ok(c) {
+            errs.invalid(
+                &field,
+                q(c),
+                "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+            );
+        }
+    }
+}
+
+fn cidr_ok(c: &str) -> bool {
+    let Some((ip, bits)) = c.split_once('/') else {
+        return false;
+    };
+    let max = match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) => 32,
+        Ok(IpAddr::V6(_)) => 128,
+        Err(_) => return false,
+    };
+    bits.parse::<u8>().is_ok_and(|b| b <= max)
+}
+
+/// ServiceAccount: referenced secrets are named.
+pub(crate) fn service_account(sa: &ServiceAccount, errs: &mut Errors) {
+    for (i, r) in sa.image_pull_secrets.iter().flatten().enumerate() {
+        if r.name.is_empty() {
+            errs.required(&format!("imagePullSecrets[{i}].name"), "");
+        }
+    }
+    for (i, r) in sa.secrets.iter().flatten().enumerate() {
+        if r.name.as_deref().is_none_or(str::is_empty) {
+            errs.required(&format!("secrets[{i}].name"), "");
+        }
+    }
+}
+
+/// Event: names what it is about, in its own namespace.
+pub(crate) fn event(e: &Event, errs: &mut Errors) {
+    let o = &e.involved_object;
+    if o.kind.as_deref().is_none_or(str::is_empty) && o.name.as_deref().is_none_or(str::is_empty) {
+        errs.required("involvedObject", "");
+    }
+    let ev_ns = e.metadata.namespace.as_deref().unwrap_or_default();
+    let obj_ns = o.namespace.as_deref().unwrap_or_default();
+    let ok = if obj_ns.is_empty() {
+        ev_ns.is_empty() || ev_ns == "default" || (e.event_time.is_some() && ev_ns == "kube-system")
+    } else {
+        ev_ns.is_empty() || ev_ns == obj_ns
+    };
+    if !ok {
+        errs.invalid(
+            "involvedObject.namespace",
+            q(obj_ns),
+            "does not match event.namespace",
+        );
+    }
+    if e.event_time.is_some() {
+        for (f, v) in [
+            ("reportingComponent", &e.reporting_component),
+            ("reportingInstance", &e.reporting_instance),
+            ("action", &e.action),
+            ("reason", &e.reason),
+        ] {
+            if v.as_deref().is_none_or(str::is_empty) {
+                errs.required(f, "");
+            }
+        }
+    }
+    errs.non_negative("count", e.count.map(i64::from));
+}
+
+/// Lease: positive duration, non-negative transitions, a known strategy.
+pub(crate) fn lease(l: &Lease, errs: &mut Errors) {
+    let Some(s) = &l.spec else { return };
+    if let Some(d) = s.lease_duration_seconds.filter(|d| *d <= 0) {
+        errs.invalid("spec.leaseDurationSeconds", d, "must be greater than 0");
+    }
+    errs.non_negative("spec.leaseTransitions", s.lease_transitions.map(i64::from));
+    errs.one_of(
+        "spec.strategy",
+        s.strategy.as_deref(),
+        &["OldestEmulationVersion"],
+    );
+    if s.preferred_holder.as_deref().is_some_and(|h| !h.is_empty())
+        && s.strategy.as_deref().is_none_or(str::is_empty)
+    {
+        errs.forbidden(
+            "spec.preferredHolder",
+            "may only be specified if `strategy` is defined",
+        );
+    }
+}

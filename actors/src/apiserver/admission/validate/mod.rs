@@ -1,0 +1,13 @@
+//! Validation per kind, with Kubernetes' field paths and wording.
+//!
+//! Layout: [`meta`] (metadata, labels, selectors), [`pod`] (pod specs and pod
+//! updates), [`workloads`] (apps and batch kinds), [`service`] (Service, Endpoints),
+//! [`config`] (ConfigMap, Secret), [`cluster`] (Namespace, Node, ServiceAccount,
+//! Event, Lease).
+
+pub(crate) mod cluster;
+pub(crate) mod config;
+pub(crate) mod meta;
+pub(crate) mod pod;
+pub(crate) mod service;
+pub(crate) mod workloads;

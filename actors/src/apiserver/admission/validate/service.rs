@@ -1,0 +1,203 @@
+//! Services and Endpoints.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use ferry_api::resources::{check_dns_label, check_dns_subdomain};
+use k8s_openapi::api::core::v1::{Endpoints, Service};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::meta;
+use super::pod::{port_name_errors, PROTOCOLS};
+use crate::apiserver::admission::field::{at, json, q, Errors};
+
+const TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
+const PORT_RANGE: &str = "must be between 1 and 65535, inclusive";
+const IP_SYNTAX: &str = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
+
+fn port_ok(p: i32) -> bool {
+    (1..=65535).contains(&p)
+}
+
+/// Service spec.
+pub(crate) fn service(svc: &Service, errs: &mut Errors) {
+    let Some(s) = &svc.spec else {
+        return errs.required("spec", "");
+    };
+    let ty = s.type_.as_deref().unwrap_or_default();
+    errs.one_of("spec.type", Some(ty), TYPES);
+    let headless = s.cluster_ip.as_deref() == Some("None");
+    let ports = s.ports.as_deref().unwrap_or_default();
+    if ports.is_empty() && ty != "ExternalName" && !headless {
+        errs.required("spec.ports", "");
+    }
+    let mut names = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    for (i, p) in ports.iter().enumerate() {
+        let pp = format!("spec.ports[{i}]");
+        match p.name.as_deref().filter(|n| !n.is_empty()) {
+            None if ports.len() > 1 => errs.required(&at(&pp, "name"), ""),
+            None => {}
+            Some(n) => {
+                errs.name(check_dns_label(&at(&pp, "name"), n));
+                if !names.insert(n) {
+                    errs.duplicate(&at(&pp, "name"), q(n));
+                }
+            }
+        }
+        if !port_ok(p.port) {
+            errs.invalid(&at(&pp, "port"), p.port, PORT_RANGE);
+        }
+        let proto = p.protocol.as_deref().unwrap_or("TCP");
+        errs.one_of(&at(&pp, "protocol"), Some(proto), PROTOCOLS);
+        if !seen.insert((p.port, proto)) {
+            errs.duplicate(
+                &pp,
+                json(&serde_json::json!({"port": p.port, "protocol": proto})),
+            );
+        }
+        match &p.target_port {
+            Some(IntOrString::Int(t)) if !port_ok(*t) => {
+                errs.invalid(&at(&pp, "targetPort"), t, PORT_RANGE)
+            }
+            Some(IntOrString::String(n)) => {
+                for why in port_name_errors(n) {
+                    errs.invalid(&at(&pp, "targetPort"), q(n), why);
+                }
+            }
+            _ => {}
+        }
+        if let Some(np) = p.node_port.filter(|n| *n != 0) {
+            if ty == "ClusterIP" || ty == "ExternalName" {
+                errs.forbidden(
+                    &at(&pp, "nodePort"),
+                    &format!("may not be used when `type` is '{ty}'"),
+                );
+            } else if !port_ok(np) {
+                errs.invalid(&at(&pp, "nodePort"), np, PORT_RANGE);
+            }
+        }
+    }
+    if ty == "ExternalName" {
+        match s.external_name.as_deref().filter(|n| !n.is_empty()) {
+            None => errs.required("spec.externalName", ""),
+            Some(n) => errs.name(check_dns_subdomain(
+                "spec.externalName",
+                n.trim_end_matches('.'),
+            )),
+        }
+    }
+    cluster_ips(s.cluster_ip.as_deref(), s.cluster_ips.as_deref(), errs);
+    meta::labels("spec.selector", s.selector.as_ref(), errs);
+    errs.one_of(
+        "spec.sessionAffinity",
+        s.session_affinity.as_deref(),
+        &["ClientIP", "None"],
+    );
+    errs.one_of(
+        "spec.internalTrafficPolicy",
+        s.internal_traffic_policy.as_deref(),
+        &["Cluster", "Local"],
+    );
+    if let Some(p) = s.external_traffic_policy.as_deref() {
+        if ty != "NodePort" && ty != "LoadBalancer" {
+            errs.invalid(
+                "spec.externalTrafficPolicy",
+                q(p),
+                "may only be set when `type` is 'NodePort' or 'LoadBalancer'",
+            );
+        } else {
+            errs.one_of("spec.externalTrafficPolicy", Some(p), &["Cluster", "Local"]);
+        }
+    }
+    for (i, ip) in s.external_ips.iter().flatten().enumerate() {
+        if ip.parse::<IpAddr>().is_err() {
+            errs.invalid(&format!("spec.externalIPs[{i}]"), q(ip), IP_SYNTAX);
+        }
+    }
+}
+
+fn cluster_ips(ip: Option<&str>, ips: Option<&[String]>, errs: &mut Errors) {
+    let ok = |v: &str| v == "None" || v.parse::<IpAddr>().is_ok();
+    if let Some(ip) = ip.filter(|ip| !ip.is_empty() && !ok(ip)) {
+        errs.invalid("spec.clusterIP", q(ip), IP_SYNTAX);
+    }
+    for (i, v) in ips.unwrap_or_default().iter().enumerate() {
+        if !ok(v) {
+            errs.invalid(&format!("spec.clusterIPs[{i}]"), q(v), IP_SYNTAX);
+        }
+    }
+    if let (Some(ip), Some(first)) = (ip.filter(|i| !i.is_empty()), ips.and_then(|v| v.first())) {
+        if ip != first {
+            errs.invalid(
+                "spec.clusterIPs",
+                json(&ips),
+                "first value must match `spec.clusterIP`",
+            );
+        }
+    }
+}
+
+/// Service update: clusterIP and clusterIPs are immutable once set, except when the
+/// type changes to or from ExternalName. An update that leaves them out keeps the old ones.
+pub(crate) fn service_update(new: &mut Service, old: &Service, errs: &mut Errors) {
+    let (Some(n), Some(o)) = (new.spec.as_mut(), old.spec.as_ref()) else {
+        return;
+    };
+    let external = |t: &Option<String>| t.as_deref() == Some("ExternalName");
+    if external(&n.type_) || external(&o.type_) {
+        return;
+    }
+    if n.cluster_ip.as_deref().is_none_or(str::is_empty) && n.cluster_ips.is_none() {
+        n.cluster_ip = o.cluster_ip.clone();
+        n.cluster_ips = o.cluster_ips.clone();
+    }
+    if o.cluster_ip.as_deref().is_some_and(|ip| !ip.is_empty()) {
+        errs.immutable("spec.clusterIP", &n.cluster_ip, &o.cluster_ip);
+    }
+    if o.cluster_ips.as_ref().is_some_and(|ips| !ips.is_empty()) && n.cluster_ips.is_some() {
+        errs.immutable("spec.clusterIPs", &n.cluster_ips, &o.cluster_ips);
+    }
+}
+
+/// Endpoints: addresses are IPs, ports are valid and named when there are several.
+pub(crate) fn endpoints(e: &Endpoints, errs: &mut Errors) {
+    for (i, s) in e.subsets.iter().flatten().enumerate() {
+        let sp = format!("subsets[{i}]");
+        for (field, list) in [
+            ("addresses", &s.addresses),
+            ("notReadyAddresses", &s.not_ready_addresses),
+        ] {
+            for (j, a) in list.iter().flatten().enumerate() {
+                let ap = format!("{sp}.{field}[{j}]");
+                if a.ip.is_empty() {
+                    errs.required(&at(&ap, "ip"), "");
+                } else if a.ip.parse::<IpAddr>().is_err() {
+                    errs.invalid(&at(&ap, "ip"), q(&a.ip), IP_SYNTAX);
+                }
+                if let Some(h) = a.hostname.as_deref().filter(|h| !h.is_empty()) {
+                    errs.name(check_dns_label(&at(&ap, "hostname"), h));
+                }
+            }
+        }
+        let ports = s.ports.as_deref().unwrap_or_default();
+        let mut names = BTreeSet::new();
+        for (j, p) in ports.iter().enumerate() {
+            let pp = format!("{sp}.ports[{j}]");
+            match p.name.as_deref().filter(|n| !n.is_empty()) {
+                None if ports.len() > 1 => errs.required(&at(&pp, "name"), ""),
+                None => {}
+                Some(n) => {
+                    errs.name(check_dns_label(&at(&pp, "name"), n));
+                    if !names.insert(n) {
+                        errs.duplicate(&at(&pp, "name"), q(n));
+                    }
+                }
+            }
+            if !port_ok(p.port) {
+                errs.invalid(&at(&pp, "port"), p.port, PORT_RANGE);
+            }
+            errs.one_of(&at(&pp, "protocol"), p.protocol.as_deref(), PROTOCOLS);
+        }
+    }
+}
