@@ -25,6 +25,8 @@ async fn bad_requests_are_refused_and_write_nothing() {
     let big = configmap("big", json!({}));
     let mut big = big;
     big["data"] = json!({"blob": "x".repeat(1_600_000)});
+    let mut big_pod = crate::api::pod("huge");
+    big_pod["spec"]["containers"][0]["args"] = json!(["y".repeat(1_600_000)]);
     let mut mismatch = configmap("m", json!({}));
     mismatch["metadata"]["namespace"] = json!("kube-system");
     let cases: Vec<(ObjectRequest, u16, &str)> = vec![
@@ -59,8 +61,61 @@ async fn bad_requests_are_refused_and_write_nothing() {
         ),
         (
             Api::req(Verb::Create, "configmaps", ns, None, Some(&big)),
+            422,
+            "may not be more than 1048576 bytes",
+        ),
+        (
+            Api::req(Verb::Create, "pods", ns, None, Some(&big_pod)),
             413,
-            "the limit is",
+            "the limit is 1572864 bytes",
+        ),
+        (
+            Api::req(
+                Verb::Create,
+                "configmaps",
+                ns,
+                None,
+                Some(&configmap("Bad_Name", json!({}))),
+            ),
+            422,
+            "metadata.name: Invalid value: \"Bad_Name\"",
+        ),
+        (
+            Api::req(
+                Verb::Create,
+                "configmaps",
+                ns,
+                None,
+                Some(
+                    &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "u"}, "dataa": {}}),
+                ),
+            ),
+            400,
+            "unknown field \"dataa\"",
+        ),
+        (
+            Api::req(
+                Verb::Create,
+                "configmaps",
+                ns,
+                None,
+                Some(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "k"}})),
+            ),
+            400,
+            "Secret",
+        ),
+        (
+            Api::req(
+                Verb::Create,
+                "deployments",
+                ns,
+                None,
+                Some(
+                    &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": "three"}}),
+                ),
+            ),
+            400,
+            "spec.replicas",
         ),
         (
             Api::req(Verb::Get, "configmaps", ns, None, None),
