@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Store benchmark against the etcd anchor, in one run on this machine:
+# Store and API benchmarks against the etcd anchor, in one run on this machine:
 # a 3-master `ferry up` cluster and a 3-member etcd 3.4 (../shared/tools/etcd-anchor),
-# the same load (sequential puts of distinct keys, 256-byte values), one after the other.
+# the same load (sequential puts of distinct keys, 256-byte values), one after the other;
+# then `ferry bench api` (ConfigMap creates through the whole API pipeline) at 64 clients,
+# compared with the anchor's raw puts at 64 clients.
 #
 #   bash tools/bench-store.sh [ROUNDS]     (default 1 round of each)
 #
@@ -24,6 +26,7 @@ results=()
 for r in $(seq 1 "$rounds"); do
   results+=("$($ferry --config "$dir/up/admin.conf" bench store --clients 1 --ops 2000 | tail -1)")
   results+=("$($ferry --config "$dir/up/admin.conf" bench store --clients 64 --ops 32000 | tail -1)")
+  results+=("$($ferry --config "$dir/up/admin.conf" bench api --clients 64 --objects 16000 | tail -1)")
 done
 kill "$up"; wait "$up" 2>/dev/null || true; up=
 for r in $(seq 1 "$rounds"); do
@@ -45,4 +48,7 @@ for c in (1, 64):
     s, e = best("store", c), best("etcd", c)
     print(f"clients={c}: ferry/etcd ops_per_s={s['ops_per_s']/e['ops_per_s']:.2f}x "
           f"p50 {s['p50_us']:.0f}us vs {e['p50_us']:.0f}us, p99 {s['p99_us']:.0f}us vs {e['p99_us']:.0f}us")
+a, e = best("api", 64), best("etcd", 64)
+print(f"api clients=64: ferry api creates/etcd puts ops_per_s={a['ops_per_s']/e['ops_per_s']:.2f}x "
+      f"p50 {a['p50_us']:.0f}us, p99 {a['p99_us']:.0f}us (target: p99 < 100000us, ratio >= 2x)")
 PY

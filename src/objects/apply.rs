@@ -78,7 +78,33 @@ pub async fn create(
                 .unwrap_or("(generated)");
             return Ok(format!("{} created (dry run)", display_name(d.res, name)));
         }
-        let created = api.create(d.res, target.as_deref(), &d.obj).await?;
+        let named = d
+            .obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty());
+        let created = match api.create(d.res, target.as_deref(), &d.obj).await {
+            Ok(c) => c,
+            // The master died before answering. With a name the answer can be
+            // found: send it again; "already exists" then means the first one landed.
+            Err(e) if is_indeterminate(&e) && named.is_some() => {
+                let name = named.unwrap_or_default();
+                return match api.create(d.res, target.as_deref(), &d.obj).await {
+                    Ok(_) => Ok(format!("{} created", display_name(d.res, name))),
+                    Err(e2) if status_of(&e2).is_some_and(|s| s.reason == "AlreadyExists") => Ok(format!(
+                        "{} created (its master failed before answering; the object exists now)",
+                        display_name(d.res, name)
+                    )),
+                    Err(e2) => Err(e2),
+                };
+            }
+            Err(e) if is_indeterminate(&e) => anyhow::bail!(
+                "the master failed before answering, so whether the object (generateName {:?}) was created is unknown; check with `ferry get {}`",
+                d.obj.pointer("/metadata/generateName").and_then(Value::as_str).unwrap_or_default(),
+                d.res.plural
+            ),
+            Err(e) => return Err(e),
+        };
         let name = created
             .pointer("/metadata/name")
             .and_then(Value::as_str)

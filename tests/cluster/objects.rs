@@ -312,6 +312,10 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
         "{}",
         missing.stderr
     );
+    let big = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big, namespace: shop}}\ndata: {{blob: {}}}\n",
+        "x".repeat(1_600_000)
+    );
     for (text, want) in [
         (
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [oops\n",
@@ -329,6 +333,7 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: nowhere}\n",
             "namespaces \"nowhere\" not found",
         ),
+        (big.as_str(), "may not be more than 1048576 bytes"),
     ] {
         std::fs::write(home.join("bad.yaml"), text).unwrap();
         let r = ferry(
@@ -336,12 +341,15 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
             conf,
             &["apply", "-f", home.join("bad.yaml").to_str().unwrap()],
         );
-        assert_eq!(r.status.code(), Some(1), "{text}: {}", r.stdout);
-        assert!(r.stderr.contains(want), "{text}: {}", r.stderr);
+        let short = &text[..text.len().min(80)];
+        assert_eq!(r.status.code(), Some(1), "{short}: {}", r.stdout);
+        assert!(r.stderr.contains(want), "{short}: {}", r.stderr);
     }
     let cms = ok(home, conf, &["get", "cm", "-A", "-o", "name"]);
     assert!(
-        !cms.contains("configmap/x") && !cms.contains("Bad_Name"),
+        !cms.contains("configmap/x\n")
+            && !cms.contains("Bad_Name")
+            && !cms.contains("configmap/big"),
         "{cms}"
     );
 }
