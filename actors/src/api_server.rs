@@ -5,7 +5,9 @@
 //! the store. A malformed or oversized frame fails its own stream with an error
 //! frame; the connection and the process carry on.
 
-use crate::apiserver::{ApiServer, Failure};
+use crate::apiserver::actor::{ApiServerActor, Handle, StartWatch};
+use crate::apiserver::Failure;
+use actix::Addr;
 use ferry_api::frame::{read_frame, write_frame};
 use ferry_api::object::{ObjectEvent, ObjectRequest, Verb};
 use ferry_api::proto::{ApiError, ApiRequest, ApiResponse, ErrorCode, JoinRequest, JoinResponse};
@@ -42,11 +44,17 @@ async fn reply(send: &mut quinn::SendStream, r: &Result<ApiResponse, ApiError>) 
 }
 
 /// Serves one client connection until it closes.
-pub async fn serve(api: ApiServer, conn: quinn::Connection, who: Identity, max_frame: usize) {
+pub async fn serve(
+    api: Addr<ApiServerActor>,
+    store: Store,
+    conn: quinn::Connection,
+    who: Identity,
+    max_frame: usize,
+) {
     let mut streams = tokio::task::JoinSet::new();
     while let Ok((mut send, mut recv)) = conn.accept_bi().await {
         while streams.try_join_next().is_some() {}
-        let api = api.clone();
+        let (api, store) = (api.clone(), store.clone());
         let who = who.clone();
         streams.spawn(async move {
             let req = match read_frame::<_, ApiRequest>(&mut recv, max_frame).await {
@@ -61,19 +69,26 @@ pub async fn serve(api: ApiServer, conn: quinn::Connection, who: Identity, max_f
             if let Err(e) = authorize(&who, &req) {
                 return reply(&mut send, &Err(e)).await;
             }
-            let store = api.store();
             match &req {
-                ApiRequest::Watch(w) => return stream_watch(store, w, &mut send).await,
+                ApiRequest::Watch(w) => return stream_watch(&store, w, &mut send).await,
                 ApiRequest::Object(o) if o.verb == Verb::Watch => {
                     return stream_object_watch(&api, &who, o, &mut send).await
                 }
                 ApiRequest::Object(o) => {
-                    let resp = api.handle(&who, o).await.map(ApiResponse::Object);
+                    let msg = Handle {
+                        who: who.clone(),
+                        req: (**o).clone(),
+                    };
+                    let resp = api
+                        .send(msg)
+                        .await
+                        .unwrap_or_else(|e| Err(actor_gone(e)))
+                        .map(ApiResponse::Object);
                     return reply(&mut send, &resp).await;
                 }
                 _ => {}
             }
-            let resp = handle(store, req).await;
+            let resp = handle(&store, req).await;
             reply(&mut send, &resp).await;
         });
     }
@@ -133,12 +148,20 @@ async fn stream_watch(
 /// Streams an object watch: `Result<ObjectEvent, ApiError>` frames until the
 /// client goes away, the watch ends with an ERROR event, or the master fails.
 async fn stream_object_watch(
-    api: &ApiServer,
+    api: &Addr<ApiServerActor>,
     who: &Identity,
     req: &ObjectRequest,
     send: &mut quinn::SendStream,
 ) {
-    let mut watch = match api.watch(who, req).await {
+    let msg = StartWatch {
+        who: who.clone(),
+        req: req.clone(),
+    };
+    let started = api
+        .send(msg)
+        .await
+        .unwrap_or_else(|e| Err(Failure::Api(actor_gone(e))));
+    let mut watch = match started {
         Ok(w) => w,
         Err(Failure::Status(s)) => {
             let ev = ObjectEvent {
@@ -167,6 +190,14 @@ async fn stream_object_watch(
             return;
         }
     }
+}
+
+/// The API server actor did not answer (it is restarting or stopped).
+fn actor_gone(e: actix::MailboxError) -> ApiError {
+    ApiError::new(
+        ErrorCode::Unavailable,
+        format!("the API server actor is unavailable ({e}); try another master"),
+    )
 }
 
 /// Serves a joining master's connection (it has no certificate yet).

@@ -6,13 +6,18 @@
 //! - [`api_server`]: the `ferry-api/1` request handler (authenticate → authorize → store)
 //!   and the `ferry-join/1` handler.
 //! - [`apiserver`]: the Kubernetes API: [`apiserver::admission`] (decode, default,
-//!   validate), the registry verbs, watches, the garbage collector.
+//!   validate), the registry verbs, watches, and its actor.
+//! - [`controllers`]: the controller manager actor (garbage collector, namespace
+//!   lifecycle), active while this master leads.
+//! - [`supervisor`]: the master's actor tree on its own actix system.
 //!
 //! The store itself is `ferry_raft::Store`; components hold a clone of it.
 
 pub mod api_server;
 pub mod apiserver;
+pub mod controllers;
 pub mod master;
+pub mod supervisor;
 
 pub use master::{Bootstrap, Master};
 

@@ -16,12 +16,12 @@
 //! - [`commit`]: writes whose outcome a leader failure left unknown are settled by a read.
 //! - [`delete`]: grace periods, finalizers, propagation policies.
 //! - [`watch`]: object watches from a resourceVersion, with bookmarks and 410 Gone.
-//! - [`gc`]: the garbage collector and namespace lifecycle (leader only).
+//! - [`actor`]: the actix actor that runs this pipeline for the connection tasks.
 
+pub mod actor;
 pub mod admission;
 pub mod commit;
 pub mod delete;
-pub mod gc;
 pub mod meta;
 pub mod read;
 pub mod watch;

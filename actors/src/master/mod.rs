@@ -7,8 +7,11 @@
 pub mod identity;
 
 use crate::api_server::{self, JoinContext};
-use crate::apiserver::{self, ApiServer};
+use crate::apiserver::actor::ApiServerActor;
+use crate::apiserver::ApiServer;
+use crate::supervisor::MasterActors;
 use crate::{Error, Result};
+use actix::Addr;
 use ferry_api::frame::{read_frame, write_frame};
 use ferry_api::proto::{ApiError, ApiRequest, ApiResponse, JoinRequest, JoinResponse};
 use ferry_api::tls::{self, Ca, CertPair, Identity};
@@ -55,8 +58,8 @@ pub struct Master {
     accept: tokio::task::JoinHandle<()>,
     /// Asking to be admitted again (joined masters only).
     rejoin: Option<tokio::task::JoinHandle<()>>,
-    /// The garbage collector.
-    gc: tokio::task::JoinHandle<()>,
+    /// The actor tree (API server, controller manager).
+    actors: Option<MasterActors>,
 }
 
 impl Master {
@@ -145,10 +148,14 @@ impl Master {
             secret: data.secret()?,
         });
         let api = ApiServer::new(store.clone(), cfg.store.max_value_bytes);
-        let gc = apiserver::gc::spawn(api.clone());
+        let actors = MasterActors::start(api).map_err(|e| Error::DataDir {
+            path: data.path.clone(),
+            message: format!("cannot start the actor system: {e}"),
+        })?;
         let accept = tokio::spawn(accept_loop(
             endpoint.clone(),
-            api,
+            actors.api.clone(),
+            store.clone(),
             join_ctx,
             cfg.transport.max_frame_bytes,
         ));
@@ -170,7 +177,7 @@ impl Master {
             id: ident.id,
             accept,
             rejoin,
-            gc,
+            actors: Some(actors),
         })
     }
 
@@ -181,12 +188,13 @@ impl Master {
 
     /// Stops serving and stops Raft, then waits until the data dir (sled's lock) and
     /// the UDP port are released, so a master can start on them again in this process.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let local = self.endpoint.local_addr().ok();
         self.endpoint.close(0u32.into(), b"shutdown");
         self.store.shutdown().await;
-        self.gc.abort();
-        let _ = self.gc.await;
+        if let Some(actors) = self.actors.take() {
+            actors.stop().await;
+        }
         // Every task holding a clone of the store must end before the database closes.
         let _ = self.accept.await;
         if let Some(rejoin) = self.rejoin {
@@ -242,15 +250,15 @@ fn init_credentials(data: &DataDir, addr: SocketAddr) -> Result<identity::Identi
 
 async fn accept_loop(
     endpoint: quinn::Endpoint,
-    api: ApiServer,
+    api: Addr<ApiServerActor>,
+    store: Store,
     join: Arc<JoinContext>,
     max_frame: usize,
 ) {
     let mut conns = tokio::task::JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
         while conns.try_join_next().is_some() {}
-        let (api, join) = (api.clone(), join.clone());
-        let store = api.store().clone();
+        let (api, store, join) = (api.clone(), store.clone(), join.clone());
         conns.spawn(async move {
             let conn = match incoming.await {
                 Ok(c) => c,
@@ -263,7 +271,7 @@ async fn accept_loop(
             let who = tls::peer_identity(&conn);
             match (alpn.as_slice(), who) {
                 (ALPN_RAFT, Some(who)) => store.serve_peer(conn, who).await,
-                (ALPN_API, Some(who)) => api_server::serve(api, conn, who, max_frame).await,
+                (ALPN_API, Some(who)) => api_server::serve(api, store, conn, who, max_frame).await,
                 (ALPN_JOIN, _) => api_server::serve_join(store, conn, join).await,
                 (_, None) => conn.close(3u32.into(), b"a client certificate is required"),
                 _ => conn.close(4u32.into(), b"unknown ALPN"),

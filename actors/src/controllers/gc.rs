@@ -9,10 +9,10 @@
 //! goes through the API pipeline with a resourceVersion precondition, so a
 //! second collector (a leader change) can only conflict, never corrupt.
 
-use super::delete::{FOREGROUND, ORPHAN};
-use super::meta::{self, metadata_mut};
-use super::read::Filter;
-use super::ApiServer;
+use crate::apiserver::delete::{FOREGROUND, ORPHAN};
+use crate::apiserver::meta::{self, metadata_mut};
+use crate::apiserver::read::Filter;
+use crate::apiserver::ApiServer;
 use ferry_api::kv::{EventKind, Expect, WatchItem, Write, WriteOp};
 use ferry_api::object::{ListOptions, ObjectRequest, Verb};
 use ferry_api::proto::{Consistency, WatchRequest};
@@ -47,17 +47,13 @@ impl Item {
     }
 }
 
-/// Starts the collector; it runs until the task is aborted.
-pub fn spawn(api: ApiServer) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move { run(api).await })
-}
-
 fn is_leader(api: &ApiServer) -> bool {
     let store = api.store();
     store.raft().metrics().borrow().current_leader == Some(store.id())
 }
 
-async fn run(api: ApiServer) {
+/// The collector's loop; it runs until its actor stops.
+pub async fn run(api: ApiServer) {
     let mut namespaces_ready = false;
     let mut dirty = true;
     let mut watch = None;

@@ -1,0 +1,72 @@
+//! The API server as an actix actor: typed messages in, the pipeline's answer out.
+//!
+//! The actor owns an [`ApiServer`] handle; each message runs the pipeline as a
+//! future on the actor's arbiter, so many requests are in flight at once while
+//! they wait on the store. Connection tasks (tokio) reach it through its `Addr`.
+
+use super::watch::ObjectWatch;
+use super::{ApiServer, Failure};
+use actix::{Actor, Context, Handler, Message, ResponseFuture, Supervised};
+use ferry_api::object::{ObjectRequest, ObjectResponse};
+use ferry_api::proto::ApiError;
+use ferry_api::tls::Identity;
+
+/// The API server actor.
+pub struct ApiServerActor {
+    api: ApiServer,
+}
+
+impl ApiServerActor {
+    /// An actor serving `api`.
+    pub fn new(api: ApiServer) -> Self {
+        ApiServerActor { api }
+    }
+}
+
+impl Actor for ApiServerActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for ApiServerActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!("API server actor restarting");
+    }
+}
+
+/// Run one non-watch object request through the pipeline.
+#[derive(Message)]
+#[rtype(result = "Result<ObjectResponse, ApiError>")]
+pub struct Handle {
+    /// The authenticated caller.
+    pub who: Identity,
+    /// The request.
+    pub req: ObjectRequest,
+}
+
+impl Handler<Handle> for ApiServerActor {
+    type Result = ResponseFuture<Result<ObjectResponse, ApiError>>;
+
+    fn handle(&mut self, m: Handle, _: &mut Context<Self>) -> Self::Result {
+        let api = self.api.clone();
+        Box::pin(async move { api.handle(&m.who, &m.req).await })
+    }
+}
+
+/// Start an object watch; the caller streams its events.
+#[derive(Message)]
+#[rtype(result = "Result<ObjectWatch, Failure>")]
+pub struct StartWatch {
+    /// The authenticated caller.
+    pub who: Identity,
+    /// The watch request.
+    pub req: ObjectRequest,
+}
+
+impl Handler<StartWatch> for ApiServerActor {
+    type Result = ResponseFuture<Result<ObjectWatch, Failure>>;
+
+    fn handle(&mut self, m: StartWatch, _: &mut Context<Self>) -> Self::Result {
+        let api = self.api.clone();
+        Box::pin(async move { api.watch(&m.who, &m.req).await })
+    }
+}

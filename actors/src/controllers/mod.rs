@@ -1,0 +1,45 @@
+//! The controller manager: control loops that act only while this master is
+//! the Raft leader (leadership is Raft leadership; there is no second lease).
+//!
+//! Layout:
+//! - [`gc`]: the garbage collector and namespace lifecycle, and the default namespaces.
+//!
+//! Every write a controller makes goes through the API pipeline with a
+//! resourceVersion precondition, so a stale leader's decision fails instead of
+//! corrupting state.
+
+pub mod gc;
+
+use crate::apiserver::ApiServer;
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Supervised, WrapFuture};
+
+/// The controller manager actor; its loops run as futures in its context and a
+/// loop that ends stops the actor, which its supervisor restarts.
+pub struct ControllerManager {
+    api: ApiServer,
+}
+
+impl ControllerManager {
+    /// A controller manager writing through `api`.
+    pub fn new(api: ApiServer) -> Self {
+        ControllerManager { api }
+    }
+}
+
+impl Actor for ControllerManager {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let api = self.api.clone();
+        ctx.spawn(gc::run(api).into_actor(self).map(|(), _, ctx| {
+            tracing::warn!("garbage collector loop ended; restarting the controller manager");
+            ctx.stop();
+        }));
+    }
+}
+
+impl Supervised for ControllerManager {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!("controller manager restarting");
+    }
+}
