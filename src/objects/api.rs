@@ -158,3 +158,44 @@ pub fn namespace_for(res: &Resource, obj: &Value, flag: Option<&str>) -> Result<
         (None, None) => Ok(Some("default".to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_api::resources::by_cli_name;
+    use serde_json::json;
+
+    #[test]
+    fn namespaces_and_names_as_kubectl_has_them() {
+        let cm = by_cli_name("cm").unwrap();
+        let ns = by_cli_name("ns").unwrap();
+        let own = json!({"metadata": {"namespace": "shop"}});
+        let none = json!({"metadata": {}});
+        assert_eq!(
+            namespace_for(cm, &own, None).unwrap().as_deref(),
+            Some("shop")
+        );
+        assert_eq!(
+            namespace_for(cm, &own, Some("shop")).unwrap().as_deref(),
+            Some("shop")
+        );
+        assert_eq!(
+            namespace_for(cm, &none, Some("x")).unwrap().as_deref(),
+            Some("x")
+        );
+        assert_eq!(
+            namespace_for(cm, &none, None).unwrap().as_deref(),
+            Some("default")
+        );
+        assert_eq!(namespace_for(ns, &own, Some("x")).unwrap(), None);
+        let e = namespace_for(cm, &own, Some("other"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not match the namespace \"other\""), "{e}");
+        assert_eq!(display_name(cm, "a"), "configmap/a");
+        assert_eq!(
+            display_name(by_cli_name("deploy").unwrap(), "w"),
+            "deployment.apps/w"
+        );
+    }
+}

@@ -347,3 +347,49 @@ pub fn explain(what: &str) -> Result<ExitCode> {
         Err(e) => bail!(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn names_kinds_and_errors() {
+        let got = |v: &[&str]| -> Vec<(&'static str, Option<String>)> {
+            parse_names(&s(v))
+                .unwrap()
+                .into_iter()
+                .map(|(r, n)| (r.kind, n))
+                .collect()
+        };
+        assert_eq!(got(&["po"]), [("Pod", None)]);
+        assert_eq!(
+            got(&["deploy", "a", "b"]),
+            [
+                ("Deployment", Some("a".into())),
+                ("Deployment", Some("b".into()))
+            ]
+        );
+        assert_eq!(
+            got(&["pod/x", "svc/y"]),
+            [("Pod", Some("x".into())), ("Service", Some("y".into()))]
+        );
+        assert_eq!(
+            got(&["cm,secrets"]),
+            [("ConfigMap", None), ("Secret", None)]
+        );
+        assert_eq!(got(&["all"]).len(), ALL.len());
+        for (bad, want) in [
+            (&["gizmo"][..], "doesn't have a resource type \"gizmo\""),
+            (&["pod/x", "y"][..], "KIND/NAME"),
+            (&["cm,secrets", "x"][..], "several kinds"),
+            (&[][..], "specify the type"),
+        ] {
+            let e = parse_names(&s(bad)).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad:?}: {e}");
+        }
+    }
+}
