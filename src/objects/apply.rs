@@ -297,11 +297,15 @@ fn qualified(res: &Resource) -> String {
     }
 }
 
-/// The objects a delete names: `KIND NAME...`, `KIND/NAME...`, or the manifests' objects.
-pub fn delete_targets(
+/// The objects a delete names: `KIND NAME...`, `KIND/NAME...`, every object of
+/// a kind (`--all`) or those a label selector picks (`-l`), or the manifests' objects.
+pub async fn delete_targets(
+    api: &Api,
     args: &[String],
     files: &[PathBuf],
     ns: Option<&str>,
+    selector: Option<&str>,
+    all: bool,
 ) -> Result<Vec<(&'static Resource, Option<String>, String)>> {
     let mut out = Vec::new();
     if !files.is_empty() {
@@ -317,14 +321,32 @@ pub fn delete_targets(
         return Ok(out);
     }
     for (res, name) in super::parse_names(args)? {
-        let Some(name) = name else {
-            bail!(
-                "delete needs object names: ferry delete {} NAME",
-                res.plural
-            );
-        };
         let ns = res.namespaced.then(|| ns.unwrap_or("default").to_string());
-        out.push((res, ns, name));
+        match name {
+            Some(name) if selector.is_none() && !all => out.push((res, ns, name)),
+            Some(_) => bail!("names cannot be combined with --all or -l"),
+            None if selector.is_some() || all => {
+                let opts = ferry_api::object::ListOptions {
+                    label_selector: selector.map(str::to_string),
+                    ..Default::default()
+                };
+                for o in api.list(res, ns.as_deref(), &opts).await?.0 {
+                    let n = o
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    out.push((res, ns.clone(), n.to_string()));
+                }
+            }
+            None => bail!(
+                "delete needs object names: ferry delete {} NAME (or --all, or -l SELECTOR)",
+                res.plural
+            ),
+        }
+    }
+    if out.is_empty() && (selector.is_some() || all) {
+        eprintln!("No resources found");
+        return Ok(out);
     }
     if out.is_empty() {
         bail!("nothing to delete: pass KIND NAME, KIND/NAME or -f FILE");

@@ -20,7 +20,7 @@ pub struct GetArgs {
     /// Field selector (`metadata.name=x`, `spec.nodeName=n1`, `status.phase!=Running`).
     #[arg(long)]
     pub field_selector: Option<String>,
-    /// Output format: wide, json, yaml or name (default: a table).
+    /// Output format: wide, json, yaml, name or jsonpath=TEMPLATE (default: a table).
     #[arg(short = 'o', long)]
     pub output: Option<String>,
     /// After listing, stream changes.
@@ -104,7 +104,16 @@ fn output(args: &GetArgs) -> Result<Output> {
 /// `ferry get`.
 pub async fn get(api: &Api, args: &GetArgs, ns: Option<&str>, all: bool) -> Result<ExitCode> {
     let targets = parse_names(&args.names)?;
-    let out = output(args)?;
+    let jsonpath = args
+        .output
+        .as_deref()
+        .and_then(|o| o.strip_prefix("jsonpath="))
+        .map(|t| t.trim_matches('\''));
+    let out = if jsonpath.is_some() {
+        Output::Json
+    } else {
+        output(args)?
+    };
     let list_opts = ListOptions {
         label_selector: args.selector.clone(),
         field_selector: args.field_selector.clone(),
@@ -162,6 +171,19 @@ pub async fn get(api: &Api, args: &GetArgs, ns: Option<&str>, all: bool) -> Resu
         } else {
             Items::List(&objs)
         };
+        if let Some(t) = jsonpath {
+            let root = match items {
+                Items::One(o) => o.clone(),
+                Items::List(l) => {
+                    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": l})
+                }
+            };
+            outln!(
+                "{}",
+                printers::jsonpath::render(t, &root).map_err(anyhow::Error::msg)?
+            );
+            continue;
+        }
         let text = printers::format(res, items, out, &opts, now);
         if text.is_empty() {
             if !named && !printed && matches!(out, Output::Table | Output::Wide) {

@@ -84,6 +84,12 @@ pub enum Cmd {
         /// Succeed when an object does not exist.
         #[arg(long)]
         ignore_not_found: bool,
+        /// Delete every object of the kind (in the namespace).
+        #[arg(long)]
+        all: bool,
+        /// Delete the objects this label selector picks.
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
     },
     /// Set the replicas of a deployment, replicaset or statefulset.
     Scale {
@@ -226,11 +232,14 @@ pub async fn run(cmd: Cmd, config: Option<&Path>, ns: Option<&str>) -> Result<Ex
             wait,
             timeout,
             ignore_not_found,
+            all,
+            selector,
         } => {
             if !names.is_empty() && !files.is_empty() {
                 bail!("pass either KIND NAME or -f FILE, not both");
             }
-            let targets = apply::delete_targets(&names, &files, ns)?;
+            let targets =
+                apply::delete_targets(&api, &names, &files, ns, selector.as_deref(), all).await?;
             let args = apply::DeleteArgs {
                 cascade,
                 grace: if force { Some(0) } else { grace_period },

@@ -7,11 +7,13 @@
 //! - `columns`: each kind's columns and cells.
 //! - [`describe`](mod@describe): `describe` text per kind.
 //! - [`explain`](mod@explain): field documentation from the OpenAPI schemas.
+//! - [`jsonpath`]: `-o jsonpath=TEMPLATE`.
 
 pub mod age;
 mod columns;
 pub mod describe;
 pub mod explain;
+pub mod jsonpath;
 pub mod table;
 
 pub use table::{render_table, table};

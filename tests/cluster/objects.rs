@@ -302,6 +302,41 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
         }
     }
 
+    // jsonpath, and deleting by label selector.
+    let jp = ok(
+        home,
+        conf,
+        &[
+            "get",
+            "deploy",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.items[*].spec.replicas}",
+        ],
+    );
+    assert_eq!(jp.trim(), "5");
+    let jp = ok(
+        home,
+        conf,
+        &[
+            "get",
+            "cm",
+            "settings",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.metadata.labels.tier}",
+        ],
+    );
+    assert_eq!(jp.trim(), "cache");
+    let out = ok(
+        home,
+        conf,
+        &["delete", "cm", "-n", "shop", "-l", "tier=cache"],
+    );
+    assert_eq!(out.trim(), "configmap \"settings\" deleted");
+
     // Errors: non-zero exit, a message naming the problem, nothing written.
     let missing = ferry(home, conf, &["get", "deploy", "nope", "-n", "shop"]);
     assert_eq!(missing.status.code(), Some(1));
