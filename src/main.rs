@@ -14,9 +14,7 @@
 //! - [`printers`]: what `get`, `describe` and `explain` print (kubectl's formats).
 
 /// mimalloc: the store allocates and frees many small buffers per request;
-/// glibc malloc spent ~20% of a master's CPU under load. Built with `no_thp`:
-/// with transparent huge pages, ~10% of a leader's CPU went to the kernel
-/// zeroing 2 MiB pages each time freed memory was reused.
+/// glibc malloc spent ~20% of a master's CPU under load.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
