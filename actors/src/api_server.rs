@@ -125,11 +125,7 @@ async fn stream_watch(
 ) {
     let mut watch = match store.watch(req) {
         Ok(w) => w,
-        Err(e) => {
-            let _ = write_frame(send, &Err::<ferry_api::kv::WatchItem, _>(e)).await;
-            let _ = send.finish();
-            return;
-        }
+        Err(e) => return last_frame(send, &Err::<ferry_api::kv::WatchItem, _>(e)).await,
     };
     loop {
         // A client that goes away stops the stream even when no events flow.
@@ -169,15 +165,9 @@ async fn stream_object_watch(
                 revision: 0,
                 object: s.response().body,
             };
-            let _ = write_frame(send, &Ok::<_, ApiError>(ev)).await;
-            let _ = send.finish();
-            return;
+            return last_frame(send, &Ok::<_, ApiError>(ev)).await;
         }
-        Err(Failure::Api(e)) => {
-            let _ = write_frame(send, &Err::<ObjectEvent, _>(e)).await;
-            let _ = send.finish();
-            return;
-        }
+        Err(Failure::Api(e)) => return last_frame(send, &Err::<ObjectEvent, _>(e)).await,
     };
     loop {
         let item = tokio::select! {
@@ -190,6 +180,12 @@ async fn stream_object_watch(
             return;
         }
     }
+}
+
+/// Writes a stream's final frame and ends the stream.
+async fn last_frame<T: serde::Serialize>(send: &mut quinn::SendStream, item: &T) {
+    let _ = write_frame(send, item).await;
+    let _ = send.finish();
 }
 
 /// The API server actor did not answer (it is restarting or stopped).

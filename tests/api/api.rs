@@ -5,6 +5,17 @@ use ferry_api::Client;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+/// A 3-master cluster whose default namespaces exist, and an admin API over all masters.
+pub async fn cluster() -> (crate::harness::TestCluster, Api) {
+    let c = crate::harness::TestCluster::new(3).await;
+    let api = Api(c.client.clone());
+    crate::harness::eventually("namespace default", crate::harness::WAIT, || async {
+        api.get("namespaces", None, "default").await
+    })
+    .await;
+    (c, api)
+}
+
 /// Object calls over one client.
 pub struct Api(pub Arc<Client>);
 

@@ -1,7 +1,7 @@
 //! Bad requests get a Kubernetes `Status` naming the problem, and write nothing.
 
 use crate::api::{configmap, Api};
-use crate::harness::{eventually, TestCluster, WAIT};
+
 use ferry_api::object::{ObjectRequest, Verb};
 use ferry_api::tls::{Ca, Identity};
 use ferry_api::Client;
@@ -10,12 +10,7 @@ use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_and_write_nothing() {
-    let c = TestCluster::new(3).await;
-    let api = Api(c.client.clone());
-    eventually("namespace default", WAIT, || async {
-        api.get("namespaces", None, "default").await
-    })
-    .await;
+    let (c, api) = crate::api::cluster().await;
     let ns = Some("default");
     let raw = |body: &[u8]| {
         let mut r = ObjectRequest::new(Verb::Create, "configmaps", ns, None);

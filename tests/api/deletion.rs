@@ -2,7 +2,7 @@
 //! preconditions, and namespace lifecycle.
 
 use crate::api::{configmap, pod, Api};
-use crate::harness::{eventually, TestCluster, WAIT};
+use crate::harness::{eventually, WAIT};
 use ferry_api::object::PatchType;
 use serde_json::{json, Value};
 
@@ -27,12 +27,7 @@ async fn gone(api: &Api, ns: Option<&str>, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finalizers_grace_and_propagation() {
-    let c = TestCluster::new(3).await;
-    let api = Api(c.client.clone());
-    eventually("namespace default", WAIT, || async {
-        api.get("namespaces", None, "default").await
-    })
-    .await;
+    let (_cluster, api) = crate::api::cluster().await;
     let ns = Some("default");
 
     // A finalizer holds the object, marked, until it is removed.
@@ -191,12 +186,7 @@ async fn finalizers_grace_and_propagation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaces_must_exist_and_terminate_with_their_content() {
-    let c = TestCluster::new(3).await;
-    let api = Api(c.client.clone());
-    eventually("namespace default", WAIT, || async {
-        api.get("namespaces", None, "default").await
-    })
-    .await;
+    let (_cluster, api) = crate::api::cluster().await;
     let (code, e) = api
         .call(Api::req(
             ferry_api::object::Verb::Create,

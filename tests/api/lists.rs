@@ -1,7 +1,7 @@
 //! list: label selectors with every operator, field selectors, pages.
 
 use crate::api::{configmap, pod, Api};
-use crate::harness::{eventually, TestCluster, WAIT};
+
 use ferry_api::object::{ListOptions, Verb};
 use serde_json::json;
 
@@ -14,12 +14,7 @@ fn sel(labels: &str) -> ListOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selectors_and_pages() {
-    let c = TestCluster::new(3).await;
-    let api = Api(c.client.clone());
-    eventually("namespace default", WAIT, || async {
-        api.get("namespaces", None, "default").await
-    })
-    .await;
+    let (_cluster, api) = crate::api::cluster().await;
     api.create(
         "namespaces",
         None,

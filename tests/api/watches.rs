@@ -2,7 +2,7 @@
 //! 410 Gone after compaction, and resuming across a master failure.
 
 use crate::api::{configmap, rv, Api};
-use crate::harness::{eventually, TestCluster, WAIT};
+use crate::harness::WAIT;
 use ferry_api::client::Watch;
 use ferry_api::kv::Write;
 use ferry_api::object::{ObjectEvent, ObjectRequest, PatchType, Verb};
@@ -37,12 +37,7 @@ async fn next(w: &mut Watch<ObjectRequest>) -> (String, String, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_order_selectors_initial_state_and_gone() {
-    let c = TestCluster::new(3).await;
-    let api = Api(c.client.clone());
-    eventually("namespace default", WAIT, || async {
-        api.get("namespaces", None, "default").await
-    })
-    .await;
+    let (c, api) = crate::api::cluster().await;
     let ns = Some("default");
     let a = api
         .create("configmaps", ns, &configmap("a", json!({"app": "x"})))
@@ -171,12 +166,7 @@ async fn watch_order_selectors_initial_state_and_gone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_resumes_on_another_master_without_loss_or_repeats() {
-    let mut c = TestCluster::new(3).await;
-    let api = Api(c.client.clone());
-    eventually("namespace default", WAIT, || async {
-        api.get("namespaces", None, "default").await
-    })
-    .await;
+    let (mut c, api) = crate::api::cluster().await;
     let ns = Some("default");
     let start = api
         .create("configmaps", ns, &configmap("w-000", json!({})))
