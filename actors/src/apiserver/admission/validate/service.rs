@@ -20,6 +20,31 @@ fn port_ok(p: i32) -> bool {
 }
 
 /// Service spec.
+/// A Service or Endpoints port at `pp`: its name (required and unique when there
+/// are several, a DNS label) and its number.
+fn port_name_and_number<'a>(
+    pp: &str,
+    name: Option<&'a str>,
+    count: usize,
+    port: i32,
+    names: &mut BTreeSet<&'a str>,
+    errs: &mut Errors,
+) {
+    match name.filter(|n| !n.is_empty()) {
+        None if count > 1 => errs.required(&at(pp, "name"), ""),
+        None => {}
+        Some(n) => {
+            errs.name(check_dns_label(&at(pp, "name"), n));
+            if !names.insert(n) {
+                errs.duplicate(&at(pp, "name"), q(n));
+            }
+        }
+    }
+    if !port_ok(port) {
+        errs.invalid(&at(pp, "port"), port, PORT_RANGE);
+    }
+}
+
 pub(crate) fn service(svc: &Service, errs: &mut Errors) {
     let Some(s) = &svc.spec else {
         return errs.required("spec", "");
@@ -35,19 +60,14 @@ pub(crate) fn service(svc: &Service, errs: &mut Errors) {
     let mut seen = BTreeSet::new();
     for (i, p) in ports.iter().enumerate() {
         let pp = format!("spec.ports[{i}]");
-        match p.name.as_deref().filter(|n| !n.is_empty()) {
-            None if ports.len() > 1 => errs.required(&at(&pp, "name"), ""),
-            None => {}
-            Some(n) => {
-                errs.name(check_dns_label(&at(&pp, "name"), n));
-                if !names.insert(n) {
-                    errs.duplicate(&at(&pp, "name"), q(n));
-                }
-            }
-        }
-        if !port_ok(p.port) {
-            errs.invalid(&at(&pp, "port"), p.port, PORT_RANGE);
-        }
+        port_name_and_number(
+            &pp,
+            p.name.as_deref(),
+            ports.len(),
+            p.port,
+            &mut names,
+            errs,
+        );
         let proto = p.protocol.as_deref().unwrap_or("TCP");
         errs.one_of(&at(&pp, "protocol"), Some(proto), PROTOCOLS);
         if !seen.insert((p.port, proto)) {
@@ -184,19 +204,14 @@ pub(crate) fn endpoints(e: &Endpoints, errs: &mut Errors) {
         let mut names = BTreeSet::new();
         for (j, p) in ports.iter().enumerate() {
             let pp = format!("{sp}.ports[{j}]");
-            match p.name.as_deref().filter(|n| !n.is_empty()) {
-                None if ports.len() > 1 => errs.required(&at(&pp, "name"), ""),
-                None => {}
-                Some(n) => {
-                    errs.name(check_dns_label(&at(&pp, "name"), n));
-                    if !names.insert(n) {
-                        errs.duplicate(&at(&pp, "name"), q(n));
-                    }
-                }
-            }
-            if !port_ok(p.port) {
-                errs.invalid(&at(&pp, "port"), p.port, PORT_RANGE);
-            }
+            port_name_and_number(
+                &pp,
+                p.name.as_deref(),
+                ports.len(),
+                p.port,
+                &mut names,
+                errs,
+            );
             errs.one_of(&at(&pp, "protocol"), p.protocol.as_deref(), PROTOCOLS);
         }
     }
