@@ -31,6 +31,17 @@ pub struct Args {
     /// Become a voter even if that makes the number of voters even.
     #[arg(long)]
     force: bool,
+    /// Threads of the async runtime (default: one per core). `ferry up` gives
+    /// each of its masters an equal share of this machine's cores.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    worker_threads: Option<u16>,
+}
+
+impl Args {
+    /// The runtime size asked for, if any (`main` builds the runtime before `run`).
+    pub fn worker_threads(&self) -> Option<usize> {
+        self.worker_threads.map(usize::from)
+    }
 }
 
 pub async fn run(a: Args, config: Option<PathBuf>) -> Result<ExitCode> {

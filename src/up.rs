@@ -38,6 +38,8 @@ struct Proc {
     name: String,
     data: PathBuf,
     addr: String,
+    /// Runtime threads: the masters share this machine's cores.
+    workers: usize,
     child: Option<Child>,
 }
 
@@ -54,6 +56,8 @@ fn spawn(p: &Proc, extra: &[String], master_cfg: Option<&Path>) -> Result<Child>
         .arg(&p.data)
         .arg("--listen")
         .arg(&p.addr)
+        .arg("--worker-threads")
+        .arg(p.workers.to_string())
         .args(extra)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -125,11 +129,16 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
     }
     let dir = a.dir.clone().unwrap_or_else(|| ferry_home().join("local"));
     create_private_dir(&dir)?;
+    // Masters on one machine compete for its cores: more runtime threads than
+    // cores only adds cross-thread wakeups to every request's path.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = (cores / a.masters).max(1);
     let mut procs: Vec<Proc> = (1..=a.masters)
         .map(|i| Proc {
             name: format!("m{i}"),
             data: dir.join(format!("m{i}")),
             addr: format!("127.0.0.1:{}", a.port as usize + i - 1),
+            workers,
             child: None,
         })
         .collect();
