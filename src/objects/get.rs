@@ -224,10 +224,11 @@ async fn watch(
     opts: TableOptions,
     args: &GetArgs,
 ) -> Result<ExitCode> {
-    let mut from = None;
     let mut header_done = opts.no_headers;
+    // Like kubectl, list first even with --watch-only: the watch starts at the
+    // list's resourceVersion, so it reports changes only.
+    let (items, rv) = api.list(res, ns, &list_opts).await?;
     if !args.watch_only {
-        let (items, rv) = api.list(res, ns, &list_opts).await?;
         let now = jiff::Timestamp::now();
         if args.output_watch_events {
             for o in &items {
@@ -240,8 +241,8 @@ async fn watch(
             );
             header_done = true;
         }
-        from = Some(rv);
     }
+    let from = Some(rv);
     let mut req = ObjectRequest::new(Verb::Watch, res.plural, ns, None);
     req.list = list_opts;
     req.list.resource_version = from;

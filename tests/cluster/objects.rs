@@ -395,44 +395,33 @@ async fn get_watch_streams_on_when_its_master_is_killed() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let home = tmp.path();
     let (up, conf) = start(home).await;
-    let out_path = home.join("watch.out");
-    let mut watcher = ferry_cmd(home)
-        .args([
-            "--config",
-            &conf,
-            "get",
-            "configmaps",
-            "-n",
-            "default",
-            "-w",
-            "--output-watch-events",
-        ])
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(home.join("watch.err")).unwrap())
-        .spawn()
-        .expect("spawn ferry get -w");
     let cfg = ferry_config::ClientConfig::load(Path::new(&conf)).unwrap();
-    // Writes go through the masters the watcher is not connected to (it dials the first).
+    // Writes go through the masters the watchers are not connected to (they dial the first).
     let mut others = cfg.clone();
     others.masters.remove(0);
     let client = ferry_api::Client::new(&others).unwrap();
-    let create = |i: usize| {
+    let send = |verb: ferry_api::object::Verb, name: String, body: Value| {
         let client = &client;
         async move {
-            let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("w-{i:03}")}});
-            let mut r = ferry_api::object::ObjectRequest::new(
-                ferry_api::object::Verb::Create,
-                "configmaps",
-                Some("default"),
-                None,
-            );
+            let named = matches!(verb, ferry_api::object::Verb::Patch(_)).then_some(name.as_str());
+            let mut r =
+                ferry_api::object::ObjectRequest::new(verb, "configmaps", Some("default"), named);
             r.body = serde_json::to_vec(&body).unwrap();
-            let resp = client.object(r).await.expect("create answered");
-            assert_eq!(resp.code, 201, "{}", String::from_utf8_lossy(&resp.body));
+            let resp = client.object(r).await.expect("request answered");
+            assert!(
+                resp.code == 200 || resp.code == 201,
+                "{name}: {}",
+                String::from_utf8_lossy(&resp.body)
+            );
         }
     };
-    let seen = || -> Vec<(String, String)> {
-        std::fs::read_to_string(&out_path)
+    let create = |i: usize| {
+        let name = format!("w-{i:03}");
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}});
+        send(ferry_api::object::Verb::Create, name, body)
+    };
+    let seen = |path: &Path| -> Vec<(String, String)> {
+        std::fs::read_to_string(path)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -447,11 +436,62 @@ async fn get_watch_streams_on_when_its_master_is_killed() {
             })
             .collect()
     };
+    // An object from before the watches: `-w` lists it, `--watch-only` must not.
+    send(
+        ferry_api::object::Verb::Create,
+        "pre".into(),
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "pre"}}),
+    )
+    .await;
+    let watch = |flag: &str, out: &Path| {
+        ferry_cmd(home)
+            .args([
+                "--config",
+                &conf,
+                "get",
+                "configmaps",
+                "-n",
+                "default",
+                flag,
+                "--output-watch-events",
+            ])
+            .stdout(std::fs::File::create(out).unwrap())
+            .stderr(std::fs::File::create(out.with_extension("err")).unwrap())
+            .spawn()
+            .expect("spawn ferry get")
+    };
+    let out_path = home.join("watch.out");
+    let only_path = home.join("watch-only.out");
+    let mut watcher = watch("-w", &out_path);
+    let mut watch_only = watch("--watch-only", &only_path);
+    // Touch `pre` until the --watch-only watcher reports it: from then on it is watching.
+    let mut touches = 0;
+    wait_until("--watch-only reports a change to pre", T, || {
+        touches += 1;
+        let patch = send(
+            ferry_api::object::Verb::Patch(ferry_api::object::PatchType::Merge),
+            "pre".into(),
+            serde_json::json!({"metadata": {"labels": {"touch": touches.to_string()}}}),
+        );
+        let only = &only_path;
+        async move {
+            patch.await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            match seen(only).first() {
+                Some(_) => Ok(()),
+                None => Err("nothing yet".to_string()),
+            }
+        }
+    })
+    .await;
     for i in 0..10 {
         create(i).await;
     }
+    let changes = |path: &Path| -> Vec<(String, String)> {
+        seen(path).into_iter().filter(|(_, n)| n != "pre").collect()
+    };
     wait_until("10 events before the kill", T, || {
-        let n = seen().len();
+        let n = changes(&out_path).len();
         async move {
             if n >= 10 {
                 Ok(())
@@ -467,22 +507,43 @@ async fn get_watch_streams_on_when_its_master_is_killed() {
     for i in 10..30 {
         create(i).await;
     }
-    wait_until("30 events after the kill", T, || {
-        let n = seen().len();
+    wait_until("30 events after the kill in both watches", T, || {
+        let (n, m) = (changes(&out_path).len(), changes(&only_path).len());
         async move {
-            if n >= 30 {
+            if n >= 30 && m >= 30 {
                 Ok(())
             } else {
-                Err(format!("{n} events"))
+                Err(format!("{n} and {m} events"))
             }
         }
     })
     .await;
-    let _ = watcher.kill();
-    let _ = watcher.wait();
-    let got = seen();
+    for w in [&mut watcher, &mut watch_only] {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
     let want: Vec<(String, String)> = (0..30)
         .map(|i| ("ADDED".to_string(), format!("w-{i:03}")))
         .collect();
-    assert_eq!(got, want, "every event exactly once, in order");
+    let got = seen(&out_path);
+    assert_eq!(
+        got.first(),
+        Some(&("ADDED".to_string(), "pre".to_string())),
+        "-w lists first"
+    );
+    assert_eq!(
+        changes(&out_path),
+        want,
+        "every event exactly once, in order"
+    );
+    let only = seen(&only_path);
+    assert!(
+        only.iter().all(|(t, n)| n != "pre" || t == "MODIFIED"),
+        "--watch-only reports changes only, not the objects that were there: {only:?}"
+    );
+    assert_eq!(
+        changes(&only_path),
+        want,
+        "--watch-only: every event exactly once, in order"
+    );
 }
