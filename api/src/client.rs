@@ -15,6 +15,7 @@ use crate::proto::{
 use crate::tls::{self, CertPair};
 use crate::{Error, Result, ALPN_API, MASTER_SERVER_NAME};
 use ferry_config::{ClientConfig, TransportLimits};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -371,7 +372,7 @@ fn retryable(e: &ApiError, req: &ApiRequest) -> bool {
 /// What a resumable watch asks for and how its items advance the resume point.
 pub trait WatchKind: Clone + Send {
     /// One streamed item.
-    type Item: serde::de::DeserializeOwned + Send;
+    type Item: serde::de::DeserializeOwned + Send + Clone;
     /// The request that (re)starts the stream.
     fn request(&self) -> ApiRequest;
     /// The revision an item reports (0 = none, e.g. one of a watch's initial objects).
@@ -382,6 +383,14 @@ pub trait WatchKind: Clone + Send {
     fn after(&self) -> Option<u64>;
     /// Resume after `revision` from now on.
     fn resume_after(&mut self, revision: u64);
+    /// An initial object's identity and version (see [`Initial`]); `None`: not tracked.
+    fn initial_identity(_item: &Self::Item) -> Option<(String, String)> {
+        None
+    }
+    /// `item` as an event of type `kind` (`MODIFIED`, `DELETED`), with no resume point.
+    fn relabel(item: Self::Item, _kind: &str) -> Self::Item {
+        item
+    }
 }
 
 impl WatchKind for WatchRequest {
@@ -423,6 +432,89 @@ impl WatchKind for ObjectRequest {
     fn resume_after(&mut self, revision: u64) {
         self.list.resource_version = Some(revision.to_string());
     }
+    fn initial_identity(item: &ObjectEvent) -> Option<(String, String)> {
+        if item.kind != "ADDED" {
+            return None;
+        }
+        let obj: serde_json::Value = serde_json::from_slice(&item.object).ok()?;
+        let m = obj.get("metadata")?;
+        let field = |f: &str| m.get(f).and_then(|v| v.as_str()).unwrap_or_default();
+        Some((
+            format!("{}/{}", field("namespace"), field("name")),
+            field("resourceVersion").to_string(),
+        ))
+    }
+    fn relabel(mut item: ObjectEvent, kind: &str) -> ObjectEvent {
+        item.kind = kind.to_string();
+        item.revision = 0;
+        item
+    }
+}
+
+/// The initial objects a watch opened without a revision has delivered.
+///
+/// They carry no resume point, so when the stream breaks among them the watch
+/// starts over on another master, which lists again at its own, newer revision.
+/// Replayed against what was delivered, that second list repeats nothing: an
+/// object already delivered at the same version is skipped, one at a newer
+/// version comes as `MODIFIED`, and once the list is complete every delivered
+/// object it no longer holds comes as `DELETED`.
+struct Initial<I> {
+    /// Identity → (version, last delivered item).
+    delivered: HashMap<String, (String, I)>,
+    /// Identities the current list has shown since the last restart.
+    relisted: HashSet<String>,
+    restarted: bool,
+}
+
+impl<I: Clone> Initial<I> {
+    fn new() -> Self {
+        Initial {
+            delivered: HashMap::new(),
+            relisted: HashSet::new(),
+            restarted: false,
+        }
+    }
+
+    /// What to deliver for `item` of the current list, if anything.
+    fn admit<K: WatchKind<Item = I>>(&mut self, item: I) -> Option<I> {
+        let Some((id, version)) = K::initial_identity(&item) else {
+            return Some(item);
+        };
+        let out = if !self.restarted {
+            Some(item.clone())
+        } else {
+            self.relisted.insert(id.clone());
+            match self.delivered.get(&id) {
+                Some((v, _)) if *v == version => None,
+                Some(_) => Some(K::relabel(item.clone(), "MODIFIED")),
+                None => Some(item.clone()),
+            }
+        };
+        self.delivered.insert(id, (version, item));
+        out
+    }
+
+    /// The stream broke among the initial objects: a new list follows.
+    fn restart(&mut self) {
+        self.restarted = true;
+        self.relisted.clear();
+    }
+
+    /// The list is complete: `DELETED` for what it no longer holds, in identity order.
+    fn finish<K: WatchKind<Item = I>>(self) -> Vec<I> {
+        if !self.restarted {
+            return Vec::new();
+        }
+        let mut gone: Vec<(String, I)> = self
+            .delivered
+            .into_iter()
+            .filter(|(id, _)| !self.relisted.contains(id))
+            .map(|(id, (_, item))| (id, K::relabel(item, "DELETED")))
+            .collect();
+        gone.sort_by(|a, b| a.0.cmp(&b.0));
+        gone.into_iter().map(|(_, item)| item).collect()
+    }
 }
 
 /// A watch that reconnects to another master and resumes after the last revision it delivered.
@@ -430,6 +522,10 @@ pub struct Watch<K: WatchKind = WatchRequest> {
     client: Arc<Client>,
     req: K,
     stream: Option<(usize, quinn::RecvStream, quinn::SendStream)>,
+    /// Until the first resume point, when opened without one.
+    initial: Option<Initial<K::Item>>,
+    /// Items decided but not yet returned.
+    queued: VecDeque<K::Item>,
 }
 
 impl<K: WatchKind> Watch<K> {
@@ -437,8 +533,10 @@ impl<K: WatchKind> Watch<K> {
     pub fn new(client: &Arc<Client>, req: K) -> Self {
         Watch {
             client: client.clone(),
+            initial: (req.after().unwrap_or(0) == 0).then(Initial::new),
             req,
             stream: None,
+            queued: VecDeque::new(),
         }
     }
 
@@ -450,6 +548,9 @@ impl<K: WatchKind> Watch<K> {
     /// The next item; reconnects transparently. Errors only when no master
     /// answers within the client's timeout, or the revision is compacted.
     pub async fn next(&mut self) -> Result<K::Item> {
+        if let Some(item) = self.queued.pop_front() {
+            return Ok(item);
+        }
         let deadline = Instant::now() + self.client.timeout;
         let mut last = None;
         loop {
@@ -482,6 +583,24 @@ impl<K: WatchKind> Watch<K> {
             {
                 Ok(Some(Ok(item))) => {
                     let rev = K::revision(&item);
+                    if let Some(initial) = self.initial.as_mut() {
+                        let item = initial.admit::<K>(item);
+                        if rev == 0 {
+                            match item {
+                                Some(item) => return Ok(item),
+                                None => continue,
+                            }
+                        }
+                        // The first resume point: the initial objects are complete.
+                        let initial = self.initial.take().expect("checked above");
+                        self.queued.extend(initial.finish::<K>());
+                        self.queued.extend(item);
+                        self.req.resume_after(rev);
+                        match self.queued.pop_front() {
+                            Some(item) => return Ok(item),
+                            None => continue,
+                        }
+                    }
                     if rev == 0 {
                         return Ok(item);
                     }
@@ -495,14 +614,22 @@ impl<K: WatchKind> Watch<K> {
                 }
                 Ok(Some(Err(e))) if e.code == ErrorCode::Unavailable => {
                     self.stream = None;
+                    self.restart_initial();
                     last = Some(Error::Api(e));
                 }
                 Ok(Some(Err(e))) => return Err(Error::Api(e)),
                 Ok(None) | Err(_) => {
                     self.stream = None;
+                    self.restart_initial();
                     self.client.drop_connection(idx).await;
                 }
             }
+        }
+    }
+
+    fn restart_initial(&mut self) {
+        if let Some(initial) = self.initial.as_mut() {
+            initial.restart();
         }
     }
 

@@ -215,3 +215,79 @@ async fn watch_resumes_on_another_master_without_loss_or_repeats() {
         Some(serving.as_str())
     );
 }
+
+/// A watch opened without a resourceVersion starts with the objects that exist
+/// (ADDED, no resume point). When its master dies among them, the watch lists
+/// again on another master: what it already delivered is not repeated, what
+/// changed in between comes as MODIFIED or DELETED, and live events follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_cut_among_its_initial_objects_repeats_none() {
+    let (mut c, api) = crate::api::cluster().await;
+    let ns = Some("default");
+    // 30 objects of 400 KiB: more than a stream's 4 MiB flow-control window, so the
+    // serving master is still sending the initial objects when it stops.
+    let blob = "x".repeat(400 * 1024);
+    let name = |i: usize| format!("i-{i:02}");
+    for i in 0..30 {
+        let mut cm = configmap(&name(i), json!({}));
+        cm["data"] = json!({ "blob": blob });
+        api.create("configmaps", ns, &cm).await;
+    }
+    let mut w = c.client.watch_objects(watch_req(ns, None, None));
+    for i in 0..3 {
+        let (t, n, _) = next(&mut w).await;
+        assert_eq!((t.as_str(), n), ("ADDED", name(i)));
+    }
+    let serving = c.client.current_master().await.expect("connected");
+    let victim = (0..3)
+        .find(|i| c.master(*i).addr.to_string() == serving)
+        .unwrap();
+    let other = Api(c.local_arc((victim + 1) % 3));
+    // Changes after the first list began: one delivered object deleted, one
+    // delivered object changed, one object not yet delivered deleted.
+    for n in [name(1), name(28)] {
+        assert_eq!(other.delete("configmaps", ns, &n, &json!({})).await.0, 200);
+    }
+    let (code, body) = other
+        .patch(
+            "configmaps",
+            ns,
+            &name(2),
+            PatchType::Merge,
+            &json!({"metadata": {"labels": {"changed": "yes"}}}),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    c.stop(victim).await;
+    let mut added = Vec::new();
+    let mut others = Vec::new();
+    while added.len() < 26 || others.len() < 2 {
+        let (t, n, obj) = next(&mut w).await;
+        match t.as_str() {
+            "ADDED" => added.push(n),
+            _ => others.push((t, n, obj)),
+        }
+    }
+    let want: Vec<String> = (3..30).filter(|i| *i != 28).map(name).collect();
+    assert_eq!(
+        added, want,
+        "each remaining object once, in order, none repeated"
+    );
+    others.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        others
+            .iter()
+            .map(|(t, n, _)| (t.as_str(), n.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("DELETED", "i-01"), ("MODIFIED", "i-02")],
+        "what changed between the two lists"
+    );
+    assert_eq!(others[1].2["metadata"]["labels"]["changed"], "yes");
+    // Live events follow, once.
+    other
+        .create("configmaps", ns, &configmap("i-30", json!({})))
+        .await;
+    let (t, n, _) = next(&mut w).await;
+    assert_eq!((t.as_str(), n.as_str()), ("ADDED", "i-30"));
+}
