@@ -242,10 +242,9 @@ async fn watch(
             header_done = true;
         }
     }
-    let from = Some(rv);
     let mut req = ObjectRequest::new(Verb::Watch, res.plural, ns, None);
     req.list = list_opts;
-    req.list.resource_version = from;
+    req.list.resource_version = Some(rv);
     req.list.allow_bookmarks = true;
     let mut w = api.client.watch_objects(req);
     loop {
