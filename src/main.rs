@@ -8,6 +8,7 @@
 //! - [`objects`]: `ferry get|describe|create|apply|delete|scale|label|annotate|patch|edit|explain`,
 //!   `ferry config view`, `ferry completion` — Kubernetes objects over QUIC.
 //! - [`printers`]: tables, `-o` formats, describe and explain text.
+//! - [`snapshot`]: `ferry snapshot save|status` — backups of the store.
 //! - [`bench`]: `ferry bench store|api`.
 //! - [`client`]: finding and loading the client config.
 //! - [`output`]: stdout that survives a closed pipe.
@@ -27,6 +28,7 @@ mod kv;
 mod master;
 mod objects;
 mod printers;
+mod snapshot;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -60,6 +62,9 @@ enum Command {
     /// Cluster membership.
     #[command(subcommand)]
     Cluster(cluster::Cmd),
+    /// Backups of the whole store: save one, check one (restore with `ferry master --init --restore`).
+    #[command(subcommand)]
+    Snapshot(snapshot::Cmd),
     /// Benchmarks against a running cluster.
     #[command(subcommand)]
     Bench(bench::Cmd),
@@ -102,6 +107,7 @@ fn main() -> ExitCode {
             Command::Kv(c) => kv::run(c, cli.config.as_deref()).await,
             Command::Cluster(c) => cluster::run(c, cli.config.as_deref()).await,
             Command::Bench(c) => bench::run(c, cli.config.as_deref()).await,
+            Command::Snapshot(c) => snapshot::run(c, cli.config.as_deref()).await,
             Command::Objects(c) => {
                 objects::run(c, cli.config.as_deref(), cli.namespace.as_deref()).await
             }

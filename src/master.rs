@@ -28,6 +28,16 @@ pub struct Args {
     /// The join token printed by `ferry master --init`.
     #[arg(long, requires = "join")]
     token: Option<String>,
+    /// With --init: start the new cluster's store from a snapshot file that
+    /// `ferry snapshot save` wrote (checked whole first).
+    #[arg(long, requires = "init", value_name = "FILE")]
+    restore: Option<PathBuf>,
+    /// Recover a cluster that lost quorum for good: this master carries on as the
+    /// only voter of a new cluster, with every write it knew committed. Its old
+    /// store is kept aside in the data dir. Wipe the other masters' data dirs and
+    /// join them again.
+    #[arg(long, conflicts_with_all = ["init", "join"])]
+    force_new_cluster: bool,
     /// Become a voter even if that makes the number of voters even.
     #[arg(long)]
     force: bool,
@@ -59,9 +69,11 @@ pub async fn run(a: Args, config: Option<PathBuf>) -> Result<ExitCode> {
         cfg.advertise = a.advertise;
     }
     cfg.validate()?;
-    let boot = match (a.init, a.join, a.token) {
-        (true, _, _) => Bootstrap::Init,
-        (false, Some(via), Some(token)) => Bootstrap::Join {
+    let boot = match (a.init, a.join, a.token, a.restore) {
+        _ if a.force_new_cluster => Bootstrap::ForceNewCluster,
+        (true, _, _, Some(file)) => Bootstrap::Restore(file),
+        (true, _, _, None) => Bootstrap::Init,
+        (false, Some(via), Some(token), _) => Bootstrap::Join {
             via,
             token,
             force: a.force,
@@ -70,6 +82,16 @@ pub async fn run(a: Args, config: Option<PathBuf>) -> Result<ExitCode> {
     };
     let master = Master::start(cfg, boot).await.context("starting master")?;
     let token = master.data.read("join-token")?;
+    if let Some(s) = &master.seeded {
+        outln!(
+            "store seeded at revision {} ({} keys); this master is the only voter of a new cluster",
+            s.revision,
+            s.pairs
+        );
+        if let Some(old) = &s.replaced {
+            outln!("the store it replaced is kept in {}", old.display());
+        }
+    }
     outln!("master {} serving on {}", master.id, master.addr);
     outln!("join token: {}", token.trim());
     outln!(

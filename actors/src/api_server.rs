@@ -10,7 +10,9 @@ use crate::apiserver::Failure;
 use actix::Addr;
 use ferry_api::frame::{read_frame, write_frame};
 use ferry_api::object::{ObjectEvent, ObjectRequest, Verb};
-use ferry_api::proto::{ApiError, ApiRequest, ApiResponse, ErrorCode, JoinRequest, JoinResponse};
+use ferry_api::proto::{
+    ApiError, ApiRequest, ApiResponse, ErrorCode, JoinRequest, JoinResponse, SnapshotPart,
+};
 use ferry_api::tls::{Ca, Identity};
 use ferry_raft::Store;
 use std::sync::Arc;
@@ -71,6 +73,7 @@ pub async fn serve(
             }
             match &req {
                 ApiRequest::Watch(w) => return stream_watch(&store, w, &mut send).await,
+                ApiRequest::Snapshot => return stream_snapshot(&store, &mut send).await,
                 ApiRequest::Object(o) if o.verb == Verb::Watch => {
                     return stream_object_watch(&api, &who, o, &mut send).await
                 }
@@ -109,10 +112,13 @@ async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError>
             store.remove_member(id, force).await?;
             ApiResponse::Removed
         }
-        ApiRequest::Watch(_) | ApiRequest::Join(_) | ApiRequest::Object(_) => {
+        ApiRequest::Watch(_)
+        | ApiRequest::Join(_)
+        | ApiRequest::Object(_)
+        | ApiRequest::Snapshot => {
             return Err(ApiError::new(
                 ErrorCode::BadRequest,
-                "watches are streamed and joins go to the ferry-join/1 ALPN",
+                "watches and snapshots are streamed, and joins go to the ferry-join/1 ALPN",
             ))
         }
     })
@@ -183,6 +189,46 @@ async fn stream_object_watch(
 }
 
 /// Writes a stream's final frame and ends the stream.
+/// Bytes of snapshot file per frame.
+const SNAPSHOT_CHUNK: usize = 1024 * 1024;
+
+/// Streams a snapshot holding everything committed so far (`ferry snapshot save`).
+async fn stream_snapshot(store: &Store, send: &mut quinn::SendStream) {
+    use tokio::io::AsyncReadExt;
+    let fail = |e: String| Err::<SnapshotPart, _>(ApiError::new(ErrorCode::Internal, e));
+    let (file, revision) = match store.backup().await {
+        Ok(f) => f,
+        Err(e) => return last_frame(send, &Err::<SnapshotPart, _>(e)).await,
+    };
+    let bytes = match file.metadata() {
+        Ok(m) => m.len(),
+        Err(e) => return last_frame(send, &fail(format!("snapshot file: {e}"))).await,
+    };
+    let begin = Ok::<_, ApiError>(SnapshotPart::Begin { revision, bytes });
+    if write_frame(send, &begin).await.is_err() {
+        return;
+    }
+    let mut file = tokio::fs::File::from_std(file);
+    let mut buf = vec![0u8; SNAPSHOT_CHUNK];
+    let mut sent = 0u64;
+    while sent < bytes {
+        let n = match file.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => return last_frame(send, &fail(format!("reading the snapshot: {e}"))).await,
+        };
+        sent += n as u64;
+        let chunk = Ok::<_, ApiError>(SnapshotPart::Chunk(buf[..n].to_vec()));
+        if write_frame(send, &chunk).await.is_err() {
+            return;
+        }
+    }
+    if sent != bytes {
+        return last_frame(send, &fail(format!("snapshot file ended at {sent} of {bytes} bytes"))).await;
+    }
+    last_frame(send, &Ok::<_, ApiError>(SnapshotPart::End)).await;
+}
+
 async fn last_frame<T: serde::Serialize>(send: &mut quinn::SendStream, item: &T) {
     let _ = write_frame(send, item).await;
     let _ = send.finish();

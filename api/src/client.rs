@@ -10,7 +10,7 @@ use crate::kv::{Expect, KeyValue, KvError, WatchItem, Write, WriteOp, WriteOutco
 use crate::object::{ObjectEvent, ObjectRequest, ObjectResponse};
 use crate::proto::{
     ApiError, ApiRequest, ApiResponse, ClusterStatus, Consistency, ErrorCode, RangeRequest,
-    RangeResponse, WatchRequest,
+    RangeResponse, SnapshotPart, WatchRequest,
 };
 use crate::tls::{self, CertPair};
 use crate::{Error, Result, ALPN_API, MASTER_SERVER_NAME};
@@ -319,6 +319,63 @@ impl Client {
             ApiResponse::Range(r) => Ok(r),
             other => Err(Error::Unexpected(format!("{other:?}"))),
         }
+    }
+
+    /// Streams a snapshot of the whole store (admin only) into `out`; returns its
+    /// revision and length. A broken stream is an error (the next call goes to
+    /// another master); `out` then holds a partial file the caller discards.
+    pub async fn snapshot(&self, out: &mut impl std::io::Write) -> Result<(u64, u64)> {
+        let (i, conn) = self.connection().await?;
+        let streamed = async {
+            let (mut send, mut recv) = conn
+                .open_bi()
+                .await
+                .map_err(|e| Error::Stream(e.to_string()))?;
+            write_frame(&mut send, &ApiRequest::Snapshot).await?;
+            let _ = send.finish();
+            let mut begun: Option<(u64, u64)> = None;
+            let mut got = 0u64;
+            loop {
+                let part =
+                    read_frame::<_, std::result::Result<SnapshotPart, ApiError>>(&mut recv, self.max_frame)
+                        .await?
+                        .ok_or(Error::Truncated)?
+                        .map_err(Error::Api)?;
+                match (part, begun) {
+                    (SnapshotPart::Begin { revision, bytes }, None) => {
+                        begun = Some((revision, bytes))
+                    }
+                    (SnapshotPart::Chunk(c), Some((_, bytes))) => {
+                        got += c.len() as u64;
+                        if got > bytes {
+                            return Err(Error::Unexpected(format!(
+                                "snapshot longer than the {bytes} bytes announced"
+                            )));
+                        }
+                        out.write_all(&c)
+                            .map_err(|e| Error::Stream(format!("writing the snapshot: {e}")))?;
+                    }
+                    (SnapshotPart::End, Some((revision, bytes))) if got == bytes => {
+                        return Ok((revision, bytes))
+                    }
+                    (part, _) => {
+                        return Err(Error::Unexpected(format!(
+                            "snapshot frame out of order after {got} bytes: {}",
+                            match part {
+                                SnapshotPart::Begin { .. } => "Begin",
+                                SnapshotPart::Chunk(_) => "Chunk",
+                                SnapshotPart::End => "End",
+                            }
+                        )))
+                    }
+                }
+            }
+        };
+        let r = streamed.await;
+        if matches!(r, Err(Error::Stream(_) | Error::Truncated)) {
+            self.drop_connection(i).await;
+        }
+        r
     }
 
     /// Cluster status from whichever master answers.

@@ -86,6 +86,9 @@ pub enum ApiRequest {
     /// A Kubernetes object request (a watch answers with a stream of
     /// `Result<ObjectEvent, ApiError>` frames).
     Object(Box<ObjectRequest>),
+    /// A backup of the whole store (admin only), answered with a stream of
+    /// `Result<SnapshotPart, ApiError>` frames: `Begin`, `Chunk`s, `End`.
+    Snapshot,
 }
 
 impl ApiRequest {
@@ -96,7 +99,8 @@ impl ApiRequest {
             ApiRequest::Get { .. }
             | ApiRequest::Range(_)
             | ApiRequest::Watch(_)
-            | ApiRequest::Status => true,
+            | ApiRequest::Status
+            | ApiRequest::Snapshot => true,
             ApiRequest::Object(o) => o.is_idempotent(),
             ApiRequest::RemoveMember { .. } | ApiRequest::Join(_) => false,
         }
@@ -125,6 +129,22 @@ pub enum ApiResponse {
     Joined(Box<JoinResponse>),
     /// The answer to an object request (errors are Kubernetes `Status` bodies).
     Object(ObjectResponse),
+}
+
+/// One frame of a streamed snapshot (the answer to [`ApiRequest::Snapshot`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapshotPart {
+    /// What follows: a snapshot file at `revision`, `bytes` long.
+    Begin {
+        /// The store revision the snapshot holds.
+        revision: u64,
+        /// The file's length.
+        bytes: u64,
+    },
+    /// The next bytes of the file.
+    Chunk(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The file is complete.
+    End,
 }
 
 /// Why a request failed before reaching the store (or after, with no answer).

@@ -9,6 +9,7 @@
 //! - [`network`]: Raft RPCs between masters over QUIC (`ferry-raft/1`).
 //! - [`node`]: [`Store`], the handle the rest of ferry uses: group commit, forwarding to
 //!   the leader, linearizable reads, watches, membership.
+//! - [`seed`]: seeding a store from a snapshot file (restore, force-new-cluster).
 //! - [`Error`]: this crate's errors.
 //!
 //! This crate knows nothing of actix; it exposes `Send + Sync` async handles.
@@ -18,6 +19,7 @@ pub mod log_cache;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod seed;
 pub mod sm;
 pub mod types;
 pub mod watch;

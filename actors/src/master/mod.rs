@@ -18,6 +18,7 @@ use ferry_api::tls::{self, Ca, CertPair, Identity};
 use ferry_api::{ALPN_API, ALPN_JOIN, ALPN_RAFT, MASTER_SERVER_NAME};
 use ferry_config::{ClientConfig, MasterConfig};
 use ferry_raft::network::Peers;
+use ferry_raft::seed;
 use ferry_raft::{Store, StoreOptions};
 use identity::DataDir;
 use std::net::SocketAddr;
@@ -40,6 +41,12 @@ pub enum Bootstrap {
     },
     /// Restart from an existing data dir.
     Existing,
+    /// First master of a new cluster whose store starts as the snapshot file
+    /// `ferry snapshot save` wrote (`ferry master --init --restore FILE`).
+    Restore(std::path::PathBuf),
+    /// Carry on alone from this master's own committed state, as the only voter
+    /// of a new one-master cluster, after the cluster lost quorum for good.
+    ForceNewCluster,
 }
 
 /// A running master.
@@ -60,6 +67,19 @@ pub struct Master {
     rejoin: Option<tokio::task::JoinHandle<()>>,
     /// The actor tree (API server, controller manager).
     actors: Option<MasterActors>,
+    /// What a restore or force-new-cluster seeded the store with.
+    pub seeded: Option<Seeded>,
+}
+
+/// What `--restore` or `--force-new-cluster` put in the store.
+#[derive(Debug, Clone)]
+pub struct Seeded {
+    /// The revision the store starts at.
+    pub revision: u64,
+    /// Keys loaded.
+    pub pairs: u64,
+    /// Where the store it replaced was moved, if there was one.
+    pub replaced: Option<std::path::PathBuf>,
 }
 
 impl Master {
@@ -75,8 +95,45 @@ impl Master {
             .map_err(|e| Error::Join(e.to_string()))?;
         let addr = cfg.advertise.unwrap_or(local);
         let existing = data.identity()?;
+        let staged = seed::staged(&data.path);
+        let seeding = matches!(boot, Bootstrap::Restore(_) | Bootstrap::ForceNewCluster);
+        if staged && !seeding {
+            return Err(Error::DataDir {
+                path: data.path.join(seed::STAGED),
+                message: "a --restore or --force-new-cluster into this data dir did not finish; \
+                          run the same command again to finish it"
+                    .into(),
+            });
+        }
         let mut fresh_init = false;
         let ident = match (existing, &boot) {
+            (Some(id), Bootstrap::Restore(_)) if staged => {
+                tracing::warn!("finishing the restore an earlier run staged");
+                id
+            }
+            (Some(_), Bootstrap::Restore(_)) => return Err(Error::DataDir {
+                path: data.path.clone(),
+                message: "already set up: --restore starts a new cluster and needs a new data dir"
+                    .into(),
+            }),
+            (None, Bootstrap::Restore(file)) => {
+                // Checked whole before anything is written to the data dir.
+                let revision = seed::stage_file(file, &data.path)?;
+                tracing::info!(file = %file.display(), revision, "restoring from snapshot");
+                init_credentials(&data, addr)?
+            }
+            (Some(id), Bootstrap::ForceNewCluster) => {
+                if !staged {
+                    let revision =
+                        seed::stage_local(&data.path, cfg.store.history_revisions).await?;
+                    tracing::warn!(revision, "forcing a new one-master cluster from this master's committed state");
+                }
+                id
+            }
+            (None, Bootstrap::ForceNewCluster) => return Err(Error::DataDir {
+                path: data.path.clone(),
+                message: "not set up: --force-new-cluster needs the data dir of a master of the cluster to recover".into(),
+            }),
             (Some(id), Bootstrap::Init | Bootstrap::Join { .. }) => {
                 tracing::info!(id = id.id, dir = %data.path.display(), "data dir already set up; restarting from it");
                 id
@@ -112,6 +169,23 @@ impl Master {
                 data.set_identity(&ident)?;
                 ident
             }
+        };
+        let seeded = match seeding {
+            true => {
+                let (s, replaced) = seed::seed(
+                    &data.path,
+                    ident.id,
+                    &addr.to_string(),
+                    cfg.store.history_revisions,
+                )
+                .await?;
+                Some(Seeded {
+                    revision: s.revision,
+                    pairs: s.pairs,
+                    replaced,
+                })
+            }
+            false => None,
         };
         let cert = data.master_cert()?;
         let ca = data.ca()?;
@@ -178,6 +252,7 @@ impl Master {
             accept,
             rejoin,
             actors: Some(actors),
+            seeded,
         })
     }
 

@@ -59,8 +59,12 @@ struct Inner {
     membership: tokio::sync::Mutex<()>,
     election_max: Duration,
     storage_released: FlusherStopped,
+    snap_dir: PathBuf,
     _db: sled::Db,
 }
+
+/// How long `ferry snapshot save` waits for a snapshot to be built.
+const BACKUP_BUILD: Duration = Duration::from_secs(120);
 
 /// Result of a write as the wire carries it.
 pub type WriteResult = Result<Result<WriteOutcome, KvError>, ApiError>;
@@ -82,9 +86,10 @@ impl Store {
         let storage_released = flusher.stopped();
         let log = LogStore::open(&db, flusher.clone())?;
         let committed = log.committed_index();
+        let snap_dir = opts.dir.join("snapshots");
         let sm = StateMachine::open(
             &db,
-            opts.dir.join("snapshots"),
+            snap_dir.clone(),
             opts.limits.history_revisions,
             flusher,
         )?;
@@ -126,6 +131,7 @@ impl Store {
                 membership: tokio::sync::Mutex::new(()),
                 election_max: Duration::from_millis(t.election_max_ms),
                 storage_released,
+                snap_dir,
                 _db: db,
             }),
         })
@@ -317,6 +323,39 @@ impl Store {
             .await??;
         self.wait_applied(idx).await?;
         Ok(idx)
+    }
+
+    /// A snapshot file holding at least everything committed when called (for
+    /// `ferry snapshot save`): builds one if the newest is older. Returns the
+    /// file, opened, and its revision.
+    pub async fn backup(&self) -> Result<(std::fs::File, u64), ApiError> {
+        let target = self.read_index().await?;
+        let covers = |m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>| {
+            m.snapshot.is_some_and(|l| l.index >= target)
+        };
+        let mut rx = self.inner.raft.metrics();
+        if !covers(&rx.borrow()) {
+            self.inner
+                .raft
+                .trigger()
+                .snapshot()
+                .await
+                .map_err(|e| unavailable(format!("cannot build a snapshot: {e}")))?;
+            match tokio::time::timeout(BACKUP_BUILD, rx.wait_for(covers)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return Err(unavailable("raft stopped while building the snapshot")),
+                Err(_) => {
+                    return Err(unavailable(format!(
+                        "no snapshot at revision {target} after {} s",
+                        BACKUP_BUILD.as_secs()
+                    )))
+                }
+            }
+        }
+        match crate::sm::snapshot::open_current(&self.inner.snap_dir).map_err(internal)? {
+            Some((file, meta)) => Ok((file, meta.last_log_id.map_or(0, |l| l.index))),
+            None => Err(internal("the snapshot just built is missing")),
+        }
     }
 
     async fn read_index_local(&self) -> Result<u64, ApiError> {

@@ -2,9 +2,11 @@
 //!
 //! A snapshot is a file of length-prefixed bincode records: a header carrying the
 //! snapshot meta, every (key, value) pair of the state-machine tree, and a trailer
-//! with the pair count. A truncated or corrupt file fails to load and changes
-//! nothing. The current snapshot is `<snap_dir>/current.snap`; it is replaced by
-//! write-to-temporary, fsync, rename, fsync of the directory.
+//! with the pair count and (version 2) the SHA-256 of every byte before it. A
+//! truncated or corrupt file fails to load and changes nothing. The current
+//! snapshot is `<snap_dir>/current.snap`; it is replaced by write-to-temporary,
+//! fsync, rename, fsync of the directory. The same files are what
+//! `ferry snapshot save` writes and `ferry master --restore` reads.
 
 use crate::types::{decode, encode, LogId, StorageError, StoredMembership, TypeConfig};
 use openraft::{ErrorSubject, ErrorVerb, RaftSnapshotBuilder, Snapshot, SnapshotMeta};
@@ -12,12 +14,16 @@ use serde::{Deserialize, Serialize};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-type Meta = SnapshotMeta<u64, openraft::BasicNode>;
+/// A snapshot's meta: the last applied log id and the membership.
+pub type Meta = SnapshotMeta<u64, openraft::BasicNode>;
 
 const CURRENT: &str = "current.snap";
 /// Largest record a snapshot may hold (a value is at most 1.5 MiB).
 const MAX_RECORD: usize = 8 * 1024 * 1024;
+/// The format written: version 2 ends with [`Record::Sealed`].
+const VERSION: u32 = 2;
 
+/// On-disk records: never change a variant, only add new ones.
 #[derive(Serialize, Deserialize)]
 enum Record {
     Header {
@@ -28,8 +34,15 @@ enum Record {
         #[serde(with = "serde_bytes")] Vec<u8>,
         #[serde(with = "serde_bytes")] Vec<u8>,
     ),
+    /// Version 1 trailer.
     End {
         pairs: u64,
+    },
+    /// Version 2 trailer: the pair count and the SHA-256 of every byte before this record.
+    Sealed {
+        pairs: u64,
+        #[serde(with = "serde_bytes")]
+        sha256: Vec<u8>,
     },
 }
 
@@ -52,27 +65,177 @@ pub fn remove_temporaries(dir: &Path) -> crate::Result<()> {
     Ok(())
 }
 
-fn write_record(w: &mut impl Write, r: &Record) -> crate::Result<()> {
-    let body = encode(r);
-    w.write_all(&(body.len() as u32).to_be_bytes())?;
-    w.write_all(&body)?;
-    Ok(())
+/// Writes records, hashing every byte written.
+struct RecordWriter<W: Write> {
+    out: W,
+    hash: ring::digest::Context,
+    pairs: u64,
 }
 
-fn read_record(r: &mut impl Read) -> crate::Result<Record> {
+impl<W: Write> RecordWriter<W> {
+    fn new(out: W, meta: &Meta) -> crate::Result<Self> {
+        let mut w = RecordWriter {
+            out,
+            hash: ring::digest::Context::new(&ring::digest::SHA256),
+            pairs: 0,
+        };
+        w.write(&Record::Header {
+            version: VERSION,
+            meta: meta.clone(),
+        })?;
+        Ok(w)
+    }
+
+    fn write(&mut self, r: &Record) -> crate::Result<()> {
+        let body = encode(r);
+        let len = (body.len() as u32).to_be_bytes();
+        self.hash.update(&len);
+        self.hash.update(&body);
+        self.out.write_all(&len)?;
+        self.out.write_all(&body)?;
+        Ok(())
+    }
+
+    fn pair(&mut self, k: Vec<u8>, v: Vec<u8>) -> crate::Result<()> {
+        self.pairs += 1;
+        self.write(&Record::Pair(k, v))
+    }
+
+    /// Writes the trailer; returns the writer.
+    fn seal(mut self) -> crate::Result<W> {
+        let sha256 = self.hash.clone().finish().as_ref().to_vec();
+        let body = encode(&Record::Sealed {
+            pairs: self.pairs,
+            sha256,
+        });
+        self.out.write_all(&(body.len() as u32).to_be_bytes())?;
+        self.out.write_all(&body)?;
+        Ok(self.out)
+    }
+}
+
+/// Reads one record; `hash` (if any) takes its bytes unless it is a trailer.
+fn read_record(
+    r: &mut impl Read,
+    hash: Option<&mut ring::digest::Context>,
+) -> crate::Result<Record> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len)
         .map_err(|e| crate::Error::Corrupt(format!("snapshot truncated: {e}")))?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_RECORD {
+    let n = u32::from_be_bytes(len) as usize;
+    if n > MAX_RECORD {
         return Err(crate::Error::Corrupt(format!(
-            "snapshot record of {len} bytes"
+            "snapshot record of {n} bytes (the limit is {MAX_RECORD})"
         )));
     }
-    let mut body = vec![0u8; len];
+    let mut body = vec![0u8; n];
     r.read_exact(&mut body)
         .map_err(|e| crate::Error::Corrupt(format!("snapshot truncated: {e}")))?;
-    decode(&body, "snapshot record")
+    let record = decode(&body, "snapshot record")?;
+    if let Some(h) = hash {
+        if !matches!(record, Record::End { .. } | Record::Sealed { .. }) {
+            h.update(&len);
+            h.update(&body);
+        }
+    }
+    Ok(record)
+}
+
+/// Reads a whole snapshot file, handing each pair to `each`; checks the trailer
+/// (count, and for version 2 the checksum) and that nothing follows it.
+fn read_all(
+    path: &Path,
+    mut each: impl FnMut(Vec<u8>, Vec<u8>) -> crate::Result<()>,
+) -> crate::Result<(Meta, u64)> {
+    let mut r = BufReader::new(std::fs::File::open(path)?);
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    let (version, meta) = match read_record(&mut r, Some(&mut hash))? {
+        Record::Header { version, meta } if version == 1 || version == VERSION => (version, meta),
+        Record::Header { version, .. } => {
+            return Err(crate::Error::Corrupt(format!(
+                "snapshot format version {version} is not supported (this ferry reads 1 and {VERSION})"
+            )))
+        }
+        _ => return Err(crate::Error::Corrupt("snapshot has no header".into())),
+    };
+    let mut pairs = 0u64;
+    let (want, sum) = loop {
+        match read_record(&mut r, Some(&mut hash))? {
+            Record::Pair(k, v) => {
+                each(k, v)?;
+                pairs += 1;
+            }
+            Record::End { pairs } if version == 1 => break (pairs, None),
+            Record::Sealed { pairs, sha256 } if version == VERSION => break (pairs, Some(sha256)),
+            Record::End { .. } | Record::Sealed { .. } => {
+                return Err(crate::Error::Corrupt(format!(
+                    "snapshot trailer does not match format version {version}"
+                )))
+            }
+            Record::Header { .. } => {
+                return Err(crate::Error::Corrupt("second header in snapshot".into()))
+            }
+        }
+    };
+    if want != pairs {
+        return Err(crate::Error::Corrupt(format!(
+            "snapshot trailer says {want} pairs, found {pairs}"
+        )));
+    }
+    if let Some(sum) = sum {
+        if hash.finish().as_ref() != sum.as_slice() {
+            return Err(crate::Error::Corrupt(
+                "snapshot checksum does not match its contents".into(),
+            ));
+        }
+    }
+    let mut rest = [0u8; 1];
+    if r.read(&mut rest)? != 0 {
+        return Err(crate::Error::Corrupt(
+            "snapshot has bytes after its trailer".into(),
+        ));
+    }
+    Ok((meta, pairs))
+}
+
+/// Checks a whole snapshot file without loading it; returns its meta and pair count.
+pub fn validate(path: &Path) -> crate::Result<(Meta, u64)> {
+    read_all(path, |_, _| Ok(()))
+}
+
+/// Copies the snapshot at `src` to a new temporary file in `dir` with `meta` as
+/// its header and the keys in `set` replaced (`Some`) or dropped (`None`).
+pub fn rewrite(
+    src: &Path,
+    dir: &Path,
+    meta: &Meta,
+    set: &[(&[u8], Option<Vec<u8>>)],
+) -> crate::Result<PathBuf> {
+    let path = temp_path(dir, "rewrite");
+    let mut w = RecordWriter::new(BufWriter::new(std::fs::File::create(&path)?), meta)?;
+    read_all(src, |k, v| {
+        if set.iter().any(|(key, _)| *key == k.as_slice()) {
+            return Ok(());
+        }
+        w.pair(k, v)
+    })?;
+    for (k, v) in set {
+        if let Some(v) = v {
+            w.pair(k.to_vec(), v.clone())?;
+        }
+    }
+    finish(w, &path)?;
+    Ok(path)
+}
+
+/// Seals a snapshot being written to `path` and makes it durable.
+fn finish(w: RecordWriter<BufWriter<std::fs::File>>, path: &Path) -> crate::Result<()> {
+    let file = w
+        .seal()?
+        .into_inner()
+        .map_err(|e| crate::Error::Storage(format!("{}: {e}", path.display())))?;
+    file.sync_all()?;
+    Ok(())
 }
 
 /// Dumps `tree` to a new temporary file; the caller must not apply concurrently.
@@ -91,59 +254,25 @@ pub fn dump(
         snapshot_id: format!("{}-{nanos}", last.map_or(0, |l| l.index)),
     };
     let path = temp_path(dir, "build");
-    let file = std::fs::File::create(&path)?;
-    let mut w = BufWriter::new(file);
-    write_record(
-        &mut w,
-        &Record::Header {
-            version: 1,
-            meta: meta.clone(),
-        },
-    )?;
-    let mut pairs = 0u64;
+    let mut w = RecordWriter::new(BufWriter::new(std::fs::File::create(&path)?), &meta)?;
     for item in tree.iter() {
         let (k, v) = item?;
-        write_record(&mut w, &Record::Pair(k.to_vec(), v.to_vec()))?;
-        pairs += 1;
+        w.pair(k.to_vec(), v.to_vec())?;
     }
-    write_record(&mut w, &Record::End { pairs })?;
-    let file = w
-        .into_inner()
-        .map_err(|e| crate::Error::Storage(e.to_string()))?;
-    file.sync_all()?;
+    finish(w, &path)?;
     Ok((path, meta))
 }
 
 /// Loads a snapshot file into an (emptied) tree; returns its meta.
 pub fn load(path: &Path, tree: &sled::Tree) -> crate::Result<Meta> {
     tree.clear()?;
-    let mut r = BufReader::new(std::fs::File::open(path)?);
-    let Record::Header { version: 1, meta } = read_record(&mut r)? else {
-        return Err(crate::Error::Corrupt(
-            "snapshot has no version-1 header".into(),
-        ));
-    };
     // Plain inserts, no `sled::Batch` (see `apply::Writes`): the tree is not in
     // use until the generation switch makes it current.
-    let mut pairs = 0u64;
-    loop {
-        match read_record(&mut r)? {
-            Record::Pair(k, v) => {
-                tree.insert(k, v)?;
-                pairs += 1;
-            }
-            Record::End { pairs: want } if want == pairs => break,
-            Record::End { pairs: want } => {
-                return Err(crate::Error::Corrupt(format!(
-                    "snapshot trailer says {want} pairs, found {pairs}"
-                )))
-            }
-            Record::Header { .. } => {
-                return Err(crate::Error::Corrupt("second header in snapshot".into()))
-            }
-        }
-    }
-    Ok(meta)
+    read_all(path, |k, v| {
+        tree.insert(k, v)?;
+        Ok(())
+    })
+    .map(|(meta, _)| meta)
 }
 
 fn fsync_dir(dir: &Path) -> crate::Result<()> {
@@ -189,6 +318,22 @@ pub fn current_path(dir: &Path) -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
+/// The current snapshot opened for reading (at its start) with its meta. The
+/// handle keeps reading the same file if a newer snapshot replaces it.
+pub fn open_current(dir: &Path) -> crate::Result<Option<(std::fs::File, Meta)>> {
+    use std::io::Seek;
+    let mut f = match std::fs::File::open(dir.join(CURRENT)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let Record::Header { meta, .. } = read_record(&mut BufReader::new(&f), None)? else {
+        return Err(crate::Error::Corrupt("current snapshot has no header".into()));
+    };
+    f.seek(std::io::SeekFrom::Start(0))?;
+    Ok(Some((f, meta)))
+}
+
 /// The current snapshot, opened for reading.
 pub async fn current(dir: &Path) -> crate::Result<Option<Snapshot<TypeConfig>>> {
     let path = dir.join(CURRENT);
@@ -197,7 +342,7 @@ pub async fn current(dir: &Path) -> crate::Result<Option<Snapshot<TypeConfig>>> 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let Record::Header { meta, .. } = read_record(&mut BufReader::new(f))? else {
+    let Record::Header { meta, .. } = read_record(&mut BufReader::new(f), None)? else {
         return Err(crate::Error::Corrupt(format!(
             "{} has no header",
             path.display()
