@@ -46,7 +46,11 @@ async fn save(file: &Path, config: Option<&Path>) -> Result<ExitCode> {
         _ => PathBuf::from("."),
     };
     if !dir.is_dir() {
-        bail!("cannot save to {}: {} is not a directory", file.display(), dir.display());
+        bail!(
+            "cannot save to {}: {} is not a directory",
+            file.display(),
+            dir.display()
+        );
     }
     let name = file
         .file_name()
@@ -108,8 +112,8 @@ fn status(file: &Path, output: &str) -> Result<ExitCode> {
     let bytes = std::fs::metadata(file)
         .with_context(|| format!("reading {}", file.display()))?
         .len();
-    let (meta, pairs) =
-        snapshot::validate(file).with_context(|| format!("{} is not a whole snapshot", file.display()))?;
+    let (meta, pairs) = snapshot::validate(file)
+        .with_context(|| format!("{} is not a whole snapshot", file.display()))?;
     let revision = meta.last_log_id.map_or(0, |l| l.index);
     let members: Vec<String> = meta
         .last_membership

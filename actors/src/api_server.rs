@@ -224,7 +224,11 @@ async fn stream_snapshot(store: &Store, send: &mut quinn::SendStream) {
         }
     }
     if sent != bytes {
-        return last_frame(send, &fail(format!("snapshot file ended at {sent} of {bytes} bytes"))).await;
+        return last_frame(
+            send,
+            &fail(format!("snapshot file ended at {sent} of {bytes} bytes")),
+        )
+        .await;
     }
     last_frame(send, &Ok::<_, ApiError>(SnapshotPart::End)).await;
 }

@@ -336,11 +336,13 @@ impl Client {
             let mut begun: Option<(u64, u64)> = None;
             let mut got = 0u64;
             loop {
-                let part =
-                    read_frame::<_, std::result::Result<SnapshotPart, ApiError>>(&mut recv, self.max_frame)
-                        .await?
-                        .ok_or(Error::Truncated)?
-                        .map_err(Error::Api)?;
+                let part = read_frame::<_, std::result::Result<SnapshotPart, ApiError>>(
+                    &mut recv,
+                    self.max_frame,
+                )
+                .await?
+                .ok_or(Error::Truncated)?
+                .map_err(Error::Api)?;
                 match (part, begun) {
                     (SnapshotPart::Begin { revision, bytes }, None) => {
                         begun = Some((revision, bytes))

@@ -221,6 +221,14 @@ impl LogStore {
         }
     }
 
+    /// Writes `e` as `append` does, without a flush callback (tests of code that
+    /// reads the log offline).
+    #[cfg(test)]
+    pub(crate) fn insert_entry(&self, e: &Entry<TypeConfig>) -> crate::Result<()> {
+        self.log.insert(e.log_id.index.to_be_bytes(), encode(e))?;
+        Ok(())
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, LogCache> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }

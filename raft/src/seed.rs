@@ -45,6 +45,15 @@ fn storage(e: impl std::fmt::Display) -> Error {
     Error::Storage(e.to_string())
 }
 
+/// Names `file` in an error about it.
+fn about(file: &Path, e: Error) -> Error {
+    match e {
+        Error::Corrupt(m) => Error::Corrupt(format!("{}: {m}", file.display())),
+        Error::Storage(m) => Error::Storage(format!("cannot read {}: {m}", file.display())),
+        e => e,
+    }
+}
+
 fn fsync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
@@ -62,8 +71,7 @@ fn stage_copy(src: &Path, data_dir: &Path) -> Result<()> {
 /// Checks the snapshot file `file` whole and stages it as the seed of `data_dir`.
 /// Returns its revision; nothing is written when the file is bad.
 pub fn stage_file(file: &Path, data_dir: &Path) -> Result<u64> {
-    let (meta, _) = snapshot::validate(file)
-        .map_err(|e| Error::Corrupt(format!("{}: {e}", file.display())))?;
+    let (meta, _) = snapshot::validate(file).map_err(|e| about(file, e))?;
     let Some(last) = meta.last_log_id else {
         return Err(Error::Corrupt(format!(
             "{}: the snapshot holds no applied state",
@@ -117,10 +125,7 @@ pub async fn stage_local(data_dir: &Path, window: u64) -> Result<u64> {
             .try_get_log_entries(from..=c.index)
             .await
             .map_err(storage)?;
-        let contiguous = entries
-            .iter()
-            .zip(from..)
-            .all(|(e, i)| e.log_id.index == i);
+        let contiguous = entries.iter().zip(from..).all(|(e, i)| e.log_id.index == i);
         if entries.len() as u64 != c.index + 1 - from || !contiguous {
             return Err(Error::Corrupt(format!(
                 "the log lacks committed entries {from}..={}",
@@ -185,8 +190,7 @@ pub async fn seed(
     window: u64,
 ) -> Result<(Seeded, Option<PathBuf>)> {
     let staged = data_dir.join(STAGED);
-    let (found, pairs) = snapshot::validate(&staged)
-        .map_err(|e| Error::Corrupt(format!("{}: {e}", staged.display())))?;
+    let (found, pairs) = snapshot::validate(&staged).map_err(|e| about(&staged, e))?;
     let last = found
         .last_log_id
         .ok_or_else(|| Error::Corrupt("the staged seed holds no applied state".into()))?;
@@ -235,4 +239,120 @@ pub async fn seed(
         },
         aside,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Command;
+    use ferry_api::kv::{Expect, Write, WriteOp};
+    use openraft::{Entry, EntryPayload};
+    use std::sync::Arc;
+
+    fn id(term: u64, index: u64) -> LogId {
+        LogId::new(CommittedLeaderId::new(term, 1), index)
+    }
+
+    fn put(index: u64, key: &str) -> Entry<crate::TypeConfig> {
+        let w = Write::Op(WriteOp::Put {
+            key: key.into(),
+            value: key.as_bytes().to_vec(),
+            expect: Expect::Any,
+        });
+        Entry {
+            log_id: id(2, index),
+            payload: EntryPayload::Normal(Command::V1 {
+                writes: Arc::new(vec![w]),
+            }),
+        }
+    }
+
+    /// A store whose log holds 1..=4 (membership, then puts of a, b, c), whose
+    /// state machine applied 1..=2, and whose recorded commit index is 3.
+    async fn old_store(dir: &Path) {
+        let mut st = Offline::open(dir, 1000).unwrap();
+        let membership = Entry {
+            log_id: id(1, 1),
+            payload: EntryPayload::Membership(Membership::new(
+                vec![BTreeSet::from([1, 2, 3])],
+                BTreeSet::from([1, 2, 3]),
+            )),
+        };
+        let entries = [membership, put(2, "a"), put(3, "b"), put(4, "c")];
+        for e in &entries {
+            st.log.insert_entry(e).unwrap();
+        }
+        st.sm.apply(entries[..2].to_vec()).await.unwrap();
+        st.log.save_committed(Some(id(2, 3))).await.unwrap();
+        st.flusher.flush().await.unwrap();
+        st.close().await;
+    }
+
+    fn value(st: &Offline, key: &str) -> Option<Vec<u8>> {
+        let (kv, _) = st.sm.shared().get(key, None).unwrap().unwrap();
+        kv.map(|kv| kv.value)
+    }
+
+    #[tokio::test]
+    async fn force_new_cluster_keeps_what_was_committed_and_makes_this_master_the_only_voter() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        old_store(dir).await;
+
+        assert_eq!(stage_local(dir, 1000).await.unwrap(), 3);
+        assert!(staged(dir));
+        let (seeded, aside) = seed(dir, 7, "127.0.0.1:7100", 1000).await.unwrap();
+        assert_eq!(seeded.revision, 3);
+        assert!(!staged(dir), "the staged seed is removed once seeded");
+        let aside = aside.expect("the old store is moved aside");
+        assert!(aside.join("store").join("db").exists());
+
+        let mut st = Offline::open(dir, 1000).unwrap();
+        let restart_at = LogId::new(CommittedLeaderId::new(0, 7), 3);
+        let (applied, membership) = st.sm.applied_state().await.unwrap();
+        assert_eq!(applied, Some(restart_at));
+        let voters: Vec<u64> = membership.membership().voter_ids().collect();
+        assert_eq!(voters, vec![7]);
+        let log = st.log.get_log_state().await.unwrap();
+        assert_eq!(log.last_purged_log_id, Some(restart_at));
+        assert_eq!(log.last_log_id, Some(restart_at));
+        assert_eq!(st.log.read_vote().await.unwrap(), None);
+        // Committed entry 3 was applied on the way; entry 4 was never known committed.
+        assert_eq!(value(&st, "a").as_deref(), Some(&b"a"[..]));
+        assert_eq!(value(&st, "b").as_deref(), Some(&b"b"[..]));
+        assert_eq!(value(&st, "c"), None);
+        st.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_seed_cut_short_is_finished_by_running_it_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+        std::fs::create_dir_all(&dst).unwrap();
+        old_store(&src).await;
+        stage_local(&src, 1000).await.unwrap();
+        stage_file(&src.join(STAGED), &dst).unwrap();
+        // A crash part way through seeding left a half-written store behind.
+        let db = crate::open_db(&dst.join("store")).unwrap();
+        db.insert(b"half", b"written".to_vec()).unwrap();
+        db.flush().unwrap();
+        drop(db);
+
+        let (seeded, aside) = seed(&dst, 1, "127.0.0.1:7100", 1000).await.unwrap();
+        assert_eq!(seeded.revision, 3);
+        assert!(aside.is_some_and(|a| a.join("store").exists()));
+        let st = Offline::open(&dst, 1000).unwrap();
+        assert_eq!(value(&st, "b").as_deref(), Some(&b"b"[..]));
+        st.close().await;
+    }
+
+    #[test]
+    fn a_damaged_file_is_not_staged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bad = tmp.path().join("bad.snap");
+        std::fs::write(&bad, b"\0\0\0\x05hello").unwrap();
+        let e = stage_file(&bad, tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("bad.snap"), "{e}");
+        assert!(!staged(tmp.path()));
+    }
 }

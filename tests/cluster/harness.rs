@@ -75,6 +75,11 @@ impl Cluster {
     /// Starts `n` masters: the first with `--init`, the rest with `--join`, and
     /// waits until all are voters (or learners, for an even count) with a leader.
     pub async fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, &["--init"]).await
+    }
+
+    /// [`Cluster::start`] with `init` as the first master's flags (`--init` and more).
+    pub async fn start_with(n: usize, init: &[&str]) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("ferry-cluster-")
             .tempdir()
@@ -96,7 +101,7 @@ impl Cluster {
             masters,
             token: String::new(),
         };
-        c.spawn(0, &["--init".to_string()]);
+        c.spawn(0, &init.iter().map(|a| a.to_string()).collect::<Vec<_>>());
         let token_file = c.masters[0].data.join("join-token");
         let ident = c.masters[0].data.join("identity.toml");
         let token = wait_until(
@@ -136,7 +141,13 @@ impl Cluster {
         c
     }
 
-    fn spawn(&mut self, i: usize, extra: &[String]) {
+    /// Starts master `i` (not running) with `extra` flags after its data dir and address.
+    pub fn spawn(&mut self, i: usize, extra: &[String]) {
+        assert!(
+            !self.running(i),
+            "{} is already running",
+            self.masters[i].name
+        );
         let m = &mut self.masters[i];
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -190,7 +201,14 @@ impl Cluster {
 
     /// An admin client config for the given masters.
     pub fn client_config(&self, masters: &[String], timeout: Duration) -> ClientConfig {
-        let data = DataDir::new(&self.masters[0].data).expect("data dir");
+        // Any set-up master has the cluster CA (a test may wipe some data dirs).
+        let dir = self
+            .masters
+            .iter()
+            .map(|m| &m.data)
+            .find(|d| d.join("ca.crt").exists())
+            .unwrap_or(&self.masters[0].data);
+        let data = DataDir::new(dir).expect("data dir");
         let mut cfg = ferry_actors::master::admin_config(&data, masters).expect("admin config");
         cfg.timeout_ms = timeout.as_millis() as u64;
         cfg

@@ -12,6 +12,8 @@
 //! - [`up`]: `ferry up` brings a cluster up, restarts a killed master, and stops everything.
 //! - [`objects`]: the kubectl-like CLI against `ferry up`: apply, get in every format,
 //!   scale, delete with each cascade policy, `get -w` across the SIGKILL of its master.
+//! - [`recovery`]: `ferry snapshot save` and `ferry master --init --restore`; damaged
+//!   snapshot files refused; `ferry master --force-new-cluster` after quorum is lost.
 //! - [`watch`]: a watch streams on across the SIGKILL of the master serving it.
 
 mod bad_input;
@@ -21,5 +23,6 @@ mod harness;
 mod objects;
 mod pause;
 mod procs;
+mod recovery;
 mod up;
 mod watch;

@@ -151,11 +151,9 @@ fn read_all(
     let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
     let (version, meta) = match read_record(&mut r, Some(&mut hash))? {
         Record::Header { version, meta } if version == 1 || version == VERSION => (version, meta),
-        Record::Header { version, .. } => {
-            return Err(crate::Error::Corrupt(format!(
-                "snapshot format version {version} is not supported (this ferry reads 1 and {VERSION})"
-            )))
-        }
+        Record::Header { version, .. } => return Err(crate::Error::Corrupt(format!(
+            "snapshot format version {version} is not supported (this ferry reads 1 and {VERSION})"
+        ))),
         _ => return Err(crate::Error::Corrupt("snapshot has no header".into())),
     };
     let mut pairs = 0u64;
@@ -328,7 +326,9 @@ pub fn open_current(dir: &Path) -> crate::Result<Option<(std::fs::File, Meta)>> 
         Err(e) => return Err(e.into()),
     };
     let Record::Header { meta, .. } = read_record(&mut BufReader::new(&f), None)? else {
-        return Err(crate::Error::Corrupt("current snapshot has no header".into()));
+        return Err(crate::Error::Corrupt(
+            "current snapshot has no header".into(),
+        ));
     };
     f.seek(std::io::SeekFrom::Start(0))?;
     Ok(Some((f, meta)))
