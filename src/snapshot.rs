@@ -21,6 +21,11 @@ pub enum Cmd {
     Save {
         /// Where to write the snapshot.
         file: PathBuf,
+        /// Save the answering master's own applied state without asking the
+        /// leader: works when the cluster has lost quorum, but may miss the
+        /// newest writes. Point --config at the master to save from.
+        #[arg(long)]
+        local: bool,
     },
     /// Check a snapshot file whole and print its revision, key count, size and membership.
     Status {
@@ -34,12 +39,12 @@ pub enum Cmd {
 
 pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
     match cmd {
-        Cmd::Save { file } => save(&file, config).await,
+        Cmd::Save { file, local } => save(&file, local, config).await,
         Cmd::Status { file, output } => status(&file, &output),
     }
 }
 
-async fn save(file: &Path, config: Option<&Path>) -> Result<ExitCode> {
+async fn save(file: &Path, local: bool, config: Option<&Path>) -> Result<ExitCode> {
     let client = connect(config)?;
     let dir = match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -63,7 +68,7 @@ async fn save(file: &Path, config: Option<&Path>) -> Result<ExitCode> {
         let mut out = std::io::BufWriter::new(
             std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
         );
-        let streamed = client.snapshot(&mut out).await;
+        let streamed = client.snapshot(local, &mut out).await;
         let flushed = out.into_inner().map_err(|e| e.into_error());
         match (streamed, flushed) {
             (Ok((revision, bytes)), Ok(f)) => {

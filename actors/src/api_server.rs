@@ -73,7 +73,9 @@ pub async fn serve(
             }
             match &req {
                 ApiRequest::Watch(w) => return stream_watch(&store, w, &mut send).await,
-                ApiRequest::Snapshot => return stream_snapshot(&store, &mut send).await,
+                ApiRequest::Snapshot { local } => {
+                    return stream_snapshot(&store, *local, &mut send).await
+                }
                 ApiRequest::Object(o) if o.verb == Verb::Watch => {
                     return stream_object_watch(&api, &who, o, &mut send).await
                 }
@@ -115,7 +117,7 @@ async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError>
         ApiRequest::Watch(_)
         | ApiRequest::Join(_)
         | ApiRequest::Object(_)
-        | ApiRequest::Snapshot => {
+        | ApiRequest::Snapshot { .. } => {
             return Err(ApiError::new(
                 ErrorCode::BadRequest,
                 "watches and snapshots are streamed, and joins go to the ferry-join/1 ALPN",
@@ -193,10 +195,10 @@ async fn stream_object_watch(
 const SNAPSHOT_CHUNK: usize = 1024 * 1024;
 
 /// Streams a snapshot holding everything committed so far (`ferry snapshot save`).
-async fn stream_snapshot(store: &Store, send: &mut quinn::SendStream) {
+async fn stream_snapshot(store: &Store, local: bool, send: &mut quinn::SendStream) {
     use tokio::io::AsyncReadExt;
     let fail = |e: String| Err::<SnapshotPart, _>(ApiError::new(ErrorCode::Internal, e));
-    let (file, revision) = match store.backup().await {
+    let (file, revision) = match store.backup(local).await {
         Ok(f) => f,
         Err(e) => return last_frame(send, &Err::<SnapshotPart, _>(e)).await,
     };

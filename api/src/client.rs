@@ -324,14 +324,14 @@ impl Client {
     /// Streams a snapshot of the whole store (admin only) into `out`; returns its
     /// revision and length. A broken stream is an error (the next call goes to
     /// another master); `out` then holds a partial file the caller discards.
-    pub async fn snapshot(&self, out: &mut impl std::io::Write) -> Result<(u64, u64)> {
+    pub async fn snapshot(&self, local: bool, out: &mut impl std::io::Write) -> Result<(u64, u64)> {
         let (i, conn) = self.connection().await?;
         let streamed = async {
             let (mut send, mut recv) = conn
                 .open_bi()
                 .await
                 .map_err(|e| Error::Stream(e.to_string()))?;
-            write_frame(&mut send, &ApiRequest::Snapshot).await?;
+            write_frame(&mut send, &ApiRequest::Snapshot { local }).await?;
             let _ = send.finish();
             let mut begun: Option<(u64, u64)> = None;
             let mut got = 0u64;

@@ -88,7 +88,11 @@ pub enum ApiRequest {
     Object(Box<ObjectRequest>),
     /// A backup of the whole store (admin only), answered with a stream of
     /// `Result<SnapshotPart, ApiError>` frames: `Begin`, `Chunk`s, `End`.
-    Snapshot,
+    Snapshot {
+        /// The answering master's own applied state, without confirming it with
+        /// the leader (works without quorum; may lag the cluster).
+        local: bool,
+    },
 }
 
 impl ApiRequest {
@@ -100,7 +104,7 @@ impl ApiRequest {
             | ApiRequest::Range(_)
             | ApiRequest::Watch(_)
             | ApiRequest::Status
-            | ApiRequest::Snapshot => true,
+            | ApiRequest::Snapshot { .. } => true,
             ApiRequest::Object(o) => o.is_idempotent(),
             ApiRequest::RemoveMember { .. } | ApiRequest::Join(_) => false,
         }

@@ -1,7 +1,7 @@
 //! Disaster recovery with real processes: `ferry snapshot save` from a live
 //! cluster and `ferry master --init --restore` into a new one; damaged snapshot
-//! files refused with nothing written; `ferry master --force-new-cluster` on the
-//! last master of a cluster that lost quorum.
+//! files refused with nothing written; `ferry snapshot save --local` and
+//! `ferry master --force-new-cluster` on the last master of a cluster that lost quorum.
 
 use crate::harness::{serial, wait_until, Cluster};
 use crate::procs::run_ferry;
@@ -185,7 +185,7 @@ async fn a_saved_snapshot_restores_whole_and_a_damaged_one_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn force_new_cluster_carries_on_from_the_last_master_with_every_write() {
+async fn after_quorum_loss_a_local_backup_and_force_new_cluster_keep_every_write() {
     let _serial = serial().await;
     let mut c = Cluster::start(3).await;
     let acked = write_keys(&c, "/force/", 120).await;
@@ -194,12 +194,50 @@ async fn force_new_cluster_carries_on_from_the_last_master_with_every_write() {
     // give sled's periodic flush time to persist the commit index it learned.
     c.wait_applied(1, top).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    for i in 0..3 {
+    // m1 and m3 are lost for good.
+    for i in [0, 2] {
         c.kill(i);
     }
-    // m1 and m3 are lost for good; m2 carries on alone.
     std::fs::remove_dir_all(&c.masters[0].data).expect("wipe m1");
     std::fs::remove_dir_all(&c.masters[2].data).expect("wipe m3");
+
+    // Without quorum a backup needs --local: the survivor's own applied state.
+    let conf = c.dir.path().join("m2.conf");
+    let cfg = c.client_config(&[c.masters[1].addr.clone()], Duration::from_secs(5));
+    std::fs::write(&conf, cfg.to_toml()).expect("write m2.conf");
+    let home = c.dir.path();
+    let file = home.join("local.snap");
+    let save = |local: bool| {
+        let mut args = vec!["--config", s(&conf), "snapshot", "save", s(&file)];
+        if local {
+            args.push("--local");
+        }
+        run_ferry(home, &args, Duration::from_secs(60))
+    };
+    let refused = save(false);
+    assert!(
+        !refused.status.success() && refused.stderr.contains("Unavailable"),
+        "a linearizable save without quorum: {} {}",
+        refused.stdout,
+        refused.stderr
+    );
+    assert!(!file.exists(), "a refused save left {}", file.display());
+    let saved = save(true);
+    assert!(
+        saved.status.success(),
+        "snapshot save --local: {}",
+        saved.stderr
+    );
+    let status = run_ferry(
+        home,
+        &["snapshot", "status", s(&file), "-o", "json"],
+        Duration::from_secs(30),
+    );
+    let st: serde_json::Value = serde_json::from_str(&status.stdout).expect("status json");
+    assert!(st["revision"].as_u64().is_some_and(|r| r >= top), "{st}");
+
+    // m2 carries on alone.
+    c.kill(1);
     c.spawn(1, &["--force-new-cluster".to_string()]);
     let survivor = c.client_for(1, Duration::from_secs(10));
     let me = c.masters[1].id;

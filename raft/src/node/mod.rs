@@ -326,10 +326,14 @@ impl Store {
     }
 
     /// A snapshot file holding at least everything committed when called (for
-    /// `ferry snapshot save`): builds one if the newest is older. Returns the
-    /// file, opened, and its revision.
-    pub async fn backup(&self) -> Result<(std::fs::File, u64), ApiError> {
-        let target = self.read_index().await?;
+    /// `ferry snapshot save`), or with `local` everything this master has
+    /// applied (no leader needed); builds one if the newest is older. Returns
+    /// the file, opened, and its revision.
+    pub async fn backup(&self, local: bool) -> Result<(std::fs::File, u64), ApiError> {
+        let target = match local {
+            true => self.applied(),
+            false => self.read_index().await?,
+        };
         let covers = |m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>| {
             m.snapshot.is_some_and(|l| l.index >= target)
         };

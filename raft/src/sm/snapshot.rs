@@ -151,9 +151,11 @@ fn read_all(
     let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
     let (version, meta) = match read_record(&mut r, Some(&mut hash))? {
         Record::Header { version, meta } if version == 1 || version == VERSION => (version, meta),
-        Record::Header { version, .. } => return Err(crate::Error::Corrupt(format!(
+        Record::Header { version, .. } => {
+            return Err(crate::Error::Corrupt(format!(
             "snapshot format version {version} is not supported (this ferry reads 1 and {VERSION})"
-        ))),
+        )))
+        }
         _ => return Err(crate::Error::Corrupt("snapshot has no header".into())),
     };
     let mut pairs = 0u64;
