@@ -16,7 +16,8 @@
 //! serves a half-seeded store nor loses the old one.
 
 use crate::log_store::{Flusher, LogStore};
-use crate::sm::{keys, snapshot, StateMachine};
+use crate::sm::snapshot::{self, fsync_dir};
+use crate::sm::{keys, StateMachine};
 use crate::types::{encode, LogId, NodeId, StoredMembership};
 use crate::{Error, Result};
 use openraft::storage::{RaftLogReader, RaftLogStorage, RaftSnapshotBuilder, RaftStateMachine};
@@ -52,11 +53,6 @@ fn about(file: &Path, e: Error) -> Error {
         Error::Storage(m) => Error::Storage(format!("cannot read {}: {m}", file.display())),
         e => e,
     }
-}
-
-fn fsync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
 }
 
 /// Copies `src` to `<data_dir>/seed.snap` durably: temporary file, fsync, rename.

@@ -86,11 +86,14 @@ impl<W: Write> RecordWriter<W> {
         Ok(w)
     }
 
+    /// Writes `r` length-prefixed; every record but the trailer is hashed.
     fn write(&mut self, r: &Record) -> crate::Result<()> {
         let body = encode(r);
         let len = (body.len() as u32).to_be_bytes();
-        self.hash.update(&len);
-        self.hash.update(&body);
+        if !matches!(r, Record::Sealed { .. }) {
+            self.hash.update(&len);
+            self.hash.update(&body);
+        }
         self.out.write_all(&len)?;
         self.out.write_all(&body)?;
         Ok(())
@@ -104,12 +107,10 @@ impl<W: Write> RecordWriter<W> {
     /// Writes the trailer; returns the writer.
     fn seal(mut self) -> crate::Result<W> {
         let sha256 = self.hash.clone().finish().as_ref().to_vec();
-        let body = encode(&Record::Sealed {
+        self.write(&Record::Sealed {
             pairs: self.pairs,
             sha256,
-        });
-        self.out.write_all(&(body.len() as u32).to_be_bytes())?;
-        self.out.write_all(&body)?;
+        })?;
         Ok(self.out)
     }
 }
@@ -275,7 +276,8 @@ pub fn load(path: &Path, tree: &sled::Tree) -> crate::Result<Meta> {
     .map(|(meta, _)| meta)
 }
 
-fn fsync_dir(dir: &Path) -> crate::Result<()> {
+/// Makes a directory's entries (a rename) durable.
+pub(crate) fn fsync_dir(dir: &Path) -> crate::Result<()> {
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
