@@ -1,9 +1,11 @@
 //! A client of the masters: holds every master's address, keeps one QUIC
 //! connection, and moves to another master when its master fails.
 //!
-//! Idempotent requests (reads, watches, writes with preconditions) are retried
-//! on another master; a non-idempotent write whose master failed after it was
-//! sent returns [`Error::Indeterminate`]. Watches resume from their last revision.
+//! Idempotent requests (reads, watches, writes pinned to exact revisions) are
+//! retried on another master; a non-idempotent write whose master failed after it
+//! was sent returns [`Error::Indeterminate`]. So does a retried pinned write whose
+//! retry fails its precondition: the first attempt's own success would cause that
+//! too. Watches resume from their last revision.
 
 use crate::frame::{read_frame, write_frame};
 use crate::kv::{Expect, KeyValue, KvError, WatchItem, Write, WriteOp, WriteOutcome};
@@ -215,6 +217,9 @@ impl Client {
         let deadline = Instant::now() + self.timeout;
         let mut backoff = Duration::from_millis(20);
         let mut last: Option<Error> = None;
+        // Set once an attempt of this write may have applied (sent, no answer).
+        let mut maybe_applied: Option<(String, String)> = None;
+        let write = matches!(req, ApiRequest::Write(_));
         while Instant::now() < deadline {
             let (i, conn) = match self.connection().await {
                 Ok(c) => c,
@@ -231,8 +236,21 @@ impl Client {
                 Err(_) => Attempt::Sent(Error::Stream("request timed out".into())),
             };
             match outcome {
+                Attempt::Done(Ok(ApiResponse::Write(Err(failed)))) if maybe_applied.is_some() => {
+                    let (addr, message) = maybe_applied.expect("checked");
+                    return Err(Error::Indeterminate {
+                        addr,
+                        message: format!(
+                            "{message}; the retry then failed with \"{failed}\", as it would \
+                             if the first attempt had applied"
+                        ),
+                    });
+                }
                 Attempt::Done(Ok(resp)) => return Ok(resp),
                 Attempt::Done(Err(Error::Api(e))) if retryable(&e, req) => {
+                    if write && e.code == ErrorCode::Indeterminate {
+                        maybe_applied.get_or_insert((self.masters[i].clone(), e.message.clone()));
+                    }
                     last = Some(Error::Api(e));
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_millis(500));
@@ -250,14 +268,24 @@ impl Client {
                             message: e.to_string(),
                         });
                     }
+                    if write {
+                        maybe_applied.get_or_insert((self.masters[i].clone(), e.to_string()));
+                    }
                     last = Some(e);
                 }
             }
         }
-        Err(last.unwrap_or_else(|| Error::NoMaster {
+        let last = last.unwrap_or_else(|| Error::NoMaster {
             tried: self.masters.join(","),
             last: "timed out".into(),
-        }))
+        });
+        Err(match maybe_applied {
+            Some((addr, message)) => Error::Indeterminate {
+                addr,
+                message: format!("{message}; retrying until the deadline then failed: {last}"),
+            },
+            None => last,
+        })
     }
 
     /// Applies a write.

@@ -126,7 +126,7 @@ impl ObjectRequest {
     }
 
     /// Safe to send again to another master after the first one failed mid-request:
-    /// reads, and updates/patches pinned to a resourceVersion (a repeat conflicts).
+    /// reads only (a repeated update would answer 409 for its own success).
     pub fn is_idempotent(&self) -> bool {
         self.verb.is_read()
     }
