@@ -206,6 +206,17 @@ impl LogStore {
         if let Some(c) = store.get_meta::<LogId>(COMMITTED)? {
             store.committed.store(c.index, Ordering::Relaxed);
         }
+        let purged = store.get_meta::<LogId>(PURGED)?.map(|l| l.index);
+        let last = store
+            .log
+            .last()?
+            .map(|(k, _)| u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])));
+        tracing::info!(
+            ?purged,
+            ?last,
+            committed = store.committed.load(Ordering::Relaxed),
+            "log opened"
+        );
         Ok(store)
     }
 
@@ -337,6 +348,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        tracing::info!(from = log_id.index, "truncating the log");
         self.cache().truncate(log_id.index);
         // Newest first, so a crash part way leaves a log without holes.
         for item in self.log.range(log_id.index.to_be_bytes()..).rev() {
@@ -347,6 +359,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        tracing::debug!(upto = log_id.index, "purging the log");
         // Purged entries are covered by a snapshot of the state machine; make the
         // state machine (same database) durable before the entries disappear.
         self.meta

@@ -22,14 +22,14 @@ pub struct Acked {
 
 /// Writers that each put distinct keys in a loop until stopped, recording acks.
 /// A key is never written twice, so its mod_revision must equal its ack's revision.
-struct Load {
+pub struct Load {
     acked: Arc<Mutex<Vec<Acked>>>,
     stop: Arc<AtomicBool>,
     tasks: JoinSet<()>,
 }
 
 impl Load {
-    fn start(clients: &[Arc<Client>], writers: usize, prefix: &str) -> Load {
+    pub fn start(clients: &[Arc<Client>], writers: usize, prefix: &str) -> Load {
         let acked = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = JoinSet::new();
@@ -59,11 +59,11 @@ impl Load {
         Load { acked, stop, tasks }
     }
 
-    fn count(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.acked.lock().expect("acks").len()
     }
 
-    async fn wait_count(&self, n: usize, what: &str) {
+    pub async fn wait_count(&self, n: usize, what: &str) {
         wait_until(what, Duration::from_secs(90), || async {
             let c = self.count();
             if c >= n {
@@ -75,7 +75,7 @@ impl Load {
         .await
     }
 
-    async fn finish(mut self) -> Vec<Acked> {
+    pub async fn finish(mut self) -> Vec<Acked> {
         self.stop.store(true, Ordering::Relaxed);
         while let Some(r) = self.tasks.join_next().await {
             r.expect("writer task");
@@ -86,7 +86,7 @@ impl Load {
 
 /// Clients whose master lists start at different masters, so writes also
 /// enter through followers and are forwarded.
-fn rotated_clients(c: &Cluster, timeout: Duration) -> Vec<Arc<Client>> {
+pub fn rotated_clients(c: &Cluster, timeout: Duration) -> Vec<Arc<Client>> {
     let addrs = c.addrs();
     (0..addrs.len())
         .map(|k| {
@@ -99,7 +99,7 @@ fn rotated_clients(c: &Cluster, timeout: Duration) -> Vec<Arc<Client>> {
 
 /// Waits until every member has applied `final_rev`, then checks with local reads
 /// that every acknowledged write under `prefix` is there with its value and revision.
-async fn verify_everywhere(c: &Cluster, prefix: &str, acked: &[Acked], final_rev: u64) {
+pub async fn verify_everywhere(c: &Cluster, prefix: &str, acked: &[Acked], final_rev: u64) {
     for i in 0..c.masters.len() {
         c.wait_applied(i, final_rev).await;
         let got = c.local_range(i, prefix).await;

@@ -6,7 +6,7 @@
 use crate::procs::{ferry_cmd, free_ports, tail};
 use ferry_actors::master::identity::DataDir;
 use ferry_api::kv::{Expect, KeyValue};
-use ferry_api::proto::{ClusterStatus, Consistency, RangeRequest};
+use ferry_api::proto::{ApiRequest, ApiResponse, ClusterStatus, Consistency, RangeRequest};
 use ferry_api::Client;
 use ferry_config::ClientConfig;
 use nix::sys::signal::{kill, Signal};
@@ -69,6 +69,8 @@ pub struct Cluster {
     /// The masters, by index.
     pub masters: Vec<MasterProc>,
     token: String,
+    /// Flags every start of every master gets (after `extra`), e.g. `--config FILE`.
+    common: Vec<String>,
 }
 
 impl Cluster {
@@ -80,6 +82,12 @@ impl Cluster {
 
     /// [`Cluster::start`] with `init` as the first master's flags (`--init` and more).
     pub async fn start_with(n: usize, init: &[&str]) -> Cluster {
+        Cluster::start_configured(n, init, None).await
+    }
+
+    /// [`Cluster::start_with`], every master (at every start) reading `config` as its
+    /// master config file when given.
+    pub async fn start_configured(n: usize, init: &[&str], config: Option<&str>) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("ferry-cluster-")
             .tempdir()
@@ -96,10 +104,17 @@ impl Cluster {
                 stopped: false,
             })
             .collect();
+        let mut common = Vec::new();
+        if let Some(config) = config {
+            let path = dir.path().join("master.toml");
+            std::fs::write(&path, config).expect("write master config");
+            common = vec!["--config".to_string(), path.display().to_string()];
+        }
         let mut c = Cluster {
             dir,
             masters,
             token: String::new(),
+            common,
         };
         c.spawn(0, &init.iter().map(|a| a.to_string()).collect::<Vec<_>>());
         let token_file = c.masters[0].data.join("join-token");
@@ -161,6 +176,7 @@ impl Cluster {
             .arg("--listen")
             .arg(&m.addr)
             .args(extra)
+            .args(&self.common)
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
             .spawn()
@@ -303,15 +319,20 @@ impl Cluster {
         .await
     }
 
-    /// Waits until master `i` has applied `revision`.
+    /// Waits until master `i` itself has applied `revision` (a local read reports
+    /// the revision it reflects; `cluster status` answers with the leader's view).
     pub async fn wait_applied(&self, i: usize, revision: u64) {
         let what = format!("{} to apply revision {revision}", self.masters[i].name);
+        let client = self.client_for(i, Duration::from_secs(2));
+        let req = ApiRequest::Get {
+            key: "/".into(),
+            consistency: Consistency::Local,
+        };
         wait_until(&what, Duration::from_secs(60), || async {
-            let s = self.status_of(i).await?;
-            if s.applied_index >= revision {
-                Ok(())
-            } else {
-                Err(format!("applied {}", s.applied_index))
+            match client.call(&req).await.map_err(|e| e.to_string())? {
+                ApiResponse::Get { revision: r, .. } if r >= revision => Ok(()),
+                ApiResponse::Get { revision: r, .. } => Err(format!("applied {r}")),
+                other => Err(format!("unexpected answer {other:?}")),
             }
         })
         .await
@@ -413,6 +434,17 @@ impl Drop for Cluster {
             }
         }
         if std::thread::panicking() {
+            // FERRY_KEEP_FAILED=DIR keeps a failed test's data dirs and logs for a post-mortem.
+            if let Some(keep) = std::env::var_os("FERRY_KEEP_FAILED") {
+                let to = PathBuf::from(keep)
+                    .join(self.dir.path().file_name().expect("temp dir has a name"));
+                let copied = std::process::Command::new("cp")
+                    .arg("-a")
+                    .arg(self.dir.path())
+                    .arg(&to)
+                    .status();
+                eprintln!("kept the cluster's files in {} ({copied:?})", to.display());
+            }
             for m in &self.masters {
                 eprintln!(
                     "---- {} ({}, id {}) log tail:\n{}",

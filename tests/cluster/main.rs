@@ -4,6 +4,7 @@
 //! Layout:
 //! - [`harness`]: starting, killing, pausing and restarting `ferry master` processes.
 //! - [`procs`]: running `ferry` commands, finding processes, free ports, log tails.
+//! - [`chaos`]: a bounded soak of random crashes and pauses (ignored; run as a command).
 //! - [`crash`]: SIGKILL of the leader under load and of every master; no acknowledged write lost.
 //! - [`pause`]: a SIGSTOPped leader is replaced and serves no stale read after SIGCONT.
 //! - [`cli`]: `ferry api-resources`; a closed stdout pipe ends the command quietly.
@@ -14,9 +15,12 @@
 //!   scale, delete with each cascade policy, `get -w` across the SIGKILL of its master.
 //! - [`recovery`]: `ferry snapshot save` and `ferry master --init --restore`; damaged
 //!   snapshot files refused; `ferry master --force-new-cluster` after quorum is lost.
+//! - [`retry`]: a pinned write retried after its master went silent applies once and
+//!   is reported honestly (success, or unknown outcome, never a false conflict).
 //! - [`watch`]: a watch streams on across the SIGKILL of the master serving it.
 
 mod bad_input;
+mod chaos;
 mod cli;
 mod crash;
 mod harness;
@@ -24,5 +28,6 @@ mod objects;
 mod pause;
 mod procs;
 mod recovery;
+mod retry;
 mod up;
 mod watch;

@@ -140,6 +140,7 @@ impl StateMachine {
             Some(b) => decode::<u64>(&b, "compacted revision")?,
             None => 0,
         };
+        tracing::info!(generation, applied, compacted, "state machine opened");
         let (applied_tx, _) = watch::channel(applied);
         // Small: a watcher that lags falls back to the history, which is cheaper than
         // keeping thousands of revisions (with previous values) alive.
@@ -359,6 +360,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .applied
                 .send_replace(meta.last_log_id.map_or(0, |l| l.index));
         }
+        tracing::info!(
+            last_log_id = ?meta.last_log_id,
+            generation = next,
+            "installed a snapshot from the leader"
+        );
         let old = self.generation;
         self.generation = next;
         self.db

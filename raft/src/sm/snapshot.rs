@@ -338,24 +338,12 @@ pub fn open_current(dir: &Path) -> crate::Result<Option<(std::fs::File, Meta)>> 
     Ok(Some((f, meta)))
 }
 
-/// The current snapshot, opened for reading.
+/// The current snapshot, opened for reading. Its meta and data come from one
+/// open file, so a newer snapshot made current meanwhile cannot mix with it.
 pub async fn current(dir: &Path) -> crate::Result<Option<Snapshot<TypeConfig>>> {
-    let path = dir.join(CURRENT);
-    let f = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let Record::Header { meta, .. } = read_record(&mut BufReader::new(f), None)? else {
-        return Err(crate::Error::Corrupt(format!(
-            "{} has no header",
-            path.display()
-        )));
-    };
-    let file = tokio::fs::File::open(&path).await?;
-    Ok(Some(Snapshot {
+    Ok(open_current(dir)?.map(|(f, meta)| Snapshot {
         meta,
-        snapshot: Box::new(file),
+        snapshot: Box::new(tokio::fs::File::from_std(f)),
     }))
 }
 
@@ -392,13 +380,13 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
                 return Ok(cur);
             }
         }
+        // Opened before the rename: the handle reads this snapshot even if another
+        // becomes current right after.
+        let file = std::fs::File::open(&path).map_err(|e| err(e.to_string()))?;
         make_current(&path, &self.dir).map_err(|e| err(e.to_string()))?;
-        let file = tokio::fs::File::open(self.dir.join(CURRENT))
-            .await
-            .map_err(|e| err(e.to_string()))?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(file),
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
         })
     }
 }
