@@ -340,13 +340,23 @@ impl Cluster {
 
     /// Every key under `prefix` as master `i` has applied it (local reads, paged).
     pub async fn local_range(&self, i: usize, prefix: &str) -> BTreeMap<String, KeyValue> {
+        self.range_on(i, prefix, Consistency::Local).await
+    }
+
+    /// Every key under `prefix` as master `i` reads it with `consistency` (paged).
+    pub async fn range_on(
+        &self,
+        i: usize,
+        prefix: &str,
+        consistency: Consistency,
+    ) -> BTreeMap<String, KeyValue> {
         let client = self.client_for(i, Duration::from_secs(10));
         let mut out = BTreeMap::new();
         let mut req = RangeRequest {
             prefix: prefix.to_string(),
             start_after: None,
             limit: 500,
-            consistency: Consistency::Local,
+            consistency,
         };
         loop {
             let page = client
