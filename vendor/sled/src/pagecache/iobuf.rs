@@ -1028,6 +1028,24 @@ pub(in crate::pagecache) fn maybe_seal_and_write_iobuf(
     seal_and_write_iobuf(iobufs, iobuf, header, from_reserve, false)
 }
 
+/// Writes `iobuf` to the log; on failure, stores the error where waiting
+/// threads will see it and wakes them.
+fn write_or_fail(iobufs: &Arc<IoBufs>, iobuf: &IoBuf, lsn: Lsn) -> Result<()> {
+    let res = iobufs.write_to_log(iobuf);
+    if let Err(e) = &res {
+        error!("hit error while writing iobuf with lsn {}: {:?}", lsn, e);
+
+        // store error before notifying so that waiting threads will see it
+        iobufs.config.set_global_error(e.clone());
+
+        // having held the mutex makes this linearized with the notify below.
+        drop(iobufs.intervals.lock());
+
+        let _notified = iobufs.interval_updated.notify_all();
+    }
+    res
+}
+
 /// `maybe_seal_and_write_iobuf`; with `inline`, a buffer this call must write
 /// is written on the calling thread instead of the IO threadpool.
 fn seal_and_write_iobuf(
@@ -1193,40 +1211,12 @@ fn seal_and_write_iobuf(
             lsn
         );
         if inline {
-            if let Err(e) = iobufs.write_to_log(iobuf) {
-                error!(
-                    "hit error while writing iobuf with lsn {}: {:?}",
-                    lsn, e
-                );
-                iobufs.config.set_global_error(e.clone());
-                let intervals = iobufs.intervals.lock();
-                drop(intervals);
-                let _notified = iobufs.interval_updated.notify_all();
-                return Err(e);
-            }
-            return Ok(());
+            return write_or_fail(iobufs, iobuf, lsn);
         }
         let iobufs = iobufs.clone();
         let iobuf = iobuf.clone();
         let _result = threadpool::spawn(move || {
-            if let Err(e) = iobufs.write_to_log(&iobuf) {
-                error!(
-                    "hit error while writing iobuf with lsn {}: {:?}",
-                    lsn, e
-                );
-
-                // store error before notifying so that waiting threads will see
-                // it
-                iobufs.config.set_global_error(e);
-
-                let intervals = iobufs.intervals.lock();
-
-                // having held the mutex makes this linearized
-                // with the notify below.
-                drop(intervals);
-
-                let _notified = iobufs.interval_updated.notify_all();
-            }
+            let _ = write_or_fail(&iobufs, &iobuf, lsn);
         })?;
 
         #[cfg(feature = "event_log")]
