@@ -5,7 +5,7 @@
 //! forwards to the leader (writes, read index, membership changes).
 
 use crate::types::{NodeId, TypeConfig};
-use ferry_api::frame::{encode, read_frame, write_frame};
+use ferry_api::frame::{encode, read_frame};
 use ferry_api::kv::{KvError, Write, WriteOutcome};
 use ferry_api::proto::{ApiError, ClusterStatus};
 use ferry_api::MASTER_SERVER_NAME;
@@ -153,6 +153,16 @@ impl Peers {
         req: &PeerRequest,
         timeout: Duration,
     ) -> Result<PeerResponse, ferry_api::Error> {
+        self.call_frame(addr, encode(req)?, timeout).await
+    }
+
+    /// Sends one request already encoded as a frame and waits for its answer.
+    pub async fn call_frame(
+        &self,
+        addr: &str,
+        frame: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<PeerResponse, ferry_api::Error> {
         let fut = async {
             let conn = self.connection(addr).await?;
             let (mut send, mut recv) =
@@ -162,7 +172,9 @@ impl Peers {
                         addr: addr.to_string(),
                         message: e.to_string(),
                     })?;
-            write_frame(&mut send, req).await?;
+            send.write_all(&frame)
+                .await
+                .map_err(|e| ferry_api::Error::Stream(e.to_string()))?;
             let _ = send.finish();
             read_frame::<_, PeerResponse>(&mut recv, self.max_frame)
                 .await?
@@ -211,7 +223,23 @@ impl PeerNetwork {
     where
         E: std::error::Error,
     {
-        match self.peers.call(&self.addr, &req, option.hard_ttl()).await {
+        let frame = encode(&req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.rpc_frame(frame, option).await
+    }
+
+    async fn rpc_frame<E>(
+        &self,
+        frame: Vec<u8>,
+        option: &RPCOption,
+    ) -> Result<PeerResponse, RpcErr<E>>
+    where
+        E: std::error::Error,
+    {
+        match self
+            .peers
+            .call_frame(&self.addr, frame, option.hard_ttl())
+            .await
+        {
             Ok(r) => Ok(r),
             Err(e @ ferry_api::Error::Connect { .. }) => {
                 Err(RPCError::Unreachable(Unreachable::new(&e)))
@@ -233,19 +261,16 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
         let n = rpc.entries.len() as u64;
-        let req = PeerRequest::AppendEntries(rpc);
-        if n > 1 {
-            if let Ok(buf) = encode(&req) {
-                // openraft times an AppendEntries out after one heartbeat interval:
-                // keep each request small enough to travel and flush well within it.
-                if buf.len() > self.peers.max_frame.min(APPEND_BUDGET) {
-                    return Err(RPCError::PayloadTooLarge(
-                        PayloadTooLarge::new_entries_hint(n / 2),
-                    ));
-                }
-            }
+        let frame = encode(&PeerRequest::AppendEntries(rpc))
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        // openraft times an AppendEntries out after one heartbeat interval: keep
+        // each request small enough to travel and flush well within it.
+        if n > 1 && frame.len() > self.peers.max_frame.min(APPEND_BUDGET) {
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(n / 2),
+            ));
         }
-        match self.rpc(req, &option).await? {
+        match self.rpc_frame(frame, &option).await? {
             PeerResponse::AppendEntries(r) => {
                 r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
             }
