@@ -89,25 +89,24 @@ fn init_logging() {
 
 /// The async runtime a command runs on.
 ///
-/// A master with `--worker-threads 1` (what `ferry up` gives each master on a
-/// small machine) and every client command run on tokio's current-thread
-/// scheduler. Its run queue is FIFO, while the multi-thread scheduler runs the
-/// task a task wakes next (its LIFO slot): there, each response a request task
-/// writes woke its QUIC connection's driver, which sent it at once in a datagram
-/// of its own. On the FIFO queue, the answers to one commit are all written
-/// before the driver runs, and leave together: 0.5 datagrams per put instead of
-/// 2.4 in `ferry bench store` at 64 clients.
+/// A master gets a multi-thread runtime (`--worker-threads`, default one thread
+/// per core). Client commands (`ferry get`, `ferry bench`, ...) run on tokio's
+/// current-thread scheduler. Its run queue is FIFO, while the multi-thread
+/// scheduler runs the task a task wakes next (its LIFO slot): there, each request
+/// a client task wrote woke its QUIC connection's driver, which sent it at once
+/// in a datagram of its own; here, the requests written in one tick leave
+/// together. (Masters on the current-thread scheduler sent fewer datagrams too,
+/// but a 5-master chaos soak with them ended with two masters holding different
+/// states once; see `docs/benchmarks.md`, fifth run.)
 fn runtime_for(command: &Command) -> tokio::runtime::Builder {
     match command {
-        Command::Master(a) => match a.worker_threads() {
-            Some(1) => tokio::runtime::Builder::new_current_thread(),
-            Some(n) => {
-                let mut b = tokio::runtime::Builder::new_multi_thread();
+        Command::Master(a) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = a.worker_threads() {
                 b.worker_threads(n);
-                b
             }
-            None => tokio::runtime::Builder::new_multi_thread(),
-        },
+            b
+        }
         _ => tokio::runtime::Builder::new_current_thread(),
     }
 }
