@@ -29,21 +29,48 @@ type Done = Box<dyn FnOnce(std::io::Result<()>) + Send>;
 pub struct Flusher {
     tx: mpsc::Sender<Done>,
     stopped: tokio::sync::watch::Receiver<bool>,
+    /// Flush requests made so far, and how many of them have completed.
+    requested: Arc<AtomicU64>,
+    completed: Arc<AtomicU64>,
 }
 
 impl Flusher {
     /// Starts the flusher for `db`, whose data file is `<dir>/db`.
+    ///
+    /// Fault injection for tests: with `FERRY_FAULT_HOLD_FLUSH` set in the
+    /// environment, the flusher holds every flush while a file `hold-flush` exists
+    /// beside `dir` (in the master's data dir), so a test can let a master append
+    /// entries that a SIGKILL then takes away.
     pub fn start(db: sled::Db, dir: &Path) -> crate::Result<Flusher> {
+        let hold =
+            std::env::var_os("FERRY_FAULT_HOLD_FLUSH").map(|_| dir.with_file_name("hold-flush"));
+        Flusher::start_with_hold(db, dir, hold)
+    }
+
+    /// [`Flusher::start`] with the fault-injection hold file given directly.
+    pub fn start_with_hold(
+        db: sled::Db,
+        dir: &Path,
+        hold: Option<PathBuf>,
+    ) -> crate::Result<Flusher> {
         let data = std::fs::File::open(dir.join("db"))?;
         let mut blobs = BlobSync::new(dir.join("blobs"));
         let (tx, rx) = mpsc::channel::<Done>();
         let (stopped_tx, stopped) = tokio::sync::watch::channel(false);
+        let requested = Arc::new(AtomicU64::new(0));
+        let completed = Arc::new(AtomicU64::new(0));
+        let done_count = completed.clone();
         std::thread::Builder::new()
             .name("ferry-flusher".into())
             .spawn(move || {
                 let signal = StopSignal(stopped_tx);
                 while let Ok(first) = rx.recv() {
                     let mut waiting = vec![first];
+                    if let Some(hold) = &hold {
+                        while hold.exists() {
+                            std::thread::sleep(std::time::Duration::from_millis(5));
+                        }
+                    }
                     waiting.extend(rx.try_iter());
                     let res = db
                         .flush()
@@ -54,18 +81,25 @@ impl Flusher {
                     if let Err(e) = &res {
                         tracing::error!(error = %e, "log flush failed");
                     }
+                    let n = waiting.len() as u64;
                     for done in waiting {
                         done(match &res {
                             Ok(()) => Ok(()),
                             Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
                         });
                     }
+                    done_count.fetch_add(n, Ordering::Release);
                 }
                 // Every Flusher handle is gone: release the database, then say so.
                 drop(db);
                 drop(signal);
             })?;
-        Ok(Flusher { tx, stopped })
+        Ok(Flusher {
+            tx,
+            stopped,
+            requested,
+            completed,
+        })
     }
 
     /// Tells when every `Flusher` handle is dropped and the thread has released its
@@ -76,8 +110,21 @@ impl Flusher {
 
     /// Runs `done` once everything written so far is on disk.
     pub fn after_flush(&self, done: impl FnOnce(std::io::Result<()>) + Send + 'static) {
+        self.requested.fetch_add(1, Ordering::AcqRel);
         if let Err(mpsc::SendError(done)) = self.tx.send(Box::new(done)) {
             done(Err(std::io::Error::other("flusher stopped")));
+        }
+    }
+
+    /// Waits until every flush requested so far has completed (at once when none
+    /// is outstanding). A follower calls it before it acknowledges entries: some
+    /// of the entries it matches may be its own appends from when it led, which
+    /// the leader does not wait for (see `vendor/openraft/FERRY-PATCH.md`).
+    pub async fn settle(&self) -> std::io::Result<()> {
+        if self.completed.load(Ordering::Acquire) < self.requested.load(Ordering::Acquire) {
+            self.flush().await
+        } else {
+            Ok(())
         }
     }
 
@@ -220,6 +267,33 @@ impl LogStore {
         Ok(store)
     }
 
+    /// Gives up a leadership this master held when it stopped: a saved vote
+    /// committed for `id` itself becomes an uncommitted one, so openraft starts as
+    /// a follower and the master must win an election (in a new term) to lead.
+    ///
+    /// openraft would otherwise resume leading the same term at once, appending
+    /// from its own last log entry. ferry's leader replicates entries before its
+    /// own copy is flushed, so a crash can take from it entries its followers
+    /// already hold; resuming the term would then assign the same log ids to
+    /// different entries, and followers that hold the old ones would skip the new
+    /// ones as already present (the chaos soak found this as diverged members).
+    pub async fn resign_leadership(&mut self, id: NodeId) -> crate::Result<()> {
+        let Some(vote) = self.get_meta::<Vote<NodeId>>(VOTE)? else {
+            return Ok(());
+        };
+        if !vote.is_committed() || vote.leader_id().voted_for() != Some(id) {
+            return Ok(());
+        }
+        let term = vote.leader_id().term;
+        tracing::info!(
+            term,
+            "led term {term} when stopped; standing for election again"
+        );
+        self.save_vote(&Vote::new(term, id))
+            .await
+            .map_err(|e| crate::Error::Raft(e.to_string()))
+    }
+
     /// The last committed index this member has recorded.
     pub fn committed_index(&self) -> Arc<AtomicU64> {
         self.committed.clone()
@@ -335,6 +409,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // In index order: sled recovers a prefix of its writes, so a crash before
         // the flush leaves a prefix of these entries, which is a valid log.
         for e in entries {
+            tracing::trace!(log_id = %e.log_id, "append");
             let bytes = encode(&e);
             let size = bytes.len();
             self.log
@@ -373,5 +448,77 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         self.cache().purge(log_id.index);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn open(dir: &Path, hold: Option<PathBuf>) -> (sled::Db, Flusher) {
+        let store = dir.join("store");
+        let db = crate::open_db(&store).unwrap();
+        let flusher = Flusher::start_with_hold(db.clone(), &store, hold).unwrap();
+        (db, flusher)
+    }
+
+    #[tokio::test]
+    async fn settle_waits_for_every_outstanding_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let hold = dir.path().join("hold-flush");
+        let (_db, flusher) = open(dir.path(), Some(hold.clone()));
+        // Nothing outstanding: at once.
+        tokio::time::timeout(Duration::from_secs(5), flusher.settle())
+            .await
+            .expect("settle with nothing outstanding")
+            .unwrap();
+
+        std::fs::write(&hold, b"").unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        flusher.after_flush(move |r| {
+            let _ = tx.send(r.is_ok());
+        });
+        let settling = {
+            let f = flusher.clone();
+            tokio::spawn(async move { f.settle().await })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !settling.is_finished(),
+            "settle returned while a flush was held"
+        );
+
+        std::fs::remove_file(&hold).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), settling)
+            .await
+            .expect("settle after the hold is lifted")
+            .unwrap()
+            .unwrap();
+        assert!(rx.await.unwrap(), "the held flush completed first");
+    }
+
+    #[tokio::test]
+    async fn a_restarted_leader_resigns_its_term() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, flusher) = open(dir.path(), None);
+        let mut log = LogStore::open(&db, flusher).unwrap();
+
+        // Another master's committed vote, or an uncommitted one, stays as it is.
+        let theirs = Vote::new_committed(3, 2);
+        log.save_vote(&theirs).await.unwrap();
+        log.resign_leadership(1).await.unwrap();
+        assert_eq!(log.read_vote().await.unwrap(), Some(theirs));
+        let candidate = Vote::new(4, 1);
+        log.save_vote(&candidate).await.unwrap();
+        log.resign_leadership(1).await.unwrap();
+        assert_eq!(log.read_vote().await.unwrap(), Some(candidate));
+
+        // Its own committed vote (it led term 5) becomes an uncommitted one.
+        log.save_vote(&Vote::new_committed(5, 1)).await.unwrap();
+        log.resign_leadership(1).await.unwrap();
+        let vote = log.read_vote().await.unwrap().unwrap();
+        assert!(!vote.is_committed(), "{vote}");
+        assert_eq!(vote, Vote::new(5, 1));
     }
 }

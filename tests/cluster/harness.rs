@@ -409,6 +409,21 @@ impl Cluster {
         m.stopped = false;
     }
 
+    /// Holds (or releases) every log flush of master `i`: its writes stay in
+    /// memory, where a SIGKILL takes them (see `Flusher::start`).
+    pub fn hold_flush(&self, i: usize, hold: bool) {
+        let path = self.masters[i].data.join("hold-flush");
+        if hold {
+            std::fs::write(&path, b"").expect("create hold-flush");
+        } else if let Err(e) = std::fs::remove_file(&path) {
+            assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::NotFound,
+                "remove hold-flush: {e}"
+            );
+        }
+    }
+
     /// SIGSTOPs master `i`.
     pub fn stop(&mut self, i: usize) {
         self.signal(i, Signal::SIGSTOP);
@@ -446,8 +461,9 @@ impl Drop for Cluster {
         if std::thread::panicking() {
             // FERRY_KEEP_FAILED=DIR keeps a failed test's data dirs and logs for a post-mortem.
             if let Some(keep) = std::env::var_os("FERRY_KEEP_FAILED") {
-                let to = PathBuf::from(keep)
-                    .join(self.dir.path().file_name().expect("temp dir has a name"));
+                let keep = PathBuf::from(keep);
+                let _ = std::fs::create_dir_all(&keep);
+                let to = keep.join(self.dir.path().file_name().expect("temp dir has a name"));
                 let copied = std::process::Command::new("cp")
                     .arg("-a")
                     .arg(self.dir.path())

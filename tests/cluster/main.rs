@@ -6,6 +6,8 @@
 //! - [`procs`]: running `ferry` commands, finding processes, free ports, log tails.
 //! - [`chaos`]: a bounded soak of random crashes and pauses (ignored; run as a command).
 //! - [`crash`]: SIGKILL of the leader under load and of every master; no acknowledged write lost.
+//! - [`fork`]: a leader that lost unflushed entries in a SIGKILL does not resume its
+//!   term (which would give their log ids to different entries).
 //! - [`pause`]: a SIGSTOPped leader is replaced and serves no stale read after SIGCONT.
 //! - [`cli`]: `ferry api-resources`; a closed stdout pipe ends the command quietly.
 //! - [`bad_input`]: malformed frames, foreign or missing certificates, bad join tokens,
@@ -23,6 +25,7 @@ mod bad_input;
 mod chaos;
 mod cli;
 mod crash;
+mod fork;
 mod harness;
 mod objects;
 mod pause;

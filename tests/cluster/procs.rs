@@ -62,7 +62,14 @@ pub fn ferry_cmd(home: &Path) -> Command {
     c.env("HOME", home)
         .env_remove("FERRY_CONFIG")
         .env_remove("FERRY_LOG")
+        // Masters hold their flushes while `<data dir>/hold-flush` exists
+        // (`Cluster::hold_flush`); no test file exists otherwise.
+        .env("FERRY_FAULT_HOLD_FLUSH", "1")
         .stdin(Stdio::null());
+    // FERRY_TEST_LOG sets the log filter of the processes a test starts (post-mortems).
+    if let Some(filter) = std::env::var_os("FERRY_TEST_LOG") {
+        c.env("FERRY_LOG", filter);
+    }
     c
 }
 

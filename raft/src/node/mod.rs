@@ -59,6 +59,7 @@ struct Inner {
     membership: tokio::sync::Mutex<()>,
     election_max: Duration,
     storage_released: FlusherStopped,
+    flusher: Flusher,
     snap_dir: PathBuf,
     _db: sled::Db,
 }
@@ -84,14 +85,15 @@ impl Store {
         let db = crate::open_db(&db_dir)?;
         let flusher = Flusher::start(db.clone(), &db_dir)?;
         let storage_released = flusher.stopped();
-        let log = LogStore::open(&db, flusher.clone())?;
+        let mut log = LogStore::open(&db, flusher.clone())?;
+        log.resign_leadership(opts.id).await?;
         let committed = log.committed_index();
         let snap_dir = opts.dir.join("snapshots");
         let sm = StateMachine::open(
             &db,
             snap_dir.clone(),
             opts.limits.history_revisions,
-            flusher,
+            flusher.clone(),
         )?;
         let shared = sm.shared();
         let t = &opts.timings;
@@ -131,6 +133,7 @@ impl Store {
                 membership: tokio::sync::Mutex::new(()),
                 election_max: Duration::from_millis(t.election_max_ms),
                 storage_released,
+                flusher,
                 snap_dir,
                 _db: db,
             }),

@@ -4,6 +4,9 @@ use super::Store;
 use crate::network::{PeerRequest, PeerResponse};
 use ferry_api::frame::{read_frame, write_frame};
 use ferry_api::tls::Identity;
+use openraft::error::{Fatal, RaftError};
+use openraft::raft::AppendEntriesResponse;
+use openraft::{ErrorSubject, ErrorVerb, StorageError};
 
 impl Store {
     /// Serves a connection from another master until it closes.
@@ -43,7 +46,21 @@ impl Store {
         let raft = &self.inner.raft;
         match req {
             PeerRequest::AppendEntries(r) => {
-                PeerResponse::AppendEntries(raft.append_entries(r).await)
+                let mut res = raft.append_entries(r).await;
+                // The entries this answer vouches for must be on disk, including
+                // any this master appended as leader and has not flushed yet.
+                if let Ok(
+                    AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_),
+                ) = &res
+                {
+                    if let Err(e) = self.inner.flusher.settle().await {
+                        tracing::error!(error = %e, "log flush failed");
+                        res = Err(RaftError::Fatal(Fatal::StorageError(
+                            StorageError::from_io_error(ErrorSubject::Logs, ErrorVerb::Write, e),
+                        )));
+                    }
+                }
+                PeerResponse::AppendEntries(res)
             }
             PeerRequest::Vote(r) => PeerResponse::Vote(raft.vote(r).await),
             PeerRequest::InstallSnapshot(r) => {

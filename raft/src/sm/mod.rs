@@ -235,6 +235,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut last = None;
         for entry in entries {
             let index = entry.log_id.index;
+            tracing::trace!(log_id = %entry.log_id, "apply");
             ctx.begin(index);
             let mut resp = CommandResponse::default();
             match &entry.payload {
