@@ -224,21 +224,31 @@ impl Store {
         Ok(())
     }
 
-    /// The cluster as the leader sees it (or this master's own view with no leader).
+    /// The cluster as the leader sees it, or this master's own view when it
+    /// knows no leader or the leader does not answer within a second. Never
+    /// waits for an election: status must answer while quorum is lost (a
+    /// restarted master knows no leader until its peers are back).
     pub async fn status(&self) -> Result<ClusterStatus, ApiError> {
-        match self.leader().await {
-            Ok((leader, _)) if leader == self.inner.id => Ok(self.local_status()),
-            Ok((_, addr)) => match self
+        let leader = {
+            let m = self.inner.raft.metrics();
+            let m = m.borrow();
+            m.current_leader.and_then(|l| {
+                let node = m.membership_config.membership().get_node(&l)?;
+                Some((l, node.addr.clone()))
+            })
+        };
+        match leader {
+            Some((id, addr)) if id != self.inner.id => match self
                 .inner
                 .peers
-                .call(&addr, &PeerRequest::Status, Duration::from_secs(5))
+                .call(&addr, &PeerRequest::Status, Duration::from_secs(1))
                 .await
             {
                 Ok(PeerResponse::Status(r)) => r,
                 Ok(_) => Err(internal("leader answered with the wrong message")),
                 Err(_) => Ok(self.local_status()),
             },
-            Err(_) => Ok(self.local_status()),
+            _ => Ok(self.local_status()),
         }
     }
 
