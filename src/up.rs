@@ -8,6 +8,7 @@
 use crate::client::ferry_home;
 use anyhow::{bail, Context, Result};
 use ferry_actors::master::identity::{create_private_dir, write_private, DataDir};
+use ferry_api::proto::Consistency;
 use ferry_api::Client;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -95,13 +96,25 @@ fn stop_all(procs: &mut [Proc]) {
 async fn wait_healthy(client: &Client, want: usize, all_voters: bool) -> Result<u64> {
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut last = String::from("no answer yet");
+    let default_ns = ferry_api::resources::by_cli_name("namespaces")
+        .expect("namespaces are served")
+        .key(None, Some("default"));
     while Instant::now() < deadline {
         match client.status().await {
             Ok(s) => {
                 let voters = s.members.iter().filter(|m| m.voter).count();
                 if let Some(l) = s.leader {
                     if s.members.len() == want && (!all_voters || voters == want) {
-                        return Ok(l);
+                        // Like kube-apiserver's bootstrap hook: `up` is done once the
+                        // leader's controllers have created the default namespaces,
+                        // so a manifest applied right after it finds `default`.
+                        match client.get(&default_ns, Consistency::Linearizable).await {
+                            Ok(Some(_)) => return Ok(l),
+                            Ok(None) => last = "namespace default not created yet".into(),
+                            Err(e) => last = e.to_string(),
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
                     }
                 }
                 last = format!(

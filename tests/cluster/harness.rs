@@ -104,11 +104,17 @@ impl Cluster {
                 stopped: false,
             })
             .collect();
-        let mut common = Vec::new();
+        // The runtime `ferry up` gives each master: its share of the cores (on
+        // 2 cores, one thread each, which runs on the current-thread scheduler).
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let mut common = vec![
+            "--worker-threads".to_string(),
+            (cores / n).max(1).to_string(),
+        ];
         if let Some(config) = config {
             let path = dir.path().join("master.toml");
             std::fs::write(&path, config).expect("write master config");
-            common = vec!["--config".to_string(), path.display().to_string()];
+            common.extend(["--config".to_string(), path.display().to_string()]);
         }
         let mut c = Cluster {
             dir,

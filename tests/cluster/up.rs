@@ -143,6 +143,26 @@ async fn ferry_up_supervises_its_masters_and_stops_them_all() {
 
     let conf = dir.join("admin.conf");
     let conf = conf.to_str().unwrap();
+    // Once `up` says so, manifests can go into `default` at once.
+    let ns = run_ferry(
+        home,
+        &[
+            "--config",
+            conf,
+            "get",
+            "namespace",
+            "default",
+            "-o",
+            "name",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(
+        ns.status.success() && ns.stdout == "namespace/default\n",
+        "namespace default missing right after up: {} {}",
+        ns.stdout,
+        ns.stderr
+    );
     let put = run_ferry(
         home,
         &["--config", conf, "kv", "put", "greeting", "hello world"],
