@@ -84,18 +84,19 @@ pub fn now_plus(secs: i64) -> String {
 
 /// A random version-4 UUID.
 pub fn new_uid() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    let mut uid = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            uid.push('-');
+        }
+        uid.push(HEX[usize::from(x >> 4)] as char);
+        uid.push(HEX[usize::from(x & 0x0f)] as char);
+    }
+    uid
 }
 
 /// `generateName` plus five random characters, as Kubernetes makes them.
@@ -182,6 +183,12 @@ mod tests {
         let u = new_uid();
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
+        let dashes: Vec<usize> = u.match_indices('-').map(|(i, _)| i).collect();
+        assert_eq!(dashes, [8, 13, 18, 23], "{u}");
+        assert!("89ab".contains(&u[19..20]), "variant bits: {u}");
+        assert!(u
+            .chars()
+            .all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(u, new_uid());
         let n = generate_name("web-");
         assert!(n.starts_with("web-") && n.len() == 9, "{n}");
