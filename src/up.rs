@@ -1,9 +1,9 @@
 //! `ferry up`: a local HA cluster of real `ferry master` processes on loopback.
 //!
 //! Starts the first master with `--init`, the others with `--join`, waits until
-//! every master is a voter and `default` exists, writes the admin client config, then supervises: a
-//! master that dies is reported and restarted on the same data dir. Ctrl-C or
-//! SIGTERM stops every process it started.
+//! every master is a voter and namespace `default` exists, writes the admin
+//! client config, then supervises: a master that dies is reported and restarted
+//! on the same data dir. Ctrl-C or SIGTERM stops every process it started.
 
 use crate::client::ferry_home;
 use anyhow::{bail, Context, Result};

@@ -105,7 +105,7 @@ impl Cluster {
             })
             .collect();
         // The runtime `ferry up` gives each master: its share of the cores (on
-        // 2 cores, one thread each, which runs on the current-thread scheduler).
+        // 2 cores, one worker thread each).
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         let mut common = vec![
             "--worker-threads".to_string(),

@@ -229,14 +229,7 @@ impl Store {
     /// waits for an election: status must answer while quorum is lost (a
     /// restarted master knows no leader until its peers are back).
     pub async fn status(&self) -> Result<ClusterStatus, ApiError> {
-        let leader = {
-            let m = self.inner.raft.metrics();
-            let m = m.borrow();
-            m.current_leader.and_then(|l| {
-                let node = m.membership_config.membership().get_node(&l)?;
-                Some((l, node.addr.clone()))
-            })
-        };
+        let leader = super::known_leader(&self.inner.raft.metrics().borrow());
         match leader {
             Some((id, addr)) if id != self.inner.id => match self
                 .inner

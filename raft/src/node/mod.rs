@@ -187,13 +187,8 @@ impl Store {
         let mut rx = self.inner.raft.metrics();
         let deadline = tokio::time::Instant::now() + 2 * self.inner.election_max;
         loop {
-            {
-                let m = rx.borrow_and_update();
-                if let Some(l) = m.current_leader {
-                    if let Some(node) = m.membership_config.membership().get_node(&l) {
-                        return Ok((l, node.addr.clone()));
-                    }
-                }
+            if let Some(l) = known_leader(&rx.borrow_and_update()) {
+                return Ok(l);
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
                 Ok(Ok(())) => {}
@@ -444,4 +439,13 @@ fn kv_to_api(e: KvError) -> ApiError {
         _ => ErrorCode::BadRequest,
     };
     ApiError::new(code, e.to_string())
+}
+
+/// The leader these metrics name, with its address, if it is a member.
+fn known_leader(
+    m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>,
+) -> Option<(NodeId, String)> {
+    let l = m.current_leader?;
+    let node = m.membership_config.membership().get_node(&l)?;
+    Some((l, node.addr.clone()))
 }
