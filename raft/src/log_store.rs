@@ -81,14 +81,16 @@ impl Flusher {
                     if let Err(e) = &res {
                         tracing::error!(error = %e, "log flush failed");
                     }
-                    let n = waiting.len() as u64;
+                    // Counted before the callbacks run: a callback wakes a task that
+                    // may call `settle` at once, which must not see this flush as
+                    // outstanding and start another.
+                    done_count.fetch_add(waiting.len() as u64, Ordering::Release);
                     for done in waiting {
                         done(match &res {
                             Ok(()) => Ok(()),
                             Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
                         });
                     }
-                    done_count.fetch_add(n, Ordering::Release);
                 }
                 // Every Flusher handle is gone: release the database, then say so.
                 drop(db);
@@ -496,6 +498,26 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(rx.await.unwrap(), "the held flush completed first");
+    }
+
+    #[test]
+    fn a_flush_counts_as_complete_before_its_callbacks_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, flusher) = open(dir.path(), None);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let f = flusher.clone();
+        flusher.after_flush(move |r| {
+            r.unwrap();
+            // What `settle`, called from a task this callback wakes, would see.
+            let outstanding =
+                f.completed.load(Ordering::Acquire) < f.requested.load(Ordering::Acquire);
+            let _ = tx.send(outstanding);
+        });
+        let outstanding = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(
+            !outstanding,
+            "a callback's waiter would start a second flush for nothing"
+        );
     }
 
     #[tokio::test]

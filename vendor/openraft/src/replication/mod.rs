@@ -142,10 +142,18 @@ where
     /// Next replication action to run.
     next_action: Option<Data<C>>,
 
+    /// ferry: `committed` advanced and no AppendEntries has carried it yet.
+    /// It rides on the next one with entries, or goes alone after
+    /// [`COMMIT_LINGER`].
+    commit_pending: bool,
+
     /// Appropriate number of entries to send.
     /// This is only used by AppendEntries RPC.
     entries_hint: ReplicationHint,
 }
+
+/// ferry: how long a committed index may wait for entries to ride on.
+const COMMIT_LINGER: Duration = Duration::from_millis(2);
 
 impl<C, N, LS> ReplicationCore<C, N, LS>
 where
@@ -197,6 +205,7 @@ where
             rx_event,
             weak_tx_event: tx_event.downgrade(),
             next_action: None,
+            commit_pending: false,
             entries_hint: Default::default(),
         };
 
@@ -217,6 +226,11 @@ where
                 self.drain_events_with_backoff().await?;
                 continue;
             };
+
+            // Every AppendEntries carries `committed`.
+            if matches!(d, Data::Heartbeat | Data::Logs(_)) {
+                self.commit_pending = false;
+            }
 
             // Backup the log data for retrying.
             let mut log_data = None;
@@ -630,8 +644,18 @@ where
         // If there is next action to run, do not block waiting for events,
         // instead, just try the best to drain all events.
         if self.next_action.is_none() {
-            let event =
-                self.rx_event.recv().await.ok_or(ReplicationClosed::new("rx_repl is closed in drain_event()"))?;
+            let event = if self.commit_pending {
+                match C::timeout(COMMIT_LINGER, self.rx_event.recv()).await {
+                    Ok(event) => event,
+                    Err(_) => {
+                        self.next_action = Some(Data::new_heartbeat());
+                        return Ok(());
+                    }
+                }
+            } else {
+                self.rx_event.recv().await
+            };
+            let event = event.ok_or(ReplicationClosed::new("rx_repl is closed in drain_event()"))?;
             self.process_event(event);
         }
 
@@ -679,9 +703,13 @@ where
 
                 self.committed = c;
 
-                // If there is no action, fill in an heartbeat action to send committed index.
+                // ferry: the next AppendEntries with entries carries the committed
+                // index; only when none comes within COMMIT_LINGER does a heartbeat
+                // carry it alone (see `drain_events`). openraft keeps one request in
+                // flight per follower, so an immediate commit-only request delayed
+                // the next entries by a round trip.
                 if self.next_action.is_none() {
-                    self.next_action = Some(Data::new_heartbeat());
+                    self.commit_pending = true;
                 }
             }
             Replicate::Heartbeat => {
