@@ -90,16 +90,18 @@ fn init_logging() {
 /// The async runtime a command runs on.
 ///
 /// A master gets a multi-thread runtime (`--worker-threads`, default one thread
-/// per core). Client commands (`ferry get`, `ferry bench`, ...) run on tokio's
-/// current-thread scheduler. Its run queue is FIFO, while the multi-thread
-/// scheduler runs the task a task wakes next (its LIFO slot): there, each request
-/// a client task wrote woke its QUIC connection's driver, which sent it at once
-/// in a datagram of its own; here, the requests written in one tick leave
-/// together. (Masters on the current-thread scheduler sent fewer datagrams too,
-/// but a 5-master chaos soak with them ended with two masters holding different
-/// states once; see `docs/benchmarks.md`, fifth run.)
+/// per core), or tokio's current-thread scheduler when given one thread (as
+/// `ferry up` gives each master on a small machine). Client commands (`ferry
+/// get`, `ferry bench`, ...) run on the current-thread scheduler too. Its run
+/// queue is FIFO, while the multi-thread scheduler runs the task a task wakes
+/// next (its LIFO slot): there, each answer or request a task wrote woke its QUIC
+/// connection's driver, which sent it at once in a datagram of its own; here,
+/// the answers written in one tick leave together (`docs/benchmarks.md`).
 fn runtime_for(command: &Command) -> tokio::runtime::Builder {
     match command {
+        Command::Master(a) if a.worker_threads() == Some(1) => {
+            tokio::runtime::Builder::new_current_thread()
+        }
         Command::Master(a) => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
             if let Some(n) = a.worker_threads() {

@@ -228,6 +228,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = openraft::Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        // A follower learns a commit with the next entries, and answers them once
+        // they are flushed: let that answer leave before this apply holds the
+        // thread (apply does not await).
+        tokio::task::yield_now().await;
         let tree = self.tree();
         let mut ctx = ApplyCtx::new(&tree, self.shared.compacted());
         let mut responses = Vec::new();
