@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Store and API benchmarks against the etcd anchor, in one run on this machine:
 # a 3-master `ferry up` cluster and a 3-member etcd 3.4 (../shared/tools/etcd-anchor),
-# the same load (sequential puts of distinct keys, 256-byte values), one after the other;
+# the same load (sequential puts of distinct keys, 256-byte values), one after the other,
+# each round on fresh clusters of both (ferry, then etcd);
 # then `ferry bench api` (ConfigMap creates through the whole API pipeline) at 64 clients,
 # compared with the anchor's raw puts at 64 clients.
 #
@@ -18,18 +19,18 @@ dir=$(mktemp -d /tmp/ferry-bench.XXXXXX)
 port=${FERRY_BENCH_PORT:-27100}
 cleanup() { [ -n "${up:-}" ] && kill "$up" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
-HOME=$dir $ferry up --dir "$dir/up" --port "$port" > "$dir/up.log" 2>&1 &
-up=$!
-for _ in $(seq 1 240); do grep -q "is up" "$dir/up.log" && break; sleep 0.5; done
-grep -q "is up" "$dir/up.log" || { cat "$dir/up.log"; exit 1; }
 results=()
 for r in $(seq 1 "$rounds"); do
+  # A fresh cluster per round, as etcd-anchor starts a fresh etcd cluster per run.
+  rm -rf "$dir/up"
+  HOME=$dir $ferry up --dir "$dir/up" --port "$port" > "$dir/up.log" 2>&1 &
+  up=$!
+  for _ in $(seq 1 240); do grep -q "is up" "$dir/up.log" && break; sleep 0.5; done
+  grep -q "is up" "$dir/up.log" || { cat "$dir/up.log"; exit 1; }
   results+=("$($ferry --config "$dir/up/admin.conf" bench store --clients 1 --ops 2000 | tail -1)")
   results+=("$($ferry --config "$dir/up/admin.conf" bench store --clients 64 --ops 32000 | tail -1)")
   results+=("$($ferry --config "$dir/up/admin.conf" bench api --clients 64 --objects 16000 | tail -1)")
-done
-kill "$up"; wait "$up" 2>/dev/null || true; up=
-for r in $(seq 1 "$rounds"); do
+  kill "$up"; wait "$up" 2>/dev/null || true; up=
   results+=("$($anchor --clients 1 --ops 2000 | tail -1)")
   results+=("$($anchor --clients 64 --ops 32000 | tail -1)")
 done
