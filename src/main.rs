@@ -123,7 +123,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = rt.block_on(async move {
+    // A master on one thread runs its actors on that thread too (see
+    // `ferry_actors::supervisor`): the runtime goes inside an actix System.
+    let one_thread_master = matches!(&cli.command, Command::Master(a) if a.worker_threads() == Some(1));
+    let run = async move {
         match cli.command {
             Command::Master(a) => master::run(a, cli.config).await,
             Command::Up(a) => up::run(a, cli.config).await,
@@ -139,7 +142,12 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
         }
-    });
+    };
+    let result = if one_thread_master {
+        actix_rt::System::with_tokio_rt(|| rt).block_on(run)
+    } else {
+        rt.block_on(run)
+    };
     match result {
         Ok(code) => code,
         Err(e) => {

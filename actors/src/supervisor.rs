@@ -1,15 +1,19 @@
 //! The master's actor tree on its own actix system.
 //!
 //! ```text
-//! MasterActors (actix System on thread `ferry-actors`)
+//! MasterActors (the caller's actix System, or one on thread `ferry-actors`)
 //! ├── ApiServerActor     (Supervisor) the object request pipeline
 //! └── ControllerManager  (Supervisor) control loops, active while leader
 //! ```
 //!
 //! The store, quinn and the connection tasks run on the process's tokio
-//! runtime; the actors run on this system's arbiter, and `Addr::send` works from
-//! either side. Each master has its own system, so several masters can run in
-//! one test process. A crashed actor is restarted by its supervisor; the store
+//! runtime. A `ferry master` given one worker thread runs that runtime inside
+//! an actix System (`src/main.rs`), and the actors run on it too: one thread,
+//! and a request reaches the API server actor and its answer reaches the
+//! connection task without waking another thread. Otherwise (a multi-thread
+//! runtime, or several masters in one test process) each master's actors get a
+//! system of their own on a thread of its own; `Addr::send` works from either
+//! side. A crashed actor is restarted by its supervisor; the store
 //! is not an actor here — it is a `Send + Sync` handle the actors hold, and a
 //! storage failure stops Raft (and with it the master's service).
 
@@ -24,13 +28,24 @@ pub struct MasterActors {
     pub api: Addr<ApiServerActor>,
     /// The controller manager.
     pub controllers: Addr<ControllerManager>,
-    system: actix_rt::System,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// The system of their own and its thread (`None`: the caller's system).
+    own: Option<(actix_rt::System, std::thread::JoinHandle<()>)>,
 }
 
 impl MasterActors {
-    /// Starts the actor system thread and the supervised actors on it.
+    /// Starts the supervised actors: on the caller's thread when it runs an
+    /// actix System, else on a system thread of their own.
     pub fn start(api: ApiServer) -> std::io::Result<MasterActors> {
+        if actix_rt::System::is_registered() {
+            let a = api.clone();
+            let api_addr = Supervisor::start(move |_| ApiServerActor::new(a));
+            let controllers = Supervisor::start(move |_| ControllerManager::new(api));
+            return Ok(MasterActors {
+                api: api_addr,
+                controllers,
+                own: None,
+            });
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("ferry-actors".into())
@@ -52,25 +67,25 @@ impl MasterActors {
         Ok(MasterActors {
             api,
             controllers,
-            system,
-            thread: Some(thread),
+            own: Some((system, thread)),
         })
     }
 
-    /// Stops every actor and waits for the system thread (the actors drop their
-    /// store handles, so the data dir can be released).
+    /// Stops every actor of a system of their own and waits for its thread (the
+    /// actors drop their store handles, so the data dir can be released). Actors
+    /// on the caller's system end with it: that is the process's last runtime.
     pub async fn stop(mut self) {
-        self.system.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        if let Some((system, thread)) = self.own.take() {
+            system.stop();
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
 }
 
 impl Drop for MasterActors {
     fn drop(&mut self) {
-        if self.thread.is_some() {
-            self.system.stop();
+        if let Some((system, _)) = &self.own {
+            system.stop();
         }
     }
 }

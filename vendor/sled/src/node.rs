@@ -13,6 +13,11 @@ pub struct Node {
     pub(crate) data: Data,
 }
 
+/// ferry: the most children an index node keeps before it splits (sled 0.34.7
+/// used 256). A child's split rewrites its whole parent into the log, so small
+/// index nodes keep that rewrite small; see `FERRY-PATCH.md`.
+const INDEX_FANOUT: usize = 32;
+
 impl Node {
     pub(crate) fn new_hoisted_root(
         left: PageId,
@@ -600,7 +605,7 @@ impl Node {
         let threshold = if cfg!(any(test, feature = "lock_free_delays")) {
             2
         } else if self.data.is_index() {
-            256
+            INDEX_FANOUT
         } else {
             16
         };
@@ -615,7 +620,7 @@ impl Node {
         let threshold = if cfg!(any(test, feature = "lock_free_delays")) {
             1
         } else if self.data.is_index() {
-            64
+            INDEX_FANOUT / 4
         } else {
             4
         };
