@@ -33,6 +33,8 @@ use ferry_api::proto::{ApiError, ErrorCode};
 use ferry_api::resources::{self, Resource};
 use ferry_api::tls::Identity;
 use ferry_raft::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Why a request failed: a Kubernetes `Status` for the user, or a transport
 /// condition (no leader, unknown outcome) the client acts on.
@@ -74,6 +76,19 @@ pub type Outcome<T> = Result<T, Failure>;
 pub struct ApiServer {
     store: Store,
     max_object_bytes: usize,
+    /// Each namespace's state as last decoded, by its mod_revision (see
+    /// [`ApiServer::check_namespace`]): a create checks its namespace without
+    /// parsing the Namespace object again while it is unchanged.
+    namespaces: Arc<Mutex<HashMap<String, (u64, NamespaceState)>>>,
+}
+
+/// Whether a namespace takes new objects.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum NamespaceState {
+    /// It does.
+    Active,
+    /// It is being deleted (`deletionTimestamp` set, or phase `Terminating`).
+    Terminating,
 }
 
 impl ApiServer {
@@ -82,6 +97,7 @@ impl ApiServer {
         ApiServer {
             store,
             max_object_bytes,
+            namespaces: Arc::default(),
         }
     }
 

@@ -6,8 +6,8 @@
 
 use super::admission::{self, Operation};
 use super::meta::{self, metadata_mut};
-use super::{kv_status, ApiServer, Outcome};
-use ferry_api::kv::{Expect, KvError, WriteOp};
+use super::{kv_status, ApiServer, NamespaceState, Outcome};
+use ferry_api::kv::{Expect, KeyValue, KvError, WriteOp};
 use ferry_api::object::{ObjectRequest, ObjectResponse, PatchType, Status, StatusCause};
 use ferry_api::patch;
 use ferry_api::proto::Consistency;
@@ -69,29 +69,52 @@ fn place(res: &Resource, obj: &mut Value, ns: Option<&str>) -> Result<(), Status
 
 impl ApiServer {
     /// Fails unless namespace `ns` exists and is not terminating.
+    ///
+    /// Reads the Namespace from this master's applied state (linearizably when
+    /// it is missing there: it may have been created a moment ago through
+    /// another master), and decodes it only when its revision is new to this
+    /// API server.
     pub async fn check_namespace(&self, ns: &str) -> Outcome<()> {
         let ns_res = ferry_api::resources::by_cli_name("namespaces").expect("namespaces served");
-        let mut found = self
-            .read_object(ns_res, None, ns, Consistency::Local)
-            .await?;
+        let key = ns_res.key(None, Some(ns));
+        let (mut found, _) = self.store.get(&key, Consistency::Local).await?;
         if found.is_none() {
-            // It may have been created a moment ago through another master.
-            found = self
-                .read_object(ns_res, None, ns, Consistency::Linearizable)
-                .await?;
+            found = self.store.get(&key, Consistency::Linearizable).await?.0;
         }
-        let Some((obj, _)) = found else {
+        let Some(kv) = found else {
             return Err(Status::not_found("namespaces", ns).into());
         };
-        if obj.pointer("/metadata/deletionTimestamp").is_some()
-            || obj.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
-        {
-            return Err(Status::forbidden(format!(
+        match self.namespace_state(ns, &kv)? {
+            NamespaceState::Active => Ok(()),
+            NamespaceState::Terminating => Err(Status::forbidden(format!(
                 "unable to create new content in namespace {ns} because it is being terminated"
             ))
-            .into());
+            .into()),
         }
-        Ok(())
+    }
+
+    /// The state of namespace `ns` as stored in `kv`.
+    fn namespace_state(&self, ns: &str, kv: &KeyValue) -> Outcome<NamespaceState> {
+        const REMEMBERED: usize = 4096;
+        let mut seen = self.namespaces.lock().expect("namespace cache lock");
+        if let Some(&(rev, state)) = seen.get(ns) {
+            if rev == kv.mod_revision {
+                return Ok(state);
+            }
+        }
+        let obj = meta::decode(kv)?;
+        let state = if obj.pointer("/metadata/deletionTimestamp").is_some()
+            || obj.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+        {
+            NamespaceState::Terminating
+        } else {
+            NamespaceState::Active
+        };
+        if seen.len() >= REMEMBERED {
+            seen.clear();
+        }
+        seen.insert(ns.to_string(), (kv.mod_revision, state));
+        Ok(state)
     }
 
     /// CREATE.

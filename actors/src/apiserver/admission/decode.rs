@@ -22,14 +22,19 @@ pub(crate) fn decode<T: DeserializeOwned + Serialize>(
             res.kind, res.version, res.kind
         ))
     };
-    let typed: T = serde_path_to_error::deserialize(obj).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
-            cannot(e.inner().to_string())
-        } else {
-            cannot(format!("{path}: {}", e.inner()))
+    // Most bodies decode: track the path (which costs) only to report an error.
+    let typed: T = match T::deserialize(obj) {
+        Ok(t) => t,
+        Err(plain) => {
+            return Err(match serde_path_to_error::deserialize::<_, T>(obj) {
+                Err(e) if e.path().to_string() != "." => {
+                    cannot(format!("{}: {}", e.path(), e.inner()))
+                }
+                Err(e) => cannot(e.inner().to_string()),
+                Ok(_) => cannot(plain.to_string()),
+            })
         }
-    })?;
+    };
     let back = serde_json::to_value(&typed).map_err(|e| Status::internal(e.to_string()))?;
     let mut unknown = Vec::new();
     diff("", obj, &back, &mut unknown);
