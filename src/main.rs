@@ -125,7 +125,8 @@ fn main() -> ExitCode {
     };
     // A master on one thread runs its actors on that thread too (see
     // `ferry_actors::supervisor`): the runtime goes inside an actix System.
-    let one_thread_master = matches!(&cli.command, Command::Master(a) if a.worker_threads() == Some(1));
+    let one_thread_master =
+        matches!(&cli.command, Command::Master(a) if a.worker_threads() == Some(1));
     let run = async move {
         match cli.command {
             Command::Master(a) => master::run(a, cli.config).await,

@@ -3,7 +3,8 @@
 # a 3-master `ferry up` cluster and a 3-member etcd 3.4 (../shared/tools/etcd-anchor),
 # the same load (sequential puts of distinct keys, 256-byte values), one after the other,
 # each round on fresh clusters of both (ferry, then etcd);
-# then `ferry bench api` (ConfigMap creates through the whole API pipeline) at 64 clients,
+# then `ferry bench api` (32000 ConfigMap creates through the whole API pipeline, as many
+# operations as the anchor's run) at 64 clients,
 # compared with the anchor's raw puts at 64 clients.
 #
 #   bash tools/bench-store.sh [ROUNDS]     (default 1 round of each)
@@ -29,7 +30,7 @@ for r in $(seq 1 "$rounds"); do
   grep -q "is up" "$dir/up.log" || { cat "$dir/up.log"; exit 1; }
   results+=("$($ferry --config "$dir/up/admin.conf" bench store --clients 1 --ops 2000 | tail -1)")
   results+=("$($ferry --config "$dir/up/admin.conf" bench store --clients 64 --ops 32000 | tail -1)")
-  results+=("$($ferry --config "$dir/up/admin.conf" bench api --clients 64 --objects 16000 | tail -1)")
+  results+=("$($ferry --config "$dir/up/admin.conf" bench api --clients 64 --objects 32000 | tail -1)")
   kill "$up"; wait "$up" 2>/dev/null || true; up=
   results+=("$($anchor --clients 1 --ops 2000 | tail -1)")
   results+=("$($anchor --clients 64 --ops 32000 | tail -1)")
