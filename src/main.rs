@@ -87,6 +87,11 @@ fn init_logging() {
         .init();
 }
 
+/// Whether `command` runs a master on one thread (its actors then share it).
+fn one_thread_master(command: &Command) -> bool {
+    matches!(command, Command::Master(a) if a.worker_threads() == Some(1))
+}
+
 /// The async runtime a command runs on.
 ///
 /// A master gets a multi-thread runtime (`--worker-threads`, default one thread
@@ -99,9 +104,7 @@ fn init_logging() {
 /// the answers written in one tick leave together (`docs/benchmarks.md`).
 fn runtime_for(command: &Command) -> tokio::runtime::Builder {
     match command {
-        Command::Master(a) if a.worker_threads() == Some(1) => {
-            tokio::runtime::Builder::new_current_thread()
-        }
+        c if one_thread_master(c) => tokio::runtime::Builder::new_current_thread(),
         Command::Master(a) => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
             if let Some(n) = a.worker_threads() {
@@ -125,8 +128,7 @@ fn main() -> ExitCode {
     };
     // A master on one thread runs its actors on that thread too (see
     // `ferry_actors::supervisor`): the runtime goes inside an actix System.
-    let one_thread_master =
-        matches!(&cli.command, Command::Master(a) if a.worker_threads() == Some(1));
+    let one_thread = one_thread_master(&cli.command);
     let run = async move {
         match cli.command {
             Command::Master(a) => master::run(a, cli.config).await,
@@ -144,7 +146,7 @@ fn main() -> ExitCode {
             }
         }
     };
-    let result = if one_thread_master {
+    let result = if one_thread {
         actix_rt::System::with_tokio_rt(|| rt).block_on(run)
     } else {
         rt.block_on(run)

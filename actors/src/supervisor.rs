@@ -32,14 +32,20 @@ pub struct MasterActors {
     own: Option<(actix_rt::System, std::thread::JoinHandle<()>)>,
 }
 
+/// Starts the supervised actors on the current thread's actix system.
+fn start_supervised(api: ApiServer) -> (Addr<ApiServerActor>, Addr<ControllerManager>) {
+    let a = api.clone();
+    let api_addr = Supervisor::start(move |_| ApiServerActor::new(a));
+    let controllers = Supervisor::start(move |_| ControllerManager::new(api));
+    (api_addr, controllers)
+}
+
 impl MasterActors {
     /// Starts the supervised actors: on the caller's thread when it runs an
     /// actix System, else on a system thread of their own.
     pub fn start(api: ApiServer) -> std::io::Result<MasterActors> {
         if actix_rt::System::is_registered() {
-            let a = api.clone();
-            let api_addr = Supervisor::start(move |_| ApiServerActor::new(a));
-            let controllers = Supervisor::start(move |_| ControllerManager::new(api));
+            let (api_addr, controllers) = start_supervised(api);
             return Ok(MasterActors {
                 api: api_addr,
                 controllers,
@@ -52,9 +58,7 @@ impl MasterActors {
             .spawn(move || {
                 let system = actix_rt::System::new();
                 system.block_on(async move {
-                    let a = api.clone();
-                    let api_addr = Supervisor::start(move |_| ApiServerActor::new(a));
-                    let controllers = Supervisor::start(move |_| ControllerManager::new(api));
+                    let (api_addr, controllers) = start_supervised(api);
                     let _ = tx.send((actix_rt::System::current(), api_addr, controllers));
                 });
                 if let Err(e) = system.run() {

@@ -84,7 +84,7 @@ pub struct ApiServer {
 
 /// Whether a namespace takes new objects.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum NamespaceState {
+pub(crate) enum NamespaceState {
     /// It does.
     Active,
     /// It is being deleted (`deletionTimestamp` set, or phase `Terminating`).
