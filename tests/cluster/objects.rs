@@ -1,6 +1,6 @@
 //! The kubectl-like CLI end to end against `ferry up`: apply a multi-document
-//! manifest, get in every output format, scale, label, delete with each cascade
-//! policy, clear errors; and `get -w` streaming on across the SIGKILL of the
+//! manifest, get in every output format, scale, label, annotate, edit, explain,
+//! config view, completion, delete with each cascade policy, clear errors; and `get -w` streaming on across the SIGKILL of the
 //! master it is connected to.
 
 use crate::harness::{serial, wait_until};
@@ -220,6 +220,55 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
         ],
     );
     assert_eq!(sel.trim(), "configmap/settings");
+
+    // annotate, edit through $FERRY_EDITOR, explain, config view, completion.
+    assert_eq!(
+        ok(
+            home,
+            conf,
+            &["annotate", "cm", "settings", "-n", "shop", "owner=ops"]
+        )
+        .trim(),
+        "configmap/settings annotated"
+    );
+    let edit = ferry_cmd(home)
+        .env("FERRY_EDITOR", "sed -i 's/mode: fast/mode: slow/'")
+        .args(["--config", conf, "edit", "cm", "settings", "-n", "shop"])
+        .output()
+        .expect("run ferry edit");
+    assert!(
+        edit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&edit.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&edit.stdout).trim(),
+        "configmap/settings edited"
+    );
+    let cm: Value = serde_json::from_str(&ok(
+        home,
+        conf,
+        &["get", "cm", "settings", "-n", "shop", "-o", "json"],
+    ))
+    .unwrap();
+    assert_eq!(
+        (
+            cm["data"]["mode"].as_str(),
+            cm["metadata"]["annotations"]["owner"].as_str(),
+            cm["metadata"]["labels"]["tier"].as_str()
+        ),
+        (Some("slow"), Some("ops"), Some("cache")),
+        "{cm}"
+    );
+    let explain = ok(home, conf, &["explain", "deployment.spec.replicas"]);
+    assert!(explain.contains("FIELD: replicas <integer>"), "{explain}");
+    let view = ok(home, conf, &["config", "view"]);
+    assert!(
+        view.contains("masters = [") && view.contains("REDACTED") && !view.contains("PRIVATE KEY"),
+        "{view}"
+    );
+    let completion = ok(home, conf, &["completion", "bash"]);
+    assert!(completion.contains("_ferry()"), "{completion}");
 
     // delete with each cascade policy: owners with dependents.
     for policy in ["background", "foreground", "orphan"] {
