@@ -1,5 +1,7 @@
 //! `ferry up`: a supervised local cluster that restarts a killed master and
-//! takes every master down with it on SIGINT or SIGTERM.
+//! takes every master down with it on SIGINT or SIGTERM; on it, the `ferry kv`
+//! commands (put, get, txn, del, watch) and `ferry cluster remove`'s refusal to
+//! leave an even number of voters.
 
 use crate::harness::{serial, wait_until};
 use crate::procs::{ferry_cmd, free_ports, pids_with_arg, run_ferry, tail};
@@ -203,6 +205,77 @@ async fn ferry_up_supervises_its_masters_and_stops_them_all() {
         "default config: {}",
         get.stderr
     );
+
+    // kv txn (stdin, all or nothing), kv del, kv watch from a revision.
+    let txn = |ops: &str| {
+        use std::io::Write as _;
+        let mut c = ferry_cmd(home)
+            .args(["--config", conf, "kv", "txn"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn kv txn");
+        c.stdin.take().unwrap().write_all(ops.as_bytes()).unwrap();
+        c.wait_with_output().expect("kv txn")
+    };
+    let done = txn("put t/a 1 @new\nput t/b 2 @new\n");
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let first: u64 = String::from_utf8_lossy(&done.stdout)
+        .trim()
+        .strip_prefix("OK revision=")
+        .and_then(|r| r.parse().ok())
+        .expect("kv txn prints OK revision=N");
+    let refused = txn("put t/c 3 @new\nput t/a 9 @new\n");
+    assert_eq!(refused.status.code(), Some(1));
+    for key in ["t/a", "t/c"] {
+        let r = run_ferry(
+            home,
+            &["--config", conf, "kv", "get", key],
+            Duration::from_secs(30),
+        );
+        let want = if key == "t/a" { "1\n" } else { "" };
+        assert_eq!(r.stdout, want, "{key} after a refused txn: {}", r.stderr);
+    }
+    let del = run_ferry(
+        home,
+        &["--config", conf, "kv", "del", "t/b"],
+        Duration::from_secs(30),
+    );
+    assert!(del.status.success(), "kv del: {}", del.stderr);
+    let watched = run_ferry(
+        home,
+        &[
+            "--config",
+            conf,
+            "kv",
+            "watch",
+            "t/",
+            "--rev",
+            &first.to_string(),
+            "--count",
+            "3",
+        ],
+        Duration::from_secs(30),
+    );
+    let lines: Vec<&str> = watched.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}{}", watched.stdout, watched.stderr);
+    assert_eq!(lines[0], format!("PUT t/a rev={first} 1"));
+    assert_eq!(lines[1], format!("PUT t/b rev={first} 2"));
+    assert!(lines[2].starts_with("DELETE t/b rev="), "{}", lines[2]);
+    // Removing a master from three would leave an even number of voters.
+    let even = run_ferry(
+        home,
+        &["--config", conf, "cluster", "remove", "3"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(even.status.code(), Some(1), "{}", even.stdout);
+    assert!(even.stderr.contains("pass --force"), "{}", even.stderr);
+    assert_eq!(cluster_status(home, conf).map(|s| s.members.len()), Ok(3));
 
     // SIGKILL one master: ferry up reports it and restarts it.
     let victim = up.master_pids("m2");
