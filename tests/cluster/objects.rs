@@ -32,6 +32,11 @@ fn ok(home: &Path, conf: &str, args: &[&str]) -> String {
     r.stdout
 }
 
+/// The stdout of a successful `ferry ARGS` (an `-o json` get), parsed.
+fn get_json(home: &Path, conf: &str, args: &[&str]) -> Value {
+    serde_json::from_str(&ok(home, conf, args)).expect("JSON output")
+}
+
 const MANIFEST: &str = r#"
 apiVersion: v1
 kind: Namespace
@@ -132,12 +137,11 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
         wide.contains("CONTAINERS") && wide.contains("nginx:1.25") && wide.contains("app=web"),
         "{wide}"
     );
-    let json: Value = serde_json::from_str(&ok(
+    let json = get_json(
         home,
         conf,
         &["get", "deploy", "web", "-n", "shop", "-o", "json"],
-    ))
-    .unwrap();
+    );
     assert_eq!(
         (json["kind"].as_str(), json["spec"]["replicas"].as_i64()),
         (Some("Deployment"), Some(3))
@@ -178,12 +182,11 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
         .trim(),
         "deployment.apps/web scaled"
     );
-    let json: Value = serde_json::from_str(&ok(
+    let json = get_json(
         home,
         conf,
         &["get", "deploy", "web", "-n", "shop", "-o", "json"],
-    ))
-    .unwrap();
+    );
     assert_eq!(json["spec"]["replicas"], 5);
     assert_eq!(
         ok(
@@ -245,12 +248,11 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
         String::from_utf8_lossy(&edit.stdout).trim(),
         "configmap/settings edited"
     );
-    let cm: Value = serde_json::from_str(&ok(
+    let cm = get_json(
         home,
         conf,
         &["get", "cm", "settings", "-n", "shop", "-o", "json"],
-    ))
-    .unwrap();
+    );
     assert_eq!(
         (
             cm["data"]["mode"].as_str(),
@@ -280,12 +282,11 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
             conf,
             &["create", "-f", home.join("owner.json").to_str().unwrap()],
         );
-        let o: Value = serde_json::from_str(&ok(
+        let o = get_json(
             home,
             conf,
             &["get", "cm", &owner, "-n", "shop", "-o", "json"],
-        ))
-        .unwrap();
+        );
         let dep = format!(
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {policy}-dep\n  namespace: shop\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: {owner}, uid: {}}}\n",
             o["metadata"]["uid"].as_str().unwrap()
