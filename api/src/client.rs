@@ -638,10 +638,15 @@ impl<K: WatchKind> Watch<K> {
         if let Some(item) = self.queued.pop_front() {
             return Ok(item);
         }
-        let deadline = Instant::now() + self.client.timeout;
+        // The client's timeout bounds the search for a master, from the moment
+        // a stream is missing: time spent waiting on a healthy stream (or
+        // frozen with the whole process) does not count.
+        let mut deadline = None;
         let mut last = None;
         loop {
             if self.stream.is_none() {
+                let deadline =
+                    *deadline.get_or_insert_with(|| Instant::now() + self.client.timeout);
                 if Instant::now() > deadline {
                     return Err(last.unwrap_or(Error::NoMaster {
                         tried: self.client.masters.join(","),

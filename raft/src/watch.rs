@@ -77,7 +77,13 @@ impl WatchStream {
             .collect()
     }
 
+    /// Queues a live message. While the stream is catching up (it lagged, or a
+    /// snapshot replaced the state) live messages are dropped: the history read
+    /// from `last` delivers them, and moving `last` here would skip the gap.
     fn take_live(&mut self, msg: Applied) {
+        if self.catch_up {
+            return;
+        }
         match msg {
             Applied::Revision { revision, events } if revision > self.last => {
                 let matching = self.filter(&events);
@@ -114,7 +120,7 @@ impl WatchStream {
     /// applied revision first, then drain what was published before it.
     fn bookmark_now(&mut self) {
         let applied = self.shared.applied();
-        loop {
+        while !self.catch_up {
             match self.rx.try_recv() {
                 Ok(msg) => self.take_live(msg),
                 Err(TryRecvError::Lagged(_)) => self.catch_up = true,

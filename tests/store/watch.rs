@@ -257,3 +257,77 @@ async fn bookmarks_report_progress_on_a_quiet_prefix() {
         vec![(r, "/quiet/b".to_string(), EventKind::Put)]
     );
 }
+
+/// A consumer that stalls while more revisions apply than the live channel
+/// holds, for longer than a bookmark interval, must still get every revision
+/// once: the stream falls back to history from the last revision it queued.
+/// The bookmark timer and the lagged channel are both ready when it wakes, and
+/// `select!` picks one at random, so eight streams try both orders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_watch_falls_back_to_history_without_skipping() {
+    let c = TestCluster::new(1).await;
+    let store = &c.master(0).store;
+    let start = put(&c.client, "/stall/start", "x").await.revision;
+    let req = ferry_api::proto::WatchRequest {
+        prefix: "/stall/".into(),
+        after_revision: Some(start),
+        bookmark_ms: 100,
+    };
+    let mut streams: Vec<_> = (0..8)
+        .map(|_| store.watch(&req).expect("watch starts"))
+        .collect();
+    for s in &mut streams {
+        let first = s.next().await.expect("first item");
+        assert_eq!(
+            first,
+            ferry_api::kv::WatchItem::Bookmark { revision: start }
+        );
+    }
+    // One event read live, so every stream is past its initial history read.
+    let warm = put(&c.client, "/stall/warm", "x").await.revision;
+    for s in &mut streams {
+        match s.next().await.expect("warm-up event") {
+            ferry_api::kv::WatchItem::Events { revision, .. } => assert_eq!(revision, warm),
+            other => panic!("expected the warm-up event, got {other:?}"),
+        }
+    }
+    let start = warm;
+    // More applied revisions than the live channel (1024) holds, each its own entry.
+    let mut written = Vec::new();
+    for i in 0..1300 {
+        written.push(put(&c.client, &format!("/stall/{i}"), "v").await.revision);
+    }
+    let last = *written.last().expect("written");
+    // The stall itself: every stream's next bookmark falls due while it waits.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for (n, s) in streams.iter_mut().enumerate() {
+        let mut seen = Vec::new();
+        let mut upto = start;
+        while upto < last {
+            let item = tokio::time::timeout(WAIT, s.next())
+                .await
+                .expect("an item within the wait")
+                .expect("the stream goes on");
+            match item {
+                ferry_api::kv::WatchItem::Events { revision, events } => {
+                    assert!(revision > upto, "stream {n}: {revision} after {upto}");
+                    assert_eq!(events.len(), 1, "stream {n}: one put per revision");
+                    seen.push(revision);
+                    upto = revision;
+                }
+                ferry_api::kv::WatchItem::Bookmark { revision } => {
+                    assert!(revision >= upto, "stream {n}: bookmark went back");
+                    assert!(
+                        revision <= *seen.last().unwrap_or(&start) || seen.len() == written.len(),
+                        "stream {n}: bookmark {revision} passed revisions not yet delivered \
+                         (delivered {} of {})",
+                        seen.len(),
+                        written.len()
+                    );
+                    upto = revision;
+                }
+            }
+        }
+        assert_eq!(seen, written, "stream {n} skipped or repeated revisions");
+    }
+}
