@@ -30,13 +30,40 @@ pub use types::{Command, CommandResponse, TypeConfig};
 
 /// Opens the sled database a master keeps its log and state machine in.
 pub fn open_db(dir: &std::path::Path) -> Result<sled::Db> {
-    sled::Config::new()
+    let db = sled::Config::new()
         .path(dir)
-        // Values above segment_size/4 would go to blob files that sled never fsyncs;
-        // 16 MiB segments keep every log entry and object (<= 2 MiB) inline.
+        // Records above segment_size/4 go to blob files (fsynced as sled writes
+        // them, vendor patch 5); 16 MiB segments keep every object inline.
         .segment_size(16 * 1024 * 1024)
         .cache_capacity(256 * 1024 * 1024)
         .mode(sled::Mode::HighThroughput)
         .open()
-        .map_err(|e| Error::Storage(format!("open sled database at {}: {e}", dir.display())))
+        .map_err(|e| Error::Storage(format!("open sled database at {}: {e}", dir.display())))?;
+    // sled recovers what the page cache still held after a SIGKILL, flushed or
+    // not: make all of it durable before this master vouches for any of it. And
+    // the directory entries sled may just have created (`db`, `conf`, `blobs/`,
+    // the store directory itself) are durable only once their directories are.
+    let durable = |what: &std::path::Path| {
+        std::fs::File::open(what)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::Storage(format!("fsync {}: {e}", what.display())))
+    };
+    durable(&dir.join("db"))?;
+    durable(&dir.join("conf"))?;
+    let blobs = dir.join("blobs");
+    if blobs.exists() {
+        let entries = std::fs::read_dir(&blobs)
+            .map_err(|e| Error::Storage(format!("list {}: {e}", blobs.display())))?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| Error::Storage(format!("list {}: {e}", blobs.display())))?;
+            durable(&entry.path())?;
+        }
+        durable(&blobs)?;
+    }
+    durable(dir)?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        durable(parent)?;
+    }
+    Ok(db)
 }

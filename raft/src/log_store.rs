@@ -11,7 +11,6 @@ use crate::log_cache::LogCache;
 use crate::types::{decode, encode, LogId, NodeId, StorageError, TypeConfig};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, Vote};
-use std::collections::HashSet;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
@@ -54,7 +53,6 @@ impl Flusher {
         hold: Option<PathBuf>,
     ) -> crate::Result<Flusher> {
         let data = std::fs::File::open(dir.join("db"))?;
-        let mut blobs = BlobSync::new(dir.join("blobs"));
         let (tx, rx) = mpsc::channel::<Done>();
         let (stopped_tx, stopped) = tokio::sync::watch::channel(false);
         let requested = Arc::new(AtomicU64::new(0));
@@ -76,8 +74,7 @@ impl Flusher {
                         .flush()
                         .map(|_| ())
                         .map_err(std::io::Error::other)
-                        .and_then(|_| data.sync_data())
-                        .and_then(|_| blobs.sync_new());
+                        .and_then(|_| data.sync_data());
                     if let Err(e) = &res {
                         tracing::error!(error = %e, "log flush failed");
                     }
@@ -171,51 +168,6 @@ impl Drop for StopSignal {
     }
 }
 
-/// sled writes any record over a quarter of its segment size (large values, and
-/// whole tree nodes holding several large values) to `blobs/` files it never
-/// fsyncs; the flusher fsyncs each new blob file and the directory itself.
-struct BlobSync {
-    dir: PathBuf,
-    synced: HashSet<std::ffi::OsString>,
-}
-
-impl BlobSync {
-    fn new(dir: PathBuf) -> BlobSync {
-        BlobSync {
-            dir,
-            synced: HashSet::new(),
-        }
-    }
-
-    fn sync_new(&mut self) -> std::io::Result<()> {
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let mut present = HashSet::new();
-        let mut new = false;
-        for entry in entries {
-            let name = entry?.file_name();
-            if !self.synced.contains(&name) {
-                match std::fs::File::open(self.dir.join(&name)) {
-                    Ok(f) => f.sync_all()?,
-                    // sled removed it meanwhile: nothing to make durable.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                }
-                new = true;
-            }
-            present.insert(name);
-        }
-        self.synced = present;
-        if new {
-            std::fs::File::open(&self.dir)?.sync_all()?;
-        }
-        Ok(())
-    }
-}
-
 /// The sled-backed Raft log.
 #[derive(Clone)]
 pub struct LogStore {
@@ -224,7 +176,13 @@ pub struct LogStore {
     flusher: Flusher,
     committed: Arc<AtomicU64>,
     cache: Arc<Mutex<LogCache>>,
+    /// The state machine's applied index: the log is never purged past it.
+    applied: Option<tokio::sync::watch::Receiver<u64>>,
 }
+
+/// How long a purge waits for the state machine to reach the purge point (a
+/// snapshot install in progress) before Raft is stopped with an error.
+const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn io_err(
     subject: ErrorSubject<NodeId>,
@@ -251,6 +209,7 @@ impl LogStore {
             flusher,
             committed: Arc::new(AtomicU64::new(0)),
             cache: Arc::default(),
+            applied: None,
         };
         if let Some(c) = store.get_meta::<LogId>(COMMITTED)? {
             store.committed.store(c.index, Ordering::Relaxed);
@@ -267,6 +226,35 @@ impl LogStore {
             "log opened"
         );
         Ok(store)
+    }
+
+    /// Purges wait until the state machine has applied what they remove.
+    ///
+    /// openraft issues the purge that follows a snapshot install without waiting
+    /// for the install; a crash between the purge and the state machine's switch
+    /// to the snapshot would leave an old state machine and a log that starts
+    /// after the snapshot, so no entry could ever be applied again.
+    pub fn purge_only_applied(&mut self, applied: tokio::sync::watch::Receiver<u64>) {
+        self.applied = Some(applied);
+    }
+
+    /// Waits (up to [`PURGE_WAIT`]) until the state machine has applied `index`.
+    async fn wait_applied(&mut self, index: u64) -> Result<(), StorageError> {
+        let Some(rx) = self.applied.as_mut() else {
+            return Ok(());
+        };
+        let reached = tokio::time::timeout(PURGE_WAIT, rx.wait_for(|a| *a >= index))
+            .await
+            .map(|r| r.map(|_| ()));
+        match reached {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(write_err("the state machine closed before a purge")),
+            Err(_) => Err(write_err(format!(
+                "purge up to {index} waited {PURGE_WAIT:?} for the state machine, which \
+                 applied only {}",
+                *rx.borrow()
+            ))),
+        }
     }
 
     /// Gives up a leadership this master held when it stopped: a saved vote
@@ -437,6 +425,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         tracing::debug!(upto = log_id.index, "purging the log");
+        self.wait_applied(log_id.index).await?;
         // Purged entries are covered by a snapshot of the state machine; make the
         // state machine (same database) durable before the entries disappear.
         self.meta
@@ -518,6 +507,41 @@ mod tests {
             !outstanding,
             "a callback's waiter would start a second flush for nothing"
         );
+    }
+
+    /// openraft purges right after handing a snapshot install to the state
+    /// machine; the purge must wait for the install (the applied index), or a
+    /// crash in between leaves a log that starts past the state machine.
+    #[tokio::test]
+    async fn purge_waits_until_the_state_machine_applied_its_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, flusher) = open(dir.path(), None);
+        let mut log = LogStore::open(&db, flusher).unwrap();
+        let (applied_tx, applied_rx) = tokio::sync::watch::channel(5u64);
+        log.purge_only_applied(applied_rx);
+        for i in 1..=12u64 {
+            log.log.insert(i.to_be_bytes(), b"entry".to_vec()).unwrap();
+        }
+        let upto = LogId::new(openraft::CommittedLeaderId::new(1, 1), 10);
+        let mut purging = log.clone();
+        let purge = tokio::spawn(async move { purging.purge(upto).await });
+        // While applied stays at 5 the purge must not finish (unfixed, it does
+        // within a flush).
+        let mut purge = purge;
+        let early = tokio::time::timeout(Duration::from_millis(500), &mut purge).await;
+        assert!(early.is_err(), "purged past the applied index: {early:?}");
+        assert_eq!(
+            log.log.len(),
+            12,
+            "entries the state machine lacks were removed"
+        );
+        applied_tx.send_replace(10);
+        tokio::time::timeout(Duration::from_secs(10), purge)
+            .await
+            .expect("the purge finishes once applied")
+            .unwrap()
+            .unwrap();
+        assert_eq!(log.log.len(), 2);
     }
 
     #[tokio::test]

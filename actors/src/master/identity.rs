@@ -45,7 +45,15 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
         .create(dir)
         .map_err(|e| dd_err(dir, e))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| dd_err(dir, e))
+        .map_err(|e| dd_err(dir, e))?;
+    // A directory just created exists after a power failure only once its
+    // parent's entry for it is on disk.
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| dd_err(parent, e))?;
+    }
+    Ok(())
 }
 
 /// Writes `data` to `path` atomically and durably with mode 0600.

@@ -96,6 +96,7 @@ impl Store {
             flusher.clone(),
         )?;
         let shared = sm.shared();
+        log.purge_only_applied(shared.subscribe_applied());
         let t = &opts.timings;
         let config = openraft::Config {
             cluster_name: "ferry".into(),

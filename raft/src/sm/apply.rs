@@ -65,8 +65,6 @@ pub struct ApplyCtx<'a> {
     hist_bytes: usize,
     /// Revisions at or below this have no history.
     pub compacted: u64,
-    /// Lowest revision this apply call writes (history above it is not yet in the tree).
-    first_revision: Option<u64>,
 }
 
 impl<'a> ApplyCtx<'a> {
@@ -82,7 +80,6 @@ impl<'a> ApplyCtx<'a> {
             hist_seq: 0,
             hist_bytes: 0,
             compacted,
-            first_revision: None,
         }
     }
 
@@ -90,7 +87,6 @@ impl<'a> ApplyCtx<'a> {
     pub fn begin(&mut self, revision: u64) {
         self.revision = revision;
         self.seq = 0;
-        self.first_revision.get_or_insert(revision);
     }
 
     /// The events of the current entry, taken (and written to the history).
@@ -147,11 +143,8 @@ impl<'a> ApplyCtx<'a> {
                     source: Box::new(e),
                 })),
             Write::Compact(rev) => {
-                let floor = self
-                    .first_revision
-                    .unwrap_or(self.revision)
-                    .saturating_sub(1);
-                let target = (*rev).min(floor);
+                // Never this entry's own revision, whose history is still being written.
+                let target = (*rev).min(self.revision.saturating_sub(1));
                 if target > self.compacted {
                     self.trim_history(target)?;
                 }
@@ -243,21 +236,37 @@ impl<'a> ApplyCtx<'a> {
         }
     }
 
-    /// Keeps at most `window` revisions of history behind `applied`, trimming in steps.
+    /// Keeps at most `window` revisions of history behind `applied`, trimming in
+    /// steps. Called after every entry (`applied` = its index), so the compacted
+    /// revision after an entry depends only on the log, never on how entries
+    /// were grouped into apply calls: every master answers "too old" alike.
     pub fn trim_window(&mut self, applied: u64, window: u64) -> crate::Result<()> {
         let step = (window / 16).max(1);
-        let floor = self.first_revision.unwrap_or(applied).saturating_sub(1);
-        let target = applied.saturating_sub(window).min(floor);
+        let target = applied.saturating_sub(window);
         if target >= self.compacted + step {
             self.trim_history(target)?;
         }
         Ok(())
     }
 
+    /// Removes the history at and below `upto`: what the tree holds, and what
+    /// earlier entries of this apply call queued.
     fn trim_history(&mut self, upto: u64) -> crate::Result<()> {
         for prefix in [keys::HIST, keys::PREV] {
             let start = keys::hist_from(prefix, self.compacted + 1);
             let end = keys::hist_from(prefix, upto + 1);
+            let queued: Vec<sled::IVec> = self
+                .batch
+                .0
+                .iter()
+                .filter(|(k, v)| {
+                    v.is_some() && k.as_ref() >= start.as_slice() && k.as_ref() < end.as_slice()
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in queued {
+                self.batch.remove(k);
+            }
             for item in self.tree.range(start..end) {
                 let (k, _) = item?;
                 self.batch.remove(k);

@@ -112,6 +112,9 @@ impl StateMachine {
         flusher: Flusher,
     ) -> crate::Result<StateMachine> {
         std::fs::create_dir_all(&snap_dir)?;
+        if let Some(parent) = snap_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            snapshot::fsync_dir(parent)?;
+        }
         snapshot::remove_temporaries(&snap_dir)?;
         let generation = match db.get(GENERATION)? {
             Some(b) => decode::<u64>(&b, "state machine generation")?,
@@ -132,10 +135,22 @@ impl StateMachine {
             );
             (generation, tree) = Self::rebuild(db, &snap_dir, generation, &flusher)?;
         }
-        let applied = match tree.get(keys::APPLIED)? {
-            Some(b) => decode::<Option<LogId>>(&b, "applied log id")?.map_or(0, |l| l.index),
-            None => 0,
-        };
+        let mut applied = Self::applied_index(&tree)?;
+        // A crash during an install can leave the received snapshot current (and
+        // the log purged up to it) while the state machine is still the old one.
+        let snap = snapshot::open_current(&snap_dir)?
+            .and_then(|(_, meta)| meta.last_log_id)
+            .map_or(0, |l| l.index);
+        if snap > applied {
+            tracing::warn!(
+                applied,
+                snapshot = snap,
+                "the current snapshot is ahead of the state machine (an install was cut \
+                 short); rebuilding from it"
+            );
+            (generation, tree) = Self::rebuild(db, &snap_dir, generation, &flusher)?;
+            applied = Self::applied_index(&tree)?;
+        }
         let compacted = match tree.get(keys::COMPACTED)? {
             Some(b) => decode::<u64>(&b, "compacted revision")?,
             None => 0,
@@ -160,17 +175,21 @@ impl StateMachine {
         })
     }
 
+    /// The index of the last entry `tree` applied (0: none).
+    fn applied_index(tree: &sled::Tree) -> crate::Result<u64> {
+        Ok(match tree.get(keys::APPLIED)? {
+            Some(b) => decode::<Option<LogId>>(&b, "applied log id")?.map_or(0, |l| l.index),
+            None => 0,
+        })
+    }
+
     /// Whether an apply call was interrupted (see the module doc).
     fn cut_short(tree: &sled::Tree) -> crate::Result<bool> {
         let Some(b) = tree.get(keys::APPLYING)? else {
             return Ok(false);
         };
         let applying = decode::<u64>(&b, "applying index")?;
-        let applied = match tree.get(keys::APPLIED)? {
-            Some(b) => decode::<Option<LogId>>(&b, "applied log id")?.map_or(0, |l| l.index),
-            None => 0,
-        };
-        Ok(applying > applied)
+        Ok(applying > Self::applied_index(tree)?)
     }
 
     /// Loads the current snapshot (or nothing) into a new generation and switches to it.
@@ -258,6 +277,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
             }
             let events = ctx.take_events();
+            // Per entry, so the compacted revision is a function of the log
+            // alone, whatever entries one apply call happens to hold.
+            ctx.trim_window(index, self.window)
+                .map_err(|e| sm_err(ErrorVerb::Write, e))?;
             if !events.is_empty() {
                 published.push(Applied::Revision {
                     revision: index,
@@ -270,8 +293,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let Some(last) = last else {
             return Ok(responses);
         };
-        ctx.trim_window(last.index, self.window)
-            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
         ctx.batch.insert(keys::APPLIED, encode(&Some(last)));
         let compacted = ctx.compacted;
         let batch = std::mem::take(&mut ctx.batch);
@@ -344,7 +365,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         // The snapshot file becomes current before the state switches to it, so
         // a crash in between never leaves a current.snap older than the state.
-        snapshot::make_current(&path, &self.snap_dir).map_err(snap_err)?;
+        if !snapshot::make_current(&path, &self.snap_dir, &loaded).map_err(snap_err)? {
+            tracing::warn!(
+                last_log_id = ?meta.last_log_id,
+                "a snapshot at least as new was already current"
+            );
+        }
         self.flusher.flush().await.map_err(|e| snap_err(e.into()))?;
         self.db
             .insert(GENERATION, encode(&next))
@@ -422,5 +448,101 @@ mod tests {
         assert!(sm.tree().get(keys::kv_key("a")).unwrap().is_none());
         drop(sm);
         assert_eq!(open(&db, dir.path(), &flusher).generation, 1);
+    }
+}
+
+#[cfg(test)]
+mod store_defects {
+    use super::*;
+
+    /// A snapshot at `index` holding key `k` (built in a scratch database).
+    fn snapshot_at(scratch: &std::path::Path, index: u64) -> (PathBuf, snapshot::Meta) {
+        let db = crate::open_db(&scratch.join("store")).unwrap();
+        let tree = db.open_tree("scratch").unwrap();
+        let log_id = LogId::new(openraft::CommittedLeaderId::new(2, 1), index);
+        tree.insert(keys::kv_key("k"), b"from the snapshot".to_vec())
+            .unwrap();
+        tree.insert(keys::APPLIED, encode(&Some(log_id))).unwrap();
+        std::fs::create_dir_all(scratch.join("snapshots")).unwrap();
+        snapshot::dump(
+            &tree,
+            &scratch.join("snapshots"),
+            Some(log_id),
+            StoredMembership::default(),
+        )
+        .unwrap()
+    }
+
+    /// SIGKILLed during an install after the received snapshot became current
+    /// (and openraft's purge removed the log up to it) but before the state
+    /// machine switched to it: on open the state is rebuilt from that snapshot,
+    /// or the first apply after the purged log would fail on every restart.
+    #[tokio::test]
+    async fn a_current_snapshot_ahead_of_the_applied_state_is_loaded_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let db = crate::open_db(&dir.path().join("store")).unwrap();
+        let flusher = Flusher::start(db.clone(), &dir.path().join("store")).unwrap();
+        let snaps = dir.path().join("snapshots");
+        let sm = StateMachine::open(&db, snaps.clone(), 1000, flusher.clone()).unwrap();
+        let old = LogId::new(openraft::CommittedLeaderId::new(1, 1), 3);
+        sm.tree().insert(keys::APPLIED, encode(&Some(old))).unwrap();
+        drop(sm);
+        let (path, meta) = snapshot_at(scratch.path(), 40);
+        std::fs::copy(&path, snaps.join("current.snap")).unwrap();
+
+        let mut sm = StateMachine::open(&db, snaps, 1000, flusher).unwrap();
+        assert_eq!(sm.applied_state().await.unwrap().0, meta.last_log_id);
+        assert_eq!(sm.shared.applied(), 40);
+        assert_eq!(
+            sm.tree().get(keys::kv_key("k")).unwrap().as_deref(),
+            Some(&b"from the snapshot"[..])
+        );
+    }
+
+    fn put_entry(index: u64) -> openraft::Entry<TypeConfig> {
+        openraft::Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Command::V1 {
+                writes: Arc::new(vec![ferry_api::kv::Write::Op(
+                    ferry_api::kv::WriteOp::Put {
+                        key: format!("k{}", index % 7),
+                        value: vec![b'v'; 10],
+                        expect: ferry_api::kv::Expect::Any,
+                    },
+                )]),
+            }),
+        }
+    }
+
+    /// The compacted revision after applying index `i` is the same whether the
+    /// entries came one per apply call or in calls of 37: it is a function of
+    /// the log, so every master answers "too old" for the same revisions.
+    #[tokio::test]
+    async fn the_compacted_revision_does_not_depend_on_apply_grouping() {
+        let mut after = std::collections::BTreeMap::new();
+        for grouping in [1usize, 37] {
+            let dir = tempfile::tempdir().unwrap();
+            let db = crate::open_db(&dir.path().join("store")).unwrap();
+            let flusher = Flusher::start(db.clone(), &dir.path().join("store")).unwrap();
+            let mut sm =
+                StateMachine::open(&db, dir.path().join("snapshots"), 100, flusher).unwrap();
+            let entries: Vec<u64> = (1..=400).collect();
+            for call in entries.chunks(grouping) {
+                sm.apply(call.iter().map(|i| put_entry(*i))).await.unwrap();
+                let last = *call.last().unwrap();
+                let compacted = sm.shared.compacted();
+                match after.get(&last) {
+                    None => {
+                        after.insert(last, compacted);
+                    }
+                    Some(c) => assert_eq!(
+                        *c, compacted,
+                        "after {last}: {c} with one entry per call, {compacted} with {grouping}"
+                    ),
+                }
+            }
+        }
+        assert!(after[&400] > 0, "the window of 100 compacted something");
     }
 }

@@ -282,10 +282,26 @@ pub(crate) fn fsync_dir(dir: &Path) -> crate::Result<()> {
     Ok(())
 }
 
-/// Makes `path` the current snapshot.
-pub fn make_current(path: &Path, dir: &Path) -> crate::Result<()> {
+/// Serializes every change of `current.snap` with the checks that decide it:
+/// a snapshot build (outside the state-machine worker) and an install (inside
+/// it) can otherwise interleave check and rename, and move `current.snap` back
+/// to the older of the two.
+static CURRENT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Makes `path` (a snapshot at `meta`) the current snapshot unless the current
+/// one already covers as much; returns whether it did. In either case `path`
+/// is gone afterwards.
+pub fn make_current(path: &Path, dir: &Path, meta: &Meta) -> crate::Result<bool> {
+    let _guard = CURRENT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, cur)) = open_current(dir)? {
+        if cur.last_log_id >= meta.last_log_id {
+            std::fs::remove_file(path)?;
+            return Ok(false);
+        }
+    }
     std::fs::rename(path, dir.join(CURRENT))?;
-    fsync_dir(dir)
+    fsync_dir(dir)?;
+    Ok(true)
 }
 
 /// Copies a received snapshot to a durable temporary file and returns its path.
@@ -373,20 +389,19 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
             )
         };
         let (path, meta) = self.dumped.clone().map_err(err)?;
-        // An installed snapshot may have become current while this one was built.
-        if let Some(cur) = current(&self.dir).await.map_err(|e| err(e.to_string()))? {
-            if cur.meta.last_log_id >= meta.last_log_id {
-                let _ = std::fs::remove_file(&path);
-                return Ok(cur);
-            }
-        }
         // Opened before the rename: the handle reads this snapshot even if another
         // becomes current right after.
         let file = std::fs::File::open(&path).map_err(|e| err(e.to_string()))?;
-        make_current(&path, &self.dir).map_err(|e| err(e.to_string()))?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(tokio::fs::File::from_std(file)),
-        })
+        if make_current(&path, &self.dir, &meta).map_err(|e| err(e.to_string()))? {
+            return Ok(Snapshot {
+                meta,
+                snapshot: Box::new(tokio::fs::File::from_std(file)),
+            });
+        }
+        // An installed snapshot became current while this one was built.
+        current(&self.dir)
+            .await
+            .map_err(|e| err(e.to_string()))?
+            .ok_or_else(|| err("the current snapshot vanished".into()))
     }
 }
