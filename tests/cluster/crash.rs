@@ -30,6 +30,18 @@ pub struct Load {
 
 impl Load {
     pub fn start(clients: &[Arc<Client>], writers: usize, prefix: &str) -> Load {
+        Load::start_with(clients, writers, prefix, |key, _| {
+            format!("value of {key}").into_bytes()
+        })
+    }
+
+    /// [`Load::start`] with the value of the `i`th put of `key` made by `value`.
+    pub fn start_with(
+        clients: &[Arc<Client>],
+        writers: usize,
+        prefix: &str,
+        value: fn(&str, u64) -> Vec<u8>,
+    ) -> Load {
         let acked = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = JoinSet::new();
@@ -41,7 +53,7 @@ impl Load {
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let key = format!("{prefix}w{w:03}/{i:06}");
-                    let value = format!("value of {key}").into_bytes();
+                    let value = value(&key, i);
                     i += 1;
                     match client.put(&key, value.clone(), Expect::Any).await {
                         Ok(Ok(o)) => acked.lock().expect("acks").push(Acked {

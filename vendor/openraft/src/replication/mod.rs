@@ -466,7 +466,15 @@ where
             self.config.heartbeat_interval
         );
 
-        let the_timeout = Duration::from_millis(self.config.heartbeat_interval);
+        // ferry patch 3: entries get the time a snapshot chunk gets. A heartbeat
+        // interval (tens of ms) cannot carry megabytes of entries and their
+        // flush on a loaded machine; every retry timed out again and the
+        // follower never caught up. Empty (heartbeat) requests keep the short one.
+        let the_timeout = if payload.entries.is_empty() {
+            Duration::from_millis(self.config.heartbeat_interval)
+        } else {
+            Duration::from_millis(self.config.heartbeat_interval.max(self.config.install_snapshot_timeout))
+        };
         let option = RPCOption::new(the_timeout);
         let res = C::timeout(the_timeout, self.network.append_entries(payload, option)).await;
 
