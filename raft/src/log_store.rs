@@ -36,13 +36,18 @@ pub struct Flusher {
 impl Flusher {
     /// Starts the flusher for `db`, whose data file is `<dir>/db`.
     ///
-    /// Fault injection for tests: with `FERRY_FAULT_HOLD_FLUSH` set in the
-    /// environment, the flusher holds every flush while a file `hold-flush` exists
-    /// beside `dir` (in the master's data dir), so a test can let a master append
-    /// entries that a SIGKILL then takes away.
+    /// Fault injection, compiled in only with the `failpoints` feature (the
+    /// test builds turn it on; release builds have no such hook): with
+    /// `FERRY_FAULT_HOLD_FLUSH` set in the environment, the flusher holds every
+    /// flush while a file `hold-flush` exists beside `dir` (in the master's data
+    /// dir), so a test can let a master append entries that a SIGKILL then
+    /// takes away.
     pub fn start(db: sled::Db, dir: &Path) -> crate::Result<Flusher> {
+        #[cfg(feature = "failpoints")]
         let hold =
             std::env::var_os("FERRY_FAULT_HOLD_FLUSH").map(|_| dir.with_file_name("hold-flush"));
+        #[cfg(not(feature = "failpoints"))]
+        let hold = None;
         Flusher::start_with_hold(db, dir, hold)
     }
 
