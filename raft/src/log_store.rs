@@ -23,6 +23,41 @@ const PURGED: &[u8] = b"last_purged";
 
 type Done = Box<dyn FnOnce(std::io::Result<()>) + Send>;
 
+/// Fault hooks of a [`Flusher`], for tests and chaos runs.
+#[derive(Debug, Default, Clone)]
+pub struct Faults {
+    /// Hold every flush while this file exists.
+    pub hold: Option<PathBuf>,
+    /// Emulate a power failure's view of the disk: every sync of the data file
+    /// also copies it to `db.synced` ([`SYNC_IMAGE`]), so a test can put back
+    /// exactly what the last sync made durable.
+    pub sync_image: bool,
+}
+
+/// The file name, beside sled's `db`, of the image of its last sync.
+pub const SYNC_IMAGE: &str = "db.synced";
+
+/// sled's data file, whose `sync_data` is the durability barrier of every
+/// acknowledgement.
+struct DataFile {
+    file: std::fs::File,
+    /// (data file, image) when emulating power failures.
+    image: Option<(PathBuf, PathBuf)>,
+}
+
+impl DataFile {
+    /// `fdatasync`; then, emulating power failures, the image of what it made durable.
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.file.sync_data()?;
+        if let Some((data, image)) = &self.image {
+            let tmp = image.with_extension("synced-tmp");
+            std::fs::copy(data, &tmp)?;
+            std::fs::rename(&tmp, image)?;
+        }
+        Ok(())
+    }
+}
+
 /// A thread that makes sled durable and then runs the callbacks waiting for it.
 #[derive(Clone)]
 pub struct Flusher {
@@ -42,22 +77,29 @@ impl Flusher {
     /// flush while a file `hold-flush` exists beside `dir` (in the master's data
     /// dir), so a test can let a master append entries that a SIGKILL then
     /// takes away.
+    ///
+    /// With `FERRY_FAULT_SYNC_IMAGE` set (same feature), every sync also copies
+    /// the data file to `db.synced` beside it: what a power failure would leave.
+    /// A test puts that image back over `db` after a SIGKILL ([`Faults`]).
     pub fn start(db: sled::Db, dir: &Path) -> crate::Result<Flusher> {
         #[cfg(feature = "failpoints")]
-        let hold =
-            std::env::var_os("FERRY_FAULT_HOLD_FLUSH").map(|_| dir.with_file_name("hold-flush"));
+        let faults = Faults {
+            hold: std::env::var_os("FERRY_FAULT_HOLD_FLUSH")
+                .map(|_| dir.with_file_name("hold-flush")),
+            sync_image: std::env::var_os("FERRY_FAULT_SYNC_IMAGE").is_some(),
+        };
         #[cfg(not(feature = "failpoints"))]
-        let hold = None;
-        Flusher::start_with_hold(db, dir, hold)
+        let faults = Faults::default();
+        Flusher::start_with(db, dir, faults)
     }
 
-    /// [`Flusher::start`] with the fault-injection hold file given directly.
-    pub fn start_with_hold(
-        db: sled::Db,
-        dir: &Path,
-        hold: Option<PathBuf>,
-    ) -> crate::Result<Flusher> {
-        let data = std::fs::File::open(dir.join("db"))?;
+    /// [`Flusher::start`] with the fault hooks given directly.
+    pub fn start_with(db: sled::Db, dir: &Path, faults: Faults) -> crate::Result<Flusher> {
+        let Faults { hold, sync_image } = faults;
+        let data = DataFile {
+            file: std::fs::File::open(dir.join("db"))?,
+            image: sync_image.then(|| (dir.join("db"), dir.join(SYNC_IMAGE))),
+        };
         let (tx, rx) = mpsc::channel::<Done>();
         let (stopped_tx, stopped) = tokio::sync::watch::channel(false);
         let requested = Arc::new(AtomicU64::new(0));
@@ -455,7 +497,11 @@ mod tests {
     fn open(dir: &Path, hold: Option<PathBuf>) -> (sled::Db, Flusher) {
         let store = dir.join("store");
         let db = crate::open_db(&store).unwrap();
-        let flusher = Flusher::start_with_hold(db.clone(), &store, hold).unwrap();
+        let faults = Faults {
+            hold,
+            sync_image: false,
+        };
+        let flusher = Flusher::start_with(db.clone(), &store, faults).unwrap();
         (db, flusher)
     }
 
@@ -547,6 +593,55 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(log.log.len(), 2);
+    }
+
+    /// A power failure keeps only what was synced: the image of the last sync
+    /// put back over sled's file after the process is gone. Everything a flush
+    /// acknowledged is there; what was written after it is not (removing the
+    /// flusher's `sync_data` makes the first half fail).
+    #[tokio::test]
+    async fn a_power_failure_keeps_every_flushed_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        let start = |db: &sled::Db| {
+            let faults = Faults {
+                hold: None,
+                sync_image: true,
+            };
+            Flusher::start_with(db.clone(), &store, faults).unwrap()
+        };
+        let db = crate::open_db(&store).unwrap();
+        let flusher = start(&db);
+        let tree = db.open_tree("t").unwrap();
+        for i in 0..200u32 {
+            tree.insert(i.to_be_bytes(), vec![7u8; 300]).unwrap();
+            if i % 20 == 19 {
+                flusher.flush().await.unwrap();
+            }
+        }
+        // Acknowledged up to here; the rest never sees a sync.
+        for i in 200..260u32 {
+            tree.insert(i.to_be_bytes(), vec![7u8; 300]).unwrap();
+        }
+        db.flush().unwrap(); // sled's own flush: sync_file_range, not a barrier
+        let stopped = flusher.stopped();
+        drop((tree, flusher, db));
+        stopped.wait().await;
+        std::fs::rename(store.join(SYNC_IMAGE), store.join("db"))
+            .expect("a sync image exists: the flusher synced");
+
+        let db = crate::open_db(&store).unwrap();
+        let tree = db.open_tree("t").unwrap();
+        for i in 0..200u32 {
+            assert!(
+                tree.get(i.to_be_bytes()).unwrap().is_some(),
+                "flushed key {i} lost in the power failure"
+            );
+        }
+        assert!(
+            tree.get(259u32.to_be_bytes()).unwrap().is_none(),
+            "a write no sync covered survived: the emulation keeps too much"
+        );
     }
 
     #[tokio::test]

@@ -146,7 +146,7 @@ async fn watch_all(client: Arc<Client>, stall_seed: Option<u64>) -> BTreeSet<(St
     loop {
         items += 1;
         if let Some(rng) = stalls.as_mut() {
-            if items % 300 == 0 {
+            if items.is_multiple_of(300) {
                 tokio::time::sleep(Duration::from_millis(rng.gen_range(500..3000))).await;
             }
         }
