@@ -81,8 +81,11 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn,quinn=warn")
     });
+    // Colour only on a terminal: `ferry up` sends each master's stderr to master.log.
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

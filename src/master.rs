@@ -101,7 +101,7 @@ pub async fn run(a: Args, config: Option<PathBuf>) -> Result<ExitCode> {
     );
     wait_for_signal().await;
     tracing::info!("shutting down");
-    master.shutdown().await;
+    master.shutdown_for_exit().await;
     Ok(ExitCode::SUCCESS)
 }
 

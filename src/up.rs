@@ -42,15 +42,18 @@ struct Proc {
     /// Runtime threads: the masters share this machine's cores.
     workers: usize,
     child: Option<Child>,
+    /// Where this start's output begins in master.log (it is appended to).
+    log_from: u64,
 }
 
-fn spawn(p: &Proc, extra: &[String], master_cfg: Option<&Path>) -> Result<Child> {
+fn spawn(p: &mut Proc, extra: &[String], master_cfg: Option<&Path>) -> Result<Child> {
     let exe = std::env::current_exe().context("locating the ferry binary")?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(p.data.join("master.log"))
         .with_context(|| format!("opening {}/master.log", p.data.display()))?;
+    p.log_from = log.metadata().map_or(0, |m| m.len());
     let mut cmd = Command::new(exe);
     cmd.arg("master")
         .arg("--data-dir")
@@ -67,6 +70,41 @@ fn spawn(p: &Proc, extra: &[String], master_cfg: Option<&Path>) -> Result<Child>
         cmd.arg("--config").arg(c);
     }
     cmd.spawn().with_context(|| format!("starting {}", p.name))
+}
+
+/// The last error a master logged in this start's part of its master.log (else
+/// its last line).
+fn last_error(p: &Proc) -> String {
+    let text = std::fs::read(p.data.join("master.log")).unwrap_or_default();
+    let from = (p.log_from as usize).min(text.len());
+    let text = String::from_utf8_lossy(&text[from..]);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines
+        .iter()
+        .rev()
+        .find(|l| l.contains("error") || l.contains("ERROR"))
+        .or(lines.last())
+        .map_or_else(|| "(nothing logged)".to_string(), |l| l.trim().to_string())
+}
+
+/// Fails, naming the master and its last error, if a master has exited
+/// (while the cluster comes up, a master that exits is not restarted).
+fn check_running(procs: &mut [Proc]) -> Result<()> {
+    for p in procs.iter_mut() {
+        let Some(child) = p.child.as_mut() else {
+            continue;
+        };
+        if let Ok(Some(status)) = child.try_wait() {
+            p.child = None;
+            bail!(
+                "master {} exited during start-up ({status}): {}\n  (log: {}/master.log)",
+                p.name,
+                last_error(p),
+                p.data.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn stop_all(procs: &mut [Proc]) {
@@ -93,13 +131,19 @@ fn stop_all(procs: &mut [Proc]) {
     }
 }
 
-async fn wait_healthy(client: &Client, want: usize, all_voters: bool) -> Result<u64> {
+async fn wait_healthy(
+    client: &Client,
+    procs: &mut [Proc],
+    want: usize,
+    all_voters: bool,
+) -> Result<u64> {
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut last = String::from("no answer yet");
     let default_ns = ferry_api::resources::by_cli_name("namespaces")
         .expect("namespaces are served")
         .key(None, Some("default"));
     while Instant::now() < deadline {
+        check_running(procs)?;
         match client.status().await {
             Ok(s) => {
                 let voters = s.members.iter().filter(|m| m.voter).count();
@@ -153,6 +197,7 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
             addr: format!("127.0.0.1:{}", a.port as usize + i - 1),
             workers,
             child: None,
+            log_from: 0,
         })
         .collect();
     for p in &procs {
@@ -167,10 +212,14 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
     } else {
         vec!["--init".to_string()]
     };
-    procs[0].child = Some(spawn(&procs[0], &first_args, cfg)?);
+    procs[0].child = Some(spawn(&mut procs[0], &first_args, cfg)?);
     let token_file = procs[0].data.join("join-token");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !procs[0].data.join("identity.toml").exists() || !token_file.exists() {
+        if let Err(e) = check_running(&mut procs) {
+            stop_all(&mut procs);
+            return Err(e);
+        }
         if Instant::now() > deadline {
             stop_all(&mut procs);
             bail!(
@@ -200,7 +249,7 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
     let client = Client::new(&admin)?;
     // A new m1 leads alone before others join; a restarted cluster needs its quorum first.
     if !first_args.is_empty() {
-        if let Err(e) = wait_healthy(&client, 1, true).await {
+        if let Err(e) = wait_healthy(&client, &mut procs, 1, true).await {
             stop_all(&mut procs);
             return Err(e);
         }
@@ -213,14 +262,14 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
         };
         p.child = Some(spawn(p, &args, cfg)?);
     }
-    let leader =
-        match wait_healthy(&client, a.masters, !a.masters.is_multiple_of(2) || a.force).await {
-            Ok(l) => l,
-            Err(e) => {
-                stop_all(&mut procs);
-                return Err(e);
-            }
-        };
+    let all_voters = !a.masters.is_multiple_of(2) || a.force;
+    let leader = match wait_healthy(&client, &mut procs, a.masters, all_voters).await {
+        Ok(l) => l,
+        Err(e) => {
+            stop_all(&mut procs);
+            return Err(e);
+        }
+    };
     let home_cfg = ferry_home().join("config");
     if !home_cfg.exists() {
         create_private_dir(&ferry_home())?;

@@ -45,19 +45,34 @@ async fn reply(send: &mut quinn::SendStream, r: &Result<ApiResponse, ApiError>) 
     }
 }
 
-/// Serves one client connection until it closes.
+/// How long a stopping master lets the requests in flight finish.
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Serves one client connection until it closes, or until `stop` turns true:
+/// then it takes no new request, ends its watches (their clients resume on
+/// another master) and gives the requests in flight up to [`DRAIN`] to finish.
 pub async fn serve(
     api: Addr<ApiServerActor>,
     store: Store,
     conn: quinn::Connection,
     who: Identity,
     max_frame: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut streams = tokio::task::JoinSet::new();
-    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+    let mut stopping = stop.clone();
+    loop {
+        let accepted = tokio::select! {
+            a = conn.accept_bi() => a,
+            _ = stopping.wait_for(|s| *s) => break,
+        };
+        let Ok((mut send, mut recv)) = accepted else {
+            break;
+        };
         while streams.try_join_next().is_some() {}
         let (api, store) = (api.clone(), store.clone());
         let who = who.clone();
+        let stop = stop.clone();
         streams.spawn(async move {
             let req = match read_frame::<_, ApiRequest>(&mut recv, max_frame).await {
                 Ok(Some(r)) => r,
@@ -72,12 +87,12 @@ pub async fn serve(
                 return reply(&mut send, &Err(e)).await;
             }
             match &req {
-                ApiRequest::Watch(w) => return stream_watch(&store, w, &mut send).await,
+                ApiRequest::Watch(w) => return stream_watch(&store, w, &mut send, stop).await,
                 ApiRequest::Snapshot { local } => {
                     return stream_snapshot(&store, *local, &mut send).await
                 }
                 ApiRequest::Object(o) if o.verb == Verb::Watch => {
-                    return stream_object_watch(&api, &who, o, &mut send).await
+                    return stream_object_watch(&api, &who, o, &mut send, stop).await
                 }
                 ApiRequest::Object(o) => {
                     let msg = Handle {
@@ -97,8 +112,19 @@ pub async fn serve(
             reply(&mut send, &resp).await;
         });
     }
-    // The connection is gone: end its requests and watches (they hold the store).
+    if *stop.borrow() {
+        // Stopping: the requests in flight may finish (watches end at once).
+        let drained = async { while streams.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(DRAIN, drained).await;
+    }
+    // The connection is gone, or the master stops: end its requests and watches
+    // (they hold the store).
     streams.shutdown().await;
+}
+
+/// Resolves once the master stops.
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError> {
@@ -130,7 +156,10 @@ async fn stream_watch(
     store: &Store,
     req: &ferry_api::proto::WatchRequest,
     send: &mut quinn::SendStream,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let stop = stopped(stop);
+    tokio::pin!(stop);
     let mut watch = match store.watch(req) {
         Ok(w) => w,
         Err(e) => return last_frame(send, &Err::<ferry_api::kv::WatchItem, _>(e)).await,
@@ -140,6 +169,8 @@ async fn stream_watch(
         let item = tokio::select! {
             item = watch.next() => item,
             _ = send.stopped() => return,
+            // The master stops: the client resumes the watch on another master.
+            _ = &mut stop => return,
         };
         let failed = item.is_err();
         if write_frame(send, &item).await.is_err() || failed {
@@ -156,7 +187,10 @@ async fn stream_object_watch(
     who: &Identity,
     req: &ObjectRequest,
     send: &mut quinn::SendStream,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let stop = stopped(stop);
+    tokio::pin!(stop);
     let msg = StartWatch {
         who: who.clone(),
         req: req.clone(),
@@ -181,6 +215,8 @@ async fn stream_object_watch(
         let item = tokio::select! {
             item = watch.next() => item,
             _ = send.stopped() => return,
+            // The master stops: the client resumes the watch on another master.
+            _ = &mut stop => return,
         };
         let last = item.as_ref().map_or(true, |e| e.kind == "ERROR");
         if write_frame(send, &item).await.is_err() || last {

@@ -75,10 +75,13 @@ impl MasterActors {
         })
     }
 
-    /// Stops every actor of a system of their own and waits for its thread (the
-    /// actors drop their store handles, so the data dir can be released). Actors
-    /// on the caller's system end with it: that is the process's last runtime.
+    /// Stops the actors, on either system: the controller manager is told to
+    /// stop, and with every address gone neither supervisor restarts its actor
+    /// (the API server actor stops once its mailbox is empty; requests it already
+    /// took run to their end). A system of their own is stopped and its thread
+    /// joined. The actors drop their store handles, so the data dir can be released.
     pub async fn stop(mut self) {
+        self.controllers.do_send(crate::controllers::Stop);
         if let Some((system, thread)) = self.own.take() {
             system.stop();
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;

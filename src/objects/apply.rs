@@ -178,8 +178,19 @@ pub async fn apply_one(
         if merged == live {
             return Ok(Applied::Unchanged);
         }
+        // The server has the last word: it keeps system metadata and status
+        // (kubectl's generated manifests carry `creationTimestamp: null` and
+        // `status: {}`), fills defaults, and writes nothing when the object
+        // comes out the same, answering with the version it has.
         match api.update(res, ns, name, &merged).await {
-            Ok(_) => return Ok(Applied::Configured),
+            Ok(stored) => {
+                let version = |o: &Value| o.pointer("/metadata/resourceVersion").cloned();
+                return Ok(if version(&stored) == version(&live) {
+                    Applied::Unchanged
+                } else {
+                    Applied::Configured
+                });
+            }
             Err(e) if status_of(&e).is_some_and(|s| s.code == 409) || is_indeterminate(&e) => {
                 last_err = Some(e);
             }

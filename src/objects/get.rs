@@ -166,6 +166,11 @@ pub async fn get(api: &Api, args: &GetArgs, ns: Option<&str>, all: bool) -> Resu
         if !named {
             objs = api.list(res, ns.as_deref(), &list_opts).await?.0;
         }
+        // One object asked for and not found: the error alone, as kubectl (no
+        // empty List for -o yaml|json).
+        if named && objs.is_empty() && targets.len() == 1 {
+            continue;
+        }
         let items = if named && objs.len() == 1 && targets.len() == 1 {
             Items::One(&objs[0])
         } else {

@@ -90,7 +90,7 @@ async fn every_verb_and_subresource_on_three_masters() {
         (json!(1), json!(3))
     );
 
-    // patches: merge, JSON, strategic (container merged by name).
+    // patches: merge, JSON, strategic (container merged by name, Kubernetes' order).
     let (code, p1) = api
         .patch(
             "deployments",
@@ -131,7 +131,8 @@ async fn every_verb_and_subresource_on_three_masters() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["c", "sidecar"]);
+    // Kubernetes' order: what the patch adds goes before the live items.
+    assert_eq!(names, ["sidecar", "c"]);
     // A patch pinned to a stale resourceVersion conflicts.
     let pinned = json!({"metadata": {"resourceVersion": rv(&d)}, "spec": {"replicas": 1}});
     let (code, _) = api

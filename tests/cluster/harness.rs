@@ -415,6 +415,31 @@ impl Cluster {
         m.stopped = false;
     }
 
+    /// SIGTERMs master `i` and waits (up to `timeout`) for it to exit; returns its
+    /// exit status and how long it took, or `None` (after SIGKILLing it) on timeout.
+    pub fn terminate(
+        &mut self,
+        i: usize,
+        timeout: Duration,
+    ) -> Option<(std::process::ExitStatus, Duration)> {
+        let start = Instant::now();
+        self.signal(i, Signal::SIGTERM);
+        let m = &mut self.masters[i];
+        let mut c = m.child.lock().expect("child lock").take().expect("running");
+        m.stopped = false;
+        loop {
+            if let Some(status) = c.try_wait().expect("wait") {
+                return Some((status, start.elapsed()));
+            }
+            if start.elapsed() > timeout {
+                let _ = c.kill();
+                let _ = c.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Holds (or releases) every log flush of master `i`: its writes stay in
     /// memory, where a SIGKILL takes them (see `Flusher::start`).
     pub fn hold_flush(&self, i: usize, hold: bool) {

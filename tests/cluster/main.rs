@@ -19,6 +19,8 @@
 //!   snapshot files refused; `ferry master --force-new-cluster` after quorum is lost.
 //! - [`retry`]: a pinned write retried after its master went silent applies once and
 //!   is reported honestly (success, or unknown outcome, never a false conflict).
+//! - [`stop`]: a SIGTERMed master exits at once with everything it acknowledged on
+//!   disk; `ferry up` reports a master that cannot start at once; logs in files are plain.
 //! - [`watch`]: a watch streams on across the SIGKILL of the master serving it.
 
 mod bad_input;
@@ -32,5 +34,6 @@ mod pause;
 mod procs;
 mod recovery;
 mod retry;
+mod stop;
 mod up;
 mod watch;

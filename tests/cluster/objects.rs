@@ -439,6 +439,199 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
     );
 }
 
+/// What `kubectl create ... --dry-run=client -o yaml|json` (kubectl 1.32) prints:
+/// `creationTimestamp: null`, `status: {}`, `strategy: {}`, `resources: {}`.
+const KUBECTL_GENERATED: &[(&str, &str, &str)] = &[
+    (
+        "configmap",
+        "cfg",
+        r#"{
+    "kind": "ConfigMap",
+    "apiVersion": "v1",
+    "metadata": {
+        "name": "cfg",
+        "creationTimestamp": null
+    },
+    "data": {
+        "a": "1"
+    }
+}"#,
+    ),
+    (
+        "deployment",
+        "web",
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  creationTimestamp: null
+  labels:
+    app: web
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: web
+  strategy: {}
+  template:
+    metadata:
+      creationTimestamp: null
+      labels:
+        app: web
+    spec:
+      containers:
+      - image: nginx
+        name: nginx
+        resources: {}
+status: {}
+",
+    ),
+    (
+        "service",
+        "svc",
+        "apiVersion: v1
+kind: Service
+metadata:
+  creationTimestamp: null
+  labels:
+    app: svc
+  name: svc
+spec:
+  ports:
+  - name: 80-8080
+    port: 80
+    protocol: TCP
+    targetPort: 8080
+  selector:
+    app: svc
+  type: ClusterIP
+status:
+  loadBalancer: {}
+",
+    ),
+    (
+        "secret",
+        "sec",
+        "apiVersion: v1
+data:
+  k: dg==
+kind: Secret
+metadata:
+  creationTimestamp: null
+  name: sec
+",
+    ),
+    (
+        "job",
+        "jb",
+        "apiVersion: batch/v1
+kind: Job
+metadata:
+  creationTimestamp: null
+  name: jb
+spec:
+  template:
+    metadata:
+      creationTimestamp: null
+    spec:
+      containers:
+      - image: busybox
+        name: jb
+        resources: {}
+      restartPolicy: Never
+status: {}
+",
+    ),
+];
+
+/// `ferry apply -f -` with `manifest` on stdin.
+fn apply_stdin(home: &Path, conf: &str, manifest: &str) -> Ran {
+    use std::io::Write as _;
+    let mut c = ferry_cmd(home)
+        .args(["--config", conf, "apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ferry apply");
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(manifest.as_bytes())
+        .unwrap();
+    let out = c.wait_with_output().expect("ferry apply");
+    Ran {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_generated_manifests_apply_unchanged_and_a_missing_get_prints_only_the_error() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let (_up, conf) = start(home).await;
+    let conf = conf.as_str();
+
+    // Applying a kubectl-generated manifest again changes nothing and says so.
+    for (kind, name, manifest) in KUBECTL_GENERATED {
+        let first = apply_stdin(home, conf, manifest);
+        assert!(
+            first.status.success() && first.stdout.contains(" created"),
+            "{kind}: {}{}",
+            first.stdout,
+            first.stderr
+        );
+        let rv = |home: &Path| {
+            get_json(home, conf, &["get", kind, name, "-o", "json"])["metadata"]["resourceVersion"]
+                .clone()
+        };
+        let before = rv(home);
+        for _ in 0..2 {
+            let again = apply_stdin(home, conf, manifest);
+            assert!(
+                again.status.success() && again.stdout.trim_end().ends_with(" unchanged"),
+                "{kind}: a second apply of the same manifest said: {}{}",
+                again.stdout,
+                again.stderr
+            );
+        }
+        assert_eq!(rv(home), before, "{kind}: resourceVersion moved");
+    }
+
+    // A missing object: the NotFound error alone, in every output format.
+    for out in [None, Some("yaml"), Some("json"), Some("name"), Some("wide")] {
+        let mut args = vec!["get", "configmap", "missing"];
+        if let Some(o) = out {
+            args.extend(["-o", o]);
+        }
+        let r = ferry(home, conf, &args);
+        assert_eq!(r.status.code(), Some(1), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stdout.is_empty(),
+            "{args:?} printed on stdout:\n{}",
+            r.stdout
+        );
+        assert!(
+            r.stderr
+                .contains("Error from server (NotFound): configmaps \"missing\" not found"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    // Several names: what exists is printed, what does not is an error.
+    let r = ferry(
+        home,
+        conf,
+        &["get", "configmap", "cfg", "missing", "-o", "name"],
+    );
+    assert_eq!(r.status.code(), Some(1), "{}", r.stderr);
+    assert_eq!(r.stdout, "configmap/cfg\n");
+    assert!(r.stderr.contains("\"missing\" not found"), "{}", r.stderr);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_watch_streams_on_when_its_master_is_killed() {
     let _serial = serial().await;

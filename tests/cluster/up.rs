@@ -74,12 +74,21 @@ impl Up {
     /// Sends `sig` to `ferry up` and waits for it to exit 0 and every master to be gone.
     async fn stop(&mut self, sig: Signal) {
         let mut child = self.child.take().expect("running");
+        let start = std::time::Instant::now();
         kill(Pid::from_raw(child.id() as i32), sig).expect("signal ferry up");
         let status = wait_until("ferry up to exit", Duration::from_secs(30), || {
             let r = child.try_wait().map_err(|e| e.to_string());
             async move { r?.ok_or_else(|| "still running".to_string()) }
         })
         .await;
+        // Its masters drain and stop in well under a second each (they took 10 s
+        // when a leftover store handle kept their storage busy).
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_secs(3),
+            "ferry up took {took:?} to stop on {sig}:\n{}",
+            self.log()
+        );
         assert!(
             status.success(),
             "ferry up exited with {status} on {sig}:\n{}",

@@ -11,7 +11,10 @@
 pub mod gc;
 
 use crate::apiserver::ApiServer;
-use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Supervised, WrapFuture};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Supervised,
+    WrapFuture,
+};
 
 /// The controller manager actor; its loops run as futures in its context and a
 /// loop that ends stops the actor, which its supervisor restarts.
@@ -41,5 +44,20 @@ impl Actor for ControllerManager {
 impl Supervised for ControllerManager {
     fn restarting(&mut self, _: &mut Context<Self>) {
         tracing::warn!("controller manager restarting");
+    }
+}
+
+/// Stops the controller manager for good (its master is stopping). Sent with
+/// the last address dropped right after, so its supervisor, finding no address
+/// left, does not restart it; its loops end with it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+impl Handler<Stop> for ControllerManager {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }

@@ -61,8 +61,11 @@ pub struct Master {
     pub data: DataDir,
     /// This master's id.
     pub id: u64,
-    /// The accept loop; it ends once the endpoint is closed and its connections are done.
-    accept: tokio::task::JoinHandle<()>,
+    /// The accept loop; once told to stop it waits for its client connections to
+    /// drain and hands back the tasks serving other masters (and joiners).
+    accept: tokio::task::JoinHandle<tokio::task::JoinSet<()>>,
+    /// Turned true to stop: no new connection or request is taken.
+    stop: tokio::sync::watch::Sender<bool>,
     /// Asking to be admitted again (joined masters only).
     rejoin: Option<tokio::task::JoinHandle<()>>,
     /// The actor tree (API server, controller manager).
@@ -226,12 +229,14 @@ impl Master {
             path: data.path.clone(),
             message: format!("cannot start the actor system: {e}"),
         })?;
+        let (stop, stopping) = tokio::sync::watch::channel(false);
         let accept = tokio::spawn(accept_loop(
             endpoint.clone(),
             actors.api.clone(),
             store.clone(),
             join_ctx,
             cfg.transport.max_frame_bytes,
+            stopping,
         ));
         let rejoin = ident.joined_via.clone().map(|via| {
             tokio::spawn(rejoin_until_member(
@@ -250,6 +255,7 @@ impl Master {
             data,
             id: ident.id,
             accept,
+            stop,
             rejoin,
             actors: Some(actors),
             seeded,
@@ -261,26 +267,86 @@ impl Master {
         admin_config(&self.data, masters)
     }
 
-    /// Stops serving and stops Raft, then waits until the data dir (sled's lock) and
-    /// the UDP port are released, so a master can start on them again in this process.
-    pub async fn shutdown(mut self) {
+    /// Stops the master, draining in this order: take no new connection or
+    /// request; let the requests in flight finish (up to
+    /// [`api_server::DRAIN`]) and stop the actors; stop Raft; flush the store;
+    /// close the endpoint (other masters' connections); then wait until every
+    /// task has let go of the store and the database is released. Then waits
+    /// until the UDP port is free too, so a master can start on the same data
+    /// dir and port again in this process (in-process test clusters).
+    pub async fn shutdown(self) {
+        self.stop(true).await
+    }
+
+    /// [`Master::shutdown`] for a process about to exit (`ferry master` on
+    /// SIGTERM): the same drain, but it does not wait for quinn to let go of the
+    /// UDP port (closed connections linger up to three probe timeouts; the
+    /// process's exit closes the socket).
+    pub async fn shutdown_for_exit(self) {
+        self.stop(false).await
+    }
+
+    async fn stop(mut self, release_port: bool) {
         let local = self.endpoint.local_addr().ok();
-        self.endpoint.close(0u32.into(), b"shutdown");
-        self.store.shutdown().await;
+        let started = std::time::Instant::now();
+        let step = |what: &str| {
+            tracing::debug!(
+                ms = started.elapsed().as_millis() as u64,
+                "shutdown: {what}"
+            )
+        };
+        // 1. No new connections; the accept loop stops and its client connections
+        //    drain (watches end, requests in flight get DRAIN to finish).
+        self.endpoint.set_server_config(None);
+        let _ = self.stop.send(true);
+        let conns = match (&mut self.accept).await {
+            Ok(conns) => Some(conns),
+            Err(e) => {
+                tracing::warn!(error = %e, "accept loop failed");
+                None
+            }
+        };
+        step("client connections drained");
+        // 2. The actors: no one sends them requests any more.
         if let Some(actors) = self.actors.take() {
             actors.stop().await;
         }
-        // Every task holding a clone of the store must end before the database closes.
-        let _ = self.accept.await;
-        if let Some(rejoin) = self.rejoin {
+        if let Some(rejoin) = self.rejoin.take() {
             rejoin.abort();
             let _ = rejoin.await;
         }
+        step("actors stopped");
+        // 3. Raft stops (a request still waiting on it fails), 4. the store is
+        //    flushed, 5. the endpoint closes, which ends the other masters'
+        //    connections and with them the last tasks holding the store.
+        self.store.shutdown().await;
+        step("Raft stopped");
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %e, "final flush failed");
+        }
+        step("store flushed");
+        self.endpoint.close(0u32.into(), b"shutdown");
+        if let Some(mut conns) = conns {
+            while conns.join_next().await.is_some() {}
+        }
+        step("connections closed");
+        let released = self.store.released();
         drop(self.store);
-        self.endpoint.wait_idle().await;
+        if tokio::time::timeout(Duration::from_secs(5), released)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the store is still in use 5 s after shutdown");
+        }
+        step("store released");
+        // Closing connections tell their peers at once; a close that is lost
+        // is sent again, so give them a moment.
+        let idle = Duration::from_millis(if release_port { 500 } else { 100 });
+        let _ = tokio::time::timeout(idle, self.endpoint.wait_idle()).await;
         drop(self.endpoint);
+        step("endpoint idle");
         // quinn releases the socket when its driver task notices the last handle is gone.
-        if let Some(local) = local {
+        if let Some(local) = local.filter(|_| release_port) {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
             while std::net::UdpSocket::bind(local).is_err() {
                 if tokio::time::Instant::now() > deadline {
@@ -290,6 +356,10 @@ impl Master {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
+        tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "stopped: store flushed and released"
+        );
     }
 }
 
@@ -323,17 +393,33 @@ fn init_credentials(data: &DataDir, addr: SocketAddr) -> Result<identity::Identi
     Ok(ident)
 }
 
+/// Accepts connections until `stop` turns true; then waits for the client
+/// connections to drain and returns every connection task: those serving other
+/// masters and joiners end when the endpoint closes, after Raft has stopped.
 async fn accept_loop(
     endpoint: quinn::Endpoint,
     api: Addr<ApiServerActor>,
     store: Store,
     join: Arc<JoinContext>,
     max_frame: usize,
-) {
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinSet<()> {
     let mut conns = tokio::task::JoinSet::new();
-    while let Some(incoming) = endpoint.accept().await {
+    // Each client connection (and each handshake) holds a clone: the channel
+    // closes once they have all drained.
+    let (draining, mut drained) = tokio::sync::mpsc::channel::<()>(1);
+    let mut stopping = stop.clone();
+    loop {
+        let incoming = tokio::select! {
+            i = endpoint.accept() => i,
+            _ = stopping.wait_for(|s| *s) => break,
+        };
+        let Some(incoming) = incoming else {
+            break;
+        };
         while conns.try_join_next().is_some() {}
-        let (api, store, join) = (api.clone(), store.clone(), join.clone());
+        let (api, store, join, stop) = (api.clone(), store.clone(), join.clone(), stop.clone());
+        let client = draining.clone();
         conns.spawn(async move {
             let conn = match incoming.await {
                 Ok(c) => c,
@@ -345,16 +431,28 @@ async fn accept_loop(
             let alpn = tls::alpn(&conn).unwrap_or_default();
             let who = tls::peer_identity(&conn);
             match (alpn.as_slice(), who) {
-                (ALPN_RAFT, Some(who)) => store.serve_peer(conn, who).await,
-                (ALPN_API, Some(who)) => api_server::serve(api, store, conn, who, max_frame).await,
-                (ALPN_JOIN, _) => api_server::serve_join(store, conn, join).await,
+                (ALPN_API, Some(who)) => {
+                    api_server::serve(api, store, conn, who, max_frame, stop).await;
+                    drop(client);
+                }
+                (ALPN_RAFT, Some(who)) => {
+                    drop((client, api));
+                    store.serve_peer(conn, who).await
+                }
+                (ALPN_JOIN, _) => {
+                    drop((client, api));
+                    api_server::serve_join(store, conn, join).await
+                }
                 (_, None) => conn.close(3u32.into(), b"a client certificate is required"),
                 _ => conn.close(4u32.into(), b"unknown ALPN"),
             }
         });
     }
-    // The endpoint is closed, and with it every connection: wait for their tasks.
-    while conns.join_next().await.is_some() {}
+    drop((draining, api));
+    // A handshake still under way when the stop came may hold its clone longer.
+    let slack = api_server::DRAIN + Duration::from_millis(500);
+    let _ = tokio::time::timeout(slack, drained.recv()).await;
+    conns
 }
 
 /// Asks a master to admit this one.

@@ -242,11 +242,12 @@ mod tests {
         );
         let desired = json!({"metadata": {"name": "p", "finalizers": ["new"]}});
         let got = three_way("Pod", Some(&last), &desired, &live).unwrap();
-        assert_eq!(got["metadata"]["finalizers"], json!(["keep", "new"]));
+        // Kubernetes' order: what the patch adds goes before the live items.
+        assert_eq!(got["metadata"]["finalizers"], json!(["new", "keep"]));
         let got = three_way("Pod", None, &desired, &live).unwrap();
         assert_eq!(
             got["metadata"]["finalizers"],
-            json!(["keep", "mine", "new"])
+            json!(["new", "keep", "mine"])
         );
     }
 

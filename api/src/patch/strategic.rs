@@ -105,13 +105,27 @@ pub fn list_strategy(kind: &str, path: &[String]) -> ListStrategy {
 
 /// Applies a strategic merge patch to an object of `kind` and returns the result.
 ///
-/// Directives: `$patch: replace|delete|merge` on a map, `{"$patch": "replace"}`
-/// as a list element (replace the list), `$patch: delete` on a list element
-/// (remove the element with that merge key), `$deleteFromPrimitiveList/<f>`,
-/// `$retainKeys` (drop target keys not listed), and `$setElementOrder/<f>`
-/// (accepted and ignored: merged lists keep target order, new elements appended).
-/// `$patch: delete` on a nested map removes its key (at the top level it
-/// leaves `{}`); `null` removes a key. No directive survives in the result.
+/// Follows Kubernetes' `strategicpatch.StrategicMergeMapPatch`
+/// (k8s.io/apimachinery `pkg/util/strategicpatch/patch.go`, as kubectl 1.32
+/// runs it), including its ordering and its quirks:
+///
+/// - a map with `$patch: replace` becomes the patch's map; `$patch: delete`
+///   leaves `{}`; any other `$patch` on a map is an error. `null` removes a key.
+/// - a field the target lacks (or holds with another JSON type) takes the patch
+///   value as written, nulls dropped, maps carrying `$patch` left out; other
+///   directives in it stay.
+/// - lists merged by a key: `$patch: delete` elements remove their key,
+///   `{"$patch": "replace"}` makes the rest of the patch the list; then each
+///   element merges into the target element with its key, or is appended as
+///   written. Lists of scalars with the merge strategy are a set union;
+///   `$deleteFromPrimitiveList/<f>` removes members.
+/// - order: the patch's elements come in the patch's order, the target's
+///   other elements keep theirs, and the two interleave by the target's order
+///   (an element the patch adds goes before the target elements still to
+///   come): adding `side` to `[nginx]` gives `[side, nginx]`.
+///   `$setElementOrder/<f>` gives the order of the listed elements instead.
+/// - `$retainKeys` drops the target keys it does not list (and refuses a
+///   patched key it does not list).
 pub fn strategic_merge_patch(kind: &str, target: &Value, patch: &Value) -> Result<Value> {
     let (Value::Object(t), Value::Object(p)) = (target, patch) else {
         return Err(PatchError::Strategic {
@@ -123,8 +137,7 @@ pub fn strategic_merge_patch(kind: &str, target: &Value, patch: &Value) -> Resul
         kind,
         path: Vec::new(),
     };
-    let merged = cx.map(t.clone(), p)?;
-    Ok(Value::Object(merged.unwrap_or_default()))
+    Ok(Value::Object(cx.map(t.clone(), p.clone())?))
 }
 
 /// Whether a map key is a patch directive rather than data.
@@ -133,6 +146,57 @@ pub(super) fn is_directive(key: &str) -> bool {
         || key == "$retainKeys"
         || key.starts_with("$deleteFromPrimitiveList/")
         || key.starts_with("$setElementOrder/")
+}
+
+const DELETE_FROM: &str = "$deleteFromPrimitiveList/";
+const SET_ORDER: &str = "$setElementOrder/";
+
+/// What the elements of one or more lists are (they must all be alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Elem {
+    Map,
+    Scalar,
+}
+
+/// Which JSON type a value has (numbers are one type, as Go decodes them).
+fn json_type(v: &Value) -> u8 {
+    match v {
+        Value::Null => 0,
+        Value::Bool(_) => 1,
+        Value::Number(_) => 2,
+        Value::String(_) => 3,
+        Value::Array(_) => 4,
+        Value::Object(_) => 5,
+    }
+}
+
+/// Drops null members everywhere in a value the target lacks.
+fn discard_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(discard_nulls);
+        }
+        Value::Array(l) => l.iter_mut().for_each(discard_nulls),
+        _ => {}
+    }
+}
+
+/// Removes every map carrying `$patch` (and the key or element holding it);
+/// `None` when `v` itself is one.
+fn remove_directives(v: Value) -> Option<Value> {
+    match v {
+        Value::Object(m) if m.contains_key("$patch") => None,
+        Value::Object(m) => Some(Value::Object(
+            m.into_iter()
+                .filter_map(|(k, x)| remove_directives(x).map(|x| (k, x)))
+                .collect(),
+        )),
+        Value::Array(l) => Some(Value::Array(
+            l.into_iter().filter_map(remove_directives).collect(),
+        )),
+        other => Some(other),
+    }
 }
 
 struct Cx<'a> {
@@ -156,161 +220,453 @@ impl Cx<'_> {
         })
     }
 
-    /// Merges `patch` into `original`; `None` means the map is deleted.
+    /// Go's `mergeMap`.
     fn map(
         &mut self,
         mut original: Map<String, Value>,
-        patch: &Map<String, Value>,
-    ) -> Result<Option<Map<String, Value>>> {
-        match patch.get("$patch") {
-            None => {}
-            Some(Value::String(d)) if d == "merge" => {}
-            Some(Value::String(d)) if d == "replace" => original = Map::new(),
-            Some(Value::String(d)) if d == "delete" => return Ok(None),
-            Some(d) => {
-                return Err(PatchError::UnknownDirective {
+        mut patch: Map<String, Value>,
+    ) -> Result<Map<String, Value>> {
+        if let Some(d) = patch.get("$patch") {
+            return match d.as_str() {
+                Some("replace") => {
+                    patch.remove("$patch");
+                    Ok(patch)
+                }
+                Some("delete") => Ok(Map::new()),
+                _ => Err(PatchError::UnknownDirective {
                     path: self.path(),
                     directive: d.as_str().map_or_else(|| d.to_string(), str::to_string),
-                })
-            }
+                }),
+            };
         }
-        if let Some(keys) = patch.get("$retainKeys") {
-            self.retain_keys(&mut original, patch, keys)?;
-        }
+        self.retain_keys(&mut original, &mut patch)?;
+        self.set_element_orders(&mut original, &mut patch)?;
         for (k, v) in patch {
-            if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
-                let Value::Array(gone) = v else {
-                    return self.error(format!("{k} must be a list"));
-                };
-                if let Some(Value::Array(list)) = original.get_mut(field) {
-                    list.retain(|x| !gone.contains(x));
-                }
-            }
-        }
-        for (k, v) in patch {
-            if is_directive(k) {
-                continue;
-            }
+            let (key, delete_list) = match k.strip_prefix(DELETE_FROM) {
+                Some(f) => (f.to_string(), true),
+                None => (k, false),
+            };
             if v.is_null() {
-                original.remove(k);
+                original.remove(&key);
                 continue;
             }
-            self.path.push(k.clone());
-            let old = original.remove(k);
-            let merged = self.value(old, v)?;
+            let same_type = original
+                .get(&key)
+                .is_some_and(|o| json_type(o) == json_type(&v));
+            if !same_type {
+                if !delete_list {
+                    let mut v = v;
+                    discard_nulls(&mut v);
+                    match remove_directives(v) {
+                        Some(v) => original.insert(key, v),
+                        None => original.remove(&key),
+                    };
+                }
+                continue;
+            }
+            self.path.push(key.clone());
+            let old = original.remove(&key).unwrap_or(Value::Null);
+            let merged = match (old, v) {
+                (Value::Object(o), Value::Object(p)) => Some(Value::Object(self.map(o, p)?)),
+                (Value::Array(o), Value::Array(p)) => {
+                    Some(Value::Array(self.slice_handler(o, p, delete_list)?))
+                }
+                (_, v) => remove_directives(v),
+            };
             self.path.pop();
             if let Some(m) = merged {
-                original.insert(k.clone(), m);
+                original.insert(key, m);
             }
         }
-        Ok(Some(original))
+        Ok(original)
     }
 
-    /// Merges one field's patch value into its old value; `None` deletes the field.
-    fn value(&mut self, old: Option<Value>, patch: &Value) -> Result<Option<Value>> {
-        Ok(match (old, patch) {
-            (Some(Value::Object(o)), Value::Object(p)) => self.map(o, p)?.map(Value::Object),
-            (_, Value::Object(p)) => self.map(Map::new(), p)?.map(Value::Object),
-            (Some(Value::Array(o)), Value::Array(p)) => Some(Value::Array(self.list(o, p)?)),
-            (_, Value::Array(p)) => Some(Value::Array(self.list(Vec::new(), p)?)),
-            (_, scalar) => Some(scalar.clone()),
-        })
-    }
-
+    /// Go's `applyRetainKeysDirective`.
     fn retain_keys(
         &self,
         original: &mut Map<String, Value>,
-        patch: &Map<String, Value>,
-        keys: &Value,
+        patch: &mut Map<String, Value>,
     ) -> Result<()> {
-        let keys: Vec<&str> = match keys.as_array() {
-            Some(list) => list.iter().filter_map(Value::as_str).collect(),
-            None => return self.error("$retainKeys must be a list of strings"),
+        let Some(keys) = patch.remove("$retainKeys") else {
+            return Ok(());
         };
-        if let Some(k) = patch
-            .keys()
-            .find(|k| !is_directive(k) && !keys.contains(&k.as_str()))
-        {
+        let Value::Array(keys) = keys else {
+            return self.error("$retainKeys must be a list of strings");
+        };
+        let listed = |k: &str| keys.iter().any(|x| x.as_str() == Some(k));
+        if let Some(k) = patch.iter().find_map(|(k, v)| {
+            let exempt = v.is_null() || k.starts_with(DELETE_FROM) || k.starts_with(SET_ORDER);
+            (!exempt && !listed(k)).then_some(k)
+        }) {
             return self.error(format!("$retainKeys does not list the patched key {k:?}"));
         }
-        original.retain(|k, _| keys.contains(&k.as_str()));
+        original.retain(|k, _| listed(k));
         Ok(())
     }
 
-    fn list(&mut self, original: Vec<Value>, patch: &[Value]) -> Result<Vec<Value>> {
-        let strategy = list_strategy(self.kind, &self.path);
-        let is_replace = |e: &Value| match e.get("$patch") {
-            Some(Value::String(d)) => {
-                d == "replace" && strategy_key(strategy).is_none_or(|k| e.get(k).is_none())
-            }
-            _ => false,
-        };
-        let (mut result, patch): (Vec<Value>, Vec<&Value>) = if patch.iter().any(is_replace) {
-            (
-                Vec::new(),
-                patch.iter().filter(|e| !is_replace(e)).collect(),
-            )
-        } else {
-            (original, patch.iter().collect())
-        };
-        match strategy {
-            Replace => {
-                result.clear();
-                for e in patch {
-                    result.extend(self.value(None, e)?);
+    /// Go's `mergePatchIntoOriginal`: each `$setElementOrder/<f>` with its list.
+    fn set_element_orders(
+        &mut self,
+        original: &mut Map<String, Value>,
+        patch: &mut Map<String, Value>,
+    ) -> Result<()> {
+        let directives: Vec<String> = patch
+            .keys()
+            .filter(|k| k.starts_with(SET_ORDER))
+            .cloned()
+            .collect();
+        for directive in directives {
+            let order = patch.remove(&directive).unwrap_or(Value::Null);
+            let field = directive[SET_ORDER.len()..].to_string();
+            let Value::Array(order) = order else {
+                return self.error(format!("{directive} must be a list"));
+            };
+            let as_list = |v: Option<&Value>, what: &str| -> Result<Option<Vec<Value>>> {
+                match v {
+                    None => Ok(None),
+                    Some(Value::Array(l)) => Ok(Some(l.clone())),
+                    Some(other) => self.error(format!("{what} {field} is not a list: {other}")),
                 }
-            }
-            Primitive => {
-                for e in patch {
-                    if !result.contains(e) {
-                        result.push(e.clone());
-                    }
+            };
+            let old = as_list(original.get(&field), "the target's")?;
+            let new = as_list(patch.get(&field), "the patch's")?;
+            self.path.push(field.clone());
+            let strategy = list_strategy(self.kind, &self.path);
+            let key = strategy_key(strategy);
+            self.validate_order(new.as_deref().unwrap_or_default(), &order, key)?;
+            let merged = match (&old, &new) {
+                (Some(o), None) => o.clone(),
+                (None, Some(p)) => p.clone(),
+                (Some(o), Some(p)) => self.slice_handler(o.clone(), p.clone(), false)?,
+                (None, None) => {
+                    self.path.pop();
+                    continue;
                 }
-            }
-            MergeKey(key) => {
-                for e in patch {
-                    self.merge_element(&mut result, key, e)?;
-                }
-            }
+            };
+            let old = old.unwrap_or_default();
+            let elem = self.element_type(&[&old, new.as_deref().unwrap_or_default()])?;
+            let (items, server_only) = self.partition(merged, &order, key)?;
+            let both = self.normalize(items, server_only, &order, &old, key, elem)?;
+            self.path.pop();
+            original.insert(field.clone(), Value::Array(both));
+            patch.remove(&field);
         }
-        Ok(result)
+        Ok(())
     }
 
-    fn merge_element(&mut self, list: &mut Vec<Value>, key: &str, e: &Value) -> Result<()> {
-        let Value::Object(p) = e else {
-            return self.error(format!(
-                "list merged by {key:?} has an element that is not an object: {e}"
-            ));
-        };
-        let Some(id) = p.get(key) else {
-            return Err(PatchError::MissingMergeKey {
-                path: self.path(),
-                key: key.to_string(),
-                element: e.to_string(),
-            });
-        };
-        let at = list.iter().position(|o| o.get(key) == Some(id));
-        if p.get("$patch").and_then(Value::as_str) == Some("delete") {
-            list.retain(|o| o.get(key) != Some(id));
+    /// Go's `validatePatchWithSetOrderList`: the patch's elements appear in the
+    /// `$setElementOrder` list, in the same relative order.
+    fn validate_order(&self, patch: &[Value], order: &[Value], key: Option<&str>) -> Result<()> {
+        if patch.is_empty() || order.is_empty() {
             return Ok(());
         }
-        match at {
-            Some(i) => {
-                let old = match list[i].take() {
-                    Value::Object(m) => m,
-                    _ => Map::new(),
-                };
-                match self.map(old, p)? {
-                    Some(m) => list[i] = Value::Object(m),
-                    None => {
-                        list.remove(i);
-                    }
+        let kept: Vec<&Value> = match key {
+            Some(_) => {
+                if let Some(e) = patch.iter().find(|e| !e.is_object()) {
+                    return self.error(format!("list element is not an object: {e}"));
                 }
+                patch
+                    .iter()
+                    .filter(|e| e.get("$patch").and_then(Value::as_str) != Some("delete"))
+                    .collect()
             }
-            None => list.extend(self.map(Map::new(), p)?.map(Value::Object)),
+            None => patch.iter().collect(),
+        };
+        let (mut i, mut j) = (0, 0);
+        while i < kept.len() && j < order.len() {
+            if kept[i].get("$patch").is_some() {
+                i += 1;
+                continue;
+            }
+            if self.same_key(kept[i], &order[j], key)? {
+                i += 1;
+            }
+            j += 1;
+        }
+        if i < kept.len() && j >= order.len() {
+            return self.error(format!(
+                "the order of the patch's list does not match $setElementOrder/{}",
+                self.path.last().map_or("", String::as_str)
+            ));
         }
         Ok(())
     }
+
+    /// Go's `mergeKeyValueEqual`.
+    fn same_key(&self, a: &Value, b: &Value, key: Option<&str>) -> Result<bool> {
+        let Some(key) = key else { return Ok(a == b) };
+        let get = |v: &Value| -> Result<Value> {
+            match v {
+                Value::Object(m) => match m.get(key) {
+                    Some(x) => Ok(x.clone()),
+                    None => Err(self.missing_key(key, v)),
+                },
+                _ => Err(PatchError::Strategic {
+                    path: self.path(),
+                    reason: format!("list element is not an object: {v}"),
+                }),
+            }
+        };
+        Ok(get(a)? == get(b)?)
+    }
+
+    fn missing_key(&self, key: &str, element: &Value) -> PatchError {
+        PatchError::MissingMergeKey {
+            path: self.path(),
+            key: key.to_string(),
+            element: element.to_string(),
+        }
+    }
+
+    /// Go's `mergeSliceHandler`: lists without the merge strategy are replaced
+    /// by the patch's list as written.
+    fn slice_handler(
+        &mut self,
+        original: Vec<Value>,
+        patch: Vec<Value>,
+        delete_list: bool,
+    ) -> Result<Vec<Value>> {
+        match list_strategy(self.kind, &self.path) {
+            Replace => Ok(patch),
+            MergeKey(key) => self.slice(original, patch, Some(key), delete_list),
+            Primitive => self.slice(original, patch, None, delete_list),
+        }
+    }
+
+    /// Go's `sliceElementType`: every element of every list has one type.
+    fn element_type(&self, lists: &[&[Value]]) -> Result<Elem> {
+        let mut seen: Option<u8> = None;
+        for e in lists.iter().flat_map(|l| l.iter()) {
+            let t = json_type(e);
+            if t == 4 {
+                return self.error("lists of lists cannot be merged");
+            }
+            if seen.is_some_and(|s| s != t) {
+                return self.error(format!(
+                    "the elements of the lists are not all of one type: {e}"
+                ));
+            }
+            seen = Some(t);
+        }
+        match seen {
+            None => self.error("no elements in any of the lists"),
+            Some(5) => Ok(Elem::Map),
+            Some(_) => Ok(Elem::Scalar),
+        }
+    }
+
+    /// Go's `mergeSlice`.
+    fn slice(
+        &mut self,
+        original: Vec<Value>,
+        patch: Vec<Value>,
+        key: Option<&'static str>,
+        delete_list: bool,
+    ) -> Result<Vec<Value>> {
+        if original.is_empty() && patch.is_empty() {
+            return Ok(original);
+        }
+        let elem = self.element_type(&[&original, &patch])?;
+        let (original, patch, merged) = if elem == Elem::Scalar {
+            if delete_list {
+                return Ok(original
+                    .into_iter()
+                    .filter(|v| !patch.contains(v))
+                    .collect());
+            }
+            let mut merged: Vec<Value> = Vec::new();
+            for v in original.iter().chain(&patch) {
+                if !merged.contains(v) {
+                    merged.push(v.clone());
+                }
+            }
+            (original, patch, merged)
+        } else {
+            let Some(key) = key else {
+                return self.error("lists of objects cannot be merged without a merge key");
+            };
+            let (original, patch) = self.special_elements(original, patch, key)?;
+            let merged = self.merge_elements(original.clone(), &patch, key)?;
+            (original, patch, merged)
+        };
+        let (items, server_only) = self.partition(merged, &patch, key)?;
+        self.normalize(items, server_only, &patch, &original, key, elem)
+    }
+
+    /// Go's `mergeSliceWithSpecialElements`: `$patch: delete` elements remove
+    /// their key from the target; `$patch: replace` makes the other elements the
+    /// list. Returns the target and the patch without special elements.
+    fn special_elements(
+        &self,
+        mut original: Vec<Value>,
+        patch: Vec<Value>,
+        key: &str,
+    ) -> Result<(Vec<Value>, Vec<Value>)> {
+        let mut plain = Vec::new();
+        let mut replace = false;
+        for e in patch {
+            let Some(d) = e.get("$patch") else {
+                plain.push(e);
+                continue;
+            };
+            match d.as_str() {
+                Some("delete") => {
+                    let Some(id) = e.get(key) else {
+                        return Err(self.missing_key(key, &e));
+                    };
+                    original.retain(|o| o.get(key) != Some(id));
+                }
+                Some("replace") => replace = true,
+                Some("merge") => {
+                    return self.error("merging lists cannot yet be specified in the patch")
+                }
+                _ => {
+                    return Err(PatchError::UnknownDirective {
+                        path: self.path(),
+                        directive: d.as_str().map_or_else(|| d.to_string(), str::to_string),
+                    })
+                }
+            }
+        }
+        Ok(if replace {
+            (plain, Vec::new())
+        } else {
+            (original, plain)
+        })
+    }
+
+    /// Go's `mergeSliceWithoutSpecialElements`: each patch element merges into
+    /// the target element with its key, or is appended as written.
+    fn merge_elements(
+        &mut self,
+        mut original: Vec<Value>,
+        patch: &[Value],
+        key: &str,
+    ) -> Result<Vec<Value>> {
+        for e in patch {
+            let Some(id) = e.get(key) else {
+                return Err(self.missing_key(key, e));
+            };
+            match original.iter().position(|o| o.get(key) == Some(id)) {
+                Some(i) => {
+                    let old = match original[i].take() {
+                        Value::Object(m) => m,
+                        _ => Map::new(),
+                    };
+                    let p = e.as_object().cloned().unwrap_or_default();
+                    original[i] = Value::Object(self.map(old, p)?);
+                }
+                None => original.push(e.clone()),
+            }
+        }
+        Ok(original)
+    }
+
+    /// Go's `partition{Maps,Primitives}ByPresentInList`: the elements of `list`
+    /// `by` names, and the others, each in `list`'s order.
+    fn partition(
+        &self,
+        list: Vec<Value>,
+        by: &[Value],
+        key: Option<&str>,
+    ) -> Result<(Vec<Value>, Vec<Value>)> {
+        let (mut named, mut others) = (Vec::new(), Vec::new());
+        for v in list {
+            let found = match key {
+                None => by.contains(&v),
+                Some(k) => {
+                    let Some(id) = v.get(k) else {
+                        return Err(self.missing_key(k, &v));
+                    };
+                    by.iter().any(|b| b.get(k) == Some(id))
+                }
+            };
+            if found {
+                named.push(v);
+            } else {
+                others.push(v);
+            }
+        }
+        Ok((named, others))
+    }
+
+    /// Go's `normalizeElementOrder`: `items` sorted by `order`, `server_only`
+    /// by `server_order`, then merged by `server_order`.
+    fn normalize(
+        &self,
+        items: Vec<Value>,
+        server_only: Vec<Value>,
+        order: &[Value],
+        server_order: &[Value],
+        key: Option<&str>,
+        elem: Elem,
+    ) -> Result<Vec<Value>> {
+        let key = if elem == Elem::Map { key } else { None };
+        let items = self.sort_by(items, order, key, elem)?;
+        let server_only = self.sort_by(server_only, server_order, key, elem)?;
+        Ok(merge_sorted(server_only, items, server_order, key))
+    }
+
+    /// Go's `normalizeSliceOrder`: a stable sort by position in `order`; with
+    /// objects, `$patch: delete` elements go last.
+    fn sort_by(
+        &self,
+        list: Vec<Value>,
+        order: &[Value],
+        key: Option<&str>,
+        elem: Elem,
+    ) -> Result<Vec<Value>> {
+        let (mut list, deleted): (Vec<Value>, Vec<Value>) = if elem == Elem::Map {
+            if let Some(k) = key {
+                if let Some(v) = list.iter().chain(order).find(|v| v.get(k).is_none()) {
+                    return Err(self.missing_key(k, v));
+                }
+            }
+            list.into_iter()
+                .partition(|v| v.get("$patch").and_then(Value::as_str) != Some("delete"))
+        } else {
+            (list, Vec::new())
+        };
+        list.sort_by_key(|v| index(order, v, key).unwrap_or(usize::MAX));
+        list.extend(deleted);
+        Ok(list)
+    }
+}
+
+/// Where `v` is in `list`: by merge key for objects, by value for scalars.
+fn index(list: &[Value], v: &Value, key: Option<&str>) -> Option<usize> {
+    match key {
+        Some(k) => list.iter().position(|x| x.get(k) == v.get(k)),
+        None => list.iter().position(|x| x == v),
+    }
+}
+
+/// Go's `mergeSortedSlice`: interleaves the server-only elements (`left`) with
+/// the patch's (`right`), both already sorted. A left element goes first only
+/// when both are in `server_order` and it comes earlier there; so an element
+/// the patch adds precedes the server elements still to come.
+fn merge_sorted(
+    left: Vec<Value>,
+    right: Vec<Value>,
+    server_order: &[Value],
+    key: Option<&str>,
+) -> Vec<Value> {
+    let mut out = Vec::with_capacity(left.len() + right.len());
+    let mut left = left.into_iter().peekable();
+    let mut right = right.into_iter().peekable();
+    loop {
+        let take_left = match (left.peek(), right.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(l), Some(r)) => matches!(
+                (index(server_order, l, key), index(server_order, r, key)),
+                (Some(li), Some(ri)) if li < ri
+            ),
+        };
+        out.extend(if take_left { left.next() } else { right.next() });
+    }
+    out
 }
 
 fn strategy_key(s: ListStrategy) -> Option<&'static str> {
@@ -420,12 +776,12 @@ mod tests {
                 ),
             ),
             (
-                "new container appended, directives stripped",
+                "a new container goes first, as written (directives in it stay)",
                 "Deployment",
                 two.clone(),
                 json!({"$setElementOrder/x": [], "spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "new"}], "containers": [{"name": "new", "image": "n", "env": [{"name": "Z", "$patch": "delete"}]}]}}}}),
                 pod(
-                    json!([{"name": "app", "image": "a:1", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}, {"name": "side", "image": "s:1"}, {"name": "new", "image": "n", "env": []}]),
+                    json!([{"name": "new", "image": "n", "env": [{"name": "Z", "$patch": "delete"}]}, {"name": "app", "image": "a:1", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}, {"name": "side", "image": "s:1"}]),
                 ),
             ),
             (
@@ -450,18 +806,18 @@ mod tests {
                 json!({"metadata": {"labels": {"b": "2"}, "name": "p"}}),
             ),
             (
-                "$patch delete on a map",
+                "$patch delete on a map leaves it empty",
                 "Pod",
                 json!({"spec": {"securityContext": {"runAsUser": 1}, "x": 1}}),
                 json!({"spec": {"securityContext": {"$patch": "delete"}}}),
-                json!({"spec": {"x": 1}}),
+                json!({"spec": {"securityContext": {}, "x": 1}}),
             ),
             (
-                "$patch merge is the default",
+                "$patch delete on a missing map adds nothing",
                 "Pod",
-                json!({"a": {"b": 1}}),
-                json!({"a": {"$patch": "merge", "c": 2}}),
-                json!({"a": {"b": 1, "c": 2}}),
+                json!({"spec": {"x": 1}}),
+                json!({"spec": {"securityContext": {"$patch": "delete"}}}),
+                json!({"spec": {"x": 1}}),
             ),
             (
                 "lists without a rule are replaced",
@@ -517,14 +873,14 @@ mod tests {
                 "Pod",
                 json!({"spec": {"volumes": [{"name": "v", "emptyDir": {}}], "containers": [{"name": "c", "volumeMounts": [{"mountPath": "/a", "name": "v"}]}]}}),
                 json!({"spec": {"volumes": [{"name": "w", "emptyDir": {}}], "containers": [{"name": "c", "volumeMounts": [{"mountPath": "/a", "$patch": "delete"}, {"mountPath": "/b", "name": "w"}]}]}}),
-                json!({"spec": {"volumes": [{"name": "v", "emptyDir": {}}, {"name": "w", "emptyDir": {}}], "containers": [{"name": "c", "volumeMounts": [{"mountPath": "/b", "name": "w"}]}]}}),
+                json!({"spec": {"volumes": [{"name": "w", "emptyDir": {}}, {"name": "v", "emptyDir": {}}], "containers": [{"name": "c", "volumeMounts": [{"mountPath": "/b", "name": "w"}]}]}}),
             ),
             (
                 "ownerReferences by uid",
                 "Pod",
                 json!({"metadata": {"ownerReferences": [{"uid": "1", "name": "a"}]}}),
                 json!({"metadata": {"ownerReferences": [{"uid": "2", "name": "b"}]}}),
-                json!({"metadata": {"ownerReferences": [{"uid": "1", "name": "a"}, {"uid": "2", "name": "b"}]}}),
+                json!({"metadata": {"ownerReferences": [{"uid": "2", "name": "b"}, {"uid": "1", "name": "a"}]}}),
             ),
             (
                 "object replaces a scalar",
@@ -557,12 +913,14 @@ mod tests {
     fn errors_name_the_path() {
         let cases = [
             (json!([1]), json!({}), "strategic merge patch at <root>: the target and the patch must both be JSON objects"),
-            (json!({}), json!({"spec": {"containers": [{"image": "x"}]}}), "strategic merge patch at spec.containers: list element has no merge key \"name\": {\"image\":\"x\"}"),
-            (json!({}), json!({"spec": {"containers": ["x"]}}), "at spec.containers: list merged by \"name\" has an element that is not an object: \"x\""),
-            (json!({}), json!({"metadata": {"labels": {"$patch": "remove"}}}), "at metadata.labels: unknown $patch directive \"remove\""),
-            (json!({}), json!({"spec": {"$retainKeys": "type"}}), "at spec: $retainKeys must be a list of strings"),
-            (json!({}), json!({"spec": {"$retainKeys": ["type"], "other": 1}}), "at spec: $retainKeys does not list the patched key \"other\""),
-            (json!({}), json!({"metadata": {"$deleteFromPrimitiveList/finalizers": "a"}}), "at metadata: $deleteFromPrimitiveList/finalizers must be a list"),
+            (json!({"spec": {"containers": [{"name": "a"}]}}), json!({"spec": {"containers": [{"image": "x"}]}}), "strategic merge patch at spec.containers: list element has no merge key \"name\": {\"image\":\"x\"}"),
+            (json!({"spec": {"containers": [{"name": "a"}]}}), json!({"spec": {"containers": ["x"]}}), "at spec.containers: the elements of the lists are not all of one type: \"x\""),
+            (json!({"metadata": {"labels": {}}}), json!({"metadata": {"labels": {"$patch": "remove"}}}), "at metadata.labels: unknown $patch directive \"remove\""),
+            (json!({"metadata": {"labels": {}}}), json!({"metadata": {"labels": {"$patch": "merge"}}}), "at metadata.labels: unknown $patch directive \"merge\""),
+            (json!({"spec": {"containers": [{"name": "a"}]}}), json!({"spec": {"containers": [{"name": "a", "$patch": "merge"}]}}), "at spec.containers: merging lists cannot yet be specified in the patch"),
+            (json!({"spec": {}}), json!({"spec": {"$retainKeys": "type"}}), "at spec: $retainKeys must be a list of strings"),
+            (json!({"spec": {}}), json!({"spec": {"$retainKeys": ["type"], "other": 1}}), "at spec: $retainKeys does not list the patched key \"other\""),
+            (json!({"spec": {"containers": [{"name": "a"}]}}), json!({"spec": {"$setElementOrder/containers": [{"name": "b"}], "containers": [{"name": "a"}]}}), "at spec.containers: the order of the patch's list does not match $setElementOrder/containers"),
         ];
         for (target, patch, want) in cases {
             let err = strategic_merge_patch("Pod", &target, &patch)

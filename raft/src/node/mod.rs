@@ -169,18 +169,25 @@ impl Store {
         self.inner.shared.applied()
     }
 
-    /// Stops Raft (outstanding requests fail) and waits until its log and state
-    /// machine have let go of the database. The data dir can be opened again once
-    /// every clone of this `Store` is dropped too (sled locks it until then).
+    /// Stops Raft: outstanding requests fail. The database stays open until every
+    /// clone of this `Store` is dropped (this handle holds the flusher and the
+    /// database itself, so nothing waited on here could see them released);
+    /// [`Store::released`] tells when they are.
     pub async fn shutdown(&self) {
         let _ = self.inner.raft.shutdown().await;
-        let released = self.inner.storage_released.wait();
-        if tokio::time::timeout(Duration::from_secs(10), released)
-            .await
-            .is_err()
-        {
-            tracing::warn!("Raft storage still in use 10 s after shutdown");
-        }
+    }
+
+    /// Waits until everything written so far is on disk (flush + fdatasync).
+    pub async fn flush(&self) -> std::io::Result<()> {
+        self.inner.flusher.flush().await
+    }
+
+    /// Resolves once every clone of this `Store` (and Raft's log and state
+    /// machine) is dropped and the flusher thread has released the database:
+    /// the data dir can then be opened again. Holding it keeps nothing alive.
+    pub fn released(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let released = self.inner.storage_released.clone();
+        async move { released.wait().await }
     }
 
     /// The current leader's id and address, waiting up to an election timeout for one.
