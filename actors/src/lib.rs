@@ -21,23 +21,67 @@ pub mod supervisor;
 
 pub use master::{Bootstrap, Master};
 
-/// Errors starting or running a master.
+/// Errors starting or running a master. Each failure has its own variant and
+/// keeps its cause as `source`; nothing is decided by matching error text.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A file in the data dir could not be read or written.
-    #[error("{path}: {message}")]
+    /// A file or directory of the data dir could not be read or written.
+    #[error("{}: {source}", path.display())]
     DataDir {
-        /// The file.
+        /// The file or directory.
         path: std::path::PathBuf,
-        /// What went wrong.
+        /// The failure.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The data dir is in a state this start cannot go on from.
+    #[error("{}: {message}", path.display())]
+    DataDirState {
+        /// The file or directory that says so.
+        path: std::path::PathBuf,
+        /// What is wrong and what to do.
         message: String,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot bind UDP {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The QUIC endpoint could not be set up on the bound socket.
+    #[error("QUIC endpoint: {source}")]
+    Endpoint {
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The actor system could not start.
+    #[error("cannot start the actor system: {source}")]
+    Actors {
+        /// The failure.
+        #[source]
+        source: std::io::Error,
     },
     /// The join token is malformed.
     #[error("bad join token: {0}")]
     Token(String),
+    /// The master a join went through is not of the cluster the token names.
+    #[error("join via {via}: the master's CA does not match the join token's CA hash")]
+    CaMismatch {
+        /// The master asked.
+        via: String,
+    },
     /// Joining the cluster failed.
-    #[error("join failed: {0}")]
-    Join(String),
+    #[error("join via {via}: {reason}")]
+    Join {
+        /// The master asked.
+        via: String,
+        /// Why.
+        reason: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] ferry_raft::Error),

@@ -280,7 +280,14 @@ pub fn client_config(
 }
 
 /// A client with no certificate that trusts a master only if its CA hashes to `pin`.
-pub fn join_client_config(pin: &str, limits: &TransportLimits) -> Result<quinn::ClientConfig> {
+///
+/// The [`PinCheck`] tells, after a failed handshake, whether the master
+/// presented another cluster's CA.
+pub fn join_client_config(
+    pin: &str,
+    limits: &TransportLimits,
+) -> Result<(quinn::ClientConfig, PinCheck)> {
+    let check = PinCheck::default();
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| Error::Tls(e.to_string()))?
@@ -288,10 +295,22 @@ pub fn join_client_config(pin: &str, limits: &TransportLimits) -> Result<quinn::
         .with_custom_certificate_verifier(Arc::new(PinnedCa {
             pin: pin.to_string(),
             provider: provider(),
+            mismatch: check.clone(),
         }))
         .with_no_client_auth();
     cfg.alpn_protocols = vec![ALPN_JOIN.to_vec()];
-    finish_client(cfg, limits)
+    Ok((finish_client(cfg, limits)?, check))
+}
+
+/// Set when a master presented a chain without the pinned CA.
+#[derive(Debug, Clone, Default)]
+pub struct PinCheck(Arc<std::sync::atomic::AtomicBool>);
+
+impl PinCheck {
+    /// Whether any handshake with this config met a CA other than the pinned one.
+    pub fn mismatched(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 fn finish_client(
@@ -310,6 +329,7 @@ fn finish_client(
 struct PinnedCa {
     pin: String,
     provider: Arc<rustls::crypto::CryptoProvider>,
+    mismatch: PinCheck,
 }
 
 impl ServerCertVerifier for PinnedCa {
@@ -327,6 +347,9 @@ impl ServerCertVerifier for PinnedCa {
                 hex(ring::digest::digest(&ring::digest::SHA256, c.as_ref()).as_ref()) == self.pin
             })
             .ok_or_else(|| {
+                self.mismatch
+                    .0
+                    .store(true, std::sync::atomic::Ordering::Release);
                 rustls::Error::General(
                     "the master's CA does not match the join token's CA hash".into(),
                 )

@@ -207,7 +207,8 @@ async fn bad_frames_and_certificates_are_rejected_and_the_cluster_keeps_serving(
         .expect("pin")
         .to_string();
     for i in 0..3 {
-        let quic = tls::join_client_config(&pin, &TransportLimits::default()).expect("join quic");
+        let (quic, _) =
+            tls::join_client_config(&pin, &TransportLimits::default()).expect("join quic");
         let conn = connect(quic, &c.masters[i].addr)
             .await
             .expect("join ALPN connects");

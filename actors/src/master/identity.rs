@@ -30,10 +30,10 @@ pub struct DataDir {
     pub path: PathBuf,
 }
 
-fn dd_err(path: &Path, e: impl std::fmt::Display) -> Error {
+fn dd_err(path: &Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
     Error::DataDir {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: e.into(),
     }
 }
 

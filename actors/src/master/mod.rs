@@ -89,19 +89,20 @@ impl Master {
     /// Sets up (if new) and starts a master.
     pub async fn start(cfg: MasterConfig, boot: Bootstrap) -> Result<Master> {
         let data = DataDir::new(&cfg.data_dir)?;
-        let socket = std::net::UdpSocket::bind(cfg.listen).map_err(|e| Error::DataDir {
-            path: cfg.data_dir.clone(),
-            message: format!("cannot bind UDP {}: {e}", cfg.listen),
+        let socket = std::net::UdpSocket::bind(cfg.listen).map_err(|source| Error::Bind {
+            addr: cfg.listen,
+            source,
         })?;
-        let local = socket
-            .local_addr()
-            .map_err(|e| Error::Join(e.to_string()))?;
+        let local = socket.local_addr().map_err(|source| Error::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
         let addr = cfg.advertise.unwrap_or(local);
         let existing = data.identity()?;
         let staged = seed::staged(&data.path);
         let seeding = matches!(boot, Bootstrap::Restore(_) | Bootstrap::ForceNewCluster);
         if staged && !seeding {
-            return Err(Error::DataDir {
+            return Err(Error::DataDirState {
                 path: data.path.join(seed::STAGED),
                 message: "a --restore or --force-new-cluster into this data dir did not finish; \
                           run the same command again to finish it"
@@ -114,7 +115,7 @@ impl Master {
                 tracing::warn!("finishing the restore an earlier run staged");
                 id
             }
-            (Some(_), Bootstrap::Restore(_)) => return Err(Error::DataDir {
+            (Some(_), Bootstrap::Restore(_)) => return Err(Error::DataDirState {
                 path: data.path.clone(),
                 message: "already set up: --restore starts a new cluster and needs a new data dir"
                     .into(),
@@ -133,7 +134,7 @@ impl Master {
                 }
                 id
             }
-            (None, Bootstrap::ForceNewCluster) => return Err(Error::DataDir {
+            (None, Bootstrap::ForceNewCluster) => return Err(Error::DataDirState {
                 path: data.path.clone(),
                 message: "not set up: --force-new-cluster needs the data dir of a master of the cluster to recover".into(),
             }),
@@ -142,7 +143,7 @@ impl Master {
                 id
             }
             (Some(id), Bootstrap::Existing) => id,
-            (None, Bootstrap::Existing) => return Err(Error::DataDir {
+            (None, Bootstrap::Existing) => return Err(Error::DataDirState {
                 path: data.path.clone(),
                 message:
                     "not set up: pass --init to start a new cluster, or --join ADDR --token TOKEN"
@@ -199,7 +200,7 @@ impl Master {
             socket,
             Arc::new(quinn::TokioRuntime),
         )
-        .map_err(|e| Error::Join(format!("QUIC endpoint: {e}")))?;
+        .map_err(|source| Error::Endpoint { source })?;
         let peer_quic = tls::client_config(&ca.cert_pem, &cert, ALPN_RAFT, &cfg.transport)?;
         let peers = Arc::new(Peers::new(
             endpoint.clone(),
@@ -225,10 +226,7 @@ impl Master {
             secret: data.secret()?,
         });
         let api = ApiServer::new(store.clone(), cfg.store.max_value_bytes);
-        let actors = MasterActors::start(api).map_err(|e| Error::DataDir {
-            path: data.path.clone(),
-            message: format!("cannot start the actor system: {e}"),
-        })?;
+        let actors = MasterActors::start(api).map_err(|source| Error::Actors { source })?;
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let accept = tokio::spawn(accept_loop(
             endpoint.clone(),
@@ -465,13 +463,20 @@ pub async fn request_join(
     cfg: &MasterConfig,
 ) -> Result<JoinResponse> {
     let (pin, secret) = identity::parse_token(token)?;
-    let quic = tls::join_client_config(&pin, &cfg.transport)?;
+    let (quic, pin_check) = tls::join_client_config(&pin, &cfg.transport)?;
     let endpoint = tls::client_endpoint("0.0.0.0:0".parse().expect("static"))?;
     let target: SocketAddr = tokio::net::lookup_host(via)
         .await
         .ok()
         .and_then(|mut a| a.next())
-        .ok_or_else(|| Error::Join(format!("cannot resolve {via}")))?;
+        .ok_or_else(|| Error::Join {
+            via: via.to_string(),
+            reason: "cannot resolve the address".into(),
+        })?;
+    let join_err = |reason: String| Error::Join {
+        via: via.to_string(),
+        reason,
+    };
     let mut last = String::new();
     for _ in 0..20 {
         let attempt = async {
@@ -498,20 +503,22 @@ pub async fn request_join(
         };
         match tokio::time::timeout(Duration::from_secs(10), attempt).await {
             Ok(Ok(Ok(ApiResponse::Joined(r)))) => return Ok(*r),
-            Ok(Ok(Ok(other))) => return Err(Error::Join(format!("unexpected answer {other:?}"))),
+            Ok(Ok(Ok(other))) => return Err(join_err(format!("unexpected answer {other:?}"))),
             Ok(Ok(Err(e))) if e.code == ferry_api::proto::ErrorCode::Unavailable => {
                 last = e.to_string()
             }
-            Ok(Ok(Err(e))) => return Err(Error::Join(e.message)),
-            Ok(Err(e)) if e.contains("CA does not match") => {
-                return Err(Error::Join(format!("{via}: {e}")))
+            Ok(Ok(Err(e))) => return Err(join_err(e.message)),
+            Ok(Err(_)) if pin_check.mismatched() => {
+                return Err(Error::CaMismatch {
+                    via: via.to_string(),
+                })
             }
             Ok(Err(e)) => last = e,
             Err(_) => last = "timed out".into(),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Err(Error::Join(format!("{via}: {last}")))
+    Err(join_err(last))
 }
 
 /// A joined master keeps asking to be added until it sees itself in the membership
