@@ -286,3 +286,25 @@ async fn sigkill_all_masters_keeps_every_acknowledged_write() {
         }
     }
 }
+
+/// A power failure of every master at once, under concurrent writes: each
+/// store keeps only what its last sync made durable (the image the flusher
+/// keeps with `FERRY_FAULT_SYNC_IMAGE`). SIGKILL alone keeps the page cache,
+/// so only this test fails when a sync on the acknowledgement path is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_failure_of_every_master_loses_no_acknowledged_write() {
+    let _serial = serial().await;
+    let mut c = Cluster::start_emulating_power_failures(3).await;
+    let load = Load::start(&rotated_clients(&c, Duration::from_secs(5)), 6, "/pf/");
+    load.wait_count(150, "150 writes before the power failure")
+        .await;
+    for i in 0..3 {
+        c.power_fail(i);
+    }
+    let acked = load.finish().await;
+    for i in 0..3 {
+        c.spawn(i, &[]);
+    }
+    let final_rev = c.put("/pf-after", b"x").await;
+    verify_everywhere(&c, "/pf/", &acked, final_rev).await;
+}

@@ -71,6 +71,8 @@ pub struct Cluster {
     token: String,
     /// Flags every start of every master gets (after `extra`), e.g. `--config FILE`.
     common: Vec<String>,
+    /// Environment every start of every master gets.
+    env: Vec<(&'static str, &'static str)>,
 }
 
 impl Cluster {
@@ -88,6 +90,21 @@ impl Cluster {
     /// [`Cluster::start_with`], every master (at every start) reading `config` as its
     /// master config file when given.
     pub async fn start_configured(n: usize, init: &[&str], config: Option<&str>) -> Cluster {
+        Cluster::start_full(n, init, config, Vec::new()).await
+    }
+
+    /// [`Cluster::start`] whose masters keep an image of their store as of its
+    /// last sync (`FERRY_FAULT_SYNC_IMAGE`), for [`Cluster::power_fail`].
+    pub async fn start_emulating_power_failures(n: usize) -> Cluster {
+        Cluster::start_full(n, &["--init"], None, vec![("FERRY_FAULT_SYNC_IMAGE", "1")]).await
+    }
+
+    async fn start_full(
+        n: usize,
+        init: &[&str],
+        config: Option<&str>,
+        env: Vec<(&'static str, &'static str)>,
+    ) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("ferry-cluster-")
             .tempdir()
@@ -121,6 +138,7 @@ impl Cluster {
             masters,
             token: String::new(),
             common,
+            env,
         };
         c.spawn(0, &init.iter().map(|a| a.to_string()).collect::<Vec<_>>());
         let token_file = c.masters[0].data.join("join-token");
@@ -183,6 +201,7 @@ impl Cluster {
             .arg(&m.addr)
             .args(extra)
             .args(&self.common)
+            .envs(self.env.iter().copied())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
             .spawn()
@@ -403,6 +422,21 @@ impl Cluster {
 
     fn signal(&self, i: usize, sig: Signal) {
         kill(self.pid(i), sig).unwrap_or_else(|e| panic!("{sig} to {}: {e}", self.masters[i].name));
+    }
+
+    /// A power failure of master `i`: SIGKILL, then its store file is put back
+    /// to the image of its last sync (what the disk would hold), so everything
+    /// written but not synced is gone. Needs [`Cluster::start_emulating_power_failures`].
+    pub fn power_fail(&mut self, i: usize) {
+        self.kill(i);
+        let store = self.masters[i].data.join("store");
+        let image = store.join(ferry_raft::log_store::SYNC_IMAGE);
+        if image.exists() {
+            std::fs::rename(&image, store.join("db")).expect("put the sync image back");
+        } else {
+            // Never synced: the disk holds none of it.
+            std::fs::File::create(store.join("db")).expect("truncate the store file");
+        }
     }
 
     /// SIGKILLs master `i` and reaps it.
