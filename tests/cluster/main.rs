@@ -4,8 +4,11 @@
 //! Layout:
 //! - [`harness`]: starting, killing, pausing and restarting `ferry master` processes.
 //! - [`procs`]: running `ferry` commands, finding processes, free ports, log tails.
-//! - [`chaos`]: a bounded soak of random crashes and pauses (ignored; run as a command).
-//! - [`crash`]: SIGKILL of the leader under load and of every master; no acknowledged write lost.
+//! - [`chaos`]: a bounded soak of crashes and pauses with large values and stalling
+//!   watchers: a short one (every fault kind once) in CI, a long one as a command.
+//! - [`crash`]: SIGKILL of the leader under load and of every master, and a power
+//!   failure of every master (stores put back to their last sync); no acknowledged
+//!   write lost.
 //! - [`fork`]: a leader that lost unflushed entries in a SIGKILL does not resume its
 //!   term (which would give their log ids to different entries).
 //! - [`pause`]: a SIGSTOPped leader is replaced and serves no stale read after SIGCONT.
