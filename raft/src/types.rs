@@ -1,6 +1,6 @@
 //! The openraft type config and the replicated command.
 
-use ferry_api::kv::{KvError, Write, WriteOutcome};
+use ferry_api::kv::{KvError, RequestId, Write, WriteOutcome};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -38,6 +38,17 @@ pub enum Command {
         /// The writes (shared: log cache, replication and apply read the same entry;
         /// serialized exactly as a `Vec`).
         writes: Arc<Vec<Write>>,
+    },
+    /// Version 2: as V1, each write with its request id; the state machine
+    /// answers a remembered id with its first outcome instead of applying it again.
+    V2 {
+        /// The writes (shared, as in V1).
+        writes: Arc<Vec<Write>>,
+        /// `ids[i]` is the request id of `writes[i]`.
+        ids: Arc<Vec<RequestId>>,
+        /// The leader's wall clock when it built the entry (ms since the Unix
+        /// epoch): remembered ids expire by this time, never the applier's clock.
+        at_ms: u64,
     },
 }
 
