@@ -17,8 +17,8 @@
 //!   scale, delete with each cascade policy, `get -w` across the SIGKILL of its master.
 //! - [`recovery`]: `ferry snapshot save` and `ferry master --init --restore`; damaged
 //!   snapshot files refused; `ferry master --force-new-cluster` after quorum is lost.
-//! - [`retry`]: a pinned write retried after its master went silent applies once and
-//!   is reported honestly (success, or unknown outcome, never a false conflict).
+//! - [`retry`]: a write retried after its master went silent applies once and answers
+//!   its one outcome (never a false conflict or AlreadyExists).
 //! - [`watch`]: a watch streams on across the SIGKILL of the master serving it.
 
 mod bad_input;
