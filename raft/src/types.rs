@@ -75,3 +75,33 @@ pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> crate
         .map(|(v, _)| v)
         .map_err(|e| crate::Error::Corrupt(format!("{what}: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_api::kv::{Expect, WriteOp};
+
+    #[test]
+    fn v1_entries_keep_their_encoding_and_v2_is_a_new_variant() {
+        let writes = Arc::new(vec![Write::Op(WriteOp::Put {
+            key: "k".into(),
+            value: b"v".to_vec(),
+            expect: Expect::Any,
+        })]);
+        let v1 = Command::V1 {
+            writes: writes.clone(),
+        };
+        let mut want = vec![0u8]; // variant 0, then the Vec as V1 always encoded it
+        want.extend(encode(&*writes));
+        assert_eq!(encode(&v1), want);
+        assert_eq!(decode::<Command>(&want, "v1").unwrap(), v1);
+        let v2 = Command::V2 {
+            writes,
+            ids: Arc::new(vec![RequestId(1)]),
+            at_ms: 5,
+        };
+        let bytes = encode(&v2);
+        assert_eq!(bytes[0], 1);
+        assert_eq!(decode::<Command>(&bytes, "v2").unwrap(), v2);
+    }
+}

@@ -106,7 +106,8 @@ impl Sessions {
                 None => return Ok(None),
             },
         };
-        let valid = seq - rec.seq < MAX_IDS && self.at_ms.saturating_sub(rec.at_ms) <= MAX_AGE_MS;
+        let valid = seq.saturating_sub(rec.seq) < MAX_IDS
+            && self.at_ms.saturating_sub(rec.at_ms) <= MAX_AGE_MS;
         Ok(valid.then_some(rec.result))
     }
 
@@ -156,8 +157,8 @@ impl Sessions {
         for item in tree.scan_prefix(keys::REQUESTS_BY_REV).take(budget) {
             let (k, v) = item?;
             let e: EntryIds = decode(&v, "remembered request ids")?;
-            let expired =
-                seq - e.last_seq >= MAX_IDS || self.at_ms.saturating_sub(e.at_ms) > MAX_AGE_MS;
+            let expired = seq.saturating_sub(e.last_seq) >= MAX_IDS
+                || self.at_ms.saturating_sub(e.at_ms) > MAX_AGE_MS;
             if !expired {
                 break;
             }
