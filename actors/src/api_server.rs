@@ -130,6 +130,9 @@ async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
 async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError> {
     Ok(match req {
         ApiRequest::Write(w) => ApiResponse::Write(store.write(w).await?),
+        ApiRequest::WriteOnce { id, write } => {
+            ApiResponse::Write(store.write_once(id, write).await?)
+        }
         ApiRequest::Get { key, consistency } => {
             let (kv, revision) = store.get(&key, consistency).await?;
             ApiResponse::Get { kv, revision }

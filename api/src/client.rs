@@ -1,14 +1,18 @@
 //! A client of the masters: holds every master's address, keeps one QUIC
 //! connection, and moves to another master when its master fails.
 //!
-//! Idempotent requests (reads, watches, writes pinned to exact revisions) are
-//! retried on another master; a non-idempotent write whose master failed after it
-//! was sent returns [`Error::Indeterminate`]. So does a retried pinned write whose
-//! retry fails its precondition: the first attempt's own success would cause that
-//! too. Watches resume from their last revision.
+//! Idempotent requests are retried on another master until the deadline: reads,
+//! watches, and every write [`Client::write`] sends — it gives each write a
+//! request id (`ApiRequest::WriteOnce`), and the store answers a repeat of an id
+//! with the first outcome instead of applying it again. Only when the deadline
+//! runs out after an attempt that may have applied is the answer
+//! [`Error::Indeterminate`]. A bare `ApiRequest::Write` (no id) is retried only
+//! when pinned to exact revisions, and a retry of it that fails its precondition
+//! is `Indeterminate` too (the first attempt's own success would cause that).
+//! Watches resume from their last revision.
 
 use crate::frame::{read_frame, write_frame};
-use crate::kv::{Expect, KeyValue, KvError, WatchItem, Write, WriteOp, WriteOutcome};
+use crate::kv::{Expect, KeyValue, KvError, RequestId, WatchItem, Write, WriteOp, WriteOutcome};
 use crate::object::{ObjectEvent, ObjectRequest, ObjectResponse};
 use crate::proto::{
     ApiError, ApiRequest, ApiResponse, ClusterStatus, Consistency, ErrorCode, RangeRequest,
@@ -219,7 +223,9 @@ impl Client {
         let mut last: Option<Error> = None;
         // Set once an attempt of this write may have applied (sent, no answer).
         let mut maybe_applied: Option<(String, String)> = None;
-        let write = matches!(req, ApiRequest::Write(_));
+        let write = matches!(req, ApiRequest::Write(_) | ApiRequest::WriteOnce { .. });
+        // A repeat of a write with an id answers the first outcome: it is the answer.
+        let once = matches!(req, ApiRequest::WriteOnce { .. });
         while Instant::now() < deadline {
             let (i, conn) = match self.connection().await {
                 Ok(c) => c,
@@ -236,7 +242,9 @@ impl Client {
                 Err(_) => Attempt::Sent(Error::Stream("request timed out".into())),
             };
             match outcome {
-                Attempt::Done(Ok(ApiResponse::Write(Err(failed)))) if maybe_applied.is_some() => {
+                Attempt::Done(Ok(ApiResponse::Write(Err(failed))))
+                    if maybe_applied.is_some() && !once =>
+                {
                     let (addr, message) = maybe_applied.expect("checked");
                     return Err(Error::Indeterminate {
                         addr,
@@ -288,9 +296,20 @@ impl Client {
         })
     }
 
-    /// Applies a write.
+    /// Applies a write exactly once: under a new request id, retried across
+    /// failovers until the client's deadline.
     pub async fn write(&self, w: Write) -> Result<std::result::Result<WriteOutcome, KvError>> {
-        match self.call(&ApiRequest::Write(w)).await? {
+        self.write_once(RequestId::random(), w).await
+    }
+
+    /// Applies a write under request id `id`: calling this again with the same
+    /// id and write (say, after an `Indeterminate` answer) cannot apply it twice.
+    pub async fn write_once(
+        &self,
+        id: RequestId,
+        w: Write,
+    ) -> Result<std::result::Result<WriteOutcome, KvError>> {
+        match self.call(&ApiRequest::WriteOnce { id, write: w }).await? {
             ApiResponse::Write(r) => Ok(r),
             other => Err(Error::Unexpected(format!("{other:?}"))),
         }

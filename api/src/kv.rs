@@ -116,6 +116,24 @@ impl Write {
     }
 }
 
+/// A write's unique id: a repeat of the same id is answered with the first
+/// outcome instead of applying again (exactly-once writes, Raft dissertation §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RequestId(pub u128);
+
+impl RequestId {
+    /// A new random id (128 bits: collisions are not a concern).
+    pub fn random() -> RequestId {
+        RequestId(rand::random())
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
 /// What a successful write did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteOutcome {

@@ -4,7 +4,7 @@
 //! frame, the server answers with one `Result<ApiResponse, ApiError>` frame — or,
 //! for a watch, a stream of `Result<WatchItem, ApiError>` frames until either side closes.
 
-use crate::kv::{KeyValue, KvError, Write, WriteOutcome};
+use crate::kv::{KeyValue, KvError, RequestId, Write, WriteOutcome};
 use crate::object::{ObjectRequest, ObjectResponse};
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +93,15 @@ pub enum ApiRequest {
         /// the leader (works without quorum; may lag the cluster).
         local: bool,
     },
+    /// A write with its request id, answered as [`ApiRequest::Write`] is. Sent
+    /// again with the same id it is not applied twice: a repeat answers the
+    /// first outcome, so a client may retry it on any master until its deadline.
+    WriteOnce {
+        /// Unique per write (not per attempt).
+        id: RequestId,
+        /// The write.
+        write: Write,
+    },
 }
 
 impl ApiRequest {
@@ -104,7 +113,8 @@ impl ApiRequest {
             | ApiRequest::Range(_)
             | ApiRequest::Watch(_)
             | ApiRequest::Status
-            | ApiRequest::Snapshot { .. } => true,
+            | ApiRequest::Snapshot { .. }
+            | ApiRequest::WriteOnce { .. } => true,
             ApiRequest::Object(o) => o.is_idempotent(),
             ApiRequest::RemoveMember { .. } | ApiRequest::Join(_) => false,
         }

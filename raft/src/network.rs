@@ -6,7 +6,7 @@
 
 use crate::types::{NodeId, TypeConfig};
 use ferry_api::frame::{encode, read_frame};
-use ferry_api::kv::{KvError, Write, WriteOutcome};
+use ferry_api::kv::{KvError, RequestId, Write, WriteOutcome};
 use ferry_api::proto::{ApiError, ClusterStatus};
 use ferry_api::MASTER_SERVER_NAME;
 use openraft::error::{
@@ -61,6 +61,14 @@ pub enum PeerRequest {
     NextId,
     /// The leader's view of the cluster.
     Status,
+    /// A client write with its request id, forwarded to the leader (answered
+    /// with `PeerResponse::Forward`).
+    ForwardOnce {
+        /// The request id.
+        id: RequestId,
+        /// The write.
+        write: Write,
+    },
 }
 
 /// The answer to a [`PeerRequest`].

@@ -20,8 +20,8 @@
 //!   scale, delete with each cascade policy, `get -w` across the SIGKILL of its master.
 //! - [`recovery`]: `ferry snapshot save` and `ferry master --init --restore`; damaged
 //!   snapshot files refused; `ferry master --force-new-cluster` after quorum is lost.
-//! - [`retry`]: a pinned write retried after its master went silent applies once and
-//!   is reported honestly (success, or unknown outcome, never a false conflict).
+//! - [`retry`]: a write retried after its master went silent applies once and answers
+//!   its one outcome (never a false conflict or AlreadyExists).
 //! - [`stop`]: a SIGTERMed master exits at once with everything it acknowledged on
 //!   disk; `ferry up` reports a master that cannot start at once; logs in files are plain.
 //! - [`watch`]: a watch streams on across the SIGKILL of the master serving it.

@@ -1,9 +1,8 @@
-//! A write pinned to an exact `mod_revision` is retried on another master when
-//! its master goes silent, and the answer the client gives is honest either way:
+//! A write is retried on another master when its master goes silent, under the
+//! same request id, and the answer is the write's one real outcome either way:
 //! - the request was lost: the retry applies it and the client reports success;
-//! - the answer was lost (the write applied): the retry fails its precondition,
-//!   which the first attempt's success explains, so the client reports the
-//!   outcome as unknown instead of a conflict.
+//! - the answer was lost (the write applied): the retry finds the id remembered
+//!   and answers the first outcome — no conflict, no AlreadyExists, no second apply.
 //!
 //! A UDP relay in front of the leader drops one direction of its traffic on
 //! demand, so the test decides which half of the exchange is lost.
@@ -11,7 +10,7 @@
 use crate::harness::{serial, Cluster};
 use ferry_api::kv::Expect;
 use ferry_api::proto::Consistency;
-use ferry_api::{Client, Error};
+use ferry_api::Client;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -87,7 +86,7 @@ async fn relayed_client(c: &Cluster, leader: usize) -> (Relay, Arc<Client>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pinned_write_retried_after_silence_applies_once_and_reports_honestly() {
+async fn a_write_retried_after_silence_applies_once_and_answers_its_outcome() {
     let _serial = serial().await;
     let c = Cluster::start(3).await;
     let leader = c.leader(&[]).await;
@@ -120,8 +119,8 @@ async fn a_pinned_write_retried_after_silence_applies_once_and_reports_honestly(
     assert_eq!((kv.value, kv.mod_revision), (b"2".to_vec(), out.revision));
     drop(relay);
 
-    // The answer is lost: the write applied, the retry conflicts, and the client
-    // says the outcome is unknown rather than that the write was refused.
+    // The answer is lost: the write applied; the retry on another master carries
+    // the same request id, so it answers the first outcome instead of a conflict.
     let (relay, client) = relayed_client(&c, leader).await;
     let rev = client
         .put("retry/lost-answer", b"1".to_vec(), Expect::Absent)
@@ -130,17 +129,11 @@ async fn a_pinned_write_retried_after_silence_applies_once_and_reports_honestly(
         .expect("created")
         .revision;
     relay.drop_replies.store(true, Ordering::Relaxed);
-    let err = match client
+    let out = client
         .put("retry/lost-answer", b"2".to_vec(), Expect::ModRevision(rev))
         .await
-    {
-        Err(e @ Error::Indeterminate { .. }) => e.to_string(),
-        other => panic!("a write whose answer was lost must be reported unknown, got {other:?}"),
-    };
-    assert!(
-        err.contains("outcome is unknown") && err.contains("conflict"),
-        "the message says why: {err}"
-    );
+        .expect("the retry reaches another master")
+        .expect("the retry answers the first attempt's success");
     let kv = direct
         .get("retry/lost-answer", Consistency::Linearizable)
         .await
@@ -148,4 +141,39 @@ async fn a_pinned_write_retried_after_silence_applies_once_and_reports_honestly(
         .expect("present");
     assert_eq!(kv.value, b"2".to_vec(), "the write applied exactly once");
     assert_eq!(kv.version, 2, "created once, updated once");
+    assert_eq!(
+        kv.mod_revision, out.revision,
+        "the first outcome's revision"
+    );
+    drop(relay);
+
+    // The defect exactly-once writes fix: a create whose answer is lost is
+    // retried and answers its own success, not AlreadyExists; an unconditional
+    // put is not applied twice.
+    let (relay, client) = relayed_client(&c, leader).await;
+    client
+        .put("retry/warm", b"1".to_vec(), Expect::Any)
+        .await
+        .expect("through the relay")
+        .expect("applied");
+    relay.drop_replies.store(true, Ordering::Relaxed);
+    let created = client
+        .put("retry/created", b"1".to_vec(), Expect::Absent)
+        .await
+        .expect("the retry reaches another master")
+        .expect("a retried create answers its first outcome, not AlreadyExists");
+    let put = client
+        .put("retry/created", b"2".to_vec(), Expect::Any)
+        .await
+        .expect("rpc")
+        .expect("applied");
+    let kv = direct
+        .get("retry/created", Consistency::Linearizable)
+        .await
+        .expect("read")
+        .expect("present");
+    assert_eq!(
+        (kv.create_revision, kv.mod_revision, kv.version),
+        (created.revision, put.revision, 2)
+    );
 }

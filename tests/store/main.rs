@@ -10,6 +10,7 @@
 
 mod harness;
 mod membership;
+mod once;
 mod range;
 mod snapshot;
 mod watch;

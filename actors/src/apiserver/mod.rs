@@ -13,7 +13,7 @@
 //! - [`admission`]: strict decoding, defaulting and validation per kind.
 //! - [`read`]: get and list (selectors, pages).
 //! - [`write`]: create, update, patch and the `status`, `scale`, `binding` subresources.
-//! - [`commit`]: writes whose outcome a leader failure left unknown are settled by a read.
+//! - [`commit`]: every object write under one request id, retried until it has an answer.
 //! - [`delete`]: grace periods, finalizers, propagation policies.
 //! - [`watch`]: object watches from a resourceVersion, with bookmarks and 410 Gone.
 //! - [`actor`]: the actix actor that runs this pipeline for the connection tasks.

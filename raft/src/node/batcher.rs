@@ -14,7 +14,7 @@
 
 use super::WriteResult;
 use crate::types::{Command, Raft};
-use ferry_api::kv::Write;
+use ferry_api::kv::{RequestId, Write};
 use ferry_api::proto::{ApiError, ErrorCode};
 use ferry_config::StoreLimits;
 use openraft::error::{ClientWriteError, RaftError};
@@ -30,6 +30,7 @@ const REGROUP_WAIT: Duration = Duration::from_micros(2000);
 
 /// A write waiting for its batch.
 pub struct Pending {
+    pub id: RequestId,
     pub write: Write,
     pub size: usize,
     pub tx: oneshot::Sender<WriteResult>,
@@ -77,11 +78,25 @@ pub async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, limits: StoreLimit
 }
 
 async fn commit(raft: &Raft, batch: Vec<Pending>) {
-    let (writes, txs): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.write, p.tx)).unzip();
-    let n = writes.len();
+    let n = batch.len();
+    let (mut writes, mut ids, mut txs) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for p in batch {
+        writes.push(p.write);
+        ids.push(p.id);
+        txs.push(p.tx);
+    }
     tracing::trace!(writes = n, "group commit");
-    let write = raft.client_write(Command::V1 {
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let write = raft.client_write(Command::V2 {
         writes: Arc::new(writes),
+        ids: Arc::new(ids),
+        at_ms,
     });
     match tokio::time::timeout(COMMIT_TIMEOUT, write).await {
         Ok(Ok(resp)) if resp.data.results.len() == n => {

@@ -65,7 +65,11 @@ impl Store {
                 value: (id + 1).to_string().into_bytes(),
                 expect,
             });
-            if self.write_local(put).await?.is_ok() {
+            if self
+                .write_local(ferry_api::kv::RequestId::random(), put)
+                .await?
+                .is_ok()
+            {
                 return Ok(id);
             }
         }

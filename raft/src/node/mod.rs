@@ -15,7 +15,7 @@ use crate::network::{NetworkFactory, PeerRequest, PeerResponse, Peers};
 use crate::sm::{SmShared, StateMachine};
 use crate::types::{NodeId, Raft};
 use crate::watch::WatchStream;
-use ferry_api::kv::{KeyValue, KvError, Write, WriteOp, WriteOutcome};
+use ferry_api::kv::{KeyValue, KvError, RequestId, Write, WriteOp, WriteOutcome};
 use ferry_api::proto::{
     ApiError, Consistency, ErrorCode, RangeRequest, RangeResponse, WatchRequest,
 };
@@ -237,12 +237,24 @@ impl Store {
         }
     }
 
-    /// Applies a write through Raft, on whichever master leads.
+    /// Applies a write through Raft, on whichever master leads, under a new
+    /// request id (a caller that retries uses [`Store::write_once`]).
     pub async fn write(&self, w: Write) -> WriteResult {
+        self.write_once(RequestId::random(), w).await
+    }
+
+    /// Applies a write with request id `id` through Raft, on whichever master
+    /// leads. Sending the same write with the same id again is safe: once the
+    /// first has applied, a repeat answers its outcome without applying again
+    /// (while the id is remembered, see `sm::sessions`).
+    pub async fn write_once(&self, id: RequestId, w: Write) -> WriteResult {
         self.validate(&w)?;
         self.on_leader(
-            PeerRequest::Forward(w.clone()),
-            self.write_local(w),
+            PeerRequest::ForwardOnce {
+                id,
+                write: w.clone(),
+            },
+            self.write_local(id, w),
             |r| match r {
                 PeerResponse::Forward(r) => Some(r),
                 _ => None,
@@ -258,12 +270,17 @@ impl Store {
     }
 
     /// Queues a write into this master's group commit (it must lead).
-    pub async fn write_local(&self, w: Write) -> WriteResult {
+    pub async fn write_local(&self, id: RequestId, w: Write) -> WriteResult {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let size = w.size();
         self.inner
             .batch_tx
-            .send(batcher::Pending { write: w, size, tx })
+            .send(batcher::Pending {
+                id,
+                write: w,
+                size,
+                tx,
+            })
             .await
             .map_err(|_| unavailable("store is shutting down"))?;
         rx.await.unwrap_or_else(|_| {

@@ -66,7 +66,13 @@ impl Store {
             PeerRequest::InstallSnapshot(r) => {
                 PeerResponse::InstallSnapshot(raft.install_snapshot(r).await)
             }
-            PeerRequest::Forward(w) => PeerResponse::Forward(self.write_local(w).await),
+            PeerRequest::Forward(w) => {
+                let id = ferry_api::kv::RequestId::random();
+                PeerResponse::Forward(self.write_local(id, w).await)
+            }
+            PeerRequest::ForwardOnce { id, write } => {
+                PeerResponse::Forward(self.write_local(id, write).await)
+            }
             PeerRequest::ReadIndex => PeerResponse::ReadIndex(self.read_index_local().await),
             PeerRequest::AddMember { id, addr, force } => {
                 PeerResponse::Done(self.add_member_local(id, addr, force).await)

@@ -4,8 +4,11 @@
 //! earlier in the same batch go through the overlay.
 
 use super::keys::{self, StoredKv};
+use super::sessions::Sessions;
 use crate::types::{decode, encode};
-use ferry_api::kv::{Event, EventKind, Expect, KeyValue, KvError, Write, WriteOp, WriteOutcome};
+use ferry_api::kv::{
+    Event, EventKind, Expect, KeyValue, KvError, RequestId, Write, WriteOp, WriteOutcome,
+};
 use std::collections::HashMap;
 
 /// One apply call's changes to the tree, in order.
@@ -65,6 +68,8 @@ pub struct ApplyCtx<'a> {
     hist_bytes: usize,
     /// Revisions at or below this have no history.
     pub compacted: u64,
+    /// Remembered request ids.
+    sessions: Sessions,
 }
 
 impl<'a> ApplyCtx<'a> {
@@ -80,7 +85,39 @@ impl<'a> ApplyCtx<'a> {
             hist_seq: 0,
             hist_bytes: 0,
             compacted,
+            sessions: Sessions::default(),
         }
+    }
+
+    /// Starts a `Command::V2` entry at `revision`, stamped `at_ms` by its leader.
+    pub fn begin_with_ids(&mut self, revision: u64, at_ms: u64) {
+        self.begin(revision);
+        self.sessions.begin(revision, at_ms);
+    }
+
+    /// Applies a write carrying request id `id` — or, when `id` is remembered,
+    /// answers its first outcome without applying it again.
+    pub fn apply_once(
+        &mut self,
+        id: RequestId,
+        w: &Write,
+    ) -> crate::Result<Result<WriteOutcome, KvError>> {
+        if let Some(first) = self.sessions.lookup(self.tree, id)? {
+            return Ok(first);
+        }
+        let r = self.apply_write(w)?;
+        self.sessions.remember(self.tree, &mut self.batch, id, &r)?;
+        Ok(r)
+    }
+
+    /// Ends a `Command::V2` entry.
+    pub fn end_with_ids(&mut self) {
+        self.sessions.end(&mut self.batch);
+    }
+
+    /// Ends the apply call's id bookkeeping (count, bounded expiry).
+    pub fn finish_ids(&mut self) -> crate::Result<()> {
+        self.sessions.finish(self.tree, &mut self.batch)
     }
 
     /// Starts the entry at `revision` (its log index).
@@ -459,5 +496,38 @@ mod tests {
             (5, 6, 2)
         );
         assert_eq!(ev.prev.unwrap().value, b"1".to_vec());
+    }
+
+    #[test]
+    fn a_repeated_id_answers_the_first_outcome_within_one_apply_call() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("sm").unwrap();
+        let id = RequestId(7);
+        let create = Write::Op(put("a", "1", Expect::Absent));
+        let mut ctx = ApplyCtx::new(&tree, 0);
+        ctx.begin_with_ids(5, 1);
+        let first = ctx.apply_once(id, &create).unwrap();
+        assert!(first.is_ok());
+        // The same entry (a batch holding the write twice) and the next entry.
+        assert_eq!(ctx.apply_once(id, &create).unwrap(), first);
+        ctx.end_with_ids();
+        assert_eq!(ctx.take_events().len(), 1, "one create in entry 5");
+        ctx.begin_with_ids(6, 2);
+        ctx.apply_write(&Write::Op(del("a", Expect::Any)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ctx.apply_once(id, &create).unwrap(), first);
+        ctx.end_with_ids();
+        assert_eq!(ctx.take_events().len(), 1, "only the delete of entry 6");
+        ctx.finish_ids().unwrap();
+        ctx.batch.write_to(&tree).unwrap();
+        assert!(
+            tree.get(keys::kv_key("a")).unwrap().is_none(),
+            "resurrected"
+        );
+        // A later apply call reads it from the tree.
+        let mut ctx = ApplyCtx::new(&tree, 0);
+        ctx.begin_with_ids(7, 3);
+        assert_eq!(ctx.apply_once(id, &create).unwrap(), first);
     }
 }

@@ -4,6 +4,7 @@
 //! - [`keys`]: the key layout inside the state-machine tree.
 //! - [`apply`]: applying a batch of entries (preconditions, txn, events, history trim).
 //! - [`read`]: reads, latest or at a revision.
+//! - [`sessions`]: remembered request ids, so a repeated write answers its first outcome.
 //! - [`snapshot`]: snapshot files: dump, validate, load.
 //!
 //! The state lives in one tree, `sm.<generation>`; installing a snapshot loads a
@@ -20,6 +21,7 @@
 pub mod apply;
 pub mod keys;
 pub mod read;
+pub mod sessions;
 pub mod snapshot;
 
 use crate::log_store::Flusher;
@@ -271,6 +273,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         );
                     }
                 }
+                EntryPayload::Normal(Command::V2 { writes, ids, at_ms }) => {
+                    ctx.begin_with_ids(index, *at_ms);
+                    for (i, w) in writes.iter().enumerate() {
+                        let r = match ids.get(i) {
+                            Some(id) => ctx.apply_once(*id, w),
+                            None => ctx.apply_write(w),
+                        };
+                        resp.results
+                            .push(r.map_err(|e| sm_err(ErrorVerb::Write, e))?);
+                    }
+                    ctx.end_with_ids();
+                }
                 EntryPayload::Membership(m) => {
                     let stored = StoredMembership::new(Some(entry.log_id), m.clone());
                     ctx.batch.insert(keys::MEMBERSHIP, encode(&stored));
@@ -293,6 +307,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let Some(last) = last else {
             return Ok(responses);
         };
+        ctx.finish_ids().map_err(|e| sm_err(ErrorVerb::Write, e))?;
         ctx.batch.insert(keys::APPLIED, encode(&Some(last)));
         let compacted = ctx.compacted;
         let batch = std::mem::take(&mut ctx.batch);
