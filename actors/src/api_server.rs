@@ -362,3 +362,97 @@ async fn join(
         voter: false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_api::kv::{Expect, Write, WriteOp};
+    use ferry_api::proto::{Consistency, JoinRequest, RangeRequest, WatchRequest};
+
+    /// Every raw-store, membership and backup request, and the two anyone may make.
+    fn requests() -> Vec<(ApiRequest, bool)> {
+        let put = WriteOp::Put {
+            key: "/registry/secrets/default/x".into(),
+            value: b"v".to_vec(),
+            expect: Expect::Any,
+        };
+        vec![
+            (ApiRequest::Write(Write::Op(put.clone())), false),
+            (ApiRequest::Write(Write::Txn(vec![put])), false),
+            (
+                ApiRequest::Get {
+                    key: "/registry/secrets/default/x".into(),
+                    consistency: Consistency::Linearizable,
+                },
+                false,
+            ),
+            (
+                ApiRequest::Range(RangeRequest {
+                    prefix: "/".into(),
+                    start_after: None,
+                    limit: 0,
+                    consistency: Consistency::Local,
+                }),
+                false,
+            ),
+            (
+                ApiRequest::Watch(WatchRequest {
+                    prefix: "/".into(),
+                    after_revision: None,
+                    bookmark_ms: 0,
+                }),
+                false,
+            ),
+            (ApiRequest::RemoveMember { id: 2, force: true }, false),
+            (ApiRequest::Snapshot { local: false }, false),
+            (ApiRequest::Snapshot { local: true }, false),
+            (
+                ApiRequest::Join(JoinRequest {
+                    secret: String::new(),
+                    addr: "127.0.0.1:1".into(),
+                    force: false,
+                    id: None,
+                }),
+                false,
+            ),
+            (ApiRequest::Status, true),
+            (
+                ApiRequest::Object(Box::new(ObjectRequest::new(
+                    Verb::Get,
+                    "pods",
+                    Some("default"),
+                    Some("p"),
+                ))),
+                true,
+            ),
+        ]
+    }
+
+    #[test]
+    fn the_raw_store_membership_and_backups_are_admin_only() {
+        for who in [Identity::Admin, Identity::Master(3)] {
+            for (req, _) in requests() {
+                assert!(authorize(&who, &req).is_ok(), "{who:?} refused {req:?}");
+            }
+        }
+        let others = [
+            Identity::Node("n1".into()),
+            Identity::User {
+                name: "alice".into(),
+                groups: vec!["system:masters".into()],
+            },
+        ];
+        for who in others {
+            for (req, anyone) in requests() {
+                match authorize(&who, &req) {
+                    Ok(()) => assert!(anyone, "{who:?} allowed {req:?}"),
+                    Err(e) => {
+                        assert!(!anyone, "{who:?} refused {req:?}: {e:?}");
+                        assert_eq!(e.code, ErrorCode::Forbidden, "{req:?}");
+                        assert!(e.message.contains("admin only"), "{}", e.message);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -517,27 +517,31 @@ mod tests {
             .unwrap();
 
         std::fs::write(&hold, b"").unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
         flusher.after_flush(move |r| {
             let _ = tx.send(r.is_ok());
         });
-        let settling = {
-            let f = flusher.clone();
-            tokio::spawn(async move { f.settle().await })
-        };
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(
-            !settling.is_finished(),
-            "settle returned while a flush was held"
-        );
+        let target = flusher.requested.load(Ordering::Acquire);
+        // Polled once while the flush is held, settle is pending (no waiting needed:
+        // the held flush cannot complete until the hold file goes).
+        let mut settling = std::pin::pin!(flusher.settle());
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(settling.as_mut(), cx))
+        })
+        .await;
+        assert!(first.is_pending(), "settle returned while a flush was held");
+        assert!(flusher.completed.load(Ordering::Acquire) < target);
 
         std::fs::remove_file(&hold).unwrap();
         tokio::time::timeout(Duration::from_secs(5), settling)
             .await
             .expect("settle after the hold is lifted")
-            .unwrap()
             .unwrap();
-        assert!(rx.await.unwrap(), "the held flush completed first");
+        assert!(
+            flusher.completed.load(Ordering::Acquire) >= target,
+            "settle returned before the held flush completed"
+        );
+        assert_eq!(rx.try_recv(), Ok(true), "the held flush completed first");
     }
 
     #[test]

@@ -215,9 +215,32 @@ async fn namespaces_must_exist_and_terminate_with_their_content() {
         )
         .await;
     }
+    // One object holds a finalizer, so the namespace stays terminating until it goes.
+    let mut held = configmap("held", json!({}));
+    held["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    api.create("configmaps", Some("tmp"), &held).await;
     let (code, ns) = api.delete("namespaces", None, "tmp", &json!({})).await;
     assert_eq!(code, 202, "{ns}");
     assert_eq!(ns["status"]["phase"], "Terminating");
+    assert!(ns["metadata"]["deletionTimestamp"].is_string(), "{ns}");
+    // The collector empties it down to the held object, which it marks.
+    eventually(
+        "namespace tmp to be emptied but for the held object",
+        WAIT,
+        || async {
+            let (_, left) = api
+                .list("configmaps", Some("tmp"), Default::default())
+                .await;
+            (Api::names(&left) == ["held"]).then_some(())
+        },
+    )
+    .await;
+    let h = api
+        .get("configmaps", Some("tmp"), "held")
+        .await
+        .expect("held");
+    assert!(h["metadata"]["deletionTimestamp"].is_string(), "{h}");
+    // New content is refused exactly as Kubernetes' NamespaceLifecycle refuses it.
     let (code, e) = api
         .call(Api::req(
             ferry_api::object::Verb::Create,
@@ -227,8 +250,35 @@ async fn namespaces_must_exist_and_terminate_with_their_content() {
             Some(&configmap("late", json!({}))),
         ))
         .await;
-    // Either refused as terminating or, if already gone, as not found.
-    assert!(code == 403 || code == 404, "{code} {e}");
+    assert_eq!(
+        e,
+        json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "code": 403, "reason": "Forbidden",
+            "message": "configmaps \"late\" is forbidden: unable to create new content in \
+                        namespace tmp because it is being terminated",
+            "details": {"name": "late", "kind": "configmaps", "causes": [{
+                "reason": "NamespaceTerminating",
+                "message": "namespace tmp is being terminated",
+                "field": "metadata.namespace",
+            }]},
+        }),
+        "{code}"
+    );
+    assert_eq!(code, 403);
+    assert!(api.get("namespaces", None, "tmp").await.is_some());
+    // Releasing the held object lets the namespace go.
+    let (code, r) = api
+        .patch(
+            "configmaps",
+            Some("tmp"),
+            "held",
+            PatchType::Merge,
+            &json!({"metadata": {"finalizers": null}}),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{r}");
     eventually("namespace tmp to be removed", WAIT, || async {
         api.get("namespaces", None, "tmp")
             .await

@@ -107,6 +107,7 @@ async fn selectors_and_pages() {
     };
     let mut seen = Vec::new();
     let mut revisions = Vec::new();
+    let mut tokens = Vec::new();
     loop {
         let (code, page) = api.list("configmaps", Some("default"), opts.clone()).await;
         assert_eq!(code, 200, "{page}");
@@ -121,7 +122,10 @@ async fn selectors_and_pages() {
         )
         .await;
         match page["metadata"]["continue"].as_str() {
-            Some(t) => opts.continue_token = Some(t.to_string()),
+            Some(t) => {
+                tokens.push(t.to_string());
+                opts.continue_token = Some(t.to_string())
+            }
             None => break,
         }
     }
@@ -140,5 +144,65 @@ async fn selectors_and_pages() {
         ..Default::default()
     };
     assert_eq!(api.list("configmaps", Some("default"), bad).await.0, 400);
+
+    // A well-formed token of another collection never reaches the scan: a real
+    // token of configmaps in default, and `<revision>/<key>` tokens made by hand.
+    let token = tokens
+        .first()
+        .expect("the list had more than one page")
+        .clone();
+    let (rev, key) = token.split_once('/').expect("<revision>/<key>");
+    assert!(key.starts_with("registry/configmaps/default/"), "{token}");
+    let with = |t: &str| ListOptions {
+        continue_token: Some(t.to_string()),
+        ..Default::default()
+    };
+    let cases = [
+        ("pods", Some("default"), token.clone()),
+        ("secrets", Some("default"), token.clone()),
+        ("configmaps", Some("kube-system"), token.clone()),
+        ("namespaces", None, token.clone()),
+        (
+            "configmaps",
+            Some("default"),
+            format!("{rev}/registry/secrets/default/x"),
+        ),
+        (
+            "configmaps",
+            Some("default"),
+            format!("{rev}/registry/configmaps/defaultx/a"),
+        ),
+        (
+            "configmaps",
+            None,
+            format!("{rev}/registry/configmapsx/default/a"),
+        ),
+        ("configmaps", Some("default"), format!("{rev}/")),
+    ];
+    for (resource, ns, t) in cases {
+        let (code, e) = api.list(resource, ns, with(&t)).await;
+        assert_eq!(
+            (code, e["reason"].as_str()),
+            (400, Some("BadRequest")),
+            "{resource} in {ns:?} with {t}: {e}"
+        );
+        assert_eq!(
+            e["message"],
+            format!("invalid continue token {t:?}: pass the token of the previous page unchanged"),
+            "{resource} in {ns:?}"
+        );
+    }
+    // The same shape for this collection is taken: the refusals above are the prefix check.
+    for (ns, t) in [
+        (Some("default"), token.clone()),
+        (None, token.clone()),
+        (
+            Some("default"),
+            format!("{rev}/registry/configmaps/default/"),
+        ),
+    ] {
+        let (code, page) = api.list("configmaps", ns, with(&t)).await;
+        assert_eq!(code, 200, "{t} in {ns:?}: {page}");
+    }
     let _ = Verb::List;
 }

@@ -291,3 +291,186 @@ async fn watch_cut_among_its_initial_objects_repeats_none() {
     let (t, n, _) = next(&mut w).await;
     assert_eq!((t.as_str(), n.as_str()), ("ADDED", "i-30"));
 }
+
+/// The next event, bookmarks included.
+async fn raw(w: &mut Watch<ObjectRequest>) -> ObjectEvent {
+    tokio::time::timeout(WAIT, w.next())
+        .await
+        .unwrap_or_else(|_| panic!("no watch event within {WAIT:?}"))
+        .unwrap_or_else(|e| panic!("watch failed: {e}"))
+}
+
+/// A bookmark is the kind's bare object carrying its revision as resourceVersion.
+fn check_bookmark(ev: &ObjectEvent) {
+    assert_eq!(ev.kind, "BOOKMARK");
+    let obj: Value = serde_json::from_slice(&ev.object).expect("bookmark object is JSON");
+    assert_eq!(
+        obj,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"resourceVersion": ev.revision.to_string()}}),
+    );
+}
+
+/// Every bookmark's revision is at least that of every event before it; every
+/// change's is above that of every event (bookmarks included) before it.
+fn check_order(seq: &[ObjectEvent]) {
+    let kinds: Vec<_> = seq.iter().map(|e| (e.kind.as_str(), e.revision)).collect();
+    for (i, e) in seq.iter().enumerate() {
+        for before in &seq[..i] {
+            assert!(before.revision <= e.revision, "{kinds:?}");
+            if e.kind != "BOOKMARK" {
+                assert!(before.revision < e.revision, "{kinds:?}");
+            }
+        }
+    }
+}
+
+/// With `allowWatchBookmarks`: a watch from a resourceVersion starts with a bookmark
+/// at it; one without starts with the current objects, then a bookmark at the
+/// list's revision; an idle watch reports its progress with bookmarks. Without
+/// `allowWatchBookmarks` no bookmark comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookmarks_at_start_and_when_idle_only_when_asked() {
+    let (c, api) = crate::api::cluster().await;
+    let ns = Some("default");
+    let a = api
+        .create("configmaps", ns, &configmap("a", json!({})))
+        .await;
+    let b = api
+        .create("configmaps", ns, &configmap("b", json!({})))
+        .await;
+    let start: u64 = rv(&b).parse().unwrap();
+    let mut from = c.client.watch_objects(watch_req(ns, Some(rv(&b)), None));
+    let mut fresh = c.client.watch_objects(watch_req(ns, None, None));
+    let mut plain_req = watch_req(ns, Some(rv(&b)), None);
+    plain_req.list.allow_bookmarks = false;
+    let mut plain = c.client.watch_objects(plain_req);
+
+    // From a resourceVersion: first a bookmark at it.
+    let first = raw(&mut from).await;
+    check_bookmark(&first);
+    assert_eq!(first.revision, start);
+
+    // Without one: the objects (no resume point), then at once a bookmark at the
+    // list's revision, which covers every object listed. The changes below are made
+    // once the list is read (its first object has come), so they come after it.
+    let ev = raw(&mut fresh).await;
+    assert_eq!((ev.kind.as_str(), ev.revision), ("ADDED", 0));
+    let mut listed = vec![ev];
+
+    // Three changes; then the idle watch reports progress past the last one.
+    let mut last = 0;
+    let mut changed = Vec::new();
+    for i in 0..3 {
+        let (code, o) = api
+            .patch(
+                "configmaps",
+                ns,
+                "a",
+                PatchType::Merge,
+                &json!({"data": {"i": i.to_string()}}),
+                None,
+            )
+            .await;
+        assert_eq!(code, 200, "{o}");
+        last = rv(&o).parse().unwrap();
+        changed.push(last);
+    }
+    let list_bookmark = loop {
+        let ev = raw(&mut fresh).await;
+        if ev.kind == "BOOKMARK" {
+            break ev;
+        }
+        assert_eq!(
+            (ev.kind.as_str(), ev.revision),
+            ("ADDED", 0),
+            "objects, then a bookmark"
+        );
+        listed.push(ev);
+    };
+    let listed: Vec<_> = listed
+        .iter()
+        .map(|ev| {
+            let obj: Value = serde_json::from_slice(&ev.object).unwrap();
+            (
+                obj["metadata"]["name"].as_str().unwrap().to_string(),
+                rv(&obj),
+            )
+        })
+        .collect();
+    check_bookmark(&list_bookmark);
+    assert_eq!(listed, [("a".into(), rv(&a)), ("b".into(), rv(&b))]);
+    assert!(
+        start <= list_bookmark.revision && list_bookmark.revision < changed[0],
+        "the list's bookmark {} is not between {start} and {changed:?}",
+        list_bookmark.revision
+    );
+
+    let mut seqs = [
+        ("from a resourceVersion", &mut from, vec![first]),
+        ("from the list", &mut fresh, vec![list_bookmark]),
+    ];
+    for (what, w, seq) in &mut seqs {
+        let mut changes = 0;
+        loop {
+            let kinds: Vec<_> = seq.iter().map(|e| (&e.kind, e.revision)).collect();
+            assert!(
+                kinds.len() < 20,
+                "{what}: not 3 changes and a bookmark: {kinds:?}"
+            );
+            let ev = raw(w).await;
+            if ev.kind == "BOOKMARK" {
+                check_bookmark(&ev);
+            } else {
+                assert_eq!(ev.kind, "MODIFIED", "{what}");
+                changes += 1;
+            }
+            let done = ev.kind == "BOOKMARK" && changes == 3;
+            seq.push(ev);
+            if done {
+                break;
+            }
+        }
+        check_order(seq);
+        let idle = seq.last().unwrap();
+        assert!(idle.revision >= last, "{what}: {} < {last}", idle.revision);
+    }
+    // The next change comes after those bookmarks.
+    let (code, o) = api
+        .patch(
+            "configmaps",
+            ns,
+            "b",
+            PatchType::Merge,
+            &json!({"data": {"k": "changed"}}),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{o}");
+    for (what, w, seq) in &mut seqs {
+        loop {
+            let ev = raw(w).await;
+            let kinds: Vec<_> = seq.iter().map(|e| (&e.kind, e.revision)).collect();
+            assert!(kinds.len() < 20, "{what}: no change among {kinds:?}");
+            let change = ev.kind != "BOOKMARK";
+            seq.push(ev);
+            if change {
+                break;
+            }
+        }
+        check_order(seq);
+        assert_eq!(seq.last().unwrap().revision.to_string(), rv(&o), "{what}");
+    }
+
+    // Not asked for: the changes and nothing else, even idle for two bookmark periods.
+    let mut kinds = Vec::new();
+    while kinds.len() < 4 {
+        kinds.push(raw(&mut plain).await.kind);
+    }
+    assert_eq!(kinds, ["MODIFIED"; 4]);
+    let more = tokio::time::timeout(std::time::Duration::from_millis(2500), plain.next()).await;
+    assert!(
+        more.is_err(),
+        "an event without allowWatchBookmarks: {more:?}"
+    );
+}

@@ -7,7 +7,7 @@ use ferry_api::frame::{encode, read_frame};
 use ferry_api::kv::Expect;
 use ferry_api::proto::{ApiError, ApiRequest, ApiResponse, Consistency, ErrorCode};
 use ferry_api::tls::{self, Ca, CertPair, Identity};
-use ferry_api::{ALPN_API, MASTER_SERVER_NAME};
+use ferry_api::{ALPN_API, ALPN_RAFT, MASTER_SERVER_NAME};
 use ferry_config::{ClientConfig, MasterConfig, TransportLimits};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -38,6 +38,53 @@ async fn raw_request(conn: &quinn::Connection, bytes: &[u8]) -> Result<Option<Re
         .await
         .map_err(|_| "no reply within 10s".to_string())?
         .map_err(|e| e.to_string())
+}
+
+/// How a master ends a connection from `quic`: in the handshake, or (TLS 1.3 lets a
+/// client finish first) right after it. A master that is not listening fails the test.
+async fn rejection(quic: quinn::ClientConfig, addr: &str) -> quinn::ConnectionError {
+    let endpoint = tls::client_endpoint("127.0.0.1:0".parse().unwrap()).expect("endpoint");
+    let connecting = endpoint
+        .connect_with(quic, addr.parse().unwrap(), MASTER_SERVER_NAME)
+        .expect("connect");
+    let conn = match tokio::time::timeout(Duration::from_secs(10), connecting)
+        .await
+        .expect("the master answers the handshake within 10s")
+    {
+        Err(e) => return e,
+        Ok(conn) => conn,
+    };
+    // Give the master a request to refuse; it must never be answered.
+    let r = raw_request(&conn, &status_frame()).await;
+    assert!(r.is_err(), "served: {r:?}");
+    tokio::time::timeout(Duration::from_secs(10), conn.closed())
+        .await
+        .expect("the master closes the connection within 10s")
+}
+
+/// The data dir is mode 0700 and its identity and credential files 0600.
+fn check_private(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(dir), 0o700, "{}", dir.display());
+    for f in [
+        "identity.toml",
+        "ca.crt",
+        "ca.key",
+        "master.crt",
+        "master.key",
+        "join-secret",
+        "join-token",
+    ] {
+        let p = dir.join(f);
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+    }
 }
 
 fn status_frame() -> Vec<u8> {
@@ -104,6 +151,12 @@ async fn bad_frames_and_certificates_are_rejected_and_the_cluster_keeps_serving(
     let mut c = Cluster::start(3).await;
     let admin = c.client_config(&c.addrs(), Duration::from_secs(10));
 
+    // Every master's data dir (the first, and two that joined) is private: the
+    // directory 0700, its identity, keys, certificates, secret and token 0600.
+    for m in &c.masters {
+        check_private(&m.data);
+    }
+
     for i in 0..3 {
         let addr = c.masters[i].addr.clone();
         let conn = connect(admin_quic(&admin), &addr)
@@ -152,7 +205,9 @@ async fn bad_frames_and_certificates_are_rejected_and_the_cluster_keeps_serving(
         expect_bad_request("oversized open stream", got, "exceeds the limit");
     }
 
-    // A certificate from another CA.
+    // A certificate from another CA: the server's TLS stack refuses it with the
+    // unknown_ca alert (a QUIC CRYPTO_ERROR carrying alert 48), not with a timeout
+    // or an application close.
     let foreign = Ca::generate("elsewhere")
         .expect("CA")
         .issue(&Identity::Admin, &[])
@@ -164,39 +219,74 @@ async fn bad_frames_and_certificates_are_rejected_and_the_cluster_keeps_serving(
         &TransportLimits::default(),
     )
     .expect("quic");
-    match connect(quic, &c.masters[0].addr).await {
-        Err(e) => eprintln!("foreign certificate rejected in the handshake: {e}"),
-        Ok(conn) => {
-            let r = raw_request(&conn, &status_frame()).await;
-            assert!(
-                r.is_err(),
-                "a certificate from another CA was served: {r:?}"
-            );
-            let reason = conn.closed().await.to_string();
-            assert!(
-                reason.contains("handshake") || reason.contains("certificate"),
-                "a foreign certificate should fail the TLS handshake, got: {reason}"
-            );
-            eprintln!("foreign certificate rejected: {reason}");
-        }
+    let e = rejection(quic, &c.masters[0].addr).await;
+    match &e {
+        quinn::ConnectionError::ConnectionClosed(close)
+            if close.error_code == quinn::TransportErrorCode::crypto(48) => {}
+        other => panic!("a foreign certificate must draw the unknown_ca TLS alert: {other:?}"),
+    }
+    eprintln!("foreign certificate rejected: {e}");
+
+    // No certificate at all: TLS lets it through (the API has the join ALPN), and
+    // the master closes the connection with code 3 and says why.
+    let e = rejection(anonymous_quic(&admin.ca_cert), &c.masters[0].addr).await;
+    match &e {
+        quinn::ConnectionError::ApplicationClosed(close)
+            if close.error_code == quinn::VarInt::from_u32(3)
+                && &close.reason[..] == b"a client certificate is required" => {}
+        other => panic!("a client without a certificate: expected close code 3: {other:?}"),
     }
 
-    // No certificate at all.
-    match connect(anonymous_quic(&admin.ca_cert), &c.masters[0].addr).await {
-        Err(e) => eprintln!("client without a certificate rejected in the handshake: {e}"),
-        Ok(conn) => {
-            let r = raw_request(&conn, &status_frame()).await;
-            assert!(
-                r.is_err(),
-                "a client without a certificate was served: {r:?}"
-            );
-            let reason = conn.closed().await.to_string();
-            assert!(
-                reason.contains("client certificate is required"),
-                "close reason should say a certificate is required: {reason}"
-            );
+    // `ferry-raft/1` is for masters: an admin or node certificate, valid for the
+    // API, is closed with code 1; a master's certificate is served (a bad frame
+    // fails its stream, the connection stays).
+    let read = |i: usize, f: &str| {
+        std::fs::read_to_string(c.masters[i].data.join(f)).expect("data dir file")
+    };
+    let node = Ca::load(&read(0, "ca.crt"), &read(0, "ca.key"))
+        .expect("CA")
+        .issue(&Identity::Node("n1".into()), &[])
+        .expect("node cert");
+    let admin_pair = CertPair {
+        cert_pem: admin.client_cert.clone(),
+        key_pem: admin.client_key.clone(),
+    };
+    for (who, pair) in [("admin", &admin_pair), ("node", &node)] {
+        let quic = tls::client_config(&admin.ca_cert, pair, ALPN_RAFT, &TransportLimits::default())
+            .expect("quic");
+        let e = rejection(quic, &c.masters[0].addr).await;
+        match &e {
+            quinn::ConnectionError::ApplicationClosed(close)
+                if close.error_code == quinn::VarInt::from_u32(1)
+                    && &close.reason[..] == b"ferry-raft/1 is for masters only" => {}
+            other => panic!("{who} certificate on ferry-raft/1: expected close code 1: {other:?}"),
         }
     }
+    let master_pair = CertPair {
+        cert_pem: read(1, "master.crt"),
+        key_pem: read(1, "master.key"),
+    };
+    let quic = tls::client_config(
+        &admin.ca_cert,
+        &master_pair,
+        ALPN_RAFT,
+        &TransportLimits::default(),
+    )
+    .expect("quic");
+    let conn = connect(quic, &c.masters[0].addr)
+        .await
+        .expect("a master connects on ferry-raft/1");
+    let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+    send.write_all(&[0, 0, 0, 2, 0xff, 0xff])
+        .await
+        .expect("write");
+    let _ = send.finish();
+    let mut buf = [0u8; 1];
+    match tokio::time::timeout(Duration::from_secs(10), recv.read(&mut buf)).await {
+        Ok(Err(quinn::ReadError::Reset(code))) => assert_eq!(code, quinn::VarInt::from_u32(2)),
+        other => panic!("a bad frame from a master resets its stream with code 2: {other:?}"),
+    }
+    assert!(conn.close_reason().is_none(), "{:?}", conn.close_reason());
 
     // The join ALPN takes no certificate: bad frames there fail their stream too.
     let pin = c
@@ -354,6 +444,11 @@ fn corrupt_or_truncated_config_files_fail_with_the_file_and_field_named() {
             Some("colour"),
         ),
         ("empty", String::new(), Some("masters")),
+        (
+            "too-large",
+            format!("{valid}{}", "# padding\n".repeat(110_000)),
+            Some("is larger than the limit of 1048576 bytes"),
+        ),
     ];
     for (name, text, field) in &client_cases {
         let path = home.join(format!("client-{name}.conf"));

@@ -91,6 +91,72 @@ async fn start(home: &Path) -> (Up, String) {
     (up, conf)
 }
 
+/// `ferry describe deploy web` of the applied manifest (3 replicas, no controller
+/// has written a status yet), with one event: every line but the two that hold
+/// times is exact.
+fn check_describe(d: &str) {
+    let lines: Vec<&str> = d.lines().collect();
+    let want = [
+        "Name:                   web",
+        "Namespace:              shop",
+        "CreationTimestamp:      *",
+        "Labels:                 app=web",
+        "Annotations:            <none>",
+        "Selector:               app=web",
+        "Replicas:               3 desired | 0 updated | 0 total | 0 available | 0 unavailable",
+        "StrategyType:           RollingUpdate",
+        "MinReadySeconds:        0",
+        "RollingUpdateStrategy:  25% max unavailable, 25% max surge",
+        "Pod Template:",
+        "  Labels:  app=web",
+        "  Containers:",
+        "   nginx:",
+        "    Image:         nginx:1.25",
+        "    Port:          80/TCP",
+        "    Host Port:     0/TCP",
+        "    Environment:   <none>",
+        "    Mounts:        <none>",
+        "  Volumes:         <none>",
+        "  Node-Selectors:  <none>",
+        "  Tolerations:     <none>",
+        "Events:",
+        "  Type    Reason             Age*",
+        "  ----    ------             ----*",
+        "  Normal  ScalingReplicaSet  *",
+    ];
+    assert_eq!(lines.len(), want.len(), "{d}");
+    for (got, want) in lines.iter().zip(want) {
+        match want.strip_suffix('*') {
+            Some(prefix) => assert!(got.starts_with(prefix), "{got:?} vs {want:?} in\n{d}"),
+            None => assert_eq!(*got, want, "in\n{d}"),
+        }
+    }
+    // The creation time as kubectl prints it (`Sat, 31 May 2025 23:00:00 +0000`).
+    let created = lines[2].trim_start_matches("CreationTimestamp:").trim();
+    assert!(
+        created.ends_with(" +0000") && created.len() == 31,
+        "{created:?}"
+    );
+    // The event table (the Age column is as wide as its widest cell).
+    let words = |i: usize| lines[i].split_whitespace().collect::<Vec<_>>();
+    assert_eq!(words(23), ["Type", "Reason", "Age", "From", "Message"]);
+    assert_eq!(words(24), ["----", "------", "----", "----", "-------"]);
+    let from = lines[23].find("From").unwrap();
+    assert_eq!(lines[25].find("deployment-controller"), Some(from), "{d}");
+    // The event row: type, reason, age, source, message.
+    let row: Vec<&str> = lines[25].split_whitespace().collect();
+    assert_eq!(
+        (row[0], row[1], row[3], row[4..].join(" ")),
+        (
+            "Normal",
+            "ScalingReplicaSet",
+            "deployment-controller",
+            "Scaled up replica set web-1 to 3".to_string()
+        ),
+        "{d}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_get_scale_label_and_delete_through_the_cli() {
     let _serial = serial().await;
@@ -166,11 +232,24 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
     );
     let svc = ok(home, conf, &["get", "svc", "-n", "shop"]);
     assert!(svc.contains("80/TCP"), "{svc}");
-    let d = ok(home, conf, &["describe", "deploy", "web", "-n", "shop"]);
-    assert!(
-        d.contains("Name:") && d.contains("shop") && d.contains("nginx:1.25"),
-        "{d}"
+    // describe: kubectl's sections and values, and the events about the object.
+    let uid = json["metadata"]["uid"].as_str().unwrap().to_string();
+    let event = format!(
+        "apiVersion: v1\nkind: Event\nmetadata: {{name: web.1, namespace: shop}}\n\
+         involvedObject: {{apiVersion: apps/v1, kind: Deployment, namespace: shop, name: web, uid: {uid}}}\n\
+         type: Normal\nreason: ScalingReplicaSet\nmessage: Scaled up replica set web-1 to 3\n\
+         source: {{component: deployment-controller}}\n\
+         firstTimestamp: \"{ts}\"\nlastTimestamp: \"{ts}\"\ncount: 1\n",
+        ts = json["metadata"]["creationTimestamp"].as_str().unwrap()
     );
+    std::fs::write(home.join("event.yaml"), event).unwrap();
+    ok(
+        home,
+        conf,
+        &["create", "-f", home.join("event.yaml").to_str().unwrap()],
+    );
+    let d = ok(home, conf, &["describe", "deploy", "web", "-n", "shop"]);
+    check_describe(&d);
 
     // scale and label.
     assert_eq!(
@@ -287,8 +366,14 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
             conf,
             &["get", "cm", &owner, "-n", "shop", "-o", "json"],
         );
+        // The foreground dependent holds a finalizer, so its owner must wait for it.
+        let hold = if policy == "foreground" {
+            "  finalizers: [example.com/hold]\n"
+        } else {
+            ""
+        };
         let dep = format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {policy}-dep\n  namespace: shop\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: {owner}, uid: {}}}\n",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {policy}-dep\n  namespace: shop\n{hold}  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: {owner}, uid: {}}}\n",
             o["metadata"]["uid"].as_str().unwrap()
         );
         std::fs::write(home.join("dep.yaml"), dep).unwrap();
@@ -297,18 +382,13 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
             conf,
             &["apply", "-f", home.join("dep.yaml").to_str().unwrap()],
         );
-        let out = ok(
-            home,
-            conf,
-            &[
-                "delete",
-                "cm",
-                &owner,
-                "-n",
-                "shop",
-                &format!("--cascade={policy}"),
-            ],
-        );
+        let cascade = format!("--cascade={policy}");
+        let mut args = vec!["delete", "cm", &owner, "-n", "shop", &cascade];
+        if policy == "foreground" {
+            // The owner stays until its dependent's finalizer goes: do not wait for it.
+            args.push("--wait=false");
+        }
+        let out = ok(home, conf, &args);
         assert_eq!(out.trim(), format!("configmap \"{owner}\" deleted"));
         let dep_name = format!("{policy}-dep");
         let dep_state = || {
@@ -326,15 +406,70 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
                 assert!(v["metadata"].get("ownerReferences").is_none(), "{v}");
             }
             "foreground" => {
-                // --wait (the default) returned only once the owner was gone, so its
-                // dependent went first.
-                let r = dep_state();
+                // The owner is marked (foregroundDeletion finalizer, deletionTimestamp)
+                // and the collector deletes its dependent, which its finalizer keeps.
+                let owner_state = || {
+                    get_json(
+                        home,
+                        conf,
+                        &["get", "cm", &owner, "-n", "shop", "-o", "json"],
+                    )
+                };
+                let o = owner_state();
                 assert_eq!(
-                    r.status.code(),
-                    Some(1),
-                    "dependent gone before the owner: {}",
-                    r.stdout
+                    o["metadata"]["finalizers"],
+                    serde_json::json!(["foregroundDeletion"]),
+                    "{o}"
                 );
+                assert!(o["metadata"]["deletionTimestamp"].is_string(), "{o}");
+                wait_until("the foreground dependent to be marked", T, || {
+                    let r = dep_state();
+                    async move {
+                        let v: Value = serde_json::from_str(&r.stdout).map_err(|_| r.stderr)?;
+                        if v["metadata"]["deletionTimestamp"].is_string() {
+                            Ok(())
+                        } else {
+                            Err(v.to_string())
+                        }
+                    }
+                })
+                .await;
+                // The owner waits while its dependent exists.
+                let o = owner_state();
+                assert_eq!(
+                    o["metadata"]["finalizers"],
+                    serde_json::json!(["foregroundDeletion"]),
+                    "{o}"
+                );
+                // Releasing the dependent lets both go: the dependent, then the owner.
+                ok(
+                    home,
+                    conf,
+                    &[
+                        "patch",
+                        "cm",
+                        &dep_name,
+                        "-n",
+                        "shop",
+                        "--type",
+                        "merge",
+                        "-p",
+                        r#"{"metadata":{"finalizers":null}}"#,
+                    ],
+                );
+                wait_until("the foreground owner and dependent to go", T, || {
+                    let gone = |args: &[&str]| ferry(home, conf, args).status.code() == Some(1);
+                    let both = gone(&["get", "cm", &dep_name, "-n", "shop"])
+                        && gone(&["get", "cm", &owner, "-n", "shop"]);
+                    async move {
+                        if both {
+                            Ok(())
+                        } else {
+                            Err("still there".to_string())
+                        }
+                    }
+                })
+                .await;
             }
             _ => {
                 wait_until("the background dependent to be collected", T, || {

@@ -190,10 +190,13 @@ async fn after_quorum_loss_a_local_backup_and_force_new_cluster_keep_every_write
     let mut c = Cluster::start(3).await;
     let acked = write_keys(&c, "/force/", 120).await;
     let top = acked.values().map(|(_, r)| *r).max().expect("writes");
-    // The survivor has applied everything (as `ferry cluster status` would show);
-    // give sled's periodic flush time to persist the commit index it learned.
+    // The survivor has applied everything (as `ferry cluster status` would show),
+    // and the commit index it learned is on its disk: it is saved before entries
+    // are applied, and the survivor's next append (of a later write, outside the
+    // prefix) is flushed before it is acknowledged or applied.
     c.wait_applied(1, top).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let marker = c.put("/force-marker", b"flushes the commit index").await;
+    c.wait_applied(1, marker).await;
     // m1 and m3 are lost for good.
     for i in [0, 2] {
         c.kill(i);

@@ -256,3 +256,163 @@ pub fn kv_status(res: &Resource, name: &str, e: KvError) -> Status {
         KvError::FutureRevision { .. } | KvError::Invalid(_) => Status::bad_request(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_api::object::PatchType;
+
+    fn res(plural: &str) -> &'static Resource {
+        resources::RESOURCES
+            .iter()
+            .find(|r| r.plural == plural)
+            .unwrap()
+    }
+
+    fn req(verb: Verb, plural: &str, sub: Option<&str>) -> ObjectRequest {
+        let namespaced = res(plural).namespaced;
+        let mut r = ObjectRequest::new(
+            verb,
+            plural,
+            namespaced.then_some("default"),
+            (!matches!(verb, Verb::Create | Verb::List | Verb::Watch) || sub.is_some())
+                .then_some("x"),
+        );
+        r.subresource = sub.map(str::to_string);
+        r
+    }
+
+    const WRITES: [Verb; 5] = [
+        Verb::Create,
+        Verb::Update,
+        Verb::Patch(PatchType::Merge),
+        Verb::Patch(PatchType::Strategic),
+        Verb::Delete,
+    ];
+    const READS: [Verb; 3] = [Verb::Get, Verb::List, Verb::Watch];
+
+    #[test]
+    fn admins_and_masters_may_do_anything() {
+        for who in [Identity::Admin, Identity::Master(1), Identity::Master(7)] {
+            for r in resources::RESOURCES.iter() {
+                for verb in READS.iter().chain(&WRITES) {
+                    for sub in [None, Some("status"), Some("scale"), Some("binding")] {
+                        let q = req(*verb, r.plural, sub);
+                        assert!(authorize(&who, r, &q).is_ok(), "{who:?} {q:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nodes_read_everything_and_write_only_what_a_kubelet_writes() {
+        let node = Identity::Node("n1".into());
+        // Reads of every kind, subresources included.
+        for r in resources::RESOURCES.iter() {
+            for verb in READS {
+                for sub in [None, Some("status")] {
+                    let q = req(verb, r.plural, sub);
+                    assert!(authorize(&node, r, &q).is_ok(), "node read {q:?}");
+                }
+            }
+        }
+        // (verb, resource, subresource, allowed)
+        let merge = Verb::Patch(PatchType::Merge);
+        let table: &[(Verb, &str, Option<&str>, bool)] = &[
+            // Its Node object, events and leases: every verb.
+            (Verb::Create, "nodes", None, true),
+            (Verb::Update, "nodes", None, true),
+            (merge, "nodes", Some("status"), true),
+            (Verb::Delete, "nodes", None, true),
+            (Verb::Create, "events", None, true),
+            (merge, "events", None, true),
+            (Verb::Delete, "events", None, true),
+            (Verb::Create, "leases", None, true),
+            (Verb::Update, "leases", None, true),
+            (Verb::Delete, "leases", None, true),
+            // Pods: status and deletion only.
+            (Verb::Update, "pods", Some("status"), true),
+            (merge, "pods", Some("status"), true),
+            (Verb::Patch(PatchType::Json), "pods", Some("status"), true),
+            (Verb::Delete, "pods", None, true),
+            (Verb::Create, "pods", None, false),
+            (Verb::Update, "pods", None, false),
+            (merge, "pods", None, false),
+            (Verb::Create, "pods", Some("binding"), false),
+            // Nothing else.
+            (Verb::Create, "namespaces", None, false),
+            (Verb::Delete, "namespaces", None, false),
+            (Verb::Create, "configmaps", None, false),
+            (Verb::Update, "secrets", None, false),
+            (Verb::Delete, "services", None, false),
+            (Verb::Update, "endpoints", None, false),
+            (merge, "deployments", Some("scale"), false),
+            (Verb::Update, "replicasets", Some("status"), false),
+            (Verb::Delete, "daemonsets", None, false),
+            (Verb::Create, "jobs", None, false),
+            (Verb::Create, "serviceaccounts", None, false),
+        ];
+        for (verb, plural, sub, allowed) in table {
+            let q = req(*verb, plural, *sub);
+            let got = authorize(&node, res(plural), &q);
+            assert_eq!(
+                got.is_ok(),
+                *allowed,
+                "node {verb:?} {plural} {sub:?}: {got:?}"
+            );
+            if let Err(s) = got {
+                assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
+                let sub = sub.map(|s| format!("/{s}")).unwrap_or_default();
+                let scope = if res(plural).namespaced {
+                    "in the namespace \"default\"".to_string()
+                } else {
+                    "at the cluster scope".to_string()
+                };
+                let group = res(plural).group;
+                assert_eq!(
+                    s.message,
+                    format!(
+                        "{plural}{sub} is forbidden: User \"system:node:n1\" cannot {} resource \
+                         \"{plural}{sub}\" in API group \"{group}\" {scope}",
+                        verb.as_str()
+                    )
+                );
+            }
+        }
+        // Every write to every other kind is refused.
+        for r in resources::RESOURCES.iter() {
+            if matches!(r.kind, "Node" | "Event" | "Lease" | "Pod") {
+                continue;
+            }
+            for verb in WRITES {
+                let q = req(verb, r.plural, None);
+                assert!(authorize(&node, r, &q).is_err(), "node {q:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn users_are_refused_everything_until_rbac() {
+        let alice = Identity::User {
+            name: "alice".into(),
+            groups: vec!["dev".into(), "system:masters".into()],
+        };
+        for r in resources::RESOURCES.iter() {
+            for verb in READS.iter().chain(&WRITES) {
+                let q = req(*verb, r.plural, None);
+                let s = authorize(&alice, r, &q).expect_err("user allowed");
+                assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
+                assert!(
+                    s.message.contains(&format!(
+                        "User \"alice\" cannot {} resource \"{}\"",
+                        verb.as_str(),
+                        r.plural
+                    )),
+                    "{}",
+                    s.message
+                );
+            }
+        }
+    }
+}

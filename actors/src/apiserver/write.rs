@@ -74,7 +74,11 @@ impl ApiServer {
     /// it is missing there: it may have been created a moment ago through
     /// another master), and decodes it only when its revision is new to this
     /// API server.
-    pub async fn check_namespace(&self, ns: &str) -> Outcome<()> {
+    /// Refusals are Kubernetes' own (NamespaceLifecycle admission): 404 for a
+    /// missing namespace; 403 `<resource> "<name>" is forbidden: unable to create
+    /// new content in namespace <ns> because it is being terminated` with a
+    /// `NamespaceTerminating` cause for a terminating one.
+    pub async fn check_namespace(&self, res: &Resource, name: &str, ns: &str) -> Outcome<()> {
         let ns_res = ferry_api::resources::by_cli_name("namespaces").expect("namespaces served");
         let key = ns_res.key(None, Some(ns));
         let (mut found, _) = self.store.get(&key, Consistency::Local).await?;
@@ -86,10 +90,20 @@ impl ApiServer {
         };
         match self.namespace_state(ns, &kv)? {
             NamespaceState::Active => Ok(()),
-            NamespaceState::Terminating => Err(Status::forbidden(format!(
-                "unable to create new content in namespace {ns} because it is being terminated"
-            ))
-            .into()),
+            NamespaceState::Terminating => {
+                let r = meta::qualified_resource(res);
+                let mut s = Status::forbidden(format!(
+                    "{r} {name:?} is forbidden: unable to create new content in namespace {ns} \
+                     because it is being terminated"
+                ))
+                .about(&r, name);
+                s.causes.push(StatusCause {
+                    reason: "NamespaceTerminating".into(),
+                    message: format!("namespace {ns} is being terminated"),
+                    field: "metadata.namespace".into(),
+                });
+                Err(s.into())
+            }
         }
     }
 
@@ -155,7 +169,8 @@ impl ApiServer {
             obj.as_object_mut().expect("object").remove("status");
         }
         if let Some(ns) = req.namespace.as_deref().filter(|_| res.namespaced) {
-            self.check_namespace(ns).await?;
+            self.check_namespace(res, meta::name(&obj).unwrap_or_default(), ns)
+                .await?;
         }
         admission::admit(res, &mut obj, None, Operation::Create)?;
         for _ in 0..3 {

@@ -66,6 +66,10 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| dd_err(&tmp, e))?;
+    // `mode` applies only to a file it creates: a temporary an interrupted write
+    // left behind keeps its own mode unless it is set here.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| dd_err(&tmp, e))?;
     f.write_all(data).map_err(|e| dd_err(&tmp, e))?;
     f.sync_all().map_err(|e| dd_err(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| dd_err(path, e))?;
@@ -211,5 +215,71 @@ mod tests {
         }
         assert!(secrets_match("abc", "abc"));
         assert!(!secrets_match("abc", "abd"));
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_data_dir_is_0700_and_its_files_0600() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A new dir (and its missing parents' last component) is created 0700.
+        let fresh = tmp.path().join("a/b");
+        let data = DataDir::new(&fresh).unwrap();
+        assert_eq!(mode(&fresh), 0o700);
+        // An existing, wider dir is narrowed.
+        let wide = tmp.path().join("wide");
+        std::fs::create_dir(&wide).unwrap();
+        std::fs::set_permissions(&wide, std::fs::Permissions::from_mode(0o755)).unwrap();
+        DataDir::new(&wide).unwrap();
+        assert_eq!(mode(&wide), 0o700);
+
+        // Credentials and identity are 0600 — also over a wider file of that name,
+        // and over a wider temporary an interrupted write left behind.
+        std::fs::write(fresh.join("ca.key"), "old").unwrap();
+        std::fs::set_permissions(fresh.join("ca.key"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        std::fs::write(fresh.join("master.tmp-write"), "half").unwrap();
+        std::fs::set_permissions(
+            fresh.join("master.tmp-write"),
+            std::fs::Permissions::from_mode(0o666),
+        )
+        .unwrap();
+        let pair = |n: &str| CertPair {
+            cert_pem: format!("{n} cert"),
+            key_pem: format!("{n} key"),
+        };
+        let ca = ferry_api::tls::Ca::generate("t").unwrap();
+        let ca_pair = ca.pair().clone();
+        data.store_credentials(&ca_pair, &pair("master"), &new_secret())
+            .unwrap();
+        data.set_identity(&Identity {
+            id: 1,
+            joined_via: None,
+        })
+        .unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(&fresh)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "ca.crt",
+                "ca.key",
+                "identity.toml",
+                "join-secret",
+                "join-token",
+                "master.crt",
+                "master.key"
+            ]
+        );
+        for n in &names {
+            assert_eq!(mode(&fresh.join(n)), 0o600, "{n}");
+        }
+        assert_eq!(data.read("master.key").unwrap(), "master key");
+        assert_eq!(data.identity().unwrap().unwrap().id, 1);
     }
 }

@@ -405,3 +405,220 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
             .ok_or_else(|| err("the current snapshot vanished".into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(index: u64) -> Meta {
+        Meta {
+            last_log_id: Some(LogId::new(openraft::CommittedLeaderId::new(1, 1), index)),
+            last_membership: StoredMembership::default(),
+            snapshot_id: format!("{index}-test"),
+        }
+    }
+
+    fn pairs() -> Vec<(Vec<u8>, Vec<u8>)> {
+        vec![
+            (b"k/a".to_vec(), b"1".to_vec()),
+            (b"k/b".to_vec(), vec![0u8; 3000]),
+        ]
+    }
+
+    /// Appends one length-prefixed record, as a writer of any version does.
+    fn push(out: &mut Vec<u8>, r: &Record) {
+        let body = encode(r);
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&body);
+    }
+
+    /// A file the current writer produces.
+    fn v2_bytes(dir: &Path) -> Vec<u8> {
+        let path = dir.join("v2.snap");
+        let mut w = RecordWriter::new(
+            BufWriter::new(std::fs::File::create(&path).unwrap()),
+            &meta(7),
+        )
+        .unwrap();
+        for (k, v) in pairs() {
+            w.pair(k, v).unwrap();
+        }
+        finish(w, &path).unwrap();
+        std::fs::read(&path).unwrap()
+    }
+
+    /// A version-1 file: header, pairs, `End` — no checksum.
+    fn v1_bytes() -> Vec<u8> {
+        let mut out = Vec::new();
+        push(
+            &mut out,
+            &Record::Header {
+                version: 1,
+                meta: meta(5),
+            },
+        );
+        for (k, v) in pairs() {
+            push(&mut out, &Record::Pair(k, v));
+        }
+        push(&mut out, &Record::End { pairs: 2 });
+        out
+    }
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    fn tree(dir: &Path) -> sled::Tree {
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .temporary(true)
+            .open()
+            .unwrap();
+        let t = db.open_tree("sm").unwrap();
+        t.insert(b"k/old", b"kept".to_vec()).unwrap();
+        t
+    }
+
+    fn corrupt(r: crate::Result<(Meta, u64)>) -> String {
+        match r {
+            Err(crate::Error::Corrupt(m)) => m,
+            other => panic!("expected a Corrupt error, got {:?}", other.map(|(_, n)| n)),
+        }
+    }
+
+    #[test]
+    fn version_2_round_trips_and_version_1_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let v2 = write(dir.path(), "a.snap", &v2_bytes(dir.path()));
+        let (m, n) = validate(&v2).unwrap();
+        assert_eq!((m.last_log_id.unwrap().index, n), (7, 2));
+        let t = tree(dir.path());
+        assert_eq!(load(&v2, &t).unwrap().snapshot_id, "7-test");
+        let got: Vec<_> = t.iter().map(|r| r.unwrap()).collect();
+        let want = pairs();
+        assert_eq!(got.len(), 2, "load empties the tree first");
+        for ((k, v), (wk, wv)) in got.iter().zip(&want) {
+            assert_eq!((k.as_ref(), v.as_ref()), (wk.as_slice(), wv.as_slice()));
+        }
+
+        let v1 = write(dir.path(), "v1.snap", &v1_bytes());
+        let (m, n) = validate(&v1).unwrap();
+        assert_eq!((m.last_log_id.unwrap().index, n), (5, 2));
+        assert_eq!(load(&v1, &t).unwrap().snapshot_id, "5-test");
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn unknown_versions_mismatched_trailers_and_trailing_bytes_fail_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let v2 = v2_bytes(dir.path());
+
+        // Bytes after the trailer, of either version.
+        for (name, mut bytes) in [("v2", v2.clone()), ("v1", v1_bytes())] {
+            bytes.push(0);
+            let p = write(dir.path(), &format!("trailing-{name}.snap"), &bytes);
+            let m = corrupt(validate(&p));
+            assert!(m.contains("bytes after its trailer"), "{name}: {m}");
+            // A whole valid record after the trailer too.
+            bytes.pop();
+            push(&mut bytes, &Record::Pair(b"k/z".to_vec(), b"z".to_vec()));
+            let p = write(dir.path(), &format!("extra-{name}.snap"), &bytes);
+            let m = corrupt(validate(&p));
+            assert!(m.contains("bytes after its trailer"), "{name}: {m}");
+        }
+
+        // A version this ferry does not know (a newer writer), even if well formed.
+        for version in [0, 3, u32::MAX] {
+            let mut out = Vec::new();
+            push(
+                &mut out,
+                &Record::Header {
+                    version,
+                    meta: meta(9),
+                },
+            );
+            push(&mut out, &Record::End { pairs: 0 });
+            let p = write(dir.path(), &format!("v{version}.snap"), &out);
+            let m = corrupt(validate(&p));
+            assert!(
+                m.contains(&format!("format version {version} is not supported")),
+                "{version}: {m}"
+            );
+        }
+
+        // A version-1 header with a version-2 trailer and the reverse.
+        let mut v1_sealed = v1_bytes();
+        let end = encode(&Record::End { pairs: 2 }).len() + 4;
+        v1_sealed.truncate(v1_sealed.len() - end);
+        push(
+            &mut v1_sealed,
+            &Record::Sealed {
+                pairs: 2,
+                sha256: vec![0; 32],
+            },
+        );
+        let mut v2_end = v2.clone();
+        let sealed = encode(&Record::Sealed {
+            pairs: 2,
+            sha256: vec![0; 32],
+        })
+        .len()
+            + 4;
+        v2_end.truncate(v2_end.len() - sealed);
+        push(&mut v2_end, &Record::End { pairs: 2 });
+        for (name, bytes) in [("v1-sealed", v1_sealed), ("v2-end", v2_end)] {
+            let p = write(dir.path(), &format!("{name}.snap"), &bytes);
+            let m = corrupt(validate(&p));
+            assert!(
+                m.contains("trailer does not match format version"),
+                "{name}: {m}"
+            );
+        }
+
+        // A changed byte in a pair (v2 checksum), a wrong count, no header, a second header.
+        let mut flipped = v2.clone();
+        let at = v2.len() - sealed - 10;
+        flipped[at] ^= 1;
+        let p = write(dir.path(), "flipped.snap", &flipped);
+        assert!(corrupt(validate(&p)).contains("checksum does not match"));
+        let mut counted = v1_bytes();
+        counted.truncate(counted.len() - end);
+        push(&mut counted, &Record::End { pairs: 3 });
+        let p = write(dir.path(), "count.snap", &counted);
+        assert!(corrupt(validate(&p)).contains("trailer says 3 pairs, found 2"));
+        let mut headless = Vec::new();
+        push(&mut headless, &Record::End { pairs: 0 });
+        let p = write(dir.path(), "headless.snap", &headless);
+        assert!(corrupt(validate(&p)).contains("no header"));
+        let mut twice = v1_bytes();
+        twice.truncate(twice.len() - end);
+        push(
+            &mut twice,
+            &Record::Header {
+                version: 1,
+                meta: meta(5),
+            },
+        );
+        let p = write(dir.path(), "twice.snap", &twice);
+        assert!(corrupt(validate(&p)).contains("second header"));
+
+        // A record longer than the limit fails before allocating it.
+        let mut huge = v2[..v2.len() - sealed].to_vec();
+        huge.extend_from_slice(&(MAX_RECORD as u32 + 1).to_be_bytes());
+        let p = write(dir.path(), "huge.snap", &huge);
+        assert!(corrupt(validate(&p)).contains("the limit is"));
+
+        // Loading a bad file fails; a good load afterwards is whole (no mixing).
+        let t = tree(dir.path());
+        let mut bad = v2.clone();
+        bad.push(0);
+        let p = write(dir.path(), "bad.snap", &bad);
+        assert!(load(&p, &t).is_err());
+        let p = write(dir.path(), "good.snap", &v2);
+        load(&p, &t).unwrap();
+        assert_eq!(t.len(), 2);
+        assert!(t.get(b"k/old").unwrap().is_none());
+    }
+}
