@@ -55,20 +55,33 @@ pub enum WriteOp {
         /// Precondition.
         expect: Expect,
     },
+    /// Change nothing; only the precondition must hold (a guard in a
+    /// transaction, e.g. "the namespace is still the one checked"). Added after
+    /// `Put` and `Delete`: the log's encoding of those is unchanged.
+    Check {
+        /// Key.
+        key: String,
+        /// Precondition.
+        expect: Expect,
+    },
 }
 
 impl WriteOp {
     /// The key this op writes.
     pub fn key(&self) -> &str {
         match self {
-            WriteOp::Put { key, .. } | WriteOp::Delete { key, .. } => key,
+            WriteOp::Put { key, .. } | WriteOp::Delete { key, .. } | WriteOp::Check { key, .. } => {
+                key
+            }
         }
     }
 
     /// The precondition.
     pub fn expect(&self) -> Expect {
         match self {
-            WriteOp::Put { expect, .. } | WriteOp::Delete { expect, .. } => *expect,
+            WriteOp::Put { expect, .. }
+            | WriteOp::Delete { expect, .. }
+            | WriteOp::Check { expect, .. } => *expect,
         }
     }
 
@@ -76,7 +89,7 @@ impl WriteOp {
     pub fn size(&self) -> usize {
         match self {
             WriteOp::Put { key, value, .. } => key.len() + value.len() + 16,
-            WriteOp::Delete { key, .. } => key.len() + 16,
+            WriteOp::Delete { key, .. } | WriteOp::Check { key, .. } => key.len() + 16,
         }
     }
 }

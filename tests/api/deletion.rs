@@ -1,10 +1,12 @@
 //! Deletion: finalizers, grace periods, the three propagation policies,
 //! preconditions, and namespace lifecycle.
 
-use crate::api::{configmap, pod, Api};
+use crate::api::{configmap, pod, rv, Api};
 use crate::harness::{eventually, WAIT};
-use ferry_api::object::PatchType;
+use ferry_api::object::{PatchType, Verb};
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 fn owned_by(name: &str, owner: &Value) -> Value {
     let mut d = configmap(name, json!({}));
@@ -290,4 +292,88 @@ async fn namespaces_must_exist_and_terminate_with_their_content() {
         .list("configmaps", Some("tmp"), Default::default())
         .await;
     assert!(Api::names(&left).is_empty(), "{left}");
+}
+
+/// Creates sent through a follower race the namespace's deletion through the
+/// leader. The follower checks the namespace in its own state, which can lag
+/// the leader's by a commit; the create's write must still carry the check
+/// (a guard on the namespace's revision), so no create applies after the
+/// namespace turned terminating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_create_lands_after_its_namespace_turned_terminating() {
+    let (cluster, api) = crate::api::cluster().await;
+    let follower = Api(cluster.local_arc(cluster.follower().await));
+    for round in 0..4 {
+        let ns = format!("race{round}");
+        api.create(
+            "namespaces",
+            None,
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await;
+        // Wait until the follower has the namespace, so creates start at once.
+        eventually("the follower to see the namespace", WAIT, || async {
+            let mut get = Api::req(Verb::Get, "namespaces", None, Some(&ns), None);
+            get.list.resource_version = Some("0".into());
+            let (code, _) = follower.call(get).await;
+            (code == 200).then_some(())
+        })
+        .await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let made = Arc::new(AtomicUsize::new(0));
+        let mut creators = tokio::task::JoinSet::new();
+        for t in 0..6 {
+            let client = follower.0.clone();
+            let (ns, stop, made) = (ns.clone(), stop.clone(), made.clone());
+            creators.spawn(async move {
+                let api = Api(client);
+                let mut created = Vec::new();
+                for i in 0.. {
+                    let name = format!("c{t}-{i}");
+                    let body = configmap(&name, json!({}));
+                    let (code, obj) = api
+                        .call(Api::req(
+                            Verb::Create,
+                            "configmaps",
+                            Some(&ns),
+                            None,
+                            Some(&body),
+                        ))
+                        .await;
+                    match code {
+                        201 => {
+                            made.fetch_add(1, Ordering::Relaxed);
+                            created.push((name, rv(&obj).parse::<u64>().expect("rv")))
+                        }
+                        403 | 404 if stop.load(Ordering::Relaxed) => break,
+                        403 | 404 => {}
+                        other => panic!("create {name}: {other} {obj}"),
+                    }
+                }
+                created
+            });
+        }
+        eventually("creates through the follower", WAIT, || async {
+            (made.load(Ordering::Relaxed) >= 30).then_some(())
+        })
+        .await;
+        let (code, marked) = api.delete("namespaces", None, &ns, &json!({})).await;
+        assert!(code == 200 || code == 202, "{code} {marked}");
+        stop.store(true, Ordering::Relaxed);
+        let terminating: u64 = rv(&marked).parse().expect("rv");
+        let mut late = Vec::new();
+        while let Some(r) = creators.join_next().await {
+            late.extend(
+                r.expect("creator")
+                    .into_iter()
+                    .filter(|(_, rev)| *rev > terminating),
+            );
+        }
+        assert!(
+            late.is_empty(),
+            "round {round}: {} creates applied after namespace {ns} turned terminating at {terminating}, e.g. {:?}",
+            late.len(),
+            late.first()
+        );
+    }
 }

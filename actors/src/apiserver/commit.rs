@@ -24,9 +24,17 @@ const DEADLINE: Duration = Duration::from_secs(30);
 impl ApiServer {
     /// Writes `op` through Raft under one request id, retrying until it has an answer.
     pub async fn commit(&self, op: WriteOp) -> Outcome<Result<WriteOutcome, KvError>> {
+        self.commit_write(Write::Op(op)).await
+    }
+
+    /// [`ApiServer::commit`] for any write (a guarded transaction, say).
+    pub async fn commit_write(&self, w: Write) -> Outcome<Result<WriteOutcome, KvError>> {
         let id = RequestId::random();
-        let key = op.key().to_string();
-        let w = Write::Op(op);
+        let key = match &w {
+            Write::Op(op) => op.key().to_string(),
+            Write::Txn(ops) => ops.last().map(|o| o.key().to_string()).unwrap_or_default(),
+            Write::Compact(rev) => format!("compact@{rev}"),
+        };
         let deadline = Instant::now() + DEADLINE;
         let mut backoff = Duration::from_millis(20);
         // Set once an attempt may have applied.

@@ -7,7 +7,7 @@
 use super::admission::{self, Operation};
 use super::meta::{self, metadata_mut};
 use super::{kv_status, ApiServer, NamespaceState, Outcome};
-use ferry_api::kv::{Expect, KeyValue, KvError, WriteOp};
+use ferry_api::kv::{Expect, KeyValue, KvError, Write, WriteOp};
 use ferry_api::object::{ObjectRequest, ObjectResponse, PatchType, Status, StatusCause};
 use ferry_api::patch;
 use ferry_api::proto::Consistency;
@@ -78,10 +78,24 @@ impl ApiServer {
     /// missing namespace; 403 `<resource> "<name>" is forbidden: unable to create
     /// new content in namespace <ns> because it is being terminated` with a
     /// `NamespaceTerminating` cause for a terminating one.
-    pub async fn check_namespace(&self, res: &Resource, name: &str, ns: &str) -> Outcome<()> {
+    ///
+    /// Answers the guard the create's write must carry: the Namespace's key at
+    /// the revision checked. This master's state may lag the leader's (the
+    /// namespace may already be terminating there); the guard fails the write
+    /// then, and the create checks again linearizably (`linearizable`).
+    pub async fn check_namespace(
+        &self,
+        res: &Resource,
+        name: &str,
+        ns: &str,
+        linearizable: bool,
+    ) -> Outcome<WriteOp> {
         let ns_res = ferry_api::resources::by_cli_name("namespaces").expect("namespaces served");
         let key = ns_res.key(None, Some(ns));
-        let (mut found, _) = self.store.get(&key, Consistency::Local).await?;
+        let mut found = None;
+        if !linearizable {
+            found = self.store.get(&key, Consistency::Local).await?.0;
+        }
         if found.is_none() {
             found = self.store.get(&key, Consistency::Linearizable).await?.0;
         }
@@ -89,7 +103,10 @@ impl ApiServer {
             return Err(Status::not_found("namespaces", ns).into());
         };
         match self.namespace_state(ns, &kv)? {
-            NamespaceState::Active => Ok(()),
+            NamespaceState::Active => Ok(WriteOp::Check {
+                key,
+                expect: Expect::ModRevision(kv.mod_revision),
+            }),
             NamespaceState::Terminating => {
                 let r = meta::qualified_resource(res);
                 let mut s = Status::forbidden(format!(
@@ -168,10 +185,14 @@ impl ApiServer {
         if meta::has_status_subresource(res) && res.kind != "Node" {
             obj.as_object_mut().expect("object").remove("status");
         }
-        if let Some(ns) = req.namespace.as_deref().filter(|_| res.namespaced) {
-            self.check_namespace(res, meta::name(&obj).unwrap_or_default(), ns)
-                .await?;
-        }
+        let namespace = req.namespace.as_deref().filter(|_| res.namespaced);
+        let mut guard = match namespace {
+            Some(ns) => Some(
+                self.check_namespace(res, meta::name(&obj).unwrap_or_default(), ns, false)
+                    .await?,
+            ),
+            None => None,
+        };
         admission::admit(res, &mut obj, None, Operation::Create)?;
         for _ in 0..3 {
             let name = meta::name(&obj).unwrap_or_default().to_string();
@@ -179,15 +200,26 @@ impl ApiServer {
             if req.dry_run {
                 return Ok(ObjectResponse::ok(201, &obj));
             }
-            let key = res.key(req.namespace.as_deref(), Some(&name));
-            match self
-                .commit(WriteOp::Put {
-                    key,
-                    value,
-                    expect: Expect::Absent,
-                })
-                .await?
-            {
+            let put = WriteOp::Put {
+                key: res.key(req.namespace.as_deref(), Some(&name)),
+                value,
+                expect: Expect::Absent,
+            };
+            // The namespace must still be the one checked when the create applies.
+            let w = match &guard {
+                Some(g) => Write::Txn(vec![g.clone(), put]),
+                None => Write::Op(put),
+            };
+            let result = match self.commit_write(w).await? {
+                Err(KvError::TxnFailed { index: 0, .. }) => {
+                    let ns = namespace.expect("a guard only for a namespace");
+                    guard = Some(self.check_namespace(res, &name, ns, true).await?);
+                    continue;
+                }
+                Err(KvError::TxnFailed { source, .. }) => Err(*source),
+                other => other,
+            };
+            match result {
                 Ok(out) => {
                     meta::set_resource_version(&mut obj, out.revision);
                     return Ok(ObjectResponse::ok(201, &obj));
@@ -202,7 +234,7 @@ impl ApiServer {
         Err(Status::new(
             500,
             "ServerTimeout",
-            "could not generate a unique name; try again",
+            "the create did not commit in 3 attempts (its generated name was taken, or its namespace kept changing); try again",
         )
         .into())
     }

@@ -209,6 +209,10 @@ impl<'a> ApplyCtx<'a> {
             if let Err(e) = check(op, cur.as_ref()) {
                 return Ok(Err((i, e)));
             }
+            if matches!(op, WriteOp::Check { .. }) {
+                plan.push((key, cur, None, false));
+                continue;
+            }
             let next = match op {
                 WriteOp::Put { value, .. } => Some(StoredKv {
                     value: value.clone(),
@@ -216,15 +220,17 @@ impl<'a> ApplyCtx<'a> {
                     mod_revision: self.revision,
                     version: cur.as_ref().map_or(1, |c| c.version + 1),
                 }),
-                WriteOp::Delete { .. } => None,
+                WriteOp::Delete { .. } | WriteOp::Check { .. } => None,
             };
             staged.insert(key, next.clone());
-            plan.push((key, cur, next));
+            plan.push((key, cur, next, true));
         }
         let mut prevs = Vec::with_capacity(plan.len());
-        for (key, prev, next) in plan {
+        for (key, prev, next, writes) in plan {
             prevs.push(prev.as_ref().map(|p| p.to_kv(key)));
-            self.commit(key, prev, next);
+            if writes {
+                self.commit(key, prev, next);
+            }
         }
         Ok(Ok(WriteOutcome {
             revision: self.revision,
@@ -356,6 +362,34 @@ mod tests {
             key: key.into(),
             expect,
         }
+    }
+
+    /// A `Check` guards a transaction without writing: it fails the whole
+    /// transaction when its key moved, and changes nothing when it holds.
+    #[test]
+    fn a_check_guards_a_transaction_and_writes_nothing() {
+        let check = |rev| WriteOp::Check {
+            key: "ns".into(),
+            expect: Expect::ModRevision(rev),
+        };
+        let out = run(vec![
+            Write::Op(put("ns", "active", Expect::Absent)),
+            Write::Txn(vec![check(1), put("obj", "a", Expect::Absent)]),
+            Write::Op(put("ns", "terminating", Expect::Any)),
+            Write::Txn(vec![check(1), put("late", "b", Expect::Absent)]),
+            Write::Txn(vec![check(3)]),
+        ]);
+        let ok = out[1].as_ref().expect("the guard holds");
+        assert_eq!(ok.revision, 2);
+        assert_eq!(ok.prev.len(), 2, "one prev per op, the checked value first");
+        assert!(ok.prev[0].as_ref().is_some_and(|p| p.mod_revision == 1));
+        match &out[3] {
+            Err(TxnFailed { index: 0, source }) => {
+                assert!(matches!(**source, Conflict { actual: 3, .. }), "{source:?}")
+            }
+            other => panic!("a moved guard must fail the transaction: {other:?}"),
+        }
+        assert!(out[4].is_ok());
     }
 
     /// Applies `writes` one entry each (revisions 1, 2, ...) and returns each result.
