@@ -24,8 +24,11 @@ use std::collections::HashMap;
 pub const MAX_IDS: u64 = 250_000;
 /// An id is forgotten once an entry's leader time is this much later than its own.
 pub const MAX_AGE_MS: u64 = 10 * 60 * 1000;
-/// Expired `q/` records deleted per apply call beyond the entries it added.
+/// Expired `q/` records deleted per expiry pass beyond twice the entries added.
 const EXPIRE_SLACK: usize = 8;
+/// An apply call looks for expired records when the id count crosses a
+/// multiple of this (not on every call: the scan costs more than the deletes).
+const EXPIRE_EVERY: u64 = 256;
 
 /// The outcome of one write, as remembered under `r/<id>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,6 +52,8 @@ struct EntryIds {
 pub struct Sessions {
     /// Ids remembered so far (`m/requests`), loaded on first use.
     seq: Option<u64>,
+    /// The count as loaded (`None`: not loaded from the tree).
+    start: Option<u64>,
     overlay: HashMap<RequestId, Remembered>,
     revision: u64,
     at_ms: u64,
@@ -82,6 +87,7 @@ impl Sessions {
             None => 0,
         };
         self.seq = Some(s);
+        self.start = Some(s);
         Ok(s)
     }
 
@@ -153,7 +159,15 @@ impl Sessions {
         }
         let seq = self.seq.expect("set by remember");
         batch.insert(keys::REQUEST_SEQ, encode(&seq));
-        let budget = 2 * self.entries + EXPIRE_SLACK;
+        if self
+            .start
+            .is_some_and(|s| s / EXPIRE_EVERY == seq / EXPIRE_EVERY)
+        {
+            return Ok(());
+        }
+        // Up to EXPIRE_EVERY ids (so entries) were added since the last pass.
+        let since = self.start.map_or(0, |_| EXPIRE_EVERY as usize);
+        let budget = 2 * (self.entries + since) + EXPIRE_SLACK;
         for item in tree.scan_prefix(keys::REQUESTS_BY_REV).take(budget) {
             let (k, v) = item?;
             let e: EntryIds = decode(&v, "remembered request ids")?;
@@ -243,6 +257,7 @@ mod tests {
         let mut s = Sessions::default();
         let mut batch = Writes::default();
         s.begin(32, late);
+        s.seq = Some(MAX_IDS + 1); // as stored, without scheduling the pass by count
         s.remember(&tree, &mut batch, RequestId(2000), &ok(32))
             .unwrap();
         s.end(&mut batch);
@@ -264,6 +279,7 @@ mod tests {
         let mut batch = Writes::default();
         let late = 10 + MAX_AGE_MS;
         s.begin(3, late);
+        s.seq = Some(2); // as stored, without scheduling the pass by count
         assert_eq!(s.lookup(&tree, RequestId(1)).unwrap(), None);
         s.remember(&tree, &mut batch, RequestId(1), &ok(3)).unwrap();
         s.end(&mut batch);
