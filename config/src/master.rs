@@ -53,9 +53,9 @@ pub struct RaftTimings {
     /// Leader heartbeat interval, milliseconds (default 50; 100 before the
     /// failover work). openraft also times a replication RPC out after it.
     pub heartbeat_ms: u64,
-    /// Lower bound of the randomized election timeout, milliseconds (default 150; was 600).
+    /// Lower bound of the randomized election timeout, milliseconds (default 120; was 600).
     pub election_min_ms: u64,
-    /// Upper bound of the randomized election timeout, milliseconds (default 300; was 1200).
+    /// Upper bound of the randomized election timeout, milliseconds (default 240; was 1200).
     pub election_max_ms: u64,
     /// Build a snapshot after this many log entries since the last one (default 10000).
     pub snapshot_every: u64,
@@ -69,8 +69,8 @@ impl Default for RaftTimings {
     fn default() -> Self {
         RaftTimings {
             heartbeat_ms: 50,
-            election_min_ms: 150,
-            election_max_ms: 300,
+            election_min_ms: 120,
+            election_max_ms: 240,
             snapshot_every: 10_000,
             keep_behind_snapshot: 1000,
             snapshot_chunk_bytes: 1024 * 1024,
@@ -172,12 +172,15 @@ impl RaftTimings {
         if self.heartbeat_ms == 0 {
             return Err(invalid("raft.heartbeat_ms", "must be at least 1"));
         }
-        if self.election_min_ms < 3 * self.heartbeat_ms {
+        // A follower that knows a leader also waits out the leader's lease
+        // (election_max_ms) first, so its silence budget is at least
+        // 2 x election_min_ms.
+        if self.election_min_ms < 2 * self.heartbeat_ms {
             return Err(invalid(
                 "raft.election_min_ms",
                 format!(
-                    "must be at least 3 x raft.heartbeat_ms ({}), got {}",
-                    3 * self.heartbeat_ms,
+                    "must be at least 2 x raft.heartbeat_ms ({}), got {}",
+                    2 * self.heartbeat_ms,
                     self.election_min_ms
                 ),
             ));
@@ -300,7 +303,7 @@ mod tests {
     fn bad_configs_name_the_field() {
         let cases = [
             ("[raft]\nheartbeat_ms = 0\n", "raft.heartbeat_ms"),
-            ("[raft]\nelection_min_ms = 100\n", "raft.election_min_ms"),
+            ("[raft]\nelection_min_ms = 90\n", "raft.election_min_ms"),
             (
                 "[store]\nmax_value_bytes = 99999999\n",
                 "store.max_value_bytes",
