@@ -71,6 +71,11 @@ struct Inner {
     _db: sled::Db,
 }
 
+/// How long a restarted master waits to hear from a leader before it may stand
+/// for election (a leader's replication retries an unreachable peer every
+/// 500 ms, and a dial to it times out after 1 s).
+const ELECTION_HOLD: Duration = Duration::from_secs(2);
+
 /// How long `ferry snapshot save` waits for a snapshot to be built.
 const BACKUP_BUILD: Duration = Duration::from_secs(120);
 
@@ -125,9 +130,17 @@ impl Store {
         let raft = Raft::new(opts.id, Arc::new(config), network, log, sm)
             .await
             .map_err(|e| crate::Error::Raft(e.to_string()))?;
+        // A master restarting into a cluster of several voters stands for
+        // election only once it has heard from a leader or ELECTION_HOLD has
+        // passed: it knows no leader (a former leader resigned its term, see
+        // `LogStore::resign_leadership`), so its timer would fire after a bare
+        // election timeout, before the leader's replication reaches the new
+        // process, and its higher term would depose a healthy leader (seen by
+        // `ferry bench failover` as an election right after each rejoin).
+        raft.runtime_config().elect(false);
         let (batch_tx, batch_rx) = mpsc::channel(64 * 1024);
         tokio::spawn(batcher::run(raft.clone(), batch_rx, opts.limits.clone()));
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 id: opts.id,
                 addr: opts.addr,
@@ -147,7 +160,33 @@ impl Store {
                 snap_dir,
                 _db: db,
             }),
-        })
+        };
+        let s = store.clone();
+        tokio::spawn(async move {
+            let until = tokio::time::Instant::now() + ELECTION_HOLD;
+            let mut rx = s.inner.raft.metrics();
+            // The metrics show the stored membership once Raft has started.
+            let voters = loop {
+                let n = rx
+                    .borrow_and_update()
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .count();
+                if n > 0 || tokio::time::Instant::now() >= until {
+                    break n;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(10), rx.changed()).await;
+            };
+            while voters > 1
+                && s.inner.heard.load(Ordering::Relaxed) == 0
+                && tokio::time::Instant::now() < until
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            s.inner.raft.runtime_config().elect(true);
+        });
+        Ok(store)
     }
 
     /// Makes this master the single voter of a new cluster (`ferry master --init`).
