@@ -65,6 +65,8 @@ const ROUND_LIMIT: Duration = Duration::from_secs(20);
 struct Ack {
     key: String,
     value: Vec<u8>,
+    /// When the write was sent, and when it was acknowledged.
+    sent: Instant,
     at: Instant,
     revision: u64,
 }
@@ -221,10 +223,12 @@ async fn drive(a: &Args, local: &mut up::Local, cfg: Option<&Path>) -> Result<Ex
                 let key = format!("{prefix}w{w}/{i}");
                 let value = format!("{w}-{i}").into_bytes();
                 i += 1;
+                let sent = Instant::now();
                 match client.put(&key, value.clone(), Expect::Any).await {
                     Ok(Ok(out)) => shared.acks.lock().expect("acks").push(Ack {
                         key,
                         value,
+                        sent,
                         at: Instant::now(),
                         revision: out.revision,
                     }),
@@ -431,11 +435,13 @@ async fn kill_round(
             loop {
                 let client = Client::new(&admin)?;
                 let value = format!("fresh-{round}").into_bytes();
+                let sent = Instant::now();
                 if let Ok(Ok(out)) = client.put(&key, value.clone(), Expect::Any).await {
                     let at = Instant::now();
                     shared.acks.lock().expect("acks").push(Ack {
                         key: key.clone(),
                         value,
+                        sent,
                         at,
                         revision: out.revision,
                     });
@@ -456,7 +462,7 @@ async fn kill_round(
             .lock()
             .expect("acks")
             .iter()
-            .filter(|a| a.at > killed_at && a.revision > before)
+            .filter(|a| a.sent > killed_at && a.revision > before)
             .map(|a| a.at)
             .min();
         if let (Some(l), Some(w)) = (leader_at, write_at) {
