@@ -6,6 +6,7 @@
 //! - [`procs`]: running `ferry` commands, finding processes, free ports, log tails.
 //! - [`chaos`]: a bounded soak of random crashes and pauses (ignored; run as a command).
 //! - [`crash`]: SIGKILL of the leader under load and of every master; no acknowledged write lost.
+//! - [`failover`]: `ferry bench failover --rounds 1`: its summary line, no write lost.
 //! - [`fork`]: a leader that lost unflushed entries in a SIGKILL does not resume its
 //!   term (which would give their log ids to different entries).
 //! - [`pause`]: a SIGSTOPped leader is replaced and serves no stale read after SIGCONT.
@@ -25,6 +26,7 @@ mod bad_input;
 mod chaos;
 mod cli;
 mod crash;
+mod failover;
 mod fork;
 mod harness;
 mod objects;
