@@ -463,10 +463,11 @@ where
             payload=%payload.summary(),
             now = debug(leader_time),
             "start sending append_entries, timeout: {:?}",
-            self.config.heartbeat_interval
+            self.config.heartbeat_interval.max(self.config.election_timeout_min)
         );
 
-        let the_timeout = Duration::from_millis(self.config.heartbeat_interval);
+        // FERRY PATCH (change 4): see FERRY-PATCH.md.
+        let the_timeout = Duration::from_millis(self.config.heartbeat_interval.max(self.config.election_timeout_min));
         let option = RPCOption::new(the_timeout);
         let res = C::timeout(the_timeout, self.network.append_entries(payload, option)).await;
 
