@@ -3,7 +3,8 @@
 //!
 //! `store` is the load `../shared/tools/etcd-anchor` drives etcd with (raw
 //! puts); `api` creates objects through the whole API pipeline (admission,
-//! preconditions, JSON) and is compared with the same anchor.
+//! preconditions, JSON) and is compared with the same anchor. `failover`
+//! (in [`crate::failover`]) starts a cluster of its own and kills its leader.
 
 use crate::client::config_path;
 use anyhow::{bail, Context, Result};
