@@ -3,7 +3,8 @@
 //!
 //! `store` is the load `../shared/tools/etcd-anchor` drives etcd with (raw
 //! puts); `api` creates objects through the whole API pipeline (admission,
-//! preconditions, JSON) and is compared with the same anchor.
+//! preconditions, JSON) and is compared with the same anchor. `failover`
+//! (in [`crate::failover`]) starts a cluster of its own and kills its leader.
 
 use crate::client::config_path;
 use anyhow::{bail, Context, Result};
@@ -44,6 +45,9 @@ pub enum Cmd {
         #[arg(long, default_value_t = 256)]
         value_size: usize,
     },
+    /// Failover: SIGKILLs the leader of a local cluster it starts, N times, and
+    /// measures the time to a new leader and to the first acknowledged write.
+    Failover(crate::failover::Args),
     /// Create throughput and latency through the API pipeline.
     Api {
         #[command(flatten)]
@@ -60,8 +64,34 @@ pub enum Cmd {
     },
 }
 
+/// The `bench store` load (`clients` clients, `ops` puts of 256 bytes) against
+/// the cluster of the client config at `config`; prints its summary line.
+pub(crate) async fn store_load(
+    config: &Path,
+    clients: usize,
+    conns: usize,
+    ops: usize,
+) -> Result<ExitCode> {
+    let common = Common {
+        clients,
+        conns,
+        json: false,
+    };
+    // Boxed: `run` reaches this function again through `bench failover`.
+    Box::pin(run(
+        Cmd::Store {
+            common,
+            ops,
+            value_size: 256,
+        },
+        Some(config),
+    ))
+    .await
+}
+
 pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
     match cmd {
+        Cmd::Failover(a) => crate::failover::run(a).await,
         Cmd::Store {
             common,
             ops,

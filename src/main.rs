@@ -9,7 +9,7 @@
 //!   `ferry config view`, `ferry completion` — Kubernetes objects over QUIC.
 //! - [`printers`]: tables, `-o` formats, describe and explain text.
 //! - [`snapshot`]: `ferry snapshot save|status` — backups of the store.
-//! - [`bench`]: `ferry bench store|api`.
+//! - [`bench`]: `ferry bench store|api|failover` ([`failover`]: leader kills, measured).
 //! - [`client`]: finding and loading the client config.
 //! - [`output`]: stdout that survives a closed pipe.
 //! - [`printers`]: what `get`, `describe` and `explain` print (kubectl's formats).
@@ -27,6 +27,7 @@ mod output;
 mod bench;
 mod client;
 mod cluster;
+mod failover;
 mod kv;
 mod master;
 mod objects;

@@ -35,18 +35,30 @@ pub struct Args {
     force: bool,
 }
 
-struct Proc {
-    name: String,
-    data: PathBuf,
-    addr: String,
+/// One master process `ferry up` (or `ferry bench failover`) runs.
+pub(crate) struct Proc {
+    pub(crate) name: String,
+    pub(crate) data: PathBuf,
+    pub(crate) addr: String,
     /// Runtime threads: the masters share this machine's cores.
     workers: usize,
-    child: Option<Child>,
+    pub(crate) child: Option<Child>,
     /// Where this start's output begins in master.log (it is appended to).
     log_from: u64,
 }
 
-fn spawn(p: &mut Proc, extra: &[String], master_cfg: Option<&Path>) -> Result<Child> {
+/// A local cluster, started and healthy.
+pub(crate) struct Local {
+    pub(crate) procs: Vec<Proc>,
+    pub(crate) admin: ferry_config::ClientConfig,
+    pub(crate) admin_path: PathBuf,
+    pub(crate) masters: Vec<String>,
+    pub(crate) leader: u64,
+    /// What a master that lost its data dir would need to join again.
+    pub(crate) join_args: Vec<String>,
+}
+
+pub(crate) fn spawn(p: &mut Proc, extra: &[String], master_cfg: Option<&Path>) -> Result<Child> {
     let exe = std::env::current_exe().context("locating the ferry binary")?;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -107,7 +119,7 @@ fn check_running(procs: &mut [Proc]) -> Result<()> {
     Ok(())
 }
 
-fn stop_all(procs: &mut [Proc]) {
+pub(crate) fn stop_all(procs: &mut [Proc]) {
     for p in procs.iter() {
         if let Some(c) = &p.child {
             let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
@@ -185,16 +197,61 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
         bail!("--masters {}: an even number of masters tolerates no more failures than one fewer; pass --force to do it anyway", a.masters);
     }
     let dir = a.dir.clone().unwrap_or_else(|| ferry_home().join("local"));
-    create_private_dir(&dir)?;
+    let cfg = master_cfg.as_deref();
+    let mut local = start(&dir, a.masters, a.port, a.force, cfg).await?;
+    let (admin, admin_path, masters, leader) = (
+        local.admin.clone(),
+        local.admin_path.clone(),
+        local.masters.clone(),
+        local.leader,
+    );
+    let home_cfg = ferry_home().join("config");
+    if !home_cfg.exists() {
+        create_private_dir(&ferry_home())?;
+        write_private(&home_cfg, admin.to_toml().as_bytes())?;
+    }
+    outln!(
+        "ferry: local cluster of {} masters is up (leader: master {leader})",
+        a.masters
+    );
+    outln!("  masters:      {}", masters.join(", "));
+    outln!("  admin config: {}", admin_path.display());
+    outln!(
+        "  try:          ferry --config {} cluster status",
+        admin_path.display()
+    );
+    outln!(
+        "                ferry --config {} kv put hello world",
+        admin_path.display()
+    );
+    outln!("  logs:         {}/m*/master.log", dir.display());
+    outln!("  Ctrl-C stops the cluster.");
+    supervise(&mut local.procs, cfg, &local.join_args).await;
+    outln!("ferry: stopping");
+    stop_all(&mut local.procs);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts (or restarts) a local cluster of `n` masters in `dir` on UDP ports
+/// from `port`, and waits until it is healthy: every master a voter (unless the
+/// count is even without `force`), namespace `default` created.
+pub(crate) async fn start(
+    dir: &Path,
+    n: usize,
+    port: u16,
+    force: bool,
+    master_cfg: Option<&Path>,
+) -> Result<Local> {
+    create_private_dir(dir)?;
     // Masters on one machine compete for its cores: more runtime threads than
     // cores only adds cross-thread wakeups to every request's path.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = (cores / a.masters).max(1);
-    let mut procs: Vec<Proc> = (1..=a.masters)
+    let workers = (cores / n).max(1);
+    let mut procs: Vec<Proc> = (1..=n)
         .map(|i| Proc {
             name: format!("m{i}"),
             data: dir.join(format!("m{i}")),
-            addr: format!("127.0.0.1:{}", a.port as usize + i - 1),
+            addr: format!("127.0.0.1:{}", port as usize + i - 1),
             workers,
             child: None,
             log_from: 0,
@@ -204,7 +261,7 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
         create_private_dir(&p.data)?;
     }
     let masters: Vec<String> = procs.iter().map(|p| p.addr.clone()).collect();
-    let cfg = master_cfg.as_deref();
+    let cfg = master_cfg;
     let is_setup = |p: &Proc| p.data.join("identity.toml").exists();
 
     let first_args = if is_setup(&procs[0]) {
@@ -258,43 +315,26 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
         let args = if is_setup(p) {
             vec![]
         } else {
-            join_args(a.force)
+            join_args(force)
         };
         p.child = Some(spawn(p, &args, cfg)?);
     }
-    let all_voters = !a.masters.is_multiple_of(2) || a.force;
-    let leader = match wait_healthy(&client, &mut procs, a.masters, all_voters).await {
+    let leader = match wait_healthy(&client, &mut procs, n, !n.is_multiple_of(2) || force).await {
         Ok(l) => l,
         Err(e) => {
             stop_all(&mut procs);
             return Err(e);
         }
     };
-    let home_cfg = ferry_home().join("config");
-    if !home_cfg.exists() {
-        create_private_dir(&ferry_home())?;
-        write_private(&home_cfg, admin.to_toml().as_bytes())?;
-    }
-    outln!(
-        "ferry: local cluster of {} masters is up (leader: master {leader})",
-        a.masters
-    );
-    outln!("  masters:      {}", masters.join(", "));
-    outln!("  admin config: {}", admin_path.display());
-    outln!(
-        "  try:          ferry --config {} cluster status",
-        admin_path.display()
-    );
-    outln!(
-        "                ferry --config {} kv put hello world",
-        admin_path.display()
-    );
-    outln!("  logs:         {}/m*/master.log", dir.display());
-    outln!("  Ctrl-C stops the cluster.");
-    supervise(&mut procs, cfg, &join_args(a.force)).await;
-    outln!("ferry: stopping");
-    stop_all(&mut procs);
-    Ok(ExitCode::SUCCESS)
+    let join_args = join_args(force);
+    Ok(Local {
+        procs,
+        admin,
+        admin_path,
+        masters,
+        leader,
+        join_args,
+    })
 }
 
 async fn supervise(procs: &mut [Proc], cfg: Option<&Path>, join_args: &[String]) {

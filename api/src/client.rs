@@ -27,6 +27,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
+/// A client's connection closes after this long without a packet from its master.
+const CLIENT_IDLE: Duration = Duration::from_millis(500);
+/// Keep-alive interval of a client's connection.
+const CLIENT_KEEPALIVE: Duration = Duration::from_millis(100);
+/// A dial that has not completed its handshake after this long gets company:
+/// the next master is dialed too, and the first to answer wins.
+const DIAL_STAGGER: Duration = Duration::from_millis(100);
+/// A handshake that has not completed after this long fails.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A connection-holding client. Cheap to share behind an `Arc`; requests run concurrently.
 pub struct Client {
     masters: Vec<String>,
@@ -49,7 +59,14 @@ enum Attempt {
 impl Client {
     /// Builds a client from a client config.
     pub fn new(cfg: &ClientConfig) -> Result<Client> {
-        let limits = TransportLimits::default();
+        // A dead master's connection closes once it has been silent for
+        // CLIENT_IDLE (keep-alives make a live one answer several times
+        // meanwhile), so no request waits for the masters' longer idle timeout.
+        let limits = TransportLimits {
+            idle_timeout_ms: CLIENT_IDLE.as_millis() as u64,
+            keepalive_ms: CLIENT_KEEPALIVE.as_millis() as u64,
+            ..TransportLimits::default()
+        };
         let pair = CertPair {
             cert_pem: cfg.client_cert.clone(),
             key_pem: cfg.client_key.clone(),
@@ -100,41 +117,40 @@ impl Client {
                 message: "not in this client's master list".into(),
             });
         };
-        let conn = self.dial(&self.masters[i]).await?;
+        let conn = dial(&self.endpoint, self.quic.clone(), &self.masters[i]).await?;
         *self.current.lock().await = Some((i, conn));
         Ok(())
     }
 
-    async fn dial(&self, addr: &str) -> Result<quinn::Connection> {
-        let sock: SocketAddr = tokio::net::lookup_host(addr)
-            .await
-            .map_err(|e| Error::Connect {
-                addr: addr.to_string(),
-                message: e.to_string(),
-            })?
-            .next()
-            .ok_or_else(|| Error::Connect {
-                addr: addr.to_string(),
-                message: "no address".into(),
-            })?;
-        let connecting = self
-            .endpoint
-            .connect_with(self.quic.clone(), sock, MASTER_SERVER_NAME)
-            .map_err(|e| Error::Connect {
-                addr: addr.to_string(),
-                message: e.to_string(),
-            })?;
-        let conn = tokio::time::timeout(Duration::from_secs(3), connecting)
-            .await
-            .map_err(|_| Error::Connect {
-                addr: addr.to_string(),
-                message: "handshake timed out".into(),
-            })?
-            .map_err(|e| Error::Connect {
-                addr: addr.to_string(),
-                message: e.to_string(),
-            })?;
-        Ok(conn)
+    /// Dials the masters in `order`, the first at once and each next one
+    /// [`DIAL_STAGGER`] later while none has answered; the first handshake to
+    /// complete wins (the others are dropped). A dead master thus delays a new
+    /// connection by the stagger, not by a handshake timeout.
+    async fn dial_first(
+        &self,
+        order: Vec<usize>,
+    ) -> std::result::Result<(usize, quinn::Connection), String> {
+        let mut dials = tokio::task::JoinSet::new();
+        for (k, i) in order.into_iter().enumerate() {
+            let (endpoint, quic, addr) = (
+                self.endpoint.clone(),
+                self.quic.clone(),
+                self.masters[i].clone(),
+            );
+            dials.spawn(async move {
+                tokio::time::sleep(DIAL_STAGGER * k as u32).await;
+                (i, dial(&endpoint, quic, &addr).await)
+            });
+        }
+        let mut last = String::from("no masters configured");
+        while let Some(done) = dials.join_next().await {
+            match done {
+                Ok((i, Ok(c))) => return Ok((i, c)),
+                Ok((_, Err(e))) => last = e.to_string(),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(last)
     }
 
     /// The current connection, or a new one to the next master that answers.
@@ -146,22 +162,23 @@ impl Client {
             }
         }
         let start = cur.as_ref().map(|(i, _)| i + 1).unwrap_or(0);
-        let mut last = String::from("no masters configured");
-        for k in 0..self.masters.len() {
-            let i = (start + k) % self.masters.len();
-            match self.dial(&self.masters[i]).await {
-                Ok(c) => {
-                    *cur = Some((i, c.clone()));
-                    return Ok((i, c));
-                }
-                Err(e) => last = e.to_string(),
+        let n = self.masters.len();
+        match self
+            .dial_first((0..n).map(|k| (start + k) % n).collect())
+            .await
+        {
+            Ok((i, c)) => {
+                *cur = Some((i, c.clone()));
+                Ok((i, c))
+            }
+            Err(last) => {
+                *cur = None;
+                Err(Error::NoMaster {
+                    tried: self.masters.join(","),
+                    last,
+                })
             }
         }
-        *cur = None;
-        Err(Error::NoMaster {
-            tried: self.masters.join(","),
-            last,
-        })
     }
 
     async fn drop_connection(&self, index: usize) {
@@ -182,12 +199,12 @@ impl Client {
         if cur.is_some() {
             return;
         }
-        for k in 1..=self.masters.len() {
-            let i = (failed + k) % self.masters.len();
-            if let Ok(c) = self.dial(&self.masters[i]).await {
-                *cur = Some((i, c));
-                return;
-            }
+        let n = self.masters.len();
+        if let Ok(c) = self
+            .dial_first((1..=n).map(|k| (failed + k) % n).collect())
+            .await
+        {
+            *cur = Some(c);
         }
     }
 
@@ -465,6 +482,42 @@ impl Client {
     pub fn watch_objects(self: &Arc<Self>, req: ObjectRequest) -> Watch<ObjectRequest> {
         Watch::new(self, req)
     }
+}
+
+/// One QUIC connection to `addr`, or an error once [`HANDSHAKE_TIMEOUT`] passes.
+async fn dial(
+    endpoint: &quinn::Endpoint,
+    quic: quinn::ClientConfig,
+    addr: &str,
+) -> Result<quinn::Connection> {
+    let sock: SocketAddr = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| Error::Connect {
+            addr: addr.to_string(),
+            message: e.to_string(),
+        })?
+        .next()
+        .ok_or_else(|| Error::Connect {
+            addr: addr.to_string(),
+            message: "no address".into(),
+        })?;
+    let connecting = endpoint
+        .connect_with(quic, sock, MASTER_SERVER_NAME)
+        .map_err(|e| Error::Connect {
+            addr: addr.to_string(),
+            message: e.to_string(),
+        })?;
+    let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting)
+        .await
+        .map_err(|_| Error::Connect {
+            addr: addr.to_string(),
+            message: "handshake timed out".into(),
+        })?
+        .map_err(|e| Error::Connect {
+            addr: addr.to_string(),
+            message: e.to_string(),
+        })?;
+    Ok(conn)
 }
 
 fn retryable(e: &ApiError, req: &ApiRequest) -> bool {

@@ -431,6 +431,20 @@ pub fn alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
     data.protocol
 }
 
+/// A master's endpoint config, whose stateless-reset key is derived from the
+/// master's private key: the same across restarts. A restarted master then
+/// answers packets of its previous incarnation's connections with a reset its
+/// peers and clients accept, so they drop those connections at once instead of
+/// waiting out the idle timeout (quinn's default key is random per process).
+pub fn master_endpoint_config(key_pem: &str) -> quinn::EndpointConfig {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"ferry stateless reset key\0");
+    ctx.update(key_pem.as_bytes());
+    let seed = ctx.finish();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, seed.as_ref());
+    quinn::EndpointConfig::new(Arc::new(key))
+}
+
 /// Builds a client endpoint bound to an ephemeral loopback-or-any port.
 pub fn client_endpoint(bind: std::net::SocketAddr) -> Result<quinn::Endpoint> {
     quinn::Endpoint::client(bind).map_err(|e| Error::Connect {

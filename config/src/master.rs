@@ -39,17 +39,23 @@ impl Default for MasterConfig {
     }
 }
 
-/// Raft timing knobs. Failover takes roughly one election timeout after the
-/// leader's last heartbeat: lower timeouts fail over faster but risk spurious
-/// elections on a loaded machine.
+/// Raft timing knobs. openraft 0.9 lets a follower that knows a leader wait
+/// `election_max_ms` (the leader's lease) plus its own randomized timeout in
+/// `election_min_ms..election_max_ms` after the leader's last message before it
+/// stands for election, and checks that every 1.5 x `heartbeat_ms`: failover
+/// after a leader dies takes about `election_max_ms + election_min_ms ..
+/// 2 x election_max_ms`, plus a vote round. Lower timeouts fail over faster but
+/// risk spurious elections on a loaded machine; the defaults are measured by
+/// `ferry bench failover` (docs/benchmarks.md, "Failover").
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaftTimings {
-    /// Leader heartbeat interval, milliseconds (default 100).
+    /// Leader heartbeat interval, milliseconds (default 50; 100 before the
+    /// failover work). openraft also times a replication RPC out after it.
     pub heartbeat_ms: u64,
-    /// Lower bound of the randomized election timeout, milliseconds (default 600).
+    /// Lower bound of the randomized election timeout, milliseconds (default 120; was 600).
     pub election_min_ms: u64,
-    /// Upper bound of the randomized election timeout, milliseconds (default 1200).
+    /// Upper bound of the randomized election timeout, milliseconds (default 240; was 1200).
     pub election_max_ms: u64,
     /// Build a snapshot after this many log entries since the last one (default 10000).
     pub snapshot_every: u64,
@@ -62,9 +68,9 @@ pub struct RaftTimings {
 impl Default for RaftTimings {
     fn default() -> Self {
         RaftTimings {
-            heartbeat_ms: 100,
-            election_min_ms: 600,
-            election_max_ms: 1200,
+            heartbeat_ms: 50,
+            election_min_ms: 120,
+            election_max_ms: 240,
             snapshot_every: 10_000,
             keep_behind_snapshot: 1000,
             snapshot_chunk_bytes: 1024 * 1024,
@@ -111,9 +117,11 @@ impl Default for StoreLimits {
 pub struct TransportLimits {
     /// Largest frame accepted from a peer or client, bytes (default 8 MiB).
     pub max_frame_bytes: usize,
-    /// A connection with no traffic for this long is closed, milliseconds (default 4000).
+    /// A connection with no traffic for this long is closed, milliseconds
+    /// (default 1000; 4000 before the failover work): how long a master's
+    /// connection to a dead peer lingers.
     pub idle_timeout_ms: u64,
-    /// Keep-alive interval, milliseconds (default 500).
+    /// Keep-alive interval, milliseconds (default 100; was 500).
     pub keepalive_ms: u64,
 }
 
@@ -121,8 +129,8 @@ impl Default for TransportLimits {
     fn default() -> Self {
         TransportLimits {
             max_frame_bytes: 8 * 1024 * 1024,
-            idle_timeout_ms: 4000,
-            keepalive_ms: 500,
+            idle_timeout_ms: 1000,
+            keepalive_ms: 100,
         }
     }
 }
@@ -164,12 +172,15 @@ impl RaftTimings {
         if self.heartbeat_ms == 0 {
             return Err(invalid("raft.heartbeat_ms", "must be at least 1"));
         }
-        if self.election_min_ms < 3 * self.heartbeat_ms {
+        // A follower that knows a leader also waits out the leader's lease
+        // (election_max_ms) first, so its silence budget is at least
+        // 2 x election_min_ms.
+        if self.election_min_ms < 2 * self.heartbeat_ms {
             return Err(invalid(
                 "raft.election_min_ms",
                 format!(
-                    "must be at least 3 x raft.heartbeat_ms ({}), got {}",
-                    3 * self.heartbeat_ms,
+                    "must be at least 2 x raft.heartbeat_ms ({}), got {}",
+                    2 * self.heartbeat_ms,
                     self.election_min_ms
                 ),
             ));
@@ -292,7 +303,7 @@ mod tests {
     fn bad_configs_name_the_field() {
         let cases = [
             ("[raft]\nheartbeat_ms = 0\n", "raft.heartbeat_ms"),
-            ("[raft]\nelection_min_ms = 100\n", "raft.election_min_ms"),
+            ("[raft]\nelection_min_ms = 90\n", "raft.election_min_ms"),
             (
                 "[store]\nmax_value_bytes = 99999999\n",
                 "store.max_value_bytes",

@@ -271,7 +271,8 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         let n = rpc.entries.len() as u64;
         let frame = encode(&PeerRequest::AppendEntries(rpc))
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        // openraft times an AppendEntries out after one heartbeat interval: keep
+        // openraft times an AppendEntries out after one heartbeat interval or
+        // election_min_ms, whichever is longer (vendor patch 4): keep
         // each request small enough to travel and flush well within it.
         if n > 1 && frame.len() > self.peers.max_frame.min(APPEND_BUDGET) {
             return Err(RPCError::PayloadTooLarge(

@@ -9,6 +9,7 @@
 //! - [`crash`]: SIGKILL of the leader under load and of every master, and a power
 //!   failure of every master (stores put back to their last sync); no acknowledged
 //!   write lost.
+//! - [`failover`]: `ferry bench failover --rounds 1`: its summary line, no write lost.
 //! - [`fork`]: a leader that lost unflushed entries in a SIGKILL does not resume its
 //!   term (which would give their log ids to different entries).
 //! - [`pause`]: a SIGSTOPped leader is replaced and serves no stale read after SIGCONT.
@@ -30,6 +31,7 @@ mod bad_input;
 mod chaos;
 mod cli;
 mod crash;
+mod failover;
 mod fork;
 mod harness;
 mod objects;

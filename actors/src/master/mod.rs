@@ -195,7 +195,7 @@ impl Master {
         let ca = data.ca()?;
         let server = tls::server_config(&ca.cert_pem, &cert, &cfg.transport)?;
         let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
+            tls::master_endpoint_config(&cert.key_pem),
             Some(server),
             socket,
             Arc::new(quinn::TokioRuntime),

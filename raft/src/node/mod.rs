@@ -21,7 +21,7 @@ use ferry_api::proto::{
 };
 use ferry_config::{RaftTimings, StoreLimits};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -58,11 +58,23 @@ struct Inner {
     committed: Arc<AtomicU64>,
     membership: tokio::sync::Mutex<()>,
     election_max: Duration,
+    /// A follower that has heard nothing from its leader for this long (four
+    /// heartbeats; openraft sends one every 1.5) does not forward to it: it
+    /// waits for the leader to speak or for the next one (see `leader`).
+    silent_after: Duration,
+    /// When the leader's last AppendEntries arrived, ms after `epoch`.
+    heard: AtomicU64,
+    epoch: std::time::Instant,
     storage_released: FlusherStopped,
     flusher: Flusher,
     snap_dir: PathBuf,
     _db: sled::Db,
 }
+
+/// How long a restarted master waits to hear from a leader before it may stand
+/// for election (a leader's replication retries an unreachable peer every
+/// 500 ms, and a dial to it times out after 1 s).
+const ELECTION_HOLD: Duration = Duration::from_secs(2);
 
 /// How long `ferry snapshot save` waits for a snapshot to be built.
 const BACKUP_BUILD: Duration = Duration::from_secs(120);
@@ -119,9 +131,17 @@ impl Store {
         let raft = Raft::new(opts.id, Arc::new(config), network, log, sm)
             .await
             .map_err(|e| crate::Error::Raft(e.to_string()))?;
+        // A master restarting into a cluster of several voters stands for
+        // election only once it has heard from a leader or ELECTION_HOLD has
+        // passed: it knows no leader (a former leader resigned its term, see
+        // `LogStore::resign_leadership`), so its timer would fire after a bare
+        // election timeout, before the leader's replication reaches the new
+        // process, and its higher term would depose a healthy leader (seen by
+        // `ferry bench failover` as an election right after each rejoin).
+        raft.runtime_config().elect(false);
         let (batch_tx, batch_rx) = mpsc::channel(64 * 1024);
         tokio::spawn(batcher::run(raft.clone(), batch_rx, opts.limits.clone()));
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 id: opts.id,
                 addr: opts.addr,
@@ -133,12 +153,41 @@ impl Store {
                 committed,
                 membership: tokio::sync::Mutex::new(()),
                 election_max: Duration::from_millis(t.election_max_ms),
+                silent_after: Duration::from_millis(4 * t.heartbeat_ms),
+                heard: AtomicU64::new(0),
+                epoch: std::time::Instant::now(),
                 storage_released,
                 flusher,
                 snap_dir,
                 _db: db,
             }),
-        })
+        };
+        let s = store.clone();
+        tokio::spawn(async move {
+            let until = tokio::time::Instant::now() + ELECTION_HOLD;
+            let mut rx = s.inner.raft.metrics();
+            // The metrics show the stored membership once Raft has started.
+            let voters = loop {
+                let n = rx
+                    .borrow_and_update()
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .count();
+                if n > 0 || tokio::time::Instant::now() >= until {
+                    break n;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(10), rx.changed()).await;
+            };
+            while voters > 1
+                && s.inner.heard.load(Ordering::Relaxed) == 0
+                && tokio::time::Instant::now() < until
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            s.inner.raft.runtime_config().elect(true);
+        });
+        Ok(store)
     }
 
     /// Makes this master the single voter of a new cluster (`ferry master --init`).
@@ -190,26 +239,73 @@ impl Store {
         async move { released.wait().await }
     }
 
-    /// The current leader's id and address, waiting up to an election timeout for one.
+    /// Notes that the leader's AppendEntries just arrived.
+    fn heard_from_leader(&self) {
+        let ms = self.inner.epoch.elapsed().as_millis() as u64;
+        self.inner.heard.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether the leader has been silent longer than `silent_after`.
+    fn leader_silent(&self) -> bool {
+        let now = self.inner.epoch.elapsed().as_millis() as u64;
+        let heard = self.inner.heard.load(Ordering::Relaxed);
+        now.saturating_sub(heard) > self.inner.silent_after.as_millis() as u64
+    }
+
+    /// The current leader's id and address, waiting up to two election
+    /// timeouts for one. A leader that has gone silent (most likely dead: its
+    /// followers will elect another within an election timeout) is not
+    /// returned until it speaks again or another takes over, so a write is not
+    /// forwarded into a dead connection; after the wait, the leader known then
+    /// is returned anyway.
     async fn leader(&self) -> Result<(NodeId, String), ApiError> {
         let mut rx = self.inner.raft.metrics();
         let deadline = tokio::time::Instant::now() + 2 * self.inner.election_max;
+        let recheck = self.inner.silent_after / 4;
         loop {
-            if let Some(l) = known_leader(&rx.borrow_and_update()) {
-                return Ok(l);
-            }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => {}
-                _ => {
-                    return Err(unavailable(
-                        "no Raft leader; the cluster may have lost quorum",
-                    ))
+            let known = known_leader(&rx.borrow_and_update());
+            if let Some(l) = &known {
+                if l.0 == self.inner.id || !self.leader_silent() {
+                    return known.ok_or_else(|| internal("checked"));
                 }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return known.ok_or_else(|| {
+                    unavailable("no Raft leader; the cluster may have lost quorum")
+                });
+            }
+            let wait = if known.is_some() {
+                (deadline - now).min(recheck)
+            } else {
+                deadline - now
+            };
+            if let Ok(Err(_)) = tokio::time::timeout(wait, rx.changed()).await {
+                return Err(unavailable("Raft has stopped"));
             }
         }
     }
 
-    /// Sends `req` to the leader, or runs `local` if this master leads.
+    /// Resolves once this master knows a leader other than `leader` (or Raft stops).
+    async fn leader_changed(&self, leader: NodeId) {
+        let mut rx = self.inner.raft.metrics();
+        loop {
+            if rx
+                .borrow_and_update()
+                .current_leader
+                .is_some_and(|l| l != leader)
+            {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Sends `req` to the leader, or runs `local` if this master leads. A
+    /// forward still unanswered when another master takes over fails as sent
+    /// (`sent_failed`): the old leader may have died with it.
     async fn on_leader<T>(
         &self,
         req: PeerRequest,
@@ -221,12 +317,15 @@ impl Store {
         if leader == self.inner.id {
             return Ok(local.await);
         }
-        match self
-            .inner
-            .peers
-            .call(&addr, &req, Duration::from_secs(30))
-            .await
-        {
+        let forwarded = tokio::select! {
+            r = self.inner.peers.call(&addr, &req, Duration::from_secs(30)) => r,
+            _ = self.leader_changed(leader) => {
+                return Ok(sent_failed(format!(
+                    "leader {leader} at {addr} was replaced before it answered"
+                )))
+            }
+        };
+        match forwarded {
             Ok(resp) => {
                 unwrap(resp).ok_or_else(|| internal("leader answered with the wrong message"))
             }

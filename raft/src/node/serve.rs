@@ -47,6 +47,14 @@ impl Store {
         match req {
             PeerRequest::AppendEntries(r) => {
                 let mut res = raft.append_entries(r).await;
+                if matches!(
+                    &res,
+                    Ok(AppendEntriesResponse::Success
+                        | AppendEntriesResponse::PartialSuccess(_)
+                        | AppendEntriesResponse::Conflict)
+                ) {
+                    self.heard_from_leader();
+                }
                 // The entries this answer vouches for must be on disk, including
                 // any this master appended as leader and has not flushed yet.
                 if let Ok(

@@ -1490,7 +1490,9 @@ where
                 timer_config.election_timeout
             };
 
-            if self.engine.is_there_greater_log() {
+            // FERRY PATCH (change 3): the flag is stale once this node follows a
+            // leader (committed vote); see FERRY-PATCH.md.
+            if self.engine.is_there_greater_log() && !current_vote.is_committed() {
                 election_timeout += timer_config.smaller_log_timeout;
             }
 

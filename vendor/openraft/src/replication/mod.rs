@@ -463,18 +463,11 @@ where
             payload=%payload.summary(),
             now = debug(leader_time),
             "start sending append_entries, timeout: {:?}",
-            self.config.heartbeat_interval
+            self.config.heartbeat_interval.max(self.config.election_timeout_min)
         );
 
-        // ferry patch 3: entries get the time a snapshot chunk gets. A heartbeat
-        // interval (tens of ms) cannot carry megabytes of entries and their
-        // flush on a loaded machine; every retry timed out again and the
-        // follower never caught up. Empty (heartbeat) requests keep the short one.
-        let the_timeout = if payload.entries.is_empty() {
-            Duration::from_millis(self.config.heartbeat_interval)
-        } else {
-            Duration::from_millis(self.config.heartbeat_interval.max(self.config.install_snapshot_timeout))
-        };
+        // FERRY PATCH (change 4): see FERRY-PATCH.md.
+        let the_timeout = Duration::from_millis(self.config.heartbeat_interval.max(self.config.election_timeout_min));
         let option = RPCOption::new(the_timeout);
         let res = C::timeout(the_timeout, self.network.append_entries(payload, option)).await;
 
