@@ -4,7 +4,9 @@
 //! Idempotent requests are retried on another master until the deadline: reads,
 //! watches, and every write [`Client::write`] sends — it gives each write a
 //! request id (`ApiRequest::WriteOnce`), and the store answers a repeat of an id
-//! with the first outcome instead of applying it again. Only when the deadline
+//! with the first outcome instead of applying it again — and every object write
+//! [`Client::object`] sends (`ApiRequest::ObjectOnce`, one id per request, from
+//! which the API server derives the id of each store write it makes). Only when the deadline
 //! runs out after an attempt that may have applied is the answer
 //! [`Error::Indeterminate`]. A bare `ApiRequest::Write` (no id) is retried only
 //! when pinned to exact revisions, and a retry of it that fails its precondition

@@ -1,6 +1,7 @@
 //! Committing one object write exactly once.
 //!
-//! Each object write gets one request id, kept across all its attempts; the
+//! Each object write gets one request id, kept across all its attempts (derived
+//! from the client's id when the request carries one, see [`Once`]); the
 //! store answers a repeat of a remembered id with the first outcome instead of
 //! applying it again. So when an attempt's outcome is unknown — the leader
 //! failed or moved after the write was forwarded, or nothing committed within

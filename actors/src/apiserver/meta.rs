@@ -190,6 +190,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_seeded_generated_name_is_the_same_on_every_attempt() {
+        let a = generate_name_from("cm-", Some(12345));
+        assert_eq!(a, generate_name_from("cm-", Some(12345)));
+        assert_ne!(a, generate_name_from("cm-", Some(12346)));
+        assert!(a.starts_with("cm-") && a.len() == 8);
+    }
+
+    #[test]
     fn uids_names_and_versions() {
         let u = new_uid();
         assert_eq!(u.len(), 36);
