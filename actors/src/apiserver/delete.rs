@@ -194,7 +194,7 @@ impl ApiServer {
     /// of this request deleted it. Its delete is sent again under the same id,
     /// with a precondition no stored key meets (so it applies nothing): a
     /// remembered id answers the first attempt's success, with the object it
-    /// deleted; otherwise the answer is `missing` (404).
+    /// deleted (or marked); otherwise the answer is `missing` (404).
     async fn deleted_before(
         &self,
         res: &Resource,
@@ -212,10 +212,24 @@ impl ApiServer {
             })
             .await?
         {
-            Ok(out) => match out.prev.first() {
-                Some(Some(kv)) => Ok(ObjectResponse::ok(200, &meta::decode(kv)?)),
-                _ => Err(missing.into()),
-            },
+            Ok(out) => {
+                // The first attempt may have marked the object (gone since, say
+                // removed by its kubelet): then answer the mark, as it did.
+                let at = ferry_api::proto::Consistency::AtRevision(out.revision);
+                let name = req.name.as_deref().unwrap_or_default();
+                if let Ok(Some((marked, rev))) = self
+                    .read_object(res, req.namespace.as_deref(), name, at)
+                    .await
+                {
+                    if rev == out.revision {
+                        return Ok(ObjectResponse::ok(202, &marked));
+                    }
+                }
+                match out.prev.first() {
+                    Some(Some(kv)) => Ok(ObjectResponse::ok(200, &meta::decode(kv)?)),
+                    _ => Err(missing.into()),
+                }
+            }
             Err(_) => Err(missing.into()),
         }
     }
