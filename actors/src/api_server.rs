@@ -31,7 +31,7 @@ pub struct JoinContext {
 pub fn authorize(who: &Identity, req: &ApiRequest) -> Result<(), ApiError> {
     match (who, req) {
         (Identity::Admin | Identity::Master(_), _) => Ok(()),
-        (_, ApiRequest::Status | ApiRequest::Object(_)) => Ok(()),
+        (_, ApiRequest::Status | ApiRequest::Object(_) | ApiRequest::ObjectOnce { .. }) => Ok(()),
         _ => Err(ApiError::new(
             ErrorCode::Forbidden,
             format!("{who:?} may not use the raw store or change membership (admin only)"),
@@ -94,10 +94,15 @@ pub async fn serve(
                 ApiRequest::Object(o) if o.verb == Verb::Watch => {
                     return stream_object_watch(&api, &who, o, &mut send, stop).await
                 }
-                ApiRequest::Object(o) => {
+                ApiRequest::Object(o) | ApiRequest::ObjectOnce { req: o, .. } => {
+                    let once = match &req {
+                        ApiRequest::ObjectOnce { id, attempt, .. } => Some((*id, *attempt)),
+                        _ => None,
+                    };
                     let msg = Handle {
                         who: who.clone(),
                         req: (**o).clone(),
+                        once,
                     };
                     let resp = api
                         .send(msg)
@@ -146,6 +151,7 @@ async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError>
         ApiRequest::Watch(_)
         | ApiRequest::Join(_)
         | ApiRequest::Object(_)
+        | ApiRequest::ObjectOnce { .. }
         | ApiRequest::Snapshot { .. } => {
             return Err(ApiError::new(
                 ErrorCode::BadRequest,

@@ -4,7 +4,9 @@
 //! Idempotent requests are retried on another master until the deadline: reads,
 //! watches, and every write [`Client::write`] sends — it gives each write a
 //! request id (`ApiRequest::WriteOnce`), and the store answers a repeat of an id
-//! with the first outcome instead of applying it again. Only when the deadline
+//! with the first outcome instead of applying it again — and every object write
+//! [`Client::object`] sends (`ApiRequest::ObjectOnce`, one id per request, from
+//! which the API server derives the id of each store write it makes). Only when the deadline
 //! runs out after an attempt that may have applied is the answer
 //! [`Error::Indeterminate`]. A bare `ApiRequest::Write` (no id) is retried only
 //! when pinned to exact revisions, and a retry of it that fails its precondition
@@ -240,9 +242,18 @@ impl Client {
         let mut last: Option<Error> = None;
         // Set once an attempt of this write may have applied (sent, no answer).
         let mut maybe_applied: Option<(String, String)> = None;
-        let write = matches!(req, ApiRequest::Write(_) | ApiRequest::WriteOnce { .. });
+        let write = matches!(
+            req,
+            ApiRequest::Write(_) | ApiRequest::WriteOnce { .. } | ApiRequest::ObjectOnce { .. }
+        );
         // A repeat of a write with an id answers the first outcome: it is the answer.
-        let once = matches!(req, ApiRequest::WriteOnce { .. });
+        let once = matches!(
+            req,
+            ApiRequest::WriteOnce { .. } | ApiRequest::ObjectOnce { .. }
+        );
+        // An object write's retries say so (built only once a retry is needed).
+        let mut sent = 0u32;
+        let mut retry: Option<ApiRequest> = None;
         while Instant::now() < deadline {
             let (i, conn) = match self.connection().await {
                 Ok(c) => c,
@@ -253,8 +264,18 @@ impl Client {
                     continue;
                 }
             };
+            let this = match req {
+                ApiRequest::ObjectOnce { id, req: o, .. } if sent > 0 => {
+                    &*retry.insert(ApiRequest::ObjectOnce {
+                        id: *id,
+                        attempt: sent + 1,
+                        req: o.clone(),
+                    })
+                }
+                _ => req,
+            };
             let left = deadline.saturating_duration_since(Instant::now());
-            let outcome = match tokio::time::timeout(left, self.attempt(&conn, req)).await {
+            let outcome = match tokio::time::timeout(left, self.attempt(&conn, this)).await {
                 Ok(o) => o,
                 Err(_) => Attempt::Sent(Error::Stream("request timed out".into())),
             };
@@ -273,6 +294,7 @@ impl Client {
                 }
                 Attempt::Done(Ok(resp)) => return Ok(resp),
                 Attempt::Done(Err(Error::Api(e))) if retryable(&e, req) => {
+                    sent += 1;
                     if write && e.code == ErrorCode::Indeterminate {
                         maybe_applied.get_or_insert((self.masters[i].clone(), e.message.clone()));
                     }
@@ -286,6 +308,7 @@ impl Client {
                     last = Some(e);
                 }
                 Attempt::Sent(e) => {
+                    sent += 1;
                     self.drop_connection(i).await;
                     if !req.is_idempotent() {
                         return Err(Error::Indeterminate {
@@ -470,8 +493,28 @@ impl Client {
     }
 
     /// Sends one object request; Kubernetes errors come back as the answer's `Status`.
+    ///
+    /// A write (create, update, patch, delete, a subresource write) goes out as
+    /// `ApiRequest::ObjectOnce` under one new request id kept across all its
+    /// attempts, so it is retried on another master — after a lost connection,
+    /// `Unavailable` or `Indeterminate` — until the deadline, and applies once.
     pub async fn object(&self, req: ObjectRequest) -> Result<ObjectResponse> {
-        match self.call(&ApiRequest::Object(Box::new(req))).await? {
+        self.object_once(RequestId::random(), req).await
+    }
+
+    /// [`Client::object`] under request id `id` (used by writes only): calling
+    /// this again with the same id and request cannot apply it twice.
+    pub async fn object_once(&self, id: RequestId, req: ObjectRequest) -> Result<ObjectResponse> {
+        let req = if req.verb.is_read() {
+            ApiRequest::Object(Box::new(req))
+        } else {
+            ApiRequest::ObjectOnce {
+                id,
+                attempt: 1,
+                req: Box::new(req),
+            }
+        };
+        match self.call(&req).await? {
             ApiResponse::Object(r) => Ok(r),
             other => Err(Error::Unexpected(format!("{other:?}"))),
         }

@@ -102,6 +102,20 @@ pub enum ApiRequest {
         /// The write.
         write: Write,
     },
+    /// An object write with the client's request id, answered as
+    /// [`ApiRequest::Object`] is. The API server makes every store write of the
+    /// request under an id derived from `id` (one per logical step), so sent
+    /// again — to any master, after the first one died mid-request — it is not
+    /// applied twice, and the answer describes what was stored.
+    ObjectOnce {
+        /// Unique per request (not per attempt).
+        id: RequestId,
+        /// 1 for the first attempt, counted up by each retry (a retry's answer
+        /// is read back from the store rather than built by this attempt).
+        attempt: u32,
+        /// The object request (a mutating verb).
+        req: Box<ObjectRequest>,
+    },
 }
 
 impl ApiRequest {
@@ -114,7 +128,8 @@ impl ApiRequest {
             | ApiRequest::Watch(_)
             | ApiRequest::Status
             | ApiRequest::Snapshot { .. }
-            | ApiRequest::WriteOnce { .. } => true,
+            | ApiRequest::WriteOnce { .. }
+            | ApiRequest::ObjectOnce { .. } => true,
             ApiRequest::Object(o) => o.is_idempotent(),
             ApiRequest::RemoveMember { .. } | ApiRequest::Join(_) => false,
         }

@@ -22,7 +22,8 @@
 //! - [`recovery`]: `ferry snapshot save` and `ferry master --init --restore`; damaged
 //!   snapshot files refused; `ferry master --force-new-cluster` after quorum is lost.
 //! - [`retry`]: a write retried after its master went silent applies once and answers
-//!   its one outcome (never a false conflict or AlreadyExists).
+//!   its one outcome (never a false conflict or AlreadyExists); so do object writes
+//!   (a generateName create whose master was SIGKILLed, an update, a delete).
 //! - [`stop`]: a SIGTERMed master exits at once with everything it acknowledged on
 //!   disk; `ferry up` reports a master that cannot start at once; logs in files are plain.
 //! - [`watch`]: a watch streams on across the SIGKILL of the master serving it.

@@ -9,6 +9,7 @@
 
 use crate::harness::{serial, Cluster};
 use ferry_api::kv::Expect;
+use ferry_api::object::{ObjectRequest, Verb};
 use ferry_api::proto::Consistency;
 use ferry_api::Client;
 use std::net::SocketAddr;
@@ -176,4 +177,134 @@ async fn a_write_retried_after_silence_applies_once_and_answers_its_outcome() {
         (kv.create_revision, kv.mod_revision, kv.version),
         (created.revision, put.revision, 2)
     );
+}
+
+/// An object request through `client`, answered with a 2xx code and a body.
+async fn object_ok(client: &Client, req: ObjectRequest, what: &str) -> (u16, serde_json::Value) {
+    let r = client
+        .object(req)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let body = r.json().expect("JSON body");
+    assert!((200..300).contains(&r.code), "{what}: {} {body}", r.code);
+    (r.code, body)
+}
+
+/// The configmaps of namespace `once`, read linearizably.
+async fn configmaps(direct: &Client) -> Vec<serde_json::Value> {
+    let (_, list) = object_ok(
+        direct,
+        ObjectRequest::new(Verb::List, "configmaps", Some("once"), None),
+        "list",
+    )
+    .await;
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_writes_retried_after_their_master_died_apply_once() {
+    let _serial = serial().await;
+    let mut c = Cluster::start(3).await;
+    let leader = c.leader(&[]).await;
+    let direct = c.client(Duration::from_secs(30));
+    let mut ns = ObjectRequest::new(Verb::Create, "namespaces", None, None);
+    ns.body = br#"{"metadata":{"name":"once"}}"#.to_vec();
+    object_ok(&direct, ns, "create the namespace").await;
+
+    // A generateName create reaches the leader, applies, and its answer is lost;
+    // then the leader is SIGKILLed. The client retries on another master.
+    let (relay, client) = relayed_client(&c, leader).await;
+    object_ok(
+        &client,
+        ObjectRequest::new(Verb::List, "configmaps", Some("once"), None),
+        "warm the relayed connection",
+    )
+    .await;
+    relay.drop_replies.store(true, Ordering::Relaxed);
+    let mut create = ObjectRequest::new(Verb::Create, "configmaps", Some("once"), None);
+    create.body = br#"{"metadata":{"generateName":"cm-"},"data":{"a":"1"}}"#.to_vec();
+    let created = tokio::spawn({
+        let client = client.clone();
+        async move { client.object(create).await }
+    });
+    crate::harness::wait_until("the create applied", Duration::from_secs(20), || async {
+        match configmaps(&direct).await.len() {
+            1 => Ok(()),
+            n => Err(format!("{n} configmaps")),
+        }
+    })
+    .await;
+    c.kill(leader);
+    let r = created
+        .await
+        .expect("task")
+        .expect("the create is retried on another master, not Indeterminate");
+    let body = r.json().expect("JSON");
+    assert_eq!(r.code, 201, "{body}");
+    let stored = configmaps(&direct).await;
+    assert_eq!(stored.len(), 1, "exactly one object: {stored:?}");
+    let stored = &stored[0];
+    assert_eq!(
+        (
+            &body["metadata"]["name"],
+            &body["metadata"]["uid"],
+            &body["metadata"]["resourceVersion"],
+            &body["metadata"]["creationTimestamp"]
+        ),
+        (
+            &stored["metadata"]["name"],
+            &stored["metadata"]["uid"],
+            &stored["metadata"]["resourceVersion"],
+            &stored["metadata"]["creationTimestamp"]
+        ),
+        "the answer is the object as stored"
+    );
+    drop(relay);
+    let name = stored["metadata"]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+
+    // An update whose answer is lost answers its own success, not 409.
+    let leader = c.leader(&[leader]).await;
+    let (relay, client) = relayed_client(&c, leader).await;
+    object_ok(
+        &client,
+        ObjectRequest::new(Verb::Get, "configmaps", Some("once"), Some(&name)),
+        "warm the relayed connection",
+    )
+    .await;
+    relay.drop_replies.store(true, Ordering::Relaxed);
+    let mut update = ObjectRequest::new(Verb::Update, "configmaps", Some("once"), Some(&name));
+    let mut new = stored.clone();
+    new["data"]["a"] = serde_json::json!("2");
+    update.body = serde_json::to_vec(&new).expect("encode");
+    let (_, updated) = object_ok(&client, update, "a retried update").await;
+    let stored = configmaps(&direct).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["data"]["a"], "2");
+    assert_eq!(
+        updated["metadata"]["resourceVersion"],
+        stored[0]["metadata"]["resourceVersion"]
+    );
+    drop(relay);
+
+    // A delete whose answer is lost answers its own success, not 404.
+    let (relay, client) = relayed_client(&c, leader).await;
+    object_ok(
+        &client,
+        ObjectRequest::new(Verb::Get, "configmaps", Some("once"), Some(&name)),
+        "warm the relayed connection",
+    )
+    .await;
+    relay.drop_replies.store(true, Ordering::Relaxed);
+    let (code, deleted) = object_ok(
+        &client,
+        ObjectRequest::new(Verb::Delete, "configmaps", Some("once"), Some(&name)),
+        "a retried delete",
+    )
+    .await;
+    assert_eq!(code, 200, "{deleted}");
+    assert_eq!(deleted["metadata"]["uid"], stored[0]["metadata"]["uid"]);
+    assert!(configmaps(&direct).await.is_empty());
 }

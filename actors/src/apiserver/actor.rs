@@ -4,9 +4,11 @@
 //! future on the actor's arbiter, so many requests are in flight at once while
 //! they wait on the store. Connection tasks (tokio) reach it through its `Addr`.
 
+use super::commit::Once;
 use super::watch::ObjectWatch;
 use super::{ApiServer, Failure};
 use actix::{Actor, Context, Handler, Message, ResponseFuture, Supervised};
+use ferry_api::kv::RequestId;
 use ferry_api::object::{ObjectRequest, ObjectResponse};
 use ferry_api::proto::ApiError;
 use ferry_api::tls::Identity;
@@ -41,6 +43,8 @@ pub struct Handle {
     pub who: Identity,
     /// The request.
     pub req: ObjectRequest,
+    /// The client's request id and attempt (`ApiRequest::ObjectOnce`), if any.
+    pub once: Option<(RequestId, u32)>,
 }
 
 impl Handler<Handle> for ApiServerActor {
@@ -48,7 +52,16 @@ impl Handler<Handle> for ApiServerActor {
 
     fn handle(&mut self, m: Handle, _: &mut Context<Self>) -> Self::Result {
         let api = self.api.clone();
-        Box::pin(async move { api.handle(&m.who, &m.req).await })
+        Box::pin(async move {
+            match m.once {
+                Some((id, attempt)) => {
+                    Once::new(id, attempt)
+                        .scope(api.handle(&m.who, &m.req))
+                        .await
+                }
+                None => api.handle(&m.who, &m.req).await,
+            }
+        })
     }
 }
 

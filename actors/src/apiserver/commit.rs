@@ -1,6 +1,7 @@
 //! Committing one object write exactly once.
 //!
-//! Each object write gets one request id, kept across all its attempts; the
+//! Each object write gets one request id, kept across all its attempts (derived
+//! from the client's id when the request carries one, see [`Once`]); the
 //! store answers a repeat of a remembered id with the first outcome instead of
 //! applying it again. So when an attempt's outcome is unknown — the leader
 //! failed or moved after the write was forwarded, or nothing committed within
@@ -14,8 +15,99 @@
 use super::{ApiServer, Outcome};
 use ferry_api::kv::{KvError, RequestId, Write, WriteOp, WriteOutcome};
 use ferry_api::proto::{ApiError, ErrorCode};
+use std::cell::Cell;
 use std::time::Duration;
 use tokio::time::Instant;
+
+tokio::task_local! {
+    /// The client's request id of the object request being served, if it sent one.
+    static ONCE: Once;
+}
+
+/// An object request's client-supplied id, and the store writes made under it.
+///
+/// Each store write the request makes (a create's retry with another generated
+/// name, a patch's retry on conflict, ...) is one step; step `n` is written
+/// under an id derived from the request's id and `n`, so a repeat of the whole
+/// request makes the same writes under the same ids, in the same order, and
+/// each answers the first outcome of its step.
+pub struct Once {
+    id: RequestId,
+    attempt: u32,
+    step: Cell<u64>,
+    retried: Cell<bool>,
+}
+
+impl Once {
+    /// The context of attempt `attempt` (1 = first) of request `id`.
+    pub fn new(id: RequestId, attempt: u32) -> Once {
+        Once {
+            id,
+            attempt,
+            step: Cell::new(0),
+            retried: Cell::new(false),
+        }
+    }
+
+    /// Runs `f` (an object request) with this context.
+    pub async fn scope<F: std::future::Future>(self, f: F) -> F::Output {
+        ONCE.scope(self, f).await
+    }
+
+    /// True when an outcome may be a repeat's: the client retried the request,
+    /// or one of its store writes was sent more than once. Its answer is then
+    /// read back from the store.
+    pub fn repeated() -> bool {
+        ONCE.try_with(|o| o.attempt > 1 || o.retried.get())
+            .unwrap_or(false)
+    }
+
+    /// True when the client marked the request as a retry.
+    pub fn is_retry() -> bool {
+        ONCE.try_with(|o| o.attempt > 1).unwrap_or(false)
+    }
+
+    /// A value derived from the request id and the next step, without taking
+    /// the step (a generated name, the same on every attempt); `None` without a
+    /// client id.
+    pub fn seed() -> Option<u128> {
+        ONCE.try_with(|o| derive(o.id, o.step.get()).0 ^ 0x6e61_6d65)
+            .ok()
+    }
+
+    /// The id of the request's next store write (a fresh one without a client id).
+    fn next_id() -> RequestId {
+        ONCE.try_with(|o| {
+            let n = o.step.get();
+            o.step.set(n + 1);
+            derive(o.id, n)
+        })
+        .unwrap_or_else(|_| RequestId::random())
+    }
+
+    fn mark_retried() {
+        let _ = ONCE.try_with(|o| o.retried.set(true));
+    }
+}
+
+/// Step `n` of request `id`: step 0 is the id itself, later steps mix in `n`
+/// (splitmix64 on each half, so ids of different requests' steps do not meet).
+pub fn derive(id: RequestId, n: u64) -> RequestId {
+    if n == 0 {
+        return id;
+    }
+    fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    let hi = (id.0 >> 64) as u64;
+    let lo = id.0 as u64;
+    let hi = mix(hi ^ mix(n));
+    let lo = mix(lo ^ mix(n.rotate_left(17) ^ hi));
+    RequestId((u128::from(hi) << 64) | u128::from(lo))
+}
 
 /// How long one object write keeps trying (longer than the store's 20 s
 /// commit timeout, so an attempt that timed out is followed by another).
@@ -29,7 +121,7 @@ impl ApiServer {
 
     /// [`ApiServer::commit`] for any write (a guarded transaction, say).
     pub async fn commit_write(&self, w: Write) -> Outcome<Result<WriteOutcome, KvError>> {
-        let id = RequestId::random();
+        let id = Once::next_id();
         let key = match &w {
             Write::Op(op) => op.key().to_string(),
             Write::Txn(ops) => ops.last().map(|o| o.key().to_string()).unwrap_or_default(),
@@ -45,6 +137,7 @@ impl ApiServer {
                 Err(e) if matches!(e.code, ErrorCode::Unavailable | ErrorCode::Indeterminate) => e,
                 Err(e) => return Err(settled(unknown, e).into()),
             };
+            Once::mark_retried();
             if e.code == ErrorCode::Indeterminate {
                 tracing::info!(%key, %id, error = %e.message, "write outcome unknown; sending it again");
                 unknown.get_or_insert_with(|| e.clone());
@@ -77,6 +170,21 @@ fn settled(unknown: Option<ApiError>, last: ApiError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn steps_of_a_request_get_distinct_ids_the_same_on_every_attempt() {
+        let id = RequestId(0x1234_5678_9abc_def0_0fed_cba9_8765_4321);
+        let steps = || async { (0..4).map(|_| Once::next_id()).collect::<Vec<_>>() };
+        let first = Once::new(id, 1).scope(steps()).await;
+        let again = Once::new(id, 2).scope(steps()).await;
+        assert_eq!(first, again);
+        assert_eq!(first[0], id);
+        let distinct: std::collections::HashSet<_> = first.iter().collect();
+        assert_eq!(distinct.len(), 4);
+        // Without a client id every write gets a fresh one.
+        assert_ne!(Once::next_id(), Once::next_id());
+        assert!(!Once::repeated());
+    }
 
     #[test]
     fn an_unavailable_after_an_unknown_outcome_is_not_safe_to_retry() {

@@ -7,6 +7,7 @@
 //! deleted gracefully: marked, and removed by its kubelet (or by a delete with
 //! `gracePeriodSeconds: 0`). Dependents are cleaned up by [`super::gc`].
 
+use super::commit::Once;
 use super::meta::{self, metadata_mut};
 use super::{kv_status, ApiServer, Outcome};
 use ferry_api::kv::{Expect, WriteOp};
@@ -96,7 +97,12 @@ impl ApiServer {
     ) -> Outcome<ObjectResponse> {
         let opts = DeleteOptions::parse(&req.body)?;
         let name = req.name.as_deref().unwrap_or_default();
-        let (old, rev) = self.current(res, req).await?;
+        let (old, rev) = match self.current(res, req).await {
+            Err(super::Failure::Status(s)) if s.code == 404 && Once::is_retry() => {
+                return self.deleted_before(res, req, s).await;
+            }
+            r => r?,
+        };
         let qualified = meta::qualified_resource(res);
         if let Some(uid) = &opts.uid {
             let actual = meta::meta_str(&old, "uid").unwrap_or_default();
@@ -180,6 +186,52 @@ impl ApiServer {
             .map_err(|e| kv_status(res, name, e))?;
         meta::set_resource_version(&mut new, out.revision);
         Ok(ObjectResponse::ok(202, &new))
+    }
+}
+
+impl ApiServer {
+    /// A retried delete of an object that is gone: perhaps an earlier attempt
+    /// of this request deleted it. Its delete is sent again under the same id,
+    /// with a precondition no stored key meets (so it applies nothing): a
+    /// remembered id answers the first attempt's success, with the object it
+    /// deleted (or marked); otherwise the answer is `missing` (404).
+    async fn deleted_before(
+        &self,
+        res: &Resource,
+        req: &ObjectRequest,
+        missing: Status,
+    ) -> Outcome<ObjectResponse> {
+        if req.dry_run {
+            return Err(missing.into());
+        }
+        let key = res.key(req.namespace.as_deref(), req.name.as_deref());
+        match self
+            .commit(WriteOp::Delete {
+                key,
+                expect: Expect::ModRevision(0),
+            })
+            .await?
+        {
+            Ok(out) => {
+                // The first attempt may have marked the object (gone since, say
+                // removed by its kubelet): then answer the mark, as it did.
+                let at = ferry_api::proto::Consistency::AtRevision(out.revision);
+                let name = req.name.as_deref().unwrap_or_default();
+                if let Ok(Some((marked, rev))) = self
+                    .read_object(res, req.namespace.as_deref(), name, at)
+                    .await
+                {
+                    if rev == out.revision {
+                        return Ok(ObjectResponse::ok(202, &marked));
+                    }
+                }
+                match out.prev.first() {
+                    Some(Some(kv)) => Ok(ObjectResponse::ok(200, &meta::decode(kv)?)),
+                    _ => Err(missing.into()),
+                }
+            }
+            Err(_) => Err(missing.into()),
+        }
     }
 }
 

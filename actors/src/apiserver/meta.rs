@@ -101,10 +101,21 @@ pub fn new_uid() -> String {
 
 /// `generateName` plus five random characters, as Kubernetes makes them.
 pub fn generate_name(prefix: &str) -> String {
+    generate_name_from(prefix, None)
+}
+
+/// [`generate_name`] with the suffix taken from `seed` when given (so every
+/// attempt of one request generates the same name), random otherwise.
+pub fn generate_name_from(prefix: &str, seed: Option<u128>) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let prefix = &prefix[..prefix.len().min(58)];
+    let mut seed = seed.unwrap_or_else(rand::random);
     let suffix: String = (0..5)
-        .map(|_| ALPHABET[rand::random::<usize>() % ALPHABET.len()] as char)
+        .map(|_| {
+            let c = ALPHABET[(seed % ALPHABET.len() as u128) as usize] as char;
+            seed /= ALPHABET.len() as u128;
+            c
+        })
         .collect();
     format!("{prefix}{suffix}")
 }
@@ -177,6 +188,14 @@ pub fn has_spec(res: &Resource) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seeded_generated_name_is_the_same_on_every_attempt() {
+        let a = generate_name_from("cm-", Some(12345));
+        assert_eq!(a, generate_name_from("cm-", Some(12345)));
+        assert_ne!(a, generate_name_from("cm-", Some(12346)));
+        assert!(a.starts_with("cm-") && a.len() == 8);
+    }
 
     #[test]
     fn uids_names_and_versions() {

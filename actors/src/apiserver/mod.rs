@@ -116,7 +116,10 @@ impl ApiServer {
             ns = ?req.namespace, name = ?req.name);
         let _g = span.enter();
         let result = match self.route(who, req) {
-            Ok(res) => self.dispatch(res, req).await,
+            Ok(res) => match self.dispatch(res, req).await {
+                Ok(r) if commit::Once::repeated() => Ok(self.as_stored(res, req, r).await),
+                other => other,
+            },
             Err(e) => Err(e),
         };
         match result {
@@ -124,6 +127,42 @@ impl ApiServer {
             Err(Failure::Status(s)) => Ok(s.response()),
             Err(Failure::Api(e)) => Err(e),
         }
+    }
+
+    /// The answer to a request whose outcome may be a repeat's: the store then
+    /// answered the first attempt's outcome (its revision), but `r`'s body was
+    /// built by this attempt (a create's new uid and creationTimestamp). So the
+    /// object is read back, and answered as stored at that revision.
+    async fn as_stored(
+        &self,
+        res: &Resource,
+        req: &ObjectRequest,
+        r: ObjectResponse,
+    ) -> ObjectResponse {
+        if req.dry_run
+            || !matches!(r.code, 200..=202)
+            || !matches!(req.subresource.as_deref(), None | Some("status"))
+        {
+            return r;
+        }
+        let Ok(body) = r.json() else { return r };
+        let (Ok(Some(rev)), Some(name)) = (meta::resource_version(&body), meta::name(&body)) else {
+            return r;
+        };
+        for c in [
+            ferry_api::proto::Consistency::Linearizable,
+            ferry_api::proto::Consistency::AtRevision(rev),
+        ] {
+            if let Ok(Some((obj, at))) = self
+                .read_object(res, req.namespace.as_deref(), name, c)
+                .await
+            {
+                if at == rev {
+                    return ObjectResponse::ok(r.code, &obj);
+                }
+            }
+        }
+        r
     }
 
     /// Resolves the resource and checks the request's shape and authorization.

@@ -5,6 +5,7 @@
 //! 409 Conflict; nothing is ever overwritten blindly.
 
 use super::admission::{self, Operation};
+use super::commit::Once;
 use super::meta::{self, metadata_mut};
 use super::{kv_status, ApiServer, NamespaceState, Outcome};
 use ferry_api::kv::{Expect, KeyValue, KvError, Write, WriteOp};
@@ -165,7 +166,10 @@ impl ApiServer {
                     required(res, "", "metadata.name", "name or generateName is required").into(),
                 );
             };
-            metadata_mut(&mut obj).insert("name".into(), json!(meta::generate_name(g)));
+            metadata_mut(&mut obj).insert(
+                "name".into(),
+                json!(meta::generate_name_from(g, Once::seed())),
+            );
         }
         let m = metadata_mut(&mut obj);
         for f in [
@@ -226,7 +230,10 @@ impl ApiServer {
                 }
                 Err(KvError::AlreadyExists { .. }) if generate.is_some() => {
                     let g = generate.as_deref().unwrap_or_default();
-                    metadata_mut(&mut obj).insert("name".into(), json!(meta::generate_name(g)));
+                    metadata_mut(&mut obj).insert(
+                        "name".into(),
+                        json!(meta::generate_name_from(g, Once::seed())),
+                    );
                 }
                 Err(e) => return Err(kv_status(res, &name, e).into()),
             }
