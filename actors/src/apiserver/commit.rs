@@ -91,7 +91,7 @@ impl Once {
 }
 
 /// Step `n` of request `id`: step 0 is the id itself, later steps mix in `n`
-/// (splitmix64 on each half, so ids of different requests' steps do not meet).
+/// (splitmix64 on the random half, so ids of different requests' steps do not meet).
 pub fn derive(id: RequestId, n: u64) -> RequestId {
     if n == 0 {
         return id;
@@ -102,10 +102,11 @@ pub fn derive(id: RequestId, n: u64) -> RequestId {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
+    // The high half (the id's time, see `RequestId::random`) is kept, so the
+    // steps of one request are stored beside it; the low half is mixed.
     let hi = (id.0 >> 64) as u64;
     let lo = id.0 as u64;
-    let hi = mix(hi ^ mix(n));
-    let lo = mix(lo ^ mix(n.rotate_left(17) ^ hi));
+    let lo = mix(lo ^ mix(n) ^ mix(n.rotate_left(17) ^ hi));
     RequestId((u128::from(hi) << 64) | u128::from(lo))
 }
 
