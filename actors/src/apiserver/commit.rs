@@ -123,11 +123,6 @@ impl ApiServer {
     /// [`ApiServer::commit`] for any write (a guarded transaction, say).
     pub async fn commit_write(&self, w: Write) -> Outcome<Result<WriteOutcome, KvError>> {
         let id = Once::next_id();
-        let key = match &w {
-            Write::Op(op) => op.key().to_string(),
-            Write::Txn(ops) => ops.last().map(|o| o.key().to_string()).unwrap_or_default(),
-            Write::Compact(rev) => format!("compact@{rev}"),
-        };
         let deadline = Instant::now() + DEADLINE;
         let mut backoff = Duration::from_millis(20);
         // Set once an attempt may have applied.
@@ -140,6 +135,11 @@ impl ApiServer {
             };
             Once::mark_retried();
             if e.code == ErrorCode::Indeterminate {
+                let key = match &w {
+                    Write::Op(op) => op.key(),
+                    Write::Txn(ops) => ops.last().map_or("", |o| o.key()),
+                    Write::Compact(_) => "(compaction)",
+                };
                 tracing::info!(%key, %id, error = %e.message, "write outcome unknown; sending it again");
                 unknown.get_or_insert_with(|| e.clone());
             }

@@ -313,10 +313,25 @@ impl Store {
         unwrap: impl Fn(PeerResponse) -> Option<T>,
         sent_failed: impl Fn(String) -> T,
     ) -> Result<T, ApiError> {
+        self.on_leader_with((), |()| req, |()| local, unwrap, sent_failed)
+            .await
+    }
+
+    /// [`Store::on_leader`] with `payload` moved into whichever of the request
+    /// or the local call runs, so neither needs a copy of it (a write's value).
+    async fn on_leader_with<P, T, F: std::future::Future<Output = T>>(
+        &self,
+        payload: P,
+        req: impl FnOnce(P) -> PeerRequest,
+        local: impl FnOnce(P) -> F,
+        unwrap: impl Fn(PeerResponse) -> Option<T>,
+        sent_failed: impl Fn(String) -> T,
+    ) -> Result<T, ApiError> {
         let (leader, addr) = self.leader().await?;
         if leader == self.inner.id {
-            return Ok(local.await);
+            return Ok(local(payload).await);
         }
+        let req = req(payload);
         let forwarded = tokio::select! {
             r = self.inner.peers.call(&addr, &req, Duration::from_secs(30)) => r,
             _ = self.leader_changed(leader) => {
@@ -348,12 +363,10 @@ impl Store {
     /// (while the id is remembered, see `sm::sessions`).
     pub async fn write_once(&self, id: RequestId, w: Write) -> WriteResult {
         self.validate(&w)?;
-        self.on_leader(
-            PeerRequest::ForwardOnce {
-                id,
-                write: w.clone(),
-            },
-            self.write_local(id, w),
+        self.on_leader_with(
+            w,
+            |write| PeerRequest::ForwardOnce { id, write },
+            |w| self.write_local(id, w),
             |r| match r {
                 PeerResponse::Forward(r) => Some(r),
                 _ => None,
