@@ -4,7 +4,7 @@
 //! earlier in the same batch go through the overlay.
 
 use super::keys::{self, StoredKv};
-use super::sessions::Sessions;
+use super::sessions::{IndexChanges, RequestIndex, Sessions};
 use crate::types::{decode, encode};
 use ferry_api::kv::{
     Event, EventKind, Expect, KeyValue, KvError, RequestId, Write, WriteOp, WriteOutcome,
@@ -69,11 +69,11 @@ pub struct ApplyCtx<'a> {
     /// Revisions at or below this have no history.
     pub compacted: u64,
     /// Remembered request ids.
-    sessions: Sessions,
+    sessions: Sessions<'a>,
 }
 
 impl<'a> ApplyCtx<'a> {
-    pub fn new(tree: &'a sled::Tree, compacted: u64) -> Self {
+    pub fn new(tree: &'a sled::Tree, compacted: u64, requests: &'a RequestIndex) -> Self {
         ApplyCtx {
             tree,
             overlay: HashMap::new(),
@@ -85,7 +85,7 @@ impl<'a> ApplyCtx<'a> {
             hist_seq: 0,
             hist_bytes: 0,
             compacted,
-            sessions: Sessions::default(),
+            sessions: Sessions::new(requests),
         }
     }
 
@@ -118,6 +118,11 @@ impl<'a> ApplyCtx<'a> {
     /// Ends the apply call's id bookkeeping (count, bounded expiry).
     pub fn finish_ids(&mut self) -> crate::Result<()> {
         self.sessions.finish(self.tree, &mut self.batch)
+    }
+
+    /// The changes to the request index, to commit once the batch landed.
+    pub fn into_index_changes(self) -> IndexChanges {
+        self.sessions.into_changes()
     }
 
     /// Starts the entry at `revision` (its log index).
@@ -396,9 +401,10 @@ mod tests {
     fn run(writes: Vec<Write>) -> Vec<Result<WriteOutcome, KvError>> {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let tree = db.open_tree("sm").unwrap();
+        let requests = RequestIndex::default();
         let mut out = Vec::new();
         for (i, w) in writes.iter().enumerate() {
-            let mut ctx = ApplyCtx::new(&tree, 0);
+            let mut ctx = ApplyCtx::new(&tree, 0, &requests);
             ctx.begin(i as u64 + 1);
             out.push(ctx.apply_write(w).unwrap());
             ctx.batch.write_to(&tree).unwrap();
@@ -494,7 +500,8 @@ mod tests {
     fn failed_txn_writes_nothing_and_revisions_advance() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let tree = db.open_tree("sm").unwrap();
-        let mut ctx = ApplyCtx::new(&tree, 0);
+        let requests = RequestIndex::default();
+        let mut ctx = ApplyCtx::new(&tree, 0, &requests);
         ctx.begin(5);
         let ok = ctx
             .apply_write(&Write::Txn(vec![
@@ -519,7 +526,7 @@ mod tests {
             "failed txn wrote c"
         );
 
-        let mut ctx = ApplyCtx::new(&tree, 0);
+        let mut ctx = ApplyCtx::new(&tree, 0, &requests);
         ctx.begin(6);
         ctx.apply_write(&Write::Op(put("a", "2", Expect::ModRevision(5))))
             .unwrap()
@@ -536,9 +543,10 @@ mod tests {
     fn a_repeated_id_answers_the_first_outcome_within_one_apply_call() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let tree = db.open_tree("sm").unwrap();
+        let mut requests = RequestIndex::default();
         let id = RequestId(7);
         let create = Write::Op(put("a", "1", Expect::Absent));
-        let mut ctx = ApplyCtx::new(&tree, 0);
+        let mut ctx = ApplyCtx::new(&tree, 0, &requests);
         ctx.begin_with_ids(5, 1);
         let first = ctx.apply_once(id, &create).unwrap();
         assert!(first.is_ok());
@@ -554,13 +562,16 @@ mod tests {
         ctx.end_with_ids();
         assert_eq!(ctx.take_events().len(), 1, "only the delete of entry 6");
         ctx.finish_ids().unwrap();
-        ctx.batch.write_to(&tree).unwrap();
+        let batch = std::mem::take(&mut ctx.batch);
+        let changes = ctx.into_index_changes();
+        batch.write_to(&tree).unwrap();
+        requests.commit(changes);
         assert!(
             tree.get(keys::kv_key("a")).unwrap().is_none(),
             "resurrected"
         );
         // A later apply call reads it from the tree.
-        let mut ctx = ApplyCtx::new(&tree, 0);
+        let mut ctx = ApplyCtx::new(&tree, 0, &requests);
         ctx.begin_with_ids(7, 3);
         assert_eq!(ctx.apply_once(id, &create).unwrap(), first);
     }

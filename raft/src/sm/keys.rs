@@ -6,8 +6,8 @@
 //! - `p/<rev:8><seq:4>`   → [`StoredKv`]: the event's previous value, if any
 //! - `m/applied`, `m/membership`, `m/compacted` → metadata
 //! - `m/applying` → last index of the apply call in progress (see [`crate::sm`])
-//! - `r/<request id:16>` → a remembered write outcome, `q/<rev:8>` → the ids an
-//!   entry remembered, `m/requests` → ids remembered so far (see [`crate::sm::sessions`])
+//! - `o/<rev:8><part:4>` → the request ids an entry remembered, with their
+//!   outcomes; `m/requests` → ids remembered so far (see [`crate::sm::sessions`])
 //!
 //! Big-endian revisions make history scans ordered.
 
@@ -21,8 +21,7 @@ pub const COMPACTED: &[u8] = b"m/compacted";
 pub const KV: &[u8] = b"k/";
 pub const HIST: &[u8] = b"h/";
 pub const PREV: &[u8] = b"p/";
-pub const REQUEST: &[u8] = b"r/";
-pub const REQUESTS_BY_REV: &[u8] = b"q/";
+pub const REMEMBERED: &[u8] = b"o/";
 pub const REQUEST_SEQ: &[u8] = b"m/requests";
 
 /// A key's stored value and revisions.

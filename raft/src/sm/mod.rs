@@ -32,6 +32,7 @@ use apply::ApplyCtx;
 use ferry_api::kv::Event;
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, Snapshot, SnapshotMeta};
+use sessions::RequestIndex;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -91,6 +92,8 @@ pub struct StateMachine {
     window: u64,
     flusher: Flusher,
     generation: u64,
+    /// Remembered request ids of the current tree (see [`sessions`]).
+    requests: RequestIndex,
 }
 
 fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
@@ -157,7 +160,14 @@ impl StateMachine {
             Some(b) => decode::<u64>(&b, "compacted revision")?,
             None => 0,
         };
-        tracing::info!(generation, applied, compacted, "state machine opened");
+        let requests = RequestIndex::load(&tree)?;
+        tracing::info!(
+            generation,
+            applied,
+            compacted,
+            remembered_ids = requests.len(),
+            "state machine opened"
+        );
         let (applied_tx, _) = watch::channel(applied);
         // Small: a watcher that lags falls back to the history, which is cheaper than
         // keeping thousands of revisions (with previous values) alive.
@@ -174,6 +184,7 @@ impl StateMachine {
             window,
             flusher,
             generation,
+            requests,
         })
     }
 
@@ -254,7 +265,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // thread (apply does not await).
         tokio::task::yield_now().await;
         let tree = self.tree();
-        let mut ctx = ApplyCtx::new(&tree, self.shared.compacted());
+        let mut ctx = ApplyCtx::new(&tree, self.shared.compacted(), &self.requests);
         let mut responses = Vec::new();
         let mut published = Vec::new();
         let mut last = None;
@@ -311,6 +322,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         ctx.batch.insert(keys::APPLIED, encode(&Some(last)));
         let compacted = ctx.compacted;
         let batch = std::mem::take(&mut ctx.batch);
+        let changes = ctx.into_index_changes();
         {
             let guard = self.shared.tree.write().expect("tree lock");
             // Raise `compacted` before the trim lands, so a history scan racing it
@@ -320,6 +332,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .insert(keys::APPLYING, encode(&last.index))
                 .and_then(|_| batch.write_to(&guard))
                 .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+            self.requests.commit(changes);
             for p in published {
                 let _ = self.shared.events.send(p);
             }
@@ -391,6 +404,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .insert(GENERATION, encode(&next))
             .map_err(|e| snap_err(e.into()))?;
         self.flusher.flush().await.map_err(|e| snap_err(e.into()))?;
+        let requests = RequestIndex::load(&tree).map_err(snap_err)?;
         let compacted = match tree.get(keys::COMPACTED).map_err(|e| snap_err(e.into()))? {
             Some(b) => decode::<u64>(&b, "compacted").map_err(snap_err)?,
             None => 0,
@@ -398,6 +412,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         {
             let mut guard = self.shared.tree.write().expect("tree lock");
             *guard = tree;
+            self.requests = requests;
             self.shared.compacted.store(compacted, Ordering::Release);
             // Reset first: a watcher that sees the new applied revision must also
             // see the reset before it may bookmark past the jump.

@@ -1,17 +1,24 @@
 //! Remembered request ids: exactly-once writes (Raft dissertation §6.3).
 //!
-//! A `Command::V2` write carries a [`RequestId`]. Its outcome is stored under
-//! `r/<id>` with the id's sequence number (ids remembered before it) and the
-//! entry's leader-stamped time; `q/<rev>` lists the ids an entry remembered, in
-//! log order, for expiry. A write whose id is remembered and still valid is not
-//! applied again: it answers the stored outcome.
+//! A `Command::V2` write carries a [`RequestId`]. The ids an entry remembered
+//! and their outcomes are stored together under `o/<rev><part>` (one record per
+//! entry; a new part once a record holds [`PART_BYTES`] of outcomes), with the
+//! sequence number of the part's last id (ids remembered before it, counted in
+//! `m/requests`) and the entry's leader-stamped time. A write whose id is
+//! remembered and still valid is not applied again: it answers the stored
+//! outcome.
+//!
+//! Every master keeps a [`RequestIndex`] in memory — id to the revision of the
+//! record that holds it — rebuilt from the records whenever the tree is opened
+//! or replaced, so a write whose id is new (nearly all of them) costs no read.
 //!
 //! Validity is a function of the log alone — fewer than [`MAX_IDS`] ids
 //! remembered since, and at most [`MAX_AGE_MS`] older than the current entry's
 //! leader time — and is checked on every lookup. Physical deletion of expired
 //! records is lazy and bounded per apply call, so it may differ between masters
-//! without changing any answer. A record is only deleted by the `q/` record that
-//! remembered it (a newer record of the same id has a higher sequence number).
+//! without changing any answer. A deleted record takes its ids out of the index
+//! only where the index still points at it (an id remembered anew points at its
+//! newer record).
 
 use super::apply::Writes;
 use super::keys;
@@ -24,60 +31,164 @@ use std::collections::HashMap;
 pub const MAX_IDS: u64 = 250_000;
 /// An id is forgotten once an entry's leader time is this much later than its own.
 pub const MAX_AGE_MS: u64 = 10 * 60 * 1000;
-/// Expired `q/` records deleted per expiry pass beyond twice the entries added.
+/// Expired records deleted per expiry pass beyond twice the records added.
 const EXPIRE_SLACK: usize = 8;
 /// An apply call looks for expired records when the id count crosses a
 /// multiple of this (not on every call: the scan costs more than the deletes).
 const EXPIRE_EVERY: u64 = 256;
+/// A record closes once its outcomes hold this many bytes, so a stored record
+/// stays well under sled's value limit (one outcome can hold a 1.5 MiB value).
+const PART_BYTES: usize = 1024 * 1024;
 
-/// The outcome of one write, as remembered under `r/<id>`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Remembered {
-    seq: u64,
+type Outcome = Result<WriteOutcome, KvError>;
+
+/// Ids and outcomes remembered by one entry (`o/<rev><part>`). The head fields
+/// come first, so [`PartHead`] decodes from the same bytes without the outcomes.
+#[derive(Debug, Serialize, Deserialize)]
+struct Part {
+    /// Sequence number of the last id.
+    last_seq: u64,
     at_ms: u64,
-    result: Result<WriteOutcome, KvError>,
+    ids: Vec<RequestId>,
+    /// Each id's encoded [`Outcome`], in the order of `ids`.
+    outcomes: Vec<serde_bytes::ByteBuf>,
 }
 
-/// The ids one entry remembered (`q/<rev>`).
-#[derive(Debug, Serialize, Deserialize)]
-struct EntryIds {
-    /// Sequence number of the last id.
+#[derive(Debug, Deserialize)]
+struct PartHead {
     last_seq: u64,
     at_ms: u64,
     ids: Vec<RequestId>,
 }
 
-/// One apply call's view of the remembered ids.
-#[derive(Default)]
-pub struct Sessions {
-    /// Ids remembered so far (`m/requests`), loaded on first use.
-    seq: Option<u64>,
-    /// The count as loaded (`None`: not loaded from the tree).
-    start: Option<u64>,
-    overlay: HashMap<RequestId, Remembered>,
-    revision: u64,
-    at_ms: u64,
-    /// Ids the current entry remembered.
-    entry: Vec<RequestId>,
-    /// Entries of this call that remembered ids.
-    entries: usize,
-}
-
-fn record_key(id: RequestId) -> Vec<u8> {
-    let mut k = Vec::with_capacity(18);
-    k.extend_from_slice(keys::REQUEST);
-    k.extend_from_slice(&id.0.to_be_bytes());
+fn part_key(revision: u64, part: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(14);
+    k.extend_from_slice(keys::REMEMBERED);
+    k.extend_from_slice(&revision.to_be_bytes());
+    k.extend_from_slice(&part.to_be_bytes());
     k
 }
 
-fn entry_key(revision: u64) -> Vec<u8> {
+fn part_prefix(revision: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(10);
-    k.extend_from_slice(keys::REQUESTS_BY_REV);
+    k.extend_from_slice(keys::REMEMBERED);
     k.extend_from_slice(&revision.to_be_bytes());
     k
 }
 
-impl Sessions {
+fn revision_of(key: &[u8]) -> crate::Result<u64> {
+    key.get(keys::REMEMBERED.len()..keys::REMEMBERED.len() + 8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| crate::Error::Corrupt("remembered request key too short".into()))
+}
+
+/// Every remembered id still on disk, and the revision of its record.
+#[derive(Debug, Default)]
+pub struct RequestIndex(HashMap<RequestId, u64>);
+
+impl RequestIndex {
+    /// Reads the index from the records in `tree`, and drops the records of
+    /// the first exactly-once layout (`r/`, `q/`), which nothing reads.
+    pub fn load(tree: &sled::Tree) -> crate::Result<RequestIndex> {
+        for old in [&b"r/"[..], &b"q/"[..]] {
+            for item in tree.scan_prefix(old).keys() {
+                tree.remove(item?)?;
+            }
+        }
+        let mut index = HashMap::new();
+        for item in tree.scan_prefix(keys::REMEMBERED) {
+            let (k, v) = item?;
+            let rev = revision_of(&k)?;
+            let head: PartHead = decode(&v, "remembered requests")?;
+            for id in head.ids {
+                index.insert(id, rev);
+            }
+        }
+        Ok(RequestIndex(index))
+    }
+
+    /// Ids in the index.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the index is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Takes in what one apply call wrote, once its batch landed.
+    pub fn commit(&mut self, changes: IndexChanges) {
+        for (id, rev) in changes.removed {
+            if self.0.get(&id) == Some(&rev) {
+                self.0.remove(&id);
+            }
+        }
+        self.0.extend(changes.added);
+    }
+}
+
+/// An apply call's changes to the [`RequestIndex`], applied after its batch.
+#[derive(Debug, Default)]
+pub struct IndexChanges {
+    added: Vec<(RequestId, u64)>,
+    removed: Vec<(RequestId, u64)>,
+}
+
+/// An id remembered earlier in this apply call.
+struct Pending {
+    seq: u64,
+    at_ms: u64,
+    outcome: Vec<u8>,
+}
+
+/// One apply call's view of the remembered ids.
+pub struct Sessions<'i> {
+    index: &'i RequestIndex,
+    /// Ids remembered so far (`m/requests`), loaded on first use.
+    seq: Option<u64>,
+    /// The count as loaded (`None`: not loaded from the tree).
+    start: Option<u64>,
+    pending: HashMap<RequestId, Pending>,
+    revision: u64,
+    at_ms: u64,
+    /// The current entry's open record and its number.
+    part: Part,
+    part_no: u32,
+    part_bytes: usize,
+    /// Records written by this call.
+    parts: usize,
+    changes: IndexChanges,
+}
+
+impl<'i> Sessions<'i> {
+    pub fn new(index: &'i RequestIndex) -> Self {
+        Sessions {
+            index,
+            seq: None,
+            start: None,
+            pending: HashMap::new(),
+            revision: 0,
+            at_ms: 0,
+            part: Part {
+                last_seq: 0,
+                at_ms: 0,
+                ids: Vec::new(),
+                outcomes: Vec::new(),
+            },
+            part_no: 0,
+            part_bytes: 0,
+            parts: 0,
+            changes: IndexChanges::default(),
+        }
+    }
+
+    /// The index changes of this call, for [`RequestIndex::commit`].
+    pub fn into_changes(self) -> IndexChanges {
+        self.changes
+    }
+
     fn seq(&mut self, tree: &sled::Tree) -> crate::Result<u64> {
         if let Some(s) = self.seq {
             return Ok(s);
@@ -95,66 +206,111 @@ impl Sessions {
     pub fn begin(&mut self, revision: u64, at_ms: u64) {
         self.revision = revision;
         self.at_ms = at_ms;
-        self.entry.clear();
+        self.part_no = 0;
+        self.part_bytes = 0;
+        self.part.ids.clear();
+        self.part.outcomes.clear();
     }
 
     /// The remembered outcome of `id`, if it is still valid.
-    pub fn lookup(
-        &mut self,
-        tree: &sled::Tree,
-        id: RequestId,
-    ) -> crate::Result<Option<Result<WriteOutcome, KvError>>> {
-        let seq = self.seq(tree)?;
-        let rec = match self.overlay.get(&id) {
-            Some(r) => r.clone(),
-            None => match tree.get(record_key(id))? {
-                Some(b) => decode::<Remembered>(&b, "remembered request")?,
+    pub fn lookup(&mut self, tree: &sled::Tree, id: RequestId) -> crate::Result<Option<Outcome>> {
+        let (seq, at_ms, outcome) = if let Some(p) = self.pending.get(&id) {
+            (
+                p.seq,
+                p.at_ms,
+                decode::<Outcome>(&p.outcome, "remembered outcome")?,
+            )
+        } else if let Some(&rev) = self.index.0.get(&id) {
+            match Self::read(tree, rev, id)? {
+                Some(found) => found,
                 None => return Ok(None),
-            },
+            }
+        } else {
+            return Ok(None);
         };
-        let valid = seq.saturating_sub(rec.seq) < MAX_IDS
-            && self.at_ms.saturating_sub(rec.at_ms) <= MAX_AGE_MS;
-        Ok(valid.then_some(rec.result))
+        let now = self.seq(tree)?;
+        let valid =
+            now.saturating_sub(seq) < MAX_IDS && self.at_ms.saturating_sub(at_ms) <= MAX_AGE_MS;
+        Ok(valid.then_some(outcome))
     }
 
-    /// Remembers `result` as the outcome of `id`.
+    /// `id`'s sequence number, time and outcome from the records of `revision`.
+    fn read(
+        tree: &sled::Tree,
+        revision: u64,
+        id: RequestId,
+    ) -> crate::Result<Option<(u64, u64, Outcome)>> {
+        for item in tree.scan_prefix(part_prefix(revision)) {
+            let (_, v) = item?;
+            let part: Part = decode(&v, "remembered requests")?;
+            if let Some(pos) = part.ids.iter().position(|x| *x == id) {
+                let seq = part.last_seq - (part.ids.len() - 1 - pos) as u64;
+                let bytes = part.outcomes.get(pos).ok_or_else(|| {
+                    crate::Error::Corrupt("remembered requests: an outcome is missing".into())
+                })?;
+                return Ok(Some((
+                    seq,
+                    part.at_ms,
+                    decode(bytes, "remembered outcome")?,
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Remembers `outcome` as the outcome of `id`.
     pub fn remember(
         &mut self,
         tree: &sled::Tree,
         batch: &mut Writes,
         id: RequestId,
-        result: &Result<WriteOutcome, KvError>,
+        outcome: &Outcome,
     ) -> crate::Result<()> {
         let seq = self.seq(tree)? + 1;
         self.seq = Some(seq);
-        let rec = Remembered {
-            seq,
-            at_ms: self.at_ms,
-            result: result.clone(),
-        };
-        batch.insert(record_key(id), encode(&rec));
-        self.overlay.insert(id, rec);
-        self.entry.push(id);
+        let bytes = encode(outcome);
+        self.part_bytes += bytes.len();
+        self.part.ids.push(id);
+        self.part
+            .outcomes
+            .push(serde_bytes::ByteBuf::from(bytes.clone()));
+        self.pending.insert(
+            id,
+            Pending {
+                seq,
+                at_ms: self.at_ms,
+                outcome: bytes,
+            },
+        );
+        self.changes.added.push((id, self.revision));
+        if self.part_bytes >= PART_BYTES {
+            self.close_part(batch);
+        }
         Ok(())
     }
 
-    /// Ends the entry: records which ids it remembered.
-    pub fn end(&mut self, batch: &mut Writes) {
-        if self.entry.is_empty() {
+    fn close_part(&mut self, batch: &mut Writes) {
+        if self.part.ids.is_empty() {
             return;
         }
-        let rec = EntryIds {
-            last_seq: self.seq.expect("set by remember"),
-            at_ms: self.at_ms,
-            ids: std::mem::take(&mut self.entry),
-        };
-        batch.insert(entry_key(self.revision), encode(&rec));
-        self.entries += 1;
+        self.part.last_seq = self.seq.expect("set by remember");
+        self.part.at_ms = self.at_ms;
+        batch.insert(part_key(self.revision, self.part_no), encode(&self.part));
+        self.part.ids.clear();
+        self.part.outcomes.clear();
+        self.part_no += 1;
+        self.part_bytes = 0;
+        self.parts += 1;
+    }
+
+    /// Ends the entry: stores what it remembered.
+    pub fn end(&mut self, batch: &mut Writes) {
+        self.close_part(batch);
     }
 
     /// Ends the apply call: stores the id count and deletes some expired records.
     pub fn finish(&mut self, tree: &sled::Tree, batch: &mut Writes) -> crate::Result<()> {
-        if self.entries == 0 {
+        if self.parts == 0 {
             return Ok(());
         }
         let seq = self.seq.expect("set by remember");
@@ -165,27 +321,21 @@ impl Sessions {
         {
             return Ok(());
         }
-        // Up to EXPIRE_EVERY ids (so entries) were added since the last pass.
+        // Up to EXPIRE_EVERY ids (so records) were added since the last pass.
         let since = self.start.map_or(0, |_| EXPIRE_EVERY as usize);
-        let budget = 2 * (self.entries + since) + EXPIRE_SLACK;
-        for item in tree.scan_prefix(keys::REQUESTS_BY_REV).take(budget) {
+        let budget = 2 * (self.parts + since) + EXPIRE_SLACK;
+        for item in tree.scan_prefix(keys::REMEMBERED).take(budget) {
             let (k, v) = item?;
-            let e: EntryIds = decode(&v, "remembered request ids")?;
-            let expired = seq.saturating_sub(e.last_seq) >= MAX_IDS
-                || self.at_ms.saturating_sub(e.at_ms) > MAX_AGE_MS;
+            let head: PartHead = decode(&v, "remembered requests")?;
+            let expired = seq.saturating_sub(head.last_seq) >= MAX_IDS
+                || self.at_ms.saturating_sub(head.at_ms) > MAX_AGE_MS;
             if !expired {
                 break;
             }
-            for id in e.ids {
-                if self.overlay.contains_key(&id) {
-                    continue; // remembered again by this call
-                }
-                let key = record_key(id);
-                let Some(b) = tree.get(&key)? else { continue };
-                if decode::<Remembered>(&b, "remembered request")?.seq <= e.last_seq {
-                    batch.remove(key);
-                }
-            }
+            let rev = revision_of(&k)?;
+            self.changes
+                .removed
+                .extend(head.ids.into_iter().map(|id| (id, rev)));
             batch.remove(k);
         }
         Ok(())
@@ -195,103 +345,165 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_api::kv::KeyValue;
 
-    fn ok(revision: u64) -> Result<WriteOutcome, KvError> {
+    fn ok(revision: u64) -> Outcome {
         Ok(WriteOutcome {
             revision,
-            prev: vec![],
+            prev: vec![None],
         })
     }
 
-    /// Remembers one id per entry at revisions `from..to`, `at_ms` = revision.
-    fn fill(tree: &sled::Tree, from: u64, to: u64) {
-        let mut s = Sessions::default();
+    /// Runs one apply call: `f` with fresh sessions, then the batch and the
+    /// index changes land.
+    fn call(
+        tree: &sled::Tree,
+        index: &mut RequestIndex,
+        f: impl FnOnce(&mut Sessions, &mut Writes),
+    ) {
         let mut batch = Writes::default();
-        for rev in from..to {
-            s.begin(rev, rev);
-            s.remember(tree, &mut batch, RequestId(rev as u128), &ok(rev))
-                .unwrap();
-            s.end(&mut batch);
-        }
+        let mut s = Sessions::new(index);
+        f(&mut s, &mut batch);
         s.finish(tree, &mut batch).unwrap();
+        let changes = s.into_changes();
         batch.write_to(tree).unwrap();
+        index.commit(changes);
     }
 
-    fn lookup(tree: &sled::Tree, at_ms: u64, id: u128) -> Option<Result<WriteOutcome, KvError>> {
-        let mut s = Sessions::default();
+    /// Remembers one id per entry at revisions `from..to`, `at_ms` = revision.
+    fn fill(tree: &sled::Tree, index: &mut RequestIndex, from: u64, to: u64) {
+        call(tree, index, |s, batch| {
+            for rev in from..to {
+                s.begin(rev, rev);
+                s.remember(tree, batch, RequestId(rev as u128), &ok(rev))
+                    .unwrap();
+                s.end(batch);
+            }
+        });
+    }
+
+    fn lookup(tree: &sled::Tree, index: &RequestIndex, at_ms: u64, id: u128) -> Option<Outcome> {
+        let mut s = Sessions::new(index);
         s.begin(u64::MAX, at_ms);
         s.lookup(tree, RequestId(id)).unwrap()
+    }
+
+    fn records(tree: &sled::Tree) -> usize {
+        tree.scan_prefix(keys::REMEMBERED).count()
     }
 
     #[test]
     fn ids_expire_by_count_and_age_and_are_deleted_in_bounded_steps() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let tree = db.open_tree("sm").unwrap();
-        fill(&tree, 1, 31);
-        assert_eq!(lookup(&tree, 30, 1), Some(ok(1)));
-        assert_eq!(lookup(&tree, 30, 99), None);
+        let mut index = RequestIndex::default();
+        fill(&tree, &mut index, 1, 31);
+        assert_eq!(lookup(&tree, &index, 30, 1), Some(ok(1)));
+        assert_eq!(lookup(&tree, &index, 30, 99), None);
         // By age: the entry's leader time, not the applier's clock.
-        assert_eq!(lookup(&tree, 1 + MAX_AGE_MS, 1), Some(ok(1)));
-        assert_eq!(lookup(&tree, 2 + MAX_AGE_MS, 1), None);
-        assert_eq!(lookup(&tree, 2 + MAX_AGE_MS, 2), Some(ok(2)));
+        assert_eq!(lookup(&tree, &index, 1 + MAX_AGE_MS, 1), Some(ok(1)));
+        assert_eq!(lookup(&tree, &index, 2 + MAX_AGE_MS, 1), None);
+        assert_eq!(lookup(&tree, &index, 2 + MAX_AGE_MS, 2), Some(ok(2)));
 
         // By count: MAX_IDS ids after id 1, it is invalid whatever the time.
-        let mut s = Sessions::default();
-        let mut batch = Writes::default();
-        s.begin(31, 31);
-        s.seq = Some(MAX_IDS);
-        s.remember(&tree, &mut batch, RequestId(1000), &ok(31))
-            .unwrap();
-        s.end(&mut batch);
-        s.finish(&tree, &mut batch).unwrap();
-        batch.write_to(&tree).unwrap();
-        assert_eq!(lookup(&tree, 31, 1), None, "count expiry");
-        assert_eq!(lookup(&tree, 31, 2), Some(ok(2)));
-        assert!(tree.get(record_key(RequestId(1))).unwrap().is_none());
-        assert!(tree.get(entry_key(1)).unwrap().is_none());
-        assert!(tree.get(record_key(RequestId(2))).unwrap().is_some());
+        call(&tree, &mut index, |s, batch| {
+            s.begin(31, 31);
+            s.seq = Some(MAX_IDS);
+            s.remember(&tree, batch, RequestId(1000), &ok(31)).unwrap();
+            s.end(batch);
+        });
+        assert_eq!(lookup(&tree, &index, 31, 1), None, "count expiry");
+        assert_eq!(lookup(&tree, &index, 31, 2), Some(ok(2)));
+        assert!(tree.get(part_key(1, 0)).unwrap().is_none());
+        assert!(!index.0.contains_key(&RequestId(1)), "out of the index");
+        assert!(tree.get(part_key(2, 0)).unwrap().is_some());
 
         // Everything expires by age at once: one apply call deletes a bounded
         // number of records; the rest stay on disk but answer nothing.
         let late = 100 + MAX_AGE_MS;
-        let mut s = Sessions::default();
-        let mut batch = Writes::default();
-        s.begin(32, late);
-        s.seq = Some(MAX_IDS + 1); // as stored, without scheduling the pass by count
-        s.remember(&tree, &mut batch, RequestId(2000), &ok(32))
-            .unwrap();
-        s.end(&mut batch);
-        s.finish(&tree, &mut batch).unwrap();
-        batch.write_to(&tree).unwrap();
-        let left = tree.scan_prefix(keys::REQUESTS_BY_REV).count();
-        assert_eq!(left, 30 - (2 + EXPIRE_SLACK) + 1);
-        assert_eq!(lookup(&tree, late, 30), None);
-        assert_eq!(lookup(&tree, late, 2000), Some(ok(32)));
+        call(&tree, &mut index, |s, batch| {
+            s.begin(32, late);
+            s.seq = Some(MAX_IDS + 1); // as stored, without scheduling the pass by count
+            s.remember(&tree, batch, RequestId(2000), &ok(32)).unwrap();
+            s.end(batch);
+        });
+        assert_eq!(records(&tree), 30 - (2 + EXPIRE_SLACK) + 1);
+        assert_eq!(index.len(), records(&tree), "one id per record");
+        assert_eq!(lookup(&tree, &index, late, 30), None);
+        assert_eq!(lookup(&tree, &index, late, 2000), Some(ok(32)));
     }
 
     #[test]
     fn expiry_keeps_a_newer_record_of_the_same_id() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let tree = db.open_tree("sm").unwrap();
-        fill(&tree, 1, 3);
+        let mut index = RequestIndex::default();
+        fill(&tree, &mut index, 1, 3);
         // Id 1 comes back after its record expired by age: remembered anew.
-        let mut s = Sessions::default();
-        let mut batch = Writes::default();
         let late = 10 + MAX_AGE_MS;
-        s.begin(3, late);
-        s.seq = Some(2); // as stored, without scheduling the pass by count
-        assert_eq!(s.lookup(&tree, RequestId(1)).unwrap(), None);
-        s.remember(&tree, &mut batch, RequestId(1), &ok(3)).unwrap();
-        s.end(&mut batch);
-        s.finish(&tree, &mut batch).unwrap();
-        batch.write_to(&tree).unwrap();
+        call(&tree, &mut index, |s, batch| {
+            s.begin(3, late);
+            s.seq = Some(2); // as stored, without scheduling the pass by count
+            assert_eq!(s.lookup(&tree, RequestId(1)).unwrap(), None);
+            s.remember(&tree, batch, RequestId(1), &ok(3)).unwrap();
+            s.end(batch);
+        });
         assert!(
-            tree.get(entry_key(1)).unwrap().is_none(),
-            "old entry expired"
+            tree.get(part_key(1, 0)).unwrap().is_none(),
+            "old record expired"
         );
-        assert_eq!(lookup(&tree, late, 1), Some(ok(3)));
+        assert_eq!(index.0.get(&RequestId(1)), Some(&3));
+        assert_eq!(lookup(&tree, &index, late, 1), Some(ok(3)));
         // Later expiry of nothing else does not touch it either.
-        fill(&tree, 4, 5);
-        assert_eq!(lookup(&tree, late, 1), Some(ok(3)));
+        fill(&tree, &mut index, 4, 5);
+        assert_eq!(lookup(&tree, &index, late, 1), Some(ok(3)));
+    }
+
+    #[test]
+    fn a_repeat_within_one_call_and_the_index_reloaded_from_disk_answer_alike() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("sm").unwrap();
+        let mut index = RequestIndex::default();
+        let big = Ok(WriteOutcome {
+            revision: 7,
+            prev: vec![Some(KeyValue {
+                key: "k".into(),
+                value: vec![7; 700 * 1024],
+                create_revision: 1,
+                mod_revision: 2,
+                version: 1,
+            })],
+        });
+        let failed: Outcome = Err(KvError::AlreadyExists { key: "k".into() });
+        call(&tree, &mut index, |s, batch| {
+            s.begin(7, 7);
+            for n in 0..4u128 {
+                s.remember(&tree, batch, RequestId(n), &big).unwrap();
+            }
+            s.remember(&tree, batch, RequestId(9), &failed).unwrap();
+            // Seen again before anything landed: answered from this call.
+            assert_eq!(s.lookup(&tree, RequestId(2)).unwrap(), Some(big.clone()));
+            s.end(batch);
+        });
+        // 2.8 MiB of outcomes: split into parts under PART_BYTES each.
+        assert_eq!(records(&tree), 3);
+        let reloaded = RequestIndex::load(&tree).unwrap();
+        assert_eq!(reloaded.0, index.0);
+        for n in 0..4 {
+            assert_eq!(lookup(&tree, &reloaded, 7, n), Some(big.clone()));
+        }
+        assert_eq!(lookup(&tree, &reloaded, 7, 9), Some(failed));
+        assert_eq!(lookup(&tree, &reloaded, 7, 5), None);
+    }
+
+    #[test]
+    fn the_first_layout_is_dropped_on_load() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("sm").unwrap();
+        tree.insert(b"r/0123456789abcdef", b"x".to_vec()).unwrap();
+        tree.insert(b"q/01234567", b"y".to_vec()).unwrap();
+        tree.insert(keys::kv_key("r/kept"), b"z".to_vec()).unwrap();
+        assert!(RequestIndex::load(&tree).unwrap().is_empty());
+        assert_eq!(tree.len(), 1, "only the stored key is left");
     }
 }
