@@ -73,7 +73,9 @@ pub async fn serve(
         let (api, store) = (api.clone(), store.clone());
         let who = who.clone();
         let stop = stop.clone();
-        streams.spawn(async move {
+        // Boxed: the task holds a pointer, so spawning and finishing it does not
+        // copy the whole future (tokio moves a task's future in and out of its cell).
+        streams.spawn(Box::pin(async move {
             let req = match read_frame::<_, ApiRequest>(&mut recv, max_frame).await {
                 Ok(Some(r)) => r,
                 Ok(None) => return,
@@ -87,12 +89,14 @@ pub async fn serve(
                 return reply(&mut send, &Err(e)).await;
             }
             match &req {
-                ApiRequest::Watch(w) => return stream_watch(&store, w, &mut send, stop).await,
+                ApiRequest::Watch(w) => {
+                    return Box::pin(stream_watch(&store, w, &mut send, stop)).await
+                }
                 ApiRequest::Snapshot { local } => {
-                    return stream_snapshot(&store, *local, &mut send).await
+                    return Box::pin(stream_snapshot(&store, *local, &mut send)).await
                 }
                 ApiRequest::Object(o) if o.verb == Verb::Watch => {
-                    return stream_object_watch(&api, &who, o, &mut send, stop).await
+                    return Box::pin(stream_object_watch(&api, &who, o, &mut send, stop)).await
                 }
                 ApiRequest::Object(o) | ApiRequest::ObjectOnce { req: o, .. } => {
                     let once = match &req {
@@ -115,7 +119,7 @@ pub async fn serve(
             }
             let resp = handle(&store, req).await;
             reply(&mut send, &resp).await;
-        });
+        }));
     }
     if *stop.borrow() {
         // Stopping: the requests in flight may finish (watches end at once).

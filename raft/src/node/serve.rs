@@ -19,7 +19,8 @@ impl Store {
         while let Ok((mut send, mut recv)) = conn.accept_bi().await {
             while streams.try_join_next().is_some() {}
             let store = self.clone();
-            streams.spawn(async move {
+            // Boxed, so tokio moves a pointer in and out of the task, not the future.
+            streams.spawn(Box::pin(async move {
                 let req =
                     match read_frame::<_, PeerRequest>(&mut recv, store.inner.peers.max_frame())
                         .await
@@ -36,7 +37,7 @@ impl Store {
                 if write_frame(&mut send, &resp).await.is_ok() {
                     let _ = send.finish();
                 }
-            });
+            }));
         }
         // The connection is gone: its requests end with it (they hold this store).
         streams.shutdown().await;
