@@ -30,9 +30,11 @@ mod cluster;
 mod failover;
 mod kv;
 mod master;
+mod node;
 mod objects;
 mod printers;
 mod snapshot;
+mod token;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +60,11 @@ pub(crate) struct Cli {
 enum Command {
     /// Run one master.
     Master(master::Args),
+    /// Run a worker node: join with a bootstrap token, then run pods bound to it.
+    Node(node::Args),
+    /// Run one container's command for the process runtime (started by `ferry node`).
+    #[command(hide = true)]
+    Shim(node::ShimArgs),
     /// Start a local HA cluster on loopback and supervise it until interrupted.
     Up(up::Args),
     /// Raw key-value access to the store (debugging; admin only).
@@ -69,6 +76,9 @@ enum Command {
     /// Backups of the whole store: save one, check one (restore with `ferry master --init --restore`).
     #[command(subcommand)]
     Snapshot(snapshot::Cmd),
+    /// Bootstrap tokens for nodes to join with.
+    #[command(subcommand)]
+    Token(token::Cmd),
     /// Benchmarks against a running cluster.
     #[command(subcommand)]
     Bench(bench::Cmd),
@@ -122,6 +132,10 @@ fn runtime_for(command: &Command) -> tokio::runtime::Builder {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Shim(a) = cli.command {
+        // Before any runtime or logging: the shim is the container's parent.
+        return node::shim(a);
+    }
     init_logging();
     let rt = match runtime_for(&cli.command).enable_all().build() {
         Ok(rt) => rt,
@@ -137,8 +151,11 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Master(a) => master::run(a, cli.config).await,
             Command::Up(a) => up::run(a, cli.config).await,
+            Command::Node(a) => node::run(a).await,
+            Command::Shim(_) => unreachable!("the shim runs without a runtime"),
             Command::Kv(c) => kv::run(c, cli.config.as_deref()).await,
             Command::Cluster(c) => cluster::run(c, cli.config.as_deref()).await,
+            Command::Token(c) => token::run(c, cli.config.as_deref()).await,
             Command::Bench(c) => bench::run(c, cli.config.as_deref()).await,
             Command::Snapshot(c) => snapshot::run(c, cli.config.as_deref()).await,
             Command::Objects(c) => {

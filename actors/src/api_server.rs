@@ -32,6 +32,7 @@ pub fn authorize(who: &Identity, req: &ApiRequest) -> Result<(), ApiError> {
     match (who, req) {
         (Identity::Admin | Identity::Master(_), _) => Ok(()),
         (_, ApiRequest::Status | ApiRequest::Object(_) | ApiRequest::ObjectOnce { .. }) => Ok(()),
+        (Identity::Node(_), ApiRequest::RenewNodeCert { .. }) => Ok(()),
         _ => Err(ApiError::new(
             ErrorCode::Forbidden,
             format!("{who:?} may not use the raw store or change membership (admin only)"),
@@ -54,6 +55,7 @@ pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 pub async fn serve(
     api: Addr<ApiServerActor>,
     store: Store,
+    join: Arc<JoinContext>,
     conn: quinn::Connection,
     who: Identity,
     max_frame: usize,
@@ -70,7 +72,7 @@ pub async fn serve(
             break;
         };
         while streams.try_join_next().is_some() {}
-        let (api, store) = (api.clone(), store.clone());
+        let (api, store, join) = (api.clone(), store.clone(), join.clone());
         let who = who.clone();
         let stop = stop.clone();
         // Boxed: the task holds a pointer, so spawning and finishing it does not
@@ -97,6 +99,20 @@ pub async fn serve(
                 }
                 ApiRequest::Object(o) if o.verb == Verb::Watch => {
                     return Box::pin(stream_object_watch(&api, &who, o, &mut send, stop)).await
+                }
+                ApiRequest::RenewNodeCert { csr, lifetime_secs } => {
+                    let resp = match &who {
+                        Identity::Node(name) => {
+                            crate::node_join::issue(&store, &join.ca, csr, name, *lifetime_secs)
+                                .await
+                                .map(|c| ApiResponse::NodeCert(Box::new(c)))
+                        }
+                        _ => Err(ApiError::new(
+                            ErrorCode::Forbidden,
+                            format!("{who:?} is not a node: only nodes renew node certificates"),
+                        )),
+                    };
+                    return reply(&mut send, &resp).await;
                 }
                 ApiRequest::Object(o) | ApiRequest::ObjectOnce { req: o, .. } => {
                     let once = match &req {
@@ -154,6 +170,9 @@ async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError>
         }
         ApiRequest::Watch(_)
         | ApiRequest::Join(_)
+        | ApiRequest::NodeDiscover { .. }
+        | ApiRequest::NodeJoin(_)
+        | ApiRequest::RenewNodeCert { .. }
         | ApiRequest::Object(_)
         | ApiRequest::ObjectOnce { .. }
         | ApiRequest::Snapshot { .. } => {
@@ -302,6 +321,20 @@ pub async fn serve_join(store: Store, conn: quinn::Connection, ctx: Arc<JoinCont
     while let Ok((mut send, mut recv)) = conn.accept_bi().await {
         let req = match read_frame::<_, ApiRequest>(&mut recv, 64 * 1024).await {
             Ok(Some(ApiRequest::Join(j))) => j,
+            Ok(Some(ApiRequest::NodeDiscover { token_id, nonce })) => {
+                let resp = crate::node_join::discover(&store, &ctx.ca, &token_id, &nonce)
+                    .await
+                    .map(|(ca_cert, mac)| ApiResponse::NodeDiscovered { ca_cert, mac });
+                reply(&mut send, &resp).await;
+                continue;
+            }
+            Ok(Some(ApiRequest::NodeJoin(j))) => {
+                let resp = crate::node_join::join(&store, &ctx.ca, &j)
+                    .await
+                    .map(|c| ApiResponse::NodeCert(Box::new(c)));
+                reply(&mut send, &resp).await;
+                continue;
+            }
             Ok(Some(_)) => {
                 let e = ApiError::new(
                     ErrorCode::Unauthenticated,
@@ -464,5 +497,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn only_nodes_renew_node_certificates() {
+        let renew = ApiRequest::RenewNodeCert {
+            csr: String::new(),
+            lifetime_secs: 3600,
+        };
+        assert!(authorize(&Identity::Node("n1".into()), &renew).is_ok());
+        let user = Identity::User {
+            name: "alice".into(),
+            groups: vec![],
+        };
+        assert_eq!(
+            authorize(&user, &renew).unwrap_err().code,
+            ErrorCode::Forbidden
+        );
     }
 }

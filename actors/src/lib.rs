@@ -5,6 +5,7 @@
 //!   the QUIC endpoint and its ALPN dispatch, the join handshake.
 //! - [`api_server`]: the `ferry-api/1` request handler (authenticate → authorize → store)
 //!   and the `ferry-join/1` handler.
+//! - [`node_join`]: nodes joining with bootstrap tokens, and node certificate renewal.
 //! - [`apiserver`]: the Kubernetes API: [`apiserver::admission`] (decode, default,
 //!   validate), the registry verbs, watches, and its actor.
 //! - [`controllers`]: the controller manager actor (garbage collector, namespace
@@ -17,6 +18,7 @@ pub mod api_server;
 pub mod apiserver;
 pub mod controllers;
 pub mod master;
+pub mod node_join;
 pub mod supervisor;
 
 pub use master::{Bootstrap, Master};

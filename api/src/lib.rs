@@ -11,10 +11,13 @@
 //! - [`resources`]: the served Kubernetes kinds, their store keys, and name rules.
 //! - [`selector`]: label and field selectors, parsed and matched against JSON objects.
 //! - [`patch`]: JSON merge, JSON and strategic merge patches, and client-side apply.
+//! - [`token`]: bootstrap tokens (nodes join with them) and the node discovery proof.
+//! - [`files`]: private files (keys, certificates) written atomically and durably.
 //! - [`Error`]: this crate's errors.
 
 pub mod client;
 pub mod error;
+pub mod files;
 pub mod frame;
 pub mod kv;
 pub mod object;
@@ -23,6 +26,7 @@ pub mod proto;
 pub mod resources;
 pub mod selector;
 pub mod tls;
+pub mod token;
 
 pub use client::Client;
 pub use error::{Error, Result};

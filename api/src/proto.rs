@@ -116,6 +116,59 @@ pub enum ApiRequest {
         /// The object request (a mutating verb).
         req: Box<ObjectRequest>,
     },
+    /// A node asks for the cluster CA before it trusts any master (only on
+    /// `ferry-join/1`), naming its bootstrap token's id; the answer carries a
+    /// proof that the master knows the token's secret (see [`crate::token`]).
+    NodeDiscover {
+        /// The bootstrap token's id (its public half).
+        token_id: String,
+        /// Fresh random bytes the proof covers.
+        nonce: Vec<u8>,
+    },
+    /// A node joins with its bootstrap token (only on `ferry-join/1`, over a
+    /// connection pinned to the discovered CA): answered with its certificate.
+    NodeJoin(NodeJoinRequest),
+    /// A node renews its certificate before it expires (on `ferry-api/1`, with
+    /// its current certificate): answered as [`ApiRequest::NodeJoin`] is.
+    RenewNodeCert {
+        /// A certificate signing request (PEM) for the node's new key.
+        csr: String,
+        /// The lifetime asked for, in seconds.
+        lifetime_secs: u64,
+    },
+}
+
+/// A node's join request.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeJoinRequest {
+    /// The bootstrap token (`<id>.<secret>`).
+    pub token: String,
+    /// The node's name (becomes identity `node:<name>`).
+    pub name: String,
+    /// A certificate signing request (PEM) for the node's key, made on the node.
+    pub csr: String,
+    /// The certificate lifetime asked for, in seconds.
+    pub lifetime_secs: u64,
+}
+
+impl std::fmt::Debug for NodeJoinRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeJoinRequest")
+            .field("name", &self.name)
+            .field("lifetime_secs", &self.lifetime_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a joining (or renewing) node receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCert {
+    /// The node's certificate (PEM), for identity `node:<name>`.
+    pub cert: String,
+    /// The cluster CA certificate (PEM).
+    pub ca_cert: String,
+    /// Every master's QUIC address, as the cluster knows them.
+    pub masters: Vec<String>,
 }
 
 impl ApiRequest {
@@ -131,6 +184,10 @@ impl ApiRequest {
             | ApiRequest::WriteOnce { .. }
             | ApiRequest::ObjectOnce { .. } => true,
             ApiRequest::Object(o) => o.is_idempotent(),
+            // Discovery reads; a join or renewal issues a certificate again.
+            ApiRequest::NodeDiscover { .. }
+            | ApiRequest::NodeJoin(_)
+            | ApiRequest::RenewNodeCert { .. } => true,
             ApiRequest::RemoveMember { .. } | ApiRequest::Join(_) => false,
         }
     }
@@ -158,6 +215,15 @@ pub enum ApiResponse {
     Joined(Box<JoinResponse>),
     /// The answer to an object request (errors are Kubernetes `Status` bodies).
     Object(ObjectResponse),
+    /// The cluster CA and the proof that the master knows the token's secret.
+    NodeDiscovered {
+        /// CA certificate (PEM).
+        ca_cert: String,
+        /// [`crate::token::discovery_mac`] of the nonce and the CA.
+        mac: Vec<u8>,
+    },
+    /// A node's certificate.
+    NodeCert(Box<NodeCert>),
 }
 
 /// One frame of a streamed snapshot (the answer to [`ApiRequest::Snapshot`]).

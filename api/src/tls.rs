@@ -170,6 +170,83 @@ impl Ca {
     }
 }
 
+impl Ca {
+    /// Signs a node's certificate signing request: identity `node:<name>`
+    /// (whatever subject the request names), valid from now for `lifetime`.
+    /// The node's private key never leaves the node.
+    pub fn sign_node_csr(&self, csr_pem: &str, name: &str, lifetime: Duration) -> Result<String> {
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(tls_err("certificate signing request"))?;
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(tls_err("node"))?;
+        let mut dn = DistinguishedName::new();
+        dn.push(
+            DnType::CommonName,
+            Identity::Node(name.to_string()).common_name(),
+        );
+        params.distinguished_name = dn;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let now = std::time::SystemTime::now();
+        // A little slack before now for clocks a few minutes apart.
+        params.not_before = (now - Duration::from_secs(300)).into();
+        params.not_after = (now + lifetime).into();
+        csr.params = params;
+        let cert = csr
+            .signed_by(&self.issuer, &self.key)
+            .map_err(tls_err("sign node certificate"))?;
+        Ok(cert.pem())
+    }
+}
+
+/// A new key pair and a certificate signing request for it (the subject is
+/// chosen by the CA): `(key PEM, CSR PEM)`.
+pub fn new_csr() -> Result<(String, String)> {
+    let key = KeyPair::generate().map_err(tls_err("generate key"))?;
+    let params = CertificateParams::new(Vec::<String>::new()).map_err(tls_err("request"))?;
+    let csr = params
+        .serialize_request(&key)
+        .map_err(tls_err("certificate signing request"))?;
+    let pem = csr.pem().map_err(tls_err("certificate signing request"))?;
+    Ok((key.serialize_pem(), pem))
+}
+
+/// A certificate's validity period: `(not before, not after)`.
+pub fn validity(cert_pem: &str) -> Result<(std::time::SystemTime, std::time::SystemTime)> {
+    let der = cert_der(cert_pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+        .map_err(|e| Error::Tls(format!("bad certificate: {e}")))?;
+    let v = cert.validity();
+    let at = |t: x509_parser::time::ASN1Time| {
+        std::time::UNIX_EPOCH + Duration::from_secs(t.timestamp().max(0) as u64)
+    };
+    Ok((at(v.not_before), at(v.not_after)))
+}
+
+/// The identity a certificate names.
+pub fn cert_identity(cert_pem: &str) -> Result<Identity> {
+    let der = cert_der(cert_pem)?;
+    identity_of(&der).ok_or_else(|| Error::Tls("the certificate names no ferry identity".into()))
+}
+
+fn identity_of(leaf: &CertificateDer<'_>) -> Option<Identity> {
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let subject = cert.subject();
+    let cn = subject
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
+    let groups = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_string))
+        .collect();
+    Identity::parse(&cn, groups)
+}
+
 /// Hex SHA-256 of the CA certificate's DER: the pin in a join token.
 pub fn ca_hash(ca_cert_pem: &str) -> Result<String> {
     let der = cert_der(ca_cert_pem)?;
@@ -287,13 +364,27 @@ pub fn join_client_config(
     pin: &str,
     limits: &TransportLimits,
 ) -> Result<(quinn::ClientConfig, PinCheck)> {
+    pinned_join_config(Some(pin), limits)
+}
+
+/// A client config for a node's discovery request on `ferry-join/1`, which
+/// trusts no CA yet: the answer itself proves the master knows the bootstrap
+/// token ([`crate::token::discovery_mac`]), and nothing secret is sent on it.
+pub fn discovery_client_config(limits: &TransportLimits) -> Result<quinn::ClientConfig> {
+    Ok(pinned_join_config(None, limits)?.0)
+}
+
+fn pinned_join_config(
+    pin: Option<&str>,
+    limits: &TransportLimits,
+) -> Result<(quinn::ClientConfig, PinCheck)> {
     let check = PinCheck::default();
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| Error::Tls(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PinnedCa {
-            pin: pin.to_string(),
+            pin: pin.map(str::to_string),
             provider: provider(),
             mismatch: check.clone(),
         }))
@@ -324,10 +415,11 @@ fn finish_client(
     Ok(client)
 }
 
-/// Verifies a master whose chain carries a CA with the pinned hash.
+/// Verifies a master whose chain carries a CA with the pinned hash (`None`:
+/// any chain, for discovery only).
 #[derive(Debug)]
 struct PinnedCa {
-    pin: String,
+    pin: Option<String>,
     provider: Arc<rustls::crypto::CryptoProvider>,
     mismatch: PinCheck,
 }
@@ -341,11 +433,12 @@ impl ServerCertVerifier for PinnedCa {
         ocsp: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let Some(pin) = &self.pin else {
+            return Ok(ServerCertVerified::assertion());
+        };
         let ca = intermediates
             .iter()
-            .find(|c| {
-                hex(ring::digest::digest(&ring::digest::SHA256, c.as_ref()).as_ref()) == self.pin
-            })
+            .find(|c| hex(ring::digest::digest(&ring::digest::SHA256, c.as_ref()).as_ref()) == *pin)
             .ok_or_else(|| {
                 self.mismatch
                     .0
@@ -406,20 +499,7 @@ impl ServerCertVerifier for PinnedCa {
 pub fn peer_identity(conn: &quinn::Connection) -> Option<Identity> {
     let any = conn.peer_identity()?;
     let chain = any.downcast::<Vec<CertificateDer<'static>>>().ok()?;
-    let leaf = chain.first()?;
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
-    let subject = cert.subject();
-    let cn = subject
-        .iter_common_name()
-        .next()?
-        .as_str()
-        .ok()?
-        .to_string();
-    let groups = subject
-        .iter_organization()
-        .filter_map(|o| o.as_str().ok().map(str::to_string))
-        .collect();
-    Identity::parse(&cn, groups)
+    identity_of(chain.first()?)
 }
 
 /// The ALPN a connection negotiated.
@@ -456,6 +536,33 @@ pub fn client_endpoint(bind: std::net::SocketAddr) -> Result<quinn::Endpoint> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_csr_is_signed_for_its_name_only_with_the_lifetime_asked() {
+        let ca = Ca::generate("t").unwrap();
+        let (key, csr) = new_csr().unwrap();
+        let day = Duration::from_secs(86_400);
+        let cert = ca.sign_node_csr(&csr, "n1", day).unwrap();
+        assert_eq!(cert_identity(&cert).unwrap(), Identity::Node("n1".into()));
+        let (from, to) = validity(&cert).unwrap();
+        let now = std::time::SystemTime::now();
+        assert!(from <= now && to > now + day - Duration::from_secs(60) && to <= now + day);
+        // The certificate is for the node's key: a client config builds with it.
+        let pair = CertPair {
+            cert_pem: cert,
+            key_pem: key,
+        };
+        client_config(
+            &ca.pair().cert_pem,
+            &pair,
+            ALPN_API,
+            &TransportLimits::default(),
+        )
+        .unwrap();
+        // A garbage request is refused, naming what it is.
+        let e = ca.sign_node_csr("not a csr", "n1", day).unwrap_err();
+        assert!(e.to_string().contains("certificate signing request"), "{e}");
+    }
 
     #[test]
     fn issue_and_reload() {

@@ -7,8 +7,6 @@
 use crate::{Error, Result};
 use ferry_api::tls::{ca_hash, CertPair};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 const IDENTITY: &str = "identity.toml";
@@ -39,46 +37,12 @@ fn dd_err(path: &Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -
 
 /// Creates `dir` (and parents) with mode 0700.
 pub fn create_private_dir(dir: &Path) -> Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| dd_err(dir, e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| dd_err(dir, e))?;
-    // A directory just created exists after a power failure only once its
-    // parent's entry for it is on disk.
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| dd_err(parent, e))?;
-    }
-    Ok(())
+    ferry_api::files::create_private_dir(dir).map_err(|e| dd_err(dir, e))
 }
 
 /// Writes `data` to `path` atomically and durably with mode 0600.
 pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp-write");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| dd_err(&tmp, e))?;
-    // `mode` applies only to a file it creates: a temporary an interrupted write
-    // left behind keeps its own mode unless it is set here.
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| dd_err(&tmp, e))?;
-    f.write_all(data).map_err(|e| dd_err(&tmp, e))?;
-    f.sync_all().map_err(|e| dd_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| dd_err(path, e))?;
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| dd_err(parent, e))?;
-    }
-    Ok(())
+    ferry_api::files::write_private(path, data).map_err(|e| dd_err(path, e))
 }
 
 impl DataDir {

@@ -430,7 +430,7 @@ async fn accept_loop(
             let who = tls::peer_identity(&conn);
             match (alpn.as_slice(), who) {
                 (ALPN_API, Some(who)) => {
-                    api_server::serve(api, store, conn, who, max_frame, stop).await;
+                    api_server::serve(api, store, join, conn, who, max_frame, stop).await;
                     drop(client);
                 }
                 (ALPN_RAFT, Some(who)) => {

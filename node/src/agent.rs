@@ -1,0 +1,322 @@
+//! The node agent's loops: registration, heartbeats (Lease and Node status),
+//! certificate renewal, and pod sync.
+//!
+//! Pod sync is level-triggered: every [`SYNC`] the agent lists the pods bound
+//! to it and drives one [`PodWorker`] per pod towards its spec; pods it runs
+//! that the API no longer has (deleted while the agent was down, or forced)
+//! are stopped and their directories removed.
+
+use crate::env;
+use crate::node::{self, Machine, Reserved};
+use crate::objects::{code_of, Objects};
+use crate::pods::PodWorker;
+use anyhow::{Context, Result};
+use ferry_api::Client;
+use ferry_config::ClientConfig;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often pods are synced.
+pub const SYNC: Duration = Duration::from_millis(500);
+
+/// What a node agent runs with.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The data dir (credentials, pod directories).
+    pub data_dir: PathBuf,
+    /// The node's name.
+    pub name: String,
+    /// The node's address (InternalIP, and the pods' IP while pods share it).
+    pub address: IpAddr,
+    /// Lease renewal interval.
+    pub lease_interval: Duration,
+    /// Lease duration written into the Lease.
+    pub lease_duration: Duration,
+    /// Node status is written at least this often (and whenever it changes).
+    pub status_interval: Duration,
+    /// System reservations.
+    pub reserved: Reserved,
+    /// Certificate lifetime asked for on renewal.
+    pub cert_lifetime: Duration,
+    /// The `ferry` binary (the container shim).
+    pub shim: PathBuf,
+}
+
+/// Runs the agent until `stop` turns true. Running pods are left running.
+pub async fn run(
+    opts: Options,
+    cfg: ClientConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
+    let mut cfg = cfg;
+    let client = Arc::new(Client::new(&cfg).context("node client")?);
+    let mut api = Objects { client };
+    let machine = Machine::read(&opts.data_dir);
+    let address = opts.address.to_string();
+    register(&api, &opts, &machine).await?;
+    tracing::info!(node = %opts.name, address = %address, "node registered");
+    let mut workers: HashMap<String, PodWorker> = HashMap::new();
+    let pods_dir = opts.data_dir.join("pods");
+    std::fs::create_dir_all(&pods_dir)?;
+    let mut next_lease = Instant::now();
+    let mut next_status = Instant::now() + opts.status_interval;
+    let mut renew_at = crate::join::renew_at(&cfg.client_cert)?;
+    loop {
+        if Instant::now() >= next_lease {
+            match renew_lease(&api, &opts).await {
+                Ok(()) => next_lease = Instant::now() + opts.lease_interval,
+                Err(e) => {
+                    tracing::warn!(error = %e, "lease renewal failed; retrying");
+                    next_lease = Instant::now() + Duration::from_millis(200);
+                }
+            }
+        }
+        if Instant::now() >= next_status {
+            if let Err(e) = write_node_status(&api, &opts, &machine).await {
+                tracing::warn!(error = %e, "node status update failed");
+            }
+            next_status = Instant::now() + opts.status_interval;
+        }
+        if std::time::SystemTime::now() >= renew_at {
+            match renew_cert(&api, &opts, &cfg).await {
+                Ok(new) => {
+                    crate::join::store(&opts.data_dir, &new)?;
+                    let client = Arc::new(Client::new(&new).context("node client")?);
+                    api = Objects { client };
+                    renew_at = crate::join::renew_at(&new.client_cert)?;
+                    cfg = new;
+                    tracing::info!("node certificate renewed");
+                }
+                Err(e) => tracing::warn!(error = %e, "certificate renewal failed; retrying"),
+            }
+        }
+        if let Err(e) = sync_pods(&api, &opts, &pods_dir, &mut workers).await {
+            tracing::warn!(error = %e, "pod sync failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(SYNC) => {}
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        }
+    }
+}
+
+async fn register(api: &Objects, opts: &Options, m: &Machine) -> Result<()> {
+    let obj = node::node_object(
+        &opts.name,
+        &opts.address.to_string(),
+        m,
+        &opts.reserved,
+        &crate::now(),
+    );
+    match api.create("nodes", None, &obj).await {
+        Ok(_) => {}
+        Err(e) if code_of(&e) == Some(409) => {
+            // Registered before: refresh labels and status.
+            api.patch(
+                "nodes",
+                None,
+                &opts.name,
+                None,
+                &json!({"metadata": {"labels": obj["metadata"]["labels"]}}),
+            )
+            .await?;
+        }
+        Err(e) => return Err(e.context("registering the node")),
+    }
+    write_node_status(api, opts, m).await
+}
+
+async fn write_node_status(api: &Objects, opts: &Options, m: &Machine) -> Result<()> {
+    let obj = node::node_object(
+        &opts.name,
+        &opts.address.to_string(),
+        m,
+        &opts.reserved,
+        &crate::now(),
+    );
+    api.patch(
+        "nodes",
+        None,
+        &opts.name,
+        Some("status"),
+        &json!({"status": obj["status"]}),
+    )
+    .await
+    .map(|_| ())
+}
+
+async fn renew_lease(api: &Objects, opts: &Options) -> Result<()> {
+    let lease = node::lease(
+        &opts.name,
+        opts.lease_duration.as_secs(),
+        &crate::now_micros(),
+    );
+    match api
+        .patch(
+            "leases",
+            Some(node::LEASE_NAMESPACE),
+            &opts.name,
+            None,
+            &json!({"spec": lease["spec"]}),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if code_of(&e) == Some(404) => api
+            .create("leases", Some(node::LEASE_NAMESPACE), &lease)
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn renew_cert(api: &Objects, opts: &Options, cfg: &ClientConfig) -> Result<ClientConfig> {
+    let (key, csr) = ferry_api::tls::new_csr()?;
+    let resp = api
+        .client
+        .call(&ferry_api::proto::ApiRequest::RenewNodeCert {
+            csr,
+            lifetime_secs: opts.cert_lifetime.as_secs(),
+        })
+        .await?;
+    match resp {
+        ferry_api::proto::ApiResponse::NodeCert(c) => {
+            Ok(crate::join::client_config(*c, key, &cfg.masters))
+        }
+        other => anyhow::bail!("unexpected answer to a renewal: {other:?}"),
+    }
+}
+
+async fn fetch(api: &Objects, ns: &str, pod: &Value) -> env::Fetched {
+    let mut fetched = env::Fetched::new();
+    let all = pod
+        .pointer("/spec/initContainers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .chain(
+            pod.pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        );
+    for c in all {
+        for src in env::sources(c) {
+            if fetched.contains_key(&src) {
+                continue;
+            }
+            let (plural, name) = match &src {
+                env::Source::ConfigMap(n) => ("configmaps", n),
+                env::Source::Secret(n) => ("secrets", n),
+            };
+            if let Ok(obj) = api.get(plural, Some(ns), name).await {
+                fetched.insert(src, obj);
+            }
+        }
+    }
+    fetched
+}
+
+async fn sync_pods(
+    api: &Objects,
+    opts: &Options,
+    pods_dir: &std::path::Path,
+    workers: &mut HashMap<String, PodWorker>,
+) -> Result<()> {
+    let pods = api
+        .list("pods", &format!("spec.nodeName={}", opts.name))
+        .await?;
+    let ip = opts.address.to_string();
+    let mut seen = std::collections::HashSet::new();
+    for pod in pods {
+        let Some(uid) = pod.pointer("/metadata/uid").and_then(Value::as_str) else {
+            continue;
+        };
+        let uid = uid.to_string();
+        seen.insert(uid.clone());
+        let ns = pod["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let name = pod["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let w = workers
+            .entry(uid.clone())
+            .or_insert_with(|| PodWorker::new(pod.clone(), pods_dir.join(&uid)));
+        w.pod = pod.clone();
+        let deleting = pod.pointer("/metadata/deletionTimestamp").is_some();
+        if deleting {
+            w.stop();
+            if w.live() == 0 {
+                // Every process is gone: remove the pod for good.
+                api.delete(
+                    "pods",
+                    Some(&ns),
+                    &name,
+                    &json!({"gracePeriodSeconds": 0, "preconditions": {"uid": uid}}),
+                )
+                .await?;
+                let _ = std::fs::remove_dir_all(&w.dir);
+                workers.remove(&uid);
+            }
+            continue;
+        }
+        let fetched = fetch(api, &ns, &pod).await;
+        w.sync(&opts.shim, &fetched, &ip);
+        let status = w.status(&ip);
+        if w.written.as_ref() != Some(&status) {
+            match api
+                .patch(
+                    "pods",
+                    Some(&ns),
+                    &name,
+                    Some("status"),
+                    &json!({"status": status}),
+                )
+                .await
+            {
+                Ok(_) => w.written = Some(status),
+                Err(e) => tracing::warn!(pod = %name, error = %e, "pod status update failed"),
+            }
+        }
+    }
+    // Pods this node runs that the API no longer has: stop them.
+    let mut gone: Vec<String> = workers
+        .keys()
+        .filter(|u| !seen.contains(*u))
+        .cloned()
+        .collect();
+    if let Ok(dirs) = std::fs::read_dir(pods_dir) {
+        for d in dirs.flatten() {
+            let u = d.file_name().to_string_lossy().into_owned();
+            if !seen.contains(&u) && !workers.contains_key(&u) {
+                workers.insert(
+                    u.clone(),
+                    PodWorker::new(json!({"metadata": {"uid": u}}), d.path()),
+                );
+                gone.push(u);
+            }
+        }
+    }
+    for uid in gone {
+        let Some(w) = workers.get_mut(&uid) else {
+            continue;
+        };
+        if w.terminating.is_none() {
+            // Forced away: no grace to honour beyond a short one.
+            w.pod["spec"]["terminationGracePeriodSeconds"] = json!(2);
+        }
+        w.stop();
+        if w.live() == 0 {
+            let _ = std::fs::remove_dir_all(&w.dir);
+            workers.remove(&uid);
+        }
+    }
+    Ok(())
+}

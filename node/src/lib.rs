@@ -1,0 +1,38 @@
+//! ferry's node side: what `ferry node` runs. Depends on `ferry-api` only,
+//! never on the store.
+//!
+//! Layout:
+//! - [`join`]: joining with a bootstrap token; the node's credentials in its
+//!   data dir; certificate renewal timing.
+//! - [`agent`]: the agent's loops — registration, Lease and Node status
+//!   heartbeats, certificate renewal, pod sync.
+//! - [`node`]: the Node object and Lease as the agent reports them (pure).
+//! - [`pods`]: pod workers (start, restart with back-off, stop with a grace
+//!   period) and the pod status they report.
+//! - [`env`]: a container's environment (`$(VAR)`, ConfigMap/Secret refs,
+//!   the downward API) (pure).
+//! - [`runtime`]: the process runtime — containers as process groups behind a
+//!   shim that records their exit, re-adoptable by pid and start time.
+//! - [`objects`]: the object requests the agent makes.
+
+pub mod agent;
+pub mod env;
+pub mod join;
+pub mod node;
+pub mod objects;
+pub mod pods;
+pub mod runtime;
+
+/// Now, RFC 3339 with seconds (as Kubernetes writes times).
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Now, RFC 3339 with microseconds (as a Lease's `renewTime` is written).
+pub fn now_micros() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S.%6fZ")
+        .to_string()
+}

@@ -1,0 +1,213 @@
+//! The Node object and its heartbeats: registration, the Lease, status.
+
+use serde_json::{json, Value};
+
+/// Facts about this machine, read once at start.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// Logical CPUs.
+    pub cpus: u64,
+    /// Memory in bytes.
+    pub memory: u64,
+    /// Bytes of the data dir's file system.
+    pub storage: u64,
+    /// `uname -r`.
+    pub kernel: String,
+    /// `PRETTY_NAME` of `/etc/os-release`.
+    pub os_image: String,
+    /// Kubernetes' name for the architecture (`amd64`, `arm64`).
+    pub arch: String,
+}
+
+impl Machine {
+    /// Reads the machine's facts (the storage of `data_dir`'s file system).
+    pub fn read(data_dir: &std::path::Path) -> Machine {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        let memory = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find(|l| l.starts_with("MemTotal:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<u64>().ok())
+            })
+            .map_or(0, |kb| kb * 1024);
+        let storage = nix::sys::statvfs::statvfs(data_dir)
+            .map(|s| s.blocks() * s.fragment_size())
+            .unwrap_or(0);
+        let kernel = nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let os_image = std::fs::read_to_string("/etc/os-release")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+            .unwrap_or_else(|| "Linux".into());
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        }
+        .to_string();
+        Machine {
+            cpus,
+            memory,
+            storage,
+            kernel,
+            os_image,
+            arch,
+        }
+    }
+}
+
+/// Reserved for the system, subtracted from capacity to make allocatable.
+#[derive(Debug, Clone, Default)]
+pub struct Reserved {
+    /// Millicores.
+    pub cpu_millis: u64,
+    /// Bytes.
+    pub memory: u64,
+}
+
+/// Pods a node runs at most (Kubernetes' default).
+pub const MAX_PODS: u64 = 110;
+
+/// The Node's labels and `status` as this agent reports them, heartbeat at `now`.
+pub fn node_object(
+    name: &str,
+    address: &str,
+    m: &Machine,
+    reserved: &Reserved,
+    now: &str,
+) -> Value {
+    let cpu_millis = m.cpus * 1000;
+    let alloc_cpu = cpu_millis.saturating_sub(reserved.cpu_millis);
+    let alloc_mem = m.memory.saturating_sub(reserved.memory);
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": m.arch,
+                "beta.kubernetes.io/os": "linux",
+                "beta.kubernetes.io/arch": m.arch,
+            },
+        },
+        "spec": {},
+        "status": status(name, address, m, alloc_cpu, alloc_mem, now),
+    })
+}
+
+fn status(
+    name: &str,
+    address: &str,
+    m: &Machine,
+    alloc_cpu: u64,
+    alloc_mem: u64,
+    now: &str,
+) -> Value {
+    let cond = |t: &str, s: &str, reason: &str, msg: &str| {
+        json!({"type": t, "status": s, "reason": reason, "message": msg,
+               "lastHeartbeatTime": now, "lastTransitionTime": now})
+    };
+    json!({
+        "capacity": {
+            "cpu": m.cpus.to_string(),
+            "memory": format!("{}Ki", m.memory / 1024),
+            "ephemeral-storage": format!("{}Ki", m.storage / 1024),
+            "pods": MAX_PODS.to_string(),
+        },
+        "allocatable": {
+            "cpu": format!("{alloc_cpu}m"),
+            "memory": format!("{}Ki", alloc_mem / 1024),
+            "ephemeral-storage": format!("{}Ki", m.storage / 1024),
+            "pods": MAX_PODS.to_string(),
+        },
+        "addresses": [
+            {"type": "InternalIP", "address": address},
+            {"type": "Hostname", "address": name},
+        ],
+        "nodeInfo": {
+            "machineID": "", "systemUUID": "", "bootID": "",
+            "kernelVersion": m.kernel,
+            "osImage": m.os_image,
+            "operatingSystem": "linux",
+            "architecture": m.arch,
+            "containerRuntimeVersion": "process://ferry",
+            "kubeletVersion": concat!("v1.33.0-ferry.", env!("CARGO_PKG_VERSION")),
+            "kubeProxyVersion": "",
+        },
+        "conditions": [
+            cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        ],
+    })
+}
+
+/// The node's Lease in `kube-node-lease`, renewed at `now`.
+pub fn lease(name: &str, duration_secs: u64, now_micros: &str) -> Value {
+    json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name, "namespace": LEASE_NAMESPACE},
+        "spec": {
+            "holderIdentity": name,
+            "leaseDurationSeconds": duration_secs,
+            "renewTime": now_micros,
+        },
+    })
+}
+
+/// Where node leases live.
+pub const LEASE_NAMESPACE: &str = "kube-node-lease";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_node_reports_capacity_allocatable_addresses_and_labels() {
+        let m = Machine {
+            cpus: 2,
+            memory: 4 << 30,
+            storage: 10 << 30,
+            kernel: "6.1.0".into(),
+            os_image: "Debian".into(),
+            arch: "amd64".into(),
+        };
+        let r = Reserved {
+            cpu_millis: 100,
+            memory: 256 << 20,
+        };
+        let n = node_object("n1", "127.0.1.1", &m, &r, "2026-12-05T00:00:00Z");
+        assert_eq!(n["status"]["capacity"]["cpu"], "2");
+        assert_eq!(n["status"]["allocatable"]["cpu"], "1900m");
+        assert_eq!(n["status"]["capacity"]["memory"], "4194304Ki");
+        assert_eq!(n["status"]["allocatable"]["memory"], "3932160Ki");
+        assert_eq!(n["status"]["capacity"]["pods"], "110");
+        assert_eq!(n["status"]["addresses"][0]["address"], "127.0.1.1");
+        assert_eq!(n["metadata"]["labels"]["kubernetes.io/arch"], "amd64");
+        assert_eq!(
+            n["status"]["nodeInfo"]["containerRuntimeVersion"],
+            "process://ferry"
+        );
+        let ready = n["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap();
+        assert_eq!(ready["status"], "True");
+        let l = lease("n1", 40, "2026-12-05T00:00:00.000000Z");
+        assert_eq!(l["spec"]["holderIdentity"], "n1");
+        assert_eq!(l["metadata"]["namespace"], "kube-node-lease");
+    }
+}

@@ -1,0 +1,96 @@
+//! The few object requests the node agent makes, over its client.
+
+use anyhow::{anyhow, Result};
+use ferry_api::object::{ListOptions, ObjectRequest, PatchType, Status, Verb};
+use ferry_api::Client;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// An object API client for the agent.
+#[derive(Clone)]
+pub struct Objects {
+    /// The client (fails over between masters).
+    pub client: Arc<Client>,
+}
+
+/// A non-2xx answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.message)]
+pub struct Failed(pub Status);
+
+/// The HTTP code of a failed request, if that is what it was.
+pub fn code_of(e: &anyhow::Error) -> Option<u16> {
+    e.downcast_ref::<Failed>().map(|f| f.0.code)
+}
+
+impl Objects {
+    async fn send(&self, req: ObjectRequest) -> Result<Value> {
+        let resp = self.client.object(req).await?;
+        if let Some(s) = resp.status() {
+            return Err(Failed(s).into());
+        }
+        resp.json().map_err(|e| anyhow!("bad answer: {e}"))
+    }
+
+    /// Reads one object (`None`: not found).
+    pub async fn get(&self, plural: &str, ns: Option<&str>, name: &str) -> Result<Option<Value>> {
+        match self
+            .send(ObjectRequest::new(Verb::Get, plural, ns, Some(name)))
+            .await
+        {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if code_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lists objects matching a field selector.
+    pub async fn list(&self, plural: &str, field_selector: &str) -> Result<Vec<Value>> {
+        let mut req = ObjectRequest::new(Verb::List, plural, None, None);
+        req.list = ListOptions {
+            field_selector: Some(field_selector.to_string()),
+            ..ListOptions::default()
+        };
+        let v = self.send(req).await?;
+        Ok(v["items"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Creates an object.
+    pub async fn create(&self, plural: &str, ns: Option<&str>, obj: &Value) -> Result<Value> {
+        let mut req = ObjectRequest::new(Verb::Create, plural, ns, None);
+        req.body = serde_json::to_vec(obj)?;
+        self.send(req).await
+    }
+
+    /// Merge-patches an object or its subresource.
+    pub async fn patch(
+        &self,
+        plural: &str,
+        ns: Option<&str>,
+        name: &str,
+        sub: Option<&str>,
+        patch: &Value,
+    ) -> Result<Value> {
+        let mut req = ObjectRequest::new(Verb::Patch(PatchType::Merge), plural, ns, Some(name));
+        req.subresource = sub.map(str::to_string);
+        req.body = serde_json::to_vec(patch)?;
+        self.send(req).await
+    }
+
+    /// Deletes an object with `options` (a `DeleteOptions` body).
+    pub async fn delete(
+        &self,
+        plural: &str,
+        ns: Option<&str>,
+        name: &str,
+        options: &Value,
+    ) -> Result<()> {
+        let mut req = ObjectRequest::new(Verb::Delete, plural, ns, Some(name));
+        req.body = serde_json::to_vec(options)?;
+        match self.send(req).await {
+            Ok(_) => Ok(()),
+            Err(e) if code_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! Pod workers: drive each pod bound to this node through the process runtime,
+//! and compute the status the kubelet would report.
+
+use crate::env;
+use crate::runtime::{self, ContainerDir, Exited, Started};
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Back-off before a restart: 10 s doubling to 5 min, as the kubelet does.
+pub fn backoff(restarts: u32) -> Duration {
+    let secs = 10u64.saturating_mul(1u64 << restarts.min(5));
+    Duration::from_secs(secs.min(300))
+}
+
+/// One container's run as the worker tracks it.
+pub struct Container {
+    /// Its name.
+    pub name: String,
+    /// Its spec.
+    pub spec: Value,
+    /// Its directory.
+    pub dir: ContainerDir,
+    /// The current run, if started.
+    pub started: Option<Started>,
+    /// The shim, when this agent started it (so it is reaped).
+    pub child: Option<std::process::Child>,
+    /// How the current run ended.
+    pub exited: Option<Exited>,
+    /// How the previous run ended.
+    pub last: Option<Exited>,
+    /// Restarts so far.
+    pub restarts: u32,
+    /// No restart before this.
+    pub not_before: Option<Instant>,
+    /// Why it waits (`CreateContainerConfigError`, ...) and the message.
+    pub waiting: Option<(String, String)>,
+}
+
+impl Container {
+    fn new(pod_dir: &Path, spec: &Value) -> Container {
+        let name = spec["name"].as_str().unwrap_or_default().to_string();
+        let dir = ContainerDir(pod_dir.join(&name));
+        // Re-adopt what a previous agent started.
+        let started = dir.started();
+        let exited = dir.exited();
+        let restarts = std::fs::read_to_string(dir.0.join("restarts"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        Container {
+            name,
+            spec: spec.clone(),
+            dir,
+            started,
+            child: None,
+            exited,
+            last: None,
+            restarts,
+            not_before: None,
+            waiting: None,
+        }
+    }
+
+    /// Whether the current run is alive.
+    pub fn running(&mut self) -> bool {
+        if let Some(c) = &mut self.child {
+            if let Ok(Some(_)) = c.try_wait() {
+                self.child = None;
+            }
+        }
+        match &self.started {
+            Some(s) if self.exited.is_none() => {
+                if self.child.is_some() || runtime::running(s) {
+                    return true;
+                }
+                // Gone: its shim recorded the end, or it was SIGKILLed with it.
+                self.exited = Some(self.dir.exited().unwrap_or(Exited {
+                    code: 137,
+                    signal: Some(9),
+                    finished_at: crate::now(),
+                }));
+                false
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A pod this node runs.
+pub struct PodWorker {
+    /// The pod's uid.
+    pub uid: String,
+    /// The pod as last seen.
+    pub pod: Value,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Init containers, then containers.
+    pub init: Vec<Container>,
+    /// App containers.
+    pub containers: Vec<Container>,
+    /// When termination began (SIGTERM sent), and the grace period.
+    pub terminating: Option<(Instant, Duration)>,
+    /// The status last written.
+    pub written: Option<Value>,
+    /// When the pod started on this node.
+    pub start_time: String,
+}
+
+fn restart_policy(pod: &Value) -> &str {
+    pod.pointer("/spec/restartPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("Always")
+}
+
+impl PodWorker {
+    /// A worker for `pod`, re-adopting anything already under `dir`.
+    pub fn new(pod: Value, dir: PathBuf) -> PodWorker {
+        let list = |k: &str| -> Vec<Container> {
+            pod.pointer(&format!("/spec/{k}"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|c| Container::new(&dir, c))
+                .collect()
+        };
+        let (init, containers) = (list("initContainers"), list("containers"));
+        let start_time =
+            std::fs::read_to_string(dir.join("start-time")).unwrap_or_else(|_| crate::now());
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = ferry_api::files::write_private(&dir.join("start-time"), start_time.as_bytes());
+        PodWorker {
+            uid: pod["metadata"]["uid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            pod,
+            dir,
+            init,
+            containers,
+            terminating: None,
+            written: None,
+            start_time,
+        }
+    }
+
+    /// Every container that is running now.
+    pub fn live(&mut self) -> usize {
+        self.init
+            .iter_mut()
+            .chain(self.containers.iter_mut())
+            .filter_map(|c| c.running().then_some(()))
+            .count()
+    }
+
+    /// Starts, restarts or stops containers as the pod's spec and policy say.
+    /// `fetched` holds the ConfigMaps and Secrets the environment reads.
+    pub fn sync(&mut self, shim: &Path, fetched: &env::Fetched, ip: &str) {
+        if self.terminating.is_some() {
+            return self.stop();
+        }
+        let policy = restart_policy(&self.pod).to_string();
+        // Init containers run one at a time, in order, and must succeed.
+        for i in 0..self.init.len() {
+            let c = &mut self.init[i];
+            if c.running() {
+                return;
+            }
+            match &c.exited {
+                Some(e) if e.code == 0 => continue,
+                Some(_) if policy == "Never" => return,
+                _ => {}
+            }
+            start(c, &self.pod, shim, fetched, ip, &self.dir);
+            return;
+        }
+        for c in &mut self.containers {
+            if c.running() {
+                continue;
+            }
+            let restart = match &c.exited {
+                None => c.started.is_none(),
+                Some(e) => match policy.as_str() {
+                    "Never" => false,
+                    "OnFailure" => e.code != 0,
+                    _ => true,
+                },
+            };
+            if restart {
+                start(c, &self.pod, shim, fetched, ip, &self.dir);
+            }
+        }
+    }
+
+    /// Begins or continues stopping every container: SIGTERM, then SIGKILL
+    /// once the grace period is over.
+    pub fn stop(&mut self) {
+        let grace = self
+            .pod
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .or(self.pod.pointer("/spec/terminationGracePeriodSeconds"))
+            .and_then(Value::as_u64)
+            .unwrap_or(30);
+        let (since, grace) = *self
+            .terminating
+            .get_or_insert((Instant::now(), Duration::from_secs(grace)));
+        let sig = if since.elapsed() >= grace {
+            Signal::SIGKILL
+        } else {
+            Signal::SIGTERM
+        };
+        let first = since.elapsed() < Duration::from_millis(10);
+        for c in self.init.iter_mut().chain(self.containers.iter_mut()) {
+            if c.running() {
+                if let Some(s) = &c.started {
+                    if first || sig == Signal::SIGKILL {
+                        runtime::signal(s, sig);
+                    }
+                }
+            }
+            // A restart must not begin while stopping.
+            c.not_before = None;
+        }
+    }
+
+    /// The pod's status as the kubelet reports it.
+    pub fn status(&mut self, host_ip: &str) -> Value {
+        let policy = restart_policy(&self.pod).to_string();
+        // Stable across syncs, so an unchanged status is not written again.
+        let since = self.start_time.clone();
+        let init_done = self
+            .init
+            .iter()
+            .all(|c| c.exited.as_ref().is_some_and(|e| e.code == 0));
+        let statuses =
+            |cs: &mut Vec<Container>, image_of: &dyn Fn(&Value) -> String| -> Vec<Value> {
+                cs.iter_mut()
+                    .map(|c| container_status(c, image_of(&c.spec)))
+                    .collect()
+            };
+        let image = |s: &Value| s["image"].as_str().unwrap_or_default().to_string();
+        let init_statuses = statuses(&mut self.init, &image);
+        let app_statuses = statuses(&mut self.containers, &image);
+        let all_running =
+            !self.containers.is_empty() && self.containers.iter_mut().all(|c| c.running());
+        let terminated: Vec<i32> = self
+            .containers
+            .iter()
+            .filter_map(|c| c.exited.as_ref().map(|e| e.code))
+            .collect();
+        let init_failed = policy == "Never"
+            && self
+                .init
+                .iter()
+                .any(|c| c.exited.as_ref().is_some_and(|e| e.code != 0));
+        let done = terminated.len() == self.containers.len() && !self.containers.is_empty();
+        let phase = if init_failed {
+            "Failed"
+        } else if done && terminated.iter().all(|c| *c == 0) && policy != "Always" {
+            "Succeeded"
+        } else if done && policy == "Never" {
+            "Failed"
+        } else if init_done && self.containers.iter().any(|c| c.started.is_some()) {
+            "Running"
+        } else {
+            "Pending"
+        };
+        let ready = all_running && init_done;
+        let cond = |t: &str, ok: bool| {
+            json!({"type": t, "status": if ok {"True"} else {"False"}, "lastProbeTime": null,
+                   "lastTransitionTime": since})
+        };
+        json!({
+            "phase": phase,
+            "conditions": [
+                cond("PodReadyToStartContainers", true),
+                cond("Initialized", init_done),
+                cond("Ready", ready),
+                cond("ContainersReady", ready),
+                cond("PodScheduled", true),
+            ],
+            "hostIP": host_ip,
+            "hostIPs": [{"ip": host_ip}],
+            "podIP": host_ip,
+            "podIPs": [{"ip": host_ip}],
+            "startTime": self.start_time,
+            "initContainerStatuses": init_statuses,
+            "containerStatuses": app_statuses,
+            "qosClass": qos_class(&self.pod),
+        })
+    }
+}
+
+fn start(
+    c: &mut Container,
+    pod: &Value,
+    shim: &Path,
+    fetched: &env::Fetched,
+    ip: &str,
+    pod_dir: &Path,
+) {
+    if c.not_before.is_some_and(|t| Instant::now() < t) {
+        return;
+    }
+    if c.exited.is_some() && c.not_before.is_none() {
+        // Exited: wait out the back-off first.
+        c.not_before = Some(Instant::now() + backoff(c.restarts));
+        return;
+    }
+    let mut argv: Vec<String> = Vec::new();
+    for k in ["command", "args"] {
+        for a in c.spec[k].as_array().into_iter().flatten() {
+            argv.push(a.as_str().unwrap_or_default().to_string());
+        }
+    }
+    if c.spec["command"].as_array().is_none_or(|a| a.is_empty()) {
+        c.waiting = Some((
+            "CreateContainerError".into(),
+            "the process runtime needs a command: images are not run, set `command`".into(),
+        ));
+        return;
+    }
+    let env = match env::build(pod, &c.spec, fetched, ip, ip) {
+        Ok(e) => e,
+        Err(why) => {
+            c.waiting = Some(("CreateContainerConfigError".into(), why));
+            return;
+        }
+    };
+    let vars: std::collections::HashMap<String, String> = env.iter().cloned().collect();
+    let argv: Vec<String> = argv.iter().map(|a| env::expand(a, &vars)).collect();
+    let workdir = match c.spec["workingDir"].as_str() {
+        Some(w) if !w.is_empty() => PathBuf::from(w),
+        _ => pod_dir.to_path_buf(),
+    };
+    if c.exited.is_some() {
+        c.restarts += 1;
+        let _ = std::fs::create_dir_all(&c.dir.0);
+        let _ = ferry_api::files::write_private(
+            &c.dir.0.join("restarts"),
+            c.restarts.to_string().as_bytes(),
+        );
+    }
+    let spec = runtime::Spec { argv, env, workdir };
+    match runtime::start(shim, &c.dir, &spec) {
+        Ok((started, child)) => {
+            c.last = c.exited.take().or(c.last.take());
+            c.started = Some(started);
+            c.child = Some(child);
+            c.waiting = None;
+            c.not_before = None;
+        }
+        Err(e) => {
+            c.waiting = Some(("RunContainerError".into(), e.to_string()));
+        }
+    }
+}
+
+fn terminated(e: &Exited, started_at: &str) -> Value {
+    let mut t = json!({
+        "exitCode": e.code,
+        "reason": if e.code == 0 { "Completed" } else { "Error" },
+        "finishedAt": e.finished_at,
+    });
+    if let Some(sig) = e.signal {
+        t["signal"] = json!(sig);
+    }
+    if !started_at.is_empty() {
+        t["startedAt"] = json!(started_at);
+    }
+    json!({ "terminated": t })
+}
+
+fn container_status(c: &mut Container, image: String) -> Value {
+    let running = c.running();
+    let started_at = c
+        .started
+        .as_ref()
+        .map(|s| s.started_at.clone())
+        .unwrap_or_default();
+    let state = if running {
+        json!({"running": {"startedAt": started_at}})
+    } else if let Some((reason, message)) = &c.waiting {
+        json!({"waiting": {"reason": reason, "message": message}})
+    } else if let Some(e) = &c.exited {
+        if c.not_before.is_some() {
+            json!({"waiting": {"reason": "CrashLoopBackOff",
+                "message": format!("back-off restarting failed container {} (exit code {})", c.name, e.code)}})
+        } else {
+            terminated(e, &started_at)
+        }
+    } else {
+        json!({"waiting": {"reason": "ContainerCreating"}})
+    };
+    let last = match (&c.last, &c.exited, c.not_before.is_some()) {
+        (_, Some(e), true) => terminated(e, &started_at),
+        (Some(l), _, _) => terminated(l, ""),
+        _ => json!({}),
+    };
+    json!({
+        "name": c.name,
+        "image": image,
+        "imageID": format!("process://{image}"),
+        "containerID": c.started.as_ref().map(|s| format!("process://{}", s.pid)),
+        "ready": running,
+        "started": running,
+        "restartCount": c.restarts,
+        "state": state,
+        "lastState": last,
+    })
+}
+
+/// Kubernetes' QoS class from the containers' requests and limits.
+pub fn qos_class(pod: &Value) -> &'static str {
+    let cs: Vec<&Value> = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    let any = cs.iter().any(|c| {
+        c.pointer("/resources/requests")
+            .is_some_and(|r| r.as_object().is_some_and(|m| !m.is_empty()))
+            || c.pointer("/resources/limits")
+                .is_some_and(|r| r.as_object().is_some_and(|m| !m.is_empty()))
+    });
+    if !any {
+        return "BestEffort";
+    }
+    let guaranteed = cs.iter().all(|c| {
+        ["cpu", "memory"].iter().all(|r| {
+            let l = c.pointer(&format!("/resources/limits/{r}"));
+            let q = c.pointer(&format!("/resources/requests/{r}")).or(l);
+            l.is_some() && q == l
+        })
+    });
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_doubles_from_ten_seconds_to_five_minutes() {
+        let secs: Vec<u64> = (0..8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [10, 20, 40, 80, 160, 300, 300, 300]);
+    }
+
+    #[test]
+    fn qos_classes_follow_requests_and_limits() {
+        let pod = |r: Value| json!({"spec": {"containers": [{"name": "c", "resources": r}]}});
+        assert_eq!(qos_class(&pod(json!({}))), "BestEffort");
+        assert_eq!(
+            qos_class(&pod(json!({"requests": {"cpu": "1"}}))),
+            "Burstable"
+        );
+        assert_eq!(
+            qos_class(&pod(json!({"limits": {"cpu": "1", "memory": "1Gi"}}))),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(&pod(
+                json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}})
+            )),
+            "Burstable"
+        );
+    }
+}

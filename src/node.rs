@@ -1,0 +1,133 @@
+//! `ferry node`: a worker node — joins with a bootstrap token (once), then runs
+//! the node agent until SIGINT or SIGTERM; and `ferry shim`, the process that
+//! runs each container for the process runtime.
+
+use anyhow::{bail, Context, Result};
+use ferry_api::token::BootstrapToken;
+use ferry_node::{agent, join, node::Reserved};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where the node keeps its credentials and its pods' directories.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Masters to join through (`host:port`, comma-separated); needed only
+    /// until the node holds credentials.
+    #[arg(long, value_delimiter = ',')]
+    join: Vec<String>,
+    /// Bootstrap token (`[a-z0-9]{6}.[a-z0-9]{16}`), needed for the first start only.
+    #[arg(long, env = "FERRY_NODE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The node's name (default: the host name).
+    #[arg(long)]
+    name: Option<String>,
+    /// The node's address (InternalIP; pods share it). Default 127.0.0.1.
+    #[arg(long, default_value = "127.0.0.1")]
+    address: IpAddr,
+    /// Lease renewal interval, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    lease_interval_ms: u64,
+    /// Node status is written at least this often (seconds), and on change.
+    #[arg(long, default_value_t = 60)]
+    status_interval_secs: u64,
+    /// Lifetime of the node's certificate, in days (renewed at two thirds).
+    #[arg(long, default_value_t = 365)]
+    cert_days: u64,
+    /// CPU reserved for the system, in millicores.
+    #[arg(long, default_value_t = 0)]
+    reserved_cpu_millis: u64,
+    /// Memory reserved for the system, in MiB.
+    #[arg(long, default_value_t = 0)]
+    reserved_memory_mib: u64,
+}
+
+#[derive(clap::Args)]
+pub struct ShimArgs {
+    /// Where the exit status is recorded.
+    #[arg(long)]
+    exit_file: PathBuf,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    argv: Vec<String>,
+}
+
+/// Runs a container's command (see `ferry_node::runtime`).
+pub fn shim(a: ShimArgs) -> ExitCode {
+    let code = ferry_node::runtime::shim(&a.exit_file, &a.argv);
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+pub async fn run(a: Args) -> Result<ExitCode> {
+    let name = match &a.name {
+        Some(n) => n.clone(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_ascii_lowercase())
+            .unwrap_or_else(|_| "node".into()),
+    };
+    let lifetime = Duration::from_secs(a.cert_days.max(1) * 86_400);
+    let cfg = match join::load(&a.data_dir)? {
+        Some(cfg) => cfg,
+        None => {
+            let Some(token) = &a.token else {
+                bail!(join::JoinError::NoToken {
+                    dir: a.data_dir.clone()
+                });
+            };
+            if a.join.is_empty() {
+                bail!("--join ADDR is needed to join (the masters' QUIC addresses)");
+            }
+            let token = BootstrapToken::parse(token)?;
+            let cfg = join::join(&a.join, &token, &name, lifetime).await?;
+            join::store(&a.data_dir, &cfg)?;
+            tracing::info!(node = %name, "joined the cluster");
+            cfg
+        }
+    };
+    let identity = ferry_api::tls::cert_identity(&cfg.client_cert)?;
+    let ferry_api::tls::Identity::Node(cert_name) = identity else {
+        bail!(
+            "{} holds a certificate for {identity:?}, not a node",
+            a.data_dir.display()
+        );
+    };
+    if cert_name != name && a.name.is_some() {
+        bail!(
+            "{} holds the credentials of node {cert_name:?}, not {name:?}",
+            a.data_dir.display()
+        );
+    }
+    let opts = agent::Options {
+        data_dir: a.data_dir.clone(),
+        name: cert_name,
+        address: a.address,
+        lease_interval: Duration::from_millis(a.lease_interval_ms.max(100)),
+        lease_duration: Duration::from_millis(a.lease_interval_ms.max(100) * 4)
+            .max(Duration::from_secs(1)),
+        status_interval: Duration::from_secs(a.status_interval_secs.max(1)),
+        reserved: Reserved {
+            cpu_millis: a.reserved_cpu_millis,
+            memory: a.reserved_memory_mib << 20,
+        },
+        cert_lifetime: lifetime,
+        shim: std::env::current_exe().context("the ferry binary's path")?,
+    };
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut agent = tokio::spawn(agent::run(opts, cfg, stop));
+    let ended = tokio::select! {
+        _ = crate::master::wait_for_signal() => {
+            // Pods keep running: a restarted agent re-adopts them.
+            let _ = stop_tx.send(true);
+            agent.await
+        }
+        r = &mut agent => r,
+    };
+    match ended {
+        Ok(Ok(())) => Ok(ExitCode::SUCCESS),
+        Ok(Err(e)) => Err(e),
+        Err(e) => bail!("node agent crashed: {e}"),
+    }
+}
