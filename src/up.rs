@@ -2,13 +2,17 @@
 //!
 //! Starts the first master with `--init`, the others with `--join`, waits until
 //! every master is a voter and namespace `default` exists, writes the admin
-//! client config, then supervises: a master that dies is reported and restarted
-//! on the same data dir. Ctrl-C or SIGTERM stops every process it started.
+//! client config, then starts `--nodes` worker nodes (`ferry node`, joined with
+//! a fresh bootstrap token, each on its own loopback address 127.0.1.N) and
+//! waits until they are Ready. Then it supervises: a master or node that dies
+//! is reported and restarted on the same data dir. Ctrl-C or SIGTERM stops
+//! every process it started, and the pods its nodes ran.
 
 use crate::client::ferry_home;
 use anyhow::{bail, Context, Result};
 use ferry_actors::master::identity::{create_private_dir, write_private, DataDir};
 use ferry_api::proto::Consistency;
+use ferry_api::token::BootstrapToken;
 use ferry_api::Client;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -21,8 +25,8 @@ pub struct Args {
     /// Number of masters (odd, 1-7).
     #[arg(long, default_value_t = 3)]
     masters: usize,
-    /// Number of worker nodes (node agents arrive with a later release; must be 0).
-    #[arg(long, default_value_t = 0)]
+    /// Number of worker nodes (0-50), each a `ferry node` process.
+    #[arg(long, default_value_t = 2)]
     nodes: usize,
     /// Directory for data dirs, logs and admin.conf (default ~/.ferry/local).
     #[arg(long)]
@@ -35,12 +39,13 @@ pub struct Args {
     force: bool,
 }
 
-/// One master process `ferry up` (or `ferry bench failover`) runs.
+/// One master or node process `ferry up` (or `ferry bench failover`) runs.
 pub(crate) struct Proc {
     pub(crate) name: String,
     pub(crate) data: PathBuf,
+    /// A master's QUIC address, or a node's own address.
     pub(crate) addr: String,
-    /// Runtime threads: the masters share this machine's cores.
+    /// Runtime threads: the masters share this machine's cores (0: a node).
     workers: usize,
     pub(crate) child: Option<Child>,
     /// Where this start's output begins in master.log (it is appended to).
@@ -58,36 +63,69 @@ pub(crate) struct Local {
     pub(crate) join_args: Vec<String>,
 }
 
+impl Proc {
+    fn is_node(&self) -> bool {
+        self.workers == 0
+    }
+
+    fn log(&self) -> PathBuf {
+        self.data.join(if self.is_node() {
+            "node.log"
+        } else {
+            "master.log"
+        })
+    }
+
+    /// What it is, for messages.
+    fn what(&self) -> &'static str {
+        if self.is_node() {
+            "node"
+        } else {
+            "master"
+        }
+    }
+}
+
 pub(crate) fn spawn(p: &mut Proc, extra: &[String], master_cfg: Option<&Path>) -> Result<Child> {
     let exe = std::env::current_exe().context("locating the ferry binary")?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(p.data.join("master.log"))
-        .with_context(|| format!("opening {}/master.log", p.data.display()))?;
+        .open(p.log())
+        .with_context(|| format!("opening {}", p.log().display()))?;
     p.log_from = log.metadata().map_or(0, |m| m.len());
     let mut cmd = Command::new(exe);
-    cmd.arg("master")
-        .arg("--data-dir")
-        .arg(&p.data)
-        .arg("--listen")
-        .arg(&p.addr)
-        .arg("--worker-threads")
-        .arg(p.workers.to_string())
-        .args(extra)
+    if p.is_node() {
+        cmd.arg("node")
+            .arg("--data-dir")
+            .arg(&p.data)
+            .arg("--name")
+            .arg(&p.name)
+            .arg("--address")
+            .arg(&p.addr);
+    } else {
+        cmd.arg("master")
+            .arg("--data-dir")
+            .arg(&p.data)
+            .arg("--listen")
+            .arg(&p.addr)
+            .arg("--worker-threads")
+            .arg(p.workers.to_string());
+        if let Some(c) = master_cfg {
+            cmd.arg("--config").arg(c);
+        }
+    }
+    cmd.args(extra)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    if let Some(c) = master_cfg {
-        cmd.arg("--config").arg(c);
-    }
     cmd.spawn().with_context(|| format!("starting {}", p.name))
 }
 
 /// The last error a master logged in this start's part of its master.log (else
 /// its last line).
 fn last_error(p: &Proc) -> String {
-    let text = std::fs::read(p.data.join("master.log")).unwrap_or_default();
+    let text = std::fs::read(p.log()).unwrap_or_default();
     let from = (p.log_from as usize).min(text.len());
     let text = String::from_utf8_lossy(&text[from..]);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -109,10 +147,11 @@ fn check_running(procs: &mut [Proc]) -> Result<()> {
         if let Ok(Some(status)) = child.try_wait() {
             p.child = None;
             bail!(
-                "master {} exited during start-up ({status}): {}\n  (log: {}/master.log)",
+                "{} {} exited during start-up ({status}): {}\n  (log: {})",
+                p.what(),
                 p.name,
                 last_error(p),
-                p.data.display()
+                p.log().display()
             );
         }
     }
@@ -187,8 +226,8 @@ async fn wait_healthy(
 }
 
 pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
-    if a.nodes > 0 {
-        bail!("--nodes: node agents are not part of this release yet; use --nodes 0");
+    if a.nodes > 50 {
+        bail!("--nodes must be between 0 and 50");
     }
     if a.masters == 0 || a.masters > 7 {
         bail!("--masters must be between 1 and 7");
@@ -205,6 +244,14 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
         local.masters.clone(),
         local.leader,
     );
+    let nodes = match start_nodes(&dir, a.nodes, &local).await {
+        Ok(n) => n,
+        Err(e) => {
+            stop_all(&mut local.procs);
+            return Err(e);
+        }
+    };
+    let (mut node_procs, join_token) = nodes;
     let home_cfg = ferry_home().join("config");
     if !home_cfg.exists() {
         create_private_dir(&ferry_home())?;
@@ -224,12 +271,116 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
         "                ferry --config {} kv put hello world",
         admin_path.display()
     );
-    outln!("  logs:         {}/m*/master.log", dir.display());
+    if !node_procs.is_empty() {
+        let names: Vec<&str> = node_procs.iter().map(|p| p.name.as_str()).collect();
+        outln!("  nodes:        {} (Ready)", names.join(", "));
+    }
+    outln!(
+        "  logs:         {}/m*/master.log, {}/n*/node.log",
+        dir.display(),
+        dir.display()
+    );
+    outln!(
+        "  join a node:  {}",
+        crate::token::join_command(&join_token, &masters)
+    );
     outln!("  Ctrl-C stops the cluster.");
-    supervise(&mut local.procs, cfg, &local.join_args).await;
+    let node_join: Vec<String> = Vec::new();
+    let stop = crate::master::wait_for_signal();
+    tokio::pin!(stop);
+    tokio::select! {
+        _ = &mut stop => {}
+        _ = supervise(&mut local.procs, cfg, &local.join_args) => {}
+        _ = supervise(&mut node_procs, None, &node_join) => {}
+    }
     outln!("ferry: stopping");
+    stop_all(&mut node_procs);
+    for p in &node_procs {
+        ferry_node::runtime::kill_all(&p.data.join("pods"));
+    }
     stop_all(&mut local.procs);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts `n` nodes `n1..nN` in `dir` (joined with a fresh token where they have
+/// no credentials yet) and waits until each is Ready. Returns them and a token
+/// (valid a day) for the join command `up` prints.
+async fn start_nodes(dir: &Path, n: usize, local: &Local) -> Result<(Vec<Proc>, BootstrapToken)> {
+    let api = crate::objects::api::Api {
+        client: std::sync::Arc::new(Client::new(&local.admin)?),
+    };
+    let secrets = ferry_api::resources::by_cli_name("secrets").expect("served");
+    let token = BootstrapToken::generate();
+    let expires = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24))
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let secret = token.to_secret(Some(&expires), Some("ferry up: nodes join with it"));
+    api.create(secrets, Some(ferry_api::token::NAMESPACE), &secret)
+        .await
+        .context("creating the nodes' bootstrap token")?;
+    let mut procs: Vec<Proc> = (1..=n)
+        .map(|i| Proc {
+            name: format!("n{i}"),
+            data: dir.join(format!("n{i}")),
+            addr: format!("127.0.1.{i}"),
+            workers: 0,
+            child: None,
+            log_from: 0,
+        })
+        .collect();
+    for p in procs.iter_mut() {
+        create_private_dir(&p.data)?;
+        let args = if p.data.join(ferry_node::join::NODE_CONF).exists() {
+            vec![]
+        } else {
+            vec![
+                "--join".to_string(),
+                local.masters.join(","),
+                "--token".to_string(),
+                token.to_string(),
+            ]
+        };
+        p.child = Some(spawn(p, &args, None)?);
+    }
+    let nodes = ferry_api::resources::by_cli_name("nodes").expect("served");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Err(e) = check_running(&mut procs) {
+            stop_all(&mut procs);
+            return Err(e);
+        }
+        let mut waiting = Vec::new();
+        for p in &procs {
+            let ready = api
+                .get(nodes, None, &p.name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|n| {
+                    n.pointer("/status/conditions")?
+                        .as_array()?
+                        .iter()
+                        .find(|c| c["type"] == "Ready")
+                        .map(|c| c["status"] == "True")
+                })
+                .unwrap_or(false);
+            if !ready {
+                waiting.push(p.name.clone());
+            }
+        }
+        if waiting.is_empty() {
+            return Ok((procs, token));
+        }
+        if Instant::now() > deadline {
+            stop_all(&mut procs);
+            bail!(
+                "nodes {} did not become Ready within 60s; see {}/n*/node.log",
+                waiting.join(", "),
+                dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Starts (or restarts) a local cluster of `n` masters in `dir` on UDP ports
@@ -337,14 +488,10 @@ pub(crate) async fn start(
     })
 }
 
+/// Restarts any process of `procs` that exits (runs until cancelled).
 async fn supervise(procs: &mut [Proc], cfg: Option<&Path>, join_args: &[String]) {
-    let stop = crate::master::wait_for_signal();
-    tokio::pin!(stop);
     loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
         for p in procs.iter_mut() {
             let Some(child) = p.child.as_mut() else {
                 continue;
@@ -352,19 +499,23 @@ async fn supervise(procs: &mut [Proc], cfg: Option<&Path>, join_args: &[String])
             let Ok(Some(status)) = child.try_wait() else {
                 continue;
             };
+            let pid = child.id();
             eprintln!(
-                "ferry up: master {} (pid {}) exited ({status}); restarting it",
+                "ferry up: {} {} (pid {pid}) exited ({status}); restarting it",
+                p.what(),
                 p.name,
-                child.id()
             );
-            let args = if p.data.join("identity.toml").exists() {
-                vec![]
-            } else {
-                join_args.to_vec()
-            };
+            let set_up = p.data.join("identity.toml").exists()
+                || p.data.join(ferry_node::join::NODE_CONF).exists();
+            let args = if set_up { vec![] } else { join_args.to_vec() };
             match spawn(p, &args, cfg) {
                 Ok(c) => {
-                    eprintln!("ferry up: master {} restarted (pid {})", p.name, c.id());
+                    eprintln!(
+                        "ferry up: {} {} restarted (pid {})",
+                        p.what(),
+                        p.name,
+                        c.id()
+                    );
                     p.child = Some(c);
                 }
                 Err(e) => {

@@ -204,3 +204,21 @@ pub fn shim(exit_file: &Path, argv: &[String]) -> i32 {
     );
     exited.code
 }
+
+/// SIGKILLs every container recorded under `pods_dir` (`<pod>/<container>/`)
+/// that still runs: for a local cluster that stops with its nodes.
+pub fn kill_all(pods_dir: &Path) {
+    let Ok(pods) = std::fs::read_dir(pods_dir) else {
+        return;
+    };
+    for pod in pods.flatten() {
+        let Ok(containers) = std::fs::read_dir(pod.path()) else {
+            continue;
+        };
+        for c in containers.flatten() {
+            if let Some(s) = ContainerDir(c.path()).started() {
+                signal(&s, Signal::SIGKILL);
+            }
+        }
+    }
+}
