@@ -22,6 +22,16 @@ use std::time::{Duration, Instant};
 
 /// How often pods are synced.
 pub const SYNC: Duration = Duration::from_millis(500);
+/// How often the agent reads its Node to see whether its status needs writing.
+pub const STATUS_CHECK: Duration = Duration::from_secs(5);
+
+/// Whether a stored Node says Ready=True (what a live agent reports).
+fn reports_ready(node: &Value) -> bool {
+    node.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .is_some_and(|c| c["status"] == "True")
+}
 
 /// What a node agent runs with.
 #[derive(Debug, Clone)]
@@ -64,6 +74,7 @@ pub async fn run(
     std::fs::create_dir_all(&pods_dir)?;
     let mut next_lease = Instant::now();
     let mut next_status = Instant::now() + opts.status_interval;
+    let mut next_check = Instant::now() + STATUS_CHECK;
     let mut renew_at = crate::join::renew_at(&cfg.client_cert)?;
     loop {
         if Instant::now() >= next_lease {
@@ -75,11 +86,27 @@ pub async fn run(
                 }
             }
         }
-        if Instant::now() >= next_status {
-            if let Err(e) = write_node_status(&api, &opts, &machine).await {
-                tracing::warn!(error = %e, "node status update failed");
+        if Instant::now() >= next_check {
+            // As the kubelet: read the Node often, write its status only when
+            // the stored one is not what this agent reports (a master marked it
+            // unreachable while it was cut off) or after the longer interval.
+            let stale = match api.get("nodes", None, &opts.name).await {
+                Ok(Some(n)) => !reports_ready(&n),
+                Ok(None) => {
+                    if let Err(e) = register(&api, &opts, &machine).await {
+                        tracing::warn!(error = %e, "registering the node again failed");
+                    }
+                    false
+                }
+                Err(_) => false,
+            };
+            if stale || Instant::now() >= next_status {
+                match write_node_status(&api, &opts, &machine).await {
+                    Ok(()) => next_status = Instant::now() + opts.status_interval,
+                    Err(e) => tracing::warn!(error = %e, "node status update failed"),
+                }
             }
-            next_status = Instant::now() + opts.status_interval;
+            next_check = Instant::now() + STATUS_CHECK;
         }
         if std::time::SystemTime::now() >= renew_at {
             match renew_cert(&api, &opts, &cfg).await {

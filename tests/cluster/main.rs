@@ -16,6 +16,9 @@
 //! - [`cli`]: `ferry api-resources`; a closed stdout pipe ends the command quietly.
 //! - [`bad_input`]: malformed frames, foreign or missing certificates, bad join tokens,
 //!   corrupt config files.
+//! - [`nodes`]: nodes join with bootstrap tokens (bad ones refused) and run pods as
+//!   real processes (env, init containers, back-off, graceful stop, re-adoption after
+//!   a SIGKILL of their agent); NodeRestriction.
 //! - [`up`]: `ferry up` brings a cluster up, restarts a killed master, and stops everything.
 //! - [`objects`]: the kubectl-like CLI against `ferry up`: apply, get in every format,
 //!   scale, delete with each cascade policy, `get -w` across the SIGKILL of its master.
@@ -35,6 +38,7 @@ mod crash;
 mod failover;
 mod fork;
 mod harness;
+mod nodes;
 mod objects;
 mod pause;
 mod procs;

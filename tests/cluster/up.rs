@@ -94,13 +94,13 @@ impl Up {
             "ferry up exited with {status} on {sig}:\n{}",
             self.log()
         );
-        let left: Vec<i32> = ["m1", "m2", "m3"]
+        let left: Vec<i32> = ["m1", "m2", "m3", "n1", "n2"]
             .iter()
             .flat_map(|m| self.master_pids(m))
             .collect();
         assert!(
             left.is_empty(),
-            "masters {left:?} outlived ferry up after {sig}"
+            "masters or nodes {left:?} outlived ferry up after {sig}"
         );
     }
 }
@@ -111,16 +111,23 @@ impl Drop for Up {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for m in ["m1", "m2", "m3"] {
+        for m in ["m1", "m2", "m3", "n1", "n2"] {
             for pid in self.master_pids(m) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
+        }
+        for n in ["n1", "n2"] {
+            ferry_node::runtime::kill_all(&self.dir.join(n).join("pods"));
         }
         if std::thread::panicking() {
             eprintln!("---- ferry up output:\n{}", tail(&self.log, 40));
             for m in ["m1", "m2", "m3"] {
                 let log = self.dir.join(m).join("master.log");
                 eprintln!("---- {m} log tail:\n{}", tail(&log, 40));
+            }
+            for n in ["n1", "n2"] {
+                let log = self.dir.join(n).join("node.log");
+                eprintln!("---- {n} log tail:\n{}", tail(&log, 40));
             }
         }
     }

@@ -29,10 +29,11 @@ pub mod write;
 
 use ferry_api::kv::KvError;
 use ferry_api::object::{ObjectRequest, ObjectResponse, Status, Verb};
-use ferry_api::proto::{ApiError, ErrorCode};
+use ferry_api::proto::{ApiError, Consistency, ErrorCode};
 use ferry_api::resources::{self, Resource};
 use ferry_api::tls::Identity;
 use ferry_raft::Store;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -116,9 +117,12 @@ impl ApiServer {
             ns = ?req.namespace, name = ?req.name);
         let _g = span.enter();
         let result = match self.route(who, req) {
-            Ok(res) => match self.dispatch(res, req).await {
-                Ok(r) if commit::Once::repeated() => Ok(self.as_stored(res, req, r).await),
-                other => other,
+            Ok(res) => match self.bound_to(who, res, req).await {
+                Err(e) => Err(e),
+                Ok(()) => match self.dispatch(res, req).await {
+                    Ok(r) if commit::Once::repeated() => Ok(self.as_stored(res, req, r).await),
+                    other => other,
+                },
             },
             Err(e) => Err(e),
         };
@@ -126,6 +130,41 @@ impl ApiServer {
             Ok(r) => Ok(r),
             Err(Failure::Status(s)) => Ok(s.response()),
             Err(Failure::Api(e)) => Err(e),
+        }
+    }
+
+    /// NodeRestriction for pods: a node writes the status of, and deletes, only
+    /// pods bound to it (read from the store, not from the request).
+    async fn bound_to(&self, who: &Identity, res: &Resource, req: &ObjectRequest) -> Outcome<()> {
+        let Identity::Node(node) = who else {
+            return Ok(());
+        };
+        if res.kind != "Pod" || req.verb.is_read() {
+            return Ok(());
+        }
+        let name = req.name.as_deref().unwrap_or_default();
+        let stored = self
+            .read_object(
+                res,
+                req.namespace.as_deref(),
+                name,
+                Consistency::Linearizable,
+            )
+            .await?;
+        let bound = stored
+            .as_ref()
+            .and_then(|(p, _)| p.pointer("/spec/nodeName"))
+            .and_then(Value::as_str);
+        match (stored.is_some(), bound) {
+            // Gone already: the write answers 404 as it would for anyone.
+            (false, _) => Ok(()),
+            (true, Some(b)) if b == node => Ok(()),
+            _ => Err(Status::forbidden(format!(
+                "pods {name:?} is forbidden: node {node:?} may only change pods bound to it \
+                 (spec.nodeName {:?})",
+                bound.unwrap_or("")
+            ))
+            .into()),
         }
     }
 
@@ -238,6 +277,42 @@ impl ApiServer {
     }
 }
 
+/// The name a request writes: the URL's, or for a create the body's.
+fn target_name(req: &ObjectRequest) -> Option<String> {
+    if let Some(n) = &req.name {
+        return Some(n.clone());
+    }
+    let body: Value = serde_json::from_slice(&req.body).ok()?;
+    body.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// NodeRestriction for a node's writes to its Node and Lease: only its own
+/// (its pods are checked against the stored pod, in [`ApiServer::handle`]).
+fn own_objects_only(node: &str, res: &Resource, req: &ObjectRequest) -> Result<(), Status> {
+    let own = match res.kind {
+        "Node" => target_name(req).as_deref() == Some(node),
+        "Lease" => {
+            req.namespace.as_deref() == Some(NODE_LEASE_NAMESPACE)
+                && target_name(req).as_deref() == Some(node)
+        }
+        _ => return Ok(()),
+    };
+    if own {
+        return Ok(());
+    }
+    let name = target_name(req).unwrap_or_default();
+    Err(Status::forbidden(format!(
+        "{} {name:?} is forbidden: node {node:?} may only change its own {} \
+         (its Node, and its Lease in {NODE_LEASE_NAMESPACE:?})",
+        res.plural, res.kind
+    )))
+}
+
+/// Where node heartbeat Leases live.
+pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
+
 /// Decides whether `who` may make `req` — the hook RBAC will fill. Admins and
 /// masters may do anything; nodes may read everything and write what a kubelet
 /// writes (nodes, pod status, pod deletion, events, leases); users are refused
@@ -245,7 +320,10 @@ impl ApiServer {
 pub fn authorize(who: &Identity, res: &Resource, req: &ObjectRequest) -> Result<(), Status> {
     let allowed = match who {
         Identity::Admin | Identity::Master(_) => true,
-        Identity::Node(_) => {
+        Identity::Node(n) => {
+            if !req.verb.is_read() {
+                own_objects_only(n, res, req)?;
+            }
             req.verb.is_read()
                 || matches!(res.kind, "Node" | "Event" | "Lease")
                 || (res.kind == "Pod"
@@ -393,7 +471,7 @@ mod tests {
             (Verb::Create, "serviceaccounts", None, false),
         ];
         for (verb, plural, sub, allowed) in table {
-            let q = req(*verb, plural, *sub);
+            let q = own(req(*verb, plural, *sub));
             let got = authorize(&node, res(plural), &q);
             assert_eq!(
                 got.is_ok(),
@@ -429,6 +507,59 @@ mod tests {
                 assert!(authorize(&node, r, &q).is_err(), "node {q:?}");
             }
         }
+    }
+
+    /// A node's own Node and Lease: named n1 (in the URL, or in a create's body).
+    fn own(mut q: ObjectRequest) -> ObjectRequest {
+        if matches!(q.resource.as_str(), "nodes" | "leases") {
+            if q.resource == "leases" {
+                q.namespace = Some(NODE_LEASE_NAMESPACE.into());
+            }
+            match q.name {
+                Some(_) => q.name = Some("n1".into()),
+                None => q.body = br#"{"metadata":{"name":"n1"}}"#.to_vec(),
+            }
+        }
+        q
+    }
+
+    #[test]
+    fn a_node_may_not_write_another_nodes_node_or_lease() {
+        let node = Identity::Node("n1".into());
+        let merge = Verb::Patch(PatchType::Merge);
+        let named = |verb, plural: &str, ns: Option<&str>, name: &str| {
+            let mut q = ObjectRequest::new(verb, plural, ns, Some(name));
+            q.subresource = (plural == "nodes" && verb == merge).then(|| "status".into());
+            q
+        };
+        let lease_ns = Some(NODE_LEASE_NAMESPACE);
+        let mut create_n2 = ObjectRequest::new(Verb::Create, "nodes", None, None);
+        create_n2.body = br#"{"metadata":{"name":"n2"}}"#.to_vec();
+        for q in [
+            named(merge, "nodes", None, "n2"),
+            named(Verb::Update, "nodes", None, "n2"),
+            named(Verb::Delete, "nodes", None, "n2"),
+            named(merge, "leases", lease_ns, "n2"),
+            named(Verb::Delete, "leases", lease_ns, "n2"),
+            // Its own name, but a lease elsewhere is not its heartbeat.
+            named(merge, "leases", Some("default"), "n1"),
+            create_n2,
+        ] {
+            let s = authorize(&node, res(&q.resource), &q).expect_err("allowed");
+            assert_eq!(s.code, 403, "{q:?}");
+            assert!(
+                s.message.contains("may only change its own"),
+                "{}",
+                s.message
+            );
+        }
+        assert!(authorize(&node, res("nodes"), &named(merge, "nodes", None, "n1")).is_ok());
+        assert!(authorize(
+            &node,
+            res("leases"),
+            &named(merge, "leases", lease_ns, "n1")
+        )
+        .is_ok());
     }
 
     #[test]

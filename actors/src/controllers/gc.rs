@@ -47,7 +47,8 @@ impl Item {
     }
 }
 
-fn is_leader(api: &ApiServer) -> bool {
+/// Whether this master is the Raft leader now.
+pub(crate) fn is_leader(api: &ApiServer) -> bool {
     let store = api.store();
     store.raft().metrics().borrow().current_leader == Some(store.id())
 }

@@ -3,12 +3,15 @@
 //!
 //! Layout:
 //! - [`gc`]: the garbage collector and namespace lifecycle, and the default namespaces.
+//! - [`nodes`]: node lifecycle (unreachable nodes tainted, their pods evicted) and
+//!   the bootstrap token cleaner.
 //!
 //! Every write a controller makes goes through the API pipeline with a
 //! resourceVersion precondition, so a stale leader's decision fails instead of
 //! corrupting state.
 
 pub mod gc;
+pub mod nodes;
 
 use crate::apiserver::ApiServer;
 use actix::{
@@ -38,6 +41,15 @@ impl Actor for ControllerManager {
             tracing::warn!("garbage collector loop ended; restarting the controller manager");
             ctx.stop();
         }));
+        let api = self.api.clone();
+        ctx.spawn(
+            nodes::run(api, nodes::Timings::default())
+                .into_actor(self)
+                .map(|(), _, ctx| {
+                    tracing::warn!("node lifecycle loop ended; restarting the controller manager");
+                    ctx.stop();
+                }),
+        );
     }
 }
 

@@ -1,0 +1,557 @@
+//! Nodes end to end on `ferry up` (3 masters, 2 real `ferry node` processes):
+//! joining with bootstrap tokens (and the refusals), pods run as real
+//! processes with what their spec says, re-adopted across a SIGKILL of their
+//! agent, crash-looping with their exit code, stopped within their grace
+//! period; and NodeRestriction refusing a node's writes to another node's
+//! objects.
+
+use crate::harness::{serial, wait_until};
+use crate::procs::{free_ports, pids_with_arg, run_ferry, Ran};
+use crate::up::Up;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+
+fn ferry(home: &Path, conf: &str, args: &[&str]) -> Ran {
+    let mut all = vec!["--config", conf];
+    all.extend_from_slice(args);
+    run_ferry(home, &all, T)
+}
+
+fn ok(home: &Path, conf: &str, args: &[&str]) -> String {
+    let r = ferry(home, conf, args);
+    assert!(
+        r.status.success(),
+        "`ferry {}` failed: {}{}",
+        args.join(" "),
+        r.stderr,
+        r.stdout
+    );
+    r.stdout
+}
+
+fn apply(home: &Path, conf: &str, manifest: &str) {
+    let path = home.join(format!("m-{}.yaml", rand::random::<u32>()));
+    std::fs::write(&path, manifest).unwrap();
+    ok(home, conf, &["apply", "-f", path.to_str().unwrap()]);
+}
+
+fn pod(home: &Path, conf: &str, name: &str) -> Option<Value> {
+    let r = ferry(home, conf, &["get", "pod", name, "-o", "json"]);
+    r.status
+        .success()
+        .then(|| serde_json::from_str(&r.stdout).expect("JSON"))
+}
+
+/// Waits until `check` holds for pod `name`, returning it.
+async fn wait_pod(
+    home: &Path,
+    conf: &str,
+    name: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    wait_until(what, T, || {
+        let p = pod(home, conf, name);
+        let r = match p {
+            Some(p) if check(&p) => Ok(p),
+            Some(p) => Err(format!("status: {}", p["status"])),
+            None => Err("no pod".to_string()),
+        };
+        async move { r }
+    })
+    .await
+}
+
+const APP: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: app-config}
+data: {mode: fast, "settings.txt": "x=1"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: app-secret}
+stringData: {password: s3cret}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: app
+  labels: {app: web}
+spec:
+  nodeName: n1
+  terminationGracePeriodSeconds: 3
+  initContainers:
+  - name: prepare
+    image: busybox
+    command: ["/bin/sh", "-c", "echo prepared > init-done"]
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "echo MODE=$MODE PASS=$PASS POD=$POD APP=$APP GREETING=$GREETING; cat init-done; trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.2; done", "marker-app-main"]
+    envFrom:
+    - configMapRef: {name: app-config}
+      prefix: CFG_
+    env:
+    - {name: MODE, valueFrom: {configMapKeyRef: {name: app-config, key: mode}}}
+    - {name: PASS, valueFrom: {secretKeyRef: {name: app-secret, key: password}}}
+    - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    - {name: APP, valueFrom: {fieldRef: {fieldPath: "metadata.labels['app']"}}}
+    - {name: NAME, value: world}
+    - {name: GREETING, value: "hello-$(NAME)"}
+"#;
+
+const CRASH: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: crash}
+spec:
+  nodeName: n2
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "exit 3"]
+"#;
+
+const BAD_REF: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: badref}
+spec:
+  nodeName: n2
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "sleep 100"]
+    env:
+    - {name: X, valueFrom: {configMapKeyRef: {name: no-such-config, key: k}}}
+"#;
+
+/// Pids of the container processes (not their shims) with `marker` in their arguments.
+fn container_pids(marker: &str) -> Vec<i32> {
+    pids_with_arg(marker)
+        .into_iter()
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            !cmd.split(|b| *b == 0).any(|a| a == b"shim")
+        })
+        .collect()
+}
+
+fn container_log(dir: &Path, node: &str, uid: &str, c: &str) -> String {
+    std::fs::read_to_string(dir.join(node).join("pods").join(uid).join(c).join("log"))
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let conf = dir.join("admin.conf");
+    let conf = conf.to_str().unwrap();
+
+    // Both nodes registered, Ready, with their own addresses and a lease.
+    let nodes: Value =
+        serde_json::from_str(&ok(home, conf, &["get", "nodes", "-o", "json"])).unwrap();
+    let items = nodes["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{nodes}");
+    for (n, want_ip) in items.iter().zip(["127.0.1.1", "127.0.1.2"]) {
+        assert_eq!(n["status"]["addresses"][0]["address"], want_ip);
+        let ready = n["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap();
+        assert_eq!(ready["status"], "True");
+        assert_eq!(n["status"]["capacity"]["pods"], "110");
+        assert_eq!(
+            n["status"]["nodeInfo"]["containerRuntimeVersion"],
+            "process://ferry"
+        );
+    }
+    let leases = ok(
+        home,
+        conf,
+        &["get", "leases", "-n", "kube-node-lease", "-o", "name"],
+    );
+    assert_eq!(
+        leases,
+        "lease.coordination.k8s.io/n1\nlease.coordination.k8s.io/n2\n"
+    );
+
+    // A pod with env from a ConfigMap, a Secret and the downward API, and an
+    // init container, runs as a real process and reports Running and Ready.
+    apply(home, conf, APP);
+    let p = wait_pod(home, conf, "app", "app Running and Ready", |p| {
+        p["status"]["phase"] == "Running" && p["status"]["containerStatuses"][0]["ready"] == true
+    })
+    .await;
+    let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
+    assert_eq!(p["status"]["podIP"], "127.0.1.1");
+    assert_eq!(p["status"]["hostIP"], "127.0.1.1");
+    assert_eq!(
+        p["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"],
+        0
+    );
+    let log = wait_until("the container's output", T, || {
+        let l = container_log(&dir, "n1", &uid, "main");
+        async move {
+            if l.contains("prepared") {
+                Ok(l)
+            } else {
+                Err(l)
+            }
+        }
+    })
+    .await;
+    assert!(
+        log.contains("MODE=fast PASS=s3cret POD=app APP=web GREETING=hello-world"),
+        "{log}"
+    );
+    let pids = container_pids("marker-app-main");
+    assert_eq!(pids.len(), 1, "one container process: {pids:?}");
+
+    // SIGKILL the node agent: the pod keeps running; the restarted agent
+    // re-adopts the same process and the pod stays Running.
+    let agent = up.master_pids("n1");
+    assert_eq!(agent.len(), 1, "{agent:?}");
+    kill(Pid::from_raw(agent[0]), Signal::SIGKILL).unwrap();
+    up.wait_log("node n1 restarted", Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        container_pids("marker-app-main"),
+        pids,
+        "the same process, re-adopted"
+    );
+    let p = pod(home, conf, "app").unwrap();
+    assert_eq!(p["status"]["phase"], "Running");
+    assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
+
+    // A container that exits non-zero backs off and says so, with its exit code.
+    apply(home, conf, CRASH);
+    let c = wait_pod(home, conf, "crash", "crash in CrashLoopBackOff", |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    })
+    .await;
+    assert_eq!(
+        c["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
+        3
+    );
+
+    // A missing ConfigMap: the container waits, naming it; nothing runs.
+    apply(home, conf, BAD_REF);
+    let b = wait_pod(home, conf, "badref", "badref waiting on its config", |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+            == "CreateContainerConfigError"
+    })
+    .await;
+    let msg = b["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(msg.contains("no-such-config"), "{msg}");
+
+    // Deleting the pod stops its process (SIGTERM: it exits 0 on it) within
+    // the grace period, and the pod is then gone from the API.
+    let started = std::time::Instant::now();
+    ok(home, conf, &["delete", "pod", "app"]);
+    wait_until("the app pod gone from the API", T, || {
+        let gone = pod(home, conf, "app").is_none();
+        async move {
+            if gone {
+                Ok(())
+            } else {
+                Err("still there".to_string())
+            }
+        }
+    })
+    .await;
+    assert!(
+        container_pids("marker-app-main").is_empty(),
+        "process left behind"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    let log = container_log(&dir, "n1", &uid, "main");
+    assert!(
+        log.is_empty() || log.contains("got TERM"),
+        "no SIGTERM first: {log}"
+    );
+    assert!(
+        !dir.join("n1/pods").join(&uid).exists(),
+        "pod directory left behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_refuses_bad_tokens_and_nodes_may_not_touch_other_nodes() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let conf = dir.join("admin.conf");
+    let conf = conf.to_str().unwrap();
+    let admin = ferry_config::ClientConfig::load(Path::new(conf)).unwrap();
+    let masters = admin.masters.join(",");
+    let join = |token: &str, data: &str| {
+        run_ferry(
+            home,
+            &[
+                "node",
+                "--data-dir",
+                home.join(data).to_str().unwrap(),
+                "--join",
+                &masters,
+                "--token",
+                token,
+                "--name",
+                "x1",
+                "--address",
+                "127.0.1.9",
+            ],
+            T,
+        )
+    };
+    // Malformed, unknown, and expired tokens: refused, naming why; nothing written.
+    let r = join("not-a-token", "bad1");
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        r.stderr.contains("[a-z0-9]{6}.[a-z0-9]{16}"),
+        "{}",
+        r.stderr
+    );
+    let r = join("abcdef.0123456789abcdef", "bad2");
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        r.stderr.contains("no bootstrap token with id \"abcdef\""),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !home.join("bad2/node.conf").exists(),
+        "credentials written for a refused join"
+    );
+    let expired = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: bootstrap-token-old123, namespace: kube-system}
+type: bootstrap.kubernetes.io/token
+stringData:
+  token-id: old123
+  token-secret: 0123456789abcdef
+  expiration: "2020-01-01T00:00:00Z"
+  usage-bootstrap-authentication: "true"
+"#;
+    let path = home.join("expired.yaml");
+    std::fs::write(&path, expired).unwrap();
+    ok(home, conf, &["apply", "-f", path.to_str().unwrap()]);
+    let r = join("old123.0123456789abcdef", "bad3");
+    assert_eq!(r.status.code(), Some(1));
+    assert!(r.stderr.contains("expired"), "{}", r.stderr);
+    // The right id with a wrong secret cannot even get the CA proven.
+    let listed = ok(home, conf, &["token", "list"]);
+    let id = listed
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split('.').next())
+        .expect("ferry up's token is listed")
+        .to_string();
+    assert!(
+        !listed.contains("<secret>") || listed.contains(&format!("{id}.<secret>")),
+        "{listed}"
+    );
+    let r = join(&format!("{id}.0000000000000000"), "bad4");
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        r.stderr
+            .contains("could not prove it knows the bootstrap token"),
+        "{}",
+        r.stderr
+    );
+    // `token delete` removes it.
+    let t = ok(home, conf, &["token", "create", "--ttl", "1h"]);
+    let t = t.trim().to_string();
+    ok(home, conf, &["token", "delete", &t]);
+    let r = join(&t, "bad5");
+    assert!(r.stderr.contains("no bootstrap token"), "{}", r.stderr);
+
+    // Node n1's own certificate may not write node n2's Node or Lease, nor a
+    // pod bound to n2 — but may write its own.
+    let n1 = dir.join("n1").join("node.conf");
+    let n1 = n1.to_str().unwrap();
+    let patch = r#"{"metadata":{"labels":{"stolen":"yes"}}}"#;
+    for (kind, name, ns) in [
+        ("node", "n2", None),
+        ("lease", "n2", Some("kube-node-lease")),
+    ] {
+        let mut args = vec!["patch", kind, name, "--type", "merge", "-p", patch];
+        if let Some(ns) = ns {
+            args.extend(["-n", ns]);
+        }
+        let r = ferry(home, n1, &args);
+        assert_eq!(r.status.code(), Some(1), "{kind} {name}: {}", r.stdout);
+        assert!(r.stderr.contains("may only change its own"), "{}", r.stderr);
+    }
+    ok(
+        home,
+        n1,
+        &["patch", "node", "n1", "--type", "merge", "-p", patch],
+    );
+    apply(home, conf, CRASH);
+    let r = ferry(home, n1, &["delete", "pod", "crash"]);
+    assert_eq!(r.status.code(), Some(1), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("may only change pods bound to it"),
+        "{}",
+        r.stderr
+    );
+    let r = ferry(home, n1, &["delete", "configmap", "kube-root-ca.crt"]);
+    assert_eq!(r.status.code(), Some(1), "{}", r.stdout);
+}
+
+fn node_ready(home: &Path, conf: &str, name: &str) -> (String, bool) {
+    let r = ferry(home, conf, &["get", "node", name, "-o", "json"]);
+    let n: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
+    let ready = n
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or("?")
+        .to_string();
+    let tainted = n
+        .pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .is_some_and(|ts| {
+            ts.iter()
+                .any(|t| t["key"] == "node.kubernetes.io/unreachable")
+        });
+    (ready, tainted)
+}
+
+const ON_N2: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: on-n2}
+spec:
+  nodeName: n2
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "while true; do sleep 0.2; done", "marker-on-n2"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_node_is_marked_and_its_pods_evicted_but_a_master_failover_marks_none() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let conf = dir.join("admin.conf");
+    let conf = conf.to_str().unwrap();
+    apply(home, conf, ON_N2);
+    wait_pod(home, conf, "on-n2", "on-n2 Running", |p| {
+        p["status"]["phase"] == "Running"
+    })
+    .await;
+
+    // SIGKILL the leader master: for the next 12 s (longer than the grace
+    // period) neither node is ever anything but Ready.
+    let admin = ferry_config::ClientConfig::load(Path::new(conf)).unwrap();
+    let status = run_ferry(
+        home,
+        &["--config", conf, "cluster", "status", "-o", "json"],
+        T,
+    );
+    let s: Value = serde_json::from_str(&status.stdout).unwrap();
+    let leader = s["leader"].as_u64().expect("a leader");
+    let victim = up.master_pids(&format!("m{leader}"));
+    assert_eq!(victim.len(), 1, "{victim:?}");
+    kill(Pid::from_raw(victim[0]), Signal::SIGKILL).unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(12);
+    let mut checks = 0;
+    while std::time::Instant::now() < until {
+        for n in ["n1", "n2"] {
+            let (ready, tainted) = node_ready(home, conf, n);
+            assert!(
+                ready == "True" || ready == "?",
+                "{n} went {ready} after a master failover"
+            );
+            assert!(!tainted, "{n} tainted after a master failover");
+        }
+        checks += 1;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(checks > 5, "{checks} checks");
+    drop(admin);
+
+    // Freeze n2's agent (its pod keeps running): within 15 s it is
+    // Ready=Unknown, tainted, and its pod is marked for deletion.
+    let agent = up.master_pids("n2");
+    assert_eq!(agent.len(), 1, "{agent:?}");
+    kill(Pid::from_raw(agent[0]), Signal::SIGSTOP).unwrap();
+    let frozen = std::time::Instant::now();
+    wait_until(
+        "n2 unreachable and its pod marked",
+        Duration::from_secs(30),
+        || {
+            let (ready, tainted) = node_ready(home, conf, "n2");
+            let marked = pod(home, conf, "on-n2")
+                .is_some_and(|p| p.pointer("/metadata/deletionTimestamp").is_some());
+            async move {
+                if ready == "Unknown" && tainted && marked {
+                    Ok(())
+                } else {
+                    Err(format!("ready={ready} tainted={tainted} marked={marked}"))
+                }
+            }
+        },
+    )
+    .await;
+    let took = frozen.elapsed();
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    assert_eq!(
+        node_ready(home, conf, "n1"),
+        ("True".to_string(), false),
+        "n1 untouched"
+    );
+
+    // Thawed: the agent stops the marked pod and removes it; the node is
+    // Ready again and untainted.
+    kill(Pid::from_raw(agent[0]), Signal::SIGCONT).unwrap();
+    wait_until("n2 back and its pod gone", T, || {
+        let (ready, tainted) = node_ready(home, conf, "n2");
+        let gone = pod(home, conf, "on-n2").is_none();
+        async move {
+            if ready == "True" && !tainted && gone {
+                Ok(())
+            } else {
+                Err(format!("ready={ready} tainted={tainted} gone={gone}"))
+            }
+        }
+    })
+    .await;
+    assert!(
+        container_pids("marker-on-n2").is_empty(),
+        "the evicted pod's process is left"
+    );
+}
