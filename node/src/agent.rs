@@ -296,6 +296,13 @@ async fn sync_pods(
         }
         let fetched = fetch(api, &ns, &pod).await;
         w.sync(&opts.shim, &fetched, &ip);
+        for (kind, reason, message) in std::mem::take(&mut w.events) {
+            let event =
+                crate::node::event(&pod, &opts.name, &kind, &reason, &message, &crate::now());
+            if let Err(e) = api.create("events", Some(&ns), &event).await {
+                tracing::debug!(error = %e, "recording an event failed");
+            }
+        }
         let status = w.status(&ip);
         if w.written.as_ref() != Some(&status) {
             match api

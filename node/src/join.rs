@@ -34,7 +34,7 @@ pub enum JoinError {
         dir: PathBuf,
     },
     /// A master refused the token or the request.
-    #[error("master {master} refused the join: {source}")]
+    #[error("master {master} refused the join")]
     Refused {
         /// The master asked.
         master: String,

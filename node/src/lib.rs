@@ -9,6 +9,8 @@
 //! - [`node`]: the Node object and Lease as the agent reports them (pure).
 //! - [`pods`]: pod workers (start, restart with back-off, stop with a grace
 //!   period) and the pod status they report.
+//! - [`probe`]: liveness, readiness and startup probes (exec, httpGet,
+//!   tcpSocket): the result state machine and one run of each action.
 //! - [`env`]: a container's environment (`$(VAR)`, ConfigMap/Secret refs,
 //!   the downward API) (pure).
 //! - [`runtime`]: the process runtime — containers as process groups behind a
@@ -21,6 +23,7 @@ pub mod join;
 pub mod node;
 pub mod objects;
 pub mod pods;
+pub mod probe;
 pub mod runtime;
 
 /// Now, RFC 3339 with seconds (as Kubernetes writes times).

@@ -166,6 +166,35 @@ pub fn lease(name: &str, duration_secs: u64, now_micros: &str) -> Value {
     })
 }
 
+/// An Event about `pod`, reported by this node's kubelet.
+pub fn event(pod: &Value, node: &str, kind: &str, reason: &str, message: &str, now: &str) -> Value {
+    let m = &pod["metadata"];
+    json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "generateName": format!("{}.", m["name"].as_str().unwrap_or("pod")),
+            "namespace": m["namespace"],
+        },
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": m["name"],
+            "namespace": m["namespace"],
+            "uid": m["uid"],
+        },
+        "reason": reason,
+        "message": message,
+        "type": kind,
+        "source": {"component": "kubelet", "host": node},
+        "reportingComponent": "kubelet",
+        "reportingInstance": node,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    })
+}
+
 /// Where node leases live.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 

@@ -2,6 +2,7 @@
 //! and compute the status the kubelet would report.
 
 use crate::env;
+use crate::probe::{self, Kind, Result3};
 use crate::runtime::{self, ContainerDir, Exited, Started};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
@@ -12,6 +13,19 @@ use std::time::{Duration, Instant};
 pub fn backoff(restarts: u32) -> Duration {
     let secs = 10u64.saturating_mul(1u64 << restarts.min(5));
     Duration::from_secs(secs.min(300))
+}
+
+/// A run this long resets the back-off.
+pub const RESET_AFTER_SECS: i64 = 600;
+
+fn seconds_between(from: &str, to: &str) -> i64 {
+    match (
+        from.parse::<jiff::Timestamp>(),
+        to.parse::<jiff::Timestamp>(),
+    ) {
+        (Ok(a), Ok(b)) => (b - a).get_seconds(),
+        _ => 0,
+    }
 }
 
 /// One container's run as the worker tracks it.
@@ -32,10 +46,21 @@ pub struct Container {
     pub last: Option<Exited>,
     /// Restarts so far.
     pub restarts: u32,
+    /// Back-offs in a row (reset by a run of ten minutes).
+    pub backoffs: u32,
     /// No restart before this.
     pub not_before: Option<Instant>,
     /// Why it waits (`CreateContainerConfigError`, ...) and the message.
     pub waiting: Option<(String, String)>,
+    /// The current run's probes.
+    pub probes: Vec<probe::State>,
+    /// The current run's environment (exec probes run with it).
+    pub env: Vec<(String, String)>,
+    /// Why the agent killed the current run (a failed probe), and why it killed
+    /// the previous one.
+    pub killed: Option<String>,
+    /// See `killed`.
+    pub last_killed: Option<String>,
 }
 
 impl Container {
@@ -58,9 +83,71 @@ impl Container {
             exited,
             last: None,
             restarts,
+            backoffs: 0,
             not_before: None,
             waiting: None,
+            probes: Vec::new(),
+            env: Vec::new(),
+            killed: None,
+            last_killed: None,
         }
+    }
+
+    /// Whether its startup probe (if any) has succeeded.
+    pub fn started_ok(&self) -> bool {
+        self.probes
+            .iter()
+            .filter(|p| p.kind == Kind::Startup)
+            .all(|p| p.result == Result3::Success)
+    }
+
+    /// Whether it is ready: running, started, and its readiness probe (if any) passing.
+    pub fn ready(&mut self) -> bool {
+        self.running()
+            && self.started_ok()
+            && self
+                .probes
+                .iter()
+                .filter(|p| p.kind == Kind::Readiness)
+                .all(|p| p.result == Result3::Success)
+    }
+
+    /// Runs the probes that are due; kills the run when its startup or
+    /// liveness probe fails. Returns an event (reason, message) to report.
+    fn probe(&mut self, workdir: &Path) -> Option<(String, String)> {
+        if !self.running() || self.killed.is_some() {
+            return None;
+        }
+        let now = Instant::now();
+        let started = self.started_ok();
+        let mut event = None;
+        for p in self.probes.iter_mut() {
+            let due = match p.kind {
+                Kind::Startup => !started,
+                _ => started,
+            };
+            if !due {
+                continue;
+            }
+            if p.poll(now, &self.env, workdir) == Some(Result3::Failure) {
+                let msg = format!("{} probe failed: {}", p.kind.title(), p.message);
+                if p.kind == Kind::Readiness {
+                    event = Some(("Unhealthy".to_string(), msg));
+                } else {
+                    event = Some((
+                        "Unhealthy".to_string(),
+                        format!("{msg}; container {} will be restarted", self.name),
+                    ));
+                    self.killed = Some(msg);
+                }
+            }
+        }
+        if self.killed.is_some() {
+            if let Some(s) = &self.started {
+                runtime::signal(s, Signal::SIGKILL);
+            }
+        }
+        event
     }
 
     /// Whether the current run is alive.
@@ -106,6 +193,8 @@ pub struct PodWorker {
     pub written: Option<Value>,
     /// When the pod started on this node.
     pub start_time: String,
+    /// Events to report: (type, reason, message).
+    pub events: Vec<(String, String, String)>,
 }
 
 fn restart_policy(pod: &Value) -> &str {
@@ -142,6 +231,7 @@ impl PodWorker {
             terminating: None,
             written: None,
             start_time,
+            events: Vec::new(),
         }
     }
 
@@ -172,11 +262,16 @@ impl PodWorker {
                 Some(_) if policy == "Never" => return,
                 _ => {}
             }
+            let before = c.waiting.clone();
             start(c, &self.pod, shim, fetched, ip, &self.dir);
+            failed_event(&mut self.events, &before, c);
             return;
         }
         for c in &mut self.containers {
             if c.running() {
+                if let Some((reason, msg)) = c.probe(&self.dir) {
+                    self.events.push(("Warning".into(), reason, msg));
+                }
                 continue;
             }
             let restart = match &c.exited {
@@ -188,7 +283,9 @@ impl PodWorker {
                 },
             };
             if restart {
+                let before = c.waiting.clone();
                 start(c, &self.pod, shim, fetched, ip, &self.dir);
+                failed_event(&mut self.events, &before, c);
             }
         }
     }
@@ -242,8 +339,8 @@ impl PodWorker {
         let image = |s: &Value| s["image"].as_str().unwrap_or_default().to_string();
         let init_statuses = statuses(&mut self.init, &image);
         let app_statuses = statuses(&mut self.containers, &image);
-        let all_running =
-            !self.containers.is_empty() && self.containers.iter_mut().all(|c| c.running());
+        let all_ready =
+            !self.containers.is_empty() && self.containers.iter_mut().all(|c| c.ready());
         let terminated: Vec<i32> = self
             .containers
             .iter()
@@ -266,7 +363,7 @@ impl PodWorker {
         } else {
             "Pending"
         };
-        let ready = all_running && init_done;
+        let ready = all_ready && init_done;
         let cond = |t: &str, ok: bool| {
             json!({"type": t, "status": if ok {"True"} else {"False"}, "lastProbeTime": null,
                    "lastTransitionTime": since})
@@ -292,6 +389,23 @@ impl PodWorker {
     }
 }
 
+/// A `Failed` event when a container newly waits on an error.
+fn failed_event(
+    events: &mut Vec<(String, String, String)>,
+    before: &Option<(String, String)>,
+    c: &Container,
+) {
+    if let Some((reason, msg)) = &c.waiting {
+        if before.as_ref() != Some(&(reason.clone(), msg.clone())) {
+            events.push((
+                "Warning".into(),
+                "Failed".into(),
+                format!("Error: {reason}: {msg}"),
+            ));
+        }
+    }
+}
+
 fn start(
     c: &mut Container,
     pod: &Value,
@@ -303,10 +417,25 @@ fn start(
     if c.not_before.is_some_and(|t| Instant::now() < t) {
         return;
     }
-    if c.exited.is_some() && c.not_before.is_none() {
-        // Exited: wait out the back-off first.
-        c.not_before = Some(Instant::now() + backoff(c.restarts));
-        return;
+    if let (Some(e), None) = (&c.exited, c.not_before) {
+        // Exited: the first restart is at once, then 10 s doubling to 5 min;
+        // a run of ten minutes or more starts the count again.
+        let ran = c
+            .started
+            .as_ref()
+            .map_or(0, |s| seconds_between(&s.started_at, &e.finished_at));
+        if ran >= RESET_AFTER_SECS {
+            c.backoffs = 0;
+        }
+        let delay = match c.backoffs {
+            0 => Duration::ZERO,
+            n => backoff(n - 1),
+        };
+        c.backoffs += 1;
+        c.not_before = Some(Instant::now() + delay);
+        if !delay.is_zero() {
+            return;
+        }
     }
     let mut argv: Vec<String> = Vec::new();
     for k in ["command", "args"] {
@@ -328,6 +457,21 @@ fn start(
             return;
         }
     };
+    let mut probes = Vec::new();
+    for (kind, field) in [
+        (Kind::Startup, "startupProbe"),
+        (Kind::Liveness, "livenessProbe"),
+        (Kind::Readiness, "readinessProbe"),
+    ] {
+        match probe::Spec::parse(&c.spec, field, ip) {
+            Ok(Some(spec)) => probes.push(probe::State::new(kind, spec, Instant::now())),
+            Ok(None) => {}
+            Err(why) => {
+                c.waiting = Some(("CreateContainerConfigError".into(), why));
+                return;
+            }
+        }
+    }
     let vars: std::collections::HashMap<String, String> = env.iter().cloned().collect();
     let argv: Vec<String> = argv.iter().map(|a| env::expand(a, &vars)).collect();
     let workdir = match c.spec["workingDir"].as_str() {
@@ -342,10 +486,17 @@ fn start(
             c.restarts.to_string().as_bytes(),
         );
     }
-    let spec = runtime::Spec { argv, env, workdir };
+    let spec = runtime::Spec {
+        argv,
+        env: env.clone(),
+        workdir,
+    };
     match runtime::start(shim, &c.dir, &spec) {
         Ok((started, child)) => {
             c.last = c.exited.take().or(c.last.take());
+            c.last_killed = c.killed.take();
+            c.probes = probes;
+            c.env = env;
             c.started = Some(started);
             c.child = Some(child);
             c.waiting = None;
@@ -374,11 +525,19 @@ fn terminated(e: &Exited, started_at: &str) -> Value {
 
 fn container_status(c: &mut Container, image: String) -> Value {
     let running = c.running();
+    let ready = c.ready();
+    let started_ok = running && c.started_ok();
     let started_at = c
         .started
         .as_ref()
         .map(|s| s.started_at.clone())
         .unwrap_or_default();
+    let with_message = |mut t: Value, m: &Option<String>| {
+        if let Some(m) = m {
+            t["terminated"]["message"] = json!(m);
+        }
+        t
+    };
     let state = if running {
         json!({"running": {"startedAt": started_at}})
     } else if let Some((reason, message)) = &c.waiting {
@@ -388,14 +547,14 @@ fn container_status(c: &mut Container, image: String) -> Value {
             json!({"waiting": {"reason": "CrashLoopBackOff",
                 "message": format!("back-off restarting failed container {} (exit code {})", c.name, e.code)}})
         } else {
-            terminated(e, &started_at)
+            with_message(terminated(e, &started_at), &c.killed)
         }
     } else {
         json!({"waiting": {"reason": "ContainerCreating"}})
     };
     let last = match (&c.last, &c.exited, c.not_before.is_some()) {
-        (_, Some(e), true) => terminated(e, &started_at),
-        (Some(l), _, _) => terminated(l, ""),
+        (_, Some(e), true) => with_message(terminated(e, &started_at), &c.killed),
+        (Some(l), _, _) => with_message(terminated(l, ""), &c.last_killed),
         _ => json!({}),
     };
     json!({
@@ -403,8 +562,8 @@ fn container_status(c: &mut Container, image: String) -> Value {
         "image": image,
         "imageID": format!("process://{image}"),
         "containerID": c.started.as_ref().map(|s| format!("process://{}", s.pid)),
-        "ready": running,
-        "started": running,
+        "ready": ready,
+        "started": started_ok,
         "restartCount": c.restarts,
         "state": state,
         "lastState": last,

@@ -118,6 +118,25 @@ spec:
     command: ["/bin/sh", "-c", "exit 3"]
 "#;
 
+const PROBED: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: probed}
+spec:
+  nodeName: n2
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "touch alive; while true; do sleep 0.2; done", "marker-probed"]
+    readinessProbe:
+      exec: {command: ["/bin/sh", "-c", "test -f ready"]}
+      periodSeconds: 1
+    livenessProbe:
+      exec: {command: ["/bin/sh", "-c", "test -f alive"]}
+      periodSeconds: 1
+      failureThreshold: 2
+"#;
+
 const BAD_REF: &str = r#"
 apiVersion: v1
 kind: Pod
@@ -237,6 +256,49 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
     let p = pod(home, conf, "app").unwrap();
     assert_eq!(p["status"]["phase"], "Running");
     assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
+
+    // Probes: not Ready until its readiness probe passes; a failing liveness
+    // probe restarts the container and says why (status and an event).
+    apply(home, conf, PROBED);
+    let p = wait_pod(home, conf, "probed", "probed running", |p| {
+        p["status"]["phase"] == "Running"
+    })
+    .await;
+    let puid = p["metadata"]["uid"].as_str().unwrap().to_string();
+    let pdir = dir.join("n2/pods").join(&puid);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let p = pod(home, conf, "probed").unwrap();
+    assert_eq!(
+        p["status"]["containerStatuses"][0]["ready"], false,
+        "ready without its probe"
+    );
+    std::fs::write(pdir.join("ready"), b"").unwrap();
+    wait_pod(home, conf, "probed", "probed Ready", |p| {
+        p["status"]["containerStatuses"][0]["ready"] == true
+    })
+    .await;
+    let first = container_pids("marker-probed");
+    assert_eq!(first.len(), 1, "{first:?}");
+    std::fs::remove_file(pdir.join("alive")).unwrap();
+    let p = wait_pod(
+        home,
+        conf,
+        "probed",
+        "probed restarted by its liveness probe",
+        |p| p["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(1),
+    )
+    .await;
+    let why = p["status"]["containerStatuses"][0]["lastState"]["terminated"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(why.contains("Liveness probe failed"), "{}", p["status"]);
+    assert_ne!(container_pids("marker-probed"), first, "a new process");
+    let events = ok(home, conf, &["get", "events", "-o", "json"]);
+    assert!(
+        events.contains("Unhealthy") && events.contains("Liveness probe failed"),
+        "{events}"
+    );
 
     // A container that exits non-zero backs off and says so, with its exit code.
     apply(home, conf, CRASH);
@@ -368,13 +430,13 @@ stringData:
     let listed = ok(home, conf, &["token", "list"]);
     let id = listed
         .lines()
-        .nth(1)
+        .find(|l| l.contains("ferry up"))
         .and_then(|l| l.split('.').next())
-        .expect("ferry up's token is listed")
+        .unwrap_or_else(|| panic!("ferry up's token is not listed:\n{listed}"))
         .to_string();
     assert!(
-        !listed.contains("<secret>") || listed.contains(&format!("{id}.<secret>")),
-        "{listed}"
+        !listed.contains("0123456789abcdef"),
+        "a secret listed: {listed}"
     );
     let r = join(&format!("{id}.0000000000000000"), "bad4");
     assert_eq!(r.status.code(), Some(1));
@@ -384,6 +446,28 @@ stringData:
         "{}",
         r.stderr
     );
+    // The token cleaner deletes the expired token's Secret.
+    wait_until("the expired token deleted", T, || {
+        let r = ferry(
+            home,
+            conf,
+            &[
+                "get",
+                "secret",
+                "bootstrap-token-old123",
+                "-n",
+                "kube-system",
+            ],
+        );
+        async move {
+            if r.status.code() == Some(1) && r.stderr.contains("not found") {
+                Ok(())
+            } else {
+                Err(r.stdout)
+            }
+        }
+    })
+    .await;
     // `token delete` removes it.
     let t = ok(home, conf, &["token", "create", "--ttl", "1h"]);
     let t = t.trim().to_string();
