@@ -29,6 +29,7 @@ mod client;
 mod cluster;
 mod failover;
 mod kv;
+mod logs;
 mod master;
 mod node;
 mod objects;
@@ -76,6 +77,8 @@ enum Command {
     /// Backups of the whole store: save one, check one (restore with `ferry master --init --restore`).
     #[command(subcommand)]
     Snapshot(snapshot::Cmd),
+    /// Print a container's output (`-f` to follow, `--previous`, `--tail N`, `--since 5m`).
+    Logs(logs::Args),
     /// Bootstrap tokens for nodes to join with.
     #[command(subcommand)]
     Token(token::Cmd),
@@ -156,6 +159,7 @@ fn main() -> ExitCode {
             Command::Kv(c) => kv::run(c, cli.config.as_deref()).await,
             Command::Cluster(c) => cluster::run(c, cli.config.as_deref()).await,
             Command::Token(c) => token::run(c, cli.config.as_deref()).await,
+            Command::Logs(a) => logs::run(a, cli.config.as_deref(), cli.namespace.as_deref()).await,
             Command::Bench(c) => bench::run(c, cli.config.as_deref()).await,
             Command::Snapshot(c) => snapshot::run(c, cli.config.as_deref()).await,
             Command::Objects(c) => {

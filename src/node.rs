@@ -50,6 +50,9 @@ pub struct ShimArgs {
     /// Where the exit status is recorded.
     #[arg(long)]
     exit_file: PathBuf,
+    /// Where the command's output is recorded.
+    #[arg(long)]
+    log_file: PathBuf,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     argv: Vec<String>,
@@ -57,7 +60,7 @@ pub struct ShimArgs {
 
 /// Runs a container's command (see `ferry_node::runtime`).
 pub fn shim(a: ShimArgs) -> ExitCode {
-    let code = ferry_node::runtime::shim(&a.exit_file, &a.argv);
+    let code = ferry_node::runtime::shim(&a.exit_file, &a.log_file, &a.argv);
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 

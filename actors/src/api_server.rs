@@ -23,6 +23,8 @@ pub struct JoinContext {
     pub ca: Ca,
     /// The join secret.
     pub secret: String,
+    /// Connections nodes offered for streams to them (see [`crate::node_join::Tunnels`]).
+    pub tunnels: crate::node_join::Tunnels,
 }
 
 /// Decides whether `who` may make `req`. Admins and masters may do anything;
@@ -32,7 +34,7 @@ pub fn authorize(who: &Identity, req: &ApiRequest) -> Result<(), ApiError> {
     match (who, req) {
         (Identity::Admin | Identity::Master(_), _) => Ok(()),
         (_, ApiRequest::Status | ApiRequest::Object(_) | ApiRequest::ObjectOnce { .. }) => Ok(()),
-        (Identity::Node(_), ApiRequest::RenewNodeCert { .. }) => Ok(()),
+        (Identity::Node(_), ApiRequest::RenewNodeCert { .. } | ApiRequest::NodeTunnel) => Ok(()),
         _ => Err(ApiError::new(
             ErrorCode::Forbidden,
             format!("{who:?} may not use the raw store or change membership (admin only)"),
@@ -74,6 +76,7 @@ pub async fn serve(
         while streams.try_join_next().is_some() {}
         let (api, store, join) = (api.clone(), store.clone(), join.clone());
         let who = who.clone();
+        let conn = conn.clone();
         let stop = stop.clone();
         // Boxed: the task holds a pointer, so spawning and finishing it does not
         // copy the whole future (tokio moves a task's future in and out of its cell).
@@ -99,6 +102,24 @@ pub async fn serve(
                 }
                 ApiRequest::Object(o) if o.verb == Verb::Watch => {
                     return Box::pin(stream_object_watch(&api, &who, o, &mut send, stop)).await
+                }
+                ApiRequest::NodeTunnel => {
+                    let Identity::Node(name) = &who else {
+                        let e = ApiError::new(ErrorCode::Forbidden, "only nodes offer tunnels");
+                        return reply(&mut send, &Err(e)).await;
+                    };
+                    reply(&mut send, &Ok(ApiResponse::TunnelOpen)).await;
+                    join.tunnels.hold(name, conn, stop).await;
+                    return;
+                }
+                ApiRequest::PodLogs(l) => {
+                    return Box::pin(crate::node_join::stream_logs(
+                        &store,
+                        &join.tunnels,
+                        l,
+                        &mut send,
+                    ))
+                    .await
                 }
                 ApiRequest::RenewNodeCert { csr, lifetime_secs } => {
                     let resp = match &who {
@@ -172,6 +193,8 @@ async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError>
         | ApiRequest::Join(_)
         | ApiRequest::NodeDiscover { .. }
         | ApiRequest::NodeJoin(_)
+        | ApiRequest::NodeTunnel
+        | ApiRequest::PodLogs(_)
         | ApiRequest::RenewNodeCert { .. }
         | ApiRequest::Object(_)
         | ApiRequest::ObjectOnce { .. }

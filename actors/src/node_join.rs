@@ -11,13 +11,21 @@
 //!    `node:<name>`. The node's private key never leaves it.
 //!
 //! A node renews its certificate with [`ApiRequest::RenewNodeCert`] on
-//! `ferry-api/1`, authenticated by the certificate it is replacing.
+//! `ferry-api/1`, authenticated by the certificate it is replacing. And it
+//! offers that connection as a tunnel ([`Tunnels`]): `ferry logs` reaches the
+//! node through the master holding it.
 
-use ferry_api::proto::{ApiError, ErrorCode, NodeCert, NodeJoinRequest};
+use ferry_api::frame::write_frame;
+use ferry_api::proto::{
+    ApiError, Consistency, ErrorCode, LogsRequest, NodeCert, NodeJoinRequest, NodeStream,
+};
 use ferry_api::resources;
 use ferry_api::tls::Ca;
 use ferry_api::token::{self, BootstrapToken, TokenSecret};
 use ferry_raft::Store;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Shortest and longest node certificate lifetime a master issues.
@@ -36,9 +44,7 @@ fn refused(why: impl std::fmt::Display) -> ApiError {
 async fn token_secret(store: &Store, id: &str) -> Result<TokenSecret, ApiError> {
     let res = resources::by_cli_name("secrets").expect("secrets are served");
     let key = res.key(Some(token::NAMESPACE), Some(&token::secret_name(id)));
-    let (kv, _) = store
-        .get(&key, ferry_api::proto::Consistency::Linearizable)
-        .await?;
+    let (kv, _) = store.get(&key, Consistency::Linearizable).await?;
     let kv = kv.ok_or_else(|| refused(format!("no bootstrap token with id {id:?}")))?;
     let secret: serde_json::Value = serde_json::from_slice(&kv.value)
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("stored secret: {e}")))?;
@@ -107,4 +113,156 @@ pub async fn issue(
         ca_cert: ca.pair().cert_pem.clone(),
         masters,
     })
+}
+
+/// Connections nodes offered (`ApiRequest::NodeTunnel`), by node name: a master
+/// opens a stream to a node on its own connection, so nodes listen on no port.
+#[derive(Debug, Default, Clone)]
+pub struct Tunnels(Arc<Mutex<HashMap<String, quinn::Connection>>>);
+
+impl Tunnels {
+    /// Keeps `conn` as `node`'s tunnel until it closes or the master stops.
+    pub async fn hold(
+        &self,
+        node: &str,
+        conn: quinn::Connection,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let id = conn.stable_id();
+        self.0
+            .lock()
+            .expect("tunnels lock")
+            .insert(node.to_string(), conn.clone());
+        tracing::debug!(node, "node tunnel open");
+        tokio::select! {
+            _ = conn.closed() => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+        let mut map = self.0.lock().expect("tunnels lock");
+        if map.get(node).is_some_and(|c| c.stable_id() == id) {
+            map.remove(node);
+        }
+    }
+
+    fn get(&self, node: &str) -> Option<quinn::Connection> {
+        self.0
+            .lock()
+            .expect("tunnels lock")
+            .get(node)
+            .filter(|c| c.close_reason().is_none())
+            .cloned()
+    }
+}
+
+/// The annotation a node keeps on its Node: the master its tunnel is on.
+pub const TUNNEL_ANNOTATION: &str = "ferry.dev/tunnel-master";
+
+async fn fail(send: &mut quinn::SendStream, e: ApiError) {
+    let _ = write_frame(send, &Err::<Vec<u8>, _>(e)).await;
+    let _ = send.finish();
+}
+
+/// Answers `ApiRequest::PodLogs`: finds the pod's node and proxies the log
+/// stream from it.
+pub async fn stream_logs(
+    store: &Store,
+    tunnels: &Tunnels,
+    req: &LogsRequest,
+    send: &mut quinn::SendStream,
+) {
+    let res = resources::by_cli_name("pods").expect("pods are served");
+    let key = res.key(Some(&req.namespace), Some(&req.name));
+    let pod = match store.get(&key, Consistency::Linearizable).await {
+        Ok((Some(kv), _)) => serde_json::from_slice::<Value>(&kv.value).unwrap_or(Value::Null),
+        Ok((None, _)) => {
+            let msg = format!("pods {:?} not found", req.name);
+            return fail(send, ApiError::new(ErrorCode::BadRequest, msg)).await;
+        }
+        Err(e) => return fail(send, e).await,
+    };
+    let names: Vec<&str> = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .chain(
+            pod.pointer("/spec/initContainers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        )
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    let container = match &req.container {
+        Some(c) if names.contains(&c.as_str()) => c.clone(),
+        Some(c) => {
+            let msg = format!(
+                "container {c} is not valid for pod {}: choose one of: [{}]",
+                req.name,
+                names.join(" ")
+            );
+            return fail(send, ApiError::new(ErrorCode::BadRequest, msg)).await;
+        }
+        None => match names.first() {
+            Some(c) => c.to_string(),
+            None => {
+                let msg = format!("pod {} has no containers", req.name);
+                return fail(send, ApiError::new(ErrorCode::BadRequest, msg)).await;
+            }
+        },
+    };
+    let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str) else {
+        let msg = format!("pod {} is not bound to a node yet", req.name);
+        return fail(send, ApiError::new(ErrorCode::BadRequest, msg)).await;
+    };
+    let Some(conn) = tunnels.get(node) else {
+        let msg = format!(
+            "node {node} is not connected to this master (see its {TUNNEL_ANNOTATION} annotation)"
+        );
+        return fail(send, ApiError::new(ErrorCode::Unavailable, msg)).await;
+    };
+    let uid = pod["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (mut to_node, mut from_node) = match conn.open_bi().await {
+        Ok(s) => s,
+        Err(e) => {
+            let msg = format!("node {node}: {e}");
+            return fail(send, ApiError::new(ErrorCode::Unavailable, msg)).await;
+        }
+    };
+    let ask = NodeStream::Logs {
+        uid,
+        container,
+        req: req.clone(),
+    };
+    if let Err(e) = write_frame(&mut to_node, &ask).await {
+        let msg = format!("node {node}: {e}");
+        return fail(send, ApiError::new(ErrorCode::Unavailable, msg)).await;
+    }
+    let _ = to_node.finish();
+    // The node answers in the client's frame format: copy the bytes through,
+    // until either side ends (a client that goes away stops the node's stream).
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let read = tokio::select! {
+            r = from_node.read(&mut buf) => r,
+            _ = send.stopped() => break,
+        };
+        match read {
+            Ok(Some(n)) => {
+                if send.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => {
+                let _ = send.finish();
+                return;
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = from_node.stop(0u32.into());
+    let _ = send.finish();
 }

@@ -520,6 +520,20 @@ impl Client {
         }
     }
 
+    /// Sends `req` to the current master (see [`Client::prefer`]) and returns
+    /// its answer's stream, for requests answered by a stream of frames (logs).
+    /// Not retried: the caller decides.
+    pub async fn open_stream(&self, req: &ApiRequest) -> Result<quinn::RecvStream> {
+        let (_, conn) = self.connection().await?;
+        let (mut send, recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| Error::Stream(e.to_string()))?;
+        write_frame(&mut send, req).await?;
+        let _ = send.finish();
+        Ok(recv)
+    }
+
     /// Starts an object watch that survives master failures (resuming after the
     /// last event's resourceVersion).
     pub fn watch_objects(self: &Arc<Self>, req: ObjectRequest) -> Watch<ObjectRequest> {

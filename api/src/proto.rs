@@ -128,6 +128,14 @@ pub enum ApiRequest {
     /// A node joins with its bootstrap token (only on `ferry-join/1`, over a
     /// connection pinned to the discovered CA): answered with its certificate.
     NodeJoin(NodeJoinRequest),
+    /// A node offers its connection for streams masters open to it (container
+    /// logs): node identities only. Answered with [`ApiResponse::TunnelOpen`];
+    /// the master uses the connection until it closes.
+    NodeTunnel,
+    /// A container's log, streamed as `Result<Vec<u8>, ApiError>` frames (the
+    /// log's text) until its end, or with `follow` until the container's run
+    /// ends or the client goes away.
+    PodLogs(LogsRequest),
     /// A node renews its certificate before it expires (on `ferry-api/1`, with
     /// its current certificate): answered as [`ApiRequest::NodeJoin`] is.
     RenewNodeCert {
@@ -135,6 +143,42 @@ pub enum ApiRequest {
         csr: String,
         /// The lifetime asked for, in seconds.
         lifetime_secs: u64,
+    },
+}
+
+/// What `ferry logs` asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsRequest {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// The container (default: the first).
+    pub container: Option<String>,
+    /// Stream new output until the container's run ends.
+    pub follow: bool,
+    /// Only the last this many lines.
+    pub tail: Option<u64>,
+    /// The previous run's log.
+    pub previous: bool,
+    /// Prefix each line with its time (RFC 3339).
+    pub timestamps: bool,
+    /// Only lines written in the last this many seconds.
+    pub since_secs: Option<u64>,
+}
+
+/// A stream a master opens to a node over its tunnel: one request frame, then
+/// the node answers as the request says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeStream {
+    /// A container's log, answered as [`ApiRequest::PodLogs`] is.
+    Logs {
+        /// The pod's uid (its directory on the node).
+        uid: String,
+        /// The container.
+        container: String,
+        /// The request's options (its namespace and name are informational).
+        req: LogsRequest,
     },
 }
 
@@ -187,7 +231,9 @@ impl ApiRequest {
             // Discovery reads; a join or renewal issues a certificate again.
             ApiRequest::NodeDiscover { .. }
             | ApiRequest::NodeJoin(_)
-            | ApiRequest::RenewNodeCert { .. } => true,
+            | ApiRequest::RenewNodeCert { .. }
+            | ApiRequest::PodLogs(_) => true,
+            ApiRequest::NodeTunnel => false,
             ApiRequest::RemoveMember { .. } | ApiRequest::Join(_) => false,
         }
     }
@@ -224,6 +270,8 @@ pub enum ApiResponse {
     },
     /// A node's certificate.
     NodeCert(Box<NodeCert>),
+    /// The master will open streams to the node over this connection.
+    TunnelOpen,
 }
 
 /// One frame of a streamed snapshot (the answer to [`ApiRequest::Snapshot`]).

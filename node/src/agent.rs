@@ -69,6 +69,12 @@ pub async fn run(
     let address = opts.address.to_string();
     register(&api, &opts, &machine).await?;
     tracing::info!(node = %opts.name, address = %address, "node registered");
+    tokio::spawn(crate::tunnel::run(
+        opts.data_dir.clone(),
+        opts.name.clone(),
+        api.clone(),
+        stop.clone(),
+    ));
     let mut workers: HashMap<String, PodWorker> = HashMap::new();
     let pods_dir = opts.data_dir.join("pods");
     std::fs::create_dir_all(&pods_dir)?;

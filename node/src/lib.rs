@@ -15,6 +15,8 @@
 //!   the downward API) (pure).
 //! - [`runtime`]: the process runtime — containers as process groups behind a
 //!   shim that records their exit, re-adoptable by pid and start time.
+//! - [`tunnel`]: the connection masters open streams to this node on (logs),
+//!   and serving container logs (tail, since, timestamps, follow, previous).
 //! - [`objects`]: the object requests the agent makes.
 
 pub mod agent;
@@ -25,6 +27,7 @@ pub mod objects;
 pub mod pods;
 pub mod probe;
 pub mod runtime;
+pub mod tunnel;
 
 /// Now, RFC 3339 with seconds (as Kubernetes writes times).
 pub fn now() -> String {

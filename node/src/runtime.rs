@@ -47,9 +47,15 @@ impl ContainerDir {
     fn exit(&self) -> PathBuf {
         self.0.join("exit.json")
     }
-    /// The container's log (stdout and stderr).
+    /// The current run's log: stdout and stderr, one line per record in the
+    /// CRI format (`<RFC 3339 time> <stdout|stderr> <F|P> <text>`).
     pub fn log(&self) -> PathBuf {
         self.0.join("log")
+    }
+
+    /// The previous run's log.
+    pub fn previous_log(&self) -> PathBuf {
+        self.0.join("log.previous")
     }
 
     /// The recorded start, if any.
@@ -105,22 +111,24 @@ pub fn start(
 ) -> std::io::Result<(Started, std::process::Child)> {
     std::fs::create_dir_all(&dir.0)?;
     let _ = std::fs::remove_file(dir.exit());
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.log())?;
+    // Each run has its own log; the one before stays for `logs --previous`.
+    if dir.log().exists() {
+        std::fs::rename(dir.log(), dir.previous_log())?;
+    }
     let mut cmd = std::process::Command::new(shim);
     cmd.arg("shim")
         .arg("--exit-file")
         .arg(dir.exit())
+        .arg("--log-file")
+        .arg(dir.log())
         .arg("--")
         .args(&spec.argv)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&spec.workdir)
         .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     // Its own process group: signals reach the whole container.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let child = cmd.spawn()?;
@@ -149,7 +157,18 @@ pub fn signal(s: &Started, sig: Signal) {
 /// the command through the group; the shim catches them (a handler, which the
 /// command does not inherit, unlike an ignored signal) to outlive the command
 /// and record its end. SIGKILL ends both: the agent then reports exit 137.
-pub fn shim(exit_file: &Path, argv: &[String]) -> i32 {
+pub fn shim(exit_file: &Path, log_file: &Path, argv: &[String]) -> i32 {
+    let log = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_file)
+    {
+        Ok(f) => std::sync::Arc::new(std::sync::Mutex::new(f)),
+        Err(e) => {
+            eprintln!("ferry shim: {}: {e}", log_file.display());
+            return 126;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -172,10 +191,38 @@ pub fn shim(exit_file: &Path, argv: &[String]) -> i32 {
         .collect()
     });
     let Some((prog, args)) = argv.split_first() else {
-        eprintln!("ferry shim: no command");
+        write_record(&log, "stderr", b"ferry shim: no command\n");
         return 127;
     };
-    let exited = match std::process::Command::new(prog).args(args).status() {
+    let child = std::process::Command::new(prog)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let status = child.and_then(|mut c| {
+        let copiers: Vec<_> = [
+            c.stdout
+                .take()
+                .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+            c.stderr
+                .take()
+                .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .zip(["stdout", "stderr"])
+        .filter_map(|(r, name)| r.map(|r| (r, name)))
+        .map(|(r, name)| {
+            let log = log.clone();
+            std::thread::spawn(move || copy_lines(r, name, &log))
+        })
+        .collect();
+        let status = c.wait();
+        for t in copiers {
+            let _ = t.join();
+        }
+        status
+    });
+    let exited = match status {
         Ok(status) => {
             use std::os::unix::process::ExitStatusExt;
             let signal = status.signal();
@@ -186,7 +233,8 @@ pub fn shim(exit_file: &Path, argv: &[String]) -> i32 {
             }
         }
         Err(e) => {
-            eprintln!("ferry shim: cannot run {prog:?}: {e}");
+            let msg = format!("ferry shim: cannot run {prog:?}: {e}\n");
+            write_record(&log, "stderr", msg.as_bytes());
             Exited {
                 code: if e.kind() == std::io::ErrorKind::NotFound {
                     127
@@ -203,6 +251,79 @@ pub fn shim(exit_file: &Path, argv: &[String]) -> i32 {
         &serde_json::to_vec(&exited).expect("serializes"),
     );
     exited.code
+}
+
+/// The longest record; a longer line is split into partial (`P`) records.
+const MAX_RECORD: usize = 16 * 1024;
+
+/// Copies `r` into the log, a record per line (a longer line in parts).
+fn copy_lines(
+    r: Box<dyn std::io::Read + Send>,
+    stream: &str,
+    log: &std::sync::Mutex<std::fs::File>,
+) {
+    use std::io::{BufRead, Read};
+    let mut r = std::io::BufReader::with_capacity(MAX_RECORD, r);
+    loop {
+        let mut line = Vec::new();
+        match (&mut r)
+            .take(MAX_RECORD as u64)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let full = line.ends_with(b"\n");
+        write_tagged(log, stream, full, &line);
+    }
+}
+
+fn write_tagged(log: &std::sync::Mutex<std::fs::File>, stream: &str, full: bool, text: &[u8]) {
+    use std::io::Write;
+    let body = text.strip_suffix(b"\n").unwrap_or(text);
+    let mut rec = format!(
+        "{} {stream} {} ",
+        jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.%9fZ"),
+        if full { "F" } else { "P" }
+    )
+    .into_bytes();
+    rec.extend_from_slice(body);
+    rec.push(b'\n');
+    if let Ok(mut f) = log.lock() {
+        let _ = f.write_all(&rec);
+    }
+}
+
+fn write_record(log: &std::sync::Mutex<std::fs::File>, stream: &str, text: &[u8]) {
+    write_tagged(log, stream, true, text);
+}
+
+/// One record of a container log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// When it was written (RFC 3339).
+    pub time: &'a str,
+    /// `stdout` or `stderr`.
+    pub stream: &'a str,
+    /// Whether it ends a line.
+    pub full: bool,
+    /// The text.
+    pub text: &'a [u8],
+}
+
+/// Parses one log record (without its newline).
+pub fn parse_record(line: &[u8]) -> Option<Record<'_>> {
+    let mut parts = line.splitn(4, |b| *b == b' ');
+    let time = std::str::from_utf8(parts.next()?).ok()?;
+    let stream = std::str::from_utf8(parts.next()?).ok()?;
+    let tag = parts.next()?;
+    let text = parts.next().unwrap_or_default();
+    Some(Record {
+        time,
+        stream,
+        full: tag == b"F",
+        text,
+    })
 }
 
 /// SIGKILLs every container recorded under `pods_dir` (`<pod>/<container>/`)

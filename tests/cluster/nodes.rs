@@ -239,6 +239,26 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
     );
     let pids = container_pids("marker-app-main");
     assert_eq!(pids.len(), 1, "one container process: {pids:?}");
+    // `ferry logs` reaches the node through its tunnel's master.
+    let logs = ok(home, conf, &["logs", "app"]);
+    assert!(logs.starts_with("MODE=fast PASS=s3cret"), "{logs}");
+    assert_eq!(
+        ok(home, conf, &["logs", "app", "--tail", "1"]),
+        "prepared\n"
+    );
+    assert_eq!(ok(home, conf, &["logs", "app", "-c", "prepare"]), "");
+    let stamped = ok(
+        home,
+        conf,
+        &["logs", "pod/app", "--timestamps", "--tail", "1"],
+    );
+    assert!(stamped.ends_with("Z prepared\n"), "{stamped}");
+    let r = ferry(home, conf, &["logs", "app", "-c", "nope"]);
+    assert!(
+        r.stderr.contains("choose one of: [main prepare]"),
+        "{}",
+        r.stderr
+    );
 
     // SIGKILL the node agent: the pod keeps running; the restarted agent
     // re-adopts the same process and the pod stays Running.

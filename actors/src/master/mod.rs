@@ -224,6 +224,7 @@ impl Master {
         let join_ctx = Arc::new(JoinContext {
             ca: Ca::load(&ca.cert_pem, &ca.key_pem)?,
             secret: data.secret()?,
+            tunnels: Default::default(),
         });
         let api = ApiServer::new(store.clone(), cfg.store.max_value_bytes);
         let actors = MasterActors::start(api).map_err(|source| Error::Actors { source })?;

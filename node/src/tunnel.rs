@@ -1,0 +1,307 @@
+//! The node's tunnel: a connection to one master on which masters open
+//! streams to this node (container logs), so the node listens on no port.
+//! It moves to the next master when its master goes away, and records which
+//! master holds it in its Node's `ferry.dev/tunnel-master` annotation, where
+//! `ferry logs` looks.
+
+use crate::join;
+use crate::objects::Objects;
+use crate::runtime::{self, ContainerDir};
+use ferry_api::frame::{read_frame, write_frame};
+use ferry_api::proto::{ApiError, ApiRequest, ApiResponse, ErrorCode, LogsRequest, NodeStream};
+use ferry_api::tls::{self, CertPair};
+use ferry_api::{ALPN_API, MASTER_SERVER_NAME};
+use ferry_config::TransportLimits;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The annotation naming the master that holds a node's tunnel.
+pub const ANNOTATION: &str = "ferry.dev/tunnel-master";
+
+/// Keeps a tunnel open until `stop`.
+pub async fn run(
+    data_dir: PathBuf,
+    name: String,
+    api: Objects,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let Ok(endpoint) = tls::client_endpoint("0.0.0.0:0".parse().expect("static")) else {
+        tracing::warn!("no QUIC endpoint for the node tunnel");
+        return;
+    };
+    let mut next = 0usize;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        // Read each time: a renewed certificate is used from the next dial.
+        let cfg = match join::load(&data_dir) {
+            Ok(Some(c)) => c,
+            _ => return,
+        };
+        let addr = cfg.masters[next % cfg.masters.len()].clone();
+        next += 1;
+        match open(&endpoint, &cfg, &addr).await {
+            Ok(conn) => {
+                let note = json!({"metadata": {"annotations": {ANNOTATION: addr}}});
+                if let Err(e) = api.patch("nodes", None, &name, None, &note).await {
+                    tracing::debug!(error = %e, "recording the tunnel's master failed");
+                }
+                tracing::info!(master = %addr, "node tunnel open");
+                serve(&conn, &data_dir, &mut stop).await;
+                conn.close(0u32.into(), b"tunnel moves");
+            }
+            Err(e) => tracing::debug!(master = %addr, error = %e, "node tunnel failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn open(
+    endpoint: &quinn::Endpoint,
+    cfg: &ferry_config::ClientConfig,
+    addr: &str,
+) -> Result<quinn::Connection, String> {
+    let pair = CertPair {
+        cert_pem: cfg.client_cert.clone(),
+        key_pem: cfg.client_key.clone(),
+    };
+    let quic = tls::client_config(&cfg.ca_cert, &pair, ALPN_API, &TransportLimits::default())
+        .map_err(|e| e.to_string())?;
+    let target = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("no address")?;
+    let conn = tokio::time::timeout(Duration::from_secs(5), async {
+        endpoint
+            .connect_with(quic, target, MASTER_SERVER_NAME)
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|_| "timed out".to_string())??;
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    write_frame(&mut send, &ApiRequest::NodeTunnel)
+        .await
+        .map_err(|e| e.to_string())?;
+    match read_frame::<_, Result<ApiResponse, ApiError>>(&mut recv, 1 << 16).await {
+        Ok(Some(Ok(ApiResponse::TunnelOpen))) => Ok(conn),
+        other => Err(format!("unexpected answer {other:?}")),
+    }
+}
+
+async fn serve(
+    conn: &quinn::Connection,
+    data_dir: &Path,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let (send, mut recv) = tokio::select! {
+            s = conn.accept_bi() => match s {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let pods = data_dir.join("pods");
+        tokio::spawn(async move {
+            let mut send = send;
+            match read_frame::<_, NodeStream>(&mut recv, 1 << 16).await {
+                Ok(Some(NodeStream::Logs {
+                    uid,
+                    container,
+                    req,
+                })) => {
+                    let dir = ContainerDir(pods.join(&uid).join(&container));
+                    logs(&dir, &container, &req, &mut send).await;
+                }
+                _ => {
+                    let e = ApiError::new(ErrorCode::BadRequest, "bad node stream request");
+                    let _ = write_frame(&mut send, &Err::<Vec<u8>, _>(e)).await;
+                }
+            }
+            let _ = send.finish();
+        });
+    }
+}
+
+/// Formats complete records of `bytes` (a log's text from a record boundary);
+/// returns the output and how many bytes it consumed.
+pub fn render(bytes: &[u8], timestamps: bool, since: Option<&str>) -> (Vec<u8>, usize) {
+    let mut out = Vec::new();
+    let mut used = 0;
+    while let Some(i) = bytes[used..].iter().position(|b| *b == b'\n') {
+        let line = &bytes[used..used + i];
+        used += i + 1;
+        let Some(r) = runtime::parse_record(line) else {
+            continue;
+        };
+        if since.is_some_and(|s| r.time < s) {
+            continue;
+        }
+        if timestamps {
+            out.extend_from_slice(r.time.as_bytes());
+            out.push(b' ');
+        }
+        out.extend_from_slice(r.text);
+        if r.full {
+            out.push(b'\n');
+        }
+    }
+    (out, used)
+}
+
+/// The offset of the first of the last `n` full lines of `bytes`.
+pub fn tail_start(bytes: &[u8], n: u64) -> usize {
+    if n == 0 {
+        return bytes.len();
+    }
+    let mut seen = 0;
+    // Records end with '\n'; full records have " F " as their tag.
+    let mut end = bytes.len();
+    while end > 0 {
+        let start = bytes[..end - 1]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        if runtime::parse_record(&bytes[start..end - 1]).is_some_and(|r| r.full) {
+            seen += 1;
+            if seen > n {
+                return end;
+            }
+        }
+        end = start;
+    }
+    0
+}
+
+async fn send_chunk(send: &mut quinn::SendStream, bytes: Vec<u8>) -> bool {
+    for c in bytes.chunks(64 * 1024) {
+        if write_frame(send, &Ok::<Vec<u8>, ApiError>(c.to_vec()))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+    true
+}
+
+async fn logs(
+    dir: &ContainerDir,
+    container: &str,
+    req: &LogsRequest,
+    send: &mut quinn::SendStream,
+) {
+    let path = if req.previous {
+        dir.previous_log()
+    } else {
+        dir.log()
+    };
+    let Ok(bytes) = tokio::fs::read(&path).await else {
+        let msg = if req.previous {
+            format!(
+                "previous terminated container \"{container}\" in pod \"{}\" not found",
+                req.name
+            )
+        } else {
+            format!(
+                "container \"{container}\" in pod \"{}\" is waiting to start",
+                req.name
+            )
+        };
+        let _ = write_frame(
+            send,
+            &Err::<Vec<u8>, _>(ApiError::new(ErrorCode::BadRequest, msg)),
+        )
+        .await;
+        return;
+    };
+    let since = req.since_secs.map(|s| {
+        (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(s as i64))
+            .strftime("%Y-%m-%dT%H:%M:%S.%9fZ")
+            .to_string()
+    });
+    // Only whole records: the last one may still be being written.
+    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let from = req.tail.map_or(0, |n| tail_start(&bytes[..complete], n));
+    let (out, used) = render(&bytes[from..], req.timestamps, since.as_deref());
+    if !send_chunk(send, out).await {
+        return;
+    }
+    if !req.follow || req.previous {
+        return;
+    }
+    // Follow: new records as they land, until this run ends.
+    let started = dir.started();
+    let mut offset = (from + used) as u64;
+    loop {
+        let running = started.as_ref().is_some_and(runtime::running) && dir.exited().is_none();
+        let grown = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
+        if grown > offset {
+            let Ok(all) = tokio::fs::read(&path).await else {
+                return;
+            };
+            let new = &all[(offset as usize).min(all.len())..];
+            let (out, used) = render(new, req.timestamps, None);
+            offset += used as u64;
+            if !send_chunk(send, out).await {
+                return;
+            }
+            continue;
+        }
+        if !running {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = send.stopped() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &[u8] = b"2026-12-05T01:00:00.000000001Z stdout F one\n\
+2026-12-05T01:00:01.000000001Z stderr F two\n\
+2026-12-05T01:00:02.000000001Z stdout P thr\n\
+2026-12-05T01:00:02.000000002Z stdout F ee\n\
+2026-12-05T01:00:03.000000001Z stdout F four\n\
+2026-12-05T01:00:04.000000001Z stdout F par";
+
+    #[test]
+    fn records_render_with_or_without_timestamps_and_from_a_time() {
+        let (out, used) = render(LOG, false, None);
+        assert_eq!(String::from_utf8(out).unwrap(), "one\ntwo\nthree\nfour\n");
+        assert_eq!(
+            used,
+            LOG.len() - "2026-12-05T01:00:04.000000001Z stdout F par".len(),
+            "the incomplete record waits"
+        );
+        let (out, _) = render(LOG, true, Some("2026-12-05T01:00:03"));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2026-12-05T01:00:03.000000001Z four\n"
+        );
+    }
+
+    #[test]
+    fn tail_counts_whole_lines() {
+        let full = &LOG[..LOG.len() - "2026-12-05T01:00:04.000000001Z stdout F par".len()];
+        let last =
+            |n| String::from_utf8(render(&full[tail_start(full, n)..], false, None).0).unwrap();
+        assert_eq!(last(1), "four\n");
+        assert_eq!(last(2), "three\nfour\n");
+        assert_eq!(last(3), "two\nthree\nfour\n");
+        assert_eq!(last(10), "one\ntwo\nthree\nfour\n");
+        assert_eq!(last(0), "");
+    }
+}
