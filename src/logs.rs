@@ -43,12 +43,7 @@ pub async fn run(a: Args, config: Option<&Path>, namespace: Option<&str>) -> Res
         client: client.clone(),
     };
     let ns = namespace.unwrap_or("default");
-    let name = a
-        .pod
-        .strip_prefix("pod/")
-        .or_else(|| a.pod.strip_prefix("pods/"))
-        .unwrap_or(&a.pod)
-        .to_string();
+    let name = crate::exec::pod_name(&a.pod);
     let pods = resources::by_cli_name("pods").expect("served");
     let Some(pod) = api.get(pods, Some(ns), &name).await? else {
         bail!("pods \"{name}\" not found");
@@ -67,9 +62,6 @@ pub async fn run(a: Args, config: Option<&Path>, namespace: Option<&str>) -> Res
             containers.join(", ")
         );
     }
-    let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str) else {
-        bail!("pod {name} is not bound to a node yet");
-    };
     let req = ApiRequest::PodLogs(LogsRequest {
         namespace: ns.to_string(),
         name: name.clone(),
@@ -80,19 +72,11 @@ pub async fn run(a: Args, config: Option<&Path>, namespace: Option<&str>) -> Res
         timestamps: a.timestamps,
         since_secs: a.since.map(|d| d.as_secs()),
     });
-    let nodes = resources::by_cli_name("nodes").expect("served");
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut out = std::io::stdout().lock();
     loop {
         // The node's tunnel is on one master: ask that one.
-        let tunnel = api.get(nodes, None, node).await?.and_then(|n| {
-            n.pointer("/metadata/annotations/ferry.dev~1tunnel-master")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        });
-        if let Some(addr) = &tunnel {
-            let _ = client.prefer(addr).await;
-        }
+        crate::exec::route(&client, &api, ns, &name).await?;
         let mut stream = client.open_stream(&req).await?;
         let mut wrote = false;
         loop {

@@ -27,6 +27,7 @@ mod output;
 mod bench;
 mod client;
 mod cluster;
+mod exec;
 mod failover;
 mod kv;
 mod logs;
@@ -79,6 +80,8 @@ enum Command {
     Snapshot(snapshot::Cmd),
     /// Print a container's output (`-f` to follow, `--previous`, `--tail N`, `--since 5m`).
     Logs(logs::Args),
+    /// Run a command in a container (`ferry exec POD [-c C] [-i] -- CMD ARGS...`).
+    Exec(exec::Args),
     /// Bootstrap tokens for nodes to join with.
     #[command(subcommand)]
     Token(token::Cmd),
@@ -159,6 +162,7 @@ fn main() -> ExitCode {
             Command::Kv(c) => kv::run(c, cli.config.as_deref()).await,
             Command::Cluster(c) => cluster::run(c, cli.config.as_deref()).await,
             Command::Token(c) => token::run(c, cli.config.as_deref()).await,
+            Command::Exec(a) => exec::run(a, cli.config.as_deref(), cli.namespace.as_deref()).await,
             Command::Logs(a) => logs::run(a, cli.config.as_deref(), cli.namespace.as_deref()).await,
             Command::Bench(c) => bench::run(c, cli.config.as_deref()).await,
             Command::Snapshot(c) => snapshot::run(c, cli.config.as_deref()).await,

@@ -112,6 +112,16 @@ pub async fn serve(
                     join.tunnels.hold(name, conn, stop).await;
                     return;
                 }
+                ApiRequest::PodExec(x) => {
+                    return Box::pin(crate::node_join::stream_exec(
+                        &store,
+                        &join.tunnels,
+                        x,
+                        &mut send,
+                        &mut recv,
+                    ))
+                    .await
+                }
                 ApiRequest::PodLogs(l) => {
                     return Box::pin(crate::node_join::stream_logs(
                         &store,
@@ -195,6 +205,7 @@ async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError>
         | ApiRequest::NodeJoin(_)
         | ApiRequest::NodeTunnel
         | ApiRequest::PodLogs(_)
+        | ApiRequest::PodExec(_)
         | ApiRequest::RenewNodeCert { .. }
         | ApiRequest::Object(_)
         | ApiRequest::ObjectOnce { .. }

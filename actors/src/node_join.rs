@@ -17,7 +17,8 @@
 
 use ferry_api::frame::write_frame;
 use ferry_api::proto::{
-    ApiError, Consistency, ErrorCode, LogsRequest, NodeCert, NodeJoinRequest, NodeStream,
+    ApiError, Consistency, ErrorCode, ExecFrame, ExecRequest, LogsRequest, NodeCert,
+    NodeJoinRequest, NodeStream,
 };
 use ferry_api::resources;
 use ferry_api::tls::Ca;
@@ -162,23 +163,21 @@ async fn fail(send: &mut quinn::SendStream, e: ApiError) {
     let _ = send.finish();
 }
 
-/// Answers `ApiRequest::PodLogs`: finds the pod's node and proxies the log
-/// stream from it.
-pub async fn stream_logs(
+/// Finds the pod's container and the tunnel to its node: `(uid, container,
+/// node, connection)`.
+async fn reach(
     store: &Store,
     tunnels: &Tunnels,
-    req: &LogsRequest,
-    send: &mut quinn::SendStream,
-) {
+    namespace: &str,
+    name: &str,
+    container: Option<&str>,
+) -> Result<(String, String, quinn::Connection), ApiError> {
+    let bad = |msg: String| ApiError::new(ErrorCode::BadRequest, msg);
     let res = resources::by_cli_name("pods").expect("pods are served");
-    let key = res.key(Some(&req.namespace), Some(&req.name));
-    let pod = match store.get(&key, Consistency::Linearizable).await {
-        Ok((Some(kv), _)) => serde_json::from_slice::<Value>(&kv.value).unwrap_or(Value::Null),
-        Ok((None, _)) => {
-            let msg = format!("pods {:?} not found", req.name);
-            return fail(send, ApiError::new(ErrorCode::BadRequest, msg)).await;
-        }
-        Err(e) => return fail(send, e).await,
+    let key = res.key(Some(namespace), Some(name));
+    let pod = match store.get(&key, Consistency::Linearizable).await? {
+        (Some(kv), _) => serde_json::from_slice::<Value>(&kv.value).unwrap_or(Value::Null),
+        (None, _) => return Err(bad(format!("pods {name:?} not found"))),
     };
     let names: Vec<&str> = pod
         .pointer("/spec/containers")
@@ -193,76 +192,143 @@ pub async fn stream_logs(
         )
         .filter_map(|c| c["name"].as_str())
         .collect();
-    let container = match &req.container {
-        Some(c) if names.contains(&c.as_str()) => c.clone(),
+    let container = match container {
+        Some(c) if names.contains(&c) => c.to_string(),
         Some(c) => {
-            let msg = format!(
-                "container {c} is not valid for pod {}: choose one of: [{}]",
-                req.name,
+            return Err(bad(format!(
+                "container {c} is not valid for pod {name}: choose one of: [{}]",
                 names.join(" ")
-            );
-            return fail(send, ApiError::new(ErrorCode::BadRequest, msg)).await;
+            )))
         }
-        None => match names.first() {
-            Some(c) => c.to_string(),
-            None => {
-                let msg = format!("pod {} has no containers", req.name);
-                return fail(send, ApiError::new(ErrorCode::BadRequest, msg)).await;
-            }
-        },
+        None => names
+            .first()
+            .map(|c| c.to_string())
+            .ok_or_else(|| bad(format!("pod {name} has no containers")))?,
     };
     let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str) else {
-        let msg = format!("pod {} is not bound to a node yet", req.name);
-        return fail(send, ApiError::new(ErrorCode::BadRequest, msg)).await;
+        return Err(bad(format!("pod {name} is not bound to a node yet")));
     };
-    let Some(conn) = tunnels.get(node) else {
-        let msg = format!(
-            "node {node} is not connected to this master (see its {TUNNEL_ANNOTATION} annotation)"
-        );
-        return fail(send, ApiError::new(ErrorCode::Unavailable, msg)).await;
-    };
+    let conn = tunnels.get(node).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            format!("node {node} is not connected to this master (see its {TUNNEL_ANNOTATION} annotation)"),
+        )
+    })?;
     let uid = pod["metadata"]["uid"]
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let (mut to_node, mut from_node) = match conn.open_bi().await {
-        Ok(s) => s,
-        Err(e) => {
-            let msg = format!("node {node}: {e}");
-            return fail(send, ApiError::new(ErrorCode::Unavailable, msg)).await;
+    Ok((uid, container, conn))
+}
+
+/// Opens a stream to the node on `conn` and sends `ask`.
+async fn ask_node(
+    conn: &quinn::Connection,
+    ask: &NodeStream,
+) -> Result<(quinn::SendStream, quinn::RecvStream), ApiError> {
+    let unavailable = |e: String| ApiError::new(ErrorCode::Unavailable, format!("node: {e}"));
+    let (mut to, from) = conn
+        .open_bi()
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    write_frame(&mut to, ask)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    Ok((to, from))
+}
+
+/// Copies `from` to `to` until `from` ends (then finishes `to`) or `to`'s
+/// reader goes away (then stops `from`).
+async fn pipe(from: &mut quinn::RecvStream, to: &mut quinn::SendStream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let read = tokio::select! {
+            r = from.read(&mut buf) => r,
+            _ = to.stopped() => break,
+        };
+        match read {
+            Ok(Some(n)) => {
+                if to.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => {
+                let _ = to.finish();
+                return;
+            }
+            Err(_) => break,
         }
+    }
+    let _ = from.stop(0u32.into());
+    let _ = to.finish();
+}
+
+/// Answers `ApiRequest::PodLogs`: proxies the log stream from the pod's node.
+pub async fn stream_logs(
+    store: &Store,
+    tunnels: &Tunnels,
+    req: &LogsRequest,
+    send: &mut quinn::SendStream,
+) {
+    let found = reach(
+        store,
+        tunnels,
+        &req.namespace,
+        &req.name,
+        req.container.as_deref(),
+    )
+    .await;
+    let (uid, container, conn) = match found {
+        Ok(f) => f,
+        Err(e) => return fail(send, e).await,
     };
     let ask = NodeStream::Logs {
         uid,
         container,
         req: req.clone(),
     };
-    if let Err(e) = write_frame(&mut to_node, &ask).await {
-        let msg = format!("node {node}: {e}");
-        return fail(send, ApiError::new(ErrorCode::Unavailable, msg)).await;
-    }
-    let _ = to_node.finish();
-    // The node answers in the client's frame format: copy the bytes through,
-    // until either side ends (a client that goes away stops the node's stream).
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let read = tokio::select! {
-            r = from_node.read(&mut buf) => r,
-            _ = send.stopped() => break,
-        };
-        match read {
-            Ok(Some(n)) => {
-                if send.write_all(&buf[..n]).await.is_err() {
-                    break;
-                }
-            }
-            Ok(None) => {
-                let _ = send.finish();
-                return;
-            }
-            Err(_) => break,
+    match ask_node(&conn, &ask).await {
+        Ok((mut to, mut from)) => {
+            let _ = to.finish();
+            pipe(&mut from, send).await;
         }
+        Err(e) => fail(send, e).await,
     }
-    let _ = from_node.stop(0u32.into());
+}
+
+async fn fail_exec(send: &mut quinn::SendStream, e: ApiError) {
+    let _ = write_frame(send, &ExecFrame::Error(e)).await;
     let _ = send.finish();
+}
+
+/// Answers `ApiRequest::PodExec`: proxies the session both ways.
+pub async fn stream_exec(
+    store: &Store,
+    tunnels: &Tunnels,
+    req: &ExecRequest,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+) {
+    let found = reach(
+        store,
+        tunnels,
+        &req.namespace,
+        &req.name,
+        req.container.as_deref(),
+    )
+    .await;
+    let (uid, container, conn) = match found {
+        Ok(f) => f,
+        Err(e) => return fail_exec(send, e).await,
+    };
+    let ask = NodeStream::Exec {
+        uid,
+        container,
+        req: req.clone(),
+    };
+    let (mut to, mut from) = match ask_node(&conn, &ask).await {
+        Ok(s) => s,
+        Err(e) => return fail_exec(send, e).await,
+    };
+    tokio::join!(pipe(recv, &mut to), pipe(&mut from, send));
 }

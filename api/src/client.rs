@@ -534,6 +534,21 @@ impl Client {
         Ok(recv)
     }
 
+    /// Like [`Client::open_stream`], keeping the sending side open for the
+    /// caller (exec sessions).
+    pub async fn open_duplex(
+        &self,
+        req: &ApiRequest,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream)> {
+        let (_, conn) = self.connection().await?;
+        let (mut send, recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| Error::Stream(e.to_string()))?;
+        write_frame(&mut send, req).await?;
+        Ok((send, recv))
+    }
+
     /// Starts an object watch that survives master failures (resuming after the
     /// last event's resourceVersion).
     pub fn watch_objects(self: &Arc<Self>, req: ObjectRequest) -> Watch<ObjectRequest> {

@@ -136,6 +136,9 @@ pub enum ApiRequest {
     /// log's text) until its end, or with `follow` until the container's run
     /// ends or the client goes away.
     PodLogs(LogsRequest),
+    /// Runs a command in a container: after this frame the client sends
+    /// [`ExecFrame`]s (stdin) and receives [`ExecFrame`]s (output, then `Exit`).
+    PodExec(ExecRequest),
     /// A node renews its certificate before it expires (on `ferry-api/1`, with
     /// its current certificate): answered as [`ApiRequest::NodeJoin`] is.
     RenewNodeCert {
@@ -167,6 +170,38 @@ pub struct LogsRequest {
     pub since_secs: Option<u64>,
 }
 
+/// What `ferry exec` asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// The container (default: the first).
+    pub container: Option<String>,
+    /// The command and its arguments.
+    pub command: Vec<String>,
+    /// Whether stdin is sent.
+    pub stdin: bool,
+}
+
+/// One frame of an exec session, in either direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecFrame {
+    /// Input for the command.
+    Stdin(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The input ended.
+    StdinEnd,
+    /// Output.
+    Stdout(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Error output.
+    Stderr(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The command ended with this code (128 + signal when killed).
+    Exit(i32),
+    /// The command could not run.
+    Error(ApiError),
+}
+
 /// A stream a master opens to a node over its tunnel: one request frame, then
 /// the node answers as the request says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +214,15 @@ pub enum NodeStream {
         container: String,
         /// The request's options (its namespace and name are informational).
         req: LogsRequest,
+    },
+    /// A command in a container, then [`ExecFrame`]s both ways.
+    Exec {
+        /// The pod's uid.
+        uid: String,
+        /// The container.
+        container: String,
+        /// The request.
+        req: ExecRequest,
     },
 }
 
@@ -233,7 +277,7 @@ impl ApiRequest {
             | ApiRequest::NodeJoin(_)
             | ApiRequest::RenewNodeCert { .. }
             | ApiRequest::PodLogs(_) => true,
-            ApiRequest::NodeTunnel => false,
+            ApiRequest::NodeTunnel | ApiRequest::PodExec(_) => false,
             ApiRequest::RemoveMember { .. } | ApiRequest::Join(_) => false,
         }
     }

@@ -15,6 +15,9 @@ pub fn backoff(restarts: u32) -> Duration {
     Duration::from_secs(secs.min(300))
 }
 
+/// The search path a container gets unless its spec sets one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// A run this long resets the back-off.
 pub const RESET_AFTER_SECS: i64 = 600;
 
@@ -451,7 +454,17 @@ fn start(
         return;
     }
     let env = match env::build(pod, &c.spec, fetched, ip, ip) {
-        Ok(e) => e,
+        Ok(mut e) => {
+            // What an image would give: a search path, and the pod's host name.
+            if !e.iter().any(|(k, _)| k == "PATH") {
+                e.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
+            }
+            if !e.iter().any(|(k, _)| k == "HOSTNAME") {
+                let host = pod["metadata"]["name"].as_str().unwrap_or_default();
+                e.insert(1, ("HOSTNAME".into(), host.into()));
+            }
+            e
+        }
         Err(why) => {
             c.waiting = Some(("CreateContainerConfigError".into(), why));
             return;

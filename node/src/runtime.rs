@@ -47,6 +47,15 @@ impl ContainerDir {
     fn exit(&self) -> PathBuf {
         self.0.join("exit.json")
     }
+    fn spec(&self) -> PathBuf {
+        self.0.join("spec.json")
+    }
+
+    /// What the current run was started with.
+    pub fn spec_of_run(&self) -> Option<Spec> {
+        let b = std::fs::read(self.spec()).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
     /// The current run's log: stdout and stderr, one line per record in the
     /// CRI format (`<RFC 3339 time> <stdout|stderr> <F|P> <text>`).
     pub fn log(&self) -> PathBuf {
@@ -91,8 +100,8 @@ pub fn running(s: &Started) -> bool {
     !matches!(st, Some("Z" | "X"))
 }
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// What to run (kept as `spec.json`, mode 0600, for `ferry exec`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Spec {
     /// The program and its arguments.
     pub argv: Vec<String>,
@@ -115,6 +124,7 @@ pub fn start(
     if dir.log().exists() {
         std::fs::rename(dir.log(), dir.previous_log())?;
     }
+    ferry_api::files::write_private(&dir.spec(), &serde_json::to_vec(spec).expect("serializes"))?;
     let mut cmd = std::process::Command::new(shim);
     cmd.arg("shim")
         .arg("--exit-file")

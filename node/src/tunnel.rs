@@ -8,7 +8,9 @@ use crate::join;
 use crate::objects::Objects;
 use crate::runtime::{self, ContainerDir};
 use ferry_api::frame::{read_frame, write_frame};
-use ferry_api::proto::{ApiError, ApiRequest, ApiResponse, ErrorCode, LogsRequest, NodeStream};
+use ferry_api::proto::{
+    ApiError, ApiRequest, ApiResponse, ErrorCode, ExecFrame, ExecRequest, LogsRequest, NodeStream,
+};
 use ferry_api::tls::{self, CertPair};
 use ferry_api::{ALPN_API, MASTER_SERVER_NAME};
 use ferry_config::TransportLimits;
@@ -120,6 +122,14 @@ async fn serve(
                 })) => {
                     let dir = ContainerDir(pods.join(&uid).join(&container));
                     logs(&dir, &container, &req, &mut send).await;
+                }
+                Ok(Some(NodeStream::Exec {
+                    uid,
+                    container,
+                    req,
+                })) => {
+                    let dir = ContainerDir(pods.join(&uid).join(&container));
+                    exec(&dir, &container, &req, &mut send, &mut recv).await;
                 }
                 _ => {
                     let e = ApiError::new(ErrorCode::BadRequest, "bad node stream request");
@@ -264,6 +274,142 @@ async fn logs(
             _ = send.stopped() => return,
         }
     }
+}
+
+/// Runs `req`'s command with the container's environment and working
+/// directory: stdin from the client's frames, output back as frames, then the
+/// exit code.
+async fn exec(
+    dir: &ContainerDir,
+    container: &str,
+    req: &ExecRequest,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let refuse = |msg: String| ExecFrame::Error(ApiError::new(ErrorCode::BadRequest, msg));
+    let running = dir.started().as_ref().is_some_and(runtime::running) && dir.exited().is_none();
+    let (Some(spec), true) = (dir.spec_of_run(), running) else {
+        let msg = format!("container {container} in pod {} is not running", req.name);
+        let _ = write_frame(send, &refuse(msg)).await;
+        return;
+    };
+    let Some((prog, args)) = req.command.split_first() else {
+        let msg = "you must specify at least one command for the container".to_string();
+        let _ = write_frame(send, &refuse(msg)).await;
+        return;
+    };
+    let path = spec
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let stdin_mode = if req.stdin {
+        std::process::Stdio::piped()
+    } else {
+        std::process::Stdio::null()
+    };
+    let child = tokio::process::Command::new(resolve(prog, &path))
+        .args(args)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&spec.workdir)
+        .stdin(stdin_mode)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            let msg = format!("exec: {prog:?}: {e}\n");
+            let _ = write_frame(send, &ExecFrame::Stderr(msg.into_bytes())).await;
+            let _ = write_frame(send, &ExecFrame::Exit(code)).await;
+            return;
+        }
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<ExecFrame>(16);
+    let pump = |mut r: Box<dyn tokio::io::AsyncRead + Send + Unpin>, err: bool| {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            while let Ok(n) = r.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let b = buf[..n].to_vec();
+                let f = if err {
+                    ExecFrame::Stderr(b)
+                } else {
+                    ExecFrame::Stdout(b)
+                };
+                if tx.send(f).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let out = child.stdout.take().map(|o| pump(Box::new(o), false));
+    let err = child.stderr.take().map(|o| pump(Box::new(o), true));
+    drop(tx);
+    let mut stdin = child.stdin.take();
+    let input = async {
+        while let Ok(Some(f)) = read_frame::<_, ExecFrame>(recv, 1 << 20).await {
+            let failed = match (f, stdin.as_mut()) {
+                (ExecFrame::Stdin(b), Some(i)) => i.write_all(&b).await.is_err(),
+                (ExecFrame::StdinEnd, _) => true,
+                _ => false,
+            };
+            if failed {
+                break;
+            }
+        }
+        // Closes the command's stdin; the session ends with its output.
+        drop(stdin.take());
+        std::future::pending::<()>().await
+    };
+    tokio::pin!(input);
+    loop {
+        tokio::select! {
+            f = rx.recv() => match f {
+                Some(f) => {
+                    if write_frame(send, &f).await.is_err() {
+                        return; // the client went away: the command is killed on drop
+                    }
+                }
+                None => break,
+            },
+            _ = &mut input => {}
+        }
+    }
+    for t in [out, err].into_iter().flatten() {
+        let _ = t.await;
+    }
+    let code = match child.wait().await {
+        Ok(s) => {
+            use std::os::unix::process::ExitStatusExt;
+            s.code().unwrap_or(128 + s.signal().unwrap_or(0))
+        }
+        Err(_) => 1,
+    };
+    let _ = write_frame(send, &ExecFrame::Exit(code)).await;
+}
+
+/// `prog` looked up in `path` (as a shell would) when it has no '/'.
+fn resolve(prog: &str, path: &str) -> PathBuf {
+    if prog.contains('/') {
+        return PathBuf::from(prog);
+    }
+    path.split(':')
+        .map(|d| Path::new(d).join(prog))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(prog))
 }
 
 #[cfg(test)]

@@ -259,6 +259,54 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
         "{}",
         r.stderr
     );
+    // `ferry exec` runs in the container's environment and directory, passes
+    // stdin and the exit code through.
+    let out = ok(
+        home,
+        conf,
+        &[
+            "exec",
+            "app",
+            "--",
+            "sh",
+            "-c",
+            "echo $MODE $POD; cat init-done",
+        ],
+    );
+    assert_eq!(out, "fast app\nprepared\n");
+    let r = ferry(
+        home,
+        conf,
+        &["exec", "app", "--", "sh", "-c", "echo oops >&2; exit 7"],
+    );
+    assert_eq!(r.status.code(), Some(7), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("oops") && r.stderr.contains("exit code 7"),
+        "{}",
+        r.stderr
+    );
+    let r = ferry(home, conf, &["exec", "app", "--", "no-such-command"]);
+    assert_eq!(r.status.code(), Some(127), "{}", r.stderr);
+    let piped = {
+        use std::io::Write as _;
+        let mut c = crate::procs::ferry_cmd(home)
+            .args([
+                "--config", conf, "exec", "-i", "app", "--", "tr", "a-z", "A-Z",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn exec -i");
+        c.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+        c.wait_with_output().expect("exec -i")
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&piped.stdout),
+        "HELLO\n",
+        "{:?}",
+        piped
+    );
 
     // SIGKILL the node agent: the pod keeps running; the restarted agent
     // re-adopts the same process and the pod stays Running.

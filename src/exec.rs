@@ -1,0 +1,149 @@
+//! `ferry exec POD -- CMD`: runs a command in a container, on the node that
+//! runs it (through the master holding the node's tunnel), with stdin (`-i`);
+//! exits with the command's code.
+
+use crate::client::connect;
+use crate::objects::api::Api;
+use anyhow::{bail, Result};
+use ferry_api::frame::{read_frame, write_frame};
+use ferry_api::proto::{ApiRequest, ErrorCode, ExecFrame, ExecRequest};
+use ferry_api::{resources, Client};
+use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The pod (NAME or pod/NAME).
+    pod: String,
+    /// The container (default: the first).
+    #[arg(short = 'c', long)]
+    container: Option<String>,
+    /// Pass stdin to the command.
+    #[arg(short = 'i', long)]
+    stdin: bool,
+    /// Allocate a terminal (not supported yet: the command runs without one).
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+/// Points `client` at the master holding the tunnel of the node that runs
+/// pod `name`; returns the pod.
+pub async fn route(client: &Client, api: &Api, ns: &str, name: &str) -> Result<Value> {
+    let pods = resources::by_cli_name("pods").expect("served");
+    let Some(pod) = api.get(pods, Some(ns), name).await? else {
+        bail!("pods \"{name}\" not found");
+    };
+    let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str) else {
+        bail!("pod {name} is not bound to a node yet");
+    };
+    let nodes = resources::by_cli_name("nodes").expect("served");
+    let tunnel = api.get(nodes, None, node).await?.and_then(|n| {
+        n.pointer("/metadata/annotations/ferry.dev~1tunnel-master")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    if let Some(addr) = tunnel {
+        let _ = client.prefer(&addr).await;
+    }
+    Ok(pod)
+}
+
+/// The pod name of `pod/NAME` or `NAME`.
+pub fn pod_name(arg: &str) -> String {
+    arg.strip_prefix("pod/")
+        .or_else(|| arg.strip_prefix("pods/"))
+        .unwrap_or(arg)
+        .to_string()
+}
+
+pub async fn run(a: Args, config: Option<&Path>, namespace: Option<&str>) -> Result<ExitCode> {
+    let client = connect(config)?;
+    let api = Api {
+        client: client.clone(),
+    };
+    let ns = namespace.unwrap_or("default").to_string();
+    let name = pod_name(&a.pod);
+    if a.tty {
+        eprintln!(
+            "Unable to use a TTY: ferry exec does not allocate terminals yet; running without one"
+        );
+    }
+    let req = ApiRequest::PodExec(ExecRequest {
+        namespace: ns.clone(),
+        name: name.clone(),
+        container: a.container.clone(),
+        command: a.command.clone(),
+        stdin: a.stdin,
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        route(&client, &api, &ns, &name).await?;
+        let (mut send, mut recv) = client.open_duplex(&req).await?;
+        // Stdin, or its end at once.
+        let input = if a.stdin {
+            Some(tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut stdin = tokio::io::stdin();
+                let mut buf = vec![0u8; 32 * 1024];
+                while let Ok(n) = stdin.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    if write_frame(&mut send, &ExecFrame::Stdin(buf[..n].to_vec()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                let _ = write_frame(&mut send, &ExecFrame::StdinEnd).await;
+                let _ = send.finish();
+            }))
+        } else {
+            let _ = write_frame(&mut send, &ExecFrame::StdinEnd).await;
+            let _ = send.finish();
+            None
+        };
+        let mut out = std::io::stdout();
+        let mut err = std::io::stderr();
+        loop {
+            match read_frame::<_, ExecFrame>(&mut recv, 1 << 20).await {
+                Ok(Some(ExecFrame::Stdout(b))) => {
+                    let _ = out.write_all(&b).and_then(|_| out.flush());
+                }
+                Ok(Some(ExecFrame::Stderr(b))) => {
+                    let _ = err.write_all(&b);
+                }
+                Ok(Some(ExecFrame::Exit(code))) => {
+                    if let Some(i) = input {
+                        i.abort();
+                    }
+                    if code != 0 {
+                        eprintln!("command terminated with exit code {code}");
+                    }
+                    return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+                }
+                Ok(Some(ExecFrame::Error(e))) if e.code == ErrorCode::Unavailable => {
+                    if Instant::now() > deadline {
+                        bail!("{}", e.message);
+                    }
+                    break; // the node's tunnel moved: look again
+                }
+                Ok(Some(ExecFrame::Error(e))) => bail!("{}", e.message),
+                Ok(Some(_)) => {}
+                Ok(None) => bail!("the exec session ended without an exit code"),
+                Err(e) => bail!("the exec session broke: {e}"),
+            }
+        }
+        if let Some(i) = input {
+            i.abort();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
