@@ -67,6 +67,9 @@ enum Command {
     /// Run one container's command for the process runtime (started by `ferry node`).
     #[command(hide = true)]
     Shim(node::ShimArgs),
+    /// Run a command in a container's mount namespace (started by `ferry node` for exec).
+    #[command(hide = true)]
+    Nsenter(node::NsenterArgs),
     /// Start a local HA cluster on loopback and supervise it until interrupted.
     Up(up::Args),
     /// Raw key-value access to the store (debugging; admin only).
@@ -138,9 +141,12 @@ fn runtime_for(command: &Command) -> tokio::runtime::Builder {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Shim(a) = cli.command {
-        // Before any runtime or logging: the shim is the container's parent.
-        return node::shim(a);
+    match cli.command {
+        // Before any runtime or logging: the shim is the container's parent,
+        // and both need a single-threaded process for their namespaces.
+        Command::Shim(a) => return node::shim(a),
+        Command::Nsenter(a) => return node::nsenter(a),
+        _ => {}
     }
     init_logging();
     let rt = match runtime_for(&cli.command).enable_all().build() {
@@ -158,7 +164,7 @@ fn main() -> ExitCode {
             Command::Master(a) => master::run(a, cli.config).await,
             Command::Up(a) => up::run(a, cli.config).await,
             Command::Node(a) => node::run(a).await,
-            Command::Shim(_) => unreachable!("the shim runs without a runtime"),
+            Command::Shim(_) | Command::Nsenter(_) => unreachable!("run before the runtime"),
             Command::Kv(c) => kv::run(c, cli.config.as_deref()).await,
             Command::Cluster(c) => cluster::run(c, cli.config.as_deref()).await,
             Command::Token(c) => token::run(c, cli.config.as_deref()).await,

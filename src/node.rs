@@ -53,14 +53,39 @@ pub struct ShimArgs {
     /// Where the command's output is recorded.
     #[arg(long)]
     log_file: PathBuf,
+    /// The volumes to bind-mount (JSON).
+    #[arg(long, default_value = "[]")]
+    mounts: String,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     argv: Vec<String>,
 }
 
+#[derive(clap::Args)]
+pub struct NsenterArgs {
+    /// The container's process.
+    #[arg(long)]
+    pid: i32,
+    /// Its start time (clock ticks since boot), so a reused pid is refused.
+    #[arg(long)]
+    start_ticks: u64,
+    /// The working directory for the command.
+    #[arg(long)]
+    workdir: PathBuf,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    argv: Vec<String>,
+}
+
+/// Runs a command in a container's mount namespace (`ferry exec`).
+pub fn nsenter(a: NsenterArgs) -> ExitCode {
+    let code = ferry_node::runtime::nsenter(a.pid, a.start_ticks, &a.workdir, &a.argv);
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
 /// Runs a container's command (see `ferry_node::runtime`).
 pub fn shim(a: ShimArgs) -> ExitCode {
-    let code = ferry_node::runtime::shim(&a.exit_file, &a.log_file, &a.argv);
+    let code = ferry_node::runtime::shim(&a.exit_file, &a.log_file, &a.mounts, &a.argv);
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 

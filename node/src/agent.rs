@@ -237,8 +237,9 @@ async fn fetch(api: &Objects, ns: &str, pod: &Value) -> env::Fetched {
                 .into_iter()
                 .flatten(),
         );
+    let volume_sources = crate::volumes::sources(pod);
     for c in all {
-        for src in env::sources(c) {
+        for src in env::sources(c).into_iter().chain(volume_sources.clone()) {
             if fetched.contains_key(&src) {
                 continue;
             }

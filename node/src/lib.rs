@@ -17,6 +17,8 @@
 //!   shim that records their exit, re-adoptable by pid and start time.
 //! - [`tunnel`]: the connection masters open streams to this node on (logs),
 //!   and serving container logs (tail, since, timestamps, follow, previous).
+//! - [`volumes`]: pod volumes materialized under the pod's directory (the
+//!   kubelet's atomic `..data` swap) and the container's bind mounts.
 //! - [`objects`]: the object requests the agent makes.
 
 pub mod agent;
@@ -28,6 +30,7 @@ pub mod pods;
 pub mod probe;
 pub mod runtime;
 pub mod tunnel;
+pub mod volumes;
 
 /// Now, RFC 3339 with seconds (as Kubernetes writes times).
 pub fn now() -> String {

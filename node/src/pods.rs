@@ -253,6 +253,27 @@ impl PodWorker {
         if self.terminating.is_some() {
             return self.stop();
         }
+        // Volumes first (again each time: ConfigMap and Secret volumes follow
+        // their objects); a container starts only once its volumes exist.
+        let volumes = match crate::volumes::prepare(&self.pod, &self.dir, fetched, ip) {
+            Ok(v) => v,
+            Err(why) => {
+                for c in self.init.iter_mut().chain(self.containers.iter_mut()) {
+                    if c.started.is_none() {
+                        let w = Some(("CreateContainerConfigError".to_string(), why.clone()));
+                        if c.waiting != w {
+                            self.events.push((
+                                "Warning".into(),
+                                "FailedMount".into(),
+                                format!("MountVolume.SetUp failed: {why}"),
+                            ));
+                        }
+                        c.waiting = w;
+                    }
+                }
+                return;
+            }
+        };
         let policy = restart_policy(&self.pod).to_string();
         // Init containers run one at a time, in order, and must succeed.
         for i in 0..self.init.len() {
@@ -266,7 +287,7 @@ impl PodWorker {
                 _ => {}
             }
             let before = c.waiting.clone();
-            start(c, &self.pod, shim, fetched, ip, &self.dir);
+            start(c, &self.pod, shim, fetched, ip, &self.dir, &volumes);
             failed_event(&mut self.events, &before, c);
             return;
         }
@@ -287,7 +308,7 @@ impl PodWorker {
             };
             if restart {
                 let before = c.waiting.clone();
-                start(c, &self.pod, shim, fetched, ip, &self.dir);
+                start(c, &self.pod, shim, fetched, ip, &self.dir, &volumes);
                 failed_event(&mut self.events, &before, c);
             }
         }
@@ -416,6 +437,7 @@ fn start(
     fetched: &env::Fetched,
     ip: &str,
     pod_dir: &Path,
+    volumes: &std::collections::BTreeMap<String, PathBuf>,
 ) {
     if c.not_before.is_some_and(|t| Instant::now() < t) {
         return;
@@ -499,10 +521,18 @@ fn start(
             c.restarts.to_string().as_bytes(),
         );
     }
+    let mounts = match crate::volumes::mounts(&c.spec, volumes) {
+        Ok(m) => m,
+        Err(why) => {
+            c.waiting = Some(("CreateContainerConfigError".into(), why));
+            return;
+        }
+    };
     let spec = runtime::Spec {
         argv,
         env: env.clone(),
         workdir,
+        mounts,
     };
     match runtime::start(shim, &c.dir, &spec) {
         Ok((started, child)) => {

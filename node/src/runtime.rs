@@ -109,6 +109,9 @@ pub struct Spec {
     pub env: Vec<(String, String)>,
     /// Working directory.
     pub workdir: PathBuf,
+    /// Volumes bind-mounted in the container's own mount namespace.
+    #[serde(default)]
+    pub mounts: Vec<crate::volumes::Mount>,
 }
 
 /// Starts `spec` through the shim, in a fresh container directory `dir`. The
@@ -131,6 +134,8 @@ pub fn start(
         .arg(dir.exit())
         .arg("--log-file")
         .arg(dir.log())
+        .arg("--mounts")
+        .arg(serde_json::to_string(&spec.mounts).expect("serializes"))
         .arg("--")
         .args(&spec.argv)
         .env_clear()
@@ -167,7 +172,7 @@ pub fn signal(s: &Started, sig: Signal) {
 /// the command through the group; the shim catches them (a handler, which the
 /// command does not inherit, unlike an ignored signal) to outlive the command
 /// and record its end. SIGKILL ends both: the agent then reports exit 137.
-pub fn shim(exit_file: &Path, log_file: &Path, argv: &[String]) -> i32 {
+pub fn shim(exit_file: &Path, log_file: &Path, mounts: &str, argv: &[String]) -> i32 {
     let log = match std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -179,6 +184,22 @@ pub fn shim(exit_file: &Path, log_file: &Path, argv: &[String]) -> i32 {
             return 126;
         }
     };
+    // The mount namespace first: unshare needs a single-threaded process.
+    let mounts: Vec<crate::volumes::Mount> = match serde_json::from_str(mounts) {
+        Ok(m) => m,
+        Err(e) => {
+            write_record(
+                &log,
+                "stderr",
+                format!("ferry shim: bad --mounts: {e}\n").as_bytes(),
+            );
+            return 126;
+        }
+    };
+    if let Err(e) = mount_volumes(&mounts) {
+        write_record(&log, "stderr", format!("ferry shim: {e}\n").as_bytes());
+        return 126;
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -261,6 +282,100 @@ pub fn shim(exit_file: &Path, log_file: &Path, argv: &[String]) -> i32 {
         &serde_json::to_vec(&exited).expect("serializes"),
     );
     exited.code
+}
+
+/// `ferry nsenter`: joins the mount namespace of process `pid` (if it is still
+/// the one that started at `start_ticks`) and becomes `argv`. Returns only on
+/// failure, with the exit code to use.
+pub fn nsenter(pid: i32, ticks: u64, workdir: &Path, argv: &[String]) -> i32 {
+    if start_ticks(pid) != Some(ticks) {
+        eprintln!("the container is not running");
+        return 126;
+    }
+    let ns = match std::fs::File::open(format!("/proc/{pid}/ns/mnt")) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("entering the container's mount namespace: {e}");
+            return 126;
+        }
+    };
+    if let Err(e) = nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS) {
+        eprintln!("entering the container's mount namespace: {e}");
+        return 126;
+    }
+    let Some((prog, args)) = argv.split_first() else {
+        return 127;
+    };
+    // Entering a mount namespace moves the working directory to its root.
+    let e = std::os::unix::process::CommandExt::exec(
+        std::process::Command::new(prog)
+            .args(args)
+            .current_dir(workdir),
+    );
+    eprintln!("exec: {prog:?}: {e}");
+    if e.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    }
+}
+
+/// Gives this process (and the command it starts) a private mount namespace
+/// with each volume bind-mounted at its target (created if missing).
+fn mount_volumes(mounts: &[crate::volumes::Mount]) -> Result<(), String> {
+    use nix::mount::{mount, MsFlags};
+    if mounts.is_empty() {
+        return Ok(());
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| {
+        format!("volumes need a private mount namespace, which this node may not create ({e}): run the node as root")
+    })?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("making mounts private: {e}"))?;
+    for m in mounts {
+        if m.source.is_dir() {
+            std::fs::create_dir_all(&m.target)
+                .map_err(|e| format!("mountPath {}: {e}", m.target.display()))?;
+        } else if !m.target.exists() {
+            if let Some(p) = m.target.parent() {
+                std::fs::create_dir_all(p)
+                    .map_err(|e| format!("mountPath {}: {e}", m.target.display()))?;
+            }
+            std::fs::write(&m.target, b"")
+                .map_err(|e| format!("mountPath {}: {e}", m.target.display()))?;
+        }
+        mount(
+            Some(&m.source),
+            &m.target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            format!(
+                "mounting {} at {}: {e}",
+                m.source.display(),
+                m.target.display()
+            )
+        })?;
+        if m.read_only {
+            mount(
+                None::<&str>,
+                &m.target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .map_err(|e| format!("making {} read-only: {e}", m.target.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The longest record; a longer line is split into partial (`P`) records.

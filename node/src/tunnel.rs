@@ -310,7 +310,26 @@ async fn exec(
     } else {
         std::process::Stdio::null()
     };
-    let child = tokio::process::Command::new(resolve(prog, &path))
+    // A container with volumes has its own mount namespace: enter it first
+    // (through `ferry nsenter`, a fresh single-threaded process).
+    let started = dir.started();
+    let mut cmd = match (&started, spec.mounts.is_empty(), std::env::current_exe()) {
+        (Some(s), false, Ok(ferry)) => {
+            let mut c = tokio::process::Command::new(ferry);
+            c.arg("nsenter")
+                .arg("--pid")
+                .arg(s.pid.to_string())
+                .arg("--start-ticks")
+                .arg(s.start_ticks.to_string())
+                .arg("--workdir")
+                .arg(&spec.workdir)
+                .arg("--")
+                .arg(resolve(prog, &path));
+            c
+        }
+        _ => tokio::process::Command::new(resolve(prog, &path)),
+    };
+    let child = cmd
         .args(args)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))

@@ -81,8 +81,12 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Doc>> {
         let source = format!("{name}#{}", i + 1);
         let v: Value = match serde_yaml::Value::deserialize(de) {
             Ok(serde_yaml::Value::Null) => continue,
-            Ok(y) => serde_json::to_value(y)
-                .map_err(|e| anyhow::anyhow!("{source}: not representable as JSON: {e}"))?,
+            Ok(y) => {
+                let mut v = serde_json::to_value(y)
+                    .map_err(|e| anyhow::anyhow!("{source}: not representable as JSON: {e}"))?;
+                octal_modes(&mut v);
+                v
+            }
             Err(e) => bail!("{source}: invalid YAML: {e}"),
         };
         expand(&source, v, &mut out)?;
@@ -91,6 +95,29 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Doc>> {
 }
 
 use serde::Deserialize;
+
+/// File modes written as YAML 1.1 octal literals (`defaultMode: 0644`), which
+/// kubectl's YAML reader turns into numbers (420); serde_yaml, a YAML 1.2
+/// reader, leaves a number with a leading zero as a string.
+fn octal_modes(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                let octal = matches!(k.as_str(), "defaultMode" | "mode")
+                    .then(|| x.as_str())
+                    .flatten()
+                    .filter(|s| s.len() > 1 && s.starts_with('0'))
+                    .and_then(|s| i64::from_str_radix(&s[1..], 8).ok());
+                match octal {
+                    Some(n) => *x = Value::from(n),
+                    None => octal_modes(x),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(octal_modes),
+        _ => {}
+    }
+}
 
 fn expand(source: &str, v: Value, out: &mut Vec<Doc>) -> Result<()> {
     if !v.is_object() {
@@ -121,6 +148,20 @@ fn expand(source: &str, v: Value, out: &mut Vec<Doc>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn octal_file_modes_read_as_kubectl_reads_them() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  volumes:\n  - name: s\n    secret: {secretName: s, defaultMode: 0400, items: [{key: k, path: k, mode: 0644}]}\n  - name: c\n    configMap: {name: c, defaultMode: 420}\n  containers: [{name: c, image: i, env: [{name: mode, value: '0644'}]}]\n";
+        let docs = parse("m.yaml", text).unwrap();
+        let v = &docs[0].obj["spec"];
+        assert_eq!(v["volumes"][0]["secret"]["defaultMode"], 256);
+        assert_eq!(v["volumes"][0]["secret"]["items"][0]["mode"], 420);
+        assert_eq!(v["volumes"][1]["configMap"]["defaultMode"], 420);
+        assert_eq!(
+            v["containers"][0]["env"][0]["value"], "0644",
+            "other strings stay"
+        );
+    }
 
     #[test]
     fn multi_document_yaml_json_and_lists() {

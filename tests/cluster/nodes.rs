@@ -104,6 +104,14 @@ spec:
     - {name: APP, valueFrom: {fieldRef: {fieldPath: "metadata.labels['app']"}}}
     - {name: NAME, value: world}
     - {name: GREETING, value: "hello-$(NAME)"}
+    volumeMounts:
+    - {name: config, mountPath: MOUNT, readOnly: true}
+    - {name: secret, mountPath: MOUNT-secret}
+  volumes:
+  - name: config
+    configMap: {name: app-config}
+  - name: secret
+    secret: {secretName: app-secret, defaultMode: 0400}
 "#;
 
 const CRASH: &str = r#"
@@ -210,7 +218,11 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
 
     // A pod with env from a ConfigMap, a Secret and the downward API, and an
     // init container, runs as a real process and reports Running and Ready.
-    apply(home, conf, APP);
+    // A configMap volume at an absolute mountPath: seen by the container (in
+    // its own mount namespace), not by the host.
+    let mount = home.join("mnt").join("app-config");
+    let mount = mount.to_str().unwrap();
+    apply(home, conf, &APP.replace("MOUNT", mount));
     let p = wait_pod(home, conf, "app", "app Running and Ready", |p| {
         p["status"]["phase"] == "Running" && p["status"]["containerStatuses"][0]["ready"] == true
     })
@@ -274,6 +286,43 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
         ],
     );
     assert_eq!(out, "fast app\nprepared\n");
+    let script = format!("cat {mount}/mode {mount}/settings.txt; echo; cat {mount}-secret/password; echo; touch {mount}/x 2>/dev/null || echo read-only");
+    let out = ok(home, conf, &["exec", "app", "--", "sh", "-c", &script]);
+    assert_eq!(out, "fastx=1\ns3cret\nread-only\n");
+    assert_eq!(
+        std::fs::read_dir(mount).map(|d| d.count()).unwrap_or(0),
+        0,
+        "the host sees the volume"
+    );
+    // The volume follows its ConfigMap (the `..data` swap).
+    ok(
+        home,
+        conf,
+        &[
+            "patch",
+            "configmap",
+            "app-config",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"mode":"slow"}}"#,
+        ],
+    );
+    wait_until("the volume updated in place", T, || {
+        let r = ferry(
+            home,
+            conf,
+            &["exec", "app", "--", "cat", &format!("{mount}/mode")],
+        );
+        async move {
+            if r.stdout == "slow" {
+                Ok(())
+            } else {
+                Err(format!("{}{}", r.stdout, r.stderr))
+            }
+        }
+    })
+    .await;
     let r = ferry(
         home,
         conf,

@@ -1,0 +1,495 @@
+//! Pod volumes for the process runtime: `emptyDir`, `configMap`, `secret`,
+//! `downwardAPI`, `projected` and `hostPath`.
+//!
+//! The agent materializes each volume under the pod's directory
+//! (`volumes/<name>`). ConfigMap, Secret, downward API and projected volumes
+//! are written as the kubelet writes them: the files live in a timestamped
+//! directory, `..data` is a symlink to it, and each key is a symlink through
+//! `..data`; an update writes a new directory and swaps `..data` atomically,
+//! so a container sees the whole old or the whole new content. The shim then
+//! bind-mounts each volume at its `mountPath` in the container's private
+//! mount namespace ([`crate::runtime`]).
+
+use crate::env::{self, Source};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// One bind mount into a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// What is mounted (a directory or file on the node).
+    pub source: PathBuf,
+    /// Where the container sees it (absolute).
+    pub target: PathBuf,
+    /// Read-only.
+    pub read_only: bool,
+}
+
+/// The ConfigMaps and Secrets `pod`'s volumes name.
+pub fn sources(pod: &Value) -> Vec<Source> {
+    let mut out = Vec::new();
+    let mut add = |v: &Value| {
+        if let Some(n) = v.pointer("/configMap/name").and_then(Value::as_str) {
+            out.push(Source::ConfigMap(n.to_string()));
+        }
+        if let Some(n) = v.pointer("/secret/secretName").and_then(Value::as_str) {
+            out.push(Source::Secret(n.to_string()));
+        }
+        if let Some(n) = v.pointer("/secret/name").and_then(Value::as_str) {
+            out.push(Source::Secret(n.to_string()));
+        }
+    };
+    for v in pod
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        add(v);
+        for s in v
+            .pointer("/projected/sources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            add(s);
+        }
+    }
+    out.sort_by_key(|s| format!("{s:?}"));
+    out.dedup();
+    out
+}
+
+/// A volume's files: relative path → (content, mode).
+type Files = BTreeMap<String, (Vec<u8>, u32)>;
+
+fn mode_of(v: &Value, default: u32) -> u32 {
+    v.as_u64().map_or(default, |m| m as u32 & 0o777)
+}
+
+/// The files of a ConfigMap or Secret source (`items` select and rename keys).
+fn object_files(
+    src: &Value,
+    obj: Option<&Value>,
+    secret: bool,
+    default_mode: u32,
+    files: &mut Files,
+) -> Result<(), String> {
+    let name = src["name"]
+        .as_str()
+        .or(src["secretName"].as_str())
+        .unwrap_or_default();
+    let optional = src["optional"].as_bool().unwrap_or(false);
+    let what = if secret { "secret" } else { "configmap" };
+    let Some(obj) = obj else {
+        if optional {
+            return Ok(());
+        }
+        return Err(format!("{what} \"{name}\" not found"));
+    };
+    let mut data: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (field, b64) in [("data", secret), ("binaryData", true)] {
+        for (k, v) in obj[field].as_object().into_iter().flatten() {
+            let s = v.as_str().unwrap_or_default();
+            let bytes = if b64 {
+                ferry_api::token::base64_decode(s)
+                    .ok_or_else(|| format!("{what} \"{name}\": key {k} is not base64"))?
+            } else {
+                s.as_bytes().to_vec()
+            };
+            data.insert(k.clone(), bytes);
+        }
+    }
+    let mode = mode_of(&src["defaultMode"], default_mode);
+    match src["items"].as_array() {
+        Some(items) => {
+            for it in items {
+                let key = it["key"].as_str().unwrap_or_default();
+                let path = it["path"].as_str().unwrap_or(key);
+                check_path(path)?;
+                let Some(bytes) = data.get(key) else {
+                    if optional {
+                        continue;
+                    }
+                    return Err(format!("{what} \"{name}\" has no key {key}"));
+                };
+                files.insert(
+                    path.to_string(),
+                    (bytes.clone(), mode_of(&it["mode"], mode)),
+                );
+            }
+        }
+        None => {
+            for (k, bytes) in data {
+                files.insert(k, (bytes, mode));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A volume file path must stay inside the volume.
+fn check_path(p: &str) -> Result<(), String> {
+    if p.is_empty() || p.starts_with('/') || p.split('/').any(|c| c == ".." || c.starts_with(".."))
+    {
+        return Err(format!(
+            "volume file path {p:?} must be relative and may not contain '..'"
+        ));
+    }
+    Ok(())
+}
+
+fn downward_files(
+    src: &Value,
+    pod: &Value,
+    ip: &str,
+    default_mode: u32,
+    files: &mut Files,
+) -> Result<(), String> {
+    for it in src["items"].as_array().into_iter().flatten() {
+        let path = it["path"].as_str().unwrap_or_default();
+        check_path(path)?;
+        let value = if let Some(f) = it.pointer("/fieldRef/fieldPath").and_then(Value::as_str) {
+            match f {
+                "metadata.labels" | "metadata.annotations" => {
+                    let map = &pod["metadata"][f.trim_start_matches("metadata.")];
+                    map.as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| format!("{k}=\"{}\"\n", v.as_str().unwrap_or_default()))
+                        .collect::<String>()
+                }
+                _ => {
+                    let probe = serde_json::json!({"env": [{"name": "V", "valueFrom": {"fieldRef": {"fieldPath": f}}}]});
+                    let vars = env::build(pod, &probe, &env::Fetched::new(), ip, ip)?;
+                    vars.into_iter().next().map(|(_, v)| v).unwrap_or_default()
+                }
+            }
+        } else {
+            return Err(format!(
+                "downwardAPI item {path}: only fieldRef is supported"
+            ));
+        };
+        files.insert(
+            path.to_string(),
+            (value.into_bytes(), mode_of(&it["mode"], default_mode)),
+        );
+    }
+    Ok(())
+}
+
+/// Writes `files` into `dir` the kubelet's way (see the module doc); returns
+/// whether anything changed.
+pub fn write_atomic(dir: &Path, files: &Files) -> std::io::Result<bool> {
+    std::fs::create_dir_all(dir)?;
+    let data = dir.join("..data");
+    // Unchanged: nothing to do.
+    if let Ok(cur) = std::fs::read_link(&data) {
+        let cur = dir.join(cur);
+        let same = files.iter().all(|(p, (bytes, mode))| {
+            let f = cur.join(p);
+            std::fs::read(&f).ok().as_ref() == Some(bytes)
+                && std::fs::metadata(&f).is_ok_and(|m| m.permissions().mode() & 0o777 == *mode)
+        }) && count_files(&cur) == files.len();
+        if same {
+            return Ok(false);
+        }
+    }
+    let stamp = format!("..{}", jiff::Timestamp::now().as_nanosecond());
+    let new = dir.join(&stamp);
+    std::fs::create_dir_all(&new)?;
+    for (p, (bytes, mode)) in files {
+        let f = new.join(p);
+        if let Some(parent) = f.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&f, bytes)?;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(*mode))?;
+    }
+    // Swap `..data` atomically: a new symlink renamed over the old one.
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&stamp, &tmp)?;
+    let old = std::fs::read_link(&data).ok();
+    std::fs::rename(&tmp, &data)?;
+    // Top-level names point through `..data`.
+    let tops: std::collections::BTreeSet<String> = files
+        .keys()
+        .map(|p| p.split('/').next().unwrap_or(p).to_string())
+        .collect();
+    for t in &tops {
+        let link = dir.join(t);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(t), &link)?;
+        }
+    }
+    // Names no longer in the volume go.
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if !n.starts_with("..") && !tops.contains(&n) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    if let Some(old) = old {
+        let _ = std::fs::remove_dir_all(dir.join(old));
+    }
+    Ok(true)
+}
+
+fn count_files(dir: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        match e.file_type() {
+            Ok(t) if t.is_dir() => n += count_files(&e.path()),
+            Ok(_) => n += 1,
+            Err(_) => {}
+        }
+    }
+    n
+}
+
+/// Materializes `pod`'s volumes under `pod_dir/volumes` (again on every sync:
+/// ConfigMap and Secret volumes follow their objects) and returns each
+/// volume's directory by name. `Err` names what is missing or unsupported.
+pub fn prepare(
+    pod: &Value,
+    pod_dir: &Path,
+    fetched: &env::Fetched,
+    ip: &str,
+) -> Result<BTreeMap<String, PathBuf>, String> {
+    let mut out = BTreeMap::new();
+    let root = pod_dir.join("volumes");
+    for v in pod
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = v["name"].as_str().unwrap_or_default().to_string();
+        let dir = root.join(&name);
+        let mut files = Files::new();
+        let get = |s: &Source| fetched.get(s).cloned().flatten();
+        if v.get("emptyDir").is_some() {
+            std::fs::create_dir_all(&dir).map_err(|e| format!("volume {name}: {e}"))?;
+            out.insert(name, dir);
+            continue;
+        } else if let Some(h) = v.get("hostPath") {
+            let path = PathBuf::from(h["path"].as_str().unwrap_or_default());
+            match h["type"].as_str().unwrap_or("") {
+                "DirectoryOrCreate" => {
+                    std::fs::create_dir_all(&path).map_err(|e| format!("volume {name}: {e}"))?
+                }
+                "Directory" if !path.is_dir() => {
+                    return Err(format!("hostPath {} is not a directory", path.display()))
+                }
+                "File" if !path.is_file() => {
+                    return Err(format!("hostPath {} is not a file", path.display()))
+                }
+                _ => {}
+            }
+            out.insert(name, path);
+            continue;
+        } else if let Some(c) = v.get("configMap") {
+            let src = Source::ConfigMap(c["name"].as_str().unwrap_or_default().into());
+            object_files(c, get(&src).as_ref(), false, 0o644, &mut files)?;
+        } else if let Some(s) = v.get("secret") {
+            let src = Source::Secret(s["secretName"].as_str().unwrap_or_default().into());
+            object_files(s, get(&src).as_ref(), true, 0o644, &mut files)?;
+        } else if let Some(d) = v.get("downwardAPI") {
+            let mode = mode_of(&d["defaultMode"], 0o644);
+            downward_files(d, pod, ip, mode, &mut files)?;
+        } else if let Some(p) = v.get("projected") {
+            let mode = mode_of(&p["defaultMode"], 0o644);
+            for s in p["sources"].as_array().into_iter().flatten() {
+                if let Some(c) = s.get("configMap") {
+                    let src = Source::ConfigMap(c["name"].as_str().unwrap_or_default().into());
+                    object_files(c, get(&src).as_ref(), false, mode, &mut files)?;
+                } else if let Some(c) = s.get("secret") {
+                    let src = Source::Secret(c["name"].as_str().unwrap_or_default().into());
+                    object_files(c, get(&src).as_ref(), true, mode, &mut files)?;
+                } else if let Some(d) = s.get("downwardAPI") {
+                    downward_files(d, pod, ip, mode, &mut files)?;
+                } else {
+                    return Err(format!("volume {name}: this projected source is not supported by the process runtime"));
+                }
+            }
+        } else {
+            let kind = v
+                .as_object()
+                .and_then(|m| m.keys().find(|k| *k != "name").cloned())
+                .unwrap_or_else(|| "(none)".into());
+            return Err(format!(
+                "volume {name}: {kind} volumes are not supported by the process runtime"
+            ));
+        }
+        write_atomic(&dir, &files).map_err(|e| format!("volume {name}: {e}"))?;
+        out.insert(name, dir);
+    }
+    Ok(out)
+}
+
+/// The mounts of `container` from its `volumeMounts`.
+pub fn mounts(
+    container: &Value,
+    volumes: &BTreeMap<String, PathBuf>,
+) -> Result<Vec<Mount>, String> {
+    let mut out = Vec::new();
+    for m in container["volumeMounts"].as_array().into_iter().flatten() {
+        let name = m["name"].as_str().unwrap_or_default();
+        let target = m["mountPath"].as_str().unwrap_or_default();
+        if !target.starts_with('/') {
+            return Err(format!(
+                "volumeMount {name}: mountPath {target:?} must be absolute"
+            ));
+        }
+        let Some(src) = volumes.get(name) else {
+            return Err(format!("volumeMount {name}: no volume of that name"));
+        };
+        let source = match m["subPath"].as_str().filter(|s| !s.is_empty()) {
+            Some(sub) => {
+                check_path(sub)?;
+                src.join(sub)
+            }
+            None => src.clone(),
+        };
+        out.push(Mount {
+            source,
+            target: PathBuf::from(target),
+            read_only: m["readOnly"].as_bool().unwrap_or(false),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn config_volumes_are_written_atomically_and_follow_updates() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pod = json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": "web"}},
+        "spec": {"volumes": [
+            {"name": "cfg", "configMap": {"name": "c", "items": [{"key": "a", "path": "dir/a.txt"}]}},
+            {"name": "sec", "secret": {"secretName": "s", "defaultMode": 0o400}},
+            {"name": "info", "downwardAPI": {"items": [
+                {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+                {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+            {"name": "scratch", "emptyDir": {}},
+        ]}});
+        let mut fetched = env::Fetched::new();
+        fetched.insert(
+            Source::ConfigMap("c".into()),
+            Some(json!({"data": {"a": "one", "b": "two"}})),
+        );
+        fetched.insert(
+            Source::Secret("s".into()),
+            Some(json!({"data": {"pw": "czNjcmV0"}})),
+        );
+        let vols = prepare(&pod, tmp.path(), &fetched, "10.0.0.1").unwrap();
+        let read = |v: &str, p: &str| std::fs::read_to_string(vols[v].join(p)).unwrap();
+        assert_eq!(read("cfg", "dir/a.txt"), "one");
+        assert!(!vols["cfg"].join("b").exists(), "items select keys");
+        assert_eq!(read("sec", "pw"), "s3cret");
+        let mode = std::fs::metadata(vols["sec"].join("pw"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o400);
+        assert_eq!(read("info", "name"), "p");
+        assert_eq!(read("info", "labels"), "app=\"web\"\n");
+        assert!(vols["scratch"].is_dir());
+        // An update swaps `..data`; the path through the symlink sees it.
+        let before = std::fs::read_link(vols["cfg"].join("..data")).unwrap();
+        assert!(
+            !write_atomic(&vols["cfg"], &{
+                let mut f = Files::new();
+                f.insert("dir/a.txt".into(), (b"one".to_vec(), 0o644));
+                f
+            })
+            .unwrap(),
+            "unchanged content is not rewritten"
+        );
+        fetched.insert(
+            Source::ConfigMap("c".into()),
+            Some(json!({"data": {"a": "uno"}})),
+        );
+        prepare(&pod, tmp.path(), &fetched, "10.0.0.1").unwrap();
+        assert_eq!(read("cfg", "dir/a.txt"), "uno");
+        assert_ne!(
+            std::fs::read_link(vols["cfg"].join("..data")).unwrap(),
+            before
+        );
+        assert!(
+            !vols["cfg"].join(&before).exists(),
+            "the old generation is removed"
+        );
+    }
+
+    #[test]
+    fn missing_objects_and_unsupported_volumes_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pod = |v: Value| json!({"metadata": {"name": "p"}, "spec": {"volumes": [v]}});
+        let none = env::Fetched::new();
+        let e = prepare(
+            &pod(json!({"name": "v", "configMap": {"name": "gone"}})),
+            tmp.path(),
+            &none,
+            "",
+        )
+        .unwrap_err();
+        assert_eq!(e, "configmap \"gone\" not found");
+        assert!(prepare(
+            &pod(json!({"name": "v", "configMap": {"name": "gone", "optional": true}})),
+            tmp.path(),
+            &none,
+            ""
+        )
+        .is_ok());
+        let e = prepare(
+            &pod(json!({"name": "v", "persistentVolumeClaim": {"claimName": "x"}})),
+            tmp.path(),
+            &none,
+            "",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("persistentVolumeClaim volumes are not supported"),
+            "{e}"
+        );
+        let mut f = env::Fetched::new();
+        f.insert(
+            Source::ConfigMap("c".into()),
+            Some(json!({"data": {"a": "1"}})),
+        );
+        let e = prepare(&pod(json!({"name": "v", "configMap": {"name": "c", "items": [{"key": "a", "path": "../x"}]}})), tmp.path(), &f, "").unwrap_err();
+        assert!(e.contains("may not contain '..'"), "{e}");
+        let vols: BTreeMap<String, PathBuf> = [("v".to_string(), PathBuf::from("/x"))].into();
+        let e = mounts(
+            &json!({"volumeMounts": [{"name": "v", "mountPath": "rel"}]}),
+            &vols,
+        )
+        .unwrap_err();
+        assert!(e.contains("must be absolute"), "{e}");
+        let e = mounts(
+            &json!({"volumeMounts": [{"name": "w", "mountPath": "/a"}]}),
+            &vols,
+        )
+        .unwrap_err();
+        assert!(e.contains("no volume of that name"), "{e}");
+        let m = mounts(&json!({"volumeMounts": [{"name": "v", "mountPath": "/a", "subPath": "k", "readOnly": true}]}), &vols).unwrap();
+        assert_eq!(
+            m,
+            [Mount {
+                source: "/x/k".into(),
+                target: "/a".into(),
+                read_only: true
+            }]
+        );
+    }
+}
