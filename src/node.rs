@@ -56,6 +56,9 @@ pub struct ShimArgs {
     /// The volumes to bind-mount (JSON).
     #[arg(long, default_value = "[]")]
     mounts: String,
+    /// The cgroup.procs files to join (JSON).
+    #[arg(long, default_value = "[]")]
+    cgroups: String,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     argv: Vec<String>,
@@ -85,7 +88,7 @@ pub fn nsenter(a: NsenterArgs) -> ExitCode {
 
 /// Runs a container's command (see `ferry_node::runtime`).
 pub fn shim(a: ShimArgs) -> ExitCode {
-    let code = ferry_node::runtime::shim(&a.exit_file, &a.log_file, &a.mounts, &a.argv);
+    let code = ferry_node::runtime::shim(&a.exit_file, &a.log_file, &a.mounts, &a.cgroups, &a.argv);
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 

@@ -76,6 +76,13 @@ pub async fn run(
         stop.clone(),
     ));
     let mut workers: HashMap<String, PodWorker> = HashMap::new();
+    let cgroups = crate::cgroups::Layout::detect();
+    match &cgroups {
+        crate::cgroups::Layout::Unavailable(why) => {
+            tracing::warn!("container resource limits are not enforced: {why}")
+        }
+        layout => tracing::info!(?layout, "containers get cgroups with their limits"),
+    }
     let pods_dir = opts.data_dir.join("pods");
     std::fs::create_dir_all(&pods_dir)?;
     let mut next_lease = Instant::now();
@@ -127,7 +134,7 @@ pub async fn run(
                 Err(e) => tracing::warn!(error = %e, "certificate renewal failed; retrying"),
             }
         }
-        if let Err(e) = sync_pods(&api, &opts, &pods_dir, &mut workers).await {
+        if let Err(e) = sync_pods(&api, &opts, &pods_dir, &mut workers, &cgroups).await {
             tracing::warn!(error = %e, "pod sync failed");
         }
         tokio::select! {
@@ -260,6 +267,7 @@ async fn sync_pods(
     opts: &Options,
     pods_dir: &std::path::Path,
     workers: &mut HashMap<String, PodWorker>,
+    cgroups: &crate::cgroups::Layout,
 ) -> Result<()> {
     let pods = api
         .list("pods", &format!("spec.nodeName={}", opts.name))
@@ -297,12 +305,14 @@ async fn sync_pods(
                 )
                 .await?;
                 let _ = std::fs::remove_dir_all(&w.dir);
+                crate::cgroups::remove(cgroups, &uid);
+                crate::cgroups::remove(cgroups, &uid);
                 workers.remove(&uid);
             }
             continue;
         }
         let fetched = fetch(api, &ns, &pod).await;
-        w.sync(&opts.shim, &fetched, &ip);
+        w.sync(&opts.shim, &fetched, &ip, cgroups);
         for (kind, reason, message) in std::mem::take(&mut w.events) {
             let event =
                 crate::node::event(&pod, &opts.name, &kind, &reason, &message, &crate::now());
@@ -310,7 +320,7 @@ async fn sync_pods(
                 tracing::debug!(error = %e, "recording an event failed");
             }
         }
-        let status = w.status(&ip);
+        let status = w.status(&ip, cgroups);
         if w.written.as_ref() != Some(&status) {
             match api
                 .patch(
@@ -356,6 +366,7 @@ async fn sync_pods(
         w.stop();
         if w.live() == 0 {
             let _ = std::fs::remove_dir_all(&w.dir);
+            crate::cgroups::remove(cgroups, &uid);
             workers.remove(&uid);
         }
     }

@@ -11,6 +11,8 @@
 //!   period) and the pod status they report.
 //! - [`probe`]: liveness, readiness and startup probes (exec, httpGet,
 //!   tcpSocket): the result state machine and one run of each action.
+//! - [`cgroups`]: a cgroup per container (v1 or v2) with its memory, CPU and
+//!   pid limits; OOM kills detected.
 //! - [`env`]: a container's environment (`$(VAR)`, ConfigMap/Secret refs,
 //!   the downward API) (pure).
 //! - [`runtime`]: the process runtime — containers as process groups behind a
@@ -22,6 +24,7 @@
 //! - [`objects`]: the object requests the agent makes.
 
 pub mod agent;
+pub mod cgroups;
 pub mod env;
 pub mod join;
 pub mod node;

@@ -170,6 +170,7 @@ impl Container {
                     code: 137,
                     signal: Some(9),
                     finished_at: crate::now(),
+                    oom_killed: false,
                 }));
                 false
             }
@@ -249,7 +250,13 @@ impl PodWorker {
 
     /// Starts, restarts or stops containers as the pod's spec and policy say.
     /// `fetched` holds the ConfigMaps and Secrets the environment reads.
-    pub fn sync(&mut self, shim: &Path, fetched: &env::Fetched, ip: &str) {
+    pub fn sync(
+        &mut self,
+        shim: &Path,
+        fetched: &env::Fetched,
+        ip: &str,
+        cgroups: &crate::cgroups::Layout,
+    ) {
         if self.terminating.is_some() {
             return self.stop();
         }
@@ -274,6 +281,17 @@ impl PodWorker {
                 return;
             }
         };
+        // Copies: the workers below borrow `self` mutably.
+        let (pod, dir) = (self.pod.clone(), self.dir.clone());
+        let ctx = StartCtx {
+            pod: &pod,
+            shim,
+            fetched,
+            ip,
+            pod_dir: &dir,
+            volumes: &volumes,
+            cgroups,
+        };
         let policy = restart_policy(&self.pod).to_string();
         // Init containers run one at a time, in order, and must succeed.
         for i in 0..self.init.len() {
@@ -287,7 +305,7 @@ impl PodWorker {
                 _ => {}
             }
             let before = c.waiting.clone();
-            start(c, &self.pod, shim, fetched, ip, &self.dir, &volumes);
+            start(c, &ctx, &mut self.events);
             failed_event(&mut self.events, &before, c);
             return;
         }
@@ -308,7 +326,7 @@ impl PodWorker {
             };
             if restart {
                 let before = c.waiting.clone();
-                start(c, &self.pod, shim, fetched, ip, &self.dir, &volumes);
+                start(c, &ctx, &mut self.events);
                 failed_event(&mut self.events, &before, c);
             }
         }
@@ -346,7 +364,19 @@ impl PodWorker {
     }
 
     /// The pod's status as the kubelet reports it.
-    pub fn status(&mut self, host_ip: &str) -> Value {
+    pub fn status(&mut self, host_ip: &str, cgroups: &crate::cgroups::Layout) -> Value {
+        // A run the kernel SIGKILLed in its cgroup for its memory: OOMKilled.
+        for c in self.init.iter_mut().chain(self.containers.iter_mut()) {
+            if let Some(e) = c.exited.as_mut() {
+                if (e.signal == Some(9) || e.code == 137)
+                    && !e.oom_killed
+                    && c.killed.is_none()
+                    && crate::cgroups::oom_killed(cgroups, &self.uid, &c.name)
+                {
+                    e.oom_killed = true;
+                }
+            }
+        }
         let policy = restart_policy(&self.pod).to_string();
         // Stable across syncs, so an unchanged status is not written again.
         let since = self.start_time.clone();
@@ -430,15 +460,27 @@ fn failed_event(
     }
 }
 
-fn start(
-    c: &mut Container,
-    pod: &Value,
-    shim: &Path,
-    fetched: &env::Fetched,
-    ip: &str,
-    pod_dir: &Path,
-    volumes: &std::collections::BTreeMap<String, PathBuf>,
-) {
+/// What starting a container needs from its pod and node.
+struct StartCtx<'a> {
+    pod: &'a Value,
+    shim: &'a Path,
+    fetched: &'a env::Fetched,
+    ip: &'a str,
+    pod_dir: &'a Path,
+    volumes: &'a std::collections::BTreeMap<String, PathBuf>,
+    cgroups: &'a crate::cgroups::Layout,
+}
+
+fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, String)>) {
+    let StartCtx {
+        pod,
+        shim,
+        fetched,
+        ip,
+        pod_dir,
+        volumes,
+        cgroups,
+    } = *ctx;
     if c.not_before.is_some_and(|t| Instant::now() < t) {
         return;
     }
@@ -528,11 +570,45 @@ fn start(
             return;
         }
     };
+    let limits = match crate::cgroups::limits(&c.spec, None) {
+        Ok(l) => l,
+        Err(why) => {
+            c.waiting = Some(("CreateContainerConfigError".into(), why));
+            return;
+        }
+    };
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+    let cgroup_procs = match cgroups {
+        crate::cgroups::Layout::Unavailable(why) => {
+            if limits.any() && c.restarts == 0 && c.started.is_none() {
+                events.push((
+                    "Warning".into(),
+                    "LimitsNotEnforced".into(),
+                    format!(
+                        "container {}: resource limits are not enforced on this node: {why}",
+                        c.name
+                    ),
+                ));
+            }
+            Vec::new()
+        }
+        layout => match crate::cgroups::create(layout, uid, &c.name, &limits) {
+            Ok(p) => p,
+            Err(e) => {
+                c.waiting = Some((
+                    "RunContainerError".into(),
+                    format!("creating its cgroup: {e}"),
+                ));
+                return;
+            }
+        },
+    };
     let spec = runtime::Spec {
         argv,
         env: env.clone(),
         workdir,
         mounts,
+        cgroups: cgroup_procs,
     };
     match runtime::start(shim, &c.dir, &spec) {
         Ok((started, child)) => {
@@ -554,7 +630,13 @@ fn start(
 fn terminated(e: &Exited, started_at: &str) -> Value {
     let mut t = json!({
         "exitCode": e.code,
-        "reason": if e.code == 0 { "Completed" } else { "Error" },
+        "reason": if e.oom_killed {
+            "OOMKilled"
+        } else if e.code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        },
         "finishedAt": e.finished_at,
     });
     if let Some(sig) = e.signal {

@@ -34,6 +34,9 @@ pub struct Exited {
     pub signal: Option<i32>,
     /// When it ended (RFC 3339).
     pub finished_at: String,
+    /// Killed by the kernel for exceeding its memory limit (set by the agent).
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 /// The files of one container run.
@@ -112,6 +115,9 @@ pub struct Spec {
     /// Volumes bind-mounted in the container's own mount namespace.
     #[serde(default)]
     pub mounts: Vec<crate::volumes::Mount>,
+    /// The `cgroup.procs` files the shim joins before it starts the command.
+    #[serde(default)]
+    pub cgroups: Vec<PathBuf>,
 }
 
 /// Starts `spec` through the shim, in a fresh container directory `dir`. The
@@ -136,6 +142,8 @@ pub fn start(
         .arg(dir.log())
         .arg("--mounts")
         .arg(serde_json::to_string(&spec.mounts).expect("serializes"))
+        .arg("--cgroups")
+        .arg(serde_json::to_string(&spec.cgroups).expect("serializes"))
         .arg("--")
         .args(&spec.argv)
         .env_clear()
@@ -172,7 +180,13 @@ pub fn signal(s: &Started, sig: Signal) {
 /// the command through the group; the shim catches them (a handler, which the
 /// command does not inherit, unlike an ignored signal) to outlive the command
 /// and record its end. SIGKILL ends both: the agent then reports exit 137.
-pub fn shim(exit_file: &Path, log_file: &Path, mounts: &str, argv: &[String]) -> i32 {
+pub fn shim(
+    exit_file: &Path,
+    log_file: &Path,
+    mounts: &str,
+    cgroups: &str,
+    argv: &[String],
+) -> i32 {
     let log = match std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -197,6 +211,16 @@ pub fn shim(exit_file: &Path, log_file: &Path, mounts: &str, argv: &[String]) ->
         }
     };
     if let Err(e) = mount_volumes(&mounts) {
+        write_record(&log, "stderr", format!("ferry shim: {e}\n").as_bytes());
+        return 126;
+    }
+    // Into the container's cgroup: the command and its children start there.
+    let joined = serde_json::from_str::<Vec<PathBuf>>(cgroups)
+        .map_err(|e| format!("bad --cgroups: {e}"))
+        .and_then(|procs| {
+            crate::cgroups::join(&procs).map_err(|e| format!("joining the container's cgroup: {e}"))
+        });
+    if let Err(e) = joined {
         write_record(&log, "stderr", format!("ferry shim: {e}\n").as_bytes());
         return 126;
     }
@@ -261,6 +285,7 @@ pub fn shim(exit_file: &Path, log_file: &Path, mounts: &str, argv: &[String]) ->
                 code: status.code().unwrap_or(128 + signal.unwrap_or(0)),
                 signal,
                 finished_at: crate::now(),
+                oom_killed: false,
             }
         }
         Err(e) => {
@@ -274,6 +299,7 @@ pub fn shim(exit_file: &Path, log_file: &Path, mounts: &str, argv: &[String]) ->
                 },
                 signal: None,
                 finished_at: crate::now(),
+                oom_killed: false,
             }
         }
     };

@@ -145,6 +145,21 @@ spec:
       failureThreshold: 2
 "#;
 
+const HUNGRY: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: hungry}
+spec:
+  nodeName: n1
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "sleep 1; head -c 400000000 /dev/zero | tail"]
+    resources:
+      limits: {memory: 32Mi, cpu: 500m}
+"#;
+
 const BAD_REF: &str = r#"
 apiVersion: v1
 kind: Pod
@@ -416,6 +431,35 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
         events.contains("Unhealthy") && events.contains("Liveness probe failed"),
         "{events}"
     );
+
+    // Limits: a container over its memory limit is OOMKilled (where the node
+    // may create cgroups, as root on CI; elsewhere an event says so).
+    apply(home, conf, HUNGRY);
+    if !matches!(
+        ferry_node::cgroups::Layout::detect(),
+        ferry_node::cgroups::Layout::Unavailable(_)
+    ) {
+        let h = wait_pod(home, conf, "hungry", "hungry OOMKilled", |p| {
+            p["status"]["phase"] == "Failed"
+        })
+        .await;
+        let t = &h["status"]["containerStatuses"][0]["state"]["terminated"];
+        assert_eq!(t["reason"], "OOMKilled", "{}", h["status"]);
+        assert_eq!(t["exitCode"], 137);
+        assert_eq!(h["status"]["qosClass"], "Guaranteed");
+    } else {
+        wait_until("an event saying limits are not enforced", T, || {
+            let events = ferry(home, conf, &["get", "events", "-o", "json"]).stdout;
+            async move {
+                if events.contains("LimitsNotEnforced") {
+                    Ok(())
+                } else {
+                    Err(events)
+                }
+            }
+        })
+        .await;
+    }
 
     // A container that exits non-zero backs off and says so, with its exit code.
     apply(home, conf, CRASH);
