@@ -69,6 +69,7 @@ pub async fn run(a: Args, config: Option<PathBuf>) -> Result<ExitCode> {
         cfg.advertise = a.advertise;
     }
     cfg.validate()?;
+    let init = a.init && !a.force_new_cluster;
     let boot = match (a.init, a.join, a.token, a.restore) {
         _ if a.force_new_cluster => Bootstrap::ForceNewCluster,
         (true, _, _, Some(file)) => Bootstrap::Restore(file),
@@ -99,10 +100,55 @@ pub async fn run(a: Args, config: Option<PathBuf>) -> Result<ExitCode> {
         master.addr,
         token.trim()
     );
+    if init {
+        // A new cluster: once it serves, a bootstrap token for nodes.
+        let admin = master.admin_config(&[master.addr.to_string()])?;
+        let addr = master.addr.to_string();
+        tokio::spawn(async move {
+            match node_token(&admin).await {
+                Ok(t) => outln!(
+                    "join a node with: {}",
+                    crate::token::join_command(&t, &[addr])
+                ),
+                Err(e) => tracing::warn!("no node join token: {e:#}"),
+            }
+        });
+    }
     wait_for_signal().await;
     tracing::info!("shutting down");
     master.shutdown_for_exit().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Creates a bootstrap token valid for a day through the API of a cluster
+/// that is coming up (the client retries until it serves).
+pub async fn node_token(
+    admin: &ferry_config::ClientConfig,
+) -> Result<ferry_api::token::BootstrapToken> {
+    let api = crate::objects::api::Api {
+        client: std::sync::Arc::new(ferry_api::Client::new(admin)?),
+    };
+    let token = ferry_api::token::BootstrapToken::generate();
+    let expires = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24))
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let secret = token.to_secret(Some(&expires), Some("nodes join with it"));
+    let secrets = ferry_api::resources::by_cli_name("secrets").expect("served");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        // The kube-system namespace appears once the first leader's controllers run.
+        match api
+            .create(secrets, Some(ferry_api::token::NAMESPACE), &secret)
+            .await
+        {
+            Ok(_) => return Ok(token),
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::debug!("creating the node token: {e:#}");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Waits for SIGINT or SIGTERM.

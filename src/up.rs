@@ -309,13 +309,7 @@ async fn start_nodes(dir: &Path, n: usize, local: &Local) -> Result<(Vec<Proc>, 
     let api = crate::objects::api::Api {
         client: std::sync::Arc::new(Client::new(&local.admin)?),
     };
-    let secrets = ferry_api::resources::by_cli_name("secrets").expect("served");
-    let token = BootstrapToken::generate();
-    let expires = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24))
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    let secret = token.to_secret(Some(&expires), Some("ferry up: nodes join with it"));
-    api.create(secrets, Some(ferry_api::token::NAMESPACE), &secret)
+    let token = crate::master::node_token(&local.admin)
         .await
         .context("creating the nodes' bootstrap token")?;
     let mut procs: Vec<Proc> = (1..=n)

@@ -337,7 +337,21 @@ pub async fn describe(
                 outln!("");
             }
             first = false;
-            let text = if res.kind == "Service" {
+            let text = if res.kind == "Node" {
+                let name = obj
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let leases = resources::by_cli_name("leases").expect("leases served");
+                let lease = api.get(leases, Some("kube-node-lease"), name).await?;
+                let pods_res = resources::by_cli_name("pods").expect("pods served");
+                let lo = ListOptions {
+                    field_selector: Some(format!("spec.nodeName={name}")),
+                    ..Default::default()
+                };
+                let (pods, _) = api.list(pods_res, None, &lo).await?;
+                printers::describe::describe_node(&obj, lease.as_ref(), &pods, &events, now)
+            } else if res.kind == "Service" {
                 let ep_res = resources::by_cli_name("endpoints").expect("endpoints served");
                 let name = obj
                     .pointer("/metadata/name")

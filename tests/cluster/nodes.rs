@@ -591,7 +591,7 @@ stringData:
     let listed = ok(home, conf, &["token", "list"]);
     let id = listed
         .lines()
-        .find(|l| l.contains("ferry up"))
+        .find(|l| l.contains("nodes join with it"))
         .and_then(|l| l.split('.').next())
         .unwrap_or_else(|| panic!("ferry up's token is not listed:\n{listed}"))
         .to_string();

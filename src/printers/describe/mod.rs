@@ -5,6 +5,7 @@
 //! config maps, secrets).
 
 mod kinds;
+mod node;
 mod pod;
 
 use kinds::{config_map, deployment, secret, service};
@@ -75,6 +76,49 @@ impl Doc {
 /// involving it) as a table, or `Events: <none>`.
 pub fn describe(res: &Resource, obj: &Value, events: &[Value], now: Timestamp) -> String {
     describe_with(res, obj, None, events, now)
+}
+
+/// [`describe`] of a Node with its Lease and the pods bound to it.
+pub fn describe_node(
+    node: &Value,
+    lease: Option<&Value>,
+    pods: &[Value],
+    events: &[Value],
+    now: Timestamp,
+) -> String {
+    let mut d = Doc::default();
+    d.kv(0, "Name", text(node, "/metadata/name"));
+    node::node(&mut d, node, lease, pods, now);
+    events_section(&mut d, events, now);
+    d.finish()
+}
+
+/// Conditions with their heartbeat and transition times, reason and message
+/// (as kubectl shows a node's).
+fn conditions_full(d: &mut Doc, o: &Value) {
+    d.line(0, "Conditions:");
+    d.line(
+        1,
+        "Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage",
+    );
+    d.line(
+        1,
+        "----\t------\t-----------------\t------------------\t------\t-------",
+    );
+    for c in list(o, "/status/conditions") {
+        d.line(
+            1,
+            format!(
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                text(c, "/type"),
+                text(c, "/status"),
+                describe_time(text(c, "/lastHeartbeatTime")),
+                describe_time(text(c, "/lastTransitionTime")),
+                text(c, "/reason"),
+                text(c, "/message")
+            ),
+        );
+    }
 }
 
 /// [`describe`] of a Service with its Endpoints object, which adds each

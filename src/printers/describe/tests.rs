@@ -182,3 +182,54 @@ fn a_config_map_shows_its_data() {
         "{out}"
     );
 }
+
+#[test]
+fn a_node_shows_taints_lease_conditions_capacity_and_its_pods() {
+    let node = json!({
+        "metadata": {"name": "n1", "creationTimestamp": "2025-05-31T00:00:00Z",
+                     "labels": {"kubernetes.io/hostname": "n1", "node-role.kubernetes.io/worker": ""}},
+        "spec": {"taints": [{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]},
+        "status": {
+            "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+            "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+            "addresses": [{"type": "InternalIP", "address": "127.0.1.1"}, {"type": "Hostname", "address": "n1"}],
+            "conditions": [{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",
+                            "message": "Kubelet stopped posting node status.",
+                            "lastHeartbeatTime": "2025-05-31T23:59:00Z", "lastTransitionTime": "2025-05-31T23:59:30Z"}],
+            "nodeInfo": {"kernelVersion": "6.1", "osImage": "Debian", "operatingSystem": "linux",
+                         "architecture": "amd64", "containerRuntimeVersion": "process://ferry",
+                         "kubeletVersion": "v1.33.0-ferry"}},
+    });
+    let lease =
+        json!({"spec": {"holderIdentity": "n1", "renewTime": "2025-05-31T23:59:00.000000Z"}});
+    let pod = |name: &str, phase: &str| {
+        json!({
+            "metadata": {"name": name, "namespace": "default", "creationTimestamp": "2025-05-31T23:00:00Z"},
+            "spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": "500m", "memory": "1Gi"}}}]},
+            "status": {"phase": phase},
+        })
+    };
+    let out = super::describe_node(
+        &node,
+        Some(&lease),
+        &[pod("a", "Running"), pod("b", "Succeeded")],
+        &[],
+        now(),
+    );
+    for want in [
+        "Roles:              worker",
+        "Taints:             node.kubernetes.io/unreachable:NoExecute",
+        "HolderIdentity:  n1",
+        "Ready  Unknown",
+        "Kubelet stopped posting node status.",
+        "InternalIP:  127.0.1.1",
+        "Container Runtime Version:  process://ferry",
+        "Non-terminated Pods:          (1 in total)",
+        "default                     a     500m (25%)    500m (25%)  1Gi (25%)        1Gi (25%)      60m",
+        "cpu       500m (25%)  500m (25%)",
+        "memory    1Gi (25%)   1Gi (25%)",
+        "Events:",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+}
