@@ -6,33 +6,13 @@
 //! objects.
 
 use crate::harness::{serial, wait_until};
-use crate::procs::{free_ports, pids_with_arg, run_ferry, Ran};
+use crate::procs::{ferry, free_ports, ok, pids_with_arg, run_ferry, T};
 use crate::up::Up;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
-
-const T: Duration = Duration::from_secs(60);
-
-fn ferry(home: &Path, conf: &str, args: &[&str]) -> Ran {
-    let mut all = vec!["--config", conf];
-    all.extend_from_slice(args);
-    run_ferry(home, &all, T)
-}
-
-fn ok(home: &Path, conf: &str, args: &[&str]) -> String {
-    let r = ferry(home, conf, args);
-    assert!(
-        r.status.success(),
-        "`ferry {}` failed: {}{}",
-        args.join(" "),
-        r.stderr,
-        r.stdout
-    );
-    r.stdout
-}
 
 fn apply(home: &Path, conf: &str, manifest: &str) {
     let path = home.join(format!("m-{}.yaml", rand::random::<u32>()));

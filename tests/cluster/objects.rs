@@ -4,33 +4,13 @@
 //! master it is connected to.
 
 use crate::harness::{serial, wait_until};
-use crate::procs::{ferry_cmd, free_ports, run_ferry, Ran};
+use crate::procs::{ferry, ferry_cmd, free_ports, ok, Ran, T};
 use crate::up::Up;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
-
-const T: Duration = Duration::from_secs(60);
-
-fn ferry(home: &Path, conf: &str, args: &[&str]) -> Ran {
-    let mut all = vec!["--config", conf];
-    all.extend_from_slice(args);
-    run_ferry(home, &all, T)
-}
-
-fn ok(home: &Path, conf: &str, args: &[&str]) -> String {
-    let r = ferry(home, conf, args);
-    assert!(
-        r.status.success(),
-        "`ferry {}` failed: {}{}",
-        args.join(" "),
-        r.stderr,
-        r.stdout
-    );
-    r.stdout
-}
 
 /// The stdout of a successful `ferry ARGS` (an `-o json` get), parsed.
 fn get_json(home: &Path, conf: &str, args: &[&str]) -> Value {

@@ -119,3 +119,26 @@ pub fn run_ferry(home: &Path, args: &[&str], timeout: Duration) -> Ran {
     let _ = std::fs::remove_file(&err_path);
     ran
 }
+
+/// How long one CLI command in the end-to-end tests may take.
+pub const T: Duration = Duration::from_secs(60);
+
+/// `ferry --config CONF ARGS`.
+pub fn ferry(home: &Path, conf: &str, args: &[&str]) -> Ran {
+    let mut all = vec!["--config", conf];
+    all.extend_from_slice(args);
+    run_ferry(home, &all, T)
+}
+
+/// The stdout of `ferry --config CONF ARGS`, which must succeed.
+pub fn ok(home: &Path, conf: &str, args: &[&str]) -> String {
+    let r = ferry(home, conf, args);
+    assert!(
+        r.status.success(),
+        "`ferry {}` failed: {}{}",
+        args.join(" "),
+        r.stderr,
+        r.stdout
+    );
+    r.stdout
+}
