@@ -24,7 +24,7 @@ pub struct Args {
     /// Pass stdin to the command.
     #[arg(short = 'i', long)]
     stdin: bool,
-    /// Allocate a terminal (not supported yet: the command runs without one).
+    /// Run the command on a terminal (with -i from a terminal: raw mode here).
     #[arg(short = 't', long)]
     tty: bool,
     /// The command and its arguments (after `--`).
@@ -54,6 +54,28 @@ pub async fn route(client: &Client, api: &Api, ns: &str, name: &str) -> Result<V
     Ok(pod)
 }
 
+/// The local terminal in raw mode until dropped.
+struct RawMode(nix::sys::termios::Termios);
+
+impl RawMode {
+    fn enter() -> Option<RawMode> {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode(saved))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        use nix::sys::termios::{tcsetattr, SetArg};
+        let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &self.0);
+    }
+}
+
 /// The pod name of `pod/NAME` or `NAME`.
 pub fn pod_name(arg: &str) -> String {
     arg.strip_prefix("pod/")
@@ -69,17 +91,20 @@ pub async fn run(a: Args, config: Option<&Path>, namespace: Option<&str>) -> Res
     };
     let ns = namespace.unwrap_or("default").to_string();
     let name = pod_name(&a.pod);
-    if a.tty {
-        eprintln!(
-            "Unable to use a TTY: ferry exec does not allocate terminals yet; running without one"
-        );
+    use std::io::IsTerminal;
+    let tty = a.tty && (!a.stdin || std::io::stdin().is_terminal());
+    if a.tty && !tty {
+        eprintln!("Unable to use a TTY - input is not a terminal or the right kind of file");
     }
+    // Raw mode while a terminal session runs; restored on the way out.
+    let _raw = (tty && a.stdin).then(RawMode::enter).flatten();
     let req = ApiRequest::PodExec(ExecRequest {
         namespace: ns.clone(),
         name: name.clone(),
         container: a.container.clone(),
         command: a.command.clone(),
         stdin: a.stdin,
+        tty,
     });
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {

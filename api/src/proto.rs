@@ -183,6 +183,9 @@ pub struct ExecRequest {
     pub command: Vec<String>,
     /// Whether stdin is sent.
     pub stdin: bool,
+    /// Run the command on a terminal (its output then comes as `Stdout` only).
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// One frame of an exec session, in either direction.

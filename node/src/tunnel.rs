@@ -305,10 +305,41 @@ async fn exec(
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    let stdin_mode = if req.stdin {
-        std::process::Stdio::piped()
+    // With a terminal, the command's stdin, stdout and stderr are its pty's
+    // slave side, and the session reads and writes the master side.
+    let pty = if req.tty {
+        match nix::pty::openpty(None, None) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let msg = format!("allocating a terminal: {e}");
+                let _ = write_frame(send, &refuse(msg)).await;
+                return;
+            }
+        }
     } else {
-        std::process::Stdio::null()
+        None
+    };
+    let slave = |p: &nix::pty::OpenptyResult| -> std::io::Result<std::process::Stdio> {
+        Ok(std::process::Stdio::from(p.slave.try_clone()?))
+    };
+    let stdio = match &pty {
+        Some(p) => (|| Ok::<_, std::io::Error>((slave(p)?, slave(p)?, slave(p)?)))(),
+        None => Ok((
+            if req.stdin {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            },
+            std::process::Stdio::piped(),
+            std::process::Stdio::piped(),
+        )),
+    };
+    let (stdin_mode, stdout_mode, stderr_mode) = match stdio {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = write_frame(send, &refuse(format!("allocating a terminal: {e}"))).await;
+            return;
+        }
     };
     // A container with volumes has its own mount namespace: enter it first
     // (through `ferry nsenter`, a fresh single-threaded process).
@@ -335,10 +366,13 @@ async fn exec(
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&spec.workdir)
         .stdin(stdin_mode)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(stdout_mode)
+        .stderr(stderr_mode)
         .kill_on_drop(true)
         .spawn();
+    // The builder holds the terminal's slave side: closed here, so the master
+    // side reads an end once the command (the only holder left) exits.
+    drop(cmd);
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
@@ -374,15 +408,36 @@ async fn exec(
             }
         })
     };
-    let out = child.stdout.take().map(|o| pump(Box::new(o), false));
+    // The terminal's master side: output from it, input to it.
+    let (mut term_in, term_out) = match pty {
+        Some(p) => {
+            drop(p.slave);
+            let master = std::fs::File::from(p.master);
+            match master.try_clone() {
+                Ok(m2) => (
+                    Some(tokio::fs::File::from_std(m2)),
+                    Some(tokio::fs::File::from_std(master)),
+                ),
+                Err(_) => (None, None),
+            }
+        }
+        None => (None, None),
+    };
+    let out = match term_out {
+        Some(t) => Some(pump(Box::new(t), false)),
+        None => child.stdout.take().map(|o| pump(Box::new(o), false)),
+    };
     let err = child.stderr.take().map(|o| pump(Box::new(o), true));
     drop(tx);
     let mut stdin = child.stdin.take();
     let input = async {
         while let Ok(Some(f)) = read_frame::<_, ExecFrame>(recv, 1 << 20).await {
-            let failed = match (f, stdin.as_mut()) {
-                (ExecFrame::Stdin(b), Some(i)) => i.write_all(&b).await.is_err(),
-                (ExecFrame::StdinEnd, _) => true,
+            let failed = match (f, stdin.as_mut(), term_in.as_mut()) {
+                (ExecFrame::Stdin(b), Some(i), _) => i.write_all(&b).await.is_err(),
+                (ExecFrame::Stdin(b), None, Some(t)) => {
+                    t.write_all(&b).await.is_err() || t.flush().await.is_err()
+                }
+                (ExecFrame::StdinEnd, _, _) => true,
                 _ => false,
             };
             if failed {

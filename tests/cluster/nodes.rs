@@ -329,6 +329,34 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
         "{}",
         r.stderr
     );
+    // -t: the command runs on a terminal (a pty on the node).
+    let t = ok(
+        home,
+        conf,
+        &[
+            "exec",
+            "-t",
+            "app",
+            "--",
+            "sh",
+            "-c",
+            "test -t 1 && echo on-a-terminal",
+        ],
+    );
+    assert!(t.contains("on-a-terminal"), "{t:?}");
+    let t = ok(
+        home,
+        conf,
+        &[
+            "exec",
+            "app",
+            "--",
+            "sh",
+            "-c",
+            "test -t 1 || echo no-terminal",
+        ],
+    );
+    assert_eq!(t, "no-terminal\n");
     let r = ferry(home, conf, &["exec", "app", "--", "no-such-command"]);
     assert_eq!(r.status.code(), Some(127), "{}", r.stderr);
     let piped = {
