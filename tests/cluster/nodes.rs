@@ -781,6 +781,7 @@ async fn a_silent_node_is_marked_and_its_pods_evicted_but_a_master_failover_mark
     )
     .await;
     let took = frozen.elapsed();
+    eprintln!("node frozen -> Unknown, tainted, pod marked: {took:?}");
     assert!(took < Duration::from_secs(15), "took {took:?}");
     assert_eq!(
         node_ready(home, conf, "n1"),
