@@ -7,25 +7,14 @@
 
 use crate::apiserver::actor::{ApiServerActor, Handle, StartWatch};
 use crate::apiserver::Failure;
+use crate::join::JoinContext;
 use actix::Addr;
 use ferry_api::frame::{read_frame, write_frame};
 use ferry_api::object::{ObjectEvent, ObjectRequest, Verb};
-use ferry_api::proto::{
-    ApiError, ApiRequest, ApiResponse, ErrorCode, JoinRequest, JoinResponse, SnapshotPart,
-};
-use ferry_api::tls::{Ca, Identity};
+use ferry_api::proto::{ApiError, ApiRequest, ApiResponse, ErrorCode, SnapshotPart};
+use ferry_api::tls::Identity;
 use ferry_raft::Store;
 use std::sync::Arc;
-
-/// What the join handler needs.
-pub struct JoinContext {
-    /// The cluster CA (to issue the joiner's certificate).
-    pub ca: Ca,
-    /// The join secret.
-    pub secret: String,
-    /// Connections nodes offered for streams to them (see [`crate::node_join::Tunnels`]).
-    pub tunnels: crate::node_join::Tunnels,
-}
 
 /// Decides whether `who` may make `req`. Admins and masters may do anything;
 /// other identities may read cluster status and use the object API (which
@@ -42,7 +31,7 @@ pub fn authorize(who: &Identity, req: &ApiRequest) -> Result<(), ApiError> {
     }
 }
 
-async fn reply(send: &mut quinn::SendStream, r: &Result<ApiResponse, ApiError>) {
+pub(crate) async fn reply(send: &mut quinn::SendStream, r: &Result<ApiResponse, ApiError>) {
     if write_frame(send, r).await.is_ok() {
         let _ = send.finish();
     }
@@ -113,7 +102,7 @@ pub async fn serve(
                     return;
                 }
                 ApiRequest::PodExec(x) => {
-                    return Box::pin(crate::node_join::stream_exec(
+                    return Box::pin(crate::tunnel::stream_exec(
                         &store,
                         &join.tunnels,
                         x,
@@ -123,7 +112,7 @@ pub async fn serve(
                     .await
                 }
                 ApiRequest::PodLogs(l) => {
-                    return Box::pin(crate::node_join::stream_logs(
+                    return Box::pin(crate::tunnel::stream_logs(
                         &store,
                         &join.tunnels,
                         l,
@@ -134,7 +123,7 @@ pub async fn serve(
                 ApiRequest::RenewNodeCert { csr, lifetime_secs } => {
                     let resp = match &who {
                         Identity::Node(name) => {
-                            crate::node_join::issue(&store, &join.ca, csr, name, *lifetime_secs)
+                            crate::join::issue(&store, &join.ca, csr, name, *lifetime_secs)
                                 .await
                                 .map(|c| ApiResponse::NodeCert(Box::new(c)))
                         }
@@ -348,96 +337,6 @@ fn actor_gone(e: actix::MailboxError) -> ApiError {
         ErrorCode::Unavailable,
         format!("the API server actor is unavailable ({e}); try another master"),
     )
-}
-
-/// Serves a joining master's connection (it has no certificate yet).
-pub async fn serve_join(store: Store, conn: quinn::Connection, ctx: Arc<JoinContext>) {
-    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
-        let req = match read_frame::<_, ApiRequest>(&mut recv, 64 * 1024).await {
-            Ok(Some(ApiRequest::Join(j))) => j,
-            Ok(Some(ApiRequest::NodeDiscover { token_id, nonce })) => {
-                let resp = crate::node_join::discover(&store, &ctx.ca, &token_id, &nonce)
-                    .await
-                    .map(|(ca_cert, mac)| ApiResponse::NodeDiscovered { ca_cert, mac });
-                reply(&mut send, &resp).await;
-                continue;
-            }
-            Ok(Some(ApiRequest::NodeJoin(j))) => {
-                let resp = crate::node_join::join(&store, &ctx.ca, &j)
-                    .await
-                    .map(|c| ApiResponse::NodeCert(Box::new(c)));
-                reply(&mut send, &resp).await;
-                continue;
-            }
-            Ok(Some(_)) => {
-                let e = ApiError::new(
-                    ErrorCode::Unauthenticated,
-                    "only join requests are accepted without a certificate",
-                );
-                reply(&mut send, &Err(e)).await;
-                continue;
-            }
-            Ok(None) => continue,
-            Err(e) => {
-                reply(
-                    &mut send,
-                    &Err(ApiError::new(
-                        ErrorCode::BadRequest,
-                        format!("bad join frame: {e}"),
-                    )),
-                )
-                .await;
-                continue;
-            }
-        };
-        let resp = join(&store, &ctx, req).await;
-        reply(&mut send, &resp.map(|r| ApiResponse::Joined(Box::new(r)))).await;
-    }
-}
-
-async fn join(
-    store: &Store,
-    ctx: &JoinContext,
-    req: JoinRequest,
-) -> Result<JoinResponse, ApiError> {
-    if !crate::master::identity::secrets_match(&req.secret, &ctx.secret) {
-        tracing::warn!(addr = %req.addr, "join refused: bad token");
-        return Err(ApiError::new(
-            ErrorCode::Unauthenticated,
-            "join token secret is wrong",
-        ));
-    }
-    let sock: std::net::SocketAddr = req.addr.parse().map_err(|e| {
-        ApiError::new(
-            ErrorCode::BadRequest,
-            format!("joining address {}: {e}", req.addr),
-        )
-    })?;
-    let id = match req.id {
-        Some(id) => id,
-        None => store.allocate_id().await?,
-    };
-    let ips = [sock.ip(), std::net::Ipv4Addr::LOCALHOST.into()];
-    let cert = ctx
-        .ca
-        .issue(&Identity::Master(id), &ips)
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    tracing::info!(id, addr = %req.addr, "master joining");
-    let (s, addr, force) = (store.clone(), req.addr.clone(), req.force);
-    tokio::spawn(async move {
-        if let Err(e) = s.add_member(id, addr.clone(), force).await {
-            tracing::warn!(id, %addr, error = %e, "adding joined master failed; it will retry");
-        }
-    });
-    Ok(JoinResponse {
-        id,
-        ca_cert: ctx.ca.pair().cert_pem.clone(),
-        ca_key: ctx.ca.pair().key_pem.clone(),
-        secret: ctx.secret.clone(),
-        cert: cert.cert_pem,
-        key: cert.key_pem,
-        voter: false,
-    })
 }
 
 #[cfg(test)]

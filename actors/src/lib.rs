@@ -2,10 +2,12 @@
 //!
 //! Layout:
 //! - [`master`]: starting a master — data dir and identity ([`master::identity`]),
-//!   the QUIC endpoint and its ALPN dispatch, the join handshake.
+//!   the QUIC endpoint and its ALPN dispatch.
 //! - [`api_server`]: the `ferry-api/1` request handler (authenticate → authorize → store)
 //!   and the `ferry-join/1` handler.
-//! - [`node_join`]: nodes joining with bootstrap tokens, and node certificate renewal.
+//! - [`join`]: joining, for masters and nodes (`ferry-join/1`), and node
+//!   certificate renewal.
+//! - [`tunnel`]: `ferry logs` and `ferry exec` proxied to a node over its tunnel.
 //! - [`apiserver`]: the Kubernetes API: [`apiserver::admission`] (decode, default,
 //!   validate), the registry verbs, watches, and its actor.
 //! - [`controllers`]: the controller manager actor (garbage collector, namespace
@@ -17,9 +19,10 @@
 pub mod api_server;
 pub mod apiserver;
 pub mod controllers;
+pub mod join;
 pub mod master;
-pub mod node_join;
 pub mod supervisor;
+pub mod tunnel;
 
 pub use master::{Bootstrap, Master};
 

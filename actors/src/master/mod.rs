@@ -6,16 +6,15 @@
 
 pub mod identity;
 
-use crate::api_server::{self, JoinContext};
+use crate::api_server;
 use crate::apiserver::actor::ApiServerActor;
 use crate::apiserver::ApiServer;
+use crate::join::{request_join, JoinContext};
 use crate::supervisor::MasterActors;
 use crate::{Error, Result};
 use actix::Addr;
-use ferry_api::frame::{read_frame, write_frame};
-use ferry_api::proto::{ApiError, ApiRequest, ApiResponse, JoinRequest, JoinResponse};
 use ferry_api::tls::{self, Ca, CertPair, Identity};
-use ferry_api::{ALPN_API, ALPN_JOIN, ALPN_RAFT, MASTER_SERVER_NAME};
+use ferry_api::{ALPN_API, ALPN_JOIN, ALPN_RAFT};
 use ferry_config::{ClientConfig, MasterConfig};
 use ferry_raft::network::Peers;
 use ferry_raft::seed;
@@ -440,7 +439,7 @@ async fn accept_loop(
                 }
                 (ALPN_JOIN, _) => {
                     drop((client, api));
-                    api_server::serve_join(store, conn, join).await
+                    crate::join::serve_join(store, conn, join).await
                 }
                 (_, None) => conn.close(3u32.into(), b"a client certificate is required"),
                 _ => conn.close(4u32.into(), b"unknown ALPN"),
@@ -452,74 +451,6 @@ async fn accept_loop(
     let slack = api_server::DRAIN + Duration::from_millis(500);
     let _ = tokio::time::timeout(slack, drained.recv()).await;
     conns
-}
-
-/// Asks a master to admit this one.
-pub async fn request_join(
-    via: &str,
-    token: &str,
-    addr: SocketAddr,
-    force: bool,
-    id: Option<u64>,
-    cfg: &MasterConfig,
-) -> Result<JoinResponse> {
-    let (pin, secret) = identity::parse_token(token)?;
-    let (quic, pin_check) = tls::join_client_config(&pin, &cfg.transport)?;
-    let endpoint = tls::client_endpoint("0.0.0.0:0".parse().expect("static"))?;
-    let target: SocketAddr = tokio::net::lookup_host(via)
-        .await
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| Error::Join {
-            via: via.to_string(),
-            reason: "cannot resolve the address".into(),
-        })?;
-    let join_err = |reason: String| Error::Join {
-        via: via.to_string(),
-        reason,
-    };
-    let mut last = String::new();
-    for _ in 0..20 {
-        let attempt = async {
-            let conn = endpoint
-                .connect_with(quic.clone(), target, MASTER_SERVER_NAME)
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())?;
-            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-            let req = ApiRequest::Join(JoinRequest {
-                secret: secret.clone(),
-                addr: addr.to_string(),
-                force,
-                id,
-            });
-            write_frame(&mut send, &req)
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = send.finish();
-            read_frame::<_, Result<ApiResponse, ApiError>>(&mut recv, 1 << 20)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| "master closed the stream".to_string())
-        };
-        match tokio::time::timeout(Duration::from_secs(10), attempt).await {
-            Ok(Ok(Ok(ApiResponse::Joined(r)))) => return Ok(*r),
-            Ok(Ok(Ok(other))) => return Err(join_err(format!("unexpected answer {other:?}"))),
-            Ok(Ok(Err(e))) if e.code == ferry_api::proto::ErrorCode::Unavailable => {
-                last = e.to_string()
-            }
-            Ok(Ok(Err(e))) => return Err(join_err(e.message)),
-            Ok(Err(_)) if pin_check.mismatched() => {
-                return Err(Error::CaMismatch {
-                    via: via.to_string(),
-                })
-            }
-            Ok(Err(e)) => last = e,
-            Err(_) => last = "timed out".into(),
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    Err(join_err(last))
 }
 
 /// A joined master keeps asking to be added until it sees itself in the membership

@@ -1,0 +1,295 @@
+//! Joining the cluster, on `ferry-join/1` (the joiner has no certificate yet).
+//!
+//! **Masters** ([`request_join`] on the joiner, [`serve_join`] on the master
+//! asked): the token `ferry1-<CA hash>.<secret>` pins the CA; the secret is
+//! checked in constant time; the joiner gets an id, the CA and its certificate,
+//! and is added as a learner.
+//!
+//! **Nodes** ([`discover`], [`admit_node`]; the node side is `ferry_node::join`):
+//! 1. `ApiRequest::NodeDiscover` names the bootstrap token's id; the master
+//!    answers with the CA and a MAC of it keyed by the token's secret, so the
+//!    node can trust the CA (see [`ferry_api::token`]).
+//! 2. `ApiRequest::NodeJoin`, over a connection pinned to that CA, carries the
+//!    whole token and a certificate signing request; the master checks the
+//!    token against its Secret (`kube-system/bootstrap-token-<id>`: secret,
+//!    expiration, usage) read linearizably, and signs the request for identity
+//!    `node:<name>`. The node's private key never leaves it.
+//!
+//! A node renews its certificate with `ApiRequest::RenewNodeCert` on
+//! `ferry-api/1`, authenticated by the certificate it is replacing ([`issue`]).
+
+use crate::api_server::reply;
+use crate::{Error, Result};
+use ferry_api::frame::{read_frame, write_frame};
+use ferry_api::proto::{
+    ApiError, ApiRequest, ApiResponse, Consistency, ErrorCode, JoinRequest, JoinResponse, NodeCert,
+    NodeJoinRequest,
+};
+use ferry_api::resources;
+use ferry_api::tls::{self, Ca, Identity};
+use ferry_api::token::{self, BootstrapToken, TokenSecret};
+use ferry_api::MASTER_SERVER_NAME;
+use ferry_config::MasterConfig;
+use ferry_raft::Store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Shortest and longest node certificate lifetime a master issues.
+pub const MIN_LIFETIME: Duration = Duration::from_secs(600);
+/// See [`MIN_LIFETIME`].
+pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+fn refused(why: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        ErrorCode::Unauthenticated,
+        format!("node join refused: {why}"),
+    )
+}
+
+/// Reads the Secret of bootstrap token `id`, linearizably.
+async fn token_secret(store: &Store, id: &str) -> Result<TokenSecret, ApiError> {
+    let res = resources::by_cli_name("secrets").expect("secrets are served");
+    let key = res.key(Some(token::NAMESPACE), Some(&token::secret_name(id)));
+    let (kv, _) = store.get(&key, Consistency::Linearizable).await?;
+    let kv = kv.ok_or_else(|| refused(format!("no bootstrap token with id {id:?}")))?;
+    let secret: serde_json::Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("stored secret: {e}")))?;
+    TokenSecret::from_secret(&secret).map_err(refused)
+}
+
+/// Answers a discovery request: the CA and the proof.
+pub async fn discover(
+    store: &Store,
+    ca: &Ca,
+    token_id: &str,
+    nonce: &[u8],
+) -> Result<(String, Vec<u8>), ApiError> {
+    if nonce.len() < 16 || nonce.len() > 64 {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "the discovery nonce must be 16 to 64 bytes",
+        ));
+    }
+    let t = token_secret(store, token_id).await?;
+    if t.expired(jiff::Timestamp::now()) {
+        return Err(refused(token::TokenError::Expired {
+            id: t.token.id.clone(),
+            at: t.expiration.clone().unwrap_or_default(),
+        }));
+    }
+    let ca_cert = ca.pair().cert_pem.clone();
+    let mac = token::discovery_mac(&t.token.secret, nonce, &ca_cert);
+    Ok((ca_cert, mac))
+}
+
+/// Admits a node: checks its token and signs its request.
+pub async fn admit_node(
+    store: &Store,
+    ca: &Ca,
+    req: &NodeJoinRequest,
+) -> Result<NodeCert, ApiError> {
+    let presented = BootstrapToken::parse(&req.token).map_err(refused)?;
+    resources::check_dns_subdomain("name", &req.name)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("node name: {e}")))?;
+    let t = token_secret(store, &presented.id).await?;
+    if let Err(e) = t.check_join(&presented, jiff::Timestamp::now()) {
+        tracing::warn!(token = %presented.id, node = %req.name, error = %e, "node join refused");
+        return Err(refused(e));
+    }
+    let cert = issue(store, ca, &req.csr, &req.name, req.lifetime_secs).await?;
+    tracing::info!(node = %req.name, token = %presented.id, "node joined");
+    Ok(cert)
+}
+
+/// Signs a node's certificate request for `name`, clamping the lifetime.
+pub async fn issue(
+    store: &Store,
+    ca: &Ca,
+    csr: &str,
+    name: &str,
+    lifetime_secs: u64,
+) -> Result<NodeCert, ApiError> {
+    let lifetime = Duration::from_secs(lifetime_secs).clamp(MIN_LIFETIME, MAX_LIFETIME);
+    let cert = ca
+        .sign_node_csr(csr, name, lifetime)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
+    let masters = store
+        .status()
+        .await
+        .map(|s| s.members.into_iter().map(|m| m.addr).collect())
+        .unwrap_or_default();
+    Ok(NodeCert {
+        cert,
+        ca_cert: ca.pair().cert_pem.clone(),
+        masters,
+    })
+}
+
+/// What the join handler needs.
+pub struct JoinContext {
+    /// The cluster CA (to issue the joiner's certificate).
+    pub ca: Ca,
+    /// The join secret.
+    pub secret: String,
+    /// Connections nodes offered for streams to them (see [`crate::tunnel::Tunnels`]).
+    pub tunnels: crate::tunnel::Tunnels,
+}
+
+/// Serves a joining master's connection (it has no certificate yet).
+pub async fn serve_join(store: Store, conn: quinn::Connection, ctx: Arc<JoinContext>) {
+    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+        let req = match read_frame::<_, ApiRequest>(&mut recv, 64 * 1024).await {
+            Ok(Some(ApiRequest::Join(j))) => j,
+            Ok(Some(ApiRequest::NodeDiscover { token_id, nonce })) => {
+                let resp = discover(&store, &ctx.ca, &token_id, &nonce)
+                    .await
+                    .map(|(ca_cert, mac)| ApiResponse::NodeDiscovered { ca_cert, mac });
+                reply(&mut send, &resp).await;
+                continue;
+            }
+            Ok(Some(ApiRequest::NodeJoin(j))) => {
+                let resp = admit_node(&store, &ctx.ca, &j)
+                    .await
+                    .map(|c| ApiResponse::NodeCert(Box::new(c)));
+                reply(&mut send, &resp).await;
+                continue;
+            }
+            Ok(Some(_)) => {
+                let e = ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "only join requests are accepted without a certificate",
+                );
+                reply(&mut send, &Err(e)).await;
+                continue;
+            }
+            Ok(None) => continue,
+            Err(e) => {
+                reply(
+                    &mut send,
+                    &Err(ApiError::new(
+                        ErrorCode::BadRequest,
+                        format!("bad join frame: {e}"),
+                    )),
+                )
+                .await;
+                continue;
+            }
+        };
+        let resp = admit_master(&store, &ctx, req).await;
+        reply(&mut send, &resp.map(|r| ApiResponse::Joined(Box::new(r)))).await;
+    }
+}
+
+async fn admit_master(
+    store: &Store,
+    ctx: &JoinContext,
+    req: JoinRequest,
+) -> Result<JoinResponse, ApiError> {
+    if !crate::master::identity::secrets_match(&req.secret, &ctx.secret) {
+        tracing::warn!(addr = %req.addr, "join refused: bad token");
+        return Err(ApiError::new(
+            ErrorCode::Unauthenticated,
+            "join token secret is wrong",
+        ));
+    }
+    let sock: std::net::SocketAddr = req.addr.parse().map_err(|e| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("joining address {}: {e}", req.addr),
+        )
+    })?;
+    let id = match req.id {
+        Some(id) => id,
+        None => store.allocate_id().await?,
+    };
+    let ips = [sock.ip(), std::net::Ipv4Addr::LOCALHOST.into()];
+    let cert = ctx
+        .ca
+        .issue(&Identity::Master(id), &ips)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    tracing::info!(id, addr = %req.addr, "master joining");
+    let (s, addr, force) = (store.clone(), req.addr.clone(), req.force);
+    tokio::spawn(async move {
+        if let Err(e) = s.add_member(id, addr.clone(), force).await {
+            tracing::warn!(id, %addr, error = %e, "adding joined master failed; it will retry");
+        }
+    });
+    Ok(JoinResponse {
+        id,
+        ca_cert: ctx.ca.pair().cert_pem.clone(),
+        ca_key: ctx.ca.pair().key_pem.clone(),
+        secret: ctx.secret.clone(),
+        cert: cert.cert_pem,
+        key: cert.key_pem,
+        voter: false,
+    })
+}
+
+/// Asks a master to admit this one.
+pub async fn request_join(
+    via: &str,
+    token: &str,
+    addr: SocketAddr,
+    force: bool,
+    id: Option<u64>,
+    cfg: &MasterConfig,
+) -> Result<JoinResponse> {
+    let (pin, secret) = crate::master::identity::parse_token(token)?;
+    let (quic, pin_check) = tls::join_client_config(&pin, &cfg.transport)?;
+    let endpoint = tls::client_endpoint("0.0.0.0:0".parse().expect("static"))?;
+    let target: SocketAddr = tokio::net::lookup_host(via)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| Error::Join {
+            via: via.to_string(),
+            reason: "cannot resolve the address".into(),
+        })?;
+    let join_err = |reason: String| Error::Join {
+        via: via.to_string(),
+        reason,
+    };
+    let mut last = String::new();
+    for _ in 0..20 {
+        let attempt = async {
+            let conn = endpoint
+                .connect_with(quic.clone(), target, MASTER_SERVER_NAME)
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())?;
+            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+            let req = ApiRequest::Join(JoinRequest {
+                secret: secret.clone(),
+                addr: addr.to_string(),
+                force,
+                id,
+            });
+            write_frame(&mut send, &req)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = send.finish();
+            read_frame::<_, Result<ApiResponse, ApiError>>(&mut recv, 1 << 20)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "master closed the stream".to_string())
+        };
+        match tokio::time::timeout(Duration::from_secs(10), attempt).await {
+            Ok(Ok(Ok(ApiResponse::Joined(r)))) => return Ok(*r),
+            Ok(Ok(Ok(other))) => return Err(join_err(format!("unexpected answer {other:?}"))),
+            Ok(Ok(Err(e))) if e.code == ferry_api::proto::ErrorCode::Unavailable => {
+                last = e.to_string()
+            }
+            Ok(Ok(Err(e))) => return Err(join_err(e.message)),
+            Ok(Err(_)) if pin_check.mismatched() => {
+                return Err(Error::CaMismatch {
+                    via: via.to_string(),
+                })
+            }
+            Ok(Err(e)) => last = e,
+            Err(_) => last = "timed out".into(),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(join_err(last))
+}
