@@ -47,10 +47,9 @@ impl Item {
     }
 }
 
-/// Whether this master is the Raft leader now.
+/// Whether this master is the Raft leader now (the store's leadership watch).
 pub(crate) fn is_leader(api: &ApiServer) -> bool {
-    let store = api.store();
-    store.raft().metrics().borrow().current_leader == Some(store.id())
+    api.store().is_leader()
 }
 
 /// The collector's loop; it runs until its actor stops.

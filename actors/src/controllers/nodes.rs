@@ -354,9 +354,19 @@ async fn clean_tokens(api: &ApiServer) {
 pub async fn run(api: ApiServer, t: Timings) {
     let mut observed: Option<Observed> = None;
     let mut next_tokens = Instant::now();
+    let mut leadership = api.store().leadership();
     loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        if !super::gc::is_leader(&api) {
+        // A pass a second, and at once when leadership changes.
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            changed = leadership.changed() => {
+                if changed.is_err() {
+                    // Raft stopped: this master is stopping too.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        if !*leadership.borrow_and_update() {
             // Grace periods start afresh on the next leadership.
             observed = None;
             continue;

@@ -51,6 +51,8 @@ struct Inner {
     id: NodeId,
     addr: String,
     raft: Raft,
+    /// Whether this master leads (see [`Store::leadership`]).
+    leading: tokio::sync::watch::Receiver<bool>,
     shared: Arc<SmShared>,
     peers: Arc<Peers>,
     batch_tx: mpsc::Sender<batcher::Pending>,
@@ -141,11 +143,27 @@ impl Store {
         raft.runtime_config().elect(false);
         let (batch_tx, batch_rx) = mpsc::channel(64 * 1024);
         tokio::spawn(batcher::run(raft.clone(), batch_rx, opts.limits.clone()));
+        // Leadership as a watch of its own, fed from Raft's metrics by a task
+        // that holds no store handle (it ends when Raft does).
+        let (lead_tx, leading) = tokio::sync::watch::channel(false);
+        let mut metrics = raft.metrics();
+        let me = opts.id;
+        tokio::spawn(async move {
+            loop {
+                let leads = metrics.borrow_and_update().current_leader == Some(me);
+                lead_tx.send_if_modified(|l| std::mem::replace(l, leads) != leads);
+                if metrics.changed().await.is_err() {
+                    lead_tx.send_replace(false);
+                    return;
+                }
+            }
+        });
         let store = Store {
             inner: Arc::new(Inner {
                 id: opts.id,
                 addr: opts.addr,
                 raft,
+                leading,
                 shared,
                 peers,
                 batch_tx,
@@ -211,6 +229,17 @@ impl Store {
     /// The openraft handle (metrics, tests).
     pub fn raft(&self) -> &Raft {
         &self.inner.raft
+    }
+
+    /// Whether this master is the Raft leader now.
+    pub fn is_leader(&self) -> bool {
+        *self.inner.leading.borrow()
+    }
+
+    /// A watch of this master's leadership: true while it leads (leader-only
+    /// components start and stop on its changes).
+    pub fn leadership(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.leading.clone()
     }
 
     /// The revision this master has applied.
