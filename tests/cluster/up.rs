@@ -369,5 +369,29 @@ async fn ferry_up_supervises_its_masters_and_stops_them_all() {
         "data after ferry up restart: {}",
         get.stderr
     );
+    // Its nodes came back with their stored credentials; a pod runs on one,
+    // and stopping `ferry up` stops the pod's processes too.
+    let pod = home.join("pod.yaml");
+    std::fs::write(
+        &pod,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  nodeName: n1\n  containers:\n  - {name: c, image: busybox, command: [/bin/sh, -c, 'while true; do sleep 0.2; done', marker-up-pod]}\n",
+    )
+    .unwrap();
+    crate::procs::ok(home, conf, &["apply", "-f", pod.to_str().unwrap()]);
+    wait_until("the pod's process", Duration::from_secs(60), || {
+        let running = !pids_with_arg("marker-up-pod").is_empty();
+        async move {
+            if running {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        }
+    })
+    .await;
     up.stop(Signal::SIGTERM).await;
+    assert!(
+        pids_with_arg("marker-up-pod").is_empty(),
+        "the pod's processes outlived ferry up"
+    );
 }
