@@ -20,7 +20,7 @@
 
 use crate::api_server::reply;
 use crate::{Error, Result};
-use ferry_api::frame::{read_frame, write_frame};
+use ferry_api::frame::read_frame;
 use ferry_api::proto::{
     ApiError, ApiRequest, ApiResponse, Consistency, ErrorCode, JoinRequest, JoinResponse, NodeCert,
     NodeJoinRequest,
@@ -28,7 +28,6 @@ use ferry_api::proto::{
 use ferry_api::resources;
 use ferry_api::tls::{self, Ca, Identity};
 use ferry_api::token::{self, BootstrapToken, TokenSecret};
-use ferry_api::MASTER_SERVER_NAME;
 use ferry_config::MasterConfig;
 use ferry_raft::Store;
 use std::net::SocketAddr;
@@ -252,28 +251,13 @@ pub async fn request_join(
     };
     let mut last = String::new();
     for _ in 0..20 {
-        let attempt = async {
-            let conn = endpoint
-                .connect_with(quic.clone(), target, MASTER_SERVER_NAME)
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())?;
-            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-            let req = ApiRequest::Join(JoinRequest {
-                secret: secret.clone(),
-                addr: addr.to_string(),
-                force,
-                id,
-            });
-            write_frame(&mut send, &req)
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = send.finish();
-            read_frame::<_, Result<ApiResponse, ApiError>>(&mut recv, 1 << 20)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| "master closed the stream".to_string())
-        };
+        let req = ApiRequest::Join(JoinRequest {
+            secret: secret.clone(),
+            addr: addr.to_string(),
+            force,
+            id,
+        });
+        let attempt = ferry_api::client::request_once(&endpoint, &quic, target, &req);
         match tokio::time::timeout(Duration::from_secs(10), attempt).await {
             Ok(Ok(Ok(ApiResponse::Joined(r)))) => return Ok(*r),
             Ok(Ok(Ok(other))) => return Err(join_err(format!("unexpected answer {other:?}"))),

@@ -160,6 +160,20 @@ async fn pipe(from: &mut quinn::RecvStream, to: &mut quinn::SendStream) {
     let _ = to.finish();
 }
 
+/// Finds the pod's node and opens a stream to it carrying the request
+/// `make(uid, container)` builds.
+async fn open_to_node(
+    store: &Store,
+    tunnels: &Tunnels,
+    namespace: &str,
+    name: &str,
+    container: Option<&str>,
+    make: impl FnOnce(String, String) -> NodeStream,
+) -> Result<(quinn::SendStream, quinn::RecvStream), ApiError> {
+    let (uid, container, conn) = reach(store, tunnels, namespace, name, container).await?;
+    ask_node(&conn, &make(uid, container)).await
+}
+
 /// Answers `ApiRequest::PodLogs`: proxies the log stream from the pod's node.
 pub async fn stream_logs(
     store: &Store,
@@ -167,35 +181,26 @@ pub async fn stream_logs(
     req: &LogsRequest,
     send: &mut quinn::SendStream,
 ) {
-    let found = reach(
+    let opened = open_to_node(
         store,
         tunnels,
         &req.namespace,
         &req.name,
         req.container.as_deref(),
+        |uid, container| NodeStream::Logs {
+            uid,
+            container,
+            req: req.clone(),
+        },
     )
     .await;
-    let (uid, container, conn) = match found {
-        Ok(f) => f,
-        Err(e) => return fail(send, e).await,
-    };
-    let ask = NodeStream::Logs {
-        uid,
-        container,
-        req: req.clone(),
-    };
-    match ask_node(&conn, &ask).await {
+    match opened {
         Ok((mut to, mut from)) => {
             let _ = to.finish();
             pipe(&mut from, send).await;
         }
         Err(e) => fail(send, e).await,
     }
-}
-
-async fn fail_exec(send: &mut quinn::SendStream, e: ApiError) {
-    let _ = write_frame(send, &ExecFrame::Error(e)).await;
-    let _ = send.finish();
 }
 
 /// Answers `ApiRequest::PodExec`: proxies the session both ways.
@@ -206,26 +211,26 @@ pub async fn stream_exec(
     send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
 ) {
-    let found = reach(
+    let opened = open_to_node(
         store,
         tunnels,
         &req.namespace,
         &req.name,
         req.container.as_deref(),
+        |uid, container| NodeStream::Exec {
+            uid,
+            container,
+            req: req.clone(),
+        },
     )
     .await;
-    let (uid, container, conn) = match found {
-        Ok(f) => f,
-        Err(e) => return fail_exec(send, e).await,
-    };
-    let ask = NodeStream::Exec {
-        uid,
-        container,
-        req: req.clone(),
-    };
-    let (mut to, mut from) = match ask_node(&conn, &ask).await {
+    let (mut to, mut from) = match opened {
         Ok(s) => s,
-        Err(e) => return fail_exec(send, e).await,
+        Err(e) => {
+            let _ = write_frame(send, &ExecFrame::Error(e)).await;
+            let _ = send.finish();
+            return;
+        }
     };
     tokio::join!(pipe(recv, &mut to), pipe(&mut from, send));
 }

@@ -524,12 +524,7 @@ impl Client {
     /// its answer's stream, for requests answered by a stream of frames (logs).
     /// Not retried: the caller decides.
     pub async fn open_stream(&self, req: &ApiRequest) -> Result<quinn::RecvStream> {
-        let (_, conn) = self.connection().await?;
-        let (mut send, recv) = conn
-            .open_bi()
-            .await
-            .map_err(|e| Error::Stream(e.to_string()))?;
-        write_frame(&mut send, req).await?;
+        let (mut send, recv) = self.open_duplex(req).await?;
         let _ = send.finish();
         Ok(recv)
     }
@@ -881,4 +876,31 @@ impl<K: WatchKind> Watch<K> {
         write_frame(&mut send, &self.req.request()).await?;
         Ok((i, recv, send))
     }
+}
+
+/// Sends `req` alone on a fresh connection to `target` made with `quic`, and
+/// reads the one answer (joins, which need their own TLS config). No timeout:
+/// the caller bounds it. `Err` is a transport failure, as text.
+pub async fn request_once(
+    endpoint: &quinn::Endpoint,
+    quic: &quinn::ClientConfig,
+    target: SocketAddr,
+    req: &ApiRequest,
+) -> std::result::Result<std::result::Result<ApiResponse, ApiError>, String> {
+    let conn = endpoint
+        .connect_with(quic.clone(), target, crate::MASTER_SERVER_NAME)
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    write_frame(&mut send, req)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = send.finish();
+    let answer = read_frame::<_, std::result::Result<ApiResponse, ApiError>>(&mut recv, 1 << 20)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "the master closed the stream".to_string());
+    conn.close(0u32.into(), b"done");
+    answer
 }

@@ -223,31 +223,24 @@ pub fn create(
 
 /// Whether the container's cgroup saw an OOM kill.
 pub fn oom_killed(layout: &Layout, uid: &str, container: &str) -> bool {
-    match layout {
-        Layout::V1(root) => {
-            let f = root
-                .join("memory/ferry")
-                .join(uid)
-                .join(container)
-                .join("memory.oom_control");
-            std::fs::read_to_string(f).is_ok_and(|s| {
-                s.lines()
-                    .any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim() != "0"))
-            })
-        }
-        Layout::V2(root) => {
-            let f = root
-                .join("ferry")
-                .join(uid)
-                .join(container)
-                .join("memory.events");
-            std::fs::read_to_string(f).is_ok_and(|s| {
-                s.lines()
-                    .any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim() != "0"))
-            })
-        }
-        Layout::Unavailable(_) => false,
-    }
+    // v1 counts kills in `memory.oom_control`, v2 in `memory.events`.
+    let file = match layout {
+        Layout::V1(root) => root
+            .join("memory/ferry")
+            .join(uid)
+            .join(container)
+            .join("memory.oom_control"),
+        Layout::V2(root) => root
+            .join("ferry")
+            .join(uid)
+            .join(container)
+            .join("memory.events"),
+        Layout::Unavailable(_) => return false,
+    };
+    std::fs::read_to_string(file).is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim() != "0"))
+    })
 }
 
 /// Removes a pod's cgroups (once its processes are gone).

@@ -8,11 +8,9 @@
 //! and the masters' addresses as `node.conf` (a client config, mode 0600) in
 //! its data dir. Later starts read `node.conf` and need no token.
 
-use ferry_api::frame::{read_frame, write_frame};
 use ferry_api::proto::{ApiError, ApiRequest, ApiResponse, ErrorCode, NodeCert, NodeJoinRequest};
 use ferry_api::tls;
 use ferry_api::token::{self, BootstrapToken};
-use ferry_api::MASTER_SERVER_NAME;
 use ferry_config::{ClientConfig, TransportLimits};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -87,24 +85,7 @@ async fn one_request(
         .map_err(|e| format!("{addr}: {e}"))?
         .next()
         .ok_or_else(|| format!("{addr}: no address"))?;
-    let attempt = async {
-        let conn = endpoint
-            .connect_with(quic.clone(), target, MASTER_SERVER_NAME)
-            .map_err(|e| e.to_string())?
-            .await
-            .map_err(|e| e.to_string())?;
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-        write_frame(&mut send, req)
-            .await
-            .map_err(|e| e.to_string())?;
-        let _ = send.finish();
-        let answer = read_frame::<_, Result<ApiResponse, ApiError>>(&mut recv, 1 << 20)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "the master closed the stream".to_string());
-        conn.close(0u32.into(), b"done");
-        answer
-    };
+    let attempt = ferry_api::client::request_once(endpoint, quic, target, req);
     tokio::time::timeout(Duration::from_secs(10), attempt)
         .await
         .map_err(|_| format!("{addr}: timed out"))?
