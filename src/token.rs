@@ -109,7 +109,7 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
                     None => "<forever>".to_string(),
                     Some(e) => match e.parse::<jiff::Timestamp>() {
                         Ok(at) if at > now => {
-                            crate::printers::age::human_duration((at - now).get_seconds())
+                            ferry_api::printers::age::human_duration((at - now).get_seconds())
                         }
                         Ok(_) => "<expired>".into(),
                         Err(_) => "<invalid>".into(),

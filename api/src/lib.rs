@@ -11,6 +11,8 @@
 //! - [`resources`]: the served Kubernetes kinds, their store keys, and name rules.
 //! - [`selector`]: label and field selectors, parsed and matched against JSON objects.
 //! - [`patch`]: JSON merge, JSON and strategic merge patches, and client-side apply.
+//! - [`printers`]: Kubernetes' table columns and cells per kind, ages, and the
+//!   `meta.k8s.io/v1` Table an API server answers with.
 //! - [`token`]: bootstrap tokens (nodes join with them) and the node discovery proof.
 //! - [`files`]: private files (keys, certificates) written atomically and durably.
 //! - [`Error`]: this crate's errors.
@@ -22,6 +24,7 @@ pub mod frame;
 pub mod kv;
 pub mod object;
 pub mod patch;
+pub mod printers;
 pub mod proto;
 pub mod resources;
 pub mod selector;

@@ -1,16 +1,14 @@
 //! The CLI's output layer: pure functions from Kubernetes JSON objects to the
 //! text `ferry get`, `ferry describe` and `ferry explain` print, matching kubectl.
+//! Each kind's columns and cells, ages, and the small JSON readers live in
+//! [`ferry_api::printers`], shared with the API server's Table answers.
 //!
 //! Layout:
-//! - [`age`](mod@age): ages (`5m10s`) and describe timestamps.
 //! - [`table`](mod@table): `get` rows per kind and their alignment.
-//! - `columns`: each kind's columns and cells.
 //! - [`describe`](mod@describe): `describe` text per kind.
 //! - [`explain`](mod@explain): field documentation from the OpenAPI schemas.
 //! - [`jsonpath`]: `-o jsonpath=TEMPLATE`.
 
-pub mod age;
-mod columns;
 pub mod describe;
 pub mod explain;
 pub mod jsonpath;
@@ -18,6 +16,7 @@ pub mod table;
 
 pub use table::{render_table, table};
 
+use ferry_api::printers::text;
 use ferry_api::resources::Resource;
 use jiff::Timestamp;
 use serde_json::Value;
@@ -162,72 +161,6 @@ fn json(v: &Value) -> String {
     }
 }
 
-/// The string at a JSON pointer, or "" when absent or not a string.
-fn text<'a>(v: &'a Value, ptr: &str) -> &'a str {
-    v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
-}
-
-/// The integer at a JSON pointer, or 0.
-fn int(v: &Value, ptr: &str) -> i64 {
-    v.pointer(ptr).and_then(Value::as_i64).unwrap_or(0)
-}
-
-/// The array at a JSON pointer, or an empty slice.
-fn list<'a>(v: &'a Value, ptr: &str) -> &'a [Value] {
-    v.pointer(ptr)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-}
-
-/// A string map as `k=v,k2=v2` (sorted), or `<none>`: kubectl's `labels.FormatLabels`.
-fn labels_string(map: Option<&Value>) -> String {
-    let pairs: Vec<String> = map
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect()
-        })
-        .unwrap_or_default();
-    if pairs.is_empty() {
-        "<none>".to_string()
-    } else {
-        pairs.join(",")
-    }
-}
-
-/// A `LabelSelector` as kubectl prints it: requirements sorted by key,
-/// `k=v`, `k in (a,b)`, `k notin (a)`, `k`, `!k`; "" when absent or empty.
-fn selector_string(sel: Option<&Value>) -> String {
-    let Some(sel) = sel else { return String::new() };
-    let mut reqs: Vec<(String, String)> = Vec::new();
-    if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
-        reqs.extend(
-            m.iter()
-                .map(|(k, v)| (k.clone(), format!("{k}={}", v.as_str().unwrap_or("")))),
-        );
-    }
-    for e in list(sel, "/matchExpressions") {
-        let key = text(e, "/key");
-        let mut values: Vec<&str> = list(e, "/values")
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
-        values.sort_unstable();
-        let r = match text(e, "/operator") {
-            "In" => format!("{key} in ({})", values.join(",")),
-            "NotIn" => format!("{key} notin ({})", values.join(",")),
-            "Exists" => key.to_string(),
-            "DoesNotExist" => format!("!{key}"),
-            op => format!("{key} {op} ({})", values.join(",")),
-        };
-        reqs.push((key.to_string(), r));
-    }
-    reqs.sort_by(|a, b| a.0.cmp(&b.0));
-    reqs.into_iter().map(|r| r.1).collect::<Vec<_>>().join(",")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,13 +240,5 @@ mod tests {
             .parse::<Output>()
             .unwrap_err()
             .contains("json,name,wide,yaml"));
-    }
-
-    #[test]
-    fn selectors_print_like_kubectl() {
-        let sel = json!({"matchLabels": {"app": "web"}, "matchExpressions": [
-            {"key": "tier", "operator": "In", "values": ["b", "a"]},
-            {"key": "canary", "operator": "DoesNotExist"}]});
-        assert_eq!(selector_string(Some(&sel)), "app=web,!canary,tier in (a,b)");
     }
 }

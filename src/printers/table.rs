@@ -1,6 +1,7 @@
 //! Tables as `kubectl get` prints them: which rows, and how they line up.
 
-use super::{columns, labels_string, TableOptions};
+use super::TableOptions;
+use ferry_api::printers::{columns, labels_string, text};
 use ferry_api::resources::Resource;
 use jiff::Timestamp;
 use serde_json::Value;
@@ -20,11 +21,7 @@ pub fn table(
         if namespace {
             header.push("NAMESPACE".to_string());
         }
-        header.extend(
-            columns::header(res.kind, opts.wide)
-                .iter()
-                .map(|h| h.to_string()),
-        );
+        header.extend(columns::header(res.kind, opts.wide));
         if opts.show_labels {
             header.push("LABELS".to_string());
         }
@@ -33,9 +30,13 @@ pub fn table(
     for obj in items {
         let mut row = Vec::new();
         if namespace {
-            row.push(super::text(obj, "/metadata/namespace").to_string());
+            row.push(text(obj, "/metadata/namespace").to_string());
         }
-        row.extend(columns::cells(res.kind, obj, opts.wide, now));
+        row.extend(
+            columns::cells(res.kind, obj, opts.wide, now)
+                .iter()
+                .map(ToString::to_string),
+        );
         if opts.show_labels {
             row.push(labels_string(obj.pointer("/metadata/labels")));
         }
@@ -109,11 +110,53 @@ fn block_widths(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_api::resources::by_cli_name;
+    use serde_json::json;
+
+    /// Three days before the tables' `now`: AGE `3d`.
+    const CREATED: &str = "2025-05-29T00:00:00Z";
+
+    fn rows_with(kind: &str, items: &[Value], opts: TableOptions) -> Vec<Vec<String>> {
+        let now: Timestamp = "2025-06-01T00:00:00Z".parse().unwrap();
+        table(by_cli_name(kind).unwrap(), items, &opts, now)
+    }
+
+    fn meta(name: &str) -> Value {
+        json!({"name": name, "namespace": "default", "creationTimestamp": CREATED, "labels": {"app": name}})
+    }
 
     fn rows(r: &[&[&str]]) -> Vec<Vec<String>> {
         r.iter()
             .map(|l| l.iter().map(|c| c.to_string()).collect())
             .collect()
+    }
+
+    #[test]
+    fn namespace_and_labels_columns_and_no_headers() {
+        let opts = TableOptions {
+            namespace_column: true,
+            show_labels: true,
+            no_headers: true,
+            wide: false,
+        };
+        let cm = json!({"metadata": meta("conf"), "data": {"a": "1", "b": "2"}, "binaryData": {"c": ""}});
+        assert_eq!(
+            rows_with("cm", &[cm], opts),
+            [vec!["default", "conf", "3", "3d", "app=conf"]]
+        );
+        let opts = TableOptions {
+            namespace_column: true,
+            show_labels: true,
+            ..Default::default()
+        };
+        let ns = json!({"metadata": {"name": "kube-system", "creationTimestamp": CREATED}, "status": {"phase": "Active"}});
+        assert_eq!(
+            rows_with("ns", &[ns], opts),
+            [
+                vec!["NAME", "STATUS", "AGE", "LABELS"],
+                vec!["kube-system", "Active", "3d", "<none>"]
+            ]
+        );
     }
 
     #[test]

@@ -2,9 +2,9 @@
 
 use super::pod::pod_template;
 use super::{conditions_table, meta, Doc};
-use crate::printers::age::describe_time;
-use crate::printers::columns::{endpoints_of_port, or_none};
-use crate::printers::{int, labels_string, list, selector_string, text};
+use ferry_api::printers::age::describe_time;
+use ferry_api::printers::columns::{endpoints_of_port, or_none};
+use ferry_api::printers::{int, labels_string, list, selector_string, text};
 use serde_json::Value;
 
 pub(super) fn deployment(d: &mut Doc, o: &Value) {

@@ -11,10 +11,10 @@ mod pod;
 use kinds::{config_map, deployment, secret, service};
 use pod::pod;
 
-use crate::printers::age::{age, describe_time};
+use ferry_api::printers::age::{age, describe_time};
 
 use crate::printers::table::align;
-use crate::printers::{int, list, text};
+use ferry_api::printers::{int, list, text};
 use ferry_api::resources::Resource;
 use jiff::Timestamp;
 use serde_json::Value;

@@ -3,8 +3,8 @@
 //! resources they request.
 
 use super::{conditions_full, meta, Doc};
-use crate::printers::age::{age, describe_time};
-use crate::printers::{list, text};
+use ferry_api::printers::age::{age, describe_time};
+use ferry_api::printers::{list, text};
 use jiff::Timestamp;
 use serde_json::Value;
 

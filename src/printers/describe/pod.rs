@@ -1,9 +1,9 @@
 //! Pods and pod templates in `describe`.
 
 use super::{controlled_by, meta, Doc};
-use crate::printers::age::describe_time;
-use crate::printers::columns::or_none;
-use crate::printers::{int, labels_string, list, text};
+use ferry_api::printers::age::describe_time;
+use ferry_api::printers::columns::or_none;
+use ferry_api::printers::{int, labels_string, list, text};
 use serde_json::Value;
 
 pub(super) fn pod(d: &mut Doc, o: &Value) {

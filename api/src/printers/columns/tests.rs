@@ -1,7 +1,7 @@
 //! One table per kind, checked cell by cell against what kubectl prints.
 
-use crate::printers::{table, TableOptions};
-use ferry_api::resources::by_cli_name;
+use super::{cells, header};
+use crate::resources::by_cli_name;
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
@@ -9,24 +9,26 @@ const NOW: &str = "2025-06-01T00:00:00Z";
 /// Three days before [`NOW`]: AGE `3d`.
 const CREATED: &str = "2025-05-29T00:00:00Z";
 
-fn rows_with(kind: &str, items: &[Value], opts: TableOptions) -> Vec<Vec<String>> {
+/// The header, then each object's cells as `ferry get` prints them.
+fn rows_with(kind: &str, items: &[Value], wide: bool) -> Vec<Vec<String>> {
     let now: Timestamp = NOW.parse().unwrap();
-    table(by_cli_name(kind).unwrap(), items, &opts, now)
+    let kind = by_cli_name(kind).unwrap().kind;
+    let mut rows = vec![header(kind, wide)];
+    rows.extend(items.iter().map(|o| {
+        cells(kind, o, wide, now)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }));
+    rows
 }
 
 fn rows(kind: &str, items: &[Value]) -> Vec<Vec<String>> {
-    rows_with(kind, items, TableOptions::default())
+    rows_with(kind, items, false)
 }
 
 fn wide(kind: &str, items: &[Value]) -> Vec<Vec<String>> {
-    rows_with(
-        kind,
-        items,
-        TableOptions {
-            wide: true,
-            ..Default::default()
-        },
-    )
+    rows_with(kind, items, true)
 }
 
 fn meta(name: &str) -> Value {
@@ -151,35 +153,6 @@ fn pod_status_follows_kubectls_rules() {
         let r = rows("po", &[pod(status, extra)]);
         assert_eq!((r[1][2].as_str(), r[1][1].as_str()), (want, ready), "{r:?}");
     }
-}
-
-#[test]
-fn namespace_and_labels_columns_and_no_headers() {
-    let opts = TableOptions {
-        namespace_column: true,
-        show_labels: true,
-        no_headers: true,
-        wide: false,
-    };
-    let cm =
-        json!({"metadata": meta("conf"), "data": {"a": "1", "b": "2"}, "binaryData": {"c": ""}});
-    assert_eq!(
-        rows_with("cm", &[cm], opts),
-        [vec!["default", "conf", "3", "3d", "app=conf"]]
-    );
-    let opts = TableOptions {
-        namespace_column: true,
-        show_labels: true,
-        ..Default::default()
-    };
-    let ns = json!({"metadata": {"name": "kube-system", "creationTimestamp": CREATED}, "status": {"phase": "Active"}});
-    assert_eq!(
-        rows_with("ns", &[ns], opts),
-        [
-            vec!["NAME", "STATUS", "AGE", "LABELS"],
-            vec!["kube-system", "Active", "3d", "<none>"]
-        ]
-    );
 }
 
 fn template() -> Value {

@@ -1,13 +1,13 @@
 //! Node and Event cells.
 
-use super::or_none;
+use super::{or_none, Cell};
 use crate::printers::age::age;
 use crate::printers::{int, list, text};
 use jiff::Timestamp;
 use serde_json::Value;
 
 /// A Node's NAME STATUS ROLES AGE VERSION.
-pub(super) fn node(o: &Value, created: String) -> Vec<String> {
+pub(super) fn node(o: &Value, created: Cell) -> Vec<Cell> {
     let mut status: Vec<String> = list(o, "/status/conditions")
         .iter()
         .rfind(|c| text(c, "/type") == "Ready")
@@ -42,11 +42,11 @@ pub(super) fn node(o: &Value, created: String) -> Vec<String> {
     roles.sort_unstable();
     roles.dedup();
     vec![
-        text(o, "/metadata/name").to_string(),
-        status.join(","),
-        or_none(&roles.join(",")),
+        text(o, "/metadata/name").into(),
+        status.join(",").into(),
+        or_none(&roles.join(",")).into(),
         created,
-        text(o, "/status/nodeInfo/kubeletVersion").to_string(),
+        text(o, "/status/nodeInfo/kubeletVersion").into(),
     ]
 }
 
@@ -59,7 +59,7 @@ pub(super) fn node_address(o: &Value, kind: &str) -> String {
 }
 
 /// An Event's row: LAST SEEN TYPE REASON OBJECT [SUBOBJECT SOURCE] MESSAGE [FIRST SEEN COUNT NAME].
-pub(super) fn event(o: &Value, wide: bool, now: Timestamp) -> Vec<String> {
+pub(super) fn event(o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
     let first = match text(o, "/firstTimestamp") {
         "" => age(text(o, "/eventTime"), now),
         t => age(t, now),
@@ -82,29 +82,25 @@ pub(super) fn event(o: &Value, wide: bool, now: Timestamp) -> Vec<String> {
         n => format!("{kind}/{n}"),
     };
     let message = text(o, "/message").trim().to_string();
-    let mut row = vec![
-        last,
-        text(o, "/type").to_string(),
-        text(o, "/reason").to_string(),
-        object,
+    let mut row: Vec<Cell> = vec![
+        last.into(),
+        text(o, "/type").into(),
+        text(o, "/reason").into(),
+        object.into(),
     ];
     if wide {
-        row.push(text(o, "/involvedObject/fieldPath").to_string());
-        row.push(event_source(o));
-        row.push(message);
-        row.extend([
-            first,
-            count.to_string(),
-            text(o, "/metadata/name").to_string(),
-        ]);
+        row.push(text(o, "/involvedObject/fieldPath").into());
+        row.push(event_source(o).into());
+        row.push(message.into());
+        row.extend([first.into(), count.into(), text(o, "/metadata/name").into()]);
     } else {
-        row.push(message);
+        row.push(message.into());
     }
     row
 }
 
 /// An Event's source: `component, host`, falling back to the reporting controller and instance.
-pub(super) fn event_source(o: &Value) -> String {
+fn event_source(o: &Value) -> String {
     let pick = |a: &str, b: &str| {
         if text(o, a).is_empty() {
             text(o, b)

@@ -1,13 +1,17 @@
-//! Each kind's `get` columns and cells, as kubectl's printers define them.
+//! Each kind's `get` columns and cells, as Kubernetes' printers define them.
 //!
-//! Layout: this file (headers, dispatch, workloads), `pod` (the pod rules),
-//! `network` (services, endpoints), `node` (nodes, events).
+//! Layout: this file (columns, headers, dispatch, workloads), `definitions`
+//! (each kind's column definitions), `pod` (the pod rules), `network`
+//! (services, endpoints), `node` (nodes, events).
 
+mod definitions;
 mod network;
 mod node;
 mod pod;
 
-pub(super) use network::{endpoints, endpoints_of_port, service_ports};
+pub use definitions::definitions;
+pub(crate) use definitions::{CREATION_TIMESTAMP, NAME};
+pub use network::{endpoints, endpoints_of_port, service_ports};
 use network::{service_cluster_ip, service_external_ip};
 use node::{event, node, node_address};
 
@@ -15,127 +19,108 @@ use super::age::{age, human_duration};
 use super::{int, labels_string, list, selector_string, text};
 use jiff::Timestamp;
 use serde_json::Value;
+use std::fmt;
 
-/// The header of a kind's table; `wide` adds its extra columns.
-pub(super) fn header(kind: &str, wide: bool) -> Vec<&'static str> {
-    let (base, extra): (&[&str], &[&str]) = match kind {
-        "Pod" => (
-            &["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
-            &["IP", "NODE", "NOMINATED NODE", "READINESS GATES"],
-        ),
-        "Deployment" => (
-            &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
-            WORKLOAD_WIDE,
-        ),
-        "ReplicaSet" => (
-            &["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
-            WORKLOAD_WIDE,
-        ),
-        "DaemonSet" => (
-            &[
-                "NAME",
-                "DESIRED",
-                "CURRENT",
-                "READY",
-                "UP-TO-DATE",
-                "AVAILABLE",
-                "NODE SELECTOR",
-                "AGE",
-            ],
-            WORKLOAD_WIDE,
-        ),
-        "StatefulSet" => (&["NAME", "READY", "AGE"], &["CONTAINERS", "IMAGES"]),
-        "Job" => (
-            &["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
-            WORKLOAD_WIDE,
-        ),
-        "CronJob" => (
-            &[
-                "NAME",
-                "SCHEDULE",
-                "TIMEZONE",
-                "SUSPEND",
-                "ACTIVE",
-                "LAST SCHEDULE",
-                "AGE",
-            ],
-            WORKLOAD_WIDE,
-        ),
-        "Service" => (
-            &[
-                "NAME",
-                "TYPE",
-                "CLUSTER-IP",
-                "EXTERNAL-IP",
-                "PORT(S)",
-                "AGE",
-            ],
-            &["SELECTOR"],
-        ),
-        "Endpoints" => (&["NAME", "ENDPOINTS", "AGE"], &[]),
-        "ConfigMap" => (&["NAME", "DATA", "AGE"], &[]),
-        "Secret" => (&["NAME", "TYPE", "DATA", "AGE"], &[]),
-        "ServiceAccount" => (&["NAME", "SECRETS", "AGE"], &[]),
-        "Namespace" => (&["NAME", "STATUS", "AGE"], &[]),
-        "Node" => (
-            &["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
-            &[
-                "INTERNAL-IP",
-                "EXTERNAL-IP",
-                "OS-IMAGE",
-                "KERNEL-VERSION",
-                "CONTAINER-RUNTIME",
-            ],
-        ),
-        "Event" => (
-            &["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
-            &[
-                "SUBOBJECT",
-                "SOURCE",
-                "MESSAGE",
-                "FIRST SEEN",
-                "COUNT",
-                "NAME",
-            ],
-        ),
-        "Lease" => (&["NAME", "HOLDER", "AGE"], &[]),
-        _ => (&["NAME", "AGE"], &[]),
-    };
-    if !wide {
-        return base.to_vec();
-    }
-    if kind == "Event" {
-        // The wide columns sit in the middle: SUBOBJECT and SOURCE before MESSAGE.
-        let mut h = base[..4].to_vec();
-        h.extend_from_slice(extra);
-        return h;
-    }
-    let mut h = base.to_vec();
-    h.extend_from_slice(extra);
-    h
+/// A column of a kind's table: Kubernetes' `TableColumnDefinition`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    /// Human-readable name ("Name", "Up-to-date"); kubectl prints it upper-cased.
+    pub name: &'static str,
+    /// OpenAPI type: "string", "integer", "boolean", "date".
+    pub type_: &'static str,
+    /// OpenAPI format ("name" for the object's name column), or "".
+    pub format: &'static str,
+    /// What the column shows.
+    pub description: &'static str,
+    /// 0 for the default columns, 1 for the `-o wide` ones.
+    pub priority: i32,
 }
 
-/// The wide columns of the pod-owning kinds.
-const WORKLOAD_WIDE: &[&str] = &["CONTAINERS", "IMAGES", "SELECTOR"];
+/// One cell of a row: text, or an integer where Kubernetes' printers put an
+/// `int64` (the column's declared type may still say "string").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    /// A string cell.
+    Text(String),
+    /// An integer cell.
+    Int(i64),
+}
 
-/// One object's cells, in [`header`]'s order.
-pub(super) fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<String> {
-    let name = text(o, "/metadata/name").to_string();
-    let created = age(text(o, "/metadata/creationTimestamp"), now);
-    let n = |ptr: &str| int(o, ptr).to_string();
-    let mut row = match kind {
+impl Cell {
+    /// The cell as a JSON value, as it appears in a Table's `cells`.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Cell::Text(s) => Value::from(s.as_str()),
+            Cell::Int(n) => Value::from(*n),
+        }
+    }
+}
+
+impl fmt::Display for Cell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cell::Text(s) => f.write_str(s),
+            Cell::Int(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl From<String> for Cell {
+    fn from(s: String) -> Self {
+        Cell::Text(s)
+    }
+}
+
+impl From<&str> for Cell {
+    fn from(s: &str) -> Self {
+        Cell::Text(s.to_string())
+    }
+}
+
+impl From<i64> for Cell {
+    fn from(n: i64) -> Self {
+        Cell::Int(n)
+    }
+}
+
+impl From<usize> for Cell {
+    fn from(n: usize) -> Self {
+        Cell::Int(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+}
+
+/// The header `ferry get` prints for a kind (kubectl's: the column names
+/// upper-cased); `wide` adds the priority-1 columns. NAME and AGE for a kind
+/// without columns.
+pub fn header(kind: &str, wide: bool) -> Vec<String> {
+    match definitions(kind) {
+        Some(cols) => cols
+            .iter()
+            .filter(|c| wide || c.priority == 0)
+            .map(|c| c.name.to_ascii_uppercase())
+            .collect(),
+        None => vec!["NAME".to_string(), "AGE".to_string()],
+    }
+}
+
+/// One object's cells, in [`header`]'s order; `wide` adds the priority-1 cells.
+pub fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
+    let name = Cell::from(text(o, "/metadata/name"));
+    let created = Cell::from(age(text(o, "/metadata/creationTimestamp"), now));
+    let n = |ptr: &str| Cell::Int(int(o, ptr));
+    let mut row: Vec<Cell> = match kind {
         "Pod" => return pod::cells(o, wide, now),
         "Event" => return event(o, wide, now),
         "Deployment" => vec![
             name,
-            format!("{}/{}", int(o, "/status/readyReplicas"), replicas(o)),
+            format!("{}/{}", int(o, "/status/readyReplicas"), replicas(o)).into(),
             n("/status/updatedReplicas"),
             n("/status/availableReplicas"),
             created,
         ],
         "ReplicaSet" => vec![
             name,
-            replicas(o).to_string(),
+            replicas(o).into(),
             n("/status/replicas"),
             n("/status/readyReplicas"),
             created,
@@ -147,68 +132,70 @@ pub(super) fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<St
             n("/status/numberReady"),
             n("/status/updatedNumberScheduled"),
             n("/status/numberAvailable"),
-            labels_string(o.pointer("/spec/template/spec/nodeSelector")),
+            labels_string(o.pointer("/spec/template/spec/nodeSelector")).into(),
             created,
         ],
         "StatefulSet" => vec![
             name,
-            format!("{}/{}", int(o, "/status/readyReplicas"), replicas(o)),
+            format!("{}/{}", int(o, "/status/readyReplicas"), replicas(o)).into(),
             created,
         ],
         "Job" => vec![
             name,
-            job_status(o),
-            job_completions(o),
-            job_duration(o, now),
+            job_status(o).into(),
+            job_completions(o).into(),
+            job_duration(o, now).into(),
             created,
         ],
         "CronJob" => vec![
             name,
-            text(o, "/spec/schedule").to_string(),
-            or_none(text(o, "/spec/timeZone")),
+            text(o, "/spec/schedule").into(),
+            or_none(text(o, "/spec/timeZone")).into(),
             match o.pointer("/spec/suspend").and_then(Value::as_bool) {
-                Some(true) => "True".to_string(),
-                Some(false) => "False".to_string(),
-                None => "<unset>".to_string(),
-            },
-            list(o, "/status/active").len().to_string(),
+                Some(true) => "True",
+                Some(false) => "False",
+                None => "<unset>",
+            }
+            .into(),
+            list(o, "/status/active").len().into(),
             match o
                 .pointer("/status/lastScheduleTime")
                 .and_then(Value::as_str)
             {
                 Some(t) => age(t, now),
                 None => "<none>".to_string(),
-            },
+            }
+            .into(),
             created,
         ],
         "Service" => vec![
             name,
-            text(o, "/spec/type").to_string(),
-            service_cluster_ip(o),
-            service_external_ip(o, wide),
-            or_none(&service_ports(o)),
+            text(o, "/spec/type").into(),
+            service_cluster_ip(o).into(),
+            service_external_ip(o, wide).into(),
+            or_none(&service_ports(o)).into(),
             created,
         ],
-        "Endpoints" => vec![name, endpoints(o), created],
+        "Endpoints" => vec![name, endpoints(o).into(), created],
         "ConfigMap" => vec![
             name,
-            (keys(o, "/data") + keys(o, "/binaryData")).to_string(),
+            (keys(o, "/data") + keys(o, "/binaryData")).into(),
             created,
         ],
         "Secret" => vec![
             name,
-            text(o, "/type").to_string(),
-            keys(o, "/data").to_string(),
+            text(o, "/type").into(),
+            keys(o, "/data").into(),
             created,
         ],
-        "ServiceAccount" => vec![name, list(o, "/secrets").len().to_string(), created],
-        "Namespace" => vec![name, text(o, "/status/phase").to_string(), created],
+        "ServiceAccount" => vec![name, list(o, "/secrets").len().into(), created],
+        "Namespace" => vec![name, text(o, "/status/phase").into(), created],
         "Node" => node(o, created),
-        "Lease" => vec![name, text(o, "/spec/holderIdentity").to_string(), created],
+        "Lease" => vec![name, text(o, "/spec/holderIdentity").into(), created],
         _ => vec![name, created],
     };
     if wide {
-        row.extend(wide_cells(kind, o));
+        row.extend(wide_cells(kind, o).into_iter().map(Cell::from));
     }
     row
 }
@@ -261,7 +248,7 @@ fn keys(o: &Value, ptr: &str) -> usize {
 }
 
 /// `s`, or `<none>` when empty.
-pub(super) fn or_none(s: &str) -> String {
+pub fn or_none(s: &str) -> String {
     if s.is_empty() { "<none>" } else { s }.to_string()
 }
 

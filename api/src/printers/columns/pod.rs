@@ -1,13 +1,13 @@
 //! A Pod's `get` row: kubectl's READY, STATUS and RESTARTS rules.
 
-use super::or_none;
+use super::{or_none, Cell};
 use crate::printers::age::age;
 use crate::printers::{int, list, text};
 use jiff::Timestamp;
 use serde_json::Value;
 
 /// NAME READY STATUS RESTARTS AGE, and with `wide` IP NODE NOMINATED NODE READINESS GATES.
-pub(super) fn cells(o: &Value, wide: bool, now: Timestamp) -> Vec<String> {
+pub(super) fn cells(o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
     let s = status(o);
     let restarts = match (s.restarts, &s.last_restart) {
         (0, _) | (_, None) => s.restarts.to_string(),
@@ -29,7 +29,7 @@ pub(super) fn cells(o: &Value, wide: bool, now: Timestamp) -> Vec<String> {
         row.push(or_none(text(o, "/status/nominatedNodeName")));
         row.push(readiness_gates(o));
     }
-    row
+    row.into_iter().map(Cell::from).collect()
 }
 
 /// What kubectl derives from a pod's status.

@@ -51,7 +51,7 @@ pub(super) fn service_external_ip(o: &Value, wide: bool) -> String {
 }
 
 /// A Service's PORT(S): `80/TCP`, `80:30080/TCP` with a node port, comma-joined.
-pub(crate) fn service_ports(o: &Value) -> String {
+pub fn service_ports(o: &Value) -> String {
     list(o, "/spec/ports")
         .iter()
         .map(|p| {
@@ -68,12 +68,12 @@ pub(crate) fn service_ports(o: &Value) -> String {
 }
 
 /// An Endpoints' ENDPOINTS: up to three `ip:port`, then `+ N more...`.
-pub(crate) fn endpoints(o: &Value) -> String {
+pub fn endpoints(o: &Value) -> String {
     endpoints_of_port(o, None)
 }
 
 /// [`endpoints`] limited to the ports named `port` (for `describe service`, per port).
-pub(crate) fn endpoints_of_port(o: &Value, port: Option<&str>) -> String {
+pub fn endpoints_of_port(o: &Value, port: Option<&str>) -> String {
     let subsets = list(o, "/subsets");
     if subsets.is_empty() {
         return "<none>".to_string();
