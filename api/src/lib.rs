@@ -8,7 +8,8 @@
 //! - [`tls`]: the cluster CA, certificate issue, identities, and quinn configs (mutual TLS).
 //! - [`client`]: a client that holds every master's address and fails over between them.
 //! - [`object`]: Kubernetes object requests, answers and `Status` errors.
-//! - [`resources`]: the served Kubernetes kinds, their store keys, and name rules.
+//! - [`resources`]: the served Kubernetes kinds, their store keys, discovery facts, and name rules.
+//! - [`discovery`]: `/version`, discovery and OpenAPI documents for the Kubernetes REST front end.
 //! - [`selector`]: label and field selectors, parsed and matched against JSON objects.
 //! - [`patch`]: JSON merge, JSON and strategic merge patches, and client-side apply.
 //! - [`printers`]: Kubernetes' table columns and cells per kind, ages, and the
@@ -18,6 +19,7 @@
 //! - [`Error`]: this crate's errors.
 
 pub mod client;
+pub mod discovery;
 pub mod error;
 pub mod files;
 pub mod frame;

@@ -83,6 +83,233 @@ resources! {
     "coordination.k8s.io" "v1" "Lease" "leases" true [],
 }
 
+/// A subresource of a served kind (`pods/status`, `deployments/scale`), as
+/// Kubernetes 1.33 lists it in discovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subresource {
+    /// The path segment after the object's name (`status`, `scale`, `log`).
+    pub name: &'static str,
+    /// API group of the kind it takes or returns; with `version`, both empty
+    /// when that kind is in the parent's group-version (as in `APIResource`).
+    pub group: &'static str,
+    /// Version of that kind, empty when it is the parent's.
+    pub version: &'static str,
+    /// The kind it takes or returns (`Scale`, `PodExecOptions`, the parent's own kind).
+    pub kind: &'static str,
+    /// Verbs, as Kubernetes lists them (sorted).
+    pub verbs: &'static [&'static str],
+}
+
+/// What discovery says of a served kind beyond [`Resource`]: its singular
+/// name, verbs, categories and subresources (Kubernetes 1.33's values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Discovery {
+    /// The kind's plural resource name (the key into [`RESOURCES`]).
+    pub plural: &'static str,
+    /// Singular resource name (`pod`, `endpoints`).
+    pub singular: &'static str,
+    /// Verbs on the resource itself, sorted as Kubernetes lists them.
+    pub verbs: &'static [&'static str],
+    /// Categories (`all` for the kinds `kubectl get all` shows).
+    pub categories: &'static [&'static str],
+    /// Subresources, sorted by name.
+    pub subresources: &'static [Subresource],
+}
+
+impl Resource {
+    /// The discovery facts of this kind (every served kind has them).
+    pub fn discovery(&self) -> &'static Discovery {
+        DISCOVERY
+            .iter()
+            .find(|d| d.plural == self.plural)
+            .unwrap_or(&UNKNOWN_DISCOVERY)
+    }
+}
+
+/// Read, write and watch: what most kinds serve.
+const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+/// Namespaces have no `deletecollection`.
+const NAMESPACE_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
+/// `*/status`, `*/scale`, `pods/ephemeralcontainers`.
+const GET_PATCH_UPDATE: &[&str] = &["get", "patch", "update"];
+/// Streaming subresources (`exec`, `attach`, `portforward`).
+const CONNECT: &[&str] = &["create", "get"];
+const ALL: &[&str] = &["all"];
+
+const fn sub(
+    name: &'static str,
+    kind: &'static str,
+    verbs: &'static [&'static str],
+) -> Subresource {
+    Subresource {
+        name,
+        group: "",
+        version: "",
+        kind,
+        verbs,
+    }
+}
+
+const fn sub_in(
+    name: &'static str,
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    verbs: &'static [&'static str],
+) -> Subresource {
+    Subresource {
+        name,
+        group,
+        version,
+        kind,
+        verbs,
+    }
+}
+
+const fn disc(
+    plural: &'static str,
+    singular: &'static str,
+    verbs: &'static [&'static str],
+    categories: &'static [&'static str],
+    subresources: &'static [Subresource],
+) -> Discovery {
+    Discovery {
+        plural,
+        singular,
+        verbs,
+        categories,
+        subresources,
+    }
+}
+
+const UNKNOWN_DISCOVERY: Discovery = disc("", "", ALL_VERBS, &[], &[]);
+
+/// Discovery facts of every served kind, in [`RESOURCES`] order. The
+/// subresources are those Kubernetes 1.33 serves for these kinds, less the
+/// ones ferry has no handler for (`pods/proxy`, `nodes/proxy`,
+/// `services/proxy`, `pods/ephemeralcontainers`, `pods/resize`).
+pub const DISCOVERY: &[Discovery] = &[
+    disc(
+        "namespaces",
+        "namespace",
+        NAMESPACE_VERBS,
+        &[],
+        &[
+            sub("finalize", "Namespace", &["update"]),
+            sub("status", "Namespace", GET_PATCH_UPDATE),
+        ],
+    ),
+    disc(
+        "nodes",
+        "node",
+        ALL_VERBS,
+        &[],
+        &[sub("status", "Node", GET_PATCH_UPDATE)],
+    ),
+    disc(
+        "pods",
+        "pod",
+        ALL_VERBS,
+        ALL,
+        &[
+            sub("attach", "PodAttachOptions", CONNECT),
+            sub("binding", "Binding", &["create"]),
+            sub_in("eviction", "policy", "v1", "Eviction", &["create"]),
+            sub("exec", "PodExecOptions", CONNECT),
+            sub("log", "Pod", &["get"]),
+            sub("portforward", "PodPortForwardOptions", CONNECT),
+            sub("status", "Pod", GET_PATCH_UPDATE),
+        ],
+    ),
+    disc(
+        "services",
+        "service",
+        ALL_VERBS,
+        ALL,
+        &[sub("status", "Service", GET_PATCH_UPDATE)],
+    ),
+    disc("endpoints", "endpoints", ALL_VERBS, &[], &[]),
+    disc("configmaps", "configmap", ALL_VERBS, &[], &[]),
+    disc("secrets", "secret", ALL_VERBS, &[], &[]),
+    disc(
+        "serviceaccounts",
+        "serviceaccount",
+        ALL_VERBS,
+        &[],
+        &[sub_in(
+            "token",
+            "authentication.k8s.io",
+            "v1",
+            "TokenRequest",
+            &["create"],
+        )],
+    ),
+    disc("events", "event", ALL_VERBS, &[], &[]),
+    disc(
+        "replicasets",
+        "replicaset",
+        ALL_VERBS,
+        ALL,
+        &[
+            sub_in("scale", "autoscaling", "v1", "Scale", GET_PATCH_UPDATE),
+            sub("status", "ReplicaSet", GET_PATCH_UPDATE),
+        ],
+    ),
+    disc(
+        "deployments",
+        "deployment",
+        ALL_VERBS,
+        ALL,
+        &[
+            sub_in("scale", "autoscaling", "v1", "Scale", GET_PATCH_UPDATE),
+            sub("status", "Deployment", GET_PATCH_UPDATE),
+        ],
+    ),
+    disc(
+        "daemonsets",
+        "daemonset",
+        ALL_VERBS,
+        ALL,
+        &[sub("status", "DaemonSet", GET_PATCH_UPDATE)],
+    ),
+    disc(
+        "statefulsets",
+        "statefulset",
+        ALL_VERBS,
+        ALL,
+        &[
+            sub_in("scale", "autoscaling", "v1", "Scale", GET_PATCH_UPDATE),
+            sub("status", "StatefulSet", GET_PATCH_UPDATE),
+        ],
+    ),
+    disc(
+        "jobs",
+        "job",
+        ALL_VERBS,
+        ALL,
+        &[sub("status", "Job", GET_PATCH_UPDATE)],
+    ),
+    disc(
+        "cronjobs",
+        "cronjob",
+        ALL_VERBS,
+        ALL,
+        &[sub("status", "CronJob", GET_PATCH_UPDATE)],
+    ),
+    disc("leases", "lease", ALL_VERBS, &[], &[]),
+];
+
 /// Why a kind or name is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResourceError {
@@ -224,6 +451,22 @@ mod tests {
         plurals.sort();
         plurals.dedup();
         assert_eq!(plurals.len(), RESOURCES.len(), "plurals are unique");
+    }
+
+    #[test]
+    fn every_kind_has_discovery_facts() {
+        for r in RESOURCES {
+            let d = r.discovery();
+            assert_eq!(d.plural, r.plural, "{} has no DISCOVERY entry", r.kind);
+            assert_eq!(d.singular, r.kind.to_ascii_lowercase());
+            assert!(d.verbs.windows(2).all(|w| w[0] < w[1]), "{}", r.plural);
+            assert!(d.subresources.windows(2).all(|w| w[0].name < w[1].name));
+            for s in d.subresources {
+                assert!(s.verbs.windows(2).all(|w| w[0] < w[1]));
+                assert_eq!(s.group.is_empty(), s.version.is_empty());
+            }
+        }
+        assert_eq!(DISCOVERY.len(), RESOURCES.len());
     }
 
     #[test]
