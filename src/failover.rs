@@ -133,7 +133,7 @@ pub async fn run(a: Args) -> Result<ExitCode> {
         None
     };
     let port = if a.port == 0 { free_ports(n)? } else { a.port };
-    let mut local = up::start(&dir, n, port, false, cfg_path.as_deref()).await?;
+    let mut local = up::start(&dir, n, port, None, false, cfg_path.as_deref()).await?;
     let result = drive(&a, &mut local, cfg_path.as_deref()).await;
     up::stop_all(&mut local.procs);
     if temp && result.is_ok() {

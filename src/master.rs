@@ -19,6 +19,10 @@ pub struct Args {
     /// Address other masters and clients use (default: the listen address).
     #[arg(long)]
     advertise: Option<SocketAddr>,
+    /// TCP address of the Kubernetes REST API over HTTPS (default: the listen
+    /// address and port number, over TCP).
+    #[arg(long)]
+    https_listen: Option<SocketAddr>,
     /// Start a new cluster with this master as its only member; prints the join token.
     #[arg(long, conflicts_with = "join")]
     init: bool,
@@ -67,6 +71,9 @@ pub async fn run(a: Args, config: Option<PathBuf>) -> Result<ExitCode> {
     }
     if a.advertise.is_some() {
         cfg.advertise = a.advertise;
+    }
+    if a.https_listen.is_some() {
+        cfg.https_listen = a.https_listen;
     }
     cfg.validate()?;
     let init = a.init && !a.force_new_cluster;

@@ -34,6 +34,11 @@ pub struct Args {
     /// UDP port of the first master; the others use the following ports.
     #[arg(long, default_value_t = 7100)]
     port: u16,
+    /// TCP port of the Kubernetes REST API (HTTPS): `ferry up` listens on
+    /// 127.0.0.1:PORT and forwards each connection to a live master; the masters
+    /// serve HTTPS on the following ports.
+    #[arg(long, default_value_t = 6443)]
+    https_port: u16,
     /// Allow an even number of masters.
     #[arg(long)]
     force: bool,
@@ -45,6 +50,8 @@ pub(crate) struct Proc {
     pub(crate) data: PathBuf,
     /// A master's QUIC address, or a node's own address.
     pub(crate) addr: String,
+    /// A master's HTTPS address, when not the default (its QUIC address over TCP).
+    pub(crate) https: Option<String>,
     /// Runtime threads: the masters share this machine's cores (0: a node).
     workers: usize,
     pub(crate) child: Option<Child>,
@@ -111,6 +118,9 @@ pub(crate) fn spawn(p: &mut Proc, extra: &[String], master_cfg: Option<&Path>) -
             .arg(&p.addr)
             .arg("--worker-threads")
             .arg(p.workers.to_string());
+        if let Some(h) = &p.https {
+            cmd.arg("--https-listen").arg(h);
+        }
         if let Some(c) = master_cfg {
             cmd.arg("--config").arg(c);
         }
@@ -237,7 +247,26 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
     }
     let dir = a.dir.clone().unwrap_or_else(|| ferry_home().join("local"));
     let cfg = master_cfg.as_deref();
-    let mut local = start(&dir, a.masters, a.port, a.force, cfg).await?;
+    let https_addr = std::net::SocketAddr::from(([127, 0, 0, 1], a.https_port));
+    // Bound before any master starts: a taken port is reported at once.
+    let front = tokio::net::TcpListener::bind(https_addr)
+        .await
+        .with_context(|| format!("binding {https_addr} for the Kubernetes API (pass --https-port to use another port)"))?;
+    let mut local = start(&dir, a.masters, a.port, Some(a.https_port), a.force, cfg).await?;
+    let backends: Vec<String> = local.procs.iter().filter_map(|p| p.https.clone()).collect();
+    tokio::spawn(forward(front, backends));
+    let kubeconfig = dir.join("kubeconfig");
+    write_private(
+        &kubeconfig,
+        ferry_api::kubeconfig::render(
+            &format!("https://{https_addr}"),
+            &local.admin.ca_cert,
+            &local.admin.client_cert,
+            &local.admin.client_key,
+            "admin",
+        )
+        .as_bytes(),
+    )?;
     let (admin, admin_path, masters, leader) = (
         local.admin.clone(),
         local.admin_path.clone(),
@@ -263,6 +292,10 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
     );
     outln!("  masters:      {}", masters.join(", "));
     outln!("  admin config: {}", admin_path.display());
+    outln!(
+        "  kubectl:      kubectl --kubeconfig {} get nodes   (https://{https_addr})",
+        kubeconfig.display()
+    );
     outln!(
         "  try:          ferry --config {} cluster status",
         admin_path.display()
@@ -317,6 +350,7 @@ async fn start_nodes(dir: &Path, n: usize, local: &Local) -> Result<(Vec<Proc>, 
             name: format!("n{i}"),
             data: dir.join(format!("n{i}")),
             addr: format!("127.0.1.{i}"),
+            https: None,
             workers: 0,
             child: None,
             log_from: 0,
@@ -378,12 +412,14 @@ async fn start_nodes(dir: &Path, n: usize, local: &Local) -> Result<(Vec<Proc>, 
 }
 
 /// Starts (or restarts) a local cluster of `n` masters in `dir` on UDP ports
-/// from `port`, and waits until it is healthy: every master a voter (unless the
+/// from `port` (HTTPS on TCP ports after `https_port`, else on their QUIC
+/// address over TCP), and waits until it is healthy: every master a voter (unless the
 /// count is even without `force`), namespace `default` created.
 pub(crate) async fn start(
     dir: &Path,
     n: usize,
     port: u16,
+    https_port: Option<u16>,
     force: bool,
     master_cfg: Option<&Path>,
 ) -> Result<Local> {
@@ -397,6 +433,7 @@ pub(crate) async fn start(
             name: format!("m{i}"),
             data: dir.join(format!("m{i}")),
             addr: format!("127.0.0.1:{}", port as usize + i - 1),
+            https: https_port.map(|p| format!("127.0.0.1:{}", p as usize + i)),
             workers,
             child: None,
             log_from: 0,
@@ -480,6 +517,36 @@ pub(crate) async fn start(
         leader,
         join_args,
     })
+}
+
+/// The local Kubernetes API endpoint: forwards each TCP connection to the
+/// first master (from the last one that answered) that accepts it within half
+/// a second, so one kubeconfig server survives a master's death (TLS ends at
+/// the master; every master's certificate names 127.0.0.1).
+async fn forward(front: tokio::net::TcpListener, backends: Vec<String>) {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    loop {
+        let Ok((mut client, _)) = front.accept().await else {
+            continue;
+        };
+        let (backends, next) = (backends.clone(), next.clone());
+        tokio::spawn(async move {
+            let start = next.load(std::sync::atomic::Ordering::Relaxed);
+            for k in 0..backends.len() {
+                let i = (start + k) % backends.len();
+                let connect = tokio::net::TcpStream::connect(&backends[i]);
+                if let Ok(Ok(mut server)) =
+                    tokio::time::timeout(Duration::from_millis(500), connect).await
+                {
+                    next.store(i, std::sync::atomic::Ordering::Relaxed);
+                    let _ = server.set_nodelay(true);
+                    let _ = client.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    return;
+                }
+            }
+        });
+    }
 }
 
 /// Restarts any process of `procs` that exits (runs until cancelled).

@@ -19,6 +19,7 @@
 pub mod api_server;
 pub mod apiserver;
 pub mod controllers;
+pub mod https;
 pub mod join;
 pub mod master;
 pub mod supervisor;
@@ -50,6 +51,17 @@ pub enum Error {
     /// The listen address could not be bound.
     #[error("cannot bind UDP {addr}: {source}")]
     Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTPS address could not be bound.
+    #[error(
+        "cannot bind TCP {addr} for the HTTPS API: {source} (set https_listen or --https-listen)"
+    )]
+    BindHttps {
         /// The address.
         addr: std::net::SocketAddr,
         /// The failure.

@@ -23,6 +23,7 @@ pub mod discovery;
 pub mod error;
 pub mod files;
 pub mod frame;
+pub mod kubeconfig;
 pub mod kv;
 pub mod object;
 pub mod patch;

@@ -339,6 +339,32 @@ pub fn server_config(
     Ok(server)
 }
 
+/// The HTTPS side of a master (the Kubernetes REST front end): presents
+/// `[cert, CA]`, asks for a client certificate but lets requests without one
+/// through (they authenticate with a bearer token or are anonymous). TLS 1.2 and
+/// 1.3, as kubectl, client-go and Python's `ssl` speak; the HTTP server adds ALPN.
+pub fn https_server_config(ca_pem: &str, cert: &CertPair) -> Result<rustls::ServerConfig> {
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider())
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| Error::Tls(format!("client verifier: {e}")))?;
+    rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![cert_der(&cert.cert_pem)?, cert_der(ca_pem)?],
+            key_der(&cert.key_pem)?,
+        )
+        .map_err(|e| Error::Tls(format!("master certificate: {e}")))
+}
+
+/// The identity a verified certificate chain's leaf names (TLS front ends).
+pub fn chain_identity(chain: &[CertificateDer<'_>]) -> Option<Identity> {
+    identity_of(chain.first()?)
+}
+
 /// The client side: verifies the master against the CA, presents `cert`.
 pub fn client_config(
     ca_pem: &str,

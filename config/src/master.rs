@@ -18,6 +18,9 @@ pub struct MasterConfig {
     pub listen: SocketAddr,
     /// Address other masters and clients use to reach this one (default: `listen`).
     pub advertise: Option<SocketAddr>,
+    /// TCP address of the Kubernetes REST API over HTTPS (default: `listen`'s
+    /// address and port number, over TCP: masters on one host never clash).
+    pub https_listen: Option<SocketAddr>,
     /// Raft timing.
     pub raft: RaftTimings,
     /// Store limits and batching.
@@ -32,6 +35,7 @@ impl Default for MasterConfig {
             data_dir: PathBuf::from("ferry-data"),
             listen: "127.0.0.1:7100".parse().expect("static address"),
             advertise: None,
+            https_listen: None,
             raft: RaftTimings::default(),
             store: StoreLimits::default(),
             transport: TransportLimits::default(),
@@ -141,6 +145,11 @@ impl MasterConfig {
         let cfg: MasterConfig = crate::read_toml(path)?;
         cfg.validate().map_err(|e| e.in_file(path))?;
         Ok(cfg)
+    }
+
+    /// The TCP address the HTTPS API binds.
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https_listen.unwrap_or(self.listen)
     }
 
     /// The address peers and clients should use.

@@ -38,6 +38,7 @@ mod crash;
 mod failover;
 mod fork;
 mod harness;
+mod kubectl;
 mod nodes;
 mod objects;
 mod pause;

@@ -23,6 +23,21 @@ pub fn free_ports(n: u16) -> u16 {
     panic!("no {n} consecutive free UDP ports in 48000-48999");
 }
 
+/// A base port with `n` consecutive free TCP ports on 127.0.0.1 (40000-47999),
+/// for HTTPS front ends (`ferry up --https-port`).
+pub fn free_tcp_ports(n: u16) -> u16 {
+    for _ in 0..500 {
+        let base = 40000 + rand::random::<u16>() % (8000 - n);
+        let socks: Vec<_> = (0..n)
+            .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if socks.len() == n as usize {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free TCP ports in 40000-47999");
+}
+
 /// The last `lines` lines of a file (for failure reports).
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("<{e}>"));

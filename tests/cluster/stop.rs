@@ -109,6 +109,8 @@ async fn ferry_up_reports_a_master_that_cannot_start_at_once() {
             dir.to_str().unwrap(),
             "--port",
             &port.to_string(),
+            "--https-port",
+            &crate::procs::free_tcp_ports(4).to_string(),
         ],
         Duration::from_secs(60),
     );

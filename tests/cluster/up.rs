@@ -4,7 +4,7 @@
 //! leave an even number of voters.
 
 use crate::harness::{serial, wait_until};
-use crate::procs::{ferry_cmd, free_ports, pids_with_arg, run_ferry, tail};
+use crate::procs::{ferry_cmd, free_ports, free_tcp_ports, pids_with_arg, run_ferry, tail};
 use ferry_api::proto::ClusterStatus;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -17,12 +17,16 @@ pub struct Up {
     child: Option<Child>,
     dir: PathBuf,
     log: PathBuf,
+    /// The local Kubernetes API port (`https://127.0.0.1:PORT`).
+    pub https_port: u16,
 }
 
 impl Up {
     pub fn start(home: &Path, dir: &Path, port: u16, run: usize) -> Up {
         let log = home.join(format!("up-{run}.log"));
         let out = std::fs::File::create(&log).expect("log");
+        // The front end and one port per master.
+        let https_port = free_tcp_ports(8);
         let child = ferry_cmd(home)
             .args([
                 "up",
@@ -30,6 +34,8 @@ impl Up {
                 dir.to_str().unwrap(),
                 "--port",
                 &port.to_string(),
+                "--https-port",
+                &https_port.to_string(),
             ])
             .stdout(out.try_clone().expect("fd"))
             .stderr(out)
@@ -39,6 +45,7 @@ impl Up {
             child: Some(child),
             dir: dir.to_path_buf(),
             log,
+            https_port,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod identity;
 use crate::api_server;
 use crate::apiserver::actor::ApiServerActor;
 use crate::apiserver::ApiServer;
+use crate::https::Https;
 use crate::join::{request_join, JoinContext};
 use crate::supervisor::MasterActors;
 use crate::{Error, Result};
@@ -56,6 +57,8 @@ pub struct Master {
     pub endpoint: quinn::Endpoint,
     /// The address peers and clients use.
     pub addr: SocketAddr,
+    /// The HTTPS (Kubernetes REST) address.
+    pub https_addr: SocketAddr,
     /// The data dir.
     pub data: DataDir,
     /// This master's id.
@@ -69,6 +72,8 @@ pub struct Master {
     rejoin: Option<tokio::task::JoinHandle<()>>,
     /// The actor tree (API server, controller manager).
     actors: Option<MasterActors>,
+    /// The Kubernetes REST front end.
+    https: Option<Https>,
     /// What a restore or force-new-cluster seeded the store with.
     pub seeded: Option<Seeded>,
 }
@@ -227,6 +232,20 @@ impl Master {
         });
         let api = ApiServer::new(store.clone(), cfg.store.max_value_bytes);
         let actors = MasterActors::start(api).map_err(|source| Error::Actors { source })?;
+        let https = match Https::start(
+            cfg.https_addr(),
+            &ca.cert_pem,
+            &cert,
+            actors.api.clone(),
+            store.clone(),
+        ) {
+            Ok(h) => h,
+            Err(e) => {
+                actors.stop().await;
+                store.shutdown().await;
+                return Err(e);
+            }
+        };
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let accept = tokio::spawn(accept_loop(
             endpoint.clone(),
@@ -256,6 +275,8 @@ impl Master {
             stop,
             rejoin,
             actors: Some(actors),
+            https_addr: https.addr,
+            https: Some(https),
             seeded,
         })
     }
@@ -297,6 +318,9 @@ impl Master {
         //    drain (watches end, requests in flight get DRAIN to finish).
         self.endpoint.set_server_config(None);
         let _ = self.stop.send(true);
+        if let Some(https) = self.https.take() {
+            https.stop().await;
+        }
         let conns = match (&mut self.accept).await {
             Ok(conns) => Some(conns),
             Err(e) => {

@@ -1,0 +1,379 @@
+//! The Kubernetes REST API over HTTPS, driven by unmodified kubectl (the one
+//! on PATH) and curl against `ferry up`'s local endpoint and kubeconfig.
+
+use crate::harness::{serial, wait_until};
+use crate::procs::free_ports;
+use crate::up::Up;
+use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// What a finished command returned.
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `program args` with `input` on stdin, HOME set to `home` (kubectl's
+/// discovery cache stays in the test's directory).
+fn run(home: &Path, program: &str, args: &[&str], input: Option<&str>) -> Out {
+    let mut child = Command::new(program)
+        .args(args)
+        .env("HOME", home)
+        .env_remove("KUBECONFIG")
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+    if let Some(text) = input {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    Out {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+struct Kubectl<'a> {
+    home: &'a Path,
+    kubeconfig: String,
+}
+
+impl Kubectl<'_> {
+    fn run(&self, args: &[&str], input: Option<&str>) -> Out {
+        let mut all = vec!["--kubeconfig", &self.kubeconfig, "--request-timeout", "20s"];
+        all.extend_from_slice(args);
+        run(self.home, "kubectl", &all, input)
+    }
+
+    /// Runs and expects success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args, None);
+        assert!(o.ok, "kubectl {}: {}{}", args.join(" "), o.stdout, o.stderr);
+        o.stdout
+    }
+
+    fn ok_in(&self, args: &[&str], input: &str) -> String {
+        let o = self.run(args, Some(input));
+        assert!(o.ok, "kubectl {}: {}{}", args.join(" "), o.stdout, o.stderr);
+        o.stdout
+    }
+
+    /// Runs and expects failure; returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let o = self.run(args, None);
+        assert!(!o.ok, "kubectl {} succeeded: {}", args.join(" "), o.stdout);
+        o.stderr
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).expect("kubectl -o json")
+    }
+}
+
+const APP: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cfg
+  labels:
+    app: web
+data:
+  greeting: hello
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels:
+    app: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: web
+        image: busybox
+        command: ["sleep", "3600"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_death() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let k = Kubectl {
+        home,
+        kubeconfig: dir.join("kubeconfig").to_str().unwrap().to_string(),
+    };
+
+    // Discovery: the version, the served kinds, the nodes ferry up started.
+    let v: Value = serde_json::from_str(&k.ok(&["version", "-o", "json"])).unwrap();
+    assert_eq!(v["serverVersion"]["major"], "1", "{v}");
+    let resources = k.ok(&["api-resources"]);
+    for line in [
+        "pods ",
+        "deployments ",
+        "configmaps ",
+        "leases ",
+        "namespaces ",
+    ] {
+        assert!(resources.contains(line), "{line} missing:\n{resources}");
+    }
+    let nodes = k.ok(&["get", "nodes"]);
+    let lines: Vec<&str> = nodes.lines().collect();
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("STATUS") && lines[0].contains("ROLES"),
+        "{nodes}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("n1 ") && l.contains(" Ready")),
+        "{nodes}"
+    );
+
+    // apply: created, then unchanged (kubectl's own client-side apply).
+    let out = k.ok_in(&["apply", "-f", "-"], APP);
+    assert!(out.contains("configmap/cfg created"), "{out}");
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    let again = k.ok_in(&["apply", "-f", "-"], APP);
+    assert!(again.contains("configmap/cfg unchanged"), "{again}");
+    assert!(again.contains("deployment.apps/web unchanged"), "{again}");
+    assert_eq!(
+        k.ok(&["get", "configmap", "cfg", "-o", "jsonpath={.data.greeting}"]),
+        "hello"
+    );
+    let table = k.ok(&["get", "configmaps", "-l", "app=web"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "DATA", "AGE"], "{table}");
+    assert!(table.lines().nth(1).unwrap().starts_with("cfg "), "{table}");
+    let deploy = k.ok(&["get", "deployment", "web", "-o", "wide"]);
+    assert!(
+        deploy.contains("CONTAINERS") && deploy.contains("busybox"),
+        "{deploy}"
+    );
+
+    // Patch (merge and JSON), label, annotate, scale.
+    k.ok(&[
+        "patch",
+        "configmap",
+        "cfg",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"extra":"1"}}"#,
+    ]);
+    k.ok(&[
+        "patch",
+        "configmap",
+        "cfg",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"replace","path":"/data/greeting","value":"hi"}]"#,
+    ]);
+    k.ok(&["label", "configmap", "cfg", "tier=front"]);
+    k.ok(&["annotate", "configmap", "cfg", "note=kept"]);
+    let cm = k.json(&["get", "configmap", "cfg"]);
+    assert_eq!(cm["data"]["greeting"], "hi", "{cm}");
+    assert_eq!(cm["data"]["extra"], "1", "{cm}");
+    assert_eq!(cm["metadata"]["labels"]["tier"], "front", "{cm}");
+    assert_eq!(cm["metadata"]["annotations"]["note"], "kept", "{cm}");
+    assert_eq!(
+        k.ok(&["get", "cm", "-l", "tier=front", "-o", "name"]),
+        "configmap/cfg\n"
+    );
+    k.ok(&["scale", "deployment", "web", "--replicas", "3"]);
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "3"
+    );
+
+    // Errors read as Kubernetes writes them.
+    let e = k.fails(&["get", "configmap", "missing"]);
+    assert!(
+        e.contains(r#"Error from server (NotFound): configmaps "missing" not found"#),
+        "{e}"
+    );
+
+    // A watch sees a change made after it started.
+    let mut watch = Command::new("kubectl")
+        .args([
+            "--kubeconfig",
+            &k.kubeconfig,
+            "get",
+            "configmaps",
+            "--watch-only",
+            "-o",
+            "name",
+        ])
+        .env("HOME", home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl get -w");
+    let stdout = watch.stdout.take().unwrap();
+    let seen = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.contains("configmap/watched"))
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    k.ok_in(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: \"1\"\n",
+    );
+    wait_until(
+        "the watch to print configmap/watched",
+        Duration::from_secs(20),
+        || {
+            let done = seen.is_finished();
+            async move {
+                if done {
+                    Ok(())
+                } else {
+                    Err("not yet".to_string())
+                }
+            }
+        },
+    )
+    .await;
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(seen.join().unwrap().is_some(), "the watch saw the create");
+
+    // curl with the kubeconfig's certificates: POST a pod.
+    let pem = |field: &str| {
+        let kc: Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&k.kubeconfig).unwrap()).unwrap();
+        let b64 = kc
+            .pointer(field)
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_string();
+        let path = home.join(field.replace('/', "_"));
+        let out = run(home, "base64", &["-d"], Some(&b64));
+        std::fs::write(&path, out.stdout).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (ca, cert, key) = (
+        pem("/clusters/0/cluster/certificate-authority-data"),
+        pem("/users/0/user/client-certificate-data"),
+        pem("/users/0/user/client-key-data"),
+    );
+    let url = format!(
+        "https://127.0.0.1:{}/api/v1/namespaces/default/configmaps",
+        up.https_port
+    );
+    let body =
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"by-curl"},"data":{"x":"y"}}"#;
+    let o = run(
+        home,
+        "curl",
+        &[
+            "-sS",
+            "--cacert",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "-H",
+            "Content-Type: application/json",
+            "-X",
+            "POST",
+            "-d",
+            body,
+            "-w",
+            "\n%{http_code}",
+            &url,
+        ],
+        None,
+    );
+    assert!(
+        o.stdout.trim_end().ends_with("201"),
+        "{}{}",
+        o.stdout,
+        o.stderr
+    );
+    // Without a certificate: 401, a Kubernetes Status.
+    let o = run(
+        home,
+        "curl",
+        &["-sS", "--cacert", &ca, "-w", "\n%{http_code}", &url],
+        None,
+    );
+    assert!(o.stdout.trim_end().ends_with("401"), "{}", o.stdout);
+    assert!(o.stdout.contains(r#""kind":"Status""#), "{}", o.stdout);
+
+    // The endpoint survives a master's death: SIGKILL each master in turn
+    // (ferry up restarts it) and kubectl still answers.
+    for m in ["m1", "m2"] {
+        for pid in up.master_pids(m) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let got = wait_until(
+            "kubectl get after a master died",
+            Duration::from_secs(30),
+            || {
+                let o = k.run(
+                    &["get", "configmap", "by-curl", "-o", "jsonpath={.data.x}"],
+                    None,
+                );
+                async move {
+                    if o.ok {
+                        Ok(o.stdout)
+                    } else {
+                        Err(o.stderr)
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(got, "y");
+    }
+
+    // delete: gone, and a second delete is NotFound.
+    let out = k.ok(&["delete", "configmap", "cfg", "by-curl", "watched"]);
+    assert!(out.contains(r#"configmap "cfg" deleted"#), "{out}");
+    let e = k.fails(&["delete", "configmap", "cfg"]);
+    assert!(e.contains("NotFound"), "{e}");
+}
