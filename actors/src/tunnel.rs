@@ -174,6 +174,122 @@ async fn open_to_node(
     ask_node(&conn, &make(uid, container)).await
 }
 
+/// A stream to a pod's node, carrying `ApiRequest::PodLogs` or `PodExec`
+/// frames both ways: through this master's tunnel, or relayed by the master
+/// that holds the node's tunnel.
+pub struct PodStream {
+    /// Toward the node.
+    pub to: quinn::SendStream,
+    /// From the node.
+    pub from: quinn::RecvStream,
+    /// The relay's client, kept open while the stream is.
+    _relay: Option<ferry_api::Client>,
+}
+
+/// Opens `req` (`ApiRequest::PodLogs` or `ApiRequest::PodExec`) to the pod's
+/// node. When the node's tunnel is on another master (its Node's
+/// [`TUNNEL_ANNOTATION`]), this master asks that one, as itself (`relay`: a
+/// client config with this master's certificate), and the frames pass
+/// through unchanged. Front ends that cannot pick their master (HTTPS behind
+/// `ferry up`'s endpoint, a load balancer) reach every pod this way.
+pub async fn open_pod_stream(
+    store: &Store,
+    tunnels: &Tunnels,
+    relay: &ferry_config::ClientConfig,
+    req: &ferry_api::proto::ApiRequest,
+) -> Result<PodStream, ApiError> {
+    use ferry_api::proto::ApiRequest;
+    let (namespace, name, container) = match req {
+        ApiRequest::PodLogs(l) => (&l.namespace, &l.name, l.container.as_deref()),
+        ApiRequest::PodExec(x) => (&x.namespace, &x.name, x.container.as_deref()),
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "only logs and exec open pod streams",
+            ))
+        }
+    };
+    let local = open_to_node(
+        store,
+        tunnels,
+        namespace,
+        name,
+        container,
+        |uid, container| match req {
+            ApiRequest::PodExec(x) => NodeStream::Exec {
+                uid,
+                container,
+                req: x.clone(),
+            },
+            ApiRequest::PodLogs(l) => NodeStream::Logs {
+                uid,
+                container,
+                req: l.clone(),
+            },
+            _ => unreachable!("checked above"),
+        },
+    )
+    .await;
+    match local {
+        Ok((to, from)) => Ok(PodStream {
+            to,
+            from,
+            _relay: None,
+        }),
+        Err(e) if e.code == ErrorCode::Unavailable => {
+            let addr = tunnel_master(store, namespace, name).await?.ok_or(e)?;
+            let cfg = ferry_config::ClientConfig {
+                masters: vec![addr.clone()],
+                ..relay.clone()
+            };
+            let unavailable =
+                |e: String| ApiError::new(ErrorCode::Unavailable, format!("master {addr}: {e}"));
+            let client = ferry_api::Client::new(&cfg).map_err(|e| unavailable(e.to_string()))?;
+            let (to, from) = client
+                .open_duplex(req)
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
+            Ok(PodStream {
+                to,
+                from,
+                _relay: Some(client),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The master holding the tunnel of the node that runs a pod, from its Node's annotation.
+async fn tunnel_master(
+    store: &Store,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<String>, ApiError> {
+    let read = |res: &str, ns: Option<&str>, n: &str| {
+        let key = resources::by_cli_name(res)
+            .expect("served")
+            .key(ns, Some(n));
+        async move {
+            Ok::<_, ApiError>(match store.get(&key, Consistency::Linearizable).await? {
+                (Some(kv), _) => serde_json::from_slice::<Value>(&kv.value).ok(),
+                (None, _) => None,
+            })
+        }
+    };
+    let Some(pod) = read("pods", Some(namespace), name).await? else {
+        return Ok(None);
+    };
+    let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    Ok(read("nodes", None, node).await?.and_then(|n| {
+        n.pointer("/metadata/annotations")
+            .and_then(|a| a.get(TUNNEL_ANNOTATION))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }))
+}
+
 /// Answers `ApiRequest::PodLogs`: proxies the log stream from the pod's node.
 pub async fn stream_logs(
     store: &Store,

@@ -120,6 +120,19 @@ spec:
         command: ["sleep", "3600"]
 "#;
 
+const TALK: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: NAME
+spec:
+  nodeName: NODE
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "echo hello from talk; i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done"]
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_death() {
     let _serial = serial().await;
@@ -226,6 +239,64 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
     let e = k.fails(&["get", "configmap", "missing"]);
     assert!(
         e.contains(r#"Error from server (NotFound): configmaps "missing" not found"#),
+        "{e}"
+    );
+
+    // A pod on a node: wait for Ready, read its log, exec in it (exit codes
+    // and stdin pass through; the node's tunnel may be on another master).
+    for node in ["n1", "n2"] {
+        k.ok_in(
+            &["apply", "-f", "-"],
+            &TALK
+                .replace("NAME", &format!("talk-{node}"))
+                .replace("NODE", node),
+        );
+    }
+    for node in ["n1", "n2"] {
+        let pod = format!("pod/talk-{node}");
+        k.ok(&["wait", "--for=condition=Ready", &pod, "--timeout=60s"]);
+        let log = wait_until(
+            "the container's first lines",
+            Duration::from_secs(20),
+            || {
+                let o = k.run(&["logs", &pod, "--tail", "-1"], None);
+                async move {
+                    if o.stdout.starts_with("hello from talk\ntick 1\n") {
+                        Ok(o.stdout)
+                    } else {
+                        Err(format!("{}{}", o.stdout, o.stderr))
+                    }
+                }
+            },
+        )
+        .await;
+        assert!(log.contains("tick 1"), "{log}");
+        let o = k.run(
+            &[
+                "exec",
+                &pod,
+                "--",
+                "sh",
+                "-c",
+                "echo out; echo err >&2; exit 3",
+            ],
+            None,
+        );
+        assert!(!o.ok);
+        assert_eq!(o.stdout, "out\n");
+        assert!(o.stderr.contains("err\n"), "{}", o.stderr);
+        assert!(
+            o.stderr.contains("command terminated with exit code 3"),
+            "{}",
+            o.stderr
+        );
+        let o = k.run(&["exec", "-i", &pod, "--", "cat"], Some("through stdin\n"));
+        assert!(o.ok, "{}", o.stderr);
+        assert_eq!(o.stdout, "through stdin\n");
+    }
+    let e = k.fails(&["logs", "talk-n1", "-c", "nope"]);
+    assert!(
+        e.contains("container nope is not valid for pod talk-n1"),
         "{e}"
     );
 
@@ -372,6 +443,14 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
     }
 
     // delete: gone, and a second delete is NotFound.
+    k.ok(&[
+        "delete",
+        "pod",
+        "talk-n1",
+        "talk-n2",
+        "--grace-period=0",
+        "--force",
+    ]);
     let out = k.ok(&["delete", "configmap", "cfg", "by-curl", "watched"]);
     assert!(out.contains(r#"configmap "cfg" deleted"#), "{out}");
     let e = k.fails(&["delete", "configmap", "cfg"]);

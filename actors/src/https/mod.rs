@@ -11,6 +11,7 @@
 //! [`ObjectRequest`]: ferry_api::object::ObjectRequest
 
 pub mod content;
+mod pods;
 pub mod route;
 mod serve;
 
@@ -34,13 +35,15 @@ pub struct Https {
 }
 
 impl Https {
-    /// Binds `addr` and serves until [`Https::stop`].
+    /// Binds `addr` and serves until [`Https::stop`]; `cert` is this master's
+    /// (its server certificate, and its client identity toward other masters).
     pub fn start(
         addr: SocketAddr,
         ca_pem: &str,
         cert: &CertPair,
         api: Addr<ApiServerActor>,
         store: Store,
+        tunnels: crate::tunnel::Tunnels,
     ) -> Result<Https> {
         let tls = tls::https_server_config(ca_pem, cert)?;
         let listener = std::net::TcpListener::bind(addr)
@@ -48,10 +51,19 @@ impl Https {
         let local = listener
             .local_addr()
             .map_err(|source| Error::BindHttps { addr, source })?;
+        let relay = ferry_config::ClientConfig {
+            masters: Vec::new(),
+            ca_cert: ca_pem.to_string(),
+            client_cert: cert.cert_pem.clone(),
+            client_key: cert.key_pem.clone(),
+            timeout_ms: 10_000,
+        };
         let ctx = Arc::new(serve::Ctx {
             api,
             store,
             address: local.to_string(),
+            tunnels,
+            relay,
         });
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
         let server = actix_web::HttpServer::new(move || {

@@ -40,6 +40,21 @@ pub enum Route {
     OpenApiV3(Option<String>),
     /// An object request for the pipeline.
     Object(Box<ObjectRoute>),
+    /// A stream to a pod's container: `pods/<name>/log`, `exec`, `attach`.
+    Pod(PodRoute),
+}
+
+/// `pods/<name>/log|exec|attach` and their query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodRoute {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// `log`, `exec` or `attach`.
+    pub what: String,
+    /// The query's parameters, in order (`command` repeats).
+    pub params: Vec<(String, String)>,
 }
 
 /// An object request and what the HTTP front end itself does around it.
@@ -196,6 +211,24 @@ fn object(
             }
             [] => return Err(not_found_path()),
         };
+    if let (Some(s @ ("log" | "exec" | "attach")), Some(ns), Some(n)) = (sub, namespace, name) {
+        let allowed = match s {
+            "log" => matches!(method, "GET" | "HEAD"),
+            _ => matches!(method, "GET" | "POST"),
+        };
+        if res.plural != "pods" {
+            return Err(not_found_path());
+        }
+        if !allowed {
+            return Err(method_not_allowed(method, path));
+        }
+        return Ok(Route::Pod(PodRoute {
+            namespace: ns.to_string(),
+            name: n.to_string(),
+            what: s.to_string(),
+            params: q.0.clone(),
+        }));
+    }
     if let Some(s) = sub {
         if !SUBRESOURCES.contains(&s) {
             return Err(not_found_path());
@@ -697,6 +730,56 @@ mod tests {
             let e = route(m, p, q, *ct).expect_err(&format!("{m} {p}?{q}"));
             assert_eq!(e.code, *code, "{m} {p}?{q}: {e:?}");
         }
+    }
+
+    #[test]
+    fn pod_streams_keep_their_query() {
+        let r = route(
+            "GET",
+            "/api/v1/namespaces/a/pods/web/log",
+            "container=c&follow=true&tailLines=5",
+            None,
+        )
+        .unwrap();
+        let Route::Pod(p) = r else { panic!("{r:?}") };
+        assert_eq!(
+            (p.namespace.as_str(), p.name.as_str(), p.what.as_str()),
+            ("a", "web", "log")
+        );
+        assert_eq!(p.params[1], ("follow".to_string(), "true".to_string()));
+        let r = route(
+            "POST",
+            "/api/v1/namespaces/a/pods/web/exec",
+            "command=sh&command=-c&command=echo+hi&stdout=true",
+            None,
+        )
+        .unwrap();
+        let Route::Pod(p) = r else { panic!("{r:?}") };
+        assert_eq!(p.what, "exec");
+        let cmd: Vec<&str> = p
+            .params
+            .iter()
+            .filter(|(k, _)| k == "command")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(cmd, ["sh", "-c", "echo hi"]);
+        assert_eq!(
+            route("POST", "/api/v1/namespaces/a/pods/web/log", "", None)
+                .unwrap_err()
+                .code,
+            405
+        );
+        assert_eq!(
+            route(
+                "GET",
+                "/apis/apps/v1/namespaces/a/deployments/d/log",
+                "",
+                None
+            )
+            .unwrap_err()
+            .code,
+            404
+        );
     }
 
     #[test]

@@ -28,6 +28,11 @@ pub(super) struct Ctx {
     pub store: Store,
     /// This front end's address, for `/api`'s `serverAddressByClientCIDRs`.
     pub address: String,
+    /// Node tunnels held by this master (logs, exec).
+    pub tunnels: crate::tunnel::Tunnels,
+    /// This master as a client of the others (relaying logs and exec to the
+    /// master holding a node's tunnel).
+    pub relay: ferry_config::ClientConfig,
 }
 
 const JSON: &str = "application/json";
@@ -132,6 +137,7 @@ pub(super) async fn handle(
             None => status(&not_found_path()),
         },
         Route::Object(o) => object(&ctx, who, *o, accept, content_type, payload).await,
+        Route::Pod(p) => super::pods::serve(&ctx, who, p, &req, payload).await,
     }
 }
 
@@ -220,7 +226,11 @@ async fn object(
 }
 
 /// One request through the pipeline, as the QUIC front end sends it.
-async fn run(ctx: &Ctx, who: &Identity, req: ObjectRequest) -> Result<ObjectResponse, Status> {
+pub(super) async fn run(
+    ctx: &Ctx,
+    who: &Identity,
+    req: ObjectRequest,
+) -> Result<ObjectResponse, Status> {
     let msg = Handle {
         who: who.clone(),
         req,
@@ -510,14 +520,14 @@ fn typed(code: u16, content_type: &str, v: &Value) -> HttpResponse {
     )
 }
 
-fn raw(code: u16, content_type: &str, body: Vec<u8>) -> HttpResponse {
+pub(super) fn raw(code: u16, content_type: &str, body: Vec<u8>) -> HttpResponse {
     HttpResponse::build(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .content_type(content_type.to_string())
         .body(body)
 }
 
 /// A `Status` error answer.
-fn status(s: &Status) -> HttpResponse {
+pub(super) fn status(s: &Status) -> HttpResponse {
     let r = s.response();
     raw(r.code, JSON, r.body)
 }

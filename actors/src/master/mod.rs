@@ -238,6 +238,7 @@ impl Master {
             &cert,
             actors.api.clone(),
             store.clone(),
+            join_ctx.tunnels.clone(),
         ) {
             Ok(h) => h,
             Err(e) => {

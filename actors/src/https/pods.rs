@@ -1,0 +1,362 @@
+//! `pods/<name>/log` (a streamed text body) and `pods/<name>/exec` (a
+//! WebSocket speaking `v5.channel.k8s.io` / `v4.channel.k8s.io`, as kubectl
+//! 1.30+ does), proxied to the pod's node over its tunnel.
+//!
+//! The pod is read through the pipeline first (so authorization and a missing
+//! pod answer as for any object), then a stream is opened to its node
+//! ([`crate::tunnel::open_pod_stream`]), relayed by the master holding the
+//! node's tunnel when that is another one.
+
+use super::route::PodRoute;
+use super::serve::{run, status, Ctx};
+use crate::tunnel::open_pod_stream;
+use actix_web::http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use ferry_api::frame::{read_frame, write_frame};
+use ferry_api::object::{ObjectRequest, Status, Verb};
+use ferry_api::proto::{ApiError, ApiRequest, ErrorCode, ExecFrame, ExecRequest, LogsRequest};
+use ferry_api::tls::Identity;
+use serde_json::{json, Value};
+
+/// Largest frame read from a node stream.
+const MAX_FRAME: usize = 1 << 20;
+
+/// Channels of the `channel.k8s.io` WebSocket protocols.
+const STDIN: u8 = 0;
+const STDOUT: u8 = 1;
+const STDERR: u8 = 2;
+const ERROR: u8 = 3;
+const RESIZE: u8 = 4;
+/// v5: the client closed one of its channels (`[255, channel]`).
+const CLOSE: u8 = 255;
+
+/// Serves `pods/<name>/log|exec|attach`.
+pub(super) async fn serve(
+    ctx: &Ctx,
+    who: Identity,
+    p: PodRoute,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    // Streams reach into containers: the admin and masters only, until RBAC
+    // grants `pods/log` and `pods/exec` to others.
+    if !matches!(who, Identity::Admin | Identity::Master(_)) {
+        return status(&Status::forbidden(format!(
+            "pods \"{}\" is forbidden: {who:?} cannot get resource \"pods/{}\" in namespace \"{}\"",
+            p.name, p.what, p.namespace
+        )));
+    }
+    let get = ObjectRequest::new(Verb::Get, "pods", Some(&p.namespace), Some(&p.name));
+    let pod = match run(ctx, &who, get).await {
+        Ok(r) if r.code < 400 => serde_json::from_slice::<Value>(&r.body).unwrap_or(Value::Null),
+        Ok(r) => return super::serve::raw(r.code, "application/json", r.body),
+        Err(s) => return status(&s),
+    };
+    let container = param(&p, "container").map(str::to_string);
+    match p.what.as_str() {
+        "log" => logs(ctx, &p, &pod, container).await,
+        "exec" => {
+            let command: Vec<String> = p
+                .params
+                .iter()
+                .filter(|(k, _)| k == "command")
+                .map(|(_, v)| v.clone())
+                .collect();
+            if command.is_empty() {
+                return status(&Status::bad_request("you must specify at least 1 command"));
+            }
+            let x = ExecRequest {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                container,
+                command,
+                stdin: flag(&p, "stdin"),
+                tty: flag(&p, "tty"),
+            };
+            exec(ctx, x, req, payload).await
+        }
+        _ => status(&Status::bad_request(
+            "attach is not supported: ferry's containers have no attachable console; use exec",
+        )),
+    }
+}
+
+/// A query parameter (the last one given).
+fn param<'a>(p: &'a PodRoute, k: &str) -> Option<&'a str> {
+    p.params
+        .iter()
+        .rev()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A boolean query parameter as Go's `strconv.ParseBool` reads it (absent: false).
+fn flag(p: &PodRoute, k: &str) -> bool {
+    matches!(
+        param(p, k),
+        Some("1" | "true" | "True" | "TRUE" | "t" | "T")
+    )
+}
+
+async fn logs(ctx: &Ctx, p: &PodRoute, pod: &Value, container: Option<String>) -> HttpResponse {
+    let number = |k: &str| -> Result<Option<u64>, Status> {
+        param(p, k)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map(|n| n.max(0) as u64)
+                    .map_err(|_| Status::bad_request(format!("{k}: invalid value {v:?}")))
+            })
+            .transpose()
+    };
+    let parsed = (|| {
+        let tail = number("tailLines")?;
+        let limit = number("limitBytes")?;
+        let mut since = number("sinceSeconds")?;
+        if let Some(t) = param(p, "sinceTime") {
+            let at: jiff::Timestamp = t.parse().map_err(|e| {
+                Status::bad_request(format!("sinceTime: invalid RFC 3339 time {t:?}: {e}"))
+            })?;
+            let secs = jiff::Timestamp::now().duration_since(at).as_secs().max(0) as u64;
+            since = Some(secs);
+        }
+        Ok::<_, Status>((tail, limit, since))
+    })();
+    let (tail, limit, since) = match parsed {
+        Ok(x) => x,
+        Err(s) => return status(&s),
+    };
+    if let Some(c) = &container {
+        let known = ["containers", "initContainers"].iter().any(|list| {
+            pod["spec"][list]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|x| x["name"] == c.as_str()))
+        });
+        if !known {
+            return status(&Status::bad_request(format!(
+                "container {c} is not valid for pod {}",
+                p.name
+            )));
+        }
+    }
+    let req = ApiRequest::PodLogs(LogsRequest {
+        namespace: p.namespace.clone(),
+        name: p.name.clone(),
+        container,
+        follow: flag(p, "follow"),
+        tail,
+        previous: flag(p, "previous"),
+        timestamps: flag(p, "timestamps"),
+        since_secs: since,
+    });
+    let mut stream = match open_pod_stream(&ctx.store, &ctx.tunnels, &ctx.relay, &req).await {
+        Ok(s) => s,
+        Err(e) => return status(&node_status(e)),
+    };
+    let _ = stream.to.finish();
+    // The first frame decides the answer: an error before any output is the
+    // request's error (a container not started yet is 400, as Kubernetes says).
+    let first = match read_frame::<_, Result<Vec<u8>, ApiError>>(&mut stream.from, MAX_FRAME).await
+    {
+        Ok(Some(Ok(bytes))) => Some(bytes),
+        Ok(Some(Err(e))) => return status(&node_status(e)),
+        Ok(None) => None,
+        Err(e) => {
+            return status(&Status::new(
+                503,
+                "ServiceUnavailable",
+                format!("the log stream from the node broke: {e}"),
+            ))
+        }
+    };
+    let budget = limit.unwrap_or(u64::MAX);
+    let body = futures_util::stream::unfold(
+        (stream, first, budget, false),
+        |(mut stream, first, budget, done)| async move {
+            if done || budget == 0 {
+                return None;
+            }
+            let bytes = match first {
+                Some(b) => b,
+                None => {
+                    match read_frame::<_, Result<Vec<u8>, ApiError>>(&mut stream.from, MAX_FRAME)
+                        .await
+                    {
+                        Ok(Some(Ok(b))) => b,
+                        // An error mid-stream, the end, or a broken stream: stop.
+                        _ => return None,
+                    }
+                }
+            };
+            let take = (bytes.len() as u64).min(budget) as usize;
+            let left = budget - take as u64;
+            let chunk = Bytes::from(bytes).slice(..take);
+            Some((
+                Ok::<_, std::convert::Infallible>(chunk),
+                (stream, None, left, false),
+            ))
+        },
+    );
+    HttpResponse::Ok()
+        .content_type("text/plain")
+        .streaming(body)
+}
+
+/// A node-side failure as the Status Kubernetes answers.
+fn node_status(e: ApiError) -> Status {
+    match e.code {
+        ErrorCode::BadRequest => Status::bad_request(e.message),
+        ErrorCode::Unavailable => Status::new(503, "ServiceUnavailable", e.message),
+        ErrorCode::Forbidden | ErrorCode::Unauthenticated => Status::forbidden(e.message),
+        _ => Status::internal(e.message),
+    }
+}
+
+/// The WebSocket subprotocol to speak: the newest `channel.k8s.io` one offered.
+fn subprotocol(req: &HttpRequest) -> Option<&'static str> {
+    let offered: Vec<String> = req
+        .headers()
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|p| p.trim().to_string()))
+        .collect();
+    ["v5.channel.k8s.io", "v4.channel.k8s.io"]
+        .into_iter()
+        .find(|p| offered.iter().any(|o| o == p))
+}
+
+async fn exec(ctx: &Ctx, x: ExecRequest, req: &HttpRequest, payload: web::Payload) -> HttpResponse {
+    let Some(proto) = subprotocol(req) else {
+        return status(&Status::bad_request(
+            "exec needs a WebSocket upgrade with subprotocol v5.channel.k8s.io or v4.channel.k8s.io \
+             (kubectl 1.30 or newer; SPDY is not served)",
+        ));
+    };
+    let v5 = proto.starts_with("v5");
+    let command = x.command.clone();
+    let stream = match open_pod_stream(
+        &ctx.store,
+        &ctx.tunnels,
+        &ctx.relay,
+        &ApiRequest::PodExec(x),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => return status(&node_status(e)),
+    };
+    let (mut resp, session, msgs) = match actix_ws::handle(req, payload) {
+        Ok(x) => x,
+        Err(e) => return status(&Status::bad_request(format!("WebSocket handshake: {e}"))),
+    };
+    resp.headers_mut()
+        .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(proto));
+    actix_web::rt::spawn(run_exec(stream, session, msgs, command, v5));
+    resp
+}
+
+/// Moves frames between the WebSocket and the node until the command ends.
+async fn run_exec(
+    stream: crate::tunnel::PodStream,
+    mut session: actix_ws::Session,
+    mut msgs: actix_ws::MessageStream,
+    command: Vec<String>,
+    v5: bool,
+) {
+    let crate::tunnel::PodStream {
+        mut to, mut from, ..
+    } = stream;
+    let _keep = from.id();
+    let to_node = async {
+        while let Some(Ok(msg)) = msgs.recv().await {
+            let data = match msg {
+                actix_ws::Message::Binary(b) => b,
+                actix_ws::Message::Close(_) => break,
+                _ => continue,
+            };
+            let Some((&channel, rest)) = data.split_first() else {
+                continue;
+            };
+            let frame = match channel {
+                STDIN => ExecFrame::Stdin(rest.to_vec()),
+                CLOSE if v5 && rest.first() == Some(&STDIN) => ExecFrame::StdinEnd,
+                // Window sizes: ferry's exec has no resizable terminal yet.
+                RESIZE => continue,
+                _ => continue,
+            };
+            let end = matches!(frame, ExecFrame::StdinEnd);
+            if write_frame(&mut to, &frame).await.is_err() {
+                break;
+            }
+            if end {
+                break;
+            }
+        }
+        let _ = write_frame(&mut to, &ExecFrame::StdinEnd).await;
+    };
+    let from_node = async {
+        let ended = loop {
+            match read_frame::<_, ExecFrame>(&mut from, MAX_FRAME).await {
+                Ok(Some(ExecFrame::Stdout(b))) => {
+                    if session.binary(channel(STDOUT, &b)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Some(ExecFrame::Stderr(b))) => {
+                    if session.binary(channel(STDERR, &b)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Some(ExecFrame::Exit(code))) => break exit_status(&command, code),
+                Ok(Some(ExecFrame::Error(e))) => break node_status(e).to_json(),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => {
+                    break Status::internal(
+                        "the exec stream from the node ended without an exit code",
+                    )
+                    .to_json()
+                }
+            }
+        };
+        let body = serde_json::to_vec(&ended).unwrap_or_default();
+        let _ = session.binary(channel(ERROR, &body)).await;
+        // A normal closure: kubectl reads it as the end of every channel.
+        let _ = session
+            .close(Some(actix_ws::CloseReason {
+                code: actix_ws::CloseCode::Normal,
+                description: None,
+            }))
+            .await;
+    };
+    // The command's end ends the session; the input side may still wait.
+    tokio::select! {
+        _ = from_node => {}
+        _ = async { to_node.await; std::future::pending::<()>().await } => {}
+    }
+}
+
+fn channel(id: u8, data: &[u8]) -> Bytes {
+    let mut v = Vec::with_capacity(data.len() + 1);
+    v.push(id);
+    v.extend_from_slice(data);
+    Bytes::from(v)
+}
+
+/// The Status the error channel carries when the command ends, as the kubelet
+/// writes it: success, or `NonZeroExitCode` with the code as a cause (kubectl
+/// exits with it).
+fn exit_status(command: &[String], code: i32) -> Value {
+    if code == 0 {
+        return json!({ "metadata": {}, "status": "Success" });
+    }
+    json!({
+        "metadata": {},
+        "status": "Failure",
+        "message": format!(
+            "command terminated with non-zero exit code: error executing command [{}], exit code {code}",
+            command.join(" ")
+        ),
+        "reason": "NonZeroExitCode",
+        "details": { "causes": [ { "reason": "ExitCode", "message": code.to_string() } ] },
+    })
+}
