@@ -108,6 +108,20 @@ pub struct ObjectRequest {
     pub list: ListOptions,
     /// Run admission but store nothing.
     pub dry_run: bool,
+    /// What to do with fields the kind does not have.
+    pub field_validation: FieldValidation,
+}
+
+/// Kubernetes' `fieldValidation`: what a write does with unknown or duplicate fields.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FieldValidation {
+    /// Refuse the request (400), naming each field (ferry's CLI and kubectl).
+    #[default]
+    Strict,
+    /// Drop them and say so in `Warning` headers (Kubernetes' default for other clients).
+    Warn,
+    /// Drop them silently.
+    Ignore,
 }
 
 impl ObjectRequest {
@@ -122,6 +136,7 @@ impl ObjectRequest {
             body: Vec::new(),
             list: ListOptions::default(),
             dry_run: false,
+            field_validation: FieldValidation::Strict,
         }
     }
 
@@ -140,14 +155,24 @@ pub struct ObjectResponse {
     /// JSON body.
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
+    /// Warnings for the client (unknown fields dropped under
+    /// `fieldValidation=Warn`), as Kubernetes sends them in `Warning` headers.
+    pub warnings: Vec<String>,
 }
 
 impl ObjectResponse {
+    /// This answer with `warnings` added.
+    pub fn warned(mut self, warnings: Vec<String>) -> Self {
+        self.warnings.extend(warnings);
+        self
+    }
+
     /// A success with a JSON value.
     pub fn ok(code: u16, body: &Value) -> Self {
         ObjectResponse {
             code,
             body: serde_json::to_vec(body).unwrap_or_default(),
+            warnings: Vec::new(),
         }
     }
 

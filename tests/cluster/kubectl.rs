@@ -402,6 +402,56 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
         o.stdout,
         o.stderr
     );
+    // Unknown fields: dropped with a Warning header by default (Kubernetes'
+    // fieldValidation=Warn), refused under Strict.
+    let odd = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"odd"},"data":{"x":"y"},"colour":"red"}"#;
+    let post = |query: &str| {
+        run(
+            home,
+            "curl",
+            &[
+                "-sS",
+                "-i",
+                "--cacert",
+                &ca,
+                "--cert",
+                &cert,
+                "--key",
+                &key,
+                "-H",
+                "Content-Type: application/json",
+                "-X",
+                "POST",
+                "-d",
+                odd,
+                &format!("{url}{query}"),
+            ],
+            None,
+        )
+        .stdout
+    };
+    let strict = post("?fieldValidation=Strict");
+    assert!(
+        strict.starts_with("HTTP/1.1 400") || strict.starts_with("HTTP/2 400"),
+        "{strict}"
+    );
+    assert!(strict.contains(r#"unknown field \"colour\""#), "{strict}");
+    let warned = post("");
+    assert!(
+        warned.starts_with("HTTP/1.1 201") || warned.starts_with("HTTP/2 201"),
+        "{warned}"
+    );
+    assert!(
+        warned
+            .to_ascii_lowercase()
+            .contains(r#"warning: 299 - "unknown field \"colour\"""#),
+        "{warned}"
+    );
+    assert!(
+        !warned.contains("red"),
+        "the unknown field was dropped: {warned}"
+    );
+
     // Without a certificate: 401, a Kubernetes Status.
     let o = run(
         home,
@@ -451,7 +501,7 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
         "--grace-period=0",
         "--force",
     ]);
-    let out = k.ok(&["delete", "configmap", "cfg", "by-curl", "watched"]);
+    let out = k.ok(&["delete", "configmap", "cfg", "by-curl", "watched", "odd"]);
     assert!(out.contains(r#"configmap "cfg" deleted"#), "{out}");
     let e = k.fails(&["delete", "configmap", "cfg"]);
     assert!(e.contains("NotFound"), "{e}");

@@ -190,14 +190,31 @@ impl ApiServer {
             obj.as_object_mut().expect("object").remove("status");
         }
         let namespace = req.namespace.as_deref().filter(|_| res.namespaced);
-        let mut guard = match namespace {
+        let guard = match namespace {
             Some(ns) => Some(
                 self.check_namespace(res, meta::name(&obj).unwrap_or_default(), ns, false)
                     .await?,
             ),
             None => None,
         };
-        admission::admit(res, &mut obj, None, Operation::Create)?;
+        let warnings =
+            admission::admit(res, &mut obj, None, Operation::Create, req.field_validation)?;
+        self.put_created(res, req, obj, namespace, guard, generate)
+            .await
+            .map(|r| r.warned(warnings))
+    }
+
+    /// Stores an admitted create (`guard`: its namespace's precondition), with
+    /// another generated name when the one made is taken.
+    async fn put_created(
+        &self,
+        res: &Resource,
+        req: &ObjectRequest,
+        mut obj: Value,
+        namespace: Option<&str>,
+        mut guard: Option<WriteOp>,
+        generate: Option<String>,
+    ) -> Outcome<ObjectResponse> {
         for _ in 0..3 {
             let name = meta::name(&obj).unwrap_or_default().to_string();
             let value = self.encode_checked(res, &obj)?;
@@ -344,10 +361,31 @@ impl ApiServer {
         mut new: Value,
         expect: u64,
     ) -> Outcome<ObjectResponse> {
+        let warnings = match req.subresource {
+            None => admission::admit(
+                res,
+                &mut new,
+                Some(old),
+                Operation::Update,
+                req.field_validation,
+            )?,
+            Some(_) => Vec::new(),
+        };
+        self.put_updated(res, req, old, new, expect)
+            .await
+            .map(|r| r.warned(warnings))
+    }
+
+    /// Stores an admitted update if `old` is still at `expect`.
+    async fn put_updated(
+        &self,
+        res: &Resource,
+        req: &ObjectRequest,
+        old: &Value,
+        mut new: Value,
+        expect: u64,
+    ) -> Outcome<ObjectResponse> {
         let name = meta::name(old).unwrap_or_default().to_string();
-        if req.subresource.is_none() {
-            admission::admit(res, &mut new, Some(old), Operation::Update)?;
-        }
         if meta::has_spec(res) {
             let generation = old
                 .pointer("/metadata/generation")

@@ -5,7 +5,7 @@
 //! the same [`ObjectRequest`] the QUIC front end builds, so both front ends
 //! share every verb.
 
-use ferry_api::object::{ListOptions, ObjectRequest, PatchType, Status, Verb};
+use ferry_api::object::{FieldValidation, ListOptions, ObjectRequest, PatchType, Status, Verb};
 use ferry_api::resources::{Resource, RESOURCES};
 use serde_json::{json, Map, Value};
 
@@ -268,13 +268,17 @@ fn object(
             )))
         }
     };
-    if let Some(fv) = q.get("fieldValidation") {
-        if !matches!(fv, "Strict" | "Warn" | "Ignore") {
+    // Kubernetes' default for requests that do not say is Warn (kubectl says Strict).
+    req.field_validation = match q.get("fieldValidation") {
+        None | Some("Warn") => FieldValidation::Warn,
+        Some("Strict") => FieldValidation::Strict,
+        Some("Ignore") => FieldValidation::Ignore,
+        Some(fv) => {
             return Err(Status::bad_request(format!(
                 "fieldValidation: Unsupported value: {fv:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
-            )));
+            )))
         }
-    }
+    };
     req.list = ListOptions {
         label_selector: q.get("labelSelector").map(str::to_string),
         field_selector: match (req.list.field_selector.take(), q.get("fieldSelector")) {

@@ -219,7 +219,7 @@ async fn object(
         return delete_collection(ctx, &who, o.res, o.req, answer).await;
     }
     match run(ctx, &who, o.req).await {
-        Ok(r) if r.code < 400 => encode(o.res, &r, answer, include),
+        Ok(r) if r.code < 400 => warn(encode(o.res, &r, answer, include), &r.warnings),
         Ok(r) => raw(r.code, JSON, r.body),
         Err(s) => status(&s),
     }
@@ -347,6 +347,18 @@ async fn delete_collection(
         "items": deleted,
     });
     encode(res, &ObjectResponse::ok(200, &out), answer, Rows::Metadata)
+}
+
+/// Adds one `Warning: 299 - "..."` header per warning, as Kubernetes does.
+fn warn(mut resp: HttpResponse, warnings: &[String]) -> HttpResponse {
+    for w in warnings {
+        let text = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{text}\"")) {
+            resp.headers_mut()
+                .append(actix_web::http::header::WARNING, v);
+        }
+    }
+    resp
 }
 
 /// What each row of a Table carries (`includeObject`).

@@ -4,16 +4,20 @@
 //! re-encoding the typed value and listing every input key that did not survive,
 //! as Kubernetes' strict field validation reports them.
 
-use ferry_api::object::Status;
+use ferry_api::object::{FieldValidation, Status};
 use ferry_api::resources::Resource;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-/// Decodes `obj` as kind `res` into `T`, refusing type errors and unknown fields (400).
+/// Decodes `obj` as kind `res` into `T`, refusing type errors (400). Unknown
+/// fields are refused under `Strict` (400, each named), dropped under `Ignore`,
+/// and dropped with one warning each under `Warn` (pushed to `warnings`).
 pub(crate) fn decode<T: DeserializeOwned + Serialize>(
     res: &Resource,
     obj: &Value,
+    fv: FieldValidation,
+    warnings: &mut Vec<String>,
 ) -> Result<T, Status> {
     check_type_meta(res, obj)?;
     let cannot = |why: String| {
@@ -35,18 +39,23 @@ pub(crate) fn decode<T: DeserializeOwned + Serialize>(
             })
         }
     };
+    if fv == FieldValidation::Ignore {
+        return Ok(typed);
+    }
     let back = serde_json::to_value(&typed).map_err(|e| Status::internal(e.to_string()))?;
     let mut unknown = Vec::new();
     diff("", obj, &back, &mut unknown);
-    if !unknown.is_empty() {
-        let list: Vec<String> = unknown
-            .iter()
-            .map(|p| format!("unknown field {p:?}"))
-            .collect();
-        return Err(cannot(format!(
-            "strict decoding error: {}",
-            list.join(", ")
-        )));
+    let list = unknown.iter().map(|p| format!("unknown field {p:?}"));
+    match fv {
+        _ if unknown.is_empty() => {}
+        FieldValidation::Strict => {
+            let list: Vec<String> = list.collect();
+            return Err(cannot(format!(
+                "strict decoding error: {}",
+                list.join(", ")
+            )));
+        }
+        _ => warnings.extend(list),
     }
     Ok(typed)
 }

@@ -20,7 +20,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-use ferry_api::object::Status;
+use ferry_api::object::{FieldValidation, Status};
 use ferry_api::resources::Resource;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -58,7 +58,9 @@ pub enum Operation {
 
 /// Decodes, defaults and validates `obj` (a whole object: apiVersion, kind, metadata,
 /// spec, ...) of kind `res`. `old` is the stored object on update (immutable-field checks).
-/// On success `obj` is replaced by the defaulted object, re-encoded through its k8s-openapi type.
+/// On success `obj` is replaced by the defaulted object, re-encoded through its
+/// k8s-openapi type, and the answer is the warnings for the client (unknown
+/// fields dropped under `fieldValidation=Warn`).
 ///
 /// Errors: 400 BadRequest for a body that does not decode (wrong type, unknown
 /// field, wrong apiVersion/kind); 422 Invalid with one cause per bad field.
@@ -67,9 +69,16 @@ pub fn admit(
     obj: &mut Value,
     old: Option<&Value>,
     op: Operation,
-) -> Result<(), Status> {
+    fv: FieldValidation,
+) -> Result<Vec<String>, Status> {
     use NameRule::{Dns1035, Label, Subdomain};
-    let a = Admit { res, obj, old, op };
+    let a = Admit {
+        res,
+        obj,
+        old,
+        op,
+        fv,
+    };
     match res.kind {
         "Pod" => a.run(Subdomain, defaults::pod, validate_pod, pod_update),
         "Namespace" => a.run(Label, defaults::namespace, cluster::namespace, none),
@@ -151,6 +160,7 @@ struct Admit<'a> {
     obj: &'a mut Value,
     old: Option<&'a Value>,
     op: Operation,
+    fv: FieldValidation,
 }
 
 type Defaults<T> = fn(&mut T, bool);
@@ -165,11 +175,12 @@ impl Admit<'_> {
         default: Defaults<T>,
         validate: Validate<T>,
         update: Update<T>,
-    ) -> Result<(), Status>
+    ) -> Result<Vec<String>, Status>
     where
         T: DeserializeOwned + Serialize + Metadata<Ty = ObjectMeta>,
     {
-        let mut new: T = decode::decode(self.res, self.obj)?;
+        let mut warnings = Vec::new();
+        let mut new: T = decode::decode(self.res, self.obj, self.fv, &mut warnings)?;
         default(&mut new, self.op == Operation::Create);
         let mut update_errs = Errors::default();
         if let (Operation::Update, Some(old)) = (self.op, self.old) {
@@ -186,7 +197,7 @@ impl Admit<'_> {
             return Err(Status::invalid(&qualified_kind(self.res), &name, errs.0));
         }
         *self.obj = serde_json::to_value(&new).map_err(|e| Status::internal(e.to_string()))?;
-        Ok(())
+        Ok(warnings)
     }
 }
 
