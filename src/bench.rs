@@ -48,6 +48,23 @@ pub enum Cmd {
     /// Failover: SIGKILLs the leader of a local cluster it starts, N times, and
     /// measures the time to a new leader and to the first acknowledged write.
     Failover(crate::failover::Args),
+    /// Create throughput and latency through the Kubernetes REST API: HTTPS with
+    /// HTTP/2, the clients' requests multiplexed over `--conns` connections as
+    /// client-go does.
+    Http {
+        #[command(flatten)]
+        common: Common,
+        /// Total objects to create (split evenly between clients).
+        #[arg(long, default_value_t = 16000)]
+        objects: usize,
+        /// Namespace to create ConfigMaps in.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        /// The API server URL (default: the client config's `api_server`, else
+        /// the leader's address over HTTPS).
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Create throughput and latency through the API pipeline.
     Api {
         #[command(flatten)]
@@ -99,7 +116,8 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
         } => {
             let value = Arc::new(vec![b'v'; value_size]);
             let run_id: u32 = rand::random();
-            drive("store", &common, ops, config, move |client, c, i| {
+            let pool = quic_pool(&common, config).await?;
+            drive("store", &common, ops, pool, move |client, c, i| {
                 let value = value.clone();
                 async move {
                     let key = format!("bench/{run_id:08x}/{c}/{i}");
@@ -119,7 +137,8 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
         } => {
             let run_id: u32 = rand::random();
             let ns = Arc::new(namespace);
-            drive("api", &common, objects, config, move |client, c, i| {
+            let pool = quic_pool(&common, config).await?;
+            drive("api", &common, objects, pool, move |client, c, i| {
                 let (kind, ns) = (kind.clone(), ns.clone());
                 async move {
                     let name = format!("bench-{run_id:08x}-{c}-{i}");
@@ -135,6 +154,142 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
             })
             .await
         }
+        Cmd::Http {
+            common,
+            objects,
+            namespace,
+            server,
+        } => {
+            let run_id: u32 = rand::random();
+            let pool = http_pool(&common, config, server).await?;
+            let ns = Arc::new(namespace);
+            drive("http", &common, objects, pool, move |conn, c, i| {
+                let ns = ns.clone();
+                async move {
+                    let name = format!("bench-{run_id:08x}-{c}-{i}");
+                    let body = serde_json::to_vec(&object("configmaps", &name))?;
+                    let path = format!("/api/v1/namespaces/{ns}/configmaps");
+                    let (code, answer) = conn.post(&path, body).await?;
+                    if code != 201 {
+                        bail!(
+                            "create configmaps/{name}: HTTP {code}: {}",
+                            String::from_utf8_lossy(&answer)
+                        );
+                    }
+                    Ok(())
+                }
+            })
+            .await
+        }
+    }
+}
+
+/// `--conns` QUIC clients for the cluster of the client config at `config`,
+/// each preferring the leader.
+async fn quic_pool(common: &Common, config: Option<&Path>) -> Result<Vec<Arc<Client>>> {
+    let path = config_path(config);
+    let cfg =
+        ClientConfig::load(&path).with_context(|| format!("client config {}", path.display()))?;
+    let probe = Client::new(&cfg)?;
+    let leader = probe.status().await?.leader_addr;
+    let mut pool = Vec::new();
+    for _ in 0..common.conns.max(1) {
+        let c = Client::new(&cfg)?;
+        if let Some(l) = &leader {
+            let _ = c.prefer(l).await;
+        }
+        pool.push(Arc::new(c));
+    }
+    Ok(pool)
+}
+
+/// `--conns` HTTP/2 connections to the API server, with the client config's certificate.
+async fn http_pool(
+    common: &Common,
+    config: Option<&Path>,
+    server: Option<String>,
+) -> Result<Vec<Arc<H2>>> {
+    let path = config_path(config);
+    let cfg =
+        ClientConfig::load(&path).with_context(|| format!("client config {}", path.display()))?;
+    let server = match server.or(cfg.api_server.clone()) {
+        Some(s) => s,
+        None => {
+            let leader = Client::new(&cfg)?.status().await?.leader_addr;
+            format!("https://{}", leader.context("the cluster has no leader")?)
+        }
+    };
+    let authority = server
+        .strip_prefix("https://")
+        .with_context(|| format!("--server {server:?}: must be an https:// URL"))?
+        .trim_end_matches('/')
+        .to_string();
+    let tls = ferry_api::tls::https_client_config(
+        &cfg.ca_cert,
+        &ferry_api::tls::CertPair {
+            cert_pem: cfg.client_cert.clone(),
+            key_pem: cfg.client_key.clone(),
+        },
+        &[b"h2"],
+    )?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority.as_str(), |(h, _)| h)
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_string();
+    let name = rustls::pki_types::ServerName::try_from(host.clone())
+        .with_context(|| format!("server name {host:?}"))?;
+    let mut pool = Vec::new();
+    for _ in 0..common.conns.max(1) {
+        let tcp = tokio::net::TcpStream::connect(&authority)
+            .await
+            .with_context(|| format!("connecting to {authority}"))?;
+        tcp.set_nodelay(true)?;
+        let stream = connector
+            .connect(name.clone(), tcp)
+            .await
+            .with_context(|| format!("TLS to {authority}"))?;
+        let (send, conn) = h2::client::handshake(stream)
+            .await
+            .with_context(|| format!("HTTP/2 to {authority}"))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        pool.push(Arc::new(H2 {
+            send,
+            authority: authority.clone(),
+        }));
+    }
+    Ok(pool)
+}
+
+/// One HTTP/2 connection to the API server.
+struct H2 {
+    send: h2::client::SendRequest<bytes::Bytes>,
+    authority: String,
+}
+
+impl H2 {
+    /// POSTs a JSON body; answers the status code and the response body.
+    async fn post(&self, path: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>)> {
+        let mut send = self.send.clone().ready().await?;
+        let req = http::Request::post(format!("https://{}{path}", self.authority))
+            .header("content-type", "application/json")
+            .header("accept", "application/json")
+            .body(())?;
+        let (resp, mut stream) = send.send_request(req, false)?;
+        stream.send_data(bytes::Bytes::from(body), true)?;
+        let resp = resp.await?;
+        let code = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let mut out = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk?;
+            let _ = body.flow_control().release_capacity(chunk.len());
+            out.extend_from_slice(&chunk);
+        }
+        Ok((code, out))
     }
 }
 
@@ -155,35 +310,24 @@ fn object(kind: &str, name: &str) -> serde_json::Value {
     }
 }
 
-/// Runs `op(client, c, i)` for `total / clients` sequential `i` in each of
-/// `clients` concurrent tasks and prints the summary line.
-async fn drive<F, Fut>(
+/// Runs `op(conn, c, i)` for `total / clients` sequential `i` in each of
+/// `clients` concurrent tasks (client `c` on connection `c % pool.len()`) and
+/// prints the summary line.
+async fn drive<C, F, Fut>(
     name: &str,
     common: &Common,
     total: usize,
-    config: Option<&Path>,
+    pool: Vec<Arc<C>>,
     op: F,
 ) -> Result<ExitCode>
 where
-    F: Fn(Arc<Client>, usize, usize) -> Fut + Send + Sync + 'static,
+    C: Send + Sync + 'static,
+    F: Fn(Arc<C>, usize, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<()>> + Send,
 {
     let clients = common.clients;
     if clients == 0 || total < clients {
         bail!("--clients must be at least 1 and the operation count at least --clients");
-    }
-    let path = config_path(config);
-    let cfg =
-        ClientConfig::load(&path).with_context(|| format!("client config {}", path.display()))?;
-    let probe = Client::new(&cfg)?;
-    let leader = probe.status().await?.leader_addr;
-    let mut pool = Vec::new();
-    for _ in 0..common.conns.max(1) {
-        let c = Client::new(&cfg)?;
-        if let Some(l) = &leader {
-            let _ = c.prefer(l).await;
-        }
-        pool.push(Arc::new(c));
     }
     let per = total / clients;
     let op = Arc::new(op);

@@ -29,6 +29,7 @@ mod client;
 mod cluster;
 mod exec;
 mod failover;
+mod kubeconfig;
 mod kv;
 mod logs;
 mod master;
@@ -88,6 +89,8 @@ enum Command {
     /// Bootstrap tokens for nodes to join with.
     #[command(subcommand)]
     Token(token::Cmd),
+    /// Print (or write) a kubeconfig for kubectl with the admin's certificate.
+    Kubeconfig(kubeconfig::Args),
     /// Benchmarks against a running cluster.
     #[command(subcommand)]
     Bench(bench::Cmd),
@@ -168,6 +171,7 @@ fn main() -> ExitCode {
             Command::Kv(c) => kv::run(c, cli.config.as_deref()).await,
             Command::Cluster(c) => cluster::run(c, cli.config.as_deref()).await,
             Command::Token(c) => token::run(c, cli.config.as_deref()).await,
+            Command::Kubeconfig(a) => kubeconfig::run(a, cli.config.as_deref()),
             Command::Exec(a) => exec::run(a, cli.config.as_deref(), cli.namespace.as_deref()).await,
             Command::Logs(a) => logs::run(a, cli.config.as_deref(), cli.namespace.as_deref()).await,
             Command::Bench(c) => bench::run(c, cli.config.as_deref()).await,

@@ -253,6 +253,8 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
         .await
         .with_context(|| format!("binding {https_addr} for the Kubernetes API (pass --https-port to use another port)"))?;
     let mut local = start(&dir, a.masters, a.port, Some(a.https_port), a.force, cfg).await?;
+    local.admin.api_server = Some(format!("https://{https_addr}"));
+    write_private(&local.admin_path, local.admin.to_toml().as_bytes())?;
     let backends: Vec<String> = local.procs.iter().filter_map(|p| p.https.clone()).collect();
     tokio::spawn(forward(front, backends));
     let kubeconfig = dir.join("kubeconfig");

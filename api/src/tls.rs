@@ -360,6 +360,23 @@ pub fn https_server_config(ca_pem: &str, cert: &CertPair) -> Result<rustls::Serv
         .map_err(|e| Error::Tls(format!("master certificate: {e}")))
 }
 
+/// A TLS client of the HTTPS API (benchmarks, tests): trusts the cluster CA,
+/// presents `cert`, offers `alpn` (`h2`, `http/1.1`).
+pub fn https_client_config(
+    ca_pem: &str,
+    cert: &CertPair,
+    alpn: &[&[u8]],
+) -> Result<rustls::ClientConfig> {
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_root_certificates(roots(ca_pem)?)
+        .with_client_auth_cert(vec![cert_der(&cert.cert_pem)?], key_der(&cert.key_pem)?)
+        .map_err(|e| Error::Tls(format!("client certificate: {e}")))?;
+    cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    Ok(cfg)
+}
+
 /// The identity a verified certificate chain's leaf names (TLS front ends).
 pub fn chain_identity(chain: &[CertificateDer<'_>]) -> Option<Identity> {
     identity_of(chain.first()?)

@@ -19,6 +19,11 @@ pub struct ClientConfig {
     /// Per-request timeout in milliseconds (default 10000).
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// The Kubernetes REST API's URL, for kubeconfigs (`ferry kubeconfig`;
+    /// `ferry up` writes its local endpoint here). Absent: the first master's
+    /// address over HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_server: Option<String>,
 }
 
 fn default_timeout() -> u64 {
@@ -58,6 +63,14 @@ impl ClientConfig {
                 || !pem.contains(&format!("-----END {tag}-----"))
             {
                 return Err(invalid(field, format!("is not a complete PEM {tag}")));
+            }
+        }
+        if let Some(u) = &self.api_server {
+            if !u.starts_with("https://") {
+                return Err(invalid(
+                    "api_server",
+                    format!("`{u}` is not an https:// URL"),
+                ));
             }
         }
         if self.timeout_ms < 100 {

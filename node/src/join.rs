@@ -185,6 +185,7 @@ pub fn client_config(c: NodeCert, key: String, given: &[String]) -> ClientConfig
         client_cert: c.cert,
         client_key: key,
         timeout_ms: 10_000,
+        api_server: None,
     }
 }
 

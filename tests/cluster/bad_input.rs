@@ -404,6 +404,7 @@ fn valid_client_config() -> String {
         client_cert: admin.cert_pem,
         client_key: admin.key_pem,
         timeout_ms: 1000,
+        api_server: None,
     }
     .to_toml()
 }

@@ -149,6 +149,27 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
     // Discovery: the version, the served kinds, the nodes ferry up started.
     let v: Value = serde_json::from_str(&k.ok(&["version", "-o", "json"])).unwrap();
     assert_eq!(v["serverVersion"]["major"], "1", "{v}");
+    // `ferry kubeconfig` writes an equivalent one from the admin client config.
+    let written = home.join("written.kubeconfig");
+    let ran = crate::procs::run_ferry(
+        home,
+        &[
+            "--config",
+            dir.join("admin.conf").to_str().unwrap(),
+            "kubeconfig",
+            "-o",
+            written.to_str().unwrap(),
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(ran.status.success(), "{}", ran.stderr);
+    let k2 = Kubectl {
+        home,
+        kubeconfig: written.to_str().unwrap().to_string(),
+    };
+    assert!(k2
+        .ok(&["get", "namespaces", "-o", "name"])
+        .contains("namespace/default"));
     let resources = k.ok(&["api-resources"]);
     for line in [
         "pods ",

@@ -57,6 +57,7 @@ impl Https {
             client_cert: cert.cert_pem.clone(),
             client_key: cert.key_pem.clone(),
             timeout_ms: 10_000,
+            api_server: None,
         };
         let ctx = Arc::new(serve::Ctx {
             api,

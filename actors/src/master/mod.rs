@@ -396,6 +396,7 @@ pub fn admin_config(data: &DataDir, masters: &[String]) -> Result<ClientConfig> 
         client_cert: issued.cert_pem,
         client_key: issued.key_pem,
         timeout_ms: 10_000,
+        api_server: None,
     })
 }
 

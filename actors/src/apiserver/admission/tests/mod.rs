@@ -25,7 +25,14 @@ fn res(kind: &str) -> &'static Resource {
 /// Admits `obj` as a create.
 fn create(kind: &str, obj: &Value) -> Result<Value, Status> {
     let mut v = obj.clone();
-    admit(res(kind), &mut v, None, Operation::Create, FieldValidation::Strict).map(|_| v)
+    admit(
+        res(kind),
+        &mut v,
+        None,
+        Operation::Create,
+        FieldValidation::Strict,
+    )
+    .map(|_| v)
 }
 
 /// Admits `obj` as a create and returns the defaulted object; panics with the Status.
@@ -37,7 +44,14 @@ fn ok(kind: &str, obj: &Value) -> Value {
 fn update(kind: &str, old: &Value, new: &Value) -> Result<Value, Status> {
     let stored = ok(kind, old);
     let mut v = new.clone();
-    admit(res(kind), &mut v, Some(&stored), Operation::Update, FieldValidation::Strict).map(|_| v)
+    admit(
+        res(kind),
+        &mut v,
+        Some(&stored),
+        Operation::Update,
+        FieldValidation::Strict,
+    )
+    .map(|_| v)
 }
 
 /// `obj` with the value at JSON pointer `ptr` replaced (null removes it),
@@ -132,15 +146,44 @@ fn unknown_fields_are_refused_dropped_with_a_warning_or_dropped() {
     let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "c", "colour": "red"}, "data": {"a": "1"}, "extra": 1});
     let mut v = cm.clone();
-    let e = admit(res("ConfigMap"), &mut v, None, Operation::Create, FieldValidation::Strict)
-        .unwrap_err();
+    let e = admit(
+        res("ConfigMap"),
+        &mut v,
+        None,
+        Operation::Create,
+        FieldValidation::Strict,
+    )
+    .unwrap_err();
     assert_eq!(e.code, 400);
     let mut v = cm.clone();
-    let w = admit(res("ConfigMap"), &mut v, None, Operation::Create, FieldValidation::Warn).unwrap();
-    assert_eq!(w, [r#"unknown field "extra""#, r#"unknown field "metadata.colour""#]);
-    assert!(v.get("extra").is_none() && v["metadata"].get("colour").is_none(), "{v}");
+    let w = admit(
+        res("ConfigMap"),
+        &mut v,
+        None,
+        Operation::Create,
+        FieldValidation::Warn,
+    )
+    .unwrap();
+    assert_eq!(
+        w,
+        [
+            r#"unknown field "extra""#,
+            r#"unknown field "metadata.colour""#
+        ]
+    );
+    assert!(
+        v.get("extra").is_none() && v["metadata"].get("colour").is_none(),
+        "{v}"
+    );
     let mut v = cm.clone();
-    let w = admit(res("ConfigMap"), &mut v, None, Operation::Create, FieldValidation::Ignore).unwrap();
+    let w = admit(
+        res("ConfigMap"),
+        &mut v,
+        None,
+        Operation::Create,
+        FieldValidation::Ignore,
+    )
+    .unwrap();
     assert!(w.is_empty());
     assert!(v.get("extra").is_none(), "{v}");
     assert_eq!(v["data"]["a"], "1");
