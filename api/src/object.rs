@@ -18,6 +18,9 @@ pub enum PatchType {
     Json,
     /// Kubernetes strategic merge patch (`application/strategic-merge-patch+json`).
     Strategic,
+    /// Server-side apply (`application/apply-patch+yaml`): the body is the
+    /// manager's whole intent; `ObjectRequest::field_manager` names the manager.
+    Apply,
 }
 
 impl PatchType {
@@ -27,6 +30,7 @@ impl PatchType {
             PatchType::Merge => "application/merge-patch+json",
             PatchType::Json => "application/json-patch+json",
             PatchType::Strategic => "application/strategic-merge-patch+json",
+            PatchType::Apply => "application/apply-patch+yaml",
         }
     }
 }
@@ -110,6 +114,12 @@ pub struct ObjectRequest {
     pub dry_run: bool,
     /// What to do with fields the kind does not have.
     pub field_validation: FieldValidation,
+    /// The field manager writing (`fieldManager`): server-side apply's owner,
+    /// and the `Update` entry of `metadata.managedFields` for other writes.
+    /// `None` (ferry's CLI): managed fields are kept as they are.
+    pub field_manager: Option<String>,
+    /// Server-side apply: take over fields other managers own (`force=true`).
+    pub force: bool,
 }
 
 /// Kubernetes' `fieldValidation`: what a write does with unknown or duplicate fields.
@@ -137,6 +147,8 @@ impl ObjectRequest {
             list: ListOptions::default(),
             dry_run: false,
             field_validation: FieldValidation::Strict,
+            field_manager: None,
+            force: false,
         }
     }
 

@@ -473,6 +473,102 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
         "the unknown field was dropped: {warned}"
     );
 
+    // Bad requests answer Kubernetes' Status with its code.
+    let big = home.join("big.json");
+    std::fs::write(
+        &big,
+        format!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big"}},"data":{{"x":"{}"}}}}"#,
+            "a".repeat(3 * 1024 * 1024)
+        ),
+    )
+    .unwrap();
+    let big_arg = format!("@{}", big.display());
+    let base = format!("https://127.0.0.1:{}", up.https_port);
+    let cases: &[(&str, &str, &[&str], &str, &str)] = &[
+        // method, path, extra curl args, status line, reason
+        ("GET", "/api/v1/gizmos", &[], "404", "NotFound"),
+        (
+            "PUT",
+            "/api/v1/namespaces/default/configmaps",
+            &[],
+            "405",
+            "MethodNotAllowed",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            &["-H", "Content-Type: text/plain", "-d", "x"],
+            "415",
+            "UnsupportedMediaType",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            &["-H", "Content-Type: application/json", "-d", "{nope"],
+            "400",
+            "BadRequest",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            &[
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                &big_arg,
+            ],
+            "413",
+            "RequestEntityTooLarge",
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps",
+            &["-H", "Accept: application/vnd.kubernetes.protobuf"],
+            "406",
+            "NotAcceptable",
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps",
+            &["-G", "-d", "limit=ten"],
+            "400",
+            "BadRequest",
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps/nope",
+            &[],
+            "404",
+            "NotFound",
+        ),
+    ];
+    for (method, path, extra, code, reason) in cases {
+        let url = format!("{base}{path}");
+        let mut args: Vec<&str> = vec![
+            "-sS",
+            "--cacert",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "-X",
+            method,
+            "-w",
+            "\n%{http_code}",
+        ];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        let o = run(home, "curl", &args, None);
+        let (body, got) = o.stdout.trim_end().rsplit_once('\n').unwrap_or(("", ""));
+        assert_eq!(got, *code, "{method} {path}: {}", o.stdout);
+        let status: Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"));
+        assert_eq!(status["kind"], "Status", "{body}");
+        assert_eq!(status["reason"], *reason, "{method} {path}: {body}");
+    }
+
     // Without a certificate: 401, a Kubernetes Status.
     let o = run(
         home,

@@ -614,6 +614,9 @@ fn apply_patch(old: &Value, p: &Value, pt: PatchType, res: &Resource) -> Result<
             }
             patch::strategic_merge_patch(res.kind, old, p).map_err(invalid)
         }
+        PatchType::Apply => Err(Status::internal(
+            "server-side apply is not a patch of the stored object",
+        )),
     }
 }
 

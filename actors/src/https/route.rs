@@ -302,6 +302,25 @@ fn object(
             ));
         }
     }
+    req.field_manager = q.get("fieldManager").map(str::to_string);
+    if let Some(m) = &req.field_manager {
+        if m.len() > 128 || m.chars().any(|c| c.is_control()) {
+            return Err(Status::bad_request(format!(
+                "fieldManager: Invalid value: {m:?}: must be at most 128 printable characters"
+            )));
+        }
+    }
+    req.force = q.flag("force")?;
+    if req.force && verb != Verb::Patch(PatchType::Apply) {
+        return Err(Status::bad_request(
+            "force: Invalid value: true: may not be specified for non-apply patch",
+        ));
+    }
+    if verb == Verb::Patch(PatchType::Apply) && req.field_manager.is_none() {
+        return Err(Status::bad_request(
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+        ));
+    }
     let mut delete_query = Map::new();
     if verb == Verb::Delete {
         if let Some(g) = q.number::<i64>("gracePeriodSeconds")? {
@@ -340,13 +359,14 @@ fn patch_type(content_type: Option<&str>) -> Result<PatchType, Status> {
         "application/merge-patch+json" => Ok(PatchType::Merge),
         "application/json-patch+json" => Ok(PatchType::Json),
         "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
+        "application/apply-patch+yaml" | "application/apply-patch+json" => Ok(PatchType::Apply),
         _ => Err(Status::new(
             415,
             "UnsupportedMediaType",
             format!(
                 "the body of the request was in an unknown format - accepted media types include: \
                  application/json-patch+json, application/merge-patch+json, \
-                 application/strategic-merge-patch+json (got {:?})",
+                 application/strategic-merge-patch+json, application/apply-patch+yaml (got {:?})",
                 content_type.unwrap_or("")
             ),
         )),
