@@ -663,7 +663,8 @@ async fn the_python_client_works_and_its_watch_resumes_across_a_master_death() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let home = tmp.path();
     let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    let base = free_ports(3);
+    let mut up = Up::start(home, &dir, base, 1);
     up.wait_log("is up", Duration::from_secs(120)).await;
     let k = Kubectl {
         home,
@@ -747,8 +748,9 @@ async fn the_python_client_works_and_its_watch_resumes_across_a_master_death() {
         },
     )
     .await;
-    // ferry up forwards to m1 while it lives.
-    for pid in up.master_pids("m1") {
+    // ferry up forwards new connections to the leader: kill it.
+    let leader = leader_name(home, &dir, base);
+    for pid in up.master_pids(&leader) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
@@ -798,4 +800,29 @@ async fn the_python_client_works_and_its_watch_resumes_across_a_master_death() {
         seen.iter().any(|l| l.starts_with("resume after")),
         "the watch never had to resume: {seen:?}"
     );
+}
+
+/// The `m<N>` directory name of the current Raft leader of a `ferry up`
+/// cluster whose masters listen on UDP ports from `base`.
+fn leader_name(home: &Path, dir: &Path, base: u16) -> String {
+    let ran = crate::procs::run_ferry(
+        home,
+        &[
+            "--config",
+            dir.join("admin.conf").to_str().unwrap(),
+            "cluster",
+            "status",
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(ran.status.success(), "{}", ran.stderr);
+    // The member table: `ID  ADDRESS  ROLE ...`.
+    let addr = ran
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().nth(2) == Some("leader"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("no leader in:\n{}", ran.stdout));
+    let port: u16 = addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    format!("m{}", port - base + 1)
 }

@@ -66,13 +66,20 @@ impl Https {
             tunnels,
             relay,
         });
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+        // As many HTTP workers as the master's runtime has threads (`ferry up`
+        // gives each master its share of the cores), at most 4.
+        let workers = tokio::runtime::Handle::current()
+            .metrics()
+            .num_workers()
+            .clamp(1, 4);
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
                 .app_data(actix_web::web::Data::from(ctx.clone()))
                 .default_service(actix_web::web::to(serve::handle))
         })
         .on_connect(remember_identity)
+        // Small answers go out at once (Nagle plus delayed ACKs cost ~40 ms each).
+        .tcp_nodelay(true)
         .workers(workers)
         .disable_signals()
         .shutdown_timeout(1)
