@@ -459,17 +459,18 @@ mod tests {
 
     #[test]
     fn object_paths_become_the_pipelines_requests() {
-        let cases: &[(
-            &str,
-            &str,
-            &str,
+        // method, path, query, verb, resource, namespace, name, subresource
+        type Case = (
+            &'static str,
+            &'static str,
+            &'static str,
             Verb,
-            &str,
-            Option<&str>,
-            Option<&str>,
-            Option<&str>,
-        )] = &[
-            // method, path, query, verb, resource, namespace, name, subresource
+            &'static str,
+            Option<&'static str>,
+            Option<&'static str>,
+            Option<&'static str>,
+        );
+        let cases: &[Case] = &[
             (
                 "GET",
                 "/api/v1/namespaces/default/pods",

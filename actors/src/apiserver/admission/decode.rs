@@ -1,8 +1,9 @@
 //! Strict decoding into k8s-openapi types.
 //!
-//! k8s-openapi skips fields it does not know, so unknown fields are found by
-//! re-encoding the typed value and listing every input key that did not survive,
-//! as Kubernetes' strict field validation reports them.
+//! k8s-openapi skips fields it does not know (as `IgnoredAny`); decoding
+//! through `serde_ignored` reports each such key with its path, as
+//! Kubernetes' strict field validation names them (`spec.containers[0].imagee`),
+//! without encoding the typed value back to compare.
 
 use ferry_api::object::{FieldValidation, Status};
 use ferry_api::resources::Resource;
@@ -27,7 +28,13 @@ pub(crate) fn decode<T: DeserializeOwned + Serialize>(
         ))
     };
     // Most bodies decode: track the path (which costs) only to report an error.
-    let typed: T = match T::deserialize(obj) {
+    let mut unknown = Vec::new();
+    let decoded = serde_ignored::deserialize(obj, |path| {
+        if fv != FieldValidation::Ignore {
+            unknown.push(k8s_path(&path));
+        }
+    });
+    let typed: T = match decoded {
         Ok(t) => t,
         Err(plain) => {
             return Err(match serde_path_to_error::deserialize::<_, T>(obj) {
@@ -39,12 +46,8 @@ pub(crate) fn decode<T: DeserializeOwned + Serialize>(
             })
         }
     };
-    if fv == FieldValidation::Ignore {
-        return Ok(typed);
-    }
-    let back = serde_json::to_value(&typed).map_err(|e| Status::internal(e.to_string()))?;
-    let mut unknown = Vec::new();
-    diff("", obj, &back, &mut unknown);
+    // A key whose value is null is an absent value, not an unknown field.
+    unknown.retain(|p| !is_null_at(obj, p));
     let list = unknown.iter().map(|p| format!("unknown field {p:?}"));
     match fv {
         _ if unknown.is_empty() => {}
@@ -100,30 +103,44 @@ fn check_type_meta(res: &Resource, obj: &Value) -> Result<(), Status> {
     }
 }
 
-/// Collects the paths of keys in `input` missing from `output` (nulls are absent values).
-fn diff(path: &str, input: &Value, output: &Value, unknown: &mut Vec<String>) {
-    match (input, output) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in a {
-                if v.is_null() {
-                    continue;
-                }
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                match b.get(k) {
-                    Some(w) => diff(&p, v, w, unknown),
-                    None => unknown.push(p),
-                }
+/// A `serde_ignored` path as Kubernetes writes field paths: `a.b[0].c`.
+fn k8s_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", k8s_path(parent)),
+        Path::Map { parent, key } => {
+            let p = k8s_path(parent);
+            if p.is_empty() {
+                key.clone()
+            } else {
+                format!("{p}.{key}")
             }
         }
-        (Value::Array(a), Value::Array(b)) => {
-            for (i, (v, w)) in a.iter().zip(b).enumerate() {
-                diff(&format!("{path}[{i}]"), v, w, unknown);
-            }
-        }
-        _ => {}
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => k8s_path(parent),
     }
+}
+
+/// Whether the value at a Kubernetes field path in `obj` is JSON null.
+fn is_null_at(obj: &Value, path: &str) -> bool {
+    let mut v = obj;
+    for part in path.split('.') {
+        let (key, indexes) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        match v.get(key) {
+            Some(next) => v = next,
+            None => return false,
+        }
+        for ix in indexes.split(['[', ']']).filter(|s| !s.is_empty()) {
+            match ix.parse::<usize>().ok().and_then(|i| v.get(i)) {
+                Some(next) => v = next,
+                None => return false,
+            }
+        }
+    }
+    v.is_null()
 }
