@@ -1258,6 +1258,36 @@ fn v3_doc(path: &str) -> Option<&'static V3Doc> {
     v3_docs().iter().find(|d| d.path == path)
 }
 
+/// The component schemas of the OpenAPI v3 document serving `kind` (one of
+/// [`RESOURCES`]) and the name of `kind`'s own schema among them
+/// (`io.k8s.api.apps.v1.Deployment`), as served (with the
+/// strategic-merge-patch extensions). Server-side apply walks objects with
+/// them, as Kubernetes builds its apply types from its OpenAPI.
+pub(crate) fn kind_schema(kind: &str) -> Option<(&'static Map<String, Value>, &'static str)> {
+    type KindSchemas = Vec<(&'static str, &'static Map<String, Value>, &'static str)>;
+    static KINDS: OnceLock<KindSchemas> = OnceLock::new();
+    let kinds = KINDS.get_or_init(|| {
+        RESOURCES
+            .iter()
+            .filter_map(|r| {
+                let doc = v3_doc(&gv_path(r.group, r.version))?;
+                let schemas = doc.doc.pointer("/components/schemas")?.as_object()?;
+                let gvk = json!({"group": r.group, "kind": r.kind, "version": r.version});
+                let (name, _) = schemas.iter().find(|(_, s)| {
+                    s.get("x-kubernetes-group-version-kind")
+                        .and_then(Value::as_array)
+                        .is_some_and(|a| a.contains(&gvk))
+                })?;
+                Some((r.kind, schemas, name.as_str()))
+            })
+            .collect()
+    });
+    kinds
+        .iter()
+        .find(|(k, _, _)| *k == kind)
+        .map(|(_, schemas, name)| (*schemas, *name))
+}
+
 /// `/openapi/v3`: each group-version's document path and its
 /// `serverRelativeURL` with the document's hash (`{"paths": {"api/v1":
 /// {"serverRelativeURL": "/openapi/v3/api/v1?hash=..."}, ...}}`).

@@ -7,11 +7,14 @@
 //!   kinds (`application/strategic-merge-patch+json`), with its directives.
 //! - [`three_way`]: what client-side `kubectl apply` does with the last-applied
 //!   configuration, the desired manifest and the live object.
+//! - [`ssa`]: server-side apply (`application/apply-patch+yaml`) and the
+//!   `metadata.managedFields` every write keeps.
 //!
 //! All functions are pure: they never change their inputs on error.
 
 mod apply;
 mod json;
+pub mod ssa;
 mod strategic;
 
 use serde_json::{Map, Value};
