@@ -457,6 +457,7 @@ const PATCH_CONTENT_TYPES: &[&str] = &[
     "application/json-patch+json",
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
 ];
 
 const SCHEMA_PREFIX: &str = "#/components/schemas/";

@@ -256,6 +256,57 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
         "3"
     );
 
+    // Server-side apply: created, owned by its manager; another manager's
+    // different value conflicts unless forced; a field dropped from the
+    // applied config goes.
+    let ssa = |data: &str, extra: &[&str]| {
+        let mut args = vec!["apply", "--server-side", "-f", "-"];
+        args.extend_from_slice(extra);
+        k.run(
+            &args,
+            Some(&format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\ndata:\n{data}"
+            )),
+        )
+    };
+    let o = ssa("  a: \"1\"\n  b: \"2\"\n", &[]);
+    assert!(
+        o.ok && o.stdout.contains("configmap/owned serverside-applied"),
+        "{}{}",
+        o.stdout,
+        o.stderr
+    );
+    let managers = k.ok(&[
+        "get",
+        "cm",
+        "owned",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ]);
+    assert_eq!(managers, "kubectl", "{managers}");
+    let o = ssa("  a: \"9\"\n", &["--field-manager", "other"]);
+    assert!(!o.ok, "a conflicting apply succeeded: {}", o.stdout);
+    assert!(
+        o.stderr.contains("conflict") && o.stderr.contains(".data.a"),
+        "{}",
+        o.stderr
+    );
+    let o = ssa(
+        "  a: \"9\"\n",
+        &["--field-manager", "other", "--force-conflicts"],
+    );
+    assert!(o.ok, "{}", o.stderr);
+    assert_eq!(
+        k.ok(&["get", "cm", "owned", "-o", "jsonpath={.data.a}"]),
+        "9"
+    );
+    // kubectl drops `a` (now other's) and `b` from its intent: `b` goes, `a` stays.
+    let o = ssa("  c: \"3\"\n", &[]);
+    assert!(o.ok, "{}", o.stderr);
+    let cm = k.json(&["get", "cm", "owned"]);
+    assert_eq!(cm["data"], serde_json::json!({"a": "9", "c": "3"}), "{cm}");
+
     // Errors read as Kubernetes writes them.
     let e = k.fails(&["get", "configmap", "missing"]);
     assert!(
@@ -618,7 +669,15 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
         "--grace-period=0",
         "--force",
     ]);
-    let out = k.ok(&["delete", "configmap", "cfg", "by-curl", "watched", "odd"]);
+    let out = k.ok(&[
+        "delete",
+        "configmap",
+        "cfg",
+        "by-curl",
+        "watched",
+        "odd",
+        "owned",
+    ]);
     assert!(out.contains(r#"configmap "cfg" deleted"#), "{out}");
     let e = k.fails(&["delete", "configmap", "cfg"]);
     assert!(e.contains("NotFound"), "{e}");

@@ -11,6 +11,7 @@ use super::{kv_status, ApiServer, NamespaceState, Outcome};
 use ferry_api::kv::{Expect, KeyValue, KvError, Write, WriteOp};
 use ferry_api::object::{ObjectRequest, ObjectResponse, PatchType, Status, StatusCause};
 use ferry_api::patch;
+use ferry_api::patch::ssa;
 use ferry_api::proto::Consistency;
 use ferry_api::resources::Resource;
 use ferry_api::selector::LabelSelector;
@@ -24,6 +25,17 @@ const SYSTEM_FIELDS: &[&str] = &[
     "deletionGracePeriodSeconds",
     "generation",
 ];
+
+/// What a create does with `metadata.managedFields`.
+#[derive(Debug, Clone, Copy)]
+enum Managed<'a> {
+    /// Keeps none (ferry's CLI names no field manager).
+    Drop,
+    /// Records the body's fields for this manager (an `Update` entry).
+    Record(&'a str),
+    /// Keeps the body's (a server-side apply computed them).
+    Keep,
+}
 
 /// Parses a request body as a JSON object.
 pub fn body_object(req: &ObjectRequest) -> Result<Value, Status> {
@@ -155,6 +167,20 @@ impl ApiServer {
         res: &Resource,
         req: &ObjectRequest,
     ) -> Outcome<ObjectResponse> {
+        let managed = match &req.field_manager {
+            Some(m) => Managed::Record(m),
+            None => Managed::Drop,
+        };
+        self.create_managed(res, req, managed).await
+    }
+
+    /// CREATE, with `metadata.managedFields` as `managed` says.
+    async fn create_managed(
+        &self,
+        res: &Resource,
+        req: &ObjectRequest,
+        managed: Managed<'_>,
+    ) -> Outcome<ObjectResponse> {
         let mut obj = body_object(req)?;
         place(res, &mut obj, req.namespace.as_deref())?;
         let generate = meta::meta_str(&obj, "generateName")
@@ -176,10 +202,12 @@ impl ApiServer {
             "resourceVersion",
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
-            "managedFields",
             "selfLink",
         ] {
             m.remove(f);
+        }
+        if matches!(managed, Managed::Drop | Managed::Record(_)) {
+            m.remove("managedFields");
         }
         m.insert("uid".into(), json!(meta::new_uid()));
         m.insert("creationTimestamp".into(), json!(meta::now()));
@@ -199,6 +227,9 @@ impl ApiServer {
         };
         let warnings =
             admission::admit(res, &mut obj, None, Operation::Create, req.field_validation)?;
+        if let Managed::Record(manager) = managed {
+            obj = ssa::record_update(None, &obj, res.kind, manager, None, &meta::now());
+        }
         self.put_created(res, req, obj, namespace, guard, generate)
             .await
             .map(|r| r.warned(warnings))
@@ -329,6 +360,9 @@ impl ApiServer {
         req: &ObjectRequest,
         pt: PatchType,
     ) -> Outcome<ObjectResponse> {
+        if pt == PatchType::Apply {
+            return self.server_side_apply(res, req).await;
+        }
         let p: Value = serde_json::from_slice(&req.body)
             .map_err(|e| Status::bad_request(format!("the patch is not valid JSON: {e}")))?;
         let mut attempts = 0;
@@ -352,6 +386,77 @@ impl ApiServer {
         }
     }
 
+    /// Server-side apply: the manager's whole intent merged into the object (made
+    /// when missing) with `metadata.managedFields` kept as Kubernetes keeps them;
+    /// a field another manager owns with another value is a 409 conflict unless
+    /// `force`. Retried when the object changed under it.
+    async fn server_side_apply(
+        &self,
+        res: &Resource,
+        req: &ObjectRequest,
+    ) -> Outcome<ObjectResponse> {
+        let applied = body_object(req)?;
+        let name = req.name.as_deref().unwrap_or_default();
+        match meta::name(&applied) {
+            Some(n) if n != name => {
+                return Err(Status::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                ))
+                .into())
+            }
+            _ => {}
+        }
+        let manager = req.field_manager.as_deref().unwrap_or_default();
+        let conflict = |c: ssa::Conflicts| -> super::Failure {
+            let v = c.status(res.kind, name);
+            Status::from_json(&v)
+                .unwrap_or_else(|| Status::new(409, "Conflict", c.message()))
+                .into()
+        };
+        // The writes below record nothing more: apply computed the managed fields.
+        let mut inner = req.clone();
+        inner.field_manager = None;
+        for _ in 0..5 {
+            let now = meta::now();
+            let ns = req.namespace.as_deref();
+            let current = self
+                .read_object(res, ns, name, Consistency::Linearizable)
+                .await?;
+            let result = match current {
+                None => {
+                    let mut obj = ssa::apply(None, &applied, res.kind, manager, req.force, &now)
+                        .map_err(conflict)?;
+                    metadata_mut(&mut obj).insert("name".into(), json!(name));
+                    let mut create = inner.clone();
+                    create.verb = ferry_api::object::Verb::Create;
+                    create.name = None;
+                    create.body = serde_json::to_vec(&obj).unwrap_or_default();
+                    self.create_managed(res, &create, Managed::Keep).await
+                }
+                Some((old, rev)) => {
+                    let new = ssa::apply(Some(&old), &applied, res.kind, manager, req.force, &now)
+                        .map_err(conflict)?;
+                    let mut keep = inner.clone();
+                    keep.field_manager = Some(manager.to_string());
+                    let new = merge_into_old(res, &keep, &old, new);
+                    self.finish_update(res, &inner, &old, new, rev).await
+                }
+            };
+            match result {
+                // Made or changed meanwhile (field conflicts were answered above):
+                // apply again to what is there now.
+                Err(super::Failure::Status(s)) if s.code == 409 => continue,
+                r => return r,
+            }
+        }
+        Err(Status::new(
+            409,
+            "Conflict",
+            format!("the apply of {name} kept racing other writes; try again"),
+        )
+        .into())
+    }
+
     /// Admits `new` as an update of `old` and writes it if `old` is still at `expect`.
     pub async fn finish_update(
         &self,
@@ -371,6 +476,10 @@ impl ApiServer {
             )?,
             Some(_) => Vec::new(),
         };
+        if let Some(manager) = &req.field_manager {
+            let sub = req.subresource.as_deref();
+            new = ssa::record_update(Some(old), &new, res.kind, manager, sub, &meta::now());
+        }
         self.put_updated(res, req, old, new, expect)
             .await
             .map(|r| r.warned(warnings))
@@ -572,7 +681,15 @@ fn merge_into_old(res: &Resource, req: &ObjectRequest, old: &Value, body: Value)
             m.insert(f.into(), v.clone());
         }
     }
-    m.remove("managedFields");
+    // A request naming a field manager brings its managed fields (apply made
+    // them; an update may send back what it read, which record_update weighs);
+    // others keep the stored ones.
+    if req.field_manager.is_none() {
+        match old_meta.get("managedFields") {
+            Some(v) => m.insert("managedFields".into(), v.clone()),
+            None => m.remove("managedFields"),
+        };
+    }
     if meta::has_status_subresource(res) {
         match old.get("status") {
             Some(s) => new["status"] = s.clone(),

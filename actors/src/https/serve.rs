@@ -136,7 +136,18 @@ pub(super) async fn handle(
             }
             None => status(&not_found_path()),
         },
-        Route::Object(o) => object(&ctx, who, *o, accept, content_type, payload).await,
+        Route::Object(mut o) => {
+            // Writes are tracked in managedFields under their field manager:
+            // the one named, else the client's user agent, as Kubernetes does.
+            if !o.req.verb.is_read() && o.req.field_manager.is_none() {
+                let agent = req
+                    .headers()
+                    .get(actix_web::http::header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok());
+                o.req.field_manager = Some(ferry_api::patch::ssa::default_manager(agent));
+            }
+            object(&ctx, who, *o, accept, content_type, payload).await
+        }
         Route::Pod(p) => super::pods::serve(&ctx, who, p, &req, payload).await,
     }
 }
