@@ -445,28 +445,21 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
     );
     let body =
         r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"by-curl"},"data":{"x":"y"}}"#;
-    let o = run(
-        home,
-        "curl",
+    // curl with the admin's certificate: `args` then the URL.
+    let curl = |args: &[&str], url: &str| {
+        let mut all = vec!["-sS", "--cacert", &ca, "--cert", &cert, "--key", &key];
+        all.extend_from_slice(args);
+        all.push(url);
+        run(home, "curl", &all, None)
+    };
+    let json = ["-H", "Content-Type: application/json"];
+    let o = curl(
         &[
-            "-sS",
-            "--cacert",
-            &ca,
-            "--cert",
-            &cert,
-            "--key",
-            &key,
-            "-H",
-            "Content-Type: application/json",
-            "-X",
-            "POST",
-            "-d",
-            body,
-            "-w",
-            "\n%{http_code}",
-            &url,
-        ],
-        None,
+            &json[..],
+            &["-X", "POST", "-d", body, "-w", "\n%{http_code}"],
+        ]
+        .concat(),
+        &url,
     );
     assert!(
         o.stdout.trim_end().ends_with("201"),
@@ -478,27 +471,9 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
     // fieldValidation=Warn), refused under Strict.
     let odd = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"odd"},"data":{"x":"y"},"colour":"red"}"#;
     let post = |query: &str| {
-        run(
-            home,
-            "curl",
-            &[
-                "-sS",
-                "-i",
-                "--cacert",
-                &ca,
-                "--cert",
-                &cert,
-                "--key",
-                &key,
-                "-H",
-                "Content-Type: application/json",
-                "-X",
-                "POST",
-                "-d",
-                odd,
-                &format!("{url}{query}"),
-            ],
-            None,
+        curl(
+            &[&json[..], &["-i", "-X", "POST", "-d", odd]].concat(),
+            &format!("{url}{query}"),
         )
         .stdout
     };
@@ -596,22 +571,10 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
     ];
     for (method, path, extra, code, reason) in cases {
         let url = format!("{base}{path}");
-        let mut args: Vec<&str> = vec![
-            "-sS",
-            "--cacert",
-            &ca,
-            "--cert",
-            &cert,
-            "--key",
-            &key,
-            "-X",
-            method,
-            "-w",
-            "\n%{http_code}",
-        ];
-        args.extend_from_slice(extra);
-        args.push(&url);
-        let o = run(home, "curl", &args, None);
+        let o = curl(
+            &[&["-X", method, "-w", "\n%{http_code}"], *extra].concat(),
+            &url,
+        );
         let (body, got) = o.stdout.trim_end().rsplit_once('\n').unwrap_or(("", ""));
         assert_eq!(got, *code, "{method} {path}: {}", o.stdout);
         let status: Value =

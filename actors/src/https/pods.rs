@@ -266,7 +266,6 @@ async fn run_exec(
     let crate::tunnel::PodStream {
         mut to, mut from, ..
     } = stream;
-    let _keep = from.id();
     let to_node = async {
         while let Some(Ok(msg)) = msgs.recv().await {
             let data = match msg {
