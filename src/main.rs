@@ -89,7 +89,7 @@ enum Command {
     /// Bootstrap tokens for nodes to join with.
     #[command(subcommand)]
     Token(token::Cmd),
-    /// Print (or write) a kubeconfig for kubectl with the admin's certificate.
+    /// Print (or write) a kubeconfig for kubectl: the admin's, or a new user's (--user).
     Kubeconfig(kubeconfig::Args),
     /// Benchmarks against a running cluster.
     #[command(subcommand)]
@@ -171,7 +171,7 @@ fn main() -> ExitCode {
             Command::Kv(c) => kv::run(c, cli.config.as_deref()).await,
             Command::Cluster(c) => cluster::run(c, cli.config.as_deref()).await,
             Command::Token(c) => token::run(c, cli.config.as_deref()).await,
-            Command::Kubeconfig(a) => kubeconfig::run(a, cli.config.as_deref()),
+            Command::Kubeconfig(a) => kubeconfig::run(a, cli.config.as_deref()).await,
             Command::Exec(a) => exec::run(a, cli.config.as_deref(), cli.namespace.as_deref()).await,
             Command::Logs(a) => logs::run(a, cli.config.as_deref(), cli.namespace.as_deref()).await,
             Command::Bench(c) => bench::run(c, cli.config.as_deref()).await,

@@ -24,6 +24,10 @@ pub fn authorize(who: &Identity, req: &ApiRequest) -> Result<(), ApiError> {
         (Identity::Admin | Identity::Master(_), _) => Ok(()),
         (_, ApiRequest::Status | ApiRequest::Object(_) | ApiRequest::ObjectOnce { .. }) => Ok(()),
         (Identity::Node(_), ApiRequest::RenewNodeCert { .. } | ApiRequest::NodeTunnel) => Ok(()),
+        (_, ApiRequest::IssueUserCert { .. }) => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("{who:?} may not issue user certificates (admin only)"),
+        )),
         _ => Err(ApiError::new(
             ErrorCode::Forbidden,
             format!("{who:?} may not use the raw store or change membership (admin only)"),
@@ -120,6 +124,15 @@ pub async fn serve(
                     ))
                     .await
                 }
+                ApiRequest::IssueUserCert {
+                    csr,
+                    name,
+                    groups,
+                    lifetime_secs,
+                } => {
+                    let resp = crate::join::issue_user(&join.ca, csr, name, groups, *lifetime_secs);
+                    return reply(&mut send, &resp).await;
+                }
                 ApiRequest::RenewNodeCert { csr, lifetime_secs } => {
                     let resp = match &who {
                         Identity::Node(name) => {
@@ -196,6 +209,7 @@ async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError>
         | ApiRequest::PodLogs(_)
         | ApiRequest::PodExec(_)
         | ApiRequest::RenewNodeCert { .. }
+        | ApiRequest::IssueUserCert { .. }
         | ApiRequest::Object(_)
         | ApiRequest::ObjectOnce { .. }
         | ApiRequest::Snapshot { .. } => {

@@ -147,6 +147,19 @@ pub enum ApiRequest {
         /// The lifetime asked for, in seconds.
         lifetime_secs: u64,
     },
+    /// The admin asks for a user's client certificate (`ferry kubeconfig
+    /// --user`): identity `user:<name>` with `groups`, for the key behind `csr`.
+    /// Answered with [`ApiResponse::UserCert`].
+    IssueUserCert {
+        /// A certificate signing request (PEM) for the user's key.
+        csr: String,
+        /// The user name.
+        name: String,
+        /// The user's groups.
+        groups: Vec<String>,
+        /// The lifetime asked for, in seconds (clamped to 10 minutes-10 years).
+        lifetime_secs: u64,
+    },
 }
 
 /// What `ferry logs` asks for.
@@ -279,6 +292,7 @@ impl ApiRequest {
             ApiRequest::NodeDiscover { .. }
             | ApiRequest::NodeJoin(_)
             | ApiRequest::RenewNodeCert { .. }
+            | ApiRequest::IssueUserCert { .. }
             | ApiRequest::PodLogs(_) => true,
             ApiRequest::NodeTunnel | ApiRequest::PodExec(_) => false,
             ApiRequest::RemoveMember { .. } | ApiRequest::Join(_) => false,
@@ -317,6 +331,13 @@ pub enum ApiResponse {
     },
     /// A node's certificate.
     NodeCert(Box<NodeCert>),
+    /// A user's certificate (PEM) and the cluster CA (PEM).
+    UserCert {
+        /// The certificate.
+        cert: String,
+        /// The cluster CA certificate.
+        ca_cert: String,
+    },
     /// The master will open streams to the node over this connection.
     TunnelOpen,
 }

@@ -170,6 +170,38 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
     assert!(k2
         .ok(&["get", "namespaces", "-o", "name"])
         .contains("namespace/default"));
+    // A new user's kubeconfig: a certificate for user:alice signed by the
+    // cluster CA; alice is authenticated (discovery answers) and, with no
+    // RBAC grants yet, refused with Kubernetes' message.
+    let alice = home.join("alice.kubeconfig");
+    let ran = crate::procs::run_ferry(
+        home,
+        &[
+            "--config",
+            dir.join("admin.conf").to_str().unwrap(),
+            "kubeconfig",
+            "--user",
+            "alice",
+            "--group",
+            "dev",
+            "--ttl",
+            "1h",
+            "-o",
+            alice.to_str().unwrap(),
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(ran.status.success(), "{}", ran.stderr);
+    let ka = Kubectl {
+        home,
+        kubeconfig: alice.to_str().unwrap().to_string(),
+    };
+    assert!(ka.ok(&["api-resources", "-o", "name"]).contains("pods"));
+    let e = ka.fails(&["get", "pods"]);
+    assert!(
+        e.contains(r#"Error from server (Forbidden): pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "default""#),
+        "{e}"
+    );
     let resources = k.ok(&["api-resources"]);
     for line in [
         "pods ",
