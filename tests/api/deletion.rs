@@ -377,3 +377,33 @@ async fn no_create_lands_after_its_namespace_turned_terminating() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_namespace_gets_a_default_service_account_made_again_when_deleted() {
+    let (_cluster, api) = crate::api::cluster().await;
+    let sa = |ns: &'static str| {
+        let api = &api;
+        async move { api.get("serviceaccounts", Some(ns), "default").await }
+    };
+    for ns in ["default", "kube-system"] {
+        eventually(&format!("{ns}/default ServiceAccount"), WAIT, || sa(ns)).await;
+    }
+    api.create(
+        "namespaces",
+        None,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}),
+    )
+    .await;
+    let first = eventually("team/default ServiceAccount", WAIT, || sa("team")).await;
+    let (code, _) = api
+        .delete("serviceaccounts", Some("team"), "default", &json!({}))
+        .await;
+    assert_eq!(code, 200);
+    let again = eventually("team/default made again", WAIT, || async {
+        sa("team")
+            .await
+            .filter(|s| s["metadata"]["uid"] != first["metadata"]["uid"])
+    })
+    .await;
+    assert_eq!(again["metadata"]["name"], "default");
+}

@@ -225,6 +225,26 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
         "{nodes}"
     );
 
+    // Every namespace has its default ServiceAccount.
+    wait_until(
+        "the default ServiceAccount",
+        Duration::from_secs(20),
+        || {
+            let o = k.run(
+                &["get", "serviceaccounts", "-n", "kube-system", "-o", "name"],
+                None,
+            );
+            async move {
+                if o.stdout.contains("serviceaccount/default") {
+                    Ok(())
+                } else {
+                    Err(format!("{}{}", o.stdout, o.stderr))
+                }
+            }
+        },
+    )
+    .await;
+
     // apply: created, then unchanged (kubectl's own client-side apply).
     let out = k.ok_in(&["apply", "-f", "-"], APP);
     assert!(out.contains("configmap/cfg created"), "{out}");
@@ -398,6 +418,13 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
         assert!(o.ok, "{}", o.stderr);
         assert_eq!(o.stdout, "through stdin\n");
     }
+    // kubectl cp runs tar through exec: the container sees the node's files.
+    let copied = home.join("copied-hostname");
+    k.ok(&["cp", "talk-n1:/etc/hostname", copied.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(&copied).unwrap(),
+        std::fs::read_to_string("/etc/hostname").unwrap()
+    );
     let e = k.fails(&["logs", "talk-n1", "-c", "nope"]);
     assert!(
         e.contains("container nope is not valid for pod talk-n1"),

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::Duration;
 
-/// Namespaces every cluster has.
+/// Namespaces every cluster has (each gets a ServiceAccount `default`).
 pub const DEFAULT_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
@@ -93,9 +93,12 @@ pub async fn run(api: ApiServer) {
             // an object's data) costs one extra pass, and a marked object always
             // holds it.
             Ok(Ok(WatchItem::Events { events, .. })) if is_leader(&api) => {
-                dirty |= events
-                    .iter()
-                    .any(|e| e.kind == EventKind::Delete || may_be_marked(&e.kv.value));
+                // A new namespace needs its default ServiceAccount too.
+                dirty |= events.iter().any(|e| {
+                    e.kind == EventKind::Delete
+                        || may_be_marked(&e.kv.value)
+                        || e.kv.key.starts_with("/registry/namespaces/")
+                });
             }
             Ok(Ok(WatchItem::Events { .. })) => {}
             Ok(Ok(WatchItem::Bookmark { .. })) => {}
@@ -126,6 +129,37 @@ async fn ensure_namespaces(api: &ApiServer) -> bool {
         .unwrap_or_default();
         match api.handle(&Identity::Admin, &r).await {
             Ok(resp) if resp.code == 201 || resp.code == 409 => {}
+            _ => ok = false,
+        }
+    }
+    ok
+}
+
+/// Every active namespace has a ServiceAccount `default`, as Kubernetes'
+/// service account controller keeps one (made again when deleted). False when
+/// a create failed (the pass is tried again).
+async fn ensure_service_accounts(api: &ApiServer, items: &[Item]) -> bool {
+    let mut ok = true;
+    for ns in items
+        .iter()
+        .filter(|i| i.res.kind == "Namespace" && !i.deleting())
+    {
+        let name = ns.name();
+        let has = items.iter().any(|i| {
+            i.res.kind == "ServiceAccount" && i.namespace() == Some(name) && i.name() == "default"
+        });
+        if has {
+            continue;
+        }
+        let mut r = ObjectRequest::new(Verb::Create, "serviceaccounts", Some(name), None);
+        r.body = serde_json::to_vec(&json!({
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "default", "namespace": name},
+        }))
+        .unwrap_or_default();
+        match api.handle(&Identity::Admin, &r).await {
+            // 403: the namespace began terminating meanwhile.
+            Ok(resp) if matches!(resp.code, 201 | 403 | 409) => {}
             _ => ok = false,
         }
     }
@@ -163,6 +197,9 @@ async fn reconcile(api: &ApiServer) -> Result<bool, String> {
             .collect()
     };
     let mut pending = false;
+    if !ensure_service_accounts(api, &items).await {
+        pending = true;
+    }
     for item in &items {
         let owners = meta::owner_uids(&item.obj);
         if !item.deleting()
