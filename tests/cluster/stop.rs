@@ -51,6 +51,41 @@ async fn sigterm_stops_a_master_at_once_with_everything_acknowledged_on_disk() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let leader = c.leader(&[]).await;
     let follower = (leader + 1) % 3;
+    // Each master to stop also serves a Kubernetes watch over HTTPS (curl,
+    // with the admin's certificate): it must not hold the stop up.
+    let cfg = c.client_config(&c.addrs(), Duration::from_secs(10));
+    let pem = |name: &str, text: &str| {
+        let p = c.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (ca, cert, key) = (
+        pem("ca.pem", &cfg.ca_cert),
+        pem("cert.pem", &cfg.client_cert),
+        pem("key.pem", &cfg.client_key),
+    );
+    let mut watches = Vec::new();
+    for i in [leader, follower] {
+        let url = format!("https://{}/api/v1/configmaps?watch=1", c.masters[i].addr);
+        let out = c.dir.path().join(format!("watch-{i}.out"));
+        let child = std::process::Command::new("curl")
+            .args([
+                "-sS", "-N", "--cacert", &ca, "--cert", &cert, "--key", &key, &url,
+            ])
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("curl");
+        watches.push((i, child, out));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (i, child, out) in &mut watches {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the HTTPS watch on master {i} ended at once: {}",
+            std::fs::read_to_string(&*out).unwrap_or_default()
+        );
+    }
     for i in [leader, follower] {
         let name = c.masters[i].name.clone();
         let (status, took) = c
@@ -67,6 +102,15 @@ async fn sigterm_stops_a_master_at_once_with_everything_acknowledged_on_disk() {
             c.leader(&[leader]).await;
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+    }
+    // The stopped masters ended their HTTPS watches (curl saw the stream end).
+    for (i, mut child, _) in watches {
+        let ended = (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            child.try_wait().ok().flatten().is_some()
+        });
+        let _ = child.kill();
+        assert!(ended, "the HTTPS watch on master {i} outlived its master");
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.await.unwrap();

@@ -319,9 +319,9 @@ impl Master {
         //    drain (watches end, requests in flight get DRAIN to finish).
         self.endpoint.set_server_config(None);
         let _ = self.stop.send(true);
-        if let Some(https) = self.https.take() {
-            https.stop().await;
-        }
+        // The HTTPS front end drains beside QUIC (each gives its requests up
+        // to a second), not after it.
+        let https = self.https.take().map(|h| tokio::spawn(h.stop()));
         let conns = match (&mut self.accept).await {
             Ok(conns) => Some(conns),
             Err(e) => {
@@ -329,6 +329,9 @@ impl Master {
                 None
             }
         };
+        if let Some(h) = https {
+            let _ = h.await;
+        }
         step("client connections drained");
         // 2. The actors: no one sends them requests any more.
         if let Some(actors) = self.actors.take() {
