@@ -105,21 +105,21 @@ pub async fn serve(
                     join.tunnels.hold(name, conn, stop).await;
                     return;
                 }
-                ApiRequest::PodExec(x) => {
+                ApiRequest::PodExec(_) => {
                     return Box::pin(crate::tunnel::stream_exec(
                         &store,
                         &join.tunnels,
-                        x,
+                        &req,
                         &mut send,
                         &mut recv,
                     ))
                     .await
                 }
-                ApiRequest::PodLogs(l) => {
+                ApiRequest::PodLogs(_) => {
                     return Box::pin(crate::tunnel::stream_logs(
                         &store,
                         &join.tunnels,
-                        l,
+                        &req,
                         &mut send,
                     ))
                     .await

@@ -4,9 +4,7 @@
 //! nodes listen on no port.
 
 use ferry_api::frame::write_frame;
-use ferry_api::proto::{
-    ApiError, Consistency, ErrorCode, ExecFrame, ExecRequest, LogsRequest, NodeStream,
-};
+use ferry_api::proto::{ApiError, ApiRequest, Consistency, ErrorCode, ExecFrame, NodeStream};
 use ferry_api::resources;
 use ferry_raft::Store;
 use serde_json::Value;
@@ -160,18 +158,41 @@ async fn pipe(from: &mut quinn::RecvStream, to: &mut quinn::SendStream) {
     let _ = to.finish();
 }
 
-/// Finds the pod's node and opens a stream to it carrying the request
-/// `make(uid, container)` builds.
-async fn open_to_node(
+/// The pod an `ApiRequest::PodLogs` or `PodExec` is for: (namespace, name, container).
+fn pod_of(req: &ApiRequest) -> Result<(&str, &str, Option<&str>), ApiError> {
+    match req {
+        ApiRequest::PodLogs(l) => Ok((&l.namespace, &l.name, l.container.as_deref())),
+        ApiRequest::PodExec(x) => Ok((&x.namespace, &x.name, x.container.as_deref())),
+        _ => Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "only logs and exec open pod streams",
+        )),
+    }
+}
+
+/// Finds the pod's node and opens a stream to it through this master's
+/// tunnel, carrying `req` (`PodLogs` or `PodExec`) as a [`NodeStream`].
+async fn open_local(
     store: &Store,
     tunnels: &Tunnels,
-    namespace: &str,
-    name: &str,
-    container: Option<&str>,
-    make: impl FnOnce(String, String) -> NodeStream,
+    req: &ApiRequest,
 ) -> Result<(quinn::SendStream, quinn::RecvStream), ApiError> {
+    let (namespace, name, container) = pod_of(req)?;
     let (uid, container, conn) = reach(store, tunnels, namespace, name, container).await?;
-    ask_node(&conn, &make(uid, container)).await
+    let ask = match req {
+        ApiRequest::PodExec(x) => NodeStream::Exec {
+            uid,
+            container,
+            req: x.clone(),
+        },
+        ApiRequest::PodLogs(l) => NodeStream::Logs {
+            uid,
+            container,
+            req: l.clone(),
+        },
+        _ => unreachable!("pod_of accepts logs and exec only"),
+    };
+    ask_node(&conn, &ask).await
 }
 
 /// A stream to a pod's node, carrying `ApiRequest::PodLogs` or `PodExec`
@@ -196,40 +217,10 @@ pub async fn open_pod_stream(
     store: &Store,
     tunnels: &Tunnels,
     relay: &ferry_config::ClientConfig,
-    req: &ferry_api::proto::ApiRequest,
+    req: &ApiRequest,
 ) -> Result<PodStream, ApiError> {
-    use ferry_api::proto::ApiRequest;
-    let (namespace, name, container) = match req {
-        ApiRequest::PodLogs(l) => (&l.namespace, &l.name, l.container.as_deref()),
-        ApiRequest::PodExec(x) => (&x.namespace, &x.name, x.container.as_deref()),
-        _ => {
-            return Err(ApiError::new(
-                ErrorCode::BadRequest,
-                "only logs and exec open pod streams",
-            ))
-        }
-    };
-    let local = open_to_node(
-        store,
-        tunnels,
-        namespace,
-        name,
-        container,
-        |uid, container| match req {
-            ApiRequest::PodExec(x) => NodeStream::Exec {
-                uid,
-                container,
-                req: x.clone(),
-            },
-            ApiRequest::PodLogs(l) => NodeStream::Logs {
-                uid,
-                container,
-                req: l.clone(),
-            },
-            _ => unreachable!("checked above"),
-        },
-    )
-    .await;
+    let (namespace, name, _) = pod_of(req)?;
+    let local = open_local(store, tunnels, req).await;
     match local {
         Ok((to, from)) => Ok(PodStream {
             to,
@@ -294,23 +285,10 @@ async fn tunnel_master(
 pub async fn stream_logs(
     store: &Store,
     tunnels: &Tunnels,
-    req: &LogsRequest,
+    req: &ApiRequest,
     send: &mut quinn::SendStream,
 ) {
-    let opened = open_to_node(
-        store,
-        tunnels,
-        &req.namespace,
-        &req.name,
-        req.container.as_deref(),
-        |uid, container| NodeStream::Logs {
-            uid,
-            container,
-            req: req.clone(),
-        },
-    )
-    .await;
-    match opened {
+    match open_local(store, tunnels, req).await {
         Ok((mut to, mut from)) => {
             let _ = to.finish();
             pipe(&mut from, send).await;
@@ -323,24 +301,11 @@ pub async fn stream_logs(
 pub async fn stream_exec(
     store: &Store,
     tunnels: &Tunnels,
-    req: &ExecRequest,
+    req: &ApiRequest,
     send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
 ) {
-    let opened = open_to_node(
-        store,
-        tunnels,
-        &req.namespace,
-        &req.name,
-        req.container.as_deref(),
-        |uid, container| NodeStream::Exec {
-            uid,
-            container,
-            req: req.clone(),
-        },
-    )
-    .await;
-    let (mut to, mut from) = match opened {
+    let (mut to, mut from) = match open_local(store, tunnels, req).await {
         Ok(s) => s,
         Err(e) => {
             let _ = write_frame(send, &ExecFrame::Error(e)).await;

@@ -88,6 +88,26 @@ impl Kubectl<'_> {
     }
 }
 
+/// Writes `home/file` with `ferry kubeconfig ARGS -o` from `dir`'s admin
+/// config, and returns a kubectl using it.
+fn ferry_kubeconfig<'a>(home: &'a Path, dir: &Path, file: &str, args: &[&str]) -> Kubectl<'a> {
+    let out = home.join(file);
+    let admin = dir.join("admin.conf");
+    let mut all = vec!["--config", admin.to_str().unwrap(), "kubeconfig"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", out.to_str().unwrap()]);
+    let ran = crate::procs::run_ferry(home, &all, Duration::from_secs(10));
+    assert!(
+        ran.status.success(),
+        "ferry kubeconfig {args:?}: {}",
+        ran.stderr
+    );
+    Kubectl {
+        home,
+        kubeconfig: out.to_str().unwrap().to_string(),
+    }
+}
+
 const APP: &str = r#"
 apiVersion: v1
 kind: ConfigMap
@@ -150,52 +170,19 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
     let v: Value = serde_json::from_str(&k.ok(&["version", "-o", "json"])).unwrap();
     assert_eq!(v["serverVersion"]["major"], "1", "{v}");
     // `ferry kubeconfig` writes an equivalent one from the admin client config.
-    let written = home.join("written.kubeconfig");
-    let ran = crate::procs::run_ferry(
-        home,
-        &[
-            "--config",
-            dir.join("admin.conf").to_str().unwrap(),
-            "kubeconfig",
-            "-o",
-            written.to_str().unwrap(),
-        ],
-        Duration::from_secs(10),
-    );
-    assert!(ran.status.success(), "{}", ran.stderr);
-    let k2 = Kubectl {
-        home,
-        kubeconfig: written.to_str().unwrap().to_string(),
-    };
+    let k2 = ferry_kubeconfig(home, &dir, "written.kubeconfig", &[]);
     assert!(k2
         .ok(&["get", "namespaces", "-o", "name"])
         .contains("namespace/default"));
     // A new user's kubeconfig: a certificate for user:alice signed by the
     // cluster CA; alice is authenticated (discovery answers) and, with no
     // RBAC grants yet, refused with Kubernetes' message.
-    let alice = home.join("alice.kubeconfig");
-    let ran = crate::procs::run_ferry(
+    let ka = ferry_kubeconfig(
         home,
-        &[
-            "--config",
-            dir.join("admin.conf").to_str().unwrap(),
-            "kubeconfig",
-            "--user",
-            "alice",
-            "--group",
-            "dev",
-            "--ttl",
-            "1h",
-            "-o",
-            alice.to_str().unwrap(),
-        ],
-        Duration::from_secs(10),
+        &dir,
+        "alice.kubeconfig",
+        &["--user", "alice", "--group", "dev", "--ttl", "1h"],
     );
-    assert!(ran.status.success(), "{}", ran.stderr);
-    let ka = Kubectl {
-        home,
-        kubeconfig: alice.to_str().unwrap().to_string(),
-    };
     assert!(ka.ok(&["api-resources", "-o", "name"]).contains("pods"));
     let e = ka.fails(&["get", "pods"]);
     assert!(

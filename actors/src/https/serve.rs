@@ -213,15 +213,9 @@ async fn object(
     if o.req.verb == Verb::Delete && !o.delete_query.is_empty() {
         o.req.body = merge_delete_options(&o.delete_query, &o.req.body);
     }
-    let include = match o.include_object.as_deref() {
-        None | Some("Metadata") => Rows::Metadata,
-        Some("None") => Rows::None,
-        Some("Object") => Rows::Object,
-        Some(other) => {
-            return status(&Status::bad_request(format!(
-                "includeObject: Unsupported value: {other:?}: supported values: \"Metadata\", \"None\", \"Object\""
-            )))
-        }
+    let include: IncludeObject = match o.include_object.as_deref().unwrap_or("").parse() {
+        Ok(i) => i,
+        Err(message) => return status(&Status::bad_request(message)),
     };
     if o.req.verb == Verb::Watch {
         return watch(ctx, who, o, answer, include).await;
@@ -357,7 +351,12 @@ async fn delete_collection(
         "metadata": {},
         "items": deleted,
     });
-    encode(res, &ObjectResponse::ok(200, &out), answer, Rows::Metadata)
+    encode(
+        res,
+        &ObjectResponse::ok(200, &out),
+        answer,
+        IncludeObject::Metadata,
+    )
 }
 
 /// Adds one `Warning: 299 - "..."` header per warning, as Kubernetes does.
@@ -372,26 +371,13 @@ fn warn(mut resp: HttpResponse, warnings: &[String]) -> HttpResponse {
     resp
 }
 
-/// What each row of a Table carries (`includeObject`).
-#[derive(Debug, Clone, Copy)]
-enum Rows {
-    None,
-    Metadata,
-    Object,
-}
-
-impl Rows {
-    fn include(self) -> IncludeObject {
-        match self {
-            Rows::None => IncludeObject::None,
-            Rows::Metadata => IncludeObject::Metadata,
-            Rows::Object => IncludeObject::Object,
-        }
-    }
-}
-
 /// A 2xx pipeline answer in the representation the client asked for.
-fn encode(res: &Resource, r: &ObjectResponse, answer: Answer, include: Rows) -> HttpResponse {
+fn encode(
+    res: &Resource,
+    r: &ObjectResponse,
+    answer: Answer,
+    include: IncludeObject,
+) -> HttpResponse {
     match answer {
         Answer::Json => raw(r.code, JSON, r.body.clone()),
         Answer::Yaml => match serde_json::from_slice::<Value>(&r.body) {
@@ -418,16 +404,16 @@ fn encode(res: &Resource, r: &ObjectResponse, answer: Answer, include: Rows) -> 
 }
 
 /// A list or one object as a `Table` (kubectl get).
-fn as_table(res: &Resource, v: &Value, include: Rows) -> Value {
+fn as_table(res: &Resource, v: &Value, include: IncludeObject) -> Value {
     let now = jiff::Timestamp::now();
     match v.get("items").and_then(Value::as_array) {
         Some(items) => {
-            let mut t = table_json(res, items, include.include(), now);
+            let mut t = table_json(res, items, include, now);
             t["metadata"] = v.get("metadata").cloned().unwrap_or_else(|| json!({}));
             t
         }
         None => {
-            let mut t = table_json(res, std::slice::from_ref(v), include.include(), now);
+            let mut t = table_json(res, std::slice::from_ref(v), include, now);
             if let Some(rv) = v.pointer("/metadata/resourceVersion") {
                 t["metadata"] = json!({ "resourceVersion": rv });
             }
@@ -458,7 +444,7 @@ async fn watch(
     who: Identity,
     o: ObjectRoute,
     answer: Answer,
-    include: Rows,
+    include: IncludeObject,
 ) -> HttpResponse {
     let msg = StartWatch { who, req: o.req };
     let started = match ctx.api.send(msg).await {
@@ -509,7 +495,7 @@ async fn watch(
 }
 
 /// One watch event as a line of the stream.
-fn event_line(res: &Resource, ev: &ObjectEvent, answer: Answer, include: Rows) -> Bytes {
+fn event_line(res: &Resource, ev: &ObjectEvent, answer: Answer, include: IncludeObject) -> Bytes {
     let object: Value = serde_json::from_slice(&ev.object).unwrap_or(Value::Null);
     let object = match (answer, ev.kind.as_str()) {
         (Answer::Table, "ADDED" | "MODIFIED" | "DELETED") => as_table(res, &object, include),
