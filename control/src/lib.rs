@@ -1,0 +1,26 @@
+//! ferry's controllers and scheduler, in the spirit of kube-rs's `kube-runtime`:
+//! each controller is a pure `reconcile` over typed objects read from informer
+//! caches, returning the writes it wants; a thin shell makes those writes
+//! through the API with preconditions. The crate reaches the API through one
+//! narrow trait ([`api::ControlApi`]), so it runs inside a master today and
+//! could run out of process later; it depends on `ferry-api`, never on the store.
+//!
+//! Layout:
+//! - [`api`]: the narrow trait, and typed helpers over it.
+//! - [`cache`], [`informer`]: one list-then-watch per kind feeding an in-memory
+//!   cache with indexes; it resumes from its last revision after a failover.
+//! - [`queue`]: a work queue with de-duplication and per-key back-off.
+//! - [`meta`]: owner references, pod readiness, label selectors, template hashes.
+//! - [`scheduler`]: the scheduler's pure core (filters, scores, messages).
+//! - [`replicaset`], [`deployment`]: the workload controllers' reconcilers.
+//! - [`run`]: the control plane's shell: leadership, informers, queues, writes.
+
+pub mod api;
+pub mod cache;
+pub mod deployment;
+pub mod informer;
+pub mod meta;
+pub mod queue;
+pub mod replicaset;
+pub mod run;
+pub mod scheduler;
