@@ -150,7 +150,9 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -174,7 +176,10 @@ mod tests {
             (labels(&[("app", "web"), ("tier", "a")]), true),
             (labels(&[("app", "web"), ("tier", "c")]), false),
             (labels(&[("app", "web")]), false),
-            (labels(&[("app", "web"), ("tier", "b"), ("canary", "1")]), false),
+            (
+                labels(&[("app", "web"), ("tier", "b"), ("canary", "1")]),
+                false,
+            ),
             (labels(&[("app", "db"), ("tier", "a")]), false),
         ];
         for (l, want) in cases {
@@ -188,12 +193,21 @@ mod tests {
         let mut t = PodTemplateSpec::default();
         let h = template_hash(&t, None);
         assert!(!h.is_empty());
-        assert!(h.bytes().all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b)));
+        assert!(h
+            .bytes()
+            .all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b)));
         t.metadata = Some(ObjectMeta {
             labels: Some(labels(&[("pod-template-hash", &h)])),
             ..ObjectMeta::default()
         });
-        assert_eq!(template_hash(&t, None), template_hash(&PodTemplateSpec::default(), None));
-        assert_ne!(template_hash(&t, Some(1)), h, "the collision count changes the hash");
+        assert_eq!(
+            template_hash(&t, None),
+            template_hash(&PodTemplateSpec::default(), None)
+        );
+        assert_ne!(
+            template_hash(&t, Some(1)),
+            h,
+            "the collision count changes the hash"
+        );
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! Layout:
 //! - [`gc`]: the garbage collector and namespace lifecycle, and the default namespaces.
+//! - [`control`]: the scheduler and the workload controllers (`ferry_control`),
+//!   reaching this master's API pipeline through its narrow trait.
 //! - [`nodes`]: node lifecycle (unreachable nodes tainted, their pods evicted) and
 //!   the bootstrap token cleaner.
 //!
@@ -10,6 +12,7 @@
 //! resourceVersion precondition, so a stale leader's decision fails instead of
 //! corrupting state.
 
+pub mod control;
 pub mod gc;
 pub mod nodes;
 
@@ -39,6 +42,11 @@ impl Actor for ControllerManager {
         let api = self.api.clone();
         ctx.spawn(gc::run(api).into_actor(self).map(|(), _, ctx| {
             tracing::warn!("garbage collector loop ended; restarting the controller manager");
+            ctx.stop();
+        }));
+        let api = self.api.clone();
+        ctx.spawn(control::run(api).into_actor(self).map(|(), _, ctx| {
+            tracing::warn!("control plane loop ended; restarting the controller manager");
             ctx.stop();
         }));
         let api = self.api.clone();
