@@ -37,6 +37,8 @@ pub struct Written {
     pub code: u16,
     /// The revision the write landed at (0 when it failed).
     pub revision: u64,
+    /// The written object's name (a `generateName` create's answer).
+    pub name: String,
     /// The Status message of a failure.
     pub message: String,
 }
@@ -84,28 +86,28 @@ pub async fn list<K: DeserializeOwned>(
 /// Sends a write and reads its outcome.
 pub async fn write(api: &dyn ControlApi, req: ObjectRequest) -> Written {
     match api.request(req).await {
-        Ok(resp) if resp.code < 300 => Written {
-            code: resp.code,
-            revision: resp
-                .json()
-                .ok()
-                .and_then(|v| {
-                    v.pointer("/metadata/resourceVersion")?
-                        .as_str()?
-                        .parse()
-                        .ok()
-                })
-                .unwrap_or(0),
-            message: String::new(),
-        },
+        Ok(resp) if resp.code < 300 => {
+            let v = resp.json().unwrap_or_default();
+            let field = |f: &str| v.pointer(f).and_then(Value::as_str);
+            Written {
+                code: resp.code,
+                revision: field("/metadata/resourceVersion")
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(0),
+                name: field("/metadata/name").unwrap_or("").to_string(),
+                message: String::new(),
+            }
+        }
         Ok(resp) => Written {
             code: resp.code,
             revision: 0,
+            name: String::new(),
             message: status_message(&resp),
         },
         Err(e) => Written {
             code: 503,
             revision: 0,
+            name: String::new(),
             message: e.message,
         },
     }

@@ -89,6 +89,9 @@ struct Plane<'a> {
     assumed: RefCell<HashMap<String, (String, Instant)>>,
     /// pod key → the unschedulable message last written.
     unschedulable: RefCell<HashMap<String, String>>,
+    /// Events waiting for the event writer.
+    events: RefCell<Vec<Value>>,
+    event_wake: Notify,
 }
 
 fn owner_key(m: &ObjectMeta, kind: &str) -> Option<String> {
@@ -121,6 +124,8 @@ impl<'a> Plane<'a> {
             expect: RefCell::default(),
             assumed: RefCell::default(),
             unschedulable: RefCell::default(),
+            events: RefCell::default(),
+            event_wake: Notify::new(),
         }
     }
 
@@ -139,6 +144,7 @@ impl<'a> Plane<'a> {
             self.deployments(),
             self.scheduler(),
             self.resync(),
+            self.event_writer(),
         );
     }
 
@@ -270,37 +276,31 @@ impl<'a> Plane<'a> {
             }
         }
         self.expect_revision(&format!("rs:{key}"), rev);
-        let made = created.iter().filter(|w| w.ok()).count();
-        if made > 0 {
+        for w in created.iter().filter(|w| w.ok()) {
+            let msg = format!("Created pod: {}", w.name);
             self.event(
                 &rs.metadata,
                 "ReplicaSet",
                 "Normal",
                 "SuccessfulCreate",
-                &format!("Created {made} pod(s)"),
-            )
-            .await;
+                &msg,
+            );
         }
         if let Some(failed) = created.iter().find(|w| !w.ok()) {
-            self.event(
-                &rs.metadata,
-                "ReplicaSet",
-                "Warning",
-                "FailedCreate",
-                &format!("Error creating: {}", failed.message),
-            )
-            .await;
+            let msg = format!("Error creating: {}", failed.message);
+            self.event(&rs.metadata, "ReplicaSet", "Warning", "FailedCreate", &msg);
         }
-        let gone = deleted.iter().filter(|w| w.ok()).count();
-        if gone > 0 {
-            self.event(
-                &rs.metadata,
-                "ReplicaSet",
-                "Normal",
-                "SuccessfulDelete",
-                &format!("Deleted {gone} pod(s)"),
-            )
-            .await;
+        for ((pod, _), w) in d.delete.iter().zip(deleted) {
+            if w.ok() {
+                let msg = format!("Deleted pod: {pod}");
+                self.event(
+                    &rs.metadata,
+                    "ReplicaSet",
+                    "Normal",
+                    "SuccessfulDelete",
+                    &msg,
+                );
+            }
         }
         if let Some(status) = &d.status {
             let w = api::write(
@@ -394,8 +394,7 @@ impl<'a> Plane<'a> {
                             "Normal",
                             "ScalingReplicaSet",
                             &format!("Scaled up replica set {rs_name} from 0 to {n}"),
-                        )
-                        .await;
+                        );
                     }
                     w
                 }
@@ -423,8 +422,7 @@ impl<'a> Plane<'a> {
                                 &format!(
                                     "Scaled {dir} replica set {rs_name} from {b} to {replicas}"
                                 ),
-                            )
-                            .await;
+                            );
                         }
                     }
                     w
@@ -563,8 +561,7 @@ impl<'a> Plane<'a> {
                         "Normal",
                         "Scheduled",
                         &format!("Successfully assigned {key} to {node}"),
-                    )
-                    .await;
+                    );
                 }
             } else {
                 tracing::debug!(pod = %key, "binding failed: {} {}", w.code, w.message);
@@ -620,8 +617,28 @@ impl<'a> Plane<'a> {
             self.unschedulable
                 .borrow_mut()
                 .insert(key, message.to_string());
-            self.event(&p.metadata, "Pod", "Warning", "FailedScheduling", message)
-                .await;
+            self.event(&p.metadata, "Pod", "Warning", "FailedScheduling", message);
+        }
+    }
+
+    /// Writes queued events in batches.
+    async fn event_writer(&self) {
+        loop {
+            self.event_wake.notified().await;
+            let batch = std::mem::take(&mut *self.events.borrow_mut());
+            if !self.api.is_leader() {
+                continue;
+            }
+            let reqs = batch
+                .iter()
+                .map(|ev| {
+                    let ns = ev["metadata"]["namespace"].as_str();
+                    with_body(ObjectRequest::new(Verb::Create, "events", ns, None), ev)
+                })
+                .collect();
+            for w in self.write_all(reqs).await.iter().filter(|w| !w.ok()) {
+                tracing::debug!("an event was not written: {}", w.message);
+            }
         }
     }
 
@@ -636,15 +653,10 @@ impl<'a> Plane<'a> {
         out
     }
 
-    /// Records an Event about `about` (best effort: a lost event is not retried).
-    async fn event(
-        &self,
-        about: &ObjectMeta,
-        kind: &str,
-        type_: &str,
-        reason: &str,
-        message: &str,
-    ) {
+    /// Queues an Event about `about` for the event writer (best effort: a
+    /// lost event is not retried); repeats queued together become one event
+    /// with a count.
+    fn event(&self, about: &ObjectMeta, kind: &str, type_: &str, reason: &str, message: &str) {
         let now = meta::time(Timestamp::now());
         let ns = about.namespace.clone().unwrap_or_else(|| "default".into());
         let name = about.name.clone().unwrap_or_default();
@@ -662,19 +674,17 @@ impl<'a> Plane<'a> {
             "source": {"component": if kind == "Pod" && reason.contains("Schedul") { "default-scheduler" } else { "controller-manager" }},
             "reportingComponent": "ferry-controller-manager",
         });
-        let w = api::write(
-            self.api,
-            with_body(
-                ObjectRequest::new(Verb::Create, "events", Some(&ns), None),
-                &ev,
-            ),
-        )
-        .await;
-        if !w.ok() {
-            tracing::debug!(
-                "event {reason} about {kind} {name} not written: {}",
-                w.message
-            );
+        let mut q = self.events.borrow_mut();
+        let same = |e: &Value| {
+            e["involvedObject"]["uid"] == ev["involvedObject"]["uid"]
+                && e["reason"] == ev["reason"]
+                && e["message"] == ev["message"]
+        };
+        match q.iter_mut().find(|e| same(e)) {
+            Some(e) => e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1),
+            None => q.push(ev),
         }
+        drop(q);
+        self.event_wake.notify_one();
     }
 }

@@ -11,15 +11,15 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// What a finished command returned.
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// Runs `program args` with `input` on stdin, HOME set to `home` (kubectl's
 /// discovery cache stays in the test's directory).
-fn run(home: &Path, program: &str, args: &[&str], input: Option<&str>) -> Out {
+pub(crate) fn run(home: &Path, program: &str, args: &[&str], input: Option<&str>) -> Out {
     let mut child = Command::new(program)
         .args(args)
         .env("HOME", home)
@@ -49,39 +49,39 @@ fn run(home: &Path, program: &str, args: &[&str], input: Option<&str>) -> Out {
     }
 }
 
-struct Kubectl<'a> {
-    home: &'a Path,
-    kubeconfig: String,
+pub(crate) struct Kubectl<'a> {
+    pub home: &'a Path,
+    pub kubeconfig: String,
 }
 
 impl Kubectl<'_> {
-    fn run(&self, args: &[&str], input: Option<&str>) -> Out {
+    pub fn run(&self, args: &[&str], input: Option<&str>) -> Out {
         let mut all = vec!["--kubeconfig", &self.kubeconfig, "--request-timeout", "20s"];
         all.extend_from_slice(args);
         run(self.home, "kubectl", &all, input)
     }
 
     /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    pub fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args, None);
         assert!(o.ok, "kubectl {}: {}{}", args.join(" "), o.stdout, o.stderr);
         o.stdout
     }
 
-    fn ok_in(&self, args: &[&str], input: &str) -> String {
+    pub fn ok_in(&self, args: &[&str], input: &str) -> String {
         let o = self.run(args, Some(input));
         assert!(o.ok, "kubectl {}: {}{}", args.join(" "), o.stdout, o.stderr);
         o.stdout
     }
 
     /// Runs and expects failure; returns stderr.
-    fn fails(&self, args: &[&str]) -> String {
+    pub fn fails(&self, args: &[&str]) -> String {
         let o = self.run(args, None);
         assert!(!o.ok, "kubectl {} succeeded: {}", args.join(" "), o.stdout);
         o.stderr
     }
 
-    fn json(&self, args: &[&str]) -> Value {
+    pub fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.extend_from_slice(&["-o", "json"]);
         serde_json::from_str(&self.ok(&all)).expect("kubectl -o json")

@@ -30,6 +30,9 @@
 //! - [`stop`]: a SIGTERMed master exits at once with everything it acknowledged on
 //!   disk; `ferry up` reports a master that cannot start at once; logs in files are plain.
 //! - [`watch`]: a watch streams on across the SIGKILL of the master serving it.
+//! - [`workloads`]: Deployments through kubectl: rollout within maxSurge/maxUnavailable
+//!   at every watch event, history, undo, scaling, unschedulable pods, a dead node's
+//!   replicas replaced.
 
 mod bad_input;
 mod chaos;
@@ -48,3 +51,4 @@ mod retry;
 mod stop;
 mod up;
 mod watch;
+mod workloads;

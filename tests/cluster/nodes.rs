@@ -155,7 +155,7 @@ spec:
 "#;
 
 /// Pids of the container processes (not their shims) with `marker` in their arguments.
-fn container_pids(marker: &str) -> Vec<i32> {
+pub(crate) fn container_pids(marker: &str) -> Vec<i32> {
     pids_with_arg(marker)
         .into_iter()
         .filter(|pid| {

@@ -24,10 +24,7 @@ impl ControlApi for MasterApi {
         Box::pin(async move { self.0.handle(&Identity::Admin, &req).await })
     }
 
-    fn watch(
-        &self,
-        req: ObjectRequest,
-    ) -> LocalFuture<'_, Result<Box<dyn EventStream>, ApiError>> {
+    fn watch(&self, req: ObjectRequest) -> LocalFuture<'_, Result<Box<dyn EventStream>, ApiError>> {
         Box::pin(async move {
             match self.0.watch(&Identity::Admin, &req).await {
                 Ok(w) => Ok(Box::new(Stream(w)) as Box<dyn EventStream>),

@@ -1,0 +1,311 @@
+//! Scheduling and the workload controllers on `ferry up` (3 masters, 2 real
+//! nodes), driven by unmodified kubectl: a Deployment becomes available as real
+//! processes spread over both nodes; a rolling update keeps within
+//! maxUnavailable/maxSurge at every watch event; `rollout history` and `undo`;
+//! scaling; a pod that fits nowhere says why as Kubernetes does; and a dead
+//! node's pods are replaced on the other node.
+
+use crate::harness::{serial, wait_until};
+use crate::kubectl::Kubectl;
+use crate::nodes::container_pids;
+use crate::procs::{free_ports, T};
+use crate::up::Up;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::BufReader;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: web}}
+  strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 1}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: main
+        image: busybox
+        command: ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done", "marker-web"]
+        readinessProbe: {exec: {command: ["true"]}, periodSeconds: 1}
+"#;
+
+fn kubectl<'a>(home: &'a Path, dir: &Path) -> Kubectl<'a> {
+    Kubectl {
+        home,
+        kubeconfig: dir.join("kubeconfig").to_str().unwrap().to_string(),
+    }
+}
+
+fn ready(p: &Value) -> bool {
+    p["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+fn terminating(p: &Value) -> bool {
+    p.pointer("/metadata/deletionTimestamp").is_some()
+}
+
+/// The pods of `app=web` now.
+fn web_pods(k: &Kubectl) -> Vec<Value> {
+    k.json(&["get", "pods", "-l", "app=web"])["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Follows `kubectl get pods -l app=web -w` and records, at every event, the
+/// pods not terminating and those of them Ready.
+struct Watcher {
+    child: std::process::Child,
+    seen: Arc<Mutex<Vec<(usize, usize)>>>,
+}
+
+impl Watcher {
+    fn start(k: &Kubectl) -> Watcher {
+        let mut child = Command::new("kubectl")
+            .args([
+                "--kubeconfig",
+                &k.kubeconfig,
+                "get",
+                "pods",
+                "-l",
+                "app=web",
+                "-w",
+            ])
+            .args(["--output-watch-events", "-o", "json"])
+            .env("HOME", k.home)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kubectl get -w");
+        let out = child.stdout.take().expect("stdout");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            let mut pods: BTreeMap<String, Value> = BTreeMap::new();
+            let events = serde_json::Deserializer::from_reader(BufReader::new(out));
+            for ev in events.into_iter::<Value>().map_while(Result::ok) {
+                let name = ev["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                if ev["type"] == "DELETED" {
+                    pods.remove(&name);
+                } else {
+                    pods.insert(name, ev["object"].clone());
+                }
+                let live: Vec<_> = pods.values().filter(|p| !terminating(p)).collect();
+                let avail = live.iter().filter(|p| ready(p)).count();
+                s.lock().unwrap().push((live.len(), avail));
+            }
+        });
+        Watcher { child, seen }
+    }
+
+    fn stop(mut self) -> Vec<(usize, usize)> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let k = kubectl(home, &dir);
+
+    // A Deployment of 4 becomes available, spread over both nodes, as 4 real processes.
+    k.ok_in(&["apply", "-f", "-"], WEB);
+    k.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    let pods = web_pods(&k);
+    assert_eq!(pods.len(), 4, "{pods:#?}");
+    let nodes: std::collections::BTreeSet<_> = pods
+        .iter()
+        .map(|p| p["spec"]["nodeName"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(nodes.len(), 2, "replicas spread over both nodes: {nodes:?}");
+    assert!(pods.iter().all(ready));
+    wait_until("4 web processes", T, || {
+        let n = container_pids("marker-web").len();
+        async move {
+            if n == 4 {
+                Ok(())
+            } else {
+                Err(format!("{n} processes"))
+            }
+        }
+    })
+    .await;
+    let events = k.ok(&["get", "events", "--field-selector", "reason=Scheduled"]);
+    assert!(
+        events.contains("Successfully assigned default/web-"),
+        "{events}"
+    );
+
+    // A rolling update: at every watch event at most 5 pods (replicas +
+    // maxSurge) not terminating, and, once under way, at least 3 of them
+    // (replicas - maxUnavailable) Ready.
+    let watcher = Watcher::start(&k);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    k.ok(&["set", "env", "deployment/web", "VERSION=2"]);
+    k.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    let seen = watcher.stop();
+    assert!(seen.len() > 8, "the watch saw the rollout: {seen:?}");
+    for (live, avail) in &seen {
+        assert!(*live <= 5, "more than replicas+maxSurge pods: {seen:?}");
+        assert!(
+            *avail >= 3,
+            "fewer than replicas-maxUnavailable available: {seen:?}"
+        );
+    }
+    let pods = web_pods(&k);
+    let live: Vec<_> = pods.iter().filter(|p| !terminating(p)).collect();
+    assert_eq!(live.len(), 4);
+    for p in &live {
+        let env = &p["spec"]["containers"][0]["env"];
+        assert_eq!(env[0]["name"], "VERSION", "{p}");
+    }
+
+    // History and undo: the first template comes back as revision 3.
+    let history = k.ok(&["rollout", "history", "deployment/web"]);
+    assert!(history.contains('1') && history.contains('2'), "{history}");
+    k.ok(&["rollout", "undo", "deployment/web"]);
+    k.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    let d = k.json(&["get", "deployment", "web"]);
+    assert!(
+        d["spec"]["template"]["spec"]["containers"][0]["env"].is_null(),
+        "{d}"
+    );
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    let rss = k.json(&["get", "rs", "-l", "app=web"]);
+    assert_eq!(
+        rss["items"].as_array().unwrap().len(),
+        2,
+        "the first RS was reused: {rss}"
+    );
+
+    // Scaling down to 2 leaves 2 processes.
+    k.ok(&["scale", "deployment/web", "--replicas=2"]);
+    wait_until("2 web processes and 2 pods", T, || {
+        let n = container_pids("marker-web").len();
+        let pods = web_pods(&k).len();
+        async move {
+            if n == 2 && pods == 2 {
+                Ok(())
+            } else {
+                Err(format!("{n} processes, {pods} pods"))
+            }
+        }
+    })
+    .await;
+
+    // A pod that fits nowhere says why, as Kubernetes words it.
+    k.ok_in(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "huge"},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "100"],
+                     "resources": {"requests": {"cpu": "500"}}}]}}"#,
+    );
+    let msg = wait_until("huge unschedulable", T, || {
+        let p = k.json(&["get", "pod", "huge"]);
+        let c = p["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "PodScheduled").cloned());
+        async move {
+            match c {
+                Some(c) if c["status"] == "False" => {
+                    Ok(c["message"].as_str().unwrap_or("").to_string())
+                }
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    assert_eq!(msg, "0/2 nodes are available: 2 Insufficient cpu.");
+    let describe = k.ok(&["describe", "pod", "huge"]);
+    assert!(describe.contains("FailedScheduling"), "{describe}");
+
+    // A Deployment whose selector does not select its template: 422, as Kubernetes.
+    let bad = k.run(
+        &["apply", "-f", "-"],
+        Some(
+            &WEB.replace("name: web}", "name: bad}")
+                .replace("matchLabels: {app: web}", "matchLabels: {app: other}"),
+        ),
+    );
+    assert!(
+        !bad.ok && bad.stderr.contains("selector") && bad.stderr.contains("does not match"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_pods_are_replaced_on_the_other_node() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let k = kubectl(home, &dir);
+    k.ok_in(&["apply", "-f", "-"], WEB);
+    k.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    let on_n2: Vec<String> = web_pods(&k)
+        .iter()
+        .filter(|p| p["spec"]["nodeName"] == "n2")
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!on_n2.is_empty(), "some replicas on n2");
+
+    // SIGKILL n2's agent and its pods' processes.
+    let agent = up.master_pids("n2");
+    assert_eq!(agent.len(), 1, "{agent:?}");
+    kill(Pid::from_raw(agent[0]), Signal::SIGKILL).unwrap();
+    for pid in container_pids("marker-web") {
+        let on_n2_dir = std::fs::read_link(format!("/proc/{pid}/cwd"))
+            .is_ok_and(|d| d.components().any(|c| c.as_os_str() == "n2"));
+        if on_n2_dir {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+    let killed = Instant::now();
+    wait_until("4 Ready web pods on n1", Duration::from_secs(60), || {
+        let pods = web_pods(&k);
+        let n = pods
+            .iter()
+            .filter(|p| !terminating(p) && p["spec"]["nodeName"] == "n1" && ready(p))
+            .count();
+        async move {
+            if n == 4 {
+                Ok(())
+            } else {
+                Err(format!("{n} Ready on n1"))
+            }
+        }
+    })
+    .await;
+    let took = killed.elapsed();
+    eprintln!("node n2 killed -> its replicas Ready on n1: {took:?}");
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
