@@ -1,0 +1,232 @@
+//! The scheduler's pure core: `(nodes, pods already bound, pending pods) ->
+//! placements`. Filters, then scores, as kube-scheduler's framework does; a
+//! pod that fits nowhere gets Kubernetes' own message
+//! (`0/5 nodes are available: 2 node(s) had untolerated taint {dedicated: infra}, 3 Insufficient cpu.`).
+//!
+//! Layout: `filters` runs the filter chain (node readiness, NodeUnschedulable,
+//! TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, then the
+//! cluster-wide `spread` and `interpod` checks); `scores` sums the score
+//! plugins with kube-scheduler's default weights. Ties go to a hash of pod uid
+//! and node name, so results are stable yet equal nodes share the load.
+
+mod filters;
+mod interpod;
+mod node_affinity;
+mod quantity;
+mod resources;
+mod scores;
+mod spread;
+
+use crate::meta::pod_active;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use resources::{container_nonzero, container_requests, pod_requests, Resources};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// What the scheduler decides for one pending pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Bind the pod to `node`.
+    Bind {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// uid (the binding's precondition).
+        uid: String,
+        /// The chosen node.
+        node: String,
+    },
+    /// No node fits: `PodScheduled=False`, reason `Unschedulable`, and an event.
+    Unschedulable {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// uid.
+        uid: String,
+        /// Kubernetes' message, e.g. `0/2 nodes are available: 2 Insufficient cpu.`
+        message: String,
+    },
+}
+
+/// Places `pending` (in order) onto `nodes`, given the pods already bound
+/// (`bound`: active pods with `spec.nodeName` set). Each placement counts
+/// against its node for the pods after it.
+pub fn schedule(nodes: &[Arc<Node>], bound: &[Arc<Pod>], pending: &[Arc<Pod>]) -> Vec<Placement> {
+    let mut cluster = snapshot(nodes, bound);
+    pending
+        .iter()
+        .map(|pod| {
+            let (namespace, name, uid) = identity(pod);
+            match place(pod, &cluster) {
+                Ok(i) => {
+                    let node = cluster[i].name().to_string();
+                    cluster[i].add(pod.clone());
+                    Placement::Bind {
+                        namespace,
+                        name,
+                        uid,
+                        node,
+                    }
+                }
+                Err(message) => Placement::Unschedulable {
+                    namespace,
+                    name,
+                    uid,
+                    message,
+                },
+            }
+        })
+        .collect()
+}
+
+/// One node and the pods on it, with their requests summed once.
+pub(crate) struct NodeInfo {
+    /// The node.
+    pub(crate) node: Arc<Node>,
+    /// Active pods bound or placed here.
+    pub(crate) pods: Vec<Arc<Pod>>,
+    /// The sum of the pods' requests.
+    pub(crate) requested: Resources,
+    /// The sum of the pods' requests as scoring reads them (defaults filled in).
+    pub(crate) nonzero: Resources,
+    /// `status.allocatable`.
+    pub(crate) allocatable: Resources,
+}
+
+impl NodeInfo {
+    /// An empty node.
+    pub(crate) fn new(node: Arc<Node>) -> NodeInfo {
+        let allocatable =
+            Resources::from_list(node.status.as_ref().and_then(|s| s.allocatable.as_ref()));
+        NodeInfo {
+            node,
+            pods: Vec::new(),
+            requested: Resources::default(),
+            nonzero: Resources::default(),
+            allocatable,
+        }
+    }
+
+    /// The node's name.
+    pub(crate) fn name(&self) -> &str {
+        self.node.metadata.name.as_deref().unwrap_or("")
+    }
+
+    /// The value of one of the node's labels.
+    pub(crate) fn label(&self, key: &str) -> Option<&str> {
+        self.labels()?.get(key).map(String::as_str)
+    }
+
+    /// The node's labels.
+    pub(crate) fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.node.metadata.labels.as_ref()
+    }
+
+    /// Counts `pod` against this node.
+    pub(crate) fn add(&mut self, pod: Arc<Pod>) {
+        self.requested.add(&pod_requests(&pod, container_requests));
+        self.nonzero.add(&pod_requests(&pod, container_nonzero));
+        self.pods.push(pod);
+    }
+}
+
+/// The pod being scheduled, with its requests read once.
+pub(crate) struct PodInfo<'a> {
+    /// The pod.
+    pub(crate) pod: &'a Pod,
+    /// Its effective requests.
+    pub(crate) requests: Resources,
+    /// Its requests as scoring reads them.
+    pub(crate) nonzero: Resources,
+}
+
+impl<'a> PodInfo<'a> {
+    /// Reads `pod`'s requests.
+    pub(crate) fn new(pod: &'a Pod) -> PodInfo<'a> {
+        PodInfo {
+            pod,
+            requests: pod_requests(pod, container_requests),
+            nonzero: pod_requests(pod, container_nonzero),
+        }
+    }
+}
+
+/// The namespace of a pod ("default" when unset, as the API would have set it).
+pub(crate) fn namespace(pod: &Pod) -> &str {
+    pod.metadata.namespace.as_deref().unwrap_or("default")
+}
+
+/// The nodes with the active pods already bound to them; pods bound to
+/// unknown nodes take no room anywhere.
+fn snapshot(nodes: &[Arc<Node>], bound: &[Arc<Pod>]) -> Vec<NodeInfo> {
+    let mut cluster: Vec<NodeInfo> = nodes.iter().cloned().map(NodeInfo::new).collect();
+    let index: HashMap<String, usize> = cluster
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name().to_string(), i))
+        .collect();
+    for pod in bound.iter().filter(|p| pod_active(p)) {
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+        if let Some(&i) = node.and_then(|n| index.get(n)) {
+            cluster[i].add(pod.clone());
+        }
+    }
+    cluster
+}
+
+/// The node index chosen for `pod`, or Kubernetes' unschedulable message.
+fn place(pod: &Pod, cluster: &[NodeInfo]) -> Result<usize, String> {
+    let info = PodInfo::new(pod);
+    let (feasible, reasons) = filters::feasible(&info, cluster);
+    if feasible.is_empty() {
+        return Err(fit_error(cluster.len(), &reasons));
+    }
+    let totals = scores::total(&info, cluster, &feasible);
+    let uid = pod.metadata.uid.as_deref().unwrap_or("");
+    feasible
+        .iter()
+        .zip(totals)
+        .max_by_key(|&(&i, score)| (score, Reverse(tie_hash(uid, cluster[i].name()))))
+        .map(|(&i, _)| i)
+        .ok_or_else(|| fit_error(cluster.len(), &reasons))
+}
+
+/// Kubernetes' `FitError` message: each reason with the number of nodes
+/// giving it, as "count reason" strings sorted bytewise (Go's `sort.Strings`).
+pub(crate) fn fit_error(nodes: usize, reasons: &BTreeMap<String, usize>) -> String {
+    if nodes == 0 {
+        return "no nodes available to schedule pods".to_string();
+    }
+    let mut parts: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    parts.sort();
+    format!("0/{nodes} nodes are available: {}.", parts.join(", "))
+}
+
+/// FNV-1a of pod uid and node name: a stable tie-break that still sends
+/// different pods to different equal nodes.
+fn tie_hash(uid: &str, node: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in uid.bytes().chain([0]).chain(node.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A pod's namespace, name and uid.
+fn identity(pod: &Pod) -> (String, String, String) {
+    (
+        namespace(pod).to_string(),
+        pod.metadata.name.clone().unwrap_or_default(),
+        pod.metadata.uid.clone().unwrap_or_default(),
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod testutil;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,241 @@
+//! End-to-end tests of `schedule`: placements in order, and the message.
+
+use super::testutil::{node, on, pod, pod_requesting, replica};
+use super::*;
+use serde_json::json;
+
+/// The node each placement binds to, or its unschedulable message.
+fn outcomes(placements: &[Placement]) -> Vec<String> {
+    placements
+        .iter()
+        .map(|p| match p {
+            Placement::Bind { node, .. } => node.clone(),
+            Placement::Unschedulable { message, .. } => message.clone(),
+        })
+        .collect()
+}
+
+#[test]
+fn the_message_sorts_count_and_reason_strings_bytewise() {
+    let reasons = BTreeMap::from([
+        (
+            "node(s) had untolerated taint {dedicated: infra}".to_string(),
+            2,
+        ),
+        ("Insufficient cpu".to_string(), 3),
+        ("Insufficient memory".to_string(), 10),
+    ]);
+    assert_eq!(
+        fit_error(15, &reasons),
+        "0/15 nodes are available: 10 Insufficient memory, 2 node(s) had untolerated taint \
+         {dedicated: infra}, 3 Insufficient cpu."
+    );
+    assert_eq!(
+        fit_error(0, &BTreeMap::new()),
+        "no nodes available to schedule pods"
+    );
+}
+
+#[test]
+fn placements_name_the_pod_and_its_node() {
+    let got = schedule(&[node("n1", json!({}))], &[], &[pod("p", json!({}))]);
+    let want = Placement::Bind {
+        namespace: "default".into(),
+        name: "p".into(),
+        uid: "p-uid".into(),
+        node: "n1".into(),
+    };
+    assert_eq!(got, [want]);
+}
+
+#[test]
+fn no_nodes_means_no_nodes_available() {
+    let got = schedule(&[], &[], &[pod("p", json!({}))]);
+    let want = Placement::Unschedulable {
+        namespace: "default".into(),
+        name: "p".into(),
+        uid: "p-uid".into(),
+        message: "no nodes available to schedule pods".into(),
+    };
+    assert_eq!(got, [want]);
+}
+
+#[test]
+fn earlier_placements_fill_a_node_and_the_third_pod_goes_elsewhere() {
+    // n2 carries a soft taint so the first pods prefer n1 until it is full.
+    let nodes = [
+        node("n1", json!({"status": {"allocatable": {"cpu": "2"}}})),
+        node(
+            "n2",
+            json!({"spec": {"taints": [{"key": "spare", "effect": "PreferNoSchedule"}]}}),
+        ),
+    ];
+    let pending: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|n| pod_requesting(n, "1", "128Mi"))
+        .collect();
+    assert_eq!(
+        outcomes(&schedule(&nodes, &[], &pending)),
+        ["n1", "n1", "n2"]
+    );
+}
+
+#[test]
+fn bound_pods_take_room_unless_finished_or_on_unknown_nodes() {
+    let nodes = [node("n1", json!({"status": {"allocatable": {"cpu": "1"}}}))];
+    let big = pod_requesting("big", "1", "0");
+    let done = pod_requesting("done", "1", "0");
+    let mut done = (*on("n1", &done)).clone();
+    done.status = Some(serde_json::from_value(json!({"phase": "Succeeded"})).expect("status"));
+    let pending = [pod_requesting("p", "500m", "0")];
+    let free = schedule(&nodes, &[Arc::new(done), on("gone", &big)], &pending);
+    assert_eq!(outcomes(&free), ["n1"]);
+    let full = schedule(&nodes, &[on("n1", &big)], &pending);
+    assert_eq!(
+        outcomes(&full),
+        ["0/1 nodes are available: 1 Insufficient cpu."]
+    );
+}
+
+#[test]
+fn an_untolerated_taint_is_named_exactly() {
+    let nodes = [node(
+        "n1",
+        json!({"spec": {"taints": [
+        {"key": "dedicated", "value": "infra", "effect": "NoSchedule"}]}}),
+    )];
+    let got = schedule(&nodes, &[], &[pod("p", json!({}))]);
+    assert_eq!(
+        outcomes(&got),
+        ["0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: infra}."]
+    );
+}
+
+#[test]
+fn a_pod_that_fits_nowhere_gets_every_reason_counted_per_node() {
+    let infra = json!({"spec": {"taints": [{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}]},
+        "status": {"allocatable": {"cpu": "100m"}}});
+    let small = json!({"status": {"allocatable": {"cpu": "1", "memory": "1Gi"}}});
+    let nodes = [
+        node("t1", infra.clone()),
+        node("t2", infra),
+        node("s1", small.clone()),
+        node("s2", small),
+        node("c1", json!({"status": {"allocatable": {"cpu": "1"}}})),
+        node("x1", json!({"spec": {"unschedulable": true}})),
+        node(
+            "d1",
+            json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}),
+        ),
+    ];
+    let got = schedule(&nodes, &[], &[pod_requesting("p", "2", "2Gi")]);
+    assert_eq!(
+        outcomes(&got),
+        [
+            "0/7 nodes are available: 1 node(s) were not ready, 1 node(s) were unschedulable, \
+          2 Insufficient memory, 2 node(s) had untolerated taint {dedicated: infra}, \
+          3 Insufficient cpu."
+        ]
+    );
+}
+
+#[test]
+fn an_owners_replicas_spread_over_two_equal_nodes() {
+    // Another owner's pod makes n2 busier, so the resource scores alone would
+    // put every replica on n1; spreading the owner's pods must win.
+    let nodes = [node("n1", json!({})), node("n2", json!({}))];
+    let busy = replica(
+        "db-0",
+        "rs-2",
+        json!({"spec": {"containers": [{"name": "c", "image": "i",
+        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}]}}),
+    );
+    let small = json!({"spec": {"containers": [{"name": "c", "image": "i",
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}});
+    let pending: Vec<_> = (0..4)
+        .map(|i| replica(&format!("web-{i}"), "rs-1", small.clone()))
+        .collect();
+    let got = outcomes(&schedule(&nodes, &[on("n2", &busy)], &pending));
+    let on_n1 = got.iter().filter(|n| *n == "n1").count();
+    let on_n2 = got.iter().filter(|n| *n == "n2").count();
+    assert_eq!((on_n1, on_n2), (2, 2), "{got:?}");
+}
+
+#[test]
+fn placed_pods_count_for_later_pods_anti_affinity() {
+    let nodes = [node("n1", json!({})), node("n2", json!({}))];
+    let anti = json!({"spec": {"affinity": {"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [{
+            "labelSelector": {"matchLabels": {"app": "web"}},
+            "topologyKey": "kubernetes.io/hostname"}]}}}});
+    let pending: Vec<_> = (0..3)
+        .map(|i| replica(&format!("web-{i}"), "rs-1", anti.clone()))
+        .collect();
+    let mut got = outcomes(&schedule(&nodes, &[], &pending));
+    let last = got.pop();
+    got.sort();
+    assert_eq!(got, ["n1", "n2"]);
+    assert_eq!(
+        last.as_deref(),
+        Some("0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules.")
+    );
+}
+
+#[test]
+fn each_node_reports_only_its_first_failing_filter() {
+    let nodes = [node(
+        "n1",
+        json!({"spec": {"unschedulable": true,
+        "taints": [{"key": "k", "effect": "NoSchedule"}]}}),
+    )];
+    let got = schedule(&nodes, &[], &[pod_requesting("p", "100", "0")]);
+    assert_eq!(
+        outcomes(&got),
+        ["0/1 nodes are available: 1 node(s) were unschedulable."]
+    );
+}
+
+#[test]
+fn ties_break_by_uid_and_node_not_by_chance() {
+    let nodes: Vec<_> = (0..4).map(|i| node(&format!("n{i}"), json!({}))).collect();
+    let pending: Vec<_> = (0..8).map(|i| pod(&format!("p{i}"), json!({}))).collect();
+    let first = schedule(&nodes, &[], &pending);
+    assert_eq!(
+        first,
+        schedule(&nodes, &[], &pending),
+        "same input, same placements"
+    );
+    let lone: Vec<_> = (0..8)
+        .map(|i| outcomes(&schedule(&nodes, &[], &[pending[i].clone()])).remove(0))
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = lone.iter().collect();
+    assert!(
+        distinct.len() > 1,
+        "equal nodes share pods by hash: {lone:?}"
+    );
+}
+
+#[test]
+fn malformed_and_extreme_quantities_never_panic() {
+    let nodes = [
+        node(
+            "n1",
+            json!({"status": {"allocatable": {"cpu": "lots", "memory": "-1e24", "pods": "x"}}}),
+        ),
+        node(
+            "n2",
+            json!({"status": {"allocatable": {"cpu": "1e24", "memory": "999999Ei"}}}),
+        ),
+    ];
+    let bound = [on("n2", &pod_requesting("b", "1e24", "-1e24"))];
+    let pending = [
+        pod_requesting("p", "-5", "garbage"),
+        pod_requesting("q", "1e24", "1e24"),
+    ];
+    let got = outcomes(&schedule(&nodes, &bound, &pending));
+    assert_eq!(got[0], "n2", "n1 allows no pods; negative requests fit");
+    assert_eq!(
+        got[1],
+        "0/2 nodes are available: 1 Insufficient memory, 1 Too many pods, 2 Insufficient cpu."
+    );
+}
