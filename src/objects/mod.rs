@@ -12,6 +12,7 @@ pub mod apply;
 pub mod get;
 pub mod manifest;
 pub mod mutate;
+pub mod rollout;
 
 pub use get::parse_names;
 
@@ -147,6 +148,9 @@ pub enum Cmd {
         /// KIND[.field.path]
         what: String,
     },
+    /// Manage a Deployment's rollout: status, history, undo, pause, resume, restart.
+    #[command(subcommand)]
+    Rollout(rollout::RolloutCmd),
     /// Show the client config.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -286,6 +290,7 @@ pub async fn run(cmd: Cmd, config: Option<&Path>, ns: Option<&str>) -> Result<Ex
             let ns = res.namespaced.then(|| ns.unwrap_or("default"));
             mutate::edit(&api, res, ns, &name).await
         }
+        Cmd::Rollout(cmd) => rollout::run(&api, cmd, ns).await,
         Cmd::Explain { .. } | Cmd::Completion { .. } | Cmd::Config(_) => {
             unreachable!("handled above")
         }

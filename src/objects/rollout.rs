@@ -1,0 +1,434 @@
+//! `ferry rollout status|history|undo|pause|resume|restart` for Deployments,
+//! as kubectl does them: status reads the Deployment's status until the
+//! rollout is done (or past its progress deadline); history and undo read the
+//! revisions off its ReplicaSets; undo puts an old template back.
+
+use super::api::{display_name, Api};
+use anyhow::{bail, Result};
+use ferry_api::object::{ListOptions, PatchType};
+use ferry_api::resources::{self, Resource};
+use serde_json::{json, Value};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// The revision annotation the Deployment controller keeps.
+const REVISION: &str = "deployment.kubernetes.io/revision";
+
+/// `ferry rollout`.
+#[derive(clap::Subcommand)]
+pub enum RolloutCmd {
+    /// Wait until the rollout is done; non-zero past its progress deadline.
+    Status {
+        /// deployment/NAME (or deployment NAME).
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Give up after this many seconds (0: wait for ever).
+        #[arg(long, default_value_t = 0)]
+        timeout: u64,
+        /// Print the state once and exit instead of waiting.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        watch: bool,
+    },
+    /// The revisions and their change causes.
+    History {
+        /// deployment/NAME (or deployment NAME).
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Roll back to the previous revision (or `--to-revision N`).
+    Undo {
+        /// deployment/NAME (or deployment NAME).
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// The revision to go back to (0: the previous one).
+        #[arg(long, default_value_t = 0)]
+        to_revision: u64,
+    },
+    /// Stop rolling out template changes.
+    Pause {
+        /// deployment/NAME (or deployment NAME).
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Roll out template changes again.
+    Resume {
+        /// deployment/NAME (or deployment NAME).
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Replace every pod (a new template annotation, as kubectl does).
+    Restart {
+        /// deployment/NAME (or deployment NAME).
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+fn deployment(names: &[String]) -> Result<(&'static Resource, String)> {
+    let (res, name) = super::one(names)?;
+    if res.kind != "Deployment" {
+        bail!(
+            "ferry rollout works on deployments; {} are not rolled out",
+            res.plural
+        );
+    }
+    Ok((res, name))
+}
+
+/// Runs a rollout command.
+pub async fn run(api: &Api, cmd: RolloutCmd, ns: Option<&str>) -> Result<ExitCode> {
+    let ns = Some(ns.unwrap_or("default"));
+    match cmd {
+        RolloutCmd::Status {
+            names,
+            timeout,
+            watch,
+        } => {
+            let (res, name) = deployment(&names)?;
+            status(api, res, ns, &name, timeout, watch).await
+        }
+        RolloutCmd::History { names } => {
+            let (res, name) = deployment(&names)?;
+            let d = must_get(api, res, ns, &name).await?;
+            let rss = owned_replicasets(api, ns, &d).await?;
+            outln!("{}", display_name(res, &name));
+            outln!("{}", history_table(&rss));
+            Ok(ExitCode::SUCCESS)
+        }
+        RolloutCmd::Undo { names, to_revision } => {
+            let (res, name) = deployment(&names)?;
+            let d = must_get(api, res, ns, &name).await?;
+            let rss = owned_replicasets(api, ns, &d).await?;
+            match undo_patch(&d, &rss, to_revision)? {
+                None => outln!(
+                    "{} skipped rollback (current template already matches revision {to_revision})",
+                    display_name(res, &name)
+                ),
+                Some(patch) => {
+                    api.patch(res, ns, &name, PatchType::Merge, &patch, None)
+                        .await?;
+                    outln!("{} rolled back", display_name(res, &name));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RolloutCmd::Pause { names } => set_paused(api, &names, ns, true).await,
+        RolloutCmd::Resume { names } => set_paused(api, &names, ns, false).await,
+        RolloutCmd::Restart { names } => {
+            let (res, name) = deployment(&names)?;
+            let now = jiff::Timestamp::now()
+                .strftime("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
+            let patch = json!({"spec": {"template": {"metadata": {"annotations":
+                {"kubectl.kubernetes.io/restartedAt": now}}}}});
+            api.patch(res, ns, &name, PatchType::Merge, &patch, None)
+                .await?;
+            outln!("{} restarted", display_name(res, &name));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn set_paused(
+    api: &Api,
+    names: &[String],
+    ns: Option<&str>,
+    paused: bool,
+) -> Result<ExitCode> {
+    let (res, name) = deployment(names)?;
+    let d = must_get(api, res, ns, &name).await?;
+    let shown = display_name(res, &name);
+    let now = d
+        .pointer("/spec/paused")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if now == paused {
+        bail!(
+            "{shown} is {}",
+            if paused {
+                "already paused"
+            } else {
+                "not paused"
+            }
+        );
+    }
+    let patch = json!({"spec": {"paused": paused}});
+    api.patch(res, ns, &name, PatchType::Merge, &patch, None)
+        .await?;
+    outln!("{shown} {}", if paused { "paused" } else { "resumed" });
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn must_get(api: &Api, res: &Resource, ns: Option<&str>, name: &str) -> Result<Value> {
+    match api.get(res, ns, name).await? {
+        Some(d) => Ok(d),
+        None => bail!(
+            "Error from server (NotFound): {}.{} {name:?} not found",
+            res.plural,
+            res.group
+        ),
+    }
+}
+
+/// The ReplicaSets `d` controls.
+async fn owned_replicasets(api: &Api, ns: Option<&str>, d: &Value) -> Result<Vec<Value>> {
+    let rs = resources::by_cli_name("replicasets").expect("replicasets served");
+    let (items, _) = api.list(rs, ns, &ListOptions::default()).await?;
+    let uid = &d["metadata"]["uid"];
+    Ok(items
+        .into_iter()
+        .filter(|r| {
+            r["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|os| {
+                    os.iter()
+                        .any(|o| o["uid"] == *uid && o["controller"] == true)
+                })
+        })
+        .collect())
+}
+
+fn revision(rs: &Value) -> u64 {
+    rs.pointer("/metadata/annotations")
+        .and_then(|a| a.get(REVISION))
+        .and_then(Value::as_str)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+/// kubectl's history table: REVISION and CHANGE-CAUSE, oldest first.
+pub fn history_table(rss: &[Value]) -> String {
+    let mut rows: Vec<(u64, String)> = rss
+        .iter()
+        .map(|r| {
+            let cause = r
+                .pointer("/metadata/annotations/kubernetes.io~1change-cause")
+                .and_then(Value::as_str)
+                .unwrap_or("<none>");
+            (revision(r), cause.to_string())
+        })
+        .filter(|(rev, _)| *rev > 0)
+        .collect();
+    rows.sort();
+    let mut out = String::from("REVISION  CHANGE-CAUSE\n");
+    for (rev, cause) in rows {
+        out.push_str(&format!("{rev:<9} {cause}\n"));
+    }
+    out
+}
+
+/// The template without the controller's `pod-template-hash` label.
+fn bare_template(t: &Value) -> Value {
+    let mut t = t.clone();
+    if let Some(l) = t
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        l.remove("pod-template-hash");
+    }
+    t
+}
+
+/// The patch that rolls `d` back to revision `to` (0: the one before the
+/// current); `None` when its template already is that revision's.
+pub fn undo_patch(d: &Value, rss: &[Value], to: u64) -> Result<Option<Value>> {
+    let mut revs: Vec<(u64, &Value)> = rss.iter().map(|r| (revision(r), r)).collect();
+    revs.sort_by_key(|(rev, _)| std::cmp::Reverse(*rev));
+    let target = if to == 0 {
+        match revs.get(1) {
+            Some((_, r)) => *r,
+            None => bail!(
+                "no rollout history found for deployment {:?}",
+                d["metadata"]["name"].as_str().unwrap_or("")
+            ),
+        }
+    } else {
+        match revs.iter().find(|(rev, _)| *rev == to) {
+            Some((_, r)) => *r,
+            None => bail!("unable to find specified revision {to} in history"),
+        }
+    };
+    let template = bare_template(&target["spec"]["template"]);
+    if template == bare_template(&d["spec"]["template"]) {
+        return Ok(None);
+    }
+    // The whole template is replaced: a merge patch with every field of the
+    // old one, and null for fields the current template has that it lacks.
+    let mut patch_template = template.clone();
+    null_missing(&d["spec"]["template"], &mut patch_template);
+    Ok(Some(json!({"spec": {"template": patch_template}})))
+}
+
+/// Sets to null every field of `current` that `target` lacks (a merge
+/// patch's way of removing them).
+fn null_missing(current: &Value, target: &mut Value) {
+    let (Some(c), Some(t)) = (current.as_object(), target.as_object_mut()) else {
+        return;
+    };
+    for (k, v) in c {
+        match t.get_mut(k) {
+            None => {
+                t.insert(k.clone(), Value::Null);
+            }
+            Some(tv) => null_missing(v, tv),
+        }
+    }
+}
+
+/// Where a Deployment's rollout stands: `Ok(Some(waiting message))`,
+/// `Ok(None)` when done, `Err` past its progress deadline (kubectl's words).
+pub fn rollout_state(d: &Value) -> Result<Option<String>, String> {
+    let name = d["metadata"]["name"].as_str().unwrap_or("");
+    let generation = d["metadata"]["generation"].as_i64().unwrap_or(0);
+    let observed = d["status"]["observedGeneration"].as_i64().unwrap_or(0);
+    if generation > observed {
+        return Ok(Some(
+            "Waiting for deployment spec update to be observed...".into(),
+        ));
+    }
+    let progressing = d["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Progressing"));
+    if progressing.is_some_and(|c| c["reason"] == "ProgressDeadlineExceeded") {
+        return Err(format!(
+            "deployment {name:?} exceeded its progress deadline"
+        ));
+    }
+    let n = |f: &str| d["status"][f].as_i64().unwrap_or(0);
+    let want = d["spec"]["replicas"].as_i64().unwrap_or(1);
+    let (updated, replicas, available) =
+        (n("updatedReplicas"), n("replicas"), n("availableReplicas"));
+    let waiting = |m: String| {
+        Ok(Some(format!(
+            "Waiting for deployment {name:?} rollout to finish: {m}"
+        )))
+    };
+    if updated < want {
+        return waiting(format!(
+            "{updated} out of {want} new replicas have been updated..."
+        ));
+    }
+    if replicas > updated {
+        return waiting(format!(
+            "{} old replicas are pending termination...",
+            replicas - updated
+        ));
+    }
+    if available < updated {
+        return waiting(format!(
+            "{available} of {updated} updated replicas are available..."
+        ));
+    }
+    Ok(None)
+}
+
+async fn status(
+    api: &Api,
+    res: &Resource,
+    ns: Option<&str>,
+    name: &str,
+    timeout: u64,
+    watch: bool,
+) -> Result<ExitCode> {
+    let start = Instant::now();
+    let mut last = String::new();
+    loop {
+        let d = must_get(api, res, ns, name).await?;
+        match rollout_state(&d) {
+            Err(e) => bail!("{e}"),
+            Ok(None) => {
+                outln!("deployment {name:?} successfully rolled out");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Ok(Some(m)) => {
+                if m != last {
+                    outln!("{m}");
+                    last = m;
+                }
+                if !watch {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+        }
+        if timeout > 0 && start.elapsed() > Duration::from_secs(timeout) {
+            bail!("timed out waiting for the condition");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rs(rev: &str, env: Option<&str>, cause: Option<&str>) -> Value {
+        let mut r = json!({"metadata": {"annotations": {REVISION: rev}},
+            "spec": {"template": {"metadata": {"labels": {"app": "web", "pod-template-hash": format!("h{rev}")}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+        if let Some(e) = env {
+            r["spec"]["template"]["spec"]["containers"][0]["env"] =
+                json!([{"name": "V", "value": e}]);
+        }
+        if let Some(c) = cause {
+            r["metadata"]["annotations"]["kubernetes.io/change-cause"] = json!(c);
+        }
+        r
+    }
+
+    #[test]
+    fn history_lists_revisions_oldest_first_with_their_causes() {
+        let t = history_table(&[rs("2", Some("2"), Some("set env")), rs("1", None, None)]);
+        assert_eq!(
+            t,
+            "REVISION  CHANGE-CAUSE\n1         <none>\n2         set env\n\n"
+        );
+    }
+
+    #[test]
+    fn undo_puts_the_previous_template_back_and_removes_what_it_lacked() {
+        let rss = [rs("1", None, None), rs("2", Some("2"), None)];
+        let mut d = json!({"metadata": {"name": "web"}, "spec": {"template": rss[1]["spec"]["template"].clone()}});
+        d["spec"]["template"]["metadata"]["labels"]
+            .as_object_mut()
+            .unwrap()
+            .remove("pod-template-hash");
+        let p = undo_patch(&d, &rss, 0).unwrap().expect("a patch");
+        assert_eq!(
+            p["spec"]["template"]["spec"]["containers"][0]["env"],
+            Value::Null
+        );
+        assert!(p["spec"]["template"]["metadata"]["labels"]
+            .get("pod-template-hash")
+            .is_none());
+        assert!(
+            undo_patch(&d, &rss, 2).unwrap().is_none(),
+            "already at revision 2"
+        );
+        let e = undo_patch(&d, &rss, 7).unwrap_err().to_string();
+        assert_eq!(e, "unable to find specified revision 7 in history");
+    }
+
+    #[test]
+    fn status_reads_as_kubectl_reads_it() {
+        let d = |gen: i64, obs: i64, st: Value| {
+            let mut s = st;
+            s["observedGeneration"] = json!(obs);
+            json!({"metadata": {"name": "web", "generation": gen}, "spec": {"replicas": 4}, "status": s})
+        };
+        let cases = [
+            (d(2, 1, json!({})), Ok(Some("Waiting for deployment spec update to be observed...".to_string()))),
+            (d(1, 1, json!({"updatedReplicas": 2, "replicas": 5})),
+             Ok(Some("Waiting for deployment \"web\" rollout to finish: 2 out of 4 new replicas have been updated...".into()))),
+            (d(1, 1, json!({"updatedReplicas": 4, "replicas": 5})),
+             Ok(Some("Waiting for deployment \"web\" rollout to finish: 1 old replicas are pending termination...".into()))),
+            (d(1, 1, json!({"updatedReplicas": 4, "replicas": 4, "availableReplicas": 3})),
+             Ok(Some("Waiting for deployment \"web\" rollout to finish: 3 of 4 updated replicas are available...".into()))),
+            (d(1, 1, json!({"updatedReplicas": 4, "replicas": 4, "availableReplicas": 4})), Ok(None)),
+            (d(1, 1, json!({"conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]})),
+             Err("deployment \"web\" exceeded its progress deadline".to_string())),
+        ];
+        for (dep, want) in cases {
+            assert_eq!(rollout_state(&dep), want, "{dep}");
+        }
+    }
+}
