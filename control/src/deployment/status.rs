@@ -179,7 +179,7 @@ impl Pass<'_> {
             updated_replicas: Some(self.new.map_or(0, |i| self.rs_status(i).replicas)),
             ready_replicas: Some(sum(&|s| s.ready_replicas.unwrap_or(0))),
             available_replicas: Some(available),
-            unavailable_replicas: Some((total - available).max(0)),
+            unavailable_replicas: Some(total.saturating_sub(available).max(0)),
             collision_count: self.status.collision_count,
             conditions: self.status.conditions.clone(),
             terminating_replicas: None,
