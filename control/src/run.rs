@@ -317,18 +317,9 @@ impl<'a> Plane<'a> {
             .await;
             ok &= w.ok() || w.code == 404;
         }
-        // minReadySeconds: look again when the youngest ready pod becomes available.
-        let min_ready = rs
-            .spec
-            .as_ref()
-            .and_then(|s| s.min_ready_seconds)
-            .unwrap_or(0);
-        if min_ready > 0
-            && pods
-                .iter()
-                .any(|p| meta::pod_ready(p) && !meta::pod_available(p, min_ready, now))
-        {
-            self.rs_q.add_after(key, Duration::from_secs(1));
+        // minReadySeconds: look again when the next ready pod becomes available.
+        if let Some(after) = d.requeue_after {
+            self.rs_q.add_after(key, after);
         }
         ok
     }
@@ -366,7 +357,11 @@ impl<'a> Plane<'a> {
                     .by_index(BY_OWNER, rs.metadata.uid.as_deref().unwrap_or(""))
             })
             .collect();
-        let actions = deployment::reconcile(&d, &rss, &pods, Timestamp::now());
+        let now = Timestamp::now();
+        if let Some(after) = deployment::requeue_after(&d, now) {
+            self.deploy_q.add_after(key, after);
+        }
+        let actions = deployment::reconcile(&d, &rss, &pods, now);
         if actions.is_empty() || !self.api.is_leader() {
             return true;
         }
@@ -374,6 +369,8 @@ impl<'a> Plane<'a> {
         let name = d.metadata.name.as_deref().unwrap_or("");
         let mut ok = true;
         let mut rev = 0;
+        // The Deployment's resourceVersion as this pass last wrote it.
+        let mut own_rv = d.metadata.resource_version.clone();
         for a in actions {
             let w = match &a {
                 deployment::Action::CreateReplicaSet(rs) => {
@@ -437,6 +434,24 @@ impl<'a> Plane<'a> {
                     )
                     .await
                 }
+                deployment::Action::SetRevision(revision) => {
+                    let w = api::write(
+                        self.api,
+                        merge_patch(
+                            "deployments",
+                            ns,
+                            name,
+                            None,
+                            &json!({"metadata": {"resourceVersion": own_rv,
+                                "annotations": {"deployment.kubernetes.io/revision": revision}}}),
+                        ),
+                    )
+                    .await;
+                    if w.ok() {
+                        own_rv = Some(w.revision.to_string());
+                    }
+                    w
+                }
                 deployment::Action::Status(status) => {
                     api::write(
                         self.api,
@@ -445,14 +460,16 @@ impl<'a> Plane<'a> {
                             ns,
                             name,
                             Some("status"),
-                            &json!({"metadata": {"resourceVersion": d.metadata.resource_version},
-                                "status": status}),
+                            &json!({"metadata": {"resourceVersion": own_rv}, "status": status}),
                         ),
                     )
                     .await
                 }
             };
-            if !matches!(a, deployment::Action::Status(_)) {
+            if !matches!(
+                a,
+                deployment::Action::Status(_) | deployment::Action::SetRevision(_)
+            ) {
                 rev = rev.max(w.revision);
             }
             if !w.ok() && w.code != 404 {
