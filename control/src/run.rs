@@ -103,6 +103,24 @@ fn owner_key(m: &ObjectMeta, kind: &str) -> Option<String> {
     ))
 }
 
+/// An update of `obj`'s status subresource: the whole status replaced (a
+/// merge patch would keep fields the new status leaves out), with the
+/// resourceVersion read as precondition.
+fn status_update<K: Metadata<Ty = ObjectMeta> + serde::Serialize>(
+    plural: &str,
+    obj: &K,
+) -> ObjectRequest {
+    let m = obj.metadata();
+    let mut r = ObjectRequest::new(
+        Verb::Update,
+        plural,
+        m.namespace.as_deref(),
+        m.name.as_deref(),
+    );
+    r.subresource = Some("status".into());
+    with_body(r, obj)
+}
+
 fn bound(p: &Pod) -> bool {
     p.spec
         .as_ref()
@@ -251,7 +269,6 @@ impl<'a> Plane<'a> {
             return true;
         }
         let ns = rs.metadata.namespace.as_deref();
-        let name = rs.metadata.name.as_deref().unwrap_or("");
         let mut ok = true;
         let mut writes = Vec::new();
         for p in &d.create {
@@ -303,18 +320,9 @@ impl<'a> Plane<'a> {
             }
         }
         if let Some(status) = &d.status {
-            let w = api::write(
-                self.api,
-                merge_patch(
-                    "replicasets",
-                    ns,
-                    name,
-                    Some("status"),
-                    &json!({"metadata": {"resourceVersion": rs.metadata.resource_version},
-                        "status": status}),
-                ),
-            )
-            .await;
+            let mut with_status = (*rs).clone();
+            with_status.status = Some(status.clone());
+            let w = api::write(self.api, status_update("replicasets", &with_status)).await;
             ok &= w.ok() || w.code == 404;
         }
         // minReadySeconds: look again when the next ready pod becomes available.
@@ -453,17 +461,10 @@ impl<'a> Plane<'a> {
                     w
                 }
                 deployment::Action::Status(status) => {
-                    api::write(
-                        self.api,
-                        merge_patch(
-                            "deployments",
-                            ns,
-                            name,
-                            Some("status"),
-                            &json!({"metadata": {"resourceVersion": own_rv}, "status": status}),
-                        ),
-                    )
-                    .await
+                    let mut with_status = (*d).clone();
+                    with_status.metadata.resource_version = own_rv.clone();
+                    with_status.status = Some(status.clone());
+                    api::write(self.api, status_update("deployments", &with_status)).await
                 }
             };
             if !matches!(
