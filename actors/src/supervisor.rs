@@ -33,19 +33,24 @@ pub struct MasterActors {
 }
 
 /// Starts the supervised actors on the current thread's actix system.
-fn start_supervised(api: ApiServer) -> (Addr<ApiServerActor>, Addr<ControllerManager>) {
+fn start_supervised(
+    api: ApiServer,
+    workloads: bool,
+) -> (Addr<ApiServerActor>, Addr<ControllerManager>) {
     let a = api.clone();
     let api_addr = Supervisor::start(move |_| ApiServerActor::new(a));
-    let controllers = Supervisor::start(move |_| ControllerManager::new(api));
+    let controllers = Supervisor::start(move |_| ControllerManager::new(api, workloads));
     (api_addr, controllers)
 }
 
 impl MasterActors {
     /// Starts the supervised actors: on the caller's thread when it runs an
     /// actix System, else on a system thread of their own.
-    pub fn start(api: ApiServer) -> std::io::Result<MasterActors> {
+    /// `workloads`: whether the controller manager runs the scheduler and the
+    /// workload controllers.
+    pub fn start(api: ApiServer, workloads: bool) -> std::io::Result<MasterActors> {
         if actix_rt::System::is_registered() {
-            let (api_addr, controllers) = start_supervised(api);
+            let (api_addr, controllers) = start_supervised(api, workloads);
             return Ok(MasterActors {
                 api: api_addr,
                 controllers,
@@ -58,7 +63,7 @@ impl MasterActors {
             .spawn(move || {
                 let system = actix_rt::System::new();
                 system.block_on(async move {
-                    let (api_addr, controllers) = start_supervised(api);
+                    let (api_addr, controllers) = start_supervised(api, workloads);
                     let _ = tx.send((actix_rt::System::current(), api_addr, controllers));
                 });
                 if let Err(e) = system.run() {

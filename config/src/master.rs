@@ -27,6 +27,10 @@ pub struct MasterConfig {
     pub store: StoreLimits,
     /// QUIC transport limits.
     pub transport: TransportLimits,
+    /// Whether this master runs the scheduler and the workload controllers
+    /// while it leads (default true; false gives an API-only master, as a
+    /// kube-apiserver without kube-controller-manager and kube-scheduler).
+    pub workload_controllers: bool,
 }
 
 impl Default for MasterConfig {
@@ -39,6 +43,7 @@ impl Default for MasterConfig {
             raft: RaftTimings::default(),
             store: StoreLimits::default(),
             transport: TransportLimits::default(),
+            workload_controllers: true,
         }
     }
 }

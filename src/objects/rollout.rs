@@ -380,7 +380,7 @@ mod tests {
         let t = history_table(&[rs("2", Some("2"), Some("set env")), rs("1", None, None)]);
         assert_eq!(
             t,
-            "REVISION  CHANGE-CAUSE\n1         <none>\n2         set env\n\n"
+            "REVISION  CHANGE-CAUSE\n1         <none>\n2         set env\n"
         );
     }
 

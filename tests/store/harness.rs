@@ -273,6 +273,9 @@ fn config(tweak: fn(&mut MasterConfig), dir: &TempDir, listen: SocketAddr) -> Ma
     let mut cfg = MasterConfig {
         data_dir: dir.path().join("data"),
         listen,
+        // API-only masters (as kube-apiserver alone): these tests check the
+        // store and the API's own semantics, with no controller writing too.
+        workload_controllers: false,
         ..MasterConfig::default()
     };
     fast(&mut cfg);

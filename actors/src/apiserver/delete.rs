@@ -89,13 +89,39 @@ impl DeleteOptions {
 }
 
 impl ApiServer {
-    /// DELETE.
+    /// DELETE; retried when the object changed between its read and the
+    /// write (a controller's status update, say), unless the client pinned a
+    /// resourceVersion: a delete without preconditions never answers 409.
     pub(super) async fn delete(
         &self,
         res: &Resource,
         req: &ObjectRequest,
     ) -> Outcome<ObjectResponse> {
         let opts = DeleteOptions::parse(&req.body)?;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.delete_once(res, req, &opts).await {
+                Err(super::Failure::Status(s))
+                    if s.code == 409
+                        && opts.resource_version.is_none()
+                        && !s.message.starts_with("Precondition failed")
+                        && attempts < 5 =>
+                {
+                    continue
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// One read-decide-write of a DELETE.
+    async fn delete_once(
+        &self,
+        res: &Resource,
+        req: &ObjectRequest,
+        opts: &DeleteOptions,
+    ) -> Outcome<ObjectResponse> {
         let name = req.name.as_deref().unwrap_or_default();
         let (old, rev) = match self.current(res, req).await {
             Err(super::Failure::Status(s)) if s.code == 404 && Once::is_retry() => {

@@ -26,12 +26,14 @@ use actix::{
 /// loop that ends stops the actor, which its supervisor restarts.
 pub struct ControllerManager {
     api: ApiServer,
+    workloads: bool,
 }
 
 impl ControllerManager {
-    /// A controller manager writing through `api`.
-    pub fn new(api: ApiServer) -> Self {
-        ControllerManager { api }
+    /// A controller manager writing through `api`; `workloads`: whether it
+    /// runs the scheduler and the workload controllers too.
+    pub fn new(api: ApiServer, workloads: bool) -> Self {
+        ControllerManager { api, workloads }
     }
 }
 
@@ -44,11 +46,13 @@ impl Actor for ControllerManager {
             tracing::warn!("garbage collector loop ended; restarting the controller manager");
             ctx.stop();
         }));
-        let api = self.api.clone();
-        ctx.spawn(control::run(api).into_actor(self).map(|(), _, ctx| {
-            tracing::warn!("control plane loop ended; restarting the controller manager");
-            ctx.stop();
-        }));
+        if self.workloads {
+            let api = self.api.clone();
+            ctx.spawn(control::run(api).into_actor(self).map(|(), _, ctx| {
+                tracing::warn!("control plane loop ended; restarting the controller manager");
+                ctx.stop();
+            }));
+        }
         let api = self.api.clone();
         ctx.spawn(
             nodes::run(api, nodes::Timings::default())

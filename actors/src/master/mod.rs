@@ -231,7 +231,8 @@ impl Master {
             tunnels: Default::default(),
         });
         let api = ApiServer::new(store.clone(), cfg.store.max_value_bytes);
-        let actors = MasterActors::start(api).map_err(|source| Error::Actors { source })?;
+        let actors = MasterActors::start(api, cfg.workload_controllers)
+            .map_err(|source| Error::Actors { source })?;
         let https = match Https::start(
             cfg.https_addr(),
             &ca.cert_pem,
