@@ -99,7 +99,7 @@ fn check_describe(d: &str) {
         "Namespace:              shop",
         "CreationTimestamp:      *",
         "Labels:                 app=web",
-        "Annotations:            <none>",
+        "Annotations:            *",
         "Selector:               app=web",
         "Replicas:               3 desired | *",
         "StrategyType:           RollingUpdate",
