@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod apply;
+pub mod drain;
 pub mod get;
 pub mod manifest;
 pub mod mutate;
@@ -147,6 +148,36 @@ pub enum Cmd {
     Explain {
         /// KIND[.field.path]
         what: String,
+    },
+    /// Mark a node unschedulable (its pods stay).
+    Cordon {
+        /// The node.
+        node: String,
+    },
+    /// Mark a node schedulable again.
+    Uncordon {
+        /// The node.
+        node: String,
+    },
+    /// Cordon a node and evict its pods (through the eviction subresource).
+    Drain {
+        /// The node.
+        node: String,
+        /// Skip DaemonSet-managed pods instead of refusing.
+        #[arg(long)]
+        ignore_daemonsets: bool,
+        /// Evict pods with emptyDir volumes too (their data is lost).
+        #[arg(long)]
+        delete_emptydir_data: bool,
+        /// Evict pods no controller will replace.
+        #[arg(long)]
+        force: bool,
+        /// Grace period for each pod, seconds (default: the pod's own).
+        #[arg(long)]
+        grace_period: Option<i64>,
+        /// Give up after this many seconds (0: wait for ever).
+        #[arg(long, default_value_t = 0)]
+        timeout: u64,
     },
     /// Manage a Deployment's rollout: status, history, undo, pause, resume, restart.
     #[command(subcommand)]
@@ -291,6 +322,25 @@ pub async fn run(cmd: Cmd, config: Option<&Path>, ns: Option<&str>) -> Result<Ex
             mutate::edit(&api, res, ns, &name).await
         }
         Cmd::Rollout(cmd) => rollout::run(&api, cmd, ns).await,
+        Cmd::Cordon { node } => drain::cordon(&api, &node, true).await,
+        Cmd::Uncordon { node } => drain::cordon(&api, &node, false).await,
+        Cmd::Drain {
+            node,
+            ignore_daemonsets,
+            delete_emptydir_data,
+            force,
+            grace_period,
+            timeout,
+        } => {
+            let args = drain::DrainArgs {
+                ignore_daemonsets,
+                delete_emptydir_data,
+                force,
+                grace_period,
+                timeout: Duration::from_secs(timeout),
+            };
+            drain::drain(&api, &node, &args).await
+        }
         Cmd::Explain { .. } | Cmd::Completion { .. } | Cmd::Config(_) => {
             unreachable!("handled above")
         }

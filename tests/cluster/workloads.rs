@@ -2,8 +2,9 @@
 //! nodes), driven by unmodified kubectl: a Deployment becomes available as real
 //! processes spread over both nodes; a rolling update keeps within
 //! maxUnavailable/maxSurge at every watch event; `rollout history` and `undo`;
-//! scaling; a pod that fits nowhere says why as Kubernetes does; and a dead
-//! node's pods are replaced on the other node.
+//! scaling; a rollback survives the SIGKILL of the leader master; a pod that
+//! fits nowhere says why as Kubernetes does; and a dead node's pods are
+//! replaced on the other node.
 
 use crate::harness::{serial, wait_until};
 use crate::kubectl::Kubectl;
@@ -121,6 +122,25 @@ impl Watcher {
     }
 }
 
+/// The pid of the Raft leader's `ferry master` process.
+fn leader_pid(home: &Path, dir: &Path, up: &Up) -> i32 {
+    let conf = dir.join("admin.conf");
+    let args = [
+        "--config",
+        conf.to_str().unwrap(),
+        "cluster",
+        "status",
+        "-o",
+        "json",
+    ];
+    let status = crate::procs::run_ferry(home, &args, T);
+    let s: Value = serde_json::from_str(&status.stdout).expect("cluster status JSON");
+    let leader = s["leader"].as_u64().expect("a leader");
+    let pids = up.master_pids(&format!("m{leader}"));
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    pids[0]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
     let _serial = serial().await;
@@ -193,8 +213,41 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
     // History and undo: the first template comes back as revision 3.
     let history = k.ok(&["rollout", "history", "deployment/web"]);
     assert!(history.contains('1') && history.contains('2'), "{history}");
+    // The undo rolls out while the leader master is SIGKILLed: the next
+    // leader's controllers finish it, within the same fences at every watch
+    // event (a decision applied twice would show as a sixth live pod), and
+    // no node goes NotReady.
+    let watcher = Watcher::start(&k);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let leader = leader_pid(home, &dir, &up);
     k.ok(&["rollout", "undo", "deployment/web"]);
+    kill(Pid::from_raw(leader), Signal::SIGKILL).unwrap();
     k.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    let seen = watcher.stop();
+    let from = seen
+        .iter()
+        .position(|s| *s == (4, 4))
+        .expect("all 4 listed");
+    assert!(seen.len() - from > 8, "the watch saw the undo: {seen:?}");
+    for (live, avail) in &seen[from..] {
+        assert!(
+            *live <= 5 && *avail >= 3,
+            "out of the fences across a failover: {seen:?}"
+        );
+    }
+    let nodes = k.json(&["get", "nodes"]);
+    for n in nodes["items"].as_array().unwrap() {
+        let ready = n["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+            .map(|c| c["status"].clone());
+        assert_eq!(
+            ready,
+            Some(Value::from("True")),
+            "{}",
+            n["metadata"]["name"]
+        );
+    }
     let d = k.json(&["get", "deployment", "web"]);
     assert!(
         d["spec"]["template"]["spec"]["containers"][0]["env"].is_null(),
@@ -225,6 +278,29 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
         }
     })
     .await;
+
+    // kubectl drain evicts n2's replicas (the eviction subresource); the
+    // Deployment brings them back on n1, and n2 takes no new pods until
+    // uncordoned.
+    k.ok(&["drain", "n2", "--ignore-daemonsets", "--timeout=60s"]);
+    wait_until("both replicas Ready on n1", T, || {
+        let on_n1 = web_pods(&k)
+            .iter()
+            .filter(|p| !terminating(p) && p["spec"]["nodeName"] == "n1" && ready(p))
+            .count();
+        let total = web_pods(&k).len();
+        async move {
+            if on_n1 == 2 && total == 2 {
+                Ok(())
+            } else {
+                Err(format!("{on_n1} Ready on n1 of {total}"))
+            }
+        }
+    })
+    .await;
+    let nodes = k.ok(&["get", "node", "n2"]);
+    assert!(nodes.contains("SchedulingDisabled"), "{nodes}");
+    k.ok(&["uncordon", "n2"]);
 
     // A pod that fits nowhere says why, as Kubernetes words it.
     k.ok_in(

@@ -115,6 +115,51 @@ impl ApiServer {
         }
     }
 
+    /// CREATE `pods/eviction` (policy/v1 `Eviction`): the pod is deleted with
+    /// the Eviction's `deleteOptions` (graceful, as any delete). ferry serves
+    /// no PodDisruptionBudgets yet, so no budget can refuse an eviction.
+    pub(super) async fn evict(
+        &self,
+        res: &Resource,
+        req: &ObjectRequest,
+    ) -> Outcome<ObjectResponse> {
+        let name = req.name.as_deref().unwrap_or_default();
+        let body: Value = if req.body.is_empty() {
+            json!({})
+        } else {
+            serde_json::from_slice(&req.body)
+                .map_err(|e| Status::bad_request(format!("the Eviction is not valid JSON: {e}")))?
+        };
+        if let Some(kind) = body.get("kind").and_then(Value::as_str) {
+            if kind != "Eviction" {
+                return Err(Status::bad_request(format!(
+                    "pods/eviction takes an Eviction (policy/v1), not a {kind}"
+                ))
+                .into());
+            }
+        }
+        if let Some(n) = body.pointer("/metadata/name").and_then(Value::as_str) {
+            if n != name {
+                return Err(Status::bad_request(format!(
+                    "name in URL does not match name in Eviction object: {name:?} vs {n:?}"
+                ))
+                .into());
+            }
+        }
+        let mut del = req.clone();
+        del.verb = ferry_api::object::Verb::Delete;
+        del.subresource = None;
+        del.body = match body.get("deleteOptions") {
+            Some(o) if !o.is_null() => serde_json::to_vec(o).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        self.delete(res, &del).await?;
+        Ok(ObjectResponse::ok(
+            201,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        ))
+    }
+
     /// One read-decide-write of a DELETE.
     async fn delete_once(
         &self,

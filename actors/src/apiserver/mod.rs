@@ -262,6 +262,7 @@ impl ApiServer {
                 self.scale(res, req).await
             }
             (Verb::Create, Some("binding")) if res.kind == "Pod" => self.bind(req).await,
+            (Verb::Create, Some("eviction")) if res.kind == "Pod" => self.evict(res, req).await,
             (Verb::Watch, None) => Err(Status::bad_request(
                 "watches are streamed: use the watch call, not a single request",
             )
