@@ -1,0 +1,230 @@
+//! The ReplicaSet and Deployment controllers' shells.
+
+use super::*;
+
+impl Plane<'_> {
+    pub(super) async fn replicasets(&self) {
+        let sync = async |k: &str| self.sync_rs(k).await;
+        self.work(&self.rs_q, "rs", || self.pods.revision(), sync)
+            .await;
+    }
+
+    /// One ReplicaSet pass; false when a write failed (retried with back-off).
+    async fn sync_rs(&self, key: &str) -> bool {
+        let Some(rs) = self.rss.get(key) else {
+            return true;
+        };
+        if rs.metadata.deletion_timestamp.is_some() {
+            return true;
+        }
+        let uid = rs.metadata.uid.clone().unwrap_or_default();
+        let pods = self.pods.by_index(BY_OWNER, &uid);
+        let now = Timestamp::now();
+        let d = replicaset::reconcile(&rs, &pods, now);
+        if !self.api.is_leader() {
+            return true;
+        }
+        let ns = rs.metadata.namespace.as_deref();
+        let mut ok = true;
+        let mut writes = Vec::new();
+        for p in &d.create {
+            writes.push(with_body(
+                ObjectRequest::new(Verb::Create, "pods", ns, None),
+                p,
+            ));
+        }
+        for (pod, puid) in &d.delete {
+            writes.push(with_body(
+                ObjectRequest::new(Verb::Delete, "pods", ns, Some(pod)),
+                &json!({"preconditions": {"uid": puid}}),
+            ));
+        }
+        let results = self.write_all(writes).await;
+        let (created, deleted) = results.split_at(d.create.len());
+        let mut rev = 0;
+        for w in created.iter().chain(deleted) {
+            rev = rev.max(w.revision);
+            if !w.ok() && w.code != 404 {
+                ok = false;
+            }
+        }
+        self.expect_revision(&format!("rs:{key}"), rev);
+        for w in created.iter().filter(|w| w.ok()) {
+            let msg = format!("Created pod: {}", w.name);
+            self.event(
+                &rs.metadata,
+                "ReplicaSet",
+                "Normal",
+                "SuccessfulCreate",
+                &msg,
+            );
+        }
+        if let Some(failed) = created.iter().find(|w| !w.ok()) {
+            let msg = format!("Error creating: {}", failed.message);
+            self.event(&rs.metadata, "ReplicaSet", "Warning", "FailedCreate", &msg);
+        }
+        for ((pod, _), w) in d.delete.iter().zip(deleted) {
+            if w.ok() {
+                let msg = format!("Deleted pod: {pod}");
+                self.event(
+                    &rs.metadata,
+                    "ReplicaSet",
+                    "Normal",
+                    "SuccessfulDelete",
+                    &msg,
+                );
+            }
+        }
+        if let Some(status) = &d.status {
+            let mut with_status = (*rs).clone();
+            with_status.status = Some(status.clone());
+            let w = api::write(self.api, status_update("replicasets", &with_status)).await;
+            ok &= w.ok() || w.code == 404;
+        }
+        // minReadySeconds: look again when the next ready pod becomes available.
+        if let Some(after) = d.requeue_after {
+            self.rs_q.add_after(key, after);
+        }
+        ok
+    }
+
+    pub(super) async fn deployments(&self) {
+        let sync = async |k: &str| self.sync_deployment(k).await;
+        self.work(&self.deploy_q, "deploy", || self.rss.revision(), sync)
+            .await;
+    }
+
+    async fn sync_deployment(&self, key: &str) -> bool {
+        let Some(d) = self.deploys.get(key) else {
+            return true;
+        };
+        if d.metadata.deletion_timestamp.is_some() {
+            return true;
+        }
+        let uid = d.metadata.uid.clone().unwrap_or_default();
+        let rss = self.rss.by_index(BY_OWNER, &uid);
+        let pods: Vec<Arc<Pod>> = rss
+            .iter()
+            .flat_map(|rs| {
+                self.pods
+                    .by_index(BY_OWNER, rs.metadata.uid.as_deref().unwrap_or(""))
+            })
+            .collect();
+        let now = Timestamp::now();
+        if let Some(after) = deployment::requeue_after(&d, now) {
+            self.deploy_q.add_after(key, after);
+        }
+        let actions = deployment::reconcile(&d, &rss, &pods, now);
+        if actions.is_empty() || !self.api.is_leader() {
+            return true;
+        }
+        let ns = d.metadata.namespace.as_deref();
+        let name = d.metadata.name.as_deref().unwrap_or("");
+        let mut ok = true;
+        let mut rev = 0;
+        // The Deployment's resourceVersion as this pass last wrote it.
+        let mut own_rv = d.metadata.resource_version.clone();
+        for a in actions {
+            let w = match &a {
+                deployment::Action::CreateReplicaSet(rs) => {
+                    let w = api::write(
+                        self.api,
+                        with_body(
+                            ObjectRequest::new(Verb::Create, "replicasets", ns, None),
+                            rs,
+                        ),
+                    )
+                    .await;
+                    if w.ok() {
+                        let rs_name = rs.metadata.name.as_deref().unwrap_or("");
+                        let n = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+                        self.event(
+                            &d.metadata,
+                            "Deployment",
+                            "Normal",
+                            "ScalingReplicaSet",
+                            &format!("Scaled up replica set {rs_name} from 0 to {n}"),
+                        );
+                    }
+                    w
+                }
+                deployment::Action::UpdateReplicaSet {
+                    name: rs_name,
+                    resource_version,
+                    replicas,
+                    annotations,
+                } => {
+                    let before = self
+                        .rss
+                        .get(&format!("{}/{rs_name}", ns.unwrap_or("")))
+                        .and_then(|rs| rs.spec.as_ref().and_then(|s| s.replicas));
+                    let w = api::write(self.api, merge_patch("replicasets", ns, rs_name, None,
+                        &json!({"metadata": {"resourceVersion": resource_version, "annotations": annotations},
+                                "spec": {"replicas": replicas}}))).await;
+                    if w.ok() {
+                        if let Some(b) = before.filter(|b| b != replicas) {
+                            let dir = if *replicas > b { "up" } else { "down" };
+                            self.event(
+                                &d.metadata,
+                                "Deployment",
+                                "Normal",
+                                "ScalingReplicaSet",
+                                &format!(
+                                    "Scaled {dir} replica set {rs_name} from {b} to {replicas}"
+                                ),
+                            );
+                        }
+                    }
+                    w
+                }
+                deployment::Action::DeleteReplicaSet(rs_name, rs_uid) => {
+                    api::write(
+                        self.api,
+                        with_body(
+                            ObjectRequest::new(Verb::Delete, "replicasets", ns, Some(rs_name)),
+                            &json!({"preconditions": {"uid": rs_uid}}),
+                        ),
+                    )
+                    .await
+                }
+                deployment::Action::SetRevision(revision) => {
+                    let w = api::write(
+                        self.api,
+                        merge_patch(
+                            "deployments",
+                            ns,
+                            name,
+                            None,
+                            &json!({"metadata": {"resourceVersion": own_rv,
+                                "annotations": {"deployment.kubernetes.io/revision": revision}}}),
+                        ),
+                    )
+                    .await;
+                    if w.ok() {
+                        own_rv = Some(w.revision.to_string());
+                    }
+                    w
+                }
+                deployment::Action::Status(status) => {
+                    let mut with_status = (*d).clone();
+                    with_status.metadata.resource_version = own_rv.clone();
+                    with_status.status = Some(status.clone());
+                    api::write(self.api, status_update("deployments", &with_status)).await
+                }
+            };
+            if !matches!(
+                a,
+                deployment::Action::Status(_) | deployment::Action::SetRevision(_)
+            ) {
+                rev = rev.max(w.revision);
+            }
+            if !w.ok() && w.code != 404 {
+                tracing::debug!(deployment = %key, "write failed: {} {}", w.code, w.message);
+                ok = false;
+                break;
+            }
+        }
+        self.expect_revision(&format!("deploy:{key}"), rev);
+        ok
+    }
+}

@@ -1,0 +1,79 @@
+//! Writes in parallel batches, and Events.
+
+use super::*;
+
+impl Plane<'_> {
+    /// Writes queued events in batches.
+    pub(super) async fn event_writer(&self) {
+        loop {
+            self.event_wake.notified().await;
+            let batch = std::mem::take(&mut *self.events.borrow_mut());
+            if !self.api.is_leader() {
+                continue;
+            }
+            let reqs = batch
+                .iter()
+                .map(|ev| {
+                    let ns = ev["metadata"]["namespace"].as_str();
+                    with_body(ObjectRequest::new(Verb::Create, "events", ns, None), ev)
+                })
+                .collect();
+            for w in self.write_all(reqs).await.iter().filter(|w| !w.ok()) {
+                tracing::debug!("an event was not written: {}", w.message);
+            }
+        }
+    }
+
+    /// Sends writes, at most [`PARALLEL`] at once; their outcomes in order.
+    pub(super) async fn write_all(&self, reqs: Vec<ObjectRequest>) -> Vec<Written> {
+        let mut out = Vec::with_capacity(reqs.len());
+        let mut reqs = reqs.into_iter().peekable();
+        while reqs.peek().is_some() {
+            let chunk: Vec<_> = reqs.by_ref().take(PARALLEL).collect();
+            out.extend(join_all(chunk.into_iter().map(|r| api::write(self.api, r))).await);
+        }
+        out
+    }
+
+    /// Queues an Event about `about` for the event writer (best effort: a
+    /// lost event is not retried); repeats queued together become one event
+    /// with a count.
+    pub(super) fn event(
+        &self,
+        about: &ObjectMeta,
+        kind: &str,
+        type_: &str,
+        reason: &str,
+        message: &str,
+    ) {
+        let now = meta::time(Timestamp::now());
+        let ns = about.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = about.name.clone().unwrap_or_default();
+        let api_version = match kind {
+            "Deployment" | "ReplicaSet" => "apps/v1",
+            _ => "v1",
+        };
+        let ev = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": format!("{name}."), "namespace": ns},
+            "involvedObject": {"apiVersion": api_version, "kind": kind, "name": name,
+                "namespace": ns, "uid": about.uid, "resourceVersion": about.resource_version},
+            "reason": reason, "message": message, "type": type_, "count": 1,
+            "firstTimestamp": now, "lastTimestamp": now,
+            "source": {"component": if kind == "Pod" && reason.contains("Schedul") { "default-scheduler" } else { "controller-manager" }},
+            "reportingComponent": "ferry-controller-manager",
+        });
+        let mut q = self.events.borrow_mut();
+        let same = |e: &Value| {
+            e["involvedObject"]["uid"] == ev["involvedObject"]["uid"]
+                && e["reason"] == ev["reason"]
+                && e["message"] == ev["message"]
+        };
+        match q.iter_mut().find(|e| same(e)) {
+            Some(e) => e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1),
+            None => q.push(ev),
+        }
+        drop(q);
+        self.event_wake.notify_one();
+    }
+}

@@ -1,0 +1,271 @@
+//! The control plane's shell: while this master leads, one informer per kind
+//! feeds the caches, and each controller takes keys from its work queue, calls
+//! its pure `reconcile` and carries out the writes it returns, through the API
+//! with preconditions. On losing leadership everything stops (the futures are
+//! dropped) before another master's controllers can start acting (they wait
+//! for Raft leadership, which this master no longer has); and every batch of
+//! writes is preceded by a leadership check.
+//!
+//! Expectations are kept by revision: after a controller writes for a key, it
+//! does not reconcile that key again until the cache it reads has reached the
+//! revision of its last write, so it never creates or deletes twice for one
+//! decision while its cache catches up.
+//!
+//! Layout: this file (the term's caches, queues, informers and the work
+//! loop); [`apps`] (ReplicaSets, Deployments); [`schedule`] (the scheduler's
+//! passes and bindings); [`events`] (batched writes and Events).
+
+mod apps;
+mod events;
+mod schedule;
+
+use crate::api::{self, merge_patch, with_body, ControlApi, Written};
+use crate::cache::{pod_node, Cache, Change, BY_NODE, BY_OWNER};
+use crate::queue::WorkQueue;
+use crate::{deployment, meta, replicaset, scheduler};
+use ferry_api::object::{ObjectRequest, Verb};
+use futures_util::future::join_all;
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::Metadata;
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// How often every object is reconciled again even without a change (progress
+/// deadlines, minReadySeconds, unschedulable pods).
+const RESYNC: Duration = Duration::from_secs(10);
+/// How long a binding is assumed before the pod cache shows it.
+const ASSUME: Duration = Duration::from_secs(30);
+/// How long a key waits for its cache to catch up with its last write.
+const EXPECT: Duration = Duration::from_secs(30);
+/// Writes sent at once.
+const PARALLEL: usize = 64;
+/// Pending pods placed per scheduling pass.
+const SCHEDULE_BATCH: usize = 1000;
+
+/// Runs the control plane for as long as the future lives: its controllers
+/// act only while `api` says this master leads.
+pub async fn run(api: &dyn ControlApi) {
+    let mut leadership = api.leadership();
+    loop {
+        while !*leadership.borrow_and_update() {
+            if leadership.changed().await.is_err() {
+                return;
+            }
+        }
+        tracing::info!("control plane: this master leads; informers and controllers start");
+        let plane = Plane::new(api);
+        tokio::select! {
+            () = plane.run() => {}
+            () = lost(&mut leadership) => {}
+        }
+        tracing::info!("control plane: leadership lost; controllers stopped");
+    }
+}
+
+async fn lost(leadership: &mut tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if !*leadership.borrow_and_update() {
+            return;
+        }
+        if leadership.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One term's state: caches, queues, expectations.
+struct Plane<'a> {
+    api: &'a dyn ControlApi,
+    pods: Cache<Pod>,
+    nodes: Cache<Node>,
+    rss: Cache<ReplicaSet>,
+    deploys: Cache<Deployment>,
+    rs_q: WorkQueue,
+    deploy_q: WorkQueue,
+    sched: Notify,
+    /// key → (revision its cache must reach, since when).
+    expect: RefCell<HashMap<String, (u64, Instant)>>,
+    /// pod key → (node, since when): bindings made but not yet seen.
+    assumed: RefCell<HashMap<String, (String, Instant)>>,
+    /// pod key → the unschedulable message last written.
+    unschedulable: RefCell<HashMap<String, String>>,
+    /// Events waiting for the event writer.
+    events: RefCell<Vec<Value>>,
+    event_wake: Notify,
+}
+
+fn owner_key(m: &ObjectMeta, kind: &str) -> Option<String> {
+    let o = meta::controller_of(m).filter(|o| o.kind == kind)?;
+    Some(format!(
+        "{}/{}",
+        m.namespace.as_deref().unwrap_or(""),
+        o.name
+    ))
+}
+
+/// An update of `obj`'s status subresource: the whole status replaced (a
+/// merge patch would keep fields the new status leaves out), with the
+/// resourceVersion read as precondition.
+fn status_update<K: Metadata<Ty = ObjectMeta> + serde::Serialize>(
+    plural: &str,
+    obj: &K,
+) -> ObjectRequest {
+    let m = obj.metadata();
+    let mut r = ObjectRequest::new(
+        Verb::Update,
+        plural,
+        m.namespace.as_deref(),
+        m.name.as_deref(),
+    );
+    r.subresource = Some("status".into());
+    with_body(r, obj)
+}
+
+fn bound(p: &Pod) -> bool {
+    p.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_some_and(|n| !n.is_empty())
+}
+
+impl<'a> Plane<'a> {
+    fn new(api: &'a dyn ControlApi) -> Self {
+        Plane {
+            api,
+            pods: Cache::new(vec![(BY_NODE, pod_node)]),
+            nodes: Cache::new(Vec::new()),
+            rss: Cache::new(Vec::new()),
+            deploys: Cache::new(Vec::new()),
+            rs_q: WorkQueue::default(),
+            deploy_q: WorkQueue::default(),
+            sched: Notify::new(),
+            expect: RefCell::default(),
+            assumed: RefCell::default(),
+            unschedulable: RefCell::default(),
+            events: RefCell::default(),
+            event_wake: Notify::new(),
+        }
+    }
+
+    async fn run(&self) {
+        let api = self.api;
+        tokio::join!(
+            crate::informer::run(api, "pods", &self.pods, |c| self.pod_changed(c)),
+            crate::informer::run(api, "nodes", &self.nodes, |_| self.sched.notify_one()),
+            crate::informer::run(api, "replicasets", &self.rss, |c| self.rs_changed(c)),
+            crate::informer::run(api, "deployments", &self.deploys, |c| {
+                for o in [&c.0, &c.1].into_iter().flatten() {
+                    self.deploy_q.add(&meta::key(o.metadata()));
+                }
+            }),
+            self.replicasets(),
+            self.deployments(),
+            self.scheduler(),
+            self.resync(),
+            self.event_writer(),
+        );
+    }
+
+    fn pod_changed(&self, (old, new): &Change<Pod>) {
+        for p in [old, new].into_iter().flatten() {
+            if let Some(k) = owner_key(&p.metadata, "ReplicaSet") {
+                self.rs_q.add(&k);
+            }
+        }
+        let pending = new
+            .as_ref()
+            .is_some_and(|p| !bound(p) && meta::pod_active(p));
+        let freed = old.as_ref().is_some_and(|p| bound(p))
+            && new.as_ref().is_none_or(|p| !meta::pod_active(p));
+        if pending || freed {
+            self.sched.notify_one();
+        }
+    }
+
+    fn rs_changed(&self, (old, new): &Change<ReplicaSet>) {
+        for rs in [old, new].into_iter().flatten() {
+            self.rs_q.add(&meta::key(&rs.metadata));
+            if let Some(k) = owner_key(&rs.metadata, "Deployment") {
+                self.deploy_q.add(&k);
+            }
+        }
+    }
+
+    async fn synced(&self) {
+        while !(self.pods.synced()
+            && self.nodes.synced()
+            && self.rss.synced()
+            && self.deploys.synced())
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn resync(&self) {
+        loop {
+            tokio::time::sleep(RESYNC).await;
+            self.rss.keys().iter().for_each(|k| self.rs_q.add(k));
+            self.deploys
+                .keys()
+                .iter()
+                .for_each(|k| self.deploy_q.add(k));
+            self.sched.notify_one();
+        }
+    }
+
+    /// Whether `key`'s cache has caught up with its last writes.
+    fn expectations_met(&self, key: &str, cache_revision: u64) -> bool {
+        let mut e = self.expect.borrow_mut();
+        match e.get(key) {
+            Some((rev, since)) if *rev > cache_revision && since.elapsed() < EXPECT => false,
+            Some(_) => {
+                e.remove(key);
+                true
+            }
+            None => true,
+        }
+    }
+
+    fn expect_revision(&self, key: &str, revision: u64) {
+        if revision == 0 {
+            return;
+        }
+        let mut e = self.expect.borrow_mut();
+        let entry = e.entry(key.to_string()).or_insert((0, Instant::now()));
+        entry.0 = entry.0.max(revision);
+        entry.1 = Instant::now();
+    }
+
+    /// A controller's loop: keys from `q`, each reconciled by `sync` once the
+    /// cache `rev` reads has caught up with the key's last writes; a failed
+    /// pass comes back after its back-off.
+    async fn work(
+        &self,
+        q: &WorkQueue,
+        tag: &str,
+        rev: impl Fn() -> u64,
+        sync: impl AsyncFn(&str) -> bool,
+    ) {
+        self.synced().await;
+        loop {
+            let key = q.next().await;
+            if !self.expectations_met(&format!("{tag}:{key}"), rev()) {
+                q.add_after(&key, Duration::from_millis(50));
+                continue;
+            }
+            if sync(&key).await {
+                q.forget(&key);
+            } else {
+                q.retry(&key);
+            }
+        }
+    }
+}

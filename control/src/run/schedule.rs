@@ -1,0 +1,161 @@
+//! The scheduler's shell: passes over pending pods, bindings, unschedulable pods.
+
+use super::*;
+
+impl Plane<'_> {
+    pub(super) async fn scheduler(&self) {
+        self.synced().await;
+        loop {
+            tokio::select! {
+                () = self.sched.notified() => {}
+                () = tokio::time::sleep(RESYNC) => {}
+            }
+            // Let a burst of pod events land before one pass over them all.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            self.schedule_pass().await;
+        }
+    }
+
+    async fn schedule_pass(&self) {
+        self.forget_assumed();
+        let assumed = self.assumed.borrow().clone();
+        let mut pending: Vec<Arc<Pod>> = self
+            .pods
+            .by_index(BY_NODE, "")
+            .into_iter()
+            .filter(|p| meta::pod_active(p) && !assumed.contains_key(&meta::key(&p.metadata)))
+            .filter(|p| {
+                let s = p.spec.as_ref().and_then(|s| s.scheduler_name.as_deref());
+                s.is_none_or(|s| s == "default-scheduler")
+            })
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        if pending.len() > SCHEDULE_BATCH {
+            pending.truncate(SCHEDULE_BATCH);
+            self.sched.notify_one();
+        }
+        let nodes = self.nodes.list();
+        let mut on_nodes: Vec<Arc<Pod>> = self
+            .pods
+            .list()
+            .into_iter()
+            .filter(|p| bound(p) && meta::pod_active(p))
+            .collect();
+        for (key, (node, _)) in &assumed {
+            if let Some(p) = self.pods.get(key).filter(|p| !bound(p)) {
+                let mut p = (*p).clone();
+                p.spec.get_or_insert_with(Default::default).node_name = Some(node.clone());
+                on_nodes.push(Arc::new(p));
+            }
+        }
+        let placements = scheduler::schedule(&nodes, &on_nodes, &pending);
+        if !self.api.is_leader() {
+            return;
+        }
+        let mut binds = Vec::new();
+        let mut bind_keys = Vec::new();
+        for pl in &placements {
+            match pl {
+                scheduler::Placement::Bind {
+                    namespace,
+                    name,
+                    node,
+                    ..
+                } => {
+                    let mut r =
+                        ObjectRequest::new(Verb::Create, "pods", Some(namespace), Some(name));
+                    r.subresource = Some("binding".into());
+                    binds.push(with_body(
+                        r,
+                        &json!({"apiVersion": "v1", "kind": "Binding",
+                        "metadata": {"name": name, "namespace": namespace},
+                        "target": {"apiVersion": "v1", "kind": "Node", "name": node}}),
+                    ));
+                    bind_keys.push((format!("{namespace}/{name}"), node.clone()));
+                }
+                scheduler::Placement::Unschedulable {
+                    namespace,
+                    name,
+                    message,
+                    ..
+                } => {
+                    self.unschedulable_pod(namespace, name, message).await;
+                }
+            }
+        }
+        let results = self.write_all(binds).await;
+        for ((key, node), w) in bind_keys.into_iter().zip(results) {
+            if w.ok() {
+                self.unschedulable.borrow_mut().remove(&key);
+                self.assumed
+                    .borrow_mut()
+                    .insert(key.clone(), (node.clone(), Instant::now()));
+                if let Some(p) = self.pods.get(&key) {
+                    self.event(
+                        &p.metadata,
+                        "Pod",
+                        "Normal",
+                        "Scheduled",
+                        &format!("Successfully assigned {key} to {node}"),
+                    );
+                }
+            } else {
+                tracing::debug!(pod = %key, "binding failed: {} {}", w.code, w.message);
+            }
+        }
+    }
+
+    /// Drops assumed bindings the cache now shows (or that are too old).
+    fn forget_assumed(&self) {
+        self.assumed.borrow_mut().retain(|key, (_, since)| {
+            since.elapsed() < ASSUME
+                && self
+                    .pods
+                    .get(key)
+                    .is_some_and(|p| !bound(&p) && meta::pod_active(&p))
+        });
+    }
+
+    async fn unschedulable_pod(&self, ns: &str, name: &str, message: &str) {
+        let key = format!("{ns}/{name}");
+        if self.unschedulable.borrow().get(&key).map(String::as_str) == Some(message) {
+            return;
+        }
+        let Some(p) = self.pods.get(&key) else { return };
+        let mut conds: Vec<Value> = p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .map(|cs| {
+                cs.iter()
+                    .filter(|c| c.type_ != "PodScheduled")
+                    .filter_map(|c| serde_json::to_value(c).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        conds.push(
+            json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": message, "lastTransitionTime": meta::time(Timestamp::now())}),
+        );
+        let w = api::write(
+            self.api,
+            merge_patch(
+                "pods",
+                Some(ns),
+                name,
+                Some("status"),
+                &json!({"metadata": {"resourceVersion": p.metadata.resource_version},
+                    "status": {"conditions": conds}}),
+            ),
+        )
+        .await;
+        if w.ok() {
+            self.unschedulable
+                .borrow_mut()
+                .insert(key, message.to_string());
+            self.event(&p.metadata, "Pod", "Warning", "FailedScheduling", message);
+        }
+    }
+}
