@@ -13,12 +13,15 @@
 //! - [`meta`]: owner references, pod readiness, label selectors, template hashes.
 //! - [`scheduler`]: the scheduler's pure core (filters, scores, messages).
 //! - [`replicaset`], [`deployment`]: the workload controllers' reconcilers.
+//! - [`job`], [`cronjob`]: the batch controllers' reconcilers (and a cron parser).
 //! - [`run`]: the control plane's shell: leadership, informers, queues, writes.
 
 pub mod api;
 pub mod cache;
+pub mod cronjob;
 pub mod deployment;
 pub mod informer;
+pub mod job;
 pub mod meta;
 pub mod queue;
 pub mod replicaset;
