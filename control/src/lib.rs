@@ -12,11 +12,13 @@
 //! - [`queue`]: a work queue with de-duplication and per-key back-off.
 //! - [`meta`]: owner references, pod readiness, label selectors, template hashes.
 //! - [`scheduler`]: the scheduler's pure core (filters, scores, messages).
-//! - [`replicaset`], [`deployment`]: the workload controllers' reconcilers.
+//! - [`replicaset`], [`deployment`], [`daemonset`], [`statefulset`]: the
+//!   workload controllers' reconcilers.
 //! - [`run`]: the control plane's shell: leadership, informers, queues, writes.
 
 pub mod api;
 pub mod cache;
+pub mod daemonset;
 pub mod deployment;
 pub mod informer;
 pub mod meta;
@@ -24,3 +26,4 @@ pub mod queue;
 pub mod replicaset;
 pub mod run;
 pub mod scheduler;
+pub mod statefulset;
