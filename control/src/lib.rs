@@ -12,13 +12,15 @@
 //! - [`queue`]: a work queue with de-duplication and per-key back-off.
 //! - [`meta`]: owner references, pod readiness, label selectors, template hashes.
 //! - [`scheduler`]: the scheduler's pure core (filters, scores, messages).
-//! - [`replicaset`], [`deployment`]: the workload controllers' reconcilers.
+//! - [`replicaset`], [`deployment`], [`daemonset`], [`statefulset`]: the
+//!   workload controllers' reconcilers.
 //! - [`job`], [`cronjob`]: the batch controllers' reconcilers (and a cron parser).
 //! - [`run`]: the control plane's shell: leadership, informers, queues, writes.
 
 pub mod api;
 pub mod cache;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod informer;
 pub mod job;
@@ -27,3 +29,4 @@ pub mod queue;
 pub mod replicaset;
 pub mod run;
 pub mod scheduler;
+pub mod statefulset;

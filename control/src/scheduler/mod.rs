@@ -9,7 +9,7 @@
 //! plugins with kube-scheduler's default weights. Ties go to a hash of pod uid
 //! and node name, so results are stable yet equal nodes share the load.
 
-mod filters;
+pub(crate) mod filters;
 mod interpod;
 mod node_affinity;
 mod quantity;

@@ -1,0 +1,228 @@
+//! The StatefulSet controller's pure core, after Kubernetes'
+//! `pkg/controller/statefulset`: pods with stable names `<sts>-<ordinal>`,
+//! created in order and each only once its predecessors are Running and
+//! Ready (`OrderedReady`) or all at once (`Parallel`), removed from the
+//! highest ordinal down, and replaced from the highest ordinal down to the
+//! partition when the template changes.
+//!
+//! Simpler than Kubernetes:
+//! - `volumeClaimTemplates` are ignored: ferry has no PersistentVolumeClaims
+//!   yet, so no claims are created, bound or retained.
+//! - No ControllerRevision objects: a revision is named `<sts>-<hash>` from
+//!   [`meta::template_hash`] (with `status.collisionCount`), carried in each
+//!   pod's `controller-revision-hash` label. Without stored revisions a pod
+//!   recreated below the partition gets the current template, not the
+//!   revision it had.
+//! - `partition` is compared with ordinals (as documented), which matters
+//!   only with `ordinals.start` set.
+//! - Identity drift on existing pods (labels, hostname) is not repaired:
+//!   the controller only creates and deletes.
+
+mod status;
+mod sync;
+#[cfg(test)]
+mod tests;
+
+use crate::meta;
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetStatus};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The label naming the revision a pod was made from (`<sts>-<hash>`).
+pub const REVISION_LABEL: &str = "controller-revision-hash";
+/// The label carrying a pod's own name, for per-pod Services.
+pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
+/// The label carrying a pod's ordinal.
+pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
+
+/// What one pass decides for a StatefulSet.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decision {
+    /// Pods to create, whole, under their exact names `<sts>-<ordinal>`.
+    pub create: Vec<Pod>,
+    /// Pods to delete: (name, uid).
+    pub delete: Vec<(String, String)>,
+    /// The new status, when it differs from the stored one.
+    pub status: Option<StatefulSetStatus>,
+    /// Run the pass again after this long: a Ready pod becomes available
+    /// (`minReadySeconds`) with no event to wake the controller.
+    pub requeue_after: Option<Duration>,
+}
+
+/// One pass over `sts` and the pods it controls.
+pub fn reconcile(sts: &StatefulSet, pods: &[Arc<Pod>], now: Timestamp) -> Decision {
+    let view = View::new(sts, pods, now);
+    let mut decision = Decision::default();
+    // A StatefulSet being deleted leaves its pods to the garbage collector.
+    if sts.metadata.deletion_timestamp.is_none() {
+        sync::sync(&view, &mut decision);
+    }
+    let status = status::compute(&view);
+    if status::normalized(sts.status.clone().unwrap_or_default()) != status {
+        decision.status = Some(status);
+    }
+    decision.requeue_after = status::next_available(&view);
+    decision
+}
+
+/// What a pass reads, computed once.
+struct View<'a> {
+    sts: &'a StatefulSet,
+    now: Timestamp,
+    min_ready: i32,
+    /// The revision new pods get: `<sts>-<hash of the template>`.
+    update_revision: String,
+    /// The revision the set ran before its update finished.
+    current_revision: String,
+    /// The wanted ordinals, lowest first, with the pod holding each name.
+    slots: Vec<(i32, Option<&'a Pod>)>,
+    /// Pods with an ordinal outside the wanted range, highest first.
+    condemned: Vec<&'a Pod>,
+}
+
+impl<'a> View<'a> {
+    fn new(sts: &'a StatefulSet, pods: &'a [Arc<Pod>], now: Timestamp) -> Self {
+        let name = sts.metadata.name.as_deref().unwrap_or("");
+        // 0 reads as absent: the status is written with zeros left out, and
+        // the hash must not change when it is.
+        let collision = sts.status.as_ref().and_then(|s| s.collision_count);
+        let collision = collision.filter(|c| *c != 0);
+        let update_revision = format!("{name}-{}", meta::template_hash(&template(sts), collision));
+        let current_revision = sts
+            .status
+            .as_ref()
+            .and_then(|s| s.current_revision.clone())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| update_revision.clone());
+        let start = spec(sts)
+            .and_then(|s| s.ordinals.as_ref())
+            .and_then(|o| o.start);
+        let start = start.unwrap_or(0).max(0);
+        let end = start.saturating_add(replicas(sts));
+        let mut slots: Vec<(i32, Option<&Pod>)> = (start..end).map(|o| (o, None)).collect();
+        let mut condemned = Vec::new();
+        for p in pods {
+            // Pods whose names are not `<sts>-<ordinal>` are not members.
+            let Some(ord) = ordinal(name, p) else {
+                continue;
+            };
+            match slots.get_mut(usize::try_from(ord - start).unwrap_or(usize::MAX)) {
+                Some(slot) if ord >= start => slot.1 = Some(&**p),
+                _ => condemned.push((ord, &**p)),
+            }
+        }
+        condemned.sort_by_key(|(ord, _)| std::cmp::Reverse(*ord));
+        View {
+            sts,
+            now,
+            min_ready: spec(sts).and_then(|s| s.min_ready_seconds).unwrap_or(0),
+            update_revision,
+            current_revision,
+            slots,
+            condemned: condemned.into_iter().map(|(_, p)| p).collect(),
+        }
+    }
+
+    /// `OrderedReady` (the default): one step at a time, in ordinal order.
+    fn monotonic(&self) -> bool {
+        spec(self.sts).and_then(|s| s.pod_management_policy.as_deref()) != Some("Parallel")
+    }
+
+    /// Kubernetes' `isRunningAndReady`.
+    fn running_ready(&self, p: &Pod) -> bool {
+        phase(p) == Some("Running") && meta::pod_ready(p)
+    }
+
+    /// Kubernetes' `isRunningAndAvailable`.
+    fn running_available(&self, p: &Pod) -> bool {
+        phase(p) == Some("Running") && meta::pod_available(p, self.min_ready, self.now)
+    }
+
+    /// Kubernetes' `isHealthy`: Running, Ready and not terminating.
+    fn healthy(&self, p: &Pod) -> bool {
+        self.running_ready(p) && !terminating(p)
+    }
+
+    /// The pod for `ordinal`, as Kubernetes' `newStatefulSetPod` builds it.
+    fn new_pod(&self, ordinal: i32) -> Pod {
+        let template = template(self.sts);
+        let tmeta = template.metadata.unwrap_or_default();
+        let set_name = self.sts.metadata.name.as_deref().unwrap_or("");
+        let name = format!("{set_name}-{ordinal}");
+        let mut labels = tmeta.labels.unwrap_or_default();
+        labels.insert(POD_NAME_LABEL.into(), name.clone());
+        labels.insert(POD_INDEX_LABEL.into(), ordinal.to_string());
+        labels.insert(REVISION_LABEL.into(), self.update_revision.clone());
+        let mut pod_spec = template.spec.unwrap_or_default();
+        pod_spec.hostname = Some(name.clone());
+        let service = spec(self.sts).and_then(|s| s.service_name.clone());
+        if let Some(svc) = service.filter(|s| !s.is_empty()) {
+            pod_spec.subdomain = Some(svc);
+        }
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name),
+                namespace: self.sts.metadata.namespace.clone(),
+                labels: Some(labels),
+                annotations: tmeta.annotations,
+                finalizers: tmeta.finalizers,
+                owner_references: Some(vec![meta::controller_ref(
+                    "apps/v1",
+                    "StatefulSet",
+                    &self.sts.metadata,
+                )]),
+                ..ObjectMeta::default()
+            },
+            spec: Some(pod_spec),
+            status: None,
+        }
+    }
+}
+
+fn spec(sts: &StatefulSet) -> Option<&StatefulSetSpec> {
+    sts.spec.as_ref()
+}
+
+/// `spec.replicas`, defaulted to 1 as the API defaults it.
+pub fn replicas(sts: &StatefulSet) -> i32 {
+    spec(sts).and_then(|s| s.replicas).unwrap_or(1).max(0)
+}
+
+fn template(sts: &StatefulSet) -> PodTemplateSpec {
+    spec(sts).map(|s| s.template.clone()).unwrap_or_default()
+}
+
+/// The ordinal in a member's name `<set>-<ordinal>` (canonical digits only,
+/// so `web-01` is no member).
+fn ordinal(set: &str, p: &Pod) -> Option<i32> {
+    let name = p.metadata.name.as_deref()?;
+    let digits = name.strip_prefix(set)?.strip_prefix('-')?;
+    let ord: i32 = digits.parse().ok()?;
+    (ord >= 0 && ord.to_string() == digits).then_some(ord)
+}
+
+fn phase(p: &Pod) -> Option<&str> {
+    p.status.as_ref().and_then(|s| s.phase.as_deref())
+}
+
+/// Whether a pod is being deleted.
+fn terminating(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_some()
+}
+
+/// The revision a pod was made from.
+fn revision(p: &Pod) -> Option<&str> {
+    let labels = p.metadata.labels.as_ref()?;
+    labels.get(REVISION_LABEL).map(String::as_str)
+}
+
+/// (name, uid) of a pod, as [`Decision::delete`] lists it.
+fn name_uid(p: &Pod) -> (String, String) {
+    (
+        p.metadata.name.clone().unwrap_or_default(),
+        p.metadata.uid.clone().unwrap_or_default(),
+    )
+}
