@@ -127,7 +127,7 @@ pub async fn drain(api: &Api, node: &str, a: &DrainArgs) -> Result<ExitCode> {
         }
         r.body = serde_json::to_vec(&ev)?;
         if let Err(e) = api.send(r).await {
-            if !super::api::status_of(&e).is_some_and(|s| s.code == 404) {
+            if super::api::status_of(&e).is_none_or(|s| s.code != 404) {
                 return Err(e);
             }
         }

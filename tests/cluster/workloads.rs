@@ -75,7 +75,17 @@ struct Watcher {
 
 impl Watcher {
     fn start(k: &Kubectl) -> Watcher {
-        let mut child = Command::new("kubectl")
+        Watcher::start_at(k, None)
+    }
+
+    /// A watcher talking to one master's HTTPS port (`server`) rather than
+    /// `ferry up`'s front end, which follows the leader.
+    fn start_at(k: &Kubectl, server: Option<String>) -> Watcher {
+        let mut cmd = Command::new("kubectl");
+        if let Some(s) = server {
+            cmd.args(["--server", &s]);
+        }
+        let mut child = cmd
             .args([
                 "--kubeconfig",
                 &k.kubeconfig,
@@ -122,8 +132,8 @@ impl Watcher {
     }
 }
 
-/// The pid of the Raft leader's `ferry master` process.
-fn leader_pid(home: &Path, dir: &Path, up: &Up) -> i32 {
+/// The pid of the Raft leader's `ferry master` process, and its id.
+fn leader_pid(home: &Path, dir: &Path, up: &Up) -> (i32, u16) {
     let conf = dir.join("admin.conf");
     let args = [
         "--config",
@@ -138,7 +148,7 @@ fn leader_pid(home: &Path, dir: &Path, up: &Up) -> i32 {
     let leader = s["leader"].as_u64().expect("a leader");
     let pids = up.master_pids(&format!("m{leader}"));
     assert_eq!(pids.len(), 1, "{pids:?}");
-    pids[0]
+    (pids[0], leader as u16)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,9 +227,12 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
     // leader's controllers finish it, within the same fences at every watch
     // event (a decision applied twice would show as a sixth live pod), and
     // no node goes NotReady.
-    let watcher = Watcher::start(&k);
+    let (leader, leader_id) = leader_pid(home, &dir, &up);
+    // The watch goes to a follower (its stream must outlive the leader).
+    let follower = if leader_id == 1 { 2 } else { 1 };
+    let server = format!("https://127.0.0.1:{}", up.https_port + follower);
+    let watcher = Watcher::start_at(&k, Some(server));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let leader = leader_pid(home, &dir, &up);
     k.ok(&["rollout", "undo", "deployment/web"]);
     kill(Pid::from_raw(leader), Signal::SIGKILL).unwrap();
     k.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
@@ -393,4 +406,157 @@ async fn a_dead_nodes_pods_are_replaced_on_the_other_node() {
     eprintln!("node n2 killed -> its replicas Ready on n1: {took:?}");
     assert!(took < Duration::from_secs(20), "took {took:?}");
     kill(Pid::from_raw(agent[0]), Signal::SIGCONT).unwrap();
+}
+
+const BATCH: &str = r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: busybox
+        command: ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done", "marker-agent"]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 2
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: busybox
+        command: ["/bin/sh", "-c", "echo I am $HOSTNAME; trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+        readinessProbe: {exec: {command: ["true"]}, periodSeconds: 1}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: count}
+spec:
+  completions: 6
+  parallelism: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: busybox
+        command: ["/bin/sh", "-c", "sleep 0.3; echo done"]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: tick}
+spec:
+  schedule: "@every 3s"
+  successfulJobsHistoryLimit: 2
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+          - name: main
+            image: busybox
+            command: ["/bin/sh", "-c", "echo tick"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemonsets_statefulsets_jobs_and_cronjobs_run_to_their_ends() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let k = kubectl(home, &dir);
+    k.ok_in(&["apply", "-f", "-"], BATCH);
+
+    // The Job: 6 completions, at most 2 at a time.
+    k.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/count",
+        "--timeout=90s",
+    ]);
+    let job = k.json(&["get", "job", "count"]);
+    assert_eq!(job["status"]["succeeded"], 6, "{job}");
+    let pods = k.json(&["get", "pods", "-l", "job-name=count"]);
+    assert_eq!(pods["items"].as_array().unwrap().len(), 6, "{pods}");
+
+    // The DaemonSet: one pod on each node, as two processes.
+    k.ok(&["rollout", "status", "daemonset/agent", "--timeout=60s"]);
+    let ds = k.json(&["get", "pods", "-l", "app=agent"]);
+    let nodes: std::collections::BTreeSet<_> = ds["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["spec"]["nodeName"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(nodes, ["n1", "n2"].map(String::from).into(), "{ds}");
+    assert_eq!(container_pids("marker-agent").len(), 2);
+
+    // The StatefulSet: db-0 and db-1, each knowing its own name.
+    k.ok(&["rollout", "status", "statefulset/db", "--timeout=60s"]);
+    for name in ["db-0", "db-1"] {
+        let p = k.json(&["get", "pod", name]);
+        assert!(ready(&p), "{p}");
+        assert_eq!(p["spec"]["hostname"], name);
+        let log = k.ok(&["logs", name]);
+        assert!(log.contains(&format!("I am {name}")), "{log}");
+    }
+    let (db0, db1) = (
+        k.json(&["get", "pod", "db-0"]),
+        k.json(&["get", "pod", "db-1"]),
+    );
+    let ready_at = |p: &Value| {
+        p["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+            .map(|c| c["lastTransitionTime"].as_str().unwrap_or("").to_string())
+    };
+    assert!(
+        ready_at(&db0)
+            <= db1["metadata"]["creationTimestamp"]
+                .as_str()
+                .map(String::from),
+        "OrderedReady: db-1 made only once db-0 was Ready"
+    );
+
+    // The CronJob runs its Jobs, and keeps at most 2 finished ones.
+    wait_until("two ticks done", T, || {
+        let jobs = k.json(&["get", "jobs", "-o", "json"]);
+        let done = jobs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| {
+                j["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("tick-"))
+            })
+            .filter(|j| j["status"]["succeeded"] == 1)
+            .count();
+        async move {
+            if done >= 2 {
+                Ok(())
+            } else {
+                Err(format!("{done} done"))
+            }
+        }
+    })
+    .await;
+    let cj = k.json(&["get", "cronjob", "tick"]);
+    assert!(cj["status"]["lastScheduleTime"].is_string(), "{cj}");
+    assert!(cj["status"]["lastSuccessfulTime"].is_string(), "{cj}");
 }

@@ -230,27 +230,43 @@ async fn object(
     }
 }
 
-/// One request through the pipeline, as the QUIC front end sends it.
+/// One request through the pipeline, as the QUIC front end sends it. HTTP
+/// clients do not fail over between masters, so a request this master could
+/// not serve for want of a leader or quorum (a failover under way) is tried
+/// again here for a few seconds, under one request id so a write still
+/// applies once, before it is answered 503.
 pub(super) async fn run(
     ctx: &Ctx,
     who: &Identity,
     req: ObjectRequest,
 ) -> Result<ObjectResponse, Status> {
-    let msg = Handle {
-        who: who.clone(),
-        req,
-        once: None,
-    };
-    match ctx.api.send(msg).await {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) => Err(api_status(e)),
-        Err(e) => Err(Status::new(
-            503,
-            "ServiceUnavailable",
-            format!("the API server is restarting: {e}"),
-        )),
+    let id = ferry_api::kv::RequestId::random();
+    let deadline = tokio::time::Instant::now() + UNAVAILABLE_RETRY;
+    let mut pause = std::time::Duration::from_millis(50);
+    let mut attempt = 1;
+    loop {
+        let msg = Handle {
+            who: who.clone(),
+            req: req.clone(),
+            once: Some((id, attempt)),
+        };
+        let e = match ctx.api.send(msg).await {
+            Ok(Ok(r)) => return Ok(r),
+            Ok(Err(e)) if e.code == ErrorCode::Unavailable => e.message,
+            Ok(Err(e)) => return Err(api_status(e)),
+            Err(e) => format!("the API server is restarting: {e}"),
+        };
+        if tokio::time::Instant::now() + pause > deadline {
+            return Err(Status::new(503, "ServiceUnavailable", e));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(1));
+        attempt += 1;
     }
 }
+
+/// How long a request waits out a failover before it is answered 503.
+const UNAVAILABLE_RETRY: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// A transport condition as the HTTP status Kubernetes uses for it.
 fn api_status(e: ApiError) -> Status {

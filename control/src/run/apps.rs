@@ -24,57 +24,15 @@ impl Plane<'_> {
         if !self.api.is_leader() {
             return true;
         }
-        let ns = rs.metadata.namespace.as_deref();
-        let mut ok = true;
-        let mut writes = Vec::new();
-        for p in &d.create {
-            writes.push(with_body(
-                ObjectRequest::new(Verb::Create, "pods", ns, None),
-                p,
-            ));
-        }
-        for (pod, puid) in &d.delete {
-            writes.push(with_body(
-                ObjectRequest::new(Verb::Delete, "pods", ns, Some(pod)),
-                &json!({"preconditions": {"uid": puid}}),
-            ));
-        }
-        let results = self.write_all(writes).await;
-        let (created, deleted) = results.split_at(d.create.len());
-        let mut rev = 0;
-        for w in created.iter().chain(deleted) {
-            rev = rev.max(w.revision);
-            if !w.ok() && w.code != 404 {
-                ok = false;
-            }
-        }
-        self.expect_revision(&format!("rs:{key}"), rev);
-        for w in created.iter().filter(|w| w.ok()) {
-            let msg = format!("Created pod: {}", w.name);
-            self.event(
+        let mut ok = self
+            .write_pods(
                 &rs.metadata,
                 "ReplicaSet",
-                "Normal",
-                "SuccessfulCreate",
-                &msg,
-            );
-        }
-        if let Some(failed) = created.iter().find(|w| !w.ok()) {
-            let msg = format!("Error creating: {}", failed.message);
-            self.event(&rs.metadata, "ReplicaSet", "Warning", "FailedCreate", &msg);
-        }
-        for ((pod, _), w) in d.delete.iter().zip(deleted) {
-            if w.ok() {
-                let msg = format!("Deleted pod: {pod}");
-                self.event(
-                    &rs.metadata,
-                    "ReplicaSet",
-                    "Normal",
-                    "SuccessfulDelete",
-                    &msg,
-                );
-            }
-        }
+                &format!("rs:{key}"),
+                &d.create,
+                &d.delete,
+            )
+            .await;
         if let Some(status) = &d.status {
             let mut with_status = (*rs).clone();
             with_status.status = Some(status.clone());
@@ -225,6 +183,74 @@ impl Plane<'_> {
             }
         }
         self.expect_revision(&format!("deploy:{key}"), rev);
+        ok
+    }
+}
+
+impl Plane<'_> {
+    pub(super) async fn daemonset_loop(&self) {
+        let sync = async |k: &str| self.sync_daemonset(k).await;
+        self.work(&self.ds_q, "ds", || self.pods.revision(), sync)
+            .await;
+    }
+
+    /// One DaemonSet pass over every node.
+    async fn sync_daemonset(&self, key: &str) -> bool {
+        let Some(ds) = self.daemonsets.get(key) else {
+            return true;
+        };
+        let uid = ds.metadata.uid.clone().unwrap_or_default();
+        let pods = self.pods.by_index(BY_OWNER, &uid);
+        let d = daemonset::reconcile(&ds, &self.nodes.list(), &pods, Timestamp::now());
+        if !self.api.is_leader() {
+            return true;
+        }
+        let tag = format!("ds:{key}");
+        let mut ok = self
+            .write_pods(&ds.metadata, "DaemonSet", &tag, &d.create, &d.delete)
+            .await;
+        if let Some(status) = d.status {
+            let mut with_status = (*ds).clone();
+            with_status.status = Some(status);
+            let w = api::write(self.api, status_update("daemonsets", &with_status)).await;
+            ok &= w.ok() || w.code == 404;
+        }
+        if let Some(after) = d.requeue_after {
+            self.ds_q.add_after(key, after);
+        }
+        ok
+    }
+
+    pub(super) async fn statefulset_loop(&self) {
+        let sync = async |k: &str| self.sync_statefulset(k).await;
+        self.work(&self.sts_q, "sts", || self.pods.revision(), sync)
+            .await;
+    }
+
+    /// One StatefulSet pass.
+    async fn sync_statefulset(&self, key: &str) -> bool {
+        let Some(sts) = self.statefulsets.get(key) else {
+            return true;
+        };
+        let uid = sts.metadata.uid.clone().unwrap_or_default();
+        let pods = self.pods.by_index(BY_OWNER, &uid);
+        let d = statefulset::reconcile(&sts, &pods, Timestamp::now());
+        if !self.api.is_leader() {
+            return true;
+        }
+        let tag = format!("sts:{key}");
+        let mut ok = self
+            .write_pods(&sts.metadata, "StatefulSet", &tag, &d.create, &d.delete)
+            .await;
+        if let Some(status) = d.status {
+            let mut with_status = (*sts).clone();
+            with_status.status = Some(status);
+            let w = api::write(self.api, status_update("statefulsets", &with_status)).await;
+            ok &= w.ok() || w.code == 404;
+        }
+        if let Some(after) = d.requeue_after {
+            self.sts_q.add_after(key, after);
+        }
         ok
     }
 }

@@ -24,6 +24,52 @@ impl Plane<'_> {
         }
     }
 
+    /// Creates and deletes (uid precondition) an owner's pods, with the
+    /// owner's events; expects the pod cache to reach the writes' revision
+    /// before `tag` is reconciled again. False when a write failed.
+    pub(super) async fn write_pods(
+        &self,
+        owner: &ObjectMeta,
+        kind: &str,
+        tag: &str,
+        create: &[Pod],
+        delete: &[(String, String)],
+    ) -> bool {
+        let ns = owner.namespace.as_deref();
+        let mut writes = Vec::new();
+        for p in create {
+            writes.push(with_body(
+                ObjectRequest::new(Verb::Create, "pods", ns, None),
+                p,
+            ));
+        }
+        for (pod, puid) in delete {
+            writes.push(with_body(
+                ObjectRequest::new(Verb::Delete, "pods", ns, Some(pod)),
+                &json!({"preconditions": {"uid": puid}}),
+            ));
+        }
+        let results = self.write_all(writes).await;
+        let (created, deleted) = results.split_at(create.len());
+        let rev = results.iter().map(|w| w.revision).max().unwrap_or(0);
+        self.expect_revision(tag, rev);
+        for w in created.iter().filter(|w| w.ok()) {
+            let msg = format!("Created pod: {}", w.name);
+            self.event(owner, kind, "Normal", "SuccessfulCreate", &msg);
+        }
+        if let Some(failed) = created.iter().find(|w| !w.ok()) {
+            let msg = format!("Error creating: {}", failed.message);
+            self.event(owner, kind, "Warning", "FailedCreate", &msg);
+        }
+        for ((pod, _), w) in delete.iter().zip(deleted) {
+            if w.ok() {
+                let msg = format!("Deleted pod: {pod}");
+                self.event(owner, kind, "Normal", "SuccessfulDelete", &msg);
+            }
+        }
+        results.iter().all(|w| w.ok() || w.code == 404)
+    }
+
     /// Sends writes, at most [`PARALLEL`] at once; their outcomes in order.
     pub(super) async fn write_all(&self, reqs: Vec<ObjectRequest>) -> Vec<Written> {
         let mut out = Vec::with_capacity(reqs.len());
@@ -50,7 +96,8 @@ impl Plane<'_> {
         let ns = about.namespace.clone().unwrap_or_else(|| "default".into());
         let name = about.name.clone().unwrap_or_default();
         let api_version = match kind {
-            "Deployment" | "ReplicaSet" => "apps/v1",
+            "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" => "apps/v1",
+            "Job" | "CronJob" => "batch/v1",
             _ => "v1",
         };
         let ev = json!({

@@ -12,21 +12,24 @@
 //! decision while its cache catches up.
 //!
 //! Layout: this file (the term's caches, queues, informers and the work
-//! loop); [`apps`] (ReplicaSets, Deployments); [`schedule`] (the scheduler's
+//! loop); [`apps`] (ReplicaSets, Deployments, DaemonSets, StatefulSets);
+//! [`batch`] (Jobs, CronJobs); [`schedule`] (the scheduler's
 //! passes and bindings); [`events`] (batched writes and Events).
 
 mod apps;
+mod batch;
 mod events;
 mod schedule;
 
 use crate::api::{self, merge_patch, with_body, ControlApi, Written};
 use crate::cache::{pod_node, Cache, Change, BY_NODE, BY_OWNER};
 use crate::queue::WorkQueue;
-use crate::{deployment, meta, replicaset, scheduler};
+use crate::{cronjob, daemonset, deployment, job, meta, replicaset, scheduler, statefulset};
 use ferry_api::object::{ObjectRequest, Verb};
 use futures_util::future::join_all;
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::Metadata;
@@ -88,8 +91,16 @@ struct Plane<'a> {
     nodes: Cache<Node>,
     rss: Cache<ReplicaSet>,
     deploys: Cache<Deployment>,
+    daemonsets: Cache<DaemonSet>,
+    statefulsets: Cache<StatefulSet>,
+    jobs: Cache<Job>,
+    cronjobs: Cache<CronJob>,
     rs_q: WorkQueue,
     deploy_q: WorkQueue,
+    ds_q: WorkQueue,
+    sts_q: WorkQueue,
+    job_q: WorkQueue,
+    cj_q: WorkQueue,
     sched: Notify,
     /// key → (revision its cache must reach, since when).
     expect: RefCell<HashMap<String, (u64, Instant)>>,
@@ -129,6 +140,13 @@ fn status_update<K: Metadata<Ty = ObjectMeta> + serde::Serialize>(
     with_body(r, obj)
 }
 
+/// Queues the keys of a change's objects.
+fn queue_keys<K: Metadata<Ty = ObjectMeta>>(q: &WorkQueue, (old, new): &Change<K>) {
+    for o in [old, new].into_iter().flatten() {
+        q.add(&meta::key(o.metadata()));
+    }
+}
+
 fn bound(p: &Pod) -> bool {
     p.spec
         .as_ref()
@@ -144,8 +162,16 @@ impl<'a> Plane<'a> {
             nodes: Cache::new(Vec::new()),
             rss: Cache::new(Vec::new()),
             deploys: Cache::new(Vec::new()),
+            daemonsets: Cache::new(Vec::new()),
+            statefulsets: Cache::new(Vec::new()),
+            jobs: Cache::new(Vec::new()),
+            cronjobs: Cache::new(Vec::new()),
             rs_q: WorkQueue::default(),
             deploy_q: WorkQueue::default(),
+            ds_q: WorkQueue::default(),
+            sts_q: WorkQueue::default(),
+            job_q: WorkQueue::default(),
+            cj_q: WorkQueue::default(),
             sched: Notify::new(),
             expect: RefCell::default(),
             assumed: RefCell::default(),
@@ -159,15 +185,33 @@ impl<'a> Plane<'a> {
         let api = self.api;
         tokio::join!(
             crate::informer::run(api, "pods", &self.pods, |c| self.pod_changed(c)),
-            crate::informer::run(api, "nodes", &self.nodes, |_| self.sched.notify_one()),
+            crate::informer::run(api, "nodes", &self.nodes, |_| {
+                self.sched.notify_one();
+                // A node's labels, taints or readiness decide where daemons run.
+                self.daemonsets.keys().iter().for_each(|k| self.ds_q.add(k));
+            }),
             crate::informer::run(api, "replicasets", &self.rss, |c| self.rs_changed(c)),
             crate::informer::run(api, "deployments", &self.deploys, |c| {
                 for o in [&c.0, &c.1].into_iter().flatten() {
                     self.deploy_q.add(&meta::key(o.metadata()));
                 }
             }),
+            crate::informer::run(api, "daemonsets", &self.daemonsets, |c| {
+                queue_keys(&self.ds_q, c)
+            }),
+            crate::informer::run(api, "statefulsets", &self.statefulsets, |c| {
+                queue_keys(&self.sts_q, c)
+            }),
+            crate::informer::run(api, "jobs", &self.jobs, |c| self.job_changed(c)),
+            crate::informer::run(api, "cronjobs", &self.cronjobs, |c| {
+                queue_keys(&self.cj_q, c)
+            }),
             self.replicasets(),
             self.deployments(),
+            self.daemonset_loop(),
+            self.statefulset_loop(),
+            self.job_loop(),
+            self.cronjob_loop(),
             self.scheduler(),
             self.resync(),
             self.event_writer(),
@@ -176,8 +220,15 @@ impl<'a> Plane<'a> {
 
     fn pod_changed(&self, (old, new): &Change<Pod>) {
         for p in [old, new].into_iter().flatten() {
-            if let Some(k) = owner_key(&p.metadata, "ReplicaSet") {
-                self.rs_q.add(&k);
+            for (kind, q) in [
+                ("ReplicaSet", &self.rs_q),
+                ("DaemonSet", &self.ds_q),
+                ("StatefulSet", &self.sts_q),
+                ("Job", &self.job_q),
+            ] {
+                if let Some(k) = owner_key(&p.metadata, kind) {
+                    q.add(&k);
+                }
             }
         }
         let pending = new
@@ -187,6 +238,15 @@ impl<'a> Plane<'a> {
             && new.as_ref().is_none_or(|p| !meta::pod_active(p));
         if pending || freed {
             self.sched.notify_one();
+        }
+    }
+
+    fn job_changed(&self, (old, new): &Change<Job>) {
+        for j in [old, new].into_iter().flatten() {
+            self.job_q.add(&meta::key(&j.metadata));
+            if let Some(k) = owner_key(&j.metadata, "CronJob") {
+                self.cj_q.add(&k);
+            }
         }
     }
 
@@ -203,7 +263,11 @@ impl<'a> Plane<'a> {
         while !(self.pods.synced()
             && self.nodes.synced()
             && self.rss.synced()
-            && self.deploys.synced())
+            && self.deploys.synced()
+            && self.daemonsets.synced()
+            && self.statefulsets.synced()
+            && self.jobs.synced()
+            && self.cronjobs.synced())
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -213,6 +277,13 @@ impl<'a> Plane<'a> {
         loop {
             tokio::time::sleep(RESYNC).await;
             self.rss.keys().iter().for_each(|k| self.rs_q.add(k));
+            self.daemonsets.keys().iter().for_each(|k| self.ds_q.add(k));
+            self.statefulsets
+                .keys()
+                .iter()
+                .for_each(|k| self.sts_q.add(k));
+            self.jobs.keys().iter().for_each(|k| self.job_q.add(k));
+            self.cronjobs.keys().iter().for_each(|k| self.cj_q.add(k));
             self.deploys
                 .keys()
                 .iter()
