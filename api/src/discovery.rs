@@ -497,6 +497,7 @@ fn register(gen: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String
         "coordination.k8s.io" "Lease" => coordination::Lease,
         "autoscaling" "Scale" => autoscaling::Scale,
         "policy" "Eviction" => policy::Eviction,
+        "policy" "PodDisruptionBudget" => policy::PodDisruptionBudget,
         "authentication.k8s.io" "TokenRequest" => authentication::TokenRequest,
         "meta" "DeleteOptions" => meta::DeleteOptions,
         "meta" "Status" => meta::Status,

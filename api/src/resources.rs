@@ -81,6 +81,7 @@ resources! {
     "batch" "v1" "Job" "jobs" true [],
     "batch" "v1" "CronJob" "cronjobs" true ["cj"],
     "coordination.k8s.io" "v1" "Lease" "leases" true [],
+    "policy" "v1" "PodDisruptionBudget" "poddisruptionbudgets" true ["pdb"],
 }
 
 /// A subresource of a served kind (`pods/status`, `deployments/scale`), as
@@ -308,6 +309,13 @@ pub const DISCOVERY: &[Discovery] = &[
         &[sub("status", "CronJob", GET_PATCH_UPDATE)],
     ),
     disc("leases", "lease", ALL_VERBS, &[], &[]),
+    disc(
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        ALL_VERBS,
+        &[],
+        &[sub("status", "PodDisruptionBudget", GET_PATCH_UPDATE)],
+    ),
 ];
 
 /// Why a kind or name is refused.

@@ -15,6 +15,7 @@
 //! - [`replicaset`], [`deployment`], [`daemonset`], [`statefulset`]: the
 //!   workload controllers' reconcilers.
 //! - [`job`], [`cronjob`]: the batch controllers' reconcilers (and a cron parser).
+//! - [`disruption`]: PodDisruptionBudget status (allowed disruptions).
 //! - [`run`]: the control plane's shell: leadership, informers, queues, writes.
 
 pub mod api;
@@ -22,6 +23,7 @@ pub mod cache;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod informer;
 pub mod job;
 pub mod meta;

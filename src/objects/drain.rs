@@ -126,9 +126,22 @@ pub async fn drain(api: &Api, node: &str, a: &DrainArgs) -> Result<ExitCode> {
             ev["deleteOptions"] = json!({"gracePeriodSeconds": g});
         }
         r.body = serde_json::to_vec(&ev)?;
-        if let Err(e) = api.send(r).await {
-            if super::api::status_of(&e).is_none_or(|s| s.code != 404) {
-                return Err(e);
+        let start = Instant::now();
+        // A disruption budget refuses with 429: kubectl waits 5 s and asks again.
+        loop {
+            match api.send(r.clone()).await {
+                Ok(_) => break,
+                Err(e) => match super::api::status_of(&e).map(|s| s.code) {
+                    Some(404) => break,
+                    Some(429) if a.timeout.is_zero() || start.elapsed() < a.timeout => {
+                        outln!(
+                            "error when evicting pods/{name:?} -n {ns:?} (will retry after 5s): {}",
+                            super::api::status_of(&e).map_or("", |s| s.message.as_str())
+                        );
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                    _ => return Err(e),
+                },
             }
         }
     }

@@ -295,6 +295,55 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
     // kubectl drain evicts n2's replicas (the eviction subresource); the
     // Deployment brings them back on n1, and n2 takes no new pods until
     // uncordoned.
+    // A budget allowing no disruption stops the drain (429, retried until
+    // the timeout); one allowing a disruption lets it through.
+    let pdb = r#"{"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web"},
+        "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "web"}}}}"#;
+    k.ok_in(&["apply", "-f", "-"], pdb);
+    wait_until("the budget's status", T, || {
+        let b = k.json(&["get", "pdb", "web"]);
+        async move {
+            if b["status"]["expectedPods"] == 2 && b["status"]["currentHealthy"] == 2 {
+                Ok(())
+            } else {
+                Err(b["status"].to_string())
+            }
+        }
+    })
+    .await;
+    let refused = k.run(
+        &["drain", "n2", "--ignore-daemonsets", "--timeout=7s"],
+        None,
+    );
+    assert!(
+        !refused.ok,
+        "the budget did not stop the drain: {}",
+        refused.stdout
+    );
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(
+        said.contains("Cannot evict pod as it would violate the pod's disruption budget"),
+        "{said}"
+    );
+    assert_eq!(web_pods(&k).len(), 2, "nothing was evicted");
+    let table = k.ok(&["get", "pdb", "web"]);
+    assert!(table.contains("ALLOWED DISRUPTIONS"), "{table}");
+    k.ok_in(
+        &["apply", "-f", "-"],
+        &pdb.replace("\"maxUnavailable\": 0", "\"minAvailable\": 1"),
+    );
+    wait_until("the budget allows one", T, || {
+        let b = k.json(&["get", "pdb", "web"]);
+        async move {
+            if b["status"]["disruptionsAllowed"] == 1 {
+                Ok(())
+            } else {
+                Err(b["status"].to_string())
+            }
+        }
+    })
+    .await;
     k.ok(&["drain", "n2", "--ignore-daemonsets", "--timeout=60s"]);
     wait_until("both replicas Ready on n1", T, || {
         let on_n1 = web_pods(&k)

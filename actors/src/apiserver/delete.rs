@@ -116,8 +116,10 @@ impl ApiServer {
     }
 
     /// CREATE `pods/eviction` (policy/v1 `Eviction`): the pod is deleted with
-    /// the Eviction's `deleteOptions` (graceful, as any delete). ferry serves
-    /// no PodDisruptionBudgets yet, so no budget can refuse an eviction.
+    /// the Eviction's `deleteOptions` (graceful, as any delete), once the
+    /// PodDisruptionBudget covering it allows one more disruption — taken
+    /// from its status under a resourceVersion precondition, so two
+    /// evictions never spend one allowance. Refused with 429, as Kubernetes.
     pub(super) async fn evict(
         &self,
         res: &Resource,
@@ -146,6 +148,14 @@ impl ApiServer {
                 .into());
             }
         }
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.spend_budget(res, req).await {
+                Err(super::Failure::Status(s)) if s.code == 409 && attempts < 5 => continue,
+                r => break r?,
+            }
+        }
         let mut del = req.clone();
         del.verb = ferry_api::object::Verb::Delete;
         del.subresource = None;
@@ -158,6 +168,111 @@ impl ApiServer {
             201,
             &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
         ))
+    }
+
+    /// Checks the pod's disruption budget and takes one allowed disruption
+    /// from it; a 409 means the budget moved (try again).
+    async fn spend_budget(&self, res: &Resource, req: &ObjectRequest) -> Outcome<()> {
+        let (pod, _) = self.current(res, req).await?;
+        let phase = pod.pointer("/status/phase").and_then(Value::as_str);
+        if matches!(phase, Some("Succeeded" | "Failed" | "Pending") | None)
+            || pod.pointer("/metadata/deletionTimestamp").is_some()
+        {
+            return Ok(());
+        }
+        let pdbs = ferry_api::resources::by_cli_name("poddisruptionbudgets").expect("served");
+        let list = ObjectRequest::new(
+            ferry_api::object::Verb::List,
+            pdbs.plural,
+            req.namespace.as_deref(),
+            None,
+        );
+        let all = self.list(pdbs, &list).await?.json().unwrap_or_default();
+        let empty = serde_json::Map::new();
+        let labels = pod
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let covering: Vec<&Value> = all["items"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|b| {
+                let sel = b.pointer("/spec/selector").cloned().unwrap_or(Value::Null);
+                ferry_api::selector::LabelSelector::from_json(&sel)
+                    .is_ok_and(|s| !s.is_empty() && s.matches(labels))
+            })
+            .collect();
+        let b = match covering.as_slice() {
+            [] => return Ok(()),
+            [b] => *b,
+            _ => {
+                return Err(Status::internal(
+                    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+                )
+                .into())
+            }
+        };
+        let name = meta::name(b).unwrap_or_default().to_string();
+        let n = |f: &str| b.pointer(f).and_then(Value::as_i64).unwrap_or(0);
+        let refuse = |why: String| {
+            let mut s = Status::new(
+                429,
+                "TooManyRequests",
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+            );
+            s.causes.push(ferry_api::object::StatusCause {
+                reason: "DisruptionBudget".into(),
+                message: why,
+                field: String::new(),
+            });
+            Err(s.into())
+        };
+        if n("/status/observedGeneration") < n("/metadata/generation") {
+            return refuse(format!(
+                "The disruption budget {name} is still being processed by the server."
+            ));
+        }
+        let ready = pod
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            });
+        let (healthy, desired) = (n("/status/currentHealthy"), n("/status/desiredHealthy"));
+        if !ready {
+            let always =
+                b.pointer("/spec/unhealthyPodEvictionPolicy") == Some(&json!("AlwaysAllow"));
+            if always || healthy >= desired {
+                return Ok(());
+            }
+        }
+        let allowed = n("/status/disruptionsAllowed");
+        if allowed <= 0 {
+            return refuse(format!(
+                "The disruption budget {name} needs {desired} healthy pods and has {healthy} currently"
+            ));
+        }
+        let mut spent = b.clone();
+        spent["status"]["disruptionsAllowed"] = json!(allowed - 1);
+        let mut upd = ObjectRequest::new(
+            ferry_api::object::Verb::Update,
+            pdbs.plural,
+            req.namespace.as_deref(),
+            Some(&name),
+        );
+        upd.subresource = Some("status".into());
+        upd.body = serde_json::to_vec(&spent).unwrap_or_default();
+        match Box::pin(self.handle(&ferry_api::tls::Identity::Admin, &upd)).await {
+            Ok(r) if r.code < 300 => Ok(()),
+            Ok(r) => Err(r
+                .status()
+                .unwrap_or_else(|| Status::internal("updating the disruption budget"))
+                .into()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// One read-decide-write of a DELETE.

@@ -63,7 +63,7 @@ fn api_versions_and_groups() {
         .iter()
         .map(|g| g["name"].as_str().unwrap())
         .collect();
-    assert_eq!(groups, ["apps", "batch", "coordination.k8s.io"]);
+    assert_eq!(groups, ["apps", "batch", "coordination.k8s.io", "policy"]);
     for g in l["groups"].as_array().unwrap() {
         let name = g["name"].as_str().unwrap();
         assert_eq!(
@@ -197,12 +197,15 @@ fn unknown_group_versions_are_none() {
     assert!(api_resource_list("", "v2").is_none());
     assert!(api_resource_list("apps", "v1beta1").is_none());
     assert!(api_resource_list("extensions", "v1beta1").is_none());
-    assert!(api_resource_list("policy", "v1").is_none());
+    assert!(api_resource_list("policy", "v1beta1").is_none());
+    let policy = names(&api_resource_list("policy", "v1").unwrap());
+    assert!(policy.contains(&"poddisruptionbudgets/status".to_string()));
     assert!(openapi_v3("apis/extensions/v1beta1").is_none());
     assert!(openapi_v3("/openapi/v3/apis/apps/v2").is_none());
     assert!(openapi_v3("api/v2").is_none());
     assert!(openapi_v3("").is_none());
-    assert!(openapi_v3_hash("apis/policy/v1").is_none());
+    assert!(openapi_v3_hash("apis/policy/v1beta1").is_none());
+    assert!(openapi_v3_hash("apis/policy/v1").is_some());
 }
 
 #[test]

@@ -254,3 +254,64 @@ impl Plane<'_> {
         ok
     }
 }
+
+impl Plane<'_> {
+    pub(super) async fn disruption_loop(&self) {
+        let sync = async |k: &str| self.sync_disruption(k).await;
+        self.work(&self.pdb_q, "pdb", || self.pods.revision(), sync)
+            .await;
+    }
+
+    /// The replicas the controllers of `pods` want (ReplicaSets and
+    /// StatefulSets), or None when a pod has no such controller.
+    fn scale_of(&self, pods: &[Arc<Pod>]) -> Option<i32> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut total = 0;
+        for p in pods {
+            let owner = meta::controller_of(&p.metadata)?;
+            if !seen.insert(owner.uid.clone()) {
+                continue;
+            }
+            let key = format!(
+                "{}/{}",
+                p.metadata.namespace.as_deref().unwrap_or(""),
+                owner.name
+            );
+            total += match owner.kind.as_str() {
+                "ReplicaSet" => self.rss.get(&key)?.spec.as_ref()?.replicas.unwrap_or(1),
+                "StatefulSet" => statefulset::replicas(&*self.statefulsets.get(&key)?),
+                _ => return None,
+            };
+        }
+        Some(total)
+    }
+
+    /// One PodDisruptionBudget pass: its status.
+    async fn sync_disruption(&self, key: &str) -> bool {
+        let Some(pdb) = self.pdbs.get(key) else {
+            return true;
+        };
+        let ns = key.split_once('/').map_or("", |(ns, _)| ns);
+        let pods: Vec<Arc<Pod>> = self
+            .pods
+            .list()
+            .into_iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(ns) && disruption::covers(&pdb, p))
+            .collect();
+        let scale = self.scale_of(&pods);
+        let Some(status) = disruption::reconcile(&pdb, &pods, scale, Timestamp::now()) else {
+            return true;
+        };
+        if !self.api.is_leader() {
+            return true;
+        }
+        let mut with_status = (*pdb).clone();
+        with_status.status = Some(status);
+        let w = api::write(
+            self.api,
+            status_update("poddisruptionbudgets", &with_status),
+        )
+        .await;
+        w.ok() || w.code == 404
+    }
+}

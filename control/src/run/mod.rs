@@ -24,13 +24,16 @@ mod schedule;
 use crate::api::{self, merge_patch, with_body, ControlApi, Written};
 use crate::cache::{pod_node, Cache, Change, BY_NODE, BY_OWNER};
 use crate::queue::WorkQueue;
-use crate::{cronjob, daemonset, deployment, job, meta, replicaset, scheduler, statefulset};
+use crate::{
+    cronjob, daemonset, deployment, disruption, job, meta, replicaset, scheduler, statefulset,
+};
 use ferry_api::object::{ObjectRequest, Verb};
 use futures_util::future::join_all;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::Metadata;
 use serde_json::{json, Value};
@@ -95,12 +98,14 @@ struct Plane<'a> {
     statefulsets: Cache<StatefulSet>,
     jobs: Cache<Job>,
     cronjobs: Cache<CronJob>,
+    pdbs: Cache<PodDisruptionBudget>,
     rs_q: WorkQueue,
     deploy_q: WorkQueue,
     ds_q: WorkQueue,
     sts_q: WorkQueue,
     job_q: WorkQueue,
     cj_q: WorkQueue,
+    pdb_q: WorkQueue,
     sched: Notify,
     /// key → (revision its cache must reach, since when).
     expect: RefCell<HashMap<String, (u64, Instant)>>,
@@ -166,12 +171,14 @@ impl<'a> Plane<'a> {
             statefulsets: Cache::new(Vec::new()),
             jobs: Cache::new(Vec::new()),
             cronjobs: Cache::new(Vec::new()),
+            pdbs: Cache::new(Vec::new()),
             rs_q: WorkQueue::default(),
             deploy_q: WorkQueue::default(),
             ds_q: WorkQueue::default(),
             sts_q: WorkQueue::default(),
             job_q: WorkQueue::default(),
             cj_q: WorkQueue::default(),
+            pdb_q: WorkQueue::default(),
             sched: Notify::new(),
             expect: RefCell::default(),
             assumed: RefCell::default(),
@@ -212,6 +219,10 @@ impl<'a> Plane<'a> {
             self.statefulset_loop(),
             self.job_loop(),
             self.cronjob_loop(),
+            crate::informer::run(api, "poddisruptionbudgets", &self.pdbs, |c| {
+                queue_keys(&self.pdb_q, c)
+            }),
+            self.disruption_loop(),
             self.scheduler(),
             self.resync(),
             self.event_writer(),
@@ -229,6 +240,17 @@ impl<'a> Plane<'a> {
                 if let Some(k) = owner_key(&p.metadata, kind) {
                     q.add(&k);
                 }
+            }
+        }
+        // The budgets of the pod's namespace count it.
+        if let Some(ns) = new
+            .as_ref()
+            .or(old.as_ref())
+            .and_then(|p| p.metadata.namespace.as_deref())
+        {
+            let prefix = format!("{ns}/");
+            for k in self.pdbs.keys().iter().filter(|k| k.starts_with(&prefix)) {
+                self.pdb_q.add(k);
             }
         }
         let pending = new
@@ -267,7 +289,8 @@ impl<'a> Plane<'a> {
             && self.daemonsets.synced()
             && self.statefulsets.synced()
             && self.jobs.synced()
-            && self.cronjobs.synced())
+            && self.cronjobs.synced()
+            && self.pdbs.synced())
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -284,6 +307,7 @@ impl<'a> Plane<'a> {
                 .for_each(|k| self.sts_q.add(k));
             self.jobs.keys().iter().for_each(|k| self.job_q.add(k));
             self.cronjobs.keys().iter().for_each(|k| self.cj_q.add(k));
+            self.pdbs.keys().iter().for_each(|k| self.pdb_q.add(k));
             self.deploys
                 .keys()
                 .iter()

@@ -146,6 +146,9 @@ pub fn admit(
             none,
         ),
         "Lease" => a.run(Subdomain, no_defaults, cluster::lease, none),
+        "PodDisruptionBudget" => {
+            a.run(Subdomain, no_defaults, cluster::pod_disruption_budget, none)
+        }
         other => Err(Status::internal(format!(
             "admission has no rules for kind {other:?}"
         ))),

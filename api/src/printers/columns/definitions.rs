@@ -24,6 +24,7 @@ pub fn definitions(kind: &str) -> Option<&'static [Column]> {
         "Node" => NODE,
         "Event" => EVENT,
         "Lease" => LEASE,
+        "PodDisruptionBudget" => POD_DISRUPTION_BUDGET,
         _ => return None,
     })
 }
@@ -211,10 +212,23 @@ const EVENT: &[Column] = &[
 ];
 
 const LEASE: &[Column] = &[NAME, string("Holder", LEASE_HOLDER), AGE];
+const POD_DISRUPTION_BUDGET: &[Column] = &[
+    NAME,
+    string("Min Available", PDB_MIN_AVAILABLE),
+    string("Max Unavailable", PDB_MAX_UNAVAILABLE),
+    integer("Allowed Disruptions", PDB_ALLOWED),
+    AGE,
+];
 
 // The API field docs the columns quote, as Kubernetes 1.33's `SwaggerDoc()`
 // gives them (k8s.io/api and k8s.io/apimachinery v0.33).
 
+/// `PodDisruptionBudgetSpec.minAvailable`.
+const PDB_MIN_AVAILABLE: &str = "An eviction is allowed if at least \"minAvailable\" pods selected by \"selector\" will still be available after the eviction, i.e. even in the absence of the evicted pod.  So for example you can prevent all voluntary evictions by specifying \"100%\".";
+/// `PodDisruptionBudgetSpec.maxUnavailable`.
+const PDB_MAX_UNAVAILABLE: &str = "An eviction is allowed if at most \"maxUnavailable\" pods selected by \"selector\" are unavailable after the eviction, i.e. even in absence of the evicted pod. For example, one can prevent all voluntary evictions by specifying 0. This is a mutually exclusive setting with \"minAvailable\".";
+/// `PodDisruptionBudgetStatus.disruptionsAllowed`.
+const PDB_ALLOWED: &str = "Number of pod disruptions that are currently allowed.";
 /// `ObjectMeta.name`.
 pub(crate) const OBJECT_NAME: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
 /// `ObjectMeta.creationTimestamp`.

@@ -192,6 +192,21 @@ pub fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
         "Namespace" => vec![name, text(o, "/status/phase").into(), created],
         "Node" => node(o, created),
         "Lease" => vec![name, text(o, "/spec/holderIdentity").into(), created],
+        "PodDisruptionBudget" => {
+            // An int or a percentage; N/A when the other field is set.
+            let bound = |ptr: &str| match o.pointer(ptr) {
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::String(s)) => s.clone(),
+                _ => "N/A".to_string(),
+            };
+            vec![
+                name,
+                bound("/spec/minAvailable").into(),
+                bound("/spec/maxUnavailable").into(),
+                int(o, "/status/disruptionsAllowed").into(),
+                created,
+            ]
+        }
         _ => vec![name, created],
     };
     if wide {

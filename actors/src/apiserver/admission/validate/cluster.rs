@@ -153,3 +153,47 @@ pub(crate) fn lease(l: &Lease, errs: &mut Errors) {
         );
     }
 }
+
+/// PodDisruptionBudget: at most one of minAvailable and maxUnavailable, each
+/// a non-negative number or a percentage; a valid selector.
+pub(crate) fn pod_disruption_budget(
+    p: &k8s_openapi::api::policy::v1::PodDisruptionBudget,
+    errs: &mut Errors,
+) {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let Some(s) = &p.spec else { return };
+    if s.min_available.is_some() && s.max_unavailable.is_some() {
+        errs.invalid(
+            "spec",
+            "{...}",
+            "minAvailable and maxUnavailable cannot be both set",
+        );
+    }
+    for (f, v) in [
+        ("spec.minAvailable", &s.min_available),
+        ("spec.maxUnavailable", &s.max_unavailable),
+    ] {
+        match v {
+            Some(IntOrString::Int(n)) if *n < 0 => {
+                errs.invalid(f, n, "must be greater than or equal to 0")
+            }
+            Some(IntOrString::String(t)) => {
+                let pct = t.strip_suffix('%').and_then(|n| n.parse::<u32>().ok());
+                match pct {
+                    None => errs.invalid(f, q(t), "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"),
+                    Some(n) if n > 100 => errs.invalid(f, q(t), "must not be greater than 100%"),
+                    Some(_) => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(sel) = &s.selector {
+        super::meta::selector("spec.selector", sel, errs);
+    }
+    errs.one_of(
+        "spec.unhealthyPodEvictionPolicy",
+        s.unhealthy_pod_eviction_policy.as_deref(),
+        &["IfHealthyBudget", "AlwaysAllow"],
+    );
+}
