@@ -4,6 +4,7 @@
 //! - [`kv`]: the store's business types (keys, values, preconditions, events, errors),
 //!   shared by the state machine and every client.
 //! - [`proto`]: requests and responses on the `ferry-api/1` ALPN.
+//! - [`quantity`]: Kubernetes resource quantities, exactly (one parser for admission, scheduler and nodes).
 //! - [`frame`]: length-prefixed bincode frames with a size limit checked before allocating.
 //! - [`tls`]: the cluster CA, certificate issue, identities, and quinn configs (mutual TLS).
 //! - [`client`]: a client that holds every master's address and fails over between them.
@@ -29,6 +30,7 @@ pub mod object;
 pub mod patch;
 pub mod printers;
 pub mod proto;
+pub mod quantity;
 pub mod resources;
 pub mod selector;
 pub mod tls;

@@ -111,27 +111,9 @@ impl Limits {
 /// A Kubernetes quantity in base units (`128Mi`, `1G`, `2`, `0.5`), or in
 /// thousandths with `milli` (`500m` → 500, `2` → 2000).
 pub fn quantity(s: &str, milli: bool) -> Option<u64> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, suffix) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult: f64 = match suffix {
-        "" => 1.0,
-        "m" => 0.001,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024.0f64.powi(4),
-        _ => return None,
-    };
-    let v = n * mult * if milli { 1000.0 } else { 1.0 };
-    (v.is_finite() && v >= 0.0).then(|| v.ceil() as u64)
+    let q = ferry_api::quantity::Quantity::parse(s.trim())?;
+    let v = if milli { q.milli() } else { q.value() };
+    u64::try_from(v).ok()
 }
 
 /// The limits of `container` (`resources.limits`), with the node's pid limit.

@@ -12,7 +12,6 @@
 pub(crate) mod filters;
 mod interpod;
 mod node_affinity;
-mod quantity;
 mod resources;
 mod scores;
 mod spread;

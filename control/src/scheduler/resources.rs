@@ -2,10 +2,15 @@
 //! containers' sum and the peak of the init containers, sidecars included,
 //! plus the pod overhead), in milli-units per resource name.
 
-use super::quantity::milli_or_zero;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
+
+/// The milli-units of a quantity, 0 when it cannot be read: a malformed
+/// quantity never panics the scheduler (admission refuses them anyway).
+pub(crate) fn milli_or_zero(s: &str) -> i128 {
+    ferry_api::quantity::Quantity::parse(s).map_or(0, ferry_api::quantity::Quantity::milli)
+}
 
 /// The cpu request assumed for scoring when a container sets none (100m).
 const DEFAULT_MILLI_CPU: i128 = 100;
@@ -106,6 +111,12 @@ pub(crate) fn pod_requests(pod: &Pod, per_container: fn(&Container) -> Resources
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn malformed_quantities_count_as_zero() {
+        assert_eq!(milli_or_zero("lots"), 0);
+        assert_eq!(milli_or_zero("250m"), 250);
+    }
 
     fn pod(spec: serde_json::Value) -> Pod {
         serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": spec})).expect("pod")

@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::ByteString;
 
-use super::quantity::Quantity;
+use ferry_api::quantity::Quantity;
 
 fn set<T>(slot: &mut Option<T>, v: T) {
     if slot.is_none() {

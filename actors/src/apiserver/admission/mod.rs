@@ -8,13 +8,12 @@
 //! - `defaults`: `SetDefaults_*` for every served kind.
 //! - `validate`: per-kind validation and update rules, as 422 field causes.
 //! - `field`: field errors worded as Kubernetes words them.
-//! - `quantity`, `cron`: resource quantities and CronJob schedules.
+//! - `cron`: CronJob schedules (quantities are `ferry_api::quantity`).
 
 mod cron;
 mod decode;
 mod defaults;
 mod field;
-mod quantity;
 mod validate;
 
 #[cfg(test)]

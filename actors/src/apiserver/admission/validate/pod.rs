@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity as Q;
 
 use super::meta::qualified_name_errors;
 use crate::apiserver::admission::field::{at, json, q, Errors};
-use crate::apiserver::admission::quantity::{Quantity, QUANTITY_SYNTAX};
+use ferry_api::quantity::{Quantity, QUANTITY_SYNTAX};
 
 /// Pod restart policies, in Kubernetes' order.
 pub(crate) const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];

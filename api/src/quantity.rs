@@ -1,23 +1,24 @@
 //! Kubernetes resource quantities (`100m`, `1.5`, `128Mi`, `1G`, `2e3`), parsed to
 //! an exact count of nano-units so requests and limits compare without rounding
 //! surprises. Fractions finer than a nano-unit round up, as Kubernetes does.
+//! One parser for every reader: admission, the scheduler, the node's cgroups.
 
 /// The message Kubernetes gives for a malformed quantity.
-pub(crate) const QUANTITY_SYNTAX: &str =
+pub const QUANTITY_SYNTAX: &str =
     "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 
 /// A parsed quantity in nano-units (1 = 10⁻⁹).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Quantity(pub(crate) i128);
+pub struct Quantity(pub i128);
 
 const NANO: i128 = 1_000_000_000;
 
 impl Quantity {
     /// Zero.
-    pub(crate) const ZERO: Quantity = Quantity(0);
+    pub const ZERO: Quantity = Quantity(0);
 
     /// Parses a quantity; `None` when it is malformed or absurdly large.
-    pub(crate) fn parse(s: &str) -> Option<Quantity> {
+    pub fn parse(s: &str) -> Option<Quantity> {
         let (neg, rest) = match s.as_bytes().first()? {
             b'-' => (true, &s[1..]),
             b'+' => (false, &s[1..]),
@@ -47,8 +48,28 @@ impl Quantity {
     }
 
     /// True when the quantity is zero.
-    pub(crate) fn is_zero(self) -> bool {
+    pub fn is_zero(self) -> bool {
         self.0 == 0
+    }
+
+    /// In milli-units (millicores, millibytes), rounded up as Kubernetes'
+    /// `MilliValue`: cpu and memory then compare in one integer type.
+    pub fn milli(self) -> i128 {
+        ceil_div(self.0, NANO / 1000)
+    }
+
+    /// In base units (bytes, cores), rounded up as Kubernetes' `Value`.
+    pub fn value(self) -> i128 {
+        ceil_div(self.0, NANO)
+    }
+}
+
+fn ceil_div(n: i128, d: i128) -> i128 {
+    let q = n / d;
+    if n % d > 0 {
+        q + 1
+    } else {
+        q
     }
 }
 
@@ -125,5 +146,42 @@ mod tests {
         assert!(Quantity::parse("500m") < Quantity::parse("1"));
         assert_eq!(Quantity::parse("1000m"), Quantity::parse("1"));
         assert_eq!(Quantity::parse("1Gi"), Quantity::parse("1024Mi"));
+    }
+
+    #[test]
+    fn quantities_read_as_milli_units() {
+        let milli = |s: &str| Quantity::parse(s).map(Quantity::milli);
+        let cases: &[(&str, Option<i128>)] = &[
+            ("1", Some(1000)),
+            ("100m", Some(100)),
+            ("1.5", Some(1500)),
+            ("0.1", Some(100)),
+            (".5", Some(500)),
+            ("128Mi", Some(128 * 1024 * 1024 * 1000)),
+            ("1G", Some(1_000_000_000_000)),
+            ("2Ki", Some(2048 * 1000)),
+            ("1e3", Some(1_000_000)),
+            ("2E-3", Some(2)),
+            ("1u", Some(1)),
+            ("1n", Some(1)),
+            ("0", Some(0)),
+            ("-1", Some(-1000)),
+            ("+5", Some(5000)),
+            ("", None),
+            ("abc", None),
+            ("1.2.3", None),
+            ("1Zi", None),
+            ("1e", None),
+            ("12 Mi", None),
+            (".", None),
+            ("1e999", None),
+            ("99999999999999999999999999999999999999999", None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(milli(s), *want, "{s:?}");
+        }
+        assert_eq!(milli("1Gi"), milli("1024Mi"));
+        assert_eq!(milli("1000m"), milli("1"));
+        assert_eq!(Quantity::parse("1.5Gi").map(Quantity::value), Some(3 << 29));
     }
 }
