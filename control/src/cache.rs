@@ -71,6 +71,17 @@ impl<K: Metadata<Ty = ObjectMeta>> Cache<K> {
         self.read().objects.values().cloned().collect()
     }
 
+    /// The objects of one namespace (keys `ns/...` are a range of the map).
+    pub fn in_namespace(&self, ns: &str) -> Vec<Arc<K>> {
+        let from = format!("{ns}/");
+        let to = format!("{ns}0"); // '0' follows '/'
+        self.read()
+            .objects
+            .range(from..to)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     /// Every key, in order.
     pub fn keys(&self) -> Vec<String> {
         self.read().objects.keys().cloned().collect()
@@ -228,6 +239,8 @@ mod tests {
         assert_eq!(c.by_index(BY_OWNER, "u1").len(), 1);
         assert!(c.by_index(BY_NODE, "n2").is_empty());
         assert_eq!(c.keys(), ["default/a", "default/c"]);
+        assert_eq!(c.in_namespace("default").len(), 2);
+        assert!(c.in_namespace("defaul").is_empty());
         c.advance(12);
         assert_eq!(c.revision(), 12);
     }

@@ -294,9 +294,9 @@ impl Plane<'_> {
         let ns = key.split_once('/').map_or("", |(ns, _)| ns);
         let pods: Vec<Arc<Pod>> = self
             .pods
-            .list()
+            .in_namespace(ns)
             .into_iter()
-            .filter(|p| p.metadata.namespace.as_deref() == Some(ns) && disruption::covers(&pdb, p))
+            .filter(|p| disruption::covers(&pdb, p))
             .collect();
         let scale = self.scale_of(&pods);
         let Some(status) = disruption::reconcile(&pdb, &pods, scale, Timestamp::now()) else {
