@@ -26,6 +26,8 @@ pub mod files;
 pub mod frame;
 pub mod kubeconfig;
 pub mod kv;
+/// The cluster network (ranges, NodePorts, DNS domain), from `ferry-config`.
+pub use ferry_config::network;
 pub mod object;
 pub mod patch;
 pub mod printers;

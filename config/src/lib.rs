@@ -3,6 +3,8 @@
 //! Layout:
 //! - [`master`]: a master's config ([`MasterConfig`]) and its per-component parts
 //!   ([`RaftTimings`], [`StoreLimits`], [`TransportLimits`]).
+//! - [`network`]: the cluster network ([`Network`]: pod, service and LoadBalancer
+//!   ranges, NodePorts, DNS domain) and address ranges ([`Cidr`]).
 //! - [`client`]: the client config (`admin.conf`) a CLI or bench uses to reach masters.
 //! - [`Error`]: every parse or validation failure names the file and the field.
 //!
@@ -11,9 +13,11 @@
 
 pub mod client;
 pub mod master;
+pub mod network;
 
 pub use client::ClientConfig;
 pub use master::{MasterConfig, RaftTimings, StoreLimits, TransportLimits};
+pub use network::{Cidr, Network, PortRange};
 
 use std::path::{Path, PathBuf};
 

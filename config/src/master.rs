@@ -31,6 +31,8 @@ pub struct MasterConfig {
     /// while it leads (default true; false gives an API-only master, as a
     /// kube-apiserver without kube-controller-manager and kube-scheduler).
     pub workload_controllers: bool,
+    /// The cluster network (`[network]`): pod, service and LoadBalancer ranges.
+    pub network: crate::Network,
 }
 
 impl Default for MasterConfig {
@@ -44,6 +46,7 @@ impl Default for MasterConfig {
             store: StoreLimits::default(),
             transport: TransportLimits::default(),
             workload_controllers: true,
+            network: crate::Network::default(),
         }
     }
 }
@@ -177,7 +180,8 @@ impl MasterConfig {
         }
         self.raft.validate()?;
         self.store.validate()?;
-        self.transport.validate()
+        self.transport.validate()?;
+        self.network.validate()
     }
 }
 
