@@ -21,12 +21,15 @@
 //!   and serving container logs (tail, since, timestamps, follow, previous).
 //! - [`volumes`]: pod volumes materialized under the pod's directory (the
 //!   kubelet's atomic `..data` swap) and the container's bind mounts.
+//! - [`net`]: the pod network (namespaces, veths, routes) and the Service
+//!   proxy (nftables), and the names they own in the host namespace.
 //! - [`objects`]: the object requests the agent makes.
 
 pub mod agent;
 pub mod cgroups;
 pub mod env;
 pub mod join;
+pub mod net;
 pub mod node;
 pub mod objects;
 pub mod pods;
