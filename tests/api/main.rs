@@ -9,6 +9,7 @@
 //! - [`lists`]: selectors and pagination.
 //! - [`watches`]: watch order, selectors, bookmarks, 410 Gone, failover.
 //! - [`deletion`]: finalizers, grace periods, propagation, namespaces.
+//! - [`services`]: ClusterIP and NodePort allocation.
 //! - [`bad_input`]: malformed and refused requests.
 
 #[path = "../store/harness.rs"]
@@ -19,5 +20,6 @@ mod api;
 mod bad_input;
 mod deletion;
 mod lists;
+mod services;
 mod verbs;
 mod watches;

@@ -327,12 +327,7 @@ impl ApiServer {
         let must_mark = res.kind == "Namespace" || graceful_pod || !fins.is_empty();
         if !must_mark || (force && res.kind == "Pod" && !pending) {
             if !req.dry_run {
-                self.commit(WriteOp::Delete {
-                    key,
-                    expect: Expect::ModRevision(rev),
-                })
-                .await?
-                .map_err(|e| kv_status(res, name, e))?;
+                self.commit_delete(res, name, key, rev, &old).await?;
             }
             return Ok(ObjectResponse::ok(200, &old));
         }

@@ -20,6 +20,7 @@
 
 pub mod actor;
 pub mod admission;
+pub mod alloc;
 pub mod commit;
 pub mod delete;
 pub mod meta;
@@ -77,6 +78,8 @@ pub type Outcome<T> = Result<T, Failure>;
 pub struct ApiServer {
     store: Store,
     max_object_bytes: usize,
+    /// The cluster network Services are allocated from.
+    network: Arc<ferry_api::network::Network>,
     /// Each namespace's state as last decoded, by its mod_revision (see
     /// [`ApiServer::check_namespace`]): a create checks its namespace without
     /// parsing the Namespace object again while it is unchanged.
@@ -94,12 +97,22 @@ pub(crate) enum NamespaceState {
 
 impl ApiServer {
     /// An API server over `store`; objects larger than `max_object_bytes` are refused.
-    pub fn new(store: Store, max_object_bytes: usize) -> Self {
+    pub fn new(
+        store: Store,
+        max_object_bytes: usize,
+        network: ferry_api::network::Network,
+    ) -> Self {
         ApiServer {
             store,
             max_object_bytes,
+            network: Arc::new(network),
             namespaces: Arc::default(),
         }
+    }
+
+    /// The cluster network Services are allocated from.
+    pub fn network(&self) -> &ferry_api::network::Network {
+        &self.network
     }
 
     /// The store.

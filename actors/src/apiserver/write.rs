@@ -5,6 +5,7 @@
 //! 409 Conflict; nothing is ever overwritten blindly.
 
 use super::admission::{self, Operation};
+use super::alloc;
 use super::commit::Once;
 use super::meta::{self, metadata_mut};
 use super::{kv_status, ApiServer, NamespaceState, Outcome};
@@ -13,7 +14,11 @@ use ferry_api::object::{ObjectRequest, ObjectResponse, PatchType, Status, Status
 use ferry_api::patch;
 use ferry_api::patch::ssa;
 use ferry_api::proto::Consistency;
+use ferry_api::proto::RangeRequest;
 use ferry_api::resources::Resource;
+
+/// An update's picked NodePort was taken meanwhile (never answered: picked again).
+const RACED: &str = "ferry:AllocationRaced";
 use ferry_api::selector::LabelSelector;
 use serde_json::{json, Value};
 
@@ -246,11 +251,17 @@ impl ApiServer {
         mut guard: Option<WriteOp>,
         generate: Option<String>,
     ) -> Outcome<ObjectResponse> {
-        for _ in 0..3 {
+        for _ in 0..5 {
             let name = meta::name(&obj).unwrap_or_default().to_string();
-            let value = self.encode_checked(res, &obj)?;
+            // A Service's address and ports are claimed in the same transaction.
+            let mut stored = obj.clone();
+            let (markers, claims) = match res.kind {
+                "Service" => self.service_markers(&mut stored, None).await?,
+                _ => (Vec::new(), Vec::new()),
+            };
+            let value = self.encode_checked(res, &stored)?;
             if req.dry_run {
-                return Ok(ObjectResponse::ok(201, &obj));
+                return Ok(ObjectResponse::ok(201, &stored));
             }
             let put = WriteOp::Put {
                 key: res.key(req.namespace.as_deref(), Some(&name)),
@@ -258,23 +269,35 @@ impl ApiServer {
                 expect: Expect::Absent,
             };
             // The namespace must still be the one checked when the create applies.
-            let w = match &guard {
-                Some(g) => Write::Txn(vec![g.clone(), put]),
-                None => Write::Op(put),
+            let mut ops: Vec<WriteOp> = guard.iter().cloned().collect();
+            ops.push(put);
+            let first_marker = ops.len();
+            ops.extend(markers);
+            let w = match ops.len() {
+                1 => Write::Op(ops.pop().expect("one op")),
+                _ => Write::Txn(ops),
             };
             let result = match self.commit_write(w).await? {
-                Err(KvError::TxnFailed { index: 0, .. }) => {
+                Err(KvError::TxnFailed { index: 0, .. }) if guard.is_some() => {
                     let ns = namespace.expect("a guard only for a namespace");
                     guard = Some(self.check_namespace(res, &name, ns, true).await?);
                     continue;
+                }
+                Err(KvError::TxnFailed { index, .. }) if index >= first_marker => {
+                    // Someone else claimed it first: a requested value is an
+                    // error, a picked one is picked again.
+                    match claims[index - first_marker].taken_error(&name) {
+                        Some(e) => return Err(e.into()),
+                        None => continue,
+                    }
                 }
                 Err(KvError::TxnFailed { source, .. }) => Err(*source),
                 other => other,
             };
             match result {
                 Ok(out) => {
-                    meta::set_resource_version(&mut obj, out.revision);
-                    return Ok(ObjectResponse::ok(201, &obj));
+                    meta::set_resource_version(&mut stored, out.revision);
+                    return Ok(ObjectResponse::ok(201, &stored));
                 }
                 Err(KvError::AlreadyExists { .. }) if generate.is_some() => {
                     let g = generate.as_deref().unwrap_or_default();
@@ -289,9 +312,54 @@ impl ApiServer {
         Err(Status::new(
             500,
             "ServerTimeout",
-            "the create did not commit in 3 attempts (its generated name was taken, or its namespace kept changing); try again",
+            "the create did not commit in 5 attempts (its generated name or allocated address was taken, or its namespace kept changing); try again",
         )
         .into())
+    }
+
+    /// What other Services hold, from the allocation markers (a local read:
+    /// the markers' `Absent` preconditions catch anything it missed).
+    async fn allocated(&self) -> Outcome<alloc::Taken> {
+        let mut taken = alloc::Taken::default();
+        for prefix in [alloc::IP_PREFIX, alloc::PORT_PREFIX] {
+            let page = self
+                .store
+                .range(&RangeRequest {
+                    prefix: prefix.to_string(),
+                    start_after: None,
+                    limit: 0,
+                    consistency: Consistency::Local,
+                })
+                .await?
+                .map_err(|e| Status::internal(e.to_string()))?;
+            for kv in page.kvs {
+                let v = &kv.key[prefix.len()..];
+                if prefix == alloc::IP_PREFIX {
+                    taken.ips.extend(v.parse::<std::net::IpAddr>());
+                } else {
+                    taken.ports.extend(v.parse::<u16>());
+                }
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Fills in a Service's ClusterIP and NodePorts (create, or update of
+    /// `old`) and returns the marker writes with the claims they make.
+    async fn service_markers(
+        &self,
+        svc: &mut Value,
+        old: Option<&Value>,
+    ) -> Outcome<(Vec<WriteOp>, Vec<alloc::Claim>)> {
+        let mut taken = self.allocated().await?;
+        if let Some(old) = old {
+            let mine = alloc::held(old);
+            taken.ips.retain(|ip| !mine.ips.contains(ip));
+            taken.ports.retain(|p| !mine.ports.contains(p));
+        }
+        let (claims, released) =
+            alloc::assign(&self.network, svc, old, &taken, rand::random::<u64>())?;
+        Ok((alloc::marker_ops(svc, &claims, &released), claims))
     }
 
     /// The stored form of `obj`, refused when over the object size limit.
@@ -480,9 +548,32 @@ impl ApiServer {
             let sub = req.subresource.as_deref();
             new = ssa::record_update(Some(old), &new, res.kind, manager, sub, &meta::now());
         }
-        self.put_updated(res, req, old, new, expect)
-            .await
-            .map(|r| r.warned(warnings))
+        if res.kind != "Service" || req.subresource.is_some() {
+            return self
+                .put_updated(res, req, old, new, expect, (Vec::new(), Vec::new()))
+                .await
+                .map(|r| r.warned(warnings));
+        }
+        // A Service's type or ports may change what it holds: claims and
+        // releases go in the update's transaction; a picked value someone
+        // else took meanwhile is picked again.
+        for _ in 0..5 {
+            let mut attempt = new.clone();
+            let markers = self.service_markers(&mut attempt, Some(old)).await?;
+            match self
+                .put_updated(res, req, old, attempt, expect, markers)
+                .await
+            {
+                Err(super::Failure::Status(s)) if s.reason == RACED => continue,
+                r => return r.map(|r| r.warned(warnings)),
+            }
+        }
+        Err(Status::new(
+            500,
+            "ServerTimeout",
+            "the update's newly allocated ports kept being taken; try again",
+        )
+        .into())
     }
 
     /// Stores an admitted update if `old` is still at `expect`.
@@ -493,6 +584,7 @@ impl ApiServer {
         old: &Value,
         mut new: Value,
         expect: u64,
+        (markers, claims): (Vec<WriteOp>, Vec<alloc::Claim>),
     ) -> Outcome<ObjectResponse> {
         let name = meta::name(old).unwrap_or_default().to_string();
         if meta::has_spec(res) {
@@ -519,12 +611,7 @@ impl ApiServer {
             && meta::finalizers(&new).is_empty();
         if finalized && res.kind != "Namespace" {
             if !req.dry_run {
-                self.commit(WriteOp::Delete {
-                    key,
-                    expect: Expect::ModRevision(expect),
-                })
-                .await?
-                .map_err(|e| kv_status(res, &name, e))?;
+                self.commit_delete(res, &name, key, expect, old).await?;
             }
             return Ok(ObjectResponse::ok(200, &new));
         }
@@ -532,16 +619,57 @@ impl ApiServer {
         if req.dry_run {
             return Ok(ObjectResponse::ok(200, &new));
         }
-        let out = self
-            .commit(WriteOp::Put {
-                key,
-                value,
-                expect: Expect::ModRevision(expect),
-            })
-            .await?
-            .map_err(|e| kv_status(res, &name, e))?;
+        let put = WriteOp::Put {
+            key,
+            value,
+            expect: Expect::ModRevision(expect),
+        };
+        let w = match markers.is_empty() {
+            true => Write::Op(put),
+            false => Write::Txn(std::iter::once(put).chain(markers).collect()),
+        };
+        let out = match self.commit_write(w).await? {
+            Err(KvError::TxnFailed { index, .. }) if index >= 1 => {
+                return match claims[index - 1].taken_error(&name) {
+                    Some(e) => Err(e.into()),
+                    None => Err(Status::new(409, RACED, "an allocated port was taken").into()),
+                };
+            }
+            r => r.map_err(|e| kv_status(res, &name, e))?,
+        };
         meta::set_resource_version(&mut new, out.revision);
         Ok(ObjectResponse::ok(200, &new))
+    }
+
+    /// Deletes the stored `old` if still at `expect`, with what it holds (a
+    /// Service's allocation markers) in the same transaction.
+    pub(super) async fn commit_delete(
+        &self,
+        res: &Resource,
+        name: &str,
+        key: String,
+        expect: u64,
+        old: &Value,
+    ) -> Outcome<ferry_api::kv::WriteOutcome> {
+        let del = WriteOp::Delete {
+            key,
+            expect: Expect::ModRevision(expect),
+        };
+        let w = match res.kind {
+            "Service" => {
+                let held = alloc::held(old);
+                Write::Txn(
+                    std::iter::once(del)
+                        .chain(alloc::marker_ops(old, &[], &held))
+                        .collect(),
+                )
+            }
+            _ => Write::Op(del),
+        };
+        Ok(self
+            .commit_write(w)
+            .await?
+            .map_err(|e| kv_status(res, name, e))?)
     }
 
     /// GET, UPDATE or PATCH of `<workload>/scale`.

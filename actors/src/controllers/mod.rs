@@ -5,6 +5,8 @@
 //! - [`gc`]: the garbage collector and namespace lifecycle, and the default namespaces.
 //! - [`control`]: the scheduler and the workload controllers (`ferry_control`),
 //!   reaching this master's API pipeline through its narrow trait.
+//! - [`network`]: the `kube-system/ferry-network` ConfigMap, the `kubernetes`
+//!   Service, and the repair of leaked ClusterIP/NodePort allocations.
 //! - [`nodes`]: node lifecycle (unreachable nodes tainted, their pods evicted) and
 //!   the bootstrap token cleaner.
 //!
@@ -14,6 +16,7 @@
 
 pub mod control;
 pub mod gc;
+pub mod network;
 pub mod nodes;
 
 use crate::apiserver::ApiServer;
@@ -53,6 +56,11 @@ impl Actor for ControllerManager {
                 ctx.stop();
             }));
         }
+        let api = self.api.clone();
+        ctx.spawn(network::run(api).into_actor(self).map(|(), _, ctx| {
+            tracing::warn!("network upkeep loop ended; restarting the controller manager");
+            ctx.stop();
+        }));
         let api = self.api.clone();
         ctx.spawn(
             nodes::run(api, nodes::Timings::default())

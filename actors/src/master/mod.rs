@@ -230,7 +230,11 @@ impl Master {
             secret: data.secret()?,
             tunnels: Default::default(),
         });
-        let api = ApiServer::new(store.clone(), cfg.store.max_value_bytes);
+        let api = ApiServer::new(
+            store.clone(),
+            cfg.store.max_value_bytes,
+            cfg.network.clone(),
+        );
         let actors = MasterActors::start(api, cfg.workload_controllers)
             .map_err(|source| Error::Actors { source })?;
         let https = match Https::start(

@@ -164,6 +164,42 @@ pub(crate) fn service_update(new: &mut Service, old: &Service, errs: &mut Errors
     let (Some(n), Some(o)) = (new.spec.as_mut(), old.spec.as_ref()) else {
         return;
     };
+    // NodePorts, as Kubernetes' registry keeps them: an update that leaves a
+    // port's nodePort out keeps the old one; one that changes the type away
+    // from NodePort/LoadBalancer without touching them drops them.
+    let node_ports = |t: &Option<String>| matches!(t.as_deref(), Some("NodePort" | "LoadBalancer"));
+    let old_port = |p: &k8s_openapi::api::core::v1::ServicePort| {
+        o.ports
+            .iter()
+            .flatten()
+            .find(|q| {
+                q.port == p.port
+                    && q.protocol.as_deref().unwrap_or("TCP")
+                        == p.protocol.as_deref().unwrap_or("TCP")
+            })
+            .and_then(|q| q.node_port)
+    };
+    let (was, is) = (node_ports(&o.type_), node_ports(&n.type_));
+    if was && !is && n.external_traffic_policy == o.external_traffic_policy {
+        n.external_traffic_policy = None;
+    }
+    let lb = |t: &Option<String>| t.as_deref() == Some("LoadBalancer");
+    if lb(&o.type_) && !lb(&n.type_) {
+        if n.allocate_load_balancer_node_ports == o.allocate_load_balancer_node_ports {
+            n.allocate_load_balancer_node_ports = None;
+        }
+        if n.health_check_node_port == o.health_check_node_port {
+            n.health_check_node_port = None;
+        }
+    }
+    for p in n.ports.iter_mut().flatten() {
+        let before = old_port(p);
+        if was && is && p.node_port.is_none_or(|v| v == 0) {
+            p.node_port = before;
+        } else if was && !is && p.node_port.is_some() && p.node_port == before {
+            p.node_port = None;
+        }
+    }
     let external = |t: &Option<String>| t.as_deref() == Some("ExternalName");
     if external(&n.type_) || external(&o.type_) {
         return;
