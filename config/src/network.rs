@@ -454,15 +454,19 @@ mod tests {
 
     #[test]
     fn overlapping_or_odd_ranges_are_refused() {
-        let mut n = Network::default();
-        n.service_cidr = "10.42.128.0/24".parse().unwrap();
+        let n = Network {
+            service_cidr: "10.42.128.0/24".parse().unwrap(),
+            ..Network::default()
+        };
         let e = n.validate().unwrap_err().to_string();
         assert!(
             e.contains("network.service_cidr") && e.contains("overlaps"),
             "{e}"
         );
-        let mut n = Network::default();
-        n.node_cidr_prefix = 8;
+        let n = Network {
+            node_cidr_prefix: 8,
+            ..Network::default()
+        };
         assert!(n
             .validate()
             .unwrap_err()
