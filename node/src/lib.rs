@@ -13,6 +13,8 @@
 //!   tcpSocket): the result state machine and one run of each action.
 //! - [`cgroups`]: a cgroup per container (v1 or v2) with its memory, CPU and
 //!   pid limits; OOM kills detected.
+//! - [`dns`]: cluster DNS served by every node from its Service and
+//!   EndpointSlice caches (hickory wire format), and pods' `resolv.conf`.
 //! - [`env`]: a container's environment (`$(VAR)`, ConfigMap/Secret refs,
 //!   the downward API) (pure).
 //! - [`runtime`]: the process runtime — containers as process groups behind a
@@ -27,6 +29,7 @@
 
 pub mod agent;
 pub mod cgroups;
+pub mod dns;
 pub mod env;
 pub mod join;
 pub mod net;
