@@ -479,17 +479,17 @@ pub fn ruleset(net: &NetInfo, services: &[Service], slices: &[EndpointSlice]) ->
         (
             "nat-prerouting",
             format!(
-                "type nat hook prerouting priority dstnat; policy accept;\n{other_pods}\njump services\n"
+                "type nat hook prerouting priority -100; policy accept;\n{other_pods}\njump services\n"
             ),
         ),
         (
             "nat-output",
-            "type nat hook output priority dstnat; policy accept;\njump services\n".into(),
+            "type nat hook output priority -100; policy accept;\njump services\n".into(),
         ),
         (
             "nat-postrouting",
             format!(
-                "type nat hook postrouting priority srcnat; policy accept;\n\
+                "type nat hook postrouting priority 100; policy accept;\n\
                  meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} meta mark set meta mark & {:#x} snat to {gateway}\n",
                 !MASQ_MARK
             ),
@@ -594,19 +594,38 @@ fn owned_addresses(json: &str, owned: &[Cidr]) -> Result<BTreeSet<Ipv4Addr>> {
     Ok(out)
 }
 
-/// Makes `iface` (a dummy, up; made if missing) hold exactly `want` among
+/// Makes the node interface `iface` exist and be up: a dummy, or where the
+/// kernel has no dummy driver an `ifb` (also carrier-up and ARP-less), or a
+/// port-less bridge. Any of them holds local addresses the same way.
+pub fn ensure_iface(iface: &str) -> Result<()> {
+    if ip(&["link", "show", "dev", iface]).is_err() {
+        let mut last = None;
+        for kind in ["dummy", "ifb", "bridge"] {
+            match ip(&["link", "add", iface, "type", kind]) {
+                Ok(_) => {
+                    last = None;
+                    break;
+                }
+                // Made meanwhile by the pod network: fine.
+                Err(_) if ip(&["link", "show", "dev", iface]).is_ok() => {
+                    last = None;
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        if let Some(e) = last {
+            return Err(e);
+        }
+    }
+    ip(&["link", "set", iface, "up"]).map(|_| ())
+}
+
+/// Makes `iface` ([`ensure_iface`]) hold exactly `want` among
 /// its `/32`s within `owned` (the service range and LoadBalancer pool);
 /// other addresses (the pod gateway) are left alone.
 pub fn sync_addresses(iface: &str, want: &BTreeSet<Ipv4Addr>, owned: &[Cidr]) -> Result<()> {
-    if ip(&["link", "show", "dev", iface]).is_err() {
-        if let Err(e) = ip(&["link", "add", iface, "type", "dummy"]) {
-            // Made meanwhile by the pod network: fine.
-            if ip(&["link", "show", "dev", iface]).is_err() {
-                return Err(e);
-            }
-        }
-    }
-    ip(&["link", "set", iface, "up"])?;
+    ensure_iface(iface)?;
     let have = owned_addresses(&ip(&["-j", "addr", "show", "dev", iface])?, owned)?;
     let mut batch = String::new();
     for a in want.difference(&have) {
@@ -1322,5 +1341,276 @@ mod tests {
             ["10.43.0.10", "10.44.0.3"],
             "the gateway and non-/32s are not the proxy's"
         );
+    }
+
+    // ---- The real data path (root only) ----
+
+    fn root_with_tools() -> Result<(), String> {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("?");
+        if uid != "0" {
+            return Err(format!("not root (euid {uid})"));
+        }
+        for tool in ["nft", "ip"] {
+            if Command::new(tool).arg("-V").output().is_err() {
+                return Err(format!("{tool} is not installed"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Network namespaces the test made, deleted on drop (with everything
+    /// in them: the table, the dummy interface, the veths).
+    struct Netns(Vec<String>);
+
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            for n in &self.0 {
+                let _ = Command::new("ip").args(["netns", "del", n]).status();
+            }
+        }
+    }
+
+    fn sh(args: &[&str]) {
+        let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs `f` on a thread inside network namespace `ns`.
+    fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{ns}");
+        std::thread::spawn(move || {
+            let fd = std::fs::File::open(&path).unwrap();
+            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            f()
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// What connecting to `to` gives: the peer address the server saw, or the error.
+    fn ask(to: &str) -> std::result::Result<String, std::io::ErrorKind> {
+        use std::io::Read;
+        let addr: std::net::SocketAddr = to.parse().unwrap();
+        let mut c = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))
+            .map_err(|e| e.kind())?;
+        c.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+            .unwrap();
+        let mut s = String::new();
+        c.read_to_string(&mut s).map_err(|e| e.kind())?;
+        Ok(s)
+    }
+
+    /// A server answering every connection with the peer's IP, until `stop`.
+    fn serve(ns: &str, addr: &str, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        let path = format!("/run/netns/{ns}");
+        let addr = addr.to_string();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let fd = std::fs::File::open(&path).unwrap();
+            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let l = std::net::TcpListener::bind(&addr).unwrap();
+            l.set_nonblocking(true).unwrap();
+            tx.send(()).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut c, peer)) => {
+                        let _ = c.write_all(peer.ip().to_string().as_bytes());
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+        rx.recv().unwrap();
+    }
+
+    /// Applies rules for Services to a "host" namespace and connects through
+    /// them to a server in a "pod" namespace: ClusterIP from the host and
+    /// from the pod itself (hairpin), LoadBalancer IP, NodePort on the
+    /// node's address and on 127.0.0.1, a Service without endpoints refused
+    /// (though the host listens on its port), then removal and teardown.
+    #[test]
+    fn nftables_rules_carry_connections_as_root() {
+        if let Err(why) = root_with_tools() {
+            eprintln!("skipping the nftables test: {why}");
+            return;
+        }
+        let pid = std::process::id();
+        let (host, pod) = (format!("ferry-pt-h{pid}"), format!("ferry-pt-p{pid}"));
+        let _ns = Netns(vec![host.clone(), pod.clone()]);
+        sh(&["ip", "netns", "add", &host]);
+        sh(&["ip", "netns", "add", &pod]);
+        for (ns, cmd) in [
+            (&host, "link set lo up"),
+            (
+                &host,
+                &*format!("link add vh{pid} type veth peer name eth0 netns {pod}"),
+            ),
+            (&host, &*format!("addr add 10.250.5.1/24 dev vh{pid}")),
+            (&host, &*format!("link set vh{pid} up")),
+            (&pod, "link set lo up"),
+            (&pod, "addr add 10.250.5.2/24 dev eth0"),
+            (&pod, "link set eth0 up"),
+            (&pod, "route add 10.251.0.0/16 via 10.250.5.1"),
+            (&pod, "route add 10.252.0.0/24 via 10.250.5.1"),
+        ] {
+            let mut args = vec!["ip", "-n", ns];
+            args.extend(cmd.split(' '));
+            sh(&args);
+        }
+        for knob in ["ipv4/ip_forward", "ipv4/conf/all/route_localnet"] {
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &host,
+                "sh",
+                "-c",
+                &format!("echo 1 > /proc/sys/net/{knob}"),
+            ]);
+        }
+        let net = NetInfo {
+            mode: super::super::Mode::Namespaces,
+            network: ferry_api::network::Network {
+                cluster_cidr: "10.250.0.0/16".parse().unwrap(),
+                service_cidr: "10.251.0.0/16".parse().unwrap(),
+                load_balancer_pool: "10.252.0.0/24".parse().unwrap(),
+                ..Default::default()
+            },
+            pod_cidr: "10.250.5.0/24".parse().unwrap(),
+            node: format!("test-{pid}"),
+        };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        serve(&pod, "0.0.0.0:8080", stop.clone());
+        serve(&host, "0.0.0.0:80", stop.clone());
+
+        let mut web = svc(
+            "web",
+            json!({"type": "LoadBalancer", "clusterIP": "10.251.0.10", "sessionAffinity": "ClientIP",
+                   "ports": [{"name": "http", "port": 80, "nodePort": 30080},
+                             {"name": "dns", "port": 53, "protocol": "UDP", "nodePort": 30053}]}),
+        );
+        web.status = Some(
+            serde_json::from_value(json!({"loadBalancer": {"ingress": [{"ip": "10.252.0.3"}]}}))
+                .unwrap(),
+        );
+        let empty = svc(
+            "empty",
+            json!({"clusterIP": "10.251.0.11", "ports": [{"name": "http", "port": 80}]}),
+        );
+        let mut sl = slice("web", &[("10.250.5.2", "elsewhere", true, true, false)]);
+        sl.ports.as_mut().unwrap().push(
+            serde_json::from_value(json!({"name": "dns", "port": 5353, "protocol": "UDP"}))
+                .unwrap(),
+        );
+        let first = ruleset(&net, &[web.clone(), empty.clone()], &[sl.clone()]);
+        let second = ruleset(&net, &[empty], &[sl]);
+        let iface = node_iface(&net.node);
+        let owned = owned_ranges(&net);
+        {
+            let (first, iface) = (first.clone(), iface.clone());
+            in_ns(&host, move || {
+                apply(&first.script(None)).unwrap();
+                sync_addresses(&iface, first.addresses(), &owned).unwrap();
+                // Applying the same again, incrementally, is accepted.
+                apply(&first.script(Some(&first))).unwrap();
+            });
+        }
+        let gw = "10.250.5.1".to_string();
+        let host_asks = |to: &'static str| in_ns(&host, move || ask(to));
+        assert_eq!(
+            host_asks("10.251.0.10:80"),
+            Ok(gw.clone()),
+            "ClusterIP from the host, SNATed to the gateway"
+        );
+        assert_eq!(
+            host_asks("10.252.0.3:80"),
+            Ok(gw.clone()),
+            "LoadBalancer IP"
+        );
+        assert_eq!(
+            host_asks("10.250.5.1:30080"),
+            Ok(gw.clone()),
+            "NodePort on a node address"
+        );
+        assert_eq!(
+            host_asks("127.0.0.1:30080"),
+            Ok(gw.clone()),
+            "NodePort on localhost"
+        );
+        assert_eq!(
+            host_asks("10.251.0.11:80"),
+            Err(std::io::ErrorKind::ConnectionRefused),
+            "no endpoints: refused"
+        );
+        assert_eq!(
+            host_asks("127.0.0.1:80"),
+            Ok("127.0.0.1".into()),
+            "the host's own listener on that port is there"
+        );
+        assert_eq!(
+            in_ns(&pod, || ask("10.251.0.10:80")),
+            Ok(gw.clone()),
+            "a pod reaching itself through its Service (hairpin)"
+        );
+
+        // The Service goes: its address and rules go with it.
+        {
+            let (first, second, iface) = (first.clone(), second.clone(), iface.clone());
+            in_ns(&host, move || {
+                apply(&second.script(Some(&first))).unwrap();
+                sync_addresses(&iface, second.addresses(), &owned).unwrap();
+            });
+        }
+        let held = {
+            let iface = iface.clone();
+            in_ns(&host, move || {
+                ip(&["-j", "addr", "show", "dev", &iface]).unwrap()
+            })
+        };
+        assert_eq!(
+            owned_addresses(&held, &owned).unwrap(),
+            [Ipv4Addr::new(10, 251, 0, 11)].into()
+        );
+        let gone = host_asks("10.251.0.10:80");
+        assert!(
+            matches!(gone, Err(k) if k != std::io::ErrorKind::TimedOut && k != std::io::ErrorKind::WouldBlock),
+            "a removed Service's address fails at once: {gone:?}"
+        );
+        assert_eq!(
+            host_asks("127.0.0.1:30080"),
+            Err(std::io::ErrorKind::ConnectionRefused),
+            "its NodePort too"
+        );
+
+        let (tables, held) = in_ns(&host, move || {
+            teardown(&net).unwrap();
+            (
+                ip(&["-j", "addr", "show", "dev", &iface]).unwrap(),
+                Command::new("nft")
+                    .args(["list", "tables"])
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+        });
+        assert_eq!(
+            owned_addresses(&tables, &owned).unwrap(),
+            BTreeSet::new(),
+            "addresses removed"
+        );
+        assert!(
+            !String::from_utf8_lossy(&held).contains("ferry-"),
+            "table removed"
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
