@@ -314,6 +314,26 @@ fn plans(net: &NetInfo, services: &[Service], slices: &[EndpointSlice]) -> Vec<P
     out
 }
 
+/// Puts `key` into `map` unless it or `other` has it already (the first
+/// Service claiming an address and port keeps it); whether it did.
+fn claim(
+    map: &mut BTreeMap<String, String>,
+    other: &BTreeMap<String, String>,
+    key: String,
+    verdict: String,
+) -> bool {
+    if other.contains_key(&key) {
+        return false;
+    }
+    match map.entry(key) {
+        std::collections::btree_map::Entry::Vacant(v) => {
+            v.insert(verdict);
+            true
+        }
+        std::collections::btree_map::Entry::Occupied(_) => false,
+    }
+}
+
 /// The nftables table for `services` and `slices` on the node `net` names.
 pub fn ruleset(net: &NetInfo, services: &[Service], slices: &[EndpointSlice]) -> Ruleset {
     let nw = &net.network;
@@ -389,39 +409,53 @@ pub fn ruleset(net: &NetInfo, services: &[Service], slices: &[EndpointSlice]) ->
             }
         };
         for &ip in &p.cluster_ips {
-            let key = format!("{ip} . {proto} . {}", p.port);
             if nw.service_cidr.contains(IpAddr::V4(ip)) {
                 addresses.insert(ip);
             }
+            let key = format!("{ip} . {proto} . {}", p.port);
             if p.cluster.is_empty() {
-                no_ep_ips.entry(key).or_insert("goto reject-chain".into());
-            } else if !service_ips.contains_key(&key) {
+                claim(
+                    &mut no_ep_ips,
+                    &service_ips,
+                    key,
+                    "goto reject-chain".into(),
+                );
+            } else {
                 let name = format!("svc-{}", p.id);
-                service_ips.insert(key, format!("goto {name}"));
-                pick(name, &p.cluster, false);
+                if claim(&mut service_ips, &no_ep_ips, key, format!("goto {name}")) {
+                    pick(name, &p.cluster, false);
+                }
             }
         }
         let ext = format!("ext-{}", p.id);
         let mut use_ext = false;
         for &ip in &p.external_ips {
-            let key = format!("{ip} . {proto} . {}", p.port);
             if nw.load_balancer_pool.contains(IpAddr::V4(ip)) {
                 addresses.insert(ip);
             }
+            let key = format!("{ip} . {proto} . {}", p.port);
             if p.external.is_empty() {
-                no_ep_ips.entry(key).or_insert("goto reject-chain".into());
-            } else if !service_ips.contains_key(&key) {
-                service_ips.insert(key, format!("goto {ext}"));
-                use_ext = true;
+                claim(
+                    &mut no_ep_ips,
+                    &service_ips,
+                    key,
+                    "goto reject-chain".into(),
+                );
+            } else {
+                use_ext |= claim(&mut service_ips, &no_ep_ips, key, format!("goto {ext}"));
             }
         }
         if let Some(np) = p.node_port {
             let key = format!("{proto} . {np}");
             if p.external.is_empty() {
-                no_ep_ports.entry(key).or_insert("goto reject-chain".into());
-            } else if !node_ports.contains_key(&key) {
-                node_ports.insert(key, format!("goto {ext}"));
-                use_ext = true;
+                claim(
+                    &mut no_ep_ports,
+                    &node_ports,
+                    key,
+                    "goto reject-chain".into(),
+                );
+            } else {
+                use_ext |= claim(&mut node_ports, &no_ep_ports, key, format!("goto {ext}"));
             }
         }
         if use_ext {
@@ -829,7 +863,7 @@ pub const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(30);
 /// A full replacement of the table and addresses at least this often.
 pub const RESYNC: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The proxy loop: once `net` is known, applies [`ruleset`] for what `known`
+/// The proxy loop: once `net` is known and says namespace mode, applies [`ruleset`] for what `known`
 /// holds whenever it changes (debounced), retrying failures with back-off;
 /// when `stop` turns true, removes the table and addresses.
 pub async fn run(
@@ -839,7 +873,7 @@ pub async fn run(
 ) {
     use std::time::{Duration, Instant};
     let info = tokio::select! {
-        n = net.wait_for(|n| n.is_some()) => match n {
+        n = net.wait_for(|n| n.as_ref().is_some_and(|n| n.mode == super::Mode::Namespaces)) => match n {
             Ok(n) => n.clone().expect("waited for"),
             Err(_) => return,
         },
@@ -1123,6 +1157,24 @@ mod tests {
         other.ports.as_mut().unwrap()[0].name = Some("metrics".into());
         let r = ruleset(&net(), &[web(json!({}))], &[other]);
         assert!(r.body().contains("goto reject-chain"), "other port name");
+        // Two Services claiming one address and port: the first keeps it,
+        // whether or not it has endpoints; the table stays loadable.
+        let mut twin = web(json!({}));
+        twin.metadata.name = Some("twin".into());
+        let r = ruleset(
+            &net(),
+            &[web(json!({})), twin.clone()],
+            &[slice("twin", &eps)],
+        );
+        assert!(r
+            .body()
+            .contains("10.43.0.10 . tcp . 80 : goto reject-chain"));
+        assert!(!r.body().contains("svc-ns/twin"), "{}", r.body());
+        let r = ruleset(&net(), &[twin, web(json!({}))], &[slice("twin", &eps)]);
+        assert!(r
+            .body()
+            .contains("10.43.0.10 . tcp . 80 : goto svc-ns/twin/tcp/80"));
+        assert!(!r.body().contains("reject-chain }"), "{}", r.body());
     }
 
     #[test]
