@@ -80,7 +80,7 @@ pub async fn run(
     // pod network sends its NetInfo into `_net_info` (namespace mode).
     let known = crate::net::proxy::watch_objects(api.client.clone(), stop.clone());
     let (_net_info, net_rx) = tokio::sync::watch::channel(None::<crate::net::NetInfo>);
-    tokio::spawn(crate::net::proxy::run(net_rx, known.clone(), stop.clone()));
+    let proxy = tokio::spawn(crate::net::proxy::run(net_rx, known.clone(), stop.clone()));
     let mut workers: HashMap<String, PodWorker> = HashMap::new();
     let cgroups = crate::cgroups::Layout::detect();
     match &cgroups {
@@ -145,7 +145,11 @@ pub async fn run(
         }
         tokio::select! {
             _ = tokio::time::sleep(SYNC) => {}
-            _ = stop.wait_for(|s| *s) => return Ok(()),
+            _ = stop.wait_for(|s| *s) => {
+                // The proxy removes its rules and addresses before we return.
+                let _ = tokio::time::timeout(Duration::from_secs(5), proxy).await;
+                return Ok(());
+            }
         }
     }
 }

@@ -1665,4 +1665,101 @@ mod tests {
         );
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
+
+    /// The loop in a throwaway namespace: it applies rules once the NetInfo
+    /// and both lists are there, follows changes, and removes the table and
+    /// addresses on stop.
+    #[test]
+    fn the_loop_applies_follows_and_cleans_up_as_root() {
+        if let Err(why) = root_with_tools() {
+            eprintln!("skipping the proxy loop test: {why}");
+            return;
+        }
+        let host = format!("ferry-pt-l{}", std::process::id());
+        let _ns = Netns(vec![host.clone()]);
+        sh(&["ip", "netns", "add", &host]);
+        let net = NetInfo {
+            mode: super::super::Mode::Namespaces,
+            network: ferry_api::network::Network {
+                cluster_cidr: "10.250.0.0/16".parse().unwrap(),
+                service_cidr: "10.251.0.0/16".parse().unwrap(),
+                load_balancer_pool: "10.252.0.0/24".parse().unwrap(),
+                ..Default::default()
+            },
+            pod_cidr: "10.250.5.0/24".parse().unwrap(),
+            node: format!("loop-{}", std::process::id()),
+        };
+        let iface = node_iface(&net.node);
+        let table = nft_table(&net.node);
+        in_ns(&host, move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let (net_tx, net_rx) = tokio::sync::watch::channel(None);
+                let (known_tx, known_rx) = tokio::sync::watch::channel(Known::default());
+                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                let task = tokio::spawn(run(net_rx, known_rx, stop_rx));
+                let owned = owned_ranges(&net);
+                let state = || async {
+                    tokio::time::sleep(DEBOUNCE * 5).await;
+                    let table = Command::new("nft")
+                        .args(["list", "table", "ip", &table])
+                        .output()
+                        .unwrap();
+                    let addrs = ip(&["-j", "addr", "show", "dev", &iface])
+                        .ok()
+                        .map(|j| owned_addresses(&j, &owned).unwrap());
+                    (String::from_utf8_lossy(&table.stdout).into_owned(), addrs)
+                };
+                known_tx.send_modify(|k| {
+                    k.services
+                        .insert("ns/web".into(), web(json!({"clusterIP": "10.251.0.10"})));
+                    k.services_synced = true;
+                    k.slices_synced = true;
+                });
+                let (t, a) = state().await;
+                assert!(
+                    t.is_empty() && a.is_none(),
+                    "nothing before the NetInfo: {t} {a:?}"
+                );
+                net_tx.send(Some(net.clone())).unwrap();
+                let (t, a) = state().await;
+                assert!(
+                    t.contains("10.251.0.10 . tcp . 80 : goto reject-chain"),
+                    "{t}"
+                );
+                assert_eq!(a, Some([Ipv4Addr::new(10, 251, 0, 10)].into()));
+                known_tx.send_modify(|k| {
+                    k.slices.insert(
+                        "ns/web-x".into(),
+                        slice("web", &[("10.250.5.2", "n", true, true, false)]),
+                    );
+                });
+                let (t, _) = state().await;
+                assert!(t.contains("dnat to 10.250.5.2:8080"), "{t}");
+                known_tx.send_modify(|k| {
+                    k.services.clear();
+                });
+                let (t, a) = state().await;
+                assert!(
+                    !t.contains("10.250.5.2") && t.contains("chain nat-prerouting"),
+                    "{t}"
+                );
+                assert_eq!(
+                    a,
+                    Some(BTreeSet::new()),
+                    "the address went with the Service"
+                );
+                stop_tx.send(true).unwrap();
+                tokio::time::timeout(std::time::Duration::from_secs(5), task)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let (t, _) = state().await;
+                assert!(t.is_empty(), "table removed on stop: {t}");
+            });
+        });
+    }
 }
