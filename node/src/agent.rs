@@ -7,6 +7,7 @@
 //! are stopped and their directories removed.
 
 use crate::env;
+use crate::net::proxy::Known;
 use crate::node::{self, Machine, Reserved};
 use crate::objects::{code_of, Objects};
 use crate::pods::PodWorker;
@@ -75,6 +76,11 @@ pub async fn run(
         api.clone(),
         stop.clone(),
     ));
+    // Services and EndpointSlices for the proxy and the Service links; the
+    // pod network sends its NetInfo into `_net_info` (namespace mode).
+    let known = crate::net::proxy::watch_objects(api.client.clone(), stop.clone());
+    let (_net_info, net_rx) = tokio::sync::watch::channel(None::<crate::net::NetInfo>);
+    let proxy = tokio::spawn(crate::net::proxy::run(net_rx, known.clone(), stop.clone()));
     let mut workers: HashMap<String, PodWorker> = HashMap::new();
     let cgroups = crate::cgroups::Layout::detect();
     match &cgroups {
@@ -134,12 +140,16 @@ pub async fn run(
                 Err(e) => tracing::warn!(error = %e, "certificate renewal failed; retrying"),
             }
         }
-        if let Err(e) = sync_pods(&api, &opts, &pods_dir, &mut workers, &cgroups).await {
+        if let Err(e) = sync_pods(&api, &opts, &pods_dir, &mut workers, &cgroups, &known).await {
             tracing::warn!(error = %e, "pod sync failed");
         }
         tokio::select! {
             _ = tokio::time::sleep(SYNC) => {}
-            _ = stop.wait_for(|s| *s) => return Ok(()),
+            _ = stop.wait_for(|s| *s) => {
+                // The proxy removes its rules and addresses before we return.
+                let _ = tokio::time::timeout(Duration::from_secs(5), proxy).await;
+                return Ok(());
+            }
         }
     }
 }
@@ -231,8 +241,10 @@ async fn renew_cert(api: &Objects, opts: &Options, cfg: &ClientConfig) -> Result
     }
 }
 
-async fn fetch(api: &Objects, ns: &str, pod: &Value) -> env::Fetched {
+/// `services`: the Services the pod's containers see (`None`: not read yet).
+async fn fetch(api: &Objects, ns: &str, pod: &Value, services: Option<Value>) -> env::Fetched {
     let mut fetched = env::Fetched::new();
+    fetched.insert(env::Source::Services, services);
     let all = pod
         .pointer("/spec/initContainers")
         .and_then(Value::as_array)
@@ -253,6 +265,7 @@ async fn fetch(api: &Objects, ns: &str, pod: &Value) -> env::Fetched {
             let (plural, name) = match &src {
                 env::Source::ConfigMap(n) => ("configmaps", n),
                 env::Source::Secret(n) => ("secrets", n),
+                env::Source::Services => continue,
             };
             if let Ok(obj) = api.get(plural, Some(ns), name).await {
                 fetched.insert(src, obj);
@@ -268,6 +281,7 @@ async fn sync_pods(
     pods_dir: &std::path::Path,
     workers: &mut HashMap<String, PodWorker>,
     cgroups: &crate::cgroups::Layout,
+    known: &tokio::sync::watch::Receiver<Known>,
 ) -> Result<()> {
     let pods = api
         .list("pods", &format!("spec.nodeName={}", opts.name))
@@ -311,7 +325,12 @@ async fn sync_pods(
             }
             continue;
         }
-        let fetched = fetch(api, &ns, &pod).await;
+        let services = {
+            let k = known.borrow();
+            k.services_synced
+                .then(|| json!({"items": k.services_for(&ns)}))
+        };
+        let fetched = fetch(api, &ns, &pod, services).await;
         w.sync(&opts.shim, &fetched, &ip, cgroups);
         for (kind, reason, message) in std::mem::take(&mut w.events) {
             let event =

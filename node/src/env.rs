@@ -1,6 +1,7 @@
 //! A container's environment: `env` with `$(VAR)` expansion, `valueFrom`
 //! (ConfigMap and Secret keys, the downward API) and `envFrom`.
 
+use k8s_openapi::api::core::v1::Service;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -50,6 +51,9 @@ pub enum Source {
     ConfigMap(String),
     /// A Secret in the pod's namespace.
     Secret(String),
+    /// The Services a container sees (`{"items": [...]}`: its namespace's and
+    /// `default/kubernetes`), for [`service_env`].
+    Services,
 }
 
 /// Objects a container's environment reads, by source.
@@ -136,7 +140,30 @@ pub fn build(
     pod_ip: &str,
     host_ip: &str,
 ) -> Result<Vec<(String, String)>, String> {
-    let mut vars: Vec<(String, String)> = Vec::new();
+    // Service links first: the container's own variables override them.
+    let mut vars: Vec<(String, String)> = match fetched.get(&Source::Services) {
+        Some(Some(list)) => {
+            let services: Vec<Service> = list["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| serde_json::from_value(s.clone()).ok())
+                .collect();
+            let ns = pod.pointer("/metadata/namespace").and_then(Value::as_str);
+            let links = pod
+                .pointer("/spec/enableServiceLinks")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
+            service_env(ns.unwrap_or("default"), links, &services)
+        }
+        // As the kubelet: no container starts before the Services are known.
+        Some(None) => {
+            return Err(
+                "services have not yet been read at least once, cannot construct envvars".into(),
+            )
+        }
+        None => Vec::new(),
+    };
     let set = |vars: &mut Vec<(String, String)>, k: String, v: String| match vars
         .iter_mut()
         .find(|(n, _)| *n == k)
@@ -222,6 +249,71 @@ pub fn build(
     Ok(vars)
 }
 
+/// Kubernetes' name for a Service's variables: upper case, `-` as `_`.
+fn env_name(s: &str) -> String {
+    s.replace('-', "_").to_uppercase()
+}
+
+/// The variables the kubelet gives a container for the Services that exist
+/// when it starts: those of namespace `ns` when `links`
+/// (`enableServiceLinks`, default true), and `default/kubernetes` always
+/// (one of `ns`'s own named `kubernetes` wins). Headless Services and those
+/// without a ClusterIP give none.
+pub fn service_env(ns: &str, links: bool, services: &[Service]) -> Vec<(String, String)> {
+    let mut chosen: std::collections::BTreeMap<&str, &Service> = Default::default();
+    for s in services {
+        let Some(name) = s.metadata.name.as_deref() else {
+            continue;
+        };
+        let sns = s.metadata.namespace.as_deref().unwrap_or("default");
+        if sns == "default" && name == "kubernetes" {
+            chosen.entry(name).or_insert(s);
+        } else if sns == ns && links {
+            chosen.insert(name, s);
+        }
+    }
+    let mut out = Vec::new();
+    for (name, s) in chosen {
+        let Some(spec) = &s.spec else { continue };
+        let ip = match spec.cluster_ip.as_deref() {
+            None | Some("") | Some("None") => continue,
+            Some(ip) => ip,
+        };
+        let ports = spec.ports.as_deref().unwrap_or_default();
+        let Some(first) = ports.first() else { continue };
+        let prefix = env_name(name);
+        out.push((format!("{prefix}_SERVICE_HOST"), ip.to_string()));
+        out.push((format!("{prefix}_SERVICE_PORT"), first.port.to_string()));
+        for p in ports {
+            if let Some(pn) = p.name.as_deref().filter(|n| !n.is_empty()) {
+                out.push((
+                    format!("{prefix}_SERVICE_PORT_{}", env_name(pn)),
+                    p.port.to_string(),
+                ));
+            }
+        }
+        // `ip:port`, bracketed for IPv6 (Go's JoinHostPort).
+        let host_port = |port: i32| match ip.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(_)) => format!("[{ip}]:{port}"),
+            _ => format!("{ip}:{port}"),
+        };
+        for (i, p) in ports.iter().enumerate() {
+            let proto = p.protocol.as_deref().unwrap_or("TCP");
+            let lower = proto.to_lowercase();
+            let url = format!("{lower}://{}", host_port(p.port));
+            if i == 0 {
+                out.push((format!("{prefix}_PORT"), url.clone()));
+            }
+            let pp = format!("{prefix}_PORT_{}_{}", p.port, proto.to_uppercase());
+            out.push((format!("{pp}_PROTO"), lower));
+            out.push((format!("{pp}_PORT"), p.port.to_string()));
+            out.push((format!("{pp}_ADDR"), ip.to_string()));
+            out.push((pp, url));
+        }
+    }
+    out
+}
+
 fn resource_field(_pod: &Value, container: &Value, r: &Value) -> Option<String> {
     let res = r["resource"].as_str()?;
     let (kind, what) = res.split_once('.')?;
@@ -233,6 +325,7 @@ fn describe(src: &Source) -> String {
     match src {
         Source::ConfigMap(n) => format!("configmap {n:?}"),
         Source::Secret(n) => format!("secret {n:?}"),
+        Source::Services => "the namespace's services".into(),
     }
 }
 
@@ -318,5 +411,132 @@ mod tests {
         fetched.insert(Source::Secret("s".into()), Some(json!({"data": {}})));
         let e = build(&pod, &c, &fetched, "", "").unwrap_err();
         assert!(e.contains("couldn't find key user"), "{e}");
+    }
+
+    fn service(ns: &str, name: &str, spec: Value) -> Value {
+        json!({"metadata": {"namespace": ns, "name": name}, "spec": spec})
+    }
+
+    fn services() -> Vec<Value> {
+        vec![
+            service(
+                "default",
+                "kubernetes",
+                json!({"clusterIP": "10.43.0.1",
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]}),
+            ),
+            service(
+                "app",
+                "redis-primary",
+                json!({"clusterIP": "10.43.0.20",
+                "ports": [{"name": "redis", "port": 6379}, {"port": 53, "protocol": "UDP"}]}),
+            ),
+            service(
+                "app",
+                "headless",
+                json!({"clusterIP": "None", "ports": [{"port": 80}]}),
+            ),
+            service(
+                "app",
+                "ext",
+                json!({"type": "ExternalName", "externalName": "x.example"}),
+            ),
+            service(
+                "other",
+                "db",
+                json!({"clusterIP": "10.43.0.30", "ports": [{"port": 5432}]}),
+            ),
+        ]
+    }
+
+    #[test]
+    fn service_links_as_the_kubelet_gives_them() {
+        let svcs: Vec<Service> = services()
+            .into_iter()
+            .map(|s| serde_json::from_value(s).unwrap())
+            .collect();
+        let kube = [
+            ("KUBERNETES_SERVICE_HOST", "10.43.0.1"),
+            ("KUBERNETES_SERVICE_PORT", "443"),
+            ("KUBERNETES_SERVICE_PORT_HTTPS", "443"),
+            ("KUBERNETES_PORT", "tcp://10.43.0.1:443"),
+            ("KUBERNETES_PORT_443_TCP_PROTO", "tcp"),
+            ("KUBERNETES_PORT_443_TCP_PORT", "443"),
+            ("KUBERNETES_PORT_443_TCP_ADDR", "10.43.0.1"),
+            ("KUBERNETES_PORT_443_TCP", "tcp://10.43.0.1:443"),
+        ];
+        let redis = [
+            ("REDIS_PRIMARY_SERVICE_HOST", "10.43.0.20"),
+            ("REDIS_PRIMARY_SERVICE_PORT", "6379"),
+            ("REDIS_PRIMARY_SERVICE_PORT_REDIS", "6379"),
+            ("REDIS_PRIMARY_PORT", "tcp://10.43.0.20:6379"),
+            ("REDIS_PRIMARY_PORT_6379_TCP_PROTO", "tcp"),
+            ("REDIS_PRIMARY_PORT_6379_TCP_PORT", "6379"),
+            ("REDIS_PRIMARY_PORT_6379_TCP_ADDR", "10.43.0.20"),
+            ("REDIS_PRIMARY_PORT_6379_TCP", "tcp://10.43.0.20:6379"),
+            ("REDIS_PRIMARY_PORT_53_UDP_PROTO", "udp"),
+            ("REDIS_PRIMARY_PORT_53_UDP_PORT", "53"),
+            ("REDIS_PRIMARY_PORT_53_UDP_ADDR", "10.43.0.20"),
+            ("REDIS_PRIMARY_PORT_53_UDP", "udp://10.43.0.20:53"),
+        ];
+        let own = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let both: Vec<_> = own(&kube).into_iter().chain(own(&redis)).collect();
+        // (namespace, enableServiceLinks, want)
+        for (ns, links, want) in [
+            ("app", true, both),
+            ("app", false, own(&kube)),
+            ("empty", true, own(&kube)),
+        ] {
+            let mut got = service_env(ns, links, &svcs);
+            let mut want = want;
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "{ns} links={links}");
+        }
+        // A namespace's own `kubernetes` Service wins over default's.
+        let mut mine = svcs.clone();
+        mine.push(
+            serde_json::from_value(service(
+                "app",
+                "kubernetes",
+                json!({"clusterIP": "10.43.0.99", "ports": [{"port": 1}]}),
+            ))
+            .unwrap(),
+        );
+        let got = service_env("app", true, &mine);
+        assert!(got.contains(&("KUBERNETES_SERVICE_HOST".into(), "10.43.0.99".into())));
+        assert!(!got.iter().any(|(_, v)| v == "10.43.0.1"));
+    }
+
+    #[test]
+    fn container_env_overrides_and_references_service_links() {
+        let pod = json!({"metadata": {"namespace": "app", "name": "p"}});
+        let c = json!({"env": [
+            {"name": "REDIS_PRIMARY_SERVICE_PORT", "value": "1"},
+            {"name": "URL", "value": "redis://$(REDIS_PRIMARY_SERVICE_HOST)"}]});
+        let mut f = Fetched::new();
+        f.insert(Source::Services, Some(json!({"items": services()})));
+        let env = build(&pod, &c, &f, "10.42.0.5", "10.0.0.1").unwrap();
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("REDIS_PRIMARY_SERVICE_PORT"), Some("1"));
+        assert_eq!(get("URL"), Some("redis://10.43.0.20"));
+        assert_eq!(get("KUBERNETES_SERVICE_HOST"), Some("10.43.0.1"));
+        assert_eq!(
+            env.iter()
+                .filter(|(n, _)| n == "REDIS_PRIMARY_SERVICE_PORT")
+                .count(),
+            1
+        );
+        // Without the list (not fetched), no links.
+        let env = build(&pod, &c, &Fetched::new(), "10.42.0.5", "10.0.0.1").unwrap();
+        assert_eq!(get_in(&env, "KUBERNETES_SERVICE_HOST"), None);
+    }
+
+    fn get_in<'a>(env: &'a [(String, String)], k: &str) -> Option<&'a str> {
+        env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
     }
 }
