@@ -1,5 +1,6 @@
 //! The cluster network's leader-side upkeep: the `kube-system/ferry-network`
-//! ConfigMap nodes read the ranges from, the `kubernetes` Service, and the
+//! ConfigMap nodes read the ranges from, the `kubernetes` and `kube-system/kube-dns`
+//! Services, and the
 //! repair of allocation markers (a marker whose Service is gone, or no longer
 //! holds its value, is removed, as Kubernetes' repair loops free leaked
 //! addresses and ports).
@@ -92,26 +93,44 @@ async fn publish(api: &ApiServer) -> bool {
         }
         _ => false,
     };
-    let mut svc = ObjectRequest::new(Verb::Create, "services", Some("default"), None);
-    svc.body = serde_json::to_vec(&json!({
+    let net = api.network();
+    let kubernetes = json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "kubernetes", "namespace": "default",
                      "labels": {"component": "apiserver", "provider": "kubernetes"}},
-        "spec": {"clusterIP": api.network().api_service_ip().to_string(),
+        "spec": {"clusterIP": net.api_service_ip().to_string(),
                  "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
-    }))
-    .unwrap_or_default();
-    // 422: the address is taken (a Service made before this master's network
-    // was configured): logged, not retried forever.
-    let svc_ok = match send(api, &svc).await {
-        Some((201 | 409, _)) => true,
-        Some((code, body)) => {
-            tracing::warn!(code, message = %body["message"], "cannot create the kubernetes Service");
-            code == 422
-        }
-        None => false,
-    };
-    ok && svc_ok
+    });
+    // Cluster DNS: no selector and no endpoints; every node's proxy sends it
+    // to that node's own DNS server (ferry_node::dns).
+    let dns = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                     "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}},
+        "spec": {"clusterIP": net.dns_service_ip().to_string(),
+                 "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
+                           {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]},
+    });
+    let mut all = ok;
+    for svc in [kubernetes, dns] {
+        let ns = svc["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let mut r = ObjectRequest::new(Verb::Create, "services", Some(&ns), None);
+        r.body = serde_json::to_vec(&svc).unwrap_or_default();
+        // 422: the address is taken (a Service made before this master's
+        // network was configured): logged, not retried forever.
+        all &= match send(api, &r).await {
+            Some((201 | 409, _)) => true,
+            Some((code, body)) => {
+                tracing::warn!(code, service = %svc["metadata"]["name"], message = %body["message"], "cannot create a cluster Service");
+                code == 422
+            }
+            None => false,
+        };
+    }
+    all
 }
 
 /// Removes markers whose Service is gone or holds another value, read at one

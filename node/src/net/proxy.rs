@@ -294,6 +294,13 @@ fn plans(net: &NetInfo, services: &[Service], slices: &[EndpointSlice]) -> Vec<P
             };
             let eps = endpoints(ns, name, p, slices);
             let local = Some(net.node.as_str());
+            // The cluster DNS Service: every node answers its own pods
+            // (crate::dns serves on the node's gateway address).
+            let node_dns = std::net::IpAddr::V4(cip) == net.network.dns_service_ip() && port == 53;
+            let own_dns = match net.gateway() {
+                std::net::IpAddr::V4(g) if node_dns => Some(vec![(g, 53)]),
+                _ => None,
+            };
             out.push(PortPlan {
                 id: ident(&format!("{ns}/{name}/{}/{port}", proto.nft())),
                 proto,
@@ -305,8 +312,12 @@ fn plans(net: &NetInfo, services: &[Service], slices: &[EndpointSlice]) -> Vec<P
                     .filter(|_| node_ports)
                     .and_then(|n| u16::try_from(n).ok())
                     .filter(|n| *n > 0),
-                cluster: usable(&eps, local.filter(|_| itp_local)),
-                external: usable(&eps, local.filter(|_| etp_local)),
+                cluster: own_dns
+                    .clone()
+                    .unwrap_or_else(|| usable(&eps, local.filter(|_| itp_local))),
+                external: own_dns
+                    .clone()
+                    .unwrap_or_else(|| usable(&eps, local.filter(|_| etp_local))),
                 affinity,
             });
         }
@@ -1030,6 +1041,21 @@ mod tests {
     }
 
     const SVC: &str = "svc-ns/web/tcp/80";
+
+    #[test]
+    fn the_cluster_dns_service_goes_to_this_nodes_own_dns_server() {
+        let dns = svc(
+            "kube-dns",
+            json!({"clusterIP": "10.43.0.10", "ports": [
+                {"name": "dns", "port": 53, "protocol": "UDP"},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}),
+        );
+        let r = ruleset(&net(), &[dns], &[]);
+        let b = r.body();
+        assert!(b.contains("meta l4proto udp dnat to 10.42.1.1:53"), "{b}");
+        assert!(b.contains("meta l4proto tcp dnat to 10.42.1.1:53"), "{b}");
+        assert!(!b.contains("10.43.0.10 . udp . 53 : goto reject-chain"), "{b}");
+    }
 
     #[test]
     fn endpoints_chosen_as_kube_proxy_does() {
