@@ -30,6 +30,9 @@
 //! - [`stop`]: a SIGTERMed master exits at once with everything it acknowledged on
 //!   disk; `ferry up` reports a master that cannot start at once; logs in files are plain.
 //! - [`watch`]: a watch streams on across the SIGKILL of the master serving it.
+//! - [`network`]: pod addresses in namespaces, Services (ClusterIP, NodePort,
+//!   LoadBalancer, UDP, headless) through the nodes' proxies, cluster DNS, unready
+//!   and deleted endpoints, unreachable cluster addresses, cleanup on stop (root).
 //! - [`workloads`]: Deployments through kubectl: rollout within maxSurge/maxUnavailable
 //!   at every watch event, history, undo, scaling, unschedulable pods, a dead node's
 //!   replicas replaced.
@@ -42,6 +45,7 @@ mod failover;
 mod fork;
 mod harness;
 mod kubectl;
+mod network;
 mod nodes;
 mod objects;
 mod pause;

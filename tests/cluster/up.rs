@@ -78,6 +78,11 @@ impl Up {
         pids_with_arg(self.dir.join(name).to_str().unwrap())
     }
 
+    /// Stops `ferry up` as Ctrl-C would (see [`Up::stop`]).
+    pub async fn stop_gracefully(&mut self) {
+        self.stop(Signal::SIGINT).await
+    }
+
     /// Sends `sig` to `ferry up` and waits for it to exit 0 and every master to be gone.
     async fn stop(&mut self, sig: Signal) {
         let mut child = self.child.take().expect("running");

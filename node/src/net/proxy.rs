@@ -1054,7 +1054,10 @@ mod tests {
         let b = r.body();
         assert!(b.contains("meta l4proto udp dnat to 10.42.1.1:53"), "{b}");
         assert!(b.contains("meta l4proto tcp dnat to 10.42.1.1:53"), "{b}");
-        assert!(!b.contains("10.43.0.10 . udp . 53 : goto reject-chain"), "{b}");
+        assert!(
+            !b.contains("10.43.0.10 . udp . 53 : goto reject-chain"),
+            "{b}"
+        );
     }
 
     #[test]

@@ -1,0 +1,558 @@
+//! Networking on `ferry up` (3 masters, 2 real nodes, root: pods in their own
+//! network namespaces), driven by unmodified kubectl: every pod has its own
+//! address; two replicas on one node both listen on 8080; a ClusterIP
+//! Service reaches every replica from the host and from a pod on each node,
+//! by address and by DNS name; NodePort on each node and the LoadBalancer
+//! address answer; UDP goes through; headless and SRV records resolve; an
+//! unready replica and a deleted one stop getting traffic without a failed
+//! request; unallocated cluster addresses are unreachable; and stopping the
+//! cluster removes the nodes' routes and namespaces.
+//!
+//! Without root (no namespaces), the test says so and checks nothing else.
+
+use crate::harness::{serial, wait_until};
+use crate::kubectl::Kubectl;
+use crate::procs::free_ports;
+use crate::up::Up;
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// An HTTP server answering its pod's name on 8080 (`/unready` turns its
+/// readiness endpoint to 503), and a UDP echo on 9090 that prefixes it.
+const SERVER: &str = r#"
+import os, socket, threading, http.server
+name = os.environ["POD_NAME"].encode()
+ready = [True]
+def udp():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", 9090))
+    while True:
+        d, a = s.recvfrom(2048)
+        s.sendto(name + b":" + d, a)
+threading.Thread(target=udp, daemon=True).start()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/unready":
+            ready[0] = False
+        code = 503 if self.path == "/ready" and not ready[0] else 200
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(name)))
+        self.end_headers()
+        self.wfile.write(name)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
+"#;
+
+fn manifests() -> String {
+    let code: String = SERVER.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: echo-code}}
+data:
+  server.py: |
+{code}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: echo}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: echo}}}}
+  template:
+    metadata: {{labels: {{app: echo}}}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      volumes: [{{name: code, configMap: {{name: echo-code}}}}]
+      containers:
+      - name: server
+        image: python:3
+        command: ["python3", "/code/server.py"]
+        env: [{{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}]
+        volumeMounts: [{{name: code, mountPath: /code}}]
+        ports: [{{name: http, containerPort: 8080}}, {{name: echo, containerPort: 9090, protocol: UDP}}]
+        readinessProbe: {{httpGet: {{path: /ready, port: http}}, periodSeconds: 1, failureThreshold: 1}}
+        lifecycle: {{preStop: {{exec: {{command: ["sleep", "2"]}}}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: echo}}
+spec:
+  selector: {{app: echo}}
+  ports:
+  - {{name: web, port: 80, targetPort: http}}
+  - {{name: udp, port: 9090, targetPort: echo, protocol: UDP}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: echo-np}}
+spec:
+  type: NodePort
+  selector: {{app: echo}}
+  ports: [{{name: web, port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: echo-lb}}
+spec:
+  type: LoadBalancer
+  selector: {{app: echo}}
+  ports: [{{name: web, port: 8081, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: echo-h}}
+spec:
+  clusterIP: None
+  selector: {{app: echo}}
+  ports: [{{name: http, port: 8080}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: client-n1}}
+spec:
+  nodeName: n1
+  containers: [{{name: c, image: python:3, command: ["sleep", "3600"]}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: client-n2}}
+spec:
+  nodeName: n2
+  containers: [{{name: c, image: python:3, command: ["sleep", "3600"]}}]
+"#
+    )
+}
+
+/// Python run inside a client pod: GETs `url` `n` times, prints the bodies.
+fn fetch_script(url: &str, n: usize) -> String {
+    format!(
+        "import urllib.request\nfor _ in range({n}):\n    print(urllib.request.urlopen('{url}', timeout=3).read().decode())\n"
+    )
+}
+
+/// Python that asks the pod's resolver's first nameserver for `name`'s
+/// records of `qtype` (1 = A, 33 = SRV) over UDP and prints each answer's
+/// type and data (A as an address, SRV as `port target`).
+fn dns_script(name: &str, qtype: u16) -> String {
+    format!(
+        r#"
+import socket, struct
+ns = [l.split()[1] for l in open('/etc/resolv.conf') if l.startswith('nameserver')][0]
+q = struct.pack('>HHHHHH', 7, 0x100, 1, 0, 0, 0)
+for part in '{name}'.split('.'):
+    q += bytes([len(part)]) + part.encode()
+q += b'\0' + struct.pack('>HH', {qtype}, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.sendto(q, (ns, 53))
+r = s.recv(4096)
+an = struct.unpack('>H', r[6:8])[0]
+def skip(i):
+    while True:
+        n = r[i]
+        if n == 0: return i + 1
+        if n >= 192: return i + 2
+        i += n + 1
+def name_at(i):
+    out = []
+    while True:
+        n = r[i]
+        if n == 0: return '.'.join(out)
+        if n >= 192:
+            i = struct.unpack('>H', r[i:i+2])[0] & 0x3fff
+            continue
+        out.append(r[i+1:i+1+n].decode()); i += n + 1
+i = skip(12) + 4
+print('rcode', r[3] & 15)
+for _ in range(an):
+    i = skip(i)
+    t, _, _, l = struct.unpack('>HHIH', r[i:i+10]); i += 10
+    if t == 1: print('A', socket.inet_ntoa(r[i:i+4]))
+    if t == 33: print('SRV', struct.unpack('>H', r[i+4:i+6])[0], name_at(i+6))
+    i += l
+"#
+    )
+}
+
+fn kubectl<'a>(home: &'a Path, dir: &Path) -> Kubectl<'a> {
+    Kubectl {
+        home,
+        kubeconfig: dir.join("kubeconfig").to_str().unwrap().to_string(),
+    }
+}
+
+/// One HTTP GET over TCP to `addr` (the body, or the error).
+fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    let (head, body) = out.split_once("\r\n\r\n").ok_or("no HTTP answer")?;
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        return Err(head.lines().next().unwrap_or_default().to_string());
+    }
+    Ok(body.to_string())
+}
+
+fn names_via(addr: SocketAddr, n: usize) -> BTreeSet<String> {
+    (0..n)
+        .map(|_| http_get(addr, "/").unwrap_or_else(|e| panic!("GET {addr}: {e}")))
+        .collect()
+}
+
+fn ip_route_get(ip: &str) -> String {
+    let out = Command::new("ip")
+        .args(["route", "get", ip])
+        .output()
+        .expect("ip");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Whether this process's effective uid is 0.
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let uid = s.lines().find(|l| l.starts_with("Uid:"))?.to_string();
+            Some(uid.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn services_dns_and_pod_addresses_on_two_nodes() {
+    if !is_root() {
+        eprintln!("skipped: pod network namespaces need root (nodes run in host mode)");
+        return;
+    }
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let k = kubectl(home, &dir);
+
+    // Each node got a pod range and runs its pods in namespaces.
+    let nodes = wait_until("pod ranges", Duration::from_secs(30), || async {
+        let n = k.json(&["get", "nodes"]);
+        let items = n["items"].as_array().cloned().unwrap_or_default();
+        let ok = items.len() == 2
+            && items.iter().all(|n| {
+                n["spec"]["podCIDR"].is_string()
+                    && n["metadata"]["annotations"]["ferry.dev/pod-network"] == "namespaces"
+            });
+        ok.then_some(items).ok_or_else(|| "not yet".to_string())
+    })
+    .await;
+    let ranges: BTreeSet<_> = nodes
+        .iter()
+        .map(|n| n["spec"]["podCIDR"].to_string())
+        .collect();
+    assert_eq!(ranges.len(), 2, "each node its own range: {ranges:?}");
+
+    k.ok_in(&["apply", "-f", "-"], &manifests());
+    k.ok(&["rollout", "status", "deployment/echo", "--timeout=90s"]);
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/client-n1",
+        "pod/client-n2",
+        "--timeout=60s",
+    ]);
+
+    // Own addresses, in the cluster range; two replicas share a node and port 8080.
+    let pods = k.json(&["get", "pods", "-l", "app=echo"]);
+    let pods = pods["items"].as_array().unwrap().clone();
+    let cluster: ferry_api::network::Cidr = "10.42.0.0/16".parse().unwrap();
+    let mut ips = BTreeSet::new();
+    let mut per_node = std::collections::BTreeMap::<String, usize>::new();
+    for p in &pods {
+        let ip: std::net::IpAddr = p["status"]["podIP"]
+            .as_str()
+            .expect("podIP")
+            .parse()
+            .unwrap();
+        assert!(cluster.contains(ip), "{ip}");
+        assert!(ips.insert(ip), "{ip} twice");
+        assert_eq!(p["status"]["podIPs"][0]["ip"], ip.to_string());
+        *per_node
+            .entry(p["spec"]["nodeName"].as_str().unwrap().into())
+            .or_default() += 1;
+        // Reachable from the host at its own address.
+        let name = p["metadata"]["name"].as_str().unwrap();
+        assert_eq!(http_get(SocketAddr::new(ip, 8080), "/").unwrap(), name);
+    }
+    assert!(
+        per_node.values().any(|n| *n >= 2),
+        "two replicas on one node: {per_node:?}"
+    );
+    let names: BTreeSet<String> = pods
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+
+    // The ClusterIP from the host reaches every replica.
+    let svc = k.json(&["get", "svc", "echo"]);
+    let cip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
+    let vip: SocketAddr = format!("{cip}:80").parse().unwrap();
+    let got = wait_until(
+        "every replica behind the ClusterIP",
+        Duration::from_secs(20),
+        || async {
+            let got = names_via(vip, 40);
+            (got == names)
+                .then_some(got)
+                .ok_or_else(|| "not yet".to_string())
+        },
+    )
+    .await;
+    assert_eq!(got, names);
+
+    // From a pod on each node: by address and by DNS name.
+    for client in ["client-n1", "client-n2"] {
+        for url in [
+            format!("http://{cip}/"),
+            "http://echo/".to_string(),
+            "http://echo.default.svc.cluster.local/".to_string(),
+        ] {
+            let out = k.ok(&[
+                "exec",
+                client,
+                "--",
+                "python3",
+                "-c",
+                &fetch_script(&url, 30),
+            ]);
+            let seen: BTreeSet<String> = out.lines().map(str::to_string).collect();
+            assert_eq!(seen, names, "{client} {url}");
+        }
+    }
+
+    // NodePort on each node's address, and the LoadBalancer address.
+    let np = k.json(&["get", "svc", "echo-np"])["spec"]["ports"][0]["nodePort"]
+        .as_u64()
+        .unwrap();
+    for n in &nodes {
+        let addr = n["status"]["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["type"] == "InternalIP")
+            .unwrap()["address"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let got = names_via(format!("{addr}:{np}").parse().unwrap(), 30);
+        assert_eq!(got, names, "NodePort {addr}:{np}");
+    }
+    let lb = wait_until(
+        "a LoadBalancer address",
+        Duration::from_secs(20),
+        || async {
+            let s = k.json(&["get", "svc", "echo-lb"]);
+            s["status"]["loadBalancer"]["ingress"][0]["ip"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| "pending".to_string())
+        },
+    )
+    .await;
+    assert!(lb.starts_with("10.44.0."), "{lb}");
+    let got = names_via(format!("{lb}:8081").parse().unwrap(), 30);
+    assert_eq!(got, names, "LoadBalancer {lb}");
+    assert!(
+        k.ok(&["get", "svc", "echo-lb"]).contains(&lb),
+        "EXTERNAL-IP shown"
+    );
+
+    // UDP through the Service.
+    let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut udp_seen = BTreeSet::new();
+    for i in 0..30 {
+        // A new socket each time: conntrack keeps one flow on one endpoint.
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.send_to(format!("ping{i}").as_bytes(), format!("{cip}:9090"))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = s.recv(&mut buf).expect("UDP echo through the Service");
+        let reply = String::from_utf8_lossy(&buf[..n]).to_string();
+        let (name, msg) = reply.split_once(':').unwrap();
+        assert_eq!(msg, format!("ping{i}"));
+        udp_seen.insert(name.to_string());
+    }
+    drop(sock);
+    assert!(
+        udp_seen.len() >= 2,
+        "UDP spread over replicas: {udp_seen:?}"
+    );
+
+    // DNS from a pod: the Service, the headless Service's pods, SRV.
+    let out = k.ok(&[
+        "exec",
+        "client-n1",
+        "--",
+        "python3",
+        "-c",
+        &dns_script("echo-h.default.svc.cluster.local", 1),
+    ]);
+    let headless: BTreeSet<String> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("A "))
+        .map(str::to_string)
+        .collect();
+    let want: BTreeSet<String> = ips.iter().map(|i| i.to_string()).collect();
+    assert_eq!(headless, want, "{out}");
+    let out = k.ok(&[
+        "exec",
+        "client-n2",
+        "--",
+        "python3",
+        "-c",
+        &dns_script("_web._tcp.echo.default.svc.cluster.local", 33),
+    ]);
+    assert!(
+        out.contains("SRV 80 echo.default.svc.cluster.local"),
+        "{out}"
+    );
+    let out = k.ok(&[
+        "exec",
+        "client-n2",
+        "--",
+        "python3",
+        "-c",
+        &dns_script("nothing.default.svc.cluster.local", 1),
+    ]);
+    assert!(out.contains("rcode 3"), "NXDOMAIN: {out}");
+    let resolv = k.ok(&["exec", "client-n1", "--", "cat", "/etc/resolv.conf"]);
+    assert!(
+        resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local"),
+        "{resolv}"
+    );
+    assert!(resolv.contains("options ndots:5"), "{resolv}");
+
+    // One replica turned unready stops getting traffic.
+    let victim = &pods[0];
+    let vname = victim["metadata"]["name"].as_str().unwrap().to_string();
+    let vip_pod: SocketAddr = format!("{}:8080", victim["status"]["podIP"].as_str().unwrap())
+        .parse()
+        .unwrap();
+    http_get(vip_pod, "/unready").unwrap();
+    wait_until(
+        "the unready replica out of the Service",
+        Duration::from_secs(10),
+        || async {
+            (!names_via(vip, 30).contains(&vname))
+                .then_some(())
+                .ok_or_else(|| "still served".to_string())
+        },
+    )
+    .await;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(2) {
+        assert!(
+            !names_via(vip, 5).contains(&vname),
+            "an unready replica got traffic"
+        );
+    }
+
+    // Deleting a replica: no request fails while it goes and is replaced.
+    let other = pods[1]["metadata"]["name"].as_str().unwrap().to_string();
+    k.ok(&["delete", "pod", &other, "--wait=false"]);
+    let t = Instant::now();
+    let mut served = 0;
+    while t.elapsed() < Duration::from_secs(8) {
+        http_get(vip, "/").unwrap_or_else(|e| panic!("a request failed while {other} went: {e}"));
+        served += 1;
+    }
+    assert!(served > 20, "{served}");
+
+    // Addresses nobody holds stay on the machine: unreachable.
+    for ip in ["10.42.250.77", "10.43.250.250", "10.44.0.250"] {
+        let r = ip_route_get(ip);
+        assert!(
+            r.contains("unreachable") || r.contains("No route"),
+            "{ip}: {r}"
+        );
+    }
+
+    // A bad Service: a NodePort out of range, in Kubernetes' words.
+    let bad = k.fails(&[
+        "create",
+        "service",
+        "nodeport",
+        "bad",
+        "--tcp=80:8080",
+        "--node-port=80",
+    ]);
+    assert!(
+        bad.contains(
+            "provided port is not in the valid range. The range of valid ports is 30000-32767"
+        ),
+        "{bad}"
+    );
+
+    // Stopping the cluster removes the nodes' routes, namespaces and tables.
+    drop(k);
+    up.stop_gracefully().await;
+    let netns = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .to_string();
+    for ip in &ips {
+        assert!(
+            !ip_route_get(&ip.to_string()).contains(" dev fp"),
+            "route to {ip} left"
+        );
+    }
+    let pod_uids: Vec<String> = pods
+        .iter()
+        .map(|p| p["metadata"]["uid"].as_str().unwrap().to_string())
+        .collect();
+    for uid in &pod_uids {
+        assert!(
+            !netns.contains(uid.as_str()),
+            "netns of {uid} left: {netns}"
+        );
+    }
+    let tables = String::from_utf8_lossy(
+        &Command::new("nft")
+            .args(["list", "tables"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .to_string();
+    assert!(!tables.contains("ferry-"), "nft tables left: {tables}");
+    let routes = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["route", "show", "table", "all"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .to_string();
+    assert!(
+        !routes.contains("10.42.0.0/16"),
+        "unreachable routes left: {routes}"
+    );
+}
