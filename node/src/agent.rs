@@ -7,7 +7,8 @@
 //! are stopped and their directories removed.
 
 use crate::env;
-use crate::node::{self, Machine, Reserved};
+use crate::net::state::NodeNetwork;
+use crate::node::{self, Machine, NetworkReport, Reserved};
 use crate::objects::{code_of, Objects};
 use crate::pods::PodWorker;
 use anyhow::{Context, Result};
@@ -54,9 +55,12 @@ pub struct Options {
     pub cert_lifetime: Duration,
     /// The `ferry` binary (the container shim).
     pub shim: PathBuf,
+    /// Pods share the node's network without trying namespaces.
+    pub host_network_only: bool,
 }
 
-/// Runs the agent until `stop` turns true. Running pods are left running.
+/// Runs the agent until `stop` turns true. Running pods are left running,
+/// with their networks (see [`crate::net::state`]).
 pub async fn run(
     opts: Options,
     cfg: ClientConfig,
@@ -67,7 +71,9 @@ pub async fn run(
     let mut api = Objects { client };
     let machine = Machine::read(&opts.data_dir);
     let address = opts.address.to_string();
-    register(&api, &opts, &machine).await?;
+    let mut net = NodeNetwork::detect(&opts.name, &opts.data_dir, opts.host_network_only);
+    tracing::info!(mode = net.mode.as_str(), "pod network: {}", net.why);
+    register(&api, &opts, &machine, &net.report()).await?;
     tracing::info!(node = %opts.name, address = %address, "node registered");
     tokio::spawn(crate::tunnel::run(
         opts.data_dir.clone(),
@@ -106,7 +112,7 @@ pub async fn run(
             let stale = match api.get("nodes", None, &opts.name).await {
                 Ok(Some(n)) => !reports_ready(&n),
                 Ok(None) => {
-                    if let Err(e) = register(&api, &opts, &machine).await {
+                    if let Err(e) = register(&api, &opts, &machine, &net.report()).await {
                         tracing::warn!(error = %e, "registering the node again failed");
                     }
                     false
@@ -114,7 +120,7 @@ pub async fn run(
                 Err(_) => false,
             };
             if stale || Instant::now() >= next_status {
-                match write_node_status(&api, &opts, &machine).await {
+                match write_node_status(&api, &opts, &machine, &net.report()).await {
                     Ok(()) => next_status = Instant::now() + opts.status_interval,
                     Err(e) => tracing::warn!(error = %e, "node status update failed"),
                 }
@@ -134,22 +140,32 @@ pub async fn run(
                 Err(e) => tracing::warn!(error = %e, "certificate renewal failed; retrying"),
             }
         }
-        if let Err(e) = sync_pods(&api, &opts, &pods_dir, &mut workers, &cgroups).await {
+        if net.advance(&api).await {
+            if let Err(e) = write_node_status(&api, &opts, &machine, &net.report()).await {
+                tracing::warn!(error = %e, "node status update failed");
+            }
+        }
+        if let Err(e) = sync_pods(&api, &opts, &pods_dir, &mut workers, &cgroups, &mut net).await {
             tracing::warn!(error = %e, "pod sync failed");
         }
         tokio::select! {
             _ = tokio::time::sleep(SYNC) => {}
-            _ = stop.wait_for(|s| *s) => return Ok(()),
+            _ = stop.wait_for(|s| *s) => {
+                let live = workers.values_mut().map(PodWorker::live).sum();
+                net.shutdown(live);
+                return Ok(());
+            }
         }
     }
 }
 
-async fn register(api: &Objects, opts: &Options, m: &Machine) -> Result<()> {
+async fn register(api: &Objects, opts: &Options, m: &Machine, net: &NetworkReport) -> Result<()> {
     let obj = node::node_object(
         &opts.name,
         &opts.address.to_string(),
         m,
         &opts.reserved,
+        net,
         &crate::now(),
     );
     match api.create("nodes", None, &obj).await {
@@ -161,21 +177,30 @@ async fn register(api: &Objects, opts: &Options, m: &Machine) -> Result<()> {
                 None,
                 &opts.name,
                 None,
-                &json!({"metadata": {"labels": obj["metadata"]["labels"]}}),
+                &json!({"metadata": {
+                    "labels": obj["metadata"]["labels"],
+                    "annotations": obj["metadata"]["annotations"],
+                }}),
             )
             .await?;
         }
         Err(e) => return Err(e.context("registering the node")),
     }
-    write_node_status(api, opts, m).await
+    write_node_status(api, opts, m, net).await
 }
 
-async fn write_node_status(api: &Objects, opts: &Options, m: &Machine) -> Result<()> {
+async fn write_node_status(
+    api: &Objects,
+    opts: &Options,
+    m: &Machine,
+    net: &NetworkReport,
+) -> Result<()> {
     let obj = node::node_object(
         &opts.name,
         &opts.address.to_string(),
         m,
         &opts.reserved,
+        net,
         &crate::now(),
     );
     api.patch(
@@ -268,6 +293,7 @@ async fn sync_pods(
     pods_dir: &std::path::Path,
     workers: &mut HashMap<String, PodWorker>,
     cgroups: &crate::cgroups::Layout,
+    net: &mut NodeNetwork,
 ) -> Result<()> {
     let pods = api
         .list("pods", &format!("spec.nodeName={}", opts.name))
@@ -306,13 +332,14 @@ async fn sync_pods(
                 .await?;
                 let _ = std::fs::remove_dir_all(&w.dir);
                 crate::cgroups::remove(cgroups, &uid);
-                crate::cgroups::remove(cgroups, &uid);
+                net.pod_removed(&uid);
                 workers.remove(&uid);
             }
             continue;
         }
         let fetched = fetch(api, &ns, &pod).await;
-        w.sync(&opts.shim, &fetched, &ip, cgroups);
+        let pod_net = net.for_pod(w, &ip);
+        w.sync(&opts.shim, &fetched, &pod_net, cgroups);
         for (kind, reason, message) in std::mem::take(&mut w.events) {
             let event =
                 crate::node::event(&pod, &opts.name, &kind, &reason, &message, &crate::now());
@@ -320,7 +347,7 @@ async fn sync_pods(
                 tracing::debug!(error = %e, "recording an event failed");
             }
         }
-        let status = w.status(&ip, cgroups);
+        let status = w.status(&pod_net, cgroups);
         if w.written.as_ref() != Some(&status) {
             match api
                 .patch(
@@ -367,6 +394,7 @@ async fn sync_pods(
         if w.live() == 0 {
             let _ = std::fs::remove_dir_all(&w.dir);
             crate::cgroups::remove(cgroups, &uid);
+            net.pod_removed(&uid);
             workers.remove(&uid);
         }
     }

@@ -21,6 +21,7 @@ pub mod ipam;
 pub mod podnet;
 pub mod proxy;
 pub mod routes;
+pub mod state;
 
 use ferry_api::network::{Cidr, Network};
 use std::net::IpAddr;
