@@ -710,6 +710,13 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, St
         Ok((started, child)) => {
             c.last = c.exited.take().or(c.last.take());
             c.last_killed = c.killed.take();
+            if spec.netns.is_some() || !spec.mounts.is_empty() {
+                // Exec probes run where the container runs.
+                let prefix = nsenter_prefix(shim, &started, &spec.workdir);
+                for p in &mut probes {
+                    p.exec_prefix = prefix.clone();
+                }
+            }
             c.probes = probes;
             c.env = env;
             c.started = Some(started);
@@ -721,6 +728,22 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, St
             c.waiting = Some(("RunContainerError".into(), e.to_string()));
         }
     }
+}
+
+/// `ferry nsenter` into the namespaces of the container run `s`, as a
+/// command prefix.
+fn nsenter_prefix(shim: &Path, s: &Started, workdir: &Path) -> Vec<String> {
+    vec![
+        shim.display().to_string(),
+        "nsenter".into(),
+        "--pid".into(),
+        s.pid.to_string(),
+        "--start-ticks".into(),
+        s.start_ticks.to_string(),
+        "--workdir".into(),
+        workdir.display().to_string(),
+        "--".into(),
+    ]
 }
 
 fn terminated(e: &Exited, started_at: &str) -> Value {

@@ -15,6 +15,19 @@
 //! the source of host-to-pod traffic) and the Service addresses the proxy
 //! answers for. `unreachable` routes for the cluster, service and
 //! LoadBalancer ranges (metric [`route_metric`]) keep anything else local.
+//!
+//! Details settled by the implementation: where the kernel has no dummy
+//! driver the node's interface is a veth whose peer ([`node_iface_peer`])
+//! stays in the host; pods also hold a permanent neighbour entry for the
+//! gateway (the host veth's fixed MAC), so they reach the host even where
+//! proxy ARP finds no route to answer for. When the agent stops, the node's
+//! network stays while any of its containers runs, and goes when none does
+//! (see [`state`]); a node stopped with its pods leaves nothing behind.
+//!
+//! Layout: [`cmd`] (running `ip`, sysctls; errors naming the command),
+//! [`routes`] (the machine's routes, clash check), [`ipam`] (pod addresses on
+//! disk), [`podnet`] (the plans and their execution), [`state`] (the agent's
+//! side), [`proxy`] (Services).
 
 pub mod cmd;
 pub mod ipam;

@@ -37,9 +37,8 @@ impl std::fmt::Display for Route {
 
 /// Parses `ip -j [-6] route show ...` output; `v6` says which family `default` is.
 pub fn parse(json: &str, v6: bool) -> Result<Vec<Route>, String> {
-    let items: Vec<Value> =
-        serde_json::from_str(json.trim().is_empty().then_some("[]").unwrap_or(json))
-            .map_err(|e| format!("reading `ip -j route` output: {e}"))?;
+    let items: Vec<Value> = serde_json::from_str(if json.trim().is_empty() { "[]" } else { json })
+        .map_err(|e| format!("reading `ip -j route` output: {e}"))?;
     Ok(items
         .iter()
         .filter_map(|r| {
