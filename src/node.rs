@@ -43,6 +43,10 @@ pub struct Args {
     /// Memory reserved for the system, in MiB.
     #[arg(long, default_value_t = 0)]
     reserved_memory_mib: u64,
+    /// Pod networking: `auto` gives each pod its own network namespace and
+    /// address when the node may (root), `host` makes pods share the node's.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "host"])]
+    pod_network: String,
 }
 
 #[derive(clap::Args)]
@@ -59,6 +63,9 @@ pub struct ShimArgs {
     /// The cgroup.procs files to join (JSON).
     #[arg(long, default_value = "[]")]
     cgroups: String,
+    /// The pod's network namespace to join (`/run/netns/...`).
+    #[arg(long)]
+    netns: Option<PathBuf>,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     argv: Vec<String>,
@@ -88,7 +95,14 @@ pub fn nsenter(a: NsenterArgs) -> ExitCode {
 
 /// Runs a container's command (see `ferry_node::runtime`).
 pub fn shim(a: ShimArgs) -> ExitCode {
-    let code = ferry_node::runtime::shim(&a.exit_file, &a.log_file, &a.mounts, &a.cgroups, &a.argv);
+    let code = ferry_node::runtime::shim(
+        &a.exit_file,
+        &a.log_file,
+        &a.mounts,
+        &a.cgroups,
+        a.netns.as_deref(),
+        &a.argv,
+    );
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
@@ -145,6 +159,7 @@ pub async fn run(a: Args) -> Result<ExitCode> {
         },
         cert_lifetime: lifetime,
         shim: std::env::current_exe().context("the ferry binary's path")?,
+        host_network_only: a.pod_network == "host",
     };
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let mut agent = tokio::spawn(agent::run(opts, cfg, stop));

@@ -340,6 +340,12 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
     stop_all(&mut node_procs);
     for p in &node_procs {
         ferry_node::runtime::kill_all(&p.data.join("pods"));
+        // The node stops with its pods: nothing of its network stays (its
+        // agent removed its proxy table on stop; again here if it was killed).
+        let _ = ferry_node::net::proxy::delete_table(&p.name);
+        if let Err(e) = ferry_node::net::podnet::teardown_node(&p.data, &p.name) {
+            tracing::warn!(node = %p.name, error = %e, "removing the node's pod network failed");
+        }
     }
     stop_all(&mut local.procs);
     Ok(ExitCode::SUCCESS)

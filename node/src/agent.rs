@@ -8,7 +8,8 @@
 
 use crate::env;
 use crate::net::proxy::Known;
-use crate::node::{self, Machine, Reserved};
+use crate::net::state::NodeNetwork;
+use crate::node::{self, Machine, NetworkReport, Reserved};
 use crate::objects::{code_of, Objects};
 use crate::pods::PodWorker;
 use anyhow::{Context, Result};
@@ -55,9 +56,12 @@ pub struct Options {
     pub cert_lifetime: Duration,
     /// The `ferry` binary (the container shim).
     pub shim: PathBuf,
+    /// Pods share the node's network without trying namespaces.
+    pub host_network_only: bool,
 }
 
-/// Runs the agent until `stop` turns true. Running pods are left running.
+/// Runs the agent until `stop` turns true. Running pods are left running,
+/// with their networks (see [`crate::net::state`]).
 pub async fn run(
     opts: Options,
     cfg: ClientConfig,
@@ -68,7 +72,9 @@ pub async fn run(
     let mut api = Objects { client };
     let machine = Machine::read(&opts.data_dir);
     let address = opts.address.to_string();
-    register(&api, &opts, &machine).await?;
+    let mut net = NodeNetwork::detect(&opts.name, &opts.data_dir, opts.host_network_only);
+    tracing::info!(mode = net.mode.as_str(), "pod network: {}", net.why);
+    register(&api, &opts, &machine, &net.report()).await?;
     tracing::info!(node = %opts.name, address = %address, "node registered");
     tokio::spawn(crate::tunnel::run(
         opts.data_dir.clone(),
@@ -76,10 +82,11 @@ pub async fn run(
         api.clone(),
         stop.clone(),
     ));
-    // Services and EndpointSlices for the proxy and the Service links; the
-    // pod network sends its NetInfo into `_net_info` (namespace mode).
+    // Services and EndpointSlices for the proxy, DNS and the Service links;
+    // the pod network sends its NetInfo into `net_tx` once set up (namespace mode).
     let known = crate::net::proxy::watch_objects(api.client.clone(), stop.clone());
-    let (_net_info, net_rx) = tokio::sync::watch::channel(None::<crate::net::NetInfo>);
+    let (net_tx, net_rx) = tokio::sync::watch::channel(None::<crate::net::NetInfo>);
+    tokio::spawn(crate::dns::run(net_rx.clone(), known.clone(), stop.clone()));
     let proxy = tokio::spawn(crate::net::proxy::run(net_rx, known.clone(), stop.clone()));
     let mut workers: HashMap<String, PodWorker> = HashMap::new();
     let cgroups = crate::cgroups::Layout::detect();
@@ -112,7 +119,7 @@ pub async fn run(
             let stale = match api.get("nodes", None, &opts.name).await {
                 Ok(Some(n)) => !reports_ready(&n),
                 Ok(None) => {
-                    if let Err(e) = register(&api, &opts, &machine).await {
+                    if let Err(e) = register(&api, &opts, &machine, &net.report()).await {
                         tracing::warn!(error = %e, "registering the node again failed");
                     }
                     false
@@ -120,7 +127,7 @@ pub async fn run(
                 Err(_) => false,
             };
             if stale || Instant::now() >= next_status {
-                match write_node_status(&api, &opts, &machine).await {
+                match write_node_status(&api, &opts, &machine, &net.report()).await {
                     Ok(()) => next_status = Instant::now() + opts.status_interval,
                     Err(e) => tracing::warn!(error = %e, "node status update failed"),
                 }
@@ -140,26 +147,51 @@ pub async fn run(
                 Err(e) => tracing::warn!(error = %e, "certificate renewal failed; retrying"),
             }
         }
-        if let Err(e) = sync_pods(&api, &opts, &pods_dir, &mut workers, &cgroups, &known).await {
+        if net.advance(&api).await {
+            if let Err(e) = write_node_status(&api, &opts, &machine, &net.report()).await {
+                tracing::warn!(error = %e, "node status update failed");
+            }
+            // The proxy and DNS follow the pod network once it is set up.
+            if let Some(info) = net.info() {
+                if net_tx.borrow().as_ref().map(|i| &i.pod_cidr) != Some(&info.pod_cidr) {
+                    net_tx.send_replace(Some(info.clone()));
+                }
+            }
+        }
+        if let Err(e) = sync_pods(
+            &api,
+            &opts,
+            &pods_dir,
+            &mut workers,
+            &cgroups,
+            &known,
+            &mut net,
+        )
+        .await
+        {
             tracing::warn!(error = %e, "pod sync failed");
         }
         tokio::select! {
             _ = tokio::time::sleep(SYNC) => {}
-            _ = stop.wait_for(|s| *s) => {
-                // The proxy removes its rules and addresses before we return.
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                // The proxy removes its rules and addresses before the
+                // node's network (and the interface holding them) goes.
                 let _ = tokio::time::timeout(Duration::from_secs(5), proxy).await;
+                let live = workers.values_mut().map(PodWorker::live).sum();
+                net.shutdown(live);
                 return Ok(());
             }
         }
     }
 }
 
-async fn register(api: &Objects, opts: &Options, m: &Machine) -> Result<()> {
+async fn register(api: &Objects, opts: &Options, m: &Machine, net: &NetworkReport) -> Result<()> {
     let obj = node::node_object(
         &opts.name,
         &opts.address.to_string(),
         m,
         &opts.reserved,
+        net,
         &crate::now(),
     );
     match api.create("nodes", None, &obj).await {
@@ -171,21 +203,30 @@ async fn register(api: &Objects, opts: &Options, m: &Machine) -> Result<()> {
                 None,
                 &opts.name,
                 None,
-                &json!({"metadata": {"labels": obj["metadata"]["labels"]}}),
+                &json!({"metadata": {
+                    "labels": obj["metadata"]["labels"],
+                    "annotations": obj["metadata"]["annotations"],
+                }}),
             )
             .await?;
         }
         Err(e) => return Err(e.context("registering the node")),
     }
-    write_node_status(api, opts, m).await
+    write_node_status(api, opts, m, net).await
 }
 
-async fn write_node_status(api: &Objects, opts: &Options, m: &Machine) -> Result<()> {
+async fn write_node_status(
+    api: &Objects,
+    opts: &Options,
+    m: &Machine,
+    net: &NetworkReport,
+) -> Result<()> {
     let obj = node::node_object(
         &opts.name,
         &opts.address.to_string(),
         m,
         &opts.reserved,
+        net,
         &crate::now(),
     );
     api.patch(
@@ -282,6 +323,7 @@ async fn sync_pods(
     workers: &mut HashMap<String, PodWorker>,
     cgroups: &crate::cgroups::Layout,
     known: &tokio::sync::watch::Receiver<Known>,
+    net: &mut NodeNetwork,
 ) -> Result<()> {
     let pods = api
         .list("pods", &format!("spec.nodeName={}", opts.name))
@@ -320,7 +362,7 @@ async fn sync_pods(
                 .await?;
                 let _ = std::fs::remove_dir_all(&w.dir);
                 crate::cgroups::remove(cgroups, &uid);
-                crate::cgroups::remove(cgroups, &uid);
+                net.pod_removed(&uid);
                 workers.remove(&uid);
             }
             continue;
@@ -331,7 +373,8 @@ async fn sync_pods(
                 .then(|| json!({"items": k.services_for(&ns)}))
         };
         let fetched = fetch(api, &ns, &pod, services).await;
-        w.sync(&opts.shim, &fetched, &ip, cgroups);
+        let pod_net = net.for_pod(w, &ip);
+        w.sync(&opts.shim, &fetched, &pod_net, cgroups);
         for (kind, reason, message) in std::mem::take(&mut w.events) {
             let event =
                 crate::node::event(&pod, &opts.name, &kind, &reason, &message, &crate::now());
@@ -339,7 +382,7 @@ async fn sync_pods(
                 tracing::debug!(error = %e, "recording an event failed");
             }
         }
-        let status = w.status(&ip, cgroups);
+        let status = w.status(&pod_net, cgroups);
         if w.written.as_ref() != Some(&status) {
             match api
                 .patch(
@@ -386,6 +429,7 @@ async fn sync_pods(
         if w.live() == 0 {
             let _ = std::fs::remove_dir_all(&w.dir);
             crate::cgroups::remove(cgroups, &uid);
+            net.pod_removed(&uid);
             workers.remove(&uid);
         }
     }

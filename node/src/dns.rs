@@ -348,6 +348,69 @@ pub fn resolv_conf(pod: &Value, dns_ip: Ipv4Addr, domain: &str) -> Option<String
     Some(out)
 }
 
+/// The node's DNS server: once the pod network is set up (`net`), serves on
+/// the node's gateway address, port 53, from a zone rebuilt whenever the
+/// watched Services or EndpointSlices (`known`) change, until `stop`.
+pub async fn run(
+    mut net: watch::Receiver<Option<crate::net::NetInfo>>,
+    mut known: watch::Receiver<crate::net::proxy::Known>,
+    stop: watch::Receiver<bool>,
+) {
+    let info = loop {
+        if let Some(i) = net.borrow_and_update().clone() {
+            break i;
+        }
+        if net.changed().await.is_err() {
+            return;
+        }
+    };
+    let domain = info.network.cluster_domain.clone();
+    let zone_of = move |k: &crate::net::proxy::Known| {
+        let services: Vec<Value> = k
+            .services
+            .values()
+            .filter_map(|s| serde_json::to_value(s).ok())
+            .collect();
+        let slices: Vec<Value> = k
+            .slices
+            .values()
+            .filter_map(|s| serde_json::to_value(s).ok())
+            .collect();
+        Arc::new(Zone::build(&domain, &services, &slices))
+    };
+    let (tx, rx) = watch::channel(zone_of(&known.borrow_and_update()));
+    let mut updates_stop = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                r = known.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    let z = zone_of(&known.borrow_and_update());
+                    tx.send_replace(z);
+                }
+                _ = updates_stop.changed() => return,
+            }
+        }
+    });
+    let addr = SocketAddr::new(info.gateway(), 53);
+    let mut wait = std::time::Duration::from_millis(200);
+    loop {
+        match serve(addr, rx.clone(), stop.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "cluster DNS cannot serve; retrying");
+                if *stop.borrow() {
+                    return;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 /// Serves DNS on `addr` (UDP and TCP) from the latest zone until `stop`
 /// turns true.
 pub async fn serve(

@@ -23,7 +23,8 @@
 //!   and serving container logs (tail, since, timestamps, follow, previous).
 //! - [`volumes`]: pod volumes materialized under the pod's directory (the
 //!   kubelet's atomic `..data` swap) and the container's bind mounts.
-//! - [`net`]: the pod network (namespaces, veths, routes) and the Service
+//! - [`net`]: the pod network (namespaces, veths, addresses, routes, the
+//!   agent's network state) and the Service
 //!   proxy (nftables), and the names they own in the host namespace.
 //! - [`objects`]: the object requests the agent makes.
 

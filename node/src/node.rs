@@ -72,6 +72,20 @@ pub struct Reserved {
     pub memory: u64,
 }
 
+/// The pod network as the Node reports it: the `ferry.dev/pod-network`
+/// annotation and the `NetworkUnavailable` condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkReport {
+    /// The mode (`namespaces` or `host`).
+    pub mode: String,
+    /// Whether pods can get their network now.
+    pub ready: bool,
+    /// The condition's reason.
+    pub reason: String,
+    /// The condition's message.
+    pub message: String,
+}
+
 /// Pods a node runs at most (Kubernetes' default).
 pub const MAX_PODS: u64 = 110;
 
@@ -81,6 +95,7 @@ pub fn node_object(
     address: &str,
     m: &Machine,
     reserved: &Reserved,
+    net: &NetworkReport,
     now: &str,
 ) -> Value {
     let cpu_millis = m.cpus * 1000;
@@ -91,6 +106,7 @@ pub fn node_object(
         "kind": "Node",
         "metadata": {
             "name": name,
+            "annotations": {crate::net::MODE_ANNOTATION: net.mode},
             "labels": {
                 "kubernetes.io/hostname": name,
                 "kubernetes.io/os": "linux",
@@ -100,7 +116,7 @@ pub fn node_object(
             },
         },
         "spec": {},
-        "status": status(name, address, m, alloc_cpu, alloc_mem, now),
+        "status": status(name, address, m, alloc_cpu, alloc_mem, net, now),
     })
 }
 
@@ -110,6 +126,7 @@ fn status(
     m: &Machine,
     alloc_cpu: u64,
     alloc_mem: u64,
+    net: &NetworkReport,
     now: &str,
 ) -> Value {
     let cond = |t: &str, s: &str, reason: &str, msg: &str| {
@@ -148,6 +165,7 @@ fn status(
             cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
             cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
             cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+            cond("NetworkUnavailable", if net.ready { "False" } else { "True" }, &net.reason, &net.message),
         ],
     })
 }
@@ -216,7 +234,25 @@ mod tests {
             cpu_millis: 100,
             memory: 256 << 20,
         };
-        let n = node_object("n1", "127.0.1.1", &m, &r, "2026-12-05T00:00:00Z");
+        let net = NetworkReport {
+            mode: "namespaces".into(),
+            ready: false,
+            reason: "NoPodCIDR".into(),
+            message: "waiting for the Node's spec.podCIDR".into(),
+        };
+        let n = node_object("n1", "127.0.1.1", &m, &r, &net, "2026-12-05T00:00:00Z");
+        assert_eq!(
+            n["metadata"]["annotations"]["ferry.dev/pod-network"],
+            "namespaces"
+        );
+        let unavailable = n["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "NetworkUnavailable")
+            .unwrap();
+        assert_eq!(unavailable["status"], "True");
+        assert_eq!(unavailable["reason"], "NoPodCIDR");
         assert_eq!(n["status"]["capacity"]["cpu"], "2");
         assert_eq!(n["status"]["allocatable"]["cpu"], "1900m");
         assert_eq!(n["status"]["capacity"]["memory"], "4194304Ki");

@@ -179,6 +179,41 @@ impl Container {
     }
 }
 
+/// A pod's network as its containers get it (built by the agent from the
+/// node's pod network, see [`crate::net`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Network {
+    /// The node's address (`status.hostIP`).
+    pub host_ip: String,
+    /// The pod's address (the node's when the pod shares the node's
+    /// network); `None` until its network is set up.
+    pub pod_ip: Option<String>,
+    /// The pod's network namespace, which its containers join.
+    pub netns: Option<PathBuf>,
+    /// Why the pod's network is not ready (its containers wait).
+    pub pending: Option<String>,
+    /// The cluster's DNS domain, when the pod has its own network (its
+    /// `/etc/hosts` is written then).
+    pub cluster_domain: Option<String>,
+    /// The cluster DNS Service's address (the pod's `resolv.conf` names it).
+    pub dns_ip: Option<std::net::Ipv4Addr>,
+}
+
+impl Network {
+    /// A pod sharing the node's network at `host_ip`.
+    pub fn host(host_ip: &str) -> Network {
+        Network {
+            host_ip: host_ip.to_string(),
+            pod_ip: Some(host_ip.to_string()),
+            ..Network::default()
+        }
+    }
+
+    fn ip(&self) -> &str {
+        self.pod_ip.as_deref().unwrap_or(&self.host_ip)
+    }
+}
+
 /// A pod this node runs.
 pub struct PodWorker {
     /// The pod's uid.
@@ -199,6 +234,10 @@ pub struct PodWorker {
     pub start_time: String,
     /// Events to report: (type, reason, message).
     pub events: Vec<(String, String, String)>,
+    /// The pod's own network, once set up (see [`crate::net::podnet`]).
+    pub net: Option<crate::net::podnet::PodAddr>,
+    /// Why the pod's network was last reported not ready.
+    net_waiting: Option<String>,
 }
 
 fn restart_policy(pod: &Value) -> &str {
@@ -236,6 +275,8 @@ impl PodWorker {
             written: None,
             start_time,
             events: Vec::new(),
+            net: None,
+            net_waiting: None,
         }
     }
 
@@ -254,15 +295,37 @@ impl PodWorker {
         &mut self,
         shim: &Path,
         fetched: &env::Fetched,
-        ip: &str,
+        net: &Network,
         cgroups: &crate::cgroups::Layout,
     ) {
         if self.terminating.is_some() {
             return self.stop();
         }
-        // Volumes first (again each time: ConfigMap and Secret volumes follow
+        // The pod's network first: no container starts without it.
+        if let Some(why) = &net.pending {
+            self.wait_for_network(why);
+            return;
+        }
+        self.net_waiting = None;
+        let ip = net.ip();
+        let net_mounts = match &net.cluster_domain {
+            Some(domain) => {
+                match crate::net::podnet::pod_files(&self.pod, &self.dir, ip, domain, net.dns_ip) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.wait_for_network(&format!(
+                            "writing the pod's /etc/hosts and /etc/resolv.conf: {e}"
+                        ));
+                        return;
+                    }
+                }
+            }
+            None => Vec::new(),
+        };
+        // Volumes next (again each time: ConfigMap and Secret volumes follow
         // their objects); a container starts only once its volumes exist.
-        let volumes = match crate::volumes::prepare(&self.pod, &self.dir, fetched, ip) {
+        let volumes = match crate::volumes::prepare(&self.pod, &self.dir, fetched, ip, &net.host_ip)
+        {
             Ok(v) => v,
             Err(why) => {
                 for c in self.init.iter_mut().chain(self.containers.iter_mut()) {
@@ -287,9 +350,10 @@ impl PodWorker {
             pod: &pod,
             shim,
             fetched,
-            ip,
+            net,
             pod_dir: &dir,
             volumes: &volumes,
+            net_mounts: &net_mounts,
             cgroups,
         };
         let policy = restart_policy(&self.pod).to_string();
@@ -332,6 +396,27 @@ impl PodWorker {
         }
     }
 
+    /// Marks containers not yet started as waiting for the pod's network,
+    /// with a `NetworkNotReady` event when the reason is new.
+    fn wait_for_network(&mut self, why: &str) {
+        for c in self.init.iter_mut().chain(self.containers.iter_mut()) {
+            if c.started.is_none() {
+                c.waiting = Some((
+                    "ContainerCreating".into(),
+                    format!("network is not ready: {why}"),
+                ));
+            }
+        }
+        if self.net_waiting.as_deref() != Some(why) {
+            self.events.push((
+                "Warning".into(),
+                "NetworkNotReady".into(),
+                format!("network is not ready: {why}"),
+            ));
+            self.net_waiting = Some(why.to_string());
+        }
+    }
+
     /// Begins or continues stopping every container: SIGTERM, then SIGKILL
     /// once the grace period is over.
     pub fn stop(&mut self) {
@@ -364,7 +449,7 @@ impl PodWorker {
     }
 
     /// The pod's status as the kubelet reports it.
-    pub fn status(&mut self, host_ip: &str, cgroups: &crate::cgroups::Layout) -> Value {
+    pub fn status(&mut self, net: &Network, cgroups: &crate::cgroups::Layout) -> Value {
         // A run the kernel SIGKILLed in its cgroup for its memory: OOMKilled.
         for c in self.init.iter_mut().chain(self.containers.iter_mut()) {
             if let Some(e) = c.exited.as_mut() {
@@ -422,10 +507,11 @@ impl PodWorker {
             json!({"type": t, "status": if ok {"True"} else {"False"}, "lastProbeTime": null,
                    "lastTransitionTime": since})
         };
-        json!({
+        let host_ip = &net.host_ip;
+        let mut status = json!({
             "phase": phase,
             "conditions": [
-                cond("PodReadyToStartContainers", true),
+                cond("PodReadyToStartContainers", net.pod_ip.is_some()),
                 cond("Initialized", init_done),
                 cond("Ready", ready),
                 cond("ContainersReady", ready),
@@ -433,13 +519,16 @@ impl PodWorker {
             ],
             "hostIP": host_ip,
             "hostIPs": [{"ip": host_ip}],
-            "podIP": host_ip,
-            "podIPs": [{"ip": host_ip}],
             "startTime": self.start_time,
             "initContainerStatuses": init_statuses,
             "containerStatuses": app_statuses,
             "qosClass": qos_class(&self.pod),
-        })
+        });
+        if let Some(ip) = &net.pod_ip {
+            status["podIP"] = json!(ip);
+            status["podIPs"] = json!([{"ip": ip}]);
+        }
+        status
     }
 }
 
@@ -465,9 +554,11 @@ struct StartCtx<'a> {
     pod: &'a Value,
     shim: &'a Path,
     fetched: &'a env::Fetched,
-    ip: &'a str,
+    net: &'a Network,
     pod_dir: &'a Path,
     volumes: &'a std::collections::BTreeMap<String, PathBuf>,
+    /// Files the pod network mounts into every container (`/etc/hosts`).
+    net_mounts: &'a [crate::volumes::Mount],
     cgroups: &'a crate::cgroups::Layout,
 }
 
@@ -476,11 +567,13 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, St
         pod,
         shim,
         fetched,
-        ip,
+        net,
         pod_dir,
         volumes,
+        net_mounts,
         cgroups,
     } = *ctx;
+    let ip = net.ip();
     if c.not_before.is_some_and(|t| Instant::now() < t) {
         return;
     }
@@ -517,7 +610,7 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, St
         ));
         return;
     }
-    let env = match env::build(pod, &c.spec, fetched, ip, ip) {
+    let env = match env::build(pod, &c.spec, fetched, ip, &net.host_ip) {
         Ok(mut e) => {
             // What an image would give: a search path, and the pod's host name.
             if !e.iter().any(|(k, _)| k == "PATH") {
@@ -564,7 +657,15 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, St
         );
     }
     let mounts = match crate::volumes::mounts(&c.spec, volumes) {
-        Ok(m) => m,
+        Ok(mut m) => {
+            // A volume mounted at /etc/hosts wins over the pod network's.
+            for n in net_mounts {
+                if !m.iter().any(|v| v.target == n.target) {
+                    m.push(n.clone());
+                }
+            }
+            m
+        }
         Err(why) => {
             c.waiting = Some(("CreateContainerConfigError".into(), why));
             return;
@@ -609,11 +710,19 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, St
         workdir,
         mounts,
         cgroups: cgroup_procs,
+        netns: net.netns.clone(),
     };
     match runtime::start(shim, &c.dir, &spec) {
         Ok((started, child)) => {
             c.last = c.exited.take().or(c.last.take());
             c.last_killed = c.killed.take();
+            if spec.netns.is_some() || !spec.mounts.is_empty() {
+                // Exec probes run where the container runs.
+                let prefix = nsenter_prefix(shim, &started, &spec.workdir);
+                for p in &mut probes {
+                    p.exec_prefix = prefix.clone();
+                }
+            }
             c.probes = probes;
             c.env = env;
             c.started = Some(started);
@@ -625,6 +734,22 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, St
             c.waiting = Some(("RunContainerError".into(), e.to_string()));
         }
     }
+}
+
+/// `ferry nsenter` into the namespaces of the container run `s`, as a
+/// command prefix.
+fn nsenter_prefix(shim: &Path, s: &Started, workdir: &Path) -> Vec<String> {
+    vec![
+        shim.display().to_string(),
+        "nsenter".into(),
+        "--pid".into(),
+        s.pid.to_string(),
+        "--start-ticks".into(),
+        s.start_ticks.to_string(),
+        "--workdir".into(),
+        workdir.display().to_string(),
+        "--".into(),
+    ]
 }
 
 fn terminated(e: &Exited, started_at: &str) -> Value {

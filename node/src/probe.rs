@@ -182,6 +182,9 @@ pub struct State {
     pub next: Instant,
     /// The last failure's message.
     pub message: String,
+    /// What an exec probe's command is run through to enter the container's
+    /// namespaces (`ferry nsenter ... --`); empty runs it on the node.
+    pub exec_prefix: Vec<String>,
     running: Option<tokio::task::JoinHandle<Result<(), String>>>,
 }
 
@@ -196,6 +199,7 @@ impl State {
             successes: 0,
             failures: 0,
             message: String::new(),
+            exec_prefix: Vec::new(),
             running: None,
         }
     }
@@ -245,8 +249,9 @@ impl State {
             let timeout = self.spec.timeout;
             let env = env.to_vec();
             let workdir = workdir.to_path_buf();
+            let prefix = self.exec_prefix.clone();
             self.running = Some(tokio::spawn(async move {
-                match tokio::time::timeout(timeout, action.run(&env, &workdir)).await {
+                match tokio::time::timeout(timeout, action.run_in(&prefix, &env, &workdir)).await {
                     Ok(r) => r,
                     Err(_) => Err(format!("timed out after {timeout:?}")),
                 }
@@ -275,11 +280,23 @@ impl Action {
         env: &[(String, String)],
         workdir: &std::path::Path,
     ) -> Result<(), String> {
+        self.run_in(&[], env, workdir).await
+    }
+
+    /// As [`Action::run`], an exec command run through `prefix`.
+    pub async fn run_in(
+        &self,
+        prefix: &[String],
+        env: &[(String, String)],
+        workdir: &std::path::Path,
+    ) -> Result<(), String> {
         match self {
             Action::Exec(argv) => {
-                let Some((prog, args)) = argv.split_first() else {
+                if argv.is_empty() {
                     return Err("empty exec command".into());
-                };
+                }
+                let full: Vec<&String> = prefix.iter().chain(argv.iter()).collect();
+                let (prog, args) = full.split_first().expect("not empty");
                 let out = tokio::process::Command::new(prog)
                     .args(args)
                     .env_clear()

@@ -118,6 +118,10 @@ pub struct Spec {
     /// The `cgroup.procs` files the shim joins before it starts the command.
     #[serde(default)]
     pub cgroups: Vec<PathBuf>,
+    /// The pod's network namespace (`/run/netns/...`), joined first; `None`
+    /// shares the node's network.
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
 }
 
 /// Starts `spec` through the shim, in a fresh container directory `dir`. The
@@ -143,8 +147,11 @@ pub fn start(
         .arg("--mounts")
         .arg(serde_json::to_string(&spec.mounts).expect("serializes"))
         .arg("--cgroups")
-        .arg(serde_json::to_string(&spec.cgroups).expect("serializes"))
-        .arg("--")
+        .arg(serde_json::to_string(&spec.cgroups).expect("serializes"));
+    if let Some(ns) = &spec.netns {
+        cmd.arg("--netns").arg(ns);
+    }
+    cmd.arg("--")
         .args(&spec.argv)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -175,7 +182,7 @@ pub fn signal(s: &Started, sig: Signal) {
     }
 }
 
-/// The shim: runs `argv` in this process group, waits, records the exit in
+/// The shim: joins the pod's network namespace `netns` (if any), runs `argv` in this process group, waits, records the exit in
 /// `exit_file`, and exits with the same code. SIGTERM, SIGINT and SIGHUP reach
 /// the command through the group; the shim catches them (a handler, which the
 /// command does not inherit, unlike an ignored signal) to outlive the command
@@ -185,6 +192,7 @@ pub fn shim(
     log_file: &Path,
     mounts: &str,
     cgroups: &str,
+    netns: Option<&Path>,
     argv: &[String],
 ) -> i32 {
     let log = match std::fs::OpenOptions::new()
@@ -198,7 +206,24 @@ pub fn shim(
             return 126;
         }
     };
-    // The mount namespace first: unshare needs a single-threaded process.
+    // The pod's network first: everything after runs in it.
+    if let Some(ns) = netns {
+        let joined = std::fs::File::open(ns)
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = joined {
+            let msg = format!(
+                "ferry shim: joining the pod's network namespace {}: {e}\n",
+                ns.display()
+            );
+            write_record(&log, "stderr", msg.as_bytes());
+            return 126;
+        }
+    }
+    // The mount namespace next: unshare needs a single-threaded process.
     let mounts: Vec<crate::volumes::Mount> = match serde_json::from_str(mounts) {
         Ok(m) => m,
         Err(e) => {
@@ -310,24 +335,34 @@ pub fn shim(
     exited.code
 }
 
-/// `ferry nsenter`: joins the mount namespace of process `pid` (if it is still
-/// the one that started at `start_ticks`) and becomes `argv`. Returns only on
+/// `ferry nsenter`: joins the network and mount namespaces of process `pid`
+/// (if it is still the one that started at `start_ticks`) and becomes `argv`. Returns only on
 /// failure, with the exit code to use.
 pub fn nsenter(pid: i32, ticks: u64, workdir: &Path, argv: &[String]) -> i32 {
     if start_ticks(pid) != Some(ticks) {
         eprintln!("the container is not running");
         return 126;
     }
-    let ns = match std::fs::File::open(format!("/proc/{pid}/ns/mnt")) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("entering the container's mount namespace: {e}");
+    use nix::sched::CloneFlags;
+    // Both opened before either is entered: /proc is read in the node's view.
+    let mut namespaces = Vec::new();
+    for (ns, flag, what) in [
+        ("net", CloneFlags::CLONE_NEWNET, "network"),
+        ("mnt", CloneFlags::CLONE_NEWNS, "mount"),
+    ] {
+        match std::fs::File::open(format!("/proc/{pid}/ns/{ns}")) {
+            Ok(f) => namespaces.push((f, flag, what)),
+            Err(e) => {
+                eprintln!("entering the container's {what} namespace: {e}");
+                return 126;
+            }
+        }
+    }
+    for (f, flag, what) in namespaces {
+        if let Err(e) = nix::sched::setns(f, flag) {
+            eprintln!("entering the container's {what} namespace: {e}");
             return 126;
         }
-    };
-    if let Err(e) = nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS) {
-        eprintln!("entering the container's mount namespace: {e}");
-        return 126;
     }
     let Some((prog, args)) = argv.split_first() else {
         return 127;

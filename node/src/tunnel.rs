@@ -341,11 +341,12 @@ async fn exec(
             return;
         }
     };
-    // A container with volumes has its own mount namespace: enter it first
-    // (through `ferry nsenter`, a fresh single-threaded process).
+    // A container with volumes or a pod network has its own namespaces:
+    // enter them first (through `ferry nsenter`, a fresh single-threaded process).
     let started = dir.started();
-    let mut cmd = match (&started, spec.mounts.is_empty(), std::env::current_exe()) {
-        (Some(s), false, Ok(ferry)) => {
+    let own = !spec.mounts.is_empty() || spec.netns.is_some();
+    let mut cmd = match (&started, own, std::env::current_exe()) {
+        (Some(s), true, Ok(ferry)) => {
             let mut c = tokio::process::Command::new(ferry);
             c.arg("nsenter")
                 .arg("--pid")

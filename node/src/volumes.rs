@@ -146,6 +146,7 @@ fn downward_files(
     src: &Value,
     pod: &Value,
     ip: &str,
+    host_ip: &str,
     default_mode: u32,
     files: &mut Files,
 ) -> Result<(), String> {
@@ -164,7 +165,7 @@ fn downward_files(
                 }
                 _ => {
                     let probe = serde_json::json!({"env": [{"name": "V", "valueFrom": {"fieldRef": {"fieldPath": f}}}]});
-                    let vars = env::build(pod, &probe, &env::Fetched::new(), ip, ip)?;
+                    let vars = env::build(pod, &probe, &env::Fetched::new(), ip, host_ip)?;
                     vars.into_iter().next().map(|(_, v)| v).unwrap_or_default()
                 }
             }
@@ -259,6 +260,7 @@ pub fn prepare(
     pod_dir: &Path,
     fetched: &env::Fetched,
     ip: &str,
+    host_ip: &str,
 ) -> Result<BTreeMap<String, PathBuf>, String> {
     let mut out = BTreeMap::new();
     let root = pod_dir.join("volumes");
@@ -300,7 +302,7 @@ pub fn prepare(
             object_files(s, get(&src).as_ref(), true, 0o644, &mut files)?;
         } else if let Some(d) = v.get("downwardAPI") {
             let mode = mode_of(&d["defaultMode"], 0o644);
-            downward_files(d, pod, ip, mode, &mut files)?;
+            downward_files(d, pod, ip, host_ip, mode, &mut files)?;
         } else if let Some(p) = v.get("projected") {
             let mode = mode_of(&p["defaultMode"], 0o644);
             for s in p["sources"].as_array().into_iter().flatten() {
@@ -311,7 +313,7 @@ pub fn prepare(
                     let src = Source::Secret(c["name"].as_str().unwrap_or_default().into());
                     object_files(c, get(&src).as_ref(), true, mode, &mut files)?;
                 } else if let Some(d) = s.get("downwardAPI") {
-                    downward_files(d, pod, ip, mode, &mut files)?;
+                    downward_files(d, pod, ip, host_ip, mode, &mut files)?;
                 } else {
                     return Err(format!("volume {name}: this projected source is not supported by the process runtime"));
                 }
@@ -390,7 +392,7 @@ mod tests {
             Source::Secret("s".into()),
             Some(json!({"data": {"pw": "czNjcmV0"}})),
         );
-        let vols = prepare(&pod, tmp.path(), &fetched, "10.0.0.1").unwrap();
+        let vols = prepare(&pod, tmp.path(), &fetched, "10.0.0.1", "10.0.0.2").unwrap();
         let read = |v: &str, p: &str| std::fs::read_to_string(vols[v].join(p)).unwrap();
         assert_eq!(read("cfg", "dir/a.txt"), "one");
         assert!(!vols["cfg"].join("b").exists(), "items select keys");
@@ -419,7 +421,7 @@ mod tests {
             Source::ConfigMap("c".into()),
             Some(json!({"data": {"a": "uno"}})),
         );
-        prepare(&pod, tmp.path(), &fetched, "10.0.0.1").unwrap();
+        prepare(&pod, tmp.path(), &fetched, "10.0.0.1", "10.0.0.2").unwrap();
         assert_eq!(read("cfg", "dir/a.txt"), "uno");
         assert_ne!(
             std::fs::read_link(vols["cfg"].join("..data")).unwrap(),
@@ -441,6 +443,7 @@ mod tests {
             tmp.path(),
             &none,
             "",
+            "",
         )
         .unwrap_err();
         assert_eq!(e, "configmap \"gone\" not found");
@@ -448,6 +451,7 @@ mod tests {
             &pod(json!({"name": "v", "configMap": {"name": "gone", "optional": true}})),
             tmp.path(),
             &none,
+            "",
             ""
         )
         .is_ok());
@@ -455,6 +459,7 @@ mod tests {
             &pod(json!({"name": "v", "persistentVolumeClaim": {"claimName": "x"}})),
             tmp.path(),
             &none,
+            "",
             "",
         )
         .unwrap_err();
@@ -467,7 +472,7 @@ mod tests {
             Source::ConfigMap("c".into()),
             Some(json!({"data": {"a": "1"}})),
         );
-        let e = prepare(&pod(json!({"name": "v", "configMap": {"name": "c", "items": [{"key": "a", "path": "../x"}]}})), tmp.path(), &f, "").unwrap_err();
+        let e = prepare(&pod(json!({"name": "v", "configMap": {"name": "c", "items": [{"key": "a", "path": "../x"}]}})), tmp.path(), &f, "", "").unwrap_err();
         assert!(e.contains("may not contain '..'"), "{e}");
         let vols: BTreeMap<String, PathBuf> = [("v".to_string(), PathBuf::from("/x"))].into();
         let e = mounts(

@@ -15,9 +15,26 @@
 //! the source of host-to-pod traffic) and the Service addresses the proxy
 //! answers for. `unreachable` routes for the cluster, service and
 //! LoadBalancer ranges (metric [`route_metric`]) keep anything else local.
+//!
+//! Details settled by the implementation: where the kernel has no dummy
+//! driver the node's interface is a veth whose peer ([`node_iface_peer`])
+//! stays in the host; pods also hold a permanent neighbour entry for the
+//! gateway (the host veth's fixed MAC), so they reach the host even where
+//! proxy ARP finds no route to answer for. When the agent stops, the node's
+//! network stays while any of its containers runs, and goes when none does
+//! (see [`state`]); a node stopped with its pods leaves nothing behind.
+//!
+//! Layout: [`cmd`] (running `ip`, sysctls; errors naming the command),
+//! [`routes`] (the machine's routes, clash check), [`ipam`] (pod addresses on
+//! disk), [`podnet`] (the plans and their execution), [`state`] (the agent's
+//! side), [`proxy`] (Services).
 
+pub mod cmd;
+pub mod ipam;
 pub mod podnet;
 pub mod proxy;
+pub mod routes;
+pub mod state;
 
 use ferry_api::network::{Cidr, Network};
 use std::net::IpAddr;
@@ -62,6 +79,36 @@ pub struct NetInfo {
 }
 
 impl NetInfo {
+    /// The network of node `node` with pod range `pod_cidr` (its Node's
+    /// `spec.podCIDR`), which must lie in the cluster CIDR.
+    pub fn new(
+        mode: Mode,
+        network: Network,
+        pod_cidr: Cidr,
+        node: &str,
+    ) -> Result<NetInfo, String> {
+        let c = network.cluster_cidr;
+        if pod_cidr.is_ipv4() != c.is_ipv4()
+            || pod_cidr.prefix() < c.prefix()
+            || !c.contains(pod_cidr.addr())
+        {
+            return Err(format!(
+                "the Node's spec.podCIDR {pod_cidr} is not inside the cluster CIDR {c}"
+            ));
+        }
+        if pod_cidr.size() < 4 {
+            return Err(format!(
+                "the Node's spec.podCIDR {pod_cidr} is too small (at least 4 addresses)"
+            ));
+        }
+        Ok(NetInfo {
+            mode,
+            network,
+            pod_cidr,
+            node: node.to_string(),
+        })
+    }
+
     /// The node's gateway address: the pod range's first host address, held
     /// by [`node_iface`]; host-to-pod traffic leaves from it.
     pub fn gateway(&self) -> IpAddr {
@@ -84,6 +131,12 @@ pub fn node_iface(node: &str) -> String {
     format!("fn{:08x}", fnv(node))
 }
 
+/// The veth peer of [`node_iface`], used only where the kernel has no dummy
+/// interface driver (the peer stays in the host namespace, up, unused).
+pub fn node_iface_peer(node: &str) -> String {
+    format!("fm{:08x}", fnv(node))
+}
+
 /// The host end of a pod's veth (`fp` + 8 hex digits of the pod uid's hash).
 pub fn pod_veth(uid: &str) -> String {
     format!("fp{:08x}", fnv(uid))
@@ -97,8 +150,13 @@ pub fn netns_name(uid: &str) -> String {
 /// The metric of this node's `unreachable` routes: distinct per node, so
 /// nodes on one machine each add and remove their own.
 pub fn route_metric(node: &str) -> u32 {
-    4000 + fnv(node) % 100_000
+    METRIC_BASE + fnv(node) % (METRIC_END - METRIC_BASE)
 }
+
+/// The lowest metric of a node's `unreachable` routes.
+pub const METRIC_BASE: u32 = 4000;
+/// One past the highest.
+pub const METRIC_END: u32 = 104_000;
 
 /// The nftables table this node's proxy owns (`ip` family).
 pub fn nft_table(node: &str) -> String {
@@ -120,5 +178,33 @@ mod tests {
         assert_ne!(node_iface("n0"), node_iface("n1"));
         assert_ne!(route_metric("n0"), route_metric("n1"));
         assert_eq!(node_iface("n0"), node_iface("n0"));
+        for n in ["n0", "n1", "a-very-long-node-name.example"] {
+            assert!((METRIC_BASE..METRIC_END).contains(&route_metric(n)));
+            assert!(routes::is_ferry_iface(&node_iface(n)));
+            assert!(routes::is_ferry_iface(&node_iface_peer(n)));
+        }
+        assert!(routes::is_ferry_iface(&pod_veth("0c5e")));
+    }
+
+    #[test]
+    fn a_pod_range_must_lie_in_the_cluster_cidr() {
+        let n = Network::default();
+        for (range, want) in [
+            ("10.42.3.0/24", Ok("10.42.3.1")),
+            (
+                "10.43.0.0/24",
+                Err("is not inside the cluster CIDR 10.42.0.0/16"),
+            ),
+            ("10.0.0.0/8", Err("is not inside")),
+            ("10.42.3.0/31", Err("too small")),
+        ] {
+            let got = NetInfo::new(Mode::Namespaces, n.clone(), range.parse().unwrap(), "n1")
+                .map(|i| i.gateway().to_string());
+            match (got, want) {
+                (Ok(g), Ok(w)) => assert_eq!(g, w),
+                (Err(e), Err(w)) => assert!(e.contains(w), "{range}: {e}"),
+                (g, w) => panic!("{range}: got {g:?}, want {w:?}"),
+            }
+        }
     }
 }
