@@ -16,6 +16,7 @@
 //!   workload controllers' reconcilers.
 //! - [`job`], [`cronjob`]: the batch controllers' reconcilers (and a cron parser).
 //! - [`disruption`]: PodDisruptionBudget status (allowed disruptions).
+//! - [`endpoints`]: EndpointSlices and Endpoints of Services.
 //! - [`run`]: the control plane's shell: leadership, informers, queues, writes.
 
 pub mod api;
@@ -24,6 +25,7 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
+pub mod endpoints;
 pub mod informer;
 pub mod job;
 pub mod meta;
