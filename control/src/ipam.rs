@@ -24,7 +24,9 @@ pub enum Decision {
 
 /// The node's pod ranges as written (`podCIDRs`, else `podCIDR`).
 fn pod_cidrs(n: &Node) -> Vec<String> {
-    let Some(spec) = &n.spec else { return Vec::new() };
+    let Some(spec) = &n.spec else {
+        return Vec::new();
+    };
     match spec.pod_cidrs.as_deref() {
         Some(l) if !l.is_empty() => l.to_vec(),
         _ => spec
@@ -63,9 +65,7 @@ pub fn decide(
     let name = node.metadata.name.as_deref().unwrap_or("");
     if let Some(first) = pod_cidrs(node).first() {
         return match first.parse::<Cidr>() {
-            Ok(c) if cluster.contains(c.addr()) && c.prefix() >= cluster.prefix() => {
-                Decision::Keep
-            }
+            Ok(c) if cluster.contains(c.addr()) && c.prefix() >= cluster.prefix() => Decision::Keep,
             _ => Decision::Outside(first.clone()),
         };
     }
@@ -123,16 +123,27 @@ mod tests {
         let none: BTreeMap<String, Cidr> = BTreeMap::new();
         let pending = BTreeMap::from([("n9".to_string(), c("10.42.2.0/24"))]);
         let cases: Vec<(&str, Vec<Arc<Node>>, &BTreeMap<String, Cidr>, Decision)> = vec![
-            ("first node", vec![], &none, Decision::Assign(c("10.42.0.0/24"))),
+            (
+                "first node",
+                vec![],
+                &none,
+                Decision::Assign(c("10.42.0.0/24")),
+            ),
             (
                 "a gap is reused",
-                vec![node("a", Some("10.42.0.0/24")), node("b", Some("10.42.2.0/24"))],
+                vec![
+                    node("a", Some("10.42.0.0/24")),
+                    node("b", Some("10.42.2.0/24")),
+                ],
                 &none,
                 Decision::Assign(c("10.42.1.0/24")),
             ),
             (
                 "an assignment the cache does not show yet counts",
-                vec![node("a", Some("10.42.0.0/24")), node("b", Some("10.42.1.0/24"))],
+                vec![
+                    node("a", Some("10.42.0.0/24")),
+                    node("b", Some("10.42.1.0/24")),
+                ],
                 &pending,
                 Decision::Assign(c("10.42.3.0/24")),
             ),
@@ -161,7 +172,10 @@ mod tests {
         let cluster = c("10.42.0.0/16");
         let none = BTreeMap::new();
         let has = node("a", Some("10.42.7.0/24"));
-        assert_eq!(decide(cluster, 24, &has, &[has.clone()], &none), Decision::Keep);
+        assert_eq!(
+            decide(cluster, 24, &has, &[has.clone()], &none),
+            Decision::Keep
+        );
         let outside = node("b", Some("192.168.0.0/24"));
         assert_eq!(
             decide(cluster, 24, &outside, &[outside.clone()], &none),
@@ -169,7 +183,10 @@ mod tests {
         );
         let me = node("c", None);
         let pending = BTreeMap::from([("c".to_string(), c("10.42.0.0/24"))]);
-        assert_eq!(decide(cluster, 24, &me, &[me.clone()], &pending), Decision::Keep);
+        assert_eq!(
+            decide(cluster, 24, &me, &[me.clone()], &pending),
+            Decision::Keep
+        );
     }
 
     #[test]
@@ -203,7 +220,13 @@ mod tests {
         // A whole-cluster range on one node leaves nothing either.
         let greedy = node("g", Some("10.42.0.0/22"));
         assert_eq!(
-            decide(cluster, 24, &late, &[greedy, late.clone()], &BTreeMap::new()),
+            decide(
+                cluster,
+                24,
+                &late,
+                &[greedy, late.clone()],
+                &BTreeMap::new()
+            ),
             Decision::Exhausted
         );
     }

@@ -154,8 +154,20 @@ mod tests {
             s["loadBalancerIP"] = json!(a);
             s
         };
-        let cases: Vec<(&str, Value, Vec<Arc<Service>>, &BTreeMap<String, IpAddr>, Decision)> = vec![
-            ("first: skips the network address", lb(), vec![], &none, Decision::Assign(ip("10.44.0.1"))),
+        let cases: Vec<(
+            &str,
+            Value,
+            Vec<Arc<Service>>,
+            &BTreeMap<String, IpAddr>,
+            Decision,
+        )> = vec![
+            (
+                "first: skips the network address",
+                lb(),
+                vec![],
+                &none,
+                Decision::Assign(ip("10.44.0.1")),
+            ),
             (
                 "taken and pending addresses are skipped",
                 lb(),
@@ -175,21 +187,29 @@ mod tests {
                 with_ip("10.44.0.1"),
                 vec![svc("a", lb(), Some("10.44.0.1"))],
                 &none,
-                Decision::Fail("Failed to allocate IP for \"d/me\": address also in use by d/a".into()),
+                Decision::Fail(
+                    "Failed to allocate IP for \"d/me\": address also in use by d/a".into(),
+                ),
             ),
             (
                 "a requested address outside the pool",
                 with_ip("10.9.0.1"),
                 vec![],
                 &none,
-                Decision::Fail("Failed to allocate IP for \"d/me\": \"10.9.0.1\" is not allowed in config".into()),
+                Decision::Fail(
+                    "Failed to allocate IP for \"d/me\": \"10.9.0.1\" is not allowed in config"
+                        .into(),
+                ),
             ),
             (
                 "the broadcast address is not handed out",
                 with_ip("10.44.0.255"),
                 vec![],
                 &none,
-                Decision::Fail("Failed to allocate IP for \"d/me\": \"10.44.0.255\" is not allowed in config".into()),
+                Decision::Fail(
+                    "Failed to allocate IP for \"d/me\": \"10.44.0.255\" is not allowed in config"
+                        .into(),
+                ),
             ),
         ];
         for (what, spec, mut others, pending, want) in cases {
@@ -204,26 +224,44 @@ mod tests {
         let pool: Cidr = "10.44.0.0/24".parse().unwrap();
         let none = BTreeMap::new();
         let has = svc("me", lb(), Some("10.44.0.9"));
-        assert_eq!(decide(pool, "d/me", &has, &[has.clone()], &none), Decision::Keep);
+        assert_eq!(
+            decide(pool, "d/me", &has, &[has.clone()], &none),
+            Decision::Keep
+        );
         let was = svc("me", json!({"type": "ClusterIP"}), Some("10.44.0.9"));
-        assert_eq!(decide(pool, "d/me", &was, &[was.clone()], &none), Decision::Clear);
+        assert_eq!(
+            decide(pool, "d/me", &was, &[was.clone()], &none),
+            Decision::Clear
+        );
         assert_eq!(
             status_for(&Decision::Clear).unwrap().ingress,
             None,
             "the ingress is cleared"
         );
         let plain = svc("me", json!({"type": "ClusterIP"}), None);
-        assert_eq!(decide(pool, "d/me", &plain, &[plain.clone()], &none), Decision::Keep);
+        assert_eq!(
+            decide(pool, "d/me", &plain, &[plain.clone()], &none),
+            Decision::Keep
+        );
         let mut other_class = lb();
         other_class["loadBalancerClass"] = json!("example.com/lb");
         let other = svc("me", other_class, None);
-        assert_eq!(decide(pool, "d/me", &other, &[other.clone()], &none), Decision::Keep);
+        assert_eq!(
+            decide(pool, "d/me", &other, &[other.clone()], &none),
+            Decision::Keep
+        );
         let pending = BTreeMap::from([("d/me".to_string(), ip("10.44.0.4"))]);
         let me = svc("me", lb(), None);
-        assert_eq!(decide(pool, "d/me", &me, &[me.clone()], &pending), Decision::Keep);
+        assert_eq!(
+            decide(pool, "d/me", &me, &[me.clone()], &pending),
+            Decision::Keep
+        );
         let st = status_for(&Decision::Assign(ip("10.44.0.4"))).unwrap();
         let i = &st.ingress.unwrap()[0];
-        assert_eq!((i.ip.as_deref(), i.ip_mode.as_deref()), (Some("10.44.0.4"), Some("VIP")));
+        assert_eq!(
+            (i.ip.as_deref(), i.ip_mode.as_deref()),
+            (Some("10.44.0.4"), Some("VIP"))
+        );
     }
 
     #[test]

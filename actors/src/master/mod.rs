@@ -231,7 +231,7 @@ impl Master {
             tunnels: Default::default(),
         });
         let api = ApiServer::new(store.clone(), cfg.store.max_value_bytes);
-        let actors = MasterActors::start(api, cfg.workload_controllers)
+        let actors = MasterActors::start(api, cfg.workload_controllers, cfg.network.clone())
             .map_err(|source| Error::Actors { source })?;
         let https = match Https::start(
             cfg.https_addr(),

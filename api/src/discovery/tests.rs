@@ -63,13 +63,16 @@ fn api_versions_and_groups() {
         .iter()
         .map(|g| g["name"].as_str().unwrap())
         .collect();
-    assert_eq!(groups, [
+    assert_eq!(
+        groups,
+        [
             "apps",
             "batch",
             "coordination.k8s.io",
             "discovery.k8s.io",
             "policy"
-        ]);
+        ]
+    );
     for g in l["groups"].as_array().unwrap() {
         let name = g["name"].as_str().unwrap();
         assert_eq!(
@@ -205,7 +208,16 @@ fn kubernetes_subresources_and_verbs() {
     assert_eq!(slices["namespaced"], true);
     assert_eq!(
         slices["verbs"],
-        json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
+        json!([
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch"
+        ])
     );
     assert!(slices.get("shortNames").is_none());
     assert!(slices.get("categories").is_none());

@@ -29,8 +29,7 @@ fn subsets(svc: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> {
     let mut by_port: BTreeMap<Option<(Option<String>, i32, Option<String>)>, BTreeSet<Addr>> =
         BTreeMap::new();
     let mut addrs: BTreeMap<(String, String), EndpointAddress> = BTreeMap::new();
-    let mut ports: BTreeMap<(Option<String>, i32, Option<String>), EndpointPort> =
-        BTreeMap::new();
+    let mut ports: BTreeMap<(Option<String>, i32, Option<String>), EndpointPort> = BTreeMap::new();
     for p in selected(svc, pods).filter(|p| in_endpoints(p, tolerate)) {
         let Some(ip) = pod_ipv4(p) else { continue };
         let uid = p.metadata.uid.clone().unwrap_or_default();

@@ -48,13 +48,13 @@ pub fn selects(svc: &Service, labels: Option<&BTreeMap<String, String>>) -> bool
 }
 
 /// The pods of `pods` a managed Service selects (same namespace, selector).
-fn selected<'a>(svc: &'a Service, pods: &'a [std::sync::Arc<Pod>]) -> impl Iterator<Item = &'a Pod> {
-    pods.iter()
-        .map(|p| &**p)
-        .filter(move |p| {
-            p.metadata.namespace == svc.metadata.namespace
-                && selects(svc, p.metadata.labels.as_ref())
-        })
+fn selected<'a>(
+    svc: &'a Service,
+    pods: &'a [std::sync::Arc<Pod>],
+) -> impl Iterator<Item = &'a Pod> {
+    pods.iter().map(|p| &**p).filter(move |p| {
+        p.metadata.namespace == svc.metadata.namespace && selects(svc, p.metadata.labels.as_ref())
+    })
 }
 
 /// `ShouldPodBeInEndpoints`: not finished, with an address, and (unless
@@ -284,11 +284,31 @@ mod tests {
         let mut publish = web();
         publish.spec.as_mut().unwrap().publish_not_ready_addresses = Some(true);
         let cases = [
-            (web(), pod("p", "web", Some("10.0.0.1"), true), (true, true, false)),
-            (web(), pod("p", "web", Some("10.0.0.1"), false), (false, false, false)),
-            (web(), deleting(pod("p", "web", Some("10.0.0.1"), true)), (false, true, true)),
-            (publish.clone(), pod("p", "web", Some("10.0.0.1"), false), (true, false, false)),
-            (publish, deleting(pod("p", "web", Some("10.0.0.1"), false)), (true, false, true)),
+            (
+                web(),
+                pod("p", "web", Some("10.0.0.1"), true),
+                (true, true, false),
+            ),
+            (
+                web(),
+                pod("p", "web", Some("10.0.0.1"), false),
+                (false, false, false),
+            ),
+            (
+                web(),
+                deleting(pod("p", "web", Some("10.0.0.1"), true)),
+                (false, true, true),
+            ),
+            (
+                publish.clone(),
+                pod("p", "web", Some("10.0.0.1"), false),
+                (true, false, false),
+            ),
+            (
+                publish,
+                deleting(pod("p", "web", Some("10.0.0.1"), false)),
+                (true, false, true),
+            ),
         ];
         for (svc, p, want) in cases {
             assert_eq!(conditions(&svc, &arc(p.clone())), want, "{p}");

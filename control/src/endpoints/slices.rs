@@ -195,7 +195,8 @@ fn reconcile_group(
     }
     let mut rest: std::collections::VecDeque<Endpoint> = left.into_iter().flatten().collect();
     // 2. New endpoints fill the slices being updated anyway, fullest first.
-    g.update.sort_by_key(|s| std::cmp::Reverse(s.endpoints.len()));
+    g.update
+        .sort_by_key(|s| std::cmp::Reverse(s.endpoints.len()));
     for u in &mut g.update {
         while u.endpoints.len() < MAX_ENDPOINTS_PER_SLICE {
             let Some(e) = rest.pop_front() else { break };

@@ -20,7 +20,10 @@ fn store(slices: &[Arc<EndpointSlice>], changes: &SliceChanges) -> Vec<Arc<Endpo
             .iter()
             .position(|s| s.metadata.name == u.metadata.name)
             .expect("an update names a stored slice");
-        assert_eq!(u.metadata.resource_version, out[at].metadata.resource_version);
+        assert_eq!(
+            u.metadata.resource_version,
+            out[at].metadata.resource_version
+        );
         out[at] = u.clone();
         out[at].metadata.resource_version = Some("2".into());
     }
@@ -186,7 +189,10 @@ fn pods_resolving_different_ports_go_to_different_slices() {
     assert_eq!(
         got,
         [
-            ("10.42.1.5".into(), vec![("a".into(), 9000), ("b".into(), 8080)]),
+            (
+                "10.42.1.5".into(),
+                vec![("a".into(), 9000), ("b".into(), 8080)]
+            ),
             ("10.42.1.8".into(), vec![("a".into(), 9000)]),
         ]
     );

@@ -234,10 +234,7 @@ fn special_ip_errors(ip: IpAddr) -> Vec<String> {
         out.push("may not be in the loopback range (127.0.0.0/8, ::1/128)".into());
     }
     let (link_local, ll_multicast) = match ip {
-        IpAddr::V4(v) => (
-            v.is_link_local(),
-            v.octets()[..3] == [224, 0, 0],
-        ),
+        IpAddr::V4(v) => (v.is_link_local(), v.octets()[..3] == [224, 0, 0]),
         IpAddr::V6(v) => (
             v.segments()[0] & 0xffc0 == 0xfe80,
             v.segments()[0] & 0xff0f == 0xff02,
@@ -247,9 +244,7 @@ fn special_ip_errors(ip: IpAddr) -> Vec<String> {
         out.push("may not be in the link-local range (169.254.0.0/16, fe80::/10)".into());
     }
     if ll_multicast {
-        out.push(
-            "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)".into(),
-        );
+        out.push("may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)".into());
     }
     out
 }
