@@ -122,7 +122,13 @@ mod tests {
         let cluster = c("10.42.0.0/16");
         let none: BTreeMap<String, Cidr> = BTreeMap::new();
         let pending = BTreeMap::from([("n9".to_string(), c("10.42.2.0/24"))]);
-        let cases: Vec<(&str, Vec<Arc<Node>>, &BTreeMap<String, Cidr>, Decision)> = vec![
+        type Case<'a> = (
+            &'a str,
+            Vec<Arc<Node>>,
+            &'a BTreeMap<String, Cidr>,
+            Decision,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "first node",
                 vec![],
@@ -173,18 +179,18 @@ mod tests {
         let none = BTreeMap::new();
         let has = node("a", Some("10.42.7.0/24"));
         assert_eq!(
-            decide(cluster, 24, &has, &[has.clone()], &none),
+            decide(cluster, 24, &has, std::slice::from_ref(&has), &none),
             Decision::Keep
         );
         let outside = node("b", Some("192.168.0.0/24"));
         assert_eq!(
-            decide(cluster, 24, &outside, &[outside.clone()], &none),
+            decide(cluster, 24, &outside, std::slice::from_ref(&outside), &none),
             Decision::Outside("192.168.0.0/24".into())
         );
         let me = node("c", None);
         let pending = BTreeMap::from([("c".to_string(), c("10.42.0.0/24"))]);
         assert_eq!(
-            decide(cluster, 24, &me, &[me.clone()], &pending),
+            decide(cluster, 24, &me, std::slice::from_ref(&me), &pending),
             Decision::Keep
         );
     }

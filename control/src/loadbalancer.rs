@@ -154,13 +154,14 @@ mod tests {
             s["loadBalancerIP"] = json!(a);
             s
         };
-        let cases: Vec<(
-            &str,
+        type Case<'a> = (
+            &'a str,
             Value,
             Vec<Arc<Service>>,
-            &BTreeMap<String, IpAddr>,
+            &'a BTreeMap<String, IpAddr>,
             Decision,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 "first: skips the network address",
                 lb(),
@@ -225,12 +226,12 @@ mod tests {
         let none = BTreeMap::new();
         let has = svc("me", lb(), Some("10.44.0.9"));
         assert_eq!(
-            decide(pool, "d/me", &has, &[has.clone()], &none),
+            decide(pool, "d/me", &has, std::slice::from_ref(&has), &none),
             Decision::Keep
         );
         let was = svc("me", json!({"type": "ClusterIP"}), Some("10.44.0.9"));
         assert_eq!(
-            decide(pool, "d/me", &was, &[was.clone()], &none),
+            decide(pool, "d/me", &was, std::slice::from_ref(&was), &none),
             Decision::Clear
         );
         assert_eq!(
@@ -240,20 +241,20 @@ mod tests {
         );
         let plain = svc("me", json!({"type": "ClusterIP"}), None);
         assert_eq!(
-            decide(pool, "d/me", &plain, &[plain.clone()], &none),
+            decide(pool, "d/me", &plain, std::slice::from_ref(&plain), &none),
             Decision::Keep
         );
         let mut other_class = lb();
         other_class["loadBalancerClass"] = json!("example.com/lb");
         let other = svc("me", other_class, None);
         assert_eq!(
-            decide(pool, "d/me", &other, &[other.clone()], &none),
+            decide(pool, "d/me", &other, std::slice::from_ref(&other), &none),
             Decision::Keep
         );
         let pending = BTreeMap::from([("d/me".to_string(), ip("10.44.0.4"))]);
         let me = svc("me", lb(), None);
         assert_eq!(
-            decide(pool, "d/me", &me, &[me.clone()], &pending),
+            decide(pool, "d/me", &me, std::slice::from_ref(&me), &pending),
             Decision::Keep
         );
         let st = status_for(&Decision::Assign(ip("10.44.0.4"))).unwrap();
@@ -297,7 +298,13 @@ mod tests {
         let single: Cidr = "10.44.0.9/32".parse().unwrap();
         let me = svc("me", lb(), None);
         assert_eq!(
-            decide(single, "d/me", &me, &[me.clone()], &BTreeMap::new()),
+            decide(
+                single,
+                "d/me",
+                &me,
+                std::slice::from_ref(&me),
+                &BTreeMap::new()
+            ),
             Decision::Assign(ip("10.44.0.9"))
         );
     }

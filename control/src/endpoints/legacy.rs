@@ -11,8 +11,10 @@ use std::sync::Arc;
 
 /// An address with its readiness, ordered by IP then pod uid.
 type Addr = (String, String, bool);
+/// A port's identity: name, number, protocol.
+type PortKey = (Option<String>, i32, Option<String>);
 
-fn port_order(p: &EndpointPort) -> (Option<String>, i32, Option<String>) {
+fn port_order(p: &EndpointPort) -> PortKey {
     (p.name.clone(), p.port, p.protocol.clone())
 }
 
@@ -26,8 +28,7 @@ fn subsets(svc: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> {
         .and_then(|s| s.ports.as_ref())
         .is_none_or(Vec::is_empty);
     // Each port (None: a headless Service without ports) → its addresses.
-    let mut by_port: BTreeMap<Option<(Option<String>, i32, Option<String>)>, BTreeSet<Addr>> =
-        BTreeMap::new();
+    let mut by_port: BTreeMap<Option<PortKey>, BTreeSet<Addr>> = BTreeMap::new();
     let mut addrs: BTreeMap<(String, String), EndpointAddress> = BTreeMap::new();
     let mut ports: BTreeMap<(Option<String>, i32, Option<String>), EndpointPort> = BTreeMap::new();
     for p in selected(svc, pods).filter(|p| in_endpoints(p, tolerate)) {
