@@ -56,6 +56,15 @@ impl Plane<'_> {
         queue_keys(&self.slice_q, c);
         queue_keys(&self.ep_q, c);
         queue_keys(&self.lb_q, c);
+        // An address given back: Services waiting for one may take it now.
+        let ingress = |s: &Option<Arc<Service>>| {
+            s.as_ref()
+                .and_then(|s| s.status.as_ref()?.load_balancer.as_ref()?.ingress.as_ref())
+                .is_some_and(|i| !i.is_empty())
+        };
+        if ingress(&c.0) && !ingress(&c.1) {
+            self.services.keys().iter().for_each(|k| self.lb_q.add(k));
+        }
     }
 
     pub(super) async fn slice_loop(&self) {
