@@ -21,6 +21,7 @@ use crate::apiserver::actor::ApiServerActor;
 use crate::apiserver::ApiServer;
 use crate::controllers::ControllerManager;
 use actix::{Addr, Supervisor};
+use ferry_api::network::Network;
 
 /// The running actor tree of one master.
 pub struct MasterActors {
@@ -36,10 +37,11 @@ pub struct MasterActors {
 fn start_supervised(
     api: ApiServer,
     workloads: bool,
+    network: Network,
 ) -> (Addr<ApiServerActor>, Addr<ControllerManager>) {
     let a = api.clone();
     let api_addr = Supervisor::start(move |_| ApiServerActor::new(a));
-    let controllers = Supervisor::start(move |_| ControllerManager::new(api, workloads));
+    let controllers = Supervisor::start(move |_| ControllerManager::new(api, workloads, network));
     (api_addr, controllers)
 }
 
@@ -47,10 +49,14 @@ impl MasterActors {
     /// Starts the supervised actors: on the caller's thread when it runs an
     /// actix System, else on a system thread of their own.
     /// `workloads`: whether the controller manager runs the scheduler and the
-    /// workload controllers.
-    pub fn start(api: ApiServer, workloads: bool) -> std::io::Result<MasterActors> {
+    /// workload controllers; `network`: the cluster network they allocate from.
+    pub fn start(
+        api: ApiServer,
+        workloads: bool,
+        network: Network,
+    ) -> std::io::Result<MasterActors> {
         if actix_rt::System::is_registered() {
-            let (api_addr, controllers) = start_supervised(api, workloads);
+            let (api_addr, controllers) = start_supervised(api, workloads, network);
             return Ok(MasterActors {
                 api: api_addr,
                 controllers,
@@ -63,7 +69,7 @@ impl MasterActors {
             .spawn(move || {
                 let system = actix_rt::System::new();
                 system.block_on(async move {
-                    let (api_addr, controllers) = start_supervised(api, workloads);
+                    let (api_addr, controllers) = start_supervised(api, workloads, network);
                     let _ = tx.send((actix_rt::System::current(), api_addr, controllers));
                 });
                 if let Err(e) = system.run() {

@@ -495,6 +495,7 @@ fn register(gen: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String
         "batch" "Job" => batch::Job,
         "batch" "CronJob" => batch::CronJob,
         "coordination.k8s.io" "Lease" => coordination::Lease,
+        "discovery.k8s.io" "EndpointSlice" => k8s_openapi::api::discovery::v1::EndpointSlice,
         "autoscaling" "Scale" => autoscaling::Scale,
         "policy" "Eviction" => policy::Eviction,
         "policy" "PodDisruptionBudget" => policy::PodDisruptionBudget,

@@ -81,6 +81,7 @@ resources! {
     "batch" "v1" "Job" "jobs" true [],
     "batch" "v1" "CronJob" "cronjobs" true ["cj"],
     "coordination.k8s.io" "v1" "Lease" "leases" true [],
+    "discovery.k8s.io" "v1" "EndpointSlice" "endpointslices" true [],
     "policy" "v1" "PodDisruptionBudget" "poddisruptionbudgets" true ["pdb"],
 }
 
@@ -309,6 +310,7 @@ pub const DISCOVERY: &[Discovery] = &[
         &[sub("status", "CronJob", GET_PATCH_UPDATE)],
     ),
     disc("leases", "lease", ALL_VERBS, &[], &[]),
+    disc("endpointslices", "endpointslice", ALL_VERBS, &[], &[]),
     disc(
         "poddisruptionbudgets",
         "poddisruptionbudget",

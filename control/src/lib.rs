@@ -16,6 +16,8 @@
 //!   workload controllers' reconcilers.
 //! - [`job`], [`cronjob`]: the batch controllers' reconcilers (and a cron parser).
 //! - [`disruption`]: PodDisruptionBudget status (allowed disruptions).
+//! - [`endpoints`]: EndpointSlices and Endpoints of Services.
+//! - [`ipam`]: node pod ranges; [`loadbalancer`]: LoadBalancer addresses.
 //! - [`run`]: the control plane's shell: leadership, informers, queues, writes.
 
 pub mod api;
@@ -24,8 +26,11 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
+pub mod endpoints;
 pub mod informer;
+pub mod ipam;
 pub mod job;
+pub mod loadbalancer;
 pub mod meta;
 pub mod queue;
 pub mod replicaset;

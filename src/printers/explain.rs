@@ -93,6 +93,7 @@ fn root_schema(kind: &str) -> Option<Value> {
         "Job" => of::<batch::Job>(),
         "CronJob" => of::<batch::CronJob>(),
         "Lease" => of::<coordination::Lease>(),
+        "EndpointSlice" => of::<k8s_openapi::api::discovery::v1::EndpointSlice>(),
         "PodDisruptionBudget" => of::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(),
         _ => return None,
     })

@@ -176,7 +176,13 @@ pub fn owner_uids(obj: &Value) -> Vec<String> {
 pub fn has_status_subresource(res: &Resource) -> bool {
     !matches!(
         res.kind,
-        "ConfigMap" | "Secret" | "ServiceAccount" | "Event" | "Endpoints" | "Lease"
+        "ConfigMap"
+            | "Secret"
+            | "ServiceAccount"
+            | "Event"
+            | "Endpoints"
+            | "EndpointSlice"
+            | "Lease"
     )
 }
 

@@ -1,4 +1,4 @@
-//! The control plane (`ferry_control`: scheduler, ReplicaSet and Deployment
+//! The control plane (`ferry_control`: scheduler, workload and networking
 //! controllers) reaching this master's API pipeline through `ControlApi`.
 
 use crate::apiserver::watch::ObjectWatch;
@@ -46,8 +46,9 @@ impl ControlApi for MasterApi {
     }
 }
 
-/// Runs the control plane on this master until the future is dropped.
-pub async fn run(api: ApiServer) {
+/// Runs the control plane on this master until the future is dropped;
+/// `network` is the cluster network of the master's config.
+pub async fn run(api: ApiServer, network: ferry_api::network::Network) {
     let api = MasterApi(api);
-    ferry_control::run::run(&api).await;
+    ferry_control::run::run(&api, &network).await;
 }

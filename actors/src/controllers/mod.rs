@@ -3,7 +3,7 @@
 //!
 //! Layout:
 //! - [`gc`]: the garbage collector and namespace lifecycle, and the default namespaces.
-//! - [`control`]: the scheduler and the workload controllers (`ferry_control`),
+//! - [`control`]: the scheduler, the workload and the networking controllers (`ferry_control`),
 //!   reaching this master's API pipeline through its narrow trait.
 //! - [`network`]: the `kube-system/ferry-network` ConfigMap, the `kubernetes`
 //!   Service, and the repair of leaked ClusterIP/NodePort allocations.
@@ -24,19 +24,26 @@ use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Supervised,
     WrapFuture,
 };
+use ferry_api::network::Network;
 
 /// The controller manager actor; its loops run as futures in its context and a
 /// loop that ends stops the actor, which its supervisor restarts.
 pub struct ControllerManager {
     api: ApiServer,
     workloads: bool,
+    network: Network,
 }
 
 impl ControllerManager {
     /// A controller manager writing through `api`; `workloads`: whether it
-    /// runs the scheduler and the workload controllers too.
-    pub fn new(api: ApiServer, workloads: bool) -> Self {
-        ControllerManager { api, workloads }
+    /// runs the scheduler and the workload and networking controllers too,
+    /// which allocate from `network`.
+    pub fn new(api: ApiServer, workloads: bool, network: Network) -> Self {
+        ControllerManager {
+            api,
+            workloads,
+            network,
+        }
     }
 }
 
@@ -51,10 +58,17 @@ impl Actor for ControllerManager {
         }));
         if self.workloads {
             let api = self.api.clone();
-            ctx.spawn(control::run(api).into_actor(self).map(|(), _, ctx| {
-                tracing::warn!("control plane loop ended; restarting the controller manager");
-                ctx.stop();
-            }));
+            let network = self.network.clone();
+            ctx.spawn(
+                control::run(api, network)
+                    .into_actor(self)
+                    .map(|(), _, ctx| {
+                        tracing::warn!(
+                            "control plane loop ended; restarting the controller manager"
+                        );
+                        ctx.stop();
+                    }),
+            );
         }
         let api = self.api.clone();
         ctx.spawn(network::run(api).into_actor(self).map(|(), _, ctx| {

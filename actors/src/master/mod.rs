@@ -235,7 +235,7 @@ impl Master {
             cfg.store.max_value_bytes,
             cfg.network.clone(),
         );
-        let actors = MasterActors::start(api, cfg.workload_controllers)
+        let actors = MasterActors::start(api, cfg.workload_controllers, cfg.network.clone())
             .map_err(|source| Error::Actors { source })?;
         let https = match Https::start(
             cfg.https_addr(),

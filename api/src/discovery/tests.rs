@@ -63,7 +63,16 @@ fn api_versions_and_groups() {
         .iter()
         .map(|g| g["name"].as_str().unwrap())
         .collect();
-    assert_eq!(groups, ["apps", "batch", "coordination.k8s.io", "policy"]);
+    assert_eq!(
+        groups,
+        [
+            "apps",
+            "batch",
+            "coordination.k8s.io",
+            "discovery.k8s.io",
+            "policy"
+        ]
+    );
     for g in l["groups"].as_array().unwrap() {
         let name = g["name"].as_str().unwrap();
         assert_eq!(
@@ -190,6 +199,28 @@ fn kubernetes_subresources_and_verbs() {
     let batch = names(&api_resource_list("batch", "v1").unwrap());
     assert!(batch.contains(&"jobs/status".to_string()));
     assert!(batch.contains(&"cronjobs/status".to_string()));
+    // EndpointSlices: namespaced, every verb, no short names, categories or subresources.
+    let disc = api_resource_list("discovery.k8s.io", "v1").unwrap();
+    assert_eq!(names(&disc), ["endpointslices"]);
+    let slices = find(&disc, "endpointslices");
+    assert_eq!(slices["kind"], "EndpointSlice");
+    assert_eq!(slices["singularName"], "endpointslice");
+    assert_eq!(slices["namespaced"], true);
+    assert_eq!(
+        slices["verbs"],
+        json!([
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch"
+        ])
+    );
+    assert!(slices.get("shortNames").is_none());
+    assert!(slices.get("categories").is_none());
 }
 
 #[test]
@@ -206,6 +237,7 @@ fn unknown_group_versions_are_none() {
     assert!(openapi_v3("").is_none());
     assert!(openapi_v3_hash("apis/policy/v1beta1").is_none());
     assert!(openapi_v3_hash("apis/policy/v1").is_some());
+    assert!(openapi_v3_hash("apis/discovery.k8s.io/v1").is_some());
 }
 
 #[test]

@@ -13,12 +13,14 @@
 //!
 //! Layout: this file (the term's caches, queues, informers and the work
 //! loop); [`apps`] (ReplicaSets, Deployments, DaemonSets, StatefulSets);
-//! [`batch`] (Jobs, CronJobs); [`schedule`] (the scheduler's
-//! passes and bindings); [`events`] (batched writes and Events).
+//! [`batch`] (Jobs, CronJobs); [`network`] (EndpointSlices, Endpoints, node
+//! IPAM, LoadBalancer addresses); [`schedule`] (the scheduler's passes and
+//! bindings); [`events`] (batched writes and Events).
 
 mod apps;
 mod batch;
 mod events;
+mod network;
 mod schedule;
 
 use crate::api::{self, merge_patch, with_body, ControlApi, Written};
@@ -27,18 +29,20 @@ use crate::queue::WorkQueue;
 use crate::{
     cronjob, daemonset, deployment, disruption, job, meta, replicaset, scheduler, statefulset,
 };
+use ferry_api::network::{Cidr, Network};
 use ferry_api::object::{ObjectRequest, Verb};
 use futures_util::future::join_all;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::Metadata;
 use serde_json::{json, Value};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -57,8 +61,9 @@ const PARALLEL: usize = 64;
 const SCHEDULE_BATCH: usize = 1000;
 
 /// Runs the control plane for as long as the future lives: its controllers
-/// act only while `api` says this master leads.
-pub async fn run(api: &dyn ControlApi) {
+/// act only while `api` says this master leads. `network` is the cluster's
+/// (node pod ranges and LoadBalancer addresses come from it).
+pub async fn run(api: &dyn ControlApi, network: &Network) {
     let mut leadership = api.leadership();
     loop {
         while !*leadership.borrow_and_update() {
@@ -67,7 +72,7 @@ pub async fn run(api: &dyn ControlApi) {
             }
         }
         tracing::info!("control plane: this master leads; informers and controllers start");
-        let plane = Plane::new(api);
+        let plane = Plane::new(api, network);
         tokio::select! {
             () = plane.run() => {}
             () = lost(&mut leadership) => {}
@@ -90,6 +95,7 @@ async fn lost(leadership: &mut tokio::sync::watch::Receiver<bool>) {
 /// One term's state: caches, queues, expectations.
 struct Plane<'a> {
     api: &'a dyn ControlApi,
+    network: &'a Network,
     pods: Cache<Pod>,
     nodes: Cache<Node>,
     rss: Cache<ReplicaSet>,
@@ -99,6 +105,9 @@ struct Plane<'a> {
     jobs: Cache<Job>,
     cronjobs: Cache<CronJob>,
     pdbs: Cache<PodDisruptionBudget>,
+    services: Cache<Service>,
+    slices: Cache<EndpointSlice>,
+    endpoints: Cache<Endpoints>,
     rs_q: WorkQueue,
     deploy_q: WorkQueue,
     ds_q: WorkQueue,
@@ -106,6 +115,17 @@ struct Plane<'a> {
     job_q: WorkQueue,
     cj_q: WorkQueue,
     pdb_q: WorkQueue,
+    /// Services whose EndpointSlices / Endpoints / LoadBalancer status to sync.
+    slice_q: WorkQueue,
+    ep_q: WorkQueue,
+    lb_q: WorkQueue,
+    /// Nodes whose pod range to check.
+    ipam_q: WorkQueue,
+    /// Pod ranges and LoadBalancer addresses assigned but not yet seen.
+    cidr_pending: network::Pending<Cidr>,
+    lb_pending: network::Pending<std::net::IpAddr>,
+    /// Warnings already given this term (see `first_notice`).
+    noticed: RefCell<HashSet<String>>,
     sched: Notify,
     /// key → (revision its cache must reach, since when).
     expect: RefCell<HashMap<String, (u64, Instant)>>,
@@ -160,9 +180,10 @@ fn bound(p: &Pod) -> bool {
 }
 
 impl<'a> Plane<'a> {
-    fn new(api: &'a dyn ControlApi) -> Self {
+    fn new(api: &'a dyn ControlApi, network: &'a Network) -> Self {
         Plane {
             api,
+            network,
             pods: Cache::new(vec![(BY_NODE, pod_node)]),
             nodes: Cache::new(Vec::new()),
             rss: Cache::new(Vec::new()),
@@ -172,6 +193,9 @@ impl<'a> Plane<'a> {
             jobs: Cache::new(Vec::new()),
             cronjobs: Cache::new(Vec::new()),
             pdbs: Cache::new(Vec::new()),
+            services: Cache::new(Vec::new()),
+            slices: Cache::new(vec![(network::BY_SERVICE, network::slice_service)]),
+            endpoints: Cache::new(Vec::new()),
             rs_q: WorkQueue::default(),
             deploy_q: WorkQueue::default(),
             ds_q: WorkQueue::default(),
@@ -179,6 +203,13 @@ impl<'a> Plane<'a> {
             job_q: WorkQueue::default(),
             cj_q: WorkQueue::default(),
             pdb_q: WorkQueue::default(),
+            slice_q: WorkQueue::default(),
+            ep_q: WorkQueue::default(),
+            lb_q: WorkQueue::default(),
+            ipam_q: WorkQueue::default(),
+            cidr_pending: RefCell::default(),
+            lb_pending: RefCell::default(),
+            noticed: RefCell::default(),
             sched: Notify::new(),
             expect: RefCell::default(),
             assumed: RefCell::default(),
@@ -191,9 +222,17 @@ impl<'a> Plane<'a> {
     async fn run(&self) {
         let api = self.api;
         tokio::join!(
-            crate::informer::run(api, "pods", &self.pods, |c| self.pod_changed(c)),
-            crate::informer::run(api, "nodes", &self.nodes, |_| {
+            crate::informer::run(api, "pods", &self.pods, |c| {
+                self.pod_changed(c);
+                self.pod_services(c);
+            }),
+            crate::informer::run(api, "nodes", &self.nodes, |c| {
                 self.sched.notify_one();
+                queue_keys(&self.ipam_q, c);
+                // A node gone frees its pod range for those waiting.
+                if c.1.is_none() {
+                    self.nodes.keys().iter().for_each(|k| self.ipam_q.add(k));
+                }
                 // A node's labels, taints or readiness decide where daemons run.
                 self.daemonsets.keys().iter().for_each(|k| self.ds_q.add(k));
             }),
@@ -223,6 +262,23 @@ impl<'a> Plane<'a> {
                 queue_keys(&self.pdb_q, c)
             }),
             self.disruption_loop(),
+            crate::informer::run(api, "services", &self.services, |c| {
+                self.service_changed(c)
+            }),
+            crate::informer::run(api, "endpointslices", &self.slices, |c| {
+                for s in [&c.0, &c.1].into_iter().flatten() {
+                    network::slice_service(s)
+                        .iter()
+                        .for_each(|k| self.slice_q.add(k));
+                }
+            }),
+            crate::informer::run(api, "endpoints", &self.endpoints, |c| {
+                queue_keys(&self.ep_q, c)
+            }),
+            self.slice_loop(),
+            self.endpoints_loop(),
+            self.ipam_loop(),
+            self.lb_loop(),
             self.scheduler(),
             self.resync(),
             self.event_writer(),
@@ -290,7 +346,10 @@ impl<'a> Plane<'a> {
             && self.statefulsets.synced()
             && self.jobs.synced()
             && self.cronjobs.synced()
-            && self.pdbs.synced())
+            && self.pdbs.synced()
+            && self.services.synced()
+            && self.slices.synced()
+            && self.endpoints.synced())
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -308,6 +367,12 @@ impl<'a> Plane<'a> {
             self.jobs.keys().iter().for_each(|k| self.job_q.add(k));
             self.cronjobs.keys().iter().for_each(|k| self.cj_q.add(k));
             self.pdbs.keys().iter().for_each(|k| self.pdb_q.add(k));
+            for k in self.services.keys() {
+                self.slice_q.add(&k);
+                self.ep_q.add(&k);
+                self.lb_q.add(&k);
+            }
+            self.nodes.keys().iter().for_each(|k| self.ipam_q.add(k));
             self.deploys
                 .keys()
                 .iter()

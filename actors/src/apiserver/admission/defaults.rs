@@ -397,6 +397,14 @@ pub(crate) fn endpoints(e: &mut Endpoints) {
     }
 }
 
+/// EndpointSlice: ports TCP, a port without a name named "" (`SetDefaults_EndpointPort`).
+pub(crate) fn endpoint_slice(e: &mut k8s_openapi::api::discovery::v1::EndpointSlice) {
+    for p in e.ports.iter_mut().flatten() {
+        p.name.get_or_insert_with(String::new);
+        set_str(&mut p.protocol, "TCP");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,6 +74,15 @@ impl Errors {
         );
     }
 
+    /// `Too many: <actual>: must have at most <max> items`.
+    pub(crate) fn too_many(&mut self, field: &str, actual: usize, max: usize) {
+        self.push(
+            "FieldValueTooMany",
+            field,
+            format!("Too many: {actual}: must have at most {max} items"),
+        );
+    }
+
     /// `Not found: <value>`.
     pub(crate) fn not_found(&mut self, field: &str, value: impl std::fmt::Display) {
         self.push("FieldValueNotFound", field, format!("Not found: {value}"));

@@ -94,6 +94,12 @@ pub fn admit(
             service::endpoints,
             none,
         ),
+        "EndpointSlice" => a.run(
+            Subdomain,
+            always!(defaults::endpoint_slice),
+            service::endpoint_slice,
+            update!(service::endpoint_slice_update),
+        ),
         "ConfigMap" => a.run(
             Subdomain,
             no_defaults,

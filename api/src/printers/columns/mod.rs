@@ -177,6 +177,13 @@ pub fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
             created,
         ],
         "Endpoints" => vec![name, endpoints(o).into(), created],
+        "EndpointSlice" => vec![
+            name,
+            text(o, "/addressType").into(),
+            network::slice_ports(o).into(),
+            network::slice_endpoints(o).into(),
+            created,
+        ],
         "ConfigMap" => vec![
             name,
             (keys(o, "/data") + keys(o, "/binaryData")).into(),

@@ -1,4 +1,4 @@
-//! Service and Endpoints cells.
+//! Service, Endpoints and EndpointSlice cells.
 
 use super::or_none;
 use crate::printers::{int, list, text};
@@ -110,4 +110,43 @@ pub fn endpoints_of_port(o: &Value, port: Option<&str>) -> String {
     } else {
         joined
     }
+}
+
+/// At most three items, then `+ N more...`; `<unset>` for none (kubectl's
+/// `listWithMoreString`).
+fn three_then_more(items: Vec<String>) -> String {
+    const MAX: usize = 3;
+    if items.is_empty() {
+        return "<unset>".to_string();
+    }
+    let shown = items[..items.len().min(MAX)].join(",");
+    if items.len() > MAX {
+        format!("{shown} + {} more...", items.len() - MAX)
+    } else {
+        shown
+    }
+}
+
+/// An EndpointSlice's PORTS: each port's number, else its name, else `*`.
+pub(super) fn slice_ports(o: &Value) -> String {
+    let ports = list(o, "/ports").iter().map(|p| match p.get("port") {
+        Some(Value::Number(n)) => n.to_string(),
+        _ => match p.get("name").and_then(Value::as_str) {
+            Some(n) => n.to_string(),
+            None => "*".to_string(),
+        },
+    });
+    three_then_more(ports.collect())
+}
+
+/// An EndpointSlice's ENDPOINTS: every endpoint's addresses, three shown.
+pub(super) fn slice_endpoints(o: &Value) -> String {
+    let addrs = list(o, "/endpoints").iter().flat_map(|e| {
+        list(e, "/addresses")
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    });
+    three_then_more(addrs.collect())
 }

@@ -374,6 +374,42 @@ fn endpoints_show_three_then_a_count() {
 }
 
 #[test]
+fn endpoint_slices_show_ports_and_addresses_as_kubectl() {
+    let eps: Vec<Value> = (5..=7)
+        .map(|i| json!({"addresses": [format!("10.42.1.{i}")]}))
+        .chain([json!({"addresses": ["10.42.2.9"]})])
+        .collect();
+    let web = json!({"metadata": meta("web-abcde"), "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443}],
+        "endpoints": eps});
+    let three = json!({"metadata": meta("db-x"), "addressType": "IPv4",
+        "ports": [{"name": "a", "port": 1}, {"name": "named"}, {}, {"port": 4}],
+        "endpoints": [{"addresses": ["10.42.1.5"]}, {"addresses": ["10.42.1.6"]}]});
+    let empty = json!({"metadata": meta("none-x"), "addressType": "IPv4", "endpoints": null});
+    assert_eq!(
+        rows("endpointslices", &[web, three, empty]),
+        [
+            vec!["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"],
+            vec![
+                "web-abcde",
+                "IPv4",
+                "80,443",
+                "10.42.1.5,10.42.1.6,10.42.1.7 + 1 more...",
+                "3d"
+            ],
+            vec![
+                "db-x",
+                "IPv4",
+                "1,named,* + 1 more...",
+                "10.42.1.5,10.42.1.6",
+                "3d"
+            ],
+            vec!["none-x", "IPv4", "<unset>", "<unset>", "3d"],
+        ]
+    );
+}
+
+#[test]
 fn secrets_service_accounts_and_leases() {
     let secret = json!({"metadata": meta("tls"), "type": "kubernetes.io/tls", "data": {"tls.crt": "", "tls.key": ""}});
     assert_eq!(

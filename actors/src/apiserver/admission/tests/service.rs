@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{expect_invalid, ok, refuse_all, update, with};
+use super::{create, expect_invalid, ok, refuse_all, update, with};
 
 fn service() -> Value {
     json!({
@@ -155,4 +155,152 @@ fn endpoints() {
         ),
     ];
     refuse_all("Endpoints", &ep, cases);
+}
+
+fn slice() -> Value {
+    json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "web-abcde", "namespace": "default",
+            "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.42.1.5"], "conditions": {"ready": true},
+            "nodeName": "n1", "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "default"}}],
+        "ports": [{"name": "http", "port": 8080}, {"port": 9090}]
+    })
+}
+
+#[test]
+fn endpoint_slices() {
+    let out = ok("EndpointSlice", &slice());
+    assert_eq!(
+        out["ports"],
+        json!([{"name": "http", "port": 8080, "protocol": "TCP"},
+               {"name": "", "port": 9090, "protocol": "TCP"}])
+    );
+    let v6 = with(&slice(), "/addressType", json!("IPv6"));
+    ok(
+        "EndpointSlice",
+        &with(&v6, "/endpoints/0/addresses/0", json!("fd00::5")),
+    );
+    let fqdn = with(&slice(), "/addressType", json!("FQDN"));
+    ok(
+        "EndpointSlice",
+        &with(&fqdn, "/endpoints/0/addresses/0", json!("db.example.com")),
+    );
+    let many: Vec<Value> = (0..1001)
+        .map(|i| json!({"addresses": [format!("10.42.{}.{}", i / 250, i % 250 + 1)]}))
+        .collect();
+    let cases = vec![
+        (
+            "/addressType",
+            json!("IPv5"),
+            "addressType",
+            "Unsupported value: \"IPv5\": supported values: \"FQDN\", \"IPv4\", \"IPv6\"",
+        ),
+        ("/addressType", json!(""), "addressType", "Required value"),
+        (
+            "/endpoints/0/addresses/0",
+            json!("fd00::5"),
+            "endpoints[0].addresses[0]",
+            "must be a valid IPv4 address",
+        ),
+        (
+            "/endpoints/0/addresses/0",
+            json!("web"),
+            "endpoints[0].addresses[0]",
+            "must be a valid IPv4 address",
+        ),
+        (
+            "/endpoints/0/addresses/0",
+            json!("127.0.0.1"),
+            "endpoints[0].addresses[0]",
+            "may not be in the loopback range",
+        ),
+        (
+            "/endpoints/0/addresses/0",
+            json!("169.254.1.1"),
+            "endpoints[0].addresses[0]",
+            "may not be in the link-local range",
+        ),
+        (
+            "/endpoints/0/addresses/0",
+            json!("0.0.0.0"),
+            "endpoints[0].addresses[0]",
+            "may not be unspecified",
+        ),
+        (
+            "/endpoints/0/addresses",
+            json!([]),
+            "endpoints[0].addresses",
+            "Required value: must contain at least 1 address",
+        ),
+        (
+            "/endpoints/0/nodeName",
+            json!("Bad_Node"),
+            "endpoints[0].nodeName",
+            "a lowercase RFC 1123 subdomain",
+        ),
+        (
+            "/endpoints/0/hostname",
+            json!("a.b"),
+            "endpoints[0].hostname",
+            "a lowercase RFC 1123 label",
+        ),
+        (
+            "/endpoints",
+            json!(many),
+            "endpoints",
+            "Too many: 1001: must have at most 1000 items",
+        ),
+        (
+            "/ports/1/name",
+            json!("http"),
+            "ports[1].name",
+            "Duplicate value: \"http\"",
+        ),
+        (
+            "/ports/0/name",
+            json!("HTTP"),
+            "ports[0].name",
+            "a lowercase RFC 1123 label",
+        ),
+        (
+            "/ports/0/protocol",
+            json!("TLS"),
+            "ports[0].protocol",
+            "Unsupported value: \"TLS\"",
+        ),
+        (
+            "/ports/0/port",
+            json!(70000),
+            "ports[0].port",
+            "must be between 1 and 65535",
+        ),
+        (
+            "/ports/0/appProtocol",
+            json!("a/b/c"),
+            "ports[0].appProtocol",
+            "qualified name",
+        ),
+    ];
+    refuse_all("EndpointSlice", &slice(), cases);
+    let v6_addr = with(&fqdn, "/endpoints/0/addresses/0", json!("localhost"));
+    expect_invalid(
+        "EndpointSlice",
+        create("EndpointSlice", &v6_addr),
+        "endpoints[0].addresses[0]",
+        "at least two segments",
+        "a one-label FQDN",
+    );
+    expect_invalid(
+        "EndpointSlice",
+        update(
+            "EndpointSlice",
+            &slice(),
+            &with(&v6, "/endpoints/0/addresses/0", json!("fd00::5")),
+        ),
+        "addressType",
+        "field is immutable",
+        "addressType changed",
+    );
 }

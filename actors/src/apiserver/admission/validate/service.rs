@@ -1,4 +1,4 @@
-//! Services and Endpoints.
+//! Services, Endpoints and EndpointSlices.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -251,4 +251,140 @@ pub(crate) fn endpoints(e: &Endpoints, errs: &mut Errors) {
             errs.one_of(&at(&pp, "protocol"), p.protocol.as_deref(), PROTOCOLS);
         }
     }
+}
+
+/// Most endpoints one EndpointSlice holds.
+const MAX_ENDPOINTS: usize = 1000;
+/// Most addresses one endpoint holds.
+const MAX_ADDRESSES: usize = 100;
+/// Most ports one EndpointSlice holds (Kubernetes' validation limit).
+const MAX_PORTS: usize = 20000;
+
+/// Why `ip` may not be an endpoint (`ValidateNonSpecialIP`); empty when it may.
+fn special_ip_errors(ip: IpAddr) -> Vec<String> {
+    let mut out = Vec::new();
+    if ip.is_unspecified() {
+        out.push(format!("may not be unspecified ({ip})"));
+    }
+    if ip.is_loopback() {
+        out.push("may not be in the loopback range (127.0.0.0/8, ::1/128)".into());
+    }
+    let (link_local, ll_multicast) = match ip {
+        IpAddr::V4(v) => (v.is_link_local(), v.octets()[..3] == [224, 0, 0]),
+        IpAddr::V6(v) => (
+            v.segments()[0] & 0xffc0 == 0xfe80,
+            v.segments()[0] & 0xff0f == 0xff02,
+        ),
+    };
+    if link_local {
+        out.push("may not be in the link-local range (169.254.0.0/16, fe80::/10)".into());
+    }
+    if ll_multicast {
+        out.push("may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)".into());
+    }
+    out
+}
+
+/// One endpoint address, checked against the slice's `addressType`.
+fn slice_address(field: &str, address_type: &str, a: &str, errs: &mut Errors) {
+    let ip = match address_type {
+        "IPv4" => a.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4),
+        "IPv6" => a.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6),
+        "FQDN" => {
+            if a.split('.').filter(|s| !s.is_empty()).count() < 2 {
+                errs.invalid(
+                    field,
+                    q(a),
+                    "should be a domain with at least two segments separated by dots",
+                );
+            } else {
+                errs.name(check_dns_subdomain(field, a));
+            }
+            return;
+        }
+        // An unsupported type is reported once, on addressType.
+        _ => return,
+    };
+    match ip {
+        None => {
+            let want = format!("must be a valid {address_type} address");
+            errs.invalid(field, q(a), &want);
+        }
+        Some(ip) => {
+            for why in special_ip_errors(ip) {
+                errs.invalid(field, q(a), &why);
+            }
+        }
+    }
+}
+
+/// EndpointSlice: a supported addressType, at most 1000 endpoints each with
+/// 1 to 100 addresses of that type, valid node and host names; ports with a
+/// unique DNS-label name, a protocol and a valid number.
+pub(crate) fn endpoint_slice(
+    e: &k8s_openapi::api::discovery::v1::EndpointSlice,
+    errs: &mut Errors,
+) {
+    let ty = e.address_type.as_str();
+    if ty.is_empty() {
+        errs.required("addressType", "");
+    } else {
+        errs.one_of("addressType", Some(ty), &["FQDN", "IPv4", "IPv6"]);
+    }
+    if e.endpoints.len() > MAX_ENDPOINTS {
+        errs.too_many("endpoints", e.endpoints.len(), MAX_ENDPOINTS);
+    } else {
+        for (i, ep) in e.endpoints.iter().enumerate() {
+            let ep_path = format!("endpoints[{i}]");
+            let ap = at(&ep_path, "addresses");
+            if ep.addresses.is_empty() {
+                errs.required(&ap, "must contain at least 1 address");
+            } else if ep.addresses.len() > MAX_ADDRESSES {
+                errs.too_many(&ap, ep.addresses.len(), MAX_ADDRESSES);
+            }
+            for (j, a) in ep.addresses.iter().enumerate() {
+                slice_address(&format!("{ap}[{j}]"), ty, a, errs);
+            }
+            if let Some(n) = &ep.node_name {
+                errs.name(check_dns_subdomain(&at(&ep_path, "nodeName"), n));
+            }
+            if let Some(h) = &ep.hostname {
+                errs.name(check_dns_label(&at(&ep_path, "hostname"), h));
+            }
+        }
+    }
+    let ports = e.ports.as_deref().unwrap_or_default();
+    if ports.len() > MAX_PORTS {
+        return errs.too_many("ports", ports.len(), MAX_PORTS);
+    }
+    let mut names = BTreeSet::new();
+    for (i, p) in ports.iter().enumerate() {
+        let pp = format!("ports[{i}]");
+        let name = p.name.as_deref().unwrap_or("");
+        if !name.is_empty() {
+            errs.name(check_dns_label(&at(&pp, "name"), name));
+        }
+        if !names.insert(name) {
+            errs.duplicate(&at(&pp, "name"), q(name));
+        }
+        match p.protocol.as_deref() {
+            None => errs.required(&at(&pp, "protocol"), ""),
+            proto => errs.one_of(&at(&pp, "protocol"), proto, PROTOCOLS),
+        }
+        if let Some(n) = p.port.filter(|n| !port_ok(*n)) {
+            errs.invalid(&at(&pp, "port"), n, PORT_RANGE);
+        }
+        if let Some(ap) = &p.app_protocol {
+            meta::qualified_name(&at(&pp, "appProtocol"), ap, errs);
+        }
+    }
+}
+
+/// EndpointSlice update: addressType is immutable.
+pub(crate) fn endpoint_slice_update(
+    new: &k8s_openapi::api::discovery::v1::EndpointSlice,
+    old: &k8s_openapi::api::discovery::v1::EndpointSlice,
+    errs: &mut Errors,
+) {
+    errs.immutable("addressType", &new.address_type, &old.address_type);
 }

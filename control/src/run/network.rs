@@ -1,0 +1,291 @@
+//! The Service networking controllers' shells: EndpointSlices and Endpoints
+//! (keyed by Service), node IPAM (keyed by Node) and LoadBalancer addresses
+//! (keyed by Service). Node IPAM and LoadBalancer each run in one loop, so
+//! their decisions are made one at a time over the cache plus what this
+//! term assigned but the cache does not show yet.
+
+use super::*;
+use crate::endpoints::{legacy, slices};
+use crate::{endpoints, ipam, loadbalancer};
+use k8s_openapi::api::core::v1::Service;
+use std::net::IpAddr;
+
+/// Index of managed EndpointSlices by their Service's key.
+pub(super) const BY_SERVICE: &str = "service";
+
+/// The [`BY_SERVICE`] index of a slice.
+pub(super) fn slice_service(s: &k8s_openapi::api::discovery::v1::EndpointSlice) -> Vec<String> {
+    slices::managed_slice_service(s).into_iter().collect()
+}
+
+/// Assignments made this term: key → (value, revision written at). One is
+/// dropped once its cache reaches that revision (the cache then shows it,
+/// or something newer).
+pub(super) type Pending<T> = RefCell<HashMap<String, (T, u64)>>;
+
+fn pending_now<T: Clone>(p: &Pending<T>, cache_revision: u64) -> BTreeMap<String, T> {
+    let mut p = p.borrow_mut();
+    p.retain(|_, (_, rev)| *rev > cache_revision);
+    p.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect()
+}
+
+impl Plane<'_> {
+    /// Queues the Services a pod's old or new labels are selected by.
+    pub(super) fn pod_services(&self, (old, new): &Change<Pod>) {
+        let Some(ns) = new
+            .as_ref()
+            .or(old.as_ref())
+            .and_then(|p| p.metadata.namespace.as_deref())
+        else {
+            return;
+        };
+        for svc in self.services.in_namespace(ns) {
+            let picks = [old, new]
+                .into_iter()
+                .flatten()
+                .any(|p| endpoints::selects(&svc, p.metadata.labels.as_ref()));
+            if picks {
+                let k = meta::key(&svc.metadata);
+                self.slice_q.add(&k);
+                self.ep_q.add(&k);
+            }
+        }
+    }
+
+    pub(super) fn service_changed(&self, c: &Change<Service>) {
+        queue_keys(&self.slice_q, c);
+        queue_keys(&self.ep_q, c);
+        queue_keys(&self.lb_q, c);
+        // An address given back: Services waiting for one may take it now.
+        let ingress = |s: &Option<Arc<Service>>| {
+            s.as_ref()
+                .and_then(|s| s.status.as_ref()?.load_balancer.as_ref()?.ingress.as_ref())
+                .is_some_and(|i| !i.is_empty())
+        };
+        if ingress(&c.0) && !ingress(&c.1) {
+            self.services.keys().iter().for_each(|k| self.lb_q.add(k));
+        }
+    }
+
+    pub(super) async fn slice_loop(&self) {
+        let sync = async |k: &str| self.sync_slices(k).await;
+        self.work(&self.slice_q, "eps", || self.slices.revision(), sync)
+            .await;
+    }
+
+    /// One EndpointSlice pass for a Service.
+    async fn sync_slices(&self, key: &str) -> bool {
+        let Some(svc) = self.services.get(key) else {
+            return true; // its slices go with it (owner references)
+        };
+        if !endpoints::managed(&svc) || svc.metadata.deletion_timestamp.is_some() {
+            return true;
+        }
+        let ns = svc.metadata.namespace.as_deref();
+        let pods = self.pods.in_namespace(ns.unwrap_or(""));
+        let existing = self.slices.by_index(BY_SERVICE, key);
+        let c = slices::reconcile(&svc, &pods, &existing);
+        if c.is_empty() || !self.api.is_leader() {
+            return true;
+        }
+        let mut reqs = Vec::new();
+        for s in &c.create {
+            reqs.push(with_body(
+                ObjectRequest::new(Verb::Create, "endpointslices", ns, None),
+                s,
+            ));
+        }
+        for s in &c.update {
+            let name = s.metadata.name.as_deref();
+            reqs.push(with_body(
+                ObjectRequest::new(Verb::Update, "endpointslices", ns, name),
+                s,
+            ));
+        }
+        for (name, uid) in &c.delete {
+            reqs.push(with_body(
+                ObjectRequest::new(Verb::Delete, "endpointslices", ns, Some(name)),
+                &json!({"preconditions": {"uid": uid}}),
+            ));
+        }
+        let results = self.write_all(reqs).await;
+        let rev = results.iter().map(|w| w.revision).max().unwrap_or(0);
+        self.expect_revision(&format!("eps:{key}"), rev);
+        for w in results.iter().filter(|w| !w.ok()) {
+            tracing::debug!(service = %key, "endpointslice write failed: {} {}", w.code, w.message);
+        }
+        results.iter().all(|w| w.ok() || w.code == 404)
+    }
+
+    pub(super) async fn endpoints_loop(&self) {
+        let sync = async |k: &str| self.sync_endpoints(k).await;
+        self.work(&self.ep_q, "ep", || self.endpoints.revision(), sync)
+            .await;
+    }
+
+    /// One Endpoints pass for a Service (the key names both).
+    async fn sync_endpoints(&self, key: &str) -> bool {
+        let current = self.endpoints.get(key);
+        let Some(svc) = self.services.get(key) else {
+            // The Service is gone: so is the Endpoints object made for it.
+            let Some(e) = current.filter(|e| legacy::controller_made(e)) else {
+                return true;
+            };
+            // Only once the Service cache is as new as the object: a Service
+            // just made may not have reached it yet.
+            let written: u64 = e
+                .metadata
+                .resource_version
+                .as_deref()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+            if self.services.revision() < written {
+                return false;
+            }
+            if !self.api.is_leader() {
+                return true;
+            }
+            let ns = e.metadata.namespace.as_deref();
+            let w = api::write(
+                self.api,
+                with_body(
+                    ObjectRequest::new(Verb::Delete, "endpoints", ns, e.metadata.name.as_deref()),
+                    &json!({"preconditions": {"uid": e.metadata.uid}}),
+                ),
+            )
+            .await;
+            self.expect_revision(&format!("ep:{key}"), w.revision);
+            return w.ok() || w.code == 404 || w.code == 409;
+        };
+        if !endpoints::managed(&svc) || svc.metadata.deletion_timestamp.is_some() {
+            return true;
+        }
+        let ns = svc.metadata.namespace.as_deref();
+        let pods = self.pods.in_namespace(ns.unwrap_or(""));
+        let Some(e) = legacy::reconcile(&svc, &pods, current.as_deref()) else {
+            return true;
+        };
+        if !self.api.is_leader() {
+            return true;
+        }
+        let req = match current {
+            Some(_) => {
+                ObjectRequest::new(Verb::Update, "endpoints", ns, e.metadata.name.as_deref())
+            }
+            None => ObjectRequest::new(Verb::Create, "endpoints", ns, None),
+        };
+        let w = api::write(self.api, with_body(req, &e)).await;
+        self.expect_revision(&format!("ep:{key}"), w.revision);
+        if !w.ok() {
+            tracing::debug!(service = %key, "endpoints write failed: {} {}", w.code, w.message);
+        }
+        w.ok()
+    }
+
+    /// Notes `what` once a term; true the first time (Events and logs that
+    /// a resync would otherwise repeat every pass).
+    fn first_notice(&self, what: String) -> bool {
+        self.noticed.borrow_mut().insert(what)
+    }
+
+    pub(super) async fn ipam_loop(&self) {
+        let sync = async |k: &str| self.sync_node_cidr(k).await;
+        self.work(&self.ipam_q, "ipam", || self.nodes.revision(), sync)
+            .await;
+    }
+
+    /// One node IPAM pass for a Node.
+    async fn sync_node_cidr(&self, key: &str) -> bool {
+        let Some(node) = self.nodes.get(key) else {
+            return true;
+        };
+        let net = self.network;
+        let pending = pending_now(&self.cidr_pending, self.nodes.revision());
+        let all = self.nodes.list();
+        let d = ipam::decide(
+            net.cluster_cidr,
+            net.node_cidr_prefix,
+            &node,
+            &all,
+            &pending,
+        );
+        match d {
+            ipam::Decision::Keep => true,
+            ipam::Decision::Outside(c) => {
+                if self.first_notice(format!("outside:{key}:{c}")) {
+                    tracing::warn!(node = %key, "podCIDR {c} lies outside the cluster CIDR {}; left as it is", net.cluster_cidr);
+                }
+                true
+            }
+            ipam::Decision::Exhausted => {
+                if self.first_notice(format!("cidr:{key}")) {
+                    let msg = format!("Node {key} status is now: CIDRNotAvailable");
+                    self.event(&node.metadata, "Node", "Normal", "CIDRNotAvailable", &msg);
+                    tracing::warn!(node = %key, "no free pod range left in {}", net.cluster_cidr);
+                }
+                true
+            }
+            ipam::Decision::Assign(c) => {
+                if !self.api.is_leader() {
+                    return true;
+                }
+                let cidr = c.to_string();
+                let patch = json!({"metadata": {"resourceVersion": node.metadata.resource_version},
+                    "spec": {"podCIDR": cidr, "podCIDRs": [cidr]}});
+                let w = api::write(self.api, merge_patch("nodes", None, key, None, &patch)).await;
+                if w.ok() {
+                    tracing::info!(node = %key, "pod range {cidr} assigned");
+                    self.cidr_pending
+                        .borrow_mut()
+                        .insert(key.to_string(), (c, w.revision));
+                    self.expect_revision(&format!("ipam:{key}"), w.revision);
+                }
+                w.ok() || w.code == 404
+            }
+        }
+    }
+
+    pub(super) async fn lb_loop(&self) {
+        let sync = async |k: &str| self.sync_lb(k).await;
+        self.work(&self.lb_q, "lb", || self.services.revision(), sync)
+            .await;
+    }
+
+    /// One LoadBalancer pass for a Service.
+    async fn sync_lb(&self, key: &str) -> bool {
+        let Some(svc) = self.services.get(key) else {
+            return true;
+        };
+        let pending: BTreeMap<String, IpAddr> =
+            pending_now(&self.lb_pending, self.services.revision());
+        let all = self.services.list();
+        let d = loadbalancer::decide(self.network.load_balancer_pool, key, &svc, &all, &pending);
+        if let loadbalancer::Decision::Fail(msg) = &d {
+            if self.first_notice(format!("lb:{key}:{msg}")) {
+                self.event(&svc.metadata, "Service", "Warning", "AllocationFailed", msg);
+            }
+            return true;
+        }
+        let Some(status) = loadbalancer::status_for(&d) else {
+            return true;
+        };
+        if !self.api.is_leader() {
+            return true;
+        }
+        let mut with_status = (*svc).clone();
+        with_status
+            .status
+            .get_or_insert_with(Default::default)
+            .load_balancer = Some(status);
+        let w = api::write(self.api, status_update("services", &with_status)).await;
+        if let (true, loadbalancer::Decision::Assign(ip)) = (w.ok(), &d) {
+            self.lb_pending
+                .borrow_mut()
+                .insert(key.to_string(), (*ip, w.revision));
+            self.expect_revision(&format!("lb:{key}"), w.revision);
+            let msg = format!("Assigned IP [\"{ip}\"]");
+            self.event(&svc.metadata, "Service", "Normal", "IPAllocated", &msg);
+        }
+        w.ok() || w.code == 404
+    }
+}
