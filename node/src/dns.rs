@@ -388,9 +388,12 @@ pub async fn run(
                         return;
                     }
                     let z = zone_of(&known.borrow_and_update());
+                    if z.services.len() != tx.borrow().services.len() {
+                        tracing::info!(services = z.services.len(), "cluster DNS zone updated");
+                    }
                     tx.send_replace(z);
                 }
-                _ = updates_stop.changed() => return,
+                _ = async { let _ = updates_stop.wait_for(|s| *s).await; } => return,
             }
         }
     });

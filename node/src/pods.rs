@@ -64,6 +64,10 @@ pub struct Container {
     pub killed: Option<String>,
     /// See `killed`.
     pub last_killed: Option<String>,
+    /// Its preStop hook, running while the pod stops (SIGTERM waits for it).
+    pub pre_stop: Option<tokio::task::JoinHandle<()>>,
+    /// SIGTERM was sent to this run.
+    pub term_sent: bool,
 }
 
 impl Container {
@@ -93,6 +97,8 @@ impl Container {
             env: Vec::new(),
             killed: None,
             last_killed: None,
+            pre_stop: None,
+            term_sent: false,
         }
     }
 
@@ -417,8 +423,9 @@ impl PodWorker {
         }
     }
 
-    /// Begins or continues stopping every container: SIGTERM, then SIGKILL
-    /// once the grace period is over.
+    /// Begins or continues stopping every container: its preStop hook, then
+    /// SIGTERM, then SIGKILL once the grace period (which the hook counts
+    /// against, as in Kubernetes) is over.
     pub fn stop(&mut self) {
         let grace = self
             .pod
@@ -426,20 +433,31 @@ impl PodWorker {
             .or(self.pod.pointer("/spec/terminationGracePeriodSeconds"))
             .and_then(Value::as_u64)
             .unwrap_or(30);
+        let first = self.terminating.is_none();
         let (since, grace) = *self
             .terminating
             .get_or_insert((Instant::now(), Duration::from_secs(grace)));
-        let sig = if since.elapsed() >= grace {
-            Signal::SIGKILL
-        } else {
-            Signal::SIGTERM
-        };
-        let first = since.elapsed() < Duration::from_millis(10);
+        let kill = since.elapsed() >= grace;
+        let pod_ip = self
+            .pod
+            .pointer("/status/podIP")
+            .and_then(Value::as_str)
+            .unwrap_or("127.0.0.1")
+            .to_string();
         for c in self.init.iter_mut().chain(self.containers.iter_mut()) {
             if c.running() {
-                if let Some(s) = &c.started {
-                    if first || sig == Signal::SIGKILL {
-                        runtime::signal(s, sig);
+                if let Some(s) = c.started.clone() {
+                    if kill {
+                        runtime::signal(&s, Signal::SIGKILL);
+                    } else {
+                        if first {
+                            c.pre_stop = pre_stop(c, &s, &pod_ip, grace);
+                        }
+                        let hook_done = c.pre_stop.as_ref().is_none_or(|h| h.is_finished());
+                        if hook_done && !c.term_sent {
+                            runtime::signal(&s, Signal::SIGTERM);
+                            c.term_sent = true;
+                        }
                     }
                 }
             }
@@ -734,6 +752,46 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, St
             c.waiting = Some(("RunContainerError".into(), e.to_string()));
         }
     }
+}
+
+/// Starts container `c`'s `lifecycle.preStop` hook (exec in the container,
+/// httpGet, tcpSocket or sleep), bounded by the grace period.
+fn pre_stop(
+    c: &Container,
+    s: &Started,
+    pod_ip: &str,
+    grace: Duration,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let lifecycle = &c.spec["lifecycle"];
+    let hook = lifecycle.get("preStop").filter(|h| !h.is_null())?;
+    let name = c.name.clone();
+    if let Some(secs) = hook.pointer("/sleep/seconds").and_then(Value::as_u64) {
+        let d = Duration::from_secs(secs).min(grace);
+        return Some(tokio::spawn(tokio::time::sleep(d)));
+    }
+    // Parsed as a probe is (the same handler shape; named ports are the
+    // container's).
+    let mut with_hook = c.spec.clone();
+    with_hook["preStop"] = hook.clone();
+    let spec = match probe::Spec::parse(&with_hook, "preStop", pod_ip) {
+        Ok(spec) => spec?,
+        Err(e) => {
+            tracing::warn!(container = %name, "preStop hook: {e}");
+            return None;
+        }
+    };
+    let shim = std::env::current_exe().ok()?;
+    let workdir = PathBuf::from(c.spec["workingDir"].as_str().unwrap_or("/"));
+    let prefix = nsenter_prefix(&shim, s, &workdir);
+    let env = c.env.clone();
+    Some(tokio::spawn(async move {
+        let run = spec.action.run_in(&prefix, &env, &workdir);
+        match tokio::time::timeout(grace, run).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(container = %name, "preStop hook failed: {e}"),
+            Err(_) => tracing::warn!(container = %name, "preStop hook outlived the grace period"),
+        }
+    }))
 }
 
 /// `ferry nsenter` into the namespaces of the container run `s`, as a

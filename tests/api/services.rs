@@ -101,6 +101,21 @@ async fn cluster_ips_and_node_ports_are_allocated_once_through_every_master_and_
         assert!(v["message"].as_str().unwrap().contains(&want), "{}\nwant: {want}", v["message"]);
     }
 
+    // The same Service again, asking for its own address: a duplicate (409), not 422.
+    let dup = service(
+        "s1",
+        "ClusterIP",
+        json!({"clusterIP": taken_ip.to_string()}),
+    );
+    let (code, v) = api
+        .call(Api::req(Verb::Create, "services", ns, None, Some(&dup)))
+        .await;
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (409, Some("AlreadyExists")),
+        "{v}"
+    );
+
     // A delete frees what the Service held: another may ask for it.
     let (code, _) = api.delete("services", ns, "s1", &json!({})).await;
     assert_eq!(code, 200);

@@ -403,20 +403,43 @@ async fn services_dns_and_pod_addresses_on_two_nodes() {
     );
 
     // DNS from a pod: the Service, the headless Service's pods, SRV.
-    let out = k.ok(&[
-        "exec",
-        "client-n1",
-        "--",
-        "python3",
-        "-c",
-        &dns_script("echo-h.default.svc.cluster.local", 1),
-    ]);
-    let headless: BTreeSet<String> = out
-        .lines()
-        .filter_map(|l| l.strip_prefix("A "))
-        .map(str::to_string)
-        .collect();
     let want: BTreeSet<String> = ips.iter().map(|i| i.to_string()).collect();
+    let mut tries = 0;
+    let (headless, out) = wait_until(
+        "the headless Service's pods in DNS",
+        Duration::from_secs(10),
+        || {
+            tries += 1;
+            let out = k.ok(&[
+                "exec",
+                "client-n1",
+                "--",
+                "python3",
+                "-c",
+                &dns_script("echo-h.default.svc.cluster.local", 1),
+            ]);
+            let headless: BTreeSet<String> = out
+                .lines()
+                .filter_map(|l| l.strip_prefix("A "))
+                .map(str::to_string)
+                .collect();
+            let r = if headless == want {
+                Ok((headless, out))
+            } else {
+                let echo = dns_script("echo.default.svc.cluster.local", 1);
+                Err(format!(
+                    "{out}\n{}\n{}",
+                    k.ok(&["get", "svc,endpointslices", "-o", "wide"]),
+                    k.ok(&["exec", "client-n1", "--", "python3", "-c", &echo])
+                ))
+            };
+            async move { r }
+        },
+    )
+    .await;
+    if tries > 1 {
+        eprintln!("headless DNS answered after {tries} tries");
+    }
     assert_eq!(headless, want, "{out}");
     let out = k.ok(&[
         "exec",
@@ -492,14 +515,11 @@ async fn services_dns_and_pod_addresses_on_two_nodes() {
     }
 
     // A bad Service: a NodePort out of range, in Kubernetes' words.
-    let bad = k.fails(&[
-        "create",
-        "service",
-        "nodeport",
-        "bad",
-        "--tcp=80:8080",
-        "--node-port=80",
-    ]);
+    let bad = k.run(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: {type: NodePort, ports: [{port: 80, nodePort: 80}]}\n"),
+    )
+    .stderr;
     assert!(
         bad.contains(
             "provided port is not in the valid range. The range of valid ports is 30000-32767"

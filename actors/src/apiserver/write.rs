@@ -255,8 +255,17 @@ impl ApiServer {
             let name = meta::name(&obj).unwrap_or_default().to_string();
             // A Service's address and ports are claimed in the same transaction.
             let mut stored = obj.clone();
+            let key = res.key(req.namespace.as_deref(), Some(&name));
             let (markers, claims) = match res.kind {
-                "Service" => self.service_markers(&mut stored, None).await?,
+                "Service" => match self.service_markers(&mut stored, None).await {
+                    Ok(m) => m,
+                    // A Service of this name holds the address asked for: the
+                    // create is a duplicate (409, as Kubernetes answers).
+                    Err(super::Failure::Status(s)) if s.code == 422 => {
+                        return Err(self.duplicate_or(res, &key, &name, s).await);
+                    }
+                    Err(e) => return Err(e),
+                },
                 _ => (Vec::new(), Vec::new()),
             };
             let value = self.encode_checked(res, &stored)?;
@@ -264,7 +273,7 @@ impl ApiServer {
                 return Ok(ObjectResponse::ok(201, &stored));
             }
             let put = WriteOp::Put {
-                key: res.key(req.namespace.as_deref(), Some(&name)),
+                key: key.clone(),
                 value,
                 expect: Expect::Absent,
             };
@@ -287,7 +296,7 @@ impl ApiServer {
                     // Someone else claimed it first: a requested value is an
                     // error, a picked one is picked again.
                     match claims[index - first_marker].taken_error(&name) {
-                        Some(e) => return Err(e.into()),
+                        Some(e) => return Err(self.duplicate_or(res, &key, &name, e).await),
                         None => continue,
                     }
                 }
@@ -315,6 +324,21 @@ impl ApiServer {
             "the create did not commit in 5 attempts (its generated name or allocated address was taken, or its namespace kept changing); try again",
         )
         .into())
+    }
+
+    /// `AlreadyExists` when `key` is stored (a create's real conflict),
+    /// else `otherwise`.
+    async fn duplicate_or(
+        &self,
+        res: &Resource,
+        key: &str,
+        name: &str,
+        otherwise: Status,
+    ) -> super::Failure {
+        match self.store.get(key, Consistency::Local).await {
+            Ok((Some(_), _)) => Status::already_exists(&meta::qualified_resource(res), name).into(),
+            _ => otherwise.into(),
+        }
     }
 
     /// What other Services hold, from the allocation markers (a local read:
