@@ -752,6 +752,13 @@ pub struct Watch<K: WatchKind = WatchRequest> {
     initial: Option<Initial<K::Item>>,
     /// Items decided but not yet returned.
     queued: VecDeque<K::Item>,
+    /// The revision of the last change or bookmark delivered, and how many
+    /// changes of it were delivered: one group-committed Raft entry gives
+    /// several changes one revision, so a stream cut among them resumes
+    /// after the revision before and skips that many.
+    at: (u64, usize),
+    /// Changes of revision `at.0` still to skip on a resumed stream.
+    skip: usize,
 }
 
 impl<K: WatchKind> Watch<K> {
@@ -763,12 +770,49 @@ impl<K: WatchKind> Watch<K> {
             req,
             stream: None,
             queued: VecDeque::new(),
+            at: (0, 0),
+            skip: 0,
         }
     }
 
     /// The last revision delivered (events or bookmark), if any.
     pub fn revision(&self) -> Option<u64> {
-        self.req.after()
+        match self.at.0 {
+            0 => self.req.after(),
+            at => Some(at),
+        }
+    }
+
+    /// Records `item` (at `rev`) as delivered; false when a resumed stream
+    /// repeats it.
+    fn deliver(&mut self, item: &K::Item, rev: u64) -> bool {
+        let (at, count) = self.at;
+        if !K::is_change(item) {
+            // A bookmark: everything up to `rev` has been sent.
+            if rev >= at {
+                self.at = (rev, 0);
+                self.skip = 0;
+                self.req.resume_after(rev);
+            }
+            return true;
+        }
+        if rev < at {
+            return false;
+        }
+        if rev == at {
+            if self.skip > 0 {
+                self.skip -= 1;
+                return false;
+            }
+            self.at = (rev, count + 1);
+        } else {
+            self.at = (rev, 1);
+            self.skip = 0;
+        }
+        // Reopened, the stream replays this revision; `skip` drops what
+        // was delivered of it.
+        self.req.resume_after(rev - 1);
+        true
     }
 
     /// The next item; reconnects transparently. Errors only when no master
@@ -825,8 +869,12 @@ impl<K: WatchKind> Watch<K> {
                         // The first resume point: the initial objects are complete.
                         let initial = self.initial.take().expect("checked above");
                         self.queued.extend(initial.finish::<K>());
-                        self.queued.extend(item);
                         self.req.resume_after(rev);
+                        if let Some(item) = item {
+                            if self.deliver(&item, rev) {
+                                self.queued.push_back(item);
+                            }
+                        }
                         match self.queued.pop_front() {
                             Some(item) => return Ok(item),
                             None => continue,
@@ -835,12 +883,9 @@ impl<K: WatchKind> Watch<K> {
                     if rev == 0 {
                         return Ok(item);
                     }
-                    if let Some(after) = self.req.after() {
-                        if rev <= after && K::is_change(&item) {
-                            continue; // already delivered before a failover
-                        }
+                    if !self.deliver(&item, rev) {
+                        continue; // already delivered before the stream broke
                     }
-                    self.req.resume_after(rev);
                     return Ok(item);
                 }
                 Ok(Some(Err(e))) if e.code == ErrorCode::Unavailable => {
@@ -862,6 +907,8 @@ impl<K: WatchKind> Watch<K> {
         if let Some(initial) = self.initial.as_mut() {
             initial.restart();
         }
+        // The next stream replays the changes of `at` delivered so far.
+        self.skip = self.at.1;
     }
 
     async fn open(&self) -> Result<(usize, quinn::RecvStream, quinn::SendStream)> {

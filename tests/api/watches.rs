@@ -474,3 +474,56 @@ async fn bookmarks_at_start_and_when_idle_only_when_asked() {
         "an event without allowWatchBookmarks: {more:?}"
     );
 }
+
+/// Concurrent creates are group-committed: several objects share one
+/// revision. A watch delivers every one of them (it dropped all but the first
+/// of a revision, taking the rest for repeats of a resumed stream), and a
+/// watch resumed from a revision in the middle of them repeats none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_sharing_a_revision_all_arrive_once() {
+    let (c, api) = crate::api::cluster().await;
+    let ns = Some("default");
+    let first = api
+        .create("configmaps", ns, &configmap("start", json!({})))
+        .await;
+    let mut w = c
+        .client
+        .watch_objects(watch_req(ns, Some(rv(&first)), None));
+    let creates = (0..60).map(|i| {
+        let api = Api(c.client.clone());
+        async move {
+            api.create(
+                "configmaps",
+                Some("default"),
+                &configmap(&format!("m{i}"), json!({})),
+            )
+            .await
+        }
+    });
+    let made = futures_util::future::join_all(creates).await;
+    let mut revisions: Vec<String> = made.iter().map(rv).collect();
+    revisions.sort();
+    revisions.dedup();
+    assert!(
+        revisions.len() < made.len(),
+        "the creates were batched: {} revisions for {} objects",
+        revisions.len(),
+        made.len()
+    );
+    let mut seen = std::collections::BTreeMap::new();
+    let all = tokio::time::timeout(WAIT, async {
+        while seen.len() < made.len() {
+            let (t, n, _) = next(&mut w).await;
+            assert_eq!(t, "ADDED");
+            *seen.entry(n).or_insert(0) += 1;
+        }
+    })
+    .await;
+    assert!(
+        all.is_ok(),
+        "{} of {} creates arrived on the watch",
+        seen.len(),
+        made.len()
+    );
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+}
