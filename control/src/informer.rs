@@ -83,7 +83,10 @@ where
             Err(e) if e.code == ErrorCode::TooOld => return State::List,
             Err(e) => {
                 tracing::debug!("informer {plural}: watch ended: {}", e.message);
-                return State::Watch(cache.revision());
+                // One Raft entry gives several events one revision, and the
+                // stream may have broken among them: resume with that whole
+                // revision again (applying an event twice changes nothing).
+                return State::Watch(cache.revision().saturating_sub(1));
             }
         };
         match ev.kind.as_str() {
