@@ -752,6 +752,11 @@ pub struct Watch<K: WatchKind = WatchRequest> {
     initial: Option<Initial<K::Item>>,
     /// Items decided but not yet returned.
     queued: VecDeque<K::Item>,
+    /// The stream was (re)opened after a resume point and has sent nothing
+    /// newer yet: changes at or before it were delivered already. (Within one
+    /// stream revisions only grow, and the changes of one group-committed
+    /// entry share its revision: an object watch sends several at one revision.)
+    resumed: bool,
 }
 
 impl<K: WatchKind> Watch<K> {
@@ -763,6 +768,7 @@ impl<K: WatchKind> Watch<K> {
             req,
             stream: None,
             queued: VecDeque::new(),
+            resumed: false,
         }
     }
 
@@ -793,7 +799,10 @@ impl<K: WatchKind> Watch<K> {
                     }));
                 }
                 match self.open().await {
-                    Ok(s) => self.stream = Some(s),
+                    Ok(s) => {
+                        self.stream = Some(s);
+                        self.resumed = self.req.after().is_some();
+                    }
                     Err(Error::Api(e)) if e.code != ErrorCode::Unavailable => {
                         return Err(Error::Api(e))
                     }
@@ -835,10 +844,13 @@ impl<K: WatchKind> Watch<K> {
                     if rev == 0 {
                         return Ok(item);
                     }
-                    if let Some(after) = self.req.after() {
-                        if rev <= after && K::is_change(&item) {
-                            continue; // already delivered before a failover
+                    match self.req.after() {
+                        Some(after) if rev <= after => {
+                            if self.resumed && K::is_change(&item) {
+                                continue; // already delivered before a failover
+                            }
                         }
+                        _ => self.resumed = false,
                     }
                     self.req.resume_after(rev);
                     return Ok(item);

@@ -107,6 +107,8 @@ struct Plane<'a> {
     cj_q: WorkQueue,
     pdb_q: WorkQueue,
     sched: Notify,
+    /// The node index the scheduler's next pod filters from (see `scheduler::schedule_from`).
+    sched_start: std::cell::Cell<usize>,
     /// key → (revision its cache must reach, since when).
     expect: RefCell<HashMap<String, (u64, Instant)>>,
     /// pod key → (node, since when): bindings made but not yet seen.
@@ -180,6 +182,7 @@ impl<'a> Plane<'a> {
             cj_q: WorkQueue::default(),
             pdb_q: WorkQueue::default(),
             sched: Notify::new(),
+            sched_start: std::cell::Cell::new(0),
             expect: RefCell::default(),
             assumed: RefCell::default(),
             unschedulable: RefCell::default(),

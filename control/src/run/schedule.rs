@@ -50,7 +50,9 @@ impl Plane<'_> {
                 on_nodes.push(Arc::new(p));
             }
         }
-        let placements = scheduler::schedule(&nodes, &on_nodes, &pending);
+        let mut start = self.sched_start.get();
+        let placements = scheduler::schedule_from(&nodes, &on_nodes, &pending, &mut start);
+        self.sched_start.set(start);
         if !self.api.is_leader() {
             return;
         }

@@ -65,7 +65,9 @@ impl NetInfo {
     /// The node's gateway address: the pod range's first host address, held
     /// by [`node_iface`]; host-to-pod traffic leaves from it.
     pub fn gateway(&self) -> IpAddr {
-        self.pod_cidr.nth(1).expect("a pod range of at least 4 addresses")
+        self.pod_cidr
+            .nth(1)
+            .expect("a pod range of at least 4 addresses")
     }
 }
 
@@ -109,7 +111,10 @@ mod tests {
 
     #[test]
     fn names_fit_and_differ() {
-        for n in [node_iface("a-very-long-node-name.example"), pod_veth("0c5e…")] {
+        for n in [
+            node_iface("a-very-long-node-name.example"),
+            pod_veth("0c5e…"),
+        ] {
             assert!(n.len() <= 15, "{n}");
         }
         assert_ne!(node_iface("n0"), node_iface("n1"));
