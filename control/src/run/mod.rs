@@ -55,6 +55,8 @@ const EXPECT: Duration = Duration::from_secs(30);
 const PARALLEL: usize = 64;
 /// Pending pods placed per scheduling pass.
 const SCHEDULE_BATCH: usize = 1000;
+/// The longest a scheduling pass computes before it yields the thread.
+const SCHEDULE_SLICE: Duration = Duration::from_millis(5);
 
 /// Runs the control plane for as long as the future lives: its controllers
 /// act only while `api` says this master leads.

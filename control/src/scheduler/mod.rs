@@ -67,31 +67,53 @@ pub fn schedule_from(
     pending: &[Arc<Pod>],
     next_start: &mut usize,
 ) -> Vec<Placement> {
-    let mut cluster = snapshot(nodes, bound);
-    pending
-        .iter()
-        .map(|pod| {
-            let (namespace, name, uid) = identity(pod);
-            match place(pod, &cluster, next_start) {
-                Ok(i) => {
-                    let node = cluster[i].name().to_string();
-                    cluster[i].add(pod.clone());
-                    Placement::Bind {
-                        namespace,
-                        name,
-                        uid,
-                        node,
-                    }
-                }
-                Err(message) => Placement::Unschedulable {
+    let mut s = Snapshot::new(nodes, bound);
+    s.next_start = *next_start;
+    let out = pending.iter().map(|pod| s.place(pod)).collect();
+    *next_start = s.next_start;
+    out
+}
+
+/// The cluster as one scheduling pass sees it, placing pods one at a time
+/// (so the caller may yield between them); each placement counts against its
+/// node for the pods after it.
+pub struct Snapshot {
+    cluster: Vec<NodeInfo>,
+    /// The node index the next pod's filtering starts from.
+    pub next_start: usize,
+}
+
+impl Snapshot {
+    /// `nodes` with the active pods of `bound` on them.
+    pub fn new(nodes: &[Arc<Node>], bound: &[Arc<Pod>]) -> Snapshot {
+        Snapshot {
+            cluster: snapshot(nodes, bound),
+            next_start: 0,
+        }
+    }
+
+    /// Decides where `pod` goes, and counts it there.
+    pub fn place(&mut self, pod: &Arc<Pod>) -> Placement {
+        let (namespace, name, uid) = identity(pod);
+        match place(pod, &self.cluster, &mut self.next_start) {
+            Ok(i) => {
+                let node = self.cluster[i].name().to_string();
+                self.cluster[i].add(pod.clone());
+                Placement::Bind {
                     namespace,
                     name,
                     uid,
-                    message,
-                },
+                    node,
+                }
             }
-        })
-        .collect()
+            Err(message) => Placement::Unschedulable {
+                namespace,
+                name,
+                uid,
+                message,
+            },
+        }
+    }
 }
 
 /// One node and the pods on it, with their requests summed once.
