@@ -158,9 +158,6 @@ async fn watch_arrivals(
             continue;
         };
         let Some(i) = pod_index(&pod) else { continue };
-        if std::env::var_os("BENCH_DEBUG").is_some() {
-            eprintln!("{} {} {i} {}", ev.kind, ev.revision, arrived(&pod));
-        }
         if !arrived(&pod) {
             continue;
         }
