@@ -4,7 +4,8 @@
 //! `store` is the load `../shared/tools/etcd-anchor` drives etcd with (raw
 //! puts); `api` creates objects through the whole API pipeline (admission,
 //! preconditions, JSON) and is compared with the same anchor. `failover`
-//! (in [`crate::failover`]) starts a cluster of its own and kills its leader.
+//! (in [`crate::failover`]) starts a cluster of its own and kills its leader;
+//! `scheduler` and `startup` (in [`crate::podbench`]) time pods.
 
 use crate::client::config_path;
 use anyhow::{bail, Context, Result};
@@ -65,6 +66,11 @@ pub enum Cmd {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Scheduling throughput: runs `--nodes` hollow nodes in this process,
+    /// creates `--pods` pods and times each from its create to its binding.
+    Scheduler(crate::podbench::SchedulerArgs),
+    /// Pod startup latency on the cluster's real nodes: create to Running and Ready.
+    Startup(crate::podbench::StartupArgs),
     /// Create throughput and latency through the API pipeline.
     Api {
         #[command(flatten)]
@@ -109,6 +115,8 @@ pub(crate) async fn store_load(
 pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
     match cmd {
         Cmd::Failover(a) => crate::failover::run(a).await,
+        Cmd::Scheduler(a) => crate::podbench::scheduler(a, config).await,
+        Cmd::Startup(a) => crate::podbench::startup(a, config).await,
         Cmd::Store {
             common,
             ops,

@@ -9,7 +9,8 @@
 //!   `ferry config view`, `ferry completion` — Kubernetes objects over QUIC.
 //! - [`printers`]: tables, `-o` formats, describe and explain text.
 //! - [`snapshot`]: `ferry snapshot save|status` — backups of the store.
-//! - [`bench`]: `ferry bench store|api|failover` ([`failover`]: leader kills, measured).
+//! - [`bench`]: `ferry bench store|api|http|failover|scheduler|startup` ([`failover`]: leader
+//!   kills, measured; [`podbench`]: scheduling and pod startup, timed).
 //! - [`client`]: finding and loading the client config.
 //! - [`output`]: stdout that survives a closed pipe.
 //! - [`printers`]: what `get`, `describe` and `explain` print (kubectl's formats).
@@ -35,6 +36,7 @@ mod logs;
 mod master;
 mod node;
 mod objects;
+mod podbench;
 mod printers;
 mod snapshot;
 mod token;
@@ -166,7 +168,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Master(a) => master::run(a, cli.config).await,
             Command::Up(a) => up::run(a, cli.config).await,
-            Command::Node(a) => node::run(a).await,
+            Command::Node(a) => node::run(a, cli.config.as_deref()).await,
             Command::Shim(_) | Command::Nsenter(_) => unreachable!("run before the runtime"),
             Command::Kv(c) => kv::run(c, cli.config.as_deref()).await,
             Command::Cluster(c) => cluster::run(c, cli.config.as_deref()).await,

@@ -1,6 +1,8 @@
 //! `ferry node`: a worker node — joins with a bootstrap token (once), then runs
 //! the node agent until SIGINT or SIGTERM; and `ferry shim`, the process that
-//! runs each container for the process runtime.
+//! runs each container for the process runtime. `ferry node --simulate N`
+//! runs N hollow nodes instead (`ferry_node::hollow`), with the client config's
+//! credentials.
 
 use anyhow::{bail, Context, Result};
 use ferry_api::token::BootstrapToken;
@@ -13,8 +15,8 @@ use std::time::Duration;
 #[derive(clap::Args)]
 pub struct Args {
     /// Where the node keeps its credentials and its pods' directories.
-    #[arg(long)]
-    data_dir: PathBuf,
+    #[arg(long, required_unless_present = "simulate")]
+    data_dir: Option<PathBuf>,
     /// Masters to join through (`host:port`, comma-separated); needed only
     /// until the node holds credentials.
     #[arg(long, value_delimiter = ',')]
@@ -47,6 +49,16 @@ pub struct Args {
     /// address when the node may (root), `host` makes pods share the node's.
     #[arg(long, default_value = "auto", value_parser = ["auto", "host"])]
     pod_network: String,
+    /// Run N hollow nodes (`<name-prefix>-0` ..) in this process instead: they
+    /// register, renew their Leases and report the pods bound to them Running
+    /// and Ready without starting processes (as kubemark). They write every
+    /// node's objects, so they use the client config (`--config`, e.g. `ferry
+    /// up`'s admin.conf), not a join token.
+    #[arg(long, value_name = "N", conflicts_with_all = ["data_dir", "join", "token", "name"])]
+    simulate: Option<usize>,
+    /// Name prefix of the hollow nodes.
+    #[arg(long, default_value = "hollow", requires = "simulate")]
+    name_prefix: String,
 }
 
 #[derive(clap::Args)]
@@ -106,7 +118,52 @@ pub fn shim(a: ShimArgs) -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
-pub async fn run(a: Args) -> Result<ExitCode> {
+/// `ferry node --simulate N`: hollow nodes until SIGINT or SIGTERM (their
+/// Nodes stay registered, and go NotReady once their Leases lapse).
+async fn simulate(a: &Args, n: usize, config: Option<&std::path::Path>) -> Result<ExitCode> {
+    if n == 0 || n > 50_000 {
+        bail!("--simulate must be between 1 and 50000");
+    }
+    ferry_api::resources::check_dns_subdomain(
+        "--name-prefix",
+        &format!("{}-{}", a.name_prefix, n - 1),
+    )?;
+    let api = ferry_node::objects::Objects {
+        client: crate::client::connect(config)?,
+    };
+    let opts = ferry_node::hollow::Options::new(
+        &a.name_prefix,
+        n,
+        Duration::from_millis(a.lease_interval_ms.max(100)),
+    );
+    let start = std::time::Instant::now();
+    ferry_node::hollow::register(&api, &opts).await?;
+    tracing::info!(
+        nodes = n,
+        secs = start.elapsed().as_secs_f64(),
+        "hollow nodes registered"
+    );
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut run = tokio::spawn(ferry_node::hollow::run(api, opts, stop));
+    let ended = tokio::select! {
+        _ = crate::master::wait_for_signal() => {
+            let _ = stop_tx.send(true);
+            run.await
+        }
+        r = &mut run => r,
+    };
+    match ended {
+        Ok(Ok(())) => Ok(ExitCode::SUCCESS),
+        Ok(Err(e)) => Err(e),
+        Err(e) => bail!("hollow nodes crashed: {e}"),
+    }
+}
+
+pub async fn run(a: Args, config: Option<&std::path::Path>) -> Result<ExitCode> {
+    if let Some(n) = a.simulate {
+        return simulate(&a, n, config).await;
+    }
+    let data_dir = a.data_dir.clone().context("--data-dir is required")?;
     let name = match &a.name {
         Some(n) => n.clone(),
         None => std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -114,12 +171,12 @@ pub async fn run(a: Args) -> Result<ExitCode> {
             .unwrap_or_else(|_| "node".into()),
     };
     let lifetime = Duration::from_secs(a.cert_days.max(1) * 86_400);
-    let cfg = match join::load(&a.data_dir)? {
+    let cfg = match join::load(&data_dir)? {
         Some(cfg) => cfg,
         None => {
             let Some(token) = &a.token else {
                 bail!(join::JoinError::NoToken {
-                    dir: a.data_dir.clone()
+                    dir: data_dir.clone()
                 });
             };
             if a.join.is_empty() {
@@ -127,7 +184,7 @@ pub async fn run(a: Args) -> Result<ExitCode> {
             }
             let token = BootstrapToken::parse(token)?;
             let cfg = join::join(&a.join, &token, &name, lifetime).await?;
-            join::store(&a.data_dir, &cfg)?;
+            join::store(&data_dir, &cfg)?;
             tracing::info!(node = %name, "joined the cluster");
             cfg
         }
@@ -136,17 +193,17 @@ pub async fn run(a: Args) -> Result<ExitCode> {
     let ferry_api::tls::Identity::Node(cert_name) = identity else {
         bail!(
             "{} holds a certificate for {identity:?}, not a node",
-            a.data_dir.display()
+            data_dir.display()
         );
     };
     if cert_name != name && a.name.is_some() {
         bail!(
             "{} holds the credentials of node {cert_name:?}, not {name:?}",
-            a.data_dir.display()
+            data_dir.display()
         );
     }
     let opts = agent::Options {
-        data_dir: a.data_dir.clone(),
+        data_dir: data_dir.clone(),
         name: cert_name,
         address: a.address,
         lease_interval: Duration::from_millis(a.lease_interval_ms.max(100)),

@@ -27,11 +27,15 @@
 //!   agent's network state) and the Service
 //!   proxy (nftables), and the names they own in the host namespace.
 //! - [`objects`]: the object requests the agent makes.
+//! - [`hollow`]: hollow nodes (`ferry node --simulate N`): many Nodes from one
+//!   process that register, heartbeat and report their pods Running without
+//!   starting processes.
 
 pub mod agent;
 pub mod cgroups;
 pub mod dns;
 pub mod env;
+pub mod hollow;
 pub mod join;
 pub mod net;
 pub mod node;

@@ -77,7 +77,7 @@ spec:
         env: [{{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}]
         volumeMounts: [{{name: code, mountPath: /code}}]
         ports: [{{name: http, containerPort: 8080}}, {{name: echo, containerPort: 9090, protocol: UDP}}]
-        readinessProbe: {{httpGet: {{path: /ready, port: http}}, periodSeconds: 1, failureThreshold: 1}}
+        readinessProbe: {{httpGet: {{path: /ready, port: http}}, periodSeconds: 1, timeoutSeconds: 3, failureThreshold: 2}}
         lifecycle: {{preStop: {{exec: {{command: ["sleep", "2"]}}}}}}
 ---
 apiVersion: v1
@@ -204,8 +204,13 @@ fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
 }
 
 fn names_via(addr: SocketAddr, n: usize) -> BTreeSet<String> {
+    try_names_via(addr, n).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The pod names `n` GETs of `addr` answered, or the first failure.
+fn try_names_via(addr: SocketAddr, n: usize) -> Result<BTreeSet<String>, String> {
     (0..n)
-        .map(|_| http_get(addr, "/").unwrap_or_else(|e| panic!("GET {addr}: {e}")))
+        .map(|_| http_get(addr, "/").map_err(|e| format!("GET {addr}: {e}")))
         .collect()
 }
 
@@ -221,8 +226,9 @@ fn ip_route_get(ip: &str) -> String {
     )
 }
 
-/// Whether this process's effective uid is 0.
-fn is_root() -> bool {
+/// Whether this process's effective uid is 0 (nodes then give pods their own
+/// network namespaces).
+pub(crate) fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -313,10 +319,11 @@ async fn services_dns_and_pod_addresses_on_two_nodes() {
         "every replica behind the ClusterIP",
         Duration::from_secs(20),
         || async {
-            let got = names_via(vip, 40);
+            // Until the proxies have synced: refused, or routed nowhere.
+            let got = try_names_via(vip, 40)?;
             (got == names)
                 .then_some(got)
-                .ok_or_else(|| "not yet".to_string())
+                .ok_or_else(|| "not every replica yet".to_string())
         },
     )
     .await;
@@ -329,16 +336,29 @@ async fn services_dns_and_pod_addresses_on_two_nodes() {
             "http://echo/".to_string(),
             "http://echo.default.svc.cluster.local/".to_string(),
         ] {
-            let out = k.ok(&[
-                "exec",
-                client,
-                "--",
-                "python3",
-                "-c",
-                &fetch_script(&url, 30),
-            ]);
-            let seen: BTreeSet<String> = out.lines().map(str::to_string).collect();
-            assert_eq!(seen, names, "{client} {url}");
+            // Each node's proxy syncs on its own: the first tries may fail.
+            let what = format!("every replica from {client} at {url}");
+            wait_until(&what, Duration::from_secs(15), || {
+                let out = k.run(
+                    &[
+                        "exec",
+                        client,
+                        "--",
+                        "python3",
+                        "-c",
+                        &fetch_script(&url, 30),
+                    ],
+                    None,
+                );
+                let seen: BTreeSet<String> = out.stdout.lines().map(str::to_string).collect();
+                let r = match (out.ok, seen == names) {
+                    (true, true) => Ok(()),
+                    (true, false) => Err(format!("saw {seen:?}")),
+                    (false, _) => Err(out.stderr.lines().last().unwrap_or_default().to_string()),
+                };
+                async move { r }
+            })
+            .await;
         }
     }
 
@@ -356,7 +376,20 @@ async fn services_dns_and_pod_addresses_on_two_nodes() {
             .as_str()
             .unwrap()
             .to_string();
-        let got = names_via(format!("{addr}:{np}").parse().unwrap(), 30);
+        let at: SocketAddr = format!("{addr}:{np}").parse().unwrap();
+        let got = wait_until(
+            "every replica behind the NodePort",
+            Duration::from_secs(10),
+            || {
+                let r = try_names_via(at, 30).and_then(|got| {
+                    (got == names)
+                        .then_some(got)
+                        .ok_or_else(|| "not every replica yet".into())
+                });
+                async move { r }
+            },
+        )
+        .await;
         assert_eq!(got, names, "NodePort {addr}:{np}");
     }
     let lb = wait_until(
@@ -372,7 +405,20 @@ async fn services_dns_and_pod_addresses_on_two_nodes() {
     )
     .await;
     assert!(lb.starts_with("10.44.0."), "{lb}");
-    let got = names_via(format!("{lb}:8081").parse().unwrap(), 30);
+    let at: SocketAddr = format!("{lb}:8081").parse().unwrap();
+    let got = wait_until(
+        "every replica behind the LoadBalancer address",
+        Duration::from_secs(10),
+        || {
+            let r = try_names_via(at, 30).and_then(|got| {
+                (got == names)
+                    .then_some(got)
+                    .ok_or_else(|| "not every replica yet".into())
+            });
+            async move { r }
+        },
+    )
+    .await;
     assert_eq!(got, names, "LoadBalancer {lb}");
     assert!(
         k.ok(&["get", "svc", "echo-lb"]).contains(&lb),

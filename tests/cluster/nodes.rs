@@ -223,7 +223,15 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
     })
     .await;
     let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
-    assert_eq!(p["status"]["podIP"], "127.0.1.1");
+    // As root the pod has its own network namespace and address from the
+    // node's range; otherwise it shares the node's.
+    let pod_ip = p["status"]["podIP"].as_str().unwrap_or_default();
+    if crate::network::is_root() {
+        let range: ferry_api::network::Cidr = "10.42.0.0/16".parse().unwrap();
+        assert!(range.contains(pod_ip.parse().unwrap()), "{pod_ip}");
+    } else {
+        assert_eq!(pod_ip, "127.0.1.1");
+    }
     assert_eq!(p["status"]["hostIP"], "127.0.1.1");
     assert_eq!(
         p["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"],

@@ -59,6 +59,8 @@ const EXPECT: Duration = Duration::from_secs(30);
 const PARALLEL: usize = 64;
 /// Pending pods placed per scheduling pass.
 const SCHEDULE_BATCH: usize = 1000;
+/// The longest a scheduling pass computes before it yields the thread.
+const SCHEDULE_SLICE: Duration = Duration::from_millis(5);
 
 /// Runs the control plane for as long as the future lives: its controllers
 /// act only while `api` says this master leads. `network` is the cluster's
@@ -127,6 +129,8 @@ struct Plane<'a> {
     /// Warnings already given this term (see `first_notice`).
     noticed: RefCell<HashSet<String>>,
     sched: Notify,
+    /// The node index the scheduler's next pod filters from (see `scheduler::schedule_from`).
+    sched_start: std::cell::Cell<usize>,
     /// key → (revision its cache must reach, since when).
     expect: RefCell<HashMap<String, (u64, Instant)>>,
     /// pod key → (node, since when): bindings made but not yet seen.
@@ -211,6 +215,7 @@ impl<'a> Plane<'a> {
             lb_pending: RefCell::default(),
             noticed: RefCell::default(),
             sched: Notify::new(),
+            sched_start: std::cell::Cell::new(0),
             expect: RefCell::default(),
             assumed: RefCell::default(),
             unschedulable: RefCell::default(),

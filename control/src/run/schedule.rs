@@ -50,7 +50,20 @@ impl Plane<'_> {
                 on_nodes.push(Arc::new(p));
             }
         }
-        let placements = scheduler::schedule(&nodes, &on_nodes, &pending);
+        // The master's thread is shared with Raft: a pass over a large cluster
+        // yields every few milliseconds, so heartbeats are never held up by it.
+        let mut snapshot = scheduler::Snapshot::new(&nodes, &on_nodes);
+        snapshot.next_start = self.sched_start.get();
+        let mut placements = Vec::with_capacity(pending.len());
+        let mut slice = Instant::now();
+        for pod in &pending {
+            placements.push(snapshot.place(pod));
+            if slice.elapsed() >= SCHEDULE_SLICE {
+                tokio::task::yield_now().await;
+                slice = Instant::now();
+            }
+        }
+        self.sched_start.set(snapshot.next_start);
         if !self.api.is_leader() {
             return;
         }

@@ -99,6 +99,31 @@ enum Kind {
     AntiAffinity,
 }
 
+/// Whether `pod` has any pod affinity or anti-affinity term.
+pub(crate) fn has_terms(pod: &Pod) -> bool {
+    let a = pod.spec.as_ref().and_then(|s| s.affinity.as_ref());
+    let aff = a.and_then(|a| a.pod_affinity.as_ref());
+    let anti = a.and_then(|a| a.pod_anti_affinity.as_ref());
+    let some = |v: Option<usize>| v.is_some_and(|n| n > 0);
+    some(aff.and_then(|p| {
+        p.required_during_scheduling_ignored_during_execution
+            .as_ref()
+            .map(Vec::len)
+    })) || some(aff.and_then(|p| {
+        p.preferred_during_scheduling_ignored_during_execution
+            .as_ref()
+            .map(Vec::len)
+    })) || some(anti.and_then(|p| {
+        p.required_during_scheduling_ignored_during_execution
+            .as_ref()
+            .map(Vec::len)
+    })) || some(anti.and_then(|p| {
+        p.preferred_during_scheduling_ignored_during_execution
+            .as_ref()
+            .map(Vec::len)
+    }))
+}
+
 /// A pod's required terms of `kind`.
 fn required(pod: &Pod, kind: Kind) -> Vec<Term> {
     let a = pod.spec.as_ref().and_then(|s| s.affinity.as_ref());
@@ -165,9 +190,12 @@ impl FilterState {
             anti_counts: HashMap::new(),
             existing_anti: HashMap::new(),
         };
+        // Without terms of its own, only existing pods' anti-affinity counts.
+        let own = !s.affinity.is_empty() || !s.anti.is_empty();
         for node in cluster {
-            for existing in &node.pods {
-                s.count(pod, existing, node);
+            let existing = if own { &node.pods } else { &node.with_affinity };
+            for e in existing {
+                s.count(pod, e, node);
             }
         }
         s
@@ -211,9 +239,10 @@ impl FilterState {
             return Some(ANTI_AFFINITY.into());
         }
         let labels = node.labels().into_iter().flatten();
-        if labels
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .any(|p| hit(&self.existing_anti, p))
+        if !self.existing_anti.is_empty()
+            && labels
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .any(|p| hit(&self.existing_anti, p))
         {
             return Some(EXISTING_ANTI_AFFINITY.into());
         }
@@ -248,7 +277,13 @@ pub(crate) fn scores(pod: &Pod, cluster: &[NodeInfo], feasible: &[usize]) -> Vec
         .collect();
     let mut domains: HashMap<Pair, i64> = HashMap::new();
     for node in cluster {
-        for existing in &node.pods {
+        // Without terms of its own, only existing pods' terms count.
+        let existing = if mine.is_empty() {
+            &node.with_affinity
+        } else {
+            &node.pods
+        };
+        for existing in existing {
             let theirs = required(existing, Kind::Affinity)
                 .into_iter()
                 .map(|t| (t, 1))

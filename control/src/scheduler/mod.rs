@@ -54,31 +54,66 @@ pub enum Placement {
 /// (`bound`: active pods with `spec.nodeName` set). Each placement counts
 /// against its node for the pods after it.
 pub fn schedule(nodes: &[Arc<Node>], bound: &[Arc<Pod>], pending: &[Arc<Pod>]) -> Vec<Placement> {
-    let mut cluster = snapshot(nodes, bound);
-    pending
-        .iter()
-        .map(|pod| {
-            let (namespace, name, uid) = identity(pod);
-            match place(pod, &cluster) {
-                Ok(i) => {
-                    let node = cluster[i].name().to_string();
-                    cluster[i].add(pod.clone());
-                    Placement::Bind {
-                        namespace,
-                        name,
-                        uid,
-                        node,
-                    }
-                }
-                Err(message) => Placement::Unschedulable {
+    schedule_from(nodes, bound, pending, &mut 0)
+}
+
+/// [`schedule`], filtering the first pod's nodes from index `next_start` (of
+/// `nodes`); on return it holds where the next pod's filtering starts. In a
+/// cluster of 100 nodes or more, each pod is filtered only until enough nodes
+/// fit ([`filters::nodes_to_find`]), from where the previous pod stopped.
+pub fn schedule_from(
+    nodes: &[Arc<Node>],
+    bound: &[Arc<Pod>],
+    pending: &[Arc<Pod>],
+    next_start: &mut usize,
+) -> Vec<Placement> {
+    let mut s = Snapshot::new(nodes, bound);
+    s.next_start = *next_start;
+    let out = pending.iter().map(|pod| s.place(pod)).collect();
+    *next_start = s.next_start;
+    out
+}
+
+/// The cluster as one scheduling pass sees it, placing pods one at a time
+/// (so the caller may yield between them); each placement counts against its
+/// node for the pods after it.
+pub struct Snapshot {
+    cluster: Vec<NodeInfo>,
+    /// The node index the next pod's filtering starts from.
+    pub next_start: usize,
+}
+
+impl Snapshot {
+    /// `nodes` with the active pods of `bound` on them.
+    pub fn new(nodes: &[Arc<Node>], bound: &[Arc<Pod>]) -> Snapshot {
+        Snapshot {
+            cluster: snapshot(nodes, bound),
+            next_start: 0,
+        }
+    }
+
+    /// Decides where `pod` goes, and counts it there.
+    pub fn place(&mut self, pod: &Arc<Pod>) -> Placement {
+        let (namespace, name, uid) = identity(pod);
+        match place(pod, &self.cluster, &mut self.next_start) {
+            Ok(i) => {
+                let node = self.cluster[i].name().to_string();
+                self.cluster[i].add(pod.clone());
+                Placement::Bind {
                     namespace,
                     name,
                     uid,
-                    message,
-                },
+                    node,
+                }
             }
-        })
-        .collect()
+            Err(message) => Placement::Unschedulable {
+                namespace,
+                name,
+                uid,
+                message,
+            },
+        }
+    }
 }
 
 /// One node and the pods on it, with their requests summed once.
@@ -87,6 +122,10 @@ pub(crate) struct NodeInfo {
     pub(crate) node: Arc<Node>,
     /// Active pods bound or placed here.
     pub(crate) pods: Vec<Arc<Pod>>,
+    /// Those of `pods` with pod affinity or anti-affinity terms (only they
+    /// weigh on a pod without terms of its own, as kube-scheduler's
+    /// `PodsWithAffinity` list).
+    pub(crate) with_affinity: Vec<Arc<Pod>>,
     /// The sum of the pods' requests.
     pub(crate) requested: Resources,
     /// The sum of the pods' requests as scoring reads them (defaults filled in).
@@ -103,6 +142,7 @@ impl NodeInfo {
         NodeInfo {
             node,
             pods: Vec::new(),
+            with_affinity: Vec::new(),
             requested: Resources::default(),
             nonzero: Resources::default(),
             allocatable,
@@ -128,6 +168,9 @@ impl NodeInfo {
     pub(crate) fn add(&mut self, pod: Arc<Pod>) {
         self.requested.add(&pod_requests(&pod, container_requests));
         self.nonzero.add(&pod_requests(&pod, container_nonzero));
+        if interpod::has_terms(&pod) {
+            self.with_affinity.push(pod.clone());
+        }
         self.pods.push(pod);
     }
 }
@@ -176,10 +219,25 @@ fn snapshot(nodes: &[Arc<Node>], bound: &[Arc<Pod>]) -> Vec<NodeInfo> {
     cluster
 }
 
-/// The node index chosen for `pod`, or Kubernetes' unschedulable message.
-fn place(pod: &Pod, cluster: &[NodeInfo]) -> Result<usize, String> {
+/// The node index chosen for `pod`, or Kubernetes' unschedulable message;
+/// filtering starts at node `*start` and moves it past the nodes it tried.
+fn place(pod: &Pod, cluster: &[NodeInfo], start: &mut usize) -> Result<usize, String> {
     let info = PodInfo::new(pod);
-    let (feasible, reasons) = filters::feasible(&info, cluster);
+    let from = if cluster.is_empty() {
+        0
+    } else {
+        *start % cluster.len()
+    };
+    let filters::Found {
+        fits: feasible,
+        reasons,
+        processed,
+    } = filters::feasible(&info, cluster, from);
+    *start = if cluster.is_empty() {
+        0
+    } else {
+        (from + processed) % cluster.len()
+    };
     if feasible.is_empty() {
         return Err(fit_error(cluster.len(), &reasons));
     }

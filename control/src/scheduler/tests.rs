@@ -239,3 +239,63 @@ fn malformed_and_extreme_quantities_never_panic() {
         "0/2 nodes are available: 1 Insufficient memory, 1 Too many pods, 2 Insufficient cpu."
     );
 }
+
+#[test]
+fn large_clusters_look_for_an_adaptive_share_of_feasible_nodes() {
+    let cases = [
+        (0, 0),
+        (50, 50),
+        (99, 99),
+        (100, 100),
+        (300, 144),
+        (1000, 420),
+        (5000, 500),
+        (6000, 300),
+        (20000, 1000),
+    ];
+    for (all, want) in cases {
+        assert_eq!(filters::nodes_to_find(all), want, "{all} nodes");
+    }
+}
+
+#[test]
+fn each_pod_filters_from_where_the_last_stopped() {
+    let nodes: Vec<_> = (0..300)
+        .map(|i| node(&format!("n{i:03}"), json!({})))
+        .collect();
+    let cluster = testutil::cluster(&nodes, &[]);
+    let p = pod("p", json!({}));
+    let info = PodInfo::new(&p);
+    let first = filters::feasible(&info, &cluster, 0);
+    assert_eq!(first.fits, (0..144).collect::<Vec<_>>());
+    assert_eq!(first.processed, 144);
+    let wrapped = filters::feasible(&info, &cluster, 288);
+    assert_eq!(
+        wrapped.fits,
+        (288..300).chain(0..132).collect::<Vec<_>>(),
+        "wraps round"
+    );
+    // Nothing fits: every node is tried, and every node gives its reason.
+    let picky = pod("q", json!({"spec": {"nodeSelector": {"disk": "ssd"}}}));
+    let none = filters::feasible(&PodInfo::new(&picky), &cluster, 17);
+    assert!(none.fits.is_empty());
+    assert_eq!(none.processed, 300);
+    assert_eq!(none.reasons.get(filters::NODE_AFFINITY), Some(&300));
+    // Three pods in one pass take three windows of nodes in turn.
+    let pending: Vec<_> = (0..3).map(|i| pod(&format!("r{i}"), json!({}))).collect();
+    let mut start = 0;
+    let placed = outcomes(&schedule_from(&nodes, &[], &pending, &mut start));
+    let index = |n: &str| n[1..].parse::<usize>().unwrap();
+    assert!(index(&placed[0]) < 144, "{placed:?}");
+    assert!((144..288).contains(&index(&placed[1])), "{placed:?}");
+    assert!(
+        index(&placed[2]) >= 288 || index(&placed[2]) < 132,
+        "{placed:?}"
+    );
+    assert_eq!(start, 132);
+    let unplaceable = schedule(&nodes, &[], &[picky]);
+    assert_eq!(
+        outcomes(&unplaceable),
+        vec!["0/300 nodes are available: 300 node(s) didn't match Pod's node affinity/selector."]
+    );
+}

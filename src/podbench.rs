@@ -1,0 +1,444 @@
+//! `ferry bench scheduler` and `ferry bench startup`: pods created in a fresh
+//! namespace, timed from their create request to what a watch of that
+//! namespace shows — bound (`spec.nodeName` set) for the scheduler, Running and
+//! Ready for startup. The scheduler's nodes are hollow (`ferry_node::hollow`),
+//! run in this process; startup uses the cluster's real nodes.
+
+use anyhow::{bail, Context, Result};
+use ferry_api::object::{ObjectRequest, Verb};
+use ferry_api::Client;
+use ferry_node::hollow;
+use ferry_node::objects::Objects;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct SchedulerArgs {
+    /// Hollow nodes to run (in this process) for the pods.
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
+    /// Pods to create.
+    #[arg(long, default_value_t = 1000)]
+    pods: usize,
+    /// Concurrent pod creates.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// The hollow nodes' Lease renewal interval, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    lease_interval_ms: u64,
+    /// The hollow nodes' name prefix.
+    #[arg(long, default_value = "bench-hollow")]
+    name_prefix: String,
+}
+
+#[derive(clap::Args)]
+pub struct StartupArgs {
+    /// Pods to create (each runs `sleep 3600` on a real node).
+    #[arg(long, default_value_t = 100)]
+    pods: usize,
+    /// Concurrent pod creates.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+}
+
+/// Per pod: when its create was sent, and when the watch showed it arrive.
+#[derive(Default)]
+struct Times {
+    sent: Vec<Option<Instant>>,
+    seen: Vec<Option<Instant>>,
+    count: usize,
+}
+
+impl Times {
+    fn new(n: usize) -> Times {
+        Times {
+            sent: vec![None; n],
+            seen: vec![None; n],
+            count: 0,
+        }
+    }
+
+    /// Milliseconds from send to arrival, sorted.
+    fn latencies_ms(&self) -> Vec<f64> {
+        let mut v: Vec<f64> = self
+            .sent
+            .iter()
+            .zip(&self.seen)
+            .filter_map(|(s, a)| Some(a.as_ref()?.saturating_duration_since(*s.as_ref()?)))
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+}
+
+/// The `q` quantile of sorted values (nearest rank); 0 for none.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The index `i` of a pod named `p-<i>`.
+fn pod_index(pod: &Value) -> Option<usize> {
+    pod.pointer("/metadata/name")?
+        .as_str()?
+        .strip_prefix("p-")?
+        .parse()
+        .ok()
+}
+
+fn bound(pod: &Value) -> bool {
+    pod.pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty())
+}
+
+fn running_ready(pod: &Value) -> bool {
+    pod.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
+        && pod
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+            .is_some_and(|c| c["status"] == "True")
+}
+
+/// Connects with the client config, preferring the leader (the scheduler and
+/// every write are there).
+async fn connect(config: Option<&Path>) -> Result<Objects> {
+    let client = crate::client::connect(config)?;
+    if let Some(l) = client.status().await?.leader_addr {
+        let _ = client.prefer(&l).await;
+    }
+    Ok(Objects { client })
+}
+
+async fn create_namespace(api: &Objects, ns: &str) -> Result<()> {
+    api.create(
+        "namespaces",
+        None,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+    )
+    .await
+    .with_context(|| format!("creating namespace {ns}"))?;
+    Ok(())
+}
+
+/// Deletes namespace `ns` and waits (up to `limit`) until it is gone.
+async fn delete_namespace(api: &Objects, ns: &str, limit: Duration) -> Result<()> {
+    api.delete("namespaces", None, ns, &json!({})).await?;
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if api.get("namespaces", None, ns).await?.is_none() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("namespace {ns} still exists after {}s", limit.as_secs())
+}
+
+/// Watches pods in `ns` and records, per `p-<i>`, when `arrived(pod)` first
+/// held; returns once every pod arrived.
+async fn watch_arrivals(
+    client: Arc<Client>,
+    ns: String,
+    times: Arc<Mutex<Times>>,
+    arrived: fn(&Value) -> bool,
+) -> Result<()> {
+    let mut w = client.watch_objects(ObjectRequest::new(Verb::Watch, "pods", Some(&ns), None));
+    loop {
+        let ev = w.next().await?;
+        let now = Instant::now();
+        let Ok(pod) = serde_json::from_slice::<Value>(&ev.object) else {
+            continue;
+        };
+        let Some(i) = pod_index(&pod) else { continue };
+        if !arrived(&pod) {
+            continue;
+        }
+        let mut t = times.lock().expect("not poisoned");
+        if i < t.seen.len() && t.seen[i].is_none() {
+            t.seen[i] = Some(now);
+            t.count += 1;
+            if t.count == t.seen.len() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Creates pods `p-0` .. `p-<n-1>` in `ns` from `pod(i)`, `clients` at a time,
+/// recording when each create was sent.
+async fn create_pods(
+    api: &Objects,
+    ns: &str,
+    n: usize,
+    clients: usize,
+    times: &Arc<Mutex<Times>>,
+    pod: impl Fn(usize) -> Value,
+) -> Result<()> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(clients.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let permit = sem.clone().acquire_owned().await?;
+        let (api, ns, times, body) = (api.clone(), ns.to_string(), times.clone(), pod(i));
+        set.spawn(async move {
+            times.lock().expect("not poisoned").sent[i] = Some(Instant::now());
+            let r = api.create("pods", Some(&ns), &body).await;
+            drop(permit);
+            r.with_context(|| format!("creating pod p-{i}"))
+        });
+        // Surface a failing cluster early rather than after every create.
+        while let Some(done) = set.try_join_next() {
+            done??;
+        }
+    }
+    while let Some(done) = set.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+/// Waits for `watch` to see every pod, at most `limit`, saying every 5 s how
+/// many it has seen.
+async fn arrivals(
+    mut watch: tokio::task::JoinHandle<Result<()>>,
+    times: &Arc<Mutex<Times>>,
+    limit: Duration,
+    what: &str,
+) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let seen = || {
+            let t = times.lock().expect("not poisoned");
+            (t.count, t.seen.len())
+        };
+        tokio::select! {
+            r = &mut watch => return r?,
+            () = tokio::time::sleep(Duration::from_secs(5)) => {
+                let (n, of) = seen();
+                eprintln!("{n} of {of} pods {what}");
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                watch.abort();
+                let (n, of) = seen();
+                bail!("only {n} of {of} pods {what} within {}s", limit.as_secs())
+            }
+        }
+    }
+}
+
+/// `ferry bench scheduler`.
+pub async fn scheduler(a: SchedulerArgs, config: Option<&Path>) -> Result<ExitCode> {
+    if a.nodes == 0 || a.pods == 0 {
+        bail!("--nodes and --pods must be at least 1");
+    }
+    if a.pods > a.nodes * ferry_node::node::MAX_PODS as usize {
+        bail!(
+            "--pods {} do not fit on {} nodes of {} pods each",
+            a.pods,
+            a.nodes,
+            ferry_node::node::MAX_PODS
+        );
+    }
+    let api = connect(config).await?;
+    let opts = hollow::Options::new(
+        &a.name_prefix,
+        a.nodes,
+        Duration::from_millis(a.lease_interval_ms.max(100)),
+    );
+    let t = Instant::now();
+    hollow::register(&api, &opts).await?;
+    eprintln!(
+        "{} hollow nodes registered in {:.1}s",
+        a.nodes,
+        t.elapsed().as_secs_f64()
+    );
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let nodes = tokio::spawn(hollow::run(api.clone(), opts.clone(), stop));
+    let ns = format!("bench-sched-{:08x}", rand::random::<u32>());
+    let result = measure_scheduler(&api, &a, &opts, &ns).await;
+    // Pods deleted with the namespace are finished by the hollow nodes.
+    let cleanup = delete_namespace(&api, &ns, Duration::from_secs(300)).await;
+    let _ = stop_tx.send(true);
+    let _ = nodes.await;
+    let unregistered = hollow::unregister(&api, &opts).await;
+    let secs_and_p99 = result?;
+    cleanup?;
+    unregistered?;
+    let (secs, p99) = secs_and_p99;
+    outln!(
+        "scheduler nodes={} pods={} secs={secs:.2} pods_per_s={:.0} p99_schedule_ms={p99:.0}",
+        a.nodes,
+        a.pods,
+        a.pods as f64 / secs
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The scheduler run proper: (first create → last bound in seconds, p99 in ms).
+async fn measure_scheduler(
+    api: &Objects,
+    a: &SchedulerArgs,
+    opts: &hollow::Options,
+    ns: &str,
+) -> Result<(f64, f64)> {
+    create_namespace(api, ns).await?;
+    // The scheduler sees the nodes: a pod pinned to the last one gets bound.
+    let last = opts.name(a.nodes - 1);
+    let warm = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "warmup"},
+        "spec": {"nodeSelector": {"kubernetes.io/hostname": last},
+            "containers": [{"name": "c", "image": "busybox:1.36"}]}});
+    api.create("pods", Some(ns), &warm).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = api.get("pods", Some(ns), "warmup").await?;
+        if p.as_ref().is_some_and(bound) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the scheduler did not place a pod on {last} within 60s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "the scheduler sees the hollow nodes; creating {} pods",
+        a.pods
+    );
+    let times = Arc::new(Mutex::new(Times::new(a.pods)));
+    let watch = tokio::spawn(watch_arrivals(
+        api.client.clone(),
+        ns.to_string(),
+        times.clone(),
+        bound,
+    ));
+    // The watch is open before the first create (its first answer comes at once).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    create_pods(api, ns, a.pods, a.clients, &times, |i| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("p-{i}"), "labels": {"app": "bench-scheduler"}},
+        "spec": {
+            "nodeSelector": {(hollow::LABEL.0): hollow::LABEL.1},
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": "c", "image": "busybox:1.36",
+                "command": ["sleep", "3600"],
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}],
+        }})
+    })
+    .await?;
+    let limit = Duration::from_secs(60 + a.pods as u64 / 50);
+    arrivals(watch, &times, limit, "were bound").await?;
+    let t = times.lock().expect("not poisoned");
+    let first = t.sent.iter().flatten().min().copied().context("no pods")?;
+    let last = t.seen.iter().flatten().max().copied().context("no pods")?;
+    let lat = t.latencies_ms();
+    Ok((
+        last.duration_since(first).as_secs_f64(),
+        quantile(&lat, 0.99),
+    ))
+}
+
+/// `ferry bench startup`.
+pub async fn startup(a: StartupArgs, config: Option<&Path>) -> Result<ExitCode> {
+    if a.pods == 0 {
+        bail!("--pods must be at least 1");
+    }
+    let api = connect(config).await?;
+    let nodes = api.list("nodes", "").await?;
+    let real = nodes
+        .iter()
+        .filter(|n| n.pointer("/metadata/labels/type").and_then(Value::as_str) != Some("hollow"))
+        .filter(|n| {
+            n.pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+                .is_some_and(|c| c["status"] == "True")
+        })
+        .count();
+    if real == 0 {
+        bail!("the cluster has no Ready node to start pods on (start one: `ferry up --nodes 2`)");
+    }
+    let ns = format!("bench-startup-{:08x}", rand::random::<u32>());
+    let result = measure_startup(&api, &a, &ns).await;
+    let cleanup = delete_namespace(&api, &ns, Duration::from_secs(120)).await;
+    let lat = result?;
+    cleanup?;
+    outln!(
+        "startup pods={} p50_ms={:.0} p99_ms={:.0}",
+        a.pods,
+        quantile(&lat, 0.5),
+        quantile(&lat, 0.99)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn measure_startup(api: &Objects, a: &StartupArgs, ns: &str) -> Result<Vec<f64>> {
+    create_namespace(api, ns).await?;
+    let times = Arc::new(Mutex::new(Times::new(a.pods)));
+    let watch = tokio::spawn(watch_arrivals(
+        api.client.clone(),
+        ns.to_string(),
+        times.clone(),
+        running_ready,
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    create_pods(api, ns, a.pods, a.clients, &times, |i| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("p-{i}"), "labels": {"app": "bench-startup"}},
+            "spec": {
+                // Real nodes only.
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                    {"nodeSelectorTerms": [{"matchExpressions": [
+                        {"key": hollow::LABEL.0, "operator": "NotIn", "values": [hollow::LABEL.1]}]}]}}},
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "c", "image": "busybox:1.36",
+                    "command": ["sleep", "3600"]}],
+            }})
+    })
+    .await?;
+    arrivals(
+        watch,
+        &times,
+        Duration::from_secs(120),
+        "were Running and Ready",
+    )
+    .await?;
+    let lat = times.lock().expect("not poisoned").latencies_ms();
+    Ok(lat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_take_the_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), 50.0);
+        assert_eq!(quantile(&v, 0.99), 99.0);
+        assert_eq!(quantile(&v, 1.0), 100.0);
+        assert_eq!(quantile(&[7.0], 0.99), 7.0);
+        assert_eq!(quantile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn pods_are_told_apart_by_index_and_state() {
+        assert_eq!(pod_index(&json!({"metadata": {"name": "p-12"}})), Some(12));
+        assert_eq!(pod_index(&json!({"metadata": {"name": "warmup"}})), None);
+        assert!(!bound(&json!({"spec": {}})));
+        assert!(!bound(&json!({"spec": {"nodeName": ""}})));
+        assert!(bound(&json!({"spec": {"nodeName": "n1"}})));
+        let ready = json!({"status": {"phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}]}});
+        assert!(running_ready(&ready));
+        assert!(!running_ready(&json!({"status": {"phase": "Running",
+            "conditions": [{"type": "Ready", "status": "False"}]}})));
+        assert!(!running_ready(&json!({"status": {"phase": "Pending"}})));
+    }
+}
