@@ -232,7 +232,16 @@ fn kubernetes_subresources_and_verbs() {
     assert_eq!(np["shortNames"], json!(["netpol"]));
     assert_eq!(
         np["verbs"],
-        json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
+        json!([
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch"
+        ])
     );
     assert!(np.get("categories").is_none());
 }

@@ -2,7 +2,9 @@
 
 use std::net::IpAddr;
 
-use k8s_openapi::api::networking::v1::{IPBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta;
@@ -17,7 +19,10 @@ const CIDR_SYNTAX: &str = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001
 fn cidr(s: &str) -> Option<(u128, u8, u8)> {
     let (a, p) = s.split_once('/')?;
     let addr: IpAddr = a.parse().ok()?;
-    let prefix: u8 = p.parse().ok().filter(|_| p.bytes().all(|b| b.is_ascii_digit()))?;
+    let prefix: u8 = p
+        .parse()
+        .ok()
+        .filter(|_| p.bytes().all(|b| b.is_ascii_digit()))?;
     let (bits, n) = match addr {
         IpAddr::V4(v) => (32, u128::from(u32::from(v))),
         IpAddr::V6(v) => (128, u128::from(v)),
@@ -26,7 +31,11 @@ fn cidr(s: &str) -> Option<(u128, u8, u8)> {
         return None;
     }
     let host = u32::from(bits - prefix);
-    let mask = if host >= 128 { 0 } else { !((1u128 << host) - 1) };
+    let mask = if host >= 128 {
+        0
+    } else {
+        !((1u128 << host) - 1)
+    };
     Some((n & mask, prefix, bits))
 }
 
@@ -45,7 +54,11 @@ fn ip_block(path: &str, b: &IPBlock, errs: &mut Errors) {
             continue;
         };
         let host = u32::from(bits - prefix);
-        let mask = if host >= 128 { 0 } else { !((1u128 << host) - 1) };
+        let mask = if host >= 128 {
+            0
+        } else {
+            !((1u128 << host) - 1)
+        };
         if ebits != bits || enet & mask != net || eprefix <= prefix {
             errs.invalid(&ep, q(e), "must be a strict subset of `cidr`");
         }
@@ -102,7 +115,11 @@ fn port(path: &str, p: &NetworkPolicyPort, errs: &mut Errors) {
         }
         None => {
             if let Some(end) = p.end_port {
-                errs.invalid(&ep, end, "may not be specified when `port` is not specified");
+                errs.invalid(
+                    &ep,
+                    end,
+                    "may not be specified when `port` is not specified",
+                );
             }
         }
     }
@@ -146,6 +163,10 @@ pub(crate) fn network_policy(np: &NetworkPolicy, errs: &mut Errors) {
         );
     }
     for (i, t) in types.iter().enumerate() {
-        errs.one_of(&format!("spec.policyTypes[{i}]"), Some(t), &["Ingress", "Egress"]);
+        errs.one_of(
+            &format!("spec.policyTypes[{i}]"),
+            Some(t),
+            &["Ingress", "Egress"],
+        );
     }
 }
