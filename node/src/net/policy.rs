@@ -14,6 +14,7 @@
 //! - `policy-input` (input hook): this node's pods reaching the node (the
 //!   cluster DNS on the gateway included: as in Kubernetes it is not allowed
 //!   implicitly under an egress policy).
+//!
 //! The node's own traffic to its pods (output hook: probes) is not checked.
 //! Peers become interval sets of addresses (`pol-<hash>-<in|out><rule>`):
 //! selected pods' IPs and `ipBlock`s minus their `except`s. Named ports
