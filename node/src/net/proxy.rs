@@ -868,8 +868,9 @@ fn key_of(obj: &serde_json::Value) -> String {
     )
 }
 
-/// Applies one watch event to `map`; whether it changed anything.
-fn apply_event<K: serde::de::DeserializeOwned>(
+/// Applies one watch event to `map`; whether it changed anything (a pod's
+/// status change leaves its [`PolicyPod`] as it was).
+fn apply_event<K: serde::de::DeserializeOwned + PartialEq>(
     map: &mut BTreeMap<String, K>,
     ev: &ferry_api::object::ObjectEvent,
     plural: &str,
@@ -885,6 +886,7 @@ fn apply_event<K: serde::de::DeserializeOwned>(
         return map.remove(&key).is_some();
     }
     match serde_json::from_value::<K>(obj) {
+        Ok(o) if map.get(&key) == Some(&o) => false,
         Ok(o) => {
             map.insert(key, o);
             true
@@ -896,7 +898,7 @@ fn apply_event<K: serde::de::DeserializeOwned>(
     }
 }
 
-async fn follow<K: serde::de::DeserializeOwned + Send + Sync + 'static>(
+async fn follow<K: serde::de::DeserializeOwned + PartialEq + Send + Sync + 'static>(
     client: std::sync::Arc<ferry_api::Client>,
     plural: &'static str,
     tx: std::sync::Arc<tokio::sync::watch::Sender<Known>>,
@@ -1508,6 +1510,40 @@ mod tests {
             ["10.43.0.10", "10.44.0.3"],
             "the gateway and non-/32s are not the proxy's"
         );
+    }
+
+    /// Watch events change [`Known`] only when what is kept changes: a
+    /// pod's status or resourceVersion alone does not resync the proxy.
+    #[test]
+    fn events_change_known_only_when_what_is_kept_changes() {
+        let ev = |kind: &str, obj: Value| ferry_api::object::ObjectEvent {
+            kind: kind.into(),
+            revision: 1,
+            object: serde_json::to_vec(&obj).unwrap(),
+        };
+        let pod = |rv: &str, app: &str, ready: &str| {
+            json!({"metadata": {"namespace": "ns", "name": "p", "resourceVersion": rv, "labels": {"app": app}},
+                   "spec": {"containers": []},
+                   "status": {"podIP": "10.42.1.5", "phase": "Running",
+                              "conditions": [{"type": "Ready", "status": ready}]}})
+        };
+        let mut pods: BTreeMap<String, PolicyPod> = BTreeMap::new();
+        let steps = [
+            (ev("ADDED", pod("1", "a", "False")), true, "added"),
+            (
+                ev("MODIFIED", pod("2", "a", "True")),
+                false,
+                "readiness only",
+            ),
+            (ev("MODIFIED", pod("3", "b", "True")), true, "labels"),
+            (ev("BOOKMARK", pod("4", "c", "True")), false, "bookmark"),
+            (ev("DELETED", pod("5", "b", "True")), true, "deleted"),
+            (ev("DELETED", pod("5", "b", "True")), false, "deleted again"),
+        ];
+        for (e, want, what) in steps {
+            assert_eq!(apply_event(&mut pods, &e, "pods"), want, "{what}");
+        }
+        assert!(pods.is_empty());
     }
 
     // ---- The real data path (root only) ----
