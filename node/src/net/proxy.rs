@@ -1495,6 +1495,67 @@ mod tests {
         );
     }
 
+    /// Policy sets held before and after are flushed and refilled, stale
+    /// ones and their chains deleted; affinity sets are never flushed.
+    #[test]
+    fn scripts_refill_policy_sets_and_drop_stale_ones() {
+        use super::super::policy::{self, PolicyPod};
+        let t = nft_table("n1");
+        let pod = |name: &str, ip: &str| -> PolicyPod {
+            serde_json::from_value(
+                json!({"metadata": {"namespace": "ns", "name": name, "labels": {"app": name}},
+                "spec": {"containers": []}, "status": {"podIP": ip}}),
+            )
+            .unwrap()
+        };
+        let pods = [pod("a", "10.42.1.2"), pod("b", "10.42.1.3")];
+        let np = |spec: Value| -> NetworkPolicy {
+            serde_json::from_value(
+                json!({"metadata": {"namespace": "ns", "name": "p"}, "spec": spec}),
+            )
+            .unwrap()
+        };
+        let allow = np(json!({"podSelector": {"matchLabels": {"app": "b"}},
+                              "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "a"}}}]}]}));
+        let deny = np(json!({"podSelector": {"matchLabels": {"app": "a"}}}));
+        let svc = [web(json!({"sessionAffinity": "ClientIP"}))];
+        let eps = [slice("web", &[("10.42.1.5", "n1", true, true, false)])];
+        let with = |p: &NetworkPolicy| {
+            let rules = policy::rules(&net(), std::slice::from_ref(p), &pods, &BTreeMap::new());
+            ruleset_with_policy(&net(), &svc, &eps, &rules)
+        };
+        let (a, b) = (with(&allow), with(&deny));
+        assert!(
+            a.body().contains("10.42.1.3 : jump pol-in-10.42.1.3")
+                && a.body().contains("chain policy-forward {"),
+            "{}",
+            a.body()
+        );
+        let set = a
+            .sets
+            .iter()
+            .find(|s| s.starts_with("pol-"))
+            .expect("a peer set")
+            .clone();
+        let again = a.script(Some(&a));
+        assert!(
+            again.contains(&format!("flush set ip {t} {set}\n")),
+            "{again}"
+        );
+        assert!(again.contains(&format!("flush map ip {t} pol-ingress\n")));
+        assert!(!again
+            .lines()
+            .any(|l| l.starts_with("flush set") && l.contains(" aff-")));
+        let next = b.script(Some(&a));
+        assert!(
+            next.contains(&format!("delete set ip {t} {set}\n")),
+            "{next}"
+        );
+        assert!(next.contains(&format!("delete chain ip {t} pol-in-10.42.1.3\n")));
+        assert!(next.contains("10.42.1.2 : jump pol-in-10.42.1.2"));
+        assert_eq!(a, with(&allow), "the same inputs give the same rules");
+    }
+
     #[test]
     fn addresses_read_from_ip_json() {
         let json = r#"[{"ifname":"fn1","addr_info":[
