@@ -1882,7 +1882,8 @@ mod tests {
     /// "pod" namespaces (a, b, c) routed through it as the pod network does:
     /// a deny-all ingress policy on b blocks a and c; allowing
     /// `from: podSelector app=a` on one port lets a in on that port only,
-    /// c stays out, and the node itself still reaches b.
+    /// c stays out, and the node itself still reaches b; an egress policy on
+    /// a lets it reach b's http port only, not the node.
     #[test]
     fn network_policies_block_and_allow_connections_as_root() {
         use super::super::policy::{self, NamespaceLabels, PolicyPod};
@@ -1960,6 +1961,7 @@ mod tests {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         serve(&all[2], "0.0.0.0:8080", stop.clone());
         serve(&all[2], "0.0.0.0:9090", stop.clone());
+        serve(&host, "10.253.5.1:7070", stop.clone());
         let known: Vec<PolicyPod> = pods
             .iter()
             .map(|(n, addr)| {
@@ -2010,6 +2012,7 @@ mod tests {
         let from = |i: usize, to: &'static str| in_ns(&all[i + 1], move || ask(to));
         let b = "10.253.5.3:8080";
         let b_other = "10.253.5.3:9090";
+        let node = "10.253.5.1:7070";
 
         apply_in(open.script(None)).unwrap();
         assert_eq!(
@@ -2039,12 +2042,35 @@ mod tests {
         assert!(from(0, b_other).is_err(), "a on another port: blocked");
         assert!(from(2, b).is_err(), "c still blocked");
 
-        // The policy goes: b is open again.
-        apply_in(open.script(Some(&allow_a))).unwrap();
+        // Egress from a: only to app=b on http; the node (input hook) too is out.
+        assert_eq!(from(0, node), Ok("10.253.5.2".into()), "a reaches the node");
+        let egress = table(&[np(
+            "a-out",
+            json!({"podSelector": {"matchLabels": {"app": "a"}}, "policyTypes": ["Egress"],
+                   "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "b"}}}],
+                               "ports": [{"port": "http"}]}]}),
+        )]);
+        apply_in(egress.script(Some(&allow_a))).unwrap();
+        assert_eq!(
+            from(0, b),
+            Ok("10.253.5.2".into()),
+            "a to b on http: allowed"
+        );
+        assert!(from(0, b_other).is_err(), "a to b on another port: blocked");
+        assert!(from(0, node).is_err(), "a to the node: blocked");
+        assert_eq!(from(2, b), Ok("10.253.5.4".into()), "c is not isolated");
+
+        // The policies go: everything is open again.
+        apply_in(open.script(Some(&egress))).unwrap();
         assert_eq!(
             from(2, b),
             Ok("10.253.5.4".into()),
             "policy removed: c reaches b"
+        );
+        assert_eq!(
+            from(0, node),
+            Ok("10.253.5.2".into()),
+            "a reaches the node again"
         );
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
