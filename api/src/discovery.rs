@@ -496,6 +496,7 @@ fn register(gen: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String
         "batch" "CronJob" => batch::CronJob,
         "coordination.k8s.io" "Lease" => coordination::Lease,
         "discovery.k8s.io" "EndpointSlice" => k8s_openapi::api::discovery::v1::EndpointSlice,
+        "networking.k8s.io" "NetworkPolicy" => k8s_openapi::api::networking::v1::NetworkPolicy,
         "autoscaling" "Scale" => autoscaling::Scale,
         "policy" "Eviction" => policy::Eviction,
         "policy" "PodDisruptionBudget" => policy::PodDisruptionBudget,

@@ -82,6 +82,7 @@ resources! {
     "batch" "v1" "CronJob" "cronjobs" true ["cj"],
     "coordination.k8s.io" "v1" "Lease" "leases" true [],
     "discovery.k8s.io" "v1" "EndpointSlice" "endpointslices" true [],
+    "networking.k8s.io" "v1" "NetworkPolicy" "networkpolicies" true ["netpol"],
     "policy" "v1" "PodDisruptionBudget" "poddisruptionbudgets" true ["pdb"],
 }
 
@@ -311,6 +312,7 @@ pub const DISCOVERY: &[Discovery] = &[
     ),
     disc("leases", "lease", ALL_VERBS, &[], &[]),
     disc("endpointslices", "endpointslice", ALL_VERBS, &[], &[]),
+    disc("networkpolicies", "networkpolicy", ALL_VERBS, &[], &[]),
     disc(
         "poddisruptionbudgets",
         "poddisruptionbudget",

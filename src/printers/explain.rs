@@ -94,6 +94,7 @@ fn root_schema(kind: &str) -> Option<Value> {
         "CronJob" => of::<batch::CronJob>(),
         "Lease" => of::<coordination::Lease>(),
         "EndpointSlice" => of::<k8s_openapi::api::discovery::v1::EndpointSlice>(),
+        "NetworkPolicy" => of::<k8s_openapi::api::networking::v1::NetworkPolicy>(),
         "PodDisruptionBudget" => of::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(),
         _ => return None,
     })

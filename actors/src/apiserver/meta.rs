@@ -182,6 +182,7 @@ pub fn has_status_subresource(res: &Resource) -> bool {
             | "Event"
             | "Endpoints"
             | "EndpointSlice"
+            | "NetworkPolicy"
             | "Lease"
     )
 }

@@ -70,6 +70,7 @@ fn api_versions_and_groups() {
             "batch",
             "coordination.k8s.io",
             "discovery.k8s.io",
+            "networking.k8s.io",
             "policy"
         ]
     );
@@ -221,6 +222,28 @@ fn kubernetes_subresources_and_verbs() {
     );
     assert!(slices.get("shortNames").is_none());
     assert!(slices.get("categories").is_none());
+    // NetworkPolicies: namespaced, every verb, short name netpol, no subresources.
+    let net = api_resource_list("networking.k8s.io", "v1").unwrap();
+    assert_eq!(names(&net), ["networkpolicies"]);
+    let np = find(&net, "networkpolicies");
+    assert_eq!(np["kind"], "NetworkPolicy");
+    assert_eq!(np["singularName"], "networkpolicy");
+    assert_eq!(np["namespaced"], true);
+    assert_eq!(np["shortNames"], json!(["netpol"]));
+    assert_eq!(
+        np["verbs"],
+        json!([
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch"
+        ])
+    );
+    assert!(np.get("categories").is_none());
 }
 
 #[test]
@@ -238,6 +261,7 @@ fn unknown_group_versions_are_none() {
     assert!(openapi_v3_hash("apis/policy/v1beta1").is_none());
     assert!(openapi_v3_hash("apis/policy/v1").is_some());
     assert!(openapi_v3_hash("apis/discovery.k8s.io/v1").is_some());
+    assert!(openapi_v3_hash("apis/networking.k8s.io/v1").is_some());
 }
 
 #[test]

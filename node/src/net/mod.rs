@@ -32,6 +32,7 @@
 pub mod cmd;
 pub mod ipam;
 pub mod podnet;
+pub mod policy;
 pub mod proxy;
 pub mod routes;
 pub mod state;

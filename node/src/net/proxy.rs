@@ -23,11 +23,13 @@
 //! Several nodes may share one host namespace: each owns only its table and
 //! its interface's addresses, and ignores packets from other nodes' pods.
 
+use super::policy::{NamespaceLabels, PolicyPod};
 use super::{nft_table, node_iface, NetInfo};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_api::network::Cidr;
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -210,8 +212,14 @@ impl Ruleset {
             }
             Some(p) => {
                 let _ = writeln!(s, "flush table ip {t}");
-                for m in MAPS {
+                for m in MAPS.iter().chain(&super::policy::MAPS) {
                     let _ = writeln!(s, "flush map ip {t} {m}");
+                }
+                // Policy address sets are made anew (affinity sets keep theirs).
+                for set in p.sets.intersection(&self.sets) {
+                    if set.starts_with("pol-") {
+                        let _ = writeln!(s, "flush set ip {t} {set}");
+                    }
                 }
                 for c in p.chains.difference(&self.chains) {
                     let _ = writeln!(s, "delete chain ip {t} {c}");
@@ -345,8 +353,20 @@ fn claim(
     }
 }
 
-/// The nftables table for `services` and `slices` on the node `net` names.
+/// The nftables table for `services` and `slices` on the node `net` names
+/// (no NetworkPolicy chains).
 pub fn ruleset(net: &NetInfo, services: &[Service], slices: &[EndpointSlice]) -> Ruleset {
+    ruleset_with_policy(net, services, slices, &super::policy::Rules::default())
+}
+
+/// [`ruleset`] with the NetworkPolicy chains, sets and maps of `policy`
+/// ([`super::policy::rules`]) in the same table, so one transaction applies both.
+pub fn ruleset_with_policy(
+    net: &NetInfo,
+    services: &[Service],
+    slices: &[EndpointSlice],
+    policy: &super::policy::Rules,
+) -> Ruleset {
     let nw = &net.network;
     let table = nft_table(&net.node);
     let cluster = prefix(&nw.cluster_cidr);
@@ -498,6 +518,13 @@ pub fn ruleset(net: &NetInfo, services: &[Service], slices: &[EndpointSlice]) ->
         "inet_proto . inet_service",
         &no_ep_ports,
     );
+    let (policy_maps, policy_chains) = policy.fixed();
+    b.push_str(&policy_maps);
+    sets.extend(policy.sets.iter().map(|(k, v)| (k.clone(), v.clone())));
+    chains.extend(policy.chains.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for (name, def) in policy_chains {
+        chains.insert(name.to_string(), def);
+    }
     for (name, def) in &sets {
         let _ = write!(b, "set {name} {{\n{def}}}\n");
     }
@@ -723,7 +750,8 @@ pub fn teardown(net: &NetInfo) -> Result<()> {
     t.and(a)
 }
 
-/// The Services and EndpointSlices of every namespace, as watched.
+/// The Services, EndpointSlices and NetworkPolicies of every namespace, and
+/// the pods and namespaces as policies need them, as watched.
 #[derive(Debug, Clone, Default)]
 pub struct Known {
     /// Services by `namespace/name`.
@@ -734,9 +762,42 @@ pub struct Known {
     pub services_synced: bool,
     /// The slices' initial list has arrived (or they cannot be watched).
     pub slices_synced: bool,
+    /// NetworkPolicies by `namespace/name`.
+    pub policies: BTreeMap<String, NetworkPolicy>,
+    /// Every pod, as policy evaluation needs it, by `namespace/name`.
+    pub pods: BTreeMap<String, PolicyPod>,
+    /// Every namespace's labels, by `/name`.
+    pub namespaces: BTreeMap<String, NamespaceLabels>,
+    /// The policies' initial list has arrived (or they cannot be watched).
+    pub policies_synced: bool,
+    /// The pods' initial list has arrived (or they cannot be watched).
+    pub pods_synced: bool,
+    /// The namespaces' initial list has arrived (or they cannot be watched).
+    pub namespaces_synced: bool,
 }
 
 impl Known {
+    /// Whether every initial list has arrived.
+    pub fn synced(&self) -> bool {
+        self.services_synced
+            && self.slices_synced
+            && self.policies_synced
+            && self.pods_synced
+            && self.namespaces_synced
+    }
+
+    /// The NetworkPolicy part of `net`'s table for what is known.
+    pub fn policy_rules(&self, net: &NetInfo) -> super::policy::Rules {
+        let policies: Vec<NetworkPolicy> = self.policies.values().cloned().collect();
+        let pods: Vec<PolicyPod> = self.pods.values().cloned().collect();
+        let namespaces: BTreeMap<String, NamespaceLabels> = self
+            .namespaces
+            .iter()
+            .map(|(k, v)| (k.trim_start_matches('/').to_string(), v.clone()))
+            .collect();
+        super::policy::rules(net, &policies, &pods, &namespaces)
+    }
+
     /// The Services a container of a pod in `ns` sees (its namespace's and
     /// `default/kubernetes`), for [`crate::env::service_env`].
     pub fn services_for(&self, ns: &str) -> Vec<Service> {
@@ -752,7 +813,8 @@ impl Known {
 
 type Part<K> = fn(&mut Known) -> (&mut BTreeMap<String, K>, &mut bool);
 
-/// Watches Services and EndpointSlices of every namespace into a [`Known`]
+/// Watches Services, EndpointSlices, NetworkPolicies, Pods and Namespaces
+/// of every namespace into a [`Known`]
 /// until `stop` turns true.
 pub fn watch_objects(
     client: std::sync::Arc<ferry_api::Client>,
@@ -769,7 +831,31 @@ pub fn watch_objects(
         services,
         stop.clone(),
     ));
-    tokio::spawn(follow(client, "endpointslices", tx, slices, stop));
+    tokio::spawn(follow(
+        client.clone(),
+        "endpointslices",
+        tx.clone(),
+        slices,
+        stop.clone(),
+    ));
+    let policies: Part<NetworkPolicy> = |k| (&mut k.policies, &mut k.policies_synced);
+    let pods: Part<PolicyPod> = |k| (&mut k.pods, &mut k.pods_synced);
+    let namespaces: Part<NamespaceLabels> = |k| (&mut k.namespaces, &mut k.namespaces_synced);
+    tokio::spawn(follow(
+        client.clone(),
+        "networkpolicies",
+        tx.clone(),
+        policies,
+        stop.clone(),
+    ));
+    tokio::spawn(follow(
+        client.clone(),
+        "pods",
+        tx.clone(),
+        pods,
+        stop.clone(),
+    ));
+    tokio::spawn(follow(client, "namespaces", tx, namespaces, stop));
     rx
 }
 
@@ -782,8 +868,9 @@ fn key_of(obj: &serde_json::Value) -> String {
     )
 }
 
-/// Applies one watch event to `map`; whether it changed anything.
-fn apply_event<K: serde::de::DeserializeOwned>(
+/// Applies one watch event to `map`; whether it changed anything (a pod's
+/// status change leaves its [`PolicyPod`] as it was).
+fn apply_event<K: serde::de::DeserializeOwned + PartialEq>(
     map: &mut BTreeMap<String, K>,
     ev: &ferry_api::object::ObjectEvent,
     plural: &str,
@@ -799,6 +886,7 @@ fn apply_event<K: serde::de::DeserializeOwned>(
         return map.remove(&key).is_some();
     }
     match serde_json::from_value::<K>(obj) {
+        Ok(o) if map.get(&key) == Some(&o) => false,
         Ok(o) => {
             map.insert(key, o);
             true
@@ -810,7 +898,7 @@ fn apply_event<K: serde::de::DeserializeOwned>(
     }
 }
 
-async fn follow<K: serde::de::DeserializeOwned + Send + Sync + 'static>(
+async fn follow<K: serde::de::DeserializeOwned + PartialEq + Send + Sync + 'static>(
     client: std::sync::Arc<ferry_api::Client>,
     plural: &'static str,
     tx: std::sync::Arc<tokio::sync::watch::Sender<Known>>,
@@ -926,12 +1014,12 @@ pub async fn run(
         }
         let rules = {
             let k = known.borrow_and_update();
-            if !(k.services_synced && k.slices_synced) {
+            if !k.synced() {
                 continue;
             }
             let services: Vec<Service> = k.services.values().cloned().collect();
             let slices: Vec<EndpointSlice> = k.slices.values().cloned().collect();
-            ruleset(&info, &services, &slices)
+            ruleset_with_policy(&info, &services, &slices, &k.policy_rules(&info))
         };
         if applied.as_ref() == Some(&rules) && addresses_ok {
             retry_at = None;
@@ -1407,6 +1495,67 @@ mod tests {
         );
     }
 
+    /// Policy sets held before and after are flushed and refilled, stale
+    /// ones and their chains deleted; affinity sets are never flushed.
+    #[test]
+    fn scripts_refill_policy_sets_and_drop_stale_ones() {
+        use super::super::policy::{self, PolicyPod};
+        let t = nft_table("n1");
+        let pod = |name: &str, ip: &str| -> PolicyPod {
+            serde_json::from_value(
+                json!({"metadata": {"namespace": "ns", "name": name, "labels": {"app": name}},
+                "spec": {"containers": []}, "status": {"podIP": ip}}),
+            )
+            .unwrap()
+        };
+        let pods = [pod("a", "10.42.1.2"), pod("b", "10.42.1.3")];
+        let np = |spec: Value| -> NetworkPolicy {
+            serde_json::from_value(
+                json!({"metadata": {"namespace": "ns", "name": "p"}, "spec": spec}),
+            )
+            .unwrap()
+        };
+        let allow = np(json!({"podSelector": {"matchLabels": {"app": "b"}},
+                              "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "a"}}}]}]}));
+        let deny = np(json!({"podSelector": {"matchLabels": {"app": "a"}}}));
+        let svc = [web(json!({"sessionAffinity": "ClientIP"}))];
+        let eps = [slice("web", &[("10.42.1.5", "n1", true, true, false)])];
+        let with = |p: &NetworkPolicy| {
+            let rules = policy::rules(&net(), std::slice::from_ref(p), &pods, &BTreeMap::new());
+            ruleset_with_policy(&net(), &svc, &eps, &rules)
+        };
+        let (a, b) = (with(&allow), with(&deny));
+        assert!(
+            a.body().contains("10.42.1.3 : jump pol-in-10.42.1.3")
+                && a.body().contains("chain policy-forward {"),
+            "{}",
+            a.body()
+        );
+        let set = a
+            .sets
+            .iter()
+            .find(|s| s.starts_with("pol-"))
+            .expect("a peer set")
+            .clone();
+        let again = a.script(Some(&a));
+        assert!(
+            again.contains(&format!("flush set ip {t} {set}\n")),
+            "{again}"
+        );
+        assert!(again.contains(&format!("flush map ip {t} pol-ingress\n")));
+        assert!(!again
+            .lines()
+            .any(|l| l.starts_with("flush set") && l.contains(" aff-")));
+        let next = b.script(Some(&a));
+        assert!(
+            next.contains(&format!("delete set ip {t} {set}\n")),
+            "{next}"
+        );
+        assert!(next.contains(&format!("delete chain ip {t} pol-in-10.42.1.3\n")));
+        assert!(next.contains("10.42.1.2 : jump pol-in-10.42.1.2"));
+        assert_eq!(a, with(&allow), "the same inputs give the same rules");
+    }
+
     #[test]
     fn addresses_read_from_ip_json() {
         let json = r#"[{"ifname":"fn1","addr_info":[
@@ -1422,6 +1571,40 @@ mod tests {
             ["10.43.0.10", "10.44.0.3"],
             "the gateway and non-/32s are not the proxy's"
         );
+    }
+
+    /// Watch events change [`Known`] only when what is kept changes: a
+    /// pod's status or resourceVersion alone does not resync the proxy.
+    #[test]
+    fn events_change_known_only_when_what_is_kept_changes() {
+        let ev = |kind: &str, obj: Value| ferry_api::object::ObjectEvent {
+            kind: kind.into(),
+            revision: 1,
+            object: serde_json::to_vec(&obj).unwrap(),
+        };
+        let pod = |rv: &str, app: &str, ready: &str| {
+            json!({"metadata": {"namespace": "ns", "name": "p", "resourceVersion": rv, "labels": {"app": app}},
+                   "spec": {"containers": []},
+                   "status": {"podIP": "10.42.1.5", "phase": "Running",
+                              "conditions": [{"type": "Ready", "status": ready}]}})
+        };
+        let mut pods: BTreeMap<String, PolicyPod> = BTreeMap::new();
+        let steps = [
+            (ev("ADDED", pod("1", "a", "False")), true, "added"),
+            (
+                ev("MODIFIED", pod("2", "a", "True")),
+                false,
+                "readiness only",
+            ),
+            (ev("MODIFIED", pod("3", "b", "True")), true, "labels"),
+            (ev("BOOKMARK", pod("4", "c", "True")), false, "bookmark"),
+            (ev("DELETED", pod("5", "b", "True")), true, "deleted"),
+            (ev("DELETED", pod("5", "b", "True")), false, "deleted again"),
+        ];
+        for (e, want, what) in steps {
+            assert_eq!(apply_event(&mut pods, &e, "pods"), want, "{what}");
+        }
+        assert!(pods.is_empty());
     }
 
     // ---- The real data path (root only) ----
@@ -1695,6 +1878,203 @@ mod tests {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// NetworkPolicies enforced in a throwaway "host" namespace with three
+    /// "pod" namespaces (a, b, c) routed through it as the pod network does:
+    /// a deny-all ingress policy on b blocks a and c; allowing
+    /// `from: podSelector app=a` on one port lets a in on that port only,
+    /// c stays out, and the node itself still reaches b; an egress policy on
+    /// a lets it reach b's http port only, not the node.
+    #[test]
+    fn network_policies_block_and_allow_connections_as_root() {
+        use super::super::policy::{self, NamespaceLabels, PolicyPod};
+        if let Err(why) = root_with_tools() {
+            eprintln!("skipping the NetworkPolicy test: {why}");
+            return;
+        }
+        let pid = std::process::id();
+        let host = format!("ferry-np-h{pid}");
+        let pods = [
+            ("a", "10.253.5.2"),
+            ("b", "10.253.5.3"),
+            ("c", "10.253.5.4"),
+        ];
+        let mut all = vec![host.clone()];
+        all.extend(pods.iter().map(|(n, _)| format!("ferry-np-{n}{pid}")));
+        let _ns = Netns(all.clone());
+        for n in &all {
+            sh(&["ip", "netns", "add", n]);
+            sh(&["ip", "-n", n, "link", "set", "lo", "up"]);
+        }
+        sh(&[
+            "ip",
+            "-n",
+            &host,
+            "addr",
+            "add",
+            "10.253.5.1/32",
+            "dev",
+            "lo",
+        ]);
+        for (i, (n, addr)) in pods.iter().enumerate() {
+            let ns = &all[i + 1];
+            let veth = format!("fp{n}{pid}");
+            for cmd in [
+                format!("link add {veth} type veth peer name eth0 netns {ns}"),
+                format!("link set {veth} up"),
+                format!("route add {addr}/32 dev {veth} src 10.253.5.1"),
+            ] {
+                let mut args = vec!["ip", "-n", &host];
+                args.extend(cmd.split(' '));
+                sh(&args);
+            }
+            for cmd in [
+                format!("addr add {addr}/32 dev eth0"),
+                "link set eth0 up".to_string(),
+                "route add 10.253.5.1/32 dev eth0".to_string(),
+                "route add 10.253.0.0/16 via 10.253.5.1 dev eth0".to_string(),
+            ] {
+                let mut args = vec!["ip", "-n", ns];
+                args.extend(cmd.split(' '));
+                sh(&args);
+            }
+        }
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &host,
+            "sh",
+            "-c",
+            "echo 1 > /proc/sys/net/ipv4/ip_forward",
+        ]);
+        let net = NetInfo {
+            mode: super::super::Mode::Namespaces,
+            network: ferry_api::network::Network {
+                cluster_cidr: "10.253.0.0/16".parse().unwrap(),
+                service_cidr: "10.254.0.0/16".parse().unwrap(),
+                load_balancer_pool: "10.255.0.0/24".parse().unwrap(),
+                ..Default::default()
+            },
+            pod_cidr: "10.253.5.0/24".parse().unwrap(),
+            node: format!("np-{pid}"),
+        };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        serve(&all[2], "0.0.0.0:8080", stop.clone());
+        serve(&all[2], "0.0.0.0:9090", stop.clone());
+        serve(&host, "10.253.5.1:7070", stop.clone());
+        let known: Vec<PolicyPod> = pods
+            .iter()
+            .map(|(n, addr)| {
+                serde_json::from_value(json!({
+                    "metadata": {"namespace": "ns", "name": n, "labels": {"app": n}},
+                    "spec": {"containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}]},
+                    "status": {"podIP": addr, "phase": "Running"}}))
+                .unwrap()
+            })
+            .collect();
+        let namespaces: BTreeMap<String, NamespaceLabels> = [(
+            "ns".to_string(),
+            serde_json::from_value(json!({"metadata": {"name": "ns"}})).unwrap(),
+        )]
+        .into();
+        let np = |name: &str, spec: Value| -> NetworkPolicy {
+            serde_json::from_value(
+                json!({"metadata": {"namespace": "ns", "name": name}, "spec": spec}),
+            )
+            .unwrap()
+        };
+        let table = |pols: &[NetworkPolicy]| {
+            ruleset_with_policy(
+                &net,
+                &[],
+                &[],
+                &policy::rules(&net, pols, &known, &namespaces),
+            )
+        };
+        let open = table(&[]);
+        let deny = table(&[np(
+            "deny",
+            json!({"podSelector": {"matchLabels": {"app": "b"}}, "policyTypes": ["Ingress"]}),
+        )]);
+        let allow_a = table(&[
+            np(
+                "deny",
+                json!({"podSelector": {"matchLabels": {"app": "b"}}, "policyTypes": ["Ingress"]}),
+            ),
+            np(
+                "allow-a",
+                json!({"podSelector": {"matchLabels": {"app": "b"}},
+                       "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "a"}}}],
+                                    "ports": [{"port": "http"}]}]}),
+            ),
+        ]);
+        let apply_in = |script: String| in_ns(&host, move || apply(&script));
+        let from = |i: usize, to: &'static str| in_ns(&all[i + 1], move || ask(to));
+        let b = "10.253.5.3:8080";
+        let b_other = "10.253.5.3:9090";
+        let node = "10.253.5.1:7070";
+
+        apply_in(open.script(None)).unwrap();
+        assert_eq!(
+            from(0, b),
+            Ok("10.253.5.2".into()),
+            "no policy: a reaches b"
+        );
+        assert_eq!(
+            from(2, b),
+            Ok("10.253.5.4".into()),
+            "no policy: c reaches b"
+        );
+
+        apply_in(deny.script(Some(&open))).unwrap();
+        assert!(from(0, b).is_err(), "deny-all: a is blocked");
+        assert!(from(2, b).is_err(), "deny-all: c is blocked");
+        assert_eq!(
+            in_ns(&host, move || ask(b)),
+            Ok("10.253.5.1".into()),
+            "the node still reaches its pod"
+        );
+
+        apply_in(allow_a.script(Some(&deny))).unwrap();
+        // Applying it again, incrementally (its sets flushed and refilled), is accepted.
+        apply_in(allow_a.script(Some(&allow_a))).unwrap();
+        assert_eq!(from(0, b), Ok("10.253.5.2".into()), "app=a allowed on http");
+        assert!(from(0, b_other).is_err(), "a on another port: blocked");
+        assert!(from(2, b).is_err(), "c still blocked");
+
+        // Egress from a: only to app=b on http; the node (input hook) too is out.
+        assert_eq!(from(0, node), Ok("10.253.5.2".into()), "a reaches the node");
+        let egress = table(&[np(
+            "a-out",
+            json!({"podSelector": {"matchLabels": {"app": "a"}}, "policyTypes": ["Egress"],
+                   "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "b"}}}],
+                               "ports": [{"port": "http"}]}]}),
+        )]);
+        apply_in(egress.script(Some(&allow_a))).unwrap();
+        assert_eq!(
+            from(0, b),
+            Ok("10.253.5.2".into()),
+            "a to b on http: allowed"
+        );
+        assert!(from(0, b_other).is_err(), "a to b on another port: blocked");
+        assert!(from(0, node).is_err(), "a to the node: blocked");
+        assert_eq!(from(2, b), Ok("10.253.5.4".into()), "c is not isolated");
+
+        // The policies go: everything is open again.
+        apply_in(open.script(Some(&egress))).unwrap();
+        assert_eq!(
+            from(2, b),
+            Ok("10.253.5.4".into()),
+            "policy removed: c reaches b"
+        );
+        assert_eq!(
+            from(0, node),
+            Ok("10.253.5.2".into()),
+            "a reaches the node again"
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The loop in a throwaway namespace: it applies rules once the NetInfo
     /// and both lists are there, follows changes, and removes the table and
     /// addresses on stop.
@@ -1747,6 +2127,9 @@ mod tests {
                         .insert("ns/web".into(), web(json!({"clusterIP": "10.251.0.10"})));
                     k.services_synced = true;
                     k.slices_synced = true;
+                    k.policies_synced = true;
+                    k.pods_synced = true;
+                    k.namespaces_synced = true;
                 });
                 let (t, a) = state().await;
                 assert!(

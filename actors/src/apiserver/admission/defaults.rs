@@ -405,6 +405,33 @@ pub(crate) fn endpoint_slice(e: &mut k8s_openapi::api::discovery::v1::EndpointSl
     }
 }
 
+/// NetworkPolicy: ports TCP; policyTypes Ingress, plus Egress when there
+/// are egress rules (`SetDefaults_NetworkPolicy`).
+pub(crate) fn network_policy(n: &mut k8s_openapi::api::networking::v1::NetworkPolicy) {
+    let Some(s) = n.spec.as_mut() else { return };
+    let ports = s
+        .ingress
+        .iter_mut()
+        .flatten()
+        .flat_map(|r| r.ports.iter_mut().flatten())
+        .chain(
+            s.egress
+                .iter_mut()
+                .flatten()
+                .flat_map(|r| r.ports.iter_mut().flatten()),
+        );
+    for p in ports {
+        set_str(&mut p.protocol, "TCP");
+    }
+    if s.policy_types.as_ref().is_none_or(Vec::is_empty) {
+        let mut t = vec!["Ingress".to_string()];
+        if s.egress.as_ref().is_some_and(|e| !e.is_empty()) {
+            t.push("Egress".into());
+        }
+        s.policy_types = Some(t);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

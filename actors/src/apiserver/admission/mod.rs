@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use field::Errors;
 use validate::meta::NameRule;
-use validate::{cluster, config, meta, pod, service, workloads};
+use validate::{cluster, config, meta, netpol, pod, service, workloads};
 
 /// Defaults that are the same on create and update.
 macro_rules! always {
@@ -99,6 +99,12 @@ pub fn admit(
             always!(defaults::endpoint_slice),
             service::endpoint_slice,
             update!(service::endpoint_slice_update),
+        ),
+        "NetworkPolicy" => a.run(
+            Subdomain,
+            always!(defaults::network_policy),
+            netpol::network_policy,
+            none,
         ),
         "ConfigMap" => a.run(
             Subdomain,

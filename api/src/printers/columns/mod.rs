@@ -184,6 +184,11 @@ pub fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
             network::slice_endpoints(o).into(),
             created,
         ],
+        "NetworkPolicy" => vec![
+            name,
+            or_none(&selector_string(o.pointer("/spec/podSelector"))).into(),
+            created,
+        ],
         "ConfigMap" => vec![
             name,
             (keys(o, "/data") + keys(o, "/binaryData")).into(),

@@ -410,6 +410,22 @@ fn endpoint_slices_show_ports_and_addresses_as_kubectl() {
 }
 
 #[test]
+fn network_policies_show_their_pod_selector_as_kubectl() {
+    let web = json!({"metadata": meta("web-only"), "spec": {"podSelector": {
+        "matchLabels": {"app": "web"},
+        "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["db"]}]}}});
+    let all = json!({"metadata": meta("deny-all"), "spec": {"podSelector": {}}});
+    assert_eq!(
+        rows("netpol", &[web, all]),
+        [
+            vec!["NAME", "POD-SELECTOR", "AGE"],
+            vec!["web-only", "app=web,tier notin (db)", "3d"],
+            vec!["deny-all", "<none>", "3d"],
+        ]
+    );
+}
+
+#[test]
 fn secrets_service_accounts_and_leases() {
     let secret = json!({"metadata": meta("tls"), "type": "kubernetes.io/tls", "data": {"tls.crt": "", "tls.key": ""}});
     assert_eq!(

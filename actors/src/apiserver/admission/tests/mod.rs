@@ -4,6 +4,7 @@
 mod cluster;
 mod config;
 mod decode;
+mod netpol;
 mod pod;
 mod service;
 mod workloads;

@@ -2,12 +2,13 @@
 //!
 //! Layout: [`meta`] (metadata, labels, selectors), [`pod`] (pod specs and pod
 //! updates), [`workloads`] (apps and batch kinds), [`service`] (Service, Endpoints),
-//! [`config`] (ConfigMap, Secret), [`cluster`] (Namespace, Node, ServiceAccount,
+//! [`netpol`] (NetworkPolicy), [`config`] (ConfigMap, Secret), [`cluster`] (Namespace, Node, ServiceAccount,
 //! Event, Lease).
 
 pub(crate) mod cluster;
 pub(crate) mod config;
 pub(crate) mod meta;
+pub(crate) mod netpol;
 pub(crate) mod pod;
 pub(crate) mod service;
 pub(crate) mod workloads;

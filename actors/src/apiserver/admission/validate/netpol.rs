@@ -1,0 +1,172 @@
+//! NetworkPolicies (networking.k8s.io/v1).
+
+use std::net::IpAddr;
+
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::meta;
+use super::pod::port_name_errors;
+use crate::apiserver::admission::field::{at, q, Errors};
+
+const PORT_RANGE: &str = "must be between 1 and 65535, inclusive";
+const CIDR_SYNTAX: &str = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)";
+
+/// `addr/prefix` as Kubernetes' sloppy parser reads it (host bits allowed):
+/// the network's address bits as a u128, the prefix and the family's width.
+fn cidr(s: &str) -> Option<(u128, u8, u8)> {
+    let (a, p) = s.split_once('/')?;
+    let addr: IpAddr = a.parse().ok()?;
+    let prefix: u8 = p
+        .parse()
+        .ok()
+        .filter(|_| p.bytes().all(|b| b.is_ascii_digit()))?;
+    let (bits, n) = match addr {
+        IpAddr::V4(v) => (32, u128::from(u32::from(v))),
+        IpAddr::V6(v) => (128, u128::from(v)),
+    };
+    if prefix > bits {
+        return None;
+    }
+    let host = u32::from(bits - prefix);
+    let mask = if host >= 128 {
+        0
+    } else {
+        !((1u128 << host) - 1)
+    };
+    Some((n & mask, prefix, bits))
+}
+
+fn ip_block(path: &str, b: &IPBlock, errs: &mut Errors) {
+    let cp = at(path, "cidr");
+    if b.cidr.is_empty() {
+        return errs.required(&cp, "");
+    }
+    let Some((net, prefix, bits)) = cidr(&b.cidr) else {
+        return errs.invalid(&cp, q(&b.cidr), CIDR_SYNTAX);
+    };
+    for (i, e) in b.except.iter().flatten().enumerate() {
+        let ep = format!("{path}.except[{i}]");
+        let Some((enet, eprefix, ebits)) = cidr(e) else {
+            errs.invalid(&ep, q(e), CIDR_SYNTAX);
+            continue;
+        };
+        let host = u32::from(bits - prefix);
+        let mask = if host >= 128 {
+            0
+        } else {
+            !((1u128 << host) - 1)
+        };
+        if ebits != bits || enet & mask != net || eprefix <= prefix {
+            errs.invalid(&ep, q(e), "must be a strict subset of `cidr`");
+        }
+    }
+}
+
+fn peer(path: &str, p: &NetworkPolicyPeer, errs: &mut Errors) {
+    let mut n = 0;
+    if let Some(s) = &p.pod_selector {
+        n += 1;
+        meta::selector(&at(path, "podSelector"), s, errs);
+    }
+    if let Some(s) = &p.namespace_selector {
+        n += 1;
+        meta::selector(&at(path, "namespaceSelector"), s, errs);
+    }
+    if let Some(b) = &p.ip_block {
+        n += 1;
+        ip_block(&at(path, "ipBlock"), b, errs);
+    }
+    if n == 0 {
+        errs.required(path, "must specify a peer");
+    } else if n > 1 && p.ip_block.is_some() {
+        errs.forbidden(path, "may not specify both ipBlock and another peer");
+    }
+}
+
+fn port(path: &str, p: &NetworkPolicyPort, errs: &mut Errors) {
+    if let Some(proto) = &p.protocol {
+        errs.one_of(&at(path, "protocol"), Some(proto), &["TCP", "UDP", "SCTP"]);
+    }
+    let ep = at(path, "endPort");
+    match &p.port {
+        Some(IntOrString::Int(n)) => {
+            if !(1..=65535).contains(n) {
+                errs.invalid(&at(path, "port"), n, PORT_RANGE);
+            }
+            if let Some(end) = p.end_port {
+                if end < *n {
+                    errs.invalid(&ep, n, "must be greater than or equal to `port`");
+                }
+                if !(1..=65535).contains(&end) {
+                    errs.invalid(&ep, end, PORT_RANGE);
+                }
+            }
+        }
+        Some(IntOrString::String(s)) => {
+            if let Some(end) = p.end_port {
+                errs.invalid(&ep, end, "may not be specified when `port` is non-numeric");
+            }
+            for why in port_name_errors(s) {
+                errs.invalid(&at(path, "port"), q(s), why);
+            }
+        }
+        None => {
+            if let Some(end) = p.end_port {
+                errs.invalid(
+                    &ep,
+                    end,
+                    "may not be specified when `port` is not specified",
+                );
+            }
+        }
+    }
+}
+
+/// NetworkPolicy: a valid podSelector; each rule's ports (protocol, port
+/// number or name, endPort not below port) and peers (exactly one kind when
+/// ipBlock, valid selectors, an ipBlock CIDR with `except` strictly inside
+/// it); policyTypes Ingress and Egress only.
+pub(crate) fn network_policy(np: &NetworkPolicy, errs: &mut Errors) {
+    let Some(s) = &np.spec else {
+        return errs.required("spec", "");
+    };
+    if let Some(sel) = &s.pod_selector {
+        meta::selector("spec.podSelector", sel, errs);
+    }
+    for (i, r) in s.ingress.iter().flatten().enumerate() {
+        let rp = format!("spec.ingress[{i}]");
+        for (j, p) in r.ports.iter().flatten().enumerate() {
+            port(&format!("{rp}.ports[{j}]"), p, errs);
+        }
+        for (j, p) in r.from.iter().flatten().enumerate() {
+            peer(&format!("{rp}.from[{j}]"), p, errs);
+        }
+    }
+    for (i, r) in s.egress.iter().flatten().enumerate() {
+        let rp = format!("spec.egress[{i}]");
+        for (j, p) in r.ports.iter().flatten().enumerate() {
+            port(&format!("{rp}.ports[{j}]"), p, errs);
+        }
+        for (j, p) in r.to.iter().flatten().enumerate() {
+            peer(&format!("{rp}.to[{j}]"), p, errs);
+        }
+    }
+    let types = s.policy_types.as_deref().unwrap_or_default();
+    if types.len() > 2 {
+        return errs.invalid(
+            "spec.policyTypes",
+            q(&types.join(",")),
+            "may not specify more than two policyTypes",
+        );
+    }
+    for (i, t) in types.iter().enumerate() {
+        errs.one_of(
+            &format!("spec.policyTypes[{i}]"),
+            Some(t),
+            &["Ingress", "Egress"],
+        );
+    }
+}
