@@ -54,7 +54,15 @@ pub(crate) struct Kubectl<'a> {
     pub kubeconfig: String,
 }
 
-impl Kubectl<'_> {
+impl<'a> Kubectl<'a> {
+    /// kubectl on the cluster `ferry up --dir DIR` runs (its `kubeconfig`).
+    pub fn of_up(home: &'a Path, dir: &Path) -> Kubectl<'a> {
+        Kubectl {
+            home,
+            kubeconfig: dir.join("kubeconfig").to_str().unwrap().to_string(),
+        }
+    }
+
     pub fn run(&self, args: &[&str], input: Option<&str>) -> Out {
         let mut all = vec!["--kubeconfig", &self.kubeconfig, "--request-timeout", "20s"];
         all.extend_from_slice(args);

@@ -17,7 +17,6 @@ use crate::up::Up;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -77,7 +76,7 @@ spec:
         env: [{{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}]
         volumeMounts: [{{name: code, mountPath: /code}}]
         ports: [{{name: http, containerPort: 8080}}, {{name: echo, containerPort: 9090, protocol: UDP}}]
-        readinessProbe: {{httpGet: {{path: /ready, port: http}}, periodSeconds: 1, timeoutSeconds: 3, failureThreshold: 2}}
+        readinessProbe: {{httpGet: {{path: /ready, port: http}}, periodSeconds: 1, timeoutSeconds: 3, failureThreshold: 3}}
         lifecycle: {{preStop: {{exec: {{command: ["sleep", "2"]}}}}}}
 ---
 apiVersion: v1
@@ -181,13 +180,6 @@ for _ in range(an):
     )
 }
 
-fn kubectl<'a>(home: &'a Path, dir: &Path) -> Kubectl<'a> {
-    Kubectl {
-        home,
-        kubeconfig: dir.join("kubeconfig").to_str().unwrap().to_string(),
-    }
-}
-
 /// One HTTP GET over TCP to `addr` (the body, or the error).
 fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
     let mut s =
@@ -212,6 +204,28 @@ fn try_names_via(addr: SocketAddr, n: usize) -> Result<BTreeSet<String>, String>
     (0..n)
         .map(|_| http_get(addr, "/").map_err(|e| format!("GET {addr}: {e}")))
         .collect()
+}
+
+/// Waits until GETs of `at` reach every one of `names` (a node's proxy may
+/// not have synced yet); the names seen.
+async fn every_replica_at(
+    at: SocketAddr,
+    names: &BTreeSet<String>,
+    what: &str,
+) -> BTreeSet<String> {
+    wait_until(
+        &format!("every replica behind {what}"),
+        Duration::from_secs(10),
+        || {
+            let r = try_names_via(at, 30).and_then(|got| {
+                (got == *names)
+                    .then_some(got)
+                    .ok_or_else(|| "not every replica yet".into())
+            });
+            async move { r }
+        },
+    )
+    .await
 }
 
 fn ip_route_get(ip: &str) -> String {
@@ -250,7 +264,7 @@ async fn services_dns_and_pod_addresses_on_two_nodes() {
     let dir = home.join("local");
     let mut up = Up::start(home, &dir, free_ports(3), 1);
     up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = kubectl(home, &dir);
+    let k = Kubectl::of_up(home, &dir);
 
     // Each node got a pod range and runs its pods in namespaces.
     let nodes = wait_until("pod ranges", Duration::from_secs(30), || async {
@@ -377,19 +391,7 @@ async fn services_dns_and_pod_addresses_on_two_nodes() {
             .unwrap()
             .to_string();
         let at: SocketAddr = format!("{addr}:{np}").parse().unwrap();
-        let got = wait_until(
-            "every replica behind the NodePort",
-            Duration::from_secs(10),
-            || {
-                let r = try_names_via(at, 30).and_then(|got| {
-                    (got == names)
-                        .then_some(got)
-                        .ok_or_else(|| "not every replica yet".into())
-                });
-                async move { r }
-            },
-        )
-        .await;
+        let got = every_replica_at(at, &names, "the NodePort").await;
         assert_eq!(got, names, "NodePort {addr}:{np}");
     }
     let lb = wait_until(
@@ -406,19 +408,7 @@ async fn services_dns_and_pod_addresses_on_two_nodes() {
     .await;
     assert!(lb.starts_with("10.44.0."), "{lb}");
     let at: SocketAddr = format!("{lb}:8081").parse().unwrap();
-    let got = wait_until(
-        "every replica behind the LoadBalancer address",
-        Duration::from_secs(10),
-        || {
-            let r = try_names_via(at, 30).and_then(|got| {
-                (got == names)
-                    .then_some(got)
-                    .ok_or_else(|| "not every replica yet".into())
-            });
-            async move { r }
-        },
-    )
-    .await;
+    let got = every_replica_at(at, &names, "the LoadBalancer address").await;
     assert_eq!(got, names, "LoadBalancer {lb}");
     assert!(
         k.ok(&["get", "svc", "echo-lb"]).contains(&lb),
@@ -526,9 +516,11 @@ async fn services_dns_and_pod_addresses_on_two_nodes() {
         "the unready replica out of the Service",
         Duration::from_secs(10),
         || async {
-            (!names_via(vip, 30).contains(&vname))
+            // The others stay: every answer comes from them.
+            let got = try_names_via(vip, 30)?;
+            (!got.contains(&vname) && got.len() == 2)
                 .then_some(())
-                .ok_or_else(|| "still served".to_string())
+                .ok_or_else(|| format!("served by {got:?}"))
         },
     )
     .await;
@@ -572,6 +564,46 @@ async fn services_dns_and_pod_addresses_on_two_nodes() {
         ),
         "{bad}"
     );
+
+    // A Service selecting nothing, and one whose targetPort names a port no
+    // pod defines: no endpoints (`<none>`, as kubectl shows it), and a
+    // connection to either is refused at once, as kube-proxy rejects it.
+    k.ok_in(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Service\nmetadata: {name: nobody}\nspec: {selector: {app: nobody}, ports: [{port: 80}]}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {name: noport}\nspec: {selector: {app: echo}, ports: [{port: 80, targetPort: nope}]}\n",
+    );
+    for svc in ["nobody", "noport"] {
+        let ip = k.json(&["get", "svc", svc])["spec"]["clusterIP"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let row = wait_until(
+            &format!("{svc}'s Endpoints"),
+            Duration::from_secs(10),
+            || {
+                let out = k.run(&["get", "endpoints", svc, "--no-headers"], None);
+                let r = if out.ok {
+                    Ok(out.stdout)
+                } else {
+                    Err(out.stderr)
+                };
+                async move { r }
+            },
+        )
+        .await;
+        assert!(row.contains("<none>"), "{svc}: {row}");
+        let addr: SocketAddr = format!("{ip}:80").parse().unwrap();
+        let e = wait_until(&format!("{svc} refused"), Duration::from_secs(10), || {
+            let r = match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(e),
+                other => Err(format!("{other:?}")),
+            };
+            async move { r }
+        })
+        .await;
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
 
     // Stopping the cluster removes the nodes' routes, namespaces and tables.
     drop(k);

@@ -40,13 +40,6 @@ spec:
         readinessProbe: {exec: {command: ["true"]}, periodSeconds: 1}
 "#;
 
-fn kubectl<'a>(home: &'a Path, dir: &Path) -> Kubectl<'a> {
-    Kubectl {
-        home,
-        kubeconfig: dir.join("kubeconfig").to_str().unwrap().to_string(),
-    }
-}
-
 fn ready(p: &Value) -> bool {
     p["status"]["conditions"].as_array().is_some_and(|cs| {
         cs.iter()
@@ -159,7 +152,7 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
     let dir = home.join("local");
     let mut up = Up::start(home, &dir, free_ports(3), 1);
     up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = kubectl(home, &dir);
+    let k = Kubectl::of_up(home, &dir);
 
     // A Deployment of 4 becomes available, spread over both nodes, as 4 real processes.
     k.ok_in(&["apply", "-f", "-"], WEB);
@@ -413,7 +406,7 @@ async fn a_dead_nodes_pods_are_replaced_on_the_other_node() {
     let dir = home.join("local");
     let mut up = Up::start(home, &dir, free_ports(3), 1);
     up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = kubectl(home, &dir);
+    let k = Kubectl::of_up(home, &dir);
     k.ok_in(&["apply", "-f", "-"], WEB);
     k.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
     let on_n2: Vec<String> = web_pods(&k)
@@ -528,7 +521,7 @@ async fn daemonsets_statefulsets_jobs_and_cronjobs_run_to_their_ends() {
     let dir = home.join("local");
     let mut up = Up::start(home, &dir, free_ports(3), 1);
     up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = kubectl(home, &dir);
+    let k = Kubectl::of_up(home, &dir);
     k.ok_in(&["apply", "-f", "-"], BATCH);
 
     // The Job: 6 completions, at most 2 at a time.
