@@ -3,10 +3,11 @@
 //! address; two replicas on one node both listen on 8080; a ClusterIP
 //! Service reaches every replica from the host and from a pod on each node,
 //! by address and by DNS name; NodePort on each node and the LoadBalancer
-//! address answer; UDP goes through; headless and SRV records resolve; an
-//! unready replica and a deleted one stop getting traffic without a failed
-//! request; unallocated cluster addresses are unreachable; and stopping the
-//! cluster removes the nodes' routes and namespaces.
+//! address answer; a hostPort answers on its node; UDP goes through;
+//! headless and SRV records resolve; an unready replica and a deleted one
+//! stop getting traffic without a failed request; Services without endpoints
+//! refuse connections; unallocated cluster addresses are unreachable; and
+//! stopping the cluster removes the nodes' routes and namespaces.
 //!
 //! Without root (no namespaces), the test says so and checks nothing else.
 
@@ -111,6 +112,20 @@ spec:
   clusterIP: None
   selector: {{app: echo}}
   ports: [{{name: http, port: 8080}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: hp}}
+spec:
+  nodeName: n2
+  volumes: [{{name: code, configMap: {{name: echo-code}}}}]
+  containers:
+  - name: server
+    image: python:3
+    command: ["python3", "/code/server.py"]
+    env: [{{name: POD_NAME, value: hp}}]
+    volumeMounts: [{{name: code, mountPath: /code}}]
+    ports: [{{containerPort: 8080, hostPort: 18080}}]
 ---
 apiVersion: v1
 kind: Pod
@@ -414,6 +429,16 @@ async fn services_dns_and_pod_addresses_on_two_nodes() {
         k.ok(&["get", "svc", "echo-lb"]).contains(&lb),
         "EXTERNAL-IP shown"
     );
+
+    // A hostPort: the pod answers on its node's address.
+    k.ok(&["wait", "--for=condition=Ready", "pod/hp", "--timeout=60s"]);
+    let at: SocketAddr = "127.0.1.2:18080".parse().unwrap();
+    let got = wait_until("the hostPort on n2", Duration::from_secs(10), || {
+        let r = http_get(at, "/");
+        async move { r }
+    })
+    .await;
+    assert_eq!(got, "hp");
 
     // UDP through the Service.
     let sock = UdpSocket::bind("0.0.0.0:0").unwrap();

@@ -46,6 +46,10 @@ pub struct PolicyPod {
     pub ip: Option<Ipv4Addr>,
     /// Named container ports: name, protocol, number.
     pub ports: Vec<(String, String, u16)>,
+    /// `spec.nodeName`.
+    pub node: Option<String>,
+    /// Container ports published on the node: protocol, `hostPort`, `containerPort`.
+    pub host_ports: Vec<(String, u16, u16)>,
 }
 
 impl From<Pod> for PolicyPod {
@@ -70,7 +74,21 @@ impl From<Pod> for PolicyPod {
                 ))
             })
             .collect();
+        let host_ports = spec
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten())
+            .filter_map(|cp| {
+                Some((
+                    cp.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                    u16::try_from(cp.host_port?).ok().filter(|p| *p > 0)?,
+                    u16::try_from(cp.container_port).ok()?,
+                ))
+            })
+            .collect();
         PolicyPod {
+            node: spec.node_name.clone(),
+            host_ports,
             namespace: p.metadata.namespace.unwrap_or_default(),
             name: p.metadata.name.unwrap_or_default(),
             labels: p.metadata.labels.unwrap_or_default(),
@@ -110,6 +128,10 @@ pub struct Rules {
     pub ingress: BTreeMap<Ipv4Addr, String>,
     /// `pol-egress` elements: pod address to `jump pol-out-<ip>`.
     pub egress: BTreeMap<Ipv4Addr, String>,
+    /// This node's pods' `hostPort`s (protocol, host port, pod address,
+    /// container port), which the proxy's table publishes on the node's
+    /// addresses (the kubelet's hostport mapping).
+    pub host_ports: Vec<(String, u16, Ipv4Addr, u16)>,
 }
 
 impl Rules {

@@ -528,6 +528,20 @@ pub fn ruleset_with_policy(
     for (name, def) in &sets {
         let _ = write!(b, "set {name} {{\n{def}}}\n");
     }
+    // hostPort: the node's own addresses, port → the pod (marked so the
+    // answer comes back through the node's gateway).
+    let mut hostports = String::new();
+    for (proto, host, ip, port) in &policy.host_ports {
+        let Some(proto) = Proto::parse(Some(proto)) else {
+            continue;
+        };
+        let p = proto.nft();
+        let _ = writeln!(
+            hostports,
+            "fib daddr type local {p} dport {host} meta mark set meta mark | {MASQ_MARK:#x} dnat to {ip}:{port}"
+        );
+    }
+    chains.insert("hostports".to_string(), hostports);
     let fixed: [(&str, String); 10] = [
         ("reject-chain", "reject with tcp reset\nreject\n".into()),
         (
@@ -537,7 +551,8 @@ pub fn ruleset_with_policy(
         (
             "services",
             format!(
-                "ip daddr . meta l4proto . th dport vmap @service-ips\n\
+                "jump hostports\n\
+                 ip daddr . meta l4proto . th dport vmap @service-ips\n\
                  {not_local_services} fib daddr type local meta l4proto . th dport vmap @service-nodeports\n"
             ),
         ),
@@ -795,7 +810,19 @@ impl Known {
             .iter()
             .map(|(k, v)| (k.trim_start_matches('/').to_string(), v.clone()))
             .collect();
-        super::policy::rules(net, &policies, &pods, &namespaces)
+        let mut rules = super::policy::rules(net, &policies, &pods, &namespaces);
+        rules.host_ports = pods
+            .iter()
+            .filter(|p| p.node.as_deref() == Some(net.node.as_str()))
+            .filter_map(|p| Some((p.ip?, &p.host_ports)))
+            .flat_map(|(ip, hp)| {
+                hp.iter()
+                    .map(move |(proto, h, c)| (proto.clone(), *h, ip, *c))
+            })
+            .collect();
+        rules.host_ports.sort();
+        rules.host_ports.dedup_by_key(|r| (r.0.clone(), r.1));
+        rules
     }
 
     /// The Services a container of a pod in `ns` sees (its namespace's and
@@ -1131,6 +1158,39 @@ mod tests {
     const SVC: &str = "svc-ns/web/tcp/80";
 
     #[test]
+    fn host_ports_of_this_nodes_pods_are_published_on_its_addresses() {
+        let pod = |name: &str, node: &str, ip: &str| -> PolicyPod {
+            serde_json::from_value(json!({
+                "metadata": {"namespace": "ns", "name": name},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "ports": [
+                    {"containerPort": 8080, "hostPort": 8088},
+                    {"containerPort": 53, "hostPort": 5353, "protocol": "UDP"},
+                    {"containerPort": 9000}]}]},
+                "status": {"podIP": ip, "phase": "Running"},
+            }))
+            .unwrap()
+        };
+        let mut k = Known::default();
+        k.pods
+            .insert("ns/here".into(), pod("here", "n1", "10.42.1.5"));
+        k.pods
+            .insert("ns/there".into(), pod("there", "n2", "10.42.2.5"));
+        let r = ruleset_with_policy(&net(), &[], &[], &k.policy_rules(&net()));
+        let hp = chain(r.body(), "hostports");
+        assert_eq!(hp.len(), 2, "{hp:?}");
+        assert!(
+            hp[0].starts_with("fib daddr type local tcp dport 8088 meta mark set"),
+            "{hp:?}"
+        );
+        assert!(hp[0].ends_with("dnat to 10.42.1.5:8080"), "{hp:?}");
+        assert!(
+            hp[1].contains("udp dport 5353") && hp[1].ends_with("dnat to 10.42.1.5:53"),
+            "{hp:?}"
+        );
+        assert_eq!(chain(r.body(), "services")[0], "jump hostports");
+    }
+
+    #[test]
     fn the_cluster_dns_service_goes_to_this_nodes_own_dns_server() {
         let dns = svc(
             "kube-dns",
@@ -1447,7 +1507,7 @@ mod tests {
                 "{c} leaves other nodes' pods to their node"
             );
         }
-        assert!(chain(&b, "services")[1].contains("fib daddr type local"));
+        assert!(chain(&b, "services")[2].contains("fib daddr type local"));
     }
 
     #[test]
