@@ -86,7 +86,15 @@ impl NodeNetwork {
     /// What the Node reports.
     pub fn report(&self) -> NetworkReport {
         let (ready, reason, message) = match &self.state {
-            State::Host => (true, "HostNetwork".to_string(), self.why.clone()),
+            // Said where users look: nothing of a NetworkPolicy is enforced here.
+            State::Host => (
+                true,
+                "HostNetwork".to_string(),
+                format!(
+                    "{}; NetworkPolicies are not enforced on this node",
+                    self.why
+                ),
+            ),
             State::Ready(n) => (
                 true,
                 "PodNetworkReady".to_string(),
@@ -281,5 +289,27 @@ impl NodeNetwork {
             Ok(()) => tracing::info!("pod network removed"),
             Err(e) => tracing::warn!(error = %e, "removing the pod network failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_mode_node_says_network_policies_are_not_enforced() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = NodeNetwork::detect("n1", dir.path(), true);
+        let r = n.report();
+        assert_eq!(
+            (r.mode.as_str(), r.ready, r.reason.as_str()),
+            ("host", true, "HostNetwork")
+        );
+        assert!(
+            r.message
+                .contains("NetworkPolicies are not enforced on this node"),
+            "{}",
+            r.message
+        );
     }
 }
