@@ -194,25 +194,7 @@ async fn register(api: &Objects, opts: &Options, m: &Machine, net: &NetworkRepor
         net,
         &crate::now(),
     );
-    match api.create("nodes", None, &obj).await {
-        Ok(_) => {}
-        Err(e) if code_of(&e) == Some(409) => {
-            // Registered before: refresh labels and status.
-            api.patch(
-                "nodes",
-                None,
-                &opts.name,
-                None,
-                &json!({"metadata": {
-                    "labels": obj["metadata"]["labels"],
-                    "annotations": obj["metadata"]["annotations"],
-                }}),
-            )
-            .await?;
-        }
-        Err(e) => return Err(e.context("registering the node")),
-    }
-    write_node_status(api, opts, m, net).await
+    api.register_node(&obj).await
 }
 
 async fn write_node_status(

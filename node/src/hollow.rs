@@ -292,23 +292,8 @@ pub async fn register(api: &Objects, opts: &Options) -> Result<()> {
 }
 
 async fn register_one(api: &Objects, o: &Options, i: usize) -> Result<()> {
-    let name = o.name(i);
     let obj = o.node_object(i, &crate::now());
-    match api.create("nodes", None, &obj).await {
-        Ok(_) => {}
-        Err(e) if code_of(&e) == Some(409) => {
-            api.patch(
-                "nodes",
-                None,
-                &name,
-                None,
-                &json!({"metadata": {"labels": obj["metadata"]["labels"]}}),
-            )
-            .await?;
-        }
-        Err(e) => return Err(e.context(format!("registering hollow node {name}"))),
-    }
-    write_status(api, o, i).await?;
+    api.register_node(&obj).await?;
     renew_lease(api, o, i).await
 }
 

@@ -3,7 +3,7 @@
 use anyhow::{anyhow, Result};
 use ferry_api::object::{ListOptions, ObjectRequest, PatchType, Status, Verb};
 use ferry_api::Client;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// An object API client for the agent.
@@ -75,6 +75,27 @@ impl Objects {
         req.subresource = sub.map(str::to_string);
         req.body = serde_json::to_vec(patch)?;
         self.send(req).await
+    }
+
+    /// Registers the Node `obj`: creates it, or, registered before, refreshes
+    /// its labels and annotations; then writes its status.
+    pub async fn register_node(&self, obj: &Value) -> Result<()> {
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        match self.create("nodes", None, obj).await {
+            Ok(_) => {}
+            Err(e) if code_of(&e) == Some(409) => {
+                let meta = json!({"metadata": {
+                    "labels": obj["metadata"]["labels"],
+                    "annotations": obj["metadata"]["annotations"],
+                }});
+                self.patch("nodes", None, name, None, &meta).await?;
+            }
+            Err(e) => return Err(e.context(format!("registering node {name}"))),
+        }
+        let status = json!({"status": obj["status"]});
+        self.patch("nodes", None, name, Some("status"), &status)
+            .await
+            .map(|_| ())
     }
 
     /// Deletes an object with `options` (a `DeleteOptions` body).

@@ -164,6 +164,18 @@ pub fn nft_table(node: &str) -> String {
     format!("ferry-{:08x}", fnv(node))
 }
 
+/// A node `n1` with range `10.42.1.0/24` in the default network (the
+/// proxy's and policy's table tests).
+#[cfg(test)]
+pub(crate) fn test_net() -> NetInfo {
+    NetInfo {
+        mode: Mode::Namespaces,
+        network: Network::default(),
+        pod_cidr: "10.42.1.0/24".parse().expect("static"),
+        node: "n1".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,14 +1,7 @@
 use super::*;
 use serde_json::{json, Value};
 
-fn net() -> NetInfo {
-    NetInfo {
-        mode: super::super::Mode::Namespaces,
-        network: ferry_api::network::Network::default(),
-        pod_cidr: "10.42.1.0/24".parse().unwrap(),
-        node: "n1".into(),
-    }
-}
+use crate::net::test_net as net;
 
 fn pod(ns: &str, name: &str, ip: &str, labels: Value) -> PolicyPod {
     serde_json::from_value(json!({
