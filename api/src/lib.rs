@@ -11,6 +11,7 @@
 //! - [`resources`]: the served Kubernetes kinds, their store keys, and name rules.
 //! - [`selector`]: label and field selectors, parsed and matched against JSON objects.
 //! - [`patch`]: JSON merge, JSON and strategic merge patches, and client-side apply.
+//! - [`protobuf`]: Kubernetes protobuf request bodies decoded to JSON objects.
 //! - [`printers`]: Kubernetes' table columns and cells per kind, ages, and the
 //!   `meta.k8s.io/v1` Table an API server answers with.
 //! - [`token`]: bootstrap tokens (nodes join with them) and the node discovery proof.
@@ -26,6 +27,7 @@ pub mod object;
 pub mod patch;
 pub mod printers;
 pub mod proto;
+pub mod protobuf;
 pub mod resources;
 pub mod selector;
 pub mod tls;
