@@ -13,6 +13,7 @@
 //! - [`discovery`]: `/version`, discovery and OpenAPI documents for the Kubernetes REST front end.
 //! - [`selector`]: label and field selectors, parsed and matched against JSON objects.
 //! - [`patch`]: JSON merge, JSON and strategic merge patches, and client-side apply.
+//! - [`protobuf`]: Kubernetes protobuf request bodies decoded to JSON objects.
 //! - [`printers`]: Kubernetes' table columns and cells per kind, ages, and the
 //!   `meta.k8s.io/v1` Table an API server answers with.
 //! - [`token`]: bootstrap tokens (nodes join with them) and the node discovery proof.
@@ -32,6 +33,7 @@ pub mod object;
 pub mod patch;
 pub mod printers;
 pub mod proto;
+pub mod protobuf;
 pub mod quantity;
 pub mod resources;
 pub mod selector;

@@ -261,6 +261,71 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
         "{deploy}"
     );
 
+    // `kubectl create <kind>` uses typed clients, which send protobuf bodies.
+    assert!(k
+        .ok(&["create", "namespace", "typed"])
+        .contains("namespace/typed created"));
+    k.ok(&[
+        "create",
+        "configmap",
+        "typed-cm",
+        "-n",
+        "typed",
+        "--from-literal=a=1",
+        "--from-literal=b=",
+    ]);
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "typed-s",
+        "-n",
+        "typed",
+        "--from-literal=x=y",
+    ]);
+    k.ok(&[
+        "create",
+        "deployment",
+        "typed-d",
+        "-n",
+        "typed",
+        "--image=busybox",
+        "--replicas=0",
+        "--port=8080",
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    k.ok(&[
+        "create",
+        "service",
+        "nodeport",
+        "typed-np",
+        "-n",
+        "typed",
+        "--tcp=80:8080",
+    ]);
+    let cm = k.json(&["get", "configmap", "typed-cm", "-n", "typed"]);
+    assert_eq!(cm["data"], serde_json::json!({"a": "1", "b": ""}), "{cm}");
+    assert!(cm["metadata"].get("generation").is_none(), "{cm}");
+    let s = k.json(&["get", "secret", "typed-s", "-n", "typed"]);
+    assert_eq!(s["data"]["x"], "eQ==", "{s}");
+    assert_eq!(s["type"], "Opaque", "{s}");
+    let d = k.json(&["get", "deployment", "typed-d", "-n", "typed"]);
+    // A pointer field's zero survives: replicas 0 is not defaulted to 1.
+    assert_eq!(d["spec"]["replicas"], 0, "{d}");
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["command"], serde_json::json!(["sleep", "1000"]), "{d}");
+    assert_eq!(c["ports"][0]["containerPort"], 8080, "{d}");
+    assert_eq!(
+        d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%",
+        "{d}"
+    );
+    let np = k.json(&["get", "service", "typed-np", "-n", "typed"]);
+    let port = np["spec"]["ports"][0]["nodePort"].as_u64().unwrap_or(0);
+    assert!((30000..=32767).contains(&port), "{np}");
+    assert_eq!(np["spec"]["ports"][0]["targetPort"], 8080, "{np}");
+
     // Patch (merge and JSON), label, annotate, scale.
     k.ok(&[
         "patch",
@@ -586,6 +651,18 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
             "POST",
             "/api/v1/namespaces/default/configmaps",
             &["-H", "Content-Type: application/json", "-d", "{nope"],
+            "400",
+            "BadRequest",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            &[
+                "-H",
+                "Content-Type: application/vnd.kubernetes.protobuf",
+                "-d",
+                "k8s",
+            ],
             "400",
             "BadRequest",
         ),

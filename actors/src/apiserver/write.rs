@@ -218,6 +218,10 @@ impl ApiServer {
         m.insert("creationTimestamp".into(), json!(meta::now()));
         if meta::has_spec(res) {
             m.insert("generation".into(), json!(1));
+        } else if m.get("generation") == Some(&json!(0)) {
+            // Go's omitempty: a zero generation (every protobuf body has one)
+            // is no generation.
+            m.remove("generation");
         }
         if meta::has_status_subresource(res) && res.kind != "Node" {
             obj.as_object_mut().expect("object").remove("status");

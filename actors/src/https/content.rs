@@ -66,8 +66,9 @@ pub fn negotiate(accept: Option<&str>) -> Result<Answer, Status> {
     ))
 }
 
-/// A request body as JSON bytes: JSON passes through, YAML is converted. Other
-/// types are 415; a body that does not parse is 400, naming the problem.
+/// A request body as JSON bytes: JSON passes through, YAML and Kubernetes
+/// protobuf (what kubectl's typed clients send) are converted. Other types are
+/// 415; a body that does not parse is 400, naming the problem.
 pub fn body_json(content_type: Option<&str>, body: &[u8]) -> Result<Vec<u8>, Status> {
     if body.is_empty() {
         return Ok(Vec::new());
@@ -102,7 +103,14 @@ pub fn body_json(content_type: Option<&str>, body: &[u8]) -> Result<Vec<u8>, Sta
             }
             Ok(body.to_vec())
         }
-        "application/vnd.kubernetes.protobuf" => Err(unsupported(&mime)),
+        ferry_api::protobuf::CONTENT_TYPE => {
+            let v = ferry_api::protobuf::decode_object(body).map_err(|e| {
+                Status::bad_request(format!(
+                    "the body of the request is not a valid Kubernetes protobuf object: {e}"
+                ))
+            })?;
+            Ok(serde_json::to_vec(&v).unwrap_or_default())
+        }
         _ => Err(unsupported(&mime)),
     }
 }
@@ -171,11 +179,12 @@ mod tests {
         let e = body_json(Some("application/yaml"), b"a: [").unwrap_err();
         assert_eq!(e.code, 400);
         assert_eq!(body_json(Some("text/plain"), b"x").unwrap_err().code, 415);
-        assert_eq!(
-            body_json(Some("application/vnd.kubernetes.protobuf"), b"x")
-                .unwrap_err()
-                .code,
-            415
+        let e = body_json(Some("application/vnd.kubernetes.protobuf"), b"x").unwrap_err();
+        assert_eq!(e.code, 400);
+        assert!(
+            e.message.contains("not a valid Kubernetes protobuf object"),
+            "{}",
+            e.message
         );
         assert!(body_json(Some("text/plain"), b"").unwrap().is_empty());
     }
