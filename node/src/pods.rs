@@ -615,19 +615,13 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, St
             return;
         }
     }
-    let mut argv: Vec<String> = Vec::new();
-    for k in ["command", "args"] {
-        for a in c.spec[k].as_array().into_iter().flatten() {
-            argv.push(a.as_str().unwrap_or_default().to_string());
+    let argv = match argv(&c.spec) {
+        Ok(argv) => argv,
+        Err(why) => {
+            c.waiting = Some(("CreateContainerError".into(), why));
+            return;
         }
-    }
-    if c.spec["command"].as_array().is_none_or(|a| a.is_empty()) {
-        c.waiting = Some((
-            "CreateContainerError".into(),
-            "the process runtime needs a command: images are not run, set `command`".into(),
-        ));
-        return;
-    }
+    };
     let env = match env::build(pod, &c.spec, fetched, ip, &net.host_ip) {
         Ok(mut e) => {
             // What an image would give: a search path, and the pod's host name.
@@ -909,9 +903,64 @@ pub fn qos_class(pod: &Value) -> &'static str {
     }
 }
 
+/// A container's command line: `command` then `args`. With no `command` the
+/// `args` run by themselves, as an image without an entrypoint runs them
+/// (busybox, alpine, debian, python); there is no image to supply either.
+fn argv(spec: &Value) -> Result<Vec<String>, String> {
+    let words = |k: &str| -> Vec<String> {
+        spec[k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| a.as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let argv: Vec<String> = words("command").into_iter().chain(words("args")).collect();
+    if argv.is_empty() {
+        return Err(
+            "the process runtime needs a command: images are not run, so set `command` or `args`"
+                .into(),
+        );
+    }
+    Ok(argv)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_lines_are_command_then_args_or_args_alone() {
+        let cases = [
+            (
+                json!({"command": ["sleep"], "args": ["5"]}),
+                Ok(vec!["sleep", "5"]),
+            ),
+            (json!({"command": ["sleep", "5"]}), Ok(vec!["sleep", "5"])),
+            // kubectl run NAME --image=busybox -- sh -c '...'
+            (
+                json!({"args": ["sh", "-c", "echo hi"]}),
+                Ok(vec!["sh", "-c", "echo hi"]),
+            ),
+            (json!({"command": [], "args": ["true"]}), Ok(vec!["true"])),
+            (json!({}), Err(())),
+            (json!({"command": [], "args": []}), Err(())),
+        ];
+        for (spec, want) in cases {
+            let got = argv(&spec);
+            match want {
+                Ok(w) => assert_eq!(
+                    got.as_deref(),
+                    Ok(&w.iter().map(|s| s.to_string()).collect::<Vec<_>>()[..]),
+                    "{spec}"
+                ),
+                Err(()) => assert!(
+                    got.unwrap_err().contains("set `command` or `args`"),
+                    "{spec}"
+                ),
+            }
+        }
+    }
 
     #[test]
     fn back_off_doubles_from_ten_seconds_to_five_minutes() {
