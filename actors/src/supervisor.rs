@@ -21,7 +21,7 @@ use crate::apiserver::actor::ApiServerActor;
 use crate::apiserver::ApiServer;
 use crate::controllers::ControllerManager;
 use actix::{Addr, Supervisor};
-use ferry_api::network::Network;
+use ferry_control::run::Settings;
 
 /// The running actor tree of one master.
 pub struct MasterActors {
@@ -37,11 +37,11 @@ pub struct MasterActors {
 fn start_supervised(
     api: ApiServer,
     workloads: bool,
-    network: Network,
+    settings: Settings,
 ) -> (Addr<ApiServerActor>, Addr<ControllerManager>) {
     let a = api.clone();
     let api_addr = Supervisor::start(move |_| ApiServerActor::new(a));
-    let controllers = Supervisor::start(move |_| ControllerManager::new(api, workloads, network));
+    let controllers = Supervisor::start(move |_| ControllerManager::new(api, workloads, settings));
     (api_addr, controllers)
 }
 
@@ -49,14 +49,14 @@ impl MasterActors {
     /// Starts the supervised actors: on the caller's thread when it runs an
     /// actix System, else on a system thread of their own.
     /// `workloads`: whether the controller manager runs the scheduler and the
-    /// workload controllers; `network`: the cluster network they allocate from.
+    /// workload controllers; `settings`: what they are configured with.
     pub fn start(
         api: ApiServer,
         workloads: bool,
-        network: Network,
+        settings: Settings,
     ) -> std::io::Result<MasterActors> {
         if actix_rt::System::is_registered() {
-            let (api_addr, controllers) = start_supervised(api, workloads, network);
+            let (api_addr, controllers) = start_supervised(api, workloads, settings);
             return Ok(MasterActors {
                 api: api_addr,
                 controllers,
@@ -69,7 +69,7 @@ impl MasterActors {
             .spawn(move || {
                 let system = actix_rt::System::new();
                 system.block_on(async move {
-                    let (api_addr, controllers) = start_supervised(api, workloads, network);
+                    let (api_addr, controllers) = start_supervised(api, workloads, settings);
                     let _ = tx.send((actix_rt::System::current(), api_addr, controllers));
                 });
                 if let Err(e) = system.run() {

@@ -31,6 +31,9 @@ pub struct MasterConfig {
     /// while it leads (default true; false gives an API-only master, as a
     /// kube-apiserver without kube-controller-manager and kube-scheduler).
     pub workload_controllers: bool,
+    /// How long an Event is kept after it last happened (Kubernetes'
+    /// `--event-ttl`, one hour); the leader removes older ones.
+    pub event_ttl_seconds: u64,
     /// The cluster network (`[network]`): pod, service and LoadBalancer ranges.
     pub network: crate::Network,
 }
@@ -46,6 +49,7 @@ impl Default for MasterConfig {
             store: StoreLimits::default(),
             transport: TransportLimits::default(),
             workload_controllers: true,
+            event_ttl_seconds: 3600,
             network: crate::Network::default(),
         }
     }
@@ -177,6 +181,9 @@ impl MasterConfig {
                     "must be a concrete address with a port",
                 ));
             }
+        }
+        if self.event_ttl_seconds == 0 {
+            return Err(invalid("event_ttl_seconds", "must be at least 1"));
         }
         self.raft.validate()?;
         self.store.validate()?;

@@ -19,6 +19,7 @@ mod harness;
 mod api;
 mod bad_input;
 mod deletion;
+mod events;
 mod lists;
 mod services;
 mod verbs;

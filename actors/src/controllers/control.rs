@@ -46,9 +46,9 @@ impl ControlApi for MasterApi {
     }
 }
 
-/// Runs the control plane on this master until the future is dropped;
-/// `network` is the cluster network of the master's config.
-pub async fn run(api: ApiServer, network: ferry_api::network::Network) {
+/// Runs the control plane on this master until the future is dropped, with
+/// the master's configured `settings`.
+pub async fn run(api: ApiServer, settings: ferry_control::run::Settings) {
     let api = MasterApi(api);
-    ferry_control::run::run(&api, &network).await;
+    ferry_control::run::run(&api, &settings).await;
 }

@@ -24,25 +24,25 @@ use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Supervised,
     WrapFuture,
 };
-use ferry_api::network::Network;
+use ferry_control::run::Settings;
 
 /// The controller manager actor; its loops run as futures in its context and a
 /// loop that ends stops the actor, which its supervisor restarts.
 pub struct ControllerManager {
     api: ApiServer,
     workloads: bool,
-    network: Network,
+    settings: Settings,
 }
 
 impl ControllerManager {
     /// A controller manager writing through `api`; `workloads`: whether it
     /// runs the scheduler and the workload and networking controllers too,
-    /// which allocate from `network`.
-    pub fn new(api: ApiServer, workloads: bool, network: Network) -> Self {
+    /// configured by `settings`.
+    pub fn new(api: ApiServer, workloads: bool, settings: Settings) -> Self {
         ControllerManager {
             api,
             workloads,
-            network,
+            settings,
         }
     }
 }
@@ -58,9 +58,9 @@ impl Actor for ControllerManager {
         }));
         if self.workloads {
             let api = self.api.clone();
-            let network = self.network.clone();
+            let settings = self.settings.clone();
             ctx.spawn(
-                control::run(api, network)
+                control::run(api, settings)
                     .into_actor(self)
                     .map(|(), _, ctx| {
                         tracing::warn!(

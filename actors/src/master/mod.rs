@@ -235,7 +235,11 @@ impl Master {
             cfg.store.max_value_bytes,
             cfg.network.clone(),
         );
-        let actors = MasterActors::start(api, cfg.workload_controllers, cfg.network.clone())
+        let settings = ferry_control::run::Settings {
+            network: cfg.network.clone(),
+            event_ttl: Duration::from_secs(cfg.event_ttl_seconds),
+        };
+        let actors = MasterActors::start(api, cfg.workload_controllers, settings)
             .map_err(|source| Error::Actors { source })?;
         let https = match Https::start(
             cfg.https_addr(),

@@ -1,6 +1,9 @@
-//! Writes in parallel batches, and Events.
+//! Writes in parallel batches, and Events: written in batches, removed once
+//! older than the TTL (`eventttl`).
 
 use super::*;
+use crate::eventttl;
+use k8s_openapi::api::core::v1::Event;
 
 impl Plane<'_> {
     /// Writes queued events in batches.
@@ -21,6 +24,54 @@ impl Plane<'_> {
             for w in self.write_all(reqs).await.iter().filter(|w| !w.ok()) {
                 tracing::debug!("an event was not written: {}", w.message);
             }
+        }
+    }
+
+    /// Removes Events older than the TTL, every tenth of it (at most a
+    /// minute); each delete carries the listed resourceVersion, so an event
+    /// that happened again meanwhile stays.
+    pub(super) async fn event_sweeper(&self) {
+        let every = (self.event_ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        loop {
+            tokio::time::sleep(every).await;
+            if !self.api.is_leader() {
+                continue;
+            }
+            let events: Vec<Event> = match api::list(self.api, "events").await {
+                Ok((events, _)) => events,
+                Err(e) => {
+                    tracing::debug!("events sweep: listing failed: {e}");
+                    continue;
+                }
+            };
+            let now = Timestamp::now();
+            let deletes: Vec<_> = events
+                .iter()
+                .filter(|e| eventttl::expired(e, now, self.event_ttl))
+                .map(|e| {
+                    let m = &e.metadata;
+                    with_body(
+                        ObjectRequest::new(
+                            Verb::Delete,
+                            "events",
+                            m.namespace.as_deref(),
+                            m.name.as_deref(),
+                        ),
+                        &json!({"preconditions": {"resourceVersion": m.resource_version}}),
+                    )
+                })
+                .collect();
+            if deletes.is_empty() {
+                continue;
+            }
+            let n = deletes.len();
+            let failed = self
+                .write_all(deletes)
+                .await
+                .iter()
+                .filter(|w| !w.ok() && w.code != 404 && w.code != 409)
+                .count();
+            tracing::debug!("events sweep: {n} expired, {failed} not removed");
         }
     }
 

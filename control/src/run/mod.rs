@@ -62,10 +62,21 @@ const SCHEDULE_BATCH: usize = 1000;
 /// The longest a scheduling pass computes before it yields the thread.
 const SCHEDULE_SLICE: Duration = Duration::from_millis(5);
 
+/// What the control plane is configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The cluster network: node pod ranges and LoadBalancer addresses come
+    /// from it.
+    pub network: Network,
+    /// How long an Event is kept after it last happened.
+    pub event_ttl: Duration,
+}
+
 /// Runs the control plane for as long as the future lives: its controllers
-/// act only while `api` says this master leads. `network` is the cluster's
-/// (node pod ranges and LoadBalancer addresses come from it).
-pub async fn run(api: &dyn ControlApi, network: &Network) {
+/// act only while `api` says this master leads.
+pub async fn run(api: &dyn ControlApi, settings: &Settings) {
+    let network = &settings.network;
+    let event_ttl = settings.event_ttl;
     let mut leadership = api.leadership();
     loop {
         while !*leadership.borrow_and_update() {
@@ -74,7 +85,7 @@ pub async fn run(api: &dyn ControlApi, network: &Network) {
             }
         }
         tracing::info!("control plane: this master leads; informers and controllers start");
-        let plane = Plane::new(api, network);
+        let plane = Plane::new(api, network, event_ttl);
         tokio::select! {
             () = plane.run() => {}
             () = lost(&mut leadership) => {}
@@ -98,6 +109,7 @@ async fn lost(leadership: &mut tokio::sync::watch::Receiver<bool>) {
 struct Plane<'a> {
     api: &'a dyn ControlApi,
     network: &'a Network,
+    event_ttl: Duration,
     pods: Cache<Pod>,
     nodes: Cache<Node>,
     rss: Cache<ReplicaSet>,
@@ -184,10 +196,11 @@ fn bound(p: &Pod) -> bool {
 }
 
 impl<'a> Plane<'a> {
-    fn new(api: &'a dyn ControlApi, network: &'a Network) -> Self {
+    fn new(api: &'a dyn ControlApi, network: &'a Network, event_ttl: Duration) -> Self {
         Plane {
             api,
             network,
+            event_ttl,
             pods: Cache::new(vec![(BY_NODE, pod_node)]),
             nodes: Cache::new(Vec::new()),
             rss: Cache::new(Vec::new()),
@@ -287,6 +300,7 @@ impl<'a> Plane<'a> {
             self.scheduler(),
             self.resync(),
             self.event_writer(),
+            self.event_sweeper(),
         );
     }
 
