@@ -500,6 +500,7 @@ fn register(gen: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String
         "autoscaling" "Scale" => autoscaling::Scale,
         "policy" "Eviction" => policy::Eviction,
         "policy" "PodDisruptionBudget" => policy::PodDisruptionBudget,
+        "scheduling.k8s.io" "PriorityClass" => k8s_openapi::api::scheduling::v1::PriorityClass,
         "authentication.k8s.io" "TokenRequest" => authentication::TokenRequest,
         "meta" "DeleteOptions" => meta::DeleteOptions,
         "meta" "Status" => meta::Status,

@@ -84,6 +84,7 @@ resources! {
     "discovery.k8s.io" "v1" "EndpointSlice" "endpointslices" true [],
     "networking.k8s.io" "v1" "NetworkPolicy" "networkpolicies" true ["netpol"],
     "policy" "v1" "PodDisruptionBudget" "poddisruptionbudgets" true ["pdb"],
+    "scheduling.k8s.io" "v1" "PriorityClass" "priorityclasses" false ["pc"],
 }
 
 /// A subresource of a served kind (`pods/status`, `deployments/scale`), as
@@ -320,6 +321,7 @@ pub const DISCOVERY: &[Discovery] = &[
         &[],
         &[sub("status", "PodDisruptionBudget", GET_PATCH_UPDATE)],
     ),
+    disc("priorityclasses", "priorityclass", ALL_VERBS, &[], &[]),
 ];
 
 /// Why a kind or name is refused.

@@ -96,6 +96,7 @@ fn root_schema(kind: &str) -> Option<Value> {
         "EndpointSlice" => of::<k8s_openapi::api::discovery::v1::EndpointSlice>(),
         "NetworkPolicy" => of::<k8s_openapi::api::networking::v1::NetworkPolicy>(),
         "PodDisruptionBudget" => of::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(),
+        "PriorityClass" => of::<k8s_openapi::api::scheduling::v1::PriorityClass>(),
         _ => return None,
     })
 }

@@ -21,6 +21,7 @@ mod bad_input;
 mod deletion;
 mod events;
 mod lists;
+mod priority;
 mod services;
 mod verbs;
 mod watches;

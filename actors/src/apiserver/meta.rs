@@ -184,6 +184,7 @@ pub fn has_status_subresource(res: &Resource) -> bool {
             | "EndpointSlice"
             | "NetworkPolicy"
             | "Lease"
+            | "PriorityClass"
     )
 }
 

@@ -24,6 +24,7 @@ pub mod alloc;
 pub mod commit;
 pub mod delete;
 pub mod meta;
+pub mod priority;
 pub mod read;
 pub mod watch;
 pub mod write;

@@ -236,6 +236,11 @@ impl ApiServer {
         };
         let warnings =
             admission::admit(res, &mut obj, None, Operation::Create, req.field_validation)?;
+        match res.kind {
+            "Pod" => self.admit_pod_priority(&mut obj).await?,
+            "PriorityClass" => self.admit_priority_class(&obj).await?,
+            _ => {}
+        }
         if let Managed::Record(manager) = managed {
             obj = ssa::record_update(None, &obj, res.kind, manager, None, &meta::now());
         }
@@ -572,6 +577,9 @@ impl ApiServer {
             )?,
             Some(_) => Vec::new(),
         };
+        if res.kind == "PriorityClass" && req.subresource.is_none() {
+            self.admit_priority_class(&new).await?;
+        }
         if let Some(manager) = &req.field_manager {
             let sub = req.subresource.as_deref();
             new = ssa::record_update(Some(old), &new, res.kind, manager, sub, &meta::now());

@@ -70,7 +70,8 @@ pub async fn run(api: ApiServer) {
         }
         if is_leader(&api) {
             if !namespaces_ready {
-                namespaces_ready = ensure_namespaces(&api).await;
+                namespaces_ready =
+                    ensure_namespaces(&api).await && ensure_priority_classes(&api).await;
             }
             if dirty {
                 match reconcile(&api).await {
@@ -126,6 +127,26 @@ async fn ensure_namespaces(api: &ApiServer) -> bool {
         r.body = serde_json::to_vec(
             &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
         )
+        .unwrap_or_default();
+        match api.handle(&Identity::Admin, &r).await {
+            Ok(resp) if resp.code == 201 || resp.code == 409 => {}
+            _ => ok = false,
+        }
+    }
+    ok
+}
+
+/// Kubernetes' system PriorityClasses (`system-node-critical`,
+/// `system-cluster-critical`), as its scheduling API installs them.
+async fn ensure_priority_classes(api: &ApiServer) -> bool {
+    let mut ok = true;
+    for (name, value) in crate::apiserver::admission::SYSTEM_PRIORITY_CLASSES {
+        let mut r = ObjectRequest::new(Verb::Create, "priorityclasses", None, None);
+        r.body = serde_json::to_vec(&json!({
+            "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": name}, "value": value,
+            "description": "Used for system critical pods that must not be moved from their current node.",
+        }))
         .unwrap_or_default();
         match api.handle(&Identity::Admin, &r).await {
             Ok(resp) if resp.code == 201 || resp.code == 409 => {}

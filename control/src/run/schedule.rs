@@ -32,6 +32,13 @@ impl Plane<'_> {
         if pending.is_empty() {
             return;
         }
+        // The scheduling queue's order: higher priority first, then older.
+        pending.sort_by_key(|p| {
+            (
+                std::cmp::Reverse(scheduler::preempt::priority(p)),
+                p.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            )
+        });
         if pending.len() > SCHEDULE_BATCH {
             pending.truncate(SCHEDULE_BATCH);
             self.sched.notify_one();
@@ -94,7 +101,19 @@ impl Plane<'_> {
                     message,
                     ..
                 } => {
-                    self.unschedulable_pod(namespace, name, message).await;
+                    self.unschedulable_pod(namespace, name, message, None).await;
+                }
+                scheduler::Placement::Preempt {
+                    namespace,
+                    name,
+                    uid,
+                    node,
+                    victims,
+                    message,
+                } => {
+                    self.unschedulable_pod(namespace, name, message, Some(node))
+                        .await;
+                    self.evict_victims(uid, node, victims).await;
                 }
             }
         }
@@ -131,9 +150,46 @@ impl Plane<'_> {
         });
     }
 
-    async fn unschedulable_pod(&self, ns: &str, name: &str, message: &str) {
+    /// Deletes the pods a preemption evicts (uid preconditions), each with a
+    /// `Preempted` event, as kube-scheduler does.
+    async fn evict_victims(&self, preemptor: &str, node: &str, victims: &[Arc<Pod>]) {
+        let deletes = victims
+            .iter()
+            .map(|v| {
+                let m = &v.metadata;
+                with_body(
+                    ObjectRequest::new(
+                        Verb::Delete,
+                        "pods",
+                        m.namespace.as_deref(),
+                        m.name.as_deref(),
+                    ),
+                    &json!({"preconditions": {"uid": m.uid}}),
+                )
+            })
+            .collect();
+        for (v, w) in victims.iter().zip(self.write_all(deletes).await) {
+            if w.ok() {
+                let msg = format!("Preempted by pod {preemptor} on node {node}");
+                self.event(&v.metadata, "Pod", "Normal", "Preempted", &msg);
+            } else {
+                tracing::debug!("preemption: a victim was not deleted: {}", w.message);
+            }
+        }
+    }
+
+    /// Marks a pod `PodScheduled=False` with `message` (and, after a
+    /// preemption, `status.nominatedNodeName`), once per message.
+    async fn unschedulable_pod(
+        &self,
+        ns: &str,
+        name: &str,
+        message: &str,
+        nominated: Option<&str>,
+    ) {
         let key = format!("{ns}/{name}");
-        if self.unschedulable.borrow().get(&key).map(String::as_str) == Some(message) {
+        let noted = format!("{message}\n{}", nominated.unwrap_or_default());
+        if self.unschedulable.borrow().get(&key) == Some(&noted) {
             return;
         }
         let Some(p) = self.pods.get(&key) else { return };
@@ -160,14 +216,12 @@ impl Plane<'_> {
                 name,
                 Some("status"),
                 &json!({"metadata": {"resourceVersion": p.metadata.resource_version},
-                    "status": {"conditions": conds}}),
+                    "status": {"conditions": conds, "nominatedNodeName": nominated}}),
             ),
         )
         .await;
         if w.ok() {
-            self.unschedulable
-                .borrow_mut()
-                .insert(key, message.to_string());
+            self.unschedulable.borrow_mut().insert(key, noted);
             self.event(&p.metadata, "Pod", "Warning", "FailedScheduling", message);
         }
     }

@@ -12,6 +12,7 @@
 pub(crate) mod filters;
 mod interpod;
 mod node_affinity;
+pub mod preempt;
 mod resources;
 mod scores;
 mod spread;
@@ -24,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// What the scheduler decides for one pending pod.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Placement {
     /// Bind the pod to `node`.
     Bind {
@@ -36,6 +37,24 @@ pub enum Placement {
         uid: String,
         /// The chosen node.
         node: String,
+    },
+    /// No node fits, but evicting `victims` (pods of lower priority) from
+    /// `node` would make room: the pod is nominated there (its
+    /// `status.nominatedNodeName`) and the victims are deleted; `message`
+    /// says why it did not fit.
+    Preempt {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// uid.
+        uid: String,
+        /// The node it is nominated to.
+        node: String,
+        /// The pods to evict.
+        victims: Vec<Arc<Pod>>,
+        /// Kubernetes' message, e.g. `0/2 nodes are available: 2 Insufficient cpu.`
+        message: String,
     },
     /// No node fits: `PodScheduled=False`, reason `Unschedulable`, and an event.
     Unschedulable {
@@ -106,11 +125,37 @@ impl Snapshot {
                     node,
                 }
             }
-            Err(message) => Placement::Unschedulable {
-                namespace,
-                name,
-                uid,
-                message,
+            Err(message) => match preempt::preempt(pod, &self.cluster) {
+                Some((i, victims)) => {
+                    // The room is the pod's from now on in this pass.
+                    let keep: Vec<Arc<Pod>> = self.cluster[i]
+                        .pods
+                        .iter()
+                        .filter(|p| !victims.iter().any(|v| Arc::ptr_eq(v, p)))
+                        .cloned()
+                        .collect();
+                    let mut node = NodeInfo::new(self.cluster[i].node.clone());
+                    for p in keep {
+                        node.add(p);
+                    }
+                    node.add(pod.clone());
+                    let name_of = node.name().to_string();
+                    self.cluster[i] = node;
+                    Placement::Preempt {
+                        namespace,
+                        name,
+                        uid,
+                        node: name_of,
+                        victims,
+                        message,
+                    }
+                }
+                None => Placement::Unschedulable {
+                    namespace,
+                    name,
+                    uid,
+                    message,
+                },
             },
         }
     }

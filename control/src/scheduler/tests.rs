@@ -11,6 +11,7 @@ fn outcomes(placements: &[Placement]) -> Vec<String> {
         .map(|p| match p {
             Placement::Bind { node, .. } => node.clone(),
             Placement::Unschedulable { message, .. } => message.clone(),
+            Placement::Preempt { node, .. } => format!("preempt on {node}"),
         })
         .collect()
 }
@@ -298,4 +299,109 @@ fn each_pod_filters_from_where_the_last_stopped() {
         outcomes(&unplaceable),
         vec!["0/300 nodes are available: 300 node(s) didn't match Pod's node affinity/selector."]
     );
+}
+
+/// A pod with `priority` requesting `cpu`.
+fn prio(name: &str, priority: i32, cpu: &str) -> Arc<Pod> {
+    pod(
+        name,
+        json!({"spec": {"priority": priority, "containers": [{"name": "c", "image": "i",
+            "resources": {"requests": {"cpu": cpu}}}]}}),
+    )
+}
+
+fn victims(p: &Placement) -> (String, Vec<String>) {
+    match p {
+        Placement::Preempt { node, victims, .. } => (
+            node.clone(),
+            victims
+                .iter()
+                .map(|v| v.metadata.name.clone().unwrap_or_default())
+                .collect(),
+        ),
+        other => panic!("want a preemption, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_higher_priority_pod_preempts_the_fewest_least_important_pods() {
+    // Two 4-cpu nodes, both full. n1 holds priority 10 and 20 pods; n2 holds
+    // a priority 5 pod and a priority 100 one.
+    let nodes = [node("n1", json!({})), node("n2", json!({}))];
+    let bound = [
+        on("n1", &prio("a10", 10, "2")),
+        on("n1", &prio("b20", 20, "2")),
+        on("n2", &prio("c5", 5, "3")),
+        on("n2", &prio("d100", 100, "1")),
+    ];
+    // Needs 2 cpu at priority 50: n2 by evicting c5 (highest victim 5) beats
+    // n1 (a10, highest 10).
+    let out = schedule(&nodes, &bound, &[prio("p", 50, "2")]);
+    assert_eq!(victims(&out[0]), ("n2".into(), vec!["c5".into()]));
+    let Placement::Preempt { message, .. } = &out[0] else {
+        unreachable!()
+    };
+    assert_eq!(message, "0/2 nodes are available: 2 Insufficient cpu.");
+
+    // Needing 3 cpu: on n2, c5 alone frees 3; on n1 both would go. n2 again.
+    let out = schedule(&nodes, &bound, &[prio("p", 50, "3")]);
+    assert_eq!(victims(&out[0]), ("n2".into(), vec!["c5".into()]));
+
+    // At priority 15 only a10 (n1) and c5 (n2) are lower: 2 cpu fits after
+    // evicting either; c5 is the less important.
+    let out = schedule(&nodes, &bound, &[prio("p", 15, "2")]);
+    assert_eq!(victims(&out[0]), ("n2".into(), vec!["c5".into()]));
+
+    // Reprieve: of two victims candidates on a node, the more important one
+    // stays when evicting the other suffices.
+    let nodes1 = [node("n1", json!({}))];
+    let bound1 = [on("n1", &prio("x1", 1, "2")), on("n1", &prio("x2", 2, "2"))];
+    let out = schedule(&nodes1, &bound1, &[prio("p", 9, "2")]);
+    assert_eq!(victims(&out[0]), ("n1".into(), vec!["x1".into()]));
+    let out = schedule(&nodes1, &bound1, &[prio("p", 9, "4")]);
+    let (_, mut v) = victims(&out[0]);
+    v.sort();
+    assert_eq!(v, ["x1", "x2"]);
+}
+
+#[test]
+fn preemption_never_helps_equal_priorities_untolerated_nodes_or_never_policies() {
+    let nodes = [node("n1", json!({}))];
+    let bound = [on("n1", &prio("a", 10, "4"))];
+    // Equal priority: nothing to evict.
+    let out = schedule(&nodes, &bound, &[prio("p", 10, "1")]);
+    assert!(matches!(out[0], Placement::Unschedulable { .. }), "{out:?}");
+    // PreemptionPolicy Never.
+    let never = pod(
+        "p",
+        json!({"spec": {"priority": 100, "preemptionPolicy": "Never", "containers": [{"name": "c", "image": "i",
+            "resources": {"requests": {"cpu": "1"}}}]}}),
+    );
+    let out = schedule(&nodes, &bound, &[never]);
+    assert!(matches!(out[0], Placement::Unschedulable { .. }), "{out:?}");
+    // A node the pod cannot go to anyway (a taint) is no candidate.
+    let tainted = [node(
+        "n1",
+        json!({"spec": {"taints": [{"key": "k", "value": "v", "effect": "NoSchedule"}]}}),
+    )];
+    let out = schedule(&tainted, &bound, &[prio("p", 100, "1")]);
+    assert!(matches!(out[0], Placement::Unschedulable { .. }), "{out:?}");
+    // More than the node has even when empty: no preemption.
+    let out = schedule(&nodes, &bound, &[prio("p", 100, "5")]);
+    assert!(matches!(out[0], Placement::Unschedulable { .. }), "{out:?}");
+}
+
+#[test]
+fn a_preemption_reserves_the_room_for_the_rest_of_the_pass() {
+    let nodes = [node("n1", json!({}))];
+    let bound = [on("n1", &prio("low", 0, "4"))];
+    // The preemptor takes the freed room; the next pod (lower priority) does
+    // not get it and may not evict the preemptor.
+    let out = schedule(
+        &nodes,
+        &bound,
+        &[prio("high", 100, "3"), prio("mid", 50, "2")],
+    );
+    assert_eq!(victims(&out[0]), ("n1".into(), vec!["low".into()]));
+    assert!(matches!(out[1], Placement::Unschedulable { .. }), "{out:?}");
 }

@@ -432,6 +432,12 @@ pub(crate) fn network_policy(n: &mut k8s_openapi::api::networking::v1::NetworkPo
     }
 }
 
+/// `SetDefaults_PriorityClass`: preemption policy `PreemptLowerPriority`.
+pub(crate) fn priority_class(pc: &mut k8s_openapi::api::scheduling::v1::PriorityClass) {
+    pc.preemption_policy
+        .get_or_insert_with(|| "PreemptLowerPriority".into());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -160,6 +160,12 @@ pub fn admit(
         "PodDisruptionBudget" => {
             a.run(Subdomain, no_defaults, cluster::pod_disruption_budget, none)
         }
+        "PriorityClass" => a.run(
+            Subdomain,
+            always!(defaults::priority_class),
+            cluster::priority_class,
+            update!(cluster::priority_class_update),
+        ),
         other => Err(Status::internal(format!(
             "admission has no rules for kind {other:?}"
         ))),
@@ -167,6 +173,7 @@ pub fn admit(
 }
 
 pub use super::meta::qualified_kind;
+pub use validate::cluster::SYSTEM_PRIORITY_CLASSES;
 
 /// One admission request.
 struct Admit<'a> {

@@ -27,6 +27,7 @@ pub fn definitions(kind: &str) -> Option<&'static [Column]> {
         "Event" => EVENT,
         "Lease" => LEASE,
         "PodDisruptionBudget" => POD_DISRUPTION_BUDGET,
+        "PriorityClass" => PRIORITY_CLASS,
         _ => return None,
     })
 }
@@ -231,6 +232,24 @@ const POD_DISRUPTION_BUDGET: &[Column] = &[
     integer("Allowed Disruptions", PDB_ALLOWED),
     AGE,
 ];
+
+const PRIORITY_CLASS: &[Column] = &[
+    NAME,
+    integer("Value", PRIORITY_CLASS_VALUE),
+    Column {
+        type_: "boolean",
+        ..string("Global-Default", PRIORITY_CLASS_GLOBAL_DEFAULT)
+    },
+    AGE,
+    string("PreemptionPolicy", PRIORITY_CLASS_PREEMPTION_POLICY),
+];
+
+/// `PriorityClass.value`.
+const PRIORITY_CLASS_VALUE: &str = "value represents the integer value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec.";
+/// `PriorityClass.globalDefault`.
+const PRIORITY_CLASS_GLOBAL_DEFAULT: &str = "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class. Only one PriorityClass can be marked as `globalDefault`. However, if more than one PriorityClasses exists with their `globalDefault` field set to true, the smallest value of such global default PriorityClasses will be used as the default priority.";
+/// `PriorityClass.preemptionPolicy`.
+const PRIORITY_CLASS_PREEMPTION_POLICY: &str = "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset.";
 
 // The API field docs the columns quote, as Kubernetes 1.33's `SwaggerDoc()`
 // gives them (k8s.io/api and k8s.io/apimachinery v0.33).

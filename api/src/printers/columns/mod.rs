@@ -44,6 +44,8 @@ pub enum Cell {
     Text(String),
     /// An integer cell.
     Int(i64),
+    /// A boolean cell (`Global-Default`).
+    Bool(bool),
 }
 
 impl Cell {
@@ -52,6 +54,7 @@ impl Cell {
         match self {
             Cell::Text(s) => Value::from(s.as_str()),
             Cell::Int(n) => Value::from(*n),
+            Cell::Bool(b) => Value::from(*b),
         }
     }
 }
@@ -61,6 +64,7 @@ impl fmt::Display for Cell {
         match self {
             Cell::Text(s) => f.write_str(s),
             Cell::Int(n) => write!(f, "{n}"),
+            Cell::Bool(b) => write!(f, "{b}"),
         }
     }
 }
@@ -204,6 +208,13 @@ pub fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
         "Namespace" => vec![name, text(o, "/status/phase").into(), created],
         "Node" => node(o, created),
         "Lease" => vec![name, text(o, "/spec/holderIdentity").into(), created],
+        "PriorityClass" => vec![
+            name,
+            int(o, "/value").into(),
+            Cell::Bool(o.pointer("/globalDefault") == Some(&Value::Bool(true))),
+            created,
+            text(o, "/preemptionPolicy").into(),
+        ],
         "PodDisruptionBudget" => {
             // An int or a percentage; N/A when the other field is set.
             let bound = |ptr: &str| match o.pointer(ptr) {

@@ -6,6 +6,7 @@ mod config;
 mod decode;
 mod netpol;
 mod pod;
+mod priority;
 mod service;
 mod workloads;
 

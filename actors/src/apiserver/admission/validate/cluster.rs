@@ -197,3 +197,60 @@ pub(crate) fn pod_disruption_budget(
         &["IfHealthyBudget", "AlwaysAllow"],
     );
 }
+
+/// The highest priority a user-defined PriorityClass may have.
+pub(crate) const HIGHEST_USER_PRIORITY: i32 = 1_000_000_000;
+
+/// The system PriorityClasses Kubernetes defines, by name and value.
+pub const SYSTEM_PRIORITY_CLASSES: &[(&str, i32)] = &[
+    ("system-node-critical", 2_000_001_000),
+    ("system-cluster-critical", 2_000_000_000),
+];
+
+/// PriorityClass: user classes stay at or below 1e9; the `system-` names are
+/// reserved for Kubernetes' own classes, with their own values.
+pub(crate) fn priority_class(
+    pc: &k8s_openapi::api::scheduling::v1::PriorityClass,
+    errs: &mut Errors,
+) {
+    let name = pc.metadata.name.as_deref().unwrap_or_default();
+    if name.starts_with("system-") {
+        match SYSTEM_PRIORITY_CLASSES.iter().find(|(n, _)| *n == name) {
+            None => errs.forbidden(
+                "metadata.name",
+                "priority class names with 'system-' prefix are reserved for system use only",
+            ),
+            Some((_, value)) if *value != pc.value => errs.forbidden(
+                "value",
+                &format!("value of {name} PriorityClass must be {value}"),
+            ),
+            Some(_) => {}
+        }
+    } else if pc.value > HIGHEST_USER_PRIORITY {
+        errs.forbidden(
+            "value",
+            &format!("maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}"),
+        );
+    }
+    errs.one_of(
+        "preemptionPolicy",
+        pc.preemption_policy.as_deref(),
+        &["Never", "PreemptLowerPriority"],
+    );
+}
+
+/// PriorityClass updates: the value and the preemption policy stay.
+pub(crate) fn priority_class_update(
+    new: &k8s_openapi::api::scheduling::v1::PriorityClass,
+    old: &k8s_openapi::api::scheduling::v1::PriorityClass,
+    errs: &mut Errors,
+) {
+    if new.value != old.value {
+        errs.forbidden("value", "may not be changed in an update.");
+    }
+    errs.immutable(
+        "preemptionPolicy",
+        &new.preemption_policy,
+        &old.preemption_policy,
+    );
+}

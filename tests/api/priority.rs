@@ -1,0 +1,185 @@
+//! PriorityClasses, pod priority admission, and preemption by the scheduler.
+
+use crate::api::{cluster, Api};
+use crate::harness::{eventually, TestCluster, WAIT};
+use ferry_api::object::{ListOptions, Verb};
+use serde_json::{json, Value};
+
+fn class(name: &str, value: i64, default: bool) -> Value {
+    json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+        "metadata": {"name": name}, "value": value, "globalDefault": default})
+}
+
+fn pod(name: &str, class: Option<&str>, cpu: &str) -> Value {
+    let mut p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1000"],
+            "resources": {"requests": {"cpu": cpu}}}]}});
+    if let Some(c) = class {
+        p["spec"]["priorityClassName"] = json!(c);
+    }
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_get_their_class_priority_and_bad_classes_are_refused() {
+    let (_c, api) = cluster().await;
+    // The system classes exist from the start.
+    let sys = eventually("system-node-critical", WAIT, || async {
+        api.get("priorityclasses", None, "system-node-critical")
+            .await
+    })
+    .await;
+    assert_eq!(sys["value"], 2_000_001_000);
+
+    api.create("priorityclasses", None, &class("high", 1000, false))
+        .await;
+    let p = api
+        .create("pods", Some("default"), &pod("p-high", Some("high"), "10m"))
+        .await;
+    assert_eq!(p["spec"]["priority"], 1000, "{p}");
+    assert_eq!(p["spec"]["preemptionPolicy"], "PreemptLowerPriority", "{p}");
+    let p = api
+        .create("pods", Some("default"), &pod("p-none", None, "10m"))
+        .await;
+    assert_eq!(p["spec"]["priority"], 0, "{p}");
+
+    // A class that does not exist.
+    let (code, s) = api
+        .call(Api::req(
+            Verb::Create,
+            "pods",
+            Some("default"),
+            None,
+            Some(&pod("p-bad", Some("nope"), "10m")),
+        ))
+        .await;
+    assert_eq!(code, 403, "{s}");
+    assert_eq!(
+        s["message"],
+        "pods \"p-bad\" is forbidden: no PriorityClass with name nope was found"
+    );
+    // A priority that disagrees with the class.
+    let mut wrong = pod("p-wrong", Some("high"), "10m");
+    wrong["spec"]["priority"] = json!(7);
+    let (code, s) = api
+        .call(Api::req(
+            Verb::Create,
+            "pods",
+            Some("default"),
+            None,
+            Some(&wrong),
+        ))
+        .await;
+    assert_eq!(code, 403, "{s}");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .contains("the integer value of priority (7) must not be provided in pod spec"),
+        "{s}"
+    );
+
+    // One global default; a second is refused; pods without a class take it.
+    api.create("priorityclasses", None, &class("base", 100, true))
+        .await;
+    let (code, s) = api
+        .call(Api::req(
+            Verb::Create,
+            "priorityclasses",
+            None,
+            None,
+            Some(&class("base2", 200, true)),
+        ))
+        .await;
+    assert_eq!(code, 403, "{s}");
+    assert!(
+        s["message"].as_str().unwrap().contains(
+            "PriorityClass base is already marked as default. Only one default can exist"
+        ),
+        "{s}"
+    );
+    let p = api
+        .create("pods", Some("default"), &pod("p-default", None, "10m"))
+        .await;
+    assert_eq!(p["spec"]["priority"], 100, "{p}");
+    assert_eq!(p["spec"]["priorityClassName"], "base", "{p}");
+    // A user class above 1e9 is refused.
+    let (code, s) = api
+        .call(Api::req(
+            Verb::Create,
+            "priorityclasses",
+            None,
+            None,
+            Some(&class("huge", 2_000_000_000, false)),
+        ))
+        .await;
+    assert_eq!(code, 422, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_higher_priority_pod_preempts_a_lower_one_on_a_full_node() {
+    let c = TestCluster::with(1, |cfg| {
+        crate::harness::fast(cfg);
+        cfg.workload_controllers = true;
+    })
+    .await;
+    let api = Api(c.client.clone());
+    eventually("namespace default", WAIT, || async {
+        api.get("namespaces", None, "default").await
+    })
+    .await;
+    // A node (no agent: the test plays its part) with one cpu.
+    api.create(
+        "nodes",
+        None,
+        &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+            "status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "10"},
+                "capacity": {"cpu": "1", "memory": "1Gi", "pods": "10"},
+                "conditions": [{"type": "Ready", "status": "True"}]}}),
+    )
+    .await;
+    api.create("priorityclasses", None, &class("low", 10, false))
+        .await;
+    api.create("priorityclasses", None, &class("high", 1000, false))
+        .await;
+    api.create("pods", Some("default"), &pod("victim", Some("low"), "800m"))
+        .await;
+    eventually("the low pod bound", WAIT, || async {
+        let p = api.get("pods", Some("default"), "victim").await?;
+        (p["spec"]["nodeName"] == "n1").then_some(())
+    })
+    .await;
+    api.create("pods", Some("default"), &pod("vip", Some("high"), "800m"))
+        .await;
+    // The victim is deleted (it terminates: no agent confirms), the
+    // preemptor is nominated, then bound to the node.
+    eventually("the victim deleted", WAIT, || async {
+        let p = api.get("pods", Some("default"), "victim").await;
+        p.is_none_or(|p| p["metadata"]["deletionTimestamp"].is_string())
+            .then_some(())
+    })
+    .await;
+    eventually("the preemptor bound", WAIT, || async {
+        let p = api.get("pods", Some("default"), "vip").await?;
+        (p["spec"]["nodeName"] == "n1").then_some(())
+    })
+    .await;
+    // Its event, written in a batch after the delete.
+    eventually("the Preempted event", WAIT, || async {
+        let (_, events) = api
+            .list("events", Some("default"), ListOptions::default())
+            .await;
+        events["items"]
+            .as_array()?
+            .iter()
+            .any(|e| {
+                e["reason"] == "Preempted"
+                    && e["involvedObject"]["name"] == "victim"
+                    && e["message"].as_str().is_some_and(|m| {
+                        m.starts_with("Preempted by pod ") && m.ends_with(" on node n1")
+                    })
+            })
+            .then_some(())
+    })
+    .await;
+}
