@@ -342,6 +342,7 @@ async fn sync_pods(
                     &json!({"gracePeriodSeconds": 0, "preconditions": {"uid": uid}}),
                 )
                 .await?;
+                crate::volumes::release(&w.dir);
                 let _ = std::fs::remove_dir_all(&w.dir);
                 crate::cgroups::remove(cgroups, &uid);
                 net.pod_removed(&uid);
@@ -409,6 +410,7 @@ async fn sync_pods(
         }
         w.stop();
         if w.live() == 0 {
+            crate::volumes::release(&w.dir);
             let _ = std::fs::remove_dir_all(&w.dir);
             crate::cgroups::remove(cgroups, &uid);
             net.pod_removed(&uid);

@@ -274,8 +274,11 @@ pub fn prepare(
         let dir = root.join(&name);
         let mut files = Files::new();
         let get = |s: &Source| fetched.get(s).cloned().flatten();
-        if v.get("emptyDir").is_some() {
+        if let Some(e) = v.get("emptyDir") {
             std::fs::create_dir_all(&dir).map_err(|e| format!("volume {name}: {e}"))?;
+            if e["medium"] == "Memory" {
+                memory_backed(&dir, e["sizeLimit"].as_str());
+            }
             out.insert(name, dir);
             continue;
         } else if let Some(h) = v.get("hostPath") {
@@ -333,6 +336,60 @@ pub fn prepare(
     Ok(out)
 }
 
+/// Makes `dir` a tmpfs (an `emptyDir` with `medium: Memory`), of
+/// `size_limit` bytes when given, once; where the node may not mount (not
+/// root) the volume stays on disk, as a directory.
+fn memory_backed(dir: &Path, size_limit: Option<&str>) {
+    if is_mount_point(dir) {
+        return;
+    }
+    let mut opts = String::from("mode=0777");
+    if let Some(bytes) = size_limit
+        .and_then(ferry_api::quantity::Quantity::parse)
+        .map(|q| (q.milli() + 999) / 1000)
+        .filter(|b| *b > 0)
+    {
+        opts.push_str(&format!(",size={bytes}"));
+    }
+    let flags = nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV;
+    if let Err(e) = nix::mount::mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        flags,
+        Some(opts.as_str()),
+    ) {
+        tracing::info!(
+            "emptyDir {} stays on disk: tmpfs not mounted: {e}",
+            dir.display()
+        );
+    }
+}
+
+/// Whether `dir` is a mount point (another device than its parent's).
+fn is_mount_point(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(d), Some(Ok(p))) = (std::fs::metadata(dir), dir.parent().map(std::fs::metadata)) else {
+        return false;
+    };
+    d.dev() != p.dev()
+}
+
+/// Unmounts the memory-backed volumes under `pod_dir` (before the pod's
+/// directory is removed).
+pub fn release(pod_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(pod_dir.join("volumes")) else {
+        return;
+    };
+    for dir in entries.flatten().map(|e| e.path()) {
+        if is_mount_point(&dir) {
+            if let Err(e) = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH) {
+                tracing::warn!("unmounting {}: {e}", dir.display());
+            }
+        }
+    }
+}
+
 /// The mounts of `container` from its `volumeMounts`.
 pub fn mounts(
     container: &Value,
@@ -370,6 +427,38 @@ pub fn mounts(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn memory_empty_dirs_are_tmpfs_of_their_size_limit_as_root() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: mounting tmpfs needs root");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let pod = json!({"metadata": {"name": "p", "namespace": "ns"},
+        "spec": {"volumes": [
+            {"name": "ram", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+            {"name": "disk", "emptyDir": {}},
+        ]}});
+        let fetched = env::Fetched::new();
+        let vols = prepare(&pod, tmp.path(), &fetched, "10.0.0.1", "10.0.0.2").unwrap();
+        let fs = |p: &Path| nix::sys::statfs::statfs(p).unwrap();
+        assert_eq!(
+            fs(&vols["ram"]).filesystem_type(),
+            nix::sys::statfs::TMPFS_MAGIC
+        );
+        let s = fs(&vols["ram"]);
+        assert_eq!(s.blocks() * s.block_size() as u64, 1024 * 1024);
+        assert!(!is_mount_point(&vols["disk"]));
+        // Syncing again mounts nothing more.
+        prepare(&pod, tmp.path(), &fetched, "10.0.0.1", "10.0.0.2").unwrap();
+        release(tmp.path());
+        assert!(!is_mount_point(&vols["ram"]), "released");
+        assert_eq!(
+            fs(&vols["ram"]).filesystem_type(),
+            fs(&vols["disk"]).filesystem_type()
+        );
+    }
 
     #[test]
     fn config_volumes_are_written_atomically_and_follow_updates() {
