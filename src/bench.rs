@@ -71,6 +71,9 @@ pub enum Cmd {
     Scheduler(crate::podbench::SchedulerArgs),
     /// Pod startup latency on the cluster's real nodes: create to Running and Ready.
     Startup(crate::podbench::StartupArgs),
+    /// The Service proxy's cost: round trips to a pod directly and through
+    /// its ClusterIP (needs nodes running pods in their own network namespaces).
+    Proxy(crate::proxybench::ProxyArgs),
     /// Create throughput and latency through the API pipeline.
     Api {
         #[command(flatten)]
@@ -117,6 +120,7 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
         Cmd::Failover(a) => crate::failover::run(a).await,
         Cmd::Scheduler(a) => crate::podbench::scheduler(a, config).await,
         Cmd::Startup(a) => crate::podbench::startup(a, config).await,
+        Cmd::Proxy(a) => crate::proxybench::run(a, config).await,
         Cmd::Store {
             common,
             ops,

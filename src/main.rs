@@ -38,6 +38,7 @@ mod node;
 mod objects;
 mod podbench;
 mod printers;
+mod proxybench;
 mod snapshot;
 mod token;
 mod up;
@@ -73,6 +74,9 @@ enum Command {
     /// Run a command in a container's mount namespace (started by `ferry node` for exec).
     #[command(hide = true)]
     Nsenter(node::NsenterArgs),
+    /// A TCP echo server (the pod `ferry bench proxy` measures through).
+    #[command(hide = true)]
+    Echo(proxybench::EchoArgs),
     /// Start a local HA cluster on loopback and supervise it until interrupted.
     Up(up::Args),
     /// Raw key-value access to the store (debugging; admin only).
@@ -177,6 +181,7 @@ fn main() -> ExitCode {
             Command::Exec(a) => exec::run(a, cli.config.as_deref(), cli.namespace.as_deref()).await,
             Command::Logs(a) => logs::run(a, cli.config.as_deref(), cli.namespace.as_deref()).await,
             Command::Bench(c) => bench::run(c, cli.config.as_deref()).await,
+            Command::Echo(a) => proxybench::echo(a).await,
             Command::Snapshot(c) => snapshot::run(c, cli.config.as_deref()).await,
             Command::Objects(c) => {
                 objects::run(c, cli.config.as_deref(), cli.namespace.as_deref()).await
