@@ -88,6 +88,9 @@ pub async fn run(
     let (net_tx, net_rx) = tokio::sync::watch::channel(None::<crate::net::NetInfo>);
     tokio::spawn(crate::dns::run(net_rx.clone(), known.clone(), stop.clone()));
     let proxy = tokio::spawn(crate::net::proxy::run(net_rx, known.clone(), stop.clone()));
+    // The pods bound to this node, followed by a watch: a new pod starts as
+    // soon as its binding lands, and a sync reads no list.
+    let mut own = watch_own_pods(api.client.clone(), &opts.name, stop.clone());
     let mut workers: HashMap<String, PodWorker> = HashMap::new();
     let cgroups = crate::cgroups::Layout::detect();
     match &cgroups {
@@ -158,9 +161,11 @@ pub async fn run(
                 }
             }
         }
+        let pods = own.borrow_and_update().current();
         if let Err(e) = sync_pods(
             &api,
             &opts,
+            pods,
             &pods_dir,
             &mut workers,
             &cgroups,
@@ -173,6 +178,8 @@ pub async fn run(
         }
         tokio::select! {
             _ = tokio::time::sleep(SYNC) => {}
+            // A pod bound, changed or deleted: sync now.
+            _ = own.changed() => {}
             _ = async { let _ = stop.wait_for(|s| *s).await; } => {
                 // The proxy removes its rules and addresses before the
                 // node's network (and the interface holding them) goes.
@@ -298,18 +305,59 @@ async fn fetch(api: &Objects, ns: &str, pod: &Value, services: Option<Value>) ->
     fetched
 }
 
+/// The pods bound to this node as a watch shows them.
+#[derive(Default)]
+struct OwnPods {
+    pods: std::collections::BTreeMap<String, Value>,
+    synced: bool,
+}
+
+impl OwnPods {
+    /// The pods, once the watch has listed them (None before: sync lists).
+    fn current(&self) -> Option<Vec<Value>> {
+        self.synced.then(|| self.pods.values().cloned().collect())
+    }
+}
+
+/// Follows the pods whose `spec.nodeName` is `node`.
+fn watch_own_pods(
+    client: Arc<Client>,
+    node: &str,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::sync::watch::Receiver<OwnPods> {
+    let (tx, rx) = tokio::sync::watch::channel(OwnPods::default());
+    let part: crate::follow::Part<OwnPods, Value> = |o| (&mut o.pods, &mut o.synced);
+    tokio::spawn(crate::follow::follow_selected(
+        client,
+        "pods",
+        Some(format!("spec.nodeName={node}")),
+        // Never "no pods" for a watch that failed: that would stop them all.
+        false,
+        Arc::new(tx),
+        part,
+        stop,
+    ));
+    rx
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn sync_pods(
     api: &Objects,
     opts: &Options,
+    followed: Option<Vec<Value>>,
     pods_dir: &std::path::Path,
     workers: &mut HashMap<String, PodWorker>,
     cgroups: &crate::cgroups::Layout,
     known: &tokio::sync::watch::Receiver<Known>,
     net: &mut NodeNetwork,
 ) -> Result<()> {
-    let pods = api
-        .list("pods", &format!("spec.nodeName={}", opts.name))
-        .await?;
+    let pods = match followed {
+        Some(pods) => pods,
+        None => {
+            api.list("pods", &format!("spec.nodeName={}", opts.name))
+                .await?
+        }
+    };
     let ip = opts.address.to_string();
     let mut seen = std::collections::HashSet::new();
     for pod in pods {

@@ -27,6 +27,8 @@
 //!   agent's network state) and the Service
 //!   proxy (nftables), and the names they own in the host namespace.
 //! - [`objects`]: the object requests the agent makes.
+//! - [`follow`]: objects followed by a watch into a shared map (the agent's
+//!   own pods; the proxy's Services, EndpointSlices, policies, pods).
 //! - [`hollow`]: hollow nodes (`ferry node --simulate N`): many Nodes from one
 //!   process that register, heartbeat and report their pods Running without
 //!   starting processes.
@@ -35,6 +37,7 @@ pub mod agent;
 pub mod cgroups;
 pub mod dns;
 pub mod env;
+pub mod follow;
 pub mod hollow;
 pub mod join;
 pub mod net;

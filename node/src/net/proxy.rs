@@ -838,7 +838,7 @@ impl Known {
     }
 }
 
-type Part<K> = fn(&mut Known) -> (&mut BTreeMap<String, K>, &mut bool);
+type Part<K> = crate::follow::Part<Known, K>;
 
 /// Watches Services, EndpointSlices, NetworkPolicies, Pods and Namespaces
 /// of every namespace into a [`Known`]
@@ -851,14 +851,14 @@ pub fn watch_objects(
     let tx = std::sync::Arc::new(tx);
     let services: Part<Service> = |k| (&mut k.services, &mut k.services_synced);
     let slices: Part<EndpointSlice> = |k| (&mut k.slices, &mut k.slices_synced);
-    tokio::spawn(follow(
+    tokio::spawn(crate::follow::follow(
         client.clone(),
         "services",
         tx.clone(),
         services,
         stop.clone(),
     ));
-    tokio::spawn(follow(
+    tokio::spawn(crate::follow::follow(
         client.clone(),
         "endpointslices",
         tx.clone(),
@@ -868,120 +868,28 @@ pub fn watch_objects(
     let policies: Part<NetworkPolicy> = |k| (&mut k.policies, &mut k.policies_synced);
     let pods: Part<PolicyPod> = |k| (&mut k.pods, &mut k.pods_synced);
     let namespaces: Part<NamespaceLabels> = |k| (&mut k.namespaces, &mut k.namespaces_synced);
-    tokio::spawn(follow(
+    tokio::spawn(crate::follow::follow(
         client.clone(),
         "networkpolicies",
         tx.clone(),
         policies,
         stop.clone(),
     ));
-    tokio::spawn(follow(
+    tokio::spawn(crate::follow::follow(
         client.clone(),
         "pods",
         tx.clone(),
         pods,
         stop.clone(),
     ));
-    tokio::spawn(follow(client, "namespaces", tx, namespaces, stop));
+    tokio::spawn(crate::follow::follow(
+        client,
+        "namespaces",
+        tx,
+        namespaces,
+        stop,
+    ));
     rx
-}
-
-fn key_of(obj: &serde_json::Value) -> String {
-    let m = &obj["metadata"];
-    format!(
-        "{}/{}",
-        m["namespace"].as_str().unwrap_or_default(),
-        m["name"].as_str().unwrap_or_default()
-    )
-}
-
-/// Applies one watch event to `map`; whether it changed anything (a pod's
-/// status change leaves its [`PolicyPod`] as it was).
-fn apply_event<K: serde::de::DeserializeOwned + PartialEq>(
-    map: &mut BTreeMap<String, K>,
-    ev: &ferry_api::object::ObjectEvent,
-    plural: &str,
-) -> bool {
-    if ev.kind == "BOOKMARK" {
-        return false;
-    }
-    let Ok(obj) = serde_json::from_slice::<serde_json::Value>(&ev.object) else {
-        return false;
-    };
-    let key = key_of(&obj);
-    if ev.kind == "DELETED" {
-        return map.remove(&key).is_some();
-    }
-    match serde_json::from_value::<K>(obj) {
-        Ok(o) if map.get(&key) == Some(&o) => false,
-        Ok(o) => {
-            map.insert(key, o);
-            true
-        }
-        Err(e) => {
-            tracing::warn!("proxy: a {plural} event that does not decode ({key}): {e}");
-            false
-        }
-    }
-}
-
-async fn follow<K: serde::de::DeserializeOwned + PartialEq + Send + Sync + 'static>(
-    client: std::sync::Arc<ferry_api::Client>,
-    plural: &'static str,
-    tx: std::sync::Arc<tokio::sync::watch::Sender<Known>>,
-    part: Part<K>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    use ferry_api::object::{ObjectRequest, Verb};
-    let mut failures = 0u32;
-    loop {
-        let mut req = ObjectRequest::new(Verb::Watch, plural, None, None);
-        req.list.allow_bookmarks = true;
-        let mut w = client.watch_objects(req);
-        // The initial objects, until the first resume point completes them.
-        let mut initial = Some(BTreeMap::new());
-        loop {
-            let ev = tokio::select! {
-                ev = w.next() => ev,
-                _ = stop.wait_for(|s| *s) => return,
-            };
-            let ev = match ev {
-                Ok(ev) if ev.kind != "ERROR" => ev,
-                Ok(_) => break, // compacted: start over
-                Err(e) => {
-                    failures += 1;
-                    if failures == 1 {
-                        tracing::warn!("proxy: watching {plural} failed: {e}");
-                    }
-                    // Not watchable yet: go on with what is known (nothing).
-                    tx.send_if_modified(|k| !std::mem::replace(part(k).1, true));
-                    break;
-                }
-            };
-            failures = 0;
-            match initial.as_mut() {
-                Some(init) => {
-                    apply_event(init, &ev, plural);
-                    if ev.revision != 0 {
-                        let init = initial.take().unwrap_or_default();
-                        tx.send_modify(|k| {
-                            let (map, synced) = part(k);
-                            *map = init;
-                            *synced = true;
-                        });
-                    }
-                }
-                None => {
-                    tx.send_if_modified(|k| apply_event(part(k).0, &ev, plural));
-                }
-            }
-        }
-        let ms = (100u64 << failures.min(6)).min(5000);
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_millis(ms)) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    }
 }
 
 /// How long changes gather before one sync.
@@ -1655,7 +1563,11 @@ mod tests {
             (ev("DELETED", pod("5", "b", "True")), false, "deleted again"),
         ];
         for (e, want, what) in steps {
-            assert_eq!(apply_event(&mut pods, &e, "pods"), want, "{what}");
+            assert_eq!(
+                crate::follow::apply_event(&mut pods, &e, "pods"),
+                want,
+                "{what}"
+            );
         }
         assert!(pods.is_empty());
     }
