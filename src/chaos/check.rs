@@ -318,39 +318,104 @@ fn orphaned(sub: &[&Op], written_anywhere: &HashSet<&str>) -> bool {
 /// Most linearizability checks one shrink may run.
 const SHRINK_CHECKS: usize = 3000;
 
-/// A small sub-history of a violating key history that still violates
-/// (1-minimal when the shrink finishes within its budget): chunks of
-/// operations, then single ones, are dropped while the rest still violates
-/// and still writes every value it reads.
-pub fn minimal_violation<'a>(ops: &[&'a Op]) -> Vec<&'a Op> {
-    let mut cur: Vec<&Op> = ops.iter().copied().filter(|o| relevant(o)).collect();
-    let written_anywhere: HashSet<&str> = cur
+/// Whether an operation only observes the state: a read, or a cas that
+/// failed its comparison. Dropping one never makes a linearizable history a
+/// violating one.
+fn observer(o: &Op) -> bool {
+    o.kind == OpType::Read || (o.kind == OpType::Cas && o.outcome == Outcome::Fail)
+}
+
+/// Drops chunks of the operations `removable` allows, halving the chunk down
+/// to one, while `keep` accepts what is left; counts its checks in `checks`.
+fn shrink<'a>(
+    mut cur: Vec<&'a Op>,
+    removable: impl Fn(&Op) -> bool,
+    keep: impl Fn(&[&'a Op], &mut usize) -> bool,
+    checks: &mut usize,
+) -> Vec<&'a Op> {
+    let mut chunk = cur
         .iter()
-        .filter(|o| o.kind != OpType::Read && o.outcome != Outcome::Fail)
-        .filter_map(|o| o.value.as_deref())
-        .collect();
-    let mut checks = 0;
-    let mut chunk = cur.len().div_ceil(2).max(1);
+        .filter(|o| removable(o))
+        .count()
+        .div_ceil(2)
+        .max(1);
     loop {
         let mut i = 0;
-        while i < cur.len() && checks < SHRINK_CHECKS {
-            let end = (i + chunk).min(cur.len());
-            let candidate: Vec<&Op> = cur[..i].iter().chain(&cur[end..]).copied().collect();
-            checks += 1;
-            if !candidate.is_empty()
-                && !orphaned(&candidate, &written_anywhere)
-                && check_key(&candidate, STEP_BUDGET / 10) == Verdict::Violation
-            {
+        while i < cur.len() && *checks < SHRINK_CHECKS {
+            // The next `chunk` removable operations from position i.
+            let mut end = i;
+            let mut taken = 0;
+            while end < cur.len() && taken < chunk {
+                if removable(cur[end]) {
+                    taken += 1;
+                }
+                end += 1;
+            }
+            if taken == 0 {
+                break;
+            }
+            let candidate: Vec<&Op> = cur[..i]
+                .iter()
+                .chain(cur[i..end].iter().filter(|o| !removable(o)))
+                .chain(&cur[end..])
+                .copied()
+                .collect();
+            if keep(&candidate, checks) {
                 cur = candidate;
             } else {
                 i = end;
             }
         }
-        if chunk == 1 || checks >= SHRINK_CHECKS {
-            break;
+        if chunk == 1 || *checks >= SHRINK_CHECKS {
+            return cur;
         }
         chunk = chunk.div_ceil(2);
     }
+}
+
+/// A small sub-history of a violating key history that shows its violation
+/// (1-minimal when the shrink finishes within its budget). First observers
+/// (reads, failed cas) are dropped while the rest still violates — that can
+/// create no new violation. Then writes are dropped while the rest still
+/// violates, still writes every value it reads or compares, is linearizable
+/// without its observers, and without any one of them: so the violation left
+/// is the one those observers showed, not one made by removing a write.
+pub fn minimal_violation<'a>(ops: &[&'a Op]) -> Vec<&'a Op> {
+    let all: Vec<&Op> = ops.iter().copied().filter(|o| relevant(o)).collect();
+    let written_anywhere: HashSet<&str> = all
+        .iter()
+        .filter(|o| o.kind != OpType::Read && o.outcome != Outcome::Fail)
+        .filter_map(|o| o.value.as_deref())
+        .collect();
+    let violates = |h: &[&Op], checks: &mut usize| {
+        *checks += 1;
+        check_key(h, STEP_BUDGET / 10) == Verdict::Violation
+    };
+    let lin = |h: &[&Op], checks: &mut usize| {
+        *checks += 1;
+        check_key(h, STEP_BUDGET / 10) == Verdict::Linearizable
+    };
+    let mut checks = 0;
+    let cur = shrink(all, observer, |c, n| violates(c, n), &mut checks);
+    let cur = shrink(
+        cur,
+        |o| !observer(o),
+        |c, n| {
+            if orphaned(c, &written_anywhere) || !violates(c, n) {
+                return false;
+            }
+            let writes: Vec<&Op> = c.iter().copied().filter(|o| !observer(o)).collect();
+            if !lin(&writes, n) {
+                return false;
+            }
+            (0..c.len()).filter(|&i| observer(c[i])).all(|i| {
+                let without: Vec<&Op> = c[..i].iter().chain(&c[i + 1..]).copied().collect();
+                lin(&without, n)
+            })
+        },
+        &mut checks,
+    );
+    let mut cur = cur;
     cur.sort_by_key(|o| (o.invoke_ns, o.complete_ns));
     cur
 }
@@ -395,19 +460,25 @@ pub fn check_linearizable(ops: &[Op]) -> Vec<KeyResult> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WatchViolation {
     pub watcher: u64,
-    /// `disorder`, `repeat`, `gap`, `wrong-value` or `phantom`.
+    /// `disorder`, `repeat`, `gap`, `wrong-revision` or `phantom`.
     pub kind: &'static str,
     pub detail: String,
 }
 
-/// Checks every watch stream against the history's acknowledged writes: per
-/// watcher, changes come in revision order, none twice, none missing (every
-/// acknowledged write of a watched key after the watch's start and up to the
-/// revision it was told it had everything through), each with the value
-/// written at its revision, and none of a value no operation wrote.
+/// Checks every watch stream against the history's acknowledged writes.
+///
+/// Writes group-committed in one Raft entry share its revision (in the order
+/// they applied), so one key may change more than once at one revision: a
+/// change is identified by (key, revision, value), values being written once.
+/// Per watcher: revisions never go back (`disorder`); no change twice
+/// (`repeat`); every acknowledged write of a watched key after the watch's
+/// start and up to the revision it was told it had everything through is
+/// there (`gap`); a change of an acknowledged value comes at the revision the
+/// write was acknowledged at (`wrong-revision`); no change of a value no
+/// operation wrote (`phantom`).
 pub fn check_watches(h: &History) -> Vec<WatchViolation> {
-    // (key, revision) → value of every acknowledged write with a known revision.
-    let mut acked: BTreeMap<(&str, u64), Option<&str>> = BTreeMap::new();
+    // (key, value) → revision of every acknowledged write with a known revision.
+    let mut acked: BTreeMap<(&str, Option<&str>), u64> = BTreeMap::new();
     let mut written: HashMap<&str, HashSet<Option<&str>>> = HashMap::new();
     for o in &h.ops {
         if o.kind == OpType::Read || o.outcome == Outcome::Fail {
@@ -417,8 +488,8 @@ pub fn check_watches(h: &History) -> Vec<WatchViolation> {
             .entry(&o.key)
             .or_default()
             .insert(o.value.as_deref());
-        if o.outcome == Outcome::Ok && o.revision > 0 {
-            acked.insert((&o.key, o.revision), o.value.as_deref());
+        if o.outcome == Outcome::Ok && o.revision > 0 && o.value.is_some() {
+            acked.insert((&o.key, o.value.as_deref()), o.revision);
         }
     }
     let mut out = Vec::new();
@@ -428,13 +499,17 @@ pub fn check_watches(h: &History) -> Vec<WatchViolation> {
             kind,
             detail,
         };
-        let mut got: HashSet<(u64, &str)> = HashSet::new();
+        let mut got: HashSet<(&str, Option<&str>, u64)> = HashSet::new();
         let mut last = 0u64;
         for e in &w.events {
-            if !got.insert((e.revision, &e.key)) {
+            let val = e.value.as_deref();
+            if !got.insert((&e.key, val, e.revision)) {
                 out.push(v(
                     "repeat",
-                    format!("{} at revision {} delivered twice", e.key, e.revision),
+                    format!(
+                        "{}={:?} at revision {} delivered twice",
+                        e.key, e.value, e.revision
+                    ),
                 ));
                 continue;
             }
@@ -457,18 +532,18 @@ pub fn check_watches(h: &History) -> Vec<WatchViolation> {
                     ),
                 ));
             }
-            match acked.get(&(e.key.as_str(), e.revision)) {
-                Some(val) if *val != e.value.as_deref() => out.push(v(
-                    "wrong-value",
+            match acked.get(&(e.key.as_str(), val)) {
+                Some(&rev) if val.is_some() && rev != e.revision => out.push(v(
+                    "wrong-revision",
                     format!(
-                        "{} at revision {}: watched {:?}, written {:?}",
-                        e.key, e.revision, e.value, val
+                        "{}={:?} watched at revision {}, acknowledged at {rev}",
+                        e.key, e.value, e.revision
                     ),
                 )),
                 Some(_) => {}
                 None => {
                     if let Some(vals) = written.get(e.key.as_str()) {
-                        if !vals.contains(&e.value.as_deref()) {
+                        if val.is_some() && !vals.contains(&val) {
                             out.push(v(
                                 "phantom",
                                 format!(
@@ -481,11 +556,11 @@ pub fn check_watches(h: &History) -> Vec<WatchViolation> {
                 }
             }
         }
-        for (&(key, rev), val) in &acked {
+        for (&(key, val), &rev) in &acked {
             if key.starts_with(&w.prefix)
                 && rev > w.after_revision
                 && rev <= w.through_revision
-                && !got.contains(&(rev, key))
+                && !got.contains(&(key, val, rev))
             {
                 out.push(v(
                     "gap",
@@ -502,15 +577,29 @@ pub fn check_watches(h: &History) -> Vec<WatchViolation> {
 
 /// Acknowledged writes the final state does not hold: a write or cas
 /// acknowledged at revision R of a key whose final `mod_revision` is below R
-/// (the store went back in time), or is R with another value.
+/// (the store went back in time), or is R with a value no write acknowledged
+/// at R (or of unknown outcome) wrote — writes of one Raft entry share its
+/// revision, so the last of them is the final value.
 pub fn lost_writes(h: &History) -> Vec<Op> {
     let finals: HashMap<&str, &FinalRead> = h.finals.iter().map(|f| (f.key.as_str(), f)).collect();
+    let explains = |f: &FinalRead| {
+        h.ops.iter().any(|o| {
+            o.kind != OpType::Read
+                && o.key == f.key
+                && o.value == f.value
+                && (o.outcome == Outcome::Unknown
+                    || (o.outcome == Outcome::Ok && o.revision == f.revision))
+        })
+    };
     h.ops
         .iter()
         .filter(|o| o.kind != OpType::Read && o.outcome == Outcome::Ok && o.revision > 0)
         .filter(|o| match finals.get(o.key.as_str()) {
             None => false,
-            Some(f) => f.revision < o.revision || (f.revision == o.revision && f.value != o.value),
+            Some(f) => {
+                f.revision < o.revision
+                    || (f.revision == o.revision && f.value != o.value && !explains(f))
+            }
         })
         .cloned()
         .collect()
@@ -848,6 +937,65 @@ mod tests {
         assert_eq!(shown, ["Write v18", "Write v19", "Read v18"], "{shown:?}");
     }
 
+    #[test]
+    fn minimal_violation_keeps_the_writes_a_failed_cas_needs() {
+        // The read of a value never written is the violation; dropping the
+        // write of b would make the failed cas a second, different one.
+        let ops = vec![
+            op(1, "w a", 0, 1, Done),
+            op(1, "w b", 2, 3, Done),
+            op(2, "c a c", 4, 5, Fail),
+            op(1, "w d", 6, 7, Done),
+            op(3, "r d", 8, 9, Done),
+            op(3, "r zz", 10, 11, Done),
+        ];
+        let refs: Vec<&Op> = ops.iter().collect();
+        let min = minimal_violation(&refs);
+        assert_eq!(min.len(), 1, "{min:?}");
+        assert_eq!(min[0].result.as_deref(), Some("zz"));
+    }
+
+    #[test]
+    fn minimal_violation_of_a_corrupted_read_is_that_read() {
+        // Sequential histories of writes, reads and cas (some failing), one
+        // read corrupted to a value never written, at varying places.
+        for seed in 0..40u64 {
+            let mut x = seed * 7919 + 13;
+            let mut rnd = |m: u64| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 33) % m
+            };
+            let (mut ops, mut state, mut t) = (Vec::new(), String::from("-"), 0);
+            for i in 0..60 {
+                let o = match rnd(3) {
+                    0 => {
+                        state = format!("v{i}");
+                        op(1, &format!("w {state}"), t, t + 1, Done)
+                    }
+                    1 => op(2, &format!("r {state}"), t, t + 1, Done),
+                    _ => op(3, &format!("c v{} n{i}", i / 2), t, t + 1, Fail),
+                };
+                // A cas of a value held would have succeeded: keep it honest.
+                if o.kind == OpType::Cas && o.expect.as_deref() == Some(state.as_str()) {
+                    continue;
+                }
+                ops.push(o);
+                t += 2;
+            }
+            let reads: Vec<usize> = (0..ops.len())
+                .filter(|&i| ops[i].kind == OpType::Read)
+                .collect();
+            let bad = reads[rnd(reads.len() as u64) as usize];
+            ops[bad].result = Some("zz".into());
+            let refs: Vec<&Op> = ops.iter().collect();
+            let min = minimal_violation(&refs);
+            assert_eq!(min.len(), 1, "seed {seed}: {min:?}");
+            assert_eq!(min[0].result.as_deref(), Some("zz"), "seed {seed}");
+        }
+    }
+
     fn ev(revision: u64, key: &str, value: &str) -> WatchEvent {
         WatchEvent {
             revision,
@@ -869,6 +1017,7 @@ mod tests {
             acked("p/a", "1", 5),
             acked("p/b", "2", 5),
             acked("p/a", "3", 7),
+            acked("p/a", "4", 7),
             acked("q/x", "9", 8),
         ];
         let stream = |events: Vec<WatchEvent>, through| WatchStream {
@@ -883,7 +1032,12 @@ mod tests {
             (
                 "complete and ordered",
                 stream(
-                    vec![ev(5, "p/a", "1"), ev(5, "p/b", "2"), ev(7, "p/a", "3")],
+                    vec![
+                        ev(5, "p/a", "1"),
+                        ev(5, "p/b", "2"),
+                        ev(7, "p/a", "3"),
+                        ev(7, "p/a", "4"),
+                    ],
                     9,
                 ),
                 vec![],
@@ -895,7 +1049,10 @@ mod tests {
             ),
             (
                 "gap",
-                stream(vec![ev(5, "p/a", "1"), ev(7, "p/a", "3")], 9),
+                stream(
+                    vec![ev(5, "p/a", "1"), ev(7, "p/a", "3"), ev(7, "p/a", "4")],
+                    9,
+                ),
                 vec!["gap"],
             ),
             (
@@ -906,6 +1063,7 @@ mod tests {
                         ev(5, "p/b", "2"),
                         ev(7, "p/a", "3"),
                         ev(7, "p/a", "3"),
+                        ev(7, "p/a", "4"),
                     ],
                     9,
                 ),
@@ -914,18 +1072,37 @@ mod tests {
             (
                 "disorder",
                 stream(
-                    vec![ev(7, "p/a", "3"), ev(5, "p/a", "1"), ev(5, "p/b", "2")],
+                    vec![
+                        ev(7, "p/a", "3"),
+                        ev(7, "p/a", "4"),
+                        ev(5, "p/a", "1"),
+                        ev(5, "p/b", "2"),
+                    ],
                     9,
                 ),
                 vec!["disorder", "disorder"],
             ),
             (
-                "wrong value",
+                "wrong revision",
                 stream(
-                    vec![ev(5, "p/a", "1"), ev(5, "p/b", "2"), ev(7, "p/a", "1")],
+                    vec![
+                        ev(5, "p/a", "1"),
+                        ev(5, "p/b", "2"),
+                        ev(6, "p/a", "3"),
+                        ev(7, "p/a", "3"),
+                        ev(7, "p/a", "4"),
+                    ],
                     9,
                 ),
-                vec!["wrong-value"],
+                vec!["wrong-revision"],
+            ),
+            (
+                "a gap among the changes of one revision",
+                stream(
+                    vec![ev(5, "p/a", "1"), ev(5, "p/b", "2"), ev(7, "p/a", "4")],
+                    9,
+                ),
+                vec!["gap"],
             ),
             (
                 "phantom",
@@ -935,6 +1112,7 @@ mod tests {
                         ev(5, "p/b", "2"),
                         ev(6, "p/a", "zz"),
                         ev(7, "p/a", "3"),
+                        ev(7, "p/a", "4"),
                     ],
                     9,
                 ),
@@ -948,14 +1126,22 @@ mod tests {
                 watches: vec![w],
                 ..History::default()
             };
-            let got: Vec<&str> = check_watches(&h).iter().map(|v| v.kind).collect();
-            assert_eq!(got, want, "{name}");
+            let found = check_watches(&h);
+            let got: Vec<&str> = found.iter().map(|v| v.kind).collect();
+            assert_eq!(got, want, "{name}: {found:?}");
         }
     }
 
     #[test]
     fn lost_writes_table() {
-        let ops = vec![acked("a", "1", 5), acked("a", "2", 9), acked("b", "3", 6)];
+        let ops = vec![
+            acked("a", "1", 5),
+            acked("a", "2", 9),
+            acked("b", "3", 6),
+            // Two writes of one Raft entry: either may be the final value.
+            acked("c", "4", 8),
+            acked("c", "5", 8),
+        ];
         let fin = |key: &str, value: &str, revision| FinalRead {
             key: key.into(),
             value: Some(value.into()),

@@ -490,8 +490,14 @@ async fn drive(
 
     // Figures per fault.
     let leaders = shared.leaders.lock().expect("leaders").clone();
-    for f in faults.iter_mut() {
-        let (leader_ms, write_ms) = figures(&history.ops, &leaders, f.at_ns);
+    let next_at: Vec<u64> = faults
+        .iter()
+        .skip(1)
+        .map(|f| f.at_ns)
+        .chain([u64::MAX])
+        .collect();
+    for (f, until) in faults.iter_mut().zip(next_at) {
+        let (leader_ms, write_ms) = figures(&history.ops, &leaders, f.at_ns, until);
         f.leader_ms = leader_ms;
         f.write_ms = write_ms;
     }
@@ -685,8 +691,9 @@ async fn leader_index(client: &Client, local: &up::Local) -> Option<usize> {
 }
 
 /// From the fault at `at_ns`: milliseconds to the first leader of a higher
-/// term seen, and to the first acknowledged write invoked after it.
-fn figures(ops: &[Op], leaders: &Leaders, at_ns: u64) -> (Option<f64>, Option<f64>) {
+/// term seen before `until_ns` (the next fault), and to the first
+/// acknowledged write invoked after it.
+fn figures(ops: &[Op], leaders: &Leaders, at_ns: u64, until_ns: u64) -> (Option<f64>, Option<f64>) {
     let term_before = leaders
         .iter()
         .filter(|&&(t, _, _)| t <= at_ns)
@@ -696,7 +703,7 @@ fn figures(ops: &[Op], leaders: &Leaders, at_ns: u64) -> (Option<f64>, Option<f6
     let ms = |t: u64| (t.saturating_sub(at_ns)) as f64 / 1e6;
     let leader = leaders
         .iter()
-        .find(|&&(t, term, _)| t > at_ns && term > term_before)
+        .find(|&&(t, term, _)| t > at_ns && t < until_ns && term > term_before)
         .map(|&(t, _, _)| ms(t));
     let write = ops
         .iter()
@@ -801,10 +808,15 @@ mod tests {
             w(2_500_000, 9_000_000, Outcome::Unknown),
             w(2_000_000, 7_000_000, Outcome::Ok),
         ];
-        let (leader, write) = figures(&ops, &leaders, 1_000_000);
+        let (leader, write) = figures(&ops, &leaders, 1_000_000, u64::MAX);
         assert_eq!(leader, Some(4.0));
         assert_eq!(write, Some(6.0));
-        assert_eq!(figures(&ops, &leaders, 6_000_000), (None, None));
+        // The leader change came after the next fault: not this one's.
+        assert_eq!(
+            figures(&ops, &leaders, 1_000_000, 4_000_000),
+            (None, Some(6.0))
+        );
+        assert_eq!(figures(&ops, &leaders, 6_000_000, u64::MAX), (None, None));
     }
 
     #[test]
