@@ -941,7 +941,7 @@ mod tests {
     fn minimal_violation_keeps_the_writes_a_failed_cas_needs() {
         // The read of a value never written is the violation; dropping the
         // write of b would make the failed cas a second, different one.
-        let ops = vec![
+        let ops = [
             op(1, "w a", 0, 1, Done),
             op(1, "w b", 2, 3, Done),
             op(2, "c a c", 4, 5, Fail),

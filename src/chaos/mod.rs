@@ -5,10 +5,12 @@
 //!   and compare-and-set histories with unknown outcomes, watch streams,
 //!   acknowledged writes lost.
 //! - [`run`]: the run — cluster, seeded faults, workload, history, report.
+//! - [`proxy`]: the UDP fault proxy in front of each master for network faults.
 //!
 //! `ferry chaos check FILE` checks a saved history again.
 
 pub mod check;
+mod proxy;
 mod run;
 
 use anyhow::{Context, Result};

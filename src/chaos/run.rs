@@ -40,6 +40,12 @@ pub enum Fault {
     KillTwo,
     /// SIGKILL every master, then restart them all.
     RestartAll,
+    /// Cut the leader off from every other master, both ways (clients reach all).
+    PartitionLeader,
+    /// The leader's packets reach the other masters, theirs do not reach it.
+    PartitionAsym,
+    /// Every master's traffic: 20% loss, 10% duplicated, up to 20 ms delay.
+    LossyNet,
 }
 
 impl Fault {
@@ -51,12 +57,26 @@ impl Fault {
             Fault::StopFollower => "stop-follower",
             Fault::KillTwo => "kill-two",
             Fault::RestartAll => "restart-all",
+            Fault::PartitionLeader => "partition-leader",
+            Fault::PartitionAsym => "partition-asym",
+            Fault::LossyNet => "lossy-net",
         }
+    }
+
+    /// Whether it needs the fault proxies.
+    fn network(self) -> bool {
+        matches!(
+            self,
+            Fault::PartitionLeader | Fault::PartitionAsym | Fault::LossyNet
+        )
     }
 
     /// Whether it takes the leader away (its figures count toward `failover_p99_ms`).
     fn hits_leader(self) -> bool {
-        matches!(self, Fault::KillLeader | Fault::StopLeader)
+        matches!(
+            self,
+            Fault::KillLeader | Fault::StopLeader | Fault::PartitionLeader
+        )
     }
 }
 
@@ -76,7 +96,9 @@ pub struct RunArgs {
     /// Seed of the fault schedule and the workload (default: random; printed).
     #[arg(long)]
     seed: Option<u64>,
-    /// Faults to draw from.
+    /// Faults to draw from. `partition-leader`, `partition-asym` and
+    /// `lossy-net` put a UDP fault proxy in front of every master (each
+    /// master advertises its proxy's address).
     #[arg(
         long,
         value_enum,
@@ -160,13 +182,26 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     ferry_actors::master::identity::create_private_dir(&dir)?;
     let cfg = dir.join("master.toml");
     std::fs::write(&cfg, MASTER_CONFIG)?;
-    let port = crate::failover::free_ports(n)?;
+    let net = a.faults.iter().any(|f| f.network());
+    // Masters on the first n ports, their proxies (if any) on the next n.
+    let port = crate::failover::free_ports(if net { 2 * n } else { n })?;
+    let mut proxies = Vec::new();
+    if net {
+        for i in 0..n {
+            let at = |p: usize| -> std::net::SocketAddr {
+                ([127, 0, 0, 1], (port as usize + p) as u16).into()
+            };
+            proxies.push(super::proxy::start(at(n + i), at(i)).await?);
+        }
+    }
+    let advertise = net.then(|| proxies.iter().map(|p| p.addr.to_string()).collect());
     eprintln!(
-        "ferry chaos: seed {seed}; starting {n} masters in {}",
-        dir.display()
+        "ferry chaos: seed {seed}; starting {n} masters in {}{}",
+        dir.display(),
+        if net { " behind fault proxies" } else { "" }
     );
-    let mut local = up::start(&dir, n, port, None, false, Some(&cfg)).await?;
-    let result = drive(&a, seed, &dir, &mut local, &cfg).await;
+    let mut local = up::start_advertised(&dir, n, port, None, false, Some(&cfg), advertise).await?;
+    let result = drive(&a, seed, &dir, &mut local, &cfg, &proxies).await;
     // Whatever happened: no master stays stopped, and none outlives the run.
     for p in &local.procs {
         if let Some(c) = &p.child {
@@ -191,6 +226,7 @@ async fn drive(
     dir: &Path,
     local: &mut up::Local,
     cfg: &Path,
+    proxies: &[super::proxy::Proxy],
 ) -> Result<ExitCode> {
     let admin = local.admin.clone();
     let prefix = format!("chaos/{seed:016x}/");
@@ -320,15 +356,24 @@ async fn drive(
         let n = local.procs.len();
         let follower = (leader + 1 + pick % (n - 1)) % n;
         let targets: Vec<usize> = match kind {
-            Fault::KillLeader | Fault::StopLeader => vec![leader],
+            Fault::KillLeader
+            | Fault::StopLeader
+            | Fault::PartitionLeader
+            | Fault::PartitionAsym => vec![leader],
             Fault::KillFollower | Fault::StopFollower => vec![follower],
             Fault::KillTwo => vec![leader, follower],
-            Fault::RestartAll => (0..n).collect(),
+            Fault::RestartAll | Fault::LossyNet => (0..n).collect(),
         };
         let stop = matches!(kind, Fault::StopLeader | Fault::StopFollower);
         let at_ns = shared.now_ns();
         let mut killed = Vec::new();
+        if kind.network() {
+            net_fault(kind, leader, local, proxies);
+        }
         for &i in &targets {
+            if kind.network() {
+                break;
+            }
             let Some(child) = local.procs[i].child.as_ref() else {
                 continue;
             };
@@ -354,8 +399,11 @@ async fn drive(
                 .join(",")
         );
         tokio::time::sleep(hold).await;
+        for p in proxies {
+            *p.rules.lock().expect("rules") = Default::default();
+        }
         for &i in &targets {
-            if stop {
+            if stop && !kind.network() {
                 if let Some(c) = &local.procs[i].child {
                     kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT)?;
                 }
@@ -459,11 +507,13 @@ async fn drive(
     let watch_until = Instant::now() + Duration::from_secs(10);
     for (s, _) in &watchers {
         while Instant::now() < watch_until {
-            let st = s.lock().expect("stream");
-            if st.through_revision >= top || st.error.is_some() {
+            let done = {
+                let st = s.lock().expect("stream");
+                st.through_revision >= top || st.error.is_some()
+            };
+            if done {
                 break;
             }
-            drop(st);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -680,6 +730,51 @@ async fn workload(
     }
 }
 
+/// Sets the proxies' rules for a network fault around `leader`: a master's
+/// packets leave from its real address (`Proc::addr`), so a proxy tells
+/// peers apart by source.
+fn net_fault(kind: Fault, leader: usize, local: &up::Local, proxies: &[super::proxy::Proxy]) {
+    let real = |i: usize| -> Option<std::net::SocketAddr> { local.procs[i].addr.parse().ok() };
+    let Some(l) = real(leader) else {
+        return;
+    };
+    for (j, p) in proxies.iter().enumerate() {
+        let mut r = p.rules.lock().expect("rules");
+        match kind {
+            Fault::LossyNet => {
+                r.loss = 0.2;
+                r.duplicate = 0.1;
+                r.max_delay = Duration::from_millis(20);
+            }
+            Fault::PartitionLeader if j == leader => {
+                for k in (0..proxies.len()).filter(|&k| k != leader) {
+                    if let Some(a) = real(k) {
+                        r.drop_from.insert(a);
+                        r.drop_to.insert(a);
+                    }
+                }
+            }
+            Fault::PartitionLeader => {
+                r.drop_from.insert(l);
+                r.drop_to.insert(l);
+            }
+            // The leader hears nobody: its proxy drops what peers send it
+            // (their connections to it), theirs drop what they answer it.
+            Fault::PartitionAsym if j == leader => {
+                for k in (0..proxies.len()).filter(|&k| k != leader) {
+                    if let Some(a) = real(k) {
+                        r.drop_from.insert(a);
+                    }
+                }
+            }
+            Fault::PartitionAsym => {
+                r.drop_to.insert(l);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The index (in `local.procs`) of the leader, as a master reports it.
 async fn leader_index(client: &Client, local: &up::Local) -> Option<usize> {
     let s = tokio::time::timeout(Duration::from_millis(1500), client.status())
@@ -687,7 +782,10 @@ async fn leader_index(client: &Client, local: &up::Local) -> Option<usize> {
         .ok()?
         .ok()?;
     let addr = s.leader_addr?;
-    local.procs.iter().position(|p| p.addr == addr)
+    local
+        .procs
+        .iter()
+        .position(|p| p.advertise.as_deref().unwrap_or(&p.addr) == addr)
 }
 
 /// From the fault at `at_ns`: milliseconds to the first leader of a higher

@@ -3,41 +3,29 @@
 //! linearizable, no acknowledged write was lost, no watch guarantee broken and
 //! the masters converged; and `ferry chaos check` on the run's saved history
 //! (passes) and on a corrupted copy of it (a read of a value never written:
-//! fails, naming the key). No timed assertion: failover figures depend on the
-//! machine.
+//! fails, naming the key); and a short run of the network faults (partitions,
+//! loss, delay, duplication through the fault proxies). No timed assertion:
+//! failover figures depend on the machine.
 
 use crate::harness::serial;
 use crate::procs::{pids_with_arg, run_ferry};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use std::path::Path;
 use std::time::Duration;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chaos_run_is_linearizable_and_loses_nothing() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let dir = tmp.path().join("chaos");
-    let ran = run_ferry(
-        tmp.path(),
-        &[
-            "chaos",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--seconds",
-            "30",
-            "--seed",
-            "21",
-        ],
-        // 30 s of faults, cluster start-up, and the shutdown margin.
-        Duration::from_secs(180),
-    );
+/// Runs `ferry chaos --dir DIR ARGS...` and checks its last line says every
+/// check passed; returns the run's stdout.
+fn chaos_passes(home: &Path, dir: &Path, args: &[&str], seed: &str) -> String {
+    let mut all = vec!["chaos", "--dir", dir.to_str().unwrap(), "--seed", seed];
+    all.extend_from_slice(args);
+    // The faults, cluster start-up, and the shutdown margin.
+    let ran = run_ferry(home, &all, Duration::from_secs(180));
     // Whatever happened, no master of this run outlives the test.
-    for pid in pids_with_arg(dir.join("m1").to_str().unwrap())
-        .into_iter()
-        .chain(pids_with_arg(dir.join("m2").to_str().unwrap()))
-        .chain(pids_with_arg(dir.join("m3").to_str().unwrap()))
-    {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    for m in ["m1", "m2", "m3"] {
+        for pid in pids_with_arg(dir.join(m).to_str().unwrap()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
     }
     let last = ran.stdout.lines().last().unwrap_or_default().to_string();
     let fields: Vec<&str> = last.split(' ').collect();
@@ -61,8 +49,9 @@ async fn chaos_run_is_linearizable_and_loses_nothing() {
         ],
         "{last}"
     );
+    let seed_field = format!("seed={seed}");
     for want in [
-        "seed=21",
+        seed_field.as_str(),
         "linearizable=true",
         "lost_writes=0",
         "watch_violations=0",
@@ -86,6 +75,15 @@ async fn chaos_run_is_linearizable_and_loses_nothing() {
         ran.stderr
     );
     assert!(dir.join("report.json").exists());
+    ran.stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_run_is_linearizable_and_loses_nothing() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("chaos");
+    chaos_passes(tmp.path(), &dir, &["--seconds", "30"], "21");
 
     // The saved history checks again.
     let history = dir.join("history.json");
@@ -143,5 +141,28 @@ async fn chaos_run_is_linearizable_and_loses_nothing() {
             .contains("linearizable=false"),
         "{}",
         checked.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_network_faults_keep_the_history_linearizable() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("chaos");
+    let out = chaos_passes(
+        tmp.path(),
+        &dir,
+        &[
+            "--seconds",
+            "25",
+            "--faults",
+            "partition-leader,partition-asym,lossy-net",
+        ],
+        "3",
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("fault ") && l.contains("partition")),
+        "{out}"
     );
 }
