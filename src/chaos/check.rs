@@ -138,6 +138,9 @@ pub enum Verdict {
 /// Search steps one key's check may take before it gives up.
 pub const STEP_BUDGET: u64 = 20_000_000;
 
+/// Time one key's check, and one shrink phase, may take before giving up.
+const TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One operation as the search sees it: values interned.
 #[derive(Clone, Copy)]
 struct Lop {
@@ -251,9 +254,10 @@ pub fn check_key<'a>(ops: &[&'a Op], budget: u64) -> Verdict {
     let mut state: Option<u32> = None;
     let mut entry = next[0];
     let mut steps = 0u64;
+    let started = std::time::Instant::now();
     while next[0] != NIL {
         steps += 1;
-        if steps > budget {
+        if steps > budget || (steps % 4096 == 0 && started.elapsed() > TIME_BUDGET) {
             return Verdict::Undecided;
         }
         if entry == NIL {
@@ -339,9 +343,11 @@ fn shrink<'a>(
         .count()
         .div_ceil(2)
         .max(1);
+    let started = std::time::Instant::now();
+    let spent = |checks: &usize| *checks >= SHRINK_CHECKS || started.elapsed() > TIME_BUDGET;
     loop {
         let mut i = 0;
-        while i < cur.len() && *checks < SHRINK_CHECKS {
+        while i < cur.len() && !spent(checks) {
             // The next `chunk` removable operations from position i.
             let mut end = i;
             let mut taken = 0;
@@ -366,7 +372,7 @@ fn shrink<'a>(
                 i = end;
             }
         }
-        if chunk == 1 || *checks >= SHRINK_CHECKS {
+        if chunk == 1 || spent(checks) {
             return cur;
         }
         chunk = chunk.div_ceil(2);
@@ -374,7 +380,8 @@ fn shrink<'a>(
 }
 
 /// A small sub-history of a violating key history that shows its violation
-/// (1-minimal when the shrink finishes within its budget). First observers
+/// (1-minimal when the shrink finishes within its budget of checks and
+/// time, per phase). First observers
 /// (reads, failed cas) are dropped while the rest still violates — that can
 /// create no new violation. Then writes are dropped while the rest still
 /// violates, still writes every value it reads or compares, is linearizable
