@@ -257,7 +257,7 @@ pub fn check_key<'a>(ops: &[&'a Op], budget: u64) -> Verdict {
     let started = std::time::Instant::now();
     while next[0] != NIL {
         steps += 1;
-        if steps > budget || (steps % 4096 == 0 && started.elapsed() > TIME_BUDGET) {
+        if steps > budget || (steps.is_multiple_of(4096) && started.elapsed() > TIME_BUDGET) {
             return Verdict::Undecided;
         }
         if entry == NIL {

@@ -203,13 +203,19 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     let mut local = up::start_advertised(&dir, n, port, None, false, Some(&cfg), advertise).await?;
     let result = drive(&a, seed, &dir, &mut local, &cfg, &proxies).await;
     // Whatever happened: no master stays stopped, and none outlives the run.
+    stop_cluster(&mut local);
+    result
+}
+
+/// SIGCONT for every master (none stays stopped), then SIGTERM, SIGKILL
+/// after 10 s.
+fn stop_cluster(local: &mut up::Local) {
     for p in &local.procs {
         if let Some(c) = &p.child {
             let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT);
         }
     }
     up::stop_all(&mut local.procs);
-    result
 }
 
 /// A client of the master at `addr` only, with a short deadline.
@@ -463,12 +469,18 @@ async fn drive(
     })?;
     let mut finals = Vec::new();
     let mut ops_final = Vec::new();
+    let mut finals_failed = false;
     for key in &keys {
         let invoke_ns = shared.now_ns();
-        let kv = final_client
-            .get(key, Consistency::Linearizable)
-            .await
-            .with_context(|| format!("final read of {key}"))?;
+        let kv = match final_client.get(key, Consistency::Linearizable).await {
+            Ok(kv) => kv,
+            Err(e) => {
+                // No final state: the cluster did not recover (not converged).
+                eprintln!("ferry chaos: the final read of {key} failed: {e}");
+                finals_failed = true;
+                continue;
+            }
+        };
         let complete_ns = shared.now_ns();
         let value = kv
             .as_ref()
@@ -524,7 +536,10 @@ async fn drive(
     }
 
     // Converged: every master's own state of the keys equals the linearizable one.
-    let converged = converged(&admin, &local.masters, &prefix, &final_client, hard_end).await;
+    let converged =
+        !finals_failed && converged(&admin, &local.masters, &prefix, &final_client, hard_end).await;
+    // The cluster is done with: stopped before the checks, which may take long.
+    stop_cluster(local);
 
     let history = History {
         version: HISTORY_VERSION,
