@@ -145,7 +145,7 @@ pub async fn run(a: Args) -> Result<ExitCode> {
 }
 
 /// A base port with `n` consecutive free UDP ports after it.
-fn free_ports(n: usize) -> Result<u16> {
+pub(crate) fn free_ports(n: usize) -> Result<u16> {
     for _ in 0..100 {
         let base: u16 = 20000 + rand::random::<u16>() % 30000;
         let all_free =

@@ -11,6 +11,8 @@
 //! - [`snapshot`]: `ferry snapshot save|status` — backups of the store.
 //! - [`bench`]: `ferry bench store|api|http|failover|scheduler|startup` ([`failover`]: leader
 //!   kills, measured; [`podbench`]: scheduling and pod startup, timed).
+//! - [`chaos`]: `ferry chaos` — seeded faults against a local cluster, a linearizability
+//!   checker, `ferry chaos check FILE`.
 //! - [`client`]: finding and loading the client config.
 //! - [`output`]: stdout that survives a closed pipe.
 //! - [`printers`]: what `get`, `describe` and `explain` print (kubectl's formats).
@@ -26,6 +28,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[macro_use]
 mod output;
 mod bench;
+mod chaos;
 mod client;
 mod cluster;
 mod exec;
@@ -100,6 +103,9 @@ enum Command {
     /// Benchmarks against a running cluster.
     #[command(subcommand)]
     Bench(bench::Cmd),
+    /// Fault injection with a linearizability checker: a local cluster it starts,
+    /// seeded faults, a checked history (`ferry chaos check FILE` checks a saved one).
+    Chaos(chaos::Args),
     /// The kinds ferry serves (as `kubectl api-resources` prints them).
     ApiResources,
     #[command(flatten)]
@@ -182,6 +188,7 @@ fn main() -> ExitCode {
             Command::Logs(a) => logs::run(a, cli.config.as_deref(), cli.namespace.as_deref()).await,
             Command::Bench(c) => bench::run(c, cli.config.as_deref()).await,
             Command::Echo(a) => proxybench::echo(a).await,
+            Command::Chaos(a) => chaos::run(a).await,
             Command::Snapshot(c) => snapshot::run(c, cli.config.as_deref()).await,
             Command::Objects(c) => {
                 objects::run(c, cli.config.as_deref(), cli.namespace.as_deref()).await

@@ -54,6 +54,9 @@ pub(crate) struct Proc {
     pub(crate) addr: String,
     /// A master's HTTPS address, when not the default (its QUIC address over TCP).
     pub(crate) https: Option<String>,
+    /// The address a master advertises to peers and clients, when not `addr`
+    /// (`ferry chaos` puts a fault proxy there).
+    pub(crate) advertise: Option<String>,
     /// Runtime threads: the masters share this machine's cores (0: a node).
     workers: usize,
     pub(crate) child: Option<Child>,
@@ -122,6 +125,9 @@ pub(crate) fn spawn(p: &mut Proc, extra: &[String], master_cfg: Option<&Path>) -
             .arg(p.workers.to_string());
         if let Some(h) = &p.https {
             cmd.arg("--https-listen").arg(h);
+        }
+        if let Some(a) = &p.advertise {
+            cmd.arg("--advertise").arg(a);
         }
         if let Some(c) = master_cfg {
             cmd.arg("--config").arg(c);
@@ -369,6 +375,7 @@ async fn start_nodes(dir: &Path, n: usize, local: &Local) -> Result<(Vec<Proc>, 
             https: None,
             workers: 0,
             child: None,
+            advertise: None,
             log_from: 0,
         })
         .collect();
@@ -439,6 +446,20 @@ pub(crate) async fn start(
     force: bool,
     master_cfg: Option<&Path>,
 ) -> Result<Local> {
+    start_advertised(dir, n, port, https_port, force, master_cfg, None).await
+}
+
+/// [`start`], each master advertising the address of `advertise` at its index
+/// (peers, clients and joins use those).
+pub(crate) async fn start_advertised(
+    dir: &Path,
+    n: usize,
+    port: u16,
+    https_port: Option<u16>,
+    force: bool,
+    master_cfg: Option<&Path>,
+    advertise: Option<Vec<String>>,
+) -> Result<Local> {
     create_private_dir(dir)?;
     // Masters on one machine compete for its cores: more runtime threads than
     // cores only adds cross-thread wakeups to every request's path.
@@ -452,13 +473,17 @@ pub(crate) async fn start(
             https: https_port.map(|p| format!("127.0.0.1:{}", p as usize + i)),
             workers,
             child: None,
+            advertise: advertise.as_ref().map(|a| a[i - 1].clone()),
             log_from: 0,
         })
         .collect();
     for p in &procs {
         create_private_dir(&p.data)?;
     }
-    let masters: Vec<String> = procs.iter().map(|p| p.addr.clone()).collect();
+    let masters: Vec<String> = procs
+        .iter()
+        .map(|p| p.advertise.clone().unwrap_or_else(|| p.addr.clone()))
+        .collect();
     let cfg = master_cfg;
     let is_setup = |p: &Proc| p.data.join("identity.toml").exists();
 

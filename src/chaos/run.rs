@@ -1,0 +1,942 @@
+//! One `ferry chaos` run: a local cluster of real masters (started as `ferry
+//! up` does), a fault schedule drawn from the seed, clients doing reads,
+//! writes and compare-and-set on a few keys through the QUIC client, watchers
+//! on them; then healing, final reads, the checkers, the figures per fault.
+
+use super::check::{
+    self, FinalRead, History, Op, OpType, Outcome, WatchEvent, WatchStream, HISTORY_VERSION,
+};
+use crate::up;
+use anyhow::{bail, Context, Result};
+use ferry_api::kv::{EventKind, Expect, KvError, WatchItem};
+use ferry_api::proto::{Consistency, RangeRequest};
+use ferry_api::Client;
+use ferry_config::ClientConfig;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A fault `ferry chaos` injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// SIGKILL the leader; restart it after a hold.
+    KillLeader,
+    /// SIGKILL a follower; restart it after a hold.
+    KillFollower,
+    /// SIGSTOP the leader; SIGCONT it after a hold.
+    StopLeader,
+    /// SIGSTOP a follower; SIGCONT it after a hold.
+    StopFollower,
+    /// SIGKILL the leader and a follower (a majority of 3); restart both.
+    KillTwo,
+    /// SIGKILL every master, then restart them all.
+    RestartAll,
+    /// Cut the leader off from every other master, both ways (clients reach all).
+    PartitionLeader,
+    /// The leader's packets reach the other masters, theirs do not reach it.
+    PartitionAsym,
+    /// Every master's traffic: 20% loss, 10% duplicated, up to 20 ms delay.
+    LossyNet,
+}
+
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::KillLeader => "kill-leader",
+            Fault::KillFollower => "kill-follower",
+            Fault::StopLeader => "stop-leader",
+            Fault::StopFollower => "stop-follower",
+            Fault::KillTwo => "kill-two",
+            Fault::RestartAll => "restart-all",
+            Fault::PartitionLeader => "partition-leader",
+            Fault::PartitionAsym => "partition-asym",
+            Fault::LossyNet => "lossy-net",
+        }
+    }
+
+    /// Whether it needs the fault proxies.
+    fn network(self) -> bool {
+        matches!(
+            self,
+            Fault::PartitionLeader | Fault::PartitionAsym | Fault::LossyNet
+        )
+    }
+
+    /// Whether it takes the leader away (its figures count toward `failover_p99_ms`).
+    fn hits_leader(self) -> bool {
+        matches!(
+            self,
+            Fault::KillLeader | Fault::StopLeader | Fault::PartitionLeader
+        )
+    }
+}
+
+/// Options of a `ferry chaos` run.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Directory for the cluster's data dirs and logs, the history
+    /// (`history.json`) and the report (`report.json`); must not hold a cluster.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Masters in the cluster (3 or 5).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(3..=5))]
+    masters: u8,
+    /// How long the workload and the faults run.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Seed of the fault schedule and the workload (default: random; printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Faults to draw from. `partition-leader`, `partition-asym` and
+    /// `lossy-net` put a UDP fault proxy in front of every master (each
+    /// master advertises its proxy's address).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "kill-leader,kill-follower,stop-leader,stop-follower,kill-two,restart-all"
+    )]
+    faults: Vec<Fault>,
+    /// Clients doing reads, writes and compare-and-set.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Keys they work on.
+    #[arg(long, default_value_t = 3)]
+    keys: usize,
+    /// Watchers of the keys.
+    #[arg(long, default_value_t = 2)]
+    watchers: usize,
+}
+
+/// Snapshots and log purges every 300 entries, so restarted masters catch up
+/// through snapshot installs as well as through the log.
+const MASTER_CONFIG: &str = "[raft]\nsnapshot_every = 300\nkeep_behind_snapshot = 50\n";
+
+/// A workload client's deadline per operation: past it the outcome is unknown.
+const OP_TIMEOUT_MS: u64 = 4000;
+
+/// Time after `--seconds` for healing, final reads and checks.
+const SHUTDOWN_MARGIN: Duration = Duration::from_secs(45);
+
+/// One injected fault and what followed it.
+#[derive(Debug, Clone, Serialize)]
+struct FaultRecord {
+    kind: Fault,
+    targets: Vec<String>,
+    at_ns: u64,
+    healed_ns: u64,
+    /// From the fault to the first leader of a higher term seen (faults that
+    /// leave the leader alone may have none).
+    leader_ms: Option<f64>,
+    /// From the fault to the first acknowledged write invoked after it.
+    write_ms: Option<f64>,
+}
+
+/// Leader changes seen by the monitor: (time, term, leader).
+type Leaders = Vec<(u64, u64, u64)>;
+
+struct Shared {
+    start: Instant,
+    stop: AtomicBool,
+    ops: Mutex<Vec<Op>>,
+    leaders: Mutex<Leaders>,
+    next_process: AtomicU64,
+}
+
+impl Shared {
+    fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+}
+
+pub async fn run(a: RunArgs) -> Result<ExitCode> {
+    let Some(dir) = a.dir.clone() else {
+        bail!("--dir is required: the directory for the cluster, its logs and the report");
+    };
+    if a.faults.is_empty() || a.clients == 0 || a.keys == 0 {
+        bail!("--faults, --clients and --keys must not be empty or 0");
+    }
+    if a.seconds < 5 {
+        bail!("--seconds must be at least 5");
+    }
+    let n = a.masters as usize;
+    if n != 3 && n != 5 {
+        bail!("--masters must be 3 or 5");
+    }
+    if dir.join("m1").exists() {
+        bail!(
+            "{} already holds a cluster; give an empty --dir",
+            dir.display()
+        );
+    }
+    let seed = a.seed.unwrap_or_else(rand::random);
+    ferry_actors::master::identity::create_private_dir(&dir)?;
+    let cfg = dir.join("master.toml");
+    std::fs::write(&cfg, MASTER_CONFIG)?;
+    let net = a.faults.iter().any(|f| f.network());
+    // Masters on the first n ports, their proxies (if any) on the next n.
+    let port = crate::failover::free_ports(if net { 2 * n } else { n })?;
+    let mut proxies = Vec::new();
+    if net {
+        for i in 0..n {
+            let at = |p: usize| -> std::net::SocketAddr {
+                ([127, 0, 0, 1], (port as usize + p) as u16).into()
+            };
+            proxies.push(super::proxy::start(at(n + i), at(i)).await?);
+        }
+    }
+    let advertise = net.then(|| proxies.iter().map(|p| p.addr.to_string()).collect());
+    eprintln!(
+        "ferry chaos: seed {seed}; starting {n} masters in {}{}",
+        dir.display(),
+        if net { " behind fault proxies" } else { "" }
+    );
+    let mut local = up::start_advertised(&dir, n, port, None, false, Some(&cfg), advertise).await?;
+    let result = drive(&a, seed, &dir, &mut local, &cfg, &proxies).await;
+    // Whatever happened: no master stays stopped, and none outlives the run.
+    stop_cluster(&mut local);
+    result
+}
+
+/// SIGCONT for every master (none stays stopped), then SIGTERM, SIGKILL
+/// after 10 s.
+fn stop_cluster(local: &mut up::Local) {
+    for p in &local.procs {
+        if let Some(c) = &p.child {
+            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT);
+        }
+    }
+    up::stop_all(&mut local.procs);
+}
+
+/// A client of the master at `addr` only, with a short deadline.
+fn client_of(admin: &ClientConfig, addr: &str, timeout_ms: u64) -> Result<Client> {
+    let mut cfg = admin.clone();
+    cfg.masters = vec![addr.to_string()];
+    cfg.timeout_ms = timeout_ms;
+    Ok(Client::new(&cfg)?)
+}
+
+async fn drive(
+    a: &RunArgs,
+    seed: u64,
+    dir: &Path,
+    local: &mut up::Local,
+    cfg: &Path,
+    proxies: &[super::proxy::Proxy],
+) -> Result<ExitCode> {
+    let admin = local.admin.clone();
+    let prefix = format!("chaos/{seed:016x}/");
+    let keys: Vec<String> = (0..a.keys).map(|k| format!("{prefix}k{k}")).collect();
+    let shared = Arc::new(Shared {
+        start: Instant::now(),
+        stop: AtomicBool::new(false),
+        ops: Mutex::new(Vec::new()),
+        leaders: Mutex::new(Vec::new()),
+        next_process: AtomicU64::new(a.clients as u64 + 1),
+    });
+    let hard_end = shared.start + Duration::from_secs(a.seconds) + SHUTDOWN_MARGIN;
+    let mut tasks = tokio::task::JoinSet::new();
+
+    // Monitor: every master's view of the leader, every 25 ms.
+    for addr in &local.masters {
+        let client = client_of(&admin, addr, 250)?;
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            while !shared.stop.load(Ordering::Relaxed) {
+                let asked = tokio::time::timeout(Duration::from_millis(250), client.status());
+                if let Ok(Ok(s)) = asked.await {
+                    if let Some(leader) = s.leader {
+                        let mut l = shared.leaders.lock().expect("leaders");
+                        if l.last().is_none_or(|&(_, term, _)| s.term > term) {
+                            l.push((shared.now_ns(), s.term, leader));
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        });
+    }
+
+    // Watchers, from the revision before the workload.
+    let start_rev = Client::new(&admin)?.status().await?.commit_index;
+    let mut watchers = Vec::new();
+    for w in 0..a.watchers {
+        let mut wcfg = admin.clone();
+        let m = wcfg.masters.len();
+        wcfg.masters.rotate_left(w % m);
+        let client = Arc::new(Client::new(&wcfg)?);
+        let stream = Arc::new(Mutex::new(WatchStream {
+            watcher: w as u64 + 1,
+            prefix: prefix.clone(),
+            after_revision: start_rev,
+            through_revision: start_rev,
+            events: Vec::new(),
+            error: None,
+        }));
+        let mut watch = client.watch(&prefix, Some(start_rev), 100);
+        let s = stream.clone();
+        // `Watch::next` is not cancel-safe: the task runs until aborted.
+        let handle = tokio::spawn(async move {
+            loop {
+                let item = watch.next().await;
+                let mut s = s.lock().expect("stream");
+                match item {
+                    Ok(WatchItem::Events { revision, events }) => {
+                        for e in events {
+                            s.events.push(WatchEvent {
+                                revision,
+                                key: e.kv.key,
+                                value: match e.kind {
+                                    EventKind::Put => {
+                                        Some(String::from_utf8_lossy(&e.kv.value).into_owned())
+                                    }
+                                    EventKind::Delete => None,
+                                },
+                            });
+                        }
+                        s.through_revision = s.through_revision.max(revision);
+                    }
+                    Ok(WatchItem::Bookmark { revision }) => {
+                        s.through_revision = s.through_revision.max(revision)
+                    }
+                    Err(e) => {
+                        s.error = Some(e.to_string());
+                        return;
+                    }
+                }
+            }
+        });
+        watchers.push((stream, handle));
+    }
+
+    // Workload clients.
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..a.clients {
+        let mut wcfg = admin.clone();
+        let m = wcfg.masters.len();
+        wcfg.masters.rotate_left(w % m);
+        wcfg.timeout_ms = OP_TIMEOUT_MS;
+        let client = Client::new(&wcfg)?;
+        let (shared, keys) = (shared.clone(), keys.clone());
+        let rng =
+            StdRng::seed_from_u64(seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(w as u64 + 1)));
+        workers.spawn(workload(client, w as u64 + 1, rng, keys, shared));
+    }
+
+    // The faults.
+    let mut rng = StdRng::seed_from_u64(seed);
+    let run_for = Duration::from_secs(a.seconds);
+    let mut faults: Vec<FaultRecord> = Vec::new();
+    let status_client = Client::new(&ClientConfig {
+        timeout_ms: 1000,
+        ..admin.clone()
+    })?;
+    loop {
+        let calm = Duration::from_millis(rng.gen_range(1000..2000));
+        let kind = a.faults[rng.gen_range(0..a.faults.len())];
+        let hold = Duration::from_millis(match kind {
+            Fault::RestartAll => rng.gen_range(100..400),
+            Fault::KillTwo => rng.gen_range(1000..2000),
+            _ => rng.gen_range(500..1500),
+        });
+        let pick: usize = rng.gen();
+        // Room for the fault and for the cluster to recover before the end.
+        if shared.start.elapsed() + calm + hold + Duration::from_secs(4) > run_for {
+            break;
+        }
+        tokio::time::sleep(calm).await;
+        let Some(leader) = leader_index(&status_client, local).await else {
+            eprintln!("ferry chaos: no leader known; skipping a {}", kind.name());
+            continue;
+        };
+        let n = local.procs.len();
+        let follower = (leader + 1 + pick % (n - 1)) % n;
+        let targets: Vec<usize> = match kind {
+            Fault::KillLeader
+            | Fault::StopLeader
+            | Fault::PartitionLeader
+            | Fault::PartitionAsym => vec![leader],
+            Fault::KillFollower | Fault::StopFollower => vec![follower],
+            Fault::KillTwo => vec![leader, follower],
+            Fault::RestartAll | Fault::LossyNet => (0..n).collect(),
+        };
+        let stop = matches!(kind, Fault::StopLeader | Fault::StopFollower);
+        let at_ns = shared.now_ns();
+        let mut killed = Vec::new();
+        if kind.network() {
+            net_fault(kind, leader, local, proxies);
+        }
+        for &i in &targets {
+            if kind.network() {
+                break;
+            }
+            let Some(child) = local.procs[i].child.as_ref() else {
+                continue;
+            };
+            let pid = Pid::from_raw(child.id() as i32);
+            if stop {
+                kill(pid, Signal::SIGSTOP)?;
+            } else {
+                kill(pid, Signal::SIGKILL)?;
+                if let Some(mut c) = local.procs[i].child.take() {
+                    let _ = c.wait();
+                }
+                killed.push(i);
+            }
+        }
+        eprintln!(
+            "ferry chaos: {:.1}s {} {}",
+            at_ns as f64 / 1e9,
+            kind.name(),
+            targets
+                .iter()
+                .map(|&i| local.procs[i].name.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        tokio::time::sleep(hold).await;
+        for p in proxies {
+            *p.rules.lock().expect("rules") = Default::default();
+        }
+        for &i in &targets {
+            if stop && !kind.network() {
+                if let Some(c) = &local.procs[i].child {
+                    kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT)?;
+                }
+            }
+        }
+        for &i in &killed {
+            let p = &mut local.procs[i];
+            p.child = Some(up::spawn(p, &[], Some(cfg))?);
+        }
+        let healed_ns = shared.now_ns();
+        faults.push(FaultRecord {
+            kind,
+            targets: targets
+                .iter()
+                .map(|&i| local.procs[i].name.clone())
+                .collect(),
+            at_ns,
+            healed_ns,
+            leader_ms: None,
+            write_ms: None,
+        });
+        // Until the cluster has a leader again (bounded).
+        let wait_until = Instant::now() + Duration::from_secs(15);
+        while leader_index(&status_client, local).await.is_none() && Instant::now() < wait_until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // The workload runs to the end.
+    let left = run_for.saturating_sub(shared.start.elapsed());
+    tokio::time::sleep(left).await;
+    shared.stop.store(true, Ordering::Relaxed);
+    let join_by = Duration::from_millis(OP_TIMEOUT_MS + 2000);
+    if tokio::time::timeout(join_by, async {
+        while workers.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        workers.abort_all();
+    }
+    while tasks.join_next().await.is_some() {}
+
+    // Healed: every master runs (a start-up failure would show here).
+    for p in local.procs.iter_mut() {
+        if let Some(c) = p.child.as_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                eprintln!("ferry chaos: {} exited ({status}); restarting it", p.name);
+                p.child = Some(up::spawn(p, &[], Some(cfg))?);
+            }
+        }
+    }
+
+    // Final reads, linearizable, once the cluster answers.
+    let final_client = Client::new(&ClientConfig {
+        timeout_ms: 10_000,
+        ..admin.clone()
+    })?;
+    let mut finals = Vec::new();
+    let mut ops_final = Vec::new();
+    let mut finals_failed = false;
+    for key in &keys {
+        let invoke_ns = shared.now_ns();
+        let kv = match final_client.get(key, Consistency::Linearizable).await {
+            Ok(kv) => kv,
+            Err(e) => {
+                // No final state: the cluster did not recover (not converged).
+                eprintln!("ferry chaos: the final read of {key} failed: {e}");
+                finals_failed = true;
+                continue;
+            }
+        };
+        let complete_ns = shared.now_ns();
+        let value = kv
+            .as_ref()
+            .map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
+        let revision = kv.as_ref().map_or(0, |kv| kv.mod_revision);
+        finals.push(FinalRead {
+            key: key.clone(),
+            value: value.clone(),
+            revision,
+        });
+        ops_final.push(Op {
+            process: 0,
+            key: key.clone(),
+            kind: OpType::Read,
+            value: None,
+            expect: None,
+            invoke_ns,
+            complete_ns,
+            outcome: Outcome::Ok,
+            result: value,
+            revision,
+            error: None,
+        });
+    }
+    let mut ops = std::mem::take(&mut *shared.ops.lock().expect("ops"));
+    ops.extend(ops_final);
+    ops.sort_by_key(|o| (o.invoke_ns, o.process));
+
+    // Watchers catch up with the last acknowledged write (bounded).
+    let top = ops
+        .iter()
+        .filter(|o| o.outcome == Outcome::Ok && o.kind != OpType::Read)
+        .map(|o| o.revision)
+        .max()
+        .unwrap_or(0);
+    let watch_until = Instant::now() + Duration::from_secs(10);
+    for (s, _) in &watchers {
+        while Instant::now() < watch_until {
+            let done = {
+                let st = s.lock().expect("stream");
+                st.through_revision >= top || st.error.is_some()
+            };
+            if done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let mut streams = Vec::new();
+    for (s, handle) in watchers {
+        handle.abort();
+        streams.push(s.lock().expect("stream").clone());
+    }
+
+    // Converged: every master's own state of the keys equals the linearizable one.
+    let converged =
+        !finals_failed && converged(&admin, &local.masters, &prefix, &final_client, hard_end).await;
+    // The cluster is done with: stopped before the checks, which may take long.
+    stop_cluster(local);
+
+    let history = History {
+        version: HISTORY_VERSION,
+        seed: Some(seed),
+        ops,
+        watches: streams,
+        finals,
+    };
+    let history_path = dir.join("history.json");
+    std::fs::write(&history_path, serde_json::to_vec(&history)?)
+        .with_context(|| format!("writing {}", history_path.display()))?;
+    let report = check::check_history(&history);
+
+    // Figures per fault.
+    let leaders = shared.leaders.lock().expect("leaders").clone();
+    let next_at: Vec<u64> = faults
+        .iter()
+        .skip(1)
+        .map(|f| f.at_ns)
+        .chain([u64::MAX])
+        .collect();
+    for (f, until) in faults.iter_mut().zip(next_at) {
+        let (leader_ms, write_ms) = figures(&history.ops, &leaders, f.at_ns, until);
+        f.leader_ms = leader_ms;
+        f.write_ms = write_ms;
+    }
+    let mut by_kind: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for f in &faults {
+        if let Some(w) = f.write_ms {
+            by_kind.entry(f.kind.name()).or_default().push(w);
+        }
+    }
+    let mut leader_faults: Vec<f64> = faults
+        .iter()
+        .filter(|f| f.kind.hits_leader())
+        .filter_map(|f| f.write_ms)
+        .collect();
+    let failover_p99 = percentile(&mut leader_faults, 0.99).unwrap_or(0.0);
+
+    super::print_verdicts(&report);
+    for f in &faults {
+        outln!(
+            "fault {:.1}s {} {} leader_ms={} write_ms={}",
+            f.at_ns as f64 / 1e9,
+            f.kind.name(),
+            f.targets.join(","),
+            f.leader_ms.map_or("-".into(), |v| format!("{v:.0}")),
+            f.write_ms.map_or("-".into(), |v| format!("{v:.0}")),
+        );
+    }
+    let mut figures_out = BTreeMap::new();
+    for (kind, mut v) in by_kind {
+        let p50 = percentile(&mut v, 0.5).unwrap_or(0.0);
+        let p99 = percentile(&mut v, 0.99).unwrap_or(0.0);
+        outln!(
+            "faults {kind}: n={} write_p50_ms={p50:.0} write_p99_ms={p99:.0}",
+            v.len()
+        );
+        figures_out.insert(
+            kind,
+            serde_json::json!({"n": v.len(), "write_p50_ms": p50, "write_p99_ms": p99}),
+        );
+    }
+    let count = |o: Outcome| history.ops.iter().filter(|x| x.outcome == o).count();
+    outln!(
+        "ops ok={} fail={} unknown={} keys={} watchers={} events={}",
+        count(Outcome::Ok),
+        count(Outcome::Fail),
+        count(Outcome::Unknown),
+        keys.len(),
+        history.watches.len(),
+        history
+            .watches
+            .iter()
+            .map(|w| w.events.len())
+            .sum::<usize>()
+    );
+    let out = serde_json::json!({
+        "seed": seed,
+        "masters": a.masters,
+        "seconds": a.seconds,
+        "faults": faults,
+        "figures": figures_out,
+        "failover_p99_ms": failover_p99,
+        "converged": converged,
+        "check": report,
+        "history": history_path,
+    });
+    std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&out)?)?;
+    outln!("report: {}", dir.join("report.json").display());
+    let ok = report.ok() && converged;
+    outln!(
+        "chaos seed={seed} faults={} ops={} linearizable={} lost_writes={} watch_violations={} failover_p99_ms={:.0} converged={converged}",
+        faults.len(),
+        history.ops.len(),
+        report.linearizable,
+        report.lost_writes.len(),
+        report.watch_violations.len(),
+        failover_p99
+    );
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// One workload client: reads, writes of unique values, and compare-and-set
+/// from the last value it read (the store compares `mod_revision`s; as every
+/// value is written once, that is a comparison of values).
+async fn workload(
+    client: Client,
+    id: u64,
+    mut rng: StdRng,
+    keys: Vec<String>,
+    shared: Arc<Shared>,
+) {
+    let mut process = id;
+    // The last value this client read of each key, with its mod_revision.
+    let mut known: BTreeMap<String, (Option<String>, u64)> = BTreeMap::new();
+    let mut n = 0u64;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let key = keys[rng.gen_range(0..keys.len())].clone();
+        let mut dice = rng.gen_range(0..10);
+        if dice >= 7 && !known.contains_key(&key) {
+            // A cas compares against a value read: read first.
+            dice = 0;
+        }
+        n += 1;
+        let invoke_ns = shared.now_ns();
+        let mut op = Op {
+            process,
+            key: key.clone(),
+            kind: OpType::Read,
+            value: None,
+            expect: None,
+            invoke_ns,
+            complete_ns: 0,
+            outcome: Outcome::Unknown,
+            result: None,
+            revision: 0,
+            error: None,
+        };
+        if dice < 4 {
+            match client.get(&key, Consistency::Linearizable).await {
+                Ok(kv) => {
+                    let value = kv
+                        .as_ref()
+                        .map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
+                    op.revision = kv.as_ref().map_or(0, |kv| kv.mod_revision);
+                    op.outcome = Outcome::Ok;
+                    op.result = value.clone();
+                    known.insert(key.clone(), (value, op.revision));
+                }
+                Err(e) => op.error = Some(e.to_string()),
+            }
+        } else {
+            let value = format!("c{id}-{n}");
+            op.value = Some(value.clone());
+            let expect = if dice < 7 {
+                op.kind = OpType::Write;
+                Expect::Any
+            } else {
+                op.kind = OpType::Cas;
+                let (v, rev) = known.get(&key).cloned().unwrap_or((None, 0));
+                op.expect = v.clone();
+                match v {
+                    Some(_) => Expect::ModRevision(rev),
+                    None => Expect::Absent,
+                }
+            };
+            match client.put(&key, value.into_bytes(), expect).await {
+                Ok(Ok(out)) => {
+                    op.outcome = Outcome::Ok;
+                    op.revision = out.revision;
+                }
+                Ok(Err(
+                    e @ (KvError::Conflict { .. }
+                    | KvError::AlreadyExists { .. }
+                    | KvError::NotFound { .. }),
+                )) if op.kind == OpType::Cas => {
+                    op.outcome = Outcome::Fail;
+                    // The value read is stale: the next cas reads first.
+                    known.remove(&key);
+                    let _ = e;
+                }
+                Ok(Err(e)) => {
+                    op.outcome = Outcome::Fail;
+                    op.error = Some(e.to_string());
+                }
+                // Indeterminate, or no answer: it may have applied.
+                Err(e) => op.error = Some(e.to_string()),
+            }
+        }
+        op.complete_ns = shared.now_ns();
+        let unknown = op.outcome == Outcome::Unknown;
+        shared.ops.lock().expect("ops").push(op);
+        if unknown {
+            // Its operation may still be pending: later ones are another process's.
+            process = shared.next_process.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Sets the proxies' rules for a network fault around `leader`: a master's
+/// packets leave from its real address (`Proc::addr`), so a proxy tells
+/// peers apart by source.
+fn net_fault(kind: Fault, leader: usize, local: &up::Local, proxies: &[super::proxy::Proxy]) {
+    let real = |i: usize| -> Option<std::net::SocketAddr> { local.procs[i].addr.parse().ok() };
+    let Some(l) = real(leader) else {
+        return;
+    };
+    for (j, p) in proxies.iter().enumerate() {
+        let mut r = p.rules.lock().expect("rules");
+        match kind {
+            Fault::LossyNet => {
+                r.loss = 0.2;
+                r.duplicate = 0.1;
+                r.max_delay = Duration::from_millis(20);
+            }
+            Fault::PartitionLeader if j == leader => {
+                for k in (0..proxies.len()).filter(|&k| k != leader) {
+                    if let Some(a) = real(k) {
+                        r.drop_from.insert(a);
+                        r.drop_to.insert(a);
+                    }
+                }
+            }
+            Fault::PartitionLeader => {
+                r.drop_from.insert(l);
+                r.drop_to.insert(l);
+            }
+            // The leader hears nobody: its proxy drops what peers send it
+            // (their connections to it), theirs drop what they answer it.
+            Fault::PartitionAsym if j == leader => {
+                for k in (0..proxies.len()).filter(|&k| k != leader) {
+                    if let Some(a) = real(k) {
+                        r.drop_from.insert(a);
+                    }
+                }
+            }
+            Fault::PartitionAsym => {
+                r.drop_to.insert(l);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The index (in `local.procs`) of the leader, as a master reports it.
+async fn leader_index(client: &Client, local: &up::Local) -> Option<usize> {
+    let s = tokio::time::timeout(Duration::from_millis(1500), client.status())
+        .await
+        .ok()?
+        .ok()?;
+    let addr = s.leader_addr?;
+    local
+        .procs
+        .iter()
+        .position(|p| p.advertise.as_deref().unwrap_or(&p.addr) == addr)
+}
+
+/// From the fault at `at_ns`: milliseconds to the first leader of a higher
+/// term seen before `until_ns` (the next fault), and to the first
+/// acknowledged write invoked after it.
+fn figures(ops: &[Op], leaders: &Leaders, at_ns: u64, until_ns: u64) -> (Option<f64>, Option<f64>) {
+    let term_before = leaders
+        .iter()
+        .filter(|&&(t, _, _)| t <= at_ns)
+        .map(|&(_, term, _)| term)
+        .max()
+        .unwrap_or(0);
+    let ms = |t: u64| (t.saturating_sub(at_ns)) as f64 / 1e6;
+    let leader = leaders
+        .iter()
+        .find(|&&(t, term, _)| t > at_ns && t < until_ns && term > term_before)
+        .map(|&(t, _, _)| ms(t));
+    let write = ops
+        .iter()
+        .filter(|o| o.kind != OpType::Read && o.outcome == Outcome::Ok && o.invoke_ns >= at_ns)
+        .map(|o| o.complete_ns)
+        .min()
+        .map(ms);
+    (leader, write)
+}
+
+/// The `q` quantile (nearest rank) of `v`.
+fn percentile(v: &mut [f64], q: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(v[rank - 1])
+}
+
+/// Whether every master's own applied state of `prefix` reaches the
+/// linearizable one (polled until `hard_end`, at most 20 s).
+async fn converged(
+    admin: &ClientConfig,
+    masters: &[String],
+    prefix: &str,
+    client: &Client,
+    hard_end: Instant,
+) -> bool {
+    let until = (Instant::now() + Duration::from_secs(20)).min(hard_end);
+    let Some(want) = read_prefix(client, prefix, Consistency::Linearizable).await else {
+        return false;
+    };
+    for addr in masters {
+        let Ok(c) = client_of(admin, addr, 1000) else {
+            return false;
+        };
+        loop {
+            if read_prefix(&c, prefix, Consistency::Local).await.as_ref() == Some(&want) {
+                break;
+            }
+            if Instant::now() > until {
+                eprintln!("ferry chaos: {addr} did not converge");
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    true
+}
+
+/// Every key under `prefix` with its `mod_revision` and value (`None`: no answer).
+async fn read_prefix(
+    c: &Client,
+    prefix: &str,
+    consistency: Consistency,
+) -> Option<Vec<(String, u64, Vec<u8>)>> {
+    let req = RangeRequest {
+        prefix: prefix.to_string(),
+        start_after: None,
+        limit: 10_000,
+        consistency,
+    };
+    match c.range(req).await {
+        Ok(Ok(r)) => Some(
+            r.kvs
+                .into_iter()
+                .map(|kv| (kv.key, kv.mod_revision, kv.value))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(invoke: u64, complete: u64, outcome: Outcome) -> Op {
+        Op {
+            process: 1,
+            key: "k".into(),
+            kind: OpType::Write,
+            value: Some("v".into()),
+            expect: None,
+            invoke_ns: invoke,
+            complete_ns: complete,
+            outcome,
+            result: None,
+            revision: 1,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn figures_from_the_history() {
+        let leaders = vec![(0, 1, 1), (5_000_000, 2, 2)];
+        let ops = vec![
+            w(0, 1_000_000, Outcome::Ok),
+            // Invoked before the fault: does not count.
+            w(500_000, 3_000_000, Outcome::Ok),
+            w(2_500_000, 9_000_000, Outcome::Unknown),
+            w(2_000_000, 7_000_000, Outcome::Ok),
+        ];
+        let (leader, write) = figures(&ops, &leaders, 1_000_000, u64::MAX);
+        assert_eq!(leader, Some(4.0));
+        assert_eq!(write, Some(6.0));
+        // The leader change came after the next fault: not this one's.
+        assert_eq!(
+            figures(&ops, &leaders, 1_000_000, 4_000_000),
+            (None, Some(6.0))
+        );
+        assert_eq!(figures(&ops, &leaders, 6_000_000, u64::MAX), (None, None));
+    }
+
+    #[test]
+    fn percentiles() {
+        assert_eq!(percentile(&mut [], 0.5), None);
+        let mut v = [5.0, 1.0, 3.0, 2.0, 4.0];
+        assert_eq!(percentile(&mut v, 0.5), Some(3.0));
+        assert_eq!(percentile(&mut v, 0.99), Some(5.0));
+    }
+}
