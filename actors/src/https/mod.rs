@@ -12,6 +12,8 @@
 
 pub mod content;
 mod pods;
+mod portforward;
+pub mod spdy;
 pub mod route;
 mod serve;
 

@@ -33,7 +33,7 @@ const CLOSE: u8 = 255;
 
 /// Serves `pods/<name>/log|exec|attach`.
 pub(super) async fn serve(
-    ctx: &Ctx,
+    ctx: &web::Data<Ctx>,
     who: Identity,
     p: PodRoute,
     req: &HttpRequest,
@@ -76,6 +76,7 @@ pub(super) async fn serve(
             };
             exec(ctx, x, req, payload).await
         }
+        "portforward" => super::portforward::serve(ctx, &p, &pod, req, payload).await,
         _ => status(&Status::bad_request(
             "attach is not supported: ferry's containers have no attachable console; use exec",
         )),
