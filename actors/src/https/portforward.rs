@@ -63,7 +63,8 @@ pub(super) async fn serve(
     if !offered {
         return status(&Status::bad_request(format!(
             "port-forward needs a WebSocket upgrade with subprotocol {TUNNELED_PROTOCOL} \
-             (kubectl 1.31 or newer); direct SPDY upgrades are not served"
+             (kubectl 1.31 or newer; 1.30 with KUBECTL_PORT_FORWARD_WEBSOCKETS=true); \
+             direct SPDY upgrades are not served"
         )));
     }
     if pod.pointer("/status/phase").and_then(Value::as_str) != Some("Running") {
