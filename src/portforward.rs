@@ -12,8 +12,8 @@ use ferry_api::proto::{ApiError, ApiRequest, ErrorCode, PortForwardRequest};
 use ferry_api::Client;
 use serde_json::Value;
 use std::path::Path;
-use std::sync::Arc;
 use std::process::ExitCode;
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(clap::Args)]

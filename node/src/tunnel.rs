@@ -518,7 +518,9 @@ async fn connect_in(netns: Option<PathBuf>, port: u16) -> Result<tokio::net::Tcp
             let _ = tx.send(dial());
         })
         .map_err(|e| e.to_string())?;
-    let s = rx.await.map_err(|_| "the connecting thread died".to_string())??;
+    let s = rx
+        .await
+        .map_err(|_| "the connecting thread died".to_string())??;
     tokio::net::TcpStream::from_std(s).map_err(|e| e.to_string())
 }
 

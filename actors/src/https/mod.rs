@@ -13,9 +13,9 @@
 pub mod content;
 mod pods;
 mod portforward;
-pub mod spdy;
 pub mod route;
 mod serve;
+pub mod spdy;
 
 use crate::apiserver::actor::ApiServerActor;
 use crate::{Error, Result};

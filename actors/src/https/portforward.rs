@@ -112,7 +112,11 @@ struct Target {
 }
 
 /// Runs one SPDY connection over the WebSocket until either side ends it.
-async fn session_loop(target: Target, mut ws: actix_ws::Session, mut msgs: actix_ws::MessageStream) {
+async fn session_loop(
+    target: Target,
+    mut ws: actix_ws::Session,
+    mut msgs: actix_ws::MessageStream,
+) {
     let mut dec = Decoder::default();
     let mut enc = Encoder::default();
     let mut pairs = Pairs::default();

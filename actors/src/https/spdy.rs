@@ -71,7 +71,11 @@ pub enum Frame {
     /// Flow-control credit (ignored here).
     WindowUpdate { stream: u32, delta: u32 },
     /// A stream's bytes; `fin` half-closes the sender's side.
-    Data { stream: u32, fin: bool, data: Vec<u8> },
+    Data {
+        stream: u32,
+        fin: bool,
+        data: Vec<u8>,
+    },
 }
 
 /// Bad input on a SPDY connection.
@@ -91,16 +95,71 @@ pub enum SpdyError {
 /// length-prefixed words, then a run of text.
 pub fn dictionary() -> &'static [u8] {
     const WORDS: &[&str] = &[
-        "options", "head", "post", "put", "delete", "trace", "accept", "accept-charset",
-        "accept-encoding", "accept-language", "accept-ranges", "age", "allow", "authorization",
-        "cache-control", "connection", "content-base", "content-encoding", "content-language",
-        "content-length", "content-location", "content-md5", "content-range", "content-type",
-        "date", "etag", "expect", "expires", "from", "host", "if-match", "if-modified-since",
-        "if-none-match", "if-range", "if-unmodified-since", "last-modified", "location",
-        "max-forwards", "pragma", "proxy-authenticate", "proxy-authorization", "range",
-        "referer", "retry-after", "server", "te", "trailer", "transfer-encoding", "upgrade",
-        "user-agent", "vary", "via", "warning", "www-authenticate", "method", "get", "status",
-        "200 OK", "version", "HTTP/1.1", "url", "public", "set-cookie", "keep-alive", "origin",
+        "options",
+        "head",
+        "post",
+        "put",
+        "delete",
+        "trace",
+        "accept",
+        "accept-charset",
+        "accept-encoding",
+        "accept-language",
+        "accept-ranges",
+        "age",
+        "allow",
+        "authorization",
+        "cache-control",
+        "connection",
+        "content-base",
+        "content-encoding",
+        "content-language",
+        "content-length",
+        "content-location",
+        "content-md5",
+        "content-range",
+        "content-type",
+        "date",
+        "etag",
+        "expect",
+        "expires",
+        "from",
+        "host",
+        "if-match",
+        "if-modified-since",
+        "if-none-match",
+        "if-range",
+        "if-unmodified-since",
+        "last-modified",
+        "location",
+        "max-forwards",
+        "pragma",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "range",
+        "referer",
+        "retry-after",
+        "server",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "user-agent",
+        "vary",
+        "via",
+        "warning",
+        "www-authenticate",
+        "method",
+        "get",
+        "status",
+        "200 OK",
+        "version",
+        "HTTP/1.1",
+        "url",
+        "public",
+        "set-cookie",
+        "keep-alive",
+        "origin",
     ];
     const TEXT: &str = "100101201202205206300302303304305306307402405406407408409410411412413414\
 415416417502504505203 Non-Authoritative Information204 No Content301 Moved Permanently\
@@ -232,7 +291,12 @@ impl Encoder {
                 p.push(priority << 5);
                 p.push(0);
                 p.extend(self.compress(&encode_block(headers)));
-                let flags = fin(*f) | if *unidirectional { FLAG_UNIDIRECTIONAL } else { 0 };
+                let flags = fin(*f)
+                    | if *unidirectional {
+                        FLAG_UNIDIRECTIONAL
+                    } else {
+                        0
+                    };
                 control(SYN_STREAM, flags, &p)
             }
             Frame::SynReply {
@@ -262,7 +326,9 @@ impl Encoder {
             Frame::Settings(entries) => {
                 let mut p = (entries.len() as u32).to_be_bytes().to_vec();
                 for (flags, id, value) in entries {
-                    p.extend_from_slice(&((u32::from(*flags) << 24) | (id & 0xff_ffff)).to_be_bytes());
+                    p.extend_from_slice(
+                        &((u32::from(*flags) << 24) | (id & 0xff_ffff)).to_be_bytes(),
+                    );
                     p.extend_from_slice(&value.to_be_bytes());
                 }
                 control(SETTINGS, 0, &p)
@@ -285,7 +351,9 @@ impl Encoder {
             } => {
                 let mut b = Vec::with_capacity(8 + data.len());
                 b.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
-                b.extend_from_slice(&((u32::from(fin(*f)) << 24) | data.len() as u32).to_be_bytes());
+                b.extend_from_slice(
+                    &((u32::from(fin(*f)) << 24) | data.len() as u32).to_be_bytes(),
+                );
                 b.extend_from_slice(data);
                 b
             }
@@ -514,7 +582,11 @@ impl Pairs {
         let id = header(headers, "requestid")
             .map(str::to_string)
             .unwrap_or_else(|| {
-                let first = if kind == Kind::Error { stream } else { stream.saturating_sub(2) };
+                let first = if kind == Kind::Error {
+                    stream
+                } else {
+                    stream.saturating_sub(2)
+                };
                 format!("stream-{first}")
             });
         match self.waiting.remove(&id) {
@@ -527,7 +599,11 @@ impl Pairs {
                 Err(format!("request {id} already has a {kind:?} stream"))
             }
             Some((_, s, _)) => {
-                let (error, data) = if kind == Kind::Error { (stream, s) } else { (s, stream) };
+                let (error, data) = if kind == Kind::Error {
+                    (stream, s)
+                } else {
+                    (s, stream)
+                };
                 Ok(Some(Forward {
                     request_id: id,
                     port,

@@ -48,7 +48,11 @@ fn decodes_kubectls_frames_fed_in_any_pieces() {
             priority: 0,
             fin: false,
             unidirectional: false,
-            headers: h(&[("streamtype", "error"), ("port", "8080"), ("requestid", "0")]),
+            headers: h(&[
+                ("streamtype", "error"),
+                ("port", "8080"),
+                ("requestid", "0"),
+            ]),
         },
         Frame::SynStream {
             stream: 3,
