@@ -1081,7 +1081,7 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_and_ferry_port_forward_reach_a_pods_loopback() {
+async fn kubectl_and_ferry_port_forward_reach_a_pods_loopback_and_attach_follows_output() {
     let _serial = serial().await;
     let tmp = tempfile::tempdir().expect("temp dir");
     let home = tmp.path();
@@ -1192,4 +1192,27 @@ async fn kubectl_and_ferry_port_forward_reach_a_pods_loopback() {
     );
     assert!(!o.status.success());
     assert!(o.stderr.contains("Remote port must be > 0"), "{}", o.stderr);
+
+    // kubectl attach: the container's output from now until its run ends
+    // (stdin is refused: ferry keeps none).
+    k.ok_in(&["apply", "-f", "-"], ATTACH);
+    k.ok(&["wait", "--for=condition=Ready", "pod/att", "--timeout=60s"]);
+    let e = k.fails(&["attach", "-i", "att"]);
+    assert!(e.contains("attach with stdin is not supported"), "{e}");
+    let o = k.run(&["attach", "att"], None);
+    assert!(o.ok, "{}", o.stderr);
+    assert!(o.stdout.contains("tick 3\n"), "{}", o.stdout);
 }
+
+const ATTACH: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: att
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "sleep 6; for i in 1 2 3; do echo tick $i; sleep 1; done"]
+"#;
