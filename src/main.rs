@@ -40,6 +40,7 @@ mod master;
 mod node;
 mod objects;
 mod podbench;
+mod portforward;
 mod printers;
 mod proxybench;
 mod snapshot;
@@ -95,6 +96,8 @@ enum Command {
     Logs(logs::Args),
     /// Run a command in a container (`ferry exec POD [-c C] [-i] -- CMD ARGS...`).
     Exec(exec::Args),
+    /// Forward local ports to a pod (`ferry port-forward POD [LOCAL:]REMOTE...`).
+    PortForward(portforward::Args),
     /// Bootstrap tokens for nodes to join with.
     #[command(subcommand)]
     Token(token::Cmd),
@@ -185,6 +188,9 @@ fn main() -> ExitCode {
             Command::Token(c) => token::run(c, cli.config.as_deref()).await,
             Command::Kubeconfig(a) => kubeconfig::run(a, cli.config.as_deref()).await,
             Command::Exec(a) => exec::run(a, cli.config.as_deref(), cli.namespace.as_deref()).await,
+            Command::PortForward(a) => {
+                portforward::run(a, cli.config.as_deref(), cli.namespace.as_deref()).await
+            }
             Command::Logs(a) => logs::run(a, cli.config.as_deref(), cli.namespace.as_deref()).await,
             Command::Bench(c) => bench::run(c, cli.config.as_deref()).await,
             Command::Echo(a) => proxybench::echo(a).await,

@@ -115,6 +115,16 @@ pub async fn serve(
                     ))
                     .await
                 }
+                ApiRequest::PodPortForward(_) => {
+                    return Box::pin(crate::tunnel::stream_port_forward(
+                        &store,
+                        &join.tunnels,
+                        &req,
+                        &mut send,
+                        &mut recv,
+                    ))
+                    .await
+                }
                 ApiRequest::PodLogs(_) => {
                     return Box::pin(crate::tunnel::stream_logs(
                         &store,
@@ -208,6 +218,7 @@ async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError>
         | ApiRequest::NodeTunnel
         | ApiRequest::PodLogs(_)
         | ApiRequest::PodExec(_)
+        | ApiRequest::PodPortForward(_)
         | ApiRequest::RenewNodeCert { .. }
         | ApiRequest::IssueUserCert { .. }
         | ApiRequest::Object(_)

@@ -1,5 +1,5 @@
-//! Streams from a master to a node over the node's tunnel: container logs and
-//! exec sessions. A node offers one connection (`ApiRequest::NodeTunnel`); the
+//! Streams from a master to a node over the node's tunnel: container logs,
+//! exec sessions and port forwards. A node offers one connection (`ApiRequest::NodeTunnel`); the
 //! master holding it proxies `ferry logs` and `ferry exec` to the node, so
 //! nodes listen on no port.
 
@@ -158,14 +158,16 @@ async fn pipe(from: &mut quinn::RecvStream, to: &mut quinn::SendStream) {
     let _ = to.finish();
 }
 
-/// The pod an `ApiRequest::PodLogs` or `PodExec` is for: (namespace, name, container).
+/// The pod an `ApiRequest::PodLogs`, `PodExec` or `PodPortForward` is for:
+/// (namespace, name, container).
 fn pod_of(req: &ApiRequest) -> Result<(&str, &str, Option<&str>), ApiError> {
     match req {
         ApiRequest::PodLogs(l) => Ok((&l.namespace, &l.name, l.container.as_deref())),
         ApiRequest::PodExec(x) => Ok((&x.namespace, &x.name, x.container.as_deref())),
+        ApiRequest::PodPortForward(f) => Ok((&f.namespace, &f.name, None)),
         _ => Err(ApiError::new(
             ErrorCode::BadRequest,
-            "only logs and exec open pod streams",
+            "only logs, exec and port-forward open pod streams",
         )),
     }
 }
@@ -190,13 +192,14 @@ async fn open_local(
             container,
             req: l.clone(),
         },
-        _ => unreachable!("pod_of accepts logs and exec only"),
+        ApiRequest::PodPortForward(f) => NodeStream::PortForward { uid, port: f.port },
+        _ => unreachable!("pod_of accepts logs, exec and port-forward only"),
     };
     ask_node(&conn, &ask).await
 }
 
-/// A stream to a pod's node, carrying `ApiRequest::PodLogs` or `PodExec`
-/// frames both ways: through this master's tunnel, or relayed by the master
+/// A stream to a pod's node, carrying `ApiRequest::PodLogs`, `PodExec` or
+/// `PodPortForward` frames both ways: through this master's tunnel, or relayed by the master
 /// that holds the node's tunnel.
 pub struct PodStream {
     /// Toward the node.
@@ -204,11 +207,11 @@ pub struct PodStream {
     /// From the node.
     pub from: quinn::RecvStream,
     /// The relay's client, kept open while the stream is.
-    _relay: Option<ferry_api::Client>,
+    pub(crate) _relay: Option<ferry_api::Client>,
 }
 
-/// Opens `req` (`ApiRequest::PodLogs` or `ApiRequest::PodExec`) to the pod's
-/// node. When the node's tunnel is on another master (its Node's
+/// Opens `req` (`ApiRequest::PodLogs`, `PodExec` or `PodPortForward`) to the
+/// pod's node. When the node's tunnel is on another master (its Node's
 /// [`TUNNEL_ANNOTATION`]), this master asks that one, as itself (`relay`: a
 /// client config with this master's certificate), and the frames pass
 /// through unchanged. Front ends that cannot pick their master (HTTPS behind
@@ -314,4 +317,25 @@ pub async fn stream_exec(
         }
     };
     tokio::join!(pipe(recv, &mut to), pipe(&mut from, send));
+}
+
+/// Answers `ApiRequest::PodPortForward`: proxies the connection both ways
+/// (the node's first frame says whether it connected).
+pub async fn stream_port_forward(
+    store: &Store,
+    tunnels: &Tunnels,
+    req: &ApiRequest,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+) {
+    let (mut to, mut from) = match open_local(store, tunnels, req).await {
+        Ok(s) => s,
+        Err(e) => return fail_unit(send, e).await,
+    };
+    tokio::join!(pipe(recv, &mut to), pipe(&mut from, send));
+}
+
+async fn fail_unit(send: &mut quinn::SendStream, e: ApiError) {
+    let _ = write_frame(send, &Err::<(), _>(e)).await;
+    let _ = send.finish();
 }

@@ -160,6 +160,23 @@ pub enum ApiRequest {
         /// The lifetime asked for, in seconds (clamped to 10 minutes-10 years).
         lifetime_secs: u64,
     },
+    /// A TCP connection to a port inside a pod (`ferry port-forward`, kubectl's
+    /// `pods/portforward`): answered with one `Result<(), ApiError>` frame
+    /// (connected, or why not); after an `Ok` the stream carries the
+    /// connection's bytes both ways, each side's finish half-closing it.
+    PodPortForward(PortForwardRequest),
+}
+
+/// What `ferry port-forward` asks for: one connection to `port` on the pod's
+/// loopback (its network namespace, or the node's when it shares the host's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortForwardRequest {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// The port inside the pod.
+    pub port: u16,
 }
 
 /// What `ferry logs` asks for.
@@ -240,6 +257,14 @@ pub enum NodeStream {
         /// The request.
         req: ExecRequest,
     },
+    /// A connection to `port` on the pod's loopback, answered as
+    /// [`ApiRequest::PodPortForward`] is.
+    PortForward {
+        /// The pod's uid.
+        uid: String,
+        /// The port.
+        port: u16,
+    },
 }
 
 /// A node's join request.
@@ -294,7 +319,9 @@ impl ApiRequest {
             | ApiRequest::RenewNodeCert { .. }
             | ApiRequest::IssueUserCert { .. }
             | ApiRequest::PodLogs(_) => true,
-            ApiRequest::NodeTunnel | ApiRequest::PodExec(_) => false,
+            ApiRequest::NodeTunnel | ApiRequest::PodExec(_) | ApiRequest::PodPortForward(_) => {
+                false
+            }
             ApiRequest::RemoveMember { .. } | ApiRequest::Join(_) => false,
         }
     }

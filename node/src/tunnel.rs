@@ -1,5 +1,6 @@
 //! The node's tunnel: a connection to one master on which masters open
-//! streams to this node (container logs), so the node listens on no port.
+//! streams to this node (container logs, exec, port forwards), so the node
+//! listens on no port.
 //! It moves to the next master when its master goes away, and records which
 //! master holds it in its Node's `ferry.dev/tunnel-master` annotation, where
 //! `ferry logs` looks.
@@ -130,6 +131,9 @@ async fn serve(
                 })) => {
                     let dir = ContainerDir(pods.join(&uid).join(&container));
                     exec(&dir, &container, &req, &mut send, &mut recv).await;
+                }
+                Ok(Some(NodeStream::PortForward { uid, port })) => {
+                    port_forward(&pods.join(&uid), port, &mut send, &mut recv).await;
                 }
                 _ => {
                     let e = ApiError::new(ErrorCode::BadRequest, "bad node stream request");
@@ -474,6 +478,103 @@ async fn exec(
         Err(_) => 1,
     };
     let _ = write_frame(send, &ExecFrame::Exit(code)).await;
+}
+
+/// The network namespace of the pod whose directory is `pod_dir`: `Ok(None)`
+/// when it shares the node's (host mode, `hostNetwork`), an error when no
+/// container of the pod has started on this node.
+pub fn pod_netns(pod_dir: &Path) -> Result<Option<PathBuf>, String> {
+    let entries = std::fs::read_dir(pod_dir)
+        .map_err(|_| "the pod has no containers on this node".to_string())?;
+    entries
+        .flatten()
+        .filter_map(|e| ContainerDir(e.path()).spec_of_run())
+        .map(|spec| spec.netns)
+        .next()
+        .ok_or_else(|| "the pod has no started container on this node".to_string())
+}
+
+/// Connects to 127.0.0.1:`port` inside `netns` (on the node when `None`):
+/// from a thread of its own that joins the namespace and then ends, since a
+/// socket stays in the namespace it was made in.
+async fn connect_in(netns: Option<PathBuf>, port: u16) -> Result<tokio::net::TcpStream, String> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let dial = move || -> Result<std::net::TcpStream, String> {
+        if let Some(ns) = &netns {
+            let f = std::fs::File::open(ns)
+                .map_err(|e| format!("opening network namespace {}: {e}", ns.display()))?;
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("joining network namespace {}: {e}", ns.display()))?;
+        }
+        let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+            .map_err(|e| format!("dial tcp4 {addr}: connect: {}", e.kind()))?;
+        s.set_nonblocking(true).map_err(|e| e.to_string())?;
+        Ok(s)
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("port-forward".into())
+        .spawn(move || {
+            let _ = tx.send(dial());
+        })
+        .map_err(|e| e.to_string())?;
+    let s = rx
+        .await
+        .map_err(|_| "the connecting thread died".to_string())??;
+    tokio::net::TcpStream::from_std(s).map_err(|e| e.to_string())
+}
+
+/// Answers `NodeStream::PortForward`: one frame (connected or why not), then
+/// the connection's bytes both ways; each side's end half-closes the other.
+async fn port_forward(
+    pod_dir: &Path,
+    port: u16,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let conn = match pod_netns(pod_dir) {
+        Ok(ns) => connect_in(ns, port).await,
+        Err(e) => Err(e),
+    };
+    let conn = match conn {
+        Ok(c) => c,
+        Err(msg) => {
+            let e = ApiError::new(ErrorCode::BadRequest, msg);
+            let _ = write_frame(send, &Err::<(), _>(e)).await;
+            return;
+        }
+    };
+    if write_frame(send, &Ok::<(), ApiError>(())).await.is_err() {
+        return;
+    }
+    let (mut rd, mut wr) = conn.into_split();
+    let inbound = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(Some(n)) = recv.read(&mut buf).await {
+            if wr.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    };
+    let outbound = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = tokio::select! {
+                r = rd.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                },
+                _ = send.stopped() => return,
+            };
+            if send.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+        let _ = send.finish();
+    };
+    tokio::join!(inbound, outbound);
 }
 
 /// `prog` looked up in `path` (as a shell would) when it has no '/'.

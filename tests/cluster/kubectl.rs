@@ -979,3 +979,240 @@ fn leader_name(home: &Path, dir: &Path, base: u16) -> String {
     let port: u16 = addr.rsplit_once(':').unwrap().1.parse().unwrap();
     format!("m{}", port - base + 1)
 }
+
+/// A pod serving HTTP on its loopback only (so only a forward into its network
+/// namespace reaches it), and a Service naming its port.
+const LOOPBACK_WEB: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: pf
+  labels:
+    app: pf
+spec:
+  containers:
+  - name: web
+    image: python
+    command: ["PYTHON", "-m", "http.server", "8080", "--bind", "127.0.0.1"]
+    ports:
+    - containerPort: 8080
+      name: http
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: pf
+spec:
+  selector:
+    app: pf
+  ports:
+  - port: 80
+    targetPort: http
+"#;
+
+/// A long-running port forward: its process, and its stderr's file.
+struct Forward {
+    child: std::process::Child,
+    stderr: std::path::PathBuf,
+}
+
+impl Forward {
+    /// Starts `cmd` and waits until it prints `Forwarding from`.
+    fn start(mut cmd: Command, stderr: std::path::PathBuf) -> Forward {
+        let err = std::fs::File::create(&stderr).expect("stderr file");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn port-forward");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(l);
+            }
+        });
+        let listening = (0..)
+            .map_while(|_| rx.recv_timeout(Duration::from_secs(30)).ok())
+            .any(|l| l.contains("Forwarding from"));
+        let f = Forward { child, stderr };
+        assert!(listening, "port-forward never listened: {}", f.stderr());
+        f
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself.
+    fn exited(&mut self, timeout: Duration) -> bool {
+        let end = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP/1.0 GET on 127.0.0.1:`port`: the whole answer.
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: pf\r\n\r\n")?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_and_ferry_port_forward_reach_a_pods_loopback_and_attach_follows_output() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let k = Kubectl {
+        home,
+        kubeconfig: dir.join("kubeconfig").to_str().unwrap().to_string(),
+    };
+    // The host's python, by absolute path (HOME differs in the container).
+    let py = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 on PATH");
+    let py = String::from_utf8_lossy(&py.stdout).trim().to_string();
+    k.ok_in(&["apply", "-f", "-"], &LOOPBACK_WEB.replace("PYTHON", &py));
+    k.ok(&["wait", "--for=condition=Ready", "pod/pf", "--timeout=60s"]);
+    let ports = crate::procs::free_tcp_ports(4);
+    let kubectl = |target: &str, mapping: String| {
+        let mut c = Command::new("kubectl");
+        c.args([
+            "--kubeconfig",
+            &k.kubeconfig,
+            "port-forward",
+            target,
+            &mapping,
+        ])
+        .env("HOME", home);
+        c
+    };
+    // The server may take a moment to listen after the pod is Ready.
+    let get = |port: u16| {
+        wait_until(
+            "an answer through the forward",
+            Duration::from_secs(20),
+            move || async move {
+                match http_get(port, "/") {
+                    Ok(a) if a.starts_with("HTTP/1.0 200") && a.contains("Directory listing") => {
+                        Ok(a)
+                    }
+                    Ok(a) => Err(a),
+                    Err(e) => Err(e.to_string()),
+                }
+            },
+        )
+    };
+
+    // kubectl port-forward pod/pf: several connections, one after another and at once.
+    let f = Forward::start(
+        kubectl("pod/pf", format!("{ports}:8080")),
+        home.join("pf1.err"),
+    );
+    get(ports).await;
+    let many: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || http_get(ports, "/")))
+        .collect();
+    for t in many {
+        let a = t.join().unwrap().expect("concurrent GET");
+        assert!(a.starts_with("HTTP/1.0 200"), "{a}");
+    }
+    let a = http_get(ports, "/nope").unwrap();
+    assert!(a.starts_with("HTTP/1.0 404"), "{a}");
+    drop(f);
+
+    // svc/pf: kubectl picks the Service's pod and resolves the named target port.
+    let f = Forward::start(
+        kubectl("svc/pf", format!("{}:80", ports + 1)),
+        home.join("pf2.err"),
+    );
+    get(ports + 1).await;
+    drop(f);
+
+    // Nothing listening: the connection closes, kubectl reports the kubelet's
+    // error from the error stream and gives up, as against Kubernetes.
+    let mut f = Forward::start(
+        kubectl("pod/pf", format!("{}:9999", ports + 2)),
+        home.join("pf3.err"),
+    );
+    let a = http_get(ports + 2, "/").unwrap_or_default();
+    assert_eq!(a, "", "nothing answers on 9999");
+    assert!(f.exited(Duration::from_secs(10)), "kubectl kept running");
+    let e = f.stderr();
+    assert!(
+        e.contains("error forwarding port 9999 to pod pf")
+            && e.contains("connection refused")
+            && e.contains("lost connection to pod"),
+        "{e}"
+    );
+
+    // ferry port-forward over the QUIC API.
+    let admin = dir.join("admin.conf");
+    let mut c = crate::procs::ferry_cmd(home);
+    c.args([
+        "--config",
+        admin.to_str().unwrap(),
+        "port-forward",
+        "pod/pf",
+        &format!("{}:8080", ports + 3),
+    ]);
+    let f = Forward::start(c, home.join("pf4.err"));
+    get(ports + 3).await;
+    drop(f);
+    let o = crate::procs::ferry(
+        home,
+        admin.to_str().unwrap(),
+        &["port-forward", "pf", "0:0"],
+    );
+    assert!(!o.status.success());
+    assert!(o.stderr.contains("Remote port must be > 0"), "{}", o.stderr);
+
+    // kubectl attach: the container's output from now until its run ends
+    // (stdin is refused: ferry keeps none).
+    k.ok_in(&["apply", "-f", "-"], ATTACH);
+    k.ok(&["wait", "--for=condition=Ready", "pod/att", "--timeout=60s"]);
+    let e = k.fails(&["attach", "-i", "att"]);
+    assert!(e.contains("attach with stdin is not supported"), "{e}");
+    let o = k.run(&["attach", "att"], None);
+    assert!(o.ok, "{}", o.stderr);
+    assert!(o.stdout.contains("tick 3\n"), "{}", o.stdout);
+}
+
+const ATTACH: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: att
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "sleep 6; for i in 1 2 3; do echo tick $i; sleep 1; done"]
+"#;

@@ -12,8 +12,10 @@
 
 pub mod content;
 mod pods;
+mod portforward;
 pub mod route;
 mod serve;
+pub mod spdy;
 
 use crate::apiserver::actor::ApiServerActor;
 use crate::{Error, Result};

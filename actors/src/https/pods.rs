@@ -1,6 +1,7 @@
-//! `pods/<name>/log` (a streamed text body) and `pods/<name>/exec` (a
+//! `pods/<name>/log` (a streamed text body), `pods/<name>/exec` (a
 //! WebSocket speaking `v5.channel.k8s.io` / `v4.channel.k8s.io`, as kubectl
-//! 1.30+ does), proxied to the pod's node over its tunnel.
+//! 1.30+ does) and `pods/<name>/attach` (output only: the followed log),
+//! proxied to the pod's node over its tunnel.
 //!
 //! The pod is read through the pipeline first (so authorization and a missing
 //! pod answer as for any object), then a stream is opened to its node
@@ -33,7 +34,7 @@ const CLOSE: u8 = 255;
 
 /// Serves `pods/<name>/log|exec|attach`.
 pub(super) async fn serve(
-    ctx: &Ctx,
+    ctx: &web::Data<Ctx>,
     who: Identity,
     p: PodRoute,
     req: &HttpRequest,
@@ -76,9 +77,11 @@ pub(super) async fn serve(
             };
             exec(ctx, x, req, payload).await
         }
-        _ => status(&Status::bad_request(
-            "attach is not supported: ferry's containers have no attachable console; use exec",
+        "portforward" => super::portforward::serve(ctx, &p, &pod, req, payload).await,
+        _ if flag(&p, "stdin") => status(&Status::bad_request(
+            "attach with stdin is not supported: ferry keeps no container's stdin; use exec",
         )),
+        _ => attach(ctx, &p, container, req, payload).await,
     }
 }
 
@@ -253,6 +256,90 @@ async fn exec(ctx: &Ctx, x: ExecRequest, req: &HttpRequest, payload: web::Payloa
         .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(proto));
     actix_web::rt::spawn(run_exec(stream, session, msgs, command, v5));
     resp
+}
+
+/// `attach` without stdin: the container's output from now on (its log,
+/// followed; stdout and stderr both on the stdout channel) until its run ends
+/// or the client leaves.
+async fn attach(
+    ctx: &Ctx,
+    p: &PodRoute,
+    container: Option<String>,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let Some(proto) = subprotocol(req) else {
+        return status(&Status::bad_request(
+            "attach needs a WebSocket upgrade with subprotocol v5.channel.k8s.io or v4.channel.k8s.io \
+             (kubectl 1.30 or newer; SPDY is not served)",
+        ));
+    };
+    let logs = ApiRequest::PodLogs(LogsRequest {
+        namespace: p.namespace.clone(),
+        name: p.name.clone(),
+        container,
+        follow: true,
+        tail: Some(0),
+        previous: false,
+        timestamps: false,
+        since_secs: None,
+    });
+    let stream = match open_pod_stream(&ctx.store, &ctx.tunnels, &ctx.relay, &logs).await {
+        Ok(s) => s,
+        Err(e) => return status(&node_status(e)),
+    };
+    let (mut resp, session, msgs) = match actix_ws::handle(req, payload) {
+        Ok(x) => x,
+        Err(e) => return status(&Status::bad_request(format!("WebSocket handshake: {e}"))),
+    };
+    resp.headers_mut()
+        .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(proto));
+    actix_web::rt::spawn(run_attach(stream, session, msgs));
+    resp
+}
+
+async fn run_attach(
+    stream: crate::tunnel::PodStream,
+    mut session: actix_ws::Session,
+    mut msgs: actix_ws::MessageStream,
+) {
+    let crate::tunnel::PodStream {
+        mut to, mut from, ..
+    } = stream;
+    let _ = to.finish();
+    let output = async {
+        let ended = loop {
+            match read_frame::<_, Result<Vec<u8>, ApiError>>(&mut from, MAX_FRAME).await {
+                Ok(Some(Ok(b))) => {
+                    if !b.is_empty() && session.binary(channel(STDOUT, &b)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Some(Err(e))) => break node_status(e).to_json(),
+                Ok(None) | Err(_) => break json!({ "metadata": {}, "status": "Success" }),
+            }
+        };
+        let body = serde_json::to_vec(&ended).unwrap_or_default();
+        let _ = session.binary(channel(ERROR, &body)).await;
+        let _ = session
+            .close(Some(actix_ws::CloseReason {
+                code: actix_ws::CloseCode::Normal,
+                description: None,
+            }))
+            .await;
+    };
+    // The client leaving ends the session too.
+    let client = async {
+        while let Some(Ok(m)) = msgs.recv().await {
+            if matches!(m, actix_ws::Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = output => {}
+        _ = client => {}
+    }
 }
 
 /// Moves frames between the WebSocket and the node until the command ends.

@@ -40,18 +40,18 @@ pub enum Route {
     OpenApiV3(Option<String>),
     /// An object request for the pipeline.
     Object(Box<ObjectRoute>),
-    /// A stream to a pod's container: `pods/<name>/log`, `exec`, `attach`.
+    /// A stream to a pod: `pods/<name>/log`, `exec`, `attach`, `portforward`.
     Pod(PodRoute),
 }
 
-/// `pods/<name>/log|exec|attach` and their query.
+/// `pods/<name>/log|exec|attach|portforward` and their query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PodRoute {
     /// The pod's namespace.
     pub namespace: String,
     /// The pod's name.
     pub name: String,
-    /// `log`, `exec` or `attach`.
+    /// `log`, `exec`, `attach` or `portforward`.
     pub what: String,
     /// The query's parameters, in order (`command` repeats).
     pub params: Vec<(String, String)>,
@@ -211,7 +211,9 @@ fn object(
             }
             [] => return Err(not_found_path()),
         };
-    if let (Some(s @ ("log" | "exec" | "attach")), Some(ns), Some(n)) = (sub, namespace, name) {
+    if let (Some(s @ ("log" | "exec" | "attach" | "portforward")), Some(ns), Some(n)) =
+        (sub, namespace, name)
+    {
         let allowed = match s {
             "log" => matches!(method, "GET" | "HEAD"),
             _ => matches!(method, "GET" | "POST"),
@@ -788,6 +790,9 @@ mod tests {
             .map(|(_, v)| v.as_str())
             .collect();
         assert_eq!(cmd, ["sh", "-c", "echo hi"]);
+        let r = route("GET", "/api/v1/namespaces/a/pods/web/portforward", "", None).unwrap();
+        let Route::Pod(p) = r else { panic!("{r:?}") };
+        assert_eq!((p.name.as_str(), p.what.as_str()), ("web", "portforward"));
         assert_eq!(
             route("POST", "/api/v1/namespaces/a/pods/web/log", "", None)
                 .unwrap_err()
