@@ -96,6 +96,10 @@ fn root_schema(kind: &str) -> Option<Value> {
         "EndpointSlice" => of::<k8s_openapi::api::discovery::v1::EndpointSlice>(),
         "NetworkPolicy" => of::<k8s_openapi::api::networking::v1::NetworkPolicy>(),
         "PodDisruptionBudget" => of::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(),
+        "Role" => of::<k8s_openapi::api::rbac::v1::Role>(),
+        "ClusterRole" => of::<k8s_openapi::api::rbac::v1::ClusterRole>(),
+        "RoleBinding" => of::<k8s_openapi::api::rbac::v1::RoleBinding>(),
+        "ClusterRoleBinding" => of::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>(),
         _ => return None,
     })
 }

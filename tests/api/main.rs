@@ -11,6 +11,7 @@
 //! - [`deletion`]: finalizers, grace periods, propagation, namespaces.
 //! - [`services`]: ClusterIP and NodePort allocation.
 //! - [`bad_input`]: malformed and refused requests.
+//! - [`rbac`]: Roles and bindings for a user, access reviews, escalation checks.
 
 #[path = "../store/harness.rs"]
 #[allow(dead_code)]
@@ -20,6 +21,7 @@ mod api;
 mod bad_input;
 mod deletion;
 mod lists;
+mod rbac;
 mod services;
 mod verbs;
 mod watches;

@@ -236,6 +236,7 @@ impl ApiServer {
         };
         let warnings =
             admission::admit(res, &mut obj, None, Operation::Create, req.field_validation)?;
+        self.check_escalation(res, &obj)?;
         if let Managed::Record(manager) = managed {
             obj = ssa::record_update(None, &obj, res.kind, manager, None, &meta::now());
         }
@@ -572,6 +573,7 @@ impl ApiServer {
             )?,
             Some(_) => Vec::new(),
         };
+        self.check_escalation(res, &new)?;
         if let Some(manager) = &req.field_manager {
             let sub = req.subresource.as_deref();
             new = ssa::record_update(Some(old), &new, res.kind, manager, sub, &meta::now());
