@@ -12,6 +12,7 @@
 //! - [`services`]: ClusterIP and NodePort allocation.
 //! - [`bad_input`]: malformed and refused requests.
 //! - [`rbac`]: Roles and bindings for a user, access reviews, escalation checks.
+//! - [`tokens`]: service-account tokens over HTTPS (bearer), bound tokens, anonymous 401.
 
 #[path = "../store/harness.rs"]
 #[allow(dead_code)]
@@ -23,5 +24,6 @@ mod deletion;
 mod lists;
 mod rbac;
 mod services;
+mod tokens;
 mod verbs;
 mod watches;

@@ -44,8 +44,12 @@ fn binding(name: &str, kind: &str, role: &str, user: &str) -> Value {
 
 /// `kubectl auth can-i VERB RESOURCE -n NS` as `api`.
 async fn can_i(api: &Api, verb: &str, resource: &str, ns: &str) -> bool {
+    let group = match resource {
+        "roles" | "rolebindings" => "rbac.authorization.k8s.io",
+        _ => "",
+    };
     let review = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-        "spec": {"resourceAttributes": {"namespace": ns, "verb": verb, "resource": resource}}});
+        "spec": {"resourceAttributes": {"namespace": ns, "verb": verb, "group": group, "resource": resource}}});
     let (code, body) = api
         .call(Api::req(
             Verb::Create,
@@ -59,8 +63,16 @@ async fn can_i(api: &Api, verb: &str, resource: &str, ns: &str) -> bool {
     body["status"]["allowed"].as_bool().expect("status.allowed")
 }
 
-async fn code(api: &Api, verb: Verb, resource: &str, ns: &str, name: Option<&str>, body: Option<&Value>) -> (u16, Value) {
-    api.call(Api::req(verb, resource, Some(ns), name, body)).await
+async fn code(
+    api: &Api,
+    verb: Verb,
+    resource: &str,
+    ns: &str,
+    name: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    api.call(Api::req(verb, resource, Some(ns), name, body))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,14 +80,29 @@ async fn a_role_binding_grants_a_user_its_roles_rules_in_its_namespace() {
     let (c, admin) = cluster().await;
     let alice = user(&c, "alice", &["dev"]);
     admin
-        .create("namespaces", None, &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}))
+        .create(
+            "namespaces",
+            None,
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}),
+        )
         .await;
     // The default roles exist.
-    for name in ["cluster-admin", "admin", "edit", "view", "system:basic-user"] {
-        eventually(name, WAIT, || async { admin.get("clusterroles", None, name).await }).await;
+    for name in [
+        "cluster-admin",
+        "admin",
+        "edit",
+        "view",
+        "system:basic-user",
+    ] {
+        eventually(name, WAIT, || async {
+            admin.get("clusterroles", None, name).await
+        })
+        .await;
     }
     eventually("cluster-admin binding", WAIT, || async {
-        admin.get("clusterrolebindings", None, "cluster-admin").await
+        admin
+            .get("clusterrolebindings", None, "cluster-admin")
+            .await
     })
     .await;
 
@@ -91,13 +118,22 @@ async fn a_role_binding_grants_a_user_its_roles_rules_in_its_namespace() {
         .create(
             "roles",
             Some("team"),
-            &role("cm-reader", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}])),
+            &role(
+                "cm-reader",
+                json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]),
+            ),
         )
         .await;
     admin
-        .create("rolebindings", Some("team"), &binding("alice-reads", "Role", "cm-reader", "alice"))
+        .create(
+            "rolebindings",
+            Some("team"),
+            &binding("alice-reads", "Role", "cm-reader", "alice"),
+        )
         .await;
-    admin.create("configmaps", Some("team"), &configmap("a", json!({}))).await;
+    admin
+        .create("configmaps", Some("team"), &configmap("a", json!({})))
+        .await;
     // Every master's cache follows its watch: soon allowed.
     eventually("alice may list", WAIT, || async {
         let (got, _) = code(&alice, Verb::List, "configmaps", "team", None, None).await;
@@ -105,9 +141,21 @@ async fn a_role_binding_grants_a_user_its_roles_rules_in_its_namespace() {
     })
     .await;
     let (got, body) = code(&alice, Verb::Get, "configmaps", "team", Some("a"), None).await;
-    assert_eq!((got, body["data"]["k"].as_str()), (200, Some("v")), "{body}");
+    assert_eq!(
+        (got, body["data"]["k"].as_str()),
+        (200, Some("v")),
+        "{body}"
+    );
     // Only what the Role says, only where the binding is.
-    let (got, body) = code(&alice, Verb::Create, "configmaps", "team", None, Some(&configmap("b", json!({})))).await;
+    let (got, body) = code(
+        &alice,
+        Verb::Create,
+        "configmaps",
+        "team",
+        None,
+        Some(&configmap("b", json!({}))),
+    )
+    .await;
     assert_eq!(got, 403, "{body}");
     let (got, _) = code(&alice, Verb::List, "configmaps", "default", None, None).await;
     assert_eq!(got, 403);
@@ -120,20 +168,37 @@ async fn a_role_binding_grants_a_user_its_roles_rules_in_its_namespace() {
     assert!(!can_i(&alice, "list", "configmaps", "default").await);
     let whoami = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"});
     let (got, body) = alice
-        .call(Api::req(Verb::Create, "selfsubjectreviews", None, None, Some(&whoami)))
+        .call(Api::req(
+            Verb::Create,
+            "selfsubjectreviews",
+            None,
+            None,
+            Some(&whoami),
+        ))
         .await;
     assert_eq!(got, 201, "{body}");
     assert_eq!(body["status"]["userInfo"]["username"], "alice");
-    assert_eq!(body["status"]["userInfo"]["groups"], json!(["dev", "system:authenticated"]));
+    assert_eq!(
+        body["status"]["userInfo"]["groups"],
+        json!(["dev", "system:authenticated"])
+    );
     let rules = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
         "spec": {"namespace": "team"}});
     let (got, body) = alice
-        .call(Api::req(Verb::Create, "selfsubjectrulesreviews", None, None, Some(&rules)))
+        .call(Api::req(
+            Verb::Create,
+            "selfsubjectrulesreviews",
+            None,
+            None,
+            Some(&rules),
+        ))
         .await;
     assert_eq!(got, 201, "{body}");
     let resource_rules = body["status"]["resourceRules"].as_array().unwrap();
     assert!(
-        resource_rules.contains(&json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["configmaps"]})),
+        resource_rules.contains(
+            &json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["configmaps"]})
+        ),
         "{body}"
     );
 
@@ -145,16 +210,26 @@ async fn a_role_binding_grants_a_user_its_roles_rules_in_its_namespace() {
     // Escalation: with the aggregated `admin` role in team, alice may make
     // Roles and bindings there, but grant only what she holds.
     admin
-        .create("rolebindings", Some("team"), &binding("alice-admin", "ClusterRole", "admin", "alice"))
+        .create(
+            "rolebindings",
+            Some("team"),
+            &binding("alice-admin", "ClusterRole", "admin", "alice"),
+        )
         .await;
     eventually("alice is admin in team", WAIT, || async {
         can_i(&alice, "create", "roles", "team").await.then_some(())
     })
     .await;
-    let modest = role("reader", json!([{"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get"]}]));
+    let modest = role(
+        "reader",
+        json!([{"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get"]}]),
+    );
     let (got, body) = code(&alice, Verb::Create, "roles", "team", None, Some(&modest)).await;
     assert_eq!(got, 201, "{body}");
-    let greedy = role("greedy", json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]));
+    let greedy = role(
+        "greedy",
+        json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]),
+    );
     let (got, body) = code(&alice, Verb::Create, "roles", "team", None, Some(&greedy)).await;
     assert_eq!(got, 403, "{body}");
     let msg = body["message"].as_str().unwrap();
@@ -188,10 +263,26 @@ async fn a_role_binding_grants_a_user_its_roles_rules_in_its_namespace() {
         "metadata": {"name": "bad"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Pod", "name": "x"},
         "subjects": [{"kind": "Robot", "name": "r"}]});
-    let (got, body) = code(&admin, Verb::Create, "rolebindings", "team", None, Some(&bad)).await;
+    let (got, body) = code(
+        &admin,
+        Verb::Create,
+        "rolebindings",
+        "team",
+        None,
+        Some(&bad),
+    )
+    .await;
     assert_eq!(got, 422, "{body}");
     let msg = body["message"].as_str().unwrap();
-    assert!(msg.contains("roleRef.kind: Unsupported value: \"Pod\": supported values: \"Role\", \"ClusterRole\""), "{msg}");
-    assert!(msg.contains("subjects[0].kind: Unsupported value: \"Robot\""), "{msg}");
+    assert!(
+        msg.contains(
+            "roleRef.kind: Unsupported value: \"Pod\": supported values: \"Role\", \"ClusterRole\""
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("subjects[0].kind: Unsupported value: \"Robot\""),
+        "{msg}"
+    );
     drop(c);
 }

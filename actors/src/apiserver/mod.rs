@@ -16,6 +16,7 @@
 //! - [`commit`]: every object write under one request id, retried until it has an answer.
 //! - [`delete`]: grace periods, finalizers, propagation policies.
 //! - [`watch`]: object watches from a resourceVersion, with bookmarks and 410 Gone.
+//! - [`tokens`]: service-account tokens (signing key, TokenRequest, bearer authentication).
 //! - [`rbac`]: the RBAC authorizer (an in-memory policy per master), escalation checks,
 //!   default roles, access reviews.
 //! - [`actor`]: the actix actor that runs this pipeline for the connection tasks.
@@ -28,6 +29,7 @@ pub mod delete;
 pub mod meta;
 pub mod rbac;
 pub mod read;
+pub mod tokens;
 pub mod watch;
 pub mod write;
 
@@ -89,6 +91,8 @@ pub struct ApiServer {
     namespaces: Arc<Mutex<HashMap<String, (u64, NamespaceState)>>>,
     /// The RBAC policy, kept current by [`rbac::run`].
     rbac: rbac::Rbac,
+    /// The service-account signing key, once read ([`tokens`]).
+    sa_key: Arc<std::sync::OnceLock<Arc<Vec<u8>>>>,
 }
 
 /// Whether a namespace takes new objects.
@@ -113,6 +117,7 @@ impl ApiServer {
             network: Arc::new(network),
             namespaces: Arc::default(),
             rbac: rbac::Rbac::default(),
+            sa_key: Arc::default(),
         }
     }
 
@@ -293,6 +298,9 @@ impl ApiServer {
             }
             (Verb::Create, Some("binding")) if res.kind == "Pod" => self.bind(req).await,
             (Verb::Create, Some("eviction")) if res.kind == "Pod" => self.evict(res, req).await,
+            (Verb::Create, Some("token")) if res.kind == "ServiceAccount" => {
+                self.token_request(req).await
+            }
             (Verb::Watch, None) => Err(Status::bad_request(
                 "watches are streamed: use the watch call, not a single request",
             )
@@ -366,8 +374,9 @@ pub fn authorize(
                 || (res.kind == "Pod"
                     && (req.subresource.as_deref() == Some("status") || req.verb == Verb::Delete))
         }
-        Identity::User { .. } => policy
-            .is_some_and(|p| p.allows(&rbac::user_of(who), &rbac::request_of(res, req))),
+        Identity::User { .. } => {
+            policy.is_some_and(|p| p.allows(&rbac::user_of(who), &rbac::request_of(res, req)))
+        }
     };
     if allowed {
         return Ok(());
@@ -591,7 +600,13 @@ mod tests {
                 s.message
             );
         }
-        assert!(authorize(&node, res("nodes"), &named(merge, "nodes", None, "n1"), None).is_ok());
+        assert!(authorize(
+            &node,
+            res("nodes"),
+            &named(merge, "nodes", None, "n1"),
+            None
+        )
+        .is_ok());
         assert!(authorize(
             &node,
             res("leases"),

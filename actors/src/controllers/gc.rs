@@ -70,7 +70,9 @@ pub async fn run(api: ApiServer) {
         }
         if is_leader(&api) {
             if !namespaces_ready {
-                namespaces_ready = ensure_namespaces(&api).await && ensure_rbac(&api).await;
+                namespaces_ready = ensure_namespaces(&api).await
+                    && ensure_rbac(&api).await
+                    && api.ensure_sa_key().await;
             }
             if dirty {
                 match reconcile(&api).await {

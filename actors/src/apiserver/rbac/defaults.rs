@@ -64,8 +64,17 @@ fn to(level: &str) -> Value {
 /// The default ClusterRoles, in creation order.
 pub fn cluster_roles() -> Vec<Value> {
     let discovery_urls = [
-        "/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*",
-        "/readyz", "/version", "/version/",
+        "/api",
+        "/api/*",
+        "/apis",
+        "/apis/*",
+        "/healthz",
+        "/livez",
+        "/openapi",
+        "/openapi/*",
+        "/readyz",
+        "/version",
+        "/version/",
     ];
     vec![
         cluster_role(
@@ -83,24 +92,84 @@ pub fn cluster_roles() -> Vec<Value> {
             "system:aggregate-to-admin",
             to("admin"),
             vec![
-                rule(&["authorization.k8s.io"], &["localsubjectaccessreviews"], &["create"]),
-                rule(&["rbac.authorization.k8s.io"], &["rolebindings", "roles"], ALL),
+                rule(
+                    &["authorization.k8s.io"],
+                    &["localsubjectaccessreviews"],
+                    &["create"],
+                ),
+                rule(
+                    &["rbac.authorization.k8s.io"],
+                    &["rolebindings", "roles"],
+                    ALL,
+                ),
             ],
         ),
         cluster_role(
             "system:aggregate-to-edit",
             to("edit"),
             vec![
-                rule(&[""], &["pods/attach", "pods/exec", "pods/portforward", "pods/proxy", "secrets", "services/proxy"], READ),
+                rule(
+                    &[""],
+                    &[
+                        "pods/attach",
+                        "pods/exec",
+                        "pods/portforward",
+                        "pods/proxy",
+                        "secrets",
+                        "services/proxy",
+                    ],
+                    READ,
+                ),
                 rule(&[""], &["serviceaccounts"], &["impersonate"]),
-                rule(&[""], &["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy"], WRITE),
+                rule(
+                    &[""],
+                    &[
+                        "pods",
+                        "pods/attach",
+                        "pods/exec",
+                        "pods/portforward",
+                        "pods/proxy",
+                    ],
+                    WRITE,
+                ),
                 rule(&[""], &["pods/eviction"], &["create"]),
-                rule(&[""], &["configmaps", "events", "persistentvolumeclaims", "replicationcontrollers", "replicationcontrollers/scale", "secrets", "serviceaccounts", "services", "services/proxy"], WRITE),
+                rule(
+                    &[""],
+                    &[
+                        "configmaps",
+                        "events",
+                        "persistentvolumeclaims",
+                        "replicationcontrollers",
+                        "replicationcontrollers/scale",
+                        "secrets",
+                        "serviceaccounts",
+                        "services",
+                        "services/proxy",
+                    ],
+                    WRITE,
+                ),
                 rule(&[""], &["serviceaccounts/token"], &["create"]),
-                rule(&["apps"], &["daemonsets", "deployments", "deployments/rollback", "deployments/scale", "replicasets", "replicasets/scale", "statefulsets", "statefulsets/scale"], WRITE),
+                rule(
+                    &["apps"],
+                    &[
+                        "daemonsets",
+                        "deployments",
+                        "deployments/rollback",
+                        "deployments/scale",
+                        "replicasets",
+                        "replicasets/scale",
+                        "statefulsets",
+                        "statefulsets/scale",
+                    ],
+                    WRITE,
+                ),
                 rule(&["autoscaling"], &["horizontalpodautoscalers"], WRITE),
                 rule(&["batch"], &["cronjobs", "jobs"], WRITE),
-                rule(&["networking.k8s.io"], &["ingresses", "networkpolicies"], WRITE),
+                rule(
+                    &["networking.k8s.io"],
+                    &["ingresses", "networkpolicies"],
+                    WRITE,
+                ),
                 rule(&["policy"], &["poddisruptionbudgets"], WRITE),
                 rule(&["discovery.k8s.io"], &["endpointslices"], WRITE),
                 rule(&["coordination.k8s.io"], &["leases"], ALL),
@@ -110,15 +179,80 @@ pub fn cluster_roles() -> Vec<Value> {
             "system:aggregate-to-view",
             to("view"),
             vec![
-                rule(&[""], &["configmaps", "endpoints", "persistentvolumeclaims", "persistentvolumeclaims/status", "pods", "replicationcontrollers", "replicationcontrollers/scale", "serviceaccounts", "services", "services/status"], READ),
-                rule(&[""], &["bindings", "events", "limitranges", "namespaces/status", "pods/log", "pods/status", "replicationcontrollers/status", "resourcequotas", "resourcequotas/status"], READ),
+                rule(
+                    &[""],
+                    &[
+                        "configmaps",
+                        "endpoints",
+                        "persistentvolumeclaims",
+                        "persistentvolumeclaims/status",
+                        "pods",
+                        "replicationcontrollers",
+                        "replicationcontrollers/scale",
+                        "serviceaccounts",
+                        "services",
+                        "services/status",
+                    ],
+                    READ,
+                ),
+                rule(
+                    &[""],
+                    &[
+                        "bindings",
+                        "events",
+                        "limitranges",
+                        "namespaces/status",
+                        "pods/log",
+                        "pods/status",
+                        "replicationcontrollers/status",
+                        "resourcequotas",
+                        "resourcequotas/status",
+                    ],
+                    READ,
+                ),
                 rule(&[""], &["namespaces"], READ),
                 rule(&["discovery.k8s.io"], &["endpointslices"], READ),
-                rule(&["apps"], &["controllerrevisions", "daemonsets", "daemonsets/status", "deployments", "deployments/scale", "deployments/status", "replicasets", "replicasets/scale", "replicasets/status", "statefulsets", "statefulsets/scale", "statefulsets/status"], READ),
-                rule(&["autoscaling"], &["horizontalpodautoscalers", "horizontalpodautoscalers/status"], READ),
-                rule(&["batch"], &["cronjobs", "cronjobs/status", "jobs", "jobs/status"], READ),
-                rule(&["policy"], &["poddisruptionbudgets", "poddisruptionbudgets/status"], READ),
-                rule(&["networking.k8s.io"], &["ingresses", "ingresses/status", "networkpolicies"], READ),
+                rule(
+                    &["apps"],
+                    &[
+                        "controllerrevisions",
+                        "daemonsets",
+                        "daemonsets/status",
+                        "deployments",
+                        "deployments/scale",
+                        "deployments/status",
+                        "replicasets",
+                        "replicasets/scale",
+                        "replicasets/status",
+                        "statefulsets",
+                        "statefulsets/scale",
+                        "statefulsets/status",
+                    ],
+                    READ,
+                ),
+                rule(
+                    &["autoscaling"],
+                    &[
+                        "horizontalpodautoscalers",
+                        "horizontalpodautoscalers/status",
+                    ],
+                    READ,
+                ),
+                rule(
+                    &["batch"],
+                    &["cronjobs", "cronjobs/status", "jobs", "jobs/status"],
+                    READ,
+                ),
+                rule(
+                    &["policy"],
+                    &["poddisruptionbudgets", "poddisruptionbudgets/status"],
+                    READ,
+                ),
+                rule(
+                    &["networking.k8s.io"],
+                    &["ingresses", "ingresses/status", "networkpolicies"],
+                    READ,
+                ),
             ],
         ),
         cluster_role(
@@ -130,14 +264,24 @@ pub fn cluster_roles() -> Vec<Value> {
             "system:basic-user",
             json!({}),
             vec![
-                rule(&["authentication.k8s.io"], &["selfsubjectreviews"], &["create"]),
-                rule(&["authorization.k8s.io"], &["selfsubjectaccessreviews", "selfsubjectrulesreviews"], &["create"]),
+                rule(
+                    &["authentication.k8s.io"],
+                    &["selfsubjectreviews"],
+                    &["create"],
+                ),
+                rule(
+                    &["authorization.k8s.io"],
+                    &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                    &["create"],
+                ),
             ],
         ),
         cluster_role(
             "system:public-info-viewer",
             json!({}),
-            vec![json!({"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]})],
+            vec![
+                json!({"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}),
+            ],
         ),
     ]
 }
@@ -146,8 +290,16 @@ pub fn cluster_roles() -> Vec<Value> {
 pub fn cluster_role_bindings() -> Vec<Value> {
     vec![
         binding("cluster-admin", "cluster-admin", &["system:masters"]),
-        binding("system:discovery", "system:discovery", &["system:authenticated"]),
-        binding("system:basic-user", "system:basic-user", &["system:authenticated"]),
+        binding(
+            "system:discovery",
+            "system:discovery",
+            &["system:authenticated"],
+        ),
+        binding(
+            "system:basic-user",
+            "system:basic-user",
+            &["system:authenticated"],
+        ),
         binding(
             "system:public-info-viewer",
             "system:public-info-viewer",

@@ -247,9 +247,7 @@ impl Policy {
                 None => true,
                 Some(ns) => !namespace.is_empty() && ns == namespace,
             };
-            applies
-                && binds(b, user)
-                && self.binding_rules(b).iter().any(|r| rule_allows(r, req))
+            applies && binds(b, user) && self.binding_rules(b).iter().any(|r| rule_allows(r, req))
         })
     }
 }
@@ -320,7 +318,7 @@ fn selects(
 fn binds(b: &Binding, user: &User) -> bool {
     b.subjects.iter().any(|s| match s.kind.as_str() {
         "User" => s.name == user.name,
-        "Group" => user.groups.iter().any(|g| *g == s.name),
+        "Group" => user.groups.contains(&s.name),
         "ServiceAccount" => {
             let ns = match s.namespace.as_deref().filter(|n| !n.is_empty()) {
                 Some(n) => n,
@@ -397,8 +395,7 @@ fn covers(o: &Rule, a: &Rule) -> bool {
             u == "*"
                 || u == url
                 || u.strip_suffix('*').is_some_and(|p| {
-                    url.starts_with(p)
-                        && (!url.ends_with('*') || url.len() >= u.len())
+                    url.starts_with(p) && (!url.ends_with('*') || url.len() >= u.len())
                 })
         });
     }
@@ -409,8 +406,7 @@ fn covers(o: &Rule, a: &Rule) -> bool {
     let res_ok = o.resources.iter().any(|r| {
         r == "*"
             || r == res
-            || (r.starts_with("*/")
-                && res.split_once('/').is_some_and(|(_, sub)| r[2..] == *sub))
+            || (r.starts_with("*/") && res.split_once('/').is_some_and(|(_, sub)| r[2..] == *sub))
     });
     res_ok
         && (o.resource_names.is_empty()

@@ -238,6 +238,17 @@ impl ApiServer {
                 let rules: Option<Vec<k8s_openapi::api::rbac::v1::PolicyRule>> = obj
                     .get("rules")
                     .and_then(|r| serde_json::from_value(r.clone()).ok());
+                // An aggregation rule can gather anything: it takes full authority.
+                if obj.get("aggregationRule").is_some_and(|a| !a.is_null())
+                    && !eval::uncovered(&policy.rules_for(&user, ""), &full_authority()).is_empty()
+                {
+                    return Err(Status::forbidden(format!(
+                        "{} {name:?} is forbidden: must have cluster-admin privileges to use \
+                         the aggregationRule",
+                        super::meta::qualified_resource(res)
+                    ))
+                    .into());
+                }
                 Rule::list(rules.as_ref())
             }
             "RoleBinding" | "ClusterRoleBinding" => {
@@ -284,6 +295,24 @@ impl ApiServer {
         ))
         .into())
     }
+}
+
+/// `*` on everything: what an aggregation rule may gather.
+fn full_authority() -> Vec<Rule> {
+    let all = || vec!["*".to_string()];
+    vec![
+        Rule {
+            verbs: all(),
+            api_groups: all(),
+            resources: all(),
+            ..Rule::default()
+        },
+        Rule {
+            verbs: all(),
+            non_resource_urls: all(),
+            ..Rule::default()
+        },
+    ]
 }
 
 /// A Go `%q` of a string slice: `["a" "b"]`.

@@ -40,9 +40,7 @@ impl ApiServer {
             ))
             .into());
         }
-        let who = REQUESTER
-            .try_with(Clone::clone)
-            .unwrap_or(Identity::Admin);
+        let who = REQUESTER.try_with(Clone::clone).unwrap_or(Identity::Admin);
         let mut body: Value = if req.body.is_empty() {
             json!({})
         } else {
@@ -86,7 +84,9 @@ impl ApiServer {
                         "",
                         vec![ferry_api::object::StatusCause {
                             reason: "FieldValueRequired".into(),
-                            message: "Required value: at least one of user or group must be specified".into(),
+                            message:
+                                "Required value: at least one of user or group must be specified"
+                                    .into(),
                             field: "spec.user".into(),
                         }],
                     )
@@ -222,7 +222,8 @@ impl ApiServer {
         let resource_rules: Vec<Value> = resources
             .iter()
             .map(|r| {
-                let mut v = json!({"verbs": r.verbs, "apiGroups": r.api_groups, "resources": r.resources});
+                let mut v =
+                    json!({"verbs": r.verbs, "apiGroups": r.api_groups, "resources": r.resources});
                 if !r.resource_names.is_empty() {
                     v["resourceNames"] = json!(r.resource_names);
                 }

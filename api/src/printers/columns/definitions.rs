@@ -251,7 +251,10 @@ const ROLE_BINDING: &[Column] = &[
     AGE,
     wide(string("Users", "Users in the roleBinding")),
     wide(string("Groups", "Groups in the roleBinding")),
-    wide(string("ServiceAccounts", "ServiceAccounts in the roleBinding")),
+    wide(string(
+        "ServiceAccounts",
+        "ServiceAccounts in the roleBinding",
+    )),
 ];
 
 // The API field docs the columns quote, as Kubernetes 1.33's `SwaggerDoc()`

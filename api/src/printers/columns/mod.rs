@@ -210,12 +210,7 @@ pub fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
         ],
         "RoleBinding" | "ClusterRoleBinding" => vec![
             name,
-            format!(
-                "{}/{}",
-                text(o, "/roleRef/kind"),
-                text(o, "/roleRef/name")
-            )
-            .into(),
+            format!("{}/{}", text(o, "/roleRef/kind"), text(o, "/roleRef/name")).into(),
             created,
         ],
         "PodDisruptionBudget" => {

@@ -28,7 +28,11 @@ pub(crate) fn cluster_role(r: &ClusterRole, errs: &mut Errors) {
             );
         }
         for (i, s) in sels.iter().enumerate() {
-            selector(&format!("aggregationRule.clusterRoleSelectors[{i}]"), s, errs);
+            selector(
+                &format!("aggregationRule.clusterRoleSelectors[{i}]"),
+                s,
+                errs,
+            );
         }
     }
 }
@@ -103,7 +107,10 @@ fn ref_unchanged(new: &RoleRef, old: &RoleRef, errs: &mut Errors) {
     if new != old {
         errs.invalid(
             "roleRef",
-            format!("{{APIGroup:{} Kind:{} Name:{}}}", new.api_group, new.kind, new.name),
+            format!(
+                "{{APIGroup:{} Kind:{} Name:{}}}",
+                new.api_group, new.kind, new.name
+            ),
             "cannot change roleRef",
         );
     }
@@ -152,7 +159,9 @@ fn subjects(subjects: Option<&[Subject]>, namespaced: bool, errs: &mut Errors) {
                     errs.not_supported(&at(&p, "apiGroup"), group, &[GROUP]);
                 }
             }
-            other => errs.not_supported(&at(&p, "kind"), other, &["ServiceAccount", "User", "Group"]),
+            other => {
+                errs.not_supported(&at(&p, "kind"), other, &["ServiceAccount", "User", "Group"])
+            }
         }
     }
 }

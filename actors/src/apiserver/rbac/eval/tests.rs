@@ -6,7 +6,13 @@ fn rule(v: serde_json::Value) -> Rule {
     Rule::from_k8s(&r)
 }
 
-fn res<'a>(verb: &'a str, group: &'a str, resource: &'a str, sub: &'a str, name: &'a str) -> Request<'a> {
+fn res<'a>(
+    verb: &'a str,
+    group: &'a str,
+    resource: &'a str,
+    sub: &'a str,
+    name: &'a str,
+) -> Request<'a> {
     Request::Resource {
         verb,
         group,
@@ -19,11 +25,15 @@ fn res<'a>(verb: &'a str, group: &'a str, resource: &'a str, sub: &'a str, name:
 
 #[test]
 fn rules_match_verbs_groups_resources_names_and_urls() {
-    let pods_read = rule(json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"]}));
+    let pods_read =
+        rule(json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"]}));
     let star = rule(json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}));
     let logs = rule(json!({"verbs": ["get"], "apiGroups": [""], "resources": ["pods/log"]}));
-    let any_status = rule(json!({"verbs": ["update"], "apiGroups": ["apps"], "resources": ["*/status"]}));
-    let named = rule(json!({"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"]}));
+    let any_status =
+        rule(json!({"verbs": ["update"], "apiGroups": ["apps"], "resources": ["*/status"]}));
+    let named = rule(
+        json!({"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"]}),
+    );
     let urls = rule(json!({"verbs": ["get"], "nonResourceURLs": ["/healthz", "/api/*"]}));
     // (rule, request, allowed)
     let table: &[(&Rule, Request, bool)] = &[
@@ -37,16 +47,59 @@ fn rules_match_verbs_groups_resources_names_and_urls() {
         (&star, res("create", "", "pods", "eviction", "x"), true),
         (&logs, res("get", "", "pods", "log", "x"), true),
         (&logs, res("get", "", "pods", "", "x"), false),
-        (&any_status, res("update", "apps", "deployments", "status", "d"), true),
-        (&any_status, res("update", "apps", "deployments", "", "d"), false),
+        (
+            &any_status,
+            res("update", "apps", "deployments", "status", "d"),
+            true,
+        ),
+        (
+            &any_status,
+            res("update", "apps", "deployments", "", "d"),
+            false,
+        ),
         (&named, res("get", "", "configmaps", "", "a"), true),
         (&named, res("get", "", "configmaps", "", "b"), false),
         (&named, res("get", "", "configmaps", "", ""), false),
-        (&urls, Request::NonResource { verb: "get", path: "/healthz" }, true),
-        (&urls, Request::NonResource { verb: "get", path: "/api/v1" }, true),
-        (&urls, Request::NonResource { verb: "get", path: "/apis" }, false),
-        (&urls, Request::NonResource { verb: "post", path: "/healthz" }, false),
-        (&pods_read, Request::NonResource { verb: "get", path: "/healthz" }, false),
+        (
+            &urls,
+            Request::NonResource {
+                verb: "get",
+                path: "/healthz",
+            },
+            true,
+        ),
+        (
+            &urls,
+            Request::NonResource {
+                verb: "get",
+                path: "/api/v1",
+            },
+            true,
+        ),
+        (
+            &urls,
+            Request::NonResource {
+                verb: "get",
+                path: "/apis",
+            },
+            false,
+        ),
+        (
+            &urls,
+            Request::NonResource {
+                verb: "post",
+                path: "/healthz",
+            },
+            false,
+        ),
+        (
+            &pods_read,
+            Request::NonResource {
+                verb: "get",
+                path: "/healthz",
+            },
+            false,
+        ),
         (&urls, res("get", "", "pods", "", "x"), false),
     ];
     for (r, req, want) in table {
@@ -56,7 +109,8 @@ fn rules_match_verbs_groups_resources_names_and_urls() {
 
 fn objects() -> Objects {
     let role = |ns: &str, name: &str, rules: serde_json::Value| -> Role {
-        serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns}, "rules": rules})).unwrap()
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns}, "rules": rules}))
+            .unwrap()
     };
     let cr = |v: serde_json::Value| -> ClusterRole { serde_json::from_value(v).unwrap() };
     let rb = |ns: &str, kind: &str, role: &str, subjects: serde_json::Value| -> RoleBinding {
@@ -73,23 +127,62 @@ fn objects() -> Objects {
     };
     let agg = |label: &str| json!({"clusterRoleSelectors": [{"matchLabels": {label: "true"}}]});
     Objects {
-        roles: vec![role("dev", "pod-reader", json!([{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"]}]))],
+        roles: vec![role(
+            "dev",
+            "pod-reader",
+            json!([{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"]}]),
+        )],
         cluster_roles: vec![
             cr(json!({"metadata": {"name": "admin"}, "aggregationRule": agg("to-admin")})),
-            cr(json!({"metadata": {"name": "edit", "labels": {"to-admin": "true"}}, "aggregationRule": agg("to-edit")})),
-            cr(json!({"metadata": {"name": "view", "labels": {"to-edit": "true"}}, "aggregationRule": agg("to-view"), "rules": [{"verbs": ["stale"], "apiGroups": [""], "resources": ["x"]}]})),
-            cr(json!({"metadata": {"name": "agg-view", "labels": {"to-view": "true"}}, "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"]}]})),
-            cr(json!({"metadata": {"name": "agg-edit", "labels": {"to-edit": "true"}}, "rules": [{"verbs": ["create"], "apiGroups": [""], "resources": ["configmaps"]}]})),
-            cr(json!({"metadata": {"name": "agg-admin", "labels": {"to-admin": "true"}}, "rules": [{"verbs": ["create"], "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"]}]})),
-            cr(json!({"metadata": {"name": "nodes-reader"}, "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["nodes"]}, {"verbs": ["get"], "nonResourceURLs": ["/healthz"]}]})),
+            cr(
+                json!({"metadata": {"name": "edit", "labels": {"to-admin": "true"}}, "aggregationRule": agg("to-edit")}),
+            ),
+            cr(
+                json!({"metadata": {"name": "view", "labels": {"to-edit": "true"}}, "aggregationRule": agg("to-view"), "rules": [{"verbs": ["stale"], "apiGroups": [""], "resources": ["x"]}]}),
+            ),
+            cr(
+                json!({"metadata": {"name": "agg-view", "labels": {"to-view": "true"}}, "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"]}]}),
+            ),
+            cr(
+                json!({"metadata": {"name": "agg-edit", "labels": {"to-edit": "true"}}, "rules": [{"verbs": ["create"], "apiGroups": [""], "resources": ["configmaps"]}]}),
+            ),
+            cr(
+                json!({"metadata": {"name": "agg-admin", "labels": {"to-admin": "true"}}, "rules": [{"verbs": ["create"], "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"]}]}),
+            ),
+            cr(
+                json!({"metadata": {"name": "nodes-reader"}, "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["nodes"]}, {"verbs": ["get"], "nonResourceURLs": ["/healthz"]}]}),
+            ),
         ],
         role_bindings: vec![
-            rb("dev", "Role", "pod-reader", json!([{"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}])),
-            rb("dev", "ClusterRole", "edit", json!([{"kind": "Group", "name": "devs", "apiGroup": "rbac.authorization.k8s.io"}])),
-            rb("dev", "ClusterRole", "view", json!([{"kind": "ServiceAccount", "name": "robot"}])),
-            rb("dev", "Role", "missing", json!([{"kind": "User", "name": "alice"}])),
+            rb(
+                "dev",
+                "Role",
+                "pod-reader",
+                json!([{"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}]),
+            ),
+            rb(
+                "dev",
+                "ClusterRole",
+                "edit",
+                json!([{"kind": "Group", "name": "devs", "apiGroup": "rbac.authorization.k8s.io"}]),
+            ),
+            rb(
+                "dev",
+                "ClusterRole",
+                "view",
+                json!([{"kind": "ServiceAccount", "name": "robot"}]),
+            ),
+            rb(
+                "dev",
+                "Role",
+                "missing",
+                json!([{"kind": "User", "name": "alice"}]),
+            ),
         ],
-        cluster_role_bindings: vec![crb("nodes-reader", json!([{"kind": "User", "name": "carol", "apiGroup": "rbac.authorization.k8s.io"}, {"kind": "ServiceAccount", "name": "ops", "namespace": "kube-system"}]))],
+        cluster_role_bindings: vec![crb(
+            "nodes-reader",
+            json!([{"kind": "User", "name": "carol", "apiGroup": "rbac.authorization.k8s.io"}, {"kind": "ServiceAccount", "name": "ops", "namespace": "kube-system"}]),
+        )],
     }
 }
 
@@ -113,7 +206,10 @@ fn bindings_grant_their_roles_where_they_apply() {
     };
     let alice = user("alice", &["system:authenticated"]);
     let bob = user("bob", &["devs", "system:authenticated"]);
-    let robot = user("system:serviceaccount:dev:robot", &["system:serviceaccounts"]);
+    let robot = user(
+        "system:serviceaccount:dev:robot",
+        &["system:serviceaccounts"],
+    );
     let other_robot = user("system:serviceaccount:prod:robot", &[]);
     let carol = user("carol", &[]);
     let ops = user("system:serviceaccount:kube-system:ops", &[]);
@@ -137,7 +233,14 @@ fn bindings_grant_their_roles_where_they_apply() {
         // ClusterRoleBindings apply everywhere, cluster scope included.
         (&carol, in_ns("", "get", "nodes"), true),
         (&carol, in_ns("dev", "get", "nodes"), true),
-        (&carol, Request::NonResource { verb: "get", path: "/healthz" }, true),
+        (
+            &carol,
+            Request::NonResource {
+                verb: "get",
+                path: "/healthz",
+            },
+            true,
+        ),
         (&ops, in_ns("", "get", "nodes"), true),
         (&alice, in_ns("", "get", "nodes"), false),
     ];
@@ -145,7 +248,12 @@ fn bindings_grant_their_roles_where_they_apply() {
         assert_eq!(p.allows(u, req), *want, "{} {req:?}", u.name);
     }
     // admin aggregates edit, which aggregates view: all three levels.
-    let admin: Vec<_> = p.cluster_role("admin").unwrap().iter().map(|r| r.verbs[0].clone()).collect();
+    let admin: Vec<_> = p
+        .cluster_role("admin")
+        .unwrap()
+        .iter()
+        .map(|r| r.verbs[0].clone())
+        .collect();
     assert_eq!(admin, ["create", "create", "get"]);
     assert_eq!(p.rules_for(&alice, "dev").len(), 1);
     assert!(p.rules_for(&alice, "prod").is_empty());
@@ -154,30 +262,85 @@ fn bindings_grant_their_roles_where_they_apply() {
 #[test]
 fn coverage_for_escalation_checks() {
     let owner = [
-        rule(json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods", "pods/log"]})),
+        rule(
+            json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods", "pods/log"]}),
+        ),
         rule(json!({"verbs": ["*"], "apiGroups": ["apps"], "resources": ["deployments"]})),
-        rule(json!({"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a", "b"]})),
+        rule(
+            json!({"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a", "b"]}),
+        ),
         rule(json!({"verbs": ["update"], "apiGroups": ["apps"], "resources": ["*/status"]})),
         rule(json!({"verbs": ["get"], "nonResourceURLs": ["/api/*"]})),
     ];
     let table: &[(serde_json::Value, bool)] = &[
-        (json!({"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}), true),
-        (json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods", "pods/log"]}), true),
-        (json!({"verbs": ["get"], "apiGroups": [""], "resources": ["pods"], "resourceNames": ["x"]}), true),
-        (json!({"verbs": ["delete"], "apiGroups": [""], "resources": ["pods"]}), false),
-        (json!({"verbs": ["*"], "apiGroups": [""], "resources": ["pods"]}), false),
-        (json!({"verbs": ["get"], "apiGroups": ["*"], "resources": ["pods"]}), false),
-        (json!({"verbs": ["get"], "apiGroups": [""], "resources": ["*"]}), false),
-        (json!({"verbs": ["*"], "apiGroups": ["apps"], "resources": ["deployments"]}), true),
-        (json!({"verbs": ["get"], "apiGroups": ["apps"], "resources": ["deployments/scale"]}), false),
-        (json!({"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"]}), true),
-        (json!({"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["c"]}), false),
-        (json!({"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"]}), false),
-        (json!({"verbs": ["update"], "apiGroups": ["apps"], "resources": ["deployments/status"]}), true),
-        (json!({"verbs": ["update"], "apiGroups": ["apps"], "resources": ["*/status"]}), true),
-        (json!({"verbs": ["get"], "nonResourceURLs": ["/api/v1"]}), true),
-        (json!({"verbs": ["get"], "nonResourceURLs": ["/api/*"]}), true),
-        (json!({"verbs": ["get"], "nonResourceURLs": ["/apis"]}), false),
+        (
+            json!({"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}),
+            true,
+        ),
+        (
+            json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods", "pods/log"]}),
+            true,
+        ),
+        (
+            json!({"verbs": ["get"], "apiGroups": [""], "resources": ["pods"], "resourceNames": ["x"]}),
+            true,
+        ),
+        (
+            json!({"verbs": ["delete"], "apiGroups": [""], "resources": ["pods"]}),
+            false,
+        ),
+        (
+            json!({"verbs": ["*"], "apiGroups": [""], "resources": ["pods"]}),
+            false,
+        ),
+        (
+            json!({"verbs": ["get"], "apiGroups": ["*"], "resources": ["pods"]}),
+            false,
+        ),
+        (
+            json!({"verbs": ["get"], "apiGroups": [""], "resources": ["*"]}),
+            false,
+        ),
+        (
+            json!({"verbs": ["*"], "apiGroups": ["apps"], "resources": ["deployments"]}),
+            true,
+        ),
+        (
+            json!({"verbs": ["get"], "apiGroups": ["apps"], "resources": ["deployments/scale"]}),
+            false,
+        ),
+        (
+            json!({"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"]}),
+            true,
+        ),
+        (
+            json!({"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["c"]}),
+            false,
+        ),
+        (
+            json!({"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"]}),
+            false,
+        ),
+        (
+            json!({"verbs": ["update"], "apiGroups": ["apps"], "resources": ["deployments/status"]}),
+            true,
+        ),
+        (
+            json!({"verbs": ["update"], "apiGroups": ["apps"], "resources": ["*/status"]}),
+            true,
+        ),
+        (
+            json!({"verbs": ["get"], "nonResourceURLs": ["/api/v1"]}),
+            true,
+        ),
+        (
+            json!({"verbs": ["get"], "nonResourceURLs": ["/api/*"]}),
+            true,
+        ),
+        (
+            json!({"verbs": ["get"], "nonResourceURLs": ["/apis"]}),
+            false,
+        ),
         (json!({"verbs": ["get"], "nonResourceURLs": ["*"]}), false),
     ];
     for (servant, want) in table {
@@ -185,8 +348,14 @@ fn coverage_for_escalation_checks() {
         let missing = uncovered(&owner, std::slice::from_ref(&s));
         assert_eq!(missing.is_empty(), *want, "{servant} missing {missing:?}");
     }
-    let star = [rule(json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})), rule(json!({"verbs": ["*"], "nonResourceURLs": ["*"]}))];
+    let star = [
+        rule(json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})),
+        rule(json!({"verbs": ["*"], "nonResourceURLs": ["*"]})),
+    ];
     for (servant, _) in table {
-        assert!(uncovered(&star, &[rule(servant.clone())]).is_empty(), "{servant}");
+        assert!(
+            uncovered(&star, &[rule(servant.clone())]).is_empty(),
+            "{servant}"
+        );
     }
 }
