@@ -106,6 +106,22 @@ async fn a_role_binding_grants_a_user_its_roles_rules_in_its_namespace() {
     })
     .await;
 
+    // The aggregation controller writes `admin`'s gathered rules into it:
+    // its own (roles, rolebindings) and edit's, which holds view's.
+    eventually("admin aggregated", WAIT, || async {
+        let admin_role = admin.get("clusterroles", None, "admin").await?;
+        let rules = admin_role["rules"].as_array()?;
+        let has = |res: &str| {
+            rules.iter().any(|r| {
+                r["resources"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|x| x == res))
+            })
+        };
+        (has("rolebindings") && has("pods/exec") && has("pods/log")).then_some(())
+    })
+    .await;
+
     // No grants: refused, in Kubernetes' words.
     let (got, body) = code(&alice, Verb::List, "configmaps", "team", None, None).await;
     assert_eq!(got, 403, "{body}");

@@ -119,6 +119,38 @@ async fn service_account_tokens_authenticate_and_die_with_their_pod() {
     assert_eq!(bound["spec"]["boundObjectRef"]["uid"], p["metadata"]["uid"]);
     let bound = bound["status"]["token"].as_str().unwrap().to_string();
 
+    // A node asks for tokens bound to its own pods only (what its agent
+    // mounts at /var/run/secrets/kubernetes.io/serviceaccount).
+    let node = {
+        let data = &c.master(0).data;
+        let pair = data.ca().unwrap();
+        let ca = ferry_api::tls::Ca::load(&pair.cert_pem, &pair.key_pem).unwrap();
+        let cert = ca
+            .issue(&ferry_api::tls::Identity::Node("n1".into()), &[])
+            .unwrap();
+        let mut cfg =
+            ferry_actors::master::admin_config(data, &[c.master(0).addr.to_string()]).unwrap();
+        cfg.client_cert = cert.cert_pem;
+        cfg.client_key = cert.key_pem;
+        Api(Arc::new(ferry_api::Client::new(&cfg).unwrap()))
+    };
+    let mut on_n1 = pod("on-n1");
+    on_n1["spec"]["nodeName"] = json!("n1");
+    on_n1["spec"]["serviceAccountName"] = json!("robot");
+    admin.create("pods", Some("team"), &on_n1).await;
+    let bind =
+        |pod: &str| json!({"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": pod}});
+    let (code, body) = token_request(&node, "team", "robot", bind("on-n1")).await;
+    assert_eq!(code, 201, "{body}");
+    for (sa, spec) in [
+        ("robot", bind("p1")),
+        ("default", bind("on-n1")),
+        ("robot", json!({})),
+    ] {
+        let (code, body) = token_request(&node, "team", sa, spec.clone()).await;
+        assert_eq!(code, 403, "{sa} {spec}: {body}");
+    }
+
     // Garbage: 401. A good token without grants: 403 naming the account.
     let (code, _) = get(addr, &ca_pem, list, Some("not.a.token")).await;
     assert_eq!(code, 401);

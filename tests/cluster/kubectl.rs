@@ -251,6 +251,10 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
     );
     let e = ka.fails(&["delete", "configmap", "x"]);
     assert!(e.contains("Forbidden"), "{e}");
+    // `kubectl create token`: a TokenRequest answered with a signed JWT.
+    k.ok(&["create", "serviceaccount", "robot"]);
+    let token = k.ok(&["create", "token", "robot", "--duration", "20m"]);
+    assert_eq!(token.trim().split('.').count(), 3, "{token}");
     let resources = k.ok(&["api-resources"]);
     for line in [
         "pods ",

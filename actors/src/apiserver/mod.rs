@@ -371,6 +371,10 @@ pub fn authorize(
             }
             req.verb.is_read()
                 || matches!(res.kind, "Node" | "Event" | "Lease")
+                // Tokens for its pods' service accounts (checked in `tokens`).
+                || (res.kind == "ServiceAccount"
+                    && req.verb == Verb::Create
+                    && req.subresource.as_deref() == Some("token"))
                 || (res.kind == "Pod"
                     && (req.subresource.as_deref() == Some("status") || req.verb == Verb::Delete))
         }
@@ -516,6 +520,9 @@ mod tests {
             (Verb::Delete, "daemonsets", None, false),
             (Verb::Create, "jobs", None, false),
             (Verb::Create, "serviceaccounts", None, false),
+            // Tokens for its pods (which pod is checked against the store).
+            (Verb::Create, "serviceaccounts", Some("token"), true),
+            (Verb::Update, "serviceaccounts", Some("token"), false),
         ];
         for (verb, plural, sub, allowed) in table {
             let q = own(req(*verb, plural, *sub));

@@ -223,12 +223,36 @@ impl ApiServer {
                 )
                 .into());
             }
+            // NodeRestriction: a node asks only for its own pods' accounts.
+            if let Some(Identity::Node(node)) = super::rbac::requester() {
+                let on = p.pointer("/spec/nodeName").and_then(Value::as_str);
+                let sa_of = p
+                    .pointer("/spec/serviceAccountName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("default");
+                if on != Some(node.as_str()) || sa_of != name {
+                    return Err(Status::forbidden(format!(
+                        "serviceaccounts {name:?} is forbidden: node {node:?} may only request \
+                         tokens for service accounts of pods bound to it"
+                    ))
+                    .into());
+                }
+            }
             spec["boundObjectRef"]["uid"] = json!(uid(&p));
             spec["boundObjectRef"]["apiVersion"] = json!("v1");
             pod = Some(Ref {
                 name: pname.to_string(),
                 uid: uid(&p),
             });
+        }
+        if pod.is_none() {
+            if let Some(Identity::Node(node)) = super::rbac::requester() {
+                return Err(Status::forbidden(format!(
+                    "serviceaccounts {name:?} is forbidden: node {node:?} may only request \
+                     tokens bound to its pods"
+                ))
+                .into());
+            }
         }
         let key = self.sa_key().await.ok_or_else(|| {
             Status::new(

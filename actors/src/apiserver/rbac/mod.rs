@@ -74,6 +74,18 @@ impl Rbac {
         self.inner.read().ok()?.policy.clone()
     }
 
+    /// The stored ClusterRoles that have an aggregation rule.
+    fn aggregated_roles(&self) -> Vec<Value> {
+        let Ok(c) = self.inner.read() else {
+            return Vec::new();
+        };
+        c.kinds[1]
+            .values()
+            .filter(|v| v.get("aggregationRule").is_some_and(|a| !a.is_null()))
+            .cloned()
+            .collect()
+    }
+
     fn replace(&self, kind: usize, objects: BTreeMap<String, Value>) {
         if let Ok(mut c) = self.inner.write() {
             c.kinds[kind] = objects;
@@ -110,7 +122,47 @@ pub async fn run(api: ApiServer) {
             }
         }
     };
-    tokio::join!(follow(0), follow(1), follow(2), follow(3));
+    tokio::join!(follow(0), follow(1), follow(2), follow(3), aggregate(&api));
+}
+
+/// The ClusterRole aggregation controller: while this master leads, every
+/// ClusterRole with an `aggregationRule` gets its computed rules written into
+/// `rules` (what `kubectl get clusterrole admin -o yaml` shows; the
+/// authorizer computes them itself and does not wait for this).
+async fn aggregate(api: &ApiServer) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if !api.store().is_leader() {
+            continue;
+        }
+        let Some(policy) = api.rbac.policy() else {
+            continue;
+        };
+        for mut role in api.rbac.aggregated_roles() {
+            let name = super::meta::name(&role).unwrap_or_default().to_string();
+            let Some(want) = policy.cluster_role(&name) else {
+                continue;
+            };
+            let stored: Option<Vec<k8s_openapi::api::rbac::v1::PolicyRule>> = role
+                .get("rules")
+                .and_then(|r| serde_json::from_value(r.clone()).ok());
+            if Rule::list(stored.as_ref()) == want {
+                continue;
+            }
+            role["rules"] = serde_json::to_value(want).unwrap_or_default();
+            let mut r = ObjectRequest::new(
+                ferry_api::object::Verb::Update,
+                "clusterroles",
+                None,
+                Some(&name),
+            );
+            r.body = serde_json::to_vec(&role).unwrap_or_default();
+            // The stored resourceVersion is the precondition: a stale cache conflicts.
+            if let Err(e) = api.handle(&Identity::Admin, &r).await {
+                tracing::debug!(role = %name, "aggregating a ClusterRole failed: {e}");
+            }
+        }
+    }
 }
 
 async fn follow(api: &ApiServer, kind: usize) -> Result<(), String> {
@@ -192,6 +244,11 @@ tokio::task_local! {
     /// The caller of the request being served (for the escalation check,
     /// which runs after admission has the object).
     static REQUESTER: Identity;
+}
+
+/// The caller of the request being served, if inside [`as_requester`].
+pub fn requester() -> Option<Identity> {
+    REQUESTER.try_with(Clone::clone).ok()
 }
 
 /// Runs `f` with `who` as the requester the escalation check sees.
