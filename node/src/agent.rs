@@ -285,7 +285,8 @@ async fn pod_token(api: &Objects, ns: &str, pod: &Value) -> Option<String> {
     let now = std::time::Instant::now();
     if let Some((t, renew)) = cache.lock().ok()?.get(uid) {
         if now < *renew {
-            return Some(t.clone());
+            // Empty: a failed request, not tried again before `renew`.
+            return (!t.is_empty()).then(|| t.clone());
         }
     }
     let name = pod.pointer("/metadata/name").and_then(Value::as_str)?;
@@ -302,8 +303,13 @@ async fn pod_token(api: &Objects, ns: &str, pod: &Value) -> Option<String> {
         }
         Err(e) => {
             tracing::debug!(pod = name, error = %e, "requesting a service-account token failed");
-            // An older token still valid is better than none.
-            cache.lock().ok()?.get(uid).map(|(t, _)| t.clone())
+            // An older token still valid is better than none; else wait 10 s.
+            let mut c = cache.lock().ok()?;
+            let entry = c
+                .entry(uid.to_string())
+                .or_insert_with(|| (String::new(), now));
+            entry.1 = now + std::time::Duration::from_secs(10);
+            (!entry.0.is_empty()).then(|| entry.0.clone())
         }
     }
 }
@@ -312,7 +318,9 @@ async fn pod_token(api: &Objects, ns: &str, pod: &Value) -> Option<String> {
 async fn fetch(api: &Objects, ns: &str, pod: &Value, services: Option<Value>) -> env::Fetched {
     let mut fetched = env::Fetched::new();
     fetched.insert(env::Source::Services, services);
-    if crate::volumes::automounts_token(pod) {
+    // The token is bind-mounted in the container's private mount namespace,
+    // which only a root agent can make (a non-root node runs pods without it).
+    if crate::volumes::automounts_token(pod) && nix::unistd::geteuid().is_root() {
         if let Some(token) = pod_token(api, ns, pod).await {
             fetched.insert(
                 env::Source::ServiceAccountToken,
