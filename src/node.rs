@@ -130,6 +130,8 @@ async fn simulate(a: &Args, n: usize, config: Option<&std::path::Path>) -> Resul
     )?;
     let api = ferry_node::objects::Objects {
         client: crate::client::connect(config)?,
+        // Hollow nodes run no containers: no service-account volumes.
+        ca_pem: "".into(),
     };
     let opts = ferry_node::hollow::Options::new(
         &a.name_prefix,

@@ -115,7 +115,10 @@ async fn connect(config: Option<&Path>) -> Result<Objects> {
     if let Some(l) = client.status().await?.leader_addr {
         let _ = client.prefer(&l).await;
     }
-    Ok(Objects { client })
+    Ok(Objects {
+        client,
+        ca_pem: "".into(),
+    })
 }
 
 async fn create_namespace(api: &Objects, ns: &str) -> Result<()> {

@@ -126,7 +126,11 @@ pub async fn run(a: ProxyArgs, config: Option<&Path>) -> Result<ExitCode> {
         bail!("--connections, --seconds, --rounds and --size must be at least 1");
     }
     let client = crate::client::connect(config)?;
-    let api = Objects { client };
+    // No pod of this command's is given the CA.
+    let api = Objects {
+        client,
+        ca_pem: "".into(),
+    };
     let ns = format!("bench-proxy-{:08x}", rand::random::<u32>());
     let result = bench(&api, &a, &ns).await;
     let cleanup = api.delete("namespaces", None, &ns, &json!({})).await;

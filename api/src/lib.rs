@@ -36,6 +36,7 @@ pub mod proto;
 pub mod protobuf;
 pub mod quantity;
 pub mod resources;
+pub mod satoken;
 pub mod selector;
 pub mod tls;
 pub mod token;

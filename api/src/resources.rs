@@ -85,6 +85,15 @@ resources! {
     "networking.k8s.io" "v1" "NetworkPolicy" "networkpolicies" true ["netpol"],
     "policy" "v1" "PodDisruptionBudget" "poddisruptionbudgets" true ["pdb"],
     "scheduling.k8s.io" "v1" "PriorityClass" "priorityclasses" false ["pc"],
+    "rbac.authorization.k8s.io" "v1" "Role" "roles" true [],
+    "rbac.authorization.k8s.io" "v1" "ClusterRole" "clusterroles" false [],
+    "rbac.authorization.k8s.io" "v1" "RoleBinding" "rolebindings" true [],
+    "rbac.authorization.k8s.io" "v1" "ClusterRoleBinding" "clusterrolebindings" false [],
+    "authorization.k8s.io" "v1" "SelfSubjectAccessReview" "selfsubjectaccessreviews" false [],
+    "authorization.k8s.io" "v1" "SelfSubjectRulesReview" "selfsubjectrulesreviews" false [],
+    "authorization.k8s.io" "v1" "SubjectAccessReview" "subjectaccessreviews" false [],
+    "authorization.k8s.io" "v1" "LocalSubjectAccessReview" "localsubjectaccessreviews" true [],
+    "authentication.k8s.io" "v1" "SelfSubjectReview" "selfsubjectreviews" false [],
 }
 
 /// A subresource of a served kind (`pods/status`, `deployments/scale`), as
@@ -147,6 +156,8 @@ const NAMESPACE_VERBS: &[&str] = &[
 ];
 /// `*/status`, `*/scale`, `pods/ephemeralcontainers`.
 const GET_PATCH_UPDATE: &[&str] = &["get", "patch", "update"];
+/// The access reviews: create only, never stored.
+const CREATE: &[&str] = &["create"];
 /// Streaming subresources (`exec`, `attach`, `portforward`).
 const CONNECT: &[&str] = &["create", "get"];
 const ALL: &[&str] = &["all"];
@@ -322,6 +333,45 @@ pub const DISCOVERY: &[Discovery] = &[
         &[sub("status", "PodDisruptionBudget", GET_PATCH_UPDATE)],
     ),
     disc("priorityclasses", "priorityclass", ALL_VERBS, &[], &[]),
+    disc("roles", "role", ALL_VERBS, &[], &[]),
+    disc("clusterroles", "clusterrole", ALL_VERBS, &[], &[]),
+    disc("rolebindings", "rolebinding", ALL_VERBS, &[], &[]),
+    disc(
+        "clusterrolebindings",
+        "clusterrolebinding",
+        ALL_VERBS,
+        &[],
+        &[],
+    ),
+    disc(
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        CREATE,
+        &[],
+        &[],
+    ),
+    disc(
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        CREATE,
+        &[],
+        &[],
+    ),
+    disc(
+        "subjectaccessreviews",
+        "subjectaccessreview",
+        CREATE,
+        &[],
+        &[],
+    ),
+    disc(
+        "localsubjectaccessreviews",
+        "localsubjectaccessreview",
+        CREATE,
+        &[],
+        &[],
+    ),
+    disc("selfsubjectreviews", "selfsubjectreview", CREATE, &[], &[]),
 ];
 
 /// Why a kind or name is refused.

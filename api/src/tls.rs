@@ -401,6 +401,21 @@ pub fn https_client_config(
     Ok(cfg)
 }
 
+/// A TLS client of the HTTPS API without a client certificate (bearer
+/// tokens, anonymous requests): trusts the cluster CA, offers `alpn`.
+pub fn https_client_config_without_cert(
+    ca_pem: &str,
+    alpn: &[&[u8]],
+) -> Result<rustls::ClientConfig> {
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_root_certificates(roots(ca_pem)?)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    Ok(cfg)
+}
+
 /// The identity a verified certificate chain's leaf names (TLS front ends).
 pub fn chain_identity(chain: &[CertificateDer<'_>]) -> Option<Identity> {
     identity_of(chain.first()?)

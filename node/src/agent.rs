@@ -69,7 +69,10 @@ pub async fn run(
 ) -> Result<()> {
     let mut cfg = cfg;
     let client = Arc::new(Client::new(&cfg).context("node client")?);
-    let mut api = Objects { client };
+    let mut api = Objects {
+        client,
+        ca_pem: cfg.ca_cert.clone().into(),
+    };
     let machine = Machine::read(&opts.data_dir);
     let address = opts.address.to_string();
     let mut net = NodeNetwork::detect(&opts.name, &opts.data_dir, opts.host_network_only);
@@ -142,7 +145,10 @@ pub async fn run(
                 Ok(new) => {
                     crate::join::store(&opts.data_dir, &new)?;
                     let client = Arc::new(Client::new(&new).context("node client")?);
-                    api = Objects { client };
+                    api = Objects {
+                        client,
+                        ca_pem: new.ca_cert.clone().into(),
+                    };
                     renew_at = crate::join::renew_at(&new.client_cert)?;
                     cfg = new;
                     tracing::info!("node certificate renewed");
@@ -271,10 +277,64 @@ async fn renew_cert(api: &Objects, opts: &Options, cfg: &ClientConfig) -> Result
     }
 }
 
+/// How long the tokens the agent requests for pods live (the kubelet's 3607 s).
+const TOKEN_SECONDS: i64 = 3607;
+
+/// Each pod's service-account token by pod uid, with when to renew it (at 80%
+/// of its life, as the kubelet does).
+type TokenCache = std::sync::Mutex<HashMap<String, (String, std::time::Instant)>>;
+
+/// The pod's token, from the cache or a new TokenRequest bound to the pod.
+async fn pod_token(api: &Objects, ns: &str, pod: &Value) -> Option<String> {
+    static CACHE: std::sync::OnceLock<TokenCache> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let uid = pod.pointer("/metadata/uid").and_then(Value::as_str)?;
+    let now = std::time::Instant::now();
+    if let Some((t, renew)) = cache.lock().ok()?.get(uid) {
+        if now < *renew {
+            // Empty: a failed request, not tried again before `renew`.
+            return (!t.is_empty()).then(|| t.clone());
+        }
+    }
+    let name = pod.pointer("/metadata/name").and_then(Value::as_str)?;
+    let sa = pod
+        .pointer("/spec/serviceAccountName")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    match api.token(ns, sa, name, uid, TOKEN_SECONDS).await {
+        Ok(t) => {
+            let renew = now + std::time::Duration::from_secs(TOKEN_SECONDS as u64 * 4 / 5);
+            let mut c = cache.lock().ok()?;
+            c.insert(uid.to_string(), (t.clone(), renew));
+            Some(t)
+        }
+        Err(e) => {
+            tracing::debug!(pod = name, error = %e, "requesting a service-account token failed");
+            // An older token still valid is better than none; else wait 10 s.
+            let mut c = cache.lock().ok()?;
+            let entry = c
+                .entry(uid.to_string())
+                .or_insert_with(|| (String::new(), now));
+            entry.1 = now + std::time::Duration::from_secs(10);
+            (!entry.0.is_empty()).then(|| entry.0.clone())
+        }
+    }
+}
+
 /// `services`: the Services the pod's containers see (`None`: not read yet).
 async fn fetch(api: &Objects, ns: &str, pod: &Value, services: Option<Value>) -> env::Fetched {
     let mut fetched = env::Fetched::new();
     fetched.insert(env::Source::Services, services);
+    // The token is bind-mounted in the container's private mount namespace,
+    // which only a root agent can make (a non-root node runs pods without it).
+    if crate::volumes::automounts_token(pod) && nix::unistd::geteuid().is_root() {
+        if let Some(token) = pod_token(api, ns, pod).await {
+            fetched.insert(
+                env::Source::ServiceAccountToken,
+                Some(json!({"token": token, "ca.crt": &*api.ca_pem})),
+            );
+        }
+    }
     let all = pod
         .pointer("/spec/initContainers")
         .and_then(Value::as_array)
@@ -295,7 +355,7 @@ async fn fetch(api: &Objects, ns: &str, pod: &Value, services: Option<Value>) ->
             let (plural, name) = match &src {
                 env::Source::ConfigMap(n) => ("configmaps", n),
                 env::Source::Secret(n) => ("secrets", n),
-                env::Source::Services => continue,
+                env::Source::Services | env::Source::ServiceAccountToken => continue,
             };
             if let Ok(obj) = api.get(plural, Some(ns), name).await {
                 fetched.insert(src, obj);

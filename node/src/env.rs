@@ -54,6 +54,10 @@ pub enum Source {
     /// The Services a container sees (`{"items": [...]}`: its namespace's and
     /// `default/kubernetes`), for [`service_env`].
     Services,
+    /// The pod's service-account token and the cluster CA
+    /// (`{"token": ..., "ca.crt": ...}`), mounted at
+    /// [`crate::volumes::SA_DIR`].
+    ServiceAccountToken,
 }
 
 /// Objects a container's environment reads, by source.
@@ -326,6 +330,7 @@ fn describe(src: &Source) -> String {
         Source::ConfigMap(n) => format!("configmap {n:?}"),
         Source::Secret(n) => format!("secret {n:?}"),
         Source::Services => "the namespace's services".into(),
+        Source::ServiceAccountToken => "the service-account token".into(),
     }
 }
 

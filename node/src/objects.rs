@@ -11,6 +11,8 @@ use std::sync::Arc;
 pub struct Objects {
     /// The client (fails over between masters).
     pub client: Arc<Client>,
+    /// The cluster CA (PEM), for pods' `ca.crt`.
+    pub ca_pem: Arc<str>,
 }
 
 /// A non-2xx answer.
@@ -53,6 +55,29 @@ impl Objects {
         };
         let v = self.send(req).await?;
         Ok(v["items"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// A token for ServiceAccount `sa` bound to pod `pod_name` (uid
+    /// `pod_uid`), valid `seconds` (a TokenRequest).
+    pub async fn token(
+        &self,
+        ns: &str,
+        sa: &str,
+        pod_name: &str,
+        pod_uid: &str,
+        seconds: i64,
+    ) -> Result<String> {
+        let mut req = ObjectRequest::new(Verb::Create, "serviceaccounts", Some(ns), Some(sa));
+        req.subresource = Some("token".into());
+        req.body = serde_json::to_vec(&json!({
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"expirationSeconds": seconds, "boundObjectRef":
+                {"kind": "Pod", "apiVersion": "v1", "name": pod_name, "uid": pod_uid}}}))?;
+        let v = self.send(req).await?;
+        v.pointer("/status/token")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("no token in the TokenRequest's answer"))
     }
 
     /// Creates an object.

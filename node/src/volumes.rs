@@ -28,6 +28,19 @@ pub struct Mount {
     pub read_only: bool,
 }
 
+/// Where containers find their service-account token, CA and namespace.
+pub const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// The volume the agent makes for them.
+pub const SA_VOLUME: &str = "kube-api-access";
+
+/// Whether `pod` gets its service-account token mounted (unless
+/// `automountServiceAccountToken: false`).
+pub fn automounts_token(pod: &Value) -> bool {
+    pod.pointer("/spec/automountServiceAccountToken")
+        .and_then(Value::as_bool)
+        != Some(false)
+}
+
 /// The ConfigMaps and Secrets `pod`'s volumes name.
 pub fn sources(pod: &Value) -> Vec<Source> {
     let mut out = Vec::new();
@@ -333,6 +346,21 @@ pub fn prepare(
         write_atomic(&dir, &files).map_err(|e| format!("volume {name}: {e}"))?;
         out.insert(name, dir);
     }
+    // The service-account token (renewed by the agent), the CA and the namespace.
+    if let Some(Some(sa)) = fetched.get(&Source::ServiceAccountToken) {
+        let text = |k: &str| sa.get(k).and_then(Value::as_str).unwrap_or_default();
+        let ns = pod
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("default");
+        let mut files = Files::new();
+        files.insert("token".into(), (text("token").as_bytes().to_vec(), 0o644));
+        files.insert("ca.crt".into(), (text("ca.crt").as_bytes().to_vec(), 0o644));
+        files.insert("namespace".into(), (ns.as_bytes().to_vec(), 0o644));
+        let dir = root.join(SA_VOLUME);
+        write_atomic(&dir, &files).map_err(|e| format!("volume {SA_VOLUME}: {e}"))?;
+        out.insert(SA_VOLUME.to_string(), dir);
+    }
     Ok(out)
 }
 
@@ -419,6 +447,16 @@ pub fn mounts(
             target: PathBuf::from(target),
             read_only: m["readOnly"].as_bool().unwrap_or(false),
         });
+    }
+    // The service-account volume, where the container mounts nothing itself.
+    if let Some(src) = volumes.get(SA_VOLUME) {
+        if !out.iter().any(|m| m.target == Path::new(SA_DIR)) {
+            out.push(Mount {
+                source: src.clone(),
+                target: PathBuf::from(SA_DIR),
+                read_only: true,
+            });
+        }
     }
     Ok(out)
 }
@@ -520,6 +558,44 @@ mod tests {
             !vols["cfg"].join(&before).exists(),
             "the old generation is removed"
         );
+    }
+
+    #[test]
+    fn the_service_account_token_is_mounted_where_pods_expect_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pod = json!({"metadata": {"name": "p", "namespace": "team"}, "spec": {"volumes": []}});
+        assert!(automounts_token(&pod));
+        assert!(!automounts_token(
+            &json!({"spec": {"automountServiceAccountToken": false}})
+        ));
+        let mut fetched = env::Fetched::new();
+        // No token fetched: no volume, no mount.
+        let vols = prepare(&pod, tmp.path(), &fetched, "10.0.0.1", "10.0.0.2").unwrap();
+        assert!(vols.is_empty());
+        fetched.insert(
+            Source::ServiceAccountToken,
+            Some(json!({"token": "a.b.c", "ca.crt": "PEM"})),
+        );
+        let vols = prepare(&pod, tmp.path(), &fetched, "10.0.0.1", "10.0.0.2").unwrap();
+        let read = |p: &str| std::fs::read_to_string(vols[SA_VOLUME].join(p)).unwrap();
+        assert_eq!(
+            (read("token"), read("ca.crt"), read("namespace")),
+            ("a.b.c".into(), "PEM".into(), "team".into())
+        );
+        // Mounted read-only at SA_DIR, unless the container mounts something there.
+        let plain = json!({"name": "c"});
+        let m = mounts(&plain, &vols).unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            (m[0].target.to_str().unwrap(), m[0].read_only, &m[0].source),
+            (SA_DIR, true, &vols[SA_VOLUME])
+        );
+        let mut own = vols.clone();
+        own.insert("mine".into(), tmp.path().to_path_buf());
+        let custom = json!({"name": "c", "volumeMounts": [{"name": "mine", "mountPath": SA_DIR}]});
+        let m = mounts(&custom, &own).unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].source, tmp.path());
     }
 
     #[test]

@@ -97,6 +97,10 @@ fn root_schema(kind: &str) -> Option<Value> {
         "NetworkPolicy" => of::<k8s_openapi::api::networking::v1::NetworkPolicy>(),
         "PodDisruptionBudget" => of::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(),
         "PriorityClass" => of::<k8s_openapi::api::scheduling::v1::PriorityClass>(),
+        "Role" => of::<k8s_openapi::api::rbac::v1::Role>(),
+        "ClusterRole" => of::<k8s_openapi::api::rbac::v1::ClusterRole>(),
+        "RoleBinding" => of::<k8s_openapi::api::rbac::v1::RoleBinding>(),
+        "ClusterRoleBinding" => of::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>(),
         _ => return None,
     })
 }

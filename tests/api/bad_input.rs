@@ -150,7 +150,7 @@ async fn bad_requests_are_refused_and_write_nothing() {
     let (_, list) = api.list("configmaps", ns, Default::default()).await;
     assert!(Api::names(&list).is_empty(), "nothing written: {list}");
 
-    // A user certificate may not write (RBAC comes later); the message says who and what.
+    // A user certificate without RBAC grants may not write; the message says who and what.
     let data = &c.master(0).data;
     let pair = data.ca().unwrap();
     let ca = Ca::load(&pair.cert_pem, &pair.key_pem).unwrap();

@@ -11,6 +11,8 @@
 //! - [`deletion`]: finalizers, grace periods, propagation, namespaces.
 //! - [`services`]: ClusterIP and NodePort allocation.
 //! - [`bad_input`]: malformed and refused requests.
+//! - [`rbac`]: Roles and bindings for a user, access reviews, escalation checks.
+//! - [`tokens`]: service-account tokens over HTTPS (bearer), bound tokens, anonymous 401.
 
 #[path = "../store/harness.rs"]
 #[allow(dead_code)]
@@ -22,6 +24,8 @@ mod deletion;
 mod events;
 mod lists;
 mod priority;
+mod rbac;
 mod services;
+mod tokens;
 mod verbs;
 mod watches;

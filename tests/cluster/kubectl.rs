@@ -197,6 +197,64 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
         e.contains(r#"Error from server (Forbidden): pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "default""#),
         "{e}"
     );
+    // RBAC: `kubectl auth` as alice (access reviews, sent as protobuf), then
+    // a RoleBinding to the default `view` role grants her reads in default.
+    ka.fails(&["auth", "can-i", "list", "pods"]);
+    let who = ka.ok(&["auth", "whoami"]);
+    assert!(
+        who.contains("alice") && who.contains("system:authenticated"),
+        "{who}"
+    );
+    assert!(k.ok(&["get", "clusterroles"]).contains("cluster-admin"));
+    k.ok(&[
+        "create",
+        "rolebinding",
+        "alice-view",
+        "--clusterrole=view",
+        "--user=alice",
+        "-n",
+        "default",
+    ]);
+    let wide = k.ok(&[
+        "get",
+        "rolebinding",
+        "alice-view",
+        "-n",
+        "default",
+        "-o",
+        "wide",
+    ]);
+    assert!(
+        wide.contains("ClusterRole/view") && wide.contains("alice"),
+        "{wide}"
+    );
+    let mut can = String::new();
+    for _ in 0..50 {
+        can = ka.run(&["auth", "can-i", "list", "pods"], None).stdout;
+        if can.trim() == "yes" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(can.trim(), "yes");
+    ka.ok(&["get", "pods"]);
+    assert_eq!(
+        ka.run(&["auth", "can-i", "delete", "pods"], None)
+            .stdout
+            .trim(),
+        "no"
+    );
+    let list = ka.ok(&["auth", "can-i", "--list"]);
+    assert!(
+        list.contains("pods ") && list.contains("[get list watch]"),
+        "{list}"
+    );
+    let e = ka.fails(&["delete", "configmap", "x"]);
+    assert!(e.contains("Forbidden"), "{e}");
+    // `kubectl create token`: a TokenRequest answered with a signed JWT.
+    k.ok(&["create", "serviceaccount", "robot"]);
+    let token = k.ok(&["create", "token", "robot", "--duration", "20m"]);
+    assert_eq!(token.trim().split('.').count(), 3, "{token}");
     let resources = k.ok(&["api-resources"]);
     for line in [
         "pods ",

@@ -83,3 +83,47 @@ impl Handler<StartWatch> for ApiServerActor {
         Box::pin(async move { api.watch(&m.who, &m.req).await })
     }
 }
+
+/// Authenticate a bearer token (a service-account token).
+#[derive(Message)]
+#[rtype(result = "Result<Identity, String>")]
+pub struct Authenticate {
+    /// The token.
+    pub token: String,
+}
+
+impl Handler<Authenticate> for ApiServerActor {
+    type Result = ResponseFuture<Result<Identity, String>>;
+
+    fn handle(&mut self, m: Authenticate, _: &mut Context<Self>) -> Self::Result {
+        let api = self.api.clone();
+        Box::pin(async move { api.authenticate_token(&m.token).await })
+    }
+}
+
+/// Authorize a request without running it (the pod streams: `pods/log`,
+/// `pods/exec`, `pods/attach`, which the HTTPS front end serves itself).
+#[derive(Message)]
+#[rtype(result = "Result<(), ferry_api::object::Status>")]
+pub struct Authorize {
+    /// The authenticated caller.
+    pub who: Identity,
+    /// The request.
+    pub req: ObjectRequest,
+}
+
+impl Handler<Authorize> for ApiServerActor {
+    type Result = Result<(), ferry_api::object::Status>;
+
+    fn handle(&mut self, m: Authorize, _: &mut Context<Self>) -> Self::Result {
+        match self.api.route(&m.who, &m.req) {
+            Ok(_) => Ok(()),
+            Err(Failure::Status(s)) => Err(s),
+            Err(Failure::Api(e)) => Err(ferry_api::object::Status::new(
+                503,
+                "ServiceUnavailable",
+                e.message,
+            )),
+        }
+    }
+}

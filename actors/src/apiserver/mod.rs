@@ -16,6 +16,9 @@
 //! - [`commit`]: every object write under one request id, retried until it has an answer.
 //! - [`delete`]: grace periods, finalizers, propagation policies.
 //! - [`watch`]: object watches from a resourceVersion, with bookmarks and 410 Gone.
+//! - [`tokens`]: service-account tokens (signing key, TokenRequest, bearer authentication).
+//! - [`rbac`]: the RBAC authorizer (an in-memory policy per master), escalation checks,
+//!   default roles, access reviews.
 //! - [`actor`]: the actix actor that runs this pipeline for the connection tasks.
 
 pub mod actor;
@@ -25,7 +28,9 @@ pub mod commit;
 pub mod delete;
 pub mod meta;
 pub mod priority;
+pub mod rbac;
 pub mod read;
+pub mod tokens;
 pub mod watch;
 pub mod write;
 
@@ -85,6 +90,10 @@ pub struct ApiServer {
     /// [`ApiServer::check_namespace`]): a create checks its namespace without
     /// parsing the Namespace object again while it is unchanged.
     namespaces: Arc<Mutex<HashMap<String, (u64, NamespaceState)>>>,
+    /// The RBAC policy, kept current by [`rbac::run`].
+    rbac: rbac::Rbac,
+    /// The service-account signing key, once read ([`tokens`]).
+    sa_key: Arc<std::sync::OnceLock<Arc<Vec<u8>>>>,
 }
 
 /// Whether a namespace takes new objects.
@@ -108,6 +117,8 @@ impl ApiServer {
             max_object_bytes,
             network: Arc::new(network),
             namespaces: Arc::default(),
+            rbac: rbac::Rbac::default(),
+            sa_key: Arc::default(),
         }
     }
 
@@ -130,6 +141,14 @@ impl ApiServer {
         let span = tracing::debug_span!("api", verb = req.verb.as_str(), resource = %req.resource,
             ns = ?req.namespace, name = ?req.name);
         let _g = span.enter();
+        rbac::as_requester(who.clone(), self.handle_as(who, req)).await
+    }
+
+    async fn handle_as(
+        &self,
+        who: &Identity,
+        req: &ObjectRequest,
+    ) -> Result<ObjectResponse, ApiError> {
         let result = match self.route(who, req) {
             Ok(res) => match self.bound_to(who, res, req).await {
                 Err(e) => Err(e),
@@ -233,7 +252,7 @@ impl ApiServer {
                     ),
                 )
             })?;
-        authorize(who, res, req)?;
+        authorize(who, res, req, self.rbac.policy().as_deref())?;
         if res.namespaced
             && req.namespace.is_none()
             && !matches!(req.verb, Verb::List | Verb::Watch)
@@ -264,6 +283,9 @@ impl ApiServer {
         res: &'static Resource,
         req: &ObjectRequest,
     ) -> Outcome<ObjectResponse> {
+        if rbac::review::is_review(res) {
+            return self.review(res, req).await;
+        }
         match (req.verb, req.subresource.as_deref()) {
             (Verb::Get, None) => self.get(res, req).await,
             (Verb::List, None) => self.list(res, req).await,
@@ -277,6 +299,9 @@ impl ApiServer {
             }
             (Verb::Create, Some("binding")) if res.kind == "Pod" => self.bind(req).await,
             (Verb::Create, Some("eviction")) if res.kind == "Pod" => self.evict(res, req).await,
+            (Verb::Create, Some("token")) if res.kind == "ServiceAccount" => {
+                self.token_request(req).await
+            }
             (Verb::Watch, None) => Err(Status::bad_request(
                 "watches are streamed: use the watch call, not a single request",
             )
@@ -328,11 +353,17 @@ fn own_objects_only(node: &str, res: &Resource, req: &ObjectRequest) -> Result<(
 /// Where node heartbeat Leases live.
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 
-/// Decides whether `who` may make `req` — the hook RBAC will fill. Admins and
-/// masters may do anything; nodes may read everything and write what a kubelet
-/// writes (nodes, pod status, pod deletion, events, leases); users are refused
-/// until RBAC arrives.
-pub fn authorize(who: &Identity, res: &Resource, req: &ObjectRequest) -> Result<(), Status> {
+/// Decides whether `who` may make `req`. Admins and masters may do anything;
+/// nodes may read everything and write what a kubelet writes (nodes, pod
+/// status, pod deletion, events, leases: the node authorizer); users and
+/// service accounts have what `policy` (RBAC) grants them, nothing while it
+/// is not yet loaded.
+pub fn authorize(
+    who: &Identity,
+    res: &Resource,
+    req: &ObjectRequest,
+    policy: Option<&rbac::eval::Policy>,
+) -> Result<(), Status> {
     let allowed = match who {
         Identity::Admin | Identity::Master(_) => true,
         Identity::Node(n) => {
@@ -341,10 +372,16 @@ pub fn authorize(who: &Identity, res: &Resource, req: &ObjectRequest) -> Result<
             }
             req.verb.is_read()
                 || matches!(res.kind, "Node" | "Event" | "Lease")
+                // Tokens for its pods' service accounts (checked in `tokens`).
+                || (res.kind == "ServiceAccount"
+                    && req.verb == Verb::Create
+                    && req.subresource.as_deref() == Some("token"))
                 || (res.kind == "Pod"
                     && (req.subresource.as_deref() == Some("status") || req.verb == Verb::Delete))
         }
-        Identity::User { .. } => false,
+        Identity::User { .. } => {
+            policy.is_some_and(|p| p.allows(&rbac::user_of(who), &rbac::request_of(res, req)))
+        }
     };
     if allowed {
         return Ok(());
@@ -430,7 +467,7 @@ mod tests {
                 for verb in READS.iter().chain(&WRITES) {
                     for sub in [None, Some("status"), Some("scale"), Some("binding")] {
                         let q = req(*verb, r.plural, sub);
-                        assert!(authorize(&who, r, &q).is_ok(), "{who:?} {q:?}");
+                        assert!(authorize(&who, r, &q, None).is_ok(), "{who:?} {q:?}");
                     }
                 }
             }
@@ -445,7 +482,7 @@ mod tests {
             for verb in READS {
                 for sub in [None, Some("status")] {
                     let q = req(verb, r.plural, sub);
-                    assert!(authorize(&node, r, &q).is_ok(), "node read {q:?}");
+                    assert!(authorize(&node, r, &q, None).is_ok(), "node read {q:?}");
                 }
             }
         }
@@ -484,10 +521,13 @@ mod tests {
             (Verb::Delete, "daemonsets", None, false),
             (Verb::Create, "jobs", None, false),
             (Verb::Create, "serviceaccounts", None, false),
+            // Tokens for its pods (which pod is checked against the store).
+            (Verb::Create, "serviceaccounts", Some("token"), true),
+            (Verb::Update, "serviceaccounts", Some("token"), false),
         ];
         for (verb, plural, sub, allowed) in table {
             let q = own(req(*verb, plural, *sub));
-            let got = authorize(&node, res(plural), &q);
+            let got = authorize(&node, res(plural), &q, None);
             assert_eq!(
                 got.is_ok(),
                 *allowed,
@@ -519,7 +559,7 @@ mod tests {
             }
             for verb in WRITES {
                 let q = req(verb, r.plural, None);
-                assert!(authorize(&node, r, &q).is_err(), "node {q:?}");
+                assert!(authorize(&node, r, &q, None).is_err(), "node {q:?}");
             }
         }
     }
@@ -560,7 +600,7 @@ mod tests {
             named(merge, "leases", Some("default"), "n1"),
             create_n2,
         ] {
-            let s = authorize(&node, res(&q.resource), &q).expect_err("allowed");
+            let s = authorize(&node, res(&q.resource), &q, None).expect_err("allowed");
             assert_eq!(s.code, 403, "{q:?}");
             assert!(
                 s.message.contains("may only change its own"),
@@ -568,35 +608,64 @@ mod tests {
                 s.message
             );
         }
-        assert!(authorize(&node, res("nodes"), &named(merge, "nodes", None, "n1")).is_ok());
+        assert!(authorize(
+            &node,
+            res("nodes"),
+            &named(merge, "nodes", None, "n1"),
+            None
+        )
+        .is_ok());
         assert!(authorize(
             &node,
             res("leases"),
-            &named(merge, "leases", lease_ns, "n1")
+            &named(merge, "leases", lease_ns, "n1"),
+            None
         )
         .is_ok());
     }
 
     #[test]
-    fn users_are_refused_everything_until_rbac() {
+    fn users_have_what_rbac_grants_them() {
         let alice = Identity::User {
             name: "alice".into(),
-            groups: vec!["dev".into(), "system:masters".into()],
+            groups: vec!["dev".into()],
         };
-        for r in resources::RESOURCES.iter() {
-            for verb in READS.iter().chain(&WRITES) {
-                let q = req(*verb, r.plural, None);
-                let s = authorize(&alice, r, &q).expect_err("user allowed");
-                assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
-                assert!(
-                    s.message.contains(&format!(
-                        "User \"alice\" cannot {} resource \"{}\"",
-                        verb.as_str(),
-                        r.plural
-                    )),
-                    "{}",
-                    s.message
-                );
+        let root = Identity::User {
+            name: "root".into(),
+            groups: vec!["system:masters".into()],
+        };
+        // No policy loaded yet, or no grants: refused, in Kubernetes' words.
+        let rbac_objects = rbac::eval::Objects {
+            cluster_roles: vec![serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "cluster-admin"},
+                "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}))
+            .unwrap()],
+            cluster_role_bindings: vec![serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "cluster-admin"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:masters"}]}))
+            .unwrap()],
+            ..Default::default()
+        };
+        let policy = rbac::eval::Policy::build(&rbac_objects);
+        for p in [None, Some(&policy)] {
+            for r in resources::RESOURCES.iter() {
+                for verb in READS.iter().chain(&WRITES) {
+                    let q = req(*verb, r.plural, None);
+                    let s = authorize(&alice, r, &q, p).expect_err("user allowed");
+                    assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
+                    assert!(
+                        s.message.contains(&format!(
+                            "User \"alice\" cannot {} resource \"{}\"",
+                            verb.as_str(),
+                            r.plural
+                        )),
+                        "{}",
+                        s.message
+                    );
+                    // A member of system:masters has cluster-admin, once loaded.
+                    assert_eq!(authorize(&root, r, &q, p).is_ok(), p.is_some(), "{q:?}");
+                }
             }
         }
     }

@@ -241,6 +241,7 @@ impl ApiServer {
             "PriorityClass" => self.admit_priority_class(&obj).await?,
             _ => {}
         }
+        self.check_escalation(res, &obj)?;
         if let Managed::Record(manager) = managed {
             obj = ssa::record_update(None, &obj, res.kind, manager, None, &meta::now());
         }
@@ -580,6 +581,7 @@ impl ApiServer {
         if res.kind == "PriorityClass" && req.subresource.is_none() {
             self.admit_priority_class(&new).await?;
         }
+        self.check_escalation(res, &new)?;
         if let Some(manager) = &req.field_manager {
             let sub = req.subresource.as_deref();
             new = ssa::record_update(Some(old), &new, res.kind, manager, sub, &meta::now());

@@ -70,8 +70,10 @@ pub async fn run(api: ApiServer) {
         }
         if is_leader(&api) {
             if !namespaces_ready {
-                namespaces_ready =
-                    ensure_namespaces(&api).await && ensure_priority_classes(&api).await;
+                namespaces_ready = ensure_namespaces(&api).await
+                    && ensure_priority_classes(&api).await
+                    && ensure_rbac(&api).await
+                    && api.ensure_sa_key().await;
             }
             if dirty {
                 match reconcile(&api).await {
@@ -148,6 +150,30 @@ async fn ensure_priority_classes(api: &ApiServer) -> bool {
             "description": "Used for system critical pods that must not be moved from their current node.",
         }))
         .unwrap_or_default();
+        match api.handle(&Identity::Admin, &r).await {
+            Ok(resp) if resp.code == 201 || resp.code == 409 => {}
+            _ => ok = false,
+        }
+    }
+    ok
+}
+
+/// The default ClusterRoles and ClusterRoleBindings, created when missing
+/// (one changed by the user is left as it is).
+async fn ensure_rbac(api: &ApiServer) -> bool {
+    use crate::apiserver::rbac::defaults;
+    let mut ok = true;
+    let objects = defaults::cluster_roles()
+        .into_iter()
+        .map(|o| ("clusterroles", o))
+        .chain(
+            defaults::cluster_role_bindings()
+                .into_iter()
+                .map(|o| ("clusterrolebindings", o)),
+        );
+    for (plural, obj) in objects {
+        let mut r = ObjectRequest::new(Verb::Create, plural, None, None);
+        r.body = serde_json::to_vec(&obj).unwrap_or_default();
         match api.handle(&Identity::Admin, &r).await {
             Ok(resp) if resp.code == 201 || resp.code == 409 => {}
             _ => ok = false,

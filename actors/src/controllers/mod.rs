@@ -2,7 +2,8 @@
 //! the Raft leader (leadership is Raft leadership; there is no second lease).
 //!
 //! Layout:
-//! - [`gc`]: the garbage collector and namespace lifecycle, and the default namespaces.
+//! - [`gc`]: the garbage collector and namespace lifecycle, the default namespaces and
+//!   default RBAC roles and bindings. (Every master also runs `apiserver::rbac::run`, its RBAC cache.)
 //! - [`control`]: the scheduler, the workload and the networking controllers (`ferry_control`),
 //!   reaching this master's API pipeline through its narrow trait.
 //! - [`network`]: the `kube-system/ferry-network` ConfigMap, the `kubernetes`
@@ -70,6 +71,15 @@ impl Actor for ControllerManager {
                     }),
             );
         }
+        let api = self.api.clone();
+        ctx.spawn(
+            crate::apiserver::rbac::run(api)
+                .into_actor(self)
+                .map(|(), _, ctx| {
+                    tracing::warn!("RBAC cache loop ended; restarting the controller manager");
+                    ctx.stop();
+                }),
+        );
         let api = self.api.clone();
         ctx.spawn(network::run(api).into_actor(self).map(|(), _, ctx| {
             tracing::warn!("network upkeep loop ended; restarting the controller manager");

@@ -10,6 +10,7 @@
 
 use super::route::PodRoute;
 use super::serve::{run, status, Ctx};
+use crate::apiserver::actor::Authorize;
 use crate::tunnel::open_pod_stream;
 use actix_web::http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -40,13 +41,31 @@ pub(super) async fn serve(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    // Streams reach into containers: the admin and masters only, until RBAC
-    // grants `pods/log` and `pods/exec` to others.
-    if !matches!(who, Identity::Admin | Identity::Master(_)) {
-        return status(&Status::forbidden(format!(
-            "pods \"{}\" is forbidden: {who:?} cannot get resource \"pods/{}\" in namespace \"{}\"",
-            p.name, p.what, p.namespace
-        )));
+    // Authorized as Kubernetes does: `get pods/log`, `create pods/exec|attach`.
+    let verb = if p.what == "log" {
+        Verb::Get
+    } else {
+        Verb::Create
+    };
+    let mut check = ObjectRequest::new(verb, "pods", Some(&p.namespace), Some(&p.name));
+    check.subresource = Some(p.what.clone());
+    match ctx
+        .api
+        .send(Authorize {
+            who: who.clone(),
+            req: check,
+        })
+        .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(s)) => return status(&s),
+        Err(_) => {
+            return status(&Status::new(
+                503,
+                "ServiceUnavailable",
+                "the API server is restarting",
+            ))
+        }
     }
     let get = ObjectRequest::new(Verb::Get, "pods", Some(&p.namespace), Some(&p.name));
     let pod = match run(ctx, &who, get).await {

@@ -77,7 +77,9 @@ pub struct ObjectRoute {
 }
 
 /// The subresources the object pipeline serves.
-const SUBRESOURCES: &[&str] = &["status", "scale", "binding", "eviction", "finalize"];
+const SUBRESOURCES: &[&str] = &[
+    "status", "scale", "binding", "eviction", "finalize", "token",
+];
 
 /// Parses a request. `content_type` picks the patch type of a `PATCH`.
 pub fn route(

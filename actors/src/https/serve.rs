@@ -3,11 +3,11 @@
 use super::content::{body_json, negotiate, Answer};
 use super::route::{not_found_path, route, ObjectRoute, Route};
 use super::MAX_BODY_BYTES;
-use crate::apiserver::actor::{ApiServerActor, Handle, StartWatch};
+use crate::apiserver::actor::{ApiServerActor, Authenticate, Handle, StartWatch};
 use crate::apiserver::watch::ObjectWatch;
 use crate::apiserver::Failure;
 use actix::Addr;
-use actix_web::http::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use actix_web::http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
@@ -61,6 +61,31 @@ pub(super) async fn handle(
         Err(s) => return status(&s),
     };
     let public = matches!(route, Route::Version | Route::Health { .. });
+    // A client certificate first, else a bearer token (a service account's).
+    let bearer = header(AUTHORIZATION)
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let who = match (who, bearer) {
+        (None, Some(token)) => {
+            let token = token.to_string();
+            match ctx.api.send(Authenticate { token }).await {
+                Ok(Ok(w)) => Some(w),
+                Ok(Err(why)) => {
+                    tracing::debug!("bearer token refused: {why}");
+                    return status(&Status::new(401, "Unauthorized", "Unauthorized"));
+                }
+                Err(_) => {
+                    return status(&Status::new(
+                        503,
+                        "ServiceUnavailable",
+                        "the API server is restarting",
+                    ))
+                }
+            }
+        }
+        (w, _) => w,
+    };
     let who = match who {
         Some(w) => w,
         None if public => Identity::User {

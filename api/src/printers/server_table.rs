@@ -147,7 +147,7 @@ fn whole_object(res: &Resource, o: &Value) -> Value {
 
 /// The default table's Created At: RFC 3339 in UTC to the second; Go's zero
 /// time when the object has none.
-fn created_at(ts: &str) -> String {
+pub(crate) fn created_at(ts: &str) -> String {
     match ts.parse::<Timestamp>() {
         Ok(t) => t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         Err(_) => "0001-01-01T00:00:00Z".to_string(),

@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use field::Errors;
 use validate::meta::NameRule;
-use validate::{cluster, config, meta, netpol, pod, service, workloads};
+use validate::{cluster, config, meta, netpol, pod, rbac, service, workloads};
 
 /// Defaults that are the same on create and update.
 macro_rules! always {
@@ -70,7 +70,7 @@ pub fn admit(
     op: Operation,
     fv: FieldValidation,
 ) -> Result<Vec<String>, Status> {
-    use NameRule::{Dns1035, Label, Subdomain};
+    use NameRule::{Dns1035, Label, PathSegment, Subdomain};
     let a = Admit {
         res,
         obj,
@@ -166,6 +166,22 @@ pub fn admit(
             cluster::priority_class,
             update!(cluster::priority_class_update),
         ),
+        "Role" => a.run(PathSegment, no_defaults, rbac::role, none),
+        "ClusterRole" => a.run(PathSegment, no_defaults, rbac::cluster_role, none),
+        "RoleBinding" => a.run(
+            PathSegment,
+            always!(rbac::defaults_role_binding),
+            rbac::role_binding,
+            rbac::role_binding_update,
+        ),
+        "ClusterRoleBinding" => a.run(
+            PathSegment,
+            always!(rbac::defaults_cluster_role_binding),
+            rbac::cluster_role_binding,
+            rbac::cluster_role_binding_update,
+        ),
+        // Not stored: answered by `rbac::review`.
+        k if crate::apiserver::rbac::review::KINDS.contains(&k) => Ok(Vec::new()),
         other => Err(Status::internal(format!(
             "admission has no rules for kind {other:?}"
         ))),

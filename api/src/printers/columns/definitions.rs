@@ -28,6 +28,8 @@ pub fn definitions(kind: &str) -> Option<&'static [Column]> {
         "Lease" => LEASE,
         "PodDisruptionBudget" => POD_DISRUPTION_BUDGET,
         "PriorityClass" => PRIORITY_CLASS,
+        "Role" | "ClusterRole" => ROLE,
+        "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
         _ => return None,
     })
 }
@@ -251,6 +253,29 @@ const PRIORITY_CLASS_GLOBAL_DEFAULT: &str = "globalDefault specifies whether thi
 /// `PriorityClass.preemptionPolicy`.
 const PRIORITY_CLASS_PREEMPTION_POLICY: &str = "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset.";
 
+/// Roles print their creation time, not an age (`printRole`).
+const ROLE: &[Column] = &[
+    NAME,
+    Column {
+        name: "Created At",
+        type_: "date",
+        format: "",
+        description: CREATION_TIMESTAMP,
+        priority: 0,
+    },
+];
+const ROLE_BINDING: &[Column] = &[
+    NAME,
+    string("Role", ROLE_REF),
+    AGE,
+    wide(string("Users", "Users in the roleBinding")),
+    wide(string("Groups", "Groups in the roleBinding")),
+    wide(string(
+        "ServiceAccounts",
+        "ServiceAccounts in the roleBinding",
+    )),
+];
+
 // The API field docs the columns quote, as Kubernetes 1.33's `SwaggerDoc()`
 // gives them (k8s.io/api and k8s.io/apimachinery v0.33).
 
@@ -379,5 +404,7 @@ const SECRET_DATA: &str = "Data contains the secret data. Each key must consist 
 const SERVICE_ACCOUNT_SECRETS: &str = "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use. Pods are only limited to this list if this service account has a \"kubernetes.io/enforce-mountable-secrets\" annotation set to \"true\". The \"kubernetes.io/enforce-mountable-secrets\" annotation is deprecated since v1.32. Prefer separate namespaces to isolate access to mounted secrets. This field should not be used to find auto-generated service account token secrets for use outside of pods. Instead, tokens can be requested directly using the TokenRequest API, or service account token secrets can be manually created. More info: https://kubernetes.io/docs/concepts/configuration/secret";
 /// `ConfigMap.data`.
 const CONFIG_MAP_DATA: &str = "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process.";
+/// `RoleBinding.roleRef` (rbac.authorization.k8s.io/v1beta1, as kubectl's printer cites it).
+const ROLE_REF: &str = "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error.";
 /// `LeaseSpec.holderIdentity`.
 const LEASE_HOLDER: &str = "holderIdentity contains the identity of the holder of a current lease. If Coordinated Leader Election is used, the holder identity must be equal to the elected LeaseCandidate.metadata.name field.";

@@ -215,6 +215,15 @@ pub fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
             created,
             text(o, "/preemptionPolicy").into(),
         ],
+        "Role" | "ClusterRole" => vec![
+            name,
+            super::server_table::created_at(text(o, "/metadata/creationTimestamp")).into(),
+        ],
+        "RoleBinding" | "ClusterRoleBinding" => vec![
+            name,
+            format!("{}/{}", text(o, "/roleRef/kind"), text(o, "/roleRef/name")).into(),
+            created,
+        ],
         "PodDisruptionBudget" => {
             // An int or a percentage; N/A when the other field is set.
             let bound = |ptr: &str| match o.pointer(ptr) {
@@ -257,6 +266,24 @@ fn wide_cells(kind: &str, o: &Value) -> Vec<String> {
             c
         }
         "Service" => vec![labels_string(o.pointer("/spec/selector"))],
+        "RoleBinding" | "ClusterRoleBinding" => {
+            // `rbac.SubjectsStrings`: users, groups, then service accounts as namespace/name.
+            let subjects = list(o, "/subjects");
+            let of = |k: &str| {
+                let names: Vec<String> = subjects
+                    .iter()
+                    .filter(|s| text(s, "/kind") == k)
+                    .map(|s| match k {
+                        "ServiceAccount" => {
+                            format!("{}/{}", text(s, "/namespace"), text(s, "/name"))
+                        }
+                        _ => text(s, "/name").to_string(),
+                    })
+                    .collect();
+                names.join(", ")
+            };
+            vec![of("User"), of("Group"), of("ServiceAccount")]
+        }
         "Node" => {
             let info = |f: &str| or_unknown(text(o, &format!("/status/nodeInfo/{f}")));
             vec![

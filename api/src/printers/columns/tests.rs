@@ -541,3 +541,43 @@ fn events_name_the_object_and_count() {
         ]
     );
 }
+
+#[test]
+fn roles_and_bindings() {
+    let role = json!({"metadata": meta("reader"), "rules": []});
+    assert_eq!(
+        rows("roles", std::slice::from_ref(&role)),
+        [
+            vec!["NAME", "CREATED AT"],
+            vec!["reader", "2025-05-29T00:00:00Z"]
+        ]
+    );
+    assert_eq!(rows("clusterroles", &[role])[1][1], "2025-05-29T00:00:00Z");
+    let b = json!({"metadata": meta("readers"),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [
+            {"kind": "User", "name": "alice"}, {"kind": "Group", "name": "dev"},
+            {"kind": "User", "name": "bob"},
+            {"kind": "ServiceAccount", "name": "robot", "namespace": "ci"}]});
+    assert_eq!(
+        wide("rolebindings", std::slice::from_ref(&b)),
+        [
+            vec!["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"],
+            vec![
+                "readers",
+                "ClusterRole/view",
+                "3d",
+                "alice, bob",
+                "dev",
+                "ci/robot"
+            ]
+        ]
+    );
+    assert_eq!(
+        rows("clusterrolebindings", &[b]),
+        [
+            vec!["NAME", "ROLE", "AGE"],
+            vec!["readers", "ClusterRole/view", "3d"]
+        ]
+    );
+}

@@ -22,6 +22,8 @@ pub(crate) enum NameRule {
     Label,
     /// DNS-1035 label: a label that starts with a letter (Service).
     Dns1035,
+    /// A URL path segment: not `.` or `..`, no `/` or `%` (RBAC kinds).
+    PathSegment,
 }
 
 /// Checks `metadata` of an object of kind `res`.
@@ -75,6 +77,11 @@ pub(crate) fn check_name(field: &str, name: &str, rule: NameRule, errs: &mut Err
     match rule {
         NameRule::Subdomain => errs.name(check_dns_subdomain(field, name)),
         NameRule::Label => errs.name(check_dns_label(field, name)),
+        NameRule::PathSegment => {
+            for msg in super::rbac::path_segment_errors(name) {
+                errs.invalid(field, q(name), msg);
+            }
+        }
         NameRule::Dns1035 => {
             if check_dns_label(field, name).is_err()
                 || !name.starts_with(|c: char| c.is_ascii_lowercase())
