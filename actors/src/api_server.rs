@@ -23,7 +23,12 @@ pub fn authorize(who: &Identity, req: &ApiRequest) -> Result<(), ApiError> {
     match (who, req) {
         (Identity::Admin | Identity::Master(_), _) => Ok(()),
         (_, ApiRequest::Status | ApiRequest::Object(_) | ApiRequest::ObjectOnce { .. }) => Ok(()),
-        (Identity::Node(_), ApiRequest::RenewNodeCert { .. } | ApiRequest::NodeTunnel) => Ok(()),
+        (
+            Identity::Node(_),
+            ApiRequest::RenewNodeCert { .. }
+            | ApiRequest::NodeTunnel
+            | ApiRequest::ReportMetrics(_),
+        ) => Ok(()),
         (_, ApiRequest::IssueUserCert { .. }) => Err(ApiError::new(
             ErrorCode::Forbidden,
             format!("{who:?} may not issue user certificates (admin only)"),
@@ -104,6 +109,22 @@ pub async fn serve(
                     reply(&mut send, &Ok(ApiResponse::TunnelOpen)).await;
                     join.tunnels.hold(name, conn, stop).await;
                     return;
+                }
+                ApiRequest::ReportMetrics(r) => {
+                    let resp = match &who {
+                        Identity::Node(name) if *name == r.node => {
+                            join.metrics.put((**r).clone(), std::time::Instant::now());
+                            Ok(ApiResponse::Reported)
+                        }
+                        _ => Err(ApiError::new(
+                            ErrorCode::Forbidden,
+                            format!(
+                                "{who:?} may report metrics of its own node only, not {:?}",
+                                r.node
+                            ),
+                        )),
+                    };
+                    return reply(&mut send, &resp).await;
                 }
                 ApiRequest::PodExec(_) => {
                     return Box::pin(crate::tunnel::stream_exec(
@@ -208,6 +229,7 @@ async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError>
         | ApiRequest::NodeTunnel
         | ApiRequest::PodLogs(_)
         | ApiRequest::PodExec(_)
+        | ApiRequest::ReportMetrics(_)
         | ApiRequest::RenewNodeCert { .. }
         | ApiRequest::IssueUserCert { .. }
         | ApiRequest::Object(_)

@@ -160,6 +160,10 @@ pub enum ApiRequest {
         /// The lifetime asked for, in seconds (clamped to 10 minutes-10 years).
         lifetime_secs: u64,
     },
+    /// A node's latest resource usage (node identities only, their own node):
+    /// kept in the answering master's memory, answered with
+    /// [`ApiResponse::Reported`]. Nodes send it to every master.
+    ReportMetrics(Box<crate::metrics::NodeReport>),
 }
 
 /// What `ferry logs` asks for.
@@ -293,7 +297,8 @@ impl ApiRequest {
             | ApiRequest::NodeJoin(_)
             | ApiRequest::RenewNodeCert { .. }
             | ApiRequest::IssueUserCert { .. }
-            | ApiRequest::PodLogs(_) => true,
+            | ApiRequest::PodLogs(_)
+            | ApiRequest::ReportMetrics(_) => true,
             ApiRequest::NodeTunnel | ApiRequest::PodExec(_) => false,
             ApiRequest::RemoveMember { .. } | ApiRequest::Join(_) => false,
         }
@@ -340,6 +345,8 @@ pub enum ApiResponse {
     },
     /// The master will open streams to the node over this connection.
     TunnelOpen,
+    /// A node's metrics report was kept.
+    Reported,
 }
 
 /// One frame of a streamed snapshot (the answer to [`ApiRequest::Snapshot`]).

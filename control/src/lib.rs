@@ -27,6 +27,7 @@ pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
+pub mod hpa;
 pub mod informer;
 pub mod ipam;
 pub mod job;

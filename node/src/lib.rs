@@ -37,6 +37,7 @@ pub mod dns;
 pub mod env;
 pub mod hollow;
 pub mod join;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod objects;

@@ -96,6 +96,9 @@ fn root_schema(kind: &str) -> Option<Value> {
         "EndpointSlice" => of::<k8s_openapi::api::discovery::v1::EndpointSlice>(),
         "NetworkPolicy" => of::<k8s_openapi::api::networking::v1::NetworkPolicy>(),
         "PodDisruptionBudget" => of::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(),
+        "HorizontalPodAutoscaler" => {
+            of::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>()
+        }
         _ => return None,
     })
 }

@@ -164,6 +164,7 @@ fn object(
     let find = |plural: &str| {
         RESOURCES
             .iter()
+            .chain(ferry_api::resources::METRICS)
             .find(|r| r.group == group && r.version == version && r.plural == plural)
     };
     // (resource, namespace, name, subresource)
@@ -249,7 +250,7 @@ fn object(
         ("DELETE", _) => Verb::Delete,
         _ => return Err(method_not_allowed(method, path)),
     };
-    let mut req = ObjectRequest::new(verb, res.plural, namespace, name);
+    let mut req = ObjectRequest::new(verb, &res.request_name(), namespace, name);
     // A single-object watch (`/watch/.../name`, or kubectl's
     // `fieldSelector=metadata.name=x`) is a field selector on the name.
     if verb == Verb::Watch {

@@ -18,6 +18,7 @@
 //! bindings); [`events`] (batched writes and Events).
 
 mod apps;
+mod autoscale;
 mod batch;
 mod events;
 mod network;
@@ -287,6 +288,7 @@ impl<'a> Plane<'a> {
             self.scheduler(),
             self.resync(),
             self.event_writer(),
+            self.autoscale_loop(),
         );
     }
 
