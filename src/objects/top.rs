@@ -71,7 +71,7 @@ pub fn node_rows(metrics: &[Value], nodes: &[Value], headers: bool) -> Vec<Vec<S
     let mut rows = Vec::new();
     if headers {
         rows.push(
-            ["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"]
+            ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]
                 .map(String::from)
                 .to_vec(),
         );
@@ -273,7 +273,7 @@ mod tests {
         let out = render_table(&node_rows(&metrics, &nodes, true));
         assert_eq!(
             out,
-            "NAME   CPU(cores)   CPU%        MEMORY(bytes)   MEMORY%\n\
+            "NAME   CPU(cores)   CPU(%)      MEMORY(bytes)   MEMORY(%)\n\
              n1     250m         12%         512Mi           25%\n\
              n2     <unknown>    <unknown>   <unknown>       <unknown>"
         );
