@@ -101,7 +101,7 @@ pub fn memory_quantity(bytes: u64) -> String {
 }
 
 fn window(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{}.{:03}s", ms / 1000, ms % 1000)
@@ -383,7 +383,8 @@ mod tests {
         };
         let t = "2026-12-05T10:00:05Z";
         // (resource, namespace, selector, names)
-        let cases: &[(&str, Option<&str>, Option<&str>, &[&str])] = &[
+        type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [&'a str]);
+        let cases: &[Case] = &[
             (NODES, None, None, &["n1", "n2"]),
             (NODES, None, Some("kubernetes.io/hostname=n2"), &["n2"]),
             (PODS, None, None, &["web-1", "web-2", "dns"]),

@@ -128,9 +128,13 @@ fn resource_proposal(
         if p.deleting || p.phase == "Failed" {
             continue;
         }
+        if p.phase == "Pending" {
+            unready.push(p);
+            continue;
+        }
         match usage.get(&p.name) {
             None => missing.push(p),
-            Some(_) if p.phase == "Pending" || (cpu && !p.ready) => unready.push(p),
+            Some(_) if cpu && !p.ready => unready.push(p),
             Some(u) => {
                 metrics.insert(&p.name, use_of(u));
             }

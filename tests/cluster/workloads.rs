@@ -651,21 +651,29 @@ async fn a_busy_pod_shows_in_top_and_an_autoscaler_scales_it_up() {
 
     // kubectl top pods: the busy loop's CPU, non-zero, within ~30 s.
     let started = Instant::now();
-    wait_until("the busy pod in kubectl top pods", Duration::from_secs(45), || {
-        let o = k.run(&["top", "pods"], None);
-        let cpu = top_cpu(&o.stdout, &pod);
-        async move {
-            match cpu {
-                Some(c) if c > 0 => Ok(()),
-                _ => Err(format!("{}{}", o.stdout, o.stderr)),
+    wait_until(
+        "the busy pod in kubectl top pods",
+        Duration::from_secs(45),
+        || {
+            let o = k.run(&["top", "pods"], None);
+            let cpu = top_cpu(&o.stdout, &pod);
+            async move {
+                match cpu {
+                    Some(c) if c > 0 => Ok(()),
+                    _ => Err(format!("{}{}", o.stdout, o.stderr)),
+                }
             }
-        }
-    })
+        },
+    )
     .await;
     eprintln!("busy pod in top after {:?}", started.elapsed());
     let all = k.ok(&["top", "pods", "-A", "--containers"]);
     assert!(all.starts_with("NAMESPACE"), "{all}");
-    assert!(all.lines().any(|l| l.contains(&pod) && l.contains(" main ")), "{all}");
+    assert!(
+        all.lines()
+            .any(|l| l.contains(&pod) && l.contains(" main ")),
+        "{all}"
+    );
     let nodes = k.ok(&["top", "nodes"]);
     for n in ["n1", "n2"] {
         assert!(top_cpu(&nodes, n).is_some(), "{n} has metrics: {nodes}");
@@ -709,16 +717,20 @@ async fn a_busy_pod_shows_in_top_and_an_autoscaler_scales_it_up() {
         "--min=1",
         "--max=3",
     ]);
-    wait_until("the autoscaler scales burn to 3", Duration::from_secs(90), || {
-        let d = k.json(&["get", "deployment", "burn"]);
-        async move {
-            if d["spec"]["replicas"] == 3 {
-                Ok(())
-            } else {
-                Err(format!("replicas {}", d["spec"]["replicas"]))
+    wait_until(
+        "the autoscaler scales burn to 3",
+        Duration::from_secs(90),
+        || {
+            let d = k.json(&["get", "deployment", "burn"]);
+            async move {
+                if d["spec"]["replicas"] == 3 {
+                    Ok(())
+                } else {
+                    Err(format!("replicas {}", d["spec"]["replicas"]))
+                }
             }
-        }
-    })
+        },
+    )
     .await;
     let hpa = k.json(&["get", "hpa", "burn"]);
     assert_eq!(hpa["apiVersion"], "autoscaling/v2", "{hpa}");
@@ -733,15 +745,31 @@ async fn a_busy_pod_shows_in_top_and_an_autoscaler_scales_it_up() {
         table.contains("Deployment/burn") && table.contains("%/50%"),
         "{table}"
     );
-    let events = k.ok(&["get", "events", "--field-selector", "reason=SuccessfulRescale"]);
+    let events = k.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=SuccessfulRescale",
+    ]);
     assert!(events.contains("New size: 3"), "{events}");
     // ferry autoscale makes one too (for another name).
     let out = crate::procs::ok(
         home,
         conf,
-        &["autoscale", "deployment", "burn", "--max", "3", "--name", "burn2"],
+        &[
+            "autoscale",
+            "deployment",
+            "burn",
+            "--max",
+            "3",
+            "--name",
+            "burn2",
+        ],
     );
-    assert!(out.contains("horizontalpodautoscaler.autoscaling/burn2 autoscaled"), "{out}");
+    assert!(
+        out.contains("horizontalpodautoscaler.autoscaling/burn2 autoscaled"),
+        "{out}"
+    );
     k.ok(&["delete", "hpa", "burn", "burn2"]);
     k.ok(&["delete", "deployment", "burn"]);
 }

@@ -116,7 +116,8 @@ mod tests {
             "conditions": [{"type": "AbleToScale", "status": "True"}]});
         let list = json!({"kind": "HorizontalPodAutoscalerList", "apiVersion": "autoscaling/v2",
             "items": [stored.clone()]});
-        let back: Value = serde_json::from_slice(&to_v1(&serde_json::to_vec(&list).unwrap())).unwrap();
+        let back: Value =
+            serde_json::from_slice(&to_v1(&serde_json::to_vec(&list).unwrap())).unwrap();
         let o = &back["items"][0];
         assert_eq!(back["apiVersion"], "autoscaling/v1");
         assert_eq!(o["apiVersion"], "autoscaling/v1");
@@ -127,6 +128,9 @@ mod tests {
         assert!(o["status"].get("conditions").is_none());
         // A Status (an error) passes unchanged.
         let s = json!({"kind": "Status", "code": 404});
-        assert_eq!(to_v1(&serde_json::to_vec(&s).unwrap()), serde_json::to_vec(&s).unwrap());
+        assert_eq!(
+            to_v1(&serde_json::to_vec(&s).unwrap()),
+            serde_json::to_vec(&s).unwrap()
+        );
     }
 }

@@ -471,14 +471,71 @@ mod tests {
     #[test]
     fn metrics_and_v1_autoscaler_paths() {
         // path, query, verb, resource, namespace, name
-        let cases: &[(&str, &str, Verb, &str, Option<&str>, Option<&str>)] = &[
-            ("/apis/metrics.k8s.io/v1beta1/nodes", "", Verb::List, "nodes.metrics.k8s.io", None, None),
-            ("/apis/metrics.k8s.io/v1beta1/nodes/n1", "", Verb::Get, "nodes.metrics.k8s.io", None, Some("n1")),
-            ("/apis/metrics.k8s.io/v1beta1/pods", "labelSelector=app%3Dweb", Verb::List, "pods.metrics.k8s.io", None, None),
-            ("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods", "", Verb::List, "pods.metrics.k8s.io", Some("default"), None),
-            ("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web", "", Verb::Get, "pods.metrics.k8s.io", Some("default"), Some("web")),
-            ("/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers", "", Verb::List, "horizontalpodautoscalers", Some("default"), None),
-            ("/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/web", "", Verb::Get, "horizontalpodautoscalers", Some("default"), Some("web")),
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            Verb,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let cases: &[Case] = &[
+            (
+                "/apis/metrics.k8s.io/v1beta1/nodes",
+                "",
+                Verb::List,
+                "nodes.metrics.k8s.io",
+                None,
+                None,
+            ),
+            (
+                "/apis/metrics.k8s.io/v1beta1/nodes/n1",
+                "",
+                Verb::Get,
+                "nodes.metrics.k8s.io",
+                None,
+                Some("n1"),
+            ),
+            (
+                "/apis/metrics.k8s.io/v1beta1/pods",
+                "labelSelector=app%3Dweb",
+                Verb::List,
+                "pods.metrics.k8s.io",
+                None,
+                None,
+            ),
+            (
+                "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods",
+                "",
+                Verb::List,
+                "pods.metrics.k8s.io",
+                Some("default"),
+                None,
+            ),
+            (
+                "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web",
+                "",
+                Verb::Get,
+                "pods.metrics.k8s.io",
+                Some("default"),
+                Some("web"),
+            ),
+            (
+                "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers",
+                "",
+                Verb::List,
+                "horizontalpodautoscalers",
+                Some("default"),
+                None,
+            ),
+            (
+                "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/web",
+                "",
+                Verb::Get,
+                "horizontalpodautoscalers",
+                Some("default"),
+                Some("web"),
+            ),
         ];
         for (path, query, verb, resource, ns, name) in cases {
             let o = obj("GET", path, query);
@@ -489,11 +546,15 @@ mod tests {
             assert_eq!(o.hpa_v1, path.contains("autoscaling/v1"), "{path}");
         }
         assert_eq!(
-            obj("GET", "/apis/metrics.k8s.io/v1beta1/pods", "labelSelector=app%3Dweb")
-                .req
-                .list
-                .label_selector
-                .as_deref(),
+            obj(
+                "GET",
+                "/apis/metrics.k8s.io/v1beta1/pods",
+                "labelSelector=app%3Dweb"
+            )
+            .req
+            .list
+            .label_selector
+            .as_deref(),
             Some("app=web")
         );
         for bad in [

@@ -62,6 +62,23 @@ fn replica_counts_as_kubernetes_computes_them() {
         pod("b", true, Some(100)),
         pod("c", false, Some(100)),
     ];
+    let mut pending = pod("c", false, Some(100));
+    pending.phase = "Pending".into();
+    let with_pending = [
+        pod("a", true, Some(100)),
+        pod("b", true, Some(100)),
+        pending,
+    ];
+    let mut deleting = pod("c", true, Some(100));
+    deleting.deleting = true;
+    let mut failed = pod("d", true, Some(100));
+    failed.phase = "Failed".into();
+    let with_gone = [
+        pod("a", true, Some(100)),
+        pod("b", true, Some(100)),
+        deleting,
+        failed,
+    ];
     // (name, pods, replicas, usage, history, max, want scale_to, want desired)
     type Case<'a> = (
         &'a str,
@@ -169,6 +186,26 @@ fn replica_counts_as_kubernetes_computes_them() {
             &with_unready,
             3,
             vec![("a", 100), ("b", 100), ("c", 100)],
+            vec![],
+            10,
+            Some(4),
+            4,
+        ),
+        (
+            "pending pod without metrics is unready, not missing",
+            &with_pending,
+            3,
+            vec![("a", 100), ("b", 100)],
+            vec![],
+            10,
+            Some(4),
+            4,
+        ),
+        (
+            "deleting and failed pods are ignored",
+            &with_gone,
+            2,
+            vec![("a", 100), ("b", 100), ("c", 0), ("d", 0)],
             vec![],
             10,
             Some(4),

@@ -487,14 +487,27 @@ fn autoscalers_default_and_validate_as_kubernetes() {
         json!([{"type": "Resource", "resource": {"name": "cpu",
             "target": {"type": "Utilization", "averageUtilization": 80}}}])
     );
-    assert!(h["spec"].get("behavior").is_none(), "behavior only when given");
+    assert!(
+        h["spec"].get("behavior").is_none(),
+        "behavior only when given"
+    );
     let b = ok(
         "HorizontalPodAutoscaler",
-        &with(&hpa(), "/spec/behavior", json!({"scaleDown": {"stabilizationWindowSeconds": 60}})),
+        &with(
+            &hpa(),
+            "/spec/behavior",
+            json!({"scaleDown": {"stabilizationWindowSeconds": 60}}),
+        ),
     );
-    assert_eq!(b["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"], 60);
+    assert_eq!(
+        b["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+        60
+    );
     assert_eq!(b["spec"]["behavior"]["scaleDown"]["selectPolicy"], "Max");
-    assert_eq!(b["spec"]["behavior"]["scaleUp"]["stabilizationWindowSeconds"], 0);
+    assert_eq!(
+        b["spec"]["behavior"]["scaleUp"]["stabilizationWindowSeconds"],
+        0
+    );
     assert_eq!(
         b["spec"]["behavior"]["scaleUp"]["policies"],
         json!([{"type": "Pods", "value": 4, "periodSeconds": 15},
@@ -504,10 +517,30 @@ fn autoscalers_default_and_validate_as_kubernetes() {
         "HorizontalPodAutoscaler",
         &hpa(),
         vec![
-            ("/spec/maxReplicas", json!(0), "spec.maxReplicas", "must be greater than 0"),
-            ("/spec/minReplicas", json!(6), "spec.maxReplicas", "must be greater than or equal to `minReplicas`"),
-            ("/spec/minReplicas", json!(0), "spec.minReplicas", "must be greater than or equal to 1"),
-            ("/spec/scaleTargetRef/name", json!(""), "spec.scaleTargetRef.name", "Required value"),
+            (
+                "/spec/maxReplicas",
+                json!(0),
+                "spec.maxReplicas",
+                "must be greater than 0",
+            ),
+            (
+                "/spec/minReplicas",
+                json!(6),
+                "spec.maxReplicas",
+                "must be greater than or equal to `minReplicas`",
+            ),
+            (
+                "/spec/minReplicas",
+                json!(0),
+                "spec.minReplicas",
+                "must be greater than or equal to 1",
+            ),
+            (
+                "/spec/scaleTargetRef/name",
+                json!(""),
+                "spec.scaleTargetRef.name",
+                "Required value",
+            ),
             (
                 "/spec/metrics",
                 json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 0}}}]),
