@@ -40,6 +40,17 @@ pub fn authorize(who: &Identity, req: &ApiRequest) -> Result<(), ApiError> {
     }
 }
 
+/// A metrics report is kept only from the node it is about (NodeRestriction).
+pub fn may_report(who: &Identity, node: &str) -> Result<(), ApiError> {
+    match who {
+        Identity::Node(name) if name == node => Ok(()),
+        _ => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("{who:?} may report metrics of its own node only, not of {node:?}"),
+        )),
+    }
+}
+
 pub(crate) async fn reply(send: &mut quinn::SendStream, r: &Result<ApiResponse, ApiError>) {
     if write_frame(send, r).await.is_ok() {
         let _ = send.finish();
@@ -111,19 +122,10 @@ pub async fn serve(
                     return;
                 }
                 ApiRequest::ReportMetrics(r) => {
-                    let resp = match &who {
-                        Identity::Node(name) if *name == r.node => {
-                            join.metrics.put((**r).clone(), std::time::Instant::now());
-                            Ok(ApiResponse::Reported)
-                        }
-                        _ => Err(ApiError::new(
-                            ErrorCode::Forbidden,
-                            format!(
-                                "{who:?} may report metrics of its own node only, not {:?}",
-                                r.node
-                            ),
-                        )),
-                    };
+                    let resp = may_report(&who, &r.node).map(|()| {
+                        join.metrics.put((**r).clone(), std::time::Instant::now());
+                        ApiResponse::Reported
+                    });
                     return reply(&mut send, &resp).await;
                 }
                 ApiRequest::PodExec(_) => {
@@ -378,6 +380,38 @@ fn actor_gone(e: actix::MailboxError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nodes_report_their_own_metrics_only() {
+        let cases = [
+            (Identity::Node("n1".into()), "n1", true),
+            (Identity::Node("n1".into()), "n2", false),
+            (Identity::Admin, "n1", false),
+            (Identity::Master(1), "n1", false),
+        ];
+        for (who, node, ok) in cases {
+            let r = may_report(&who, node);
+            assert_eq!(r.is_ok(), ok, "{who:?} {node}");
+            if let Err(e) = r {
+                assert_eq!(e.code, ErrorCode::Forbidden);
+            }
+        }
+        let report = ApiRequest::ReportMetrics(Box::new(ferry_api::metrics::NodeReport {
+            node: "n1".into(),
+            labels: Default::default(),
+            timestamp: String::new(),
+            window_ms: 10_000,
+            cpu_nanocores: 0,
+            memory_bytes: 0,
+            pods: vec![],
+        }));
+        assert!(authorize(&Identity::Node("n1".into()), &report).is_ok());
+        let user = Identity::User {
+            name: "alice".into(),
+            groups: vec![],
+        };
+        assert!(authorize(&user, &report).is_err(), "users send no reports");
+    }
     use ferry_api::kv::{Expect, Write, WriteOp};
     use ferry_api::proto::{Consistency, JoinRequest, RangeRequest, WatchRequest};
 
