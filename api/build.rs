@@ -35,6 +35,7 @@ const FILES: &[&str] = &[
     "api/authorization/v1",
     "api/policy/v1",
     "api/autoscaling/v1",
+    "api/autoscaling/v2",
     "api/discovery/v1",
     "api/events/v1",
     "api/rbac/v1",

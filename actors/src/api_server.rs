@@ -23,7 +23,12 @@ pub fn authorize(who: &Identity, req: &ApiRequest) -> Result<(), ApiError> {
     match (who, req) {
         (Identity::Admin | Identity::Master(_), _) => Ok(()),
         (_, ApiRequest::Status | ApiRequest::Object(_) | ApiRequest::ObjectOnce { .. }) => Ok(()),
-        (Identity::Node(_), ApiRequest::RenewNodeCert { .. } | ApiRequest::NodeTunnel) => Ok(()),
+        (
+            Identity::Node(_),
+            ApiRequest::RenewNodeCert { .. }
+            | ApiRequest::NodeTunnel
+            | ApiRequest::ReportMetrics(_),
+        ) => Ok(()),
         (_, ApiRequest::IssueUserCert { .. }) => Err(ApiError::new(
             ErrorCode::Forbidden,
             format!("{who:?} may not issue user certificates (admin only)"),
@@ -31,6 +36,17 @@ pub fn authorize(who: &Identity, req: &ApiRequest) -> Result<(), ApiError> {
         _ => Err(ApiError::new(
             ErrorCode::Forbidden,
             format!("{who:?} may not use the raw store or change membership (admin only)"),
+        )),
+    }
+}
+
+/// A metrics report is kept only from the node it is about (NodeRestriction).
+pub fn may_report(who: &Identity, node: &str) -> Result<(), ApiError> {
+    match who {
+        Identity::Node(name) if name == node => Ok(()),
+        _ => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("{who:?} may report metrics of its own node only, not of {node:?}"),
         )),
     }
 }
@@ -104,6 +120,13 @@ pub async fn serve(
                     reply(&mut send, &Ok(ApiResponse::TunnelOpen)).await;
                     join.tunnels.hold(name, conn, stop).await;
                     return;
+                }
+                ApiRequest::ReportMetrics(r) => {
+                    let resp = may_report(&who, &r.node).map(|()| {
+                        join.metrics.put((**r).clone(), std::time::Instant::now());
+                        ApiResponse::Reported
+                    });
+                    return reply(&mut send, &resp).await;
                 }
                 ApiRequest::PodExec(_) => {
                     return Box::pin(crate::tunnel::stream_exec(
@@ -219,6 +242,7 @@ async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError>
         | ApiRequest::PodLogs(_)
         | ApiRequest::PodExec(_)
         | ApiRequest::PodPortForward(_)
+        | ApiRequest::ReportMetrics(_)
         | ApiRequest::RenewNodeCert { .. }
         | ApiRequest::IssueUserCert { .. }
         | ApiRequest::Object(_)
@@ -367,6 +391,38 @@ fn actor_gone(e: actix::MailboxError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nodes_report_their_own_metrics_only() {
+        let cases = [
+            (Identity::Node("n1".into()), "n1", true),
+            (Identity::Node("n1".into()), "n2", false),
+            (Identity::Admin, "n1", false),
+            (Identity::Master(1), "n1", false),
+        ];
+        for (who, node, ok) in cases {
+            let r = may_report(&who, node);
+            assert_eq!(r.is_ok(), ok, "{who:?} {node}");
+            if let Err(e) = r {
+                assert_eq!(e.code, ErrorCode::Forbidden);
+            }
+        }
+        let report = ApiRequest::ReportMetrics(Box::new(ferry_api::metrics::NodeReport {
+            node: "n1".into(),
+            labels: Default::default(),
+            timestamp: String::new(),
+            window_ms: 10_000,
+            cpu_nanocores: 0,
+            memory_bytes: 0,
+            pods: vec![],
+        }));
+        assert!(authorize(&Identity::Node("n1".into()), &report).is_ok());
+        let user = Identity::User {
+            name: "alice".into(),
+            groups: vec![],
+        };
+        assert!(authorize(&user, &report).is_err(), "users send no reports");
+    }
     use ferry_api::kv::{Expect, Write, WriteOp};
     use ferry_api::proto::{Consistency, JoinRequest, RangeRequest, WatchRequest};
 

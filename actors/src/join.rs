@@ -167,6 +167,8 @@ pub struct JoinContext {
     pub secret: String,
     /// Connections nodes offered for streams to them (see [`crate::tunnel::Tunnels`]).
     pub tunnels: crate::tunnel::Tunnels,
+    /// The nodes' latest metrics (the API server's, see [`ferry_api::metrics`]).
+    pub metrics: ferry_api::metrics::MetricsStore,
 }
 
 /// Serves a joining master's connection (it has no certificate yet).

@@ -135,9 +135,21 @@ pub fn group_versions() -> Vec<(&'static str, &'static str)> {
     out
 }
 
+/// [`group_versions`] and `metrics.k8s.io/v1beta1` (served from memory, with
+/// no OpenAPI document): what discovery lists.
+fn listed_group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out = group_versions();
+    for r in crate::resources::METRICS {
+        if !out.contains(&(r.group, r.version)) {
+            out.push((r.group, r.version));
+        }
+    }
+    out
+}
+
 /// The versions of a group, preferred first (ferry serves one per group).
 fn versions_of(group: &str) -> Vec<&'static str> {
-    group_versions()
+    listed_group_versions()
         .into_iter()
         .filter(|(g, _)| *g == group)
         .map(|(_, v)| v)
@@ -158,7 +170,7 @@ fn api_group_value(group: &str) -> Option<Value> {
 /// `/apis` in the unaggregated format: `APIGroupList` with every non-core group.
 pub fn api_group_list() -> Value {
     let mut groups: Vec<&str> = Vec::new();
-    for (g, _) in group_versions() {
+    for (g, _) in listed_group_versions() {
         if !g.is_empty() && !groups.contains(&g) {
             groups.push(g);
         }
@@ -186,6 +198,7 @@ pub fn api_group(group: &str) -> Option<Value> {
 fn resources_in(group: &str, version: &str) -> Vec<&'static Resource> {
     RESOURCES
         .iter()
+        .chain(crate::resources::METRICS)
         .filter(|r| r.group == group && r.version == version)
         .collect()
 }
@@ -346,7 +359,7 @@ fn resource_discovery(r: &Resource) -> Value {
 fn aggregated(legacy: bool, api_version: &str) -> Value {
     let mut items = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
-    for (group, _) in group_versions() {
+    for (group, _) in listed_group_versions() {
         if group.is_empty() != legacy || seen.contains(&group) {
             continue;
         }
@@ -498,6 +511,7 @@ fn register(gen: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String
         "discovery.k8s.io" "EndpointSlice" => k8s_openapi::api::discovery::v1::EndpointSlice,
         "networking.k8s.io" "NetworkPolicy" => k8s_openapi::api::networking::v1::NetworkPolicy,
         "autoscaling" "Scale" => autoscaling::Scale,
+        "autoscaling" "HorizontalPodAutoscaler" => k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
         "policy" "Eviction" => policy::Eviction,
         "policy" "PodDisruptionBudget" => policy::PodDisruptionBudget,
         "scheduling.k8s.io" "PriorityClass" => k8s_openapi::api::scheduling::v1::PriorityClass,

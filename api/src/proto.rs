@@ -165,6 +165,10 @@ pub enum ApiRequest {
     /// (connected, or why not); after an `Ok` the stream carries the
     /// connection's bytes both ways, each side's finish half-closing it.
     PodPortForward(PortForwardRequest),
+    /// A node's latest resource usage (node identities only, their own node):
+    /// kept in the answering master's memory, answered with
+    /// [`ApiResponse::Reported`]. Nodes send it to every master.
+    ReportMetrics(Box<crate::metrics::NodeReport>),
 }
 
 /// What `ferry port-forward` asks for: one connection to `port` on the pod's
@@ -318,7 +322,8 @@ impl ApiRequest {
             | ApiRequest::NodeJoin(_)
             | ApiRequest::RenewNodeCert { .. }
             | ApiRequest::IssueUserCert { .. }
-            | ApiRequest::PodLogs(_) => true,
+            | ApiRequest::PodLogs(_)
+            | ApiRequest::ReportMetrics(_) => true,
             ApiRequest::NodeTunnel | ApiRequest::PodExec(_) | ApiRequest::PodPortForward(_) => {
                 false
             }
@@ -367,6 +372,8 @@ pub enum ApiResponse {
     },
     /// The master will open streams to the node over this connection.
     TunnelOpen,
+    /// A node's metrics report was kept.
+    Reported,
 }
 
 /// One frame of a streamed snapshot (the answer to [`ApiRequest::Snapshot`]).

@@ -34,6 +34,16 @@ impl Resource {
         }
     }
 
+    /// The `ObjectRequest.resource` naming this kind: its plural, or for the
+    /// metrics kinds `<plural>.metrics.k8s.io`.
+    pub fn request_name(&self) -> String {
+        if self.group == crate::metrics::GROUP {
+            format!("{}.{}", self.plural, self.group)
+        } else {
+            self.plural.to_string()
+        }
+    }
+
     /// The store key of an object, or of the whole collection when `name` is
     /// `None` (a prefix ending in `/`). A namespaced kind with `namespace: None`
     /// gives the prefix of every namespace's objects.
@@ -80,6 +90,7 @@ resources! {
     "apps" "v1" "StatefulSet" "statefulsets" true ["sts"],
     "batch" "v1" "Job" "jobs" true [],
     "batch" "v1" "CronJob" "cronjobs" true ["cj"],
+    "autoscaling" "v2" "HorizontalPodAutoscaler" "horizontalpodautoscalers" true ["hpa"],
     "coordination.k8s.io" "v1" "Lease" "leases" true [],
     "discovery.k8s.io" "v1" "EndpointSlice" "endpointslices" true [],
     "networking.k8s.io" "v1" "NetworkPolicy" "networkpolicies" true ["netpol"],
@@ -95,6 +106,34 @@ resources! {
     "authorization.k8s.io" "v1" "LocalSubjectAccessReview" "localsubjectaccessreviews" true [],
     "authentication.k8s.io" "v1" "SelfSubjectReview" "selfsubjectreviews" false [],
 }
+
+/// The `metrics.k8s.io` kinds: answered from the masters' memory (see
+/// [`crate::metrics`]), never stored, so kept out of [`RESOURCES`]; their
+/// `ObjectRequest.resource` is [`crate::metrics::NODES`] / [`crate::metrics::PODS`].
+pub const METRICS: &[Resource] = &[
+    Resource {
+        group: "metrics.k8s.io",
+        version: "v1beta1",
+        kind: "NodeMetrics",
+        plural: "nodes",
+        namespaced: false,
+        short_names: &[],
+    },
+    Resource {
+        group: "metrics.k8s.io",
+        version: "v1beta1",
+        kind: "PodMetrics",
+        plural: "pods",
+        namespaced: true,
+        short_names: &[],
+    },
+];
+
+/// Discovery of [`METRICS`], as metrics-server lists it (no singular name).
+const METRICS_DISCOVERY: &[Discovery] = &[
+    disc("nodes", "", &["get", "list"], &[], &[]),
+    disc("pods", "", &["get", "list"], &[], &[]),
+];
 
 /// A subresource of a served kind (`pods/status`, `deployments/scale`), as
 /// Kubernetes 1.33 lists it in discovery.
@@ -132,6 +171,12 @@ pub struct Discovery {
 impl Resource {
     /// The discovery facts of this kind (every served kind has them).
     pub fn discovery(&self) -> &'static Discovery {
+        if self.group == crate::metrics::GROUP {
+            return METRICS_DISCOVERY
+                .iter()
+                .find(|d| d.plural == self.plural)
+                .unwrap_or(&UNKNOWN_DISCOVERY);
+        }
         DISCOVERY
             .iter()
             .find(|d| d.plural == self.plural)
@@ -321,6 +366,13 @@ pub const DISCOVERY: &[Discovery] = &[
         ALL_VERBS,
         ALL,
         &[sub("status", "CronJob", GET_PATCH_UPDATE)],
+    ),
+    disc(
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        ALL_VERBS,
+        ALL,
+        &[sub("status", "HorizontalPodAutoscaler", GET_PATCH_UPDATE)],
     ),
     disc("leases", "lease", ALL_VERBS, &[], &[]),
     disc("endpointslices", "endpointslice", ALL_VERBS, &[], &[]),

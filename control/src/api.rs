@@ -132,7 +132,8 @@ pub fn merge_patch(
     with_body(r, patch)
 }
 
-fn status_message(resp: &ObjectResponse) -> String {
+/// The message of a failed answer's Status (or its body).
+pub fn status_message(resp: &ObjectResponse) -> String {
     resp.json()
         .ok()
         .and_then(|v| v["message"].as_str().map(str::to_string))

@@ -35,6 +35,15 @@ fn reports_ready(node: &Value) -> bool {
         .is_some_and(|c| c["status"] == "True")
 }
 
+/// A JSON object of strings (labels) as a sorted map.
+fn string_map(v: &Value) -> std::collections::BTreeMap<String, String> {
+    v.as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect()
+}
+
 /// What a node agent runs with.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -104,6 +113,16 @@ pub async fn run(
     }
     let pods_dir = opts.data_dir.join("pods");
     std::fs::create_dir_all(&pods_dir)?;
+    // Resource metrics: the sampler reads the pods this loop runs.
+    let (usage_tx, usage_rx) = tokio::sync::watch::channel(crate::metrics::Snapshot::default());
+    tokio::spawn(crate::metrics::run(
+        opts.data_dir.clone(),
+        opts.name.clone(),
+        cgroups.clone(),
+        usage_rx,
+        stop.clone(),
+    ));
+    let mut node_labels = std::collections::BTreeMap::new();
     let mut next_lease = Instant::now();
     let mut next_status = Instant::now() + opts.status_interval;
     let mut next_check = Instant::now() + STATUS_CHECK;
@@ -123,7 +142,10 @@ pub async fn run(
             // the stored one is not what this agent reports (a master marked it
             // unreachable while it was cut off) or after the longer interval.
             let stale = match api.get("nodes", None, &opts.name).await {
-                Ok(Some(n)) => !reports_ready(&n),
+                Ok(Some(n)) => {
+                    node_labels = string_map(&n["metadata"]["labels"]);
+                    !reports_ready(&n)
+                }
                 Ok(None) => {
                     if let Err(e) = register(&api, &opts, &machine, &net.report()).await {
                         tracing::warn!(error = %e, "registering the node again failed");
@@ -182,6 +204,31 @@ pub async fn run(
         {
             tracing::warn!(error = %e, "pod sync failed");
         }
+        let snap = crate::metrics::Snapshot {
+            labels: node_labels.clone(),
+            pods: workers
+                .values()
+                .filter(|w| w.terminating.is_none())
+                .map(|w| crate::metrics::PodRef {
+                    uid: w.uid.clone(),
+                    namespace: w.pod["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    name: w.pod["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    labels: string_map(&w.pod["metadata"]["labels"]),
+                    containers: w.containers.iter().map(|c| c.name.clone()).collect(),
+                })
+                .collect(),
+        };
+        usage_tx.send_if_modified(|s| {
+            let changed = *s != snap;
+            *s = snap;
+            changed
+        });
         tokio::select! {
             _ = tokio::time::sleep(SYNC) => {}
             // A pod bound, changed or deleted: sync now.

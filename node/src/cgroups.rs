@@ -21,6 +21,18 @@ pub enum Layout {
 
 const V1_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
 
+/// The v1 hierarchies a container joins: [`V1_CONTROLLERS`], and `cpuacct`
+/// (its CPU time, for metrics) where it is mounted apart from `cpu`.
+fn v1_controllers(root: &Path) -> Vec<&'static str> {
+    let mut out = V1_CONTROLLERS.to_vec();
+    let (acct, cpu) = (root.join("cpuacct"), root.join("cpu"));
+    let same = std::fs::canonicalize(&acct).ok() == std::fs::canonicalize(&cpu).ok();
+    if acct.join("cgroup.procs").exists() && !same {
+        out.push("cpuacct");
+    }
+    out
+}
+
 impl Layout {
     /// Finds what `/sys/fs/cgroup` offers and whether this process may use it.
     pub fn detect() -> Layout {
@@ -68,7 +80,7 @@ impl Layout {
     fn dirs(&self, uid: &str, container: &str) -> Vec<PathBuf> {
         let rel = Path::new("ferry").join(uid).join(container);
         match self {
-            Layout::V1(root) => V1_CONTROLLERS
+            Layout::V1(root) => v1_controllers(root)
                 .iter()
                 .map(|c| root.join(c).join(&rel))
                 .collect(),
@@ -80,7 +92,7 @@ impl Layout {
     fn pod_dirs(&self, uid: &str) -> Vec<PathBuf> {
         let rel = Path::new("ferry").join(uid);
         match self {
-            Layout::V1(root) => V1_CONTROLLERS
+            Layout::V1(root) => v1_controllers(root)
                 .iter()
                 .map(|c| root.join(c).join(&rel))
                 .collect(),

@@ -40,6 +40,7 @@ pub mod env;
 pub mod follow;
 pub mod hollow;
 pub mod join;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod objects;

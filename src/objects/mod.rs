@@ -14,6 +14,7 @@ pub mod get;
 pub mod manifest;
 pub mod mutate;
 pub mod rollout;
+pub mod top;
 
 pub use get::parse_names;
 
@@ -105,6 +106,24 @@ pub enum Cmd {
         #[arg(long)]
         current_replicas: Option<u32>,
     },
+    /// Create a HorizontalPodAutoscaler for a deployment, replicaset or statefulset.
+    Autoscale {
+        /// KIND NAME or KIND/NAME.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// The most replicas.
+        #[arg(long)]
+        max: i32,
+        /// The fewest replicas (default 1).
+        #[arg(long)]
+        min: Option<i32>,
+        /// Target average CPU utilization, percent of request (default: the server's 80%).
+        #[arg(long)]
+        cpu_percent: Option<i32>,
+        /// The autoscaler's name (default: the target's).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Add, change (--overwrite) or remove (KEY-) labels.
     Label {
         /// KIND NAME KEY=VALUE... KEY-...
@@ -182,6 +201,9 @@ pub enum Cmd {
     /// Manage a Deployment's rollout: status, history, undo, pause, resume, restart.
     #[command(subcommand)]
     Rollout(rollout::RolloutCmd),
+    /// CPU and memory use of nodes and pods (metrics.k8s.io).
+    #[command(subcommand)]
+    Top(top::TopCmd),
     /// Show the client config.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -293,6 +315,18 @@ pub async fn run(cmd: Cmd, config: Option<&Path>, ns: Option<&str>) -> Result<Ex
             let ns = res.namespaced.then(|| ns.unwrap_or("default"));
             mutate::scale(&api, res, ns, &name, replicas, current_replicas).await
         }
+        Cmd::Autoscale {
+            names,
+            max,
+            min,
+            cpu_percent,
+            name: hpa_name,
+        } => {
+            let (res, name) = one(&names)?;
+            let ns = res.namespaced.then(|| ns.unwrap_or("default"));
+            let hpa = mutate::autoscaler(res, &name, hpa_name.as_deref(), min, max, cpu_percent)?;
+            mutate::autoscale(&api, res, ns, &name, &hpa).await
+        }
         Cmd::Label { args, overwrite } => {
             let (targets, changes) = targets_and_changes(&args)?;
             mutate::set_metadata_map(&api, &targets, ns, &changes, overwrite, "labels").await
@@ -322,6 +356,7 @@ pub async fn run(cmd: Cmd, config: Option<&Path>, ns: Option<&str>) -> Result<Ex
             mutate::edit(&api, res, ns, &name).await
         }
         Cmd::Rollout(cmd) => rollout::run(&api, cmd, ns).await,
+        Cmd::Top(cmd) => top::run(&api, cmd, ns).await,
         Cmd::Cordon { node } => drain::cordon(&api, &node, true).await,
         Cmd::Uncordon { node } => drain::cordon(&api, &node, false).await,
         Cmd::Drain {

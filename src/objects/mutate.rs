@@ -219,3 +219,99 @@ mod tests {
         assert!(parse_changes(&[], "label").is_err());
     }
 }
+
+/// The HorizontalPodAutoscaler `ferry autoscale` (as `kubectl autoscale`)
+/// creates for `res/name`: `name` unless given, min/max replicas, and a CPU
+/// utilization target when one is given (else the server's 80%).
+pub fn autoscaler(
+    res: &Resource,
+    name: &str,
+    hpa_name: Option<&str>,
+    min: Option<i32>,
+    max: i32,
+    cpu_percent: Option<i32>,
+) -> Result<Value> {
+    if !matches!(res.kind, "Deployment" | "ReplicaSet" | "StatefulSet") {
+        bail!(
+            "cannot autoscale a {}: only deployments, replicasets and statefulsets can be autoscaled",
+            res.kind
+        );
+    }
+    if max < 1 {
+        bail!("--max=MAXPODS is required and must be at least 1");
+    }
+    if let Some(m) = min {
+        if m > max {
+            bail!("--max=MAXPODS must be larger or equal to --min=MINPODS");
+        }
+    }
+    let mut spec = json!({
+        "scaleTargetRef": {"apiVersion": res.api_version(), "kind": res.kind, "name": name},
+        "maxReplicas": max,
+    });
+    if let Some(m) = min {
+        spec["minReplicas"] = json!(m);
+    }
+    if let Some(c) = cpu_percent {
+        spec["metrics"] = json!([{"type": "Resource", "resource": {"name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": c}}}]);
+    }
+    Ok(json!({
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": hpa_name.unwrap_or(name)},
+        "spec": spec,
+    }))
+}
+
+/// `ferry autoscale KIND NAME --max N [--min M] [--cpu-percent P]`.
+pub async fn autoscale(
+    api: &Api,
+    res: &'static Resource,
+    ns: Option<&str>,
+    name: &str,
+    hpa: &Value,
+) -> Result<ExitCode> {
+    if api.get(res, ns, name).await?.is_none() {
+        bail!(
+            "Error from server (NotFound): {} {name:?} not found",
+            res.plural
+        );
+    }
+    let hpa_res = ferry_api::resources::by_cli_name("hpa").expect("served");
+    let made = api.create(hpa_res, ns, hpa).await?;
+    let made_name = made["metadata"]["name"].as_str().unwrap_or(name);
+    outln!("{} autoscaled", display_name(hpa_res, made_name));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod autoscale_tests {
+    use super::*;
+
+    #[test]
+    fn autoscalers_as_kubectl_makes_them() {
+        let deploy = ferry_api::resources::by_cli_name("deploy").unwrap();
+        let h = autoscaler(deploy, "web", None, Some(1), 5, Some(50)).unwrap();
+        assert_eq!(h["metadata"]["name"], "web");
+        assert_eq!(h["spec"]["scaleTargetRef"]["apiVersion"], "apps/v1");
+        assert_eq!(h["spec"]["scaleTargetRef"]["kind"], "Deployment");
+        assert_eq!(h["spec"]["minReplicas"], 1);
+        assert_eq!(h["spec"]["maxReplicas"], 5);
+        assert_eq!(
+            h["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+            50
+        );
+        let h = autoscaler(deploy, "web", Some("other"), None, 3, None).unwrap();
+        assert_eq!(h["metadata"]["name"], "other");
+        assert!(
+            h["spec"].get("metrics").is_none(),
+            "the server defaults 80%"
+        );
+        assert!(h["spec"].get("minReplicas").is_none());
+        let pods = ferry_api::resources::by_cli_name("pods").unwrap();
+        assert!(autoscaler(pods, "x", None, None, 3, None).is_err());
+        assert!(autoscaler(deploy, "web", None, Some(4), 3, None).is_err());
+        assert!(autoscaler(deploy, "web", None, None, 0, None).is_err());
+    }
+}

@@ -101,6 +101,9 @@ fn root_schema(kind: &str) -> Option<Value> {
         "ClusterRole" => of::<k8s_openapi::api::rbac::v1::ClusterRole>(),
         "RoleBinding" => of::<k8s_openapi::api::rbac::v1::RoleBinding>(),
         "ClusterRoleBinding" => of::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>(),
+        "HorizontalPodAutoscaler" => {
+            of::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>()
+        }
         _ => return None,
     })
 }

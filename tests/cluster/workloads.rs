@@ -602,3 +602,174 @@ async fn daemonsets_statefulsets_jobs_and_cronjobs_run_to_their_ends() {
     assert!(cj["status"]["lastScheduleTime"].is_string(), "{cj}");
     assert!(cj["status"]["lastSuccessfulTime"].is_string(), "{cj}");
 }
+
+const BURN: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: burn}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: burn}}
+  template:
+    metadata: {labels: {app: burn}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: busybox
+        command: ["/bin/sh", "-c", "while :; do :; done", "marker-burn"]
+        resources: {requests: {cpu: 50m}, limits: {cpu: 200m}}
+"#;
+
+/// The CPU cell (`123m`) of `name`'s line in `kubectl top` / `ferry top` output.
+fn top_cpu(out: &str, name: &str) -> Option<u64> {
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.strip_suffix('m'))
+        .and_then(|c| c.parse().ok())
+}
+
+/// `kubectl top pods/nodes` and `ferry top` show a busy pod's CPU within
+/// ~30 s, every master answers metrics.k8s.io, and `kubectl autoscale`
+/// makes an autoscaler that scales the busy Deployment up to its max.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_pod_shows_in_top_and_an_autoscaler_scales_it_up() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let k = Kubectl::of_up(home, &dir);
+    k.ok_in(&["apply", "-f", "-"], BURN);
+    k.ok(&["rollout", "status", "deployment/burn", "--timeout=60s"]);
+    let pod = k.json(&["get", "pods", "-l", "app=burn"])["items"][0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // kubectl top pods: the busy loop's CPU, non-zero, within ~30 s.
+    let started = Instant::now();
+    wait_until(
+        "the busy pod in kubectl top pods",
+        Duration::from_secs(45),
+        || {
+            let o = k.run(&["top", "pods"], None);
+            let cpu = top_cpu(&o.stdout, &pod);
+            async move {
+                match cpu {
+                    Some(c) if c > 0 => Ok(()),
+                    _ => Err(format!("{}{}", o.stdout, o.stderr)),
+                }
+            }
+        },
+    )
+    .await;
+    eprintln!("busy pod in top after {:?}", started.elapsed());
+    let all = k.ok(&["top", "pods", "-A", "--containers"]);
+    assert!(all.starts_with("NAMESPACE"), "{all}");
+    assert!(
+        all.lines()
+            .any(|l| l.contains(&pod) && l.contains(" main ")),
+        "{all}"
+    );
+    let nodes = k.ok(&["top", "nodes"]);
+    for n in ["n1", "n2"] {
+        assert!(top_cpu(&nodes, n).is_some(), "{n} has metrics: {nodes}");
+    }
+    // ferry top, over QUIC, agrees.
+    let conf = dir.join("admin.conf");
+    let conf = conf.to_str().unwrap();
+    let ours = crate::procs::ok(home, conf, &["top", "pods", "-l", "app=burn"]);
+    assert!(top_cpu(&ours, &pod).is_some_and(|c| c > 0), "{ours}");
+    let ours = crate::procs::ok(home, conf, &["top", "nodes"]);
+    assert!(ours.starts_with("NAME"), "{ours}");
+    // Every master answers, whichever master the node is connected to.
+    for i in 1..=3 {
+        let server = format!("https://127.0.0.1:{}", up.https_port + i);
+        let raw = k.ok(&[
+            "--server",
+            &server,
+            "get",
+            "--raw",
+            "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods",
+        ]);
+        let v: Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(v["kind"], "PodMetricsList", "{raw}");
+        assert!(
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["metadata"]["name"] == pod.as_str()),
+            "master {i}: {raw}"
+        );
+    }
+
+    // kubectl autoscale (autoscaling/v1 on the wire): 200m used of 50m
+    // requested is far over 50%, so the Deployment goes to its max.
+    k.ok(&[
+        "autoscale",
+        "deployment",
+        "burn",
+        "--cpu-percent=50",
+        "--min=1",
+        "--max=3",
+    ]);
+    wait_until(
+        "the autoscaler scales burn to 3",
+        Duration::from_secs(90),
+        || {
+            let d = k.json(&["get", "deployment", "burn"]);
+            async move {
+                if d["spec"]["replicas"] == 3 {
+                    Ok(())
+                } else {
+                    Err(format!("replicas {}", d["spec"]["replicas"]))
+                }
+            }
+        },
+    )
+    .await;
+    let hpa = k.json(&["get", "hpa", "burn"]);
+    assert_eq!(hpa["apiVersion"], "autoscaling/v2", "{hpa}");
+    assert_eq!(hpa["status"]["desiredReplicas"], 3, "{hpa}");
+    let util = hpa["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"]
+        .as_i64()
+        .unwrap_or(0);
+    assert!(util > 50, "{hpa}");
+    let table = k.ok(&["get", "hpa"]);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table.contains("Deployment/burn") && table.contains("%/50%"),
+        "{table}"
+    );
+    let events = k.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=SuccessfulRescale",
+    ]);
+    assert!(events.contains("New size: 3"), "{events}");
+    // ferry autoscale makes one too (for another name).
+    let out = crate::procs::ok(
+        home,
+        conf,
+        &[
+            "autoscale",
+            "deployment",
+            "burn",
+            "--max",
+            "3",
+            "--name",
+            "burn2",
+        ],
+    );
+    assert!(
+        out.contains("horizontalpodautoscaler.autoscaling/burn2 autoscaled"),
+        "{out}"
+    );
+    k.ok(&["delete", "hpa", "burn", "burn2"]);
+    k.ok(&["delete", "deployment", "burn"]);
+}

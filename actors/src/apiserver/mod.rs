@@ -94,6 +94,8 @@ pub struct ApiServer {
     rbac: rbac::Rbac,
     /// The service-account signing key, once read ([`tokens`]).
     sa_key: Arc<std::sync::OnceLock<Arc<Vec<u8>>>>,
+    /// The nodes' latest resource metrics (`metrics.k8s.io`), in memory only.
+    metrics: ferry_api::metrics::MetricsStore,
 }
 
 /// Whether a namespace takes new objects.
@@ -119,7 +121,51 @@ impl ApiServer {
             namespaces: Arc::default(),
             rbac: rbac::Rbac::default(),
             sa_key: Arc::default(),
+            metrics: Default::default(),
         }
+    }
+
+    /// The nodes' latest metrics reports this master holds.
+    pub fn metrics(&self) -> &ferry_api::metrics::MetricsStore {
+        &self.metrics
+    }
+
+    /// A get or list of `metrics.k8s.io` NodeMetrics or PodMetrics: answered
+    /// from this master's memory, read-only, for whoever may read the core
+    /// nodes or pods.
+    fn metrics_request(&self, who: &Identity, req: &ObjectRequest) -> Outcome<ObjectResponse> {
+        use ferry_api::metrics;
+        let core = if req.resource == metrics::NODES {
+            "nodes"
+        } else {
+            "pods"
+        };
+        let res = resources::by_cli_name(core).expect("core kinds are served");
+        authorize(who, res, req, self.rbac.policy().as_deref())?;
+        if !matches!(req.verb, Verb::Get | Verb::List) || req.subresource.is_some() {
+            return Err(Status::not_allowed(format!(
+                "{} is not supported on {}",
+                req.verb.as_str(),
+                req.resource
+            ))
+            .into());
+        }
+        if req.verb == Verb::Get && req.name.is_none() {
+            return Err(Status::bad_request("get needs an object name").into());
+        }
+        let namespace = if req.resource == metrics::PODS {
+            req.namespace.as_deref()
+        } else {
+            None
+        };
+        Ok(self.metrics.answer(
+            &req.resource,
+            namespace,
+            req.name.as_deref(),
+            &req.list,
+            std::time::Instant::now(),
+            &meta::now(),
+        ))
     }
 
     /// The cluster network Services are allocated from.
@@ -149,6 +195,13 @@ impl ApiServer {
         who: &Identity,
         req: &ObjectRequest,
     ) -> Result<ObjectResponse, ApiError> {
+        if req.resource == ferry_api::metrics::NODES || req.resource == ferry_api::metrics::PODS {
+            return match self.metrics_request(who, req) {
+                Ok(r) => Ok(r),
+                Err(Failure::Status(s)) => Ok(s.response()),
+                Err(Failure::Api(e)) => Err(e),
+            };
+        }
         let result = match self.route(who, req) {
             Ok(res) => match self.bound_to(who, res, req).await {
                 Err(e) => Err(e),

@@ -11,6 +11,7 @@
 //! [`ObjectRequest`]: ferry_api::object::ObjectRequest
 
 pub mod content;
+mod hpa_v1;
 mod pods;
 mod portforward;
 pub mod route;

@@ -74,6 +74,9 @@ pub struct ObjectRoute {
     pub delete_collection: bool,
     /// Tables: what each row carries (`includeObject`: `None`, `Metadata`, `Object`).
     pub include_object: Option<String>,
+    /// An `autoscaling/v1` HorizontalPodAutoscaler path: bodies converted
+    /// to the stored `autoscaling/v2` and answers back.
+    pub hpa_v1: bool,
 }
 
 /// The subresources the object pipeline serves.
@@ -163,10 +166,17 @@ fn object(
         ["watch", more @ ..] => (more, true),
         _ => (rest, false),
     };
+    // autoscaling/v1 HorizontalPodAutoscalers are served from the stored v2.
+    let hpa_v1 = group == "autoscaling" && version == "v1";
     let find = |plural: &str| {
         RESOURCES
             .iter()
-            .find(|r| r.group == group && r.version == version && r.plural == plural)
+            .chain(ferry_api::resources::METRICS)
+            .find(|r| {
+                r.group == group
+                    && (r.version == version || (hpa_v1 && r.kind == "HorizontalPodAutoscaler"))
+                    && r.plural == plural
+            })
     };
     // (resource, namespace, name, subresource)
     let (res, namespace, name, sub): (&'static Resource, Option<&str>, Option<&str>, Option<&str>) =
@@ -253,7 +263,7 @@ fn object(
         ("DELETE", _) => Verb::Delete,
         _ => return Err(method_not_allowed(method, path)),
     };
-    let mut req = ObjectRequest::new(verb, res.plural, namespace, name);
+    let mut req = ObjectRequest::new(verb, &res.request_name(), namespace, name);
     // A single-object watch (`/watch/.../name`, or kubectl's
     // `fieldSelector=metadata.name=x`) is a field selector on the name.
     if verb == Verb::Watch {
@@ -347,6 +357,7 @@ fn object(
         delete_query,
         delete_collection: verb == Verb::Delete && collection,
         include_object: q.get("includeObject").map(str::to_string),
+        hpa_v1: hpa_v1 && res.kind == "HorizontalPodAutoscaler",
     })))
 }
 
@@ -458,6 +469,104 @@ mod tests {
         match route(method, path, query, Some("application/merge-patch+json")) {
             Ok(Route::Object(o)) => *o,
             other => panic!("{method} {path}?{query}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn metrics_and_v1_autoscaler_paths() {
+        // path, query, verb, resource, namespace, name
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            Verb,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let cases: &[Case] = &[
+            (
+                "/apis/metrics.k8s.io/v1beta1/nodes",
+                "",
+                Verb::List,
+                "nodes.metrics.k8s.io",
+                None,
+                None,
+            ),
+            (
+                "/apis/metrics.k8s.io/v1beta1/nodes/n1",
+                "",
+                Verb::Get,
+                "nodes.metrics.k8s.io",
+                None,
+                Some("n1"),
+            ),
+            (
+                "/apis/metrics.k8s.io/v1beta1/pods",
+                "labelSelector=app%3Dweb",
+                Verb::List,
+                "pods.metrics.k8s.io",
+                None,
+                None,
+            ),
+            (
+                "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods",
+                "",
+                Verb::List,
+                "pods.metrics.k8s.io",
+                Some("default"),
+                None,
+            ),
+            (
+                "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web",
+                "",
+                Verb::Get,
+                "pods.metrics.k8s.io",
+                Some("default"),
+                Some("web"),
+            ),
+            (
+                "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers",
+                "",
+                Verb::List,
+                "horizontalpodautoscalers",
+                Some("default"),
+                None,
+            ),
+            (
+                "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/web",
+                "",
+                Verb::Get,
+                "horizontalpodautoscalers",
+                Some("default"),
+                Some("web"),
+            ),
+        ];
+        for (path, query, verb, resource, ns, name) in cases {
+            let o = obj("GET", path, query);
+            assert_eq!(o.req.verb, *verb, "{path}");
+            assert_eq!(o.req.resource, *resource, "{path}");
+            assert_eq!(o.req.namespace.as_deref(), *ns, "{path}");
+            assert_eq!(o.req.name.as_deref(), *name, "{path}");
+            assert_eq!(o.hpa_v1, path.contains("autoscaling/v1"), "{path}");
+        }
+        assert_eq!(
+            obj(
+                "GET",
+                "/apis/metrics.k8s.io/v1beta1/pods",
+                "labelSelector=app%3Dweb"
+            )
+            .req
+            .list
+            .label_selector
+            .as_deref(),
+            Some("app=web")
+        );
+        for bad in [
+            "/apis/metrics.k8s.io/v1/nodes",
+            "/apis/metrics.k8s.io/v1beta1/deployments",
+            "/apis/autoscaling/v1/namespaces/default/deployments",
+        ] {
+            assert!(route("GET", bad, "", None).is_err(), "{bad}");
         }
     }
 

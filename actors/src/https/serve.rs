@@ -238,6 +238,9 @@ async fn object(
     if o.req.verb == Verb::Delete && !o.delete_query.is_empty() {
         o.req.body = merge_delete_options(&o.delete_query, &o.req.body);
     }
+    if o.hpa_v1 && matches!(o.req.verb, Verb::Create | Verb::Update) {
+        o.req.body = super::hpa_v1::to_v2(&o.req.body);
+    }
     let include: IncludeObject = match o.include_object.as_deref().unwrap_or("").parse() {
         Ok(i) => i,
         Err(message) => return status(&Status::bad_request(message)),
@@ -249,7 +252,12 @@ async fn object(
         return delete_collection(ctx, &who, o.res, o.req, answer).await;
     }
     match run(ctx, &who, o.req).await {
-        Ok(r) if r.code < 400 => warn(encode(o.res, &r, answer, include), &r.warnings),
+        Ok(mut r) if r.code < 400 => {
+            if o.hpa_v1 && answer != Answer::Table {
+                r.body = super::hpa_v1::to_v1(&r.body);
+            }
+            warn(encode(o.res, &r, answer, include), &r.warnings)
+        }
         Ok(r) => raw(r.code, JSON, r.body),
         Err(s) => status(&s),
     }

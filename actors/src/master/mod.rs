@@ -225,16 +225,17 @@ impl Master {
         if fresh_init {
             store.initialize().await?;
         }
-        let join_ctx = Arc::new(JoinContext {
-            ca: Ca::load(&ca.cert_pem, &ca.key_pem)?,
-            secret: data.secret()?,
-            tunnels: Default::default(),
-        });
         let api = ApiServer::new(
             store.clone(),
             cfg.store.max_value_bytes,
             cfg.network.clone(),
         );
+        let join_ctx = Arc::new(JoinContext {
+            ca: Ca::load(&ca.cert_pem, &ca.key_pem)?,
+            secret: data.secret()?,
+            tunnels: Default::default(),
+            metrics: api.metrics().clone(),
+        });
         let settings = ferry_control::run::Settings {
             network: cfg.network.clone(),
             event_ttl: Duration::from_secs(cfg.event_ttl_seconds),

@@ -47,6 +47,40 @@ fn version_is_kubernetes_1_33() {
 }
 
 #[test]
+fn metrics_are_discovered_as_metrics_server_lists_them() {
+    let g = api_group("metrics.k8s.io").unwrap();
+    assert_eq!(
+        g["preferredVersion"]["groupVersion"],
+        "metrics.k8s.io/v1beta1"
+    );
+    let l = api_resource_list("metrics.k8s.io", "v1beta1").unwrap();
+    assert_eq!(l["groupVersion"], "metrics.k8s.io/v1beta1");
+    assert_eq!(
+        l["resources"],
+        json!([
+            {"name": "nodes", "singularName": "", "namespaced": false, "kind": "NodeMetrics", "verbs": ["get", "list"]},
+            {"name": "pods", "singularName": "", "namespaced": true, "kind": "PodMetrics", "verbs": ["get", "list"]},
+        ])
+    );
+    let agg = aggregated_discovery(false);
+    let m = agg["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["metadata"]["name"] == "metrics.k8s.io")
+        .expect("aggregated discovery lists metrics.k8s.io");
+    assert_eq!(m["versions"][0]["version"], "v1beta1");
+    assert_eq!(
+        m["versions"][0]["resources"][0]["responseKind"]["kind"],
+        "NodeMetrics"
+    );
+    assert!(
+        openapi_v3("apis/metrics.k8s.io/v1beta1").is_none(),
+        "no schema for metrics"
+    );
+}
+
+#[test]
 fn api_versions_and_groups() {
     let a = api_versions("10.0.0.1:6443");
     assert_eq!(a["kind"], "APIVersions");
@@ -68,20 +102,27 @@ fn api_versions_and_groups() {
         [
             "apps",
             "batch",
+            "autoscaling",
             "coordination.k8s.io",
             "discovery.k8s.io",
             "networking.k8s.io",
             "policy",
             "rbac.authorization.k8s.io",
             "authorization.k8s.io",
-            "authentication.k8s.io"
+            "authentication.k8s.io",
+            "metrics.k8s.io"
         ]
     );
     for g in l["groups"].as_array().unwrap() {
         let name = g["name"].as_str().unwrap();
+        let version = match name {
+            "autoscaling" => "v2",
+            "metrics.k8s.io" => "v1beta1",
+            _ => "v1",
+        };
         assert_eq!(
             g["preferredVersion"]["groupVersion"],
-            format!("{name}/v1").as_str()
+            format!("{name}/{version}").as_str()
         );
         assert_eq!(g["versions"][0], g["preferredVersion"]);
         assert_eq!(api_group(name).unwrap()["kind"], "APIGroup");

@@ -149,6 +149,7 @@ impl Plane<'_> {
         let api_version = match kind {
             "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" => "apps/v1",
             "Job" | "CronJob" => "batch/v1",
+            "HorizontalPodAutoscaler" => "autoscaling/v2",
             _ => "v1",
         };
         let ev = json!({

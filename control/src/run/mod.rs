@@ -18,6 +18,7 @@
 //! bindings); [`events`] (batched writes and Events).
 
 mod apps;
+mod autoscale;
 mod batch;
 mod events;
 mod network;
@@ -301,6 +302,7 @@ impl<'a> Plane<'a> {
             self.resync(),
             self.event_writer(),
             self.event_sweeper(),
+            self.autoscale_loop(),
         );
     }
 

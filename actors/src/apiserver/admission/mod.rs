@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use field::Errors;
 use validate::meta::NameRule;
-use validate::{cluster, config, meta, netpol, pod, rbac, service, workloads};
+use validate::{autoscaling, cluster, config, meta, netpol, pod, rbac, service, workloads};
 
 /// Defaults that are the same on create and update.
 macro_rules! always {
@@ -157,6 +157,12 @@ pub fn admit(
             none,
         ),
         "Lease" => a.run(Subdomain, no_defaults, cluster::lease, none),
+        "HorizontalPodAutoscaler" => a.run(
+            Subdomain,
+            always!(autoscaling::defaults),
+            autoscaling::hpa,
+            none,
+        ),
         "PodDisruptionBudget" => {
             a.run(Subdomain, no_defaults, cluster::pod_disruption_budget, none)
         }

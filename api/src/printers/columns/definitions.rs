@@ -15,6 +15,7 @@ pub fn definitions(kind: &str) -> Option<&'static [Column]> {
         "StatefulSet" => STATEFUL_SET,
         "Job" => JOB,
         "CronJob" => CRON_JOB,
+        "HorizontalPodAutoscaler" => HPA,
         "Service" => SERVICE,
         "Endpoints" => ENDPOINTS,
         "EndpointSlice" => ENDPOINT_SLICE,
@@ -164,6 +165,27 @@ const CRON_JOB: &[Column] = &[
     IMAGES,
     wide(string("Selector", JOB_SELECTOR)),
 ];
+
+const HPA: &[Column] = &[
+    NAME,
+    string("Reference", HPA_REFERENCE),
+    string("Targets", HPA_TARGETS),
+    string("MinPods", HPA_MIN),
+    integer("MaxPods", HPA_MAX),
+    integer("Replicas", HPA_REPLICAS),
+    AGE,
+];
+
+/// `HorizontalPodAutoscalerSpec.scaleTargetRef` (autoscaling/v2).
+const HPA_REFERENCE: &str = "scaleTargetRef points to the target resource to scale, and is used to the pods for which metrics should be collected, as well as to actually change the replica count.";
+/// `HorizontalPodAutoscalerSpec.metrics`.
+const HPA_TARGETS: &str = "metrics contains the specifications for which to use to calculate the desired replica count (the maximum replica count across all metrics will be used).  The desired replica count is calculated multiplying the ratio between the target value and the current value by the current number of pods.  Ergo, metrics used must decrease as the pod count is increased, and vice-versa.  See the individual metric source types for more information about how each type of metric must respond. If not set, the default metric will be set to 80% average CPU utilization.";
+/// `HorizontalPodAutoscalerSpec.minReplicas`.
+const HPA_MIN: &str = "minReplicas is the lower limit for the number of replicas to which the autoscaler can scale down.  It defaults to 1 pod.  minReplicas is allowed to be 0 if the alpha feature gate HPAScaleToZero is enabled and at least one Object or External metric is configured.  Scaling is active as long as at least one metric value is available.";
+/// `HorizontalPodAutoscalerSpec.maxReplicas`.
+const HPA_MAX: &str = "maxReplicas is the upper limit for the number of replicas to which the autoscaler can scale up. It cannot be less that minReplicas.";
+/// `HorizontalPodAutoscalerStatus.currentReplicas`.
+const HPA_REPLICAS: &str = "currentReplicas is current number of replicas of pods managed by this autoscaler, as last seen by the autoscaler.";
 
 const SERVICE: &[Column] = &[
     NAME,

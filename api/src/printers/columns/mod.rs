@@ -172,6 +172,24 @@ pub fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
             .into(),
             created,
         ],
+        "HorizontalPodAutoscaler" => vec![
+            name,
+            format!(
+                "{}/{}",
+                text(o, "/spec/scaleTargetRef/kind"),
+                text(o, "/spec/scaleTargetRef/name")
+            )
+            .into(),
+            hpa_targets(o).into(),
+            match o.pointer("/spec/minReplicas").and_then(Value::as_i64) {
+                Some(n) => n.to_string(),
+                None => "<unset>".to_string(),
+            }
+            .into(),
+            int(o, "/spec/maxReplicas").into(),
+            int(o, "/status/currentReplicas").into(),
+            created,
+        ],
         "Service" => vec![
             name,
             text(o, "/spec/type").into(),
@@ -245,6 +263,59 @@ pub fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
         row.extend(wide_cells(kind, o).into_iter().map(Cell::from));
     }
     row
+}
+
+/// kubectl's TARGETS of an autoscaler: `cpu: 40%/50%` per metric (current
+/// `<unknown>` until measured), at most two then `+ N more...`, `<none>` for none.
+fn hpa_targets(o: &Value) -> String {
+    let specs: &[Value] = o
+        .pointer("/spec/metrics")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    if specs.is_empty() {
+        return "<none>".into();
+    }
+    let statuses: &[Value] = o
+        .pointer("/status/currentMetrics")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    let mut out = Vec::new();
+    for (i, m) in specs.iter().enumerate() {
+        let cur = statuses.get(i).and_then(|s| s.pointer("/resource/current"));
+        let r = &m["resource"];
+        let name = r["name"].as_str().unwrap_or("");
+        let t = match m["type"].as_str() {
+            Some("Resource") => {
+                if let Some(v) = r.pointer("/target/averageValue") {
+                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    let c = cur
+                        .and_then(|c| c.get("averageValue"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("<unknown>");
+                    format!("{name}: {c}/{v}")
+                } else {
+                    let c = cur
+                        .and_then(|c| c.get("averageUtilization"))
+                        .and_then(Value::as_i64)
+                        .map_or("<unknown>".to_string(), |u| format!("{u}%"));
+                    let t = r
+                        .pointer("/target/averageUtilization")
+                        .and_then(Value::as_i64)
+                        .map_or("<auto>".to_string(), |u| format!("{u}%"));
+                    format!("{name}: {c}/{t}")
+                }
+            }
+            _ => "<unknown>".into(),
+        };
+        out.push(t);
+    }
+    let more = out.len().saturating_sub(2);
+    out.truncate(2);
+    let mut s = out.join(", ");
+    if more > 0 {
+        s.push_str(&format!(" + {more} more..."));
+    }
+    s
 }
 
 /// The extra `-o wide` cells of the kinds that have them (after the normal ones).

@@ -581,3 +581,60 @@ fn roles_and_bindings() {
         ]
     );
 }
+
+#[test]
+fn autoscalers_show_their_targets_as_kubectl() {
+    let cpu = |u: i64| json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": u}}});
+    let target = json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"});
+    let fresh = json!({"metadata": meta("web"), "spec": {"scaleTargetRef": target,
+        "minReplicas": 1, "maxReplicas": 5, "metrics": [cpu(50)]}});
+    let measured = json!({"metadata": meta("busy"), "spec": {"scaleTargetRef": target,
+        "maxReplicas": 3, "metrics": [cpu(50),
+            {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "100Mi"}}},
+            cpu(70)]},
+        "status": {"currentReplicas": 3, "desiredReplicas": 3, "currentMetrics": [
+            {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 398, "averageValue": "199m"}}},
+            {"type": "Resource", "resource": {"name": "memory", "current": {"averageValue": "20Mi"}}}]}});
+    let none = json!({"metadata": meta("none"), "spec": {"scaleTargetRef": target, "maxReplicas": 2, "metrics": []}});
+    assert_eq!(
+        rows("hpa", &[fresh, measured, none]),
+        [
+            vec![
+                "NAME",
+                "REFERENCE",
+                "TARGETS",
+                "MINPODS",
+                "MAXPODS",
+                "REPLICAS",
+                "AGE"
+            ],
+            vec![
+                "web",
+                "Deployment/web",
+                "cpu: <unknown>/50%",
+                "1",
+                "5",
+                "0",
+                "3d"
+            ],
+            vec![
+                "busy",
+                "Deployment/web",
+                "cpu: 398%/50%, memory: 20Mi/100Mi + 1 more...",
+                "<unset>",
+                "3",
+                "3",
+                "3d"
+            ],
+            vec![
+                "none",
+                "Deployment/web",
+                "<none>",
+                "<unset>",
+                "2",
+                "0",
+                "3d"
+            ],
+        ]
+    );
+}

@@ -468,3 +468,97 @@ fn update_rules() {
         "selector",
     );
 }
+
+fn hpa() -> Value {
+    json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "maxReplicas": 5}
+    })
+}
+
+#[test]
+fn autoscalers_default_and_validate_as_kubernetes() {
+    let h = ok("HorizontalPodAutoscaler", &hpa());
+    assert_eq!(h["spec"]["minReplicas"], 1);
+    assert_eq!(
+        h["spec"]["metrics"],
+        json!([{"type": "Resource", "resource": {"name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": 80}}}])
+    );
+    assert!(
+        h["spec"].get("behavior").is_none(),
+        "behavior only when given"
+    );
+    let b = ok(
+        "HorizontalPodAutoscaler",
+        &with(
+            &hpa(),
+            "/spec/behavior",
+            json!({"scaleDown": {"stabilizationWindowSeconds": 60}}),
+        ),
+    );
+    assert_eq!(
+        b["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+        60
+    );
+    assert_eq!(b["spec"]["behavior"]["scaleDown"]["selectPolicy"], "Max");
+    assert_eq!(
+        b["spec"]["behavior"]["scaleUp"]["stabilizationWindowSeconds"],
+        0
+    );
+    assert_eq!(
+        b["spec"]["behavior"]["scaleUp"]["policies"],
+        json!([{"type": "Pods", "value": 4, "periodSeconds": 15},
+            {"type": "Percent", "value": 100, "periodSeconds": 15}])
+    );
+    refuse_all(
+        "HorizontalPodAutoscaler",
+        &hpa(),
+        vec![
+            (
+                "/spec/maxReplicas",
+                json!(0),
+                "spec.maxReplicas",
+                "must be greater than 0",
+            ),
+            (
+                "/spec/minReplicas",
+                json!(6),
+                "spec.maxReplicas",
+                "must be greater than or equal to `minReplicas`",
+            ),
+            (
+                "/spec/minReplicas",
+                json!(0),
+                "spec.minReplicas",
+                "must be greater than or equal to 1",
+            ),
+            (
+                "/spec/scaleTargetRef/name",
+                json!(""),
+                "spec.scaleTargetRef.name",
+                "Required value",
+            ),
+            (
+                "/spec/metrics",
+                json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 0}}}]),
+                "spec.metrics[0].resource.target.averageUtilization",
+                "must be greater than 0",
+            ),
+            (
+                "/spec/metrics",
+                json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Percent"}}}]),
+                "spec.metrics[0].resource.target.type",
+                "Unsupported value",
+            ),
+            (
+                "/spec/behavior",
+                json!({"scaleDown": {"stabilizationWindowSeconds": 3601}}),
+                "spec.behavior.scaleDown.stabilizationWindowSeconds",
+                "must be less than or equal to 3600",
+            ),
+        ],
+    );
+}

@@ -5,6 +5,7 @@
 //! [`netpol`] (NetworkPolicy), [`config`] (ConfigMap, Secret), [`cluster`] (Namespace, Node, ServiceAccount,
 //! Event, Lease), [`rbac`] (roles and bindings).
 
+pub(crate) mod autoscaling;
 pub(crate) mod cluster;
 pub(crate) mod config;
 pub(crate) mod meta;
