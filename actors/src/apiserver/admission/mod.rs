@@ -196,6 +196,7 @@ pub fn admit(
 
 pub use super::meta::qualified_kind;
 pub use validate::cluster::SYSTEM_PRIORITY_CLASSES;
+pub(crate) use validate::meta::selector_matches;
 
 /// One admission request.
 struct Admit<'a> {

@@ -290,28 +290,11 @@ fn selects(
     sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
     labels: Option<&BTreeMap<String, String>>,
 ) -> bool {
-    let get = |k: &str| labels.and_then(|l| l.get(k));
-    let exact = sel
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| get(k) == Some(v));
-    let exprs = sel.match_expressions.iter().flatten().all(|r| {
-        let values = r.values.as_deref().unwrap_or_default();
-        let val = get(&r.key);
-        match r.operator.as_str() {
-            "In" => val.is_some_and(|v| values.contains(v)),
-            "NotIn" => val.is_none_or(|v| !values.contains(v)),
-            "Exists" => val.is_some(),
-            "DoesNotExist" => val.is_none(),
-            _ => false,
-        }
-    });
     // An empty selector selects nothing here (Kubernetes' aggregation
     // controller treats a selector with no requirements as matching nothing).
     let empty = sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
         && sel.match_expressions.as_ref().is_none_or(|m| m.is_empty());
-    !empty && exact && exprs
+    !empty && crate::apiserver::admission::selector_matches(sel, labels)
 }
 
 /// Whether a binding's subjects name `user` (`appliesTo`).
