@@ -355,6 +355,11 @@ pub(crate) fn service(svc: &mut Service) {
     if ty == "LoadBalancer" {
         set(&mut s.allocate_load_balancer_node_ports, true);
     }
+    // Go's omitempty: a zero health check port (every protobuf body has one)
+    // is none.
+    if s.health_check_node_port == Some(0) {
+        s.health_check_node_port = None;
+    }
 }
 
 /// Secret: type Opaque; `stringData` is merged into `data` (it is write-only).

@@ -33,6 +33,16 @@ fn defaults() {
         &with(&service(), "/spec/type", json!("NodePort")),
     );
     assert_eq!(np["spec"]["externalTrafficPolicy"], "Cluster");
+    // A protobuf body's zero health check port is none.
+    let zero = ok(
+        "Service",
+        &with(
+            &with(&service(), "/spec/type", json!("NodePort")),
+            "/spec/healthCheckNodePort",
+            json!(0),
+        ),
+    );
+    assert!(zero["spec"].get("healthCheckNodePort").is_none(), "{zero}");
     let affinity = ok(
         "Service",
         &with(&service(), "/spec/sessionAffinity", json!("ClientIP")),
