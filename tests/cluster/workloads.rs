@@ -285,9 +285,17 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
     })
     .await;
 
-    // kubectl drain evicts n2's replicas (the eviction subresource); the
-    // Deployment brings them back on n1, and n2 takes no new pods until
-    // uncordoned.
+    // kubectl drain evicts a node's replicas (the eviction subresource); the
+    // Deployment brings them back on the other node, and the drained one
+    // takes no new pods until uncordoned. The drained node is one that holds
+    // a replica (where the scheduler put the two is not fixed).
+    let from = web_pods(&k)
+        .iter()
+        .filter(|p| !terminating(p))
+        .filter_map(|p| p["spec"]["nodeName"].as_str().map(str::to_string))
+        .max()
+        .expect("a web replica is bound");
+    let to = if from == "n1" { "n2" } else { "n1" };
     // A budget allowing no disruption stops the drain (429, retried until
     // the timeout); one allowing a disruption lets it through.
     let pdb = r#"{"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
@@ -306,7 +314,7 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
     })
     .await;
     let refused = k.run(
-        &["drain", "n2", "--ignore-daemonsets", "--timeout=7s"],
+        &["drain", &from, "--ignore-daemonsets", "--timeout=7s"],
         None,
     );
     assert!(
@@ -337,25 +345,25 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
         }
     })
     .await;
-    k.ok(&["drain", "n2", "--ignore-daemonsets", "--timeout=60s"]);
-    wait_until("both replicas Ready on n1", T, || {
+    k.ok(&["drain", &from, "--ignore-daemonsets", "--timeout=60s"]);
+    wait_until("both replicas Ready on the other node", T, || {
         let on_n1 = web_pods(&k)
             .iter()
-            .filter(|p| !terminating(p) && p["spec"]["nodeName"] == "n1" && ready(p))
+            .filter(|p| !terminating(p) && p["spec"]["nodeName"] == to && ready(p))
             .count();
         let total = web_pods(&k).len();
         async move {
             if on_n1 == 2 && total == 2 {
                 Ok(())
             } else {
-                Err(format!("{on_n1} Ready on n1 of {total}"))
+                Err(format!("{on_n1} Ready on {to} of {total}"))
             }
         }
     })
     .await;
-    let nodes = k.ok(&["get", "node", "n2"]);
+    let nodes = k.ok(&["get", "node", &from]);
     assert!(nodes.contains("SchedulingDisabled"), "{nodes}");
-    k.ok(&["uncordon", "n2"]);
+    k.ok(&["uncordon", &from]);
 
     // A pod that fits nowhere says why, as Kubernetes words it.
     k.ok_in(
