@@ -27,7 +27,8 @@ async fn events_older_than_the_ttl_are_removed_and_fresh_ones_kept() {
         api.get("namespaces", None, "default").await
     })
     .await;
-    let now = jiff::Timestamp::now();
+    // Whole seconds: an Event's times are stored to the second.
+    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).expect("now");
     let old = (now - jiff::SignedDuration::from_secs(3600)).to_string();
     api.create("events", Some("default"), &event("old", &old))
         .await;
