@@ -339,7 +339,7 @@ fn a_higher_priority_pod_preempts_the_fewest_least_important_pods() {
     let out = schedule(&nodes, &bound, &[prio("p", 50, "2")]);
     assert_eq!(victims(&out[0]), ("n2".into(), vec!["c5".into()]));
     let Placement::Preempt { message, .. } = &out[0] else {
-        unreachable!()
+        panic!("want a preemption, got {:?}", out[0]);
     };
     assert_eq!(message, "0/2 nodes are available: 2 Insufficient cpu.");
 
