@@ -4,11 +4,15 @@
 //! wins, repeated occurrences of a singular message merge, repeated fields
 //! append (packed or not), map entries are added in order, and unknown field
 //! numbers are skipped. As its JSON encoder then does: empty strings and bytes
-//! are left out (Go's `omitempty`; `""` and absent decode alike), while zero
-//! numbers and `false` are kept, since pointer fields (`replicas: 0`) must
-//! survive and the schema cannot tell them from plain ones.
+//! are left out (Go's `omitempty`; `""` and absent decode alike). A zero
+//! number or `false` is left out only where Go's field is a plain value tagged
+//! `omitempty` (`omitempty.txt`, generated from Kubernetes' Go types by
+//! `tools/gen-omitempty.py`): pointer fields (`replicas: 0`) keep their zero,
+//! and the schema alone cannot tell them apart.
 
 use serde_json::{Map, Number, Value};
+use std::collections::HashSet;
+use std::sync::OnceLock;
 
 use super::format;
 use super::schema::{Field, JsonName, Label, Message, Scalar, Schema, Type};
@@ -161,6 +165,12 @@ impl<'s> Decoder<'s> {
                 Ok(match value {
                     // Go's `omitempty`; "" decodes as absent.
                     Value::String(text) if text.is_empty() => None,
+                    Value::Bool(false) if omits_zero(&msg.name, &field.name) => None,
+                    Value::Number(n)
+                        if n.as_f64() == Some(0.0) && omits_zero(&msg.name, &field.name) =>
+                    {
+                        None
+                    }
                     value => Some(value),
                 })
             }
@@ -411,6 +421,21 @@ fn packed(
         out.push(scalar(s, value).map_err(&invalid)?);
     }
     Ok(())
+}
+
+/// Whether Go's JSON encoder leaves this field out when it is zero: a plain
+/// (non-pointer) bool or number tagged `omitempty`, by `omitempty.txt`.
+pub(crate) fn omits_zero(message: &str, field: &str) -> bool {
+    static PLAIN: OnceLock<HashSet<(&'static str, &'static str)>> = OnceLock::new();
+    PLAIN
+        .get_or_init(|| {
+            include_str!("omitempty.txt")
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| l.split_once(' '))
+                .collect()
+        })
+        .contains(&(message, field))
 }
 
 /// A scalar's zero value, for a map entry without its key or value.

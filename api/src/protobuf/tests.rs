@@ -121,8 +121,7 @@ fn configmap() -> (Vec<u8>, Value) {
         "metadata": {
             "name": "settings",
             "namespace": "default",
-            "generation": 0,
-            "labels": {"app": "web", "tier": ""}
+                        "labels": {"app": "web", "tier": ""}
         },
         "data": {"mode": "fast", "empty": ""},
         "binaryData": {"blob": "AAEC/w==", "nothing": ""}
@@ -138,7 +137,7 @@ fn secret() -> (Vec<u8>, Value) {
     let want = json!({
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": "creds", "namespace": "prod", "generation": 0},
+        "metadata": {"name": "creds", "namespace": "prod"},
         "data": {"password": "aHVudGVyMg=="},
         "type": "Opaque"
     });
@@ -224,7 +223,7 @@ fn deployment() -> (Vec<u8>, Value) {
     let want = json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "web", "generation": 0, "labels": {"app": "web"}},
+        "metadata": {"name": "web", "labels": {"app": "web"}},
         "spec": {
             "replicas": 0,
             "selector": {"matchLabels": {"app": "web"}},
@@ -235,7 +234,7 @@ fn deployment() -> (Vec<u8>, Value) {
                     "containers": [{
                         "name": "web",
                         "image": "nginx:1.27",
-                        "ports": [{"hostPort": 0, "containerPort": 80, "protocol": "TCP"}],
+                        "ports": [{"containerPort": 80, "protocol": "TCP"}],
                         "env": [
                             {"name": "LEVEL", "value": "debug"},
                             {"name": "MODE", "valueFrom": {"configMapKeyRef": {
@@ -245,21 +244,16 @@ fn deployment() -> (Vec<u8>, Value) {
                         "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}},
                         "livenessProbe": {
                             "httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"},
-                            "initialDelaySeconds": 0,
                             "timeoutSeconds": 1
-                        },
-                        "tty": false
+                        }
                     }],
-                    "hostNetwork": false,
                     "automountServiceAccountToken": false
                 }
             },
             "strategy": {
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}
-            },
-            "minReadySeconds": 0,
-            "paused": false
+            }
         },
         "status": {}
     });
@@ -333,9 +327,9 @@ fn self_subject_access_review() -> (Vec<u8>, Value) {
     let want = json!({
         "apiVersion": "authorization.k8s.io/v1",
         "kind": "SelfSubjectAccessReview",
-        "metadata": {"generation": 0},
+        "metadata": {},
         "spec": {"resourceAttributes": {"namespace": "default", "verb": "create", "resource": "pods"}},
-        "status": {"allowed": false, "denied": false}
+        "status": {"allowed": false}
     });
     (
         envelope("authorization.k8s.io/v1", "SelfSubjectAccessReview", &raw),
@@ -360,7 +354,7 @@ fn token_request() -> (Vec<u8>, Value) {
     let want = json!({
         "apiVersion": "authentication.k8s.io/v1",
         "kind": "TokenRequest",
-        "metadata": {"name": "builder", "namespace": "ci", "generation": 0},
+        "metadata": {"name": "builder", "namespace": "ci"},
         "spec": {
             "audiences": ["https://kubernetes.default.svc"],
             "expirationSeconds": 3600,
@@ -398,7 +392,7 @@ fn lease() -> (Vec<u8>, Value) {
     let want = json!({
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
-        "metadata": {"name": "node-1", "namespace": "kube-node-lease", "generation": 0},
+        "metadata": {"name": "node-1", "namespace": "kube-node-lease"},
         "spec": {
             "holderIdentity": "node-1",
             "leaseDurationSeconds": 40,
@@ -416,7 +410,7 @@ fn controller_revision() -> (Vec<u8>, Value) {
     let want_revision = json!({
         "apiVersion": "apps/v1",
         "kind": "ControllerRevision",
-        "metadata": {"name": "rev-1", "namespace": "default", "generation": 0},
+        "metadata": {"name": "rev-1", "namespace": "default"},
         "data": {"spec": {"template": {}}},
         "revision": 1
     });
@@ -882,5 +876,44 @@ fn json_diff(path: &str, got: &Value, want: &Value, out: &mut Vec<String>) {
         }
         (g, w) if g != w => out.push(format!("{path}: got {g}, want {w}")),
         _ => {}
+    }
+}
+
+/// Go's JSON leaves out a zero only for plain fields tagged `omitempty`:
+/// pointers (`replicas`, `automountServiceAccountToken`) and untagged fields
+/// (`allowed`) keep it.
+#[test]
+fn zero_values_are_left_out_only_where_go_omits_them() {
+    use super::decode::omits_zero;
+    let cases = [
+        (
+            "apimachinery.pkg.apis.meta.v1.ObjectMeta",
+            "generation",
+            true,
+        ),
+        ("api.core.v1.Container", "stdin", true),
+        ("api.core.v1.PodSpec", "hostNetwork", true),
+        ("api.apps.v1.DeploymentSpec", "paused", true),
+        ("api.apps.v1.DeploymentSpec", "replicas", false),
+        ("api.core.v1.PodSpec", "automountServiceAccountToken", false),
+        (
+            "api.core.v1.PodSpec",
+            "terminationGracePeriodSeconds",
+            false,
+        ),
+        (
+            "api.authorization.v1.SubjectAccessReviewStatus",
+            "allowed",
+            false,
+        ),
+        (
+            "api.authorization.v1.SubjectAccessReviewStatus",
+            "denied",
+            true,
+        ),
+        ("api.apps.v1.DeploymentStatus", "replicas", true),
+    ];
+    for (message, field, omitted) in cases {
+        assert_eq!(omits_zero(message, field), omitted, "{message}.{field}");
     }
 }
