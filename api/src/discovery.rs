@@ -500,6 +500,8 @@ fn register(gen: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String
 
         "" "Event" => core::Event,
         "" "Binding" => core::Binding,
+        "" "PersistentVolumeClaim" => core::PersistentVolumeClaim,
+        "" "PersistentVolume" => core::PersistentVolume,
         "apps" "ReplicaSet" => apps::ReplicaSet,
         "apps" "Deployment" => apps::Deployment,
         "apps" "DaemonSet" => apps::DaemonSet,
@@ -515,6 +517,7 @@ fn register(gen: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String
         "policy" "Eviction" => policy::Eviction,
         "policy" "PodDisruptionBudget" => policy::PodDisruptionBudget,
         "scheduling.k8s.io" "PriorityClass" => k8s_openapi::api::scheduling::v1::PriorityClass,
+        "storage.k8s.io" "StorageClass" => k8s_openapi::api::storage::v1::StorageClass,
         "rbac.authorization.k8s.io" "Role" => k8s_openapi::api::rbac::v1::Role,
         "rbac.authorization.k8s.io" "ClusterRole" => k8s_openapi::api::rbac::v1::ClusterRole,
         "rbac.authorization.k8s.io" "RoleBinding" => k8s_openapi::api::rbac::v1::RoleBinding,

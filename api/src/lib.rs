@@ -39,6 +39,7 @@ pub mod quantity;
 pub mod resources;
 pub mod satoken;
 pub mod selector;
+pub mod storage;
 pub mod tls;
 pub mod token;
 

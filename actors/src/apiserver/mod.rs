@@ -30,6 +30,7 @@ pub mod meta;
 pub mod priority;
 pub mod rbac;
 pub mod read;
+pub mod storage;
 pub mod tokens;
 pub mod watch;
 pub mod write;

@@ -239,6 +239,7 @@ impl ApiServer {
         match res.kind {
             "Pod" => self.admit_pod_priority(&mut obj).await?,
             "PriorityClass" => self.admit_priority_class(&obj).await?,
+            "PersistentVolumeClaim" => self.admit_claim_class(&mut obj).await?,
             _ => {}
         }
         self.check_escalation(res, &obj)?;

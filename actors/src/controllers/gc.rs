@@ -72,6 +72,7 @@ pub async fn run(api: ApiServer) {
             if !namespaces_ready {
                 namespaces_ready = ensure_namespaces(&api).await
                     && ensure_priority_classes(&api).await
+                    && ensure_storage_class(&api).await
                     && ensure_rbac(&api).await
                     && api.ensure_sa_key().await;
             }
@@ -156,6 +157,22 @@ async fn ensure_priority_classes(api: &ApiServer) -> bool {
         }
     }
     ok
+}
+
+/// The default StorageClass `local-path` (as k3s ships one): claims without
+/// a class get a directory on the node their first pod runs on.
+async fn ensure_storage_class(api: &ApiServer) -> bool {
+    let mut r = ObjectRequest::new(Verb::Create, "storageclasses", None, None);
+    r.body = serde_json::to_vec(&json!({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": ferry_api::storage::LOCAL_PATH_CLASS,
+            "annotations": {crate::apiserver::storage::DEFAULT_CLASS_ANNOTATION: "true"}},
+        "provisioner": ferry_api::storage::LOCAL_PATH_PROVISIONER,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }))
+    .unwrap_or_default();
+    matches!(api.handle(&Identity::Admin, &r).await, Ok(resp) if resp.code == 201 || resp.code == 409)
 }
 
 /// The default ClusterRoles and ClusterRoleBindings, created when missing

@@ -108,6 +108,7 @@ fn api_versions_and_groups() {
             "networking.k8s.io",
             "policy",
             "scheduling.k8s.io",
+            "storage.k8s.io",
             "rbac.authorization.k8s.io",
             "authorization.k8s.io",
             "authentication.k8s.io",

@@ -30,7 +30,9 @@ use serde_json::Value;
 
 use field::Errors;
 use validate::meta::NameRule;
-use validate::{autoscaling, cluster, config, meta, netpol, pod, rbac, service, workloads};
+use validate::{
+    autoscaling, cluster, config, meta, netpol, pod, rbac, service, storage, workloads,
+};
 
 /// Defaults that are the same on create and update.
 macro_rules! always {
@@ -171,6 +173,24 @@ pub fn admit(
             always!(defaults::priority_class),
             cluster::priority_class,
             update!(cluster::priority_class_update),
+        ),
+        "PersistentVolumeClaim" => a.run(
+            Subdomain,
+            always!(storage::claim_defaults),
+            storage::claim,
+            update!(storage::claim_update),
+        ),
+        "PersistentVolume" => a.run(
+            Subdomain,
+            always!(storage::volume_defaults),
+            storage::volume,
+            update!(storage::volume_update),
+        ),
+        "StorageClass" => a.run(
+            Subdomain,
+            always!(storage::class_defaults),
+            storage::class,
+            update!(storage::class_update),
         ),
         "Role" => a.run(PathSegment, no_defaults, rbac::role, none),
         "ClusterRole" => a.run(PathSegment, no_defaults, rbac::cluster_role, none),

@@ -29,6 +29,9 @@ pub fn definitions(kind: &str) -> Option<&'static [Column]> {
         "Lease" => LEASE,
         "PodDisruptionBudget" => POD_DISRUPTION_BUDGET,
         "PriorityClass" => PRIORITY_CLASS,
+        "PersistentVolumeClaim" => PERSISTENT_VOLUME_CLAIM,
+        "PersistentVolume" => PERSISTENT_VOLUME,
+        "StorageClass" => STORAGE_CLASS,
         "Role" | "ClusterRole" => ROLE,
         "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
         _ => return None,
@@ -254,6 +257,41 @@ const POD_DISRUPTION_BUDGET: &[Column] = &[
     string("Min Available", PDB_MIN_AVAILABLE),
     string("Max Unavailable", PDB_MAX_UNAVAILABLE),
     integer("Allowed Disruptions", PDB_ALLOWED),
+    AGE,
+];
+
+const PERSISTENT_VOLUME_CLAIM: &[Column] = &[
+    NAME,
+    string("Status", "phase represents the current phase of PersistentVolumeClaim."),
+    string("Volume", "volumeName is the binding reference to the PersistentVolume backing this claim."),
+    string("Capacity", "capacity represents the actual resources of the underlying volume."),
+    string("Access Modes", "accessModes contains the actual access modes the volume backing the PVC has."),
+    string("StorageClass", "storageClassName is the name of the StorageClass required by the claim."),
+    string("VolumeAttributesClass", "volumeAttributesClassName may be used to set the VolumeAttributesClass used by this claim."),
+    AGE,
+    wide(string("VolumeMode", "volumeMode defines what type of volume is required by the claim.")),
+];
+
+const PERSISTENT_VOLUME: &[Column] = &[
+    NAME,
+    string("Capacity", "capacity is the description of the persistent volume's resources and capacity."),
+    string("Access Modes", "accessModes contains all ways the volume can be mounted."),
+    string("Reclaim Policy", "persistentVolumeReclaimPolicy defines what happens to a persistent volume when released from its claim."),
+    string("Status", "phase indicates if a volume is available, bound to a claim, or released by a claim."),
+    string("Claim", "claimRef is part of a bi-directional binding between PersistentVolume and PersistentVolumeClaim."),
+    string("StorageClass", "storageClassName is the name of StorageClass to which this persistent volume belongs."),
+    string("VolumeAttributesClass", "Name of VolumeAttributesClass to which this persistent volume belongs."),
+    string("Reason", "reason is a brief CamelCase string that describes any failure."),
+    AGE,
+    wide(string("VolumeMode", "volumeMode defines if a volume is intended to be used with a formatted filesystem or to remain in raw block state.")),
+];
+
+const STORAGE_CLASS: &[Column] = &[
+    NAME,
+    string("Provisioner", "provisioner indicates the type of the provisioner."),
+    string("ReclaimPolicy", "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class."),
+    string("VolumeBindingMode", "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and bound."),
+    string("AllowVolumeExpansion", "allowVolumeExpansion shows whether the storage class allow volume expand."),
     AGE,
 ];
 

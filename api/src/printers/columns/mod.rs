@@ -242,6 +242,70 @@ pub fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
             format!("{}/{}", text(o, "/roleRef/kind"), text(o, "/roleRef/name")).into(),
             created,
         ],
+        "PersistentVolumeClaim" => {
+            let bound = !text(o, "/spec/volumeName").is_empty();
+            vec![
+                name,
+                terminating_or(o, "/status/phase").into(),
+                text(o, "/spec/volumeName").into(),
+                if bound {
+                    text(o, "/status/capacity/storage")
+                } else {
+                    ""
+                }
+                .into(),
+                if bound {
+                    access_modes(o, "/status/accessModes")
+                } else {
+                    String::new()
+                }
+                .into(),
+                claim_class(o).into(),
+                unset(text(o, "/spec/volumeAttributesClassName")).into(),
+                created,
+            ]
+        }
+        "PersistentVolume" => {
+            let claim = match o.pointer("/spec/claimRef") {
+                Some(c) => format!("{}/{}", text(c, "/namespace"), text(c, "/name")),
+                None => String::new(),
+            };
+            vec![
+                name,
+                text(o, "/spec/capacity/storage").into(),
+                access_modes(o, "/spec/accessModes").into(),
+                text(o, "/spec/persistentVolumeReclaimPolicy").into(),
+                terminating_or(o, "/status/phase").into(),
+                claim.into(),
+                claim_class(o).into(),
+                unset(text(o, "/spec/volumeAttributesClassName")).into(),
+                text(o, "/status/reason").into(),
+                created,
+            ]
+        }
+        "StorageClass" => {
+            let default = o
+                .pointer("/metadata/annotations/storageclass.kubernetes.io~1is-default-class")
+                .and_then(Value::as_str)
+                == Some("true");
+            let or = |ptr: &str, d: &'static str| match text(o, ptr) {
+                "" => d,
+                v => v,
+            };
+            vec![
+                if default {
+                    format!("{} (default)", text(o, "/metadata/name"))
+                } else {
+                    text(o, "/metadata/name").to_string()
+                }
+                .into(),
+                text(o, "/provisioner").into(),
+                or("/reclaimPolicy", "Delete").into(),
+                or("/volumeBindingMode", "Immediate").into(),
+                Cell::Bool(o.pointer("/allowVolumeExpansion") == Some(&Value::Bool(true))),
+                created,
+            ]
+        }
         "PodDisruptionBudget" => {
             // An int or a percentage; N/A when the other field is set.
             let bound = |ptr: &str| match o.pointer(ptr) {
@@ -263,6 +327,51 @@ pub fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
         row.extend(wide_cells(kind, o).into_iter().map(Cell::from));
     }
     row
+}
+
+/// The phase, or `Terminating` once deletion started (claims and volumes).
+fn terminating_or<'a>(o: &'a Value, phase: &str) -> &'a str {
+    match o.pointer("/metadata/deletionTimestamp") {
+        Some(Value::String(_)) => "Terminating",
+        _ => text(o, phase),
+    }
+}
+
+/// `<unset>` for an empty value.
+fn unset(s: &str) -> &str {
+    if s.is_empty() {
+        "<unset>"
+    } else {
+        s
+    }
+}
+
+/// A claim's or volume's class: the beta annotation, else `storageClassName`.
+fn claim_class(o: &Value) -> &str {
+    match o
+        .pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class")
+        .and_then(Value::as_str)
+    {
+        Some(c) => c,
+        None => text(o, "/spec/storageClassName"),
+    }
+}
+
+/// Access modes abbreviated in Kubernetes' order: `RWO,ROX,RWX,RWOP`.
+fn access_modes(o: &Value, ptr: &str) -> String {
+    let modes = list(o, ptr);
+    let has = |m: &str| modes.iter().any(|v| v.as_str() == Some(m));
+    [
+        ("ReadWriteOnce", "RWO"),
+        ("ReadOnlyMany", "ROX"),
+        ("ReadWriteMany", "RWX"),
+        ("ReadWriteOncePod", "RWOP"),
+    ]
+    .iter()
+    .filter(|(m, _)| has(m))
+    .map(|(_, a)| *a)
+    .collect::<Vec<_>>()
+    .join(",")
 }
 
 /// kubectl's TARGETS of an autoscaler: `cpu: 40%/50%` per metric (current
@@ -337,6 +446,9 @@ fn wide_cells(kind: &str, o: &Value) -> Vec<String> {
             c
         }
         "Service" => vec![labels_string(o.pointer("/spec/selector"))],
+        "PersistentVolumeClaim" | "PersistentVolume" => {
+            vec![unset(text(o, "/spec/volumeMode")).to_string()]
+        }
         "RoleBinding" | "ClusterRoleBinding" => {
             // `rbac.SubjectsStrings`: users, groups, then service accounts as namespace/name.
             let subjects = list(o, "/subjects");

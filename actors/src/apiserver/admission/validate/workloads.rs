@@ -285,7 +285,28 @@ pub(crate) fn stateful_set(st: &StatefulSet, errs: &mut Errors) {
             None => errs.required(&p, ""),
         }
     }
-    selector_and_template("StatefulSet", &s.selector, &s.template, &["Always"], errs);
+    // Containers mount the claims by their template's name, as the pods'
+    // volumes will be.
+    let mut template = s.template.clone();
+    let claims = s.volume_claim_templates.iter().flatten();
+    if let Some(spec) = template.spec.as_mut() {
+        let volumes = spec.volumes.get_or_insert_with(Vec::new);
+        for name in claims.filter_map(|c| c.metadata.name.clone()) {
+            if !volumes.iter().any(|v| v.name == name) {
+                volumes.push(k8s_openapi::api::core::v1::Volume {
+                    persistent_volume_claim: Some(
+                        k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource {
+                            claim_name: format!("{name}-claim"),
+                            read_only: None,
+                        },
+                    ),
+                    name,
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    selector_and_template("StatefulSet", &s.selector, &template, &["Always"], errs);
 }
 
 /// StatefulSet update: only replicas, ordinals, template, updateStrategy,
