@@ -78,6 +78,9 @@ pub struct ShimArgs {
     /// The pod's network namespace to join (`/run/netns/...`).
     #[arg(long)]
     netns: Option<PathBuf>,
+    /// The pod's hostname (set in a UTS namespace of its own).
+    #[arg(long)]
+    hostname: Option<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     argv: Vec<String>,
@@ -113,6 +116,7 @@ pub fn shim(a: ShimArgs) -> ExitCode {
         &a.mounts,
         &a.cgroups,
         a.netns.as_deref(),
+        a.hostname.as_deref(),
         &a.argv,
     );
     ExitCode::from(code.clamp(0, 255) as u8)

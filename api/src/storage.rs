@@ -23,3 +23,8 @@ pub const PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
 pub fn volume_dir(base: &str, pv: &str, namespace: &str, claim: &str) -> String {
     format!("{}/{pv}_{namespace}_{claim}", base.trim_end_matches('/'))
 }
+
+/// The finalizer that keeps a claim while a pod uses it.
+pub const CLAIM_PROTECTION: &str = "kubernetes.io/pvc-protection";
+/// The finalizer that keeps a volume while a claim is bound to it.
+pub const VOLUME_PROTECTION: &str = "kubernetes.io/pv-protection";

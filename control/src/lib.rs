@@ -39,3 +39,4 @@ pub mod replicaset;
 pub mod run;
 pub mod scheduler;
 pub mod statefulset;
+pub mod volume;

@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 pub const SYNC: Duration = Duration::from_millis(500);
 /// How often the agent reads its Node to see whether its status needs writing.
 pub const STATUS_CHECK: Duration = Duration::from_secs(5);
+/// How often the directories of deleted local-path volumes are looked for.
+const STORAGE_PRUNE: Duration = Duration::from_secs(20);
 
 /// Whether a stored Node says Ready=True (what a live agent reports).
 fn reports_ready(node: &Value) -> bool {
@@ -127,6 +129,8 @@ pub async fn run(
     let mut next_status = Instant::now() + opts.status_interval;
     let mut next_check = Instant::now() + STATUS_CHECK;
     let mut renew_at = crate::join::renew_at(&cfg.client_cert)?;
+    let storage = crate::volumes::storage_dir(&opts.data_dir);
+    let mut next_prune = Instant::now() + STORAGE_PRUNE;
     loop {
         if Instant::now() >= next_lease {
             match renew_lease(&api, &opts).await {
@@ -161,6 +165,22 @@ pub async fn run(
                 }
             }
             next_check = Instant::now() + STATUS_CHECK;
+        }
+        if Instant::now() >= next_prune {
+            // Volumes of the local-path provisioner deleted since: their data goes.
+            for (pv, dir) in crate::volumes::stored_volumes(&storage) {
+                if let Ok(None) = api.get("persistentvolumes", None, &pv).await {
+                    match std::fs::remove_dir_all(&dir) {
+                        Ok(()) => {
+                            tracing::info!(dir = %dir.display(), "removed a deleted volume's directory")
+                        }
+                        Err(e) => {
+                            tracing::warn!(dir = %dir.display(), error = %e, "removing a deleted volume's directory failed")
+                        }
+                    }
+                }
+            }
+            next_prune = Instant::now() + STORAGE_PRUNE;
         }
         if std::time::SystemTime::now() >= renew_at {
             match renew_cert(&api, &opts, &cfg).await {
@@ -246,7 +266,7 @@ pub async fn run(
 }
 
 async fn register(api: &Objects, opts: &Options, m: &Machine, net: &NetworkReport) -> Result<()> {
-    let obj = node::node_object(
+    let mut obj = node::node_object(
         &opts.name,
         &opts.address.to_string(),
         m,
@@ -254,6 +274,10 @@ async fn register(api: &Objects, opts: &Options, m: &Machine, net: &NetworkRepor
         net,
         &crate::now(),
     );
+    // Where this node's local-path volumes live, for the provisioner.
+    let storage = crate::volumes::storage_dir(&opts.data_dir);
+    obj["metadata"]["annotations"][ferry_api::storage::NODE_STORAGE_DIR] =
+        json!(storage.to_string_lossy());
     api.register_node(&obj).await
 }
 
@@ -402,6 +426,11 @@ async fn fetch(api: &Objects, ns: &str, pod: &Value, services: Option<Value>) ->
             let (plural, name) = match &src {
                 env::Source::ConfigMap(n) => ("configmaps", n),
                 env::Source::Secret(n) => ("secrets", n),
+                env::Source::Claim(n) => {
+                    let volume = claim_volume(api, ns, n).await;
+                    fetched.insert(src, volume);
+                    continue;
+                }
                 env::Source::Services | env::Source::ServiceAccountToken => continue,
             };
             if let Ok(obj) = api.get(plural, Some(ns), name).await {
@@ -410,6 +439,19 @@ async fn fetch(api: &Objects, ns: &str, pod: &Value, services: Option<Value>) ->
         }
     }
     fetched
+}
+
+/// The PersistentVolume claim `ns/name` is bound to, once it is (None before).
+async fn claim_volume(api: &Objects, ns: &str, name: &str) -> Option<Value> {
+    let claim = api
+        .get("persistentvolumeclaims", Some(ns), name)
+        .await
+        .ok()??;
+    let volume = claim.pointer("/spec/volumeName").and_then(Value::as_str)?;
+    if volume.is_empty() {
+        return None;
+    }
+    api.get("persistentvolumes", None, volume).await.ok()?
 }
 
 /// The pods bound to this node as a watch shows them.

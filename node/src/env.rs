@@ -58,6 +58,9 @@ pub enum Source {
     /// (`{"token": ..., "ca.crt": ...}`), mounted at
     /// [`crate::volumes::SA_DIR`].
     ServiceAccountToken,
+    /// The PersistentVolume a claim of the pod's namespace is bound to
+    /// (None until it is bound).
+    Claim(String),
 }
 
 /// Objects a container's environment reads, by source.
@@ -331,6 +334,7 @@ fn describe(src: &Source) -> String {
         Source::Secret(n) => format!("secret {n:?}"),
         Source::Services => "the namespace's services".into(),
         Source::ServiceAccountToken => "the service-account token".into(),
+        Source::Claim(n) => format!("persistentvolumeclaim {n:?}"),
     }
 }
 

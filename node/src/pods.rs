@@ -334,9 +334,15 @@ impl PodWorker {
         {
             Ok(v) => v,
             Err(why) => {
+                // An unbound claim is waited for, not an error in the spec.
+                let reason = if crate::volumes::claims_pending(&self.pod, fetched) {
+                    "ContainerCreating"
+                } else {
+                    "CreateContainerConfigError"
+                };
                 for c in self.init.iter_mut().chain(self.containers.iter_mut()) {
                     if c.started.is_none() {
-                        let w = Some(("CreateContainerConfigError".to_string(), why.clone()));
+                        let w = Some((reason.to_string(), why.clone()));
                         if c.waiting != w {
                             self.events.push((
                                 "Warning".into(),
@@ -580,6 +586,38 @@ struct StartCtx<'a> {
     cgroups: &'a crate::cgroups::Layout,
 }
 
+#[cfg(test)]
+#[test]
+fn pods_are_named_by_their_hostname_or_name_cut_to_a_label() {
+    let cases = [
+        (serde_json::json!({"metadata": {"name": "web-1"}}), "web-1"),
+        (
+            serde_json::json!({"metadata": {"name": "db-0"}, "spec": {"hostname": "db-0h"}}),
+            "db-0h",
+        ),
+        (
+            serde_json::json!({"metadata": {"name": format!("{}-x", "a".repeat(62))}}),
+            &*"a".repeat(62),
+        ),
+    ];
+    for (pod, want) in cases {
+        assert_eq!(pod_hostname(&pod), want, "{pod}");
+    }
+}
+
+/// A pod's hostname, as the kubelet gives it: `spec.hostname`, else its name,
+/// cut to 63 characters without a trailing `-` or `.`.
+pub fn pod_hostname(pod: &Value) -> String {
+    let name = pod
+        .pointer("/spec/hostname")
+        .and_then(Value::as_str)
+        .filter(|h| !h.is_empty())
+        .or_else(|| pod.pointer("/metadata/name").and_then(Value::as_str))
+        .unwrap_or("pod");
+    let cut: String = name.chars().take(63).collect();
+    cut.trim_end_matches(['-', '.']).to_string()
+}
+
 fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, String)>) {
     let StartCtx {
         pod,
@@ -629,8 +667,7 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, St
                 e.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
             }
             if !e.iter().any(|(k, _)| k == "HOSTNAME") {
-                let host = pod["metadata"]["name"].as_str().unwrap_or_default();
-                e.insert(1, ("HOSTNAME".into(), host.into()));
+                e.insert(1, ("HOSTNAME".into(), pod_hostname(pod)));
             }
             e
         }
@@ -723,6 +760,7 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, St
         mounts,
         cgroups: cgroup_procs,
         netns: net.netns.clone(),
+        hostname: net.netns.as_ref().map(|_| pod_hostname(ctx.pod)),
     };
     match runtime::start(shim, &c.dir, &spec) {
         Ok((started, child)) => {

@@ -122,6 +122,10 @@ pub struct Spec {
     /// shares the node's network.
     #[serde(default)]
     pub netns: Option<PathBuf>,
+    /// The pod's hostname, set in a UTS namespace of its own (pods with a
+    /// network namespace; the others keep the node's, as `hostNetwork` pods do).
+    #[serde(default)]
+    pub hostname: Option<String>,
 }
 
 /// Starts `spec` through the shim, in a fresh container directory `dir`. The
@@ -150,6 +154,9 @@ pub fn start(
         .arg(serde_json::to_string(&spec.cgroups).expect("serializes"));
     if let Some(ns) = &spec.netns {
         cmd.arg("--netns").arg(ns);
+    }
+    if let Some(h) = &spec.hostname {
+        cmd.arg("--hostname").arg(h);
     }
     cmd.arg("--")
         .args(&spec.argv)
@@ -193,6 +200,7 @@ pub fn shim(
     mounts: &str,
     cgroups: &str,
     netns: Option<&Path>,
+    hostname: Option<&str>,
     argv: &[String],
 ) -> i32 {
     let log = match std::fs::OpenOptions::new()
@@ -219,6 +227,16 @@ pub fn shim(
                 "ferry shim: joining the pod's network namespace {}: {e}\n",
                 ns.display()
             );
+            write_record(&log, "stderr", msg.as_bytes());
+            return 126;
+        }
+    }
+    // Its own hostname, as every pod has.
+    if let Some(h) = hostname {
+        let set = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUTS)
+            .and_then(|()| nix::unistd::sethostname(h));
+        if let Err(e) = set {
+            let msg = format!("ferry shim: setting the pod's hostname {h:?}: {e}\n");
             write_record(&log, "stderr", msg.as_bytes());
             return 126;
         }
@@ -348,8 +366,19 @@ pub fn nsenter(pid: i32, ticks: u64, workdir: &Path, argv: &[String]) -> i32 {
     let mut namespaces = Vec::new();
     for (ns, flag, what) in [
         ("net", CloneFlags::CLONE_NEWNET, "network"),
+        ("uts", CloneFlags::CLONE_NEWUTS, "hostname"),
         ("mnt", CloneFlags::CLONE_NEWNS, "mount"),
     ] {
+        // The node's own UTS namespace (a hostNetwork pod's) is not entered.
+        let inode = |p: String| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        };
+        if ns == "uts" && inode(format!("/proc/{pid}/ns/uts")) == inode("/proc/self/ns/uts".into())
+        {
+            continue;
+        }
         match std::fs::File::open(format!("/proc/{pid}/ns/{ns}")) {
             Ok(f) => namespaces.push((f, flag, what)),
             Err(e) => {

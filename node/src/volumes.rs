@@ -54,6 +54,12 @@ pub fn sources(pod: &Value) -> Vec<Source> {
         if let Some(n) = v.pointer("/secret/name").and_then(Value::as_str) {
             out.push(Source::Secret(n.to_string()));
         }
+        if let Some(n) = v
+            .pointer("/persistentVolumeClaim/claimName")
+            .and_then(Value::as_str)
+        {
+            out.push(Source::Claim(n.to_string()));
+        }
     };
     for v in pod
         .pointer("/spec/volumes")
@@ -310,6 +316,15 @@ pub fn prepare(
             }
             out.insert(name, path);
             continue;
+        } else if let Some(c) = v.get("persistentVolumeClaim") {
+            let claim = c["claimName"].as_str().unwrap_or_default();
+            let Some(pv) = get(&Source::Claim(claim.into())) else {
+                return Err(format!(
+                    "persistentvolumeclaim \"{claim}\" is not bound to a volume yet"
+                ));
+            };
+            out.insert(name, claim_path(&pv, claim)?);
+            continue;
         } else if let Some(c) = v.get("configMap") {
             let src = Source::ConfigMap(c["name"].as_str().unwrap_or_default().into());
             object_files(c, get(&src).as_ref(), false, 0o644, &mut files)?;
@@ -362,6 +377,74 @@ pub fn prepare(
         out.insert(SA_VOLUME.to_string(), dir);
     }
     Ok(out)
+}
+
+/// The directory this node's local-path volumes live under.
+pub fn storage_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("storage")
+}
+
+/// The host directory of a bound claim's PersistentVolume: `hostPath` or
+/// `local`, made when the node's provisioner owns it (its directory is
+/// created on first use, as k3s's local-path does).
+fn claim_path(pv: &Value, claim: &str) -> Result<PathBuf, String> {
+    let path = pv
+        .pointer("/spec/hostPath/path")
+        .or_else(|| pv.pointer("/spec/local/path"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            let name = pv
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            format!(
+                "persistentvolumeclaim \"{claim}\": volume {name} is neither hostPath nor local, \
+                 which the process runtime cannot mount"
+            )
+        })?;
+    let path = PathBuf::from(path);
+    let ours = pv
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(ferry_api::storage::PROVISIONED_BY))
+        .and_then(Value::as_str)
+        == Some(ferry_api::storage::LOCAL_PATH_PROVISIONER);
+    let create = ours
+        || pv.pointer("/spec/hostPath/type").and_then(Value::as_str) == Some("DirectoryOrCreate");
+    if create {
+        std::fs::create_dir_all(&path)
+            .map_err(|e| format!("persistentvolumeclaim \"{claim}\": {}: {e}", path.display()))?;
+    } else if !path.exists() {
+        return Err(format!(
+            "persistentvolumeclaim \"{claim}\": {} does not exist on this node",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
+/// Whether one of `pod`'s claims is not bound yet (the pod waits in
+/// ContainerCreating rather than failing).
+pub fn claims_pending(pod: &Value, fetched: &env::Fetched) -> bool {
+    sources(pod)
+        .iter()
+        .any(|s| matches!(s, Source::Claim(_)) && fetched.get(s).is_none_or(Option::is_none))
+}
+
+/// The local-path volume directories under `storage`: (volume name, path).
+pub fn stored_volumes(storage: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(storage) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let file = e.file_name();
+            let pv = file.to_str()?.split('_').next()?;
+            pv.starts_with("pvc-").then(|| (pv.to_string(), e.path()))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Makes `dir` a tmpfs (an `emptyDir` with `medium: Memory`), of
@@ -599,6 +682,44 @@ mod tests {
     }
 
     #[test]
+    fn claims_mount_their_volumes_directory_made_when_the_node_provisioned_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let storage = storage_dir(tmp.path());
+        let dir = storage.join("pvc-u1_default_data");
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"volumes": [
+            {"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}});
+        let mut f = env::Fetched::new();
+        assert!(claims_pending(&pod, &f));
+        f.insert(
+            Source::Claim("data".into()),
+            Some(json!({
+            "metadata": {"name": "pvc-u1", "annotations": {
+                ferry_api::storage::PROVISIONED_BY: ferry_api::storage::LOCAL_PATH_PROVISIONER}},
+            "spec": {"hostPath": {"path": dir.to_str().unwrap()}}})),
+        );
+        assert!(!claims_pending(&pod, &f));
+        let vols = prepare(&pod, tmp.path(), &f, "", "").unwrap();
+        assert_eq!(vols["d"], dir);
+        assert!(dir.is_dir());
+        // Someone else's volume is not made up on this node.
+        f.insert(
+            Source::Claim("data".into()),
+            Some(json!({"metadata": {"name": "pv-x"},
+            "spec": {"local": {"path": tmp.path().join("absent").to_str().unwrap()}}})),
+        );
+        let e = prepare(&pod, tmp.path(), &f, "", "").unwrap_err();
+        assert!(e.contains("does not exist on this node"), "{e}");
+        // Only the provisioner's volume directories are candidates for removal.
+        std::fs::create_dir_all(storage.join("pvc-u2_default_old")).unwrap();
+        std::fs::create_dir_all(storage.join("unrelated")).unwrap();
+        let names: Vec<String> = stored_volumes(&storage)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, ["pvc-u1", "pvc-u2"]);
+    }
+
+    #[test]
     fn missing_objects_and_unsupported_volumes_are_named() {
         let tmp = tempfile::tempdir().unwrap();
         let pod = |v: Value| json!({"metadata": {"name": "p"}, "spec": {"volumes": [v]}});
@@ -628,10 +749,19 @@ mod tests {
             "",
         )
         .unwrap_err();
-        assert!(
-            e.contains("persistentVolumeClaim volumes are not supported"),
-            "{e}"
+        assert_eq!(
+            e,
+            "persistentvolumeclaim \"x\" is not bound to a volume yet"
         );
+        let e = prepare(
+            &pod(json!({"name": "v", "iscsi": {"targetPortal": "t"}})),
+            tmp.path(),
+            &none,
+            "",
+            "",
+        )
+        .unwrap_err();
+        assert!(e.contains("iscsi volumes are not supported"), "{e}");
         let mut f = env::Fetched::new();
         f.insert(
             Source::ConfigMap("c".into()),

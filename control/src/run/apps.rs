@@ -239,9 +239,13 @@ impl Plane<'_> {
             return true;
         }
         let tag = format!("sts:{key}");
-        let mut ok = self
-            .write_pods(&sts.metadata, "StatefulSet", &tag, &d.create, &d.delete)
-            .await;
+        // A pod starts only with its claims there to mount.
+        let claims_ok = self.create_claims(&sts, &d.create).await;
+        let create = if claims_ok { &d.create[..] } else { &[] };
+        let mut ok = claims_ok
+            & self
+                .write_pods(&sts.metadata, "StatefulSet", &tag, create, &d.delete)
+                .await;
         if let Some(status) = d.status {
             let mut with_status = (*sts).clone();
             with_status.status = Some(status);

@@ -14,7 +14,7 @@
 //! Layout: this file (the term's caches, queues, informers and the work
 //! loop); [`apps`] (ReplicaSets, Deployments, DaemonSets, StatefulSets);
 //! [`batch`] (Jobs, CronJobs); [`network`] (EndpointSlices, Endpoints, node
-//! IPAM, LoadBalancer addresses); [`schedule`] (the scheduler's passes and
+//! IPAM, LoadBalancer addresses); [`storage`] (claims and volumes); [`schedule`] (the scheduler's passes and
 //! bindings); [`events`] (batched writes and Events).
 
 mod apps;
@@ -23,6 +23,7 @@ mod batch;
 mod events;
 mod network;
 mod schedule;
+mod storage;
 
 use crate::api::{self, merge_patch, with_body, ControlApi, Written};
 use crate::cache::{pod_node, Cache, Change, BY_NODE, BY_OWNER};
@@ -36,9 +37,12 @@ use futures_util::future::join_all;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    Endpoints, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::Metadata;
 use serde_json::{json, Value};
@@ -123,6 +127,9 @@ struct Plane<'a> {
     services: Cache<Service>,
     slices: Cache<EndpointSlice>,
     endpoints: Cache<Endpoints>,
+    claims: Cache<PersistentVolumeClaim>,
+    volumes: Cache<PersistentVolume>,
+    classes: Cache<StorageClass>,
     rs_q: WorkQueue,
     deploy_q: WorkQueue,
     ds_q: WorkQueue,
@@ -136,6 +143,9 @@ struct Plane<'a> {
     lb_q: WorkQueue,
     /// Nodes whose pod range to check.
     ipam_q: WorkQueue,
+    /// Claims to bind or provision for; volumes whose phase to check.
+    claim_q: WorkQueue,
+    pv_q: WorkQueue,
     /// Pod ranges and LoadBalancer addresses assigned but not yet seen.
     cidr_pending: network::Pending<Cidr>,
     lb_pending: network::Pending<std::net::IpAddr>,
@@ -214,6 +224,9 @@ impl<'a> Plane<'a> {
             services: Cache::new(Vec::new()),
             slices: Cache::new(vec![(network::BY_SERVICE, network::slice_service)]),
             endpoints: Cache::new(Vec::new()),
+            claims: Cache::new(Vec::new()),
+            volumes: Cache::new(Vec::new()),
+            classes: Cache::new(Vec::new()),
             rs_q: WorkQueue::default(),
             deploy_q: WorkQueue::default(),
             ds_q: WorkQueue::default(),
@@ -225,6 +238,8 @@ impl<'a> Plane<'a> {
             ep_q: WorkQueue::default(),
             lb_q: WorkQueue::default(),
             ipam_q: WorkQueue::default(),
+            claim_q: WorkQueue::default(),
+            pv_q: WorkQueue::default(),
             cidr_pending: RefCell::default(),
             lb_pending: RefCell::default(),
             noticed: RefCell::default(),
@@ -244,6 +259,7 @@ impl<'a> Plane<'a> {
             crate::informer::run(api, "pods", &self.pods, |c| {
                 self.pod_changed(c);
                 self.pod_services(c);
+                self.pod_claims(c);
             }),
             crate::informer::run(api, "nodes", &self.nodes, |c| {
                 self.sched.notify_one();
@@ -294,6 +310,19 @@ impl<'a> Plane<'a> {
             crate::informer::run(api, "endpoints", &self.endpoints, |c| {
                 queue_keys(&self.ep_q, c)
             }),
+            crate::informer::run(api, "persistentvolumeclaims", &self.claims, |c| {
+                self.claim_changed(c);
+                self.sched.notify_one();
+            }),
+            crate::informer::run(api, "persistentvolumes", &self.volumes, |c| {
+                self.volume_changed(c);
+                self.sched.notify_one();
+            }),
+            crate::informer::run(api, "storageclasses", &self.classes, |_| {
+                self.claims.keys().iter().for_each(|k| self.claim_q.add(k));
+            }),
+            self.claim_loop(),
+            self.volume_loop(),
             self.slice_loop(),
             self.endpoints_loop(),
             self.ipam_loop(),
@@ -370,7 +399,10 @@ impl<'a> Plane<'a> {
             && self.pdbs.synced()
             && self.services.synced()
             && self.slices.synced()
-            && self.endpoints.synced())
+            && self.endpoints.synced()
+            && self.claims.synced()
+            && self.volumes.synced()
+            && self.classes.synced())
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -394,6 +426,8 @@ impl<'a> Plane<'a> {
                 self.lb_q.add(&k);
             }
             self.nodes.keys().iter().for_each(|k| self.ipam_q.add(k));
+            self.claims.keys().iter().for_each(|k| self.claim_q.add(k));
+            self.volumes.keys().iter().for_each(|k| self.pv_q.add(k));
             self.deploys
                 .keys()
                 .iter()

@@ -62,9 +62,39 @@ impl Plane<'_> {
         let mut snapshot = scheduler::Snapshot::new(&nodes, &on_nodes);
         snapshot.next_start = self.sched_start.get();
         let mut placements = Vec::with_capacity(pending.len());
+        // Claims to mark with the node their first consumer goes to.
+        let mut select: Vec<(String, String, String)> = Vec::new();
+        let classes = self.classes.list();
         let mut slice = Instant::now();
         for pod in &pending {
-            placements.push(snapshot.place(pod));
+            let ns = pod.metadata.namespace.clone().unwrap_or_default();
+            let claims = crate::volume::pod_claims(
+                pod,
+                &|n| self.claims.get(&format!("{ns}/{n}")),
+                &|n| self.volumes.get(n),
+                &classes,
+            );
+            let placement = match claims {
+                Err(why) => scheduler::Placement::Unschedulable {
+                    namespace: ns.clone(),
+                    name: pod.metadata.name.clone().unwrap_or_default(),
+                    uid: pod.metadata.uid.clone().unwrap_or_default(),
+                    message: format!("0/{} nodes are available: {why}.", nodes.len()),
+                },
+                Ok(c) if c == crate::volume::PodClaims::default() => snapshot.place(pod),
+                Ok(c) => {
+                    let placement = snapshot.place(&Arc::new(crate::volume::constrained(pod, &c)));
+                    if let scheduler::Placement::Bind { node, .. } = &placement {
+                        for (claim, selected) in &c.waiting {
+                            if selected.as_deref() != Some(node.as_str()) {
+                                select.push((ns.clone(), claim.clone(), node.clone()));
+                            }
+                        }
+                    }
+                    placement
+                }
+            };
+            placements.push(placement);
             if slice.elapsed() >= SCHEDULE_SLICE {
                 tokio::task::yield_now().await;
                 slice = Instant::now();
@@ -73,6 +103,22 @@ impl Plane<'_> {
         self.sched_start.set(snapshot.next_start);
         if !self.api.is_leader() {
             return;
+        }
+        // The claims first: their volumes are made on the chosen node.
+        let marks = select
+            .iter()
+            .map(|(ns, claim, node)| {
+                merge_patch(
+                    "persistentvolumeclaims",
+                    Some(ns),
+                    claim,
+                    None,
+                    &json!({"metadata": {"annotations": {ferry_api::storage::SELECTED_NODE: node}}}),
+                )
+            })
+            .collect();
+        for w in self.write_all(marks).await.iter().filter(|w| !w.ok()) {
+            tracing::debug!("selecting a claim's node failed: {} {}", w.code, w.message);
         }
         let mut binds = Vec::new();
         let mut bind_keys = Vec::new();

@@ -6,8 +6,9 @@
 //! partition when the template changes.
 //!
 //! Simpler than Kubernetes:
-//! - `volumeClaimTemplates` are ignored: ferry has no PersistentVolumeClaims
-//!   yet, so no claims are created, bound or retained.
+//! - `volumeClaimTemplates`: each pod's claims ([`claims`]) are created by
+//!   the shell before the pod; `whenScaled: Delete` is not carried out
+//!   (claims of removed ordinals stay, as with `Retain`).
 //! - No ControllerRevision objects: a revision is named `<sts>-<hash>` from
 //!   [`meta::template_hash`] (with `status.collisionCount`), carried in each
 //!   pod's `controller-revision-hash` label. Without stored revisions a pod
@@ -18,6 +19,7 @@
 //! - Identity drift on existing pods (labels, hostname) is not repaired:
 //!   the controller only creates and deletes.
 
+pub mod claims;
 mod status;
 mod sync;
 #[cfg(test)]
@@ -157,6 +159,7 @@ impl<'a> View<'a> {
         labels.insert(POD_INDEX_LABEL.into(), ordinal.to_string());
         labels.insert(REVISION_LABEL.into(), self.update_revision.clone());
         let mut pod_spec = template.spec.unwrap_or_default();
+        claims::mount_claims(self.sts, &name, &mut pod_spec);
         pod_spec.hostname = Some(name.clone());
         let service = spec(self.sts).and_then(|s| s.service_name.clone());
         if let Some(svc) = service.filter(|s| !s.is_empty()) {

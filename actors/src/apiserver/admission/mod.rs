@@ -176,13 +176,13 @@ pub fn admit(
         ),
         "PersistentVolumeClaim" => a.run(
             Subdomain,
-            always!(storage::claim_defaults),
+            storage::claim_defaults,
             storage::claim,
             update!(storage::claim_update),
         ),
         "PersistentVolume" => a.run(
             Subdomain,
-            always!(storage::volume_defaults),
+            storage::volume_defaults,
             storage::volume,
             update!(storage::volume_update),
         ),

@@ -18,8 +18,21 @@ const ACCESS_MODES: &[&str] = &[
 const VOLUME_MODES: &[&str] = &["Block", "Filesystem"];
 const RECLAIM_POLICIES: &[&str] = &["Delete", "Recycle", "Retain"];
 
-/// `volumeMode: Filesystem` when unset (claims and volumes alike).
-pub(crate) fn claim_defaults(c: &mut PersistentVolumeClaim) {
+use ferry_api::storage::{CLAIM_PROTECTION, VOLUME_PROTECTION};
+
+fn protect(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, finalizer: &str) {
+    let f = meta.finalizers.get_or_insert_with(Vec::new);
+    if !f.iter().any(|x| x == finalizer) {
+        f.push(finalizer.to_string());
+    }
+}
+
+/// `volumeMode: Filesystem` when unset, and (on create) the protection
+/// finalizer, as Kubernetes' StorageObjectInUseProtection plugin adds it.
+pub(crate) fn claim_defaults(c: &mut PersistentVolumeClaim, create: bool) {
+    if create {
+        protect(&mut c.metadata, CLAIM_PROTECTION);
+    }
     let s = c.spec.get_or_insert_with(Default::default);
     s.volume_mode.get_or_insert_with(|| "Filesystem".into());
     let status = c.status.get_or_insert_with(Default::default);
@@ -28,7 +41,10 @@ pub(crate) fn claim_defaults(c: &mut PersistentVolumeClaim) {
 
 /// A volume's defaults: reclaim policy `Retain`, `volumeMode: Filesystem`,
 /// phase `Pending` until the binder looks at it.
-pub(crate) fn volume_defaults(v: &mut PersistentVolume) {
+pub(crate) fn volume_defaults(v: &mut PersistentVolume, create: bool) {
+    if create {
+        protect(&mut v.metadata, VOLUME_PROTECTION);
+    }
     let s = v.spec.get_or_insert_with(Default::default);
     s.persistent_volume_reclaim_policy
         .get_or_insert_with(|| "Retain".into());
