@@ -137,7 +137,7 @@ fn a_bound_claims_status_follows_its_volume() {
     );
     let c = claim(json!({"spec": {"volumeName": "pv1"}, "status": {"phase": "Pending"}}));
     assert_eq!(
-        reconcile_claim(&c, &[mine.clone()], &classes, &[], false),
+        reconcile_claim(&c, std::slice::from_ref(&mine), &classes, &[], false),
         ClaimAction::MarkBound("pv1".into())
     );
     let bound = claim(json!({"spec": {"volumeName": "pv1"}, "status": {"phase": "Bound"}}));
