@@ -58,6 +58,14 @@ pub enum Source {
     /// (`{"token": ..., "ca.crt": ...}`), mounted at
     /// [`crate::volumes::SA_DIR`].
     ServiceAccountToken,
+    /// A token for a projected `serviceAccountToken` source
+    /// (`{"token": ...}`): its audience ("" = the API's) and lifetime.
+    ProjectedToken {
+        /// `audience`.
+        audience: String,
+        /// `expirationSeconds`.
+        seconds: i64,
+    },
 }
 
 /// Objects a container's environment reads, by source.
@@ -331,10 +339,13 @@ fn describe(src: &Source) -> String {
         Source::Secret(n) => format!("secret {n:?}"),
         Source::Services => "the namespace's services".into(),
         Source::ServiceAccountToken => "the service-account token".into(),
+        Source::ProjectedToken { audience, .. } => {
+            format!("a service-account token for audience {audience:?}")
+        }
     }
 }
 
-fn missing(src: &Source) -> String {
+pub(crate) fn missing(src: &Source) -> String {
     format!("{} not found", describe(src))
 }
 

@@ -26,7 +26,9 @@ pub mod admission;
 pub mod alloc;
 pub mod commit;
 pub mod delete;
+pub mod impersonate;
 pub mod meta;
+pub mod nodegraph;
 pub mod priority;
 pub mod rbac;
 pub mod read;
@@ -92,6 +94,9 @@ pub struct ApiServer {
     namespaces: Arc<Mutex<HashMap<String, (u64, NamespaceState)>>>,
     /// The RBAC policy, kept current by [`rbac::run`].
     rbac: rbac::Rbac,
+    /// Which Secrets and ConfigMaps each node's pods reference, kept current
+    /// by [`nodegraph::run`].
+    node_graph: nodegraph::NodeGraph,
     /// The service-account signing key, once read ([`tokens`]).
     sa_key: Arc<std::sync::OnceLock<Arc<Vec<u8>>>>,
     /// The nodes' latest resource metrics (`metrics.k8s.io`), in memory only.
@@ -120,6 +125,7 @@ impl ApiServer {
             network: Arc::new(network),
             namespaces: Arc::default(),
             rbac: rbac::Rbac::default(),
+            node_graph: nodegraph::NodeGraph::default(),
             sa_key: Arc::default(),
             metrics: Default::default(),
         }
@@ -219,12 +225,14 @@ impl ApiServer {
         }
     }
 
+    /// The node authorizer's graph for reads ([`nodegraph`]), and
     /// NodeRestriction for pods: a node writes the status of, and deletes, only
     /// pods bound to it (read from the store, not from the request).
     async fn bound_to(&self, who: &Identity, res: &Resource, req: &ObjectRequest) -> Outcome<()> {
         let Identity::Node(node) = who else {
             return Ok(());
         };
+        self.node_may_read(node, res, req).await?;
         if res.kind != "Pod" || req.verb.is_read() {
             return Ok(());
         }
@@ -403,12 +411,22 @@ fn own_objects_only(node: &str, res: &Resource, req: &ObjectRequest) -> Result<(
     )))
 }
 
+/// The reviews about oneself (`kubectl auth can-i`, `kubectl auth whoami`)
+/// every authenticated user may create.
+const SELF_REVIEWS: [&str; 3] = [
+    "SelfSubjectAccessReview",
+    "SelfSubjectRulesReview",
+    "SelfSubjectReview",
+];
+
 /// Where node heartbeat Leases live.
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 
 /// Decides whether `who` may make `req`. Admins and masters may do anything;
-/// nodes may read everything and write what a kubelet writes (nodes, pod
-/// status, pod deletion, events, leases: the node authorizer); users and
+/// nodes may read everything (Secrets and ConfigMaps only as their pods'
+/// references allow, checked after: [`nodegraph`]) and write what a kubelet
+/// writes (nodes, pod status, pod deletion, events, leases: the node
+/// authorizer); users and
 /// service accounts have what `policy` (RBAC) grants them, nothing while it
 /// is not yet loaded.
 pub fn authorize(
@@ -431,6 +449,8 @@ pub fn authorize(
                     && req.subresource.as_deref() == Some("token"))
                 || (res.kind == "Pod"
                     && (req.subresource.as_deref() == Some("status") || req.verb == Verb::Delete))
+                // What `system:basic-user` gives every authenticated user.
+                || (req.verb == Verb::Create && SELF_REVIEWS.contains(&res.kind))
         }
         Identity::User { .. } => {
             policy.is_some_and(|p| p.allows(&rbac::user_of(who), &rbac::request_of(res, req)))
@@ -577,6 +597,12 @@ mod tests {
             // Tokens for its pods (which pod is checked against the store).
             (Verb::Create, "serviceaccounts", Some("token"), true),
             (Verb::Update, "serviceaccounts", Some("token"), false),
+            // Reviews about itself, as any authenticated user; not others'.
+            (Verb::Create, "selfsubjectaccessreviews", None, true),
+            (Verb::Create, "selfsubjectrulesreviews", None, true),
+            (Verb::Create, "selfsubjectreviews", None, true),
+            (Verb::Create, "subjectaccessreviews", None, false),
+            (Verb::Create, "tokenreviews", None, false),
         ];
         for (verb, plural, sub, allowed) in table {
             let q = own(req(*verb, plural, *sub));
@@ -611,6 +637,9 @@ mod tests {
                 continue;
             }
             for verb in WRITES {
+                if verb == Verb::Create && SELF_REVIEWS.contains(&r.kind) {
+                    continue;
+                }
                 let q = req(verb, r.plural, None);
                 assert!(authorize(&node, r, &q, None).is_err(), "node {q:?}");
             }
