@@ -613,7 +613,11 @@ mod tests {
             (200_000, 86_400),
             (-1, 0),
         ] {
-            assert_eq!(renew_after(seconds), Duration::from_secs(after), "{seconds}");
+            assert_eq!(
+                renew_after(seconds),
+                Duration::from_secs(after),
+                "{seconds}"
+            );
         }
     }
 }

@@ -355,9 +355,17 @@ async fn impersonation_needs_impersonate_and_runs_as_the_user() {
         "spec": {"resourceAttributes": {"namespace": "team", "verb": "list", "resource": "configmaps"}}});
     let path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
     let (code, body) = https(&c, &alice, "POST", path, &as_bob, Some(&review)).await;
-    assert_eq!((code, &body["status"]["allowed"]), (201, &json!(true)), "{body}");
+    assert_eq!(
+        (code, &body["status"]["allowed"]),
+        (201, &json!(true)),
+        "{body}"
+    );
     let (code, body) = https(&c, &alice, "POST", path, &[], Some(&review)).await;
-    assert_eq!((code, &body["status"]["allowed"]), (201, &json!(false)), "{body}");
+    assert_eq!(
+        (code, &body["status"]["allowed"]),
+        (201, &json!(false)),
+        "{body}"
+    );
     let whoami = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"});
     let (code, body) = https(
         &c,
@@ -420,7 +428,9 @@ async fn token_review_says_whom_a_token_authenticates() {
                 "serviceaccounts",
                 Some("team"),
                 Some("robot"),
-                Some(&json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec})),
+                Some(
+                    &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}),
+                ),
             );
             r.subresource = Some("token".into());
             eventually("a token (the signing key exists)", WAIT, || async {
@@ -430,7 +440,8 @@ async fn token_review_says_whom_a_token_authenticates() {
             .await
         }
     };
-    let bound = token(json!({"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "p1"}})).await;
+    let bound =
+        token(json!({"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "p1"}})).await;
     let vault = token(json!({"audiences": ["vault"]})).await;
     let review = |api: &Api, spec: Value| {
         let r = Api::req(
@@ -438,7 +449,9 @@ async fn token_review_says_whom_a_token_authenticates() {
             "tokenreviews",
             None,
             None,
-            Some(&json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec})),
+            Some(
+                &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec}),
+            ),
         );
         let api = api.0.clone();
         async move {
@@ -477,7 +490,11 @@ async fn token_review_says_whom_a_token_authenticates() {
             .contains("is invalid for the target audiences"),
         "{body}"
     );
-    let (code, body) = review(&admin, json!({"token": vault, "audiences": ["vault", "other"]})).await;
+    let (code, body) = review(
+        &admin,
+        json!({"token": vault, "audiences": ["vault", "other"]}),
+    )
+    .await;
     assert_eq!(code, 201);
     assert_eq!(body["status"]["authenticated"], true, "{body}");
     assert_eq!(body["status"]["audiences"], json!(["vault"]));

@@ -52,7 +52,9 @@ fn unescape(key: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
             if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 out.push(v);
                 i += 3;
@@ -275,7 +277,11 @@ mod tests {
         ] {
             let s = parse(&h).expect_err("no user");
             assert_eq!(s.code, 500);
-            assert!(s.message.ends_with("without impersonating a user"), "{}", s.message);
+            assert!(
+                s.message.ends_with("without impersonating a user"),
+                "{}",
+                s.message
+            );
         }
     }
 
@@ -295,7 +301,13 @@ mod tests {
             .map(|c| {
                 // Leak for the table: short-lived test strings.
                 let l = |s: &str| -> &'static str { Box::leak(s.to_string().into_boxed_str()) };
-                (c.group, c.resource, l(&c.subresource), l(&c.namespace), l(&c.name))
+                (
+                    c.group,
+                    c.resource,
+                    l(&c.subresource),
+                    l(&c.namespace),
+                    l(&c.name),
+                )
             })
             .collect();
         assert_eq!(
@@ -355,7 +367,10 @@ mod tests {
                     ("impersonate-user", "system:serviceaccount:team:robot"),
                     ("impersonate-group", "g"),
                 ],
-                user("system:serviceaccount:team:robot", &["g", "system:authenticated"]),
+                user(
+                    "system:serviceaccount:team:robot",
+                    &["g", "system:authenticated"],
+                ),
             ),
             (
                 vec![
@@ -389,7 +404,11 @@ mod tests {
         ])
         .unwrap()
         .unwrap();
-        let msgs: Vec<String> = imp.checks().iter().map(|c| refused(&alice, c).message).collect();
+        let msgs: Vec<String> = imp
+            .checks()
+            .iter()
+            .map(|c| refused(&alice, c).message)
+            .collect();
         assert_eq!(
             msgs,
             [

@@ -362,7 +362,13 @@ impl ApiServer {
 
     /// Whether a pod of `ns` bound to `node` references the object, read
     /// from the store (linearizable): the index's miss confirmed.
-    async fn pods_reference(&self, node: &str, kind: RefKind, ns: &str, name: &str) -> Outcome<bool> {
+    async fn pods_reference(
+        &self,
+        node: &str,
+        kind: RefKind,
+        ns: &str,
+        name: &str,
+    ) -> Outcome<bool> {
         let mut start_after = None;
         let mut consistency = Consistency::Linearizable;
         loop {
@@ -500,7 +506,13 @@ mod tests {
     fn refusals_use_kubernetes_wording() {
         let res = ferry_api::resources::by_cli_name("secrets").unwrap();
         let q = ObjectRequest::new(Verb::Get, "secrets", Some("team"), Some("s2"));
-        let s = refused("n1", res, &q, "s2", "no relationship found between node 'n1' and this object");
+        let s = refused(
+            "n1",
+            res,
+            &q,
+            "s2",
+            "no relationship found between node 'n1' and this object",
+        );
         assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
         assert_eq!(
             s.message,

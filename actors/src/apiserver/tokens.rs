@@ -86,7 +86,11 @@ impl ApiServer {
     /// Verifies a service-account token for one of `audiences`: signature,
     /// times, issuer, and that its ServiceAccount (and a bound token's pod)
     /// still exist with the uids it names. Err: why it is refused.
-    pub async fn review_token(&self, token: &str, audiences: &[String]) -> Result<Reviewed, String> {
+    pub async fn review_token(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Result<Reviewed, String> {
         let key = self.sa_key().await.ok_or("no service-account key yet")?;
         let claims = satoken::verify(&key, token, now()).map_err(|e| e.to_string())?;
         if claims.iss != ISSUER {
