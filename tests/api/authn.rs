@@ -184,6 +184,16 @@ async fn a_node_reads_only_the_secrets_and_configmaps_its_pods_reference() {
         .call(list(Some("team"), Some("metadata.name=s2")))
         .await;
     assert_eq!(code, 403);
+    // ServiceAccounts not at all (only its pods' tokens).
+    let (code, body) = get("serviceaccounts", "default").await;
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(": can only create tokens for individual service accounts"),
+        "{body}"
+    );
     // Other kinds are read as before; the cluster network ConfigMap always.
     let (code, _) = node
         .call(Api::req(Verb::List, "pods", None, None, None))

@@ -419,6 +419,14 @@ const SELF_REVIEWS: [&str; 3] = [
     "SelfSubjectReview",
 ];
 
+/// The reviews Kubernetes' node rules let a kubelet create (to authenticate
+/// and authorize callers of its own API).
+const NODE_REVIEWS: [&str; 3] = [
+    "TokenReview",
+    "SubjectAccessReview",
+    "LocalSubjectAccessReview",
+];
+
 /// Where node heartbeat Leases live.
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 
@@ -449,8 +457,10 @@ pub fn authorize(
                     && req.subresource.as_deref() == Some("token"))
                 || (res.kind == "Pod"
                     && (req.subresource.as_deref() == Some("status") || req.verb == Verb::Delete))
-                // What `system:basic-user` gives every authenticated user.
-                || (req.verb == Verb::Create && SELF_REVIEWS.contains(&res.kind))
+                // What `system:basic-user` gives every authenticated user, and
+                // the reviews a kubelet makes for its own API (Kubernetes' node rules).
+                || (req.verb == Verb::Create
+                    && (SELF_REVIEWS.contains(&res.kind) || NODE_REVIEWS.contains(&res.kind)))
         }
         Identity::User { .. } => {
             policy.is_some_and(|p| p.allows(&rbac::user_of(who), &rbac::request_of(res, req)))
@@ -597,12 +607,13 @@ mod tests {
             // Tokens for its pods (which pod is checked against the store).
             (Verb::Create, "serviceaccounts", Some("token"), true),
             (Verb::Update, "serviceaccounts", Some("token"), false),
-            // Reviews about itself, as any authenticated user; not others'.
+            // Reviews about itself, as any authenticated user, and a kubelet's.
             (Verb::Create, "selfsubjectaccessreviews", None, true),
             (Verb::Create, "selfsubjectrulesreviews", None, true),
             (Verb::Create, "selfsubjectreviews", None, true),
-            (Verb::Create, "subjectaccessreviews", None, false),
-            (Verb::Create, "tokenreviews", None, false),
+            (Verb::Create, "subjectaccessreviews", None, true),
+            (Verb::Create, "localsubjectaccessreviews", None, true),
+            (Verb::Create, "tokenreviews", None, true),
         ];
         for (verb, plural, sub, allowed) in table {
             let q = own(req(*verb, plural, *sub));
@@ -637,7 +648,9 @@ mod tests {
                 continue;
             }
             for verb in WRITES {
-                if verb == Verb::Create && SELF_REVIEWS.contains(&r.kind) {
+                if verb == Verb::Create
+                    && (SELF_REVIEWS.contains(&r.kind) || NODE_REVIEWS.contains(&r.kind))
+                {
                     continue;
                 }
                 let q = req(verb, r.plural, None);

@@ -1,7 +1,8 @@
 //! The node authorizer's graph (Kubernetes' `Node` authorizer): a node may
 //! read a Secret or ConfigMap only when a pod bound to it references it
 //! (volumes, projected sources, `env`/`envFrom`, `imagePullSecrets`), and
-//! never list or watch them except one object by name.
+//! never list or watch them except one object by name; ServiceAccounts it
+//! does not read at all (it asks for its pods' tokens, checked in `tokens`).
 //!
 //! Each master keeps an index from its own applied pods ([`run`]: listed,
 //! then watched), so a node's read costs a map lookup, not a scan of the
@@ -319,6 +320,18 @@ impl ApiServer {
         res: &Resource,
         req: &ObjectRequest,
     ) -> Outcome<()> {
+        if res.group.is_empty() && res.kind == "ServiceAccount" && req.subresource.is_none() {
+            // Its pods' tokens only (`serviceaccounts/token`, checked in `tokens`).
+            let name = read_name(req).unwrap_or_default();
+            return Err(refused(
+                node,
+                res,
+                req,
+                &name,
+                "can only create tokens for individual service accounts",
+            )
+            .into());
+        }
         let Some(kind) = RefKind::of(res) else {
             return Ok(());
         };

@@ -204,6 +204,8 @@ impl ApiServer {
                             && !name.is_empty()
                             && self.node_graph.readable(n, kind, &ns, &name)
                     }
+                    // Only its pods' tokens.
+                    (Identity::Node(_), None) if res.kind == "ServiceAccount" => sub == "token",
                     _ => allowed,
                 }
             }
