@@ -520,6 +520,43 @@ async fn token_review_says_whom_a_token_authenticates() {
         "token is required for TokenReview in authentication"
     );
 
+    // What a node agent asks for a projected serviceAccountToken source: a
+    // token bound to its pod, for the source's audience and lifetime.
+    let mut on_n1 = pod("on-n1");
+    on_n1["spec"]["nodeName"] = json!("n1");
+    on_n1["spec"]["serviceAccountName"] = json!("robot");
+    let on_n1 = admin.create("pods", Some("team"), &on_n1).await;
+    let agent = ferry_node::objects::Objects {
+        client: client(&c, &Identity::Node("n1".into())).0,
+        ca_pem: "".into(),
+    };
+    let uid = on_n1["metadata"]["uid"].as_str().unwrap();
+    let projected = agent
+        .token("team", "robot", "on-n1", uid, "vault", 7200)
+        .await
+        .unwrap();
+    let (code, body) = review(&admin, json!({"token": projected, "audiences": ["vault"]})).await;
+    assert_eq!(code, 201);
+    assert_eq!(body["status"]["authenticated"], true, "{body}");
+    assert_eq!(
+        body["status"]["user"]["extra"]["authentication.kubernetes.io/pod-name"],
+        json!(["on-n1"])
+    );
+    let (_, body) = review(&admin, json!({"token": projected})).await;
+    assert!(body["status"]["error"].is_string(), "{body}");
+    // Not for another node's pod.
+    assert!(agent
+        .token(
+            "team",
+            "robot",
+            "p1",
+            p["metadata"]["uid"].as_str().unwrap(),
+            "vault",
+            7200
+        )
+        .await
+        .is_err());
+
     // A user needs `create tokenreviews`: system:auth-delegator grants it.
     let carol = client(
         &c,
