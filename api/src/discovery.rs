@@ -528,6 +528,7 @@ fn register(gen: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String
         "authorization.k8s.io" "LocalSubjectAccessReview" => k8s_openapi::api::authorization::v1::LocalSubjectAccessReview,
         "authentication.k8s.io" "SelfSubjectReview" => authentication::SelfSubjectReview,
         "authentication.k8s.io" "TokenRequest" => authentication::TokenRequest,
+        "authentication.k8s.io" "TokenReview" => authentication::TokenReview,
         "meta" "DeleteOptions" => meta::DeleteOptions,
         "meta" "Status" => meta::Status,
         "meta" "Patch" => meta::Patch,

@@ -108,6 +108,7 @@ resources! {
     "authorization.k8s.io" "v1" "SubjectAccessReview" "subjectaccessreviews" false [],
     "authorization.k8s.io" "v1" "LocalSubjectAccessReview" "localsubjectaccessreviews" true [],
     "authentication.k8s.io" "v1" "SelfSubjectReview" "selfsubjectreviews" false [],
+    "authentication.k8s.io" "v1" "TokenReview" "tokenreviews" false [],
 }
 
 /// The `metrics.k8s.io` kinds: answered from the masters' memory (see
@@ -442,6 +443,7 @@ pub const DISCOVERY: &[Discovery] = &[
         &[],
     ),
     disc("selfsubjectreviews", "selfsubjectreview", CREATE, &[], &[]),
+    disc("tokenreviews", "tokenreview", CREATE, &[], &[]),
 ];
 
 /// Why a kind or name is refused.

@@ -351,17 +351,32 @@ async fn renew_cert(api: &Objects, opts: &Options, cfg: &ClientConfig) -> Result
 /// How long the tokens the agent requests for pods live (the kubelet's 3607 s).
 const TOKEN_SECONDS: i64 = 3607;
 
-/// Each pod's service-account token by pod uid, with when to renew it (at 80%
-/// of its life, as the kubelet does).
-type TokenCache = std::sync::Mutex<HashMap<String, (String, std::time::Instant)>>;
+/// Each pod's service-account tokens by pod uid, audience and lifetime, with
+/// when to renew them.
+type TokenCache = std::sync::Mutex<HashMap<(String, String, i64), (String, std::time::Instant)>>;
 
-/// The pod's token, from the cache or a new TokenRequest bound to the pod.
-async fn pod_token(api: &Objects, ns: &str, pod: &Value) -> Option<String> {
+/// When a token of `seconds` is renewed: at 80% of its life, or after a day
+/// if that comes first (as the kubelet's token manager).
+fn renew_after(seconds: i64) -> std::time::Duration {
+    let s = u64::try_from(seconds).unwrap_or(0);
+    std::time::Duration::from_secs((s * 4 / 5).min(24 * 3600))
+}
+
+/// A token of the pod's ServiceAccount for `audience` ("" = the API's),
+/// valid `seconds`: from the cache, or a new TokenRequest bound to the pod.
+async fn pod_token(
+    api: &Objects,
+    ns: &str,
+    pod: &Value,
+    audience: &str,
+    seconds: i64,
+) -> Option<String> {
     static CACHE: std::sync::OnceLock<TokenCache> = std::sync::OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let uid = pod.pointer("/metadata/uid").and_then(Value::as_str)?;
+    let key = (uid.to_string(), audience.to_string(), seconds);
     let now = std::time::Instant::now();
-    if let Some((t, renew)) = cache.lock().ok()?.get(uid) {
+    if let Some((t, renew)) = cache.lock().ok()?.get(&key) {
         if now < *renew {
             // Empty: a failed request, not tried again before `renew`.
             return (!t.is_empty()).then(|| t.clone());
@@ -372,20 +387,17 @@ async fn pod_token(api: &Objects, ns: &str, pod: &Value) -> Option<String> {
         .pointer("/spec/serviceAccountName")
         .and_then(Value::as_str)
         .unwrap_or("default");
-    match api.token(ns, sa, name, uid, TOKEN_SECONDS).await {
+    match api.token(ns, sa, name, uid, audience, seconds).await {
         Ok(t) => {
-            let renew = now + std::time::Duration::from_secs(TOKEN_SECONDS as u64 * 4 / 5);
             let mut c = cache.lock().ok()?;
-            c.insert(uid.to_string(), (t.clone(), renew));
+            c.insert(key, (t.clone(), now + renew_after(seconds)));
             Some(t)
         }
         Err(e) => {
             tracing::debug!(pod = name, error = %e, "requesting a service-account token failed");
             // An older token still valid is better than none; else wait 10 s.
             let mut c = cache.lock().ok()?;
-            let entry = c
-                .entry(uid.to_string())
-                .or_insert_with(|| (String::new(), now));
+            let entry = c.entry(key).or_insert_with(|| (String::new(), now));
             entry.1 = now + std::time::Duration::from_secs(10);
             (!entry.0.is_empty()).then(|| entry.0.clone())
         }
@@ -399,11 +411,19 @@ async fn fetch(api: &Objects, ns: &str, pod: &Value, services: Option<Value>) ->
     // The token is bind-mounted in the container's private mount namespace,
     // which only a root agent can make (a non-root node runs pods without it).
     if crate::volumes::automounts_token(pod) && nix::unistd::geteuid().is_root() {
-        if let Some(token) = pod_token(api, ns, pod).await {
+        if let Some(token) = pod_token(api, ns, pod, "", TOKEN_SECONDS).await {
             fetched.insert(
                 env::Source::ServiceAccountToken,
                 Some(json!({"token": token, "ca.crt": &*api.ca_pem})),
             );
+        }
+    }
+    // Projected serviceAccountToken sources: one token per audience and lifetime.
+    for src in crate::volumes::projected_tokens(pod) {
+        if let env::Source::ProjectedToken { audience, seconds } = &src {
+            if let Some(token) = pod_token(api, ns, pod, audience, *seconds).await {
+                fetched.insert(src.clone(), Some(json!({ "token": token })));
+            }
         }
     }
     let all = pod
@@ -431,7 +451,9 @@ async fn fetch(api: &Objects, ns: &str, pod: &Value, services: Option<Value>) ->
                     fetched.insert(src, volume);
                     continue;
                 }
-                env::Source::Services | env::Source::ServiceAccountToken => continue,
+                env::Source::Services
+                | env::Source::ServiceAccountToken
+                | env::Source::ProjectedToken { .. } => continue,
             };
             if let Ok(obj) = api.get(plural, Some(ns), name).await {
                 fetched.insert(src, obj);
@@ -615,4 +637,29 @@ async fn sync_pods(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renew_after;
+    use std::time::Duration;
+
+    #[test]
+    fn tokens_are_renewed_at_80_percent_of_their_life_or_after_a_day() {
+        for (seconds, after) in [
+            (600, 480),
+            (3600, 2880),
+            (3607, 2885),
+            (7200, 5760),
+            (86_400, 69_120),
+            (200_000, 86_400),
+            (-1, 0),
+        ] {
+            assert_eq!(
+                renew_after(seconds),
+                Duration::from_secs(after),
+                "{seconds}"
+            );
+        }
+    }
 }

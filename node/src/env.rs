@@ -61,6 +61,14 @@ pub enum Source {
     /// The PersistentVolume a claim of the pod's namespace is bound to
     /// (None until it is bound).
     Claim(String),
+    /// A token for a projected `serviceAccountToken` source
+    /// (`{"token": ...}`): its audience ("" = the API's) and lifetime.
+    ProjectedToken {
+        /// `audience`.
+        audience: String,
+        /// `expirationSeconds`.
+        seconds: i64,
+    },
 }
 
 /// Objects a container's environment reads, by source.
@@ -335,10 +343,13 @@ fn describe(src: &Source) -> String {
         Source::Services => "the namespace's services".into(),
         Source::ServiceAccountToken => "the service-account token".into(),
         Source::Claim(n) => format!("persistentvolumeclaim {n:?}"),
+        Source::ProjectedToken { audience, .. } => {
+            format!("a service-account token for audience {audience:?}")
+        }
     }
 }
 
-fn missing(src: &Source) -> String {
+pub(crate) fn missing(src: &Source) -> String {
     format!("{} not found", describe(src))
 }
 

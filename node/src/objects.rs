@@ -58,21 +58,25 @@ impl Objects {
     }
 
     /// A token for ServiceAccount `sa` bound to pod `pod_name` (uid
-    /// `pod_uid`), valid `seconds` (a TokenRequest).
+    /// `pod_uid`), for `audience` ("": the API's), valid `seconds` (a TokenRequest).
     pub async fn token(
         &self,
         ns: &str,
         sa: &str,
         pod_name: &str,
         pod_uid: &str,
+        audience: &str,
         seconds: i64,
     ) -> Result<String> {
         let mut req = ObjectRequest::new(Verb::Create, "serviceaccounts", Some(ns), Some(sa));
         req.subresource = Some("token".into());
+        let mut spec = json!({"expirationSeconds": seconds, "boundObjectRef":
+            {"kind": "Pod", "apiVersion": "v1", "name": pod_name, "uid": pod_uid}});
+        if !audience.is_empty() {
+            spec["audiences"] = json!([audience]);
+        }
         req.body = serde_json::to_vec(&json!({
-            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-            "spec": {"expirationSeconds": seconds, "boundObjectRef":
-                {"kind": "Pod", "apiVersion": "v1", "name": pod_name, "uid": pod_uid}}}))?;
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}))?;
         let v = self.send(req).await?;
         v.pointer("/status/token")
             .and_then(Value::as_str)

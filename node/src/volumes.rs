@@ -82,6 +82,35 @@ pub fn sources(pod: &Value) -> Vec<Source> {
     out
 }
 
+/// The token a projected `serviceAccountToken` source asks for (Kubernetes'
+/// default lifetime, an hour, when it names none).
+pub fn projected_token(source: &Value) -> Source {
+    Source::ProjectedToken {
+        audience: source["audience"].as_str().unwrap_or_default().to_string(),
+        seconds: source["expirationSeconds"].as_i64().unwrap_or(3600),
+    }
+}
+
+/// The projected `serviceAccountToken` sources of `pod`'s volumes.
+pub fn projected_tokens(pod: &Value) -> Vec<Source> {
+    let mut out: Vec<Source> = pod
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|v| {
+            v.pointer("/projected/sources")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(|s| s.get("serviceAccountToken").map(projected_token))
+        .collect();
+    out.sort_by_key(|s| format!("{s:?}"));
+    out.dedup();
+    out
+}
+
 /// A volume's files: relative path → (content, mode).
 type Files = BTreeMap<String, (Vec<u8>, u32)>;
 
@@ -345,6 +374,14 @@ pub fn prepare(
                     object_files(c, get(&src).as_ref(), true, mode, &mut files)?;
                 } else if let Some(d) = s.get("downwardAPI") {
                     downward_files(d, pod, ip, host_ip, mode, &mut files)?;
+                } else if let Some(t) = s.get("serviceAccountToken") {
+                    let path = t["path"].as_str().unwrap_or_default();
+                    check_path(path)?;
+                    let src = projected_token(t);
+                    let token = get(&src)
+                        .and_then(|v| v["token"].as_str().map(str::to_string))
+                        .ok_or_else(|| format!("volume {name}: {}", env::missing(&src)))?;
+                    files.insert(path.to_string(), (token.into_bytes(), mode));
                 } else {
                     return Err(format!("volume {name}: this projected source is not supported by the process runtime"));
                 }
@@ -717,6 +754,51 @@ mod tests {
             .map(|(n, _)| n)
             .collect();
         assert_eq!(names, ["pvc-u1", "pvc-u2"]);
+    }
+
+    #[test]
+    fn projected_service_account_tokens_are_written_at_their_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pod = json!({"metadata": {"name": "p", "namespace": "team"}, "spec": {"volumes": [
+            {"name": "v", "projected": {"defaultMode": 0o640, "sources": [
+                {"serviceAccountToken": {"audience": "vault", "expirationSeconds": 7200, "path": "vault/token"}},
+                {"serviceAccountToken": {"path": "api-token"}}]}},
+            {"name": "w", "projected": {"sources": [
+                {"serviceAccountToken": {"audience": "vault", "expirationSeconds": 7200, "path": "t"}}]}}
+        ]}});
+        let vault = Source::ProjectedToken {
+            audience: "vault".into(),
+            seconds: 7200,
+        };
+        let api = Source::ProjectedToken {
+            audience: String::new(),
+            seconds: 3600,
+        };
+        // One token per audience and lifetime, the default an hour for the API.
+        assert_eq!(projected_tokens(&pod), [api.clone(), vault.clone()]);
+        let mut fetched = env::Fetched::new();
+        fetched.insert(vault.clone(), Some(json!({"token": "v.v.v"})));
+        let e = prepare(&pod, tmp.path(), &fetched, "", "").unwrap_err();
+        assert_eq!(
+            e,
+            "volume v: a service-account token for audience \"\" not found"
+        );
+        fetched.insert(api, Some(json!({"token": "a.a.a"})));
+        let vols = prepare(&pod, tmp.path(), &fetched, "", "").unwrap();
+        let read = |v: &str, p: &str| std::fs::read_to_string(vols[v].join(p)).unwrap();
+        assert_eq!(read("v", "vault/token"), "v.v.v");
+        assert_eq!(read("v", "api-token"), "a.a.a");
+        assert_eq!(read("w", "t"), "v.v.v");
+        let mode = std::fs::metadata(vols["v"].join("api-token"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o640);
+        // A renewed token replaces the file.
+        fetched.insert(vault, Some(json!({"token": "v2"})));
+        let vols = prepare(&pod, tmp.path(), &fetched, "", "").unwrap();
+        assert_eq!(std::fs::read_to_string(vols["w"].join("t")).unwrap(), "v2");
     }
 
     #[test]

@@ -13,12 +13,14 @@
 //! - [`bad_input`]: malformed and refused requests.
 //! - [`rbac`]: Roles and bindings for a user, access reviews, escalation checks.
 //! - [`tokens`]: service-account tokens over HTTPS (bearer), bound tokens, anonymous 401.
+//! - [`authn`]: the node authorizer's graph (Secrets, ConfigMaps), impersonation, TokenReview.
 
 #[path = "../store/harness.rs"]
 #[allow(dead_code)]
 mod harness;
 
 mod api;
+mod authn;
 mod bad_input;
 mod deletion;
 mod events;

@@ -127,3 +127,22 @@ impl Handler<Authorize> for ApiServerActor {
         }
     }
 }
+
+/// Check an impersonation (`Impersonate-*` headers) and answer the identity
+/// the request runs as.
+#[derive(Message)]
+#[rtype(result = "Result<Identity, ferry_api::object::Status>")]
+pub struct Impersonate {
+    /// The authenticated caller.
+    pub who: Identity,
+    /// What it asks to act as.
+    pub imp: super::impersonate::Impersonation,
+}
+
+impl Handler<Impersonate> for ApiServerActor {
+    type Result = Result<Identity, ferry_api::object::Status>;
+
+    fn handle(&mut self, m: Impersonate, _: &mut Context<Self>) -> Self::Result {
+        self.api.impersonate(&m.who, &m.imp)
+    }
+}

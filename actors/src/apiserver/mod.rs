@@ -26,7 +26,9 @@ pub mod admission;
 pub mod alloc;
 pub mod commit;
 pub mod delete;
+pub mod impersonate;
 pub mod meta;
+pub mod nodegraph;
 pub mod priority;
 pub mod rbac;
 pub mod read;
@@ -93,6 +95,9 @@ pub struct ApiServer {
     namespaces: Arc<Mutex<HashMap<String, (u64, NamespaceState)>>>,
     /// The RBAC policy, kept current by [`rbac::run`].
     rbac: rbac::Rbac,
+    /// Which Secrets and ConfigMaps each node's pods reference, kept current
+    /// by [`nodegraph::run`].
+    node_graph: nodegraph::NodeGraph,
     /// The service-account signing key, once read ([`tokens`]).
     sa_key: Arc<std::sync::OnceLock<Arc<Vec<u8>>>>,
     /// The nodes' latest resource metrics (`metrics.k8s.io`), in memory only.
@@ -121,6 +126,7 @@ impl ApiServer {
             network: Arc::new(network),
             namespaces: Arc::default(),
             rbac: rbac::Rbac::default(),
+            node_graph: nodegraph::NodeGraph::default(),
             sa_key: Arc::default(),
             metrics: Default::default(),
         }
@@ -220,12 +226,14 @@ impl ApiServer {
         }
     }
 
+    /// The node authorizer's graph for reads ([`nodegraph`]), and
     /// NodeRestriction for pods: a node writes the status of, and deletes, only
     /// pods bound to it (read from the store, not from the request).
     async fn bound_to(&self, who: &Identity, res: &Resource, req: &ObjectRequest) -> Outcome<()> {
         let Identity::Node(node) = who else {
             return Ok(());
         };
+        self.node_may_read(node, res, req).await?;
         if res.kind != "Pod" || req.verb.is_read() {
             return Ok(());
         }
@@ -404,12 +412,30 @@ fn own_objects_only(node: &str, res: &Resource, req: &ObjectRequest) -> Result<(
     )))
 }
 
+/// The reviews about oneself (`kubectl auth can-i`, `kubectl auth whoami`)
+/// every authenticated user may create.
+const SELF_REVIEWS: [&str; 3] = [
+    "SelfSubjectAccessReview",
+    "SelfSubjectRulesReview",
+    "SelfSubjectReview",
+];
+
+/// The reviews Kubernetes' node rules let a kubelet create (to authenticate
+/// and authorize callers of its own API).
+const NODE_REVIEWS: [&str; 3] = [
+    "TokenReview",
+    "SubjectAccessReview",
+    "LocalSubjectAccessReview",
+];
+
 /// Where node heartbeat Leases live.
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 
 /// Decides whether `who` may make `req`. Admins and masters may do anything;
-/// nodes may read everything and write what a kubelet writes (nodes, pod
-/// status, pod deletion, events, leases: the node authorizer); users and
+/// nodes may read everything (Secrets and ConfigMaps only as their pods'
+/// references allow, checked after: [`nodegraph`]) and write what a kubelet
+/// writes (nodes, pod status, pod deletion, events, leases: the node
+/// authorizer); users and
 /// service accounts have what `policy` (RBAC) grants them, nothing while it
 /// is not yet loaded.
 pub fn authorize(
@@ -432,6 +458,10 @@ pub fn authorize(
                     && req.subresource.as_deref() == Some("token"))
                 || (res.kind == "Pod"
                     && (req.subresource.as_deref() == Some("status") || req.verb == Verb::Delete))
+                // What `system:basic-user` gives every authenticated user, and
+                // the reviews a kubelet makes for its own API (Kubernetes' node rules).
+                || (req.verb == Verb::Create
+                    && (SELF_REVIEWS.contains(&res.kind) || NODE_REVIEWS.contains(&res.kind)))
         }
         Identity::User { .. } => {
             policy.is_some_and(|p| p.allows(&rbac::user_of(who), &rbac::request_of(res, req)))
@@ -578,6 +608,13 @@ mod tests {
             // Tokens for its pods (which pod is checked against the store).
             (Verb::Create, "serviceaccounts", Some("token"), true),
             (Verb::Update, "serviceaccounts", Some("token"), false),
+            // Reviews about itself, as any authenticated user, and a kubelet's.
+            (Verb::Create, "selfsubjectaccessreviews", None, true),
+            (Verb::Create, "selfsubjectrulesreviews", None, true),
+            (Verb::Create, "selfsubjectreviews", None, true),
+            (Verb::Create, "subjectaccessreviews", None, true),
+            (Verb::Create, "localsubjectaccessreviews", None, true),
+            (Verb::Create, "tokenreviews", None, true),
         ];
         for (verb, plural, sub, allowed) in table {
             let q = own(req(*verb, plural, *sub));
@@ -612,6 +649,11 @@ mod tests {
                 continue;
             }
             for verb in WRITES {
+                if verb == Verb::Create
+                    && (SELF_REVIEWS.contains(&r.kind) || NODE_REVIEWS.contains(&r.kind))
+                {
+                    continue;
+                }
                 let q = req(verb, r.plural, None);
                 assert!(authorize(&node, r, &q, None).is_err(), "node {q:?}");
             }

@@ -12,6 +12,7 @@ use ferry_api::resources::{self, Resource};
 use ferry_api::satoken::{self, Claims, Ref, ISSUER};
 use ferry_api::tls::Identity;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The store key of the service-account signing key (PKCS#8 DER).
@@ -19,6 +20,19 @@ pub const KEY: &str = "/ferry/serviceaccount-key";
 
 /// A TokenRequest's lifetime when it names none (Kubernetes' default).
 const DEFAULT_SECONDS: i64 = 3600;
+
+/// What a reviewed token proves.
+#[derive(Debug, Clone)]
+pub struct Reviewed {
+    /// The service account's user and groups.
+    pub identity: Identity,
+    /// The ServiceAccount's uid.
+    pub uid: String,
+    /// A bound token's pod (`authentication.kubernetes.io/pod-name`, `pod-uid`).
+    pub extra: BTreeMap<String, Vec<String>>,
+    /// The audiences asked for that the token carries.
+    pub audiences: Vec<String>,
+}
 
 fn kind(plural: &str) -> &'static Resource {
     resources::RESOURCES
@@ -64,10 +78,34 @@ impl ApiServer {
     /// The identity a bearer token proves: its ServiceAccount's user, with
     /// the groups Kubernetes gives service accounts. Err: why it is refused.
     pub async fn authenticate_token(&self, token: &str) -> Result<Identity, String> {
+        self.review_token(token, &[ISSUER.to_string()])
+            .await
+            .map(|t| t.identity)
+    }
+
+    /// Verifies a service-account token for one of `audiences`: signature,
+    /// times, issuer, and that its ServiceAccount (and a bound token's pod)
+    /// still exist with the uids it names. Err: why it is refused.
+    pub async fn review_token(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Result<Reviewed, String> {
         let key = self.sa_key().await.ok_or("no service-account key yet")?;
         let claims = satoken::verify(&key, token, now()).map_err(|e| e.to_string())?;
-        if !claims.aud.iter().any(|a| a == ISSUER) || claims.iss != ISSUER {
-            return Err("token audience or issuer is not this cluster's API".into());
+        if claims.iss != ISSUER {
+            return Err("token issuer is not this cluster's API".into());
+        }
+        let matched: Vec<String> = audiences
+            .iter()
+            .filter(|a| claims.aud.contains(a))
+            .cloned()
+            .collect();
+        if matched.is_empty() {
+            return Err(format!(
+                "token audiences {:?} is invalid for the target audiences {:?}",
+                claims.aud, audiences
+            ));
         }
         let k = &claims.kubernetes;
         let ns = k.namespace.as_str();
@@ -92,6 +130,7 @@ impl ApiServer {
                 k.serviceaccount.name
             ));
         }
+        let mut extra = BTreeMap::new();
         if let Some(pod) = &k.pod {
             if !exists("pods", pod).await {
                 return Err(format!(
@@ -99,14 +138,57 @@ impl ApiServer {
                     pod.name
                 ));
             }
+            extra.insert(
+                "authentication.kubernetes.io/pod-name".to_string(),
+                vec![pod.name.clone()],
+            );
+            extra.insert(
+                "authentication.kubernetes.io/pod-uid".to_string(),
+                vec![pod.uid.clone()],
+            );
         }
-        Ok(Identity::User {
-            name: claims.sub.clone(),
-            groups: vec![
-                "system:serviceaccounts".into(),
-                format!("system:serviceaccounts:{ns}"),
-                "system:authenticated".into(),
-            ],
+        Ok(Reviewed {
+            identity: Identity::User {
+                name: claims.sub.clone(),
+                groups: vec![
+                    "system:serviceaccounts".into(),
+                    format!("system:serviceaccounts:{ns}"),
+                    "system:authenticated".into(),
+                ],
+            },
+            uid: k.serviceaccount.uid.clone(),
+            extra,
+            audiences: matched,
+        })
+    }
+
+    /// A TokenReview's status (`authentication.k8s.io/v1`): whether
+    /// `spec.token` authenticates for `spec.audiences` (default: this API's),
+    /// and as whom.
+    pub(super) async fn token_review(&self, spec: &Value) -> Outcome<Value> {
+        let token = spec.get("token").and_then(Value::as_str).unwrap_or("");
+        if token.is_empty() {
+            return Err(
+                Status::bad_request("token is required for TokenReview in authentication").into(),
+            );
+        }
+        let audiences: Vec<String> = spec
+            .get("audiences")
+            .and_then(|a| serde_json::from_value(a.clone()).ok())
+            .filter(|a: &Vec<String>| !a.is_empty())
+            .unwrap_or_else(|| vec![ISSUER.to_string()]);
+        Ok(match self.review_token(token, &audiences).await {
+            Ok(r) => {
+                let Identity::User { name, groups } = &r.identity else {
+                    unreachable!("tokens prove service accounts")
+                };
+                let mut user = json!({"username": name, "uid": r.uid, "groups": groups});
+                if !r.extra.is_empty() {
+                    user["extra"] = json!(r.extra);
+                }
+                json!({"authenticated": true, "user": user, "audiences": r.audiences})
+            }
+            Err(why) => json!({"user": {}, "error": why}),
         })
     }
 

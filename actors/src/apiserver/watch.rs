@@ -37,6 +37,9 @@ impl ApiServer {
             return Err(Status::bad_request("not a watch request").into());
         }
         let res = self.route(who, req)?;
+        if let Identity::Node(node) = who {
+            self.node_may_read(node, res, req).await?;
+        }
         let filter = Filter::new(res, &req.list)?;
         let prefix = res.key(req.namespace.as_deref(), None);
         let mut pending = VecDeque::new();

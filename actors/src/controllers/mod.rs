@@ -3,7 +3,8 @@
 //!
 //! Layout:
 //! - [`gc`]: the garbage collector and namespace lifecycle, the default namespaces and
-//!   default RBAC roles and bindings. (Every master also runs `apiserver::rbac::run`, its RBAC cache.)
+//!   default RBAC roles and bindings. (Every master also runs `apiserver::rbac::run`, its RBAC cache,
+//!   and `apiserver::nodegraph::run`, its node authorizer graph.)
 //! - [`control`]: the scheduler, the workload and the networking controllers (`ferry_control`),
 //!   reaching this master's API pipeline through its narrow trait.
 //! - [`network`]: the `kube-system/ferry-network` ConfigMap, the `kubernetes`
@@ -77,6 +78,15 @@ impl Actor for ControllerManager {
                 .into_actor(self)
                 .map(|(), _, ctx| {
                     tracing::warn!("RBAC cache loop ended; restarting the controller manager");
+                    ctx.stop();
+                }),
+        );
+        let api = self.api.clone();
+        ctx.spawn(
+            crate::apiserver::nodegraph::run(api)
+                .into_actor(self)
+                .map(|(), _, ctx| {
+                    tracing::warn!("node graph loop ended; restarting the controller manager");
                     ctx.stop();
                 }),
         );

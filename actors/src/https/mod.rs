@@ -2,7 +2,9 @@
 //! rustls) beside the QUIC API, on the same pipeline.
 //!
 //! A request is authenticated by its connection's client certificate (the
-//! cluster CA's, as on QUIC) or else by a service-account bearer token, routed ([`route`]) to an [`ObjectRequest`] or a
+//! cluster CA's, as on QUIC) or else by a service-account bearer token, then
+//! runs as the user its `Impersonate-*` headers name if the caller may
+//! impersonate it, is routed ([`route`]) to an [`ObjectRequest`] or a
 //! discovery document, and object requests go to the [`ApiServerActor`] exactly
 //! as QUIC requests do: one implementation of every verb. The answer is encoded
 //! as the client asked ([`content`]): JSON, YAML, a `Table` or

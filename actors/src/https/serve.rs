@@ -3,7 +3,8 @@
 use super::content::{body_json, negotiate, Answer};
 use super::route::{not_found_path, route, ObjectRoute, Route};
 use super::MAX_BODY_BYTES;
-use crate::apiserver::actor::{ApiServerActor, Authenticate, Handle, StartWatch};
+use crate::apiserver::actor::{ApiServerActor, Authenticate, Handle, Impersonate, StartWatch};
+use crate::apiserver::impersonate::Impersonation;
 use crate::apiserver::watch::ObjectWatch;
 use crate::apiserver::Failure;
 use actix::Addr;
@@ -99,6 +100,26 @@ pub(super) async fn handle(
                 "Unauthorized: present a client certificate signed by the cluster CA",
             ))
         }
+    };
+    // Impersonation (`kubectl --as`): checked, then the request runs as that user.
+    let headers = req
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)));
+    let who = match Impersonation::from_headers(headers) {
+        Err(s) => return status(&s),
+        Ok(None) => who,
+        Ok(Some(imp)) => match ctx.api.send(Impersonate { who, imp }).await {
+            Ok(Ok(w)) => w,
+            Ok(Err(s)) => return status(&s),
+            Err(_) => {
+                return status(&Status::new(
+                    503,
+                    "ServiceUnavailable",
+                    "the API server is restarting",
+                ))
+            }
+        },
     };
     // (actix-http sends no body in answer to HEAD.)
     match route {

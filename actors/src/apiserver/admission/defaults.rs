@@ -156,6 +156,11 @@ fn volume(v: &mut Volume) {
     }
     if let Some(s) = &mut v.projected {
         set(&mut s.default_mode, MODE);
+        for src in s.sources.iter_mut().flatten() {
+            if let Some(t) = &mut src.service_account_token {
+                set(&mut t.expiration_seconds, 3600);
+            }
+        }
     }
 }
 

@@ -2,10 +2,12 @@
 //! `status` filled in — `SelfSubjectAccessReview`, `SubjectAccessReview`,
 //! `LocalSubjectAccessReview`, `SelfSubjectRulesReview`
 //! (authorization.k8s.io/v1) and `SelfSubjectReview` (authentication.k8s.io/v1),
-//! what `kubectl auth can-i [--list]` and `kubectl auth whoami` send.
+//! what `kubectl auth can-i [--list]` and `kubectl auth whoami` send; and
+//! `TokenReview` (authentication.k8s.io/v1, answered in [`crate::apiserver::tokens`]).
 
 use super::eval::{Request, Rule, User};
 use super::{user_of, REQUESTER};
+use crate::apiserver::nodegraph::RefKind;
 use crate::apiserver::{authorize, ApiServer, Outcome};
 use ferry_api::object::{ObjectRequest, ObjectResponse, PatchType, Status, Verb};
 use ferry_api::resources::{Resource, RESOURCES};
@@ -19,6 +21,7 @@ pub const KINDS: &[&str] = &[
     "LocalSubjectAccessReview",
     "SelfSubjectRulesReview",
     "SelfSubjectReview",
+    "TokenReview",
 ];
 
 /// Whether `res` is a review kind (served by [`ApiServer::review`], never stored).
@@ -59,6 +62,7 @@ impl ApiServer {
         body["metadata"]["creationTimestamp"] = Value::Null;
         let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
         let status = match res.kind {
+            "TokenReview" => self.token_review(&spec).await?,
             "SelfSubjectReview" => {
                 let u = user_of(&who);
                 json!({"userInfo": {"username": u.name, "groups": u.groups}})
@@ -190,7 +194,20 @@ impl ApiServer {
                     (!name.is_empty()).then_some(name.as_str()),
                 );
                 q.subresource = (!sub.is_empty()).then(|| sub.clone());
-                authorize(who, res, &q, None).is_ok()
+                let allowed = authorize(who, res, &q, None).is_ok();
+                match (who, RefKind::of(res)) {
+                    // The node graph, as this master's index has it.
+                    (Identity::Node(n), Some(kind)) => {
+                        allowed
+                            && sub.is_empty()
+                            && !ns.is_empty()
+                            && !name.is_empty()
+                            && self.node_graph.readable(n, kind, &ns, &name)
+                    }
+                    // Only its pods' tokens.
+                    (Identity::Node(_), None) if res.kind == "ServiceAccount" => sub == "token",
+                    _ => allowed,
+                }
             }
         })
     }

@@ -47,6 +47,20 @@ fn defaults() {
     );
     assert_eq!(probe["httpGet"]["scheme"], "HTTP");
     assert_eq!(s["volumes"][1]["configMap"]["defaultMode"], 420);
+    // A projected token lives an hour unless it says otherwise.
+    let projected = ok(
+        "Pod",
+        &with(
+            &pod(),
+            "/spec/volumes/1",
+            json!({"name": "x", "projected": {"sources": [
+                {"serviceAccountToken": {"path": "t"}},
+                {"serviceAccountToken": {"path": "u", "expirationSeconds": 7200}}]}}),
+        ),
+    );
+    let sources = &projected["spec"]["volumes"][1]["projected"]["sources"];
+    assert_eq!(sources[0]["serviceAccountToken"]["expirationSeconds"], 3600);
+    assert_eq!(sources[1]["serviceAccountToken"]["expirationSeconds"], 7200);
     assert_eq!(
         p["status"],
         json!({"phase": "Pending", "qosClass": "BestEffort"})
@@ -146,6 +160,9 @@ fn refused() {
         ("/spec/volumes/1/name", json!("data"), "spec.volumes[1].name", "Duplicate value: \"data\""),
         ("/spec/volumes/1", json!({"name": "x"}), "spec.volumes[1]", "Required value: must specify a volume type"),
         ("/spec/volumes/1", json!({"name": "x", "emptyDir": {}, "hostPath": {"path": "/"}}), "spec.volumes[1]", "Forbidden: may not specify more than 1 volume type"),
+        ("/spec/volumes/1", json!({"name": "x", "projected": {"sources": [{"serviceAccountToken": {"path": "t", "expirationSeconds": 60}}]}}), "spec.volumes[1].projected.sources[0].serviceAccountToken.expirationSeconds", "Invalid value: 60: may not specify a duration less than 10 minutes"),
+        ("/spec/volumes/1", json!({"name": "x", "projected": {"sources": [{"serviceAccountToken": {"path": "t", "expirationSeconds": 4294967297_i64}}]}}), "spec.volumes[1].projected.sources[0].serviceAccountToken.expirationSeconds", "may not specify a duration larger than 2^32 seconds"),
+        ("/spec/volumes/1", json!({"name": "x", "projected": {"sources": [{"serviceAccountToken": {"path": ""}}]}}), "spec.volumes[1].projected.sources[0].serviceAccountToken.path", "Required value"),
         ("/spec/tolerations", json!([{"key": "k", "operator": "Maybe"}]), "spec.tolerations[0].operator", "Unsupported value: \"Maybe\""),
         ("/spec/nodeSelector", json!({"disk": "fast ssd"}), "spec.nodeSelector", "a valid label must be"),
     ];

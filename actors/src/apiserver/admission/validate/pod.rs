@@ -150,6 +150,30 @@ fn volumes<'a>(path: &str, vols: &'a [Volume], errs: &mut Errors) -> BTreeSet<&'
             1 => {}
             _ => errs.forbidden(&p, "may not specify more than 1 volume type"),
         }
+        let projected = v.projected.as_ref().and_then(|pr| pr.sources.as_ref());
+        for (j, src) in projected.into_iter().flatten().enumerate() {
+            let Some(t) = &src.service_account_token else {
+                continue;
+            };
+            let tp = format!("{p}.projected.sources[{j}].serviceAccountToken");
+            let seconds = t.expiration_seconds.unwrap_or(3600);
+            if seconds < 600 {
+                errs.invalid(
+                    &at(&tp, "expirationSeconds"),
+                    seconds,
+                    "may not specify a duration less than 10 minutes",
+                );
+            } else if seconds > 1 << 32 {
+                errs.invalid(
+                    &at(&tp, "expirationSeconds"),
+                    seconds,
+                    "may not specify a duration larger than 2^32 seconds",
+                );
+            }
+            if t.path.is_empty() {
+                errs.required(&at(&tp, "path"), "");
+            }
+        }
     }
     names
 }
