@@ -31,6 +31,8 @@
 //!   (a generateName create whose master was SIGKILLed, an update, a delete).
 //! - [`stop`]: a SIGTERMed master exits at once with everything it acknowledged on
 //!   disk; `ferry up` reports a master that cannot start at once; logs in files are plain.
+//! - [`storage`]: StatefulSet claims bound to local-path volumes on their pods' nodes;
+//!   data outlives a pod; claims in use kept; volumes and directories removed with them.
 //! - [`watch`]: a watch streams on across the SIGKILL of the master serving it.
 //! - [`network`]: pod addresses in namespaces, Services (ClusterIP, NodePort,
 //!   LoadBalancer, UDP, headless) through the nodes' proxies, cluster DNS, unready
@@ -56,6 +58,7 @@ mod procs;
 mod recovery;
 mod retry;
 mod stop;
+mod storage;
 mod up;
 mod watch;
 mod workloads;
