@@ -512,6 +512,8 @@ fn register(gen: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String
         "coordination.k8s.io" "Lease" => coordination::Lease,
         "discovery.k8s.io" "EndpointSlice" => k8s_openapi::api::discovery::v1::EndpointSlice,
         "networking.k8s.io" "NetworkPolicy" => k8s_openapi::api::networking::v1::NetworkPolicy,
+        "networking.k8s.io" "Ingress" => k8s_openapi::api::networking::v1::Ingress,
+        "networking.k8s.io" "IngressClass" => k8s_openapi::api::networking::v1::IngressClass,
         "autoscaling" "Scale" => autoscaling::Scale,
         "autoscaling" "HorizontalPodAutoscaler" => k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
         "policy" "Eviction" => policy::Eviction,

@@ -96,6 +96,8 @@ resources! {
     "coordination.k8s.io" "v1" "Lease" "leases" true [],
     "discovery.k8s.io" "v1" "EndpointSlice" "endpointslices" true [],
     "networking.k8s.io" "v1" "NetworkPolicy" "networkpolicies" true ["netpol"],
+    "networking.k8s.io" "v1" "Ingress" "ingresses" true ["ing"],
+    "networking.k8s.io" "v1" "IngressClass" "ingressclasses" false [],
     "policy" "v1" "PodDisruptionBudget" "poddisruptionbudgets" true ["pdb"],
     "scheduling.k8s.io" "v1" "PriorityClass" "priorityclasses" false ["pc"],
     "storage.k8s.io" "v1" "StorageClass" "storageclasses" false ["sc"],
@@ -395,6 +397,14 @@ pub const DISCOVERY: &[Discovery] = &[
     disc("leases", "lease", ALL_VERBS, &[], &[]),
     disc("endpointslices", "endpointslice", ALL_VERBS, &[], &[]),
     disc("networkpolicies", "networkpolicy", ALL_VERBS, &[], &[]),
+    disc(
+        "ingresses",
+        "ingress",
+        ALL_VERBS,
+        ALL,
+        &[sub("status", "Ingress", GET_PATCH_UPDATE)],
+    ),
+    disc("ingressclasses", "ingressclass", ALL_VERBS, &[], &[]),
     disc(
         "poddisruptionbudgets",
         "poddisruptionbudget",

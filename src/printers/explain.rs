@@ -98,6 +98,8 @@ fn root_schema(kind: &str) -> Option<Value> {
         "PodDisruptionBudget" => of::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(),
         "PriorityClass" => of::<k8s_openapi::api::scheduling::v1::PriorityClass>(),
         "StorageClass" => of::<k8s_openapi::api::storage::v1::StorageClass>(),
+        "Ingress" => of::<k8s_openapi::api::networking::v1::Ingress>(),
+        "IngressClass" => of::<k8s_openapi::api::networking::v1::IngressClass>(),
         "PersistentVolumeClaim" => of::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(),
         "PersistentVolume" => of::<k8s_openapi::api::core::v1::PersistentVolume>(),
         "Role" => of::<k8s_openapi::api::rbac::v1::Role>(),

@@ -186,6 +186,7 @@ pub fn has_status_subresource(res: &Resource) -> bool {
             | "Lease"
             | "PriorityClass"
             | "StorageClass"
+            | "IngressClass"
     )
 }
 

@@ -108,6 +108,8 @@ pub fn admit(
             netpol::network_policy,
             none,
         ),
+        "Ingress" => a.run(Subdomain, no_defaults, netpol::ingress, none),
+        "IngressClass" => a.run(Subdomain, no_defaults, netpol::ingress_class, none),
         "ConfigMap" => a.run(
             Subdomain,
             no_defaults,

@@ -32,6 +32,8 @@ pub fn definitions(kind: &str) -> Option<&'static [Column]> {
         "PersistentVolumeClaim" => PERSISTENT_VOLUME_CLAIM,
         "PersistentVolume" => PERSISTENT_VOLUME,
         "StorageClass" => STORAGE_CLASS,
+        "Ingress" => INGRESS,
+        "IngressClass" => INGRESS_CLASS,
         "Role" | "ClusterRole" => ROLE,
         "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
         _ => return None,
@@ -284,6 +286,37 @@ const PERSISTENT_VOLUME: &[Column] = &[
     string("Reason", "reason is a brief CamelCase string that describes any failure."),
     AGE,
     wide(string("VolumeMode", "volumeMode defines if a volume is intended to be used with a formatted filesystem or to remain in raw block state.")),
+];
+
+const INGRESS: &[Column] = &[
+    NAME,
+    string(
+        "Class",
+        "The name of the IngressClass resource that should be used for ingress control.",
+    ),
+    string(
+        "Hosts",
+        "Hosts that incoming requests are matched against before the ingress rule",
+    ),
+    string(
+        "Address",
+        "Address is a list containing ingress points for the load-balancer",
+    ),
+    string("Ports", "Ports of TLS configurations that open"),
+    AGE,
+];
+
+const INGRESS_CLASS: &[Column] = &[
+    NAME,
+    string(
+        "Controller",
+        "Controller that is responsible for handling this class",
+    ),
+    string(
+        "Parameters",
+        "A reference to a resource with additional parameters",
+    ),
+    AGE,
 ];
 
 const STORAGE_CLASS: &[Column] = &[

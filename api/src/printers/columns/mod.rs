@@ -283,6 +283,60 @@ pub fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
                 created,
             ]
         }
+        "Ingress" => {
+            let rules = list(o, "/spec/rules");
+            let mut hosts: Vec<&str> = rules
+                .iter()
+                .map(|r| text(r, "/host"))
+                .filter(|h| !h.is_empty())
+                .collect();
+            hosts.dedup();
+            let hosts = if hosts.is_empty() {
+                "*".to_string()
+            } else {
+                hosts.join(",")
+            };
+            let addresses: Vec<&str> = list(o, "/status/loadBalancer/ingress")
+                .iter()
+                .map(|i| match text(i, "/ip") {
+                    "" => text(i, "/hostname"),
+                    ip => ip,
+                })
+                .collect();
+            let ports = if list(o, "/spec/tls").is_empty() {
+                "80"
+            } else {
+                "80, 443"
+            };
+            vec![
+                name,
+                or_none(text(o, "/spec/ingressClassName")).into(),
+                hosts.into(),
+                addresses.join(",").into(),
+                ports.into(),
+                created,
+            ]
+        }
+        "IngressClass" => {
+            let params = match o.pointer("/spec/parameters") {
+                Some(p) => {
+                    let group = text(p, "/apiGroup");
+                    let kind = if group.is_empty() {
+                        text(p, "/kind").to_string()
+                    } else {
+                        format!("{}.{group}", text(p, "/kind"))
+                    };
+                    format!("{kind}/{}", text(p, "/name"))
+                }
+                None => "<none>".to_string(),
+            };
+            vec![
+                name,
+                text(o, "/spec/controller").into(),
+                params.into(),
+                created,
+            ]
+        }
         "StorageClass" => {
             let default = o
                 .pointer("/metadata/annotations/storageclass.kubernetes.io~1is-default-class")

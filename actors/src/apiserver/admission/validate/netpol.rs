@@ -170,3 +170,114 @@ pub(crate) fn network_policy(np: &NetworkPolicy, errs: &mut Errors) {
         );
     }
 }
+
+/// Ingress: each path's `pathType` and backend as Kubernetes checks them
+/// (`ValidateIngressSpec`), and a rule, TLS or default backend at all.
+pub(crate) fn ingress(ing: &k8s_openapi::api::networking::v1::Ingress, errs: &mut Errors) {
+    let Some(s) = &ing.spec else {
+        return errs.required("spec", "");
+    };
+    let rules = s.rules.as_deref().unwrap_or_default();
+    if rules.is_empty() && s.default_backend.is_none() {
+        errs.invalid(
+            "spec.rules",
+            "[]",
+            "either `defaultBackend` or `rules` must be specified",
+        );
+    }
+    if let Some(b) = &s.default_backend {
+        ingress_backend("spec.defaultBackend", b, errs);
+    }
+    for (i, r) in rules.iter().enumerate() {
+        let rp = format!("spec.rules[{i}]");
+        if let Some(host) = r.host.as_deref().filter(|h| !h.is_empty()) {
+            let bare = host.strip_prefix("*.").unwrap_or(host);
+            if host.parse::<std::net::IpAddr>().is_ok() {
+                errs.invalid(
+                    &format!("{rp}.host"),
+                    q(host),
+                    "must be a DNS name, not an IP address",
+                );
+            } else if ferry_api::resources::check_dns_subdomain("host", bare).is_err() {
+                errs.invalid(
+                    &format!("{rp}.host"),
+                    q(host),
+                    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+                );
+            }
+        }
+        let Some(http) = &r.http else { continue };
+        if http.paths.is_empty() {
+            errs.required(&format!("{rp}.http.paths"), "");
+        }
+        for (j, p) in http.paths.iter().enumerate() {
+            let pp = format!("{rp}.http.paths[{j}]");
+            let types = ["Exact", "ImplementationSpecific", "Prefix"];
+            match p.path_type.as_str() {
+                "" => errs.required(&format!("{pp}.pathType"), "pathType must be specified"),
+                t if !types.contains(&t) => {
+                    errs.not_supported(&format!("{pp}.pathType"), t, &types)
+                }
+                t => {
+                    let path = p.path.as_deref().unwrap_or_default();
+                    if t != "ImplementationSpecific" && !path.starts_with('/') {
+                        errs.invalid(&format!("{pp}.path"), q(path), "must be an absolute path");
+                    }
+                }
+            }
+            ingress_backend(&format!("{pp}.backend"), &p.backend, errs);
+        }
+    }
+}
+
+fn ingress_backend(
+    path: &str,
+    b: &k8s_openapi::api::networking::v1::IngressBackend,
+    errs: &mut Errors,
+) {
+    match (&b.service, &b.resource) {
+        (Some(_), Some(_)) => {
+            errs.invalid(path, "", "cannot set both resource and service backends")
+        }
+        (None, None) => errs.invalid(path, "", "resource or service backend is required"),
+        (Some(svc), None) => {
+            if svc.name.is_empty() {
+                errs.required(&format!("{path}.service.name"), "");
+            }
+            match &svc.port {
+                None => errs.required(&format!("{path}.service.port"), ""),
+                Some(p) => match (&p.name, p.number) {
+                    (Some(_), Some(_)) => errs.invalid(
+                        &format!("{path}.service.port"),
+                        "",
+                        "cannot set both port name & port number",
+                    ),
+                    (None, None) => errs.invalid(
+                        &format!("{path}.service.port"),
+                        "",
+                        "port name or number is required",
+                    ),
+                    (None, Some(n)) if !(1..=65535).contains(&n) => errs.invalid(
+                        &format!("{path}.service.port.number"),
+                        n,
+                        "must be between 1 and 65535, inclusive",
+                    ),
+                    _ => {}
+                },
+            }
+        }
+        (None, Some(_)) => {}
+    }
+}
+
+/// IngressClass: a controller name is required.
+pub(crate) fn ingress_class(c: &k8s_openapi::api::networking::v1::IngressClass, errs: &mut Errors) {
+    if c.spec
+        .as_ref()
+        .and_then(|s| s.controller.as_deref())
+        .unwrap_or_default()
+        .is_empty()
+    {
+        errs.required("spec.controller", "");
+    }
+}
