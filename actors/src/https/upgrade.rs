@@ -158,8 +158,10 @@ pub fn rewrite_spdy_head(head: &[u8]) -> Option<Vec<u8>> {
         if name.eq_ignore_ascii_case("upgrade") && value.trim().eq_ignore_ascii_case("SPDY/3.1") {
             at = Some(i);
         }
-        if name.eq_ignore_ascii_case("transfer-encoding")
-            || name.eq_ignore_ascii_case("content-length")
+        // Go sends `Content-Length: 0` with every bodiless POST.
+        let body = name.eq_ignore_ascii_case("content-length") && value.trim() != "0";
+        if body
+            || name.eq_ignore_ascii_case("transfer-encoding")
             || name.eq_ignore_ascii_case(SPDY_MARK)
         {
             return None;
@@ -309,13 +311,14 @@ mod tests {
     #[test]
     fn rewrites_only_spdy_upgrades() {
         let spdy = "POST /api/v1/namespaces/a/pods/p/exec?command=ls HTTP/1.1\r\nHost: x\r\n\
-                    Connection: Upgrade\r\nupgrade: spdy/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n";
+                    Connection: Upgrade\r\nupgrade: spdy/3.1\r\nContent-Length: 0\r\n\
+                    X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n";
         let out = String::from_utf8(rewrite_spdy_head(spdy.as_bytes()).unwrap()).unwrap();
         assert_eq!(
             out,
             "POST /api/v1/namespaces/a/pods/p/exec?command=ls HTTP/1.1\r\nHost: x\r\n\
              Connection: Upgrade\r\nUpgrade: websocket\r\nx-ferry-upgrade: SPDY/3.1\r\n\
-             X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n"
+             Content-Length: 0\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n"
         );
         let cases: &[(&str, &str)] = &[
             (
