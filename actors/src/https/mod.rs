@@ -81,7 +81,10 @@ impl Https {
         // connection reads through `upgrade::Sniff` (direct SPDY upgrades).
         let mut tls = tls;
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let server = actix_server::Server::build()
+        let builder = actix_server::Server::build();
+        // Open connections hear of a stop (HTTP/1.1 ones idle in keep-alive close).
+        let stopping = builder.graceful_shutdown_signal();
+        let server = builder
             .workers(workers)
             .disable_signals()
             .shutdown_timeout(1)
@@ -96,7 +99,15 @@ impl Https {
                         .map_err(|e: actix_web::Error| e.error_response()),
                     |_| actix_web::dev::AppConfig::default(),
                 );
+                let stopping = stopping.clone();
+                // HttpServer's defaults.
                 let http = actix_http::HttpService::build()
+                    .client_request_timeout(std::time::Duration::from_secs(5))
+                    .client_disconnect_timeout(std::time::Duration::from_secs(1))
+                    .graceful_shutdown_signal(move || {
+                        let s = stopping.clone();
+                        async move { s.notified().await }
+                    })
                     .on_connect_ext(|io: &upgrade::Sniff<Tls>, ext| remember_identity(io, ext))
                     .finish(app)
                     .map_err(|e| tracing::debug!(error = ?e, "HTTPS connection"));
