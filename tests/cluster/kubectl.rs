@@ -1309,7 +1309,9 @@ fn run_code(
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap_or_else(|e| panic!("starting {program}: {e}"));
+    let mut child = c
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {program}: {e}"));
     if let Some(text) = input {
         let mut stdin = child.stdin.take().expect("stdin");
         stdin.write_all(text.as_bytes()).expect("write stdin");

@@ -317,7 +317,8 @@ mod tests {
             ..Expect::default()
         };
         // (name, protocol, expect, streams opened in order, complete after each)
-        let cases: &[(&str, &str, Expect, &[&str], &[bool])] = &[
+        type Case<'a> = (&'a str, &'a str, Expect, &'a [&'a str], &'a [bool]);
+        let cases: &[Case] = &[
             (
                 "exec -i",
                 v4,

@@ -205,7 +205,9 @@ pub fn handshake(req: &HttpRequest, server: &[&'static str]) -> Result<&'static 
     if client.is_empty() {
         return Err(HttpResponse::BadRequest()
             .content_type("text/plain; charset=utf-8")
-            .body(format!("unable to upgrade: {PROTOCOL_HEADER} is required\n")));
+            .body(format!(
+                "unable to upgrade: {PROTOCOL_HEADER} is required\n"
+            )));
     }
     negotiate(&client, server).ok_or_else(|| {
         let mut r = HttpResponse::Forbidden();
@@ -361,7 +363,10 @@ mod tests {
                 &["v3.channel.k8s.io", "v4.channel.k8s.io"],
                 Some("v3.channel.k8s.io"),
             ),
-            (&["v5.channel.k8s.io", "channel.k8s.io"], Some("channel.k8s.io")),
+            (
+                &["v5.channel.k8s.io", "channel.k8s.io"],
+                Some("channel.k8s.io"),
+            ),
             (&["portforward.k8s.io"], None),
             (&[], None),
         ];
