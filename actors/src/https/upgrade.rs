@@ -375,6 +375,36 @@ mod tests {
         }
     }
 
+    #[test]
+    fn handshake_answers_as_kubernetes_does() {
+        use actix_web::test::TestRequest;
+        let server = ["v4.channel.k8s.io", "channel.k8s.io"];
+        let req = TestRequest::default()
+            .insert_header((SPDY_MARK, "SPDY/3.1"))
+            .append_header((PROTOCOL_HEADER, "v5.channel.k8s.io"))
+            .append_header((PROTOCOL_HEADER, "v4.channel.k8s.io"))
+            .to_http_request();
+        assert!(is_spdy(&req));
+        assert_eq!(handshake(&req, &server).ok(), Some("v4.channel.k8s.io"));
+
+        let none = TestRequest::default().to_http_request();
+        assert!(!is_spdy(&none));
+        let r = handshake(&none, &server).unwrap_err();
+        assert_eq!(r.status(), 400);
+
+        let other = TestRequest::default()
+            .insert_header((PROTOCOL_HEADER, "portforward.k8s.io"))
+            .to_http_request();
+        let r = handshake(&other, &server).unwrap_err();
+        assert_eq!(r.status(), 403);
+        let accepted: Vec<_> = r
+            .headers()
+            .get_all(ACCEPTED_HEADER)
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(accepted, server);
+    }
+
     #[tokio::test]
     async fn sniff_replays_the_rewritten_head_and_the_rest() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
