@@ -76,6 +76,14 @@ impl Drop for RawMode {
     }
 }
 
+/// This terminal's size as a frame (80x24 when stdout is no terminal).
+fn window_size() -> ExecFrame {
+    let (width, height) = rustix::termios::tcgetwinsize(std::io::stdout())
+        .map(|w| (w.ws_col, w.ws_row))
+        .unwrap_or((80, 24));
+    ExecFrame::Resize { width, height }
+}
+
 /// The pod name of `pod/NAME` or `NAME`.
 pub fn pod_name(arg: &str) -> String {
     arg.strip_prefix("pod/")
@@ -85,6 +93,25 @@ pub fn pod_name(arg: &str) -> String {
 }
 
 pub async fn run(a: Args, config: Option<&Path>, namespace: Option<&str>) -> Result<ExitCode> {
+    let stdin = a.stdin;
+    let r = session(a, config, namespace).await;
+    if !stdin {
+        return r.map(ExitCode::from);
+    }
+    // The runtime would wait on its read of stdin at exit (a terminal in raw
+    // mode may never end it): leave at once, the terminal restored.
+    let _ = std::io::stdout().flush();
+    match r {
+        Ok(code) => std::process::exit(code.into()),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// Runs the command; its exit code.
+async fn session(a: Args, config: Option<&Path>, namespace: Option<&str>) -> Result<u8> {
     let client = connect(config)?;
     let api = Api {
         client: client.clone(),
@@ -114,16 +141,32 @@ pub async fn run(a: Args, config: Option<&Path>, namespace: Option<&str>) -> Res
         let input = if a.stdin {
             Some(tokio::spawn(async move {
                 use tokio::io::AsyncReadExt;
+                use tokio::signal::unix::{signal, SignalKind};
+                // A terminal's size goes first and again on every SIGWINCH.
+                let mut winch = if tty {
+                    signal(SignalKind::window_change()).ok()
+                } else {
+                    None
+                };
+                if tty && write_frame(&mut send, &window_size()).await.is_err() {
+                    return;
+                }
                 let mut stdin = tokio::io::stdin();
                 let mut buf = vec![0u8; 32 * 1024];
-                while let Ok(n) = stdin.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    if write_frame(&mut send, &ExecFrame::Stdin(buf[..n].to_vec()))
-                        .await
-                        .is_err()
-                    {
+                loop {
+                    let frame = tokio::select! {
+                        n = stdin.read(&mut buf) => match n {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => ExecFrame::Stdin(buf[..n].to_vec()),
+                        },
+                        Some(()) = async {
+                            match winch.as_mut() {
+                                Some(w) => w.recv().await,
+                                None => std::future::pending().await,
+                            }
+                        } => window_size(),
+                    };
+                    if write_frame(&mut send, &frame).await.is_err() {
                         return;
                     }
                 }
@@ -152,7 +195,7 @@ pub async fn run(a: Args, config: Option<&Path>, namespace: Option<&str>) -> Res
                     if code != 0 {
                         eprintln!("command terminated with exit code {code}");
                     }
-                    return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+                    return Ok(code.clamp(0, 255) as u8);
                 }
                 Ok(Some(ExecFrame::Error(e))) if e.code == ErrorCode::Unavailable => {
                     if Instant::now() > deadline {

@@ -237,6 +237,10 @@ pub enum ExecFrame {
     Exit(i32),
     /// The command could not run.
     Error(ApiError),
+    /// The client's terminal size (columns, rows), for a command run with a
+    /// tty. Added last, so every older frame keeps its encoding; a node that
+    /// predates it ends the session's input on it.
+    Resize { width: u16, height: u16 },
 }
 
 /// A stream a master opens to a node over its tunnel: one request frame, then

@@ -443,6 +443,20 @@ async fn exec(
                     t.write_all(&b).await.is_err() || t.flush().await.is_err()
                 }
                 (ExecFrame::StdinEnd, _, _) => true,
+                // The client's window: the terminal's size (no SIGWINCH: the
+                // terminal is not the command's controlling one).
+                (ExecFrame::Resize { width, height }, _, Some(t)) => {
+                    let size = rustix::termios::Winsize {
+                        ws_row: height,
+                        ws_col: width,
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    };
+                    if let Err(e) = rustix::termios::tcsetwinsize(&*t, size) {
+                        tracing::debug!(error = %e, "exec: setting the terminal size");
+                    }
+                    false
+                }
                 _ => false,
             };
             if failed {

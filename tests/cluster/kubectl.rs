@@ -1274,3 +1274,188 @@ spec:
     image: busybox
     command: ["sh", "-c", "sleep 6; for i in 1 2 3; do echo tick $i; sleep 1; done"]
 "#;
+
+/// A kubectl release from the Cloud SDK's versioned binaries.
+fn old_kubectl(version: &str) -> String {
+    let path = format!("/usr/lib/google-cloud-sdk/bin/kubectl.{version}");
+    assert!(
+        Path::new(&path).exists(),
+        "{path} is missing (the Cloud SDK's versioned kubectl binaries)"
+    );
+    path
+}
+
+/// Runs `program args` on `kubeconfig` with `input`; its exit code and output.
+fn run_code(
+    home: &Path,
+    program: &str,
+    kubeconfig: &str,
+    args: &[&str],
+    input: Option<&str>,
+) -> (Option<i32>, Out) {
+    let mut all = vec!["--kubeconfig", kubeconfig, "--request-timeout", "20s"];
+    all.extend_from_slice(args);
+    let mut c = Command::new(program);
+    c.args(&all)
+        .env("HOME", home)
+        .env_remove("KUBECONFIG")
+        // 1.29 and 1.30 can try WebSockets first; these runs are about SPDY.
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+    if let Some(text) = input {
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(text.as_bytes()).expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    let code = out.status.code();
+    (
+        code,
+        Out {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        },
+    )
+}
+
+/// `stty size` in `pod` through `kubectl exec -it` under a terminal of 45
+/// rows and 123 columns (`script` gives kubectl its pty).
+fn tty_size(home: &Path, program: &str, kubeconfig: &str, pod: &str) -> String {
+    let line = format!(
+        "stty rows 45 cols 123; {program} --kubeconfig {kubeconfig} exec -it {pod} -- \
+         sh -c 'sleep 0.5; stty size'"
+    );
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("HOME", home)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) on PATH");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const SPDY_PODS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: shell
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "sleep 3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: ticks
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "sleep 5; for i in 1 2 3; do echo tick $i; sleep 1; done"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_1_27_to_1_30_exec_attach_and_port_forward_over_direct_spdy() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let k = Kubectl::of_up(home, &dir);
+    let py = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 on PATH");
+    let py = String::from_utf8_lossy(&py.stdout).trim().to_string();
+    k.ok_in(&["apply", "-f", "-"], SPDY_PODS);
+    k.ok_in(&["apply", "-f", "-"], &LOOPBACK_WEB.replace("PYTHON", &py));
+    for pod in ["pod/shell", "pod/ticks", "pod/pf"] {
+        k.ok(&["wait", "--for=condition=Ready", pod, "--timeout=60s"]);
+    }
+    let cfg = k.kubeconfig.clone();
+
+    // attach (1.28): the output from now until the run ends, then success.
+    let (code, o) = run_code(home, &old_kubectl("1.28"), &cfg, &["attach", "ticks"], None);
+    assert_eq!(code, Some(0), "{}", o.stderr);
+    assert!(o.stdout.contains("tick 3\n"), "{}", o.stdout);
+
+    // exec: output, stderr, the exit code (v4's Status), stdin.
+    for v in ["1.27", "1.28", "1.29"] {
+        let kubectl = old_kubectl(v);
+        let script = "echo out; echo err >&2; exit 3";
+        let (code, o) = run_code(
+            home,
+            &kubectl,
+            &cfg,
+            &["exec", "shell", "--", "sh", "-c", script],
+            None,
+        );
+        assert_eq!(code, Some(3), "{v}: {}", o.stderr);
+        assert_eq!(o.stdout, "out\n", "{v}");
+        assert!(o.stderr.contains("err\n"), "{v}: {}", o.stderr);
+        assert!(
+            o.stderr.contains("command terminated with exit code 3"),
+            "{v}: {}",
+            o.stderr
+        );
+        let (code, o) = run_code(
+            home,
+            &kubectl,
+            &cfg,
+            &["exec", "-i", "shell", "--", "cat"],
+            Some("through stdin\n"),
+        );
+        assert_eq!(code, Some(0), "{v}: {}", o.stderr);
+        assert_eq!(o.stdout, "through stdin\n", "{v}");
+    }
+
+    // A terminal's size reaches the command: over SPDY's resize stream (1.28)
+    // and over the WebSocket's channel 4 (1.33).
+    for v in ["1.28", "1.33"] {
+        let out = tty_size(home, &old_kubectl(v), &cfg, "pod/shell");
+        assert!(out.contains("45 123"), "{v}: {out:?}");
+    }
+
+    // port-forward (1.27, 1.30): to the pod's loopback, several connections.
+    let ports = crate::procs::free_tcp_ports(2);
+    for (i, v) in ["1.27", "1.30"].into_iter().enumerate() {
+        let port = ports + i as u16;
+        let mut c = Command::new(old_kubectl(v));
+        c.args(["--kubeconfig", &cfg, "port-forward", "pod/pf"])
+            .arg(format!("{port}:8080"))
+            .env("HOME", home)
+            .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false");
+        let f = Forward::start(c, home.join(format!("pf-{v}.err")));
+        let first = wait_until(
+            "an answer through the forward",
+            Duration::from_secs(20),
+            move || async move {
+                match http_get(port, "/") {
+                    Ok(a) if a.starts_with("HTTP/1.0 200") => Ok(a),
+                    Ok(a) => Err(a),
+                    Err(e) => Err(e.to_string()),
+                }
+            },
+        )
+        .await;
+        assert!(first.contains("Directory listing"), "{v}: {first}");
+        let a = http_get(port, "/nope").unwrap();
+        assert!(a.starts_with("HTTP/1.0 404"), "{v}: {a}");
+        drop(f);
+    }
+}

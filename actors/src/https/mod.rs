@@ -16,9 +16,11 @@ pub mod content;
 mod hpa_v1;
 mod pods;
 mod portforward;
+mod remotecommand;
 pub mod route;
 mod serve;
 pub mod spdy;
+pub mod upgrade;
 
 use crate::apiserver::actor::ApiServerActor;
 use crate::{Error, Result};
@@ -77,20 +79,59 @@ impl Https {
             .metrics()
             .num_workers()
             .clamp(1, 4);
-        let server = actix_web::HttpServer::new(move || {
-            actix_web::App::new()
-                .app_data(actix_web::web::Data::from(ctx.clone()))
-                .default_service(actix_web::web::to(serve::handle))
-        })
-        .on_connect(remember_identity)
-        // Small answers go out at once (Nagle plus delayed ACKs cost ~40 ms each).
-        .tcp_nodelay(true)
-        .workers(workers)
-        .disable_signals()
-        .shutdown_timeout(1)
-        .listen_rustls_0_23(listener, tls)
-        .map_err(|source| Error::BindHttps { addr, source })?
-        .run();
+        // actix-web's `HttpServer`, assembled by hand so each HTTP/1.1
+        // connection reads through `upgrade::Sniff` (direct SPDY upgrades).
+        let mut tls = tls;
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let builder = actix_server::Server::build();
+        // Open connections hear of a stop (HTTP/1.1 ones idle in keep-alive close).
+        let stopping = builder.graceful_shutdown_signal();
+        let server = builder
+            .workers(workers)
+            .disable_signals()
+            .shutdown_timeout(1)
+            .listen("ferry-https", listener, move || {
+                use actix_service::ServiceFactoryExt;
+                let ctx = ctx.clone();
+                let app = actix_web::App::new()
+                    .app_data(actix_web::web::Data::from(ctx))
+                    .default_service(actix_web::web::to(serve::handle));
+                let app = actix_service::map_config(
+                    actix_service::IntoServiceFactory::into_factory(app)
+                        .map_err(|e: actix_web::Error| e.error_response()),
+                    |_| actix_web::dev::AppConfig::default(),
+                );
+                let stopping = stopping.clone();
+                // HttpServer's defaults.
+                let http = actix_http::HttpService::build()
+                    .client_request_timeout(std::time::Duration::from_secs(5))
+                    .client_disconnect_timeout(std::time::Duration::from_secs(1))
+                    .graceful_shutdown_signal(move || {
+                        let s = stopping.clone();
+                        async move { s.notified().await }
+                    })
+                    .on_connect_ext(|io: &upgrade::Sniff<Tls>, ext| remember_identity(io, ext))
+                    .finish(app)
+                    .map_err(|e| tracing::debug!(error = ?e, "HTTPS connection"));
+                actix_tls::accept::rustls_0_23::Acceptor::new(tls.clone())
+                    .map_init_err(|_| ())
+                    .map_err(|e| tracing::debug!(error = ?e, "TLS handshake"))
+                    .and_then(|io: Tls| async move {
+                        // Small answers go out at once (Nagle plus delayed ACKs cost ~40 ms each).
+                        let _ = io.get_ref().0.set_nodelay(true);
+                        let peer = io.get_ref().0.peer_addr().ok();
+                        let h2 = io.get_ref().1.alpn_protocol() == Some(&b"h2"[..]);
+                        let proto = if h2 {
+                            actix_http::Protocol::Http2
+                        } else {
+                            actix_http::Protocol::Http1
+                        };
+                        Ok::<_, ()>((upgrade::Sniff::new(io, !h2), proto, peer))
+                    })
+                    .and_then(http)
+            })
+            .map_err(|source| Error::BindHttps { addr, source })?
+            .run();
         let handle = server.handle();
         let task = tokio::spawn(async move {
             if let Err(e) = server.await {
@@ -113,14 +154,13 @@ impl Https {
     }
 }
 
+/// A TLS connection as accepted.
+type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+
 /// Keeps the identity a connection's client certificate names in the
 /// connection's data, where every request on it finds it.
-fn remember_identity(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
-    type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
-    let Some(stream) = conn.downcast_ref::<Tls>() else {
-        return;
-    };
-    let (_, session) = stream.get_ref();
+fn remember_identity(conn: &upgrade::Sniff<Tls>, ext: &mut actix_web::dev::Extensions) {
+    let (_, session) = conn.get_ref().get_ref();
     if let Some(who) = session.peer_certificates().and_then(tls::chain_identity) {
         ext.insert::<Identity>(who);
     }

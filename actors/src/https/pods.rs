@@ -1,15 +1,18 @@
 //! `pods/<name>/log` (a streamed text body), `pods/<name>/exec` (a
 //! WebSocket speaking `v5.channel.k8s.io` / `v4.channel.k8s.io`, as kubectl
-//! 1.30+ does) and `pods/<name>/attach` (output only: the followed log),
-//! proxied to the pod's node over its tunnel.
+//! 1.30+ does, or a direct SPDY/3.1 upgrade, kubectl 1.29 and older:
+//! [`super::remotecommand`]) and `pods/<name>/attach` (output only: the
+//! followed log), proxied to the pod's node over its tunnel.
 //!
 //! The pod is read through the pipeline first (so authorization and a missing
 //! pod answer as for any object), then a stream is opened to its node
 //! ([`crate::tunnel::open_pod_stream`]), relayed by the master holding the
 //! node's tunnel when that is another one.
 
+use super::remotecommand::{self, Expect, Out};
 use super::route::PodRoute;
 use super::serve::{run, status, Ctx};
+use super::upgrade::{self, Conn};
 use crate::apiserver::actor::Authorize;
 use crate::tunnel::open_pod_stream;
 use actix_web::http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
@@ -94,13 +97,27 @@ pub(super) async fn serve(
                 stdin: flag(&p, "stdin"),
                 tty: flag(&p, "tty"),
             };
-            exec(ctx, x, req, payload).await
+            let expect = Expect {
+                stdin: x.stdin,
+                stdout: flag(&p, "stdout"),
+                stderr: flag(&p, "stderr"),
+                tty: x.tty,
+            };
+            exec(ctx, x, expect, req, payload).await
         }
         "portforward" => super::portforward::serve(ctx, &p, &pod, req, payload).await,
         _ if flag(&p, "stdin") => status(&Status::bad_request(
             "attach with stdin is not supported: ferry keeps no container's stdin; use exec",
         )),
-        _ => attach(ctx, &p, container, req, payload).await,
+        _ => {
+            let expect = Expect {
+                stdout: flag(&p, "stdout"),
+                stderr: flag(&p, "stderr"),
+                tty: flag(&p, "tty"),
+                ..Expect::default()
+            };
+            attach(ctx, &p, container, expect, req, payload).await
+        }
     }
 }
 
@@ -247,11 +264,20 @@ fn subprotocol(req: &HttpRequest) -> Option<&'static str> {
         .find(|p| offered.iter().any(|o| o == p))
 }
 
-async fn exec(ctx: &Ctx, x: ExecRequest, req: &HttpRequest, payload: web::Payload) -> HttpResponse {
+async fn exec(
+    ctx: &Ctx,
+    x: ExecRequest,
+    expect: Expect,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    if upgrade::is_spdy(req) {
+        return exec_spdy(ctx, x, expect, req, payload).await;
+    }
     let Some(proto) = subprotocol(req) else {
         return status(&Status::bad_request(
             "exec needs a WebSocket upgrade with subprotocol v5.channel.k8s.io or v4.channel.k8s.io \
-             (kubectl 1.30 or newer; SPDY is not served)",
+             (kubectl 1.30 or newer) or an upgrade to SPDY/3.1",
         ));
     };
     let v5 = proto.starts_with("v5");
@@ -284,15 +310,25 @@ async fn attach(
     ctx: &Ctx,
     p: &PodRoute,
     container: Option<String>,
+    expect: Expect,
     req: &HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let Some(proto) = subprotocol(req) else {
+    let spdy = if upgrade::is_spdy(req) {
+        match upgrade::handshake(req, &remotecommand::PROTOCOLS) {
+            Ok(p) => Some(p),
+            Err(r) => return r,
+        }
+    } else {
+        None
+    };
+    let proto = subprotocol(req);
+    if spdy.is_none() && proto.is_none() {
         return status(&Status::bad_request(
             "attach needs a WebSocket upgrade with subprotocol v5.channel.k8s.io or v4.channel.k8s.io \
-             (kubectl 1.30 or newer; SPDY is not served)",
+             (kubectl 1.30 or newer) or an upgrade to SPDY/3.1",
         ));
-    };
+    }
     let logs = ApiRequest::PodLogs(LogsRequest {
         namespace: p.namespace.clone(),
         name: p.name.clone(),
@@ -307,6 +343,14 @@ async fn attach(
         Ok(s) => s,
         Err(e) => return status(&node_status(e)),
     };
+    if let Some(protocol) = spdy {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        actix_web::rt::spawn(attach_output(stream, tx));
+        let (resp, conn) = Conn::spdy(payload, protocol);
+        actix_web::rt::spawn(remotecommand::run(conn, protocol, expect, rx, None));
+        return resp;
+    }
+    let proto = proto.unwrap_or_default();
     let (mut resp, session, msgs) = match actix_ws::handle(req, payload) {
         Ok(x) => x,
         Err(e) => return status(&Status::bad_request(format!("WebSocket handshake: {e}"))),
@@ -315,6 +359,99 @@ async fn attach(
         .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(proto));
     actix_web::rt::spawn(run_attach(stream, session, msgs));
     resp
+}
+
+/// exec over a direct SPDY upgrade: the node's frames as [`Out`], the
+/// client's input and sizes as frames to the node.
+async fn exec_spdy(
+    ctx: &Ctx,
+    x: ExecRequest,
+    expect: Expect,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let protocol = match upgrade::handshake(req, &remotecommand::PROTOCOLS) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let command = x.command.clone();
+    let stream = match open_pod_stream(
+        &ctx.store,
+        &ctx.tunnels,
+        &ctx.relay,
+        &ApiRequest::PodExec(x),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => return status(&node_status(e)),
+    };
+    let crate::tunnel::PodStream {
+        mut to,
+        mut from,
+        _relay,
+    } = stream;
+    let (in_tx, mut in_rx) = tokio::sync::mpsc::unbounded_channel::<ExecFrame>();
+    actix_web::rt::spawn(async move {
+        while let Some(f) = in_rx.recv().await {
+            if write_frame(&mut to, &f).await.is_err() {
+                break;
+            }
+        }
+        let _ = write_frame(&mut to, &ExecFrame::StdinEnd).await;
+    });
+    let (out_tx, out_rx) = tokio::sync::mpsc::channel(16);
+    actix_web::rt::spawn(async move {
+        let _relay = _relay;
+        let end = loop {
+            let out = match read_frame::<_, ExecFrame>(&mut from, MAX_FRAME).await {
+                Ok(Some(ExecFrame::Stdout(b))) => Out::Stdout(b),
+                Ok(Some(ExecFrame::Stderr(b))) => Out::Stderr(b),
+                Ok(Some(ExecFrame::Exit(code))) => break exit_status(&command, code),
+                Ok(Some(ExecFrame::Error(e))) => break node_status(e).to_json(),
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => {
+                    break Status::internal(
+                        "the exec stream from the node ended without an exit code",
+                    )
+                    .to_json()
+                }
+            };
+            if out_tx.send(out).await.is_err() {
+                return;
+            }
+        };
+        let _ = out_tx.send(Out::End(end)).await;
+    });
+    let (resp, conn) = Conn::spdy(payload, protocol);
+    actix_web::rt::spawn(remotecommand::run(
+        conn,
+        protocol,
+        expect,
+        out_rx,
+        Some(in_tx),
+    ));
+    resp
+}
+
+/// A followed log as attach's output, then its end.
+async fn attach_output(stream: crate::tunnel::PodStream, out: tokio::sync::mpsc::Sender<Out>) {
+    let crate::tunnel::PodStream {
+        mut to, mut from, ..
+    } = stream;
+    let _ = to.finish();
+    let end = loop {
+        match read_frame::<_, Result<Vec<u8>, ApiError>>(&mut from, MAX_FRAME).await {
+            Ok(Some(Ok(b))) => {
+                if !b.is_empty() && out.send(Out::Stdout(b)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(Some(Err(e))) => break node_status(e).to_json(),
+            Ok(None) | Err(_) => break json!({ "metadata": {}, "status": "Success" }),
+        }
+    };
+    let _ = out.send(Out::End(end)).await;
 }
 
 async fn run_attach(
@@ -385,8 +522,10 @@ async fn run_exec(
             let frame = match channel {
                 STDIN => ExecFrame::Stdin(rest.to_vec()),
                 CLOSE if v5 && rest.first() == Some(&STDIN) => ExecFrame::StdinEnd,
-                // Window sizes: ferry's exec has no resizable terminal yet.
-                RESIZE => continue,
+                RESIZE => match remotecommand::parse_size(rest) {
+                    Some(f) => f,
+                    None => continue,
+                },
                 _ => continue,
             };
             let end = matches!(frame, ExecFrame::StdinEnd);

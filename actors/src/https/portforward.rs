@@ -1,6 +1,8 @@
-//! `pods/<name>/portforward`: SPDY/3.1 tunnelled over a WebSocket (subprotocol
-//! `SPDY/3.1+portforward.k8s.io`, kubectl 1.31+), as the API server's
-//! tunnelling handler accepts it.
+//! `pods/<name>/portforward`: SPDY/3.1, either tunnelled over a WebSocket
+//! (subprotocol `SPDY/3.1+portforward.k8s.io`, kubectl 1.31+), as the API
+//! server's tunnelling handler accepts it, or over a direct upgrade
+//! (`Upgrade: SPDY/3.1`, protocol `portforward.k8s.io`, kubectl 1.30 and
+//! older; see [`super::upgrade`]).
 //!
 //! kubectl opens two streams per forwarded connection, paired by `requestID`:
 //! an error stream (it reads a message there when the forward fails) and a
@@ -8,13 +10,11 @@
 //! the pod's node ([`open_pod_stream`]), which connects to the port on the
 //! pod's loopback; bytes are copied both ways. The error stream is finished
 //! when the forward ends, as kubectl waits for it.
-//!
-//! Direct SPDY upgrades (kubectl 1.30 and older, `Upgrade: SPDY/3.1`) are not
-//! served: actix-web hands a handler no raw connection for them.
 
 use super::route::PodRoute;
 use super::serve::{status, Ctx};
 use super::spdy::{self, Decoder, Encoder, Frame, Pairs};
+use super::upgrade::{self, Conn};
 use crate::tunnel::{open_pod_stream, PodStream};
 use actix_web::http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -27,6 +27,8 @@ use tokio::sync::mpsc;
 
 /// The WebSocket subprotocol kubectl offers for tunnelled SPDY port forwarding.
 pub const TUNNELED_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
+/// The stream protocol of a direct SPDY upgrade.
+pub const PROTOCOL: &str = "portforward.k8s.io";
 
 /// Bytes per DATA frame sent to kubectl.
 const CHUNK: usize = 32 * 1024;
@@ -54,18 +56,24 @@ pub(super) async fn serve(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
+    let spdy = upgrade::is_spdy(req);
     let offered = req
         .headers()
         .get_all(SEC_WEBSOCKET_PROTOCOL)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|o| o.trim() == TUNNELED_PROTOCOL);
-    if !offered {
+    if !offered && !spdy {
         return status(&Status::bad_request(format!(
             "port-forward needs a WebSocket upgrade with subprotocol {TUNNELED_PROTOCOL} \
-             (kubectl 1.31 or newer; 1.30 with KUBECTL_PORT_FORWARD_WEBSOCKETS=true); \
-             direct SPDY upgrades are not served"
+             (kubectl 1.31 or newer; 1.30 with KUBECTL_PORT_FORWARD_WEBSOCKETS=true) \
+             or an upgrade to SPDY/3.1"
         )));
+    }
+    if spdy {
+        if let Err(r) = upgrade::handshake(req, &[PROTOCOL]) {
+            return r;
+        }
     }
     if pod.pointer("/status/phase").and_then(Value::as_str) != Some("Running") {
         let phase = pod
@@ -76,14 +84,20 @@ pub(super) async fn serve(
             "unable to forward port because pod is not running. Current status={phase}"
         )));
     }
-    let (mut resp, session, msgs) = match actix_ws::handle(req, payload) {
-        Ok(x) => x,
-        Err(e) => return status(&Status::bad_request(format!("WebSocket handshake: {e}"))),
+    let (resp, conn) = if spdy {
+        Conn::spdy(payload, PROTOCOL)
+    } else {
+        let (mut resp, session, msgs) = match actix_ws::handle(req, payload) {
+            Ok(x) => x,
+            Err(e) => return status(&Status::bad_request(format!("WebSocket handshake: {e}"))),
+        };
+        resp.headers_mut().insert(
+            SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(TUNNELED_PROTOCOL),
+        );
+        let msgs = msgs.max_frame_size(spdy::MAX_LENGTH + 8);
+        (resp, Conn::Ws { session, msgs })
     };
-    resp.headers_mut().insert(
-        SEC_WEBSOCKET_PROTOCOL,
-        HeaderValue::from_static(TUNNELED_PROTOCOL),
-    );
     let target = Target {
         ctx: ctx.clone(),
         namespace: p.namespace.clone(),
@@ -94,11 +108,7 @@ pub(super) async fn serve(
             .unwrap_or_default()
             .to_string(),
     };
-    actix_web::rt::spawn(session_loop(
-        target,
-        session,
-        msgs.max_frame_size(spdy::MAX_LENGTH + 8),
-    ));
+    actix_web::rt::spawn(session_loop(target, conn));
     resp
 }
 
@@ -111,12 +121,8 @@ struct Target {
     uid: String,
 }
 
-/// Runs one SPDY connection over the WebSocket until either side ends it.
-async fn session_loop(
-    target: Target,
-    mut ws: actix_ws::Session,
-    mut msgs: actix_ws::MessageStream,
-) {
+/// Runs one SPDY connection until either side ends it.
+async fn session_loop(target: Target, mut conn: Conn) {
     let mut dec = Decoder::default();
     let mut enc = Encoder::default();
     let mut pairs = Pairs::default();
@@ -125,23 +131,8 @@ async fn session_loop(
     'session: loop {
         let mut replies: Vec<Frame> = Vec::new();
         tokio::select! {
-            msg = msgs.recv() => {
-                let bytes = match msg {
-                    Some(Ok(actix_ws::Message::Binary(b))) => b,
-                    Some(Ok(actix_ws::Message::Continuation(
-                        actix_ws::Item::FirstBinary(b)
-                        | actix_ws::Item::Continue(b)
-                        | actix_ws::Item::Last(b),
-                    ))) => b,
-                    Some(Ok(actix_ws::Message::Ping(p))) => {
-                        if ws.pong(&p).await.is_err() {
-                            break;
-                        }
-                        continue;
-                    }
-                    Some(Ok(actix_ws::Message::Close(_))) | Some(Err(_)) | None => break,
-                    Some(Ok(_)) => continue,
-                };
+            bytes = conn.recv() => {
+                let Some(bytes) = bytes else { break };
                 dec.push(&bytes);
                 loop {
                     let frame = match dec.next_frame() {
@@ -221,7 +212,7 @@ async fn session_loop(
             },
         }
         for f in replies {
-            if ws.binary(enc.encode(&f)).await.is_err() {
+            if conn.send(enc.encode(&f)).await.is_err() {
                 break 'session;
             }
         }
@@ -229,12 +220,7 @@ async fn session_loop(
     for (_, r) in running {
         r.task.abort();
     }
-    let _ = ws
-        .close(Some(actix_ws::CloseReason {
-            code: actix_ws::CloseCode::Normal,
-            description: None,
-        }))
-        .await;
+    conn.close().await;
 }
 
 /// A stream's last DATA frame: `data`, then FIN.
