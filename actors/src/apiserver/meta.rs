@@ -185,6 +185,7 @@ pub fn has_status_subresource(res: &Resource) -> bool {
             | "NetworkPolicy"
             | "Lease"
             | "PriorityClass"
+            | "ControllerRevision"
     )
 }
 
