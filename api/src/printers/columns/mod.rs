@@ -226,12 +226,7 @@ pub fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
         "Namespace" => vec![name, text(o, "/status/phase").into(), created],
         "Node" => node(o, created),
         "Lease" => vec![name, text(o, "/spec/holderIdentity").into(), created],
-        "ControllerRevision" => vec![
-            name,
-            controller_name(o).into(),
-            n("/revision"),
-            created,
-        ],
+        "ControllerRevision" => vec![name, controller_name(o).into(), n("/revision"), created],
         "PriorityClass" => vec![
             name,
             int(o, "/value").into(),
@@ -472,7 +467,9 @@ fn controller_name(o: &Value) -> String {
     let Some(r) = owner else {
         return "<none>".to_string();
     };
-    let group = text(r, "/apiVersion").rsplit_once('/').map_or("", |(g, _)| g);
+    let group = text(r, "/apiVersion")
+        .rsplit_once('/')
+        .map_or("", |(g, _)| g);
     let kind = text(r, "/kind").to_ascii_lowercase();
     let kind = if group.is_empty() {
         kind

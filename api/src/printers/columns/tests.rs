@@ -647,8 +647,10 @@ fn controller_revisions() {
         json!({"metadata": m, "data": {}, "revision": revision})
     };
     let ds = json!([{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent", "uid": "u1", "controller": true}]);
-    let core = json!([{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u2", "controller": true}]);
-    let not_controller = json!([{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "u3"}]);
+    let core =
+        json!([{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u2", "controller": true}]);
+    let not_controller =
+        json!([{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "u3"}]);
     assert_eq!(
         rows(
             "controllerrevisions",
