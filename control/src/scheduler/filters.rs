@@ -75,7 +75,7 @@ pub(crate) fn feasible(pod: &PodInfo, cluster: &[NodeInfo], start: usize) -> Fou
 }
 
 /// The reasons of the first failing filter for `node`; empty when it fits.
-fn run(
+pub(crate) fn run(
     pod: &PodInfo,
     node: &NodeInfo,
     spread: &spread::FilterState,

@@ -179,7 +179,10 @@ pub(crate) struct FilterState {
 
 impl FilterState {
     /// Counts the domains the filter needs, over every pod in the cluster.
-    pub(crate) fn new(pod: &Pod, cluster: &[NodeInfo]) -> FilterState {
+    pub(crate) fn new<'a>(
+        pod: &Pod,
+        cluster: impl IntoIterator<Item = &'a NodeInfo>,
+    ) -> FilterState {
         let affinity = required(pod, Kind::Affinity);
         let anti = required(pod, Kind::AntiAffinity);
         let mut s = FilterState {

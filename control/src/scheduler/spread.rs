@@ -114,6 +114,11 @@ impl Constraint {
     }
 }
 
+/// Whether `pod` has a `DoNotSchedule` spread constraint.
+pub(crate) fn has_hard_constraints(pod: &Pod) -> bool {
+    !constraints(pod, "DoNotSchedule").is_empty()
+}
+
 /// `pod`'s own constraints with `whenUnsatisfiable == when`.
 fn constraints(pod: &Pod, when: &str) -> Vec<Constraint> {
     let all = pod
@@ -145,10 +150,13 @@ pub(crate) struct FilterState {
 
 impl FilterState {
     /// Counts matching pods per domain over the nodes that take part.
-    pub(crate) fn new(pod: &Pod, cluster: &[NodeInfo]) -> FilterState {
+    pub(crate) fn new<'a>(
+        pod: &Pod,
+        cluster: impl IntoIterator<Item = &'a NodeInfo>,
+    ) -> FilterState {
         let constraints = constraints(pod, "DoNotSchedule");
         let mut counts = vec![HashMap::new(); constraints.len()];
-        for node in cluster.iter().filter(|n| has_keys(n, &constraints)) {
+        for node in cluster.into_iter().filter(|n| has_keys(n, &constraints)) {
             for (c, m) in constraints.iter().zip(counts.iter_mut()) {
                 if let (true, Some(v)) = (c.includes(pod, node), node.label(&c.key)) {
                     *m.entry(v.to_string()).or_insert(0) += c.count_on(pod, node);
