@@ -94,7 +94,10 @@ fn workload(names: &[String]) -> Result<(&'static Resource, String)> {
 async fn owned_revisions(api: &Api, ns: Option<&str>, set: &Value) -> Result<Vec<Value>> {
     let cr = resources::by_cli_name("controllerrevisions").expect("controllerrevisions served");
     let (items, _) = api.list(cr, ns, &ListOptions::default()).await?;
-    Ok(items.into_iter().filter(|r| controlled_by(r, set)).collect())
+    Ok(items
+        .into_iter()
+        .filter(|r| controlled_by(r, set))
+        .collect())
 }
 
 fn controlled_by(o: &Value, owner: &Value) -> bool {
@@ -528,7 +531,11 @@ mod tests {
 
     #[test]
     fn daemonset_history_and_undo_use_controller_revisions() {
-        let revs = [cr(3, "agent:3", Some("set image")), cr(1, "agent:1", None), cr(2, "agent:2", None)];
+        let revs = [
+            cr(3, "agent:3", Some("set image")),
+            cr(1, "agent:1", None),
+            cr(2, "agent:2", None),
+        ];
         assert_eq!(
             revisions_table(&revs),
             "REVISION  CHANGE-CAUSE\n1         <none>\n2         <none>\n3         set image\n"
@@ -539,7 +546,10 @@ mod tests {
         let (n, patch) = revision_undo(&set, &revs, 0).unwrap();
         assert_eq!(n, 2);
         assert_eq!(patch.unwrap(), revs[2]["data"]);
-        assert_eq!(revision_undo(&set, &revs, 1).unwrap().1, Some(revs[1]["data"].clone()));
+        assert_eq!(
+            revision_undo(&set, &revs, 1).unwrap().1,
+            Some(revs[1]["data"].clone())
+        );
         assert_eq!(revision_undo(&set, &revs, 3).unwrap(), (3, None));
         let e = revision_undo(&set, &revs, 7).unwrap_err().to_string();
         assert_eq!(e, "unable to find specified revision 7 in history");

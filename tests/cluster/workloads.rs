@@ -861,17 +861,25 @@ async fn kubectl_rolls_a_daemonset_back_by_its_controller_revisions() {
     );
     assert!(table.contains("daemonset.apps/agent"), "{table}");
     let first = agent_revisions(&k);
-    assert_eq!(first.values().copied().collect::<Vec<_>>(), [1], "{first:?}");
+    assert_eq!(
+        first.values().copied().collect::<Vec<_>>(),
+        [1],
+        "{first:?}"
+    );
     let (v1_name, _) = first.into_iter().next().unwrap();
     let v1_hash = v1_name.strip_prefix("agent-").unwrap().to_string();
     let pods = agent_versions(&k).unwrap();
-    assert!(pods.iter().all(|(v, h)| v == "1" && *h == v1_hash), "{pods:?}");
+    assert!(
+        pods.iter().all(|(v, h)| v == "1" && *h == v1_hash),
+        "{pods:?}"
+    );
 
     // A new template: revision 2, rolled onto both nodes.
     k.ok(&["set", "env", "daemonset/agent", "VERSION=2"]);
     k.ok(&["rollout", "status", "daemonset/agent", "--timeout=90s"]);
     wait_until("both pods on VERSION=2", T, || {
         let r = agent_versions(&k);
+        let v1_hash = v1_hash.clone();
         async move {
             match r {
                 Ok(p) if p.iter().all(|(v, h)| v == "2" && *h != v1_hash) => Ok(()),
@@ -897,13 +905,13 @@ async fn kubectl_rolls_a_daemonset_back_by_its_controller_revisions() {
     assert!(out.contains("daemonset.apps/agent rolled back"), "{out}");
     let ds = k.json(&["get", "daemonset", "agent"]);
     assert_eq!(
-        ds["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"],
-        "1",
+        ds["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "1",
         "{ds}"
     );
     k.ok(&["rollout", "status", "daemonset/agent", "--timeout=90s"]);
     wait_until("both pods back on VERSION=1", T, || {
         let r = agent_versions(&k);
+        let v1_hash = v1_hash.clone();
         async move {
             match r {
                 Ok(p) if p.iter().all(|(v, h)| v == "1" && *h == v1_hash) => Ok(()),
@@ -926,5 +934,8 @@ async fn kubectl_rolls_a_daemonset_back_by_its_controller_revisions() {
     .await;
     // Undo to a revision that is not there names it, as kubectl does.
     let err = k.fails(&["rollout", "undo", "daemonset/agent", "--to-revision=9"]);
-    assert!(err.contains("unable to find specified revision 9 in history"), "{err}");
+    assert!(
+        err.contains("unable to find specified revision 9 in history"),
+        "{err}"
+    );
 }

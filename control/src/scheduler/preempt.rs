@@ -73,9 +73,11 @@ impl Preemptor<'_> {
     /// Whether the pod passes every filter on `node`, standing in for
     /// `cluster[i]`.
     fn fits(&self, i: usize, node: &NodeInfo) -> bool {
-        if self.simple {
-            return filters::node_ports(self.info.pod, node).is_none()
-                && filters::resources_fit(&self.info, node).is_empty();
+        // Ports and resources first: they alone need no cluster-wide view.
+        let room = filters::node_ports(self.info.pod, node).is_none()
+            && filters::resources_fit(&self.info, node).is_empty();
+        if self.simple || !room {
+            return room;
         }
         let view = || {
             self.cluster

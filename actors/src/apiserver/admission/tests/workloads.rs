@@ -575,9 +575,24 @@ fn controller_revisions() {
         "ControllerRevision",
         &rev,
         vec![
-            ("/data", Value::Null, "data", "Required value: data is mandatory"),
-            ("/revision", json!(-1), "revision", "must be greater than or equal to 0"),
-            ("/metadata/name", json!("Agent_1"), "metadata.name", "Invalid value"),
+            (
+                "/data",
+                Value::Null,
+                "data",
+                "Required value: data is mandatory",
+            ),
+            (
+                "/revision",
+                json!(-1),
+                "revision",
+                "must be greater than or equal to 0",
+            ),
+            (
+                "/metadata/name",
+                json!("Agent_1"),
+                "metadata.name",
+                "Invalid value",
+            ),
         ],
     );
     // The revision number may change; the data may not.
