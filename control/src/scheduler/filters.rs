@@ -75,7 +75,7 @@ pub(crate) fn feasible(pod: &PodInfo, cluster: &[NodeInfo], start: usize) -> Fou
 }
 
 /// The reasons of the first failing filter for `node`; empty when it fits.
-pub(crate) fn run(
+fn run(
     pod: &PodInfo,
     node: &NodeInfo,
     spread: &spread::FilterState,

@@ -3,9 +3,11 @@
 //!
 //! On each node that passes the filters preemption cannot change
 //! (readiness, cordon, taints, node affinity), every lower-priority pod is
-//! taken off and the whole filter chain — resources, host ports, topology
-//! spread, inter-pod affinity and anti-affinity — runs for the node as it
-//! would then be, with the rest of the cluster as it is. If the pod fits,
+//! taken off and the filters it can change — resources, host ports, topology
+//! spread, inter-pod affinity and anti-affinity — run for the node as it
+//! would then be, with the rest of the cluster as it is (the cluster-wide
+//! spread and affinity counts taken once, and adjusted for the pods that
+//! leave, as kube-scheduler's `RemovePod` extensions do). If the pod fits,
 //! the removed pods are given back (reprieved) most important first — those
 //! whose eviction would break a PodDisruptionBudget before the others —
 //! while it still fits; what is left are the victims. Among the candidate
@@ -67,11 +69,16 @@ struct Preemptor<'a> {
     /// has no hard spread constraint: only ports and resources can change
     /// when pods leave a node.
     simple: bool,
+    /// The spread and inter-pod affinity counts over the whole cluster
+    /// (PreFilter), adjusted per node as pods leave it.
+    spread: spread::FilterState,
+    interpod: interpod::FilterState,
 }
 
 impl Preemptor<'_> {
-    /// Whether the pod passes every filter on `node`, standing in for
-    /// `cluster[i]`.
+    /// Whether the pod passes the filters pods leaving can change — ports,
+    /// resources, topology spread, inter-pod affinity — on `node`, standing
+    /// in for `cluster[i]` with some of its pods gone.
     fn fits(&self, i: usize, node: &NodeInfo) -> bool {
         // Ports and resources first: they alone need no cluster-wide view.
         let room = filters::node_ports(self.info.pod, node).is_none()
@@ -79,15 +86,20 @@ impl Preemptor<'_> {
         if self.simple || !room {
             return room;
         }
-        let view = || {
-            self.cluster
-                .iter()
-                .enumerate()
-                .map(move |(j, n)| if j == i { node } else { n })
-        };
-        let spread = spread::FilterState::new(self.info.pod, view());
-        let interpod = interpod::FilterState::new(self.info.pod, view());
-        filters::run(&self.info, node, &spread, &interpod).is_empty()
+        let pod = self.info.pod;
+        let original = &self.cluster[i];
+        let removed: Vec<Arc<Pod>> = original
+            .pods
+            .iter()
+            .filter(|p| !node.pods.iter().any(|q| Arc::ptr_eq(p, q)))
+            .cloned()
+            .collect();
+        self.spread.filter_replaced(pod, original, node).is_none()
+            && self
+                .interpod
+                .without(pod, original, &removed)
+                .filter(node)
+                .is_none()
     }
 }
 
@@ -210,12 +222,26 @@ pub(crate) fn preempt(
     if !may_preempt(pod) {
         return None;
     }
+    let simple = !interpod::has_terms(pod)
+        && !spread::has_hard_constraints(pod)
+        && cluster.iter().all(|n| n.with_affinity.is_empty());
+    let (spread, interpod) = if simple {
+        (
+            spread::FilterState::new(pod, &[]),
+            interpod::FilterState::new(pod, &[]),
+        )
+    } else {
+        (
+            spread::FilterState::new(pod, cluster),
+            interpod::FilterState::new(pod, cluster),
+        )
+    };
     let p = Preemptor {
         info: PodInfo::new(pod),
         cluster,
-        simple: !interpod::has_terms(pod)
-            && !spread::has_hard_constraints(pod)
-            && cluster.iter().all(|n| n.with_affinity.is_empty()),
+        simple,
+        spread,
+        interpod,
     };
     let enough = (cluster.len() / 10).max(100).min(cluster.len());
     let mut candidates: Vec<Candidate> = Vec::new();

@@ -150,13 +150,10 @@ pub(crate) struct FilterState {
 
 impl FilterState {
     /// Counts matching pods per domain over the nodes that take part.
-    pub(crate) fn new<'a>(
-        pod: &Pod,
-        cluster: impl IntoIterator<Item = &'a NodeInfo>,
-    ) -> FilterState {
+    pub(crate) fn new(pod: &Pod, cluster: &[NodeInfo]) -> FilterState {
         let constraints = constraints(pod, "DoNotSchedule");
         let mut counts = vec![HashMap::new(); constraints.len()];
-        for node in cluster.into_iter().filter(|n| has_keys(n, &constraints)) {
+        for node in cluster.iter().filter(|n| has_keys(n, &constraints)) {
             for (c, m) in constraints.iter().zip(counts.iter_mut()) {
                 if let (true, Some(v)) = (c.includes(pod, node), node.label(&c.key)) {
                     *m.entry(v.to_string()).or_insert(0) += c.count_on(pod, node);
@@ -183,6 +180,39 @@ impl FilterState {
             min,
             self_match,
         }
+    }
+
+    /// The reason `modified` fails standing in for `original` (the same
+    /// node with some of its pods gone), the rest of the cluster as counted:
+    /// only the node's own domains change, and their counts only go down.
+    pub(crate) fn filter_replaced(
+        &self,
+        pod: &Pod,
+        original: &NodeInfo,
+        modified: &NodeInfo,
+    ) -> Option<String> {
+        let takes_part = has_keys(original, &self.constraints);
+        for (i, c) in self.constraints.iter().enumerate() {
+            let Some(value) = modified.label(&c.key) else {
+                return Some(SPREAD_MISSING_LABEL.into());
+            };
+            let mut matched = self.counts[i].get(value).copied().unwrap_or(0);
+            let mut min = self.min[i];
+            if takes_part && c.includes(pod, original) {
+                matched = matched - c.count_on(pod, original) + c.count_on(pod, modified);
+                let domains = i64::try_from(self.counts[i].len()).unwrap_or(i64::MAX);
+                if domains >= c.min_domains {
+                    min = min.min(matched);
+                }
+            }
+            let skew = matched
+                .saturating_add(i64::from(self.self_match[i]))
+                .saturating_sub(min);
+            if skew > c.max_skew {
+                return Some(SPREAD.into());
+            }
+        }
+        None
     }
 
     /// The reason `node` fails, if it does.

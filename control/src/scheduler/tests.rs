@@ -556,8 +556,21 @@ fn preemption_weighs_budgets_affinity_spread_and_start_times() {
                 on("n2", &app_pod("big", "db", 5, "4", 100)),
             ],
             vec![],
-            spreading,
+            spreading.clone(),
             ("n1", vec!["w1", "w2"]),
+        ),
+        (
+            "spread: only as many of its group go as the skew needs",
+            &two,
+            vec![
+                on("n1", &web("w1", 1, "1")),
+                on("n1", &web("w2", 1, "1")),
+                on("n1", &web("w3", 1, "1")),
+                on("n2", &web("w4", 20, "4")),
+            ],
+            vec![],
+            spreading.clone(),
+            ("n1", vec!["w2", "w3"]),
         ),
         (
             "ties go to the node whose victim started last",
