@@ -1,8 +1,9 @@
 //! `ferry rollout status|history|undo|pause|resume|restart` for Deployments,
 //! as kubectl does them: status reads the Deployment's status until the
 //! rollout is done (or past its progress deadline); history and undo read the
-//! revisions off its ReplicaSets; undo puts an old template back. History,
-//! undo and restart also take DaemonSets and StatefulSets, whose revisions
+//! revisions off its ReplicaSets; undo puts an old template back. Status,
+//! history, undo and restart also take DaemonSets and StatefulSets (status in
+//! kubectl's words for them), whose revisions
 //! are their ControllerRevisions (undo sends a revision's data as a
 //! strategic merge patch, as kubectl does).
 
@@ -119,7 +120,7 @@ pub async fn run(api: &Api, cmd: RolloutCmd, ns: Option<&str>) -> Result<ExitCod
             timeout,
             watch,
         } => {
-            let (res, name) = deployment(&names)?;
+            let (res, name) = workload(&names)?;
             status(api, res, ns, &name, timeout, watch).await
         }
         RolloutCmd::History { names } => {
@@ -431,6 +432,84 @@ pub fn rollout_state(d: &Value) -> Result<Option<String>, String> {
     Ok(None)
 }
 
+/// Where a DaemonSet's or StatefulSet's rollout stands, as kubectl's status
+/// viewers word it: `Ok(Ok(waiting))`, `Ok(Err(done))`, or `Err` when the
+/// strategy has no rollout status.
+pub fn set_rollout_state(kind: &str, s: &Value) -> Result<Result<String, String>, String> {
+    let name = s["metadata"]["name"].as_str().unwrap_or("");
+    let generation = s["metadata"]["generation"].as_i64().unwrap_or(0);
+    let st = &s["status"];
+    let n = |f: &str| st[f].as_i64().unwrap_or(0);
+    let strategy = s["spec"]["updateStrategy"]["type"]
+        .as_str()
+        .unwrap_or("RollingUpdate");
+    if strategy != "RollingUpdate" {
+        return Err("rollout status is only available for RollingUpdate strategy type".into());
+    }
+    if kind == "DaemonSet" {
+        if generation > n("observedGeneration") {
+            return Ok(Ok(
+                "Waiting for daemon set spec update to be observed...".into()
+            ));
+        }
+        let desired = n("desiredNumberScheduled");
+        let wait = |m: String| {
+            Ok(Ok(format!(
+                "Waiting for daemon set {name:?} rollout to finish: {m}"
+            )))
+        };
+        if n("updatedNumberScheduled") < desired {
+            let u = n("updatedNumberScheduled");
+            return wait(format!(
+                "{u} out of {desired} new pods have been updated..."
+            ));
+        }
+        if n("numberAvailable") < desired {
+            let a = n("numberAvailable");
+            return wait(format!("{a} of {desired} updated pods are available..."));
+        }
+        return Ok(Err(format!("daemon set {name:?} successfully rolled out")));
+    }
+    if n("observedGeneration") == 0 || generation > n("observedGeneration") {
+        return Ok(Ok(
+            "Waiting for statefulset spec update to be observed...".into()
+        ));
+    }
+    let replicas = s["spec"]["replicas"].as_i64().unwrap_or(1);
+    if n("readyReplicas") < replicas {
+        return Ok(Ok(format!(
+            "Waiting for {} pods to be ready...",
+            replicas - n("readyReplicas")
+        )));
+    }
+    let updated = n("updatedReplicas");
+    if let Some(ru) = s["spec"]["updateStrategy"]["rollingUpdate"].as_object() {
+        if let Some(partition) = ru.get("partition").and_then(Value::as_i64) {
+            if updated < replicas - partition {
+                return Ok(Ok(format!(
+                    "Waiting for partitioned roll out to finish: {updated} out of {} new pods have been updated...",
+                    replicas - partition
+                )));
+            }
+        }
+        return Ok(Err(format!(
+            "partitioned roll out complete: {updated} new pods have been updated..."
+        )));
+    }
+    let rev = |f: &str| st[f].as_str().unwrap_or("").to_string();
+    if rev("updateRevision") != rev("currentRevision") {
+        return Ok(Ok(format!(
+            "waiting for statefulset rolling update to complete {updated} pods at revision {}...",
+            rev("updateRevision")
+        )));
+    }
+    Ok(Err(format!(
+        "statefulset rolling update complete {} pods at revision {}...",
+        n("currentReplicas"),
+        rev("currentRevision")
+    )))
+}
+
 async fn status(
     api: &Api,
     res: &Resource,
@@ -443,13 +522,18 @@ async fn status(
     let mut last = String::new();
     loop {
         let d = must_get(api, res, ns, name).await?;
-        match rollout_state(&d) {
+        let state = match res.kind {
+            "Deployment" => rollout_state(&d)
+                .map(|s| s.ok_or_else(|| format!("deployment {name:?} successfully rolled out"))),
+            kind => set_rollout_state(kind, &d),
+        };
+        match state {
             Err(e) => bail!("{e}"),
-            Ok(None) => {
-                outln!("deployment {name:?} successfully rolled out");
+            Ok(Err(done)) => {
+                outln!("{done}");
                 return Ok(ExitCode::SUCCESS);
             }
-            Ok(Some(m)) => {
+            Ok(Ok(m)) => {
                 if m != last {
                     outln!("{m}");
                     last = m;
@@ -555,6 +639,48 @@ mod tests {
         assert_eq!(e, "unable to find specified revision 7 in history");
         let e = revision_undo(&set, &revs[..1], 0).unwrap_err().to_string();
         assert_eq!(e, "no last revision to roll back to");
+    }
+
+    #[test]
+    fn set_status_reads_as_kubectl_reads_it() {
+        let ds = |gen: i64, st: Value| json!({"metadata": {"name": "agent", "generation": gen}, "spec": {}, "status": st});
+        let sts = |spec: Value, st: Value| {
+            let mut s = json!({"metadata": {"name": "db", "generation": 1}, "spec": {"replicas": 3}, "status": st});
+            for (k, v) in spec.as_object().unwrap() {
+                s["spec"][k] = v.clone();
+            }
+            s
+        };
+        let wait = |m: &str| Ok(Ok(m.to_string()));
+        let done = |m: &str| Ok(Err(m.to_string()));
+        let cases = [
+            ("DaemonSet", ds(2, json!({"observedGeneration": 1})), wait("Waiting for daemon set spec update to be observed...")),
+            ("DaemonSet", ds(1, json!({"observedGeneration": 1, "desiredNumberScheduled": 2, "updatedNumberScheduled": 1})),
+             wait("Waiting for daemon set \"agent\" rollout to finish: 1 out of 2 new pods have been updated...")),
+            ("DaemonSet", ds(1, json!({"observedGeneration": 1, "desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberAvailable": 1})),
+             wait("Waiting for daemon set \"agent\" rollout to finish: 1 of 2 updated pods are available...")),
+            ("DaemonSet", ds(1, json!({"observedGeneration": 1, "desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberAvailable": 2})),
+             done("daemon set \"agent\" successfully rolled out")),
+            ("DaemonSet", json!({"metadata": {"name": "agent"}, "spec": {"updateStrategy": {"type": "OnDelete"}}}),
+             Err("rollout status is only available for RollingUpdate strategy type".to_string())),
+            ("StatefulSet", sts(json!({}), json!({})), wait("Waiting for statefulset spec update to be observed...")),
+            ("StatefulSet", sts(json!({}), json!({"observedGeneration": 1, "readyReplicas": 1})), wait("Waiting for 2 pods to be ready...")),
+            ("StatefulSet", sts(json!({"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}}}),
+                json!({"observedGeneration": 1, "readyReplicas": 3, "updatedReplicas": 1})),
+             wait("Waiting for partitioned roll out to finish: 1 out of 2 new pods have been updated...")),
+            ("StatefulSet", sts(json!({"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}}}),
+                json!({"observedGeneration": 1, "readyReplicas": 3, "updatedReplicas": 2})),
+             done("partitioned roll out complete: 2 new pods have been updated...")),
+            ("StatefulSet", sts(json!({}), json!({"observedGeneration": 1, "readyReplicas": 3, "updatedReplicas": 1,
+                "currentRevision": "db-a", "updateRevision": "db-b"})),
+             wait("waiting for statefulset rolling update to complete 1 pods at revision db-b...")),
+            ("StatefulSet", sts(json!({}), json!({"observedGeneration": 1, "readyReplicas": 3, "currentReplicas": 3,
+                "currentRevision": "db-b", "updateRevision": "db-b"})),
+             done("statefulset rolling update complete 3 pods at revision db-b...")),
+        ];
+        for (kind, obj, want) in cases {
+            assert_eq!(set_rollout_state(kind, &obj), want, "{obj}");
+        }
     }
 
     #[test]
