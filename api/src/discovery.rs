@@ -506,6 +506,7 @@ fn register(gen: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String
         "apps" "Deployment" => apps::Deployment,
         "apps" "DaemonSet" => apps::DaemonSet,
         "apps" "StatefulSet" => apps::StatefulSet,
+        "apps" "ControllerRevision" => apps::ControllerRevision,
 
         "batch" "Job" => batch::Job,
         "batch" "CronJob" => batch::CronJob,

@@ -90,6 +90,7 @@ resources! {
     "apps" "v1" "Deployment" "deployments" true ["deploy"],
     "apps" "v1" "DaemonSet" "daemonsets" true ["ds"],
     "apps" "v1" "StatefulSet" "statefulsets" true ["sts"],
+    "apps" "v1" "ControllerRevision" "controllerrevisions" true [],
     "batch" "v1" "Job" "jobs" true [],
     "batch" "v1" "CronJob" "cronjobs" true ["cj"],
     "autoscaling" "v2" "HorizontalPodAutoscaler" "horizontalpodautoscalers" true ["hpa"],
@@ -372,6 +373,13 @@ pub const DISCOVERY: &[Discovery] = &[
             sub_in("scale", "autoscaling", "v1", "Scale", GET_PATCH_UPDATE),
             sub("status", "StatefulSet", GET_PATCH_UPDATE),
         ],
+    ),
+    disc(
+        "controllerrevisions",
+        "controllerrevision",
+        ALL_VERBS,
+        &[],
+        &[],
     ),
     disc(
         "jobs",

@@ -28,6 +28,7 @@ pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod eventttl;
+pub mod history;
 pub mod hpa;
 pub mod informer;
 pub mod ipam;

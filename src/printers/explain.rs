@@ -90,6 +90,7 @@ fn root_schema(kind: &str) -> Option<Value> {
         "Deployment" => of::<apps::Deployment>(),
         "DaemonSet" => of::<apps::DaemonSet>(),
         "StatefulSet" => of::<apps::StatefulSet>(),
+        "ControllerRevision" => of::<apps::ControllerRevision>(),
         "Job" => of::<batch::Job>(),
         "CronJob" => of::<batch::CronJob>(),
         "Lease" => of::<coordination::Lease>(),

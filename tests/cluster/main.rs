@@ -39,7 +39,7 @@
 //!   and deleted endpoints, unreachable cluster addresses, cleanup on stop (root).
 //! - [`workloads`]: Deployments through kubectl: rollout within maxSurge/maxUnavailable
 //!   at every watch event, history, undo, scaling, unschedulable pods, a dead node's
-//!   replicas replaced.
+//!   replicas replaced; `kubectl rollout history|undo daemonset` by ControllerRevisions.
 
 mod bad_input;
 mod chaos;

@@ -781,3 +781,161 @@ async fn a_busy_pod_shows_in_top_and_an_autoscaler_scales_it_up() {
     k.ok(&["delete", "hpa", "burn", "burn2"]);
     k.ok(&["delete", "deployment", "burn"]);
 }
+
+const AGENT: &str = r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  updateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: 2}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: busybox
+        env: [{name: VERSION, value: "1"}]
+        command: ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done", "marker-agent"]
+"#;
+
+/// The live `app=agent` pods' (VERSION, controller-revision-hash), once there
+/// is one on each node and none terminating.
+fn agent_versions(k: &Kubectl) -> Result<Vec<(String, String)>, String> {
+    let pods = k.json(&["get", "pods", "-l", "app=agent"]);
+    let items = pods["items"].as_array().cloned().unwrap_or_default();
+    if items.len() != 2 || items.iter().any(terminating) {
+        return Err(format!("{} pods, some may be terminating", items.len()));
+    }
+    Ok(items
+        .iter()
+        .map(|p| {
+            let v = &p["spec"]["containers"][0]["env"][0]["value"];
+            let h = &p["metadata"]["labels"]["controller-revision-hash"];
+            (
+                v.as_str().unwrap_or("").to_string(),
+                h.as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect())
+}
+
+/// The DaemonSet's ControllerRevisions: name → revision.
+fn agent_revisions(k: &Kubectl) -> BTreeMap<String, i64> {
+    let revs = k.json(&["get", "controllerrevisions", "-l", "app=agent"]);
+    revs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["metadata"]["name"].as_str().unwrap().to_string(),
+                r["revision"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// `kubectl rollout history daemonset` and `rollout undo daemonset` work off
+/// the ControllerRevisions the DaemonSet controller keeps: a changed
+/// template is revision 2, the undo brings revision 1's template (and its
+/// pods' hash label) back as revision 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_rolls_a_daemonset_back_by_its_controller_revisions() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let k = Kubectl::of_up(home, &dir);
+    k.ok_in(&["apply", "-f", "-"], AGENT);
+    k.ok(&["rollout", "status", "daemonset/agent", "--timeout=60s"]);
+
+    // Revision 1, printed as kubectl prints ControllerRevisions.
+    let table = k.ok(&["get", "controllerrevisions"]);
+    assert!(
+        table.starts_with("NAME") && table.contains("CONTROLLER") && table.contains("REVISION"),
+        "{table}"
+    );
+    assert!(table.contains("daemonset.apps/agent"), "{table}");
+    let first = agent_revisions(&k);
+    assert_eq!(
+        first.values().copied().collect::<Vec<_>>(),
+        [1],
+        "{first:?}"
+    );
+    let (v1_name, _) = first.into_iter().next().unwrap();
+    let v1_hash = v1_name.strip_prefix("agent-").unwrap().to_string();
+    let pods = agent_versions(&k).unwrap();
+    assert!(
+        pods.iter().all(|(v, h)| v == "1" && *h == v1_hash),
+        "{pods:?}"
+    );
+
+    // A new template: revision 2, rolled onto both nodes.
+    k.ok(&["set", "env", "daemonset/agent", "VERSION=2"]);
+    k.ok(&["rollout", "status", "daemonset/agent", "--timeout=90s"]);
+    wait_until("both pods on VERSION=2", T, || {
+        let r = agent_versions(&k);
+        let v1_hash = v1_hash.clone();
+        async move {
+            match r {
+                Ok(p) if p.iter().all(|(v, h)| v == "2" && *h != v1_hash) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    let revs = agent_revisions(&k);
+    assert_eq!(revs.len(), 2, "{revs:?}");
+    assert_eq!(revs[&v1_name], 1, "{revs:?}");
+    let history = k.ok(&["rollout", "history", "daemonset/agent"]);
+    let lines: Vec<&str> = history.lines().map(str::trim).collect();
+    assert!(lines.contains(&"REVISION  CHANGE-CAUSE"), "{history}");
+    assert!(lines.iter().any(|l| l.starts_with("1 ")), "{history}");
+    assert!(lines.iter().any(|l| l.starts_with("2 ")), "{history}");
+    // kubectl applies revision 1's data to show its template.
+    let one = k.ok(&["rollout", "history", "daemonset/agent", "--revision=1"]);
+    assert!(one.contains("VERSION:") && one.contains('1'), "{one}");
+
+    // Undo: revision 1's template comes back, renumbered 3.
+    let out = k.ok(&["rollout", "undo", "daemonset/agent"]);
+    assert!(out.contains("daemonset.apps/agent rolled back"), "{out}");
+    let ds = k.json(&["get", "daemonset", "agent"]);
+    assert_eq!(
+        ds["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "1",
+        "{ds}"
+    );
+    k.ok(&["rollout", "status", "daemonset/agent", "--timeout=90s"]);
+    wait_until("both pods back on VERSION=1", T, || {
+        let r = agent_versions(&k);
+        let v1_hash = v1_hash.clone();
+        async move {
+            match r {
+                Ok(p) if p.iter().all(|(v, h)| v == "1" && *h == v1_hash) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    wait_until("revision 1 renumbered 3", T, || {
+        let revs = agent_revisions(&k);
+        let name = v1_name.clone();
+        async move {
+            if revs.len() == 2 && revs.get(&name) == Some(&3) {
+                Ok(())
+            } else {
+                Err(format!("{revs:?}"))
+            }
+        }
+    })
+    .await;
+    // Undo to a revision that is not there names it, as kubectl does.
+    let err = k.fails(&["rollout", "undo", "daemonset/agent", "--to-revision=9"]);
+    assert!(
+        err.contains("unable to find specified revision 9 in history"),
+        "{err}"
+    );
+}

@@ -250,6 +250,16 @@ fn kubernetes_subresources_and_verbs() {
         (&json!("autoscaling"), &json!("Scale"))
     );
     assert!(!names(&apps).iter().any(|x| x == "daemonsets/scale"));
+    // ControllerRevisions: namespaced, no short names, categories or subresources.
+    let revs = find(&apps, "controllerrevisions");
+    assert_eq!(
+        (&revs["kind"], &revs["namespaced"]),
+        (&json!("ControllerRevision"), &json!(true))
+    );
+    assert!(revs.get("shortNames").is_none() && revs.get("categories").is_none());
+    assert!(!names(&apps)
+        .iter()
+        .any(|x| x.starts_with("controllerrevisions/")));
     let batch = names(&api_resource_list("batch", "v1").unwrap());
     assert!(batch.contains(&"jobs/status".to_string()));
     assert!(batch.contains(&"cronjobs/status".to_string()));

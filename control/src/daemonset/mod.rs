@@ -4,11 +4,11 @@
 //! it); pods on nodes that should not run it, extras, and finished pods
 //! deleted; old-template pods replaced by the update strategy.
 //!
-//! Simpler than Kubernetes: the current template is named by
-//! [`meta::template_hash`] (with `status.collisionCount`) in each pod's
-//! `controller-revision-hash` label; no ControllerRevision objects are kept,
-//! so there is no rollback history. Failed pods are recreated without
-//! back-off.
+//! The current template is named by [`meta::template_hash`] (with
+//! `status.collisionCount`) in each pod's `controller-revision-hash` label
+//! and kept as a ControllerRevision `<ds>-<hash>` ([`revisions`]), which
+//! `kubectl rollout history|undo` read. Simpler than Kubernetes: failed pods
+//! are recreated without back-off.
 
 mod eligible;
 mod manage;
@@ -17,16 +17,16 @@ mod status;
 #[cfg(test)]
 mod tests;
 
-use crate::meta;
+use crate::{history, meta};
 use eligible::Fit;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{
-    DaemonSet, DaemonSetSpec, DaemonSetStatus, RollingUpdateDaemonSet,
+    ControllerRevision, DaemonSet, DaemonSetSpec, DaemonSetStatus, RollingUpdateDaemonSet,
 };
 use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,6 +74,35 @@ pub fn reconcile(
     }
     decision.requeue_after = status::next_available(&view, pods);
     decision
+}
+
+/// The ControllerRevision writes for `ds` (its owned `revisions`): the
+/// current template's revision made or renumbered, old ones beyond
+/// `revisionHistoryLimit` deleted unless a live pod carries their hash.
+pub fn revisions(
+    ds: &DaemonSet,
+    pods: &[Arc<Pod>],
+    revisions: &[Arc<ControllerRevision>],
+) -> history::Plan {
+    let template = template(ds);
+    let hash = meta::template_hash(&template, collision_count(ds));
+    let live: BTreeSet<&str> = pods
+        .iter()
+        .filter_map(|p| p.metadata.labels.as_ref()?.get(HASH_LABEL))
+        .map(String::as_str)
+        .collect();
+    let owner = history::Owner {
+        meta: &ds.metadata,
+        kind: "DaemonSet",
+        template: &template,
+        hash: &hash,
+        limit: spec_field(ds, |s| s.revision_history_limit),
+    };
+    let is_live = |r: &ControllerRevision| {
+        let h = r.metadata.labels.as_ref().and_then(|l| l.get(HASH_LABEL));
+        h.is_some_and(|h| live.contains(h.as_str()))
+    };
+    history::plan(&owner, revisions, &is_live)
 }
 
 /// One node (or a node name pods target that no longer exists) and the

@@ -201,11 +201,29 @@ impl Plane<'_> {
         };
         let uid = ds.metadata.uid.clone().unwrap_or_default();
         let pods = self.pods.by_index(BY_OWNER, &uid);
+        let tag = format!("ds:{key}");
+        if ds.metadata.deletion_timestamp.is_none() {
+            let plan = daemonset::revisions(&ds, &pods, &self.revisions.by_index(BY_OWNER, &uid));
+            match self.write_history(&tag, &ds.metadata, plan).await {
+                History::Ready => {}
+                History::Wait => {
+                    self.ds_q.add_after(key, Duration::from_millis(50));
+                    return true;
+                }
+                History::Failed => return false,
+                History::Collision => {
+                    let mut with_status = (*ds).clone();
+                    let status = with_status.status.get_or_insert_with(Default::default);
+                    status.collision_count = Some(status.collision_count.unwrap_or(0) + 1);
+                    let w = api::write(self.api, status_update("daemonsets", &with_status)).await;
+                    return w.ok() || w.code == 404;
+                }
+            }
+        }
         let d = daemonset::reconcile(&ds, &self.nodes.list(), &pods, Timestamp::now());
         if !self.api.is_leader() {
             return true;
         }
-        let tag = format!("ds:{key}");
         let mut ok = self
             .write_pods(&ds.metadata, "DaemonSet", &tag, &d.create, &d.delete)
             .await;
@@ -234,11 +252,31 @@ impl Plane<'_> {
         };
         let uid = sts.metadata.uid.clone().unwrap_or_default();
         let pods = self.pods.by_index(BY_OWNER, &uid);
-        let d = statefulset::reconcile(&sts, &pods, Timestamp::now());
+        let tag = format!("sts:{key}");
+        let revisions = self.revisions.by_index(BY_OWNER, &uid);
+        if sts.metadata.deletion_timestamp.is_none() {
+            let plan = statefulset::revisions(&sts, &pods, &revisions);
+            match self.write_history(&tag, &sts.metadata, plan).await {
+                History::Ready => {}
+                History::Wait => {
+                    self.sts_q.add_after(key, Duration::from_millis(50));
+                    return true;
+                }
+                History::Failed => return false,
+                History::Collision => {
+                    let mut with_status = (*sts).clone();
+                    let status = with_status.status.get_or_insert_with(Default::default);
+                    status.collision_count = Some(status.collision_count.unwrap_or(0) + 1);
+                    let w = api::write(self.api, status_update("statefulsets", &with_status)).await;
+                    return w.ok() || w.code == 404;
+                }
+            }
+        }
+        let current = statefulset::current_template(&sts, &revisions);
+        let d = statefulset::reconcile_with(&sts, &pods, current.as_ref(), Timestamp::now());
         if !self.api.is_leader() {
             return true;
         }
-        let tag = format!("sts:{key}");
         // A pod starts only with its claims there to mount.
         let claims_ok = self.create_claims(&sts, &d.create).await;
         let create = if claims_ok { &d.create[..] } else { &[] };
@@ -317,5 +355,82 @@ impl Plane<'_> {
         )
         .await;
         w.ok() || w.code == 404
+    }
+}
+
+/// Where a set's history stands after [`Plane::write_history`].
+enum History {
+    /// Up to date: the pods may be managed.
+    Ready,
+    /// Written, or the cache is behind earlier writes: look again once the
+    /// revisions cache has caught up.
+    Wait,
+    /// A write failed: retry with back-off.
+    Failed,
+    /// The revision's name is taken by other data: bump `collisionCount`.
+    Collision,
+}
+
+impl Plane<'_> {
+    /// Carries out a set's ControllerRevision plan (Kubernetes writes the
+    /// history before it touches pods).
+    async fn write_history(
+        &self,
+        tag: &str,
+        owner: &ObjectMeta,
+        plan: crate::history::Plan,
+    ) -> History {
+        let expect = format!("cr:{tag}");
+        if !self.expectations_met(&expect, self.revisions.revision()) {
+            return History::Wait;
+        }
+        if plan.collision {
+            return History::Collision;
+        }
+        if !self.api.is_leader() {
+            return History::Ready;
+        }
+        let ns = owner.namespace.as_deref();
+        let mut writes = Vec::new();
+        if let Some(c) = &plan.create {
+            writes.push(with_body(
+                ObjectRequest::new(Verb::Create, "controllerrevisions", ns, None),
+                c,
+            ));
+        }
+        if let Some((name, rv, number)) = &plan.renumber {
+            writes.push(merge_patch(
+                "controllerrevisions",
+                ns,
+                name,
+                None,
+                &json!({"metadata": {"resourceVersion": rv}, "revision": number}),
+            ));
+        }
+        for (name, uid) in &plan.delete {
+            writes.push(with_body(
+                ObjectRequest::new(Verb::Delete, "controllerrevisions", ns, Some(name)),
+                &json!({"preconditions": {"uid": uid}}),
+            ));
+        }
+        if writes.is_empty() {
+            return History::Ready;
+        }
+        let results = self.write_all(writes).await;
+        let rev = results.iter().map(|w| w.revision).max().unwrap_or(0);
+        self.expect_revision(&expect, rev);
+        // The cache is caught up with this set's writes, so a create that
+        // finds its name taken met a revision this set does not own.
+        if plan.create.is_some() && results[0].code == 409 {
+            return History::Collision;
+        }
+        let failed = results.iter().any(|w| !w.ok() && w.code != 404);
+        if failed {
+            History::Failed
+        } else if plan.create.is_some() || plan.renumber.is_some() {
+            History::Wait
+        } else {
+            History::Ready
+        }
     }
 }

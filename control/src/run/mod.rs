@@ -35,7 +35,9 @@ use ferry_api::network::{Cidr, Network};
 use ferry_api::object::{ObjectRequest, Verb};
 use futures_util::future::join_all;
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     Endpoints, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
@@ -121,6 +123,8 @@ struct Plane<'a> {
     deploys: Cache<Deployment>,
     daemonsets: Cache<DaemonSet>,
     statefulsets: Cache<StatefulSet>,
+    /// DaemonSets' and StatefulSets' ControllerRevisions.
+    revisions: Cache<ControllerRevision>,
     jobs: Cache<Job>,
     cronjobs: Cache<CronJob>,
     pdbs: Cache<PodDisruptionBudget>,
@@ -218,6 +222,7 @@ impl<'a> Plane<'a> {
             deploys: Cache::new(Vec::new()),
             daemonsets: Cache::new(Vec::new()),
             statefulsets: Cache::new(Vec::new()),
+            revisions: Cache::new(Vec::new()),
             jobs: Cache::new(Vec::new()),
             cronjobs: Cache::new(Vec::new()),
             pdbs: Cache::new(Vec::new()),
@@ -282,6 +287,16 @@ impl<'a> Plane<'a> {
             }),
             crate::informer::run(api, "statefulsets", &self.statefulsets, |c| {
                 queue_keys(&self.sts_q, c)
+            }),
+            crate::informer::run(api, "controllerrevisions", &self.revisions, |c| {
+                for r in [&c.0, &c.1].into_iter().flatten() {
+                    if let Some(k) = owner_key(&r.metadata, "DaemonSet") {
+                        self.ds_q.add(&k);
+                    }
+                    if let Some(k) = owner_key(&r.metadata, "StatefulSet") {
+                        self.sts_q.add(&k);
+                    }
+                }
             }),
             crate::informer::run(api, "jobs", &self.jobs, |c| self.job_changed(c)),
             crate::informer::run(api, "cronjobs", &self.cronjobs, |c| {
@@ -394,6 +409,7 @@ impl<'a> Plane<'a> {
             && self.deploys.synced()
             && self.daemonsets.synced()
             && self.statefulsets.synced()
+            && self.revisions.synced()
             && self.jobs.synced()
             && self.cronjobs.synced()
             && self.pdbs.synced()

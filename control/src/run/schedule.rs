@@ -60,6 +60,7 @@ impl Plane<'_> {
         // The master's thread is shared with Raft: a pass over a large cluster
         // yields every few milliseconds, so heartbeats are never held up by it.
         let mut snapshot = scheduler::Snapshot::new(&nodes, &on_nodes);
+        snapshot.budgets = self.pdbs.list();
         snapshot.next_start = self.sched_start.get();
         let mut placements = Vec::with_capacity(pending.len());
         // Claims to mark with the node their first consumer goes to.

@@ -7,6 +7,7 @@ use crate::meta::selector_matches;
 use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, WeightedPodAffinityTerm};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// The incoming pod's required affinity is not met.
 pub(crate) const AFFINITY: &str = "node(s) didn't match pod affinity rules";
@@ -164,6 +165,7 @@ fn preferred(pod: &Pod, kind: Kind) -> Vec<Term> {
 }
 
 /// The filter's view of the cluster for one incoming pod (PreFilter).
+#[derive(Clone)]
 pub(crate) struct FilterState {
     affinity: Vec<Term>,
     anti: Vec<Term>,
@@ -195,17 +197,36 @@ impl FilterState {
         for node in cluster {
             let existing = if own { &node.pods } else { &node.with_affinity };
             for e in existing {
-                s.count(pod, e, node);
+                s.tally(pod, e, node, true);
             }
         }
         s
     }
 
-    /// Adds one existing pod's contribution.
-    fn count(&mut self, pod: &Pod, existing: &Pod, node: &NodeInfo) {
+    /// This state with `removed` (pods that were on `node`) gone from the
+    /// cluster, as kube-scheduler's `RemovePod` extension updates it.
+    pub(crate) fn without(&self, pod: &Pod, node: &NodeInfo, removed: &[Arc<Pod>]) -> FilterState {
+        let mut s = self.clone();
+        let own = !s.affinity.is_empty() || !s.anti.is_empty();
+        for e in removed.iter().filter(|e| own || has_terms(e)) {
+            s.tally(pod, e, node, false);
+        }
+        s
+    }
+
+    /// Adds (or takes away) one existing pod's contribution.
+    fn tally(&mut self, pod: &Pod, existing: &Pod, node: &NodeInfo, add: bool) {
         let bump = |m: &mut HashMap<Pair, u32>, t: &Term| {
-            if let Some(p) = t.pair(node) {
+            let Some(p) = t.pair(node) else {
+                return;
+            };
+            if add {
                 *m.entry(p).or_insert(0) += 1;
+            } else if let Some(n) = m.get_mut(&p) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&p);
+                }
             }
         };
         for t in required(existing, Kind::AntiAffinity)

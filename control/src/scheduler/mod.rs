@@ -19,6 +19,7 @@ mod spread;
 
 use crate::meta::pod_active;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use resources::{container_nonzero, container_requests, pod_requests, Resources};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
@@ -98,6 +99,8 @@ pub fn schedule_from(
 /// node for the pods after it.
 pub struct Snapshot {
     cluster: Vec<NodeInfo>,
+    /// The PodDisruptionBudgets preemption prefers not to break.
+    pub budgets: Vec<Arc<PodDisruptionBudget>>,
     /// The node index the next pod's filtering starts from.
     pub next_start: usize,
 }
@@ -107,6 +110,7 @@ impl Snapshot {
     pub fn new(nodes: &[Arc<Node>], bound: &[Arc<Pod>]) -> Snapshot {
         Snapshot {
             cluster: snapshot(nodes, bound),
+            budgets: Vec::new(),
             next_start: 0,
         }
     }
@@ -125,7 +129,7 @@ impl Snapshot {
                     node,
                 }
             }
-            Err(message) => match preempt::preempt(pod, &self.cluster) {
+            Err(message) => match preempt::preempt(pod, &self.cluster, &self.budgets) {
                 Some((i, victims)) => {
                     // The room is the pod's from now on in this pass.
                     let keep: Vec<Arc<Pod>> = self.cluster[i]

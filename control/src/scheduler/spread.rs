@@ -114,6 +114,11 @@ impl Constraint {
     }
 }
 
+/// Whether `pod` has a `DoNotSchedule` spread constraint.
+pub(crate) fn has_hard_constraints(pod: &Pod) -> bool {
+    !constraints(pod, "DoNotSchedule").is_empty()
+}
+
 /// `pod`'s own constraints with `whenUnsatisfiable == when`.
 fn constraints(pod: &Pod, when: &str) -> Vec<Constraint> {
     let all = pod
@@ -175,6 +180,39 @@ impl FilterState {
             min,
             self_match,
         }
+    }
+
+    /// The reason `modified` fails standing in for `original` (the same
+    /// node with some of its pods gone), the rest of the cluster as counted:
+    /// only the node's own domains change, and their counts only go down.
+    pub(crate) fn filter_replaced(
+        &self,
+        pod: &Pod,
+        original: &NodeInfo,
+        modified: &NodeInfo,
+    ) -> Option<String> {
+        let takes_part = has_keys(original, &self.constraints);
+        for (i, c) in self.constraints.iter().enumerate() {
+            let Some(value) = modified.label(&c.key) else {
+                return Some(SPREAD_MISSING_LABEL.into());
+            };
+            let mut matched = self.counts[i].get(value).copied().unwrap_or(0);
+            let mut min = self.min[i];
+            if takes_part && c.includes(pod, original) {
+                matched = matched - c.count_on(pod, original) + c.count_on(pod, modified);
+                let domains = i64::try_from(self.counts[i].len()).unwrap_or(i64::MAX);
+                if domains >= c.min_domains {
+                    min = min.min(matched);
+                }
+            }
+            let skew = matched
+                .saturating_add(i64::from(self.self_match[i]))
+                .saturating_sub(min);
+            if skew > c.max_skew {
+                return Some(SPREAD.into());
+            }
+        }
+        None
     }
 
     /// The reason `node` fails, if it does.

@@ -405,3 +405,188 @@ fn a_preemption_reserves_the_room_for_the_rest_of_the_pass() {
     assert_eq!(victims(&out[0]), ("n1".into(), vec!["low".into()]));
     assert!(matches!(out[1], Placement::Unschedulable { .. }), "{out:?}");
 }
+
+/// A pod labelled `app` with `priority` requesting `cpu`, started `started`
+/// seconds after the epoch, and `patch`.
+fn app_pod(name: &str, app: &str, priority: i32, cpu: &str, started: i64) -> Arc<Pod> {
+    let start = jiff::Timestamp::from_second(started).unwrap().to_string();
+    pod(
+        name,
+        json!({"metadata": {"labels": {"app": app}},
+            "spec": {"priority": priority, "containers": [{"name": "c", "image": "i",
+                "resources": {"requests": {"cpu": cpu}}}]},
+            "status": {"startTime": start}}),
+    )
+}
+
+/// A budget over `app` pods that allows `allowed` more disruptions.
+fn budget(app: &str, allowed: i32) -> Arc<PodDisruptionBudget> {
+    Arc::new(
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("{app}-pdb"), "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"app": app}}, "minAvailable": 1},
+            "status": {"disruptionsAllowed": allowed, "currentHealthy": 1, "desiredHealthy": 1,
+                       "expectedPods": 1}
+        }))
+        .unwrap(),
+    )
+}
+
+/// The victims preempting for `pending` picks, with `budgets`.
+fn preempt_with(
+    nodes: &[Arc<Node>],
+    bound: &[Arc<Pod>],
+    budgets: &[Arc<PodDisruptionBudget>],
+    pending: &Arc<Pod>,
+) -> (String, Vec<String>) {
+    let mut s = Snapshot::new(nodes, bound);
+    s.budgets = budgets.to_vec();
+    let mut v = victims(&s.place(pending));
+    v.1.sort();
+    v
+}
+
+#[test]
+fn preemption_weighs_budgets_affinity_spread_and_start_times() {
+    let two = [node("n1", json!({})), node("n2", json!({}))];
+    let one = [node("n1", json!({}))];
+    let web = |name: &str, priority: i32, cpu: &str| app_pod(name, "web", priority, cpu, 100);
+    // A preemptor that may not share a node with `app=db`.
+    let shy = pod(
+        "p",
+        json!({"spec": {"priority": 10,
+            "containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "2"}}}],
+            "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "db"}},
+                 "topologyKey": "kubernetes.io/hostname"}]}}}}),
+    );
+    // A web pod that spreads by host with a skew of at most 1.
+    let spreading = pod(
+        "p",
+        json!({"metadata": {"labels": {"app": "web"}},
+            "spec": {"priority": 10,
+            "containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "1"}}}],
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": {"app": "web"}}}]}}),
+    );
+    type Case<'a> = (
+        &'a str,
+        &'a [Arc<Node>],
+        Vec<Arc<Pod>>,
+        Vec<Arc<PodDisruptionBudget>>,
+        Arc<Pod>,
+        (&'a str, Vec<&'a str>),
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "without budgets the lowest victim priority wins",
+            &two,
+            vec![
+                on("n1", &app_pod("guarded", "db", 1, "4", 100)),
+                on("n2", &web("free", 5, "4")),
+            ],
+            vec![],
+            prio("p", 10, "2"),
+            ("n1", vec!["guarded"]),
+        ),
+        (
+            "a node whose victims break no budget beats a lower victim priority",
+            &two,
+            vec![
+                on("n1", &app_pod("guarded", "db", 1, "4", 100)),
+                on("n2", &web("free", 5, "4")),
+            ],
+            vec![budget("db", 0)],
+            prio("p", 10, "2"),
+            ("n2", vec!["free"]),
+        ),
+        (
+            "a budget allowing one eviction is broken by the second",
+            &two,
+            vec![
+                on("n1", &app_pod("a", "db", 1, "2", 100)),
+                on("n1", &app_pod("b", "db", 1, "2", 100)),
+                on("n2", &web("c", 3, "2")),
+                on("n2", &web("d", 3, "2")),
+            ],
+            vec![budget("db", 1)],
+            prio("p", 10, "4"),
+            ("n2", vec!["c", "d"]),
+        ),
+        (
+            "reprieve: without budgets the more important pod stays",
+            &one,
+            vec![
+                on("n1", &app_pod("x1", "db", 1, "2", 100)),
+                on("n1", &web("x2", 2, "2")),
+            ],
+            vec![],
+            prio("p", 9, "2"),
+            ("n1", vec!["x1"]),
+        ),
+        (
+            "reprieve: a pod a budget guards is given back first",
+            &one,
+            vec![
+                on("n1", &app_pod("x1", "db", 1, "2", 100)),
+                on("n1", &web("x2", 2, "2")),
+            ],
+            vec![budget("db", 0)],
+            prio("p", 9, "2"),
+            ("n1", vec!["x2"]),
+        ),
+        (
+            "anti-affinity: the pod it refuses is a victim though cpu would fit",
+            &two,
+            vec![
+                on("n1", &app_pod("db", "db", 1, "1", 100)),
+                on("n2", &web("big", 5, "4")),
+            ],
+            vec![],
+            shy,
+            ("n1", vec!["db"]),
+        ),
+        (
+            "spread: pods of its own group are evicted to bring the skew down",
+            &two,
+            vec![
+                on("n1", &web("w1", 1, "1")),
+                on("n1", &web("w2", 1, "1")),
+                on("n2", &app_pod("big", "db", 5, "4", 100)),
+            ],
+            vec![],
+            spreading.clone(),
+            ("n1", vec!["w1", "w2"]),
+        ),
+        (
+            "spread: only as many of its group go as the skew needs",
+            &two,
+            vec![
+                on("n1", &web("w1", 1, "1")),
+                on("n1", &web("w2", 1, "1")),
+                on("n1", &web("w3", 1, "1")),
+                on("n2", &web("w4", 20, "4")),
+            ],
+            vec![],
+            spreading.clone(),
+            ("n1", vec!["w2", "w3"]),
+        ),
+        (
+            "ties go to the node whose victim started last",
+            &two,
+            vec![
+                on("n1", &app_pod("old", "db", 1, "4", 100)),
+                on("n2", &app_pod("new", "db", 1, "4", 200)),
+            ],
+            vec![],
+            prio("p", 10, "2"),
+            ("n2", vec!["new"]),
+        ),
+    ];
+    for (name, nodes, bound, budgets, pending, (want_node, want)) in cases {
+        let got = preempt_with(nodes, &bound, &budgets, &pending);
+        let want: Vec<String> = want.into_iter().map(String::from).collect();
+        assert_eq!(got, (want_node.to_string(), want), "{name}");
+    }
+}

@@ -9,11 +9,11 @@
 //! - `volumeClaimTemplates`: each pod's claims ([`claims`]) are created by
 //!   the shell before the pod; `whenScaled: Delete` is not carried out
 //!   (claims of removed ordinals stay, as with `Retain`).
-//! - No ControllerRevision objects: a revision is named `<sts>-<hash>` from
-//!   [`meta::template_hash`] (with `status.collisionCount`), carried in each
-//!   pod's `controller-revision-hash` label. Without stored revisions a pod
-//!   recreated below the partition gets the current template, not the
-//!   revision it had.
+//! - A revision is named `<sts>-<hash>` from [`meta::template_hash`] (with
+//!   `status.collisionCount`) rather than a hash of the revision's data; it
+//!   is carried in each pod's `controller-revision-hash` label and kept as a
+//!   ControllerRevision ([`revisions`]); a pod recreated below the partition
+//!   gets the current revision's template ([`reconcile_with`]).
 //! - `partition` is compared with ordinals (as documented), which matters
 //!   only with `ordinals.start` set.
 //! - Identity drift on existing pods (labels, hostname) is not repaired:
@@ -25,11 +25,14 @@ mod sync;
 #[cfg(test)]
 mod tests;
 
-use crate::meta;
+use crate::{history, meta};
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetStatus};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, StatefulSet, StatefulSetSpec, StatefulSetStatus,
+};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,9 +57,24 @@ pub struct Decision {
     pub requeue_after: Option<Duration>,
 }
 
-/// One pass over `sts` and the pods it controls.
+/// One pass over `sts` and the pods it controls, with no stored revisions
+/// (every pod gets the set's template).
 pub fn reconcile(sts: &StatefulSet, pods: &[Arc<Pod>], now: Timestamp) -> Decision {
-    let view = View::new(sts, pods, now);
+    reconcile_with(sts, pods, None, now)
+}
+
+/// One pass, `current` being the template of `status.currentRevision` as
+/// its ControllerRevision holds it: pods recreated below the partition (or,
+/// without `rollingUpdate`, below `status.currentReplicas`) get it, as
+/// Kubernetes' `newVersionedStatefulSetPod` does.
+pub fn reconcile_with(
+    sts: &StatefulSet,
+    pods: &[Arc<Pod>],
+    current: Option<&PodTemplateSpec>,
+    now: Timestamp,
+) -> Decision {
+    let mut view = View::new(sts, pods, now);
+    view.current_template = current.cloned();
     let mut decision = Decision::default();
     // A StatefulSet being deleted leaves its pods to the garbage collector.
     if sts.metadata.deletion_timestamp.is_none() {
@@ -79,6 +97,8 @@ struct View<'a> {
     update_revision: String,
     /// The revision the set ran before its update finished.
     current_revision: String,
+    /// That revision's template, when its ControllerRevision was read.
+    current_template: Option<PodTemplateSpec>,
     /// The wanted ordinals, lowest first, with the pod holding each name.
     slots: Vec<(i32, Option<&'a Pod>)>,
     /// Pods with an ordinal outside the wanted range, highest first.
@@ -123,6 +143,7 @@ impl<'a> View<'a> {
             min_ready: spec(sts).and_then(|s| s.min_ready_seconds).unwrap_or(0),
             update_revision,
             current_revision,
+            current_template: None,
             slots,
             condemned: condemned.into_iter().map(|(_, p)| p).collect(),
         }
@@ -148,16 +169,36 @@ impl<'a> View<'a> {
         self.running_ready(p) && !terminating(p)
     }
 
-    /// The pod for `ordinal`, as Kubernetes' `newStatefulSetPod` builds it.
+    /// Whether a new pod for `ordinal` gets the current revision rather
+    /// than the update revision.
+    fn on_current(&self, ordinal: i32) -> bool {
+        let strategy = spec(self.sts).and_then(|s| s.update_strategy.as_ref());
+        if strategy.and_then(|s| s.type_.as_deref()) == Some("OnDelete") {
+            return false;
+        }
+        match strategy.and_then(|s| s.rolling_update.as_ref()) {
+            Some(ru) => ordinal < ru.partition.unwrap_or(0),
+            None => {
+                let status = self.sts.status.as_ref();
+                ordinal < status.and_then(|s| s.current_replicas).unwrap_or(0)
+            }
+        }
+    }
+
+    /// The pod for `ordinal`, as Kubernetes' `newVersionedStatefulSetPod`
+    /// builds it.
     fn new_pod(&self, ordinal: i32) -> Pod {
-        let template = template(self.sts);
+        let (template, revision) = match &self.current_template {
+            Some(t) if self.on_current(ordinal) => (t.clone(), &self.current_revision),
+            _ => (template(self.sts), &self.update_revision),
+        };
         let tmeta = template.metadata.unwrap_or_default();
         let set_name = self.sts.metadata.name.as_deref().unwrap_or("");
         let name = format!("{set_name}-{ordinal}");
         let mut labels = tmeta.labels.unwrap_or_default();
         labels.insert(POD_NAME_LABEL.into(), name.clone());
         labels.insert(POD_INDEX_LABEL.into(), ordinal.to_string());
-        labels.insert(REVISION_LABEL.into(), self.update_revision.clone());
+        labels.insert(REVISION_LABEL.into(), revision.clone());
         let mut pod_spec = template.spec.unwrap_or_default();
         claims::mount_claims(self.sts, &name, &mut pod_spec);
         pod_spec.hostname = Some(name.clone());
@@ -183,6 +224,48 @@ impl<'a> View<'a> {
             status: None,
         }
     }
+}
+
+/// The ControllerRevision writes for `sts` (its owned `revisions`): the
+/// update revision made or renumbered, old ones beyond
+/// `revisionHistoryLimit` deleted unless a pod or the status names them.
+pub fn revisions(
+    sts: &StatefulSet,
+    pods: &[Arc<Pod>],
+    revisions: &[Arc<ControllerRevision>],
+) -> history::Plan {
+    let template = template(sts);
+    let collision = sts.status.as_ref().and_then(|s| s.collision_count);
+    let hash = meta::template_hash(&template, collision.filter(|c| *c != 0));
+    let status = sts.status.as_ref();
+    let live: BTreeSet<&str> = pods
+        .iter()
+        .filter_map(|p| revision(p))
+        .chain(status.and_then(|s| s.current_revision.as_deref()))
+        .chain(status.and_then(|s| s.update_revision.as_deref()))
+        .collect();
+    let owner = history::Owner {
+        meta: &sts.metadata,
+        kind: "StatefulSet",
+        template: &template,
+        hash: &hash,
+        limit: spec(sts).and_then(|s| s.revision_history_limit),
+    };
+    let is_live =
+        |r: &ControllerRevision| r.metadata.name.as_deref().is_some_and(|n| live.contains(n));
+    history::plan(&owner, revisions, &is_live)
+}
+
+/// The template `status.currentRevision` names, read from `revisions`.
+pub fn current_template(
+    sts: &StatefulSet,
+    revisions: &[Arc<ControllerRevision>],
+) -> Option<PodTemplateSpec> {
+    let name = sts.status.as_ref()?.current_revision.as_deref()?;
+    let rev = revisions
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(name))?;
+    history::template_of(rev)
 }
 
 fn spec(sts: &StatefulSet) -> Option<&StatefulSetSpec> {

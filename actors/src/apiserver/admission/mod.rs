@@ -161,6 +161,12 @@ pub fn admit(
             none,
         ),
         "Lease" => a.run(Subdomain, no_defaults, cluster::lease, none),
+        "ControllerRevision" => a.run(
+            Subdomain,
+            no_defaults,
+            workloads::controller_revision,
+            update!(workloads::controller_revision_update),
+        ),
         "HorizontalPodAutoscaler" => a.run(
             Subdomain,
             always!(autoscaling::defaults),

@@ -13,6 +13,7 @@ pub fn definitions(kind: &str) -> Option<&'static [Column]> {
         "ReplicaSet" => REPLICA_SET,
         "DaemonSet" => DAEMON_SET,
         "StatefulSet" => STATEFUL_SET,
+        "ControllerRevision" => CONTROLLER_REVISION,
         "Job" => JOB,
         "CronJob" => CRON_JOB,
         "HorizontalPodAutoscaler" => HPA,
@@ -253,6 +254,15 @@ const EVENT: &[Column] = &[
     wide(NAME),
 ];
 
+const CONTROLLER_REVISION: &[Column] = &[
+    NAME,
+    string("Controller", "Controller of the object"),
+    string(
+        "Revision",
+        "Revision indicates the revision of the state represented by Data.",
+    ),
+    AGE,
+];
 const LEASE: &[Column] = &[NAME, string("Holder", LEASE_HOLDER), AGE];
 const POD_DISRUPTION_BUDGET: &[Column] = &[
     NAME,

@@ -226,6 +226,7 @@ pub fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
         "Namespace" => vec![name, text(o, "/status/phase").into(), created],
         "Node" => node(o, created),
         "Lease" => vec![name, text(o, "/spec/holderIdentity").into(), created],
+        "ControllerRevision" => vec![name, controller_name(o).into(), n("/revision"), created],
         "PriorityClass" => vec![
             name,
             int(o, "/value").into(),
@@ -622,3 +623,24 @@ fn job_duration(o: &Value, now: Timestamp) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// `printControllerRevision`'s controller cell: `<kind>.<group>/<name>` in
+/// lower case (the kind only for the core group), or `<none>`.
+fn controller_name(o: &Value) -> String {
+    let owner = list(o, "/metadata/ownerReferences")
+        .iter()
+        .find(|r| r.get("controller") == Some(&Value::Bool(true)));
+    let Some(r) = owner else {
+        return "<none>".to_string();
+    };
+    let group = text(r, "/apiVersion")
+        .rsplit_once('/')
+        .map_or("", |(g, _)| g);
+    let kind = text(r, "/kind").to_ascii_lowercase();
+    let kind = if group.is_empty() {
+        kind
+    } else {
+        format!("{kind}.{group}")
+    };
+    format!("{kind}/{}", text(r, "/name"))
+}

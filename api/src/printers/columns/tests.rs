@@ -638,3 +638,33 @@ fn autoscalers_show_their_targets_as_kubectl() {
         ]
     );
 }
+
+#[test]
+fn controller_revisions() {
+    let owned = |name: &str, refs: Value, revision: i64| {
+        let mut m = meta(name);
+        m["ownerReferences"] = refs;
+        json!({"metadata": m, "data": {}, "revision": revision})
+    };
+    let ds = json!([{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent", "uid": "u1", "controller": true}]);
+    let core =
+        json!([{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u2", "controller": true}]);
+    let not_controller =
+        json!([{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "u3"}]);
+    assert_eq!(
+        rows(
+            "controllerrevisions",
+            &[
+                owned("agent-7b9f", ds, 3),
+                owned("p-1", core, 1),
+                owned("db-5c", not_controller, 2)
+            ]
+        ),
+        [
+            vec!["NAME", "CONTROLLER", "REVISION", "AGE"],
+            vec!["agent-7b9f", "daemonset.apps/agent", "3", "3d"],
+            vec!["p-1", "pod/p", "1", "3d"],
+            vec!["db-5c", "<none>", "2", "3d"],
+        ]
+    );
+}

@@ -288,3 +288,41 @@ fn a_daemonset_being_deleted_does_nothing() {
         Decision::default()
     );
 }
+
+#[test]
+fn revisions_follow_the_template_and_keep_what_pods_run() {
+    let v1 = ds(json!({}));
+    let h1 = hash(&v1);
+    // The first pass makes revision 1, named by the pods' hash label.
+    let p = revisions(&v1, &[], &[]);
+    let r1 = p.create.clone().expect("a first revision");
+    assert_eq!(
+        (r1.metadata.name.as_deref(), r1.revision),
+        (Some(format!("agent-{h1}").as_str()), 1)
+    );
+    assert_eq!(r1.metadata.labels.as_ref().unwrap()[HASH_LABEL], h1);
+    assert_eq!(
+        r1.data.as_ref().unwrap().0["spec"]["template"]["spec"]["containers"][0]["image"],
+        "agent:1"
+    );
+    let r1 = Arc::new(r1);
+    // A new image: revision 2; with a limit of 0 the old revision goes
+    // unless a pod still carries its hash.
+    let v2 = ds(json!({"spec": {"revisionHistoryLimit": 0,
+        "template": {"spec": {"containers": [{"name": "c", "image": "agent:2"}]}}}}));
+    let old_pod = pod("agent-a", "n1", &h1, Some(100), json!({}));
+    let p = revisions(&v2, &[old_pod], std::slice::from_ref(&r1));
+    assert_eq!(p.create.as_ref().map(|c| c.revision), Some(2));
+    assert!(p.delete.is_empty(), "a pod still runs revision 1");
+    let p = revisions(&v2, &[], std::slice::from_ref(&r1));
+    assert_eq!(p.delete, [(format!("agent-{h1}"), String::new())]);
+    // Back to image 1 (`rollout undo`): revision 1 becomes revision 3.
+    let mut r2 = revisions(&v2, &[], &[]).create.unwrap();
+    r2.revision = 2;
+    let p = revisions(&v1, &[], &[r1, Arc::new(r2)]);
+    assert_eq!(p.create, None);
+    assert_eq!(
+        p.renumber.map(|(n, _, r)| (n, r)),
+        Some((format!("agent-{h1}"), 3))
+    );
+}

@@ -219,3 +219,82 @@ fn the_current_revision_moves_only_once_every_pod_is_updated_and_ready() {
     ];
     assert_eq!(current(&done), (new, Some(2)));
 }
+
+#[test]
+fn a_pod_recreated_below_the_partition_gets_the_current_revision() {
+    let v1 = sts(3, json!({}));
+    // The history as the shell keeps it: revision 1 for db:1.
+    let r1 = Arc::new(super::super::revisions(&v1, &[], &[]).create.unwrap());
+    assert_eq!(r1.metadata.name.as_deref(), Some(old().as_str()));
+    let mut set = updated(3, json!({"rollingUpdate": {"partition": 2}}));
+    set.status = Some(StatefulSetStatus {
+        current_revision: Some(old()),
+        update_revision: Some(rev(&set)),
+        ..StatefulSetStatus::default()
+    });
+    let current = current_template(&set, std::slice::from_ref(&r1));
+    assert_eq!(current.as_ref(), Some(&v1.spec.as_ref().unwrap().template));
+    // web-0 is gone; web-1 and web-2 run.
+    let pods = vec![
+        pod("web-1", &old(), Some(60), json!({})),
+        pod("web-2", &rev(&set), Some(60), json!({})),
+    ];
+    let image = |d: &Decision| {
+        let p = &d.create[0];
+        (
+            p.spec.as_ref().unwrap().containers[0]
+                .image
+                .clone()
+                .unwrap(),
+            revision(p).unwrap().to_string(),
+        )
+    };
+    let d = reconcile_with(&set, &pods, current.as_ref(), now());
+    assert_eq!(created(&d), ["web-0"]);
+    assert_eq!(image(&d), ("db:1".to_string(), old()));
+    // Without the stored revision it can only get the set's template.
+    let d = reconcile(&set, &pods, now());
+    assert_eq!(image(&d), ("db:2".to_string(), rev(&set)));
+    // At or above the partition a pod gets the update revision.
+    let d = reconcile_with(&set, &pods[..1], current.as_ref(), now());
+    assert_eq!(created(&d), ["web-0"], "ordered: web-0 first");
+    let pods = vec![
+        pod("web-0", &old(), Some(60), json!({})),
+        pod("web-1", &old(), Some(60), json!({})),
+    ];
+    let d = reconcile_with(&set, &pods, current.as_ref(), now());
+    assert_eq!(created(&d), ["web-2"]);
+    assert_eq!(image(&d), ("db:2".to_string(), rev(&set)));
+}
+
+#[test]
+fn revisions_keep_what_pods_and_the_status_name() {
+    let v1 = sts(2, json!({}));
+    let r1 = Arc::new(super::super::revisions(&v1, &[], &[]).create.unwrap());
+    let mut set = updated(2, json!({}));
+    set.spec.as_mut().unwrap().revision_history_limit = Some(0);
+    // The update revision is made as revision 2; revision 1 stays while a
+    // pod runs it, or the status names it.
+    let p = super::super::revisions(&set, &ready_pods(1), std::slice::from_ref(&r1));
+    assert_eq!(
+        p.create
+            .as_ref()
+            .map(|c| (c.metadata.name.clone().unwrap(), c.revision)),
+        Some((rev(&set), 2))
+    );
+    assert!(p.delete.is_empty());
+    set.status = Some(StatefulSetStatus {
+        current_revision: Some(old()),
+        ..StatefulSetStatus::default()
+    });
+    let p = super::super::revisions(&set, &[], std::slice::from_ref(&r1));
+    assert!(p.delete.is_empty());
+    set.status = None;
+    let p = super::super::revisions(&set, &[], std::slice::from_ref(&r1));
+    assert_eq!(p.delete, [(old(), String::new())]);
+    let o = &p.create.unwrap().metadata.owner_references.unwrap()[0];
+    assert_eq!(
+        (o.kind.as_str(), o.uid.as_str()),
+        ("StatefulSet", "sts-uid")
+    );
+}

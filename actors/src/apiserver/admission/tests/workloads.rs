@@ -562,3 +562,51 @@ fn autoscalers_default_and_validate_as_kubernetes() {
         ],
     );
 }
+
+#[test]
+fn controller_revisions() {
+    let rev = json!({
+        "apiVersion": "apps/v1", "kind": "ControllerRevision",
+        "metadata": {"name": "agent-5d8f", "namespace": "default"},
+        "data": {"spec": {"template": {"$patch": "replace", "spec": {"containers": []}}}},
+        "revision": 1
+    });
+    refuse_all(
+        "ControllerRevision",
+        &rev,
+        vec![
+            (
+                "/data",
+                Value::Null,
+                "data",
+                "Required value: data is mandatory",
+            ),
+            (
+                "/revision",
+                json!(-1),
+                "revision",
+                "must be greater than or equal to 0",
+            ),
+            (
+                "/metadata/name",
+                json!("Agent_1"),
+                "metadata.name",
+                "Invalid value",
+            ),
+        ],
+    );
+    // The revision number may change; the data may not.
+    let renumbered = with(&rev, "/revision", json!(3));
+    assert_eq!(
+        update("ControllerRevision", &rev, &renumbered).unwrap()["revision"],
+        3
+    );
+    let changed = with(&rev, "/data", json!({"spec": {}}));
+    expect_invalid(
+        "ControllerRevision",
+        update("ControllerRevision", &rev, &changed),
+        "data",
+        "field is immutable",
+        "data changed",
+    );
+}

@@ -1,6 +1,8 @@
 //! Deployment, ReplicaSet, StatefulSet, DaemonSet, Job and CronJob.
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -162,6 +164,26 @@ fn selector_immutable(new: Option<LabelSelector>, old: Option<LabelSelector>, er
             .map(show_selector)
             .unwrap_or_else(|| "null".into());
         errs.invalid("spec.selector", shown, "field is immutable");
+    }
+}
+
+/// ControllerRevision, as `ValidateControllerRevision`: data is mandatory,
+/// revision non-negative.
+pub(crate) fn controller_revision(r: &ControllerRevision, errs: &mut Errors) {
+    if r.data.as_ref().is_none_or(|d| d.0.is_null()) {
+        errs.required("data", "data is mandatory");
+    }
+    errs.non_negative("revision", Some(r.revision));
+}
+
+/// ControllerRevision update: data is immutable.
+pub(crate) fn controller_revision_update(
+    new: &ControllerRevision,
+    old: &ControllerRevision,
+    errs: &mut Errors,
+) {
+    if new.data != old.data {
+        errs.invalid("data", "{...}", "field is immutable");
     }
 }
 
