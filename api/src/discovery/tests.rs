@@ -287,7 +287,10 @@ fn kubernetes_subresources_and_verbs() {
     assert!(slices.get("categories").is_none());
     // NetworkPolicies: namespaced, every verb, short name netpol, no subresources.
     let net = api_resource_list("networking.k8s.io", "v1").unwrap();
-    assert_eq!(names(&net), ["networkpolicies"]);
+    assert_eq!(
+        names(&net),
+        ["ingressclasses", "ingresses", "ingresses/status", "networkpolicies"]
+    );
     let np = find(&net, "networkpolicies");
     assert_eq!(np["kind"], "NetworkPolicy");
     assert_eq!(np["singularName"], "networkpolicy");
