@@ -100,6 +100,7 @@ impl Options {
                 other => other,
             }
             .into(),
+            ..Machine::default()
         }
     }
 

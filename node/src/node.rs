@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 /// Facts about this machine, read once at start.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Machine {
     /// Logical CPUs.
     pub cpus: u64,
@@ -17,6 +17,12 @@ pub struct Machine {
     pub os_image: String,
     /// Kubernetes' name for the architecture (`amd64`, `arm64`).
     pub arch: String,
+    /// `/etc/machine-id`.
+    pub machine_id: String,
+    /// The firmware's product UUID (`/sys/class/dmi/id/product_uuid`, root only).
+    pub system_uuid: String,
+    /// This boot's id (`/proc/sys/kernel/random/boot_id`).
+    pub boot_id: String,
 }
 
 impl Machine {
@@ -52,6 +58,11 @@ impl Machine {
             other => other,
         }
         .to_string();
+        let first_line = |path: &str| {
+            std::fs::read_to_string(path)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
         Machine {
             cpus,
             memory,
@@ -59,6 +70,9 @@ impl Machine {
             kernel,
             os_image,
             arch,
+            machine_id: first_line("/etc/machine-id"),
+            system_uuid: first_line("/sys/class/dmi/id/product_uuid"),
+            boot_id: first_line("/proc/sys/kernel/random/boot_id"),
         }
     }
 }
@@ -151,7 +165,7 @@ fn status(
             {"type": "Hostname", "address": name},
         ],
         "nodeInfo": {
-            "machineID": "", "systemUUID": "", "bootID": "",
+            "machineID": m.machine_id, "systemUUID": m.system_uuid, "bootID": m.boot_id,
             "kernelVersion": m.kernel,
             "osImage": m.os_image,
             "operatingSystem": "linux",
@@ -229,6 +243,8 @@ mod tests {
             kernel: "6.1.0".into(),
             os_image: "Debian".into(),
             arch: "amd64".into(),
+            machine_id: "m1".into(),
+            ..Machine::default()
         };
         let r = Reserved {
             cpu_millis: 100,
@@ -260,6 +276,7 @@ mod tests {
         assert_eq!(n["status"]["capacity"]["pods"], "110");
         assert_eq!(n["status"]["addresses"][0]["address"], "127.0.1.1");
         assert_eq!(n["metadata"]["labels"]["kubernetes.io/arch"], "amd64");
+        assert_eq!(n["status"]["nodeInfo"]["machineID"], "m1");
         assert_eq!(
             n["status"]["nodeInfo"]["containerRuntimeVersion"],
             "process://ferry"

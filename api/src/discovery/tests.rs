@@ -289,7 +289,12 @@ fn kubernetes_subresources_and_verbs() {
     let net = api_resource_list("networking.k8s.io", "v1").unwrap();
     assert_eq!(
         names(&net),
-        ["ingressclasses", "ingresses", "ingresses/status", "networkpolicies"]
+        [
+            "ingressclasses",
+            "ingresses",
+            "ingresses/status",
+            "networkpolicies"
+        ]
     );
     let np = find(&net, "networkpolicies");
     assert_eq!(np["kind"], "NetworkPolicy");
