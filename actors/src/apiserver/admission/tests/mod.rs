@@ -8,6 +8,7 @@ mod netpol;
 mod pod;
 mod priority;
 mod service;
+mod storage;
 mod workloads;
 
 use ferry_api::object::{FieldValidation, Status};
