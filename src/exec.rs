@@ -132,6 +132,7 @@ async fn session(a: Args, config: Option<&Path>, namespace: Option<&str>) -> Res
         command: a.command.clone(),
         stdin: a.stdin,
         tty,
+        attach: false,
     });
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {

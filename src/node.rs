@@ -81,6 +81,12 @@ pub struct ShimArgs {
     /// The pod's hostname (set in a UTS namespace of its own).
     #[arg(long)]
     hostname: Option<String>,
+    /// The FIFO that is the command's stdin (`stdin: true`).
+    #[arg(long)]
+    stdin_fifo: Option<PathBuf>,
+    /// Close that stdin once the first attach leaves (`stdinOnce: true`).
+    #[arg(long, requires = "stdin_fifo")]
+    stdin_once: bool,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     argv: Vec<String>,
@@ -117,6 +123,7 @@ pub fn shim(a: ShimArgs) -> ExitCode {
         &a.cgroups,
         a.netns.as_deref(),
         a.hostname.as_deref(),
+        a.stdin_fifo.as_deref().map(|f| (f, a.stdin_once)),
         &a.argv,
     );
     ExitCode::from(code.clamp(0, 255) as u8)

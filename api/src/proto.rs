@@ -220,6 +220,10 @@ pub struct ExecRequest {
     /// Run the command on a terminal (its output then comes as `Stdout` only).
     #[serde(default)]
     pub tty: bool,
+    /// Attach to the container's own process instead of running `command`:
+    /// stdin into its stdin FIFO, its output from its log, its exit at the end.
+    #[serde(default)]
+    pub attach: bool,
 }
 
 /// One frame of an exec session, in either direction.

@@ -761,6 +761,8 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, St
         cgroups: cgroup_procs,
         netns: net.netns.clone(),
         hostname: net.netns.as_ref().map(|_| pod_hostname(ctx.pod)),
+        stdin: c.spec["stdin"] == true,
+        stdin_once: c.spec["stdinOnce"] == true,
     };
     match runtime::start(shim, &c.dir, &spec) {
         Ok((started, child)) => {

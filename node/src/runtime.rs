@@ -65,6 +65,17 @@ impl ContainerDir {
         self.0.join("log")
     }
 
+    /// The FIFO that is the command's stdin (containers with `stdin: true`).
+    pub fn stdin_fifo(&self) -> PathBuf {
+        self.0.join("stdin")
+    }
+
+    /// The marker that ends a `stdinOnce` container's stdin: made when the
+    /// first attach leaves, the shim then closes the FIFO's last writer.
+    pub fn stdin_closed(&self) -> PathBuf {
+        self.0.join("stdin.closed")
+    }
+
     /// The previous run's log.
     pub fn previous_log(&self) -> PathBuf {
         self.0.join("log.previous")
@@ -126,6 +137,12 @@ pub struct Spec {
     /// network namespace; the others keep the node's, as `hostNetwork` pods do).
     #[serde(default)]
     pub hostname: Option<String>,
+    /// `stdin: true`: the command reads a FIFO that `kubectl attach -i` writes.
+    #[serde(default)]
+    pub stdin: bool,
+    /// `stdinOnce: true`: the FIFO ends when the first attach leaves.
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 /// Starts `spec` through the shim, in a fresh container directory `dir`. The
@@ -157,6 +174,13 @@ pub fn start(
     }
     if let Some(h) = &spec.hostname {
         cmd.arg("--hostname").arg(h);
+    }
+    if spec.stdin {
+        let _ = std::fs::remove_file(dir.stdin_closed());
+        cmd.arg("--stdin-fifo").arg(dir.stdin_fifo());
+        if spec.stdin_once {
+            cmd.arg("--stdin-once");
+        }
     }
     cmd.arg("--")
         .args(&spec.argv)
@@ -201,6 +225,7 @@ pub fn shim(
     cgroups: &str,
     netns: Option<&Path>,
     hostname: Option<&str>,
+    stdin: Option<(&Path, bool)>,
     argv: &[String],
 ) -> i32 {
     let log = match std::fs::OpenOptions::new()
@@ -292,7 +317,23 @@ pub fn shim(
         write_record(&log, "stderr", b"ferry shim: no command\n");
         return 127;
     };
-    let child = std::process::Command::new(prog)
+    let mut command = std::process::Command::new(prog);
+    if let Some((fifo, once)) = stdin {
+        match stdin_fifo(fifo, once) {
+            Ok(r) => {
+                command.stdin(r);
+            }
+            Err(e) => {
+                let msg = format!(
+                    "ferry shim: the container's stdin {}: {e}\n",
+                    fifo.display()
+                );
+                write_record(&log, "stderr", msg.as_bytes());
+                return 126;
+            }
+        }
+    }
+    let child = command
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -511,6 +552,37 @@ fn write_tagged(log: &std::sync::Mutex<std::fs::File>, stream: &str, full: bool,
 
 fn write_record(log: &std::sync::Mutex<std::fs::File>, stream: &str, text: &[u8]) {
     write_tagged(log, stream, true, text);
+}
+
+/// Makes `fifo` the command's stdin: its read end for the command, and a
+/// write end this process keeps so the command sees no end of input before
+/// anyone attached — until the shim exits or, with `once`, until the
+/// [`ContainerDir::stdin_closed`] marker appears beside it.
+fn stdin_fifo(fifo: &Path, once: bool) -> std::io::Result<Stdio> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(fifo);
+    nix::unistd::mkfifo(
+        fifo,
+        nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+    )?;
+    let read = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(fifo)?;
+    let keep = std::fs::OpenOptions::new().write(true).open(fifo)?;
+    fcntl(
+        std::os::fd::AsRawFd::as_raw_fd(&read),
+        FcntlArg::F_SETFL(OFlag::empty()),
+    )?;
+    let marker = fifo.with_file_name("stdin.closed");
+    std::thread::spawn(move || {
+        while !(once && marker.exists()) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        drop(keep);
+    });
+    Ok(Stdio::from(read))
 }
 
 /// One record of a container log.

@@ -291,6 +291,9 @@ async fn exec(
     recv: &mut quinn::RecvStream,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if req.attach {
+        return attach(dir, container, req, send, recv).await;
+    }
     let refuse = |msg: String| ExecFrame::Error(ApiError::new(ErrorCode::BadRequest, msg));
     let running = dir.started().as_ref().is_some_and(runtime::running) && dir.exited().is_none();
     let (Some(spec), true) = (dir.spec_of_run(), running) else {
@@ -492,6 +495,113 @@ async fn exec(
         Err(_) => 1,
     };
     let _ = write_frame(send, &ExecFrame::Exit(code)).await;
+}
+
+/// `kubectl attach -i`: the client's input into the container's stdin FIFO,
+/// the container's output from its log (from now on), and the stream's
+/// end (a success) once it ends. With `stdinOnce`, the container's stdin ends when this
+/// session's input does.
+async fn attach(
+    dir: &ContainerDir,
+    container: &str,
+    req: &ExecRequest,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+) {
+    use tokio::io::AsyncWriteExt;
+    let refuse = |msg: String| ExecFrame::Error(ApiError::new(ErrorCode::BadRequest, msg));
+    let running = dir.started().as_ref().is_some_and(runtime::running) && dir.exited().is_none();
+    let (Some(spec), true) = (dir.spec_of_run(), running) else {
+        let msg = format!("container {container} in pod {} is not running", req.name);
+        let _ = write_frame(send, &refuse(msg)).await;
+        return;
+    };
+    if !spec.stdin {
+        let msg = format!(
+            "container {container} in pod {} does not keep its stdin open (its spec has no `stdin: true`)",
+            req.name
+        );
+        let _ = write_frame(send, &refuse(msg)).await;
+        return;
+    }
+    // The container holds the read end, so opening for writing does not wait.
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true);
+    let fifo_path = dir.stdin_fifo();
+    let mut fifo =
+        match tokio::time::timeout(Duration::from_secs(2), options.open(&fifo_path)).await {
+            Ok(Ok(f)) => Some(f),
+            _ => {
+                let msg = format!(
+                    "container {container} in pod {} no longer reads its stdin",
+                    req.name
+                );
+                let _ = write_frame(send, &refuse(msg)).await;
+                return;
+            }
+        };
+    let log = dir.log();
+    let mut pos = tokio::fs::metadata(&log)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let mut partial = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut input_open = true;
+    loop {
+        tokio::select! {
+            f = read_frame::<_, ExecFrame>(recv, 1 << 20), if input_open => {
+                match f {
+                    Ok(Some(ExecFrame::Stdin(b))) => {
+                        if let Some(w) = fifo.as_mut() {
+                            if w.write_all(&b).await.is_err() || w.flush().await.is_err() {
+                                fifo = None;
+                            }
+                        }
+                    }
+                    Ok(Some(ExecFrame::StdinEnd)) | Ok(None) | Err(_) => {
+                        input_open = false;
+                        fifo = None;
+                        if spec.stdin_once {
+                            let _ = tokio::fs::write(dir.stdin_closed(), b"").await;
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                }
+            }
+            _ = tick.tick() => {
+                let exited = dir.exited();
+                // New log records since the last look, whole lines only.
+                if let Ok(bytes) = tokio::fs::read(&log).await {
+                    let start = usize::try_from(pos).unwrap_or(usize::MAX).min(bytes.len());
+                    partial.extend_from_slice(&bytes[start..]);
+                    pos = bytes.len() as u64;
+                    while let Some(i) = partial.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = partial.drain(..=i).collect();
+                        let Some(r) = runtime::parse_record(&line[..line.len() - 1]) else { continue };
+                        let mut text = r.text.to_vec();
+                        if r.full {
+                            text.push(b'\n');
+                        }
+                        let frame = if r.stream == "stderr" && !req.tty {
+                            ExecFrame::Stderr(text)
+                        } else {
+                            ExecFrame::Stdout(text)
+                        };
+                        if write_frame(send, &frame).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                // An attach ends in success when the container does, as the
+                // kubelet's does: its exit code is the pod's status to read.
+                if exited.is_some() {
+                    let _ = write_frame(send, &ExecFrame::Exit(0)).await;
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// The network namespace of the pod whose directory is `pod_dir`: `Ok(None)`

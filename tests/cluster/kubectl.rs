@@ -1252,11 +1252,34 @@ async fn kubectl_and_ferry_port_forward_reach_a_pods_loopback_and_attach_follows
     assert!(o.stderr.contains("Remote port must be > 0"), "{}", o.stderr);
 
     // kubectl attach: the container's output from now until its run ends
-    // (stdin is refused: ferry keeps none).
+    // (stdin is refused for a container without `stdin: true`).
     k.ok_in(&["apply", "-f", "-"], ATTACH);
     k.ok(&["wait", "--for=condition=Ready", "pod/att", "--timeout=60s"]);
     let e = k.fails(&["attach", "-i", "att"]);
-    assert!(e.contains("attach with stdin is not supported"), "{e}");
+    assert!(e.contains("does not keep its stdin open"), "{e}");
+    // `kubectl run -i`: the shell reads what kubectl sends (WebSocket), and
+    // kubectl reports the container's exit code.
+    let o = k.run(
+        &[
+            "run",
+            "sh-in",
+            "-i",
+            "--rm",
+            "--image=busybox",
+            "--restart=Never",
+            "--",
+            "sh",
+        ],
+        Some("echo from-stdin-$((40+2))\nexit 3\n"),
+    );
+    assert!(!o.ok, "exit 3 is a failure: {}", o.stderr);
+    assert!(
+        o.stdout.contains("from-stdin-42\n"),
+        "{} / {}",
+        o.stdout,
+        o.stderr
+    );
+    assert!(o.stderr.contains("terminated (Error)"), "{}", o.stderr);
     let o = k.run(&["attach", "att"], None);
     assert!(o.ok, "{}", o.stderr);
     assert!(o.stdout.contains("tick 3\n"), "{}", o.stdout);
@@ -1393,6 +1416,30 @@ async fn kubectl_1_27_to_1_30_exec_attach_and_port_forward_over_direct_spdy() {
     let (code, o) = run_code(home, &old_kubectl("1.28"), &cfg, &["attach", "ticks"], None);
     assert_eq!(code, Some(0), "{}", o.stderr);
     assert!(o.stdout.contains("tick 3\n"), "{}", o.stdout);
+    // `kubectl run -i` (1.28): stdin into the container over SPDY.
+    let (code, o) = run_code(
+        home,
+        &old_kubectl("1.28"),
+        &cfg,
+        &[
+            "run",
+            "spdy-in",
+            "-i",
+            "--rm",
+            "--image=busybox",
+            "--restart=Never",
+            "--",
+            "sh",
+        ],
+        Some("echo spdy-$((6*7))\n"),
+    );
+    assert_eq!(code, Some(0), "{}", o.stderr);
+    assert!(
+        o.stdout.contains("spdy-42\n"),
+        "{} / {}",
+        o.stdout,
+        o.stderr
+    );
 
     // exec: output, stderr, the exit code (v4's Status), stdin.
     for v in ["1.27", "1.28", "1.29"] {

@@ -96,6 +96,7 @@ pub(super) async fn serve(
                 command,
                 stdin: flag(&p, "stdin"),
                 tty: flag(&p, "tty"),
+                attach: false,
             };
             let expect = Expect {
                 stdin: x.stdin,
@@ -106,9 +107,26 @@ pub(super) async fn serve(
             exec(ctx, x, expect, req, payload).await
         }
         "portforward" => super::portforward::serve(ctx, &p, &pod, req, payload).await,
-        _ if flag(&p, "stdin") => status(&Status::bad_request(
-            "attach with stdin is not supported: ferry keeps no container's stdin; use exec",
-        )),
+        // With stdin: the node relays it into the container's stdin FIFO,
+        // over the exec streams (its output from the log, its exit at the end).
+        _ if flag(&p, "stdin") => {
+            let x = ExecRequest {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                container,
+                command: Vec::new(),
+                stdin: true,
+                tty: flag(&p, "tty"),
+                attach: true,
+            };
+            let expect = Expect {
+                stdin: true,
+                stdout: flag(&p, "stdout"),
+                stderr: flag(&p, "stderr"),
+                tty: x.tty,
+            };
+            exec(ctx, x, expect, req, payload).await
+        }
         _ => {
             let expect = Expect {
                 stdout: flag(&p, "stdout"),
