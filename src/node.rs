@@ -116,16 +116,16 @@ pub fn nsenter(a: NsenterArgs) -> ExitCode {
 
 /// Runs a container's command (see `ferry_node::runtime`).
 pub fn shim(a: ShimArgs) -> ExitCode {
-    let code = ferry_node::runtime::shim(
-        &a.exit_file,
-        &a.log_file,
-        &a.mounts,
-        &a.cgroups,
-        a.netns.as_deref(),
-        a.hostname.as_deref(),
-        a.stdin_fifo.as_deref().map(|f| (f, a.stdin_once)),
-        &a.argv,
-    );
+    let code = ferry_node::runtime::shim(ferry_node::runtime::ShimRun {
+        exit_file: &a.exit_file,
+        log_file: &a.log_file,
+        mounts: &a.mounts,
+        cgroups: &a.cgroups,
+        netns: a.netns.as_deref(),
+        hostname: a.hostname.as_deref(),
+        stdin: a.stdin_fifo.as_deref().map(|f| (f, a.stdin_once)),
+        argv: &a.argv,
+    });
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 

@@ -213,21 +213,43 @@ pub fn signal(s: &Started, sig: Signal) {
     }
 }
 
+/// What `ferry shim` runs, and where (its command-line arguments).
+#[derive(Debug, Clone, Copy)]
+pub struct ShimRun<'a> {
+    /// Where the exit is recorded.
+    pub exit_file: &'a Path,
+    /// Where the output is recorded.
+    pub log_file: &'a Path,
+    /// The volumes to bind-mount (JSON).
+    pub mounts: &'a str,
+    /// The `cgroup.procs` files to join (JSON).
+    pub cgroups: &'a str,
+    /// The pod's network namespace.
+    pub netns: Option<&'a Path>,
+    /// The pod's hostname (a UTS namespace of its own).
+    pub hostname: Option<&'a str>,
+    /// The stdin FIFO, and whether it ends after the first attach.
+    pub stdin: Option<(&'a Path, bool)>,
+    /// The command and its arguments.
+    pub argv: &'a [String],
+}
+
 /// The shim: joins the pod's network namespace `netns` (if any), runs `argv` in this process group, waits, records the exit in
 /// `exit_file`, and exits with the same code. SIGTERM, SIGINT and SIGHUP reach
 /// the command through the group; the shim catches them (a handler, which the
 /// command does not inherit, unlike an ignored signal) to outlive the command
 /// and record its end. SIGKILL ends both: the agent then reports exit 137.
-pub fn shim(
-    exit_file: &Path,
-    log_file: &Path,
-    mounts: &str,
-    cgroups: &str,
-    netns: Option<&Path>,
-    hostname: Option<&str>,
-    stdin: Option<(&Path, bool)>,
-    argv: &[String],
-) -> i32 {
+pub fn shim(run: ShimRun<'_>) -> i32 {
+    let ShimRun {
+        exit_file,
+        log_file,
+        mounts,
+        cgroups,
+        netns,
+        hostname,
+        stdin,
+        argv,
+    } = run;
     let log = match std::fs::OpenOptions::new()
         .create(true)
         .append(true)
