@@ -677,7 +677,12 @@ mod remembered_ids {
                 .collect();
             sm.apply([entry(index, index, writes)]).await.unwrap();
         }
-        assert!(sm.requests.len() as u64 > 300_000);
+        let remembered: u64 = decode(
+            &sm.tree().get(keys::REQUEST_SEQ).unwrap().unwrap(),
+            "count",
+        )
+        .unwrap();
+        assert!(remembered > 300_000, "{remembered} ids remembered");
         let (again, wrote) = repeat(&mut sm, 3 + entries, id, put("k", "first")).await;
         assert_eq!(again, first);
         assert!(!wrote, "the repeat applied again");
