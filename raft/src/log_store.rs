@@ -762,7 +762,10 @@ mod tests {
             "an acknowledged small value was lost"
         );
         match tree.get(b"big") {
-            Ok(Some(v)) => assert!(v.as_ref() == big.as_slice(), "the big value came back altered"),
+            Ok(Some(v)) => assert!(
+                v.as_ref() == big.as_slice(),
+                "the big value came back altered"
+            ),
             other => panic!(
                 "an acknowledged 5 MiB value (a blob) was lost in the power failure: {:?}",
                 other.map(|v| v.map(|v| v.len()))
@@ -824,14 +827,26 @@ mod tests {
         let store = data.join("store");
         let db = crate::open_db(&store).unwrap();
         let got = take();
-        for want in [store.join("db"), store.join("conf"), store.clone(), data.clone()] {
-            assert!(got.contains(&want), "{} not synced on open: {got:?}", want.display());
+        for want in [
+            store.join("db"),
+            store.join("conf"),
+            store.clone(),
+            data.clone(),
+        ] {
+            assert!(
+                got.contains(&want),
+                "{} not synced on open: {got:?}",
+                want.display()
+            );
         }
         let flusher = Flusher::start(db.clone(), &store).unwrap();
         let snaps = data.join("snapshots");
         let mut sm = crate::sm::StateMachine::open(&db, snaps.clone(), 100, flusher).unwrap();
         let got = take();
-        assert!(got.contains(&data), "snapshots/ created, data dir not synced: {got:?}");
+        assert!(
+            got.contains(&data),
+            "snapshots/ created, data dir not synced: {got:?}"
+        );
         sm.get_snapshot_builder()
             .await
             .build_snapshot()

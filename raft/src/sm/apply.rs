@@ -188,9 +188,10 @@ impl<'a> ApplyCtx<'a> {
         for item in self.tree.range(start..end) {
             let (_, v) = item?;
             let run: Vec<Event> = decode(&v, "history events")?;
-            if let Some(ev) = run.into_iter().find(|e| {
-                e.kind == EventKind::Put && e.kv.key == key && e.kv.version == version
-            }) {
+            if let Some(ev) = run
+                .into_iter()
+                .find(|e| e.kind == EventKind::Put && e.kv.key == key && e.kv.version == version)
+            {
                 return Ok(Some(ev.kv));
             }
         }

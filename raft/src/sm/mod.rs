@@ -583,7 +583,11 @@ mod remembered_ids {
     use ferry_api::kv::{Expect, KvError, RequestId, Write, WriteOp, WriteOutcome};
     use openraft::RaftSnapshotBuilder;
 
-    fn entry(index: u64, at_ms: u64, writes: Vec<(RequestId, Write)>) -> openraft::Entry<TypeConfig> {
+    fn entry(
+        index: u64,
+        at_ms: u64,
+        writes: Vec<(RequestId, Write)>,
+    ) -> openraft::Entry<TypeConfig> {
         let (ids, writes): (Vec<_>, Vec<_>) = writes.into_iter().unzip();
         openraft::Entry {
             log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
@@ -621,8 +625,7 @@ mod remembered_ids {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::open_db(&dir.path().join("store")).unwrap();
         let flusher = Flusher::start(db.clone(), &dir.path().join("store")).unwrap();
-        let sm =
-            StateMachine::open(&db, dir.path().join("snapshots"), 100_000, flusher).unwrap();
+        let sm = StateMachine::open(&db, dir.path().join("snapshots"), 100_000, flusher).unwrap();
         Sm { _dir: dir, sm }
     }
 
@@ -638,7 +641,9 @@ mod remembered_ids {
             .unwrap();
         let out = r.pop().unwrap().results.pop().unwrap();
         assert_eq!(
-            out.as_ref().unwrap().prev[0].as_ref().map(|kv| kv.value.clone()),
+            out.as_ref().unwrap().prev[0]
+                .as_ref()
+                .map(|kv| kv.value.clone()),
             Some(b"old".to_vec())
         );
         out
@@ -653,7 +658,10 @@ mod remembered_ids {
         w: Write,
     ) -> (Result<WriteOutcome, KvError>, bool) {
         let mut events = sm.shared.subscribe();
-        let mut r = sm.apply([entry(index, index, vec![(id, w)])]).await.unwrap();
+        let mut r = sm
+            .apply([entry(index, index, vec![(id, w)])])
+            .await
+            .unwrap();
         let wrote = events.try_recv().is_ok();
         (r.pop().unwrap().results.pop().unwrap(), wrote)
     }
@@ -677,11 +685,8 @@ mod remembered_ids {
                 .collect();
             sm.apply([entry(index, index, writes)]).await.unwrap();
         }
-        let remembered: u64 = decode(
-            &sm.tree().get(keys::REQUEST_SEQ).unwrap().unwrap(),
-            "count",
-        )
-        .unwrap();
+        let remembered: u64 =
+            decode(&sm.tree().get(keys::REQUEST_SEQ).unwrap().unwrap(), "count").unwrap();
         assert!(remembered > 300_000, "{remembered} ids remembered");
         let (again, wrote) = repeat(&mut sm, 3 + entries, id, put("k", "first")).await;
         assert_eq!(again, first);
@@ -699,11 +704,22 @@ mod remembered_ids {
         a.apply([entry(3, 3, vec![(RequestId(5), check(5))])])
             .await
             .unwrap();
-        let snap = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let snap = a
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
 
-        let Sm { sm: mut b, _dir: _b } = open();
+        let Sm {
+            sm: mut b,
+            _dir: _b,
+        } = open();
         b.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
-        assert_eq!(b.requests, a.requests, "the index rebuilt from the snapshot");
+        assert_eq!(
+            b.requests, a.requests,
+            "the index rebuilt from the snapshot"
+        );
         assert_eq!(
             b.tree().get(keys::REQUEST_SEQ).unwrap(),
             a.tree().get(keys::REQUEST_SEQ).unwrap(),

@@ -181,8 +181,12 @@ impl RequestIndex {
                 self.0.remove(&key);
             }
         }
-        self.0
-            .extend(changes.added.into_iter().map(|(id, rev)| (index_key(id), rev)));
+        self.0.extend(
+            changes
+                .added
+                .into_iter()
+                .map(|(id, rev)| (index_key(id), rev)),
+        );
     }
 }
 
@@ -447,8 +451,7 @@ mod tests {
         call(tree, index, |s, batch| {
             for rev in from..to {
                 s.begin(rev, rev);
-                remember(s, tree, batch, RequestId(rev as u128), &ok(rev))
-                    .unwrap();
+                remember(s, tree, batch, RequestId(rev as u128), &ok(rev)).unwrap();
                 s.end(batch);
             }
         });
@@ -604,8 +607,14 @@ mod tests {
             call(&tree, &mut index, |s, batch| {
                 s.begin(after + 1, 2);
                 s.seq = Some(after); // `after` ids remembered since id 1 (seq 1)
-                s.remember(&tree, batch, RequestId(after as u128 + 10), &ok(2), &applied(2))
-                    .unwrap();
+                s.remember(
+                    &tree,
+                    batch,
+                    RequestId(after as u128 + 10),
+                    &ok(2),
+                    &applied(2),
+                )
+                .unwrap();
                 s.end(batch);
             });
             let mut s = Sessions::new(&index);

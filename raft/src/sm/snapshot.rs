@@ -691,7 +691,10 @@ mod tests {
             "current.snap moved back to the older build (the install passed its check \
              while the build waited before its rename: {raced})"
         );
-        assert!(!raced, "the install got past its check while the build held it");
+        assert!(
+            !raced,
+            "the install got past its check while the build held it"
+        );
         assert_eq!(built, 10, "the build answers its own snapshot");
     }
 }
