@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-1}
 anchor=${ETCD_ANCHOR:-../shared/tools/etcd-anchor}
 cargo build --release -q
-ferry=target/release/ferry
+ferry=${CARGO_TARGET_DIR:-target}/release/ferry
 dir=$(mktemp -d /tmp/ferry-bench.XXXXXX)
 port=${FERRY_BENCH_PORT:-27100}
 cleanup() { [ -n "${up:-}" ] && kill "$up" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$dir"; }

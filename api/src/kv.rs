@@ -158,7 +158,10 @@ impl std::fmt::Display for RequestId {
 pub struct WriteOutcome {
     /// The revision (Raft log index) at which it applied.
     pub revision: u64,
-    /// For each op, the previous value of its key (if it existed).
+    /// For each op, the previous value of its key (if it existed). Empty when
+    /// this answers a repeat of a remembered request id whose previous values
+    /// have left the store's history window (the store keeps outcomes without
+    /// values and reads them back from its history).
     pub prev: Vec<Option<KeyValue>>,
 }
 

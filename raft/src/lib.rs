@@ -15,6 +15,7 @@
 //! This crate knows nothing of actix; it exposes `Send + Sync` async handles.
 
 pub mod error;
+pub mod fault;
 pub mod log_cache;
 pub mod log_store;
 pub mod network;
@@ -43,12 +44,22 @@ pub fn open_db(dir: &std::path::Path) -> Result<sled::Db> {
     // not: make all of it durable before this master vouches for any of it. And
     // the directory entries sled may just have created (`db`, `conf`, `blobs/`,
     // the store directory itself) are durable only once their directories are.
-    let durable = |what: &std::path::Path| {
-        std::fs::File::open(what)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::Storage(format!("fsync {}: {e}", what.display())))
+    sync_on_open(dir)?;
+    Ok(db)
+}
+
+/// `fsync` of everything sled keeps in `dir` (see [`open_db`]); a store that
+/// emulates power failures images what this made durable.
+fn sync_on_open(dir: &std::path::Path) -> Result<()> {
+    let image = log_store::keeps_sync_image(dir);
+    let failed = |what: &std::path::Path, e: std::io::Error| {
+        Error::Storage(format!("fsync {}: {e}", what.display()))
     };
+    let durable = |what: &std::path::Path| fault::fsync(what).map_err(|e| failed(what, e));
     durable(&dir.join("db"))?;
+    if image {
+        log_store::image_db(dir).map_err(|e| failed(&dir.join("db"), e))?;
+    }
     durable(&dir.join("conf"))?;
     let blobs = dir.join("blobs");
     if blobs.exists() {
@@ -58,6 +69,9 @@ pub fn open_db(dir: &std::path::Path) -> Result<sled::Db> {
             let entry =
                 entry.map_err(|e| Error::Storage(format!("list {}: {e}", blobs.display())))?;
             durable(&entry.path())?;
+            if image {
+                log_store::image_blob(dir, &entry.path()).map_err(|e| failed(&entry.path(), e))?;
+            }
         }
         durable(&blobs)?;
     }
@@ -65,5 +79,5 @@ pub fn open_db(dir: &std::path::Path) -> Result<sled::Db> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         durable(parent)?;
     }
-    Ok(db)
+    Ok(())
 }

@@ -424,19 +424,14 @@ impl Cluster {
         kill(self.pid(i), sig).unwrap_or_else(|e| panic!("{sig} to {}: {e}", self.masters[i].name));
     }
 
-    /// A power failure of master `i`: SIGKILL, then its store file is put back
-    /// to the image of its last sync (what the disk would hold), so everything
-    /// written but not synced is gone. Needs [`Cluster::start_emulating_power_failures`].
+    /// A power failure of master `i`: SIGKILL, then its store is put back to
+    /// the images of its syncs (what the disk would hold: `db` as of its last
+    /// sync, only the blobs that were synced), so everything written but not
+    /// synced is gone. Needs [`Cluster::start_emulating_power_failures`].
     pub fn power_fail(&mut self, i: usize) {
         self.kill(i);
         let store = self.masters[i].data.join("store");
-        let image = store.join(ferry_raft::log_store::SYNC_IMAGE);
-        if image.exists() {
-            std::fs::rename(&image, store.join("db")).expect("put the sync image back");
-        } else {
-            // Never synced: the disk holds none of it.
-            std::fs::File::create(store.join("db")).expect("truncate the store file");
-        }
+        ferry_raft::log_store::restore_sync_image(&store).expect("put the sync images back");
     }
 
     /// SIGKILLs master `i` and reaps it.

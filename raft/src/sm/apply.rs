@@ -4,7 +4,7 @@
 //! earlier in the same batch go through the overlay.
 
 use super::keys::{self, StoredKv};
-use super::sessions::{IndexChanges, RequestIndex, Sessions};
+use super::sessions::{IndexChanges, PrevRef, RequestIndex, Sessions, Stored};
 use crate::types::{decode, encode};
 use ferry_api::kv::{
     Event, EventKind, Expect, KeyValue, KvError, RequestId, Write, WriteOp, WriteOutcome,
@@ -103,11 +103,99 @@ impl<'a> ApplyCtx<'a> {
         w: &Write,
     ) -> crate::Result<Result<WriteOutcome, KvError>> {
         if let Some(first) = self.sessions.lookup(self.tree, id)? {
-            return Ok(first);
+            return match first {
+                Stored::Full(out) => Ok(Ok(out)),
+                Stored::Failed(e) => Ok(Err(e)),
+                Stored::Applied { revision, prev } => Ok(Ok(WriteOutcome {
+                    revision,
+                    prev: self.rebuild_prev(w, revision, &prev)?.unwrap_or_default(),
+                })),
+            };
         }
+        let seq = self.seq;
         let r = self.apply_write(w)?;
-        self.sessions.remember(self.tree, &mut self.batch, id, &r)?;
+        let stored = match &r {
+            Ok(out) => Stored::Applied {
+                revision: out.revision,
+                prev: prev_refs(w, out, seq),
+            },
+            Err(e) => Stored::Failed(e.clone()),
+        };
+        self.sessions
+            .remember(self.tree, &mut self.batch, id, &r, &stored)?;
         Ok(r)
+    }
+
+    /// The previous values a remembered success at `revision` answered, read
+    /// back from the history: `None` once any of them left it (or the repeat
+    /// names other keys than its refs count). Every master holds the same
+    /// history after an entry, so every master answers alike.
+    fn rebuild_prev(
+        &self,
+        w: &Write,
+        revision: u64,
+        refs: &[PrevRef],
+    ) -> crate::Result<Option<Vec<Option<KeyValue>>>> {
+        let ops = write_ops(w);
+        if ops.len() != refs.len() {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(refs.len());
+        for (op, r) in ops.iter().zip(refs) {
+            let key = op.key();
+            let kv = match *r {
+                PrevRef::Absent => None,
+                PrevRef::Replaced(seq) => {
+                    if revision <= self.compacted {
+                        return Ok(None);
+                    }
+                    match self.tree.get(keys::event_key(keys::PREV, revision, seq))? {
+                        Some(b) => Some(decode::<StoredKv>(&b, "history prev")?.to_kv(key)),
+                        None => return Ok(None),
+                    }
+                }
+                PrevRef::Checked {
+                    mod_revision,
+                    version,
+                } => match self.find_value(key, mod_revision, version)? {
+                    Some(kv) => Some(kv),
+                    None => return Ok(None),
+                },
+            };
+            out.push(kv);
+        }
+        Ok(Some(out))
+    }
+
+    /// `key`'s value of `mod_revision` and `version`: the current one, or the
+    /// event that wrote it while the history holds its revision.
+    fn find_value(
+        &self,
+        key: &str,
+        mod_revision: u64,
+        version: u64,
+    ) -> crate::Result<Option<KeyValue>> {
+        if let Some(cur) = self.current(key)? {
+            if cur.mod_revision == mod_revision && cur.version == version {
+                return Ok(Some(cur.to_kv(key)));
+            }
+        }
+        if mod_revision <= self.compacted {
+            return Ok(None);
+        }
+        let start = keys::hist_from(keys::HIST, mod_revision);
+        let end = keys::hist_from(keys::HIST, mod_revision + 1);
+        for item in self.tree.range(start..end) {
+            let (_, v) = item?;
+            let run: Vec<Event> = decode(&v, "history events")?;
+            if let Some(ev) = run
+                .into_iter()
+                .find(|e| e.kind == EventKind::Put && e.kv.key == key && e.kv.version == version)
+            {
+                return Ok(Some(ev.kv));
+            }
+        }
+        Ok(None)
     }
 
     /// Ends a `Command::V2` entry.
@@ -324,6 +412,40 @@ impl<'a> ApplyCtx<'a> {
         self.batch.insert(keys::COMPACTED, encode(&upto));
         Ok(())
     }
+}
+
+/// The ops of a write (none for a compaction).
+fn write_ops(w: &Write) -> &[WriteOp] {
+    match w {
+        Write::Op(op) => std::slice::from_ref(op),
+        Write::Txn(ops) => ops,
+        Write::Compact(_) => &[],
+    }
+}
+
+/// Where each previous value of `out` (the success of `w`, whose first event
+/// was number `seq` of its revision) can be read again: every put and delete
+/// of a success wrote one event, in order.
+fn prev_refs(w: &Write, out: &WriteOutcome, mut seq: u32) -> Vec<PrevRef> {
+    write_ops(w)
+        .iter()
+        .zip(&out.prev)
+        .map(|(op, prev)| {
+            let r = match (op, prev) {
+                (WriteOp::Check { .. }, Some(kv)) => PrevRef::Checked {
+                    mod_revision: kv.mod_revision,
+                    version: kv.version,
+                },
+                (WriteOp::Check { .. }, None) => PrevRef::Absent,
+                (_, Some(_)) => PrevRef::Replaced(seq),
+                (_, None) => PrevRef::Absent,
+            };
+            if !matches!(op, WriteOp::Check { .. }) {
+                seq += 1;
+            }
+            r
+        })
+        .collect()
 }
 
 fn check(op: &WriteOp, cur: Option<&StoredKv>) -> Result<(), KvError> {
@@ -574,5 +696,91 @@ mod tests {
         let mut ctx = ApplyCtx::new(&tree, 0, &requests);
         ctx.begin_with_ids(7, 3);
         assert_eq!(ctx.apply_once(id, &create).unwrap(), first);
+    }
+
+    /// One apply call at `rev` (with ids), its batch and index changes landed.
+    fn call_once(
+        tree: &sled::Tree,
+        requests: &mut RequestIndex,
+        compacted: u64,
+        rev: u64,
+        f: impl FnOnce(&mut ApplyCtx),
+    ) -> (Vec<Event>, u64) {
+        let mut ctx = ApplyCtx::new(tree, compacted, requests);
+        ctx.begin_with_ids(rev, rev);
+        f(&mut ctx);
+        ctx.end_with_ids();
+        let events = ctx.take_events();
+        ctx.finish_ids().unwrap();
+        let compacted = ctx.compacted;
+        let batch = std::mem::take(&mut ctx.batch);
+        let changes = ctx.into_index_changes();
+        batch.write_to(tree).unwrap();
+        requests.commit(changes);
+        (events, compacted)
+    }
+
+    /// Remembered successes hold no values: a repeat in a later apply call
+    /// rebuilds the first answer's previous values (a put's, a delete's, a
+    /// check's) from the history and writes nothing; once the history no
+    /// longer holds them it answers the revision without them.
+    #[test]
+    fn a_repeat_rebuilds_its_previous_values_from_the_history() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("sm").unwrap();
+        let mut requests = RequestIndex::default();
+        let id = RequestId(42);
+        let txn = Write::Txn(vec![
+            put("a", "2", Expect::Any),
+            WriteOp::Check {
+                key: "c".into(),
+                expect: Expect::Exists,
+            },
+            del("d", Expect::Any),
+            put("new", "n", Expect::Absent),
+        ]);
+        call_once(&tree, &mut requests, 0, 1, |ctx| {
+            for (k, v) in [("a", "1"), ("c", "3"), ("d", "4")] {
+                ctx.apply_write(&Write::Op(put(k, v, Expect::Any)))
+                    .unwrap()
+                    .unwrap();
+            }
+        });
+        let mut first = None;
+        call_once(&tree, &mut requests, 0, 2, |ctx| {
+            // Another write of the same entry first: the txn's events are not
+            // the revision's first.
+            ctx.apply_write(&Write::Op(put("a", "1b", Expect::Any)))
+                .unwrap()
+                .unwrap();
+            first = Some(ctx.apply_once(id, &txn).unwrap());
+        });
+        let first = first.unwrap().expect("the txn applies");
+        let values: Vec<Option<&[u8]>> = first
+            .prev
+            .iter()
+            .map(|p| p.as_ref().map(|kv| kv.value.as_slice()))
+            .collect();
+        assert_eq!(
+            values,
+            vec![Some(&b"1b"[..]), Some(b"3"), Some(b"4"), None],
+            "{first:?}"
+        );
+        let (events, _) = call_once(&tree, &mut requests, 0, 3, |ctx| {
+            assert_eq!(ctx.apply_once(id, &txn).unwrap(), Ok(first.clone()));
+        });
+        assert!(events.is_empty(), "the repeat applied again: {events:?}");
+        let a: StoredKv = decode(&tree.get(keys::kv_key("a")).unwrap().unwrap(), "a").unwrap();
+        assert_eq!((a.value.as_slice(), a.mod_revision), (&b"2"[..], 2));
+
+        // The history up to revision 9 compacted: the revision alone.
+        let (_, compacted) = call_once(&tree, &mut requests, 0, 10, |ctx| {
+            ctx.apply_write(&Write::Compact(9)).unwrap().unwrap();
+        });
+        assert_eq!(compacted, 9);
+        call_once(&tree, &mut requests, compacted, 11, |ctx| {
+            let out = ctx.apply_once(id, &txn).unwrap().unwrap();
+            assert_eq!((out.revision, out.prev.len()), (2, 0), "{out:?}");
+        });
     }
 }

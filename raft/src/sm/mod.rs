@@ -576,3 +576,159 @@ mod store_defects {
         assert!(after[&400] > 0, "the window of 100 compacted something");
     }
 }
+
+#[cfg(test)]
+mod remembered_ids {
+    use super::*;
+    use ferry_api::kv::{Expect, KvError, RequestId, Write, WriteOp, WriteOutcome};
+    use openraft::RaftSnapshotBuilder;
+
+    fn entry(
+        index: u64,
+        at_ms: u64,
+        writes: Vec<(RequestId, Write)>,
+    ) -> openraft::Entry<TypeConfig> {
+        let (ids, writes): (Vec<_>, Vec<_>) = writes.into_iter().unzip();
+        openraft::Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Command::V2 {
+                writes: Arc::new(writes),
+                ids: Arc::new(ids),
+                at_ms,
+            }),
+        }
+    }
+
+    fn put(key: &str, value: &str) -> Write {
+        Write::Op(WriteOp::Put {
+            key: key.into(),
+            value: value.as_bytes().to_vec(),
+            expect: Expect::Any,
+        })
+    }
+
+    /// A write that changes nothing (no event, no history): only its id is
+    /// remembered.
+    fn check(n: u64) -> Write {
+        Write::Op(WriteOp::Check {
+            key: format!("absent/{n}"),
+            expect: Expect::Absent,
+        })
+    }
+
+    struct Sm {
+        _dir: tempfile::TempDir,
+        sm: StateMachine,
+    }
+
+    fn open() -> Sm {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::open_db(&dir.path().join("store")).unwrap();
+        let flusher = Flusher::start(db.clone(), &dir.path().join("store")).unwrap();
+        let sm = StateMachine::open(&db, dir.path().join("snapshots"), 100_000, flusher).unwrap();
+        Sm { _dir: dir, sm }
+    }
+
+    /// The first put of `key` under `id` at index 2 (over a value put at 1),
+    /// and its answer.
+    async fn first(sm: &mut StateMachine, id: RequestId) -> Result<WriteOutcome, KvError> {
+        sm.apply([entry(1, 1, vec![(RequestId(1), put("k", "old"))])])
+            .await
+            .unwrap();
+        let mut r = sm
+            .apply([entry(2, 2, vec![(id, put("k", "first"))])])
+            .await
+            .unwrap();
+        let out = r.pop().unwrap().results.pop().unwrap();
+        assert_eq!(
+            out.as_ref().unwrap().prev[0]
+                .as_ref()
+                .map(|kv| kv.value.clone()),
+            Some(b"old".to_vec())
+        );
+        out
+    }
+
+    /// Applies `w` under `id` at `index` and returns its answer, and whether
+    /// the entry changed any key.
+    async fn repeat(
+        sm: &mut StateMachine,
+        index: u64,
+        id: RequestId,
+        w: Write,
+    ) -> (Result<WriteOutcome, KvError>, bool) {
+        let mut events = sm.shared.subscribe();
+        let mut r = sm
+            .apply([entry(index, index, vec![(id, w)])])
+            .await
+            .unwrap();
+        let wrote = events.try_recv().is_ok();
+        (r.pop().unwrap().results.pop().unwrap(), wrote)
+    }
+
+    /// More ids than the old window (250 000) remembered after it, a repeat
+    /// still answers the first outcome, previous value included, and applies
+    /// nothing.
+    #[tokio::test]
+    async fn a_repeat_after_300_000_other_writes_answers_its_first_outcome() {
+        let Sm { mut sm, .. } = open();
+        let id = RequestId(u128::MAX - 7);
+        let first = first(&mut sm, id).await;
+        let (per_entry, entries) = (3000u64, 100u64);
+        for e in 0..entries {
+            let index = 3 + e;
+            let writes = (0..per_entry)
+                .map(|n| {
+                    let n = e * per_entry + n;
+                    (RequestId(1000 + n as u128), check(n))
+                })
+                .collect();
+            sm.apply([entry(index, index, writes)]).await.unwrap();
+        }
+        let remembered: u64 =
+            decode(&sm.tree().get(keys::REQUEST_SEQ).unwrap().unwrap(), "count").unwrap();
+        assert!(remembered > 300_000, "{remembered} ids remembered");
+        let (again, wrote) = repeat(&mut sm, 3 + entries, id, put("k", "first")).await;
+        assert_eq!(again, first);
+        assert!(!wrote, "the repeat applied again");
+    }
+
+    /// A snapshot carries the remembered ids and their count: the member that
+    /// installs it answers a repeat as the one that built it (previous values
+    /// rebuilt from the history the snapshot also carries) and applies nothing.
+    #[tokio::test]
+    async fn a_snapshot_round_trip_keeps_the_remembered_ids() {
+        let Sm { sm: mut a, _dir } = open();
+        let id = RequestId(99);
+        let first = first(&mut a, id).await;
+        a.apply([entry(3, 3, vec![(RequestId(5), check(5))])])
+            .await
+            .unwrap();
+        let snap = a
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+
+        let Sm {
+            sm: mut b,
+            _dir: _b,
+        } = open();
+        b.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+        assert_eq!(
+            b.requests, a.requests,
+            "the index rebuilt from the snapshot"
+        );
+        assert_eq!(
+            b.tree().get(keys::REQUEST_SEQ).unwrap(),
+            a.tree().get(keys::REQUEST_SEQ).unwrap(),
+            "the id count (the window) travels too"
+        );
+        for sm in [&mut a, &mut b] {
+            let (again, wrote) = repeat(sm, 4, id, put("k", "first")).await;
+            assert_eq!(again, first);
+            assert!(!wrote, "the repeat applied again");
+        }
+    }
+}

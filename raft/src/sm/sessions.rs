@@ -8,6 +8,13 @@
 //! remembered and still valid is not applied again: it answers the stored
 //! outcome.
 //!
+//! A stored success holds no values: only its revision and, per op, where its
+//! previous value can be found again ([`PrevRef`]: the history's `p/` record of
+//! the op's own event, or the checked value's revision and version). A repeat
+//! rebuilds the previous values from there while the history still holds them
+//! (the watch window); past it, the repeat answers the revision with no previous
+//! values. So an id costs a few dozen bytes, and the window can be wide.
+//!
 //! Every master keeps a [`RequestIndex`] in memory — id to the revision of the
 //! record that holds it — rebuilt from the records whenever the tree is opened
 //! or replaced, so a write whose id is new (nearly all of them) costs no read.
@@ -27,8 +34,11 @@ use ferry_api::kv::{KvError, RequestId, WriteOutcome};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// An id is forgotten once this many ids were remembered after it.
-pub const MAX_IDS: u64 = 250_000;
+/// An id is forgotten once this many ids were remembered after it: 70 s of
+/// writes at 25 000 a second (the store's peak here), over twice the clients'
+/// and the API server's 30 s retry deadline. The in-memory index then still
+/// fits one 2^21-bucket table (~50 MiB).
+pub const MAX_IDS: u64 = 1_750_000;
 /// An id is forgotten once an entry's leader time is this much later than its own.
 pub const MAX_AGE_MS: u64 = 10 * 60 * 1000;
 /// Expired records deleted per expiry pass beyond twice the records added.
@@ -42,6 +52,40 @@ const PART_BYTES: usize = 1024 * 1024;
 
 type Outcome = Result<WriteOutcome, KvError>;
 
+/// Where a remembered success's previous value of one op can be read again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PrevRef {
+    /// The key did not exist.
+    Absent,
+    /// The op wrote event `seq` of the outcome's revision: its previous value
+    /// is that event's history record `p/<revision><seq>`.
+    Replaced(u32),
+    /// A `Check` op saw the key's value of this `mod_revision` and `version`.
+    Checked { mod_revision: u64, version: u64 },
+}
+
+/// A remembered outcome as stored. The first two variants encode exactly as
+/// `Result<WriteOutcome, KvError>`, so records of the layout that kept whole
+/// outcomes still read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stored {
+    /// A success with its previous values (earlier records; this call's own).
+    Full(WriteOutcome),
+    /// A business failure.
+    Failed(KvError),
+    /// A success at `revision`, its previous values by reference.
+    Applied { revision: u64, prev: Vec<PrevRef> },
+}
+
+impl From<Outcome> for Stored {
+    fn from(o: Outcome) -> Stored {
+        match o {
+            Ok(out) => Stored::Full(out),
+            Err(e) => Stored::Failed(e),
+        }
+    }
+}
+
 /// Ids and outcomes remembered by one entry (`o/<rev><part>`). The head fields
 /// come first, so [`PartHead`] decodes from the same bytes without the outcomes.
 #[derive(Debug, Serialize, Deserialize)]
@@ -50,7 +94,7 @@ struct Part {
     last_seq: u64,
     at_ms: u64,
     ids: Vec<RequestId>,
-    /// Each id's encoded [`Outcome`], in the order of `ids`.
+    /// Each id's encoded [`Stored`] outcome, in the order of `ids`.
     outcomes: Vec<serde_bytes::ByteBuf>,
 }
 
@@ -83,9 +127,15 @@ fn revision_of(key: &[u8]) -> crate::Result<u64> {
         .ok_or_else(|| crate::Error::Corrupt("remembered request key too short".into()))
 }
 
+/// An id as the index keys it: two `u64`s (8-byte aligned, where a `u128`
+/// would make every entry 32 bytes instead of 24).
+fn index_key(id: RequestId) -> (u64, u64) {
+    ((id.0 >> 64) as u64, id.0 as u64)
+}
+
 /// Every remembered id still on disk, and the revision of its record.
-#[derive(Debug, Default)]
-pub struct RequestIndex(HashMap<RequestId, u64>);
+#[derive(Debug, Default, PartialEq)]
+pub struct RequestIndex(HashMap<(u64, u64), u64>);
 
 impl RequestIndex {
     /// Reads the index from the records in `tree`, and drops the records of
@@ -102,10 +152,15 @@ impl RequestIndex {
             let rev = revision_of(&k)?;
             let head: PartHead = decode(&v, "remembered requests")?;
             for id in head.ids {
-                index.insert(id, rev);
+                index.insert(index_key(id), rev);
             }
         }
         Ok(RequestIndex(index))
+    }
+
+    /// Whether `id` is in the index (remembered, perhaps expired).
+    pub fn contains(&self, id: RequestId) -> bool {
+        self.0.contains_key(&index_key(id))
     }
 
     /// Ids in the index.
@@ -121,11 +176,17 @@ impl RequestIndex {
     /// Takes in what one apply call wrote, once its batch landed.
     pub fn commit(&mut self, changes: IndexChanges) {
         for (id, rev) in changes.removed {
-            if self.0.get(&id) == Some(&rev) {
-                self.0.remove(&id);
+            let key = index_key(id);
+            if self.0.get(&key) == Some(&rev) {
+                self.0.remove(&key);
             }
         }
-        self.0.extend(changes.added);
+        self.0.extend(
+            changes
+                .added
+                .into_iter()
+                .map(|(id, rev)| (index_key(id), rev)),
+        );
     }
 }
 
@@ -140,7 +201,7 @@ pub struct IndexChanges {
 struct Pending {
     seq: u64,
     at_ms: u64,
-    outcome: Vec<u8>,
+    outcome: Outcome,
 }
 
 /// One apply call's view of the remembered ids.
@@ -212,15 +273,12 @@ impl<'i> Sessions<'i> {
         self.part.outcomes.clear();
     }
 
-    /// The remembered outcome of `id`, if it is still valid.
-    pub fn lookup(&mut self, tree: &sled::Tree, id: RequestId) -> crate::Result<Option<Outcome>> {
+    /// The remembered outcome of `id`, if it is still valid: whole when it was
+    /// remembered earlier in this apply call, else as stored.
+    pub fn lookup(&mut self, tree: &sled::Tree, id: RequestId) -> crate::Result<Option<Stored>> {
         let (seq, at_ms, outcome) = if let Some(p) = self.pending.get(&id) {
-            (
-                p.seq,
-                p.at_ms,
-                decode::<Outcome>(&p.outcome, "remembered outcome")?,
-            )
-        } else if let Some(&rev) = self.index.0.get(&id) {
+            (p.seq, p.at_ms, Stored::from(p.outcome.clone()))
+        } else if let Some(&rev) = self.index.0.get(&index_key(id)) {
             match Self::read(tree, rev, id)? {
                 Some(found) => found,
                 None => return Ok(None),
@@ -239,7 +297,7 @@ impl<'i> Sessions<'i> {
         tree: &sled::Tree,
         revision: u64,
         id: RequestId,
-    ) -> crate::Result<Option<(u64, u64, Outcome)>> {
+    ) -> crate::Result<Option<(u64, u64, Stored)>> {
         for item in tree.scan_prefix(part_prefix(revision)) {
             let (_, v) = item?;
             let part: Part = decode(&v, "remembered requests")?;
@@ -258,28 +316,27 @@ impl<'i> Sessions<'i> {
         Ok(None)
     }
 
-    /// Remembers `outcome` as the outcome of `id`.
+    /// Remembers `outcome` as the outcome of `id`, stored as `stored`.
     pub fn remember(
         &mut self,
         tree: &sled::Tree,
         batch: &mut Writes,
         id: RequestId,
         outcome: &Outcome,
+        stored: &Stored,
     ) -> crate::Result<()> {
         let seq = self.seq(tree)? + 1;
         self.seq = Some(seq);
-        let bytes = encode(outcome);
+        let bytes = encode(stored);
         self.part_bytes += bytes.len();
         self.part.ids.push(id);
-        self.part
-            .outcomes
-            .push(serde_bytes::ByteBuf::from(bytes.clone()));
+        self.part.outcomes.push(serde_bytes::ByteBuf::from(bytes));
         self.pending.insert(
             id,
             Pending {
                 seq,
                 at_ms: self.at_ms,
-                outcome: bytes,
+                outcome: outcome.clone(),
             },
         );
         self.changes.added.push((id, self.revision));
@@ -354,6 +411,25 @@ mod tests {
         })
     }
 
+    /// Remembers `outcome` whole (as the first layout stored every outcome).
+    fn remember(
+        s: &mut Sessions,
+        tree: &sled::Tree,
+        batch: &mut Writes,
+        id: RequestId,
+        outcome: &Outcome,
+    ) -> crate::Result<()> {
+        s.remember(tree, batch, id, outcome, &Stored::from(outcome.clone()))
+    }
+
+    fn whole(stored: Stored) -> Outcome {
+        match stored {
+            Stored::Full(out) => Ok(out),
+            Stored::Failed(e) => Err(e),
+            Stored::Applied { .. } => panic!("a whole outcome was stored: {stored:?}"),
+        }
+    }
+
     /// Runs one apply call: `f` with fresh sessions, then the batch and the
     /// index changes land.
     fn call(
@@ -375,8 +451,7 @@ mod tests {
         call(tree, index, |s, batch| {
             for rev in from..to {
                 s.begin(rev, rev);
-                s.remember(tree, batch, RequestId(rev as u128), &ok(rev))
-                    .unwrap();
+                remember(s, tree, batch, RequestId(rev as u128), &ok(rev)).unwrap();
                 s.end(batch);
             }
         });
@@ -385,7 +460,7 @@ mod tests {
     fn lookup(tree: &sled::Tree, index: &RequestIndex, at_ms: u64, id: u128) -> Option<Outcome> {
         let mut s = Sessions::new(index);
         s.begin(u64::MAX, at_ms);
-        s.lookup(tree, RequestId(id)).unwrap()
+        s.lookup(tree, RequestId(id)).unwrap().map(whole)
     }
 
     fn records(tree: &sled::Tree) -> usize {
@@ -409,13 +484,13 @@ mod tests {
         call(&tree, &mut index, |s, batch| {
             s.begin(31, 31);
             s.seq = Some(MAX_IDS);
-            s.remember(&tree, batch, RequestId(1000), &ok(31)).unwrap();
+            remember(s, &tree, batch, RequestId(1000), &ok(31)).unwrap();
             s.end(batch);
         });
         assert_eq!(lookup(&tree, &index, 31, 1), None, "count expiry");
         assert_eq!(lookup(&tree, &index, 31, 2), Some(ok(2)));
         assert!(tree.get(part_key(1, 0)).unwrap().is_none());
-        assert!(!index.0.contains_key(&RequestId(1)), "out of the index");
+        assert!(!index.contains(RequestId(1)), "out of the index");
         assert!(tree.get(part_key(2, 0)).unwrap().is_some());
 
         // Everything expires by age at once: one apply call deletes a bounded
@@ -424,7 +499,7 @@ mod tests {
         call(&tree, &mut index, |s, batch| {
             s.begin(32, late);
             s.seq = Some(MAX_IDS + 1); // as stored, without scheduling the pass by count
-            s.remember(&tree, batch, RequestId(2000), &ok(32)).unwrap();
+            remember(s, &tree, batch, RequestId(2000), &ok(32)).unwrap();
             s.end(batch);
         });
         assert_eq!(records(&tree), 30 - (2 + EXPIRE_SLACK) + 1);
@@ -445,14 +520,14 @@ mod tests {
             s.begin(3, late);
             s.seq = Some(2); // as stored, without scheduling the pass by count
             assert_eq!(s.lookup(&tree, RequestId(1)).unwrap(), None);
-            s.remember(&tree, batch, RequestId(1), &ok(3)).unwrap();
+            remember(s, &tree, batch, RequestId(1), &ok(3)).unwrap();
             s.end(batch);
         });
         assert!(
             tree.get(part_key(1, 0)).unwrap().is_none(),
             "old record expired"
         );
-        assert_eq!(index.0.get(&RequestId(1)), Some(&3));
+        assert_eq!(index.0.get(&index_key(RequestId(1))), Some(&3));
         assert_eq!(lookup(&tree, &index, late, 1), Some(ok(3)));
         // Later expiry of nothing else does not touch it either.
         fill(&tree, &mut index, 4, 5);
@@ -478,11 +553,14 @@ mod tests {
         call(&tree, &mut index, |s, batch| {
             s.begin(7, 7);
             for n in 0..4u128 {
-                s.remember(&tree, batch, RequestId(n), &big).unwrap();
+                remember(s, &tree, batch, RequestId(n), &big).unwrap();
             }
-            s.remember(&tree, batch, RequestId(9), &failed).unwrap();
+            remember(s, &tree, batch, RequestId(9), &failed).unwrap();
             // Seen again before anything landed: answered from this call.
-            assert_eq!(s.lookup(&tree, RequestId(2)).unwrap(), Some(big.clone()));
+            assert_eq!(
+                s.lookup(&tree, RequestId(2)).unwrap().map(whole),
+                Some(big.clone())
+            );
             s.end(batch);
         });
         // 2.8 MiB of outcomes: split into parts under PART_BYTES each.
@@ -505,5 +583,61 @@ mod tests {
         tree.insert(keys::kv_key("r/kept"), b"z".to_vec()).unwrap();
         assert!(RequestIndex::load(&tree).unwrap().is_empty());
         assert_eq!(tree.len(), 1, "only the stored key is left");
+    }
+
+    /// The old window was 250 000 ids (10 s at the store's peak rate, under
+    /// the 30 s retry deadline): an id with more than that remembered after it
+    /// still answers, until MAX_IDS.
+    #[test]
+    fn an_id_outlives_the_old_window_of_250_000_ids() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("sm").unwrap();
+        let mut index = RequestIndex::default();
+        let applied = |rev| Stored::Applied {
+            revision: rev,
+            prev: vec![PrevRef::Replaced(0), PrevRef::Absent],
+        };
+        call(&tree, &mut index, |s, batch| {
+            s.begin(1, 1);
+            s.remember(&tree, batch, RequestId(1), &ok(1), &applied(1))
+                .unwrap();
+            s.end(batch);
+        });
+        for (after, valid) in [(300_000, true), (MAX_IDS - 1, true), (MAX_IDS, false)] {
+            call(&tree, &mut index, |s, batch| {
+                s.begin(after + 1, 2);
+                s.seq = Some(after); // `after` ids remembered since id 1 (seq 1)
+                s.remember(
+                    &tree,
+                    batch,
+                    RequestId(after as u128 + 10),
+                    &ok(2),
+                    &applied(2),
+                )
+                .unwrap();
+                s.end(batch);
+            });
+            let mut s = Sessions::new(&index);
+            s.begin(u64::MAX, 2);
+            let got = s.lookup(&tree, RequestId(1)).unwrap();
+            assert_eq!(got, valid.then(|| applied(1)), "{after} ids after it");
+        }
+    }
+
+    /// Records of the layout that stored whole outcomes read as such.
+    #[test]
+    fn whole_outcomes_of_the_earlier_layout_still_decode() {
+        let big = ok(7);
+        let failed: Outcome = Err(KvError::NotFound { key: "k".into() });
+        for o in [big, failed] {
+            let stored: Stored = decode(&encode(&o), "outcome").unwrap();
+            assert_eq!(stored, Stored::from(o));
+        }
+        // And a stored success without values is a few bytes.
+        let applied = Stored::Applied {
+            revision: 123_456_789,
+            prev: vec![PrevRef::Replaced(3)],
+        };
+        assert!(encode(&applied).len() < 12, "{:?}", encode(&applied));
     }
 }

@@ -278,7 +278,7 @@ pub fn load(path: &Path, tree: &sled::Tree) -> crate::Result<Meta> {
 
 /// Makes a directory's entries (a rename) durable.
 pub(crate) fn fsync_dir(dir: &Path) -> crate::Result<()> {
-    std::fs::File::open(dir)?.sync_all()?;
+    crate::fault::fsync(dir)?;
     Ok(())
 }
 
@@ -299,6 +299,7 @@ pub fn make_current(path: &Path, dir: &Path, meta: &Meta) -> crate::Result<bool>
             return Ok(false);
         }
     }
+    crate::fault::hit("make_current", dir);
     std::fs::rename(path, dir.join(CURRENT))?;
     fsync_dir(dir)?;
     Ok(true)
@@ -620,5 +621,80 @@ mod tests {
         load(&p, &t).unwrap();
         assert_eq!(t.len(), 2);
         assert!(t.get(b"k/old").unwrap().is_none());
+    }
+
+    /// A snapshot file at `index` in `dir`.
+    #[cfg(feature = "failpoints")]
+    fn snap_file(dir: &Path, name: &str, index: u64) -> PathBuf {
+        let path = dir.join(name);
+        let w = RecordWriter::new(
+            BufWriter::new(std::fs::File::create(&path).unwrap()),
+            &meta(index),
+        )
+        .unwrap();
+        finish(w, &path).unwrap();
+        path
+    }
+
+    /// A build (of index 10) stopped between its "is it newer?" check and its
+    /// rename, while an install of index 20 runs: the install must not get
+    /// past its own check before the build's rename (else the build's older
+    /// file lands last), so `current.snap` ends at 20. Without the lock around
+    /// check and rename, the install reaches its rename while the build waits,
+    /// and the build then moves `current.snap` back to 10.
+    #[cfg(feature = "failpoints")]
+    #[test]
+    fn a_build_racing_an_install_never_moves_current_back() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let snaps = dir.path().join("snapshots");
+        std::fs::create_dir_all(&snaps).unwrap();
+        let older = snap_file(dir.path(), "older", 10);
+        let newer = snap_file(dir.path(), "newer", 20);
+        let (at_rename, arrived) = mpsc::channel::<u64>();
+        let (release_tx, release) = mpsc::channel::<()>();
+        let release = std::sync::Mutex::new(release);
+        let first = std::sync::atomic::AtomicBool::new(true);
+        let _hook = crate::fault::set("make_current", &snaps, move |_| {
+            let is_build = first.swap(false, std::sync::atomic::Ordering::SeqCst);
+            let _ = at_rename.send(if is_build { 10 } else { 20 });
+            if is_build {
+                let _ = release
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(30));
+            }
+        });
+        let dir_a = snaps.clone();
+        let build = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let mut b = Builder::new(Ok((older, meta(10))), dir_a);
+            let snap = rt.block_on(b.build_snapshot()).unwrap();
+            snap.meta.last_log_id.unwrap().index
+        });
+        assert_eq!(arrived.recv_timeout(Duration::from_secs(30)), Ok(10));
+        let dir_b = snaps.clone();
+        let install = std::thread::spawn(move || make_current(&newer, &dir_b, &meta(20)).unwrap());
+        // The install must wait for the build to finish with current.snap;
+        // give it time to (wrongly) get past its check.
+        let raced = arrived.recv_timeout(Duration::from_millis(500)).is_ok();
+        release_tx.send(()).unwrap();
+        let built = build.join().unwrap();
+        assert!(install.join().unwrap(), "the newer install became current");
+        let (_, cur) = open_current(&snaps).unwrap().unwrap();
+        assert_eq!(
+            cur.last_log_id.unwrap().index,
+            20,
+            "current.snap moved back to the older build (the install passed its check \
+             while the build waited before its rename: {raced})"
+        );
+        assert!(
+            !raced,
+            "the install got past its check while the build held it"
+        );
+        assert_eq!(built, 10, "the build answers its own snapshot");
     }
 }

@@ -94,11 +94,30 @@ pub(crate) fn write_blob<T: Serialize>(
     // ferry patch 5: the blob is durable (its bytes and its directory entry)
     // before the write returns, so no log record that points at it can reach
     // the disk ahead of it.
+    sync_blob(&f, &path)?;
+    trace!("successfully wrote blob at {:?}", path);
+    Ok(())
+}
+
+/// ferry patch 5: `sync_all` of a new blob and of `blobs/`. With the
+/// `ferry_sync_image` feature (ferry's test builds), a store that keeps
+/// power-failure images (`blobs.synced/` beside `blobs/`) also gets a copy of
+/// the blob as synced, which its tests put back after a SIGKILL: a blob this
+/// never synced is absent from that image, as from a disk after power loss.
+fn sync_blob(f: &std::fs::File, path: &std::path::Path) -> Result<()> {
     f.sync_all()?;
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)?.sync_all()?;
+        #[cfg(feature = "ferry_sync_image")]
+        {
+            let image = dir.with_file_name("blobs.synced");
+            if let (true, Some(name)) = (image.is_dir(), path.file_name()) {
+                let tmp = image.join(format!("{}.tmp", name.to_string_lossy()));
+                std::fs::copy(path, &tmp)?;
+                std::fs::rename(&tmp, image.join(name))?;
+            }
+        }
     }
-    trace!("successfully wrote blob at {:?}", path);
     Ok(())
 }
 
