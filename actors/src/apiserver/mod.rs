@@ -28,6 +28,7 @@ pub mod commit;
 pub mod delete;
 pub mod impersonate;
 pub mod meta;
+mod mirror;
 pub mod nodegraph;
 pub mod priority;
 pub mod rbac;

@@ -12,9 +12,8 @@
 //! object's namespace read linearizably before it is refused.
 
 use super::{ApiServer, Outcome};
-use ferry_api::kv::{EventKind, WatchItem};
 use ferry_api::object::{ObjectRequest, Status, Verb};
-use ferry_api::proto::{Consistency, RangeRequest, WatchRequest};
+use ferry_api::proto::{Consistency, RangeRequest};
 use ferry_api::resources::Resource;
 use ferry_api::selector::FieldSelector;
 use serde_json::Value;
@@ -234,42 +233,17 @@ pub async fn run(api: ApiServer) {
 const PODS: &str = "/registry/pods/";
 
 async fn follow(api: &ApiServer) -> Result<(), String> {
-    let page = api
-        .store()
-        .range(&RangeRequest {
-            prefix: PODS.into(),
-            start_after: None,
-            limit: 0,
-            consistency: Consistency::Local,
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    let pods = page
-        .kvs
-        .iter()
-        .filter_map(|kv| Some((kv.key.clone(), serde_json::from_slice(&kv.value).ok()?)))
-        .collect();
-    api.node_graph.replace(pods);
-    let mut w = api
-        .store()
-        .watch(&WatchRequest {
-            prefix: PODS.into(),
-            after_revision: Some(page.revision),
-            bookmark_ms: 0,
-        })
-        .map_err(|e| e.to_string())?;
-    loop {
-        if let WatchItem::Events { events, .. } = w.next().await.map_err(|e| e.to_string())? {
-            for e in events {
-                let pod: Option<Value> = match e.kind {
-                    EventKind::Delete => None,
-                    _ => serde_json::from_slice(&e.kv.value).ok(),
-                };
-                api.node_graph.apply(&e.kv.key, pod.as_ref());
+    super::mirror::follow(
+        api,
+        PODS,
+        |pods| api.node_graph.replace(pods),
+        |changes| {
+            for (key, pod) in changes {
+                api.node_graph.apply(&key, pod.as_ref());
             }
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// The object name a node's request reads: the URL's, or for a list or

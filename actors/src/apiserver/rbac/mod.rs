@@ -13,9 +13,7 @@ pub mod review;
 
 use super::{ApiServer, Outcome};
 use eval::{Objects, Policy, Request, Rule, User};
-use ferry_api::kv::{EventKind, WatchItem};
 use ferry_api::object::{ObjectRequest, Status};
-use ferry_api::proto::{Consistency, RangeRequest, WatchRequest};
 use ferry_api::resources::Resource;
 use ferry_api::tls::Identity;
 use serde_json::Value;
@@ -166,50 +164,13 @@ async fn aggregate(api: &ApiServer) {
 }
 
 async fn follow(api: &ApiServer, kind: usize) -> Result<(), String> {
-    let prefix = PREFIXES[kind];
-    let page = api
-        .store()
-        .range(&RangeRequest {
-            prefix: prefix.into(),
-            start_after: None,
-            limit: 0,
-            consistency: Consistency::Local,
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    let objects = page
-        .kvs
-        .iter()
-        .filter_map(|kv| Some((kv.key.clone(), serde_json::from_slice(&kv.value).ok()?)))
-        .collect();
-    api.rbac.replace(kind, objects);
-    let mut w = api
-        .store()
-        .watch(&WatchRequest {
-            prefix: prefix.into(),
-            after_revision: Some(page.revision),
-            bookmark_ms: 0,
-        })
-        .map_err(|e| e.to_string())?;
-    loop {
-        match w.next().await.map_err(|e| e.to_string())? {
-            WatchItem::Events { events, .. } => {
-                let changes = events
-                    .into_iter()
-                    .map(|e| {
-                        let v = match e.kind {
-                            EventKind::Delete => None,
-                            _ => serde_json::from_slice(&e.kv.value).ok(),
-                        };
-                        (e.kv.key, v)
-                    })
-                    .collect();
-                api.rbac.apply(kind, changes);
-            }
-            WatchItem::Bookmark { .. } => {}
-        }
-    }
+    super::mirror::follow(
+        api,
+        PREFIXES[kind],
+        |objects| api.rbac.replace(kind, objects.into_iter().collect()),
+        |changes| api.rbac.apply(kind, changes),
+    )
+    .await
 }
 
 /// The user RBAC sees for an identity: a certificate's user with its groups
