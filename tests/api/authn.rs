@@ -105,6 +105,69 @@ async fn can_i(api: &Api, verb: &str, resource: &str, ns: &str, name: &str) -> b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reads_only_the_claims_and_volumes_its_pods_use() {
+    let (c, admin) = cluster().await;
+    namespace(&admin, "team").await;
+    let claim = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": "team"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                "resources": {"requests": {"storage": "1Gi"}}}})
+    };
+    let volume = |name: &str, claim: &str| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+            "spec": {"accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"},
+                "hostPath": {"path": format!("/srv/{name}")},
+                "claimRef": {"namespace": "team", "name": claim}}})
+    };
+    for (c_name, v_name) in [("mine", "pv-mine"), ("theirs", "pv-theirs")] {
+        admin
+            .create("persistentvolumeclaims", Some("team"), &claim(c_name))
+            .await;
+        admin
+            .create("persistentvolumes", None, &volume(v_name, c_name))
+            .await;
+    }
+    let mut on_n1 = pod("uses-claim");
+    on_n1["spec"]["nodeName"] = json!("n1");
+    on_n1["spec"]["volumes"] =
+        json!([{"name": "d", "persistentVolumeClaim": {"claimName": "mine"}}]);
+    admin.create("pods", Some("team"), &on_n1).await;
+
+    let node = client(&c, &Identity::Node("n1".into()));
+    let get = |plural: &'static str, ns: Option<&'static str>, name: &'static str| {
+        let node = &node;
+        async move {
+            node.call(Api::req(Verb::Get, plural, ns, Some(name), None))
+                .await
+        }
+    };
+    let (code, body) = get("persistentvolumeclaims", Some("team"), "mine").await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = get("persistentvolumeclaims", Some("team"), "theirs").await;
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = get("persistentvolumes", None, "pv-mine").await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = get("persistentvolumes", None, "pv-theirs").await;
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("no relationship found between node 'n1' and this object"),
+        "{body}"
+    );
+    // A volume that is gone answers 404 (the node looks for its deleted volumes).
+    let (code, body) = get("persistentvolumes", None, "pvc-gone").await;
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = node
+        .call(Api::req(Verb::List, "persistentvolumes", None, None, None))
+        .await;
+    assert_eq!(code, 403, "{body}");
+    drop(c);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_reads_only_the_secrets_and_configmaps_its_pods_reference() {
     let (c, admin) = cluster().await;
     namespace(&admin, "team").await;

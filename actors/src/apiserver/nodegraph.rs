@@ -1,5 +1,6 @@
 //! The node authorizer's graph (Kubernetes' `Node` authorizer): a node may
-//! read a Secret or ConfigMap only when a pod bound to it references it
+//! read a Secret, ConfigMap or PersistentVolumeClaim only when a pod bound to
+//! it references it (a PersistentVolume only when bound to such a claim)
 //! (volumes, projected sources, `env`/`envFrom`, `imagePullSecrets`), and
 //! never list or watch them except one object by name; ServiceAccounts it
 //! does not read at all (it asks for its pods' tokens, checked in `tokens`).
@@ -28,6 +29,8 @@ pub enum RefKind {
     Secret,
     /// A ConfigMap.
     ConfigMap,
+    /// A PersistentVolumeClaim (and through it, the volume it is bound to).
+    Claim,
 }
 
 impl RefKind {
@@ -36,6 +39,7 @@ impl RefKind {
         match (res.group, res.kind) {
             ("", "Secret") => Some(RefKind::Secret),
             ("", "ConfigMap") => Some(RefKind::ConfigMap),
+            ("", "PersistentVolumeClaim") => Some(RefKind::Claim),
             _ => None,
         }
     }
@@ -64,6 +68,10 @@ pub fn references(pod: &Value) -> Vec<(RefKind, String)> {
     for v in spec["volumes"].as_array().into_iter().flatten() {
         add(RefKind::Secret, v.pointer("/secret/secretName"));
         add(RefKind::ConfigMap, v.pointer("/configMap/name"));
+        add(
+            RefKind::Claim,
+            v.pointer("/persistentVolumeClaim/claimName"),
+        );
         for s in v
             .pointer("/projected/sources")
             .and_then(Value::as_array)
@@ -306,6 +314,9 @@ impl ApiServer {
             )
             .into());
         }
+        if res.group.is_empty() && res.kind == "PersistentVolume" {
+            return self.node_may_read_volume(node, res, req).await;
+        }
         let Some(kind) = RefKind::of(res) else {
             return Ok(());
         };
@@ -349,6 +360,56 @@ impl ApiServer {
 
     /// Whether a pod of `ns` bound to `node` references the object, read
     /// from the store (linearizable): the index's miss confirmed.
+    /// A PersistentVolume: readable by a node whose pods reference the claim
+    /// it is bound to. One that does not exist is answered (404): the node
+    /// looks for its deleted volumes to remove their directories, and a
+    /// volume's name (`pvc-<uid>`) tells nothing.
+    async fn node_may_read_volume(
+        &self,
+        node: &str,
+        res: &Resource,
+        req: &ObjectRequest,
+    ) -> Outcome<()> {
+        if !matches!(req.verb, Verb::Get | Verb::List | Verb::Watch) {
+            return Ok(());
+        }
+        let Some(name) = read_name(req) else {
+            return Err(refused(node, res, req, "", "No Object name found").into());
+        };
+        if req.subresource.is_some() {
+            return Err(refused(node, res, req, &name, "cannot read subresource").into());
+        }
+        let Some((pv, _)) = self
+            .read_object(res, None, &name, Consistency::Local)
+            .await?
+        else {
+            return Ok(());
+        };
+        let claim = pv.pointer("/spec/claimRef").and_then(|r| {
+            Some((
+                r.get("namespace")?.as_str()?.to_string(),
+                r.get("name")?.as_str()?.to_string(),
+            ))
+        });
+        if let Some((ns, claim)) = claim {
+            if self.node_graph.readable(node, RefKind::Claim, &ns, &claim)
+                || self
+                    .pods_reference(node, RefKind::Claim, &ns, &claim)
+                    .await?
+            {
+                return Ok(());
+            }
+        }
+        Err(refused(
+            node,
+            res,
+            req,
+            &name,
+            &format!("no relationship found between node '{node}' and this object"),
+        )
+        .into())
+    }
+
     async fn pods_reference(
         &self,
         node: &str,
