@@ -409,7 +409,7 @@ pub const DISCOVERY: &[Discovery] = &[
         "ingresses",
         "ingress",
         ALL_VERBS,
-        ALL,
+        &[],
         &[sub("status", "Ingress", GET_PATCH_UPDATE)],
     ),
     disc("ingressclasses", "ingressclass", ALL_VERBS, &[], &[]),
