@@ -502,6 +502,7 @@ fn register(gen: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String
         "" "Binding" => core::Binding,
         "" "PersistentVolumeClaim" => core::PersistentVolumeClaim,
         "" "PersistentVolume" => core::PersistentVolume,
+        "" "ResourceQuota" => core::ResourceQuota,
         "apps" "ReplicaSet" => apps::ReplicaSet,
         "apps" "Deployment" => apps::Deployment,
         "apps" "DaemonSet" => apps::DaemonSet,

@@ -36,6 +36,7 @@ pub mod printers;
 pub mod proto;
 pub mod protobuf;
 pub mod quantity;
+pub mod quota;
 pub mod resources;
 pub mod satoken;
 pub mod selector;

@@ -86,6 +86,7 @@ resources! {
     "" "v1" "Event" "events" true ["ev"],
     "" "v1" "PersistentVolumeClaim" "persistentvolumeclaims" true ["pvc"],
     "" "v1" "PersistentVolume" "persistentvolumes" false ["pv"],
+    "" "v1" "ResourceQuota" "resourcequotas" true ["quota"],
     "apps" "v1" "ReplicaSet" "replicasets" true ["rs"],
     "apps" "v1" "Deployment" "deployments" true ["deploy"],
     "apps" "v1" "DaemonSet" "daemonsets" true ["ds"],
@@ -329,6 +330,13 @@ pub const DISCOVERY: &[Discovery] = &[
         ALL_VERBS,
         &[],
         &[sub("status", "PersistentVolumeClaim", GET_PATCH_UPDATE)],
+    ),
+    disc(
+        "resourcequotas",
+        "resourcequota",
+        ALL_VERBS,
+        &[],
+        &[sub("status", "ResourceQuota", GET_PATCH_UPDATE)],
     ),
     disc(
         "persistentvolumes",

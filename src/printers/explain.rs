@@ -103,6 +103,7 @@ fn root_schema(kind: &str) -> Option<Value> {
         "IngressClass" => of::<k8s_openapi::api::networking::v1::IngressClass>(),
         "PersistentVolumeClaim" => of::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(),
         "PersistentVolume" => of::<k8s_openapi::api::core::v1::PersistentVolume>(),
+        "ResourceQuota" => of::<k8s_openapi::api::core::v1::ResourceQuota>(),
         "Role" => of::<k8s_openapi::api::rbac::v1::Role>(),
         "ClusterRole" => of::<k8s_openapi::api::rbac::v1::ClusterRole>(),
         "RoleBinding" => of::<k8s_openapi::api::rbac::v1::RoleBinding>(),

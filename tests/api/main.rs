@@ -26,6 +26,7 @@ mod deletion;
 mod events;
 mod lists;
 mod priority;
+mod quota;
 mod rbac;
 mod services;
 mod tokens;

@@ -31,6 +31,7 @@ pub mod meta;
 mod mirror;
 pub mod nodegraph;
 pub mod priority;
+mod quota;
 pub mod rbac;
 pub mod read;
 pub mod storage;

@@ -243,6 +243,11 @@ impl ApiServer {
             _ => {}
         }
         self.check_escalation(res, &obj)?;
+        if let Some(ns) = namespace {
+            if !req.dry_run {
+                self.admit_quota(res, &obj, ns).await?;
+            }
+        }
         if let Managed::Record(manager) = managed {
             obj = ssa::record_update(None, &obj, res.kind, manager, None, &meta::now());
         }

@@ -22,6 +22,7 @@ mod autoscale;
 mod batch;
 mod events;
 mod network;
+mod quota;
 mod schedule;
 mod storage;
 
@@ -40,7 +41,7 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    Endpoints, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+    Endpoints, Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Service,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -134,6 +135,7 @@ struct Plane<'a> {
     claims: Cache<PersistentVolumeClaim>,
     volumes: Cache<PersistentVolume>,
     classes: Cache<StorageClass>,
+    quotas: Cache<ResourceQuota>,
     rs_q: WorkQueue,
     deploy_q: WorkQueue,
     ds_q: WorkQueue,
@@ -150,6 +152,8 @@ struct Plane<'a> {
     /// Claims to bind or provision for; volumes whose phase to check.
     claim_q: WorkQueue,
     pv_q: WorkQueue,
+    /// Quotas to recount.
+    quota_q: WorkQueue,
     /// Pod ranges and LoadBalancer addresses assigned but not yet seen.
     cidr_pending: network::Pending<Cidr>,
     lb_pending: network::Pending<std::net::IpAddr>,
@@ -232,6 +236,7 @@ impl<'a> Plane<'a> {
             claims: Cache::new(Vec::new()),
             volumes: Cache::new(Vec::new()),
             classes: Cache::new(Vec::new()),
+            quotas: Cache::new(Vec::new()),
             rs_q: WorkQueue::default(),
             deploy_q: WorkQueue::default(),
             ds_q: WorkQueue::default(),
@@ -245,6 +250,7 @@ impl<'a> Plane<'a> {
             ipam_q: WorkQueue::default(),
             claim_q: WorkQueue::default(),
             pv_q: WorkQueue::default(),
+            quota_q: WorkQueue::default(),
             cidr_pending: RefCell::default(),
             lb_pending: RefCell::default(),
             noticed: RefCell::default(),
@@ -265,6 +271,7 @@ impl<'a> Plane<'a> {
                 self.pod_changed(c);
                 self.pod_services(c);
                 self.pod_claims(c);
+                self.pod_quotas(c);
             }),
             crate::informer::run(api, "nodes", &self.nodes, |c| {
                 self.sched.notify_one();
@@ -336,6 +343,10 @@ impl<'a> Plane<'a> {
             crate::informer::run(api, "storageclasses", &self.classes, |_| {
                 self.claims.keys().iter().for_each(|k| self.claim_q.add(k));
             }),
+            crate::informer::run(api, "resourcequotas", &self.quotas, |c| {
+                self.quota_changed(c)
+            }),
+            self.quota_loop(),
             self.claim_loop(),
             self.volume_loop(),
             self.slice_loop(),
@@ -418,7 +429,8 @@ impl<'a> Plane<'a> {
             && self.endpoints.synced()
             && self.claims.synced()
             && self.volumes.synced()
-            && self.classes.synced())
+            && self.classes.synced()
+            && self.quotas.synced())
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -444,6 +456,7 @@ impl<'a> Plane<'a> {
             self.nodes.keys().iter().for_each(|k| self.ipam_q.add(k));
             self.claims.keys().iter().for_each(|k| self.claim_q.add(k));
             self.volumes.keys().iter().for_each(|k| self.pv_q.add(k));
+            self.quotas.keys().iter().for_each(|k| self.quota_q.add(k));
             self.deploys
                 .keys()
                 .iter()

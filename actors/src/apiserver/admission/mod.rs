@@ -108,6 +108,7 @@ pub fn admit(
             netpol::network_policy,
             none,
         ),
+        "ResourceQuota" => a.run(Subdomain, no_defaults, cluster::resource_quota, none),
         "Ingress" => a.run(Subdomain, no_defaults, netpol::ingress, none),
         "IngressClass" => a.run(Subdomain, no_defaults, netpol::ingress_class, none),
         "ConfigMap" => a.run(

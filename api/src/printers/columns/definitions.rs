@@ -33,6 +33,7 @@ pub fn definitions(kind: &str) -> Option<&'static [Column]> {
         "PersistentVolumeClaim" => PERSISTENT_VOLUME_CLAIM,
         "PersistentVolume" => PERSISTENT_VOLUME,
         "StorageClass" => STORAGE_CLASS,
+        "ResourceQuota" => RESOURCE_QUOTA,
         "Ingress" => INGRESS,
         "IngressClass" => INGRESS_CLASS,
         "Role" | "ClusterRole" => ROLE,
@@ -327,6 +328,13 @@ const INGRESS_CLASS: &[Column] = &[
         "A reference to a resource with additional parameters",
     ),
     AGE,
+];
+
+const RESOURCE_QUOTA: &[Column] = &[
+    NAME,
+    AGE,
+    string("Request", "Request represents a minimum amount of cpu/memory that a container may consume."),
+    string("Limit", "Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node."),
 ];
 
 const STORAGE_CLASS: &[Column] = &[

@@ -338,6 +338,30 @@ pub fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
                 created,
             ]
         }
+        "ResourceQuota" => {
+            // kubectl's `used/hard` pairs: limits.* under LIMIT, the rest under REQUEST.
+            let hard = o
+                .pointer("/status/hard")
+                .or_else(|| o.pointer("/spec/hard"));
+            let pairs = |limits: bool| -> String {
+                let Some(Value::Object(h)) = hard else {
+                    return String::new();
+                };
+                h.iter()
+                    .filter(|(k, _)| k.starts_with("limits") == limits)
+                    .map(|(k, v)| {
+                        let used = o
+                            .pointer("/status/used")
+                            .and_then(|u| u.get(k))
+                            .and_then(Value::as_str)
+                            .unwrap_or("0");
+                        format!("{k}: {used}/{}", v.as_str().unwrap_or(""))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            vec![name, created, pairs(false).into(), pairs(true).into()]
+        }
         "StorageClass" => {
             let default = o
                 .pointer("/metadata/annotations/storageclass.kubernetes.io~1is-default-class")

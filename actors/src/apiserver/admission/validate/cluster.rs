@@ -254,3 +254,23 @@ pub(crate) fn priority_class_update(
         &old.preemption_policy,
     );
 }
+
+/// ResourceQuota: each hard limit a non-negative quantity; scopes are not
+/// carried out by ferry's quota, so a scoped quota is refused rather than
+/// enforced wrongly.
+pub(crate) fn resource_quota(rq: &k8s_openapi::api::core::v1::ResourceQuota, errs: &mut Errors) {
+    let Some(spec) = &rq.spec else { return };
+    for (k, v) in spec.hard.iter().flatten() {
+        let p = format!("spec.hard[{k}]");
+        match ferry_api::quantity::Quantity::parse(&v.0) {
+            None => errs.invalid(&p, q(&v.0), ferry_api::quantity::QUANTITY_SYNTAX),
+            Some(n) if n < ferry_api::quantity::Quantity::ZERO => {
+                errs.invalid(&p, q(&v.0), "must be greater than or equal to 0")
+            }
+            Some(_) => {}
+        }
+    }
+    if spec.scopes.as_ref().is_some_and(|s| !s.is_empty()) || spec.scope_selector.is_some() {
+        errs.forbidden("spec.scopes", "quota scopes are not supported by ferry yet");
+    }
+}

@@ -1,0 +1,355 @@
+//! ResourceQuota accounting, shared by the API server's quota admission and
+//! the masters' quota controller: what one object counts toward
+//! ([`usage`]), whether adding it stays within a quota ([`admit`]), and the
+//! quantities as Kubernetes prints them ([`format`]).
+//!
+//! Tracked: object counts (`pods`, `services`, `configmaps`, `secrets`,
+//! `persistentvolumeclaims`, `services.nodeports`,
+//! `services.loadbalancers`, and `count/<resource>[.<group>]` for every
+//! kind), a non-terminal pod's `requests.cpu` (= `cpu`), `requests.memory`
+//! (= `memory`), `limits.cpu`, `limits.memory`, and a claim's
+//! `requests.storage`. Quota scopes are not supported (a scoped quota is
+//! refused at admission).
+
+use crate::quantity::Quantity;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Resource names measured in milli-units (printed as `500m`, `2`).
+fn milli(resource: &str) -> bool {
+    resource.ends_with("cpu")
+}
+
+/// A quantity as Kubernetes prints `status.used`: cpu in cores or `m`,
+/// other resources in whole units with the largest exact binary suffix.
+pub fn format(resource: &str, q: Quantity) -> String {
+    if milli(resource) {
+        let m = q.milli();
+        return if m % 1000 == 0 {
+            (m / 1000).to_string()
+        } else {
+            format!("{m}m")
+        };
+    }
+    let v = q.value();
+    for (suffix, shift) in [
+        ("Ei", 60),
+        ("Pi", 50),
+        ("Ti", 40),
+        ("Gi", 30),
+        ("Mi", 20),
+        ("Ki", 10),
+    ] {
+        let unit = 1i128 << shift;
+        if v != 0 && v % unit == 0 {
+            return format!("{}{suffix}", v / unit);
+        }
+    }
+    v.to_string()
+}
+
+fn one() -> Quantity {
+    Quantity::parse("1").expect("1 parses")
+}
+
+fn add(map: &mut BTreeMap<String, Quantity>, k: &str, q: Quantity) {
+    let e = map.entry(k.to_string()).or_insert(Quantity::ZERO);
+    *e = Quantity(e.0 + q.0);
+}
+
+/// A container's `resources.<kind>.<name>` (zero when absent).
+fn container_quantity(c: &Value, kind: &str, name: &str) -> Option<Quantity> {
+    c.pointer(&format!("/resources/{kind}/{name}"))
+        .and_then(Value::as_str)
+        .and_then(Quantity::parse)
+}
+
+/// A pod's effective amount of `kind.name`: the containers' sum, or the
+/// largest init container when that is more (as Kubernetes counts it).
+fn pod_amount(pod: &Value, kind: &str, name: &str) -> Quantity {
+    let sum = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| container_quantity(c, kind, name))
+        .fold(Quantity::ZERO, |a, b| Quantity(a.0 + b.0));
+    pod.pointer("/spec/initContainers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| container_quantity(c, kind, name))
+        .fold(sum, |a, b| if b > a { b } else { a })
+}
+
+/// Whether a pod still counts: not Succeeded or Failed.
+fn pod_counts(pod: &Value) -> bool {
+    !matches!(
+        pod.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// What one object of `plural` in `group` counts toward, by resource name.
+pub fn usage(plural: &str, group: &str, obj: &Value) -> BTreeMap<String, Quantity> {
+    let mut out = BTreeMap::new();
+    if plural == "pods" && !pod_counts(obj) {
+        return out;
+    }
+    let count = if group.is_empty() {
+        format!("count/{plural}")
+    } else {
+        format!("count/{plural}.{group}")
+    };
+    add(&mut out, &count, one());
+    if group.is_empty()
+        && matches!(
+            plural,
+            "pods" | "services" | "configmaps" | "secrets" | "persistentvolumeclaims"
+        )
+    {
+        add(&mut out, plural, one());
+    }
+    match (group, plural) {
+        ("", "pods") => {
+            for (kind, name, keys) in [
+                ("requests", "cpu", &["requests.cpu", "cpu"][..]),
+                ("requests", "memory", &["requests.memory", "memory"][..]),
+                ("limits", "cpu", &["limits.cpu"][..]),
+                ("limits", "memory", &["limits.memory"][..]),
+            ] {
+                let q = pod_amount(obj, kind, name);
+                for k in keys {
+                    add(&mut out, k, q);
+                }
+            }
+        }
+        ("", "services") => match obj.pointer("/spec/type").and_then(Value::as_str) {
+            Some("NodePort") => add(&mut out, "services.nodeports", one()),
+            Some("LoadBalancer") => {
+                add(&mut out, "services.loadbalancers", one());
+                add(&mut out, "services.nodeports", one());
+            }
+            _ => {}
+        },
+        ("", "persistentvolumeclaims") => {
+            let q = obj
+                .pointer("/spec/resources/requests/storage")
+                .and_then(Value::as_str)
+                .and_then(Quantity::parse)
+                .unwrap_or(Quantity::ZERO);
+            add(&mut out, "requests.storage", q);
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The quota resources a pod's containers must each state, when the quota
+/// tracks them: `(resource, container requirement)`.
+const COMPUTE: &[(&str, &str, &str)] = &[
+    ("requests.cpu", "requests", "cpu"),
+    ("cpu", "requests", "cpu"),
+    ("requests.memory", "requests", "memory"),
+    ("memory", "requests", "memory"),
+    ("limits.cpu", "limits", "cpu"),
+    ("limits.memory", "limits", "memory"),
+];
+
+/// Checks adding `delta` (an object's [`usage`], `obj` the object) to quota
+/// `name` with `hard` limits and `used` so far. `Ok(Some(used))`: within it,
+/// with the new `status.used`; `Ok(None)`: the quota tracks none of it;
+/// `Err`: Kubernetes' reason (`exceeded quota: ...`, `failed quota: ...`).
+pub fn admit(
+    name: &str,
+    hard: &BTreeMap<String, String>,
+    used: &BTreeMap<String, String>,
+    plural: &str,
+    obj: &Value,
+    delta: &BTreeMap<String, Quantity>,
+) -> Result<Option<BTreeMap<String, String>>, String> {
+    let tracked: Vec<&String> = delta.keys().filter(|k| hard.contains_key(*k)).collect();
+    if tracked.is_empty() {
+        return Ok(None);
+    }
+    if plural == "pods" {
+        let mut missing = Vec::new();
+        for (resource, kind, res_name) in COMPUTE {
+            if !hard.contains_key(*resource) {
+                continue;
+            }
+            let without: Vec<&str> = obj
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|c| container_quantity(c, kind, res_name).is_none())
+                .filter_map(|c| c.get("name").and_then(Value::as_str))
+                .collect();
+            if !without.is_empty() {
+                missing.push(format!("{resource} for: {}", without.join(",")));
+            }
+        }
+        if !missing.is_empty() {
+            return Err(format!(
+                "failed quota: {name}: must specify {}",
+                missing.join("; ")
+            ));
+        }
+    }
+    let parse = |m: &BTreeMap<String, String>, k: &str| m.get(k).and_then(|v| Quantity::parse(v));
+    let mut next = used.clone();
+    let mut over = Vec::new();
+    for k in &tracked {
+        let Some(limit) = parse(hard, k) else {
+            continue;
+        };
+        let Some(now) = parse(used, k) else {
+            return Err(format!("status unknown for quota: {name}, resource: {k}"));
+        };
+        let want = Quantity(now.0 + delta[*k].0);
+        if want > limit {
+            over.push((k.to_string(), delta[*k], now, limit));
+        }
+        next.insert(k.to_string(), format(k, want));
+    }
+    if over.is_empty() {
+        return Ok(Some(next));
+    }
+    let list = |f: &dyn Fn(&(String, Quantity, Quantity, Quantity)) -> String| {
+        over.iter().map(f).collect::<Vec<_>>().join(",")
+    };
+    Err(format!(
+        "exceeded quota: {name}, requested: {}, used: {}, limited: {}",
+        list(&|(k, d, _, _)| format!("{k}={}", format(k, *d))),
+        list(&|(k, _, u, _)| format!("{k}={}", format(k, *u))),
+        list(&|(k, _, _, l)| format!("{k}={}", format(k, *l))),
+    ))
+}
+
+/// The plural and group a `count/<resource>[.<group>]` name counts, or the
+/// plain names' kinds (`pods`, `services`, ...): what the quota controller lists.
+pub fn counted_kind(resource: &str) -> Option<(String, String)> {
+    if let Some(rest) = resource.strip_prefix("count/") {
+        return Some(match rest.split_once('.') {
+            Some((plural, group)) => (plural.to_string(), group.to_string()),
+            None => (rest.to_string(), String::new()),
+        });
+    }
+    let plural = match resource {
+        "pods" | "cpu" | "memory" | "requests.cpu" | "requests.memory" | "limits.cpu"
+        | "limits.memory" => "pods",
+        "services" | "services.nodeports" | "services.loadbalancers" => "services",
+        "configmaps" => "configmaps",
+        "secrets" => "secrets",
+        "persistentvolumeclaims" | "requests.storage" => "persistentvolumeclaims",
+        _ => return None,
+    };
+    Some((plural.to_string(), String::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn pod(cpu: Option<&str>, phase: &str) -> Value {
+        let mut c = json!({"name": "main", "image": "busybox"});
+        if let Some(cpu) = cpu {
+            c["resources"] =
+                json!({"requests": {"cpu": cpu, "memory": "64Mi"}, "limits": {"cpu": cpu}});
+        }
+        json!({"spec": {"containers": [c], "initContainers": [
+            {"name": "init", "resources": {"requests": {"cpu": "2"}}}]}, "status": {"phase": phase}})
+    }
+
+    #[test]
+    fn objects_count_toward_their_resources() {
+        let u = usage("pods", "", &pod(Some("250m"), "Running"));
+        assert_eq!(format("pods", u["pods"]), "1");
+        assert_eq!(format("count/pods", u["count/pods"]), "1");
+        // The init container's 2 cores exceed the containers' 250m.
+        assert_eq!(format("requests.cpu", u["requests.cpu"]), "2");
+        assert_eq!(format("limits.cpu", u["limits.cpu"]), "250m");
+        assert_eq!(format("memory", u["memory"]), "64Mi");
+        assert!(usage("pods", "", &pod(None, "Succeeded")).is_empty());
+        let lb = usage("services", "", &json!({"spec": {"type": "LoadBalancer"}}));
+        assert_eq!(
+            lb.keys().collect::<Vec<_>>(),
+            [
+                "count/services",
+                "services",
+                "services.loadbalancers",
+                "services.nodeports"
+            ]
+        );
+        let d = usage("deployments", "apps", &json!({}));
+        assert_eq!(d.keys().collect::<Vec<_>>(), ["count/deployments.apps"]);
+        assert_eq!(
+            counted_kind("count/deployments.apps"),
+            Some(("deployments".into(), "apps".into()))
+        );
+        assert_eq!(
+            counted_kind("limits.memory"),
+            Some(("pods".into(), String::new()))
+        );
+        assert_eq!(counted_kind("requests.nvidia.com/gpu"), None);
+    }
+
+    #[test]
+    fn a_quota_admits_until_its_limit_in_kubernetes_words() {
+        let hard = map(&[("pods", "2"), ("requests.cpu", "1")]);
+        let p = pod(Some("400m"), "Pending");
+        let d = usage("pods", "", &p);
+        let used = map(&[("pods", "1"), ("requests.cpu", "0")]);
+        // The init container asks 2 cores: over the 1 core hard limit.
+        assert_eq!(
+            admit("q", &hard, &used, "pods", &p, &d).unwrap_err(),
+            "exceeded quota: q, requested: requests.cpu=2, used: requests.cpu=0, limited: requests.cpu=1"
+        );
+        let mut small = p.clone();
+        small["spec"]["initContainers"] = json!([]);
+        let d = usage("pods", "", &small);
+        let next = admit("q", &hard, &used, "pods", &small, &d)
+            .unwrap()
+            .unwrap();
+        assert_eq!(next, map(&[("pods", "2"), ("requests.cpu", "400m")]));
+        let full = map(&[("pods", "2"), ("requests.cpu", "400m")]);
+        assert_eq!(
+            admit("q", &hard, &full, "pods", &small, &d).unwrap_err(),
+            "exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2"
+        );
+        // Containers must state what the quota tracks.
+        let bare = pod(None, "Pending");
+        let d = usage("pods", "", &bare);
+        assert_eq!(
+            admit("q", &hard, &used, "pods", &bare, &d).unwrap_err(),
+            "failed quota: q: must specify requests.cpu for: main"
+        );
+        // A quota that tracks none of it has nothing to say; one not yet
+        // counted refuses until it is.
+        assert_eq!(
+            admit("q", &map(&[("secrets", "1")]), &used, "pods", &small, &d),
+            Ok(None)
+        );
+        assert_eq!(
+            admit(
+                "q",
+                &map(&[("pods", "5")]),
+                &BTreeMap::new(),
+                "pods",
+                &small,
+                &usage("pods", "", &small)
+            )
+            .unwrap_err(),
+            "status unknown for quota: q, resource: pods"
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! ResourceQuotas: counted by the quota controller, enforced at admission in
+//! Kubernetes' words, and released when objects go.
+
+use crate::api::Api;
+use crate::harness::{eventually, TestCluster, WAIT};
+use ferry_api::object::Verb;
+use serde_json::{json, Value};
+
+fn pod(name: &str, cpu: Option<&str>) -> Value {
+    let mut p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1000"]}]}});
+    if let Some(cpu) = cpu {
+        p["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": cpu}});
+    }
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_count_refuse_over_their_limits_and_release() {
+    let c = TestCluster::with(1, |cfg| {
+        crate::harness::fast(cfg);
+        cfg.workload_controllers = true;
+    })
+    .await;
+    let api = Api(c.client.clone());
+    eventually("namespace default", WAIT, || async {
+        api.get("namespaces", None, "default").await
+    })
+    .await;
+    api.create(
+        "namespaces",
+        None,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "qa"}}),
+    )
+    .await;
+    api.create(
+        "resourcequotas",
+        Some("qa"),
+        &json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"},
+            "spec": {"hard": {"pods": "2", "requests.cpu": "500m", "configmaps": "1"}}}),
+    )
+    .await;
+    // The controller fills in the status before anything is charged.
+    eventually("the quota counted", WAIT, || async {
+        let q = api.get("resourcequotas", Some("qa"), "q").await?;
+        (q["status"]["used"]["pods"] == "0").then_some(q)
+    })
+    .await;
+    let create = |obj: Value, plural: &'static str| {
+        let api = &api;
+        async move {
+            api.call(Api::req(Verb::Create, plural, Some("qa"), None, Some(&obj)))
+                .await
+        }
+    };
+    let (code, s) = create(pod("bare", None), "pods").await;
+    assert_eq!(code, 403, "{s}");
+    assert_eq!(
+        s["message"],
+        "pods \"bare\" is forbidden: failed quota: q: must specify requests.cpu for: c"
+    );
+    assert_eq!(create(pod("a", Some("200m")), "pods").await.0, 201);
+    let (code, s) = create(pod("b", Some("400m")), "pods").await;
+    assert_eq!(code, 403, "{s}");
+    assert_eq!(
+        s["message"],
+        "pods \"b\" is forbidden: exceeded quota: q, requested: requests.cpu=400m, \
+         used: requests.cpu=200m, limited: requests.cpu=500m"
+    );
+    assert_eq!(create(pod("b", Some("300m")), "pods").await.0, 201);
+    let (code, s) = create(pod("c", Some("0")), "pods").await;
+    assert_eq!(code, 403, "{s}");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .contains("requested: pods=1, used: pods=2, limited: pods=2"),
+        "{s}"
+    );
+    let cm = |n: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n}});
+    assert_eq!(create(cm("one"), "configmaps").await.0, 201);
+    assert_eq!(create(cm("two"), "configmaps").await.0, 403);
+    let q = api.get("resourcequotas", Some("qa"), "q").await.unwrap();
+    assert_eq!(q["status"]["used"]["requests.cpu"], "500m", "{q}");
+
+    // A deleted pod is released by the recount; then another fits.
+    let (code, _) = api
+        .call(Api::req(
+            Verb::Delete,
+            "pods",
+            Some("qa"),
+            Some("a"),
+            Some(&json!({"gracePeriodSeconds": 0})),
+        ))
+        .await;
+    assert!(matches!(code, 200 | 202));
+    eventually("the pod released", WAIT, || async {
+        let q = api.get("resourcequotas", Some("qa"), "q").await?;
+        (q["status"]["used"]["pods"] == "1").then_some(())
+    })
+    .await;
+    assert_eq!(create(pod("c", Some("100m")), "pods").await.0, 201);
+}
