@@ -216,14 +216,18 @@ pub fn admit(
     if over.is_empty() {
         return Ok(Some(next));
     }
-    let list = |f: &dyn Fn(&(String, Quantity, Quantity, Quantity)) -> String| {
-        over.iter().map(f).collect::<Vec<_>>().join(",")
+    // Each column: resource=amount, for requested, used and limited.
+    let column = |pick: usize| {
+        over.iter()
+            .map(|(k, d, u, l)| format!("{k}={}", format(k, [*d, *u, *l][pick])))
+            .collect::<Vec<_>>()
+            .join(",")
     };
     Err(format!(
         "exceeded quota: {name}, requested: {}, used: {}, limited: {}",
-        list(&|(k, d, _, _)| format!("{k}={}", format(k, *d))),
-        list(&|(k, _, u, _)| format!("{k}={}", format(k, *u))),
-        list(&|(k, _, _, l)| format!("{k}={}", format(k, *l))),
+        column(0),
+        column(1),
+        column(2),
     ))
 }
 
