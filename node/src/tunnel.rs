@@ -524,22 +524,32 @@ async fn attach(
         let _ = write_frame(send, &refuse(msg)).await;
         return;
     }
-    // The container holds the read end, so opening for writing does not wait.
+    // The shim makes the FIFO just after the container is recorded started:
+    // wait for it; opening for writing then waits only for its reader.
     let mut options = tokio::fs::OpenOptions::new();
     options.write(true);
     let fifo_path = dir.stdin_fifo();
-    let mut fifo =
-        match tokio::time::timeout(Duration::from_secs(2), options.open(&fifo_path)).await {
-            Ok(Ok(f)) => Some(f),
-            _ => {
-                let msg = format!(
-                    "container {container} in pod {} no longer reads its stdin",
-                    req.name
-                );
-                let _ = write_frame(send, &refuse(msg)).await;
-                return;
+    let open = async {
+        loop {
+            match options.open(&fifo_path).await {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                other => return other,
             }
-        };
+        }
+    };
+    let mut fifo = match tokio::time::timeout(Duration::from_secs(5), open).await {
+        Ok(Ok(f)) => Some(f),
+        _ => {
+            let msg = format!(
+                "container {container} in pod {} no longer reads its stdin",
+                req.name
+            );
+            let _ = write_frame(send, &refuse(msg)).await;
+            return;
+        }
+    };
     let log = dir.log();
     let mut pos = tokio::fs::metadata(&log)
         .await

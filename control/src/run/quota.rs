@@ -17,7 +17,7 @@ impl Plane<'_> {
     pub(super) fn pod_quotas(&self, (old, new): &Change<Pod>) {
         let counts = |p: &Option<Arc<Pod>>| p.as_ref().is_some_and(|p| meta::pod_active(p));
         let gone = old.is_some() && new.is_none();
-        if !gone && !(counts(old) && !counts(new)) {
+        if !gone && (!counts(old) || counts(new)) {
             return;
         }
         let ns = old.as_ref().and_then(|p| p.metadata.namespace.clone());
