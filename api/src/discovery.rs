@@ -503,6 +503,7 @@ fn register(gen: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String
         "" "PersistentVolumeClaim" => core::PersistentVolumeClaim,
         "" "PersistentVolume" => core::PersistentVolume,
         "" "ResourceQuota" => core::ResourceQuota,
+        "" "LimitRange" => core::LimitRange,
         "apps" "ReplicaSet" => apps::ReplicaSet,
         "apps" "Deployment" => apps::Deployment,
         "apps" "DaemonSet" => apps::DaemonSet,

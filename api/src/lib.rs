@@ -27,6 +27,7 @@ pub mod files;
 pub mod frame;
 pub mod kubeconfig;
 pub mod kv;
+pub mod limitrange;
 pub mod metrics;
 /// The cluster network (ranges, NodePorts, DNS domain), from `ferry-config`.
 pub use ferry_config::network;

@@ -87,6 +87,7 @@ resources! {
     "" "v1" "PersistentVolumeClaim" "persistentvolumeclaims" true ["pvc"],
     "" "v1" "PersistentVolume" "persistentvolumes" false ["pv"],
     "" "v1" "ResourceQuota" "resourcequotas" true ["quota"],
+    "" "v1" "LimitRange" "limitranges" true ["limits"],
     "apps" "v1" "ReplicaSet" "replicasets" true ["rs"],
     "apps" "v1" "Deployment" "deployments" true ["deploy"],
     "apps" "v1" "DaemonSet" "daemonsets" true ["ds"],
@@ -338,6 +339,7 @@ pub const DISCOVERY: &[Discovery] = &[
         &[],
         &[sub("status", "ResourceQuota", GET_PATCH_UPDATE)],
     ),
+    disc("limitranges", "limitrange", ALL_VERBS, &[], &[]),
     disc(
         "persistentvolumes",
         "persistentvolume",

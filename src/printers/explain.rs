@@ -104,6 +104,7 @@ fn root_schema(kind: &str) -> Option<Value> {
         "PersistentVolumeClaim" => of::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(),
         "PersistentVolume" => of::<k8s_openapi::api::core::v1::PersistentVolume>(),
         "ResourceQuota" => of::<k8s_openapi::api::core::v1::ResourceQuota>(),
+        "LimitRange" => of::<k8s_openapi::api::core::v1::LimitRange>(),
         "Role" => of::<k8s_openapi::api::rbac::v1::Role>(),
         "ClusterRole" => of::<k8s_openapi::api::rbac::v1::ClusterRole>(),
         "RoleBinding" => of::<k8s_openapi::api::rbac::v1::RoleBinding>(),

@@ -101,3 +101,61 @@ async fn quotas_count_refuse_over_their_limits_and_release() {
     .await;
     assert_eq!(create(pod("c", Some("100m")), "pods").await.0, 201);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_ranges_default_and_bound_containers() {
+    let (_c, api) = crate::api::cluster().await;
+    api.create(
+        "limitranges",
+        Some("default"),
+        &json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "lr"},
+            "spec": {"limits": [{"type": "Container",
+                "default": {"cpu": "500m"}, "defaultRequest": {"cpu": "100m"},
+                "max": {"cpu": "1"}}]}}),
+    )
+    .await;
+    let p = api
+        .create("pods", Some("default"), &pod("plain", None))
+        .await;
+    assert_eq!(
+        p["spec"]["containers"][0]["resources"],
+        json!({"limits": {"cpu": "500m"}, "requests": {"cpu": "100m"}}),
+        "{p}"
+    );
+    let mut big = pod("big", None);
+    big["spec"]["containers"][0]["resources"] = json!({"limits": {"cpu": "2"}});
+    let (code, s) = api
+        .call(Api::req(
+            Verb::Create,
+            "pods",
+            Some("default"),
+            None,
+            Some(&big),
+        ))
+        .await;
+    assert_eq!(code, 403, "{s}");
+    assert_eq!(
+        s["message"],
+        "pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
+    );
+    // A bad LimitRange is refused by name.
+    let (code, s) = api
+        .call(Api::req(
+            Verb::Create,
+            "limitranges",
+            Some("default"),
+            None,
+            Some(
+                &json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "bad"},
+                "spec": {"limits": [{"type": "Node", "max": {"cpu": "lots"}}]}}),
+            ),
+        ))
+        .await;
+    assert_eq!(code, 422, "{s}");
+    let msg = s["message"].as_str().unwrap();
+    assert!(
+        msg.contains("spec.limits[0].type: Unsupported value: \"Node\""),
+        "{msg}"
+    );
+    assert!(msg.contains("spec.limits[0].max[cpu]"), "{msg}");
+}

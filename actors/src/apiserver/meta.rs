@@ -187,6 +187,7 @@ pub fn has_status_subresource(res: &Resource) -> bool {
             | "PriorityClass"
             | "StorageClass"
             | "IngressClass"
+            | "LimitRange"
             | "ControllerRevision"
     )
 }

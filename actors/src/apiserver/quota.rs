@@ -27,6 +27,34 @@ fn strings(v: Option<&Value>) -> BTreeMap<String, String> {
 }
 
 impl ApiServer {
+    /// LimitRanger: the namespace's LimitRanges default a new pod's
+    /// containers' requests and limits, and refuse ones out of bounds.
+    pub(super) async fn admit_limit_ranges(&self, pod: &mut Value, ns: &str) -> Outcome<()> {
+        let ranges = self
+            .store
+            .range(&RangeRequest {
+                prefix: format!("/registry/limitranges/{ns}/"),
+                start_after: None,
+                limit: 0,
+                consistency: Consistency::Local,
+            })
+            .await?
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let ranges: Vec<Value> = ranges
+            .kvs
+            .iter()
+            .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+            .collect();
+        ferry_api::limitrange::apply(pod, &ranges).map_err(|errors| {
+            let name = pod
+                .pointer("/metadata/name")
+                .or_else(|| pod.pointer("/metadata/generateName"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            Status::forbidden(ferry_api::limitrange::refusal(name, &errors)).into()
+        })
+    }
+
     /// Charges a new object to its namespace's quotas, or refuses it.
     pub(super) async fn admit_quota(&self, res: &Resource, obj: &Value, ns: &str) -> Outcome<()> {
         if res.kind == "ResourceQuota" || res.kind == "Event" {

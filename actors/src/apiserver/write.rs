@@ -237,7 +237,12 @@ impl ApiServer {
         let warnings =
             admission::admit(res, &mut obj, None, Operation::Create, req.field_validation)?;
         match res.kind {
-            "Pod" => self.admit_pod_priority(&mut obj).await?,
+            "Pod" => {
+                if let Some(ns) = namespace {
+                    self.admit_limit_ranges(&mut obj, ns).await?;
+                }
+                self.admit_pod_priority(&mut obj).await?
+            }
             "PriorityClass" => self.admit_priority_class(&obj).await?,
             "PersistentVolumeClaim" => self.admit_claim_class(&mut obj).await?,
             _ => {}

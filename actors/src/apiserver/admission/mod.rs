@@ -109,6 +109,7 @@ pub fn admit(
             none,
         ),
         "ResourceQuota" => a.run(Subdomain, no_defaults, cluster::resource_quota, none),
+        "LimitRange" => a.run(Subdomain, no_defaults, cluster::limit_range, none),
         "Ingress" => a.run(Subdomain, no_defaults, netpol::ingress, none),
         "IngressClass" => a.run(Subdomain, no_defaults, netpol::ingress_class, none),
         "ConfigMap" => a.run(

@@ -36,7 +36,7 @@ pub fn definitions(kind: &str) -> Option<&'static [Column]> {
         "ResourceQuota" => RESOURCE_QUOTA,
         "Ingress" => INGRESS,
         "IngressClass" => INGRESS_CLASS,
-        "Role" | "ClusterRole" => ROLE,
+        "Role" | "ClusterRole" | "LimitRange" => ROLE,
         "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
         _ => return None,
     })

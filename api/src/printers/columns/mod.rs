@@ -234,7 +234,7 @@ pub fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
             created,
             text(o, "/preemptionPolicy").into(),
         ],
-        "Role" | "ClusterRole" => vec![
+        "Role" | "ClusterRole" | "LimitRange" => vec![
             name,
             super::server_table::created_at(text(o, "/metadata/creationTimestamp")).into(),
         ],

@@ -255,6 +255,38 @@ pub(crate) fn priority_class_update(
     );
 }
 
+/// LimitRange: known item types, and quantities that parse.
+pub(crate) fn limit_range(lr: &k8s_openapi::api::core::v1::LimitRange, errs: &mut Errors) {
+    let Some(spec) = &lr.spec else {
+        return errs.required("spec", "");
+    };
+    let types = ["Container", "PersistentVolumeClaim", "Pod"];
+    for (i, item) in spec.limits.iter().enumerate() {
+        let p = format!("spec.limits[{i}]");
+        if !types.contains(&item.type_.as_str()) {
+            errs.not_supported(&format!("{p}.type"), &item.type_, &types);
+        }
+        let fields = [
+            ("default", &item.default),
+            ("defaultRequest", &item.default_request),
+            ("max", &item.max),
+            ("min", &item.min),
+            ("maxLimitRequestRatio", &item.max_limit_request_ratio),
+        ];
+        for (field, map) in fields {
+            for (k, v) in map.iter().flatten() {
+                if ferry_api::quantity::Quantity::parse(&v.0).is_none() {
+                    errs.invalid(
+                        &format!("{p}.{field}[{k}]"),
+                        q(&v.0),
+                        ferry_api::quantity::QUANTITY_SYNTAX,
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// ResourceQuota: each hard limit a non-negative quantity; scopes are not
 /// carried out by ferry's quota, so a scoped quota is refused rather than
 /// enforced wrongly.
