@@ -307,6 +307,14 @@ async fn a_node_reads_only_the_secrets_and_configmaps_its_pods_reference() {
 async fn impersonation_needs_impersonate_and_runs_as_the_user() {
     let (c, admin) = cluster().await;
     namespace(&admin, "team").await;
+    // The default bindings (`system:basic-user` lets anyone review itself)
+    // are made by the leader after start; CI once asked before they were.
+    eventually("the default RBAC bindings", WAIT, || async {
+        admin
+            .get("clusterrolebindings", None, "system:basic-user")
+            .await
+    })
+    .await;
     admin
         .create("configmaps", Some("team"), &configmap("a", json!({})))
         .await;

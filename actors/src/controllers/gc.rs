@@ -72,8 +72,8 @@ pub async fn run(api: ApiServer) {
             if !namespaces_ready {
                 namespaces_ready = ensure_namespaces(&api).await
                     && ensure_priority_classes(&api).await
-                    && ensure_storage_class(&api).await
                     && ensure_rbac(&api).await
+                    && ensure_storage_class(&api).await
                     && api.ensure_sa_key().await;
             }
             if dirty {
