@@ -98,19 +98,7 @@ impl ApiServer {
 
     /// Every PriorityClass this master has.
     async fn priority_classes(&self) -> Outcome<Vec<Value>> {
-        let res = classes();
-        let filter = super::read::Filter::new(res, &Default::default())?;
-        let scan = self
-            .scan(
-                res,
-                &res.key(None, None),
-                &filter,
-                Consistency::Local,
-                None,
-                0,
-            )
-            .await?;
-        Ok(scan.items)
+        self.local_objects(classes(), None).await
     }
 
     /// A new pod's priority from its class (Forbidden when the class does not

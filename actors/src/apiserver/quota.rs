@@ -30,21 +30,8 @@ impl ApiServer {
     /// LimitRanger: the namespace's LimitRanges default a new pod's
     /// containers' requests and limits, and refuse ones out of bounds.
     pub(super) async fn admit_limit_ranges(&self, pod: &mut Value, ns: &str) -> Outcome<()> {
-        let ranges = self
-            .store
-            .range(&RangeRequest {
-                prefix: format!("/registry/limitranges/{ns}/"),
-                start_after: None,
-                limit: 0,
-                consistency: Consistency::Local,
-            })
-            .await?
-            .map_err(|e| Status::internal(e.to_string()))?;
-        let ranges: Vec<Value> = ranges
-            .kvs
-            .iter()
-            .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
-            .collect();
+        let res = ferry_api::resources::by_cli_name("limitranges").expect("limitranges served");
+        let ranges = self.local_objects(res, Some(ns)).await?;
         ferry_api::limitrange::apply(pod, &ranges).map_err(|errors| {
             let name = pod
                 .pointer("/metadata/name")

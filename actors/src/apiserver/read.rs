@@ -171,6 +171,21 @@ impl ApiServer {
         Ok(ObjectResponse::ok(200, &list))
     }
 
+    /// Every object of `res` (in `namespace`, for a namespaced kind) as this
+    /// master has applied it: what admission plugins read (classes, ranges).
+    pub(super) async fn local_objects(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+    ) -> Outcome<Vec<Value>> {
+        let filter = Filter::new(res, &Default::default())?;
+        let prefix = res.key(namespace, None);
+        let scan = self
+            .scan(res, &prefix, &filter, Consistency::Local, None, 0)
+            .await?;
+        Ok(scan.items)
+    }
+
     /// Reads the objects under `prefix` that pass `filter`, at most `limit`
     /// (0 = all), all at one revision.
     pub async fn scan(

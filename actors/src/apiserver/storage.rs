@@ -4,7 +4,6 @@
 //! a claim that names `""` asks for no class and keeps it.
 
 use super::{ApiServer, Outcome};
-use ferry_api::proto::Consistency;
 use ferry_api::resources::{self, Resource};
 use serde_json::{json, Value};
 
@@ -53,19 +52,8 @@ impl ApiServer {
         {
             return Ok(());
         }
-        let res = classes();
-        let filter = super::read::Filter::new(res, &Default::default())?;
-        let scan = self
-            .scan(
-                res,
-                &res.key(None, None),
-                &filter,
-                Consistency::Local,
-                None,
-                0,
-            )
-            .await?;
-        if let Some(name) = default_class(&scan.items) {
+        let classes = self.local_objects(classes(), None).await?;
+        if let Some(name) = default_class(&classes) {
             claim["spec"]["storageClassName"] = json!(name);
         }
         Ok(())
