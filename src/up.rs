@@ -348,8 +348,9 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
         ferry_node::runtime::kill_all(&p.data.join("pods"));
         // The node stops with its pods: nothing of its network stays (its
         // agent removed its proxy table on stop; again here if it was killed).
-        let _ = ferry_node::net::proxy::delete_table(&p.name);
-        if let Err(e) = ferry_node::net::podnet::teardown_node(&p.data, &p.name) {
+        let key = ferry_node::net::host_key_in(&p.data, &p.name);
+        let _ = ferry_node::net::proxy::delete_table(&key);
+        if let Err(e) = ferry_node::net::podnet::teardown_node(&p.data, &key) {
             tracing::warn!(node = %p.name, error = %e, "removing the node's pod network failed");
         }
     }

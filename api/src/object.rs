@@ -359,13 +359,25 @@ impl Status {
             "reason": self.reason,
             "code": self.code,
         });
-        if self.kind.is_some() || !self.causes.is_empty() {
-            let causes: Vec<Value> = self
-                .causes
-                .iter()
-                .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
-                .collect();
-            v["details"] = json!({ "name": self.name, "kind": self.kind, "causes": causes });
+        // Kubernetes' generic responses always carry `details`, `{}` when
+        // nothing is named (kubectl debug reads `details.name` of a 404).
+        if self.kind.is_some() || !self.causes.is_empty() || self.code == 404 {
+            let mut details = serde_json::Map::new();
+            if let Some(n) = &self.name {
+                details.insert("name".into(), json!(n));
+            }
+            if let Some(k) = &self.kind {
+                details.insert("kind".into(), json!(k));
+            }
+            if !self.causes.is_empty() {
+                let causes: Vec<Value> = self
+                    .causes
+                    .iter()
+                    .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                    .collect();
+                details.insert("causes".into(), json!(causes));
+            }
+            v["details"] = Value::Object(details);
         }
         v
     }
@@ -430,5 +442,17 @@ mod tests {
         assert_eq!(r.code, 404);
         assert_eq!(r.status().unwrap().message, "pods \"x\" not found");
         assert!(ObjectResponse::ok(200, &json!({})).status().is_none());
+        // A 404 naming nothing still carries `details` (kubectl debug reads it).
+        let path = Status::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+        assert_eq!(path.to_json()["details"], json!({}));
+        assert_eq!(
+            Status::not_found("pods", "x").to_json()["details"],
+            json!({"name": "x", "kind": "pods"})
+        );
+        assert!(Status::bad_request("b").to_json().get("details").is_none());
     }
 }

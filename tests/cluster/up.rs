@@ -131,8 +131,9 @@ impl Drop for Up {
         for n in ["n1", "n2"] {
             ferry_node::runtime::kill_all(&self.dir.join(n).join("pods"));
             // Nothing of a killed cluster's pod network stays on the machine.
-            let _ = ferry_node::net::proxy::delete_table(n);
-            let _ = ferry_node::net::podnet::teardown_node(&self.dir.join(n), n);
+            let key = ferry_node::net::host_key_in(&self.dir.join(n), n);
+            let _ = ferry_node::net::proxy::delete_table(&key);
+            let _ = ferry_node::net::podnet::teardown_node(&self.dir.join(n), &key);
         }
         if std::thread::panicking() {
             eprintln!("---- ferry up output:\n{}", tail(&self.log, 40));

@@ -77,16 +77,20 @@ pub struct NetInfo {
     pub pod_cidr: Cidr,
     /// The node's name.
     pub node: String,
+    /// What names the node's objects on the machine ([`host_key`]).
+    pub key: String,
 }
 
 impl NetInfo {
-    /// The network of node `node` with pod range `pod_cidr` (its Node's
+    /// The network of node `node` (its objects on the machine named by `key`,
+    /// see [`host_key`]) with pod range `pod_cidr` (its Node's
     /// `spec.podCIDR`), which must lie in the cluster CIDR.
     pub fn new(
         mode: Mode,
         network: Network,
         pod_cidr: Cidr,
         node: &str,
+        key: &str,
     ) -> Result<NetInfo, String> {
         let c = network.cluster_cidr;
         if pod_cidr.is_ipv4() != c.is_ipv4()
@@ -107,6 +111,7 @@ impl NetInfo {
             network,
             pod_cidr,
             node: node.to_string(),
+            key: key.to_string(),
         })
     }
 
@@ -119,6 +124,24 @@ impl NetInfo {
     }
 }
 
+/// What names a node's objects in the host namespace (interface, route
+/// metric, nftables table): its cluster — the first 12 hex digits of its
+/// CA certificate's SHA-256 — and its name, so nodes of one name in two
+/// clusters on one machine never share them. Without a CA: the name alone.
+pub fn host_key(ca_pem: Option<&str>, node: &str) -> String {
+    match ca_pem.and_then(|c| ferry_api::tls::ca_hash(c).ok()) {
+        Some(h) => format!("{}/{node}", &h[..12]),
+        None => node.to_string(),
+    }
+}
+
+/// [`host_key`] of the node whose data dir is `data_dir` (its `node.conf`
+/// names the CA).
+pub fn host_key_in(data_dir: &std::path::Path, node: &str) -> String {
+    let conf = crate::join::load(data_dir).ok().flatten();
+    host_key(conf.as_ref().map(|c| c.ca_cert.as_str()), node)
+}
+
 /// 32-bit FNV-1a: short stable names from long ones.
 fn fnv(s: &str) -> u32 {
     s.bytes().fold(0x811c_9dc5u32, |h, b| {
@@ -127,15 +150,15 @@ fn fnv(s: &str) -> u32 {
 }
 
 /// The node's dummy interface in the host namespace (`fn` + 8 hex digits of
-/// the node name's hash; interface names are at most 15 bytes).
-pub fn node_iface(node: &str) -> String {
-    format!("fn{:08x}", fnv(node))
+/// the hash of the node's [`host_key`]; interface names are at most 15 bytes).
+pub fn node_iface(key: &str) -> String {
+    format!("fn{:08x}", fnv(key))
 }
 
 /// The veth peer of [`node_iface`], used only where the kernel has no dummy
 /// interface driver (the peer stays in the host namespace, up, unused).
-pub fn node_iface_peer(node: &str) -> String {
-    format!("fm{:08x}", fnv(node))
+pub fn node_iface_peer(key: &str) -> String {
+    format!("fm{:08x}", fnv(key))
 }
 
 /// The host end of a pod's veth (`fp` + 8 hex digits of the pod uid's hash).
@@ -148,10 +171,10 @@ pub fn netns_name(uid: &str) -> String {
     format!("ferry-{uid}")
 }
 
-/// The metric of this node's `unreachable` routes: distinct per node, so
-/// nodes on one machine each add and remove their own.
-pub fn route_metric(node: &str) -> u32 {
-    METRIC_BASE + fnv(node) % (METRIC_END - METRIC_BASE)
+/// The metric of a node's `unreachable` routes (by its [`host_key`]):
+/// distinct per node, so nodes on one machine each add and remove their own.
+pub fn route_metric(key: &str) -> u32 {
+    METRIC_BASE + fnv(key) % (METRIC_END - METRIC_BASE)
 }
 
 /// The lowest metric of a node's `unreachable` routes.
@@ -160,8 +183,8 @@ pub const METRIC_BASE: u32 = 4000;
 pub const METRIC_END: u32 = 104_000;
 
 /// The nftables table this node's proxy owns (`ip` family).
-pub fn nft_table(node: &str) -> String {
-    format!("ferry-{:08x}", fnv(node))
+pub fn nft_table(key: &str) -> String {
+    format!("ferry-{:08x}", fnv(key))
 }
 
 /// A node `n1` with range `10.42.1.0/24` in the default network (the
@@ -173,6 +196,7 @@ pub(crate) fn test_net() -> NetInfo {
         network: Network::default(),
         pod_cidr: "10.42.1.0/24".parse().expect("static"),
         node: "n1".into(),
+        key: "n1".into(),
     }
 }
 
@@ -211,8 +235,14 @@ mod tests {
             ("10.0.0.0/8", Err("is not inside")),
             ("10.42.3.0/31", Err("too small")),
         ] {
-            let got = NetInfo::new(Mode::Namespaces, n.clone(), range.parse().unwrap(), "n1")
-                .map(|i| i.gateway().to_string());
+            let got = NetInfo::new(
+                Mode::Namespaces,
+                n.clone(),
+                range.parse().unwrap(),
+                "n1",
+                "n1",
+            )
+            .map(|i| i.gateway().to_string());
             match (got, want) {
                 (Ok(g), Ok(w)) => assert_eq!(g, w),
                 (Err(e), Err(w)) => assert!(e.contains(w), "{range}: {e}"),

@@ -103,15 +103,25 @@ fn unreachable_ranges(info: &NetInfo) -> [Cidr; 3] {
 /// Setting up the host namespace: the node's interface with the gateway
 /// address, `unreachable` routes for the cluster's ranges, forwarding.
 pub fn host_plan(info: &NetInfo) -> Vec<Step> {
-    let iface = node_iface(&info.node);
-    let metric = route_metric(&info.node).to_string();
+    let iface = node_iface(&info.key);
+    let metric = route_metric(&info.key).to_string();
     let gw = format!("{}/32", info.gateway());
     let mut plan = vec![
         Step::Iface {
             name: iface.clone(),
-            peer: node_iface_peer(&info.node),
+            peer: node_iface_peer(&info.key),
         },
         ip(&["link", "set", &iface, "up"], &[]),
+        ip(
+            &[
+                "link",
+                "set",
+                &iface,
+                "alias",
+                &routes::owner_alias(&info.key, std::process::id()),
+            ],
+            &[],
+        ),
         ip(&["addr", "replace", &gw, "dev", &iface], &[]),
     ];
     for r in unreachable_ranges(info) {
@@ -125,11 +135,11 @@ pub fn host_plan(info: &NetInfo) -> Vec<Step> {
     plan
 }
 
-/// Removing the host namespace's setup of node `node`: its `unreachable`
+/// Removing the host namespace's setup of the node with host key `key`: its `unreachable`
 /// routes (`ranges`, as found on the machine) and its interface (with the
 /// gateway and any Service addresses on it).
-pub fn host_teardown_plan(node: &str, ranges: &[Cidr]) -> Vec<Step> {
-    let metric = route_metric(node).to_string();
+pub fn host_teardown_plan(key: &str, ranges: &[Cidr]) -> Vec<Step> {
+    let metric = route_metric(key).to_string();
     let mut plan: Vec<Step> = ranges
         .iter()
         .map(|r| {
@@ -146,7 +156,7 @@ pub fn host_teardown_plan(node: &str, ranges: &[Cidr]) -> Vec<Step> {
             )
         })
         .collect();
-    plan.push(ip(&["link", "del", &node_iface(node)], &[NO_DEVICE]));
+    plan.push(ip(&["link", "del", &node_iface(key)], &[NO_DEVICE]));
     plan
 }
 
@@ -266,7 +276,19 @@ impl PodNetwork {
     /// Checks the machine's routes for clashes, then sets up the host
     /// namespace ([`host_plan`]).
     pub fn setup_host(&self) -> Result<(), NetError> {
-        let clash = routes::clashes(&routes::read_all()?, &self.info.network);
+        let mut clash = routes::clashes(&routes::read_all()?, &self.info.network);
+        let (foreign, stale) = routes::foreign_nodes(
+            &routes::read_links()?,
+            &self.info.key,
+            &self.info.network,
+            pid_alive,
+        );
+        for key in stale {
+            // A cluster whose agent is gone left its node's host setup behind.
+            tracing::warn!(node = %key, "removing a stopped ferry node's interface and routes");
+            remove_host(&key)?;
+        }
+        clash.extend(foreign);
         if !clash.is_empty() {
             return Err(NetError::Clash(clash));
         }
@@ -286,6 +308,15 @@ impl PodNetwork {
             netns: netns_path(uid),
         })
     }
+}
+
+/// Whether process `pid` exists (a zombie counts as gone).
+fn pid_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
 }
 
 /// Pod `uid`'s network as set up before (by this agent or an earlier one):
@@ -321,28 +352,28 @@ pub fn remove_unknown(data_dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<Strin
     gone
 }
 
-/// Removes node `node`'s setup of the host namespace: its `unreachable`
+/// Removes the setup of the host namespace of the node with [`super::host_key`] `key`: its `unreachable`
 /// routes (found by its metric) and its interface.
-pub fn remove_host(node: &str) -> Result<(), NetError> {
-    let metric = route_metric(node);
+pub fn remove_host(key: &str) -> Result<(), NetError> {
+    let metric = route_metric(key);
     let ranges: Vec<Cidr> = routes::read_all()?
         .into_iter()
         .filter(|r| r.kind == "unreachable" && r.metric == metric && r.table == "main")
         .map(|r| r.dst)
         .collect();
-    cmd::apply(&host_teardown_plan(node, &ranges))?;
+    cmd::apply(&host_teardown_plan(key, &ranges))?;
     Ok(())
 }
 
-/// Removes everything node `node` (data dir `data_dir`) made in the host
+/// Removes everything the node with host key `key` (data dir `data_dir`) made in the host
 /// namespace: every pod network it recorded, then [`remove_host`]. For a
 /// node that stops with its pods (their processes must be gone).
-pub fn teardown_node(data_dir: &Path, node: &str) -> Result<(), NetError> {
+pub fn teardown_node(data_dir: &Path, key: &str) -> Result<(), NetError> {
     let mut first = None;
     for uid in remove_unknown(data_dir, |_| false) {
         tracing::debug!(pod = %uid, "pod network removed");
     }
-    if let Err(e) = remove_host(node) {
+    if let Err(e) = remove_host(key) {
         first.get_or_insert(e);
     }
     first.map_or(Ok(()), Err)

@@ -14,6 +14,7 @@ fn info(node: &str) -> NetInfo {
         network,
         "10.250.7.0/24".parse().unwrap(),
         node,
+        node,
     )
     .unwrap()
 }
@@ -39,6 +40,7 @@ fn the_host_plan_holds_the_gateway_and_unreachable_routes() {
         [
             format!("iface {f} (peer {peer})"),
             format!("ip link set {f} up"),
+            format!("ip link set {f} alias ferry n1 {}", std::process::id()),
             format!("ip addr replace 10.250.7.1/32 dev {f}"),
             format!("ip route replace unreachable 10.250.0.0/16 metric {m}"),
             format!("ip route replace unreachable 10.251.0.0/24 metric {m}"),

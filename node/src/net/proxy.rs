@@ -368,7 +368,7 @@ pub fn ruleset_with_policy(
     policy: &super::policy::Rules,
 ) -> Ruleset {
     let nw = &net.network;
-    let table = nft_table(&net.node);
+    let table = nft_table(&net.key);
     let cluster = prefix(&nw.cluster_cidr);
     let pods = prefix(&net.pod_cidr);
     let gateway = net.gateway();
@@ -640,9 +640,10 @@ pub fn apply(script: &str) -> Result<()> {
     Ok(())
 }
 
-/// Deletes the node's table (nothing if it is not there).
-pub fn delete_table(node: &str) -> Result<()> {
-    let t = nft_table(node);
+/// Deletes the table of the node with [`super::host_key`] `key` (nothing if
+/// it is not there).
+pub fn delete_table(key: &str) -> Result<()> {
+    let t = nft_table(key);
     apply(&format!("table ip {t}\ndelete table ip {t}\n"))
 }
 
@@ -755,8 +756,8 @@ fn owned_ranges(net: &NetInfo) -> [Cidr; 2] {
 /// Removes what the proxy made for `net`'s node: its table and the Service
 /// addresses on its interface (the interface itself is the pod network's).
 pub fn teardown(net: &NetInfo) -> Result<()> {
-    let t = delete_table(&net.node);
-    let iface = node_iface(&net.node);
+    let t = delete_table(&net.key);
+    let iface = node_iface(&net.key);
     let a = if ip(&["link", "show", "dev", &iface]).is_ok() {
         sync_addresses(&iface, &BTreeSet::new(), &owned_ranges(net))
     } else {
@@ -961,7 +962,7 @@ pub async fn run(
             continue;
         }
         let script = rules.script(applied.as_ref());
-        let iface = node_iface(&info.node);
+        let iface = node_iface(&info.key);
         let owned = owned_ranges(&info);
         let want = rules.addresses().clone();
         let result = tokio::task::spawn_blocking(move || {
@@ -1716,6 +1717,7 @@ mod tests {
             },
             pod_cidr: "10.250.5.0/24".parse().unwrap(),
             node: format!("test-{pid}"),
+            key: format!("test-{pid}"),
         };
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         serve(&pod, "0.0.0.0:8080", stop.clone());
@@ -1742,7 +1744,7 @@ mod tests {
         );
         let first = ruleset(&net, &[web.clone(), empty.clone()], &[sl.clone()]);
         let second = ruleset(&net, &[empty], &[sl]);
-        let iface = node_iface(&net.node);
+        let iface = node_iface(&net.key);
         let owned = owned_ranges(&net);
         {
             let (first, iface) = (first.clone(), iface.clone());
@@ -1922,6 +1924,7 @@ mod tests {
             },
             pod_cidr: "10.253.5.0/24".parse().unwrap(),
             node: format!("np-{pid}"),
+            key: format!("np-{pid}"),
         };
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         serve(&all[2], "0.0.0.0:8080", stop.clone());
@@ -2062,9 +2065,10 @@ mod tests {
             },
             pod_cidr: "10.250.5.0/24".parse().unwrap(),
             node: format!("loop-{}", std::process::id()),
+            key: format!("loop-{}", std::process::id()),
         };
-        let iface = node_iface(&net.node);
-        let table = nft_table(&net.node);
+        let iface = node_iface(&net.key);
+        let table = nft_table(&net.key);
         in_ns(&host, move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

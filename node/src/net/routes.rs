@@ -101,6 +101,118 @@ pub fn clashes(routes: &[Route], net: &Network) -> Vec<String> {
     out
 }
 
+/// A ferry node interface (`fn...`) as `ip -j link`/`ip -j addr` show it:
+/// who made it (its alias `ferry <host key> <pid>`, see [`owner_alias`]) and
+/// its addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLink {
+    /// The interface.
+    pub name: String,
+    /// The maker's host key and agent pid, when it carries ferry's alias.
+    pub owner: Option<(String, u32)>,
+    /// Its addresses.
+    pub addrs: Vec<std::net::IpAddr>,
+}
+
+/// The alias a node gives its interface: its host key (cluster and node,
+/// [`super::host_key`]) and its agent's pid.
+pub fn owner_alias(key: &str, pid: u32) -> String {
+    format!("ferry {key} {pid}")
+}
+
+/// The node interfaces in `ip -j link show` and `ip -j addr show` output.
+pub fn parse_links(link_json: &str, addr_json: &str) -> Vec<NodeLink> {
+    let read = |j: &str| -> Vec<Value> {
+        serde_json::from_str(if j.trim().is_empty() { "[]" } else { j }).unwrap_or_default()
+    };
+    let addrs = read(addr_json);
+    read(link_json)
+        .iter()
+        .filter_map(|l| {
+            let name = l["ifname"].as_str()?;
+            if !(is_ferry_iface(name) && name.starts_with("fn")) {
+                return None;
+            }
+            let owner = l["ifalias"].as_str().and_then(|a| {
+                let mut w = a.split(' ');
+                match (
+                    w.next(),
+                    w.next(),
+                    w.next().map(str::parse::<u32>),
+                    w.next(),
+                ) {
+                    (Some("ferry"), Some(key), Some(Ok(pid)), None) => Some((key.to_string(), pid)),
+                    _ => None,
+                }
+            });
+            let addrs = addrs
+                .iter()
+                .filter(|a| a["ifname"].as_str() == Some(name))
+                .flat_map(|a| a["addr_info"].as_array().cloned().unwrap_or_default())
+                .filter_map(|i| i["local"].as_str()?.parse().ok())
+                .collect();
+            Some(NodeLink {
+                name: name.to_string(),
+                owner,
+                addrs,
+            })
+        })
+        .collect()
+}
+
+/// The cluster part of a host key (`<cluster>/<node>`; none for a bare name).
+fn cluster_of(key: &str) -> Option<&str> {
+    key.split_once('/').map(|(c, _)| c)
+}
+
+/// Another cluster's node interfaces on this machine, against this node's
+/// host key `ours` and network: the clashes (a live one holding an address
+/// in one of this cluster's ranges, said in words) and the stale ones (their
+/// agent is gone — `alive(pid)` is false — to be removed by host key).
+/// Interfaces of this cluster, and ones without ferry's alias, are left alone.
+pub fn foreign_nodes(
+    links: &[NodeLink],
+    ours: &str,
+    net: &Network,
+    alive: impl Fn(u32) -> bool,
+) -> (Vec<String>, Vec<String>) {
+    let ranges = [
+        ("the cluster CIDR", &net.cluster_cidr),
+        ("the service CIDR", &net.service_cidr),
+        ("the LoadBalancer pool", &net.load_balancer_pool),
+    ];
+    let (mut clashes, mut stale) = (Vec::new(), Vec::new());
+    for l in links {
+        let Some((key, pid)) = &l.owner else { continue };
+        if key == ours || cluster_of(key) == cluster_of(ours) {
+            continue;
+        }
+        if !alive(*pid) {
+            stale.push(key.clone());
+            continue;
+        }
+        let hit = l.addrs.iter().find_map(|a| {
+            let (what, r) = ranges.iter().find(|(_, r)| r.contains(*a))?;
+            Some(format!("{a} in {what} {r}"))
+        });
+        if let Some(hit) = hit {
+            let node = key.split_once('/').map_or(key.as_str(), |(_, n)| n);
+            clashes.push(format!(
+                "another ferry cluster runs on this machine with the same ranges: its node {node:?} (agent pid {pid}, interface {}) holds {hit}; stop that cluster or give this one other [network] ranges",
+                l.name
+            ));
+        }
+    }
+    (clashes, stale)
+}
+
+/// Reads the machine's ferry node interfaces.
+pub fn read_links() -> Result<Vec<NodeLink>, super::cmd::CmdError> {
+    let links = super::cmd::output(&["ip", "-j", "link", "show"])?;
+    let addrs = super::cmd::output(&["ip", "-j", "addr", "show"])?;
+    Ok(parse_links(&links, &addrs))
+}
+
 /// Reads every route of the machine (both families, every table).
 pub fn read_all() -> Result<Vec<Route>, super::cmd::CmdError> {
     let v4 = super::cmd::output(&["ip", "-j", "route", "show", "table", "all"])?;
@@ -138,6 +250,39 @@ mod tests {
         assert_eq!(v6[0].dst.to_string(), "::/0");
         assert!(parse("not json", false).is_err());
         assert_eq!(parse("", false).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn another_clusters_live_node_in_our_ranges_clashes_and_a_dead_ones_is_stale() {
+        let links = r#"[{"ifname":"eth0"},
+          {"ifname":"fn00000001","ifalias":"ferry aaaaaaaaaaaa/n1 10"},
+          {"ifname":"fn00000002","ifalias":"ferry bbbbbbbbbbbb/n1 20"},
+          {"ifname":"fn00000003","ifalias":"ferry cccccccccccc/n2 30"},
+          {"ifname":"fn00000004","ifalias":"ferry dddddddddddd/n3 40"},
+          {"ifname":"fn00000005"},
+          {"ifname":"fn00000006","ifalias":"ferry aaaaaaaaaaaa/n2 11"}]"#;
+        let addrs = r#"[{"ifname":"fn00000001","addr_info":[{"local":"10.42.0.1"}]},
+          {"ifname":"fn00000002","addr_info":[{"local":"10.42.1.1"},{"local":"10.43.0.10"}]},
+          {"ifname":"fn00000003","addr_info":[{"local":"10.42.2.1"}]},
+          {"ifname":"fn00000004","addr_info":[{"local":"10.142.0.1"}]},
+          {"ifname":"fn00000005","addr_info":[{"local":"10.42.9.1"}]},
+          {"ifname":"fn00000006","addr_info":[{"local":"10.42.3.1"}]}]"#;
+        let ls = parse_links(links, addrs);
+        assert_eq!(ls.len(), 6, "eth0 is not ferry's");
+        assert_eq!(ls[1].owner, Some(("bbbbbbbbbbbb/n1".into(), 20)));
+        assert_eq!(ls[1].addrs.len(), 2);
+        assert_eq!(ls[4].owner, None);
+        let net = Network::default();
+        // Ours (cluster aaaa...): n1 and n2 pass; bbbb's live n1 clashes;
+        // cccc's agent (pid 30) is gone: stale; dddd's ranges do not overlap.
+        let (clash, stale) = foreign_nodes(&ls, "aaaaaaaaaaaa/n1", &net, |p| p != 30);
+        assert_eq!(clash.len(), 1, "{clash:?}");
+        assert!(clash[0].contains("\"n1\" (agent pid 20, interface fn00000002) holds 10.42.1.1 in the cluster CIDR 10.42.0.0/16"), "{}", clash[0]);
+        assert_eq!(stale, vec!["cccccccccccc/n2".to_string()]);
+        assert_eq!(
+            owner_alias("aaaaaaaaaaaa/n1", 10),
+            "ferry aaaaaaaaaaaa/n1 10"
+        );
     }
 
     #[test]

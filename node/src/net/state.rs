@@ -48,6 +48,8 @@ pub struct NodeNetwork {
     /// Where it stands.
     pub state: State,
     node: String,
+    /// What names the node's objects on the machine ([`super::host_key`]).
+    key: String,
     data_dir: PathBuf,
     next_try: Instant,
     /// Pods whose network this agent has set up (or re-applied).
@@ -77,6 +79,7 @@ impl NodeNetwork {
             why,
             state,
             node: node.to_string(),
+            key: super::host_key_in(data_dir, node),
             data_dir: data_dir.to_path_buf(),
             next_try: Instant::now(),
             applied: HashSet::new(),
@@ -101,7 +104,7 @@ impl NodeNetwork {
                 format!(
                     "pods get addresses from {} on interface {}",
                     n.info.pod_cidr,
-                    super::node_iface(&self.node)
+                    super::node_iface(&self.key)
                 ),
             ),
             State::Pending(r, m) => (false, r.clone(), m.clone()),
@@ -143,7 +146,7 @@ impl NodeNetwork {
             match &next {
                 State::Ready(n) => tracing::info!(
                     pod_cidr = %n.info.pod_cidr, gateway = %n.info.gateway(),
-                    iface = %super::node_iface(&self.node), "pod network ready"),
+                    iface = %super::node_iface(&self.key), "pod network ready"),
                 State::Pending(r, m) if r == "RouteClash" || r == "SetupFailed" => {
                     tracing::error!(reason = %r, "pods cannot start: {m}")
                 }
@@ -190,7 +193,7 @@ impl NodeNetwork {
         let cidr = cidr
             .parse()
             .map_err(|e| pending("BadPodCIDR", format!("the Node's spec.podCIDR: {e}")))?;
-        let info = NetInfo::new(self.mode, network, cidr, &self.node)
+        let info = NetInfo::new(self.mode, network, cidr, &self.node, &self.key)
             .map_err(|e| pending("BadPodCIDR", e))?;
         let net = PodNetwork::new(info, &self.data_dir);
         match net.setup_host() {
@@ -285,7 +288,7 @@ impl NodeNetwork {
             );
             return;
         }
-        match podnet::teardown_node(&self.data_dir, &self.node) {
+        match podnet::teardown_node(&self.data_dir, &self.key) {
             Ok(()) => tracing::info!("pod network removed"),
             Err(e) => tracing::warn!(error = %e, "removing the pod network failed"),
         }

@@ -288,14 +288,48 @@ pub(crate) fn daemon_set(d: &mut DaemonSet) {
 }
 
 /// Job: completions and parallelism 1 when both unset, backoffLimit 6, NonIndexed;
-/// the Job's labels default to its template's.
-pub(crate) fn job(j: &mut Job) {
+/// on create without `manualSelector: true`, the selector and pod labels the
+/// registry generates (`generateSelector`); the Job's labels default to its
+/// template's.
+pub(crate) fn job(j: &mut Job, create: bool) {
+    let uid = j.metadata.uid.clone().unwrap_or_default();
+    let name = j.metadata.name.clone().unwrap_or_default();
     let s = j.spec.get_or_insert_with(Default::default);
     job_spec(s);
+    if create && s.manual_selector != Some(true) {
+        generate_job_selector(s, &name, &uid);
+    }
     let labels = s.template.metadata.as_ref().and_then(|m| m.labels.clone());
     if labels.is_some() && j.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
         j.metadata.labels = labels;
     }
+}
+
+/// The pod labels `job-name` and `controller-uid` (legacy and
+/// `batch.kubernetes.io/` forms, each unless the template sets it) and a
+/// selector on the uid, as Kubernetes' Job strategy makes them; a selector
+/// the user wrote that disagrees is refused by validation.
+fn generate_job_selector(s: &mut JobSpec, name: &str, uid: &str) {
+    let labels = s
+        .template
+        .metadata
+        .get_or_insert_with(Default::default)
+        .labels
+        .get_or_insert_with(Default::default);
+    for (k, v) in [
+        ("job-name", name),
+        ("batch.kubernetes.io/job-name", name),
+        ("controller-uid", uid),
+        ("batch.kubernetes.io/controller-uid", uid),
+    ] {
+        labels.entry(k.into()).or_insert_with(|| v.into());
+    }
+    s.selector
+        .get_or_insert_with(Default::default)
+        .match_labels
+        .get_or_insert_with(Default::default)
+        .entry("batch.kubernetes.io/controller-uid".into())
+        .or_insert_with(|| uid.into());
 }
 
 fn job_spec(s: &mut JobSpec) {

@@ -152,7 +152,7 @@ pub fn admit(
         ),
         "Job" => a.run(
             Subdomain,
-            always!(defaults::job),
+            defaults::job,
             workloads::job,
             workloads::job_update,
         ),

@@ -105,9 +105,50 @@ fn defaults() {
     );
     assert_eq!(s["completionMode"], "NonIndexed");
     assert_eq!(
-        j["metadata"]["labels"],
-        json!({"app": "web"}),
+        (
+            &j["metadata"]["labels"]["app"],
+            &j["metadata"]["labels"]["job-name"]
+        ),
+        (&json!("web"), &json!("pi")),
         "labels from the template"
+    );
+    // As the registry generates them (`kubectl create job` sends neither):
+    // the pods' labels, a selector on the Job's uid, the Job's own labels.
+    let bare = with(
+        &with(&job(), "/spec/template/metadata", json!({})),
+        "/metadata/uid",
+        json!("u-1"),
+    );
+    let g = ok("Job", &bare);
+    let generated = json!({
+        "batch.kubernetes.io/controller-uid": "u-1", "controller-uid": "u-1",
+        "batch.kubernetes.io/job-name": "pi", "job-name": "pi"
+    });
+    assert_eq!(g["spec"]["template"]["metadata"]["labels"], generated);
+    assert_eq!(
+        g["spec"]["selector"],
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}})
+    );
+    assert_eq!(
+        g["metadata"]["labels"], generated,
+        "labels from the template"
+    );
+    let manual = with(&bare, "/spec/manualSelector", json!(true));
+    let manual = with(
+        &manual,
+        "/spec/selector",
+        json!({"matchLabels": {"a": "b"}}),
+    );
+    let manual = with(
+        &manual,
+        "/spec/template/metadata",
+        json!({"labels": {"a": "b"}}),
+    );
+    let m = ok("Job", &manual);
+    assert_eq!(m["spec"]["selector"], json!({"matchLabels": {"a": "b"}}));
+    assert_eq!(
+        m["spec"]["template"]["metadata"]["labels"],
+        json!({"a": "b"})
     );
     let par = ok("Job", &with(&job(), "/spec/parallelism", json!(3)));
     assert!(
@@ -440,6 +481,8 @@ fn update_rules() {
         "/spec/selector",
         json!({"matchLabels": {"app": "web"}}),
     );
+    // As stored: with the generated labels (kubectl updates what it read).
+    let j = ok("Job", &with(&j, "/spec/manualSelector", json!(true)));
     let suspended = with(&j, "/spec/suspend", json!(true));
     update("Job", &j, &suspended).unwrap_or_else(|s| panic!("{}", s.message));
     // A replacement that leaves the (registry-generated) selector out keeps it.
