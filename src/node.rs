@@ -87,6 +87,10 @@ pub struct ShimArgs {
     /// Close that stdin once the first attach leaves (`stdinOnce: true`).
     #[arg(long, requires = "stdin_fifo")]
     stdin_once: bool,
+    /// Give the command a terminal (`tty: true`), its device's name written
+    /// to this file.
+    #[arg(long)]
+    tty_file: Option<PathBuf>,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     argv: Vec<String>,
@@ -124,6 +128,7 @@ pub fn shim(a: ShimArgs) -> ExitCode {
         netns: a.netns.as_deref(),
         hostname: a.hostname.as_deref(),
         stdin: a.stdin_fifo.as_deref().map(|f| (f, a.stdin_once)),
+        tty: a.tty_file.as_deref(),
         argv: &a.argv,
     });
     ExitCode::from(code.clamp(0, 255) as u8)

@@ -763,6 +763,7 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, St
         hostname: net.netns.as_ref().map(|_| pod_hostname(ctx.pod)),
         stdin: c.spec["stdin"] == true,
         stdin_once: c.spec["stdinOnce"] == true,
+        tty: c.spec["tty"] == true,
     };
     match runtime::start(shim, &c.dir, &spec) {
         Ok((started, child)) => {

@@ -76,6 +76,12 @@ impl ContainerDir {
         self.0.join("stdin.closed")
     }
 
+    /// Where the shim writes the name of a `tty: true` container's terminal
+    /// (`/dev/pts/N`), which an attach resizes.
+    pub fn tty_name(&self) -> PathBuf {
+        self.0.join("tty")
+    }
+
     /// The previous run's log.
     pub fn previous_log(&self) -> PathBuf {
         self.0.join("log.previous")
@@ -143,6 +149,10 @@ pub struct Spec {
     /// `stdinOnce: true`: the FIFO ends when the first attach leaves.
     #[serde(default)]
     pub stdin_once: bool,
+    /// `tty: true`: the command's stdin, stdout and stderr are a terminal
+    /// the shim holds (see [`shim`]).
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// Starts `spec` through the shim, in a fresh container directory `dir`. The
@@ -182,6 +192,10 @@ pub fn start(
             cmd.arg("--stdin-once");
         }
     }
+    if spec.tty {
+        let _ = std::fs::remove_file(dir.tty_name());
+        cmd.arg("--tty-file").arg(dir.tty_name());
+    }
     cmd.arg("--")
         .args(&spec.argv)
         .env_clear()
@@ -190,8 +204,12 @@ pub fn start(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // Its own process group: signals reach the whole container.
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    // Its own process group: signals reach the whole container. A shim with
+    // a terminal makes its own session instead (its group as well), to
+    // control the terminal.
+    if !spec.tty {
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    }
     let child = cmd.spawn()?;
     let pid = child.id() as i32;
     let started = Started {
@@ -230,6 +248,8 @@ pub struct ShimRun<'a> {
     pub hostname: Option<&'a str>,
     /// The stdin FIFO, and whether it ends after the first attach.
     pub stdin: Option<(&'a Path, bool)>,
+    /// Give the command a terminal; its name is written to this file.
+    pub tty: Option<&'a Path>,
     /// The command and its arguments.
     pub argv: &'a [String],
 }
@@ -248,8 +268,14 @@ pub fn shim(run: ShimRun<'_>) -> i32 {
         netns,
         hostname,
         stdin,
+        tty,
         argv,
     } = run;
+    // A terminal's controller leads its session: first, before anything that
+    // could fail leaves the shim in the agent's process group.
+    if tty.is_some() {
+        let _ = nix::unistd::setsid();
+    }
     let log = match std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -340,11 +366,10 @@ pub fn shim(run: ShimRun<'_>) -> i32 {
         return 127;
     };
     let mut command = std::process::Command::new(prog);
+    let mut input = None;
     if let Some((fifo, once)) = stdin {
         match stdin_fifo(fifo, once) {
-            Ok(r) => {
-                command.stdin(r);
-            }
+            Ok(r) => input = Some(r),
             Err(e) => {
                 let msg = format!(
                     "ferry shim: the container's stdin {}: {e}\n",
@@ -355,28 +380,73 @@ pub fn shim(run: ShimRun<'_>) -> i32 {
             }
         }
     }
-    let child = command
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
+    let terminal = match tty.map(make_terminal).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            write_record(&log, "stderr", format!("ferry shim: {e}\n").as_bytes());
+            return 126;
+        }
+    };
+    match (&terminal, input.take()) {
+        (Some(t), input) => {
+            let slave = |t: &nix::pty::OpenptyResult| t.slave.try_clone().map(Stdio::from);
+            match (slave(t), slave(t), slave(t)) {
+                (Ok(i), Ok(o), Ok(e)) => {
+                    command.stdin(i).stdout(o).stderr(e);
+                }
+                _ => {
+                    write_record(&log, "stderr", b"ferry shim: sharing the terminal failed\n");
+                    return 126;
+                }
+            }
+            // What an attach writes goes to the terminal, as if typed.
+            if let (Some(r), Ok(w)) = (input, t.master.try_clone()) {
+                std::thread::spawn(move || {
+                    let (mut r, mut w) = (r, std::fs::File::from(w));
+                    let _ = std::io::copy(&mut r, &mut w);
+                });
+            }
+        }
+        (None, Some(r)) => {
+            command.stdin(Stdio::from(r));
+        }
+        (None, None) => {}
+    }
+    if terminal.is_none() {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    let child = command.args(args).spawn();
+    // The command keeps the terminal's slave side open in this process.
+    drop(command);
     let status = child.and_then(|mut c| {
-        let copiers: Vec<_> = [
-            c.stdout
-                .take()
-                .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-            c.stderr
-                .take()
-                .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .zip(["stdout", "stderr"])
-        .filter_map(|(r, name)| r.map(|r| (r, name)))
-        .map(|(r, name)| {
+        let mut copiers = Vec::new();
+        if let Some(t) = terminal {
+            // Only the command holds the terminal now: its reads end (EIO)
+            // when the command and its children are gone.
+            drop(t.slave);
             let log = log.clone();
-            std::thread::spawn(move || copy_lines(r, name, &log))
-        })
-        .collect();
+            let master = std::fs::File::from(t.master);
+            copiers.push(std::thread::spawn(move || {
+                copy_chunks(Box::new(master), "stdout", &log)
+            }));
+        }
+        copiers.extend(
+            [
+                c.stdout
+                    .take()
+                    .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+                c.stderr
+                    .take()
+                    .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+            ]
+            .into_iter()
+            .zip(["stdout", "stderr"])
+            .filter_map(|(r, name)| r.map(|r| (r, name)))
+            .map(|(r, name)| {
+                let log = log.clone();
+                std::thread::spawn(move || copy_lines(r, name, &log))
+            }),
+        );
         let status = c.wait();
         for t in copiers {
             let _ = t.join();
@@ -531,6 +601,47 @@ fn mount_volumes(mounts: &[crate::volumes::Mount]) -> Result<(), String> {
     Ok(())
 }
 
+/// A terminal for the command: a pty whose slave side becomes this session's
+/// controlling terminal, with this process group (the shim's and the
+/// command's) in the foreground, so Ctrl-C typed on it signals the command;
+/// its name is written to `name_file` for resizes.
+fn make_terminal(name_file: &Path) -> Result<nix::pty::OpenptyResult, String> {
+    let t = nix::pty::openpty(None, None).map_err(|e| format!("opening a terminal: {e}"))?;
+    rustix::process::ioctl_tiocsctty(&t.slave)
+        .map_err(|e| format!("making the terminal the controlling one: {e}"))?;
+    let group = rustix::process::getpgrp();
+    rustix::termios::tcsetpgrp(&t.slave, group)
+        .map_err(|e| format!("setting the terminal's foreground group: {e}"))?;
+    let name = nix::unistd::ttyname(&t.slave).map_err(|e| format!("naming the terminal: {e}"))?;
+    ferry_api::files::write_private(name_file, name.as_os_str().as_encoded_bytes())
+        .map_err(|e| format!("{}: {e}", name_file.display()))?;
+    Ok(t)
+}
+
+/// Copies a terminal's output into the log as it comes: whole lines as full
+/// records, and what is left of a read (a prompt) at once as a partial one.
+fn copy_chunks(
+    mut r: Box<dyn std::io::Read + Send>,
+    stream: &str,
+    log: &std::sync::Mutex<std::fs::File>,
+) {
+    let mut buf = vec![0u8; MAX_RECORD];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut rest = &buf[..n];
+        while let Some(i) = rest.iter().position(|b| *b == b'\n') {
+            write_tagged(log, stream, true, &rest[..=i]);
+            rest = &rest[i + 1..];
+        }
+        if !rest.is_empty() {
+            write_tagged(log, stream, false, rest);
+        }
+    }
+}
+
 /// The longest record; a longer line is split into partial (`P`) records.
 const MAX_RECORD: usize = 16 * 1024;
 
@@ -580,7 +691,7 @@ fn write_record(log: &std::sync::Mutex<std::fs::File>, stream: &str, text: &[u8]
 /// write end this process keeps so the command sees no end of input before
 /// anyone attached — until the shim exits or, with `once`, until the
 /// [`ContainerDir::stdin_closed`] marker appears beside it.
-fn stdin_fifo(fifo: &Path, once: bool) -> std::io::Result<Stdio> {
+fn stdin_fifo(fifo: &Path, once: bool) -> std::io::Result<std::fs::File> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     use std::os::unix::fs::OpenOptionsExt;
     let _ = std::fs::remove_file(fifo);
@@ -604,7 +715,7 @@ fn stdin_fifo(fifo: &Path, once: bool) -> std::io::Result<Stdio> {
         }
         drop(keep);
     });
-    Ok(Stdio::from(read))
+    Ok(read)
 }
 
 /// One record of a container log.

@@ -569,6 +569,11 @@ async fn attach(
                             }
                         }
                     }
+                    // A `tty: true` container's terminal takes the client's
+                    // window size (the kernel signals its foreground group).
+                    Ok(Some(ExecFrame::Resize { width, height })) if spec.tty => {
+                        resize_terminal(dir, width, height);
+                    }
                     Ok(Some(ExecFrame::StdinEnd)) | Ok(None) | Err(_) => {
                         input_open = false;
                         fifo = None;
@@ -611,6 +616,32 @@ async fn attach(
                 }
             }
         }
+    }
+}
+
+/// Sets the window size of the terminal a `tty: true` container runs on.
+fn resize_terminal(dir: &ContainerDir, width: u16, height: u16) {
+    let size = rustix::termios::Winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let set = std::fs::read_to_string(dir.tty_name())
+        .map_err(|e| e.to_string())
+        .and_then(|name| {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Never the agent's own controlling terminal.
+            let t = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(nix::libc::O_NOCTTY)
+                .open(name.trim())
+                .map_err(|e| e.to_string())?;
+            rustix::termios::tcsetwinsize(&t, size).map_err(|e| e.to_string())
+        });
+    if let Err(e) = set {
+        tracing::debug!(error = %e, "attach: setting the terminal size");
     }
 }
 

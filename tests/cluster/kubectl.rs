@@ -1280,6 +1280,40 @@ async fn kubectl_and_ferry_port_forward_reach_a_pods_loopback_and_attach_follows
         o.stderr
     );
     assert!(o.stderr.contains("terminated (Error)"), "{}", o.stderr);
+    // `kubectl run -it` from a terminal (`script` gives kubectl one): the
+    // container runs on a terminal of the client's size, its prompt shows,
+    // and Ctrl-C interrupts the foreground command, not the shell.
+    let kubectl = format!(
+        "stty cols 91 rows 27; kubectl --kubeconfig {} run sh-tty -it --rm --image=busybox --restart=Never -- sh",
+        k.kubeconfig
+    );
+    let typed = "sleep 4; printf 'tty; stty size\\n'; sleep 2; printf 'sleep 60\\n'; sleep 2; \
+                 printf '\\003'; sleep 1; printf 'echo tty-$((40+2))\\n'; sleep 2; printf 'exit 3\\n'; sleep 8";
+    let o = run(
+        k.home,
+        "sh",
+        &[
+            "-c",
+            &format!("({typed}) | script -qec \"{kubectl}\" /dev/null"),
+        ],
+        None,
+    );
+    let out = o.stdout.replace('\r', "");
+    assert!(
+        out.contains("\n/dev/pts/"),
+        "a terminal: {out} / {}",
+        o.stderr
+    );
+    assert!(out.contains("\n27 91\n"), "the client's size: {out}");
+    assert!(
+        out.contains("# ") || out.contains("$ "),
+        "the shell's prompt: {out}"
+    );
+    assert!(
+        out.contains("\ntty-42\n"),
+        "the shell outlived Ctrl-C: {out}"
+    );
+    assert!(out.contains("terminated (Error)"), "exit 3: {out}");
     let o = k.run(&["attach", "att"], None);
     assert!(o.ok, "{}", o.stderr);
     assert!(o.stdout.contains("tick 3\n"), "{}", o.stdout);
