@@ -562,3 +562,27 @@ pub struct JoinResponse {
     /// Whether it was promoted to voter (false: stays learner to keep voters odd).
     pub voter: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// bincode writes an enum's variant index first, so requests added at the
+    /// end leave every older frame's bytes alone, and a decoder that predates
+    /// a variant refuses it as a bad frame (the client then falls back).
+    #[test]
+    fn new_requests_are_appended_so_older_frames_keep_their_bytes() {
+        let body = |r: &ApiRequest| crate::frame::encode(r).unwrap()[4..].to_vec();
+        assert_eq!(body(&ApiRequest::Status), [4]);
+        assert_eq!(body(&ApiRequest::NodeTunnel), [13]);
+        assert_eq!(body(&ApiRequest::StatusHealth), [20]);
+        let replace = ApiRequest::ReplaceMember {
+            dead: 3,
+            with: "127.0.0.1:1".into(),
+            force: false,
+        };
+        assert_eq!(body(&replace)[0], 21);
+        let e = crate::frame::decode::<ApiRequest>(&[22]).unwrap_err();
+        assert!(e.to_string().contains("22"), "{e}");
+    }
+}

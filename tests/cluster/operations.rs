@@ -17,8 +17,11 @@ use std::time::Duration;
 /// a failed client request.
 struct Load {
     stop: Arc<AtomicBool>,
-    tasks: tokio::task::JoinSet<(Vec<(String, u64)>, Vec<String>)>,
+    tasks: tokio::task::JoinSet<Written>,
 }
+
+/// One writer's acknowledged keys with their revisions, and its failures.
+type Written = (Vec<(String, u64)>, Vec<String>);
 
 impl Load {
     fn start(client: Arc<Client>, writers: usize) -> Load {

@@ -4,9 +4,10 @@
 //! stream (one covering the cluster's read index: everything committed when
 //! it starts) and writes it into the backup directory as
 //! `ferry-<UTC time>-rev<revision>.snap`: copied to a hidden temporary file,
-//! fsynced, checked whole (record count and SHA-256), renamed into place, and
-//! the directory fsynced — a file with that name is always complete. Then only
-//! the newest `keep` backup files stay. Every master keeps its own backups in
+//! fsynced, checked whole (record count and SHA-256); the oldest backups are
+//! removed so that, with it, the newest `keep` stay; then it is renamed into
+//! place and the directory fsynced — a file with that name is always
+//! complete, and there are never more than `keep`. Every master keeps its own backups in
 //! its own directory, so each host holds copies; a master that cannot reach
 //! a quorum skips its turn (its own state may be stale) and tries at the next.
 
@@ -44,16 +45,20 @@ pub async fn run(store: Store, dir: PathBuf, every: Duration, keep: usize) {
 pub async fn save(store: &Store, dir: &Path, keep: usize) -> Result<(PathBuf, usize), String> {
     let (file, revision) = store.backup(false).await.map_err(|e| e.to_string())?;
     let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let path = write(file, revision, &dir)?;
-        let removed = prune(&dir, keep)?;
-        Ok((path, removed))
-    })
-    .await
-    .map_err(|e| format!("backup task: {e}"))?
+    tokio::task::spawn_blocking(move || write(file, revision, &dir, keep))
+        .await
+        .map_err(|e| format!("backup task: {e}"))?
 }
 
-fn write(mut src: std::fs::File, revision: u64, dir: &Path) -> Result<PathBuf, String> {
+/// Writes the backup under a temporary name, makes room (the newest
+/// `keep - 1` stay), then renames it into place: never more than `keep`
+/// backups, and each one whole.
+fn write(
+    mut src: std::fs::File,
+    revision: u64,
+    dir: &Path,
+    keep: usize,
+) -> Result<(PathBuf, usize), String> {
     let at = |what: &str, p: &Path| format!("{what} {}", p.display());
     if !dir.is_dir() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", at("creating", dir)))?;
@@ -80,10 +85,11 @@ fn write(mut src: std::fs::File, revision: u64, dir: &Path) -> Result<PathBuf, S
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
+    let removed = prune(dir, keep.saturating_sub(1))?;
     let path = dir.join(&name);
     std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", at("renaming to", &path)))?;
     sync_dir(dir)?;
-    Ok(path)
+    Ok((path, removed))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), String> {
@@ -109,7 +115,7 @@ pub fn list(dir: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Removes all but the newest `keep` backups, and temporary files a crash
-/// left; returns how many backups went.
+/// left (not the one being written); returns how many backups went.
 fn prune(dir: &Path, keep: usize) -> Result<usize, String> {
     let files = list(dir)?;
     let old = files.len().saturating_sub(keep);

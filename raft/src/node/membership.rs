@@ -436,7 +436,8 @@ impl Store {
         }
         let Some(new) = at_with else {
             return Err(bad(format!(
-                "no master at {with} has joined: start it first with `ferry master --listen {with}                  --join LIVE_MASTER --token TOKEN` (it joins as a learner), then replace"
+                "no master at {with} has joined: start it first with `ferry master --listen {with} \
+                 --join LIVE_MASTER --token TOKEN` (it joins as a learner), then replace"
             )));
         };
         if new == dead {
@@ -461,7 +462,8 @@ impl Store {
         let health = self.member_health(dead, &addr);
         if health.reachable && !force {
             return Err(refused(format!(
-                "master {dead} is alive (it answered the leader {} ms ago); replace only a dead                  master, or pass --force",
+                "master {dead} is alive (it answered the leader {} ms ago); replace only a dead \
+                 master, or pass --force",
                 health.last_contact_ms.unwrap_or(0)
             )));
         }
@@ -488,7 +490,8 @@ impl Store {
             Err(_) => {
                 let (last, matched) = lag(&raft.metrics().borrow());
                 return Err(unavailable(format!(
-                    "learner {new} at {with} has not caught up (it holds up to {}, the log is at {last});                      retry when it has",
+                    "learner {new} at {with} has not caught up (it holds up to {}, the log is at {last}); \
+                 retry when it has",
                     matched.map_or("nothing".into(), |x| x.to_string())
                 )));
             }
