@@ -250,6 +250,10 @@ async fn cluster_replace_swaps_a_dead_master_under_load_and_status_shows_health(
     let (acked, failed) = load.finish().await;
     assert!(failed.is_empty(), "failed client writes: {failed:?}");
     assert!(acked.len() > 20, "only {} writes acknowledged", acked.len());
+    eprintln!(
+        "replace under load: {} writes acknowledged, none failed",
+        acked.len()
+    );
     assert_has_all(&c, new, &acked).await;
     // The replacement keeps quorum without the old master: a write commits
     // with one of the three voters stopped.
@@ -377,6 +381,10 @@ async fn a_rolling_restart_under_load_fails_no_client_request() {
     let (acked, failed) = load.finish().await;
     assert!(failed.is_empty(), "failed client writes: {failed:?}");
     assert!(acked.len() > 20, "only {} writes acknowledged", acked.len());
+    eprintln!(
+        "rolling restart: {} writes acknowledged, none failed",
+        acked.len()
+    );
     for i in 0..3 {
         assert_has_all(&c, i, &acked).await;
     }
