@@ -24,6 +24,15 @@ pub fn config_path(explicit: Option<&Path>) -> PathBuf {
 
 /// Loads the client config and builds a client.
 pub fn connect(explicit: Option<&Path>) -> Result<Arc<Client>> {
+    connect_with_timeout(explicit, std::time::Duration::ZERO)
+}
+
+/// [`connect`] with a request deadline of at least `at_least` (commands that
+/// wait on the cluster, such as `ferry cluster replace`).
+pub fn connect_with_timeout(
+    explicit: Option<&Path>,
+    at_least: std::time::Duration,
+) -> Result<Arc<Client>> {
     let path = config_path(explicit);
     if !path.exists() {
         anyhow::bail!(
@@ -31,7 +40,8 @@ pub fn connect(explicit: Option<&Path>) -> Result<Arc<Client>> {
             path.display()
         );
     }
-    let cfg = ClientConfig::load(&path)?;
+    let mut cfg = ClientConfig::load(&path)?;
+    cfg.timeout_ms = cfg.timeout_ms.max(at_least.as_millis() as u64);
     let client = Client::new(&cfg).with_context(|| format!("client config {}", path.display()))?;
     Ok(Arc::new(client))
 }

@@ -22,7 +22,13 @@ use std::sync::Arc;
 pub fn authorize(who: &Identity, req: &ApiRequest) -> Result<(), ApiError> {
     match (who, req) {
         (Identity::Admin | Identity::Master(_), _) => Ok(()),
-        (_, ApiRequest::Status | ApiRequest::Object(_) | ApiRequest::ObjectOnce { .. }) => Ok(()),
+        (
+            _,
+            ApiRequest::Status
+            | ApiRequest::StatusHealth
+            | ApiRequest::Object(_)
+            | ApiRequest::ObjectOnce { .. },
+        ) => Ok(()),
         (
             Identity::Node(_),
             ApiRequest::RenewNodeCert { .. }
@@ -234,6 +240,12 @@ async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError>
             store.remove_member(id, force).await?;
             ApiResponse::Removed
         }
+        ApiRequest::StatusHealth => {
+            ApiResponse::StatusHealth(Box::new(store.status_health().await?))
+        }
+        ApiRequest::ReplaceMember { dead, with, force } => ApiResponse::Replaced {
+            id: store.replace_member(dead, with, force).await?,
+        },
         ApiRequest::Watch(_)
         | ApiRequest::Join(_)
         | ApiRequest::NodeDiscover { .. }
@@ -461,6 +473,15 @@ mod tests {
                 false,
             ),
             (ApiRequest::RemoveMember { id: 2, force: true }, false),
+            (
+                ApiRequest::ReplaceMember {
+                    dead: 2,
+                    with: "127.0.0.1:1".into(),
+                    force: false,
+                },
+                false,
+            ),
+            (ApiRequest::StatusHealth, true),
             (ApiRequest::Snapshot { local: false }, false),
             (ApiRequest::Snapshot { local: true }, false),
             (

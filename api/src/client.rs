@@ -18,7 +18,7 @@ use crate::kv::{Expect, KeyValue, KvError, RequestId, WatchItem, Write, WriteOp,
 use crate::object::{ObjectEvent, ObjectRequest, ObjectResponse};
 use crate::proto::{
     ApiError, ApiRequest, ApiResponse, ClusterStatus, Consistency, ErrorCode, RangeRequest,
-    RangeResponse, SnapshotPart, WatchRequest,
+    RangeResponse, SnapshotPart, StatusHealth, WatchRequest,
 };
 use crate::tls::{self, CertPair};
 use crate::{Error, Result, ALPN_API, MASTER_SERVER_NAME};
@@ -472,6 +472,22 @@ impl Client {
         match self.call(&ApiRequest::Status).await? {
             ApiResponse::Status(s) => Ok(s),
             other => Err(Error::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Cluster status with each member's health as the leader sees it. A
+    /// master that predates health reports answers `BadRequest`: its plain
+    /// status then comes with no health.
+    pub async fn status_health(&self) -> Result<StatusHealth> {
+        match self.call(&ApiRequest::StatusHealth).await {
+            Ok(ApiResponse::StatusHealth(s)) => Ok(*s),
+            Ok(other) => Err(Error::Unexpected(format!("{other:?}"))),
+            Err(Error::Api(e)) if e.code == ErrorCode::BadRequest => Ok(StatusHealth {
+                status: self.status().await?,
+                health: Vec::new(),
+                unreachable_after_ms: 0,
+            }),
+            Err(e) => Err(e),
         }
     }
 

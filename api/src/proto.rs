@@ -169,6 +169,22 @@ pub enum ApiRequest {
     /// kept in the answering master's memory, answered with
     /// [`ApiResponse::Reported`]. Nodes send it to every master.
     ReportMetrics(Box<crate::metrics::NodeReport>),
+    /// [`ApiRequest::Status`] with each member's health as the leader sees
+    /// it, answered with [`ApiResponse::StatusHealth`]. Added after `Status`
+    /// rather than changing its answer, so older clients and masters keep
+    /// their encoding; a master that predates it answers `BadRequest`, and the
+    /// client then asks for `Status`.
+    StatusHealth,
+    /// Swap dead voter `dead` for the learner at `with` in one membership change
+    /// (`ferry cluster replace`), answered with [`ApiResponse::Replaced`].
+    ReplaceMember {
+        /// The dead voter's id.
+        dead: u64,
+        /// The QUIC address of a master that joined as a learner.
+        with: String,
+        /// Replace `dead` even though the leader still hears from it.
+        force: bool,
+    },
 }
 
 /// What `ferry port-forward` asks for: one connection to `port` on the pod's
@@ -335,7 +351,10 @@ impl ApiRequest {
             ApiRequest::NodeTunnel | ApiRequest::PodExec(_) | ApiRequest::PodPortForward(_) => {
                 false
             }
-            ApiRequest::RemoveMember { .. } | ApiRequest::Join(_) => false,
+            ApiRequest::StatusHealth => true,
+            ApiRequest::RemoveMember { .. }
+            | ApiRequest::ReplaceMember { .. }
+            | ApiRequest::Join(_) => false,
         }
     }
 }
@@ -382,6 +401,13 @@ pub enum ApiResponse {
     TunnelOpen,
     /// A node's metrics report was kept.
     Reported,
+    /// Cluster status with members' health (see [`ApiRequest::StatusHealth`]).
+    StatusHealth(Box<StatusHealth>),
+    /// A dead voter was replaced: `id` is the promoted master's id.
+    Replaced {
+        /// The new voter.
+        id: u64,
+    },
 }
 
 /// One frame of a streamed snapshot (the answer to [`ApiRequest::Snapshot`]).
@@ -477,6 +503,34 @@ pub struct ClusterStatus {
     pub members: Vec<MemberStatus>,
 }
 
+/// One member's health as the leader sees it: its last answer to the leader
+/// (each member gets a heartbeat every `raft.heartbeat_ms`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberHealth {
+    /// The member's id.
+    pub id: u64,
+    /// It answered the leader within the last [`StatusHealth::unreachable_after_ms`].
+    pub reachable: bool,
+    /// Milliseconds since it last answered the leader (`None`: never, since
+    /// this leader's process started). 0 for the leader itself.
+    pub last_contact_ms: Option<u64>,
+    /// When unreachable: milliseconds since it last answered, or, if it never
+    /// did, since the leader's first failed request to it (a lower bound).
+    pub down_ms: Option<u64>,
+}
+
+/// The answer to [`ApiRequest::StatusHealth`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusHealth {
+    /// What [`ApiRequest::Status`] answers.
+    pub status: ClusterStatus,
+    /// Each member's health, from the leader's view: empty when the serving
+    /// master knows no leader that answers (its own view has none).
+    pub health: Vec<MemberHealth>,
+    /// A member silent for longer than this is unreachable.
+    pub unreachable_after_ms: u64,
+}
+
 /// A master asking to join.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinRequest {
@@ -507,4 +561,28 @@ pub struct JoinResponse {
     pub key: String,
     /// Whether it was promoted to voter (false: stays learner to keep voters odd).
     pub voter: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// bincode writes an enum's variant index first, so requests added at the
+    /// end leave every older frame's bytes alone, and a decoder that predates
+    /// a variant refuses it as a bad frame (the client then falls back).
+    #[test]
+    fn new_requests_are_appended_so_older_frames_keep_their_bytes() {
+        let body = |r: &ApiRequest| crate::frame::encode(r).unwrap()[4..].to_vec();
+        assert_eq!(body(&ApiRequest::Status), [4]);
+        assert_eq!(body(&ApiRequest::NodeTunnel), [13]);
+        assert_eq!(body(&ApiRequest::StatusHealth), [20]);
+        let replace = ApiRequest::ReplaceMember {
+            dead: 3,
+            with: "127.0.0.1:1".into(),
+            force: false,
+        };
+        assert_eq!(body(&replace)[0], 21);
+        let e = crate::frame::decode::<ApiRequest>(&[22]).unwrap_err();
+        assert!(e.to_string().contains("22"), "{e}");
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! Layout:
 //! - [`master`]: a master's config ([`MasterConfig`]) and its per-component parts
-//!   ([`RaftTimings`], [`StoreLimits`], [`TransportLimits`]).
+//!   ([`RaftTimings`], [`StoreLimits`], [`TransportLimits`], [`SnapshotSchedule`]).
 //! - [`network`]: the cluster network ([`Network`]: pod, service and LoadBalancer
 //!   ranges, NodePorts, DNS domain) and address ranges ([`Cidr`]).
 //! - [`client`]: the client config (`admin.conf`) a CLI or bench uses to reach masters.
@@ -16,7 +16,7 @@ pub mod master;
 pub mod network;
 
 pub use client::ClientConfig;
-pub use master::{MasterConfig, RaftTimings, StoreLimits, TransportLimits};
+pub use master::{MasterConfig, RaftTimings, SnapshotSchedule, StoreLimits, TransportLimits};
 pub use network::{Cidr, Network, PortRange};
 
 use std::path::{Path, PathBuf};

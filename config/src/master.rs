@@ -36,6 +36,8 @@ pub struct MasterConfig {
     pub event_ttl_seconds: u64,
     /// The cluster network (`[network]`): pod, service and LoadBalancer ranges.
     pub network: crate::Network,
+    /// Scheduled backups (`[snapshot]`): off unless `every` is set.
+    pub snapshot: SnapshotSchedule,
 }
 
 impl Default for MasterConfig {
@@ -51,8 +53,116 @@ impl Default for MasterConfig {
             workload_controllers: true,
             event_ttl_seconds: 3600,
             network: crate::Network::default(),
+            snapshot: SnapshotSchedule::default(),
         }
     }
+}
+
+/// Scheduled backups: every `every`, the master saves a snapshot file as
+/// `ferry snapshot save` does into `dir` and keeps the newest `keep`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotSchedule {
+    /// How often, as `30s`, `15m`, `1h`, `1d` or a sum such as `1h30m`
+    /// (at least 1 s); unset: no scheduled backups.
+    pub every: Option<String>,
+    /// How many backup files to keep, newest first (default 24).
+    pub keep: u32,
+    /// Where the files go (default: `<data_dir>/backups`).
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for SnapshotSchedule {
+    fn default() -> Self {
+        SnapshotSchedule {
+            every: None,
+            keep: 24,
+            dir: None,
+        }
+    }
+}
+
+impl SnapshotSchedule {
+    /// The interval, if backups are scheduled (the config is validated).
+    pub fn interval(&self) -> Option<std::time::Duration> {
+        self.every.as_deref().and_then(|e| parse_duration(e).ok())
+    }
+
+    /// The directory the files go to for a master with `data_dir`.
+    pub fn dir_for(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| data_dir.join("backups"))
+    }
+
+    fn validate(&self) -> Result<()> {
+        if let Some(every) = &self.every {
+            let d = parse_duration(every).map_err(|m| invalid("snapshot.every", m))?;
+            if d < std::time::Duration::from_secs(1) {
+                return Err(invalid(
+                    "snapshot.every",
+                    format!("{every:?} is under the minimum of 1s"),
+                ));
+            }
+        }
+        if self.keep == 0 {
+            return Err(invalid(
+                "snapshot.keep",
+                "must be at least 1 (leave snapshot.every unset for no backups)",
+            ));
+        }
+        if self.dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+            return Err(invalid("snapshot.dir", "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+/// Parses a duration such as `500ms`, `30s`, `15m`, `1h`, `1d`, or a sum of
+/// them (`1h30m`); whole numbers, no spaces.
+pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    if s.is_empty() {
+        return Err("is empty; write a duration such as \"30s\", \"15m\", \"1h\"".into());
+    }
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!(
+                "{s:?}: expected a whole number at {rest:?} (as in \"1h30m\")"
+            ));
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{s:?}: {:?} is too large", &rest[..digits]))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (unit, after) = rest.split_at(unit_len);
+        let ms = match unit {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "" => return Err(format!("{s:?}: {n} has no unit (use ms, s, m, h or d)")),
+            _ => {
+                return Err(format!(
+                    "{s:?}: unknown unit {unit:?} (use ms, s, m, h or d)"
+                ))
+            }
+        };
+        let part = n
+            .checked_mul(ms)
+            .ok_or_else(|| format!("{s:?} is too long"))?;
+        total = total
+            .checked_add(std::time::Duration::from_millis(part))
+            .ok_or_else(|| format!("{s:?} is too long"))?;
+        rest = after;
+    }
+    Ok(total)
 }
 
 /// Raft timing knobs. openraft 0.9 lets a follower that knows a leader wait
@@ -188,6 +298,7 @@ impl MasterConfig {
         self.raft.validate()?;
         self.store.validate()?;
         self.transport.validate()?;
+        self.snapshot.validate()?;
         self.network.validate()
     }
 }
@@ -320,6 +431,35 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_schedules_take_durations_with_units() {
+        let ms = |s: &str| parse_duration(s).map(|d| d.as_millis() as u64);
+        assert_eq!(ms("2s"), Ok(2000));
+        assert_eq!(ms("1h"), Ok(3_600_000));
+        assert_eq!(ms("1h30m"), Ok(5_400_000));
+        assert_eq!(ms("1d"), Ok(86_400_000));
+        assert_eq!(ms("250ms"), Ok(250));
+        for bad in ["", "h", "5", "5 s", "1.5h", "3w", "99999999999999999999s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} parsed");
+        }
+        let cfg: MasterConfig = crate::parse_toml(
+            Path::new("m.toml"),
+            "[snapshot]\nevery = \"2s\"\nkeep = 3\ndir = \"/b\"\n",
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(
+            cfg.snapshot.interval(),
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(cfg.snapshot.dir_for(Path::new("/d")), Path::new("/b"));
+        assert_eq!(
+            SnapshotSchedule::default().dir_for(Path::new("/d")),
+            Path::new("/d/backups")
+        );
+        assert_eq!(SnapshotSchedule::default().interval(), None);
+    }
+
+    #[test]
     fn defaults_are_valid() {
         MasterConfig::default().validate().unwrap();
     }
@@ -338,6 +478,13 @@ mod tests {
                 "transport.max_frame_bytes",
             ),
             ("listen = \"nonsense\"\n", "listen"),
+            ("[snapshot]\nevery = \"1 hour\"\n", "snapshot.every"),
+            ("[snapshot]\nevery = \"10\"\n", "snapshot.every"),
+            ("[snapshot]\nevery = \"500ms\"\n", "snapshot.every"),
+            ("[snapshot]\nevery = \"2x\"\n", "snapshot.every"),
+            ("[snapshot]\nkeep = 0\n", "snapshot.keep"),
+            ("[snapshot]\ndir = \"\"\n", "snapshot.dir"),
+            ("[snapshot]\nevry = \"1h\"\n", "evry"),
             ("colour = \"blue\"\n", "colour"),
             ("[raft\nheartbeat_ms = 1", "invalid"),
         ];

@@ -7,7 +7,7 @@
 use crate::types::{NodeId, TypeConfig};
 use ferry_api::frame::{encode, read_frame};
 use ferry_api::kv::{KvError, RequestId, Write, WriteOutcome};
-use ferry_api::proto::{ApiError, ClusterStatus};
+use ferry_api::proto::{ApiError, ClusterStatus, StatusHealth};
 use ferry_api::MASTER_SERVER_NAME;
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
@@ -22,7 +22,7 @@ use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 /// Largest AppendEntries request (bytes) sent with more than one entry.
@@ -69,6 +69,19 @@ pub enum PeerRequest {
         /// The write.
         write: Write,
     },
+    /// The leader's view of the cluster with members' health (answered with
+    /// `PeerResponse::StatusHealth`; a master that predates it resets the stream).
+    StatusHealth,
+    /// Swap dead voter `dead` for the learner at `with` (answered with
+    /// `PeerResponse::Id`: the new voter's id).
+    ReplaceMember {
+        /// The dead voter.
+        dead: NodeId,
+        /// The learner's QUIC address.
+        with: String,
+        /// Even though the leader still hears from `dead`.
+        force: bool,
+    },
 }
 
 /// The answer to a [`PeerRequest`].
@@ -92,6 +105,8 @@ pub enum PeerResponse {
     Id(Result<NodeId, ApiError>),
     /// Leader's status.
     Status(Result<ClusterStatus, ApiError>),
+    /// Leader's status with members' health.
+    StatusHealth(Result<StatusHealth, ApiError>),
 }
 
 /// One peer's connection; dialing holds only this peer's lock, so a dead peer's
@@ -104,6 +119,19 @@ pub struct Peers {
     quic: quinn::ClientConfig,
     conns: std::sync::Mutex<HashMap<String, Slot>>,
     max_frame: usize,
+    /// Each address's last answer and failures since, for `cluster status`.
+    contacts: std::sync::Mutex<HashMap<String, Contact>>,
+}
+
+/// What this master knows of one peer's liveness: its last answer to any
+/// request (Raft RPCs included: a leader sends every member a heartbeat each
+/// `heartbeat_ms`), and since when its requests have failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Contact {
+    /// When it last answered.
+    pub last_ok: Option<Instant>,
+    /// When its first failed request since `last_ok` (or ever) was made.
+    pub failing_since: Option<Instant>,
 }
 
 impl Peers {
@@ -114,6 +142,7 @@ impl Peers {
             quic,
             conns: std::sync::Mutex::new(HashMap::new()),
             max_frame,
+            contacts: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -149,6 +178,24 @@ impl Peers {
         Ok(conn)
     }
 
+    /// What this master knows of `addr`'s liveness (all `None` if it has
+    /// sent it nothing).
+    pub fn contact(&self, addr: &str) -> Contact {
+        let contacts = self.contacts.lock().expect("contacts lock");
+        contacts.get(addr).copied().unwrap_or_default()
+    }
+
+    fn note(&self, addr: &str, ok: bool, at: Instant) {
+        let mut contacts = self.contacts.lock().expect("contacts lock");
+        let c = contacts.entry(addr.to_string()).or_default();
+        if ok {
+            c.last_ok = Some(c.last_ok.map_or(at, |l| l.max(at)));
+            c.failing_since = None;
+        } else if c.last_ok.is_none_or(|l| l < at) {
+            c.failing_since.get_or_insert(at);
+        }
+    }
+
     fn slot(&self, addr: &str) -> Slot {
         let mut conns = self.conns.lock().expect("peer map lock");
         conns.entry(addr.to_string()).or_default().clone()
@@ -171,6 +218,7 @@ impl Peers {
         frame: Vec<u8>,
         timeout: Duration,
     ) -> Result<PeerResponse, ferry_api::Error> {
+        let started = Instant::now();
         let fut = async {
             let conn = self.connection(addr).await?;
             let (mut send, mut recv) =
@@ -191,6 +239,10 @@ impl Peers {
         let res = tokio::time::timeout(timeout, fut)
             .await
             .unwrap_or_else(|_| Err(ferry_api::Error::Stream(format!("{addr} timed out"))));
+        match &res {
+            Ok(_) => self.note(addr, true, Instant::now()),
+            Err(_) => self.note(addr, false, started),
+        }
         if let Err(ferry_api::Error::Connect { .. }) = &res {
             *self.slot(addr).lock().await = None;
         }

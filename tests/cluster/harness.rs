@@ -210,6 +210,37 @@ impl Cluster {
         m.stopped = false;
     }
 
+    /// Adds master `m<N+1>` on a free port, started with `--join` through
+    /// master `via` (it joins as a learner when that keeps the voters odd);
+    /// returns its index once it has written its identity. Its `id` is set.
+    pub async fn add_master(&mut self, via: usize) -> usize {
+        let i = self.masters.len();
+        let name = format!("m{}", i + 1);
+        self.masters.push(MasterProc {
+            data: self.dir.path().join(&name),
+            addr: format!("127.0.0.1:{}", free_ports(1)),
+            log: self.dir.path().join(format!("{name}.log")),
+            name,
+            id: 0,
+            child: Mutex::new(None),
+            stopped: false,
+        });
+        let args = ["--join", &self.masters[via].addr, "--token", &self.token].map(String::from);
+        self.spawn(i, &args);
+        let what = format!("{} to join", self.masters[i].name);
+        self.masters[i].id = wait_until(&what, Duration::from_secs(60), || async {
+            self.check_alive(i)?;
+            let id = DataDir::new(&self.masters[i].data)
+                .and_then(|d| d.identity())
+                .map_err(|e| e.to_string())?
+                .ok_or("identity.toml not written yet")?
+                .id;
+            self.status_of(i).await.map(|_| id)
+        })
+        .await;
+        i
+    }
+
     /// The join token of the cluster.
     pub fn token(&self) -> &str {
         &self.token

@@ -14,6 +14,11 @@
 //! - [`failover`]: `ferry bench failover --rounds 1`: its summary line, no write lost.
 //! - [`fork`]: a leader that lost unflushed entries in a SIGKILL does not resume its
 //!   term (which would give their log ids to different entries).
+//! - [`operations`]: `ferry cluster status` health (reachable, last contact, down
+//!   for); `ferry cluster replace` of a dead master under load (refusals named, no
+//!   failed write, three live voters after); scheduled backups kept to `keep` and
+//!   restored; a rolling restart (SIGTERM, restart, caught up) under load with no
+//!   failed client request.
 //! - [`pause`]: a SIGSTOPped leader is replaced and serves no stale read after SIGCONT.
 //! - [`cli`]: `ferry api-resources`; a closed stdout pipe ends the command quietly.
 //! - [`bad_input`]: malformed frames, foreign or missing certificates, bad join tokens,
@@ -53,6 +58,7 @@ mod kubectl;
 mod network;
 mod nodes;
 mod objects;
+mod operations;
 mod pause;
 mod procs;
 mod recovery;

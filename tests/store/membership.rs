@@ -1,6 +1,6 @@
 //! Membership: learner then promotion, removal, refusal of an even voter count.
 
-use crate::harness::{put, TestCluster};
+use crate::harness::{eventually, put, TestCluster, WAIT};
 use ferry_api::proto::{ApiRequest, ApiResponse, ErrorCode};
 use ferry_api::Error;
 use std::collections::BTreeSet;
@@ -88,4 +88,82 @@ async fn removal_keeps_voters_odd_unless_forced() {
     for i in c.running().collect::<Vec<_>>() {
         c.wait_applied(i, rev).await;
     }
+}
+
+async fn replace(
+    c: &TestCluster,
+    dead: u64,
+    with: &str,
+    force: bool,
+) -> Result<ApiResponse, Error> {
+    let req = ApiRequest::ReplaceMember {
+        dead,
+        with: with.to_string(),
+        force,
+    };
+    c.client.call(&req).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_swaps_a_stopped_voter_for_a_learner_in_one_change() {
+    let mut c = TestCluster::new(3).await;
+    let voters: BTreeSet<u64> = c.ids().into_iter().collect();
+    let f = c.follower().await;
+    let fid = c.master(f).id;
+    let new = c.join().await;
+    let nid = c.master(new).id;
+    let naddr = c.master(new).addr.to_string();
+    c.wait_members(&voters, &set(&[nid])).await;
+
+    // The follower is alive: refused without --force.
+    match replace(&c, fid, &naddr, false).await {
+        Err(Error::Api(e)) => {
+            assert_eq!(e.code, ErrorCode::Refused, "{e}");
+            assert!(e.message.contains("is alive"), "{e}");
+        }
+        other => panic!("replacing a live voter must be refused, got {other:?}"),
+    }
+    // Not a member; a learner is not a voter to replace.
+    match replace(&c, 99, &naddr, false).await {
+        Err(Error::Api(e)) => assert!(e.message.contains("not a member"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    match replace(&c, nid, &naddr, false).await {
+        Err(Error::Api(e)) => assert!(e.message.contains("not a voter"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+
+    c.stop(f).await;
+    // The leader's health report shows it gone.
+    let health = eventually("the stopped voter to be unreachable", WAIT, || async {
+        let h = c.client.status_health().await.ok()?;
+        let m = h.health.iter().find(|m| m.id == fid)?.clone();
+        (!m.reachable && m.down_ms.is_some()).then_some(h)
+    })
+    .await;
+    assert!(
+        health
+            .health
+            .iter()
+            .filter(|m| m.id != fid && m.id != nid)
+            .all(|m| m.reachable && m.down_ms.is_none()),
+        "{health:?}"
+    );
+
+    let r = replace(&c, fid, &naddr, false).await.expect("replace");
+    assert_eq!(r, ApiResponse::Replaced { id: nid });
+    let after: BTreeSet<u64> = voters
+        .iter()
+        .copied()
+        .filter(|v| *v != fid)
+        .chain([nid])
+        .collect();
+    c.wait_members(&after, &set(&[])).await;
+    // Asked again (a lost answer): the same answer, nothing changes.
+    let r = replace(&c, fid, &naddr, false)
+        .await
+        .expect("replace again");
+    assert_eq!(r, ApiResponse::Replaced { id: nid });
+    let rev = put(&c.client, "/m/replaced", "1").await.revision;
+    c.wait_applied(new, rev).await;
 }

@@ -4,6 +4,7 @@
 //! `master:<id>` required), `ferry-api/1` from clients (any cluster certificate),
 //! and `ferry-join/1` from masters that have no certificate yet (join token).
 
+pub mod backups;
 pub mod identity;
 
 use crate::api_server;
@@ -70,6 +71,8 @@ pub struct Master {
     stop: tokio::sync::watch::Sender<bool>,
     /// Asking to be admitted again (joined masters only).
     rejoin: Option<tokio::task::JoinHandle<()>>,
+    /// Scheduled backups (`[snapshot] every`).
+    backups: Option<tokio::task::JoinHandle<()>>,
     /// The actor tree (API server, controller manager).
     actors: Option<MasterActors>,
     /// The Kubernetes REST front end.
@@ -275,8 +278,19 @@ impl Master {
                 cfg.clone(),
             ))
         });
+        let backups = cfg.snapshot.interval().map(|every| {
+            let dir = cfg.snapshot.dir_for(&data.path);
+            tracing::info!(dir = %dir.display(), ?every, keep = cfg.snapshot.keep, "scheduled backups");
+            tokio::spawn(backups::run(
+                store.clone(),
+                dir,
+                every,
+                cfg.snapshot.keep as usize,
+            ))
+        });
         tracing::info!(id = ident.id, %addr, "master started");
         Ok(Master {
+            backups,
             store,
             endpoint,
             addr,
@@ -347,9 +361,12 @@ impl Master {
         if let Some(actors) = self.actors.take() {
             actors.stop().await;
         }
-        if let Some(rejoin) = self.rejoin.take() {
-            rejoin.abort();
-            let _ = rejoin.await;
+        for task in [self.rejoin.take(), self.backups.take()]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
+            let _ = task.await;
         }
         step("actors stopped");
         // 3. Raft stops (a request still waiting on it fails), 4. the store is

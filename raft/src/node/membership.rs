@@ -8,7 +8,9 @@ use super::{internal, unavailable, Store};
 use crate::network::{PeerRequest, PeerResponse};
 use crate::types::NodeId;
 use ferry_api::kv::{Expect, Write, WriteOp};
-use ferry_api::proto::{ApiError, ClusterStatus, Consistency, ErrorCode, MemberStatus};
+use ferry_api::proto::{
+    ApiError, ClusterStatus, Consistency, ErrorCode, MemberHealth, MemberStatus, StatusHealth,
+};
 use openraft::{BasicNode, ChangeMembers};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -284,6 +286,234 @@ impl Store {
             applied_index: m.last_applied.map_or(0, |l| l.index),
             members,
         }
+    }
+
+    /// A member silent toward the leader for longer than this is unreachable:
+    /// two election timeouts, at least a second (a leader sends every member a
+    /// heartbeat each `heartbeat_ms`).
+    fn unreachable_after(&self) -> Duration {
+        (2 * self.inner.election_max).max(Duration::from_secs(1))
+    }
+
+    /// [`Store::status`] with each member's health from the leader's view
+    /// (none when no leader answers within a second).
+    pub async fn status_health(&self) -> Result<StatusHealth, ApiError> {
+        let leader = super::known_leader(&self.inner.raft.metrics().borrow());
+        match leader {
+            Some((id, addr)) if id != self.inner.id => {
+                let asked = self
+                    .inner
+                    .peers
+                    .call(&addr, &PeerRequest::StatusHealth, Duration::from_secs(1))
+                    .await;
+                match asked {
+                    Ok(PeerResponse::StatusHealth(r)) => r,
+                    // A leader that predates health reports: its plain status.
+                    _ => Ok(StatusHealth {
+                        status: self.status().await?,
+                        health: Vec::new(),
+                        unreachable_after_ms: self.unreachable_after().as_millis() as u64,
+                    }),
+                }
+            }
+            _ => Ok(self.local_status_health()),
+        }
+    }
+
+    /// This master's view with members' health, which only a leader knows.
+    pub fn local_status_health(&self) -> StatusHealth {
+        let status = self.local_status();
+        let health = match status.leader == Some(self.inner.id) {
+            true => status
+                .members
+                .iter()
+                .map(|m| self.member_health(m.id, &m.addr))
+                .collect(),
+            false => Vec::new(),
+        };
+        StatusHealth {
+            status,
+            health,
+            unreachable_after_ms: self.unreachable_after().as_millis() as u64,
+        }
+    }
+
+    /// Member `id`'s health from this master's contacts with it.
+    fn member_health(&self, id: NodeId, addr: &str) -> MemberHealth {
+        if id == self.inner.id {
+            return MemberHealth {
+                id,
+                reachable: true,
+                last_contact_ms: Some(0),
+                down_ms: None,
+            };
+        }
+        let now = std::time::Instant::now();
+        let ms = |t: std::time::Instant| now.saturating_duration_since(t).as_millis() as u64;
+        let c = self.inner.peers.contact(addr);
+        let last = c.last_ok.map(ms);
+        let reachable = c
+            .last_ok
+            .is_some_and(|t| now.saturating_duration_since(t) <= self.unreachable_after());
+        MemberHealth {
+            id,
+            reachable,
+            last_contact_ms: last,
+            down_ms: match reachable {
+                true => None,
+                false => last.or(c.failing_since.map(ms)),
+            },
+        }
+    }
+
+    /// Swaps dead voter `dead` for the learner at `with` (`ferry cluster
+    /// replace`); returns the new voter's id.
+    pub async fn replace_member(
+        &self,
+        dead: NodeId,
+        with: String,
+        force: bool,
+    ) -> Result<NodeId, ApiError> {
+        self.on_leader(
+            PeerRequest::ReplaceMember {
+                dead,
+                with: with.clone(),
+                force,
+            },
+            self.replace_member_local(dead, with.clone(), force),
+            |r| match r {
+                PeerResponse::Id(r) => Some(r),
+                _ => None,
+            },
+            |m| Err(unavailable(format!("replacing master {dead}: {m}"))),
+        )
+        .await?
+    }
+
+    /// The leader's side of [`Store::replace_member`]: the learner must have
+    /// joined (`ferry master --join`), `dead` must be a voter the leader has not
+    /// heard from (unless `force`); once the learner is within
+    /// `PROMOTE_MAX_LAG` entries, one joint change makes the voters the old
+    /// ones without `dead`, plus the learner. The voter count never changes, so
+    /// an odd one stays odd, and both configurations of the joint step have
+    /// the same quorum size.
+    pub(super) async fn replace_member_local(
+        &self,
+        dead: NodeId,
+        with: String,
+        force: bool,
+    ) -> Result<NodeId, ApiError> {
+        let bad = |m: String| ApiError::new(ErrorCode::BadRequest, m);
+        let raft = &self.inner.raft;
+        let members = || raft.metrics().borrow().membership_config.clone();
+        // A master started with --join is added by a task of the master it
+        // joined through: give that a moment.
+        let appeared = Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + appeared;
+        while members().membership().nodes().all(|(_, n)| n.addr != with)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _one_at_a_time = self.inner.membership.lock().await;
+        let membership = members();
+        let m = membership.membership();
+        let voters: BTreeSet<NodeId> = m.voter_ids().collect();
+        let at_with = m.nodes().find(|(_, n)| n.addr == with).map(|(id, _)| *id);
+        if m.get_node(&dead).is_none() {
+            // A retry of a replacement this leader made (its answer was lost).
+            let made = self.inner.replaced.lock().expect("replaced lock").clone();
+            if let Some(new) = at_with.filter(|n| voters.contains(n) && made.contains(&(dead, *n)))
+            {
+                return Ok(new);
+            }
+            return Err(bad(format!("master {dead} is not a member")));
+        }
+        if !voters.contains(&dead) {
+            return Err(refused(format!(
+                "master {dead} is a learner, not a voter: remove it with `ferry cluster remove {dead}`"
+            )));
+        }
+        let Some(new) = at_with else {
+            return Err(bad(format!(
+                "no master at {with} has joined: start it first with `ferry master --listen {with} \
+                 --join LIVE_MASTER --token TOKEN` (it joins as a learner), then replace"
+            )));
+        };
+        if new == dead {
+            return Err(bad(format!(
+                "master {dead} is at {with}: nothing to replace"
+            )));
+        }
+        if voters.contains(&new) {
+            return Err(refused(format!(
+                "master {new} at {with} is already a voter; replace {dead} with a master that joined as a learner"
+            )));
+        }
+        if dead == self.inner.id {
+            return Err(refused(format!(
+                "master {dead} leads the cluster: it is alive"
+            )));
+        }
+        let addr = m
+            .get_node(&dead)
+            .map(|n| n.addr.clone())
+            .unwrap_or_default();
+        let health = self.member_health(dead, &addr);
+        if health.reachable && !force {
+            return Err(refused(format!(
+                "master {dead} is alive (it answered the leader {} ms ago); replace only a dead \
+                 master, or pass --force",
+                health.last_contact_ms.unwrap_or(0)
+            )));
+        }
+        let lag = |mt: &openraft::RaftMetrics<NodeId, openraft::BasicNode>| {
+            let matched = mt
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&new).copied().flatten())
+                .map(|l| l.index);
+            (mt.last_log_index.unwrap_or(0), matched)
+        };
+        let caught_up = raft
+            .wait(Some(Duration::from_secs(20)))
+            .metrics(
+                |mt| {
+                    mt.replication.is_none()
+                        || matches!(lag(mt), (last, Some(x)) if x + PROMOTE_MAX_LAG >= last)
+                },
+                "learner to catch up",
+            )
+            .await;
+        let caught_up = match caught_up {
+            Ok(mt) => mt,
+            Err(_) => {
+                let (last, matched) = lag(&raft.metrics().borrow());
+                return Err(unavailable(format!(
+                    "learner {new} at {with} has not caught up (it holds up to {}, the log is at {last}); \
+                 retry when it has",
+                    matched.map_or("nothing".into(), |x| x.to_string())
+                )));
+            }
+        };
+        if caught_up.replication.is_none() {
+            return Err(unavailable(
+                "lost leadership while the learner was catching up; retry",
+            ));
+        }
+        let mut next = voters.clone();
+        next.remove(&dead);
+        next.insert(new);
+        tracing::info!(dead, new, %with, "replacing a dead master");
+        raft.change_membership(ChangeMembers::ReplaceAllVoters(next), false)
+            .await
+            .map_err(|e| unavailable(format!("replacing master {dead} with {new}: {e}")))?;
+        self.inner
+            .replaced
+            .lock()
+            .expect("replaced lock")
+            .push((dead, new));
+        Ok(new)
     }
 
     /// Whether this master is in the cluster's membership (voter or learner).

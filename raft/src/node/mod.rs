@@ -59,6 +59,9 @@ struct Inner {
     limits: StoreLimits,
     committed: Arc<AtomicU64>,
     membership: tokio::sync::Mutex<()>,
+    /// Replacements this master made as leader (dead, new), so a retried
+    /// `replace` whose first answer was lost answers the same.
+    replaced: std::sync::Mutex<Vec<(NodeId, NodeId)>>,
     election_max: Duration,
     /// A follower that has heard nothing from its leader for this long (four
     /// heartbeats; openraft sends one every 1.5) does not forward to it: it
@@ -170,6 +173,7 @@ impl Store {
                 limits: opts.limits,
                 committed,
                 membership: tokio::sync::Mutex::new(()),
+                replaced: std::sync::Mutex::new(Vec::new()),
                 election_max: Duration::from_millis(t.election_max_ms),
                 silent_after: Duration::from_millis(4 * t.heartbeat_ms),
                 heard: AtomicU64::new(0),

@@ -91,6 +91,10 @@ impl Store {
             }
             PeerRequest::NextId => PeerResponse::Id(self.allocate_id_local().await),
             PeerRequest::Status => PeerResponse::Status(Ok(self.local_status())),
+            PeerRequest::StatusHealth => PeerResponse::StatusHealth(Ok(self.local_status_health())),
+            PeerRequest::ReplaceMember { dead, with, force } => {
+                PeerResponse::Id(self.replace_member_local(dead, with, force).await)
+            }
         }
     }
 }
