@@ -90,9 +90,7 @@ async fn commit(raft: &Raft, batch: Vec<Pending>) {
         txs.push(p.tx);
     }
     tracing::trace!(writes = n, "group commit");
-    let at_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let at_ms = ferry_api::clock::unix_ms();
     let write = raft.client_write(Command::V2 {
         writes: Arc::new(writes),
         ids: Arc::new(ids),
