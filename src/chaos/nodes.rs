@@ -175,7 +175,11 @@ pub fn watch(
                                 EventKind::Put => ready_status(&e.kv.value),
                                 EventKind::Delete => "Deleted".into(),
                             };
-                            if last.get(&node) != Some(&status) {
+                            // Every Node starts Ready: a first `True` is no change.
+                            let changed = last
+                                .get(&node)
+                                .map_or(status != "True", |before| *before != status);
+                            if changed {
                                 last.insert(node.clone(), status.clone());
                                 out.lock().expect("changes").push(ReadyChange {
                                     at_ns: now_ns(),
