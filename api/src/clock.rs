@@ -37,6 +37,38 @@ pub fn unix_ms() -> u64 {
     now().as_millisecond().max(0) as u64
 }
 
+/// Milliseconds since the Unix epoch by a clock that follows [`now`] as it
+/// was at this process's first call and moves with monotonic time after:
+/// a later jump of the wall clock (a step by NTP, `clock-jump`) does not
+/// move it. The leader stamps Raft entries with it: remembered request ids
+/// age by those stamps, and a forward jump would forget them early (a
+/// retried write applied twice), a backward one keep them long.
+pub fn steady_unix_ms() -> u64 {
+    static STEADY: OnceLock<Steady> = OnceLock::new();
+    STEADY.get_or_init(|| Steady::new(unix_ms())).now_ms()
+}
+
+/// A wall time taken once, moved on by monotonic time.
+pub struct Steady {
+    base_ms: u64,
+    at: Instant,
+}
+
+impl Steady {
+    /// Starts at `base_ms` now.
+    pub fn new(base_ms: u64) -> Steady {
+        Steady {
+            base_ms,
+            at: Instant::now(),
+        }
+    }
+
+    /// The base plus the monotonic time since.
+    pub fn now_ms(&self) -> u64 {
+        self.base_ms + self.at.elapsed().as_millis() as u64
+    }
+}
+
 /// The test offset in milliseconds (0 without `FERRY_CLOCK_OFFSET_FILE`).
 pub fn offset() -> i64 {
     static CLOCK: OnceLock<Option<OffsetFile>> = OnceLock::new();
@@ -135,6 +167,25 @@ mod tests {
         std::thread::sleep(REREAD + Duration::from_millis(20));
         assert_eq!(f.offset(), 0, "the file removed: the clock is back");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A steady clock moves with monotonic time only: what the wall clock
+    /// does after its start (here: jumping an hour) does not move it.
+    #[test]
+    fn a_steady_clock_ignores_later_jumps() {
+        let f = std::env::temp_dir().join(format!("ferry-steady-{}", std::process::id()));
+        let wall = OffsetFile::new(&f);
+        let wall_ms =
+            |o: &OffsetFile| (jiff::Timestamp::now().as_millisecond() + o.offset()) as u64;
+        let steady = Steady::new(wall_ms(&wall));
+        std::fs::write(&f, "3600").unwrap();
+        std::thread::sleep(REREAD + Duration::from_millis(20));
+        let (w, s) = (wall_ms(&wall), steady.now_ms());
+        let _ = std::fs::remove_file(&f);
+        assert!(w >= s + 3_599_000, "the wall clock jumped: {w} vs {s}");
+        let real = jiff::Timestamp::now().as_millisecond() as u64;
+        assert!(s.abs_diff(real) < 1000, "steady {s} left real time {real}");
+        assert!(steady_unix_ms().abs_diff(unix_ms()) < 1000);
     }
 
     /// Without the variable (the tests' environment), the offset is 0 and
