@@ -290,3 +290,30 @@ async fn a_disk_stall_delays_commits_until_it_ends() {
     assert_eq!(got.value, b"2");
     assert_eq!(got.mod_revision, revision);
 }
+
+/// Bad options of a run are refused before any master starts, each naming
+/// the problem.
+#[test]
+fn chaos_refuses_bad_options() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("chaos");
+    let d = dir.to_str().unwrap();
+    for (args, want) in [
+        (vec!["--faults", "kill-node"], "fault kill-node needs nodes"),
+        (vec!["--duration", "2x"], "is not a duration"),
+        (vec!["--duration", "3s"], "at least 5s"),
+        (vec!["--nodes", "21"], "--nodes must be at most 20"),
+        (
+            vec!["--scenario", "kill-leader", "--faults", "kill-leader"],
+            "cannot be used with",
+        ),
+        (vec!["--scenario", "meteor"], "invalid value 'meteor'"),
+    ] {
+        let mut all = vec!["chaos", "--dir", d];
+        all.extend(&args);
+        let ran = run_ferry(tmp.path(), &all, Duration::from_secs(30));
+        assert!(!ran.status.success(), "{args:?} accepted");
+        assert!(ran.stderr.contains(want), "{args:?}: {}", ran.stderr);
+        assert!(!dir.join("m1").exists(), "{args:?} started a cluster");
+    }
+}
