@@ -136,7 +136,7 @@ pub async fn node_token(
         client: std::sync::Arc::new(ferry_api::Client::new(admin)?),
     };
     let token = ferry_api::token::BootstrapToken::generate();
-    let expires = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24))
+    let expires = (ferry_api::clock::now() + jiff::SignedDuration::from_hours(24))
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
     let secret = token.to_secret(Some(&expires), Some("nodes join with it"));

@@ -57,6 +57,10 @@ pub(crate) struct Proc {
     /// The address a master advertises to peers and clients, when not `addr`
     /// (`ferry chaos` puts a fault proxy there).
     pub(crate) advertise: Option<String>,
+    /// A master's fault directory (`ferry chaos`): it runs with
+    /// `FERRY_FAULT_DIR` (disk stalls) and `FERRY_CLOCK_OFFSET_FILE`
+    /// (`<dir>/clock-offset`) pointing there.
+    pub(crate) fault_dir: Option<PathBuf>,
     /// Runtime threads: the masters share this machine's cores (0: a node).
     workers: usize,
     pub(crate) child: Option<Child>,
@@ -98,6 +102,9 @@ impl Proc {
     }
 }
 
+/// The clock offset file in a master's fault directory.
+pub(crate) const CLOCK_OFFSET: &str = "clock-offset";
+
 pub(crate) fn spawn(p: &mut Proc, extra: &[String], master_cfg: Option<&Path>) -> Result<Child> {
     let exe = std::env::current_exe().context("locating the ferry binary")?;
     let log = std::fs::OpenOptions::new()
@@ -131,6 +138,10 @@ pub(crate) fn spawn(p: &mut Proc, extra: &[String], master_cfg: Option<&Path>) -
         }
         if let Some(c) = master_cfg {
             cmd.arg("--config").arg(c);
+        }
+        if let Some(d) = &p.fault_dir {
+            cmd.env(ferry_raft::fault::FAULT_DIR_ENV, d)
+                .env(ferry_api::clock::OFFSET_FILE_ENV, d.join(CLOCK_OFFSET));
         }
     }
     cmd.args(extra)
@@ -377,6 +388,7 @@ async fn start_nodes(dir: &Path, n: usize, local: &Local) -> Result<(Vec<Proc>, 
             workers: 0,
             child: None,
             advertise: None,
+            fault_dir: None,
             log_from: 0,
         })
         .collect();
@@ -447,11 +459,13 @@ pub(crate) async fn start(
     force: bool,
     master_cfg: Option<&Path>,
 ) -> Result<Local> {
-    start_advertised(dir, n, port, https_port, force, master_cfg, None).await
+    start_advertised(dir, n, port, https_port, force, master_cfg, None, false).await
 }
 
 /// [`start`], each master advertising the address of `advertise` at its index
-/// (peers, clients and joins use those).
+/// (peers, clients and joins use those), and, with `fault_dirs`, each with a
+/// fault directory `<dir>/m<i>-faults` ([`Proc::fault_dir`]).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn start_advertised(
     dir: &Path,
     n: usize,
@@ -460,6 +474,7 @@ pub(crate) async fn start_advertised(
     force: bool,
     master_cfg: Option<&Path>,
     advertise: Option<Vec<String>>,
+    fault_dirs: bool,
 ) -> Result<Local> {
     create_private_dir(dir)?;
     // Masters on one machine compete for its cores: more runtime threads than
@@ -475,11 +490,15 @@ pub(crate) async fn start_advertised(
             workers,
             child: None,
             advertise: advertise.as_ref().map(|a| a[i - 1].clone()),
+            fault_dir: fault_dirs.then(|| dir.join(format!("m{i}-faults"))),
             log_from: 0,
         })
         .collect();
     for p in &procs {
         create_private_dir(&p.data)?;
+        if let Some(d) = &p.fault_dir {
+            std::fs::create_dir_all(d)?;
+        }
     }
     let masters: Vec<String> = procs
         .iter()

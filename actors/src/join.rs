@@ -71,7 +71,7 @@ pub async fn discover(
         ));
     }
     let t = token_secret(store, token_id).await?;
-    if t.expired(jiff::Timestamp::now()) {
+    if t.expired(ferry_api::clock::now()) {
         return Err(refused(token::TokenError::Expired {
             id: t.token.id.clone(),
             at: t.expiration.clone().unwrap_or_default(),
@@ -92,7 +92,7 @@ pub async fn admit_node(
     resources::check_dns_subdomain("name", &req.name)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("node name: {e}")))?;
     let t = token_secret(store, &presented.id).await?;
-    if let Err(e) = t.check_join(&presented, jiff::Timestamp::now()) {
+    if let Err(e) = t.check_join(&presented, ferry_api::clock::now()) {
         tracing::warn!(token = %presented.id, node = %req.name, error = %e, "node join refused");
         return Err(refused(e));
     }

@@ -17,10 +17,12 @@
 //! - [`printers`]: Kubernetes' table columns and cells per kind, ages, and the
 //!   `meta.k8s.io/v1` Table an API server answers with.
 //! - [`token`]: bootstrap tokens (nodes join with them) and the node discovery proof.
+//! - [`clock`]: the masters' wall clock, with a test offset (`FERRY_CLOCK_OFFSET_FILE`).
 //! - [`files`]: private files (keys, certificates) written atomically and durably.
 //! - [`Error`]: this crate's errors.
 
 pub mod client;
+pub mod clock;
 pub mod discovery;
 pub mod error;
 pub mod files;

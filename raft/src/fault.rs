@@ -7,8 +7,39 @@
 //! fsynced; the path is what was synced) and `"make_current"` (a snapshot
 //! passed the check that it is newer than `current.snap` and is about to be
 //! renamed over it; the path is the snapshot directory).
+//!
+//! And, in every build, disk stalls for `ferry chaos`: with `FERRY_FAULT_DIR`
+//! set, every fsync of the store waits while `<FERRY_FAULT_DIR>/stall-fsync`
+//! exists ([`stall_file`], [`wait_stall`]). Without the variable it costs one
+//! cached lookup.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The variable naming a master's fault directory (`ferry chaos` sets it).
+pub const FAULT_DIR_ENV: &str = "FERRY_FAULT_DIR";
+/// The file whose presence in the fault directory stalls every fsync.
+pub const STALL_FSYNC: &str = "stall-fsync";
+
+/// `<FERRY_FAULT_DIR>/stall-fsync`, when the variable is set (read once).
+pub fn stall_file() -> Option<&'static Path> {
+    static FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    FILE.get_or_init(|| std::env::var_os(FAULT_DIR_ENV).map(|d| PathBuf::from(d).join(STALL_FSYNC)))
+        .as_deref()
+}
+
+/// Waits while `file` exists (a stalled disk): the sync that follows, and
+/// every acknowledgement behind it, come later; none is skipped.
+pub fn wait_stall(file: &Path) {
+    let mut logged = false;
+    while file.exists() {
+        if !logged {
+            tracing::warn!(file = %file.display(), "fsync stalled (fault injection)");
+            logged = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
 
 #[cfg(feature = "failpoints")]
 mod hooks {
@@ -79,7 +110,11 @@ pub fn hit(point: &'static str, path: &Path) {
 
 /// `fsync` of a file or directory, then the `"fsync"` point.
 pub fn fsync(path: &Path) -> std::io::Result<()> {
-    std::fs::File::open(path)?.sync_all()?;
+    let file = std::fs::File::open(path)?;
+    if let Some(stall) = stall_file() {
+        wait_stall(stall);
+    }
+    file.sync_all()?;
     hit("fsync", path);
     Ok(())
 }

@@ -28,6 +28,10 @@ type Done = Box<dyn FnOnce(std::io::Result<()>) + Send>;
 pub struct Faults {
     /// Hold every flush while this file exists.
     pub hold: Option<PathBuf>,
+    /// A stalled disk: every `fdatasync` (after sled's flush, before any
+    /// acknowledgement) waits while this file exists. Set from
+    /// `FERRY_FAULT_DIR` in every build ([`crate::fault::stall_file`]).
+    pub stall: Option<PathBuf>,
     /// Emulate a power failure's view of the disk: every sync of the data file
     /// also copies it to `db.synced` ([`SYNC_IMAGE`]), and every synced blob
     /// is copied to `blobs.synced/` ([`BLOB_IMAGE`]), so a test can put back
@@ -105,11 +109,17 @@ struct DataFile {
     file: std::fs::File,
     /// The store directory, when emulating power failures.
     image: Option<PathBuf>,
+    /// Waits while this file exists before each sync (a stalled disk).
+    stall: Option<PathBuf>,
 }
 
 impl DataFile {
-    /// `fdatasync`; then, emulating power failures, the image of what it made durable.
+    /// `fdatasync` (after a stall, if one is injected); then, emulating power
+    /// failures, the image of what it made durable.
     fn sync_data(&self) -> std::io::Result<()> {
+        if let Some(stall) = &self.stall {
+            crate::fault::wait_stall(stall);
+        }
         self.file.sync_data()?;
         if let Some(dir) = &self.image {
             image_db(dir)?;
@@ -142,27 +152,40 @@ impl Flusher {
     /// the data file to `db.synced` beside it, and sled copies each blob it
     /// synced to `blobs.synced/`: what a power failure would leave. A test puts
     /// those images back after a SIGKILL ([`restore_sync_image`]).
+    ///
+    /// In every build, with `FERRY_FAULT_DIR` set, each `fdatasync` waits while
+    /// `<FERRY_FAULT_DIR>/stall-fsync` exists (`ferry chaos`'s disk stalls).
     pub fn start(db: sled::Db, dir: &Path) -> crate::Result<Flusher> {
+        let stall = crate::fault::stall_file().map(Path::to_path_buf);
         #[cfg(feature = "failpoints")]
         let faults = Faults {
             hold: std::env::var_os("FERRY_FAULT_HOLD_FLUSH")
                 .map(|_| dir.with_file_name("hold-flush")),
+            stall,
             sync_image: std::env::var_os("FERRY_FAULT_SYNC_IMAGE").is_some(),
         };
         #[cfg(not(feature = "failpoints"))]
-        let faults = Faults::default();
+        let faults = Faults {
+            stall,
+            ..Faults::default()
+        };
         Flusher::start_with(db, dir, faults)
     }
 
     /// [`Flusher::start`] with the fault hooks given directly.
     pub fn start_with(db: sled::Db, dir: &Path, faults: Faults) -> crate::Result<Flusher> {
-        let Faults { hold, sync_image } = faults;
+        let Faults {
+            hold,
+            stall,
+            sync_image,
+        } = faults;
         if sync_image {
             std::fs::create_dir_all(dir.join(BLOB_IMAGE))?;
         }
         let data = DataFile {
             file: std::fs::File::open(dir.join("db"))?,
             image: sync_image.then(|| dir.to_path_buf()),
+            stall,
         };
         let (tx, rx) = mpsc::channel::<Done>();
         let (stopped_tx, stopped) = tokio::sync::watch::channel(false);
@@ -563,7 +586,7 @@ mod tests {
         let db = crate::open_db(&store).unwrap();
         let faults = Faults {
             hold,
-            sync_image: false,
+            ..Faults::default()
         };
         let flusher = Flusher::start_with(db.clone(), &store, faults).unwrap();
         (db, flusher)
@@ -628,6 +651,57 @@ mod tests {
         );
     }
 
+    /// A disk stall (`ferry chaos`'s `disk-stall`) delays the sync and every
+    /// acknowledgement behind it; it never skips the sync. While the stall
+    /// file exists no flush completes and nothing reaches the disk image;
+    /// once it is removed the flush completes, after its sync.
+    #[tokio::test]
+    async fn a_stall_delays_acknowledgements_until_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        let stall = dir.path().join(crate::fault::STALL_FSYNC);
+        let db = crate::open_db(&store).unwrap();
+        let faults = Faults {
+            stall: Some(stall.clone()),
+            sync_image: true,
+            ..Faults::default()
+        };
+        let flusher = Flusher::start_with(db.clone(), &store, faults).unwrap();
+        let tree = db.open_tree("t").unwrap();
+        tree.insert(b"a", b"1".to_vec()).unwrap();
+        flusher.flush().await.unwrap();
+        let synced_before = std::fs::read(store.join(SYNC_IMAGE)).unwrap();
+
+        std::fs::write(&stall, b"").unwrap();
+        tree.insert(b"b", vec![2u8; 4096]).unwrap();
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        flusher.after_flush(move |r| {
+            let _ = tx.send(r.is_ok());
+        });
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(
+            rx.try_recv().is_err(),
+            "a flush was acknowledged during the stall"
+        );
+        assert_eq!(
+            std::fs::read(store.join(SYNC_IMAGE)).unwrap(),
+            synced_before,
+            "the data file was synced during the stall"
+        );
+
+        std::fs::remove_file(&stall).unwrap();
+        let ok = tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .expect("the flush completes once the stall ends")
+            .unwrap();
+        assert!(ok, "the stalled flush failed");
+        assert_ne!(
+            std::fs::read(store.join(SYNC_IMAGE)).unwrap(),
+            synced_before,
+            "acknowledged without a sync"
+        );
+    }
+
     /// openraft purges right after handing a snapshot install to the state
     /// machine; the purge must wait for the install (the applied index), or a
     /// crash in between leaves a log that starts past the state machine.
@@ -673,8 +747,8 @@ mod tests {
         let store = dir.path().join("store");
         let start = |db: &sled::Db| {
             let faults = Faults {
-                hold: None,
                 sync_image: true,
+                ..Faults::default()
             };
             Flusher::start_with(db.clone(), &store, faults).unwrap()
         };
@@ -717,8 +791,8 @@ mod tests {
     fn open_imaging(store: &Path) -> (sled::Db, Flusher) {
         let db = crate::open_db(store).unwrap();
         let faults = Faults {
-            hold: None,
             sync_image: true,
+            ..Faults::default()
         };
         let flusher = Flusher::start_with(db.clone(), store, faults).unwrap();
         (db, flusher)

@@ -6,10 +6,13 @@
 //!   acknowledged writes lost.
 //! - [`run`]: the run — cluster, seeded faults, workload, history, report.
 //! - [`proxy`]: the UDP fault proxy in front of each master for network faults.
+//! - [`nodes`]: hollow nodes in processes of their own, their Ready
+//!   conditions watched, and the check that only their own faults make them NotReady.
 //!
 //! `ferry chaos check FILE` checks a saved history again.
 
 pub mod check;
+mod nodes;
 mod proxy;
 mod run;
 

@@ -131,9 +131,21 @@ pub async fn start(listen: SocketAddr, upstream: SocketAddr) -> std::io::Result<
                     let s = Arc::new(s);
                     // Answers from the master, back to `src` from the front address.
                     let (back, front, r) = (s.clone(), front.clone(), r.clone());
+                    // A master killed and restarted: while it is down, this
+                    // connected socket reports the ICMP port-unreachable of a
+                    // packet sent up as an error of its next `recv`. The flow
+                    // outlives it (it used to end here, and the restarted
+                    // master stayed unreachable through its proxy).
                     let h = tokio::spawn(async move {
                         let mut buf = vec![0u8; 65536];
-                        while let Ok(n) = back.recv(&mut buf).await {
+                        loop {
+                            let n = match back.recv(&mut buf).await {
+                                Ok(n) => n,
+                                Err(_) => {
+                                    tokio::time::sleep(Duration::from_millis(5)).await;
+                                    continue;
+                                }
+                            };
                             let v = r.lock().expect("rules").verdict(
                                 src,
                                 false,
@@ -164,16 +176,21 @@ pub async fn start(listen: SocketAddr, upstream: SocketAddr) -> std::io::Result<
 mod tests {
     use super::*;
 
-    /// An echo server, a proxy before it, and a client socket.
-    async fn setup() -> (Proxy, UdpSocket, tokio::task::JoinHandle<()>) {
-        let echo = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let upstream = echo.local_addr().unwrap();
-        let server = tokio::spawn(async move {
+    /// An echo server on `echo`.
+    fn serve(echo: UdpSocket) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
             let mut buf = [0u8; 1500];
             while let Ok((n, from)) = echo.recv_from(&mut buf).await {
                 let _ = echo.send_to(&buf[..n], from).await;
             }
-        });
+        })
+    }
+
+    /// An echo server, a proxy before it, and a client socket.
+    async fn setup() -> (Proxy, UdpSocket, tokio::task::JoinHandle<()>) {
+        let echo = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let upstream = echo.local_addr().unwrap();
+        let server = serve(echo);
         let proxy = start("127.0.0.1:0".parse().unwrap(), upstream)
             .await
             .unwrap();
@@ -222,6 +239,34 @@ mod tests {
             ..Rules::default()
         };
         assert_eq!(echoes(&client, b"late").await, 1, "delay");
+        server.abort();
+    }
+
+    /// The master behind the proxy killed (its port closed, so the proxy's
+    /// upstream socket gets ICMP port-unreachable) and started again on the
+    /// same port: the same client is answered again.
+    #[tokio::test]
+    async fn a_restarted_master_is_reachable_again() {
+        let echo = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let upstream = echo.local_addr().unwrap();
+        let server = serve(echo);
+        let proxy = start("127.0.0.1:0".parse().unwrap(), upstream)
+            .await
+            .unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        client.connect(proxy.addr).await.unwrap();
+        assert_eq!(echoes(&client, b"before").await, 1);
+        server.abort();
+        let _ = server.await;
+        // Sent while the master is down: refused.
+        assert_eq!(echoes(&client, b"down").await, 0);
+        assert_eq!(echoes(&client, b"down again").await, 0);
+        let server = serve(UdpSocket::bind(upstream).await.unwrap());
+        assert_eq!(
+            echoes(&client, b"after").await,
+            1,
+            "unreachable after a restart"
+        );
         server.abort();
     }
 }

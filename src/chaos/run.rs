@@ -46,6 +46,19 @@ pub enum Fault {
     PartitionAsym,
     /// Every master's traffic: 20% loss, 10% duplicated, up to 20 ms delay.
     LossyNet,
+    /// SIGKILL a majority (the leader and followers); restart them.
+    KillMajority,
+    /// Cut a minority of the masters (leader or not) off from the others, both ways.
+    PartitionMinority,
+    /// Hold the leader's or a follower's fsyncs (and so every acknowledgement
+    /// waiting for them) for 1–3 s.
+    DiskStall,
+    /// Jump the leader's or a follower's wall clock by ±60–3600 s for 1–3 s.
+    ClockJump,
+    /// SIGKILL a node agent (`--nodes`); restart it after 3–11 s.
+    KillNode,
+    /// SIGSTOP a node agent (`--nodes`); SIGCONT it after 3–11 s.
+    StopNode,
 }
 
 impl Fault {
@@ -60,14 +73,28 @@ impl Fault {
             Fault::PartitionLeader => "partition-leader",
             Fault::PartitionAsym => "partition-asym",
             Fault::LossyNet => "lossy-net",
+            Fault::KillMajority => "kill-majority",
+            Fault::PartitionMinority => "partition-minority",
+            Fault::DiskStall => "disk-stall",
+            Fault::ClockJump => "clock-jump",
+            Fault::KillNode => "kill-node",
+            Fault::StopNode => "stop-node",
         }
+    }
+
+    /// Whether it hits a node agent (`--nodes` must be given).
+    fn node(self) -> bool {
+        matches!(self, Fault::KillNode | Fault::StopNode)
     }
 
     /// Whether it needs the fault proxies.
     fn network(self) -> bool {
         matches!(
             self,
-            Fault::PartitionLeader | Fault::PartitionAsym | Fault::LossyNet
+            Fault::PartitionLeader
+                | Fault::PartitionAsym
+                | Fault::LossyNet
+                | Fault::PartitionMinority
         )
     }
 
@@ -80,6 +107,128 @@ impl Fault {
     }
 }
 
+/// The default faults: the process faults.
+const DEFAULT_FAULTS: &[Fault] = &[
+    Fault::KillLeader,
+    Fault::KillFollower,
+    Fault::StopLeader,
+    Fault::StopFollower,
+    Fault::KillTwo,
+    Fault::RestartAll,
+];
+
+/// A named set of faults (`--scenario`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// SIGKILL of the leader.
+    KillLeader,
+    /// SIGSTOP of the leader.
+    PauseLeader,
+    /// The leader partitioned from the other masters.
+    PartitionLeader,
+    /// A minority of the masters partitioned from the rest.
+    PartitionMinority,
+    /// The leader hears no other master; they hear it.
+    Asymmetric,
+    /// SIGKILL of a majority of the masters.
+    KillMajority,
+    /// SIGKILL of every master.
+    RestartAll,
+    /// Stalled fsyncs on the leader or a follower.
+    DiskStall,
+    /// A wall-clock jump on the leader or a follower.
+    ClockJump,
+    /// SIGKILL or SIGSTOP of a node agent (starts 3 nodes unless `--nodes`).
+    NodeLoss,
+    /// The leader stopped or killed again and again, with short calms.
+    FlappingLeader,
+    /// Every fault above (the node faults when `--nodes` is given).
+    Mixed,
+}
+
+impl Scenario {
+    /// Its faults (with nodes or not).
+    fn faults(self, nodes: bool) -> Vec<Fault> {
+        use Fault::*;
+        match self {
+            Scenario::KillLeader => vec![KillLeader],
+            Scenario::PauseLeader => vec![StopLeader],
+            Scenario::PartitionLeader => vec![PartitionLeader],
+            Scenario::PartitionMinority => vec![PartitionMinority],
+            Scenario::Asymmetric => vec![PartitionAsym],
+            Scenario::KillMajority => vec![KillMajority],
+            Scenario::RestartAll => vec![RestartAll],
+            Scenario::DiskStall => vec![DiskStall],
+            Scenario::ClockJump => vec![ClockJump],
+            Scenario::NodeLoss => vec![KillNode, StopNode],
+            Scenario::FlappingLeader => vec![StopLeader, KillLeader],
+            Scenario::Mixed => {
+                let mut v = vec![
+                    KillLeader,
+                    KillFollower,
+                    StopLeader,
+                    StopFollower,
+                    KillMajority,
+                    RestartAll,
+                    PartitionLeader,
+                    PartitionMinority,
+                    PartitionAsym,
+                    LossyNet,
+                    DiskStall,
+                    ClockJump,
+                ];
+                if nodes {
+                    v.extend([KillNode, StopNode]);
+                }
+                v
+            }
+        }
+    }
+
+    /// The calm before each fault, in milliseconds.
+    fn calm_ms(self) -> std::ops::Range<u64> {
+        match self {
+            Scenario::FlappingLeader => 200..600,
+            _ => 1000..2000,
+        }
+    }
+}
+
+/// `30`, `30s`, `2m`, `1m30s`, `500ms` as a duration (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let bad = || format!("{s:?} is not a duration (e.g. 30, 30s, 2m, 1m30s)");
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let d = match &rest[..unit] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
+            "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
+            _ => return Err(bad()),
+        };
+        total = total.checked_add(d).ok_or_else(bad)?;
+        rest = &rest[unit..];
+    }
+    Ok(total)
+}
+
 /// Options of a `ferry chaos` run.
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -90,22 +239,27 @@ pub struct RunArgs {
     /// Masters in the cluster (3 or 5).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(3..=5))]
     masters: u8,
-    /// How long the workload and the faults run.
-    #[arg(long, default_value_t = 60)]
-    seconds: u64,
+    /// How long the workload and the faults run: seconds, or `30s`, `2m`
+    /// (`--duration` is the same option).
+    #[arg(long = "seconds", visible_alias = "duration", value_name = "DURATION",
+          default_value = "60", value_parser = parse_duration)]
+    seconds: Duration,
     /// Seed of the fault schedule and the workload (default: random; printed).
     #[arg(long)]
     seed: Option<u64>,
-    /// Faults to draw from. `partition-leader`, `partition-asym` and
-    /// `lossy-net` put a UDP fault proxy in front of every master (each
-    /// master advertises its proxy's address).
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "kill-leader,kill-follower,stop-leader,stop-follower,kill-two,restart-all"
-    )]
+    /// Faults to draw from (default: kill-leader, kill-follower, stop-leader,
+    /// stop-follower, kill-two, restart-all). The network faults put a UDP
+    /// fault proxy in front of every master (each master advertises its
+    /// proxy's address); `kill-node` and `stop-node` need `--nodes`.
+    #[arg(long, value_enum, value_delimiter = ',')]
     faults: Vec<Fault>,
+    /// A named set of faults instead of `--faults`.
+    #[arg(long, value_enum, conflicts_with = "faults")]
+    scenario: Option<Scenario>,
+    /// Hollow nodes to run, each a `ferry node --simulate 1` process (0–20);
+    /// checked: no node goes NotReady but for a fault of its own.
+    #[arg(long)]
+    nodes: Option<usize>,
     /// Clients doing reads, writes and compare-and-set.
     #[arg(long, default_value_t = 4)]
     clients: usize,
@@ -134,6 +288,16 @@ struct FaultRecord {
     targets: Vec<String>,
     at_ns: u64,
     healed_ns: u64,
+    /// A clock jump's size, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jump_s: Option<i64>,
+    /// A node fault: from the fault to its Node's Ready condition leaving
+    /// `True` (none when the master did not notice within the excuse).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_unready_ms: Option<f64>,
+    /// A node fault: from its heal to its Node Ready again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_ready_ms: Option<f64>,
     /// From the fault to the first leader of a higher term seen (faults that
     /// leave the leader alone may have none).
     leader_ms: Option<f64>,
@@ -162,11 +326,31 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     let Some(dir) = a.dir.clone() else {
         bail!("--dir is required: the directory for the cluster, its logs and the report");
     };
-    if a.faults.is_empty() || a.clients == 0 || a.keys == 0 {
-        bail!("--faults, --clients and --keys must not be empty or 0");
+    if a.clients == 0 || a.keys == 0 {
+        bail!("--clients and --keys must not be 0");
     }
-    if a.seconds < 5 {
-        bail!("--seconds must be at least 5");
+    if a.seconds < Duration::from_secs(5) {
+        bail!("--seconds (--duration) must be at least 5s");
+    }
+    let nodes = a
+        .nodes
+        .unwrap_or(if a.scenario == Some(Scenario::NodeLoss) {
+            3
+        } else {
+            0
+        });
+    if nodes > 20 {
+        bail!("--nodes must be at most 20");
+    }
+    let faults = match a.scenario {
+        Some(s) => s.faults(nodes > 0),
+        None if a.faults.is_empty() => DEFAULT_FAULTS.to_vec(),
+        None => a.faults.clone(),
+    };
+    if let Some(f) = faults.iter().find(|f| f.node()) {
+        if nodes == 0 {
+            bail!("fault {} needs nodes: give --nodes N", f.name());
+        }
     }
     let n = a.masters as usize;
     if n != 3 && n != 5 {
@@ -182,7 +366,7 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     ferry_actors::master::identity::create_private_dir(&dir)?;
     let cfg = dir.join("master.toml");
     std::fs::write(&cfg, MASTER_CONFIG)?;
-    let net = a.faults.iter().any(|f| f.network());
+    let net = faults.iter().any(|f| f.network());
     // Masters on the first n ports, their proxies (if any) on the next n.
     let port = crate::failover::free_ports(if net { 2 * n } else { n })?;
     let mut proxies = Vec::new();
@@ -200,9 +384,27 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         dir.display(),
         if net { " behind fault proxies" } else { "" }
     );
-    let mut local = up::start_advertised(&dir, n, port, None, false, Some(&cfg), advertise).await?;
-    let result = drive(&a, seed, &dir, &mut local, &cfg, &proxies).await;
-    // Whatever happened: no master stays stopped, and none outlives the run.
+    let mut local =
+        up::start_advertised(&dir, n, port, None, false, Some(&cfg), advertise, true).await?;
+    let mut node_procs = Vec::new();
+    let plan = Plan {
+        faults,
+        nodes,
+        calm_ms: a.scenario.map_or(1000..2000, Scenario::calm_ms),
+    };
+    let result = drive(
+        &a,
+        &plan,
+        seed,
+        &dir,
+        &mut local,
+        &mut node_procs,
+        &cfg,
+        &proxies,
+    )
+    .await;
+    // Whatever happened: no master or node stays stopped, and none outlives the run.
+    super::nodes::stop(&mut node_procs);
     stop_cluster(&mut local);
     result
 }
@@ -226,11 +428,26 @@ fn client_of(admin: &ClientConfig, addr: &str, timeout_ms: u64) -> Result<Client
     Ok(Client::new(&cfg)?)
 }
 
+/// What a run injects: its faults, its nodes, the calm before each fault.
+struct Plan {
+    faults: Vec<Fault>,
+    nodes: usize,
+    calm_ms: std::ops::Range<u64>,
+}
+
+/// A master's fault file (`stall-fsync`, `clock-offset`).
+fn fault_file(p: &up::Proc, name: &str) -> Option<PathBuf> {
+    p.fault_dir.as_ref().map(|d| d.join(name))
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     a: &RunArgs,
+    plan: &Plan,
     seed: u64,
     dir: &Path,
     local: &mut up::Local,
+    node_procs: &mut Vec<super::nodes::NodeProc>,
     cfg: &Path,
     proxies: &[super::proxy::Proxy],
 ) -> Result<ExitCode> {
@@ -244,7 +461,7 @@ async fn drive(
         leaders: Mutex::new(Vec::new()),
         next_process: AtomicU64::new(a.clients as u64 + 1),
     });
-    let hard_end = shared.start + Duration::from_secs(a.seconds) + SHUTDOWN_MARGIN;
+    let hard_end = shared.start + a.seconds + SHUTDOWN_MARGIN;
     let mut tasks = tokio::task::JoinSet::new();
 
     // Monitor: every master's view of the leader, every 25 ms.
@@ -266,6 +483,18 @@ async fn drive(
             }
         });
     }
+
+    // Nodes, Ready before the workload, and a watch of their Ready conditions.
+    let mut node_watch = None;
+    if plan.nodes > 0 {
+        let c = Client::new(&admin)?;
+        eprintln!("ferry chaos: starting {} hollow nodes", plan.nodes);
+        *node_procs = super::nodes::start(dir, plan.nodes, &local.admin_path, &c).await?;
+        let rev = c.status().await?.commit_index;
+        let sh = shared.clone();
+        node_watch = Some(super::nodes::watch(Arc::new(c), rev, move || sh.now_ns()));
+    }
+    let mut node_faults: Vec<super::nodes::NodeFault> = Vec::new();
 
     // Watchers, from the revision before the workload.
     let start_rev = Client::new(&admin)?.status().await?.commit_index;
@@ -335,21 +564,32 @@ async fn drive(
 
     // The faults.
     let mut rng = StdRng::seed_from_u64(seed);
-    let run_for = Duration::from_secs(a.seconds);
+    let run_for = a.seconds;
     let mut faults: Vec<FaultRecord> = Vec::new();
     let status_client = Client::new(&ClientConfig {
         timeout_ms: 1000,
         ..admin.clone()
     })?;
     loop {
-        let calm = Duration::from_millis(rng.gen_range(1000..2000));
-        let kind = a.faults[rng.gen_range(0..a.faults.len())];
+        let calm = Duration::from_millis(rng.gen_range(plan.calm_ms.clone()));
+        let kind = plan.faults[rng.gen_range(0..plan.faults.len())];
         let hold = Duration::from_millis(match kind {
             Fault::RestartAll => rng.gen_range(100..400),
-            Fault::KillTwo => rng.gen_range(1000..2000),
+            Fault::KillTwo | Fault::KillMajority => rng.gen_range(1000..2000),
+            Fault::DiskStall | Fault::ClockJump => rng.gen_range(1000..3000),
+            Fault::KillNode | Fault::StopNode => rng.gen_range(3000..11000),
             _ => rng.gen_range(500..1500),
         });
         let pick: usize = rng.gen();
+        // Drawn only for the faults that use them (older seeds replay as before).
+        let (on_leader, jump_s) = match kind {
+            Fault::DiskStall => (rng.gen_bool(0.5), 0),
+            Fault::ClockJump => {
+                let s: i64 = rng.gen_range(60..=3600);
+                (rng.gen_bool(0.5), if rng.gen_bool(0.5) { s } else { -s })
+            }
+            _ => (false, 0),
+        };
         // Room for the fault and for the cluster to recover before the end.
         if shared.start.elapsed() + calm + hold + Duration::from_secs(4) > run_for {
             break;
@@ -361,6 +601,8 @@ async fn drive(
         };
         let n = local.procs.len();
         let follower = (leader + 1 + pick % (n - 1)) % n;
+        let majority = n / 2 + 1;
+        let minority: Vec<usize> = (0..(n - 1) / 2).map(|k| (pick + k) % n).collect();
         let targets: Vec<usize> = match kind {
             Fault::KillLeader
             | Fault::StopLeader
@@ -368,16 +610,53 @@ async fn drive(
             | Fault::PartitionAsym => vec![leader],
             Fault::KillFollower | Fault::StopFollower => vec![follower],
             Fault::KillTwo => vec![leader, follower],
+            Fault::KillMajority => (0..majority).map(|k| (leader + k) % n).collect(),
+            Fault::PartitionMinority => minority.clone(),
+            Fault::DiskStall | Fault::ClockJump if on_leader => vec![leader],
+            Fault::DiskStall | Fault::ClockJump => vec![follower],
             Fault::RestartAll | Fault::LossyNet => (0..n).collect(),
+            Fault::KillNode | Fault::StopNode => vec![],
         };
         let stop = matches!(kind, Fault::StopLeader | Fault::StopFollower);
         let at_ns = shared.now_ns();
         let mut killed = Vec::new();
+        let mut node_target = None;
         if kind.network() {
-            net_fault(kind, leader, local, proxies);
+            net_fault(kind, leader, &minority, local, proxies);
         }
+        match kind {
+            Fault::DiskStall => {
+                if let Some(f) =
+                    fault_file(&local.procs[targets[0]], ferry_raft::fault::STALL_FSYNC)
+                {
+                    std::fs::write(&f, b"")?;
+                }
+            }
+            Fault::ClockJump => {
+                if let Some(f) = fault_file(&local.procs[targets[0]], up::CLOCK_OFFSET) {
+                    std::fs::write(&f, format!("{jump_s}\n"))?;
+                }
+            }
+            Fault::KillNode | Fault::StopNode => {
+                let i = pick % node_procs.len();
+                if let Some(pid) = node_procs[i].pid() {
+                    if kind == Fault::StopNode {
+                        kill(pid, Signal::SIGSTOP)?;
+                    } else {
+                        kill(pid, Signal::SIGKILL)?;
+                        if let Some(mut c) = node_procs[i].child.take() {
+                            let _ = c.wait();
+                        }
+                    }
+                }
+                node_target = Some(i);
+            }
+            _ => {}
+        }
+        let in_process =
+            !kind.network() && !kind.node() && !matches!(kind, Fault::DiskStall | Fault::ClockJump);
         for &i in &targets {
-            if kind.network() {
+            if !in_process {
                 break;
             }
             let Some(child) = local.procs[i].child.as_ref() else {
@@ -394,24 +673,37 @@ async fn drive(
                 killed.push(i);
             }
         }
+        let mut names: Vec<String> = targets
+            .iter()
+            .map(|&i| local.procs[i].name.clone())
+            .collect();
+        if let Some(i) = node_target {
+            names.push(node_procs[i].node.clone());
+        }
         eprintln!(
-            "ferry chaos: {:.1}s {} {}",
+            "ferry chaos: {:.1}s {} {}{}",
             at_ns as f64 / 1e9,
             kind.name(),
-            targets
-                .iter()
-                .map(|&i| local.procs[i].name.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
+            names.join(","),
+            if kind == Fault::ClockJump {
+                format!(" {jump_s:+}s")
+            } else {
+                String::new()
+            }
         );
         tokio::time::sleep(hold).await;
         for p in proxies {
             *p.rules.lock().expect("rules") = Default::default();
         }
         for &i in &targets {
-            if stop && !kind.network() {
+            if stop && in_process {
                 if let Some(c) = &local.procs[i].child {
                     kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT)?;
+                }
+            }
+            for name in [ferry_raft::fault::STALL_FSYNC, up::CLOCK_OFFSET] {
+                if let Some(f) = fault_file(&local.procs[i], name) {
+                    let _ = std::fs::remove_file(f);
                 }
             }
         }
@@ -419,17 +711,31 @@ async fn drive(
             let p = &mut local.procs[i];
             p.child = Some(up::spawn(p, &[], Some(cfg))?);
         }
+        if let Some(i) = node_target {
+            let p = &mut node_procs[i];
+            match p.pid() {
+                Some(pid) => kill(pid, Signal::SIGCONT)?,
+                None => p.spawn(&local.admin_path)?,
+            }
+        }
         let healed_ns = shared.now_ns();
+        if let Some(i) = node_target {
+            node_faults.push(super::nodes::NodeFault {
+                node: node_procs[i].node.clone(),
+                at_ns,
+                healed_ns,
+            });
+        }
         faults.push(FaultRecord {
             kind,
-            targets: targets
-                .iter()
-                .map(|&i| local.procs[i].name.clone())
-                .collect(),
+            targets: names,
             at_ns,
             healed_ns,
+            jump_s: (kind == Fault::ClockJump).then_some(jump_s),
             leader_ms: None,
             write_ms: None,
+            node_unready_ms: None,
+            node_ready_ms: None,
         });
         // Until the cluster has a leader again (bounded).
         let wait_until = Instant::now() + Duration::from_secs(15);
@@ -538,6 +844,16 @@ async fn drive(
     // Converged: every master's own state of the keys equals the linearizable one.
     let converged =
         !finals_failed && converged(&admin, &local.masters, &prefix, &final_client, hard_end).await;
+    // The nodes' Ready changes, and the nodes stopped before the masters.
+    let ready_changes = match node_watch {
+        Some((changes, handle)) => {
+            handle.abort();
+            let c = changes.lock().expect("changes").clone();
+            c
+        }
+        None => Vec::new(),
+    };
+    super::nodes::stop(node_procs);
     // The cluster is done with: stopped before the checks, which may take long.
     stop_cluster(local);
 
@@ -565,7 +881,15 @@ async fn drive(
         let (leader_ms, write_ms) = figures(&history.ops, &leaders, f.at_ns, until);
         f.leader_ms = leader_ms;
         f.write_ms = write_ms;
+        if f.kind.node() {
+            let (unready, ready) =
+                super::nodes::figures(&ready_changes, &f.targets[0], f.at_ns, f.healed_ns);
+            f.node_unready_ms = unready;
+            f.node_ready_ms = ready;
+        }
     }
+    // No node NotReady by a master failure alone.
+    let unexcused = super::nodes::check(&ready_changes, &node_faults);
     let mut by_kind: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for f in &faults {
         if let Some(w) = f.write_ms {
@@ -580,14 +904,43 @@ async fn drive(
     let failover_p99 = percentile(&mut leader_faults, 0.99).unwrap_or(0.0);
 
     super::print_verdicts(&report);
+    let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
     for f in &faults {
         outln!(
-            "fault {:.1}s {} {} leader_ms={} write_ms={}",
+            "fault {:.1}s {} {}{} leader_ms={} write_ms={}{}",
             f.at_ns as f64 / 1e9,
             f.kind.name(),
             f.targets.join(","),
-            f.leader_ms.map_or("-".into(), |v| format!("{v:.0}")),
-            f.write_ms.map_or("-".into(), |v| format!("{v:.0}")),
+            f.jump_s
+                .map(|j| format!(" jump={j:+}s"))
+                .unwrap_or_default(),
+            ms(f.leader_ms),
+            ms(f.write_ms),
+            if f.kind.node() {
+                format!(
+                    " node_unready_ms={} node_ready_ms={}",
+                    ms(f.node_unready_ms),
+                    ms(f.node_ready_ms)
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    for u in &unexcused {
+        outln!(
+            "node {}: Ready={} at {:.1}s with no fault of its own (a master failure alone)",
+            u.node,
+            u.status,
+            u.at_ns as f64 / 1e9
+        );
+    }
+    if plan.nodes > 0 {
+        outln!(
+            "nodes n={} ready_changes={} unready_by_masters={}",
+            plan.nodes,
+            ready_changes.len(),
+            unexcused.len()
         );
     }
     let mut figures_out = BTreeMap::new();
@@ -620,7 +973,10 @@ async fn drive(
     let out = serde_json::json!({
         "seed": seed,
         "masters": a.masters,
-        "seconds": a.seconds,
+        "seconds": a.seconds.as_secs_f64(),
+        "nodes": plan.nodes,
+        "node_ready_changes": ready_changes,
+        "nodes_unready_by_masters": unexcused,
         "faults": faults,
         "figures": figures_out,
         "failover_p99_ms": failover_p99,
@@ -630,7 +986,7 @@ async fn drive(
     });
     std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&out)?)?;
     outln!("report: {}", dir.join("report.json").display());
-    let ok = report.ok() && converged;
+    let ok = report.ok() && converged && unexcused.is_empty();
     outln!(
         "chaos seed={seed} faults={} ops={} linearizable={} lost_writes={} watch_violations={} failover_p99_ms={:.0} converged={converged}",
         faults.len(),
@@ -748,7 +1104,14 @@ async fn workload(
 /// Sets the proxies' rules for a network fault around `leader`: a master's
 /// packets leave from its real address (`Proc::addr`), so a proxy tells
 /// peers apart by source.
-fn net_fault(kind: Fault, leader: usize, local: &up::Local, proxies: &[super::proxy::Proxy]) {
+/// `minority`: the masters a `partition-minority` cuts off.
+fn net_fault(
+    kind: Fault,
+    leader: usize,
+    minority: &[usize],
+    local: &up::Local,
+    proxies: &[super::proxy::Proxy],
+) {
     let real = |i: usize| -> Option<std::net::SocketAddr> { local.procs[i].addr.parse().ok() };
     let Some(l) = real(leader) else {
         return;
@@ -784,6 +1147,16 @@ fn net_fault(kind: Fault, leader: usize, local: &up::Local, proxies: &[super::pr
             }
             Fault::PartitionAsym => {
                 r.drop_to.insert(l);
+            }
+            // Each side drops the other side's packets, both ways.
+            Fault::PartitionMinority => {
+                let inside = minority.contains(&j);
+                for k in (0..proxies.len()).filter(|k| minority.contains(k) != inside) {
+                    if let Some(a) = real(k) {
+                        r.drop_from.insert(a);
+                        r.drop_to.insert(a);
+                    }
+                }
             }
             _ => {}
         }
@@ -930,6 +1303,37 @@ mod tests {
             (None, Some(6.0))
         );
         assert_eq!(figures(&ops, &leaders, 6_000_000, u64::MAX), (None, None));
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "s", "30x", "m2", "-3s", "1.5m"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains("is not a duration"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn scenarios_name_their_faults() {
+        assert_eq!(Scenario::KillLeader.faults(false), [Fault::KillLeader]);
+        assert_eq!(Scenario::PauseLeader.faults(false), [Fault::StopLeader]);
+        assert_eq!(Scenario::Asymmetric.faults(false), [Fault::PartitionAsym]);
+        assert_eq!(Scenario::DiskStall.faults(false), [Fault::DiskStall]);
+        assert_eq!(Scenario::ClockJump.faults(false), [Fault::ClockJump]);
+        assert_eq!(
+            Scenario::NodeLoss.faults(true),
+            [Fault::KillNode, Fault::StopNode]
+        );
+        let mixed = Scenario::Mixed.faults(false);
+        assert!(!mixed.iter().any(|f| f.node()), "{mixed:?}");
+        assert!(mixed.contains(&Fault::DiskStall) && mixed.contains(&Fault::PartitionMinority));
+        assert!(Scenario::Mixed.faults(true).contains(&Fault::StopNode));
+        assert!(Scenario::FlappingLeader.calm_ms().end <= 1000);
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! loss, delay, duplication through the fault proxies). No timed assertion:
 //! failover figures depend on the machine.
 
-use crate::harness::serial;
+use crate::harness::{serial, Cluster};
 use crate::procs::{pids_with_arg, run_ferry};
+use ferry_api::kv::Expect;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::path::Path;
@@ -16,14 +17,16 @@ use std::time::Duration;
 
 /// Runs `ferry chaos --dir DIR ARGS...` and checks its last line says every
 /// check passed; returns the run's stdout.
-fn chaos_passes(home: &Path, dir: &Path, args: &[&str], seed: &str) -> String {
+fn chaos_passes(home: &Path, dir: &Path, args: &[&str], seed: &str, min_faults: u64) -> String {
     let mut all = vec!["chaos", "--dir", dir.to_str().unwrap(), "--seed", seed];
     all.extend_from_slice(args);
     // The faults, cluster start-up, and the shutdown margin.
     let ran = run_ferry(home, &all, Duration::from_secs(180));
-    // Whatever happened, no master of this run outlives the test.
-    for m in ["m1", "m2", "m3"] {
-        for pid in pids_with_arg(dir.join(m).to_str().unwrap()) {
+    // Whatever happened, no master or node of this run outlives the test
+    // (nodes run with `--config <dir>/admin.conf`).
+    let admin = dir.join("admin.conf");
+    for arg in [dir.join("m1"), dir.join("m2"), dir.join("m3"), admin] {
+        for pid in pids_with_arg(arg.to_str().unwrap()) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
@@ -66,7 +69,7 @@ fn chaos_passes(home: &Path, dir: &Path, args: &[&str], seed: &str) -> String {
     }
     let faults: u64 = fields[2].trim_start_matches("faults=").parse().unwrap();
     let ops: u64 = fields[3].trim_start_matches("ops=").parse().unwrap();
-    assert!(faults >= 5, "{last}");
+    assert!(faults >= min_faults, "{last}");
     assert!(ops >= 100, "{last}");
     assert!(
         ran.status.success(),
@@ -83,7 +86,7 @@ async fn chaos_run_is_linearizable_and_loses_nothing() {
     let _serial = serial().await;
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("chaos");
-    chaos_passes(tmp.path(), &dir, &["--seconds", "30"], "21");
+    chaos_passes(tmp.path(), &dir, &["--seconds", "30"], "21", 5);
 
     // The saved history checks again.
     let history = dir.join("history.json");
@@ -159,10 +162,158 @@ async fn chaos_network_faults_keep_the_history_linearizable() {
             "partition-leader,partition-asym,lossy-net",
         ],
         "3",
+        5,
     );
     assert!(
         out.lines()
             .any(|l| l.starts_with("fault ") && l.contains("partition")),
         "{out}"
     );
+}
+
+/// The fault lines of a run's output of `kind`.
+fn fault_lines<'a>(out: &'a str, kind: &str) -> Vec<&'a str> {
+    out.lines()
+        .filter(|l| l.starts_with("fault ") && l.split(' ').nth(2) == Some(kind))
+        .collect()
+}
+
+/// `--scenario disk-stall` (with `--duration`): stalled fsyncs on the leader
+/// or a follower keep the history linearizable, lose nothing, and the
+/// masters converge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_disk_stalls_keep_the_history_linearizable() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("chaos");
+    let out = chaos_passes(
+        tmp.path(),
+        &dir,
+        &["--duration", "20s", "--scenario", "disk-stall"],
+        "11",
+        3,
+    );
+    let stalls = fault_lines(&out, "disk-stall");
+    assert!(stalls.len() >= 3, "{out}");
+}
+
+/// `--scenario clock-jump`: one master's wall clock jumped by minutes to an
+/// hour (and back) changes no check's verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_clock_jumps_keep_the_history_linearizable() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("chaos");
+    let out = chaos_passes(
+        tmp.path(),
+        &dir,
+        &["--duration", "20s", "--scenario", "clock-jump"],
+        "12",
+        3,
+    );
+    let jumps = fault_lines(&out, "clock-jump");
+    assert!(jumps.len() >= 3, "{out}");
+    assert!(jumps.iter().all(|l| l.contains(" jump=")), "{out}");
+}
+
+/// Hollow nodes (`--nodes 2`) through leader kills and pauses and a node
+/// agent's SIGSTOP: the stopped node goes NotReady (its own fault), and no
+/// node does for a master failure alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_nodes_stay_ready_through_master_faults() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("chaos");
+    let out = chaos_passes(
+        tmp.path(),
+        &dir,
+        &[
+            "--duration",
+            "30s",
+            "--nodes",
+            "2",
+            "--faults",
+            "kill-leader,stop-leader,stop-node",
+        ],
+        "5",
+        3,
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("nodes n=2 ") && l.ends_with(" unready_by_masters=0")),
+        "{out}"
+    );
+    assert!(!fault_lines(&out, "stop-node").is_empty(), "{out}");
+    assert!(
+        fault_lines(&out, "kill-leader").len() + fault_lines(&out, "stop-leader").len() >= 1,
+        "{out}"
+    );
+}
+
+/// `disk-stall`'s hook in a real master (any build): with `FERRY_FAULT_DIR`
+/// set, every fsync waits while `stall-fsync` exists there. With every
+/// master's disk stalled a write is not acknowledged (no quorum has it on
+/// disk); once the file is removed it is, and it is there to read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_stall_delays_commits_until_it_ends() {
+    let _serial = serial().await;
+    let faults = tempfile::tempdir().expect("temp dir");
+    let fault_dir: &'static str = Box::leak(faults.path().display().to_string().into_boxed_str());
+    let c = Cluster::start_with_env(3, vec![("FERRY_FAULT_DIR", fault_dir)]).await;
+    c.put("stall/before", b"1").await;
+
+    let stall = faults.path().join("stall-fsync");
+    std::fs::write(&stall, b"").unwrap();
+    let client = c.client(Duration::from_secs(30));
+    let mut put = tokio::spawn(async move {
+        client
+            .put("stall/during", b"2".to_vec(), Expect::Any)
+            .await
+            .map(|r| r.map(|o| o.revision))
+    });
+    // Held: not acknowledged while every disk is stalled.
+    let early = tokio::time::timeout(Duration::from_millis(2000), &mut put).await;
+    assert!(early.is_err(), "acknowledged during the stall: {early:?}");
+    std::fs::remove_file(&stall).unwrap();
+    let revision = tokio::time::timeout(Duration::from_secs(25), put)
+        .await
+        .expect("acknowledged once the stall ends")
+        .unwrap()
+        .unwrap_or_else(|e| panic!("put during the stall: {e}"))
+        .unwrap_or_else(|e| panic!("put during the stall: {e}"));
+    let got = c
+        .client(Duration::from_secs(10))
+        .get("stall/during", ferry_api::proto::Consistency::Linearizable)
+        .await
+        .unwrap()
+        .expect("the stalled write is there");
+    assert_eq!(got.value, b"2");
+    assert_eq!(got.mod_revision, revision);
+}
+
+/// Bad options of a run are refused before any master starts, each naming
+/// the problem.
+#[test]
+fn chaos_refuses_bad_options() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("chaos");
+    let d = dir.to_str().unwrap();
+    for (args, want) in [
+        (vec!["--faults", "kill-node"], "fault kill-node needs nodes"),
+        (vec!["--duration", "2x"], "is not a duration"),
+        (vec!["--duration", "3s"], "at least 5s"),
+        (vec!["--nodes", "21"], "--nodes must be at most 20"),
+        (
+            vec!["--scenario", "kill-leader", "--faults", "kill-leader"],
+            "cannot be used with",
+        ),
+        (vec!["--scenario", "meteor"], "invalid value 'meteor'"),
+    ] {
+        let mut all = vec!["chaos", "--dir", d];
+        all.extend(&args);
+        let ran = run_ferry(tmp.path(), &all, Duration::from_secs(30));
+        assert!(!ran.status.success(), "{args:?} accepted");
+        assert!(ran.stderr.contains(want), "{args:?}: {}", ran.stderr);
+        assert!(!dir.join("m1").exists(), "{args:?} started a cluster");
+    }
 }

@@ -99,6 +99,11 @@ impl Cluster {
         Cluster::start_full(n, &["--init"], None, vec![("FERRY_FAULT_SYNC_IMAGE", "1")]).await
     }
 
+    /// [`Cluster::start`], every master (at every start) with `env` set.
+    pub async fn start_with_env(n: usize, env: Vec<(&'static str, &'static str)>) -> Cluster {
+        Cluster::start_full(n, &["--init"], None, env).await
+    }
+
     async fn start_full(
         n: usize,
         init: &[&str],

@@ -69,16 +69,17 @@ pub fn encode(obj: &Value) -> Vec<u8> {
 
 /// Now, as Kubernetes writes timestamps (RFC 3339, seconds, UTC).
 pub fn now() -> String {
-    jiff::Timestamp::now()
+    ferry_api::clock::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
 }
 
 /// Now plus `secs`, as a Kubernetes timestamp.
 pub fn now_plus(secs: i64) -> String {
-    let t = jiff::Timestamp::now()
+    let now = ferry_api::clock::now();
+    let t = now
         .checked_add(jiff::SignedDuration::from_secs(secs))
-        .unwrap_or_else(|_| jiff::Timestamp::now());
+        .unwrap_or(now);
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 

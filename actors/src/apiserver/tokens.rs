@@ -42,7 +42,7 @@ fn kind(plural: &str) -> &'static Resource {
 }
 
 fn now() -> i64 {
-    jiff::Timestamp::now().as_second()
+    ferry_api::clock::now().as_second()
 }
 
 impl ApiServer {

@@ -236,7 +236,7 @@ async fn list(
 }
 
 fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
+    ferry_api::clock::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
 }
@@ -326,7 +326,7 @@ async fn clean_tokens(api: &ApiServer) {
     let Some(secrets) = list(api, "secrets", Some(token::NAMESPACE), None).await else {
         return;
     };
-    let now = jiff::Timestamp::now();
+    let now = ferry_api::clock::now();
     for s in secrets {
         if s["type"] != token::SECRET_TYPE {
             continue;

@@ -174,7 +174,7 @@ async fn logs(ctx: &Ctx, p: &PodRoute, pod: &Value, container: Option<String>) -
             let at: jiff::Timestamp = t.parse().map_err(|e| {
                 Status::bad_request(format!("sinceTime: invalid RFC 3339 time {t:?}: {e}"))
             })?;
-            let secs = jiff::Timestamp::now().duration_since(at).as_secs().max(0) as u64;
+            let secs = ferry_api::clock::now().duration_since(at).as_secs().max(0) as u64;
             since = Some(secs);
         }
         Ok::<_, Status>((tail, limit, since))

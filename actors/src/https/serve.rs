@@ -475,7 +475,7 @@ fn encode(
 
 /// A list or one object as a `Table` (kubectl get).
 fn as_table(res: &Resource, v: &Value, include: IncludeObject) -> Value {
-    let now = jiff::Timestamp::now();
+    let now = ferry_api::clock::now();
     match v.get("items").and_then(Value::as_array) {
         Some(items) => {
             let mut t = table_json(res, items, include, now);

@@ -19,7 +19,7 @@ impl Plane<'_> {
         }
         let uid = rs.metadata.uid.clone().unwrap_or_default();
         let pods = self.pods.by_index(BY_OWNER, &uid);
-        let now = Timestamp::now();
+        let now = ferry_api::clock::now();
         let d = replicaset::reconcile(&rs, &pods, now);
         if !self.api.is_leader() {
             return true;
@@ -68,7 +68,7 @@ impl Plane<'_> {
                     .by_index(BY_OWNER, rs.metadata.uid.as_deref().unwrap_or(""))
             })
             .collect();
-        let now = Timestamp::now();
+        let now = ferry_api::clock::now();
         if let Some(after) = deployment::requeue_after(&d, now) {
             self.deploy_q.add_after(key, after);
         }
@@ -220,7 +220,7 @@ impl Plane<'_> {
                 }
             }
         }
-        let d = daemonset::reconcile(&ds, &self.nodes.list(), &pods, Timestamp::now());
+        let d = daemonset::reconcile(&ds, &self.nodes.list(), &pods, ferry_api::clock::now());
         if !self.api.is_leader() {
             return true;
         }
@@ -273,7 +273,7 @@ impl Plane<'_> {
             }
         }
         let current = statefulset::current_template(&sts, &revisions);
-        let d = statefulset::reconcile_with(&sts, &pods, current.as_ref(), Timestamp::now());
+        let d = statefulset::reconcile_with(&sts, &pods, current.as_ref(), ferry_api::clock::now());
         if !self.api.is_leader() {
             return true;
         }
@@ -341,7 +341,8 @@ impl Plane<'_> {
             .filter(|p| disruption::covers(&pdb, p))
             .collect();
         let scale = self.scale_of(&pods);
-        let Some(status) = disruption::reconcile(&pdb, &pods, scale, Timestamp::now()) else {
+        let Some(status) = disruption::reconcile(&pdb, &pods, scale, ferry_api::clock::now())
+        else {
             return true;
         };
         if !self.api.is_leader() {

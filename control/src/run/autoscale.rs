@@ -174,7 +174,7 @@ impl Plane<'_> {
             status_replicas,
             pods: &pods,
             usage: usage.as_ref().map_err(String::clone),
-            now: Timestamp::now(),
+            now: ferry_api::clock::now(),
             history: past,
         });
         let mut status = d.status.clone();
@@ -246,7 +246,7 @@ impl Plane<'_> {
             reason: Some(reason.into()),
             message: Some(message.into()),
             last_transition_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                Timestamp::now(),
+                ferry_api::clock::now(),
             )),
         };
         let mut cs = status.conditions.unwrap_or_default();

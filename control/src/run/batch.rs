@@ -17,7 +17,7 @@ impl Plane<'_> {
         };
         let uid = job.metadata.uid.clone().unwrap_or_default();
         let pods = self.pods.by_index(BY_OWNER, &uid);
-        let d = job::reconcile(&job, &pods, Timestamp::now());
+        let d = job::reconcile(&job, &pods, ferry_api::clock::now());
         if !self.api.is_leader() {
             return true;
         }
@@ -67,7 +67,7 @@ impl Plane<'_> {
         };
         let uid = cj.metadata.uid.clone().unwrap_or_default();
         let jobs = self.jobs.by_index(BY_OWNER, &uid);
-        let d = cronjob::reconcile(&cj, &jobs, Timestamp::now());
+        let d = cronjob::reconcile(&cj, &jobs, ferry_api::clock::now());
         if !self.api.is_leader() {
             return true;
         }

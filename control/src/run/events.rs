@@ -44,7 +44,7 @@ impl Plane<'_> {
                     continue;
                 }
             };
-            let now = Timestamp::now();
+            let now = ferry_api::clock::now();
             let deletes: Vec<_> = events
                 .iter()
                 .filter(|e| eventttl::expired(e, now, self.event_ttl))
@@ -143,7 +143,7 @@ impl Plane<'_> {
         reason: &str,
         message: &str,
     ) {
-        let now = meta::time(Timestamp::now());
+        let now = meta::time(ferry_api::clock::now());
         let ns = about.namespace.clone().unwrap_or_else(|| "default".into());
         let name = about.name.clone().unwrap_or_default();
         let api_version = match kind {

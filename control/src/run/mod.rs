@@ -35,7 +35,6 @@ use crate::{
 use ferry_api::network::{Cidr, Network};
 use ferry_api::object::{ObjectRequest, Verb};
 use futures_util::future::join_all;
-use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };

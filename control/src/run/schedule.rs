@@ -253,7 +253,7 @@ impl Plane<'_> {
             .unwrap_or_default();
         conds.push(
             json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-            "message": message, "lastTransitionTime": meta::time(Timestamp::now())}),
+            "message": message, "lastTransitionTime": meta::time(ferry_api::clock::now())}),
         );
         let w = api::write(
             self.api,

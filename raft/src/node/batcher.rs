@@ -90,9 +90,8 @@ async fn commit(raft: &Raft, batch: Vec<Pending>) {
         txs.push(p.tx);
     }
     tracing::trace!(writes = n, "group commit");
-    let at_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    // Jumps of the wall clock while this master runs do not move the stamps.
+    let at_ms = ferry_api::clock::steady_unix_ms();
     let write = raft.client_write(Command::V2 {
         writes: Arc::new(writes),
         ids: Arc::new(ids),
