@@ -277,13 +277,21 @@ impl Plane<'_> {
         if !self.api.is_leader() {
             return true;
         }
-        // A pod starts only with its claims there to mount.
-        let claims_ok = self.create_claims(&sts, &d.create).await;
-        let create = if claims_ok { &d.create[..] } else { &[] };
-        let mut ok = claims_ok
-            & self
-                .write_pods(&sts.metadata, "StatefulSet", &tag, create, &d.delete)
-                .await;
+        // Claims follow the retention policy before a condemned pod goes.
+        if sts.metadata.deletion_timestamp.is_none() && !self.claim_owners(&sts, &pods).await {
+            return false;
+        }
+        // A pod starts only with its claims there to mount; a claim still
+        // being deleted (scaled away with `whenScaled: Delete`) is waited for.
+        let claims = self.create_claims(&sts, &d.create).await;
+        if claims.is_none() {
+            self.sts_q.add_after(key, Duration::from_millis(500));
+        }
+        let create = if claims == Some(true) { &d.create[..] } else { &[] };
+        let written = self
+            .write_pods(&sts.metadata, "StatefulSet", &tag, create, &d.delete)
+            .await;
+        let mut ok = claims != Some(false) && written;
         if let Some(status) = d.status {
             let mut with_status = (*sts).clone();
             with_status.status = Some(status);
