@@ -13,11 +13,12 @@ pub(crate) mod filters;
 mod interpod;
 mod node_affinity;
 pub mod preempt;
+use preempt::Preemption;
 mod resources;
 mod scores;
 mod spread;
 
-use crate::meta::pod_active;
+use crate::meta::pod_terminal;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use resources::{container_nonzero, container_requests, pod_requests, Resources};
@@ -67,6 +68,9 @@ pub enum Placement {
         uid: String,
         /// Kubernetes' message, e.g. `0/2 nodes are available: 2 Insufficient cpu.`
         message: String,
+        /// The node the pod stays nominated to: its earlier preemption's
+        /// victims are still leaving it (`PodEligibleToPreemptOthers`).
+        nominated: Option<String>,
     },
 }
 
@@ -130,7 +134,7 @@ impl Snapshot {
                 }
             }
             Err(message) => match preempt::preempt(pod, &self.cluster, &self.budgets) {
-                Some((i, victims)) => {
+                Preemption::Evict(i, victims) => {
                     // The room is the pod's from now on in this pass.
                     let keep: Vec<Arc<Pod>> = self.cluster[i]
                         .pods
@@ -154,11 +158,19 @@ impl Snapshot {
                         message,
                     }
                 }
-                None => Placement::Unschedulable {
+                Preemption::Wait(i) => Placement::Unschedulable {
                     namespace,
                     name,
                     uid,
                     message,
+                    nominated: Some(self.cluster[i].name().to_string()),
+                },
+                Preemption::None => Placement::Unschedulable {
+                    namespace,
+                    name,
+                    uid,
+                    message,
+                    nominated: None,
                 },
             },
         }
@@ -259,7 +271,9 @@ fn snapshot(nodes: &[Arc<Node>], bound: &[Arc<Pod>]) -> Vec<NodeInfo> {
         .enumerate()
         .map(|(i, n)| (n.name().to_string(), i))
         .collect();
-    for pod in bound.iter().filter(|p| pod_active(p)) {
+    // Terminating pods hold their room until they are gone, as in
+    // kube-scheduler's cache; finished ones hold none.
+    for pod in bound.iter().filter(|p| !pod_terminal(p)) {
         let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
         if let Some(&i) = node.and_then(|n| index.get(n)) {
             cluster[i].add(pod.clone());
