@@ -254,8 +254,10 @@ impl Plane<'_> {
         let pods = self.pods.by_index(BY_OWNER, &uid);
         let tag = format!("sts:{key}");
         let revisions = self.revisions.by_index(BY_OWNER, &uid);
+        let mut stored = statefulset::Stored::default();
         if sts.metadata.deletion_timestamp.is_none() {
             let plan = statefulset::revisions(&sts, &pods, &revisions);
+            stored.update = Some(plan.name.clone());
             match self.write_history(&tag, &sts.metadata, plan).await {
                 History::Ready => {}
                 History::Wait => {
@@ -272,8 +274,8 @@ impl Plane<'_> {
                 }
             }
         }
-        let current = statefulset::current_template(&sts, &revisions);
-        let d = statefulset::reconcile_with(&sts, &pods, current.as_ref(), Timestamp::now());
+        stored.current = statefulset::current_template(&sts, &revisions);
+        let d = statefulset::reconcile_with(&sts, &pods, &stored, Timestamp::now());
         if !self.api.is_leader() {
             return true;
         }
