@@ -167,7 +167,10 @@ async fn a_higher_priority_pod_preempts_a_lower_one_on_a_full_node() {
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let vip = api.get("pods", Some("default"), "vip").await.unwrap();
-    assert!(vip["spec"]["nodeName"].is_null(), "bound beside its victim: {vip}");
+    assert!(
+        vip["spec"]["nodeName"].is_null(),
+        "bound beside its victim: {vip}"
+    );
     assert_eq!(vip["status"]["nominatedNodeName"], "n1", "{vip}");
     // The agent's part: the victim's containers stopped, it goes.
     let (code, s) = api

@@ -443,7 +443,6 @@ fn what_stops_scaling() {
     );
 }
 
-
 /// A scale event `secs_ago`, by `change` replicas.
 fn ev(secs_ago: i64, change: i32) -> ScaleEvent {
     ScaleEvent {
@@ -457,15 +456,31 @@ fn ev(secs_ago: i64, change: i32) -> ScaleEvent {
 /// its period started at.
 #[test]
 fn rate_policies_bound_the_change_over_their_period() {
-    let pods_up = |v: i32, period: i32| {
-        json!({"scaleUp": {"policies": [{"type": "Pods", "value": v, "periodSeconds": period}]}})
-    };
+    let pods_up = |v: i32, period: i32| json!({"scaleUp": {"policies": [{"type": "Pods", "value": v, "periodSeconds": period}]}});
     let down = |policies: serde_json::Value, select: &str| {
         json!({"scaleDown": {"stabilizationWindowSeconds": 0, "selectPolicy": select,
             "policies": policies}})
     };
-    let cases: Vec<(&str, serde_json::Value, i32, i32, Vec<ScaleEvent>, Option<i32>, &str)> = vec![
-        ("no events: 2 → 4 by 2 pods", pods_up(2, 60), 2, 8, vec![], Some(4), "ScaleUpLimit"),
+    /// (case, behavior, current, wanted, events, scale to, limited reason)
+    type Case = (
+        &'static str,
+        serde_json::Value,
+        i32,
+        i32,
+        Vec<ScaleEvent>,
+        Option<i32>,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "no events: 2 → 4 by 2 pods",
+            pods_up(2, 60),
+            2,
+            8,
+            vec![],
+            Some(4),
+            "ScaleUpLimit",
+        ),
         (
             "2 added 30 s ago within 60 s: the period is spent",
             pods_up(2, 60),
@@ -549,7 +564,10 @@ fn rate_policies_bound_the_change_over_their_period() {
         ),
         (
             "Percent down 50% of 8 per 60 s, 2 removed already",
-            down(json!([{"type": "Percent", "value": 50, "periodSeconds": 60}]), "Max"),
+            down(
+                json!([{"type": "Percent", "value": 50, "periodSeconds": 60}]),
+                "Max",
+            ),
             6,
             1,
             vec![ev(30, -2)],
@@ -591,7 +609,15 @@ fn rate_policies_bound_the_change_over_their_period() {
         let each = i64::from(want) * 500 / i64::from(current);
         let u: HashMap<String, Usage> = names
             .iter()
-            .map(|n| (n.clone(), Usage { cpu: each, memory: 0 }))
+            .map(|n| {
+                (
+                    n.clone(),
+                    Usage {
+                        cpu: each,
+                        memory: 0,
+                    },
+                )
+            })
             .collect();
         let d = reconcile(&Input {
             hpa: &h,

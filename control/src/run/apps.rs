@@ -289,7 +289,11 @@ impl Plane<'_> {
         if claims.is_none() {
             self.sts_q.add_after(key, Duration::from_millis(500));
         }
-        let create = if claims == Some(true) { &d.create[..] } else { &[] };
+        let create = if claims == Some(true) {
+            &d.create[..]
+        } else {
+            &[]
+        };
         let written = self
             .write_pods(&sts.metadata, "StatefulSet", &tag, create, &d.delete)
             .await;

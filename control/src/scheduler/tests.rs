@@ -419,7 +419,9 @@ fn leaving(pod: &Arc<Pod>) -> Arc<Pod> {
 /// A pod of `priority` requesting `cpu`, nominated to `node`.
 fn nominated(name: &str, priority: i32, cpu: &str, node: &str) -> Arc<Pod> {
     let mut p = (*prio(name, priority, cpu)).clone();
-    p.status.get_or_insert_with(Default::default).nominated_node_name = Some(node.into());
+    p.status
+        .get_or_insert_with(Default::default)
+        .nominated_node_name = Some(node.into());
     Arc::new(p)
 }
 
@@ -439,7 +441,13 @@ fn terminating_pods_hold_their_room_but_are_never_victims_again() {
     // 2 cpu will be free once `gone` is: no one is evicted, the pod waits.
     let out = schedule(&nodes, &bound, &[prio("p", 100, "2")]);
     assert!(
-        matches!(&out[0], Placement::Unschedulable { nominated: None, .. }),
+        matches!(
+            &out[0],
+            Placement::Unschedulable {
+                nominated: None,
+                ..
+            }
+        ),
         "{out:?}"
     );
     // 4 cpu: only `low` is evicted, `gone` is not chosen again.
@@ -498,19 +506,29 @@ fn a_nominated_pod_waits_for_its_victims_instead_of_preempting_more() {
         let out = schedule(&nodes, &bound, &[nominated("p", 100, "4", "n1")]);
         if waits {
             match &out[0] {
-                Placement::Unschedulable { nominated, message, .. } => {
+                Placement::Unschedulable {
+                    nominated, message, ..
+                } => {
                     assert_eq!(nominated.as_deref(), Some("n1"), "{what}");
                     assert_eq!(message, "0/2 nodes are available: 2 Insufficient cpu.");
                 }
                 other => panic!("{what}: want a wait, got {other:?}"),
             }
         } else {
-            assert_eq!(victims(&out[0]), ("n2".into(), vec!["other".into()]), "{what}");
+            assert_eq!(
+                victims(&out[0]),
+                ("n2".into(), vec!["other".into()]),
+                "{what}"
+            );
         }
     }
     // A nominated node no longer in the cluster: preempt.
     let nodes = [node("n2", json!({}))];
-    let out = schedule(&nodes, &[on("n2", &prio("other", 0, "4"))], &[nominated("p", 100, "4", "n9")]);
+    let out = schedule(
+        &nodes,
+        &[on("n2", &prio("other", 0, "4"))],
+        &[nominated("p", 100, "4", "n9")],
+    );
     assert_eq!(victims(&out[0]), ("n2".into(), vec!["other".into()]));
 }
 

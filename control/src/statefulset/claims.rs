@@ -72,7 +72,11 @@ fn has_stale_ref(claim: &PersistentVolumeClaim, owner: Owner) -> bool {
 }
 
 fn refs(claim: &PersistentVolumeClaim) -> &[OwnerReference] {
-    claim.metadata.owner_references.as_deref().unwrap_or_default()
+    claim
+        .metadata
+        .owner_references
+        .as_deref()
+        .unwrap_or_default()
 }
 
 /// Kubernetes' `hasUnexpectedController`: with a Delete policy, a
@@ -335,22 +339,28 @@ mod tests {
         assert_eq!(owned["metadata"]["ownerReferences"][0]["controller"], true);
         // whenScaled alone does not own a claim of a wanted ordinal.
         let scaled = with_policy("Retain", "Delete");
-        assert!(claims_for(&scaled, 0)[0].metadata.owner_references.is_none());
+        assert!(claims_for(&scaled, 0)[0]
+            .metadata
+            .owner_references
+            .is_none());
     }
 
     fn with_policy(deleted: &str, scaled: &str) -> StatefulSet {
         let mut s = set(None);
         let spec = s.spec.as_mut().unwrap();
         spec.replicas = Some(2);
-        spec.persistent_volume_claim_retention_policy = Some(serde_json::from_value(
-            json!({"whenDeleted": deleted, "whenScaled": scaled}),
-        ).unwrap());
+        spec.persistent_volume_claim_retention_policy = Some(
+            serde_json::from_value(json!({"whenDeleted": deleted, "whenScaled": scaled})).unwrap(),
+        );
         s
     }
 
     fn pod(ordinal: i32, uid: &str) -> Arc<Pod> {
-        Arc::new(serde_json::from_value(json!({"metadata": {
-            "name": format!("db-{ordinal}"), "namespace": "prod", "uid": uid}})).unwrap())
+        Arc::new(
+            serde_json::from_value(json!({"metadata": {
+            "name": format!("db-{ordinal}"), "namespace": "prod", "uid": uid}}))
+            .unwrap(),
+        )
     }
 
     /// A reference as Kubernetes' `NewControllerRef` makes it.
@@ -360,7 +370,8 @@ mod tests {
     }
 
     fn claim(name: &str, refs: Vec<Value>) -> Arc<PersistentVolumeClaim> {
-        let mut c = json!({"metadata": {"name": name, "namespace": "prod", "resourceVersion": "7"}});
+        let mut c =
+            json!({"metadata": {"name": name, "namespace": "prod", "resourceVersion": "7"}});
         if !refs.is_empty() {
             c["metadata"]["ownerReferences"] = Value::Array(refs);
         }
@@ -375,35 +386,80 @@ mod tests {
         let pod_ref = |o: i32| ctl("v1", "Pod", &format!("db-{o}"), &format!("p{o}"));
         let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "x1"});
         let foreign = ctl("example.io/v1", "Keeper", "k", "k1");
-        let non_ctl = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "s1"});
+        let non_ctl =
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "s1"});
         let old_set = ctl("apps/v1", "StatefulSet", "db", "s0");
         let old_pod = ctl("v1", "Pod", "db-3", "p-old");
-        let cases: Vec<(&str, &str, i32, Vec<Value>, Option<Vec<Value>>)> = vec![
+        /// (whenDeleted, whenScaled, ordinal, refs, wanted refs)
+        type Case = (
+            &'static str,
+            &'static str,
+            i32,
+            Vec<Value>,
+            Option<Vec<Value>>,
+        );
+        let cases: Vec<Case> = vec![
             // Retain/Retain: none of our references.
             ("Retain", "Retain", 0, vec![], None),
             ("Retain", "Retain", 3, vec![], None),
             ("Retain", "Retain", 0, vec![set_ref()], Some(vec![])),
-            ("Retain", "Retain", 3, vec![pod_ref(3), other.clone()], Some(vec![other.clone()])),
+            (
+                "Retain",
+                "Retain",
+                3,
+                vec![pod_ref(3), other.clone()],
+                Some(vec![other.clone()]),
+            ),
             // Retain on scale-down, Delete with the set: the set only.
             ("Delete", "Retain", 0, vec![], Some(vec![set_ref()])),
             ("Delete", "Retain", 3, vec![set_ref()], None),
-            ("Delete", "Retain", 0, vec![non_ctl.clone()], Some(vec![set_ref()])),
+            (
+                "Delete",
+                "Retain",
+                0,
+                vec![non_ctl.clone()],
+                Some(vec![set_ref()]),
+            ),
             // Delete on scale-down: the condemned pod only.
             ("Retain", "Delete", 0, vec![], None),
             ("Retain", "Delete", 3, vec![], Some(vec![pod_ref(3)])),
-            ("Retain", "Delete", 3, vec![other.clone()], Some(vec![other.clone(), pod_ref(3)])),
+            (
+                "Retain",
+                "Delete",
+                3,
+                vec![other.clone()],
+                Some(vec![other.clone(), pod_ref(3)]),
+            ),
             ("Retain", "Delete", 1, vec![pod_ref(1)], Some(vec![])),
             // Both: the set while wanted, the pod once condemned.
             ("Delete", "Delete", 1, vec![set_ref()], None),
-            ("Delete", "Delete", 3, vec![set_ref()], Some(vec![pod_ref(3)])),
+            (
+                "Delete",
+                "Delete",
+                3,
+                vec![set_ref()],
+                Some(vec![pod_ref(3)]),
+            ),
             ("Delete", "Delete", 3, vec![pod_ref(3)], None),
-            ("Delete", "Delete", 1, vec![pod_ref(1)], Some(vec![set_ref()])),
+            (
+                "Delete",
+                "Delete",
+                1,
+                vec![pod_ref(1)],
+                Some(vec![set_ref()]),
+            ),
             // References to an earlier set or pod of the name: left alone.
             ("Delete", "Delete", 3, vec![old_set.clone()], None),
             ("Retain", "Delete", 3, vec![old_pod.clone()], None),
             // Another controller: ours removed, none added.
             ("Delete", "Delete", 3, vec![foreign.clone()], None),
-            ("Delete", "Delete", 3, vec![foreign.clone(), set_ref()], Some(vec![foreign.clone()])),
+            (
+                "Delete",
+                "Delete",
+                3,
+                vec![foreign.clone(), set_ref()],
+                Some(vec![foreign.clone()]),
+            ),
             // Under Retain/Retain another controller is no matter.
             ("Retain", "Retain", 3, vec![foreign.clone()], None),
         ];
@@ -411,7 +467,9 @@ mod tests {
             let sts = with_policy(deleted, scaled);
             let p = pod(ord, &format!("p{ord}"));
             let c = claim(&format!("data-db-{ord}"), refs);
-            let got = owner_updates(&sts, &[p], &|n| (n == format!("data-db-{ord}")).then(|| c.clone()));
+            let got = owner_updates(&sts, &[p], &|n| {
+                (n == format!("data-db-{ord}")).then(|| c.clone())
+            });
             let got: Option<Vec<Value>> = got.first().map(|u| {
                 assert_eq!(u.name, format!("data-db-{ord}"));
                 assert_eq!(u.resource_version.as_deref(), Some("7"));
@@ -425,9 +483,10 @@ mod tests {
     fn claims_being_deleted_and_pods_being_replaced_are_skipped() {
         let sts = with_policy("Retain", "Delete");
         let mut gone = (*claim("data-db-3", vec![])).clone();
-        gone.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            "2026-01-01T00:00:00Z".parse().unwrap(),
-        ));
+        gone.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-01-01T00:00:00Z".parse().unwrap(),
+            ));
         let gone = Arc::new(gone);
         assert!(owner_updates(&sts, &[pod(3, "p3")], &|_| Some(gone.clone())).is_empty());
         // A wanted ordinal's pod being deleted: its successor decides.
@@ -439,7 +498,10 @@ mod tests {
         let mut condemned = (*pod(3, "p3")).clone();
         condemned.metadata.deletion_timestamp = gone.metadata.deletion_timestamp.clone();
         let free = claim("data-db-3", vec![]);
-        assert_eq!(owner_updates(&sts, &[Arc::new(condemned)], &|_| Some(free.clone())).len(), 1);
+        assert_eq!(
+            owner_updates(&sts, &[Arc::new(condemned)], &|_| Some(free.clone())).len(),
+            1
+        );
     }
 
     #[test]
@@ -449,12 +511,17 @@ mod tests {
         let missing = missing_claims(&sts, &[new(0), new(1)], &|n| {
             (n == "data-db-0").then(|| claim(n, vec![]))
         });
-        let names: Vec<_> = missing.unwrap().into_iter().map(|c| c.metadata.name.unwrap()).collect();
+        let names: Vec<_> = missing
+            .unwrap()
+            .into_iter()
+            .map(|c| c.metadata.name.unwrap())
+            .collect();
         assert_eq!(names, ["data-db-1"]);
         let mut gone = (*claim("data-db-1", vec![])).clone();
-        gone.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            "2026-01-01T00:00:00Z".parse().unwrap(),
-        ));
+        gone.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-01-01T00:00:00Z".parse().unwrap(),
+            ));
         let gone = Arc::new(gone);
         let got = missing_claims(&sts, &[new(1)], &|_| Some(gone.clone()));
         assert_eq!(got, Err("data-db-1".to_string()));

@@ -309,11 +309,17 @@ fn revisions_are_named_by_the_template_hash_and_labelled_with_it() {
     let p = super::super::revisions(&set, &[], &[]);
     let r = p.create.unwrap();
     let hash = crate::meta::template_hash(&set.spec.as_ref().unwrap().template, None);
-    assert_eq!(r.metadata.name.as_deref(), Some(format!("web-{hash}").as_str()));
+    assert_eq!(
+        r.metadata.name.as_deref(),
+        Some(format!("web-{hash}").as_str())
+    );
     assert_eq!(p.name, format!("web-{hash}"));
     let labels = r.metadata.labels.unwrap();
     assert_eq!(labels[crate::history::REVISION_HASH_LABEL], hash);
-    assert!(!labels.contains_key(crate::history::HASH_LABEL), "{labels:?}");
+    assert!(
+        !labels.contains_key(crate::history::HASH_LABEL),
+        "{labels:?}"
+    );
     // Pods and the status carry the revision's name.
     let d = reconcile(&set, &[], now());
     assert_eq!(revision(&d.create[0]), Some(format!("web-{hash}").as_str()));
