@@ -13,7 +13,6 @@ pub(crate) mod filters;
 mod interpod;
 mod node_affinity;
 pub mod preempt;
-use preempt::Preemption;
 mod resources;
 mod scores;
 mod spread;
@@ -21,6 +20,7 @@ mod spread;
 use crate::meta::pod_terminal;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use preempt::Preemption;
 use resources::{container_nonzero, container_requests, pod_requests, Resources};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
@@ -75,7 +75,8 @@ pub enum Placement {
 }
 
 /// Places `pending` (in order) onto `nodes`, given the pods already bound
-/// (`bound`: active pods with `spec.nodeName` set). Each placement counts
+/// (`bound`: unfinished pods with `spec.nodeName` set, terminating ones
+/// included: they hold their room until gone). Each placement counts
 /// against its node for the pods after it.
 pub fn schedule(nodes: &[Arc<Node>], bound: &[Arc<Pod>], pending: &[Arc<Pod>]) -> Vec<Placement> {
     schedule_from(nodes, bound, pending, &mut 0)
@@ -110,7 +111,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// `nodes` with the active pods of `bound` on them.
+    /// `nodes` with the unfinished pods of `bound` on them.
     pub fn new(nodes: &[Arc<Node>], bound: &[Arc<Pod>]) -> Snapshot {
         Snapshot {
             cluster: snapshot(nodes, bound),
@@ -262,7 +263,7 @@ pub(crate) fn namespace(pod: &Pod) -> &str {
     pod.metadata.namespace.as_deref().unwrap_or("default")
 }
 
-/// The nodes with the active pods already bound to them; pods bound to
+/// The nodes with the unfinished pods already bound to them; pods bound to
 /// unknown nodes take no room anywhere.
 fn snapshot(nodes: &[Arc<Node>], bound: &[Arc<Pod>]) -> Vec<NodeInfo> {
     let mut cluster: Vec<NodeInfo> = nodes.iter().cloned().map(NodeInfo::new).collect();
