@@ -16,8 +16,22 @@ use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// The label carrying a revision's hash (on revisions and on pods).
+/// The label carrying a DaemonSet revision's hash (on revisions and pods).
 pub const HASH_LABEL: &str = "controller-revision-hash";
+/// The label carrying a StatefulSet revision's hash, as `NewControllerRevision`
+/// sets it (the set's pods carry the revision's name in [`HASH_LABEL`]).
+pub const REVISION_HASH_LABEL: &str = "controller.kubernetes.io/hash";
+
+/// The hash label of `kind`'s revisions: a DaemonSet's are labelled as its
+/// pods are (`DefaultDaemonSetUniqueLabelKey`), others as
+/// `NewControllerRevision` labels them.
+pub fn hash_label(kind: &str) -> &'static str {
+    if kind == "DaemonSet" {
+        HASH_LABEL
+    } else {
+        REVISION_HASH_LABEL
+    }
+}
 /// `revisionHistoryLimit` when the set names none.
 pub const DEFAULT_HISTORY_LIMIT: i32 = 10;
 
@@ -159,7 +173,7 @@ pub fn plan(
 fn snapshot(owner: &Owner, name: &str, data: Value, revision: i64) -> ControllerRevision {
     let tmeta = owner.template.metadata.clone().unwrap_or_default();
     let mut labels = tmeta.labels.unwrap_or_default();
-    labels.insert(HASH_LABEL.into(), owner.hash.to_string());
+    labels.insert(hash_label(owner.kind).into(), owner.hash.to_string());
     ControllerRevision {
         metadata: ObjectMeta {
             name: Some(name.to_string()),

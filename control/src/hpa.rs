@@ -12,13 +12,20 @@
 //! proposal is dropped when that reverses its direction. A ratio within the
 //! tolerance (10%) keeps the count. Then the stabilisation windows (scale-up
 //! 0 s, scale-down 300 s by default: the highest recommendation of the window
-//! wins a scale-down), the rate policies (applied per sync, against the
-//! current count), and `minReplicas`/`maxReplicas`.
+//! wins a scale-down), the rate policies, and `minReplicas`/`maxReplicas`.
+//!
+//! A rate policy bounds the change over its `periodSeconds`, as Kubernetes'
+//! `calculateScaleUpLimitWithScalingRules` / `...ScaleDownLimit...` do: the
+//! count the period started from is the current one less the scale-ups and
+//! plus the scale-downs of the period ([`ScaleEvent`]s, which the shell keeps
+//! per autoscaler as Kubernetes' `scaleUpEvents`/`scaleDownEvents`), and
+//! the policy's step is taken from there.
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::autoscaling::v2::{
-    HPAScalingRules, HorizontalPodAutoscaler, HorizontalPodAutoscalerCondition,
-    HorizontalPodAutoscalerStatus, MetricStatus, MetricValueStatus, ResourceMetricStatus,
+    HPAScalingRules, HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior,
+    HorizontalPodAutoscalerCondition, HorizontalPodAutoscalerStatus, MetricStatus,
+    MetricValueStatus, ResourceMetricStatus,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -72,6 +79,18 @@ pub struct Input<'a> {
     pub now: Timestamp,
     /// Earlier recommendations (time, replicas) kept for the windows.
     pub history: &'a [(Timestamp, i32)],
+    /// The target's recent scalings by this autoscaler, for the rate policies.
+    pub events: &'a [ScaleEvent],
+}
+
+/// One scaling of the target: when, and by how many replicas (positive up,
+/// negative down), as Kubernetes' `timestampedScaleEvent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScaleEvent {
+    /// When the scale was written.
+    pub at: Timestamp,
+    /// New replicas less old.
+    pub change: i32,
 }
 
 /// The decision.
@@ -83,6 +102,9 @@ pub struct Decision {
     pub status: HorizontalPodAutoscalerStatus,
     /// The recommendations to keep for the next decision.
     pub history: Vec<(Timestamp, i32)>,
+    /// The scale events to keep: those still inside a policy's period, and
+    /// this decision's own (the shell drops it when the scale write fails).
+    pub events: Vec<ScaleEvent>,
 }
 
 struct Proposal {
@@ -280,52 +302,80 @@ fn window(rules: Option<&HPAScalingRules>, default: i64) -> i64 {
         .map_or(default, i64::from)
 }
 
-/// The most a rule's policies let the count move from `current` in one
-/// sync: `Max` (default) takes the largest change, `Min` the smallest,
-/// `Disabled` none. `None`: no limit.
-fn rate_limit(rules: Option<&HPAScalingRules>, current: i32, up: bool) -> Option<i32> {
-    let default_up = [("Percent", 100), ("Pods", 4)];
-    let default_down = [("Percent", 100)];
-    let policies: Vec<(String, i32)> = match rules.and_then(|r| r.policies.as_ref()) {
-        Some(p) => p.iter().map(|p| (p.type_.clone(), p.value)).collect(),
-        None if up => default_up
+/// A rule's policies as (type, value, periodSeconds), Kubernetes' defaults
+/// when it names none (up: 4 pods or 100% per 15 s; down: 100% per 15 s).
+fn policies(rules: Option<&HPAScalingRules>, up: bool) -> Vec<(String, i32, i32)> {
+    match rules.and_then(|r| r.policies.as_ref()) {
+        Some(p) => p
             .iter()
-            .map(|(t, v)| (t.to_string(), *v))
+            .map(|p| (p.type_.clone(), p.value, p.period_seconds))
             .collect(),
-        None => default_down
-            .iter()
-            .map(|(t, v)| (t.to_string(), *v))
-            .collect(),
-    };
+        None if up => vec![("Pods".into(), 4, 15), ("Percent".into(), 100, 15)],
+        None => vec![("Percent".into(), 100, 15)],
+    }
+}
+
+/// The replicas added (`up`) or removed by `events` within the last
+/// `period` seconds (Kubernetes' `getReplicasChangePerPeriod`).
+fn changed_within(events: &[ScaleEvent], period: i32, now: Timestamp, up: bool) -> i32 {
+    let period = SignedDuration::from_secs(i64::from(period));
+    events
+        .iter()
+        .filter(|e| (e.change > 0) == up && e.change != 0)
+        .filter(|e| now.duration_since(e.at) < period)
+        .map(|e| e.change.abs())
+        .sum()
+}
+
+/// The bound a rule's policies put on the count (highest for `up`, lowest
+/// for down): each policy steps from the count its period started at, `Max`
+/// (default) takes the largest change, `Min` the smallest, `Disabled` none;
+/// never past the current count the other way (Kubernetes'
+/// `calculateScaleUpLimitWithScalingRules` and
+/// `calculateScaleDownLimitWithBehaviors`).
+fn rate_limit(
+    rules: Option<&HPAScalingRules>,
+    current: i32,
+    up: bool,
+    events: &[ScaleEvent],
+    now: Timestamp,
+) -> i32 {
     let select = rules
         .and_then(|r| r.select_policy.clone())
         .unwrap_or_else(|| "Max".into());
     if select == "Disabled" {
-        return Some(current);
+        return current;
     }
-    let limits = policies.iter().map(|(t, v)| {
-        let change = if t == "Percent" {
-            let c = current as f64 * *v as f64 / 100.0;
-            if up {
-                c.ceil() as i32
-            } else {
-                c.floor() as i32
-            }
-        } else {
-            *v
+    let limits = policies(rules, up).into_iter().map(|(t, v, period)| {
+        let added = changed_within(events, period, now, true);
+        let removed = changed_within(events, period, now, false);
+        let start = f64::from(current - added + removed);
+        let v = f64::from(v);
+        let proposed = match (t.as_str(), up) {
+            ("Percent", true) => (start * (1.0 + v / 100.0)).ceil(),
+            ("Percent", false) => (start * (1.0 - v / 100.0)).trunc(),
+            (_, true) => start + v,
+            (_, false) => start - v,
         };
-        if up {
-            current + change
-        } else {
-            current - change
-        }
+        proposed.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32
     });
-    let pick = if (select == "Max") == up {
-        limits.max()
+    let widest = (select == "Max") == up;
+    let pick = if widest { limits.max() } else { limits.min() };
+    let pick = pick.unwrap_or(current);
+    // Past changes may already exceed the policy: hold, never reverse.
+    if up {
+        pick.max(current)
     } else {
-        limits.min()
-    };
-    pick.map(|l| l.max(0))
+        pick.min(current).max(0)
+    }
+}
+
+/// The longest policy period of a behavior's rules, seconds: how long scale
+/// events matter.
+fn longest_period(behavior: &HorizontalPodAutoscalerBehavior) -> i32 {
+    let up = policies(behavior.scale_up.as_ref(), true);
+    let down = policies(behavior.scale_down.as_ref(), false);
+    up.iter().chain(&down).map(|p| p.2).max().unwrap_or(0)
 }
 
 /// One decision: what Kubernetes' controller would scale the target to and write as status.
@@ -352,6 +402,13 @@ pub fn reconcile(input: &Input) -> Decision {
     )];
     let mut history: Vec<(Timestamp, i32)> = input.history.to_vec();
     let behavior = spec.behavior.clone().unwrap_or_default();
+    let keep_events = SignedDuration::from_secs(i64::from(longest_period(&behavior)));
+    let mut events: Vec<ScaleEvent> = input
+        .events
+        .iter()
+        .filter(|e| input.now.duration_since(e.at) < keep_events)
+        .copied()
+        .collect();
     let up_window = window(behavior.scale_up.as_ref(), 0);
     let down_window = window(behavior.scale_down.as_ref(), DOWN_WINDOW);
     let mut desired;
@@ -369,6 +426,7 @@ pub fn reconcile(input: &Input) -> Decision {
             scale_to: None,
             status,
             history,
+            events,
         };
     } else if current > max {
         // "Current number of replicas above Spec.MaxReplicas": no metrics needed.
@@ -446,6 +504,7 @@ pub fn reconcile(input: &Input) -> Decision {
                     scale_to: None,
                     status,
                     history,
+                    events,
                 };
             }
         }
@@ -488,26 +547,25 @@ pub fn reconcile(input: &Input) -> Decision {
             );
         }
         desired = stabilized;
-        // Rate policies.
+        // Rate policies, over their periods' scale events.
+        let now = input.now;
         if desired > current {
-            if let Some(l) = rate_limit(behavior.scale_up.as_ref(), current, true) {
-                if desired > l {
-                    desired = l;
-                    reason_limited = Some((
-                        "ScaleUpLimit",
-                        "the desired replica count is increasing faster than the maximum scale rate",
-                    ));
-                }
+            let l = rate_limit(behavior.scale_up.as_ref(), current, true, &events, now);
+            if desired > l && l < max {
+                desired = l;
+                reason_limited = Some((
+                    "ScaleUpLimit",
+                    "the desired replica count is increasing faster than the maximum scale rate",
+                ));
             }
         } else if desired < current {
-            if let Some(l) = rate_limit(behavior.scale_down.as_ref(), current, false) {
-                if desired < l {
-                    desired = l;
-                    reason_limited = Some((
-                        "ScaleDownLimit",
-                        "the desired replica count is decreasing faster than the maximum scale rate",
-                    ));
-                }
+            let l = rate_limit(behavior.scale_down.as_ref(), current, false, &events, now);
+            if desired < l && l > min {
+                desired = l;
+                reason_limited = Some((
+                    "ScaleDownLimit",
+                    "the desired replica count is decreasing faster than the maximum scale rate",
+                ));
             }
         }
     }
@@ -547,6 +605,10 @@ pub fn reconcile(input: &Input) -> Decision {
     status.desired_replicas = desired;
     let scale_to = (desired != current).then_some(desired);
     if let Some(n) = scale_to {
+        events.push(ScaleEvent {
+            at: input.now,
+            change: n - current,
+        });
         status.last_scale_time = Some(Time(input.now));
         conditions[0] = condition(
             "AbleToScale",
@@ -560,6 +622,7 @@ pub fn reconcile(input: &Input) -> Decision {
         scale_to,
         status,
         history,
+        events,
     }
 }
 

@@ -67,6 +67,12 @@ pub fn pod_active(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_none() && !matches!(phase, Some("Succeeded" | "Failed"))
 }
 
+/// Whether a pod has finished (Succeeded or Failed).
+pub fn pod_terminal(p: &Pod) -> bool {
+    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+    matches!(phase, Some("Succeeded" | "Failed"))
+}
+
 /// The time its Ready condition became True, if it is True.
 pub fn ready_since(p: &Pod) -> Option<Option<Timestamp>> {
     let c = p

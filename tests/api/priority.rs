@@ -151,14 +151,37 @@ async fn a_higher_priority_pod_preempts_a_lower_one_on_a_full_node() {
     .await;
     api.create("pods", Some("default"), &pod("vip", Some("high"), "800m"))
         .await;
-    // The victim is deleted (it terminates: no agent confirms), the
-    // preemptor is nominated, then bound to the node.
+    // The victim is deleted (it terminates: no agent confirms) and the
+    // preemptor nominated to its node; the victim holds its room until it
+    // is gone, and the preemptor waits for it rather than preempting more.
     eventually("the victim deleted", WAIT, || async {
         let p = api.get("pods", Some("default"), "victim").await;
         p.is_none_or(|p| p["metadata"]["deletionTimestamp"].is_string())
             .then_some(())
     })
     .await;
+    eventually("the preemptor nominated", WAIT, || async {
+        let p = api.get("pods", Some("default"), "vip").await?;
+        (p["status"]["nominatedNodeName"] == "n1").then_some(())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let vip = api.get("pods", Some("default"), "vip").await.unwrap();
+    assert!(
+        vip["spec"]["nodeName"].is_null(),
+        "bound beside its victim: {vip}"
+    );
+    assert_eq!(vip["status"]["nominatedNodeName"], "n1", "{vip}");
+    // The agent's part: the victim's containers stopped, it goes.
+    let (code, s) = api
+        .delete(
+            "pods",
+            Some("default"),
+            "victim",
+            &json!({"gracePeriodSeconds": 0}),
+        )
+        .await;
+    assert!(code == 200 || code == 404, "{code} {s}");
     eventually("the preemptor bound", WAIT, || async {
         let p = api.get("pods", Some("default"), "vip").await?;
         (p["spec"]["nodeName"] == "n1").then_some(())

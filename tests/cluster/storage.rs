@@ -2,7 +2,9 @@
 //! `volumeClaimTemplates` become claims bound to `local-path` volumes made on
 //! the node each pod was scheduled to; a replaced pod finds its data; a claim
 //! in use is kept (Terminating) until its pod is gone; deleting the claims
-//! deletes their volumes and the nodes remove the directories.
+//! deletes their volumes and the nodes remove the directories; the
+//! `persistentVolumeClaimRetentionPolicy` deletes or keeps the claims of
+//! ordinals scaled away and of a deleted set.
 
 use crate::harness::{serial, wait_until};
 use crate::kubectl::Kubectl;
@@ -149,6 +151,112 @@ async fn statefulset_claims_get_local_volumes_that_outlive_their_pods() {
                 Ok(())
             } else {
                 Err(format!("left: {left:?}"))
+            }
+        }
+    })
+    .await;
+}
+
+/// A set of the `DB` shape named `name`, with the given retention policy.
+fn retained(name: &str, when_deleted: &str, when_scaled: &str) -> String {
+    DB.replace("name: db}", &format!("name: {name}}}"))
+        .replace("serviceName: db", &format!("serviceName: {name}"))
+        .replace("app: db", &format!("app: {name}"))
+        .replace(
+            "  volumeClaimTemplates:",
+            &format!(
+                "  persistentVolumeClaimRetentionPolicy: {{whenDeleted: {when_deleted}, whenScaled: {when_scaled}}}\n  volumeClaimTemplates:"
+            ),
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulset_claim_retention_policy_deletes_or_keeps_claims() {
+    if !is_root() {
+        eprintln!("skipped: bind-mounting volumes needs a mount namespace (root)");
+        return;
+    }
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let k = Kubectl::of_up(home, &dir);
+
+    // `keep` retains its claims; `drop` deletes them when scaled and deleted.
+    k.ok_in(&["apply", "-f", "-"], &retained("keep", "Retain", "Retain"));
+    k.ok_in(&["apply", "-f", "-"], &retained("drop", "Delete", "Delete"));
+    k.ok(&["rollout", "status", "statefulset/keep", "--timeout=90s"]);
+    k.ok(&["rollout", "status", "statefulset/drop", "--timeout=90s"]);
+    let volume_dir = |claim: &str| {
+        let c = k.json(&["get", "pvc", claim]);
+        assert_eq!(c["status"]["phase"], "Bound", "{c}");
+        let pv = k.json(&["get", "pv", c["spec"]["volumeName"].as_str().unwrap()]);
+        let path = pv["spec"]["hostPath"]["path"].as_str().unwrap().to_string();
+        assert!(std::path::Path::new(&path).exists(), "{path}");
+        (c, path)
+    };
+    let (kept, kept_dir) = volume_dir("data-keep-1");
+    assert!(kept["metadata"].get("ownerReferences").is_none(), "{kept}");
+    let (dropped, dropped_dir) = volume_dir("data-drop-1");
+    let owner = &dropped["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "StatefulSet", "{dropped}");
+    assert_eq!(owner["name"], "drop", "{dropped}");
+    let (_, drop0_dir) = volume_dir("data-drop-0");
+
+    k.ok(&["scale", "statefulset", "keep", "drop", "--replicas=1"]);
+    wait_until("data-drop-1 and its volume gone", T, || {
+        let claims: Vec<String> = items(&k.json(&["get", "pvc", "-o", "json"]))
+            .iter()
+            .filter_map(|c| c["metadata"]["name"].as_str().map(str::to_string))
+            .collect();
+        let dir_left = std::path::Path::new(&dropped_dir).exists();
+        async move {
+            if claims.iter().any(|c| c == "data-drop-1") || dir_left {
+                Err(format!("claims {claims:?}, directory left: {dir_left}"))
+            } else {
+                Ok(())
+            }
+        }
+    })
+    .await;
+    wait_until("keep-1 gone", T, || {
+        let p = k.ok(&["get", "pod", "keep-1", "--ignore-not-found", "-o", "name"]);
+        async move {
+            if p.trim().is_empty() {
+                Ok(())
+            } else {
+                Err("keep-1 still there".to_string())
+            }
+        }
+    })
+    .await;
+    // Retain: the claim of the removed ordinal stays bound, with its data.
+    let (kept, path) = volume_dir("data-keep-1");
+    assert_eq!(path, kept_dir);
+    assert!(kept["metadata"]["deletionTimestamp"].is_null(), "{kept}");
+    assert_eq!(
+        std::fs::read_to_string(format!("{path}/runs"))
+            .unwrap()
+            .trim(),
+        "start keep-1"
+    );
+    // whenDeleted: Delete: the set's remaining claim goes with it; keep's stay.
+    k.ok(&["delete", "statefulset", "drop"]);
+    wait_until("data-drop-0 gone with its set", T, || {
+        let claims: Vec<String> = items(&k.json(&["get", "pvc", "-o", "json"]))
+            .iter()
+            .filter_map(|c| c["metadata"]["name"].as_str().map(str::to_string))
+            .collect();
+        let dir_left = std::path::Path::new(&drop0_dir).exists();
+        async move {
+            if claims.iter().any(|c| c.starts_with("data-drop")) || dir_left {
+                Err(format!("claims {claims:?}, directory left: {dir_left}"))
+            } else if claims != ["data-keep-0", "data-keep-1"] {
+                Err(format!("claims {claims:?}"))
+            } else {
+                Ok(())
             }
         }
     })

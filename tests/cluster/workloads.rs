@@ -3,8 +3,8 @@
 //! processes spread over both nodes; a rolling update keeps within
 //! maxUnavailable/maxSurge at every watch event; `rollout history` and `undo`;
 //! scaling; a rollback survives the SIGKILL of the leader master; a pod that
-//! fits nowhere says why as Kubernetes does; and a dead node's pods are
-//! replaced on the other node.
+//! fits nowhere says why as Kubernetes does; a dead node's pods are
+//! replaced on the other node; and a DaemonSet covers a node that joins later.
 
 use crate::harness::{serial, wait_until};
 use crate::kubectl::Kubectl;
@@ -938,4 +938,126 @@ async fn kubectl_rolls_a_daemonset_back_by_its_controller_revisions() {
         err.contains("unable to find specified revision 9 in history"),
         "{err}"
     );
+}
+
+const LATE_AGENT: &str = r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: late}
+spec:
+  selector: {matchLabels: {app: late}}
+  template:
+    metadata: {labels: {app: late}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: busybox
+        command: ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done", "marker-late"]
+"#;
+
+/// The nodes the `late` DaemonSet's Running pods are on.
+fn late_nodes(k: &Kubectl) -> std::collections::BTreeSet<String> {
+    let pods = k.json(&["get", "pods", "-l", "app=late"]);
+    pods["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p["status"]["phase"] == "Running")
+        .filter_map(|p| p["spec"]["nodeName"].as_str().map(String::from))
+        .collect()
+}
+
+/// A DaemonSet covers a node that joins after it was made: a third real
+/// node joins `ferry up` with a bootstrap token and gets its pod, as a
+/// process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemonset_covers_a_node_that_joins_later() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let k = Kubectl::of_up(home, &dir);
+    k.ok_in(&["apply", "-f", "-"], LATE_AGENT);
+    k.ok(&["rollout", "status", "daemonset/late", "--timeout=60s"]);
+    assert_eq!(late_nodes(&k), ["n1", "n2"].map(String::from).into());
+
+    // n3 joins with a fresh token, on its own loopback address.
+    let conf = dir.join("admin.conf");
+    let conf = conf.to_str().unwrap();
+    let token = crate::procs::ferry(home, conf, &["token", "create", "--ttl", "1h"]);
+    assert!(token.status.success(), "{}", token.stderr);
+    let admin = ferry_config::ClientConfig::load(Path::new(conf)).unwrap();
+    let data = home.join("n3");
+    let log = std::fs::File::create(home.join("n3.log")).unwrap();
+    let n3 = crate::procs::ferry_cmd(home)
+        .args([
+            "node",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--join",
+            &admin.masters.join(","),
+            "--token",
+            token.stdout.trim(),
+            "--name",
+            "n3",
+            "--address",
+            "127.0.1.3",
+            "--pod-network",
+            "host",
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start n3");
+    let mut n3 = Reaped(Some(n3));
+    wait_until("a late pod Running on n3", T, || {
+        let nodes = late_nodes(&k);
+        async move {
+            if nodes.contains("n3") {
+                Ok(())
+            } else {
+                Err(format!("on {nodes:?}"))
+            }
+        }
+    })
+    .await;
+    assert_eq!(late_nodes(&k), ["n1", "n2", "n3"].map(String::from).into());
+    k.ok(&["rollout", "status", "daemonset/late", "--timeout=60s"]);
+    let ds = k.json(&["get", "daemonset", "late"]);
+    assert_eq!(ds["status"]["desiredNumberScheduled"], 3, "{ds}");
+    assert_eq!(ds["status"]["numberReady"], 3, "{ds}");
+    assert_eq!(container_pids("marker-late").len(), 3);
+
+    // The pods go before the node does, so it leaves no process behind.
+    k.ok(&["delete", "daemonset", "late"]);
+    wait_until("the late pods gone", T, || {
+        let left = container_pids("marker-late").len();
+        async move {
+            match left {
+                0 => Ok(()),
+                n => Err(format!("{n} processes left")),
+            }
+        }
+    })
+    .await;
+    if let Some(mut child) = n3.0.take() {
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+        let _ = child.wait();
+    }
+}
+
+/// A child process SIGKILLed when the test ends early.
+struct Reaped(Option<std::process::Child>);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

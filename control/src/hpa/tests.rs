@@ -223,6 +223,7 @@ fn replica_counts_as_kubernetes_computes_them() {
             usage: Ok(&u),
             now: at(0),
             history: &history,
+            events: &[],
         });
         assert_eq!(d.scale_to, want_scale, "{name}");
         assert_eq!(d.status.desired_replicas, want_desired, "{name}");
@@ -243,6 +244,7 @@ fn conditions_and_current_metrics() {
         usage: Ok(&u),
         now: at(0),
         history: &[],
+        events: &[],
     });
     let m = &d.status.current_metrics.as_ref().unwrap()[0];
     let r = m.resource.as_ref().unwrap();
@@ -273,6 +275,7 @@ fn conditions_and_current_metrics() {
         usage: Ok(&u),
         now: at(0),
         history: &[],
+        events: &[],
     });
     assert_eq!(d.scale_to, Some(3));
     assert_eq!(
@@ -295,6 +298,7 @@ fn conditions_and_current_metrics() {
         usage: Ok(&u),
         now: at(0),
         history: &[(at(10), 2)],
+        events: &[],
     });
     assert_eq!(d.scale_to, None);
     assert_eq!(
@@ -348,10 +352,12 @@ fn behavior_windows_and_policies() {
             None,
         ),
         (
+            // 10% of 2 allows 2 × 0.9 = 1.8, truncated to 1 as Kubernetes
+            // converts it: the step is taken.
             json!({"scaleDown": {"stabilizationWindowSeconds": 0, "policies": [{"type": "Percent", "value": 10, "periodSeconds": 60}]}}),
             &idle,
             vec![],
-            None,
+            Some(1),
         ),
     ];
     for (b, u, history, want) in cases {
@@ -364,6 +370,7 @@ fn behavior_windows_and_policies() {
             usage: Ok(u),
             now: at(0),
             history: &history,
+            events: &[],
         });
         assert_eq!(d.scale_to, want, "{b}");
     }
@@ -383,6 +390,7 @@ fn what_stops_scaling() {
             usage,
             now: at(0),
             history: &[],
+            events: &[],
         })
     };
     let d = run(1, &no_request, Ok(&u));
@@ -433,4 +441,240 @@ fn what_stops_scaling() {
         cond(&d, "ScalingLimited").reason.as_deref(),
         Some("TooManyReplicas")
     );
+}
+
+/// A scale event `secs_ago`, by `change` replicas.
+fn ev(secs_ago: i64, change: i32) -> ScaleEvent {
+    ScaleEvent {
+        at: at(secs_ago),
+        change,
+    }
+}
+
+/// (case, behavior, current replicas, wanted replicas, past events) → the
+/// scale and the ScalingLimited reason: each policy steps from the count
+/// its period started at.
+#[test]
+fn rate_policies_bound_the_change_over_their_period() {
+    let pods_up = |v: i32, period: i32| json!({"scaleUp": {"policies": [{"type": "Pods", "value": v, "periodSeconds": period}]}});
+    let down = |policies: serde_json::Value, select: &str| {
+        json!({"scaleDown": {"stabilizationWindowSeconds": 0, "selectPolicy": select,
+            "policies": policies}})
+    };
+    /// (case, behavior, current, wanted, events, scale to, limited reason)
+    type Case = (
+        &'static str,
+        serde_json::Value,
+        i32,
+        i32,
+        Vec<ScaleEvent>,
+        Option<i32>,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "no events: 2 → 4 by 2 pods",
+            pods_up(2, 60),
+            2,
+            8,
+            vec![],
+            Some(4),
+            "ScaleUpLimit",
+        ),
+        (
+            "2 added 30 s ago within 60 s: the period is spent",
+            pods_up(2, 60),
+            4,
+            8,
+            vec![ev(30, 2)],
+            None,
+            "ScaleUpLimit",
+        ),
+        (
+            "1 of 2 added: one more",
+            pods_up(2, 60),
+            3,
+            8,
+            vec![ev(30, 1)],
+            Some(4),
+            "ScaleUpLimit",
+        ),
+        (
+            "events older than the period do not count",
+            pods_up(2, 60),
+            4,
+            8,
+            vec![ev(60, 2), ev(90, 2)],
+            Some(6),
+            "ScaleUpLimit",
+        ),
+        (
+            "a scale-down in the period gives its room back",
+            pods_up(2, 60),
+            4,
+            8,
+            vec![ev(30, 2), ev(20, -1)],
+            Some(5),
+            "ScaleUpLimit",
+        ),
+        (
+            "past the policy already: hold, never reverse",
+            pods_up(2, 60),
+            6,
+            8,
+            vec![ev(10, 4)],
+            None,
+            "ScaleUpLimit",
+        ),
+        (
+            "the limit beyond max: max bounds it",
+            pods_up(10, 60),
+            2,
+            50,
+            vec![],
+            Some(10),
+            "TooManyReplicas",
+        ),
+        (
+            "default up (4 pods or 100% per 15 s): +4 from 4 10 s ago spent it",
+            json!(null),
+            8,
+            10,
+            vec![ev(10, 4)],
+            None,
+            "ScaleUpLimit",
+        ),
+        (
+            "default up: an event 20 s ago is outside 15 s",
+            json!(null),
+            4,
+            10,
+            vec![ev(20, 2)],
+            Some(8),
+            "ScaleUpLimit",
+        ),
+        (
+            "within the limit: the wanted count",
+            pods_up(4, 60),
+            4,
+            6,
+            vec![ev(30, 1)],
+            Some(6),
+            "DesiredWithinRange",
+        ),
+        (
+            "Percent down 50% of 8 per 60 s, 2 removed already",
+            down(
+                json!([{"type": "Percent", "value": 50, "periodSeconds": 60}]),
+                "Max",
+            ),
+            6,
+            1,
+            vec![ev(30, -2)],
+            Some(4),
+            "ScaleDownLimit",
+        ),
+        (
+            "Max down: the larger of 1 pod and 50% per 60 s",
+            down(
+                json!([{"type": "Pods", "value": 1, "periodSeconds": 60},
+                       {"type": "Percent", "value": 50, "periodSeconds": 60}]),
+                "Max",
+            ),
+            8,
+            1,
+            vec![],
+            Some(4),
+            "ScaleDownLimit",
+        ),
+        (
+            "Min down: the smaller, and its period's events",
+            down(
+                json!([{"type": "Pods", "value": 1, "periodSeconds": 60},
+                       {"type": "Percent", "value": 50, "periodSeconds": 10}]),
+                "Min",
+            ),
+            7,
+            1,
+            vec![ev(30, -1)],
+            None,
+            "ScaleDownLimit",
+        ),
+    ];
+    for (what, behavior, current, want, events, scale_to, reason) in cases {
+        let h = hpa(1, 10, 50, behavior);
+        // Every pod at `want / current` of the 50% target.
+        let names: Vec<String> = (0..current).map(|i| format!("p{i}")).collect();
+        let pods: Vec<PodInfo> = names.iter().map(|n| pod(n, true, Some(1000))).collect();
+        let each = i64::from(want) * 500 / i64::from(current);
+        let u: HashMap<String, Usage> = names
+            .iter()
+            .map(|n| {
+                (
+                    n.clone(),
+                    Usage {
+                        cpu: each,
+                        memory: 0,
+                    },
+                )
+            })
+            .collect();
+        let d = reconcile(&Input {
+            hpa: &h,
+            spec_replicas: current,
+            status_replicas: current,
+            pods: &pods,
+            usage: Ok(&u),
+            now: at(0),
+            history: &[],
+            events: &events,
+        });
+        assert_eq!(d.scale_to, scale_to, "{what}");
+        assert_eq!(
+            cond(&d, "ScalingLimited").reason.as_deref(),
+            Some(reason),
+            "{what}"
+        );
+        // The decision's own scale is remembered.
+        let own = d.events.last().filter(|e| e.at == at(0)).map(|e| e.change);
+        assert_eq!(own, scale_to.map(|n| n - current), "{what}");
+    }
+}
+
+#[test]
+fn scale_events_are_kept_for_the_longest_policy_period() {
+    let h = hpa(
+        1,
+        10,
+        50,
+        json!({"scaleUp": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 15},
+            {"type": "Pods", "value": 1, "periodSeconds": 120}]}}),
+    );
+    let pods = [pod("a", true, Some(1000))];
+    let u = usage(&[("a", 500)]);
+    let d = reconcile(&Input {
+        hpa: &h,
+        spec_replicas: 1,
+        status_replicas: 1,
+        pods: &pods,
+        usage: Ok(&u),
+        now: at(0),
+        history: &[],
+        events: &[ev(200, 1), ev(119, -1), ev(30, 2)],
+    });
+    assert_eq!(d.scale_to, None);
+    assert_eq!(d.events, [ev(119, -1), ev(30, 2)]);
+    // Without behavior the defaults' 15 s bound them.
+    let h = hpa(1, 10, 50, json!(null));
+    let d = reconcile(&Input {
+        hpa: &h,
+        spec_replicas: 1,
+        status_replicas: 1,
+        pods: &pods,
+        usage: Ok(&u),
+        now: at(0),
+        history: &[],
+        events: &[ev(16, 1), ev(14, 1)],
+    });
+    assert_eq!(d.events, [ev(14, 1)]);
 }

@@ -254,8 +254,10 @@ impl Plane<'_> {
         let pods = self.pods.by_index(BY_OWNER, &uid);
         let tag = format!("sts:{key}");
         let revisions = self.revisions.by_index(BY_OWNER, &uid);
+        let mut stored = statefulset::Stored::default();
         if sts.metadata.deletion_timestamp.is_none() {
             let plan = statefulset::revisions(&sts, &pods, &revisions);
+            stored.update = Some(plan.name.clone());
             match self.write_history(&tag, &sts.metadata, plan).await {
                 History::Ready => {}
                 History::Wait => {
@@ -272,18 +274,30 @@ impl Plane<'_> {
                 }
             }
         }
-        let current = statefulset::current_template(&sts, &revisions);
-        let d = statefulset::reconcile_with(&sts, &pods, current.as_ref(), ferry_api::clock::now());
+        stored.current = statefulset::current_template(&sts, &revisions);
+        let d = statefulset::reconcile_with(&sts, &pods, &stored, ferry_api::clock::now());
         if !self.api.is_leader() {
             return true;
         }
-        // A pod starts only with its claims there to mount.
-        let claims_ok = self.create_claims(&sts, &d.create).await;
-        let create = if claims_ok { &d.create[..] } else { &[] };
-        let mut ok = claims_ok
-            & self
-                .write_pods(&sts.metadata, "StatefulSet", &tag, create, &d.delete)
-                .await;
+        // Claims follow the retention policy before a condemned pod goes.
+        if sts.metadata.deletion_timestamp.is_none() && !self.claim_owners(&sts, &pods).await {
+            return false;
+        }
+        // A pod starts only with its claims there to mount; a claim still
+        // being deleted (scaled away with `whenScaled: Delete`) is waited for.
+        let claims = self.create_claims(&sts, &d.create).await;
+        if claims.is_none() {
+            self.sts_q.add_after(key, Duration::from_millis(500));
+        }
+        let create = if claims == Some(true) {
+            &d.create[..]
+        } else {
+            &[]
+        };
+        let written = self
+            .write_pods(&sts.metadata, "StatefulSet", &tag, create, &d.delete)
+            .await;
+        let mut ok = claims != Some(false) && written;
         if let Some(status) = d.status {
             let mut with_status = (*sts).clone();
             with_status.status = Some(status);

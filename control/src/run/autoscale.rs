@@ -68,10 +68,15 @@ pub fn usage_of(list: &Value) -> HashMap<String, Usage> {
     out
 }
 
+/// What the shell remembers of one autoscaler between passes: its
+/// recommendations (time, replicas) and its scale events.
+type Memory = (Vec<(Timestamp, i32)>, Vec<hpa::ScaleEvent>);
+
 impl Plane<'_> {
     pub(super) async fn autoscale_loop(&self) {
         self.synced().await;
-        let mut history: HashMap<String, Vec<(Timestamp, i32)>> = HashMap::new();
+        // Per autoscaler: its recent recommendations and scale events.
+        let mut history: HashMap<String, Memory> = HashMap::new();
         loop {
             match api::list::<HorizontalPodAutoscaler>(self.api, "horizontalpodautoscalers").await {
                 Ok((hpas, _)) => {
@@ -84,7 +89,7 @@ impl Plane<'_> {
                         }
                         let key = crate::meta::key(&h.metadata);
                         let past = history.remove(&key).unwrap_or_default();
-                        let kept = self.autoscale(h, &past).await;
+                        let kept = self.autoscale(h, past).await;
                         history.insert(key, kept);
                     }
                 }
@@ -94,15 +99,12 @@ impl Plane<'_> {
         }
     }
 
-    /// One autoscaler's pass; returns the recommendations to keep.
-    async fn autoscale(
-        &self,
-        h: &HorizontalPodAutoscaler,
-        past: &[(Timestamp, i32)],
-    ) -> Vec<(Timestamp, i32)> {
+    /// One autoscaler's pass; returns the recommendations and scale events
+    /// to keep.
+    async fn autoscale(&self, h: &HorizontalPodAutoscaler, past: Memory) -> Memory {
         let ns = h.metadata.namespace.clone().unwrap_or_default();
         let Some(spec) = &h.spec else {
-            return past.to_vec();
+            return past;
         };
         let target = &spec.scale_target_ref;
         let plural = ferry_api::resources::by_cli_name(&target.kind).map(|r| r.plural);
@@ -128,7 +130,7 @@ impl Plane<'_> {
                     ),
                 )
                 .await;
-                return past.to_vec();
+                return past;
             }
         };
         let spec_replicas = scale
@@ -175,8 +177,10 @@ impl Plane<'_> {
             pods: &pods,
             usage: usage.as_ref().map_err(String::clone),
             now: ferry_api::clock::now(),
-            history: past,
+            history: &past.0,
+            events: &past.1,
         });
+        let mut events = d.events.clone();
         let mut status = d.status.clone();
         if let Some(n) = d.scale_to {
             let patch = json!({"spec": {"replicas": n}});
@@ -209,6 +213,8 @@ impl Plane<'_> {
                     "FailedRescale",
                     &msg,
                 );
+                // Not scaled: no event.
+                events.pop();
                 status.desired_replicas = spec_replicas;
                 status.last_scale_time = h.status.as_ref().and_then(|s| s.last_scale_time.clone());
                 if let Some(c) = status.conditions.as_mut().and_then(|c| c.first_mut()) {
@@ -219,7 +225,7 @@ impl Plane<'_> {
             }
         }
         self.hpa_status(h, status).await;
-        d.history
+        (d.history, events)
     }
 
     async fn hpa_status(

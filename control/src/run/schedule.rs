@@ -48,7 +48,7 @@ impl Plane<'_> {
             .pods
             .list()
             .into_iter()
-            .filter(|p| bound(p) && meta::pod_active(p))
+            .filter(|p| bound(p) && !meta::pod_terminal(p))
             .collect();
         for (key, (node, _)) in &assumed {
             if let Some(p) = self.pods.get(key).filter(|p| !bound(p)) {
@@ -81,6 +81,7 @@ impl Plane<'_> {
                     name: pod.metadata.name.clone().unwrap_or_default(),
                     uid: pod.metadata.uid.clone().unwrap_or_default(),
                     message: format!("0/{} nodes are available: {why}.", nodes.len()),
+                    nominated: None,
                 },
                 Ok(c) if c == crate::volume::PodClaims::default() => snapshot.place(pod),
                 Ok(c) => {
@@ -146,9 +147,11 @@ impl Plane<'_> {
                     namespace,
                     name,
                     message,
+                    nominated,
                     ..
                 } => {
-                    self.unschedulable_pod(namespace, name, message, None).await;
+                    self.unschedulable_pod(namespace, name, message, nominated.as_deref())
+                        .await;
                 }
                 scheduler::Placement::Preempt {
                     namespace,

@@ -315,34 +315,24 @@ impl Plane<'_> {
         .await
     }
 
-    /// Creates the claims the StatefulSet's new pods mount (409: already there).
-    pub(super) async fn create_claims(&self, sts: &StatefulSet, pods: &[Pod]) -> bool {
-        let set = sts.metadata.name.as_deref().unwrap_or("");
-        let mut creates = Vec::new();
-        for p in pods {
-            let ordinal = p
-                .metadata
-                .name
-                .as_deref()
-                .and_then(|n| n.strip_prefix(set)?.strip_prefix('-')?.parse().ok());
-            let Some(ordinal) = ordinal else { continue };
-            for c in statefulset::claims::claims_for(sts, ordinal) {
-                if self.claims.get(&meta::key(&c.metadata)).is_none() {
-                    let ns = c.metadata.namespace.clone();
-                    creates.push(with_body(
-                        ObjectRequest::new(
-                            Verb::Create,
-                            "persistentvolumeclaims",
-                            ns.as_deref(),
-                            None,
-                        ),
-                        &c,
-                    ));
-                }
-            }
-        }
+    /// Creates the claims the StatefulSet's new pods mount (409: already
+    /// there). None: a claim is still being deleted, the pods must wait.
+    pub(super) async fn create_claims(&self, sts: &StatefulSet, pods: &[Pod]) -> Option<bool> {
+        let ns = sts.metadata.namespace.as_deref().unwrap_or("");
+        let lookup = |n: &str| self.claims.get(&format!("{ns}/{n}"));
+        let creates: Vec<_> = match statefulset::claims::missing_claims(sts, pods, &lookup) {
+            Ok(claims) => claims
+                .iter()
+                .map(|c| {
+                    let ns = c.metadata.namespace.as_deref();
+                    let req = ObjectRequest::new(Verb::Create, "persistentvolumeclaims", ns, None);
+                    with_body(req, c)
+                })
+                .collect(),
+            Err(_) => return None,
+        };
         if creates.is_empty() {
-            return true;
+            return Some(true);
         }
         let results = self.write_all(creates).await;
         for w in results.iter().filter(|w| !w.ok() && w.code != 409) {
@@ -355,6 +345,39 @@ impl Plane<'_> {
                 &msg,
             );
         }
-        results.iter().all(|w| w.ok() || w.code == 409)
+        Some(results.iter().all(|w| w.ok() || w.code == 409))
+    }
+
+    /// Gives the claims of the StatefulSet's pods the owner references its
+    /// retention policy wants, before any pod of this pass is deleted.
+    pub(super) async fn claim_owners(&self, sts: &StatefulSet, pods: &[Arc<Pod>]) -> bool {
+        let ns = sts.metadata.namespace.as_deref();
+        let lookup = |n: &str| self.claims.get(&format!("{}/{n}", ns.unwrap_or("")));
+        let updates = statefulset::claims::owner_updates(sts, pods, &lookup);
+        if updates.is_empty() {
+            return true;
+        }
+        let writes = updates
+            .iter()
+            .map(|u| {
+                let patch = json!({"metadata": {
+                    "resourceVersion": u.resource_version,
+                    "ownerReferences": u.owner_references,
+                }});
+                merge_patch("persistentvolumeclaims", ns, &u.name, None, &patch)
+            })
+            .collect();
+        let results = self.write_all(writes).await;
+        for w in results.iter().filter(|w| !w.ok() && w.code != 404) {
+            let msg = format!("update Claim owner references failed: {}", w.message);
+            self.event(
+                &sts.metadata,
+                "StatefulSet",
+                "Warning",
+                "FailedUpdate",
+                &msg,
+            );
+        }
+        results.iter().all(|w| w.ok() || w.code == 404)
     }
 }

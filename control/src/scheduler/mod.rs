@@ -17,9 +17,10 @@ mod resources;
 mod scores;
 mod spread;
 
-use crate::meta::pod_active;
+use crate::meta::pod_terminal;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use preempt::Preemption;
 use resources::{container_nonzero, container_requests, pod_requests, Resources};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
@@ -67,11 +68,15 @@ pub enum Placement {
         uid: String,
         /// Kubernetes' message, e.g. `0/2 nodes are available: 2 Insufficient cpu.`
         message: String,
+        /// The node the pod stays nominated to: its earlier preemption's
+        /// victims are still leaving it (`PodEligibleToPreemptOthers`).
+        nominated: Option<String>,
     },
 }
 
 /// Places `pending` (in order) onto `nodes`, given the pods already bound
-/// (`bound`: active pods with `spec.nodeName` set). Each placement counts
+/// (`bound`: unfinished pods with `spec.nodeName` set, terminating ones
+/// included: they hold their room until gone). Each placement counts
 /// against its node for the pods after it.
 pub fn schedule(nodes: &[Arc<Node>], bound: &[Arc<Pod>], pending: &[Arc<Pod>]) -> Vec<Placement> {
     schedule_from(nodes, bound, pending, &mut 0)
@@ -106,7 +111,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// `nodes` with the active pods of `bound` on them.
+    /// `nodes` with the unfinished pods of `bound` on them.
     pub fn new(nodes: &[Arc<Node>], bound: &[Arc<Pod>]) -> Snapshot {
         Snapshot {
             cluster: snapshot(nodes, bound),
@@ -130,7 +135,7 @@ impl Snapshot {
                 }
             }
             Err(message) => match preempt::preempt(pod, &self.cluster, &self.budgets) {
-                Some((i, victims)) => {
+                Preemption::Evict(i, victims) => {
                     // The room is the pod's from now on in this pass.
                     let keep: Vec<Arc<Pod>> = self.cluster[i]
                         .pods
@@ -154,11 +159,19 @@ impl Snapshot {
                         message,
                     }
                 }
-                None => Placement::Unschedulable {
+                Preemption::Wait(i) => Placement::Unschedulable {
                     namespace,
                     name,
                     uid,
                     message,
+                    nominated: Some(self.cluster[i].name().to_string()),
+                },
+                Preemption::None => Placement::Unschedulable {
+                    namespace,
+                    name,
+                    uid,
+                    message,
+                    nominated: None,
                 },
             },
         }
@@ -250,7 +263,7 @@ pub(crate) fn namespace(pod: &Pod) -> &str {
     pod.metadata.namespace.as_deref().unwrap_or("default")
 }
 
-/// The nodes with the active pods already bound to them; pods bound to
+/// The nodes with the unfinished pods already bound to them; pods bound to
 /// unknown nodes take no room anywhere.
 fn snapshot(nodes: &[Arc<Node>], bound: &[Arc<Pod>]) -> Vec<NodeInfo> {
     let mut cluster: Vec<NodeInfo> = nodes.iter().cloned().map(NodeInfo::new).collect();
@@ -259,7 +272,9 @@ fn snapshot(nodes: &[Arc<Node>], bound: &[Arc<Pod>]) -> Vec<NodeInfo> {
         .enumerate()
         .map(|(i, n)| (n.name().to_string(), i))
         .collect();
-    for pod in bound.iter().filter(|p| pod_active(p)) {
+    // Terminating pods hold their room until they are gone, as in
+    // kube-scheduler's cache; finished ones hold none.
+    for pod in bound.iter().filter(|p| !pod_terminal(p)) {
         let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
         if let Some(&i) = node.and_then(|n| index.get(n)) {
             cluster[i].add(pod.clone());

@@ -16,6 +16,12 @@
 //! victims, and the latest start of its most important victims.
 //! As kube-scheduler, the dry run stops once enough candidates are found
 //! (10% of the nodes, at least 100) and one of them breaks no budget.
+//!
+//! Pods already terminating are never victims: the dry run counts them gone.
+//! A pod nominated to a node where lower-priority pods are still
+//! terminating (its earlier victims) waits for them rather than preempting
+//! more, as `PodEligibleToPreemptOthers` decides, unless that node can no
+//! longer take it (not Ready, cordoned, tainted, out of its affinity).
 
 use super::filters::{self, node_affinity, node_ready, node_unschedulable, taint_toleration};
 use super::{interpod, spread, NodeInfo, PodInfo};
@@ -37,6 +43,38 @@ fn may_preempt(pod: &Pod) -> bool {
         .as_ref()
         .and_then(|s| s.preemption_policy.as_deref())
         != Some("Never")
+}
+
+/// Whether a pod is being deleted.
+fn terminating(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
+}
+
+/// The filters no eviction can change fail for `pod` on `node`
+/// (`UnschedulableAndUnresolvable`).
+fn unresolvable(pod: &Pod, node: &NodeInfo) -> bool {
+    let n = &node.node;
+    node_ready(n).is_some()
+        || node_unschedulable(pod, n).is_some()
+        || taint_toleration(pod, n).is_some()
+        || node_affinity(pod, n).is_some()
+}
+
+/// Kubernetes' `PodEligibleToPreemptOthers` past the policy: the index of
+/// the pod's nominated node when lower-priority pods are terminating there
+/// and the node could still take it, so the pod waits for them.
+fn waits_on(pod: &Pod, cluster: &[NodeInfo]) -> Option<usize> {
+    let status = pod.status.as_ref();
+    let nominated = status.and_then(|s| s.nominated_node_name.as_deref());
+    let nominated = nominated.filter(|n| !n.is_empty())?;
+    let i = cluster.iter().position(|n| n.name() == nominated)?;
+    let node = &cluster[i];
+    let prio = priority(pod);
+    let leaving = node
+        .pods
+        .iter()
+        .any(|q| priority(q) < prio && terminating(q));
+    (leaving && !unresolvable(pod, node)).then_some(i)
 }
 
 /// When a pod started (`status.startTime`, else its creation; never: now).
@@ -175,18 +213,15 @@ fn split_by_budgets(
 /// `cluster[i]`, if any would.
 fn victims_on(p: &Preemptor, i: usize, budgets: &[Arc<PodDisruptionBudget>]) -> Option<Candidate> {
     let node = &p.cluster[i];
-    let n = &node.node;
     let pod = p.info.pod;
-    let unresolvable = node_ready(n).is_some()
-        || node_unschedulable(pod, n).is_some()
-        || taint_toleration(pod, n).is_some()
-        || node_affinity(pod, n).is_some();
-    if unresolvable {
+    if unresolvable(pod, node) {
         return None;
     }
     let prio = priority(pod);
-    let (mut lower, higher): (Vec<_>, Vec<_>) =
+    let (lower, higher): (Vec<_>, Vec<_>) =
         node.pods.iter().cloned().partition(|q| priority(q) < prio);
+    // Lower-priority pods already leaving are neither kept nor chosen again.
+    let mut lower: Vec<_> = lower.into_iter().filter(|q| !terminating(q)).collect();
     if lower.is_empty() || !p.fits(i, &with_pods(node, &higher)) {
         return None;
     }
@@ -211,16 +246,28 @@ fn victims_on(p: &Preemptor, i: usize, budgets: &[Arc<PodDisruptionBudget>]) -> 
     (!c.victims.is_empty()).then_some(c)
 }
 
-/// Where `pod` could go by evicting lower-priority pods: the node's index and
-/// the victims. None when the pod may not preempt or
-/// nothing would help.
+/// What preemption does for a pod that fits nowhere.
+#[derive(Debug)]
+pub(crate) enum Preemption {
+    /// Evict these pods of node `.0` and nominate the pod there.
+    Evict(usize, Vec<Arc<Pod>>),
+    /// Wait: the earlier victims on its nominated node `.0` are leaving.
+    Wait(usize),
+    /// The pod may not preempt, or no eviction would help.
+    None,
+}
+
+/// Whether and where `pod` preempts: the node's index and the victims.
 pub(crate) fn preempt(
     pod: &Pod,
     cluster: &[NodeInfo],
     budgets: &[Arc<PodDisruptionBudget>],
-) -> Option<(usize, Vec<Arc<Pod>>)> {
+) -> Preemption {
     if !may_preempt(pod) {
-        return None;
+        return Preemption::None;
+    }
+    if let Some(i) = waits_on(pod, cluster) {
+        return Preemption::Wait(i);
     }
     let simple = !interpod::has_terms(pod)
         && !spread::has_hard_constraints(pod)
@@ -253,6 +300,8 @@ pub(crate) fn preempt(
             break;
         }
     }
-    let best = candidates.into_iter().min_by_key(Candidate::key)?;
-    Some((best.index, best.victims))
+    match candidates.into_iter().min_by_key(Candidate::key) {
+        Some(best) => Preemption::Evict(best.index, best.victims),
+        None => Preemption::None,
+    }
 }

@@ -82,9 +82,11 @@ impl Constraint {
         }
     }
 
-    /// Whether `other` counts for the incoming `pod` (same namespace, selected).
+    /// Whether `other` counts for the incoming `pod` (same namespace,
+    /// selected, not terminating, as `countPodsMatchSelector` counts).
     fn selects(&self, pod: &Pod, other: &Pod) -> bool {
-        namespace(pod) == namespace(other)
+        other.metadata.deletion_timestamp.is_none()
+            && namespace(pod) == namespace(other)
             && match &self.matcher {
                 Matcher::Labels(s) => s
                     .as_ref()
@@ -405,14 +407,21 @@ mod tests {
     }
 
     #[test]
-    fn pods_outside_the_selector_or_namespace_do_not_count() {
+    fn pods_outside_the_selector_or_namespace_or_terminating_do_not_count() {
         let nodes = [zoned("a1", "a"), zoned("b1", "b")];
         let api = pod("o", json!({"metadata": {"labels": {"app": "api"}}}));
         let elsewhere = pod(
             "e",
             json!({"metadata": {"namespace": "x", "labels": {"app": "web"}}}),
         );
-        let c = cluster(&nodes, &[on("a1", &api), on("a1", &elsewhere)]);
+        let leaving = pod(
+            "l",
+            json!({"metadata": {"labels": {"app": "web"}, "deletionTimestamp": "2026-01-01T00:00:00Z"}}),
+        );
+        let c = cluster(
+            &nodes,
+            &[on("a1", &api), on("a1", &elsewhere), on("a1", &leaving)],
+        );
         assert_eq!(
             filter_all(&spreading("DoNotSchedule", json!({})), &c),
             [None, None]

@@ -2,7 +2,7 @@
 
 use super::testutil::{node, on, pod, pod_requesting, replica};
 use super::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// The node each placement binds to, or its unschedulable message.
 fn outcomes(placements: &[Placement]) -> Vec<String> {
@@ -57,6 +57,7 @@ fn no_nodes_means_no_nodes_available() {
         name: "p".into(),
         uid: "p-uid".into(),
         message: "no nodes available to schedule pods".into(),
+        nominated: None,
     };
     assert_eq!(got, [want]);
 }
@@ -404,6 +405,131 @@ fn a_preemption_reserves_the_room_for_the_rest_of_the_pass() {
     );
     assert_eq!(victims(&out[0]), ("n1".into(), vec!["low".into()]));
     assert!(matches!(out[1], Placement::Unschedulable { .. }), "{out:?}");
+}
+
+/// `pod` being deleted.
+fn leaving(pod: &Arc<Pod>) -> Arc<Pod> {
+    let mut p = (**pod).clone();
+    p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-01-01T00:00:00Z".parse().unwrap(),
+    ));
+    Arc::new(p)
+}
+
+/// A pod of `priority` requesting `cpu`, nominated to `node`.
+fn nominated(name: &str, priority: i32, cpu: &str, node: &str) -> Arc<Pod> {
+    let mut p = (*prio(name, priority, cpu)).clone();
+    p.status
+        .get_or_insert_with(Default::default)
+        .nominated_node_name = Some(node.into());
+    Arc::new(p)
+}
+
+#[test]
+fn terminating_pods_hold_their_room_but_are_never_victims_again() {
+    let nodes = [node("n1", json!({}))];
+    // A terminating pod still holds its 2 cpu: nothing fits beside `low`.
+    let bound = [
+        on("n1", &leaving(&prio("gone", 0, "2"))),
+        on("n1", &prio("low", 0, "2")),
+    ];
+    let out = schedule(&nodes, &bound, &[prio("p", 0, "1")]);
+    assert_eq!(
+        outcomes(&out),
+        ["0/1 nodes are available: 1 Insufficient cpu."]
+    );
+    // 2 cpu will be free once `gone` is: no one is evicted, the pod waits.
+    let out = schedule(&nodes, &bound, &[prio("p", 100, "2")]);
+    assert!(
+        matches!(
+            &out[0],
+            Placement::Unschedulable {
+                nominated: None,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    // 4 cpu: only `low` is evicted, `gone` is not chosen again.
+    let out = schedule(&nodes, &bound, &[prio("p", 100, "4")]);
+    assert_eq!(victims(&out[0]), ("n1".into(), vec!["low".into()]));
+    // Finished pods hold nothing.
+    let done = pod(
+        "done",
+        json!({"spec": {"containers": [{"name": "c", "image": "i",
+            "resources": {"requests": {"cpu": "4"}}}]}, "status": {"phase": "Succeeded"}}),
+    );
+    let out = schedule(&nodes, &[on("n1", &done)], &[prio("p", 0, "4")]);
+    assert_eq!(outcomes(&out), ["n1"]);
+}
+
+/// (the pods on n1, n1's patch) → whether a pod nominated to n1 (priority
+/// 100, 4 cpu) waits there or evicts `other` on n2.
+#[test]
+fn a_nominated_pod_waits_for_its_victims_instead_of_preempting_more() {
+    let cases: Vec<(&str, Vec<Arc<Pod>>, Value, bool)> = vec![
+        (
+            "a lower-priority pod still terminating: wait",
+            vec![leaving(&prio("victim", 10, "4"))],
+            json!({}),
+            true,
+        ),
+        (
+            "the terminating pod has a higher priority: preempt",
+            vec![leaving(&prio("boss", 200, "4"))],
+            json!({}),
+            false,
+        ),
+        (
+            "nothing terminating: preempt",
+            vec![prio("boss", 200, "4")],
+            json!({}),
+            false,
+        ),
+        (
+            "the nominated node was cordoned: preempt elsewhere",
+            vec![leaving(&prio("victim", 10, "4"))],
+            json!({"spec": {"unschedulable": true}}),
+            false,
+        ),
+        (
+            "the nominated node is not Ready: preempt elsewhere",
+            vec![leaving(&prio("victim", 10, "4"))],
+            json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}),
+            false,
+        ),
+    ];
+    for (what, on_n1, patch, waits) in cases {
+        let nodes = [node("n1", patch), node("n2", json!({}))];
+        let mut bound: Vec<Arc<Pod>> = on_n1.iter().map(|p| on("n1", p)).collect();
+        bound.push(on("n2", &prio("other", 0, "4")));
+        let out = schedule(&nodes, &bound, &[nominated("p", 100, "4", "n1")]);
+        if waits {
+            match &out[0] {
+                Placement::Unschedulable {
+                    nominated, message, ..
+                } => {
+                    assert_eq!(nominated.as_deref(), Some("n1"), "{what}");
+                    assert_eq!(message, "0/2 nodes are available: 2 Insufficient cpu.");
+                }
+                other => panic!("{what}: want a wait, got {other:?}"),
+            }
+        } else {
+            assert_eq!(
+                victims(&out[0]),
+                ("n2".into(), vec!["other".into()]),
+                "{what}"
+            );
+        }
+    }
+    // A nominated node no longer in the cluster: preempt.
+    let nodes = [node("n2", json!({}))];
+    let out = schedule(
+        &nodes,
+        &[on("n2", &prio("other", 0, "4"))],
+        &[nominated("p", 100, "4", "n9")],
+    );
+    assert_eq!(victims(&out[0]), ("n2".into(), vec!["other".into()]));
 }
 
 /// A pod labelled `app` with `priority` requesting `cpu`, started `started`

@@ -7,13 +7,15 @@
 //!
 //! Simpler than Kubernetes:
 //! - `volumeClaimTemplates`: each pod's claims ([`claims`]) are created by
-//!   the shell before the pod; `whenScaled: Delete` is not carried out
-//!   (claims of removed ordinals stay, as with `Retain`).
+//!   the shell before the pod, and owned as the retention policy wants.
 //! - A revision is named `<sts>-<hash>` from [`meta::template_hash`] (with
 //!   `status.collisionCount`) rather than a hash of the revision's data; it
-//!   is carried in each pod's `controller-revision-hash` label and kept as a
-//!   ControllerRevision ([`revisions`]); a pod recreated below the partition
-//!   gets the current revision's template ([`reconcile_with`]).
+//!   is kept as a ControllerRevision labelled `controller.kubernetes.io/hash`
+//!   ([`revisions`]) and its name is carried in each pod's
+//!   `controller-revision-hash` label and in `status.currentRevision` /
+//!   `updateRevision`. A stored revision equal to the template keeps its
+//!   name (`FindEqualRevisions`); a pod recreated below the partition gets
+//!   the current revision's template ([`reconcile_with`]).
 //! - `partition` is compared with ordinals (as documented), which matters
 //!   only with `ordinals.start` set.
 //! - Identity drift on existing pods (labels, hostname) is not repaired:
@@ -60,21 +62,41 @@ pub struct Decision {
 /// One pass over `sts` and the pods it controls, with no stored revisions
 /// (every pod gets the set's template).
 pub fn reconcile(sts: &StatefulSet, pods: &[Arc<Pod>], now: Timestamp) -> Decision {
-    reconcile_with(sts, pods, None, now)
+    reconcile_with(sts, pods, &Stored::default(), now)
 }
 
-/// One pass, `current` being the template of `status.currentRevision` as
-/// its ControllerRevision holds it: pods recreated below the partition (or,
-/// without `rollingUpdate`, below `status.currentReplicas`) get it, as
-/// Kubernetes' `newVersionedStatefulSetPod` does.
+/// What the set's stored ControllerRevisions tell a pass.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stored {
+    /// The template of `status.currentRevision` ([`current_template`]).
+    pub current: Option<PodTemplateSpec>,
+    /// The update revision's name when a stored revision holds the set's
+    /// template (the plan's name from [`revisions`]); else `<sts>-<hash>`.
+    pub update: Option<String>,
+}
+
+/// One pass with the stored revisions: pods recreated below the partition
+/// (or, without `rollingUpdate`, below `status.currentReplicas`) get the
+/// current revision's template, as Kubernetes' `newVersionedStatefulSetPod`
+/// does, and new pods the update revision's name.
 pub fn reconcile_with(
     sts: &StatefulSet,
     pods: &[Arc<Pod>],
-    current: Option<&PodTemplateSpec>,
+    stored: &Stored,
     now: Timestamp,
 ) -> Decision {
     let mut view = View::new(sts, pods, now);
-    view.current_template = current.cloned();
+    view.current_template = stored.current.clone();
+    if let Some(update) = stored.update.as_ref().filter(|u| !u.is_empty()) {
+        let status = sts.status.as_ref();
+        if status
+            .and_then(|s| s.current_revision.as_deref())
+            .is_none_or(str::is_empty)
+        {
+            view.current_revision = update.clone();
+        }
+        view.update_revision = update.clone();
+    }
     let mut decision = Decision::default();
     // A StatefulSet being deleted leaves its pods to the garbage collector.
     if sts.metadata.deletion_timestamp.is_none() {

@@ -234,6 +234,10 @@ fn a_pod_recreated_below_the_partition_gets_the_current_revision() {
     });
     let current = current_template(&set, std::slice::from_ref(&r1));
     assert_eq!(current.as_ref(), Some(&v1.spec.as_ref().unwrap().template));
+    let current = Stored {
+        current,
+        update: None,
+    };
     // web-0 is gone; web-1 and web-2 run.
     let pods = vec![
         pod("web-1", &old(), Some(60), json!({})),
@@ -249,20 +253,20 @@ fn a_pod_recreated_below_the_partition_gets_the_current_revision() {
             revision(p).unwrap().to_string(),
         )
     };
-    let d = reconcile_with(&set, &pods, current.as_ref(), now());
+    let d = reconcile_with(&set, &pods, &current, now());
     assert_eq!(created(&d), ["web-0"]);
     assert_eq!(image(&d), ("db:1".to_string(), old()));
     // Without the stored revision it can only get the set's template.
     let d = reconcile(&set, &pods, now());
     assert_eq!(image(&d), ("db:2".to_string(), rev(&set)));
     // At or above the partition a pod gets the update revision.
-    let d = reconcile_with(&set, &pods[..1], current.as_ref(), now());
+    let d = reconcile_with(&set, &pods[..1], &current, now());
     assert_eq!(created(&d), ["web-0"], "ordered: web-0 first");
     let pods = vec![
         pod("web-0", &old(), Some(60), json!({})),
         pod("web-1", &old(), Some(60), json!({})),
     ];
-    let d = reconcile_with(&set, &pods, current.as_ref(), now());
+    let d = reconcile_with(&set, &pods, &current, now());
     assert_eq!(created(&d), ["web-2"]);
     assert_eq!(image(&d), ("db:2".to_string(), rev(&set)));
 }
@@ -297,4 +301,57 @@ fn revisions_keep_what_pods_and_the_status_name() {
         (o.kind.as_str(), o.uid.as_str()),
         ("StatefulSet", "sts-uid")
     );
+}
+
+#[test]
+fn revisions_are_named_by_the_template_hash_and_labelled_with_it() {
+    let set = sts(2, json!({}));
+    let p = super::super::revisions(&set, &[], &[]);
+    let r = p.create.unwrap();
+    let hash = crate::meta::template_hash(&set.spec.as_ref().unwrap().template, None);
+    assert_eq!(
+        r.metadata.name.as_deref(),
+        Some(format!("web-{hash}").as_str())
+    );
+    assert_eq!(p.name, format!("web-{hash}"));
+    let labels = r.metadata.labels.unwrap();
+    assert_eq!(labels[crate::history::REVISION_HASH_LABEL], hash);
+    assert!(
+        !labels.contains_key(crate::history::HASH_LABEL),
+        "{labels:?}"
+    );
+    // Pods and the status carry the revision's name.
+    let d = reconcile(&set, &[], now());
+    assert_eq!(revision(&d.create[0]), Some(format!("web-{hash}").as_str()));
+    let s = d.status.unwrap();
+    assert_eq!(s.update_revision, Some(format!("web-{hash}")));
+    assert_eq!(s.current_revision, Some(format!("web-{hash}")));
+}
+
+#[test]
+fn a_stored_revision_of_the_template_keeps_its_name() {
+    // The template's revision was stored before a collision bumped the
+    // count: its name stands, as `FindEqualRevisions` finds it.
+    let mut set = sts(1, json!({}));
+    let stored = Arc::new(super::super::revisions(&set, &[], &[]).create.unwrap());
+    let name = stored.metadata.name.clone().unwrap();
+    set.status = Some(StatefulSetStatus {
+        collision_count: Some(1),
+        ..StatefulSetStatus::default()
+    });
+    let p = super::super::revisions(&set, &[], std::slice::from_ref(&stored));
+    assert!(p.create.is_none() && !p.collision);
+    assert_eq!(p.name, name);
+    let at = Stored {
+        current: None,
+        update: Some(p.name.clone()),
+    };
+    let d = reconcile_with(&set, &[], &at, now());
+    assert_eq!(revision(&d.create[0]), Some(name.as_str()));
+    let s = d.status.unwrap();
+    assert_eq!(s.update_revision.as_deref(), Some(name.as_str()));
+    assert_eq!(s.current_revision.as_deref(), Some(name.as_str()));
+    // Without it the hash with the count would name a revision never stored.
+    let d = reconcile(&set, &[], now());
+    assert_ne!(revision(&d.create[0]), Some(name.as_str()));
 }

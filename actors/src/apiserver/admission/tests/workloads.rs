@@ -323,6 +323,12 @@ fn replica_set_daemon_set_stateful_set_refused() {
             "Unsupported value: \"Shred\": supported values: \"Retain\", \"Delete\"",
         ),
         (
+            "/spec/persistentVolumeClaimRetentionPolicy",
+            json!({"whenDeleted": "Retain", "whenScaled": "delete"}),
+            "spec.persistentVolumeClaimRetentionPolicy.whenScaled",
+            "Unsupported value: \"delete\": supported values: \"Retain\", \"Delete\"",
+        ),
+        (
             "/spec/serviceName",
             json!("1web"),
             "spec.serviceName",
