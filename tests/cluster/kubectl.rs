@@ -1280,6 +1280,9 @@ async fn kubectl_and_ferry_port_forward_reach_a_pods_loopback_and_attach_follows
         o.stderr
     );
     assert!(o.stderr.contains("terminated (Error)"), "{}", o.stderr);
+    let o = k.run(&["attach", "att"], None);
+    assert!(o.ok, "{}", o.stderr);
+    assert!(o.stdout.contains("tick 3\n"), "{}", o.stdout);
     // `kubectl run -it` from a terminal (`script` gives kubectl one): the
     // container runs on a terminal of the client's size, its prompt shows,
     // and Ctrl-C interrupts the foreground command, not the shell.
@@ -1314,9 +1317,6 @@ async fn kubectl_and_ferry_port_forward_reach_a_pods_loopback_and_attach_follows
         "the shell outlived Ctrl-C: {out}"
     );
     assert!(out.contains("terminated (Error)"), "exit 3: {out}");
-    let o = k.run(&["attach", "att"], None);
-    assert!(o.ok, "{}", o.stderr);
-    assert!(o.stdout.contains("tick 3\n"), "{}", o.stdout);
 }
 
 const ATTACH: &str = r#"
