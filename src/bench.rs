@@ -71,6 +71,10 @@ pub enum Cmd {
     Scheduler(crate::podbench::SchedulerArgs),
     /// Pod startup latency on the cluster's real nodes: create to Running and Ready.
     Startup(crate::podbench::StartupArgs),
+    /// Node heartbeats at scale: `--nodes` hollow nodes in this process renew
+    /// their Leases for `--seconds`; Lease writes per second, their p99, the
+    /// leader's CPU, and any node a master marked not Ready.
+    Nodes(crate::podbench::NodesArgs),
     /// The Service proxy's cost: round trips to a pod directly and through
     /// its ClusterIP (needs nodes running pods in their own network namespaces).
     Proxy(crate::proxybench::ProxyArgs),
@@ -120,6 +124,7 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
         Cmd::Failover(a) => crate::failover::run(a).await,
         Cmd::Scheduler(a) => crate::podbench::scheduler(a, config).await,
         Cmd::Startup(a) => crate::podbench::startup(a, config).await,
+        Cmd::Nodes(a) => crate::podbench::nodes(a, config).await,
         Cmd::Proxy(a) => crate::proxybench::run(a, config).await,
         Cmd::Store {
             common,

@@ -35,6 +35,23 @@ pub struct SchedulerArgs {
 }
 
 #[derive(clap::Args)]
+pub struct NodesArgs {
+    /// Hollow nodes to run (in this process, over one connection).
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// How long to hold them, after they are registered.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Lease renewal interval in milliseconds (`ferry node`'s default: 2 s,
+    /// within the masters' 7 s grace).
+    #[arg(long, default_value_t = 2000)]
+    lease_interval_ms: u64,
+    /// The hollow nodes' name prefix.
+    #[arg(long, default_value = "bench-node")]
+    name_prefix: String,
+}
+
+#[derive(clap::Args)]
 pub struct StartupArgs {
     /// Pods to create (each runs `sleep 3600` on a real node).
     #[arg(long, default_value_t = 100)]
@@ -282,6 +299,139 @@ pub async fn scheduler(a: SchedulerArgs, config: Option<&Path>) -> Result<ExitCo
         a.pods as f64 / secs
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ferry bench nodes`: registers hollow nodes, holds them for `--seconds`
+/// renewing their Leases, and reports Lease writes per second, their p99,
+/// the leader's CPU share (when it runs on this machine) and every hollow
+/// node a master marked not Ready meanwhile.
+pub async fn nodes(a: NodesArgs, config: Option<&Path>) -> Result<ExitCode> {
+    if a.nodes == 0 || a.nodes > 50_000 || a.seconds == 0 {
+        bail!("--nodes must be 1..=50000 and --seconds at least 1");
+    }
+    let api = connect(config).await?;
+    let mut opts = hollow::Options::new(
+        &a.name_prefix,
+        a.nodes,
+        Duration::from_millis(a.lease_interval_ms.max(100)),
+    );
+    let t = Instant::now();
+    hollow::register(&api, &opts).await?;
+    eprintln!(
+        "{} hollow nodes registered in {:.1}s",
+        a.nodes,
+        t.elapsed().as_secs_f64()
+    );
+    let beats = Arc::new(Mutex::new(Vec::new()));
+    opts.heartbeats = Some(beats.clone());
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let nodes = tokio::spawn(hollow::run(api.clone(), opts.clone(), stop));
+    let marks = Arc::new(Mutex::new(Vec::new()));
+    let unready = tokio::spawn(not_ready_marks(
+        api.client.clone(),
+        opts.clone(),
+        marks.clone(),
+    ));
+    // A first interval to spread the renewals, then the measured window.
+    tokio::time::sleep(opts.lease_interval).await;
+    let leader = leader_process(&api.client).await;
+    let cpu0 = leader.and_then(cpu_ticks);
+    beats
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .clear();
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(a.seconds)).await;
+    let secs = start.elapsed().as_secs_f64();
+    let cpu1 = leader.and_then(cpu_ticks);
+    let mut lat = std::mem::take(&mut *beats.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    let _ = stop_tx.send(true);
+    let _ = nodes.await;
+    unready.abort();
+    let marked = std::mem::take(&mut *marks.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    let unregistered = hollow::unregister(&api, &opts).await;
+    lat.sort_unstable();
+    let p99 = lat
+        .get((lat.len() * 99 / 100).min(lat.len().saturating_sub(1)))
+        .map_or(0.0, |us| *us as f64 / 1000.0);
+    // /proc counts in USER_HZ, 100 per second on Linux.
+    let cpu = match (cpu0, cpu1) {
+        (Some(a), Some(b)) => (b.saturating_sub(a)) as f64 / secs,
+        _ => {
+            eprintln!("the leader does not run on this machine: leader_cpu_pct=-1");
+            -1.0
+        }
+    };
+    eprintln!("nodes marked not Ready by a master: {}", marked.len());
+    for n in marked.iter().take(20) {
+        eprintln!("  {n}");
+    }
+    unregistered?;
+    outln!(
+        "nodes count={} secs={secs:.0} heartbeat_writes_per_s={:.0} leader_cpu_pct={cpu:.0} p99_heartbeat_ms={p99:.0}",
+        a.nodes,
+        lat.len() as f64 / secs,
+    );
+    Ok(if marked.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// Watches Nodes until aborted, adding to `marks` each hollow node seen with
+/// Ready other than True.
+async fn not_ready_marks(
+    client: Arc<Client>,
+    opts: hollow::Options,
+    marks: Arc<Mutex<Vec<String>>>,
+) {
+    loop {
+        let mut w = client.watch_objects(ObjectRequest::new(Verb::Watch, "nodes", None, None));
+        while let Ok(ev) = w.next().await {
+            let Ok(node) = serde_json::from_slice::<Value>(&ev.object) else {
+                continue;
+            };
+            let name = node.pointer("/metadata/name").and_then(Value::as_str);
+            let Some(name) = name.filter(|n| opts.index(n).is_some()) else {
+                continue;
+            };
+            let ready = node
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+                .map(|c| c["status"] == "True");
+            if ready == Some(false) {
+                if let Ok(mut s) = marks.lock() {
+                    if !s.iter().any(|n| n == name) {
+                        s.push(name.to_string());
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The leader's process on this machine: the one whose command line has
+/// `--listen <its address>` (as `ferry up` starts masters).
+async fn leader_process(client: &Client) -> Option<u32> {
+    let s = client.status().await.ok()?;
+    let addr = s.leader_addr?;
+    let want = format!("--listen\0{addr}\0");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        String::from_utf8_lossy(&cmd).contains(&want).then_some(pid)
+    })
+}
+
+/// A process's user + system CPU time in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
 /// The scheduler run proper: (first create → last bound in seconds, p99 in ms).

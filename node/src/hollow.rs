@@ -56,6 +56,9 @@ pub struct Options {
     pub cpus: u64,
     /// Memory each node reports, in bytes.
     pub memory: u64,
+    /// Where to record each Lease renewal's latency, in microseconds
+    /// (`ferry bench nodes`).
+    pub heartbeats: Option<Arc<Mutex<Vec<u64>>>>,
 }
 
 impl Options {
@@ -69,6 +72,7 @@ impl Options {
             lease_duration: (lease_interval * 4).max(Duration::from_secs(1)),
             cpus: 4,
             memory: 16 << 30,
+            heartbeats: None,
         }
     }
 
@@ -312,6 +316,17 @@ async fn write_status(api: &Objects, o: &Options, i: usize) -> Result<()> {
 }
 
 async fn renew_lease(api: &Objects, o: &Options, i: usize) -> Result<()> {
+    let t = Instant::now();
+    let renewed = renew_lease_once(api, o, i).await;
+    if let (Ok(()), Some(h)) = (&renewed, &o.heartbeats) {
+        if let Ok(mut h) = h.lock() {
+            h.push(t.elapsed().as_micros() as u64);
+        }
+    }
+    renewed
+}
+
+async fn renew_lease_once(api: &Objects, o: &Options, i: usize) -> Result<()> {
     let name = o.name(i);
     let lease = node::lease(&name, o.lease_duration.as_secs(), &crate::now_micros());
     match api
