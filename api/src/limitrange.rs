@@ -374,15 +374,15 @@ mod tests {
                 {"name": "b", "resources": {"limits": {"cpu": b, "memory": "256Mi"}, "requests": {"cpu": b}}}]}})
         };
         // 1 + 1 cores: at the pod's maximum.
-        apply(&mut two("1", "1"), &[lr.clone()]).unwrap();
+        apply(&mut two("1", "1"), std::slice::from_ref(&lr)).unwrap();
         // 1500m + 1500m = 3 cores, over it; each container alone is fine.
         assert_eq!(
-            apply(&mut two("1500m", "1500m"), &[lr.clone()]).unwrap_err(),
+            apply(&mut two("1500m", "1500m"), std::slice::from_ref(&lr)).unwrap_err(),
             ["maximum cpu usage per Pod is 2, but limit is 3"]
         );
         // 50m + 100m = 150m requested: under the pod's minimum.
         assert_eq!(
-            apply(&mut two("50m", "100m"), &[lr.clone()]).unwrap_err(),
+            apply(&mut two("50m", "100m"), std::slice::from_ref(&lr)).unwrap_err(),
             ["minimum cpu usage per Pod is 200m, but request is 150m"]
         );
         // A larger init container counts instead of the sum.
@@ -390,7 +390,7 @@ mod tests {
         p["spec"]["initContainers"] = json!([{"name": "i",
             "resources": {"limits": {"cpu": "5", "memory": "1Gi"}, "requests": {"cpu": "5"}}}]);
         assert_eq!(
-            apply(&mut p, &[lr.clone()]).unwrap_err(),
+            apply(&mut p, std::slice::from_ref(&lr)).unwrap_err(),
             ["maximum cpu usage per Pod is 2, but limit is 5"]
         );
         // Nothing stated: no limit for the pod either.
@@ -446,8 +446,8 @@ mod tests {
             }
             c
         };
-        check_claim(&claim(Some("5Gi")), &[lr.clone()]).unwrap();
-        let e = check_claim(&claim(Some("500Mi")), &[lr.clone()]).unwrap_err();
+        check_claim(&claim(Some("5Gi")), std::slice::from_ref(&lr)).unwrap();
+        let e = check_claim(&claim(Some("500Mi")), std::slice::from_ref(&lr)).unwrap_err();
         assert_eq!(
             e,
             ["minimum storage usage per PersistentVolumeClaim is 1Gi, but request is 500Mi"]
@@ -458,11 +458,11 @@ mod tests {
              PersistentVolumeClaim is 1Gi, but request is 500Mi"
         );
         assert_eq!(
-            check_claim(&claim(Some("20Gi")), &[lr.clone()]).unwrap_err(),
+            check_claim(&claim(Some("20Gi")), std::slice::from_ref(&lr)).unwrap_err(),
             ["maximum storage usage per PersistentVolumeClaim is 10Gi, but request is 20Gi"]
         );
         assert_eq!(
-            check_claim(&claim(None), &[lr.clone()]).unwrap_err(),
+            check_claim(&claim(None), std::slice::from_ref(&lr)).unwrap_err(),
             [
                 "minimum storage usage per PersistentVolumeClaim is 1Gi.  No request is specified",
                 "maximum storage usage per PersistentVolumeClaim is 10Gi.  No request is specified",
