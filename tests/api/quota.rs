@@ -215,7 +215,10 @@ async fn limit_ranges_bound_pods_and_claims() {
         "limitranges",
         json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "bad"},
             "spec": {"limits": [{"type": "Pod", "default": {"cpu": "1"}},
-                {"type": "PersistentVolumeClaim", "max": {"cpu": "1"}}]}}),
+                {"type": "PersistentVolumeClaim", "max": {"cpu": "1"}},
+                {"type": "Container", "min": {"cpu": "2"}, "max": {"cpu": "1"},
+                 "maxLimitRequestRatio": {"cpu": "500m"}},
+                {"type": "Pod", "max": {"cpu": "1"}}]}}),
     )
     .await;
     assert_eq!(code, 422, "{s}");
@@ -230,6 +233,13 @@ async fn limit_ranges_bound_pods_and_claims() {
         msg.contains("spec.limits[1].limits: Required value: either minimum or maximum storage value is required, but neither was provided"),
         "{msg}"
     );
+    for want in [
+        "spec.limits[2].min[cpu]: Invalid value: \"2\": min value 2 is greater than max value 1",
+        "spec.limits[2].maxLimitRequestRatio[cpu]: Invalid value: \"500m\": ratio 500m is less than 1",
+        "spec.limits[3].type: Duplicate value: \"Pod\"",
+    ] {
+        assert!(msg.contains(want), "{want} in {msg}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
