@@ -432,6 +432,8 @@ mod tests {
         let user = Identity::User {
             name: "alice".into(),
             groups: vec![],
+            uid: String::new(),
+            extra: Default::default(),
         };
         assert!(authorize(&user, &report).is_err(), "users send no reports");
     }
@@ -518,6 +520,8 @@ mod tests {
             Identity::User {
                 name: "alice".into(),
                 groups: vec!["system:masters".into()],
+                uid: String::new(),
+                extra: Default::default(),
             },
         ];
         for who in others {
@@ -544,6 +548,8 @@ mod tests {
         let user = Identity::User {
             name: "alice".into(),
             groups: vec![],
+            uid: String::new(),
+            extra: Default::default(),
         };
         assert_eq!(
             authorize(&user, &renew).unwrap_err().code,

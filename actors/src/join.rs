@@ -149,6 +149,8 @@ pub fn issue_user(
     let who = Identity::User {
         name: name.to_string(),
         groups: groups.to_vec(),
+        uid: String::new(),
+        extra: Default::default(),
     };
     let cert = ca
         .sign_csr(csr, &who, lifetime)

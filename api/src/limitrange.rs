@@ -1,11 +1,15 @@
-//! LimitRange admission for containers, as Kubernetes' `LimitRanger` plugin:
-//! a `type: Container` item's `defaultRequest` and `default` fill in what a
-//! container leaves out, then its `min` and `max` bound each container's
-//! requests and limits, with Kubernetes' messages. Pure: the API server
-//! reads the namespace's LimitRanges and calls [`apply`].
+//! LimitRange admission, as Kubernetes' `LimitRanger` plugin: a `type:
+//! Container` item's `defaultRequest` and `default` fill in what a container
+//! leaves out, then its `min`, `max` and `maxLimitRequestRatio` bound each
+//! container's requests and limits; a `type: Pod` item bounds the sums over
+//! the pod's containers (an init container counts when larger); a `type:
+//! PersistentVolumeClaim` item bounds a claim's requests (`storage`). Errors
+//! in Kubernetes' words. Pure: the API server reads the namespace's
+//! LimitRanges and calls [`apply`] or [`check_claim`].
 
 use crate::quantity::Quantity;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 fn quantity(v: Option<&Value>) -> Option<Quantity> {
     v.and_then(Value::as_str).and_then(Quantity::parse)
@@ -15,11 +19,9 @@ fn text(v: Option<&Value>) -> String {
     v.and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
-/// Fills in `pod`'s containers' requests and limits from the `type:
-/// Container` items of `ranges` (LimitRange objects), then checks them;
-/// `Err` holds every violation in Kubernetes' words.
-pub fn apply(pod: &mut Value, ranges: &[Value]) -> Result<(), Vec<String>> {
-    let items: Vec<&Value> = ranges
+/// The items of `type` across `ranges` (LimitRange objects).
+fn items<'a>(ranges: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    ranges
         .iter()
         .flat_map(|r| {
             r.pointer("/spec/limits")
@@ -27,9 +29,28 @@ pub fn apply(pod: &mut Value, ranges: &[Value]) -> Result<(), Vec<String>> {
                 .into_iter()
                 .flatten()
         })
-        .filter(|i| i.get("type").and_then(Value::as_str) == Some("Container"))
-        .collect();
-    if items.is_empty() {
+        .filter(|i| i.get("type").and_then(Value::as_str) == Some(kind))
+        .collect()
+}
+
+/// An observed amount: the quantity and how Kubernetes prints it.
+type Amounts = BTreeMap<String, (Quantity, String)>;
+
+fn amounts(v: Option<&Value>) -> Amounts {
+    v.and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), (quantity(Some(v))?, text(Some(v))))))
+        .collect()
+}
+
+/// Fills in `pod`'s containers' requests and limits from the `type:
+/// Container` items of `ranges` (LimitRange objects), then checks them and
+/// the `type: Pod` items; `Err` holds every violation in Kubernetes' words.
+pub fn apply(pod: &mut Value, ranges: &[Value]) -> Result<(), Vec<String>> {
+    let container_items = items(ranges, "Container");
+    let pod_items = items(ranges, "Pod");
+    if container_items.is_empty() && pod_items.is_empty() {
         return Ok(());
     }
     let mut errors = Vec::new();
@@ -41,11 +62,56 @@ pub fn apply(pod: &mut Value, ranges: &[Value]) -> Result<(), Vec<String>> {
             continue;
         };
         for c in containers {
-            for item in &items {
+            for item in &container_items {
                 default_into(c, item);
             }
-            for item in &items {
-                check(c, item, &mut errors);
+            let requests = amounts(c.pointer("/resources/requests"));
+            let limits = amounts(c.pointer("/resources/limits"));
+            for item in &container_items {
+                check("Container", item, &requests, &limits, &mut errors);
+            }
+        }
+    }
+    if !pod_items.is_empty() {
+        let (requests, limits) = (pod_total(pod, "requests"), pod_total(pod, "limits"));
+        for item in &pod_items {
+            check("Pod", item, &requests, &limits, &mut errors);
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Checks a claim against the `type: PersistentVolumeClaim` items of
+/// `ranges`: `min` and `max` bound `spec.resources.requests` (its limits are
+/// not user input to LimitRanger, as in Kubernetes).
+pub fn check_claim(claim: &Value, ranges: &[Value]) -> Result<(), Vec<String>> {
+    let requests = amounts(claim.pointer("/spec/resources/requests"));
+    let mut errors = Vec::new();
+    for item in items(ranges, "PersistentVolumeClaim") {
+        for (name, bound, shown) in bounds(item, "min") {
+            min_constraint(
+                "PersistentVolumeClaim",
+                &name,
+                bound,
+                &shown,
+                &requests,
+                &Amounts::new(),
+                &mut errors,
+            );
+        }
+        for (name, bound, shown) in bounds(item, "max") {
+            match requests.get(&name) {
+                None => errors.push(format!(
+                    "maximum {name} usage per PersistentVolumeClaim is {shown}.  No request is specified"
+                )),
+                Some((r, t)) if *r > bound => errors.push(format!(
+                    "maximum {name} usage per PersistentVolumeClaim is {shown}, but request is {t}"
+                )),
+                Some(_) => {}
             }
         }
     }
@@ -54,6 +120,48 @@ pub fn apply(pod: &mut Value, ranges: &[Value]) -> Result<(), Vec<String>> {
     } else {
         Err(errors)
     }
+}
+
+/// A pod's `requests` or `limits` as LimitRanger sums them: the containers
+/// added, each init container taken when larger.
+fn pod_total(pod: &Value, key: &str) -> Amounts {
+    let list = |l: &str| {
+        pod.pointer(&format!("/spec/{l}"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    // Per resource: the sum, and the text of a single contributor (printed
+    // as given, as Kubernetes keeps a lone quantity's format).
+    let mut total: BTreeMap<String, (Quantity, Option<String>)> = BTreeMap::new();
+    for c in list("containers") {
+        for (name, (q, t)) in amounts(c.pointer(&format!("/resources/{key}"))) {
+            match total.get_mut(&name) {
+                Some((sum, shown)) => {
+                    *sum = Quantity(sum.0 + q.0);
+                    *shown = None;
+                }
+                None => {
+                    total.insert(name, (q, Some(t)));
+                }
+            }
+        }
+    }
+    for c in list("initContainers") {
+        for (name, (q, t)) in amounts(c.pointer(&format!("/resources/{key}"))) {
+            let e = total.entry(name).or_insert((Quantity::ZERO, None));
+            if q > e.0 {
+                *e = (q, Some(t));
+            }
+        }
+    }
+    total
+        .into_iter()
+        .map(|(name, (q, shown))| {
+            let shown = shown.unwrap_or_else(|| crate::quota::format(&name, q));
+            (name, (q, shown))
+        })
+        .collect()
 }
 
 /// `default` → limits and `defaultRequest` → requests where the container
@@ -101,53 +209,91 @@ fn default_into(c: &mut Value, item: &Value) {
     }
 }
 
-fn check(c: &Value, item: &Value, errors: &mut Vec<String>) {
-    let res = c.get("resources");
-    let get = |key: &str, name: &str| res.and_then(|r| r.get(key)).and_then(|l| l.get(name));
-    if let Some(Value::Object(min)) = item.get("min") {
-        for (name, m) in min {
-            let (Some(bound), shown) = (quantity(Some(m)), text(Some(m))) else {
-                continue;
-            };
-            match quantity(get("requests", name)) {
-                None => errors.push(format!(
-                    "minimum {name} usage per Container is {shown}.  No request is specified"
+/// An item's `field` (`min`, `max`, `maxLimitRequestRatio`) entries that parse.
+fn bounds(item: &Value, field: &str) -> Vec<(String, Quantity, String)> {
+    amounts(item.get(field))
+        .into_iter()
+        .map(|(k, (q, t))| (k, q, t))
+        .collect()
+}
+
+fn min_constraint(
+    kind: &str,
+    name: &str,
+    bound: Quantity,
+    shown: &str,
+    requests: &Amounts,
+    limits: &Amounts,
+    errors: &mut Vec<String>,
+) {
+    match requests.get(name) {
+        None => errors.push(format!(
+            "minimum {name} usage per {kind} is {shown}.  No request is specified"
+        )),
+        Some((r, t)) if *r < bound => errors.push(format!(
+            "minimum {name} usage per {kind} is {shown}, but request is {t}"
+        )),
+        Some(_) => match limits.get(name) {
+            Some((l, t)) if *l < bound => errors.push(format!(
+                "minimum {name} usage per {kind} is {shown}, but limit is {t}"
+            )),
+            _ => {}
+        },
+    }
+}
+
+/// Kubernetes' `min`, `max` and `maxLimitRequestRatio` constraints of one
+/// item on one container's (or the pod's) requests and limits.
+fn check(kind: &str, item: &Value, requests: &Amounts, limits: &Amounts, errors: &mut Vec<String>) {
+    for (name, bound, shown) in bounds(item, "min") {
+        min_constraint(kind, &name, bound, &shown, requests, limits, errors);
+    }
+    for (name, bound, shown) in bounds(item, "max") {
+        match limits.get(&name) {
+            None => errors.push(format!(
+                "maximum {name} usage per {kind} is {shown}.  No limit is specified"
+            )),
+            Some((l, t)) if *l > bound => errors.push(format!(
+                "maximum {name} usage per {kind} is {shown}, but limit is {t}"
+            )),
+            Some(_) => match requests.get(&name) {
+                Some((r, t)) if *r > bound => errors.push(format!(
+                    "maximum {name} usage per {kind} is {shown}, but request is {t}"
                 )),
-                Some(r) if r < bound => errors.push(format!(
-                    "minimum {name} usage per Container is {shown}, but request is {}",
-                    text(get("requests", name))
-                )),
-                Some(_) => {}
-            }
+                _ => {}
+            },
         }
     }
-    if let Some(Value::Object(max)) = item.get("max") {
-        for (name, m) in max {
-            let (Some(bound), shown) = (quantity(Some(m)), text(Some(m))) else {
-                continue;
-            };
-            match quantity(get("limits", name)) {
-                None => errors.push(format!(
-                    "maximum {name} usage per Container is {shown}.  No limit is specified"
-                )),
-                Some(l) if l > bound => errors.push(format!(
-                    "maximum {name} usage per Container is {shown}, but limit is {}",
-                    text(get("limits", name))
-                )),
-                Some(_) => {}
-            }
+    for (name, ratio, shown) in bounds(item, "maxLimitRequestRatio") {
+        let request = requests.get(&name).map(|(q, _)| q.milli()).unwrap_or(0);
+        let limit = limits.get(&name).map(|(q, _)| q.milli()).unwrap_or(0);
+        if request == 0 {
+            errors.push(format!(
+                "{name} max limit to request ratio per {kind} is {shown}, but no request is specified or request is 0"
+            ));
+        } else if limit == 0 {
+            errors.push(format!(
+                "{name} max limit to request ratio per {kind} is {shown}, but no limit is specified or limit is 0"
+            ));
+        } else if limit * 1000 > ratio.milli() * request {
+            // Go's %f: six decimals.
+            let observed = limit as f64 / request as f64;
+            errors.push(format!(
+                "{name} max limit to request ratio per {kind} is {shown}, but provided ratio is {observed:.6}"
+            ));
         }
     }
 }
 
-/// The refusal of a pod by its violations, as Kubernetes' aggregate prints it.
-pub fn refusal(pod_name: &str, errors: &[String]) -> String {
+/// The refusal of an object (`plural` and name) by its violations, as
+/// Kubernetes' aggregate prints it.
+pub fn refusal(plural: &str, name: &str, errors: &[String]) -> String {
     let joined = if errors.len() == 1 {
         errors[0].clone()
     } else {
         format!("[{}]", errors.join(", "))
     };
-    format!("pods {pod_name:?} is forbidden: {joined}")
+    format!("{plural} {name:?} is forbidden: {joined}")
 }
 
 #[cfg(test)]
@@ -204,7 +350,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            refusal("p", &e),
+            refusal("pods", "p", &e),
             "pods \"p\" is forbidden: [minimum cpu usage per Container is 50m, but request is 10m, \
              maximum cpu usage per Container is 1, but limit is 2]"
         );
@@ -215,6 +361,116 @@ mod tests {
             e,
             ["maximum memory usage per Container is 1Gi.  No limit is specified"]
         );
-        assert_eq!(refusal("p", &e), "pods \"p\" is forbidden: maximum memory usage per Container is 1Gi.  No limit is specified");
+        assert_eq!(refusal("pods", "p", &e), "pods \"p\" is forbidden: maximum memory usage per Container is 1Gi.  No limit is specified");
+    }
+
+    #[test]
+    fn pod_items_bound_the_sum_over_containers() {
+        let lr = json!({"spec": {"limits": [{"type": "Pod",
+            "max": {"cpu": "2", "memory": "1Gi"}, "min": {"cpu": "200m"}}]}});
+        let two = |a: &str, b: &str| {
+            json!({"spec": {"containers": [
+                {"name": "a", "resources": {"limits": {"cpu": a, "memory": "256Mi"}, "requests": {"cpu": a}}},
+                {"name": "b", "resources": {"limits": {"cpu": b, "memory": "256Mi"}, "requests": {"cpu": b}}}]}})
+        };
+        // 1 + 1 cores: at the pod's maximum.
+        apply(&mut two("1", "1"), std::slice::from_ref(&lr)).unwrap();
+        // 1500m + 1500m = 3 cores, over it; each container alone is fine.
+        assert_eq!(
+            apply(&mut two("1500m", "1500m"), std::slice::from_ref(&lr)).unwrap_err(),
+            ["maximum cpu usage per Pod is 2, but limit is 3"]
+        );
+        // 50m + 100m = 150m requested: under the pod's minimum.
+        assert_eq!(
+            apply(&mut two("50m", "100m"), std::slice::from_ref(&lr)).unwrap_err(),
+            ["minimum cpu usage per Pod is 200m, but request is 150m"]
+        );
+        // A larger init container counts instead of the sum.
+        let mut p = two("1", "1");
+        p["spec"]["initContainers"] = json!([{"name": "i",
+            "resources": {"limits": {"cpu": "5", "memory": "1Gi"}, "requests": {"cpu": "5"}}}]);
+        assert_eq!(
+            apply(&mut p, std::slice::from_ref(&lr)).unwrap_err(),
+            ["maximum cpu usage per Pod is 2, but limit is 5"]
+        );
+        // Nothing stated: no limit for the pod either.
+        assert_eq!(
+            apply(&mut pod(json!({})), &[lr]).unwrap_err(),
+            [
+                "minimum cpu usage per Pod is 200m.  No request is specified",
+                "maximum cpu usage per Pod is 2.  No limit is specified",
+                "maximum memory usage per Pod is 1Gi.  No limit is specified",
+            ]
+        );
+    }
+
+    #[test]
+    fn max_limit_request_ratio_per_container_and_pod() {
+        let lr = |kind: &str| json!({"spec": {"limits": [{"type": kind, "maxLimitRequestRatio": {"cpu": "2"}}]}});
+        let res = |limit: &str, request: &str| {
+            pod(json!({"limits": {"cpu": limit}, "requests": {"cpu": request}}))
+        };
+        apply(&mut res("1", "500m"), &[lr("Container")]).unwrap();
+        assert_eq!(
+            apply(&mut res("1", "250m"), &[lr("Container")]).unwrap_err(),
+            ["cpu max limit to request ratio per Container is 2, but provided ratio is 4.000000"]
+        );
+        assert_eq!(
+            apply(&mut res("1", "300m"), &[lr("Pod")]).unwrap_err(),
+            ["cpu max limit to request ratio per Pod is 2, but provided ratio is 3.333333"]
+        );
+        assert_eq!(
+            apply(&mut pod(json!({"requests": {"cpu": "1"}})), &[lr("Pod")]).unwrap_err(),
+            ["cpu max limit to request ratio per Pod is 2, but no limit is specified or limit is 0"]
+        );
+        assert_eq!(
+            apply(&mut pod(json!({})), &[lr("Container")]).unwrap_err(),
+            ["cpu max limit to request ratio per Container is 2, but no request is specified or request is 0"]
+        );
+        // A Container maximum also bounds the request.
+        let max = json!({"spec": {"limits": [{"type": "Container", "max": {"cpu": "1"}}]}});
+        assert_eq!(
+            apply(&mut res("1", "2"), &[max]).unwrap_err(),
+            ["maximum cpu usage per Container is 1, but request is 2"]
+        );
+    }
+
+    #[test]
+    fn claims_are_bounded_by_their_storage_request() {
+        let lr = json!({"spec": {"limits": [{"type": "PersistentVolumeClaim",
+            "min": {"storage": "1Gi"}, "max": {"storage": "10Gi"}}]}});
+        let claim = |storage: Option<&str>| {
+            let mut c = json!({"spec": {"accessModes": ["ReadWriteOnce"], "resources": {}}});
+            if let Some(s) = storage {
+                c["spec"]["resources"]["requests"] = json!({"storage": s});
+            }
+            c
+        };
+        check_claim(&claim(Some("5Gi")), std::slice::from_ref(&lr)).unwrap();
+        let e = check_claim(&claim(Some("500Mi")), std::slice::from_ref(&lr)).unwrap_err();
+        assert_eq!(
+            e,
+            ["minimum storage usage per PersistentVolumeClaim is 1Gi, but request is 500Mi"]
+        );
+        assert_eq!(
+            refusal("persistentvolumeclaims", "data", &e),
+            "persistentvolumeclaims \"data\" is forbidden: minimum storage usage per \
+             PersistentVolumeClaim is 1Gi, but request is 500Mi"
+        );
+        assert_eq!(
+            check_claim(&claim(Some("20Gi")), std::slice::from_ref(&lr)).unwrap_err(),
+            ["maximum storage usage per PersistentVolumeClaim is 10Gi, but request is 20Gi"]
+        );
+        assert_eq!(
+            check_claim(&claim(None), std::slice::from_ref(&lr)).unwrap_err(),
+            [
+                "minimum storage usage per PersistentVolumeClaim is 1Gi.  No request is specified",
+                "maximum storage usage per PersistentVolumeClaim is 10Gi.  No request is specified",
+            ]
+        );
+        // Claims are not pods: Container and Pod items say nothing to them,
+        // and a claim item nothing to pods.
+        check_claim(&claim(Some("1Mi")), &[range()]).unwrap();
+        apply(&mut pod(json!({})), &[lr]).unwrap();
     }
 }

@@ -8,8 +8,10 @@
 //! `services.loadbalancers`, and `count/<resource>[.<group>]` for every
 //! kind), a non-terminal pod's `requests.cpu` (= `cpu`), `requests.memory`
 //! (= `memory`), `limits.cpu`, `limits.memory`, and a claim's
-//! `requests.storage`. Quota scopes are not supported (a scoped quota is
-//! refused at admission).
+//! `requests.storage`. A quota's `scopes` and `scopeSelector` ([`matches`])
+//! narrow it to the pods they select (Terminating, NotTerminating,
+//! BestEffort, NotBestEffort, PriorityClass, CrossNamespacePodAffinity);
+//! a scoped quota counts no other kind, as Kubernetes' evaluators.
 
 use crate::quantity::Quantity;
 use serde_json::Value;
@@ -252,6 +254,127 @@ pub fn counted_kind(resource: &str) -> Option<(String, String)> {
     Some((plural.to_string(), String::new()))
 }
 
+/// A quota's scope requirements, `(scopeName, operator, values)`: each of
+/// `spec.scopes` as `Exists`, then `spec.scopeSelector.matchExpressions`.
+pub fn scope_requirements(quota: &Value) -> Vec<(String, String, Vec<String>)> {
+    let strs = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect()
+    };
+    let mut out: Vec<_> = strs(quota.pointer("/spec/scopes"))
+        .into_iter()
+        .map(|s| (s, "Exists".to_string(), Vec::new()))
+        .collect();
+    for e in quota
+        .pointer("/spec/scopeSelector/matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let field = |k: &str| {
+            e.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        out.push((field("scopeName"), field("operator"), strs(e.get("values"))));
+    }
+    out
+}
+
+/// Whether `pod` is BestEffort: no container (init included) requests or
+/// limits a non-zero cpu or memory (Kubernetes' QoS).
+pub fn best_effort(pod: &Value) -> bool {
+    !["containers", "initContainers"].iter().any(|list| {
+        pod.pointer(&format!("/spec/{list}"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                ["requests", "limits"].iter().any(|kind| {
+                    ["cpu", "memory"].iter().any(|name| {
+                        container_quantity(c, kind, name).is_some_and(|q| q > Quantity::ZERO)
+                    })
+                })
+            })
+    })
+}
+
+/// Whether a pod's (anti-)affinity terms name other namespaces.
+fn cross_namespace_affinity(pod: &Value) -> bool {
+    ["podAffinity", "podAntiAffinity"].iter().any(|kind| {
+        let Some(a) = pod.pointer(&format!("/spec/affinity/{kind}")) else {
+            return false;
+        };
+        let required = a
+            .get("requiredDuringSchedulingIgnoredDuringExecution")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        let preferred = a
+            .get("preferredDuringSchedulingIgnoredDuringExecution")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w.get("podAffinityTerm"));
+        required.chain(preferred).any(|t| {
+            t.get("namespaceSelector").is_some_and(|s| !s.is_null())
+                || t.get("namespaces")
+                    .and_then(Value::as_array)
+                    .is_some_and(|n| !n.is_empty())
+        })
+    })
+}
+
+/// Whether one scope requirement selects `pod`, as Kubernetes' pod
+/// evaluator: `PriorityClass` matches `spec.priorityClassName` as the label
+/// selector `PriorityClass <op> (values)` over `{PriorityClass: <name>}`
+/// (so `Exists` wants a name, and `DoesNotExist` matches no pod).
+fn scope_selects(scope: &str, operator: &str, values: &[String], pod: &Value) -> bool {
+    match scope {
+        "Terminating" | "NotTerminating" => {
+            let terminating = pod
+                .pointer("/spec/activeDeadlineSeconds")
+                .and_then(Value::as_i64)
+                .is_some_and(|s| s >= 0);
+            terminating == (scope == "Terminating")
+        }
+        "BestEffort" => best_effort(pod),
+        "NotBestEffort" => !best_effort(pod),
+        "CrossNamespacePodAffinity" => cross_namespace_affinity(pod),
+        "PriorityClass" => {
+            let class = pod
+                .pointer("/spec/priorityClassName")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            match operator {
+                "Exists" => !class.is_empty(),
+                "In" => values.iter().any(|v| v == class),
+                "NotIn" => !values.iter().any(|v| v == class),
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Whether quota `quota` (a ResourceQuota object) covers an object of
+/// `plural` in `group`: an unscoped quota covers everything; a scoped one
+/// only pods every requirement selects.
+pub fn matches(quota: &Value, plural: &str, group: &str, obj: &Value) -> bool {
+    let requirements = scope_requirements(quota);
+    if requirements.is_empty() {
+        return true;
+    }
+    (plural, group) == ("pods", "")
+        && requirements
+            .iter()
+            .all(|(scope, op, values)| scope_selects(scope, op, values, obj))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,5 +478,73 @@ mod tests {
             .unwrap_err(),
             "status unknown for quota: q, resource: pods"
         );
+    }
+
+    #[test]
+    fn scopes_select_the_pods_a_quota_counts() {
+        let quota = |spec: Value| json!({"spec": spec});
+        let best = json!({"spec": {"containers": [{"name": "c"}]}});
+        let burstable = pod(Some("100m"), "Running");
+        let mut deadline = best.clone();
+        deadline["spec"]["activeDeadlineSeconds"] = json!(30);
+        let mut high = burstable.clone();
+        high["spec"]["priorityClassName"] = json!("high");
+        let cases = [
+            (
+                json!({"scopes": ["BestEffort"]}),
+                [true, false, true, false],
+            ),
+            (
+                json!({"scopes": ["NotBestEffort"]}),
+                [false, true, false, true],
+            ),
+            (
+                json!({"scopes": ["Terminating"]}),
+                [false, false, true, false],
+            ),
+            (
+                json!({"scopes": ["NotTerminating", "NotBestEffort"]}),
+                [false, true, false, true],
+            ),
+            (
+                json!({"scopes": ["PriorityClass"]}),
+                [false, false, false, true],
+            ),
+            (
+                json!({"scopeSelector": {"matchExpressions": [
+                    {"scopeName": "PriorityClass", "operator": "In", "values": ["high", "mid"]}]}}),
+                [false, false, false, true],
+            ),
+            (
+                json!({"scopeSelector": {"matchExpressions": [
+                    {"scopeName": "PriorityClass", "operator": "NotIn", "values": ["high"]}]}}),
+                [true, true, true, false],
+            ),
+            (
+                json!({"scopeSelector": {"matchExpressions": [
+                    {"scopeName": "PriorityClass", "operator": "DoesNotExist"}]}}),
+                [false, false, false, false],
+            ),
+            (json!({"hard": {"pods": "1"}}), [true, true, true, true]),
+        ];
+        let pods = [&best, &burstable, &deadline, &high];
+        for (spec, want) in cases {
+            let q = quota(spec.clone());
+            let got: Vec<bool> = pods.iter().map(|p| matches(&q, "pods", "", p)).collect();
+            assert_eq!(got, want, "{spec}");
+        }
+        // A scoped quota counts no other kind; an unscoped one does.
+        let scoped = quota(json!({"scopes": ["NotBestEffort"]}));
+        assert!(!matches(&scoped, "configmaps", "", &json!({})));
+        assert!(matches(&quota(json!({})), "configmaps", "", &json!({})));
+        assert!(best_effort(&json!({"spec": {"containers": [
+            {"name": "c", "resources": {"requests": {"cpu": "0"}}}]}})));
+        let mut cross = best.clone();
+        cross["spec"]["affinity"] = json!({"podAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "k", "namespaces": ["other"]}]}});
+        let q = quota(json!({"scopes": ["CrossNamespacePodAffinity"]}));
+        assert!(matches(&q, "pods", "", &cross));
+        assert!(!matches(&q, "pods", "", &best));
     }
 }

@@ -34,6 +34,10 @@ pub enum Identity {
         name: String,
         /// Groups.
         groups: Vec<String>,
+        /// The user's uid (`Impersonate-Uid`; empty when none was given).
+        uid: String,
+        /// Extra attributes (`Impersonate-Extra-<key>`), by lower-case key.
+        extra: std::collections::BTreeMap<String, Vec<String>>,
     },
 }
 
@@ -58,6 +62,8 @@ impl Identity {
             "user" => Some(Identity::User {
                 name: rest.to_string(),
                 groups,
+                uid: String::new(),
+                extra: Default::default(),
             }),
             _ => None,
         }
@@ -653,6 +659,8 @@ mod tests {
         let who = Identity::User {
             name: "alice".into(),
             groups: vec!["dev".into(), "ops".into()],
+            uid: String::new(),
+            extra: Default::default(),
         };
         let cert = ca.sign_csr(&csr, &who, Duration::from_secs(3600)).unwrap();
         assert_eq!(cert_identity(&cert).unwrap(), who);

@@ -323,6 +323,8 @@ async fn impersonation_needs_impersonate_and_runs_as_the_user() {
         &Identity::User {
             name: "alice".into(),
             groups: vec!["dev".into()],
+            uid: String::new(),
+            extra: Default::default(),
         },
     );
     let list = "/api/v1/namespaces/team/configmaps";
@@ -462,6 +464,40 @@ async fn impersonation_needs_impersonate_and_runs_as_the_user() {
         body["status"]["userInfo"],
         json!({"username": "bob", "groups": ["system:authenticated"]})
     );
+    // `kubectl auth whoami --as bob --as-uid u-42` with extras: carried into
+    // the user info (the admin may impersonate uids and extras).
+    let (code, body) = https(
+        &c,
+        &cert(&c, &Identity::Admin),
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        &[
+            ("Impersonate-User", "bob"),
+            ("Impersonate-Uid", "u-42"),
+            ("Impersonate-Extra-Scopes", "view"),
+            ("Impersonate-Extra-Scopes", "edit"),
+            ("Impersonate-Extra-Example.com%2fteam", "blue"),
+        ],
+        Some(&whoami),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(
+        body["status"]["userInfo"],
+        json!({"username": "bob", "uid": "u-42", "groups": ["system:authenticated"],
+               "extra": {"example.com/team": ["blue"], "scopes": ["view", "edit"]}})
+    );
+    // Without the `uids` permission alice may not claim one.
+    let (code, body) = https(
+        &c,
+        &alice,
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        &[("Impersonate-User", "bob"), ("Impersonate-Uid", "u-42")],
+        Some(&whoami),
+    )
+    .await;
+    assert_eq!(code, 403, "{body}");
 
     // The admin may impersonate anyone; impersonating a node gets the node's view.
     let admin_cert = cert(&c, &Identity::Admin);
@@ -634,6 +670,8 @@ async fn token_review_says_whom_a_token_authenticates() {
         &Identity::User {
             name: "carol".into(),
             groups: vec![],
+            uid: String::new(),
+            extra: Default::default(),
         },
     );
     let (code, body) = review(&carol, json!({"token": bound})).await;

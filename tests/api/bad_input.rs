@@ -159,6 +159,8 @@ async fn bad_requests_are_refused_and_write_nothing() {
             &Identity::User {
                 name: "alice".into(),
                 groups: vec!["dev".into()],
+                uid: String::new(),
+                extra: Default::default(),
             },
             &[],
         )

@@ -19,6 +19,8 @@ fn user(c: &crate::harness::TestCluster, name: &str, groups: &[&str]) -> Api {
             &Identity::User {
                 name: name.into(),
                 groups: groups.iter().map(|g| g.to_string()).collect(),
+                uid: String::new(),
+                extra: Default::default(),
             },
             &[],
         )

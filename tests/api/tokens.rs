@@ -17,6 +17,18 @@ async fn get(
     path: &str,
     token: Option<&str>,
 ) -> (u16, Value) {
+    request(addr, ca_pem, "GET", path, token, None).await
+}
+
+/// `method path` with an optional JSON body, as [`get`].
+async fn request(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
     let cfg = ferry_api::tls::https_client_config_without_cert(ca_pem, &[b"http/1.1"]).unwrap();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -25,7 +37,12 @@ async fn get(
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: ferry\r\nAccept: application/json\r\n{auth}Connection: close\r\n\r\n");
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: ferry\r\nAccept: application/json\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n{auth}Connection: close\r\n\r\n{body}",
+        body.len()
+    );
     tls.write_all(req.as_bytes()).await.unwrap();
     let mut out = Vec::new();
     let _ = tls.read_to_end(&mut out).await;
@@ -70,7 +87,7 @@ async fn service_account_tokens_authenticate_and_die_with_their_pod() {
             &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}),
         )
         .await;
-    admin
+    let sa = admin
         .create(
             "serviceaccounts",
             Some("team"),
@@ -194,6 +211,19 @@ async fn service_account_tokens_authenticate_and_die_with_their_pod() {
             (200, Some("a"))
         );
     }
+    // `kubectl auth whoami` with the bound token: the account's uid and the
+    // pod it is bound to, as Kubernetes reports them.
+    let whoami = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"});
+    let path = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+    let (code, body) = request(addr, &ca_pem, "POST", path, Some(&bound), Some(&whoami)).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(
+        body["status"]["userInfo"],
+        json!({"username": "system:serviceaccount:team:robot", "uid": sa["metadata"]["uid"],
+            "groups": ["system:serviceaccounts", "system:serviceaccounts:team", "system:authenticated"],
+            "extra": {"authentication.kubernetes.io/pod-name": ["p1"],
+                      "authentication.kubernetes.io/pod-uid": [p["metadata"]["uid"]]}})
+    );
 
     // The bound token dies with its pod; the unbound one lives on.
     let del = Api::req(

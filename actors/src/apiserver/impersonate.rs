@@ -5,8 +5,8 @@
 //! `uids`, `userextras/<key>` (authentication.k8s.io), as Kubernetes checks —
 //! and the request then runs as the impersonated user.
 //!
-//! The uid and extra are authorized but not carried further: an [`Identity`]
-//! holds a name and groups only.
+//! The uid and extra ride on in the [`Identity`], so a `SelfSubjectReview`
+//! (`kubectl auth whoami --as U --as-uid X`) reports them.
 
 use super::rbac::eval::Request;
 use super::{rbac, ApiServer};
@@ -173,6 +173,8 @@ impl Impersonation {
         Identity::User {
             name: self.user.clone(),
             groups,
+            uid: self.uid.clone().unwrap_or_default(),
+            extra: self.extra.clone(),
         }
     }
 }
@@ -330,6 +332,8 @@ mod tests {
         let user = |name: &str, groups: &[&str]| Identity::User {
             name: name.into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
+            uid: String::new(),
+            extra: Default::default(),
         };
         let table: Vec<(Vec<(&str, &str)>, Identity)> = vec![
             (
@@ -395,6 +399,8 @@ mod tests {
         let alice = Identity::User {
             name: "alice".into(),
             groups: vec![],
+            uid: String::new(),
+            extra: Default::default(),
         };
         let imp = parse(&[
             ("impersonate-user", "system:serviceaccount:team:robot"),

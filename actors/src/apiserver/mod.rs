@@ -727,10 +727,14 @@ mod tests {
         let alice = Identity::User {
             name: "alice".into(),
             groups: vec!["dev".into()],
+            uid: String::new(),
+            extra: Default::default(),
         };
         let root = Identity::User {
             name: "root".into(),
             groups: vec!["system:masters".into()],
+            uid: String::new(),
+            extra: Default::default(),
         };
         // No policy loaded yet, or no grants: refused, in Kubernetes' words.
         let rbac_objects = rbac::eval::Objects {

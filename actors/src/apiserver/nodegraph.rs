@@ -272,6 +272,8 @@ fn refused(node: &str, res: &Resource, req: &ObjectRequest, name: &str, reason: 
         &ferry_api::tls::Identity::User {
             name: format!("system:node:{node}"),
             groups: Vec::new(),
+            uid: String::new(),
+            extra: Default::default(),
         },
         res,
         req,

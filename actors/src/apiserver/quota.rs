@@ -28,17 +28,28 @@ fn strings(v: Option<&Value>) -> BTreeMap<String, String> {
 
 impl ApiServer {
     /// LimitRanger: the namespace's LimitRanges default a new pod's
-    /// containers' requests and limits, and refuse ones out of bounds.
-    pub(super) async fn admit_limit_ranges(&self, pod: &mut Value, ns: &str) -> Outcome<()> {
-        let res = ferry_api::resources::by_cli_name("limitranges").expect("limitranges served");
-        let ranges = self.local_objects(res, Some(ns)).await?;
-        ferry_api::limitrange::apply(pod, &ranges).map_err(|errors| {
-            let name = pod
+    /// containers' requests and limits, and refuse a pod (its containers or
+    /// their sum) or a claim out of bounds.
+    pub(super) async fn admit_limit_ranges(
+        &self,
+        res: &Resource,
+        obj: &mut Value,
+        ns: &str,
+    ) -> Outcome<()> {
+        let lr = ferry_api::resources::by_cli_name("limitranges").expect("limitranges served");
+        let ranges = self.local_objects(lr, Some(ns)).await?;
+        let checked = match res.kind {
+            "Pod" => ferry_api::limitrange::apply(obj, &ranges),
+            "PersistentVolumeClaim" => ferry_api::limitrange::check_claim(obj, &ranges),
+            _ => Ok(()),
+        };
+        checked.map_err(|errors| {
+            let name = obj
                 .pointer("/metadata/name")
-                .or_else(|| pod.pointer("/metadata/generateName"))
+                .or_else(|| obj.pointer("/metadata/generateName"))
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            Status::forbidden(ferry_api::limitrange::refusal(name, &errors)).into()
+            Status::forbidden(ferry_api::limitrange::refusal(res.plural, name, &errors)).into()
         })
     }
 
@@ -81,6 +92,10 @@ impl ApiServer {
                     .as_str()
                     .unwrap_or_default()
                     .to_string();
+                // A scoped quota covers only the pods its scopes select.
+                if !ferry_api::quota::matches(&quota, res.plural, res.group, obj) {
+                    continue;
+                }
                 let hard = strings(quota.pointer("/spec/hard"));
                 let used = strings(quota.pointer("/status/used"));
                 let next = ferry_api::quota::admit(&qname, &hard, &used, res.plural, obj, &delta)

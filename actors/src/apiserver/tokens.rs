@@ -155,6 +155,8 @@ impl ApiServer {
                     format!("system:serviceaccounts:{ns}"),
                     "system:authenticated".into(),
                 ],
+                uid: k.serviceaccount.uid.clone(),
+                extra: extra.clone(),
             },
             uid: k.serviceaccount.uid.clone(),
             extra,
@@ -179,7 +181,7 @@ impl ApiServer {
             .unwrap_or_else(|| vec![ISSUER.to_string()]);
         Ok(match self.review_token(token, &audiences).await {
             Ok(r) => {
-                let Identity::User { name, groups } = &r.identity else {
+                let Identity::User { name, groups, .. } = &r.identity else {
                     unreachable!("tokens prove service accounts")
                 };
                 let mut user = json!({"username": name, "uid": r.uid, "groups": groups});

@@ -239,12 +239,17 @@ impl ApiServer {
         match res.kind {
             "Pod" => {
                 if let Some(ns) = namespace {
-                    self.admit_limit_ranges(&mut obj, ns).await?;
+                    self.admit_limit_ranges(res, &mut obj, ns).await?;
                 }
                 self.admit_pod_priority(&mut obj).await?
             }
             "PriorityClass" => self.admit_priority_class(&obj).await?,
-            "PersistentVolumeClaim" => self.admit_claim_class(&mut obj).await?,
+            "PersistentVolumeClaim" => {
+                if let Some(ns) = namespace {
+                    self.admit_limit_ranges(res, &mut obj, ns).await?;
+                }
+                self.admit_claim_class(&mut obj).await?
+            }
             _ => {}
         }
         self.check_escalation(res, &obj)?;

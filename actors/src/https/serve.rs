@@ -92,6 +92,8 @@ pub(super) async fn handle(
         None if public => Identity::User {
             name: "system:anonymous".into(),
             groups: vec!["system:unauthenticated".into()],
+            uid: String::new(),
+            extra: Default::default(),
         },
         None => {
             return status(&Status::new(

@@ -1,7 +1,8 @@
 //! The ResourceQuota controller's shell: a quota's `status.hard` follows its
 //! spec and `status.used` is recounted from the objects of its namespace
 //! (pods from the cache, other kinds listed), releasing what deletions freed
-//! since quota admission charged it. Counting is `ferry_api::quota`'s.
+//! since quota admission charged it; a scoped quota counts only the pods
+//! its scopes select. Counting is `ferry_api::quota`'s.
 
 use super::*;
 use ferry_api::quantity::Quantity;
@@ -64,6 +65,7 @@ impl Plane<'_> {
             .keys()
             .filter_map(|k| ferry_api::quota::counted_kind(k))
             .collect();
+        let quota = serde_json::to_value(&*q).unwrap_or_default();
         let mut used: BTreeMap<String, Quantity> =
             hard.keys().map(|k| (k.clone(), Quantity::ZERO)).collect();
         for (plural, group) in kinds {
@@ -89,7 +91,10 @@ impl Plane<'_> {
                     _ => return false,
                 }
             };
-            for o in &objects {
+            for o in objects
+                .iter()
+                .filter(|o| ferry_api::quota::matches(&quota, &plural, &group, o))
+            {
                 for (k, v) in ferry_api::quota::usage(&plural, &group, o) {
                     if let Some(total) = used.get_mut(&k) {
                         *total = Quantity(total.0 + v.0);

@@ -108,7 +108,12 @@ pub fn admit(
             netpol::network_policy,
             none,
         ),
-        "ResourceQuota" => a.run(Subdomain, no_defaults, cluster::resource_quota, none),
+        "ResourceQuota" => a.run(
+            Subdomain,
+            no_defaults,
+            cluster::resource_quota,
+            update!(cluster::resource_quota_update),
+        ),
         "LimitRange" => a.run(Subdomain, no_defaults, cluster::limit_range, none),
         "Ingress" => a.run(Subdomain, no_defaults, netpol::ingress, none),
         "IngressClass" => a.run(Subdomain, no_defaults, netpol::ingress_class, none),

@@ -177,7 +177,7 @@ async fn follow(api: &ApiServer, kind: usize) -> Result<(), String> {
 /// and `system:authenticated` (the anonymous user keeps its own group).
 pub fn user_of(who: &Identity) -> User {
     let (name, mut groups) = match who {
-        Identity::User { name, groups } => (name.clone(), groups.clone()),
+        Identity::User { name, groups, .. } => (name.clone(), groups.clone()),
         Identity::Admin => ("admin".to_string(), vec!["system:masters".to_string()]),
         Identity::Master(id) => (format!("system:master:{id}"), vec!["system:masters".into()]),
         Identity::Node(n) => (format!("system:node:{n}"), vec!["system:nodes".into()]),

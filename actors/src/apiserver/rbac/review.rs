@@ -65,7 +65,16 @@ impl ApiServer {
             "TokenReview" => self.token_review(&spec).await?,
             "SelfSubjectReview" => {
                 let u = user_of(&who);
-                json!({"userInfo": {"username": u.name, "groups": u.groups}})
+                let mut info = json!({"username": u.name, "groups": u.groups});
+                if let Identity::User { uid, extra, .. } = &who {
+                    if !uid.is_empty() {
+                        info["uid"] = json!(uid);
+                    }
+                    if !extra.is_empty() {
+                        info["extra"] = json!(extra);
+                    }
+                }
+                json!({"userInfo": info})
             }
             "SelfSubjectRulesReview" => {
                 let ns = spec.get("namespace").and_then(Value::as_str).unwrap_or("");

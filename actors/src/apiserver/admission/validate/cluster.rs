@@ -7,7 +7,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, ServiceAccount};
 
 use super::meta::{label_value, qualified_name, qualified_name_errors};
-use crate::apiserver::admission::field::{at, q, Errors};
+use crate::apiserver::admission::field::{at, json, q, Errors};
 
 /// Namespace: finalizer names are standard (`kubernetes`) or fully qualified.
 pub(crate) fn namespace(ns: &Namespace, errs: &mut Errors) {
@@ -255,16 +255,33 @@ pub(crate) fn priority_class_update(
     );
 }
 
-/// LimitRange: known item types, and quantities that parse.
+type Quantities = Option<
+    std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+>;
+
+/// A LimitRange item's parsed entry `k` of one of its maps, with its text.
+fn parsed(m: &Quantities, k: &str) -> Option<(ferry_api::quantity::Quantity, String)> {
+    let v = m.as_ref()?.get(k)?;
+    Some((ferry_api::quantity::Quantity::parse(&v.0)?, v.0.clone()))
+}
+
+/// LimitRange: known item types, each once; quantities that parse; no
+/// defaults for `Pod` items; a `PersistentVolumeClaim` item bounding
+/// `storage`; min not above max and ratios not below 1 (Kubernetes' words).
 pub(crate) fn limit_range(lr: &k8s_openapi::api::core::v1::LimitRange, errs: &mut Errors) {
+    use ferry_api::quantity::Quantity;
     let Some(spec) = &lr.spec else {
         return errs.required("spec", "");
     };
     let types = ["Container", "PersistentVolumeClaim", "Pod"];
+    let mut seen = std::collections::BTreeSet::new();
     for (i, item) in spec.limits.iter().enumerate() {
         let p = format!("spec.limits[{i}]");
         if !types.contains(&item.type_.as_str()) {
             errs.not_supported(&format!("{p}.type"), &item.type_, &types);
+        }
+        if !seen.insert(item.type_.clone()) {
+            errs.duplicate(&format!("{p}.type"), q(&item.type_));
         }
         let fields = [
             ("default", &item.default),
@@ -275,7 +292,7 @@ pub(crate) fn limit_range(lr: &k8s_openapi::api::core::v1::LimitRange, errs: &mu
         ];
         for (field, map) in fields {
             for (k, v) in map.iter().flatten() {
-                if ferry_api::quantity::Quantity::parse(&v.0).is_none() {
+                if Quantity::parse(&v.0).is_none() {
                     errs.invalid(
                         &format!("{p}.{field}[{k}]"),
                         q(&v.0),
@@ -284,12 +301,56 @@ pub(crate) fn limit_range(lr: &k8s_openapi::api::core::v1::LimitRange, errs: &mu
                 }
             }
         }
+        if item.type_ == "Pod" {
+            for (field, map) in [
+                ("default", &item.default),
+                ("defaultRequest", &item.default_request),
+            ] {
+                if map.as_ref().is_some_and(|m| !m.is_empty()) {
+                    errs.forbidden(
+                        &format!("{p}.{field}"),
+                        "may not be specified when `type` is 'Pod'",
+                    );
+                }
+            }
+        }
+        for (k, max) in item.max.iter().flatten() {
+            let (Some((lo, lo_text)), Some(hi)) = (parsed(&item.min, k), Quantity::parse(&max.0))
+            else {
+                continue;
+            };
+            if lo > hi {
+                errs.invalid(
+                    &format!("{p}.min[{k}]"),
+                    q(&lo_text),
+                    &format!("min value {lo_text} is greater than max value {}", max.0),
+                );
+            }
+        }
+        for (k, ratio) in item.max_limit_request_ratio.iter().flatten() {
+            if Quantity::parse(&ratio.0).is_some_and(|r| r < Quantity::parse("1").expect("1")) {
+                errs.invalid(
+                    &format!("{p}.maxLimitRequestRatio[{k}]"),
+                    q(&ratio.0),
+                    &format!("ratio {} is less than 1", ratio.0),
+                );
+            }
+        }
+        if item.type_ == "PersistentVolumeClaim"
+            && parsed(&item.min, "storage").is_none()
+            && parsed(&item.max, "storage").is_none()
+        {
+            errs.required(
+                &format!("{p}.limits"),
+                "either minimum or maximum storage value is required, but neither was provided",
+            );
+        }
     }
 }
 
-/// ResourceQuota: each hard limit a non-negative quantity; scopes are not
-/// carried out by ferry's quota, so a scoped quota is refused rather than
-/// enforced wrongly.
+/// ResourceQuota: each hard limit a non-negative quantity; scopes known,
+/// valid for every standard resource the quota limits, not conflicting, and
+/// selector operators fit for their scope (Kubernetes' scope checks).
 pub(crate) fn resource_quota(rq: &k8s_openapi::api::core::v1::ResourceQuota, errs: &mut Errors) {
     let Some(spec) = &rq.spec else { return };
     for (k, v) in spec.hard.iter().flatten() {
@@ -302,7 +363,181 @@ pub(crate) fn resource_quota(rq: &k8s_openapi::api::core::v1::ResourceQuota, err
             Some(_) => {}
         }
     }
-    if spec.scopes.as_ref().is_some_and(|s| !s.is_empty()) || spec.scope_selector.is_some() {
-        errs.forbidden("spec.scopes", "quota scopes are not supported by ferry yet");
+    let hard: Vec<&str> = spec
+        .hard
+        .iter()
+        .flatten()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let conflicting = |set: &[&str]| {
+        [
+            ["BestEffort", "NotBestEffort"],
+            ["Terminating", "NotTerminating"],
+        ]
+        .iter()
+        .filter(|pair| pair.iter().all(|s| set.contains(s)))
+        .count()
+    };
+    if let Some(scopes) = spec.scopes.as_ref().filter(|s| !s.is_empty()) {
+        let shown = format!(
+            "[]core.ResourceQuotaScope{{{}}}",
+            scopes.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ")
+        );
+        for scope in scopes {
+            if !STANDARD_SCOPES.contains(&scope.as_str()) {
+                errs.invalid("spec.scopes", &shown, "unsupported scope");
+            }
+            for k in &hard {
+                if !scope_valid_for(scope, k) {
+                    errs.invalid(
+                        "spec.scopes",
+                        &shown,
+                        "unsupported scope applied to resource",
+                    );
+                }
+            }
+        }
+        let set: Vec<&str> = scopes.iter().map(String::as_str).collect();
+        for _ in 0..conflicting(&set) {
+            errs.invalid("spec.scopes", &shown, "conflicting scopes");
+        }
+    }
+    if let Some(selector) = &spec.scope_selector {
+        let p = "spec.scopeSelector.matchExpressions";
+        let shown = json(selector);
+        let exprs = selector.match_expressions.iter().flatten();
+        for e in exprs.clone() {
+            if !STANDARD_SCOPES.contains(&e.scope_name.as_str()) {
+                errs.invalid(
+                    &format!("{p}.scopeName"),
+                    q(&e.scope_name),
+                    "unsupported scope",
+                );
+            }
+            for k in &hard {
+                if !scope_valid_for(&e.scope_name, k) {
+                    errs.invalid(p, &shown, "unsupported scope applied to resource");
+                }
+            }
+            if e.scope_name != "PriorityClass" && e.operator != "Exists" {
+                errs.invalid(
+                    &format!("{p}.operator"),
+                    q(&e.operator),
+                    "must be 'Exist' when scope is any of ResourceQuotaScopeTerminating, \
+                     ResourceQuotaScopeNotTerminating, ResourceQuotaScopeBestEffort, \
+                     ResourceQuotaScopeNotBestEffort or ResourceQuotaScopeCrossNamespacePodAffinity",
+                );
+            }
+            let values = e.values.as_deref().unwrap_or_default();
+            match e.operator.as_str() {
+                "In" | "NotIn" if values.is_empty() => errs.required(
+                    &format!("{p}.values"),
+                    "must be at least one value when `operator` is 'In' or 'NotIn' for scope selector",
+                ),
+                "Exists" | "DoesNotExist" if !values.is_empty() => errs.invalid(
+                    &format!("{p}.values"),
+                    json(&values),
+                    "must be no value when `operator` is 'Exist' or 'DoesNotExist' for scope selector",
+                ),
+                "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+                _ => errs.invalid(
+                    &format!("{p}.operator"),
+                    q(&e.operator),
+                    "not a valid selector operator",
+                ),
+            }
+        }
+        let set: Vec<&str> = exprs.map(|e| e.scope_name.as_str()).collect();
+        for _ in 0..conflicting(&set) {
+            errs.invalid(p, &shown, "conflicting scopes");
+        }
+    }
+}
+
+/// ResourceQuota updates: the scopes stay.
+pub(crate) fn resource_quota_update(
+    new: &k8s_openapi::api::core::v1::ResourceQuota,
+    old: &k8s_openapi::api::core::v1::ResourceQuota,
+    errs: &mut Errors,
+) {
+    let scopes = |r: &k8s_openapi::api::core::v1::ResourceQuota| {
+        let mut s: Vec<String> = r
+            .spec
+            .as_ref()
+            .and_then(|s| s.scopes.clone())
+            .unwrap_or_default();
+        s.sort();
+        s.dedup();
+        s
+    };
+    if scopes(new) != scopes(old) {
+        let now = new
+            .spec
+            .as_ref()
+            .and_then(|s| s.scopes.clone())
+            .unwrap_or_default();
+        errs.invalid("spec.scopes", json(&now), "field is immutable");
+    }
+}
+
+/// The scopes Kubernetes knows.
+const STANDARD_SCOPES: &[&str] = &[
+    "Terminating",
+    "NotTerminating",
+    "BestEffort",
+    "NotBestEffort",
+    "PriorityClass",
+    "CrossNamespacePodAffinity",
+];
+
+/// Kubernetes' standard quota resource names (others, such as `count/...`,
+/// pass any scope).
+const STANDARD_QUOTA_RESOURCES: &[&str] = &[
+    "cpu",
+    "memory",
+    "ephemeral-storage",
+    "requests.cpu",
+    "requests.memory",
+    "requests.storage",
+    "requests.ephemeral-storage",
+    "limits.cpu",
+    "limits.memory",
+    "limits.ephemeral-storage",
+    "pods",
+    "services",
+    "replicationcontrollers",
+    "resourcequotas",
+    "secrets",
+    "persistentvolumeclaims",
+    "configmaps",
+    "services.nodeports",
+    "services.loadbalancers",
+];
+
+/// Kubernetes' `IsResourceQuotaScopeValidForResource` (for standard names):
+/// BestEffort limits only `pods`; the other pod scopes `pods` and compute.
+fn scope_valid_for(scope: &str, resource: &str) -> bool {
+    let standard = STANDARD_QUOTA_RESOURCES.contains(&resource)
+        || resource.starts_with("hugepages-")
+        || resource.starts_with("requests.hugepages-");
+    if !standard {
+        return true;
+    }
+    let compute = [
+        "cpu",
+        "memory",
+        "limits.cpu",
+        "limits.memory",
+        "requests.cpu",
+        "requests.memory",
+    ];
+    match scope {
+        "BestEffort" => resource == "pods",
+        "Terminating"
+        | "NotTerminating"
+        | "NotBestEffort"
+        | "PriorityClass"
+        | "CrossNamespacePodAffinity" => resource == "pods" || compute.contains(&resource),
+        _ => true,
     }
 }
