@@ -294,7 +294,11 @@ fn ephemeral_containers_are_added_only_through_their_subresource() {
     );
     expect_invalid(
         "Pod",
-        update("Pod", &base, &ok("Pod", &added)),
+        update(
+            "Pod",
+            &base,
+            &with(&ok("Pod", &base), "/spec/ephemeralContainers", json!([debugger()])),
+        ),
         "spec",
         "Forbidden: pod updates may not change fields other than",
         "pod update",
