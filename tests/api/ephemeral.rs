@@ -53,7 +53,10 @@ async fn ephemeral_containers_are_added_through_their_subresource_only() {
     assert_eq!(code, 200, "{patched}");
     assert_eq!(names(&patched), ["debugger-abc"]);
     assert_eq!(patched["spec"]["ephemeralContainers"][0]["stdin"], true);
-    assert!(patched["metadata"]["labels"].get("sneaky").is_none(), "{patched}");
+    assert!(
+        patched["metadata"]["labels"].get("sneaky").is_none(),
+        "{patched}"
+    );
     assert_eq!(patched["spec"]["containers"], p["spec"]["containers"]);
 
     // GET of the subresource is the pod.
@@ -64,7 +67,11 @@ async fn ephemeral_containers_are_added_through_their_subresource_only() {
             r
         })
         .await;
-    assert_eq!((code, names(&got)), (200, vec!["debugger-abc".to_string()]), "{got}");
+    assert_eq!(
+        (code, names(&got)),
+        (200, vec!["debugger-abc".to_string()]),
+        "{got}"
+    );
 
     // A second one by merge patch (a list replaced: the first must stay).
     let mut both = got["spec"]["ephemeralContainers"].clone();
@@ -81,20 +88,24 @@ async fn ephemeral_containers_are_added_through_their_subresource_only() {
             SUB,
         )
         .await;
-    assert_eq!((code, names(&two)), (200, vec!["debugger-abc".into(), "second".into()]), "{two}");
+    assert_eq!(
+        (code, names(&two)),
+        (200, vec!["debugger-abc".into(), "second".into()]),
+        "{two}"
+    );
 
-    // Refusals, in Kubernetes' words.
+    // Refusals, in Kubernetes' words (a strategic patch puts what it adds first).
     let refusals: Vec<(Verb, Value, &str)> = vec![
         (
             Verb::Patch(PatchType::Strategic),
             json!({"spec": {"ephemeralContainers": [{"name": "c", "image": "busybox"}]}}),
-            "spec.ephemeralContainers[2].name: Duplicate value: \"c\"",
+            "spec.ephemeralContainers[0].name: Duplicate value: \"c\"",
         ),
         (
             Verb::Patch(PatchType::Strategic),
             json!({"spec": {"ephemeralContainers": [{"name": "p", "image": "busybox",
                 "ports": [{"containerPort": 80}]}]}}),
-            "spec.ephemeralContainers[2].ports: Forbidden: cannot be set for an Ephemeral Container",
+            "spec.ephemeralContainers[0].ports: Forbidden: cannot be set for an Ephemeral Container",
         ),
         (
             Verb::Patch(PatchType::Merge),
@@ -112,7 +123,10 @@ async fn ephemeral_containers_are_added_through_their_subresource_only() {
         r.subresource = SUB.map(str::to_string);
         let (code, got) = api.call(r).await;
         assert_eq!(code, 422, "{want}: {got}");
-        assert!(got["message"].as_str().unwrap().contains(want), "{want}: {got}");
+        assert!(
+            got["message"].as_str().unwrap().contains(want),
+            "{want}: {got}"
+        );
     }
     // A PUT removing them is refused as well.
     let mut none = two.clone();
@@ -137,14 +151,7 @@ async fn ephemeral_containers_are_added_through_their_subresource_only() {
     );
     // Other kinds have no such subresource.
     let (code, got) = api
-        .patch(
-            "configmaps",
-            ns,
-            "x",
-            PatchType::Merge,
-            &json!({}),
-            SUB,
-        )
+        .patch("configmaps", ns, "x", PatchType::Merge, &json!({}), SUB)
         .await;
     assert!(code == 405 || code == 404, "{code} {got}");
     let stored = api.get("pods", ns, "web").await.unwrap();

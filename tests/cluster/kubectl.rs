@@ -1627,7 +1627,10 @@ async fn kubectl_debug_runs_an_ephemeral_container_in_the_pod_once() {
     // Never restarted; the pod and its own container are untouched.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let pod = k.json(&["get", "pod", "dbg-target"]);
-    for s in pod["status"]["ephemeralContainerStatuses"].as_array().unwrap() {
+    for s in pod["status"]["ephemeralContainerStatuses"]
+        .as_array()
+        .unwrap()
+    {
         assert_eq!(s["restartCount"], 0, "{s}");
         assert!(s["state"]["terminated"].is_object(), "{s}");
     }

@@ -10,8 +10,9 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    ClientIPConfig, Container, EphemeralContainer, Endpoints, Namespace, NamespaceSpec, NamespaceStatus, Pod, PodSpec,
-    PodStatus, PodTemplateSpec, Probe, Secret, Service, SessionAffinityConfig, Volume,
+    ClientIPConfig, Container, Endpoints, EphemeralContainer, Namespace, NamespaceSpec,
+    NamespaceStatus, Pod, PodSpec, PodStatus, PodTemplateSpec, Probe, Secret, Service,
+    SessionAffinityConfig, Volume,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::ByteString;

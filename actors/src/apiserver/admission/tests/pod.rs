@@ -297,7 +297,11 @@ fn ephemeral_containers_are_added_only_through_their_subresource() {
         update(
             "Pod",
             &base,
-            &with(&ok("Pod", &base), "/spec/ephemeralContainers", json!([debugger()])),
+            &with(
+                &ok("Pod", &base),
+                "/spec/ephemeralContainers",
+                json!([debugger()]),
+            ),
         ),
         "spec",
         "Forbidden: pod updates may not change fields other than",
@@ -333,7 +337,10 @@ fn ephemeral_container_updates_are_refused_as_kubernetes_refuses_them() {
             forbidden,
         ),
         (
-            field("lifecycle", json!({"preStop": {"exec": {"command": ["true"]}}})),
+            field(
+                "lifecycle",
+                json!({"preStop": {"exec": {"command": ["true"]}}}),
+            ),
             "spec.ephemeralContainers[0].lifecycle",
             forbidden,
         ),

@@ -185,11 +185,11 @@ fn is_zero(v: &serde_json::Value) -> bool {
 /// `ValidatePodCreate`'s rule: ephemeral containers are only added to a
 /// running pod, through `pods/ephemeralcontainers`.
 pub(crate) fn pod_create(p: &Pod, errs: &mut Errors) {
-    if p
-        .spec
-        .as_ref()
-        .is_some_and(|s| s.ephemeral_containers.as_ref().is_some_and(|e| !e.is_empty()))
-    {
+    if p.spec.as_ref().is_some_and(|s| {
+        s.ephemeral_containers
+            .as_ref()
+            .is_some_and(|e| !e.is_empty())
+    }) {
         errs.forbidden("spec.ephemeralContainers", "cannot be set on create");
     }
 }
@@ -219,7 +219,10 @@ pub(crate) fn ephemeral_update(new: &Pod, old: &Pod, errs: &mut Errors) {
         match new_list.iter().find(|n| n.name == o.name) {
             None => errs.forbidden(
                 path,
-                &format!("existing ephemeral containers {:?} may not be removed", o.name),
+                &format!(
+                    "existing ephemeral containers {:?} may not be removed",
+                    o.name
+                ),
             ),
             Some(n) if *n != o => {
                 let (nv, ov) = (
