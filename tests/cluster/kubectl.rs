@@ -1598,6 +1598,26 @@ async fn kubectl_debug_runs_an_ephemeral_container_in_the_pod_once() {
         "echo dbg-$((40+2)); exit 3\n",
     );
     assert!(out.contains("dbg-42"), "kubectl debug -i: {out}");
+    // -it: a `tty: true` ephemeral container (kubectl, without a terminal of
+    // its own, attaches without one).
+    let o = k.run(
+        &[
+            "debug",
+            "dbg-target",
+            "--image=busybox",
+            "-it",
+            "--container=dbg-t",
+            "--",
+            "sh",
+        ],
+        Some("echo dbg-tty-$((1+1)); exit\n"),
+    );
+    assert!(
+        o.stdout.contains("dbg-tty-2"),
+        "kubectl debug -it: {}{}",
+        o.stdout,
+        o.stderr
+    );
 
     // --attach=false, then its logs.
     k.ok(&[
@@ -1642,5 +1662,5 @@ async fn kubectl_debug_runs_an_ephemeral_container_in_the_pod_once() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["dbg-i", "dbg-bg"]);
+    assert_eq!(names, ["dbg-i", "dbg-t", "dbg-bg"]);
 }
