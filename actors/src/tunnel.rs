@@ -85,6 +85,13 @@ async fn reach(
                 .into_iter()
                 .flatten(),
         )
+        // Ephemeral containers last: never the default one.
+        .chain(
+            pod.pointer("/spec/ephemeralContainers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        )
         .filter_map(|c| c["name"].as_str())
         .collect();
     let container = match container {

@@ -267,7 +267,7 @@ const UNKNOWN_DISCOVERY: Discovery = disc("", "", ALL_VERBS, &[], &[]);
 /// Discovery facts of every served kind, in [`RESOURCES`] order. The
 /// subresources are those Kubernetes 1.33 serves for these kinds, less the
 /// ones ferry has no handler for (`pods/proxy`, `nodes/proxy`,
-/// `services/proxy`, `pods/ephemeralcontainers`, `pods/resize`).
+/// `services/proxy`, `pods/resize`).
 pub const DISCOVERY: &[Discovery] = &[
     disc(
         "namespaces",
@@ -294,6 +294,7 @@ pub const DISCOVERY: &[Discovery] = &[
         &[
             sub("attach", "PodAttachOptions", CONNECT),
             sub("binding", "Binding", &["create"]),
+            sub("ephemeralcontainers", "Pod", GET_PATCH_UPDATE),
             sub_in("eviction", "policy", "v1", "Eviction", &["create"]),
             sub("exec", "PodExecOptions", CONNECT),
             sub("log", "Pod", &["get"]),

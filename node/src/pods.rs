@@ -232,6 +232,9 @@ pub struct PodWorker {
     pub init: Vec<Container>,
     /// App containers.
     pub containers: Vec<Container>,
+    /// Ephemeral containers (`kubectl debug`): each started once, never
+    /// restarted, added as the pod's spec gains them.
+    pub ephemeral: Vec<Container>,
     /// When termination began (SIGTERM sent), and the grace period.
     pub terminating: Option<(Instant, Duration)>,
     /// The status last written.
@@ -264,6 +267,7 @@ impl PodWorker {
                 .collect()
         };
         let (init, containers) = (list("initContainers"), list("containers"));
+        let ephemeral = list("ephemeralContainers");
         let start_time =
             std::fs::read_to_string(dir.join("start-time")).unwrap_or_else(|_| crate::now());
         let _ = std::fs::create_dir_all(&dir);
@@ -277,6 +281,7 @@ impl PodWorker {
             dir,
             init,
             containers,
+            ephemeral,
             terminating: None,
             written: None,
             start_time,
@@ -291,6 +296,7 @@ impl PodWorker {
         self.init
             .iter_mut()
             .chain(self.containers.iter_mut())
+            .chain(self.ephemeral.iter_mut())
             .filter_map(|c| c.running().then_some(()))
             .count()
     }
@@ -306,6 +312,19 @@ impl PodWorker {
     ) {
         if self.terminating.is_some() {
             return self.stop();
+        }
+        // Ephemeral containers added to the pod since (they are only ever added).
+        let added: Vec<Value> = self
+            .pod
+            .pointer("/spec/ephemeralContainers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|e| !self.ephemeral.iter().any(|c| c.name == e["name"]))
+            .cloned()
+            .collect();
+        for e in added {
+            self.ephemeral.push(Container::new(&self.dir, &e));
         }
         // The pod's network first: no container starts without it.
         if let Some(why) = &net.pending {
@@ -340,7 +359,12 @@ impl PodWorker {
                 } else {
                     "CreateContainerConfigError"
                 };
-                for c in self.init.iter_mut().chain(self.containers.iter_mut()) {
+                for c in self
+                    .init
+                    .iter_mut()
+                    .chain(self.containers.iter_mut())
+                    .chain(self.ephemeral.iter_mut())
+                {
                     if c.started.is_none() {
                         let w = Some((reason.to_string(), why.clone()));
                         if c.waiting != w {
@@ -369,6 +393,15 @@ impl PodWorker {
             cgroups,
         };
         let policy = restart_policy(&self.pod).to_string();
+        // Ephemeral containers start once, whether or not the pod is
+        // initialized, and are never restarted (as the kubelet does).
+        for c in &mut self.ephemeral {
+            if c.started.is_none() && c.exited.is_none() {
+                let before = c.waiting.clone();
+                start(c, &ctx, &mut self.events);
+                failed_event(&mut self.events, &before, c);
+            }
+        }
         // Init containers run one at a time, in order, and must succeed.
         for i in 0..self.init.len() {
             let c = &mut self.init[i];
@@ -411,7 +444,12 @@ impl PodWorker {
     /// Marks containers not yet started as waiting for the pod's network,
     /// with a `NetworkNotReady` event when the reason is new.
     fn wait_for_network(&mut self, why: &str) {
-        for c in self.init.iter_mut().chain(self.containers.iter_mut()) {
+        for c in self
+            .init
+            .iter_mut()
+            .chain(self.containers.iter_mut())
+            .chain(self.ephemeral.iter_mut())
+        {
             if c.started.is_none() {
                 c.waiting = Some((
                     "ContainerCreating".into(),
@@ -450,7 +488,12 @@ impl PodWorker {
             .and_then(Value::as_str)
             .unwrap_or("127.0.0.1")
             .to_string();
-        for c in self.init.iter_mut().chain(self.containers.iter_mut()) {
+        for c in self
+            .init
+            .iter_mut()
+            .chain(self.containers.iter_mut())
+            .chain(self.ephemeral.iter_mut())
+        {
             if c.running() {
                 if let Some(s) = c.started.clone() {
                     if kill {
@@ -475,7 +518,12 @@ impl PodWorker {
     /// The pod's status as the kubelet reports it.
     pub fn status(&mut self, net: &Network, cgroups: &crate::cgroups::Layout) -> Value {
         // A run the kernel SIGKILLed in its cgroup for its memory: OOMKilled.
-        for c in self.init.iter_mut().chain(self.containers.iter_mut()) {
+        for c in self
+            .init
+            .iter_mut()
+            .chain(self.containers.iter_mut())
+            .chain(self.ephemeral.iter_mut())
+        {
             if let Some(e) = c.exited.as_mut() {
                 if (e.signal == Some(9) || e.code == 137)
                     && !e.oom_killed
@@ -502,6 +550,7 @@ impl PodWorker {
         let image = |s: &Value| s["image"].as_str().unwrap_or_default().to_string();
         let init_statuses = statuses(&mut self.init, &image);
         let app_statuses = statuses(&mut self.containers, &image);
+        let ephemeral_statuses = statuses(&mut self.ephemeral, &image);
         let all_ready =
             !self.containers.is_empty() && self.containers.iter_mut().all(|c| c.ready());
         let terminated: Vec<i32> = self
@@ -548,6 +597,9 @@ impl PodWorker {
             "containerStatuses": app_statuses,
             "qosClass": qos_class(&self.pod),
         });
+        if !ephemeral_statuses.is_empty() {
+            status["ephemeralContainerStatuses"] = json!(ephemeral_statuses);
+        }
         if let Some(ip) = &net.pod_ip {
             status["podIP"] = json!(ip);
             status["podIPs"] = json!([{"ip": ip}]);

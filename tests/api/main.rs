@@ -23,6 +23,7 @@ mod api;
 mod authn;
 mod bad_input;
 mod deletion;
+mod ephemeral;
 mod events;
 mod lists;
 mod priority;

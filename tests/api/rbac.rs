@@ -304,3 +304,84 @@ async fn a_role_binding_grants_a_user_its_roles_rules_in_its_namespace() {
     );
     drop(c);
 }
+
+/// `kubectl debug` needs `patch` on `pods/ephemeralcontainers`: `pods`
+/// alone does not grant it, and the subresource alone grants nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_containers_are_authorized_as_their_subresource() {
+    let (c, admin) = cluster().await;
+    let bob = user(&c, "bob", &[]);
+    eventually("namespace default", WAIT, || async {
+        admin.get("namespaces", None, "default").await
+    })
+    .await;
+    admin
+        .create("pods", Some("default"), &crate::api::pod("web"))
+        .await;
+    admin
+        .create(
+            "roles",
+            Some("default"),
+            &role(
+                "pod-writer",
+                json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch", "update"]}]),
+            ),
+        )
+        .await;
+    admin
+        .create(
+            "rolebindings",
+            Some("default"),
+            &binding("bob-pods", "Role", "pod-writer", "bob"),
+        )
+        .await;
+    let debug = json!({"spec": {"ephemeralContainers": [{"name": "dbg", "image": "busybox"}]}});
+    let patch = |api: &Api| {
+        let mut r = Api::req(
+            Verb::Patch(ferry_api::object::PatchType::Strategic),
+            "pods",
+            Some("default"),
+            Some("web"),
+            Some(&debug),
+        );
+        r.subresource = Some("ephemeralcontainers".into());
+        let api = Api(api.0.clone());
+        async move { api.call(r).await }
+    };
+    eventually("bob may get pods", WAIT, || async {
+        let (got, _) = code(&bob, Verb::Get, "pods", "default", Some("web"), None).await;
+        (got == 200).then_some(())
+    })
+    .await;
+    let (got, body) = patch(&bob).await;
+    assert_eq!(got, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot patch resource \"pods/ephemeralcontainers\""),
+        "{body}"
+    );
+    admin
+        .create(
+            "roles",
+            Some("default"),
+            &role(
+                "debugger",
+                json!([{"apiGroups": [""], "resources": ["pods/ephemeralcontainers"], "verbs": ["patch"]}]),
+            ),
+        )
+        .await;
+    admin
+        .create(
+            "rolebindings",
+            Some("default"),
+            &binding("bob-debugs", "Role", "debugger", "bob"),
+        )
+        .await;
+    eventually("bob may debug", WAIT, || async {
+        let (got, body) = patch(&bob).await;
+        (got == 200).then_some(body)
+    })
+    .await;
+}

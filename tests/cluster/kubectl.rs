@@ -1540,3 +1540,127 @@ async fn kubectl_1_27_to_1_30_exec_attach_and_port_forward_over_direct_spdy() {
         drop(f);
     }
 }
+
+const DEBUG_TARGET: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: dbg-target
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: ["sleep", "3600"]
+"#;
+
+/// The status of ephemeral container `name` of pod `dbg-target`, once terminated.
+fn ephemeral_terminated(k: &Kubectl, name: &str) -> Result<Value, String> {
+    let pod = k.json(&["get", "pod", "dbg-target"]);
+    let st = pod["status"]["ephemeralContainerStatuses"]
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["name"] == name).cloned())
+        .ok_or_else(|| format!("no status for {name}: {}", pod["status"]))?;
+    if st["state"]["terminated"].is_object() {
+        Ok(st)
+    } else {
+        Err(st.to_string())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_debug_runs_an_ephemeral_container_in_the_pod_once() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let k = Kubectl::of_up(home, &dir);
+    k.ok_in(&["apply", "-f", "-"], DEBUG_TARGET);
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/dbg-target",
+        "--timeout=60s",
+    ]);
+
+    // -i: the debug shell reads what kubectl sends and its output comes back.
+    let out = k.ok_in(
+        &[
+            "debug",
+            "dbg-target",
+            "--image=busybox",
+            "-i",
+            "--container=dbg-i",
+            "--",
+            "sh",
+        ],
+        "echo dbg-$((40+2)); exit 3\n",
+    );
+    assert!(out.contains("dbg-42"), "kubectl debug -i: {out}");
+    // -it: a `tty: true` ephemeral container (kubectl, without a terminal of
+    // its own, attaches without one).
+    let o = k.run(
+        &[
+            "debug",
+            "dbg-target",
+            "--image=busybox",
+            "-it",
+            "--container=dbg-t",
+            "--",
+            "sh",
+        ],
+        Some("echo dbg-tty-$((1+1)); exit\n"),
+    );
+    assert!(
+        o.stdout.contains("dbg-tty-2"),
+        "kubectl debug -it: {}{}",
+        o.stdout,
+        o.stderr
+    );
+
+    // --attach=false, then its logs.
+    k.ok(&[
+        "debug",
+        "dbg-target",
+        "--image=busybox",
+        "--attach=false",
+        "--container=dbg-bg",
+        "--",
+        "sh",
+        "-c",
+        "echo dbg-$((40+2))",
+    ]);
+    let st = wait_until("dbg-bg terminated", Duration::from_secs(60), || async {
+        ephemeral_terminated(&k, "dbg-bg")
+    })
+    .await;
+    assert_eq!(st["state"]["terminated"]["exitCode"], 0, "{st}");
+    let logs = k.ok(&["logs", "dbg-target", "-c", "dbg-bg"]);
+    assert_eq!(logs.trim(), "dbg-42");
+    let st = wait_until("dbg-i terminated", Duration::from_secs(30), || async {
+        ephemeral_terminated(&k, "dbg-i")
+    })
+    .await;
+    assert_eq!(st["state"]["terminated"]["exitCode"], 3, "{st}");
+
+    // Never restarted; the pod and its own container are untouched.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pod = k.json(&["get", "pod", "dbg-target"]);
+    for s in pod["status"]["ephemeralContainerStatuses"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(s["restartCount"], 0, "{s}");
+        assert!(s["state"]["terminated"].is_object(), "{s}");
+    }
+    assert_eq!(pod["status"]["phase"], "Running");
+    assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
+    let names: Vec<&str> = pod["spec"]["ephemeralContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["dbg-i", "dbg-t", "dbg-bg"]);
+}

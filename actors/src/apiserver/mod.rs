@@ -12,7 +12,8 @@
 //! - [`meta`]: system metadata (uid, timestamps, resourceVersion, generateName).
 //! - [`admission`]: strict decoding, defaulting and validation per kind.
 //! - [`read`]: get and list (selectors, pages).
-//! - [`write`]: create, update, patch and the `status`, `scale`, `binding` subresources.
+//! - [`write`]: create, update, patch and the `status`, `scale`, `binding`,
+//!   `ephemeralcontainers` subresources.
 //! - [`commit`]: every object write under one request id, retried until it has an answer.
 //! - [`delete`]: grace periods, finalizers, propagation policies.
 //! - [`watch`]: object watches from a resourceVersion, with bookmarks and 410 Gone.
@@ -277,7 +278,10 @@ impl ApiServer {
     ) -> ObjectResponse {
         if req.dry_run
             || !matches!(r.code, 200..=202)
-            || !matches!(req.subresource.as_deref(), None | Some("status"))
+            || !matches!(
+                req.subresource.as_deref(),
+                None | Some("status" | "ephemeralcontainers")
+            )
         {
             return r;
         }
@@ -358,6 +362,17 @@ impl ApiServer {
             (Verb::Patch(pt), None | Some("status")) => self.patch(res, req, pt).await,
             (Verb::Delete, None) => self.delete(res, req).await,
             (Verb::Get, Some("status")) => self.get(res, req).await,
+            (Verb::Get, Some("ephemeralcontainers")) if res.kind == "Pod" => {
+                self.get(res, req).await
+            }
+            (Verb::Update, Some("ephemeralcontainers")) if res.kind == "Pod" => {
+                self.update(res, req).await
+            }
+            (Verb::Patch(pt), Some("ephemeralcontainers"))
+                if res.kind == "Pod" && pt != ferry_api::object::PatchType::Apply =>
+            {
+                self.patch(res, req, pt).await
+            }
             (Verb::Get | Verb::Update | Verb::Patch(_), Some("scale")) => {
                 self.scale(res, req).await
             }

@@ -584,7 +584,7 @@ impl ApiServer {
         mut new: Value,
         expect: u64,
     ) -> Outcome<ObjectResponse> {
-        let warnings = match req.subresource {
+        let warnings = match req.subresource.as_deref() {
             None => admission::admit(
                 res,
                 &mut new,
@@ -592,6 +592,9 @@ impl ApiServer {
                 Operation::Update,
                 req.field_validation,
             )?,
+            Some("ephemeralcontainers") => {
+                admission::admit_ephemeral(res, &mut new, old, req.field_validation)?
+            }
             Some(_) => Vec::new(),
         };
         if res.kind == "PriorityClass" && req.subresource.is_none() {
@@ -845,6 +848,20 @@ fn merge_into_old(res: &Resource, req: &ObjectRequest, old: &Value, body: Value)
             Some(s) => new["status"] = s.clone(),
             None => {
                 new.as_object_mut().expect("object").remove("status");
+            }
+        }
+        return new;
+    }
+    // `pods/ephemeralcontainers`: the stored pod with the request's
+    // ephemeral containers; anything else the request changes is dropped.
+    if req.subresource.as_deref() == Some("ephemeralcontainers") {
+        let mut new = old.clone();
+        match body.pointer("/spec/ephemeralContainers") {
+            Some(e) if !e.is_null() => new["spec"]["ephemeralContainers"] = e.clone(),
+            _ => {
+                if let Some(s) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                    s.remove("ephemeralContainers");
+                }
             }
         }
         return new;

@@ -184,11 +184,13 @@ async fn logs(ctx: &Ctx, p: &PodRoute, pod: &Value, container: Option<String>) -
         Err(s) => return status(&s),
     };
     if let Some(c) = &container {
-        let known = ["containers", "initContainers"].iter().any(|list| {
-            pod["spec"][list]
-                .as_array()
-                .is_some_and(|cs| cs.iter().any(|x| x["name"] == c.as_str()))
-        });
+        let known = ["containers", "initContainers", "ephemeralContainers"]
+            .iter()
+            .any(|list| {
+                pod["spec"][list]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|x| x["name"] == c.as_str()))
+            });
         if !known {
             return status(&Status::bad_request(format!(
                 "container {c} is not valid for pod {}",

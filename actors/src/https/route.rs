@@ -81,7 +81,13 @@ pub struct ObjectRoute {
 
 /// The subresources the object pipeline serves.
 const SUBRESOURCES: &[&str] = &[
-    "status", "scale", "binding", "eviction", "finalize", "token",
+    "status",
+    "scale",
+    "binding",
+    "eviction",
+    "finalize",
+    "token",
+    "ephemeralcontainers",
 ];
 
 /// Parses a request. `content_type` picks the patch type of a `PATCH`.
@@ -633,6 +639,26 @@ mod tests {
                 Some("a"),
                 Some("web"),
                 Some("status"),
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/a/pods/web/ephemeralcontainers",
+                "",
+                Verb::Get,
+                "pods",
+                Some("a"),
+                Some("web"),
+                Some("ephemeralcontainers"),
+            ),
+            (
+                "PUT",
+                "/api/v1/namespaces/a/pods/web/ephemeralcontainers",
+                "",
+                Verb::Update,
+                "pods",
+                Some("a"),
+                Some("web"),
+                Some("ephemeralcontainers"),
             ),
             (
                 "POST",

@@ -10,8 +10,9 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    ClientIPConfig, Container, Endpoints, Namespace, NamespaceSpec, NamespaceStatus, Pod, PodSpec,
-    PodStatus, PodTemplateSpec, Probe, Secret, Service, SessionAffinityConfig, Volume,
+    ClientIPConfig, Container, Endpoints, EphemeralContainer, Namespace, NamespaceSpec,
+    NamespaceStatus, Pod, PodSpec, PodStatus, PodTemplateSpec, Probe, Secret, Service,
+    SessionAffinityConfig, Volume,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::ByteString;
@@ -84,6 +85,9 @@ pub(crate) fn pod_spec(s: &mut PodSpec) {
     {
         container(c);
     }
+    for e in s.ephemeral_containers.iter_mut().flatten() {
+        ephemeral_container(e);
+    }
     for v in s.volumes.iter_mut().flatten() {
         volume(v);
     }
@@ -117,6 +121,21 @@ fn container(c: &mut Container) {
             set_str(&mut f.api_version, "v1");
         }
     }
+}
+
+/// An ephemeral container's defaults are a container's (its fields are a
+/// container's, less none Kubernetes defaults, plus `targetContainerName`).
+fn ephemeral_container(e: &mut EphemeralContainer) {
+    let target = e.target_container_name.take();
+    let Ok(mut c) = serde_json::to_value(&*e).and_then(serde_json::from_value::<Container>) else {
+        e.target_container_name = target;
+        return;
+    };
+    container(&mut c);
+    if let Ok(d) = serde_json::to_value(&c).and_then(serde_json::from_value::<EphemeralContainer>) {
+        *e = d;
+    }
+    e.target_container_name = target;
 }
 
 /// Kubernetes pulls `Always` when the tag is `latest` or absent (and no digest is given).

@@ -81,6 +81,9 @@ pub fn admit(
         fv,
     };
     match res.kind {
+        "Pod" if op == Operation::Create => {
+            a.run(Subdomain, defaults::pod, validate_pod_create, pod_update)
+        }
         "Pod" => a.run(Subdomain, defaults::pod, validate_pod, pod_update),
         "Namespace" => a.run(Label, defaults::namespace, cluster::namespace, none),
         "Node" => a.run(Subdomain, no_defaults, cluster::node, none),
@@ -291,6 +294,40 @@ fn validate_pod(p: &Pod, errs: &mut Errors) {
     }
 }
 
+fn validate_pod_create(p: &Pod, errs: &mut Errors) {
+    validate_pod(p, errs);
+    pod::pod_create(p, errs);
+}
+
 fn pod_update(new: &mut Pod, old: &Pod, errs: &mut Errors) {
     pod::pod_update(new, old, errs);
+}
+
+fn ephemeral_update(new: &mut Pod, old: &Pod, errs: &mut Errors) {
+    pod::ephemeral_update(new, old, errs);
+}
+
+/// Admits an update through `pods/ephemeralcontainers`: `obj` is the stored
+/// pod `old` with the request's `spec.ephemeralContainers`; defaulted and
+/// validated as a pod, with `ValidatePodEphemeralContainersUpdate`'s rules
+/// instead of a pod update's.
+pub fn admit_ephemeral(
+    res: &Resource,
+    obj: &mut Value,
+    old: &Value,
+    fv: FieldValidation,
+) -> Result<Vec<String>, Status> {
+    let a = Admit {
+        res,
+        obj,
+        old: Some(old),
+        op: Operation::Update,
+        fv,
+    };
+    a.run(
+        NameRule::Subdomain,
+        defaults::pod,
+        validate_pod,
+        ephemeral_update,
+    )
 }

@@ -1,5 +1,6 @@
 //! Pods: defaults, QoS, validation, update rules.
 
+use ferry_api::object::Status;
 use serde_json::{json, Value};
 
 use super::{create, expect_invalid, ok, refuse_all, update, with};
@@ -238,4 +239,198 @@ fn updates() {
         };
         expect_invalid("Pod", update("Pod", old, &new), field, want, want);
     }
+}
+
+/// Admits `new` through `pods/ephemeralcontainers` as an update of the
+/// stored (admitted) `old`: the stored pod with `new`'s ephemeral containers.
+fn ephemeral(old: &Value, new: &Value) -> Result<Value, Status> {
+    let stored = ok("Pod", old);
+    let mut v = with(
+        &stored,
+        "/spec/ephemeralContainers",
+        new["spec"]["ephemeralContainers"].clone(),
+    );
+    crate::apiserver::admission::admit_ephemeral(
+        super::res("Pod"),
+        &mut v,
+        &stored,
+        ferry_api::object::FieldValidation::Strict,
+    )
+    .map(|_| v)
+}
+
+fn debugger() -> Value {
+    json!({"name": "debugger", "image": "busybox", "stdin": true, "tty": true,
+           "targetContainerName": "web",
+           "volumeMounts": [{"name": "data", "mountPath": "/data"}]})
+}
+
+#[test]
+fn ephemeral_containers_are_added_only_through_their_subresource() {
+    let base = pod();
+    let added = with(&base, "/spec/ephemeralContainers", json!([debugger()]));
+    let out = ephemeral(&base, &added).unwrap_or_else(|s| panic!("{}", s.message));
+    let e = &out["spec"]["ephemeralContainers"][0];
+    assert_eq!(e["name"], "debugger");
+    assert_eq!(e["targetContainerName"], "web");
+    // Defaulted as a container is.
+    assert_eq!(e["terminationMessagePolicy"], "File");
+    assert_eq!(e["imagePullPolicy"], "Always");
+    // kubectl debug's body (`resources: {}`, zero values) is admitted.
+    let kubectl = with(
+        &base,
+        "/spec/ephemeralContainers",
+        json!([{"name": "debugger-x", "image": "busybox", "resources": {}, "stdin": true,
+                "terminationMessagePolicy": "File", "tty": false, "ports": []}]),
+    );
+    ephemeral(&base, &kubectl).unwrap_or_else(|s| panic!("{}", s.message));
+    // Not on create, not by a pod update.
+    expect_invalid(
+        "Pod",
+        create("Pod", &added),
+        "spec.ephemeralContainers",
+        "Forbidden: cannot be set on create",
+        "create",
+    );
+    expect_invalid(
+        "Pod",
+        update(
+            "Pod",
+            &base,
+            &with(
+                &ok("Pod", &base),
+                "/spec/ephemeralContainers",
+                json!([debugger()]),
+            ),
+        ),
+        "spec",
+        "Forbidden: pod updates may not change fields other than",
+        "pod update",
+    );
+}
+
+#[test]
+fn ephemeral_container_updates_are_refused_as_kubernetes_refuses_them() {
+    let base = pod();
+    let one = |e: Value| with(&base, "/spec/ephemeralContainers", json!([e]));
+    let field = |k: &str, v: Value| one(with(&debugger(), &format!("/{k}"), v));
+    let forbidden = "Forbidden: cannot be set for an Ephemeral Container";
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (
+            field("ports", json!([{"containerPort": 80}])),
+            "spec.ephemeralContainers[0].ports",
+            forbidden,
+        ),
+        (
+            field("readinessProbe", json!({"httpGet": {"port": 80}})),
+            "spec.ephemeralContainers[0].readinessProbe",
+            forbidden,
+        ),
+        (
+            field("livenessProbe", json!({"exec": {"command": ["true"]}})),
+            "spec.ephemeralContainers[0].livenessProbe",
+            forbidden,
+        ),
+        (
+            field("resources", json!({"limits": {"cpu": "1"}})),
+            "spec.ephemeralContainers[0].resources",
+            forbidden,
+        ),
+        (
+            field(
+                "lifecycle",
+                json!({"preStop": {"exec": {"command": ["true"]}}}),
+            ),
+            "spec.ephemeralContainers[0].lifecycle",
+            forbidden,
+        ),
+        (
+            field("name", json!("web")),
+            "spec.ephemeralContainers[0].name",
+            "Duplicate value: \"web\"",
+        ),
+        (
+            field("targetContainerName", json!("nope")),
+            "spec.ephemeralContainers[0].targetContainerName",
+            "Not found: \"nope\"",
+        ),
+        (
+            field(
+                "volumeMounts",
+                json!([{"name": "data", "mountPath": "/d", "subPath": "x"}]),
+            ),
+            "spec.ephemeralContainers[0].volumeMounts[0].subPath",
+            forbidden,
+        ),
+        (
+            field("volumeMounts", json!([{"name": "gone", "mountPath": "/d"}])),
+            "spec.ephemeralContainers[0].volumeMounts[0].name",
+            "Not found: \"gone\"",
+        ),
+        (
+            field("image", json!("")),
+            "spec.ephemeralContainers[0].image",
+            "Required value",
+        ),
+    ];
+    for (new, f, want) in cases {
+        expect_invalid("Pod", ephemeral(&base, &new), f, want, f);
+    }
+    // Two with one name.
+    let twice = with(
+        &base,
+        "/spec/ephemeralContainers",
+        json!([debugger(), debugger()]),
+    );
+    expect_invalid(
+        "Pod",
+        ephemeral(&base, &twice),
+        "spec.ephemeralContainers[1].name",
+        "Duplicate value: \"debugger\"",
+        "twice",
+    );
+    // Existing ones may be neither removed nor changed; more may be added.
+    let stored = ok("Pod", &base);
+    let with_one = ephemeral(&base, &one(debugger())).expect("added");
+    let mut stored_one = stored.clone();
+    stored_one["spec"]["ephemeralContainers"] = with_one["spec"]["ephemeralContainers"].clone();
+    let admit_on = |new: Value| {
+        let mut v = with(
+            &stored_one,
+            "/spec/ephemeralContainers",
+            new["spec"]["ephemeralContainers"].clone(),
+        );
+        crate::apiserver::admission::admit_ephemeral(
+            super::res("Pod"),
+            &mut v,
+            &stored_one,
+            ferry_api::object::FieldValidation::Strict,
+        )
+        .map(|_| v)
+    };
+    let second = with(
+        &with_one,
+        "/spec/ephemeralContainers/1",
+        json!({"name": "second", "image": "busybox"}),
+    );
+    let out = admit_on(second).unwrap_or_else(|s| panic!("{}", s.message));
+    assert_eq!(out["spec"]["ephemeralContainers"][1]["name"], "second");
+    expect_invalid(
+        "Pod",
+        admit_on(with(&stored_one, "/spec/ephemeralContainers", json!([]))),
+        "spec.ephemeralContainers",
+        "Forbidden: existing ephemeral containers \"debugger\" may not be removed",
+        "removed",
+    );
+    expect_invalid(
+        "Pod",
+        admit_on(with(
+            &with_one,
+            "/spec/ephemeralContainers/0/image",
+            json!("alpine"),
+        )),
+        "spec.ephemeralContainers",
+        "Forbidden: existing ephemeral containers \"debugger\" may not be changed",
+        "changed",
+    );
 }

@@ -58,6 +58,7 @@ pub(crate) fn pod_spec(path: &str, s: &PodSpec, errs: &mut Errors) {
             }
         }
     }
+    ephemeral_containers(path, s, &volumes, &names, errs);
     let rp = s.restart_policy.as_deref().unwrap_or_default();
     if rp.is_empty() {
         errs.required(&at(path, "restartPolicy"), "");
@@ -98,6 +99,162 @@ pub(crate) fn pod_spec(path: &str, s: &PodSpec, errs: &mut Errors) {
     }
     super::meta::labels(&at(path, "nodeSelector"), s.node_selector.as_ref(), errs);
     tolerations(path, s, errs);
+}
+
+/// The fields an ephemeral container may set (Kubernetes'
+/// `allowedEphemeralContainerFields`): no ports, probes, resources, lifecycle
+/// or restart policy, which a workload relies on.
+const EPHEMERAL_ALLOWED: &[&str] = &[
+    "name",
+    "image",
+    "command",
+    "args",
+    "workingDir",
+    "envFrom",
+    "env",
+    "volumeMounts",
+    "volumeDevices",
+    "terminationMessagePath",
+    "terminationMessagePolicy",
+    "imagePullPolicy",
+    "securityContext",
+    "stdin",
+    "stdinOnce",
+    "tty",
+    "targetContainerName",
+];
+const EPHEMERAL_FORBIDDEN: &str = "cannot be set for an Ephemeral Container";
+
+/// `validateEphemeralContainers`: each is a valid container with a name
+/// unique across all containers, setting only the allowed fields, targeting
+/// a regular or init container.
+fn ephemeral_containers(
+    path: &str,
+    s: &PodSpec,
+    volumes: &BTreeSet<&str>,
+    others: &BTreeSet<&str>,
+    errs: &mut Errors,
+) {
+    let mut all = others.clone();
+    for (i, e) in s.ephemeral_containers.iter().flatten().enumerate() {
+        let p = format!("{}[{i}]", at(path, "ephemeralContainers"));
+        let mut fields = serde_json::to_value(e).unwrap_or_default();
+        if let Some(m) = fields.as_object_mut() {
+            m.remove("targetContainerName");
+        }
+        if let Ok(c) = serde_json::from_value::<Container>(fields.clone()) {
+            container(&p, &c, volumes, errs);
+        }
+        if !e.name.is_empty() && !all.insert(e.name.as_str()) {
+            errs.duplicate(&at(&p, "name"), q(&e.name));
+        }
+        if let Some(t) = e.target_container_name.as_deref().filter(|t| !t.is_empty()) {
+            if !others.contains(t) {
+                errs.not_found(&at(&p, "targetContainerName"), q(t));
+            }
+        }
+        for (k, v) in fields.as_object().into_iter().flatten() {
+            if !EPHEMERAL_ALLOWED.contains(&k.as_str()) && !is_zero(v) {
+                errs.forbidden(&at(&p, k), EPHEMERAL_FORBIDDEN);
+            }
+        }
+        for (j, m) in e.volume_mounts.iter().flatten().enumerate() {
+            let mp = format!("{}[{j}]", at(&p, "volumeMounts"));
+            for (f, v) in [("subPath", &m.sub_path), ("subPathExpr", &m.sub_path_expr)] {
+                if v.as_deref().is_some_and(|v| !v.is_empty()) {
+                    errs.forbidden(&at(&mp, f), EPHEMERAL_FORBIDDEN);
+                }
+            }
+        }
+    }
+}
+
+/// Go's zero value, as JSON: what a client sends for a field it did not set.
+fn is_zero(v: &serde_json::Value) -> bool {
+    use serde_json::Value as V;
+    match v {
+        V::Null => true,
+        V::Bool(b) => !b,
+        V::Number(n) => n.as_f64() == Some(0.0),
+        V::String(s) => s.is_empty(),
+        V::Array(a) => a.is_empty(),
+        V::Object(o) => o.values().all(is_zero),
+    }
+}
+
+/// `ValidatePodCreate`'s rule: ephemeral containers are only added to a
+/// running pod, through `pods/ephemeralcontainers`.
+pub(crate) fn pod_create(p: &Pod, errs: &mut Errors) {
+    if p.spec.as_ref().is_some_and(|s| {
+        s.ephemeral_containers
+            .as_ref()
+            .is_some_and(|e| !e.is_empty())
+    }) {
+        errs.forbidden("spec.ephemeralContainers", "cannot be set on create");
+    }
+}
+
+/// `ValidatePodEphemeralContainersUpdate`: existing ephemeral containers may
+/// be neither removed nor changed (the rest of the pod is the stored one:
+/// the subresource takes only `spec.ephemeralContainers` from the request).
+pub(crate) fn ephemeral_update(new: &Pod, old: &Pod, errs: &mut Errors) {
+    if old
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"))
+    {
+        errs.forbidden("", "static pods do not support ephemeral containers");
+        return;
+    }
+    let path = "spec.ephemeralContainers";
+    let list = |p: &Pod| {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.ephemeral_containers.clone())
+            .unwrap_or_default()
+    };
+    let new_list = list(new);
+    for o in list(old) {
+        match new_list.iter().find(|n| n.name == o.name) {
+            None => errs.forbidden(
+                path,
+                &format!(
+                    "existing ephemeral containers {:?} may not be removed",
+                    o.name
+                ),
+            ),
+            Some(n) if *n != o => {
+                let (nv, ov) = (
+                    serde_json::to_value(n).unwrap_or_default(),
+                    serde_json::to_value(&o).unwrap_or_default(),
+                );
+                let mut keys: BTreeSet<&String> = BTreeSet::new();
+                keys.extend(nv.as_object().into_iter().flat_map(|m| m.keys()));
+                keys.extend(ov.as_object().into_iter().flat_map(|m| m.keys()));
+                let changed: Vec<String> = keys
+                    .into_iter()
+                    .filter(|k| nv.get(k.as_str()) != ov.get(k.as_str()))
+                    .map(|k| {
+                        format!(
+                            "{k}: {} -> {}",
+                            json(&ov.get(k.as_str())),
+                            json(&nv.get(k.as_str()))
+                        )
+                    })
+                    .collect();
+                errs.forbidden(
+                    path,
+                    &format!(
+                        "existing ephemeral containers {:?} may not be changed\n  changed: {}",
+                        o.name,
+                        changed.join("; ")
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+    }
 }
 
 fn tolerations(path: &str, s: &PodSpec, errs: &mut Errors) {
