@@ -6,17 +6,9 @@ use crate::harness::{eventually, TestCluster, WAIT};
 use ferry_api::object::Verb;
 use serde_json::{json, Value};
 
-fn pod(name: &str, cpu: Option<&str>) -> Value {
-    let mut p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-        "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1000"]}]}});
-    if let Some(cpu) = cpu {
-        p["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": cpu}});
-    }
-    p
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quotas_count_refuse_over_their_limits_and_release() {
+/// One master running the controllers (the quota controller recounts), and
+/// namespace `ns`.
+async fn with_controllers(ns: &str) -> (TestCluster, Api) {
     let c = TestCluster::with(1, |cfg| {
         crate::harness::fast(cfg);
         cfg.workload_controllers = true;
@@ -30,9 +22,24 @@ async fn quotas_count_refuse_over_their_limits_and_release() {
     api.create(
         "namespaces",
         None,
-        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "qa"}}),
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
     )
     .await;
+    (c, api)
+}
+
+fn pod(name: &str, cpu: Option<&str>) -> Value {
+    let mut p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1000"]}]}});
+    if let Some(cpu) = cpu {
+        p["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": cpu}});
+    }
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_count_refuse_over_their_limits_and_release() {
+    let (_c, api) = with_controllers("qa").await;
     api.create(
         "resourcequotas",
         Some("qa"),
@@ -244,22 +251,7 @@ async fn limit_ranges_bound_pods_and_claims() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scoped_quotas_count_only_the_pods_they_select() {
-    let c = TestCluster::with(1, |cfg| {
-        crate::harness::fast(cfg);
-        cfg.workload_controllers = true;
-    })
-    .await;
-    let api = Api(c.client.clone());
-    eventually("namespace default", WAIT, || async {
-        api.get("namespaces", None, "default").await
-    })
-    .await;
-    api.create(
-        "namespaces",
-        None,
-        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "sq"}}),
-    )
-    .await;
+    let (_c, api) = with_controllers("sq").await;
     let create = |plural: &'static str, obj: Value| {
         let api = &api;
         async move {
