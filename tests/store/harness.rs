@@ -210,10 +210,19 @@ impl TestCluster {
     /// Restarts master `i` on its data dir and address.
     pub async fn restart(&mut self, i: usize) {
         assert!(self.slots[i].master.is_none(), "master {i} is running");
-        let cfg = config(self.tweak, &self.slots[i].dir, self.slots[i].addr);
-        let m = Master::start(cfg, Bootstrap::Existing)
-            .await
-            .expect("master restarts on its data dir");
+        // The old HTTPS listener (same port number over TCP) may take a moment
+        // to be released: retry that bind for a while, nothing else.
+        let mut tries = 0;
+        let m = loop {
+            let cfg = config(self.tweak, &self.slots[i].dir, self.slots[i].addr);
+            match Master::start(cfg, Bootstrap::Existing).await {
+                Err(e) if tries < 50 && format!("{e:?}").starts_with("BindHttps") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                r => break r.expect("master restarts on its data dir"),
+            }
+        };
         self.slots[i].master = Some(m);
     }
 
