@@ -665,7 +665,15 @@ async fn services_dns_and_pod_addresses_on_two_nodes() {
             .stdout,
     )
     .to_string();
-    assert!(!tables.contains("ferry-"), "nft tables left: {tables}");
+    // Only this cluster's tables: another cluster on the machine (or one a
+    // killed run left) has tables of its own.
+    for n in ["n1", "n2"] {
+        let table = ferry_node::net::nft_table(&ferry_node::net::host_key_in(&dir.join(n), n));
+        assert!(
+            !tables.contains(&format!("table ip {table}\n")),
+            "{n}'s nft table {table} left: {tables}"
+        );
+    }
     let routes = String::from_utf8_lossy(
         &Command::new("ip")
             .args(["route", "show", "table", "all"])
