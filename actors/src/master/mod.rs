@@ -544,3 +544,61 @@ async fn rejoin_until_member(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_api::files::crash;
+    use std::path::PathBuf;
+
+    /// `identity.toml` means "set up": a power failure at any step of a
+    /// first start leaves either no identity or every file of the set-up
+    /// whole, and once the set-up returned, all of them.
+    #[test]
+    fn a_power_failure_during_set_up_never_leaves_an_identity_without_its_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("m1");
+        let addr: SocketAddr = "127.0.0.1:7100".parse().unwrap();
+        let (ident, trace) = crash::record(|| {
+            let data = DataDir::new(&dir).unwrap();
+            init_credentials(&data, addr).unwrap()
+        });
+        assert_eq!(ident.id, 1);
+        let files = [
+            "ca.crt",
+            "ca.key",
+            "master.crt",
+            "master.key",
+            "join-secret",
+            "admin.conf",
+        ];
+        let whole: Vec<(PathBuf, Vec<u8>)> = files
+            .iter()
+            .map(|f| (dir.join(f), std::fs::read(dir.join(f)).unwrap()))
+            .collect();
+        let identity = dir.join("identity.toml");
+        let mut seen_set_up = false;
+        for step in 0..=trace.ops.len() {
+            for disk in trace.after_power_failure(step) {
+                if !disk.exists(&identity) {
+                    continue;
+                }
+                seen_set_up = true;
+                for (path, bytes) in &whole {
+                    assert_eq!(
+                        disk.file(path).as_ref(),
+                        Some(bytes),
+                        "a power failure after step {step} leaves identity.toml but not {path:?}"
+                    );
+                }
+            }
+        }
+        assert!(seen_set_up, "identity.toml never durable: {:?}", trace.ops);
+        for disk in trace.after_power_failure(trace.ops.len()) {
+            assert!(disk.exists(&identity), "set up, then lost: {:?}", trace.ops);
+            for (path, bytes) in &whole {
+                assert_eq!(disk.file(path).as_ref(), Some(bytes), "{path:?}");
+            }
+        }
+    }
+}
