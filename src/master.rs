@@ -121,10 +121,25 @@ pub async fn run(a: Args, config: Option<PathBuf>) -> Result<ExitCode> {
             }
         });
     }
-    wait_for_signal().await;
+    // A master another has seen removed (replaced, or removed while it was
+    // down) stops, as etcd's removed members do, instead of standing for
+    // election forever with its old membership.
+    let store = master.store.clone();
+    let removed = tokio::select! {
+        _ = wait_for_signal() => None,
+        r = store.wait_removed() => Some(r),
+    };
     tracing::info!("shutting down");
     master.shutdown_for_exit().await;
-    Ok(ExitCode::SUCCESS)
+    match removed {
+        None => Ok(ExitCode::SUCCESS),
+        Some(r) => {
+            tracing::error!("{r}; it stops");
+            anyhow::bail!(
+                "{r}; it stops. To bring this machine back, start it with a new data dir and --join"
+            )
+        }
+    }
 }
 
 /// Creates a bootstrap token valid for a day through the API of a cluster

@@ -26,7 +26,7 @@ pub mod types;
 pub mod watch;
 
 pub use error::{Error, Result};
-pub use node::{Store, StoreOptions};
+pub use node::{Removed, Store, StoreOptions};
 pub use types::{Command, CommandResponse, TypeConfig};
 
 /// Opens the sled database a master keeps its log and state machine in.

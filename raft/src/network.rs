@@ -82,6 +82,9 @@ pub enum PeerRequest {
         /// Even though the leader still hears from `dead`.
         force: bool,
     },
+    /// The membership this master has committed (answered with
+    /// `PeerResponse::Membership`), so a master can learn it was removed.
+    Membership,
 }
 
 /// The answer to a [`PeerRequest`].
@@ -107,6 +110,18 @@ pub enum PeerResponse {
     Status(Result<ClusterStatus, ApiError>),
     /// Leader's status with members' health.
     StatusHealth(Result<StatusHealth, ApiError>),
+    /// The membership the answering master has committed.
+    Membership(Result<CommittedMembership, ApiError>),
+}
+
+/// A master's committed membership: the log index of the entry that set it
+/// and every member (voters and learners).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedMembership {
+    /// Index of the membership entry (none before the first).
+    pub index: Option<u64>,
+    /// Voters and learners.
+    pub members: std::collections::BTreeSet<NodeId>,
 }
 
 /// One peer's connection; dialing holds only this peer's lock, so a dead peer's

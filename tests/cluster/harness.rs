@@ -532,6 +532,30 @@ impl Cluster {
         self.masters[i].stopped = false;
     }
 
+    /// Waits (up to `timeout`) for master `i` to exit by itself; its status,
+    /// or `None` if it still runs.
+    pub async fn wait_exit(
+        &mut self,
+        i: usize,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let mut child = self.masters[i].child.lock().expect("child lock");
+                let c = child.as_mut().expect("master running");
+                if let Some(status) = c.try_wait().expect("wait") {
+                    *child = None;
+                    return Some(status);
+                }
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Restarts a killed master on its data dir and port, and waits until it answers.
     pub async fn restart(&mut self, i: usize) {
         assert!(!self.running(i), "restart only a killed master");

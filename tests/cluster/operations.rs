@@ -245,6 +245,22 @@ async fn cluster_replace_swaps_a_dead_master_under_load_and_status_shows_health(
     assert_eq!(voters, want, "{st:?}");
     assert_eq!(st.members.len(), 3, "{st:?}");
 
+    // The replaced master, started again on its old data dir, learns from
+    // the others that it was removed and stops, naming why.
+    c.spawn(dead, &[]);
+    let status = c.wait_exit(dead, Duration::from_secs(30)).await;
+    let log = std::fs::read_to_string(&c.masters[dead].log).unwrap_or_default();
+    assert!(
+        matches!(status, Some(s) if !s.success()),
+        "the replaced master did not stop: {status:?}\n{}",
+        tail_of(&log)
+    );
+    assert!(
+        log.contains("this master was removed from the cluster"),
+        "{}",
+        tail_of(&log)
+    );
+
     // Writes go on; then none failed and the new voter holds every one.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (acked, failed) = load.finish().await;
@@ -260,6 +276,12 @@ async fn cluster_replace_swaps_a_dead_master_under_load_and_status_shows_health(
     c.kill(live);
     let rev = c.put("/after-replace", b"x").await;
     c.wait_applied(new, rev).await;
+}
+
+/// The last lines of a log, for a failure message.
+fn tail_of(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 /// The backup files in `dir`, oldest first.

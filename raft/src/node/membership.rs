@@ -5,7 +5,7 @@
 //! that makes the number of voters odd (or when forced).
 
 use super::{internal, unavailable, Store};
-use crate::network::{PeerRequest, PeerResponse};
+use crate::network::{CommittedMembership, PeerRequest, PeerResponse};
 use crate::types::NodeId;
 use ferry_api::kv::{Expect, Write, WriteOp};
 use ferry_api::proto::{
@@ -520,5 +520,93 @@ impl Store {
     pub fn is_member(&self) -> bool {
         let m = self.inner.raft.metrics().borrow().membership_config.clone();
         m.membership().get_node(&self.inner.id).is_some()
+    }
+}
+
+/// Proof that this master was removed from the cluster: another master
+/// committed a membership newer than any this master knows, without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// The master that answered.
+    pub by: String,
+    /// Index of its membership entry.
+    pub index: u64,
+    /// Its members.
+    pub members: BTreeSet<NodeId>,
+}
+
+impl std::fmt::Display for Removed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "this master was removed from the cluster: {} committed the membership {:?} at log index {}",
+            self.by, self.members, self.index
+        )
+    }
+}
+
+impl Store {
+    /// The membership this master has committed.
+    pub async fn committed_membership(&self) -> Result<CommittedMembership, ApiError> {
+        self.inner
+            .raft
+            .with_raft_state(|st| {
+                let c = st.membership_state.committed();
+                CommittedMembership {
+                    index: c.log_id().map(|l| l.index),
+                    members: c.membership().nodes().map(|(id, _)| *id).collect(),
+                }
+            })
+            .await
+            .map_err(|e| unavailable(format!("raft stopped: {e}")))
+    }
+
+    /// Asks the other members this master knows whether one has committed a
+    /// membership newer than this master's own without it. Ids are never
+    /// reused and a membership only grows newer, so that proves a removal; a
+    /// master not in its own membership (still joining) never asks.
+    pub async fn removed(&self) -> Option<Removed> {
+        let own = self.inner.raft.metrics().borrow().membership_config.clone();
+        own.membership().get_node(&self.inner.id)?;
+        let own_index = own.log_id().map(|l| l.index);
+        let peers: Vec<String> = own
+            .membership()
+            .nodes()
+            .filter(|(id, _)| **id != self.inner.id)
+            .map(|(_, n)| n.addr.clone())
+            .collect();
+        for addr in peers {
+            let asked = self
+                .inner
+                .peers
+                .call(&addr, &PeerRequest::Membership, Duration::from_secs(1))
+                .await;
+            if let Ok(PeerResponse::Membership(Ok(c))) = asked {
+                if c.index > own_index && !c.members.contains(&self.inner.id) {
+                    return Some(Removed {
+                        by: addr,
+                        index: c.index.unwrap_or(0),
+                        members: c.members,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Returns once [`Store::removed`] proves this master removed; it asks
+    /// every two seconds while no leader has been heard from (a removed
+    /// master hears from none: the leader no longer replicates to it).
+    pub async fn wait_removed(&self) -> Removed {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let leading = self.inner.raft.metrics().borrow().current_leader == Some(self.inner.id);
+            if leading || !self.leader_silent() {
+                continue;
+            }
+            if let Some(r) = self.removed().await {
+                return r;
+            }
+        }
     }
 }

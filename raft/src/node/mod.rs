@@ -8,6 +8,7 @@
 
 mod batcher;
 mod membership;
+pub use membership::Removed;
 mod serve;
 
 use crate::log_store::{Flusher, FlusherStopped, LogStore};

@@ -95,6 +95,7 @@ impl Store {
             PeerRequest::ReplaceMember { dead, with, force } => {
                 PeerResponse::Id(self.replace_member_local(dead, with, force).await)
             }
+            PeerRequest::Membership => PeerResponse::Membership(self.committed_membership().await),
         }
     }
 }
