@@ -95,7 +95,9 @@ pub fn restore_sync_image(dir: &Path) -> std::io::Result<()> {
         for entry in entries {
             let entry = entry?;
             let name = entry.file_name();
-            if !name.to_string_lossy().ends_with(".tmp") {
+            // `.content`: bytes synced, entry not (yet): gone after power loss.
+            let n = name.to_string_lossy();
+            if !n.ends_with(".tmp") && !n.ends_with(".content") {
                 std::fs::copy(entry.path(), blobs.join(name))?;
             }
         }

@@ -102,21 +102,44 @@ pub(crate) fn write_blob<T: Serialize>(
 /// ferry patch 5: `sync_all` of a new blob and of `blobs/`. With the
 /// `ferry_sync_image` feature (ferry's test builds), a store that keeps
 /// power-failure images (`blobs.synced/` beside `blobs/`) also gets a copy of
-/// the blob as synced, which its tests put back after a SIGKILL: a blob this
-/// never synced is absent from that image, as from a disk after power loss.
+/// the blob in two steps, each after the sync that makes it durable: its bytes
+/// (`<name>.content`) after the file's sync, its entry (the copy renamed to
+/// `<name>`) after the directory's. Its tests put the entries back after a
+/// SIGKILL: a blob whose bytes or entry this never synced is absent from that
+/// image, as from a disk after power loss.
 fn sync_blob(f: &std::fs::File, path: &std::path::Path) -> Result<()> {
     f.sync_all()?;
+    #[cfg(feature = "ferry_sync_image")]
+    image_blob(path, false)?;
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)?.sync_all()?;
         #[cfg(feature = "ferry_sync_image")]
-        {
-            let image = dir.with_file_name("blobs.synced");
-            if let (true, Some(name)) = (image.is_dir(), path.file_name()) {
-                let tmp = image.join(format!("{}.tmp", name.to_string_lossy()));
-                std::fs::copy(path, &tmp)?;
-                std::fs::rename(&tmp, image.join(name))?;
-            }
+        image_blob(path, true)?;
+    }
+    Ok(())
+}
+
+/// One step of a blob's power-failure image (see `sync_blob`): its bytes, or
+/// (`entry`) its directory entry.
+#[cfg(feature = "ferry_sync_image")]
+fn image_blob(path: &std::path::Path, entry: bool) -> Result<()> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(());
+    };
+    let image = dir.with_file_name("blobs.synced");
+    if !image.is_dir() {
+        return Ok(());
+    }
+    let name = name.to_string_lossy();
+    let content = image.join(format!("{name}.content"));
+    if entry {
+        if content.exists() {
+            std::fs::rename(&content, image.join(&*name))?;
         }
+    } else {
+        let tmp = image.join(format!("{name}.tmp"));
+        std::fs::copy(path, &tmp)?;
+        std::fs::rename(&tmp, &content)?;
     }
     Ok(())
 }
