@@ -455,7 +455,13 @@ mod tests {
             s
         };
         // (containers, init containers in order, overhead, the pod's cpu or Ok)
-        let cases: Vec<(Vec<Value>, Vec<Value>, Option<&str>, Option<&str>)> = vec![
+        type Case = (
+            Vec<Value>,
+            Vec<Value>,
+            Option<&'static str>,
+            Option<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
             // A sidecar adds to the containers' sum: 1 + 1 = 2.
             (vec![c("a", "1")], vec![side("s", "1")], None, Some("2")),
             // 1 + 500m = 1500m: at the maximum.
