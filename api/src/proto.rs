@@ -658,7 +658,7 @@ mod tests {
             None,
             None,
         )));
-        assert_eq!(body(&plain)[0], 8);
+        assert_eq!(body(&plain)[0], 7);
         let e = crate::frame::decode::<ApiRequest>(&[23]).unwrap_err();
         assert!(e.to_string().contains("23"), "{e}");
     }
