@@ -233,6 +233,8 @@ impl Impersonate {
             out.push(("Impersonate-Group".to_string(), g.clone()));
         }
         for (k, v) in &self.extra {
+            // The server unescapes `%XX` in a key: a literal `%` goes as `%25`.
+            let k = k.replace('%', "%25");
             out.push((format!("Impersonate-Extra-{k}"), v.clone()));
         }
         out
@@ -659,6 +661,26 @@ mod tests {
             None,
         )));
         assert_eq!(body(&plain)[0], 7);
+        let headers = Impersonate {
+            user: Some("bob".into()),
+            groups: vec!["ops".into()],
+            uid: Some("u-1".into()),
+            extra: vec![
+                ("scopes".into(), "view".into()),
+                ("a%2fb".into(), "x".into()),
+            ],
+        }
+        .headers();
+        assert_eq!(
+            headers,
+            [
+                ("Impersonate-User".to_string(), "bob".to_string()),
+                ("Impersonate-Uid".into(), "u-1".into()),
+                ("Impersonate-Group".into(), "ops".into()),
+                ("Impersonate-Extra-scopes".into(), "view".into()),
+                ("Impersonate-Extra-a%252fb".into(), "x".into()),
+            ]
+        );
         let e = crate::frame::decode::<ApiRequest>(&[23]).unwrap_err();
         assert!(e.to_string().contains("23"), "{e}");
     }
