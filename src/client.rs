@@ -4,7 +4,15 @@ use anyhow::{Context, Result};
 use ferry_api::Client;
 use ferry_config::ClientConfig;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// Whom this process's object requests act as (`--as` and friends).
+static ACTING_AS: OnceLock<ferry_api::proto::Impersonate> = OnceLock::new();
+
+/// Sets whom every client [`connect`] builds acts as (once, from the flags).
+pub fn set_acting_as(as_: ferry_api::proto::Impersonate) {
+    let _ = ACTING_AS.set(as_);
+}
 
 /// `~/.ferry`.
 pub fn ferry_home() -> PathBuf {
@@ -43,5 +51,7 @@ pub fn connect_with_timeout(
     let mut cfg = ClientConfig::load(&path)?;
     cfg.timeout_ms = cfg.timeout_ms.max(at_least.as_millis() as u64);
     let client = Client::new(&cfg).with_context(|| format!("client config {}", path.display()))?;
-    Ok(Arc::new(client))
+    Ok(Arc::new(
+        client.acting_as(ACTING_AS.get().cloned().unwrap_or_default()),
+    ))
 }

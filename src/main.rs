@@ -62,8 +62,59 @@ pub(crate) struct Cli {
     /// Namespace for object commands (default: `default`).
     #[arg(short = 'n', long, global = true)]
     namespace: Option<String>,
+    /// Act as this user (or `system:serviceaccount:NS:NAME`) for object
+    /// requests, as kubectl's `--as`: needs `impersonate` on it.
+    #[arg(long = "as", global = true, value_name = "USER")]
+    as_user: Option<String>,
+    /// A group to act as (repeatable), with `--as`.
+    #[arg(long = "as-group", global = true, value_name = "GROUP")]
+    as_group: Vec<String>,
+    /// The uid to act as, with `--as`.
+    #[arg(long = "as-uid", global = true, value_name = "UID")]
+    as_uid: Option<String>,
+    /// An extra attribute to act with, `KEY=VALUE` (repeatable), with `--as`.
+    #[arg(long = "as-user-extra", global = true, value_name = "KEY=VALUE")]
+    as_user_extra: Vec<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    /// Whom `--as`, `--as-group`, `--as-uid` and `--as-user-extra` ask to act as.
+    fn acting_as(&self) -> anyhow::Result<ferry_api::proto::Impersonate> {
+        let mut extra = Vec::new();
+        for e in &self.as_user_extra {
+            let Some((k, v)) = e.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+                anyhow::bail!("--as-user-extra {e:?}: expected KEY=VALUE");
+            };
+            extra.push((k.to_string(), v.to_string()));
+        }
+        let as_ = ferry_api::proto::Impersonate {
+            user: self.as_user.clone(),
+            groups: self.as_group.clone(),
+            uid: self.as_uid.clone(),
+            extra,
+        };
+        if !as_.is_empty() && as_.user.as_deref().unwrap_or_default().is_empty() {
+            anyhow::bail!("--as-group, --as-uid and --as-user-extra need --as USER");
+        }
+        let local = matches!(
+            self.command,
+            Command::Master(_)
+                | Command::Up(_)
+                | Command::Node(_)
+                | Command::Shim(_)
+                | Command::Nsenter(_)
+                | Command::Echo(_)
+                | Command::Chaos(_)
+                | Command::Bench(_)
+                | Command::ApiResources
+        );
+        if !as_.is_empty() && local {
+            anyhow::bail!("--as applies to commands that send object requests (get, create, apply, delete, ...), not to this one");
+        }
+        Ok(as_)
+    }
 }
 
 #[derive(Subcommand)]
@@ -167,6 +218,13 @@ fn main() -> ExitCode {
         _ => {}
     }
     init_logging();
+    match cli.acting_as() {
+        Ok(as_) => client::set_acting_as(as_),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let rt = match runtime_for(&cli.command).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

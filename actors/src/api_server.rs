@@ -5,7 +5,8 @@
 //! the store. A malformed or oversized frame fails its own stream with an error
 //! frame; the connection and the process carry on.
 
-use crate::apiserver::actor::{ApiServerActor, Handle, StartWatch};
+use crate::apiserver::actor::{ApiServerActor, Handle, Impersonate, StartWatch};
+use crate::apiserver::impersonate::Impersonation;
 use crate::apiserver::Failure;
 use crate::join::JoinContext;
 use actix::Addr;
@@ -27,7 +28,8 @@ pub fn authorize(who: &Identity, req: &ApiRequest) -> Result<(), ApiError> {
             ApiRequest::Status
             | ApiRequest::StatusHealth
             | ApiRequest::Object(_)
-            | ApiRequest::ObjectOnce { .. },
+            | ApiRequest::ObjectOnce { .. }
+            | ApiRequest::ObjectAs { .. },
         ) => Ok(()),
         (
             Identity::Node(_),
@@ -108,6 +110,29 @@ pub async fn serve(
             if let Err(e) = authorize(&who, &req) {
                 return reply(&mut send, &Err(e)).await;
             }
+            // `ferry --as`: the impersonation checked as over HTTPS, then the
+            // object request runs as that user.
+            let (who, req) = match req {
+                ApiRequest::ObjectAs { as_, req } => match acting_as(&api, who, &as_, *req).await {
+                    Ok(pair) => pair,
+                    Err(Refused::Api(e)) => return reply(&mut send, &Err(e)).await,
+                    Err(Refused::Status {
+                        watch: true,
+                        status,
+                    }) => {
+                        let ev = ObjectEvent {
+                            kind: "ERROR".into(),
+                            revision: 0,
+                            object: status.response().body,
+                        };
+                        return last_frame(&mut send, &Ok::<_, ApiError>(ev)).await;
+                    }
+                    Err(Refused::Status { status, .. }) => {
+                        return reply(&mut send, &Ok(ApiResponse::Object(status.response()))).await
+                    }
+                },
+                req => (who, req),
+            };
             match &req {
                 ApiRequest::Watch(w) => {
                     return Box::pin(stream_watch(&store, w, &mut send, stop)).await
@@ -219,6 +244,49 @@ pub async fn serve(
     streams.shutdown().await;
 }
 
+/// Why an [`ApiRequest::ObjectAs`] does not run.
+enum Refused {
+    /// Not an object request, or the API server is gone.
+    Api(ApiError),
+    /// Kubernetes' answer (a 403 for an impersonation not allowed), as an
+    /// object request's `Status` — or a watch's ERROR event.
+    Status {
+        watch: bool,
+        status: ferry_api::object::Status,
+    },
+}
+
+/// The identity an [`ApiRequest::ObjectAs`] runs as, and its object request:
+/// the `Impersonate-*` rules and `impersonate` checks of the HTTPS front end.
+async fn acting_as(
+    api: &Addr<ApiServerActor>,
+    who: Identity,
+    as_: &ferry_api::proto::Impersonate,
+    req: ApiRequest,
+) -> Result<(Identity, ApiRequest), Refused> {
+    let watch = match &req {
+        ApiRequest::Object(o) => o.verb == Verb::Watch,
+        ApiRequest::ObjectOnce { .. } => false,
+        _ => {
+            return Err(Refused::Api(ApiError::new(
+                ErrorCode::BadRequest,
+                "ObjectAs carries an object request (Object or ObjectOnce) only",
+            )))
+        }
+    };
+    let headers = as_.headers();
+    let imp = Impersonation::from_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|status| Refused::Status { watch, status })?;
+    let Some(imp) = imp else {
+        return Ok((who, req));
+    };
+    match api.send(Impersonate { who, imp }).await {
+        Ok(Ok(w)) => Ok((w, req)),
+        Ok(Err(status)) => Err(Refused::Status { watch, status }),
+        Err(e) => Err(Refused::Api(actor_gone(e))),
+    }
+}
+
 /// Resolves once the master stops.
 async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
@@ -259,6 +327,7 @@ async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError>
         | ApiRequest::IssueUserCert { .. }
         | ApiRequest::Object(_)
         | ApiRequest::ObjectOnce { .. }
+        | ApiRequest::ObjectAs { .. }
         | ApiRequest::Snapshot { .. } => {
             return Err(ApiError::new(
                 ErrorCode::BadRequest,

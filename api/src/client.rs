@@ -17,12 +17,13 @@ use crate::frame::{read_frame, write_frame};
 use crate::kv::{Expect, KeyValue, KvError, RequestId, WatchItem, Write, WriteOp, WriteOutcome};
 use crate::object::{ObjectEvent, ObjectRequest, ObjectResponse};
 use crate::proto::{
-    ApiError, ApiRequest, ApiResponse, ClusterStatus, Consistency, ErrorCode, RangeRequest,
-    RangeResponse, SnapshotPart, StatusHealth, WatchRequest,
+    ApiError, ApiRequest, ApiResponse, ClusterStatus, Consistency, ErrorCode, Impersonate,
+    RangeRequest, RangeResponse, SnapshotPart, StatusHealth, WatchRequest,
 };
 use crate::tls::{self, CertPair};
 use crate::{Error, Result, ALPN_API, MASTER_SERVER_NAME};
 use ferry_config::{ClientConfig, TransportLimits};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub struct Client {
     timeout: Duration,
     max_frame: usize,
     current: Mutex<Option<(usize, quinn::Connection)>>,
+    /// Whom object requests act as (`ferry --as`), if anyone.
+    acting_as: Option<Impersonate>,
 }
 
 enum Attempt {
@@ -97,7 +100,40 @@ impl Client {
             // the server bounds what it sends.
             max_frame: crate::frame::ABSOLUTE_MAX_FRAME,
             current: Mutex::new(None),
+            acting_as: None,
         })
+    }
+
+    /// This client with its object requests (and object watches) acting as
+    /// `as_` ([`ApiRequest::ObjectAs`]); an empty `as_` changes nothing. Any
+    /// other request it sends then fails with `BadRequest` rather than run
+    /// as the caller's own identity.
+    pub fn acting_as(mut self, as_: Impersonate) -> Client {
+        self.acting_as = (!as_.is_empty()).then_some(as_);
+        self
+    }
+
+    /// `req` as it goes on the wire: wrapped in [`ApiRequest::ObjectAs`]
+    /// when this client acts as someone else.
+    fn outgoing<'a>(&self, req: &'a ApiRequest) -> Result<Cow<'a, ApiRequest>> {
+        let Some(as_) = &self.acting_as else {
+            return Ok(Cow::Borrowed(req));
+        };
+        match req {
+            ApiRequest::Object(_) | ApiRequest::ObjectOnce { .. } => {
+                Ok(Cow::Owned(ApiRequest::ObjectAs {
+                    as_: as_.clone(),
+                    req: Box::new(req.clone()),
+                }))
+            }
+            ApiRequest::ObjectAs { .. } => Ok(Cow::Borrowed(req)),
+            _ => Err(Error::Api(ApiError::new(
+                ErrorCode::BadRequest,
+                "--as (impersonation) applies to object requests (get, list, watch, create, \
+                 apply, patch, delete, ...) only; this command also sends requests that \
+                 cannot act as another user (logs, exec, port-forward, kv, cluster, snapshot)",
+            ))),
+        }
     }
 
     /// The masters this client knows.
@@ -215,7 +251,11 @@ impl Client {
             Ok(s) => s,
             Err(e) => return Attempt::NotSent(Error::Stream(e.to_string())),
         };
-        if let Err(e) = write_frame(&mut send, req).await {
+        let req = match self.outgoing(req) {
+            Ok(r) => r,
+            Err(e) => return Attempt::Done(Err(e)),
+        };
+        if let Err(e) = write_frame(&mut send, &*req).await {
             return Attempt::NotSent(e);
         }
         let _ = send.finish();
@@ -551,12 +591,13 @@ impl Client {
         &self,
         req: &ApiRequest,
     ) -> Result<(quinn::SendStream, quinn::RecvStream)> {
+        let req = self.outgoing(req)?;
         let (_, conn) = self.connection().await?;
         let (mut send, recv) = conn
             .open_bi()
             .await
             .map_err(|e| Error::Stream(e.to_string()))?;
-        write_frame(&mut send, req).await?;
+        write_frame(&mut send, &*req).await?;
         Ok((send, recv))
     }
 
@@ -936,7 +977,8 @@ impl<K: WatchKind> Watch<K> {
                 return Err(Error::Stream(e.to_string()));
             }
         };
-        write_frame(&mut send, &self.req.request()).await?;
+        let req = self.req.request();
+        write_frame(&mut send, &*self.client.outgoing(&req)?).await?;
         Ok((i, recv, send))
     }
 }

@@ -2,7 +2,8 @@
 //! Container` item's `defaultRequest` and `default` fill in what a container
 //! leaves out, then its `min`, `max` and `maxLimitRequestRatio` bound each
 //! container's requests and limits; a `type: Pod` item bounds the sums over
-//! the pod's containers (an init container counts when larger); a `type:
+//! the pod's containers (sidecars added, an init container counting when it
+//! and the sidecars before it are larger, as `podRequests`); a `type:
 //! PersistentVolumeClaim` item bounds a claim's requests (`storage`). Errors
 //! in Kubernetes' words. Pure: the API server reads the namespace's
 //! LimitRanges and calls [`apply`] or [`check_claim`].
@@ -122,8 +123,42 @@ pub fn check_claim(claim: &Value, ranges: &[Value]) -> Result<(), Vec<String>> {
     }
 }
 
-/// A pod's `requests` or `limits` as LimitRanger sums them: the containers
-/// added, each init container taken when larger.
+/// Per resource: the quantity, and its text while it is one container's
+/// value copied (Kubernetes prints a copied quantity as written, a sum in
+/// canonical form).
+type Tally = BTreeMap<String, (Quantity, Option<String>)>;
+
+/// `list += other`, resource by resource (Kubernetes' `addResourceList`).
+fn add_into(list: &mut Tally, other: &Tally) {
+    for (name, (q, t)) in other {
+        match list.get_mut(name) {
+            Some((sum, shown)) => {
+                *sum = Quantity(sum.0 + q.0);
+                *shown = None;
+            }
+            None => {
+                list.insert(name.clone(), (*q, t.clone()));
+            }
+        }
+    }
+}
+
+/// `list = max(list, other)`, resource by resource (`maxResourceList`).
+fn max_into(list: &mut Tally, other: &Tally) {
+    for (name, (q, t)) in other {
+        if list.get(name).is_none_or(|(v, _)| q > v) {
+            list.insert(name.clone(), (*q, t.clone()));
+        }
+    }
+}
+
+/// A pod's `requests` or `limits` as LimitRanger's `podRequests`/`podLimits`
+/// compute them (Kubernetes 1.33, pod-level resources off): the regular
+/// containers and the restartable init containers (sidecars, `restartPolicy:
+/// Always`) added; each other init container runs next to the sidecars
+/// declared before it, so that sum (and each sidecar's start, beside the ones
+/// before it) counts when larger. `spec.overhead` is not counted: LimitRanger
+/// bounds what the containers declare.
 fn pod_total(pod: &Value, key: &str) -> Amounts {
     let list = |l: &str| {
         pod.pointer(&format!("/spec/{l}"))
@@ -131,30 +166,32 @@ fn pod_total(pod: &Value, key: &str) -> Amounts {
             .cloned()
             .unwrap_or_default()
     };
-    // Per resource: the sum, and the text of a single contributor (printed
-    // as given, as Kubernetes keeps a lone quantity's format).
-    let mut total: BTreeMap<String, (Quantity, Option<String>)> = BTreeMap::new();
+    let of = |c: &Value| -> Tally {
+        amounts(c.pointer(&format!("/resources/{key}")))
+            .into_iter()
+            .map(|(name, (q, t))| (name, (q, Some(t))))
+            .collect()
+    };
+    let mut total = Tally::new();
     for c in list("containers") {
-        for (name, (q, t)) in amounts(c.pointer(&format!("/resources/{key}"))) {
-            match total.get_mut(&name) {
-                Some((sum, shown)) => {
-                    *sum = Quantity(sum.0 + q.0);
-                    *shown = None;
-                }
-                None => {
-                    total.insert(name, (q, Some(t)));
-                }
-            }
-        }
+        add_into(&mut total, &of(&c));
     }
+    let mut sidecars = Tally::new();
+    let mut init = Tally::new();
     for c in list("initContainers") {
-        for (name, (q, t)) in amounts(c.pointer(&format!("/resources/{key}"))) {
-            let e = total.entry(name).or_insert((Quantity::ZERO, None));
-            if q > e.0 {
-                *e = (q, Some(t));
-            }
-        }
+        let own = of(&c);
+        let at_start = if c.get("restartPolicy").and_then(Value::as_str) == Some("Always") {
+            add_into(&mut total, &own);
+            add_into(&mut sidecars, &own);
+            sidecars.clone()
+        } else {
+            let mut t = own;
+            add_into(&mut t, &sidecars);
+            t
+        };
+        max_into(&mut init, &at_start);
     }
+    max_into(&mut total, &init);
     total
         .into_iter()
         .map(|(name, (q, shown))| {
@@ -402,6 +439,98 @@ mod tests {
                 "maximum memory usage per Pod is 1Gi.  No limit is specified",
             ]
         );
+    }
+
+    /// `podRequests`/`podLimits` with sidecars (restartable init containers),
+    /// as Kubernetes 1.33's LimitRanger sums them; cpu limits and requests are
+    /// the same in each case, so one figure names both.
+    #[test]
+    fn pod_items_count_sidecars_and_init_containers_as_kubernetes() {
+        let lr = json!({"spec": {"limits": [{"type": "Pod",
+            "max": {"cpu": "1500m"}, "min": {"cpu": "200m"}}]}});
+        let c = |name: &str, cpu: &str| json!({"name": name, "resources": {"limits": {"cpu": cpu}, "requests": {"cpu": cpu}}});
+        let side = |name: &str, cpu: &str| {
+            let mut s = c(name, cpu);
+            s["restartPolicy"] = json!("Always");
+            s
+        };
+        // (containers, init containers in order, overhead, the pod's cpu or Ok)
+        type Case = (
+            Vec<Value>,
+            Vec<Value>,
+            Option<&'static str>,
+            Option<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
+            // A sidecar adds to the containers' sum: 1 + 1 = 2.
+            (vec![c("a", "1")], vec![side("s", "1")], None, Some("2")),
+            // 1 + 500m = 1500m: at the maximum.
+            (vec![c("a", "1")], vec![side("s", "500m")], None, None),
+            // An init container after a sidecar runs beside it: 500m + 1200m =
+            // 1700m is more than the running pod's 1500m.
+            (
+                vec![c("a", "1")],
+                vec![side("s", "500m"), c("i", "1200m")],
+                None,
+                Some("1700m"),
+            ),
+            // The same init container before the sidecar runs alone: 1200m <
+            // 1500m, so the sum holds.
+            (
+                vec![c("a", "1")],
+                vec![c("i", "1200m"), side("s", "500m")],
+                None,
+                None,
+            ),
+            // A lone larger init container counts as written.
+            (
+                vec![c("a", "1")],
+                vec![c("i", "1600m")],
+                None,
+                Some("1600m"),
+            ),
+            // Sidecars alone: the second starts beside the first, 800m + 800m.
+            (
+                vec![],
+                vec![side("s1", "800m"), side("s2", "800m")],
+                None,
+                Some("1600m"),
+            ),
+            // Pod overhead is not LimitRanger's: 1 + 500m stays within 1500m.
+            (vec![c("a", "1")], vec![side("s", "500m")], Some("1"), None),
+            // Requests too: 100m + a 50m sidecar = 150m, under the 200m minimum.
+            (
+                vec![c("a", "100m")],
+                vec![side("s", "50m")],
+                None,
+                Some("min 150m"),
+            ),
+        ];
+        for (i, (containers, inits, overhead, want)) in cases.into_iter().enumerate() {
+            let mut p = json!({"spec": {"containers": containers, "initContainers": inits}});
+            if let Some(o) = overhead {
+                p["spec"]["overhead"] = json!({"cpu": o});
+            }
+            let got = apply(&mut p, std::slice::from_ref(&lr));
+            match want {
+                None => assert_eq!(got, Ok(()), "case {i}"),
+                Some(w) if w.starts_with("min ") => assert_eq!(
+                    got.unwrap_err(),
+                    [format!(
+                        "minimum cpu usage per Pod is 200m, but request is {}",
+                        &w[4..]
+                    )],
+                    "case {i}"
+                ),
+                Some(w) => assert_eq!(
+                    got.unwrap_err(),
+                    [format!(
+                        "maximum cpu usage per Pod is 1500m, but limit is {w}"
+                    )],
+                    "case {i}"
+                ),
+            }
+        }
     }
 
     #[test]

@@ -185,6 +185,60 @@ pub enum ApiRequest {
         /// Replace `dead` even though the leader still hears from it.
         force: bool,
     },
+    /// An object request run as someone else (`ferry --as`, what kubectl's
+    /// `Impersonate-*` headers ask over HTTPS): the caller needs `impersonate`
+    /// on each thing `as_` names, checked as over HTTPS, then `req` — an
+    /// [`ApiRequest::Object`] (a watch too) or [`ApiRequest::ObjectOnce`] —
+    /// runs as that user, answered as it would be. Appended, so older frames
+    /// keep their bytes; a master that predates it answers `BadRequest`.
+    ObjectAs {
+        /// Who to act as.
+        as_: Impersonate,
+        /// The object request.
+        req: Box<ApiRequest>,
+    },
+}
+
+/// Whom a request acts as ([`ApiRequest::ObjectAs`]): kubectl's `--as`,
+/// `--as-group`, `--as-uid` and `--as-user-extra`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Impersonate {
+    /// `--as`: a user name, or `system:serviceaccount:<ns>:<name>`.
+    pub user: Option<String>,
+    /// `--as-group`, in order.
+    pub groups: Vec<String>,
+    /// `--as-uid`.
+    pub uid: Option<String>,
+    /// `--as-user-extra KEY=VALUE`, in order.
+    pub extra: Vec<(String, String)>,
+}
+
+impl Impersonate {
+    /// Whether it asks for nothing (no flag given).
+    pub fn is_empty(&self) -> bool {
+        self.user.is_none() && self.groups.is_empty() && self.uid.is_none() && self.extra.is_empty()
+    }
+
+    /// The same request as kubectl's `Impersonate-*` headers, `(name, value)`
+    /// in the order kubectl sends them.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(u) = &self.user {
+            out.push(("Impersonate-User".to_string(), u.clone()));
+        }
+        if let Some(uid) = &self.uid {
+            out.push(("Impersonate-Uid".to_string(), uid.clone()));
+        }
+        for g in &self.groups {
+            out.push(("Impersonate-Group".to_string(), g.clone()));
+        }
+        for (k, v) in &self.extra {
+            // The server unescapes `%XX` in a key: a literal `%` goes as `%25`.
+            let k = k.replace('%', "%25");
+            out.push((format!("Impersonate-Extra-{k}"), v.clone()));
+        }
+        out
+    }
 }
 
 /// What `ferry port-forward` asks for: one connection to `port` on the pod's
@@ -341,6 +395,7 @@ impl ApiRequest {
             | ApiRequest::WriteOnce { .. }
             | ApiRequest::ObjectOnce { .. } => true,
             ApiRequest::Object(o) => o.is_idempotent(),
+            ApiRequest::ObjectAs { req, .. } => req.is_idempotent(),
             // Discovery reads; a join or renewal issues a certificate again.
             ApiRequest::NodeDiscover { .. }
             | ApiRequest::NodeJoin(_)
@@ -582,7 +637,51 @@ mod tests {
             force: false,
         };
         assert_eq!(body(&replace)[0], 21);
-        let e = crate::frame::decode::<ApiRequest>(&[22]).unwrap_err();
-        assert!(e.to_string().contains("22"), "{e}");
+        let as_ = ApiRequest::ObjectAs {
+            as_: Impersonate {
+                user: Some("bob".into()),
+                ..Impersonate::default()
+            },
+            req: Box::new(ApiRequest::Object(Box::new(ObjectRequest::new(
+                crate::object::Verb::List,
+                "pods",
+                None,
+                None,
+            )))),
+        };
+        let bytes = body(&as_);
+        assert_eq!(bytes[0], 22);
+        let back: ApiRequest = crate::frame::decode(&bytes).unwrap();
+        assert_eq!(back, as_);
+        // Object and ObjectOnce keep their indices: an older master reads them.
+        let plain = ApiRequest::Object(Box::new(ObjectRequest::new(
+            crate::object::Verb::List,
+            "pods",
+            None,
+            None,
+        )));
+        assert_eq!(body(&plain)[0], 7);
+        let headers = Impersonate {
+            user: Some("bob".into()),
+            groups: vec!["ops".into()],
+            uid: Some("u-1".into()),
+            extra: vec![
+                ("scopes".into(), "view".into()),
+                ("a%2fb".into(), "x".into()),
+            ],
+        }
+        .headers();
+        assert_eq!(
+            headers,
+            [
+                ("Impersonate-User".to_string(), "bob".to_string()),
+                ("Impersonate-Uid".into(), "u-1".into()),
+                ("Impersonate-Group".into(), "ops".into()),
+                ("Impersonate-Extra-scopes".into(), "view".into()),
+                ("Impersonate-Extra-a%252fb".into(), "x".into()),
+            ]
+        );
+        let e = crate::frame::decode::<ApiRequest>(&[23]).unwrap_err();
+        assert!(e.to_string().contains("23"), "{e}");
     }
 }

@@ -13,6 +13,9 @@
 //! - [`bad_input`]: malformed and refused requests.
 //! - [`rbac`]: Roles and bindings for a user, access reviews, escalation checks.
 //! - [`tokens`]: service-account tokens over HTTPS (bearer), bound tokens, anonymous 401.
+//! - [`generation`]: `metadata.generation` per kind, as Kubernetes 1.33 keeps it.
+//! - [`kubectl`]: real kubectl over HTTPS: client-side and server-side apply in turns.
+//! - [`cli_as`]: `ferry --as` over QUIC, with the impersonation checks of HTTPS.
 //! - [`authn`]: the node authorizer's graph (Secrets, ConfigMaps), impersonation, TokenReview.
 
 #[path = "../store/harness.rs"]
@@ -22,9 +25,12 @@ mod harness;
 mod api;
 mod authn;
 mod bad_input;
+mod cli_as;
 mod deletion;
 mod ephemeral;
 mod events;
+mod generation;
+mod kubectl;
 mod lists;
 mod priority;
 mod quota;

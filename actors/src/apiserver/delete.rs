@@ -349,6 +349,14 @@ impl ApiServer {
             let m = metadata_mut(&mut new);
             m.insert("deletionTimestamp".into(), json!(meta::now_plus(grace)));
             m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            // As Kubernetes marks an object deleting: a generation moves on.
+            if let Some(g) = m
+                .get("generation")
+                .and_then(Value::as_i64)
+                .filter(|g| *g > 0)
+            {
+                m.insert("generation".into(), json!(g + 1));
+            }
         }
         meta::set_finalizers(&mut new, &fins);
         if res.kind == "Namespace" {

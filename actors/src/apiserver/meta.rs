@@ -193,9 +193,46 @@ pub fn has_status_subresource(res: &Resource) -> bool {
     )
 }
 
-/// Whether the kind's `metadata.generation` tracks its spec.
-pub fn has_spec(res: &Resource) -> bool {
-    has_status_subresource(res) && res.kind != "Namespace"
+/// Whether the kind's `metadata.generation` is the server's, as Kubernetes
+/// 1.33's registry strategies keep it: 1 on create, one more on each update
+/// that [`generation_moves`]. Other kinds keep what a create gave (most give
+/// none) and no update changes it: Services, ConfigMaps, Namespaces, Nodes,
+/// claims and volumes, quotas, HorizontalPodAutoscalers, RBAC, ...
+pub fn tracks_generation(res: &Resource) -> bool {
+    matches!(
+        res.kind,
+        "Pod"
+            | "Deployment"
+            | "ReplicaSet"
+            | "StatefulSet"
+            | "DaemonSet"
+            | "Job"
+            | "CronJob"
+            | "PodDisruptionBudget"
+            | "Ingress"
+            | "IngressClass"
+            | "NetworkPolicy"
+            | "EndpointSlice"
+    )
+}
+
+/// Whether an update from `old` to `new` moves a tracked generation: a spec
+/// change (a Pod's since 1.33, the `PodObservedGenerationTracking` KEP's
+/// ungated half), or for an EndpointSlice, which has no spec, any change but
+/// to metadata other than its labels.
+pub fn generation_moves(res: &Resource, old: &Value, new: &Value) -> bool {
+    if res.kind == "EndpointSlice" {
+        let body = |v: &Value| {
+            let mut v = v.clone();
+            if let Some(o) = v.as_object_mut() {
+                o.remove("metadata");
+            }
+            v
+        };
+        return body(old) != body(new)
+            || old.pointer("/metadata/labels") != new.pointer("/metadata/labels");
+    }
+    old.get("spec") != new.get("spec")
 }
 
 #[cfg(test)]

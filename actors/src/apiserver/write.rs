@@ -216,7 +216,7 @@ impl ApiServer {
         }
         m.insert("uid".into(), json!(meta::new_uid()));
         m.insert("creationTimestamp".into(), json!(meta::now()));
-        if meta::has_spec(res) {
+        if meta::tracks_generation(res) {
             m.insert("generation".into(), json!(1));
         } else if m.get("generation") == Some(&json!(0)) {
             // Go's omitempty: a zero generation (every protobuf body has one)
@@ -644,13 +644,15 @@ impl ApiServer {
         (markers, claims): (Vec<WriteOp>, Vec<alloc::Claim>),
     ) -> Outcome<ObjectResponse> {
         let name = meta::name(old).unwrap_or_default().to_string();
-        if meta::has_spec(res) {
+        if meta::tracks_generation(res) {
             let generation = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
-                .unwrap_or(1);
-            let bump = i64::from(new.get("spec") != old.get("spec"));
-            metadata_mut(&mut new).insert("generation".into(), json!(generation + bump));
+                .unwrap_or(0);
+            let generation = generation + i64::from(meta::generation_moves(res, old, &new));
+            if generation > 0 {
+                metadata_mut(&mut new).insert("generation".into(), json!(generation));
+            }
         }
         let unchanged = {
             let mut a = new.clone();

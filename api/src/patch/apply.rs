@@ -50,8 +50,15 @@ pub fn last_applied(obj: &Value) -> Option<Value> {
     serde_json::from_str(text.as_str()?).ok()
 }
 
+/// Kubernetes' limit on the total size of an object's annotations (keys and
+/// values), in bytes.
+const ANNOTATIONS_LIMIT: usize = 256 * 1024;
+
 /// Records `desired` (without its own copy of the annotation) as `obj`'s
-/// last-applied configuration. Does nothing if `obj` is not an object.
+/// last-applied configuration, as Kubernetes' `lastAppliedUpdater` writes
+/// it: [`go_json`] with a final newline (Go's `json.Encoder`); when the
+/// annotations would then pass 256 KiB the annotation is removed instead.
+/// Does nothing if `obj` is not an object.
 pub fn set_last_applied(obj: &mut Value, desired: &Value) {
     let mut recorded = desired.clone();
     if let Some(Value::Object(a)) = recorded.pointer_mut("/metadata/annotations") {
@@ -70,12 +77,83 @@ pub fn set_last_applied(obj: &mut Value, desired: &Value) {
             *a = json!({});
         }
         if let Value::Object(a) = a {
-            a.insert(
-                LAST_APPLIED_ANNOTATION.into(),
-                Value::String(recorded.to_string()),
-            );
+            let mut text = go_json(&recorded);
+            text.push('\n');
+            a.insert(LAST_APPLIED_ANNOTATION.into(), Value::String(text));
+            let size: usize = a
+                .iter()
+                .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+                .sum();
+            if size > ANNOTATIONS_LIMIT {
+                a.remove(LAST_APPLIED_ANNOTATION);
+            }
         }
     }
+}
+
+/// `v` as Go's `encoding/json` prints it: keys sorted, no spaces, `<`, `>`,
+/// `&`, U+2028 and U+2029 escaped as `\u003c`...; a float with an integral
+/// value below 1e21 without its `.0`.
+pub fn go_json(v: &Value) -> String {
+    let mut out = String::new();
+    write_go(v, &mut out);
+    out
+}
+
+fn write_go(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            out.push('{');
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_go_str(k, out);
+                out.push(':');
+                write_go(&m[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_go(x, out);
+            }
+            out.push(']');
+        }
+        Value::String(s) => write_go_str(s, out),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e21 => {
+                out.push_str(&format!("{f:.0}"))
+            }
+            _ => out.push_str(&n.to_string()),
+        },
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn write_go_str(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Adds to `out` (a copy of `want`) the deletions that take `last` to `want`.
@@ -248,6 +326,15 @@ mod tests {
         assert_eq!(
             got["metadata"]["finalizers"],
             json!(["new", "keep", "mine"])
+        );
+    }
+
+    #[test]
+    fn go_json_prints_as_go_encoding_json_does() {
+        let v = json!({"b": [1, 2.5, 3.0, true, null], "a": "x<y>&\"\\\n\u{1}\u{2028}é"});
+        assert_eq!(
+            go_json(&v),
+            r#"{"a":"x\u003cy\u003e\u0026\"\\\n\u0001\u2028é","b":[1,2.5,3,true,null]}"#
         );
     }
 

@@ -906,3 +906,47 @@ fn dropping_an_item_drops_it_even_where_another_manager_changed_a_field_of_it() 
     );
     assert_eq!(fields_of(&got, "kubectl-edit"), Value::Null);
 }
+
+/// The annotation a server-side apply by `kubectl` rewrites is what
+/// Kubernetes' `lastAppliedUpdater` writes: the applied configuration as Go's
+/// JSON encoder prints it (sorted keys, `<`, `>`, `&` escaped, a final
+/// newline), and it is dropped rather than stored when the annotations would
+/// pass their 256 KiB limit (the apply still succeeds).
+#[test]
+fn kubectl_rewrites_the_annotation_as_kubernetes_does() {
+    let mut created = deployment(Some(2), json!({"app": "web"}), web("nginx:1"));
+    set_last_applied(
+        &mut created,
+        &deployment(Some(2), json!({"app": "web"}), web("nginx:1")),
+    );
+    let live = stored(record_update(
+        None,
+        &created,
+        "Deployment",
+        "kubectl-client-side-apply",
+        None,
+        T0,
+    ));
+    let mut ssa = deployment(Some(2), json!({"app": "web"}), web("nginx:1"));
+    ssa["metadata"]["annotations"] = json!({"note": "a<b & c>d"});
+    let got = apply(Some(&live), &ssa, "Deployment", "kubectl", false, T1).unwrap();
+    let text = got["metadata"]["annotations"][LAST_APPLIED_ANNOTATION]
+        .as_str()
+        .unwrap();
+    assert!(text.ends_with("}\n"), "{text:?}");
+    assert!(
+        text.contains(r#""annotations":{"note":"a\u003cb \u0026 c\u003ed"}"#),
+        "{text}"
+    );
+    assert!(text.starts_with(r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":"#));
+    assert_eq!(last_applied(&got), Some(ssa.clone()));
+
+    // 200 KB in an annotation of the configuration: with its copy in the
+    // last-applied one the annotations pass 256 KiB, so that one is dropped.
+    let mut big = ssa.clone();
+    big["metadata"]["annotations"] = json!({"note": "x".repeat(200_000)});
+    let got = apply(Some(&live), &big, "Deployment", "kubectl", false, T1).unwrap();
+    let annotations = got["metadata"]["annotations"].as_object().unwrap();
+    assert!(!annotations.contains_key(LAST_APPLIED_ANNOTATION));
+    assert_eq!(annotations["note"].as_str().unwrap().len(), 200_000);
+}

@@ -659,3 +659,78 @@ fn controller_revisions() {
         "data changed",
     );
 }
+
+/// `ValidatePodTemplateSpec`: a template with ephemeral containers is refused
+/// in every kind that carries one, in Kubernetes' words; an empty list is not.
+#[test]
+fn pod_templates_refuse_ephemeral_containers() {
+    let debug = json!([{"name": "debug", "image": "busybox:1.36"}]);
+    let cases = [
+        (
+            "Deployment",
+            deployment(),
+            "/spec/template",
+            "spec.template.spec.ephemeralContainers",
+            "Deployment.apps \"web\"",
+        ),
+        (
+            "ReplicaSet",
+            workload("apps/v1", "ReplicaSet"),
+            "/spec/template",
+            "spec.template.spec.ephemeralContainers",
+            "ReplicaSet.apps \"web\"",
+        ),
+        (
+            "DaemonSet",
+            workload("apps/v1", "DaemonSet"),
+            "/spec/template",
+            "spec.template.spec.ephemeralContainers",
+            "DaemonSet.apps \"web\"",
+        ),
+        (
+            "StatefulSet",
+            with(
+                &workload("apps/v1", "StatefulSet"),
+                "/spec/serviceName",
+                json!("web"),
+            ),
+            "/spec/template",
+            "spec.template.spec.ephemeralContainers",
+            "StatefulSet.apps \"web\"",
+        ),
+        (
+            "Job",
+            job(),
+            "/spec/template",
+            "spec.template.spec.ephemeralContainers",
+            "Job.batch \"pi\"",
+        ),
+        (
+            "CronJob",
+            cron_job(),
+            "/spec/jobTemplate/spec/template",
+            "spec.jobTemplate.spec.template.spec.ephemeralContainers",
+            "CronJob.batch \"tick\"",
+        ),
+    ];
+    for (kind, base, template, field, name) in cases {
+        let ptr = format!("{template}/spec/ephemeralContainers");
+        ok(kind, &with(&base, &ptr, json!([])));
+        let s = super::create(kind, &with(&base, &ptr, debug.clone())).unwrap_err();
+        assert_eq!(s.code, 422, "{kind}: {}", s.message);
+        assert_eq!(
+            s.message,
+            format!("{name} is invalid: {field}: Forbidden: ephemeral containers not allowed in pod template"),
+            "{kind}"
+        );
+        // An update that adds one is refused the same way.
+        let s = update(kind, &base, &with(&base, &ptr, debug.clone())).unwrap_err();
+        assert!(
+            s.message.contains(&format!(
+                "{field}: Forbidden: ephemeral containers not allowed in pod template"
+            )),
+            "{kind} update: {}",
+            s.message
+        );
+    }
+}

@@ -53,6 +53,17 @@ fn template(kind: &str, path: &str, t: &PodTemplateSpec, restart: &[&str], errs:
     };
     let sp = at(path, "spec");
     pod_spec(&sp, spec, errs);
+    // `ValidatePodTemplateSpec`: ephemeral containers only join a running pod.
+    if spec
+        .ephemeral_containers
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
+    {
+        errs.forbidden(
+            &at(&sp, "ephemeralContainers"),
+            "ephemeral containers not allowed in pod template",
+        );
+    }
     let rp = spec.restart_policy.as_deref().unwrap_or_default();
     // pod_spec already refused values outside the three policies.
     if RESTART_POLICIES.contains(&rp) && !restart.contains(&rp) {
