@@ -25,7 +25,10 @@ fn chaos_passes(home: &Path, dir: &Path, args: &[&str], seed: &str, min_faults: 
     // Whatever happened, no master or node of this run outlives the test
     // (nodes run with `--config <dir>/admin.conf`).
     let admin = dir.join("admin.conf");
-    for arg in [dir.join("m1"), dir.join("m2"), dir.join("m3"), admin] {
+    let mut args = vec![dir.join("m1"), dir.join("m2"), dir.join("m3"), admin];
+    // Real nodes run with `--data-dir <dir>/r<i>`.
+    args.extend((1..=3).map(|i| dir.join(format!("r{i}"))));
+    for arg in args {
         for pid in pids_with_arg(arg.to_str().unwrap()) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
@@ -250,6 +253,129 @@ async fn chaos_nodes_stay_ready_through_master_faults() {
     );
 }
 
+/// The live container shims whose directories lie under `dir` (a real
+/// node's `--exit-file <dir>/r<i>/pods/<uid>/<container>/exit.json`).
+fn shims_under(dir: &Path) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        if args.get(1) == Some(&&b"shim"[..])
+            && args
+                .iter()
+                .any(|a| a.starts_with(dir.to_str().unwrap().as_bytes()))
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// The `workloads ...` line of a real-node run, checked: converged, no pod
+/// twice, none stopped by a node fault, no acknowledged ConfigMap lost.
+fn workloads_pass(out: &str) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("workloads "))
+        .unwrap_or_else(|| panic!("no workloads line:\n{out}"));
+    for want in [
+        "deployment=4",
+        "statefulset=2",
+        "converged=true",
+        "duplicates=0",
+        "pods_stopped=0",
+        "lost_object_writes=0",
+    ] {
+        assert!(line.split(' ').any(|f| f == want), "{want}: {line}\n{out}");
+    }
+    let writes: u64 = line
+        .split(' ')
+        .find_map(|f| f.strip_prefix("object_writes="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(writes >= 20, "{line}");
+}
+
+/// Runs a real-node chaos run and afterwards checks none of its container
+/// processes is left on the machine.
+fn real_run(args: &[&str], seed: &str, min_faults: u64) -> String {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("chaos");
+    let out = chaos_passes(tmp.path(), &dir, args, seed, min_faults);
+    let left = shims_under(&dir);
+    for pid in &left {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+    }
+    assert!(left.is_empty(), "container processes left: {left:?}");
+    workloads_pass(&out);
+    out
+}
+
+/// Real node agents (`--real-nodes 2`, needs the machine's node lock)
+/// through kills and pauses of a node agent and of the leader: the
+/// Deployment (4) and StatefulSet (2) on them converge after the faults with
+/// every pod Running on a Ready node, no pod's container runs twice (nor a
+/// StatefulSet identity under two uids), a node agent's fault stops none of
+/// its pods, and every acknowledged ConfigMap create is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_real_nodes_keep_their_workloads() {
+    let _serial = serial().await;
+    let out = real_run(
+        &[
+            "--duration",
+            "35s",
+            "--real-nodes",
+            "2",
+            "--faults",
+            "kill-node,stop-node,kill-leader",
+        ],
+        "41",
+        2,
+    );
+    assert!(
+        !fault_lines(&out, "kill-node").is_empty() || !fault_lines(&out, "stop-node").is_empty(),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("nodes n=2 ") && l.contains(" unready_by_masters=0")),
+        "{out}"
+    );
+}
+
+/// `partition-node`: a real node cut off from every master. A cut under the
+/// grace leaves it Ready (`unready_by_short_cuts=0`), a long one marks it
+/// NotReady; its pods keep running through either, and nothing runs twice
+/// after the heal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_node_partitions_keep_pods_running() {
+    let _serial = serial().await;
+    let out = real_run(
+        &[
+            "--duration",
+            "30s",
+            "--real-nodes",
+            "2",
+            "--faults",
+            "partition-node",
+        ],
+        "42",
+        2,
+    );
+    let cuts = fault_lines(&out, "partition-node");
+    assert!(cuts.len() >= 2, "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("nodes n=2 ")
+            && l.contains(" unready_by_masters=0")
+            && l.ends_with(" unready_by_short_cuts=0")),
+        "{out}"
+    );
+}
+
 /// `disk-stall`'s hook in a real master (any build): with `FERRY_FAULT_DIR`
 /// set, every fsync waits while `stall-fsync` exists there. With every
 /// master's disk stalled a write is not acknowledged (no quorum has it on
@@ -303,6 +429,18 @@ fn chaos_refuses_bad_options() {
         (vec!["--duration", "2x"], "is not a duration"),
         (vec!["--duration", "3s"], "at least 5s"),
         (vec!["--nodes", "21"], "--nodes must be at most 20"),
+        (
+            vec!["--real-nodes", "6"],
+            "--real-nodes must be between 1 and 5",
+        ),
+        (
+            vec!["--real-nodes", "1", "--nodes", "1"],
+            "cannot be used with",
+        ),
+        (
+            vec!["--faults", "partition-node", "--nodes", "1"],
+            "partition-node needs real node agents",
+        ),
         (
             vec!["--scenario", "kill-leader", "--faults", "kill-leader"],
             "cannot be used with",
