@@ -46,10 +46,10 @@ enum Sub {
     },
 }
 
-pub async fn run(a: Args) -> Result<ExitCode> {
+pub async fn run(a: Args, config: Option<&std::path::Path>) -> Result<ExitCode> {
     match a.cmd {
         Some(Sub::Check { file }) => check_file(&file),
-        None => run::run(a.run).await,
+        None => run::run(a.run, config).await,
     }
 }
 

@@ -15,7 +15,6 @@ use ferry_api::proto::{Consistency, RangeRequest};
 use ferry_api::Client;
 use ferry_config::ClientConfig;
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -282,6 +281,10 @@ pub struct RunArgs {
     /// machine (pod network namespaces as root): hold the machine's node lock.
     #[arg(long, conflicts_with = "nodes")]
     real_nodes: Option<usize>,
+    /// No faults: the workload and the checks alone (e.g. against an
+    /// existing cluster given by `--config` whose masters are not local).
+    #[arg(long, conflicts_with_all = ["faults", "scenario"])]
+    no_faults: bool,
     /// Clients doing reads, writes and compare-and-set.
     #[arg(long, default_value_t = 4)]
     clients: usize,
@@ -409,7 +412,7 @@ impl Shared {
     }
 }
 
-pub async fn run(a: RunArgs) -> Result<ExitCode> {
+pub async fn run(a: RunArgs, config: Option<&Path>) -> Result<ExitCode> {
     let Some(dir) = a.dir.clone() else {
         bail!("--dir is required: the directory for the cluster, its logs and the report");
     };
@@ -451,6 +454,11 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     if n != 3 && n != 5 {
         bail!("--masters must be 3 or 5");
     }
+    if let Some(config) = config {
+        let asked = (a.scenario.is_some() || !a.faults.is_empty()).then_some(faults);
+        return against(&a, config, &dir, asked).await;
+    }
+    let faults = if a.no_faults { Vec::new() } else { faults };
     if dir.join("m1").exists() {
         bail!(
             "{} already holds a cluster; give an empty --dir",
@@ -509,14 +517,164 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     result
 }
 
+/// The faults `ferry chaos --config` can inject into a cluster it did not
+/// start: SIGSTOP and SIGCONT of its masters' processes on this machine.
+/// The others need what only a cluster of its own gives: restarting a
+/// killed master (its command line and data dir), a fault proxy in front of
+/// every master (their advertised addresses), a fault directory
+/// (`FERRY_FAULT_DIR`, `FERRY_CLOCK_OFFSET_FILE` at start), its own nodes.
+const AGAINST_FAULTS: &[Fault] = &[Fault::StopLeader, Fault::StopFollower];
+
+/// The process on this machine of the `ferry master` listening on or
+/// advertising `addr` (its `--listen`/`--advertise`), if exactly one.
+fn local_master(addr: &str) -> Option<i32> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let argv: Vec<String> = cmd
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if !argv.iter().any(|a| a == "master") {
+            continue;
+        }
+        let names_addr = argv
+            .windows(2)
+            .any(|w| (w[0] == "--listen" || w[0] == "--advertise") && w[1] == addr)
+            || argv
+                .iter()
+                .any(|a| *a == format!("--listen={addr}") || *a == format!("--advertise={addr}"));
+        if names_addr {
+            found.push(pid);
+        }
+    }
+    (found.len() == 1).then(|| found[0])
+}
+
+/// `ferry chaos --config ADMIN.conf`: the workload, watchers and checks
+/// against an existing cluster, and of the faults only SIGSTOP/SIGCONT of
+/// its masters, when each is a process of this machine (`asked`: the faults
+/// given; by default those). Nothing of the cluster is stopped or
+/// restarted; every master stopped is continued whatever happens (Ctrl-C
+/// included), and the run's keys are deleted at the end.
+async fn against(
+    a: &RunArgs,
+    config: &Path,
+    dir: &Path,
+    asked: Option<Vec<Fault>>,
+) -> Result<ExitCode> {
+    if a.nodes.is_some() || a.real_nodes.is_some() {
+        bail!("--nodes and --real-nodes start nodes of a cluster ferry chaos starts itself; not with --config");
+    }
+    let faults = match asked {
+        _ if a.no_faults => Vec::new(),
+        None => AGAINST_FAULTS.to_vec(),
+        Some(f) => {
+            if let Some(bad) = f.iter().find(|f| !AGAINST_FAULTS.contains(f)) {
+                bail!(
+                    "fault {} cannot be injected into an existing cluster (--config): only stop-leader and stop-follower (SIGSTOP/SIGCONT of master processes on this machine) can; the others need a cluster ferry chaos starts itself (omit --config)",
+                    bad.name()
+                );
+            }
+            f
+        }
+    };
+    if dir.join("history.json").exists() || dir.join("m1").exists() {
+        bail!(
+            "{} holds an earlier run; give an empty --dir",
+            dir.display()
+        );
+    }
+    let admin = ClientConfig::load(config)
+        .with_context(|| format!("reading the client config {}", config.display()))?;
+    let client = Client::new(&ClientConfig {
+        timeout_ms: 5000,
+        ..admin.clone()
+    })?;
+    let status = client
+        .status()
+        .await
+        .with_context(|| format!("asking the cluster of {} for its status", config.display()))?;
+    let mut procs = Vec::new();
+    for m in &status.members {
+        let pid = local_master(&m.addr);
+        if pid.is_none() && !faults.is_empty() {
+            bail!(
+                "master {} ({}) is not a process of this machine (no `ferry master` with --listen or --advertise {}): stop faults need every master local; give --no-faults to run the workload and the checks alone",
+                m.id,
+                m.addr,
+                m.addr
+            );
+        }
+        procs.push(up::Proc::external(
+            format!("m{}", m.id),
+            m.addr.clone(),
+            pid,
+        ));
+    }
+    let voters = status.members.iter().filter(|m| m.voter).count();
+    if voters < 3 && !faults.is_empty() {
+        bail!("the cluster has {voters} voting masters: stopping one would stop it; faults need 3 or more (or give --no-faults)");
+    }
+    let seed = a.seed.unwrap_or_else(rand::random);
+    ferry_actors::master::identity::create_private_dir(dir)?;
+    let masters: Vec<String> = procs.iter().map(|p| p.addr.clone()).collect();
+    eprintln!(
+        "ferry chaos: seed {seed}; against the cluster of {} ({} masters{})",
+        config.display(),
+        procs.len(),
+        if faults.is_empty() {
+            ", no faults".to_string()
+        } else {
+            let pids: Vec<String> = procs
+                .iter()
+                .filter_map(|p| p.external_pid.map(|x| format!("{} pid {x}", p.name)))
+                .collect();
+            format!("; {}", pids.join(", "))
+        }
+    );
+    let mut local = up::Local {
+        procs,
+        admin: admin.clone(),
+        admin_path: config.to_path_buf(),
+        masters,
+        leader: status.leader.unwrap_or_default(),
+        join_args: Vec::new(),
+    };
+    let plan = Plan {
+        faults,
+        nodes: 0,
+        real: false,
+        calm_ms: 1000..2000,
+    };
+    let (mut no_nodes, no_cfg) = (Vec::new(), dir.join("none"));
+    let result = tokio::select! {
+        r = drive(a, &plan, seed, dir, &mut local, &mut no_nodes, &no_cfg, &[]) => r,
+        _ = crate::master::wait_for_signal() => Err(anyhow::anyhow!("interrupted")),
+    };
+    // No master stays stopped; none is stopped otherwise (not started here).
+    stop_cluster(&mut local);
+    let prefix = format!("chaos/{seed:016x}/");
+    for k in 0..a.keys {
+        let _ = client.delete(&format!("{prefix}k{k}"), Expect::Any).await;
+    }
+    result
+}
+
 /// SIGCONT for every master (none stays stopped), then SIGTERM, SIGKILL
 /// after 10 s.
 fn stop_cluster(local: &mut up::Local) {
     for p in &local.procs {
-        if let Some(c) = &p.child {
-            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT);
+        if let Some(pid) = p.pid() {
+            let _ = kill(pid, Signal::SIGCONT);
         }
     }
+    // Only the masters started here: an existing cluster's are left running.
     up::stop_all(&mut local.procs);
 }
 
@@ -735,7 +893,7 @@ async fn drive(
         timeout_ms: 1000,
         ..admin.clone()
     })?;
-    loop {
+    while !plan.faults.is_empty() {
         let calm = Duration::from_millis(rng.gen_range(plan.calm_ms.clone()));
         let kind = plan.faults[rng.gen_range(0..plan.faults.len())];
         let hold = Duration::from_millis(match kind {
@@ -838,10 +996,9 @@ async fn drive(
             if !in_process {
                 break;
             }
-            let Some(child) = local.procs[i].child.as_ref() else {
+            let Some(pid) = local.procs[i].pid() else {
                 continue;
             };
-            let pid = Pid::from_raw(child.id() as i32);
             if stop {
                 kill(pid, Signal::SIGSTOP)?;
             } else {
@@ -887,8 +1044,8 @@ async fn drive(
         }
         for &i in &targets {
             if stop && in_process {
-                if let Some(c) = &local.procs[i].child {
-                    kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT)?;
+                if let Some(pid) = local.procs[i].pid() {
+                    kill(pid, Signal::SIGCONT)?;
                 }
             }
             for name in [ferry_raft::fault::STALL_FSYNC, up::CLOCK_OFFSET] {

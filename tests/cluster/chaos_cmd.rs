@@ -376,6 +376,100 @@ async fn chaos_node_partitions_keep_pods_running() {
     );
 }
 
+/// A process's state letter (`R`, `S`, `T` stopped, ...).
+fn proc_state(pid: Pid) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .and_then(|(_, r)| r.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `ferry --config ADMIN chaos` against a cluster it did not start (3 real
+/// masters of the test harness): the workload and checks pass with its
+/// masters stopped and continued by pid; afterwards every master runs (none
+/// left stopped), the cluster still answers, and the run's keys are gone.
+/// A fault it cannot inject there is refused, naming it, before anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_against_an_existing_cluster_pauses_its_masters_only() {
+    let _serial = serial().await;
+    let c = Cluster::start(3).await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let admin = tmp.path().join("admin.conf");
+    let cfg = c.client_config(&c.addrs(), Duration::from_secs(10));
+    std::fs::write(&admin, cfg.to_toml()).unwrap();
+    let a = admin.to_str().unwrap();
+
+    let dir = tmp.path().join("refused");
+    let d = dir.to_str().unwrap();
+    for (args, want) in [
+        (
+            vec!["--faults", "kill-leader"],
+            "fault kill-leader cannot be injected into an existing cluster",
+        ),
+        (vec!["--nodes", "1"], "not with --config"),
+    ] {
+        let mut all = vec!["--config", a, "chaos", "--dir", d];
+        all.extend(&args);
+        let ran = run_ferry(tmp.path(), &all, Duration::from_secs(30));
+        assert!(!ran.status.success(), "{args:?} accepted");
+        assert!(ran.stderr.contains(want), "{args:?}: {}", ran.stderr);
+    }
+    for i in 0..3 {
+        assert_eq!(proc_state(c.pid(i)), "S", "master {i} after a refusal");
+    }
+
+    let dir = tmp.path().join("chaos");
+    let mut all = vec!["--config", a, "chaos", "--dir", dir.to_str().unwrap()];
+    all.extend(["--seed", "8", "--duration", "15s"]);
+    let ran = run_ferry(tmp.path(), &all, Duration::from_secs(120));
+    let last = ran.stdout.lines().last().unwrap_or_default();
+    assert!(
+        ran.status.success(),
+        "{}\nstderr: {}",
+        ran.stdout,
+        ran.stderr
+    );
+    for want in [
+        "linearizable=true",
+        "lost_writes=0",
+        "watch_violations=0",
+        "converged=true",
+    ] {
+        assert!(last.split(' ').any(|f| f == want), "{want}: {last}");
+    }
+    let stops = fault_lines(&ran.stdout, "stop-leader").len()
+        + fault_lines(&ran.stdout, "stop-follower").len();
+    assert!(stops >= 3, "{}", ran.stdout);
+    assert_eq!(
+        stops,
+        ran.stdout
+            .lines()
+            .filter(|l| l.starts_with("fault "))
+            .count(),
+        "{}",
+        ran.stdout
+    );
+    // Every master runs on (none stopped, none killed) and answers.
+    for i in 0..3 {
+        let state = proc_state(c.pid(i));
+        assert!(state == "S" || state == "R", "master {i}: {state}");
+    }
+    c.put("after/chaos", b"1").await;
+    let left = c
+        .client(Duration::from_secs(10))
+        .range(ferry_api::proto::RangeRequest {
+            prefix: "chaos/".into(),
+            start_after: None,
+            limit: 100,
+            consistency: ferry_api::proto::Consistency::Linearizable,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(left.kvs.is_empty(), "{:?}", left.kvs);
+}
+
 /// `disk-stall`'s hook in a real master (any build): with `FERRY_FAULT_DIR`
 /// set, every fsync waits while `stall-fsync` exists there. With every
 /// master's disk stalled a write is not acknowledged (no quorum has it on
