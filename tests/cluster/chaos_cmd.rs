@@ -327,7 +327,7 @@ async fn chaos_real_nodes_keep_their_workloads() {
     let out = real_run(
         &[
             "--duration",
-            "35s",
+            "30s",
             "--real-nodes",
             "2",
             "--faults",
@@ -368,6 +368,21 @@ async fn chaos_node_partitions_keep_pods_running() {
     );
     let cuts = fault_lines(&out, "partition-node");
     assert!(cuts.len() >= 2, "{out}");
+    // A cut past the grace (9-14 s) is seen: the node went NotReady.
+    let field = |l: &str, k: &str| {
+        l.split(' ')
+            .find_map(|f| f.strip_prefix(k).map(str::to_string))
+            .unwrap_or_default()
+    };
+    let long: Vec<&&str> = cuts
+        .iter()
+        .filter(|l| field(l, "hold_ms=").parse::<u64>().unwrap() >= 9000)
+        .collect();
+    assert!(!long.is_empty(), "{out}");
+    assert!(
+        long.iter().all(|l| field(l, "node_unready_ms=") != "-"),
+        "{out}"
+    );
     assert!(
         out.lines().any(|l| l.starts_with("nodes n=2 ")
             && l.contains(" unready_by_masters=0")
