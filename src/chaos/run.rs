@@ -1203,8 +1203,8 @@ async fn drive(
         for t in object_tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
-        let s = seen.lock().expect("seen");
         let present = pods::present(&api, &run_label).await;
+        let s = seen.lock().expect("seen");
         let lost = match &present {
             Ok(p) => pods::lost(&s.acked, p),
             Err(_) => s.acked.clone(),
