@@ -61,7 +61,7 @@ pub enum Fault {
     /// SIGSTOP a node agent (`--nodes`); SIGCONT it after 3–11 s.
     StopNode,
     /// Cut a real node agent (`--real-nodes`) off from every master for
-    /// 1–2.5 s (under the grace) or 9–14 s (past it), then heal.
+    /// 1–2 s (under the grace) or 9–14 s (past it), then heal.
     PartitionNode,
 }
 
@@ -307,9 +307,10 @@ const OP_TIMEOUT_MS: u64 = 4000;
 const SHUTDOWN_MARGIN: Duration = Duration::from_secs(45);
 
 /// `partition-node` cuts shorter than this must go unnoticed: the masters'
-/// grace (7 s) less a Lease renewal interval (2 s) and 2 s for the node's
-/// connection to carry its renewal again after the heal.
-const SHORT_CUT: Duration = Duration::from_millis(2500);
+/// grace (7 s) less a Lease renewal interval (2 s), their polling (1 s)
+/// and 2 s for the node's connection to carry its renewal again after the
+/// heal (QUIC's retransmission backs off during the cut).
+const SHORT_CUT: Duration = Duration::from_secs(2);
 
 /// What became of the object workload (`--real-nodes`).
 #[derive(Debug, Clone, Serialize)]
