@@ -56,9 +56,11 @@ pub enum Fault {
     DiskStall,
     /// Jump the leader's or a follower's wall clock by ±60–3600 s for 1–3 s.
     ClockJump,
-    /// SIGKILL a node agent (`--nodes`); restart it after 3–11 s.
+    /// SIGKILL a node agent (`--nodes`, `--real-nodes`); restart it after
+    /// 3–11 s (real nodes: 3–15 s).
     KillNode,
-    /// SIGSTOP a node agent (`--nodes`); SIGCONT it after 3–11 s.
+    /// SIGSTOP a node agent (`--nodes`, `--real-nodes`); SIGCONT it after
+    /// 3–11 s (real nodes: 3–15 s).
     StopNode,
     /// Cut a real node agent (`--real-nodes`) off from every master for
     /// 1–2 s (under the grace) or 9–14 s (past it), then heal.
@@ -264,7 +266,9 @@ pub struct RunArgs {
     /// Faults to draw from (default: kill-leader, kill-follower, stop-leader,
     /// stop-follower, kill-two, restart-all). The network faults put a UDP
     /// fault proxy in front of every master (each master advertises its
-    /// proxy's address); `kill-node` and `stop-node` need `--nodes`.
+    /// proxy's address); `kill-node` and `stop-node` need `--nodes` or
+    /// `--real-nodes`, `partition-node` `--real-nodes`. With `--config`
+    /// (an existing cluster) only stop-leader and stop-follower.
     #[arg(long, value_enum, value_delimiter = ',')]
     faults: Vec<Fault>,
     /// A named set of faults instead of `--faults`.
@@ -278,7 +282,8 @@ pub struct RunArgs {
     /// StatefulSet on them and a writer of ConfigMaps; checked besides: the
     /// workloads converge, no pod runs twice, a node fault stops no pod, no
     /// acknowledged object write is lost. Pods run as processes of this
-    /// machine (pod network namespaces as root): hold the machine's node lock.
+    /// machine (pod network namespaces as root): no other cluster's nodes
+    /// may run here meanwhile (their pod ranges would collide).
     #[arg(long, conflicts_with = "nodes")]
     real_nodes: Option<usize>,
     /// No faults: the workload and the checks alone (e.g. against an
