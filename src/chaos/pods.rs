@@ -246,6 +246,59 @@ fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.pointer(ptr).and_then(Value::as_str).unwrap_or_default()
 }
 
+/// The Nodes whose Ready condition is `True`.
+fn ready_nodes(nodes: &[Value]) -> BTreeSet<&str> {
+    nodes
+        .iter()
+        .filter(|n| {
+            n.pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+        })
+        .map(|n| str_at(n, "/metadata/name"))
+        .collect()
+}
+
+/// How many of the Deployment's pods serve: not terminating, Running on a
+/// Ready node, their process live there (while a node is away, its
+/// evicted pods' replacements elsewhere count).
+pub fn deployment_serving(
+    pods: &[Value],
+    nodes: &[Value],
+    shims: &[Shim],
+    node_dir: &dyn Fn(&str) -> String,
+) -> usize {
+    let ready = ready_nodes(nodes);
+    pods.iter()
+        .filter(|p| str_at(p, "/metadata/labels/app") == DEPLOYMENT && !terminating(p))
+        .filter(|p| {
+            let node = str_at(p, "/spec/nodeName");
+            let uid = str_at(p, "/metadata/uid");
+            str_at(p, "/status/phase") == "Running"
+                && ready.contains(node)
+                && shims
+                    .iter()
+                    .any(|s| s.uid == uid && s.node_dir == node_dir(node))
+        })
+        .count()
+}
+
+/// For a node fault from `at_ns` to `healed_ns`: milliseconds from the
+/// fault to the Deployment serving all its replicas again after it had
+/// fewer (its pods on the lost node evicted and replaced elsewhere), if
+/// that happened before the heal. `web`: (time, serving) samples.
+pub fn replaced_ms(web: &[(u64, usize)], at_ns: u64, healed_ns: u64) -> Option<f64> {
+    let during = web.iter().filter(|&&(t, _)| t >= at_ns && t <= healed_ns);
+    let short = during.clone().find(|&&(_, n)| n < DEPLOYMENT_REPLICAS)?.0;
+    during
+        .filter(|&&(t, n)| t > short && n >= DEPLOYMENT_REPLICAS)
+        .map(|&(t, _)| (t - at_ns) as f64 / 1e6)
+        .next()
+}
+
 /// Whether the workloads are at their desired state, from the run's pods,
 /// the Nodes, the live shims and `node_dir` (a Node's name to its
 /// directory's name): `DEPLOYMENT_REPLICAS` pods of the Deployment and the
@@ -258,18 +311,7 @@ pub fn at_desired_state(
     shims: &[Shim],
     node_dir: &dyn Fn(&str) -> String,
 ) -> Result<(), String> {
-    let ready: BTreeSet<&str> = nodes
-        .iter()
-        .filter(|n| {
-            n.pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .is_some_and(|c| {
-                    c.iter()
-                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                })
-        })
-        .map(|n| str_at(n, "/metadata/name"))
-        .collect();
+    let ready = ready_nodes(nodes);
     let mut web = 0;
     let mut db = BTreeSet::new();
     for p in pods {
@@ -337,6 +379,8 @@ pub struct Seen {
     pub duplicates: Vec<(u64, String)>,
     /// (time, at the desired state) per sample that could ask the API.
     pub desired: Vec<(u64, bool)>,
+    /// (time, the Deployment's pods serving) per sample.
+    pub web: Vec<(u64, usize)>,
     /// Why the last sample was not at the desired state.
     pub last_gap: Option<String>,
     /// ConfigMaps created and acknowledged, and those of unknown outcome.
@@ -388,7 +432,9 @@ pub fn sampler(
                 // API shows was started meanwhile.
                 let shims = live_shims(&dir);
                 let r = at_desired_state(&pods, &nodes, &shims, &*node_dir);
+                let web = deployment_serving(&pods, &nodes, &shims, &*node_dir);
                 let mut s = seen.lock().expect("seen");
+                s.web.push((t, web));
                 s.desired.push((t, r.is_ok()));
                 s.last_gap = r.err();
             }
@@ -544,6 +590,35 @@ mod tests {
         t[2]["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
         let e = at_desired_state(&t, &nodes, &shims, &dir).unwrap_err();
         assert!(e.contains("terminating"), "{e}");
+    }
+
+    #[test]
+    fn a_deployment_replaced_during_a_node_fault() {
+        let s = |t: u64, n: usize| (t * 1_000_000_000, n);
+        let web = [s(1, 4), s(5, 4), s(12, 2), s(13, 3), s(14, 4), s(20, 4)];
+        // Fault 4..16: short at 12, whole again at 14: 10 s after the fault.
+        assert_eq!(
+            replaced_ms(&web, 4_000_000_000, 16_000_000_000),
+            Some(10_000.0)
+        );
+        // Healed before the replacements ran: none.
+        assert_eq!(replaced_ms(&web, 4_000_000_000, 13_000_000_000), None);
+        // Never short: none.
+        assert_eq!(replaced_ms(&web, 0, 6_000_000_000), None);
+        let dir = |n: &str| n.trim_start_matches("chaos-").to_string();
+        let pods = [
+            pod("w1", DEPLOYMENT, "u1", "chaos-r1", "Running"),
+            pod("w2", DEPLOYMENT, "u2", "chaos-r2", "Running"),
+            pod("w3", DEPLOYMENT, "u3", "chaos-r2", "Pending"),
+            pod("d0", STATEFULSET, "u4", "chaos-r1", "Running"),
+        ];
+        let shims = [
+            shim(1, "r1", "u1", "w1"),
+            shim(2, "r2", "u2", "w2"),
+            shim(3, "r1", "u4", "d0"),
+        ];
+        let nodes = [node("chaos-r1", "True"), node("chaos-r2", "Unknown")];
+        assert_eq!(deployment_serving(&pods, &nodes, &shims, &dir), 1);
     }
 
     #[test]

@@ -57,10 +57,10 @@ pub enum Fault {
     /// Jump the leader's or a follower's wall clock by ±60–3600 s for 1–3 s.
     ClockJump,
     /// SIGKILL a node agent (`--nodes`, `--real-nodes`); restart it after
-    /// 3–11 s (real nodes: 3–15 s).
+    /// 3–11 s (real nodes: 3–20 s).
     KillNode,
     /// SIGSTOP a node agent (`--nodes`, `--real-nodes`); SIGCONT it after
-    /// 3–11 s (real nodes: 3–15 s).
+    /// 3–11 s (real nodes: 3–20 s).
     StopNode,
     /// Cut a real node agent (`--real-nodes`) off from every master for
     /// 1–2 s (under the grace) or 9–14 s (past it), then heal.
@@ -394,6 +394,11 @@ struct FaultRecord {
     /// state (before the next fault; none if not by then).
     #[serde(skip_serializing_if = "Option::is_none")]
     workload_ms: Option<f64>,
+    /// A real node fault: from the fault to the Deployment serving all its
+    /// replicas again elsewhere, before the heal (none if it never fell
+    /// short, or not by then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replaced_ms: Option<f64>,
     /// From the fault to the first leader of a higher term seen (faults that
     /// leave the leader alone may have none).
     leader_ms: Option<f64>,
@@ -908,7 +913,7 @@ async fn drive(
             Fault::DiskStall | Fault::ClockJump => rng.gen_range(1000..3000),
             // Real nodes: long enough, at times, for their pods to be evicted
             // (grace 7 s, then the default toleration of 4 s).
-            Fault::KillNode | Fault::StopNode if plan.real => rng.gen_range(3000..15000),
+            Fault::KillNode | Fault::StopNode if plan.real => rng.gen_range(3000..20000),
             Fault::KillNode | Fault::StopNode => rng.gen_range(3000..11000),
             Fault::PartitionNode if rng.gen_bool(0.5) => {
                 rng.gen_range(1000..SHORT_CUT.as_millis() as u64)
@@ -1094,6 +1099,7 @@ async fn drive(
             node_unready_ms: None,
             node_ready_ms: None,
             workload_ms: None,
+            replaced_ms: None,
         });
         // Until the cluster has a leader again (bounded).
         let wait_until = Instant::now() + Duration::from_secs(15);
@@ -1278,6 +1284,10 @@ async fn drive(
             .iter()
             .find(|&&(t, ok)| ok && t >= f.healed_ns && t < until)
             .map(|&(t, _)| (t - f.healed_ns) as f64 / 1e6);
+        if f.kind.node() && plan.real {
+            f.replaced_ms =
+                pods::replaced_ms(&seen.lock().expect("seen").web, f.at_ns, f.healed_ns);
+        }
         if f.kind.node() {
             let (unready, ready) =
                 super::nodes::figures(&ready_changes, &f.targets[0], f.at_ns, f.healed_ns);
@@ -1303,10 +1313,14 @@ async fn drive(
     super::print_verdicts(&report);
     let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
     for f in &faults {
-        let workload_ms = if plan.real {
-            format!(" workload_ms={}", ms(f.workload_ms))
-        } else {
-            String::new()
+        let workload_ms = match plan.real {
+            true if f.kind.node() => format!(
+                " replaced_ms={} workload_ms={}",
+                ms(f.replaced_ms),
+                ms(f.workload_ms)
+            ),
+            true => format!(" workload_ms={}", ms(f.workload_ms)),
+            false => String::new(),
         };
         outln!(
             "fault {:.1}s {} {}{} leader_ms={} write_ms={}{}{workload_ms}",
