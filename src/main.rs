@@ -252,7 +252,7 @@ fn main() -> ExitCode {
             Command::Logs(a) => logs::run(a, cli.config.as_deref(), cli.namespace.as_deref()).await,
             Command::Bench(c) => bench::run(c, cli.config.as_deref()).await,
             Command::Echo(a) => proxybench::echo(a).await,
-            Command::Chaos(a) => chaos::run(a).await,
+            Command::Chaos(a) => chaos::run(a, cli.config.as_deref()).await,
             Command::Snapshot(c) => snapshot::run(c, cli.config.as_deref()).await,
             Command::Objects(c) => {
                 objects::run(c, cli.config.as_deref(), cli.namespace.as_deref()).await

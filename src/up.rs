@@ -64,6 +64,9 @@ pub(crate) struct Proc {
     /// Runtime threads: the masters share this machine's cores (0: a node).
     workers: usize,
     pub(crate) child: Option<Child>,
+    /// A master of a cluster someone else started (`ferry chaos --config`):
+    /// its process on this machine, if found; never restarted or stopped.
+    pub(crate) external_pid: Option<i32>,
     /// Where this start's output begins in master.log (it is appended to).
     log_from: u64,
 }
@@ -80,6 +83,30 @@ pub(crate) struct Local {
 }
 
 impl Proc {
+    /// A master someone else started, at `addr`, its process `pid` if local.
+    pub(crate) fn external(name: String, addr: String, pid: Option<i32>) -> Proc {
+        Proc {
+            name,
+            data: PathBuf::new(),
+            addr,
+            https: None,
+            advertise: None,
+            fault_dir: None,
+            workers: 1,
+            child: None,
+            external_pid: pid,
+            log_from: 0,
+        }
+    }
+
+    /// Its process: the one started here, else the external one.
+    pub(crate) fn pid(&self) -> Option<Pid> {
+        self.child
+            .as_ref()
+            .map(|c| Pid::from_raw(c.id() as i32))
+            .or(self.external_pid.map(Pid::from_raw))
+    }
+
     fn is_node(&self) -> bool {
         self.workers == 0
     }
@@ -387,6 +414,7 @@ async fn start_nodes(dir: &Path, n: usize, local: &Local) -> Result<(Vec<Proc>, 
             https: None,
             workers: 0,
             child: None,
+            external_pid: None,
             advertise: None,
             fault_dir: None,
             log_from: 0,
@@ -489,6 +517,7 @@ pub(crate) async fn start_advertised(
             https: https_port.map(|p| format!("127.0.0.1:{}", p as usize + i)),
             workers,
             child: None,
+            external_pid: None,
             advertise: advertise.as_ref().map(|a| a[i - 1].clone()),
             fault_dir: fault_dirs.then(|| dir.join(format!("m{i}-faults"))),
             log_from: 0,

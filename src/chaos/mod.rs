@@ -7,12 +7,17 @@
 //! - [`run`]: the run — cluster, seeded faults, workload, history, report.
 //! - [`proxy`]: the UDP fault proxy in front of each master for network faults.
 //! - [`nodes`]: hollow nodes in processes of their own, their Ready
-//!   conditions watched, and the check that only their own faults make them NotReady.
+//!   conditions watched, and the check that only their own faults make them
+//!   NotReady; real node agents behind fault proxies of their own.
+//! - [`pods`]: the object workload on real nodes (a Deployment, a
+//!   StatefulSet, ConfigMap writes) and its checks: convergence, no pod
+//!   running twice, no pod stopped by a node fault, no object write lost.
 //!
 //! `ferry chaos check FILE` checks a saved history again.
 
 pub mod check;
 mod nodes;
+mod pods;
 mod proxy;
 mod run;
 
@@ -41,10 +46,10 @@ enum Sub {
     },
 }
 
-pub async fn run(a: Args) -> Result<ExitCode> {
+pub async fn run(a: Args, config: Option<&std::path::Path>) -> Result<ExitCode> {
     match a.cmd {
         Some(Sub::Check { file }) => check_file(&file),
-        None => run::run(a.run).await,
+        None => run::run(a.run, config).await,
     }
 }
 

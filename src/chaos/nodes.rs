@@ -1,6 +1,8 @@
-//! Nodes of a `ferry chaos --nodes N` run: each a hollow node in a process
-//! of its own (`ferry node --simulate 1`, so one node agent can be killed or
-//! stopped alone), a watch of the Nodes' Ready conditions, and the check that
+//! Nodes of a `ferry chaos` run: with `--nodes N` each a hollow node in a
+//! process of its own (`ferry node --simulate 1`, so one node agent can be
+//! killed or stopped alone); with `--real-nodes N` real `ferry node` agents,
+//! each reaching the masters through fault proxies of its own (so it can be
+//! cut off from them); a watch of the Nodes' Ready conditions, and the check that
 //! no node went NotReady unless a fault of that very node explains it (a
 //! master failure alone must never mark a node NotReady).
 
@@ -12,6 +14,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -27,27 +30,34 @@ pub const EXCUSE: Duration = Duration::from_secs(10);
 
 /// One node agent process.
 pub struct NodeProc {
-    /// The Node's name (`chaos-n<i>-0`).
+    /// The Node's name (`chaos-n<i>-0` hollow, `chaos-r<i>` real).
     pub node: String,
-    /// Its directory (`<dir>/n<i>`), holding `node.log`.
+    /// Its directory (`<dir>/n<i>` or `<dir>/r<i>`), holding `node.log`.
     dir: PathBuf,
+    /// The arguments it is (re)started with.
+    args: Vec<OsString>,
     /// The process, while it runs.
     pub child: Option<Child>,
+    /// A real node agent's fault proxies, one in front of each master (its
+    /// `node.conf` names them): cutting it off from the masters drops
+    /// everything they carry.
+    pub proxies: Vec<super::proxy::Proxy>,
+    /// A real node agent (its pods are processes on this machine).
+    real: bool,
+    /// Its pods and network are gone (a real node, stopped).
+    cleaned: bool,
 }
 
 impl NodeProc {
-    /// (Re)starts the hollow node with the admin's client config `admin`.
-    pub fn spawn(&mut self, admin: &Path) -> Result<()> {
+    /// (Re)starts the node agent.
+    pub fn spawn(&mut self) -> Result<()> {
         let exe = std::env::current_exe().context("locating the ferry binary")?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.join("node.log"))?;
-        let prefix = self.node.trim_end_matches("-0");
         let child = Command::new(exe)
-            .arg("--config")
-            .arg(admin)
-            .args(["node", "--simulate", "1", "--name-prefix", prefix])
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -61,6 +71,21 @@ impl NodeProc {
     pub fn pid(&self) -> Option<Pid> {
         self.child.as_ref().map(|c| Pid::from_raw(c.id() as i32))
     }
+
+    /// Its directory's name (`r1`), as [`super::pods::Shim::node_dir`] says it.
+    pub fn dir_name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Cuts the node off from every master (`true`) or heals the cut.
+    pub fn cut(&self, cut: bool) {
+        for p in &self.proxies {
+            p.rules.lock().expect("rules").loss = if cut { 1.0 } else { 0.0 };
+        }
+    }
 }
 
 /// Starts `n` hollow nodes in `dir/n1..` and waits (≤ 60 s) until each
@@ -70,14 +95,89 @@ pub async fn start(dir: &Path, n: usize, admin: &Path, client: &Client) -> Resul
     for i in 1..=n {
         let d = dir.join(format!("n{i}"));
         std::fs::create_dir_all(&d)?;
+        let prefix = format!("chaos-n{i}");
         let mut p = NodeProc {
-            node: format!("chaos-n{i}-0"),
+            node: format!("{prefix}-0"),
             dir: d,
+            args: vec![
+                "--config".into(),
+                admin.into(),
+                "node".into(),
+                "--simulate".into(),
+                "1".into(),
+                "--name-prefix".into(),
+                prefix.into(),
+            ],
             child: None,
+            proxies: Vec::new(),
+            real: false,
+            cleaned: false,
         };
-        p.spawn(admin)?;
+        p.spawn()?;
         nodes.push(p);
     }
+    wait_ready(dir, nodes, client).await
+}
+
+/// Starts `n` real node agents `chaos-r<i>` in `dir/r<i>` (address
+/// 127.0.1.<i>, pod network `auto`: namespaces as root, else the host's),
+/// each joined with a fresh bootstrap token and then given a `node.conf`
+/// that reaches every master (`masters`: their real QUIC addresses) through
+/// a fault proxy of its own; waits (≤ 60 s) until each Node is Ready.
+pub async fn start_real(
+    dir: &Path,
+    n: usize,
+    admin: &ferry_config::ClientConfig,
+    masters: &[std::net::SocketAddr],
+    client: &Client,
+) -> Result<Vec<NodeProc>> {
+    let token = crate::master::node_token(admin)
+        .await
+        .context("creating the nodes' bootstrap token")?;
+    let mut nodes = Vec::new();
+    for i in 1..=n {
+        let d = dir.join(format!("r{i}"));
+        ferry_actors::master::identity::create_private_dir(&d)?;
+        let name = format!("chaos-r{i}");
+        let mut proxies = Vec::new();
+        for m in masters {
+            proxies.push(super::proxy::start(([127, 0, 0, 1], 0).into(), *m).await?);
+        }
+        let mut cfg =
+            ferry_node::join::join(&admin.masters, &token, &name, Duration::from_secs(86_400))
+                .await
+                .with_context(|| format!("joining node {name}"))?;
+        cfg.masters = proxies.iter().map(|p| p.addr.to_string()).collect();
+        ferry_node::join::store(&d, &cfg)?;
+        let mut p = NodeProc {
+            node: name.clone(),
+            args: vec![
+                "node".into(),
+                "--data-dir".into(),
+                d.clone().into(),
+                "--name".into(),
+                name.into(),
+                "--address".into(),
+                format!("127.0.1.{i}").into(),
+            ],
+            dir: d,
+            child: None,
+            proxies,
+            real: true,
+            cleaned: false,
+        };
+        p.spawn()?;
+        nodes.push(p);
+    }
+    wait_ready(dir, nodes, client).await
+}
+
+/// Waits (≤ 60 s) until every node's Node is Ready; stops them all if not.
+async fn wait_ready(
+    dir: &Path,
+    mut nodes: Vec<NodeProc>,
+    client: &Client,
+) -> Result<Vec<NodeProc>> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let mut waiting = Vec::new();
@@ -97,7 +197,7 @@ pub async fn start(dir: &Path, n: usize, admin: &Path, client: &Client) -> Resul
         if Instant::now() > deadline {
             stop(&mut nodes);
             bail!(
-                "nodes {} did not become Ready within 60s; see {}/n*/node.log",
+                "nodes {} did not become Ready within 60s; see {}/{{n,r}}*/node.log",
                 waiting.join(", "),
                 dir.display()
             );
@@ -122,6 +222,17 @@ pub fn stop(nodes: &mut [NodeProc]) {
             }
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if p.real && !p.cleaned {
+            p.cleaned = true;
+            // The node stops with its pods, and nothing of its network stays
+            // (as `ferry up` does).
+            ferry_node::runtime::kill_all(&p.dir.join("pods"));
+            let key = ferry_node::net::host_key_in(&p.dir, &p.node);
+            let _ = ferry_node::net::proxy::delete_table(&key);
+            if let Err(e) = ferry_node::net::podnet::teardown_node(&p.dir, &key) {
+                tracing::warn!(node = %p.node, error = %e, "removing the node's pod network failed");
+            }
         }
     }
 }
@@ -209,6 +320,9 @@ pub struct NodeFault {
     pub node: String,
     pub at_ns: u64,
     pub healed_ns: u64,
+    /// A cut from the masters this short (seconds) that they must not
+    /// notice: it excuses nothing.
+    pub short: Option<f64>,
 }
 
 /// A node that went NotReady with no fault of its own to explain it.
@@ -217,11 +331,16 @@ pub struct Unexcused {
     pub node: String,
     pub at_ns: u64,
     pub status: String,
+    /// The cut under the grace it came during (seconds), if any.
+    pub short_cut: Option<f64>,
+    /// Why it is wrong, for the report.
+    pub reason: String,
 }
 
 /// Every change of a Node from Ready=True to another status (every Node
 /// starts Ready) that no fault of that node explains: a fault explains the
-/// changes from its start until [`EXCUSE`] after it was healed.
+/// changes from its start until [`EXCUSE`] after it was healed, but for a
+/// cut from the masters shorter than the grace, which explains none.
 pub fn check(changes: &[ReadyChange], faults: &[NodeFault]) -> Vec<Unexcused> {
     let mut ready: BTreeMap<&str, bool> = BTreeMap::new();
     let mut out = Vec::new();
@@ -230,18 +349,25 @@ pub fn check(changes: &[ReadyChange], faults: &[NodeFault]) -> Vec<Unexcused> {
         if !was || c.status == "True" {
             continue;
         }
-        let excused = faults.iter().any(|f| {
+        let during = |f: &&NodeFault| {
             f.node == c.node
                 && f.at_ns <= c.at_ns
                 && c.at_ns <= f.healed_ns + EXCUSE.as_nanos() as u64
-        });
-        if !excused {
-            out.push(Unexcused {
-                node: c.node.clone(),
-                at_ns: c.at_ns,
-                status: c.status.clone(),
-            });
+        };
+        if faults.iter().filter(during).any(|f| f.short.is_none()) {
+            continue;
         }
+        let short_cut = faults.iter().filter(during).find_map(|f| f.short);
+        out.push(Unexcused {
+            node: c.node.clone(),
+            at_ns: c.at_ns,
+            status: c.status.clone(),
+            short_cut,
+            reason: match short_cut {
+                Some(s) => format!("after a cut from the masters of {s:.1}s, under the grace"),
+                None => "with no fault of its own (a master failure alone)".into(),
+            },
+        });
     }
     out
 }
@@ -290,6 +416,17 @@ mod tests {
             node: node.into(),
             at_ns: at_s * 1_000_000_000,
             healed_ns: healed_s * 1_000_000_000,
+            short: None,
+        }
+    }
+
+    fn master(node: &str, at_s: u64, status: &str) -> Unexcused {
+        Unexcused {
+            node: node.into(),
+            at_ns: at_s * 1_000_000_000,
+            status: status.into(),
+            short_cut: None,
+            reason: "with no fault of its own (a master failure alone)".into(),
         }
     }
 
@@ -311,18 +448,7 @@ mod tests {
         let bad = check(&changes, &faults);
         assert_eq!(
             bad,
-            vec![
-                Unexcused {
-                    node: "n2".into(),
-                    at_ns: 13_000_000_000,
-                    status: "Unknown".into()
-                },
-                Unexcused {
-                    node: "n1".into(),
-                    at_ns: 40_000_000_000,
-                    status: "Unknown".into()
-                },
-            ]
+            vec![master("n2", 13, "Unknown"), master("n1", 40, "Unknown")]
         );
         assert!(check(&changes[..2], &faults).is_empty());
         assert_eq!(
@@ -333,6 +459,21 @@ mod tests {
             figures(&changes, "n2", 50_000_000_000, 51_000_000_000),
             (None, None)
         );
+    }
+
+    #[test]
+    fn a_cut_under_the_grace_excuses_nothing() {
+        let changes = [ch(12, "n1", "Unknown"), ch(14, "n1", "True")];
+        let short = NodeFault {
+            short: Some(2.0),
+            ..fault("n1", 10, 12)
+        };
+        let bad = check(&changes, std::slice::from_ref(&short));
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert_eq!(bad[0].short_cut, Some(2.0));
+        assert!(bad[0].reason.contains("under the grace"), "{bad:?}");
+        // A long fault of the same node at the time excuses it.
+        assert!(check(&changes, &[short, fault("n1", 5, 13)]).is_empty());
     }
 
     #[test]

@@ -6,6 +6,8 @@
 use super::check::{
     self, FinalRead, History, Op, OpType, Outcome, WatchEvent, WatchStream, HISTORY_VERSION,
 };
+use super::pods;
+use crate::objects::api::Api;
 use crate::up;
 use anyhow::{bail, Context, Result};
 use ferry_api::kv::{EventKind, Expect, KvError, WatchItem};
@@ -13,7 +15,6 @@ use ferry_api::proto::{Consistency, RangeRequest};
 use ferry_api::Client;
 use ferry_config::ClientConfig;
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -55,10 +56,15 @@ pub enum Fault {
     DiskStall,
     /// Jump the leader's or a follower's wall clock by ±60–3600 s for 1–3 s.
     ClockJump,
-    /// SIGKILL a node agent (`--nodes`); restart it after 3–11 s.
+    /// SIGKILL a node agent (`--nodes`, `--real-nodes`); restart it after
+    /// 3–11 s (real nodes: 3–20 s).
     KillNode,
-    /// SIGSTOP a node agent (`--nodes`); SIGCONT it after 3–11 s.
+    /// SIGSTOP a node agent (`--nodes`, `--real-nodes`); SIGCONT it after
+    /// 3–11 s (real nodes: 3–20 s).
     StopNode,
+    /// Cut a real node agent (`--real-nodes`) off from every master for
+    /// 1–2 s (under the grace) or 9–14 s (past it), then heal.
+    PartitionNode,
 }
 
 impl Fault {
@@ -79,12 +85,16 @@ impl Fault {
             Fault::ClockJump => "clock-jump",
             Fault::KillNode => "kill-node",
             Fault::StopNode => "stop-node",
+            Fault::PartitionNode => "partition-node",
         }
     }
 
     /// Whether it hits a node agent (`--nodes` must be given).
     fn node(self) -> bool {
-        matches!(self, Fault::KillNode | Fault::StopNode)
+        matches!(
+            self,
+            Fault::KillNode | Fault::StopNode | Fault::PartitionNode
+        )
     }
 
     /// Whether it needs the fault proxies.
@@ -138,17 +148,19 @@ pub enum Scenario {
     DiskStall,
     /// A wall-clock jump on the leader or a follower.
     ClockJump,
-    /// SIGKILL or SIGSTOP of a node agent (starts 3 nodes unless `--nodes`).
+    /// SIGKILL or SIGSTOP of a node agent (starts 3 hollow nodes unless
+    /// `--nodes` or `--real-nodes`), and with real nodes, a node cut off
+    /// from the masters.
     NodeLoss,
     /// The leader stopped or killed again and again, with short calms.
     FlappingLeader,
-    /// Every fault above (the node faults when `--nodes` is given).
+    /// Every fault above (the node faults when nodes are given).
     Mixed,
 }
 
 impl Scenario {
-    /// Its faults (with nodes or not).
-    fn faults(self, nodes: bool) -> Vec<Fault> {
+    /// Its faults (with nodes or not; `real`: real node agents).
+    fn faults(self, nodes: bool, real: bool) -> Vec<Fault> {
         use Fault::*;
         match self {
             Scenario::KillLeader => vec![KillLeader],
@@ -160,6 +172,7 @@ impl Scenario {
             Scenario::RestartAll => vec![RestartAll],
             Scenario::DiskStall => vec![DiskStall],
             Scenario::ClockJump => vec![ClockJump],
+            Scenario::NodeLoss if real => vec![KillNode, StopNode, PartitionNode],
             Scenario::NodeLoss => vec![KillNode, StopNode],
             Scenario::FlappingLeader => vec![StopLeader, KillLeader],
             Scenario::Mixed => {
@@ -179,6 +192,9 @@ impl Scenario {
                 ];
                 if nodes {
                     v.extend([KillNode, StopNode]);
+                }
+                if real {
+                    v.push(PartitionNode);
                 }
                 v
             }
@@ -250,7 +266,9 @@ pub struct RunArgs {
     /// Faults to draw from (default: kill-leader, kill-follower, stop-leader,
     /// stop-follower, kill-two, restart-all). The network faults put a UDP
     /// fault proxy in front of every master (each master advertises its
-    /// proxy's address); `kill-node` and `stop-node` need `--nodes`.
+    /// proxy's address); `kill-node` and `stop-node` need `--nodes` or
+    /// `--real-nodes`, `partition-node` `--real-nodes`. With `--config`
+    /// (an existing cluster) only stop-leader and stop-follower.
     #[arg(long, value_enum, value_delimiter = ',')]
     faults: Vec<Fault>,
     /// A named set of faults instead of `--faults`.
@@ -260,6 +278,18 @@ pub struct RunArgs {
     /// checked: no node goes NotReady but for a fault of its own.
     #[arg(long)]
     nodes: Option<usize>,
+    /// Real node agents to run (`ferry node`, 1–5), with a Deployment and a
+    /// StatefulSet on them and a writer of ConfigMaps; checked besides: the
+    /// workloads converge, no pod runs twice, a node fault stops no pod, no
+    /// acknowledged object write is lost. Pods run as processes of this
+    /// machine (pod network namespaces as root): no other cluster's nodes
+    /// may run here meanwhile (their pod ranges would collide).
+    #[arg(long, conflicts_with = "nodes")]
+    real_nodes: Option<usize>,
+    /// No faults: the workload and the checks alone (e.g. against an
+    /// existing cluster given by `--config` whose masters are not local).
+    #[arg(long, conflicts_with_all = ["faults", "scenario"])]
+    no_faults: bool,
     /// Clients doing reads, writes and compare-and-set.
     #[arg(long, default_value_t = 4)]
     clients: usize,
@@ -281,6 +311,68 @@ const OP_TIMEOUT_MS: u64 = 4000;
 /// Time after `--seconds` for healing, final reads and checks.
 const SHUTDOWN_MARGIN: Duration = Duration::from_secs(45);
 
+/// `partition-node` cuts shorter than this must go unnoticed: the masters'
+/// grace (7 s) less a Lease renewal interval (2 s), their polling (1 s)
+/// and 2 s for the node's connection to carry its renewal again after the
+/// heal (QUIC's retransmission backs off during the cut).
+const SHORT_CUT: Duration = Duration::from_secs(2);
+
+/// What became of the object workload (`--real-nodes`).
+#[derive(Debug, Clone, Serialize)]
+struct WorkloadOutcome {
+    /// `None`: converged after the faults; else what was missing at the end.
+    converged: Option<String>,
+    /// From the end of the faults to the desired state.
+    converge_ms: Option<f64>,
+    /// Each duplicate seen (time, what).
+    duplicates: Vec<(u64, String)>,
+    /// Container processes a node fault stopped.
+    stopped: Vec<String>,
+    /// ConfigMap creates acknowledged, of unknown outcome, refused.
+    acked: usize,
+    unknown: usize,
+    failed: usize,
+    /// Acknowledged ConfigMaps missing at the end.
+    lost: Vec<String>,
+    /// Whether the final list answered.
+    listed: bool,
+}
+
+impl WorkloadOutcome {
+    fn ok(&self) -> bool {
+        self.converged.is_none()
+            && self.duplicates.is_empty()
+            && self.stopped.is_empty()
+            && self.lost.is_empty()
+            && self.listed
+    }
+}
+
+/// Waits (≤ `within`) until the workloads are at their desired state;
+/// `Err`: what was missing last.
+async fn wait_desired(
+    api: &Api,
+    run: &str,
+    dir: &Path,
+    node_dir: &dyn Fn(&str) -> String,
+    within: Duration,
+) -> Result<(), String> {
+    let until = Instant::now() + within;
+    let mut gap = String::from("the API did not answer");
+    while Instant::now() < until {
+        if let Ok(Some((p, n))) =
+            tokio::time::timeout(Duration::from_secs(3), pods::observe(api, run)).await
+        {
+            match pods::at_desired_state(&p, &n, &pods::live_shims(dir), node_dir) {
+                Ok(()) => return Ok(()),
+                Err(e) => gap = e,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(gap)
+}
+
 /// One injected fault and what followed it.
 #[derive(Debug, Clone, Serialize)]
 struct FaultRecord {
@@ -298,6 +390,15 @@ struct FaultRecord {
     /// A node fault: from its heal to its Node Ready again.
     #[serde(skip_serializing_if = "Option::is_none")]
     node_ready_ms: Option<f64>,
+    /// With real nodes: from the heal to the workloads at their desired
+    /// state (before the next fault; none if not by then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workload_ms: Option<f64>,
+    /// A real node fault: from the fault to the Deployment serving all its
+    /// replicas again elsewhere, before the heal (none if it never fell
+    /// short, or not by then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replaced_ms: Option<f64>,
     /// From the fault to the first leader of a higher term seen (faults that
     /// leave the leader alone may have none).
     leader_ms: Option<f64>,
@@ -322,7 +423,7 @@ impl Shared {
     }
 }
 
-pub async fn run(a: RunArgs) -> Result<ExitCode> {
+pub async fn run(a: RunArgs, config: Option<&Path>) -> Result<ExitCode> {
     let Some(dir) = a.dir.clone() else {
         bail!("--dir is required: the directory for the cluster, its logs and the report");
     };
@@ -332,8 +433,10 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     if a.seconds < Duration::from_secs(5) {
         bail!("--seconds (--duration) must be at least 5s");
     }
+    let real = a.real_nodes.is_some();
     let nodes = a
         .nodes
+        .or(a.real_nodes)
         .unwrap_or(if a.scenario == Some(Scenario::NodeLoss) {
             3
         } else {
@@ -342,8 +445,11 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     if nodes > 20 {
         bail!("--nodes must be at most 20");
     }
+    if real && !(1..=5).contains(&nodes) {
+        bail!("--real-nodes must be between 1 and 5");
+    }
     let faults = match a.scenario {
-        Some(s) => s.faults(nodes > 0),
+        Some(s) => s.faults(nodes > 0, real),
         None if a.faults.is_empty() => DEFAULT_FAULTS.to_vec(),
         None => a.faults.clone(),
     };
@@ -352,10 +458,18 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
             bail!("fault {} needs nodes: give --nodes N", f.name());
         }
     }
+    if !real && faults.contains(&Fault::PartitionNode) {
+        bail!("fault partition-node needs real node agents: give --real-nodes N");
+    }
     let n = a.masters as usize;
     if n != 3 && n != 5 {
         bail!("--masters must be 3 or 5");
     }
+    if let Some(config) = config {
+        let asked = (a.scenario.is_some() || !a.faults.is_empty()).then_some(faults);
+        return against(&a, config, &dir, asked).await;
+    }
+    let faults = if a.no_faults { Vec::new() } else { faults };
     if dir.join("m1").exists() {
         bail!(
             "{} already holds a cluster; give an empty --dir",
@@ -364,6 +478,10 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     }
     let seed = a.seed.unwrap_or_else(rand::random);
     ferry_actors::master::identity::create_private_dir(&dir)?;
+    // Absolute: the run's container processes are found by their directories.
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))?;
     let cfg = dir.join("master.toml");
     std::fs::write(&cfg, MASTER_CONFIG)?;
     let net = faults.iter().any(|f| f.network());
@@ -390,6 +508,7 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     let plan = Plan {
         faults,
         nodes,
+        real,
         calm_ms: a.scenario.map_or(1000..2000, Scenario::calm_ms),
     };
     let result = drive(
@@ -409,14 +528,164 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     result
 }
 
+/// The faults `ferry chaos --config` can inject into a cluster it did not
+/// start: SIGSTOP and SIGCONT of its masters' processes on this machine.
+/// The others need what only a cluster of its own gives: restarting a
+/// killed master (its command line and data dir), a fault proxy in front of
+/// every master (their advertised addresses), a fault directory
+/// (`FERRY_FAULT_DIR`, `FERRY_CLOCK_OFFSET_FILE` at start), its own nodes.
+const AGAINST_FAULTS: &[Fault] = &[Fault::StopLeader, Fault::StopFollower];
+
+/// The process on this machine of the `ferry master` listening on or
+/// advertising `addr` (its `--listen`/`--advertise`), if exactly one.
+fn local_master(addr: &str) -> Option<i32> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let argv: Vec<String> = cmd
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if !argv.iter().any(|a| a == "master") {
+            continue;
+        }
+        let names_addr = argv
+            .windows(2)
+            .any(|w| (w[0] == "--listen" || w[0] == "--advertise") && w[1] == addr)
+            || argv
+                .iter()
+                .any(|a| *a == format!("--listen={addr}") || *a == format!("--advertise={addr}"));
+        if names_addr {
+            found.push(pid);
+        }
+    }
+    (found.len() == 1).then(|| found[0])
+}
+
+/// `ferry chaos --config ADMIN.conf`: the workload, watchers and checks
+/// against an existing cluster, and of the faults only SIGSTOP/SIGCONT of
+/// its masters, when each is a process of this machine (`asked`: the faults
+/// given; by default those). Nothing of the cluster is stopped or
+/// restarted; every master stopped is continued whatever happens (Ctrl-C
+/// included), and the run's keys are deleted at the end.
+async fn against(
+    a: &RunArgs,
+    config: &Path,
+    dir: &Path,
+    asked: Option<Vec<Fault>>,
+) -> Result<ExitCode> {
+    if a.nodes.is_some() || a.real_nodes.is_some() {
+        bail!("--nodes and --real-nodes start nodes of a cluster ferry chaos starts itself; not with --config");
+    }
+    let faults = match asked {
+        _ if a.no_faults => Vec::new(),
+        None => AGAINST_FAULTS.to_vec(),
+        Some(f) => {
+            if let Some(bad) = f.iter().find(|f| !AGAINST_FAULTS.contains(f)) {
+                bail!(
+                    "fault {} cannot be injected into an existing cluster (--config): only stop-leader and stop-follower (SIGSTOP/SIGCONT of master processes on this machine) can; the others need a cluster ferry chaos starts itself (omit --config)",
+                    bad.name()
+                );
+            }
+            f
+        }
+    };
+    if dir.join("history.json").exists() || dir.join("m1").exists() {
+        bail!(
+            "{} holds an earlier run; give an empty --dir",
+            dir.display()
+        );
+    }
+    let admin = ClientConfig::load(config)
+        .with_context(|| format!("reading the client config {}", config.display()))?;
+    let client = Client::new(&ClientConfig {
+        timeout_ms: 5000,
+        ..admin.clone()
+    })?;
+    let status = client
+        .status()
+        .await
+        .with_context(|| format!("asking the cluster of {} for its status", config.display()))?;
+    let mut procs = Vec::new();
+    for m in &status.members {
+        let pid = local_master(&m.addr);
+        if pid.is_none() && !faults.is_empty() {
+            bail!(
+                "master {} ({}) is not a process of this machine (no `ferry master` with --listen or --advertise {}): stop faults need every master local; give --no-faults to run the workload and the checks alone",
+                m.id,
+                m.addr,
+                m.addr
+            );
+        }
+        procs.push(up::Proc::external(
+            format!("m{}", m.id),
+            m.addr.clone(),
+            pid,
+        ));
+    }
+    let voters = status.members.iter().filter(|m| m.voter).count();
+    if voters < 3 && !faults.is_empty() {
+        bail!("the cluster has {voters} voting masters: stopping one would stop it; faults need 3 or more (or give --no-faults)");
+    }
+    let seed = a.seed.unwrap_or_else(rand::random);
+    ferry_actors::master::identity::create_private_dir(dir)?;
+    let masters: Vec<String> = procs.iter().map(|p| p.addr.clone()).collect();
+    eprintln!(
+        "ferry chaos: seed {seed}; against the cluster of {} ({} masters{})",
+        config.display(),
+        procs.len(),
+        if faults.is_empty() {
+            ", no faults".to_string()
+        } else {
+            let pids: Vec<String> = procs
+                .iter()
+                .filter_map(|p| p.external_pid.map(|x| format!("{} pid {x}", p.name)))
+                .collect();
+            format!("; {}", pids.join(", "))
+        }
+    );
+    let mut local = up::Local {
+        procs,
+        admin: admin.clone(),
+        admin_path: config.to_path_buf(),
+        masters,
+        leader: status.leader.unwrap_or_default(),
+        join_args: Vec::new(),
+    };
+    let plan = Plan {
+        faults,
+        nodes: 0,
+        real: false,
+        calm_ms: 1000..2000,
+    };
+    let (mut no_nodes, no_cfg) = (Vec::new(), dir.join("none"));
+    let result = tokio::select! {
+        r = drive(a, &plan, seed, dir, &mut local, &mut no_nodes, &no_cfg, &[]) => r,
+        _ = crate::master::wait_for_signal() => Err(anyhow::anyhow!("interrupted")),
+    };
+    // No master stays stopped; none is stopped otherwise (not started here).
+    stop_cluster(&mut local);
+    let prefix = format!("chaos/{seed:016x}/");
+    for k in 0..a.keys {
+        let _ = client.delete(&format!("{prefix}k{k}"), Expect::Any).await;
+    }
+    result
+}
+
 /// SIGCONT for every master (none stays stopped), then SIGTERM, SIGKILL
 /// after 10 s.
 fn stop_cluster(local: &mut up::Local) {
     for p in &local.procs {
-        if let Some(c) = &p.child {
-            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT);
+        if let Some(pid) = p.pid() {
+            let _ = kill(pid, Signal::SIGCONT);
         }
     }
+    // Only the masters started here: an existing cluster's are left running.
     up::stop_all(&mut local.procs);
 }
 
@@ -432,6 +701,8 @@ fn client_of(admin: &ClientConfig, addr: &str, timeout_ms: u64) -> Result<Client
 struct Plan {
     faults: Vec<Fault>,
     nodes: usize,
+    /// The nodes are real node agents (with the object workload).
+    real: bool,
     calm_ms: std::ops::Range<u64>,
 }
 
@@ -488,13 +759,76 @@ async fn drive(
     let mut node_watch = None;
     if plan.nodes > 0 {
         let c = Client::new(&admin)?;
-        eprintln!("ferry chaos: starting {} hollow nodes", plan.nodes);
-        *node_procs = super::nodes::start(dir, plan.nodes, &local.admin_path, &c).await?;
+        if plan.real {
+            eprintln!("ferry chaos: starting {} real node agents", plan.nodes);
+            let masters = local
+                .procs
+                .iter()
+                .map(|p| p.addr.parse())
+                .collect::<Result<Vec<std::net::SocketAddr>, _>>()
+                .context("a master's address")?;
+            *node_procs = super::nodes::start_real(dir, plan.nodes, &admin, &masters, &c).await?;
+        } else {
+            eprintln!("ferry chaos: starting {} hollow nodes", plan.nodes);
+            *node_procs = super::nodes::start(dir, plan.nodes, &local.admin_path, &c).await?;
+        }
         let rev = c.status().await?.commit_index;
         let sh = shared.clone();
         node_watch = Some(super::nodes::watch(Arc::new(c), rev, move || sh.now_ns()));
     }
     let mut node_faults: Vec<super::nodes::NodeFault> = Vec::new();
+
+    // With real nodes: the Deployment and StatefulSet, at their desired
+    // state before the faults, the sampler of processes and the
+    // ConfigMap writer.
+    let run_label = format!("{seed:016x}");
+    let api = Api {
+        client: Arc::new(Client::new(&ClientConfig {
+            timeout_ms: 3000,
+            ..admin.clone()
+        })?),
+    };
+    let seen = Arc::new(Mutex::new(pods::Seen::default()));
+    let objects_stop = Arc::new(AtomicBool::new(false));
+    let node_dirs: BTreeMap<String, String> = node_procs
+        .iter()
+        .map(|p| (p.node.clone(), p.dir_name()))
+        .collect();
+    let node_dir: Arc<dyn Fn(&str) -> String + Send + Sync> =
+        Arc::new(move |n: &str| node_dirs.get(n).cloned().unwrap_or_default());
+    let mut object_tasks = Vec::new();
+    let mut pods_stopped: Vec<String> = Vec::new();
+    if plan.real {
+        pods::create(&api, &run_label).await?;
+        if let Err(gap) =
+            wait_desired(&api, &run_label, dir, &*node_dir, Duration::from_secs(60)).await
+        {
+            bail!("the chaos workload did not start within 60s: {gap}");
+        }
+        eprintln!(
+            "ferry chaos: {} ({}) and {} ({}) run",
+            pods::DEPLOYMENT,
+            pods::DEPLOYMENT_REPLICAS,
+            pods::STATEFULSET,
+            pods::STATEFULSET_REPLICAS
+        );
+        let sh = shared.clone();
+        object_tasks.push(pods::sampler(
+            api.clone(),
+            run_label.clone(),
+            dir.to_path_buf(),
+            node_dir.clone(),
+            seen.clone(),
+            objects_stop.clone(),
+            move || sh.now_ns(),
+        ));
+        object_tasks.push(pods::writer(
+            api.clone(),
+            run_label.clone(),
+            seen.clone(),
+            objects_stop.clone(),
+        ));
+    }
 
     // Watchers, from the revision before the workload.
     let start_rev = Client::new(&admin)?.status().await?.commit_index;
@@ -570,14 +904,21 @@ async fn drive(
         timeout_ms: 1000,
         ..admin.clone()
     })?;
-    loop {
+    while !plan.faults.is_empty() {
         let calm = Duration::from_millis(rng.gen_range(plan.calm_ms.clone()));
         let kind = plan.faults[rng.gen_range(0..plan.faults.len())];
         let hold = Duration::from_millis(match kind {
             Fault::RestartAll => rng.gen_range(100..400),
             Fault::KillTwo | Fault::KillMajority => rng.gen_range(1000..2000),
             Fault::DiskStall | Fault::ClockJump => rng.gen_range(1000..3000),
+            // Real nodes: long enough, at times, for their pods to be evicted
+            // (grace 7 s, then the default toleration of 4 s).
+            Fault::KillNode | Fault::StopNode if plan.real => rng.gen_range(3000..20000),
             Fault::KillNode | Fault::StopNode => rng.gen_range(3000..11000),
+            Fault::PartitionNode if rng.gen_bool(0.5) => {
+                rng.gen_range(1000..SHORT_CUT.as_millis() as u64)
+            }
+            Fault::PartitionNode => rng.gen_range(9000..14000),
             _ => rng.gen_range(500..1500),
         });
         let pick: usize = rng.gen();
@@ -615,12 +956,14 @@ async fn drive(
             Fault::DiskStall | Fault::ClockJump if on_leader => vec![leader],
             Fault::DiskStall | Fault::ClockJump => vec![follower],
             Fault::RestartAll | Fault::LossyNet => (0..n).collect(),
-            Fault::KillNode | Fault::StopNode => vec![],
+            Fault::KillNode | Fault::StopNode | Fault::PartitionNode => vec![],
         };
         let stop = matches!(kind, Fault::StopLeader | Fault::StopFollower);
         let at_ns = shared.now_ns();
         let mut killed = Vec::new();
         let mut node_target = None;
+        // A real node's container processes at the fault: none may stop.
+        let mut kept = Vec::new();
         if kind.network() {
             net_fault(kind, leader, &minority, local, proxies);
         }
@@ -637,9 +980,14 @@ async fn drive(
                     std::fs::write(&f, format!("{jump_s}\n"))?;
                 }
             }
-            Fault::KillNode | Fault::StopNode => {
+            Fault::KillNode | Fault::StopNode | Fault::PartitionNode => {
                 let i = pick % node_procs.len();
-                if let Some(pid) = node_procs[i].pid() {
+                if plan.real {
+                    kept = pods::running_on(&api, &run_label, dir, &node_procs[i].dir_name()).await;
+                }
+                if kind == Fault::PartitionNode {
+                    node_procs[i].cut(true);
+                } else if let Some(pid) = node_procs[i].pid() {
                     if kind == Fault::StopNode {
                         kill(pid, Signal::SIGSTOP)?;
                     } else {
@@ -659,10 +1007,9 @@ async fn drive(
             if !in_process {
                 break;
             }
-            let Some(child) = local.procs[i].child.as_ref() else {
+            let Some(pid) = local.procs[i].pid() else {
                 continue;
             };
-            let pid = Pid::from_raw(child.id() as i32);
             if stop {
                 kill(pid, Signal::SIGSTOP)?;
             } else {
@@ -692,13 +1039,24 @@ async fn drive(
             }
         );
         tokio::time::sleep(hold).await;
+        for s in kept.iter().filter(|s| !pods::still_runs(s)) {
+            pods_stopped.push(format!(
+                "{} of {} at {:.1}s: pod {} (uid {}) container {} stopped during the fault",
+                kind.name(),
+                names.join(","),
+                at_ns as f64 / 1e9,
+                s.pod.as_deref().unwrap_or("?"),
+                s.uid,
+                s.container
+            ));
+        }
         for p in proxies {
             *p.rules.lock().expect("rules") = Default::default();
         }
         for &i in &targets {
             if stop && in_process {
-                if let Some(c) = &local.procs[i].child {
-                    kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT)?;
+                if let Some(pid) = local.procs[i].pid() {
+                    kill(pid, Signal::SIGCONT)?;
                 }
             }
             for name in [ferry_raft::fault::STALL_FSYNC, up::CLOCK_OFFSET] {
@@ -714,8 +1072,9 @@ async fn drive(
         if let Some(i) = node_target {
             let p = &mut node_procs[i];
             match p.pid() {
+                _ if kind == Fault::PartitionNode => p.cut(false),
                 Some(pid) => kill(pid, Signal::SIGCONT)?,
-                None => p.spawn(&local.admin_path)?,
+                None => p.spawn()?,
             }
         }
         let healed_ns = shared.now_ns();
@@ -724,6 +1083,9 @@ async fn drive(
                 node: node_procs[i].node.clone(),
                 at_ns,
                 healed_ns,
+                // A cut this short must go unnoticed.
+                short: (kind == Fault::PartitionNode && hold < SHORT_CUT)
+                    .then_some(hold.as_secs_f64()),
             });
         }
         faults.push(FaultRecord {
@@ -736,6 +1098,8 @@ async fn drive(
             write_ms: None,
             node_unready_ms: None,
             node_ready_ms: None,
+            workload_ms: None,
+            replaced_ms: None,
         });
         // Until the cluster has a leader again (bounded).
         let wait_until = Instant::now() + Duration::from_secs(15);
@@ -841,6 +1205,38 @@ async fn drive(
         streams.push(s.lock().expect("stream").clone());
     }
 
+    // With real nodes: the workloads back at their desired state (bounded),
+    // then no acknowledged ConfigMap missing.
+    let mut workload = None;
+    if plan.real {
+        let from = shared.now_ns();
+        let r = wait_desired(&api, &run_label, dir, &*node_dir, Duration::from_secs(45)).await;
+        objects_stop.store(true, Ordering::Relaxed);
+        for t in object_tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        let present = pods::present(&api, &run_label).await;
+        let s = seen.lock().expect("seen");
+        let lost = match &present {
+            Ok(p) => pods::lost(&s.acked, p),
+            Err(_) => s.acked.clone(),
+        };
+        if let Err(e) = &present {
+            eprintln!("ferry chaos: listing the ConfigMaps written failed: {e:#}");
+        }
+        workload = Some(WorkloadOutcome {
+            converged: r.as_ref().err().cloned(),
+            converge_ms: r.ok().map(|_| (shared.now_ns() - from) as f64 / 1e6),
+            duplicates: s.duplicates.clone(),
+            stopped: pods_stopped.clone(),
+            acked: s.acked.len(),
+            unknown: s.unknown.len(),
+            failed: s.failed,
+            lost,
+            listed: present.is_ok(),
+        });
+    }
+
     // Converged: every master's own state of the keys equals the linearizable one.
     let converged =
         !finals_failed && converged(&admin, &local.masters, &prefix, &final_client, hard_end).await;
@@ -881,6 +1277,17 @@ async fn drive(
         let (leader_ms, write_ms) = figures(&history.ops, &leaders, f.at_ns, until);
         f.leader_ms = leader_ms;
         f.write_ms = write_ms;
+        f.workload_ms = seen
+            .lock()
+            .expect("seen")
+            .desired
+            .iter()
+            .find(|&&(t, ok)| ok && t >= f.healed_ns && t < until)
+            .map(|&(t, _)| (t - f.healed_ns) as f64 / 1e6);
+        if f.kind.node() && plan.real {
+            f.replaced_ms =
+                pods::replaced_ms(&seen.lock().expect("seen").web, f.at_ns, f.healed_ns);
+        }
         if f.kind.node() {
             let (unready, ready) =
                 super::nodes::figures(&ready_changes, &f.targets[0], f.at_ns, f.healed_ns);
@@ -906,8 +1313,17 @@ async fn drive(
     super::print_verdicts(&report);
     let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
     for f in &faults {
+        let workload_ms = match plan.real {
+            true if f.kind.node() => format!(
+                " replaced_ms={} workload_ms={}",
+                ms(f.replaced_ms),
+                ms(f.workload_ms)
+            ),
+            true => format!(" workload_ms={}", ms(f.workload_ms)),
+            false => String::new(),
+        };
         outln!(
-            "fault {:.1}s {} {}{} leader_ms={} write_ms={}{}",
+            "fault {:.1}s {} {}{} leader_ms={} write_ms={}{}{workload_ms}",
             f.at_ns as f64 / 1e9,
             f.kind.name(),
             f.targets.join(","),
@@ -918,7 +1334,8 @@ async fn drive(
             ms(f.write_ms),
             if f.kind.node() {
                 format!(
-                    " node_unready_ms={} node_ready_ms={}",
+                    " hold_ms={:.0} node_unready_ms={} node_ready_ms={}",
+                    (f.healed_ns - f.at_ns) as f64 / 1e6,
                     ms(f.node_unready_ms),
                     ms(f.node_ready_ms)
                 )
@@ -929,18 +1346,54 @@ async fn drive(
     }
     for u in &unexcused {
         outln!(
-            "node {}: Ready={} at {:.1}s with no fault of its own (a master failure alone)",
+            "node {}: Ready={} at {:.1}s {}",
             u.node,
             u.status,
-            u.at_ns as f64 / 1e9
+            u.at_ns as f64 / 1e9,
+            u.reason
         );
     }
+    let by_masters = unexcused.iter().filter(|u| u.short_cut.is_none()).count();
     if plan.nodes > 0 {
         outln!(
-            "nodes n={} ready_changes={} unready_by_masters={}",
+            "nodes n={} ready_changes={} unready_by_masters={by_masters}{}",
             plan.nodes,
             ready_changes.len(),
-            unexcused.len()
+            if plan.real {
+                format!(" unready_by_short_cuts={}", unexcused.len() - by_masters)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if let Some(w) = &workload {
+        for (t, d) in &w.duplicates {
+            outln!("duplicate at {:.1}s: {d}", *t as f64 / 1e9);
+        }
+        for s in &w.stopped {
+            outln!("pod stopped by a node fault: {s}");
+        }
+        for n in &w.lost {
+            outln!("lost object write: ConfigMap {}/{n}", pods::NS);
+        }
+        if let Some(gap) = &w.converged {
+            outln!("workloads did not converge within 45s: {gap}");
+        }
+        outln!(
+            "workloads deployment={} statefulset={} converged={} converge_ms={} duplicates={} pods_stopped={} object_writes={} unknown={} lost_object_writes={}",
+            pods::DEPLOYMENT_REPLICAS,
+            pods::STATEFULSET_REPLICAS,
+            w.converged.is_none(),
+            ms(w.converge_ms),
+            w.duplicates.len(),
+            w.stopped.len(),
+            w.acked,
+            w.unknown,
+            if w.listed {
+                w.lost.len().to_string()
+            } else {
+                "unknown".into()
+            }
         );
     }
     let mut figures_out = BTreeMap::new();
@@ -977,6 +1430,7 @@ async fn drive(
         "nodes": plan.nodes,
         "node_ready_changes": ready_changes,
         "nodes_unready_by_masters": unexcused,
+        "workloads": workload,
         "faults": faults,
         "figures": figures_out,
         "failover_p99_ms": failover_p99,
@@ -986,7 +1440,10 @@ async fn drive(
     });
     std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&out)?)?;
     outln!("report: {}", dir.join("report.json").display());
-    let ok = report.ok() && converged && unexcused.is_empty();
+    let ok = report.ok()
+        && converged
+        && unexcused.is_empty()
+        && workload.as_ref().is_none_or(WorkloadOutcome::ok);
     outln!(
         "chaos seed={seed} faults={} ops={} linearizable={} lost_writes={} watch_violations={} failover_p99_ms={:.0} converged={converged}",
         faults.len(),
@@ -1320,19 +1777,40 @@ mod tests {
 
     #[test]
     fn scenarios_name_their_faults() {
-        assert_eq!(Scenario::KillLeader.faults(false), [Fault::KillLeader]);
-        assert_eq!(Scenario::PauseLeader.faults(false), [Fault::StopLeader]);
-        assert_eq!(Scenario::Asymmetric.faults(false), [Fault::PartitionAsym]);
-        assert_eq!(Scenario::DiskStall.faults(false), [Fault::DiskStall]);
-        assert_eq!(Scenario::ClockJump.faults(false), [Fault::ClockJump]);
         assert_eq!(
-            Scenario::NodeLoss.faults(true),
+            Scenario::KillLeader.faults(false, false),
+            [Fault::KillLeader]
+        );
+        assert_eq!(
+            Scenario::PauseLeader.faults(false, false),
+            [Fault::StopLeader]
+        );
+        assert_eq!(
+            Scenario::Asymmetric.faults(false, false),
+            [Fault::PartitionAsym]
+        );
+        assert_eq!(Scenario::DiskStall.faults(false, false), [Fault::DiskStall]);
+        assert_eq!(Scenario::ClockJump.faults(false, false), [Fault::ClockJump]);
+        assert_eq!(
+            Scenario::NodeLoss.faults(true, false),
             [Fault::KillNode, Fault::StopNode]
         );
-        let mixed = Scenario::Mixed.faults(false);
+        let mixed = Scenario::Mixed.faults(false, false);
         assert!(!mixed.iter().any(|f| f.node()), "{mixed:?}");
         assert!(mixed.contains(&Fault::DiskStall) && mixed.contains(&Fault::PartitionMinority));
-        assert!(Scenario::Mixed.faults(true).contains(&Fault::StopNode));
+        assert!(Scenario::Mixed
+            .faults(true, false)
+            .contains(&Fault::StopNode));
+        assert!(!Scenario::Mixed
+            .faults(true, false)
+            .contains(&Fault::PartitionNode));
+        assert!(Scenario::Mixed
+            .faults(true, true)
+            .contains(&Fault::PartitionNode));
+        assert_eq!(
+            Scenario::NodeLoss.faults(true, true),
+            [Fault::KillNode, Fault::StopNode, Fault::PartitionNode]
+        );
         assert!(Scenario::FlappingLeader.calm_ms().end <= 1000);
     }
 

@@ -25,7 +25,10 @@ fn chaos_passes(home: &Path, dir: &Path, args: &[&str], seed: &str, min_faults: 
     // Whatever happened, no master or node of this run outlives the test
     // (nodes run with `--config <dir>/admin.conf`).
     let admin = dir.join("admin.conf");
-    for arg in [dir.join("m1"), dir.join("m2"), dir.join("m3"), admin] {
+    let mut args = vec![dir.join("m1"), dir.join("m2"), dir.join("m3"), admin];
+    // Real nodes run with `--data-dir <dir>/r<i>`.
+    args.extend((1..=3).map(|i| dir.join(format!("r{i}"))));
+    for arg in args {
         for pid in pids_with_arg(arg.to_str().unwrap()) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
@@ -250,6 +253,238 @@ async fn chaos_nodes_stay_ready_through_master_faults() {
     );
 }
 
+/// The live container shims whose directories lie under `dir` (a real
+/// node's `--exit-file <dir>/r<i>/pods/<uid>/<container>/exit.json`).
+fn shims_under(dir: &Path) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        if args.get(1) == Some(&&b"shim"[..])
+            && args
+                .iter()
+                .any(|a| a.starts_with(dir.to_str().unwrap().as_bytes()))
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// The `workloads ...` line of a real-node run, checked: converged, no pod
+/// twice, none stopped by a node fault, no acknowledged ConfigMap lost.
+fn workloads_pass(out: &str) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("workloads "))
+        .unwrap_or_else(|| panic!("no workloads line:\n{out}"));
+    for want in [
+        "deployment=4",
+        "statefulset=2",
+        "converged=true",
+        "duplicates=0",
+        "pods_stopped=0",
+        "lost_object_writes=0",
+    ] {
+        assert!(line.split(' ').any(|f| f == want), "{want}: {line}\n{out}");
+    }
+    let writes: u64 = line
+        .split(' ')
+        .find_map(|f| f.strip_prefix("object_writes="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(writes >= 20, "{line}");
+}
+
+/// Runs a real-node chaos run and afterwards checks none of its container
+/// processes is left on the machine.
+fn real_run(args: &[&str], seed: &str, min_faults: u64) -> String {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("chaos");
+    let out = chaos_passes(tmp.path(), &dir, args, seed, min_faults);
+    let left = shims_under(&dir);
+    for pid in &left {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+    }
+    assert!(left.is_empty(), "container processes left: {left:?}");
+    workloads_pass(&out);
+    out
+}
+
+/// Real node agents (`--real-nodes 2`, needs the machine's node lock)
+/// through kills and pauses of a node agent and of the leader: the
+/// Deployment (4) and StatefulSet (2) on them converge after the faults with
+/// every pod Running on a Ready node, no pod's container runs twice (nor a
+/// StatefulSet identity under two uids), a node agent's fault stops none of
+/// its pods, and every acknowledged ConfigMap create is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_real_nodes_keep_their_workloads() {
+    let _serial = serial().await;
+    let out = real_run(
+        &[
+            "--duration",
+            "30s",
+            "--real-nodes",
+            "2",
+            "--faults",
+            "kill-node,stop-node,kill-leader",
+        ],
+        "41",
+        2,
+    );
+    assert!(
+        !fault_lines(&out, "kill-node").is_empty() || !fault_lines(&out, "stop-node").is_empty(),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("nodes n=2 ") && l.contains(" unready_by_masters=0")),
+        "{out}"
+    );
+}
+
+/// `partition-node`: a real node cut off from every master. A cut under the
+/// grace leaves it Ready (`unready_by_short_cuts=0`), a long one marks it
+/// NotReady; its pods keep running through either, and nothing runs twice
+/// after the heal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_node_partitions_keep_pods_running() {
+    let _serial = serial().await;
+    let out = real_run(
+        &[
+            "--duration",
+            "30s",
+            "--real-nodes",
+            "2",
+            "--faults",
+            "partition-node",
+        ],
+        "42",
+        2,
+    );
+    let cuts = fault_lines(&out, "partition-node");
+    assert!(cuts.len() >= 2, "{out}");
+    // A cut past the grace (9-14 s) is seen: the node went NotReady.
+    let field = |l: &str, k: &str| {
+        l.split(' ')
+            .find_map(|f| f.strip_prefix(k).map(str::to_string))
+            .unwrap_or_default()
+    };
+    let long: Vec<&&str> = cuts
+        .iter()
+        .filter(|l| field(l, "hold_ms=").parse::<u64>().unwrap() >= 9000)
+        .collect();
+    assert!(!long.is_empty(), "{out}");
+    assert!(
+        long.iter().all(|l| field(l, "node_unready_ms=") != "-"),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("nodes n=2 ")
+            && l.contains(" unready_by_masters=0")
+            && l.ends_with(" unready_by_short_cuts=0")),
+        "{out}"
+    );
+}
+
+/// A process's state letter (`R`, `S`, `T` stopped, ...).
+fn proc_state(pid: Pid) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .and_then(|(_, r)| r.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `ferry --config ADMIN chaos` against a cluster it did not start (3 real
+/// masters of the test harness): the workload and checks pass with its
+/// masters stopped and continued by pid; afterwards every master runs (none
+/// left stopped), the cluster still answers, and the run's keys are gone.
+/// A fault it cannot inject there is refused, naming it, before anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_against_an_existing_cluster_pauses_its_masters_only() {
+    let _serial = serial().await;
+    let c = Cluster::start(3).await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let admin = tmp.path().join("admin.conf");
+    let cfg = c.client_config(&c.addrs(), Duration::from_secs(10));
+    std::fs::write(&admin, cfg.to_toml()).unwrap();
+    let a = admin.to_str().unwrap();
+
+    let dir = tmp.path().join("refused");
+    let d = dir.to_str().unwrap();
+    for (args, want) in [
+        (
+            vec!["--faults", "kill-leader"],
+            "fault kill-leader cannot be injected into an existing cluster",
+        ),
+        (vec!["--nodes", "1"], "not with --config"),
+    ] {
+        let mut all = vec!["--config", a, "chaos", "--dir", d];
+        all.extend(&args);
+        let ran = run_ferry(tmp.path(), &all, Duration::from_secs(30));
+        assert!(!ran.status.success(), "{args:?} accepted");
+        assert!(ran.stderr.contains(want), "{args:?}: {}", ran.stderr);
+    }
+    for i in 0..3 {
+        assert_eq!(proc_state(c.pid(i)), "S", "master {i} after a refusal");
+    }
+
+    let dir = tmp.path().join("chaos");
+    let mut all = vec!["--config", a, "chaos", "--dir", dir.to_str().unwrap()];
+    all.extend(["--seed", "8", "--duration", "15s"]);
+    let ran = run_ferry(tmp.path(), &all, Duration::from_secs(120));
+    let last = ran.stdout.lines().last().unwrap_or_default();
+    assert!(
+        ran.status.success(),
+        "{}\nstderr: {}",
+        ran.stdout,
+        ran.stderr
+    );
+    for want in [
+        "linearizable=true",
+        "lost_writes=0",
+        "watch_violations=0",
+        "converged=true",
+    ] {
+        assert!(last.split(' ').any(|f| f == want), "{want}: {last}");
+    }
+    let stops = fault_lines(&ran.stdout, "stop-leader").len()
+        + fault_lines(&ran.stdout, "stop-follower").len();
+    assert!(stops >= 3, "{}", ran.stdout);
+    assert_eq!(
+        stops,
+        ran.stdout
+            .lines()
+            .filter(|l| l.starts_with("fault "))
+            .count(),
+        "{}",
+        ran.stdout
+    );
+    // Every master runs on (none stopped, none killed) and answers.
+    for i in 0..3 {
+        let state = proc_state(c.pid(i));
+        assert!(state == "S" || state == "R", "master {i}: {state}");
+    }
+    c.put("after/chaos", b"1").await;
+    let left = c
+        .client(Duration::from_secs(10))
+        .range(ferry_api::proto::RangeRequest {
+            prefix: "chaos/".into(),
+            start_after: None,
+            limit: 100,
+            consistency: ferry_api::proto::Consistency::Linearizable,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(left.kvs.is_empty(), "{:?}", left.kvs);
+}
+
 /// `disk-stall`'s hook in a real master (any build): with `FERRY_FAULT_DIR`
 /// set, every fsync waits while `stall-fsync` exists there. With every
 /// master's disk stalled a write is not acknowledged (no quorum has it on
@@ -303,6 +538,18 @@ fn chaos_refuses_bad_options() {
         (vec!["--duration", "2x"], "is not a duration"),
         (vec!["--duration", "3s"], "at least 5s"),
         (vec!["--nodes", "21"], "--nodes must be at most 20"),
+        (
+            vec!["--real-nodes", "6"],
+            "--real-nodes must be between 1 and 5",
+        ),
+        (
+            vec!["--real-nodes", "1", "--nodes", "1"],
+            "cannot be used with",
+        ),
+        (
+            vec!["--faults", "partition-node", "--nodes", "1"],
+            "partition-node needs real node agents",
+        ),
         (
             vec!["--scenario", "kill-leader", "--faults", "kill-leader"],
             "cannot be used with",
