@@ -26,6 +26,7 @@ pub mod clock;
 pub mod discovery;
 pub mod error;
 pub mod files;
+pub mod ingress;
 pub mod frame;
 pub mod kubeconfig;
 pub mod kv;
