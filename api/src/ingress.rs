@@ -78,7 +78,8 @@ mod tests {
 
     #[test]
     fn classes_by_name_annotation_and_default() {
-        let by_name = ing(json!({"metadata": {"name": "a"}, "spec": {"ingressClassName": "ferry"}}));
+        let by_name =
+            ing(json!({"metadata": {"name": "a"}, "spec": {"ingressClassName": "ferry"}}));
         let other = ing(json!({"metadata": {"name": "b"}, "spec": {"ingressClassName": "nginx"}}));
         let own = ing(json!({"metadata": {"name": "c"}, "spec": {"ingressClassName": "mine"}}));
         let annotated = ing(json!({"metadata": {"name": "d",
@@ -89,7 +90,7 @@ mod tests {
         let ferry_default = class("ferry", CONTROLLER, true);
         assert!(served(&by_name, &[]), "class ferry without its object");
         assert!(!served(&other, &[nginx.clone(), mine.clone()]));
-        assert!(served(&own, &[mine.clone()]));
+        assert!(served(&own, std::slice::from_ref(&mine)));
         assert!(!served(&own, &[]), "an unknown class of another name");
         assert!(served(&annotated, &[]));
         // No class: only when a default class is ferry's.

@@ -478,7 +478,10 @@ mod tests {
         // A ConfigMap without the ingress port (an older master's): the default.
         let mut d = n.to_data();
         assert_eq!(d.remove("ingressPort").as_deref(), Some("8880"));
-        assert_eq!(Network::from_data(&d).unwrap().ingress_port, DEFAULT_INGRESS_PORT);
+        assert_eq!(
+            Network::from_data(&d).unwrap().ingress_port,
+            DEFAULT_INGRESS_PORT
+        );
         d.insert("ingressPort".into(), "http".into());
         assert!(Network::from_data(&d).unwrap_err().contains("ingressPort"));
     }

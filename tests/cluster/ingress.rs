@@ -117,13 +117,19 @@ spec:
 
 /// One HTTP/1.1 GET through the ingress at `at`: (status code, body).
 fn get(at: SocketAddr, host: &str, path: &str) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect_timeout(&at, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+    let mut s =
+        TcpStream::connect_timeout(&at, Duration::from_secs(3)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: test\r\n\r\n")
-        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: test\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
     let mut out = String::new();
     s.read_to_string(&mut out).map_err(|e| e.to_string())?;
-    let (head, body) = out.split_once("\r\n\r\n").ok_or(format!("no HTTP answer: {out:?}"))?;
+    let (head, body) = out
+        .split_once("\r\n\r\n")
+        .ok_or(format!("no HTTP answer: {out:?}"))?;
     let code = head
         .split_whitespace()
         .nth(1)
@@ -209,7 +215,13 @@ async fn ingress_routes_by_host_and_path_on_every_node() {
                     .cloned()
                     .unwrap_or_default()
                     .iter()
-                    .map(|i| format!("{}:{}", i["ip"].as_str().unwrap_or(""), i["ports"][0]["port"]))
+                    .map(|i| {
+                        format!(
+                            "{}:{}",
+                            i["ip"].as_str().unwrap_or(""),
+                            i["ports"][0]["port"]
+                        )
+                    })
                     .collect();
                 let want: Vec<String> = addrs.iter().map(|a| format!("{a}:8880")).collect();
                 let r = (got == want).then_some(()).ok_or(format!("{got:?}"));

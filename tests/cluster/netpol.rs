@@ -215,19 +215,26 @@ async fn network_policies_deny_and_allow_on_two_nodes() {
     let mut up = Up::start(home, &dir, free_ports(3), 1);
     up.wait_log("is up", Duration::from_secs(120)).await;
     let k = Kubectl::of_up(home, &dir);
-    wait_until("two nodes in namespace mode", Duration::from_secs(30), || {
-        let n = k.json(&["get", "nodes"]);
-        let items = n["items"].as_array().cloned().unwrap_or_default();
-        let ok = items.len() == 2
-            && items.iter().all(|n| {
-                n["metadata"]["annotations"]["ferry.dev/pod-network"] == "namespaces"
-            });
-        async move { ok.then_some(()).ok_or_else(|| "not yet".to_string()) }
-    })
+    wait_until(
+        "two nodes in namespace mode",
+        Duration::from_secs(30),
+        || {
+            let n = k.json(&["get", "nodes"]);
+            let items = n["items"].as_array().cloned().unwrap_or_default();
+            let ok = items.len() == 2
+                && items
+                    .iter()
+                    .all(|n| n["metadata"]["annotations"]["ferry.dev/pod-network"] == "namespaces");
+            async move { ok.then_some(()).ok_or_else(|| "not yet".to_string()) }
+        },
+    )
     .await;
 
     k.ok_in(&["apply", "-f", "-"], MANIFESTS);
-    for (ns, pods) in [("np-a", "pod/srv-a pod/cli-ok pod/cli-no"), ("np-b", "pod/srv-b pod/cli-b")] {
+    for (ns, pods) in [
+        ("np-a", "pod/srv-a pod/cli-ok pod/cli-no"),
+        ("np-b", "pod/srv-b pod/cli-b"),
+    ] {
         let mut args = vec!["wait", "-n", ns, "--for=condition=Ready", "--timeout=90s"];
         args.extend(pods.split(' '));
         k.ok(&args);
@@ -289,7 +296,12 @@ async fn network_policies_deny_and_allow_on_two_nodes() {
         (cb, &a80, "open"),
         (cb, &a90, "timeout"),
     ]);
-    expect(&k, "ingress allowed for the selected clients and port", &allowed).await;
+    expect(
+        &k,
+        "ingress allowed for the selected clients and port",
+        &allowed,
+    )
+    .await;
 
     // Egress: role=client pods of np-a reach only np-b's server on `http`.
     k.ok_in(&["apply", "-f", "-"], ALLOW_EGRESS);
@@ -305,8 +317,21 @@ async fn network_policies_deny_and_allow_on_two_nodes() {
     expect(&k, "egress limited to np-b's server on http", &egress).await;
 
     // Deleting the policies restores every connection.
-    k.ok(&["delete", "-n", "np-a", "networkpolicy", "deny-in", "allow-in", "out-b"]);
-    expect(&k, "every connection open after the policies are gone", &open_all).await;
+    k.ok(&[
+        "delete",
+        "-n",
+        "np-a",
+        "networkpolicy",
+        "deny-in",
+        "allow-in",
+        "out-b",
+    ]);
+    expect(
+        &k,
+        "every connection open after the policies are gone",
+        &open_all,
+    )
+    .await;
 
     drop(k);
     up.stop_gracefully().await;

@@ -330,7 +330,10 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, table: Arc<RwLock<Arc<Ta
     let (host, path) = match target.split_once("://") {
         Some((_, after)) => {
             let (h, p) = after.split_at(after.find('/').unwrap_or(after.len()));
-            (h.to_string(), if p.is_empty() { "/" } else { p }.to_string())
+            (
+                h.to_string(),
+                if p.is_empty() { "/" } else { p }.to_string(),
+            )
         }
         None => (header("host").unwrap_or_default(), target.to_string()),
     };
@@ -410,8 +413,7 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, table: Arc<RwLock<Arc<Ta
         out.push_str("Connection: close\r\n");
     }
     out.push_str("\r\n");
-    if upstream.write_all(out.as_bytes()).await.is_err()
-        || upstream.write_all(&rest).await.is_err()
+    if upstream.write_all(out.as_bytes()).await.is_err() || upstream.write_all(&rest).await.is_err()
     {
         let _ = respond(&mut client, "502 Bad Gateway", "the endpoint closed\n").await;
         return;
@@ -530,7 +532,10 @@ pub async fn run(
             }
         }
     };
-    tracing::info!("ingress: serving Ingresses of class {} on http://{at}", ferry_api::ingress::CLASS);
+    tracing::info!(
+        "ingress: serving Ingresses of class {} on http://{at}",
+        ferry_api::ingress::CLASS
+    );
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,

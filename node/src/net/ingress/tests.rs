@@ -44,7 +44,11 @@ fn table(ingresses: &[Ingress]) -> Table {
     let mut services = BTreeMap::new();
     let mut slices = Vec::new();
     for (i, name) in ["a", "b", "c", "d"].iter().enumerate() {
-        let (k, s) = svc("web", name, json!([{"name": "web", "port": 80, "targetPort": 8080}]));
+        let (k, s) = svc(
+            "web",
+            name,
+            json!([{"name": "web", "port": 80, "targetPort": 8080}]),
+        );
         services.insert(k, s);
         let ip = format!("10.42.0.{}", i + 1);
         slices.push(slice("web", name, "web", 8080, &[(ip.as_str(), true)]));
@@ -104,8 +108,14 @@ fn the_longest_path_wins_exact_before_prefix() {
     assert_eq!(to(&t, "x", "/apix").unwrap(), "web/a:80 10.42.0.1:8080");
     assert_eq!(to(&t, "x", "/api").unwrap(), "web/d:80 10.42.0.4:8080");
     assert_eq!(to(&t, "x", "/api/").unwrap(), "web/b:80 10.42.0.2:8080");
-    assert_eq!(to(&t, "x", "/api/v1?q=1").unwrap(), "web/b:80 10.42.0.2:8080");
-    assert_eq!(to(&t, "x", "/api/v2/x").unwrap(), "web/c:web 10.42.0.3:8080");
+    assert_eq!(
+        to(&t, "x", "/api/v1?q=1").unwrap(),
+        "web/b:80 10.42.0.2:8080"
+    );
+    assert_eq!(
+        to(&t, "x", "/api/v2/x").unwrap(),
+        "web/c:web 10.42.0.3:8080"
+    );
 }
 
 #[test]
@@ -120,15 +130,23 @@ fn hosts_exact_then_wildcard_then_any_and_404() {
             {"http": {"paths": [path("/only", "Prefix", "c", json!({"number": 80}))]}},
         ]}),
     )]);
-    assert!(to(&t, "FOO.example.com:8880", "/x").unwrap().starts_with("web/a:80"));
-    assert!(to(&t, "bar.example.com", "/x").unwrap().starts_with("web/b:80"));
+    assert!(to(&t, "FOO.example.com:8880", "/x")
+        .unwrap()
+        .starts_with("web/a:80"));
+    assert!(to(&t, "bar.example.com", "/x")
+        .unwrap()
+        .starts_with("web/b:80"));
     // A wildcard covers one label only.
     assert_eq!(to(&t, "a.bar.example.com", "/x"), None);
     assert_eq!(to(&t, "example.com", "/x"), None);
     assert!(to(&t, "other", "/only/1").unwrap().starts_with("web/c:80"));
-    assert!(to(&t, "127.0.1.2:8880", "/only").unwrap().starts_with("web/c:80"));
+    assert!(to(&t, "127.0.1.2:8880", "/only")
+        .unwrap()
+        .starts_with("web/c:80"));
     assert_eq!(to(&t, "other", "/"), None);
-    assert!(to(&t, "[::1]:8880", "/only").unwrap().starts_with("web/c:80"));
+    assert!(to(&t, "[::1]:8880", "/only")
+        .unwrap()
+        .starts_with("web/c:80"));
 }
 
 #[test]
@@ -146,13 +164,13 @@ fn default_backend_classes_oldest_first_and_no_endpoints() {
         "new",
         "2026-02-01T00:00:00Z",
         json!({"ingressClassName": "ferry",
-               "defaultBackend": {"service": {"name": "c", "port": {"number": 80}}},
-               "rules": [{"http": {"paths": [
-                   path("/x", "Prefix", "b", json!({"number": 80})),
-                   path("/down", "Prefix", "down", json!({"number": 80})),
-                   path("/gone", "Prefix", "nothing", json!({"number": 80})),
-                   path("/badport", "Prefix", "a", json!({"number": 81})),
-               ]}}]}),
+        "defaultBackend": {"service": {"name": "c", "port": {"number": 80}}},
+        "rules": [{"http": {"paths": [
+            path("/x", "Prefix", "b", json!({"number": 80})),
+            path("/down", "Prefix", "down", json!({"number": 80})),
+            path("/gone", "Prefix", "nothing", json!({"number": 80})),
+            path("/badport", "Prefix", "a", json!({"number": 81})),
+        ]}}]}),
     );
     let other = ingress(
         "web",
@@ -164,8 +182,14 @@ fn default_backend_classes_oldest_first_and_no_endpoints() {
     // Listed in any order: the older Ingress wins the same path.
     let t = table(&[new, other, old]);
     assert!(to(&t, "h", "/x").unwrap().starts_with("web/a:80"));
-    assert!(to(&t, "h", "/zzz").unwrap().starts_with("web/d:80"), "old's default");
-    assert!(to(&t, "h", "/y").unwrap().starts_with("web/d:80"), "nginx's is not ours");
+    assert!(
+        to(&t, "h", "/zzz").unwrap().starts_with("web/d:80"),
+        "old's default"
+    );
+    assert!(
+        to(&t, "h", "/y").unwrap().starts_with("web/d:80"),
+        "nginx's is not ours"
+    );
     // Known routes without usable endpoints: 503.
     for p in ["/down", "/gone", "/badport"] {
         let b = t.route("h", p).unwrap();
