@@ -19,7 +19,10 @@
 //! 503. The server forwards each request to a random endpoint (another one
 //! when the connect fails; 502 when all do) with `X-Forwarded-For`,
 //! `X-Forwarded-Host` and `X-Forwarded-Proto`, one request per connection
-//! (`Connection: close` both ways; `Upgrade` requests pass through as is).
+//! (`Connection: close` both ways, the connection closed once the answer's
+//! body — by `Content-Length`, chunked, or to the endpoint's close — is
+//! through, even if the endpoint keeps its side open; `Upgrade` requests
+//! pass through as is).
 
 use super::proxy::Known;
 use super::NetInfo;
@@ -294,6 +297,67 @@ fn hop_by_hop(name: &str) -> bool {
         .any(|h| name.eq_ignore_ascii_case(h))
 }
 
+/// How a response's body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body (HEAD, 204, 304).
+    None,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`, up to the last chunk and trailers.
+    Chunked,
+    /// Until the endpoint closes.
+    Close,
+}
+
+/// Copies one response body framed as `framing` from `from` to `to`, as is.
+async fn copy_body<R, W>(from: &mut R, to: &mut W, framing: Framing) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncBufReadExt;
+    match framing {
+        Framing::None => Ok(()),
+        Framing::Length(n) => {
+            let copied = tokio::io::copy(&mut from.take(n), to).await?;
+            if copied < n {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            Ok(())
+        }
+        Framing::Close => tokio::io::copy(from, to).await.map(|_| ()),
+        Framing::Chunked => loop {
+            let mut line = String::new();
+            if from.read_line(&mut line).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            to.write_all(line.as_bytes()).await?;
+            let hex = line.split(';').next().unwrap_or_default().trim();
+            let size = u64::from_str_radix(hex, 16)
+                .map_err(|_| std::io::Error::other(format!("bad chunk size {hex:?}")))?;
+            if size == 0 {
+                // Trailers, up to the empty line.
+                loop {
+                    let mut t = String::new();
+                    if from.read_line(&mut t).await? == 0 {
+                        return Ok(());
+                    }
+                    to.write_all(t.as_bytes()).await?;
+                    if t == "\r\n" || t == "\n" {
+                        return Ok(());
+                    }
+                }
+            }
+            // The data and its CRLF.
+            let want = size + 2;
+            if tokio::io::copy(&mut from.take(want), to).await? < want {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        },
+    }
+}
+
 /// Serves one client connection: one request, proxied.
 async fn serve(mut client: TcpStream, peer: SocketAddr, table: Arc<RwLock<Arc<Table>>>) {
     let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client)).await {
@@ -429,45 +493,76 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, table: Arc<RwLock<Arc<Ta
         let _ = tokio::io::copy(&mut cr, &mut uw).await;
     });
     // The response: its head with `Connection: close`, then the rest.
+    let head_only = method.eq_ignore_ascii_case("HEAD");
     let answer = async {
-        let mut buf = Vec::with_capacity(4096);
+        let mut buf: Vec<u8> = Vec::with_capacity(4096);
         let mut chunk = [0u8; 8192];
-        let end = loop {
-            if let Some(end) = find_end(&buf) {
-                break Some(end);
-            }
-            if buf.len() > MAX_HEAD {
-                break None;
-            }
-            let n = ur.read(&mut chunk).await?;
-            if n == 0 {
-                break None;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        match end {
-            Some(end) => {
-                let rest = buf.split_off(end);
-                let text = String::from_utf8_lossy(&buf);
-                let mut lines = text.split("\r\n");
-                let mut head = lines.next().unwrap_or_default().to_string();
-                head.push_str("\r\n");
-                for l in lines.filter(|l| !l.is_empty()) {
-                    let name = l.split(':').next().unwrap_or_default().trim();
-                    if !hop_by_hop(name) {
-                        head.push_str(l);
-                        head.push_str("\r\n");
-                    }
+        // Interim (1xx) answers go on as they are; the final one ends the
+        // exchange once its body, however framed, is through.
+        loop {
+            let end = loop {
+                if let Some(end) = find_end(&buf) {
+                    break Some(end);
                 }
-                head.push_str("Connection: close\r\n\r\n");
-                cw.write_all(head.as_bytes()).await?;
-                cw.write_all(&rest).await?;
+                if buf.len() > MAX_HEAD {
+                    break None;
+                }
+                let n = ur.read(&mut chunk).await?;
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            };
+            let Some(end) = end else {
+                // Not an HTTP head: passed on as it came.
+                cw.write_all(&buf).await?;
+                tokio::io::copy(&mut ur, &mut cw).await?;
+                return cw.shutdown().await;
+            };
+            let rest = buf.split_off(end);
+            let mut hs = [httparse::EMPTY_HEADER; 128];
+            let mut resp = httparse::Response::new(&mut hs);
+            let code = match resp.parse(&buf) {
+                Ok(httparse::Status::Complete(_)) => resp.code.unwrap_or(0),
+                _ => 0,
+            };
+            if (100..200).contains(&code) && code != 101 {
+                cw.write_all(&buf).await?;
+                buf = rest;
+                continue;
             }
-            // Not an HTTP head: passed on as it came.
-            None => cw.write_all(&buf).await?,
+            let value = |n: &str| {
+                resp.headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(n))
+                    .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
+            };
+            let framing = if head_only || code == 204 || code == 304 {
+                Framing::None
+            } else if value("transfer-encoding").is_some_and(|v| v.ends_with("chunked")) {
+                Framing::Chunked
+            } else if let Some(n) = value("content-length").and_then(|v| v.parse().ok()) {
+                Framing::Length(n)
+            } else {
+                Framing::Close
+            };
+            let text = String::from_utf8_lossy(&buf);
+            let mut lines = text.split("\r\n");
+            let mut head = lines.next().unwrap_or_default().to_string();
+            head.push_str("\r\n");
+            for l in lines.filter(|l| !l.is_empty()) {
+                let name = l.split(':').next().unwrap_or_default().trim();
+                if !hop_by_hop(name) {
+                    head.push_str(l);
+                    head.push_str("\r\n");
+                }
+            }
+            head.push_str("Connection: close\r\n\r\n");
+            cw.write_all(head.as_bytes()).await?;
+            let mut from = tokio::io::BufReader::new(rest.as_slice().chain(&mut ur));
+            copy_body(&mut from, &mut cw, framing).await?;
+            return cw.shutdown().await;
         }
-        tokio::io::copy(&mut ur, &mut cw).await?;
-        cw.shutdown().await
     };
     let r: std::io::Result<()> = answer.await;
     if let Err(e) = r {

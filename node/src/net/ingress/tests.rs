@@ -201,3 +201,197 @@ fn default_backend_classes_oldest_first_and_no_endpoints() {
     let t = table(&[]);
     assert_eq!(to(&t, "h", "/"), None);
 }
+
+/// A table routing every request to Service `web/a` with endpoints `eps`
+/// (127.0.0.1 ports; none: no endpoints).
+fn loopback_table(ports: &[u16]) -> Arc<RwLock<Arc<Table>>> {
+    let (k, s) = svc("web", "a", json!([{"name": "web", "port": 80}]));
+    let eps: Vec<serde_json::Value> = ports
+        .iter()
+        .map(|_| json!({"addresses": ["127.0.0.1"], "conditions": {"ready": true}}))
+        .collect();
+    // One slice per port: a slice has one port set.
+    let slices: Vec<EndpointSlice> = ports
+        .iter()
+        .zip(eps)
+        .enumerate()
+        .map(|(i, (p, e))| {
+            serde_json::from_value(json!({
+                "metadata": {"name": format!("a-{i}"), "namespace": "web",
+                             "labels": {"kubernetes.io/service-name": "a"}},
+                "addressType": "IPv4",
+                "ports": [{"name": "web", "port": p, "protocol": "TCP"}],
+                "endpoints": [e],
+            }))
+            .unwrap()
+        })
+        .collect();
+    let ing = ingress(
+        "web",
+        "i",
+        "2026-01-01T00:00:00Z",
+        json!({"ingressClassName": "ferry", "rules": [{"host": "web.example", "http": {"paths": [
+            path("/", "Prefix", "a", json!({"number": 80})),
+        ]}}]}),
+    );
+    let t = Table::new(&[ing], &[], &BTreeMap::from([(k, s)]), &slices);
+    Arc::new(RwLock::new(Arc::new(t)))
+}
+
+/// A listener serving `table` as the node's ingress does.
+async fn front(table: Arc<RwLock<Arc<Table>>>) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((c, peer)) = l.accept().await {
+            tokio::spawn(serve(c, peer, table.clone()));
+        }
+    });
+    at
+}
+
+/// An upstream answering each request with its head and body as received
+/// (keep-alive, as many servers answer).
+async fn echo_upstream() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let Ok(Some((head, mut body))) = read_head(&mut c).await else {
+                    return;
+                };
+                let text = String::from_utf8_lossy(&head).to_string();
+                let len: usize = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .map_or(0, |n| n.trim().parse().unwrap());
+                while body.len() < len {
+                    let mut b = [0u8; 1024];
+                    let n = c.read(&mut b).await.unwrap();
+                    body.extend_from_slice(&b[..n]);
+                }
+                let answer = format!("{text}{}", String::from_utf8_lossy(&body));
+                let msg = if text.starts_with("GET /chunked ") {
+                    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                     5\r\nhello\r\n6;x=1\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n"
+                        .to_string()
+                } else {
+                    format!(
+                        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    )
+                };
+                c.write_all(msg.as_bytes()).await.unwrap();
+                // Keep-alive: the proxy must not wait for this side to close.
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    port
+}
+
+async fn exchange(at: SocketAddr, request: &str) -> String {
+    let mut s = TcpStream::connect(at).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .expect("the proxy closes the connection after one answer")
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn requests_are_proxied_with_forwarding_headers_and_closed() {
+    let port = echo_upstream().await;
+    let at = front(loopback_table(&[port])).await;
+    let out = exchange(
+        at,
+        "POST /x?y=1 HTTP/1.1\r\nHost: web.example:8880\r\nConnection: keep-alive\r\n\
+         X-Forwarded-For: 192.0.2.7\r\nContent-Length: 5\r\n\r\nhello",
+    )
+    .await;
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{out}");
+    assert!(
+        head.contains("Connection: close") && !head.contains("keep-alive"),
+        "{head}"
+    );
+    // What the endpoint got: the request as sent, the hop-by-hop header
+    // replaced, the forwarding headers added, the body whole.
+    assert!(body.starts_with("POST /x?y=1 HTTP/1.1\r\n"), "{body}");
+    assert!(body.contains("Host: web.example:8880\r\n"), "{body}");
+    assert!(
+        body.contains("X-Forwarded-For: 192.0.2.7, 127.0.0.1\r\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("X-Forwarded-Host: web.example:8880\r\n"),
+        "{body}"
+    );
+    assert!(body.contains("X-Forwarded-Proto: http\r\n"), "{body}");
+    assert!(
+        body.contains("Connection: close\r\n") && !body.contains("keep-alive"),
+        "{body}"
+    );
+    assert!(body.ends_with("\r\n\r\nhello"), "{body}");
+    // A chunked answer after an interim one, the endpoint's side kept open:
+    // passed on whole, then closed.
+    let out = exchange(at, "GET /chunked HTTP/1.1\r\nHost: web.example\r\n\r\n").await;
+    assert!(
+        out.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("\r\n\r\n5\r\nhello\r\n6;x=1\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n"),
+        "{out}"
+    );
+    // HEAD: no body, whatever Content-Length says.
+    let out = exchange(at, "HEAD / HTTP/1.1\r\nHost: web.example\r\n\r\n").await;
+    assert!(
+        out.starts_with("HTTP/1.1 200 OK") && out.ends_with("\r\n\r\n"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn no_rule_404_no_endpoints_503_dead_endpoints_502_bad_request_400() {
+    let port = echo_upstream().await;
+    // A port nothing listens on: bound, then released.
+    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let at = front(loopback_table(&[port])).await;
+    let out = exchange(at, "GET / HTTP/1.1\r\nHost: other.example\r\n\r\n").await;
+    assert!(out.starts_with("HTTP/1.1 404 Not Found"), "{out}");
+    assert!(
+        out.contains("no Ingress rule of class ferry matches host \"other.example\""),
+        "{out}"
+    );
+    let out = exchange(at, "GET http://web.example/abs HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(
+        out.starts_with("HTTP/1.1 200"),
+        "absolute form routes by its host: {out}"
+    );
+    let out = exchange(at, "NOT HTTP\r\n\r\n").await;
+    assert!(out.starts_with("HTTP/1.1 400 Bad Request"), "{out}");
+
+    let empty = front(loopback_table(&[])).await;
+    let out = exchange(empty, "GET / HTTP/1.1\r\nHost: web.example\r\n\r\n").await;
+    assert!(out.starts_with("HTTP/1.1 503 Service Unavailable"), "{out}");
+    assert!(
+        out.contains("web/a:80 of Ingress web/i has no ready endpoints"),
+        "{out}"
+    );
+
+    // One dead endpoint among live ones: every request still answers.
+    let mixed = front(loopback_table(&[dead_port, port])).await;
+    for _ in 0..10 {
+        let out = exchange(mixed, "GET / HTTP/1.1\r\nHost: web.example\r\n\r\n").await;
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    }
+    let dead_only = front(loopback_table(&[dead_port])).await;
+    let out = exchange(dead_only, "GET / HTTP/1.1\r\nHost: web.example\r\n\r\n").await;
+    assert!(out.starts_with("HTTP/1.1 502 Bad Gateway"), "{out}");
+}
