@@ -103,7 +103,7 @@ pub async fn run(
     tokio::spawn(crate::dns::run(net_rx.clone(), known.clone(), stop.clone()));
     tokio::spawn(crate::net::ingress::run(
         opts.address,
-        net_rx.clone(),
+        api.clone(),
         known.clone(),
         stop.clone(),
     ));

@@ -25,7 +25,6 @@
 //! pass through as is).
 
 use super::proxy::Known;
-use super::NetInfo;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
@@ -571,24 +570,49 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, table: Arc<RwLock<Arc<Ta
     body.abort();
 }
 
-/// The ingress listener: once the node's network is known and its
-/// `ingress_port` is not 0, serves the Ingresses of [`Table`] on
+/// The ingress listener: once the cluster network is read (the
+/// `kube-system/ferry-network` ConfigMap, in either pod network mode) and
+/// its `ingress_port` is not 0, serves the Ingresses of [`Table`] on
 /// `address:ingress_port` (retrying the bind every 2 s while the port is
 /// taken) until `stop` turns true.
 pub async fn run(
     address: IpAddr,
-    mut net: tokio::sync::watch::Receiver<Option<NetInfo>>,
+    api: crate::objects::Objects,
     mut known: tokio::sync::watch::Receiver<Known>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let info = tokio::select! {
-        n = net.wait_for(Option::is_some) => match n {
-            Ok(n) => n.clone().expect("waited for"),
-            Err(_) => return,
-        },
-        _ = stop.wait_for(|s| *s) => return,
+    use ferry_api::network::{Network, CONFIGMAP_NAME, CONFIGMAP_NAMESPACE};
+    let mut warned = false;
+    let network = loop {
+        let read = api
+            .get("configmaps", Some(CONFIGMAP_NAMESPACE), CONFIGMAP_NAME)
+            .await;
+        let r = match read {
+            Ok(Some(cm)) => {
+                let data = serde_json::from_value(cm["data"].clone()).unwrap_or_default();
+                Network::from_data(&data)
+            }
+            Ok(None) => Err(format!(
+                "waiting for ConfigMap {CONFIGMAP_NAMESPACE}/{CONFIGMAP_NAME}"
+            )),
+            Err(e) => Err(format!(
+                "reading ConfigMap {CONFIGMAP_NAMESPACE}/{CONFIGMAP_NAME}: {e}"
+            )),
+        };
+        match r {
+            Ok(n) => break n,
+            Err(e) if !warned => {
+                tracing::debug!("ingress: {e}");
+                warned = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
     };
-    let port = info.network.ingress_port;
+    let port = network.ingress_port;
     if port == 0 {
         tracing::info!("ingress: network.ingress_port is 0; no ingress listener");
         return;
