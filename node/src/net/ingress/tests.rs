@@ -395,3 +395,65 @@ async fn no_rule_404_no_endpoints_503_dead_endpoints_502_bad_request_400() {
     let out = exchange(dead_only, "GET / HTTP/1.1\r\nHost: web.example\r\n\r\n").await;
     assert!(out.starts_with("HTTP/1.1 502 Bad Gateway"), "{out}");
 }
+
+#[tokio::test]
+async fn upgrades_pass_through_both_ways() {
+    // An endpoint that switches protocols when asked to keep `Connection:
+    // Upgrade`, then echoes.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut c, _) = l.accept().await.unwrap();
+        let (head, _) = read_head(&mut c).await.unwrap().unwrap();
+        let head = String::from_utf8_lossy(&head).to_string();
+        if !head.contains("Connection: Upgrade\r\n") || !head.contains("Upgrade: echo\r\n") {
+            c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            return;
+        }
+        c.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut b = [0u8; 64];
+        loop {
+            let n = c.read(&mut b).await.unwrap();
+            if n == 0 {
+                return;
+            }
+            c.write_all(&b[..n]).await.unwrap();
+        }
+    });
+    let at = front(loopback_table(&[port])).await;
+    let mut s = TcpStream::connect(at).await.unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: web.example\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let mut b = [0u8; 256];
+    while find_end(&got).is_none() {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut b))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&b[..n]);
+    }
+    assert!(
+        got.starts_with(b"HTTP/1.1 101 "),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    for msg in ["ping", "pong"] {
+        s.write_all(msg.as_bytes()).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut b))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&b[..n], msg.as_bytes());
+    }
+}
