@@ -3,7 +3,8 @@
 //! `status.loadBalancer.ingress` the InternalIP of each Ready node (each
 //! node's ingress listener answers there) with `network.ingress_port`, sorted;
 //! none while no node is Ready or the port is 0. Ingresses of other
-//! controllers are left alone.
+//! controllers are left alone, but one that leaves ferry's classes loses
+//! the node addresses ferry wrote.
 
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::networking::v1::{
@@ -41,8 +42,28 @@ pub fn status(
     port: u16,
 ) -> Option<IngressStatus> {
     let classes: Vec<IngressClass> = classes.iter().map(|c| (**c).clone()).collect();
+    let have = ing
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.clone())
+        .unwrap_or_default();
     if !ferry_api::ingress::served(ing, &classes) {
-        return None;
+        // One that left ferry's classes loses what ferry wrote: node
+        // addresses with the ingress port.
+        let node_ips: Vec<String> = nodes
+            .iter()
+            .filter_map(|n| n.status.as_ref()?.addresses.clone())
+            .flatten()
+            .map(|a| a.address)
+            .collect();
+        let ours = |i: &IngressLoadBalancerIngress| {
+            i.ip.as_ref().is_some_and(|ip| node_ips.contains(ip))
+                && i.ports.as_deref().is_some_and(|p| {
+                    p.len() == 1 && p[0].port == i32::from(port) && p[0].protocol == "TCP"
+                })
+        };
+        return (!have.is_empty() && have.iter().all(ours)).then(IngressStatus::default);
     }
     let mut ips: Vec<String> = if port == 0 {
         Vec::new()
@@ -68,14 +89,12 @@ pub fn status(
             ),
         }),
     };
-    let have = ing.status.clone().unwrap_or_default();
-    let norm = |s: &IngressStatus| {
-        s.load_balancer
-            .as_ref()
-            .and_then(|l| l.ingress.clone())
-            .unwrap_or_default()
-    };
-    (norm(&have) != norm(&want)).then_some(want)
+    let want_list = want
+        .load_balancer
+        .as_ref()
+        .and_then(|l| l.ingress.clone())
+        .unwrap_or_default();
+    (have != want_list).then_some(want)
 }
 
 #[cfg(test)]
@@ -135,6 +154,14 @@ mod tests {
         assert_eq!(ips(&s), [("127.0.1.2".into(), 8880)]);
         // Another controller's Ingress is not touched; port 0 lists nobody.
         assert_eq!(status(&ing("nginx", json!({})), &[], &nodes, 8880), None);
+        let theirs = json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}});
+        assert_eq!(status(&ing("nginx", theirs), &[], &nodes, 8880), None);
+        // One that moved to another class loses ferry's addresses.
+        let moved = ing("nginx", serde_json::to_value(&s).unwrap());
+        assert_eq!(
+            status(&moved, &[], &nodes, 8880),
+            Some(IngressStatus::default())
+        );
         let s = status(&done, &[], &nodes, 0).unwrap();
         assert!(ips(&s).is_empty());
     }
