@@ -27,6 +27,7 @@ pub mod discovery;
 pub mod error;
 pub mod files;
 pub mod frame;
+pub mod ingress;
 pub mod kubeconfig;
 pub mod kv;
 pub mod limitrange;

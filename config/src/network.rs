@@ -214,7 +214,16 @@ pub struct Network {
     pub load_balancer_pool: Cidr,
     /// The cluster's DNS domain (default `cluster.local`).
     pub cluster_domain: String,
+    /// The port every node serves Ingresses of class `ferry` on, at its own
+    /// address (default [`DEFAULT_INGRESS_PORT`]; 0: no ingress listener).
+    /// Outside the NodePort range.
+    pub ingress_port: u16,
 }
+
+/// The default [`Network::ingress_port`]: unprivileged, below the NodePort
+/// range and the kernel's ephemeral ports, and clear of the 8080/8000 test
+/// servers commonly listen on.
+pub const DEFAULT_INGRESS_PORT: u16 = 8880;
 
 impl Default for Network {
     fn default() -> Self {
@@ -228,6 +237,7 @@ impl Default for Network {
             },
             load_balancer_pool: "10.44.0.0/24".parse().expect("static"),
             cluster_domain: "cluster.local".into(),
+            ingress_port: DEFAULT_INGRESS_PORT,
         }
     }
 }
@@ -347,6 +357,15 @@ impl Network {
                 }
             }
         }
+        if self.ingress_port != 0 && self.node_port_range.contains(self.ingress_port) {
+            return Err(invalid(
+                "network.ingress_port",
+                format!(
+                    "{} is inside network.node_port_range ({}); NodePorts would shadow it",
+                    self.ingress_port, self.node_port_range
+                ),
+            ));
+        }
         if self.cluster_domain.is_empty()
             || !self.cluster_domain.split('.').all(|l| {
                 !l.is_empty()
@@ -374,6 +393,7 @@ impl Network {
                 self.load_balancer_pool.to_string(),
             ),
             ("clusterDomain".into(), self.cluster_domain.clone()),
+            ("ingressPort".into(), self.ingress_port.to_string()),
         ])
     }
 
@@ -396,6 +416,11 @@ impl Network {
             node_port_range: get(data, "nodePortRange")?,
             load_balancer_pool: get(data, "loadBalancerPool")?,
             cluster_domain: get(data, "clusterDomain")?,
+            // Published by masters that predate it: the default.
+            ingress_port: match data.get("ingressPort") {
+                None => DEFAULT_INGRESS_PORT,
+                Some(_) => get(data, "ingressPort")?,
+            },
         };
         n.validate().map_err(|e| e.to_string())?;
         Ok(n)
@@ -450,6 +475,33 @@ mod tests {
         let mut d = n.to_data();
         d.remove("serviceCIDR");
         assert!(Network::from_data(&d).unwrap_err().contains("serviceCIDR"));
+        // A ConfigMap without the ingress port (an older master's): the default.
+        let mut d = n.to_data();
+        assert_eq!(d.remove("ingressPort").as_deref(), Some("8880"));
+        assert_eq!(
+            Network::from_data(&d).unwrap().ingress_port,
+            DEFAULT_INGRESS_PORT
+        );
+        d.insert("ingressPort".into(), "http".into());
+        assert!(Network::from_data(&d).unwrap_err().contains("ingressPort"));
+    }
+
+    #[test]
+    fn an_ingress_port_among_the_node_ports_is_refused() {
+        let n = Network {
+            ingress_port: 30080,
+            ..Network::default()
+        };
+        let e = n.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("network.ingress_port") && e.contains("node_port_range"),
+            "{e}"
+        );
+        let off = Network {
+            ingress_port: 0,
+            ..Network::default()
+        };
+        off.validate().unwrap();
     }
 
     #[test]

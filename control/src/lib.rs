@@ -31,6 +31,7 @@ pub mod eventttl;
 pub mod history;
 pub mod hpa;
 pub mod informer;
+pub mod ingress;
 pub mod ipam;
 pub mod job;
 pub mod loadbalancer;

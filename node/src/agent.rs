@@ -101,6 +101,12 @@ pub async fn run(
     let known = crate::net::proxy::watch_objects(api.client.clone(), stop.clone());
     let (net_tx, net_rx) = tokio::sync::watch::channel(None::<crate::net::NetInfo>);
     tokio::spawn(crate::dns::run(net_rx.clone(), known.clone(), stop.clone()));
+    tokio::spawn(crate::net::ingress::run(
+        opts.address,
+        api.clone(),
+        known.clone(),
+        stop.clone(),
+    ));
     let proxy = tokio::spawn(crate::net::proxy::run(net_rx, known.clone(), stop.clone()));
     // The pods bound to this node, followed by a watch: a new pod starts as
     // soon as its binding lands, and a sync reads no list.

@@ -51,6 +51,18 @@ async fn cluster_ips_and_node_ports_are_allocated_once_through_every_master_and_
     })
     .await;
     assert_eq!(cm["data"]["serviceCIDR"], "10.43.0.0/16");
+    assert_eq!(cm["data"]["ingressPort"], "8880");
+    // And the default IngressClass the nodes' ingress listeners serve.
+    let class =
+        crate::harness::eventually("the IngressClass ferry", crate::harness::WAIT, || async {
+            api.get("ingressclasses", None, "ferry").await
+        })
+        .await;
+    assert_eq!(class["spec"]["controller"], "ferry.dev/ingress");
+    assert_eq!(
+        class["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"],
+        "true"
+    );
 
     // 24 Services created at once, 8 through each master, half NodePort.
     let creates = (0..24).map(|i| {

@@ -42,6 +42,11 @@
 //! - [`network`]: pod addresses in namespaces, Services (ClusterIP, NodePort,
 //!   LoadBalancer, UDP, headless) through the nodes' proxies, cluster DNS, unready
 //!   and deleted endpoints, unreachable cluster addresses, cleanup on stop (root).
+//! - [`ingress`]: the ingress controller: default IngressClass, host and path routing
+//!   through every node's listener, 404/503, status addresses (root).
+//! - [`netpol`]: NetworkPolicy on two real nodes: default-deny ingress times
+//!   connections out, allow rules by pod/namespace selector and port, egress rules,
+//!   deleting the policies restores connectivity (root).
 //! - [`workloads`]: Deployments through kubectl: rollout within maxSurge/maxUnavailable
 //!   at every watch event, history, undo, scaling, unschedulable pods, a dead node's
 //!   replicas replaced; `kubectl rollout history|undo daemonset` by ControllerRevisions.
@@ -54,7 +59,9 @@ mod crash;
 mod failover;
 mod fork;
 mod harness;
+mod ingress;
 mod kubectl;
+mod netpol;
 mod network;
 mod nodes;
 mod objects;

@@ -1,6 +1,6 @@
 //! The cluster network's leader-side upkeep: the `kube-system/ferry-network`
 //! ConfigMap nodes read the ranges from, the `kubernetes` and `kube-system/kube-dns`
-//! Services, and the
+//! Services, the IngressClass `ferry` (default unless another class is), and the
 //! repair of allocation markers (a marker whose Service is gone, or no longer
 //! holds its value, is removed, as Kubernetes' repair loops free leaked
 //! addresses and ports).
@@ -111,7 +111,7 @@ async fn publish(api: &ApiServer) -> bool {
                  "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
                            {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]},
     });
-    let mut all = ok;
+    let mut all = ok && ingress_class(api).await;
     for svc in [kubernetes, dns] {
         let ns = svc["metadata"]["namespace"]
             .as_str()
@@ -131,6 +131,44 @@ async fn publish(api: &ApiServer) -> bool {
         };
     }
     all
+}
+
+/// Creates the IngressClass `ferry` (nodes serve its Ingresses) unless one
+/// of that name exists, as the default class unless another one is. False
+/// when it must be tried again.
+async fn ingress_class(api: &ApiServer) -> bool {
+    use ferry_api::ingress::{CLASS, CONTROLLER, DEFAULT_CLASS_ANNOTATION};
+    let list = ObjectRequest::new(Verb::List, "ingressclasses", None, None);
+    let Some((200, classes)) = send(api, &list).await else {
+        return false;
+    };
+    let items = classes["items"].as_array().cloned().unwrap_or_default();
+    if items.iter().any(|c| c["metadata"]["name"] == CLASS) {
+        return true;
+    }
+    let other_default = items
+        .iter()
+        .any(|c| c["metadata"]["annotations"][DEFAULT_CLASS_ANNOTATION] == "true");
+    let annotations = if other_default {
+        json!({})
+    } else {
+        json!({DEFAULT_CLASS_ANNOTATION: "true"})
+    };
+    let mut r = ObjectRequest::new(Verb::Create, "ingressclasses", None, None);
+    r.body = serde_json::to_vec(&json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+        "metadata": {"name": CLASS, "annotations": annotations},
+        "spec": {"controller": CONTROLLER},
+    }))
+    .unwrap_or_default();
+    match send(api, &r).await {
+        Some((201 | 409, _)) => true,
+        Some((code, body)) => {
+            tracing::warn!(code, message = %body["message"], "cannot create the IngressClass {CLASS}");
+            code == 422
+        }
+        None => false,
+    }
 }
 
 /// Removes markers whose Service is gone or holds another value, read at one

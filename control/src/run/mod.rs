@@ -43,6 +43,7 @@ use k8s_openapi::api::core::v1::{
     Endpoints, Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Service,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -135,6 +136,8 @@ struct Plane<'a> {
     volumes: Cache<PersistentVolume>,
     classes: Cache<StorageClass>,
     quotas: Cache<ResourceQuota>,
+    ingresses: Cache<Ingress>,
+    ingress_classes: Cache<IngressClass>,
     rs_q: WorkQueue,
     deploy_q: WorkQueue,
     ds_q: WorkQueue,
@@ -146,6 +149,8 @@ struct Plane<'a> {
     slice_q: WorkQueue,
     ep_q: WorkQueue,
     lb_q: WorkQueue,
+    /// Ingresses whose status to sync.
+    ing_q: WorkQueue,
     /// Nodes whose pod range to check.
     ipam_q: WorkQueue,
     /// Claims to bind or provision for; volumes whose phase to check.
@@ -236,6 +241,8 @@ impl<'a> Plane<'a> {
             volumes: Cache::new(Vec::new()),
             classes: Cache::new(Vec::new()),
             quotas: Cache::new(Vec::new()),
+            ingresses: Cache::new(Vec::new()),
+            ingress_classes: Cache::new(Vec::new()),
             rs_q: WorkQueue::default(),
             deploy_q: WorkQueue::default(),
             ds_q: WorkQueue::default(),
@@ -246,6 +253,7 @@ impl<'a> Plane<'a> {
             slice_q: WorkQueue::default(),
             ep_q: WorkQueue::default(),
             lb_q: WorkQueue::default(),
+            ing_q: WorkQueue::default(),
             ipam_q: WorkQueue::default(),
             claim_q: WorkQueue::default(),
             pv_q: WorkQueue::default(),
@@ -281,6 +289,8 @@ impl<'a> Plane<'a> {
                 }
                 // A node's labels, taints or readiness decide where daemons run.
                 self.daemonsets.keys().iter().for_each(|k| self.ds_q.add(k));
+                // Ready nodes' addresses are the Ingresses' status.
+                self.ingresses.keys().iter().for_each(|k| self.ing_q.add(k));
             }),
             crate::informer::run(api, "replicasets", &self.rss, |c| self.rs_changed(c)),
             crate::informer::run(api, "deployments", &self.deploys, |c| {
@@ -345,6 +355,13 @@ impl<'a> Plane<'a> {
             crate::informer::run(api, "resourcequotas", &self.quotas, |c| {
                 self.quota_changed(c)
             }),
+            crate::informer::run(api, "ingresses", &self.ingresses, |c| {
+                queue_keys(&self.ing_q, c)
+            }),
+            crate::informer::run(api, "ingressclasses", &self.ingress_classes, |_| {
+                self.ingresses.keys().iter().for_each(|k| self.ing_q.add(k));
+            }),
+            self.ingress_loop(),
             self.quota_loop(),
             self.claim_loop(),
             self.volume_loop(),
@@ -429,7 +446,9 @@ impl<'a> Plane<'a> {
             && self.claims.synced()
             && self.volumes.synced()
             && self.classes.synced()
-            && self.quotas.synced())
+            && self.quotas.synced()
+            && self.ingresses.synced()
+            && self.ingress_classes.synced())
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -453,6 +472,7 @@ impl<'a> Plane<'a> {
                 self.lb_q.add(&k);
             }
             self.nodes.keys().iter().for_each(|k| self.ipam_q.add(k));
+            self.ingresses.keys().iter().for_each(|k| self.ing_q.add(k));
             self.claims.keys().iter().for_each(|k| self.claim_q.add(k));
             self.volumes.keys().iter().for_each(|k| self.pv_q.add(k));
             self.quotas.keys().iter().for_each(|k| self.quota_q.add(k));

@@ -288,4 +288,34 @@ impl Plane<'_> {
         }
         w.ok() || w.code == 404
     }
+
+    pub(super) async fn ingress_loop(&self) {
+        let sync = async |k: &str| self.sync_ingress(k).await;
+        self.work(&self.ing_q, "ing", || self.ingresses.revision(), sync)
+            .await;
+    }
+
+    /// One status pass for an Ingress: the Ready nodes' addresses.
+    async fn sync_ingress(&self, key: &str) -> bool {
+        let Some(ing) = self.ingresses.get(key) else {
+            return true;
+        };
+        let classes = self.ingress_classes.list();
+        let nodes = self.nodes.list();
+        let Some(status) =
+            crate::ingress::status(&ing, &classes, &nodes, self.network.ingress_port)
+        else {
+            return true;
+        };
+        if !self.api.is_leader() {
+            return true;
+        }
+        let mut with_status = (*ing).clone();
+        with_status.status = Some(status);
+        let w = api::write(self.api, status_update("ingresses", &with_status)).await;
+        if w.ok() {
+            self.expect_revision(&format!("ing:{key}"), w.revision);
+        }
+        w.ok() || w.code == 404
+    }
 }

@@ -30,6 +30,7 @@
 //! side), [`proxy`] (Services).
 
 pub mod cmd;
+pub mod ingress;
 pub mod ipam;
 pub mod podnet;
 pub mod policy;

@@ -29,7 +29,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use ferry_api::network::Cidr;
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -76,7 +76,7 @@ impl Proto {
 
 /// One endpoint of a Service port, as its EndpointSlice says.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Endpoint {
+pub(super) struct Endpoint {
     ip: Ipv4Addr,
     port: u16,
     node: Option<String>,
@@ -86,7 +86,12 @@ struct Endpoint {
 }
 
 /// Every endpoint the Service's slices give for `port` (IPv4 only).
-fn endpoints(ns: &str, svc: &str, port: &ServicePort, slices: &[EndpointSlice]) -> Vec<Endpoint> {
+pub(super) fn endpoints(
+    ns: &str,
+    svc: &str,
+    port: &ServicePort,
+    slices: &[EndpointSlice],
+) -> Vec<Endpoint> {
     let want_name = port.name.as_deref().unwrap_or_default();
     let want_proto = Proto::parse(port.protocol.as_deref());
     let mut out = Vec::new();
@@ -132,7 +137,7 @@ fn endpoints(ns: &str, svc: &str, port: &ServicePort, slices: &[EndpointSlice]) 
 
 /// The endpoints traffic may go to: the ready ones (only this node's when
 /// `local`); when none is ready, the serving ones that are terminating.
-fn usable(eps: &[Endpoint], local: Option<&str>) -> Vec<(Ipv4Addr, u16)> {
+pub(super) fn usable(eps: &[Endpoint], local: Option<&str>) -> Vec<(Ipv4Addr, u16)> {
     let here: Vec<&Endpoint> = eps
         .iter()
         .filter(|e| local.is_none_or(|n| e.node.as_deref() == Some(n)))
@@ -766,8 +771,9 @@ pub fn teardown(net: &NetInfo) -> Result<()> {
     t.and(a)
 }
 
-/// The Services, EndpointSlices and NetworkPolicies of every namespace, and
-/// the pods and namespaces as policies need them, as watched.
+/// The Services, EndpointSlices and NetworkPolicies of every namespace, the
+/// pods and namespaces as policies need them, and the Ingresses and
+/// IngressClasses, as watched.
 #[derive(Debug, Clone, Default)]
 pub struct Known {
     /// Services by `namespace/name`.
@@ -790,6 +796,14 @@ pub struct Known {
     pub pods_synced: bool,
     /// The namespaces' initial list has arrived (or they cannot be watched).
     pub namespaces_synced: bool,
+    /// Ingresses by `namespace/name` (for [`super::ingress`]; not waited for).
+    pub ingresses: BTreeMap<String, Ingress>,
+    /// The ingresses' initial list has arrived (or they cannot be watched).
+    pub ingresses_synced: bool,
+    /// IngressClasses by `/name`.
+    pub ingress_classes: BTreeMap<String, IngressClass>,
+    /// The classes' initial list has arrived (or they cannot be watched).
+    pub ingress_classes_synced: bool,
 }
 
 impl Known {
@@ -884,10 +898,26 @@ pub fn watch_objects(
         stop.clone(),
     ));
     tokio::spawn(crate::follow::follow(
-        client,
+        client.clone(),
         "namespaces",
-        tx,
+        tx.clone(),
         namespaces,
+        stop.clone(),
+    ));
+    let ingresses: Part<Ingress> = |k| (&mut k.ingresses, &mut k.ingresses_synced);
+    let classes: Part<IngressClass> = |k| (&mut k.ingress_classes, &mut k.ingress_classes_synced);
+    tokio::spawn(crate::follow::follow(
+        client.clone(),
+        "ingresses",
+        tx.clone(),
+        ingresses,
+        stop.clone(),
+    ));
+    tokio::spawn(crate::follow::follow(
+        client,
+        "ingressclasses",
+        tx,
+        classes,
         stop,
     ));
     rx

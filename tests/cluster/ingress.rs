@@ -1,0 +1,312 @@
+//! The ingress controller on `ferry up` (3 masters, 2 real nodes, root),
+//! driven by unmodified kubectl: the leader's default IngressClass `ferry`;
+//! an Ingress routes by host and path (Prefix, Exact, longest first) to its
+//! Services' pods through every node's listener on `network.ingress_port`
+//! (8880) of the node's address, reached from the host; no matching rule
+//! answers 404, a Service without endpoints 503; an Ingress without a class
+//! goes to the default class; `status.loadBalancer.ingress` lists the nodes.
+//!
+//! Without root (no pod network namespaces), the test says so and checks
+//! nothing else.
+
+use crate::harness::{serial, wait_until};
+use crate::kubectl::Kubectl;
+use crate::network::is_root;
+use crate::procs::free_ports;
+use crate::up::Up;
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Answers `<pod name>|<path>|<X-Forwarded-For>` on 8080.
+const SERVER: &str = r#"
+import os, http.server
+name = os.environ["POD_NAME"]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        b = ("%s|%s|%s" % (name, self.path, self.headers.get("X-Forwarded-For", ""))).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
+"#;
+
+fn manifests() -> String {
+    let code: String = SERVER.lines().map(|l| format!("    {l}\n")).collect();
+    let deploy = |name: &str, replicas: u32| {
+        format!(
+            r#"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      volumes: [{{name: code, configMap: {{name: ing-code}}}}]
+      containers:
+      - name: server
+        image: python:3
+        command: ["python3", "/code/server.py"]
+        env: [{{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}]
+        volumeMounts: [{{name: code, mountPath: /code}}]
+        ports: [{{name: http, containerPort: 8080}}]
+        readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{name: web, port: 80, targetPort: http}}]
+"#
+        )
+    };
+    format!(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: ing-code}}
+data:
+  server.py: |
+{code}
+{}{}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: empty}}
+spec:
+  selector: {{app: nothing}}
+  ports: [{{port: 80}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: site}}
+spec:
+  ingressClassName: ferry
+  rules:
+  - host: web.example
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}
+      - {{path: /other, pathType: Prefix, backend: {{service: {{name: other, port: {{name: web}}}}}}}}
+      - {{path: /exact, pathType: Exact, backend: {{service: {{name: other, port: {{number: 80}}}}}}}}
+      - {{path: /down, pathType: Prefix, backend: {{service: {{name: empty, port: {{number: 80}}}}}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: plain}}
+spec:
+  rules:
+  - host: "*.plain.example"
+    http:
+      paths:
+      - {{path: /, pathType: ImplementationSpecific, backend: {{service: {{name: other, port: {{number: 80}}}}}}}}
+"#,
+        deploy("web", 2),
+        deploy("other", 1)
+    )
+}
+
+/// One HTTP/1.1 GET through the ingress at `at`: (status code, body).
+fn get(at: SocketAddr, host: &str, path: &str) -> Result<(u16, String), String> {
+    let mut s =
+        TcpStream::connect_timeout(&at, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: test\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    let (head, body) = out
+        .split_once("\r\n\r\n")
+        .ok_or(format!("no HTTP answer: {out:?}"))?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or(format!("no status in {head:?}"))?;
+    Ok((code, body.to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ingress_routes_by_host_and_path_on_every_node() {
+    if !is_root() {
+        eprintln!("skipped: the ingress e2e runs pods in network namespaces (root)");
+        return;
+    }
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let k = Kubectl::of_up(home, &dir);
+
+    // The leader's default class.
+    let class = wait_until("the IngressClass ferry", Duration::from_secs(20), || {
+        let out = k.run(&["get", "ingressclass", "ferry", "-o", "json"], None);
+        let r = if out.ok {
+            Ok(serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap())
+        } else {
+            Err(out.stderr)
+        };
+        async move { r }
+    })
+    .await;
+    assert_eq!(class["spec"]["controller"], "ferry.dev/ingress");
+    assert_eq!(
+        class["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"],
+        "true"
+    );
+
+    k.ok_in(&["apply", "-f", "-"], &manifests());
+    k.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    k.ok(&["rollout", "status", "deployment/other", "--timeout=90s"]);
+    let web: BTreeSet<String> = k.json(&["get", "pods", "-l", "app=web"])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(web.len(), 2);
+    let other = k.json(&["get", "pods", "-l", "app=other"])["items"][0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Every node's address, and the status lists them all.
+    let nodes = k.json(&["get", "nodes"]);
+    let mut addrs: Vec<String> = nodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            n["status"]["addresses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["type"] == "InternalIP")
+                .unwrap()["address"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    addrs.sort();
+    assert_eq!(addrs.len(), 2);
+    for ing in ["site", "plain"] {
+        wait_until(
+            &format!("{ing}'s status with both nodes"),
+            Duration::from_secs(20),
+            || {
+                let s = k.json(&["get", "ingress", ing]);
+                let got: Vec<String> = s["status"]["loadBalancer"]["ingress"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{}:{}",
+                            i["ip"].as_str().unwrap_or(""),
+                            i["ports"][0]["port"]
+                        )
+                    })
+                    .collect();
+                let want: Vec<String> = addrs.iter().map(|a| format!("{a}:8880")).collect();
+                let r = (got == want).then_some(()).ok_or(format!("{got:?}"));
+                async move { r }
+            },
+        )
+        .await;
+    }
+    assert!(
+        k.ok(&["get", "ingress", "site"]).contains(&addrs[0]),
+        "ADDRESS shown"
+    );
+
+    for a in &addrs {
+        let at: SocketAddr = format!("{a}:8880").parse().unwrap();
+        // Prefix `/` reaches both replicas of web (the table may lag the
+        // endpoints at first).
+        let seen = wait_until(
+            &format!("both web replicas through {at}"),
+            Duration::from_secs(20),
+            || {
+                let mut seen = BTreeSet::new();
+                let mut err = None;
+                for _ in 0..30 {
+                    match get(at, "web.example", "/some/page?q=1") {
+                        Ok((200, body)) => {
+                            let parts: Vec<&str> = body.split('|').collect();
+                            assert_eq!(parts[1], "/some/page?q=1", "the path passed on: {body}");
+                            assert_eq!(parts[2], "127.0.0.1", "X-Forwarded-For: {body}");
+                            seen.insert(parts[0].to_string());
+                        }
+                        other => err = Some(format!("{other:?}")),
+                    }
+                }
+                let r = match err {
+                    Some(e) => Err(e),
+                    None if seen == web => Ok(seen),
+                    None => Err(format!("saw {seen:?}")),
+                };
+                async move { r }
+            },
+        )
+        .await;
+        assert_eq!(seen, web);
+        // Longer prefixes and Exact win over `/`; `/otherx` is not `/other`.
+        for (host, path, want) in [
+            ("web.example", "/other", Some(&other)),
+            ("WEB.example:8880", "/other/deep", Some(&other)),
+            ("web.example", "/exact", Some(&other)),
+            ("web.example", "/exact/not", None),
+            ("web.example", "/otherx", None),
+            ("a.plain.example", "/x", Some(&other)),
+        ] {
+            let (code, body) = get(at, host, path).unwrap();
+            assert_eq!(code, 200, "{host}{path}: {body}");
+            let name = body.split('|').next().unwrap().to_string();
+            match want {
+                Some(w) => assert_eq!(&name, w, "{host}{path}"),
+                None => assert!(web.contains(&name), "{host}{path} to web: {body}"),
+            }
+        }
+        // Nothing matches: 404; a Service without endpoints: 503.
+        for (host, path, code, says) in [
+            ("nowhere.example", "/", 404, "no Ingress rule"),
+            ("b.a.plain.example", "/", 404, "no Ingress rule"),
+            ("web.example", "/down", 503, "default/empty:80"),
+        ] {
+            let (c, body) = get(at, host, path).unwrap();
+            assert_eq!(c, code, "{host}{path}: {body}");
+            assert!(body.contains(says), "{host}{path}: {body}");
+        }
+    }
+
+    // Deleting the Ingress stops the routing.
+    k.ok(&["delete", "ingress", "site"]);
+    let at: SocketAddr = format!("{}:8880", addrs[0]).parse().unwrap();
+    wait_until("site's routes gone", Duration::from_secs(10), || {
+        let r = match get(at, "web.example", "/") {
+            Ok((404, _)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        };
+        async move { r }
+    })
+    .await;
+
+    drop(k);
+    up.stop_gracefully().await;
+}
