@@ -514,6 +514,18 @@ fn watch_own_pods(
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Where the pods of `workers` but `uid` mount volumes.
+fn targets_in_use_except(
+    workers: &HashMap<String, PodWorker>,
+    uid: &str,
+) -> Vec<std::path::PathBuf> {
+    workers
+        .iter()
+        .filter(|(u, _)| u.as_str() != uid)
+        .flat_map(|(_, w)| crate::volumes::targets_in_use(&w.pod))
+        .collect()
+}
+
 async fn sync_pods(
     api: &Objects,
     opts: &Options,
@@ -564,7 +576,13 @@ async fn sync_pods(
                 )
                 .await?;
                 crate::volumes::release(&w.dir);
-                let _ = std::fs::remove_dir_all(&w.dir);
+                let dir = w.dir.clone();
+                crate::volumes::remove_created_targets(
+                    &opts.data_dir,
+                    Some(&dir),
+                    &targets_in_use_except(workers, &uid),
+                );
+                let _ = std::fs::remove_dir_all(&dir);
                 crate::cgroups::remove(cgroups, &uid);
                 net.pod_removed(&uid);
                 workers.remove(&uid);
@@ -614,11 +632,7 @@ async fn sync_pods(
     }
     for uid in gone {
         // Where the other pods mount: their targets stay on the host.
-        let in_use: Vec<std::path::PathBuf> = workers
-            .iter()
-            .filter(|(u, _)| **u != uid)
-            .flat_map(|(_, w)| crate::volumes::targets_in_use(&w.pod))
-            .collect();
+        let in_use = targets_in_use_except(workers, &uid);
         let Some(w) = workers.get_mut(&uid) else {
             continue;
         };

@@ -898,7 +898,7 @@ spec:
   containers:
   - name: main
     image: busybox
-    command: ["/bin/sh", "-c", "echo late-pod-says-hello; cat ROOT/files/one.txt ROOT/all/name; while true; do sleep 0.2; done", "marker-late"]
+    command: ["/bin/sh", "-c", "echo late-pod-says-hello; cat ROOT/files/one.txt; echo; cat ROOT/all/name; echo; while true; do sleep 0.2; done", "marker-late"]
     volumeMounts:
     - {name: scratch, mountPath: ROOT/scratch}
     - {name: config, mountPath: ROOT/conf/app}
@@ -941,7 +941,16 @@ async fn a_node_moves_to_another_master_when_its_master_dies() {
     let log = dir.join("n1").join("node.log");
     let before = tunnel_masters(&log);
     let master = before.last().cloned().expect("n1's tunnel is open");
-    let victim = pids_with_arg(&master);
+    // The master listening there (the others may name it in `--join`).
+    let victim: Vec<i32> = pids_with_arg(&master)
+        .into_iter()
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+            args.windows(2)
+                .any(|w| w[0] == b"--listen" && w[1] == master.as_bytes())
+        })
+        .collect();
     assert_eq!(
         victim.len(),
         1,
@@ -990,7 +999,7 @@ async fn a_node_moves_to_another_master_when_its_master_dies() {
     wait_until("ferry logs late", T, || {
         let r = ferry(home, conf, &["logs", "late"]);
         async move {
-            if r.stdout.contains("late-pod-says-hello\n1late") {
+            if r.stdout.contains("late-pod-says-hello\n1\nlate\n") {
                 Ok(())
             } else {
                 Err(format!("{}{}", r.stdout, r.stderr))
