@@ -513,7 +513,6 @@ fn watch_own_pods(
     rx
 }
 
-#[allow(clippy::too_many_arguments)]
 /// Where the pods of `workers` but `uid` mount volumes.
 fn targets_in_use_except(
     workers: &HashMap<String, PodWorker>,
@@ -526,6 +525,7 @@ fn targets_in_use_except(
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn sync_pods(
     api: &Objects,
     opts: &Options,

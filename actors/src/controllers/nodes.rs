@@ -461,6 +461,7 @@ mod tests {
             node: node.into(),
             deleting: false,
             toleration,
+            conditions: Value::Null,
         }
     }
 
