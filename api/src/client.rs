@@ -44,7 +44,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Client {
     masters: Vec<String>,
     endpoint: quinn::Endpoint,
-    quic: quinn::ClientConfig,
+    /// Replaced by [`Client::set_credentials`] (a renewed certificate); each
+    /// dial takes the current one.
+    quic: std::sync::RwLock<quinn::ClientConfig>,
     timeout: Duration,
     max_frame: usize,
     current: Mutex<Option<(usize, quinn::Connection)>>,
@@ -64,6 +66,15 @@ enum Attempt {
 impl Client {
     /// Builds a client from a client config.
     pub fn new(cfg: &ClientConfig) -> Result<Client> {
+        let quic = Self::quic_of(cfg)?;
+        Self::with_quic(
+            cfg.masters.clone(),
+            quic,
+            Duration::from_millis(cfg.timeout_ms),
+        )
+    }
+
+    fn quic_of(cfg: &ClientConfig) -> Result<quinn::ClientConfig> {
         // A dead master's connection closes once it has been silent for
         // CLIENT_IDLE (keep-alives make a live one answer several times
         // meanwhile), so no request waits for the masters' longer idle timeout.
@@ -76,12 +87,20 @@ impl Client {
             cert_pem: cfg.client_cert.clone(),
             key_pem: cfg.client_key.clone(),
         };
-        let quic = tls::client_config(&cfg.ca_cert, &pair, ALPN_API, &limits)?;
-        Self::with_quic(
-            cfg.masters.clone(),
-            quic,
-            Duration::from_millis(cfg.timeout_ms),
-        )
+        tls::client_config(&cfg.ca_cert, &pair, ALPN_API, &limits)
+    }
+
+    /// Takes `cfg`'s certificate and key (a renewed certificate) for every
+    /// later dial; the open connection, and every clone of this client's
+    /// `Arc` — watches included — carry on, and reconnect with them.
+    pub fn set_credentials(&self, cfg: &ClientConfig) -> Result<()> {
+        let quic = Self::quic_of(cfg)?;
+        *self.quic.write().unwrap_or_else(|e| e.into_inner()) = quic;
+        Ok(())
+    }
+
+    fn quic(&self) -> quinn::ClientConfig {
+        self.quic.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Builds a client from a ready quinn config (masters use this to talk to each other).
@@ -94,7 +113,7 @@ impl Client {
         Ok(Client {
             masters,
             endpoint,
-            quic,
+            quic: std::sync::RwLock::new(quic),
             timeout,
             // Answers may be large (a revision's events with previous values, a big range);
             // the server bounds what it sends.
@@ -155,7 +174,7 @@ impl Client {
                 message: "not in this client's master list".into(),
             });
         };
-        let conn = dial(&self.endpoint, self.quic.clone(), &self.masters[i]).await?;
+        let conn = dial(&self.endpoint, self.quic(), &self.masters[i]).await?;
         *self.current.lock().await = Some((i, conn));
         Ok(())
     }
@@ -170,11 +189,8 @@ impl Client {
     ) -> std::result::Result<(usize, quinn::Connection), String> {
         let mut dials = tokio::task::JoinSet::new();
         for (k, i) in order.into_iter().enumerate() {
-            let (endpoint, quic, addr) = (
-                self.endpoint.clone(),
-                self.quic.clone(),
-                self.masters[i].clone(),
-            );
+            let (endpoint, quic, addr) =
+                (self.endpoint.clone(), self.quic(), self.masters[i].clone());
             dials.spawn(async move {
                 tokio::time::sleep(DIAL_STAGGER * k as u32).await;
                 (i, dial(&endpoint, quic, &addr).await)

@@ -217,8 +217,11 @@ impl Ca {
         ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let now = std::time::SystemTime::now();
-        // A little slack before now for clocks a few minutes apart.
-        params.not_before = (now - Duration::from_secs(300)).into();
+        // A little slack before now for clocks a few minutes apart (at most a
+        // quarter of the lifetime, so a short-lived certificate is not due for
+        // renewal — two thirds from `not_before` — as soon as it is issued).
+        let slack = Duration::from_secs(300).min(lifetime / 4);
+        params.not_before = (now - slack).into();
         params.not_after = (now + lifetime).into();
         csr.params = params;
         let cert = csr

@@ -16,6 +16,7 @@
 //!   workload controllers' reconcilers.
 //! - [`job`], [`cronjob`]: the batch controllers' reconcilers (and a cron parser).
 //! - [`disruption`]: PodDisruptionBudget status (allowed disruptions).
+//! - [`podgc`]: the `DisruptionTarget` pod condition, and the pod garbage collector.
 //! - [`endpoints`]: EndpointSlices and Endpoints of Services.
 //! - [`ipam`]: node pod ranges; [`loadbalancer`]: LoadBalancer addresses.
 //! - [`run`]: the control plane's shell: leadership, informers, queues, writes.
@@ -36,6 +37,7 @@ pub mod ipam;
 pub mod job;
 pub mod loadbalancer;
 pub mod meta;
+pub mod podgc;
 pub mod queue;
 pub mod replicaset;
 pub mod run;

@@ -80,7 +80,7 @@ pub async fn run(
 ) -> Result<()> {
     let mut cfg = cfg;
     let client = Arc::new(Client::new(&cfg).context("node client")?);
-    let mut api = Objects {
+    let api = Objects {
         client,
         ca_pem: cfg.ca_cert.clone().into(),
     };
@@ -191,12 +191,14 @@ pub async fn run(
         if std::time::SystemTime::now() >= renew_at {
             match renew_cert(&api, &opts, &cfg).await {
                 Ok(new) => {
+                    // Written atomically (temporary file, fsync, rename,
+                    // directory fsync) before the client takes it: every
+                    // holder of this client — the pod and Service watches, the
+                    // tunnel's notes — reconnects with the new certificate.
                     crate::join::store(&opts.data_dir, &new)?;
-                    let client = Arc::new(Client::new(&new).context("node client")?);
-                    api = Objects {
-                        client,
-                        ca_pem: new.ca_cert.clone().into(),
-                    };
+                    api.client
+                        .set_credentials(&new)
+                        .context("node client credentials")?;
                     renew_at = crate::join::renew_at(&new.client_cert)?;
                     cfg = new;
                     tracing::info!("node certificate renewed");
@@ -517,6 +519,18 @@ fn watch_own_pods(
     rx
 }
 
+/// Where the pods of `workers` but `uid` mount volumes.
+fn targets_in_use_except(
+    workers: &HashMap<String, PodWorker>,
+    uid: &str,
+) -> Vec<std::path::PathBuf> {
+    workers
+        .iter()
+        .filter(|(u, _)| u.as_str() != uid)
+        .flat_map(|(_, w)| crate::volumes::targets_in_use(&w.pod))
+        .collect()
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn sync_pods(
     api: &Objects,
@@ -568,7 +582,13 @@ async fn sync_pods(
                 )
                 .await?;
                 crate::volumes::release(&w.dir);
-                let _ = std::fs::remove_dir_all(&w.dir);
+                let dir = w.dir.clone();
+                crate::volumes::remove_created_targets(
+                    &opts.data_dir,
+                    Some(&dir),
+                    &targets_in_use_except(workers, &uid),
+                );
+                let _ = std::fs::remove_dir_all(&dir);
                 crate::cgroups::remove(cgroups, &uid);
                 net.pod_removed(&uid);
                 workers.remove(&uid);
@@ -592,16 +612,7 @@ async fn sync_pods(
         }
         let status = w.status(&pod_net, cgroups);
         if w.written.as_ref() != Some(&status) {
-            match api
-                .patch(
-                    "pods",
-                    Some(&ns),
-                    &name,
-                    Some("status"),
-                    &json!({"status": status}),
-                )
-                .await
-            {
+            match api.patch_pod_status(&ns, &name, &status).await {
                 Ok(_) => w.written = Some(status),
                 Err(e) => tracing::warn!(pod = %name, error = %e, "pod status update failed"),
             }
@@ -626,6 +637,8 @@ async fn sync_pods(
         }
     }
     for uid in gone {
+        // Where the other pods mount: their targets stay on the host.
+        let in_use = targets_in_use_except(workers, &uid);
         let Some(w) = workers.get_mut(&uid) else {
             continue;
         };
@@ -636,6 +649,7 @@ async fn sync_pods(
         w.stop();
         if w.live() == 0 {
             crate::volumes::release(&w.dir);
+            crate::volumes::remove_created_targets(&opts.data_dir, Some(&w.dir), &in_use);
             let _ = std::fs::remove_dir_all(&w.dir);
             crate::cgroups::remove(cgroups, &uid);
             net.pod_removed(&uid);

@@ -480,15 +480,7 @@ async fn pod_work(api: &Objects, pod: &Value, node: usize, act: Act) -> bool {
         let r = match act {
             Act::Run => {
                 let status = pod_status(pod, &address(node).to_string(), &crate::now());
-                api.patch(
-                    "pods",
-                    Some(ns),
-                    name,
-                    Some("status"),
-                    &json!({"status": status}),
-                )
-                .await
-                .map(|_| ())
+                api.patch_pod_status(ns, name, &status).await.map(|_| ())
             }
             Act::Finish => {
                 api.delete(

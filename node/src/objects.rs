@@ -106,6 +106,21 @@ impl Objects {
         self.send(req).await
     }
 
+    /// Writes a pod's `status` as the kubelet does, by a strategic merge
+    /// patch: conditions merge by type, so those others own (the
+    /// `DisruptionTarget` an eviction writes) stay.
+    pub async fn patch_pod_status(&self, ns: &str, name: &str, status: &Value) -> Result<Value> {
+        let mut req = ObjectRequest::new(
+            Verb::Patch(PatchType::Strategic),
+            "pods",
+            Some(ns),
+            Some(name),
+        );
+        req.subresource = Some("status".into());
+        req.body = serde_json::to_vec(&json!({"status": status}))?;
+        self.send(req).await
+    }
+
     /// Registers the Node `obj`: creates it, or, registered before, refreshes
     /// its labels and annotations; then writes its status.
     pub async fn register_node(&self, obj: &Value) -> Result<()> {

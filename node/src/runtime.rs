@@ -326,7 +326,8 @@ pub fn shim(run: ShimRun<'_>) -> i32 {
             return 126;
         }
     };
-    if let Err(e) = mount_volumes(&mounts) {
+    let record = exit_file.with_file_name(crate::volumes::CREATED_TARGETS);
+    if let Err(e) = mount_volumes(&mounts, &record) {
         write_record(&log, "stderr", format!("ferry shim: {e}\n").as_bytes());
         return 126;
     }
@@ -544,12 +545,41 @@ pub fn nsenter(pid: i32, ticks: u64, workdir: &Path, argv: &[String]) -> i32 {
 }
 
 /// Gives this process (and the command it starts) a private mount namespace
-/// with each volume bind-mounted at its target (created if missing).
-fn mount_volumes(mounts: &[crate::volumes::Mount]) -> Result<(), String> {
-    use nix::mount::{mount, MsFlags};
+/// with each volume bind-mounted at its target (created if missing). The
+/// targets' files and directories it creates are on the host's filesystem:
+/// they are listed in `record` (see [`crate::volumes::CREATED_TARGETS`]) for
+/// the agent to remove with the pod.
+fn mount_volumes(mounts: &[crate::volumes::Mount], record: &Path) -> Result<(), String> {
     if mounts.is_empty() {
         return Ok(());
     }
+    let mut created = Vec::new();
+    let r = mount_all(mounts, &mut created);
+    if !created.is_empty() {
+        if let Err(e) = crate::volumes::record_created(record, &created) {
+            // Not fatal: the pod runs; its targets stay on the host.
+            eprintln!(
+                "ferry shim: recording mount targets in {}: {e}",
+                record.display()
+            );
+        }
+    }
+    r
+}
+
+/// The outermost missing ancestors of `target` (itself included), outermost first.
+fn missing_from(target: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = target
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_err())
+        .map(Path::to_path_buf)
+        .collect();
+    out.reverse();
+    out
+}
+
+fn mount_all(mounts: &[crate::volumes::Mount], created: &mut Vec<PathBuf>) -> Result<(), String> {
+    use nix::mount::{mount, MsFlags};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| {
         format!("volumes need a private mount namespace, which this node may not create ({e}): run the node as root")
     })?;
@@ -562,10 +592,13 @@ fn mount_volumes(mounts: &[crate::volumes::Mount]) -> Result<(), String> {
     )
     .map_err(|e| format!("making mounts private: {e}"))?;
     for m in mounts {
+        let missing = missing_from(&m.target);
         if m.source.is_dir() {
+            created.extend(missing);
             std::fs::create_dir_all(&m.target)
                 .map_err(|e| format!("mountPath {}: {e}", m.target.display()))?;
         } else if !m.target.exists() {
+            created.extend(missing);
             if let Some(p) = m.target.parent() {
                 std::fs::create_dir_all(p)
                     .map_err(|e| format!("mountPath {}: {e}", m.target.display()))?;

@@ -538,6 +538,183 @@ pub fn release(pod_dir: &Path) {
     }
 }
 
+/// The file, in a container's directory, where its shim lists the mount
+/// targets (directories, empty files, their missing parents) it created on
+/// the host's filesystem; and, in the node's data dir, the agent's list of
+/// those left by pods already removed (still in use by another pod then).
+pub const CREATED_TARGETS: &str = "mount-targets.json";
+
+fn read_targets(path: &Path) -> Vec<PathBuf> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Adds `created` to the list in `record` (a container's runs add up).
+pub fn record_created(record: &Path, created: &[PathBuf]) -> std::io::Result<()> {
+    let mut all = read_targets(record);
+    for p in created {
+        if !all.contains(p) {
+            all.push(p.clone());
+        }
+    }
+    ferry_api::files::write_private(record, &serde_json::to_vec(&all).expect("serializes"))
+}
+
+/// Where `pod`'s containers mount volumes (the targets a live pod needs).
+pub fn targets_in_use(pod: &Value) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let sa = automounts_token(pod);
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        for c in pod["spec"][list].as_array().into_iter().flatten() {
+            for m in c["volumeMounts"].as_array().into_iter().flatten() {
+                if let Some(t) = m["mountPath"].as_str() {
+                    out.push(PathBuf::from(t));
+                }
+            }
+            if sa {
+                out.push(PathBuf::from(SA_DIR));
+            }
+        }
+    }
+    out
+}
+
+/// Every mount point of every mount namespace on the machine (one
+/// `mountinfo` read per namespace).
+fn mount_points_anywhere() -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let dir = e.path();
+        let Ok(ns) = std::fs::read_link(dir.join("ns/mnt")) else {
+            continue;
+        };
+        if !seen.insert(ns) {
+            continue;
+        }
+        let Ok(info) = std::fs::read_to_string(dir.join("mountinfo")) else {
+            continue;
+        };
+        out.extend(
+            info.lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .map(|m| PathBuf::from(unescape_mountinfo(m))),
+        );
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `mountinfo`'s octal escapes (`\040` for a space, ...).
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Which recorded targets to remove now: those no live pod's target is at
+/// or under, deepest first. Pure.
+pub fn removable(recorded: &[PathBuf], in_use: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = recorded
+        .iter()
+        .filter(|p| p.is_absolute() && p.parent().is_some())
+        .filter(|p| !in_use.iter().any(|t| t.starts_with(p)))
+        .cloned()
+        .collect();
+    out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    out.dedup();
+    out
+}
+
+/// Removes, when a pod is removed, the mount targets its containers created
+/// on the host (`pod_dir`'s records, and those earlier pods left to the
+/// node's list because another pod still used them): each one no live pod
+/// (`in_use`) mounts at or under, if it is still an empty directory or an
+/// empty file and not a mount point; what stays in use is kept in the
+/// node's list for a later removal.
+pub fn remove_created_targets(data_dir: &Path, pod_dir: Option<&Path>, in_use: &[PathBuf]) {
+    let node_list = data_dir.join(CREATED_TARGETS);
+    let mut recorded = read_targets(&node_list);
+    let before = recorded.clone();
+    if let Some(dir) = pod_dir {
+        for c in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            for p in read_targets(&c.path().join(CREATED_TARGETS)) {
+                if !recorded.contains(&p) {
+                    recorded.push(p);
+                }
+            }
+        }
+    }
+    if recorded.is_empty() {
+        return;
+    }
+    // Another pod on this machine (another node's, or one this agent does not
+    // know) may have a volume mounted there in its own mount namespace:
+    // removing the directory would detach it. Those stay too.
+    let mut in_use = in_use.to_vec();
+    in_use.extend(mount_points_anywhere());
+    let in_use = &in_use[..];
+    for p in removable(&recorded, in_use) {
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let r = if meta.is_dir() {
+            if is_mount_point(&p) {
+                continue;
+            }
+            std::fs::remove_dir(&p)
+        } else if meta.is_file() && meta.len() == 0 {
+            std::fs::remove_file(&p)
+        } else {
+            continue;
+        };
+        match r {
+            Ok(()) => tracing::debug!("removed mount target {}", p.display()),
+            // Not empty: something else writes there now; it stays.
+            Err(e) => tracing::debug!("mount target {} stays: {e}", p.display()),
+        }
+    }
+    // Kept: what still exists and is in use (removed later, once unused).
+    recorded.retain(|p| {
+        std::fs::symlink_metadata(p).is_ok() && in_use.iter().any(|t| t.starts_with(p))
+    });
+    if recorded != before {
+        let w = if recorded.is_empty() {
+            std::fs::remove_file(&node_list).or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+        } else {
+            ferry_api::files::write_private(
+                &node_list,
+                &serde_json::to_vec(&recorded).expect("serializes"),
+            )
+        };
+        if let Err(e) = w {
+            tracing::warn!("{}: {e}", node_list.display());
+        }
+    }
+}
+
 /// The mounts of `container` from its `volumeMounts`.
 pub fn mounts(
     container: &Value,
@@ -585,6 +762,90 @@ pub fn mounts(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn created_mount_targets_go_once_no_live_pod_mounts_there() {
+        let p = |s: &str| PathBuf::from(s);
+        let recorded = [
+            p("/a"),
+            p("/a/b"),
+            p("/a/b/c"),
+            p("/x"),
+            p("/s/file"),
+            p("rel"),
+        ];
+        let cases: [(&str, Vec<PathBuf>, Vec<PathBuf>); 3] = [
+            (
+                "nothing in use: deepest first, relative paths never",
+                vec![],
+                vec![p("/a/b/c"), p("/a/b"), p("/s/file"), p("/a"), p("/x")],
+            ),
+            (
+                "a live pod mounts at /a/b: it and its parents stay",
+                vec![p("/a/b")],
+                vec![p("/a/b/c"), p("/s/file"), p("/x")],
+            ),
+            (
+                "a live pod mounts under /x",
+                vec![p("/x/y"), p("/s/file")],
+                vec![p("/a/b/c"), p("/a/b"), p("/a")],
+            ),
+        ];
+        for (name, in_use, want) in cases {
+            assert_eq!(removable(&recorded, &in_use), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_removed_pods_targets_are_removed_unless_in_use_or_not_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let host = tmp.path().join("host");
+        let pod_dir = data.join("pods").join("u1");
+        let container = pod_dir.join("main");
+        std::fs::create_dir_all(&container).unwrap();
+        // The shim made these: two directory trees, an empty file, a tree
+        // that someone then wrote into, and one another pod uses.
+        let made = [
+            host.join("cfg/app"),
+            host.join("file-dir/settings.txt"),
+            host.join("busy/dir"),
+            host.join("shared"),
+        ];
+        std::fs::create_dir_all(&made[0]).unwrap();
+        std::fs::create_dir_all(made[1].parent().unwrap()).unwrap();
+        std::fs::write(&made[1], b"").unwrap();
+        std::fs::create_dir_all(&made[2]).unwrap();
+        std::fs::write(made[2].join("written-later"), b"x").unwrap();
+        std::fs::create_dir_all(&made[3]).unwrap();
+        let mut created = Vec::new();
+        for m in &made {
+            created.extend([m.parent().unwrap().to_path_buf(), m.clone()]);
+        }
+        created.retain(|p| p != &host);
+        record_created(&container.join(CREATED_TARGETS), &created).unwrap();
+        let in_use = [host.join("shared")];
+        remove_created_targets(&data, Some(&pod_dir), &in_use);
+        assert!(
+            !host.join("cfg").exists(),
+            "a created tree goes, parents too"
+        );
+        assert!(!host.join("file-dir").exists(), "an empty file target goes");
+        assert!(
+            host.join("busy/dir/written-later").exists(),
+            "what was written stays"
+        );
+        assert!(host.join("shared").exists(), "in use by a live pod: stays");
+        // The other pod goes too: its target is now removed from the node's list.
+        std::fs::remove_dir_all(&pod_dir).unwrap();
+        remove_created_targets(&data, None, &[]);
+        assert!(!host.join("shared").exists());
+        assert!(
+            !data.join(CREATED_TARGETS).exists(),
+            "{:?}",
+            read_targets(&data.join(CREATED_TARGETS))
+        );
+    }
 
     #[test]
     fn memory_empty_dirs_are_tmpfs_of_their_size_limit_as_root() {

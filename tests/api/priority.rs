@@ -165,6 +165,18 @@ async fn a_higher_priority_pod_preempts_a_lower_one_on_a_full_node() {
         (p["status"]["nominatedNodeName"] == "n1").then_some(())
     })
     .await;
+    // Marked before its delete, as kube-scheduler marks its victims.
+    let victim = api.get("pods", Some("default"), "victim").await.unwrap();
+    let marked = victim["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "DisruptionTarget"))
+        .unwrap_or_else(|| panic!("no DisruptionTarget: {victim}"));
+    assert_eq!(marked["status"], "True", "{victim}");
+    assert_eq!(marked["reason"], "PreemptionByScheduler", "{victim}");
+    assert_eq!(
+        marked["message"], "default-scheduler: preempting to accommodate a higher priority pod",
+        "{victim}"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let vip = api.get("pods", Some("default"), "vip").await.unwrap();
     assert!(
@@ -205,4 +217,53 @@ async fn a_higher_priority_pod_preempts_a_lower_one_on_a_full_node() {
             .then_some(())
     })
     .await;
+}
+
+/// The pod garbage collector: a pod bound to a node that is gone for its
+/// quarantine (40 s) is marked `Failed` with `DisruptionTarget`
+/// (`DeletionByPodGC`, Kubernetes' message) and deleted with no grace (a
+/// finalizer keeps it here to be read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_whose_node_is_gone_is_marked_failed_and_collected() {
+    let c = TestCluster::with(1, |cfg| {
+        crate::harness::fast(cfg);
+        cfg.workload_controllers = true;
+    })
+    .await;
+    let api = Api(c.client.clone());
+    eventually("namespace default", WAIT, || async {
+        api.get("namespaces", None, "default").await
+    })
+    .await;
+    api.create(
+        "nodes",
+        None,
+        &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gone"},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+    )
+    .await;
+    let mut orphan = pod("orphan", None, "10m");
+    orphan["metadata"]["finalizers"] = json!(["example.com/keep"]);
+    orphan["spec"]["nodeName"] = json!("gone");
+    api.create("pods", Some("default"), &orphan).await;
+    let (code, s) = api.delete("nodes", None, "gone", &json!({})).await;
+    assert_eq!(code, 200, "{s}");
+    let p = eventually(
+        "the orphan collected",
+        std::time::Duration::from_secs(120),
+        || async {
+            let p = api.get("pods", Some("default"), "orphan").await?;
+            p["metadata"]["deletionTimestamp"].is_string().then_some(p)
+        },
+    )
+    .await;
+    assert_eq!(p["status"]["phase"], "Failed", "{p}");
+    let c = p["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "DisruptionTarget"))
+        .unwrap_or_else(|| panic!("no DisruptionTarget: {p}"));
+    assert_eq!(c["status"], "True", "{p}");
+    assert_eq!(c["reason"], "DeletionByPodGC", "{p}");
+    assert_eq!(c["message"], "PodGC: node no longer exists", "{p}");
+    assert_eq!(p["metadata"]["deletionGracePeriodSeconds"], 0, "{p}");
 }

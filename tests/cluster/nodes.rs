@@ -791,6 +791,18 @@ async fn a_silent_node_is_marked_and_its_pods_evicted_but_a_master_failover_mark
     let took = frozen.elapsed();
     eprintln!("node frozen -> Unknown, tainted, pod marked: {took:?}");
     assert!(took < Duration::from_secs(15), "took {took:?}");
+    // Marked as Kubernetes' taint eviction marks it before the delete.
+    let marked = pod(home, conf, "on-n2").expect("on-n2 terminating");
+    let disruption = marked["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "DisruptionTarget"))
+        .unwrap_or_else(|| panic!("no DisruptionTarget: {marked:#}"));
+    assert_eq!(disruption["status"], "True");
+    assert_eq!(disruption["reason"], "DeletionByTaintManager");
+    assert_eq!(
+        disruption["message"],
+        "Taint manager: deleting due to NoExecute taint"
+    );
     assert_eq!(
         node_ready(home, conf, "n1"),
         ("True".to_string(), false),
@@ -816,4 +828,398 @@ async fn a_silent_node_is_marked_and_its_pods_evicted_but_a_master_failover_mark
         container_pids("marker-on-n2").is_empty(),
         "the evicted pod's process is left"
     );
+}
+
+/// The masters named in `node tunnel open master=ADDR` lines of a node's log.
+fn tunnel_masters(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("node tunnel open"))
+        .filter_map(|l| {
+            let rest = l.split("master=").nth(1)?;
+            Some(
+                rest.split(|c: char| c.is_whitespace() || c == '\u{1b}')
+                    .next()?
+                    .trim_matches('"')
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+fn steady_pod(flag: &Path) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: steady}}
+spec:
+  nodeName: n1
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "while true; do sleep 0.2; done", "marker-steady"]
+    readinessProbe: {{exec: {{command: ["test", "-e", "{}"]}}, periodSeconds: 1}}
+"#,
+        flag.display()
+    )
+}
+
+/// A pod on n1 with a volume of each kind mounted under ROOT (a directory
+/// the host does not have): deleting it leaves nothing there.
+const LATE_ON_N1: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: late-config}
+data: {"one.txt": "1", "two.txt": "2"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: late-secret}
+stringData: {password: s3cret}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: late}
+spec:
+  nodeName: n1
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - {name: scratch, emptyDir: {}}
+  - {name: config, configMap: {name: late-config}}
+  - {name: secret, secret: {secretName: late-secret}}
+  - name: all
+    projected:
+      sources:
+      - configMap: {name: late-config}
+      - downwardAPI: {items: [{path: name, fieldRef: {fieldPath: metadata.name}}]}
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "echo late-pod-says-hello; cat ROOT/files/one.txt; echo; cat ROOT/all/name; echo; while true; do sleep 0.2; done", "marker-late"]
+    volumeMounts:
+    - {name: scratch, mountPath: ROOT/scratch}
+    - {name: config, mountPath: ROOT/conf/app}
+    - {name: secret, mountPath: ROOT/sec/ret}
+    - {name: all, mountPath: ROOT/all}
+    - {name: config, mountPath: ROOT/files/one.txt, subPath: one.txt}
+"#;
+
+fn is_ready(p: &Value) -> bool {
+    p["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+/// SIGKILL of the master a node's tunnel is connected to: the node moves to
+/// another master, stays Ready throughout, its pod keeps running (same
+/// process) and its status keeps updating (it turns Ready afterwards), a new
+/// pod bound to it starts, and `ferry logs` reaches it over the new tunnel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_moves_to_another_master_when_its_master_dies() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let conf = dir.join("admin.conf");
+    let conf = conf.to_str().unwrap();
+    let flag = home.join("steady-ready");
+    apply(home, conf, &steady_pod(&flag));
+    let p = wait_pod(home, conf, "steady", "steady Running", |p| {
+        p["status"]["phase"] == "Running"
+    })
+    .await;
+    assert!(!is_ready(&p), "not Ready before its flag exists");
+    let pids = container_pids("marker-steady");
+    assert_eq!(pids.len(), 1, "{pids:?}");
+
+    let log = dir.join("n1").join("node.log");
+    let before = tunnel_masters(&log);
+    let master = before.last().cloned().expect("n1's tunnel is open");
+    // The master listening there (the others may name it in `--join`).
+    let victim: Vec<i32> = pids_with_arg(&master)
+        .into_iter()
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+            args.windows(2)
+                .any(|w| w[0] == b"--listen" && w[1] == master.as_bytes())
+        })
+        .collect();
+    assert_eq!(
+        victim.len(),
+        1,
+        "one master listens on {master}: {victim:?}"
+    );
+    kill(Pid::from_raw(victim[0]), Signal::SIGKILL).unwrap();
+    let killed = std::time::Instant::now();
+
+    // For 12 s (longer than the node grace period) n1 is never anything
+    // but Ready, never tainted; meanwhile its tunnel opens on another master.
+    let mut moved: Option<(Duration, String)> = None;
+    let mut checks = 0;
+    while killed.elapsed() < Duration::from_secs(12) {
+        let (ready, tainted) = node_ready(home, conf, "n1");
+        assert!(
+            ready == "True" || ready == "?",
+            "n1 went {ready} after its master died"
+        );
+        assert!(!tainted, "n1 tainted after its master died");
+        if moved.is_none() {
+            let now = tunnel_masters(&log);
+            if now.len() > before.len() {
+                moved = Some((killed.elapsed(), now.last().cloned().unwrap()));
+            }
+        }
+        checks += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(checks > 10, "{checks} checks");
+    let (took, to) = moved.expect("n1's tunnel reopened within 12 s");
+    eprintln!("n1's tunnel moved from {master} to {to} {took:?} after the kill");
+    assert_ne!(to, master, "the tunnel moved to another master");
+
+    // Its pod kept running, and its status still updates: it turns Ready.
+    assert_eq!(container_pids("marker-steady"), pids, "same process");
+    std::fs::write(&flag, b"").unwrap();
+    wait_pod(home, conf, "steady", "steady Ready", is_ready).await;
+
+    // A new pod bound to n1 starts, and its log comes over the new tunnel.
+    let root = format!("/ferry-e2e-mounts-{}", rand::random::<u32>());
+    apply(home, conf, &LATE_ON_N1.replace("ROOT", &root));
+    wait_pod(home, conf, "late", "late Running", |p| {
+        p["status"]["phase"] == "Running"
+    })
+    .await;
+    wait_until("ferry logs late", T, || {
+        let r = ferry(home, conf, &["logs", "late"]);
+        async move {
+            if r.stdout.contains("late-pod-says-hello\n1\nlate\n") {
+                Ok(())
+            } else {
+                Err(format!("{}{}", r.stdout, r.stderr))
+            }
+        }
+    })
+    .await;
+    assert_eq!(container_pids("marker-steady"), pids, "same process");
+
+    // Deleted, the pod leaves nothing on the host: not its mount targets
+    // (nor the directories made for them), not its directory on the node.
+    assert!(Path::new(&root).join("conf/app").is_dir(), "{root} made");
+    let uid = pod(home, conf, "late").unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(home, conf, &["delete", "pod", "late"]);
+    wait_until("late gone", T, || {
+        let gone = pod(home, conf, "late").is_none();
+        async move { gone.then_some(()).ok_or_else(|| "still there".to_string()) }
+    })
+    .await;
+    wait_until("late's host paths removed", Duration::from_secs(10), || {
+        let left: Vec<String> = [
+            Path::new(&root).to_path_buf(),
+            dir.join("n1").join("pods").join(&uid),
+        ]
+        .iter()
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+        async move {
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("left: {left:?}"))
+            }
+        }
+    })
+    .await;
+    up.stop_gracefully().await;
+}
+
+const RENEWER_ON_N1: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: renewer}
+spec:
+  nodeName: n1
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "while true; do sleep 0.2; done", "marker-renewer"]
+"#;
+
+fn on_n1(name: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  nodeName: n1
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "while true; do sleep 0.2; done"]
+"#
+    )
+}
+
+/// n1's certificate as `node.conf` holds it: (PEM, not before, not after).
+fn n1_cert(dir: &Path) -> (String, std::time::SystemTime, std::time::SystemTime) {
+    let cfg = ferry_config::ClientConfig::load(&dir.join("n1").join("node.conf"))
+        .expect("n1's node.conf");
+    let (from, to) = ferry_api::tls::validity(&cfg.client_cert).expect("a certificate");
+    (cfg.client_cert, from, to)
+}
+
+/// With 40 s node certificates (`FERRY_NODE_CERT_SECONDS`), a node renews
+/// its certificate at two thirds of its life over its own connection, again
+/// and again, without a restart: it stays Ready, its pod keeps its process,
+/// and after the first certificate has expired and every master has been
+/// SIGKILLed in turn (every connection made again), a new pod bound to it
+/// starts;
+/// SIGKILLed, the agent comes back on the renewed certificate from its data
+/// dir, re-adopts its pod and keeps renewing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_renews_its_certificate_and_keeps_working_across_a_restart() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start_env(
+        home,
+        &dir,
+        free_ports(3),
+        1,
+        &[
+            ("FERRY_NODE_CERT_SECONDS", "40"),
+            ("FERRY_NODE_CERT_MIN_SECONDS", "10"),
+        ],
+    );
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let conf = dir.join("admin.conf");
+    let conf = conf.to_str().unwrap();
+    let (first, from, to) = n1_cert(&dir);
+    let life = to.duration_since(from).unwrap();
+    assert!(
+        life <= Duration::from_secs(60),
+        "a short certificate: {life:?}"
+    );
+    apply(home, conf, RENEWER_ON_N1);
+    wait_pod(home, conf, "renewer", "renewer Running", |p| {
+        p["status"]["phase"] == "Running"
+    })
+    .await;
+    let pids = container_pids("marker-renewer");
+    assert_eq!(pids.len(), 1, "{pids:?}");
+
+    // Past the first certificate's expiry: renewed at least twice, Ready all along.
+    let log = dir.join("n1").join("node.log");
+    let renewals = |log: &Path| {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .matches("node certificate renewed")
+            .count()
+    };
+    let mut checks = 0;
+    let watched = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < watched
+        || std::time::SystemTime::now() < to + Duration::from_secs(5)
+        || renewals(&log) < 2
+    {
+        assert!(
+            std::time::SystemTime::now() < to + Duration::from_secs(60),
+            "n1 renewed {} times; log:\n{}",
+            renewals(&log),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        let (ready, tainted) = node_ready(home, conf, "n1");
+        assert!(ready == "True" || ready == "?", "n1 went {ready}");
+        assert!(!tainted, "n1 tainted");
+        checks += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(checks > 10, "{checks} checks");
+    let (renewed, _, renewed_to) = n1_cert(&dir);
+    assert_ne!(renewed, first, "node.conf holds a new certificate");
+    assert!(renewed_to > to, "the new certificate lasts longer");
+    assert_eq!(container_pids("marker-renewer"), pids, "same process");
+    // Every connection n1 holds must now be made again, on the renewed
+    // certificate (its first one has expired): each master in turn is
+    // SIGKILLed (`ferry up` restarts it).
+    for m in ["m1", "m2", "m3"] {
+        let before = up.master_pids(m);
+        assert_eq!(before.len(), 1, "{m}: {before:?}");
+        let old = before[0];
+        kill(Pid::from_raw(old), Signal::SIGKILL).unwrap();
+        wait_until(&format!("{m} restarted"), T, || {
+            let now = up.master_pids(m);
+            async move {
+                match now.as_slice() {
+                    [p] if *p != old => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+    }
+    apply(home, conf, &on_n1("after-expiry"));
+    wait_pod(home, conf, "after-expiry", "after-expiry Running", |p| {
+        p["status"]["phase"] == "Running"
+    })
+    .await;
+
+    // SIGKILL the agent: `ferry up` restarts it, on the renewed certificate.
+    let agent = up.master_pids("n1");
+    assert_eq!(agent.len(), 1, "{agent:?}");
+    let old = agent[0];
+    kill(Pid::from_raw(old), Signal::SIGKILL).unwrap();
+    let before = renewals(&log);
+    wait_until("n1's agent back", T, || {
+        let back = up.master_pids("n1");
+        async move {
+            match back.as_slice() {
+                [p] if *p != old => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    apply(home, conf, &on_n1("after-restart"));
+    wait_pod(home, conf, "after-restart", "after-restart Running", |p| {
+        p["status"]["phase"] == "Running"
+    })
+    .await;
+    assert_eq!(
+        container_pids("marker-renewer"),
+        pids,
+        "re-adopted, same process"
+    );
+    wait_until(
+        "a renewal after the restart",
+        Duration::from_secs(60),
+        || {
+            let n = renewals(&log);
+            async move {
+                if n > before {
+                    Ok(())
+                } else {
+                    Err(format!("{n} renewals"))
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(node_ready(home, conf, "n1"), ("True".to_string(), false));
+    up.stop_gracefully().await;
 }

@@ -23,11 +23,17 @@ pub struct Up {
 
 impl Up {
     pub fn start(home: &Path, dir: &Path, port: u16, run: usize) -> Up {
+        Up::start_env(home, dir, port, run, &[])
+    }
+
+    /// [`Up::start`] with environment variables for `ferry up` and all it starts.
+    pub fn start_env(home: &Path, dir: &Path, port: u16, run: usize, env: &[(&str, &str)]) -> Up {
         let log = home.join(format!("up-{run}.log"));
         let out = std::fs::File::create(&log).expect("log");
         // The front end and one port per master.
         let https_port = free_tcp_ports(8);
         let child = ferry_cmd(home)
+            .envs(env.iter().copied())
             .args([
                 "up",
                 "--dir",

@@ -1061,3 +1061,127 @@ impl Drop for Reaped {
         }
     }
 }
+
+const STUCK: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: stuck}
+spec:
+  replicas: 1
+  progressDeadlineSeconds: 10
+  selector: {matchLabels: {app: stuck}}
+  template:
+    metadata: {labels: {app: stuck}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: busybox
+        command: ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+        readinessProbe: {exec: {command: ["false"]}, periodSeconds: 1}
+"#;
+
+const VICTIM: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: victim}
+spec:
+  terminationGracePeriodSeconds: 30
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"]
+"#;
+
+fn condition(p: &Value, type_: &str) -> Option<Value> {
+    p["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .cloned()
+}
+
+/// A Deployment whose new pods never become Ready, with
+/// `progressDeadlineSeconds: 10`, gets `Progressing=False`
+/// (`ProgressDeadlineExceeded`), and `kubectl rollout status` exits non-zero
+/// with kubectl's error. And a pod evicted through `pods/eviction` carries
+/// `DisruptionTarget` (`EvictionByEvictionAPI`) while it terminates, kept
+/// through its node's status writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_past_its_progress_deadline_fails_and_an_eviction_marks_its_pod() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let k = Kubectl::of_up(home, &dir);
+
+    k.ok_in(&["apply", "-f", "-"], STUCK);
+    let started = Instant::now();
+    let progressing = wait_until("Progressing=False", Duration::from_secs(60), || {
+        let d = k.json(&["get", "deployment/stuck"]);
+        async move {
+            match condition(&d, "Progressing") {
+                Some(c) if c["status"] == "False" => Ok(c),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    assert_eq!(progressing["reason"], "ProgressDeadlineExceeded");
+    let msg = progressing["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with("ReplicaSet \"stuck-") && msg.ends_with("\" has timed out progressing."),
+        "{progressing}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "not before the deadline"
+    );
+    let out = k.run(
+        &["rollout", "status", "deployment/stuck", "--timeout=60s"],
+        None,
+    );
+    assert!(!out.ok, "rollout status succeeded: {}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("error: deployment \"stuck\" exceeded its progress deadline"),
+        "{}",
+        out.stderr
+    );
+
+    // The Eviction API marks the pod before deleting it; the pod ignores
+    // SIGTERM, so it terminates for its whole grace period, and its node's
+    // status writes keep the condition.
+    k.ok_in(&["apply", "-f", "-"], VICTIM);
+    k.ok(&[
+        "wait",
+        "pod/victim",
+        "--for=condition=Ready",
+        "--timeout=60s",
+    ]);
+    k.ok_in(
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/pods/victim/eviction",
+            "-f",
+            "-",
+        ],
+        r#"{"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "victim"}}"#,
+    );
+    for _ in 0..2 {
+        let p = k.json(&["get", "pod/victim"]);
+        assert!(p["metadata"]["deletionTimestamp"].is_string(), "{p}");
+        let c = condition(&p, "DisruptionTarget").unwrap_or_else(|| panic!("{p:#}"));
+        assert_eq!(c["status"], "True");
+        assert_eq!(c["reason"], "EvictionByEvictionAPI");
+        assert_eq!(c["message"], "Eviction API: evicting");
+        // The kubelet's own conditions are still there beside it.
+        assert!(condition(&p, "Ready").is_some(), "{p:#}");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    k.ok(&["delete", "pod/victim", "--grace-period=0", "--force"]);
+    up.stop_gracefully().await;
+}

@@ -159,15 +159,103 @@ impl ApiServer {
         let mut del = req.clone();
         del.verb = ferry_api::object::Verb::Delete;
         del.subresource = None;
-        del.body = match body.get("deleteOptions") {
-            Some(o) if !o.is_null() => serde_json::to_vec(o).unwrap_or_default(),
-            _ => Vec::new(),
+        let mut options = match body.get("deleteOptions") {
+            Some(o) if !o.is_null() => o.clone(),
+            _ => json!({}),
+        };
+        let opts = DeleteOptions::parse(&serde_json::to_vec(&options).unwrap_or_default())?;
+        if !req.dry_run {
+            let rv = self.mark_evicted(res, req, &opts).await?;
+            // The client's resourceVersion precondition moves to the version
+            // this eviction's own condition write made.
+            if opts.resource_version.is_some() {
+                options["preconditions"]["resourceVersion"] = json!(rv.to_string());
+            }
+        }
+        del.body = if options == json!({}) {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&options).unwrap_or_default()
         };
         self.delete(res, &del).await?;
         Ok(ObjectResponse::ok(
             201,
             &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
         ))
+    }
+
+    /// Writes `DisruptionTarget=True` (`EvictionByEvictionAPI`) on the pod an
+    /// eviction is about to delete, as Kubernetes' eviction subresource does,
+    /// checking the delete's preconditions against the pod read; returns the
+    /// pod's resourceVersion after the write.
+    async fn mark_evicted(
+        &self,
+        res: &Resource,
+        req: &ObjectRequest,
+        opts: &DeleteOptions,
+    ) -> Outcome<u64> {
+        use ferry_control::podgc::{disruption_target, Disruption};
+        let name = req.name.as_deref().unwrap_or_default();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (pod, rev) = self.current(res, req).await?;
+            let uid = meta::meta_str(&pod, "uid").unwrap_or_default();
+            if let Some(want) = opts.uid.as_deref().filter(|u| !u.is_empty()) {
+                if want != uid {
+                    return Err(Status::conflict("Pod", name, &format!(
+                        "the UID in the precondition ({want}) does not match the UID in record ({uid}). The object might have been deleted and then recreated"
+                    )).into());
+                }
+            }
+            if let Some(want) = opts.resource_version {
+                if want != rev {
+                    return Err(Status::conflict("Pod", name, &format!(
+                        "the ResourceVersion in the precondition ({want}) does not match the ResourceVersion in record ({rev}). The object might have been modified"
+                    )).into());
+                }
+            }
+            let now = ferry_api::clock::now()
+                .strftime("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
+            let Some(cond) = disruption_target(
+                pod.pointer("/status/conditions"),
+                &Disruption::EvictionApi,
+                &now,
+            ) else {
+                return Ok(rev);
+            };
+            let mut new = pod.clone();
+            let mut conds: Vec<Value> = pod
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            match conds.iter_mut().find(|c| c["type"] == cond["type"]) {
+                Some(c) => *c = cond,
+                None => conds.push(cond),
+            }
+            new["status"]["conditions"] = json!(conds);
+            meta::set_resource_version(&mut new, rev);
+            let mut upd = req.clone();
+            upd.verb = ferry_api::object::Verb::Update;
+            upd.subresource = Some("status".into());
+            upd.body = serde_json::to_vec(&new).unwrap_or_default();
+            match Box::pin(self.handle(&ferry_api::tls::Identity::Admin, &upd)).await {
+                Ok(r) if r.code < 300 => {
+                    let written: Value = r.json().unwrap_or_default();
+                    return Ok(meta::resource_version(&written)?.unwrap_or(rev));
+                }
+                Ok(r) if r.code == 409 && attempts < 5 => continue,
+                Ok(r) => {
+                    return Err(r
+                        .status()
+                        .unwrap_or_else(|| Status::internal("marking the pod evicted"))
+                        .into())
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Checks the pod's disruption budget and takes one allowed disruption

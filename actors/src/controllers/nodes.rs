@@ -20,6 +20,7 @@ use crate::apiserver::{ApiServer, NODE_LEASE_NAMESPACE};
 use ferry_api::object::{ListOptions, ObjectRequest, PatchType, Verb};
 use ferry_api::tls::Identity;
 use ferry_api::token::{self, TokenSecret};
+use ferry_control::podgc::{condition_patch, disruption_target, Disruption};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -77,6 +78,8 @@ pub struct PodView {
     /// How long it tolerates the unreachable taint: `None` = no toleration
     /// (the default applies), `Some(None)` = forever.
     pub toleration: Option<Option<Duration>>,
+    /// Its `status.conditions` (the eviction marks it `DisruptionTarget`).
+    pub conditions: Value,
 }
 
 /// What this master observed: when it last saw each node's Lease change, and
@@ -214,6 +217,10 @@ fn pod_view(p: &Value) -> Option<PodView> {
         node: s("/spec/nodeName")?,
         deleting: p.pointer("/metadata/deletionTimestamp").is_some(),
         toleration: toleration(p),
+        conditions: p
+            .pointer("/status/conditions")
+            .cloned()
+            .unwrap_or(Value::Null),
     })
 }
 
@@ -251,7 +258,7 @@ async fn send(api: &ApiServer, r: &ObjectRequest, what: &str) -> bool {
     }
 }
 
-async fn act(api: &ApiServer, a: &Action, nodes: &[Value]) {
+async fn act(api: &ApiServer, a: &Action, nodes: &[Value], pods: &[PodView]) {
     match a {
         Action::MarkUnreachable(name) | Action::Untaint(name) => {
             let Some(node) = nodes
@@ -311,6 +318,25 @@ async fn act(api: &ApiServer, a: &Action, nodes: &[Value]) {
             }
         }
         Action::Evict(ns, name, uid) => {
+            // Marked `DisruptionTarget` first, as Kubernetes' taint eviction
+            // controller does; the delete goes ahead if the mark fails.
+            let conds = pods
+                .iter()
+                .find(|p| &p.uid == uid)
+                .map(|p| p.conditions.clone());
+            if let Some(c) =
+                disruption_target(conds.as_ref(), &Disruption::TaintManager, &now_rfc3339())
+            {
+                let mut m = ObjectRequest::new(
+                    Verb::Patch(PatchType::Strategic),
+                    "pods",
+                    Some(ns),
+                    Some(name),
+                );
+                m.subresource = Some("status".into());
+                m.body = serde_json::to_vec(&condition_patch(&c, None, None)).unwrap_or_default();
+                send(api, &m, "marking a pod disrupted").await;
+            }
             let mut r = ObjectRequest::new(Verb::Delete, "pods", Some(ns), Some(name));
             r.body =
                 serde_json::to_vec(&json!({"preconditions": {"uid": uid}})).unwrap_or_default();
@@ -410,7 +436,7 @@ pub async fn run(api: ApiServer, t: Timings) {
             );
         }
         for a in decide(now, &views, &pods, obs, &t) {
-            act(&api, &a, &nodes).await;
+            act(&api, &a, &nodes, &pods).await;
         }
     }
 }
@@ -435,6 +461,7 @@ mod tests {
             node: node.into(),
             deleting: false,
             toleration,
+            conditions: Value::Null,
         }
     }
 

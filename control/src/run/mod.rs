@@ -14,7 +14,7 @@
 //! Layout: this file (the term's caches, queues, informers and the work
 //! loop); [`apps`] (ReplicaSets, Deployments, DaemonSets, StatefulSets);
 //! [`batch`] (Jobs, CronJobs); [`network`] (EndpointSlices, Endpoints, node
-//! IPAM, LoadBalancer addresses); [`storage`] (claims and volumes); [`schedule`] (the scheduler's passes and
+//! IPAM, LoadBalancer addresses); [`storage`] (claims and volumes); [`podgc`] (the pod garbage collector); [`schedule`] (the scheduler's passes and
 //! bindings); [`events`] (batched writes and Events).
 
 mod apps;
@@ -22,6 +22,7 @@ mod autoscale;
 mod batch;
 mod events;
 mod network;
+mod podgc;
 mod quota;
 mod schedule;
 mod storage;
@@ -374,6 +375,7 @@ impl<'a> Plane<'a> {
             self.event_writer(),
             self.event_sweeper(),
             self.autoscale_loop(),
+            self.pod_gc_loop(),
         );
     }
 

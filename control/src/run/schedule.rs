@@ -1,6 +1,8 @@
 //! The scheduler's shell: passes over pending pods, bindings, unschedulable pods.
 
 use super::*;
+use crate::podgc;
+use ferry_api::object::PatchType;
 
 impl Plane<'_> {
     pub(super) async fn scheduler(&self) {
@@ -163,7 +165,12 @@ impl Plane<'_> {
                 } => {
                     self.unschedulable_pod(namespace, name, message, Some(node))
                         .await;
-                    self.evict_victims(uid, node, victims).await;
+                    let scheduler = self
+                        .pods
+                        .get(&format!("{namespace}/{name}"))
+                        .and_then(|p| p.spec.as_ref()?.scheduler_name.clone())
+                        .unwrap_or_else(|| "default-scheduler".into());
+                    self.evict_victims(uid, node, &scheduler, victims).await;
                 }
             }
         }
@@ -200,9 +207,45 @@ impl Plane<'_> {
         });
     }
 
-    /// Deletes the pods a preemption evicts (uid preconditions), each with a
+    /// Deletes the pods a preemption evicts (uid preconditions), each first
+    /// marked `DisruptionTarget` (`PreemptionByScheduler`) and deleted with a
     /// `Preempted` event, as kube-scheduler does.
-    async fn evict_victims(&self, preemptor: &str, node: &str, victims: &[Arc<Pod>]) {
+    async fn evict_victims(
+        &self,
+        preemptor: &str,
+        node: &str,
+        scheduler: &str,
+        victims: &[Arc<Pod>],
+    ) {
+        let why = podgc::Disruption::Preemption(scheduler.to_string());
+        let now = ferry_api::clock::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        let marks: Vec<ObjectRequest> = victims
+            .iter()
+            .filter_map(|v| {
+                let conds = v
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .and_then(|c| serde_json::to_value(c).ok());
+                let c = podgc::disruption_target(conds.as_ref(), &why, &now)?;
+                let m = &v.metadata;
+                let mut r = ObjectRequest::new(
+                    Verb::Patch(PatchType::Strategic),
+                    "pods",
+                    m.namespace.as_deref(),
+                    m.name.as_deref(),
+                );
+                r.subresource = Some("status".into());
+                Some(with_body(r, &podgc::condition_patch(&c, None, None)))
+            })
+            .collect();
+        for w in self.write_all(marks).await {
+            if !w.ok() {
+                tracing::debug!("preemption: a victim was not marked: {}", w.message);
+            }
+        }
         let deletes = victims
             .iter()
             .map(|v| {
