@@ -124,10 +124,13 @@ pub async fn run(a: Args, config: Option<PathBuf>) -> Result<ExitCode> {
     // A master another has seen removed (replaced, or removed while it was
     // down) stops, as etcd's removed members do, instead of standing for
     // election forever with its old membership.
-    let store = master.store.clone();
-    let removed = tokio::select! {
-        _ = wait_for_signal() => None,
-        r = store.wait_removed() => Some(r),
+    let removed = {
+        // Dropped before the shutdown, which waits for every handle on the store.
+        let store = master.store.clone();
+        tokio::select! {
+            _ = wait_for_signal() => None,
+            r = store.wait_removed() => Some(r),
+        }
     };
     tracing::info!("shutting down");
     master.shutdown_for_exit().await;
