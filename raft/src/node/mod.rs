@@ -8,6 +8,7 @@
 
 mod batcher;
 mod membership;
+mod readindex;
 pub use membership::Removed;
 mod serve;
 
@@ -57,6 +58,8 @@ struct Inner {
     shared: Arc<SmShared>,
     peers: Arc<Peers>,
     batch_tx: mpsc::Sender<batcher::Pending>,
+    /// Linearizable reads waiting at the leader share leadership checks.
+    reads: Arc<readindex::ReadRounds>,
     limits: StoreLimits,
     committed: Arc<AtomicU64>,
     membership: tokio::sync::Mutex<()>,
@@ -171,6 +174,7 @@ impl Store {
                 shared,
                 peers,
                 batch_tx,
+                reads: Arc::default(),
                 limits: opts.limits,
                 committed,
                 membership: tokio::sync::Mutex::new(()),
@@ -531,11 +535,23 @@ impl Store {
         }
     }
 
+    /// The read index as leader: one leadership check serves every read
+    /// that arrived before it began (see [`readindex`]).
     async fn read_index_local(&self) -> Result<u64, ApiError> {
-        match self.inner.raft.ensure_linearizable().await {
-            Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
-            Err(e) => Err(unavailable(format!("leadership not confirmed: {e}"))),
-        }
+        let raft = self.inner.raft.clone();
+        self.inner
+            .reads
+            .read(move || {
+                let raft = raft.clone();
+                async move {
+                    match raft.ensure_linearizable().await {
+                        Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
+                        Err(e) => Err(format!("leadership not confirmed: {e}")),
+                    }
+                }
+            })
+            .await
+            .map_err(unavailable)
     }
 
     /// Waits until this master has applied `revision`.
