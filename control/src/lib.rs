@@ -17,6 +17,7 @@
 //! - [`job`], [`cronjob`]: the batch controllers' reconcilers (and a cron parser).
 //! - [`disruption`]: PodDisruptionBudget status (allowed disruptions).
 //! - [`podgc`]: the `DisruptionTarget` pod condition, and the pod garbage collector.
+//! - [`nodelifecycle`]: unreachable nodes (Lease grace), their taint and evictions.
 //! - [`endpoints`]: EndpointSlices and Endpoints of Services.
 //! - [`ipam`]: node pod ranges; [`loadbalancer`]: LoadBalancer addresses.
 //! - [`run`]: the control plane's shell: leadership, informers, queues, writes.
@@ -37,6 +38,7 @@ pub mod ipam;
 pub mod job;
 pub mod loadbalancer;
 pub mod meta;
+pub mod nodelifecycle;
 pub mod podgc;
 pub mod queue;
 pub mod replicaset;

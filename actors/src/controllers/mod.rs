@@ -9,8 +9,8 @@
 //!   reaching this master's API pipeline through its narrow trait.
 //! - [`network`]: the `kube-system/ferry-network` ConfigMap, the `kubernetes`
 //!   Service, and the repair of leaked ClusterIP/NodePort allocations.
-//! - [`nodes`]: node lifecycle (unreachable nodes tainted, their pods evicted) and
-//!   the bootstrap token cleaner.
+//! - [`nodes`]: the bootstrap token cleaner (node lifecycle runs in the
+//!   control plane, `ferry_control::nodelifecycle`).
 //!
 //! Every write a controller makes goes through the API pipeline with a
 //! resourceVersion precondition, so a stale leader's decision fails instead of
@@ -96,14 +96,10 @@ impl Actor for ControllerManager {
             ctx.stop();
         }));
         let api = self.api.clone();
-        ctx.spawn(
-            nodes::run(api, nodes::Timings::default())
-                .into_actor(self)
-                .map(|(), _, ctx| {
-                    tracing::warn!("node lifecycle loop ended; restarting the controller manager");
-                    ctx.stop();
-                }),
-        );
+        ctx.spawn(nodes::run(api).into_actor(self).map(|(), _, ctx| {
+            tracing::warn!("token cleaner loop ended; restarting the controller manager");
+            ctx.stop();
+        }));
     }
 }
 

@@ -14,13 +14,15 @@
 //! Layout: this file (the term's caches, queues, informers and the work
 //! loop); [`apps`] (ReplicaSets, Deployments, DaemonSets, StatefulSets);
 //! [`batch`] (Jobs, CronJobs); [`network`] (EndpointSlices, Endpoints, node
-//! IPAM, LoadBalancer addresses); [`storage`] (claims and volumes); [`podgc`] (the pod garbage collector); [`schedule`] (the scheduler's passes and
+//! IPAM, LoadBalancer addresses); [`lifecycle`] (unreachable nodes, from
+//! the Lease informer); [`storage`] (claims and volumes); [`podgc`] (the pod garbage collector); [`schedule`] (the scheduler's passes and
 //! bindings); [`events`] (batched writes and Events).
 
 mod apps;
 mod autoscale;
 mod batch;
 mod events;
+mod lifecycle;
 mod network;
 mod podgc;
 mod quota;
@@ -40,6 +42,7 @@ use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     Endpoints, Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Service,
 };
@@ -121,6 +124,9 @@ struct Plane<'a> {
     event_ttl: Duration,
     pods: Cache<Pod>,
     nodes: Cache<Node>,
+    leases: Cache<Lease>,
+    /// When this term saw each node's Lease move (the node lifecycle's grace).
+    observed: RefCell<crate::nodelifecycle::Observed>,
     rss: Cache<ReplicaSet>,
     deploys: Cache<Deployment>,
     daemonsets: Cache<DaemonSet>,
@@ -227,6 +233,8 @@ impl<'a> Plane<'a> {
             event_ttl,
             pods: Cache::new(vec![(BY_NODE, pod_node)]),
             nodes: Cache::new(Vec::new()),
+            leases: Cache::new(Vec::new()),
+            observed: RefCell::default(),
             rss: Cache::new(Vec::new()),
             deploys: Cache::new(Vec::new()),
             daemonsets: Cache::new(Vec::new()),
@@ -293,6 +301,8 @@ impl<'a> Plane<'a> {
                 // Ready nodes' addresses are the Ingresses' status.
                 self.ingresses.keys().iter().for_each(|k| self.ing_q.add(k));
             }),
+            crate::informer::run(api, "leases", &self.leases, |c| self.lease_changed(c)),
+            self.node_lifecycle_loop(),
             crate::informer::run(api, "replicasets", &self.rss, |c| self.rs_changed(c)),
             crate::informer::run(api, "deployments", &self.deploys, |c| {
                 for o in [&c.0, &c.1].into_iter().flatten() {
@@ -434,6 +444,7 @@ impl<'a> Plane<'a> {
     async fn synced(&self) {
         while !(self.pods.synced()
             && self.nodes.synced()
+            && self.leases.synced()
             && self.rss.synced()
             && self.deploys.synced()
             && self.daemonsets.synced()
