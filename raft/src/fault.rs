@@ -5,15 +5,16 @@
 //!
 //! Points: `"fsync"` (after a file or directory under ferry's store was
 //! fsynced, sled's data file by the log's flusher included; the path is what
-//! was synced) and `"make_current"` (a snapshot passed the check that it is
+//! was synced), `"make_current"` (a snapshot passed the check that it is
 //! newer than `current.snap` and is about to be renamed over it; the path is
-//! the snapshot directory).
+//! the snapshot directory) and `"append_entries"` (an AppendEntries carrying
+//! entries reached a master, on its async runtime: a hook that blocks stalls
+//! that thread as a synchronous fsync would; the path is the master's
+//! `snapshots/` directory, under its data dir).
 //!
 //! Delay points, for async code that must not block its thread (`set_delay`,
-//! [`delay`]): `"append_entries"` (an AppendEntries carrying entries reached a
-//! master and waits this long before its Raft sees it: a slow network or a
-//! starved receiver; the path is the master's `snapshots/` directory, under its
-//! data dir).
+//! [`delay`]): `"append_entries"` (such a request then waits this long before
+//! its Raft sees it: a slow network or a starved receiver).
 //!
 //! And, in every build, disk stalls for `ferry chaos`: with `FERRY_FAULT_DIR`
 //! set, every fsync of the store waits while `<FERRY_FAULT_DIR>/stall-fsync`

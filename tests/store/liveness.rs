@@ -18,27 +18,40 @@ use std::time::Duration;
 /// AppendEntries before the fix (`max(heartbeat, election_min)` = 300 ms).
 const SLOW: Duration = Duration::from_millis(1500);
 
-/// Writes a few 1 MiB values through `leader`; each must commit, and no master
+/// Writes `n` 1 MiB values through `leader`; each must commit, and no master
 /// may change term: nothing stood for election while the leader was alive.
-async fn large_writes_commit_without_elections(c: &TestCluster, leader: usize, slow: usize) {
+async fn large_writes_commit_without_elections(
+    c: &TestCluster,
+    leader: usize,
+    slow: usize,
+    n: usize,
+) {
     let term = |i: usize| c.master(i).store.raft().metrics().borrow().current_term;
     let before = (term(leader), term(slow));
     let value = vec![b'v'; 1024 * 1024];
-    for k in 0..3 {
+    for k in 0..n {
         let key = format!("/slow/{k}");
-        let put = c.local(leader).put(&key, value.clone(), Expect::Any);
-        let res = tokio::time::timeout(Duration::from_secs(60), put).await;
-        let terms = (term(leader), term(slow));
-        match res {
-            Ok(Ok(Ok(_))) => {}
-            Ok(Ok(Err(e))) => panic!("put {key}: {e}"),
-            Ok(Err(e)) => panic!(
-                "put {key} failed: {e}; terms (leader, slow follower) {before:?} -> {terms:?}"
-            ),
-            Err(_) => panic!(
-                "put {key} did not commit within 60 s; terms (leader, slow follower) \
-                 {before:?} -> {terms:?}"
-            ),
+        // A client whose connection dropped retries (the write is idempotent):
+        // what counts is that it commits and that no term passes.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let put = c.local(leader).put(&key, value.clone(), Expect::Any);
+            let res = tokio::time::timeout_at(deadline, put).await;
+            let terms = (term(leader), term(slow));
+            match res {
+                Ok(Ok(Ok(_))) => break,
+                Ok(Ok(Err(e))) => panic!("put {key}: {e}"),
+                Ok(Err(e)) if tokio::time::Instant::now() < deadline => {
+                    eprintln!("put {key} failed, retrying: {e}")
+                }
+                Ok(Err(e)) => panic!(
+                    "put {key} failed: {e}; terms (leader, slow follower) {before:?} -> {terms:?}"
+                ),
+                Err(_) => panic!(
+                    "put {key} did not commit within 60 s; terms (leader, slow follower) \
+                     {before:?} -> {terms:?}"
+                ),
+            }
         }
     }
     let after = (term(leader), term(slow));
@@ -75,9 +88,8 @@ async fn one_follower_down(c: &mut TestCluster) -> (usize, usize) {
 async fn a_follower_whose_appends_arrive_late_keeps_its_leader() {
     let mut c = TestCluster::new(3).await;
     let (leader, slow) = one_follower_down(&mut c).await;
-    let _late =
-        ferry_raft::fault::set_delay("append_entries", &c.data_dir(slow), SLOW);
-    large_writes_commit_without_elections(&c, leader, slow).await;
+    let _late = ferry_raft::fault::set_delay("append_entries", &c.data_dir(slow), SLOW);
+    large_writes_commit_without_elections(&c, leader, slow, 3).await;
 }
 
 /// Each fsync of the follower's store takes `SLOW` (a disk shared with heavy
@@ -87,8 +99,37 @@ async fn a_follower_whose_appends_arrive_late_keeps_its_leader() {
 async fn a_follower_with_a_slow_disk_keeps_its_leader() {
     let mut c = TestCluster::new(3).await;
     let (leader, slow) = one_follower_down(&mut c).await;
-    let _slow_disk = ferry_raft::fault::set("fsync", &c.data_dir(slow), |_| {
-        std::thread::sleep(SLOW)
+    let _slow_disk =
+        ferry_raft::fault::set("fsync", &c.data_dir(slow), |_| std::thread::sleep(SLOW));
+    large_writes_commit_without_elections(&c, leader, slow, 3).await;
+}
+
+/// Heartbeat 40 ms, elections 100-200 ms: a follower stands after 300-400 ms
+/// of silence, so a stall shorter than the client's 500 ms idle timeout (all
+/// masters of this test share one process) is longer than its budget.
+fn tight(cfg: &mut ferry_config::MasterConfig) {
+    cfg.raft.heartbeat_ms = 40;
+    cfg.raft.election_min_ms = 100;
+    cfg.raft.election_max_ms = 200;
+}
+
+/// How long a stalled runtime stalls: longer than `tight`'s silence budget.
+const STALL: Duration = Duration::from_millis(450);
+
+/// The follower's runtime (one worker thread, as each master of `ferry up` on
+/// 2 cores) stalls as each AppendEntries carrying entries reaches it: a
+/// synchronous blob fsync under heavy synced writes, a starved process. Its
+/// election timer fires as the runtime resumes, before it has had a chance to
+/// hear anything. (The test's masters share the one thread, so all stall.)
+/// Still open (issue 16): fails in about 3 runs of 5; see docs/benchmarks.md,
+/// "Under heavy load with a follower down".
+#[ignore = "open: a stalled runtime stands for election as it resumes (issue 16)"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_follower_whose_runtime_stalls_keeps_its_leader() {
+    let mut c = TestCluster::with(3, tight).await;
+    let (leader, slow) = one_follower_down(&mut c).await;
+    let _stall = ferry_raft::fault::set("append_entries", &c.data_dir(slow), |_| {
+        std::thread::sleep(STALL)
     });
-    large_writes_commit_without_elections(&c, leader, slow).await;
+    large_writes_commit_without_elections(&c, leader, slow, 8).await;
 }

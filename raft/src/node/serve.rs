@@ -48,6 +48,7 @@ impl Store {
         match req {
             PeerRequest::AppendEntries(r) => {
                 if !r.entries.is_empty() {
+                    crate::fault::hit("append_entries", &self.inner.snap_dir);
                     if let Some(d) = crate::fault::delay("append_entries", &self.inner.snap_dir) {
                         tokio::time::sleep(d).await;
                     }
