@@ -177,7 +177,9 @@ pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, Strin
 #[serde(deny_unknown_fields, default)]
 pub struct RaftTimings {
     /// Leader heartbeat interval, milliseconds (default 50; 100 before the
-    /// failover work). openraft also times a replication RPC out after it.
+    /// failover work). A heartbeat times out after `max(heartbeat_ms,
+    /// election_min_ms)`; an AppendEntries with entries after 10 s, with a
+    /// heartbeat beside it every `heartbeat_ms` meanwhile.
     pub heartbeat_ms: u64,
     /// Lower bound of the randomized election timeout, milliseconds (default 120; was 600).
     pub election_min_ms: u64,

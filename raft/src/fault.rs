@@ -4,9 +4,17 @@
 //! `failpoints` feature; without it [`hit`] is an empty inline function.
 //!
 //! Points: `"fsync"` (after a file or directory under ferry's store was
-//! fsynced; the path is what was synced) and `"make_current"` (a snapshot
-//! passed the check that it is newer than `current.snap` and is about to be
-//! renamed over it; the path is the snapshot directory).
+//! fsynced, sled's data file by the log's flusher included; the path is what
+//! was synced), `"make_current"` (a snapshot passed the check that it is
+//! newer than `current.snap` and is about to be renamed over it; the path is
+//! the snapshot directory) and `"append_entries"` (an AppendEntries carrying
+//! entries reached a master, on its async runtime: a hook that blocks stalls
+//! that thread as a synchronous fsync would; the path is the master's
+//! `snapshots/` directory, under its data dir).
+//!
+//! Delay points, for async code that must not block its thread (`set_delay`,
+//! [`delay`]): `"append_entries"` (such a request then waits this long before
+//! its Raft sees it: a slow network or a starved receiver).
 //!
 //! And, in every build, disk stalls for `ferry chaos`: with `FERRY_FAULT_DIR`
 //! set, every fsync of the store waits while `<FERRY_FAULT_DIR>/stall-fsync`
@@ -46,12 +54,14 @@ mod hooks {
     use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     type Hook = Arc<dyn Fn(&Path) + Send + Sync>;
 
     static SET: AtomicUsize = AtomicUsize::new(0);
     #[allow(clippy::type_complexity)]
     static HOOKS: Mutex<Vec<(u64, &'static str, PathBuf, Hook)>> = Mutex::new(Vec::new());
+    static DELAYS: Mutex<Vec<(u64, &'static str, PathBuf, Duration)>> = Mutex::new(Vec::new());
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
     pub fn hit(point: &'static str, path: &Path) {
@@ -78,7 +88,29 @@ mod hooks {
             let mut hooks = HOOKS.lock().unwrap_or_else(|p| p.into_inner());
             hooks.retain(|(id, ..)| *id != self.0);
             SET.store(hooks.len(), Ordering::Release);
+            let mut delays = DELAYS.lock().unwrap_or_else(|p| p.into_inner());
+            delays.retain(|(id, ..)| *id != self.0);
         }
+    }
+
+    /// How long the delay point `point` holds `path` (the longest delay set
+    /// for a directory above it). The caller sleeps.
+    pub fn delay(point: &'static str, path: &Path) -> Option<Duration> {
+        let delays = DELAYS.lock().unwrap_or_else(|p| p.into_inner());
+        delays
+            .iter()
+            .filter(|(_, p, under, _)| *p == point && path.starts_with(under))
+            .map(|(.., d)| *d)
+            .max()
+    }
+
+    /// Makes `delay` answer `by` for `point` on paths under `under`, until
+    /// the guard drops.
+    pub fn set_delay(point: &'static str, under: &Path, by: Duration) -> Guard {
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let mut delays = DELAYS.lock().unwrap_or_else(|p| p.into_inner());
+        delays.push((id, point, under.to_path_buf(), by));
+        Guard(id)
     }
 
     /// Runs `hook` whenever `point` is hit for a path under `under`, until the
@@ -97,7 +129,14 @@ mod hooks {
 }
 
 #[cfg(feature = "failpoints")]
-pub use hooks::{set, Guard};
+pub use hooks::{delay, set, set_delay, Guard};
+
+/// How long the delay point `point` holds `path`: never without `failpoints`.
+#[cfg(not(feature = "failpoints"))]
+#[inline]
+pub fn delay(_point: &'static str, _path: &Path) -> Option<std::time::Duration> {
+    None
+}
 
 /// Runs the hooks set for `point` on `path` (none without `failpoints`).
 #[inline]

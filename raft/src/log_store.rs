@@ -109,6 +109,8 @@ pub fn restore_sync_image(dir: &Path) -> std::io::Result<()> {
 /// acknowledgement.
 struct DataFile {
     file: std::fs::File,
+    /// Its path (for the `"fsync"` fault point).
+    path: PathBuf,
     /// The store directory, when emulating power failures.
     image: Option<PathBuf>,
     /// Waits while this file exists before each sync (a stalled disk).
@@ -123,6 +125,7 @@ impl DataFile {
             crate::fault::wait_stall(stall);
         }
         self.file.sync_data()?;
+        crate::fault::hit("fsync", &self.path);
         if let Some(dir) = &self.image {
             image_db(dir)?;
         }
@@ -186,6 +189,7 @@ impl Flusher {
         }
         let data = DataFile {
             file: std::fs::File::open(dir.join("db"))?,
+            path: dir.join("db"),
             image: sync_image.then(|| dir.to_path_buf()),
             stall,
         };

@@ -270,6 +270,13 @@ impl Peers {
 pub struct NetworkFactory {
     /// Shared connections.
     pub peers: Arc<Peers>,
+    /// The leader's heartbeat interval (`raft.heartbeat_ms`): while an
+    /// AppendEntries carrying entries is in flight, the follower gets a
+    /// heartbeat this often beside it (see [`PeerNetwork`]).
+    pub heartbeat: Duration,
+    /// How long such a heartbeat may take (openraft's for its own heartbeats:
+    /// `max(heartbeat_ms, election_min_ms)`).
+    pub heartbeat_timeout: Duration,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -280,15 +287,31 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             addr: node.addr.clone(),
             peers: self.peers.clone(),
+            heartbeat: self.heartbeat,
+            heartbeat_timeout: self.heartbeat_timeout,
         }
     }
 }
 
 /// openraft's view of one peer.
+///
+/// openraft 0.9 keeps one AppendEntries in flight per follower and sends its
+/// heartbeats through the same stream, so none goes out while a request carrying
+/// entries travels, waits for the follower's Raft (busy syncing the previous
+/// one) and is synced: on a loaded machine a MiB-sized request takes longer than
+/// the follower's election timeout, and the follower, having heard nothing,
+/// stands for election against a live leader (issue 16). So while such a
+/// request is in flight, this sends the follower a heartbeat every
+/// `heartbeat`, on a stream of its own: the same vote, `prev_log_id` and
+/// commit index, no entries (what openraft's own heartbeats and its
+/// leadership checks send). It carries nothing the request does not, so it
+/// is safe in any order with it; its answer is not needed (the request's is).
 pub struct PeerNetwork {
     target: NodeId,
     addr: String,
     peers: Arc<Peers>,
+    heartbeat: Duration,
+    heartbeat_timeout: Duration,
 }
 
 type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
@@ -323,6 +346,38 @@ impl PeerNetwork {
         }
     }
 
+    /// Sends `frame` (an AppendEntries carrying entries) and, until its answer
+    /// comes, the heartbeat `beat` every `self.heartbeat` (one at a time; a
+    /// heartbeat still in flight when the answer comes finishes on its own).
+    async fn with_heartbeats(
+        &self,
+        frame: Vec<u8>,
+        option: &RPCOption,
+        beat: Vec<u8>,
+    ) -> Result<PeerResponse, RpcErr> {
+        let call = self.rpc_frame(frame, option);
+        let mut call = std::pin::pin!(call);
+        let start = tokio::time::Instant::now() + self.heartbeat;
+        let mut ticks = tokio::time::interval_at(start, self.heartbeat);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sending: Option<tokio::task::JoinHandle<()>> = None;
+        loop {
+            tokio::select! {
+                res = &mut call => return res,
+                _ = ticks.tick() => {
+                    if sending.as_ref().is_some_and(|s| !s.is_finished()) {
+                        continue;
+                    }
+                    let (peers, addr, beat) = (self.peers.clone(), self.addr.clone(), beat.clone());
+                    let timeout = self.heartbeat_timeout;
+                    sending = Some(tokio::spawn(async move {
+                        let _ = peers.call_frame(&addr, beat, timeout).await;
+                    }));
+                }
+            }
+        }
+    }
+
     fn unexpected<E: std::error::Error>(&self, got: &PeerResponse) -> RpcErr<E> {
         let e = ferry_api::Error::Unexpected(format!("{got:?}"));
         RPCError::Network(NetworkError::new(&e))
@@ -336,17 +391,29 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
         let n = rpc.entries.len() as u64;
+        let beat = (n > 0).then(|| {
+            encode(&PeerRequest::AppendEntries(AppendEntriesRequest {
+                vote: rpc.vote,
+                prev_log_id: rpc.prev_log_id,
+                entries: Vec::new(),
+                leader_commit: rpc.leader_commit,
+            }))
+        });
         let frame = encode(&PeerRequest::AppendEntries(rpc))
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        // openraft times an AppendEntries out after one heartbeat interval or
-        // election_min_ms, whichever is longer (vendor patch 4): keep
-        // each request small enough to travel and flush well within it.
+        // Keep each request within a frame and small enough to travel and
+        // flush in reasonable time (openraft waits up to
+        // `install_snapshot_timeout` for one carrying entries, vendor patch 4).
         if n > 1 && frame.len() > self.peers.max_frame.min(APPEND_BUDGET) {
             return Err(RPCError::PayloadTooLarge(
                 PayloadTooLarge::new_entries_hint(n / 2),
             ));
         }
-        match self.rpc_frame(frame, &option).await? {
+        let res = match beat {
+            Some(Ok(beat)) => self.with_heartbeats(frame, &option, beat).await?,
+            _ => self.rpc_frame(frame, &option).await?,
+        };
+        match res {
             PeerResponse::AppendEntries(r) => {
                 r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
             }

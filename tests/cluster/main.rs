@@ -6,6 +6,8 @@
 //! - [`procs`]: running `ferry` commands, finding processes, free ports, log tails.
 //! - [`chaos`]: a bounded soak of crashes and pauses with large values and stalling
 //!   watchers: a short one (every fault kind once) in CI, a long one as a command.
+//! - [`churn`]: leadership churn under heavy load with a follower down (a command:
+//!   terms passed and the longest time without a commit).
 //! - [`chaos_cmd`]: `ferry chaos --seconds 30`: linearizable, nothing lost, watches whole,
 //!   converged; `ferry chaos check` passes its history and fails a corrupted copy.
 //! - [`crash`]: SIGKILL of the leader under load and of every master, and a power
@@ -54,6 +56,7 @@
 mod bad_input;
 mod chaos;
 mod chaos_cmd;
+mod churn;
 mod cli;
 mod crash;
 mod failover;

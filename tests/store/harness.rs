@@ -169,6 +169,11 @@ impl TestCluster {
         self.slots.len() - 1
     }
 
+    /// Master `i`'s data dir (running or not).
+    pub fn data_dir(&self, i: usize) -> std::path::PathBuf {
+        self.slots[i].dir.path().join("data")
+    }
+
     /// Indexes of running masters.
     pub fn running(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.slots.len()).filter(|i| self.slots[*i].master.is_some())

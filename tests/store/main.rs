@@ -7,8 +7,10 @@
 //! - [`watch`]: ordering, gaps, atomicity, resume, compaction, bookmarks.
 //! - [`snapshot`]: snapshot install on a lagging member and a new master.
 //! - [`membership`]: learners, promotion, removal.
+//! - [`liveness`]: a slow follower keeps its leader (no elections against a live one).
 
 mod harness;
+mod liveness;
 mod membership;
 mod once;
 mod range;

@@ -136,6 +136,8 @@ impl Store {
         .map_err(|e| crate::Error::Raft(e.to_string()))?;
         let network = NetworkFactory {
             peers: peers.clone(),
+            heartbeat: Duration::from_millis(t.heartbeat_ms),
+            heartbeat_timeout: Duration::from_millis(t.heartbeat_ms.max(t.election_min_ms)),
         };
         let raft = Raft::new(opts.id, Arc::new(config), network, log, sm)
             .await

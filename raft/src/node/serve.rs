@@ -47,6 +47,12 @@ impl Store {
         let raft = &self.inner.raft;
         match req {
             PeerRequest::AppendEntries(r) => {
+                if !r.entries.is_empty() {
+                    crate::fault::hit("append_entries", &self.inner.snap_dir);
+                    if let Some(d) = crate::fault::delay("append_entries", &self.inner.snap_dir) {
+                        tokio::time::sleep(d).await;
+                    }
+                }
                 let mut res = raft.append_entries(r).await;
                 if matches!(
                     &res,

@@ -458,16 +458,23 @@ where
             entries: logs,
         };
 
+        // FERRY PATCH (change 4): see FERRY-PATCH.md. A heartbeat may take an
+        // election timeout; a request carrying entries (which the follower must
+        // receive and sync before it answers) may take as long as a snapshot chunk.
+        let the_timeout = if payload.entries.is_empty() {
+            Duration::from_millis(self.config.heartbeat_interval.max(self.config.election_timeout_min))
+        } else {
+            self.config.install_snapshot_timeout()
+        };
+
         // Send the payload.
         tracing::debug!(
             payload=%payload.summary(),
             now = debug(leader_time),
             "start sending append_entries, timeout: {:?}",
-            self.config.heartbeat_interval.max(self.config.election_timeout_min)
+            the_timeout
         );
 
-        // FERRY PATCH (change 4): see FERRY-PATCH.md.
-        let the_timeout = Duration::from_millis(self.config.heartbeat_interval.max(self.config.election_timeout_min));
         let option = RPCOption::new(the_timeout);
         let res = C::timeout(the_timeout, self.network.append_entries(payload, option)).await;
 
