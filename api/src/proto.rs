@@ -737,7 +737,7 @@ mod tests {
                 ("Impersonate-Extra-a%252fb".into(), "x".into()),
             ]
         );
-        let e = crate::frame::decode::<ApiRequest>(&[23]).unwrap_err();
-        assert!(e.to_string().contains("23"), "{e}");
+        let e = crate::frame::decode::<ApiRequest>(&[26]).unwrap_err();
+        assert!(e.to_string().contains("26"), "{e}");
     }
 }
