@@ -192,9 +192,9 @@ async fn masters_renew_their_certificates_without_a_restart_or_a_dropped_connect
     }
     // Writes commit; no master restarted.
     c.put("/after-renewal", b"x").await;
-    for i in 0..3 {
+    for (i, pid) in pids.iter().enumerate() {
         c.check_alive(i).expect("alive");
-        assert_eq!(c.pid(i), pids[i], "m{} restarted", i + 1);
+        assert_eq!(c.pid(i), *pid, "m{} restarted", i + 1);
     }
 }
 

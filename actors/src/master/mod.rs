@@ -384,8 +384,8 @@ impl Master {
             self.renewal.take(),
             self.ca_follow.take(),
         ]
-            .into_iter()
-            .flatten()
+        .into_iter()
+        .flatten()
         {
             task.abort();
             let _ = task.await;
@@ -500,7 +500,12 @@ fn renewal_due(
 /// `master.key`), and the listeners and dials present it to every new
 /// connection (QUIC, HTTPS, other masters) without a restart; open
 /// connections carry on. A failure is logged and retried a minute later.
-async fn renew_certificate(keeper: Arc<ca::CaKeeper>, id: u64, addr: SocketAddr, lifetime: Duration) {
+async fn renew_certificate(
+    keeper: Arc<ca::CaKeeper>,
+    id: u64,
+    addr: SocketAddr,
+    lifetime: Duration,
+) {
     loop {
         let signing = keeper.ca().pair().cert_pem.clone();
         let due = match renewal_due(&keeper.live.cert().cert_pem, &signing, lifetime) {
