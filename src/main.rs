@@ -5,6 +5,7 @@
 //! - [`up`]: `ferry up` — a local HA cluster of real processes, supervised.
 //! - [`kv`]: `ferry kv` — etcdctl-like access to the raw store (admin only).
 //! - [`cluster`]: `ferry cluster status|remove`, `ferry api-resources`.
+//! - [`ca`]: `ferry ca status|rotate --step trust|reissue|drop` — the cluster CA's rotation.
 //! - [`objects`]: `ferry get|describe|create|apply|delete|scale|label|annotate|patch|edit|explain`,
 //!   `ferry config view`, `ferry completion` — Kubernetes objects over QUIC.
 //! - [`printers`]: tables, `-o` formats, describe and explain text.
@@ -28,6 +29,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[macro_use]
 mod output;
 mod bench;
+mod ca;
 mod chaos;
 mod client;
 mod cluster;
@@ -140,6 +142,9 @@ enum Command {
     /// Cluster membership.
     #[command(subcommand)]
     Cluster(cluster::Cmd),
+    /// The cluster CA: its rotation in steps (trust, reissue, drop) and status.
+    #[command(subcommand)]
+    Ca(ca::Cmd),
     /// Backups of the whole store: save one, check one (restore with `ferry master --init --restore`).
     #[command(subcommand)]
     Snapshot(snapshot::Cmd),
@@ -243,6 +248,7 @@ fn main() -> ExitCode {
             Command::Shim(_) | Command::Nsenter(_) => unreachable!("run before the runtime"),
             Command::Kv(c) => kv::run(c, cli.config.as_deref()).await,
             Command::Cluster(c) => cluster::run(c, cli.config.as_deref()).await,
+            Command::Ca(c) => ca::run(c, cli.config.as_deref()).await,
             Command::Token(c) => token::run(c, cli.config.as_deref()).await,
             Command::Kubeconfig(a) => kubeconfig::run(a, cli.config.as_deref()).await,
             Command::Exec(a) => exec::run(a, cli.config.as_deref(), cli.namespace.as_deref()).await,

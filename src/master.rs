@@ -138,12 +138,19 @@ pub async fn run(a: Args, config: Option<PathBuf>) -> Result<ExitCode> {
         None => Ok(ExitCode::SUCCESS),
         Some(r) => {
             tracing::error!("{r}; it stops");
-            anyhow::bail!(
-                "{r}; it stops. To bring this machine back, start it with a new data dir and --join"
-            )
+            eprintln!(
+                "error: {r}; it stops. To bring this machine back, start it with a new data dir and --join"
+            );
+            // Its own code: a supervisor (`ferry up`) must not start it again.
+            Ok(ExitCode::from(EXIT_REMOVED))
         }
     }
 }
+
+/// `ferry master`'s exit code when it stops because it was removed from the
+/// cluster (any other error exits 1): starting it again on the same data dir
+/// only repeats that, so `ferry up` stops supervising it.
+pub const EXIT_REMOVED: u8 = 3;
 
 /// Creates a bootstrap token valid for a day through the API of a cluster
 /// that is coming up (the client retries until it serves).

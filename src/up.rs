@@ -5,7 +5,9 @@
 //! client config, then starts `--nodes` worker nodes (`ferry node`, joined with
 //! a fresh bootstrap token, each on its own loopback address 127.0.1.N) and
 //! waits until they are Ready. Then it supervises: a master or node that dies
-//! is reported and restarted on the same data dir. Ctrl-C or SIGTERM stops
+//! is reported and restarted on the same data dir — except a master that
+//! stopped because it was removed from the cluster (exit code
+//! [`crate::master::EXIT_REMOVED`]), which is reported once and left stopped. Ctrl-C or SIGTERM stops
 //! every process it started, and the pods its nodes ran.
 
 use crate::client::ferry_home;
@@ -673,6 +675,18 @@ async fn supervise(procs: &mut [Proc], cfg: Option<&Path>, join_args: &[String])
                 continue;
             };
             let pid = child.id();
+            if !p.is_node() && status.code() == Some(i32::from(crate::master::EXIT_REMOVED)) {
+                // Started again it would only find that out again, forever.
+                eprintln!(
+                    "ferry up: master {} (pid {pid}) was removed from the cluster and stopped \
+                     (exit code {}); not restarting it (see {})",
+                    p.name,
+                    crate::master::EXIT_REMOVED,
+                    p.log().display()
+                );
+                p.child = None;
+                continue;
+            }
             eprintln!(
                 "ferry up: {} {} (pid {pid}) exited ({status}); restarting it",
                 p.what(),

@@ -35,8 +35,13 @@ pub fn authorize(who: &Identity, req: &ApiRequest) -> Result<(), ApiError> {
             Identity::Node(_),
             ApiRequest::RenewNodeCert { .. }
             | ApiRequest::NodeTunnel
-            | ApiRequest::ReportMetrics(_),
+            | ApiRequest::ReportMetrics(_)
+            | ApiRequest::ClusterTrust(_),
         ) => Ok(()),
+        (_, ApiRequest::CaRotate { .. } | ApiRequest::CaStatus) => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("{who:?} may not rotate the cluster CA or read its state (admin only)"),
+        )),
         (_, ApiRequest::IssueUserCert { .. }) => Err(ApiError::new(
             ErrorCode::Forbidden,
             format!("{who:?} may not issue user certificates (admin only)"),
@@ -194,16 +199,53 @@ pub async fn serve(
                     groups,
                     lifetime_secs,
                 } => {
-                    let resp = crate::join::issue_user(&join.ca, csr, name, groups, *lifetime_secs);
+                    let resp = crate::join::issue_user(
+                        &join.ca.ca(),
+                        &join.ca.trust(),
+                        csr,
+                        name,
+                        groups,
+                        *lifetime_secs,
+                    );
+                    return reply(&mut send, &resp).await;
+                }
+                ApiRequest::CaRotate { step } => {
+                    let resp = crate::master::ca::rotate(&store, &join.ca, step).await;
+                    return reply(&mut send, &resp).await;
+                }
+                ApiRequest::CaStatus => {
+                    let resp = crate::master::ca::status(&store).await;
+                    return reply(&mut send, &resp).await;
+                }
+                ApiRequest::ClusterTrust(report) => {
+                    let resp = match &who {
+                        Identity::Node(name) => {
+                            crate::master::ca::record(&store, &format!("node-{name}"), report)
+                                .await
+                                .map(|()| ApiResponse::ClusterTrust {
+                                    trust: join.ca.trust(),
+                                    signing_ca: join.ca.ca().pair().cert_pem.clone(),
+                                })
+                        }
+                        _ => Err(ApiError::new(
+                            ErrorCode::Forbidden,
+                            format!("{who:?} is not a node: only nodes report their certificates"),
+                        )),
+                    };
                     return reply(&mut send, &resp).await;
                 }
                 ApiRequest::RenewNodeCert { csr, lifetime_secs } => {
                     let resp = match &who {
-                        Identity::Node(name) => {
-                            crate::join::issue(&store, &join.ca, csr, name, *lifetime_secs)
-                                .await
-                                .map(|c| ApiResponse::NodeCert(Box::new(c)))
-                        }
+                        Identity::Node(name) => crate::join::issue(
+                            &store,
+                            &join.ca.ca(),
+                            &join.ca.trust(),
+                            csr,
+                            name,
+                            *lifetime_secs,
+                        )
+                        .await
+                        .map(|c| ApiResponse::NodeCert(Box::new(c))),
                         _ => Err(ApiError::new(
                             ErrorCode::Forbidden,
                             format!("{who:?} is not a node: only nodes renew node certificates"),
@@ -328,6 +370,9 @@ async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError>
         | ApiRequest::Object(_)
         | ApiRequest::ObjectOnce { .. }
         | ApiRequest::ObjectAs { .. }
+        | ApiRequest::CaRotate { .. }
+        | ApiRequest::CaStatus
+        | ApiRequest::ClusterTrust(_)
         | ApiRequest::Snapshot { .. } => {
             return Err(ApiError::new(
                 ErrorCode::BadRequest,
@@ -553,6 +598,13 @@ mod tests {
                 false,
             ),
             (ApiRequest::StatusHealth, true),
+            (
+                ApiRequest::CaRotate {
+                    step: "trust".into(),
+                },
+                false,
+            ),
+            (ApiRequest::CaStatus, false),
             (ApiRequest::Snapshot { local: false }, false),
             (ApiRequest::Snapshot { local: true }, false),
             (
@@ -614,15 +666,22 @@ mod tests {
             lifetime_secs: 3600,
         };
         assert!(authorize(&Identity::Node("n1".into()), &renew).is_ok());
+        let trust = ApiRequest::ClusterTrust(ferry_api::carotation::MemberTls {
+            trusts: vec![],
+            issuer: String::new(),
+        });
+        assert!(authorize(&Identity::Node("n1".into()), &trust).is_ok());
         let user = Identity::User {
             name: "alice".into(),
             groups: vec![],
             uid: String::new(),
             extra: Default::default(),
         };
-        assert_eq!(
-            authorize(&user, &renew).unwrap_err().code,
-            ErrorCode::Forbidden
-        );
+        for req in [renew, trust] {
+            assert_eq!(
+                authorize(&user, &req).unwrap_err().code,
+                ErrorCode::Forbidden
+            );
+        }
     }
 }

@@ -69,7 +69,7 @@ async fn token_secret(store: &Store, id: &str) -> Result<TokenSecret, ApiError> 
 /// Answers a discovery request: the CA and the proof.
 pub async fn discover(
     store: &Store,
-    ca: &Ca,
+    trust: &str,
     token_id: &str,
     nonce: &[u8],
 ) -> Result<(String, Vec<u8>), ApiError> {
@@ -86,7 +86,9 @@ pub async fn discover(
             at: t.expiration.clone().unwrap_or_default(),
         }));
     }
-    let ca_cert = ca.pair().cert_pem.clone();
+    // The CAs trusted (a bundle while the CA rotates), the issuing one
+    // first: the node pins that one for its join.
+    let ca_cert = trust.to_string();
     let mac = token::discovery_mac(&t.token.secret, nonce, &ca_cert);
     Ok((ca_cert, mac))
 }
@@ -95,6 +97,7 @@ pub async fn discover(
 pub async fn admit_node(
     store: &Store,
     ca: &Ca,
+    trust: &str,
     req: &NodeJoinRequest,
 ) -> Result<NodeCert, ApiError> {
     let presented = BootstrapToken::parse(&req.token).map_err(refused)?;
@@ -105,15 +108,17 @@ pub async fn admit_node(
         tracing::warn!(token = %presented.id, node = %req.name, error = %e, "node join refused");
         return Err(refused(e));
     }
-    let cert = issue(store, ca, &req.csr, &req.name, req.lifetime_secs).await?;
+    let cert = issue(store, ca, trust, &req.csr, &req.name, req.lifetime_secs).await?;
     tracing::info!(node = %req.name, token = %presented.id, "node joined");
     Ok(cert)
 }
 
-/// Signs a node's certificate request for `name`, clamping the lifetime.
+/// Signs a node's certificate request for `name`, clamping the lifetime;
+/// the node is to trust `trust`.
 pub async fn issue(
     store: &Store,
     ca: &Ca,
+    trust: &str,
     csr: &str,
     name: &str,
     lifetime_secs: u64,
@@ -129,7 +134,7 @@ pub async fn issue(
         .unwrap_or_default();
     Ok(NodeCert {
         cert,
-        ca_cert: ca.pair().cert_pem.clone(),
+        ca_cert: trust.to_string(),
         masters,
     })
 }
@@ -139,6 +144,7 @@ pub async fn issue(
 /// at most 253 characters, and carry no `,` (certificate subjects list them).
 pub fn issue_user(
     ca: &Ca,
+    trust: &str,
     csr: &str,
     name: &str,
     groups: &[String],
@@ -166,14 +172,16 @@ pub fn issue_user(
         .map_err(|e| bad(e.to_string()))?;
     Ok(ApiResponse::UserCert {
         cert,
-        ca_cert: ca.pair().cert_pem.clone(),
+        ca_cert: trust.to_string(),
     })
 }
 
 /// What the join handler needs.
 pub struct JoinContext {
-    /// The cluster CA (to issue the joiner's certificate).
-    pub ca: Ca,
+    /// The cluster CA as it rotates: the one issuing certificates, the ones trusted.
+    pub ca: Arc<crate::master::ca::CaKeeper>,
+    /// How long a joining master's certificate is valid.
+    pub master_cert_lifetime: Duration,
     /// The join secret.
     pub secret: String,
     /// Connections nodes offered for streams to them (see [`crate::tunnel::Tunnels`]).
@@ -188,14 +196,14 @@ pub async fn serve_join(store: Store, conn: quinn::Connection, ctx: Arc<JoinCont
         let req = match read_frame::<_, ApiRequest>(&mut recv, 64 * 1024).await {
             Ok(Some(ApiRequest::Join(j))) => j,
             Ok(Some(ApiRequest::NodeDiscover { token_id, nonce })) => {
-                let resp = discover(&store, &ctx.ca, &token_id, &nonce)
+                let resp = discover(&store, &ctx.ca.trust(), &token_id, &nonce)
                     .await
                     .map(|(ca_cert, mac)| ApiResponse::NodeDiscovered { ca_cert, mac });
                 reply(&mut send, &resp).await;
                 continue;
             }
             Ok(Some(ApiRequest::NodeJoin(j))) => {
-                let resp = admit_node(&store, &ctx.ca, &j)
+                let resp = admit_node(&store, &ctx.ca.ca(), &ctx.ca.trust(), &j)
                     .await
                     .map(|c| ApiResponse::NodeCert(Box::new(c)));
                 reply(&mut send, &resp).await;
@@ -250,9 +258,14 @@ async fn admit_master(
         None => store.allocate_id().await?,
     };
     let ips = [sock.ip(), std::net::Ipv4Addr::LOCALHOST.into()];
-    let cert = ctx
-        .ca
-        .issue(&Identity::Master(id), &ips)
+    let ca = ctx.ca.ca();
+    let cert = ca
+        .issue_with(
+            &Identity::Master(id),
+            &ips,
+            None,
+            Some(ctx.master_cert_lifetime),
+        )
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     tracing::info!(id, addr = %req.addr, "master joining");
     let (s, addr, force) = (store.clone(), req.addr.clone(), req.force);
@@ -263,8 +276,8 @@ async fn admit_master(
     });
     Ok(JoinResponse {
         id,
-        ca_cert: ctx.ca.pair().cert_pem.clone(),
-        ca_key: ctx.ca.pair().key_pem.clone(),
+        ca_cert: ca.pair().cert_pem.clone(),
+        ca_key: ca.pair().key_pem.clone(),
         secret: ctx.secret.clone(),
         cert: cert.cert_pem,
         key: cert.key_pem,
@@ -333,7 +346,8 @@ mod tests {
     fn user_certificates_refuse_names_a_subject_cannot_hold() {
         let ca = Ca::generate("t").unwrap();
         let (_, csr) = tls::new_csr().unwrap();
-        let ok = issue_user(&ca, &csr, "alice", &["dev".into()], 3600);
+        let trust = ca.pair().cert_pem.clone();
+        let ok = issue_user(&ca, &trust, &csr, "alice", &["dev".into()], 3600);
         assert!(matches!(ok, Ok(ApiResponse::UserCert { .. })), "{ok:?}");
         for (name, groups) in [
             ("", vec![]),
@@ -341,10 +355,10 @@ mod tests {
             ("alice", vec!["x\ny".to_string()]),
             ("alice", vec!["".to_string()]),
         ] {
-            let e = issue_user(&ca, &csr, name, &groups, 3600).unwrap_err();
+            let e = issue_user(&ca, &trust, &csr, name, &groups, 3600).unwrap_err();
             assert_eq!(e.code, ErrorCode::BadRequest, "{name:?} {groups:?}");
         }
-        let e = issue_user(&ca, "garbage", "alice", &[], 3600).unwrap_err();
+        let e = issue_user(&ca, &trust, "garbage", "alice", &[], 3600).unwrap_err();
         assert!(
             e.message.contains("certificate signing request"),
             "{}",

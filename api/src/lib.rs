@@ -7,6 +7,7 @@
 //! - [`quantity`]: Kubernetes resource quantities, exactly (one parser for admission, scheduler and nodes).
 //! - [`frame`]: length-prefixed bincode frames with a size limit checked before allocating.
 //! - [`tls`]: the cluster CA, certificate issue, identities, and quinn configs (mutual TLS).
+//! - [`carotation`]: the cluster CA rotation's steps, stored state and members' reports.
 //! - [`client`]: a client that holds every master's address and fails over between them.
 //! - [`object`]: Kubernetes object requests, answers and `Status` errors.
 //! - [`resources`]: the served Kubernetes kinds, their store keys, discovery facts, and name rules.
@@ -21,6 +22,7 @@
 //! - [`files`]: private files (keys, certificates) written atomically and durably.
 //! - [`Error`]: this crate's errors.
 
+pub mod carotation;
 pub mod client;
 pub mod clock;
 pub mod discovery;

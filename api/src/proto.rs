@@ -197,6 +197,21 @@ pub enum ApiRequest {
         /// The object request.
         req: Box<ApiRequest>,
     },
+    /// The admin moves a rotation of the cluster CA on (`ferry ca rotate
+    /// --step`): `step` is `trust`, `reissue` or `drop`, in that order (see
+    /// [`crate::carotation`]); answered with [`ApiResponse::CaRotated`].
+    CaRotate {
+        /// The step.
+        step: String,
+    },
+    /// Where a CA rotation stands (`ferry ca status`), answered with
+    /// [`ApiResponse::CaStatus`].
+    CaStatus,
+    /// A node reports what it trusts and which CA issued its certificate,
+    /// and asks what to trust (node identities only); answered with
+    /// [`ApiResponse::ClusterTrust`]. A master that predates it answers
+    /// `BadRequest`.
+    ClusterTrust(crate::carotation::MemberTls),
 }
 
 /// Whom a request acts as ([`ApiRequest::ObjectAs`]): kubectl's `--as`,
@@ -406,8 +421,9 @@ impl ApiRequest {
             ApiRequest::NodeTunnel | ApiRequest::PodExec(_) | ApiRequest::PodPortForward(_) => {
                 false
             }
-            ApiRequest::StatusHealth => true,
-            ApiRequest::RemoveMember { .. }
+            ApiRequest::StatusHealth | ApiRequest::CaStatus | ApiRequest::ClusterTrust(_) => true,
+            ApiRequest::CaRotate { .. }
+            | ApiRequest::RemoveMember { .. }
             | ApiRequest::ReplaceMember { .. }
             | ApiRequest::Join(_) => false,
         }
@@ -463,6 +479,41 @@ pub enum ApiResponse {
         /// The new voter.
         id: u64,
     },
+    /// A CA rotation step was taken (see [`ApiRequest::CaRotate`]).
+    CaRotated {
+        /// The step taken.
+        step: String,
+        /// The CAs trusted now (PEM bundle): the admin's config takes it.
+        trust: String,
+        /// An admin certificate and key (PEM) from the CA issuing now, as
+        /// kubeadm's `certs renew` re-issues `admin.conf`.
+        admin_cert: String,
+        /// Its key.
+        admin_key: String,
+    },
+    /// Where a CA rotation stands (see [`ApiRequest::CaStatus`]).
+    CaStatus(Box<CaStatus>),
+    /// What a node should trust, and the CA issuing certificates now (PEM).
+    ClusterTrust {
+        /// The CAs trusted now (PEM bundle).
+        trust: String,
+        /// The issuing CA's certificate.
+        signing_ca: String,
+    },
+}
+
+/// The answer to [`ApiRequest::CaStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaStatus {
+    /// The last step taken (`trust`, `reissue`, `drop`), none if the cluster
+    /// never rotated its CA.
+    pub step: Option<String>,
+    /// The CAs trusted: (hash, PEM), the issuing one first.
+    pub trusted: Vec<(String, String)>,
+    /// Each master and node with its report, if any.
+    pub members: Vec<(String, Option<crate::carotation::MemberTls>)>,
+    /// What the next step would refuse over (empty: nothing).
+    pub blocking: Vec<String>,
 }
 
 /// One frame of a streamed snapshot (the answer to [`ApiRequest::Snapshot`]).
@@ -651,6 +702,11 @@ mod tests {
         };
         let bytes = body(&as_);
         assert_eq!(bytes[0], 22);
+        let rotate = ApiRequest::CaRotate {
+            step: "trust".into(),
+        };
+        assert_eq!(body(&rotate)[0], 23);
+        assert_eq!(body(&ApiRequest::CaStatus), [24]);
         let back: ApiRequest = crate::frame::decode(&bytes).unwrap();
         assert_eq!(back, as_);
         // Object and ObjectOnce keep their indices: an older master reads them.
@@ -681,7 +737,7 @@ mod tests {
                 ("Impersonate-Extra-a%252fb".into(), "x".into()),
             ]
         );
-        let e = crate::frame::decode::<ApiRequest>(&[23]).unwrap_err();
-        assert!(e.to_string().contains("23"), "{e}");
+        let e = crate::frame::decode::<ApiRequest>(&[26]).unwrap_err();
+        assert!(e.to_string().contains("26"), "{e}");
     }
 }

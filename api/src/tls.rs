@@ -144,9 +144,27 @@ impl Ca {
         &self.pair
     }
 
-    /// Issues a certificate for `identity`. Masters get the server name and `ips` as SANs.
+    /// Issues a certificate for `identity` with a new key, valid until 2124
+    /// (admin configs). Masters get the server name and `ips` as SANs.
     pub fn issue(&self, identity: &Identity, ips: &[IpAddr]) -> Result<CertPair> {
-        let key = KeyPair::generate().map_err(tls_err("generate key"))?;
+        self.issue_with(identity, ips, None, None)
+    }
+
+    /// [`Ca::issue`] for `key_pem` (a new key when `None`: a renewed
+    /// certificate keeps its key, so renewal rewrites one file), valid from now
+    /// for `lifetime` (until 2124 when `None`); `not_before` is a little early,
+    /// as for nodes ([`Ca::sign_csr`]).
+    pub fn issue_with(
+        &self,
+        identity: &Identity,
+        ips: &[IpAddr],
+        key_pem: Option<&str>,
+        lifetime: Option<Duration>,
+    ) -> Result<CertPair> {
+        let key = match key_pem {
+            Some(pem) => KeyPair::from_pem(pem).map_err(tls_err("certificate key"))?,
+            None => KeyPair::generate().map_err(tls_err("generate key"))?,
+        };
         let mut params = CertificateParams::new(vec![
             MASTER_SERVER_NAME.to_string(),
             "localhost".to_string(),
@@ -172,8 +190,18 @@ impl Ca {
             ExtendedKeyUsagePurpose::ClientAuth,
             ExtendedKeyUsagePurpose::ServerAuth,
         ];
-        params.not_before = rcgen::date_time_ymd(2024, 1, 1);
-        params.not_after = rcgen::date_time_ymd(2124, 1, 1);
+        match lifetime {
+            None => {
+                params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+                params.not_after = rcgen::date_time_ymd(2124, 1, 1);
+            }
+            Some(lifetime) => {
+                let now = std::time::SystemTime::now();
+                let slack = Duration::from_secs(300).min(lifetime / 4);
+                params.not_before = (now - slack).into();
+                params.not_after = (now + lifetime).into();
+            }
+        }
         let cert = params
             .signed_by(&key, &self.issuer, &self.key)
             .map_err(tls_err("sign certificate"))?;
@@ -255,6 +283,14 @@ pub fn validity(cert_pem: &str) -> Result<(std::time::SystemTime, std::time::Sys
     Ok((at(v.not_before), at(v.not_after)))
 }
 
+/// When a certificate is due for renewal: two thirds into its validity (as a
+/// node's, and as kubelets and kubeadm renew).
+pub fn renew_at(cert_pem: &str) -> Result<std::time::SystemTime> {
+    let (from, to) = validity(cert_pem)?;
+    let life = to.duration_since(from).unwrap_or_default();
+    Ok(from + life * 2 / 3)
+}
+
 /// The identity a certificate names.
 pub fn cert_identity(cert_pem: &str) -> Result<Identity> {
     let der = cert_der(cert_pem)?;
@@ -278,6 +314,46 @@ fn identity_of(leaf: &CertificateDer<'_>) -> Option<Identity> {
         .map(str::to_string)
         .collect();
     Identity::parse(&cn, groups)
+}
+
+/// Of the CA certificates `cas` (PEM), the hash ([`ca_hash`]) of the one
+/// whose subject is `cert_pem`'s issuer (CA names differ: a rotated CA's
+/// name carries when it was made).
+pub fn issuer_hash(cert_pem: &str, cas: &[&str]) -> Option<String> {
+    let der = cert_der(cert_pem).ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let issuer = cert.issuer().as_raw();
+    cas.iter().find_map(|ca| {
+        let ca_der = cert_der(ca).ok()?;
+        let (_, c) = x509_parser::parse_x509_certificate(ca_der.as_ref()).ok()?;
+        (c.subject().as_raw() == issuer).then(|| ca_hash(ca).ok())?
+    })
+}
+
+/// The hash ([`ca_hash`]) of every CA of a PEM bundle.
+pub fn bundle_hashes(pem: &str) -> Vec<String> {
+    bundle_certs(pem)
+        .unwrap_or_default()
+        .iter()
+        .map(|d| hex(ring::digest::digest(&ring::digest::SHA256, d.as_ref()).as_ref()))
+        .collect()
+}
+
+/// Each CA certificate of a PEM bundle, as PEM.
+pub fn bundle_pems(pem: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in pem.lines() {
+        if line.starts_with("-----BEGIN") {
+            cur.clear();
+        }
+        cur.push_str(line);
+        cur.push('\n');
+        if line.starts_with("-----END") {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    out
 }
 
 /// Hex SHA-256 of the CA certificate's DER: the pin in a join token.
@@ -308,11 +384,26 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Every certificate of a PEM bundle (one CA, or several while the cluster
+/// CA rotates), in order; none is an error.
+pub fn bundle_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Tls(format!("bad certificate PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::Tls("no certificate in the CA PEM".into()));
+    }
+    Ok(certs)
+}
+
+/// Trust anchors: every CA of `ca_pem` (a bundle trusts each of its CAs).
 fn roots(ca_pem: &str) -> Result<Arc<RootCertStore>> {
     let mut roots = RootCertStore::empty();
-    roots
-        .add(cert_der(ca_pem)?)
-        .map_err(|e| Error::Tls(format!("CA certificate: {e}")))?;
+    for der in bundle_certs(ca_pem)? {
+        roots
+            .add(der)
+            .map_err(|e| Error::Tls(format!("CA certificate: {e}")))?;
+    }
     Ok(Arc::new(roots))
 }
 
@@ -344,53 +435,22 @@ fn transport(limits: &TransportLimits) -> Arc<quinn::TransportConfig> {
 
 /// The server side of a master: presents `[cert, CA]`; requires a client
 /// certificate on every ALPN but `ferry-join/1` (checked per connection).
+/// Fixed credentials: a running master uses [`live_server_config`].
 pub fn server_config(
     ca_pem: &str,
     cert: &CertPair,
     limits: &TransportLimits,
 ) -> Result<quinn::ServerConfig> {
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider())
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| Error::Tls(format!("client verifier: {e}")))?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| Error::Tls(e.to_string()))?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            vec![cert_der(&cert.cert_pem)?, cert_der(ca_pem)?],
-            key_der(&cert.key_pem)?,
-        )
-        .map_err(|e| Error::Tls(format!("master certificate: {e}")))?;
-    cfg.alpn_protocols = vec![ALPN_RAFT.to_vec(), ALPN_API.to_vec(), ALPN_JOIN.to_vec()];
-    cfg.max_early_data_size = 0;
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(cfg)
-        .map_err(|e| Error::Tls(e.to_string()))?;
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    server.transport_config(transport(limits));
-    Ok(server)
+    live_server_config(&Live::new(ca_pem, cert)?, limits)
 }
 
 /// The HTTPS side of a master (the Kubernetes REST front end): presents
 /// `[cert, CA]`, asks for a client certificate but lets requests without one
 /// through (they authenticate with a bearer token or are anonymous). TLS 1.2 and
 /// 1.3, as kubectl, client-go and Python's `ssl` speak; the HTTP server adds ALPN.
+/// Fixed credentials: a running master uses [`live_https_server_config`].
 pub fn https_server_config(ca_pem: &str, cert: &CertPair) -> Result<rustls::ServerConfig> {
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider())
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| Error::Tls(format!("client verifier: {e}")))?;
-    rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            vec![cert_der(&cert.cert_pem)?, cert_der(ca_pem)?],
-            key_der(&cert.key_pem)?,
-        )
-        .map_err(|e| Error::Tls(format!("master certificate: {e}")))
+    live_https_server_config(&Live::new(ca_pem, cert)?)
 }
 
 /// A TLS client of the HTTPS API (benchmarks, tests): trusts the cluster CA,
@@ -423,6 +483,283 @@ pub fn https_client_config_without_cert(
         .with_no_client_auth();
     cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
     Ok(cfg)
+}
+
+/// A master's TLS credentials as they change while it runs: its certificate
+/// (renewed before it expires) and the CAs it trusts (a bundle while the
+/// cluster CA rotates). The QUIC listener, the HTTPS listener and its dials to
+/// other masters read them at each handshake ([`live_server_config`],
+/// [`live_https_server_config`], [`live_client_config`]): [`Live::set`]
+/// takes effect for the next connection, and open connections carry on.
+pub struct Live {
+    state: std::sync::RwLock<LiveState>,
+}
+
+struct LiveState {
+    pair: CertPair,
+    trust_pem: String,
+    /// `[leaf, every trusted CA]`: a joiner pins its token's CA among them.
+    server: Arc<rustls::sign::CertifiedKey>,
+    /// `[leaf]`, as a client.
+    client: Arc<rustls::sign::CertifiedKey>,
+    client_verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    server_verifier: Arc<rustls::client::WebPkiServerVerifier>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live").finish_non_exhaustive()
+    }
+}
+
+impl Live {
+    /// Credentials trusting the CAs of `trust_pem` and presenting `cert`.
+    pub fn new(trust_pem: &str, cert: &CertPair) -> Result<Arc<Live>> {
+        Ok(Arc::new(Live {
+            state: std::sync::RwLock::new(LiveState::build(trust_pem, cert)?),
+        }))
+    }
+
+    /// Replaces both for every later handshake (checked whole first: on an
+    /// error nothing changes).
+    pub fn set(&self, trust_pem: &str, cert: &CertPair) -> Result<()> {
+        let next = LiveState::build(trust_pem, cert)?;
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = next;
+        Ok(())
+    }
+
+    /// Replaces the certificate, keeping the trusted CAs (atomically: a
+    /// concurrent [`Live::set_trust`] is not undone).
+    pub fn set_cert(&self, cert: &CertPair) -> Result<()> {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        *state = LiveState::build(&state.trust_pem, cert)?;
+        Ok(())
+    }
+
+    /// Replaces the trusted CAs, keeping the certificate (atomically).
+    pub fn set_trust(&self, trust_pem: &str) -> Result<()> {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        *state = LiveState::build(trust_pem, &state.pair)?;
+        Ok(())
+    }
+
+    /// The certificate presented now.
+    pub fn cert(&self) -> CertPair {
+        self.read().pair.clone()
+    }
+
+    /// The CAs trusted now (PEM bundle).
+    pub fn trust(&self) -> String {
+        self.read().trust_pem.clone()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, LiveState> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl LiveState {
+    fn build(trust_pem: &str, cert: &CertPair) -> Result<LiveState> {
+        let cas = bundle_certs(trust_pem)?;
+        let leaf = cert_der(&cert.cert_pem)?;
+        let key = provider()
+            .key_provider
+            .load_private_key(key_der(&cert.key_pem)?)
+            .map_err(|e| Error::Tls(format!("master key: {e}")))?;
+        let mut chain = vec![leaf.clone()];
+        chain.extend(cas);
+        let server = rustls::sign::CertifiedKey::new(chain, key.clone());
+        match server.keys_match() {
+            Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
+            Err(e) => return Err(Error::Tls(format!("master certificate and key: {e}"))),
+        }
+        let client_verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots(trust_pem)?,
+            provider(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| Error::Tls(format!("client verifier: {e}")))?;
+        let server_verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            roots(trust_pem)?,
+            provider(),
+        )
+        .build()
+        .map_err(|e| Error::Tls(format!("server verifier: {e}")))?;
+        Ok(LiveState {
+            pair: cert.clone(),
+            trust_pem: trust_pem.to_string(),
+            server: Arc::new(server),
+            client: Arc::new(rustls::sign::CertifiedKey::new(vec![leaf], key)),
+            client_verifier,
+            server_verifier,
+        })
+    }
+}
+
+/// [`Live`] as rustls' certificate resolvers and verifiers (each call reads
+/// the current state).
+#[derive(Debug, Clone)]
+struct LiveTls(Arc<Live>);
+
+impl rustls::server::ResolvesServerCert for LiveTls {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.read().server.clone())
+    }
+}
+
+impl rustls::client::ResolvesClientCert for LiveTls {
+    fn resolve(
+        &self,
+        _hints: &[&[u8]],
+        _schemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.read().client.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for LiveTls {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        // Joins come without one; other ALPNs check per connection.
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        // No hints (they would borrow from state that changes): a client
+        // then offers its one certificate, as with hints that name its CA.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> std::result::Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let v = self.0.read().client_verifier.clone();
+        v.verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        let v = self.0.read().client_verifier.clone();
+        v.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        let v = self.0.read().client_verifier.clone();
+        v.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.read().client_verifier.supported_verify_schemes()
+    }
+}
+
+impl ServerCertVerifier for LiveTls {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let v = self.0.read().server_verifier.clone();
+        v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        let v = self.0.read().server_verifier.clone();
+        v.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        let v = self.0.read().server_verifier.clone();
+        v.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.read().server_verifier.supported_verify_schemes()
+    }
+}
+
+/// [`server_config`] reading `live` at each handshake.
+pub fn live_server_config(
+    live: &Arc<Live>,
+    limits: &TransportLimits,
+) -> Result<quinn::ServerConfig> {
+    let tls = LiveTls(live.clone());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_client_cert_verifier(Arc::new(tls.clone()))
+        .with_cert_resolver(Arc::new(tls));
+    cfg.alpn_protocols = vec![ALPN_RAFT.to_vec(), ALPN_API.to_vec(), ALPN_JOIN.to_vec()];
+    cfg.max_early_data_size = 0;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(cfg)
+        .map_err(|e| Error::Tls(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server.transport_config(transport(limits));
+    Ok(server)
+}
+
+/// [`https_server_config`] reading `live` at each handshake.
+pub fn live_https_server_config(live: &Arc<Live>) -> Result<rustls::ServerConfig> {
+    let tls = LiveTls(live.clone());
+    Ok(rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_client_cert_verifier(Arc::new(tls.clone()))
+        .with_cert_resolver(Arc::new(tls)))
+}
+
+/// [`client_config`] reading `live` at each handshake (a master dialing
+/// another).
+pub fn live_client_config(
+    live: &Arc<Live>,
+    alpn: &[u8],
+    limits: &TransportLimits,
+) -> Result<quinn::ClientConfig> {
+    let tls = LiveTls(live.clone());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(tls.clone()))
+        .with_client_cert_resolver(Arc::new(tls));
+    cfg.alpn_protocols = vec![alpn.to_vec()];
+    finish_client(cfg, limits)
 }
 
 /// The identity a verified certificate chain's leaf names (TLS front ends).
@@ -672,6 +1009,60 @@ mod tests {
             key_pem: key,
         };
         https_client_config(&ca.pair().cert_pem, &pair, &[b"h2"]).unwrap();
+    }
+
+    #[test]
+    fn a_renewed_master_certificate_keeps_its_key_and_a_bundle_trusts_each_ca() {
+        let old = Ca::generate("old").unwrap();
+        let new = Ca::generate("new").unwrap();
+        let ips: [IpAddr; 1] = ["127.0.0.1".parse().unwrap()];
+        let hour = Duration::from_secs(3600);
+        let first = old
+            .issue_with(&Identity::Master(2), &ips, None, Some(hour))
+            .unwrap();
+        let (from, to) = validity(&first.cert_pem).unwrap();
+        let now = std::time::SystemTime::now();
+        assert!(from < now && to > now + hour - Duration::from_secs(60) && to <= now + hour);
+        let at = renew_at(&first.cert_pem).unwrap();
+        assert!(at > now + hour / 2 && at < to, "renewal two thirds in");
+        let renewed = new
+            .issue_with(&Identity::Master(2), &ips, Some(&first.key_pem), Some(hour))
+            .unwrap();
+        assert_eq!(
+            cert_identity(&renewed.cert_pem).unwrap(),
+            Identity::Master(2)
+        );
+        let bundle = format!("{}{}", old.pair().cert_pem, new.pair().cert_pem);
+        let (o, n) = (
+            ca_hash(&old.pair().cert_pem).unwrap(),
+            ca_hash(&new.pair().cert_pem).unwrap(),
+        );
+        assert_eq!(bundle_hashes(&bundle), [o.clone(), n.clone()]);
+        assert_eq!(bundle_pems(&bundle).len(), 2);
+        let both = [old.pair().cert_pem.as_str(), new.pair().cert_pem.as_str()];
+        assert_eq!(issuer_hash(&first.cert_pem, &both), Some(o));
+        assert_eq!(issuer_hash(&renewed.cert_pem, &both), Some(n));
+        assert_eq!(issuer_hash(&renewed.cert_pem, &both[..1]), None);
+        // The same key: the renewed certificate is taken with the old key.
+        let live = Live::new(&bundle, &first).unwrap();
+        let same_key = CertPair {
+            cert_pem: renewed.cert_pem.clone(),
+            key_pem: first.key_pem.clone(),
+        };
+        live.set(&bundle, &same_key).unwrap();
+        assert_eq!(live.cert().cert_pem, renewed.cert_pem);
+        // A key that does not match is refused, and nothing changes.
+        let other = new.issue(&Identity::Master(3), &[]).unwrap();
+        let bad = CertPair {
+            cert_pem: renewed.cert_pem.clone(),
+            key_pem: other.key_pem,
+        };
+        assert!(live.set(&new.pair().cert_pem, &bad).is_err());
+        assert_eq!(live.cert().cert_pem, renewed.cert_pem);
+        assert_eq!(live.trust(), bundle);
+        // Client configs take bundles; an empty one is refused.
+        client_config(&bundle, &same_key, ALPN_API, &TransportLimits::default()).unwrap();
+        assert!(bundle_certs("").is_err());
     }
 
     #[test]

@@ -8,6 +8,13 @@ use std::path::PathBuf;
 /// Largest value (object) the store accepts: Kubernetes' 1.5 MiB object limit.
 pub const MAX_VALUE_BYTES: usize = 1536 * 1024;
 
+/// Default lifetime of a master certificate: one year (kubeadm's).
+pub const MASTER_CERT_SECONDS: u64 = 365 * 86_400;
+/// Shortest `master_cert_seconds` a config may set.
+pub const MIN_CERT_SECONDS: u64 = 600;
+/// Longest `master_cert_seconds` a config may set.
+pub const MAX_CERT_SECONDS: u64 = 10 * 365 * 86_400;
+
 /// Configuration of one master process (`ferry master --config FILE`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -34,6 +41,10 @@ pub struct MasterConfig {
     /// How long an Event is kept after it last happened (Kubernetes'
     /// `--event-ttl`, one hour); the leader removes older ones.
     pub event_ttl_seconds: u64,
+    /// How long a master certificate this master issues is valid (one year,
+    /// as kubeadm's); each master renews its own at two thirds of it.
+    /// `FERRY_MASTER_CERT_SECONDS` overrides it (tests, at least 10 s).
+    pub master_cert_seconds: u64,
     /// The cluster network (`[network]`): pod, service and LoadBalancer ranges.
     pub network: crate::Network,
     /// Scheduled backups (`[snapshot]`): off unless `every` is set.
@@ -52,6 +63,7 @@ impl Default for MasterConfig {
             transport: TransportLimits::default(),
             workload_controllers: true,
             event_ttl_seconds: 3600,
+            master_cert_seconds: MASTER_CERT_SECONDS,
             network: crate::Network::default(),
             snapshot: SnapshotSchedule::default(),
         }
@@ -297,6 +309,12 @@ impl MasterConfig {
         if self.event_ttl_seconds == 0 {
             return Err(invalid("event_ttl_seconds", "must be at least 1"));
         }
+        if !(MIN_CERT_SECONDS..=MAX_CERT_SECONDS).contains(&self.master_cert_seconds) {
+            return Err(invalid(
+                "master_cert_seconds",
+                format!("must be {MIN_CERT_SECONDS} (10 minutes) to {MAX_CERT_SECONDS} (10 years)"),
+            ));
+        }
         self.raft.validate()?;
         self.store.validate()?;
         self.transport.validate()?;
@@ -488,6 +506,11 @@ mod tests {
             ("[snapshot]\ndir = \"\"\n", "snapshot.dir"),
             ("[snapshot]\nevry = \"1h\"\n", "evry"),
             ("colour = \"blue\"\n", "colour"),
+            ("master_cert_seconds = 5\n", "master_cert_seconds"),
+            (
+                "master_cert_seconds = 999999999999\n",
+                "master_cert_seconds",
+            ),
             ("[raft\nheartbeat_ms = 1", "invalid"),
         ];
         for (text, want) in cases {

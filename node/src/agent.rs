@@ -170,6 +170,30 @@ pub async fn run(
                     Err(e) => tracing::warn!(error = %e, "node status update failed"),
                 }
             }
+            // The cluster CA as it rotates: trust what the masters trust;
+            // a certificate the issuing CA did not sign is renewed now.
+            match cluster_trust(&api, &cfg).await {
+                Ok(None) => {}
+                Ok(Some((trust, signing))) => {
+                    if trust != cfg.ca_cert {
+                        let new = ClientConfig {
+                            ca_cert: trust,
+                            ..cfg.clone()
+                        };
+                        crate::join::store(&opts.data_dir, &new)?;
+                        api.client
+                            .set_credentials(&new)
+                            .context("node client credentials")?;
+                        cfg = new;
+                        tracing::info!("the cluster's trusted CAs changed; node trusts them");
+                    }
+                    if ferry_api::tls::issuer_hash(&cfg.client_cert, &[signing.as_str()]).is_none()
+                    {
+                        renew_at = std::time::SystemTime::now();
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "asking the cluster's CAs"),
+            }
             next_check = Instant::now() + STATUS_CHECK;
         }
         if Instant::now() >= next_prune {
@@ -336,6 +360,32 @@ async fn renew_lease(api: &Objects, opts: &Options) -> Result<()> {
             .await
             .map(|_| ()),
         Err(e) => Err(e),
+    }
+}
+
+/// Reports this node's certificates (what it trusts, which CA issued its
+/// own) and asks what the cluster trusts and which CA issues now
+/// (`ApiRequest::ClusterTrust`); `None` from a master that predates it.
+async fn cluster_trust(api: &Objects, cfg: &ClientConfig) -> Result<Option<(String, String)>> {
+    let cas = ferry_api::tls::bundle_pems(&cfg.ca_cert);
+    let cas: Vec<&str> = cas.iter().map(String::as_str).collect();
+    let report = ferry_api::carotation::MemberTls {
+        trusts: ferry_api::tls::bundle_hashes(&cfg.ca_cert),
+        issuer: ferry_api::tls::issuer_hash(&cfg.client_cert, &cas).unwrap_or_default(),
+    };
+    match api
+        .client
+        .call(&ferry_api::proto::ApiRequest::ClusterTrust(report))
+        .await
+    {
+        Ok(ferry_api::proto::ApiResponse::ClusterTrust { trust, signing_ca }) => {
+            Ok(Some((trust, signing_ca)))
+        }
+        Ok(other) => anyhow::bail!("unexpected answer: {other:?}"),
+        Err(ferry_api::Error::Api(e)) if e.code == ferry_api::proto::ErrorCode::BadRequest => {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -4,6 +4,10 @@
 //! Layout:
 //! - [`harness`]: starting, killing, pausing and restarting `ferry master` processes.
 //! - [`procs`]: running `ferry` commands, finding processes, free ports, log tails.
+//! - [`certs`]: masters renew their certificates before they expire (QUIC and
+//!   HTTPS present the new one; an open connection carries on; no restart);
+//!   `ferry ca rotate` through trust, reissue and drop on `ferry up` with a node
+//!   running a pod (refusals named; an old-CA-only client refused after the drop).
 //! - [`chaos`]: a bounded soak of crashes and pauses with large values and stalling
 //!   watchers: a short one (every fault kind once) in CI, a long one as a command.
 //! - [`churn`]: leadership churn under heavy load with a follower down (a command:
@@ -28,7 +32,8 @@
 //! - [`nodes`]: nodes join with bootstrap tokens (bad ones refused) and run pods as
 //!   real processes (env, init containers, back-off, graceful stop, re-adoption after
 //!   a SIGKILL of their agent); NodeRestriction.
-//! - [`up`]: `ferry up` brings a cluster up, restarts a killed master, and stops everything.
+//! - [`up`]: `ferry up` brings a cluster up, restarts a killed master, and stops everything;
+//!   a master removed from the cluster is left stopped.
 //! - [`objects`]: the kubectl-like CLI against `ferry up`: apply, get in every format,
 //!   scale, delete with each cascade policy, `get -w` across the SIGKILL of its master.
 //! - [`recovery`]: `ferry snapshot save` and `ferry master --init --restore`; damaged
@@ -54,6 +59,7 @@
 //!   replicas replaced; `kubectl rollout history|undo daemonset` by ControllerRevisions.
 
 mod bad_input;
+mod certs;
 mod chaos;
 mod chaos_cmd;
 mod churn;

@@ -686,7 +686,7 @@ stringData:
     assert_eq!(r.status.code(), Some(1), "{}", r.stdout);
 }
 
-fn node_ready(home: &Path, conf: &str, name: &str) -> (String, bool) {
+pub(crate) fn node_ready(home: &Path, conf: &str, name: &str) -> (String, bool) {
     let r = ferry(home, conf, &["get", "node", name, "-o", "json"]);
     let n: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
     let ready = n

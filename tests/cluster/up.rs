@@ -28,6 +28,22 @@ impl Up {
 
     /// [`Up::start`] with environment variables for `ferry up` and all it starts.
     pub fn start_env(home: &Path, dir: &Path, port: u16, run: usize, env: &[(&str, &str)]) -> Up {
+        Up::start_full(home, dir, port, run, env, &[])
+    }
+
+    /// [`Up::start`] with more `ferry up` flags (`--nodes 0`).
+    pub fn start_args(home: &Path, dir: &Path, port: u16, run: usize, args: &[&str]) -> Up {
+        Up::start_full(home, dir, port, run, &[], args)
+    }
+
+    fn start_full(
+        home: &Path,
+        dir: &Path,
+        port: u16,
+        run: usize,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Up {
         let log = home.join(format!("up-{run}.log"));
         let out = std::fs::File::create(&log).expect("log");
         // The front end and one port per master.
@@ -43,6 +59,7 @@ impl Up {
                 "--https-port",
                 &https_port.to_string(),
             ])
+            .args(args)
             .stdout(out.try_clone().expect("fd"))
             .stderr(out)
             .spawn()
@@ -165,6 +182,95 @@ fn cluster_status(home: &Path, conf: &str) -> Result<ClusterStatus, String> {
         return Err(ran.stderr);
     }
     serde_json::from_str(&ran.stdout).map_err(|e| format!("{e}: {}", ran.stdout))
+}
+
+/// A master removed from the cluster stops with its own exit code, and
+/// `ferry up` says so once and leaves it stopped (it restarted it forever,
+/// each start finding out again that it was removed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferry_up_leaves_a_removed_master_stopped() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let port = free_ports(3);
+    let mut up = Up::start_args(home, &dir, port, 1, &["--nodes", "0"]);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let conf = dir.join("admin.conf");
+    let conf = conf.to_str().unwrap();
+    // A follower (pausing the leader would stall the removal itself).
+    let status = cluster_status(home, conf).expect("cluster status");
+    let (name, id) = (1..=3)
+        .rev()
+        .find_map(|k| {
+            let addr = format!("127.0.0.1:{}", port + k - 1);
+            let m = status.members.iter().find(|m| m.addr == addr)?;
+            (Some(m.id) != status.leader).then(|| (format!("m{k}"), m.id))
+        })
+        .unwrap_or_else(|| panic!("no follower: {status:?}"));
+    let m3 = up.master_pids(&name);
+    assert_eq!(m3.len(), 1, "expected one {name} process, found {m3:?}");
+    // Paused while it is removed, it misses the change; resumed, it hears
+    // from no leader, asks the others, and learns it was removed.
+    kill(Pid::from_raw(m3[0]), Signal::SIGSTOP).expect("pause the follower");
+    let removed = run_ferry(
+        home,
+        &[
+            "--config",
+            conf,
+            "cluster",
+            "remove",
+            &id.to_string(),
+            "--force",
+        ],
+        Duration::from_secs(30),
+    );
+    kill(Pid::from_raw(m3[0]), Signal::SIGCONT).expect("resume the follower");
+    assert!(
+        removed.status.success(),
+        "cluster remove: {}{}",
+        removed.stdout,
+        removed.stderr
+    );
+    up.wait_log(
+        &format!("master {name} (pid {}) was removed from the cluster", m3[0]),
+        Duration::from_secs(60),
+    )
+    .await;
+    let master_log = dir.join(&name).join("master.log");
+    assert!(
+        std::fs::read_to_string(&master_log)
+            .unwrap_or_default()
+            .contains("this master was removed from the cluster"),
+        "{}",
+        tail(&master_log, 20)
+    );
+    // It stays stopped: no restart, the reason said once.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        up.master_pids(&name).is_empty(),
+        "{name} was started again: {:?}\n{}",
+        up.master_pids(&name),
+        up.log()
+    );
+    let log = up.log();
+    assert_eq!(
+        log.matches("was removed from the cluster").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains("not restarting it") && !log.contains(&format!("master {name} restarted")),
+        "{log}"
+    );
+    // The two masters left serve.
+    let put = run_ferry(
+        home,
+        &["--config", conf, "kv", "put", "after-remove", "x"],
+        Duration::from_secs(30),
+    );
+    assert!(put.status.success(), "kv put: {}", put.stderr);
+    up.stop_gracefully().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,7 +25,7 @@ pub mod upgrade;
 use crate::apiserver::actor::ApiServerActor;
 use crate::{Error, Result};
 use actix::Addr;
-use ferry_api::tls::{self, CertPair, Identity};
+use ferry_api::tls::{self, Identity};
 use ferry_raft::Store;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,36 +42,28 @@ pub struct Https {
 }
 
 impl Https {
-    /// Binds `addr` and serves until [`Https::stop`]; `cert` is this master's
-    /// (its server certificate, and its client identity toward other masters).
+    /// Binds `addr` and serves until [`Https::stop`]; `live` holds this
+    /// master's certificate (its server certificate, and its client identity
+    /// toward other masters) and the CAs it trusts, read at each handshake.
     pub fn start(
         addr: SocketAddr,
-        ca_pem: &str,
-        cert: &CertPair,
+        live: Arc<tls::Live>,
         api: Addr<ApiServerActor>,
         store: Store,
         tunnels: crate::tunnel::Tunnels,
     ) -> Result<Https> {
-        let tls = tls::https_server_config(ca_pem, cert)?;
+        let tls = tls::live_https_server_config(&live)?;
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|source| Error::BindHttps { addr, source })?;
         let local = listener
             .local_addr()
             .map_err(|source| Error::BindHttps { addr, source })?;
-        let relay = ferry_config::ClientConfig {
-            masters: Vec::new(),
-            ca_cert: ca_pem.to_string(),
-            client_cert: cert.cert_pem.clone(),
-            client_key: cert.key_pem.clone(),
-            timeout_ms: 10_000,
-            api_server: None,
-        };
         let ctx = Arc::new(serve::Ctx {
             api,
             store,
             address: local.to_string(),
             tunnels,
-            relay,
+            live,
         });
         // As many HTTP workers as the master's runtime has threads (`ferry up`
         // gives each master its share of the cores), at most 4.

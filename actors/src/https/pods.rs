@@ -208,7 +208,7 @@ async fn logs(ctx: &Ctx, p: &PodRoute, pod: &Value, container: Option<String>) -
         timestamps: flag(p, "timestamps"),
         since_secs: since,
     });
-    let mut stream = match open_pod_stream(&ctx.store, &ctx.tunnels, &ctx.relay, &req).await {
+    let mut stream = match open_pod_stream(&ctx.store, &ctx.tunnels, &ctx.relay(), &req).await {
         Ok(s) => s,
         Err(e) => return status(&node_status(e)),
     };
@@ -305,7 +305,7 @@ async fn exec(
     let stream = match open_pod_stream(
         &ctx.store,
         &ctx.tunnels,
-        &ctx.relay,
+        &ctx.relay(),
         &ApiRequest::PodExec(x),
     )
     .await
@@ -359,7 +359,7 @@ async fn attach(
         timestamps: false,
         since_secs: None,
     });
-    let stream = match open_pod_stream(&ctx.store, &ctx.tunnels, &ctx.relay, &logs).await {
+    let stream = match open_pod_stream(&ctx.store, &ctx.tunnels, &ctx.relay(), &logs).await {
         Ok(s) => s,
         Err(e) => return status(&node_status(e)),
     };
@@ -398,7 +398,7 @@ async fn exec_spdy(
     let stream = match open_pod_stream(
         &ctx.store,
         &ctx.tunnels,
-        &ctx.relay,
+        &ctx.relay(),
         &ApiRequest::PodExec(x),
     )
     .await

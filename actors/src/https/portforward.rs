@@ -248,7 +248,7 @@ async fn forward(
         port,
     });
     let opened = async {
-        let mut s = open_pod_stream(&t.ctx.store, &t.ctx.tunnels, &t.ctx.relay, &req)
+        let mut s = open_pod_stream(&t.ctx.store, &t.ctx.tunnels, &t.ctx.relay(), &req)
             .await
             .map_err(|e| e.message)?;
         match read_frame::<_, Result<(), ApiError>>(&mut s.from, 1 << 16).await {

@@ -31,9 +31,25 @@ pub(super) struct Ctx {
     pub address: String,
     /// Node tunnels held by this master (logs, exec).
     pub tunnels: crate::tunnel::Tunnels,
-    /// This master as a client of the others (relaying logs and exec to the
-    /// master holding a node's tunnel).
-    pub relay: ferry_config::ClientConfig,
+    /// This master's certificate and trusted CAs: it is a client of the
+    /// others with them (relaying logs and exec to the master holding a
+    /// node's tunnel), see [`Ctx::relay`].
+    pub live: std::sync::Arc<ferry_api::tls::Live>,
+}
+
+impl Ctx {
+    /// This master as a client of the others, with its current certificate.
+    pub fn relay(&self) -> ferry_config::ClientConfig {
+        let cert = self.live.cert();
+        ferry_config::ClientConfig {
+            masters: Vec::new(),
+            ca_cert: self.live.trust(),
+            client_cert: cert.cert_pem,
+            client_key: cert.key_pem,
+            timeout_ms: 10_000,
+            api_server: None,
+        }
+    }
 }
 
 const JSON: &str = "application/json";

@@ -5,6 +5,7 @@
 //! and `ferry-join/1` from masters that have no certificate yet (join token).
 
 pub mod backups;
+pub mod ca;
 pub mod identity;
 
 use crate::api_server;
@@ -73,6 +74,10 @@ pub struct Master {
     rejoin: Option<tokio::task::JoinHandle<()>>,
     /// Scheduled backups (`[snapshot] every`).
     backups: Option<tokio::task::JoinHandle<()>>,
+    /// Renews this master's certificate before it expires.
+    renewal: Option<tokio::task::JoinHandle<()>>,
+    /// Follows the cluster CA rotation state.
+    ca_follow: Option<tokio::task::JoinHandle<()>>,
     /// The actor tree (API server, controller manager).
     actors: Option<MasterActors>,
     /// The Kubernetes REST front end.
@@ -131,7 +136,7 @@ impl Master {
                 // Checked whole before anything is written to the data dir.
                 let revision = seed::stage_file(file, &data.path)?;
                 tracing::info!(file = %file.display(), revision, "restoring from snapshot");
-                init_credentials(&data, addr)?
+                init_credentials(&data, addr, master_cert_lifetime(&cfg))?
             }
             (Some(id), Bootstrap::ForceNewCluster) => {
                 if !staged {
@@ -158,7 +163,7 @@ impl Master {
             }),
             (None, Bootstrap::Init) => {
                 fresh_init = true;
-                init_credentials(&data, addr)?
+                init_credentials(&data, addr, master_cert_lifetime(&cfg))?
             }
             (None, Bootstrap::Join { via, token, force }) => {
                 let resp = request_join(via, token, addr, *force, None, &cfg).await?;
@@ -199,8 +204,10 @@ impl Master {
             false => None,
         };
         let cert = data.master_cert()?;
-        let ca = data.ca()?;
-        let server = tls::server_config(&ca.cert_pem, &cert, &cfg.transport)?;
+        // Read at each handshake: renewal and CA rotation swap them in place.
+        let keeper = ca::CaKeeper::open(&data, &cert)?;
+        let live = keeper.live.clone();
+        let server = tls::live_server_config(&live, &cfg.transport)?;
         let endpoint = quinn::Endpoint::new(
             tls::master_endpoint_config(&cert.key_pem),
             Some(server),
@@ -208,7 +215,7 @@ impl Master {
             Arc::new(quinn::TokioRuntime),
         )
         .map_err(|source| Error::Endpoint { source })?;
-        let peer_quic = tls::client_config(&ca.cert_pem, &cert, ALPN_RAFT, &cfg.transport)?;
+        let peer_quic = tls::live_client_config(&live, ALPN_RAFT, &cfg.transport)?;
         let peers = Arc::new(Peers::new(
             endpoint.clone(),
             peer_quic,
@@ -233,8 +240,10 @@ impl Master {
             cfg.store.max_value_bytes,
             cfg.network.clone(),
         );
+        let lifetime = master_cert_lifetime(&cfg);
         let join_ctx = Arc::new(JoinContext {
-            ca: Ca::load(&ca.cert_pem, &ca.key_pem)?,
+            ca: keeper.clone(),
+            master_cert_lifetime: lifetime,
             secret: data.secret()?,
             tunnels: Default::default(),
             metrics: api.metrics().clone(),
@@ -247,8 +256,7 @@ impl Master {
             .map_err(|source| Error::Actors { source })?;
         let https = match Https::start(
             cfg.https_addr(),
-            &ca.cert_pem,
-            &cert,
+            live.clone(),
             actors.api.clone(),
             store.clone(),
             join_ctx.tunnels.clone(),
@@ -288,8 +296,17 @@ impl Master {
                 cfg.snapshot.keep as usize,
             ))
         });
+        let renewal = Some(tokio::spawn(renew_certificate(
+            keeper.clone(),
+            ident.id,
+            addr,
+            lifetime,
+        )));
+        let ca_follow = Some(tokio::spawn(ca::follow(store.clone(), keeper)));
         tracing::info!(id = ident.id, %addr, "master started");
         Ok(Master {
+            renewal,
+            ca_follow,
             backups,
             store,
             endpoint,
@@ -361,9 +378,14 @@ impl Master {
         if let Some(actors) = self.actors.take() {
             actors.stop().await;
         }
-        for task in [self.rejoin.take(), self.backups.take()]
-            .into_iter()
-            .flatten()
+        for task in [
+            self.rejoin.take(),
+            self.backups.take(),
+            self.renewal.take(),
+            self.ca_follow.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             task.abort();
             let _ = task.await;
@@ -416,13 +438,14 @@ impl Master {
     }
 }
 
-/// Issues an admin client config from the CA in a master's data dir.
+/// Issues an admin client config from the CA in a master's data dir
+/// (trusting every CA the cluster trusts while its CA rotates).
 pub fn admin_config(data: &DataDir, masters: &[String]) -> Result<ClientConfig> {
     let ca = data.ca()?;
     let issued = Ca::load(&ca.cert_pem, &ca.key_pem)?.issue(&Identity::Admin, &[])?;
     Ok(ClientConfig {
         masters: masters.to_vec(),
-        ca_cert: ca.cert_pem,
+        ca_cert: ca::trust_of(data)?,
         client_cert: issued.cert_pem,
         client_key: issued.key_pem,
         timeout_ms: 10_000,
@@ -430,11 +453,128 @@ pub fn admin_config(data: &DataDir, masters: &[String]) -> Result<ClientConfig> 
     })
 }
 
-fn init_credentials(data: &DataDir, addr: SocketAddr) -> Result<identity::Identity> {
+/// The lifetime of the master certificates this master issues (its own
+/// renewals, joining masters'): `master_cert_seconds`, or
+/// `FERRY_MASTER_CERT_SECONDS` (at least 10 s) when set.
+pub fn master_cert_lifetime(cfg: &MasterConfig) -> Duration {
+    std::env::var(MASTER_CERT_SECONDS_ENV)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map_or(Duration::from_secs(cfg.master_cert_seconds), |s| {
+            Duration::from_secs(s.max(10))
+        })
+}
+
+/// See [`master_cert_lifetime`].
+pub const MASTER_CERT_SECONDS_ENV: &str = "FERRY_MASTER_CERT_SECONDS";
+
+/// The addresses a master certificate names: the advertised address's and loopback.
+fn master_ips(addr: SocketAddr) -> [std::net::IpAddr; 2] {
+    [addr.ip(), std::net::Ipv4Addr::LOCALHOST.into()]
+}
+
+/// When this master's certificate `cert_pem` must be renewed: two thirds
+/// into its validity; now if it runs longer than `lifetime` from now allows
+/// (a certificate of an older version, valid for a century, or a shorter
+/// `master_cert_seconds`), or if `signing_ca` did not issue it (a CA
+/// rotation's `reissue` step).
+fn renewal_due(
+    cert_pem: &str,
+    signing_ca: &str,
+    lifetime: Duration,
+) -> Result<std::time::SystemTime> {
+    let (_, until) = tls::validity(cert_pem)?;
+    let now = std::time::SystemTime::now();
+    // A minute of slack: a certificate issued just now with this lifetime fits.
+    if until > now + lifetime + Duration::from_secs(60)
+        || tls::issuer_hash(cert_pem, &[signing_ca]).is_none()
+    {
+        return Ok(now);
+    }
+    Ok(tls::renew_at(cert_pem)?)
+}
+
+/// Renews this master's certificate when due ([`renewal_due`]), from the
+/// issuing CA, for the same key: `master.crt` is replaced atomically and
+/// durably (a crash leaves the old certificate or the new one, each matching
+/// `master.key`), and the listeners and dials present it to every new
+/// connection (QUIC, HTTPS, other masters) without a restart; open
+/// connections carry on. A failure is logged and retried a minute later.
+async fn renew_certificate(
+    keeper: Arc<ca::CaKeeper>,
+    id: u64,
+    addr: SocketAddr,
+    lifetime: Duration,
+) {
+    loop {
+        let signing = keeper.ca().pair().cert_pem.clone();
+        let due = match renewal_due(&keeper.live.cert().cert_pem, &signing, lifetime) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "reading this master's certificate");
+                return;
+            }
+        };
+        // Slept in steps of at most a minute, so a wall clock that moves
+        // (suspend, a correction) is followed; a new issuing CA wakes it.
+        let now = std::time::SystemTime::now();
+        if let Ok(left) = due.duration_since(now) {
+            if !left.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(left.min(Duration::from_secs(60))) => {}
+                    _ = keeper.changed.notified() => {}
+                }
+                continue;
+            }
+        }
+        match renew_once(&keeper, id, addr, lifetime) {
+            Ok(until) => tracing::info!(
+                until = %jiff::Timestamp::try_from(until).map(|t| t.to_string()).unwrap_or_default(),
+                "master certificate renewed"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "renewing this master's certificate failed; retrying in a minute");
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+        }
+    }
+}
+
+/// One renewal: returns the new certificate's expiry.
+fn renew_once(
+    keeper: &ca::CaKeeper,
+    id: u64,
+    addr: SocketAddr,
+    lifetime: Duration,
+) -> Result<std::time::SystemTime> {
+    let live = &keeper.live;
+    let old = live.cert();
+    let new = keeper.ca().issue_with(
+        &Identity::Master(id),
+        &master_ips(addr),
+        Some(&old.key_pem),
+        Some(lifetime),
+    )?;
+    // Checked whole (key match) before the file changes.
+    live.set_cert(&new)?;
+    if let Err(e) = keeper.data().write("master.crt", &new.cert_pem) {
+        live.set_cert(&old)?;
+        return Err(e);
+    }
+    Ok(tls::validity(&new.cert_pem)?.1)
+}
+
+fn init_credentials(
+    data: &DataDir,
+    addr: SocketAddr,
+    lifetime: Duration,
+) -> Result<identity::Identity> {
     let ca = Ca::generate(&format!("{addr}"))?;
-    let cert = ca.issue(
+    let cert = ca.issue_with(
         &Identity::Master(1),
-        &[addr.ip(), std::net::Ipv4Addr::LOCALHOST.into()],
+        &master_ips(addr),
+        None,
+        Some(lifetime),
     )?;
     data.store_credentials(ca.pair(), &cert, &identity::new_secret())?;
     let admin = admin_config(data, &[addr.to_string()])?;
@@ -561,7 +701,7 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:7100".parse().unwrap();
         let (ident, trace) = crash::record(|| {
             let data = DataDir::new(&dir).unwrap();
-            init_credentials(&data, addr).unwrap()
+            init_credentials(&data, addr, Duration::from_secs(3600)).unwrap()
         });
         assert_eq!(ident.id, 1);
         let files = [
