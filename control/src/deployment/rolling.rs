@@ -106,7 +106,16 @@ impl Pass<'_> {
             .fold(0, i32::saturating_add)
     }
 
-    /// Available pods by ReplicaSet status (what the ReplicaSets reported).
+    /// Available pods by ReplicaSet status (what the ReplicaSets reported),
+    /// never more than the ReplicaSet's replicas. The ReplicaSet controller
+    /// reports the pods it had when it deleted its surplus (as Kubernetes'
+    /// does) and the rest on its next pass; a status read in between counts
+    /// pods already being deleted, and a scale-down trusting it takes the
+    /// same pods away twice (issue 18: a leader died between the two
+    /// passes, and the next one's first Deployment pass saw an old
+    /// ReplicaSet of 3 report 4 available: 3 live pods, 2 Ready, for a floor
+    /// of 3). Its pods above its replicas are being deleted; of the others at
+    /// most the reported number are available.
     fn available(&self, i: usize) -> i32 {
         self.sets[i]
             .rs
@@ -114,6 +123,7 @@ impl Pass<'_> {
             .as_ref()
             .and_then(|s| s.available_replicas)
             .unwrap_or(0)
+            .min(self.replicas(i))
     }
 
     /// Kubernetes' `reconcileOldReplicaSets`: scale old ReplicaSets down as

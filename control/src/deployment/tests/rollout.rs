@@ -76,6 +76,42 @@ fn a_rolling_update_stays_within_its_fences_and_ends_on_the_new_replicaset() {
     roll(4, json!("50%"), json!("50%"));
 }
 
+/// Issue 18's fence breach across a leader kill: an old ReplicaSet's status
+/// written before its scale-down's deletions were seen (the ReplicaSet
+/// controller reports the pods it had when it deleted; the leader died before
+/// the pass that reports the rest) still counts the deleted pod as
+/// available, so the next pass scaled the old ReplicaSet down twice over:
+/// 3 live pods, 2 Ready, against replicas - maxUnavailable = 3.
+#[test]
+fn an_old_replicasets_status_from_before_its_deletions_does_not_breach_the_fence() {
+    let strategy = json!({"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}});
+    let mut c = Cluster::new(deployment(4, json!({"spec": {"strategy": strategy}})));
+    c.converge();
+    c.graceful = true;
+    c.set_image("nginx:2");
+    // The new ReplicaSet at 1 (the surge), its pod created, not Ready.
+    c.pass();
+    c.rs_pass("nginx:2");
+    c.rs_pass("nginx:2");
+    // The old one down to 3: a pod deleted, and its status still says 4.
+    c.pass();
+    c.rs_pass("nginx:1");
+    let old = c.rs_of("nginx:1");
+    assert_eq!(old.spec.as_ref().unwrap().replicas, Some(3));
+    assert_eq!(old.status.as_ref().unwrap().available_replicas, Some(4));
+    // The new one up to 2; its first pod becomes Ready and is reported.
+    c.pass();
+    c.rs_pass("nginx:2");
+    assert!(c.ready_one());
+    c.rs_pass("nginx:2");
+    assert_eq!(c.counts(), (5, 4));
+    // Against the stale status, the next pass may take one old pod, not two.
+    c.pass();
+    c.rs_pass("nginx:1");
+    assert_eq!(c.rs_of("nginx:1").spec.as_ref().unwrap().replicas, Some(2));
+    assert_eq!(c.counts(), (4, 3), "replicas - maxUnavailable = 3 Ready");
+}
+
 #[test]
 fn recreate_waits_for_the_old_pods_to_be_gone() {
     let strategy = json!({"type": "Recreate", "rollingUpdate": null});
