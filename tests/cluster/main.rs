@@ -2,7 +2,8 @@
 //! whole-cluster restarts, bad input, and `ferry up` supervision.
 //!
 //! Layout:
-//! - [`harness`]: starting, killing, pausing and restarting `ferry master` processes.
+//! - [`harness`]: starting, killing, pausing and restarting `ferry master` processes;
+//!   `LocalUp`, the `ferry up` with kubectl the end-to-end tests start from; polling.
 //! - [`procs`]: running `ferry` commands, finding processes, free ports, log tails.
 //! - [`chaos`]: a bounded soak of crashes and pauses with large values and stalling
 //!   watchers: a short one (every fault kind once) in CI, a long one as a command.
