@@ -824,6 +824,15 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
     assert!(e.contains("NotFound"), "{e}");
 }
 
+/// The host's python3, by absolute path (HOME differs in the container).
+fn host_python() -> String {
+    let py = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 on PATH");
+    String::from_utf8_lossy(&py.stdout).trim().to_string()
+}
+
 /// The venv's python with the official Kubernetes client (made once per target dir).
 fn python() -> String {
     static PY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -1104,12 +1113,7 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
 async fn kubectl_and_ferry_port_forward_reach_a_pods_loopback_and_attach_follows_output() {
     let c = LocalUp::start().await;
     let (k, home, dir) = (&c.k, &c.home, &c.dir);
-    // The host's python, by absolute path (HOME differs in the container).
-    let py = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 on PATH");
-    let py = String::from_utf8_lossy(&py.stdout).trim().to_string();
+    let py = host_python();
     k.ok_in(&["apply", "-f", "-"], &LOOPBACK_WEB.replace("PYTHON", &py));
     k.ok(&["wait", "--for=condition=Ready", "pod/pf", "--timeout=60s"]);
     let ports = crate::procs::free_tcp_ports(4);
@@ -1383,11 +1387,7 @@ spec:
 async fn kubectl_1_27_to_1_30_exec_attach_and_port_forward_over_direct_spdy() {
     let c = LocalUp::start().await;
     let (k, home) = (&c.k, &c.home);
-    let py = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 on PATH");
-    let py = String::from_utf8_lossy(&py.stdout).trim().to_string();
+    let py = host_python();
     k.ok_in(&["apply", "-f", "-"], SPDY_PODS);
     k.ok_in(&["apply", "-f", "-"], &LOOPBACK_WEB.replace("PYTHON", &py));
     for pod in ["pod/shell", "pod/ticks", "pod/pf"] {
