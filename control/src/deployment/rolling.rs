@@ -92,12 +92,26 @@ impl Pass<'_> {
             return want;
         }
         let max_total = want.saturating_add(max_surge(self.d));
-        let current = self.total_replicas();
+        let current = self.total_pods();
         if current >= max_total {
             return self.replicas(i);
         }
         let up = (max_total - current).min(want - self.replicas(i));
         self.replicas(i) + up.max(0)
+    }
+
+    /// The pods the surge counts: each ReplicaSet's replicas, or its active
+    /// pods while it has more (a scale-down its controller has not carried
+    /// out yet: new pods made first would stand beside them, above
+    /// replicas + maxSurge).
+    fn total_pods(&self) -> i32 {
+        (0..self.sets.len())
+            .map(|i| {
+                let uid = self.sets[i].rs.metadata.uid.as_deref().unwrap_or("");
+                let live = self.live.get(uid).copied().unwrap_or(0);
+                self.replicas(i).max(live)
+            })
+            .fold(0, i32::saturating_add)
     }
 
     fn total_replicas(&self) -> i32 {

@@ -140,7 +140,7 @@ impl Cluster {
     }
 
     /// One pass of ReplicaSet `i`; true when it wrote anything.
-    fn rs_pass_at(&mut self, i: usize) -> bool {
+    pub fn rs_pass_at(&mut self, i: usize) -> bool {
         let dec = replicaset::reconcile(&self.rss[i], &self.pods_of(&self.rss[i]), self.now());
         let busy = dec.status.is_some() || !dec.create.is_empty() || !dec.delete.is_empty();
         if let Some(s) = dec.status {
