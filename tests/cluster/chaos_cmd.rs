@@ -84,12 +84,33 @@ fn chaos_passes(home: &Path, dir: &Path, args: &[&str], seed: &str, min_faults: 
     ran.stdout
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chaos_run_is_linearizable_and_loses_nothing() {
-    let _serial = serial().await;
+/// A `ferry chaos` run that passed ([`chaos_passes`]): its stdout, and its
+/// `--dir` in a temp HOME kept until it is dropped with the serial lock.
+struct Passed {
+    out: String,
+    dir: std::path::PathBuf,
+    tmp: tempfile::TempDir,
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+}
+
+/// Takes the tests' serial lock and runs [`chaos_passes`] in a temp HOME.
+async fn passes(args: &[&str], seed: &str, min_faults: u64) -> Passed {
+    let serial = serial().await;
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("chaos");
-    chaos_passes(tmp.path(), &dir, &["--seconds", "30"], "21", 5);
+    let out = chaos_passes(tmp.path(), &dir, args, seed, min_faults);
+    Passed {
+        out,
+        dir,
+        tmp,
+        _serial: serial,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_run_is_linearizable_and_loses_nothing() {
+    let run = passes(&["--seconds", "30"], "21", 5).await;
+    let (tmp, dir) = (&run.tmp, &run.dir);
 
     // The saved history checks again.
     let history = dir.join("history.json");
@@ -152,12 +173,7 @@ async fn chaos_run_is_linearizable_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_network_faults_keep_the_history_linearizable() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let dir = tmp.path().join("chaos");
-    let out = chaos_passes(
-        tmp.path(),
-        &dir,
+    let run = passes(
         &[
             "--seconds",
             "25",
@@ -166,7 +182,9 @@ async fn chaos_network_faults_keep_the_history_linearizable() {
         ],
         "3",
         5,
-    );
+    )
+    .await;
+    let out = &run.out;
     assert!(
         out.lines()
             .any(|l| l.starts_with("fault ") && l.contains("partition")),
@@ -186,17 +204,9 @@ fn fault_lines<'a>(out: &'a str, kind: &str) -> Vec<&'a str> {
 /// masters converge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_disk_stalls_keep_the_history_linearizable() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let dir = tmp.path().join("chaos");
-    let out = chaos_passes(
-        tmp.path(),
-        &dir,
-        &["--duration", "20s", "--scenario", "disk-stall"],
-        "11",
-        3,
-    );
-    let stalls = fault_lines(&out, "disk-stall");
+    let run = passes(&["--duration", "20s", "--scenario", "disk-stall"], "11", 3).await;
+    let out = &run.out;
+    let stalls = fault_lines(out, "disk-stall");
     assert!(stalls.len() >= 3, "{out}");
 }
 
@@ -204,17 +214,9 @@ async fn chaos_disk_stalls_keep_the_history_linearizable() {
 /// hour (and back) changes no check's verdict.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_clock_jumps_keep_the_history_linearizable() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let dir = tmp.path().join("chaos");
-    let out = chaos_passes(
-        tmp.path(),
-        &dir,
-        &["--duration", "20s", "--scenario", "clock-jump"],
-        "12",
-        3,
-    );
-    let jumps = fault_lines(&out, "clock-jump");
+    let run = passes(&["--duration", "20s", "--scenario", "clock-jump"], "12", 3).await;
+    let out = &run.out;
+    let jumps = fault_lines(out, "clock-jump");
     assert!(jumps.len() >= 3, "{out}");
     assert!(jumps.iter().all(|l| l.contains(" jump=")), "{out}");
 }
@@ -224,12 +226,7 @@ async fn chaos_clock_jumps_keep_the_history_linearizable() {
 /// node does for a master failure alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_nodes_stay_ready_through_master_faults() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let dir = tmp.path().join("chaos");
-    let out = chaos_passes(
-        tmp.path(),
-        &dir,
+    let run = passes(
         &[
             "--duration",
             "30s",
@@ -240,15 +237,17 @@ async fn chaos_nodes_stay_ready_through_master_faults() {
         ],
         "5",
         3,
-    );
+    )
+    .await;
+    let out = &run.out;
     assert!(
         out.lines()
             .any(|l| l.starts_with("nodes n=2 ") && l.ends_with(" unready_by_masters=0")),
         "{out}"
     );
-    assert!(!fault_lines(&out, "stop-node").is_empty(), "{out}");
+    assert!(!fault_lines(out, "stop-node").is_empty(), "{out}");
     assert!(
-        fault_lines(&out, "kill-leader").len() + fault_lines(&out, "stop-leader").len() >= 1,
+        fault_lines(out, "kill-leader").len() + fault_lines(out, "stop-leader").len() >= 1,
         "{out}"
     );
 }
@@ -302,17 +301,15 @@ fn workloads_pass(out: &str) {
 
 /// Runs a real-node chaos run and afterwards checks none of its container
 /// processes is left on the machine.
-fn real_run(args: &[&str], seed: &str, min_faults: u64) -> String {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let dir = tmp.path().join("chaos");
-    let out = chaos_passes(tmp.path(), &dir, args, seed, min_faults);
-    let left = shims_under(&dir);
+async fn real_run(args: &[&str], seed: &str, min_faults: u64) -> Passed {
+    let run = passes(args, seed, min_faults).await;
+    let left = shims_under(&run.dir);
     for pid in &left {
         let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
     }
     assert!(left.is_empty(), "container processes left: {left:?}");
-    workloads_pass(&out);
-    out
+    workloads_pass(&run.out);
+    run
 }
 
 /// Real node agents (`--real-nodes 2`, needs the machine's node lock)
@@ -323,8 +320,7 @@ fn real_run(args: &[&str], seed: &str, min_faults: u64) -> String {
 /// its pods, and every acknowledged ConfigMap create is there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_real_nodes_keep_their_workloads() {
-    let _serial = serial().await;
-    let out = real_run(
+    let run = real_run(
         &[
             "--duration",
             "30s",
@@ -335,9 +331,11 @@ async fn chaos_real_nodes_keep_their_workloads() {
         ],
         "41",
         2,
-    );
+    )
+    .await;
+    let out = &run.out;
     assert!(
-        !fault_lines(&out, "kill-node").is_empty() || !fault_lines(&out, "stop-node").is_empty(),
+        !fault_lines(out, "kill-node").is_empty() || !fault_lines(out, "stop-node").is_empty(),
         "{out}"
     );
     assert!(
@@ -353,8 +351,7 @@ async fn chaos_real_nodes_keep_their_workloads() {
 /// after the heal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_node_partitions_keep_pods_running() {
-    let _serial = serial().await;
-    let out = real_run(
+    let run = real_run(
         &[
             "--duration",
             "30s",
@@ -365,8 +362,10 @@ async fn chaos_node_partitions_keep_pods_running() {
         ],
         "42",
         2,
-    );
-    let cuts = fault_lines(&out, "partition-node");
+    )
+    .await;
+    let out = &run.out;
+    let cuts = fault_lines(out, "partition-node");
     assert!(cuts.len() >= 2, "{out}");
     // A cut past the grace (9-14 s) is seen: the node went NotReady.
     let field = |l: &str, k: &str| {

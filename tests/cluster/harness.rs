@@ -3,7 +3,9 @@
 //! restart on the same port and data dir. Every wait has a deadline that fails
 //! the test with a message; on a failed test the log tails are printed.
 
+use crate::kubectl::Kubectl;
 use crate::procs::{ferry_cmd, free_ports, tail};
+use crate::up::Up;
 use ferry_actors::master::identity::DataDir;
 use ferry_api::kv::{Expect, KeyValue};
 use ferry_api::proto::{ApiRequest, ApiResponse, ClusterStatus, Consistency, RangeRequest};
@@ -43,6 +45,113 @@ where
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
+    }
+}
+
+/// [`wait_until`] for a check that blocks (kubectl, `ferry` commands, /proc):
+/// `check` runs once a poll.
+pub async fn poll<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    wait_until(what, timeout, || {
+        let r = check();
+        async move { r }
+    })
+    .await
+}
+
+/// `Ok(())` when `ok`, else the error `why` gives (a poll's verdict).
+pub fn verdict(ok: bool, why: impl FnOnce() -> String) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(why())
+    }
+}
+
+/// What the end-to-end tests start from: `ferry up` (3 masters, 2 real
+/// nodes) in a temp dir, up, with kubectl on it. It holds the tests' serial
+/// lock; on drop `ferry up` and everything it started are killed before the
+/// directory is removed and the lock released.
+pub(crate) struct LocalUp {
+    /// The running `ferry up`.
+    pub up: Up,
+    /// kubectl on its kubeconfig.
+    pub k: Kubectl,
+    /// HOME of every command the test runs (kubectl's cache, `ferry` output files).
+    pub home: PathBuf,
+    /// `ferry up --dir`: data dirs, logs, `admin.conf`, `kubeconfig`.
+    pub dir: PathBuf,
+    /// Its admin client config (`ferry --config`).
+    pub conf: String,
+    /// The first master's UDP port (`ferry up --port`); the others follow it.
+    pub port: u16,
+    _tmp: tempfile::TempDir,
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl LocalUp {
+    /// Starts `ferry up` and waits until it says it is up.
+    pub async fn start() -> LocalUp {
+        LocalUp::start_env(&[]).await
+    }
+
+    /// [`LocalUp::start`] with environment variables for `ferry up` and all it starts.
+    pub async fn start_env(env: &[(&str, &str)]) -> LocalUp {
+        let serial = serial().await;
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("local");
+        let port = free_ports(3);
+        let mut up = Up::start_env(tmp.path(), &dir, port, 1, env);
+        up.wait_log("is up", Duration::from_secs(120)).await;
+        let k = Kubectl::of_up(tmp.path(), &dir);
+        LocalUp {
+            up,
+            k,
+            home: tmp.path().to_path_buf(),
+            conf: dir.join("admin.conf").to_str().unwrap().to_string(),
+            port,
+            dir,
+            _tmp: tmp,
+            _serial: serial,
+        }
+    }
+
+    /// [`LocalUp::start`] where the nodes give pods network namespaces (root):
+    /// `None` without root, after saying the test is skipped and `why`.
+    pub async fn start_as_root(why: &str) -> Option<LocalUp> {
+        if !crate::network::is_root() {
+            eprintln!("skipped: {why}");
+            return None;
+        }
+        Some(LocalUp::start().await)
+    }
+
+    /// Waits until both nodes have a pod range and run pods in network
+    /// namespaces; returns the nodes.
+    pub async fn pod_network(&self) -> Vec<serde_json::Value> {
+        let what = "both nodes' pod ranges in namespace mode";
+        self.k
+            .wait_json(what, Duration::from_secs(30), &["get", "nodes"], |n| {
+                let items = n["items"].as_array().cloned().unwrap_or_default();
+                let ok = items.len() == 2
+                    && items.iter().all(|n| {
+                        n["spec"]["podCIDR"].is_string()
+                            && n["metadata"]["annotations"]["ferry.dev/pod-network"] == "namespaces"
+                    });
+                let seen: Vec<_> = items
+                    .iter()
+                    .map(|n| {
+                        let m = &n["metadata"];
+                        let mode = &m["annotations"]["ferry.dev/pod-network"];
+                        format!("{} {} {mode}", m["name"], n["spec"]["podCIDR"])
+                    })
+                    .collect();
+                verdict(ok, || format!("{seen:?}")).map(|()| items)
+            })
+            .await
     }
 }
 

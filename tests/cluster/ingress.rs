@@ -9,11 +9,7 @@
 //! Without root (no pod network namespaces), the test says so and checks
 //! nothing else.
 
-use crate::harness::{serial, wait_until};
-use crate::kubectl::Kubectl;
-use crate::network::is_root;
-use crate::procs::free_ports;
-use crate::up::Up;
+use crate::harness::{poll, LocalUp};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -140,27 +136,22 @@ fn get(at: SocketAddr, host: &str, path: &str) -> Result<(u16, String), String> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ingress_routes_by_host_and_path_on_every_node() {
-    if !is_root() {
-        eprintln!("skipped: the ingress e2e runs pods in network namespaces (root)");
+    let Some(mut c) =
+        LocalUp::start_as_root("the ingress e2e runs pods in network namespaces (root)").await
+    else {
         return;
-    }
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl::of_up(home, &dir);
+    };
+    let (k, up) = (&c.k, &mut c.up);
 
     // The leader's default class.
-    let class = wait_until("the IngressClass ferry", Duration::from_secs(20), || {
+    let class = poll("the IngressClass ferry", Duration::from_secs(20), || {
         let out = k.run(&["get", "ingressclass", "ferry", "-o", "json"], None);
-        let r = if out.ok {
+
+        if out.ok {
             Ok(serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap())
         } else {
             Err(out.stderr)
-        };
-        async move { r }
+        }
     })
     .await;
     assert_eq!(class["spec"]["controller"], "ferry.dev/ingress");
@@ -205,7 +196,7 @@ async fn ingress_routes_by_host_and_path_on_every_node() {
     addrs.sort();
     assert_eq!(addrs.len(), 2);
     for ing in ["site", "plain"] {
-        wait_until(
+        poll(
             &format!("{ing}'s status with both nodes"),
             Duration::from_secs(20),
             || {
@@ -225,7 +216,7 @@ async fn ingress_routes_by_host_and_path_on_every_node() {
                     .collect();
                 let want: Vec<String> = addrs.iter().map(|a| format!("{a}:8880")).collect();
                 let r = (got == want).then_some(()).ok_or(format!("{got:?}"));
-                async move { r }
+                r
             },
         )
         .await;
@@ -239,7 +230,7 @@ async fn ingress_routes_by_host_and_path_on_every_node() {
         let at: SocketAddr = format!("{a}:8880").parse().unwrap();
         // Prefix `/` reaches both replicas of web (the table may lag the
         // endpoints at first).
-        let seen = wait_until(
+        let seen = poll(
             &format!("both web replicas through {at}"),
             Duration::from_secs(20),
             || {
@@ -261,7 +252,7 @@ async fn ingress_routes_by_host_and_path_on_every_node() {
                     None if seen == web => Ok(seen),
                     None => Err(format!("saw {seen:?}")),
                 };
-                async move { r }
+                r
             },
         )
         .await;
@@ -298,15 +289,14 @@ async fn ingress_routes_by_host_and_path_on_every_node() {
     // Deleting the Ingress stops the routing.
     k.ok(&["delete", "ingress", "site"]);
     let at: SocketAddr = format!("{}:8880", addrs[0]).parse().unwrap();
-    wait_until("site's routes gone", Duration::from_secs(10), || {
+    poll("site's routes gone", Duration::from_secs(10), || {
         let r = match get(at, "web.example", "/") {
             Ok((404, _)) => Ok(()),
             other => Err(format!("{other:?}")),
         };
-        async move { r }
+        r
     })
     .await;
 
-    drop(k);
     up.stop_gracefully().await;
 }

@@ -1,12 +1,10 @@
 //! The Kubernetes REST API over HTTPS, driven by unmodified kubectl (the one
 //! on PATH) and curl against `ferry up`'s local endpoint and kubeconfig.
 
-use crate::harness::{serial, wait_until};
-use crate::procs::free_ports;
-use crate::up::Up;
+use crate::harness::{poll, verdict, wait_until, LocalUp};
 use serde_json::Value;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -49,16 +47,16 @@ pub(crate) fn run(home: &Path, program: &str, args: &[&str], input: Option<&str>
     }
 }
 
-pub(crate) struct Kubectl<'a> {
-    pub home: &'a Path,
+pub(crate) struct Kubectl {
+    pub home: PathBuf,
     pub kubeconfig: String,
 }
 
-impl<'a> Kubectl<'a> {
+impl Kubectl {
     /// kubectl on the cluster `ferry up --dir DIR` runs (its `kubeconfig`).
-    pub fn of_up(home: &'a Path, dir: &Path) -> Kubectl<'a> {
+    pub fn of_up(home: &Path, dir: &Path) -> Kubectl {
         Kubectl {
-            home,
+            home: home.to_path_buf(),
             kubeconfig: dir.join("kubeconfig").to_str().unwrap().to_string(),
         }
     }
@@ -66,7 +64,7 @@ impl<'a> Kubectl<'a> {
     pub fn run(&self, args: &[&str], input: Option<&str>) -> Out {
         let mut all = vec!["--kubeconfig", &self.kubeconfig, "--request-timeout", "20s"];
         all.extend_from_slice(args);
-        run(self.home, "kubectl", &all, input)
+        run(&self.home, "kubectl", &all, input)
     }
 
     /// Runs and expects success; returns stdout.
@@ -94,11 +92,24 @@ impl<'a> Kubectl<'a> {
         all.extend_from_slice(&["-o", "json"]);
         serde_json::from_str(&self.ok(&all)).expect("kubectl -o json")
     }
+
+    /// Polls [`Kubectl::json`] of `args` (which must succeed) until `check`
+    /// accepts the object (`Ok`), or fails the test after `timeout` naming
+    /// `what` and the last verdict.
+    pub async fn wait_json<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        args: &[&str],
+        mut check: impl FnMut(Value) -> Result<T, String>,
+    ) -> T {
+        poll(what, timeout, || check(self.json(args))).await
+    }
 }
 
 /// Writes `home/file` with `ferry kubeconfig ARGS -o` from `dir`'s admin
 /// config, and returns a kubectl using it.
-fn ferry_kubeconfig<'a>(home: &'a Path, dir: &Path, file: &str, args: &[&str]) -> Kubectl<'a> {
+fn ferry_kubeconfig(home: &Path, dir: &Path, file: &str, args: &[&str]) -> Kubectl {
     let out = home.join(file);
     let admin = dir.join("admin.conf");
     let mut all = vec!["--config", admin.to_str().unwrap(), "kubeconfig"];
@@ -111,7 +122,7 @@ fn ferry_kubeconfig<'a>(home: &'a Path, dir: &Path, file: &str, args: &[&str]) -
         ran.stderr
     );
     Kubectl {
-        home,
+        home: home.to_path_buf(),
         kubeconfig: out.to_str().unwrap().to_string(),
     }
 }
@@ -163,22 +174,14 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_death() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl {
-        home,
-        kubeconfig: dir.join("kubeconfig").to_str().unwrap().to_string(),
-    };
+    let c = LocalUp::start().await;
+    let (k, home, dir, up) = (&c.k, &c.home, &c.dir, &c.up);
 
     // Discovery: the version, the served kinds, the nodes ferry up started.
     let v: Value = serde_json::from_str(&k.ok(&["version", "-o", "json"])).unwrap();
     assert_eq!(v["serverVersion"]["major"], "1", "{v}");
     // `ferry kubeconfig` writes an equivalent one from the admin client config.
-    let k2 = ferry_kubeconfig(home, &dir, "written.kubeconfig", &[]);
+    let k2 = ferry_kubeconfig(home, dir, "written.kubeconfig", &[]);
     assert!(k2
         .ok(&["get", "namespaces", "-o", "name"])
         .contains("namespace/default"));
@@ -187,7 +190,7 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
     // RBAC grants yet, refused with Kubernetes' message.
     let ka = ferry_kubeconfig(
         home,
-        &dir,
+        dir,
         "alice.kubeconfig",
         &["--user", "alice", "--group", "dev", "--ttl", "1h"],
     );
@@ -279,7 +282,7 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
     );
 
     // Every namespace has its default ServiceAccount.
-    wait_until(
+    poll(
         "the default ServiceAccount",
         Duration::from_secs(20),
         || {
@@ -287,13 +290,9 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
                 &["get", "serviceaccounts", "-n", "kube-system", "-o", "name"],
                 None,
             );
-            async move {
-                if o.stdout.contains("serviceaccount/default") {
-                    Ok(())
-                } else {
-                    Err(format!("{}{}", o.stdout, o.stderr))
-                }
-            }
+            verdict(o.stdout.contains("serviceaccount/default"), || {
+                format!("{}{}", o.stdout, o.stderr)
+            })
         },
     )
     .await;
@@ -497,17 +496,15 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
     for node in ["n1", "n2"] {
         let pod = format!("pod/talk-{node}");
         k.ok(&["wait", "--for=condition=Ready", &pod, "--timeout=60s"]);
-        let log = wait_until(
+        let log = poll(
             "the container's first lines",
             Duration::from_secs(20),
             || {
                 let o = k.run(&["logs", &pod, "--tail", "-1"], None);
-                async move {
-                    if o.stdout.starts_with("hello from talk\ntick 1\n") {
-                        Ok(o.stdout)
-                    } else {
-                        Err(format!("{}{}", o.stdout, o.stderr))
-                    }
+                if o.stdout.starts_with("hello from talk\ntick 1\n") {
+                    Ok(o.stdout)
+                } else {
+                    Err(format!("{}{}", o.stdout, o.stderr))
                 }
             },
         )
@@ -578,18 +575,12 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
         &["create", "-f", "-"],
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: \"1\"\n",
     );
-    wait_until(
+    poll(
         "the watch to print configmap/watched",
         Duration::from_secs(20),
         || {
             let done = seen.is_finished();
-            async move {
-                if done {
-                    Ok(())
-                } else {
-                    Err("not yet".to_string())
-                }
-            }
+            verdict(done, || "not yet".to_string())
         },
     )
     .await;
@@ -791,7 +782,7 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
-        let got = wait_until(
+        let got = poll(
             "kubectl get after a master died",
             Duration::from_secs(30),
             || {
@@ -799,12 +790,10 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
                     &["get", "configmap", "by-curl", "-o", "jsonpath={.data.x}"],
                     None,
                 );
-                async move {
-                    if o.ok {
-                        Ok(o.stdout)
-                    } else {
-                        Err(o.stderr)
-                    }
+                if o.ok {
+                    Ok(o.stdout)
+                } else {
+                    Err(o.stderr)
                 }
             },
         )
@@ -833,6 +822,15 @@ async fn kubectl_drives_objects_through_the_https_api_and_survives_a_master_deat
     assert!(out.contains(r#"configmap "cfg" deleted"#), "{out}");
     let e = k.fails(&["delete", "configmap", "cfg"]);
     assert!(e.contains("NotFound"), "{e}");
+}
+
+/// The host's python3, by absolute path (HOME differs in the container).
+fn host_python() -> String {
+    let py = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 on PATH");
+    String::from_utf8_lossy(&py.stdout).trim().to_string()
 }
 
 /// The venv's python with the official Kubernetes client (made once per target dir).
@@ -870,17 +868,8 @@ fn client_script() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_client_works_and_its_watch_resumes_across_a_master_death() {
     let py = python();
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let base = free_ports(3);
-    let mut up = Up::start(home, &dir, base, 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl {
-        home,
-        kubeconfig: dir.join("kubeconfig").to_str().unwrap().to_string(),
-    };
+    let c = LocalUp::start().await;
+    let (k, home, dir, up, base) = (&c.k, &c.home, &c.dir, &c.up, c.port);
 
     // Create, list, patch, conflict, delete: pods and deployments.
     let o = run(home, &py, &[&client_script(), "crud", &k.kubeconfig], None);
@@ -923,15 +912,9 @@ async fn the_python_client_works_and_its_watch_resumes_across_a_master_death() {
             .iter()
             .any(|l| l.starts_with("listed"))
     };
-    wait_until("the python watch to list", Duration::from_secs(30), || {
+    poll("the python watch to list", Duration::from_secs(30), || {
         let ok = listed();
-        async move {
-            if ok {
-                Ok(())
-            } else {
-                Err("not yet".to_string())
-            }
-        }
+        verdict(ok, || "not yet".to_string())
     })
     .await;
     let cm = |name: &str| {
@@ -940,7 +923,7 @@ async fn the_python_client_works_and_its_watch_resumes_across_a_master_death() {
     for i in 0..5 {
         k.ok_in(&["create", "-f", "-"], &cm(&format!("cm-{i}")));
     }
-    wait_until(
+    poll(
         "the python watch to see cm-4",
         Duration::from_secs(30),
         || {
@@ -949,18 +932,12 @@ async fn the_python_client_works_and_its_watch_resumes_across_a_master_death() {
                 .unwrap()
                 .iter()
                 .any(|l| l.starts_with("ADDED cm-4 "));
-            async move {
-                if ok {
-                    Ok(())
-                } else {
-                    Err("not yet".to_string())
-                }
-            }
+            verdict(ok, || "not yet".to_string())
         },
     )
     .await;
     // ferry up forwards new connections to the leader: kill it.
-    let leader = leader_name(home, &dir, base);
+    let leader = leader_name(home, dir, base);
     for pid in up.master_pids(&leader) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
@@ -969,29 +946,23 @@ async fn the_python_client_works_and_its_watch_resumes_across_a_master_death() {
     }
     for i in 5..10 {
         let name = format!("cm-{i}");
-        wait_until(
+        poll(
             "a create after the master died",
             Duration::from_secs(30),
             || {
                 let o = k.run(&["create", "-f", "-"], Some(&cm(&name)));
-                async move {
-                    if o.ok || o.stderr.contains("AlreadyExists") {
-                        Ok(())
-                    } else {
-                        Err(o.stderr)
-                    }
-                }
+                verdict(o.ok || o.stderr.contains("AlreadyExists"), || o.stderr)
             },
         )
         .await;
     }
     k.ok_in(&["create", "-f", "-"], &cm("cm-last"));
-    let status = wait_until(
+    let status = poll(
         "the python watch to finish",
         Duration::from_secs(60),
         || {
             let s = watcher.try_wait().expect("wait");
-            async move { s.ok_or_else(|| "running".to_string()) }
+            s.ok_or_else(|| "running".to_string())
         },
     )
     .await;
@@ -1140,22 +1111,9 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_and_ferry_port_forward_reach_a_pods_loopback_and_attach_follows_output() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl {
-        home,
-        kubeconfig: dir.join("kubeconfig").to_str().unwrap().to_string(),
-    };
-    // The host's python, by absolute path (HOME differs in the container).
-    let py = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 on PATH");
-    let py = String::from_utf8_lossy(&py.stdout).trim().to_string();
+    let c = LocalUp::start().await;
+    let (k, home, dir) = (&c.k, &c.home, &c.dir);
+    let py = host_python();
     k.ok_in(&["apply", "-f", "-"], &LOOPBACK_WEB.replace("PYTHON", &py));
     k.ok(&["wait", "--for=condition=Ready", "pod/pf", "--timeout=60s"]);
     let ports = crate::procs::free_tcp_ports(4);
@@ -1293,7 +1251,7 @@ async fn kubectl_and_ferry_port_forward_reach_a_pods_loopback_and_attach_follows
     let typed = "sleep 4; printf 'tty; stty size\\n'; sleep 2; printf 'sleep 60\\n'; sleep 2; \
                  printf '\\003'; sleep 1; printf 'echo tty-$((40+2))\\n'; sleep 2; printf 'exit 3\\n'; sleep 8";
     let o = run(
-        k.home,
+        &k.home,
         "sh",
         &[
             "-c",
@@ -1427,18 +1385,9 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_1_27_to_1_30_exec_attach_and_port_forward_over_direct_spdy() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl::of_up(home, &dir);
-    let py = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 on PATH");
-    let py = String::from_utf8_lossy(&py.stdout).trim().to_string();
+    let c = LocalUp::start().await;
+    let (k, home) = (&c.k, &c.home);
+    let py = host_python();
     k.ok_in(&["apply", "-f", "-"], SPDY_PODS);
     k.ok_in(&["apply", "-f", "-"], &LOOPBACK_WEB.replace("PYTHON", &py));
     for pod in ["pod/shell", "pod/ticks", "pod/pf"] {
@@ -1569,13 +1518,8 @@ fn ephemeral_terminated(k: &Kubectl, name: &str) -> Result<Value, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_debug_runs_an_ephemeral_container_in_the_pod_once() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl::of_up(home, &dir);
+    let c = LocalUp::start().await;
+    let k = &c.k;
     k.ok_in(&["apply", "-f", "-"], DEBUG_TARGET);
     k.ok(&[
         "wait",
@@ -1632,14 +1576,14 @@ async fn kubectl_debug_runs_an_ephemeral_container_in_the_pod_once() {
         "echo dbg-$((40+2))",
     ]);
     let st = wait_until("dbg-bg terminated", Duration::from_secs(60), || async {
-        ephemeral_terminated(&k, "dbg-bg")
+        ephemeral_terminated(k, "dbg-bg")
     })
     .await;
     assert_eq!(st["state"]["terminated"]["exitCode"], 0, "{st}");
     let logs = k.ok(&["logs", "dbg-target", "-c", "dbg-bg"]);
     assert_eq!(logs.trim(), "dbg-42");
     let st = wait_until("dbg-i terminated", Duration::from_secs(30), || async {
-        ephemeral_terminated(&k, "dbg-i")
+        ephemeral_terminated(k, "dbg-i")
     })
     .await;
     assert_eq!(st["state"]["terminated"]["exitCode"], 3, "{st}");

@@ -2,7 +2,8 @@
 //! whole-cluster restarts, bad input, and `ferry up` supervision.
 //!
 //! Layout:
-//! - [`harness`]: starting, killing, pausing and restarting `ferry master` processes.
+//! - [`harness`]: starting, killing, pausing and restarting `ferry master` processes;
+//!   `LocalUp`, the `ferry up` with kubectl the end-to-end tests start from; polling.
 //! - [`procs`]: running `ferry` commands, finding processes, free ports, log tails.
 //! - [`certs`]: masters renew their certificates before they expire (QUIC and
 //!   HTTPS present the new one; an open connection carries on; no restart);

@@ -12,11 +12,8 @@
 //! Without root (no namespaces, no enforcement), the test says so and checks
 //! nothing else.
 
-use crate::harness::{serial, wait_until};
+use crate::harness::{poll, LocalUp};
 use crate::kubectl::Kubectl;
-use crate::network::is_root;
-use crate::procs::free_ports;
-use crate::up::Up;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -155,8 +152,8 @@ type Seen = BTreeMap<(String, String), String>;
 
 /// Probes from every client in `want` and waits until the outcomes are
 /// `want`'s (each node's proxy syncs on its own).
-async fn expect(k: &Kubectl<'_>, what: &str, want: &Seen) {
-    wait_until(what, Duration::from_secs(30), || {
+async fn expect(k: &Kubectl, what: &str, want: &Seen) {
+    poll(what, Duration::from_secs(30), || {
         let mut seen = Seen::new();
         let clients: std::collections::BTreeSet<&String> = want.keys().map(|(c, _)| c).collect();
         for client in clients {
@@ -191,7 +188,7 @@ async fn expect(k: &Kubectl<'_>, what: &str, want: &Seen) {
                 .collect();
             Err(diff.join("; "))
         };
-        async move { r }
+        r
     })
     .await;
 }
@@ -204,31 +201,14 @@ fn table(rows: &[(&str, &str, &str)]) -> Seen {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn network_policies_deny_and_allow_on_two_nodes() {
-    if !is_root() {
-        eprintln!("skipped: NetworkPolicy enforcement needs pod network namespaces (root)");
+    let Some(mut c) =
+        LocalUp::start_as_root("NetworkPolicy enforcement needs pod network namespaces (root)")
+            .await
+    else {
         return;
-    }
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl::of_up(home, &dir);
-    wait_until(
-        "two nodes in namespace mode",
-        Duration::from_secs(30),
-        || {
-            let n = k.json(&["get", "nodes"]);
-            let items = n["items"].as_array().cloned().unwrap_or_default();
-            let ok = items.len() == 2
-                && items
-                    .iter()
-                    .all(|n| n["metadata"]["annotations"]["ferry.dev/pod-network"] == "namespaces");
-            async move { ok.then_some(()).ok_or_else(|| "not yet".to_string()) }
-        },
-    )
-    .await;
+    };
+    c.pod_network().await;
+    let (k, up) = (&c.k, &mut c.up);
 
     k.ok_in(&["apply", "-f", "-"], MANIFESTS);
     for (ns, pods) in [
@@ -268,7 +248,7 @@ async fn network_policies_deny_and_allow_on_two_nodes() {
         (cb, &a80, "open"),
         (cb, &a90, "open"),
     ]);
-    expect(&k, "every connection open without policies", &open_all).await;
+    expect(k, "every connection open without policies", &open_all).await;
 
     // Default deny: nothing gets into np-a's server, not even through its
     // Service; np-b is not isolated.
@@ -283,7 +263,7 @@ async fn network_policies_deny_and_allow_on_two_nodes() {
         (cb, &a80, "timeout"),
         (cb, &a90, "timeout"),
     ]);
-    expect(&k, "default-deny ingress", &denied).await;
+    expect(k, "default-deny ingress", &denied).await;
 
     // Allow by podSelector and namespaceSelector, on 8080 only.
     k.ok_in(&["apply", "-f", "-"], ALLOW_INGRESS);
@@ -297,7 +277,7 @@ async fn network_policies_deny_and_allow_on_two_nodes() {
         (cb, &a90, "timeout"),
     ]);
     expect(
-        &k,
+        k,
         "ingress allowed for the selected clients and port",
         &allowed,
     )
@@ -314,7 +294,7 @@ async fn network_policies_deny_and_allow_on_two_nodes() {
         (no, &b90, "open"),
         (cb, &a80, "open"),
     ]);
-    expect(&k, "egress limited to np-b's server on http", &egress).await;
+    expect(k, "egress limited to np-b's server on http", &egress).await;
 
     // Deleting the policies restores every connection.
     k.ok(&[
@@ -327,12 +307,11 @@ async fn network_policies_deny_and_allow_on_two_nodes() {
         "out-b",
     ]);
     expect(
-        &k,
+        k,
         "every connection open after the policies are gone",
         &open_all,
     )
     .await;
 
-    drop(k);
     up.stop_gracefully().await;
 }

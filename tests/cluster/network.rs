@@ -11,10 +11,7 @@
 //!
 //! Without root (no namespaces), the test says so and checks nothing else.
 
-use crate::harness::{serial, wait_until};
-use crate::kubectl::Kubectl;
-use crate::procs::free_ports;
-use crate::up::Up;
+use crate::harness::{wait_until, LocalUp};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -269,30 +266,14 @@ pub(crate) fn is_root() -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn services_dns_and_pod_addresses_on_two_nodes() {
-    if !is_root() {
-        eprintln!("skipped: pod network namespaces need root (nodes run in host mode)");
+    let Some(mut c) =
+        LocalUp::start_as_root("pod network namespaces need root (nodes run in host mode)").await
+    else {
         return;
-    }
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl::of_up(home, &dir);
-
+    };
     // Each node got a pod range and runs its pods in namespaces.
-    let nodes = wait_until("pod ranges", Duration::from_secs(30), || async {
-        let n = k.json(&["get", "nodes"]);
-        let items = n["items"].as_array().cloned().unwrap_or_default();
-        let ok = items.len() == 2
-            && items.iter().all(|n| {
-                n["spec"]["podCIDR"].is_string()
-                    && n["metadata"]["annotations"]["ferry.dev/pod-network"] == "namespaces"
-            });
-        ok.then_some(items).ok_or_else(|| "not yet".to_string())
-    })
-    .await;
+    let nodes = c.pod_network().await;
+    let (k, dir, up) = (&c.k, &c.dir, &mut c.up);
     let ranges: BTreeSet<_> = nodes
         .iter()
         .map(|n| n["spec"]["podCIDR"].to_string())
@@ -631,7 +612,6 @@ async fn services_dns_and_pod_addresses_on_two_nodes() {
     }
 
     // Stopping the cluster removes the nodes' routes, namespaces and tables.
-    drop(k);
     up.stop_gracefully().await;
     let netns = String::from_utf8_lossy(
         &Command::new("ip")

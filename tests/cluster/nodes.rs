@@ -5,9 +5,8 @@
 //! period; and NodeRestriction refusing a node's writes to another node's
 //! objects.
 
-use crate::harness::{serial, wait_until};
-use crate::procs::{ferry, free_ports, ok, pids_with_arg, run_ferry, T};
-use crate::up::Up;
+use crate::harness::{poll, verdict, LocalUp};
+use crate::procs::{ferry, ok, pids_with_arg, run_ferry, T};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -35,14 +34,14 @@ async fn wait_pod(
     what: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    wait_until(what, T, || {
+    poll(what, T, || {
         let p = pod(home, conf, name);
         let r = match p {
             Some(p) if check(&p) => Ok(p),
             Some(p) => Err(format!("status: {}", p["status"])),
             None => Err("no pod".to_string()),
         };
-        async move { r }
+        r
     })
     .await
 }
@@ -172,14 +171,9 @@ fn container_log(dir: &Path, node: &str, uid: &str, c: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let conf = dir.join("admin.conf");
-    let conf = conf.to_str().unwrap();
+    let mut c = LocalUp::start().await;
+    let (home, dir, up) = (&c.home, &c.dir, &mut c.up);
+    let conf = &c.conf;
 
     // Both nodes registered, Ready, with their own addresses and a lease.
     let nodes: Value =
@@ -237,14 +231,12 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
         p["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"],
         0
     );
-    let log = wait_until("the container's output", T, || {
-        let l = container_log(&dir, "n1", &uid, "main");
-        async move {
-            if l.contains("prepared") {
-                Ok(l)
-            } else {
-                Err(l)
-            }
+    let log = poll("the container's output", T, || {
+        let l = container_log(dir, "n1", &uid, "main");
+        if l.contains("prepared") {
+            Ok(l)
+        } else {
+            Err(l)
         }
     })
     .await;
@@ -311,19 +303,13 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
             r#"{"data":{"mode":"slow"}}"#,
         ],
     );
-    wait_until("the volume updated in place", T, || {
+    poll("the volume updated in place", T, || {
         let r = ferry(
             home,
             conf,
             &["exec", "app", "--", "cat", &format!("{mount}/mode")],
         );
-        async move {
-            if r.stdout == "slow" {
-                Ok(())
-            } else {
-                Err(format!("{}{}", r.stdout, r.stderr))
-            }
-        }
+        verdict(r.stdout == "slow", || format!("{}{}", r.stdout, r.stderr))
     })
     .await;
     let r = ferry(
@@ -464,15 +450,9 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
         assert_eq!(t["exitCode"], 137);
         assert_eq!(h["status"]["qosClass"], "Guaranteed");
     } else {
-        wait_until("an event saying limits are not enforced", T, || {
+        poll("an event saying limits are not enforced", T, || {
             let events = ferry(home, conf, &["get", "events", "-o", "json"]).stdout;
-            async move {
-                if events.contains("LimitsNotEnforced") {
-                    Ok(())
-                } else {
-                    Err(events)
-                }
-            }
+            verdict(events.contains("LimitsNotEnforced"), || events)
         })
         .await;
     }
@@ -505,15 +485,9 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
     // the grace period, and the pod is then gone from the API.
     let started = std::time::Instant::now();
     ok(home, conf, &["delete", "pod", "app"]);
-    wait_until("the app pod gone from the API", T, || {
+    poll("the app pod gone from the API", T, || {
         let gone = pod(home, conf, "app").is_none();
-        async move {
-            if gone {
-                Ok(())
-            } else {
-                Err("still there".to_string())
-            }
-        }
+        verdict(gone, || "still there".to_string())
     })
     .await;
     assert!(
@@ -525,7 +499,7 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
         "took {:?}",
         started.elapsed()
     );
-    let log = container_log(&dir, "n1", &uid, "main");
+    let log = container_log(dir, "n1", &uid, "main");
     assert!(
         log.is_empty() || log.contains("got TERM"),
         "no SIGTERM first: {log}"
@@ -538,14 +512,9 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joining_refuses_bad_tokens_and_nodes_may_not_touch_other_nodes() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let conf = dir.join("admin.conf");
-    let conf = conf.to_str().unwrap();
+    let c = LocalUp::start().await;
+    let (home, dir) = (&c.home, &c.dir);
+    let conf = &c.conf;
     let admin = ferry_config::ClientConfig::load(Path::new(conf)).unwrap();
     let masters = admin.masters.join(",");
     let join = |token: &str, data: &str| {
@@ -624,7 +593,7 @@ stringData:
         r.stderr
     );
     // The token cleaner deletes the expired token's Secret.
-    wait_until("the expired token deleted", T, || {
+    poll("the expired token deleted", T, || {
         let r = ferry(
             home,
             conf,
@@ -636,13 +605,10 @@ stringData:
                 "kube-system",
             ],
         );
-        async move {
-            if r.status.code() == Some(1) && r.stderr.contains("not found") {
-                Ok(())
-            } else {
-                Err(r.stdout)
-            }
-        }
+        verdict(
+            r.status.code() == Some(1) && r.stderr.contains("not found"),
+            || r.stdout,
+        )
     })
     .await;
     // `token delete` removes it.
@@ -721,14 +687,9 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_node_is_marked_and_its_pods_evicted_but_a_master_failover_marks_none() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let conf = dir.join("admin.conf");
-    let conf = conf.to_str().unwrap();
+    let c = LocalUp::start().await;
+    let (home, up) = (&c.home, &c.up);
+    let conf = &c.conf;
     apply(home, conf, ON_N2);
     wait_pod(home, conf, "on-n2", "on-n2 Running", |p| {
         p["status"]["phase"] == "Running"
@@ -771,20 +732,16 @@ async fn a_silent_node_is_marked_and_its_pods_evicted_but_a_master_failover_mark
     assert_eq!(agent.len(), 1, "{agent:?}");
     kill(Pid::from_raw(agent[0]), Signal::SIGSTOP).unwrap();
     let frozen = std::time::Instant::now();
-    wait_until(
+    poll(
         "n2 unreachable and its pod marked",
         Duration::from_secs(30),
         || {
             let (ready, tainted) = node_ready(home, conf, "n2");
             let marked = pod(home, conf, "on-n2")
                 .is_some_and(|p| p.pointer("/metadata/deletionTimestamp").is_some());
-            async move {
-                if ready == "Unknown" && tainted && marked {
-                    Ok(())
-                } else {
-                    Err(format!("ready={ready} tainted={tainted} marked={marked}"))
-                }
-            }
+            verdict(ready == "Unknown" && tainted && marked, || {
+                format!("ready={ready} tainted={tainted} marked={marked}")
+            })
         },
     )
     .await;
@@ -812,16 +769,12 @@ async fn a_silent_node_is_marked_and_its_pods_evicted_but_a_master_failover_mark
     // Thawed: the agent stops the marked pod and removes it; the node is
     // Ready again and untainted.
     kill(Pid::from_raw(agent[0]), Signal::SIGCONT).unwrap();
-    wait_until("n2 back and its pod gone", T, || {
+    poll("n2 back and its pod gone", T, || {
         let (ready, tainted) = node_ready(home, conf, "n2");
         let gone = pod(home, conf, "on-n2").is_none();
-        async move {
-            if ready == "True" && !tainted && gone {
-                Ok(())
-            } else {
-                Err(format!("ready={ready} tainted={tainted} gone={gone}"))
-            }
-        }
+        verdict(ready == "True" && !tainted && gone, || {
+            format!("ready={ready} tainted={tainted} gone={gone}")
+        })
     })
     .await;
     assert!(
@@ -920,14 +873,9 @@ fn is_ready(p: &Value) -> bool {
 /// pod bound to it starts, and `ferry logs` reaches it over the new tunnel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_moves_to_another_master_when_its_master_dies() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let conf = dir.join("admin.conf");
-    let conf = conf.to_str().unwrap();
+    let mut c = LocalUp::start().await;
+    let (home, dir, up) = (&c.home, &c.dir, &mut c.up);
+    let conf = &c.conf;
     let flag = home.join("steady-ready");
     apply(home, conf, &steady_pod(&flag));
     let p = wait_pod(home, conf, "steady", "steady Running", |p| {
@@ -996,15 +944,11 @@ async fn a_node_moves_to_another_master_when_its_master_dies() {
         p["status"]["phase"] == "Running"
     })
     .await;
-    wait_until("ferry logs late", T, || {
+    poll("ferry logs late", T, || {
         let r = ferry(home, conf, &["logs", "late"]);
-        async move {
-            if r.stdout.contains("late-pod-says-hello\n1\nlate\n") {
-                Ok(())
-            } else {
-                Err(format!("{}{}", r.stdout, r.stderr))
-            }
-        }
+        verdict(r.stdout.contains("late-pod-says-hello\n1\nlate\n"), || {
+            format!("{}{}", r.stdout, r.stderr)
+        })
     })
     .await;
     assert_eq!(container_pids("marker-steady"), pids, "same process");
@@ -1017,12 +961,12 @@ async fn a_node_moves_to_another_master_when_its_master_dies() {
         .unwrap()
         .to_string();
     ok(home, conf, &["delete", "pod", "late"]);
-    wait_until("late gone", T, || {
+    poll("late gone", T, || {
         let gone = pod(home, conf, "late").is_none();
-        async move { gone.then_some(()).ok_or_else(|| "still there".to_string()) }
+        gone.then_some(()).ok_or_else(|| "still there".to_string())
     })
     .await;
-    wait_until("late's host paths removed", Duration::from_secs(10), || {
+    poll("late's host paths removed", Duration::from_secs(10), || {
         let left: Vec<String> = [
             Path::new(&root).to_path_buf(),
             dir.join("n1").join("pods").join(&uid),
@@ -1031,13 +975,7 @@ async fn a_node_moves_to_another_master_when_its_master_dies() {
         .filter(|p| p.exists())
         .map(|p| p.display().to_string())
         .collect();
-        async move {
-            if left.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("left: {left:?}"))
-            }
-        }
+        verdict(left.is_empty(), || format!("left: {left:?}"))
     })
     .await;
     up.stop_gracefully().await;
@@ -1091,24 +1029,14 @@ fn n1_cert(dir: &Path) -> (String, std::time::SystemTime, std::time::SystemTime)
 /// dir, re-adopts its pod and keeps renewing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_renews_its_certificate_and_keeps_working_across_a_restart() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start_env(
-        home,
-        &dir,
-        free_ports(3),
-        1,
-        &[
-            ("FERRY_NODE_CERT_SECONDS", "40"),
-            ("FERRY_NODE_CERT_MIN_SECONDS", "10"),
-        ],
-    );
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let conf = dir.join("admin.conf");
-    let conf = conf.to_str().unwrap();
-    let (first, from, to) = n1_cert(&dir);
+    let mut c = LocalUp::start_env(&[
+        ("FERRY_NODE_CERT_SECONDS", "40"),
+        ("FERRY_NODE_CERT_MIN_SECONDS", "10"),
+    ])
+    .await;
+    let (home, dir, up) = (&c.home, &c.dir, &mut c.up);
+    let conf = &c.conf;
+    let (first, from, to) = n1_cert(dir);
     let life = to.duration_since(from).unwrap();
     assert!(
         life <= Duration::from_secs(60),
@@ -1149,7 +1077,7 @@ async fn a_node_renews_its_certificate_and_keeps_working_across_a_restart() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(checks > 10, "{checks} checks");
-    let (renewed, _, renewed_to) = n1_cert(&dir);
+    let (renewed, _, renewed_to) = n1_cert(dir);
     assert_ne!(renewed, first, "node.conf holds a new certificate");
     assert!(renewed_to > to, "the new certificate lasts longer");
     assert_eq!(container_pids("marker-renewer"), pids, "same process");
@@ -1161,13 +1089,11 @@ async fn a_node_renews_its_certificate_and_keeps_working_across_a_restart() {
         assert_eq!(before.len(), 1, "{m}: {before:?}");
         let old = before[0];
         kill(Pid::from_raw(old), Signal::SIGKILL).unwrap();
-        wait_until(&format!("{m} restarted"), T, || {
+        poll(&format!("{m} restarted"), T, || {
             let now = up.master_pids(m);
-            async move {
-                match now.as_slice() {
-                    [p] if *p != old => Ok(()),
-                    other => Err(format!("{other:?}")),
-                }
+            match now.as_slice() {
+                [p] if *p != old => Ok(()),
+                other => Err(format!("{other:?}")),
             }
         })
         .await;
@@ -1185,13 +1111,11 @@ async fn a_node_renews_its_certificate_and_keeps_working_across_a_restart() {
     let old = agent[0];
     kill(Pid::from_raw(old), Signal::SIGKILL).unwrap();
     let before = renewals(&log);
-    wait_until("n1's agent back", T, || {
+    poll("n1's agent back", T, || {
         let back = up.master_pids("n1");
-        async move {
-            match back.as_slice() {
-                [p] if *p != old => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
+        match back.as_slice() {
+            [p] if *p != old => Ok(()),
+            other => Err(format!("{other:?}")),
         }
     })
     .await;
@@ -1205,18 +1129,12 @@ async fn a_node_renews_its_certificate_and_keeps_working_across_a_restart() {
         pids,
         "re-adopted, same process"
     );
-    wait_until(
+    poll(
         "a renewal after the restart",
         Duration::from_secs(60),
         || {
             let n = renewals(&log);
-            async move {
-                if n > before {
-                    Ok(())
-                } else {
-                    Err(format!("{n} renewals"))
-                }
-            }
+            verdict(n > before, || format!("{n} renewals"))
         },
     )
     .await;

@@ -3,9 +3,8 @@
 //! config view, completion, delete with each cascade policy, clear errors; and `get -w` streaming on across the SIGKILL of the
 //! master it is connected to.
 
-use crate::harness::{serial, wait_until};
-use crate::procs::{ferry, ferry_cmd, free_ports, ok, Ran, T};
-use crate::up::Up;
+use crate::harness::{poll, verdict, wait_until, LocalUp};
+use crate::procs::{ferry, ferry_cmd, ok, Ran, T};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -52,23 +51,19 @@ spec:
 {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "shop"}, "data": {"mode": "fast"}}
 "#;
 
-async fn start(home: &Path) -> (Up, String) {
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let conf = dir.join("admin.conf").to_str().unwrap().to_string();
-    wait_until("the default namespace", T, || {
-        let r = ferry(home, &conf, &["get", "namespace", "default", "-o", "name"]);
-        async move {
-            if r.status.success() {
-                Ok(())
-            } else {
-                Err(r.stderr)
-            }
-        }
+/// `ferry up`, once the default namespace is there.
+async fn start() -> LocalUp {
+    let c = LocalUp::start().await;
+    poll("the default namespace", T, || {
+        let r = ferry(
+            &c.home,
+            &c.conf,
+            &["get", "namespace", "default", "-o", "name"],
+        );
+        verdict(r.status.success(), || r.stderr)
     })
     .await;
-    (up, conf)
+    c
 }
 
 /// `ferry describe deploy web` of the applied manifest (3 replicas), with the
@@ -157,11 +152,8 @@ fn check_describe(d: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_get_scale_label_and_delete_through_the_cli() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let (_up, conf) = start(home).await;
-    let conf = conf.as_str();
+    let c = start().await;
+    let (home, conf) = (c.home.as_path(), c.conf.as_str());
     let m = home.join("shop.yaml");
     std::fs::write(&m, MANIFEST).unwrap();
     let mf = m.to_str().unwrap();
@@ -420,15 +412,13 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
                     "{o}"
                 );
                 assert!(o["metadata"]["deletionTimestamp"].is_string(), "{o}");
-                wait_until("the foreground dependent to be marked", T, || {
+                poll("the foreground dependent to be marked", T, || {
                     let r = dep_state();
-                    async move {
-                        let v: Value = serde_json::from_str(&r.stdout).map_err(|_| r.stderr)?;
-                        if v["metadata"]["deletionTimestamp"].is_string() {
-                            Ok(())
-                        } else {
-                            Err(v.to_string())
-                        }
+                    let v: Value = serde_json::from_str(&r.stdout).map_err(|_| r.stderr)?;
+                    if v["metadata"]["deletionTimestamp"].is_string() {
+                        Ok(())
+                    } else {
+                        Err(v.to_string())
                     }
                 })
                 .await;
@@ -455,30 +445,18 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
                         r#"{"metadata":{"finalizers":null}}"#,
                     ],
                 );
-                wait_until("the foreground owner and dependent to go", T, || {
+                poll("the foreground owner and dependent to go", T, || {
                     let gone = |args: &[&str]| ferry(home, conf, args).status.code() == Some(1);
                     let both = gone(&["get", "cm", &dep_name, "-n", "shop"])
                         && gone(&["get", "cm", &owner, "-n", "shop"]);
-                    async move {
-                        if both {
-                            Ok(())
-                        } else {
-                            Err("still there".to_string())
-                        }
-                    }
+                    verdict(both, || "still there".to_string())
                 })
                 .await;
             }
             _ => {
-                wait_until("the background dependent to be collected", T, || {
+                poll("the background dependent to be collected", T, || {
                     let r = dep_state();
-                    async move {
-                        if r.status.code() == Some(1) {
-                            Ok(())
-                        } else {
-                            Err(r.stdout)
-                        }
-                    }
+                    verdict(r.status.code() == Some(1), || r.stdout)
                 })
                 .await;
             }
@@ -702,11 +680,8 @@ fn apply_stdin(home: &Path, conf: &str, manifest: &str) -> Ran {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_generated_manifests_apply_unchanged_and_a_missing_get_prints_only_the_error() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let (_up, conf) = start(home).await;
-    let conf = conf.as_str();
+    let c = start().await;
+    let (home, conf) = (c.home.as_path(), c.conf.as_str());
 
     // Applying a kubectl-generated manifest again changes nothing and says so.
     for (kind, name, manifest) in KUBECTL_GENERATED {
@@ -779,10 +754,8 @@ async fn kubectl_generated_manifests_apply_unchanged_and_a_missing_get_prints_on
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_watch_streams_on_when_its_master_is_killed() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let (up, conf) = start(home).await;
+    let c = start().await;
+    let (home, conf, up) = (c.home.as_path(), &c.conf, &c.up);
     let cfg = ferry_config::ClientConfig::load(Path::new(&conf)).unwrap();
     // Writes go through the masters the watchers are not connected to (they dial the first).
     let mut others = cfg.clone();
@@ -835,7 +808,7 @@ async fn get_watch_streams_on_when_its_master_is_killed() {
         ferry_cmd(home)
             .args([
                 "--config",
-                &conf,
+                conf,
                 "get",
                 "configmaps",
                 "-n",
@@ -878,15 +851,9 @@ async fn get_watch_streams_on_when_its_master_is_killed() {
     let changes = |path: &Path| -> Vec<(String, String)> {
         seen(path).into_iter().filter(|(_, n)| n != "pre").collect()
     };
-    wait_until("10 events before the kill", T, || {
+    poll("10 events before the kill", T, || {
         let n = changes(&out_path).len();
-        async move {
-            if n >= 10 {
-                Ok(())
-            } else {
-                Err(format!("{n} events"))
-            }
-        }
+        verdict(n >= 10, || format!("{n} events"))
     })
     .await;
     let victim = up.master_pids("m1");
@@ -895,15 +862,9 @@ async fn get_watch_streams_on_when_its_master_is_killed() {
     for i in 10..30 {
         create(i).await;
     }
-    wait_until("30 events after the kill in both watches", T, || {
+    poll("30 events after the kill in both watches", T, || {
         let (n, m) = (changes(&out_path).len(), changes(&only_path).len());
-        async move {
-            if n >= 30 && m >= 30 {
-                Ok(())
-            } else {
-                Err(format!("{n} and {m} events"))
-            }
-        }
+        verdict(n >= 30 && m >= 30, || format!("{n} and {m} events"))
     })
     .await;
     for w in [&mut watcher, &mut watch_only] {

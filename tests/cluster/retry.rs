@@ -86,6 +86,28 @@ async fn relayed_client(c: &Cluster, leader: usize) -> (Relay, Arc<Client>) {
     (relay, Arc::new(client))
 }
 
+/// A key as the cluster holds it (a linearizable read through `direct`).
+async fn stored(direct: &Client, key: &str) -> ferry_api::kv::KeyValue {
+    direct
+        .get(key, Consistency::Linearizable)
+        .await
+        .expect("read")
+        .expect("present")
+}
+
+/// [`relayed_client`] after it created `key` (`1`) through the relay; the
+/// create's revision.
+async fn relayed_create(c: &Cluster, leader: usize, key: &str) -> (Relay, Arc<Client>, u64) {
+    let (relay, client) = relayed_client(c, leader).await;
+    let rev = client
+        .put(key, b"1".to_vec(), Expect::Absent)
+        .await
+        .expect("through the relay")
+        .expect("created")
+        .revision;
+    (relay, client, rev)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_retried_after_silence_applies_once_and_answers_its_outcome() {
     let _serial = serial().await;
@@ -94,13 +116,7 @@ async fn a_write_retried_after_silence_applies_once_and_answers_its_outcome() {
     let direct = c.client(Duration::from_secs(20));
 
     // The request is lost: the retry on another master applies it.
-    let (relay, client) = relayed_client(&c, leader).await;
-    let rev = client
-        .put("retry/lost-request", b"1".to_vec(), Expect::Absent)
-        .await
-        .expect("through the relay")
-        .expect("created")
-        .revision;
+    let (relay, client, rev) = relayed_create(&c, leader, "retry/lost-request").await;
     relay.drop_requests.store(true, Ordering::Relaxed);
     let out = client
         .put(
@@ -112,34 +128,20 @@ async fn a_write_retried_after_silence_applies_once_and_answers_its_outcome() {
         .expect("the retry reaches another master")
         .expect("the retry applies the write");
     assert!(out.revision > rev);
-    let kv = direct
-        .get("retry/lost-request", Consistency::Linearizable)
-        .await
-        .expect("read")
-        .expect("present");
+    let kv = stored(&direct, "retry/lost-request").await;
     assert_eq!((kv.value, kv.mod_revision), (b"2".to_vec(), out.revision));
     drop(relay);
 
     // The answer is lost: the write applied; the retry on another master carries
     // the same request id, so it answers the first outcome instead of a conflict.
-    let (relay, client) = relayed_client(&c, leader).await;
-    let rev = client
-        .put("retry/lost-answer", b"1".to_vec(), Expect::Absent)
-        .await
-        .expect("through the relay")
-        .expect("created")
-        .revision;
+    let (relay, client, rev) = relayed_create(&c, leader, "retry/lost-answer").await;
     relay.drop_replies.store(true, Ordering::Relaxed);
     let out = client
         .put("retry/lost-answer", b"2".to_vec(), Expect::ModRevision(rev))
         .await
         .expect("the retry reaches another master")
         .expect("the retry answers the first attempt's success");
-    let kv = direct
-        .get("retry/lost-answer", Consistency::Linearizable)
-        .await
-        .expect("read")
-        .expect("present");
+    let kv = stored(&direct, "retry/lost-answer").await;
     assert_eq!(kv.value, b"2".to_vec(), "the write applied exactly once");
     assert_eq!(kv.version, 2, "created once, updated once");
     assert_eq!(
@@ -168,11 +170,7 @@ async fn a_write_retried_after_silence_applies_once_and_answers_its_outcome() {
         .await
         .expect("rpc")
         .expect("applied");
-    let kv = direct
-        .get("retry/created", Consistency::Linearizable)
-        .await
-        .expect("read")
-        .expect("present");
+    let kv = stored(&direct, "retry/created").await;
     assert_eq!(
         (kv.create_revision, kv.mod_revision, kv.version),
         (created.revision, put.revision, 2)
@@ -201,6 +199,28 @@ async fn configmaps(direct: &Client) -> Vec<serde_json::Value> {
     list["items"].as_array().cloned().unwrap_or_default()
 }
 
+/// [`relayed_client`] with its relayed connection warmed by a read of the
+/// configmaps of `once` (the one named `name`, else the list).
+async fn relayed_object_client(
+    c: &Cluster,
+    leader: usize,
+    name: Option<&str>,
+) -> (Relay, Arc<Client>) {
+    let (relay, client) = relayed_client(c, leader).await;
+    let verb = if name.is_some() {
+        Verb::Get
+    } else {
+        Verb::List
+    };
+    object_ok(
+        &client,
+        ObjectRequest::new(verb, "configmaps", Some("once"), name),
+        "warm the relayed connection",
+    )
+    .await;
+    (relay, client)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_writes_retried_after_their_master_died_apply_once() {
     let _serial = serial().await;
@@ -213,13 +233,7 @@ async fn object_writes_retried_after_their_master_died_apply_once() {
 
     // A generateName create reaches the leader, applies, and its answer is lost;
     // then the leader is SIGKILLed. The client retries on another master.
-    let (relay, client) = relayed_client(&c, leader).await;
-    object_ok(
-        &client,
-        ObjectRequest::new(Verb::List, "configmaps", Some("once"), None),
-        "warm the relayed connection",
-    )
-    .await;
+    let (relay, client) = relayed_object_client(&c, leader, None).await;
     relay.drop_replies.store(true, Ordering::Relaxed);
     let mut create = ObjectRequest::new(Verb::Create, "configmaps", Some("once"), None);
     create.body = br#"{"metadata":{"generateName":"cm-"},"data":{"a":"1"}}"#.to_vec();
@@ -267,13 +281,7 @@ async fn object_writes_retried_after_their_master_died_apply_once() {
 
     // An update whose answer is lost answers its own success, not 409.
     let leader = c.leader(&[leader]).await;
-    let (relay, client) = relayed_client(&c, leader).await;
-    object_ok(
-        &client,
-        ObjectRequest::new(Verb::Get, "configmaps", Some("once"), Some(&name)),
-        "warm the relayed connection",
-    )
-    .await;
+    let (relay, client) = relayed_object_client(&c, leader, Some(&name)).await;
     relay.drop_replies.store(true, Ordering::Relaxed);
     let mut update = ObjectRequest::new(Verb::Update, "configmaps", Some("once"), Some(&name));
     let mut new = stored.clone();
@@ -290,13 +298,7 @@ async fn object_writes_retried_after_their_master_died_apply_once() {
     drop(relay);
 
     // A delete whose answer is lost answers its own success, not 404.
-    let (relay, client) = relayed_client(&c, leader).await;
-    object_ok(
-        &client,
-        ObjectRequest::new(Verb::Get, "configmaps", Some("once"), Some(&name)),
-        "warm the relayed connection",
-    )
-    .await;
+    let (relay, client) = relayed_object_client(&c, leader, Some(&name)).await;
     relay.drop_replies.store(true, Ordering::Relaxed);
     let (code, deleted) = object_ok(
         &client,

@@ -6,13 +6,9 @@
 //! `persistentVolumeClaimRetentionPolicy` deletes or keeps the claims of
 //! ordinals scaled away and of a deleted set.
 
-use crate::harness::{serial, wait_until};
-use crate::kubectl::Kubectl;
-use crate::network::is_root;
-use crate::procs::{free_ports, T};
-use crate::up::Up;
+use crate::harness::{poll, verdict, LocalUp};
+use crate::procs::T;
 use serde_json::Value;
-use std::time::Duration;
 
 const DB: &str = r#"
 apiVersion: apps/v1
@@ -45,17 +41,12 @@ fn items(v: &Value) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_claims_get_local_volumes_that_outlive_their_pods() {
-    if !is_root() {
-        eprintln!("skipped: bind-mounting volumes needs a mount namespace (root)");
+    let Some(c) =
+        LocalUp::start_as_root("bind-mounting volumes needs a mount namespace (root)").await
+    else {
         return;
-    }
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl::of_up(home, &dir);
+    };
+    let (k, dir) = (&c.k, &c.dir);
 
     // The default class is there, as k3s has one.
     let sc = k.ok(&["get", "storageclass"]);
@@ -97,23 +88,25 @@ async fn statefulset_claims_get_local_volumes_that_outlive_their_pods() {
     // A replaced pod comes back on its volume's node and finds its data.
     let before = k.json(&["get", "pod", "db-1"]);
     k.ok(&["delete", "pod", "db-1"]);
-    wait_until("db-1 back with its data", T, || {
-        let p = k.json(&["get", "pod", "db-1", "--ignore-not-found", "-o", "json"]);
-        let replaced =
-            p["metadata"]["uid"] != before["metadata"]["uid"] && p["status"]["phase"] == "Running";
-        let runs = if replaced {
-            k.run(&["exec", "db-1", "--", "cat", "/data/runs"], None)
-                .stdout
-        } else {
-            String::new()
-        };
-        async move {
+    k.wait_json(
+        "db-1 back with its data",
+        T,
+        &["get", "pod", "db-1", "--ignore-not-found", "-o", "json"],
+        |p| {
+            let replaced = p["metadata"]["uid"] != before["metadata"]["uid"]
+                && p["status"]["phase"] == "Running";
+            let runs = if replaced {
+                k.run(&["exec", "db-1", "--", "cat", "/data/runs"], None)
+                    .stdout
+            } else {
+                String::new()
+            };
             match runs.lines().count() {
                 2 => Ok(()),
                 n => Err(format!("{n} runs recorded")),
             }
-        }
-    })
+        },
+    )
     .await;
     let after = k.json(&["get", "pod", "db-1"]);
     assert_eq!(after["spec"]["nodeName"], before["spec"]["nodeName"]);
@@ -128,31 +121,21 @@ async fn statefulset_claims_get_local_volumes_that_outlive_their_pods() {
     );
     k.ok(&["delete", "statefulset", "db"]);
     k.ok(&["delete", "pvc", "data-db-1", "--wait=false"]);
-    wait_until("claims and volumes gone", T, || {
+    poll("claims and volumes gone", T, || {
         let claims = items(&k.json(&["get", "pvc", "-o", "json"])).len();
         let volumes = items(&k.json(&["get", "pv", "-o", "json"])).len();
-        async move {
-            if claims + volumes == 0 {
-                Ok(())
-            } else {
-                Err(format!("{claims} claims, {volumes} volumes left"))
-            }
-        }
+        verdict(claims + volumes == 0, || {
+            format!("{claims} claims, {volumes} volumes left")
+        })
     })
     .await;
-    wait_until("volume directories removed", T, || {
+    poll("volume directories removed", T, || {
         let left: Vec<_> = dirs
             .iter()
             .filter(|d| std::path::Path::new(d).exists())
             .cloned()
             .collect();
-        async move {
-            if left.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("left: {left:?}"))
-            }
-        }
+        verdict(left.is_empty(), || format!("left: {left:?}"))
     })
     .await;
 }
@@ -172,17 +155,12 @@ fn retained(name: &str, when_deleted: &str, when_scaled: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_claim_retention_policy_deletes_or_keeps_claims() {
-    if !is_root() {
-        eprintln!("skipped: bind-mounting volumes needs a mount namespace (root)");
+    let Some(c) =
+        LocalUp::start_as_root("bind-mounting volumes needs a mount namespace (root)").await
+    else {
         return;
-    }
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl::of_up(home, &dir);
+    };
+    let k = &c.k;
 
     // `keep` retains its claims; `drop` deletes them when scaled and deleted.
     k.ok_in(&["apply", "-f", "-"], &retained("keep", "Retain", "Retain"));
@@ -206,30 +184,22 @@ async fn statefulset_claim_retention_policy_deletes_or_keeps_claims() {
     let (_, drop0_dir) = volume_dir("data-drop-0");
 
     k.ok(&["scale", "statefulset", "keep", "drop", "--replicas=1"]);
-    wait_until("data-drop-1 and its volume gone", T, || {
+    poll("data-drop-1 and its volume gone", T, || {
         let claims: Vec<String> = items(&k.json(&["get", "pvc", "-o", "json"]))
             .iter()
             .filter_map(|c| c["metadata"]["name"].as_str().map(str::to_string))
             .collect();
         let dir_left = std::path::Path::new(&dropped_dir).exists();
-        async move {
-            if claims.iter().any(|c| c == "data-drop-1") || dir_left {
-                Err(format!("claims {claims:?}, directory left: {dir_left}"))
-            } else {
-                Ok(())
-            }
+        if claims.iter().any(|c| c == "data-drop-1") || dir_left {
+            Err(format!("claims {claims:?}, directory left: {dir_left}"))
+        } else {
+            Ok(())
         }
     })
     .await;
-    wait_until("keep-1 gone", T, || {
+    poll("keep-1 gone", T, || {
         let p = k.ok(&["get", "pod", "keep-1", "--ignore-not-found", "-o", "name"]);
-        async move {
-            if p.trim().is_empty() {
-                Ok(())
-            } else {
-                Err("keep-1 still there".to_string())
-            }
-        }
+        verdict(p.trim().is_empty(), || "keep-1 still there".to_string())
     })
     .await;
     // Retain: the claim of the removed ordinal stays bound, with its data.
@@ -244,20 +214,18 @@ async fn statefulset_claim_retention_policy_deletes_or_keeps_claims() {
     );
     // whenDeleted: Delete: the set's remaining claim goes with it; keep's stay.
     k.ok(&["delete", "statefulset", "drop"]);
-    wait_until("data-drop-0 gone with its set", T, || {
+    poll("data-drop-0 gone with its set", T, || {
         let claims: Vec<String> = items(&k.json(&["get", "pvc", "-o", "json"]))
             .iter()
             .filter_map(|c| c["metadata"]["name"].as_str().map(str::to_string))
             .collect();
         let dir_left = std::path::Path::new(&drop0_dir).exists();
-        async move {
-            if claims.iter().any(|c| c.starts_with("data-drop")) || dir_left {
-                Err(format!("claims {claims:?}, directory left: {dir_left}"))
-            } else if claims != ["data-keep-0", "data-keep-1"] {
-                Err(format!("claims {claims:?}"))
-            } else {
-                Ok(())
-            }
+        if claims.iter().any(|c| c.starts_with("data-drop")) || dir_left {
+            Err(format!("claims {claims:?}, directory left: {dir_left}"))
+        } else if claims != ["data-keep-0", "data-keep-1"] {
+            Err(format!("claims {claims:?}"))
+        } else {
+            Ok(())
         }
     })
     .await;

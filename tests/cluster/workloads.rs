@@ -6,10 +6,10 @@
 //! fits nowhere says why as Kubernetes does; a dead node's pods are
 //! replaced on the other node; and a DaemonSet covers a node that joins later.
 
-use crate::harness::{serial, wait_until};
+use crate::harness::{poll, verdict, LocalUp};
 use crate::kubectl::Kubectl;
 use crate::nodes::container_pids;
-use crate::procs::{free_ports, T};
+use crate::procs::T;
 use crate::up::Up;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -60,10 +60,32 @@ fn web_pods(k: &Kubectl) -> Vec<Value> {
 }
 
 /// Follows `kubectl get pods -l app=web -w` and records, at every event, the
-/// pods not terminating and those of them Ready.
+/// pods not terminating and those of them Ready, and a timeline of the events
+/// (printed when a fence is breached, to name the pods and writes behind it).
 struct Watcher {
     child: std::process::Child,
-    seen: Arc<Mutex<Vec<(usize, usize)>>>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+/// (live, available) at every event, and the timeline's lines.
+type Seen = (Vec<(usize, usize)>, Vec<String>);
+
+/// One timeline line: the event, the pod's resourceVersion, owner, node,
+/// phase, Ready and terminating, and the counts after it.
+fn timeline_line(ev: &Value, live: usize, avail: usize) -> String {
+    let p = &ev["object"];
+    let m = &p["metadata"];
+    format!(
+        "{} {} rv={} owner={} node={} phase={} ready={} terminating={} -> live={live} available={avail}",
+        ev["type"].as_str().unwrap_or("?"),
+        m["name"].as_str().unwrap_or("?"),
+        m["resourceVersion"].as_str().unwrap_or("?"),
+        m["ownerReferences"][0]["name"].as_str().unwrap_or("-"),
+        p["spec"]["nodeName"].as_str().unwrap_or("-"),
+        p["status"]["phase"].as_str().unwrap_or("-"),
+        ready(p),
+        terminating(p),
+    )
 }
 
 impl Watcher {
@@ -89,13 +111,13 @@ impl Watcher {
                 "-w",
             ])
             .args(["--output-watch-events", "-o", "json"])
-            .env("HOME", k.home)
+            .env("HOME", &k.home)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("kubectl get -w");
         let out = child.stdout.take().expect("stdout");
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Mutex::new((Vec::new(), Vec::new())));
         let s = seen.clone();
         std::thread::spawn(move || {
             let mut pods: BTreeMap<String, Value> = BTreeMap::new();
@@ -112,16 +134,20 @@ impl Watcher {
                 }
                 let live: Vec<_> = pods.values().filter(|p| !terminating(p)).collect();
                 let avail = live.iter().filter(|p| ready(p)).count();
-                s.lock().unwrap().push((live.len(), avail));
+                let mut s = s.lock().unwrap();
+                s.0.push((live.len(), avail));
+                s.1.push(timeline_line(&ev, live.len(), avail));
             }
         });
         Watcher { child, seen }
     }
 
-    fn stop(mut self) -> Vec<(usize, usize)> {
+    /// The counts at every event, and the timeline.
+    fn stop(mut self) -> (Vec<(usize, usize)>, String) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        std::mem::take(&mut *self.seen.lock().unwrap())
+        let (seen, timeline) = std::mem::take(&mut *self.seen.lock().unwrap());
+        (seen, timeline.join("\n"))
     }
 }
 
@@ -146,18 +172,13 @@ fn leader_pid(home: &Path, dir: &Path, up: &Up) -> (i32, u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl::of_up(home, &dir);
+    let c = LocalUp::start().await;
+    let (k, home, dir, up) = (&c.k, &c.home, &c.dir, &c.up);
 
     // A Deployment of 4 becomes available, spread over both nodes, as 4 real processes.
     k.ok_in(&["apply", "-f", "-"], WEB);
     k.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
-    let pods = web_pods(&k);
+    let pods = web_pods(k);
     assert_eq!(pods.len(), 4, "{pods:#?}");
     let nodes: std::collections::BTreeSet<_> = pods
         .iter()
@@ -165,15 +186,9 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
         .collect();
     assert_eq!(nodes.len(), 2, "replicas spread over both nodes: {nodes:?}");
     assert!(pods.iter().all(ready));
-    wait_until("4 web processes", T, || {
+    poll("4 web processes", T, || {
         let n = container_pids("marker-web").len();
-        async move {
-            if n == 4 {
-                Ok(())
-            } else {
-                Err(format!("{n} processes"))
-            }
-        }
+        verdict(n == 4, || format!("{n} processes"))
     })
     .await;
     let events = k.ok(&["get", "events", "--field-selector", "reason=Scheduled"]);
@@ -185,11 +200,11 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
     // A rolling update: at every watch event at most 5 pods (replicas +
     // maxSurge) not terminating, and, once under way, at least 3 of them
     // (replicas - maxUnavailable) Ready.
-    let watcher = Watcher::start(&k);
+    let watcher = Watcher::start(k);
     tokio::time::sleep(Duration::from_secs(1)).await;
     k.ok(&["set", "env", "deployment/web", "VERSION=2"]);
     k.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
-    let seen = watcher.stop();
+    let (seen, timeline) = watcher.stop();
     // The watch starts with the list, one ADDED at a time: check from the
     // first moment all 4 are there.
     let from = seen
@@ -199,13 +214,16 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
     let during = &seen[from..];
     assert!(during.len() > 8, "the watch saw the rollout: {seen:?}");
     for (live, avail) in during {
-        assert!(*live <= 5, "more than replicas+maxSurge pods: {seen:?}");
+        assert!(
+            *live <= 5,
+            "more than replicas+maxSurge pods: {seen:?}\n{timeline}"
+        );
         assert!(
             *avail >= 3,
-            "fewer than replicas-maxUnavailable available: {seen:?}"
+            "fewer than replicas-maxUnavailable available: {seen:?}\n{timeline}"
         );
     }
-    let pods = web_pods(&k);
+    let pods = web_pods(k);
     let live: Vec<_> = pods.iter().filter(|p| !terminating(p)).collect();
     assert_eq!(live.len(), 4);
     for p in &live {
@@ -220,16 +238,16 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
     // leader's controllers finish it, within the same fences at every watch
     // event (a decision applied twice would show as a sixth live pod), and
     // no node goes NotReady.
-    let (leader, leader_id) = leader_pid(home, &dir, &up);
+    let (leader, leader_id) = leader_pid(home, dir, up);
     // The watch goes to a follower (its stream must outlive the leader).
     let follower = if leader_id == 1 { 2 } else { 1 };
     let server = format!("https://127.0.0.1:{}", up.https_port + follower);
-    let watcher = Watcher::start_at(&k, Some(server));
+    let watcher = Watcher::start_at(k, Some(server));
     tokio::time::sleep(Duration::from_secs(1)).await;
     k.ok(&["rollout", "undo", "deployment/web"]);
     kill(Pid::from_raw(leader), Signal::SIGKILL).unwrap();
     k.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
-    let seen = watcher.stop();
+    let (seen, timeline) = watcher.stop();
     let from = seen
         .iter()
         .position(|s| *s == (4, 4))
@@ -238,7 +256,7 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
     for (live, avail) in &seen[from..] {
         assert!(
             *live <= 5 && *avail >= 3,
-            "out of the fences across a failover: {seen:?}"
+            "out of the fences across a failover: {seen:?}\n{timeline}"
         );
     }
     let nodes = k.json(&["get", "nodes"]);
@@ -272,16 +290,12 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
 
     // Scaling down to 2 leaves 2 processes.
     k.ok(&["scale", "deployment/web", "--replicas=2"]);
-    wait_until("2 web processes and 2 pods", T, || {
+    poll("2 web processes and 2 pods", T, || {
         let n = container_pids("marker-web").len();
-        let pods = web_pods(&k).len();
-        async move {
-            if n == 2 && pods == 2 {
-                Ok(())
-            } else {
-                Err(format!("{n} processes, {pods} pods"))
-            }
-        }
+        let pods = web_pods(k).len();
+        verdict(n == 2 && pods == 2, || {
+            format!("{n} processes, {pods} pods")
+        })
     })
     .await;
 
@@ -289,7 +303,7 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
     // Deployment brings them back on the other node, and the drained one
     // takes no new pods until uncordoned. The drained node is one that holds
     // a replica (where the scheduler put the two is not fixed).
-    let from = web_pods(&k)
+    let from = web_pods(k)
         .iter()
         .filter(|p| !terminating(p))
         .filter_map(|p| p["spec"]["nodeName"].as_str().map(str::to_string))
@@ -302,15 +316,11 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
         "metadata": {"name": "web"},
         "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "web"}}}}"#;
     k.ok_in(&["apply", "-f", "-"], pdb);
-    wait_until("the budget's status", T, || {
-        let b = k.json(&["get", "pdb", "web"]);
-        async move {
-            if b["status"]["expectedPods"] == 2 && b["status"]["currentHealthy"] == 2 {
-                Ok(())
-            } else {
-                Err(b["status"].to_string())
-            }
-        }
+    k.wait_json("the budget's status", T, &["get", "pdb", "web"], |b| {
+        verdict(
+            b["status"]["expectedPods"] == 2 && b["status"]["currentHealthy"] == 2,
+            || b["status"].to_string(),
+        )
     })
     .await;
     let refused = k.run(
@@ -327,38 +337,29 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
         said.contains("Cannot evict pod as it would violate the pod's disruption budget"),
         "{said}"
     );
-    assert_eq!(web_pods(&k).len(), 2, "nothing was evicted");
+    assert_eq!(web_pods(k).len(), 2, "nothing was evicted");
     let table = k.ok(&["get", "pdb", "web"]);
     assert!(table.contains("ALLOWED DISRUPTIONS"), "{table}");
     k.ok_in(
         &["apply", "-f", "-"],
         &pdb.replace("\"maxUnavailable\": 0", "\"minAvailable\": 1"),
     );
-    wait_until("the budget allows one", T, || {
-        let b = k.json(&["get", "pdb", "web"]);
-        async move {
-            if b["status"]["disruptionsAllowed"] == 1 {
-                Ok(())
-            } else {
-                Err(b["status"].to_string())
-            }
-        }
+    k.wait_json("the budget allows one", T, &["get", "pdb", "web"], |b| {
+        verdict(b["status"]["disruptionsAllowed"] == 1, || {
+            b["status"].to_string()
+        })
     })
     .await;
     k.ok(&["drain", &from, "--ignore-daemonsets", "--timeout=60s"]);
-    wait_until("both replicas Ready on the other node", T, || {
-        let on_n1 = web_pods(&k)
+    poll("both replicas Ready on the other node", T, || {
+        let on_n1 = web_pods(k)
             .iter()
             .filter(|p| !terminating(p) && p["spec"]["nodeName"] == to && ready(p))
             .count();
-        let total = web_pods(&k).len();
-        async move {
-            if on_n1 == 2 && total == 2 {
-                Ok(())
-            } else {
-                Err(format!("{on_n1} Ready on {to} of {total}"))
-            }
-        }
+        let total = web_pods(k).len();
+        verdict(on_n1 == 2 && total == 2, || {
+            format!("{on_n1} Ready on {to} of {total}")
+        })
     })
     .await;
     let nodes = k.ok(&["get", "node", &from]);
@@ -372,21 +373,19 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
             "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "100"],
                      "resources": {"requests": {"cpu": "500"}}}]}}"#,
     );
-    let msg = wait_until("huge unschedulable", T, || {
-        let p = k.json(&["get", "pod", "huge"]);
-        let c = p["status"]["conditions"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["type"] == "PodScheduled").cloned());
-        async move {
+    let msg = k
+        .wait_json("huge unschedulable", T, &["get", "pod", "huge"], |p| {
+            let c = p["status"]["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "PodScheduled").cloned());
             match c {
                 Some(c) if c["status"] == "False" => {
                     Ok(c["message"].as_str().unwrap_or("").to_string())
                 }
                 other => Err(format!("{other:?}")),
             }
-        }
-    })
-    .await;
+        })
+        .await;
     assert_eq!(msg, "0/2 nodes are available: 2 Insufficient cpu.");
     let describe = k.ok(&["describe", "pod", "huge"]);
     assert!(describe.contains("FailedScheduling"), "{describe}");
@@ -408,16 +407,11 @@ async fn deployments_roll_out_roll_back_and_scale_as_real_processes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_nodes_pods_are_replaced_on_the_other_node() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl::of_up(home, &dir);
+    let c = LocalUp::start().await;
+    let (k, up) = (&c.k, &c.up);
     k.ok_in(&["apply", "-f", "-"], WEB);
     k.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
-    let on_n2: Vec<String> = web_pods(&k)
+    let on_n2: Vec<String> = web_pods(k)
         .iter()
         .filter(|p| p["spec"]["nodeName"] == "n2")
         .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
@@ -437,19 +431,13 @@ async fn a_dead_nodes_pods_are_replaced_on_the_other_node() {
         }
     }
     let killed = Instant::now();
-    wait_until("4 Ready web pods on n1", Duration::from_secs(60), || {
-        let pods = web_pods(&k);
+    poll("4 Ready web pods on n1", Duration::from_secs(60), || {
+        let pods = web_pods(k);
         let n = pods
             .iter()
             .filter(|p| !terminating(p) && p["spec"]["nodeName"] == "n1" && ready(p))
             .count();
-        async move {
-            if n == 4 {
-                Ok(())
-            } else {
-                Err(format!("{n} Ready on n1"))
-            }
-        }
+        verdict(n == 4, || format!("{n} Ready on n1"))
     })
     .await;
     let took = killed.elapsed();
@@ -523,13 +511,8 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemonsets_statefulsets_jobs_and_cronjobs_run_to_their_ends() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl::of_up(home, &dir);
+    let c = LocalUp::start().await;
+    let k = &c.k;
     k.ok_in(&["apply", "-f", "-"], BATCH);
 
     // The Job: 6 completions, at most 2 at a time.
@@ -584,8 +567,7 @@ async fn daemonsets_statefulsets_jobs_and_cronjobs_run_to_their_ends() {
     );
 
     // The CronJob runs its Jobs, and keeps at most 2 finished ones.
-    wait_until("two ticks done", T, || {
-        let jobs = k.json(&["get", "jobs", "-o", "json"]);
+    k.wait_json("two ticks done", T, &["get", "jobs"], |jobs| {
         let done = jobs["items"]
             .as_array()
             .unwrap()
@@ -597,13 +579,7 @@ async fn daemonsets_statefulsets_jobs_and_cronjobs_run_to_their_ends() {
             })
             .filter(|j| j["status"]["succeeded"] == 1)
             .count();
-        async move {
-            if done >= 2 {
-                Ok(())
-            } else {
-                Err(format!("{done} done"))
-            }
-        }
+        verdict(done >= 2, || format!("{done} done"))
     })
     .await;
     let cj = k.json(&["get", "cronjob", "tick"]);
@@ -643,13 +619,8 @@ fn top_cpu(out: &str, name: &str) -> Option<u64> {
 /// makes an autoscaler that scales the busy Deployment up to its max.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_pod_shows_in_top_and_an_autoscaler_scales_it_up() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl::of_up(home, &dir);
+    let c = LocalUp::start().await;
+    let (k, home, up) = (&c.k, &c.home, &c.up);
     k.ok_in(&["apply", "-f", "-"], BURN);
     k.ok(&["rollout", "status", "deployment/burn", "--timeout=60s"]);
     let pod = k.json(&["get", "pods", "-l", "app=burn"])["items"][0]["metadata"]["name"]
@@ -659,17 +630,15 @@ async fn a_busy_pod_shows_in_top_and_an_autoscaler_scales_it_up() {
 
     // kubectl top pods: the busy loop's CPU, non-zero, within ~30 s.
     let started = Instant::now();
-    wait_until(
+    poll(
         "the busy pod in kubectl top pods",
         Duration::from_secs(45),
         || {
             let o = k.run(&["top", "pods"], None);
             let cpu = top_cpu(&o.stdout, &pod);
-            async move {
-                match cpu {
-                    Some(c) if c > 0 => Ok(()),
-                    _ => Err(format!("{}{}", o.stdout, o.stderr)),
-                }
+            match cpu {
+                Some(c) if c > 0 => Ok(()),
+                _ => Err(format!("{}{}", o.stdout, o.stderr)),
             }
         },
     )
@@ -687,8 +656,7 @@ async fn a_busy_pod_shows_in_top_and_an_autoscaler_scales_it_up() {
         assert!(top_cpu(&nodes, n).is_some(), "{n} has metrics: {nodes}");
     }
     // ferry top, over QUIC, agrees.
-    let conf = dir.join("admin.conf");
-    let conf = conf.to_str().unwrap();
+    let conf = &c.conf;
     let ours = crate::procs::ok(home, conf, &["top", "pods", "-l", "app=burn"]);
     assert!(top_cpu(&ours, &pod).is_some_and(|c| c > 0), "{ours}");
     let ours = crate::procs::ok(home, conf, &["top", "nodes"]);
@@ -725,18 +693,14 @@ async fn a_busy_pod_shows_in_top_and_an_autoscaler_scales_it_up() {
         "--min=1",
         "--max=3",
     ]);
-    wait_until(
+    poll(
         "the autoscaler scales burn to 3",
         Duration::from_secs(90),
         || {
             let d = k.json(&["get", "deployment", "burn"]);
-            async move {
-                if d["spec"]["replicas"] == 3 {
-                    Ok(())
-                } else {
-                    Err(format!("replicas {}", d["spec"]["replicas"]))
-                }
-            }
+            verdict(d["spec"]["replicas"] == 3, || {
+                format!("replicas {}", d["spec"]["replicas"])
+            })
         },
     )
     .await;
@@ -843,13 +807,8 @@ fn agent_revisions(k: &Kubectl) -> BTreeMap<String, i64> {
 /// pods' hash label) back as revision 3.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_rolls_a_daemonset_back_by_its_controller_revisions() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl::of_up(home, &dir);
+    let c = LocalUp::start().await;
+    let k = &c.k;
     k.ok_in(&["apply", "-f", "-"], AGENT);
     k.ok(&["rollout", "status", "daemonset/agent", "--timeout=60s"]);
 
@@ -860,7 +819,7 @@ async fn kubectl_rolls_a_daemonset_back_by_its_controller_revisions() {
         "{table}"
     );
     assert!(table.contains("daemonset.apps/agent"), "{table}");
-    let first = agent_revisions(&k);
+    let first = agent_revisions(k);
     assert_eq!(
         first.values().copied().collect::<Vec<_>>(),
         [1],
@@ -868,7 +827,7 @@ async fn kubectl_rolls_a_daemonset_back_by_its_controller_revisions() {
     );
     let (v1_name, _) = first.into_iter().next().unwrap();
     let v1_hash = v1_name.strip_prefix("agent-").unwrap().to_string();
-    let pods = agent_versions(&k).unwrap();
+    let pods = agent_versions(k).unwrap();
     assert!(
         pods.iter().all(|(v, h)| v == "1" && *h == v1_hash),
         "{pods:?}"
@@ -877,18 +836,15 @@ async fn kubectl_rolls_a_daemonset_back_by_its_controller_revisions() {
     // A new template: revision 2, rolled onto both nodes.
     k.ok(&["set", "env", "daemonset/agent", "VERSION=2"]);
     k.ok(&["rollout", "status", "daemonset/agent", "--timeout=90s"]);
-    wait_until("both pods on VERSION=2", T, || {
-        let r = agent_versions(&k);
-        let v1_hash = v1_hash.clone();
-        async move {
-            match r {
-                Ok(p) if p.iter().all(|(v, h)| v == "2" && *h != v1_hash) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
+    poll("both pods on VERSION=2", T, || {
+        let r = agent_versions(k);
+        match r {
+            Ok(p) if p.iter().all(|(v, h)| v == "2" && *h != v1_hash) => Ok(()),
+            other => Err(format!("{other:?}")),
         }
     })
     .await;
-    let revs = agent_revisions(&k);
+    let revs = agent_revisions(k);
     assert_eq!(revs.len(), 2, "{revs:?}");
     assert_eq!(revs[&v1_name], 1, "{revs:?}");
     let history = k.ok(&["rollout", "history", "daemonset/agent"]);
@@ -909,27 +865,20 @@ async fn kubectl_rolls_a_daemonset_back_by_its_controller_revisions() {
         "{ds}"
     );
     k.ok(&["rollout", "status", "daemonset/agent", "--timeout=90s"]);
-    wait_until("both pods back on VERSION=1", T, || {
-        let r = agent_versions(&k);
-        let v1_hash = v1_hash.clone();
-        async move {
-            match r {
-                Ok(p) if p.iter().all(|(v, h)| v == "1" && *h == v1_hash) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
+    poll("both pods back on VERSION=1", T, || {
+        let r = agent_versions(k);
+        match r {
+            Ok(p) if p.iter().all(|(v, h)| v == "1" && *h == v1_hash) => Ok(()),
+            other => Err(format!("{other:?}")),
         }
     })
     .await;
-    wait_until("revision 1 renumbered 3", T, || {
-        let revs = agent_revisions(&k);
+    poll("revision 1 renumbered 3", T, || {
+        let revs = agent_revisions(k);
         let name = v1_name.clone();
-        async move {
-            if revs.len() == 2 && revs.get(&name) == Some(&3) {
-                Ok(())
-            } else {
-                Err(format!("{revs:?}"))
-            }
-        }
+        verdict(revs.len() == 2 && revs.get(&name) == Some(&3), || {
+            format!("{revs:?}")
+        })
     })
     .await;
     // Undo to a revision that is not there names it, as kubectl does.
@@ -974,20 +923,14 @@ fn late_nodes(k: &Kubectl) -> std::collections::BTreeSet<String> {
 /// process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemonset_covers_a_node_that_joins_later() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl::of_up(home, &dir);
+    let c = LocalUp::start().await;
+    let (k, home) = (&c.k, &c.home);
     k.ok_in(&["apply", "-f", "-"], LATE_AGENT);
     k.ok(&["rollout", "status", "daemonset/late", "--timeout=60s"]);
-    assert_eq!(late_nodes(&k), ["n1", "n2"].map(String::from).into());
+    assert_eq!(late_nodes(k), ["n1", "n2"].map(String::from).into());
 
     // n3 joins with a fresh token, on its own loopback address.
-    let conf = dir.join("admin.conf");
-    let conf = conf.to_str().unwrap();
+    let conf = &c.conf;
     let token = crate::procs::ferry(home, conf, &["token", "create", "--ttl", "1h"]);
     assert!(token.status.success(), "{}", token.stderr);
     let admin = ferry_config::ClientConfig::load(Path::new(conf)).unwrap();
@@ -1014,18 +957,12 @@ async fn a_daemonset_covers_a_node_that_joins_later() {
         .spawn()
         .expect("start n3");
     let mut n3 = Reaped(Some(n3));
-    wait_until("a late pod Running on n3", T, || {
-        let nodes = late_nodes(&k);
-        async move {
-            if nodes.contains("n3") {
-                Ok(())
-            } else {
-                Err(format!("on {nodes:?}"))
-            }
-        }
+    poll("a late pod Running on n3", T, || {
+        let nodes = late_nodes(k);
+        verdict(nodes.contains("n3"), || format!("on {nodes:?}"))
     })
     .await;
-    assert_eq!(late_nodes(&k), ["n1", "n2", "n3"].map(String::from).into());
+    assert_eq!(late_nodes(k), ["n1", "n2", "n3"].map(String::from).into());
     k.ok(&["rollout", "status", "daemonset/late", "--timeout=60s"]);
     let ds = k.json(&["get", "daemonset", "late"]);
     assert_eq!(ds["status"]["desiredNumberScheduled"], 3, "{ds}");
@@ -1034,13 +971,11 @@ async fn a_daemonset_covers_a_node_that_joins_later() {
 
     // The pods go before the node does, so it leaves no process behind.
     k.ok(&["delete", "daemonset", "late"]);
-    wait_until("the late pods gone", T, || {
+    poll("the late pods gone", T, || {
         let left = container_pids("marker-late").len();
-        async move {
-            match left {
-                0 => Ok(()),
-                n => Err(format!("{n} processes left")),
-            }
+        match left {
+            0 => Ok(()),
+            n => Err(format!("{n} processes left")),
         }
     })
     .await;
@@ -1109,26 +1044,22 @@ fn condition(p: &Value, type_: &str) -> Option<Value> {
 /// through its node's status writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_past_its_progress_deadline_fails_and_an_eviction_marks_its_pod() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl::of_up(home, &dir);
+    let mut c = LocalUp::start().await;
+    let (k, up) = (&c.k, &mut c.up);
 
     k.ok_in(&["apply", "-f", "-"], STUCK);
     let started = Instant::now();
-    let progressing = wait_until("Progressing=False", Duration::from_secs(60), || {
-        let d = k.json(&["get", "deployment/stuck"]);
-        async move {
-            match condition(&d, "Progressing") {
+    let progressing = k
+        .wait_json(
+            "Progressing=False",
+            Duration::from_secs(60),
+            &["get", "deployment/stuck"],
+            |d| match condition(&d, "Progressing") {
                 Some(c) if c["status"] == "False" => Ok(c),
                 other => Err(format!("{other:?}")),
-            }
-        }
-    })
-    .await;
+            },
+        )
+        .await;
     assert_eq!(progressing["reason"], "ProgressDeadlineExceeded");
     let msg = progressing["message"].as_str().unwrap_or_default();
     assert!(

@@ -67,6 +67,11 @@ pub fn reconcile(
         return Vec::new();
     }
     let mut pass = Pass::new(d, rss, now);
+    for p in pods.iter().filter(|p| crate::meta::pod_active(p)) {
+        if let Some(o) = crate::meta::controller_of(&p.metadata) {
+            *pass.live.entry(o.uid.clone()).or_default() += 1;
+        }
+    }
     if d.metadata.deletion_timestamp.is_some() {
         pass.sync_revision(false);
         pass.sync_status();
@@ -101,6 +106,8 @@ struct Pass<'a> {
     /// The status as decided so far (starts as stored).
     status: DeploymentStatus,
     deletes: Vec<(String, String)>,
+    /// Active (not terminating) pods by their ReplicaSet's uid.
+    live: BTreeMap<String, i32>,
 }
 
 impl<'a> Pass<'a> {
@@ -119,6 +126,7 @@ impl<'a> Pass<'a> {
             new: None,
             status: d.status.clone().unwrap_or_default(),
             deletes: Vec::new(),
+            live: BTreeMap::new(),
         };
         pass.new = pass.find_new();
         pass

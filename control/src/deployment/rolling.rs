@@ -92,12 +92,26 @@ impl Pass<'_> {
             return want;
         }
         let max_total = want.saturating_add(max_surge(self.d));
-        let current = self.total_replicas();
+        let current = self.total_pods();
         if current >= max_total {
             return self.replicas(i);
         }
         let up = (max_total - current).min(want - self.replicas(i));
         self.replicas(i) + up.max(0)
+    }
+
+    /// The pods the surge counts: each ReplicaSet's replicas, or its active
+    /// pods while it has more (a scale-down its controller has not carried
+    /// out yet: new pods made first would stand beside them, above
+    /// replicas + maxSurge).
+    fn total_pods(&self) -> i32 {
+        (0..self.sets.len())
+            .map(|i| {
+                let uid = self.sets[i].rs.metadata.uid.as_deref().unwrap_or("");
+                let live = self.live.get(uid).copied().unwrap_or(0);
+                self.replicas(i).max(live)
+            })
+            .fold(0, i32::saturating_add)
     }
 
     fn total_replicas(&self) -> i32 {
@@ -106,7 +120,16 @@ impl Pass<'_> {
             .fold(0, i32::saturating_add)
     }
 
-    /// Available pods by ReplicaSet status (what the ReplicaSets reported).
+    /// Available pods by ReplicaSet status (what the ReplicaSets reported),
+    /// never more than the ReplicaSet's replicas. The ReplicaSet controller
+    /// reports the pods it had when it deleted its surplus (as Kubernetes'
+    /// does) and the rest on its next pass; a status read in between counts
+    /// pods already being deleted, and a scale-down trusting it takes the
+    /// same pods away twice (issue 18: a leader died between the two
+    /// passes, and the next one's first Deployment pass saw an old
+    /// ReplicaSet of 3 report 4 available: 3 live pods, 2 Ready, for a floor
+    /// of 3). Its pods above its replicas are being deleted; of the others at
+    /// most the reported number are available.
     fn available(&self, i: usize) -> i32 {
         self.sets[i]
             .rs
@@ -114,6 +137,7 @@ impl Pass<'_> {
             .as_ref()
             .and_then(|s| s.available_replicas)
             .unwrap_or(0)
+            .min(self.replicas(i))
     }
 
     /// Kubernetes' `reconcileOldReplicaSets`: scale old ReplicaSets down as

@@ -118,31 +118,48 @@ impl Cluster {
         for _ in 0..20 {
             let mut busy = false;
             for i in 0..self.rss.len() {
-                let dec =
-                    replicaset::reconcile(&self.rss[i], &self.pods_of(&self.rss[i]), self.now());
-                busy |= dec.status.is_some() || !dec.create.is_empty() || !dec.delete.is_empty();
-                if let Some(s) = dec.status {
-                    self.rss[i].status = Some(s);
-                }
-                for mut p in dec.create {
-                    let n = self.next();
-                    let name = format!("{}{n}", p.metadata.generate_name.clone().unwrap());
-                    p.metadata.name = Some(name);
-                    p.metadata.uid = Some(format!("pod-{n}"));
-                    p.metadata.creation_timestamp = Some(meta::time(self.now()));
-                    p.spec.get_or_insert_default().node_name = Some("n1".into());
-                    p.status = Some(serde_json::from_value(json!({"phase": "Pending"})).unwrap());
-                    self.pods.push(p);
-                }
-                for (_, uid) in dec.delete {
-                    self.delete_pod(&uid);
-                }
+                busy |= self.rs_pass_at(i);
             }
             if !busy {
                 return;
             }
         }
         panic!("the ReplicaSets do not settle");
+    }
+
+    /// One pass of the ReplicaSet running `image` alone (the others' passes
+    /// not yet run): its creates and deletes applied, and the status it
+    /// computed, from the pods as they were before them, stored.
+    pub fn rs_pass(&mut self, image: &str) {
+        let i = self
+            .rss
+            .iter()
+            .position(|r| std::ptr::eq(r, self.rs_of(image)))
+            .unwrap();
+        self.rs_pass_at(i);
+    }
+
+    /// One pass of ReplicaSet `i`; true when it wrote anything.
+    pub fn rs_pass_at(&mut self, i: usize) -> bool {
+        let dec = replicaset::reconcile(&self.rss[i], &self.pods_of(&self.rss[i]), self.now());
+        let busy = dec.status.is_some() || !dec.create.is_empty() || !dec.delete.is_empty();
+        if let Some(s) = dec.status {
+            self.rss[i].status = Some(s);
+        }
+        for mut p in dec.create {
+            let n = self.next();
+            let name = format!("{}{n}", p.metadata.generate_name.clone().unwrap());
+            p.metadata.name = Some(name);
+            p.metadata.uid = Some(format!("pod-{n}"));
+            p.metadata.creation_timestamp = Some(meta::time(self.now()));
+            p.spec.get_or_insert_default().node_name = Some("n1".into());
+            p.status = Some(serde_json::from_value(json!({"phase": "Pending"})).unwrap());
+            self.pods.push(p);
+        }
+        for (_, uid) in dec.delete {
+            self.delete_pod(&uid);
+        }
+        busy
     }
 
     fn delete_pod(&mut self, uid: &str) {
