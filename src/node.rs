@@ -51,7 +51,7 @@ pub struct Args {
     pod_network: String,
     /// The node's own config file (TOML): `[eviction]` hard thresholds
     /// (`memory_available = "100Mi"`, `nodefs_available = "10%"`, as the
-    /// kubelet's evictionHard; those are the defaults).
+    /// kubelet's evictionHard; defaults 100Mi and off).
     #[arg(long, value_name = "FILE", conflicts_with = "simulate")]
     node_config: Option<PathBuf>,
     /// Run N hollow nodes (`<name-prefix>-0` ..) in this process instead: they

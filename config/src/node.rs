@@ -23,7 +23,9 @@ pub struct NodeConfig {
 pub struct Eviction {
     /// `memory.available` (default `100Mi`, as the kubelet).
     pub memory_available: Threshold,
-    /// `nodefs.available`, of the node's data dir file system (default `10%`).
+    /// `nodefs.available`, of the node's data dir file system (default off:
+    /// ferry's nodes share one developer machine's file system, where the
+    /// kubelet's `10%` would evict every node's pods at once).
     pub nodefs_available: Threshold,
     /// How often the signals are read, in seconds (default 10, the
     /// kubelet's housekeeping interval).
@@ -34,7 +36,7 @@ impl Default for Eviction {
     fn default() -> Self {
         Eviction {
             memory_available: Threshold::Bytes(100 << 20),
-            nodefs_available: Threshold::Percent(10.0),
+            nodefs_available: Threshold::Bytes(0),
             interval_secs: 10,
         }
     }
@@ -65,7 +67,14 @@ impl fmt::Display for Threshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Threshold::Bytes(b) => {
-                for (suffix, shift) in [("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10)] {
+                for (suffix, shift) in [
+                    ("Ei", 60),
+                    ("Pi", 50),
+                    ("Ti", 40),
+                    ("Gi", 30),
+                    ("Mi", 20),
+                    ("Ki", 10),
+                ] {
                     if *b != 0 && b % (1u64 << shift) == 0 {
                         return write!(f, "{}{suffix}", b >> shift);
                     }
@@ -187,6 +196,8 @@ mod tests {
             assert!(e.contains(says), "{s}: {e}");
         }
         assert_eq!(Threshold::Bytes(100 << 20).to_string(), "100Mi");
+        assert_eq!(Threshold::Bytes(1 << 50).to_string(), "1Pi");
+        assert_eq!(Threshold::Bytes(1500).to_string(), "1500");
         assert_eq!(Threshold::Percent(10.0).bytes(1000), Some(100));
         assert_eq!(Threshold::Bytes(0).bytes(1000), None);
         assert_eq!(Threshold::Percent(0.0).bytes(1000), None);

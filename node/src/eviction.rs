@@ -268,7 +268,10 @@ mod tests {
 
     #[test]
     fn pressure_follows_the_thresholds() {
-        let t = Thresholds::default(); // memory 100Mi, nodefs 10%
+        let t = Thresholds {
+            nodefs_available: Threshold::Percent(10.0),
+            ..Thresholds::default() // memory 100Mi
+        };
         let d = decide(&t, &signals(200, 500), &[]);
         assert_eq!((d.memory_pressure, d.disk_pressure), (false, false));
         let d = decide(&t, &signals(99, 500), &[]);
@@ -351,7 +354,10 @@ mod tests {
 
     #[test]
     fn the_message_is_the_kubelets() {
-        let t = Thresholds::default();
+        let t = Thresholds {
+            nodefs_available: Threshold::Percent(10.0),
+            ..Thresholds::default()
+        };
         let p = pod("be", 0, &[(0, Some(200)), (0, Some(0))]);
         let d = decide(&t, &signals(50, 500), &[p]);
         let v = d.victim.unwrap();
