@@ -243,8 +243,8 @@ pub fn pressure_taints(taints: Option<&Value>, p: Pressure) -> Option<Value> {
         .iter()
         .filter(|t| {
             let key = t["key"].as_str();
-            !(key == Some(MEMORY_PRESSURE_TAINT) && !p.memory)
-                && !(key == Some(DISK_PRESSURE_TAINT) && !p.disk)
+            (key != Some(MEMORY_PRESSURE_TAINT) || p.memory)
+                && (key != Some(DISK_PRESSURE_TAINT) || p.disk)
         })
         .cloned()
         .collect();
