@@ -49,6 +49,11 @@ pub struct Args {
     /// address when the node may (root), `host` makes pods share the node's.
     #[arg(long, default_value = "auto", value_parser = ["auto", "host"])]
     pod_network: String,
+    /// The node's own config file (TOML): `[eviction]` hard thresholds
+    /// (`memory_available = "100Mi"`, `nodefs_available = "10%"`, as the
+    /// kubelet's evictionHard; defaults 100Mi and off).
+    #[arg(long, value_name = "FILE", conflicts_with = "simulate")]
+    node_config: Option<PathBuf>,
     /// Run N hollow nodes (`<name-prefix>-0` ..) in this process instead: they
     /// register, renew their Leases and report the pods bound to them Running
     /// and Ready without starting processes (as kubemark). They write every
@@ -182,6 +187,10 @@ pub async fn run(a: Args, config: Option<&std::path::Path>) -> Result<ExitCode> 
         return simulate(&a, n, config).await;
     }
     let data_dir = a.data_dir.clone().context("--data-dir is required")?;
+    let node_config = match &a.node_config {
+        Some(p) => ferry_config::NodeConfig::load(p)?,
+        None => ferry_config::NodeConfig::default(),
+    };
     let name = match &a.name {
         Some(n) => n.clone(),
         None => std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -242,6 +251,7 @@ pub async fn run(a: Args, config: Option<&std::path::Path>) -> Result<ExitCode> 
         cert_lifetime: lifetime,
         shim: std::env::current_exe().context("the ferry binary's path")?,
         host_network_only: a.pod_network == "host",
+        eviction: node_config.eviction,
     };
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let mut agent = tokio::spawn(agent::run(opts, cfg, stop));

@@ -55,6 +55,21 @@ pub fn served(ing: &Ingress, classes: &[IngressClass]) -> bool {
     }
 }
 
+/// The Secrets (names, in the Ingress's namespace) `ing`'s `spec.tls`
+/// names, sorted, without repeats: what the nodes serving it read.
+pub fn tls_secrets(ing: &Ingress) -> Vec<String> {
+    let mut out: Vec<String> = ing
+        .spec
+        .iter()
+        .flat_map(|s| s.tls.iter().flatten())
+        .filter_map(|t| t.secret_name.clone())
+        .filter(|n| !n.is_empty())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +111,17 @@ mod tests {
         // No class: only when a default class is ferry's.
         assert!(!served(&none, &[nginx.clone(), mine.clone()]));
         assert!(served(&none, &[nginx, ferry_default]));
+    }
+
+    #[test]
+    fn tls_secrets_are_the_named_ones() {
+        let i = ing(json!({"metadata": {"name": "a"}, "spec": {"tls": [
+            {"hosts": ["a.example"], "secretName": "s2"},
+            {"hosts": ["b.example"], "secretName": "s1"},
+            {"hosts": ["c.example"]},
+            {"secretName": ""},
+            {"secretName": "s2"}]}}));
+        assert_eq!(tls_secrets(&i), ["s1", "s2"]);
+        assert!(tls_secrets(&ing(json!({"metadata": {"name": "b"}}))).is_empty());
     }
 }

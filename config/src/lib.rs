@@ -6,6 +6,7 @@
 //! - [`network`]: the cluster network ([`Network`]: pod, service and LoadBalancer
 //!   ranges, NodePorts, DNS domain) and address ranges ([`Cidr`]).
 //! - [`client`]: the client config (`admin.conf`) a CLI or bench uses to reach masters.
+//! - [`node`]: a node agent's config ([`NodeConfig`]: hard eviction thresholds).
 //! - [`Error`]: every parse or validation failure names the file and the field.
 //!
 //! Config is data: parsed once, validated, then handed to components. This crate
@@ -14,10 +15,12 @@
 pub mod client;
 pub mod master;
 pub mod network;
+pub mod node;
 
 pub use client::ClientConfig;
 pub use master::{MasterConfig, RaftTimings, SnapshotSchedule, StoreLimits, TransportLimits};
 pub use network::{Cidr, Network, PortRange};
+pub use node::NodeConfig;
 
 use std::path::{Path, PathBuf};
 

@@ -218,12 +218,20 @@ pub struct Network {
     /// address (default [`DEFAULT_INGRESS_PORT`]; 0: no ingress listener).
     /// Outside the NodePort range.
     pub ingress_port: u16,
+    /// The port every node serves the Ingresses' `spec.tls` hosts on, HTTPS
+    /// (default [`DEFAULT_INGRESS_TLS_PORT`]; 0: no TLS listener). Outside
+    /// the NodePort range, not `ingress_port`.
+    pub ingress_tls_port: u16,
 }
 
 /// The default [`Network::ingress_port`]: unprivileged, below the NodePort
 /// range and the kernel's ephemeral ports, and clear of the 8080/8000 test
 /// servers commonly listen on.
 pub const DEFAULT_INGRESS_PORT: u16 = 8880;
+
+/// The default [`Network::ingress_tls_port`]: clear of `ferry up`'s HTTPS
+/// ports (6443 and the masters' 6444..) and of the NodePort range.
+pub const DEFAULT_INGRESS_TLS_PORT: u16 = 8443;
 
 impl Default for Network {
     fn default() -> Self {
@@ -238,6 +246,7 @@ impl Default for Network {
             load_balancer_pool: "10.44.0.0/24".parse().expect("static"),
             cluster_domain: "cluster.local".into(),
             ingress_port: DEFAULT_INGRESS_PORT,
+            ingress_tls_port: DEFAULT_INGRESS_TLS_PORT,
         }
     }
 }
@@ -366,6 +375,24 @@ impl Network {
                 ),
             ));
         }
+        if self.ingress_tls_port != 0 && self.node_port_range.contains(self.ingress_tls_port) {
+            return Err(invalid(
+                "network.ingress_tls_port",
+                format!(
+                    "{} is inside network.node_port_range ({}); NodePorts would shadow it",
+                    self.ingress_tls_port, self.node_port_range
+                ),
+            ));
+        }
+        if self.ingress_tls_port != 0 && self.ingress_tls_port == self.ingress_port {
+            return Err(invalid(
+                "network.ingress_tls_port",
+                format!(
+                    "{} is network.ingress_port too; HTTP and HTTPS need ports of their own",
+                    self.ingress_tls_port
+                ),
+            ));
+        }
         if self.cluster_domain.is_empty()
             || !self.cluster_domain.split('.').all(|l| {
                 !l.is_empty()
@@ -394,6 +421,7 @@ impl Network {
             ),
             ("clusterDomain".into(), self.cluster_domain.clone()),
             ("ingressPort".into(), self.ingress_port.to_string()),
+            ("ingressTLSPort".into(), self.ingress_tls_port.to_string()),
         ])
     }
 
@@ -420,6 +448,10 @@ impl Network {
             ingress_port: match data.get("ingressPort") {
                 None => DEFAULT_INGRESS_PORT,
                 Some(_) => get(data, "ingressPort")?,
+            },
+            ingress_tls_port: match data.get("ingressTLSPort") {
+                None => DEFAULT_INGRESS_TLS_PORT,
+                Some(_) => get(data, "ingressTLSPort")?,
             },
         };
         n.validate().map_err(|e| e.to_string())?;
@@ -484,6 +516,13 @@ mod tests {
         );
         d.insert("ingressPort".into(), "http".into());
         assert!(Network::from_data(&d).unwrap_err().contains("ingressPort"));
+        // Nor the TLS port: the default.
+        let mut d = n.to_data();
+        assert_eq!(d.remove("ingressTLSPort").as_deref(), Some("8443"));
+        assert_eq!(
+            Network::from_data(&d).unwrap().ingress_tls_port,
+            DEFAULT_INGRESS_TLS_PORT
+        );
     }
 
     #[test]
@@ -499,6 +538,29 @@ mod tests {
         );
         let off = Network {
             ingress_port: 0,
+            ..Network::default()
+        };
+        off.validate().unwrap();
+        let n = Network {
+            ingress_tls_port: 30443,
+            ..Network::default()
+        };
+        let e = n.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("network.ingress_tls_port") && e.contains("node_port_range"),
+            "{e}"
+        );
+        let n = Network {
+            ingress_tls_port: 8880,
+            ..Network::default()
+        };
+        let e = n.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("network.ingress_tls_port") && e.contains("ingress_port too"),
+            "{e}"
+        );
+        let off = Network {
+            ingress_tls_port: 0,
             ..Network::default()
         };
         off.validate().unwrap();

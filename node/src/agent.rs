@@ -69,6 +69,8 @@ pub struct Options {
     pub shim: PathBuf,
     /// Pods share the node's network without trying namespaces.
     pub host_network_only: bool,
+    /// Hard eviction thresholds (node-pressure eviction, [`crate::eviction`]).
+    pub eviction: ferry_config::node::Eviction,
 }
 
 /// Runs the agent until `stop` turns true. Running pods are left running,
@@ -88,7 +90,14 @@ pub async fn run(
     let address = opts.address.to_string();
     let mut net = NodeNetwork::detect(&opts.name, &opts.data_dir, opts.host_network_only);
     tracing::info!(mode = net.mode.as_str(), "pod network: {}", net.why);
-    register(&api, &opts, &machine, &net.report()).await?;
+    register(
+        &api,
+        &opts,
+        &machine,
+        &net.report(),
+        node::Pressure::default(),
+    )
+    .await?;
     tracing::info!(node = %opts.name, address = %address, "node registered");
     tokio::spawn(crate::tunnel::run(
         opts.data_dir.clone(),
@@ -103,6 +112,7 @@ pub async fn run(
     tokio::spawn(crate::dns::run(net_rx.clone(), known.clone(), stop.clone()));
     tokio::spawn(crate::net::ingress::run(
         opts.address,
+        opts.name.clone(),
         api.clone(),
         known.clone(),
         stop.clone(),
@@ -123,13 +133,19 @@ pub async fn run(
     std::fs::create_dir_all(&pods_dir)?;
     // Resource metrics: the sampler reads the pods this loop runs.
     let (usage_tx, usage_rx) = tokio::sync::watch::channel(crate::metrics::Snapshot::default());
+    // The latest usage report, also what eviction ranks pods by.
+    let (report_tx, report_rx) = tokio::sync::watch::channel(None);
     tokio::spawn(crate::metrics::run(
         opts.data_dir.clone(),
         opts.name.clone(),
         cgroups.clone(),
         usage_rx,
+        report_tx,
         stop.clone(),
     ));
+    let mut pressure = node::Pressure::default();
+    let eviction_every = Duration::from_secs(opts.eviction.interval_secs.max(1));
+    let mut next_eviction = Instant::now() + eviction_every;
     let mut node_labels = std::collections::BTreeMap::new();
     let mut next_lease = Instant::now();
     let mut next_status = Instant::now() + opts.status_interval;
@@ -154,10 +170,11 @@ pub async fn run(
             let stale = match api.get("nodes", None, &opts.name).await {
                 Ok(Some(n)) => {
                     node_labels = string_map(&n["metadata"]["labels"]);
-                    !reports_ready(&n)
+                    sync_pressure_taints(&api, &opts.name, &n, pressure).await;
+                    !reports_ready(&n) || reported_pressure(&n) != pressure
                 }
                 Ok(None) => {
-                    if let Err(e) = register(&api, &opts, &machine, &net.report()).await {
+                    if let Err(e) = register(&api, &opts, &machine, &net.report(), pressure).await {
                         tracing::warn!(error = %e, "registering the node again failed");
                     }
                     false
@@ -165,7 +182,7 @@ pub async fn run(
                 Err(_) => false,
             };
             if stale || Instant::now() >= next_status {
-                match write_node_status(&api, &opts, &machine, &net.report()).await {
+                match write_node_status(&api, &opts, &machine, &net.report(), pressure).await {
                     Ok(()) => next_status = Instant::now() + opts.status_interval,
                     Err(e) => tracing::warn!(error = %e, "node status update failed"),
                 }
@@ -231,7 +248,8 @@ pub async fn run(
             }
         }
         if net.advance(&api).await {
-            if let Err(e) = write_node_status(&api, &opts, &machine, &net.report()).await {
+            if let Err(e) = write_node_status(&api, &opts, &machine, &net.report(), pressure).await
+            {
                 tracing::warn!(error = %e, "node status update failed");
             }
             // The proxy and DNS follow the pod network once it is set up.
@@ -255,6 +273,30 @@ pub async fn run(
         .await
         {
             tracing::warn!(error = %e, "pod sync failed");
+        }
+        if Instant::now() >= next_eviction {
+            next_eviction = Instant::now() + eviction_every;
+            let report = report_rx.borrow().clone();
+            if let Some(now) = evict_if_starved(&opts, &mut workers, report.as_ref()) {
+                if now != pressure {
+                    tracing::warn!(
+                        memory = now.memory,
+                        disk = now.disk,
+                        "node pressure changed (eviction thresholds: memory.available {}, nodefs.available {})",
+                        opts.eviction.memory_available,
+                        opts.eviction.nodefs_available
+                    );
+                    pressure = now;
+                    if let Err(e) =
+                        write_node_status(&api, &opts, &machine, &net.report(), pressure).await
+                    {
+                        tracing::warn!(error = %e, "node status update failed");
+                    }
+                    if let Ok(Some(n)) = api.get("nodes", None, &opts.name).await {
+                        sync_pressure_taints(&api, &opts.name, &n, pressure).await;
+                    }
+                }
+            }
         }
         let snap = crate::metrics::Snapshot {
             labels: node_labels.clone(),
@@ -297,7 +339,13 @@ pub async fn run(
     }
 }
 
-async fn register(api: &Objects, opts: &Options, m: &Machine, net: &NetworkReport) -> Result<()> {
+async fn register(
+    api: &Objects,
+    opts: &Options,
+    m: &Machine,
+    net: &NetworkReport,
+    pressure: node::Pressure,
+) -> Result<()> {
     let mut obj = node::node_object(
         &opts.name,
         &opts.address.to_string(),
@@ -306,6 +354,7 @@ async fn register(api: &Objects, opts: &Options, m: &Machine, net: &NetworkRepor
         net,
         &crate::now(),
     );
+    node::set_pressure(&mut obj["status"], pressure);
     // Where this node's local-path volumes live, for the provisioner.
     let storage = crate::volumes::storage_dir(&opts.data_dir);
     obj["metadata"]["annotations"][ferry_api::storage::NODE_STORAGE_DIR] =
@@ -318,8 +367,9 @@ async fn write_node_status(
     opts: &Options,
     m: &Machine,
     net: &NetworkReport,
+    pressure: node::Pressure,
 ) -> Result<()> {
-    let obj = node::node_object(
+    let mut obj = node::node_object(
         &opts.name,
         &opts.address.to_string(),
         m,
@@ -327,6 +377,7 @@ async fn write_node_status(
         net,
         &crate::now(),
     );
+    node::set_pressure(&mut obj["status"], pressure);
     api.patch(
         "nodes",
         None,
@@ -336,6 +387,138 @@ async fn write_node_status(
     )
     .await
     .map(|_| ())
+}
+
+/// The pressure a stored Node reports.
+fn reported_pressure(n: &Value) -> node::Pressure {
+    let on = |t: &str| {
+        n.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| c["type"] == t))
+            .is_some_and(|c| c["status"] == "True")
+    };
+    node::Pressure {
+        memory: on("MemoryPressure"),
+        disk: on("DiskPressure"),
+    }
+}
+
+/// Adds or removes the Node's pressure taints (`NoSchedule`) as `p` says,
+/// with the read resourceVersion as precondition (a conflict waits for the
+/// next check).
+async fn sync_pressure_taints(api: &Objects, name: &str, n: &Value, p: node::Pressure) {
+    let Some(taints) = node::pressure_taints(n.pointer("/spec/taints"), p) else {
+        return;
+    };
+    let patch = json!({"metadata": {"resourceVersion": n["metadata"]["resourceVersion"]},
+                       "spec": {"taints": taints}});
+    if let Err(e) = api.patch("nodes", None, name, None, &patch).await {
+        tracing::debug!(error = %e, "updating the node's pressure taints failed");
+    }
+}
+
+/// The node's eviction signals now: `/proc/meminfo` and the data dir's
+/// file system.
+fn read_signals(data_dir: &std::path::Path) -> Option<crate::eviction::Signals> {
+    let (memory_available, memory_capacity) =
+        crate::eviction::meminfo(&std::fs::read_to_string("/proc/meminfo").ok()?)?;
+    let fs = nix::sys::statvfs::statvfs(data_dir).ok()?;
+    Some(crate::eviction::Signals {
+        memory_available,
+        memory_capacity,
+        nodefs_available: fs.blocks_available() * fs.fragment_size(),
+        nodefs_capacity: fs.blocks() * fs.fragment_size(),
+    })
+}
+
+/// Bytes of the files under `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// One round of the eviction manager: the node's pressure, and the pod
+/// [`crate::eviction::decide`] picks evicted (`None`: the signals could not
+/// be read).
+fn evict_if_starved(
+    opts: &Options,
+    workers: &mut HashMap<String, PodWorker>,
+    report: Option<&ferry_api::metrics::NodeReport>,
+) -> Option<node::Pressure> {
+    use crate::eviction::{Candidate, ContainerUse};
+    let signals = read_signals(&opts.data_dir)?;
+    let disk_low = opts
+        .eviction
+        .nodefs_available
+        .bytes(signals.nodefs_capacity)
+        .is_some_and(|b| signals.nodefs_available < b);
+    let bytes = |v: Option<&Value>| -> u64 {
+        v.and_then(Value::as_str)
+            .and_then(ferry_api::quantity::Quantity::parse)
+            .map_or(0, |q| u64::try_from(q.value()).unwrap_or(0))
+    };
+    let candidates: Vec<Candidate> = workers
+        .values()
+        .filter(|w| w.terminating.is_none() && w.evicted.is_none())
+        .filter(|w| {
+            !w.written
+                .as_ref()
+                .and_then(|s| s["phase"].as_str())
+                .is_some_and(|p| p == "Failed" || p == "Succeeded")
+        })
+        .map(|w| {
+            let ns = w.pod["metadata"]["namespace"].as_str().unwrap_or_default();
+            let name = w.pod["metadata"]["name"].as_str().unwrap_or_default();
+            let usage =
+                report.and_then(|r| r.pods.iter().find(|p| p.namespace == ns && p.name == name));
+            Candidate {
+                uid: w.uid.clone(),
+                name: format!("{ns}/{name}"),
+                priority: w.pod["spec"]["priority"]
+                    .as_i64()
+                    .and_then(|p| i32::try_from(p).ok())
+                    .unwrap_or(0),
+                containers: w
+                    .containers
+                    .iter()
+                    .map(|c| ContainerUse {
+                        name: c.name.clone(),
+                        memory_request: bytes(c.spec.pointer("/resources/requests/memory")),
+                        memory_usage: usage.and_then(|u| {
+                            u.containers
+                                .iter()
+                                .find(|x| x.name == c.name)
+                                .map(|x| x.memory_bytes)
+                        }),
+                        disk_request: bytes(
+                            c.spec.pointer("/resources/requests/ephemeral-storage"),
+                        ),
+                        disk_usage: disk_low.then(|| dir_bytes(&c.dir.0)),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let d = crate::eviction::decide(&opts.eviction, &signals, &candidates);
+    if let Some(v) = &d.victim {
+        tracing::warn!(pod = %v.name, "evicting a pod for node pressure: {}", v.message);
+        if let Some(w) = workers.get_mut(&v.uid) {
+            w.evict(&v.message);
+        }
+    }
+    Some(node::Pressure {
+        memory: d.memory_pressure,
+        disk: d.disk_pressure,
+    })
 }
 
 async fn renew_lease(api: &Objects, opts: &Options) -> Result<()> {

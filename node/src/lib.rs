@@ -6,7 +6,10 @@
 //!   data dir; certificate renewal timing.
 //! - [`agent`]: the agent's loops — registration, Lease and Node status
 //!   heartbeats, certificate renewal, pod sync.
-//! - [`node`]: the Node object and Lease as the agent reports them (pure).
+//! - [`node`]: the Node object and Lease as the agent reports them, its
+//!   pressure conditions and taints (pure).
+//! - [`eviction`]: node-pressure eviction, the kubelet's hard thresholds and
+//!   ranking (pure).
 //! - [`pods`]: pod workers (start, restart with back-off, stop with a grace
 //!   period) and the pod status they report.
 //! - [`probe`]: liveness, readiness and startup probes (exec, httpGet,
@@ -37,6 +40,7 @@ pub mod agent;
 pub mod cgroups;
 pub mod dns;
 pub mod env;
+pub mod eviction;
 pub mod follow;
 pub mod hollow;
 pub mod join;

@@ -243,12 +243,13 @@ impl Sampler {
 }
 
 /// Samples every [`INTERVAL`] and sends each report to every master in the
-/// node's config, until `stop`.
+/// node's config, and into `latest` (what eviction ranks pods by), until `stop`.
 pub async fn run(
     data_dir: PathBuf,
     name: String,
     layout: Layout,
     snap: tokio::sync::watch::Receiver<Snapshot>,
+    latest: tokio::sync::watch::Sender<Option<NodeReport>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let pods_dir = data_dir.join("pods");
@@ -270,6 +271,9 @@ pub async fn run(
             sampler = back;
             r
         };
+        if let Some(r) = &report {
+            latest.send_replace(Some(r.clone()));
+        }
         if let (Some(r), Ok(Some(cfg))) = (report, crate::join::load(&data_dir)) {
             if cfg.client_cert != cert || clients.len() != cfg.masters.len() {
                 cert = cfg.client_cert.clone();

@@ -184,6 +184,85 @@ fn status(
     })
 }
 
+/// Node pressure as the eviction manager sees it ([`crate::eviction`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pressure {
+    /// `memory.available` below its threshold.
+    pub memory: bool,
+    /// `nodefs.available` below its threshold.
+    pub disk: bool,
+}
+
+/// The taints a node under pressure gets (Kubernetes' `TaintNodesByCondition`).
+pub const MEMORY_PRESSURE_TAINT: &str = "node.kubernetes.io/memory-pressure";
+/// See [`MEMORY_PRESSURE_TAINT`].
+pub const DISK_PRESSURE_TAINT: &str = "node.kubernetes.io/disk-pressure";
+
+/// Sets the MemoryPressure and DiskPressure conditions of a Node `status`
+/// as the kubelet words them.
+pub fn set_pressure(status: &mut Value, p: Pressure) {
+    let Some(conds) = status.get_mut("conditions").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for c in conds {
+        let (on, reason, message) = match c["type"].as_str() {
+            Some("MemoryPressure") if p.memory => (
+                true,
+                "KubeletHasInsufficientMemory",
+                "kubelet has insufficient memory available",
+            ),
+            Some("MemoryPressure") => (
+                false,
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+            ),
+            Some("DiskPressure") if p.disk => {
+                (true, "KubeletHasDiskPressure", "kubelet has disk pressure")
+            }
+            Some("DiskPressure") => (
+                false,
+                "KubeletHasNoDiskPressure",
+                "kubelet has no disk pressure",
+            ),
+            _ => continue,
+        };
+        c["status"] = json!(if on { "True" } else { "False" });
+        c["reason"] = json!(reason);
+        c["message"] = json!(message);
+    }
+}
+
+/// The Node's `spec.taints` with the pressure taints (`NoSchedule`) added
+/// or removed as `p` says; `None` when they are right already.
+pub fn pressure_taints(taints: Option<&Value>, p: Pressure) -> Option<Value> {
+    let have: Vec<Value> = taints
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut want: Vec<Value> = have
+        .iter()
+        .filter(|t| {
+            let key = t["key"].as_str();
+            (key != Some(MEMORY_PRESSURE_TAINT) || p.memory)
+                && (key != Some(DISK_PRESSURE_TAINT) || p.disk)
+        })
+        .cloned()
+        .collect();
+    for (on, key) in [
+        (p.memory, MEMORY_PRESSURE_TAINT),
+        (p.disk, DISK_PRESSURE_TAINT),
+    ] {
+        if on
+            && !want
+                .iter()
+                .any(|t| t["key"] == key && t["effect"] == "NoSchedule")
+        {
+            want.push(json!({"key": key, "effect": "NoSchedule"}));
+        }
+    }
+    (want != have).then(|| json!(want))
+}
+
 /// The node's Lease in `kube-node-lease`, renewed at `now`.
 pub fn lease(name: &str, duration_secs: u64, now_micros: &str) -> Value {
     json!({
@@ -291,5 +370,91 @@ mod tests {
         let l = lease("n1", 40, "2026-12-05T00:00:00.000000Z");
         assert_eq!(l["spec"]["holderIdentity"], "n1");
         assert_eq!(l["metadata"]["namespace"], "kube-node-lease");
+    }
+
+    #[test]
+    fn pressure_sets_conditions_and_taints() {
+        let m = Machine::default();
+        let net = NetworkReport {
+            mode: "host".into(),
+            ready: true,
+            reason: "HostNetwork".into(),
+            message: String::new(),
+        };
+        let mut n = node_object("n1", "127.0.1.1", &m, &Reserved::default(), &net, "t");
+        let cond = |n: &Value, t: &str| {
+            let c = n["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == t)
+                .unwrap()
+                .clone();
+            (
+                c["status"].as_str().unwrap().to_string(),
+                c["reason"].as_str().unwrap().to_string(),
+            )
+        };
+        set_pressure(
+            &mut n["status"],
+            Pressure {
+                memory: true,
+                disk: false,
+            },
+        );
+        assert_eq!(
+            cond(&n, "MemoryPressure"),
+            ("True".into(), "KubeletHasInsufficientMemory".into())
+        );
+        assert_eq!(
+            cond(&n, "DiskPressure"),
+            ("False".into(), "KubeletHasNoDiskPressure".into())
+        );
+        assert_eq!(cond(&n, "Ready").0, "True");
+        set_pressure(
+            &mut n["status"],
+            Pressure {
+                memory: false,
+                disk: true,
+            },
+        );
+        assert_eq!(
+            cond(&n, "MemoryPressure"),
+            ("False".into(), "KubeletHasSufficientMemory".into())
+        );
+        assert_eq!(
+            cond(&n, "DiskPressure"),
+            ("True".into(), "KubeletHasDiskPressure".into())
+        );
+
+        // Taints: added once, removed when the pressure ends, others kept.
+        let cordon = json!([{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]);
+        let mem = Pressure {
+            memory: true,
+            disk: false,
+        };
+        let added = pressure_taints(Some(&cordon), mem).unwrap();
+        assert_eq!(
+            added,
+            json!([{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"},
+                   {"key": MEMORY_PRESSURE_TAINT, "effect": "NoSchedule"}])
+        );
+        assert_eq!(pressure_taints(Some(&added), mem), None);
+        assert_eq!(
+            pressure_taints(Some(&added), Pressure::default()).unwrap(),
+            cordon
+        );
+        assert_eq!(pressure_taints(None, Pressure::default()), None);
+        assert_eq!(
+            pressure_taints(
+                None,
+                Pressure {
+                    memory: false,
+                    disk: true
+                }
+            )
+            .unwrap(),
+            json!([{"key": DISK_PRESSURE_TAINT, "effect": "NoSchedule"}])
+        );
     }
 }

@@ -247,6 +247,9 @@ pub struct PodWorker {
     pub net: Option<crate::net::podnet::PodAddr>,
     /// Why the pod's network was last reported not ready.
     net_waiting: Option<String>,
+    /// Evicted for node pressure ([`crate::eviction`]): the message. Its
+    /// containers are killed and never restarted; the pod ends `Failed`.
+    pub evicted: Option<String>,
 }
 
 fn restart_policy(pod: &Value) -> &str {
@@ -268,6 +271,15 @@ impl PodWorker {
         };
         let (init, containers) = (list("initContainers"), list("containers"));
         let ephemeral = list("ephemeralContainers");
+        // Evicted before the agent restarted: it stays so.
+        let evicted = (pod.pointer("/status/reason").and_then(Value::as_str)
+            == Some(crate::eviction::REASON))
+        .then(|| {
+            pod.pointer("/status/message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        });
         let start_time =
             std::fs::read_to_string(dir.join("start-time")).unwrap_or_else(|_| crate::now());
         let _ = std::fs::create_dir_all(&dir);
@@ -288,7 +300,21 @@ impl PodWorker {
             events: Vec::new(),
             net: None,
             net_waiting: None,
+            evicted,
         }
+    }
+
+    /// Evicts the pod for node pressure: its containers are killed now.
+    pub fn evict(&mut self, message: &str) {
+        if self.evicted.is_none() {
+            self.evicted = Some(message.to_string());
+            self.events.push((
+                "Warning".into(),
+                crate::eviction::REASON.into(),
+                message.into(),
+            ));
+        }
+        self.stop();
     }
 
     /// Every container that is running now.
@@ -310,7 +336,7 @@ impl PodWorker {
         net: &Network,
         cgroups: &crate::cgroups::Layout,
     ) {
-        if self.terminating.is_some() {
+        if self.terminating.is_some() || self.evicted.is_some() {
             return self.stop();
         }
         // Ephemeral containers added to the pod since (they are only ever added).
@@ -477,6 +503,8 @@ impl PodWorker {
             .or(self.pod.pointer("/spec/terminationGracePeriodSeconds"))
             .and_then(Value::as_u64)
             .unwrap_or(30);
+        // A hard eviction kills at once, as the kubelet's.
+        let grace = if self.evicted.is_some() { 0 } else { grace };
         let first = self.terminating.is_none();
         let (since, grace) = *self
             .terminating
@@ -604,7 +632,30 @@ impl PodWorker {
             status["podIP"] = json!(ip);
             status["podIPs"] = json!([{"ip": ip}]);
         }
+        if let Some(message) = &self.evicted {
+            evicted_status(&mut status, message, &since);
+        }
         status
+    }
+}
+
+/// What an evicted pod's status says, as the kubelet writes it: `Failed`,
+/// reason `Evicted`, the message, not ready, and `DisruptionTarget`
+/// (`TerminationByKubelet`).
+pub fn evicted_status(status: &mut Value, message: &str, since: &str) {
+    status["phase"] = json!("Failed");
+    status["reason"] = json!(crate::eviction::REASON);
+    status["message"] = json!(message);
+    if let Some(conds) = status["conditions"].as_array_mut() {
+        for c in conds.iter_mut() {
+            if c["type"] == "Ready" || c["type"] == "ContainersReady" {
+                c["status"] = json!("False");
+            }
+        }
+        conds.retain(|c| c["type"] != "DisruptionTarget");
+        conds.push(json!({"type": "DisruptionTarget", "status": "True",
+            "reason": crate::eviction::DISRUPTION_REASON, "message": message,
+            "lastProbeTime": null, "lastTransitionTime": since}));
     }
 }
 
@@ -1078,6 +1129,44 @@ mod tests {
                 json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}})
             )),
             "Burstable"
+        );
+    }
+
+    #[test]
+    fn an_evicted_pod_is_failed_with_the_kubelets_reason_and_stays_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let pod = json!({"metadata": {"name": "p", "namespace": "default", "uid": "u1"},
+            "spec": {"containers": [{"name": "c", "image": "x", "command": ["sleep", "1"]}]}});
+        let mut w = PodWorker::new(pod.clone(), dir.path().join("u1"));
+        assert_eq!(w.evicted, None);
+        w.evict("The node was low on resource: memory. ");
+        let status = w.status(
+            &Network::host("127.0.0.1"),
+            &crate::cgroups::Layout::Unavailable(String::new()),
+        );
+        assert_eq!(status["phase"], "Failed");
+        assert_eq!(status["reason"], "Evicted");
+        assert_eq!(status["message"], "The node was low on resource: memory. ");
+        let conds = status["conditions"].as_array().unwrap();
+        let get = |t: &str| conds.iter().find(|c| c["type"] == t).unwrap().clone();
+        assert_eq!(get("Ready")["status"], "False");
+        assert_eq!(get("DisruptionTarget")["status"], "True");
+        assert_eq!(get("DisruptionTarget")["reason"], "TerminationByKubelet");
+        assert_eq!(
+            w.events,
+            [(
+                "Warning".to_string(),
+                "Evicted".to_string(),
+                "The node was low on resource: memory. ".to_string()
+            )]
+        );
+        // A restarted agent reads it back from the stored status.
+        let mut stored = pod;
+        stored["status"] = status;
+        let again = PodWorker::new(stored, dir.path().join("u1"));
+        assert_eq!(
+            again.evicted.as_deref(),
+            Some("The node was low on resource: memory. ")
         );
     }
 }

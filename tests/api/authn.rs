@@ -167,6 +167,81 @@ async fn a_node_reads_only_the_claims_and_volumes_its_pods_use() {
     drop(c);
 }
 
+/// Every node runs ferry's ingress controller: it reads the Secrets that
+/// Ingresses ferry serves name in `spec.tls`, not those of another class's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reads_the_tls_secrets_of_ingresses_ferry_serves() {
+    let (c, admin) = cluster().await;
+    namespace(&admin, "team").await;
+    for s in ["ours", "nginxs", "unnamed"] {
+        admin.create("secrets", Some("team"), &secret(s)).await;
+    }
+    let ingress = |name: &str, class: &str, secret: &str| {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": name},
+            "spec": {"ingressClassName": class,
+                "tls": [{"hosts": ["a.example"], "secretName": secret}],
+                "rules": [{"host": "a.example", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}})
+    };
+    admin
+        .create("ingresses", Some("team"), &ingress("mine", "ferry", "ours"))
+        .await;
+    admin
+        .create(
+            "ingresses",
+            Some("team"),
+            &ingress("theirs", "nginx", "nginxs"),
+        )
+        .await;
+    let node = client(&c, &Identity::Node("n1".into()));
+    let get = |name: &'static str| {
+        let node = &node;
+        async move {
+            node.call(Api::req(
+                Verb::Get,
+                "secrets",
+                Some("team"),
+                Some(name),
+                None,
+            ))
+            .await
+        }
+    };
+    let (code, body) = get("ours").await;
+    assert_eq!(code, 200, "{body}");
+    // The watch of that one Secret the listener keeps.
+    let mut w = Api::req(Verb::List, "secrets", Some("team"), None, None);
+    w.list = ListOptions {
+        field_selector: Some("metadata.name=ours".into()),
+        ..ListOptions::default()
+    };
+    let (code, body) = node.call(w).await;
+    assert_eq!(code, 200, "{body}");
+    for other in ["nginxs", "unnamed"] {
+        let (code, body) = get(other).await;
+        assert_eq!(code, 403, "{other}: {body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("no relationship found between node 'n1' and this object"),
+            "{body}"
+        );
+    }
+    // Named by a served Ingress but not there: 404, as for anyone.
+    admin
+        .create(
+            "ingresses",
+            Some("team"),
+            &ingress("later", "ferry", "not-yet"),
+        )
+        .await;
+    let (code, body) = get("not-yet").await;
+    assert_eq!(code, 404, "{body}");
+    drop(c);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_reads_only_the_secrets_and_configmaps_its_pods_reference() {
     let (c, admin) = cluster().await;

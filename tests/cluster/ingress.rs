@@ -5,11 +5,17 @@
 //! (8880) of the node's address, reached from the host; no matching rule
 //! answers 404, a Service without endpoints 503; an Ingress without a class
 //! goes to the default class; `status.loadBalancer.ingress` lists the nodes.
+//! TLS from kubectl's generators (`create secret tls`, `create ingress
+//! --rule=...,tls=...`): curl over HTTPS on `network.ingress_tls_port`
+//! (8443) with the Secret's certificate, two requests on one connection;
+//! an Ingress naming a missing Secret gets an Event, its host the default
+//! certificate, and the Secret once created is picked up.
 //!
 //! Without root (no pod network namespaces), the test says so and checks
 //! nothing else.
 
 use crate::harness::{poll, LocalUp};
+use crate::kubectl::{run, Kubectl};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -118,7 +124,7 @@ fn get(at: SocketAddr, host: &str, path: &str) -> Result<(u16, String), String> 
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: test\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: test\r\nConnection: close\r\n\r\n"
     )
     .map_err(|e| e.to_string())?;
     let mut out = String::new();
@@ -141,7 +147,8 @@ async fn ingress_routes_by_host_and_path_on_every_node() {
     else {
         return;
     };
-    let (k, up) = (&c.k, &mut c.up);
+    let (k, up, home) = (&c.k, &mut c.up, c.home.clone());
+    let home = home.as_path();
 
     // The leader's default class.
     let class = poll("the IngressClass ferry", Duration::from_secs(20), || {
@@ -286,6 +293,8 @@ async fn ingress_routes_by_host_and_path_on_every_node() {
         }
     }
 
+    tls_from_kubectl_generators(k, home, &addrs, &web).await;
+
     // Deleting the Ingress stops the routing.
     k.ok(&["delete", "ingress", "site"]);
     let at: SocketAddr = format!("{}:8880", addrs[0]).parse().unwrap();
@@ -299,4 +308,189 @@ async fn ingress_routes_by_host_and_path_on_every_node() {
     .await;
 
     up.stop_gracefully().await;
+}
+
+/// A self-signed certificate and key for `host` in `dir`: (cert, key) paths.
+fn certificate(dir: &std::path::Path, host: &str) -> (String, String) {
+    let crt = dir.join(format!("{host}.crt")).display().to_string();
+    let key = dir.join(format!("{host}.key")).display().to_string();
+    let o = run(
+        dir,
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            &key,
+            "-out",
+            &crt,
+            "-subj",
+            &format!("/CN={host}"),
+            "-addext",
+            &format!("subjectAltName=DNS:{host}"),
+        ],
+        None,
+    );
+    assert!(o.ok, "openssl: {}", o.stderr);
+    (crt, key)
+}
+
+/// curl over HTTPS to `host` at `addr:8443` (`--resolve`), trusting `ca`
+/// (else `-k`), each of `paths` on one curl: stdout, with after each
+/// answer `<code> <new connections>`.
+fn curl(
+    home: &std::path::Path,
+    addr: &str,
+    host: &str,
+    ca: Option<&str>,
+    paths: &[&str],
+) -> Result<String, String> {
+    let resolve = format!("{host}:8443:{addr}");
+    let mut args = vec![
+        "-sS",
+        "--max-time",
+        "10",
+        "--resolve",
+        &resolve,
+        "-w",
+        "\n%{http_code} %{num_connects}\n",
+    ];
+    match ca {
+        Some(ca) => args.extend(["--cacert", ca]),
+        None => args.push("-k"),
+    }
+    let urls: Vec<String> = paths
+        .iter()
+        .map(|p| format!("https://{host}:8443{p}"))
+        .collect();
+    args.extend(urls.iter().map(String::as_str));
+    let o = run(home, "curl", &args, None);
+    if o.ok {
+        Ok(o.stdout)
+    } else {
+        Err(format!("curl {}: {}{}", args.join(" "), o.stdout, o.stderr))
+    }
+}
+
+async fn tls_from_kubectl_generators(
+    k: &Kubectl,
+    home: &std::path::Path,
+    addrs: &[String],
+    web: &BTreeSet<String>,
+) {
+    let (crt, key) = certificate(home, "secure.example");
+    k.ok(&[
+        "create",
+        "secret",
+        "tls",
+        "secure-tls",
+        "--cert",
+        &crt,
+        "--key",
+        &key,
+    ]);
+    k.ok(&[
+        "create",
+        "ingress",
+        "secure",
+        "--class=ferry",
+        "--rule=secure.example/*=web:80,tls=secure-tls",
+    ]);
+    let tls = k.json(&["get", "ingress", "secure"])["spec"]["tls"].clone();
+    assert_eq!(
+        tls,
+        serde_json::json!([{"hosts": ["secure.example"], "secretName": "secure-tls"}])
+    );
+    for a in addrs {
+        // Two requests, one connection: the second made no new connect.
+        let out = poll(
+            &format!("HTTPS to secure.example through {a}"),
+            Duration::from_secs(20),
+            || curl(home, a, "secure.example", Some(&crt), &["/one", "/two"]),
+        )
+        .await;
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        for (body, path) in [(lines[0], "/one"), (lines[2], "/two")] {
+            let parts: Vec<&str> = body.split('|').collect();
+            assert!(web.contains(parts[0]), "a web pod answers: {out}");
+            assert_eq!(parts[1], path, "{out}");
+        }
+        assert_eq!(
+            (lines[1], lines[3]),
+            ("200 1", "200 0"),
+            "one connection: {out}"
+        );
+        // No rule for the host: 404 over HTTPS too (the default certificate).
+        let out = curl(home, a, "nowhere.example", None, &["/"]).unwrap();
+        assert!(out.ends_with("404 1\n"), "{out}");
+    }
+
+    // A missing Secret: an Event on the Ingress, the default certificate
+    // meanwhile; the Secret created later is picked up.
+    k.ok(&[
+        "create",
+        "ingress",
+        "later",
+        "--class=ferry",
+        "--rule=later.example/*=web:80,tls=later-tls",
+    ]);
+    let msg = poll(
+        "the MissingTLSSecret event",
+        Duration::from_secs(20),
+        || {
+            let ev = k.json(&["get", "events"]);
+            ev["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .find(|e| {
+                    e["reason"] == "MissingTLSSecret"
+                        && e["involvedObject"]["kind"] == "Ingress"
+                        && e["involvedObject"]["name"] == "later"
+                })
+                .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+                .ok_or(format!("{ev}"))
+        },
+    )
+    .await;
+    assert!(
+        msg.contains("Secret default/later-tls named in spec.tls does not exist"),
+        "{msg}"
+    );
+    let (later_crt, later_key) = certificate(home, "later.example");
+    assert!(
+        curl(home, &addrs[0], "later.example", Some(&later_crt), &["/"]).is_err(),
+        "no certificate of its own yet"
+    );
+    let out = curl(home, &addrs[0], "later.example", None, &["/"]).unwrap();
+    assert!(
+        out.ends_with("200 1\n"),
+        "served with the default certificate: {out}"
+    );
+    k.ok(&[
+        "create",
+        "secret",
+        "tls",
+        "later-tls",
+        "--cert",
+        &later_crt,
+        "--key",
+        &later_key,
+    ]);
+    for a in addrs {
+        poll(
+            &format!("later.example's new Secret through {a}"),
+            Duration::from_secs(20),
+            || curl(home, a, "later.example", Some(&later_crt), &["/"]),
+        )
+        .await;
+    }
+    k.ok(&["delete", "ingress", "secure", "later"]);
 }

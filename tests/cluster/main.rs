@@ -51,7 +51,10 @@
 //!   LoadBalancer, UDP, headless) through the nodes' proxies, cluster DNS, unready
 //!   and deleted endpoints, unreachable cluster addresses, cleanup on stop (root).
 //! - [`ingress`]: the ingress controller: default IngressClass, host and path routing
-//!   through every node's listener, 404/503, status addresses (root).
+//!   through every node's listener, 404/503, status addresses, HTTPS with kubectl's
+//!   TLS Secrets by SNI, keep-alive, a missing Secret's Event (root).
+//! - [`eviction`]: node-pressure eviction: a node over its memory threshold reports
+//!   MemoryPressure, is tainted, evicts its BestEffort pod; the ReplicaSet replaces it.
 //! - [`netpol`]: NetworkPolicy on two real nodes: default-deny ingress times
 //!   connections out, allow rules by pod/namespace selector and port, egress rules,
 //!   deleting the policies restores connectivity (root).
@@ -66,6 +69,7 @@ mod chaos_cmd;
 mod churn;
 mod cli;
 mod crash;
+mod eviction;
 mod failover;
 mod fork;
 mod harness;

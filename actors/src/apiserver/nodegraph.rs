@@ -11,6 +11,10 @@
 //! this master's applied state, which may lag a pod's binding that the node
 //! already saw elsewhere; so a miss is confirmed against the pods of the
 //! object's namespace read linearizably before it is refused.
+//!
+//! Every node runs ferry's ingress controller, so a node also reads a Secret
+//! that a served Ingress of its namespace names in `spec.tls` (checked
+//! against the store's Ingresses and IngressClasses, linearizably, on a miss).
 
 use super::{ApiServer, Outcome};
 use ferry_api::object::{ObjectRequest, Status, Verb};
@@ -350,6 +354,9 @@ impl ApiServer {
         if self.pods_reference(node, kind, ns, &name).await? {
             return Ok(());
         }
+        if kind == RefKind::Secret && self.ingress_tls_secret(ns, &name).await? {
+            return Ok(());
+        }
         Err(refused(
             node,
             res,
@@ -410,6 +417,56 @@ impl ApiServer {
             &format!("no relationship found between node '{node}' and this object"),
         )
         .into())
+    }
+
+    /// Whether an Ingress of `ns` that ferry serves names Secret `name` in
+    /// its `spec.tls` (every node's ingress listener reads it).
+    async fn ingress_tls_secret(&self, ns: &str, name: &str) -> Outcome<bool> {
+        use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+        let ingresses: Vec<Ingress> = self
+            .range_all(&format!("/registry/ingresses/{ns}/"))
+            .await?
+            .into_iter()
+            .filter(|i: &Ingress| ferry_api::ingress::tls_secrets(i).iter().any(|s| s == name))
+            .collect();
+        if ingresses.is_empty() {
+            return Ok(false);
+        }
+        let classes: Vec<IngressClass> = self.range_all("/registry/ingressclasses/").await?;
+        Ok(ingresses
+            .iter()
+            .any(|i| ferry_api::ingress::served(i, &classes)))
+    }
+
+    /// Every object under `prefix` that decodes as `T`, read linearizably.
+    async fn range_all<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Outcome<Vec<T>> {
+        let mut out = Vec::new();
+        let mut start_after = None;
+        let mut consistency = Consistency::Linearizable;
+        loop {
+            let page = self
+                .store
+                .range(&RangeRequest {
+                    prefix: prefix.to_string(),
+                    start_after: start_after.clone(),
+                    limit: 500,
+                    consistency,
+                })
+                .await?
+                .map_err(|e| Status::internal(e.to_string()))?;
+            out.extend(
+                page.kvs
+                    .iter()
+                    .filter_map(|kv| serde_json::from_slice::<T>(&kv.value).ok()),
+            );
+            match (page.more, page.kvs.last()) {
+                (true, Some(last)) => {
+                    start_after = Some(last.key.clone());
+                    consistency = Consistency::AtRevision(page.revision);
+                }
+                _ => return Ok(out),
+            }
+        }
     }
 
     async fn pods_reference(

@@ -1,6 +1,7 @@
 //! The ingress controller's data path: every node serves the Ingresses
 //! ferry serves ([`ferry_api::ingress::served`]) on `network.ingress_port`
-//! of its own address, as a plain HTTP/1.1 reverse proxy (no TLS).
+//! (HTTP) and `network.ingress_tls_port` (HTTPS, [`tls`]) of its own
+//! address, as an HTTP/1.1 reverse proxy.
 //!
 //! [`Table`] (pure) is the routing table built from the watched Ingresses,
 //! IngressClasses, Services and EndpointSlices ([`super::proxy::Known`]):
@@ -16,24 +17,31 @@
 //!
 //! A backend is a Service port (by number or name) resolved to its ready
 //! endpoints (else serving-terminating ones, as the proxy does); none gives
-//! 503. The server forwards each request to a random endpoint (another one
-//! when the connect fails; 502 when all do) with `X-Forwarded-For`,
-//! `X-Forwarded-Host` and `X-Forwarded-Proto`, one request per connection
-//! (`Connection: close` both ways, the connection closed once the answer's
-//! body — by `Content-Length`, chunked, or to the endpoint's close — is
-//! through, even if the endpoint keeps its side open; `Upgrade` requests
-//! pass through as is).
+//! 503. Client connections are kept alive (HTTP/1.1 unless `Connection:
+//! close`, HTTP/1.0 with `Connection: keep-alive`; an idle minute, 1000
+//! requests): requests are read one after another, pipelined ones from the
+//! buffer, each body by its framing (`Content-Length` or chunked; both, or
+//! another coding, refused as request smuggling). Each request goes to a
+//! random endpoint over a connection of its own (another endpoint when the
+//! connect fails; 502 when all do) with `X-Forwarded-For`,
+//! `X-Forwarded-Host`, `X-Forwarded-Proto` and `Connection: close`; its
+//! answer — by `Content-Length`, chunked, or to the endpoint's close, which
+//! closes the client's connection too — is passed on without its hop-by-hop
+//! headers, even if the endpoint keeps its side open. `Upgrade` requests
+//! pass through as is and turn the connection into a tunnel.
 
 use super::proxy::Known;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+pub mod tls;
 
 /// How a path matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,8 +259,13 @@ impl Table {
 
 /// Longest request head read.
 const MAX_HEAD: usize = 64 * 1024;
-/// How long a client may take to send its request head.
+/// How long a client may take to send its first request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a kept-alive connection waits for its next request (nginx: 75 s).
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// Requests one client connection may make (nginx's `keepalive_requests`);
+/// the last one's answer says `Connection: close`.
+const MAX_REQUESTS: usize = 1000;
 /// How long a connect to one endpoint may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -260,33 +273,60 @@ fn find_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
 }
 
-/// Reads up to the end of an HTTP head: (head, bytes read past it).
-async fn read_head(s: &mut TcpStream) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 4096];
+/// Why a head could not be read.
+#[derive(Debug)]
+enum HeadError {
+    /// Over [`MAX_HEAD`].
+    TooLong,
+    /// The connection failed or closed inside the head.
+    Io(std::io::Error),
+}
+
+/// Reads one HTTP head (up to its blank line) from `r`, leaving what
+/// follows in `r`'s buffer (a body, or the next pipelined request);
+/// `Ok(None)`: the peer closed before sending a byte.
+async fn read_head<R>(r: &mut R) -> Result<Option<Vec<u8>>, HeadError>
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+{
+    use tokio::io::AsyncBufReadExt;
+    let mut head: Vec<u8> = Vec::with_capacity(1024);
     loop {
-        if let Some(end) = find_end(&buf) {
-            let rest = buf.split_off(end);
-            return Ok(Some((buf, rest)));
+        let avail = r.fill_buf().await.map_err(HeadError::Io)?;
+        if avail.is_empty() {
+            if head.is_empty() {
+                return Ok(None);
+            }
+            return Err(HeadError::Io(std::io::ErrorKind::UnexpectedEof.into()));
         }
-        if buf.len() > MAX_HEAD {
-            return Ok(None);
+        let n = avail.len();
+        let old = head.len();
+        head.extend_from_slice(avail);
+        let from = old.saturating_sub(3);
+        if let Some(end) = find_end(&head[from..]).map(|e| e + from) {
+            head.truncate(end);
+            r.consume(end - old);
+            return Ok(Some(head));
         }
-        let n = s.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        r.consume(n);
+        if head.len() > MAX_HEAD {
+            return Err(HeadError::TooLong);
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
 }
 
-async fn respond(s: &mut TcpStream, status: &str, body: &str) -> std::io::Result<()> {
+/// Writes a short plain-text answer of the proxy's own; `close`: says so.
+async fn respond<W>(w: &mut W, status: &str, body: &str, close: bool) -> std::io::Result<()>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
     let msg = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{}\r\n{body}",
+        body.len(),
+        if close { "Connection: close\r\n" } else { "" }
     );
-    s.write_all(msg.as_bytes()).await?;
-    s.shutdown().await
+    w.write_all(msg.as_bytes()).await?;
+    w.flush().await
 }
 
 /// Hop-by-hop headers the proxy replaces.
@@ -296,20 +336,66 @@ fn hop_by_hop(name: &str) -> bool {
         .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-/// How a response's body ends.
+/// How a message's body ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Framing {
-    /// No body (HEAD, 204, 304).
+    /// No body (a request without length, HEAD's answer, 204, 304).
     None,
     /// `Content-Length` bytes.
     Length(u64),
     /// `Transfer-Encoding: chunked`, up to the last chunk and trailers.
     Chunked,
-    /// Until the endpoint closes.
+    /// Until the endpoint closes (answers only).
     Close,
 }
 
-/// Copies one response body framed as `framing` from `from` to `to`, as is.
+/// A request's body framing (RFC 9112 §6.3): chunked when its last transfer
+/// coding is, else `Content-Length` (repeats must agree), else none. Both
+/// together, other codings or a bad length are refused (request smuggling).
+fn request_framing(headers: &[httparse::Header<'_>]) -> Result<Framing, String> {
+    let values = |n: &str| -> Vec<String> {
+        headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(n))
+            .flat_map(|h| {
+                String::from_utf8_lossy(h.value)
+                    .split(',')
+                    .map(|v| v.trim().to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|v| !v.is_empty())
+            .collect()
+    };
+    let te = values("transfer-encoding");
+    let cl = values("content-length");
+    if !te.is_empty() {
+        if !cl.is_empty() {
+            return Err("both Transfer-Encoding and Content-Length".into());
+        }
+        if te.last().map(String::as_str) != Some("chunked") {
+            return Err(format!(
+                "Transfer-Encoding {:?}: only chunked is accepted last",
+                te.join(", ")
+            ));
+        }
+        return Ok(Framing::Chunked);
+    }
+    match cl.first() {
+        None => Ok(Framing::None),
+        Some(first) => {
+            if cl.iter().any(|v| v != first) {
+                return Err(format!("conflicting Content-Length values {cl:?}"));
+            }
+            match first.parse::<u64>() {
+                Ok(0) => Ok(Framing::None),
+                Ok(n) if first.bytes().all(|b| b.is_ascii_digit()) => Ok(Framing::Length(n)),
+                _ => Err(format!("Content-Length {first:?} is not a length")),
+            }
+        }
+    }
+}
+
+/// Copies one body framed as `framing` from `from` to `to`, as is.
 async fn copy_body<R, W>(from: &mut R, to: &mut W, framing: Framing) -> std::io::Result<()>
 where
     R: tokio::io::AsyncBufRead + Unpin,
@@ -319,75 +405,176 @@ where
     match framing {
         Framing::None => Ok(()),
         Framing::Length(n) => {
-            let copied = tokio::io::copy(&mut from.take(n), to).await?;
+            let copied = tokio::io::copy_buf(&mut from.take(n), to).await?;
             if copied < n {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
             Ok(())
         }
-        Framing::Close => tokio::io::copy(from, to).await.map(|_| ()),
+        Framing::Close => tokio::io::copy_buf(from, to).await.map(|_| ()),
         Framing::Chunked => loop {
-            let mut line = String::new();
-            if from.read_line(&mut line).await? == 0 {
+            let mut line = Vec::new();
+            if (&mut *from).take(4096).read_until(b'\n', &mut line).await? == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
-            to.write_all(line.as_bytes()).await?;
-            let hex = line.split(';').next().unwrap_or_default().trim();
+            if !line.ends_with(b"\n") {
+                return Err(std::io::Error::other("chunk size line over 4 KiB"));
+            }
+            to.write_all(&line).await?;
+            let text = String::from_utf8_lossy(&line);
+            let hex = text.split(';').next().unwrap_or_default().trim();
             let size = u64::from_str_radix(hex, 16)
                 .map_err(|_| std::io::Error::other(format!("bad chunk size {hex:?}")))?;
             if size == 0 {
                 // Trailers, up to the empty line.
                 loop {
-                    let mut t = String::new();
-                    if from.read_line(&mut t).await? == 0 {
-                        return Ok(());
+                    let mut t = Vec::new();
+                    if (&mut *from)
+                        .take(MAX_HEAD as u64)
+                        .read_until(b'\n', &mut t)
+                        .await?
+                        == 0
+                    {
+                        return Err(std::io::ErrorKind::UnexpectedEof.into());
                     }
-                    to.write_all(t.as_bytes()).await?;
-                    if t == "\r\n" || t == "\n" {
+                    to.write_all(&t).await?;
+                    if t == b"\r\n" || t == b"\n" {
                         return Ok(());
                     }
                 }
             }
             // The data and its CRLF.
             let want = size + 2;
-            if tokio::io::copy(&mut from.take(want), to).await? < want {
+            if tokio::io::copy_buf(&mut (&mut *from).take(want), to).await? < want {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
         },
     }
 }
 
-/// Serves one client connection: one request, proxied.
-async fn serve(mut client: TcpStream, peer: SocketAddr, table: Arc<RwLock<Arc<Table>>>) {
-    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client)).await {
-        Ok(Ok(Some(h))) => h,
-        Ok(Ok(None)) => {
-            let _ = respond(
-                &mut client,
-                "431 Request Header Fields Too Large",
-                "request head over 64 KiB\n",
-            )
-            .await;
-            return;
+/// The shared routing table the listeners read.
+pub type Shared = Arc<RwLock<Arc<Table>>>;
+
+/// What a connection does after one exchange.
+enum Next {
+    /// Reads the next request.
+    KeepAlive,
+    /// Closes.
+    Close,
+    /// Becomes a tunnel to this endpoint (the upgrade's answer follows from it).
+    Upgrade(TcpStream),
+}
+
+/// Serves one client connection (plain, or TLS once its handshake is done)
+/// as HTTP/1.1 with keep-alive: requests are read one after another
+/// (pipelined ones wait in the buffer), each proxied over a connection of
+/// its own to an endpoint, its body passed on by its framing; `scheme` goes
+/// into `X-Forwarded-Proto`.
+pub async fn serve<S>(stream: S, peer: SocketAddr, scheme: &'static str, table: Shared)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (r, mut w) = tokio::io::split(stream);
+    let mut r = tokio::io::BufReader::with_capacity(16 * 1024, r);
+    for served in 0..MAX_REQUESTS {
+        let wait = if served == 0 {
+            HEAD_TIMEOUT
+        } else {
+            KEEPALIVE_IDLE
+        };
+        let head = match tokio::time::timeout(wait, read_head(&mut r)).await {
+            Ok(Ok(Some(h))) => h,
+            Ok(Err(HeadError::TooLong)) => {
+                let _ = respond(
+                    &mut w,
+                    "431 Request Header Fields Too Large",
+                    "request head over 64 KiB\n",
+                    true,
+                )
+                .await;
+                break;
+            }
+            // Closed, failed or idle.
+            _ => break,
+        };
+        let last = served + 1 == MAX_REQUESTS;
+        match exchange(&mut r, &mut w, &head, peer, scheme, &table, last).await {
+            Next::KeepAlive => continue,
+            Next::Close => break,
+            Next::Upgrade(mut upstream) => {
+                // Bytes the client sent after the head belong to the new protocol.
+                let early = r.buffer().to_vec();
+                if !early.is_empty() && upstream.write_all(&early).await.is_err() {
+                    return;
+                }
+                let mut client = r.into_inner().unsplit(w);
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                return;
+            }
         }
-        _ => return,
-    };
-    let (head, rest) = head;
+    }
+    let _ = w.shutdown().await;
+}
+
+/// One request read from `r` (its head given) and its answer written to `w`.
+async fn exchange<R, W>(
+    r: &mut tokio::io::BufReader<R>,
+    w: &mut W,
+    head: &[u8],
+    peer: SocketAddr,
+    scheme: &'static str,
+    table: &Shared,
+    last: bool,
+) -> Next
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
     let mut headers = [httparse::EMPTY_HEADER; 128];
     let mut req = httparse::Request::new(&mut headers);
-    if !matches!(req.parse(&head), Ok(httparse::Status::Complete(_))) {
-        let _ = respond(&mut client, "400 Bad Request", "malformed HTTP request\n").await;
-        return;
-    }
-    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
-        let _ = respond(&mut client, "400 Bad Request", "malformed HTTP request\n").await;
-        return;
+    let parsed = matches!(req.parse(head), Ok(httparse::Status::Complete(_)));
+    let (true, Some(method), Some(target), Some(version)) =
+        (parsed, req.method, req.path, req.version)
+    else {
+        let _ = respond(w, "400 Bad Request", "malformed HTTP request\n", true).await;
+        return Next::Close;
     };
     let header = |n: &str| {
         req.headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(n))
             .map(|h| String::from_utf8_lossy(h.value).to_string())
+    };
+    let tokens: Vec<String> = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| {
+            String::from_utf8_lossy(h.value)
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // HTTP/1.1 keeps the connection unless told to close; 1.0 only when asked.
+    let keep = !last
+        && if version >= 1 {
+            !tokens.iter().any(|t| t == "close")
+        } else {
+            tokens.iter().any(|t| t == "keep-alive")
+        };
+    let framing = match request_framing(req.headers) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = respond(w, "400 Bad Request", &format!("{e}\n"), true).await;
+            return Next::Close;
+        }
+    };
+    // The proxy's own answer: the connection stays only when no request
+    // body is left unread.
+    let own = |status: &'static str, body: String| {
+        let close = !keep || framing != Framing::None;
+        (status, body, close)
     };
     // An absolute-form target names the host itself.
     let (host, path) = match target.split_once("://") {
@@ -404,24 +591,32 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, table: Arc<RwLock<Arc<Ta
         let t = table.read().unwrap_or_else(|e| e.into_inner()).clone();
         t.route(&host, &path).cloned()
     };
-    let Some(backend) = backend else {
-        let body = format!(
-            "404 page not found: no Ingress rule of class {} matches host {:?} path {:?}\n",
-            ferry_api::ingress::CLASS,
-            host_of(&host),
-            path
-        );
-        let _ = respond(&mut client, "404 Not Found", &body).await;
-        return;
+    let refusal = match &backend {
+        None => Some(own(
+            "404 Not Found",
+            format!(
+                "404 page not found: no Ingress rule of class {} matches host {:?} path {:?}\n",
+                ferry_api::ingress::CLASS,
+                host_of(&host),
+                path
+            ),
+        )),
+        Some(b) if b.endpoints.is_empty() => Some(own(
+            "503 Service Unavailable",
+            format!(
+                "503 Service Unavailable: Service {} of Ingress {} has no ready endpoints\n",
+                b.service, b.ingress
+            ),
+        )),
+        Some(_) => None,
     };
-    if backend.endpoints.is_empty() {
-        let body = format!(
-            "503 Service Unavailable: Service {} of Ingress {} has no ready endpoints\n",
-            backend.service, backend.ingress
-        );
-        let _ = respond(&mut client, "503 Service Unavailable", &body).await;
-        return;
+    if let Some((status, body, close)) = refusal {
+        return match respond(w, status, &body, close).await {
+            Ok(()) if !close => Next::KeepAlive,
+            _ => Next::Close,
+        };
     }
+    let backend = backend.expect("refused above");
     let mut order = backend.endpoints.clone();
     {
         use rand::seq::SliceRandom;
@@ -439,13 +634,19 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, table: Arc<RwLock<Arc<Ta
         }
     }
     let Some(mut upstream) = upstream else {
-        let body = format!(
-            "502 Bad Gateway: no endpoint of Service {} accepted a connection\n",
-            backend.service
+        let (status, body, close) = own(
+            "502 Bad Gateway",
+            format!(
+                "502 Bad Gateway: no endpoint of Service {} accepted a connection\n",
+                backend.service
+            ),
         );
-        let _ = respond(&mut client, "502 Bad Gateway", &body).await;
-        return;
+        return match respond(w, status, &body, close).await {
+            Ok(()) if !close => Next::KeepAlive,
+            _ => Next::Close,
+        };
     };
+    let _ = upstream.set_nodelay(true);
     let upgrade = header("upgrade").is_some();
     let mut out = format!("{method} {target} HTTP/1.{version}\r\n");
     let mut forwarded_for = None;
@@ -470,113 +671,249 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, table: Arc<RwLock<Arc<Ta
         None => peer.ip().to_string(),
     };
     out.push_str(&format!(
-        "X-Forwarded-For: {xff}\r\nX-Forwarded-Host: {host}\r\nX-Forwarded-Proto: http\r\n"
+        "X-Forwarded-For: {xff}\r\nX-Forwarded-Host: {host}\r\nX-Forwarded-Proto: {scheme}\r\n"
     ));
     if !upgrade {
+        // One request per endpoint connection: its answer's end is clear.
         out.push_str("Connection: close\r\n");
     }
     out.push_str("\r\n");
-    if upstream.write_all(out.as_bytes()).await.is_err() || upstream.write_all(&rest).await.is_err()
-    {
-        let _ = respond(&mut client, "502 Bad Gateway", "the endpoint closed\n").await;
-        return;
+    if upstream.write_all(out.as_bytes()).await.is_err() {
+        let _ = respond(w, "502 Bad Gateway", "the endpoint closed\n", true).await;
+        return Next::Close;
     }
     if upgrade {
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-        return;
+        return Next::Upgrade(upstream);
     }
-    let (mut cr, mut cw) = client.into_split();
-    let (mut ur, mut uw) = upstream.into_split();
-    // The request body, as it comes.
-    let body = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut cr, &mut uw).await;
-    });
-    // The response: its head with `Connection: close`, then the rest.
+    let (ur, mut uw) = upstream.into_split();
+    let mut ur = tokio::io::BufReader::new(ur);
     let head_only = method.eq_ignore_ascii_case("HEAD");
-    let answer = async {
-        let mut buf: Vec<u8> = Vec::with_capacity(4096);
-        let mut chunk = [0u8; 8192];
-        // Interim (1xx) answers go on as they are; the final one ends the
-        // exchange once its body, however framed, is through.
-        loop {
-            let end = loop {
-                if let Some(end) = find_end(&buf) {
-                    break Some(end);
-                }
-                if buf.len() > MAX_HEAD {
-                    break None;
-                }
-                let n = ur.read(&mut chunk).await?;
-                if n == 0 {
-                    break None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            };
-            let Some(end) = end else {
-                // Not an HTTP head: passed on as it came.
-                cw.write_all(&buf).await?;
-                tokio::io::copy(&mut ur, &mut cw).await?;
-                return cw.shutdown().await;
-            };
-            let rest = buf.split_off(end);
-            let mut hs = [httparse::EMPTY_HEADER; 128];
-            let mut resp = httparse::Response::new(&mut hs);
-            let code = match resp.parse(&buf) {
-                Ok(httparse::Status::Complete(_)) => resp.code.unwrap_or(0),
-                _ => 0,
-            };
-            if (100..200).contains(&code) && code != 101 {
-                cw.write_all(&buf).await?;
-                buf = rest;
-                continue;
-            }
-            let value = |n: &str| {
-                resp.headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case(n))
-                    .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
-            };
-            let framing = if head_only || code == 204 || code == 304 {
-                Framing::None
-            } else if value("transfer-encoding").is_some_and(|v| v.ends_with("chunked")) {
-                Framing::Chunked
-            } else if let Some(n) = value("content-length").and_then(|v| v.parse().ok()) {
-                Framing::Length(n)
-            } else {
-                Framing::Close
-            };
-            let text = String::from_utf8_lossy(&buf);
-            let mut lines = text.split("\r\n");
-            let mut head = lines.next().unwrap_or_default().to_string();
-            head.push_str("\r\n");
-            for l in lines.filter(|l| !l.is_empty()) {
-                let name = l.split(':').next().unwrap_or_default().trim();
-                if !hop_by_hop(name) {
-                    head.push_str(l);
-                    head.push_str("\r\n");
-                }
-            }
-            head.push_str("Connection: close\r\n\r\n");
-            cw.write_all(head.as_bytes()).await?;
-            let mut from = tokio::io::BufReader::new(rest.as_slice().chain(&mut ur));
-            copy_body(&mut from, &mut cw, framing).await?;
-            return cw.shutdown().await;
+    let http10 = version == 0;
+    // The request body, as its framing says, while the answer comes.
+    let send = async {
+        copy_body(r, &mut uw, framing).await?;
+        uw.flush().await
+    };
+    let answer = answer(&mut ur, w, head_only, keep, http10);
+    tokio::pin!(send);
+    tokio::pin!(answer);
+    let mut sent = None;
+    let answered = loop {
+        tokio::select! {
+            biased;
+            s = &mut send, if sent.is_none() => sent = Some(s.is_ok()),
+            a = &mut answer => break a,
         }
     };
-    let r: std::io::Result<()> = answer.await;
-    if let Err(e) = r {
-        tracing::debug!(%peer, "ingress: proxying ended: {e}");
+    // An answer before the whole body: the rest of the body is not read, so
+    // the connection cannot go on (one more poll first: the body may be done).
+    let sent = match sent {
+        Some(ok) => ok,
+        None => matches!(
+            tokio::time::timeout(Duration::ZERO, &mut send).await,
+            Ok(Ok(()))
+        ),
+    };
+    match answered {
+        Ok(true) if sent => Next::KeepAlive,
+        Ok(_) => Next::Close,
+        Err(e) => {
+            tracing::debug!(%peer, "ingress: proxying ended: {e}");
+            Next::Close
+        }
     }
-    body.abort();
 }
 
-/// The ingress listener: once the cluster network is read (the
-/// `kube-system/ferry-network` ConfigMap, in either pod network mode) and
-/// its `ingress_port` is not 0, serves the Ingresses of [`Table`] on
-/// `address:ingress_port` (retrying the bind every 2 s while the port is
-/// taken) until `stop` turns true.
+/// Passes the endpoint's answer on: interim (1xx) answers as they are, then
+/// the final one with its hop-by-hop headers replaced and its body, however
+/// framed. Whether the client connection may go on: `keep` and an answer
+/// whose end is known without the endpoint closing.
+async fn answer<R, W>(
+    ur: &mut R,
+    cw: &mut W,
+    head_only: bool,
+    keep: bool,
+    http10: bool,
+) -> std::io::Result<bool>
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let head = match read_head(ur).await {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                respond(
+                    cw,
+                    "502 Bad Gateway",
+                    "the endpoint closed without an answer\n",
+                    true,
+                )
+                .await?;
+                return Ok(false);
+            }
+            Err(HeadError::Io(e)) => return Err(e),
+            Err(HeadError::TooLong) => {
+                respond(
+                    cw,
+                    "502 Bad Gateway",
+                    "the endpoint's answer head is over 64 KiB\n",
+                    true,
+                )
+                .await?;
+                return Ok(false);
+            }
+        };
+        let mut hs = [httparse::EMPTY_HEADER; 128];
+        let mut resp = httparse::Response::new(&mut hs);
+        let code = match resp.parse(&head) {
+            Ok(httparse::Status::Complete(_)) => resp.code.unwrap_or(0),
+            _ => 0,
+        };
+        if code == 0 {
+            // Not an HTTP answer: passed on as it came, until the endpoint closes.
+            cw.write_all(&head).await?;
+            tokio::io::copy_buf(ur, cw).await?;
+            cw.flush().await?;
+            return Ok(false);
+        }
+        if (100..200).contains(&code) && code != 101 {
+            cw.write_all(&head).await?;
+            cw.flush().await?;
+            continue;
+        }
+        let value = |n: &str| {
+            resp.headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(n))
+                .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
+        };
+        let framing = if head_only || code == 204 || code == 304 {
+            Framing::None
+        } else if value("transfer-encoding").is_some_and(|v| v.ends_with("chunked")) {
+            Framing::Chunked
+        } else if let Some(n) = value("content-length").and_then(|v| v.parse().ok()) {
+            Framing::Length(n)
+        } else {
+            Framing::Close
+        };
+        let go_on = keep && framing != Framing::Close;
+        let text = String::from_utf8_lossy(&head);
+        let mut lines = text.split("\r\n");
+        // The proxy's own version (RFC 9110 §7.6.3): an HTTP/1.0 endpoint's
+        // answer does not end a kept-alive client connection.
+        let status = lines.next().unwrap_or_default();
+        let mut out = format!(
+            "HTTP/1.1 {}\r\n",
+            status.split_once(' ').map_or("", |(_, rest)| rest)
+        );
+        for l in lines.filter(|l| !l.is_empty()) {
+            let name = l.split(':').next().unwrap_or_default().trim();
+            if !hop_by_hop(name) {
+                out.push_str(l);
+                out.push_str("\r\n");
+            }
+        }
+        if !go_on {
+            out.push_str("Connection: close\r\n");
+        } else if http10 {
+            out.push_str("Connection: keep-alive\r\n");
+        }
+        out.push_str("\r\n");
+        cw.write_all(out.as_bytes()).await?;
+        copy_body(ur, cw, framing).await?;
+        cw.flush().await?;
+        return Ok(go_on);
+    }
+}
+
+/// Binds `at`, retrying every 2 s while it is taken; `None` once `stop`.
+async fn bind(
+    at: SocketAddr,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<TcpListener> {
+    let mut warned = false;
+    loop {
+        match TcpListener::bind(at).await {
+            Ok(l) => return Some(l),
+            Err(e) => {
+                if !warned {
+                    tracing::warn!("ingress: cannot listen on {at} (retrying every 2 s): {e}");
+                    warned = true;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = stop.wait_for(|s| *s) => return None,
+                }
+            }
+        }
+    }
+}
+
+/// Accepts on `at` until `stop`: each connection served by [`serve`],
+/// after a TLS handshake when `tls` is given.
+async fn listen(
+    at: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    table: Shared,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let Some(listener) = bind(at, &mut stop).await else {
+        return;
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(
+        "ingress: serving Ingresses of class {} on {scheme}://{at}",
+        ferry_api::ingress::CLASS
+    );
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match accepted {
+            Ok((conn, peer)) => {
+                let _ = conn.set_nodelay(true);
+                let table = table.clone();
+                match &tls {
+                    None => {
+                        tokio::spawn(serve(conn, peer, "http", table));
+                    }
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move {
+                            match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(conn)).await {
+                                Ok(Ok(s)) => serve(s, peer, "https", table).await,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, "ingress: TLS handshake failed: {e}")
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "ingress: TLS handshake timed out")
+                                }
+                            }
+                        });
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!("ingress: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// The ingress listeners: once the cluster network is read (the
+/// `kube-system/ferry-network` ConfigMap, in either pod network mode),
+/// serves the Ingresses of [`Table`] on `address:ingress_port` (plain) and
+/// `address:ingress_tls_port` (TLS, certificates by SNI from the Ingresses'
+/// `spec.tls` Secrets, each followed by a watch; a missing or unusable one
+/// is logged and reported by an Event on the Ingress, once per problem and
+/// node) — either off when its port is 0 — retrying a taken port every
+/// 2 s, until `stop` turns true.
 pub async fn run(
     address: IpAddr,
+    node: String,
     api: crate::objects::Objects,
     mut known: tokio::sync::watch::Receiver<Known>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -612,64 +949,139 @@ pub async fn run(
             _ = stop.wait_for(|s| *s) => return,
         }
     };
-    let port = network.ingress_port;
-    if port == 0 {
-        tracing::info!("ingress: network.ingress_port is 0; no ingress listener");
+    let (port, tls_port) = (network.ingress_port, network.ingress_tls_port);
+    if port == 0 && tls_port == 0 {
+        tracing::info!(
+            "ingress: network.ingress_port and ingress_tls_port are 0; no ingress listener"
+        );
         return;
     }
-    let table = Arc::new(RwLock::new(Arc::new(Table::from_known(
+    let table: Shared = Arc::new(RwLock::new(Arc::new(Table::from_known(
         &known.borrow_and_update(),
     ))));
-    // The table follows the watches.
-    let t = table.clone();
-    let mut stop2 = stop.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                r = known.changed() => if r.is_err() { return },
-                _ = stop2.wait_for(|s| *s) => return,
+    let tls_setup = if tls_port == 0 {
+        None
+    } else {
+        match tls::fake_certificate() {
+            Ok(fallback) => {
+                let certs = Arc::new(RwLock::new(Arc::new(tls::Certs::new(fallback.clone()))));
+                match tls::server_config(certs.clone()) {
+                    Ok(cfg) => Some((fallback, certs, cfg)),
+                    Err(e) => {
+                        tracing::warn!("ingress: no TLS listener: {e}");
+                        None
+                    }
+                }
             }
-            tokio::time::sleep(super::proxy::DEBOUNCE).await;
-            let new = Arc::new(Table::from_known(&known.borrow_and_update()));
-            *t.write().unwrap_or_else(|e| e.into_inner()) = new;
-        }
-    });
-    let at = SocketAddr::new(address, port);
-    let mut warned = false;
-    let listener = loop {
-        match TcpListener::bind(at).await {
-            Ok(l) => break l,
             Err(e) => {
-                if !warned {
-                    tracing::warn!("ingress: cannot listen on {at} (retrying every 2 s): {e}");
-                    warned = true;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
+                tracing::warn!(
+                    "ingress: no TLS listener: cannot make the default certificate: {e}"
+                );
+                None
             }
         }
     };
-    tracing::info!(
-        "ingress: serving Ingresses of class {} on http://{at}",
-        ferry_api::ingress::CLASS
-    );
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        match accepted {
-            Ok((conn, peer)) => {
-                let _ = conn.set_nodelay(true);
-                tokio::spawn(serve(conn, peer, table.clone()));
+    // The table (and certificates) follow the watches and the Secrets.
+    let (secrets_tx, mut secrets_rx) =
+        tokio::sync::watch::channel(BTreeMap::<String, tls::Seen>::new());
+    let secrets_tx = Arc::new(secrets_tx);
+    let t = table.clone();
+    let mut stop2 = stop.clone();
+    let tls_state = tls_setup
+        .as_ref()
+        .map(|(fallback, certs, _)| (fallback.clone(), certs.clone()));
+    tokio::spawn(async move {
+        let mut followers: BTreeMap<String, tokio::task::JoinHandle<()>> = BTreeMap::new();
+        let mut reported: BTreeSet<tls::Problem> = BTreeSet::new();
+        let mut last_input = None;
+        let mut first = true;
+        loop {
+            if !std::mem::take(&mut first) {
+                tokio::select! {
+                    r = known.changed() => if r.is_err() { break },
+                    r = secrets_rx.changed() => if r.is_err() { break },
+                    _ = stop2.wait_for(|s| *s) => break,
+                }
+                tokio::time::sleep(super::proxy::DEBOUNCE).await;
             }
-            Err(e) => {
-                tracing::warn!("ingress: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            let (new, ingresses, classes) = {
+                let k = known.borrow_and_update();
+                (
+                    Table::from_known(&k),
+                    k.ingresses.values().cloned().collect::<Vec<_>>(),
+                    k.ingress_classes.values().cloned().collect::<Vec<_>>(),
+                )
+            };
+            *t.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+            let Some((fallback, certs)) = &tls_state else {
+                continue;
+            };
+            let want = tls::wanted(&ingresses, &classes);
+            followers.retain(|k, h| {
+                let keep = want.contains(k);
+                if !keep {
+                    h.abort();
+                }
+                keep
+            });
+            for k in &want {
+                followers.entry(k.clone()).or_insert_with(|| {
+                    tokio::spawn(tls::follow_secret(
+                        api.client.clone(),
+                        k.clone(),
+                        secrets_tx.clone(),
+                    ))
+                });
             }
+            secrets_tx.send_if_modified(|m| {
+                let before = m.len();
+                m.retain(|k, _| want.contains(k));
+                m.len() != before
+            });
+            let seen = secrets_rx.borrow_and_update().clone();
+            // Certificates are parsed again only when what they come from changed.
+            let input = (ingresses, classes, seen);
+            if last_input.as_ref() == Some(&input) {
+                continue;
+            }
+            let (ingresses, classes, seen) = last_input.insert(input);
+            let (c, problems) = tls::build(ingresses, classes, seen, fallback.clone());
+            *certs.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(c);
+            let now: BTreeSet<tls::Problem> = problems.into_iter().collect();
+            for p in now.difference(&reported) {
+                tracing::warn!("ingress: Ingress {}: {}", p.ingress, p.message);
+                let ns = p.ingress.split_once('/').map_or("default", |(ns, _)| ns);
+                let ev = tls::event(p, &node, &crate::now());
+                if let Err(e) = api.create("events", Some(ns), &ev).await {
+                    tracing::debug!("ingress: recording an event failed: {e}");
+                }
+            }
+            reported = now;
         }
+        for (_, h) in followers {
+            h.abort();
+        }
+    });
+    let plain = (port != 0).then(|| {
+        tokio::spawn(listen(
+            SocketAddr::new(address, port),
+            None,
+            table.clone(),
+            stop.clone(),
+        ))
+    });
+    if let Some((_, _, cfg)) = tls_setup {
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        listen(
+            SocketAddr::new(address, tls_port),
+            Some(acceptor),
+            table,
+            stop.clone(),
+        )
+        .await;
+    }
+    if let Some(p) = plain {
+        let _ = p.await;
     }
 }
 

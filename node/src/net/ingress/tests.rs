@@ -244,7 +244,7 @@ async fn front(table: Arc<RwLock<Arc<Table>>>) -> SocketAddr {
     let at = l.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((c, peer)) = l.accept().await {
-            tokio::spawn(serve(c, peer, table.clone()));
+            tokio::spawn(serve(c, peer, "http", table.clone()));
         }
     });
     at
@@ -258,7 +258,7 @@ async fn echo_upstream() -> u16 {
     tokio::spawn(async move {
         while let Ok((mut c, _)) = l.accept().await {
             tokio::spawn(async move {
-                let Ok(Some((head, mut body))) = read_head(&mut c).await else {
+                let Some((head, mut body)) = raw_head(&mut c).await else {
                     return;
                 };
                 let text = String::from_utf8_lossy(&head).to_string();
@@ -266,9 +266,14 @@ async fn echo_upstream() -> u16 {
                     .lines()
                     .find_map(|l| l.strip_prefix("Content-Length: "))
                     .map_or(0, |n| n.trim().parse().unwrap());
-                while body.len() < len {
+                let chunked = text.contains("Transfer-Encoding: chunked\r\n");
+                // A chunked body: up to its last chunk (no trailers here).
+                while body.len() < len || (chunked && !body.ends_with(b"0\r\n\r\n")) {
                     let mut b = [0u8; 1024];
                     let n = c.read(&mut b).await.unwrap();
+                    if n == 0 {
+                        return;
+                    }
                     body.extend_from_slice(&b[..n]);
                 }
                 let answer = format!("{text}{}", String::from_utf8_lossy(&body));
@@ -291,19 +296,39 @@ async fn echo_upstream() -> u16 {
     port
 }
 
+/// Reads up to the end of an HTTP head from `s`: (head, bytes read past it).
+async fn raw_head(s: &mut TcpStream) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = find_end(&buf) {
+            let rest = buf.split_off(end);
+            return Some((buf, rest));
+        }
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Sends `request`, closes the sending side (so a kept-alive connection
+/// ends after the answer) and reads everything the proxy answers.
 async fn exchange(at: SocketAddr, request: &str) -> String {
     let mut s = TcpStream::connect(at).await.unwrap();
     s.write_all(request.as_bytes()).await.unwrap();
+    s.shutdown().await.unwrap();
     let mut out = String::new();
     tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
         .await
-        .expect("the proxy closes the connection after one answer")
+        .expect("the proxy closes the connection once the client is done")
         .unwrap();
     out
 }
 
 #[tokio::test]
-async fn requests_are_proxied_with_forwarding_headers_and_closed() {
+async fn requests_are_proxied_with_forwarding_headers() {
     let port = echo_upstream().await;
     let at = front(loopback_table(&[port])).await;
     let out = exchange(
@@ -314,10 +339,8 @@ async fn requests_are_proxied_with_forwarding_headers_and_closed() {
     .await;
     let (head, body) = out.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{out}");
-    assert!(
-        head.contains("Connection: close") && !head.contains("keep-alive"),
-        "{head}"
-    );
+    // The endpoint's hop-by-hop header dropped; the client's connection kept.
+    assert!(!head.contains("Connection:"), "{head}");
     // What the endpoint got: the request as sent, the hop-by-hop header
     // replaced, the forwarding headers added, the body whole.
     assert!(body.starts_with("POST /x?y=1 HTTP/1.1\r\n"), "{body}");
@@ -337,7 +360,7 @@ async fn requests_are_proxied_with_forwarding_headers_and_closed() {
     );
     assert!(body.ends_with("\r\n\r\nhello"), "{body}");
     // A chunked answer after an interim one, the endpoint's side kept open:
-    // passed on whole, then closed.
+    // passed on whole.
     let out = exchange(at, "GET /chunked HTTP/1.1\r\nHost: web.example\r\n\r\n").await;
     assert!(
         out.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"),
@@ -404,7 +427,7 @@ async fn upgrades_pass_through_both_ways() {
     let port = l.local_addr().unwrap().port();
     tokio::spawn(async move {
         let (mut c, _) = l.accept().await.unwrap();
-        let (head, _) = read_head(&mut c).await.unwrap().unwrap();
+        let (head, _) = raw_head(&mut c).await.unwrap();
         let head = String::from_utf8_lossy(&head).to_string();
         if !head.contains("Connection: Upgrade\r\n") || !head.contains("Upgrade: echo\r\n") {
             c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
@@ -456,4 +479,496 @@ async fn upgrades_pass_through_both_ways() {
             .unwrap();
         assert_eq!(&b[..n], msg.as_bytes());
     }
+}
+
+/// Reads whole answers from `s` (each by its `Content-Length`) until `n`
+/// have come: (status line, head, body) each.
+async fn answers(s: &mut TcpStream, n: usize) -> Vec<(String, String, String)> {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while out.len() < n {
+        if let Some(end) = find_end(&buf) {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + len {
+                let body = String::from_utf8_lossy(&buf[end..end + len]).to_string();
+                buf.drain(..end + len);
+                let status = head.lines().next().unwrap_or_default().to_string();
+                out.push((status, head, body));
+                continue;
+            }
+        }
+        let r = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(r > 0, "closed after {} answers", out.len());
+        buf.extend_from_slice(&chunk[..r]);
+    }
+    out
+}
+
+#[tokio::test]
+async fn one_connection_carries_many_requests_pipelined_and_chunked() {
+    let port = echo_upstream().await;
+    let at = front(loopback_table(&[port])).await;
+    let mut s = TcpStream::connect(at).await.unwrap();
+    // One after another on one connection, the 404 included.
+    for (path, host, code) in [
+        ("/one", "web.example", "200"),
+        ("/", "nowhere.example", "404"),
+        ("/two", "web.example", "200"),
+    ] {
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let a = answers(&mut s, 1).await;
+        assert!(a[0].0.starts_with(&format!("HTTP/1.1 {code}")), "{a:?}");
+        assert!(!a[0].1.contains("Connection: close"), "{a:?}");
+        if code == "200" {
+            assert!(
+                a[0].2.starts_with(&format!("GET {path} HTTP/1.1\r\n")),
+                "{a:?}"
+            );
+        }
+    }
+    // Pipelined in one write: a chunked POST between two GETs, the last
+    // asking to close; answered in order, the body passed on as sent.
+    s.write_all(
+        b"GET /p1 HTTP/1.1\r\nHost: web.example\r\n\r\n\
+          POST /p2 HTTP/1.1\r\nHost: web.example\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n\
+          POST /p3 HTTP/1.1\r\nHost: web.example\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+    )
+    .await
+    .unwrap();
+    let a = answers(&mut s, 3).await;
+    assert!(a[0].2.starts_with("GET /p1 HTTP/1.1\r\n"), "{a:?}");
+    assert!(a[1].2.starts_with("POST /p2 HTTP/1.1\r\n"), "{a:?}");
+    assert!(
+        a[1].2.contains("Transfer-Encoding: chunked\r\n")
+            && a[1]
+                .2
+                .ends_with("\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+        "{a:?}"
+    );
+    assert!(a[2].2.starts_with("POST /p3 HTTP/1.1\r\n"), "{a:?}");
+    assert!(a[2].2.ends_with("\r\n\r\nabc"), "{a:?}");
+    // `Connection: close` honoured: said, then closed.
+    assert!(a[2].1.contains("Connection: close\r\n"), "{a:?}");
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest))
+        .await
+        .expect("closed after the answer to Connection: close")
+        .unwrap();
+    assert_eq!(n, 0, "{}", String::from_utf8_lossy(&rest));
+}
+
+#[tokio::test]
+async fn http10_closes_unless_asked_and_smuggling_is_refused() {
+    let port = echo_upstream().await;
+    let at = front(loopback_table(&[port])).await;
+    // HTTP/1.0 without keep-alive: one answer, closed (no half-close here).
+    let mut s = TcpStream::connect(at).await.unwrap();
+    s.write_all(b"GET /old HTTP/1.0\r\nHost: web.example\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .expect("HTTP/1.0 closes")
+        .unwrap();
+    assert!(
+        out.starts_with("HTTP/1.1 200") && out.contains("Connection: close\r\n"),
+        "{out}"
+    );
+    // HTTP/1.0 with keep-alive: kept, and said so.
+    let mut s = TcpStream::connect(at).await.unwrap();
+    for _ in 0..2 {
+        s.write_all(b"GET /old HTTP/1.0\r\nHost: web.example\r\nConnection: keep-alive\r\n\r\n")
+            .await
+            .unwrap();
+        let a = answers(&mut s, 1).await;
+        assert!(a[0].1.contains("Connection: keep-alive\r\n"), "{a:?}");
+    }
+    // Both framings, or a coding other than chunked last: 400, closed.
+    for bad in [
+        "POST / HTTP/1.1\r\nHost: web.example\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: web.example\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: web.example\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        "POST / HTTP/1.1\r\nHost: web.example\r\nContent-Length: -1\r\n\r\n",
+    ] {
+        let mut s = TcpStream::connect(at).await.unwrap();
+        s.write_all(bad.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+            .await
+            .expect("closed after a bad request")
+            .unwrap();
+        assert!(out.starts_with("HTTP/1.1 400 Bad Request"), "{bad:?}: {out}");
+    }
+}
+
+#[test]
+fn request_framing_follows_rfc_9112() {
+    let h = |pairs: &[(&'static str, &'static str)]| -> Vec<httparse::Header<'static>> {
+        pairs
+            .iter()
+            .map(|(n, v)| httparse::Header {
+                name: n,
+                value: v.as_bytes(),
+            })
+            .collect()
+    };
+    assert_eq!(request_framing(&h(&[])), Ok(Framing::None));
+    assert_eq!(
+        request_framing(&h(&[("Content-Length", "0")])),
+        Ok(Framing::None)
+    );
+    assert_eq!(
+        request_framing(&h(&[("content-length", "12")])),
+        Ok(Framing::Length(12))
+    );
+    assert_eq!(
+        request_framing(&h(&[("Content-Length", "12"), ("Content-Length", "12")])),
+        Ok(Framing::Length(12))
+    );
+    assert_eq!(
+        request_framing(&h(&[("Transfer-Encoding", "gzip, chunked")])),
+        Ok(Framing::Chunked)
+    );
+    for (bad, says) in [
+        (
+            vec![("Transfer-Encoding", "chunked"), ("Content-Length", "3")],
+            "both",
+        ),
+        (vec![("Transfer-Encoding", "chunked, gzip")], "only chunked"),
+        (vec![("Content-Length", "+3")], "not a length"),
+        (
+            vec![("Content-Length", "3"), ("Content-Length", "4")],
+            "conflicting",
+        ),
+    ] {
+        let e = request_framing(&h(&bad)).unwrap_err();
+        assert!(e.contains(says), "{bad:?}: {e}");
+    }
+}
+
+/// A self-signed certificate for `hosts` as `kubectl create secret tls`
+/// stores it: (the Secret, the certificate's DER).
+fn tls_secret(
+    ns: &str,
+    name: &str,
+    hosts: &[&str],
+) -> (k8s_openapi::api::core::v1::Secret, Vec<u8>) {
+    let ck =
+        rcgen::generate_simple_self_signed(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    let s = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": ns},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": base64_of(ck.cert.pem().as_bytes()),
+            "tls.key": base64_of(ck.key_pair.serialize_pem().as_bytes()),
+        },
+    }))
+    .unwrap();
+    (s, ck.cert.der().to_vec())
+}
+
+fn base64_of(b: &[u8]) -> String {
+    // k8s-openapi's ByteString is base64 in JSON; encode through it.
+    serde_json::to_value(k8s_openapi::ByteString(b.to_vec()))
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn tls_ingress(name: &str, created: &str, class: &str, tls: serde_json::Value) -> Ingress {
+    ingress(
+        "web",
+        name,
+        created,
+        json!({"ingressClassName": class, "tls": tls,
+               "rules": [{"host": "rule.example", "http": {"paths": [
+                   path("/", "Prefix", "a", json!({"number": 80}))]}}]}),
+    )
+}
+
+fn der_of(ck: &rustls::sign::CertifiedKey) -> Vec<u8> {
+    ck.cert[0].as_ref().to_vec()
+}
+
+#[test]
+fn certificates_by_host_and_what_is_wrong_with_secrets() {
+    use tls::Seen;
+    let fallback = tls::fake_certificate().unwrap();
+    let (good, good_der) = tls_secret("web", "good", &["a.example"]);
+    let (wild, wild_der) = tls_secret("web", "wild", &["*.wild.example"]);
+    let (newer, _) = tls_secret("web", "newer", &["a.example"]);
+    // A key of another certificate.
+    let (mut mismatched, _) = tls_secret("web", "mismatched", &["m.example"]);
+    let (other, _) = tls_secret("web", "x", &["m.example"]);
+    mismatched.data.as_mut().unwrap().insert(
+        "tls.key".into(),
+        other.data.as_ref().unwrap()["tls.key"].clone(),
+    );
+    let opaque: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "opaque", "namespace": "web"}, "type": "Opaque",
+        "data": {"k": "dg=="}}))
+    .unwrap();
+    let (mut garbage, _) = tls_secret("web", "garbage", &["g.example"]);
+    garbage.data.as_mut().unwrap().insert(
+        "tls.crt".into(),
+        k8s_openapi::ByteString(b"not pem".to_vec()),
+    );
+    let ingresses = [
+        tls_ingress(
+            "old",
+            "2026-01-01T00:00:00Z",
+            "ferry",
+            json!([{"hosts": ["a.example", "*.wild.example"], "secretName": "good"},
+                   {"hosts": ["*.wild.example"], "secretName": "wild"},
+                   {"hosts": ["gone.example"], "secretName": "gone"},
+                   {"hosts": ["m.example"], "secretName": "mismatched"},
+                   {"hosts": ["o.example"], "secretName": "opaque"},
+                   {"hosts": ["g.example"], "secretName": "garbage"},
+                   {"hosts": ["later.example"], "secretName": "unknown-yet"},
+                   {"hosts": ["none.example"]}]),
+        ),
+        // Newer: a.example keeps the older Ingress's certificate; no hosts:
+        // its rules' hosts.
+        tls_ingress(
+            "new",
+            "2026-02-01T00:00:00Z",
+            "ferry",
+            json!([{"hosts": ["a.example"], "secretName": "newer"},
+                   {"secretName": "newer"}]),
+        ),
+        // Not ferry's: neither read nor reported.
+        tls_ingress(
+            "nginx",
+            "2026-01-01T00:00:00Z",
+            "nginx",
+            json!([{"hosts": ["n.example"], "secretName": "nginx-secret"}]),
+        ),
+    ];
+    let want: Vec<String> = tls::wanted(&ingresses, &[]).into_iter().collect();
+    assert_eq!(
+        want,
+        [
+            "web/garbage",
+            "web/gone",
+            "web/good",
+            "web/mismatched",
+            "web/newer",
+            "web/opaque",
+            "web/unknown-yet",
+            "web/wild"
+        ]
+    );
+    let seen: BTreeMap<String, Seen> = [
+        ("good", Seen::Found(Box::new(good))),
+        ("wild", Seen::Found(Box::new(wild))),
+        ("newer", Seen::Found(Box::new(newer))),
+        ("mismatched", Seen::Found(Box::new(mismatched))),
+        ("opaque", Seen::Found(Box::new(opaque))),
+        ("garbage", Seen::Found(Box::new(garbage))),
+        ("gone", Seen::Missing),
+    ]
+    .into_iter()
+    .map(|(k, v)| (format!("web/{k}"), v))
+    .collect();
+    let (certs, problems) = tls::build(&ingresses, &[], &seen, fallback.clone());
+    assert_eq!(der_of(&certs.pick(Some("a.example"))), good_der);
+    assert_eq!(der_of(&certs.pick(Some("A.Example."))), good_der);
+    // The first entry naming the wildcard wins: `good`'s.
+    assert_eq!(der_of(&certs.pick(Some("x.wild.example"))), good_der);
+    assert!(!certs.has("y.x.wild.example"), "a wildcard is one label");
+    assert!(certs.has("rule.example"), "no hosts: the rules' hosts");
+    for h in [
+        "gone.example",
+        "m.example",
+        "o.example",
+        "g.example",
+        "later.example",
+        "none.example",
+        "n.example",
+    ] {
+        assert!(!certs.has(h), "{h}");
+        assert_eq!(der_of(&certs.pick(Some(h))), der_of(&fallback));
+    }
+    assert_eq!(der_of(&certs.pick(None)), der_of(&fallback));
+    let _ = wild_der;
+    let got: Vec<(String, &str, String)> = problems
+        .iter()
+        .map(|p| (p.ingress.clone(), p.reason, p.message.clone()))
+        .collect();
+    let want = vec![
+        (
+            "web/old",
+            "InvalidTLSSecret",
+            "Secret web/garbage named in spec.tls is not a usable TLS Secret: tls.crt holds no PEM CERTIFICATE; g.example get the default certificate",
+        ),
+        (
+            "web/old",
+            "InvalidTLSSecret",
+            "Secret web/mismatched named in spec.tls is not a usable TLS Secret: tls.key is not the key of the certificate in tls.crt; m.example get the default certificate",
+        ),
+        (
+            "web/old",
+            "InvalidTLSSecret",
+            "Secret web/opaque named in spec.tls is not a usable TLS Secret: it has no tls.crt (its type is \"Opaque\", not kubernetes.io/tls); o.example get the default certificate",
+        ),
+        (
+            "web/old",
+            "MissingTLSSecret",
+            "Secret web/gone named in spec.tls does not exist; gone.example get the default certificate",
+        ),
+    ];
+    let want: Vec<(String, &str, String)> = want
+        .into_iter()
+        .map(|(i, r, m)| (i.to_string(), r, m.to_string()))
+        .collect();
+    let mut got_sorted = got.clone();
+    got_sorted.sort();
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    assert_eq!(got_sorted, want_sorted);
+    // The Event names the Ingress and says what is wrong.
+    let ev = tls::event(&problems[0], "n1", "2026-01-01T00:00:00Z");
+    assert_eq!(ev["involvedObject"]["kind"], "Ingress");
+    assert_eq!(ev["involvedObject"]["name"], "old");
+    assert_eq!(ev["metadata"]["namespace"], "web");
+    assert_eq!(ev["type"], "Warning");
+    assert_eq!(ev["source"]["host"], "n1");
+}
+
+/// A TLS front serving `table` with `certs`, as the node's TLS listener.
+async fn tls_front(
+    table: Arc<RwLock<Arc<Table>>>,
+    certs: Arc<RwLock<Arc<tls::Certs>>>,
+) -> SocketAddr {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(certs).unwrap()));
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((c, peer)) = l.accept().await {
+            let (acceptor, table) = (acceptor.clone(), table.clone());
+            tokio::spawn(async move {
+                if let Ok(s) = acceptor.accept(c).await {
+                    serve(s, peer, "https", table).await;
+                }
+            });
+        }
+    });
+    at
+}
+
+/// A TLS client trusting only `trusted` (DER), connected to `at` with SNI `sni`.
+async fn tls_client(
+    at: SocketAddr,
+    sni: &str,
+    trusted: &[u8],
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(trusted.to_vec()))
+        .unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = TcpStream::connect(at).await?;
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+}
+
+#[tokio::test]
+async fn https_chooses_the_certificate_by_sni_and_keeps_connections() {
+    let port = echo_upstream().await;
+    let fallback = tls::fake_certificate().unwrap();
+    let (secret, der) = tls_secret("web", "s", &["web.example"]);
+    let ing = tls_ingress(
+        "i",
+        "2026-01-01T00:00:00Z",
+        "ferry",
+        json!([{"hosts": ["web.example"], "secretName": "s"}]),
+    );
+    let seen = BTreeMap::from([("web/s".to_string(), tls::Seen::Found(Box::new(secret)))]);
+    let (certs, problems) = tls::build(&[ing], &[], &seen, fallback.clone());
+    assert!(problems.is_empty(), "{problems:?}");
+    let certs = Arc::new(RwLock::new(Arc::new(certs)));
+    let at = tls_front(loopback_table(&[port]), certs.clone()).await;
+
+    // The Secret's certificate for its host; two requests on one connection.
+    let mut s = tls_client(at, "web.example", &der).await.unwrap();
+    for p in ["/first", "/second"] {
+        s.write_all(format!("GET {p} HTTP/1.1\r\nHost: web.example\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let mut b = [0u8; 4096];
+        let body = loop {
+            let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut b))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&buf));
+            buf.extend_from_slice(&b[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                if body.len() >= len {
+                    assert!(head.starts_with("HTTP/1.1 200"), "{text}");
+                    break body.to_string();
+                }
+            }
+        };
+        assert!(body.starts_with(&format!("GET {p} HTTP/1.1\r\n")), "{body}");
+        assert!(body.contains("X-Forwarded-Proto: https\r\n"), "{body}");
+    }
+    // Another host: the fake certificate (trusted as ingress.local here),
+    // and 404 from the routes, as ingress-nginx answers.
+    assert!(
+        tls_client(at, "other.example", &der).await.is_err(),
+        "not the Secret's certificate"
+    );
+    let mut s = tls_client(at, "ingress.local", &der_of(&fallback))
+        .await
+        .unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 404 Not Found"), "{out}");
+    // A Secret change is picked up by the next handshake.
+    let (renewed, renewed_der) = tls_secret("web", "s", &["web.example"]);
+    let ing = tls_ingress(
+        "i",
+        "2026-01-01T00:00:00Z",
+        "ferry",
+        json!([{"hosts": ["web.example"], "secretName": "s"}]),
+    );
+    let seen = BTreeMap::from([("web/s".to_string(), tls::Seen::Found(Box::new(renewed)))]);
+    *certs.write().unwrap() = Arc::new(tls::build(&[ing], &[], &seen, fallback).0);
+    assert!(tls_client(at, "web.example", &der).await.is_err());
+    assert!(tls_client(at, "web.example", &renewed_der).await.is_ok());
 }

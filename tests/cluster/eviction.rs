@@ -1,0 +1,232 @@
+//! Node-pressure eviction on `ferry up`: a third real node joins with a
+//! `--node-config` whose `memory.available` threshold is above any machine's
+//! free memory (checked first every 20 s, so the pods start before it). It
+//! reports MemoryPressure and gets the `memory-pressure:NoSchedule` taint;
+//! of its two pods the BestEffort one is evicted (Failed, `Evicted`, the
+//! kubelet's message, `DisruptionTarget`/`TerminationByKubelet`) while the
+//! Guaranteed one runs on, and its ReplicaSet's replacement runs on another
+//! node, not the tainted one.
+
+use crate::harness::{serial, wait_until};
+use crate::kubectl::Kubectl;
+use crate::procs::{free_ports, T};
+use crate::up::Up;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+const PODS: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hog}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: hog}}
+  template:
+    metadata: {labels: {app: hog}}
+    spec:
+      nodeSelector: {ferry.test/pool: pressure}
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: hog, image: busybox, command: ["sleep", "3600"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: steady, labels: {app: steady}}
+spec:
+  nodeSelector: {ferry.test/pool: pressure}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: steady
+    image: busybox
+    command: ["sleep", "3600"]
+    resources:
+      requests: {cpu: 10m, memory: 64Mi}
+      limits: {cpu: 10m, memory: 64Mi}
+"#;
+
+struct Reaped(Option<std::process::Child>);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn condition(obj: &Value, t: &str) -> Value {
+    obj["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == t)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_pressure_evicts_the_best_effort_pod_and_its_replicaset_replaces_it() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let mut up = Up::start(home, &dir, free_ports(3), 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let k = Kubectl::of_up(home, &dir);
+
+    // n3: always short of memory by its threshold, first checked after 20 s.
+    let node_conf = home.join("pressure.toml");
+    std::fs::write(
+        &node_conf,
+        "[eviction]\nmemory_available = \"1Pi\"\nnodefs_available = \"0\"\ninterval_secs = 20\n",
+    )
+    .unwrap();
+    let conf = dir.join("admin.conf");
+    let conf = conf.to_str().unwrap();
+    let token = crate::procs::ferry(home, conf, &["token", "create", "--ttl", "1h"]);
+    assert!(token.status.success(), "{}", token.stderr);
+    let admin = ferry_config::ClientConfig::load(Path::new(conf)).unwrap();
+    let log = std::fs::File::create(home.join("n3.log")).unwrap();
+    let n3 = crate::procs::ferry_cmd(home)
+        .args([
+            "node",
+            "--data-dir",
+            home.join("n3").to_str().unwrap(),
+            "--join",
+            &admin.masters.join(","),
+            "--token",
+            token.stdout.trim(),
+            "--name",
+            "n3",
+            "--address",
+            "127.0.1.3",
+            "--pod-network",
+            "host",
+            "--node-config",
+            node_conf.to_str().unwrap(),
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start n3");
+    let _n3 = Reaped(Some(n3));
+    wait_until("n3 registered", T, || {
+        let out = k.run(&["get", "node", "n3"], None);
+        async move { out.ok.then_some(()).ok_or(out.stderr) }
+    })
+    .await;
+    k.ok(&["label", "node", "n3", "ferry.test/pool=pressure"]);
+    k.ok_in(&["apply", "-f", "-"], PODS);
+    wait_until("steady Ready", T, || {
+        let p = k.json(&["get", "pod", "steady"]);
+        let ready = condition(&p, "Ready")["status"] == "True";
+        async move { ready.then_some(()).ok_or(format!("{}", p["status"])) }
+    })
+    .await;
+    k.ok(&["rollout", "status", "deployment/hog", "--timeout=30s"]);
+    let first = k.json(&["get", "pods", "-l", "app=hog"])["items"][0].clone();
+    let first_name = first["metadata"]["name"].as_str().unwrap().to_string();
+    assert_eq!(first["spec"]["nodeName"], "n3");
+    assert_eq!(first["status"]["qosClass"], "BestEffort");
+
+    // The first check: pressure reported, the node tainted.
+    let node = wait_until("n3 under MemoryPressure", Duration::from_secs(40), || {
+        let n = k.json(&["get", "node", "n3"]);
+        let c = condition(&n, "MemoryPressure");
+        let r = (c["status"] == "True")
+            .then_some(n.clone())
+            .ok_or(format!("{c}"));
+        async move { r }
+    })
+    .await;
+    assert_eq!(
+        condition(&node, "MemoryPressure")["reason"],
+        "KubeletHasInsufficientMemory"
+    );
+    assert_eq!(condition(&node, "Ready")["status"], "True");
+    wait_until(
+        "n3's memory-pressure taint",
+        Duration::from_secs(15),
+        || {
+            let n = k.json(&["get", "node", "n3"]);
+            let taints = n["spec"]["taints"].clone();
+            let has = taints.as_array().into_iter().flatten().any(|t| {
+                t["key"] == "node.kubernetes.io/memory-pressure" && t["effect"] == "NoSchedule"
+            });
+            async move { has.then_some(()).ok_or(format!("{taints}")) }
+        },
+    )
+    .await;
+
+    // The BestEffort pod is the one evicted, as the kubelet words it.
+    let evicted = wait_until("hog evicted", Duration::from_secs(30), || {
+        let p = k.json(&["get", "pod", &first_name]);
+        let r = (p["status"]["phase"] == "Failed")
+            .then_some(p.clone())
+            .ok_or(format!("{}", p["status"]));
+        async move { r }
+    })
+    .await;
+    assert_eq!(evicted["status"]["reason"], "Evicted", "{evicted}");
+    let msg = evicted["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with(
+            "The node was low on resource: memory. Threshold quantity: 1Pi, available: "
+        ),
+        "{msg}"
+    );
+    let dt = condition(&evicted, "DisruptionTarget");
+    assert_eq!(
+        (dt["status"].as_str(), dt["reason"].as_str()),
+        (Some("True"), Some("TerminationByKubelet")),
+        "{evicted}"
+    );
+    let steady = k.json(&["get", "pod", "steady"]);
+    assert_eq!(
+        steady["status"]["phase"], "Running",
+        "the Guaranteed pod runs on"
+    );
+    assert_eq!(steady["status"]["qosClass"], "Guaranteed");
+    let events = k.json(&["get", "events"]);
+    assert!(
+        events["items"].as_array().unwrap().iter().any(|e| {
+            e["involvedObject"]["name"] == first_name.as_str()
+                && e["reason"] == "Evicted"
+                && e["type"] == "Warning"
+        }),
+        "{events}"
+    );
+
+    // The ReplicaSet replaces it; the taint keeps the replacement off n3.
+    k.ok(&["label", "node", "n1", "ferry.test/pool=pressure"]);
+    let replacement = wait_until("hog's replacement running", T, || {
+        let pods = k.json(&["get", "pods", "-l", "app=hog"]);
+        let r = pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| {
+                p["metadata"]["name"] != first_name.as_str() && p["status"]["phase"] == "Running"
+            })
+            .cloned()
+            .ok_or(format!("{pods}"));
+        async move { r }
+    })
+    .await;
+    assert_eq!(replacement["spec"]["nodeName"], "n1");
+
+    // The pods go before n3 does, so it leaves no process behind.
+    k.ok(&["delete", "deployment", "hog", "--wait=true"]);
+    k.ok(&["delete", "pod", "steady", "--wait=true"]);
+    k.ok(&[
+        "delete",
+        "pod",
+        &first_name,
+        "--ignore-not-found",
+        "--wait=true",
+    ]);
+    drop(k);
+    up.stop_gracefully().await;
+}
