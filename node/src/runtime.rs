@@ -254,12 +254,33 @@ pub struct ShimRun<'a> {
     pub argv: &'a [String],
 }
 
+/// Closes every descriptor above stderr this process inherited. The shim
+/// outlives the agent that started it (pods survive the agent's restart), so
+/// whatever the agent's own parent left open without close-on-exec — a lock
+/// file held by `flock`, a pipe a supervisor reads to its end — would stay
+/// open, and held, for as long as the pod runs. Called first, before the shim
+/// opens anything of its own.
+fn close_inherited_fds() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    // The directory's own descriptor is among them, closed already: EBADF.
+    for fd in fds {
+        let _ = nix::unistd::close(fd);
+    }
+}
+
 /// The shim: joins the pod's network namespace `netns` (if any), runs `argv` in this process group, waits, records the exit in
 /// `exit_file`, and exits with the same code. SIGTERM, SIGINT and SIGHUP reach
 /// the command through the group; the shim catches them (a handler, which the
 /// command does not inherit, unlike an ignored signal) to outlive the command
 /// and record its end. SIGKILL ends both: the agent then reports exit 137.
 pub fn shim(run: ShimRun<'_>) -> i32 {
+    close_inherited_fds();
     let ShimRun {
         exit_file,
         log_file,
