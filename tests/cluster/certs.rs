@@ -2,10 +2,9 @@
 //! into its validity, with no restart and no dropped connection; the cluster
 //! CA rotates in steps (`ferry ca rotate`) with nodes running pods.
 
-use crate::harness::{serial, wait_until, Cluster};
+use crate::harness::{serial, wait_until, Cluster, LocalUp};
 use crate::nodes::{container_pids, node_ready};
-use crate::procs::{ferry, free_ports, ok, run_ferry};
-use crate::up::Up;
+use crate::procs::{ferry, ok, run_ferry};
 use ferry_api::frame::{read_frame, write_frame};
 use ferry_api::proto::{ApiError, ApiRequest, ApiResponse};
 use ferry_api::tls::{self, CertPair, Identity};
@@ -262,12 +261,9 @@ fn still_serving(home: &Path, conf: &str, pids: &[i32], step: &str) {
 /// the drop a client of the old CA alone is refused, and a new pod on n1 runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_ca_rotates_in_steps_while_a_node_runs_a_pod() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
+    let mut c = LocalUp::start().await;
+    let (home, dir, up) = (c.home.clone(), c.dir.clone(), &mut c.up);
+    let home = home.as_path();
     let conf_path = dir.join("admin.conf");
     let conf = conf_path.to_str().unwrap();
     let old_conf = home.join("old-admin.conf");

@@ -7,12 +7,9 @@
 //! Guaranteed one runs on, and its ReplicaSet's replacement runs on another
 //! node, not the tainted one.
 
-use crate::harness::{serial, wait_until};
-use crate::kubectl::Kubectl;
-use crate::procs::{free_ports, T};
-use crate::up::Up;
+use crate::harness::{wait_until, LocalUp};
+use crate::procs::T;
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
 
 const PODS: &str = r#"
@@ -45,17 +42,6 @@ spec:
       limits: {cpu: 10m, memory: 64Mi}
 "#;
 
-struct Reaped(Option<std::process::Child>);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 fn condition(obj: &Value, t: &str) -> Value {
     obj["status"]["conditions"]
         .as_array()
@@ -68,13 +54,8 @@ fn condition(obj: &Value, t: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_pressure_evicts_the_best_effort_pod_and_its_replicaset_replaces_it() {
-    let _serial = serial().await;
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let home = tmp.path();
-    let dir = home.join("local");
-    let mut up = Up::start(home, &dir, free_ports(3), 1);
-    up.wait_log("is up", Duration::from_secs(120)).await;
-    let k = Kubectl::of_up(home, &dir);
+    let c = LocalUp::start().await;
+    let (k, home) = (&c.k, c.home.as_path());
 
     // n3: always short of memory by its threshold, first checked after 20 s.
     let node_conf = home.join("pressure.toml");
@@ -83,35 +64,11 @@ async fn memory_pressure_evicts_the_best_effort_pod_and_its_replicaset_replaces_
         "[eviction]\nmemory_available = \"1Pi\"\nnodefs_available = \"0\"\ninterval_secs = 20\n",
     )
     .unwrap();
-    let conf = dir.join("admin.conf");
-    let conf = conf.to_str().unwrap();
-    let token = crate::procs::ferry(home, conf, &["token", "create", "--ttl", "1h"]);
-    assert!(token.status.success(), "{}", token.stderr);
-    let admin = ferry_config::ClientConfig::load(Path::new(conf)).unwrap();
-    let log = std::fs::File::create(home.join("n3.log")).unwrap();
-    let n3 = crate::procs::ferry_cmd(home)
-        .args([
-            "node",
-            "--data-dir",
-            home.join("n3").to_str().unwrap(),
-            "--join",
-            &admin.masters.join(","),
-            "--token",
-            token.stdout.trim(),
-            "--name",
-            "n3",
-            "--address",
-            "127.0.1.3",
-            "--pod-network",
-            "host",
-            "--node-config",
-            node_conf.to_str().unwrap(),
-        ])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("start n3");
-    let _n3 = Reaped(Some(n3));
+    let _n3 = c.join_node(
+        "n3",
+        "127.0.1.3",
+        &["--node-config", node_conf.to_str().unwrap()],
+    );
     wait_until("n3 registered", T, || {
         let out = k.run(&["get", "node", "n3"], None);
         async move { out.ok.then_some(()).ok_or(out.stderr) }
@@ -227,6 +184,6 @@ async fn memory_pressure_evicts_the_best_effort_pod_and_its_replicaset_replaces_
         "--ignore-not-found",
         "--wait=true",
     ]);
-    drop(k);
-    up.stop_gracefully().await;
+    let mut c = c;
+    c.up.stop_gracefully().await;
 }

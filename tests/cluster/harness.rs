@@ -129,6 +129,40 @@ impl LocalUp {
         Some(LocalUp::start().await)
     }
 
+    /// Starts one more real node agent, `name` on `address` in host network
+    /// mode, joining with a fresh bootstrap token; `extra` are more `ferry
+    /// node` flags. Its log is `<home>/<name>.log`, its data dir `<home>/<name>`.
+    pub fn join_node(&self, name: &str, address: &str, extra: &[&str]) -> JoinedNode {
+        let home = self.home.as_path();
+        let token = crate::procs::ferry(home, &self.conf, &["token", "create", "--ttl", "1h"]);
+        assert!(token.status.success(), "{}", token.stderr);
+        let admin = ferry_config::ClientConfig::load(std::path::Path::new(&self.conf)).unwrap();
+        let data = home.join(name);
+        let log = std::fs::File::create(home.join(format!("{name}.log"))).unwrap();
+        let child = crate::procs::ferry_cmd(home)
+            .args(["node", "--data-dir", data.to_str().unwrap()])
+            .args([
+                "--join",
+                &admin.masters.join(","),
+                "--token",
+                token.stdout.trim(),
+            ])
+            .args([
+                "--name",
+                name,
+                "--address",
+                address,
+                "--pod-network",
+                "host",
+            ])
+            .args(extra)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        JoinedNode(Some(child))
+    }
+
     /// Waits until both nodes have a pod range and run pods in network
     /// namespaces; returns the nodes.
     pub async fn pod_network(&self) -> Vec<serde_json::Value> {
@@ -152,6 +186,30 @@ impl LocalUp {
                 verdict(ok, || format!("{seen:?}")).map(|()| items)
             })
             .await
+    }
+}
+
+/// A node agent started by [`LocalUp::join_node`]: SIGKILLed when the test
+/// ends early; [`JoinedNode::stop`] ends it with SIGTERM.
+pub(crate) struct JoinedNode(Option<std::process::Child>);
+
+impl JoinedNode {
+    /// SIGTERM, then waits for it to exit.
+    pub fn stop(mut self) {
+        if let Some(mut c) = self.0.take() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for JoinedNode {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 

@@ -924,39 +924,13 @@ fn late_nodes(k: &Kubectl) -> std::collections::BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemonset_covers_a_node_that_joins_later() {
     let c = LocalUp::start().await;
-    let (k, home) = (&c.k, &c.home);
+    let k = &c.k;
     k.ok_in(&["apply", "-f", "-"], LATE_AGENT);
     k.ok(&["rollout", "status", "daemonset/late", "--timeout=60s"]);
     assert_eq!(late_nodes(k), ["n1", "n2"].map(String::from).into());
 
     // n3 joins with a fresh token, on its own loopback address.
-    let conf = &c.conf;
-    let token = crate::procs::ferry(home, conf, &["token", "create", "--ttl", "1h"]);
-    assert!(token.status.success(), "{}", token.stderr);
-    let admin = ferry_config::ClientConfig::load(Path::new(conf)).unwrap();
-    let data = home.join("n3");
-    let log = std::fs::File::create(home.join("n3.log")).unwrap();
-    let n3 = crate::procs::ferry_cmd(home)
-        .args([
-            "node",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--join",
-            &admin.masters.join(","),
-            "--token",
-            token.stdout.trim(),
-            "--name",
-            "n3",
-            "--address",
-            "127.0.1.3",
-            "--pod-network",
-            "host",
-        ])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("start n3");
-    let mut n3 = Reaped(Some(n3));
+    let n3 = c.join_node("n3", "127.0.1.3", &[]);
     poll("a late pod Running on n3", T, || {
         let nodes = late_nodes(k);
         verdict(nodes.contains("n3"), || format!("on {nodes:?}"))
@@ -979,22 +953,7 @@ async fn a_daemonset_covers_a_node_that_joins_later() {
         }
     })
     .await;
-    if let Some(mut child) = n3.0.take() {
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-        let _ = child.wait();
-    }
-}
-
-/// A child process SIGKILLed when the test ends early.
-struct Reaped(Option<std::process::Child>);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+    n3.stop();
 }
 
 const STUCK: &str = r#"

@@ -170,19 +170,8 @@ impl Table {
         services: &BTreeMap<String, Service>,
         slices: &[EndpointSlice],
     ) -> Table {
-        let mut served: Vec<&Ingress> = ingresses
-            .iter()
-            .filter(|i| i.metadata.deletion_timestamp.is_none())
-            .filter(|i| ferry_api::ingress::served(i, classes))
-            .collect();
         // The oldest first (ties by name): it wins conflicting rules.
-        served.sort_by_key(|i| {
-            (
-                i.metadata.creation_timestamp.as_ref().map(|t| t.0),
-                i.metadata.namespace.clone(),
-                i.metadata.name.clone(),
-            )
-        });
+        let served = tls::served(ingresses, classes);
         let mut t = Table::default();
         for ing in served {
             let ns = ing.metadata.namespace.as_deref().unwrap_or("default");

@@ -178,7 +178,7 @@ fn x509_check(der: &CertificateDer<'_>) -> Result<(), String> {
 
 /// The served ones of `ingresses`, oldest first (ties by name), as
 /// [`super::Table`] orders them.
-fn served<'a>(ingresses: &'a [Ingress], classes: &[IngressClass]) -> Vec<&'a Ingress> {
+pub(super) fn served<'a>(ingresses: &'a [Ingress], classes: &[IngressClass]) -> Vec<&'a Ingress> {
     let mut served: Vec<&Ingress> = ingresses
         .iter()
         .filter(|i| i.metadata.deletion_timestamp.is_none())
