@@ -475,22 +475,29 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 }
 
+impl LogStore {
+    /// The id of the last entry in the log (appended, flushed or not), or of
+    /// the last purged one when the log is empty.
+    pub fn last_log_id(&self) -> Result<Option<LogId>, StorageError> {
+        match self.log.last().map_err(read_err)? {
+            Some((_, v)) => Ok(Some(
+                decode::<Entry<TypeConfig>>(&v, "log entry")
+                    .map_err(read_err)?
+                    .log_id,
+            )),
+            None => self.get_meta(PURGED).map_err(read_err),
+        }
+    }
+}
+
 impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged: Option<LogId> = self.get_meta(PURGED).map_err(read_err)?;
-        let last = match self.log.last().map_err(read_err)? {
-            Some((_, v)) => Some(
-                decode::<Entry<TypeConfig>>(&v, "log entry")
-                    .map_err(read_err)?
-                    .log_id,
-            ),
-            None => last_purged,
-        };
         Ok(LogState {
             last_purged_log_id: last_purged,
-            last_log_id: last,
+            last_log_id: self.last_log_id()?,
         })
     }
 

@@ -85,6 +85,10 @@ pub enum PeerRequest {
     /// The membership this master has committed (answered with
     /// `PeerResponse::Membership`), so a master can learn it was removed.
     Membership,
+    /// Would this voter vote for the candidate (answered with
+    /// `PeerResponse::PreVote`; a master that predates it resets the stream,
+    /// which counts as no)?
+    PreVote(crate::node::PreVote),
 }
 
 /// The answer to a [`PeerRequest`].
@@ -112,6 +116,8 @@ pub enum PeerResponse {
     StatusHealth(Result<StatusHealth, ApiError>),
     /// The membership the answering master has committed.
     Membership(Result<CommittedMembership, ApiError>),
+    /// The answer to a pre-vote: whether this voter would vote.
+    PreVote(Result<bool, ApiError>),
 }
 
 /// A master's committed membership: the log index of the entry that set it

@@ -3,12 +3,15 @@
 //! Layout:
 //! - this file: opening the store, writes (group commit or forward), reads, watches.
 //! - [`batcher`]: group commit — concurrent writes become one Raft entry.
+//! - [`election`]: when to stand for election (pre-vote).
 //! - [`membership`]: ids, join, promotion, removal, status.
 //! - [`serve`]: the server side of `ferry-raft/1`.
 
 mod batcher;
+mod election;
 mod membership;
 mod readindex;
+pub use election::PreVote;
 pub use membership::Removed;
 mod serve;
 
@@ -73,6 +76,11 @@ struct Inner {
     silent_after: Duration,
     /// When the leader's last AppendEntries arrived, ms after `epoch`.
     heard: AtomicU64,
+    /// When this master last granted a vote, ms after `epoch`.
+    vote_granted: AtomicU64,
+    /// The Raft log (a clone of openraft's handle), for the last log id a
+    /// pre-vote compares.
+    log: LogStore,
     epoch: std::time::Instant,
     storage_released: FlusherStopped,
     flusher: Flusher,
@@ -82,7 +90,11 @@ struct Inner {
 
 /// How long a restarted master waits to hear from a leader before it may stand
 /// for election (a leader's replication retries an unreachable peer every
-/// 500 ms, and a dial to it times out after 1 s).
+/// 500 ms, and a dial to it times out after 1 s). It knows no leader (a former
+/// leader resigned its term, see `LogStore::resign_leadership`), so it would
+/// stand after a bare election timeout, before the leader's replication
+/// reaches the new process (seen by `ferry bench failover` as an election
+/// right after each rejoin).
 const ELECTION_HOLD: Duration = Duration::from_secs(2);
 
 /// How long `ferry snapshot save` waits for a snapshot to be built.
@@ -139,16 +151,12 @@ impl Store {
             heartbeat: Duration::from_millis(t.heartbeat_ms),
             heartbeat_timeout: Duration::from_millis(t.heartbeat_ms.max(t.election_min_ms)),
         };
+        let log_handle = log.clone();
         let raft = Raft::new(opts.id, Arc::new(config), network, log, sm)
             .await
             .map_err(|e| crate::Error::Raft(e.to_string()))?;
-        // A master restarting into a cluster of several voters stands for
-        // election only once it has heard from a leader or ELECTION_HOLD has
-        // passed: it knows no leader (a former leader resigned its term, see
-        // `LogStore::resign_leadership`), so its timer would fire after a bare
-        // election timeout, before the leader's replication reaches the new
-        // process, and its higher term would depose a healthy leader (seen by
-        // `ferry bench failover` as an election right after each rejoin).
+        // openraft's election timer stays off: `election::run` stands with a
+        // pre-vote, and holds back a restarted master.
         raft.runtime_config().elect(false);
         let (batch_tx, batch_rx) = mpsc::channel(64 * 1024);
         tokio::spawn(batcher::run(raft.clone(), batch_rx, opts.limits.clone()));
@@ -184,6 +192,8 @@ impl Store {
                 election_max: Duration::from_millis(t.election_max_ms),
                 silent_after: Duration::from_millis(4 * t.heartbeat_ms),
                 heard: AtomicU64::new(0),
+                vote_granted: AtomicU64::new(0),
+                log: log_handle,
                 epoch: std::time::Instant::now(),
                 storage_released,
                 flusher,
@@ -191,31 +201,13 @@ impl Store {
                 _db: db,
             }),
         };
-        let s = store.clone();
-        tokio::spawn(async move {
-            let until = tokio::time::Instant::now() + ELECTION_HOLD;
-            let mut rx = s.inner.raft.metrics();
-            // The metrics show the stored membership once Raft has started.
-            let voters = loop {
-                let n = rx
-                    .borrow_and_update()
-                    .membership_config
-                    .membership()
-                    .voter_ids()
-                    .count();
-                if n > 0 || tokio::time::Instant::now() >= until {
-                    break n;
-                }
-                let _ = tokio::time::timeout(Duration::from_millis(10), rx.changed()).await;
-            };
-            while voters > 1
-                && s.inner.heard.load(Ordering::Relaxed) == 0
-                && tokio::time::Instant::now() < until
-            {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            s.inner.raft.runtime_config().elect(true);
-        });
+        let timing = election::Timing {
+            tick: Duration::from_millis((t.heartbeat_ms / 2).max(5)),
+            lease: Duration::from_millis(t.election_max_ms),
+            min: Duration::from_millis(t.election_min_ms),
+            max: Duration::from_millis(t.election_max_ms),
+        };
+        tokio::spawn(election::run(Arc::downgrade(&store.inner), timing));
         Ok(store)
     }
 

@@ -77,9 +77,19 @@ impl Store {
                 }
                 PeerResponse::AppendEntries(res)
             }
-            PeerRequest::Vote(r) => PeerResponse::Vote(raft.vote(r).await),
+            PeerRequest::Vote(r) => {
+                let res = raft.vote(r).await;
+                if res.as_ref().is_ok_and(|v| v.vote_granted) {
+                    self.granted_vote();
+                }
+                PeerResponse::Vote(res)
+            }
             PeerRequest::InstallSnapshot(r) => {
-                PeerResponse::InstallSnapshot(raft.install_snapshot(r).await)
+                let res = raft.install_snapshot(r).await;
+                if res.is_ok() {
+                    self.heard_from_leader();
+                }
+                PeerResponse::InstallSnapshot(res)
             }
             PeerRequest::Forward(w) => {
                 let id = ferry_api::kv::RequestId::random();
@@ -102,6 +112,7 @@ impl Store {
                 PeerResponse::Id(self.replace_member_local(dead, with, force).await)
             }
             PeerRequest::Membership => PeerResponse::Membership(self.committed_membership().await),
+            PeerRequest::PreVote(r) => PeerResponse::PreVote(self.pre_vote_local(r).await),
         }
     }
 }
