@@ -242,8 +242,16 @@ impl NodeConfig {
         let soft = &self.eviction.soft;
         let grace = &self.eviction.soft_grace_period_secs;
         for (name, t, g) in [
-            ("memory_available", soft.memory_available, grace.memory_available),
-            ("nodefs_available", soft.nodefs_available, grace.nodefs_available),
+            (
+                "memory_available",
+                soft.memory_available,
+                grace.memory_available,
+            ),
+            (
+                "nodefs_available",
+                soft.nodefs_available,
+                grace.nodefs_available,
+            ),
             ("pid_available", soft.pid_available, grace.pid_available),
         ] {
             if t.bytes(u64::MAX).is_some() && g == 0 {

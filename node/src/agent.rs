@@ -363,15 +363,9 @@ pub async fn run(
                         opts.eviction.pid_available
                     );
                     pressure = now;
-                    if let Err(e) = write_node_status(
-                        &api,
-                        &opts,
-                        &machine,
-                        &net.report(),
-                        pressure,
-                        false,
-                    )
-                    .await
+                    if let Err(e) =
+                        write_node_status(&api, &opts, &machine, &net.report(), pressure, false)
+                            .await
                     {
                         tracing::warn!(error = %e, "node status update failed");
                     }
@@ -650,12 +644,15 @@ fn evict_if_starved(
             .bytes(signals.nodefs_capacity)
             .is_some_and(|b| signals.nodefs_available < b);
     // Processes are counted only when process ids run short.
-    let pids_low = [opts.eviction.pid_available, opts.eviction.soft.pid_available]
-        .iter()
-        .any(|t| {
-            t.bytes(signals.pid_capacity)
-                .is_some_and(|b| signals.pid_available < b)
-        });
+    let pids_low = [
+        opts.eviction.pid_available,
+        opts.eviction.soft.pid_available,
+    ]
+    .iter()
+    .any(|t| {
+        t.bytes(signals.pid_capacity)
+            .is_some_and(|b| signals.pid_available < b)
+    });
     let tasks = if pids_low {
         tasks_by_group()
     } else {

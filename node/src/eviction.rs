@@ -268,8 +268,14 @@ pub fn decide_at(
         Starved::Pid => t.pid_available,
     };
     let soft = |r: Starved| match r {
-        Starved::Memory => (t.soft.memory_available, t.soft_grace_period_secs.memory_available),
-        Starved::Disk => (t.soft.nodefs_available, t.soft_grace_period_secs.nodefs_available),
+        Starved::Memory => (
+            t.soft.memory_available,
+            t.soft_grace_period_secs.memory_available,
+        ),
+        Starved::Disk => (
+            t.soft.nodefs_available,
+            t.soft_grace_period_secs.nodefs_available,
+        ),
         Starved::Pid => (t.soft.pid_available, t.soft_grace_period_secs.pid_available),
     };
     let below = |th: &Threshold, r: Starved| {
@@ -292,7 +298,8 @@ pub fn decide_at(
         }
         pressure[i] = hard_met || soft_met;
         let soft_due = soft_met
-            && slot.is_some_and(|at| now.saturating_duration_since(at) >= Duration::from_secs(grace));
+            && slot
+                .is_some_and(|at| now.saturating_duration_since(at) >= Duration::from_secs(grace));
         // Per resource a hard threshold before a soft one.
         if evict.is_none() {
             if hard_met {
@@ -357,11 +364,15 @@ pub fn decide_at(
 
 /// The node's conditions as the kubelet's admission names them.
 fn conditions(memory: bool, disk: bool, pid: bool) -> Vec<&'static str> {
-    [(memory, Starved::Memory), (disk, Starved::Disk), (pid, Starved::Pid)]
-        .into_iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, r)| r.condition())
-        .collect()
+    [
+        (memory, Starved::Memory),
+        (disk, Starved::Disk),
+        (pid, Starved::Pid),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, r)| r.condition())
+    .collect()
 }
 
 /// Why the kubelet refuses a new pod: `(reason, message)` as its status
@@ -401,7 +412,10 @@ pub fn admit(
     if conds.is_empty() {
         return Ok(());
     }
-    let priority = pod.pointer("/spec/priority").and_then(Value::as_i64).unwrap_or(0);
+    let priority = pod
+        .pointer("/spec/priority")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     if priority >= i64::from(SYSTEM_CRITICAL_PRIORITY) {
         return Ok(());
     }
@@ -688,7 +702,11 @@ mod tests {
         let v = d.victim.unwrap();
         assert!(!v.soft);
         assert_eq!(v.grace_cap_secs, 0);
-        assert!(v.message.contains("Threshold quantity: 100Mi"), "{}", v.message);
+        assert!(
+            v.message.contains("Threshold quantity: 100Mi"),
+            "{}",
+            v.message
+        );
     }
 
     #[test]
@@ -722,7 +740,14 @@ mod tests {
             "The node was low on resource: pids. Threshold quantity: 1000, available: 900. "
         );
         // Enough ids: no pressure.
-        let d = decide(&t, &Signals { pid_available: 5000, ..s }, &[few]);
+        let d = decide(
+            &t,
+            &Signals {
+                pid_available: 5000,
+                ..s
+            },
+            &[few],
+        );
         assert_eq!(d, Decision::default());
         assert_eq!(pid_signal(4_194_304, 126_000, 1000), (125_000, 126_000));
         assert_eq!(pid_signal(32768, 126_000, 40_000), (0, 32768));
@@ -730,9 +755,7 @@ mod tests {
 
     #[test]
     fn admission_refuses_as_the_kubelet_does() {
-        let pod = |priority: i64, tolerations: serde_json::Value| {
-            serde_json::json!({"spec": {"priority": priority, "tolerations": tolerations}})
-        };
+        let pod = |priority: i64, tolerations: serde_json::Value| serde_json::json!({"spec": {"priority": priority, "tolerations": tolerations}});
         let none = serde_json::json!([]);
         let plain = pod(0, none.clone());
         let tolerant = pod(
@@ -763,7 +786,15 @@ mod tests {
             (true, false, false, false, &plain, "Burstable", Ok(())),
             (true, false, false, false, &plain, "Guaranteed", Ok(())),
             (true, false, false, false, &tolerant, "BestEffort", Ok(())),
-            (true, false, false, false, &tolerates_all, "BestEffort", Ok(())),
+            (
+                true,
+                false,
+                false,
+                false,
+                &tolerates_all,
+                "BestEffort",
+                Ok(()),
+            ),
             (true, false, false, false, &critical, "BestEffort", Ok(())),
             (
                 false,

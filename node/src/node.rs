@@ -487,7 +487,7 @@ mod tests {
             .unwrap(),
             json!([{"key": DISK_PRESSURE_TAINT, "effect": "NoSchedule"}])
         );
-            let pid = Pressure {
+        let pid = Pressure {
             pid: true,
             ..Pressure::default()
         };

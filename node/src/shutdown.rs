@@ -140,8 +140,8 @@ mod tests {
             (None, false),
             (Some(1000), false),
             (Some(1_999_999_999), false),
-            (Some(2_000_000_000), true),  // system-cluster-critical
-            (Some(2_000_001_000), true),  // system-node-critical
+            (Some(2_000_000_000), true), // system-cluster-critical
+            (Some(2_000_001_000), true), // system-node-critical
         ] {
             let pod = json!({"spec": {"priority": priority}});
             assert_eq!(is_critical(&pod), critical, "{priority:?}");

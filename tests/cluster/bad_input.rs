@@ -556,7 +556,10 @@ fn corrupt_or_truncated_config_files_fail_with_the_file_and_field_named() {
             "node config {name}: {}",
             ran.stderr
         );
-        assert!(!up_dir.exists(), "node config {name}: ferry up started anyway");
+        assert!(
+            !up_dir.exists(),
+            "node config {name}: ferry up started anyway"
+        );
     }
 }
 

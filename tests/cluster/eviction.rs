@@ -214,8 +214,7 @@ async fn memory_pressure_evicts_the_best_effort_pod_and_its_replicaset_replaces_
     .await;
     assert_eq!(late["status"]["reason"], "Evicted", "{late}");
     assert_eq!(
-        late["status"]["message"],
-        "Pod was rejected: The node had condition: [MemoryPressure]. ",
+        late["status"]["message"], "Pod was rejected: The node had condition: [MemoryPressure]. ",
         "{late}"
     );
     assert!(
@@ -229,7 +228,13 @@ async fn memory_pressure_evicts_the_best_effort_pod_and_its_replicaset_replaces_
 
     // The pods go before n3 does, so it leaves no process behind.
     k.ok(&["delete", "deployment", "hog", "--wait=true"]);
-    k.ok(&["delete", "pod", "steady", "--ignore-not-found", "--wait=true"]);
+    k.ok(&[
+        "delete",
+        "pod",
+        "steady",
+        "--ignore-not-found",
+        "--wait=true",
+    ]);
     k.ok(&[
         "delete",
         "pod",
@@ -249,7 +254,9 @@ async fn memory_pressure_evicts_the_best_effort_pod_and_its_replicaset_replaces_
     let node = wait_until("n3 NotReady", Duration::from_secs(15), || {
         let n = k.json(&["get", "node", "n3"]);
         let c = condition(&n, "Ready");
-        let r = (c["status"] == "False").then_some(n.clone()).ok_or(format!("{c}"));
+        let r = (c["status"] == "False")
+            .then_some(n.clone())
+            .ok_or(format!("{c}"));
         async move { r }
     })
     .await;
@@ -274,10 +281,14 @@ async fn memory_pressure_evicts_the_best_effort_pod_and_its_replicaset_replaces_
     );
     let dt = condition(&critical, "DisruptionTarget");
     assert_eq!(dt["reason"], "TerminationByKubelet", "{critical}");
-    let status = wait_until("n3 exits after its shutdown", Duration::from_secs(20), || {
-        let r = n3.exited().ok_or_else(|| "still running".to_string());
-        async move { r }
-    })
+    let status = wait_until(
+        "n3 exits after its shutdown",
+        Duration::from_secs(20),
+        || {
+            let r = n3.exited().ok_or_else(|| "still running".to_string());
+            async move { r }
+        },
+    )
     .await;
     assert!(status.success(), "n3 exited with {status}");
     let mut c = c;
