@@ -1,5 +1,7 @@
 //! `ferry node`: a worker node — joins with a bootstrap token (once), then runs
-//! the node agent until SIGINT or SIGTERM; and `ferry shim`, the process that
+//! the node agent until SIGINT or SIGTERM (with `[shutdown]` in its node
+//! config, SIGTERM first shuts the node down gracefully: its pods are
+//! stopped and end `Failed`/`Terminated`); and `ferry shim`, the process that
 //! runs each container for the process runtime. `ferry node --simulate N`
 //! runs N hollow nodes instead (`ferry_node::hollow`), with the client config's
 //! credentials.
@@ -49,9 +51,11 @@ pub struct Args {
     /// address when the node may (root), `host` makes pods share the node's.
     #[arg(long, default_value = "auto", value_parser = ["auto", "host"])]
     pod_network: String,
-    /// The node's own config file (TOML): `[eviction]` hard thresholds
-    /// (`memory_available = "100Mi"`, `nodefs_available = "10%"`, as the
-    /// kubelet's evictionHard; defaults 100Mi and off).
+    /// The node's own config file (TOML): `[eviction]` thresholds, hard and
+    /// soft (`memory_available = "100Mi"`, `nodefs_available = "10%"`,
+    /// `pid_available`, as the kubelet's evictionHard/evictionSoft), and
+    /// `[shutdown]` (graceful node shutdown on SIGTERM; see
+    /// config/examples/node.toml).
     #[arg(long, value_name = "FILE", conflicts_with = "simulate")]
     node_config: Option<PathBuf>,
     /// Run N hollow nodes (`<name-prefix>-0` ..) in this process instead: they
@@ -252,16 +256,34 @@ pub async fn run(a: Args, config: Option<&std::path::Path>) -> Result<ExitCode> 
         shim: std::env::current_exe().context("the ferry binary's path")?,
         host_network_only: a.pod_network == "host",
         eviction: node_config.eviction,
+        shutdown: node_config.shutdown.clone(),
     };
+    let graceful = node_config.shutdown.grace_period_secs > 0;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let mut agent = tokio::spawn(agent::run(opts, cfg, stop));
-    let ended = tokio::select! {
-        _ = crate::master::wait_for_signal() => {
-            // Pods keep running: a restarted agent re-adopts them.
-            let _ = stop_tx.send(true);
-            agent.await
+    let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    let mut agent = tokio::spawn(agent::run(opts, cfg, stop, shutdown));
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let ended = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                // Pods keep running: a restarted agent re-adopts them.
+                let _ = stop_tx.send(true);
+                break agent.await;
+            }
+            _ = term.recv() => {
+                if graceful && !*shutdown_tx.borrow() {
+                    // The node shuts down: its pods stop, then the agent ends.
+                    tracing::info!("SIGTERM: graceful node shutdown (SIGINT stops the agent and leaves pods running)");
+                    let _ = shutdown_tx.send(true);
+                } else {
+                    // Pods keep running: a restarted agent re-adopts them.
+                    let _ = stop_tx.send(true);
+                    break agent.await;
+                }
+            }
+            r = &mut agent => break r,
         }
-        r = &mut agent => r,
     };
     match ended {
         Ok(Ok(())) => Ok(ExitCode::SUCCESS),

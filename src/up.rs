@@ -46,6 +46,10 @@ pub struct Args {
     /// Allow an even number of masters.
     #[arg(long)]
     force: bool,
+    /// The nodes' own config file (`ferry node --node-config`): eviction
+    /// thresholds and graceful shutdown, checked before anything starts.
+    #[arg(long, value_name = "FILE")]
+    node_config: Option<PathBuf>,
 }
 
 /// One master or node process `ferry up` (or `ferry bench failover`) runs.
@@ -134,7 +138,9 @@ impl Proc {
 /// The clock offset file in a master's fault directory.
 pub(crate) const CLOCK_OFFSET: &str = "clock-offset";
 
-pub(crate) fn spawn(p: &mut Proc, extra: &[String], master_cfg: Option<&Path>) -> Result<Child> {
+/// Starts `p`; `cfg` is its config file: a master's `--config`, a node's
+/// `--node-config`.
+pub(crate) fn spawn(p: &mut Proc, extra: &[String], cfg: Option<&Path>) -> Result<Child> {
     let exe = std::env::current_exe().context("locating the ferry binary")?;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -144,13 +150,7 @@ pub(crate) fn spawn(p: &mut Proc, extra: &[String], master_cfg: Option<&Path>) -
     p.log_from = log.metadata().map_or(0, |m| m.len());
     let mut cmd = Command::new(exe);
     if p.is_node() {
-        cmd.arg("node")
-            .arg("--data-dir")
-            .arg(&p.data)
-            .arg("--name")
-            .arg(&p.name)
-            .arg("--address")
-            .arg(&p.addr);
+        cmd.args(node_args(p, cfg));
     } else {
         cmd.arg("master")
             .arg("--data-dir")
@@ -165,7 +165,7 @@ pub(crate) fn spawn(p: &mut Proc, extra: &[String], master_cfg: Option<&Path>) -
         if let Some(a) = &p.advertise {
             cmd.arg("--advertise").arg(a);
         }
-        if let Some(c) = master_cfg {
+        if let Some(c) = cfg {
             cmd.arg("--config").arg(c);
         }
         if let Some(d) = &p.fault_dir {
@@ -178,6 +178,25 @@ pub(crate) fn spawn(p: &mut Proc, extra: &[String], master_cfg: Option<&Path>) -
         .stdout(log.try_clone()?)
         .stderr(log);
     cmd.spawn().with_context(|| format!("starting {}", p.name))
+}
+
+/// A node's `ferry node` arguments: its data dir, name, address and node
+/// config.
+fn node_args(p: &Proc, cfg: Option<&Path>) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<std::ffi::OsString> = vec![
+        "node".into(),
+        "--data-dir".into(),
+        p.data.clone().into(),
+        "--name".into(),
+        p.name.clone().into(),
+        "--address".into(),
+        p.addr.clone().into(),
+    ];
+    if let Some(c) = cfg {
+        v.push("--node-config".into());
+        v.push(c.into());
+    }
+    v
 }
 
 /// The last error a master logged in this start's part of its master.log (else
@@ -217,12 +236,17 @@ fn check_running(procs: &mut [Proc]) -> Result<()> {
 }
 
 pub(crate) fn stop_all(procs: &mut [Proc]) {
+    stop_all_within(procs, Duration::from_secs(10))
+}
+
+/// SIGTERM to each, then SIGKILL to those still running after `grace`.
+pub(crate) fn stop_all_within(procs: &mut [Proc], grace: Duration) {
     for p in procs.iter() {
         if let Some(c) = &p.child {
             let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + grace;
     for p in procs.iter_mut() {
         if let Some(mut c) = p.child.take() {
             loop {
@@ -293,6 +317,17 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
     if a.masters.is_multiple_of(2) && !a.force {
         bail!("--masters {}: an even number of masters tolerates no more failures than one fewer; pass --force to do it anyway", a.masters);
     }
+    // A bad node config is reported before anything starts; the nodes get
+    // it as an absolute path (they run in their own data dirs).
+    let node_cfg = match &a.node_config {
+        Some(p) => {
+            let loaded = ferry_config::NodeConfig::load(p)
+                .map_err(|e| anyhow::anyhow!("--node-config: {e}"))?;
+            Some((std::path::absolute(p)?, loaded))
+        }
+        None => None,
+    };
+    let node_cfg_path = node_cfg.as_ref().map(|(p, _)| p.as_path());
     let dir = a.dir.clone().unwrap_or_else(|| ferry_home().join("local"));
     let cfg = master_cfg.as_deref();
     let https_addr = std::net::SocketAddr::from(([127, 0, 0, 1], a.https_port));
@@ -329,7 +364,7 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
         local.masters.clone(),
         local.leader,
     );
-    let nodes = match start_nodes(&dir, a.nodes, &local).await {
+    let nodes = match start_nodes(&dir, a.nodes, &local, node_cfg_path).await {
         Ok(n) => n,
         Err(e) => {
             stop_all(&mut local.procs);
@@ -380,10 +415,17 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
     tokio::select! {
         _ = &mut stop => {}
         _ = supervise(&mut local.procs, cfg, &local.join_args) => {}
-        _ = supervise(&mut node_procs, None, &node_join) => {}
+        _ = supervise(&mut node_procs, node_cfg_path, &node_join) => {}
     }
     outln!("ferry: stopping");
-    stop_all(&mut node_procs);
+    // Nodes with a graceful shutdown get its time to stop their pods.
+    let shutdown = node_cfg
+        .as_ref()
+        .map_or(0, |(_, c)| c.shutdown.grace_period_secs);
+    stop_all_within(
+        &mut node_procs,
+        Duration::from_secs(10).max(Duration::from_secs(shutdown + 5)),
+    );
     for p in &node_procs {
         ferry_node::runtime::kill_all(&p.data.join("pods"));
         // The node stops with its pods: nothing of its network stays (its
@@ -401,7 +443,12 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
 /// Starts `n` nodes `n1..nN` in `dir` (joined with a fresh token where they have
 /// no credentials yet) and waits until each is Ready. Returns them and a token
 /// (valid a day) for the join command `up` prints.
-async fn start_nodes(dir: &Path, n: usize, local: &Local) -> Result<(Vec<Proc>, BootstrapToken)> {
+async fn start_nodes(
+    dir: &Path,
+    n: usize,
+    local: &Local,
+    node_cfg: Option<&Path>,
+) -> Result<(Vec<Proc>, BootstrapToken)> {
     let api = crate::objects::api::Api {
         client: std::sync::Arc::new(Client::new(&local.admin)?),
     };
@@ -434,7 +481,7 @@ async fn start_nodes(dir: &Path, n: usize, local: &Local) -> Result<(Vec<Proc>, 
                 token.to_string(),
             ]
         };
-        p.child = Some(spawn(p, &args, None)?);
+        p.child = Some(spawn(p, &args, node_cfg)?);
     }
     let nodes = ferry_api::resources::by_cli_name("nodes").expect("served");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -711,5 +758,38 @@ async fn supervise(procs: &mut [Proc], cfg: Option<&Path>, join_args: &[String])
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_are_started_with_the_node_config() {
+        let mut p = Proc::external("n1".into(), "127.0.1.1".into(), None);
+        p.workers = 0;
+        p.data = PathBuf::from("/d/n1");
+        let args = |cfg: Option<&Path>| -> Vec<String> {
+            node_args(&p, cfg)
+                .into_iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(
+            args(Some(Path::new("/etc/ferry/node.toml"))),
+            [
+                "node",
+                "--data-dir",
+                "/d/n1",
+                "--name",
+                "n1",
+                "--address",
+                "127.0.1.1",
+                "--node-config",
+                "/etc/ferry/node.toml"
+            ]
+        );
+        assert!(!args(None).iter().any(|a| a == "--node-config"));
     }
 }

@@ -1,5 +1,7 @@
-//! A node agent's config (`ferry node --config FILE`): its hard eviction
-//! thresholds, as the kubelet's `evictionHard`.
+//! A node agent's config (`ferry node --node-config FILE`, `ferry up
+//! --node-config FILE`): its eviction thresholds, hard and soft, as the
+//! kubelet's `evictionHard`/`evictionSoft`, and graceful node shutdown, as
+//! its `shutdownGracePeriod`/`shutdownGracePeriodCriticalPods`.
 
 use crate::{invalid, Result};
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,63 @@ use std::path::Path;
 pub struct NodeConfig {
     /// Node-pressure eviction.
     pub eviction: Eviction,
+    /// Graceful node shutdown.
+    pub shutdown: Shutdown,
+}
+
+/// Graceful node shutdown (the kubelet's `shutdownGracePeriod` and
+/// `shutdownGracePeriodCriticalPods`). Off (0) by default: SIGTERM stops the
+/// agent and leaves its pods running for a restarted agent to re-adopt, as a
+/// kubelet restart does. On, SIGTERM means the node is shutting down (systemd
+/// stops a node's services with SIGTERM): the Node turns NotReady, regular
+/// pods are stopped within `grace_period_secs - critical_pods_grace_period_secs`,
+/// then critical pods (priority `system-cluster-critical` and above) within
+/// `critical_pods_grace_period_secs`, each ending `Failed`/`Terminated` so its
+/// controller replaces it elsewhere. SIGINT always leaves pods running.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Shutdown {
+    /// Seconds the whole shutdown may take (0: off).
+    pub grace_period_secs: u64,
+    /// Seconds of it kept for critical pods, stopped last.
+    pub critical_pods_grace_period_secs: u64,
+}
+
+/// Soft eviction thresholds (the kubelet's `evictionSoft`): as the hard ones,
+/// but a pod is evicted only once one has held for its grace period, and
+/// with a grace period of its own (`max_pod_grace_period_secs`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Soft {
+    /// `memory.available` (default off).
+    pub memory_available: Threshold,
+    /// `nodefs.available` (default off).
+    pub nodefs_available: Threshold,
+    /// `pid.available`: a number of process ids or a share (default off).
+    pub pid_available: Threshold,
+}
+
+impl Default for Soft {
+    fn default() -> Self {
+        Soft {
+            memory_available: Threshold::Bytes(0),
+            nodefs_available: Threshold::Bytes(0),
+            pid_available: Threshold::Bytes(0),
+        }
+    }
+}
+
+/// How long each soft threshold must hold before the node evicts for it
+/// (the kubelet's `evictionSoftGracePeriod`), in seconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SoftGrace {
+    /// For `soft.memory_available`.
+    pub memory_available: u64,
+    /// For `soft.nodefs_available`.
+    pub nodefs_available: u64,
+    /// For `soft.pid_available`.
+    pub pid_available: u64,
 }
 
 /// Hard eviction thresholds (the kubelet's `evictionHard`): when a signal's
@@ -27,9 +86,21 @@ pub struct Eviction {
     /// ferry's nodes share one developer machine's file system, where the
     /// kubelet's `10%` would evict every node's pods at once).
     pub nodefs_available: Threshold,
+    /// `pid.available`: process ids left (the lower of `pid_max` and
+    /// `threads-max`, minus the tasks running), a number or a share
+    /// (default off, as the kubelet's).
+    pub pid_available: Threshold,
     /// How often the signals are read, in seconds (default 10, the
     /// kubelet's housekeeping interval).
     pub interval_secs: u64,
+    /// Soft thresholds.
+    pub soft: Soft,
+    /// Their grace periods.
+    pub soft_grace_period_secs: SoftGrace,
+    /// The most grace a pod evicted for a soft threshold gets, in seconds
+    /// (`evictionMaxPodGracePeriod`; its own `terminationGracePeriodSeconds`
+    /// if that is less). A hard threshold kills at once.
+    pub max_pod_grace_period_secs: u64,
 }
 
 impl Default for Eviction {
@@ -37,7 +108,11 @@ impl Default for Eviction {
         Eviction {
             memory_available: Threshold::Bytes(100 << 20),
             nodefs_available: Threshold::Bytes(0),
+            pid_available: Threshold::Bytes(0),
             interval_secs: 10,
+            soft: Soft::default(),
+            soft_grace_period_secs: SoftGrace::default(),
+            max_pod_grace_period_secs: 0,
         }
     }
 }
@@ -164,6 +239,64 @@ impl NodeConfig {
                 ),
             ));
         }
+        let soft = &self.eviction.soft;
+        let grace = &self.eviction.soft_grace_period_secs;
+        for (name, t, g) in [
+            (
+                "memory_available",
+                soft.memory_available,
+                grace.memory_available,
+            ),
+            (
+                "nodefs_available",
+                soft.nodefs_available,
+                grace.nodefs_available,
+            ),
+            ("pid_available", soft.pid_available, grace.pid_available),
+        ] {
+            if t.bytes(u64::MAX).is_some() && g == 0 {
+                return Err(invalid(
+                    &format!("eviction.soft_grace_period_secs.{name}"),
+                    format!(
+                        "soft threshold eviction.soft.{name} = {t:?} needs a grace period \
+                         above 0 (the kubelet's evictionSoftGracePeriod)",
+                        t = t.to_string()
+                    ),
+                ));
+            }
+            if g > 86_400 {
+                return Err(invalid(
+                    &format!("eviction.soft_grace_period_secs.{name}"),
+                    format!("must be at most 86400 seconds, got {g}"),
+                ));
+            }
+        }
+        if self.eviction.max_pod_grace_period_secs > 3600 {
+            return Err(invalid(
+                "eviction.max_pod_grace_period_secs",
+                format!(
+                    "must be at most 3600 seconds, got {}",
+                    self.eviction.max_pod_grace_period_secs
+                ),
+            ));
+        }
+        let s = &self.shutdown;
+        if s.grace_period_secs > 3600 {
+            return Err(invalid(
+                "shutdown.grace_period_secs",
+                format!("must be at most 3600 seconds, got {}", s.grace_period_secs),
+            ));
+        }
+        if s.critical_pods_grace_period_secs > s.grace_period_secs {
+            return Err(invalid(
+                "shutdown.critical_pods_grace_period_secs",
+                format!(
+                    "{} is more than shutdown.grace_period_secs ({}): the critical pods' \
+                     time is part of the whole shutdown's",
+                    s.critical_pods_grace_period_secs, s.grace_period_secs
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -226,6 +359,46 @@ mod tests {
         std::fs::write(&p, "[eviction]\ninterval_secs = 0\n").unwrap();
         let e = NodeConfig::load(&p).unwrap_err().to_string();
         assert!(e.contains("eviction.interval_secs"), "{e}");
+        // Soft thresholds need their grace periods; shutdown budgets nest.
+        std::fs::write(
+            &p,
+            "[eviction]\nmax_pod_grace_period_secs = 5\n[eviction.soft]\nmemory_available = \"1Gi\"\n\
+             pid_available = \"10%\"\n[eviction.soft_grace_period_secs]\nmemory_available = 30\n\
+             pid_available = 5\n[shutdown]\ngrace_period_secs = 30\ncritical_pods_grace_period_secs = 10\n",
+        )
+        .unwrap();
+        let c = NodeConfig::load(&p).unwrap();
+        assert_eq!(c.eviction.soft.memory_available, Threshold::Bytes(1 << 30));
+        assert_eq!(c.eviction.soft.pid_available, Threshold::Percent(10.0));
+        assert_eq!(c.eviction.soft_grace_period_secs.memory_available, 30);
+        assert_eq!(c.eviction.max_pod_grace_period_secs, 5);
+        assert_eq!(
+            c.shutdown,
+            Shutdown {
+                grace_period_secs: 30,
+                critical_pods_grace_period_secs: 10
+            }
+        );
+        std::fs::write(&p, "[eviction.soft]\nnodefs_available = \"5%\"\n").unwrap();
+        let e = NodeConfig::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("eviction.soft_grace_period_secs.nodefs_available")
+                && e.contains("needs a grace period"),
+            "{e}"
+        );
+        std::fs::write(
+            &p,
+            "[shutdown]\ngrace_period_secs = 10\ncritical_pods_grace_period_secs = 20\n",
+        )
+        .unwrap();
+        let e = NodeConfig::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("shutdown.critical_pods_grace_period_secs") && e.contains("more than"),
+            "{e}"
+        );
+        std::fs::write(&p, "[shutdown]\ngrace_period = 10\n").unwrap();
+        let e = NodeConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("grace_period"), "{e}");
         std::fs::write(&p, "[evict]\n").unwrap();
         let e = NodeConfig::load(&p).unwrap_err().to_string();
         assert!(e.contains("evict"), "{e}");

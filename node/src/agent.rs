@@ -69,18 +69,34 @@ pub struct Options {
     pub shim: PathBuf,
     /// Pods share the node's network without trying namespaces.
     pub host_network_only: bool,
-    /// Hard eviction thresholds (node-pressure eviction, [`crate::eviction`]).
+    /// Eviction thresholds (node-pressure eviction, [`crate::eviction`]).
     pub eviction: ferry_config::node::Eviction,
+    /// Graceful node shutdown ([`crate::shutdown`]).
+    pub shutdown: ferry_config::node::Shutdown,
 }
 
-/// Runs the agent until `stop` turns true. Running pods are left running,
-/// with their networks (see [`crate::net::state`]).
+/// Runs the agent until `outer_stop` turns true, leaving running pods
+/// running with their networks (see [`crate::net::state`]), or until a
+/// graceful node shutdown that `shutdown` turning true begins is done
+/// ([`crate::shutdown`]).
 pub async fn run(
     opts: Options,
     cfg: ClientConfig,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    outer_stop: tokio::sync::watch::Receiver<bool>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
     let mut cfg = cfg;
+    // What the agent's tasks stop on: the caller's stop, or the end of a
+    // graceful shutdown.
+    let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    {
+        let (tx, mut outer) = (stop_tx.clone(), outer_stop);
+        tokio::spawn(async move {
+            let _ = outer.wait_for(|s| *s).await;
+            tx.send_replace(true);
+        });
+    }
     let client = Arc::new(Client::new(&cfg).context("node client")?);
     let api = Objects {
         client,
@@ -96,6 +112,7 @@ pub async fn run(
         &machine,
         &net.report(),
         node::Pressure::default(),
+        false,
     )
     .await?;
     tracing::info!(node = %opts.name, address = %address, "node registered");
@@ -144,6 +161,8 @@ pub async fn run(
         stop.clone(),
     ));
     let mut pressure = node::Pressure::default();
+    let mut soft_since = crate::eviction::SoftSince::default();
+    let mut shutting: Option<crate::shutdown::Progress> = None;
     let eviction_every = Duration::from_secs(opts.eviction.interval_secs.max(1));
     let mut next_eviction = Instant::now() + eviction_every;
     let mut node_labels = std::collections::BTreeMap::new();
@@ -171,10 +190,19 @@ pub async fn run(
                 Ok(Some(n)) => {
                     node_labels = string_map(&n["metadata"]["labels"]);
                     sync_pressure_taints(&api, &opts.name, &n, pressure).await;
-                    !reports_ready(&n) || reported_pressure(&n) != pressure
+                    reports_ready(&n) == shutting.is_some() || reported_pressure(&n) != pressure
                 }
                 Ok(None) => {
-                    if let Err(e) = register(&api, &opts, &machine, &net.report(), pressure).await {
+                    if let Err(e) = register(
+                        &api,
+                        &opts,
+                        &machine,
+                        &net.report(),
+                        pressure,
+                        shutting.is_some(),
+                    )
+                    .await
+                    {
                         tracing::warn!(error = %e, "registering the node again failed");
                     }
                     false
@@ -182,7 +210,16 @@ pub async fn run(
                 Err(_) => false,
             };
             if stale || Instant::now() >= next_status {
-                match write_node_status(&api, &opts, &machine, &net.report(), pressure).await {
+                match write_node_status(
+                    &api,
+                    &opts,
+                    &machine,
+                    &net.report(),
+                    pressure,
+                    shutting.is_some(),
+                )
+                .await
+                {
                     Ok(()) => next_status = Instant::now() + opts.status_interval,
                     Err(e) => tracing::warn!(error = %e, "node status update failed"),
                 }
@@ -248,7 +285,15 @@ pub async fn run(
             }
         }
         if net.advance(&api).await {
-            if let Err(e) = write_node_status(&api, &opts, &machine, &net.report(), pressure).await
+            if let Err(e) = write_node_status(
+                &api,
+                &opts,
+                &machine,
+                &net.report(),
+                pressure,
+                shutting.is_some(),
+            )
+            .await
             {
                 tracing::warn!(error = %e, "node status update failed");
             }
@@ -259,6 +304,28 @@ pub async fn run(
                 }
             }
         }
+        // Graceful node shutdown: NotReady at once, then the pods group by
+        // group; done once they are gone (their statuses written below).
+        if shutting.is_none() && *shutdown.borrow_and_update() {
+            tracing::warn!(
+                grace_period_secs = opts.shutdown.grace_period_secs,
+                critical_pods_grace_period_secs = opts.shutdown.critical_pods_grace_period_secs,
+                "node shutting down: stopping its pods"
+            );
+            shutting = Some(crate::shutdown::Progress::new(
+                &opts.shutdown,
+                Instant::now(),
+            ));
+            if let Err(e) =
+                write_node_status(&api, &opts, &machine, &net.report(), pressure, true).await
+            {
+                tracing::warn!(error = %e, "node status update failed");
+            }
+        }
+        let shutdown_done = match shutting.as_mut() {
+            Some(p) => shutdown_step(p, &mut workers) == crate::shutdown::Stage::Done,
+            None => false,
+        };
         let pods = own.borrow_and_update().current();
         if let Err(e) = sync_pods(
             &api,
@@ -269,26 +336,36 @@ pub async fn run(
             &cgroups,
             &known,
             &mut net,
+            (pressure, shutting.is_some()),
         )
         .await
         {
             tracing::warn!(error = %e, "pod sync failed");
         }
-        if Instant::now() >= next_eviction {
+        if shutdown_done {
+            tracing::info!("node shutdown done: its pods are stopped");
+            stop_tx.send_replace(true);
+        }
+        if shutting.is_none() && Instant::now() >= next_eviction {
             next_eviction = Instant::now() + eviction_every;
             let report = report_rx.borrow().clone();
-            if let Some(now) = evict_if_starved(&opts, &mut workers, report.as_ref()) {
+            if let Some(now) =
+                evict_if_starved(&opts, &mut workers, report.as_ref(), &mut soft_since)
+            {
                 if now != pressure {
                     tracing::warn!(
                         memory = now.memory,
                         disk = now.disk,
-                        "node pressure changed (eviction thresholds: memory.available {}, nodefs.available {})",
+                        pid = now.pid,
+                        "node pressure changed (eviction thresholds: memory.available {}, nodefs.available {}, pid.available {})",
                         opts.eviction.memory_available,
-                        opts.eviction.nodefs_available
+                        opts.eviction.nodefs_available,
+                        opts.eviction.pid_available
                     );
                     pressure = now;
                     if let Err(e) =
-                        write_node_status(&api, &opts, &machine, &net.report(), pressure).await
+                        write_node_status(&api, &opts, &machine, &net.report(), pressure, false)
+                            .await
                     {
                         tracing::warn!(error = %e, "node status update failed");
                     }
@@ -327,6 +404,12 @@ pub async fn run(
             _ = tokio::time::sleep(SYNC) => {}
             // A pod bound, changed or deleted: sync now.
             _ = own.changed() => {}
+            // Told to shut down (a dropped sender never tells).
+            _ = async {
+                if shutdown.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }, if shutting.is_none() => {}
             _ = async { let _ = stop.wait_for(|s| *s).await; } => {
                 // The proxy removes its rules and addresses before the
                 // node's network (and the interface holding them) goes.
@@ -345,6 +428,7 @@ async fn register(
     m: &Machine,
     net: &NetworkReport,
     pressure: node::Pressure,
+    shutting_down: bool,
 ) -> Result<()> {
     let mut obj = node::node_object(
         &opts.name,
@@ -355,6 +439,9 @@ async fn register(
         &crate::now(),
     );
     node::set_pressure(&mut obj["status"], pressure);
+    if shutting_down {
+        node::set_shutting_down(&mut obj["status"]);
+    }
     // Where this node's local-path volumes live, for the provisioner.
     let storage = crate::volumes::storage_dir(&opts.data_dir);
     obj["metadata"]["annotations"][ferry_api::storage::NODE_STORAGE_DIR] =
@@ -368,6 +455,7 @@ async fn write_node_status(
     m: &Machine,
     net: &NetworkReport,
     pressure: node::Pressure,
+    shutting_down: bool,
 ) -> Result<()> {
     let mut obj = node::node_object(
         &opts.name,
@@ -378,6 +466,9 @@ async fn write_node_status(
         &crate::now(),
     );
     node::set_pressure(&mut obj["status"], pressure);
+    if shutting_down {
+        node::set_shutting_down(&mut obj["status"]);
+    }
     api.patch(
         "nodes",
         None,
@@ -400,6 +491,7 @@ fn reported_pressure(n: &Value) -> node::Pressure {
     node::Pressure {
         memory: on("MemoryPressure"),
         disk: on("DiskPressure"),
+        pid: on("PIDPressure"),
     }
 }
 
@@ -423,12 +515,95 @@ fn read_signals(data_dir: &std::path::Path) -> Option<crate::eviction::Signals> 
     let (memory_available, memory_capacity) =
         crate::eviction::meminfo(&std::fs::read_to_string("/proc/meminfo").ok()?)?;
     let fs = nix::sys::statvfs::statvfs(data_dir).ok()?;
+    let number = |p: &str| -> Option<u64> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
+    // Tasks in all: the fourth field of /proc/loadavg, "running/total".
+    let tasks = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().nth(3)?.split('/').nth(1)?.parse().ok())?;
+    let (pid_available, pid_capacity) = crate::eviction::pid_signal(
+        number("/proc/sys/kernel/pid_max")?,
+        number("/proc/sys/kernel/threads-max")?,
+        tasks,
+    );
     Some(crate::eviction::Signals {
         memory_available,
         memory_capacity,
         nodefs_available: fs.blocks_available() * fs.fragment_size(),
         nodefs_capacity: fs.blocks() * fs.fragment_size(),
+        pid_available,
+        pid_capacity,
     })
+}
+
+/// Tasks (threads) by process group, from `/proc`: a container's processes
+/// are its shim's process group.
+fn tasks_by_group() -> HashMap<i32, u64> {
+    let mut by = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return by;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // After "(comm)": state, ppid, pgrp, ... num_threads (the 18th).
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if let (Some(pgrp), Some(threads)) = (
+            fields.get(2).and_then(|f| f.parse::<i32>().ok()),
+            fields.get(17).and_then(|f| f.parse::<u64>().ok()),
+        ) {
+            *by.entry(pgrp).or_insert(0) += threads;
+        }
+    }
+    by
+}
+
+/// One round of shutdown: regular pods, then critical ones, ended with
+/// their group's budget; the stage it is at.
+fn shutdown_step(
+    p: &mut crate::shutdown::Progress,
+    workers: &mut HashMap<String, PodWorker>,
+) -> crate::shutdown::Stage {
+    use crate::shutdown::{is_critical, Stage};
+    let (mut regular_live, mut critical_live) = (false, false);
+    for w in workers.values_mut() {
+        if w.live() > 0 {
+            if is_critical(&w.pod) {
+                critical_live = true;
+            } else {
+                regular_live = true;
+            }
+        }
+    }
+    let stage = p.step(Instant::now(), regular_live, critical_live);
+    for w in workers.values_mut() {
+        let critical = is_critical(&w.pod);
+        let due = match stage {
+            Stage::Regular => !critical,
+            Stage::Critical | Stage::Done => true,
+        };
+        let finished = w
+            .written
+            .as_ref()
+            .and_then(|s| s["phase"].as_str())
+            .is_some_and(|p| p == "Failed" || p == "Succeeded");
+        if due && w.evicted.is_none() && w.terminating.is_none() && !finished {
+            let budget = if critical {
+                p.critical_budget()
+            } else {
+                p.regular_budget()
+            };
+            w.end(crate::pods::NodeKill::shutdown(budget));
+        }
+    }
+    stage
 }
 
 /// Bytes of the files under `dir`.
@@ -453,6 +628,7 @@ fn evict_if_starved(
     opts: &Options,
     workers: &mut HashMap<String, PodWorker>,
     report: Option<&ferry_api::metrics::NodeReport>,
+    soft_since: &mut crate::eviction::SoftSince,
 ) -> Option<node::Pressure> {
     use crate::eviction::{Candidate, ContainerUse};
     let signals = read_signals(&opts.data_dir)?;
@@ -460,7 +636,28 @@ fn evict_if_starved(
         .eviction
         .nodefs_available
         .bytes(signals.nodefs_capacity)
-        .is_some_and(|b| signals.nodefs_available < b);
+        .is_some_and(|b| signals.nodefs_available < b)
+        || opts
+            .eviction
+            .soft
+            .nodefs_available
+            .bytes(signals.nodefs_capacity)
+            .is_some_and(|b| signals.nodefs_available < b);
+    // Processes are counted only when process ids run short.
+    let pids_low = [
+        opts.eviction.pid_available,
+        opts.eviction.soft.pid_available,
+    ]
+    .iter()
+    .any(|t| {
+        t.bytes(signals.pid_capacity)
+            .is_some_and(|b| signals.pid_available < b)
+    });
+    let tasks = if pids_low {
+        tasks_by_group()
+    } else {
+        HashMap::new()
+    };
     let bytes = |v: Option<&Value>| -> u64 {
         v.and_then(Value::as_str)
             .and_then(ferry_api::quantity::Quantity::parse)
@@ -503,21 +700,34 @@ fn evict_if_starved(
                             c.spec.pointer("/resources/requests/ephemeral-storage"),
                         ),
                         disk_usage: disk_low.then(|| dir_bytes(&c.dir.0)),
+                        processes: pids_low.then(|| {
+                            c.started
+                                .as_ref()
+                                .and_then(|s| tasks.get(&s.pid).copied())
+                                .unwrap_or(0)
+                        }),
                     })
                     .collect(),
             }
         })
         .collect();
-    let d = crate::eviction::decide(&opts.eviction, &signals, &candidates);
+    let d = crate::eviction::decide_at(
+        &opts.eviction,
+        &signals,
+        &candidates,
+        soft_since,
+        Instant::now(),
+    );
     if let Some(v) = &d.victim {
-        tracing::warn!(pod = %v.name, "evicting a pod for node pressure: {}", v.message);
+        tracing::warn!(pod = %v.name, soft = v.soft, "evicting a pod for node pressure: {}", v.message);
         if let Some(w) = workers.get_mut(&v.uid) {
-            w.evict(&v.message);
+            w.end(crate::pods::NodeKill::evicted(&v.message, v.grace_cap_secs));
         }
     }
     Some(node::Pressure {
         memory: d.memory_pressure,
         disk: d.disk_pressure,
+        pid: d.pid_pressure,
     })
 }
 
@@ -774,6 +984,7 @@ async fn sync_pods(
     cgroups: &crate::cgroups::Layout,
     known: &tokio::sync::watch::Receiver<Known>,
     net: &mut NodeNetwork,
+    (pressure, shutting_down): (node::Pressure, bool),
 ) -> Result<()> {
     let pods = match followed {
         Some(pods) => pods,
@@ -798,10 +1009,36 @@ async fn sync_pods(
             .as_str()
             .unwrap_or_default()
             .to_string();
+        // A pod new to this node passes the kubelet's admission first: one
+        // it refuses ends Failed without starting (one it already runs, or
+        // one a restarted agent finds, is not asked again).
+        let admission = if workers.contains_key(&uid)
+            || pods_dir.join(&uid).exists()
+            || pod.pointer("/metadata/deletionTimestamp").is_some()
+            || pod
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .is_some_and(|p| p != "Pending")
+        {
+            Ok(())
+        } else {
+            crate::eviction::admit(
+                pressure.memory,
+                pressure.disk,
+                pressure.pid,
+                shutting_down,
+                &pod,
+                crate::pods::qos_class(&pod),
+            )
+        };
         let w = workers
             .entry(uid.clone())
             .or_insert_with(|| PodWorker::new(pod.clone(), pods_dir.join(&uid)));
         w.pod = pod.clone();
+        if let Err(r) = admission {
+            tracing::warn!(pod = %name, reason = r.reason, "pod refused: {}", r.message);
+            w.end(crate::pods::NodeKill::rejected(&r));
+        }
         let deleting = pod.pointer("/metadata/deletionTimestamp").is_some();
         if deleting {
             w.stop();

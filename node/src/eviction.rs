@@ -1,20 +1,27 @@
 //! Node-pressure eviction, as the kubelet's eviction manager does it with
-//! hard thresholds (`evictionHard`, [`ferry_config::node::Eviction`]).
+//! hard and soft thresholds (`evictionHard`, `evictionSoft` with
+//! `evictionSoftGracePeriod` and `evictionMaxPodGracePeriod`,
+//! [`ferry_config::node::Eviction`]), and the kubelet's admission of new pods
+//! under pressure or shutdown ([`admit`]).
 //!
-//! [`decide`] is pure: from the node's signals (`memory.available` —
-//! `MemAvailable` of `/proc/meminfo` — and `nodefs.available` — the data
-//! dir's file system) and the pods' requests and usage, whether the node is
-//! under MemoryPressure/DiskPressure and which one pod to evict this round
+//! [`decide_at`] is pure: from the node's signals (`memory.available` —
+//! `MemAvailable` of `/proc/meminfo` —, `nodefs.available` — the data
+//! dir's file system — and `pid.available`, [`pid_signal`]) and the pods'
+//! requests and usage, whether the node is under
+//! MemoryPressure/DiskPressure/PIDPressure and which one pod to evict this round
 //! (the kubelet evicts one per housekeeping interval). Pods are ranked as
 //! the kubelet ranks them: those whose usage exceeds their requests first
 //! (BestEffort pods request nothing), then by priority (lowest first), then
-//! by usage above requests (largest first); critical pods (priority
+//! by usage above requests (largest first) — for process ids, by priority
+//! then processes (the kubelet's `rankPIDPressure`); critical pods (priority
 //! `system-node-critical` and above) are never evicted. The victim ends
 //! `Failed` with reason `Evicted`, the kubelet's message, and
 //! `DisruptionTarget` (`TerminationByKubelet`); the shell is
 //! [`crate::agent`].
 
 use ferry_config::node::{Eviction as Thresholds, Threshold};
+use serde_json::Value;
+use std::time::{Duration, Instant};
 
 /// The eviction status reason.
 pub const REASON: &str = "Evicted";
@@ -23,7 +30,12 @@ pub const DISRUPTION_REASON: &str = "TerminationByKubelet";
 /// Pods of this priority or above are never evicted (`system-node-critical`).
 pub const CRITICAL_PRIORITY: i32 = 2_000_001_000;
 
-/// What the node reads of itself, in bytes.
+/// Pods of this priority or above are critical to the kubelet
+/// (`system-cluster-critical`, `IsCriticalPod`): admitted under pressure,
+/// stopped last on a graceful node shutdown.
+pub const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
+
+/// What the node reads of itself: bytes, and process ids.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Signals {
     /// `memory.available` (`MemAvailable`).
@@ -34,6 +46,10 @@ pub struct Signals {
     pub nodefs_available: u64,
     /// Its size.
     pub nodefs_capacity: u64,
+    /// `pid.available`: process ids left ([`pid_signal`]).
+    pub pid_available: u64,
+    /// Process ids in all (the lower of `pid_max` and `threads-max`).
+    pub pid_capacity: u64,
 }
 
 /// A starved resource.
@@ -43,6 +59,8 @@ pub enum Starved {
     Memory,
     /// `nodefs.available` below its threshold.
     Disk,
+    /// `pid.available` below its threshold.
+    Pid,
 }
 
 impl Starved {
@@ -51,8 +69,19 @@ impl Starved {
         match self {
             Starved::Memory => "memory",
             Starved::Disk => "ephemeral-storage",
+            Starved::Pid => "pids",
         }
     }
+    /// The kubelet's name for the node condition it raises.
+    pub fn condition(&self) -> &'static str {
+        match self {
+            Starved::Memory => "MemoryPressure",
+            Starved::Disk => "DiskPressure",
+            Starved::Pid => "PIDPressure",
+        }
+    }
+    /// In the kubelet's order of eviction priority.
+    const ALL: [Starved; 3] = [Starved::Memory, Starved::Disk, Starved::Pid];
 }
 
 /// One container of a candidate pod.
@@ -68,6 +97,8 @@ pub struct ContainerUse {
     pub disk_request: u64,
     /// Bytes it wrote on the node's file system (logs, writable layer).
     pub disk_usage: Option<u64>,
+    /// Processes (tasks) it runs (unknown: not counted).
+    pub processes: Option<u64>,
 }
 
 /// A running pod the node may evict.
@@ -90,6 +121,7 @@ impl Candidate {
             .map(|c| match r {
                 Starved::Memory => c.memory_usage.unwrap_or(0),
                 Starved::Disk => c.disk_usage.unwrap_or(0),
+                Starved::Pid => c.processes.unwrap_or(0),
             })
             .sum()
     }
@@ -99,6 +131,8 @@ impl Candidate {
             .map(|c| match r {
                 Starved::Memory => c.memory_request,
                 Starved::Disk => c.disk_request,
+                // Pods request no process ids.
+                Starved::Pid => 0,
             })
             .sum()
     }
@@ -116,6 +150,12 @@ pub struct Victim {
     pub name: String,
     /// What it is evicted for.
     pub starved: Starved,
+    /// For a soft threshold (else a hard one).
+    pub soft: bool,
+    /// The most grace its containers get, in seconds: 0 for a hard
+    /// threshold, `max_pod_grace_period_secs` for a soft one (its own
+    /// grace period if less).
+    pub grace_cap_secs: u64,
     /// The kubelet's message (status, event and `DisruptionTarget`).
     pub message: String,
 }
@@ -127,8 +167,29 @@ pub struct Decision {
     pub memory_pressure: bool,
     /// The DiskPressure condition.
     pub disk_pressure: bool,
+    /// The PIDPressure condition.
+    pub pid_pressure: bool,
     /// The pod to evict, if any.
     pub victim: Option<Victim>,
+}
+
+/// When each soft threshold was first seen met in a row of checks (`None`:
+/// not met at the last check), as the kubelet's `thresholdsFirstObservedAt`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SoftSince {
+    memory: Option<Instant>,
+    disk: Option<Instant>,
+    pid: Option<Instant>,
+}
+
+impl SoftSince {
+    fn slot(&mut self, r: Starved) -> &mut Option<Instant> {
+        match r {
+            Starved::Memory => &mut self.memory,
+            Starved::Disk => &mut self.disk,
+            Starved::Pid => &mut self.pid,
+        }
+    }
 }
 
 /// A byte count as the kubelet prints quantities here (`51200Ki`).
@@ -136,17 +197,31 @@ pub fn ki(bytes: u64) -> String {
     format!("{}Ki", bytes / 1024)
 }
 
+/// An amount of `r` as the kubelet prints it in messages.
+fn shown(r: Starved, v: u64) -> String {
+    match r {
+        Starved::Pid => v.to_string(),
+        _ => ki(v),
+    }
+}
+
 /// The kubelet's eviction message for `pod` under `starved`.
 pub fn message(starved: Starved, threshold: &Threshold, available: u64, pod: &Candidate) -> String {
     let r = starved.resource();
+    let th = match (starved, threshold) {
+        (Starved::Pid, Threshold::Bytes(n)) => n.to_string(),
+        (_, t) => t.to_string(),
+    };
     let mut m = format!(
-        "The node was low on resource: {r}. Threshold quantity: {threshold}, available: {}. ",
-        ki(available)
+        "The node was low on resource: {r}. Threshold quantity: {th}, available: {}. ",
+        shown(starved, available)
     );
     for c in &pod.containers {
         let (usage, request) = match starved {
             Starved::Memory => (c.memory_usage.unwrap_or(0), c.memory_request),
             Starved::Disk => (c.disk_usage.unwrap_or(0), c.disk_request),
+            // The kubelet names containers only for memory and storage.
+            Starved::Pid => continue,
         };
         if usage > request {
             m.push_str(&format!(
@@ -164,55 +239,220 @@ pub fn message(starved: Starved, threshold: &Threshold, available: u64, pod: &Ca
     m
 }
 
-/// The node's pressure and the pod to evict now, if any (see the module).
+/// The node's pressure and the pod to evict now, if any, with no soft
+/// threshold observed before (see [`decide_at`]).
 pub fn decide(t: &Thresholds, s: &Signals, pods: &[Candidate]) -> Decision {
-    let below = |th: &Threshold, avail: u64, cap: u64| th.bytes(cap).is_some_and(|b| avail < b);
-    let memory_pressure = below(&t.memory_available, s.memory_available, s.memory_capacity);
-    let disk_pressure = below(&t.nodefs_available, s.nodefs_available, s.nodefs_capacity);
-    // Memory first, as the kubelet orders its thresholds.
-    let starved = if memory_pressure {
-        Some((Starved::Memory, t.memory_available, s.memory_available))
-    } else if disk_pressure {
-        Some((Starved::Disk, t.nodefs_available, s.nodefs_available))
-    } else {
-        None
+    decide_at(t, s, pods, &mut SoftSince::default(), Instant::now())
+}
+
+/// The node's pressure and the pod to evict at `now`, if any (see the
+/// module). A threshold met, hard or soft, raises its condition at once; a
+/// hard one evicts at once (grace 0), a soft one only once it has been met
+/// at every check for its grace period (`since` remembers from when), and
+/// with `max_pod_grace_period_secs`. Memory before disk before process ids.
+pub fn decide_at(
+    t: &Thresholds,
+    s: &Signals,
+    pods: &[Candidate],
+    since: &mut SoftSince,
+    now: Instant,
+) -> Decision {
+    let signal = |r: Starved| match r {
+        Starved::Memory => (s.memory_available, s.memory_capacity),
+        Starved::Disk => (s.nodefs_available, s.nodefs_capacity),
+        Starved::Pid => (s.pid_available, s.pid_capacity),
     };
-    let victim = starved.and_then(|(r, th, avail)| {
+    let hard = |r: Starved| match r {
+        Starved::Memory => t.memory_available,
+        Starved::Disk => t.nodefs_available,
+        Starved::Pid => t.pid_available,
+    };
+    let soft = |r: Starved| match r {
+        Starved::Memory => (
+            t.soft.memory_available,
+            t.soft_grace_period_secs.memory_available,
+        ),
+        Starved::Disk => (
+            t.soft.nodefs_available,
+            t.soft_grace_period_secs.nodefs_available,
+        ),
+        Starved::Pid => (t.soft.pid_available, t.soft_grace_period_secs.pid_available),
+    };
+    let below = |th: &Threshold, r: Starved| {
+        let (avail, cap) = signal(r);
+        th.bytes(cap).is_some_and(|b| avail < b)
+    };
+    let mut pressure = [false; 3];
+    // The threshold to evict for: of the first resource starved, its hard
+    // threshold, or its soft one met for its grace period.
+    let mut evict: Option<(Starved, Threshold, bool)> = None;
+    for (i, r) in Starved::ALL.into_iter().enumerate() {
+        let hard_met = below(&hard(r), r);
+        let (soft_th, grace) = soft(r);
+        let soft_met = below(&soft_th, r);
+        let slot = since.slot(r);
+        if soft_met {
+            slot.get_or_insert(now);
+        } else {
+            *slot = None;
+        }
+        pressure[i] = hard_met || soft_met;
+        let soft_due = soft_met
+            && slot
+                .is_some_and(|at| now.saturating_duration_since(at) >= Duration::from_secs(grace));
+        // Per resource a hard threshold before a soft one.
+        if evict.is_none() {
+            if hard_met {
+                evict = Some((r, hard(r), false));
+            } else if soft_due {
+                evict = Some((r, soft_th, true));
+            }
+        }
+    }
+    let victim = evict.and_then(|(r, th, is_soft)| {
         let mut ranked: Vec<&Candidate> = pods
             .iter()
             .filter(|p| p.priority < CRITICAL_PRIORITY)
             .collect();
-        ranked.sort_by(|a, b| {
-            b.exceeds(r)
-                .cmp(&a.exceeds(r))
-                .then(a.priority.cmp(&b.priority))
-                .then_with(|| {
-                    let over = |p: &Candidate| p.usage(r) as i128 - p.request(r) as i128;
-                    over(b).cmp(&over(a))
-                })
-                .then(a.name.cmp(&b.name))
-        });
+        if r == Starved::Pid {
+            // The kubelet's rankPIDPressure: priority, then processes.
+            ranked.sort_by(|a, b| {
+                a.priority
+                    .cmp(&b.priority)
+                    .then(b.usage(r).cmp(&a.usage(r)))
+                    .then(a.name.cmp(&b.name))
+            });
+        } else {
+            ranked.sort_by(|a, b| {
+                b.exceeds(r)
+                    .cmp(&a.exceeds(r))
+                    .then(a.priority.cmp(&b.priority))
+                    .then_with(|| {
+                        let over = |p: &Candidate| p.usage(r) as i128 - p.request(r) as i128;
+                        over(b).cmp(&over(a))
+                    })
+                    .then(a.name.cmp(&b.name))
+            });
+        }
         let p = ranked.first()?;
+        let (avail, cap) = signal(r);
         // A threshold in percent is shown as the amount it stands for.
         let shown = match th {
-            Threshold::Percent(_) => Threshold::Bytes(th.bytes(match r {
-                Starved::Memory => s.memory_capacity,
-                Starved::Disk => s.nodefs_capacity,
-            })?),
+            Threshold::Percent(_) => Threshold::Bytes(th.bytes(cap)?),
             b => b,
         };
         Some(Victim {
             uid: p.uid.clone(),
             name: p.name.clone(),
             starved: r,
+            soft: is_soft,
+            grace_cap_secs: if is_soft {
+                t.max_pod_grace_period_secs
+            } else {
+                0
+            },
             message: message(r, &shown, avail, p),
         })
     });
     Decision {
-        memory_pressure,
-        disk_pressure,
+        memory_pressure: pressure[0],
+        disk_pressure: pressure[1],
+        pid_pressure: pressure[2],
         victim,
     }
+}
+
+/// The node's conditions as the kubelet's admission names them.
+fn conditions(memory: bool, disk: bool, pid: bool) -> Vec<&'static str> {
+    [
+        (memory, Starved::Memory),
+        (disk, Starved::Disk),
+        (pid, Starved::Pid),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, r)| r.condition())
+    .collect()
+}
+
+/// Why the kubelet refuses a new pod: `(reason, message)` as its status
+/// reads (`Failed`, the message prefixed `Pod was rejected: `).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// `Evicted` (pressure) or `NodeShutdown`.
+    pub reason: &'static str,
+    /// The message without the `Pod was rejected: ` prefix.
+    pub message: String,
+}
+
+/// The reason a pod is refused on a node shutting down.
+pub const SHUTDOWN_REJECT_REASON: &str = "NodeShutdown";
+
+/// Whether a node admits a new pod, as the kubelet's admission handlers
+/// decide: while it shuts down, none; under pressure, critical pods
+/// (priority `system-cluster-critical` and above) always, and under
+/// MemoryPressure alone every pod but a BestEffort one that does not
+/// tolerate the `memory-pressure:NoSchedule` taint; under DiskPressure or
+/// PIDPressure, no other pod. `qos` is the pod's QoS class.
+pub fn admit(
+    memory: bool,
+    disk: bool,
+    pid: bool,
+    shutting_down: bool,
+    pod: &Value,
+    qos: &str,
+) -> Result<(), Rejection> {
+    if shutting_down {
+        return Err(Rejection {
+            reason: SHUTDOWN_REJECT_REASON,
+            message: "Pod was rejected as the node is shutting down.".into(),
+        });
+    }
+    let conds = conditions(memory, disk, pid);
+    if conds.is_empty() {
+        return Ok(());
+    }
+    let priority = pod
+        .pointer("/spec/priority")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    if priority >= i64::from(SYSTEM_CRITICAL_PRIORITY) {
+        return Ok(());
+    }
+    if conds == ["MemoryPressure"]
+        && (qos != "BestEffort" || tolerates(pod, crate::node::MEMORY_PRESSURE_TAINT, "NoSchedule"))
+    {
+        return Ok(());
+    }
+    Err(Rejection {
+        reason: REASON,
+        message: format!("The node had condition: [{}]. ", conds.join(" ")),
+    })
+}
+
+/// Whether `pod`'s tolerations tolerate a taint `key` (no value) of `effect`.
+fn tolerates(pod: &Value, key: &str, effect: &str) -> bool {
+    pod.pointer("/spec/tolerations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|t| {
+            let k = t["key"].as_str().unwrap_or("");
+            let op = t["operator"].as_str().unwrap_or("Equal");
+            let e = t["effect"].as_str().unwrap_or("");
+            let v = t["value"].as_str().unwrap_or("");
+            (k == key || (k.is_empty() && op == "Exists"))
+                && (e.is_empty() || e == effect)
+                && (op == "Exists" || v.is_empty())
+        })
+}
+
+/// `pid.available` and the process-id capacity, as the kubelet reads them:
+/// the lower of `kernel.pid_max` and `kernel.threads-max`, minus the tasks
+/// running (`sysinfo`'s `procs`).
+pub fn pid_signal(pid_max: u64, threads_max: u64, running: u64) -> (u64, u64) {
+    let cap = pid_max.min(threads_max);
+    (cap.saturating_sub(running), cap)
 }
 
 /// `MemAvailable` and `MemTotal` of `/proc/meminfo`, in bytes.
@@ -257,6 +497,7 @@ mod tests {
             memory_capacity: 8192 * MI,
             nodefs_available: disk_avail,
             nodefs_capacity: 1000,
+            ..Signals::default()
         }
     }
 
@@ -380,6 +621,7 @@ mod tests {
             memory_capacity: 1 << 40,
             nodefs_available: 50 << 10,
             nodefs_capacity: 1000 << 10,
+            ..Signals::default()
         };
         let d = decide(&t, &s, &[p]);
         assert!(d.disk_pressure && !d.memory_pressure);
@@ -396,5 +638,198 @@ mod tests {
         let text = "MemTotal:        8000000 kB\nMemFree:  100 kB\nMemAvailable:    4000000 kB\n";
         assert_eq!(meminfo(text), Some((4_000_000 * 1024, 8_000_000 * 1024)));
         assert_eq!(meminfo("MemTotal: 1 kB\n"), None);
+    }
+
+    fn with_processes(mut p: Candidate, n: u64) -> Candidate {
+        p.containers[0].processes = Some(n);
+        p
+    }
+
+    #[test]
+    fn soft_thresholds_raise_pressure_at_once_and_evict_after_their_grace() {
+        let t = Thresholds {
+            memory_available: Threshold::Bytes(0),
+            max_pod_grace_period_secs: 7,
+            soft: ferry_config::node::Soft {
+                memory_available: Threshold::Bytes(500 * MI),
+                ..Default::default()
+            },
+            soft_grace_period_secs: ferry_config::node::SoftGrace {
+                memory_available: 30,
+                ..Default::default()
+            },
+            ..Thresholds::default()
+        };
+        let pods = [pod("be", 0, &[(0, Some(10))])];
+        let mut since = SoftSince::default();
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // (seconds, MiB available, pressure, evicts)
+        for (secs, avail, pressure, evicts) in [
+            (0, 400, true, false),
+            (20, 400, true, false),
+            // Met for 30 s: due, with the capped grace.
+            (30, 400, true, true),
+            (40, 450, true, true),
+            // Recovered: the clock starts again.
+            (50, 600, false, false),
+            (60, 400, true, false),
+            (89, 400, true, false),
+            (90, 400, true, true),
+        ] {
+            let d = decide_at(&t, &signals(avail, 500), &pods, &mut since, at(secs));
+            assert_eq!(d.memory_pressure, pressure, "at {secs}s");
+            assert_eq!(d.victim.is_some(), evicts, "at {secs}s");
+            if let Some(v) = d.victim {
+                assert!(v.soft);
+                assert_eq!(v.grace_cap_secs, 7);
+                assert!(
+                    v.message.starts_with(
+                        "The node was low on resource: memory. Threshold quantity: 500Mi, available: 409600Ki. "
+                    ) || avail != 400,
+                    "{}",
+                    v.message
+                );
+            }
+        }
+        // A hard threshold met as well evicts at once, with no grace.
+        let both = Thresholds {
+            memory_available: Threshold::Bytes(100 * MI),
+            ..t.clone()
+        };
+        let mut since = SoftSince::default();
+        let d = decide_at(&both, &signals(50, 500), &pods, &mut since, t0);
+        let v = d.victim.unwrap();
+        assert!(!v.soft);
+        assert_eq!(v.grace_cap_secs, 0);
+        assert!(
+            v.message.contains("Threshold quantity: 100Mi"),
+            "{}",
+            v.message
+        );
+    }
+
+    #[test]
+    fn pid_pressure_ranks_by_priority_then_processes() {
+        let t = Thresholds {
+            pid_available: Threshold::Bytes(1000),
+            ..Thresholds::default()
+        };
+        let s = Signals {
+            pid_available: 900,
+            pid_capacity: 4_194_304,
+            ..signals(4000, 500)
+        };
+        let few = with_processes(pod("few", 0, &[(0, Some(10))]), 3);
+        let many = with_processes(pod("many", 0, &[(100, Some(10))]), 300);
+        let many_high = with_processes(pod("many-high", 100, &[(0, Some(10))]), 900);
+        let critical = with_processes(pod("critical", CRITICAL_PRIORITY, &[(0, None)]), 5000);
+        for (pods, want) in [
+            (vec![few.clone(), many.clone()], Some("many")),
+            (vec![few.clone(), many_high.clone()], Some("few")),
+            (vec![many_high.clone(), critical.clone()], Some("many-high")),
+            (vec![critical.clone()], None),
+        ] {
+            let d = decide(&t, &s, &pods);
+            assert!(d.pid_pressure && !d.memory_pressure && !d.disk_pressure);
+            assert_eq!(victim(&d), want);
+        }
+        let d = decide(&t, &s, &[many]);
+        assert_eq!(
+            d.victim.unwrap().message,
+            "The node was low on resource: pids. Threshold quantity: 1000, available: 900. "
+        );
+        // Enough ids: no pressure.
+        let d = decide(
+            &t,
+            &Signals {
+                pid_available: 5000,
+                ..s
+            },
+            &[few],
+        );
+        assert_eq!(d, Decision::default());
+        assert_eq!(pid_signal(4_194_304, 126_000, 1000), (125_000, 126_000));
+        assert_eq!(pid_signal(32768, 126_000, 40_000), (0, 32768));
+    }
+
+    #[test]
+    fn admission_refuses_as_the_kubelet_does() {
+        let pod = |priority: i64, tolerations: serde_json::Value| serde_json::json!({"spec": {"priority": priority, "tolerations": tolerations}});
+        let none = serde_json::json!([]);
+        let plain = pod(0, none.clone());
+        let tolerant = pod(
+            0,
+            serde_json::json!([{"key": "node.kubernetes.io/memory-pressure",
+                                "operator": "Exists", "effect": "NoSchedule"}]),
+        );
+        let tolerates_all = pod(0, serde_json::json!([{"operator": "Exists"}]));
+        let critical = pod(2_000_000_000, none.clone());
+        let rejected = |m: &str| {
+            Err(Rejection {
+                reason: "Evicted",
+                message: m.to_string(),
+            })
+        };
+        // (memory, disk, pid, shutting down, pod, qos, result)
+        let table = [
+            (false, false, false, false, &plain, "BestEffort", Ok(())),
+            (
+                true,
+                false,
+                false,
+                false,
+                &plain,
+                "BestEffort",
+                rejected("The node had condition: [MemoryPressure]. "),
+            ),
+            (true, false, false, false, &plain, "Burstable", Ok(())),
+            (true, false, false, false, &plain, "Guaranteed", Ok(())),
+            (true, false, false, false, &tolerant, "BestEffort", Ok(())),
+            (
+                true,
+                false,
+                false,
+                false,
+                &tolerates_all,
+                "BestEffort",
+                Ok(()),
+            ),
+            (true, false, false, false, &critical, "BestEffort", Ok(())),
+            (
+                false,
+                true,
+                false,
+                false,
+                &plain,
+                "Guaranteed",
+                rejected("The node had condition: [DiskPressure]. "),
+            ),
+            (
+                true,
+                false,
+                true,
+                false,
+                &tolerant,
+                "Guaranteed",
+                rejected("The node had condition: [MemoryPressure PIDPressure]. "),
+            ),
+            (false, false, true, false, &critical, "BestEffort", Ok(())),
+            (
+                false,
+                false,
+                false,
+                true,
+                &critical,
+                "Guaranteed",
+                Err(Rejection {
+                    reason: "NodeShutdown",
+                    message: "Pod was rejected as the node is shutting down.".into(),
+                }),
+            ),
+        ];
+        for (i, (m, d, p, down, pod, qos, want)) in table.into_iter().enumerate() {
+            assert_eq!(admit(m, d, p, down, pod, qos), want, "row {i}");
+        }
     }
 }

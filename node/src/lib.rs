@@ -8,8 +8,11 @@
 //!   heartbeats, certificate renewal, pod sync.
 //! - [`node`]: the Node object and Lease as the agent reports them, its
 //!   pressure conditions and taints (pure).
-//! - [`eviction`]: node-pressure eviction, the kubelet's hard thresholds and
-//!   ranking (pure).
+//! - [`eviction`]: node-pressure eviction, the kubelet's hard and soft
+//!   thresholds (memory, nodefs, pids) and ranking, and admission of new pods
+//!   under pressure (pure).
+//! - [`shutdown`]: graceful node shutdown, regular pods then critical ones
+//!   within their budgets (pure).
 //! - [`pods`]: pod workers (start, restart with back-off, stop with a grace
 //!   period) and the pod status they report.
 //! - [`probe`]: liveness, readiness and startup probes (exec, httpGet,
@@ -51,6 +54,7 @@ pub mod objects;
 pub mod pods;
 pub mod probe;
 pub mod runtime;
+pub mod shutdown;
 pub mod tunnel;
 pub mod volumes;
 

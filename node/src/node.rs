@@ -191,14 +191,18 @@ pub struct Pressure {
     pub memory: bool,
     /// `nodefs.available` below its threshold.
     pub disk: bool,
+    /// `pid.available` below its threshold.
+    pub pid: bool,
 }
 
 /// The taints a node under pressure gets (Kubernetes' `TaintNodesByCondition`).
 pub const MEMORY_PRESSURE_TAINT: &str = "node.kubernetes.io/memory-pressure";
 /// See [`MEMORY_PRESSURE_TAINT`].
 pub const DISK_PRESSURE_TAINT: &str = "node.kubernetes.io/disk-pressure";
+/// See [`MEMORY_PRESSURE_TAINT`].
+pub const PID_PRESSURE_TAINT: &str = "node.kubernetes.io/pid-pressure";
 
-/// Sets the MemoryPressure and DiskPressure conditions of a Node `status`
+/// Sets the MemoryPressure, DiskPressure and PIDPressure conditions of a Node `status`
 /// as the kubelet words them.
 pub fn set_pressure(status: &mut Value, p: Pressure) {
     let Some(conds) = status.get_mut("conditions").and_then(Value::as_array_mut) else {
@@ -224,11 +228,34 @@ pub fn set_pressure(status: &mut Value, p: Pressure) {
                 "KubeletHasNoDiskPressure",
                 "kubelet has no disk pressure",
             ),
+            Some("PIDPressure") if p.pid => (
+                true,
+                "KubeletHasInsufficientPID",
+                "kubelet has insufficient PID available",
+            ),
+            Some("PIDPressure") => (
+                false,
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available",
+            ),
             _ => continue,
         };
         c["status"] = json!(if on { "True" } else { "False" });
         c["reason"] = json!(reason);
         c["message"] = json!(message);
+    }
+}
+
+/// Marks a Node `status` NotReady as the kubelet does while its node shuts
+/// down gracefully.
+pub fn set_shutting_down(status: &mut Value) {
+    let Some(conds) = status.get_mut("conditions").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for c in conds.iter_mut().filter(|c| c["type"] == "Ready") {
+        c["status"] = json!("False");
+        c["reason"] = json!("KubeletNotReady");
+        c["message"] = json!("node is shutting down");
     }
 }
 
@@ -245,12 +272,14 @@ pub fn pressure_taints(taints: Option<&Value>, p: Pressure) -> Option<Value> {
             let key = t["key"].as_str();
             (key != Some(MEMORY_PRESSURE_TAINT) || p.memory)
                 && (key != Some(DISK_PRESSURE_TAINT) || p.disk)
+                && (key != Some(PID_PRESSURE_TAINT) || p.pid)
         })
         .cloned()
         .collect();
     for (on, key) in [
         (p.memory, MEMORY_PRESSURE_TAINT),
         (p.disk, DISK_PRESSURE_TAINT),
+        (p.pid, PID_PRESSURE_TAINT),
     ] {
         if on
             && !want
@@ -400,6 +429,7 @@ mod tests {
             Pressure {
                 memory: true,
                 disk: false,
+                pid: false,
             },
         );
         assert_eq!(
@@ -416,6 +446,7 @@ mod tests {
             Pressure {
                 memory: false,
                 disk: true,
+                pid: false,
             },
         );
         assert_eq!(
@@ -431,7 +462,7 @@ mod tests {
         let cordon = json!([{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]);
         let mem = Pressure {
             memory: true,
-            disk: false,
+            ..Pressure::default()
         };
         let added = pressure_taints(Some(&cordon), mem).unwrap();
         assert_eq!(
@@ -449,12 +480,44 @@ mod tests {
             pressure_taints(
                 None,
                 Pressure {
-                    memory: false,
-                    disk: true
+                    disk: true,
+                    ..Pressure::default()
                 }
             )
             .unwrap(),
             json!([{"key": DISK_PRESSURE_TAINT, "effect": "NoSchedule"}])
         );
+        let pid = Pressure {
+            pid: true,
+            ..Pressure::default()
+        };
+        set_pressure(&mut n["status"], pid);
+        assert_eq!(
+            cond(&n, "PIDPressure"),
+            ("True".into(), "KubeletHasInsufficientPID".into())
+        );
+        assert_eq!(
+            pressure_taints(None, pid).unwrap(),
+            json!([{"key": PID_PRESSURE_TAINT, "effect": "NoSchedule"}])
+        );
+        set_pressure(&mut n["status"], Pressure::default());
+        assert_eq!(
+            cond(&n, "PIDPressure"),
+            ("False".into(), "KubeletHasSufficientPID".into())
+        );
+        // A node shutting down is NotReady, as the kubelet words it.
+        set_shutting_down(&mut n["status"]);
+        assert_eq!(
+            cond(&n, "Ready"),
+            ("False".into(), "KubeletNotReady".into())
+        );
+        let ready = n["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()
+            .clone();
+        assert_eq!(ready["message"], "node is shutting down");
     }
 }

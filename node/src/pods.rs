@@ -247,9 +247,81 @@ pub struct PodWorker {
     pub net: Option<crate::net::podnet::PodAddr>,
     /// Why the pod's network was last reported not ready.
     net_waiting: Option<String>,
-    /// Evicted for node pressure ([`crate::eviction`]): the message. Its
-    /// containers are killed and never restarted; the pod ends `Failed`.
-    pub evicted: Option<String>,
+    /// Ended by the node itself — evicted for pressure, refused at
+    /// admission ([`crate::eviction`]), or stopped for a node shutdown: its
+    /// containers are stopped and never restarted; the pod ends `Failed`.
+    pub evicted: Option<NodeKill>,
+}
+
+/// The reason of a pod stopped for a graceful node shutdown.
+pub const SHUTDOWN_REASON: &str = "Terminated";
+/// Its message, the kubelet's.
+pub const SHUTDOWN_MESSAGE: &str = "Pod was terminated in response to imminent node shutdown.";
+
+/// Why the node itself ended a pod, as its status will read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeKill {
+    /// `status.reason`: `Evicted`, `NodeShutdown` or `Terminated`.
+    pub reason: String,
+    /// `status.message`.
+    pub message: String,
+    /// The most grace its containers get, in seconds (its own grace period
+    /// if less).
+    pub grace_cap_secs: u64,
+    /// Whether it gets `DisruptionTarget` (`TerminationByKubelet`): a pod
+    /// the node stopped, not one it refused.
+    pub disruption: bool,
+}
+
+impl NodeKill {
+    /// A pod evicted for node pressure, with `grace_cap_secs` of grace.
+    pub fn evicted(message: &str, grace_cap_secs: u64) -> NodeKill {
+        NodeKill {
+            reason: crate::eviction::REASON.into(),
+            message: message.into(),
+            grace_cap_secs,
+            disruption: true,
+        }
+    }
+    /// A pod refused at admission (`Pod was rejected: ` and the message).
+    pub fn rejected(r: &crate::eviction::Rejection) -> NodeKill {
+        NodeKill {
+            reason: r.reason.into(),
+            message: format!("Pod was rejected: {}", r.message),
+            grace_cap_secs: 0,
+            disruption: false,
+        }
+    }
+    /// A pod stopped for a graceful node shutdown within `budget_secs`.
+    pub fn shutdown(budget_secs: u64) -> NodeKill {
+        NodeKill {
+            reason: SHUTDOWN_REASON.into(),
+            message: SHUTDOWN_MESSAGE.into(),
+            grace_cap_secs: budget_secs,
+            disruption: true,
+        }
+    }
+    /// What a stored status says the node did to its pod, if anything.
+    fn of_status(status: &Value) -> Option<NodeKill> {
+        let reason = status.pointer("/reason").and_then(Value::as_str)?;
+        let message = status
+            .pointer("/message")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let disruption = status
+            .pointer("/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "DisruptionTarget"));
+        let ours = reason == crate::eviction::REASON
+            || reason == crate::eviction::SHUTDOWN_REJECT_REASON
+            || (reason == SHUTDOWN_REASON && message == SHUTDOWN_MESSAGE);
+        ours.then(|| NodeKill {
+            reason: reason.into(),
+            message: message.into(),
+            grace_cap_secs: 0,
+            disruption,
+        })
+    }
 }
 
 fn restart_policy(pod: &Value) -> &str {
@@ -271,15 +343,8 @@ impl PodWorker {
         };
         let (init, containers) = (list("initContainers"), list("containers"));
         let ephemeral = list("ephemeralContainers");
-        // Evicted before the agent restarted: it stays so.
-        let evicted = (pod.pointer("/status/reason").and_then(Value::as_str)
-            == Some(crate::eviction::REASON))
-        .then(|| {
-            pod.pointer("/status/message")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        });
+        // Ended by the node before the agent restarted: it stays so.
+        let evicted = pod.get("status").and_then(NodeKill::of_status);
         let start_time =
             std::fs::read_to_string(dir.join("start-time")).unwrap_or_else(|_| crate::now());
         let _ = std::fs::create_dir_all(&dir);
@@ -304,17 +369,28 @@ impl PodWorker {
         }
     }
 
-    /// Evicts the pod for node pressure: its containers are killed now.
-    pub fn evict(&mut self, message: &str) {
+    /// Ends the pod for the node's own reason ([`NodeKill`]): its containers
+    /// are stopped within the kill's grace; an eviction or a refusal is
+    /// reported as a Warning event, as the kubelet does.
+    pub fn end(&mut self, kill: NodeKill) {
         if self.evicted.is_none() {
-            self.evicted = Some(message.to_string());
-            self.events.push((
-                "Warning".into(),
-                crate::eviction::REASON.into(),
-                message.into(),
-            ));
+            if kill.reason != SHUTDOWN_REASON {
+                // The event carries the message without the status's prefix.
+                let message = kill
+                    .message
+                    .strip_prefix("Pod was rejected: ")
+                    .unwrap_or(&kill.message);
+                self.events
+                    .push(("Warning".into(), kill.reason.clone(), message.into()));
+            }
+            self.evicted = Some(kill);
         }
         self.stop();
+    }
+
+    /// Evicts the pod for node pressure: its containers are killed now.
+    pub fn evict(&mut self, message: &str) {
+        self.end(NodeKill::evicted(message, 0));
     }
 
     /// Every container that is running now.
@@ -503,8 +579,11 @@ impl PodWorker {
             .or(self.pod.pointer("/spec/terminationGracePeriodSeconds"))
             .and_then(Value::as_u64)
             .unwrap_or(30);
-        // A hard eviction kills at once, as the kubelet's.
-        let grace = if self.evicted.is_some() { 0 } else { grace };
+        // The node's own kill caps the grace (a hard eviction: at once).
+        let grace = match &self.evicted {
+            Some(k) => grace.min(k.grace_cap_secs),
+            None => grace,
+        };
         let first = self.terminating.is_none();
         let (since, grace) = *self
             .terminating
@@ -632,20 +711,24 @@ impl PodWorker {
             status["podIP"] = json!(ip);
             status["podIPs"] = json!([{"ip": ip}]);
         }
-        if let Some(message) = &self.evicted {
-            evicted_status(&mut status, message, &since);
+        if let Some(kill) = &self.evicted {
+            ended_status(&mut status, kill, &since);
         }
         status
     }
 }
 
-/// What an evicted pod's status says, as the kubelet writes it: `Failed`,
-/// reason `Evicted`, the message, not ready, and `DisruptionTarget`
-/// (`TerminationByKubelet`).
-pub fn evicted_status(status: &mut Value, message: &str, since: &str) {
-    status["phase"] = json!("Failed");
-    status["reason"] = json!(crate::eviction::REASON);
-    status["message"] = json!(message);
+/// What the status of a pod the node ended says, as the kubelet writes it:
+/// `Failed` (a pod that succeeded before a shutdown stays `Succeeded`), the
+/// reason and message, not ready, and for a pod it stopped
+/// `DisruptionTarget` (`TerminationByKubelet`).
+pub fn ended_status(status: &mut Value, kill: &NodeKill, since: &str) {
+    if !(kill.reason == SHUTDOWN_REASON && status["phase"] == "Succeeded") {
+        status["phase"] = json!("Failed");
+    }
+    status["reason"] = json!(kill.reason);
+    status["message"] = json!(kill.message);
+    let message = kill.message.as_str();
     if let Some(conds) = status["conditions"].as_array_mut() {
         for c in conds.iter_mut() {
             if c["type"] == "Ready" || c["type"] == "ContainersReady" {
@@ -653,6 +736,9 @@ pub fn evicted_status(status: &mut Value, message: &str, since: &str) {
             }
         }
         conds.retain(|c| c["type"] != "DisruptionTarget");
+        if !kill.disruption {
+            return;
+        }
         conds.push(json!({"type": "DisruptionTarget", "status": "True",
             "reason": crate::eviction::DISRUPTION_REASON, "message": message,
             "lastProbeTime": null, "lastTransitionTime": since}));
@@ -1165,8 +1251,80 @@ mod tests {
         stored["status"] = status;
         let again = PodWorker::new(stored, dir.path().join("u1"));
         assert_eq!(
-            again.evicted.as_deref(),
+            again.evicted.as_ref().map(|k| k.message.as_str()),
             Some("The node was low on resource: memory. ")
         );
+    }
+
+    #[test]
+    fn a_pod_stopped_for_node_shutdown_or_refused_reads_as_the_kubelets() {
+        let dir = tempfile::tempdir().unwrap();
+        let pod = json!({"metadata": {"name": "p", "namespace": "default", "uid": "u2"},
+            "spec": {"terminationGracePeriodSeconds": 30,
+                     "containers": [{"name": "c", "image": "x", "command": ["sleep", "1"]}]}});
+        let net = Network::host("127.0.0.1");
+        let cg = crate::cgroups::Layout::Unavailable(String::new());
+        let mut w = PodWorker::new(pod.clone(), dir.path().join("u2"));
+        w.end(NodeKill::shutdown(8));
+        // Its grace: the budget, as it is less than its own 30 s.
+        assert_eq!(w.terminating.map(|t| t.1), Some(Duration::from_secs(8)));
+        let status = w.status(&net, &cg);
+        assert_eq!(status["phase"], "Failed");
+        assert_eq!(status["reason"], "Terminated");
+        assert_eq!(
+            status["message"],
+            "Pod was terminated in response to imminent node shutdown."
+        );
+        let conds = status["conditions"].as_array().unwrap();
+        let dt = conds
+            .iter()
+            .find(|c| c["type"] == "DisruptionTarget")
+            .unwrap();
+        assert_eq!(dt["reason"], "TerminationByKubelet");
+        assert_eq!(dt["message"], SHUTDOWN_MESSAGE);
+        assert!(w.events.is_empty(), "{:?}", w.events);
+        // A restarted agent keeps it ended.
+        let mut stored = pod.clone();
+        stored["status"] = status;
+        let again = PodWorker::new(stored, dir.path().join("u2"));
+        assert_eq!(
+            again.evicted.as_ref().map(|k| k.reason.as_str()),
+            Some("Terminated")
+        );
+        // A pod whose own grace is shorter keeps it; a soft eviction's cap.
+        let mut short = pod.clone();
+        short["spec"]["terminationGracePeriodSeconds"] = json!(3);
+        let mut w = PodWorker::new(short, dir.path().join("u3"));
+        w.end(NodeKill::evicted("low", 10));
+        assert_eq!(w.terminating.map(|t| t.1), Some(Duration::from_secs(3)));
+
+        // Refused at admission: Failed, the kubelet's prefix, an event, no
+        // DisruptionTarget.
+        let mut w = PodWorker::new(pod, dir.path().join("u4"));
+        w.end(NodeKill::rejected(&crate::eviction::Rejection {
+            reason: "Evicted",
+            message: "The node had condition: [MemoryPressure]. ".into(),
+        }));
+        let status = w.status(&net, &cg);
+        assert_eq!(status["phase"], "Failed");
+        assert_eq!(status["reason"], "Evicted");
+        assert_eq!(
+            status["message"],
+            "Pod was rejected: The node had condition: [MemoryPressure]. "
+        );
+        assert!(!status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "DisruptionTarget"));
+        assert_eq!(
+            w.events,
+            [(
+                "Warning".to_string(),
+                "Evicted".to_string(),
+                "The node had condition: [MemoryPressure]. ".to_string()
+            )]
+        );
+        assert_eq!(w.live(), 0);
     }
 }

@@ -514,6 +514,53 @@ fn corrupt_or_truncated_config_files_fail_with_the_file_and_field_named() {
             "master config {name}: master set up anyway"
         );
     }
+
+    // A node config, as `ferry up --node-config` reads it: refused before
+    // anything starts.
+    let node_cases = [
+        (
+            "bad-threshold",
+            "[eviction]\nmemory_available = \"lots\"\n",
+            "memory_available",
+        ),
+        (
+            "soft-without-grace",
+            "[eviction.soft]\nmemory_available = \"1Gi\"\n",
+            "eviction.soft_grace_period_secs.memory_available",
+        ),
+        (
+            "shutdown-budgets",
+            "[shutdown]\ngrace_period_secs = 5\ncritical_pods_grace_period_secs = 9\n",
+            "shutdown.critical_pods_grace_period_secs",
+        ),
+        ("unknown-table", "[evict]\n", "evict"),
+    ];
+    for (name, text, field) in node_cases {
+        let path = home.join(format!("node-{name}.toml"));
+        std::fs::write(&path, text).expect("write config");
+        let p = path.to_str().unwrap();
+        let up_dir = home.join(format!("up-{name}"));
+        let args = [
+            "up",
+            "--dir",
+            up_dir.to_str().unwrap(),
+            "--nodes",
+            "1",
+            "--node-config",
+            p,
+        ];
+        let ran = run_ferry(home, &args, Duration::from_secs(30));
+        check_config_error(&format!("node config {name}"), &ran, p, Some(field));
+        assert!(
+            ran.stderr.contains("--node-config"),
+            "node config {name}: {}",
+            ran.stderr
+        );
+        assert!(
+            !up_dir.exists(),
+            "node config {name}: ferry up started anyway"
+        );
+    }
 }
 
 fn check_config_error(what: &str, ran: &Ran, path: &str, field: Option<&str>) {

@@ -5,7 +5,12 @@
 //! of its two pods the BestEffort one is evicted (Failed, `Evicted`, the
 //! kubelet's message, `DisruptionTarget`/`TerminationByKubelet`) while the
 //! Guaranteed one runs on, and its ReplicaSet's replacement runs on another
-//! node, not the tainted one.
+//! node, not the tainted one. A BestEffort pod bound to it then is refused
+//! (kubelet admission: Failed, `Evicted`, `Pod was rejected: The node had
+//! condition: [MemoryPressure]. `). Last, SIGTERM shuts n3 down gracefully
+//! (its `[shutdown]`): the Node turns NotReady (`node is shutting down`) and
+//! its system-node-critical pod ends `Failed`/`Terminated` with the
+//! kubelet's message before the agent exits on its own.
 
 use crate::harness::{wait_until, LocalUp};
 use crate::procs::T;
@@ -40,6 +45,27 @@ spec:
     resources:
       requests: {cpu: 10m, memory: 64Mi}
       limits: {cpu: 10m, memory: 64Mi}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: critical, namespace: kube-system}
+spec:
+  nodeName: n3
+  priorityClassName: system-node-critical
+  terminationGracePeriodSeconds: 30
+  containers:
+  # Deaf to SIGTERM: it stays until its 3 s budget ends in SIGKILL.
+  - {name: critical, image: busybox, command: ["sh", "-c", "trap '' TERM; sleep 3600"]}
+"#;
+
+const LATE: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: late}
+spec:
+  nodeName: n3
+  containers:
+  - {name: late, image: busybox, command: ["sleep", "3600"]}
 "#;
 
 fn condition(obj: &Value, t: &str) -> Value {
@@ -61,10 +87,11 @@ async fn memory_pressure_evicts_the_best_effort_pod_and_its_replicaset_replaces_
     let node_conf = home.join("pressure.toml");
     std::fs::write(
         &node_conf,
-        "[eviction]\nmemory_available = \"1Pi\"\nnodefs_available = \"0\"\ninterval_secs = 20\n",
+        "[eviction]\nmemory_available = \"1Pi\"\nnodefs_available = \"0\"\ninterval_secs = 20\n\
+         [shutdown]\ngrace_period_secs = 6\ncritical_pods_grace_period_secs = 3\n",
     )
     .unwrap();
-    let _n3 = c.join_node(
+    let mut n3 = c.join_node(
         "n3",
         "127.0.1.3",
         &["--node-config", node_conf.to_str().unwrap()],
@@ -174,9 +201,40 @@ async fn memory_pressure_evicts_the_best_effort_pod_and_its_replicaset_replaces_
     .await;
     assert_eq!(replacement["spec"]["nodeName"], "n1");
 
+    // Kubelet admission under MemoryPressure: a BestEffort pod bound to n3
+    // (past the scheduler) is refused, not started.
+    k.ok_in(&["apply", "-f", "-"], LATE);
+    let late = wait_until("late refused", Duration::from_secs(20), || {
+        let p = k.json(&["get", "pod", "late"]);
+        let r = (p["status"]["phase"] == "Failed")
+            .then_some(p.clone())
+            .ok_or(format!("{}", p["status"]));
+        async move { r }
+    })
+    .await;
+    assert_eq!(late["status"]["reason"], "Evicted", "{late}");
+    assert_eq!(
+        late["status"]["message"], "Pod was rejected: The node had condition: [MemoryPressure]. ",
+        "{late}"
+    );
+    assert!(
+        late["status"]["containerStatuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|c| c["state"]["running"].is_null()),
+        "{late}"
+    );
+
     // The pods go before n3 does, so it leaves no process behind.
     k.ok(&["delete", "deployment", "hog", "--wait=true"]);
-    k.ok(&["delete", "pod", "steady", "--wait=true"]);
+    k.ok(&[
+        "delete",
+        "pod",
+        "steady",
+        "--ignore-not-found",
+        "--wait=true",
+    ]);
     k.ok(&[
         "delete",
         "pod",
@@ -184,6 +242,55 @@ async fn memory_pressure_evicts_the_best_effort_pod_and_its_replicaset_replaces_
         "--ignore-not-found",
         "--wait=true",
     ]);
+    k.ok(&["delete", "pod", "late", "--wait=true"]);
+
+    // Graceful node shutdown: NotReady at once, the critical pod stopped
+    // with the kubelet's reason, then the agent exits by itself.
+    assert_eq!(
+        k.json(&["get", "pod", "critical", "-n", "kube-system"])["status"]["phase"],
+        "Running"
+    );
+    n3.sigterm();
+    let node = wait_until("n3 NotReady", Duration::from_secs(15), || {
+        let n = k.json(&["get", "node", "n3"]);
+        let c = condition(&n, "Ready");
+        let r = (c["status"] == "False")
+            .then_some(n.clone())
+            .ok_or(format!("{c}"));
+        async move { r }
+    })
+    .await;
+    let ready = condition(&node, "Ready");
+    assert_eq!(
+        (ready["reason"].as_str(), ready["message"].as_str()),
+        (Some("KubeletNotReady"), Some("node is shutting down")),
+        "{node}"
+    );
+    let critical = wait_until("critical terminated", Duration::from_secs(20), || {
+        let p = k.json(&["get", "pod", "critical", "-n", "kube-system"]);
+        let r = (p["status"]["phase"] == "Failed")
+            .then_some(p.clone())
+            .ok_or(format!("{}", p["status"]));
+        async move { r }
+    })
+    .await;
+    assert_eq!(critical["status"]["reason"], "Terminated", "{critical}");
+    assert_eq!(
+        critical["status"]["message"],
+        "Pod was terminated in response to imminent node shutdown."
+    );
+    let dt = condition(&critical, "DisruptionTarget");
+    assert_eq!(dt["reason"], "TerminationByKubelet", "{critical}");
+    let status = wait_until(
+        "n3 exits after its shutdown",
+        Duration::from_secs(20),
+        || {
+            let r = n3.exited().ok_or_else(|| "still running".to_string());
+            async move { r }
+        },
+    )
+    .await;
+    assert!(status.success(), "n3 exited with {status}");
     let mut c = c;
     c.up.stop_gracefully().await;
 }

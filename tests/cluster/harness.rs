@@ -202,6 +202,19 @@ impl JoinedNode {
             let _ = c.wait();
         }
     }
+
+    /// SIGTERM only (a node with a graceful shutdown begins it).
+    pub fn sigterm(&self) {
+        if let Some(c) = self.0.as_ref() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+
+    /// Whether it has exited, with its status.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
 }
 
 impl Drop for JoinedNode {

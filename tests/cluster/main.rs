@@ -54,7 +54,9 @@
 //!   through every node's listener, 404/503, status addresses, HTTPS with kubectl's
 //!   TLS Secrets by SNI, keep-alive, a missing Secret's Event (root).
 //! - [`eviction`]: node-pressure eviction: a node over its memory threshold reports
-//!   MemoryPressure, is tainted, evicts its BestEffort pod; the ReplicaSet replaces it.
+//!   MemoryPressure, is tainted, evicts its BestEffort pod; the ReplicaSet replaces it;
+//!   a new BestEffort pod is refused at admission; SIGTERM shuts the node down
+//!   gracefully (NotReady, its critical pod `Failed`/`Terminated`).
 //! - [`netpol`]: NetworkPolicy on two real nodes: default-deny ingress times
 //!   connections out, allow rules by pod/namespace selector and port, egress rules,
 //!   deleting the policies restores connectivity (root).
