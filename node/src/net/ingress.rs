@@ -868,7 +868,7 @@ where
     loop {
         if upstream.write_all(out.as_bytes()).await.is_err() {
             if is_reused {
-                if let Some((s, e)) = connect(&[ep]).await {
+                if let Some((s, e)) = connect(&order).await {
                     (upstream, ep, used, is_reused) = (s, e, 0, false);
                     continue;
                 }
@@ -913,7 +913,7 @@ where
         return match answered {
             Ok(Answered::Nothing) if is_reused && retry => {
                 tracing::debug!(endpoint = %ep, "ingress: a kept-alive endpoint connection closed; sending again");
-                match connect(&[ep]).await {
+                match connect(&order).await {
                     Some((s, e)) => {
                         (upstream, ep, used, is_reused) = (s, e, 0, false);
                         continue;

@@ -1137,7 +1137,7 @@ async fn endpoint_connections_are_kept_alive_and_reused() {
     // Limits: an idle timeout and requests per connection.
     let (port, accepted, open2) = echo_upstream_counting().await;
     let ep: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let pool = Arc::new(pool::Pool::new(8, Duration::from_millis(300), 3));
+    let pool = Arc::new(pool::Pool::new(8, Duration::from_secs(1), 3));
     let at = front_with(loopback_table(&[port]), pool.clone(), 8443).await;
     for i in 0..4 {
         assert!(once(at, &format!("/r{i}"))
@@ -1149,7 +1149,7 @@ async fn endpoint_connections_are_kept_alive_and_reused() {
         2,
         "three requests a connection"
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     pool.sweep();
     assert_eq!(pool.idle(ep), 0, "idle past the timeout: closed");
     // Closed on our side: the endpoint sees both connections gone.
