@@ -16,6 +16,7 @@ use ferry_actors::master::identity::{create_private_dir, write_private, DataDir}
 use ferry_api::proto::Consistency;
 use ferry_api::token::BootstrapToken;
 use ferry_api::Client;
+use ferry_config::ClientConfig;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
@@ -341,7 +342,8 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
     let backends: Vec<String> = local.procs.iter().filter_map(|p| p.https.clone()).collect();
     let first = Arc::new(AtomicUsize::new(0));
     tokio::spawn(follow_leader(
-        Client::new(&local.admin)?,
+        local.admin.clone(),
+        local.admin_path.clone(),
         local.masters.clone(),
         first.clone(),
     ));
@@ -661,14 +663,40 @@ pub(crate) async fn start_advertised(
 /// Keeps `first` at the index of the Raft leader among `masters` (checked
 /// every second), so the local endpoint forwards to the leader and writes skip
 /// a follower's forwarding hop.
-async fn follow_leader(client: Client, masters: Vec<String>, first: Arc<AtomicUsize>) {
+/// Every second, the leader's index in `masters` into `first`, asked with
+/// the admin config; when asking fails and `admin_path` holds other
+/// credentials (`ferry ca rotate` rewrote it), with those from then on.
+async fn follow_leader(
+    mut admin: ClientConfig,
+    admin_path: PathBuf,
+    masters: Vec<String>,
+    first: Arc<AtomicUsize>,
+) {
+    let mut client = match Client::new(&admin) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("ferry up: not following the leader: {e}");
+            return;
+        }
+    };
     loop {
-        if let Ok(s) = client.status().await {
-            if let Some(i) = s
-                .leader_addr
-                .and_then(|l| masters.iter().position(|m| *m == l))
-            {
-                first.store(i, Ordering::Relaxed);
+        match client.status().await {
+            Ok(s) => {
+                if let Some(i) = s
+                    .leader_addr
+                    .and_then(|l| masters.iter().position(|m| *m == l))
+                {
+                    first.store(i, Ordering::Relaxed);
+                }
+            }
+            Err(_) => {
+                if let Ok(now) = ClientConfig::load(&admin_path) {
+                    if now.ca_cert != admin.ca_cert || now.client_cert != admin.client_cert {
+                        if let Ok(c) = Client::new(&now) {
+                            (client, admin) = (c, now);
+                        }
+                    }
+                }
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -3,6 +3,7 @@
 //! CA rotates in steps (`ferry ca rotate`) with nodes running pods.
 
 use crate::harness::{serial, wait_until, Cluster, LocalUp};
+use crate::kubectl::Kubectl;
 use crate::nodes::{container_pids, node_ready};
 use crate::procs::{ferry, ok, run_ferry};
 use ferry_api::frame::{read_frame, write_frame};
@@ -237,11 +238,22 @@ async fn wait_members_caught_up(home: &Path, conf: &str, what: &str) -> String {
     .await
 }
 
-/// Every step the cluster answers `ferry get` with the admin config, n1
-/// stays Ready and its pod keeps its one process.
+/// Every step the cluster answers `ferry get` with the admin config and
+/// kubectl with the kubeconfig `ferry up` wrote (both rewritten by the
+/// step), n1 stays Ready and its pod keeps its one process.
 fn still_serving(home: &Path, conf: &str, pids: &[i32], step: &str) {
     let nodes = ferry(home, conf, &["get", "nodes"]);
     assert!(nodes.status.success(), "get after {step}: {}", nodes.stderr);
+    let dir = Path::new(conf).parent().expect("admin.conf's directory");
+    let k = Kubectl::of_up(home, dir);
+    let out = k.run(&["get", "nodes", "-o", "name"], None);
+    assert!(
+        out.ok && out.stdout.contains("node/n1"),
+        "kubectl --kubeconfig {} get nodes after {step}: {}{}",
+        k.kubeconfig,
+        out.stdout,
+        out.stderr
+    );
     let (ready, _) = node_ready(home, conf, "n1");
     assert_eq!(ready, "True", "n1 after {step}");
     assert_eq!(
@@ -269,6 +281,8 @@ async fn the_cluster_ca_rotates_in_steps_while_a_node_runs_a_pod() {
     let old_conf = home.join("old-admin.conf");
     std::fs::copy(&conf_path, &old_conf).expect("copy admin.conf");
     let old_conf = old_conf.to_str().unwrap();
+    let old_kubeconfig = home.join("old-kubeconfig");
+    std::fs::copy(dir.join("kubeconfig"), &old_kubeconfig).expect("copy kubeconfig");
     let manifest = home.join("steady.yaml");
     std::fs::write(&manifest, STEADY).unwrap();
     ok(home, conf, &["apply", "-f", manifest.to_str().unwrap()]);
@@ -309,6 +323,12 @@ async fn the_cluster_ca_rotates_in_steps_while_a_node_runs_a_pod() {
     // 1. trust.
     let out = ok(home, conf, &["ca", "rotate", "--step", "trust"]);
     assert!(out.contains("step trust taken"), "{out}");
+    let kubeconfig = dir.join("kubeconfig");
+    let rewrote = format!(
+        "rewrote {} (the same admin credentials)",
+        kubeconfig.display()
+    );
+    let trust_out = out;
     let r = ferry(home, conf, &["ca", "rotate", "--step", "drop"]);
     assert!(
         !r.status.success() && r.stderr.contains("at step trust; the next step is reissue"),
@@ -324,6 +344,7 @@ async fn the_cluster_ca_rotates_in_steps_while_a_node_runs_a_pod() {
         "the admin config trusts both"
     );
     still_serving(home, conf, &pids, "trust");
+    assert!(trust_out.contains(&rewrote), "{trust_out}");
 
     // 2. reissue, n2's agent paused: it keeps its old-CA certificate.
     let n2 = up.master_pids("n2");
@@ -335,6 +356,7 @@ async fn the_cluster_ca_rotates_in_steps_while_a_node_runs_a_pod() {
         panic!("reissue: {}{}", out.stdout, out.stderr);
     }
     assert!(out.stdout.contains("step reissue taken"), "{}", out.stdout);
+    let reissue_out = out.stdout;
     let admin = ferry_config::ClientConfig::load(&conf_path).expect("admin.conf");
     let new_ca = tls::bundle_pems(&admin.ca_cert)[0].clone();
     wait_until(
@@ -382,11 +404,13 @@ async fn the_cluster_ca_rotates_in_steps_while_a_node_runs_a_pod() {
         "n1 not on the new CA"
     );
     still_serving(home, conf, &pids, "reissue");
+    assert!(reissue_out.contains(&rewrote), "{reissue_out}");
     wait_members_caught_up(home, conf, "n2 on the new CA too").await;
 
     // 3. drop.
     let out = ok(home, conf, &["ca", "rotate", "--step", "drop"]);
     assert!(out.contains("step drop taken"), "{out}");
+    let drop_out = out;
     let admin = ferry_config::ClientConfig::load(&conf_path).expect("admin.conf");
     assert_eq!(
         tls::bundle_hashes(&admin.ca_cert).len(),
@@ -394,6 +418,7 @@ async fn the_cluster_ca_rotates_in_steps_while_a_node_runs_a_pod() {
         "the admin config trusts the new CA alone"
     );
     still_serving(home, conf, &pids, "drop");
+    assert!(drop_out.contains(&rewrote), "{drop_out}");
     // A client of the old CA alone is refused.
     let r = run_ferry(
         home,
@@ -405,6 +430,22 @@ async fn the_cluster_ca_rotates_in_steps_while_a_node_runs_a_pod() {
         "the old admin config still works: {}",
         r.stdout
     );
+    // So is kubectl with the kubeconfig written before the rotation.
+    let old_k = Kubectl {
+        home: home.to_path_buf(),
+        kubeconfig: old_kubeconfig.to_str().unwrap().to_string(),
+    };
+    old_k.fails(&["get", "nodes"]);
+    // ~/.ferry/config, the copy `ferry up` made, holds what admin.conf holds.
+    let home_cfg = home.join(".ferry").join("config");
+    if home_cfg.exists() {
+        let copy = ferry_config::ClientConfig::load(&home_cfg).expect("~/.ferry/config");
+        assert_eq!(
+            (copy.ca_cert, copy.client_cert),
+            (admin.ca_cert.clone(), admin.client_cert.clone()),
+            "~/.ferry/config rewritten too"
+        );
+    }
     // The nodes follow: new connections (a new pod on n1) work; Ready after a while.
     tokio::time::sleep(Duration::from_secs(8)).await;
     let m = home.join("after-drop.yaml");

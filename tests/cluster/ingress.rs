@@ -7,7 +7,9 @@
 //! goes to the default class; `status.loadBalancer.ingress` lists the nodes.
 //! TLS from kubectl's generators (`create secret tls`, `create ingress
 //! --rule=...,tls=...`): curl over HTTPS on `network.ingress_tls_port`
-//! (8443) with the Secret's certificate, two requests on one connection;
+//! (8443) with the Secret's certificate, two requests on one connection,
+//! the TLS port beside the plain one in the status; plain HTTP to its host
+//! redirected (308) to HTTPS unless `ssl-redirect: "false"`;
 //! an Ingress naming a missing Secret gets an Event, its host the default
 //! certificate, and the Secret once created is picked up.
 //!
@@ -119,6 +121,11 @@ spec:
 
 /// One HTTP/1.1 GET through the ingress at `at`: (status code, body).
 fn get(at: SocketAddr, host: &str, path: &str) -> Result<(u16, String), String> {
+    get_full(at, host, path).map(|(code, _, body)| (code, body))
+}
+
+/// One HTTP/1.1 GET through the ingress at `at`: (status code, head, body).
+fn get_full(at: SocketAddr, host: &str, path: &str) -> Result<(u16, String, String), String> {
     let mut s =
         TcpStream::connect_timeout(&at, Duration::from_secs(3)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
@@ -137,7 +144,7 @@ fn get(at: SocketAddr, host: &str, path: &str) -> Result<(u16, String), String> 
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or(format!("no status in {head:?}"))?;
-    Ok((code, body.to_string()))
+    Ok((code, head.to_string(), body.to_string()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -214,14 +221,23 @@ async fn ingress_routes_by_host_and_path_on_every_node() {
                     .unwrap_or_default()
                     .iter()
                     .map(|i| {
-                        format!(
-                            "{}:{}",
-                            i["ip"].as_str().unwrap_or(""),
-                            i["ports"][0]["port"]
-                        )
+                        let ports: Vec<String> = i["ports"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|p| {
+                                format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or(""))
+                            })
+                            .collect();
+                        format!("{}:{}", i["ip"].as_str().unwrap_or(""), ports.join(","))
                     })
                     .collect();
-                let want: Vec<String> = addrs.iter().map(|a| format!("{a}:8880")).collect();
+                // The plain and the TLS listener's port, beside each address.
+                let want: Vec<String> = addrs
+                    .iter()
+                    .map(|a| format!("{a}:8880/TCP,8443/TCP"))
+                    .collect();
                 let r = (got == want).then_some(()).ok_or(format!("{got:?}"));
                 r
             },
@@ -429,7 +445,38 @@ async fn tls_from_kubectl_generators(
         // No rule for the host: 404 over HTTPS too (the default certificate).
         let out = curl(home, a, "nowhere.example", None, &["/"]).unwrap();
         assert!(out.ends_with("404 1\n"), "{out}");
+        // Plain HTTP to the TLS host: 308 to HTTPS on the TLS port, as
+        // ingress-nginx; a host without TLS is still proxied.
+        let at: SocketAddr = format!("{a}:8880").parse().unwrap();
+        let (code, head, _) = get_full(at, "secure.example", "/login?next=1").unwrap();
+        assert_eq!(code, 308, "{head}");
+        assert!(
+            head.contains("\r\nLocation: https://secure.example:8443/login?next=1"),
+            "{head}"
+        );
+        let (code, body) = get(at, "web.example", "/").unwrap();
+        assert_eq!(code, 200, "{body}");
     }
+    // ssl-redirect "false" (kubectl annotate): plain HTTP proxied again.
+    k.ok(&[
+        "annotate",
+        "ingress",
+        "secure",
+        "nginx.ingress.kubernetes.io/ssl-redirect=false",
+    ]);
+    let at: SocketAddr = format!("{}:8880", addrs[0]).parse().unwrap();
+    poll(
+        "no redirect once ssl-redirect is false",
+        Duration::from_secs(20),
+        || {
+            let r = match get(at, "secure.example", "/plain") {
+                Ok((200, body)) if body.contains("|/plain|") => Ok(()),
+                other => Err(format!("{other:?}")),
+            };
+            r
+        },
+    )
+    .await;
 
     // A missing Secret: an Event on the Ingress, the default certificate
     // meanwhile; the Secret created later is picked up.

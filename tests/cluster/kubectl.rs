@@ -1496,10 +1496,11 @@ kind: Pod
 metadata:
   name: dbg-target
 spec:
+  terminationGracePeriodSeconds: 1
   containers:
   - name: main
     image: busybox
-    command: ["sleep", "3600"]
+    command: ["/bin/sh", "-c", "while true; do sleep 1; done", "marker-dbg-target"]
 "#;
 
 /// The status of ephemeral container `name` of pod `dbg-target`, once terminated.
@@ -1563,6 +1564,56 @@ async fn kubectl_debug_runs_an_ephemeral_container_in_the_pod_once() {
         o.stderr
     );
 
+    // --target: the target container's process, seen from the debug
+    // container by `ps` and in `/proc` (the process runtime gives no
+    // container a PID namespace: all share the node's).
+    let target = wait_until("the target's process", Duration::from_secs(30), || {
+        let p = crate::nodes::container_pids("marker-dbg-target");
+        async move {
+            match p[..] {
+                [pid] => Ok(pid),
+                _ => Err(format!("{p:?}")),
+            }
+        }
+    })
+    .await;
+    let out = k.ok_in(
+        &[
+            "debug",
+            "dbg-target",
+            "--image=busybox",
+            "-i",
+            "--target=main",
+            "--container=dbg-ps",
+            "--",
+            "sh",
+        ],
+        &format!(
+            "ps -eo pid,args | grep -v grep | grep marker-dbg-target; \
+             echo cmdline: $(tr '\\0' ' ' < /proc/{target}/cmdline); exit 0\n"
+        ),
+    );
+    assert!(
+        out.lines().any(|l| {
+            l.split_whitespace().next() == Some(target.to_string().as_str())
+                && l.contains("marker-dbg-target")
+        }),
+        "ps in the debug container shows the target's process {target}: {out}"
+    );
+    assert!(
+        out.contains("cmdline: /bin/sh -c while true; do sleep 1; done marker-dbg-target"),
+        "/proc/{target} in the debug container: {out}"
+    );
+    let pod = k.json(&["get", "pod", "dbg-target"]);
+    let dbg_ps = pod["spec"]["ephemeralContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "dbg-ps")
+        .cloned()
+        .unwrap();
+    assert_eq!(dbg_ps["targetContainerName"], "main", "{dbg_ps}");
+
     // --attach=false, then its logs.
     k.ok(&[
         "debug",
@@ -1587,6 +1638,11 @@ async fn kubectl_debug_runs_an_ephemeral_container_in_the_pod_once() {
     })
     .await;
     assert_eq!(st["state"]["terminated"]["exitCode"], 3, "{st}");
+    let st = wait_until("dbg-ps terminated", Duration::from_secs(30), || async {
+        ephemeral_terminated(k, "dbg-ps")
+    })
+    .await;
+    assert_eq!(st["state"]["terminated"]["exitCode"], 0, "{st}");
 
     // Never restarted; the pod and its own container are untouched.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -1606,5 +1662,5 @@ async fn kubectl_debug_runs_an_ephemeral_container_in_the_pod_once() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["dbg-i", "dbg-t", "dbg-bg"]);
+    assert_eq!(names, ["dbg-i", "dbg-t", "dbg-ps", "dbg-bg"]);
 }

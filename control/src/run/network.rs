@@ -302,9 +302,13 @@ impl Plane<'_> {
         };
         let classes = self.ingress_classes.list();
         let nodes = self.nodes.list();
-        let Some(status) =
-            crate::ingress::status(&ing, &classes, &nodes, self.network.ingress_port)
-        else {
+        let Some(status) = crate::ingress::status(
+            &ing,
+            &classes,
+            &nodes,
+            self.network.ingress_port,
+            self.network.ingress_tls_port,
+        ) else {
             return true;
         };
         if !self.api.is_leader() {

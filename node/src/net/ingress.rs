@@ -21,14 +21,29 @@
 //! close`, HTTP/1.0 with `Connection: keep-alive`; an idle minute, 1000
 //! requests): requests are read one after another, pipelined ones from the
 //! buffer, each body by its framing (`Content-Length` or chunked; both, or
-//! another coding, refused as request smuggling). Each request goes to a
-//! random endpoint over a connection of its own (another endpoint when the
-//! connect fails; 502 when all do) with `X-Forwarded-For`,
-//! `X-Forwarded-Host`, `X-Forwarded-Proto` and `Connection: close`; its
-//! answer — by `Content-Length`, chunked, or to the endpoint's close, which
-//! closes the client's connection too — is passed on without its hop-by-hop
-//! headers, even if the endpoint keeps its side open. `Upgrade` requests
-//! pass through as is and turn the connection into a tunnel.
+//! another coding, refused as request smuggling).
+//!
+//! Plain HTTP to a host a served Ingress's `spec.tls` covers is answered
+//! `308 Permanent Redirect` to `https://host:<ingress_tls_port>/path?query`,
+//! as ingress-nginx does; the annotations honoured, on the Ingress whose
+//! route matched, are ingress-nginx's `nginx.ingress.kubernetes.io/ssl-redirect`
+//! (`"false"`: no redirect) and `.../force-ssl-redirect` (`"true"`: redirect
+//! hosts without TLS too); a value that is not a boolean is reported as an
+//! `InvalidAnnotation` Event and the default used.
+//!
+//! Each request goes to a random endpoint (another when the connect fails;
+//! 502 when all do) with `X-Forwarded-For`, `X-Forwarded-Host` and
+//! `X-Forwarded-Proto`. HTTP/1.1 requests use kept-alive endpoint
+//! connections ([`pool`]: idle ones by endpoint, as nginx's upstream
+//! keepalive), an idempotent bodiless request sent again on a new
+//! connection when a kept-alive one turns out closed; HTTP/1.0 and
+//! `Upgrade` requests get a connection of their own (`Connection: close`
+//! for 1.0). The answer — by `Content-Length`, chunked, or to the
+//! endpoint's close, which closes the client's connection too — is passed
+//! on without its hop-by-hop headers; the endpoint connection goes back to
+//! the pool when the answer was HTTP/1.1, framed, without `Connection:
+//! close`, and the request body was sent whole. `Upgrade` requests pass
+//! through as is and turn the connection into a tunnel.
 
 use super::proxy::Known;
 use k8s_openapi::api::core::v1::Service;
@@ -41,6 +56,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+pub mod pool;
 pub mod tls;
 
 /// How a path matches.
@@ -61,6 +77,34 @@ pub struct Backend {
     pub service: String,
     /// Its usable endpoints (empty: 503).
     pub endpoints: Vec<SocketAddr>,
+    /// Plain HTTP to a host with TLS is redirected to HTTPS
+    /// ([`SSL_REDIRECT`], default true).
+    pub ssl_redirect: bool,
+    /// Plain HTTP is redirected to HTTPS even without TLS for the host
+    /// ([`FORCE_SSL_REDIRECT`], default false).
+    pub force_ssl_redirect: bool,
+}
+
+/// ingress-nginx's annotation turning the HTTP→HTTPS redirect of hosts
+/// with TLS off (`"false"`).
+pub const SSL_REDIRECT: &str = "nginx.ingress.kubernetes.io/ssl-redirect";
+/// ingress-nginx's annotation redirecting to HTTPS even for hosts without
+/// TLS (`"true"`).
+pub const FORCE_SSL_REDIRECT: &str = "nginx.ingress.kubernetes.io/force-ssl-redirect";
+
+/// A boolean annotation as ingress-nginx reads it (Go's `ParseBool`):
+/// absent gives `default`; a value that is not a boolean, an error.
+fn bool_annotation(ing: &Ingress, name: &str, default: bool) -> Result<bool, String> {
+    let Some(v) = ing.metadata.annotations.as_ref().and_then(|a| a.get(name)) else {
+        return Ok(default);
+    };
+    match v.as_str() {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(format!(
+            "annotation {name}: {v:?} is not a boolean (true or false); using {default}"
+        )),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +122,13 @@ pub struct Table {
     wildcard: BTreeMap<String, Vec<Route>>,
     any: Vec<Route>,
     default: Option<Backend>,
+    /// Hosts a served Ingress's `spec.tls` covers (its rule hosts when the
+    /// entry names none), whatever its Secret: exact, and wildcard suffixes.
+    tls_exact: BTreeSet<String>,
+    tls_wildcard: BTreeSet<String>,
+    /// What is wrong with the served Ingresses' annotations (reported as
+    /// Events, reason `InvalidAnnotation`).
+    pub problems: Vec<tls::Problem>,
 }
 
 /// Whether `path` (a request path without its query) matches.
@@ -128,6 +179,8 @@ fn resolve(
         ingress: format!("{ns}/{ing}"),
         service: format!("{ns}/{}:{port_text}", s.name),
         endpoints: Vec::new(),
+        ssl_redirect: true,
+        force_ssl_redirect: false,
     };
     let svc = services.get(&format!("{ns}/{}", s.name));
     let port = svc
@@ -177,11 +230,48 @@ impl Table {
             let ns = ing.metadata.namespace.as_deref().unwrap_or("default");
             let name = ing.metadata.name.as_deref().unwrap_or_default();
             let Some(spec) = &ing.spec else { continue };
+            let mut flag = |annotation: &str, default: bool| {
+                bool_annotation(ing, annotation, default).unwrap_or_else(|message| {
+                    t.problems.push(tls::Problem {
+                        ingress: format!("{ns}/{name}"),
+                        uid: ing.metadata.uid.clone(),
+                        reason: "InvalidAnnotation",
+                        message,
+                    });
+                    default
+                })
+            };
+            let (ssl_redirect, force_ssl_redirect) =
+                (flag(SSL_REDIRECT, true), flag(FORCE_SSL_REDIRECT, false));
+            let resolve = |b: &IngressBackend| {
+                resolve(ns, name, b, services, slices).map(|b| Backend {
+                    ssl_redirect,
+                    force_ssl_redirect,
+                    ..b
+                })
+            };
             if t.default.is_none() {
-                t.default = spec
-                    .default_backend
-                    .as_ref()
-                    .and_then(|b| resolve(ns, name, b, services, slices));
+                t.default = spec.default_backend.as_ref().and_then(resolve);
+            }
+            let rule_hosts: Vec<String> = spec
+                .rules
+                .iter()
+                .flatten()
+                .filter_map(|r| r.host.clone())
+                .collect();
+            for entry in spec.tls.iter().flatten() {
+                let hosts = match entry.hosts.as_deref() {
+                    Some(h) if !h.is_empty() => h,
+                    _ => &rule_hosts,
+                };
+                for h in hosts {
+                    let h = h.trim_end_matches('.').to_ascii_lowercase();
+                    match h.strip_prefix("*.") {
+                        Some(suffix) => t.tls_wildcard.insert(suffix.to_string()),
+                        None if !h.is_empty() => t.tls_exact.insert(h),
+                        None => false,
+                    };
+                }
             }
             for rule in spec.rules.iter().flatten() {
                 let Some(http) = &rule.http else { continue };
@@ -198,7 +288,7 @@ impl Table {
                     },
                 };
                 for p in &http.paths {
-                    let Some(backend) = resolve(ns, name, &p.backend, services, slices) else {
+                    let Some(backend) = resolve(&p.backend) else {
                         continue;
                     };
                     let kind = match p.path_type.as_str() {
@@ -243,6 +333,44 @@ impl Table {
                     .map(|r| &r.backend)
             })
             .or(self.default.as_ref())
+    }
+
+    /// Whether a served Ingress's `spec.tls` covers `host` (a Host header,
+    /// a port allowed): exactly, or by a wildcard of one label.
+    pub fn has_tls(&self, host: &str) -> bool {
+        let host = host_of(host);
+        self.tls_exact.contains(&host)
+            || host
+                .split_once('.')
+                .is_some_and(|(_, suffix)| self.tls_wildcard.contains(suffix))
+    }
+
+    /// Where a plain-HTTP request for `host` and `target` (its path and
+    /// query) routed to `backend` is redirected, as ingress-nginx does:
+    /// hosts with TLS unless the route's Ingress says `ssl-redirect:
+    /// "false"`, every host with `force-ssl-redirect: "true"`; to
+    /// `https://host[:https_port]target` (the port left out when 443).
+    /// `None`: proxied.
+    pub fn redirect(
+        &self,
+        host: &str,
+        target: &str,
+        backend: &Backend,
+        https_port: u16,
+    ) -> Option<String> {
+        let wanted = backend.force_ssl_redirect || (backend.ssl_redirect && self.has_tls(host));
+        if !wanted || https_port == 0 {
+            return None;
+        }
+        let h = host_of(host);
+        let h = if h.contains(':') { format!("[{h}]") } else { h };
+        let port = if https_port == 443 {
+            String::new()
+        } else {
+            format!(":{https_port}")
+        };
+        let target = if target.starts_with('/') { target } else { "/" };
+        Some(format!("https://{h}{port}{target}"))
     }
 }
 
@@ -444,6 +572,21 @@ where
 /// The shared routing table the listeners read.
 pub type Shared = Arc<RwLock<Arc<Table>>>;
 
+/// What a listener serves with: its scheme (`X-Forwarded-Proto`), the
+/// routing table, the endpoint connections kept alive (shared by the
+/// node's listeners), and for the plain listener the TLS listener's port
+/// redirects go to (0: none).
+pub struct Front {
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    /// The routing table.
+    pub table: Shared,
+    /// Idle endpoint connections.
+    pub pool: Arc<pool::Pool>,
+    /// Where HTTP→HTTPS redirects go (0: no redirects, as on the TLS listener).
+    pub https_port: u16,
+}
+
 /// What a connection does after one exchange.
 enum Next {
     /// Reads the next request.
@@ -456,10 +599,10 @@ enum Next {
 
 /// Serves one client connection (plain, or TLS once its handshake is done)
 /// as HTTP/1.1 with keep-alive: requests are read one after another
-/// (pipelined ones wait in the buffer), each proxied over a connection of
-/// its own to an endpoint, its body passed on by its framing; `scheme` goes
-/// into `X-Forwarded-Proto`.
-pub async fn serve<S>(stream: S, peer: SocketAddr, scheme: &'static str, table: Shared)
+/// (pipelined ones wait in the buffer), each proxied to an endpoint over a
+/// kept-alive connection of `front`'s pool (or a new one), its body passed
+/// on by its framing.
+pub async fn serve<S>(stream: S, peer: SocketAddr, front: Arc<Front>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -487,7 +630,7 @@ where
             _ => break,
         };
         let last = served + 1 == MAX_REQUESTS;
-        match exchange(&mut r, &mut w, &head, peer, scheme, &table, last).await {
+        match exchange(&mut r, &mut w, &head, peer, &front, last).await {
             Next::KeepAlive => continue,
             Next::Close => break,
             Next::Upgrade(mut upstream) => {
@@ -505,20 +648,43 @@ where
     let _ = w.shutdown().await;
 }
 
+/// A new connection to one of `order`, the first that accepts.
+async fn connect(order: &[SocketAddr]) -> Option<(TcpStream, SocketAddr)> {
+    for &ep in order {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(ep)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Some((s, ep));
+            }
+            Ok(Err(e)) => tracing::debug!(endpoint = %ep, "ingress: connect failed: {e}"),
+            Err(_) => tracing::debug!(endpoint = %ep, "ingress: connect timed out"),
+        }
+    }
+    None
+}
+
+/// Methods a request may be sent again for on a new connection when a
+/// kept-alive one closed without an answer (RFC 9110 §9.2.2).
+fn idempotent(method: &str) -> bool {
+    ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]
+        .iter()
+        .any(|m| method.eq_ignore_ascii_case(m))
+}
+
 /// One request read from `r` (its head given) and its answer written to `w`.
 async fn exchange<R, W>(
     r: &mut tokio::io::BufReader<R>,
     w: &mut W,
     head: &[u8],
     peer: SocketAddr,
-    scheme: &'static str,
-    table: &Shared,
+    front: &Front,
     last: bool,
 ) -> Next
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
+    let scheme = front.scheme;
     let mut headers = [httparse::EMPTY_HEADER; 128];
     let mut req = httparse::Request::new(&mut headers);
     let parsed = matches!(req.parse(head), Ok(httparse::Status::Complete(_)));
@@ -576,10 +742,31 @@ where
         }
         None => (header("host").unwrap_or_default(), target.to_string()),
     };
-    let backend = {
-        let t = table.read().unwrap_or_else(|e| e.into_inner()).clone();
-        t.route(&host, &path).cloned()
-    };
+    let table = front
+        .table
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let backend = table.route(&host, &path).cloned();
+    // Plain HTTP to a host with TLS: 308 to HTTPS, as ingress-nginx.
+    if let Some(location) = backend
+        .as_ref()
+        .and_then(|b| table.redirect(&host, &path, b, front.https_port))
+    {
+        let (_, _, close) = own("", String::new());
+        let body = format!("308 Permanent Redirect: {location}\n");
+        let msg = format!(
+            "HTTP/1.1 308 Permanent Redirect\r\nLocation: {location}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{}\r\n{body}",
+            body.len(),
+            if close { "Connection: close\r\n" } else { "" }
+        );
+        let sent = w.write_all(msg.as_bytes()).await.is_ok() && w.flush().await.is_ok();
+        return if sent && !close {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        };
+    }
     let refusal = match &backend {
         None => Some(own(
             "404 Not Found",
@@ -611,32 +798,10 @@ where
         use rand::seq::SliceRandom;
         order.shuffle(&mut rand::thread_rng());
     }
-    let mut upstream = None;
-    for ep in order {
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(ep)).await {
-            Ok(Ok(s)) => {
-                upstream = Some(s);
-                break;
-            }
-            Ok(Err(e)) => tracing::debug!(endpoint = %ep, "ingress: connect failed: {e}"),
-            Err(_) => tracing::debug!(endpoint = %ep, "ingress: connect timed out"),
-        }
-    }
-    let Some(mut upstream) = upstream else {
-        let (status, body, close) = own(
-            "502 Bad Gateway",
-            format!(
-                "502 Bad Gateway: no endpoint of Service {} accepted a connection\n",
-                backend.service
-            ),
-        );
-        return match respond(w, status, &body, close).await {
-            Ok(()) if !close => Next::KeepAlive,
-            _ => Next::Close,
-        };
-    };
-    let _ = upstream.set_nodelay(true);
     let upgrade = header("upgrade").is_some();
+    // HTTP/1.1 requests go over kept-alive endpoint connections; upgrades
+    // and HTTP/1.0 (whose answers must not be chunked) over one of their own.
+    let pooled = !upgrade && version >= 1;
     let mut out = format!("{method} {target} HTTP/1.{version}\r\n");
     let mut forwarded_for = None;
     for h in req.headers.iter() {
@@ -662,75 +827,165 @@ where
     out.push_str(&format!(
         "X-Forwarded-For: {xff}\r\nX-Forwarded-Host: {host}\r\nX-Forwarded-Proto: {scheme}\r\n"
     ));
-    if !upgrade {
-        // One request per endpoint connection: its answer's end is clear.
+    if !upgrade && !pooled {
+        // One request on this endpoint connection: its answer's end is clear.
         out.push_str("Connection: close\r\n");
     }
     out.push_str("\r\n");
-    if upstream.write_all(out.as_bytes()).await.is_err() {
-        let _ = respond(w, "502 Bad Gateway", "the endpoint closed\n", true).await;
-        return Next::Close;
-    }
-    if upgrade {
-        return Next::Upgrade(upstream);
-    }
-    let (ur, mut uw) = upstream.into_split();
-    let mut ur = tokio::io::BufReader::new(ur);
+    // A kept-alive connection to the first endpoint that has one, else a new one.
+    let reused = if pooled {
+        order
+            .iter()
+            .take(1)
+            .find_map(|&ep| front.pool.take(ep).map(|(s, used)| (s, ep, used)))
+    } else {
+        None
+    };
+    let (mut upstream, mut ep, mut used, mut is_reused) = match reused {
+        Some((s, ep, used)) => (s, ep, used, true),
+        None => match connect(&order).await {
+            Some((s, ep)) => (s, ep, 0, false),
+            None => {
+                let (status, body, close) = own(
+                    "502 Bad Gateway",
+                    format!(
+                        "502 Bad Gateway: no endpoint of Service {} accepted a connection\n",
+                        backend.service
+                    ),
+                );
+                return match respond(w, status, &body, close).await {
+                    Ok(()) if !close => Next::KeepAlive,
+                    _ => Next::Close,
+                };
+            }
+        },
+    };
     let head_only = method.eq_ignore_ascii_case("HEAD");
     let http10 = version == 0;
-    // The request body, as its framing says, while the answer comes.
-    let send = async {
-        copy_body(r, &mut uw, framing).await?;
-        uw.flush().await
-    };
-    let answer = answer(&mut ur, w, head_only, keep, http10);
-    tokio::pin!(send);
-    tokio::pin!(answer);
-    let mut sent = None;
-    let answered = loop {
-        tokio::select! {
-            biased;
-            s = &mut send, if sent.is_none() => sent = Some(s.is_ok()),
-            a = &mut answer => break a,
+    // A kept-alive connection the endpoint closed meanwhile: the request
+    // again on a new one, when nothing of it is lost (no body, idempotent).
+    let retry = framing == Framing::None && idempotent(method);
+    loop {
+        if upstream.write_all(out.as_bytes()).await.is_err() {
+            if is_reused {
+                if let Some((s, e)) = connect(&order).await {
+                    (upstream, ep, used, is_reused) = (s, e, 0, false);
+                    continue;
+                }
+            }
+            let _ = respond(w, "502 Bad Gateway", "the endpoint closed\n", true).await;
+            return Next::Close;
         }
-    };
-    // An answer before the whole body: the rest of the body is not read, so
-    // the connection cannot go on (one more poll first: the body may be done).
-    let sent = match sent {
-        Some(ok) => ok,
-        None => matches!(
-            tokio::time::timeout(Duration::ZERO, &mut send).await,
-            Ok(Ok(()))
-        ),
-    };
-    match answered {
-        Ok(true) if sent => Next::KeepAlive,
-        Ok(_) => Next::Close,
-        Err(e) => {
-            tracing::debug!(%peer, "ingress: proxying ended: {e}");
-            Next::Close
+        if upgrade {
+            return Next::Upgrade(upstream);
         }
+        let (ur, mut uw) = upstream.into_split();
+        let mut ur = tokio::io::BufReader::new(ur);
+        let (answered, sent) = {
+            // The request body, as its framing says, while the answer comes.
+            let send = async {
+                copy_body(r, &mut uw, framing).await?;
+                uw.flush().await
+            };
+            let answer = answer(&mut ur, w, head_only, keep, http10);
+            tokio::pin!(send);
+            tokio::pin!(answer);
+            let mut sent = None;
+            let answered = loop {
+                tokio::select! {
+                    biased;
+                    s = &mut send, if sent.is_none() => sent = Some(s.is_ok()),
+                    a = &mut answer => break a,
+                }
+            };
+            // An answer before the whole body: the rest of the body is not
+            // read, so the connection cannot go on (one more poll first: the
+            // body may be done).
+            let sent = match sent {
+                Some(ok) => ok,
+                None => matches!(
+                    tokio::time::timeout(Duration::ZERO, &mut send).await,
+                    Ok(Ok(()))
+                ),
+            };
+            (answered, sent)
+        };
+        return match answered {
+            Ok(Answered::Nothing) if is_reused && retry => {
+                tracing::debug!(endpoint = %ep, "ingress: a kept-alive endpoint connection closed; sending again");
+                match connect(&order).await {
+                    Some((s, e)) => {
+                        (upstream, ep, used, is_reused) = (s, e, 0, false);
+                        continue;
+                    }
+                    None => {
+                        let _ = respond(w, "502 Bad Gateway", "the endpoint closed\n", true).await;
+                        Next::Close
+                    }
+                }
+            }
+            Ok(Answered::Nothing) => {
+                let _ = respond(
+                    w,
+                    "502 Bad Gateway",
+                    "the endpoint closed without an answer\n",
+                    true,
+                )
+                .await;
+                Next::Close
+            }
+            Ok(Answered::Done { go_on, reusable }) => {
+                // The endpoint connection back to the pool when its answer
+                // ended cleanly and nothing more came.
+                if pooled && reusable && sent && ur.buffer().is_empty() {
+                    if let Ok(s) = ur.into_inner().reunite(uw) {
+                        front.pool.put(ep, s, used + 1);
+                    }
+                }
+                if go_on && sent {
+                    Next::KeepAlive
+                } else {
+                    Next::Close
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%peer, "ingress: proxying ended: {e}");
+                Next::Close
+            }
+        };
     }
+}
+
+/// How an endpoint answered.
+enum Answered {
+    /// It closed (or failed) before a byte of an answer; nothing was written.
+    Nothing,
+    /// An answer was passed on. `go_on`: the client connection may go on;
+    /// `reusable`: the endpoint connection may carry another request.
+    Done { go_on: bool, reusable: bool },
 }
 
 /// Passes the endpoint's answer on: interim (1xx) answers as they are, then
 /// the final one with its hop-by-hop headers replaced and its body, however
-/// framed. Whether the client connection may go on: `keep` and an answer
-/// whose end is known without the endpoint closing.
+/// framed. The client connection may go on with `keep` and an answer whose
+/// end is known without the endpoint closing; the endpoint connection, with
+/// an HTTP/1.1 answer so framed that does not say `Connection: close`.
 async fn answer<R, W>(
     ur: &mut R,
     cw: &mut W,
     head_only: bool,
     keep: bool,
     http10: bool,
-) -> std::io::Result<bool>
+) -> std::io::Result<Answered>
 where
     R: tokio::io::AsyncBufRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
+    let mut interim = false;
     loop {
         let head = match read_head(ur).await {
             Ok(Some(h)) => h,
+            Ok(None) | Err(HeadError::Io(_)) if !interim => return Ok(Answered::Nothing),
             Ok(None) => {
                 respond(
                     cw,
@@ -739,7 +994,10 @@ where
                     true,
                 )
                 .await?;
-                return Ok(false);
+                return Ok(Answered::Done {
+                    go_on: false,
+                    reusable: false,
+                });
             }
             Err(HeadError::Io(e)) => return Err(e),
             Err(HeadError::TooLong) => {
@@ -750,25 +1008,32 @@ where
                     true,
                 )
                 .await?;
-                return Ok(false);
+                return Ok(Answered::Done {
+                    go_on: false,
+                    reusable: false,
+                });
             }
         };
         let mut hs = [httparse::EMPTY_HEADER; 128];
         let mut resp = httparse::Response::new(&mut hs);
-        let code = match resp.parse(&head) {
-            Ok(httparse::Status::Complete(_)) => resp.code.unwrap_or(0),
-            _ => 0,
+        let (code, http11) = match resp.parse(&head) {
+            Ok(httparse::Status::Complete(_)) => (resp.code.unwrap_or(0), resp.version == Some(1)),
+            _ => (0, false),
         };
         if code == 0 {
             // Not an HTTP answer: passed on as it came, until the endpoint closes.
             cw.write_all(&head).await?;
             tokio::io::copy_buf(ur, cw).await?;
             cw.flush().await?;
-            return Ok(false);
+            return Ok(Answered::Done {
+                go_on: false,
+                reusable: false,
+            });
         }
         if (100..200).contains(&code) && code != 101 {
             cw.write_all(&head).await?;
             cw.flush().await?;
+            interim = true;
             continue;
         }
         let value = |n: &str| {
@@ -787,6 +1052,16 @@ where
             Framing::Close
         };
         let go_on = keep && framing != Framing::Close;
+        let closes = resp
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .any(|h| {
+                String::from_utf8_lossy(h.value)
+                    .split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("close"))
+            });
+        let reusable = http11 && !closes && code != 101 && framing != Framing::Close;
         let text = String::from_utf8_lossy(&head);
         let mut lines = text.split("\r\n");
         // The proxy's own version (RFC 9110 §7.6.3): an HTTP/1.0 endpoint's
@@ -812,7 +1087,7 @@ where
         cw.write_all(out.as_bytes()).await?;
         copy_body(ur, cw, framing).await?;
         cw.flush().await?;
-        return Ok(go_on);
+        return Ok(Answered::Done { go_on, reusable });
     }
 }
 
@@ -844,13 +1119,13 @@ async fn bind(
 async fn listen(
     at: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    table: Shared,
+    front: Arc<Front>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let Some(listener) = bind(at, &mut stop).await else {
         return;
     };
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let scheme = front.scheme;
     tracing::info!(
         "ingress: serving Ingresses of class {} on {scheme}://{at}",
         ferry_api::ingress::CLASS
@@ -863,16 +1138,16 @@ async fn listen(
         match accepted {
             Ok((conn, peer)) => {
                 let _ = conn.set_nodelay(true);
-                let table = table.clone();
+                let front = front.clone();
                 match &tls {
                     None => {
-                        tokio::spawn(serve(conn, peer, "http", table));
+                        tokio::spawn(serve(conn, peer, front));
                     }
                     Some(acceptor) => {
                         let acceptor = acceptor.clone();
                         tokio::spawn(async move {
                             match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(conn)).await {
-                                Ok(Ok(s)) => serve(s, peer, "https", table).await,
+                                Ok(Ok(s)) => serve(s, peer, front).await,
                                 Ok(Err(e)) => {
                                     tracing::debug!(%peer, "ingress: TLS handshake failed: {e}")
                                 }
@@ -983,6 +1258,7 @@ pub async fn run(
         let mut followers: BTreeMap<String, tokio::task::JoinHandle<()>> = BTreeMap::new();
         let mut reported: BTreeSet<tls::Problem> = BTreeSet::new();
         let mut last_input = None;
+        let mut tls_problems = Vec::new();
         let mut first = true;
         loop {
             if !std::mem::take(&mut first) {
@@ -1001,42 +1277,42 @@ pub async fn run(
                     k.ingress_classes.values().cloned().collect::<Vec<_>>(),
                 )
             };
+            let mut now: BTreeSet<tls::Problem> = new.problems.iter().cloned().collect();
             *t.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
-            let Some((fallback, certs)) = &tls_state else {
-                continue;
-            };
-            let want = tls::wanted(&ingresses, &classes);
-            followers.retain(|k, h| {
-                let keep = want.contains(k);
-                if !keep {
-                    h.abort();
-                }
-                keep
-            });
-            for k in &want {
-                followers.entry(k.clone()).or_insert_with(|| {
-                    tokio::spawn(tls::follow_secret(
-                        api.client.clone(),
-                        k.clone(),
-                        secrets_tx.clone(),
-                    ))
+            if let Some((fallback, certs)) = &tls_state {
+                let want = tls::wanted(&ingresses, &classes);
+                followers.retain(|k, h| {
+                    let keep = want.contains(k);
+                    if !keep {
+                        h.abort();
+                    }
+                    keep
                 });
+                for k in &want {
+                    followers.entry(k.clone()).or_insert_with(|| {
+                        tokio::spawn(tls::follow_secret(
+                            api.client.clone(),
+                            k.clone(),
+                            secrets_tx.clone(),
+                        ))
+                    });
+                }
+                secrets_tx.send_if_modified(|m| {
+                    let before = m.len();
+                    m.retain(|k, _| want.contains(k));
+                    m.len() != before
+                });
+                let seen = secrets_rx.borrow_and_update().clone();
+                // Certificates are parsed again only when what they come from changed.
+                let input = (ingresses, classes, seen);
+                if last_input.as_ref() != Some(&input) {
+                    let (ingresses, classes, seen) = last_input.insert(input);
+                    let (c, problems) = tls::build(ingresses, classes, seen, fallback.clone());
+                    *certs.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(c);
+                    tls_problems = problems;
+                }
+                now.extend(tls_problems.iter().cloned());
             }
-            secrets_tx.send_if_modified(|m| {
-                let before = m.len();
-                m.retain(|k, _| want.contains(k));
-                m.len() != before
-            });
-            let seen = secrets_rx.borrow_and_update().clone();
-            // Certificates are parsed again only when what they come from changed.
-            let input = (ingresses, classes, seen);
-            if last_input.as_ref() == Some(&input) {
-                continue;
-            }
-            let (ingresses, classes, seen) = last_input.insert(input);
-            let (c, problems) = tls::build(ingresses, classes, seen, fallback.clone());
-            *certs.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(c);
-            let now: BTreeSet<tls::Problem> = problems.into_iter().collect();
             for p in now.difference(&reported) {
                 tracing::warn!("ingress: Ingress {}: {}", p.ingress, p.message);
                 let ns = p.ingress.split_once('/').map_or("default", |(ns, _)| ns);
@@ -1051,24 +1327,52 @@ pub async fn run(
             h.abort();
         }
     });
+    // Idle endpoint connections, shared by both listeners, swept as they age.
+    let pool = Arc::new(pool::Pool::default());
+    let sweeper = {
+        let (pool, mut stop) = (pool.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(pool.idle_timeout / 4) => pool.sweep(),
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        })
+    };
+    // Redirects go to the TLS listener when there is one.
+    let https_port = if tls_setup.is_some() { tls_port } else { 0 };
     let plain = (port != 0).then(|| {
+        let front = Arc::new(Front {
+            scheme: "http",
+            table: table.clone(),
+            pool: pool.clone(),
+            https_port,
+        });
         tokio::spawn(listen(
             SocketAddr::new(address, port),
             None,
-            table.clone(),
+            front,
             stop.clone(),
         ))
     });
     if let Some((_, _, cfg)) = tls_setup {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let front = Arc::new(Front {
+            scheme: "https",
+            table,
+            pool,
+            https_port: 0,
+        });
         listen(
             SocketAddr::new(address, tls_port),
             Some(acceptor),
-            table,
+            front,
             stop.clone(),
         )
         .await;
     }
+    sweeper.abort();
     if let Some(p) = plain {
         let _ = p.await;
     }

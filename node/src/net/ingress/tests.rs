@@ -1,5 +1,6 @@
 use super::*;
 use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn svc(ns: &str, name: &str, ports: serde_json::Value) -> (String, Service) {
     let s: Service = serde_json::from_value(json!({
@@ -238,13 +239,29 @@ fn loopback_table(ports: &[u16]) -> Arc<RwLock<Arc<Table>>> {
     Arc::new(RwLock::new(Arc::new(t)))
 }
 
-/// A listener serving `table` as the node's ingress does.
+/// A listener serving `table` as the node's plain ingress listener does
+/// (with its own endpoint connection pool, redirects to 8443).
 async fn front(table: Arc<RwLock<Arc<Table>>>) -> SocketAddr {
+    front_with(table, Arc::new(pool::Pool::default()), 8443).await
+}
+
+/// A plain listener serving `table` with `pool`, redirecting to `https_port`.
+async fn front_with(
+    table: Arc<RwLock<Arc<Table>>>,
+    pool: Arc<pool::Pool>,
+    https_port: u16,
+) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let at = l.local_addr().unwrap();
+    let front = Arc::new(Front {
+        scheme: "http",
+        table,
+        pool,
+        https_port,
+    });
     tokio::spawn(async move {
         while let Ok((c, peer)) = l.accept().await {
-            tokio::spawn(serve(c, peer, "http", table.clone()));
+            tokio::spawn(serve(c, peer, front.clone()));
         }
     });
     at
@@ -253,47 +270,99 @@ async fn front(table: Arc<RwLock<Arc<Table>>>) -> SocketAddr {
 /// An upstream answering each request with its head and body as received
 /// (keep-alive, as many servers answer).
 async fn echo_upstream() -> u16 {
+    echo_upstream_counting().await.0
+}
+
+/// [`echo_upstream`], with the number of connections it accepted and of
+/// those still open. `GET /bye` is answered with `Connection: close`, then
+/// closed; `GET /quiet` is answered, then the connection closed by the
+/// endpoint after 200 ms without saying so (an idle timeout).
+async fn echo_upstream_counting() -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(AtomicUsize::new(0));
+    let (a, o) = (accepted.clone(), open.clone());
     tokio::spawn(async move {
         while let Ok((mut c, _)) = l.accept().await {
+            a.fetch_add(1, Ordering::SeqCst);
+            o.fetch_add(1, Ordering::SeqCst);
+            let o = o.clone();
             tokio::spawn(async move {
-                let Some((head, mut body)) = raw_head(&mut c).await else {
-                    return;
-                };
-                let text = String::from_utf8_lossy(&head).to_string();
-                let len: usize = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Content-Length: "))
-                    .map_or(0, |n| n.trim().parse().unwrap());
-                let chunked = text.contains("Transfer-Encoding: chunked\r\n");
-                // A chunked body: up to its last chunk (no trailers here).
-                while body.len() < len || (chunked && !body.ends_with(b"0\r\n\r\n")) {
-                    let mut b = [0u8; 1024];
-                    let n = c.read(&mut b).await.unwrap();
-                    if n == 0 {
-                        return;
+                let mut buf = Vec::new();
+                for served in 0.. {
+                    let Some((head, rest)) = raw_head_from(&mut c, &mut buf).await else {
+                        break;
+                    };
+                    let mut body = rest;
+                    let text = String::from_utf8_lossy(&head).to_string();
+                    let len: usize = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .map_or(0, |n| n.trim().parse().unwrap());
+                    let chunked = text.contains("Transfer-Encoding: chunked\r\n");
+                    // A chunked body: up to its last chunk (no trailers here).
+                    let mut closed = false;
+                    while body.len() < len || (chunked && !body.ends_with(b"0\r\n\r\n")) {
+                        let mut b = [0u8; 1024];
+                        let n = c.read(&mut b).await.unwrap_or(0);
+                        if n == 0 {
+                            closed = true;
+                            break;
+                        }
+                        body.extend_from_slice(&b[..n]);
                     }
-                    body.extend_from_slice(&b[..n]);
+                    // `/drop` after the first request: closed unanswered (any
+                    // method), as an endpoint closing a kept-alive connection just then.
+                    if closed || (served > 0 && text.split_whitespace().nth(1) == Some("/drop")) {
+                        break;
+                    }
+                    // What follows this request's body: the next request.
+                    let end = if chunked { body.len() } else { len };
+                    buf = body.split_off(end);
+                    let answer = format!("{text}{}", String::from_utf8_lossy(&body));
+                    let bye = text.starts_with("GET /bye ");
+                    let msg = if text.starts_with("GET /chunked ") {
+                        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                         5\r\nhello\r\n6;x=1\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n"
+                            .to_string()
+                    } else {
+                        format!(
+                            "HTTP/1.1 200 OK\r\nConnection: {}\r\nContent-Length: {}\r\n\r\n{answer}",
+                            if bye { "close" } else { "keep-alive" },
+                            answer.len()
+                        )
+                    };
+                    if c.write_all(msg.as_bytes()).await.is_err() || bye {
+                        break;
+                    }
+                    if text.starts_with("GET /quiet ") {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        break;
+                    }
                 }
-                let answer = format!("{text}{}", String::from_utf8_lossy(&body));
-                let msg = if text.starts_with("GET /chunked ") {
-                    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
-                     5\r\nhello\r\n6;x=1\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n"
-                        .to_string()
-                } else {
-                    format!(
-                        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: {}\r\n\r\n{answer}",
-                        answer.len()
-                    )
-                };
-                c.write_all(msg.as_bytes()).await.unwrap();
-                // Keep-alive: the proxy must not wait for this side to close.
-                tokio::time::sleep(Duration::from_secs(30)).await;
+                o.fetch_sub(1, Ordering::SeqCst);
             });
         }
     });
-    port
+    (port, accepted, open)
+}
+
+/// Reads up to the end of an HTTP head from `s`, starting with what `buf`
+/// holds: (head, bytes read past it); `buf` is left empty.
+async fn raw_head_from(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = find_end(buf) {
+            let rest = buf.split_off(end);
+            return Some((std::mem::take(buf), rest));
+        }
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// Reads up to the end of an HTTP head from `s`: (head, bytes read past it).
@@ -354,8 +423,10 @@ async fn requests_are_proxied_with_forwarding_headers() {
         "{body}"
     );
     assert!(body.contains("X-Forwarded-Proto: http\r\n"), "{body}");
+    // HTTP/1.1 to the endpoint over a kept-alive connection: no
+    // `Connection` header of the client's passed on, none of the proxy's.
     assert!(
-        body.contains("Connection: close\r\n") && !body.contains("keep-alive"),
+        !body.contains("Connection:") && !body.contains("keep-alive"),
         "{body}"
     );
     assert!(body.ends_with("\r\n\r\nhello"), "{body}");
@@ -859,10 +930,16 @@ async fn tls_front(
     let at = l.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((c, peer)) = l.accept().await {
-            let (acceptor, table) = (acceptor.clone(), table.clone());
+            let acceptor = acceptor.clone();
+            let front = Arc::new(Front {
+                scheme: "https",
+                table: table.clone(),
+                pool: Arc::new(pool::Pool::default()),
+                https_port: 0,
+            });
             tokio::spawn(async move {
                 if let Ok(s) = acceptor.accept(c).await {
-                    serve(s, peer, "https", table).await;
+                    serve(s, peer, front).await;
                 }
             });
         }
@@ -971,4 +1048,262 @@ async fn https_chooses_the_certificate_by_sni_and_keeps_connections() {
     *certs.write().unwrap() = Arc::new(tls::build(&[ing], &[], &seen, fallback).0);
     assert!(tls_client(at, "web.example", &der).await.is_err());
     assert!(tls_client(at, "web.example", &renewed_der).await.is_ok());
+}
+
+/// One request on a new client connection that asks to close: the answer.
+async fn once(at: SocketAddr, path: &str) -> String {
+    exchange(
+        at,
+        &format!("GET {path} HTTP/1.1\r\nHost: web.example\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn endpoint_connections_are_kept_alive_and_reused() {
+    let (port, accepted, open) = echo_upstream_counting().await;
+    let ep: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let pool = Arc::new(pool::Pool::default());
+    let at = front_with(loopback_table(&[port]), pool.clone(), 8443).await;
+    // Five requests on one client connection, then five client connections
+    // of one request each: one endpoint connection carries them all.
+    let mut s = TcpStream::connect(at).await.unwrap();
+    for i in 0..5 {
+        s.write_all(format!("GET /k{i} HTTP/1.1\r\nHost: web.example\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let a = answers(&mut s, 1).await;
+        assert!(a[0].0.starts_with("HTTP/1.1 200"), "{a:?}");
+        assert!(
+            a[0].2.starts_with(&format!("GET /k{i} HTTP/1.1\r\n")),
+            "{a:?}"
+        );
+    }
+    drop(s);
+    for i in 0..5 {
+        let out = once(at, &format!("/c{i}")).await;
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        // The client's `Connection: close` is not the endpoint's.
+        assert!(
+            !out.split_once("\r\n\r\n")
+                .unwrap()
+                .1
+                .contains("Connection:"),
+            "{out}"
+        );
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "ten requests, one endpoint connection"
+    );
+    assert_eq!(pool.idle(ep), 1, "kept idle for the next request");
+    // The endpoint says `Connection: close`: not kept; the next request
+    // opens a new connection.
+    assert!(once(at, "/bye").await.starts_with("HTTP/1.1 200"));
+    assert_eq!(pool.idle(ep), 0);
+    assert!(once(at, "/after-bye").await.starts_with("HTTP/1.1 200"));
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    // The endpoint closes an idle kept-alive connection: seen at the next
+    // take, which opens a new one.
+    assert!(once(at, "/quiet").await.starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(once(at, "/after-quiet").await.starts_with("HTTP/1.1 200"));
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    // The endpoint closes it just as a request comes (unanswered): a
+    // bodiless GET is sent again on a new connection, the client sees 200.
+    let out = once(at, "/drop").await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("GET /drop HTTP/1.1"), "{out}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    // A POST is not sent twice: 502 when its kept-alive connection closes
+    // unanswered (no body here, but not idempotent).
+    let out = exchange(
+        at,
+        "POST /drop HTTP/1.1\r\nHost: web.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 502"), "{out}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    // HTTP/1.0: a connection of its own, closed after the answer.
+    let out = exchange(at, "GET /old HTTP/1.0\r\nHost: web.example\r\n\r\n").await;
+    assert!(
+        out.contains("GET /old HTTP/1.0\r\n") && out.contains("\r\nConnection: close\r\n"),
+        "{out}"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 5);
+    assert_eq!(pool.idle(ep), 0, "the POST's connection closed, not kept");
+
+    // Limits: an idle timeout and requests per connection.
+    let (port, accepted, open2) = echo_upstream_counting().await;
+    let ep: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let pool = Arc::new(pool::Pool::new(8, Duration::from_secs(1), 3));
+    let at = front_with(loopback_table(&[port]), pool.clone(), 8443).await;
+    for i in 0..4 {
+        assert!(once(at, &format!("/r{i}"))
+            .await
+            .starts_with("HTTP/1.1 200"));
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "three requests a connection"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    pool.sweep();
+    assert_eq!(pool.idle(ep), 0, "idle past the timeout: closed");
+    // Closed on our side: the endpoint sees both connections gone.
+    let gone = async {
+        while open2.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), gone)
+        .await
+        .expect("the swept connections are closed");
+    assert!(once(at, "/r4").await.starts_with("HTTP/1.1 200"));
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    let _ = open;
+}
+
+/// A table like [`loopback_table`] whose Ingress has `spec.tls` for
+/// `tls_host` and `annotations`, plus a host-less Ingress without TLS.
+fn tls_table(port: u16, tls_host: &str, annotations: serde_json::Value) -> Table {
+    let (k, s) = svc("web", "a", json!([{"name": "web", "port": 80}]));
+    let slices = vec![slice("web", "a", "web", port, &[("127.0.0.1", true)])];
+    let mut ing = ingress(
+        "web",
+        "i",
+        "2026-01-01T00:00:00Z",
+        json!({"ingressClassName": "ferry",
+        "tls": [{"hosts": [tls_host], "secretName": "s"}],
+        "rules": [
+          {"host": "web.example", "http": {"paths": [path("/", "Prefix", "a", json!({"number": 80}))]}},
+          {"host": "a.wild.example", "http": {"paths": [path("/", "Prefix", "a", json!({"number": 80}))]}},
+        ]}),
+    );
+    ing.metadata.annotations = serde_json::from_value(annotations).unwrap();
+    let plain = ingress(
+        "web",
+        "plain",
+        "2026-01-02T00:00:00Z",
+        json!({"ingressClassName": "ferry", "rules": [
+            {"host": "plain.example", "http": {"paths": [path("/", "Prefix", "a", json!({"number": 80}))]}},
+        ]}),
+    );
+    Table::new(&[ing, plain], &[], &BTreeMap::from([(k, s)]), &slices)
+}
+
+#[test]
+fn plain_http_to_tls_hosts_is_redirected_as_ingress_nginx_does() {
+    let redirect = |t: &Table, host: &str, target: &str, port: u16| {
+        let b = t.route(host, target).expect("routed");
+        t.redirect(host, target, b, port)
+    };
+    let t = tls_table(8080, "web.example", json!(null));
+    assert!(t.problems.is_empty(), "{:?}", t.problems);
+    assert_eq!(
+        redirect(&t, "WEB.example:8880", "/a/b?c=1", 8443).as_deref(),
+        Some("https://web.example:8443/a/b?c=1")
+    );
+    // Port 443 is left out; no TLS listener (0): no redirect.
+    assert_eq!(
+        redirect(&t, "web.example", "/", 443).as_deref(),
+        Some("https://web.example/")
+    );
+    assert_eq!(redirect(&t, "web.example", "/", 0), None);
+    // A host without TLS, of the same Ingress or another: proxied.
+    assert_eq!(redirect(&t, "a.wild.example", "/", 8443), None);
+    assert_eq!(redirect(&t, "plain.example", "/", 8443), None);
+    // A wildcard TLS host covers one label.
+    let t = tls_table(8080, "*.wild.example", json!(null));
+    assert!(t.has_tls("a.wild.example:8880") && !t.has_tls("b.a.wild.example"));
+    assert_eq!(
+        redirect(&t, "a.wild.example", "/x", 8443).as_deref(),
+        Some("https://a.wild.example:8443/x")
+    );
+    assert_eq!(redirect(&t, "web.example", "/", 8443), None);
+    // ssl-redirect "false" turns it off; force-ssl-redirect redirects hosts
+    // without TLS too.
+    let off = tls_table(8080, "web.example", json!({SSL_REDIRECT: "false"}));
+    assert_eq!(redirect(&off, "web.example", "/", 8443), None);
+    let forced = tls_table(
+        8080,
+        "web.example",
+        json!({SSL_REDIRECT: "false", FORCE_SSL_REDIRECT: "true"}),
+    );
+    assert_eq!(
+        redirect(&forced, "a.wild.example", "/", 8443).as_deref(),
+        Some("https://a.wild.example:8443/")
+    );
+    // Only the Ingress whose route matched decides: plain.example's has none.
+    assert_eq!(redirect(&forced, "plain.example", "/", 8443), None);
+    // A value that is not a boolean: the default, and a problem naming it.
+    let bad = tls_table(8080, "web.example", json!({SSL_REDIRECT: "nope"}));
+    assert!(redirect(&bad, "web.example", "/", 8443).is_some());
+    assert_eq!(bad.problems.len(), 1, "{:?}", bad.problems);
+    assert_eq!(bad.problems[0].reason, "InvalidAnnotation");
+    assert_eq!(bad.problems[0].ingress, "web/i");
+    assert!(
+        bad.problems[0]
+            .message
+            .contains("nginx.ingress.kubernetes.io/ssl-redirect: \"nope\" is not a boolean"),
+        "{}",
+        bad.problems[0].message
+    );
+}
+
+#[tokio::test]
+async fn the_plain_listener_answers_308_for_tls_hosts() {
+    let (port, accepted, _) = echo_upstream_counting().await;
+    let table = Arc::new(RwLock::new(Arc::new(tls_table(
+        port,
+        "web.example",
+        json!(null),
+    ))));
+    let at = front_with(table.clone(), Arc::new(pool::Pool::default()), 8443).await;
+    let mut s = TcpStream::connect(at).await.unwrap();
+    s.write_all(b"POST /form?x=1 HTTP/1.1\r\nHost: web.example:8880\r\n\r\n")
+        .await
+        .unwrap();
+    let a = answers(&mut s, 1).await;
+    assert!(
+        a[0].0.starts_with("HTTP/1.1 308 Permanent Redirect"),
+        "{a:?}"
+    );
+    assert!(
+        a[0].1
+            .contains("\r\nLocation: https://web.example:8443/form?x=1\r\n"),
+        "{a:?}"
+    );
+    // The client connection goes on; a host without TLS is proxied.
+    s.write_all(b"GET / HTTP/1.1\r\nHost: plain.example\r\n\r\n")
+        .await
+        .unwrap();
+    let a = answers(&mut s, 1).await;
+    assert!(a[0].0.starts_with("HTTP/1.1 200"), "{a:?}");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "only the proxied request reached it"
+    );
+    // The TLS listener proxies the same host (no redirect there).
+    let tls_at = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = l.local_addr().unwrap();
+        let front = Arc::new(Front {
+            scheme: "https",
+            table,
+            pool: Arc::new(pool::Pool::default()),
+            https_port: 0,
+        });
+        tokio::spawn(async move {
+            while let Ok((c, peer)) = l.accept().await {
+                tokio::spawn(serve(c, peer, front.clone()));
+            }
+        });
+        at
+    };
+    let out = once(tls_at, "/secure").await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
 }
