@@ -1019,7 +1019,7 @@ fn n1_cert(dir: &Path) -> (String, std::time::SystemTime, std::time::SystemTime)
     (cfg.client_cert, from, to)
 }
 
-/// With 40 s node certificates (`FERRY_NODE_CERT_SECONDS`), a node renews
+/// With 20 s node certificates (`FERRY_NODE_CERT_SECONDS`), a node renews
 /// its certificate at two thirds of its life over its own connection, again
 /// and again, without a restart: it stays Ready, its pod keeps its process,
 /// and after the first certificate has expired and every master has been
@@ -1030,7 +1030,7 @@ fn n1_cert(dir: &Path) -> (String, std::time::SystemTime, std::time::SystemTime)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_renews_its_certificate_and_keeps_working_across_a_restart() {
     let mut c = LocalUp::start_env(&[
-        ("FERRY_NODE_CERT_SECONDS", "40"),
+        ("FERRY_NODE_CERT_SECONDS", "20"),
         ("FERRY_NODE_CERT_MIN_SECONDS", "10"),
     ])
     .await;
