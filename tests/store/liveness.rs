@@ -131,5 +131,5 @@ async fn a_follower_whose_runtime_stalls_keeps_its_leader() {
     let _stall = ferry_raft::fault::set("append_entries", &c.data_dir(slow), |_| {
         std::thread::sleep(STALL)
     });
-    large_writes_commit_without_elections(&c, leader, slow, 8).await;
+    large_writes_commit_without_elections(&c, leader, slow, 4).await;
 }
