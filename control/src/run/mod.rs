@@ -22,6 +22,7 @@ mod apps;
 mod autoscale;
 mod batch;
 mod events;
+pub mod gc;
 mod lifecycle;
 mod network;
 mod podgc;
