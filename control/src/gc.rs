@@ -159,6 +159,9 @@ pub enum Action {
     Delete {
         /// The object.
         target: Target,
+        /// Owners the caches do not hold: the shell reads each first and
+        /// does nothing while one exists with its uid (its informer may lag).
+        unless_present: Vec<Target>,
         /// Its propagation.
         propagation: Propagation,
         /// Why, for the log.
@@ -168,6 +171,8 @@ pub enum Action {
     SetOwners {
         /// The object.
         target: Target,
+        /// As for [`Action::Delete`].
+        unless_present: Vec<Target>,
         /// The resourceVersion read.
         resource_version: String,
         /// The new references (empty: none left).
@@ -189,8 +194,9 @@ pub enum Action {
 enum Owner {
     Solid,
     Waiting,
-    /// Absent or invalid, and why.
-    Dangling(String),
+    /// Absent or invalid, and why; with the owner to read first when only
+    /// the caches' word says it is absent.
+    Dangling(String, Option<Target>),
 }
 
 fn group_of(api_version: &str) -> &str {
@@ -199,34 +205,48 @@ fn group_of(api_version: &str) -> &str {
 
 fn resolve(dep: &Object, r: &OwnerReference, graph: &(impl Graph + ?Sized)) -> Owner {
     let Some(o) = graph.by_uid(&r.uid) else {
-        return Owner::Dangling(format!(
-            "owner {} {:?} (uid {}) is gone",
-            r.kind, r.name, r.uid
-        ));
+        let why = format!("owner {} {:?} (uid {}) is gone", r.kind, r.name, r.uid);
+        // Only the caches say so: the shell reads the owner before acting.
+        let confirm = ferry_api::resources::by_api_version_kind(&r.api_version, &r.kind)
+            .ok()
+            .filter(|res| !res.namespaced || dep.res.namespaced)
+            .map(|res| Target {
+                plural: res.plural,
+                namespace: if res.namespaced {
+                    dep.meta().namespace.clone()
+                } else {
+                    None
+                },
+                name: r.name.clone(),
+                uid: r.uid.clone(),
+            });
+        return Owner::Dangling(why, confirm);
     };
     let om = o.meta();
     if o.res.kind != r.kind
         || o.res.group != group_of(&r.api_version)
         || om.name.as_deref() != Some(r.name.as_str())
     {
-        return Owner::Dangling(format!(
+        let why = format!(
             "uid {} is not {} {:?} but {} {:?}",
             r.uid,
             r.kind,
             r.name,
             o.res.kind,
             om.name.as_deref().unwrap_or("")
-        ));
+        );
+        return Owner::Dangling(why, None);
     }
     if o.res.namespaced {
         let dep_ns = dep.meta().namespace.as_deref().filter(|n| !n.is_empty());
         if !dep.res.namespaced || dep_ns != om.namespace.as_deref() {
-            return Owner::Dangling(format!(
+            let why = format!(
                 "owner {} {:?} is in namespace {:?}, not the dependent's (OwnerRefInvalidNamespace)",
                 r.kind,
                 r.name,
                 om.namespace.as_deref().unwrap_or("")
-            ));
+            );
+            return Owner::Dangling(why, None);
         }
     }
     if o.deleting_dependents() {
@@ -250,6 +270,13 @@ fn attempt(item: &Object, graph: &(impl Graph + ?Sized)) -> Vec<Action> {
         .iter()
         .map(|r| (r, resolve(item, r, graph)))
         .collect();
+    let unless_present: Vec<Target> = owners
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Owner::Dangling(_, Some(t)) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
     let solid = owners.iter().any(|(_, o)| *o == Owner::Solid);
     let waiting = owners.iter().any(|(_, o)| *o == Owner::Waiting);
     if solid {
@@ -259,6 +286,7 @@ fn attempt(item: &Object, graph: &(impl Graph + ?Sized)) -> Vec<Action> {
         // Live on for the solid owners; drop the others.
         return vec![Action::SetOwners {
             target: item.target(),
+            unless_present,
             resource_version: rv(item),
             owners: owners
                 .iter()
@@ -274,6 +302,7 @@ fn attempt(item: &Object, graph: &(impl Graph + ?Sized)) -> Vec<Action> {
             // A cycle may wait on this object: make its references non-blocking first.
             out.push(Action::SetOwners {
                 target: item.target(),
+                unless_present: unless_present.clone(),
                 resource_version: rv(item),
                 owners: item
                     .refs()
@@ -287,6 +316,7 @@ fn attempt(item: &Object, graph: &(impl Graph + ?Sized)) -> Vec<Action> {
         }
         out.push(Action::Delete {
             target: item.target(),
+            unless_present: unless_present.clone(),
             propagation: Propagation::Foreground,
             why: "an owner is deleting its dependents in the foreground".into(),
         });
@@ -295,12 +325,13 @@ fn attempt(item: &Object, graph: &(impl Graph + ?Sized)) -> Vec<Action> {
     let why = owners
         .iter()
         .find_map(|(_, o)| match o {
-            Owner::Dangling(w) => Some(w.clone()),
+            Owner::Dangling(w, _) => Some(w.clone()),
             _ => None,
         })
         .unwrap_or_else(|| "an owner is deleting its dependents in the foreground".into());
     vec![Action::Delete {
         target: item.target(),
+        unless_present,
         propagation: Propagation::Background,
         why,
     }]
@@ -341,6 +372,7 @@ pub fn reconcile(obj: &Object, graph: &(impl Graph + ?Sized)) -> Vec<Action> {
             .iter()
             .map(|d| Action::SetOwners {
                 target: d.target(),
+                unless_present: Vec::new(),
                 resource_version: rv(d),
                 owners: d.refs().iter().filter(|r| r.uid != uid).cloned().collect(),
             })
@@ -538,6 +570,49 @@ mod tests {
         for (name, o, want) in cases {
             assert_eq!(short(&reconcile(&o, graph.as_slice())), want, "{name}");
         }
+    }
+
+    #[test]
+    fn only_owners_missing_from_the_caches_are_read_before_acting() {
+        let graph = vec![
+            obj("ConfigMap", "other", "elsewhere", &[], json!({})),
+            obj("Node", "-", "node1", &[], json!({})),
+        ];
+        let unless = |o: &Object| match reconcile(o, graph.as_slice()).as_slice() {
+            [Action::Delete { unless_present, .. }] => unless_present.clone(),
+            a => panic!("{a:?}"),
+        };
+        let missing = obj("Pod", "ns", "p", &[("ReplicaSet", "rs", true)], json!({}));
+        assert_eq!(
+            unless(&missing),
+            [Target {
+                plural: "replicasets",
+                namespace: Some("ns".into()),
+                name: "rs".into(),
+                uid: "u-rs".into()
+            }],
+            "a namespaced owner is read in the dependent's namespace"
+        );
+        let missing_node = obj("Pod", "ns", "p", &[("Node", "gone", false)], json!({}));
+        assert_eq!(unless(&missing_node)[0].namespace, None);
+        // Definitive without a read: the uid is another object's, or the
+        // owner is in another namespace.
+        let mismatch = obj("Pod", "ns", "p", &[("Node", "node2", false)], json!({}));
+        let mut h = (*mismatch.head).clone();
+        h.metadata.owner_references.as_mut().unwrap()[0].uid = "u-node1".into();
+        let mismatch = Object {
+            res: mismatch.res,
+            head: Arc::new(h),
+        };
+        assert!(unless(&mismatch).is_empty());
+        let elsewhere = obj(
+            "Pod",
+            "ns",
+            "p",
+            &[("ConfigMap", "elsewhere", false)],
+            json!({}),
+        );
+        assert!(unless(&elsewhere).is_empty());
     }
 
     #[test]

@@ -370,7 +370,7 @@ mod tests {
         let other = obj("ServiceAccount", "builder", json!({}));
         assert!(needs_default_account(
             &ns(false, &[], json!(null)),
-            &[other.clone()]
+            std::slice::from_ref(&other)
         ));
         assert!(!needs_default_account(
             &ns(false, &[], json!(null)),

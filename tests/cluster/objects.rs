@@ -359,7 +359,10 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
         // The foreground dependent holds a finalizer and blocks its owner's
         // deletion (`blockOwnerDeletion`), so its owner must wait for it.
         let (hold, block) = if policy == "foreground" {
-            ("  finalizers: [example.com/hold]\n", ", blockOwnerDeletion: true")
+            (
+                "  finalizers: [example.com/hold]\n",
+                ", blockOwnerDeletion: true",
+            )
         } else {
             ("", "")
         };

@@ -76,6 +76,9 @@ pub async fn run(api: &dyn ControlApi) {
     }
 }
 
+/// (kind index, revision) pairs a key's caches must reach, and since when.
+type Expected = (Vec<(usize, u64)>, Instant);
+
 /// One term's state.
 struct Collector<'a> {
     api: &'a dyn ControlApi,
@@ -85,8 +88,8 @@ struct Collector<'a> {
     q: WorkQueue,
     /// Namespaces to reconcile.
     ns_q: WorkQueue,
-    /// GC key → (kind index, revision) its caches must reach, and since when.
-    expect: RefCell<HashMap<String, (Vec<(usize, u64)>, Instant)>>,
+    /// GC key → the revisions its kinds' caches must reach, and since when.
+    expect: RefCell<HashMap<String, Expected>>,
     /// Namespace → the failures of its last pass's deletes.
     failures: RefCell<HashMap<String, Vec<String>>>,
 }
@@ -273,6 +276,15 @@ impl<'a> Collector<'a> {
         }
         let mut written = Vec::new();
         for a in &actions {
+            if let Some(owner) = self.present(a).await {
+                // The owner's informer lags; its change will queue this key.
+                tracing::debug!(
+                    "garbage collector: owner {} {:?} exists; its cache lags",
+                    owner.plural,
+                    owner.name
+                );
+                return false;
+            }
             let (t, w) = self.act(a).await;
             if !fine(&w) {
                 tracing::debug!(
@@ -293,12 +305,39 @@ impl<'a> Collector<'a> {
         true
     }
 
+    /// An owner the action's decision took for absent that the API still
+    /// serves with its uid (a read of each, as Kubernetes' `isDangling`).
+    async fn present(&self, a: &Action) -> Option<Target> {
+        let (Action::Delete { unless_present, .. } | Action::SetOwners { unless_present, .. }) = a
+        else {
+            return None;
+        };
+        for t in unless_present {
+            let resp = self.api.request(target_request(Verb::Get, t)).await;
+            let uid = match resp {
+                Ok(r) if r.code == 404 => continue,
+                Ok(r) if r.code == 200 => r.json().ok().and_then(|v| {
+                    v.pointer("/metadata/uid")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_string)
+                }),
+                // Unknown: assume present, try again later.
+                _ => return Some(t.clone()),
+            };
+            if uid.as_deref() == Some(t.uid.as_str()) {
+                return Some(t.clone());
+            }
+        }
+        None
+    }
+
     async fn act(&self, a: &Action) -> (Target, Written) {
         match a {
             Action::Delete {
                 target,
                 propagation,
                 why,
+                ..
             } => {
                 let req = with_body(
                     target_request(Verb::Delete, target),
@@ -320,6 +359,7 @@ impl<'a> Collector<'a> {
                 target,
                 resource_version,
                 owners,
+                ..
             } => {
                 let refs = if owners.is_empty() {
                     json!(null)
