@@ -498,6 +498,23 @@ impl<'a> Collector<'a> {
                 tracing::debug!(namespace = name, "namespace conditions: {}", w.message);
                 return false;
             }
+            // Finalized on the next pass, from the namespace as written now.
+            return true;
+        }
+        if plan.finalize.is_some() || plan.delete {
+            // Empty only if every kind's cache has seen past the namespace's
+            // last write (the mark came after any create in it): a lagging
+            // informer must not let content outlive its namespace.
+            let rev: u64 = ns
+                .metadata
+                .resource_version
+                .as_deref()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(u64::MAX);
+            if self.kinds.iter().any(|(_, c)| c.revision() < rev) {
+                self.ns_q.add_after(name, Duration::from_millis(200));
+                return true;
+            }
         }
         if let Some(fins) = plan.finalize {
             let mut n = (*ns).clone();
