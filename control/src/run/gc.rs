@@ -545,3 +545,37 @@ impl<'a> Collector<'a> {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stored_kind_is_watched_and_the_reviews_are_not() {
+        let kinds: Vec<&str> = watched_kinds().iter().map(|r| r.plural).collect();
+        for k in [
+            "namespaces",
+            "pods",
+            "configmaps",
+            "replicasets",
+            "clusterroles",
+            "leases",
+        ] {
+            assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+        }
+        for k in ["tokenreviews", "subjectaccessreviews", "selfsubjectreviews"] {
+            assert!(!kinds.contains(&k), "{k} is create-only");
+        }
+    }
+
+    #[test]
+    fn the_graph_indexes_every_owner_not_only_the_controller() {
+        let h: Head = serde_json::from_value(json!({"metadata": {"name": "p", "uid": "u-p",
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "a", "uid": "u-a", "controller": true},
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "b", "uid": "u-b"}]}}))
+        .unwrap();
+        assert_eq!(owners_index(&h), ["u-a", "u-b"]);
+        assert_eq!(uid_index(&h), ["u-p"]);
+    }
+}
