@@ -33,21 +33,7 @@ pub fn format(resource: &str, q: Quantity) -> String {
             format!("{m}m")
         };
     }
-    let v = q.value();
-    for (suffix, shift) in [
-        ("Ei", 60),
-        ("Pi", 50),
-        ("Ti", 40),
-        ("Gi", 30),
-        ("Mi", 20),
-        ("Ki", 10),
-    ] {
-        let unit = 1i128 << shift;
-        if v != 0 && v % unit == 0 {
-            return format!("{}{suffix}", v / unit);
-        }
-    }
-    v.to_string()
+    ferry_config::units::binary_bytes(q.value())
 }
 
 fn one() -> Quantity {

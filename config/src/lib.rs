@@ -7,6 +7,7 @@
 //!   ranges, NodePorts, DNS domain) and address ranges ([`Cidr`]).
 //! - [`client`]: the client config (`admin.conf`) a CLI or bench uses to reach masters.
 //! - [`node`]: a node agent's config ([`NodeConfig`]: hard eviction thresholds).
+//! - [`units`]: byte amounts with binary suffixes (`100Mi`), as Kubernetes prints them.
 //! - [`Error`]: every parse or validation failure names the file and the field.
 //!
 //! Config is data: parsed once, validated, then handed to components. This crate
@@ -16,6 +17,7 @@ pub mod client;
 pub mod master;
 pub mod network;
 pub mod node;
+pub mod units;
 
 pub use client::ClientConfig;
 pub use master::{MasterConfig, RaftTimings, SnapshotSchedule, StoreLimits, TransportLimits};

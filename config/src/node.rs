@@ -141,21 +141,7 @@ impl Threshold {
 impl fmt::Display for Threshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Threshold::Bytes(b) => {
-                for (suffix, shift) in [
-                    ("Ei", 60),
-                    ("Pi", 50),
-                    ("Ti", 40),
-                    ("Gi", 30),
-                    ("Mi", 20),
-                    ("Ki", 10),
-                ] {
-                    if *b != 0 && b % (1u64 << shift) == 0 {
-                        return write!(f, "{}{suffix}", b >> shift);
-                    }
-                }
-                write!(f, "{b}")
-            }
+            Threshold::Bytes(b) => f.write_str(&crate::units::binary_bytes(i128::from(*b))),
             Threshold::Percent(p) => write!(f, "{p}%"),
         }
     }

@@ -16,6 +16,9 @@
 //!   workload controllers' reconcilers.
 //! - [`job`], [`cronjob`]: the batch controllers' reconcilers (and a cron parser).
 //! - [`disruption`]: PodDisruptionBudget status (allowed disruptions).
+//! - [`gc`]: the garbage collector's decisions over the owner-reference graph.
+//! - [`namespace`]: the namespace controller's (terminating namespaces emptied,
+//!   their conditions, the `kubernetes` finalizer) and the `default` ServiceAccounts.
 //! - [`podgc`]: the `DisruptionTarget` pod condition, and the pod garbage collector.
 //! - [`nodelifecycle`]: unreachable nodes (Lease grace), their taint and evictions.
 //! - [`endpoints`]: EndpointSlices and Endpoints of Services.
@@ -30,6 +33,7 @@ pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod eventttl;
+pub mod gc;
 pub mod history;
 pub mod hpa;
 pub mod informer;
@@ -38,6 +42,7 @@ pub mod ipam;
 pub mod job;
 pub mod loadbalancer;
 pub mod meta;
+pub mod namespace;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod queue;

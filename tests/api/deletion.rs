@@ -242,6 +242,40 @@ async fn namespaces_must_exist_and_terminate_with_their_content() {
         },
     )
     .await;
+    // The namespace controller's conditions say what holds it, in Kubernetes' words.
+    let conditions = eventually(
+        "the namespace's conditions to name the held object",
+        WAIT,
+        || async {
+            let ns = api.get("namespaces", None, "tmp").await?;
+            let cs = ns["status"]["conditions"].as_array()?.clone();
+            let find = |t: &str| cs.iter().find(|c| c["type"] == t).cloned();
+            let remaining = find("NamespaceContentRemaining")?;
+            (remaining["message"]
+                == "Some resources are remaining: configmaps has 1 resource instances")
+                .then_some((
+                    ns,
+                    find("NamespaceFinalizersRemaining")?,
+                    find("NamespaceDeletionContentFailure")?,
+                ))
+        },
+    )
+    .await;
+    let (ns, fins, failure) = conditions;
+    assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]), "{ns}");
+    assert_eq!(
+        (fins["status"].as_str(), fins["reason"].as_str(), fins["message"].as_str()),
+        (
+            Some("True"),
+            Some("SomeFinalizersRemain"),
+            Some("Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances")
+        ),
+        "{ns}"
+    );
+    assert_eq!(
+        (failure["status"].as_str(), failure["reason"].as_str()),
+        (Some("False"), Some("ContentDeleted"))
+    );
     // New content is refused exactly as Kubernetes' NamespaceLifecycle refuses it.
     let (code, e) = api
         .call(Api::req(

@@ -356,14 +356,18 @@ async fn apply_get_scale_label_and_delete_through_the_cli() {
             conf,
             &["get", "cm", &owner, "-n", "shop", "-o", "json"],
         );
-        // The foreground dependent holds a finalizer, so its owner must wait for it.
-        let hold = if policy == "foreground" {
-            "  finalizers: [example.com/hold]\n"
+        // The foreground dependent holds a finalizer and blocks its owner's
+        // deletion (`blockOwnerDeletion`), so its owner must wait for it.
+        let (hold, block) = if policy == "foreground" {
+            (
+                "  finalizers: [example.com/hold]\n",
+                ", blockOwnerDeletion: true",
+            )
         } else {
-            ""
+            ("", "")
         };
         let dep = format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {policy}-dep\n  namespace: shop\n{hold}  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: {owner}, uid: {}}}\n",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {policy}-dep\n  namespace: shop\n{hold}  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: {owner}, uid: {}{block}}}\n",
             o["metadata"]["uid"].as_str().unwrap()
         );
         std::fs::write(home.join("dep.yaml"), dep).unwrap();

@@ -6,7 +6,7 @@
 //! Services can never hold one address or port, whichever masters created
 //! them at once, and no failover can undo half of it. A Service's delete
 //! removes its markers in the same transaction; the leader's repair loop
-//! (`controllers::gc`) removes markers whose Service is gone by another path.
+//! (`controllers::network`) removes markers whose Service is gone by another path.
 //!
 //! Dynamic picks come from the upper part of each range and requests for a
 //! specific value may use all of it, as Kubernetes' static sub-ranges do

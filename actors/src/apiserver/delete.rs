@@ -5,7 +5,10 @@
 //! `deletionTimestamp`; whoever owns each finalizer removes it, and the update
 //! that removes the last one deletes the object. A pod bound to a node is
 //! deleted gracefully: marked, and removed by its kubelet (or by a delete with
-//! `gracePeriodSeconds: 0`). Dependents are cleaned up by [`super::gc`].
+//! `gracePeriodSeconds: 0`). Dependents are cleaned up by the garbage collector, and a terminating
+//! namespace's content by the namespace controller (`ferry_control::run::gc`),
+//! which finalizes it (`namespaces/finalize`) and deletes it again: a
+//! namespace marked, finalized and without finalizers is removed.
 
 use super::commit::Once;
 use super::meta::{self, metadata_mut};
@@ -411,6 +414,14 @@ impl ApiServer {
                 .pointer("/spec/nodeName")
                 .and_then(Value::as_str)
                 .is_some_and(|n| !n.is_empty());
+        // A terminating namespace the namespace controller has finalized
+        // (no `spec.finalizers`, no finalizers) goes now.
+        if res.kind == "Namespace" && marked && fins.is_empty() && namespace_finalized(&old) {
+            if !req.dry_run {
+                self.commit_delete(res, name, key, rev, &old).await?;
+            }
+            return Ok(ObjectResponse::ok(200, &old));
+        }
         let pending = fins.iter().any(|f| f != ORPHAN && f != FOREGROUND) || (!force && marked);
         let must_mark = res.kind == "Namespace" || graceful_pod || !fins.is_empty();
         if !must_mark || (force && res.kind == "Pod" && !pending) {
@@ -510,6 +521,13 @@ impl ApiServer {
             Err(_) => Err(missing.into()),
         }
     }
+}
+
+/// Whether a namespace's `spec.finalizers` are all removed.
+fn namespace_finalized(ns: &Value) -> bool {
+    ns.pointer("/spec/finalizers")
+        .and_then(Value::as_array)
+        .is_none_or(|f| f.is_empty())
 }
 
 fn add(fins: &mut Vec<String>, f: &str) {

@@ -359,6 +359,9 @@ impl ApiServer {
             (Verb::List, None) => self.list(res, req).await,
             (Verb::Create, None) => self.create(res, req).await,
             (Verb::Update, None | Some("status")) => self.update(res, req).await,
+            (Verb::Update, Some("finalize")) if res.kind == "Namespace" => {
+                self.update(res, req).await
+            }
             (Verb::Patch(pt), None | Some("status")) => self.patch(res, req, pt).await,
             (Verb::Delete, None) => self.delete(res, req).await,
             (Verb::Get, Some("status")) => self.get(res, req).await,

@@ -854,6 +854,20 @@ fn merge_into_old(res: &Resource, req: &ObjectRequest, old: &Value, body: Value)
         }
         return new;
     }
+    // `namespaces/finalize`: the stored namespace with the request's
+    // `spec.finalizers` (as Kubernetes' finalize strategy keeps the rest).
+    if req.subresource.as_deref() == Some("finalize") {
+        let mut new = old.clone();
+        match body.pointer("/spec/finalizers") {
+            Some(f) if !f.is_null() => new["spec"]["finalizers"] = f.clone(),
+            _ => {
+                if let Some(s) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                    s.remove("finalizers");
+                }
+            }
+        }
+        return new;
+    }
     // `pods/ephemeralcontainers`: the stored pod with the request's
     // ephemeral containers; anything else the request changes is dropped.
     if req.subresource.as_deref() == Some("ephemeralcontainers") {

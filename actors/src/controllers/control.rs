@@ -52,3 +52,10 @@ pub async fn run(api: ApiServer, settings: ferry_control::run::Settings) {
     let api = MasterApi(api);
     ferry_control::run::run(&api, &settings).await;
 }
+
+/// Runs the garbage collector and the namespace controller on this master
+/// until the future is dropped (every master runs them; they act while it leads).
+pub async fn run_gc(api: ApiServer) {
+    let api = MasterApi(api);
+    ferry_control::run::gc::run(&api).await;
+}

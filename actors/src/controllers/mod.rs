@@ -2,8 +2,10 @@
 //! the Raft leader (leadership is Raft leadership; there is no second lease).
 //!
 //! Layout:
-//! - [`gc`]: the garbage collector and namespace lifecycle, the default namespaces and
-//!   default RBAC roles and bindings. (Every master also runs `apiserver::rbac::run`, its RBAC cache,
+//! - [`bootstrap`]: the default namespaces, PriorityClasses, RBAC roles and
+//!   bindings, StorageClass and service-account key, made by each new leader.
+//! - [`control`]: also the garbage collector and the namespace controller
+//!   (`ferry_control::run::gc`), run by every master's controller manager. (Every master also runs `apiserver::rbac::run`, its RBAC cache,
 //!   and `apiserver::nodegraph::run`, its node authorizer graph.)
 //! - [`control`]: the scheduler, the workload and the networking controllers (`ferry_control`),
 //!   reaching this master's API pipeline through its narrow trait.
@@ -16,8 +18,8 @@
 //! resourceVersion precondition, so a stale leader's decision fails instead of
 //! corrupting state.
 
+pub mod bootstrap;
 pub mod control;
-pub mod gc;
 pub mod network;
 pub mod nodes;
 
@@ -54,7 +56,12 @@ impl Actor for ControllerManager {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let api = self.api.clone();
-        ctx.spawn(gc::run(api).into_actor(self).map(|(), _, ctx| {
+        ctx.spawn(bootstrap::run(api).into_actor(self).map(|(), _, ctx| {
+            tracing::warn!("bootstrap loop ended; restarting the controller manager");
+            ctx.stop();
+        }));
+        let api = self.api.clone();
+        ctx.spawn(control::run_gc(api).into_actor(self).map(|(), _, ctx| {
             tracing::warn!("garbage collector loop ended; restarting the controller manager");
             ctx.stop();
         }));

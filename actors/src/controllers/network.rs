@@ -24,7 +24,7 @@ pub async fn run(api: ApiServer) {
     let mut published = false;
     let mut last_repair = tokio::time::Instant::now();
     loop {
-        if super::gc::is_leader(&api) {
+        if super::bootstrap::is_leader(&api) {
             if !published {
                 published = publish(&api).await;
             }

@@ -16,12 +16,15 @@
 //! [`batch`] (Jobs, CronJobs); [`network`] (EndpointSlices, Endpoints, node
 //! IPAM, LoadBalancer addresses); [`lifecycle`] (unreachable nodes, from
 //! the Lease informer); [`storage`] (claims and volumes); [`podgc`] (the pod garbage collector); [`schedule`] (the scheduler's passes and
-//! bindings); [`events`] (batched writes and Events).
+//! bindings); [`events`] (batched writes and Events); [`gc`] (the garbage
+//! collector and the namespace controller: a plane of their own, run on every
+//! master, `gc::run`).
 
 mod apps;
 mod autoscale;
 mod batch;
 mod events;
+pub mod gc;
 mod lifecycle;
 mod network;
 mod podgc;
