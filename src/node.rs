@@ -164,14 +164,15 @@ async fn simulate(a: &Args, n: usize, config: Option<&std::path::Path>) -> Resul
         Duration::from_millis(a.lease_interval_ms.max(100)),
     );
     let start = std::time::Instant::now();
-    ferry_node::hollow::register(&api, &opts).await?;
+    let conns = ferry_node::hollow::Conns::new(vec![api])?;
+    ferry_node::hollow::register(&conns, &opts).await?;
     tracing::info!(
         nodes = n,
         secs = start.elapsed().as_secs_f64(),
         "hollow nodes registered"
     );
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let mut run = tokio::spawn(ferry_node::hollow::run(api, opts, stop));
+    let mut run = tokio::spawn(ferry_node::hollow::run(conns, opts, stop));
     let ended = tokio::select! {
         _ = crate::master::wait_for_signal() => {
             let _ = stop_tx.send(true);

@@ -36,7 +36,7 @@ pub struct SchedulerArgs {
 
 #[derive(clap::Args)]
 pub struct NodesArgs {
-    /// Hollow nodes to run (in this process, over one connection).
+    /// Hollow nodes to run (in this process, over `--connections` connections).
     #[arg(long, default_value_t = 1000)]
     nodes: usize,
     /// How long to hold them, after they are registered.
@@ -49,6 +49,17 @@ pub struct NodesArgs {
     /// The hollow nodes' name prefix.
     #[arg(long, default_value = "bench-node")]
     name_prefix: String,
+    /// QUIC connections the hollow nodes share (node i uses connection
+    /// i mod C), spread over the masters in turn, as nodes each keep their
+    /// own connection to some master.
+    #[arg(long, default_value_t = 50)]
+    connections: usize,
+    /// Run even when the cluster CIDR holds fewer node pod ranges than
+    /// `--nodes` (the rest wait for one: node IPAM under exhaustion). By
+    /// default that is refused: start the cluster with `ferry up
+    /// --cluster-cidr` wide enough.
+    #[arg(long)]
+    exhaust_pod_ranges: bool,
 }
 
 #[derive(clap::Args)]
@@ -273,21 +284,22 @@ pub async fn scheduler(a: SchedulerArgs, config: Option<&Path>) -> Result<ExitCo
         Duration::from_millis(a.lease_interval_ms.max(100)),
     );
     let t = Instant::now();
-    hollow::register(&api, &opts).await?;
+    let conns = hollow::Conns::new(vec![api.clone()])?;
+    hollow::register(&conns, &opts).await?;
     eprintln!(
         "{} hollow nodes registered in {:.1}s",
         a.nodes,
         t.elapsed().as_secs_f64()
     );
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let nodes = tokio::spawn(hollow::run(api.clone(), opts.clone(), stop));
+    let nodes = tokio::spawn(hollow::run(conns.clone(), opts.clone(), stop));
     let ns = format!("bench-sched-{:08x}", rand::random::<u32>());
     let result = measure_scheduler(&api, &a, &opts, &ns).await;
     // Pods deleted with the namespace are finished by the hollow nodes.
     let cleanup = delete_namespace(&api, &ns, Duration::from_secs(300)).await;
     let _ = stop_tx.send(true);
     let _ = nodes.await;
-    let unregistered = hollow::unregister(&api, &opts).await;
+    let unregistered = hollow::unregister(&conns, &opts).await;
     let secs_and_p99 = result?;
     cleanup?;
     unregistered?;
@@ -309,23 +321,29 @@ pub async fn nodes(a: NodesArgs, config: Option<&Path>) -> Result<ExitCode> {
     if a.nodes == 0 || a.nodes > 50_000 || a.seconds == 0 {
         bail!("--nodes must be 1..=50000 and --seconds at least 1");
     }
+    if a.connections == 0 || a.connections > 1000 {
+        bail!("--connections must be 1..=1000, got {}", a.connections);
+    }
     let api = connect(config).await?;
+    check_pod_ranges(&api, a.nodes, a.exhaust_pod_ranges).await?;
+    let conns = hollow::Conns::new(spread_connections(config, a.connections.min(a.nodes)).await?)?;
     let mut opts = hollow::Options::new(
         &a.name_prefix,
         a.nodes,
         Duration::from_millis(a.lease_interval_ms.max(100)),
     );
     let t = Instant::now();
-    hollow::register(&api, &opts).await?;
+    hollow::register(&conns, &opts).await?;
     eprintln!(
-        "{} hollow nodes registered in {:.1}s",
+        "{} hollow nodes registered in {:.1}s over {} connections",
         a.nodes,
-        t.elapsed().as_secs_f64()
+        t.elapsed().as_secs_f64(),
+        a.connections.min(a.nodes)
     );
     let beats = Arc::new(Mutex::new(Vec::new()));
     opts.heartbeats = Some(beats.clone());
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let nodes = tokio::spawn(hollow::run(api.clone(), opts.clone(), stop));
+    let nodes = tokio::spawn(hollow::run(conns.clone(), opts.clone(), stop));
     let marks = Arc::new(Mutex::new(Vec::new()));
     let unready = tokio::spawn(not_ready_marks(
         api.client.clone(),
@@ -349,7 +367,7 @@ pub async fn nodes(a: NodesArgs, config: Option<&Path>) -> Result<ExitCode> {
     let _ = nodes.await;
     unready.abort();
     let marked = std::mem::take(&mut *marks.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
-    let unregistered = hollow::unregister(&api, &opts).await;
+    let unregistered = hollow::unregister(&conns, &opts).await;
     lat.sort_unstable();
     let p99 = lat
         .get((lat.len() * 99 / 100).min(lat.len().saturating_sub(1)))
@@ -366,17 +384,81 @@ pub async fn nodes(a: NodesArgs, config: Option<&Path>) -> Result<ExitCode> {
     for n in marked.iter().take(20) {
         eprintln!("  {n}");
     }
-    unregistered?;
+    // The figures stand even when the clean-up failed (a write's outcome
+    // unknown across a failover): said here, and in the exit status.
+    if let Err(e) = &unregistered {
+        eprintln!("removing the hollow nodes failed: {e:#}");
+    }
     outln!(
         "nodes count={} secs={secs:.0} heartbeat_writes_per_s={:.0} leader_cpu_pct={cpu:.0} p99_heartbeat_ms={p99:.0}",
         a.nodes,
         lat.len() as f64 / secs,
     );
-    Ok(if marked.is_empty() {
-        ExitCode::SUCCESS
-    } else {
+    Ok(if !marked.is_empty() {
         ExitCode::from(2)
+    } else if unregistered.is_err() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     })
+}
+
+/// Refuses `nodes` hollow nodes (unless `exhaust`) when the cluster CIDR the
+/// masters publish holds fewer node pod ranges than that.
+async fn check_pod_ranges(api: &Objects, nodes: usize, exhaust: bool) -> Result<()> {
+    use ferry_api::network::{CONFIGMAP_NAME, CONFIGMAP_NAMESPACE};
+    let Some(cm) = api
+        .get("configmaps", Some(CONFIGMAP_NAMESPACE), CONFIGMAP_NAME)
+        .await?
+    else {
+        eprintln!(
+            "no {CONFIGMAP_NAMESPACE}/{CONFIGMAP_NAME} ConfigMap: the pod ranges are not checked"
+        );
+        return Ok(());
+    };
+    let data: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(cm["data"].clone()).unwrap_or_default();
+    let net = ferry_api::network::Network::from_data(&data).map_err(anyhow::Error::msg)?;
+    let ranges = net.cluster_cidr.subnets(net.node_cidr_prefix);
+    if (nodes as u128) <= ranges {
+        return Ok(());
+    }
+    let msg = format!(
+        "the cluster CIDR {} holds {ranges} node pod ranges (/{}), fewer than --nodes {nodes}",
+        net.cluster_cidr, net.node_cidr_prefix
+    );
+    if exhaust {
+        eprintln!(
+            "{msg}: {} hollow nodes will wait for one",
+            nodes as u128 - ranges
+        );
+        return Ok(());
+    }
+    bail!(
+        "{msg}; start the cluster with a wider one (`ferry up --cluster-cidr 10.64.0.0/11`: 8192 ranges), \
+         or pass --exhaust-pod-ranges to run node IPAM out of ranges on purpose"
+    )
+}
+
+/// `n` connections of the client config, the k-th to the (k mod masters)-th
+/// master.
+async fn spread_connections(config: Option<&Path>, n: usize) -> Result<Vec<Objects>> {
+    let mut out = Vec::with_capacity(n);
+    for k in 0..n {
+        let client = crate::client::connect(config)?;
+        let masters = client.masters().to_vec();
+        if let Some(m) = masters.get(k % masters.len().max(1)) {
+            // A master that does not answer: the client dials another.
+            if let Err(e) = client.prefer(m).await {
+                eprintln!("connection {k}: master {m}: {e}; the client picks another");
+            }
+        }
+        out.push(Objects {
+            client,
+            ca_pem: "".into(),
+        });
+    }
+    Ok(out)
 }
 
 /// Watches Nodes until aborted, adding to `marks` each hollow node seen with

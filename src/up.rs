@@ -51,6 +51,40 @@ pub struct Args {
     /// thresholds and graceful shutdown, checked before anything starts.
     #[arg(long, value_name = "FILE")]
     node_config: Option<PathBuf>,
+    /// The cluster CIDR node pod ranges come from (the masters'
+    /// `network.cluster_cidr`; default 10.42.0.0/16: 256 nodes of /24). It
+    /// goes, with the master config given (`ferry --config FILE up`), into
+    /// `<dir>/master.toml` for the masters; give it at every start.
+    #[arg(long, value_name = "CIDR")]
+    cluster_cidr: Option<ferry_api::network::Cidr>,
+}
+
+/// Writes `<dir>/master.toml`: the master config `base` (else the defaults)
+/// with `network.cluster_cidr` set; checked as a master would load it.
+fn with_cluster_cidr(
+    dir: &Path,
+    base: Option<&Path>,
+    cidr: ferry_api::network::Cidr,
+) -> Result<PathBuf> {
+    let mut doc: toml::Table = match base {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("reading {}", p.display()))?
+            .parse()
+            .with_context(|| format!("{} is not TOML", p.display()))?,
+        None => toml::Table::new(),
+    };
+    let net = doc
+        .entry("network")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let Some(net) = net.as_table_mut() else {
+        bail!("the master config's `network` is not a table ([network])");
+    };
+    net.insert("cluster_cidr".into(), toml::Value::String(cidr.to_string()));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("master.toml");
+    write_private(&path, toml::to_string(&doc)?.as_bytes())?;
+    ferry_config::MasterConfig::load(&path).context("--cluster-cidr")?;
+    Ok(path)
 }
 
 /// One master or node process `ferry up` (or `ferry bench failover`) runs.
@@ -330,6 +364,10 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
     };
     let node_cfg_path = node_cfg.as_ref().map(|(p, _)| p.as_path());
     let dir = a.dir.clone().unwrap_or_else(|| ferry_home().join("local"));
+    let master_cfg = match a.cluster_cidr {
+        Some(c) => Some(with_cluster_cidr(&dir, master_cfg.as_deref(), c)?),
+        None => master_cfg,
+    };
     let cfg = master_cfg.as_deref();
     let https_addr = std::net::SocketAddr::from(([127, 0, 0, 1], a.https_port));
     // Bound before any master starts: a taken port is reported at once.
@@ -819,5 +857,41 @@ mod tests {
             ]
         );
         assert!(!args(None).iter().any(|a| a == "--node-config"));
+    }
+
+    #[test]
+    fn the_cluster_cidr_flag_goes_into_the_masters_config_with_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base.toml");
+        std::fs::write(
+            &base,
+            "event_ttl_seconds = 600\n[network]\nnode_cidr_prefix = 26\n",
+        )
+        .unwrap();
+        let wide: ferry_api::network::Cidr = "10.64.0.0/11".parse().unwrap();
+        let p = with_cluster_cidr(&dir.path().join("up"), Some(&base), wide).unwrap();
+        let cfg = ferry_config::MasterConfig::load(&p).unwrap();
+        assert_eq!(cfg.network.cluster_cidr, wide);
+        assert_eq!(cfg.network.node_cidr_prefix, 26);
+        assert_eq!(cfg.network.cluster_cidr.subnets(24), 8192);
+        // Without a base: the defaults and the flag.
+        let p = with_cluster_cidr(dir.path(), None, wide).unwrap();
+        assert_eq!(
+            ferry_config::MasterConfig::load(&p)
+                .unwrap()
+                .network
+                .cluster_cidr,
+            wide
+        );
+        // A range that overlaps the service CIDR is refused, naming both.
+        let bad: ferry_api::network::Cidr = "10.32.0.0/11".parse().unwrap();
+        let e = format!(
+            "{:#}",
+            with_cluster_cidr(dir.path(), None, bad).unwrap_err()
+        );
+        assert!(
+            e.contains("--cluster-cidr") && e.contains("service_cidr"),
+            "{e}"
+        );
     }
 }

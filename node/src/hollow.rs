@@ -5,13 +5,16 @@
 //! final delete, grace 0). A load generator for the control plane, not a node.
 //!
 //! Design:
-//! - One connection for all hollow nodes (kubemark opens one per node): the
-//!   client multiplexes concurrent requests as QUIC streams, and 5,000
-//!   connections would cost the masters a handshake and keep-alives each. With
-//!   node identities (`node:<name>` certificates) the API's node restriction
+//! - A few connections shared by the hollow nodes (kubemark opens one per
+//!   node): node `i` uses connection `i mod C` ([`Conns`]; `ferry node
+//!   --simulate` one, `ferry bench nodes` `--connections`), each client
+//!   multiplexing concurrent requests as QUIC streams; 5,000 connections
+//!   would cost the masters a handshake and keep-alives each. With node
+//!   identities (`node:<name>` certificates) the API's node restriction
 //!   would confine each connection to one node's objects, so the process runs
 //!   with credentials that may write every Node and pod: the admin's client
-//!   config (`ferry up`'s `<dir>/admin.conf`).
+//!   config (`ferry up`'s `<dir>/admin.conf`). The pod and Node watches use
+//!   the first connection.
 //! - Leases are renewed spread evenly over the interval ([`Spread`]): each
 //!   tick renews the nodes whose turn came, concurrently, so the masters'
 //!   group commit puts them in a few Raft entries instead of 5,000 at once.
@@ -286,11 +289,33 @@ where
     first.map_or(Ok(()), Err)
 }
 
+/// The connections hollow nodes share: node `i` uses the `i mod len`th.
+#[derive(Clone)]
+pub struct Conns(Arc<Vec<Objects>>);
+
+impl Conns {
+    /// At least one connection.
+    pub fn new(conns: Vec<Objects>) -> Result<Conns> {
+        anyhow::ensure!(!conns.is_empty(), "hollow nodes need a connection");
+        Ok(Conns(Arc::new(conns)))
+    }
+
+    /// Node `i`'s connection.
+    pub fn of(&self, i: usize) -> &Objects {
+        &self.0[i % self.0.len()]
+    }
+
+    /// The first connection (the watches').
+    pub fn first(&self) -> &Objects {
+        &self.0[0]
+    }
+}
+
 /// Registers every hollow node (Node, its status, its Lease), concurrently.
-pub async fn register(api: &Objects, opts: &Options) -> Result<()> {
+pub async fn register(conns: &Conns, opts: &Options) -> Result<()> {
     let o = Arc::new(opts.clone());
     each((0..opts.count).collect(), |i| {
-        let (api, o) = (api.clone(), o.clone());
+        let (api, o) = (conns.of(i).clone(), o.clone());
         async move { register_one(&api, &o, i).await }
     })
     .await
@@ -349,10 +374,10 @@ async fn renew_lease_once(api: &Objects, o: &Options, i: usize) -> Result<()> {
 }
 
 /// Deletes the hollow nodes' Nodes and Leases (after [`run`] stopped).
-pub async fn unregister(api: &Objects, opts: &Options) -> Result<()> {
+pub async fn unregister(conns: &Conns, opts: &Options) -> Result<()> {
     let o = Arc::new(opts.clone());
     each((0..opts.count).collect(), |i| {
-        let (api, o) = (api.clone(), o.clone());
+        let (api, o) = (conns.of(i).clone(), o.clone());
         async move {
             let name = o.name(i);
             api.delete("leases", Some(LEASE_NAMESPACE), &name, &json!({}))
@@ -366,22 +391,22 @@ pub async fn unregister(api: &Objects, opts: &Options) -> Result<()> {
 /// Runs registered hollow nodes until `stop` turns true: Lease renewals,
 /// pods reported Running and finished when deleted, Node status kept Ready.
 pub async fn run(
-    api: Objects,
+    conns: Conns,
     opts: Options,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
     let opts = Arc::new(opts);
     let permits = Arc::new(Semaphore::new(PARALLEL));
     tokio::select! {
-        () = leases(&api, &opts, &permits) => Ok(()),
-        () = pods(&api, &opts, &permits) => Ok(()),
-        () = nodes(&api, &opts, &permits) => Ok(()),
+        () = leases(&conns, &opts, &permits) => Ok(()),
+        () = pods(conns.first(), &opts, &permits) => Ok(()),
+        () = nodes(&conns, &opts, &permits) => Ok(()),
         _ = stop.wait_for(|s| *s) => Ok(()),
     }
 }
 
 /// Renews every Lease once per interval, spread over it.
-async fn leases(api: &Objects, opts: &Arc<Options>, permits: &Arc<Semaphore>) {
+async fn leases(conns: &Conns, opts: &Arc<Options>, permits: &Arc<Semaphore>) {
     let mut spread = Spread::new(opts.count, opts.lease_interval, Instant::now());
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -391,7 +416,7 @@ async fn leases(api: &Objects, opts: &Arc<Options>, permits: &Arc<Semaphore>) {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
-            let (api, o) = (api.clone(), opts.clone());
+            let (api, o) = (conns.of(i).clone(), opts.clone());
             tokio::spawn(async move {
                 if let Err(e) = renew_lease(&api, &o, i).await {
                     tracing::warn!(node = %o.name(i), error = %e, "lease renewal failed");
@@ -508,8 +533,9 @@ async fn pod_work(api: &Objects, pod: &Value, node: usize, act: Act) -> bool {
 /// Keeps the hollow Nodes registered and Ready: a Node a master marked not
 /// Ready (its Lease was late) gets its status again, a deleted one is
 /// registered again.
-async fn nodes(api: &Objects, opts: &Arc<Options>, permits: &Arc<Semaphore>) {
+async fn nodes(conns: &Conns, opts: &Arc<Options>, permits: &Arc<Semaphore>) {
     let busy: Arc<Mutex<HashSet<usize>>> = Arc::default();
+    let api = conns.first();
     loop {
         let mut req = ObjectRequest::new(Verb::Watch, "nodes", None, None);
         req.list.label_selector = Some(format!("{}={}", LABEL.0, LABEL.1));
@@ -541,7 +567,7 @@ async fn nodes(api: &Objects, opts: &Arc<Options>, permits: &Arc<Semaphore>) {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
-            let (api, o, busy) = (api.clone(), opts.clone(), busy.clone());
+            let (api, o, busy) = (conns.of(i).clone(), opts.clone(), busy.clone());
             tokio::spawn(async move {
                 let r = if deleted {
                     register_one(&api, &o, i).await

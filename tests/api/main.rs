@@ -16,6 +16,7 @@
 //! - [`generation`]: `metadata.generation` per kind, as Kubernetes 1.33 keeps it.
 //! - [`kubectl`]: real kubectl over HTTPS: client-side and server-side apply in turns.
 //! - [`cli_as`]: `ferry --as` over QUIC, with the impersonation checks of HTTPS.
+//! - [`ipam`]: node pod ranges running out and handed on when a Node goes.
 //! - [`authn`]: the node authorizer's graph (Secrets, ConfigMaps), impersonation, TokenReview.
 
 #[path = "../store/harness.rs"]
@@ -30,6 +31,7 @@ mod deletion;
 mod ephemeral;
 mod events;
 mod generation;
+mod ipam;
 mod kubectl;
 mod lists;
 mod priority;

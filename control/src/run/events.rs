@@ -10,7 +10,7 @@ impl Plane<'_> {
     pub(super) async fn event_writer(&self) {
         loop {
             self.event_wake.notified().await;
-            let batch = std::mem::take(&mut *self.events.borrow_mut());
+            let (batch, _) = std::mem::take(&mut *self.events.borrow_mut());
             if !self.api.is_leader() {
                 continue;
             }
@@ -162,15 +162,23 @@ impl Plane<'_> {
             "source": {"component": if kind == "Pod" && reason.contains("Schedul") { "default-scheduler" } else { "controller-manager" }},
             "reportingComponent": "ferry-controller-manager",
         });
+        // Repeats found by key, not by a scan of the batch: thousands of
+        // nodes' Events queued at once stay linear.
+        let repeat = format!(
+            "{}\0{kind}\0{ns}/{name}\0{reason}\0{message}",
+            about.uid.as_deref().unwrap_or("")
+        );
         let mut q = self.events.borrow_mut();
-        let same = |e: &Value| {
-            e["involvedObject"]["uid"] == ev["involvedObject"]["uid"]
-                && e["reason"] == ev["reason"]
-                && e["message"] == ev["message"]
-        };
-        match q.iter_mut().find(|e| same(e)) {
-            Some(e) => e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1),
-            None => q.push(ev),
+        let (list, at) = &mut *q;
+        match at.get(&repeat) {
+            Some(&i) => {
+                let e = &mut list[i];
+                e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
+            }
+            None => {
+                at.insert(repeat, list.len());
+                list.push(ev);
+            }
         }
         drop(q);
         self.event_wake.notify_one();

@@ -2,8 +2,9 @@
 //! term saw each node's Lease move (`Plane::lease_changed`); once a second
 //! [`nodelifecycle::decide`] runs over the Node cache and the pods of suspect
 //! nodes (by the pod cache's node index), and its actions are written with
-//! preconditions. Nothing is listed: at thousands of nodes the former shell's
-//! list of every Node and Lease each second was a sixth of the leader's CPU.
+//! preconditions, at most `PARALLEL` at once. Nothing is listed: at
+//! thousands of nodes the former shell's list of every Node and Lease each
+//! second was a sixth of the leader's CPU.
 
 use super::Plane;
 use crate::api::{with_body, write};
@@ -11,9 +12,11 @@ use crate::cache::{Change, BY_NODE};
 use crate::nodelifecycle::{self, Action, PodView, Timings, UNREACHABLE};
 use crate::podgc::{condition_patch, disruption_target, Disruption};
 use ferry_api::object::{ObjectRequest, PatchType, Verb};
+use futures_util::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Where node agents keep their Leases.
@@ -70,13 +73,18 @@ impl Plane<'_> {
             if actions.is_empty() || !self.api.is_leader() {
                 continue;
             }
-            for a in &actions {
-                self.act_on_node(a, &pods).await;
-            }
+            // Pods by uid (not a scan per eviction), and the writes at most
+            // PARALLEL at once (not one after another: thousands of nodes
+            // marked at once took as many round trips in a row).
+            let by_uid: HashMap<&str, &PodView> =
+                pods.iter().map(|p| (p.uid.as_str(), p)).collect();
+            futures_util::stream::iter(&actions)
+                .for_each_concurrent(super::PARALLEL, |a| self.act_on_node(a, &by_uid))
+                .await;
         }
     }
 
-    async fn act_on_node(&self, a: &Action, pods: &[PodView]) {
+    async fn act_on_node(&self, a: &Action, pods: &HashMap<&str, &PodView>) {
         match a {
             Action::MarkUnreachable(name) | Action::Untaint(name) => {
                 let Some(node) = self.nodes.get(name) else {
@@ -95,10 +103,7 @@ impl Plane<'_> {
                 // Marked `DisruptionTarget` first, as Kubernetes' taint
                 // eviction controller does; the delete goes ahead if the mark
                 // fails.
-                let conds = pods
-                    .iter()
-                    .find(|p| &p.uid == uid)
-                    .map(|p| p.conditions.clone());
+                let conds = pods.get(uid.as_str()).map(|p| p.conditions.clone());
                 if let Some(c) =
                     disruption_target(conds.as_ref(), &Disruption::TaintManager, &now_rfc3339())
                 {

@@ -38,7 +38,7 @@ use crate::queue::WorkQueue;
 use crate::{
     cronjob, daemonset, deployment, disruption, job, meta, replicaset, scheduler, statefulset,
 };
-use ferry_api::network::{Cidr, Network};
+use ferry_api::network::Network;
 use ferry_api::object::{ObjectRequest, Verb};
 use futures_util::future::join_all;
 use k8s_openapi::api::apps::v1::{
@@ -168,8 +168,10 @@ struct Plane<'a> {
     pv_q: WorkQueue,
     /// Quotas to recount.
     quota_q: WorkQueue,
-    /// Pod ranges and LoadBalancer addresses assigned but not yet seen.
-    cidr_pending: network::Pending<Cidr>,
+    /// The pod ranges Nodes hold (node IPAM's index, built from the Node
+    /// informer as it lists and kept current by its events).
+    cidrs: RefCell<crate::ipam::Allocator>,
+    /// LoadBalancer addresses assigned but not yet seen.
     lb_pending: network::Pending<std::net::IpAddr>,
     /// Warnings already given this term (see `first_notice`).
     noticed: RefCell<HashSet<String>>,
@@ -182,8 +184,9 @@ struct Plane<'a> {
     assumed: RefCell<HashMap<String, (String, Instant)>>,
     /// pod key → the unschedulable message last written.
     unschedulable: RefCell<HashMap<String, String>>,
-    /// Events waiting for the event writer.
-    events: RefCell<Vec<Value>>,
+    /// Events waiting for the event writer, and where each repeat key
+    /// (object uid, reason, message) sits among them.
+    events: RefCell<(Vec<Value>, HashMap<String, usize>)>,
     event_wake: Notify,
 }
 
@@ -219,6 +222,33 @@ fn queue_keys<K: Metadata<Ty = ObjectMeta>>(q: &WorkQueue, (old, new): &Change<K
     for o in [old, new].into_iter().flatten() {
         q.add(&meta::key(o.metadata()));
     }
+}
+
+/// Whether a Node change touches what DaemonSets and Ingresses read of it:
+/// labels, spec (taints, unschedulable), addresses, the conditions' statuses
+/// (not their times). A Node added or deleted always does.
+fn placement_changed((old, new): &Change<Node>) -> bool {
+    let (Some(o), Some(n)) = (old, new) else {
+        return true;
+    };
+    o.metadata.labels != n.metadata.labels
+        || o.spec != n.spec
+        || node_addresses(o) != node_addresses(n)
+        || condition_statuses(o) != condition_statuses(n)
+}
+
+fn node_addresses(n: &Node) -> Option<&Vec<k8s_openapi::api::core::v1::NodeAddress>> {
+    n.status.as_ref().and_then(|s| s.addresses.as_ref())
+}
+
+fn condition_statuses(n: &Node) -> Vec<(&str, &str)> {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| (c.type_.as_str(), c.status.as_str()))
+        .collect()
 }
 
 fn bound(p: &Pod) -> bool {
@@ -270,7 +300,10 @@ impl<'a> Plane<'a> {
             claim_q: WorkQueue::default(),
             pv_q: WorkQueue::default(),
             quota_q: WorkQueue::default(),
-            cidr_pending: RefCell::default(),
+            cidrs: RefCell::new(crate::ipam::Allocator::new(
+                network.cluster_cidr,
+                network.node_cidr_prefix,
+            )),
             lb_pending: RefCell::default(),
             noticed: RefCell::default(),
             sched: Notify::new(),
@@ -294,15 +327,15 @@ impl<'a> Plane<'a> {
             }),
             crate::informer::run(api, "nodes", &self.nodes, |c| {
                 self.sched.notify_one();
-                queue_keys(&self.ipam_q, c);
-                // A node gone frees its pod range for those waiting.
-                if c.1.is_none() {
-                    self.nodes.keys().iter().for_each(|k| self.ipam_q.add(k));
+                self.node_cidr_changed(c);
+                // A node's labels, taints or readiness decide where daemons
+                // run; Ready nodes' addresses are the Ingresses' status. A
+                // status write that changes neither (heartbeat times) queues
+                // nothing: each pass reads every node.
+                if placement_changed(c) {
+                    self.daemonsets.keys().iter().for_each(|k| self.ds_q.add(k));
+                    self.ingresses.keys().iter().for_each(|k| self.ing_q.add(k));
                 }
-                // A node's labels, taints or readiness decide where daemons run.
-                self.daemonsets.keys().iter().for_each(|k| self.ds_q.add(k));
-                // Ready nodes' addresses are the Ingresses' status.
-                self.ingresses.keys().iter().for_each(|k| self.ing_q.add(k));
             }),
             crate::informer::run(api, "leases", &self.leases, |c| self.lease_changed(c)),
             self.node_lifecycle_loop(),
@@ -487,7 +520,8 @@ impl<'a> Plane<'a> {
                 self.ep_q.add(&k);
                 self.lb_q.add(&k);
             }
-            self.nodes.keys().iter().for_each(|k| self.ipam_q.add(k));
+            // (Node IPAM is event-driven: new nodes, failed writes' back-off
+            // and freed ranges queue what needs a range; nothing to resync.)
             self.ingresses.keys().iter().for_each(|k| self.ing_q.add(k));
             self.claims.keys().iter().for_each(|k| self.claim_q.add(k));
             self.volumes.keys().iter().for_each(|k| self.pv_q.add(k));
@@ -545,6 +579,74 @@ impl<'a> Plane<'a> {
             } else {
                 q.retry(&key);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(v: Value) -> Option<Arc<Node>> {
+        Some(Arc::new(serde_json::from_value(v).unwrap()))
+    }
+
+    #[test]
+    fn only_node_changes_daemonsets_and_ingresses_read_queue_them() {
+        let base = json!({"metadata": {"name": "n", "labels": {"a": "1"}},
+            "spec": {"podCIDR": "10.42.0.0/24"},
+            "status": {"addresses": [{"type": "InternalIP", "address": "127.1.0.1"}],
+                "conditions": [{"type": "Ready", "status": "True",
+                    "lastHeartbeatTime": "2026-12-06T00:00:00Z"}]}});
+        let with = |ptr: &str, v: Value| {
+            let mut n = base.clone();
+            *n.pointer_mut(ptr).unwrap() = v;
+            node(n)
+        };
+        let cases = [
+            ("added", None, node(base.clone()), true),
+            ("deleted", node(base.clone()), None, true),
+            ("unchanged", node(base.clone()), node(base.clone()), false),
+            (
+                "a heartbeat time",
+                node(base.clone()),
+                with(
+                    "/status/conditions/0/lastHeartbeatTime",
+                    json!("2026-12-06T00:01:00Z"),
+                ),
+                false,
+            ),
+            (
+                "readiness",
+                node(base.clone()),
+                with("/status/conditions/0/status", json!("Unknown")),
+                true,
+            ),
+            (
+                "a label",
+                node(base.clone()),
+                with("/metadata/labels", json!({"a": "2"})),
+                true,
+            ),
+            (
+                "a taint",
+                node(base.clone()),
+                with(
+                    "/spec",
+                    json!({"podCIDR": "10.42.0.0/24",
+                "taints": [{"key": "k", "effect": "NoSchedule"}]}),
+                ),
+                true,
+            ),
+            (
+                "an address",
+                node(base.clone()),
+                with("/status/addresses/0/address", json!("127.1.0.2")),
+                true,
+            ),
+        ];
+        for (what, old, new, want) in cases {
+            assert_eq!(placement_changed(&(old, new)), want, "{what}");
         }
     }
 }

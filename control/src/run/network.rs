@@ -1,13 +1,15 @@
 //! The Service networking controllers' shells: EndpointSlices and Endpoints
 //! (keyed by Service), node IPAM (keyed by Node) and LoadBalancer addresses
 //! (keyed by Service). Node IPAM and LoadBalancer each run in one loop, so
-//! their decisions are made one at a time over the cache plus what this
-//! term assigned but the cache does not show yet.
+//! their decisions are made one at a time: node IPAM over its range index
+//! (`ipam::Allocator`, kept current by the Node informer, with what this
+//! term assigned but the cache does not show yet), LoadBalancer over the
+//! cache plus its pending assignments.
 
 use super::*;
 use crate::endpoints::{legacy, slices};
 use crate::{endpoints, ipam, loadbalancer};
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Service};
 use std::net::IpAddr;
 
 /// Index of managed EndpointSlices by their Service's key.
@@ -188,27 +190,57 @@ impl Plane<'_> {
         self.noticed.borrow_mut().insert(what)
     }
 
+    /// A Node seen by the informer: the range index follows it; a Node
+    /// without a range is queued, and a range freed goes to the nodes that
+    /// wait for one.
+    pub(super) fn node_cidr_changed(&self, (old, new): &Change<Node>) {
+        let Some(key) = new
+            .as_ref()
+            .or(old.as_ref())
+            .map(|n| meta::key(&n.metadata))
+        else {
+            return;
+        };
+        let seen = self.cidrs.borrow_mut().observe(&key, new.as_deref());
+        if seen.conflict && self.first_notice(format!("conflict:{key}")) {
+            tracing::warn!(node = %key, "its pod range overlaps another node's; both keep theirs");
+        }
+        if new.as_deref().is_some_and(|n| !ipam::has_pod_cidr(n)) {
+            self.ipam_q.add(&key);
+        }
+        if seen.freed {
+            self.retry_waiting();
+        }
+    }
+
+    /// Queues the waiting nodes that may take the ranges free now.
+    fn retry_waiting(&self) {
+        let retry = self.cidrs.borrow().to_retry();
+        if !retry.is_empty() {
+            tracing::info!(
+                "{} pod range(s) of {} free again; {} waiting node(s) retried",
+                self.cidrs.borrow().free(),
+                self.network.cluster_cidr,
+                retry.len()
+            );
+        }
+        retry.iter().for_each(|k| self.ipam_q.add(k));
+    }
+
     pub(super) async fn ipam_loop(&self) {
         let sync = async |k: &str| self.sync_node_cidr(k).await;
         self.work(&self.ipam_q, "ipam", || self.nodes.revision(), sync)
             .await;
     }
 
-    /// One node IPAM pass for a Node.
+    /// One node IPAM pass for a Node: O(log n) over the range index, nothing
+    /// listed.
     async fn sync_node_cidr(&self, key: &str) -> bool {
         let Some(node) = self.nodes.get(key) else {
             return true;
         };
         let net = self.network;
-        let pending = pending_now(&self.cidr_pending, self.nodes.revision());
-        let all = self.nodes.list();
-        let d = ipam::decide(
-            net.cluster_cidr,
-            net.node_cidr_prefix,
-            &node,
-            &all,
-            &pending,
-        );
+        let d = self.cidrs.borrow_mut().decide(&node);
         match d {
             ipam::Decision::Keep => true,
             ipam::Decision::Outside(c) => {
@@ -217,16 +249,27 @@ impl Plane<'_> {
                 }
                 true
             }
-            ipam::Decision::Exhausted => {
-                if self.first_notice(format!("cidr:{key}")) {
+            ipam::Decision::Exhausted {
+                first_for_node,
+                episode_starts,
+            } => {
+                if first_for_node {
                     let msg = format!("Node {key} status is now: CIDRNotAvailable");
                     self.event(&node.metadata, "Node", "Normal", "CIDRNotAvailable", &msg);
-                    tracing::warn!(node = %key, "no free pod range left in {}", net.cluster_cidr);
+                }
+                if episode_starts {
+                    tracing::warn!(
+                        "no free pod range left in {} ({} ranges of /{}): nodes without one wait until a node is deleted (one CIDRNotAvailable Event each)",
+                        net.cluster_cidr,
+                        net.cluster_cidr.subnets(net.node_cidr_prefix),
+                        net.node_cidr_prefix
+                    );
                 }
                 true
             }
             ipam::Decision::Assign(c) => {
                 if !self.api.is_leader() {
+                    self.cidrs.borrow_mut().unassign(key);
                     return true;
                 }
                 let cidr = c.to_string();
@@ -234,11 +277,12 @@ impl Plane<'_> {
                     "spec": {"podCIDR": cidr, "podCIDRs": [cidr]}});
                 let w = api::write(self.api, merge_patch("nodes", None, key, None, &patch)).await;
                 if w.ok() {
-                    tracing::info!(node = %key, "pod range {cidr} assigned");
-                    self.cidr_pending
-                        .borrow_mut()
-                        .insert(key.to_string(), (c, w.revision));
+                    tracing::debug!(node = %key, "pod range {cidr} assigned");
                     self.expect_revision(&format!("ipam:{key}"), w.revision);
+                } else {
+                    // Not written (a conflict: the next pass decides again).
+                    self.cidrs.borrow_mut().unassign(key);
+                    self.retry_waiting();
                 }
                 w.ok() || w.code == 404
             }
