@@ -331,6 +331,8 @@ struct WorkloadOutcome {
     fence_violations: Vec<String>,
     /// Samples the fences were checked on.
     fence_samples: usize,
+    /// Every fence sample: (time, the Deployment's pods not terminating, Ready).
+    fence: Vec<(u64, usize, usize)>,
     /// From the end of the faults to the desired state.
     converge_ms: Option<f64>,
     /// Each duplicate seen (time, what).
@@ -1320,6 +1322,7 @@ async fn drive(
             deployment_changes,
             fence_violations,
             fence_samples,
+            fence: s.fence.clone(),
             converge_ms: r.ok().map(|_| (shared.now_ns() - from) as f64 / 1e6),
             duplicates: s.duplicates.clone(),
             stopped: pods_stopped.clone(),
