@@ -130,6 +130,8 @@ pub async fn create(api: &Api, run: &str) -> Result<()> {
 pub struct Shim {
     pub pid: i32,
     pub start_ticks: u64,
+    /// Its parent process.
+    pub ppid: i32,
     /// The node whose directory holds it (`<dir>/<node dir>/pods/...`).
     pub node_dir: String,
     pub uid: String,
@@ -179,9 +181,13 @@ pub fn live_shims(dir: &Path) -> Vec<Shim> {
             continue;
         };
         let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
-        let state = stat
+        let mut fields = stat
             .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next());
+            .map(|i| stat[i + 1..].split_whitespace())
+            .into_iter()
+            .flatten();
+        let state = fields.next();
+        let ppid = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
         if matches!(state, Some("Z" | "X")) {
             continue;
         }
@@ -195,6 +201,7 @@ pub fn live_shims(dir: &Path) -> Vec<Shim> {
         out.push(Shim {
             pid,
             start_ticks,
+            ppid,
             node_dir: parts[0].clone(),
             uid: parts[2].clone(),
             container: parts[3].clone(),
@@ -202,7 +209,22 @@ pub fn live_shims(dir: &Path) -> Vec<Shim> {
         });
     }
     out.sort_by_key(|s| s.pid);
-    out
+    without_forks(out)
+}
+
+/// `shims` less those whose parent is a shim of the same container: a
+/// shim's child between its fork and its exec still shows the shim's
+/// command line (seen as a "duplicate" with the next pid while the driver
+/// scaled the Deployment up).
+pub fn without_forks(shims: Vec<Shim>) -> Vec<Shim> {
+    let parents: BTreeSet<(i32, String, String)> = shims
+        .iter()
+        .map(|s| (s.pid, s.uid.clone(), s.container.clone()))
+        .collect();
+    shims
+        .into_iter()
+        .filter(|s| !parents.contains(&(s.ppid, s.uid.clone(), s.container.clone())))
+        .collect()
 }
 
 /// The live container processes on the node in `node_dir` of the run's
@@ -603,6 +625,7 @@ mod tests {
         Shim {
             pid,
             start_ticks: 1,
+            ppid: 1,
             node_dir: node.into(),
             uid: uid.into(),
             container: "c".into(),
@@ -636,6 +659,19 @@ mod tests {
         let d = duplicates(&two);
         assert_eq!(d.len(), 1, "{d:?}");
         assert!(d[0].contains("pod chaos-db-0 runs under 2 uids"), "{d:?}");
+        // A shim's child before its exec is the same process, not a second.
+        let mut forked = vec![
+            shim(5, "r1", "u1", "chaos-web-x"),
+            shim(6, "r1", "u1", "chaos-web-x"),
+        ];
+        forked[1].ppid = 5;
+        let kept = without_forks(forked.clone());
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert!(duplicates(&kept).is_empty());
+        // Two shims of one container on their own are a duplicate still.
+        forked[1].ppid = 1;
+        assert_eq!(without_forks(forked.clone()).len(), 2);
+        assert_eq!(duplicates(&without_forks(forked)).len(), 1);
     }
 
     fn pod(name: &str, app: &str, uid: &str, node: &str, phase: &str) -> Value {
