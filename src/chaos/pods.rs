@@ -469,6 +469,25 @@ pub fn at_desired_state(
     Ok(())
 }
 
+/// Whether `pod` was deleted (its `deletionTimestamp` less its grace) by
+/// `by_unix_ms` plus a second (timestamps have seconds): a pod the
+/// Deployment's controller deleted just before a node fault, whose
+/// container its agent was already stopping — not stopped by the fault.
+pub fn deleted_by(pod: &Value, by_unix_ms: i64) -> bool {
+    let Some(ts) = pod
+        .pointer("/metadata/deletionTimestamp")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+    else {
+        return false;
+    };
+    let grace = pod
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    ts.as_millisecond() - grace * 1000 <= by_unix_ms + 1000
+}
+
 /// The acknowledged writes (ConfigMap names) missing from `present`.
 pub fn lost(acked: &[String], present: &BTreeSet<String>) -> Vec<String> {
     acked
@@ -829,6 +848,19 @@ mod tests {
         ];
         let nodes = [node("chaos-r1", "True"), node("chaos-r2", "Unknown")];
         assert_eq!(deployment_serving(&pods, &nodes, &shims, &dir), 1);
+    }
+
+    #[test]
+    fn a_pod_deleted_before_a_fault_is_told_from_one_evicted_during_it() {
+        let at = "2026-01-01T00:00:10Z".parse::<jiff::Timestamp>().unwrap();
+        let at = at.as_millisecond();
+        let del = |ts: &str| json!({"metadata": {"deletionTimestamp": ts, "deletionGracePeriodSeconds": 2}});
+        // Deleted at 10 s (stamp 12 s = deletion + grace): before the fault.
+        assert!(deleted_by(&del("2026-01-01T00:00:12Z"), at));
+        assert!(deleted_by(&del("2026-01-01T00:00:13Z"), at));
+        // Evicted 11 s into the fault.
+        assert!(!deleted_by(&del("2026-01-01T00:00:23Z"), at));
+        assert!(!deleted_by(&json!({"metadata": {}}), at));
     }
 
     #[test]

@@ -1008,6 +1008,7 @@ async fn drive(
         };
         let stop = matches!(kind, Fault::StopLeader | Fault::StopFollower);
         let at_ns = shared.now_ns();
+        let at_unix_ms = jiff::Timestamp::now().as_millisecond();
         let mut killed = Vec::new();
         let mut node_target = None;
         // A real node's container processes at the fault: none may stop.
@@ -1087,7 +1088,22 @@ async fn drive(
             }
         );
         tokio::time::sleep(hold).await;
-        for s in kept.iter().filter(|s| !pods::still_runs(s)) {
+        let mut gone: Vec<&pods::Shim> = kept.iter().filter(|s| !pods::still_runs(s)).collect();
+        if !gone.is_empty() {
+            // A pod the controllers deleted before the fault (a roll, a
+            // scale down) was being stopped by its agent already.
+            let asked =
+                tokio::time::timeout(Duration::from_secs(5), pods::observe(&api, &run_label)).await;
+            if let Ok(Some(o)) = asked {
+                gone.retain(|s| {
+                    !o.pods.iter().any(|p| {
+                        p.pointer("/metadata/uid").and_then(|u| u.as_str()) == Some(&s.uid)
+                            && pods::deleted_by(p, at_unix_ms)
+                    })
+                });
+            }
+        }
+        for s in gone {
             pods_stopped.push(format!(
                 "{} of {} at {:.1}s: pod {} (uid {}) container {} stopped during the fault",
                 kind.name(),
