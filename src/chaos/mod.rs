@@ -12,10 +12,13 @@
 //! - [`pods`]: the object workload on real nodes (a Deployment, a
 //!   StatefulSet, ConfigMap writes) and its checks: convergence, no pod
 //!   running twice, no pod stopped by a node fault, no object write lost.
+//! - [`deploy`]: the Deployment scaled and rolled during the faults (a
+//!   seeded driver), and the rolling-update fences.
 //!
 //! `ferry chaos check FILE` checks a saved history again.
 
 pub mod check;
+mod deploy;
 mod nodes;
 mod pods;
 mod proxy;

@@ -320,8 +320,19 @@ const SHORT_CUT: Duration = Duration::from_secs(2);
 /// What became of the object workload (`--real-nodes`).
 #[derive(Debug, Clone, Serialize)]
 struct WorkloadOutcome {
-    /// `None`: converged after the faults; else what was missing at the end.
+    /// `None`: converged after the faults (to the Deployment's last spec);
+    /// else what was missing at the end.
     converged: Option<String>,
+    /// The Deployment's spec at the end, as read back.
+    last_spec: Option<pods::Want>,
+    /// Every spec change of the Deployment (the first: its creation).
+    deployment_changes: Vec<super::deploy::SpecChange>,
+    /// Rolling-update fences breached while no node fault was active.
+    fence_violations: Vec<String>,
+    /// Samples the fences were checked on.
+    fence_samples: usize,
+    /// Every fence sample: (time, the Deployment's pods not terminating, Ready).
+    fence: Vec<(u64, usize, usize)>,
     /// From the end of the faults to the desired state.
     converge_ms: Option<f64>,
     /// Each duplicate seen (time, what).
@@ -341,6 +352,7 @@ struct WorkloadOutcome {
 impl WorkloadOutcome {
     fn ok(&self) -> bool {
         self.converged.is_none()
+            && self.fence_violations.is_empty()
             && self.duplicates.is_empty()
             && self.stopped.is_empty()
             && self.lost.is_empty()
@@ -348,22 +360,23 @@ impl WorkloadOutcome {
     }
 }
 
-/// Waits (≤ `within`) until the workloads are at their desired state;
-/// `Err`: what was missing last.
+/// Waits (≤ `within`) until the workloads are at their desired state (the
+/// Deployment at `want`); `Err`: what was missing last.
 async fn wait_desired(
     api: &Api,
     run: &str,
     dir: &Path,
     node_dir: &dyn Fn(&str) -> String,
+    want: pods::Want,
     within: Duration,
 ) -> Result<(), String> {
     let until = Instant::now() + within;
     let mut gap = String::from("the API did not answer");
     while Instant::now() < until {
-        if let Ok(Some((p, n))) =
+        if let Ok(Some(o)) =
             tokio::time::timeout(Duration::from_secs(3), pods::observe(api, run)).await
         {
-            match pods::at_desired_state(&p, &n, &pods::live_shims(dir), node_dir) {
+            match pods::at_desired_state(&o, &pods::live_shims(dir), node_dir, want) {
                 Ok(()) => return Ok(()),
                 Err(e) => gap = e,
             }
@@ -798,26 +811,61 @@ async fn drive(
         Arc::new(move |n: &str| node_dirs.get(n).cloned().unwrap_or_default());
     let mut object_tasks = Vec::new();
     let mut pods_stopped: Vec<String> = Vec::new();
+    // The Deployment's desired spec (as last applied) and its changes.
+    let want = Arc::new(Mutex::new(pods::Want::INITIAL));
+    let changes = Arc::new(Mutex::new(Vec::new()));
+    let driver_stop = Arc::new(AtomicBool::new(false));
+    let mut driver = None;
     if plan.real {
+        let invoke_ns = shared.now_ns();
         pods::create(&api, &run_label).await?;
-        if let Err(gap) =
-            wait_desired(&api, &run_label, dir, &*node_dir, Duration::from_secs(60)).await
+        changes
+            .lock()
+            .expect("changes")
+            .push(super::deploy::SpecChange {
+                action: "create".into(),
+                replicas: pods::Want::INITIAL.replicas,
+                rev: pods::Want::INITIAL.rev,
+                invoke_ns,
+                complete_ns: Some(shared.now_ns()),
+                attempts: 1,
+                error: None,
+            });
+        if let Err(gap) = wait_desired(
+            &api,
+            &run_label,
+            dir,
+            &*node_dir,
+            pods::Want::INITIAL,
+            Duration::from_secs(60),
+        )
+        .await
         {
             bail!("the chaos workload did not start within 60s: {gap}");
         }
         eprintln!(
             "ferry chaos: {} ({}) and {} ({}) run",
             pods::DEPLOYMENT,
-            pods::DEPLOYMENT_REPLICAS,
+            pods::DEPLOYMENT_INITIAL,
             pods::STATEFULSET,
             pods::STATEFULSET_REPLICAS
         );
+        let sh = shared.clone();
+        driver = Some(super::deploy::driver(
+            api.clone(),
+            seed,
+            want.clone(),
+            changes.clone(),
+            driver_stop.clone(),
+            move || sh.now_ns(),
+        ));
         let sh = shared.clone();
         object_tasks.push(pods::sampler(
             api.clone(),
             run_label.clone(),
             dir.to_path_buf(),
             node_dir.clone(),
+            want.clone(),
             seen.clone(),
             objects_stop.clone(),
             move || sh.now_ns(),
@@ -960,6 +1008,7 @@ async fn drive(
         };
         let stop = matches!(kind, Fault::StopLeader | Fault::StopFollower);
         let at_ns = shared.now_ns();
+        let at_unix_ms = jiff::Timestamp::now().as_millisecond();
         let mut killed = Vec::new();
         let mut node_target = None;
         // A real node's container processes at the fault: none may stop.
@@ -1039,7 +1088,22 @@ async fn drive(
             }
         );
         tokio::time::sleep(hold).await;
-        for s in kept.iter().filter(|s| !pods::still_runs(s)) {
+        let mut gone: Vec<&pods::Shim> = kept.iter().filter(|s| !pods::still_runs(s)).collect();
+        if !gone.is_empty() {
+            // A pod the controllers deleted before the fault (a roll, a
+            // scale down) was being stopped by its agent already.
+            let asked =
+                tokio::time::timeout(Duration::from_secs(5), pods::observe(&api, &run_label)).await;
+            if let Ok(Some(o)) = asked {
+                gone.retain(|s| {
+                    !o.pods.iter().any(|p| {
+                        p.pointer("/metadata/uid").and_then(|u| u.as_str()) == Some(&s.uid)
+                            && pods::deleted_by(p, at_unix_ms)
+                    })
+                });
+            }
+        }
+        for s in gone {
             pods_stopped.push(format!(
                 "{} of {} at {:.1}s: pod {} (uid {}) container {} stopped during the fault",
                 kind.name(),
@@ -1111,6 +1175,7 @@ async fn drive(
     let left = run_for.saturating_sub(shared.start.elapsed());
     tokio::time::sleep(left).await;
     shared.stop.store(true, Ordering::Relaxed);
+    driver_stop.store(true, Ordering::Relaxed);
     let join_by = Duration::from_millis(OP_TIMEOUT_MS + 2000);
     if tokio::time::timeout(join_by, async {
         while workers.join_next().await.is_some() {}
@@ -1205,12 +1270,34 @@ async fn drive(
         streams.push(s.lock().expect("stream").clone());
     }
 
-    // With real nodes: the workloads back at their desired state (bounded),
-    // then no acknowledged ConfigMap missing.
+    // With real nodes: the Deployment's driver stopped and its last spec
+    // read back, the workloads back at their desired state (bounded), then
+    // no acknowledged ConfigMap missing.
     let mut workload = None;
     if plan.real {
+        driver_stop.store(true, Ordering::Relaxed);
+        if let Some(d) = driver.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), d).await;
+        }
         let from = shared.now_ns();
-        let r = wait_desired(&api, &run_label, dir, &*node_dir, Duration::from_secs(45)).await;
+        let last_spec = read_spec(&api).await;
+        let r = match last_spec {
+            Some(w) => {
+                wait_desired(
+                    &api,
+                    &run_label,
+                    dir,
+                    &*node_dir,
+                    w,
+                    Duration::from_secs(45),
+                )
+                .await
+            }
+            None => Err(format!(
+                "the {} Deployment could not be read",
+                pods::DEPLOYMENT
+            )),
+        };
         objects_stop.store(true, Ordering::Relaxed);
         for t in object_tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
@@ -1224,8 +1311,34 @@ async fn drive(
         if let Err(e) = &present {
             eprintln!("ferry chaos: listing the ConfigMaps written failed: {e:#}");
         }
+        let deployment_changes = changes.lock().expect("changes").clone();
+        // The fences, except while a node fault is active or settling.
+        let excused: Vec<(u64, u64)> = node_faults
+            .iter()
+            .map(|f| {
+                let settle = super::deploy::NODE_SETTLE.as_nanos() as u64;
+                (f.at_ns, f.healed_ns + settle)
+            })
+            .collect();
+        let fence_violations = super::deploy::fences(
+            &deployment_changes,
+            &s.fence,
+            &excused,
+            pods::MAX_SURGE,
+            pods::MAX_UNAVAILABLE,
+        );
+        let fence_samples = s
+            .fence
+            .iter()
+            .filter(|&&(t, _, _)| !excused.iter().any(|&(a, b)| t >= a && t <= b))
+            .count();
         workload = Some(WorkloadOutcome {
             converged: r.as_ref().err().cloned(),
+            last_spec,
+            deployment_changes,
+            fence_violations,
+            fence_samples,
+            fence: s.fence.clone(),
             converge_ms: r.ok().map(|_| (shared.now_ns() - from) as f64 / 1e6),
             duplicates: s.duplicates.clone(),
             stopped: pods_stopped.clone(),
@@ -1237,9 +1350,11 @@ async fn drive(
         });
     }
 
-    // Converged: every master's own state of the keys equals the linearizable one.
-    let converged =
-        !finals_failed && converged(&admin, &local.masters, &prefix, &final_client, hard_end).await;
+    // Converged: every master's own state of the keys equals the linearizable
+    // one, and with real nodes the workloads reached their (last) desired state.
+    let converged = !finals_failed
+        && converged(&admin, &local.masters, &prefix, &final_client, hard_end).await
+        && workload.as_ref().is_none_or(|w| w.converged.is_none());
     // The nodes' Ready changes, and the nodes stopped before the masters.
     let ready_changes = match node_watch {
         Some((changes, handle)) => {
@@ -1376,12 +1491,46 @@ async fn drive(
         for n in &w.lost {
             outln!("lost object write: ConfigMap {}/{n}", pods::NS);
         }
+        for c in &w.deployment_changes {
+            outln!(
+                "deployment {:.1}s {} replicas={} rev={} attempts={} {}",
+                c.invoke_ns as f64 / 1e9,
+                c.action,
+                c.replicas,
+                c.rev,
+                c.attempts,
+                match (&c.complete_ns, &c.error) {
+                    (Some(t), _) => format!("applied_ms={:.0}", (t - c.invoke_ns) as f64 / 1e6),
+                    (None, Some(e)) => format!("unknown ({e})"),
+                    (None, None) => "unknown".into(),
+                }
+            );
+        }
+        for v in &w.fence_violations {
+            outln!("rolling-update fence breached {v}");
+        }
         if let Some(gap) = &w.converged {
             outln!("workloads did not converge within 45s: {gap}");
         }
+        let n = |a: &str| {
+            w.deployment_changes
+                .iter()
+                .filter(|c| c.action == a)
+                .count()
+        };
+        outln!(
+            "deployment scales={} rolls={} last_replicas={} last_rev={} converged={} fence_samples={} fence_violations={}",
+            n("scale"),
+            n("roll"),
+            w.last_spec.map_or("-".into(), |s| s.replicas.to_string()),
+            w.last_spec.map_or("-".into(), |s| s.rev.to_string()),
+            w.converged.is_none(),
+            w.fence_samples,
+            w.fence_violations.len()
+        );
         outln!(
             "workloads deployment={} statefulset={} converged={} converge_ms={} duplicates={} pods_stopped={} object_writes={} unknown={} lost_object_writes={}",
-            pods::DEPLOYMENT_REPLICAS,
+            w.last_spec.map_or("-".into(), |s| s.replicas.to_string()),
             pods::STATEFULSET_REPLICAS,
             w.converged.is_none(),
             ms(w.converge_ms),
@@ -1458,6 +1607,19 @@ async fn drive(
     } else {
         ExitCode::from(2)
     })
+}
+
+/// The chaos Deployment's spec, read back (retried for up to 20 s).
+async fn read_spec(api: &Api) -> Option<pods::Want> {
+    let res = ferry_api::resources::by_cli_name("deployments").expect("served");
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until {
+        if let Ok(Some(d)) = api.get(res, Some(pods::NS), pods::DEPLOYMENT).await {
+            return Some(super::deploy::want_of(&d));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
 }
 
 /// One workload client: reads, writes of unique values, and compare-and-set

@@ -281,7 +281,6 @@ fn workloads_pass(out: &str) {
         .find(|l| l.starts_with("workloads "))
         .unwrap_or_else(|| panic!("no workloads line:\n{out}"));
     for want in [
-        "deployment=4",
         "statefulset=2",
         "converged=true",
         "duplicates=0",
@@ -314,8 +313,10 @@ async fn real_run(args: &[&str], seed: &str, min_faults: u64) -> Passed {
 
 /// Real node agents (`--real-nodes 2`, needs the machine's node lock)
 /// through kills and pauses of a node agent and of the leader: the
-/// Deployment (4) and StatefulSet (2) on them converge after the faults with
-/// every pod Running on a Ready node, no pod's container runs twice (nor a
+/// Deployment, scaled and rolled at least once each during the faults, and
+/// the StatefulSet (2) converge after the faults — the Deployment to its
+/// last spec — with every pod Running on a Ready node, the rolling-update
+/// fences held outside node faults, no pod's container runs twice (nor a
 /// StatefulSet identity under two uids), a node agent's fault stops none of
 /// its pods, and every acknowledged ConfigMap create is there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,6 +344,57 @@ async fn chaos_real_nodes_keep_their_workloads() {
             .any(|l| l.starts_with("nodes n=2 ") && l.contains(" unready_by_masters=0")),
         "{out}"
     );
+    // The Deployment was scaled and rolled, and converged to its last spec.
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("deployment scales="))
+        .unwrap_or_else(|| panic!("no deployment line:\n{out}"));
+    let field = |k: &str| -> String {
+        line.split(' ')
+            .find_map(|f| f.strip_prefix(k).map(str::to_string))
+            .unwrap_or_else(|| panic!("{k} missing: {line}"))
+    };
+    assert!(field("scales=").parse::<u32>().unwrap() >= 1, "{line}");
+    assert!(field("rolls=").parse::<u32>().unwrap() >= 1, "{line}");
+    assert_eq!(field("converged="), "true", "{line}\n{out}");
+    assert_eq!(field("fence_violations="), "0", "{line}\n{out}");
+    assert!(
+        field("fence_samples=").parse::<u32>().unwrap() > 0,
+        "{line}"
+    );
+    let last = field("last_replicas=");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("workloads ") && l.contains(&format!(" deployment={last} "))),
+        "{out}"
+    );
+    // The spec read back at the end is the last applied change's, or a
+    // later one's whose outcome the end left unknown.
+    let changes: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("deployment ") && !l.starts_with("deployment scales="))
+        .collect();
+    let from = changes
+        .iter()
+        .rposition(|l| l.contains(" applied_ms="))
+        .expect("changes applied");
+    let spec = format!(" replicas={last} rev={} ", field("last_rev="));
+    assert!(
+        changes[from..].iter().any(|l| l.contains(&spec)),
+        "{spec}: {changes:#?}\n{line}"
+    );
+    // Scaled and rolled through the API: the report's changes say so too.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.dir.join("report.json")).unwrap()).unwrap();
+    let changes = report["workloads"]["deployment_changes"]
+        .as_array()
+        .unwrap();
+    assert_eq!(changes[0]["action"], "create", "{changes:?}");
+    assert!(
+        changes.iter().any(|c| c["action"] == "scale"),
+        "{changes:?}"
+    );
+    assert!(changes.iter().any(|c| c["action"] == "roll"), "{changes:?}");
 }
 
 /// `partition-node`: a real node cut off from every master. A cut under the
