@@ -155,13 +155,28 @@ spec:
 
 /// Pids of the container processes (not their shims) with `marker` in their arguments.
 pub(crate) fn container_pids(marker: &str) -> Vec<i32> {
-    pids_with_arg(marker)
+    let pids: Vec<i32> = pids_with_arg(marker)
         .into_iter()
         .filter(|pid| {
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             !cmd.split(|b| *b == 0).any(|a| a == b"shim")
         })
+        .collect();
+    // A container's shell forks for each command it runs, and the child
+    // carries the parent's command line until it execs: not a second process
+    // of the container.
+    pids.iter()
+        .copied()
+        .filter(|pid| !parent_of(*pid).is_some_and(|p| pids.contains(&p)))
         .collect()
+}
+
+/// The parent pid of `pid` (`/proc/PID/stat`'s fourth field; the command name
+/// before it is in parentheses and may hold spaces).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn container_log(dir: &Path, node: &str, uid: &str, c: &str) -> String {
