@@ -123,6 +123,23 @@ fn target_request(verb: Verb, t: &Target) -> ObjectRequest {
     ObjectRequest::new(verb, t.plural, t.namespace.as_deref(), Some(&t.name))
 }
 
+/// A merge patch that sets one list of `t`'s metadata (`ownerReferences`,
+/// `finalizers`) — removed when empty — at the resourceVersion read.
+fn set_metadata_list<T: serde::Serialize>(
+    t: &Target,
+    resource_version: &str,
+    field: &str,
+    values: &[T],
+) -> ObjectRequest {
+    let list = if values.is_empty() {
+        json!(null)
+    } else {
+        json!(values)
+    };
+    let patch = json!({"metadata": {field: list, "resourceVersion": resource_version}});
+    merge_patch(t.plural, t.namespace.as_deref(), &t.name, None, &patch)
+}
+
 /// Whether a write's answer lets the pass go on: done, already gone, or
 /// (a delete) already deleting.
 fn fine(w: &Written) -> bool {
@@ -361,20 +378,7 @@ impl<'a> Collector<'a> {
                 owners,
                 ..
             } => {
-                let refs = if owners.is_empty() {
-                    json!(null)
-                } else {
-                    json!(owners)
-                };
-                let patch = json!({"metadata": {"ownerReferences": refs,
-                    "resourceVersion": resource_version}});
-                let req = merge_patch(
-                    target.plural,
-                    target.namespace.as_deref(),
-                    &target.name,
-                    None,
-                    &patch,
-                );
+                let req = set_metadata_list(target, resource_version, "ownerReferences", owners);
                 (target.clone(), write(self.api, req).await)
             }
             Action::SetFinalizers {
@@ -382,20 +386,7 @@ impl<'a> Collector<'a> {
                 resource_version,
                 finalizers,
             } => {
-                let fins = if finalizers.is_empty() {
-                    json!(null)
-                } else {
-                    json!(finalizers)
-                };
-                let patch = json!({"metadata": {"finalizers": fins,
-                    "resourceVersion": resource_version}});
-                let req = merge_patch(
-                    target.plural,
-                    target.namespace.as_deref(),
-                    &target.name,
-                    None,
-                    &patch,
-                );
+                let req = set_metadata_list(target, resource_version, "finalizers", finalizers);
                 (target.clone(), write(self.api, req).await)
             }
         }
