@@ -25,14 +25,21 @@ pub fn selectable_fields(res: &Resource) -> &'static [&'static str] {
             "status.phase",
             "status.podIP",
         ],
+        // As Kubernetes' event strategy (`source` aside: it names
+        // `source.component`); `kubectl events --for` selects on the
+        // involved object's kind, name and apiVersion.
         "Event" => &[
             "metadata.name",
             "metadata.namespace",
+            "involvedObject.apiVersion",
+            "involvedObject.fieldPath",
             "involvedObject.kind",
             "involvedObject.name",
             "involvedObject.namespace",
+            "involvedObject.resourceVersion",
             "involvedObject.uid",
             "reason",
+            "reportingComponent",
             "type",
         ],
         "Node" => &["metadata.name", "spec.unschedulable"],
@@ -254,6 +261,32 @@ pub struct Scan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubectl_events_for_an_object_selects_its_events() {
+        let events = ferry_api::resources::by_cli_name("events").expect("events are served");
+        // What `kubectl events --for deploy/ro` (1.32) sends.
+        let opts = ListOptions {
+            field_selector: Some(
+                "involvedObject.kind=Deployment,involvedObject.apiVersion=apps/v1,\
+                 involvedObject.name=ro"
+                    .into(),
+            ),
+            ..ListOptions::default()
+        };
+        let f = Filter::new(events, &opts).unwrap_or_else(|e| panic!("{}", e.message));
+        let event = |name: &str| {
+            json!({"involvedObject": {"kind": "Deployment", "apiVersion": "apps/v1", "name": name},
+                   "reason": "ScalingReplicaSet"})
+        };
+        assert!(f.matches(&event("ro")));
+        assert!(!f.matches(&event("other")));
+        let unknown = ListOptions {
+            field_selector: Some("involvedObject.color=red".into()),
+            ..ListOptions::default()
+        };
+        assert!(Filter::new(events, &unknown).is_err());
+    }
 
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {
