@@ -232,15 +232,20 @@ impl Allocator {
         }
     }
 
-    /// One more holder of `first..=last`; true if another held part of it.
-    fn hold(&mut self, (first, last): (u128, u128)) -> bool {
+    /// The held segments within `first..=last` as (start, end, holders),
+    /// split at its bounds first so each lies wholly inside.
+    fn held_segments(&mut self, first: u128, last: u128) -> Vec<(u128, u128, u32)> {
         self.split(first);
         self.split(last + 1);
-        let segs: Vec<(u128, u128, u32)> = self
-            .held
+        self.held
             .range(first..=last)
             .map(|(&s, &(e, c))| (s, e, c))
-            .collect();
+            .collect()
+    }
+
+    /// One more holder of `first..=last`; true if another held part of it.
+    fn hold(&mut self, (first, last): (u128, u128)) -> bool {
+        let segs = self.held_segments(first, last);
         let conflict = !segs.is_empty();
         let mut at = first;
         for (s, e, c) in segs {
@@ -259,13 +264,7 @@ impl Allocator {
 
     /// One holder fewer of `first..=last`; what no one holds any more is free.
     fn release(&mut self, (first, last): (u128, u128)) {
-        self.split(first);
-        self.split(last + 1);
-        let segs: Vec<(u128, u128, u32)> = self
-            .held
-            .range(first..=last)
-            .map(|(&s, &(e, c))| (s, e, c))
-            .collect();
+        let segs = self.held_segments(first, last);
         for (s, e, c) in segs {
             if c > 1 {
                 self.held.insert(s, (e, c - 1));
