@@ -144,10 +144,13 @@ pub async fn run(a: Args) -> Result<ExitCode> {
     result
 }
 
-/// A base port with `n` consecutive free UDP ports after it.
+/// A base port with `n` consecutive free UDP ports after it, in 20000-29999:
+/// below Linux's ephemeral ports (32768-60999), which another process's client
+/// socket could take between this check and the master's bind, and below the
+/// NodePort range (30000-32767).
 pub(crate) fn free_ports(n: usize) -> Result<u16> {
     for _ in 0..100 {
-        let base: u16 = 20000 + rand::random::<u16>() % 30000;
+        let base: u16 = 20000 + rand::random::<u16>() % (10000 - n as u16);
         let all_free =
             (0..n as u16).all(|k| std::net::UdpSocket::bind(("127.0.0.1", base + k)).is_ok());
         if all_free {

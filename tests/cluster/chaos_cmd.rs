@@ -481,8 +481,13 @@ async fn chaos_against_an_existing_cluster_pauses_its_masters_only() {
         assert!(!ran.status.success(), "{args:?} accepted");
         assert!(ran.stderr.contains(want), "{args:?}: {}", ran.stderr);
     }
+    // Running or sleeping, never stopped (`T`): a refusal pauses nothing.
     for i in 0..3 {
-        assert_eq!(proc_state(c.pid(i)), "S", "master {i} after a refusal");
+        let state = proc_state(c.pid(i));
+        assert!(
+            state == "S" || state == "R",
+            "master {i} after a refusal: {state}"
+        );
     }
 
     let dir = tmp.path().join("chaos");

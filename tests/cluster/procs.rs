@@ -8,11 +8,14 @@ use std::time::{Duration, Instant};
 /// The `ferry` binary under test.
 pub const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 
-/// Picks `n` consecutive free UDP ports on 127.0.0.1 in 48000-48999 (the range
-/// this project's tests use), checked by binding each and releasing it.
+/// Picks `n` consecutive free UDP ports on 127.0.0.1 in 24000-26999 (the range
+/// this project's tests use), checked by binding each and releasing it. The
+/// range lies below Linux's ephemeral ports (32768-60999), so no client socket
+/// of another process can take a port between this check and its master's
+/// bind, and below the NodePort range (30000-32767) nodes bind.
 pub fn free_ports(n: u16) -> u16 {
     for _ in 0..500 {
-        let base = 48000 + rand::random::<u16>() % (1000 - n);
+        let base = 24000 + rand::random::<u16>() % (3000 - n);
         let socks: Vec<_> = (0..n)
             .map_while(|i| std::net::UdpSocket::bind(("127.0.0.1", base + i)).ok())
             .collect();
@@ -20,14 +23,15 @@ pub fn free_ports(n: u16) -> u16 {
             return base;
         }
     }
-    panic!("no {n} consecutive free UDP ports in 48000-48999");
+    panic!("no {n} consecutive free UDP ports in 24000-26999");
 }
 
-/// A base port with `n` consecutive free TCP ports on 127.0.0.1 (40000-47999),
-/// for HTTPS front ends (`ferry up --https-port`).
+/// A base port with `n` consecutive free TCP ports on 127.0.0.1 (27000-29999,
+/// below the ephemeral and NodePort ranges as above), for HTTPS front ends
+/// (`ferry up --https-port`).
 pub fn free_tcp_ports(n: u16) -> u16 {
     for _ in 0..500 {
-        let base = 40000 + rand::random::<u16>() % (8000 - n);
+        let base = 27000 + rand::random::<u16>() % (3000 - n);
         let socks: Vec<_> = (0..n)
             .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
             .collect();
@@ -35,7 +39,7 @@ pub fn free_tcp_ports(n: u16) -> u16 {
             return base;
         }
     }
-    panic!("no {n} consecutive free TCP ports in 40000-47999");
+    panic!("no {n} consecutive free TCP ports in 27000-29999");
 }
 
 /// The last `lines` lines of a file (for failure reports).
