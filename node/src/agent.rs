@@ -139,6 +139,7 @@ pub async fn run(
     // soon as its binding lands, and a sync reads no list.
     let mut own = watch_own_pods(api.client.clone(), &opts.name, stop.clone());
     let mut workers: HashMap<String, PodWorker> = HashMap::new();
+    let mut recorder = crate::events::Recorder::default();
     let cgroups = crate::cgroups::Layout::detect();
     match &cgroups {
         crate::cgroups::Layout::Unavailable(why) => {
@@ -332,7 +333,7 @@ pub async fn run(
             &opts,
             pods,
             &pods_dir,
-            &mut workers,
+            (&mut workers, &mut recorder),
             &cgroups,
             &known,
             &mut net,
@@ -980,7 +981,10 @@ async fn sync_pods(
     opts: &Options,
     followed: Option<Vec<Value>>,
     pods_dir: &std::path::Path,
-    workers: &mut HashMap<String, PodWorker>,
+    (workers, recorder): (
+        &mut HashMap<String, PodWorker>,
+        &mut crate::events::Recorder,
+    ),
     cgroups: &crate::cgroups::Layout,
     known: &tokio::sync::watch::Receiver<Known>,
     net: &mut NodeNetwork,
@@ -1042,6 +1046,8 @@ async fn sync_pods(
         let deleting = pod.pointer("/metadata/deletionTimestamp").is_some();
         if deleting {
             w.stop();
+            let events = std::mem::take(&mut w.events);
+            crate::events::report(api, recorder, &pod, &opts.name, events).await;
             if w.live() == 0 {
                 // Every process is gone: remove the pod for good.
                 api.delete(
@@ -1062,6 +1068,7 @@ async fn sync_pods(
                 crate::cgroups::remove(cgroups, &uid);
                 net.pod_removed(&uid);
                 workers.remove(&uid);
+                recorder.forget_pod(&uid);
             }
             continue;
         }
@@ -1073,13 +1080,8 @@ async fn sync_pods(
         let fetched = fetch(api, &ns, &pod, services).await;
         let pod_net = net.for_pod(w, &ip);
         w.sync(&opts.shim, &fetched, &pod_net, cgroups);
-        for (kind, reason, message) in std::mem::take(&mut w.events) {
-            let event =
-                crate::node::event(&pod, &opts.name, &kind, &reason, &message, &crate::now());
-            if let Err(e) = api.create("events", Some(&ns), &event).await {
-                tracing::debug!(error = %e, "recording an event failed");
-            }
-        }
+        let events = std::mem::take(&mut w.events);
+        crate::events::report(api, recorder, &pod, &opts.name, events).await;
         let status = w.status(&pod_net, cgroups);
         if w.written.as_ref() != Some(&status) {
             match api.patch_pod_status(&ns, &name, &status).await {
@@ -1117,6 +1119,12 @@ async fn sync_pods(
             w.pod["spec"]["terminationGracePeriodSeconds"] = json!(2);
         }
         w.stop();
+        let events = std::mem::take(&mut w.events);
+        if w.pod.pointer("/metadata/name").is_some() {
+            // Stopped for a pod deleted without us (forced): still said.
+            let pod = w.pod.clone();
+            crate::events::report(api, recorder, &pod, &opts.name, events).await;
+        }
         if w.live() == 0 {
             crate::volumes::release(&w.dir);
             crate::volumes::remove_created_targets(&opts.data_dir, Some(&w.dir), &in_use);
@@ -1124,6 +1132,7 @@ async fn sync_pods(
             crate::cgroups::remove(cgroups, &uid);
             net.pod_removed(&uid);
             workers.remove(&uid);
+            recorder.forget_pod(&uid);
         }
     }
     Ok(())

@@ -13,6 +13,8 @@
 //!   under pressure (pure).
 //! - [`shutdown`]: graceful node shutdown, regular pods then critical ones
 //!   within their budgets (pure).
+//! - [`events`]: the kubelet's events about pods and their containers, and
+//!   the recorder that counts a repeat on the Event it repeats.
 //! - [`pods`]: pod workers (start, restart with back-off, stop with a grace
 //!   period) and the pod status they report.
 //! - [`probe`]: liveness, readiness and startup probes (exec, httpGet,
@@ -43,6 +45,7 @@ pub mod agent;
 pub mod cgroups;
 pub mod dns;
 pub mod env;
+pub mod events;
 pub mod eviction;
 pub mod follow;
 pub mod hollow;

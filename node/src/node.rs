@@ -306,10 +306,10 @@ pub fn lease(name: &str, duration_secs: u64, now_micros: &str) -> Value {
     })
 }
 
-/// An Event about `pod`, reported by this node's kubelet.
-pub fn event(pod: &Value, node: &str, kind: &str, reason: &str, message: &str, now: &str) -> Value {
+/// An Event about `pod` (or one of its containers), reported by this node's kubelet.
+pub fn event(pod: &Value, node: &str, e: &crate::events::PodEvent, now: &str) -> Value {
     let m = &pod["metadata"];
-    json!({
+    let mut event = json!({
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {
@@ -323,16 +323,20 @@ pub fn event(pod: &Value, node: &str, kind: &str, reason: &str, message: &str, n
             "namespace": m["namespace"],
             "uid": m["uid"],
         },
-        "reason": reason,
-        "message": message,
-        "type": kind,
+        "reason": e.reason,
+        "message": e.message,
+        "type": e.kind,
         "source": {"component": "kubelet", "host": node},
         "reportingComponent": "kubelet",
         "reportingInstance": node,
         "firstTimestamp": now,
         "lastTimestamp": now,
         "count": 1,
-    })
+    });
+    if let Some(path) = &e.field_path {
+        event["involvedObject"]["fieldPath"] = json!(path);
+    }
+    event
 }
 
 /// Where node leases live.

@@ -2,6 +2,7 @@
 //! and compute the status the kubelet would report.
 
 use crate::env;
+use crate::events::{self, PodEvent};
 use crate::probe::{self, Kind, Result3};
 use crate::runtime::{self, ContainerDir, Exited, Started};
 use nix::sys::signal::Signal;
@@ -35,6 +36,8 @@ fn seconds_between(from: &str, to: &str) -> i64 {
 pub struct Container {
     /// Its name.
     pub name: String,
+    /// Where its spec is in the pod's (`spec.containers{NAME}`), for its events.
+    pub field_path: String,
     /// Its spec.
     pub spec: Value,
     /// Its directory.
@@ -71,7 +74,9 @@ pub struct Container {
 }
 
 impl Container {
-    fn new(pod_dir: &Path, spec: &Value) -> Container {
+    /// Container `spec` of the pod's `list` (`containers`, ...), re-adopting
+    /// what a previous agent started.
+    fn new(pod_dir: &Path, list: &str, spec: &Value) -> Container {
         let name = spec["name"].as_str().unwrap_or_default().to_string();
         let dir = ContainerDir(pod_dir.join(&name));
         // Re-adopt what a previous agent started.
@@ -82,6 +87,7 @@ impl Container {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
         Container {
+            field_path: events::field_path(list, &name),
             name,
             spec: spec.clone(),
             dir,
@@ -122,14 +128,14 @@ impl Container {
     }
 
     /// Runs the probes that are due; kills the run when its startup or
-    /// liveness probe fails. Returns an event (reason, message) to report.
-    fn probe(&mut self, workdir: &Path) -> Option<(String, String)> {
+    /// liveness probe fails (`restart`: the pod's policy restarts it then).
+    /// What it reports goes to `events`.
+    fn probe(&mut self, workdir: &Path, restart: bool, events: &mut Vec<PodEvent>) {
         if !self.running() || self.killed.is_some() {
-            return None;
+            return;
         }
         let now = Instant::now();
         let started = self.started_ok();
-        let mut event = None;
         for p in self.probes.iter_mut() {
             let due = match p.kind {
                 Kind::Startup => !started,
@@ -140,13 +146,12 @@ impl Container {
             }
             if p.poll(now, &self.env, workdir) == Some(Result3::Failure) {
                 let msg = format!("{} probe failed: {}", p.kind.title(), p.message);
-                if p.kind == Kind::Readiness {
-                    event = Some(("Unhealthy".to_string(), msg));
-                } else {
-                    event = Some((
-                        "Unhealthy".to_string(),
-                        format!("{msg}; container {} will be restarted", self.name),
-                    ));
+                let fp = &self.field_path;
+                events.push(PodEvent::container(fp, "Warning", "Unhealthy", &msg));
+                if p.kind != Kind::Readiness && self.killed.is_none() {
+                    let probe = p.kind.title().to_lowercase();
+                    let why = events::probe_kill_message(&self.name, &probe, restart);
+                    events.push(events::killing(fp, &self.name, Some(why)));
                     self.killed = Some(msg);
                 }
             }
@@ -156,7 +161,6 @@ impl Container {
                 runtime::signal(s, Signal::SIGKILL);
             }
         }
-        event
     }
 
     /// Whether the current run is alive.
@@ -241,8 +245,8 @@ pub struct PodWorker {
     pub written: Option<Value>,
     /// When the pod started on this node.
     pub start_time: String,
-    /// Events to report: (type, reason, message).
-    pub events: Vec<(String, String, String)>,
+    /// Events to report (the agent takes them after each sync).
+    pub events: Vec<PodEvent>,
     /// The pod's own network, once set up (see [`crate::net::podnet`]).
     pub net: Option<crate::net::podnet::PodAddr>,
     /// Why the pod's network was last reported not ready.
@@ -338,7 +342,7 @@ impl PodWorker {
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .map(|c| Container::new(&dir, c))
+                .map(|c| Container::new(&dir, k, c))
                 .collect()
         };
         let (init, containers) = (list("initContainers"), list("containers"));
@@ -380,8 +384,7 @@ impl PodWorker {
                     .message
                     .strip_prefix("Pod was rejected: ")
                     .unwrap_or(&kill.message);
-                self.events
-                    .push(("Warning".into(), kill.reason.clone(), message.into()));
+                self.events.push(PodEvent::warning(&kill.reason, message));
             }
             self.evicted = Some(kill);
         }
@@ -426,7 +429,8 @@ impl PodWorker {
             .cloned()
             .collect();
         for e in added {
-            self.ephemeral.push(Container::new(&self.dir, &e));
+            self.ephemeral
+                .push(Container::new(&self.dir, "ephemeralContainers", &e));
         }
         // The pod's network first: no container starts without it.
         if let Some(why) = &net.pending {
@@ -470,9 +474,8 @@ impl PodWorker {
                     if c.started.is_none() {
                         let w = Some((reason.to_string(), why.clone()));
                         if c.waiting != w {
-                            self.events.push((
-                                "Warning".into(),
-                                "FailedMount".into(),
+                            self.events.push(PodEvent::warning(
+                                "FailedMount",
                                 format!("MountVolume.SetUp failed: {why}"),
                             ));
                         }
@@ -522,9 +525,7 @@ impl PodWorker {
         }
         for c in &mut self.containers {
             if c.running() {
-                if let Some((reason, msg)) = c.probe(&self.dir) {
-                    self.events.push(("Warning".into(), reason, msg));
-                }
+                c.probe(&self.dir, policy != "Never", &mut self.events);
                 continue;
             }
             let restart = match &c.exited {
@@ -560,9 +561,8 @@ impl PodWorker {
             }
         }
         if self.net_waiting.as_deref() != Some(why) {
-            self.events.push((
-                "Warning".into(),
-                "NetworkNotReady".into(),
+            self.events.push(PodEvent::warning(
+                "NetworkNotReady",
                 format!("network is not ready: {why}"),
             ));
             self.net_waiting = Some(why.to_string());
@@ -602,6 +602,10 @@ impl PodWorker {
             .chain(self.ephemeral.iter_mut())
         {
             if c.running() {
+                if first {
+                    self.events
+                        .push(events::killing(&c.field_path, &c.name, None));
+                }
                 if let Some(s) = c.started.clone() {
                     if kill {
                         runtime::signal(&s, Signal::SIGKILL);
@@ -746,16 +750,13 @@ pub fn ended_status(status: &mut Value, kill: &NodeKill, since: &str) {
 }
 
 /// A `Failed` event when a container newly waits on an error.
-fn failed_event(
-    events: &mut Vec<(String, String, String)>,
-    before: &Option<(String, String)>,
-    c: &Container,
-) {
+fn failed_event(events: &mut Vec<PodEvent>, before: &Option<(String, String)>, c: &Container) {
     if let Some((reason, msg)) = &c.waiting {
         if before.as_ref() != Some(&(reason.clone(), msg.clone())) {
-            events.push((
-                "Warning".into(),
-                "Failed".into(),
+            events.push(PodEvent::container(
+                &c.field_path,
+                "Warning",
+                "Failed",
                 format!("Error: {reason}: {msg}"),
             ));
         }
@@ -807,7 +808,7 @@ pub fn pod_hostname(pod: &Value) -> String {
     cut.trim_end_matches(['-', '.']).to_string()
 }
 
-fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, String)>) {
+fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<PodEvent>) {
     let StartCtx {
         pod,
         shim,
@@ -839,6 +840,8 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, St
         c.backoffs += 1;
         c.not_before = Some(Instant::now() + delay);
         if !delay.is_zero() {
+            // Once per held-back restart, not per pass while it waits.
+            events.push(events::back_off(&c.field_path, &c.name, pod));
             return;
         }
     }
@@ -920,9 +923,10 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, St
     let cgroup_procs = match cgroups {
         crate::cgroups::Layout::Unavailable(why) => {
             if limits.any() && c.restarts == 0 && c.started.is_none() {
-                events.push((
-                    "Warning".into(),
-                    "LimitsNotEnforced".into(),
+                events.push(PodEvent::container(
+                    &c.field_path,
+                    "Warning",
+                    "LimitsNotEnforced",
                     format!(
                         "container {}: resource limits are not enforced on this node: {why}",
                         c.name
@@ -971,6 +975,8 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<(String, String, St
             c.child = Some(child);
             c.waiting = None;
             c.not_before = None;
+            let image = c.spec["image"].as_str().unwrap_or_default();
+            events.extend(events::started(&c.field_path, &c.name, image));
         }
         Err(e) => {
             c.waiting = Some(("RunContainerError".into(), e.to_string()));
@@ -1240,10 +1246,9 @@ mod tests {
         assert_eq!(get("DisruptionTarget")["reason"], "TerminationByKubelet");
         assert_eq!(
             w.events,
-            [(
-                "Warning".to_string(),
-                "Evicted".to_string(),
-                "The node was low on resource: memory. ".to_string()
+            [PodEvent::warning(
+                "Evicted",
+                "The node was low on resource: memory. "
             )]
         );
         // A restarted agent reads it back from the stored status.
@@ -1319,12 +1324,14 @@ mod tests {
             .any(|c| c["type"] == "DisruptionTarget"));
         assert_eq!(
             w.events,
-            [(
-                "Warning".to_string(),
-                "Evicted".to_string(),
-                "The node had condition: [MemoryPressure]. ".to_string()
+            [PodEvent::warning(
+                "Evicted",
+                "The node had condition: [MemoryPressure]. "
             )]
         );
         assert_eq!(w.live(), 0);
     }
 }
+
+#[cfg(test)]
+mod event_tests;
