@@ -179,6 +179,28 @@ fn parent_of(pid: i32) -> Option<i32> {
     rest.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The Events about pod `name` (`ferry get events`).
+fn events_of(home: &Path, conf: &str, name: &str) -> Vec<Value> {
+    let selector = format!("involvedObject.name={name}");
+    let out = ok(
+        home,
+        conf,
+        &["get", "events", "--field-selector", &selector, "-o", "json"],
+    );
+    let list: Value = serde_json::from_str(&out).expect("JSON");
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// The one Event with `reason` about `field_path` among `events`.
+fn the_event<'a>(events: &'a [Value], reason: &str, field_path: &str) -> &'a Value {
+    let found: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["reason"] == reason && e["involvedObject"]["fieldPath"] == field_path)
+        .collect();
+    assert_eq!(found.len(), 1, "one {reason} of {field_path}: {events:#?}");
+    found[0]
+}
+
 fn container_log(dir: &Path, node: &str, uid: &str, c: &str) -> String {
     std::fs::read_to_string(dir.join(node).join("pods").join(uid).join(c).join("log"))
         .unwrap_or_default()
@@ -405,6 +427,26 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
     let p = pod(home, conf, "app").unwrap();
     assert_eq!(p["status"]["phase"], "Running");
     assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
+    // The kubelet's events, each about its container, once: the restarted
+    // agent did not report its re-adopted container again.
+    let events = events_of(home, conf, "app");
+    for (reason, message) in [
+        (
+            "Pulled",
+            r#"Container image "busybox" already present on machine"#,
+        ),
+        ("Created", "Created container: main"),
+        ("Started", "Started container main"),
+    ] {
+        let e = the_event(&events, reason, "spec.containers{main}");
+        assert_eq!(e["message"], message, "{e}");
+        assert_eq!(e["type"], "Normal", "{e}");
+        assert_eq!(e["count"], 1, "{e}");
+        assert_eq!(e["involvedObject"]["uid"].as_str(), Some(uid.as_str()));
+        assert_eq!(e["source"]["component"], "kubelet");
+        assert_eq!(e["reportingInstance"], "n1");
+    }
+    the_event(&events, "Started", "spec.initContainers{prepare}");
 
     // Probes: not Ready until its readiness probe passes; a failing liveness
     // probe restarts the container and says why (status and an event).
@@ -448,6 +490,12 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
         events.contains("Unhealthy") && events.contains("Liveness probe failed"),
         "{events}"
     );
+    let events = events_of(home, conf, "probed");
+    let killing = the_event(&events, "Killing", "spec.containers{main}");
+    assert_eq!(
+        killing["message"],
+        "Container main failed liveness probe, will be restarted"
+    );
 
     // Limits: a container over its memory limit is OOMKilled (where the node
     // may create cgroups, as root on CI; elsewhere an event says so).
@@ -481,6 +529,18 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
     assert_eq!(
         c["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
         3
+    );
+    // Started at least twice (at once after its first exit), counted on
+    // one Event, then held back.
+    let events = events_of(home, conf, "crash");
+    let started = the_event(&events, "Started", "spec.containers{main}");
+    assert!(started["count"].as_u64() >= Some(2), "{started}");
+    let back_off = the_event(&events, "BackOff", "spec.containers{main}");
+    assert_eq!(back_off["type"], "Warning");
+    let crash_uid = c["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(
+        back_off["message"],
+        format!("Back-off restarting failed container main in pod crash_default({crash_uid})")
     );
 
     // A missing ConfigMap: the container waits, naming it; nothing runs.
@@ -519,6 +579,9 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
         log.is_empty() || log.contains("got TERM"),
         "no SIGTERM first: {log}"
     );
+    let events = events_of(home, conf, "app");
+    let killing = the_event(&events, "Killing", "spec.containers{main}");
+    assert_eq!(killing["message"], "Stopping container main");
     assert!(
         !dir.join("n1/pods").join(&uid).exists(),
         "pod directory left behind"
