@@ -1080,8 +1080,6 @@ async fn sync_pods(
         let fetched = fetch(api, &ns, &pod, services).await;
         let pod_net = net.for_pod(w, &ip);
         w.sync(&opts.shim, &fetched, &pod_net, cgroups);
-        let events = std::mem::take(&mut w.events);
-        crate::events::report(api, recorder, &pod, &opts.name, events).await;
         let status = w.status(&pod_net, cgroups);
         if w.written.as_ref() != Some(&status) {
             match api.patch_pod_status(&ns, &name, &status).await {
@@ -1089,6 +1087,9 @@ async fn sync_pods(
                 Err(e) => tracing::warn!(pod = %name, error = %e, "pod status update failed"),
             }
         }
+        // After the status: a pod's start waits for no event's write.
+        let events = std::mem::take(&mut w.events);
+        crate::events::report(api, recorder, &pod, &opts.name, events).await;
     }
     // Pods this node runs that the API no longer has: stop them.
     let mut gone: Vec<String> = workers

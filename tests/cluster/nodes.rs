@@ -201,6 +201,29 @@ fn the_event<'a>(events: &'a [Value], reason: &str, field_path: &str) -> &'a Val
     found[0]
 }
 
+/// The Events about pod `name` once one has `reason` about `field_path`
+/// (the agent writes them after the pod's status).
+async fn wait_event(
+    home: &Path,
+    conf: &str,
+    name: &str,
+    reason: &str,
+    field_path: &str,
+) -> Vec<Value> {
+    poll(&format!("{reason} of {name}'s {field_path}"), T, || {
+        let events = events_of(home, conf, name);
+        let found = events
+            .iter()
+            .any(|e| e["reason"] == reason && e["involvedObject"]["fieldPath"] == field_path);
+        if found {
+            Ok(events)
+        } else {
+            Err(format!("{events:#?}"))
+        }
+    })
+    .await
+}
+
 fn container_log(dir: &Path, node: &str, uid: &str, c: &str) -> String {
     std::fs::read_to_string(dir.join(node).join("pods").join(uid).join(c).join("log"))
         .unwrap_or_default()
@@ -490,7 +513,7 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
         events.contains("Unhealthy") && events.contains("Liveness probe failed"),
         "{events}"
     );
-    let events = events_of(home, conf, "probed");
+    let events = wait_event(home, conf, "probed", "Killing", "spec.containers{main}").await;
     let killing = the_event(&events, "Killing", "spec.containers{main}");
     assert_eq!(
         killing["message"],
@@ -532,7 +555,7 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
     );
     // Started at least twice (at once after its first exit), counted on
     // one Event, then held back.
-    let events = events_of(home, conf, "crash");
+    let events = wait_event(home, conf, "crash", "BackOff", "spec.containers{main}").await;
     let started = the_event(&events, "Started", "spec.containers{main}");
     assert!(started["count"].as_u64() >= Some(2), "{started}");
     let back_off = the_event(&events, "BackOff", "spec.containers{main}");
@@ -579,7 +602,7 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
         log.is_empty() || log.contains("got TERM"),
         "no SIGTERM first: {log}"
     );
-    let events = events_of(home, conf, "app");
+    let events = wait_event(home, conf, "app", "Killing", "spec.containers{main}").await;
     let killing = the_event(&events, "Killing", "spec.containers{main}");
     assert_eq!(killing["message"], "Stopping container main");
     assert!(
