@@ -134,6 +134,15 @@ fn an_adopted_container_is_not_reported_again_and_a_stopped_one_once() {
     for _ in 0..3 {
         assert_eq!(rig.sync(&mut again), []);
     }
+    // `kubectl debug` adds an ephemeral container: started once, by its path.
+    again.pod["spec"]["ephemeralContainers"] =
+        json!([{"name": "debug", "image": "busybox", "command": ["true"]}]);
+    assert_eq!(
+        rig.sync(&mut again),
+        start_events("spec.ephemeralContainers{debug}", "debug")
+    );
+    wait_exit(&mut again.ephemeral[0]);
+    assert_eq!(rig.sync(&mut again), []);
     // The pod is deleted: each running container is stopped, said once.
     again.pod["metadata"]["deletionTimestamp"] = json!("2026-12-06T00:00:00Z");
     again.stop();
