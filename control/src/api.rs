@@ -132,6 +132,26 @@ pub fn merge_patch(
     with_body(r, patch)
 }
 
+/// A merge patch that sets one list of an object's metadata
+/// (`ownerReferences`, `finalizers`) — removed when empty — with the
+/// resourceVersion read as precondition.
+pub fn set_metadata_list<T: serde::Serialize>(
+    plural: &str,
+    namespace: Option<&str>,
+    name: &str,
+    resource_version: &str,
+    field: &str,
+    values: &[T],
+) -> ObjectRequest {
+    let list = if values.is_empty() {
+        Value::Null
+    } else {
+        serde_json::to_value(values).unwrap_or(Value::Null)
+    };
+    let patch = serde_json::json!({"metadata": {field: list, "resourceVersion": resource_version}});
+    merge_patch(plural, namespace, name, None, &patch)
+}
+
 /// The message of a failed answer's Status (or its body).
 pub fn status_message(resp: &ObjectResponse) -> String {
     resp.json()

@@ -14,6 +14,9 @@ pub type Change<K> = (Option<Arc<K>>, Option<Arc<K>>);
 
 /// Index of objects by their controller owner's uid.
 pub const BY_OWNER: &str = "owner";
+/// Index of objects with no controller owner by namespace (the orphans a
+/// controller may adopt, see [`crate::claim`]).
+pub const BY_ORPHAN: &str = "orphan";
 /// Index of pods by `spec.nodeName` (`""` for unbound pods).
 pub const BY_NODE: &str = "node";
 
@@ -37,10 +40,23 @@ fn owner_uid<K: Metadata<Ty = ObjectMeta>>(k: &K) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The namespace of an object with no controller owner (every cache indexes
+/// by it).
+fn orphan_namespace<K: Metadata<Ty = ObjectMeta>>(k: &K) -> Vec<String> {
+    let m = k.metadata();
+    match crate::meta::controller_of(m) {
+        Some(_) => Vec::new(),
+        None => vec![m.namespace.clone().unwrap_or_default()],
+    }
+}
+
 impl<K: Metadata<Ty = ObjectMeta>> Cache<K> {
-    /// An empty cache indexed by owner and by `indexers`.
+    /// An empty cache indexed by owner, orphans' namespace and `indexers`.
     pub fn new(indexers: Vec<(&'static str, Indexer<K>)>) -> Self {
-        let mut all: Vec<(&'static str, Indexer<K>)> = vec![(BY_OWNER, owner_uid::<K>)];
+        let mut all: Vec<(&'static str, Indexer<K>)> = vec![
+            (BY_OWNER, owner_uid::<K>),
+            (BY_ORPHAN, orphan_namespace::<K>),
+        ];
         all.extend(indexers);
         Cache {
             inner: RwLock::new(Inner {

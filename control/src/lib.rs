@@ -10,6 +10,8 @@
 //! - [`cache`], [`informer`]: one list-then-watch per kind feeding an in-memory
 //!   cache with indexes; it resumes from its last revision after a failover.
 //! - [`queue`]: a work queue with de-duplication and per-key back-off.
+//! - [`claim`]: which objects a controller controls (adopting orphans its
+//!   selector matches, releasing those it no longer matches).
 //! - [`meta`]: owner references, pod readiness, label selectors, template hashes.
 //! - [`scheduler`]: the scheduler's pure core (filters, scores, messages).
 //! - [`replicaset`], [`deployment`], [`daemonset`], [`statefulset`]: the
@@ -27,6 +29,7 @@
 
 pub mod api;
 pub mod cache;
+pub mod claim;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;

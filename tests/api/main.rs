@@ -17,12 +17,14 @@
 //! - [`kubectl`]: real kubectl over HTTPS: client-side and server-side apply in turns.
 //! - [`cli_as`]: `ferry --as` over QUIC, with the impersonation checks of HTTPS.
 //! - [`ipam`]: node pod ranges running out and handed on when a Node goes.
+//! - [`adoption`]: controllers adopt orphans their selectors match, release relabelled pods.
 //! - [`authn`]: the node authorizer's graph (Secrets, ConfigMaps), impersonation, TokenReview.
 
 #[path = "../store/harness.rs"]
 #[allow(dead_code)]
 mod harness;
 
+mod adoption;
 mod api;
 mod authn;
 mod bad_input;

@@ -1,5 +1,6 @@
 //! The ReplicaSet and Deployment controllers' shells.
 
+use super::adopt::Claimant;
 use super::*;
 
 impl Plane<'_> {
@@ -17,8 +18,19 @@ impl Plane<'_> {
         if rs.metadata.deletion_timestamp.is_some() {
             return true;
         }
-        let uid = rs.metadata.uid.clone().unwrap_or_default();
-        let pods = self.pods.by_index(BY_OWNER, &uid);
+        let who = Claimant {
+            meta: &rs.metadata,
+            owner_ref: meta::controller_ref("apps/v1", "ReplicaSet", &rs.metadata),
+            selector: rs.spec.as_ref().map(|s| &s.selector),
+            tag: &format!("rs:{key}"),
+        };
+        let pods = match self
+            .claimed(&self.pods, "pods", who, meta::pod_active)
+            .await
+        {
+            Ok(pods) => pods,
+            Err(ok) => return ok,
+        };
         let now = ferry_api::clock::now();
         let d = replicaset::reconcile(&rs, &pods, now);
         if !self.api.is_leader() {
@@ -59,8 +71,16 @@ impl Plane<'_> {
         if d.metadata.deletion_timestamp.is_some() {
             return true;
         }
-        let uid = d.metadata.uid.clone().unwrap_or_default();
-        let rss = self.rss.by_index(BY_OWNER, &uid);
+        let who = Claimant {
+            meta: &d.metadata,
+            owner_ref: meta::controller_ref("apps/v1", "Deployment", &d.metadata),
+            selector: d.spec.as_ref().map(|s| &s.selector),
+            tag: &format!("deploy:{key}"),
+        };
+        let rss = match self.claimed(&self.rss, "replicasets", who, |_| true).await {
+            Ok(rss) => rss,
+            Err(ok) => return ok,
+        };
         let pods: Vec<Arc<Pod>> = rss
             .iter()
             .flat_map(|rs| {
@@ -200,8 +220,20 @@ impl Plane<'_> {
             return true;
         };
         let uid = ds.metadata.uid.clone().unwrap_or_default();
-        let pods = self.pods.by_index(BY_OWNER, &uid);
         let tag = format!("ds:{key}");
+        let who = Claimant {
+            meta: &ds.metadata,
+            owner_ref: meta::controller_ref("apps/v1", "DaemonSet", &ds.metadata),
+            selector: ds.spec.as_ref().map(|s| &s.selector),
+            tag: &tag,
+        };
+        let pods = match self
+            .claimed(&self.pods, "pods", who, meta::pod_active)
+            .await
+        {
+            Ok(pods) => pods,
+            Err(ok) => return ok,
+        };
         if ds.metadata.deletion_timestamp.is_none() {
             let plan = daemonset::revisions(&ds, &pods, &self.revisions.by_index(BY_OWNER, &uid));
             match self.write_history(&tag, &ds.metadata, plan).await {
@@ -251,8 +283,18 @@ impl Plane<'_> {
             return true;
         };
         let uid = sts.metadata.uid.clone().unwrap_or_default();
-        let pods = self.pods.by_index(BY_OWNER, &uid);
         let tag = format!("sts:{key}");
+        let who = Claimant {
+            meta: &sts.metadata,
+            owner_ref: meta::controller_ref("apps/v1", "StatefulSet", &sts.metadata),
+            selector: sts.spec.as_ref().map(|s| &s.selector),
+            tag: &tag,
+        };
+        let member = |p: &Pod| statefulset::member(&sts, p);
+        let pods = match self.claimed(&self.pods, "pods", who, member).await {
+            Ok(pods) => pods,
+            Err(ok) => return ok,
+        };
         let revisions = self.revisions.by_index(BY_OWNER, &uid);
         let mut stored = statefulset::Stored::default();
         if sts.metadata.deletion_timestamp.is_none() {

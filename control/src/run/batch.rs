@@ -1,6 +1,7 @@
 //! The Job and CronJob controllers' shells (and the TTL-after-finished
 //! controller's delete, which the Job reconciler decides).
 
+use super::adopt::Claimant;
 use super::*;
 
 impl Plane<'_> {
@@ -16,12 +17,21 @@ impl Plane<'_> {
             return true;
         };
         let uid = job.metadata.uid.clone().unwrap_or_default();
-        let pods = self.pods.by_index(BY_OWNER, &uid);
+        let tag = format!("job:{key}");
+        let who = Claimant {
+            meta: &job.metadata,
+            owner_ref: meta::controller_ref("batch/v1", "Job", &job.metadata),
+            selector: job.spec.as_ref().and_then(|s| s.selector.as_ref()),
+            tag: &tag,
+        };
+        let pods = match self.claimed(&self.pods, "pods", who, |_| true).await {
+            Ok(pods) => pods,
+            Err(ok) => return ok,
+        };
         let d = job::reconcile(&job, &pods, ferry_api::clock::now());
         if !self.api.is_leader() {
             return true;
         }
-        let tag = format!("job:{key}");
         let mut ok = self
             .write_pods(&job.metadata, "Job", &tag, &d.create, &d.delete)
             .await;

@@ -10,7 +10,7 @@
 //! re-listed per pass: a new term lists once (its full resync) and watches.
 
 use super::{lost, status_update};
-use crate::api::{merge_patch, with_body, write, ControlApi, Written};
+use crate::api::{set_metadata_list, with_body, write, ControlApi, Written};
 use crate::cache::{Cache, Change};
 use crate::gc::{self, Action, Graph, Head, Object, Target};
 use crate::namespace;
@@ -121,23 +121,6 @@ fn gc_key(res: &Resource, h: &Head) -> String {
 
 fn target_request(verb: Verb, t: &Target) -> ObjectRequest {
     ObjectRequest::new(verb, t.plural, t.namespace.as_deref(), Some(&t.name))
-}
-
-/// A merge patch that sets one list of `t`'s metadata (`ownerReferences`,
-/// `finalizers`) — removed when empty — at the resourceVersion read.
-fn set_metadata_list<T: serde::Serialize>(
-    t: &Target,
-    resource_version: &str,
-    field: &str,
-    values: &[T],
-) -> ObjectRequest {
-    let list = if values.is_empty() {
-        json!(null)
-    } else {
-        json!(values)
-    };
-    let patch = json!({"metadata": {field: list, "resourceVersion": resource_version}});
-    merge_patch(t.plural, t.namespace.as_deref(), &t.name, None, &patch)
 }
 
 /// Whether a write's answer lets the pass go on: done, already gone, or
@@ -378,7 +361,14 @@ impl<'a> Collector<'a> {
                 owners,
                 ..
             } => {
-                let req = set_metadata_list(target, resource_version, "ownerReferences", owners);
+                let req = set_metadata_list(
+                    target.plural,
+                    target.namespace.as_deref(),
+                    &target.name,
+                    resource_version,
+                    "ownerReferences",
+                    owners,
+                );
                 (target.clone(), write(self.api, req).await)
             }
             Action::SetFinalizers {
@@ -386,7 +376,14 @@ impl<'a> Collector<'a> {
                 resource_version,
                 finalizers,
             } => {
-                let req = set_metadata_list(target, resource_version, "finalizers", finalizers);
+                let req = set_metadata_list(
+                    target.plural,
+                    target.namespace.as_deref(),
+                    &target.name,
+                    resource_version,
+                    "finalizers",
+                    finalizers,
+                );
                 (target.clone(), write(self.api, req).await)
             }
         }

@@ -20,6 +20,7 @@
 //! collector and the namespace controller: a plane of their own, run on every
 //! master, `gc::run`).
 
+mod adopt;
 mod apps;
 mod autoscale;
 mod batch;
@@ -53,7 +54,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::Metadata;
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -215,6 +216,22 @@ fn status_update<K: Metadata<Ty = ObjectMeta> + serde::Serialize>(
     );
     r.subresource = Some("status".into());
     with_body(r, obj)
+}
+
+/// Queues the controllers in `owners` of the orphan `m`'s namespace whose
+/// selector matches it: they may adopt it (see [`crate::claim`]).
+fn queue_adopters<O: Metadata<Ty = ObjectMeta>>(
+    owners: &Cache<O>,
+    q: &WorkQueue,
+    m: &ObjectMeta,
+    selector: impl Fn(&O) -> Option<&LabelSelector>,
+) {
+    let ns = m.namespace.as_deref().unwrap_or_default();
+    for o in owners.in_namespace(ns) {
+        if selector(&o).is_some_and(|s| meta::selector_matches(s, m.labels.as_ref())) {
+            q.add(&meta::key(o.metadata()));
+        }
+    }
 }
 
 /// Queues the keys of a change's objects.
@@ -438,6 +455,25 @@ impl<'a> Plane<'a> {
                 }
             }
         }
+        // An orphan: the controllers that may adopt it look.
+        if let Some(p) = new
+            .as_ref()
+            .filter(|p| meta::controller_of(&p.metadata).is_none())
+        {
+            let m = &p.metadata;
+            queue_adopters(&self.rss, &self.rs_q, m, |o| {
+                o.spec.as_ref().map(|s| &s.selector)
+            });
+            queue_adopters(&self.daemonsets, &self.ds_q, m, |o| {
+                o.spec.as_ref().map(|s| &s.selector)
+            });
+            queue_adopters(&self.statefulsets, &self.sts_q, m, |o| {
+                o.spec.as_ref().map(|s| &s.selector)
+            });
+            queue_adopters(&self.jobs, &self.job_q, m, |o| {
+                o.spec.as_ref().and_then(|s| s.selector.as_ref())
+            });
+        }
         // The budgets of the pod's namespace count it.
         if let Some(ns) = new
             .as_ref()
@@ -474,6 +510,14 @@ impl<'a> Plane<'a> {
             if let Some(k) = owner_key(&rs.metadata, "Deployment") {
                 self.deploy_q.add(&k);
             }
+        }
+        if let Some(rs) = new
+            .as_ref()
+            .filter(|o| meta::controller_of(&o.metadata).is_none())
+        {
+            queue_adopters(&self.deploys, &self.deploy_q, &rs.metadata, |o| {
+                o.spec.as_ref().map(|s| &s.selector)
+            });
         }
     }
 

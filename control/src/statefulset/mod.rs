@@ -303,6 +303,12 @@ fn template(sts: &StatefulSet) -> PodTemplateSpec {
     spec(sts).map(|s| s.template.clone()).unwrap_or_default()
 }
 
+/// Whether `p` is named as a member of `sts` (`<set>-<ordinal>`): only such
+/// an orphan is adopted, as Kubernetes' `isMemberOf` has it.
+pub fn member(sts: &StatefulSet, p: &Pod) -> bool {
+    ordinal(sts.metadata.name.as_deref().unwrap_or_default(), p).is_some()
+}
+
 /// The ordinal in a member's name `<set>-<ordinal>` (canonical digits only,
 /// so `web-01` is no member).
 fn ordinal(set: &str, p: &Pod) -> Option<i32> {
