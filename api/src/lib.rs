@@ -19,7 +19,8 @@
 //!   `meta.k8s.io/v1` Table an API server answers with.
 //! - [`token`]: bootstrap tokens (nodes join with them) and the node discovery proof.
 //! - [`clock`]: the masters' wall clock, with a test offset (`FERRY_CLOCK_OFFSET_FILE`).
-//! - [`files`]: private files (keys, certificates) written atomically and durably.
+//! - [`files`]: private files (keys, certificates) written atomically and durably;
+//!   `files::format`, the `FORMAT` version record of data dirs.
 //! - [`Error`]: this crate's errors.
 
 pub mod carotation;
