@@ -12,6 +12,9 @@ pub enum Error {
     /// openraft refused or failed.
     #[error("raft: {0}")]
     Raft(String),
+    /// The data dir's format is newer than this binary or its record unreadable.
+    #[error(transparent)]
+    Format(#[from] ferry_api::files::format::FormatError),
     /// Transport failure.
     #[error(transparent)]
     Wire(#[from] ferry_api::Error),

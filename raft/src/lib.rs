@@ -9,6 +9,7 @@
 //! - [`network`]: Raft RPCs between masters over QUIC (`ferry-raft/1`).
 //! - [`node`]: [`Store`], the handle the rest of ferry uses: group commit, forwarding to
 //!   the leader, linearizable reads, watches, membership.
+//! - [`format`]: the master data dir's format version (`FORMAT`), checked before the store opens.
 //! - [`seed`]: seeding a store from a snapshot file (restore, force-new-cluster).
 //! - [`Error`]: this crate's errors.
 //!
@@ -16,6 +17,7 @@
 
 pub mod error;
 pub mod fault;
+pub mod format;
 pub mod log_cache;
 pub mod log_store;
 pub mod network;

@@ -87,6 +87,7 @@ struct Offline {
 
 impl Offline {
     fn open(data_dir: &Path, window: u64) -> Result<Offline> {
+        crate::format::prepare(data_dir)?;
         let db_dir = data_dir.join("store");
         let db = crate::open_db(&db_dir)?;
         let flusher = Flusher::start(db.clone(), &db_dir)?;
@@ -151,9 +152,11 @@ pub async fn stage_local(data_dir: &Path, window: u64) -> Result<u64> {
     Ok(revision)
 }
 
-/// Moves the store and snapshot directories (if any) into `<data>/replaced-<time>/`.
+/// Moves the store and snapshot directories (if any) into `<data>/replaced-<time>/`,
+/// with the format record that describes them (last: a store is never left
+/// behind without it), so the seeded store gets this binary's.
 fn set_aside(data_dir: &Path) -> Result<Option<PathBuf>> {
-    let present: Vec<_> = ["store", "snapshots"]
+    let present: Vec<_> = ["store", "snapshots", ferry_api::files::format::FILE]
         .iter()
         .filter(|d| data_dir.join(d).exists())
         .collect();
@@ -302,6 +305,9 @@ mod tests {
         assert!(!staged(dir), "the staged seed is removed once seeded");
         let aside = aside.expect("the old store is moved aside");
         assert!(aside.join("store").join("db").exists());
+        let format = ferry_api::files::format::read;
+        assert_eq!(format(&aside).unwrap(), Some(crate::format::CURRENT), "with its record");
+        assert_eq!(format(dir).unwrap(), Some(crate::format::CURRENT), "the seeded store's");
 
         let mut st = Offline::open(dir, 1000).unwrap();
         let restart_at = LogId::new(CommittedLeaderId::new(0, 7), 3);

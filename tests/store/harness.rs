@@ -174,6 +174,11 @@ impl TestCluster {
         self.slots[i].dir.path().join("data")
     }
 
+    /// Master `i`'s config, as [`Self::restart`] starts it.
+    pub fn config(&self, i: usize) -> MasterConfig {
+        config(self.tweak, &self.slots[i].dir, self.slots[i].addr)
+    }
+
     /// Indexes of running masters.
     pub fn running(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.slots.len()).filter(|i| self.slots[*i].master.is_some())
@@ -282,8 +287,8 @@ impl TestCluster {
     }
 }
 
-/// A master config on 127.0.0.1 in `dir`.
-fn config(tweak: fn(&mut MasterConfig), dir: &TempDir, listen: SocketAddr) -> MasterConfig {
+/// A test master's config: data dir `<dir>/data`, [`fast`] timings, then `tweak`.
+pub fn config(tweak: fn(&mut MasterConfig), dir: &TempDir, listen: SocketAddr) -> MasterConfig {
     let mut cfg = MasterConfig {
         data_dir: dir.path().join("data"),
         listen,

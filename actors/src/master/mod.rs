@@ -100,6 +100,8 @@ pub struct Seeded {
 impl Master {
     /// Sets up (if new) and starts a master.
     pub async fn start(cfg: MasterConfig, boot: Bootstrap) -> Result<Master> {
+        // Before anything is written: a dir a newer ferry made is left as it is.
+        ferry_raft::format::check(&cfg.data_dir)?;
         let data = DataDir::new(&cfg.data_dir)?;
         let socket = std::net::UdpSocket::bind(cfg.listen).map_err(|source| Error::Bind {
             addr: cfg.listen,

@@ -114,6 +114,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 impl Store {
     /// Opens (or creates) the store in `opts.dir` and starts its Raft node.
     pub async fn open(opts: StoreOptions, peers: Arc<Peers>) -> crate::Result<Store> {
+        crate::format::prepare(&opts.dir)?;
         let db_dir = opts.dir.join("store");
         let db = crate::open_db(&db_dir)?;
         let flusher = Flusher::start(db.clone(), &db_dir)?;
