@@ -210,6 +210,8 @@ pub async fn run(a: Args, config: Option<&std::path::Path>) -> Result<ExitCode> 
         })?),
         Err(_) => Duration::from_secs(a.cert_days.max(1) * 86_400),
     };
+    // Before anything reads or writes the dir: one a newer ferry made stays as it is.
+    ferry_node::format::prepare(&data_dir)?;
     let cfg = match join::load(&data_dir)? {
         Some(cfg) => cfg,
         None => {

@@ -2,6 +2,7 @@
 //! never on the store.
 //!
 //! Layout:
+//! - [`format`]: the node data dir's format version (`FORMAT`), checked at start.
 //! - [`join`]: joining with a bootstrap token; the node's credentials in its
 //!   data dir; certificate renewal timing.
 //! - [`agent`]: the agent's loops — registration, Lease and Node status
@@ -48,6 +49,7 @@ pub mod env;
 pub mod events;
 pub mod eviction;
 pub mod follow;
+pub mod format;
 pub mod hollow;
 pub mod join;
 pub mod metrics;
