@@ -15,9 +15,8 @@ pub const CURRENT: u32 = 1;
 /// Whether `data_dir` holds anything besides a format record: a dir made
 /// before records existed is version 1.
 fn populated(data_dir: &Path) -> bool {
-    std::fs::read_dir(data_dir).is_ok_and(|mut entries| {
-        entries.any(|e| e.is_ok_and(|e| e.file_name() != format::FILE))
-    })
+    std::fs::read_dir(data_dir)
+        .is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| e.file_name() != format::FILE)))
 }
 
 /// Checks `data_dir`, recording [`CURRENT`] in a new one (which it creates).
@@ -45,7 +44,11 @@ mod tests {
         std::fs::create_dir_all(old.join("pods")).unwrap();
         std::fs::write(old.join(crate::join::NODE_CONF), "").unwrap();
         assert_eq!(prepare(&old).unwrap(), 1);
-        assert_eq!(format::read(&old).unwrap(), None, "an old dir stays unrecorded");
+        assert_eq!(
+            format::read(&old).unwrap(),
+            None,
+            "an old dir stays unrecorded"
+        );
     }
 
     #[test]
@@ -54,7 +57,10 @@ mod tests {
         std::fs::write(tmp.path().join(format::FILE), format!("{}\n", CURRENT + 1)).unwrap();
         let err = prepare(tmp.path()).unwrap_err();
         assert!(matches!(err, FormatError::Newer { .. }), "{err}");
-        assert!(err.to_string().contains("node data dir format version 2"), "{err}");
+        assert!(
+            err.to_string().contains("node data dir format version 2"),
+            "{err}"
+        );
         assert!(!populated(tmp.path()), "nothing but the record");
     }
 }

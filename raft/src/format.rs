@@ -64,12 +64,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("store")).unwrap();
         std::fs::write(dir.path().join(FILE), format!("{}\n", CURRENT + 1)).unwrap();
-        let err = crate::seed::stage_local(dir.path(), 1000).await.unwrap_err();
+        let err = crate::seed::stage_local(dir.path(), 1000)
+            .await
+            .unwrap_err();
         assert!(
             matches!(err, crate::Error::Format(FormatError::Newer { .. })),
             "{err}"
         );
-        let left: Vec<_> = std::fs::read_dir(dir.path().join("store")).unwrap().collect();
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("store"))
+            .unwrap()
+            .collect();
         assert!(left.is_empty(), "sled never opened the store: {left:?}");
     }
 }

@@ -306,8 +306,16 @@ mod tests {
         let aside = aside.expect("the old store is moved aside");
         assert!(aside.join("store").join("db").exists());
         let format = ferry_api::files::format::read;
-        assert_eq!(format(&aside).unwrap(), Some(crate::format::CURRENT), "with its record");
-        assert_eq!(format(dir).unwrap(), Some(crate::format::CURRENT), "the seeded store's");
+        assert_eq!(
+            format(&aside).unwrap(),
+            Some(crate::format::CURRENT),
+            "with its record"
+        );
+        assert_eq!(
+            format(dir).unwrap(),
+            Some(crate::format::CURRENT),
+            "the seeded store's"
+        );
 
         let mut st = Offline::open(dir, 1000).unwrap();
         let restart_at = LogId::new(CommittedLeaderId::new(0, 7), 3);

@@ -43,7 +43,10 @@ async fn a_store_made_before_format_records_opens_unchanged() {
     .await;
     assert_eq!(value, "v");
     put(c.local(0), "old/k2", "v2").await;
-    assert!(!record.exists(), "an old store opens unchanged: no record added");
+    assert!(
+        !record.exists(),
+        "an old store opens unchanged: no record added"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,8 +169,7 @@ fn copy_tree(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name();
-        if name == ferry_raft::log_store::SYNC_IMAGE || name == ferry_raft::log_store::BLOB_IMAGE
-        {
+        if name == ferry_raft::log_store::SYNC_IMAGE || name == ferry_raft::log_store::BLOB_IMAGE {
             continue;
         }
         if entry.file_type().unwrap().is_dir() {

@@ -183,7 +183,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("data"), b"old").unwrap();
         assert_eq!(prepare(dir.path(), "test dir", true, 1).unwrap(), 1);
-        assert!(!dir.path().join(FILE).exists(), "an old dir stays as it was");
+        assert!(
+            !dir.path().join(FILE).exists(),
+            "an old dir stays as it was"
+        );
     }
 
     #[test]
@@ -204,7 +207,14 @@ mod tests {
         let before = listing(dir.path());
         let err = prepare(dir.path(), "test dir", true, 1).unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, FormatError::Newer { found: 7, supported: 1, .. }));
+        assert!(matches!(
+            err,
+            FormatError::Newer {
+                found: 7,
+                supported: 1,
+                ..
+            }
+        ));
         for part in [
             &dir.path().display().to_string(),
             "test dir format version 7",
@@ -222,7 +232,10 @@ mod tests {
         for text in ["", "two", "0", "-1", "1.5"] {
             std::fs::write(dir.path().join(FILE), text).unwrap();
             let err = check(dir.path(), "test dir", true, 1).unwrap_err();
-            assert!(matches!(err, FormatError::Garbled { .. }), "{text:?}: {err}");
+            assert!(
+                matches!(err, FormatError::Garbled { .. }),
+                "{text:?}: {err}"
+            );
             assert!(err.to_string().contains(FILE), "{err}");
         }
     }
