@@ -2,7 +2,8 @@
 
 use crate::client::connect;
 use anyhow::Result;
-use ferry_api::proto::{ApiRequest, ApiResponse};
+use ferry_api::proto::{ApiRequest, ApiResponse, MasterVersion};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,7 +12,8 @@ use std::time::Duration;
 pub enum Cmd {
     /// Members, leader, term, commit and applied index, and each member's lag
     /// and health: reachable from the leader or not, its last contact with the
-    /// leader, and how long an unreachable one has been gone.
+    /// leader, how long an unreachable one has been gone, and its binary
+    /// version and data dir format (asked of each member).
     Status {
         /// Output format: table (default) or json.
         #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "json"])]
@@ -49,6 +51,9 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
             let sh = client.status_health().await?;
             let s = &sh.status;
             let health = |id: u64| sh.health.iter().find(|h| h.id == id);
+            let members: Vec<_> = s.members.iter().map(|m| (m.id, m.addr.clone())).collect();
+            let versions = member_versions(config, &members).await;
+            let version = |id: u64| versions.get(&id).cloned().unwrap_or(Asked::NoAnswer);
             if output == "json" {
                 let mut v = serde_json::to_value(s)?;
                 if let Some(members) = v["members"].as_array_mut() {
@@ -57,6 +62,13 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
                         m["reachable"] = h.map(|h| h.reachable).into();
                         m["last_contact_ms"] = h.and_then(|h| h.last_contact_ms).into();
                         m["down_ms"] = h.and_then(|h| h.down_ms).into();
+                        let v = m["id"].as_u64().map(version);
+                        let v = match v {
+                            Some(Asked::Answered(v)) => Some(v),
+                            _ => None,
+                        };
+                        m["version"] = v.as_ref().map(|v| v.binary.clone()).into();
+                        m["format"] = v.map(|v| v.format).into();
                     }
                 }
                 v["unreachable_after_ms"] = sh.unreachable_after_ms.into();
@@ -71,7 +83,7 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
                 s.applied_index,
                 s.serving
             );
-            let rows: Vec<[String; 8]> = s
+            let rows: Vec<[String; 10]> = s
                 .members
                 .iter()
                 .map(|m| {
@@ -95,6 +107,8 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
                         h.and_then(|h| h.last_contact_ms)
                             .map_or("-".into(), |ms| format!("{} ago", millis(ms))),
                         h.and_then(|h| h.down_ms).map_or("-".into(), millis),
+                        version(m.id).binary(),
+                        version(m.id).format(),
                     ]
                 })
                 .collect();
@@ -108,6 +122,8 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
                     "HEALTH",
                     "LAST CONTACT",
                     "DOWN FOR",
+                    "VERSION",
+                    "FORMAT",
                 ],
                 &rows,
             );
@@ -198,4 +214,68 @@ mod tests {
         assert_eq!(super::millis(245_000), "4m05s");
         assert_eq!(super::millis(7_800_000), "2h10m");
     }
+}
+
+/// What a member said when asked for its versions.
+#[derive(Debug, Clone)]
+enum Asked {
+    /// Its versions.
+    Answered(MasterVersion),
+    /// It predates the question: an older ferry.
+    Older,
+    /// No answer within [`VERSION_WAIT`].
+    NoAnswer,
+}
+
+impl Asked {
+    fn binary(&self) -> String {
+        match self {
+            Asked::Answered(v) => v.binary.clone(),
+            Asked::Older => "older".into(),
+            Asked::NoAnswer => "-".into(),
+        }
+    }
+
+    fn format(&self) -> String {
+        match self {
+            Asked::Answered(v) => v.format.to_string(),
+            Asked::Older => "1".into(),
+            Asked::NoAnswer => "-".into(),
+        }
+    }
+}
+
+/// How long `cluster status` waits for each member's versions.
+const VERSION_WAIT: Duration = Duration::from_secs(1);
+
+/// Asks each member (id, QUIC address) for its versions, all at once, each
+/// over a client of its own that knows only that address.
+async fn member_versions(config: Option<&Path>, members: &[(u64, String)]) -> BTreeMap<u64, Asked> {
+    let Ok(cfg) = ferry_config::ClientConfig::load(&crate::client::config_path(config)) else {
+        return BTreeMap::new();
+    };
+    let mut asking = tokio::task::JoinSet::new();
+    for (id, addr) in members {
+        let mut one = cfg.clone();
+        one.masters = vec![addr.clone()];
+        one.timeout_ms = VERSION_WAIT.as_millis() as u64;
+        let id = *id;
+        asking.spawn(async move {
+            let asked = match ferry_api::Client::new(&one) {
+                Ok(client) => match tokio::time::timeout(VERSION_WAIT, client.version()).await {
+                    Ok(Ok(Some(v))) => Asked::Answered(v),
+                    // A master from before the question has a version-1 data dir.
+                    Ok(Ok(None)) => Asked::Older,
+                    _ => Asked::NoAnswer,
+                },
+                Err(_) => Asked::NoAnswer,
+            };
+            (id, asked)
+        });
+    }
+    let mut out = BTreeMap::new();
+    while let Some(Ok((id, asked))) = asking.join_next().await {
+        out.insert(id, asked);
+    }
+    out
 }

@@ -27,6 +27,7 @@ pub fn authorize(who: &Identity, req: &ApiRequest) -> Result<(), ApiError> {
             _,
             ApiRequest::Status
             | ApiRequest::StatusHealth
+            | ApiRequest::Version
             | ApiRequest::Object(_)
             | ApiRequest::ObjectOnce { .. }
             | ApiRequest::ObjectAs { .. },
@@ -353,6 +354,10 @@ async fn handle(store: &Store, req: ApiRequest) -> Result<ApiResponse, ApiError>
         ApiRequest::StatusHealth => {
             ApiResponse::StatusHealth(Box::new(store.status_health().await?))
         }
+        ApiRequest::Version => ApiResponse::Version(ferry_api::proto::MasterVersion {
+            binary: ferry_api::binary_version(),
+            format: store.format_version(),
+        }),
         ApiRequest::ReplaceMember { dead, with, force } => ApiResponse::Replaced {
             id: store.replace_member(dead, with, force).await?,
         },

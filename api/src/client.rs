@@ -18,7 +18,7 @@ use crate::kv::{Expect, KeyValue, KvError, RequestId, WatchItem, Write, WriteOp,
 use crate::object::{ObjectEvent, ObjectRequest, ObjectResponse};
 use crate::proto::{
     ApiError, ApiRequest, ApiResponse, ClusterStatus, Consistency, ErrorCode, Impersonate,
-    RangeRequest, RangeResponse, SnapshotPart, StatusHealth, WatchRequest,
+    MasterVersion, RangeRequest, RangeResponse, SnapshotPart, StatusHealth, WatchRequest,
 };
 use crate::tls::{self, CertPair};
 use crate::{Error, Result, ALPN_API, MASTER_SERVER_NAME};
@@ -543,6 +543,17 @@ impl Client {
                 health: Vec::new(),
                 unreachable_after_ms: 0,
             }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The versions of the master this client reaches (give it one address to
+    /// ask a given master); `None` when that master predates the question.
+    pub async fn version(&self) -> Result<Option<MasterVersion>> {
+        match self.call(&ApiRequest::Version).await {
+            Ok(ApiResponse::Version(v)) => Ok(Some(v)),
+            Ok(other) => Err(Error::Unexpected(format!("{other:?}"))),
+            Err(Error::Api(e)) if e.code == ErrorCode::BadRequest => Ok(None),
             Err(e) => Err(e),
         }
     }

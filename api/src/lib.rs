@@ -60,5 +60,15 @@ pub const ALPN_RAFT: &[u8] = b"ferry-raft/1";
 pub const ALPN_API: &[u8] = b"ferry-api/1";
 /// ALPN for a master joining the cluster (it has no certificate yet).
 pub const ALPN_JOIN: &[u8] = b"ferry-join/1";
+/// This binary's version, as `ferry cluster status` shows each master's: the
+/// package version, and the commit when the build set `FERRY_GIT_COMMIT`.
+pub fn binary_version() -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    match option_env!("FERRY_GIT_COMMIT").filter(|c| !c.is_empty()) {
+        Some(commit) => format!("{version} ({commit})"),
+        None => version.to_string(),
+    }
+}
+
 /// The DNS name every master certificate carries and clients verify.
 pub const MASTER_SERVER_NAME: &str = "ferry-master";

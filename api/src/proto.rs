@@ -212,6 +212,10 @@ pub enum ApiRequest {
     /// [`ApiResponse::ClusterTrust`]. A master that predates it answers
     /// `BadRequest`.
     ClusterTrust(crate::carotation::MemberTls),
+    /// The answering master's binary version and data dir format (`ferry
+    /// cluster status` asks each member), answered with
+    /// [`ApiResponse::Version`]. A master that predates it answers `BadRequest`.
+    Version,
 }
 
 /// Whom a request acts as ([`ApiRequest::ObjectAs`]): kubectl's `--as`,
@@ -421,7 +425,10 @@ impl ApiRequest {
             ApiRequest::NodeTunnel | ApiRequest::PodExec(_) | ApiRequest::PodPortForward(_) => {
                 false
             }
-            ApiRequest::StatusHealth | ApiRequest::CaStatus | ApiRequest::ClusterTrust(_) => true,
+            ApiRequest::StatusHealth
+            | ApiRequest::CaStatus
+            | ApiRequest::ClusterTrust(_)
+            | ApiRequest::Version => true,
             ApiRequest::CaRotate { .. }
             | ApiRequest::RemoveMember { .. }
             | ApiRequest::ReplaceMember { .. }
@@ -500,6 +507,17 @@ pub enum ApiResponse {
         /// The issuing CA's certificate.
         signing_ca: String,
     },
+    /// The answering master's versions (see [`ApiRequest::Version`]).
+    Version(MasterVersion),
+}
+
+/// A master's binary version and the format of its data dir.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MasterVersion {
+    /// [`crate::binary_version`] of the answering master.
+    pub binary: String,
+    /// The format version of its data dir (`<data_dir>/FORMAT`).
+    pub format: u32,
 }
 
 /// The answer to [`ApiRequest::CaStatus`].

@@ -5,7 +5,7 @@
 use crate::harness::{config, eventually, fast, local_value, put, TestCluster, WAIT};
 use ferry_actors::master::{admin_config, Bootstrap, Master};
 use ferry_api::files::format::FILE;
-use ferry_api::proto::Consistency;
+use ferry_api::proto::{Consistency, MasterVersion};
 use ferry_api::Client;
 use ferry_config::MasterConfig;
 use std::collections::BTreeMap;
@@ -46,6 +46,15 @@ async fn a_store_made_before_format_records_opens_unchanged() {
     assert!(
         !record.exists(),
         "an old store opens unchanged: no record added"
+    );
+    let version = c.local(0).version().await.expect("versions");
+    assert_eq!(
+        version,
+        Some(MasterVersion {
+            binary: ferry_api::binary_version(),
+            format: 1
+        }),
+        "the master reports its binary and its store's format"
     );
 }
 

@@ -85,6 +85,8 @@ struct Inner {
     storage_released: FlusherStopped,
     flusher: Flusher,
     snap_dir: PathBuf,
+    /// The format version of the data dir (`FORMAT`).
+    format: u32,
     _db: sled::Db,
 }
 
@@ -114,7 +116,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 impl Store {
     /// Opens (or creates) the store in `opts.dir` and starts its Raft node.
     pub async fn open(opts: StoreOptions, peers: Arc<Peers>) -> crate::Result<Store> {
-        crate::format::prepare(&opts.dir)?;
+        let format = crate::format::prepare(&opts.dir)?;
         let db_dir = opts.dir.join("store");
         let db = crate::open_db(&db_dir)?;
         let flusher = Flusher::start(db.clone(), &db_dir)?;
@@ -199,6 +201,7 @@ impl Store {
                 storage_released,
                 flusher,
                 snap_dir,
+                format,
                 _db: db,
             }),
         };
@@ -228,6 +231,11 @@ impl Store {
     /// This master's id.
     pub fn id(&self) -> NodeId {
         self.inner.id
+    }
+
+    /// The format version of this master's data dir ([`crate::format`]).
+    pub fn format_version(&self) -> u32 {
+        self.inner.format
     }
 
     /// The openraft handle (metrics, tests).
