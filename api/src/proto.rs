@@ -755,7 +755,8 @@ mod tests {
                 ("Impersonate-Extra-a%252fb".into(), "x".into()),
             ]
         );
-        let e = crate::frame::decode::<ApiRequest>(&[26]).unwrap_err();
-        assert!(e.to_string().contains("26"), "{e}");
+        assert_eq!(body(&ApiRequest::Version), [26]);
+        let e = crate::frame::decode::<ApiRequest>(&[27]).unwrap_err();
+        assert!(e.to_string().contains("27"), "{e}");
     }
 }
