@@ -152,15 +152,18 @@ pub async fn stage_local(data_dir: &Path, window: u64) -> Result<u64> {
     Ok(revision)
 }
 
-/// Moves the store and snapshot directories (if any) into `<data>/replaced-<time>/`,
-/// with the format record that describes them (last: a store is never left
-/// behind without it), so the seeded store gets this binary's.
+/// Moves the store and snapshot directories (if any) into `<data>/replaced-<time>/`
+/// with the format record that describes them: recorded there first, removed
+/// here last, so neither copy of a store is ever without its record; the
+/// seeded store then gets this binary's.
 fn set_aside(data_dir: &Path) -> Result<Option<PathBuf>> {
-    let present: Vec<_> = ["store", "snapshots", ferry_api::files::format::FILE]
+    use ferry_api::files::format;
+    let record = format::read(data_dir)?;
+    let present: Vec<_> = ["store", "snapshots"]
         .iter()
         .filter(|d| data_dir.join(d).exists())
         .collect();
-    if present.is_empty() {
+    if present.is_empty() && record.is_none() {
         return Ok(None);
     }
     let secs = std::time::SystemTime::now()
@@ -171,11 +174,18 @@ fn set_aside(data_dir: &Path) -> Result<Option<PathBuf>> {
         aside = data_dir.join(format!("replaced-{secs}-{}", rand::random::<u16>()));
     }
     std::fs::create_dir(&aside)?;
+    if let Some(version) = record {
+        format::record(&aside, version)?;
+    }
     for d in present {
         std::fs::rename(data_dir.join(d), aside.join(d))?;
     }
     fsync_dir(&aside)?;
     fsync_dir(data_dir)?;
+    if record.is_some() {
+        std::fs::remove_file(data_dir.join(format::FILE))?;
+        fsync_dir(data_dir)?;
+    }
     Ok(Some(aside))
 }
 
