@@ -259,7 +259,7 @@ pub async fn run(a: Args, config: Option<&std::path::Path>) -> Result<ExitCode> 
         eviction: node_config.eviction,
         shutdown: node_config.shutdown.clone(),
     };
-    let graceful = node_config.shutdown.grace_period_secs > 0;
+    let graceful = !node_config.shutdown.groups().is_empty();
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let mut agent = tokio::spawn(agent::run(opts, cfg, stop, shutdown));
