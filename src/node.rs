@@ -53,9 +53,10 @@ pub struct Args {
     pod_network: String,
     /// The node's own config file (TOML): `[eviction]` thresholds, hard and
     /// soft (`memory_available = "100Mi"`, `nodefs_available = "10%"`,
-    /// `pid_available`, as the kubelet's evictionHard/evictionSoft), and
-    /// `[shutdown]` (graceful node shutdown on SIGTERM; see
-    /// config/examples/node.toml).
+    /// `pid_available`, as the kubelet's evictionHard/evictionSoft), their
+    /// `minimum_reclaim` and `pressure_transition_period_secs`, and
+    /// `[shutdown]` (graceful node shutdown on SIGTERM, also by pod
+    /// priority; see config/examples/node.toml).
     #[arg(long, value_name = "FILE", conflicts_with = "simulate")]
     node_config: Option<PathBuf>,
     /// Run N hollow nodes (`<name-prefix>-0` ..) in this process instead: they
@@ -261,7 +262,7 @@ pub async fn run(a: Args, config: Option<&std::path::Path>) -> Result<ExitCode> 
         eviction: node_config.eviction,
         shutdown: node_config.shutdown.clone(),
     };
-    let graceful = node_config.shutdown.grace_period_secs > 0;
+    let graceful = !node_config.shutdown.groups().is_empty();
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let mut agent = tokio::spawn(agent::run(opts, cfg, stop, shutdown));

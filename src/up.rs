@@ -461,7 +461,7 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
     // Nodes with a graceful shutdown get its time to stop their pods.
     let shutdown = node_cfg
         .as_ref()
-        .map_or(0, |(_, c)| c.shutdown.grace_period_secs);
+        .map_or(0, |(_, c)| c.shutdown.total_secs());
     stop_all_within(
         &mut node_procs,
         Duration::from_secs(10).max(Duration::from_secs(shutdown + 5)),

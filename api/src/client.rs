@@ -248,6 +248,18 @@ impl Client {
         }
     }
 
+    /// Makes the next request go to the master after `index`, leaving the
+    /// connection to `index` to the requests still on it (it closes with the
+    /// last of them).
+    async fn move_on_from(&self, index: usize) {
+        let mut cur = self.current.lock().await;
+        if cur.as_ref().is_some_and(|(i, _)| *i == index) {
+            *cur = None;
+            drop(cur);
+            self.advance_from(index).await;
+        }
+    }
+
     async fn advance_from(&self, failed: usize) {
         let mut cur = self.current.lock().await;
         if cur.is_some() {
@@ -354,7 +366,11 @@ impl Client {
                     if write && e.code == ErrorCode::Indeterminate {
                         maybe_applied.get_or_insert((self.masters[i].clone(), e.message.clone()));
                     }
+                    tracing::debug!(master = %self.masters[i], error = %e, "retrying at the next master");
                     last = Some(Error::Api(e));
+                    // The next attempt goes to the next master: this one could
+                    // not serve it (no leader it can reach, cut off, behind).
+                    self.move_on_from(i).await;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_millis(500));
                 }
@@ -364,6 +380,7 @@ impl Client {
                     last = Some(e);
                 }
                 Attempt::Sent(e) => {
+                    tracing::debug!(master = %self.masters[i], error = %e, "no answer; the connection is dropped");
                     sent += 1;
                     self.drop_connection(i).await;
                     if !req.is_idempotent() {

@@ -1,7 +1,9 @@
 //! A node agent's config (`ferry node --node-config FILE`, `ferry up
 //! --node-config FILE`): its eviction thresholds, hard and soft, as the
-//! kubelet's `evictionHard`/`evictionSoft`, and graceful node shutdown, as
-//! its `shutdownGracePeriod`/`shutdownGracePeriodCriticalPods`.
+//! kubelet's `evictionHard`/`evictionSoft`, with `evictionMinimumReclaim`
+//! and `evictionPressureTransitionPeriod`, and graceful node shutdown, as
+//! its `shutdownGracePeriod`/`shutdownGracePeriodCriticalPods` or
+//! `shutdownGracePeriodByPodPriority`.
 
 use crate::{invalid, Result};
 use serde::{Deserialize, Serialize};
@@ -27,6 +29,8 @@ pub struct NodeConfig {
 /// then critical pods (priority `system-cluster-critical` and above) within
 /// `critical_pods_grace_period_secs`, each ending `Failed`/`Terminated` so its
 /// controller replaces it elsewhere. SIGINT always leaves pods running.
+/// `grace_period_by_pod_priority` replaces the two with budgets per
+/// priority group ([`Shutdown::groups`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Shutdown {
@@ -34,6 +38,62 @@ pub struct Shutdown {
     pub grace_period_secs: u64,
     /// Seconds of it kept for critical pods, stopped last.
     pub critical_pods_grace_period_secs: u64,
+    /// The kubelet's `shutdownGracePeriodByPodPriority`: pods stopped in
+    /// groups, lowest priority first, each group within its own budget.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub grace_period_by_pod_priority: Vec<PriorityGrace>,
+}
+
+/// One priority group of a graceful shutdown (the kubelet's
+/// `ShutdownGracePeriodByPodPriority` item): the pods of priority
+/// `priority` up to the next group's get `grace_period_secs`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityGrace {
+    /// The group's lowest priority.
+    pub priority: i32,
+    /// Seconds its pods get (`shutdownGracePeriodSeconds`).
+    pub grace_period_secs: u64,
+}
+
+/// `system-cluster-critical`: the critical pods' group of the two-budget form.
+const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
+
+impl Shutdown {
+    /// The priority groups, lowest priority first; empty when graceful
+    /// shutdown is off. The two-budget form is the kubelet's migration of
+    /// it: priority 0 gets `grace_period_secs - critical_pods_grace_period_secs`,
+    /// `system-cluster-critical` gets `critical_pods_grace_period_secs`.
+    pub fn groups(&self) -> Vec<PriorityGrace> {
+        let mut groups = if !self.grace_period_by_pod_priority.is_empty() {
+            self.grace_period_by_pod_priority.clone()
+        } else if self.grace_period_secs == 0
+            || self.critical_pods_grace_period_secs > self.grace_period_secs
+        {
+            Vec::new()
+        } else {
+            vec![
+                PriorityGrace {
+                    priority: 0,
+                    grace_period_secs: self.grace_period_secs
+                        - self.critical_pods_grace_period_secs,
+                },
+                PriorityGrace {
+                    priority: SYSTEM_CRITICAL_PRIORITY,
+                    grace_period_secs: self.critical_pods_grace_period_secs,
+                },
+            ]
+        };
+        groups.sort_by_key(|g| g.priority);
+        groups
+    }
+
+    /// Seconds the whole shutdown may take: its groups' budgets summed (0: off).
+    pub fn total_secs(&self) -> u64 {
+        self.groups()
+            .iter()
+            .fold(0, |sum: u64, g| sum.saturating_add(g.grace_period_secs))
+    }
 }
 
 /// Soft eviction thresholds (the kubelet's `evictionSoft`): as the hard ones,
@@ -73,6 +133,32 @@ pub struct SoftGrace {
     pub pid_available: u64,
 }
 
+/// How much above its threshold a signal must come back before the node
+/// stops evicting for it (the kubelet's `evictionMinimumReclaim`): once a
+/// threshold, hard or soft, has led to evictions, the node keeps evicting
+/// until the signal is at the threshold plus this. A quantity or a share of
+/// the capacity; `"0"` (the default): none.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MinimumReclaim {
+    /// For `memory.available`.
+    pub memory_available: Threshold,
+    /// For `nodefs.available`.
+    pub nodefs_available: Threshold,
+    /// For `pid.available`.
+    pub pid_available: Threshold,
+}
+
+impl Default for MinimumReclaim {
+    fn default() -> Self {
+        MinimumReclaim {
+            memory_available: Threshold::Bytes(0),
+            nodefs_available: Threshold::Bytes(0),
+            pid_available: Threshold::Bytes(0),
+        }
+    }
+}
+
 /// Hard eviction thresholds (the kubelet's `evictionHard`): when a signal's
 /// available amount falls below its threshold the node reports pressure and
 /// evicts pods. Each is a quantity (`100Mi`) or a share of the capacity
@@ -101,6 +187,13 @@ pub struct Eviction {
     /// (`evictionMaxPodGracePeriod`; its own `terminationGracePeriodSeconds`
     /// if that is less). A hard threshold kills at once.
     pub max_pod_grace_period_secs: u64,
+    /// Per signal, how far above its threshold the node evicts once it has.
+    pub minimum_reclaim: MinimumReclaim,
+    /// Seconds a pressure condition (and its taint) stays after its
+    /// thresholds are no longer met (`evictionPressureTransitionPeriod`,
+    /// default 300 as the kubelet's), so a node near a threshold does not
+    /// flap; 0: the condition follows each check.
+    pub pressure_transition_period_secs: u64,
 }
 
 impl Default for Eviction {
@@ -113,6 +206,8 @@ impl Default for Eviction {
             soft: Soft::default(),
             soft_grace_period_secs: SoftGrace::default(),
             max_pod_grace_period_secs: 0,
+            minimum_reclaim: MinimumReclaim::default(),
+            pressure_transition_period_secs: 300,
         }
     }
 }
@@ -151,6 +246,9 @@ impl std::str::FromStr for Threshold {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Threshold, String> {
         let t = s.trim();
+        if t.starts_with('-') {
+            return Err(format!("{s:?} is negative: it must be 0 or more"));
+        }
         if let Some(p) = t.strip_suffix('%') {
             let v: f64 = p
                 .trim()
@@ -266,7 +364,63 @@ impl NodeConfig {
                 ),
             ));
         }
-        let s = &self.shutdown;
+        if self.eviction.pressure_transition_period_secs > 86_400 {
+            return Err(invalid(
+                "eviction.pressure_transition_period_secs",
+                format!(
+                    "must be at most 86400 seconds, got {}",
+                    self.eviction.pressure_transition_period_secs
+                ),
+            ));
+        }
+        self.shutdown.validate()
+    }
+}
+
+impl Shutdown {
+    /// Checks the shutdown budgets; the error names the first bad field.
+    fn validate(&self) -> Result<()> {
+        let s = self;
+        let by_priority = "shutdown.grace_period_by_pod_priority";
+        if !s.grace_period_by_pod_priority.is_empty() {
+            for (set, field) in [
+                (s.grace_period_secs, "shutdown.grace_period_secs"),
+                (
+                    s.critical_pods_grace_period_secs,
+                    "shutdown.critical_pods_grace_period_secs",
+                ),
+            ] {
+                if set != 0 {
+                    return Err(invalid(
+                        by_priority,
+                        format!(
+                            "cannot be set with {field} (= {set}): the per-priority budgets \
+                             replace it, as the kubelet's shutdownGracePeriodByPodPriority \
+                             replaces shutdownGracePeriod and shutdownGracePeriodCriticalPods"
+                        ),
+                    ));
+                }
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, g) in s.grace_period_by_pod_priority.iter().enumerate() {
+                if !seen.insert(g.priority) {
+                    return Err(invalid(
+                        &format!("{by_priority}[{i}].priority"),
+                        format!("priority {} has a group already", g.priority),
+                    ));
+                }
+            }
+            let total = s.total_secs();
+            if total > 3600 {
+                return Err(invalid(
+                    by_priority,
+                    format!(
+                        "the groups' grace_period_secs add up to {total} seconds, at most 3600"
+                    ),
+                ));
+            }
+            return Ok(());
+        }
         if s.grace_period_secs > 3600 {
             return Err(invalid(
                 "shutdown.grace_period_secs",
@@ -362,7 +516,8 @@ mod tests {
             c.shutdown,
             Shutdown {
                 grace_period_secs: 30,
-                critical_pods_grace_period_secs: 10
+                critical_pods_grace_period_secs: 10,
+                ..Shutdown::default()
             }
         );
         std::fs::write(&p, "[eviction.soft]\nnodefs_available = \"5%\"\n").unwrap();
@@ -388,6 +543,152 @@ mod tests {
         std::fs::write(&p, "[evict]\n").unwrap();
         let e = NodeConfig::load(&p).unwrap_err().to_string();
         assert!(e.contains("evict"), "{e}");
+    }
+
+    /// Loads `text` as a node config file: the config, or the error's text.
+    fn load(text: &str) -> std::result::Result<NodeConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("node.toml");
+        std::fs::write(&p, text).unwrap();
+        NodeConfig::load(&p).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn minimum_reclaim_and_the_transition_period_read_and_name_bad_fields() {
+        let d = NodeConfig::default().eviction;
+        assert_eq!(d.pressure_transition_period_secs, 300);
+        assert_eq!(d.minimum_reclaim, MinimumReclaim::default());
+        assert_eq!(d.minimum_reclaim.memory_available.bytes(1 << 30), None);
+        let c = load(
+            "[eviction]\npressure_transition_period_secs = 30\n\
+             [eviction.minimum_reclaim]\nmemory_available = \"500Mi\"\n\
+             nodefs_available = \"5%\"\npid_available = \"100\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.eviction.pressure_transition_period_secs, 30);
+        assert_eq!(
+            c.eviction.minimum_reclaim,
+            MinimumReclaim {
+                memory_available: Threshold::Bytes(500 << 20),
+                nodefs_available: Threshold::Percent(5.0),
+                pid_available: Threshold::Bytes(100),
+            }
+        );
+        // (file, words the error must hold)
+        for (text, says) in [
+            (
+                "[eviction.minimum_reclaim]\nmemory_available = \"-100Mi\"\n",
+                &["memory_available", "negative"][..],
+            ),
+            (
+                "[eviction.minimum_reclaim]\nnodefs_available = \"-5%\"\n",
+                &["nodefs_available", "negative"],
+            ),
+            (
+                "[eviction.minimum_reclaim]\nimagefs_available = \"1Gi\"\n",
+                &["imagefs_available", "memory_available"],
+            ),
+            (
+                "[eviction.minimum_reclaim]\n\"memory.available\" = \"1Gi\"\n",
+                &["memory.available", "memory_available"],
+            ),
+            (
+                "[eviction.minimum_reclaim]\npid_available = \"lots\"\n",
+                &["pid_available", "not a quantity"],
+            ),
+            (
+                "[eviction]\npressure_transition_period_secs = 100000\n",
+                &["eviction.pressure_transition_period_secs", "at most 86400"],
+            ),
+            (
+                "[eviction]\npressure_transition_period_secs = \"5m\"\n",
+                &["pressure_transition_period_secs"],
+            ),
+            (
+                "[eviction]\npressure_transition_period_secs = -1\n",
+                &["pressure_transition_period_secs"],
+            ),
+        ] {
+            let e = load(text).unwrap_err();
+            for w in says {
+                assert!(e.contains(w), "{text:?}: {e:?} lacks {w:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn shutdown_groups_by_priority_or_from_the_two_budgets() {
+        let g = |priority, grace_period_secs| PriorityGrace {
+            priority,
+            grace_period_secs,
+        };
+        let c = load(
+            "[[shutdown.grace_period_by_pod_priority]]\npriority = 100000\ngrace_period_secs = 10\n\
+             [[shutdown.grace_period_by_pod_priority]]\npriority = 0\ngrace_period_secs = 20\n\
+             [[shutdown.grace_period_by_pod_priority]]\npriority = 2000000000\ngrace_period_secs = 5\n",
+        )
+        .unwrap();
+        // Sorted lowest priority first, whatever the file's order.
+        assert_eq!(
+            c.shutdown.groups(),
+            vec![g(0, 20), g(100_000, 10), g(2_000_000_000, 5)]
+        );
+        assert_eq!(c.shutdown.total_secs(), 35);
+        // The two-budget form is the kubelet's migration to two groups.
+        let two = Shutdown {
+            grace_period_secs: 30,
+            critical_pods_grace_period_secs: 10,
+            ..Shutdown::default()
+        };
+        assert_eq!(two.groups(), vec![g(0, 20), g(2_000_000_000, 10)]);
+        assert_eq!(two.total_secs(), 30);
+        assert_eq!(Shutdown::default().groups(), vec![]);
+        assert_eq!(Shutdown::default().total_secs(), 0);
+        for (text, says) in [
+            (
+                "[shutdown]\ngrace_period_secs = 30\n\
+                 [[shutdown.grace_period_by_pod_priority]]\npriority = 0\ngrace_period_secs = 20\n",
+                &[
+                    "shutdown.grace_period_by_pod_priority",
+                    "shutdown.grace_period_secs",
+                ][..],
+            ),
+            (
+                "[shutdown]\ncritical_pods_grace_period_secs = 5\n\
+                 [[shutdown.grace_period_by_pod_priority]]\npriority = 0\ngrace_period_secs = 20\n",
+                &[
+                    "shutdown.grace_period_by_pod_priority",
+                    "shutdown.critical_pods_grace_period_secs",
+                ],
+            ),
+            (
+                "[[shutdown.grace_period_by_pod_priority]]\npriority = 0\ngrace_period_secs = 20\n\
+                 [[shutdown.grace_period_by_pod_priority]]\npriority = 0\ngrace_period_secs = 5\n",
+                &["shutdown.grace_period_by_pod_priority[1].priority", "already"],
+            ),
+            (
+                "[[shutdown.grace_period_by_pod_priority]]\npriority = 0\ngrace_period_secs = 3000\n\
+                 [[shutdown.grace_period_by_pod_priority]]\npriority = 9\ngrace_period_secs = 3000\n",
+                &["shutdown.grace_period_by_pod_priority", "6000", "at most 3600"],
+            ),
+            (
+                "[[shutdown.grace_period_by_pod_priority]]\npriority = 0\ngrace_period_secs = -5\n",
+                &["grace_period_secs"],
+            ),
+            (
+                "[[shutdown.grace_period_by_pod_priority]]\npriority = 0\n",
+                &["grace_period_secs"],
+            ),
+            (
+                "[[shutdown.grace_period_by_pod_priority]]\npriority = 3000000000\ngrace_period_secs = 5\n",
+                &["priority"],
+            ),
+        ] {
+            let e = load(text).unwrap_err();
+            for w in says {
+                assert!(e.contains(w), "{text:?}: {e:?} lacks {w:?}");
+            }
+        }
     }
 
     #[test]

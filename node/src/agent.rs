@@ -162,7 +162,7 @@ pub async fn run(
         stop.clone(),
     ));
     let mut pressure = node::Pressure::default();
-    let mut soft_since = crate::eviction::SoftSince::default();
+    let mut eviction_state = crate::eviction::State::default();
     let mut shutting: Option<crate::shutdown::Progress> = None;
     let eviction_every = Duration::from_secs(opts.eviction.interval_secs.max(1));
     let mut next_eviction = Instant::now() + eviction_every;
@@ -309,9 +309,8 @@ pub async fn run(
         // group; done once they are gone (their statuses written below).
         if shutting.is_none() && *shutdown.borrow_and_update() {
             tracing::warn!(
-                grace_period_secs = opts.shutdown.grace_period_secs,
-                critical_pods_grace_period_secs = opts.shutdown.critical_pods_grace_period_secs,
-                "node shutting down: stopping its pods"
+                groups = ?opts.shutdown.groups(),
+                "node shutting down: stopping its pods, lowest priority first"
             );
             shutting = Some(crate::shutdown::Progress::new(
                 &opts.shutdown,
@@ -351,7 +350,7 @@ pub async fn run(
             next_eviction = Instant::now() + eviction_every;
             let report = report_rx.borrow().clone();
             if let Some(now) =
-                evict_if_starved(&opts, &mut workers, report.as_ref(), &mut soft_since)
+                evict_if_starved(&opts, &mut workers, report.as_ref(), &mut eviction_state)
             {
                 if now != pressure {
                     tracing::warn!(
@@ -566,29 +565,27 @@ fn tasks_by_group() -> HashMap<i32, u64> {
     by
 }
 
-/// One round of shutdown: regular pods, then critical ones, ended with
-/// their group's budget; the stage it is at.
+/// One round of shutdown: the pods group by group, lowest priority first,
+/// each ended with its group's budget; the stage it is at.
 fn shutdown_step(
     p: &mut crate::shutdown::Progress,
     workers: &mut HashMap<String, PodWorker>,
 ) -> crate::shutdown::Stage {
-    use crate::shutdown::{is_critical, Stage};
-    let (mut regular_live, mut critical_live) = (false, false);
+    use crate::shutdown::{priority, Stage};
+    let mut live = vec![false; p.groups().len()];
     for w in workers.values_mut() {
         if w.live() > 0 {
-            if is_critical(&w.pod) {
-                critical_live = true;
-            } else {
-                regular_live = true;
+            if let Some(l) = live.get_mut(p.group(priority(&w.pod))) {
+                *l = true;
             }
         }
     }
-    let stage = p.step(Instant::now(), regular_live, critical_live);
+    let stage = p.step(Instant::now(), &live);
     for w in workers.values_mut() {
-        let critical = is_critical(&w.pod);
+        let group = p.group(priority(&w.pod));
         let due = match stage {
-            Stage::Regular => !critical,
-            Stage::Critical | Stage::Done => true,
+            Stage::Stopping(current) => group <= current,
+            Stage::Done => true,
         };
         let finished = w
             .written
@@ -596,12 +593,7 @@ fn shutdown_step(
             .and_then(|s| s["phase"].as_str())
             .is_some_and(|p| p == "Failed" || p == "Succeeded");
         if due && w.evicted.is_none() && w.terminating.is_none() && !finished {
-            let budget = if critical {
-                p.critical_budget()
-            } else {
-                p.regular_budget()
-            };
-            w.end(crate::pods::NodeKill::shutdown(budget));
+            w.end(crate::pods::NodeKill::shutdown(p.budget(group)));
         }
     }
     stage
@@ -629,31 +621,15 @@ fn evict_if_starved(
     opts: &Options,
     workers: &mut HashMap<String, PodWorker>,
     report: Option<&ferry_api::metrics::NodeReport>,
-    soft_since: &mut crate::eviction::SoftSince,
+    state: &mut crate::eviction::State,
 ) -> Option<node::Pressure> {
     use crate::eviction::{Candidate, ContainerUse};
     let signals = read_signals(&opts.data_dir)?;
-    let disk_low = opts
-        .eviction
-        .nodefs_available
-        .bytes(signals.nodefs_capacity)
-        .is_some_and(|b| signals.nodefs_available < b)
-        || opts
-            .eviction
-            .soft
-            .nodefs_available
-            .bytes(signals.nodefs_capacity)
-            .is_some_and(|b| signals.nodefs_available < b);
-    // Processes are counted only when process ids run short.
-    let pids_low = [
-        opts.eviction.pid_available,
-        opts.eviction.soft.pid_available,
-    ]
-    .iter()
-    .any(|t| {
-        t.bytes(signals.pid_capacity)
-            .is_some_and(|b| signals.pid_available < b)
-    });
+    // Use is measured only for a starved resource (below a threshold, or
+    // still short of its minimum reclaim).
+    use crate::eviction::Starved;
+    let disk_low = state.starving(&opts.eviction, &signals, Starved::Disk);
+    let pids_low = state.starving(&opts.eviction, &signals, Starved::Pid);
     let tasks = if pids_low {
         tasks_by_group()
     } else {
@@ -712,13 +688,8 @@ fn evict_if_starved(
             }
         })
         .collect();
-    let d = crate::eviction::decide_at(
-        &opts.eviction,
-        &signals,
-        &candidates,
-        soft_since,
-        Instant::now(),
-    );
+    let d =
+        crate::eviction::decide_at(&opts.eviction, &signals, &candidates, state, Instant::now());
     if let Some(v) = &d.victim {
         tracing::warn!(pod = %v.name, soft = v.soft, "evicting a pod for node pressure: {}", v.message);
         if let Some(w) = workers.get_mut(&v.uid) {

@@ -80,7 +80,7 @@ impl Starved {
             Starved::Pid => "PIDPressure",
         }
     }
-    /// In the kubelet's order of eviction priority.
+    /// In the kubelet's order of eviction priority (and [`State`]'s).
     const ALL: [Starved; 3] = [Starved::Memory, Starved::Disk, Starved::Pid];
 }
 
@@ -173,23 +173,87 @@ pub struct Decision {
     pub victim: Option<Victim>,
 }
 
-/// When each soft threshold was first seen met in a row of checks (`None`:
-/// not met at the last check), as the kubelet's `thresholdsFirstObservedAt`.
+/// What the eviction manager remembers between checks, as the kubelet's
+/// `thresholdsFirstObservedAt`, `thresholdsMet` and
+/// `nodeConditionsLastObservedAt`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SoftSince {
-    memory: Option<Instant>,
-    disk: Option<Instant>,
-    pid: Option<Instant>,
+pub struct State {
+    /// Per resource ([`Starved::ALL`]'s order), its hard then soft threshold.
+    thresholds: [[Seen; 2]; 3],
+    /// When each resource's condition was last observed.
+    condition_at: [Option<Instant>; 3],
 }
 
-impl SoftSince {
-    fn slot(&mut self, r: Starved) -> &mut Option<Instant> {
-        match r {
-            Starved::Memory => &mut self.memory,
-            Starved::Disk => &mut self.disk,
-            Starved::Pid => &mut self.pid,
-        }
+/// One threshold across checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Seen {
+    /// When it was first met in a row of checks (`None`: not met at the last).
+    since: Option<Instant>,
+    /// It drove eviction at the last check (a hard one met, a soft one met
+    /// for its grace period): it stays met until its signal is back at the
+    /// threshold plus the minimum reclaim.
+    evicting: bool,
+}
+
+impl State {
+    /// Whether `r` is starved by the thresholds `t` at signals `s`: a
+    /// threshold met, or one that drove eviction and is not yet reclaimed.
+    /// The shell measures the pods' use of `r` only then.
+    pub fn starving(&self, t: &Thresholds, s: &Signals, r: Starved) -> bool {
+        let i = r as usize;
+        [0, 1]
+            .into_iter()
+            .any(|k| met(t, s, r, k, self.thresholds[i][k].evicting))
     }
+}
+
+/// The available amount and capacity of `r`.
+fn signal(s: &Signals, r: Starved) -> (u64, u64) {
+    match r {
+        Starved::Memory => (s.memory_available, s.memory_capacity),
+        Starved::Disk => (s.nodefs_available, s.nodefs_capacity),
+        Starved::Pid => (s.pid_available, s.pid_capacity),
+    }
+}
+
+/// The threshold of `r`, hard (`k` 0) or soft (1), with its grace period
+/// (0 for a hard one).
+fn threshold(t: &Thresholds, r: Starved, k: usize) -> (Threshold, u64) {
+    let (soft, grace) = (&t.soft, &t.soft_grace_period_secs);
+    match (r, k) {
+        (Starved::Memory, 0) => (t.memory_available, 0),
+        (Starved::Disk, 0) => (t.nodefs_available, 0),
+        (Starved::Pid, 0) => (t.pid_available, 0),
+        (Starved::Memory, _) => (soft.memory_available, grace.memory_available),
+        (Starved::Disk, _) => (soft.nodefs_available, grace.nodefs_available),
+        (Starved::Pid, _) => (soft.pid_available, grace.pid_available),
+    }
+}
+
+/// The minimum reclaim of `r`.
+fn min_reclaim(t: &Thresholds, r: Starved) -> Threshold {
+    let m = &t.minimum_reclaim;
+    match r {
+        Starved::Memory => m.memory_available,
+        Starved::Disk => m.nodefs_available,
+        Starved::Pid => m.pid_available,
+    }
+}
+
+/// Whether threshold `k` of `r` is met: its signal below it, or — while it
+/// drives eviction (`evicting`) — below it plus the minimum reclaim (the
+/// kubelet's `thresholdsMet` with `enforceMinReclaim`).
+fn met(t: &Thresholds, s: &Signals, r: Starved, k: usize, evicting: bool) -> bool {
+    let (avail, cap) = signal(s, r);
+    let Some(level) = threshold(t, r, k).0.bytes(cap) else {
+        return false;
+    };
+    let reclaim = if evicting {
+        min_reclaim(t, r).bytes(cap).unwrap_or(0)
+    } else {
+        0
+    };
+    avail < level.saturating_add(reclaim)
 }
 
 /// A byte count as the kubelet prints quantities here (`51200Ki`).
@@ -242,72 +306,54 @@ pub fn message(starved: Starved, threshold: &Threshold, available: u64, pod: &Ca
 /// The node's pressure and the pod to evict now, if any, with no soft
 /// threshold observed before (see [`decide_at`]).
 pub fn decide(t: &Thresholds, s: &Signals, pods: &[Candidate]) -> Decision {
-    decide_at(t, s, pods, &mut SoftSince::default(), Instant::now())
+    decide_at(t, s, pods, &mut State::default(), Instant::now())
 }
 
 /// The node's pressure and the pod to evict at `now`, if any (see the
-/// module). A threshold met, hard or soft, raises its condition at once; a
-/// hard one evicts at once (grace 0), a soft one only once it has been met
-/// at every check for its grace period (`since` remembers from when), and
-/// with `max_pod_grace_period_secs`. Memory before disk before process ids.
+/// module). A threshold met, hard or soft, raises its condition at once,
+/// and the condition stays `pressure_transition_period_secs` after it was
+/// last raised; a hard threshold evicts at once (grace 0), a soft one only
+/// once it has been met at every check for its grace period (`state`
+/// remembers from when), and with `max_pod_grace_period_secs`. A threshold
+/// that evicts stays met until its signal is back at the threshold plus its
+/// `minimum_reclaim`. Memory before disk before process ids.
 pub fn decide_at(
     t: &Thresholds,
     s: &Signals,
     pods: &[Candidate],
-    since: &mut SoftSince,
+    state: &mut State,
     now: Instant,
 ) -> Decision {
-    let signal = |r: Starved| match r {
-        Starved::Memory => (s.memory_available, s.memory_capacity),
-        Starved::Disk => (s.nodefs_available, s.nodefs_capacity),
-        Starved::Pid => (s.pid_available, s.pid_capacity),
-    };
-    let hard = |r: Starved| match r {
-        Starved::Memory => t.memory_available,
-        Starved::Disk => t.nodefs_available,
-        Starved::Pid => t.pid_available,
-    };
-    let soft = |r: Starved| match r {
-        Starved::Memory => (
-            t.soft.memory_available,
-            t.soft_grace_period_secs.memory_available,
-        ),
-        Starved::Disk => (
-            t.soft.nodefs_available,
-            t.soft_grace_period_secs.nodefs_available,
-        ),
-        Starved::Pid => (t.soft.pid_available, t.soft_grace_period_secs.pid_available),
-    };
-    let below = |th: &Threshold, r: Starved| {
-        let (avail, cap) = signal(r);
-        th.bytes(cap).is_some_and(|b| avail < b)
-    };
+    let transition = Duration::from_secs(t.pressure_transition_period_secs);
     let mut pressure = [false; 3];
     // The threshold to evict for: of the first resource starved, its hard
     // threshold, or its soft one met for its grace period.
     let mut evict: Option<(Starved, Threshold, bool)> = None;
     for (i, r) in Starved::ALL.into_iter().enumerate() {
-        let hard_met = below(&hard(r), r);
-        let (soft_th, grace) = soft(r);
-        let soft_met = below(&soft_th, r);
-        let slot = since.slot(r);
-        if soft_met {
-            slot.get_or_insert(now);
-        } else {
-            *slot = None;
-        }
-        pressure[i] = hard_met || soft_met;
-        let soft_due = soft_met
-            && slot
-                .is_some_and(|at| now.saturating_duration_since(at) >= Duration::from_secs(grace));
+        let mut observed = false;
         // Per resource a hard threshold before a soft one.
-        if evict.is_none() {
-            if hard_met {
-                evict = Some((r, hard(r), false));
-            } else if soft_due {
-                evict = Some((r, soft_th, true));
+        for k in [0, 1] {
+            let seen = &mut state.thresholds[i][k];
+            if !met(t, s, r, k, seen.evicting) {
+                *seen = Seen::default();
+                continue;
+            }
+            observed = true;
+            let since = *seen.since.get_or_insert(now);
+            let (th, grace) = threshold(t, r, k);
+            seen.evicting = now.saturating_duration_since(since) >= Duration::from_secs(grace);
+            if seen.evicting && evict.is_none() {
+                evict = Some((r, th, k == 1));
             }
         }
+        // The kubelet's nodeConditionsObservedSince; with no period the
+        // condition is this check's.
+        let at = &mut state.condition_at[i];
+        if observed {
+            *at = Some(now);
+        }
+        pressure[i] =
+            observed || at.is_some_and(|at| now.saturating_duration_since(at) < transition);
     }
     let victim = evict.and_then(|(r, th, is_soft)| {
         let mut ranked: Vec<&Candidate> = pods
@@ -335,7 +381,7 @@ pub fn decide_at(
             });
         }
         let p = ranked.first()?;
-        let (avail, cap) = signal(r);
+        let (avail, cap) = signal(s, r);
         // A threshold in percent is shown as the amount it stands for.
         let shown = match th {
             Threshold::Percent(_) => Threshold::Bytes(th.bytes(cap)?),
@@ -650,6 +696,7 @@ mod tests {
         let t = Thresholds {
             memory_available: Threshold::Bytes(0),
             max_pod_grace_period_secs: 7,
+            pressure_transition_period_secs: 0,
             soft: ferry_config::node::Soft {
                 memory_available: Threshold::Bytes(500 * MI),
                 ..Default::default()
@@ -661,7 +708,7 @@ mod tests {
             ..Thresholds::default()
         };
         let pods = [pod("be", 0, &[(0, Some(10))])];
-        let mut since = SoftSince::default();
+        let mut since = State::default();
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
         // (seconds, MiB available, pressure, evicts)
@@ -697,7 +744,7 @@ mod tests {
             memory_available: Threshold::Bytes(100 * MI),
             ..t.clone()
         };
-        let mut since = SoftSince::default();
+        let mut since = State::default();
         let d = decide_at(&both, &signals(50, 500), &pods, &mut since, t0);
         let v = d.victim.unwrap();
         assert!(!v.soft);
@@ -707,6 +754,169 @@ mod tests {
             "{}",
             v.message
         );
+    }
+
+    #[test]
+    fn pressure_stays_for_the_transition_period_while_eviction_stops_at_once() {
+        let t = Thresholds {
+            pressure_transition_period_secs: 30,
+            ..Thresholds::default() // memory 100Mi
+        };
+        let pods = [pod("be", 0, &[(0, Some(10))])];
+        let t0 = Instant::now();
+        let mut state = State::default();
+        // (seconds, MiB available, pressure, evicts)
+        for (secs, avail, pressure, evicts) in [
+            (0, 50, true, true),
+            // Recovered: no eviction, but the condition holds 30 s.
+            (10, 200, true, false),
+            (29, 200, true, false),
+            (30, 200, false, false),
+            // Starved again, then a blip of relief: 30 s from the last.
+            (50, 50, true, true),
+            (60, 200, true, false),
+            (70, 99, true, true),
+            (99, 200, true, false),
+            (100, 200, false, false),
+        ] {
+            let now = t0 + Duration::from_secs(secs);
+            let d = decide_at(&t, &signals(avail, 500), &pods, &mut state, now);
+            assert_eq!(d.memory_pressure, pressure, "pressure at {secs}s");
+            assert_eq!(d.victim.is_some(), evicts, "eviction at {secs}s");
+            assert!(!d.disk_pressure && !d.pid_pressure, "at {secs}s");
+        }
+        // Other resources keep their own clocks.
+        let t = Thresholds {
+            nodefs_available: Threshold::Percent(10.0),
+            ..t
+        };
+        let mut state = State::default();
+        let d = decide_at(&t, &signals(50, 50), &pods, &mut state, t0);
+        assert!(d.memory_pressure && d.disk_pressure);
+        let at = |s| t0 + Duration::from_secs(s);
+        let d = decide_at(&t, &signals(50, 500), &pods, &mut state, at(29));
+        assert!(d.memory_pressure && d.disk_pressure);
+        let d = decide_at(&t, &signals(50, 500), &pods, &mut state, at(30));
+        assert!(d.memory_pressure && !d.disk_pressure);
+        // No period: the condition is each check's.
+        let t = Thresholds {
+            pressure_transition_period_secs: 0,
+            ..Thresholds::default()
+        };
+        let mut state = State::default();
+        assert!(decide_at(&t, &signals(50, 500), &pods, &mut state, t0).memory_pressure);
+        assert!(!decide_at(&t, &signals(200, 500), &pods, &mut state, at(1)).memory_pressure);
+        // The kubelet's default is five minutes.
+        assert_eq!(Thresholds::default().pressure_transition_period_secs, 300);
+    }
+
+    #[test]
+    fn minimum_reclaim_keeps_evicting_until_the_threshold_plus_it() {
+        let t = Thresholds {
+            pressure_transition_period_secs: 0,
+            minimum_reclaim: ferry_config::node::MinimumReclaim {
+                memory_available: Threshold::Bytes(200 * MI),
+                ..Default::default()
+            },
+            ..Thresholds::default() // memory 100Mi
+        };
+        let pods = [pod("a", 0, &[(0, Some(10))]), pod("b", 0, &[(0, Some(20))])];
+        let t0 = Instant::now();
+        let mut state = State::default();
+        // (seconds, MiB available, pressure, evicts)
+        for (secs, avail, pressure, evicts) in [
+            // Above the threshold, never crossed: nothing.
+            (0, 150, false, false),
+            (10, 50, true, true),
+            // Above 100Mi but short of 100Mi + 200Mi: still evicting.
+            (20, 150, true, true),
+            (30, 299, true, true),
+            // Reclaimed.
+            (40, 300, false, false),
+            // Below 300Mi again but above the threshold: not crossed.
+            (50, 150, false, false),
+            (60, 99, true, true),
+        ] {
+            let now = t0 + Duration::from_secs(secs);
+            let d = decide_at(&t, &signals(avail, 500), &pods, &mut state, now);
+            assert_eq!(d.memory_pressure, pressure, "pressure at {secs}s");
+            assert_eq!(d.victim.is_some(), evicts, "eviction at {secs}s");
+            assert_eq!(
+                state.starving(&t, &signals(avail, 500), Starved::Memory),
+                evicts,
+                "starving at {secs}s"
+            );
+            if let Some(v) = d.victim {
+                // The message names the threshold, not the reclaim target.
+                assert!(
+                    v.message.contains(&format!(
+                        "Threshold quantity: 100Mi, available: {}Ki",
+                        avail * 1024
+                    )),
+                    "{}",
+                    v.message
+                );
+                assert!(!v.soft);
+            }
+        }
+        // A share of the capacity (8Gi: 5% is 409.6Mi), for a soft threshold:
+        // only once its grace is met does the reclaim hold it.
+        let t = Thresholds {
+            memory_available: Threshold::Bytes(0),
+            pressure_transition_period_secs: 0,
+            soft: ferry_config::node::Soft {
+                memory_available: Threshold::Bytes(500 * MI),
+                ..Default::default()
+            },
+            soft_grace_period_secs: ferry_config::node::SoftGrace {
+                memory_available: 30,
+                ..Default::default()
+            },
+            minimum_reclaim: ferry_config::node::MinimumReclaim {
+                memory_available: Threshold::Percent(5.0),
+                ..Default::default()
+            },
+            ..Thresholds::default()
+        };
+        let mut state = State::default();
+        for (secs, avail, pressure, evicts) in [
+            (0, 400, true, false),
+            // Not yet evicting: above the threshold is relief.
+            (10, 600, false, false),
+            (20, 400, true, false),
+            (50, 400, true, true),
+            (60, 600, true, true),
+            (70, 909, true, true),
+            (80, 910, false, false),
+        ] {
+            let now = t0 + Duration::from_secs(secs);
+            let d = decide_at(&t, &signals(avail, 500), &pods, &mut state, now);
+            assert_eq!(d.memory_pressure, pressure, "soft: pressure at {secs}s");
+            assert_eq!(d.victim.is_some(), evicts, "soft: eviction at {secs}s");
+            assert!(d.victim.is_none_or(|v| v.soft), "soft: at {secs}s");
+        }
+        // Process ids, by number.
+        let t = Thresholds {
+            pid_available: Threshold::Bytes(1000),
+            pressure_transition_period_secs: 0,
+            minimum_reclaim: ferry_config::node::MinimumReclaim {
+                pid_available: Threshold::Bytes(500),
+                ..Default::default()
+            },
+            ..Thresholds::default()
+        };
+        let pids = |n| Signals {
+            pid_available: n,
+            pid_capacity: 100_000,
+            ..signals(4000, 500)
+        };
+        let mut state = State::default();
+        for (secs, avail, evicts) in [(0, 900, true), (10, 1499, true), (20, 1500, false)] {
+            let now = t0 + Duration::from_secs(secs);
+            let d = decide_at(&t, &pids(avail), &pods, &mut state, now);
+            assert_eq!(d.pid_pressure, evicts, "pids: pressure at {secs}s");
+            assert_eq!(d.victim.is_some(), evicts, "pids: eviction at {secs}s");
+        }
     }
 
     #[test]

@@ -10,10 +10,12 @@
 //! - [`node`]: the Node object and Lease as the agent reports them, its
 //!   pressure conditions and taints (pure).
 //! - [`eviction`]: node-pressure eviction, the kubelet's hard and soft
-//!   thresholds (memory, nodefs, pids) and ranking, and admission of new pods
-//!   under pressure (pure).
-//! - [`shutdown`]: graceful node shutdown, regular pods then critical ones
-//!   within their budgets (pure).
+//!   thresholds (memory, nodefs, pids), minimum reclaim, the pressure
+//!   transition period and ranking, and admission of new pods under
+//!   pressure (pure).
+//! - [`shutdown`]: graceful node shutdown, pods in priority groups lowest
+//!   first (regular then critical ones by default) within their budgets
+//!   (pure).
 //! - [`events`]: the kubelet's events about pods and their containers, and
 //!   the recorder that counts a repeat on the Event it repeats.
 //! - [`pods`]: pod workers (start, restart with back-off, stop with a grace

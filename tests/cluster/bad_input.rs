@@ -533,6 +533,17 @@ fn corrupt_or_truncated_config_files_fail_with_the_file_and_field_named() {
             "[shutdown]\ngrace_period_secs = 5\ncritical_pods_grace_period_secs = 9\n",
             "shutdown.critical_pods_grace_period_secs",
         ),
+        (
+            "shutdown-both-forms",
+            "[shutdown]\ngrace_period_secs = 30\n[[shutdown.grace_period_by_pod_priority]]\n\
+             priority = 0\ngrace_period_secs = 20\n",
+            "shutdown.grace_period_by_pod_priority",
+        ),
+        (
+            "negative-reclaim",
+            "[eviction.minimum_reclaim]\nmemory_available = \"-1Gi\"\n",
+            "memory_available",
+        ),
         ("unknown-table", "[evict]\n", "evict"),
     ];
     for (name, text, field) in node_cases {

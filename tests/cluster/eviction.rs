@@ -8,9 +8,10 @@
 //! node, not the tainted one. A BestEffort pod bound to it then is refused
 //! (kubelet admission: Failed, `Evicted`, `Pod was rejected: The node had
 //! condition: [MemoryPressure]. `). Last, SIGTERM shuts n3 down gracefully
-//! (its `[shutdown]`): the Node turns NotReady (`node is shutting down`) and
-//! its system-node-critical pod ends `Failed`/`Terminated` with the
-//! kubelet's message before the agent exits on its own.
+//! (its `[shutdown]`, budgets by pod priority — the regular group empty by
+//! then, skipped): the Node turns NotReady (`node is shutting down`) and its
+//! system-node-critical pod ends `Failed`/`Terminated` with the kubelet's
+//! message after its group's 3 s before the agent exits on its own.
 
 use crate::harness::{wait_until, LocalUp};
 use crate::procs::T;
@@ -88,7 +89,8 @@ async fn memory_pressure_evicts_the_best_effort_pod_and_its_replicaset_replaces_
     std::fs::write(
         &node_conf,
         "[eviction]\nmemory_available = \"1Pi\"\nnodefs_available = \"0\"\ninterval_secs = 20\n\
-         [shutdown]\ngrace_period_secs = 6\ncritical_pods_grace_period_secs = 3\n",
+         [[shutdown.grace_period_by_pod_priority]]\npriority = 2000000000\ngrace_period_secs = 3\n\
+         [[shutdown.grace_period_by_pod_priority]]\npriority = 0\ngrace_period_secs = 3\n",
     )
     .unwrap();
     let mut n3 = c.join_node(
