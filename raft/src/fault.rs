@@ -16,6 +16,10 @@
 //! [`delay`]): `"append_entries"` (such a request then waits this long before
 //! its Raft sees it: a slow network or a starved receiver).
 //!
+//! Cuts between masters (`cut`, [`is_cut`]): every master-to-master call
+//! between two listen addresses fails at once both ways, as across a network
+//! partition; clients still reach both.
+//!
 //! And, in every build, disk stalls for `ferry chaos`: with `FERRY_FAULT_DIR`
 //! set, every fsync of the store waits while `<FERRY_FAULT_DIR>/stall-fsync`
 //! exists ([`stall_file`], [`wait_stall`]). Without the variable it costs one
@@ -63,6 +67,24 @@ mod hooks {
     static HOOKS: Mutex<Vec<(u64, &'static str, PathBuf, Hook)>> = Mutex::new(Vec::new());
     static DELAYS: Mutex<Vec<(u64, &'static str, PathBuf, Duration)>> = Mutex::new(Vec::new());
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    /// (guard id, one master's listen address, the other's).
+    static CUTS: Mutex<Vec<(u64, String, String)>> = Mutex::new(Vec::new());
+
+    /// Cuts the masters at listen addresses `a` and `b` apart (both ways)
+    /// until the guard drops.
+    pub fn cut(a: &str, b: &str) -> Guard {
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let mut cuts = CUTS.lock().unwrap_or_else(|p| p.into_inner());
+        cuts.push((id, a.to_string(), b.to_string()));
+        Guard(id)
+    }
+
+    /// Whether calls from the master at `from` to the one at `to` are cut.
+    pub fn is_cut(from: &str, to: &str) -> bool {
+        let cuts = CUTS.lock().unwrap_or_else(|p| p.into_inner());
+        cuts.iter()
+            .any(|(_, a, b)| (a == from && b == to) || (a == to && b == from))
+    }
 
     pub fn hit(point: &'static str, path: &Path) {
         if SET.load(Ordering::Acquire) == 0 {
@@ -90,6 +112,8 @@ mod hooks {
             SET.store(hooks.len(), Ordering::Release);
             let mut delays = DELAYS.lock().unwrap_or_else(|p| p.into_inner());
             delays.retain(|(id, ..)| *id != self.0);
+            let mut cuts = CUTS.lock().unwrap_or_else(|p| p.into_inner());
+            cuts.retain(|(id, ..)| *id != self.0);
         }
     }
 
@@ -129,7 +153,14 @@ mod hooks {
 }
 
 #[cfg(feature = "failpoints")]
-pub use hooks::{delay, set, set_delay, Guard};
+pub use hooks::{cut, delay, is_cut, set, set_delay, Guard};
+
+/// Whether calls between these masters are cut: never without `failpoints`.
+#[cfg(not(feature = "failpoints"))]
+#[inline]
+pub fn is_cut(_from: &str, _to: &str) -> bool {
+    false
+}
 
 /// How long the delay point `point` holds `path`: never without `failpoints`.
 #[cfg(not(feature = "failpoints"))]

@@ -240,6 +240,17 @@ impl Peers {
         timeout: Duration,
     ) -> Result<PeerResponse, ferry_api::Error> {
         let started = Instant::now();
+        if self
+            .endpoint
+            .local_addr()
+            .is_ok_and(|me| crate::fault::is_cut(&me.to_string(), addr))
+        {
+            self.note(addr, false, started);
+            return Err(ferry_api::Error::Connect {
+                addr: addr.to_string(),
+                message: "cut off (fault injection)".into(),
+            });
+        }
         let fut = async {
             let conn = self.connection(addr).await?;
             let (mut send, mut recv) =

@@ -194,6 +194,11 @@ impl TestCluster {
         self.slots[i].master.as_ref().expect("master is running")
     }
 
+    /// Master `i`'s listen address (as its peers dial it).
+    pub fn addr(&self, i: usize) -> String {
+        self.slots[i].addr.to_string()
+    }
+
     /// A client that talks to master `i` only.
     pub fn local(&self, i: usize) -> &Client {
         &self.slots[i].local

@@ -143,9 +143,7 @@ impl ApiServer {
                 tracing::info!(%key, %id, error = %e.message, "write outcome unknown; sending it again");
                 unknown.get_or_insert_with(|| e.clone());
             }
-            // Cut off from the others: the client does better at another
-            // master than here until the deadline.
-            if Instant::now() + backoff >= deadline || self.store.leading_without_quorum() {
+            if Instant::now() + backoff >= deadline {
                 return Err(settled(unknown, e).into());
             }
             tokio::time::sleep(backoff).await;

@@ -92,12 +92,29 @@ async fn commit(raft: &Raft, batch: Vec<Pending>) {
     tracing::trace!(writes = n, "group commit");
     // Jumps of the wall clock while this master runs do not move the stamps.
     let at_ms = ferry_api::clock::steady_unix_ms();
+    // The term this master leads in as the entry goes out (none: a write
+    // racing an election, left to openraft's answer).
+    let leading = {
+        let m = raft.metrics();
+        let m = m.borrow();
+        (m.state == openraft::ServerState::Leader).then_some(m.current_term)
+    };
     let write = raft.client_write(Command::V2 {
         writes: Arc::new(writes),
         ids: Arc::new(ids),
         at_ms,
     });
-    match tokio::time::timeout(COMMIT_TIMEOUT, write).await {
+    let answer = tokio::select! {
+        r = tokio::time::timeout(COMMIT_TIMEOUT, write) => r,
+        // openraft may never answer the entries of a term this master no
+        // longer leads (a snapshot installed from the next leader replaces
+        // them): without this, they held their slots for COMMIT_TIMEOUT, and
+        // a master that led again within it took no write meanwhile.
+        () = deposed(raft, leading) => Ok(Err(RaftError::APIError(
+            ClientWriteError::ForwardToLeader(openraft::error::ForwardToLeader::empty()),
+        ))),
+    };
+    match answer {
         Ok(Ok(resp)) if resp.data.results.len() == n => {
             for (tx, r) in txs.into_iter().zip(resp.data.results) {
                 let _ = tx.send(Ok(r));
@@ -135,6 +152,26 @@ async fn commit(raft: &Raft, batch: Vec<Pending>) {
                 format!("no commit within {}s; the write may still apply", COMMIT_TIMEOUT.as_secs()),
             ),
         ),
+    }
+}
+
+/// Resolves once this master no longer leads in the term it led in
+/// (`None`: never).
+async fn deposed(raft: &Raft, leading: Option<u64>) {
+    let Some(term) = leading else {
+        return std::future::pending().await;
+    };
+    let mut rx = raft.metrics();
+    loop {
+        {
+            let m = rx.borrow_and_update();
+            if m.current_term != term || m.state != openraft::ServerState::Leader {
+                return;
+            }
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
     }
 }
 

@@ -72,16 +72,6 @@ pub(super) fn would_vote(view: &VoterView, req: &PreVote, lease_ms: u64) -> bool
     req.last_log_id >= view.last_log_id
 }
 
-/// Whether a leader that last heard from each other voter `ages` ago
-/// (`None`: never) still has a majority within `window` — itself included.
-/// Without one it is cut off, or its own process stalled: it keeps its term
-/// (it cannot tell which, see the module doc), but clients are sent to
-/// another master (see [`Store::leading_without_quorum`]).
-pub(super) fn quorum_heard(ages: &[Option<Duration>], window: Duration) -> bool {
-    let heard = 1 + ages.iter().flatten().filter(|a| **a < window).count();
-    majority(heard, ages.len() + 1)
-}
-
 /// Whether `yes` answers out of `voters` (the candidate included, which
 /// votes for itself) make a majority.
 pub(super) fn majority(yes: usize, voters: usize) -> bool {
@@ -89,48 +79,6 @@ pub(super) fn majority(yes: usize, voters: usize) -> bool {
 }
 
 impl Store {
-    /// Whether this master leads but has had no answer from a majority of the
-    /// voters for two lease lengths (`2 x election_max_ms`, well past the
-    /// moment the others stand for election): it is most likely cut off, and
-    /// a client waiting on it should go to another master. Its term stays
-    /// (etcd's check-quorum steps down; openraft 0.9 cannot, and a paused
-    /// leader looks the same from inside).
-    pub fn leading_without_quorum(&self) -> bool {
-        let metrics = self.inner.raft.metrics();
-        let m = metrics.borrow();
-        if m.state != ServerState::Leader {
-            return false;
-        }
-        let now = std::time::Instant::now();
-        let membership = m.membership_config.membership();
-        let ages: Vec<Option<Duration>> = membership
-            .voter_ids()
-            .filter(|id| *id != self.inner.id)
-            .map(|id| {
-                let node = membership.get_node(&id)?;
-                let last = self.inner.peers.contact(&node.addr).last_ok?;
-                Some(now.saturating_duration_since(last))
-            })
-            .collect();
-        !quorum_heard(&ages, 2 * self.inner.election_max)
-    }
-
-    /// Resolves once [`Store::leading_without_quorum`] has held at two checks
-    /// a heartbeat apart (a leader resuming from a stall handles the answers
-    /// queued meanwhile before the second).
-    pub(super) async fn quorum_lost(&self) {
-        let tick = self.inner.silent_after / 4;
-        let mut seen = false;
-        loop {
-            tokio::time::sleep(tick).await;
-            let lost = self.leading_without_quorum();
-            if lost && seen {
-                return;
-            }
-            seen = lost;
-        }
-    }
-
     /// This voter's answer to a pre-vote (the `ferry-raft/1` `PreVote` request).
     pub(super) async fn pre_vote_local(&self, req: PreVote) -> Result<bool, ApiError> {
         let m = self.inner.raft.metrics().borrow().clone();
@@ -319,22 +267,6 @@ mod tests {
     }
 
     const LEASE: u64 = 240;
-
-    #[test]
-    fn a_leader_keeps_its_quorum_while_a_majority_answered_within_the_window() {
-        let w = Duration::from_millis(480);
-        let ms = |m: u64| Some(Duration::from_millis(m));
-        // Alone: always a quorum.
-        assert!(quorum_heard(&[], w));
-        // Three voters: one fresh answer makes two of three.
-        assert!(quorum_heard(&[ms(40), ms(5000)], w));
-        assert!(quorum_heard(&[None, ms(479)], w));
-        assert!(!quorum_heard(&[ms(480), ms(900)], w));
-        assert!(!quorum_heard(&[None, None], w));
-        // Five voters: two fresh answers needed.
-        assert!(quorum_heard(&[ms(10), ms(20), None, None], w));
-        assert!(!quorum_heard(&[ms(10), ms(600), None, None], w));
-    }
 
     #[test]
     fn a_follower_that_heard_its_leader_within_the_lease_says_no() {

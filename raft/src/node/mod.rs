@@ -306,15 +306,6 @@ impl Store {
         loop {
             let known = known_leader(&rx.borrow_and_update());
             if let Some(l) = &known {
-                if l.0 == self.inner.id && self.leading_without_quorum() {
-                    // Cut off (most likely): the others elect a leader this
-                    // master cannot reach, and a client here waits in vain.
-                    return Err(unavailable(format!(
-                        "this master leads but has heard from no majority of the voters \
-                         for {} ms; try another master",
-                        2 * self.inner.election_max.as_millis()
-                    )));
-                }
                 if l.0 == self.inner.id || !self.leader_silent() {
                     return known.ok_or_else(|| internal("checked"));
                 }
@@ -379,16 +370,7 @@ impl Store {
     ) -> Result<T, ApiError> {
         let (leader, addr) = self.leader().await?;
         if leader == self.inner.id {
-            // A leader cut off from the others cannot commit: its caller is
-            // told at once (the write may yet apply, as a forward that got no
-            // answer) rather than when its own deadline passes.
-            return Ok(tokio::select! {
-                r = local(payload) => r,
-                () = self.quorum_lost() => sent_failed(format!(
-                    "leader {leader} (this master) lost contact with a majority of the voters \
-                     before the write committed"
-                )),
-            });
+            return Ok(local(payload).await);
         }
         let req = req(payload);
         let forwarded = tokio::select! {
