@@ -6,7 +6,7 @@
 //! pods are replicas all the same.
 
 use crate::api::{deployment, Api};
-use crate::harness::{eventually, TestCluster, WAIT};
+use crate::harness::{eventually, WAIT};
 use ferry_api::object::{ListOptions, PatchType};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -102,16 +102,7 @@ async fn orphan(api: &Api, resource: &str, name: &str, dependents: &str, n: usiz
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controllers_adopt_their_orphans_and_release_relabelled_pods() {
-    let c = TestCluster::with(1, |cfg| {
-        crate::harness::fast(cfg);
-        cfg.workload_controllers = true;
-    })
-    .await;
-    let api = Api(c.client.clone());
-    eventually("namespace default", WAIT, || async {
-        api.get("namespaces", None, "default").await
-    })
-    .await;
+    let (_cluster, api) = crate::api::with_controllers().await;
 
     // A ReplicaSet's pods, orphaned, are adopted by its successor: the same
     // three pods (names and uids), no new one.

@@ -16,6 +16,23 @@ pub async fn cluster() -> (crate::harness::TestCluster, Api) {
     (c, api)
 }
 
+/// One master running the workload controllers (the scheduler, the
+/// controllers, the garbage collector), its default namespaces made, and an
+/// admin API over it.
+pub async fn with_controllers() -> (crate::harness::TestCluster, Api) {
+    let c = crate::harness::TestCluster::with(1, |cfg| {
+        crate::harness::fast(cfg);
+        cfg.workload_controllers = true;
+    })
+    .await;
+    let api = Api(c.client.clone());
+    crate::harness::eventually("namespace default", crate::harness::WAIT, || async {
+        api.get("namespaces", None, "default").await
+    })
+    .await;
+    (c, api)
+}
+
 /// Object calls over one client.
 pub struct Api(pub Arc<Client>);
 

@@ -1,7 +1,7 @@
 //! PriorityClasses, pod priority admission, and preemption by the scheduler.
 
 use crate::api::{cluster, Api};
-use crate::harness::{eventually, TestCluster, WAIT};
+use crate::harness::{eventually, WAIT};
 use ferry_api::object::{ListOptions, Verb};
 use serde_json::{json, Value};
 
@@ -118,16 +118,7 @@ async fn pods_get_their_class_priority_and_bad_classes_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_higher_priority_pod_preempts_a_lower_one_on_a_full_node() {
-    let c = TestCluster::with(1, |cfg| {
-        crate::harness::fast(cfg);
-        cfg.workload_controllers = true;
-    })
-    .await;
-    let api = Api(c.client.clone());
-    eventually("namespace default", WAIT, || async {
-        api.get("namespaces", None, "default").await
-    })
-    .await;
+    let (_cluster, api) = crate::api::with_controllers().await;
     // A node (no agent: the test plays its part) with one cpu.
     api.create(
         "nodes",
@@ -225,16 +216,7 @@ async fn a_higher_priority_pod_preempts_a_lower_one_on_a_full_node() {
 /// finalizer keeps it here to be read).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_whose_node_is_gone_is_marked_failed_and_collected() {
-    let c = TestCluster::with(1, |cfg| {
-        crate::harness::fast(cfg);
-        cfg.workload_controllers = true;
-    })
-    .await;
-    let api = Api(c.client.clone());
-    eventually("namespace default", WAIT, || async {
-        api.get("namespaces", None, "default").await
-    })
-    .await;
+    let (_cluster, api) = crate::api::with_controllers().await;
     api.create(
         "nodes",
         None,

@@ -9,16 +9,7 @@ use serde_json::{json, Value};
 /// One master running the controllers (the quota controller recounts), and
 /// namespace `ns`.
 async fn with_controllers(ns: &str) -> (TestCluster, Api) {
-    let c = TestCluster::with(1, |cfg| {
-        crate::harness::fast(cfg);
-        cfg.workload_controllers = true;
-    })
-    .await;
-    let api = Api(c.client.clone());
-    eventually("namespace default", WAIT, || async {
-        api.get("namespaces", None, "default").await
-    })
-    .await;
+    let (c, api) = crate::api::with_controllers().await;
     api.create(
         "namespaces",
         None,

@@ -123,6 +123,23 @@ fn target_request(verb: Verb, t: &Target) -> ObjectRequest {
     ObjectRequest::new(verb, t.plural, t.namespace.as_deref(), Some(&t.name))
 }
 
+/// [`set_metadata_list`] on `t`.
+fn set_list<T: serde::Serialize>(
+    t: &Target,
+    resource_version: &str,
+    field: &str,
+    values: &[T],
+) -> ObjectRequest {
+    set_metadata_list(
+        t.plural,
+        t.namespace.as_deref(),
+        &t.name,
+        resource_version,
+        field,
+        values,
+    )
+}
+
 /// Whether a write's answer lets the pass go on: done, already gone, or
 /// (a delete) already deleting.
 fn fine(w: &Written) -> bool {
@@ -361,14 +378,7 @@ impl<'a> Collector<'a> {
                 owners,
                 ..
             } => {
-                let req = set_metadata_list(
-                    target.plural,
-                    target.namespace.as_deref(),
-                    &target.name,
-                    resource_version,
-                    "ownerReferences",
-                    owners,
-                );
+                let req = set_list(target, resource_version, "ownerReferences", owners);
                 (target.clone(), write(self.api, req).await)
             }
             Action::SetFinalizers {
@@ -376,14 +386,7 @@ impl<'a> Collector<'a> {
                 resource_version,
                 finalizers,
             } => {
-                let req = set_metadata_list(
-                    target.plural,
-                    target.namespace.as_deref(),
-                    &target.name,
-                    resource_version,
-                    "finalizers",
-                    finalizers,
-                );
+                let req = set_list(target, resource_version, "finalizers", finalizers);
                 (target.clone(), write(self.api, req).await)
             }
         }
