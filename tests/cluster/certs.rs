@@ -133,12 +133,22 @@ async fn masters_renew_their_certificates_without_a_restart_or_a_dropped_connect
         let (old_from, _) = tls::validity(&first[i]).unwrap();
         let (new_from, _) = tls::validity(&renewed[i]).unwrap();
         assert!(new_from > old_from, "m{}: not a later certificate", i + 1);
-        let log = std::fs::read_to_string(&c.masters[i].log).unwrap_or_default();
-        assert!(
-            log.contains("master certificate renewed"),
-            "m{}: {log}",
-            i + 1
-        );
+        // The master logs the renewal just after it replaced the file.
+        let log = c.masters[i].log.clone();
+        wait_until(
+            &format!("m{} to log its renewal", i + 1),
+            Duration::from_secs(10),
+            || {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                async move {
+                    match text.contains("master certificate renewed") {
+                        true => Ok(()),
+                        false => Err(text),
+                    }
+                }
+            },
+        )
+        .await;
     }
     // Past the first certificates' expiry, nothing of them is needed.
     let expiry = first
