@@ -37,6 +37,9 @@ const CLIENT_KEEPALIVE: Duration = Duration::from_millis(100);
 /// A dial that has not completed its handshake after this long gets company:
 /// the next master is dialed too, and the first to answer wins.
 const DIAL_STAGGER: Duration = Duration::from_millis(100);
+/// A request still unanswered after this long is sent to the next master too,
+/// when it may be in flight twice (see [`Client::call`]).
+const HEDGE_AFTER: Duration = Duration::from_millis(400);
 /// A handshake that has not completed after this long fails.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -303,7 +306,80 @@ impl Client {
         }
     }
 
+    /// Sends `req` as attempt `n` to master `i` over `conn`; when no answer
+    /// came after [`HEDGE_AFTER`], sends attempt `n + 1` to the next master
+    /// too. Returns the first answer that settles the request, or every
+    /// attempt's failure (master, outcome) when none did within `left`.
+    async fn attempt_hedged(
+        &self,
+        i: usize,
+        conn: &quinn::Connection,
+        req: &ApiRequest,
+        n: u32,
+        left: Duration,
+    ) -> Vec<(usize, Attempt)> {
+        let deadline = tokio::time::Instant::now() + left;
+        let timed_out = || Attempt::Sent(Error::Stream("request timed out".into()));
+        let this = numbered(req, n);
+        let first = tokio::time::timeout_at(deadline, self.attempt(conn, &this));
+        tokio::pin!(first);
+        tokio::select! {
+            o = &mut first => return vec![(i, o.unwrap_or_else(|_| timed_out()))],
+            _ = tokio::time::sleep(HEDGE_AFTER.min(left)) => {}
+        }
+        tracing::debug!(master = %self.masters[i], "no answer yet; sending the request to the next master too");
+        let copy = numbered(req, n + 1);
+        let second = async {
+            self.move_on_from(i).await;
+            match self.connection().await {
+                Ok((j, c)) if j != i => Some((
+                    j,
+                    tokio::time::timeout_at(deadline, self.attempt(&c, &copy))
+                        .await
+                        .unwrap_or_else(|_| timed_out()),
+                )),
+                // No other master answers: wait for the first.
+                _ => None,
+            }
+        };
+        tokio::pin!(second);
+        let settles = |o: &Attempt| match o {
+            Attempt::Done(Err(Error::Api(e))) => !retryable(e, req),
+            Attempt::Done(_) => true,
+            Attempt::NotSent(_) | Attempt::Sent(_) => false,
+        };
+        let mut failed = Vec::new();
+        let (mut first_done, mut second_done) = (false, false);
+        while !(first_done && second_done) {
+            tokio::select! {
+                o = &mut first, if !first_done => {
+                    first_done = true;
+                    let o = o.unwrap_or_else(|_| timed_out());
+                    if settles(&o) {
+                        return vec![(i, o)];
+                    }
+                    failed.push((i, o));
+                }
+                o = &mut second, if !second_done => {
+                    second_done = true;
+                    if let Some((j, o)) = o {
+                        if settles(&o) {
+                            return vec![(j, o)];
+                        }
+                        failed.push((j, o));
+                    }
+                }
+            }
+        }
+        failed
+    }
+
     /// Sends one request, failing over between masters as the request allows.
+    /// A request that may be in flight twice ([`ApiRequest::may_hedge`]) and is
+    /// still unanswered after [`HEDGE_AFTER`] is sent to the next master too:
+    /// a master cut off from the others, which its clients still reach, holds
+    /// what it cannot commit or confirm until the partition heals, while the
+    /// others have elected a leader that can.
     pub async fn call(&self, req: &ApiRequest) -> Result<ApiResponse> {
         let deadline = Instant::now() + self.timeout;
         let mut backoff = Duration::from_millis(20);
@@ -319,9 +395,9 @@ impl Client {
             req,
             ApiRequest::WriteOnce { .. } | ApiRequest::ObjectOnce { .. }
         );
-        // An object write's retries say so (built only once a retry is needed).
+        // An object write's retries say so (see `numbered`).
         let mut sent = 0u32;
-        let mut retry: Option<ApiRequest> = None;
+        let hedge = req.may_hedge() && self.masters.len() > 1;
         while Instant::now() < deadline {
             let (i, conn) = match self.connection().await {
                 Ok(c) => c,
@@ -332,67 +408,66 @@ impl Client {
                     continue;
                 }
             };
-            let this = match req {
-                ApiRequest::ObjectOnce { id, req: o, .. } if sent > 0 => {
-                    &*retry.insert(ApiRequest::ObjectOnce {
-                        id: *id,
-                        attempt: sent + 1,
-                        req: o.clone(),
-                    })
-                }
-                _ => req,
-            };
             let left = deadline.saturating_duration_since(Instant::now());
-            let outcome = match tokio::time::timeout(left, self.attempt(&conn, this)).await {
-                Ok(o) => o,
-                Err(_) => Attempt::Sent(Error::Stream("request timed out".into())),
+            let outcomes = if hedge {
+                self.attempt_hedged(i, &conn, req, sent + 1, left).await
+            } else {
+                let this = numbered(req, sent + 1);
+                let outcome = match tokio::time::timeout(left, self.attempt(&conn, &this)).await {
+                    Ok(o) => o,
+                    Err(_) => Attempt::Sent(Error::Stream("request timed out".into())),
+                };
+                vec![(i, outcome)]
             };
-            match outcome {
-                Attempt::Done(Ok(ApiResponse::Write(Err(failed))))
-                    if maybe_applied.is_some() && !once =>
-                {
-                    let (addr, message) = maybe_applied.expect("checked");
-                    return Err(Error::Indeterminate {
-                        addr,
-                        message: format!(
-                            "{message}; the retry then failed with \"{failed}\", as it would \
-                             if the first attempt had applied"
-                        ),
-                    });
-                }
-                Attempt::Done(Ok(resp)) => return Ok(resp),
-                Attempt::Done(Err(Error::Api(e))) if retryable(&e, req) => {
-                    sent += 1;
-                    if write && e.code == ErrorCode::Indeterminate {
-                        maybe_applied.get_or_insert((self.masters[i].clone(), e.message.clone()));
-                    }
-                    tracing::debug!(master = %self.masters[i], error = %e, "retrying at the next master");
-                    last = Some(Error::Api(e));
-                    // The next attempt goes to the next master: this one could
-                    // not serve it (no leader it can reach, cut off, behind).
-                    self.move_on_from(i).await;
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(500));
-                }
-                Attempt::Done(Err(e)) => return Err(e),
-                Attempt::NotSent(e) => {
-                    self.drop_connection(i).await;
-                    last = Some(e);
-                }
-                Attempt::Sent(e) => {
-                    tracing::debug!(master = %self.masters[i], error = %e, "no answer; the connection is dropped");
-                    sent += 1;
-                    self.drop_connection(i).await;
-                    if !req.is_idempotent() {
+            for (i, outcome) in outcomes {
+                match outcome {
+                    Attempt::Done(Ok(ApiResponse::Write(Err(failed))))
+                        if maybe_applied.is_some() && !once =>
+                    {
+                        let (addr, message) = maybe_applied.expect("checked");
                         return Err(Error::Indeterminate {
-                            addr: self.masters[i].clone(),
-                            message: e.to_string(),
+                            addr,
+                            message: format!(
+                                "{message}; the retry then failed with \"{failed}\", as it would \
+                                 if the first attempt had applied"
+                            ),
                         });
                     }
-                    if write {
-                        maybe_applied.get_or_insert((self.masters[i].clone(), e.to_string()));
+                    Attempt::Done(Ok(resp)) => return Ok(resp),
+                    Attempt::Done(Err(Error::Api(e))) if retryable(&e, req) => {
+                        sent += 1;
+                        if write && e.code == ErrorCode::Indeterminate {
+                            maybe_applied
+                                .get_or_insert((self.masters[i].clone(), e.message.clone()));
+                        }
+                        tracing::debug!(master = %self.masters[i], error = %e, "retrying at the next master");
+                        last = Some(Error::Api(e));
+                        // The next attempt goes to the next master: this one could
+                        // not serve it (no leader it can reach, cut off, behind).
+                        self.move_on_from(i).await;
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_millis(500));
                     }
-                    last = Some(e);
+                    Attempt::Done(Err(e)) => return Err(e),
+                    Attempt::NotSent(e) => {
+                        self.drop_connection(i).await;
+                        last = Some(e);
+                    }
+                    Attempt::Sent(e) => {
+                        tracing::debug!(master = %self.masters[i], error = %e, "no answer; the connection is dropped");
+                        sent += 1;
+                        self.drop_connection(i).await;
+                        if !req.is_idempotent() {
+                            return Err(Error::Indeterminate {
+                                addr: self.masters[i].clone(),
+                                message: e.to_string(),
+                            });
+                        }
+                        if write {
+                            maybe_applied.get_or_insert((self.masters[i].clone(), e.to_string()));
+                        }
+                        last = Some(e);
+                    }
                 }
             }
         }
@@ -686,6 +761,19 @@ async fn dial(
             message: e.to_string(),
         })?;
     Ok(conn)
+}
+
+/// `req` as attempt `n` (1 = first): an object write's retries say so, and
+/// their answers are read back from the store.
+fn numbered(req: &ApiRequest, n: u32) -> Cow<'_, ApiRequest> {
+    match req {
+        ApiRequest::ObjectOnce { id, req: o, .. } if n > 1 => Cow::Owned(ApiRequest::ObjectOnce {
+            id: *id,
+            attempt: n,
+            req: o.clone(),
+        }),
+        _ => Cow::Borrowed(req),
+    }
 }
 
 fn retryable(e: &ApiError, req: &ApiRequest) -> bool {

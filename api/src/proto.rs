@@ -402,6 +402,26 @@ pub struct NodeCert {
 }
 
 impl ApiRequest {
+    /// Safe to have in flight at two masters at once, the first answer
+    /// counting: reads, and writes under a request id (the store applies an
+    /// id once and answers every copy with the first outcome).
+    pub fn may_hedge(&self) -> bool {
+        match self {
+            ApiRequest::Get { .. }
+            | ApiRequest::Range(_)
+            | ApiRequest::Status
+            | ApiRequest::StatusHealth
+            | ApiRequest::Version
+            | ApiRequest::WriteOnce { .. }
+            | ApiRequest::ObjectOnce { .. } => true,
+            ApiRequest::Object(o) => {
+                matches!(o.verb, crate::object::Verb::Get | crate::object::Verb::List)
+            }
+            ApiRequest::ObjectAs { req, .. } => req.may_hedge(),
+            _ => false,
+        }
+    }
+
     /// Safe to send again to another master when the first one failed mid-request.
     pub fn is_idempotent(&self) -> bool {
         match self {

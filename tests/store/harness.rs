@@ -124,7 +124,8 @@ impl TestCluster {
         c
     }
 
-    fn admin(&self, masters: &[String]) -> ferry_config::ClientConfig {
+    /// An admin client config for `masters`, in that order.
+    pub fn admin(&self, masters: &[String]) -> ferry_config::ClientConfig {
         let data = &self.slots[0]
             .master
             .as_ref()

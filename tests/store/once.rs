@@ -135,3 +135,75 @@ async fn remembered_ids_travel_in_snapshots() {
         "the member that installed the snapshot applied the retry again"
     );
 }
+
+/// A follower's write and linearizable read, forwarded to a leader just cut
+/// off from every other master, are answered by the next leader: the
+/// follower waits for the election and sends them there, rather than
+/// answering the client "unreachable" (which sent clients to another master,
+/// perhaps the cut-off one, where they waited for the partition to heal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_sends_a_write_for_a_cut_off_leader_to_the_next_one() {
+    let c = TestCluster::with(3, |_| {}).await;
+    put(&c.client, "/cut/before", "1").await;
+    let l = c.leader().await;
+    let others: Vec<usize> = (0..3).filter(|i| *i != l).collect();
+    let _cuts: Vec<_> = others
+        .iter()
+        .map(|o| ferry_raft::fault::cut(&c.addr(l), &c.addr(*o)))
+        .collect();
+    let follower = &c.master(others[0]).store;
+    let (id, w) = (RequestId::random(), create("/cut/after", "2"));
+    let (written, read) = tokio::join!(follower.write_once(id, w.clone()), follower.read_index());
+    let written = written
+        .expect("the write is answered by the next leader")
+        .expect("the create applies");
+    let read = read.expect("the read index comes from the next leader");
+    assert!(read >= 2, "a read index after the first write: {read}");
+    // Applied once: the value is there at the revision answered, and the same
+    // id sent again answers that outcome.
+    let again = follower.write_once(id, w).await.expect("repeat");
+    assert_eq!(again, Ok(written.clone()));
+    let (got, _) = follower
+        .get("/cut/after", Consistency::Linearizable)
+        .await
+        .expect("linearizable get on the follower");
+    assert_eq!(got.map(|kv| kv.value), Some(b"2".to_vec()));
+}
+
+/// A client of a leader just cut off from every other master (the client
+/// still reaches it) gets its write and its linearizable read answered by the
+/// others' new leader: unanswered after a while, the request goes to the next
+/// master too, and the first answer counts. The write applies once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_a_cut_off_leader_is_answered_by_the_next_one() {
+    let c = TestCluster::with(3, |_| {}).await;
+    put(&c.client, "/hedge/before", "1").await;
+    let l = c.leader().await;
+    let others: Vec<usize> = (0..3).filter(|i| *i != l).collect();
+    // The leader first: the client starts there.
+    let masters: Vec<String> = std::iter::once(l)
+        .chain(others.iter().copied())
+        .map(|i| c.addr(i))
+        .collect();
+    let mut cfg = c.admin(&masters);
+    cfg.timeout_ms = 8000;
+    let client = ferry_api::client::Client::new(&cfg).expect("client");
+    put(&client, "/hedge/warm", "1").await;
+    let _cuts: Vec<_> = others
+        .iter()
+        .map(|o| ferry_raft::fault::cut(&c.addr(l), &c.addr(*o)))
+        .collect();
+    let (id, w) = (RequestId::random(), create("/hedge/after", "2"));
+    let (written, read) = tokio::join!(
+        client.write_once(id, w.clone()),
+        client.get("/hedge/before", Consistency::Linearizable)
+    );
+    let written = written
+        .expect("the write is answered while the cut lasts")
+        .expect("the create applies");
+    let read = read.expect("the read is answered while the cut lasts");
+    assert_eq!(read.map(|kv| kv.value), Some(b"1".to_vec()));
+    // Once: the same id again answers the same outcome.
+    let again = client.write_once(id, w).await.expect("repeat");
+    assert_eq!(again, Ok(written));
+}

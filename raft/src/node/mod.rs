@@ -101,6 +101,9 @@ const ELECTION_HOLD: Duration = Duration::from_secs(2);
 
 /// How long `ferry snapshot save` waits for a snapshot to be built.
 const BACKUP_BUILD: Duration = Duration::from_secs(120);
+/// How long after a request arrived a forward of it that failed after
+/// sending is still sent again (see [`Store::on_leader_with`]).
+const REFORWARD_WITHIN: Duration = Duration::from_secs(5);
 
 /// Result of a write as the wire carries it.
 pub type WriteResult = Result<Result<WriteOutcome, KvError>, ApiError>;
@@ -354,41 +357,82 @@ impl Store {
         unwrap: impl Fn(PeerResponse) -> Option<T>,
         sent_failed: impl Fn(String) -> T,
     ) -> Result<T, ApiError> {
-        self.on_leader_with((), |()| req, |()| local, unwrap, sent_failed)
-            .await
+        let req = std::sync::Mutex::new(Some(req));
+        self.on_leader_with(
+            (),
+            |()| {
+                let mut req = req.lock().unwrap_or_else(|p| p.into_inner());
+                req.take().expect("sent once: no repeats")
+            },
+            |()| local,
+            unwrap,
+            sent_failed,
+            false,
+        )
+        .await
     }
 
-    /// [`Store::on_leader`] with `payload` moved into whichever of the request
-    /// or the local call runs, so neither needs a copy of it (a write's value).
+    /// [`Store::on_leader`] with `payload` moved into the local call, so it
+    /// needs no copy (a write's value). With `repeat` — the request is safe
+    /// to send twice: a write under a request id, a read index — a forward
+    /// that fails after sending (the leader replaced before it answered, the
+    /// stream lost) is sent again to whichever master leads then, for up to
+    /// [`REFORWARD_WITHIN`], instead of answering `sent_failed` at once: a
+    /// client whose master forwarded to a leader that was then cut off gets
+    /// the new leader's answer, not an error that sends it to another master
+    /// (perhaps the cut-off one).
     async fn on_leader_with<P, T, F: std::future::Future<Output = T>>(
         &self,
         payload: P,
-        req: impl FnOnce(P) -> PeerRequest,
+        req: impl Fn(&P) -> PeerRequest,
         local: impl FnOnce(P) -> F,
         unwrap: impl Fn(PeerResponse) -> Option<T>,
         sent_failed: impl Fn(String) -> T,
+        repeat: bool,
     ) -> Result<T, ApiError> {
-        let (leader, addr) = self.leader().await?;
-        if leader == self.inner.id {
-            return Ok(local(payload).await);
-        }
-        let req = req(payload);
-        let forwarded = tokio::select! {
-            r = self.inner.peers.call(&addr, &req, Duration::from_secs(30)) => r,
-            _ = self.leader_changed(leader) => {
-                return Ok(sent_failed(format!(
+        let until = tokio::time::Instant::now() + REFORWARD_WITHIN;
+        loop {
+            let (leader, addr) = self.leader().await?;
+            if leader == self.inner.id {
+                return Ok(local(payload).await);
+            }
+            let request = req(&payload);
+            let forwarded = tokio::select! {
+                r = self.inner.peers.call(&addr, &request, Duration::from_secs(30)) => r,
+                _ = self.leader_changed(leader) => Err(ferry_api::Error::Stream(format!(
                     "leader {leader} at {addr} was replaced before it answered"
-                )))
+                ))),
+            };
+            let failed = match forwarded {
+                Ok(resp) => {
+                    return unwrap(resp)
+                        .ok_or_else(|| internal("leader answered with the wrong message"))
+                }
+                Err(ferry_api::Error::Connect { message, .. }) => {
+                    let unreachable =
+                        || unavailable(format!("leader {leader} at {addr} unreachable: {message}"));
+                    // Not sent: a request safe to repeat waits here, for about
+                    // an election (a lease plus a timeout plus a vote round),
+                    // for the next leader rather than failing over to another
+                    // master (which may be the unreachable one).
+                    let left = until
+                        .saturating_duration_since(tokio::time::Instant::now())
+                        .min(3 * self.inner.election_max);
+                    if !repeat
+                        || tokio::time::timeout(left, self.leader_changed(leader))
+                            .await
+                            .is_err()
+                    {
+                        return Err(unreachable());
+                    }
+                    continue;
+                }
+                Err(e) => e.to_string(),
+            };
+            if !repeat || tokio::time::Instant::now() >= until {
+                return Ok(sent_failed(failed));
             }
-        };
-        match forwarded {
-            Ok(resp) => {
-                unwrap(resp).ok_or_else(|| internal("leader answered with the wrong message"))
-            }
-            Err(ferry_api::Error::Connect { message, .. }) => Err(unavailable(format!(
-                "leader {leader} at {addr} unreachable: {message}"
-            ))),
-            Err(e) => Ok(sent_failed(e.to_string())),
+            tracing::debug!(%leader, %addr, error = %failed, "forward failed after sending; sending it again");
         }
     }
 
@@ -406,7 +450,10 @@ impl Store {
         self.validate(&w)?;
         self.on_leader_with(
             w,
-            |write| PeerRequest::ForwardOnce { id, write },
+            |write| PeerRequest::ForwardOnce {
+                id,
+                write: write.clone(),
+            },
             |w| self.write_local(id, w),
             |r| match r {
                 PeerResponse::Forward(r) => Some(r),
@@ -418,6 +465,7 @@ impl Store {
                     format!("forwarding to the leader failed after sending: {m}"),
                 ))
             },
+            true,
         )
         .await?
     }
@@ -487,14 +535,16 @@ impl Store {
     /// The revision a linearizable read must reflect.
     pub async fn read_index(&self) -> Result<u64, ApiError> {
         let idx = self
-            .on_leader(
-                PeerRequest::ReadIndex,
-                self.read_index_local(),
+            .on_leader_with(
+                (),
+                |()| PeerRequest::ReadIndex,
+                |()| self.read_index_local(),
                 |r| match r {
                     PeerResponse::ReadIndex(r) => Some(r),
                     _ => None,
                 },
                 |m| Err(unavailable(format!("read index from leader failed: {m}"))),
+                true,
             )
             .await??;
         self.wait_applied(idx).await?;
