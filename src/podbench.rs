@@ -15,6 +15,9 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Hollow nodes joining at once (`bench nodes`).
+const JOINS_AT_ONCE: usize = 64;
+
 #[derive(clap::Args)]
 pub struct SchedulerArgs {
     /// Hollow nodes to run (in this process) for the pods.
@@ -49,10 +52,12 @@ pub struct NodesArgs {
     /// The hollow nodes' name prefix.
     #[arg(long, default_value = "bench-node")]
     name_prefix: String,
-    /// QUIC connections the hollow nodes share (node i uses connection
-    /// i mod C), spread over the masters in turn, as nodes each keep their
-    /// own connection to some master.
-    #[arg(long, default_value_t = 50)]
+    /// 0 (the default): every hollow node joins with a bootstrap token and
+    /// keeps its own QUIC connection with its own certificate (`node:<name>`,
+    /// the node authorizer applying), as `ferry node` does. C > 0: the
+    /// hollow nodes share C connections with the admin's credentials (node i
+    /// uses connection i mod C), spread over the masters in turn.
+    #[arg(long, default_value_t = 0)]
     connections: usize,
     /// Run even when the cluster CIDR holds fewer node pod ranges than
     /// `--nodes` (the rest wait for one: node IPAM under exhaustion). By
@@ -321,24 +326,40 @@ pub async fn nodes(a: NodesArgs, config: Option<&Path>) -> Result<ExitCode> {
     if a.nodes == 0 || a.nodes > 50_000 || a.seconds == 0 {
         bail!("--nodes must be 1..=50000 and --seconds at least 1");
     }
-    if a.connections == 0 || a.connections > 1000 {
-        bail!("--connections must be 1..=1000, got {}", a.connections);
+    if a.connections > 1000 {
+        bail!("--connections must be 0..=1000, got {}", a.connections);
     }
     let api = connect(config).await?;
     check_pod_ranges(&api, a.nodes, a.exhaust_pod_ranges).await?;
-    let conns = hollow::Conns::new(spread_connections(config, a.connections.min(a.nodes)).await?)?;
     let mut opts = hollow::Options::new(
         &a.name_prefix,
         a.nodes,
         Duration::from_millis(a.lease_interval_ms.max(100)),
     );
+    let (conns, how) = if a.connections == 0 {
+        let t = Instant::now();
+        let nodes = joined_connections(&api, config, &opts).await?;
+        eprintln!(
+            "{} hollow nodes joined in {:.1}s (a bootstrap token, a certificate each)",
+            a.nodes,
+            t.elapsed().as_secs_f64()
+        );
+        let how = format!(
+            "{} connections, one per node with its own identity",
+            a.nodes
+        );
+        (hollow::Conns::per_node(nodes, api.clone())?, how)
+    } else {
+        let n = a.connections.min(a.nodes);
+        let conns = hollow::Conns::new(spread_connections(config, n).await?)?;
+        (conns, format!("{n} shared admin connections"))
+    };
     let t = Instant::now();
     hollow::register(&conns, &opts).await?;
     eprintln!(
-        "{} hollow nodes registered in {:.1}s over {} connections",
+        "{} hollow nodes registered in {:.1}s over {how}",
         a.nodes,
         t.elapsed().as_secs_f64(),
-        a.connections.min(a.nodes)
     );
     let beats = Arc::new(Mutex::new(Vec::new()));
     opts.heartbeats = Some(beats.clone());
@@ -442,6 +463,71 @@ async fn check_pod_ranges(api: &Objects, nodes: usize, exhaust: bool) -> Result<
 
 /// `n` connections of the client config, the k-th to the (k mod masters)-th
 /// master.
+/// Joins every hollow node as `ferry node --join` does — a bootstrap token
+/// made for the run (deleted after), a key pair and a certificate for
+/// `node:<name>` each — and returns each node's own connection, node `i`'s
+/// first dialing master `i mod M`.
+async fn joined_connections(
+    api: &Objects,
+    config: Option<&Path>,
+    opts: &hollow::Options,
+) -> Result<Vec<Objects>> {
+    use ferry_api::token::{BootstrapToken, NAMESPACE};
+    let masters = crate::client::connect(config)?.masters().to_vec();
+    let token = BootstrapToken::generate();
+    let expires = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600))
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let secret = token.to_secret(Some(&expires), Some("ferry bench nodes"));
+    api.create("secrets", Some(NAMESPACE), &secret)
+        .await
+        .context("creating the bench's bootstrap token")?;
+    let token = Arc::new(token);
+    let at_once = Arc::new(tokio::sync::Semaphore::new(JOINS_AT_ONCE));
+    let mut joins = tokio::task::JoinSet::new();
+    for i in 0..opts.count {
+        let permit = at_once.clone().acquire_owned().await?;
+        let (token, name) = (token.clone(), opts.name(i));
+        let mut order = masters.clone();
+        order.rotate_left(i % masters.len().max(1));
+        joins.spawn(async move {
+            let joined = ferry_node::join::join(&order, &token, &name, Duration::from_secs(86_400))
+                .await
+                .with_context(|| format!("joining hollow node {name}"));
+            drop(permit);
+            let mut cfg = joined?;
+            let m = cfg.masters.len().max(1);
+            cfg.masters.rotate_left(i % m);
+            anyhow::Ok((
+                i,
+                Objects {
+                    client: Arc::new(Client::new(&cfg)?),
+                    ca_pem: "".into(),
+                },
+            ))
+        });
+    }
+    let mut joined: Vec<Option<Objects>> = vec![None; opts.count];
+    let mut failed = None;
+    while let Some(done) = joins.join_next().await {
+        match done.context("a join task failed").and_then(|r| r) {
+            Ok((i, o)) => joined[i] = Some(o),
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    let name = token.secret_name();
+    if let Err(e) = api
+        .delete("secrets", Some(NAMESPACE), &name, &json!({}))
+        .await
+    {
+        eprintln!("deleting the bench's bootstrap token {name}: {e:#}");
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok(joined.into_iter().flatten().collect())
+}
+
 async fn spread_connections(config: Option<&Path>, n: usize) -> Result<Vec<Objects>> {
     let mut out = Vec::with_capacity(n);
     for k in 0..n {

@@ -5,16 +5,15 @@
 //! final delete, grace 0). A load generator for the control plane, not a node.
 //!
 //! Design:
-//! - A few connections shared by the hollow nodes (kubemark opens one per
-//!   node): node `i` uses connection `i mod C` ([`Conns`]; `ferry node
-//!   --simulate` one, `ferry bench nodes` `--connections`), each client
-//!   multiplexing concurrent requests as QUIC streams; 5,000 connections
-//!   would cost the masters a handshake and keep-alives each. With node
-//!   identities (`node:<name>` certificates) the API's node restriction
-//!   would confine each connection to one node's objects, so the process runs
-//!   with credentials that may write every Node and pod: the admin's client
-//!   config (`ferry up`'s `<dir>/admin.conf`). The pod and Node watches use
-//!   the first connection.
+//! - Connections ([`Conns`]): either one per node with that node's own
+//!   identity (`Conns::per_node`: a `node:<name>` certificate from a real
+//!   join, as kubemark opens one per node; `ferry bench nodes` by default),
+//!   the node authorizer and node restriction applying to each; or a few
+//!   shared by the hollow nodes with the admin's credentials, node `i` on
+//!   connection `i mod C` (`ferry node --simulate`, `ferry bench nodes
+//!   --connections C`). The pod and Node watches and the clean-up use an
+//!   admin connection (`ferry up`'s `<dir>/admin.conf`): no node may watch
+//!   every pod or delete Nodes.
 //! - Leases are renewed spread evenly over the interval ([`Spread`]): each
 //!   tick renews the nodes whose turn came, concurrently, so the masters'
 //!   group commit puts them in a few Raft entries instead of 5,000 at once.
@@ -291,23 +290,44 @@ where
 
 /// The connections hollow nodes share: node `i` uses the `i mod len`th.
 #[derive(Clone)]
-pub struct Conns(Arc<Vec<Objects>>);
+pub struct Conns {
+    nodes: Arc<Vec<Objects>>,
+    admin: Objects,
+}
 
 impl Conns {
-    /// At least one connection.
+    /// Connections the nodes share (at least one), with the admin's
+    /// credentials; the first also carries the watches.
     pub fn new(conns: Vec<Objects>) -> Result<Conns> {
-        anyhow::ensure!(!conns.is_empty(), "hollow nodes need a connection");
-        Ok(Conns(Arc::new(conns)))
+        let admin = conns
+            .first()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("hollow nodes need a connection"))?;
+        Ok(Conns {
+            nodes: Arc::new(conns),
+            admin,
+        })
+    }
+
+    /// One connection per node, each with that node's own identity
+    /// (`node:<name>`, as a joined node has), and `admin` for the watches
+    /// and the clean-up, which no node may do.
+    pub fn per_node(nodes: Vec<Objects>, admin: Objects) -> Result<Conns> {
+        anyhow::ensure!(!nodes.is_empty(), "hollow nodes need a connection");
+        Ok(Conns {
+            nodes: Arc::new(nodes),
+            admin,
+        })
     }
 
     /// Node `i`'s connection.
     pub fn of(&self, i: usize) -> &Objects {
-        &self.0[i % self.0.len()]
+        &self.nodes[i % self.nodes.len()]
     }
 
-    /// The first connection (the watches').
-    pub fn first(&self) -> &Objects {
-        &self.0[0]
+    /// The watches' and the clean-up's connection.
+    pub fn admin(&self) -> &Objects {
+        &self.admin
     }
 }
 
@@ -377,7 +397,7 @@ async fn renew_lease_once(api: &Objects, o: &Options, i: usize) -> Result<()> {
 pub async fn unregister(conns: &Conns, opts: &Options) -> Result<()> {
     let o = Arc::new(opts.clone());
     each((0..opts.count).collect(), |i| {
-        let (api, o) = (conns.of(i).clone(), o.clone());
+        let (api, o) = (conns.admin().clone(), o.clone());
         async move {
             let name = o.name(i);
             api.delete("leases", Some(LEASE_NAMESPACE), &name, &json!({}))
@@ -399,7 +419,7 @@ pub async fn run(
     let permits = Arc::new(Semaphore::new(PARALLEL));
     tokio::select! {
         () = leases(&conns, &opts, &permits) => Ok(()),
-        () = pods(conns.first(), &opts, &permits) => Ok(()),
+        () = pods(&conns, &opts, &permits) => Ok(()),
         () = nodes(&conns, &opts, &permits) => Ok(()),
         _ = stop.wait_for(|s| *s) => Ok(()),
     }
@@ -435,7 +455,8 @@ struct Seen {
 }
 
 /// One watch of every pod; the hollow nodes' pods reported and finished.
-async fn pods(api: &Objects, opts: &Arc<Options>, permits: &Arc<Semaphore>) {
+async fn pods(conns: &Conns, opts: &Arc<Options>, permits: &Arc<Semaphore>) {
+    let api = conns.admin();
     let seen = Arc::new(Mutex::new(Seen::default()));
     loop {
         let mut w = api
@@ -480,7 +501,8 @@ async fn pods(api: &Objects, opts: &Arc<Options>, permits: &Arc<Semaphore>) {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
-            let (api, seen) = (api.clone(), seen.clone());
+            // The node's own connection: a node writes its own pods' status.
+            let (api, seen) = (conns.of(node).clone(), seen.clone());
             tokio::spawn(async move {
                 let done = pod_work(&api, &pod, node, act).await;
                 let mut s = seen.lock().expect("not poisoned");
@@ -535,7 +557,7 @@ async fn pod_work(api: &Objects, pod: &Value, node: usize, act: Act) -> bool {
 /// registered again.
 async fn nodes(conns: &Conns, opts: &Arc<Options>, permits: &Arc<Semaphore>) {
     let busy: Arc<Mutex<HashSet<usize>>> = Arc::default();
-    let api = conns.first();
+    let api = conns.admin();
     loop {
         let mut req = ObjectRequest::new(Verb::Watch, "nodes", None, None);
         req.list.label_selector = Some(format!("{}={}", LABEL.0, LABEL.1));
