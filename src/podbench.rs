@@ -354,6 +354,13 @@ pub async fn nodes(a: NodesArgs, config: Option<&Path>) -> Result<ExitCode> {
         let conns = hollow::Conns::new(spread_connections(config, n).await?)?;
         (conns, format!("{n} shared admin connections"))
     };
+    let beats = Arc::new(Mutex::new(Vec::new()));
+    opts.heartbeats = Some(beats.clone());
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    // Leases are renewed from the start: with a connection and a certificate
+    // each, registering 5,000 nodes takes longer than the masters' grace, and
+    // the first ones registered would go unready waiting for the last.
+    let nodes = tokio::spawn(hollow::run(conns.clone(), opts.clone(), stop));
     let t = Instant::now();
     hollow::register(&conns, &opts).await?;
     eprintln!(
@@ -361,10 +368,6 @@ pub async fn nodes(a: NodesArgs, config: Option<&Path>) -> Result<ExitCode> {
         a.nodes,
         t.elapsed().as_secs_f64(),
     );
-    let beats = Arc::new(Mutex::new(Vec::new()));
-    opts.heartbeats = Some(beats.clone());
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let nodes = tokio::spawn(hollow::run(conns.clone(), opts.clone(), stop));
     let marks = Arc::new(Mutex::new(Vec::new()));
     let unready = tokio::spawn(not_ready_marks(
         api.client.clone(),
@@ -501,7 +504,7 @@ async fn joined_connections(
             anyhow::Ok((
                 i,
                 Objects {
-                    client: Arc::new(Client::new(&cfg)?),
+                    client: Arc::new(Client::for_node(&cfg)?),
                     ca_pem: "".into(),
                 },
             ))

@@ -410,11 +410,17 @@ fn roots(ca_pem: &str) -> Result<Arc<RootCertStore>> {
 /// The largest UDP payload MTU discovery may find (quinn's default is 1452).
 const MTU_UPPER_BOUND: u16 = 65527;
 
-fn transport(limits: &TransportLimits) -> Arc<quinn::TransportConfig> {
+/// The QUIC transport of one side. `keep_alive`: whether this side pings.
+/// Only the dialing side does (a client, a node, a master dialing a peer):
+/// it keeps its own connection alive, and a master pinging every connection
+/// it accepted — 5,000 nodes' — would send ten pings per connection per
+/// second for nothing. Either side still closes a silent connection after
+/// the idle timeout.
+fn transport(limits: &TransportLimits, keep_alive: bool) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_bidi_streams(1024u32.into());
     t.max_concurrent_uni_streams(0u32.into());
-    t.keep_alive_interval(Some(Duration::from_millis(limits.keepalive_ms)));
+    t.keep_alive_interval(keep_alive.then(|| Duration::from_millis(limits.keepalive_ms)));
     t.max_idle_timeout(Some(
         quinn::IdleTimeout::try_from(Duration::from_millis(limits.idle_timeout_ms))
             .expect("idle timeout in range"),
@@ -730,7 +736,7 @@ pub fn live_server_config(
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(cfg)
         .map_err(|e| Error::Tls(e.to_string()))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    server.transport_config(transport(limits));
+    server.transport_config(transport(limits, false));
     Ok(server)
 }
 
@@ -839,7 +845,7 @@ fn finish_client(
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cfg)
         .map_err(|e| Error::Tls(e.to_string()))?;
     let mut client = quinn::ClientConfig::new(Arc::new(crypto));
-    client.transport_config(transport(limits));
+    client.transport_config(transport(limits, true));
     Ok(client)
 }
 

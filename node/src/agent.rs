@@ -97,7 +97,7 @@ pub async fn run(
             tx.send_replace(true);
         });
     }
-    let client = Arc::new(Client::new(&cfg).context("node client")?);
+    let client = Arc::new(Client::for_node(&cfg).context("node client")?);
     let api = Objects {
         client,
         ca_pem: cfg.ca_cert.clone().into(),

@@ -285,7 +285,7 @@ pub async fn run(
                             masters: vec![m.clone()],
                             ..cfg.clone()
                         };
-                        ferry_api::Client::new(&one)
+                        ferry_api::Client::for_node(&one)
                             .ok()
                             .map(|c| (m.clone(), std::sync::Arc::new(c)))
                     })
