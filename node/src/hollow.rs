@@ -385,10 +385,13 @@ async fn renew_lease_once(api: &Objects, o: &Options, i: usize) -> Result<()> {
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if code_of(&e) == Some(404) => api
-            .create("leases", Some(LEASE_NAMESPACE), &lease)
-            .await
-            .map(|_| ()),
+        Err(e) if code_of(&e) == Some(404) => {
+            match api.create("leases", Some(LEASE_NAMESPACE), &lease).await {
+                // Created meanwhile by the node's registration: renewed.
+                Err(e) if code_of(&e) == Some(409) => Ok(()),
+                r => r.map(|_| ()),
+            }
+        }
         Err(e) => Err(e),
     }
 }
