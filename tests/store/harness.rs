@@ -180,6 +180,17 @@ impl TestCluster {
         config(self.tweak, &self.slots[i].dir, self.slots[i].addr)
     }
 
+    /// Cuts master `l` off from every other running master (clients still
+    /// reach it) until the returned guards drop; returns them and the others.
+    pub fn cut_off(&self, l: usize) -> (Vec<ferry_raft::fault::Guard>, Vec<usize>) {
+        let others: Vec<usize> = self.running().filter(|i| *i != l).collect();
+        let cuts = others
+            .iter()
+            .map(|o| ferry_raft::fault::cut(&self.addr(l), &self.addr(*o)))
+            .collect();
+        (cuts, others)
+    }
+
     /// Indexes of running masters.
     pub fn running(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.slots.len()).filter(|i| self.slots[*i].master.is_some())

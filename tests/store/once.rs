@@ -146,11 +146,7 @@ async fn a_follower_sends_a_write_for_a_cut_off_leader_to_the_next_one() {
     let c = TestCluster::with(3, |_| {}).await;
     put(&c.client, "/cut/before", "1").await;
     let l = c.leader().await;
-    let others: Vec<usize> = (0..3).filter(|i| *i != l).collect();
-    let _cuts: Vec<_> = others
-        .iter()
-        .map(|o| ferry_raft::fault::cut(&c.addr(l), &c.addr(*o)))
-        .collect();
+    let (_cuts, others) = c.cut_off(l);
     let follower = &c.master(others[0]).store;
     let (id, w) = (RequestId::random(), create("/cut/after", "2"));
     let (written, read) = tokio::join!(follower.write_once(id, w.clone()), follower.read_index());
@@ -179,20 +175,16 @@ async fn a_client_of_a_cut_off_leader_is_answered_by_the_next_one() {
     let c = TestCluster::with(3, |_| {}).await;
     put(&c.client, "/hedge/before", "1").await;
     let l = c.leader().await;
-    let others: Vec<usize> = (0..3).filter(|i| *i != l).collect();
     // The leader first: the client starts there.
     let masters: Vec<String> = std::iter::once(l)
-        .chain(others.iter().copied())
+        .chain(c.running().filter(|i| *i != l))
         .map(|i| c.addr(i))
         .collect();
     let mut cfg = c.admin(&masters);
     cfg.timeout_ms = 8000;
     let client = ferry_api::client::Client::new(&cfg).expect("client");
     put(&client, "/hedge/warm", "1").await;
-    let _cuts: Vec<_> = others
-        .iter()
-        .map(|o| ferry_raft::fault::cut(&c.addr(l), &c.addr(*o)))
-        .collect();
+    let _cuts = c.cut_off(l);
     let (id, w) = (RequestId::random(), create("/hedge/after", "2"));
     let (written, read) = tokio::join!(
         client.write_once(id, w.clone()),

@@ -176,11 +176,7 @@ async fn a_leader_cut_off_mid_write_leads_again_and_commits() {
     let c = TestCluster::with(3, small_snapshots).await;
     put(&c.client, "/s/keep/0", "k").await;
     let l = c.leader().await;
-    let others: Vec<usize> = (0..3).filter(|i| *i != l).collect();
-    let cuts: Vec<_> = others
-        .iter()
-        .map(|o| ferry_raft::fault::cut(&c.addr(l), &c.addr(*o)))
-        .collect();
+    let (cuts, others) = c.cut_off(l);
     // A write to the cut-off leader: it cannot commit.
     let stuck = {
         let client = c.local_arc(l);

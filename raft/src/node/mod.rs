@@ -357,13 +357,10 @@ impl Store {
         unwrap: impl Fn(PeerResponse) -> Option<T>,
         sent_failed: impl Fn(String) -> T,
     ) -> Result<T, ApiError> {
-        let req = std::sync::Mutex::new(Some(req));
+        let mut req = Some(req);
         self.on_leader_with(
             (),
-            |()| {
-                let mut req = req.lock().unwrap_or_else(|p| p.into_inner());
-                req.take().expect("sent once: no repeats")
-            },
+            |()| req.take().expect("sent once: no repeats"),
             |()| local,
             unwrap,
             sent_failed,
@@ -384,7 +381,7 @@ impl Store {
     async fn on_leader_with<P, T, F: std::future::Future<Output = T>>(
         &self,
         payload: P,
-        req: impl Fn(&P) -> PeerRequest,
+        mut req: impl FnMut(&P) -> PeerRequest,
         local: impl FnOnce(P) -> F,
         unwrap: impl Fn(PeerResponse) -> Option<T>,
         sent_failed: impl Fn(String) -> T,
