@@ -89,6 +89,7 @@ pub async fn run(a: Args, config: Option<PathBuf>) -> Result<ExitCode> {
         _ => Bootstrap::Existing,
     };
     let master = Master::start(cfg, boot).await.context("starting master")?;
+    tokio::spawn(report_held_thread());
     let token = master.data.read("join-token")?;
     if let Some(s) = &master.seeded {
         outln!(
@@ -190,5 +191,26 @@ pub async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// Logs each time this master's runtime thread was held so long that its
+/// Raft heartbeats waited (more than half the default lowest election
+/// timeout): the first thing to look at when elections come under load.
+async fn report_held_thread() {
+    const TICK: std::time::Duration = std::time::Duration::from_millis(20);
+    const HELD: std::time::Duration = std::time::Duration::from_millis(60);
+    let mut last = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(TICK).await;
+        let now = std::time::Instant::now();
+        let late = now.duration_since(last).saturating_sub(TICK);
+        if late > HELD {
+            tracing::warn!(
+                held_ms = late.as_millis() as u64,
+                "this master's runtime thread was held; Raft's heartbeats waited"
+            );
+        }
+        last = now;
     }
 }

@@ -10,6 +10,7 @@ use ferry_api::Client;
 use ferry_node::hollow;
 use ferry_node::objects::Objects;
 use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -361,6 +362,14 @@ pub async fn nodes(a: NodesArgs, config: Option<&Path>) -> Result<ExitCode> {
     // each, registering 5,000 nodes takes longer than the masters' grace, and
     // the first ones registered would go unready waiting for the last.
     let nodes = tokio::spawn(hollow::run(conns.clone(), opts.clone(), stop));
+    // Marks are watched from the start and counted apart: while nodes
+    // register, and from the end of registration on (the hold).
+    let marks = Arc::new(Mutex::new(Marks::default()));
+    let unready = tokio::spawn(not_ready_marks(
+        api.client.clone(),
+        opts.clone(),
+        marks.clone(),
+    ));
     let t = Instant::now();
     hollow::register(&conns, &opts).await?;
     eprintln!(
@@ -368,12 +377,10 @@ pub async fn nodes(a: NodesArgs, config: Option<&Path>) -> Result<ExitCode> {
         a.nodes,
         t.elapsed().as_secs_f64(),
     );
-    let marks = Arc::new(Mutex::new(Vec::new()));
-    let unready = tokio::spawn(not_ready_marks(
-        api.client.clone(),
-        opts.clone(),
-        marks.clone(),
-    ));
+    marks
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .holding = true;
     // A first interval to spread the renewals, then the measured window.
     tokio::time::sleep(opts.lease_interval).await;
     let leader = leader_process(&api.client).await;
@@ -404,8 +411,15 @@ pub async fn nodes(a: NodesArgs, config: Option<&Path>) -> Result<ExitCode> {
             -1.0
         }
     };
-    eprintln!("nodes marked not Ready by a master: {}", marked.len());
-    for n in marked.iter().take(20) {
+    eprintln!(
+        "nodes marked not Ready by a master while registering: {}",
+        marked.registering.len()
+    );
+    eprintln!(
+        "nodes marked not Ready by a master after registration: {}",
+        marked.held.len()
+    );
+    for n in marked.held.iter().take(20) {
         eprintln!("  {n}");
     }
     // The figures stand even when the clean-up failed (a write's outcome
@@ -414,17 +428,21 @@ pub async fn nodes(a: NodesArgs, config: Option<&Path>) -> Result<ExitCode> {
         eprintln!("removing the hollow nodes failed: {e:#}");
     }
     outln!(
-        "nodes count={} secs={secs:.0} heartbeat_writes_per_s={:.0} leader_cpu_pct={cpu:.0} p99_heartbeat_ms={p99:.0}",
+        "nodes count={} secs={secs:.0} heartbeat_writes_per_s={:.0} leader_cpu_pct={cpu:.0} p99_heartbeat_ms={p99:.0} not_ready_registering={} not_ready_held={}",
         a.nodes,
         lat.len() as f64 / secs,
+        marked.registering.len(),
+        marked.held.len(),
     );
-    Ok(if !marked.is_empty() {
-        ExitCode::from(2)
-    } else if unregistered.is_err() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if !marked.held.is_empty() || !marked.registering.is_empty() {
+            ExitCode::from(2)
+        } else if unregistered.is_err() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 /// Refuses `nodes` hollow nodes (unless `exhaust`) when the cluster CIDR the
@@ -550,13 +568,19 @@ async fn spread_connections(config: Option<&Path>, n: usize) -> Result<Vec<Objec
     Ok(out)
 }
 
+/// The hollow nodes a master marked not Ready, by when it was seen.
+#[derive(Default)]
+struct Marks {
+    /// Set once every node is registered.
+    holding: bool,
+    registering: BTreeSet<String>,
+    held: BTreeSet<String>,
+}
+
 /// Watches Nodes until aborted, adding to `marks` each hollow node seen with
 /// Ready other than True.
-async fn not_ready_marks(
-    client: Arc<Client>,
-    opts: hollow::Options,
-    marks: Arc<Mutex<Vec<String>>>,
-) {
+async fn not_ready_marks(client: Arc<Client>, opts: hollow::Options, marks: Arc<Mutex<Marks>>) {
+    let mut last = HashMap::new();
     loop {
         let mut w = client.watch_objects(ObjectRequest::new(Verb::Watch, "nodes", None, None));
         while let Ok(ev) = w.next().await {
@@ -572,10 +596,15 @@ async fn not_ready_marks(
                 .and_then(Value::as_array)
                 .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
                 .map(|c| c["status"] == "True");
-            if ready == Some(false) {
-                if let Ok(mut s) = marks.lock() {
-                    if !s.iter().any(|n| n == name) {
-                        s.push(name.to_string());
+            // A mark is a change to not Ready: a node marked while registering
+            // and still unready after is not marked again.
+            let was_ready = last.insert(name.to_string(), ready != Some(false));
+            if ready == Some(false) && was_ready != Some(false) {
+                if let Ok(mut m) = marks.lock() {
+                    if m.holding {
+                        m.held.insert(name.to_string());
+                    } else {
+                        m.registering.insert(name.to_string());
                     }
                 }
             }

@@ -7,7 +7,8 @@
 //! fsynced, sled's data file by the log's flusher included; the path is what
 //! was synced), `"make_current"` (a snapshot passed the check that it is
 //! newer than `current.snap` and is about to be renamed over it; the path is
-//! the snapshot directory) and `"append_entries"` (an AppendEntries carrying
+//! the snapshot directory), `"snapshot_dump"` (a snapshot of the state is
+//! about to be dumped; the path is the snapshot directory) and `"append_entries"` (an AppendEntries carrying
 //! entries reached a master, on its async runtime: a hook that blocks stalls
 //! that thread as a synchronous fsync would; the path is the master's
 //! `snapshots/` directory, under its data dir).

@@ -141,6 +141,8 @@ pub struct Flusher {
     /// Flush requests made so far, and how many of them have completed.
     requested: Arc<AtomicU64>,
     completed: Arc<AtomicU64>,
+    /// The store directory (`<data dir>/store`).
+    dir: Arc<Path>,
 }
 
 impl Flusher {
@@ -238,7 +240,13 @@ impl Flusher {
             stopped,
             requested,
             completed,
+            dir: dir.into(),
         })
+    }
+
+    /// The store directory this flusher makes durable.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Tells when every `Flusher` handle is dropped and the thread has released its
@@ -579,14 +587,47 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .insert(PURGED, encode(&log_id))
             .map_err(write_err)?;
         self.flusher.flush().await.map_err(write_err)?;
-        // Oldest first, so a crash part way leaves a log without holes.
-        for item in self.log.range(..=log_id.index.to_be_bytes()) {
-            let (k, _) = item.map_err(read_err)?;
-            self.log.remove(k).map_err(write_err)?;
-        }
         self.cache().purge(log_id.index);
+        // The entries go on a blocking thread, not awaited: removing the ten
+        // thousand entries a snapshot covers holds a thread for most of a
+        // second, and Raft's core, which awaits this call, also sends and
+        // answers heartbeats. `PURGED` is durable already, so entries still
+        // there (the removal running, or cut short by a crash) are past the
+        // log's start; the next purge removes them.
+        let (log, flusher) = (self.log.clone(), self.flusher.clone());
+        let upto = log_id.index;
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            crate::fault::hit("log_purge", flusher.dir());
+            match remove_upto(&log, upto) {
+                Ok(removed) => tracing::info!(
+                    upto,
+                    removed,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "purged the log"
+                ),
+                Err(e) => tracing::error!(upto, "purging the log: {e}"),
+            }
+            // The database handle first, then the flusher's: a master's
+            // shutdown waits for every flusher handle, so the database is
+            // released by then.
+            drop(log);
+            drop(flusher);
+        });
         Ok(())
     }
+}
+
+/// Removes the log's entries up to `upto`, oldest first (a log with a gap
+/// never exists); returns how many.
+fn remove_upto(log: &sled::Tree, upto: u64) -> sled::Result<u64> {
+    let mut removed = 0;
+    for item in log.range(..=upto.to_be_bytes()) {
+        let (k, _) = item?;
+        log.remove(k)?;
+        removed += 1;
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -747,7 +788,66 @@ mod tests {
             .expect("the purge finishes once applied")
             .unwrap()
             .unwrap();
+        // The entries themselves go in the background.
+        for _ in 0..1000 {
+            if log.log.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(log.log.len(), 2);
+    }
+
+    /// Removing the entries a snapshot covers (ten thousand by default) holds
+    /// a thread for most of a second, and Raft's core awaits the purge: on a
+    /// master's one runtime thread that silenced its heartbeats long enough
+    /// for an election. The purge returns while the removal is still held,
+    /// and the removal then completes.
+    #[cfg(feature = "failpoints")]
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_purge_returns_before_its_entries_are_removed() {
+        use std::sync::atomic::AtomicBool;
+        let dir = tempfile::tempdir().unwrap();
+        let (db, flusher) = open(dir.path(), None);
+        let mut log = LogStore::open(&db, flusher).unwrap();
+        for i in 1..=12u64 {
+            log.log.insert(i.to_be_bytes(), b"entry".to_vec()).unwrap();
+        }
+        let holding = Arc::new(AtomicBool::new(false));
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let held = holding.clone();
+        let _hook = crate::fault::set("log_purge", &dir.path().join("store"), move |_| {
+            held.store(true, Ordering::SeqCst);
+            let _ = released
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(5));
+            held.store(false, Ordering::SeqCst);
+        });
+        let upto = LogId::new(openraft::CommittedLeaderId::new(1, 1), 10);
+        log.purge(upto).await.unwrap();
+        let mut returned_while_held = false;
+        for _ in 0..200 {
+            if holding.load(Ordering::SeqCst) {
+                returned_while_held = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        release.send(()).unwrap();
+        assert!(
+            returned_while_held,
+            "the purge held its caller until its entries were removed"
+        );
+        for _ in 0..1000 {
+            if log.log.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(log.log.len(), 2, "the purged entries were not removed");
+        assert_eq!(log.get_meta::<LogId>(PURGED).unwrap(), Some(upto));
     }
 
     /// A power failure keeps only what was synced: the image of the last sync

@@ -104,6 +104,16 @@ fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
     )
 }
 
+/// Runs `work` (sled or file work proportional to the whole state) on a
+/// blocking thread and waits for it: the caller's runtime thread is free meanwhile.
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> crate::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| crate::Error::Storage(format!("state machine worker thread: {e}")))?
+}
+
 fn tree_name(generation: u64) -> String {
     format!("sm.{generation}")
 }
@@ -342,9 +352,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        let dumped = self.read_meta().and_then(|(last, membership)| {
-            snapshot::dump(&self.tree(), &self.snap_dir, last, membership)
-        });
+        let dumped = match self.read_meta() {
+            // On a blocking thread: a dump takes seconds at a few thousand
+            // objects, and this runtime's thread also answers Raft's heartbeats.
+            // openraft's worker awaits it, so nothing is applied meanwhile.
+            Ok((last, membership)) => {
+                let (tree, dir) = (self.tree(), self.snap_dir.clone());
+                let started = std::time::Instant::now();
+                let dumped =
+                    off_thread(move || snapshot::dump(&tree, &dir, last, membership)).await;
+                tracing::info!(
+                    last = ?last.map(|l| l.index),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "dumped the state for a snapshot"
+                );
+                dumped
+            }
+            Err(e) => Err(e),
+        };
         snapshot::Builder::new(dumped, self.snap_dir.clone())
     }
 
@@ -384,7 +409,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .db
             .open_tree(tree_name(next))
             .map_err(|e| snap_err(e.into()))?;
-        let loaded = snapshot::load(&path, &tree).map_err(snap_err)?;
+        let loading = (path.clone(), tree.clone());
+        let loaded = off_thread(move || snapshot::load(&loading.0, &loading.1))
+            .await
+            .map_err(snap_err)?;
         if loaded.last_log_id != meta.last_log_id {
             return Err(snap_err(crate::Error::Corrupt(format!(
                 "snapshot file is for {:?}, expected {:?}",
@@ -393,7 +421,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         // The snapshot file becomes current before the state switches to it, so
         // a crash in between never leaves a current.snap older than the state.
-        if !snapshot::make_current(&path, &self.snap_dir, &loaded).map_err(snap_err)? {
+        let (dir, current) = (self.snap_dir.clone(), loaded.clone());
+        if !off_thread(move || snapshot::make_current(&path, &dir, &current))
+            .await
+            .map_err(snap_err)?
+        {
             tracing::warn!(
                 last_log_id = ?meta.last_log_id,
                 "a snapshot at least as new was already current"
@@ -428,10 +460,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         );
         let old = self.generation;
         self.generation = next;
-        self.db
-            .open_tree(tree_name(old))
-            .and_then(|t| t.clear())
-            .map_err(|e| snap_err(e.into()))?;
+        let db = self.db.clone();
+        off_thread(move || Ok(db.open_tree(tree_name(old))?.clear()?))
+            .await
+            .map_err(snap_err)?;
         Ok(())
     }
 
@@ -574,6 +606,61 @@ mod store_defects {
             }
         }
         assert!(after[&400] > 0, "the window of 100 compacted something");
+    }
+
+    /// Dumping the state for a snapshot takes seconds at a few thousand objects,
+    /// and a master's runtime is one thread that also answers Raft's heartbeats
+    /// (a follower silent that long is voted out). While a dump is held, other
+    /// tasks on that thread run.
+    #[cfg(feature = "failpoints")]
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_snapshot_dump_leaves_the_runtime_thread_to_other_tasks() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Mutex;
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::open_db(&dir.path().join("store")).unwrap();
+        let flusher = Flusher::start(db.clone(), &dir.path().join("store")).unwrap();
+        let snaps = dir.path().join("snapshots");
+        let mut sm = StateMachine::open(&db, snaps.clone(), 1000, flusher.clone()).unwrap();
+        let log_id = LogId::new(openraft::CommittedLeaderId::new(1, 1), 9);
+        sm.tree().insert(keys::kv_key("k"), b"v".to_vec()).unwrap();
+        sm.tree()
+            .insert(keys::APPLIED, encode(&Some(log_id)))
+            .unwrap();
+
+        // The dump stops at the hook until released, or gives up after 5 s.
+        let holding = Arc::new(AtomicBool::new(false));
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let held = holding.clone();
+        let _hook = crate::fault::set("snapshot_dump", &snaps, move |_| {
+            held.store(true, Ordering::SeqCst);
+            let _ = released
+                .lock()
+                .unwrap()
+                .recv_timeout(std::time::Duration::from_secs(5));
+            held.store(false, Ordering::SeqCst);
+        });
+        let dump = tokio::spawn(async move {
+            let mut builder = sm.get_snapshot_builder().await;
+            openraft::RaftSnapshotBuilder::build_snapshot(&mut builder).await
+        });
+        // This task runs again only once the thread is free.
+        let mut ran_while_held = false;
+        for _ in 0..1000 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            if holding.load(Ordering::SeqCst) {
+                ran_while_held = true;
+                break;
+            }
+        }
+        release.send(()).unwrap();
+        let snap = dump.await.unwrap().unwrap();
+        assert!(
+            ran_while_held,
+            "the runtime's thread was held for the whole snapshot dump"
+        );
+        assert_eq!(snap.meta.last_log_id, Some(log_id));
     }
 }
 

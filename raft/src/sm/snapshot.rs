@@ -256,6 +256,7 @@ pub fn dump(
     };
     let path = temp_path(dir, "build");
     let mut w = RecordWriter::new(BufWriter::new(std::fs::File::create(&path)?), &meta)?;
+    crate::fault::hit("snapshot_dump", dir);
     for item in tree.iter() {
         let (k, v) = item?;
         w.pair(k.to_vec(), v.to_vec())?;
