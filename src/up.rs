@@ -110,6 +110,18 @@ pub(crate) struct Proc {
     pub(crate) external_pid: Option<i32>,
     /// Where this start's output begins in master.log (it is appended to).
     log_from: u64,
+    /// The binary it runs, when not this one (`ferry chaos --upgrade-from`
+    /// starts masters on an older ferry).
+    pub(crate) exe: Option<PathBuf>,
+}
+
+/// How [`start_advertised`] starts the masters beyond their addresses.
+#[derive(Default)]
+pub(crate) struct Extras {
+    /// Each master with a fault directory `<dir>/m<i>-faults` ([`Proc::fault_dir`]).
+    pub(crate) fault_dirs: bool,
+    /// The binary the masters start on (default: this one).
+    pub(crate) exe: Option<PathBuf>,
 }
 
 /// A local cluster, started and healthy.
@@ -137,6 +149,7 @@ impl Proc {
             child: None,
             external_pid: pid,
             log_from: 0,
+            exe: None,
         }
     }
 
@@ -176,7 +189,10 @@ pub(crate) const CLOCK_OFFSET: &str = "clock-offset";
 /// Starts `p`; `cfg` is its config file: a master's `--config`, a node's
 /// `--node-config`.
 pub(crate) fn spawn(p: &mut Proc, extra: &[String], cfg: Option<&Path>) -> Result<Child> {
-    let exe = std::env::current_exe().context("locating the ferry binary")?;
+    let exe = match &p.exe {
+        Some(e) => e.clone(),
+        None => std::env::current_exe().context("locating the ferry binary")?,
+    };
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -507,6 +523,7 @@ async fn start_nodes(
             advertise: None,
             fault_dir: None,
             log_from: 0,
+            exe: None,
         })
         .collect();
     for p in procs.iter_mut() {
@@ -576,12 +593,21 @@ pub(crate) async fn start(
     force: bool,
     master_cfg: Option<&Path>,
 ) -> Result<Local> {
-    start_advertised(dir, n, port, https_port, force, master_cfg, None, false).await
+    start_advertised(
+        dir,
+        n,
+        port,
+        https_port,
+        force,
+        master_cfg,
+        None,
+        Extras::default(),
+    )
+    .await
 }
 
 /// [`start`], each master advertising the address of `advertise` at its index
-/// (peers, clients and joins use those), and, with `fault_dirs`, each with a
-/// fault directory `<dir>/m<i>-faults` ([`Proc::fault_dir`]).
+/// (peers, clients and joins use those), started as `extras` says.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn start_advertised(
     dir: &Path,
@@ -591,7 +617,7 @@ pub(crate) async fn start_advertised(
     force: bool,
     master_cfg: Option<&Path>,
     advertise: Option<Vec<String>>,
-    fault_dirs: bool,
+    extras: Extras,
 ) -> Result<Local> {
     create_private_dir(dir)?;
     // Masters on one machine compete for its cores: more runtime threads than
@@ -608,8 +634,11 @@ pub(crate) async fn start_advertised(
             child: None,
             external_pid: None,
             advertise: advertise.as_ref().map(|a| a[i - 1].clone()),
-            fault_dir: fault_dirs.then(|| dir.join(format!("m{i}-faults"))),
+            fault_dir: extras
+                .fault_dirs
+                .then(|| dir.join(format!("m{i}-faults"))),
             log_from: 0,
+            exe: extras.exe.clone(),
         })
         .collect();
     for p in &procs {

@@ -65,6 +65,10 @@ pub enum Fault {
     /// Cut a real node agent (`--real-nodes`) off from every master for
     /// 1–2 s (under the grace) or 9–14 s (past it), then heal.
     PartitionNode,
+    /// SIGTERM every master in turn, followers first and the leader last,
+    /// each started again on this binary once it exited: a rolling restart,
+    /// or with `--upgrade-from OLD` a rolling upgrade from OLD.
+    RollingRestart,
 }
 
 impl Fault {
@@ -86,6 +90,7 @@ impl Fault {
             Fault::KillNode => "kill-node",
             Fault::StopNode => "stop-node",
             Fault::PartitionNode => "partition-node",
+            Fault::RollingRestart => "rolling-restart",
         }
     }
 
@@ -154,6 +159,9 @@ pub enum Scenario {
     NodeLoss,
     /// The leader stopped or killed again and again, with short calms.
     FlappingLeader,
+    /// Rolling restarts of every master; with `--upgrade-from OLD` the
+    /// masters start on OLD and the first one upgrades them to this binary.
+    RollingUpgrade,
     /// Every fault above (the node faults when nodes are given).
     Mixed,
 }
@@ -175,6 +183,7 @@ impl Scenario {
             Scenario::NodeLoss if real => vec![KillNode, StopNode, PartitionNode],
             Scenario::NodeLoss => vec![KillNode, StopNode],
             Scenario::FlappingLeader => vec![StopLeader, KillLeader],
+            Scenario::RollingUpgrade => vec![RollingRestart],
             Scenario::Mixed => {
                 let mut v = vec![
                     KillLeader,
@@ -290,6 +299,11 @@ pub struct RunArgs {
     /// existing cluster given by `--config` whose masters are not local).
     #[arg(long, conflicts_with_all = ["faults", "scenario"])]
     no_faults: bool,
+    /// Start the masters on this (older) ferry binary: each
+    /// `rolling-restart` fault then brings them back, one by one, on this
+    /// binary — a rolling upgrade under the workload and its checks.
+    #[arg(long, value_name = "FERRY")]
+    upgrade_from: Option<PathBuf>,
     /// Clients doing reads, writes and compare-and-set.
     #[arg(long, default_value_t = 4)]
     clients: usize,
@@ -478,6 +492,16 @@ pub async fn run(a: RunArgs, config: Option<&Path>) -> Result<ExitCode> {
     if n != 3 && n != 5 {
         bail!("--masters must be 3 or 5");
     }
+    let upgrade_from = match &a.upgrade_from {
+        Some(_) if config.is_some() => {
+            bail!("--upgrade-from starts the masters of a cluster ferry chaos starts itself; not with --config")
+        }
+        Some(_) if !faults.contains(&Fault::RollingRestart) || a.no_faults => {
+            bail!("--upgrade-from needs the rolling-restart fault (--scenario rolling-upgrade, or --faults rolling-restart)")
+        }
+        Some(old) => Some(older_binary(old)?),
+        None => None,
+    };
     if let Some(config) = config {
         let asked = (a.scenario.is_some() || !a.faults.is_empty()).then_some(faults);
         return against(&a, config, &dir, asked).await;
@@ -515,8 +539,12 @@ pub async fn run(a: RunArgs, config: Option<&Path>) -> Result<ExitCode> {
         dir.display(),
         if net { " behind fault proxies" } else { "" }
     );
+    let extras = up::Extras {
+        fault_dirs: true,
+        exe: upgrade_from,
+    };
     let mut local =
-        up::start_advertised(&dir, n, port, None, false, Some(&cfg), advertise, true).await?;
+        up::start_advertised(&dir, n, port, None, false, Some(&cfg), advertise, extras).await?;
     let mut node_procs = Vec::new();
     let plan = Plan {
         faults,
@@ -967,6 +995,8 @@ async fn drive(
                 rng.gen_range(1000..SHORT_CUT.as_millis() as u64)
             }
             Fault::PartitionNode => rng.gen_range(9000..14000),
+            // Not a hold: the room a rolling restart needs before the end.
+            Fault::RollingRestart => rng.gen_range(15000..20000),
             _ => rng.gen_range(500..1500),
         });
         let pick: usize = rng.gen();
@@ -989,6 +1019,34 @@ async fn drive(
             continue;
         };
         let n = local.procs.len();
+        if kind == Fault::RollingRestart {
+            let at_ns = shared.now_ns();
+            // Followers first, the leader last: the cluster elects once.
+            let order: Vec<usize> = (0..n).filter(|&i| i != leader).chain([leader]).collect();
+            let names: Vec<String> = order.iter().map(|&i| local.procs[i].name.clone()).collect();
+            eprintln!(
+                "ferry chaos: {:.1}s rolling-restart {}",
+                at_ns as f64 / 1e9,
+                names.join(",")
+            );
+            for i in order {
+                restart_gracefully(local, i, cfg).await?;
+            }
+            faults.push(FaultRecord {
+                kind,
+                targets: names,
+                at_ns,
+                healed_ns: shared.now_ns(),
+                jump_s: None,
+                leader_ms: None,
+                write_ms: None,
+                node_unready_ms: None,
+                node_ready_ms: None,
+                workload_ms: None,
+                replaced_ms: None,
+            });
+            continue;
+        }
         let follower = (leader + 1 + pick % (n - 1)) % n;
         let majority = n / 2 + 1;
         let minority: Vec<usize> = (0..(n - 1) / 2).map(|k| (pick + k) % n).collect();
@@ -1003,7 +1061,7 @@ async fn drive(
             Fault::PartitionMinority => minority.clone(),
             Fault::DiskStall | Fault::ClockJump if on_leader => vec![leader],
             Fault::DiskStall | Fault::ClockJump => vec![follower],
-            Fault::RestartAll | Fault::LossyNet => (0..n).collect(),
+            Fault::RestartAll | Fault::LossyNet | Fault::RollingRestart => (0..n).collect(),
             Fault::KillNode | Fault::StopNode | Fault::PartitionNode => vec![],
         };
         let stop = matches!(kind, Fault::StopLeader | Fault::StopFollower);
@@ -1783,6 +1841,78 @@ fn net_fault(
 }
 
 /// The index (in `local.procs`) of the leader, as a master reports it.
+/// The older ferry a rolling upgrade starts from, checked: it runs and says
+/// its version.
+fn older_binary(path: &Path) -> Result<PathBuf> {
+    let path = path
+        .canonicalize()
+        .with_context(|| format!("--upgrade-from {}", path.display()))?;
+    let out = std::process::Command::new(&path)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("--upgrade-from {}: cannot run it", path.display()))?;
+    let version = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !version.starts_with("ferry") {
+        bail!(
+            "--upgrade-from {}: not a ferry binary (`--version` answered {:?})",
+            path.display(),
+            version.trim()
+        );
+    }
+    eprintln!(
+        "ferry chaos: masters start on {} ({}), rolling restarts bring them to this binary",
+        path.display(),
+        version.trim()
+    );
+    Ok(path)
+}
+
+/// Stops master `i` as an operator would (SIGTERM: it drains, then exits;
+/// SIGKILL after 30 s), starts it again on this binary, and waits until it
+/// answers with a leader known, for up to 30 s.
+async fn restart_gracefully(local: &mut up::Local, i: usize, cfg: &Path) -> Result<()> {
+    let p = &mut local.procs[i];
+    if let Some(pid) = p.pid() {
+        kill(pid, Signal::SIGTERM)?;
+    }
+    if let Some(mut child) = p.child.take() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                eprintln!(
+                    "ferry chaos: {} did not exit within 30s of SIGTERM; killed",
+                    p.name
+                );
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    p.exe = None;
+    p.child = Some(up::spawn(p, &[], Some(cfg))?);
+    let addr = p.advertise.clone().unwrap_or_else(|| p.addr.clone());
+    let client = client_of(&local.admin, &addr, 1000)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(s) = client.status().await {
+            if s.leader_addr.is_some() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} did not answer with a leader within 30s of its restart; see {}/master.log",
+                local.procs[i].name,
+                local.procs[i].data.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn leader_index(client: &Client, local: &up::Local) -> Option<usize> {
     let s = tokio::time::timeout(Duration::from_millis(1500), client.status())
         .await
