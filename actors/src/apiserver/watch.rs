@@ -17,13 +17,27 @@ use ferry_api::tls::Identity;
 use ferry_raft::watch::WatchStream;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// How often an idle watch reports its progress (a BOOKMARK).
 const BOOKMARK_MS: u64 = 1000;
 
+/// How many store events this master's watches decoded (for tests and benchmarks).
+#[derive(Clone, Default)]
+pub struct DecodeCount(Arc<AtomicU64>);
+
+impl DecodeCount {
+    /// Events decoded so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// A running object watch.
 pub struct ObjectWatch {
     res: &'static Resource,
+    decodes: DecodeCount,
     filter: Filter,
     stream: Option<WatchStream>,
     pending: VecDeque<ObjectEvent>,
@@ -79,6 +93,7 @@ impl ApiServer {
         };
         Ok(ObjectWatch {
             res,
+            decodes: self.watch_decodes.clone(),
             filter,
             stream,
             pending,
@@ -144,6 +159,7 @@ impl ObjectWatch {
     }
 
     fn convert(&self, revision: u64, ev: &Event) -> Option<ObjectEvent> {
+        self.decodes.0.fetch_add(1, Ordering::Relaxed);
         let old = ev.prev.as_ref().and_then(|kv| decode(kv).ok());
         let old_matches = old.as_ref().is_some_and(|o| self.filter.matches(o));
         match ev.kind {
