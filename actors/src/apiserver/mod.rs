@@ -105,8 +105,8 @@ pub struct ApiServer {
     sa_key: Arc<std::sync::OnceLock<Arc<Vec<u8>>>>,
     /// The nodes' latest resource metrics (`metrics.k8s.io`), in memory only.
     metrics: ferry_api::metrics::MetricsStore,
-    /// Store events decoded by this master's watches.
-    watch_decodes: watch::DecodeCount,
+    /// The store events this master's watches saw, each decoded once and shared.
+    decoded: watch::decoded::DecodedEvents,
 }
 
 /// Whether a namespace takes new objects.
@@ -134,13 +134,13 @@ impl ApiServer {
             node_graph: nodegraph::NodeGraph::default(),
             sa_key: Arc::default(),
             metrics: Default::default(),
-            watch_decodes: Default::default(),
+            decoded: Default::default(),
         }
     }
 
-    /// How many store events this master's watches have decoded.
-    pub fn watch_decodes(&self) -> watch::DecodeCount {
-        self.watch_decodes.clone()
+    /// The store events this master's watches decoded, shared between them.
+    pub fn decoded_events(&self) -> watch::decoded::DecodedEvents {
+        self.decoded.clone()
     }
 
     /// The nodes' latest metrics reports this master holds.
