@@ -74,8 +74,9 @@ struct Inner {
 #[derive(Default)]
 struct Recent {
     revisions: BTreeMap<u64, HashMap<String, Vec<Slot>>>,
-    /// Stored bytes of the events in `revisions`, and of each revision.
+    /// Stored bytes of the events in `revisions`.
     bytes: usize,
+    /// Stored bytes of each revision's events there.
     sizes: HashMap<u64, usize>,
 }
 
@@ -188,7 +189,7 @@ mod tests {
             "3"
         );
         // A watch of a narrower prefix sees a subset of the revision's events.
-        let two = vec![evs[0].clone(), put("/b", 5, named("b"), None)];
+        let two = [evs[0].clone(), put("/b", 5, named("b"), None)];
         let got = d.get(5, &two[1..]);
         assert_eq!(d.decodes(), 2);
         assert_eq!(got[0].cur.as_ref().unwrap()["metadata"]["name"], "b");
