@@ -78,6 +78,11 @@ pub enum Cmd {
     /// The Service proxy's cost: round trips to a pod directly and through
     /// its ClusterIP (needs nodes running pods in their own network namespaces).
     Proxy(crate::proxybench::ProxyArgs),
+    /// Watch fan-out: `--watchers` pod watches on the leader, each selecting
+    /// one node's pods by `spec.nodeName` as node agents do, while `--pods`
+    /// bound pods are created; the create rate, create-to-watch p99 and the
+    /// leader's CPU.
+    Watch(crate::watchbench::WatchArgs),
     /// Create throughput and latency through the API pipeline.
     Api {
         #[command(flatten)]
@@ -126,6 +131,7 @@ pub async fn run(cmd: Cmd, config: Option<&Path>) -> Result<ExitCode> {
         Cmd::Startup(a) => crate::podbench::startup(a, config).await,
         Cmd::Nodes(a) => crate::podbench::nodes(a, config).await,
         Cmd::Proxy(a) => crate::proxybench::run(a, config).await,
+        Cmd::Watch(a) => crate::watchbench::run(a, config).await,
         Cmd::Store {
             common,
             ops,

@@ -10,8 +10,9 @@
 //!   `ferry config view`, `ferry completion` — Kubernetes objects over QUIC.
 //! - [`printers`]: tables, `-o` formats, describe and explain text.
 //! - [`snapshot`]: `ferry snapshot save|status` — backups of the store.
-//! - [`bench`]: `ferry bench store|api|http|failover|scheduler|startup` ([`failover`]: leader
-//!   kills, measured; [`podbench`]: scheduling and pod startup, timed).
+//! - [`bench`]: `ferry bench store|api|http|failover|scheduler|startup|nodes|proxy|watch`
+//!   ([`failover`]: leader kills, measured; [`podbench`]: scheduling and pod startup, timed;
+//!   [`watchbench`]: field-selected pod watches' fan-out).
 //! - [`chaos`]: `ferry chaos` — seeded faults against a local cluster, a linearizability
 //!   checker, `ferry chaos check FILE`.
 //! - [`client`]: finding and loading the client config.
@@ -48,6 +49,7 @@ mod proxybench;
 mod snapshot;
 mod token;
 mod up;
+mod watchbench;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -80,14 +80,14 @@ pub struct StartupArgs {
 
 /// Per pod: when its create was sent, and when the watch showed it arrive.
 #[derive(Default)]
-struct Times {
-    sent: Vec<Option<Instant>>,
-    seen: Vec<Option<Instant>>,
+pub(crate) struct Times {
+    pub(crate) sent: Vec<Option<Instant>>,
+    pub(crate) seen: Vec<Option<Instant>>,
     count: usize,
 }
 
 impl Times {
-    fn new(n: usize) -> Times {
+    pub(crate) fn new(n: usize) -> Times {
         Times {
             sent: vec![None; n],
             seen: vec![None; n],
@@ -96,7 +96,7 @@ impl Times {
     }
 
     /// Milliseconds from send to arrival, sorted.
-    fn latencies_ms(&self) -> Vec<f64> {
+    pub(crate) fn latencies_ms(&self) -> Vec<f64> {
         let mut v: Vec<f64> = self
             .sent
             .iter()
@@ -110,7 +110,7 @@ impl Times {
 }
 
 /// The `q` quantile of sorted values (nearest rank); 0 for none.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -119,7 +119,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// The index `i` of a pod named `p-<i>`.
-fn pod_index(pod: &Value) -> Option<usize> {
+pub(crate) fn pod_index(pod: &Value) -> Option<usize> {
     pod.pointer("/metadata/name")?
         .as_str()?
         .strip_prefix("p-")?
@@ -144,7 +144,7 @@ fn running_ready(pod: &Value) -> bool {
 
 /// Connects with the client config, preferring the leader (the scheduler and
 /// every write are there).
-async fn connect(config: Option<&Path>) -> Result<Objects> {
+pub(crate) async fn connect(config: Option<&Path>) -> Result<Objects> {
     let client = crate::client::connect(config)?;
     if let Some(l) = client.status().await?.leader_addr {
         let _ = client.prefer(&l).await;
@@ -155,7 +155,7 @@ async fn connect(config: Option<&Path>) -> Result<Objects> {
     })
 }
 
-async fn create_namespace(api: &Objects, ns: &str) -> Result<()> {
+pub(crate) async fn create_namespace(api: &Objects, ns: &str) -> Result<()> {
     api.create(
         "namespaces",
         None,
@@ -167,7 +167,7 @@ async fn create_namespace(api: &Objects, ns: &str) -> Result<()> {
 }
 
 /// Deletes namespace `ns` and waits (up to `limit`) until it is gone.
-async fn delete_namespace(api: &Objects, ns: &str, limit: Duration) -> Result<()> {
+pub(crate) async fn delete_namespace(api: &Objects, ns: &str, limit: Duration) -> Result<()> {
     api.delete("namespaces", None, ns, &json!({})).await?;
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
@@ -211,7 +211,7 @@ async fn watch_arrivals(
 
 /// Creates pods `p-0` .. `p-<n-1>` in `ns` from `pod(i)`, `clients` at a time,
 /// recording when each create was sent.
-async fn create_pods(
+pub(crate) async fn create_pods(
     api: &Objects,
     ns: &str,
     n: usize,
@@ -615,7 +615,7 @@ async fn not_ready_marks(client: Arc<Client>, opts: hollow::Options, marks: Arc<
 
 /// The leader's process on this machine: the one whose command line has
 /// `--listen <its address>` (as `ferry up` starts masters).
-async fn leader_process(client: &Client) -> Option<u32> {
+pub(crate) async fn leader_process(client: &Client) -> Option<u32> {
     let s = client.status().await.ok()?;
     let addr = s.leader_addr?;
     let want = format!("--listen\0{addr}\0");
@@ -627,7 +627,7 @@ async fn leader_process(client: &Client) -> Option<u32> {
 }
 
 /// A process's user + system CPU time in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();

@@ -527,3 +527,70 @@ async fn events_sharing_a_revision_all_arrive_once() {
     );
     assert!(seen.values().all(|n| *n == 1), "{seen:?}");
 }
+
+/// A pod bound to `node` (as a node agent's field selector picks its pods).
+fn bound_pod(name: &str, node: &str) -> Value {
+    let mut p = crate::api::pod(name);
+    p["spec"]["nodeName"] = json!(node);
+    p
+}
+
+/// Many field-selected watches on one master — node agents watching their own
+/// pods — share each store event's decode: the master decodes every event
+/// once, not once per watch, and each watch still gets exactly its pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_selected_watches_decode_each_event_once() {
+    const WATCHES: usize = 20;
+    const PODS: usize = 40;
+    let (c, api) = crate::api::cluster().await;
+    let ns = Some("default");
+    let start = api.create("pods", ns, &bound_pod("start", "none")).await;
+    let mut watches: Vec<_> = (0..WATCHES)
+        .map(|k| {
+            let mut r = ObjectRequest::new(Verb::Watch, "pods", ns, None);
+            r.list.resource_version = Some(rv(&start));
+            r.list.field_selector = Some(format!("spec.nodeName=n{k}"));
+            r.list.allow_bookmarks = true;
+            c.local_arc(0).watch_objects(r)
+        })
+        .collect();
+    let before = c.master(0).watch_decodes();
+    let mut last = 0;
+    for i in 0..PODS {
+        let p = api
+            .create(
+                "pods",
+                ns,
+                &bound_pod(&format!("p{i}"), &format!("n{}", i % WATCHES)),
+            )
+            .await;
+        last = rv(&p).parse::<u64>().expect("numeric resourceVersion");
+    }
+    // A bookmark past the last create: the watch has converted every event.
+    for (k, w) in watches.iter_mut().enumerate() {
+        let mut added = Vec::new();
+        loop {
+            let ev = raw(w).await;
+            match ev.kind.as_str() {
+                "BOOKMARK" if ev.revision >= last => break,
+                "BOOKMARK" => {}
+                "ADDED" => {
+                    let obj: Value = serde_json::from_slice(&ev.object).expect("JSON");
+                    added.push(obj["metadata"]["name"].as_str().unwrap().to_string());
+                }
+                other => panic!("watch n{k}: unexpected {other}"),
+            }
+        }
+        let want: Vec<String> = (k..PODS)
+            .step_by(WATCHES)
+            .map(|i| format!("p{i}"))
+            .collect();
+        assert_eq!(added, want, "watch n{k}");
+    }
+    let decodes = c.master(0).watch_decodes() - before;
+    assert!(
+        decodes <= 2 * PODS as u64,
+        "{decodes} store events decoded for {PODS} pod creates seen by {WATCHES} watches: \
+         each event should be decoded once per master, not once per watch"
+    );
+}

@@ -105,6 +105,8 @@ pub struct ApiServer {
     sa_key: Arc<std::sync::OnceLock<Arc<Vec<u8>>>>,
     /// The nodes' latest resource metrics (`metrics.k8s.io`), in memory only.
     metrics: ferry_api::metrics::MetricsStore,
+    /// The store events this master's watches saw, each decoded once and shared.
+    decoded: watch::decoded::DecodedEvents,
 }
 
 /// Whether a namespace takes new objects.
@@ -132,7 +134,13 @@ impl ApiServer {
             node_graph: nodegraph::NodeGraph::default(),
             sa_key: Arc::default(),
             metrics: Default::default(),
+            decoded: Default::default(),
         }
+    }
+
+    /// The store events this master's watches decoded, shared between them.
+    pub fn decoded_events(&self) -> watch::decoded::DecodedEvents {
+        self.decoded.clone()
     }
 
     /// The nodes' latest metrics reports this master holds.

@@ -5,11 +5,17 @@
 //! changes after it — or, when that revision is compacted, a single ERROR event
 //! carrying a 410 Gone `Status`, as Kubernetes does. With selectors, an object
 //! that stops matching is reported DELETED and one that starts matching ADDED.
+//!
+//! Layout:
+//! - [`decoded`]: each store event decoded once per master, shared by the watches.
 
-use super::meta::{self, decode, parse_rv};
+pub mod decoded;
+
+use super::meta::parse_rv;
 use super::read::{consistency_for, Filter};
 use super::{ApiServer, Failure, Outcome};
-use ferry_api::kv::{Event, EventKind, WatchItem};
+use decoded::{Decoded, DecodedEvents};
+use ferry_api::kv::{EventKind, WatchItem};
 use ferry_api::object::{ObjectEvent, ObjectRequest, Status, Verb};
 use ferry_api::proto::{ApiError, ErrorCode, WatchRequest};
 use ferry_api::resources::Resource;
@@ -24,6 +30,7 @@ const BOOKMARK_MS: u64 = 1000;
 /// A running object watch.
 pub struct ObjectWatch {
     res: &'static Resource,
+    decoded: DecodedEvents,
     filter: Filter,
     stream: Option<WatchStream>,
     pending: VecDeque<ObjectEvent>,
@@ -79,6 +86,7 @@ impl ApiServer {
         };
         Ok(ObjectWatch {
             res,
+            decoded: self.decoded.clone(),
             filter,
             stream,
             pending,
@@ -124,8 +132,9 @@ impl ObjectWatch {
             };
             match stream.next().await {
                 Ok(WatchItem::Events { revision, events }) => {
-                    for ev in &events {
-                        if let Some(e) = self.convert(revision, ev) {
+                    let decoded = self.decoded.get(revision, &events);
+                    for (ev, d) in events.iter().zip(&decoded) {
+                        if let Some(e) = self.convert(revision, ev.kind, d) {
                             self.pending.push_back(e);
                         }
                     }
@@ -143,24 +152,24 @@ impl ObjectWatch {
         }
     }
 
-    fn convert(&self, revision: u64, ev: &Event) -> Option<ObjectEvent> {
-        let old = ev.prev.as_ref().and_then(|kv| decode(kv).ok());
-        let old_matches = old.as_ref().is_some_and(|o| self.filter.matches(o));
-        match ev.kind {
-            EventKind::Put => {
-                let cur = decode(&ev.kv).ok()?;
-                match (old_matches, self.filter.matches(&cur)) {
-                    (true, true) => Some(event("MODIFIED", revision, &cur)),
-                    (false, true) => Some(event("ADDED", revision, &cur)),
-                    (true, false) => Some(event("DELETED", revision, &cur)),
-                    (false, false) => None,
-                }
-            }
-            EventKind::Delete => {
-                let mut o = old.filter(|_| old_matches)?;
-                meta::set_resource_version(&mut o, revision);
-                Some(event("DELETED", revision, &o))
-            }
-        }
+    /// The event this watch reports for one store event, if its filter
+    /// matches the object before or after.
+    fn convert(&self, revision: u64, kind: EventKind, d: &Decoded) -> Option<ObjectEvent> {
+        let old_matches = d.old.as_ref().is_some_and(|o| self.filter.matches(o));
+        let kind = match kind {
+            EventKind::Put => match (old_matches, self.filter.matches(d.cur.as_ref()?)) {
+                (true, true) => "MODIFIED",
+                (false, true) => "ADDED",
+                (true, false) => "DELETED",
+                (false, false) => return None,
+            },
+            EventKind::Delete if old_matches => "DELETED",
+            EventKind::Delete => return None,
+        };
+        Some(ObjectEvent {
+            kind: kind.into(),
+            revision,
+            object: d.reported(revision).to_vec(),
+        })
     }
 }

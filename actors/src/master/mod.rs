@@ -84,6 +84,8 @@ pub struct Master {
     https: Option<Https>,
     /// What a restore or force-new-cluster seeded the store with.
     pub seeded: Option<Seeded>,
+    /// The store events this master's object watches decoded.
+    decoded: crate::apiserver::watch::decoded::DecodedEvents,
 }
 
 /// What `--restore` or `--force-new-cluster` put in the store.
@@ -242,6 +244,7 @@ impl Master {
             cfg.store.max_value_bytes,
             cfg.network.clone(),
         );
+        let decoded = api.decoded_events();
         let lifetime = master_cert_lifetime(&cfg);
         let join_ctx = Arc::new(JoinContext {
             ca: keeper.clone(),
@@ -322,7 +325,13 @@ impl Master {
             https_addr: https.addr,
             https: Some(https),
             seeded,
+            decoded,
         })
+    }
+
+    /// How many store events this master's object watches have decoded so far.
+    pub fn watch_decodes(&self) -> u64 {
+        self.decoded.decodes()
     }
 
     /// Issues a client config for the admin, listing `masters`.
