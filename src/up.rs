@@ -634,9 +634,7 @@ pub(crate) async fn start_advertised(
             child: None,
             external_pid: None,
             advertise: advertise.as_ref().map(|a| a[i - 1].clone()),
-            fault_dir: extras
-                .fault_dirs
-                .then(|| dir.join(format!("m{i}-faults"))),
+            fault_dir: extras.fault_dirs.then(|| dir.join(format!("m{i}-faults"))),
             log_from: 0,
             exe: extras.exe.clone(),
         })

@@ -407,6 +407,9 @@ fn roots(ca_pem: &str) -> Result<Arc<RootCertStore>> {
     Ok(Arc::new(roots))
 }
 
+/// The idle timeout the accepting side offers at least (see [`transport`]).
+pub const ACCEPTED_IDLE_MS: u64 = 5000;
+
 /// The largest UDP payload MTU discovery may find (quinn's default is 1452).
 const MTU_UPPER_BOUND: u16 = 65527;
 
@@ -416,14 +419,23 @@ const MTU_UPPER_BOUND: u16 = 65527;
 /// it accepted — 5,000 nodes' — would send ten pings per connection per
 /// second for nothing. Either side still closes a silent connection after
 /// the idle timeout.
+///
+/// A connection's idle timeout is the shorter of the two sides'. The
+/// accepting side offers at least [`ACCEPTED_IDLE_MS`], so each dialer's own
+/// timeout decides: a master dialing a peer, a CLI and a node each close a
+/// silent master's connection when they choose to, and a node may ping
+/// seldom (5,000 nodes' keep-alives arrive on one socket of each master).
 fn transport(limits: &TransportLimits, keep_alive: bool) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_bidi_streams(1024u32.into());
     t.max_concurrent_uni_streams(0u32.into());
     t.keep_alive_interval(keep_alive.then(|| Duration::from_millis(limits.keepalive_ms)));
+    let idle = match keep_alive {
+        true => limits.idle_timeout_ms,
+        false => limits.idle_timeout_ms.max(ACCEPTED_IDLE_MS),
+    };
     t.max_idle_timeout(Some(
-        quinn::IdleTimeout::try_from(Duration::from_millis(limits.idle_timeout_ms))
-            .expect("idle timeout in range"),
+        quinn::IdleTimeout::try_from(Duration::from_millis(idle)).expect("idle timeout in range"),
     ));
     // Bounded buffering per connection (a peer without a certificate gets the same
     // transport as everyone until the handshake tells us its ALPN).

@@ -433,6 +433,25 @@ struct FaultRecord {
     write_ms: Option<f64>,
 }
 
+impl FaultRecord {
+    /// A fault on `targets` from `at_ns` to `healed_ns`, its figures to come.
+    fn new(kind: Fault, targets: Vec<String>, at_ns: u64, healed_ns: u64) -> FaultRecord {
+        FaultRecord {
+            kind,
+            targets,
+            at_ns,
+            healed_ns,
+            jump_s: None,
+            leader_ms: None,
+            write_ms: None,
+            node_unready_ms: None,
+            node_ready_ms: None,
+            workload_ms: None,
+            replaced_ms: None,
+        }
+    }
+}
+
 /// Leader changes seen by the monitor: (time, term, leader).
 type Leaders = Vec<(u64, u64, u64)>;
 
@@ -1032,19 +1051,7 @@ async fn drive(
             for i in order {
                 restart_gracefully(local, i, cfg).await?;
             }
-            faults.push(FaultRecord {
-                kind,
-                targets: names,
-                at_ns,
-                healed_ns: shared.now_ns(),
-                jump_s: None,
-                leader_ms: None,
-                write_ms: None,
-                node_unready_ms: None,
-                node_ready_ms: None,
-                workload_ms: None,
-                replaced_ms: None,
-            });
+            faults.push(FaultRecord::new(kind, names, at_ns, shared.now_ns()));
             continue;
         }
         let follower = (leader + 1 + pick % (n - 1)) % n;
@@ -1211,17 +1218,8 @@ async fn drive(
             });
         }
         faults.push(FaultRecord {
-            kind,
-            targets: names,
-            at_ns,
-            healed_ns,
             jump_s: (kind == Fault::ClockJump).then_some(jump_s),
-            leader_ms: None,
-            write_ms: None,
-            node_unready_ms: None,
-            node_ready_ms: None,
-            workload_ms: None,
-            replaced_ms: None,
+            ..FaultRecord::new(kind, names, at_ns, healed_ns)
         });
         // Until the cluster has a leader again (bounded).
         let wait_until = Instant::now() + Duration::from_secs(15);

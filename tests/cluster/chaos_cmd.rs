@@ -611,6 +611,28 @@ fn chaos_refuses_bad_options() {
             "cannot be used with",
         ),
         (vec!["--scenario", "meteor"], "invalid value 'meteor'"),
+        (
+            vec![
+                "--scenario",
+                "rolling-upgrade",
+                "--upgrade-from",
+                "/bin/true",
+            ],
+            "not a ferry binary",
+        ),
+        (
+            vec![
+                "--scenario",
+                "rolling-upgrade",
+                "--upgrade-from",
+                "/no/such/ferry",
+            ],
+            "--upgrade-from /no/such/ferry",
+        ),
+        (
+            vec!["--scenario", "kill-leader", "--upgrade-from", "/bin/true"],
+            "--upgrade-from needs the rolling-restart fault",
+        ),
     ] {
         let mut all = vec!["chaos", "--dir", d];
         all.extend(&args);
