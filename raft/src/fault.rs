@@ -8,7 +8,9 @@
 //! was synced), `"make_current"` (a snapshot passed the check that it is
 //! newer than `current.snap` and is about to be renamed over it; the path is
 //! the snapshot directory), `"snapshot_dump"` (a snapshot of the state is
-//! about to be dumped; the path is the snapshot directory) and `"append_entries"` (an AppendEntries carrying
+//! about to be dumped; the path is the snapshot directory), `"log_purge"` (a
+//! purge's background removal of log entries starts; the path is the store
+//! directory) and `"append_entries"` (an AppendEntries carrying
 //! entries reached a master, on its async runtime: a hook that blocks stalls
 //! that thread as a synchronous fsync would; the path is the master's
 //! `snapshots/` directory, under its data dir).
@@ -151,10 +153,50 @@ mod hooks {
         SET.store(hooks.len(), Ordering::Release);
         Guard(id)
     }
+    /// A hook that holds whoever hits `point` under `under` until released
+    /// (or 5 s), for tests that check what else runs meanwhile.
+    pub struct Hold {
+        holding: Arc<std::sync::atomic::AtomicBool>,
+        release: std::sync::mpsc::Sender<()>,
+        _guard: Guard,
+    }
+
+    /// Sets a [`Hold`] on `point` for paths under `under`.
+    pub fn hold(point: &'static str, under: &Path) -> Hold {
+        let holding = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let held = holding.clone();
+        let guard = set(point, under, move |_| {
+            held.store(true, Ordering::SeqCst);
+            let _ = released
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .recv_timeout(Duration::from_secs(5));
+            held.store(false, Ordering::SeqCst);
+        });
+        Hold {
+            holding,
+            release,
+            _guard: guard,
+        }
+    }
+
+    impl Hold {
+        /// Whether a caller is being held now.
+        pub fn holding(&self) -> bool {
+            self.holding.load(Ordering::SeqCst)
+        }
+
+        /// Lets the held caller go.
+        pub fn release(&self) {
+            let _ = self.release.send(());
+        }
+    }
 }
 
 #[cfg(feature = "failpoints")]
-pub use hooks::{cut, delay, is_cut, set, set_delay, Guard};
+pub use hooks::{cut, delay, hold, is_cut, set, set_delay, Guard, Hold};
 
 /// Whether calls between these masters are cut: never without `failpoints`.
 #[cfg(not(feature = "failpoints"))]

@@ -756,6 +756,18 @@ mod tests {
         );
     }
 
+    /// The log's length once it is `want` (a purge removes its entries in
+    /// the background), or after 10 s.
+    async fn entries_left(log: &LogStore, want: usize) -> usize {
+        for _ in 0..1000 {
+            if log.log.len() == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        log.log.len()
+    }
+
     /// openraft purges right after handing a snapshot install to the state
     /// machine; the purge must wait for the install (the applied index), or a
     /// crash in between leaves a log that starts past the state machine.
@@ -788,14 +800,7 @@ mod tests {
             .expect("the purge finishes once applied")
             .unwrap()
             .unwrap();
-        // The entries themselves go in the background.
-        for _ in 0..1000 {
-            if log.log.len() == 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(log.log.len(), 2);
+        assert_eq!(entries_left(&log, 2).await, 2);
     }
 
     /// Removing the entries a snapshot covers (ten thousand by default) holds
@@ -806,47 +811,33 @@ mod tests {
     #[cfg(feature = "failpoints")]
     #[tokio::test(flavor = "current_thread")]
     async fn a_purge_returns_before_its_entries_are_removed() {
-        use std::sync::atomic::AtomicBool;
         let dir = tempfile::tempdir().unwrap();
         let (db, flusher) = open(dir.path(), None);
         let mut log = LogStore::open(&db, flusher).unwrap();
         for i in 1..=12u64 {
             log.log.insert(i.to_be_bytes(), b"entry".to_vec()).unwrap();
         }
-        let holding = Arc::new(AtomicBool::new(false));
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let released = Mutex::new(released);
-        let held = holding.clone();
-        let _hook = crate::fault::set("log_purge", &dir.path().join("store"), move |_| {
-            held.store(true, Ordering::SeqCst);
-            let _ = released
-                .lock()
-                .unwrap()
-                .recv_timeout(Duration::from_secs(5));
-            held.store(false, Ordering::SeqCst);
-        });
+        let hold = crate::fault::hold("log_purge", &dir.path().join("store"));
         let upto = LogId::new(openraft::CommittedLeaderId::new(1, 1), 10);
         log.purge(upto).await.unwrap();
         let mut returned_while_held = false;
         for _ in 0..200 {
-            if holding.load(Ordering::SeqCst) {
+            if hold.holding() {
                 returned_while_held = true;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        release.send(()).unwrap();
+        hold.release();
         assert!(
             returned_while_held,
             "the purge held its caller until its entries were removed"
         );
-        for _ in 0..1000 {
-            if log.log.len() == 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(log.log.len(), 2, "the purged entries were not removed");
+        assert_eq!(
+            entries_left(&log, 2).await,
+            2,
+            "the purged entries were not removed"
+        );
         assert_eq!(log.get_meta::<LogId>(PURGED).unwrap(), Some(upto));
     }
 

@@ -615,8 +615,6 @@ mod store_defects {
     #[cfg(feature = "failpoints")]
     #[tokio::test(flavor = "current_thread")]
     async fn a_snapshot_dump_leaves_the_runtime_thread_to_other_tasks() {
-        use std::sync::atomic::AtomicBool;
-        use std::sync::Mutex;
         let dir = tempfile::tempdir().unwrap();
         let db = crate::open_db(&dir.path().join("store")).unwrap();
         let flusher = Flusher::start(db.clone(), &dir.path().join("store")).unwrap();
@@ -629,18 +627,7 @@ mod store_defects {
             .unwrap();
 
         // The dump stops at the hook until released, or gives up after 5 s.
-        let holding = Arc::new(AtomicBool::new(false));
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let released = Mutex::new(released);
-        let held = holding.clone();
-        let _hook = crate::fault::set("snapshot_dump", &snaps, move |_| {
-            held.store(true, Ordering::SeqCst);
-            let _ = released
-                .lock()
-                .unwrap()
-                .recv_timeout(std::time::Duration::from_secs(5));
-            held.store(false, Ordering::SeqCst);
-        });
+        let hold = crate::fault::hold("snapshot_dump", &snaps);
         let dump = tokio::spawn(async move {
             let mut builder = sm.get_snapshot_builder().await;
             openraft::RaftSnapshotBuilder::build_snapshot(&mut builder).await
@@ -649,12 +636,12 @@ mod store_defects {
         let mut ran_while_held = false;
         for _ in 0..1000 {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            if holding.load(Ordering::SeqCst) {
+            if hold.holding() {
                 ran_while_held = true;
                 break;
             }
         }
-        release.send(()).unwrap();
+        hold.release();
         let snap = dump.await.unwrap().unwrap();
         assert!(
             ran_while_held,
