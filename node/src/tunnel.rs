@@ -15,6 +15,7 @@ use ferry_api::proto::{
 use ferry_api::tls::{self, CertPair};
 use ferry_api::{ALPN_API, MASTER_SERVER_NAME};
 use ferry_config::TransportLimits;
+use futures_util::StreamExt;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -313,9 +314,23 @@ async fn exec(
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
     // With a terminal, the command's stdin, stdout and stderr are its pty's
-    // slave side, and the session reads and writes the master side.
+    // slave side, and the session reads and writes the master side; the
+    // terminal starts at the client's size (its first frame of one).
+    let frames = client_frames(recv);
+    tokio::pin!(frames);
+    let (size, mut early) = if req.tty {
+        size_first(&mut frames).await
+    } else {
+        (None, std::collections::VecDeque::new())
+    };
+    let size = size.map(|(width, height)| nix::pty::Winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    });
     let pty = if req.tty {
-        match nix::pty::openpty(None, None) {
+        match nix::pty::openpty(size.as_ref(), None) {
             Ok(p) => Some(p),
             Err(e) => {
                 let msg = format!("allocating a terminal: {e}");
@@ -439,7 +454,12 @@ async fn exec(
     drop(tx);
     let mut stdin = child.stdin.take();
     let input = async {
-        while let Ok(Some(f)) = read_frame::<_, ExecFrame>(recv, 1 << 20).await {
+        loop {
+            let f = match early.pop_front() {
+                Some(f) => f,
+                None => frames.next().await,
+            };
+            let Some(f) = f else { break };
             let failed = match (f, stdin.as_mut(), term_in.as_mut()) {
                 (ExecFrame::Stdin(b), Some(i), _) => i.write_all(&b).await.is_err(),
                 (ExecFrame::Stdin(b), None, Some(t)) => {
@@ -449,13 +469,7 @@ async fn exec(
                 // The client's window: the terminal's size (no SIGWINCH: the
                 // terminal is not the command's controlling one).
                 (ExecFrame::Resize { width, height }, _, Some(t)) => {
-                    let size = rustix::termios::Winsize {
-                        ws_row: height,
-                        ws_col: width,
-                        ws_xpixel: 0,
-                        ws_ypixel: 0,
-                    };
-                    if let Err(e) = rustix::termios::tcsetwinsize(&*t, size) {
+                    if let Err(e) = rustix::termios::tcsetwinsize(&*t, winsize(width, height)) {
                         tracing::debug!(error = %e, "exec: setting the terminal size");
                     }
                     false
@@ -508,7 +522,6 @@ async fn attach(
     send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
 ) {
-    use tokio::io::AsyncWriteExt;
     let refuse = |msg: String| ExecFrame::Error(ApiError::new(ErrorCode::BadRequest, msg));
     let running = dir.started().as_ref().is_some_and(runtime::running) && dir.exited().is_none();
     let (Some(spec), true) = (dir.spec_of_run(), running) else {
@@ -558,75 +571,178 @@ async fn attach(
     let mut partial = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut input_open = true;
+    let frames = client_frames(recv);
+    tokio::pin!(frames);
+    // A `tty: true` container's terminal takes the client's window size (the
+    // kernel signals its foreground group); a size that comes before the
+    // shim has named its terminal is set on a later tick. Input that comes
+    // before the client's first size waits for it (see `size_first`).
+    let (first, early) = if spec.tty && req.tty {
+        size_first(&mut frames).await
+    } else {
+        (None, std::collections::VecDeque::new())
+    };
+    let mut size = first;
+    let mut early = early;
+    // The shim names its terminal just after it opens the FIFO.
+    for _ in 0..40 {
+        if !spec.tty || dir.tty_name().exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    loop {
+        if let Some((width, height)) = size {
+            if resize_terminal(dir, width, height) {
+                size = None;
+            }
+        }
+        let f = match early.pop_front() {
+            Some(f) => f,
+            None => tokio::select! {
+                f = frames.next(), if input_open => f,
+                _ = tick.tick() => {
+                    if !emit_log(dir, req, &log, &mut pos, &mut partial, send).await {
+                        return;
+                    }
+                    continue;
+                }
+            },
+        };
+        match f {
+            Some(ExecFrame::Stdin(b)) => write_stdin(&mut fifo, &b).await,
+            Some(ExecFrame::Resize { width, height }) if spec.tty => {
+                size = Some((width, height));
+            }
+            Some(ExecFrame::StdinEnd) | None => {
+                input_open = false;
+                fifo = None;
+                if spec.stdin_once {
+                    let _ = tokio::fs::write(dir.stdin_closed(), b"").await;
+                }
+            }
+            Some(_) => {}
+        }
+    }
+}
+/// Sends the container's log records written since `pos` (whole lines;
+/// `partial` keeps the rest); false when the attach is over: the client is
+/// gone, or the container has exited (an attach then ends in success, as the
+/// kubelet's does: the exit code is the pod's status to read).
+async fn emit_log(
+    dir: &ContainerDir,
+    req: &ExecRequest,
+    log: &Path,
+    pos: &mut u64,
+    partial: &mut Vec<u8>,
+    send: &mut quinn::SendStream,
+) -> bool {
+    let exited = dir.exited();
+    if let Ok(bytes) = tokio::fs::read(log).await {
+        let start = usize::try_from(*pos).unwrap_or(usize::MAX).min(bytes.len());
+        partial.extend_from_slice(&bytes[start..]);
+        *pos = bytes.len() as u64;
+        while let Some(i) = partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = partial.drain(..=i).collect();
+            let Some(r) = runtime::parse_record(&line[..line.len() - 1]) else {
+                continue;
+            };
+            let mut text = r.text.to_vec();
+            if r.full {
+                text.push(b'\n');
+            }
+            let frame = if r.stream == "stderr" && !req.tty {
+                ExecFrame::Stderr(text)
+            } else {
+                ExecFrame::Stdout(text)
+            };
+            if write_frame(send, &frame).await.is_err() {
+                return false;
+            }
+        }
+    }
+    if exited.is_some() {
+        let _ = write_frame(send, &ExecFrame::Exit(0)).await;
+        return false;
+    }
+    true
+}
+
+/// The frames a client sends, as a stream: a `select!` that picks another
+/// branch loses no partly read frame (the read goes on at the next poll).
+/// It ends with the client's stream (or a bad frame).
+fn client_frames<'a>(
+    recv: &'a mut quinn::RecvStream,
+) -> impl futures_util::Stream<Item = ExecFrame> + 'a {
+    futures_util::stream::unfold(recv, |r| async move {
+        match read_frame::<_, ExecFrame>(r, 1 << 20).await {
+            Ok(Some(f)) => Some((f, r)),
+            _ => None,
+        }
+    })
+}
+
+/// kubectl sends a terminal session's first window size and what was typed
+/// on separate streams at once, so input may come first: reads frames until
+/// the first size (at most `SIZE_WAIT`), and returns it with the frames
+/// read before it, in order (`None` for the client's end), so a command
+/// that reads its terminal's size never sees 0x0.
+async fn size_first<S>(
+    frames: &mut std::pin::Pin<&mut S>,
+) -> (
+    Option<(u16, u16)>,
+    std::collections::VecDeque<Option<ExecFrame>>,
+)
+where
+    S: futures_util::Stream<Item = ExecFrame>,
+{
+    let mut early = std::collections::VecDeque::new();
+    let deadline = tokio::time::sleep(SIZE_WAIT);
+    tokio::pin!(deadline);
     loop {
         tokio::select! {
-            f = read_frame::<_, ExecFrame>(recv, 1 << 20), if input_open => {
-                match f {
-                    Ok(Some(ExecFrame::Stdin(b))) => {
-                        if let Some(w) = fifo.as_mut() {
-                            if w.write_all(&b).await.is_err() || w.flush().await.is_err() {
-                                fifo = None;
-                            }
-                        }
-                    }
-                    // A `tty: true` container's terminal takes the client's
-                    // window size (the kernel signals its foreground group).
-                    Ok(Some(ExecFrame::Resize { width, height })) if spec.tty => {
-                        resize_terminal(dir, width, height);
-                    }
-                    Ok(Some(ExecFrame::StdinEnd)) | Ok(None) | Err(_) => {
-                        input_open = false;
-                        fifo = None;
-                        if spec.stdin_once {
-                            let _ = tokio::fs::write(dir.stdin_closed(), b"").await;
-                        }
-                    }
-                    Ok(Some(_)) => {}
+            _ = &mut deadline => return (None, early),
+            f = frames.next() => match f {
+                Some(ExecFrame::Resize { width, height }) => {
+                    return (Some((width, height)), early);
                 }
-            }
-            _ = tick.tick() => {
-                let exited = dir.exited();
-                // New log records since the last look, whole lines only.
-                if let Ok(bytes) = tokio::fs::read(&log).await {
-                    let start = usize::try_from(pos).unwrap_or(usize::MAX).min(bytes.len());
-                    partial.extend_from_slice(&bytes[start..]);
-                    pos = bytes.len() as u64;
-                    while let Some(i) = partial.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = partial.drain(..=i).collect();
-                        let Some(r) = runtime::parse_record(&line[..line.len() - 1]) else { continue };
-                        let mut text = r.text.to_vec();
-                        if r.full {
-                            text.push(b'\n');
-                        }
-                        let frame = if r.stream == "stderr" && !req.tty {
-                            ExecFrame::Stderr(text)
-                        } else {
-                            ExecFrame::Stdout(text)
-                        };
-                        if write_frame(send, &frame).await.is_err() {
-                            return;
-                        }
-                    }
+                Some(f) => early.push_back(Some(f)),
+                None => {
+                    early.push_back(None);
+                    return (None, early);
                 }
-                // An attach ends in success when the container does, as the
-                // kubelet's does: its exit code is the pod's status to read.
-                if exited.is_some() {
-                    let _ = write_frame(send, &ExecFrame::Exit(0)).await;
-                    return;
-                }
-            }
+            },
         }
     }
 }
 
-/// Sets the window size of the terminal a `tty: true` container runs on.
-fn resize_terminal(dir: &ContainerDir, width: u16, height: u16) {
-    let size = rustix::termios::Winsize {
+fn winsize(width: u16, height: u16) -> rustix::termios::Winsize {
+    rustix::termios::Winsize {
         ws_row: height,
         ws_col: width,
         ws_xpixel: 0,
         ws_ypixel: 0,
-    };
+    }
+}
+
+/// How long a terminal session holds the client's input for its first size.
+const SIZE_WAIT: Duration = Duration::from_millis(500);
+
+/// Writes an attach's input into the container's stdin FIFO; a FIFO whose
+/// reader is gone is dropped.
+async fn write_stdin(fifo: &mut Option<tokio::fs::File>, b: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    if let Some(w) = fifo.as_mut() {
+        if w.write_all(b).await.is_err() || w.flush().await.is_err() {
+            *fifo = None;
+        }
+    }
+}
+
+/// Sets the window size of the terminal a `tty: true` container runs on;
+/// false while the shim has not named it yet.
+fn resize_terminal(dir: &ContainerDir, width: u16, height: u16) -> bool {
+    let size = winsize(width, height);
     let set = std::fs::read_to_string(dir.tty_name())
         .map_err(|e| e.to_string())
         .and_then(|name| {
@@ -640,8 +756,12 @@ fn resize_terminal(dir: &ContainerDir, width: u16, height: u16) {
                 .map_err(|e| e.to_string())?;
             rustix::termios::tcsetwinsize(&t, size).map_err(|e| e.to_string())
         });
-    if let Err(e) = set {
-        tracing::debug!(error = %e, "attach: setting the terminal size");
+    match set {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "attach: setting the terminal size");
+            false
+        }
     }
 }
 

@@ -1241,6 +1241,17 @@ async fn kubectl_and_ferry_port_forward_reach_a_pods_loopback_and_attach_follows
     let o = k.run(&["attach", "att"], None);
     assert!(o.ok, "{}", o.stderr);
     assert!(o.stdout.contains("tick 3\n"), "{}", o.stdout);
+    // Input that reaches the node before the client's first window size
+    // waits for it: `stty size` typed at once still sees the client's size.
+    k.ok_in(&["apply", "-f", "-"], TTY_POD);
+    k.ok(&["wait", "--for=condition=Ready", "pod/tty", "--timeout=60s"]);
+    let o = run(
+        home,
+        &python(),
+        &[&client_script(), "tty-size", &k.kubeconfig, "tty"],
+        None,
+    );
+    assert_eq!(o.stdout, "size 27 91\n", "{}", o.stderr);
     // `kubectl run -it` from a terminal (`script` gives kubectl one): the
     // container runs on a terminal of the client's size, its prompt shows,
     // and Ctrl-C interrupts the foreground command, not the shell.
@@ -1276,6 +1287,20 @@ async fn kubectl_and_ferry_port_forward_reach_a_pods_loopback_and_attach_follows
     );
     assert!(out.contains("terminated (Error)"), "exit 3: {out}");
 }
+
+const TTY_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: tty
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh"]
+    stdin: true
+    tty: true
+"#;
 
 const ATTACH: &str = r#"
 apiVersion: v1

@@ -531,8 +531,11 @@ async fn run_exec(
     } = stream;
     let to_node = async {
         while let Some(Ok(msg)) = msgs.recv().await {
+            // Text frames carry channel bytes too: the Python client sends
+            // its input as text, and the API server reads either kind.
             let data = match msg {
                 actix_ws::Message::Binary(b) => b,
+                actix_ws::Message::Text(t) => t.into_bytes(),
                 actix_ws::Message::Close(_) => break,
                 _ => continue,
             };

@@ -3,6 +3,8 @@
     client.py crud KUBECONFIG          create, list, patch, delete pods and deployments
     client.py watch KUBECONFIG LAST    watch ConfigMaps from a list's resourceVersion,
                                        resuming after a broken stream, until LAST is added
+    client.py tty-size KUBECONFIG POD  attach to POD's terminal, type `stty size` and only
+                                       then send the window size (91x27); print the size seen
 
 Prints one line per step (`crud`) or per event (`watch`: `ADDED name rv`), so the
 test asserts on what the client saw.
@@ -89,12 +91,40 @@ def watch_until(v1, last):
     sys.exit("timed out")
 
 
+def tty_size(v1, pod):
+    """Input first, the terminal's size 300 ms later: what a client that
+    sends both at once may do (kubectl does, on separate streams)."""
+    from kubernetes.stream import stream
+
+    ws = stream(v1.connect_get_namespaced_pod_attach, pod, "default",
+                stdin=True, stdout=True, stderr=False, tty=True,
+                _preload_content=False)
+    ws.write_stdin("stty size\n")
+    time.sleep(0.3)
+    ws.write_channel(4, '{"Width": 91, "Height": 27}')
+    seen = ""
+    deadline = time.time() + 20
+    while time.time() < deadline and ws.is_open():
+        ws.update(timeout=1)
+        seen += ws.read_stdout() if ws.peek_stdout() else ""
+        for line in seen.replace("\r", "").split("\n"):
+            parts = line.split()
+            if len(parts) == 2 and all(p.isdigit() for p in parts):
+                print("size", line.strip())
+                ws.close()
+                return
+    sys.exit("no size in: %r (open: %s, error channel: %r)"
+             % (seen, ws.is_open(), ws.read_channel(3)))
+
+
 def main():
     mode, kubeconfig = sys.argv[1], sys.argv[2]
     config.load_kube_config(config_file=kubeconfig)
     v1 = client.CoreV1Api()
     if mode == "crud":
         crud(v1, client.AppsV1Api())
+    elif mode == "tty-size":
+        tty_size(v1, sys.argv[3])
     else:
         watch_until(v1, sys.argv[3])
 
