@@ -135,6 +135,16 @@ pub async fn run(
         stop.clone(),
     ));
     let proxy = tokio::spawn(crate::net::proxy::run(net_rx, known.clone(), stop.clone()));
+    // In host mode (no namespaces, no nftables) NodePorts go through a
+    // userspace proxy on the node's address.
+    if net.mode == crate::net::Mode::Host {
+        tokio::spawn(crate::net::userspace::run(
+            opts.address,
+            opts.name.clone(),
+            known.clone(),
+            stop.clone(),
+        ));
+    }
     // The pods bound to this node, followed by a watch: a new pod starts as
     // soon as its binding lands, and a sync reads no list.
     let mut own = watch_own_pods(api.client.clone(), &opts.name, stop.clone());

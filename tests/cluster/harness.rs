@@ -100,11 +100,20 @@ impl LocalUp {
 
     /// [`LocalUp::start`] with environment variables for `ferry up` and all it starts.
     pub async fn start_env(env: &[(&str, &str)]) -> LocalUp {
+        Self::start_full(env, &[]).await
+    }
+
+    /// [`LocalUp::start`] with more `ferry up` flags (`--nodes 0`).
+    pub async fn start_args(args: &[&str]) -> LocalUp {
+        Self::start_full(&[], args).await
+    }
+
+    async fn start_full(env: &[(&str, &str)], args: &[&str]) -> LocalUp {
         let serial = serial().await;
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().join("local");
         let port = free_ports(3);
-        let mut up = Up::start_env(tmp.path(), &dir, port, 1, env);
+        let mut up = Up::start_full(tmp.path(), &dir, port, 1, env, args);
         up.wait_log("is up", Duration::from_secs(120)).await;
         let k = Kubectl::of_up(tmp.path(), &dir);
         LocalUp {

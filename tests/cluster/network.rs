@@ -667,3 +667,156 @@ async fn services_dns_and_pod_addresses_on_two_nodes() {
         "unreachable routes left: {routes}"
     );
 }
+
+/// A node in host mode (pods share its network, as a node without root
+/// runs them) has no nftables proxy: its NodePorts are served by a userspace
+/// proxy on the node's address, TCP and UDP, passing over an endpoint that
+/// refuses, and a NodePort closes with its Service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_mode_node_serves_node_ports_through_its_userspace_proxy() {
+    // No namespace-mode node: their nftables rules would answer every local
+    // address's NodePorts, this one's too.
+    let c = LocalUp::start_args(&["--nodes", "0"]).await;
+    let k = &c.k;
+    let _n1 = c.join_node("n1", "127.0.1.1", &[]);
+    k.wait_json(
+        "n1 Ready in host mode",
+        Duration::from_secs(60),
+        &["get", "node", "n1"],
+        |n| {
+            let ready = n["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            ready
+                .then_some(())
+                .ok_or_else(|| "not Ready yet".to_string())
+        },
+    )
+    .await;
+    // The server listens on the node's address at ports free on the machine.
+    let tcp = crate::procs::free_tcp_ports(2);
+    let udp = tcp + 1;
+    let dead = crate::procs::free_tcp_ports(1);
+    let m = manifests()
+        .replace("replicas: 3", "replicas: 1")
+        .replace(
+            "{labels: {app: echo}}",
+            "{labels: {app: echo, pool: manual}}",
+        )
+        .replace("8080", &tcp.to_string())
+        .replace("9090", &udp.to_string());
+    // Only the echo Deployment and its code (the client pods need namespaces).
+    let m: Vec<&str> = m
+        .split("\n---\n")
+        .filter(|d| d.contains("kind: ConfigMap") || d.contains("kind: Deployment"))
+        .collect();
+    k.ok_in(&["apply", "-f", "-"], &m.join("\n---\n"));
+    k.ok(&["rollout", "status", "deployment/echo", "--timeout=90s"]);
+    let services = format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: echo-np}}
+spec:
+  type: NodePort
+  selector: {{app: echo}}
+  ports:
+  - {{name: http, port: 80, targetPort: {tcp}}}
+  - {{name: udp, port: 90, targetPort: {udp}, protocol: UDP}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: manual}}
+spec:
+  type: NodePort
+  selector: {{pool: manual}}
+  ports: [{{name: http, port: 80, targetPort: http}}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: refuses
+  labels: {{pool: manual}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    command: ["sleep", "3600"]
+    ports: [{{name: http, containerPort: {dead}}}]
+"#
+    );
+    // `manual` has two endpoints: the server, and a Ready pod whose port
+    // nobody serves.
+    k.ok_in(&["apply", "-f", "-"], &services);
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/refuses",
+        "--timeout=60s",
+    ]);
+    let node_port = |svc: &str, i: usize| -> u16 {
+        let s = k.json(&["get", "service", svc]);
+        s["spec"]["ports"][i]["nodePort"].as_u64().unwrap() as u16
+    };
+    let pod = k.json(&["get", "pods", "-l", "app=echo"]);
+    let name = pod["items"][0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let http_at: SocketAddr = format!("127.0.1.1:{}", node_port("echo-np", 0))
+        .parse()
+        .unwrap();
+    let names = every_replica_at(http_at, &BTreeSet::from([name.clone()]), "the NodePort").await;
+    assert_eq!(names, BTreeSet::from([name.clone()]));
+
+    // UDP through the NodePort: the answer comes back from the endpoint.
+    let udp_at: SocketAddr = format!("127.0.1.1:{}", node_port("echo-np", 1))
+        .parse()
+        .unwrap();
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let answer = wait_until(
+        "a UDP answer through the NodePort",
+        Duration::from_secs(10),
+        || {
+            let r = s
+                .send_to(b"ping", udp_at)
+                .and_then(|_| {
+                    let mut b = [0u8; 256];
+                    s.recv(&mut b)
+                        .map(|n| String::from_utf8_lossy(&b[..n]).into_owned())
+                })
+                .map_err(|e| e.to_string());
+            async move { r }
+        },
+    )
+    .await;
+    assert_eq!(answer, format!("{name}:ping"));
+
+    // Two endpoints, one refusing: every request is answered.
+    let manual_at: SocketAddr = format!("127.0.1.1:{}", node_port("manual", 0))
+        .parse()
+        .unwrap();
+    every_replica_at(
+        manual_at,
+        &BTreeSet::from([name.clone()]),
+        "the manual NodePort",
+    )
+    .await;
+    let got = names_via(manual_at, 10);
+    assert_eq!(got, BTreeSet::from([name]), "no request failed");
+
+    // The Service goes: its NodePort stops accepting.
+    k.ok(&["delete", "service", "echo-np"]);
+    wait_until("the NodePort closed", Duration::from_secs(10), || {
+        let r = match TcpStream::connect_timeout(&http_at, Duration::from_secs(1)) {
+            Err(_) => Ok(()),
+            Ok(_) => Err("still accepting".to_string()),
+        };
+        async move { r }
+    })
+    .await;
+}

@@ -36,7 +36,7 @@ impl Up {
         Up::start_full(home, dir, port, run, &[], args)
     }
 
-    fn start_full(
+    pub fn start_full(
         home: &Path,
         dir: &Path,
         port: u16,

@@ -27,7 +27,8 @@
 //! Layout: [`cmd`] (running `ip`, sysctls; errors naming the command),
 //! [`routes`] (the machine's routes, clash check), [`ipam`] (pod addresses on
 //! disk), [`podnet`] (the plans and their execution), [`state`] (the agent's
-//! side), [`proxy`] (Services).
+//! side), [`proxy`] (Services: nftables), [`userspace`] (Services in host
+//! mode: a userspace proxy on the NodePorts).
 
 pub mod cmd;
 pub mod ingress;
@@ -37,6 +38,7 @@ pub mod policy;
 pub mod proxy;
 pub mod routes;
 pub mod state;
+pub mod userspace;
 
 use ferry_api::network::{Cidr, Network};
 use std::net::IpAddr;

@@ -51,14 +51,15 @@ const MAPS: [&str; 4] = [
     "no-endpoint-nodeports",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Proto {
+/// A Service port's protocol (SCTP is not proxied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Proto {
     Tcp,
     Udp,
 }
 
 impl Proto {
-    fn parse(p: Option<&str>) -> Option<Proto> {
+    pub fn parse(p: Option<&str>) -> Option<Proto> {
         match p.unwrap_or("TCP") {
             "TCP" => Some(Proto::Tcp),
             "UDP" => Some(Proto::Udp),

@@ -197,6 +197,15 @@ fn endpoint_slices() {
         "EndpointSlice",
         &with(&fqdn, "/endpoints/0/addresses/0", json!("db.example.com")),
     );
+    // ferry's controller may write loopback addresses (a local cluster's
+    // nodes, and their pods in host mode); anyone else may not (below).
+    let mut ours = slice();
+    ours["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] =
+        json!("endpointslice-controller.k8s.io");
+    ok(
+        "EndpointSlice",
+        &with(&ours, "/endpoints/0/addresses/0", json!("127.0.1.1")),
+    );
     let many: Vec<Value> = (0..1001)
         .map(|i| json!({"addresses": [format!("10.42.{}.{}", i / 250, i % 250 + 1)]}))
         .collect();

@@ -285,8 +285,9 @@ fn special_ip_errors(ip: IpAddr) -> Vec<String> {
     out
 }
 
-/// One endpoint address, checked against the slice's `addressType`.
-fn slice_address(field: &str, address_type: &str, a: &str, errs: &mut Errors) {
+/// One endpoint address, checked against the slice's `addressType`
+/// (`loopback_ok`: a loopback address may be one, see [`endpoint_slice`]).
+fn slice_address(field: &str, address_type: &str, a: &str, loopback_ok: bool, errs: &mut Errors) {
     let ip = match address_type {
         "IPv4" => a.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4),
         "IPv6" => a.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6),
@@ -310,6 +311,7 @@ fn slice_address(field: &str, address_type: &str, a: &str, errs: &mut Errors) {
             let want = format!("must be a valid {address_type} address");
             errs.invalid(field, q(a), &want);
         }
+        Some(ip) if loopback_ok && ip.is_loopback() => {}
         Some(ip) => {
             for why in special_ip_errors(ip) {
                 errs.invalid(field, q(a), &why);
@@ -320,12 +322,21 @@ fn slice_address(field: &str, address_type: &str, a: &str, errs: &mut Errors) {
 
 /// EndpointSlice: a supported addressType, at most 1000 endpoints each with
 /// 1 to 100 addresses of that type, valid node and host names; ports with a
-/// unique DNS-label name, a protocol and a valid number.
+/// unique DNS-label name, a protocol and a valid number. Addresses may not be
+/// special (`ValidateNonSpecialIP`), except that the slices of ferry's own
+/// controller may hold loopback ones: nodes of a local cluster have
+/// addresses in 127.0.0.0/8, and so do the pods of a node in host mode.
 pub(crate) fn endpoint_slice(
     e: &k8s_openapi::api::discovery::v1::EndpointSlice,
     errs: &mut Errors,
 ) {
     let ty = e.address_type.as_str();
+    let ours = e
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("endpointslice.kubernetes.io/managed-by"))
+        .is_some_and(|m| m == "endpointslice-controller.k8s.io");
     if ty.is_empty() {
         errs.required("addressType", "");
     } else {
@@ -343,7 +354,7 @@ pub(crate) fn endpoint_slice(
                 errs.too_many(&ap, ep.addresses.len(), MAX_ADDRESSES);
             }
             for (j, a) in ep.addresses.iter().enumerate() {
-                slice_address(&format!("{ap}[{j}]"), ty, a, errs);
+                slice_address(&format!("{ap}[{j}]"), ty, a, ours, errs);
             }
             if let Some(n) = &ep.node_name {
                 errs.name(check_dns_subdomain(&at(&ep_path, "nodeName"), n));
