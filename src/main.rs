@@ -42,6 +42,7 @@ mod logs;
 mod master;
 mod node;
 mod objects;
+mod owner;
 mod podbench;
 mod portforward;
 mod printers;

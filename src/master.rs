@@ -59,6 +59,7 @@ impl Args {
 }
 
 pub async fn run(a: Args, config: Option<PathBuf>) -> Result<ExitCode> {
+    crate::owner::end_with_parent();
     let mut cfg = match &config {
         Some(p) => MasterConfig::load(p)?,
         None => MasterConfig::default(),

@@ -213,6 +213,13 @@ pub async fn run(a: Args, config: Option<&std::path::Path>) -> Result<ExitCode> 
     };
     // Before anything reads or writes the dir: one a newer ferry made stays as it is.
     ferry_node::format::prepare(&data_dir)?;
+    // One agent per data dir: two would run every pod twice.
+    let _owner = crate::owner::own(
+        &data_dir.join("agent.lock"),
+        &format!("the node data dir {}", data_dir.display()),
+        "another `ferry node` runs on it: stop it first",
+    )?;
+    crate::owner::end_with_parent();
     let cfg = match join::load(&data_dir)? {
         Some(cfg) => cfg,
         None => {

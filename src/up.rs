@@ -224,7 +224,9 @@ pub(crate) fn spawn(p: &mut Proc, extra: &[String], cfg: Option<&Path>) -> Resul
                 .env(ferry_api::clock::OFFSET_FILE_ENV, d.join(CLOCK_OFFSET));
         }
     }
+    // It stops once this process is gone (`owner::end_with_parent`).
     cmd.args(extra)
+        .env(crate::owner::PARENT_ENV, std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
@@ -380,6 +382,14 @@ pub async fn run(a: Args, master_cfg: Option<PathBuf>) -> Result<ExitCode> {
     };
     let node_cfg_path = node_cfg.as_ref().map(|(p, _)| p.as_path());
     let dir = a.dir.clone().unwrap_or_else(|| ferry_home().join("local"));
+    create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // One `ferry up` per cluster dir: a second would restart masters that
+    // find their ports and stores taken, again and again.
+    let _owner = crate::owner::own(
+        &dir.join("up.lock"),
+        &format!("the local cluster in {}", dir.display()),
+        "stop that `ferry up` first (Ctrl-C), or pass another --dir",
+    )?;
     let master_cfg = match a.cluster_cidr {
         Some(c) => Some(with_cluster_cidr(&dir, master_cfg.as_deref(), c)?),
         None => master_cfg,

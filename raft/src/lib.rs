@@ -41,7 +41,16 @@ pub fn open_db(dir: &std::path::Path) -> Result<sled::Db> {
         .cache_capacity(256 * 1024 * 1024)
         .mode(sled::Mode::HighThroughput)
         .open()
-        .map_err(|e| Error::Storage(format!("open sled database at {}: {e}", dir.display())))?;
+        .map_err(|e| match e {
+            // sled holds an exclusive lock on its `db` file while open.
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                Error::Storage(format!(
+                    "the store {} is in use by another process (a master already runs on this data dir; stop it first)",
+                    dir.display()
+                ))
+            }
+            e => Error::Storage(format!("open sled database at {}: {e}", dir.display())),
+        })?;
     // sled recovers what the page cache still held after a SIGKILL, flushed or
     // not: make all of it durable before this master vouches for any of it. And
     // the directory entries sled may just have created (`db`, `conf`, `blobs/`,

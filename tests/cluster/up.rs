@@ -97,6 +97,11 @@ impl Up {
         .await
     }
 
+    /// The `ferry up` process's pid.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
     pub fn master_pids(&self, name: &str) -> Vec<i32> {
         pids_with_arg(self.dir.join(name).to_str().unwrap())
     }
@@ -522,4 +527,89 @@ async fn ferry_up_supervises_its_masters_and_stops_them_all() {
         pids_with_arg("marker-up-pod").is_empty(),
         "the pod's processes outlived ferry up"
     );
+}
+
+/// While `ferry up` runs, a second one on its dir and a second agent on a
+/// node's data dir are refused, each naming the process that holds it; and a
+/// SIGKILLed `ferry up` takes its masters and nodes with it (before, they
+/// ran on without a supervisor, and the next `ferry up` restarted masters
+/// that found their ports taken, forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_ferry_up_leaves_nothing_running_and_a_second_one_is_refused() {
+    let _serial = serial().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path();
+    let dir = home.join("local");
+    let port = free_ports(3);
+    let mut up = Up::start(home, &dir, port, 1);
+    up.wait_log("is up", Duration::from_secs(120)).await;
+    let pid = up.pid().to_string();
+
+    let other = free_ports(3).to_string();
+    let other_https = free_tcp_ports(8).to_string();
+    let d = dir.to_str().unwrap();
+    let second = run_ferry(
+        home,
+        &[
+            "up",
+            "--dir",
+            d,
+            "--port",
+            &other,
+            "--https-port",
+            &other_https,
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(
+        !second.status.success(),
+        "a second ferry up ran: {}",
+        second.stdout
+    );
+    assert!(
+        second.stderr.contains(&format!(
+            "the local cluster in {d} is in use by process {pid}"
+        )),
+        "{}",
+        second.stderr
+    );
+    let n1 = dir.join("n1");
+    let agent = run_ferry(
+        home,
+        &["node", "--data-dir", n1.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert!(
+        !agent.status.success(),
+        "a second agent ran: {}",
+        agent.stdout
+    );
+    let n1_pid = up.master_pids("n1");
+    assert!(
+        n1_pid
+            .iter()
+            .any(|p| agent.stderr.contains(&format!("is in use by process {p}"))),
+        "{} (n1: {n1_pid:?})",
+        agent.stderr
+    );
+
+    kill(Pid::from_raw(up.pid()), Signal::SIGKILL).expect("SIGKILL ferry up");
+    wait_until(
+        "every master and node to stop after ferry up's SIGKILL",
+        Duration::from_secs(20),
+        || {
+            let left: Vec<i32> = ["m1", "m2", "m3", "n1", "n2"]
+                .iter()
+                .flat_map(|m| up.master_pids(m))
+                .collect();
+            async move {
+                if left.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("still running: {left:?}"))
+                }
+            }
+        },
+    )
+    .await;
 }
