@@ -117,14 +117,35 @@ pub struct NsenterArgs {
     /// The working directory for the command.
     #[arg(long)]
     workdir: PathBuf,
+    /// The container's `cgroup.procs` files (JSON), joined first.
+    #[arg(long, default_value = "[]")]
+    cgroups: String,
+    /// stdin is a terminal: the command leads a session with it as its
+    /// controlling terminal (Ctrl-C and job control work).
+    #[arg(long)]
+    tty: bool,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     argv: Vec<String>,
 }
 
-/// Runs a command in a container's mount namespace (`ferry exec`).
+/// Runs a command in a container's namespaces and cgroup (`ferry exec`).
 pub fn nsenter(a: NsenterArgs) -> ExitCode {
-    let code = ferry_node::runtime::nsenter(a.pid, a.start_ticks, &a.workdir, &a.argv);
+    let cgroups: Vec<PathBuf> = match serde_json::from_str(&a.cgroups) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bad --cgroups: {e}");
+            return ExitCode::from(126);
+        }
+    };
+    let code = ferry_node::runtime::nsenter(ferry_node::runtime::Enter {
+        pid: a.pid,
+        ticks: a.start_ticks,
+        workdir: &a.workdir,
+        cgroups: &cgroups,
+        tty: a.tty,
+        argv: &a.argv,
+    });
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 

@@ -175,12 +175,20 @@ impl Container {
                 if self.child.is_some() || runtime::running(s) {
                     return true;
                 }
-                // Gone: its shim recorded the end, or it was SIGKILLed with it.
-                self.exited = Some(self.dir.exited().unwrap_or(Exited {
-                    code: 137,
-                    signal: Some(9),
-                    finished_at: crate::now(),
-                    oom_killed: false,
+                // Gone: its shim recorded the end, or it was SIGKILLed (with
+                // its group, or alone: then what it ran is killed now).
+                self.exited = Some(self.dir.exited().unwrap_or_else(|| {
+                    let cgroups = self.dir.spec_of_run().map(|r| r.cgroups).unwrap_or_default();
+                    let killed = runtime::kill_leftovers(s.pid, s.start_ticks, &cgroups, -1);
+                    if killed > 0 {
+                        tracing::warn!(container = %self.name, killed, "the container's shim died: its processes were killed");
+                    }
+                    Exited {
+                        code: 137,
+                        signal: Some(9),
+                        finished_at: crate::now(),
+                        oom_killed: false,
+                    }
                 }));
                 false
             }

@@ -120,6 +120,50 @@ pub fn running(s: &Started) -> bool {
     !matches!(st, Some("Z" | "X"))
 }
 
+/// The process group and start time (clock ticks since boot) of `pid`.
+fn group_and_start(pid: i32) -> Option<(i32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let pgrp = rest.nth(2)?.parse().ok()?;
+    let start = rest.nth(16)?.parse().ok()?;
+    Some((pgrp, start))
+}
+
+/// SIGKILLs what is left of a container run whose command ended (the shim
+/// calls it before it records the end) or whose shim is gone (the agent
+/// does): the other processes of its process group `pgid` — started since
+/// the group's leader did at `since` clock ticks, so never a later process
+/// that took a freed number — and every process its cgroups (`cgroup.procs`
+/// files) still hold, except `except` (the caller). As the end of a pod's
+/// PID namespace in Kubernetes takes every process in it: a background
+/// process outlives neither its container nor a crashed shim (it ran on
+/// beside the restarted container, and held its output open so the end was
+/// never recorded). Returns how many it killed.
+pub fn kill_leftovers(pgid: i32, since: u64, cgroup_procs: &[PathBuf], except: i32) -> usize {
+    let mut victims = std::collections::BTreeSet::new();
+    for f in cgroup_procs {
+        if let Ok(s) = std::fs::read_to_string(f) {
+            victims.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            if group_and_start(pid).is_some_and(|(g, start)| g == pgid && start >= since) {
+                victims.insert(pid);
+            }
+        }
+    }
+    victims.remove(&except);
+    victims.retain(|pid| *pid > 1);
+    for pid in &victims {
+        let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGKILL);
+    }
+    victims.len()
+}
+
 /// What to run (kept as `spec.json`, mode 0600, for `ferry exec`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Spec {
@@ -353,15 +397,19 @@ pub fn shim(run: ShimRun<'_>) -> i32 {
         return 126;
     }
     // Into the container's cgroup: the command and its children start there.
-    let joined = serde_json::from_str::<Vec<PathBuf>>(cgroups)
+    let cgroup_procs = match serde_json::from_str::<Vec<PathBuf>>(cgroups)
         .map_err(|e| format!("bad --cgroups: {e}"))
         .and_then(|procs| {
-            crate::cgroups::join(&procs).map_err(|e| format!("joining the container's cgroup: {e}"))
-        });
-    if let Err(e) = joined {
-        write_record(&log, "stderr", format!("ferry shim: {e}\n").as_bytes());
-        return 126;
-    }
+            crate::cgroups::join(&procs)
+                .map(|()| procs)
+                .map_err(|e| format!("joining the container's cgroup: {e}"))
+        }) {
+        Ok(p) => p,
+        Err(e) => {
+            write_record(&log, "stderr", format!("ferry shim: {e}\n").as_bytes());
+            return 126;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -470,6 +518,12 @@ pub fn shim(run: ShimRun<'_>) -> i32 {
             }),
         );
         let status = c.wait();
+        // The command is gone: so is the rest of the container (and its
+        // hold on the output, which the copiers read to its end).
+        let me = std::process::id() as i32;
+        if let Some(since) = start_ticks(me) {
+            kill_leftovers(me, since, &cgroup_procs, me);
+        }
         for t in copiers {
             let _ = t.join();
         }
@@ -508,10 +562,37 @@ pub fn shim(run: ShimRun<'_>) -> i32 {
     exited.code
 }
 
-/// `ferry nsenter`: joins the network and mount namespaces of process `pid`
-/// (if it is still the one that started at `start_ticks`) and becomes `argv`. Returns only on
-/// failure, with the exit code to use.
-pub fn nsenter(pid: i32, ticks: u64, workdir: &Path, argv: &[String]) -> i32 {
+/// What `ferry nsenter` runs, and where.
+#[derive(Debug, Clone, Copy)]
+pub struct Enter<'a> {
+    /// The container's process (its shim).
+    pub pid: i32,
+    /// Its start time, so a reused pid is refused.
+    pub ticks: u64,
+    /// The command's working directory.
+    pub workdir: &'a Path,
+    /// The container's `cgroup.procs` files: an exec'd command runs under
+    /// the container's limits and ends with it.
+    pub cgroups: &'a [PathBuf],
+    /// stdin is a terminal that becomes the command's controlling one.
+    pub tty: bool,
+    /// The command and its arguments.
+    pub argv: &'a [String],
+}
+
+/// `ferry nsenter`: joins the network, hostname and mount namespaces of
+/// process `pid` (if it is still the one that started at `ticks`; those it
+/// shares with this process are left alone) and its cgroups, and becomes
+/// `argv`. Returns only on failure, with the exit code to use.
+pub fn nsenter(e: Enter<'_>) -> i32 {
+    let Enter {
+        pid,
+        ticks,
+        workdir,
+        cgroups,
+        tty,
+        argv,
+    } = e;
     if start_ticks(pid) != Some(ticks) {
         eprintln!("the container is not running");
         return 126;
@@ -524,14 +605,14 @@ pub fn nsenter(pid: i32, ticks: u64, workdir: &Path, argv: &[String]) -> i32 {
         ("uts", CloneFlags::CLONE_NEWUTS, "hostname"),
         ("mnt", CloneFlags::CLONE_NEWNS, "mount"),
     ] {
-        // The node's own UTS namespace (a hostNetwork pod's) is not entered.
+        // A namespace this process is in already (the node's own, as a
+        // hostNetwork pod's) is not entered: that needs no privilege.
         let inode = |p: String| {
             std::fs::metadata(p)
                 .ok()
                 .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
         };
-        if ns == "uts" && inode(format!("/proc/{pid}/ns/uts")) == inode("/proc/self/ns/uts".into())
-        {
+        if inode(format!("/proc/{pid}/ns/{ns}")) == inode(format!("/proc/self/ns/{ns}")) {
             continue;
         }
         match std::fs::File::open(format!("/proc/{pid}/ns/{ns}")) {
@@ -545,6 +626,22 @@ pub fn nsenter(pid: i32, ticks: u64, workdir: &Path, argv: &[String]) -> i32 {
     for (f, flag, what) in namespaces {
         if let Err(e) = nix::sched::setns(f, flag) {
             eprintln!("entering the container's {what} namespace: {e}");
+            return 126;
+        }
+    }
+    if let Err(e) = crate::cgroups::join(cgroups) {
+        eprintln!("joining the container's cgroup: {e}");
+        return 126;
+    }
+    if tty {
+        // Its own session, the terminal on stdin its controlling one.
+        let led = nix::unistd::setsid()
+            .map_err(|e| e.to_string())
+            .and_then(|_| {
+                rustix::process::ioctl_tiocsctty(std::io::stdin()).map_err(|e| e.to_string())
+            });
+        if let Err(e) = led {
+            eprintln!("making the terminal the command's controlling one: {e}");
             return 126;
         }
     }
@@ -815,5 +912,67 @@ pub fn kill_all(pods_dir: &Path) {
                 signal(&s, Signal::SIGKILL);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    fn alive(pid: i32) -> bool {
+        group_and_start(pid).is_some()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    }
+
+    #[test]
+    fn what_a_dead_leader_leaves_in_its_group_is_killed_and_nothing_else() {
+        // A group leader that starts two background sleeps and is killed,
+        // as a shim SIGKILLed on its own.
+        let mut leader = std::process::Command::new("sh")
+            .args(["-c", "sleep 300 & echo $!; sleep 300 & echo $!; wait"])
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = leader.id() as i32;
+        let since = start_ticks(pgid).unwrap();
+        let out = leader.stdout.take().unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(out));
+        let kids: Vec<i32> = (0..2)
+            .map(|_| lines.next().unwrap().unwrap().trim().parse().unwrap())
+            .collect();
+        // Another process, not in the group: left alone.
+        let mut other = std::process::Command::new("sleep")
+            .arg("300")
+            .spawn()
+            .unwrap();
+        leader.kill().unwrap();
+        leader.wait().unwrap();
+        assert!(
+            kids.iter().all(|k| alive(*k)),
+            "the leader's children outlive it"
+        );
+        let killed = kill_leftovers(pgid, since, &[], std::process::id() as i32);
+        assert_eq!(killed, 2);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while kids.iter().any(|k| alive(*k)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(
+            kids.iter().all(|k| !alive(*k)),
+            "the group's leftovers are gone"
+        );
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "a process outside the group lives"
+        );
+        // A group that started later than `since` claims is not touched.
+        assert_eq!(kill_leftovers(other.id() as i32, u64::MAX, &[], -1), 0);
+        other.kill().unwrap();
+        other.wait().unwrap();
     }
 }

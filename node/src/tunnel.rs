@@ -365,10 +365,11 @@ async fn exec(
     };
     // A container with volumes or a pod network has its own namespaces:
     // enter them first (through `ferry nsenter`, a fresh single-threaded process).
+    // Through `ferry nsenter` (a fresh single-threaded process): into the
+    // container's namespaces and cgroup, and with a terminal its own session.
     let started = dir.started();
-    let own = !spec.mounts.is_empty() || spec.netns.is_some();
-    let mut cmd = match (&started, own, std::env::current_exe()) {
-        (Some(s), true, Ok(ferry)) => {
+    let mut cmd = match (&started, std::env::current_exe()) {
+        (Some(s), Ok(ferry)) => {
             let mut c = tokio::process::Command::new(ferry);
             c.arg("nsenter")
                 .arg("--pid")
@@ -377,8 +378,15 @@ async fn exec(
                 .arg(s.start_ticks.to_string())
                 .arg("--workdir")
                 .arg(&spec.workdir)
-                .arg("--")
-                .arg(resolve(prog, &path));
+                .arg("--cgroups")
+                .arg(serde_json::to_string(&spec.cgroups).expect("serializes"));
+            if req.tty {
+                c.arg("--tty");
+            } else {
+                // Out of the agent's group: a Ctrl-C meant for it is not for this.
+                c.process_group(0);
+            }
+            c.arg("--").arg(resolve(prog, &path));
             c
         }
         _ => tokio::process::Command::new(resolve(prog, &path)),

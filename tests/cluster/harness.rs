@@ -169,7 +169,7 @@ impl LocalUp {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
-        JoinedNode(Some(child))
+        JoinedNode(Some(child), data)
     }
 
     /// Waits until both nodes have a pod range and run pods in network
@@ -198,9 +198,10 @@ impl LocalUp {
     }
 }
 
-/// A node agent started by [`LocalUp::join_node`]: SIGKILLed when the test
-/// ends early; [`JoinedNode::stop`] ends it with SIGTERM.
-pub(crate) struct JoinedNode(Option<std::process::Child>);
+/// A node agent started by [`LocalUp::join_node`] and its data dir: SIGKILLed
+/// when the test ends early; [`JoinedNode::stop`] ends it with SIGTERM. Its
+/// pods' processes are killed when it is dropped (they outlive the agent).
+pub(crate) struct JoinedNode(Option<std::process::Child>, PathBuf);
 
 impl JoinedNode {
     /// SIGTERM, then waits for it to exit.
@@ -232,6 +233,7 @@ impl Drop for JoinedNode {
             let _ = c.kill();
             let _ = c.wait();
         }
+        ferry_node::runtime::kill_all(&self.1.join("pods"));
     }
 }
 

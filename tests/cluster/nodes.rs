@@ -1242,3 +1242,122 @@ async fn a_node_renews_its_certificate_and_keeps_working_across_a_restart() {
     assert_eq!(node_ready(home, conf, "n1"), ("True".to_string(), false));
     up.stop_gracefully().await;
 }
+
+const LEFTOVERS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: bg}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: c, image: busybox, command: [sh, -c, 'sleep 7301.25 & echo started; exit 3']}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: loop}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - {name: c, image: busybox, command: [sh, -c, 'while true; do sleep 1; done', marker-leftover-loop]}
+"#;
+
+/// A container's processes end with it, as a pod's PID namespace ends in
+/// Kubernetes: a background child when the command exits (it held the
+/// output open, and the pod stayed Running), the container when its shim is
+/// SIGKILLed (it ran on beside the restarted copy), and what `kubectl exec`
+/// started (it outlived the pod, outside the container's cgroup). And
+/// `kubectl exec -it` gives the command a controlling terminal: Ctrl-C
+/// interrupts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_containers_processes_end_with_it_and_with_its_shim() {
+    let c = LocalUp::start().await;
+    let (home, conf, k) = (&c.home, &c.conf, &c.k);
+    apply(home, conf, LEFTOVERS);
+
+    let bg = wait_pod(home, conf, "bg", "bg to fail with exit code 3", |p| {
+        p["status"]["phase"] == "Failed"
+    })
+    .await;
+    let term = &bg["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(term["exitCode"], 3, "{bg}");
+    assert!(
+        container_pids("7301.25").is_empty(),
+        "the background child outlived its container"
+    );
+
+    wait_pod(home, conf, "loop", "loop to run", |p| {
+        p["status"]["phase"] == "Running"
+    })
+    .await;
+    let first = container_pids("marker-leftover-loop");
+    assert_eq!(first.len(), 1, "one container process: {first:?}");
+    let shim = pids_with_arg("marker-leftover-loop")
+        .into_iter()
+        .find(|p| !first.contains(p))
+        .expect("the shim");
+    kill(Pid::from_raw(shim), Signal::SIGKILL).unwrap();
+    poll("the container restarted alone", T, || {
+        let now = container_pids("marker-leftover-loop");
+        let p = pod(home, conf, "loop").unwrap_or_default();
+        let restarts = p["status"]["containerStatuses"][0]["restartCount"]
+            .as_u64()
+            .unwrap_or(0);
+        if restarts >= 1 && now.len() == 1 && now[0] != first[0] {
+            Ok(())
+        } else {
+            Err(format!("restarts {restarts}, container processes {now:?}"))
+        }
+    })
+    .await;
+
+    // What an exec starts in the background runs in the container's cgroup
+    // and ends with it.
+    k.ok(&[
+        "exec",
+        "loop",
+        "--",
+        "sh",
+        "-c",
+        "sleep 7302.25 > /dev/null 2>&1 &",
+    ]);
+    assert_eq!(
+        container_pids("7302.25").len(),
+        1,
+        "the exec'd sleep runs"
+    );
+    // `kubectl exec -it`: Ctrl-C interrupts the command (exit 130).
+    let kubectl = format!(
+        "kubectl --kubeconfig {} exec -it loop -- sh -c 'sleep 12; echo finished'",
+        k.kubeconfig
+    );
+    let started = std::time::Instant::now();
+    let o = crate::kubectl::run(
+        home,
+        "sh",
+        &[
+            "-c",
+            &format!("(sleep 3; printf '\\003'; sleep 1) | script -qec \"{kubectl}\" /dev/null"),
+        ],
+        None,
+    );
+    assert!(
+        !o.stdout.contains("finished"),
+        "Ctrl-C did not interrupt: {}",
+        o.stdout
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(11),
+        "exec -it ran on after Ctrl-C: {:?}",
+        started.elapsed()
+    );
+    k.ok(&["delete", "pod", "loop", "--wait=true"]);
+    poll("the exec'd process gone with the pod", T, || {
+        let left = container_pids("7302.25");
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("still running: {left:?}"))
+        }
+    })
+    .await;
+}
