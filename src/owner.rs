@@ -11,6 +11,10 @@ use std::time::Duration;
 /// starts: its own pid.
 pub const PARENT_ENV: &str = "FERRY_UP_PID";
 
+/// How long a process whose `ferry up` is gone has for its graceful stop
+/// (`ferry up` gives its masters and nodes as long).
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// An exclusive lock on a file, with the owner's pid in it; released when
 /// dropped or when the process ends, however it ends.
 #[derive(Debug)]
@@ -63,12 +67,18 @@ pub fn end_with_parent() {
     let watch = move || loop {
         std::thread::sleep(Duration::from_millis(500));
         if nix::unistd::getppid().as_raw() != parent {
+            use nix::sys::signal::{kill, Signal};
             tracing::warn!(
                 parent,
                 "ferry up (the supervisor that started this process) is gone: stopping"
             );
-            let _ =
-                nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGTERM);
+            let _ = kill(nix::unistd::getpid(), Signal::SIGTERM);
+            // As `ferry up` itself would: SIGKILL once the graceful stop has
+            // had its time (a master whose peers all stop too may wait on
+            // them; what it acknowledged is on disk).
+            std::thread::sleep(STOP_GRACE);
+            tracing::warn!("still running {STOP_GRACE:?} after SIGTERM: exiting");
+            let _ = kill(nix::unistd::getpid(), Signal::SIGKILL);
             return;
         }
     };

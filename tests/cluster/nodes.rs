@@ -1320,11 +1320,7 @@ async fn a_containers_processes_end_with_it_and_with_its_shim() {
         "-c",
         "sleep 7302.25 > /dev/null 2>&1 &",
     ]);
-    assert_eq!(
-        container_pids("7302.25").len(),
-        1,
-        "the exec'd sleep runs"
-    );
+    assert_eq!(container_pids("7302.25").len(), 1, "the exec'd sleep runs");
     // `kubectl exec -it`: Ctrl-C interrupts the command (exit 130).
     let kubectl = format!(
         "kubectl --kubeconfig {} exec -it loop -- sh -c 'sleep 12; echo finished'",
