@@ -494,13 +494,12 @@ impl PodWorker {
             }
         };
         // Copies: the workers below borrow `self` mutably.
-        let (pod, dir) = (self.pod.clone(), self.dir.clone());
+        let pod = self.pod.clone();
         let ctx = StartCtx {
             pod: &pod,
             shim,
             fetched,
             net,
-            pod_dir: &dir,
             volumes: &volumes,
             net_mounts: &net_mounts,
             cgroups,
@@ -777,7 +776,6 @@ struct StartCtx<'a> {
     shim: &'a Path,
     fetched: &'a env::Fetched,
     net: &'a Network,
-    pod_dir: &'a Path,
     volumes: &'a std::collections::BTreeMap<String, PathBuf>,
     /// Files the pod network mounts into every container (`/etc/hosts`).
     net_mounts: &'a [crate::volumes::Mount],
@@ -822,7 +820,6 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<PodEvent>) {
         shim,
         fetched,
         net,
-        pod_dir,
         volumes,
         net_mounts,
         cgroups,
@@ -869,6 +866,10 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<PodEvent>) {
             if !e.iter().any(|(k, _)| k == "HOSTNAME") {
                 e.insert(1, ("HOSTNAME".into(), pod_hostname(pod)));
             }
+            // The runtime's for a root user (processes run as the agent's).
+            if !e.iter().any(|(k, _)| k == "HOME") {
+                e.push(("HOME".into(), "/root".into()));
+            }
             e
         }
         Err(why) => {
@@ -893,9 +894,11 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<PodEvent>) {
     }
     let vars: std::collections::HashMap<String, String> = env.iter().cloned().collect();
     let argv: Vec<String> = argv.iter().map(|a| env::expand(a, &vars)).collect();
+    // An image's default working directory: `/` (never the agent's own
+    // state, where a relative path would write).
     let workdir = match c.spec["workingDir"].as_str() {
         Some(w) if !w.is_empty() => PathBuf::from(w),
-        _ => pod_dir.to_path_buf(),
+        _ => PathBuf::from("/"),
     };
     if c.exited.is_some() {
         c.restarts += 1;

@@ -1250,7 +1250,7 @@ metadata: {name: bg}
 spec:
   restartPolicy: Never
   containers:
-  - {name: c, image: busybox, command: [sh, -c, 'sleep 7301.25 & echo started; exit 3']}
+  - {name: c, image: busybox, command: [sh, -c, 'sleep 7301.25 & echo started; pwd; echo home=$HOME; exit 3']}
 ---
 apiVersion: v1
 kind: Pod
@@ -1261,7 +1261,8 @@ spec:
   - {name: c, image: busybox, command: [sh, -c, 'while true; do sleep 1; done', marker-leftover-loop]}
 "#;
 
-/// A container's processes end with it, as a pod's PID namespace ends in
+/// A container starts in `/` with HOME set, as from an image. And its
+/// processes end with it, as a pod's PID namespace ends in
 /// Kubernetes: a background child when the command exits (it held the
 /// output open, and the pod stayed Running), the container when its shim is
 /// SIGKILLed (it ran on beside the restarted copy), and what `kubectl exec`
@@ -1284,6 +1285,9 @@ async fn a_containers_processes_end_with_it_and_with_its_shim() {
         container_pids("7301.25").is_empty(),
         "the background child outlived its container"
     );
+    // As an image's defaults: the working directory `/` (not the agent's
+    // pod directory), HOME that of root.
+    assert_eq!(k.ok(&["logs", "bg"]), "started\n/\nhome=/root\n");
 
     wait_pod(home, conf, "loop", "loop to run", |p| {
         p["status"]["phase"] == "Running"
@@ -1321,6 +1325,10 @@ async fn a_containers_processes_end_with_it_and_with_its_shim() {
         "sleep 7302.25 > /dev/null 2>&1 &",
     ]);
     assert_eq!(container_pids("7302.25").len(), 1, "the exec'd sleep runs");
+    assert_eq!(
+        k.ok(&["exec", "loop", "--", "sh", "-c", "pwd; echo home=$HOME"]),
+        "/\nhome=/root\n"
+    );
     // `kubectl exec -it`: Ctrl-C interrupts the command (exit 130).
     let kubectl = format!(
         "kubectl --kubeconfig {} exec -it loop -- sh -c 'sleep 12; echo finished'",
