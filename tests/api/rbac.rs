@@ -131,6 +131,27 @@ async fn a_role_binding_grants_a_user_its_roles_rules_in_its_namespace() {
         body["message"],
         "configmaps is forbidden: User \"alice\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"team\""
     );
+    // A named object is named, and a group's resource qualified.
+    let (got, body) = code(&alice, Verb::Get, "configmaps", "team", Some("cfg"), None).await;
+    assert_eq!(got, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "configmaps \"cfg\" is forbidden: User \"alice\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"team\""
+    );
+    let (got, body) = code(
+        &alice,
+        Verb::Delete,
+        "deployments",
+        "team",
+        Some("web"),
+        None,
+    )
+    .await;
+    assert_eq!(got, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "deployments.apps \"web\" is forbidden: User \"alice\" cannot delete resource \"deployments\" in API group \"apps\" in the namespace \"team\""
+    );
 
     admin
         .create(

@@ -512,9 +512,14 @@ pub fn authorize(
         Some(ns) => format!("in the namespace {ns:?}"),
         None => "at the cluster scope".to_string(),
     };
+    // As Kubernetes words it: the group-qualified resource and the object's
+    // name first, the subresource in the rule that was missing.
+    let what = match req.name.as_deref().filter(|n| !n.is_empty()) {
+        Some(n) => format!("{} {n:?}", meta::qualified_resource(res)),
+        None => meta::qualified_resource(res),
+    };
     Err(Status::forbidden(format!(
-        "{}{sub} is forbidden: User {user:?} cannot {} resource {:?} in API group {:?} {scope}",
-        res.plural,
+        "{what} is forbidden: User {user:?} cannot {} resource {:?} in API group {:?} {scope}",
         req.verb.as_str(),
         format!("{}{sub}", res.plural),
         res.group
@@ -661,10 +666,15 @@ mod tests {
                     "at the cluster scope".to_string()
                 };
                 let group = res(plural).group;
+                let qualified = meta::qualified_resource(res(plural));
+                let what = match &q.name {
+                    Some(n) => format!("{qualified} {n:?}"),
+                    None => qualified,
+                };
                 assert_eq!(
                     s.message,
                     format!(
-                        "{plural}{sub} is forbidden: User \"system:node:n1\" cannot {} resource \
+                        "{what} is forbidden: User \"system:node:n1\" cannot {} resource \
                          \"{plural}{sub}\" in API group \"{group}\" {scope}",
                         verb.as_str()
                     )
