@@ -188,6 +188,7 @@ impl Container {
                         signal: Some(9),
                         finished_at: crate::now(),
                         oom_killed: false,
+                        start_error: None,
                     }
                 }));
                 false
@@ -1054,7 +1055,9 @@ fn nsenter_prefix(shim: &Path, s: &Started, workdir: &Path) -> Vec<String> {
 fn terminated(e: &Exited, started_at: &str) -> Value {
     let mut t = json!({
         "exitCode": e.code,
-        "reason": if e.oom_killed {
+        "reason": if e.start_error.is_some() {
+            "StartError"
+        } else if e.oom_killed {
             "OOMKilled"
         } else if e.code == 0 {
             "Completed"
@@ -1063,6 +1066,9 @@ fn terminated(e: &Exited, started_at: &str) -> Value {
         },
         "finishedAt": e.finished_at,
     });
+    if let Some(m) = &e.start_error {
+        t["message"] = json!(m);
+    }
     if let Some(sig) = e.signal {
         t["signal"] = json!(sig);
     }

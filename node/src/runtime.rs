@@ -37,6 +37,10 @@ pub struct Exited {
     /// Killed by the kernel for exceeding its memory limit (set by the agent).
     #[serde(default)]
     pub oom_killed: bool,
+    /// Why the command never started (`exec: "x": executable file not found
+    /// in $PATH`): the run ends as Kubernetes' `StartError`, exit code 128.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_error: Option<String>,
 }
 
 /// The files of one container run.
@@ -538,20 +542,27 @@ pub fn shim(run: ShimRun<'_>) -> i32 {
                 signal,
                 finished_at: crate::now(),
                 oom_killed: false,
+                start_error: None,
             }
         }
         Err(e) => {
             let msg = format!("ferry shim: cannot run {prog:?}: {e}\n");
             write_record(&log, "stderr", msg.as_bytes());
+            // In the OCI runtime's words, as the kubelet reports them.
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound if !prog.contains('/') => {
+                    "executable file not found in $PATH".to_string()
+                }
+                std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+                _ => e.to_string(),
+            };
             Exited {
-                code: if e.kind() == std::io::ErrorKind::NotFound {
-                    127
-                } else {
-                    126
-                },
+                code: 128,
                 signal: None,
                 finished_at: crate::now(),
                 oom_killed: false,
+                start_error: Some(format!("failed to start container: exec: {prog:?}: {why}")),
             }
         }
     };

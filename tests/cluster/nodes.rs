@@ -1246,6 +1246,14 @@ async fn a_node_renews_its_certificate_and_keeps_working_across_a_restart() {
 const LEFTOVERS: &str = r#"
 apiVersion: v1
 kind: Pod
+metadata: {name: nocmd}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: c, image: nginx, command: [no-such-program-7303]}
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: bg}
 spec:
   restartPolicy: Never
@@ -1261,7 +1269,8 @@ spec:
   - {name: c, image: busybox, command: [sh, -c, 'while true; do sleep 1; done', marker-leftover-loop]}
 "#;
 
-/// A container starts in `/` with HOME set, as from an image. And its
+/// A container starts in `/` with HOME set, as from an image; one whose
+/// command is missing ends in StartError. And its
 /// processes end with it, as a pod's PID namespace ends in
 /// Kubernetes: a background child when the command exits (it held the
 /// output open, and the pod stayed Running), the container when its shim is
@@ -1284,6 +1293,20 @@ async fn a_containers_processes_end_with_it_and_with_its_shim() {
     assert!(
         container_pids("7301.25").is_empty(),
         "the background child outlived its container"
+    );
+    // A command that is not there never starts: StartError, as Kubernetes
+    // reports the runtime's failure (not the exit code of a shell).
+    let nocmd = wait_pod(home, conf, "nocmd", "nocmd to fail", |p| {
+        p["status"]["phase"] == "Failed"
+    })
+    .await;
+    let term = &nocmd["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(term["reason"], "StartError", "{nocmd}");
+    assert_eq!(term["exitCode"], 128, "{nocmd}");
+    assert_eq!(
+        term["message"],
+        "failed to start container: exec: \"no-such-program-7303\": executable file not found in $PATH",
+        "{nocmd}"
     );
     // As an image's defaults: the working directory `/` (not the agent's
     // pod directory), HOME that of root.
