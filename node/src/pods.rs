@@ -68,7 +68,11 @@ pub struct Container {
     /// See `killed`.
     pub last_killed: Option<String>,
     /// Its preStop hook, running while the pod stops (SIGTERM waits for it).
-    pub pre_stop: Option<tokio::task::JoinHandle<()>>,
+    pub pre_stop: Option<Hook>,
+    /// Its postStart hook, running since the run started: until it ends the
+    /// container is not reported running, and no probe runs; a failure
+    /// kills the run (`FailedPostStartHook`).
+    pub post_start: Option<Hook>,
     /// SIGTERM was sent to this run.
     pub term_sent: bool,
 }
@@ -104,6 +108,7 @@ impl Container {
             killed: None,
             last_killed: None,
             pre_stop: None,
+            post_start: None,
             term_sent: false,
         }
     }
@@ -119,6 +124,7 @@ impl Container {
     /// Whether it is ready: running, started, and its readiness probe (if any) passing.
     pub fn ready(&mut self) -> bool {
         self.running()
+            && self.post_start.is_none()
             && self.started_ok()
             && self
                 .probes
@@ -133,6 +139,36 @@ impl Container {
     fn probe(&mut self, workdir: &Path, restart: bool, events: &mut Vec<PodEvent>) {
         if !self.running() || self.killed.is_some() {
             return;
+        }
+        if let Some(h) = &self.post_start {
+            if !h.is_finished() {
+                return;
+            }
+            let done = self.post_start.take().and_then(|h| {
+                use futures_util::FutureExt;
+                h.now_or_never()
+            });
+            if let Some(Ok(Err(e))) = done {
+                // As the kubelet: the hook's output stays out of the event.
+                tracing::warn!(container = %self.name, "postStart hook failed: {e}");
+                let fp = &self.field_path;
+                events.push(PodEvent::container(
+                    fp,
+                    "Warning",
+                    "FailedPostStartHook",
+                    "PostStartHook failed",
+                ));
+                events.push(events::killing(
+                    fp,
+                    &self.name,
+                    Some("FailedPostStartHook".into()),
+                ));
+                self.killed = Some(format!("postStart hook failed: {e}"));
+                if let Some(s) = &self.started {
+                    runtime::signal(s, Signal::SIGKILL);
+                }
+                return;
+            }
         }
         let now = Instant::now();
         let started = self.started_ok();
@@ -983,6 +1019,7 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<PodEvent>) {
             }
             c.probes = probes;
             c.env = env;
+            c.post_start = lifecycle_hook(c, &started, ip, "postStart", POST_START_LIMIT);
             c.started = Some(started);
             c.child = Some(child);
             c.waiting = None;
@@ -996,30 +1033,45 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<PodEvent>) {
     }
 }
 
-/// Starts container `c`'s `lifecycle.preStop` hook (exec in the container,
-/// httpGet, tcpSocket or sleep), bounded by the grace period.
-fn pre_stop(
+/// A lifecycle hook's run: its end, or why it failed.
+pub type Hook = tokio::task::JoinHandle<Result<(), String>>;
+
+/// The longest a postStart hook may run before it counts as failed.
+const POST_START_LIMIT: Duration = Duration::from_secs(120);
+
+/// Starts container `c`'s `lifecycle.preStop` hook, bounded by the grace period.
+fn pre_stop(c: &Container, s: &Started, pod_ip: &str, grace: Duration) -> Option<Hook> {
+    lifecycle_hook(c, s, pod_ip, "preStop", grace)
+}
+
+/// Starts container `c`'s lifecycle hook `which` (`postStart`, `preStop`):
+/// exec in the container, httpGet, tcpSocket or sleep, bounded by `limit`.
+fn lifecycle_hook(
     c: &Container,
     s: &Started,
     pod_ip: &str,
-    grace: Duration,
-) -> Option<tokio::task::JoinHandle<()>> {
+    which: &'static str,
+    limit: Duration,
+) -> Option<Hook> {
     let lifecycle = &c.spec["lifecycle"];
-    let hook = lifecycle.get("preStop").filter(|h| !h.is_null())?;
+    let hook = lifecycle.get(which).filter(|h| !h.is_null())?;
     let name = c.name.clone();
     if let Some(secs) = hook.pointer("/sleep/seconds").and_then(Value::as_u64) {
-        let d = Duration::from_secs(secs).min(grace);
-        return Some(tokio::spawn(tokio::time::sleep(d)));
+        let d = Duration::from_secs(secs).min(limit);
+        return Some(tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            Ok(())
+        }));
     }
     // Parsed as a probe is (the same handler shape; named ports are the
     // container's).
     let mut with_hook = c.spec.clone();
-    with_hook["preStop"] = hook.clone();
-    let spec = match probe::Spec::parse(&with_hook, "preStop", pod_ip) {
+    with_hook[which] = hook.clone();
+    let spec = match probe::Spec::parse(&with_hook, which, pod_ip) {
         Ok(spec) => spec?,
         Err(e) => {
-            tracing::warn!(container = %name, "preStop hook: {e}");
-            return None;
+            tracing::warn!(container = %name, "{which} hook: {e}");
+            return Some(tokio::spawn(async move { Err(e) }));
         }
     };
     let shim = std::env::current_exe().ok()?;
@@ -1028,11 +1080,14 @@ fn pre_stop(
     let env = c.env.clone();
     Some(tokio::spawn(async move {
         let run = spec.action.run_in(&prefix, &env, &workdir);
-        match tokio::time::timeout(grace, run).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(container = %name, "preStop hook failed: {e}"),
-            Err(_) => tracing::warn!(container = %name, "preStop hook outlived the grace period"),
+        let r = match tokio::time::timeout(limit, run).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("it ran for more than {limit:?}")),
+        };
+        if let Err(e) = &r {
+            tracing::warn!(container = %name, "{which} hook failed: {e}");
         }
+        r
     }))
 }
 
@@ -1081,7 +1136,7 @@ fn terminated(e: &Exited, started_at: &str) -> Value {
 fn container_status(c: &mut Container, image: String) -> Value {
     let running = c.running();
     let ready = c.ready();
-    let started_ok = running && c.started_ok();
+    let started_ok = running && c.post_start.is_none() && c.started_ok();
     let started_at = c
         .started
         .as_ref()
@@ -1093,7 +1148,10 @@ fn container_status(c: &mut Container, image: String) -> Value {
         }
         t
     };
-    let state = if running {
+    let state = if running && c.post_start.is_some() {
+        // Not running until its postStart hook is done, as Kubernetes says.
+        json!({"waiting": {"reason": "ContainerCreating"}})
+    } else if running {
         json!({"running": {"startedAt": started_at}})
     } else if let Some((reason, message)) = &c.waiting {
         json!({"waiting": {"reason": reason, "message": message}})

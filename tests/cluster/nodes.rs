@@ -1246,6 +1246,32 @@ async fn a_node_renews_its_certificate_and_keeps_working_across_a_restart() {
 const LEFTOVERS: &str = r#"
 apiVersion: v1
 kind: Pod
+metadata: {name: hooked}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes: [{name: v, emptyDir: {}}]
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, 'while true; do sleep 0.2; done']
+    volumeMounts: [{name: v, mountPath: /hook-7304}]
+    lifecycle:
+      postStart: {exec: {command: [sh, -c, 'sleep 1; echo post-start-ran > /hook-7304/mark']}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: badhook}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, 'while true; do sleep 0.2; done']
+    lifecycle:
+      postStart: {exec: {command: ["false"]}}
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: nocmd}
 spec:
   restartPolicy: Never
@@ -1269,8 +1295,9 @@ spec:
   - {name: c, image: busybox, command: [sh, -c, 'while true; do sleep 1; done', marker-leftover-loop]}
 "#;
 
-/// A container starts in `/` with HOME set, as from an image; one whose
-/// command is missing ends in StartError. And its
+/// A container starts in `/` with HOME set, as from an image, after its
+/// postStart hook (a failing one restarts it); one whose command is missing
+/// ends in StartError. And its
 /// processes end with it, as a pod's PID namespace ends in
 /// Kubernetes: a background child when the command exits (it held the
 /// output open, and the pod stayed Running), the container when its shim is
@@ -1308,6 +1335,34 @@ async fn a_containers_processes_end_with_it_and_with_its_shim() {
         "failed to start container: exec: \"no-such-program-7303\": executable file not found in $PATH",
         "{nocmd}"
     );
+    // postStart runs in the container once it starts, before it counts as
+    // Running; a failing one kills the run, which restarts.
+    wait_pod(home, conf, "hooked", "hooked to run", |p| {
+        p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+    })
+    .await;
+    assert_eq!(
+        k.ok(&["exec", "hooked", "--", "cat", "/hook-7304/mark"]),
+        "post-start-ran\n"
+    );
+    wait_pod(
+        home,
+        conf,
+        "badhook",
+        "badhook restarted after its hook failed",
+        |p| p["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(1),
+    )
+    .await;
+    let events = wait_event(
+        home,
+        conf,
+        "badhook",
+        "FailedPostStartHook",
+        "spec.containers{c}",
+    )
+    .await;
+    let failed = the_event(&events, "FailedPostStartHook", "spec.containers{c}");
+    assert_eq!(failed["message"], "PostStartHook failed");
     // As an image's defaults: the working directory `/` (not the agent's
     // pod directory), HOME that of root.
     assert_eq!(k.ok(&["logs", "bg"]), "started\n/\nhome=/root\n");
