@@ -111,12 +111,24 @@ pub struct Limits {
     pub cpu_millis: Option<u64>,
     /// Processes.
     pub pids: Option<u64>,
+    /// The CPU request in millicores (`resources.requests.cpu`, else the
+    /// limit): its share of CPU against the node's other containers, as the
+    /// kubelet sets it (`cpu.shares` = request × 1024 / 1000, at least 2).
+    pub cpu_request_millis: Option<u64>,
+}
+
+/// `cpu.shares` for a CPU request in millicores, as the kubelet computes it.
+pub fn cpu_shares(millis: u64) -> u64 {
+    (millis * 1024 / 1000).max(2)
 }
 
 impl Limits {
     /// Whether any limit is set.
     pub fn any(&self) -> bool {
-        self.memory.is_some() || self.cpu_millis.is_some() || self.pids.is_some()
+        self.memory.is_some()
+            || self.cpu_millis.is_some()
+            || self.pids.is_some()
+            || self.cpu_request_millis.is_some()
     }
 }
 
@@ -130,9 +142,8 @@ pub fn quantity(s: &str, milli: bool) -> Option<u64> {
 
 /// The limits of `container` (`resources.limits`), with the node's pid limit.
 pub fn limits(container: &Value, pids: Option<u64>) -> Result<Limits, String> {
-    let l = &container["resources"]["limits"];
-    let get = |k: &str, milli: bool| -> Result<Option<u64>, String> {
-        match l.get(k) {
+    let get = |kind: &str, k: &str, milli: bool| -> Result<Option<u64>, String> {
+        match container["resources"][kind].get(k) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => {
                 let s = match v {
@@ -141,14 +152,16 @@ pub fn limits(container: &Value, pids: Option<u64>) -> Result<Limits, String> {
                 };
                 quantity(&s, milli)
                     .map(Some)
-                    .ok_or_else(|| format!("resources.limits.{k}: {s:?} is not a quantity"))
+                    .ok_or_else(|| format!("resources.{kind}.{k}: {s:?} is not a quantity"))
             }
         }
     };
+    let cpu_millis = get("limits", "cpu", true)?;
     Ok(Limits {
-        memory: get("memory", false)?,
-        cpu_millis: get("cpu", true)?,
+        memory: get("limits", "memory", false)?,
+        cpu_millis,
         pids,
+        cpu_request_millis: get("requests", "cpu", true)?.or(cpu_millis),
     })
 }
 
@@ -187,6 +200,9 @@ pub fn create(
             if let Some(p) = limits.pids {
                 write(at("pids").join("pids.max"), p.to_string())?;
             }
+            if let Some(r) = limits.cpu_request_millis {
+                write(at("cpu").join("cpu.shares"), cpu_shares(r).to_string())?;
+            }
         }
         Layout::V2(root) => {
             // Controllers must be enabled down the path.
@@ -208,6 +224,11 @@ pub fn create(
             }
             if let Some(n) = limits.pids {
                 write(d.join("pids.max"), n.to_string())?;
+            }
+            if let Some(r) = limits.cpu_request_millis {
+                // The kubelet's shares-to-weight conversion.
+                let weight = 1 + (cpu_shares(r) - 2) * 9999 / 262_142;
+                write(d.join("cpu.weight"), weight.to_string())?;
             }
         }
         Layout::Unavailable(_) => {}
@@ -280,9 +301,16 @@ mod tests {
             Limits {
                 memory: Some(64 << 20),
                 cpu_millis: Some(250),
-                pids: Some(100)
+                pids: Some(100),
+                cpu_request_millis: Some(250),
             }
         );
+        // A request of its own sets the share; none and no limit, none.
+        let c = json!({"resources": {"requests": {"cpu": "50m"}}});
+        assert_eq!(limits(&c, None).unwrap().cpu_request_millis, Some(50));
+        assert_eq!(cpu_shares(50), 51);
+        assert_eq!(cpu_shares(1), 2);
+        assert_eq!(limits(&json!({}), None).unwrap().cpu_request_millis, None);
         let bad = json!({"resources": {"limits": {"memory": "lots"}}});
         assert!(limits(&bad, None)
             .unwrap_err()
@@ -302,6 +330,7 @@ mod tests {
             memory: Some(1 << 20),
             cpu_millis: Some(500),
             pids: Some(64),
+            cpu_request_millis: Some(250),
         };
         let procs = create(&layout, "u1", "main", &l).unwrap();
         assert_eq!(procs.len(), 3);
@@ -311,6 +340,7 @@ mod tests {
             "1048576"
         );
         assert_eq!(read("cpu/ferry/u1/main/cpu.cfs_quota_us"), "50000");
+        assert_eq!(read("cpu/ferry/u1/main/cpu.shares"), "256");
         assert_eq!(read("pids/ferry/u1/main/pids.max"), "64");
         let none = Layout::detect_at(&tmp.path().join("nothing"));
         assert!(
