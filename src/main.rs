@@ -110,6 +110,7 @@ impl Cli {
                 | Command::Node(_)
                 | Command::Shim(_)
                 | Command::Nsenter(_)
+                | Command::Runas(_)
                 | Command::Echo(_)
                 | Command::Chaos(_)
                 | Command::Bench(_)
@@ -134,6 +135,9 @@ enum Command {
     /// Run a command in a container's mount namespace (started by `ferry node` for exec).
     #[command(hide = true)]
     Nsenter(node::NsenterArgs),
+    /// Become a container's user, then run its command (started by `ferry shim`).
+    #[command(hide = true)]
+    Runas(node::RunasArgs),
     /// A TCP echo server (the pod `ferry bench proxy` measures through).
     #[command(hide = true)]
     Echo(proxybench::EchoArgs),
@@ -223,6 +227,7 @@ fn main() -> ExitCode {
         // and both need a single-threaded process for their namespaces.
         Command::Shim(a) => return node::shim(a),
         Command::Nsenter(a) => return node::nsenter(a),
+        Command::Runas(a) => return node::runas(a),
         _ => {}
     }
     init_logging();
@@ -248,7 +253,9 @@ fn main() -> ExitCode {
             Command::Master(a) => master::run(a, cli.config).await,
             Command::Up(a) => up::run(a, cli.config).await,
             Command::Node(a) => node::run(a, cli.config.as_deref()).await,
-            Command::Shim(_) | Command::Nsenter(_) => unreachable!("run before the runtime"),
+            Command::Shim(_) | Command::Nsenter(_) | Command::Runas(_) => {
+                unreachable!("run before the runtime")
+            }
             Command::Kv(c) => kv::run(c, cli.config.as_deref()).await,
             Command::Cluster(c) => cluster::run(c, cli.config.as_deref()).await,
             Command::Ca(c) => ca::run(c, cli.config.as_deref()).await,

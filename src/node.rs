@@ -101,6 +101,9 @@ pub struct ShimArgs {
     /// to this file.
     #[arg(long)]
     tty_file: Option<PathBuf>,
+    /// Run the command as `UID:GID:GROUPS` (the container's securityContext).
+    #[arg(long)]
+    user: Option<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     argv: Vec<String>,
@@ -124,9 +127,32 @@ pub struct NsenterArgs {
     /// controlling terminal (Ctrl-C and job control work).
     #[arg(long)]
     tty: bool,
+    /// Run as `UID:GID:GROUPS` (the container's user).
+    #[arg(long)]
+    user: Option<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     argv: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct RunasArgs {
+    /// `UID:GID:GROUPS`.
+    #[arg(long)]
+    user: String,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    argv: Vec<String>,
+}
+
+/// Becomes a container's user, then its command.
+pub fn runas(a: RunasArgs) -> ExitCode {
+    let Some(user) = ferry_node::runtime::User::parse(&a.user) else {
+        eprintln!("bad --user {:?}", a.user);
+        return ExitCode::from(126);
+    };
+    let code = ferry_node::runtime::runas(&user, &a.argv);
+    ExitCode::from(code.clamp(0, 255) as u8)
 }
 
 /// Runs a command in a container's namespaces and cgroup (`ferry exec`).
@@ -138,12 +164,25 @@ pub fn nsenter(a: NsenterArgs) -> ExitCode {
             return ExitCode::from(126);
         }
     };
+    let user = match a
+        .user
+        .as_deref()
+        .map(|u| ferry_node::runtime::User::parse(u).ok_or(u))
+    {
+        None => None,
+        Some(Ok(u)) => Some(u),
+        Some(Err(bad)) => {
+            eprintln!("bad --user {bad:?}");
+            return ExitCode::from(126);
+        }
+    };
     let code = ferry_node::runtime::nsenter(ferry_node::runtime::Enter {
         pid: a.pid,
         ticks: a.start_ticks,
         workdir: &a.workdir,
         cgroups: &cgroups,
         tty: a.tty,
+        user: user.as_ref(),
         argv: &a.argv,
     });
     ExitCode::from(code.clamp(0, 255) as u8)
@@ -160,6 +199,7 @@ pub fn shim(a: ShimArgs) -> ExitCode {
         hostname: a.hostname.as_deref(),
         stdin: a.stdin_fifo.as_deref().map(|f| (f, a.stdin_once)),
         tty: a.tty_file.as_deref(),
+        user: a.user.as_deref(),
         argv: &a.argv,
     });
     ExitCode::from(code.clamp(0, 255) as u8)

@@ -994,7 +994,15 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<PodEvent>) {
             }
         },
     };
+    let user = match run_as(ctx.pod, &c.spec) {
+        Ok(u) => u,
+        Err(why) => {
+            c.waiting = Some(("CreateContainerConfigError".into(), why));
+            return;
+        }
+    };
     let spec = runtime::Spec {
+        user,
         argv,
         env: env.clone(),
         workdir,
@@ -1029,6 +1037,57 @@ fn start(c: &mut Container, ctx: &StartCtx, events: &mut Vec<PodEvent>) {
         }
         Err(e) => {
             c.waiting = Some(("RunContainerError".into(), e.to_string()));
+        }
+    }
+}
+
+/// Who container `c` of `pod` runs as, from the pod's and the container's
+/// `securityContext` (the container's wins): `runAsUser`, `runAsGroup`,
+/// and as supplementary groups the pod's `supplementalGroups` and
+/// `fsGroup`. `None` runs it as the agent (root): ferry's images are the
+/// node's programs, whose user is root. `runAsNonRoot` refuses a root user
+/// in the kubelet's words (the container waits, `CreateContainerConfigError`).
+pub fn run_as(pod: &Value, c: &Value) -> Result<Option<runtime::User>, String> {
+    let psc = &pod["spec"]["securityContext"];
+    let csc = &c["securityContext"];
+    let pick = |k: &str| csc[k].as_u64().or_else(|| psc[k].as_u64());
+    let non_root = csc["runAsNonRoot"]
+        .as_bool()
+        .or_else(|| psc["runAsNonRoot"].as_bool())
+        .unwrap_or(false);
+    let uid = pick("runAsUser");
+    let gid = pick("runAsGroup");
+    let mut groups: Vec<u32> = psc["supplementalGroups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g.as_u64().and_then(|g| u32::try_from(g).ok()))
+        .collect();
+    if let Some(f) = psc["fsGroup"].as_u64().and_then(|g| u32::try_from(g).ok()) {
+        groups.push(f);
+    }
+    groups.sort_unstable();
+    groups.dedup();
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
+    let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+    let pod_uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+    let container = c["name"].as_str().unwrap_or_default();
+    let whose = format!("(pod: \"{name}_{ns}({pod_uid})\", container: {container})");
+    match uid {
+        Some(0) if non_root => Err(format!(
+            "container's runAsUser breaks non-root policy {whose}"
+        )),
+        None if non_root => Err(format!(
+            "container has runAsNonRoot and image will run as root {whose}"
+        )),
+        None if gid.is_none() && groups.is_empty() => Ok(None),
+        uid => {
+            let to32 = |v: Option<u64>| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+            Ok(Some(runtime::User {
+                uid: to32(uid),
+                gid: to32(gid),
+                groups,
+            }))
         }
     }
 }

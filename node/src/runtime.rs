@@ -168,9 +168,82 @@ pub fn kill_leftovers(pgid: i32, since: u64, cgroup_procs: &[PathBuf], except: i
     victims.len()
 }
 
+/// Who a container's processes run as (`securityContext`): the user, its
+/// group, and its supplementary groups (`supplementalGroups`, `fsGroup`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// `runAsUser`.
+    pub uid: u32,
+    /// `runAsGroup` (0, the image's group, when unset).
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+}
+
+impl User {
+    /// As a command-line argument: `UID:GID:G1,G2`.
+    pub fn arg(&self) -> String {
+        let groups: Vec<String> = self.groups.iter().map(u32::to_string).collect();
+        format!("{}:{}:{}", self.uid, self.gid, groups.join(","))
+    }
+
+    /// Parses [`User::arg`]'s form.
+    pub fn parse(s: &str) -> Option<User> {
+        let mut it = s.splitn(3, ':');
+        let uid = it.next()?.parse().ok()?;
+        let gid = it.next()?.parse().ok()?;
+        let groups = match it.next()? {
+            "" => Vec::new(),
+            g => g
+                .split(',')
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .ok()?,
+        };
+        Some(User { uid, gid, groups })
+    }
+
+    /// Becomes this user in the calling process: supplementary groups, then
+    /// the group, then the user (after which the first two are not allowed).
+    pub fn become_it(&self) -> std::io::Result<()> {
+        let groups: Vec<nix::unistd::Gid> = self
+            .groups
+            .iter()
+            .map(|g| nix::unistd::Gid::from_raw(*g))
+            .collect();
+        nix::unistd::setgroups(&groups)?;
+        nix::unistd::setgid(nix::unistd::Gid::from_raw(self.gid))?;
+        nix::unistd::setuid(nix::unistd::Uid::from_raw(self.uid))?;
+        Ok(())
+    }
+}
+
+/// `ferry runas`: becomes `user` and then `argv` (the shim's way to start a
+/// container as its securityContext's user). Returns only on failure, with
+/// the exit code to use.
+pub fn runas(user: &User, argv: &[String]) -> i32 {
+    if let Err(e) = user.become_it() {
+        eprintln!("ferry runas: becoming {}: {e}", user.arg());
+        return 126;
+    }
+    let Some((prog, args)) = argv.split_first() else {
+        return 127;
+    };
+    let e = std::os::unix::process::CommandExt::exec(std::process::Command::new(prog).args(args));
+    eprintln!("exec: {prog:?}: {e}");
+    if e.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    }
+}
+
 /// What to run (kept as `spec.json`, mode 0600, for `ferry exec`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Spec {
+    /// Who it runs as (`None`: as the agent, root).
+    #[serde(default)]
+    pub user: Option<User>,
     /// The program and its arguments.
     pub argv: Vec<String>,
     /// The environment (nothing is inherited from the agent).
@@ -244,6 +317,9 @@ pub fn start(
         let _ = std::fs::remove_file(dir.tty_name());
         cmd.arg("--tty-file").arg(dir.tty_name());
     }
+    if let Some(u) = &spec.user {
+        cmd.arg("--user").arg(u.arg());
+    }
     cmd.arg("--")
         .args(&spec.argv)
         .env_clear()
@@ -298,6 +374,8 @@ pub struct ShimRun<'a> {
     pub stdin: Option<(&'a Path, bool)>,
     /// Give the command a terminal; its name is written to this file.
     pub tty: Option<&'a Path>,
+    /// Who the command runs as (`UID:GID:GROUPS`).
+    pub user: Option<&'a str>,
     /// The command and its arguments.
     pub argv: &'a [String],
 }
@@ -338,8 +416,16 @@ pub fn shim(run: ShimRun<'_>) -> i32 {
         hostname,
         stdin,
         tty,
+        user,
         argv,
     } = run;
+    let user = match user.map(|u| User::parse(u).ok_or(u)).transpose() {
+        Ok(u) => u,
+        Err(bad) => {
+            eprintln!("ferry shim: bad --user {bad:?}");
+            return 126;
+        }
+    };
     // A terminal's controller leads its session: first, before anything that
     // could fail leaves the shim in the agent's process group.
     if tty.is_some() {
@@ -439,7 +525,23 @@ pub fn shim(run: ShimRun<'_>) -> i32 {
         write_record(&log, "stderr", b"ferry shim: no command\n");
         return 127;
     };
-    let mut command = std::process::Command::new(prog);
+    // As another user: through `ferry runas`, which becomes it (groups,
+    // group, user) and then execs the command, so the command keeps its pid.
+    let mut command = match &user {
+        Some(u) => match std::env::current_exe() {
+            Ok(ferry) => {
+                let mut c = std::process::Command::new(ferry);
+                c.args(["runas", "--user", &u.arg(), "--", prog.as_str()]);
+                c
+            }
+            Err(e) => {
+                let msg = format!("ferry shim: the ferry binary's path: {e}\n");
+                write_record(&log, "stderr", msg.as_bytes());
+                return 126;
+            }
+        },
+        None => std::process::Command::new(prog),
+    };
     let mut input = None;
     if let Some((fifo, once)) = stdin {
         match stdin_fifo(fifo, once) {
@@ -573,6 +675,24 @@ pub fn shim(run: ShimRun<'_>) -> i32 {
     exited.code
 }
 
+/// Whether process `pid` has a child (`/proc` scanned for its parent pid).
+fn has_child(pid: i32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        e.file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+            .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+            .and_then(|st| {
+                let rest = st[st.rfind(')')? + 1..].to_string();
+                rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+            })
+            == Some(pid)
+    })
+}
+
 /// What `ferry nsenter` runs, and where.
 #[derive(Debug, Clone, Copy)]
 pub struct Enter<'a> {
@@ -587,6 +707,8 @@ pub struct Enter<'a> {
     pub cgroups: &'a [PathBuf],
     /// stdin is a terminal that becomes the command's controlling one.
     pub tty: bool,
+    /// Who the command runs as.
+    pub user: Option<&'a User>,
     /// The command and its arguments.
     pub argv: &'a [String],
 }
@@ -602,11 +724,23 @@ pub fn nsenter(e: Enter<'_>) -> i32 {
         workdir,
         cgroups,
         tty,
+        user,
         argv,
     } = e;
     if start_ticks(pid) != Some(ticks) {
         eprintln!("the container is not running");
         return 126;
+    }
+    // The shim sets up the container's namespaces and volumes, then starts
+    // the command: once it has a child, they are all in place (a hook or an
+    // exec at once after the start found the host's mount namespace).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !has_child(pid) {
+        if std::time::Instant::now() > deadline || start_ticks(pid) != Some(ticks) {
+            eprintln!("the container's command has not started");
+            return 126;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
     use nix::sched::CloneFlags;
     // Both opened before either is entered: /proc is read in the node's view.
@@ -653,6 +787,12 @@ pub fn nsenter(e: Enter<'_>) -> i32 {
             });
         if let Err(e) = led {
             eprintln!("making the terminal the command's controlling one: {e}");
+            return 126;
+        }
+    }
+    if let Some(u) = user {
+        if let Err(e) = u.become_it() {
+            eprintln!("running as the container's user {}: {e}", u.arg());
             return 126;
         }
     }

@@ -380,6 +380,9 @@ async fn exec(
                 .arg(&spec.workdir)
                 .arg("--cgroups")
                 .arg(serde_json::to_string(&spec.cgroups).expect("serializes"));
+            if let Some(u) = &spec.user {
+                c.arg("--user").arg(u.arg());
+            }
             if req.tty {
                 c.arg("--tty");
             } else {

@@ -324,6 +324,10 @@ pub fn prepare(
         let get = |s: &Source| fetched.get(s).cloned().flatten();
         if let Some(e) = v.get("emptyDir") {
             std::fs::create_dir_all(&dir).map_err(|e| format!("volume {name}: {e}"))?;
+            // World-writable, as the kubelet makes it: any container user writes.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+                .map_err(|e| format!("volume {name}: {e}"))?;
             if e["medium"] == "Memory" {
                 memory_backed(&dir, e["sizeLimit"].as_str());
             }

@@ -1246,6 +1246,27 @@ async fn a_node_renews_its_certificate_and_keeps_working_across_a_restart() {
 const LEFTOVERS: &str = r#"
 apiVersion: v1
 kind: Pod
+metadata: {name: sec}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000}
+  volumes: [{name: d, emptyDir: {}}]
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, 'id -u; id -g; id -G; touch /data-7305/f && echo wrote; while true; do sleep 0.2; done']
+    volumeMounts: [{name: d, mountPath: /data-7305}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nonroot}
+spec:
+  securityContext: {runAsNonRoot: true}
+  containers:
+  - {name: c, image: busybox, command: [sleep, "3600"]}
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: hooked}
 spec:
   terminationGracePeriodSeconds: 1
@@ -1295,7 +1316,8 @@ spec:
   - {name: c, image: busybox, command: [sh, -c, 'while true; do sleep 1; done', marker-leftover-loop]}
 "#;
 
-/// A container starts in `/` with HOME set, as from an image, after its
+/// A container runs as its securityContext's user, or refuses a root one
+/// under runAsNonRoot. It starts in `/` with HOME set, as from an image, after its
 /// postStart hook (a failing one restarts it); one whose command is missing
 /// ends in StartError. And its
 /// processes end with it, as a pod's PID namespace ends in
@@ -1363,6 +1385,44 @@ async fn a_containers_processes_end_with_it_and_with_its_shim() {
     .await;
     let failed = the_event(&events, "FailedPostStartHook", "spec.containers{c}");
     assert_eq!(failed["message"], "PostStartHook failed");
+    // securityContext: the user, group and groups it names; runAsNonRoot
+    // refuses the images' root user in the kubelet's words.
+    wait_pod(home, conf, "sec", "sec to run", |p| {
+        p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+    })
+    .await;
+    let log = poll("sec's output", T, || {
+        let l = k.run(&["logs", "sec"], None).stdout;
+        if l.contains("wrote") {
+            Ok(l)
+        } else {
+            Err(l)
+        }
+    })
+    .await;
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(&lines[..2], ["1000", "3000"], "{log}");
+    assert!(lines[2].split_whitespace().any(|g| g == "2000"), "{log}");
+    assert_eq!(
+        k.ok(&["exec", "sec", "--", "id", "-u"]),
+        "1000\n",
+        "exec runs as the container's user"
+    );
+    let nonroot = wait_pod(home, conf, "nonroot", "nonroot refused", |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+            == "CreateContainerConfigError"
+    })
+    .await;
+    let msg = nonroot["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        msg.starts_with(
+            "container has runAsNonRoot and image will run as root (pod: \"nonroot_default("
+        ),
+        "{msg}"
+    );
     // As an image's defaults: the working directory `/` (not the agent's
     // pod directory), HOME that of root.
     assert_eq!(k.ok(&["logs", "bg"]), "started\n/\nhome=/root\n");
