@@ -46,6 +46,23 @@ fn group_resource(o: &Object) -> String {
     }
 }
 
+/// How long after a namespace's deletion its content starts to go. Deleting
+/// a manifest's objects one by one (`kubectl delete -f` of a Namespace and
+/// what is in it) finds them still there, as on Kubernetes, whose namespace
+/// controller takes about that long to begin; at once, every delete after
+/// the Namespace's answered NotFound and kubectl exited 1.
+pub const CONTENT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How much longer terminating namespace `ns` keeps its content (`None`:
+/// not terminating, or its content may go now).
+pub fn content_wait(ns: &Namespace, now: jiff::Timestamp) -> Option<std::time::Duration> {
+    let since = ns.metadata.deletion_timestamp.as_ref()?.0;
+    let elapsed = now.duration_since(since);
+    let grace = jiff::SignedDuration::try_from(CONTENT_GRACE).ok()?;
+    (elapsed < grace)
+        .then(|| std::time::Duration::try_from(grace - elapsed).unwrap_or(CONTENT_GRACE))
+}
+
 /// The plan for `ns` (not terminating: nothing), given `content` (every
 /// object in it, of every namespaced kind), the errors of the last pass's
 /// deletes (`failures`) and the time now (RFC 3339, for new conditions).
@@ -377,5 +394,20 @@ mod tests {
             &[sa, other]
         ));
         assert!(!needs_default_account(&ns(true, &[], json!(null)), &[]));
+    }
+
+    #[test]
+    fn content_waits_its_grace_after_the_deletion() {
+        let mut ns = Namespace::default();
+        let at: jiff::Timestamp = "2026-12-06T10:00:00Z".parse().unwrap();
+        assert_eq!(content_wait(&ns, at), None, "not terminating");
+        ns.metadata.deletion_timestamp = Some(crate::meta::time(at));
+        let later = |ms: i64| at + jiff::SignedDuration::from_millis(ms);
+        assert_eq!(
+            content_wait(&ns, later(500)),
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert_eq!(content_wait(&ns, later(2000)), None);
+        assert_eq!(content_wait(&ns, later(60_000)), None);
     }
 }

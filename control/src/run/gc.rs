@@ -449,6 +449,11 @@ impl<'a> Collector<'a> {
             let w = write(self.api, req).await;
             return w.ok() || matches!(w.code, 403 | 409);
         }
+        // Its content stays a moment (`namespace::CONTENT_GRACE`).
+        if let Some(wait) = namespace::content_wait(&ns, ferry_api::clock::now()) {
+            self.ns_q.add_after(name, wait);
+            return true;
+        }
         let content = self.content(name);
         let before = self
             .failures
