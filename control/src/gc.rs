@@ -30,12 +30,120 @@ pub const ORPHAN: &str = "orphan";
 pub const FOREGROUND: &str = "foregroundDeletion";
 
 /// Any object as the collector caches it: its metadata only (kube-rs's
-/// `PartialObjectMeta`); the kind is its informer's.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `PartialObjectMeta`), without `managedFields` (the collector reads none;
+/// they are skipped unread, as kube-controller-manager's informers drop
+/// them); the kind is its informer's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Head {
     /// The object's metadata.
-    #[serde(default)]
     pub metadata: ObjectMeta,
+}
+
+impl<'de> Deserialize<'de> for Head {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Head, D::Error> {
+        d.deserialize_map(HeadVisitor)
+    }
+}
+
+/// Reads an object's `metadata` (but its `managedFields`), skipping the rest.
+struct HeadVisitor;
+
+impl<'de> serde::de::Visitor<'de> for HeadVisitor {
+    type Value = Head;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Head, A::Error> {
+        let mut head = Head::default();
+        while let Some(Key(key)) = map.next_key()? {
+            if key == "metadata" {
+                head.metadata = map.next_value_seed(MetaSeed)?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(head)
+    }
+}
+
+/// `ObjectMeta` read from a map whose `managedFields` member is skipped.
+struct MetaSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for MetaSeed {
+    type Value = ObjectMeta;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<ObjectMeta, D::Error> {
+        d.deserialize_map(MetaVisitor)
+    }
+}
+
+struct MetaVisitor;
+
+impl<'de> serde::de::Visitor<'de> for MetaVisitor {
+    type Value = ObjectMeta;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("object metadata")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ObjectMeta, A::Error> {
+        ObjectMeta::deserialize(serde::de::value::MapAccessDeserializer::new(
+            WithoutManagedFields(map),
+        ))
+    }
+}
+
+/// A map key, borrowed from the input where it can be.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(s.into()))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(s.to_string().into()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A map's entries but `managedFields`.
+struct WithoutManagedFields<A>(A);
+
+impl<'de, A: serde::de::MapAccess<'de>> serde::de::MapAccess<'de> for WithoutManagedFields<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        use serde::de::IntoDeserializer;
+        while let Some(Key(key)) = self.0.next_key()? {
+            if key == "managedFields" {
+                self.0.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            }
+            return seed.deserialize(key.into_deserializer()).map(Some);
+        }
+        Ok(None)
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, A::Error> {
+        self.0.next_value_seed(seed)
+    }
 }
 
 impl k8s_openapi::Resource for Head {
@@ -402,6 +510,32 @@ mod tests {
 
     fn res(kind: &str) -> &'static Resource {
         RESOURCES.iter().find(|r| r.kind == kind).unwrap()
+    }
+
+    #[test]
+    fn head_reads_metadata_without_managed_fields() {
+        let meta = json!({
+            "name": "web", "namespace": "default", "uid": "u-1", "resourceVersion": "7",
+            "labels": {"app": "web"}, "finalizers": ["orphan"],
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "name": "rs", "uid": "u-rs", "blockOwnerDeletion": true}],
+        });
+        let mut with = meta.clone();
+        with["managedFields"] = json!([{"manager": "kubectl", "operation": "Update",
+            "apiVersion": "v1", "time": "2025-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:app": {}}}}}]);
+        // A key with an escape is read too.
+        let text = serde_json::to_string(&json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": with, "spec": {"containers": []}}))
+        .unwrap()
+        .replace("\"uid\":\"u-1\"", "\"\\u0075id\":\"u-1\"");
+        assert!(text.contains("u0075id"), "{text}");
+        let head: Head = serde_json::from_str(&text).unwrap();
+        let want: ObjectMeta = serde_json::from_value(meta).unwrap();
+        assert_eq!(head.metadata, want);
+        assert!(head.metadata.managed_fields.is_none());
+        let bare: Head = serde_json::from_value(json!({"kind": "Pod"})).unwrap();
+        assert_eq!(bare, Head::default());
     }
 
     /// `kind/ns/name` (ns `-`: cluster-scoped), uid `u-name`, owners as

@@ -234,7 +234,16 @@ pub fn record_update(
         reset,
         now,
     };
-    writer.record(&before, &strip_nulls(out.clone()), &ty, &mut managers);
+    let after = strip_nulls(out.clone());
+    if old.is_none() && managers.is_empty() && subresource.is_empty() {
+        // A create: what it owns depends only on the object's shape.
+        let changed = created_fields(kind, &before, &after, || {
+            writer.changed(&before, &after, &ty)
+        });
+        writer.own(changed, &mut managers);
+    } else {
+        writer.record(&before, &after, &ty, &mut managers);
+    }
     cap_update_managers(&mut managers);
     set_managed_fields(&mut out, encode(managers));
     out
@@ -1523,6 +1532,9 @@ fn encode(mut managers: Vec<Manager>) -> Option<Value> {
 /// Kubernetes' capManagersManager: beyond [`MAX_UPDATE_MANAGERS`] `Update`
 /// entries, the oldest are merged into `ancient-changes` (one per apiVersion).
 fn cap_update_managers(managers: &mut Vec<Manager>) {
+    if managers.iter().filter(|m| !m.apply).count() <= MAX_UPDATE_MANAGERS {
+        return;
+    }
     let mut updaters: Vec<(i64, String)> = managers
         .iter()
         .filter(|m| !m.apply)
@@ -1590,7 +1602,18 @@ impl Writer<'_> {
             m.set = m.set.difference(&changed).difference(&removed);
         }
         managers.retain(|m| !m.set.is_empty());
-        let mine = strip_meta(&changed);
+        self.own(strip_meta(&changed), managers);
+    }
+
+    /// What [`Writer::record`] gives this writer when no one owned anything:
+    /// the fields that changed, without system metadata.
+    fn changed(&self, old: &Value, new: &Value, ty: &Ty) -> Set {
+        let cmp = compare(&normalize(old, ty), &normalize(new, ty), ty);
+        strip_meta(&cmp.modified.union(&cmp.added).without(self.reset))
+    }
+
+    /// Adds `mine` to this writer's entry (made when it has none).
+    fn own(&self, mine: Set, managers: &mut Vec<Manager>) {
         if mine.is_empty() {
             return;
         }
@@ -1611,6 +1634,75 @@ impl Writer<'_> {
                 time: Some(self.now.to_string()),
                 set: mine,
             }),
+        }
+    }
+}
+
+/// The fields a create of `new` (nulls stripped) owns, compared with the
+/// kind's zero object `zero`: `compute`'s answer, remembered by the object's
+/// shape. The comparison reads no value of a map member the zero object lacks
+/// (such a member is added whatever it holds), so those values are left out
+/// of the shape and creates of one shape (a workload's replicas, objects
+/// made by one client) compare once; list items, which name their own paths,
+/// stay in it whole.
+fn created_fields(kind: &str, zero: &Value, new: &Value, compute: impl FnOnce() -> Set) -> Set {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    /// Shapes remembered; all are forgotten when this many are.
+    const REMEMBERED: usize = 1024;
+    /// The fields of each (kind, shape) seen.
+    type Seen = HashMap<(String, Vec<u8>), Set>;
+    static SEEN: OnceLock<Mutex<Seen>> = OnceLock::new();
+    let mut key = Vec::with_capacity(256);
+    shape_key(new, Some(zero), &mut key);
+    let key = (kind.to_string(), key);
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(set) = seen.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return set.clone();
+    }
+    let set = compute();
+    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.len() >= REMEMBERED {
+        seen.clear();
+    }
+    seen.insert(key, set.clone());
+    set
+}
+
+/// Writes the shape of `v` to `out`: `v` as JSON, but a map member's scalar
+/// as its type alone unless the zero object has a scalar there (null aside:
+/// every value differs from null). Null members are left out (the comparison
+/// strips them); arrays are written whole.
+fn shape_key(v: &Value, zero: Option<&Value>, out: &mut Vec<u8>) {
+    match v {
+        Value::Object(m) => {
+            out.push(b'{');
+            for (k, c) in m {
+                if c.is_null() {
+                    continue;
+                }
+                let _ = serde_json::to_writer(&mut *out, k);
+                out.push(b':');
+                let z = zero.and_then(|z| z.get(k));
+                match c {
+                    Value::Object(_) => shape_key(c, z, out),
+                    Value::Array(_) => {
+                        let _ = serde_json::to_writer(&mut *out, c);
+                    }
+                    // Equal to the zero value or not: that it compares.
+                    _ if z.is_some_and(|z| !(z.is_null() || z.is_object() || z.is_array())) => {
+                        let _ = serde_json::to_writer(&mut *out, c);
+                    }
+                    Value::Bool(_) => out.push(b'b'),
+                    Value::Number(_) => out.push(b'n'),
+                    _ => out.push(b's'),
+                }
+                out.push(b',');
+            }
+            out.push(b'}');
+        }
+        _ => {
+            let _ = serde_json::to_writer(&mut *out, v);
         }
     }
 }

@@ -950,3 +950,94 @@ fn kubectl_rewrites_the_annotation_as_kubernetes_does() {
     assert!(!annotations.contains_key(LAST_APPLIED_ANNOTATION));
     assert_eq!(annotations["note"].as_str().unwrap().len(), 200_000);
 }
+
+/// `record_update` of a create computed without the remembered shapes.
+fn uncached_create(new: &Value, kind: &str) -> Value {
+    let cx = Cx::new(kind);
+    let ty = Ty::root(&cx);
+    let api_version = api_version_of(Some(new)).unwrap_or_default();
+    let writer = Writer {
+        name: "m",
+        api_version: &api_version,
+        subresource: "",
+        reset: "status",
+        now: T0,
+    };
+    let mut managers = Vec::new();
+    let out = without_managed_fields(new);
+    writer.record(
+        &zero_object(kind),
+        &strip_nulls(out.clone()),
+        &ty,
+        &mut managers,
+    );
+    let mut out = out;
+    set_managed_fields(&mut out, encode(managers));
+    out
+}
+
+#[test]
+fn record_update_on_create_remembers_shapes_only_where_values_do_not_count() {
+    let cm = |name: &str, data: Value| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default", "labels": {"app": name},
+                "creationTimestamp": T0, "uid": name, "annotations": null},
+            "data": data})
+    };
+    let cron = |schedule: &str| {
+        json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
+            "spec": {"schedule": schedule, "jobTemplate": {"spec": {"template": {"spec": {
+                "containers": [{"name": "c", "image": "busybox"}]}}}}}})
+    };
+    let pod = |image: &str, port: i64| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": image, "labels": {}},
+            "spec": {"containers": [{"name": "c", "image": image,
+                "ports": [{"containerPort": port, "protocol": "TCP"}]}], "nodeName": image},
+            "status": {"phase": "Pending"}})
+    };
+    let mut dep = deployment(Some(2), json!({"app": "web"}), web("nginx:1"));
+    dep["spec"]["strategy"] = json!({});
+    let objects = [
+        (cm("a", json!({"key": "x"})), "ConfigMap"),
+        // Same shape: other name, labels' and data's values.
+        (cm("b", json!({"key": "yy"})), "ConfigMap"),
+        (cm("b", json!({"other": "x"})), "ConfigMap"),
+        (cm("b", json!({})), "ConfigMap"),
+        (cm("b", json!(null)), "ConfigMap"),
+        (cron(""), "CronJob"),
+        (cron("*/5 * * * *"), "CronJob"),
+        (cron("*/6 * * * *"), "CronJob"),
+        (pod("nginx", 80), "Pod"),
+        (pod("redis", 6379), "Pod"),
+        (dep.clone(), "Deployment"),
+        (
+            deployment(None, json!({"app": "web", "tier": "x"}), web("nginx:2")),
+            "Deployment",
+        ),
+    ];
+    for _ in 0..2 {
+        for (obj, kind) in &objects {
+            let got = record_update(None, obj, kind, "m", None, T0);
+            assert_eq!(got, uncached_create(obj, kind), "{kind} {obj}");
+        }
+    }
+    // The same shape, whatever the values the comparison does not read...
+    let shape_of = |v: &Value, kind: &str| {
+        let mut out = Vec::new();
+        shape_key(&strip_nulls(v.clone()), Some(&zero_object(kind)), &mut out);
+        out
+    };
+    assert_eq!(
+        shape_of(&objects[0].0, "ConfigMap"),
+        shape_of(&objects[1].0, "ConfigMap")
+    );
+    // ...and another where the zero object has a value to compare with.
+    assert_ne!(
+        shape_of(&cron(""), "CronJob"),
+        shape_of(&cron("x"), "CronJob")
+    );
+    assert_ne!(
+        shape_of(&objects[8].0, "Pod"),
+        shape_of(&objects[9].0, "Pod")
+    );
+}
