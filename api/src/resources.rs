@@ -88,6 +88,7 @@ resources! {
     "" "v1" "PersistentVolume" "persistentvolumes" false ["pv"],
     "" "v1" "ResourceQuota" "resourcequotas" true ["quota"],
     "" "v1" "LimitRange" "limitranges" true ["limits"],
+    "" "v1" "ReplicationController" "replicationcontrollers" true ["rc"],
     "apps" "v1" "ReplicaSet" "replicasets" true ["rs"],
     "apps" "v1" "Deployment" "deployments" true ["deploy"],
     "apps" "v1" "DaemonSet" "daemonsets" true ["ds"],
@@ -341,6 +342,16 @@ pub const DISCOVERY: &[Discovery] = &[
         &[sub("status", "ResourceQuota", GET_PATCH_UPDATE)],
     ),
     disc("limitranges", "limitrange", ALL_VERBS, &[], &[]),
+    disc(
+        "replicationcontrollers",
+        "replicationcontroller",
+        ALL_VERBS,
+        ALL,
+        &[
+            sub_in("scale", "autoscaling", "v1", "Scale", GET_PATCH_UPDATE),
+            sub("status", "ReplicationController", GET_PATCH_UPDATE),
+        ],
+    ),
     disc(
         "persistentvolumes",
         "persistentvolume",

@@ -15,7 +15,8 @@
 //! - [`meta`]: owner references, pod readiness, label selectors, template hashes.
 //! - [`scheduler`]: the scheduler's pure core (filters, scores, messages).
 //! - [`replicaset`], [`deployment`], [`daemonset`], [`statefulset`]: the
-//!   workload controllers' reconcilers.
+//!   workload controllers' reconcilers; [`replicationcontroller`]: the
+//!   ReplicaSet reconciler over ReplicationControllers (an adapter).
 //! - [`job`], [`cronjob`]: the batch controllers' reconcilers (and a cron parser).
 //! - [`disruption`]: PodDisruptionBudget status (allowed disruptions).
 //! - [`gc`]: the garbage collector's decisions over the owner-reference graph.
@@ -50,6 +51,7 @@ pub mod nodelifecycle;
 pub mod podgc;
 pub mod queue;
 pub mod replicaset;
+pub mod replicationcontroller;
 pub mod run;
 pub mod scheduler;
 pub mod statefulset;

@@ -16,9 +16,12 @@ pub async fn scale(
     replicas: u32,
     current: Option<u32>,
 ) -> Result<ExitCode> {
-    if !matches!(res.kind, "Deployment" | "ReplicaSet" | "StatefulSet") {
+    if !matches!(
+        res.kind,
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "ReplicationController"
+    ) {
         bail!(
-            "{} cannot be scaled: only deployments, replicasets and statefulsets have replicas",
+            "{} cannot be scaled: only deployments, replicasets, replicationcontrollers and statefulsets have replicas",
             res.plural
         );
     }

@@ -87,6 +87,7 @@ fn root_schema(kind: &str) -> Option<Value> {
         "ServiceAccount" => of::<core::ServiceAccount>(),
         "Event" => of::<core::Event>(),
         "ReplicaSet" => of::<apps::ReplicaSet>(),
+        "ReplicationController" => of::<core::ReplicationController>(),
         "Deployment" => of::<apps::Deployment>(),
         "DaemonSet" => of::<apps::DaemonSet>(),
         "StatefulSet" => of::<apps::StatefulSet>(),

@@ -28,7 +28,11 @@ fn statefulset(name: &str, replicas: i64) -> Value {
 }
 
 /// Every object of `resource` labelled `app=<app>`: (name, uid, controller uid).
-async fn labelled(api: &Api, resource: &str, app: &str) -> Vec<(String, String, String)> {
+pub(crate) async fn labelled(
+    api: &Api,
+    resource: &str,
+    app: &str,
+) -> Vec<(String, String, String)> {
     let opts = ListOptions {
         label_selector: Some(format!("app={app}")),
         ..Default::default()
@@ -59,7 +63,7 @@ async fn labelled(api: &Api, resource: &str, app: &str) -> Vec<(String, String, 
 
 /// Waits until exactly `n` objects of `resource` labelled `app` exist, all
 /// controlled by `owner`; returns their (name, uid) pairs.
-async fn controlled(
+pub(crate) async fn controlled(
     api: &Api,
     resource: &str,
     app: &str,

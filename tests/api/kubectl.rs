@@ -362,3 +362,74 @@ async fn client_side_and_server_side_apply_take_turns_without_conflicts() {
         o.stderr
     );
 }
+
+/// `kubectl apply --prune -l`: kubectl maps every kind of its default prune
+/// allowlist (core/v1 ReplicationController among them) before it prunes, so
+/// all must be served; what left the manifest is then deleted. `kubectl get
+/// rc` prints Kubernetes' columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_prune_maps_its_default_kinds_and_deletes_what_left_the_manifest() {
+    let (c, _api) = cluster().await;
+    let Some(k) = Kubectl::new(&c, &Identity::Admin) else {
+        return;
+    };
+    let cm = |name: &str| {
+        format!(
+            "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {name}
+  namespace: default
+  labels:
+    stack: shop
+data:
+  k: v
+"
+        )
+    };
+    let rc = "apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: shop
+  namespace: default
+  labels:
+    stack: shop
+spec:
+  replicas: 2
+  template:
+    metadata:
+      labels:
+        app: shop
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.25
+";
+    let prune = ["apply", "-f", "-", "--prune", "-l", "stack=shop"];
+    // No RC in the manifest: kubectl still maps the kind to look for them.
+    let out = k.ok_in(&prune, &format!("{}---\n{}", cm("a"), cm("b")));
+    assert!(out.contains("configmap/b created"), "{out}");
+    let out = k.ok_in(&prune, &format!("{}---\n{rc}", cm("a")));
+    assert!(out.contains("configmap/b pruned"), "{out}");
+    assert!(out.contains("replicationcontroller/shop created"), "{out}");
+    let table = k.ok(&["get", "rc", "shop", "-n", "default"]);
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .starts_with("shop "),
+        "{table}"
+    );
+}

@@ -18,6 +18,8 @@
 //! - [`cli_as`]: `ferry --as` over QUIC, with the impersonation checks of HTTPS.
 //! - [`ipam`]: node pod ranges running out and handed on when a Node goes.
 //! - [`adoption`]: controllers adopt orphans their selectors match, release relabelled pods.
+//! - [`replicationcontrollers`]: the core/v1 kind served (defaults, validation,
+//!   scale) and kept at its replicas by the ReplicaSet controller's core.
 //! - [`authn`]: the node authorizer's graph (Secrets, ConfigMaps), impersonation, TokenReview.
 
 #[path = "../store/harness.rs"]
@@ -39,6 +41,7 @@ mod lists;
 mod priority;
 mod quota;
 mod rbac;
+mod replicationcontrollers;
 mod services;
 mod tokens;
 mod verbs;

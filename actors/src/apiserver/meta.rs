@@ -204,6 +204,7 @@ pub fn tracks_generation(res: &Resource) -> bool {
         "Pod"
             | "Deployment"
             | "ReplicaSet"
+            | "ReplicationController"
             | "StatefulSet"
             | "DaemonSet"
             | "Job"

@@ -737,7 +737,10 @@ impl ApiServer {
         res: &Resource,
         req: &ObjectRequest,
     ) -> Outcome<ObjectResponse> {
-        if !matches!(res.kind, "Deployment" | "ReplicaSet" | "StatefulSet") {
+        if !matches!(
+            res.kind,
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "ReplicationController"
+        ) {
             return Err(Status::new(
                 404,
                 "NotFound",
@@ -954,9 +957,14 @@ fn apply_patch(old: &Value, p: &Value, pt: PatchType, res: &Resource) -> Result<
 
 /// The `autoscaling/v1` Scale of a workload.
 fn scale_of(obj: &Value) -> Value {
-    let selector = obj
-        .pointer("/spec/selector")
-        .and_then(|s| LabelSelector::from_json(s).ok())
+    let sel = obj.pointer("/spec/selector");
+    // A ReplicationController's selector is a plain map, not a LabelSelector.
+    let sel = match obj["kind"].as_str() {
+        Some("ReplicationController") => sel.map(|m| json!({ "matchLabels": m })),
+        _ => sel.cloned(),
+    };
+    let selector = sel
+        .and_then(|s| LabelSelector::from_json(&s).ok())
         .map(|s| s.to_string())
         .unwrap_or_default();
     let m = &obj["metadata"];

@@ -1,4 +1,4 @@
-//! The ReplicaSet and Deployment controllers' shells.
+//! The ReplicaSet, ReplicationController and Deployment controllers' shells.
 
 use super::adopt::Claimant;
 use super::*;
@@ -54,6 +54,65 @@ impl Plane<'_> {
         // minReadySeconds: look again when the next ready pod becomes available.
         if let Some(after) = d.requeue_after {
             self.rs_q.add_after(key, after);
+        }
+        ok
+    }
+
+    pub(super) async fn replication_controllers(&self) {
+        let sync = async |k: &str| self.sync_rc(k).await;
+        self.work(&self.rc_q, "rc", || self.pods.revision(), sync)
+            .await;
+    }
+
+    /// One ReplicationController pass, as a ReplicaSet's (see
+    /// [`replicationcontroller`]).
+    async fn sync_rc(&self, key: &str) -> bool {
+        let Some(rc) = self.rcs.get(key) else {
+            return true;
+        };
+        if rc.metadata.deletion_timestamp.is_some() {
+            return true;
+        }
+        let selector = replicationcontroller::selector(&rc);
+        let tag = format!("rc:{key}");
+        let who = Claimant {
+            meta: &rc.metadata,
+            owner_ref: meta::controller_ref("v1", "ReplicationController", &rc.metadata),
+            selector: selector.as_ref(),
+            tag: &tag,
+        };
+        let pods = match self
+            .claimed(&self.pods, "pods", who, meta::pod_active)
+            .await
+        {
+            Ok(pods) => pods,
+            Err(ok) => return ok,
+        };
+        let d = replicationcontroller::reconcile(&rc, &pods, ferry_api::clock::now());
+        if !self.api.is_leader() {
+            return true;
+        }
+        let mut ok = self
+            .write_pods(
+                &rc.metadata,
+                "ReplicationController",
+                &tag,
+                &d.create,
+                &d.delete,
+            )
+            .await;
+        if let Some(status) = d.status {
+            let mut with_status = (*rc).clone();
+            with_status.status = Some(status);
+            let w = api::write(
+                self.api,
+                status_update("replicationcontrollers", &with_status),
+            )
+            .await;
+            ok &= w.ok() || w.code == 404;
+        }
+        if let Some(after) = d.requeue_after {
+            self.rc_q.add_after(key, after);
         }
         ok
     }
@@ -360,8 +419,8 @@ impl Plane<'_> {
             .await;
     }
 
-    /// The replicas the controllers of `pods` want (ReplicaSets and
-    /// StatefulSets), or None when a pod has no such controller.
+    /// The replicas the controllers of `pods` want (ReplicaSets,
+    /// ReplicationControllers and StatefulSets), or None when a pod has no such controller.
     fn scale_of(&self, pods: &[Arc<Pod>]) -> Option<i32> {
         let mut seen = std::collections::BTreeSet::new();
         let mut total = 0;
@@ -377,6 +436,7 @@ impl Plane<'_> {
             );
             total += match owner.kind.as_str() {
                 "ReplicaSet" => self.rss.get(&key)?.spec.as_ref()?.replicas.unwrap_or(1),
+                "ReplicationController" => self.rcs.get(&key)?.spec.as_ref()?.replicas.unwrap_or(1),
                 "StatefulSet" => statefulset::replicas(&*self.statefulsets.get(&key)?),
                 _ => return None,
             };

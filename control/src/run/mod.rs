@@ -12,7 +12,8 @@
 //! decision while its cache catches up.
 //!
 //! Layout: this file (the term's caches, queues, informers and the work
-//! loop); [`apps`] (ReplicaSets, Deployments, DaemonSets, StatefulSets);
+//! loop); [`apps`] (ReplicaSets, ReplicationControllers, Deployments,
+//! DaemonSets, StatefulSets);
 //! [`batch`] (Jobs, CronJobs); [`network`] (EndpointSlices, Endpoints, node
 //! IPAM, LoadBalancer addresses); [`lifecycle`] (unreachable nodes, from
 //! the Lease informer); [`storage`] (claims and volumes); [`podgc`] (the pod garbage collector); [`schedule`] (the scheduler's passes and
@@ -37,7 +38,8 @@ use crate::api::{self, merge_patch, with_body, ControlApi, Written};
 use crate::cache::{pod_node, Cache, Change, BY_NODE, BY_OWNER};
 use crate::queue::WorkQueue;
 use crate::{
-    cronjob, daemonset, deployment, disruption, job, meta, replicaset, scheduler, statefulset,
+    cronjob, daemonset, deployment, disruption, job, meta, replicaset, replicationcontroller,
+    scheduler, statefulset,
 };
 use ferry_api::network::Network;
 use ferry_api::object::{ObjectRequest, Verb};
@@ -48,7 +50,8 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    Endpoints, Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Service,
+    Endpoints, Node, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController,
+    ResourceQuota, Service,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -132,6 +135,7 @@ struct Plane<'a> {
     /// When this term saw each node's Lease move (the node lifecycle's grace).
     observed: RefCell<crate::nodelifecycle::Observed>,
     rss: Cache<ReplicaSet>,
+    rcs: Cache<ReplicationController>,
     deploys: Cache<Deployment>,
     daemonsets: Cache<DaemonSet>,
     statefulsets: Cache<StatefulSet>,
@@ -150,6 +154,7 @@ struct Plane<'a> {
     ingresses: Cache<Ingress>,
     ingress_classes: Cache<IngressClass>,
     rs_q: WorkQueue,
+    rc_q: WorkQueue,
     deploy_q: WorkQueue,
     ds_q: WorkQueue,
     sts_q: WorkQueue,
@@ -286,6 +291,7 @@ impl<'a> Plane<'a> {
             leases: Cache::new(Vec::new()),
             observed: RefCell::default(),
             rss: Cache::new(Vec::new()),
+            rcs: Cache::new(Vec::new()),
             deploys: Cache::new(Vec::new()),
             daemonsets: Cache::new(Vec::new()),
             statefulsets: Cache::new(Vec::new()),
@@ -303,6 +309,7 @@ impl<'a> Plane<'a> {
             ingresses: Cache::new(Vec::new()),
             ingress_classes: Cache::new(Vec::new()),
             rs_q: WorkQueue::default(),
+            rc_q: WorkQueue::default(),
             deploy_q: WorkQueue::default(),
             ds_q: WorkQueue::default(),
             sts_q: WorkQueue::default(),
@@ -357,6 +364,9 @@ impl<'a> Plane<'a> {
             crate::informer::run(api, "leases", &self.leases, |c| self.lease_changed(c)),
             self.node_lifecycle_loop(),
             crate::informer::run(api, "replicasets", &self.rss, |c| self.rs_changed(c)),
+            crate::informer::run(api, "replicationcontrollers", &self.rcs, |c| {
+                queue_keys(&self.rc_q, c)
+            }),
             crate::informer::run(api, "deployments", &self.deploys, |c| {
                 for o in [&c.0, &c.1].into_iter().flatten() {
                     self.deploy_q.add(&meta::key(o.metadata()));
@@ -383,6 +393,7 @@ impl<'a> Plane<'a> {
                 queue_keys(&self.cj_q, c)
             }),
             self.replicasets(),
+            self.replication_controllers(),
             self.deployments(),
             self.daemonset_loop(),
             self.statefulset_loop(),
@@ -446,6 +457,7 @@ impl<'a> Plane<'a> {
         for p in [old, new].into_iter().flatten() {
             for (kind, q) in [
                 ("ReplicaSet", &self.rs_q),
+                ("ReplicationController", &self.rc_q),
                 ("DaemonSet", &self.ds_q),
                 ("StatefulSet", &self.sts_q),
                 ("Job", &self.job_q),
@@ -464,6 +476,13 @@ impl<'a> Plane<'a> {
             queue_adopters(&self.rss, &self.rs_q, m, |o| {
                 o.spec.as_ref().map(|s| &s.selector)
             });
+            let ns = m.namespace.as_deref().unwrap_or_default();
+            for rc in self.rcs.in_namespace(ns) {
+                let sel = replicationcontroller::selector(&rc);
+                if sel.is_some_and(|s| meta::selector_matches(&s, m.labels.as_ref())) {
+                    self.rc_q.add(&meta::key(&rc.metadata));
+                }
+            }
             queue_adopters(&self.daemonsets, &self.ds_q, m, |o| {
                 o.spec.as_ref().map(|s| &s.selector)
             });
@@ -526,6 +545,7 @@ impl<'a> Plane<'a> {
             && self.nodes.synced()
             && self.leases.synced()
             && self.rss.synced()
+            && self.rcs.synced()
             && self.deploys.synced()
             && self.daemonsets.synced()
             && self.statefulsets.synced()
@@ -551,6 +571,7 @@ impl<'a> Plane<'a> {
         loop {
             tokio::time::sleep(RESYNC).await;
             self.rss.keys().iter().for_each(|k| self.rs_q.add(k));
+            self.rcs.keys().iter().for_each(|k| self.rc_q.add(k));
             self.daemonsets.keys().iter().for_each(|k| self.ds_q.add(k));
             self.statefulsets
                 .keys()

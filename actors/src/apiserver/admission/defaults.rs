@@ -11,8 +11,8 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     ClientIPConfig, Container, Endpoints, EphemeralContainer, Namespace, NamespaceSpec,
-    NamespaceStatus, Pod, PodSpec, PodStatus, PodTemplateSpec, Probe, Secret, Service,
-    SessionAffinityConfig, Volume,
+    NamespaceStatus, Pod, PodSpec, PodStatus, PodTemplateSpec, Probe, ReplicationController,
+    Secret, Service, SessionAffinityConfig, Volume,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::ByteString;
@@ -252,6 +252,30 @@ pub(crate) fn deployment(d: &mut Deployment) {
 /// ReplicaSet: replicas 1.
 pub(crate) fn replica_set(r: &mut ReplicaSet) {
     let s = r.spec.get_or_insert_with(Default::default);
+    set(&mut s.replicas, 1);
+    if let Some(t) = &mut s.template {
+        template(t);
+    }
+}
+
+/// ReplicationController, as `SetDefaults_ReplicationController`: the
+/// selector and the object's labels, when empty, are the template's labels;
+/// replicas 1.
+pub(crate) fn replication_controller(rc: &mut ReplicationController) {
+    let s = rc.spec.get_or_insert_with(Default::default);
+    let labels = s
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone());
+    if let Some(labels) = labels {
+        if s.selector.as_ref().is_none_or(BTreeMap::is_empty) {
+            s.selector = Some(labels.clone());
+        }
+        if rc.metadata.labels.as_ref().is_none_or(BTreeMap::is_empty) {
+            rc.metadata.labels = Some(labels);
+        }
+    }
     set(&mut s.replicas, 1);
     if let Some(t) = &mut s.template {
         template(t);

@@ -140,6 +140,12 @@ pub fn admit(
             workloads::replica_set,
             update!(workloads::replica_set_update),
         ),
+        "ReplicationController" => a.run(
+            Subdomain,
+            always!(defaults::replication_controller),
+            workloads::replication_controller,
+            none,
+        ),
         "Deployment" => a.run(
             Subdomain,
             always!(defaults::deployment),

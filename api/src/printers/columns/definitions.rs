@@ -11,6 +11,7 @@ pub fn definitions(kind: &str) -> Option<&'static [Column]> {
         "Pod" => POD,
         "Deployment" => DEPLOYMENT,
         "ReplicaSet" => REPLICA_SET,
+        "ReplicationController" => REPLICATION_CONTROLLER,
         "DaemonSet" => DAEMON_SET,
         "StatefulSet" => STATEFUL_SET,
         "ControllerRevision" => CONTROLLER_REVISION,
@@ -122,6 +123,17 @@ const REPLICA_SET: &[Column] = &[
     CONTAINERS,
     IMAGES,
     wide(string("Selector", REPLICA_SET_SELECTOR)),
+];
+
+const REPLICATION_CONTROLLER: &[Column] = &[
+    NAME,
+    integer("Desired", RC_DESIRED),
+    integer("Current", RC_CURRENT),
+    integer("Ready", RC_READY),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    wide(string("Selector", RC_SELECTOR)),
 ];
 
 const DAEMON_SET: &[Column] = &[
@@ -431,6 +443,14 @@ const REPLICA_SET_READY: &str =
     "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition.";
 /// `ReplicaSetSpec.selector`.
 const REPLICA_SET_SELECTOR: &str = "Selector is a label query over pods that should match the replica count. If the selector is empty, it is defaulted to the labels present on the pod template. Label keys and values that must match in order to be controlled by this replica set. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors";
+/// `ReplicationControllerSpec.replicas`.
+const RC_DESIRED: &str = "Replicas is the number of desired replicas. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller";
+/// `ReplicationControllerStatus.replicas`.
+const RC_CURRENT: &str = "Replicas is the most recently observed number of replicas. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller";
+/// `ReplicationControllerStatus.readyReplicas`.
+const RC_READY: &str = "The number of ready replicas for this replication controller.";
+/// `ReplicationControllerSpec.selector`.
+const RC_SELECTOR: &str = "Selector is a label query over pods that should match the Replicas count. If Selector is empty, it is defaulted to the labels present on the Pod template. Label keys and values that must match in order to be controlled by this replication controller, if empty defaulted to labels on Pod template. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors";
 /// `DaemonSetStatus.desiredNumberScheduled`.
 const DAEMON_SET_DESIRED: &str = "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod). More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/";
 /// `DaemonSetStatus.currentNumberScheduled`.

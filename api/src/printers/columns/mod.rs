@@ -122,7 +122,7 @@ pub fn cells(kind: &str, o: &Value, wide: bool, now: Timestamp) -> Vec<Cell> {
             n("/status/availableReplicas"),
             created,
         ],
-        "ReplicaSet" => vec![
+        "ReplicaSet" | "ReplicationController" => vec![
             name,
             replicas(o).into(),
             n("/status/replicas"),
@@ -514,6 +514,12 @@ fn wide_cells(kind: &str, o: &Value) -> Vec<String> {
             if kind != "StatefulSet" {
                 c.push(selector_string(o.pointer("/spec/selector")));
             }
+            c
+        }
+        // A plain map selector, as `labels.FormatLabels` prints it.
+        "ReplicationController" => {
+            let mut c = containers(o.pointer("/spec/template/spec"));
+            c.push(labels_string(o.pointer("/spec/selector")));
             c
         }
         "CronJob" => {

@@ -202,6 +202,38 @@ fn deployments_and_replicasets() {
 }
 
 #[test]
+fn replication_controllers_print_as_kubectl_does() {
+    let rc = json!({"metadata": meta("shop"),
+        "spec": {"replicas": 3, "selector": {"app": "shop", "tier": "web"}, "template": template()},
+        "status": {"replicas": 3, "readyReplicas": 2}});
+    assert_eq!(
+        wide("rc", &[rc]),
+        [
+            vec![
+                "NAME",
+                "DESIRED",
+                "CURRENT",
+                "READY",
+                "AGE",
+                "CONTAINERS",
+                "IMAGES",
+                "SELECTOR"
+            ],
+            vec![
+                "shop",
+                "3",
+                "3",
+                "2",
+                "3d",
+                "nginx,log",
+                "nginx:1.27,busybox",
+                "app=shop,tier=web"
+            ]
+        ]
+    );
+}
+
+#[test]
 fn daemonsets_and_statefulsets() {
     let ds = json!({"metadata": meta("agent"),
         "spec": {"template": {"spec": {"nodeSelector": {"kubernetes.io/os": "linux"}, "containers": []}}},

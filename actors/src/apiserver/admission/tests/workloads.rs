@@ -1,4 +1,4 @@
-//! Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob.
+//! Deployment, ReplicaSet, ReplicationController, StatefulSet, DaemonSet, Job, CronJob.
 
 use serde_json::{json, Value};
 
@@ -733,4 +733,91 @@ fn pod_templates_refuse_ephemeral_containers() {
             s.message
         );
     }
+}
+
+fn replication_controller() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "ReplicationController",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"template": template(None)}
+    })
+}
+
+#[test]
+fn replication_controllers_default_their_selector_and_labels_from_the_template() {
+    let rc = ok("ReplicationController", &replication_controller());
+    assert_eq!(rc["spec"]["selector"], json!({"app": "web"}));
+    assert_eq!(rc["metadata"]["labels"], json!({"app": "web"}));
+    assert_eq!(rc["spec"]["replicas"], 1);
+    assert_eq!(rc["spec"]["template"]["spec"]["restartPolicy"], "Always");
+    // A selector or labels given are kept.
+    let given = with(
+        &with(
+            &replication_controller(),
+            "/spec/selector",
+            json!({"app": "web"}),
+        ),
+        "/metadata/labels",
+        json!({"team": "shop"}),
+    );
+    let rc = ok("ReplicationController", &given);
+    assert_eq!(rc["metadata"]["labels"], json!({"team": "shop"}));
+    // Its selector may change, unlike a ReplicaSet's.
+    let mut relabelled = with(&rc, "/spec/selector", json!({"tier": "front"}));
+    relabelled["spec"]["template"]["metadata"]["labels"] = json!({"app": "web", "tier": "front"});
+    update("ReplicationController", &given, &relabelled).expect("selector changed");
+}
+
+#[test]
+fn replication_controllers_refused_as_kubernetes_refuses_them() {
+    let cases = vec![
+        (
+            "/spec/selector",
+            json!({"app": "other"}),
+            "spec.template.metadata.labels",
+            "Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`",
+        ),
+        (
+            "/spec/replicas",
+            json!(-1),
+            "spec.replicas",
+            "must be greater than or equal to 0",
+        ),
+        (
+            "/spec/minReadySeconds",
+            json!(-1),
+            "spec.minReadySeconds",
+            "must be greater than or equal to 0",
+        ),
+        (
+            "/spec/template/spec/restartPolicy",
+            json!("Never"),
+            "spec.template.spec.restartPolicy",
+            "Unsupported value: \"Never\"",
+        ),
+        (
+            "/spec/template/spec/activeDeadlineSeconds",
+            json!(10),
+            "spec.template.spec.activeDeadlineSeconds",
+            "activeDeadlineSeconds in ReplicationController is not Supported",
+        ),
+        ("/spec/template", json!(null), "spec.template", "Required value"),
+        (
+            "/spec/template/metadata/labels",
+            json!(null),
+            "spec.selector",
+            "Required value",
+        ),
+    ];
+    refuse_all("ReplicationController", &replication_controller(), cases);
+    let bad = with(
+        &replication_controller(),
+        "/spec/selector",
+        json!({"app": "other"}),
+    );
+    let s = super::create("ReplicationController", &bad).unwrap_err();
+    assert_eq!(
+        s.message,
+        "ReplicationController \"web\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`"
+    );
 }

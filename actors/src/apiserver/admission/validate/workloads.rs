@@ -1,10 +1,11 @@
-//! Deployment, ReplicaSet, StatefulSet, DaemonSet, Job and CronJob.
+//! Deployment, ReplicaSet, ReplicationController, StatefulSet, DaemonSet, Job
+//! and CronJob.
 
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };
 use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{PodTemplateSpec, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -215,6 +216,43 @@ pub(crate) fn replica_set(r: &ReplicaSet, errs: &mut Errors) {
 pub(crate) fn replica_set_update(new: &ReplicaSet, old: &ReplicaSet, errs: &mut Errors) {
     let sel = |d: &ReplicaSet| d.spec.as_ref().map(|s| s.selector.clone());
     selector_immutable(sel(new), sel(old), errs);
+}
+
+/// ReplicationController spec, as `ValidateReplicationControllerSpec`: its
+/// selector is a plain map, required (defaulted from the template's labels)
+/// and matching them. Unlike a ReplicaSet's it may change on update.
+pub(crate) fn replication_controller(rc: &ReplicationController, errs: &mut Errors) {
+    let Some(s) = &rc.spec else {
+        return errs.required("spec", "");
+    };
+    errs.non_negative("spec.minReadySeconds", s.min_ready_seconds.map(i64::from));
+    let selector = s.selector.as_ref().filter(|m| !m.is_empty());
+    if selector.is_none() {
+        errs.required("spec.selector", "");
+    }
+    errs.non_negative("spec.replicas", s.replicas.map(i64::from));
+    let Some(t) = &s.template else {
+        return errs.required("spec.template", "");
+    };
+    let labels = t.metadata.as_ref().and_then(|m| m.labels.as_ref());
+    let matches = |sel: &std::collections::BTreeMap<String, String>| {
+        sel.iter()
+            .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+    };
+    if selector.is_some_and(|sel| !matches(sel)) {
+        errs.invalid(
+            "spec.template.metadata.labels",
+            go_map(labels),
+            "`selector` does not match template `labels`",
+        );
+    }
+    template(
+        "ReplicationController",
+        "spec.template",
+        t,
+        &["Always"],
+        errs,
+    );
 }
 
 /// DaemonSet spec.
