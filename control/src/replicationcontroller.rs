@@ -7,12 +7,8 @@
 
 use crate::{meta, replicaset};
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{
-    ReplicaSet, ReplicaSetCondition, ReplicaSetSpec, ReplicaSetStatus,
-};
-use k8s_openapi::api::core::v1::{
-    Pod, ReplicationController, ReplicationControllerCondition, ReplicationControllerStatus,
-};
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::{Pod, ReplicationController, ReplicationControllerStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,48 +53,21 @@ pub fn as_replica_set(rc: &ReplicationController) -> ReplicaSet {
             selector: selector(rc).unwrap_or_default(),
             template: spec.and_then(|s| s.template.clone()),
         }),
-        status: rc.status.clone().map(|s| ReplicaSetStatus {
-            available_replicas: s.available_replicas,
-            conditions: s.conditions.map(|cs| {
-                cs.into_iter()
-                    .map(|c| ReplicaSetCondition {
-                        last_transition_time: c.last_transition_time,
-                        message: c.message,
-                        reason: c.reason,
-                        status: c.status,
-                        type_: c.type_,
-                    })
-                    .collect()
-            }),
-            fully_labeled_replicas: s.fully_labeled_replicas,
-            observed_generation: s.observed_generation,
-            ready_replicas: s.ready_replicas,
-            replicas: s.replicas,
-            terminating_replicas: None,
-        }),
+        status: rc.status.clone().map(same_fields),
     }
 }
 
 /// A ReplicaSet status as the ReplicationController status it stands for.
 pub fn rc_status(s: ReplicaSetStatus) -> ReplicationControllerStatus {
-    ReplicationControllerStatus {
-        available_replicas: s.available_replicas,
-        conditions: s.conditions.map(|cs| {
-            cs.into_iter()
-                .map(|c| ReplicationControllerCondition {
-                    last_transition_time: c.last_transition_time,
-                    message: c.message,
-                    reason: c.reason,
-                    status: c.status,
-                    type_: c.type_,
-                })
-                .collect()
-        }),
-        fully_labeled_replicas: s.fully_labeled_replicas,
-        observed_generation: s.observed_generation,
-        ready_replicas: s.ready_replicas,
-        replicas: s.replicas,
-    }
+    same_fields(s)
+}
+
+/// One status type as the other: the two have the same fields and
+/// conditions (a ReplicaSet's `terminatingReplicas` is dropped).
+fn same_fields<A: serde::Serialize, B: serde::de::DeserializeOwned + Default>(a: A) -> B {
+    serde_json::to_value(a)
+        .and_then(serde_json::from_value)
+        .unwrap_or_default()
 }
 
 /// One pass over `rc` and the pods it controls: the ReplicaSet controller's
@@ -126,6 +95,22 @@ pub fn reconcile(rc: &ReplicationController, pods: &[Arc<Pod>], now: Timestamp) 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn statuses_convert_both_ways_with_their_conditions() {
+        let st = json!({"replicas": 3, "readyReplicas": 2, "availableReplicas": 1,
+            "fullyLabeledReplicas": 3, "observedGeneration": 4,
+            "conditions": [{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                "message": "quota"}]});
+        let r = rc(3, st.clone());
+        let as_rs = as_replica_set(&r).status.unwrap();
+        assert_eq!(as_rs.ready_replicas, Some(2));
+        assert_eq!(
+            as_rs.conditions.as_ref().unwrap()[0].reason.as_deref(),
+            Some("FailedCreate")
+        );
+        assert_eq!(serde_json::to_value(rc_status(as_rs)).unwrap(), st);
+    }
 
     fn rc(replicas: i32, status: serde_json::Value) -> ReplicationController {
         serde_json::from_value(json!({
