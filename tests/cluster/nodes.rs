@@ -68,10 +68,12 @@ spec:
   initContainers:
   - name: prepare
     image: busybox
+    workingDir: WORKDIR
     command: ["/bin/sh", "-c", "echo prepared > init-done"]
   containers:
   - name: main
     image: busybox
+    workingDir: WORKDIR
     command: ["/bin/sh", "-c", "echo MODE=$MODE PASS=$PASS POD=$POD APP=$APP GREETING=$GREETING; cat init-done; trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.2; done", "marker-app-main"]
     envFrom:
     - configMapRef: {name: app-config}
@@ -114,6 +116,7 @@ spec:
   containers:
   - name: main
     image: busybox
+    workingDir: WORKDIR
     command: ["/bin/sh", "-c", "touch alive; while true; do sleep 0.2; done", "marker-probed"]
     readinessProbe:
       exec: {command: ["/bin/sh", "-c", "test -f ready"]}
@@ -271,7 +274,16 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
     // its own mount namespace), not by the host.
     let mount = home.join("mnt").join("app-config");
     let mount = mount.to_str().unwrap();
-    apply(home, conf, &APP.replace("MOUNT", mount));
+    // The containers' working directories, on the host (the process
+    // runtime's containers see the host's files).
+    let work = home.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let work_dir = work.to_str().unwrap();
+    apply(
+        home,
+        conf,
+        &APP.replace("MOUNT", mount).replace("WORKDIR", work_dir),
+    );
     let p = wait_pod(home, conf, "app", "app Running and Ready", |p| {
         p["status"]["phase"] == "Running" && p["status"]["containerStatuses"][0]["ready"] == true
     })
@@ -473,13 +485,18 @@ async fn nodes_join_and_run_pods_as_processes_that_outlive_their_agent() {
 
     // Probes: not Ready until its readiness probe passes; a failing liveness
     // probe restarts the container and says why (status and an event).
-    apply(home, conf, PROBED);
-    let p = wait_pod(home, conf, "probed", "probed running", |p| {
+    let probed_dir = home.join("probed-work");
+    std::fs::create_dir_all(&probed_dir).unwrap();
+    apply(
+        home,
+        conf,
+        &PROBED.replace("WORKDIR", probed_dir.to_str().unwrap()),
+    );
+    wait_pod(home, conf, "probed", "probed running", |p| {
         p["status"]["phase"] == "Running"
     })
     .await;
-    let puid = p["metadata"]["uid"].as_str().unwrap().to_string();
-    let pdir = dir.join("n2/pods").join(&puid);
+    let pdir = probed_dir;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let p = pod(home, conf, "probed").unwrap();
     assert_eq!(
