@@ -262,7 +262,9 @@ async fn admit_master(
     let cert = ca
         .issue_with(
             &Identity::Master(id),
-            &ips,
+            // The in-cluster names come with its first renewal, made at
+            // its start from its own [network] (`renewal_due`).
+            &ferry_api::tls::Sans::ips(&ips),
             None,
             Some(ctx.master_cert_lifetime),
         )

@@ -147,7 +147,7 @@ impl Ca {
     /// Issues a certificate for `identity` with a new key, valid until 2124
     /// (admin configs). Masters get the server name and `ips` as SANs.
     pub fn issue(&self, identity: &Identity, ips: &[IpAddr]) -> Result<CertPair> {
-        self.issue_with(identity, ips, None, None)
+        self.issue_with(identity, &Sans::ips(ips), None, None)
     }
 
     /// [`Ca::issue`] for `key_pem` (a new key when `None`: a renewed
@@ -157,7 +157,7 @@ impl Ca {
     pub fn issue_with(
         &self,
         identity: &Identity,
-        ips: &[IpAddr],
+        sans: &Sans,
         key_pem: Option<&str>,
         lifetime: Option<Duration>,
     ) -> Result<CertPair> {
@@ -173,7 +173,14 @@ impl Ca {
         if !matches!(identity, Identity::Master(_)) {
             params.subject_alt_names.clear();
         }
-        for ip in ips {
+        for name in &sans.names {
+            let name = name
+                .clone()
+                .try_into()
+                .map_err(tls_err("certificate name"))?;
+            params.subject_alt_names.push(SanType::DnsName(name));
+        }
+        for ip in &sans.ips {
             params.subject_alt_names.push(SanType::IpAddress(*ip));
         }
         let mut dn = DistinguishedName::new();
@@ -209,6 +216,45 @@ impl Ca {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         })
+    }
+}
+
+/// The names and addresses a master's certificate holds besides
+/// [`MASTER_SERVER_NAME`] and `localhost`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sans {
+    /// DNS names.
+    pub names: Vec<String>,
+    /// IP addresses.
+    pub ips: Vec<IpAddr>,
+}
+
+impl Sans {
+    /// Addresses only.
+    pub fn ips(ips: &[IpAddr]) -> Sans {
+        Sans {
+            names: Vec::new(),
+            ips: ips.to_vec(),
+        }
+    }
+
+    /// A master's: its address and loopback, and the names and address pods
+    /// reach the API server by — the `kubernetes` Service's ClusterIP
+    /// `service_ip` and `kubernetes`, `kubernetes.default`,
+    /// `kubernetes.default.svc`, `kubernetes.default.svc.<domain>`, as
+    /// kube-apiserver's serving certificate holds them.
+    pub fn master(addr: IpAddr, service_ip: IpAddr, domain: &str) -> Sans {
+        let mut ips = vec![addr, std::net::Ipv4Addr::LOCALHOST.into(), service_ip];
+        ips.dedup();
+        Sans {
+            names: vec![
+                "kubernetes".into(),
+                "kubernetes.default".into(),
+                "kubernetes.default.svc".into(),
+                format!("kubernetes.default.svc.{domain}"),
+            ],
+            ips,
+        }
     }
 }
 
@@ -281,6 +327,34 @@ pub fn validity(cert_pem: &str) -> Result<(std::time::SystemTime, std::time::Sys
         std::time::UNIX_EPOCH + Duration::from_secs(t.timestamp().max(0) as u64)
     };
     Ok((at(v.not_before), at(v.not_after)))
+}
+
+/// Whether a certificate names every one of `sans`.
+pub fn holds_sans(cert_pem: &str, sans: &Sans) -> Result<bool> {
+    let der = cert_der(cert_pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+        .map_err(|e| Error::Tls(format!("bad certificate: {e}")))?;
+    let mut names = std::collections::HashSet::new();
+    let mut ips = std::collections::HashSet::new();
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for n in &ext.value.general_names {
+            match n {
+                x509_parser::extensions::GeneralName::DNSName(d) => {
+                    names.insert(d.to_string());
+                }
+                x509_parser::extensions::GeneralName::IPAddress(b) => {
+                    let ip = match b.len() {
+                        4 => <[u8; 4]>::try_from(*b).ok().map(IpAddr::from),
+                        16 => <[u8; 16]>::try_from(*b).ok().map(IpAddr::from),
+                        _ => None,
+                    };
+                    ips.extend(ip);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(sans.names.iter().all(|n| names.contains(n)) && sans.ips.iter().all(|i| ips.contains(i)))
 }
 
 /// When a certificate is due for renewal: two thirds into its validity (as a
@@ -1030,13 +1104,48 @@ mod tests {
     }
 
     #[test]
+    fn a_masters_certificate_names_the_kubernetes_service_and_an_older_one_is_told_apart() {
+        let ca = Ca::generate("c").unwrap();
+        let addr: IpAddr = "127.0.0.1".parse().unwrap();
+        let sans = Sans::master(addr, "10.43.0.1".parse().unwrap(), "cluster.local");
+        assert!(sans
+            .names
+            .contains(&"kubernetes.default.svc.cluster.local".to_string()));
+        let hour = Some(Duration::from_secs(3600));
+        let new = ca.issue_with(&Identity::Master(1), &sans, None, hour).unwrap();
+        assert!(holds_sans(&new.cert_pem, &sans).unwrap());
+        let old = ca
+            .issue_with(&Identity::Master(1), &Sans::ips(&[addr]), None, hour)
+            .unwrap();
+        assert!(holds_sans(&old.cert_pem, &Sans::ips(&[addr])).unwrap());
+        assert!(!holds_sans(&old.cert_pem, &sans).unwrap());
+        // A TLS client checks the name against it.
+        let v = rustls::client::WebPkiServerVerifier::builder(std::sync::Arc::new({
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(cert_der(&ca.pair().cert_pem).unwrap()).unwrap();
+            roots
+        }))
+        .build()
+        .unwrap();
+        let end = cert_der(&new.cert_pem).unwrap();
+        let now = rustls::pki_types::UnixTime::now();
+        for name in ["kubernetes.default.svc", "10.43.0.1"] {
+            let sn = rustls::pki_types::ServerName::try_from(name).unwrap();
+            v.verify_server_cert(&end, &[], &sn, &[], now)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        let other = rustls::pki_types::ServerName::try_from("kubernetes.other").unwrap();
+        assert!(v.verify_server_cert(&end, &[], &other, &[], now).is_err());
+    }
+
+    #[test]
     fn a_renewed_master_certificate_keeps_its_key_and_a_bundle_trusts_each_ca() {
         let old = Ca::generate("old").unwrap();
         let new = Ca::generate("new").unwrap();
         let ips: [IpAddr; 1] = ["127.0.0.1".parse().unwrap()];
         let hour = Duration::from_secs(3600);
         let first = old
-            .issue_with(&Identity::Master(2), &ips, None, Some(hour))
+            .issue_with(&Identity::Master(2), &Sans::ips(&ips), None, Some(hour))
             .unwrap();
         let (from, to) = validity(&first.cert_pem).unwrap();
         let now = std::time::SystemTime::now();
@@ -1044,7 +1153,12 @@ mod tests {
         let at = renew_at(&first.cert_pem).unwrap();
         assert!(at > now + hour / 2 && at < to, "renewal two thirds in");
         let renewed = new
-            .issue_with(&Identity::Master(2), &ips, Some(&first.key_pem), Some(hour))
+            .issue_with(
+                &Identity::Master(2),
+                &Sans::ips(&ips),
+                Some(&first.key_pem),
+                Some(hour),
+            )
             .unwrap();
         assert_eq!(
             cert_identity(&renewed.cert_pem).unwrap(),

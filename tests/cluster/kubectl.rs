@@ -834,7 +834,7 @@ fn host_python() -> String {
 }
 
 /// The venv's python with the official Kubernetes client (made once per target dir).
-fn python() -> String {
+pub(crate) fn python() -> String {
     static PY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     PY.get_or_init(|| {
         if let Ok(p) = std::env::var("FERRY_TEST_PYTHON") {

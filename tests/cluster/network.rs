@@ -6,8 +6,10 @@
 //! address answer; a hostPort answers on its node; UDP goes through;
 //! headless and SRV records resolve; an unready replica and a deleted one
 //! stop getting traffic without a failed request; Services without endpoints
-//! refuse connections; unallocated cluster addresses are unreachable; and
-//! stopping the cluster removes the nodes' routes and namespaces.
+//! refuse connections; unallocated cluster addresses are unreachable; a pod
+//! reaches the API server through the `kubernetes` Service with its
+//! service-account token; and stopping the cluster removes the nodes'
+//! routes and namespaces.
 //!
 //! Without root (no namespaces), the test says so and checks nothing else.
 
@@ -511,6 +513,13 @@ async fn services_dns_and_pod_addresses_on_two_nodes() {
     );
     assert!(resolv.contains("options ndots:5"), "{resolv}");
 
+    // The API server from a pod: the official Python client's in-cluster
+    // config (KUBERNETES_SERVICE_HOST, the mounted service-account token and
+    // CA) reaches a master through the `kubernetes` Service; RBAC answers
+    // for the pod's service account; curl by the Service's DNS name checks
+    // the masters' certificates name it.
+    in_cluster_api(k).await;
+
     // One replica turned unready stops getting traffic.
     let victim = &pods[0];
     let vname = victim["metadata"]["name"].as_str().unwrap().to_string();
@@ -819,4 +828,68 @@ spec:
         async move { r }
     })
     .await;
+}
+
+/// A pod's own client of the API server: the Python client in the pod
+/// `client-n1`, configured in-cluster, lists pods (403 until its service
+/// account may), and curl reaches `/version` at `kubernetes.default.svc`.
+async fn in_cluster_api(k: &crate::kubectl::Kubectl) {
+    let slices = k.json(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=kubernetes",
+    ]);
+    let script = "from kubernetes import client, config\n\
+        config.load_incluster_config()\n\
+        try:\n    print('pods', ' '.join(sorted(p.metadata.name for p in client.CoreV1Api().list_namespaced_pod('default').items)))\n\
+        except client.ApiException as e:\n    print('status', e.status)\n";
+    let py = crate::kubectl::python();
+    let list = || k.run(&["exec", "client-n1", "--", &py, "-c", script], None);
+    let out = wait_until(
+        "the API server from a pod (403 for its service account)",
+        Duration::from_secs(30),
+        || {
+            let out = list();
+            let r = if out.ok && out.stdout.contains("status 403") {
+                Ok(out.stdout)
+            } else {
+                Err(format!("{} {} (slices: {slices})", out.stdout, out.stderr))
+            };
+            async move { r }
+        },
+    )
+    .await;
+    assert!(out.contains("status 403"), "{out}");
+    k.ok(&[
+        "create",
+        "rolebinding",
+        "default-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:default",
+    ]);
+    let out = wait_until(
+        "the pod's service account allowed to list pods",
+        Duration::from_secs(15),
+        || {
+            let out = list();
+            let r = if out.ok && out.stdout.contains("pods ") {
+                Ok(out.stdout)
+            } else {
+                Err(format!("{} {}", out.stdout, out.stderr))
+            };
+            async move { r }
+        },
+    )
+    .await;
+    assert!(
+        out.contains("client-n1") && out.contains("client-n2"),
+        "{out}"
+    );
+    let sa = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let curl = format!(
+        "curl -sS --cacert {sa}/ca.crt -H \"Authorization: Bearer $(cat {sa}/token)\" https://kubernetes.default.svc/version"
+    );
+    let version = k.ok(&["exec", "client-n1", "--", "sh", "-c", &curl]);
+    assert!(version.contains("\"gitVersion\""), "{version}");
 }

@@ -2,6 +2,9 @@
 //! the Raft leader (leadership is Raft leadership; there is no second lease).
 //!
 //! Layout:
+//! - [`apiserver`]: this master's apiserver Lease with its HTTPS address
+//!   (every master; the leader makes the `kubernetes` Service's endpoints
+//!   from them).
 //! - [`bootstrap`]: the default namespaces, PriorityClasses, RBAC roles and
 //!   bindings, StorageClass and service-account key, made by each new leader.
 //! - [`control`]: also the garbage collector and the namespace controller
@@ -18,6 +21,7 @@
 //! resourceVersion precondition, so a stale leader's decision fails instead of
 //! corrupting state.
 
+pub mod apiserver;
 pub mod bootstrap;
 pub mod control;
 pub mod network;
@@ -102,6 +106,19 @@ impl Actor for ControllerManager {
             tracing::warn!("network upkeep loop ended; restarting the controller manager");
             ctx.stop();
         }));
+        if let Some(addr) = self.settings.https_address {
+            let api = self.api.clone();
+            ctx.spawn(
+                apiserver::run(api, addr)
+                    .into_actor(self)
+                    .map(|(), _, ctx| {
+                        tracing::warn!(
+                            "apiserver lease loop ended; restarting the controller manager"
+                        );
+                        ctx.stop();
+                    }),
+            );
+        }
         let api = self.api.clone();
         ctx.spawn(nodes::run(api).into_actor(self).map(|(), _, ctx| {
             tracing::warn!("token cleaner loop ended; restarting the controller manager");

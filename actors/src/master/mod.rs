@@ -140,7 +140,12 @@ impl Master {
                 // Checked whole before anything is written to the data dir.
                 let revision = seed::stage_file(file, &data.path)?;
                 tracing::info!(file = %file.display(), revision, "restoring from snapshot");
-                init_credentials(&data, addr, master_cert_lifetime(&cfg))?
+                init_credentials(
+                    &data,
+                    addr,
+                    &master_sans(addr, &cfg.network),
+                    master_cert_lifetime(&cfg),
+                )?
             }
             (Some(id), Bootstrap::ForceNewCluster) => {
                 if !staged {
@@ -167,7 +172,12 @@ impl Master {
             }),
             (None, Bootstrap::Init) => {
                 fresh_init = true;
-                init_credentials(&data, addr, master_cert_lifetime(&cfg))?
+                init_credentials(
+                    &data,
+                    addr,
+                    &master_sans(addr, &cfg.network),
+                    master_cert_lifetime(&cfg),
+                )?
             }
             (None, Bootstrap::Join { via, token, force }) => {
                 let resp = request_join(via, token, addr, *force, None, &cfg).await?;
@@ -256,6 +266,7 @@ impl Master {
         let settings = ferry_control::run::Settings {
             network: cfg.network.clone(),
             event_ttl: Duration::from_secs(cfg.event_ttl_seconds),
+            https_address: Some(https_advertised(&cfg)),
         };
         let actors = MasterActors::start(api, cfg.workload_controllers, settings)
             .map_err(|source| Error::Actors { source })?;
@@ -304,7 +315,7 @@ impl Master {
         let renewal = Some(tokio::spawn(renew_certificate(
             keeper.clone(),
             ident.id,
-            addr,
+            master_sans(addr, &cfg.network),
             lifetime,
         )));
         let ca_follow = Some(tokio::spawn(ca::follow(store.clone(), keeper)));
@@ -480,18 +491,33 @@ pub fn master_cert_lifetime(cfg: &MasterConfig) -> Duration {
 pub const MASTER_CERT_SECONDS_ENV: &str = "FERRY_MASTER_CERT_SECONDS";
 
 /// The addresses a master certificate names: the advertised address's and loopback.
-fn master_ips(addr: SocketAddr) -> [std::net::IpAddr; 2] {
-    [addr.ip(), std::net::Ipv4Addr::LOCALHOST.into()]
+/// The HTTPS address others reach this master at: its HTTPS listen address,
+/// or, when that is a wildcard, the advertised address's IP on the HTTPS port.
+fn https_advertised(cfg: &MasterConfig) -> SocketAddr {
+    let https = cfg.https_addr();
+    if https.ip().is_unspecified() {
+        SocketAddr::new(cfg.advertise_addr().ip(), https.port())
+    } else {
+        https
+    }
+}
+
+/// What this master's certificate names: its address, loopback, and the
+/// `kubernetes` Service's ClusterIP and names pods reach it by.
+fn master_sans(addr: SocketAddr, net: &ferry_config::Network) -> tls::Sans {
+    tls::Sans::master(addr.ip(), net.api_service_ip(), &net.cluster_domain)
 }
 
 /// When this master's certificate `cert_pem` must be renewed: two thirds
 /// into its validity; now if it runs longer than `lifetime` from now allows
 /// (a certificate of an older version, valid for a century, or a shorter
-/// `master_cert_seconds`), or if `signing_ca` did not issue it (a CA
-/// rotation's `reissue` step).
+/// `master_cert_seconds`), if `signing_ca` did not issue it (a CA
+/// rotation's `reissue` step), or if it lacks one of `sans` (a certificate of
+/// an older version, without the `kubernetes` Service's names).
 fn renewal_due(
     cert_pem: &str,
     signing_ca: &str,
+    sans: &tls::Sans,
     lifetime: Duration,
 ) -> Result<std::time::SystemTime> {
     let (_, until) = tls::validity(cert_pem)?;
@@ -499,6 +525,7 @@ fn renewal_due(
     // A minute of slack: a certificate issued just now with this lifetime fits.
     if until > now + lifetime + Duration::from_secs(60)
         || tls::issuer_hash(cert_pem, &[signing_ca]).is_none()
+        || !tls::holds_sans(cert_pem, sans)?
     {
         return Ok(now);
     }
@@ -514,12 +541,12 @@ fn renewal_due(
 async fn renew_certificate(
     keeper: Arc<ca::CaKeeper>,
     id: u64,
-    addr: SocketAddr,
+    sans: tls::Sans,
     lifetime: Duration,
 ) {
     loop {
         let signing = keeper.ca().pair().cert_pem.clone();
-        let due = match renewal_due(&keeper.live.cert().cert_pem, &signing, lifetime) {
+        let due = match renewal_due(&keeper.live.cert().cert_pem, &signing, &sans, lifetime) {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(error = %e, "reading this master's certificate");
@@ -538,7 +565,7 @@ async fn renew_certificate(
                 continue;
             }
         }
-        match renew_once(&keeper, id, addr, lifetime) {
+        match renew_once(&keeper, id, &sans, lifetime) {
             Ok(until) => tracing::info!(
                 until = %jiff::Timestamp::try_from(until).map(|t| t.to_string()).unwrap_or_default(),
                 "master certificate renewed"
@@ -555,14 +582,14 @@ async fn renew_certificate(
 fn renew_once(
     keeper: &ca::CaKeeper,
     id: u64,
-    addr: SocketAddr,
+    sans: &tls::Sans,
     lifetime: Duration,
 ) -> Result<std::time::SystemTime> {
     let live = &keeper.live;
     let old = live.cert();
     let new = keeper.ca().issue_with(
         &Identity::Master(id),
-        &master_ips(addr),
+        sans,
         Some(&old.key_pem),
         Some(lifetime),
     )?;
@@ -578,15 +605,11 @@ fn renew_once(
 fn init_credentials(
     data: &DataDir,
     addr: SocketAddr,
+    sans: &tls::Sans,
     lifetime: Duration,
 ) -> Result<identity::Identity> {
     let ca = Ca::generate(&format!("{addr}"))?;
-    let cert = ca.issue_with(
-        &Identity::Master(1),
-        &master_ips(addr),
-        None,
-        Some(lifetime),
-    )?;
+    let cert = ca.issue_with(&Identity::Master(1), sans, None, Some(lifetime))?;
     data.store_credentials(ca.pair(), &cert, &identity::new_secret())?;
     let admin = admin_config(data, &[addr.to_string()])?;
     data.write("admin.conf", &admin.to_toml())?;
@@ -712,7 +735,13 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:7100".parse().unwrap();
         let (ident, trace) = crash::record(|| {
             let data = DataDir::new(&dir).unwrap();
-            init_credentials(&data, addr, Duration::from_secs(3600)).unwrap()
+            init_credentials(
+                &data,
+                addr,
+                &tls::Sans::ips(&[addr.ip()]),
+                Duration::from_secs(3600),
+            )
+            .unwrap()
         });
         assert_eq!(ident.id, 1);
         let files = [

@@ -106,7 +106,17 @@ pub fn reconcile(
     pods: &[Arc<Pod>],
     current: Option<&Endpoints>,
 ) -> Option<Endpoints> {
-    let subsets = Some(subsets(svc, pods)).filter(|s| !s.is_empty());
+    reconcile_subsets(svc, subsets(svc, pods), current)
+}
+
+/// [`reconcile`] for subsets already made (a Service whose endpoints are
+/// not pods: the `kubernetes` Service's masters).
+pub(crate) fn reconcile_subsets(
+    svc: &Service,
+    subsets: Vec<EndpointSubset>,
+    current: Option<&Endpoints>,
+) -> Option<Endpoints> {
+    let subsets = Some(subsets).filter(|s| !s.is_empty());
     let labels = labels(svc);
     if let Some(c) = current {
         let same_subsets = c.subsets.as_ref().filter(|s| !s.is_empty()) == subsets.as_ref();

@@ -4,8 +4,10 @@
 //!
 //! Layout: this file (the facts both controllers share: selection, pod
 //! addresses, port resolution, labels); [`slices`] (EndpointSlices);
-//! [`legacy`] (the core/v1 Endpoints object).
+//! [`legacy`] (the core/v1 Endpoints object); [`apiserver`] (the
+//! `kubernetes` Service's: the masters' HTTPS addresses).
 
+pub mod apiserver;
 pub mod legacy;
 pub mod slices;
 

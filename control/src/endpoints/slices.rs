@@ -257,6 +257,16 @@ pub fn reconcile(
     pods: &[Arc<Pod>],
     existing: &[Arc<EndpointSlice>],
 ) -> SliceChanges {
+    reconcile_groups(svc, desired(svc, pods), existing)
+}
+
+/// [`reconcile`] for endpoints already grouped by port set (a Service whose
+/// endpoints are not pods: the `kubernetes` Service's masters).
+pub(crate) fn reconcile_groups(
+    svc: &Service,
+    mut groups: Vec<(Vec<EndpointPort>, Vec<Endpoint>)>,
+    existing: &[Arc<EndpointSlice>],
+) -> SliceChanges {
     let mut existing: Vec<Arc<EndpointSlice>> = existing.to_vec();
     existing.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     // Slices of another address type, or of an older Service of this name, go.
@@ -266,7 +276,6 @@ pub fn reconcile(
         .partition(|s| s.address_type == "IPv4" && owned_by(s, svc));
     let mut out = SliceChanges::default();
     let mut unchanged = 0;
-    let mut groups = desired(svc, pods);
     let mut claimed = vec![false; mine.len()];
     for (ports, want) in groups.drain(..) {
         let key = port_key(&ports);

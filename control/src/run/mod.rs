@@ -89,6 +89,9 @@ pub struct Settings {
     pub network: Network,
     /// How long an Event is kept after it last happened.
     pub event_ttl: Duration,
+    /// This master's HTTPS address, kept in its apiserver Lease (the
+    /// `kubernetes` Service's endpoints); None: it publishes none.
+    pub https_address: Option<std::net::SocketAddr>,
 }
 
 /// Runs the control plane for as long as the future lives: its controllers
@@ -134,6 +137,8 @@ struct Plane<'a> {
     leases: Cache<Lease>,
     /// When this term saw each node's Lease move (the node lifecycle's grace).
     observed: RefCell<crate::nodelifecycle::Observed>,
+    /// Masters' apiserver leases: key → (renewTime, when this term saw it).
+    apiservers: RefCell<HashMap<String, (String, Instant)>>,
     rss: Cache<ReplicaSet>,
     rcs: Cache<ReplicationController>,
     deploys: Cache<Deployment>,
@@ -290,6 +295,7 @@ impl<'a> Plane<'a> {
             nodes: Cache::new(Vec::new()),
             leases: Cache::new(Vec::new()),
             observed: RefCell::default(),
+            apiservers: RefCell::default(),
             rss: Cache::new(Vec::new()),
             rcs: Cache::new(Vec::new()),
             deploys: Cache::new(Vec::new()),
@@ -361,7 +367,11 @@ impl<'a> Plane<'a> {
                     self.ingresses.keys().iter().for_each(|k| self.ing_q.add(k));
                 }
             }),
-            crate::informer::run(api, "leases", &self.leases, |c| self.lease_changed(c)),
+            crate::informer::run(api, "leases", &self.leases, |c| {
+                self.lease_changed(c);
+                self.apiserver_lease_changed(c);
+            }),
+            self.apiserver_loop(),
             self.node_lifecycle_loop(),
             crate::informer::run(api, "replicasets", &self.rss, |c| self.rs_changed(c)),
             crate::informer::run(api, "replicationcontrollers", &self.rcs, |c| {

@@ -7,7 +7,7 @@
 //! cache plus its pending assignments.
 
 use super::*;
-use crate::endpoints::{legacy, slices};
+use crate::endpoints::{apiserver, legacy, slices};
 use crate::{endpoints, ipam, loadbalancer};
 use k8s_openapi::api::core::v1::{Node, Service};
 use std::net::IpAddr;
@@ -80,13 +80,24 @@ impl Plane<'_> {
         let Some(svc) = self.services.get(key) else {
             return true; // its slices go with it (owner references)
         };
+        let ns = svc.metadata.namespace.as_deref();
+        if key == apiserver::SERVICE_KEY && svc.metadata.deletion_timestamp.is_none() {
+            let existing = self.slices.by_index(BY_SERVICE, key);
+            let addrs = self.apiserver_addresses();
+            let c = apiserver::reconcile_slices(&svc, &addrs, &existing);
+            return self.write_slices(key, ns, c).await;
+        }
         if !endpoints::managed(&svc) || svc.metadata.deletion_timestamp.is_some() {
             return true;
         }
-        let ns = svc.metadata.namespace.as_deref();
         let pods = self.pods.in_namespace(ns.unwrap_or(""));
         let existing = self.slices.by_index(BY_SERVICE, key);
         let c = slices::reconcile(&svc, &pods, &existing);
+        self.write_slices(key, ns, c).await
+    }
+
+    /// Carries out a Service's slice changes; false when one must be retried.
+    async fn write_slices(&self, key: &str, ns: Option<&str>, c: slices::SliceChanges) -> bool {
         if c.is_empty() || !self.api.is_leader() {
             return true;
         }
@@ -159,12 +170,20 @@ impl Plane<'_> {
             self.expect_revision(&format!("ep:{key}"), w.revision);
             return w.ok() || w.code == 404 || w.code == 409;
         };
-        if !endpoints::managed(&svc) || svc.metadata.deletion_timestamp.is_some() {
-            return true;
-        }
         let ns = svc.metadata.namespace.as_deref();
-        let pods = self.pods.in_namespace(ns.unwrap_or(""));
-        let Some(e) = legacy::reconcile(&svc, &pods, current.as_deref()) else {
+        let desired = if key == apiserver::SERVICE_KEY {
+            if svc.metadata.deletion_timestamp.is_some() {
+                return true;
+            }
+            apiserver::reconcile_endpoints(&svc, &self.apiserver_addresses(), current.as_deref())
+        } else {
+            if !endpoints::managed(&svc) || svc.metadata.deletion_timestamp.is_some() {
+                return true;
+            }
+            let pods = self.pods.in_namespace(ns.unwrap_or(""));
+            legacy::reconcile(&svc, &pods, current.as_deref())
+        };
+        let Some(e) = desired else {
             return true;
         };
         if !self.api.is_leader() {
@@ -365,5 +384,82 @@ impl Plane<'_> {
             self.expect_revision(&format!("ing:{key}"), w.revision);
         }
         w.ok() || w.code == 404
+    }
+}
+
+impl Plane<'_> {
+    /// A Lease seen by the informer: a master's apiserver lease is noted
+    /// with when this term saw it renewed (its liveness is judged on this
+    /// master's clock, not on the writer's `renewTime`).
+    pub(super) fn apiserver_lease_changed(&self, (old, new): &Change<Lease>) {
+        let Some(l) = new.as_ref().or(old.as_ref()) else {
+            return;
+        };
+        if apiserver::lease_address(l).is_none()
+            && old
+                .as_ref()
+                .and_then(|o| apiserver::lease_address(o))
+                .is_none()
+        {
+            return;
+        }
+        let key = meta::key(&l.metadata);
+        let mut seen = self.apiservers.borrow_mut();
+        match new {
+            None => {
+                seen.remove(&key);
+            }
+            Some(n) => {
+                let renew = n
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.renew_time.as_ref())
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default();
+                if seen.get(&key).is_none_or(|(r, _)| *r != renew) {
+                    seen.insert(key, (renew, Instant::now()));
+                }
+            }
+        }
+    }
+
+    /// The HTTPS addresses of the masters whose leases this term saw
+    /// renewed within their duration.
+    pub(super) fn apiserver_addresses(&self) -> Vec<std::net::SocketAddr> {
+        let seen = self.apiservers.borrow();
+        let mut out: Vec<_> = self
+            .leases
+            .in_namespace(apiserver::LEASE_NAMESPACE)
+            .iter()
+            .filter_map(|l| {
+                let addr = apiserver::lease_address(l)?;
+                let secs = l
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.lease_duration_seconds)
+                    .unwrap_or(apiserver::LEASE_SECONDS);
+                let (_, at) = seen.get(&meta::key(&l.metadata))?;
+                (at.elapsed() <= Duration::from_secs(secs.max(1) as u64)).then_some(addr)
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Queues the `kubernetes` Service whenever the live masters change
+    /// (a lease renewed late, a master gone).
+    pub(super) async fn apiserver_loop(&self) {
+        self.synced().await;
+        let mut last = None;
+        loop {
+            let now = self.apiserver_addresses();
+            if last.as_ref() != Some(&now) {
+                self.slice_q.add(apiserver::SERVICE_KEY);
+                self.ep_q.add(apiserver::SERVICE_KEY);
+                last = Some(now);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 }
