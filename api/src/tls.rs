@@ -1112,7 +1112,9 @@ mod tests {
             .names
             .contains(&"kubernetes.default.svc.cluster.local".to_string()));
         let hour = Some(Duration::from_secs(3600));
-        let new = ca.issue_with(&Identity::Master(1), &sans, None, hour).unwrap();
+        let new = ca
+            .issue_with(&Identity::Master(1), &sans, None, hour)
+            .unwrap();
         assert!(holds_sans(&new.cert_pem, &sans).unwrap());
         let old = ca
             .issue_with(&Identity::Master(1), &Sans::ips(&[addr]), None, hour)

@@ -79,10 +79,7 @@ pub(super) async fn handle(
     };
     let public = matches!(route, Route::Version | Route::Health { .. });
     // A client certificate first, else a bearer token (a service account's).
-    let bearer = header(AUTHORIZATION)
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
+    let bearer = header(AUTHORIZATION).and_then(bearer_token);
     let who = match (who, bearer) {
         (None, Some(token)) => {
             let token = token.to_string();
@@ -627,4 +624,28 @@ pub(super) fn raw(code: u16, content_type: &str, body: Vec<u8>) -> HttpResponse 
 pub(super) fn status(s: &Status) -> HttpResponse {
     let r = s.response();
     raw(r.code, JSON, r.body)
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any
+/// case, as Kubernetes' bearer-token authenticator reads it: the Python
+/// client sends `bearer`).
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn a_bearer_token_is_read_whatever_the_schemes_case() {
+        assert_eq!(bearer_token("Bearer abc.def"), Some("abc.def"));
+        assert_eq!(bearer_token("bearer abc.def"), Some("abc.def"));
+        assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic dXNlcjpwdw=="), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
+    }
 }
