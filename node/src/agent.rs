@@ -106,6 +106,10 @@ pub async fn run(
     let address = opts.address.to_string();
     let mut net = NodeNetwork::detect(&opts.name, &opts.data_dir, opts.host_network_only);
     tracing::info!(mode = net.mode.as_str(), "pod network: {}", net.why);
+    // Events about pods and about the node itself, as its kubelet's.
+    let mut recorder = crate::events::Recorder::default();
+    let mut node_changes = crate::events::NodeChanges::default();
+    let before = api.get("nodes", None, &opts.name).await.ok().flatten();
     register(
         &api,
         &opts,
@@ -116,6 +120,17 @@ pub async fn run(
     )
     .await?;
     tracing::info!(node = %opts.name, address = %address, "node registered");
+    node_event(
+        &api,
+        &mut recorder,
+        &opts.name,
+        "Starting",
+        "Starting kubelet.",
+    )
+    .await;
+    if let Some(reason) = crate::events::ready_change(before.as_ref(), true) {
+        node_status_event(&api, &mut recorder, &opts.name, reason).await;
+    }
     tokio::spawn(crate::tunnel::run(
         opts.data_dir.clone(),
         opts.name.clone(),
@@ -149,7 +164,6 @@ pub async fn run(
     // soon as its binding lands, and a sync reads no list.
     let mut own = watch_own_pods(api.client.clone(), &opts.name, stop.clone());
     let mut workers: HashMap<String, PodWorker> = HashMap::new();
-    let mut recorder = crate::events::Recorder::default();
     let cgroups = crate::cgroups::Layout::detect();
     match &cgroups {
         crate::cgroups::Layout::Unavailable(why) => {
@@ -197,11 +211,15 @@ pub async fn run(
             // As the kubelet: read the Node often, write its status only when
             // the stored one is not what this agent reports (a master marked it
             // unreachable while it was cut off) or after the longer interval.
-            let stale = match api.get("nodes", None, &opts.name).await {
+            let stored = api.get("nodes", None, &opts.name).await;
+            let stale = match &stored {
                 Ok(Some(n)) => {
                     node_labels = string_map(&n["metadata"]["labels"]);
-                    sync_pressure_taints(&api, &opts.name, &n, pressure).await;
-                    reports_ready(&n) == shutting.is_some() || reported_pressure(&n) != pressure
+                    sync_pressure_taints(&api, &opts.name, n, pressure).await;
+                    if let Some(reason) = node_changes.schedulable(n) {
+                        node_status_event(&api, &mut recorder, &opts.name, reason).await;
+                    }
+                    reports_ready(n) == shutting.is_some() || reported_pressure(n) != pressure
                 }
                 Ok(None) => {
                     if let Err(e) = register(
@@ -215,6 +233,8 @@ pub async fn run(
                     .await
                     {
                         tracing::warn!(error = %e, "registering the node again failed");
+                    } else if shutting.is_none() {
+                        node_status_event(&api, &mut recorder, &opts.name, "NodeReady").await;
                     }
                     false
                 }
@@ -231,7 +251,15 @@ pub async fn run(
                 )
                 .await
                 {
-                    Ok(()) => next_status = Instant::now() + opts.status_interval,
+                    Ok(()) => {
+                        next_status = Instant::now() + opts.status_interval;
+                        if let Ok(Some(n)) = &stored {
+                            let ready = shutting.is_none();
+                            if let Some(reason) = crate::events::ready_change(Some(n), ready) {
+                                node_status_event(&api, &mut recorder, &opts.name, reason).await;
+                            }
+                        }
+                    }
                     Err(e) => tracing::warn!(error = %e, "node status update failed"),
                 }
             }
@@ -430,6 +458,29 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Records an Event about this node, as its kubelet.
+async fn node_event(
+    api: &Objects,
+    recorder: &mut crate::events::Recorder,
+    node: &str,
+    reason: &str,
+    message: &str,
+) {
+    let e = crate::events::node_event(node, reason, message, &crate::now());
+    crate::events::record(api, recorder, &e).await;
+}
+
+/// Records a change of this node's status (`NodeReady`, `NodeNotSchedulable`, ...).
+async fn node_status_event(
+    api: &Objects,
+    recorder: &mut crate::events::Recorder,
+    node: &str,
+    reason: &str,
+) {
+    let message = crate::events::node_status_message(node, reason);
+    node_event(api, recorder, node, reason, &message).await;
 }
 
 async fn register(
