@@ -110,7 +110,7 @@ pub async fn run(
     let mut recorder = crate::events::Recorder::default();
     let mut node_changes = crate::events::NodeChanges::default();
     let before = api.get("nodes", None, &opts.name).await.ok().flatten();
-    register(
+    let status = register(
         &api,
         &opts,
         &machine,
@@ -128,9 +128,7 @@ pub async fn run(
         "Starting kubelet.",
     )
     .await;
-    if let Some(reason) = crate::events::ready_change(before.as_ref(), true) {
-        node_status_event(&api, &mut recorder, &opts.name, reason).await;
-    }
+    status_events(&api, &mut recorder, &opts.name, before.as_ref(), &status).await;
     tokio::spawn(crate::tunnel::run(
         opts.data_dir.clone(),
         opts.name.clone(),
@@ -222,7 +220,7 @@ pub async fn run(
                     reports_ready(n) == shutting.is_some() || reported_pressure(n) != pressure
                 }
                 Ok(None) => {
-                    if let Err(e) = register(
+                    match register(
                         &api,
                         &opts,
                         &machine,
@@ -232,9 +230,10 @@ pub async fn run(
                     )
                     .await
                     {
-                        tracing::warn!(error = %e, "registering the node again failed");
-                    } else if shutting.is_none() {
-                        node_status_event(&api, &mut recorder, &opts.name, "NodeReady").await;
+                        Ok(status) => {
+                            status_events(&api, &mut recorder, &opts.name, None, &status).await
+                        }
+                        Err(e) => tracing::warn!(error = %e, "registering the node again failed"),
                     }
                     false
                 }
@@ -251,13 +250,10 @@ pub async fn run(
                 )
                 .await
                 {
-                    Ok(()) => {
+                    Ok(status) => {
                         next_status = Instant::now() + opts.status_interval;
                         if let Ok(Some(n)) = &stored {
-                            let ready = shutting.is_none();
-                            if let Some(reason) = crate::events::ready_change(Some(n), ready) {
-                                node_status_event(&api, &mut recorder, &opts.name, reason).await;
-                            }
+                            status_events(&api, &mut recorder, &opts.name, Some(n), &status).await;
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "node status update failed"),
@@ -401,14 +397,18 @@ pub async fn run(
                         opts.eviction.pid_available
                     );
                     pressure = now;
-                    if let Err(e) =
-                        write_node_status(&api, &opts, &machine, &net.report(), pressure, false)
-                            .await
+                    let stored = api.get("nodes", None, &opts.name).await.ok().flatten();
+                    match write_node_status(&api, &opts, &machine, &net.report(), pressure, false)
+                        .await
                     {
-                        tracing::warn!(error = %e, "node status update failed");
+                        Ok(status) => {
+                            let before = stored.as_ref();
+                            status_events(&api, &mut recorder, &opts.name, before, &status).await;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "node status update failed"),
                     }
-                    if let Ok(Some(n)) = api.get("nodes", None, &opts.name).await {
-                        sync_pressure_taints(&api, &opts.name, &n, pressure).await;
+                    if let Some(n) = &stored {
+                        sync_pressure_taints(&api, &opts.name, n, pressure).await;
                     }
                 }
             }
@@ -472,6 +472,19 @@ async fn node_event(
     crate::events::record(api, recorder, &e).await;
 }
 
+/// Records the changes a status write made over the stored Node (`before`).
+async fn status_events(
+    api: &Objects,
+    recorder: &mut crate::events::Recorder,
+    node: &str,
+    before: Option<&Value>,
+    status: &Value,
+) {
+    for reason in crate::events::status_changes(before, status) {
+        node_status_event(api, recorder, node, reason).await;
+    }
+}
+
 /// Records a change of this node's status (`NodeReady`, `NodeNotSchedulable`, ...).
 async fn node_status_event(
     api: &Objects,
@@ -490,7 +503,7 @@ async fn register(
     net: &NetworkReport,
     pressure: node::Pressure,
     shutting_down: bool,
-) -> Result<()> {
+) -> Result<Value> {
     let mut obj = node::node_object(
         &opts.name,
         &opts.address.to_string(),
@@ -507,7 +520,8 @@ async fn register(
     let storage = crate::volumes::storage_dir(&opts.data_dir);
     obj["metadata"]["annotations"][ferry_api::storage::NODE_STORAGE_DIR] =
         json!(storage.to_string_lossy());
-    api.register_node(&obj).await
+    api.register_node(&obj).await?;
+    Ok(obj["status"].take())
 }
 
 async fn write_node_status(
@@ -517,7 +531,7 @@ async fn write_node_status(
     net: &NetworkReport,
     pressure: node::Pressure,
     shutting_down: bool,
-) -> Result<()> {
+) -> Result<Value> {
     let mut obj = node::node_object(
         &opts.name,
         &opts.address.to_string(),
@@ -537,8 +551,8 @@ async fn write_node_status(
         Some("status"),
         &json!({"status": obj["status"]}),
     )
-    .await
-    .map(|_| ())
+    .await?;
+    Ok(obj["status"].take())
 }
 
 /// The pressure a stored Node reports.

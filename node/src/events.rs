@@ -1,8 +1,8 @@
 //! Events about this node's pods, as the kubelet records them: its reasons
 //! and messages (`pkg/kubelet/events`, `kuberuntime`), each about the pod or
 //! one of its containers (`involvedObject.fieldPath`); about the node itself
-//! (`Starting`, `NodeReady`, `NodeNotSchedulable`, ... — [`NodeChanges`],
-//! [`ready_change`]); and the [`Recorder`]
+//! (`Starting`, `NodeReady`, `NodeHasSufficientMemory`, `NodeNotSchedulable`,
+//! ... — [`NodeChanges`], [`status_changes`]); and the [`Recorder`]
 //! that folds a repeat into the Event it repeats (`count`, `lastTimestamp`)
 //! as client-go's event correlator does: a crash-looping container keeps one
 //! Event per message, not one per restart.
@@ -218,20 +218,52 @@ impl NodeChanges {
     }
 }
 
-/// The Event a status write that reports `ready` makes over the stored Node
-/// (`None`: not registered yet): `NodeReady` when its Ready condition turns
-/// True, `NodeNotReady` when it leaves True.
-pub fn ready_change(stored: Option<&Value>, ready: bool) -> Option<&'static str> {
-    let was = stored
-        .and_then(|n| n.pointer("/status/conditions"))
-        .and_then(Value::as_array)
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
-        .is_some_and(|c| c["status"] == "True");
-    match (was, ready) {
-        (false, true) => Some("NodeReady"),
-        (true, false) => Some("NodeNotReady"),
-        _ => None,
-    }
+/// The Events a status write makes over the stored Node (`None`: not
+/// registered yet), as the kubelet's condition setters record them: each of
+/// `status`'s conditions whose status differs from the stored one's (or that
+/// is new) — `NodeReady`/`NodeNotReady`, `NodeHasSufficientMemory`/
+/// `NodeHasInsufficientMemory`, `NodeHasNoDiskPressure`/`NodeHasDiskPressure`,
+/// `NodeHasSufficientPID`/`NodeHasInsufficientPID` —, in the kubelet's order
+/// (pressures first, Ready last).
+pub fn status_changes(stored: Option<&Value>, status: &Value) -> Vec<&'static str> {
+    const EVENTS: [(&str, &str, &str); 4] = [
+        (
+            "MemoryPressure",
+            "NodeHasInsufficientMemory",
+            "NodeHasSufficientMemory",
+        ),
+        (
+            "DiskPressure",
+            "NodeHasDiskPressure",
+            "NodeHasNoDiskPressure",
+        ),
+        (
+            "PIDPressure",
+            "NodeHasInsufficientPID",
+            "NodeHasSufficientPID",
+        ),
+        ("Ready", "NodeReady", "NodeNotReady"),
+    ];
+    let condition = |status: Option<&Value>, t: &str| -> Option<String> {
+        status?
+            .get("conditions")?
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == t)
+            .and_then(|c| c["status"].as_str().map(str::to_string))
+    };
+    let before = stored.and_then(|n| n.get("status"));
+    EVENTS
+        .iter()
+        .filter_map(|(t, on, off)| {
+            let now = condition(Some(status), t)?;
+            if condition(before, t).as_deref() == Some(now.as_str()) {
+                return None;
+            }
+            // A Ready that stops being True is NotReady, whatever it says.
+            Some(if now == "True" { *on } else { *off })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -363,19 +395,51 @@ mod tests {
             cordoned.schedulable(&node(Some(true))),
             Some("NodeNotSchedulable")
         );
-        // Ready: turning True (a new Node too), leaving True, else nothing.
-        let ready = |s: &str| json!({"status": {"conditions": [{"type": "Ready", "status": s}]}});
-        assert_eq!(ready_change(None, true), Some("NodeReady"));
+        // Conditions: each new or changed one, pressures before Ready.
+        let status = |ready: &str, memory: &str| {
+            json!({"conditions": [
+                {"type": "MemoryPressure", "status": memory},
+                {"type": "DiskPressure", "status": "False"},
+                {"type": "PIDPressure", "status": "False"},
+                {"type": "Ready", "status": ready},
+            ]})
+        };
+        let stored = |ready: &str, memory: &str| json!({"status": status(ready, memory)});
         assert_eq!(
-            ready_change(Some(&ready("Unknown")), true),
-            Some("NodeReady")
+            status_changes(None, &status("True", "False")),
+            [
+                "NodeHasSufficientMemory",
+                "NodeHasNoDiskPressure",
+                "NodeHasSufficientPID",
+                "NodeReady"
+            ]
         );
-        assert_eq!(ready_change(Some(&ready("True")), true), None);
+        // Marked unreachable by the node controller: every condition Unknown.
+        let mut unknown = stored("Unknown", "Unknown");
+        for c in unknown["status"]["conditions"].as_array_mut().unwrap() {
+            c["status"] = json!("Unknown");
+        }
         assert_eq!(
-            ready_change(Some(&ready("True")), false),
-            Some("NodeNotReady")
+            status_changes(Some(&stored("True", "False")), &status("True", "False")),
+            Vec::<&str>::new()
         );
-        assert_eq!(ready_change(Some(&ready("False")), false), None);
+        assert_eq!(
+            status_changes(Some(&unknown), &status("True", "False")),
+            [
+                "NodeHasSufficientMemory",
+                "NodeHasNoDiskPressure",
+                "NodeHasSufficientPID",
+                "NodeReady"
+            ]
+        );
+        assert_eq!(
+            status_changes(Some(&stored("True", "False")), &status("True", "True")),
+            ["NodeHasInsufficientMemory"]
+        );
+        assert_eq!(
+            status_changes(Some(&stored("True", "False")), &status("False", "False")),
+            ["NodeNotReady"]
+        );
     }
 
     #[test]
