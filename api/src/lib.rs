@@ -21,6 +21,7 @@
 //! - [`clock`]: the masters' wall clock, with a test offset (`FERRY_CLOCK_OFFSET_FILE`).
 //! - [`files`]: private files (keys, certificates) written atomically and durably;
 //!   `files::format`, the `FORMAT` version record of data dirs.
+//! - [`eventrecorder`]: counting repeated Events on the one they repeat (node agents, controllers).
 //! - [`Error`]: this crate's errors.
 
 pub mod carotation;
@@ -28,6 +29,7 @@ pub mod client;
 pub mod clock;
 pub mod discovery;
 pub mod error;
+pub mod eventrecorder;
 pub mod files;
 pub mod frame;
 pub mod ingress;

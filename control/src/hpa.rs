@@ -105,6 +105,11 @@ pub struct Decision {
     /// The scale events to keep: those still inside a policy's period, and
     /// this decision's own (the shell drops it when the scale write fails).
     pub events: Vec<ScaleEvent>,
+    /// Warning Events to record on the autoscaler: (reason, message), as
+    /// Kubernetes' controller records a metric it cannot read
+    /// (`FailedGetResourceMetric`) and a count it cannot compute
+    /// (`FailedComputeMetricsReplicas`).
+    pub warnings: Vec<(&'static str, String)>,
 }
 
 struct Proposal {
@@ -413,6 +418,7 @@ pub fn reconcile(input: &Input) -> Decision {
     let down_window = window(behavior.scale_down.as_ref(), DOWN_WINDOW);
     let mut desired;
     let mut reason_limited = None;
+    let mut warnings = Vec::new();
     if current == 0 && min != 0 {
         conditions.push(condition(
             "ScalingActive",
@@ -427,6 +433,7 @@ pub fn reconcile(input: &Input) -> Decision {
             status,
             history,
             events,
+            warnings,
         };
     } else if current > max {
         // "Current number of replicas above Spec.MaxReplicas": no metrics needed.
@@ -445,36 +452,43 @@ pub fn reconcile(input: &Input) -> Decision {
         let metrics = spec.metrics.clone().unwrap_or_default();
         let mut best: Option<i32> = None;
         let mut statuses = Vec::new();
-        let mut error = None;
-        match &input.usage {
-            Err(e) => {
-                error = Some(format!(
-                    "failed to get cpu utilization: unable to get metrics for resource cpu: {e}"
-                ))
-            }
-            Ok(usage) => {
-                for m in &metrics {
-                    let r = match (m.type_.as_str(), &m.resource) {
-                        ("Resource", Some(r)) => {
-                            resource_proposal(&r.name, &r.target, current, input.pods, usage)
-                                .map_err(|e| format!("failed to get {} utilization: {e}", r.name))
-                        }
-                        (t, _) => Err(format!(
-                            "metric type {t:?} is not supported (Resource only)"
-                        )),
-                    };
-                    match r {
-                        Ok(p) => {
-                            best = Some(best.map_or(p.replicas, |b| b.max(p.replicas)));
-                            statuses.push(p.status);
-                        }
-                        Err(e) => error = Some(e),
-                    }
+        // Each metric that fails: (reason, its name, why).
+        let mut invalid: Vec<(&'static str, String, String)> = Vec::new();
+        for m in &metrics {
+            let r = match (m.type_.as_str(), &m.resource, &input.usage) {
+                ("Resource", Some(r), Err(e)) => Err((
+                    "FailedGetResourceMetric",
+                    r.name.clone(),
+                    format!(
+                        "failed to get {} utilization: unable to get metrics for resource {}: {e}",
+                        r.name, r.name
+                    ),
+                )),
+                ("Resource", Some(r), Ok(usage)) => {
+                    resource_proposal(&r.name, &r.target, current, input.pods, usage).map_err(|e| {
+                        let why = format!("failed to get {} utilization: {e}", r.name);
+                        ("FailedGetResourceMetric", r.name.clone(), why)
+                    })
                 }
+                (t, _, _) => Err((
+                    "InvalidMetricSourceType",
+                    t.to_string(),
+                    format!("metric type {t:?} is not supported (Resource only)"),
+                )),
+            };
+            match r {
+                Ok(p) => {
+                    best = Some(best.map_or(p.replicas, |b| b.max(p.replicas)));
+                    statuses.push(p.status);
+                }
+                Err(e) => invalid.push(e),
             }
         }
+        for (reason, _, why) in &invalid {
+            warnings.push((*reason, why.clone()));
+        }
         match best {
-            Some(b) if error.is_none() || !statuses.is_empty() => {
+            Some(b) if invalid.is_empty() || !statuses.is_empty() => {
                 desired = b;
                 status.current_metrics = Some(statuses);
                 let names: Vec<String> = metrics
@@ -492,11 +506,27 @@ pub fn reconcile(input: &Input) -> Decision {
                 ));
             }
             _ => {
-                let why = error.unwrap_or_else(|| "no metrics to scale on".into());
+                let (reason, why) = match invalid.first() {
+                    Some((reason, name, why)) => {
+                        warnings.push((
+                            "FailedComputeMetricsReplicas",
+                            format!(
+                                "invalid metrics ({} invalid out of {}), first error is: failed to get {name} resource metric value: {why}",
+                                invalid.len(),
+                                metrics.len()
+                            ),
+                        ));
+                        (*reason, why.clone())
+                    }
+                    None => (
+                        "FailedGetResourceMetric",
+                        "no metrics to scale on".to_string(),
+                    ),
+                };
                 conditions.push(condition(
                     "ScalingActive",
                     false,
-                    "FailedGetResourceMetric",
+                    reason,
                     format!("the HPA was unable to compute the replica count: {why}"),
                 ));
                 status.conditions = Some(finish(conditions, &old, input.now));
@@ -505,6 +535,7 @@ pub fn reconcile(input: &Input) -> Decision {
                     status,
                     history,
                     events,
+                    warnings,
                 };
             }
         }
@@ -623,6 +654,7 @@ pub fn reconcile(input: &Input) -> Decision {
         status,
         history,
         events,
+        warnings,
     }
 }
 

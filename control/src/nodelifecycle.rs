@@ -83,6 +83,35 @@ pub struct PodView {
 pub struct Observed {
     leases: HashMap<String, (String, Instant)>,
     unreachable_since: HashMap<String, Instant>,
+    /// The nodes this term has registered, name → uid.
+    registered: HashMap<String, String>,
+}
+
+/// A node this term's controller started or stopped watching over, as
+/// Kubernetes' node lifecycle controller announces them (its `knownNodeSet`:
+/// every node again under a new leader).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registration {
+    /// First seen (`RegisteredNode`): name, uid.
+    Registered(String, String),
+    /// Gone (`RemovingNode`): name, uid.
+    Removed(String, String),
+}
+
+impl Registration {
+    /// The Event's reason and message, in Kubernetes' words.
+    pub fn event(&self) -> (&'static str, String) {
+        match self {
+            Registration::Registered(n, _) => (
+                "RegisteredNode",
+                format!("Node {n} event: Registered Node {n} in Controller"),
+            ),
+            Registration::Removed(n, _) => (
+                "RemovingNode",
+                format!("Node {n} event: Removing Node {n} from Controller"),
+            ),
+        }
+    }
 }
 
 impl Observed {
@@ -95,6 +124,39 @@ impl Observed {
                     .insert(node.to_string(), (renew.to_string(), now));
             }
         }
+    }
+
+    /// The nodes (name, uid) now in the cache against those registered
+    /// before: the new ones registered, the missing ones removed, in name order.
+    pub fn registrations<'a>(
+        &mut self,
+        nodes: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Vec<Registration> {
+        let now: HashMap<&str, &str> = nodes.into_iter().collect();
+        let mut out: Vec<Registration> = self
+            .registered
+            .iter()
+            .filter(|(n, _)| !now.contains_key(n.as_str()))
+            .map(|(n, u)| Registration::Removed(n.clone(), u.clone()))
+            .collect();
+        for r in &out {
+            if let Registration::Removed(n, _) = r {
+                self.registered.remove(n);
+            }
+        }
+        for (n, u) in now {
+            if !self.registered.contains_key(n) {
+                self.registered.insert(n.to_string(), u.to_string());
+                out.push(Registration::Registered(n.to_string(), u.to_string()));
+            }
+        }
+        out.sort_by(|a, b| {
+            let name = |r: &Registration| match r {
+                Registration::Registered(n, _) | Registration::Removed(n, _) => n.clone(),
+            };
+            name(a).cmp(&name(b))
+        });
+        out
     }
 
     /// Whether `node` is unreachable or past its grace at `now`: its pods are
@@ -323,6 +385,43 @@ mod tests {
             decide(back, &nodes, &pods, &mut obs, &t),
             [Action::Untaint("n1".into())]
         );
+    }
+
+    #[test]
+    fn nodes_are_registered_once_per_term_and_removed_when_gone() {
+        let mut obs = Observed::default();
+        let got = obs.registrations([("n2", "u2"), ("n1", "u1")]);
+        assert_eq!(
+            got,
+            [
+                Registration::Registered("n1".into(), "u1".into()),
+                Registration::Registered("n2".into(), "u2".into()),
+            ]
+        );
+        assert_eq!(
+            got[0].event(),
+            (
+                "RegisteredNode",
+                "Node n1 event: Registered Node n1 in Controller".to_string()
+            )
+        );
+        // Seen again: nothing; one gone and one new.
+        assert!(obs.registrations([("n1", "u1"), ("n2", "u2")]).is_empty());
+        let got = obs.registrations([("n1", "u1"), ("n3", "u3")]);
+        assert_eq!(
+            got,
+            [
+                Registration::Removed("n2".into(), "u2".into()),
+                Registration::Registered("n3".into(), "u3".into()),
+            ]
+        );
+        assert_eq!(
+            got[0].event().1,
+            "Node n2 event: Removing Node n2 from Controller"
+        );
+        // A new term (a new Observed) registers every node again.
+        let mut next = Observed::default();
+        assert_eq!(next.registrations([("n1", "u1"), ("n3", "u3")]).len(), 2);
     }
 
     #[test]

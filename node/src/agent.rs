@@ -106,7 +106,11 @@ pub async fn run(
     let address = opts.address.to_string();
     let mut net = NodeNetwork::detect(&opts.name, &opts.data_dir, opts.host_network_only);
     tracing::info!(mode = net.mode.as_str(), "pod network: {}", net.why);
-    register(
+    // Events about pods and about the node itself, as its kubelet's.
+    let mut recorder = crate::events::Recorder::default();
+    let mut node_changes = crate::events::NodeChanges::default();
+    let before = api.get("nodes", None, &opts.name).await.ok().flatten();
+    let status = register(
         &api,
         &opts,
         &machine,
@@ -116,6 +120,15 @@ pub async fn run(
     )
     .await?;
     tracing::info!(node = %opts.name, address = %address, "node registered");
+    node_event(
+        &api,
+        &mut recorder,
+        &opts.name,
+        "Starting",
+        "Starting kubelet.",
+    )
+    .await;
+    status_events(&api, &mut recorder, &opts.name, before.as_ref(), &status).await;
     tokio::spawn(crate::tunnel::run(
         opts.data_dir.clone(),
         opts.name.clone(),
@@ -149,7 +162,6 @@ pub async fn run(
     // soon as its binding lands, and a sync reads no list.
     let mut own = watch_own_pods(api.client.clone(), &opts.name, stop.clone());
     let mut workers: HashMap<String, PodWorker> = HashMap::new();
-    let mut recorder = crate::events::Recorder::default();
     let cgroups = crate::cgroups::Layout::detect();
     match &cgroups {
         crate::cgroups::Layout::Unavailable(why) => {
@@ -197,14 +209,18 @@ pub async fn run(
             // As the kubelet: read the Node often, write its status only when
             // the stored one is not what this agent reports (a master marked it
             // unreachable while it was cut off) or after the longer interval.
-            let stale = match api.get("nodes", None, &opts.name).await {
+            let stored = api.get("nodes", None, &opts.name).await;
+            let stale = match &stored {
                 Ok(Some(n)) => {
                     node_labels = string_map(&n["metadata"]["labels"]);
-                    sync_pressure_taints(&api, &opts.name, &n, pressure).await;
-                    reports_ready(&n) == shutting.is_some() || reported_pressure(&n) != pressure
+                    sync_pressure_taints(&api, &opts.name, n, pressure).await;
+                    if let Some(reason) = node_changes.schedulable(n) {
+                        node_status_event(&api, &mut recorder, &opts.name, reason).await;
+                    }
+                    reports_ready(n) == shutting.is_some() || reported_pressure(n) != pressure
                 }
                 Ok(None) => {
-                    if let Err(e) = register(
+                    match register(
                         &api,
                         &opts,
                         &machine,
@@ -214,7 +230,10 @@ pub async fn run(
                     )
                     .await
                     {
-                        tracing::warn!(error = %e, "registering the node again failed");
+                        Ok(status) => {
+                            status_events(&api, &mut recorder, &opts.name, None, &status).await
+                        }
+                        Err(e) => tracing::warn!(error = %e, "registering the node again failed"),
                     }
                     false
                 }
@@ -231,7 +250,12 @@ pub async fn run(
                 )
                 .await
                 {
-                    Ok(()) => next_status = Instant::now() + opts.status_interval,
+                    Ok(status) => {
+                        next_status = Instant::now() + opts.status_interval;
+                        if let Ok(Some(n)) = &stored {
+                            status_events(&api, &mut recorder, &opts.name, Some(n), &status).await;
+                        }
+                    }
                     Err(e) => tracing::warn!(error = %e, "node status update failed"),
                 }
             }
@@ -373,14 +397,18 @@ pub async fn run(
                         opts.eviction.pid_available
                     );
                     pressure = now;
-                    if let Err(e) =
-                        write_node_status(&api, &opts, &machine, &net.report(), pressure, false)
-                            .await
+                    let stored = api.get("nodes", None, &opts.name).await.ok().flatten();
+                    match write_node_status(&api, &opts, &machine, &net.report(), pressure, false)
+                        .await
                     {
-                        tracing::warn!(error = %e, "node status update failed");
+                        Ok(status) => {
+                            let before = stored.as_ref();
+                            status_events(&api, &mut recorder, &opts.name, before, &status).await;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "node status update failed"),
                     }
-                    if let Ok(Some(n)) = api.get("nodes", None, &opts.name).await {
-                        sync_pressure_taints(&api, &opts.name, &n, pressure).await;
+                    if let Some(n) = &stored {
+                        sync_pressure_taints(&api, &opts.name, n, pressure).await;
                     }
                 }
             }
@@ -432,6 +460,42 @@ pub async fn run(
     }
 }
 
+/// Records an Event about this node, as its kubelet.
+async fn node_event(
+    api: &Objects,
+    recorder: &mut crate::events::Recorder,
+    node: &str,
+    reason: &str,
+    message: &str,
+) {
+    let e = crate::events::node_event(node, reason, message, &crate::now());
+    crate::events::record(api, recorder, &e).await;
+}
+
+/// Records the changes a status write made over the stored Node (`before`).
+async fn status_events(
+    api: &Objects,
+    recorder: &mut crate::events::Recorder,
+    node: &str,
+    before: Option<&Value>,
+    status: &Value,
+) {
+    for reason in crate::events::status_changes(before, status) {
+        node_status_event(api, recorder, node, reason).await;
+    }
+}
+
+/// Records a change of this node's status (`NodeReady`, `NodeNotSchedulable`, ...).
+async fn node_status_event(
+    api: &Objects,
+    recorder: &mut crate::events::Recorder,
+    node: &str,
+    reason: &str,
+) {
+    let message = crate::events::node_status_message(node, reason);
+    node_event(api, recorder, node, reason, &message).await;
+}
+
 async fn register(
     api: &Objects,
     opts: &Options,
@@ -439,7 +503,7 @@ async fn register(
     net: &NetworkReport,
     pressure: node::Pressure,
     shutting_down: bool,
-) -> Result<()> {
+) -> Result<Value> {
     let mut obj = node::node_object(
         &opts.name,
         &opts.address.to_string(),
@@ -456,7 +520,8 @@ async fn register(
     let storage = crate::volumes::storage_dir(&opts.data_dir);
     obj["metadata"]["annotations"][ferry_api::storage::NODE_STORAGE_DIR] =
         json!(storage.to_string_lossy());
-    api.register_node(&obj).await
+    api.register_node(&obj).await?;
+    Ok(obj["status"].take())
 }
 
 async fn write_node_status(
@@ -466,7 +531,7 @@ async fn write_node_status(
     net: &NetworkReport,
     pressure: node::Pressure,
     shutting_down: bool,
-) -> Result<()> {
+) -> Result<Value> {
     let mut obj = node::node_object(
         &opts.name,
         &opts.address.to_string(),
@@ -486,8 +551,8 @@ async fn write_node_status(
         Some("status"),
         &json!({"status": obj["status"]}),
     )
-    .await
-    .map(|_| ())
+    .await?;
+    Ok(obj["status"].take())
 }
 
 /// The pressure a stored Node reports.

@@ -1,13 +1,15 @@
 //! Events about this node's pods, as the kubelet records them: its reasons
 //! and messages (`pkg/kubelet/events`, `kuberuntime`), each about the pod or
-//! one of its containers (`involvedObject.fieldPath`), and the [`Recorder`]
+//! one of its containers (`involvedObject.fieldPath`); about the node itself
+//! (`Starting`, `NodeReady`, `NodeHasSufficientMemory`, `NodeNotSchedulable`,
+//! ... — [`NodeChanges`], [`status_changes`]); and the [`Recorder`]
 //! that folds a repeat into the Event it repeats (`count`, `lastTimestamp`)
 //! as client-go's event correlator does: a crash-looping container keeps one
 //! Event per message, not one per restart.
 
 use crate::objects::{code_of, Objects};
+pub use ferry_api::eventrecorder::{Recorder, Write, REMEMBERED};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 
 /// An event the agent reports about one of its pods.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,130 +119,6 @@ pub fn back_off(field_path: &str, name: &str, pod: &Value) -> PodEvent {
     )
 }
 
-/// Events the recorder remembers at most (client-go's LRU size); the least
-/// recently seen goes first.
-pub const REMEMBERED: usize = 4096;
-
-/// What makes two events one: client-go's event key, less the source, which
-/// is this node's for all.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Key {
-    uid: String,
-    field_path: String,
-    kind: String,
-    reason: String,
-    message: String,
-}
-
-impl Key {
-    fn of(event: &Value) -> Key {
-        let s = |p: &str| event.pointer(p).and_then(Value::as_str).unwrap_or_default();
-        Key {
-            uid: s("/involvedObject/uid").into(),
-            field_path: s("/involvedObject/fieldPath").into(),
-            kind: s("/type").into(),
-            reason: s("/reason").into(),
-            message: s("/message").into(),
-        }
-    }
-}
-
-/// An Event this node wrote.
-#[derive(Debug)]
-struct Written {
-    namespace: String,
-    name: String,
-    count: u64,
-    /// When it was last seen, in observations.
-    used: u64,
-}
-
-/// How to write an event.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Write {
-    /// A new Event.
-    Create(Value),
-    /// A repeat: a merge patch of the Event `namespace/name`.
-    Patch {
-        /// The Event's namespace.
-        namespace: String,
-        /// The Event's name.
-        name: String,
-        /// `count` and `lastTimestamp`.
-        patch: Value,
-    },
-}
-
-/// The Events this node wrote, so a repeat counts on the Event it repeats
-/// (pure: the shell does the writes and tells it what they gave).
-#[derive(Debug, Default)]
-pub struct Recorder {
-    written: HashMap<Key, Written>,
-    observed: u64,
-}
-
-impl Recorder {
-    /// How to write `event` (an Event object): created when new, else a
-    /// count on the Event it repeats.
-    pub fn observe(&mut self, event: &Value) -> Write {
-        self.observed += 1;
-        let Some(w) = self.written.get_mut(&Key::of(event)) else {
-            return Write::Create(event.clone());
-        };
-        w.count += 1;
-        w.used = self.observed;
-        Write::Patch {
-            namespace: w.namespace.clone(),
-            name: w.name.clone(),
-            patch: json!({"count": w.count, "lastTimestamp": event["lastTimestamp"]}),
-        }
-    }
-
-    /// `event` was created as the Event `name`.
-    pub fn created(&mut self, event: &Value, name: &str) {
-        let written = Written {
-            namespace: event["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or_default()
-                .into(),
-            name: name.into(),
-            count: event["count"].as_u64().unwrap_or(1),
-            used: self.observed,
-        };
-        self.written.insert(Key::of(event), written);
-        if self.written.len() > REMEMBERED {
-            let oldest = self
-                .written
-                .iter()
-                .min_by_key(|(_, w)| w.used)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                self.written.remove(&k);
-            }
-        }
-    }
-
-    /// The Event `event` repeats is gone (expired): the next is new.
-    pub fn lost(&mut self, event: &Value) {
-        self.written.remove(&Key::of(event));
-    }
-
-    /// Forgets the Events about the pod `uid` (it left this node).
-    pub fn forget_pod(&mut self, uid: &str) {
-        self.written.retain(|k, _| k.uid != uid);
-    }
-
-    /// Events remembered.
-    pub fn len(&self) -> usize {
-        self.written.len()
-    }
-
-    /// Whether none is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.written.is_empty()
-    }
-}
-
 /// Writes `events` about `pod` as node `node`'s kubelet: new ones created,
 /// repeats counted on theirs (best effort: a failed write is logged, not retried).
 pub async fn report(
@@ -250,36 +128,142 @@ pub async fn report(
     node: &str,
     events: Vec<PodEvent>,
 ) {
-    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
     for e in events {
         let event = crate::node::event(pod, node, &e, &crate::now());
-        if let Write::Patch {
-            namespace,
-            name,
-            patch,
-        } = recorder.observe(&event)
+        record(api, recorder, &event).await;
+    }
+}
+
+/// Writes one Event object: created when new, else counted on the Event it
+/// repeats (best effort).
+pub async fn record(api: &Objects, recorder: &mut Recorder, event: &Value) {
+    if let Write::Patch {
+        namespace,
+        name,
+        patch,
+    } = recorder.observe(event)
+    {
+        match api
+            .patch("events", Some(&namespace), &name, None, &patch)
+            .await
         {
-            match api
-                .patch("events", Some(&namespace), &name, None, &patch)
-                .await
-            {
-                Ok(_) => continue,
-                Err(err) if code_of(&err) == Some(404) => recorder.lost(&event),
-                Err(err) => {
-                    tracing::debug!(error = %err, "counting a repeated event failed");
-                    continue;
-                }
+            Ok(_) => return,
+            Err(err) if code_of(&err) == Some(404) => recorder.lost(event),
+            Err(err) => {
+                tracing::debug!(error = %err, "counting a repeated event failed");
+                return;
             }
-        }
-        match api.create("events", Some(ns), &event).await {
-            Ok(made) => {
-                if let Some(name) = made.pointer("/metadata/name").and_then(Value::as_str) {
-                    recorder.created(&event, name);
-                }
-            }
-            Err(err) => tracing::debug!(error = %err, "recording an event failed"),
         }
     }
+    let ns = event["metadata"]["namespace"].as_str().unwrap_or("default");
+    match api.create("events", Some(ns), event).await {
+        Ok(made) => {
+            if let Some(name) = made.pointer("/metadata/name").and_then(Value::as_str) {
+                recorder.created(event, name);
+            }
+        }
+        Err(err) => tracing::debug!(error = %err, "recording an event failed"),
+    }
+}
+
+/// An Event about this node itself, as the kubelet records one: about the
+/// Node named `node` with the node's name as its uid (the kubelet's
+/// `nodeRef`; `kubectl describe node` looks for both uids), in `default`.
+pub fn node_event(node: &str, reason: &str, message: &str, now: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": format!("{node}."), "namespace": "default"},
+        "involvedObject": {"kind": "Node", "name": node, "uid": node},
+        "reason": reason,
+        "message": message,
+        "type": "Normal",
+        "source": {"component": "kubelet", "host": node},
+        "reportingComponent": "kubelet",
+        "reportingInstance": node,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    })
+}
+
+/// The kubelet's words for a change of its node's status (`NodeReady`,
+/// `NodeNotSchedulable`, ...): `Node NAME status is now: REASON`.
+pub fn node_status_message(node: &str, reason: &str) -> String {
+    format!("Node {node} status is now: {reason}")
+}
+
+/// What the agent last recorded of its Node, so each change is one Event,
+/// as the kubelet's `lastNodeUnschedulable` and Ready condition setter do.
+#[derive(Debug, Default)]
+pub struct NodeChanges {
+    /// `spec.unschedulable` as last recorded (a new agent starts schedulable).
+    unschedulable: bool,
+}
+
+impl NodeChanges {
+    /// `NodeNotSchedulable` / `NodeSchedulable` when the stored Node's
+    /// `spec.unschedulable` differs from the last one recorded.
+    pub fn schedulable(&mut self, stored: &Value) -> Option<&'static str> {
+        let now = stored["spec"]["unschedulable"].as_bool().unwrap_or(false);
+        if now == self.unschedulable {
+            return None;
+        }
+        self.unschedulable = now;
+        Some(if now {
+            "NodeNotSchedulable"
+        } else {
+            "NodeSchedulable"
+        })
+    }
+}
+
+/// The Events a status write makes over the stored Node (`None`: not
+/// registered yet), as the kubelet's condition setters record them: each of
+/// `status`'s conditions whose status differs from the stored one's (or that
+/// is new) — `NodeReady`/`NodeNotReady`, `NodeHasSufficientMemory`/
+/// `NodeHasInsufficientMemory`, `NodeHasNoDiskPressure`/`NodeHasDiskPressure`,
+/// `NodeHasSufficientPID`/`NodeHasInsufficientPID` —, in the kubelet's order
+/// (pressures first, Ready last).
+pub fn status_changes(stored: Option<&Value>, status: &Value) -> Vec<&'static str> {
+    const EVENTS: [(&str, &str, &str); 4] = [
+        (
+            "MemoryPressure",
+            "NodeHasInsufficientMemory",
+            "NodeHasSufficientMemory",
+        ),
+        (
+            "DiskPressure",
+            "NodeHasDiskPressure",
+            "NodeHasNoDiskPressure",
+        ),
+        (
+            "PIDPressure",
+            "NodeHasInsufficientPID",
+            "NodeHasSufficientPID",
+        ),
+        ("Ready", "NodeReady", "NodeNotReady"),
+    ];
+    let condition = |status: Option<&Value>, t: &str| -> Option<String> {
+        status?
+            .get("conditions")?
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == t)
+            .and_then(|c| c["status"].as_str().map(str::to_string))
+    };
+    let before = stored.and_then(|n| n.get("status"));
+    EVENTS
+        .iter()
+        .filter_map(|(t, on, off)| {
+            let now = condition(Some(status), t)?;
+            if condition(before, t).as_deref() == Some(now.as_str()) {
+                return None;
+            }
+            // A Ready that stops being True is NotReady, whatever it says.
+            Some(if now == "True" { *on } else { *off })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -383,6 +367,79 @@ mod tests {
         // A pod gone from the node is forgotten.
         r.forget_pod("u1");
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn the_node_s_own_events_are_the_kubelets() {
+        let e = node_event("n1", "Starting", "Starting kubelet.", "t");
+        assert_eq!(e["metadata"]["namespace"], "default");
+        assert_eq!(
+            e["involvedObject"],
+            json!({"kind": "Node", "name": "n1", "uid": "n1"})
+        );
+        assert_eq!(e["source"], json!({"component": "kubelet", "host": "n1"}));
+        assert_eq!(
+            node_status_message("n1", "NodeReady"),
+            "Node n1 status is now: NodeReady"
+        );
+        // Cordon and uncordon, each once; a new agent starts schedulable.
+        let mut c = NodeChanges::default();
+        let node = |u: Option<bool>| json!({"spec": {"unschedulable": u}});
+        assert_eq!(c.schedulable(&node(None)), None);
+        assert_eq!(c.schedulable(&node(Some(true))), Some("NodeNotSchedulable"));
+        assert_eq!(c.schedulable(&node(Some(true))), None);
+        assert_eq!(c.schedulable(&node(Some(false))), Some("NodeSchedulable"));
+        assert_eq!(c.schedulable(&node(None)), None);
+        let mut cordoned = NodeChanges::default();
+        assert_eq!(
+            cordoned.schedulable(&node(Some(true))),
+            Some("NodeNotSchedulable")
+        );
+        // Conditions: each new or changed one, pressures before Ready.
+        let status = |ready: &str, memory: &str| {
+            json!({"conditions": [
+                {"type": "MemoryPressure", "status": memory},
+                {"type": "DiskPressure", "status": "False"},
+                {"type": "PIDPressure", "status": "False"},
+                {"type": "Ready", "status": ready},
+            ]})
+        };
+        let stored = |ready: &str, memory: &str| json!({"status": status(ready, memory)});
+        assert_eq!(
+            status_changes(None, &status("True", "False")),
+            [
+                "NodeHasSufficientMemory",
+                "NodeHasNoDiskPressure",
+                "NodeHasSufficientPID",
+                "NodeReady"
+            ]
+        );
+        // Marked unreachable by the node controller: every condition Unknown.
+        let mut unknown = stored("Unknown", "Unknown");
+        for c in unknown["status"]["conditions"].as_array_mut().unwrap() {
+            c["status"] = json!("Unknown");
+        }
+        assert_eq!(
+            status_changes(Some(&stored("True", "False")), &status("True", "False")),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            status_changes(Some(&unknown), &status("True", "False")),
+            [
+                "NodeHasSufficientMemory",
+                "NodeHasNoDiskPressure",
+                "NodeHasSufficientPID",
+                "NodeReady"
+            ]
+        );
+        assert_eq!(
+            status_changes(Some(&stored("True", "False")), &status("True", "True")),
+            ["NodeHasInsufficientMemory"]
+        );
+        assert_eq!(
+            status_changes(Some(&stored("True", "False")), &status("False", "False")),
+            ["NodeNotReady"]
+        );
     }
 
     #[test]

@@ -324,15 +324,24 @@ pub async fn describe(
                 .pointer("/metadata/uid")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let lo = ListOptions {
-                field_selector: Some(format!("involvedObject.uid={uid}")),
-                ..Default::default()
-            };
-            let events = match api.list(events_res, ns, &lo).await {
-                Ok((e, _)) => e,
-                Err(e) if status_of(&e).is_some() => Vec::new(),
-                Err(e) => return Err(e),
-            };
+            // A Node's Events name its uid (controllers') or its name
+            // (its kubelet's), as `kubectl describe node` reads them.
+            let mut uids = vec![uid];
+            if res.kind == "Node" {
+                uids.extend(obj.pointer("/metadata/name").and_then(Value::as_str));
+            }
+            let mut events = Vec::new();
+            for uid in uids {
+                let lo = ListOptions {
+                    field_selector: Some(format!("involvedObject.uid={uid}")),
+                    ..Default::default()
+                };
+                match api.list(events_res, ns, &lo).await {
+                    Ok((e, _)) => events.extend(e),
+                    Err(e) if status_of(&e).is_some() => {}
+                    Err(e) => return Err(e),
+                }
+            }
             if !first {
                 outln!("");
             }

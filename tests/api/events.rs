@@ -1,7 +1,9 @@
-//! Events expire once older than the configured TTL (Kubernetes' `--event-ttl`).
+//! Events expire once older than the configured TTL (Kubernetes' `--event-ttl`),
+//! and each names the controller that recorded it, as Kubernetes' do.
 
 use crate::api::Api;
 use crate::harness::{eventually, TestCluster, WAIT};
+use ferry_api::object::ListOptions;
 use serde_json::{json, Value};
 
 fn event(name: &str, last: &str) -> Value {
@@ -62,4 +64,71 @@ async fn events_older_than_the_ttl_are_removed_and_fresh_ones_kept() {
         jiff::Timestamp::now().duration_since(now) >= jiff::SignedDuration::from_secs(4),
         "the fresh event was removed before its TTL"
     );
+}
+
+/// The (kind, reason, source component, reporting component) of the Events
+/// in `default`.
+async fn recorded(api: &Api) -> Vec<(String, String, String, String)> {
+    let (_, list) = api
+        .list("events", Some("default"), ListOptions::default())
+        .await;
+    let s = |e: &Value, p: &str| {
+        e.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                s(e, "/involvedObject/kind"),
+                s(e, "/reason"),
+                s(e, "/source/component"),
+                s(e, "/reportingComponent"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_name_the_controller_that_recorded_them() {
+    let (_cluster, api) = crate::api::with_controllers().await;
+    let deploy = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "c", "image": "nginx:1.25"}]}}
+        }
+    });
+    api.create("deployments", Some("default"), &deploy).await;
+    // No node runs here: the pod stays unschedulable, which the scheduler says.
+    let want = [
+        ("Deployment", "ScalingReplicaSet", "deployment-controller"),
+        ("ReplicaSet", "SuccessfulCreate", "replicaset-controller"),
+        ("Pod", "FailedScheduling", "default-scheduler"),
+    ];
+    let got = eventually("the three controllers' events", WAIT, || async {
+        let got = recorded(&api).await;
+        want.iter()
+            .all(|(k, r, _)| got.iter().any(|e| e.0 == *k && e.1 == *r))
+            .then_some(got)
+    })
+    .await;
+    for (kind, reason, component) in want {
+        let e = got
+            .iter()
+            .find(|e| e.0 == kind && e.1 == reason)
+            .expect("waited for");
+        assert_eq!(
+            (e.2.as_str(), e.3.as_str()),
+            (component, component),
+            "{kind} {reason}"
+        );
+    }
 }

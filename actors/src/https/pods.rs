@@ -539,17 +539,8 @@ async fn run_exec(
                 actix_ws::Message::Close(_) => break,
                 _ => continue,
             };
-            let Some((&channel, rest)) = data.split_first() else {
+            let Some(frame) = ws_input(&data, v5) else {
                 continue;
-            };
-            let frame = match channel {
-                STDIN => ExecFrame::Stdin(rest.to_vec()),
-                CLOSE if v5 && rest.first() == Some(&STDIN) => ExecFrame::StdinEnd,
-                RESIZE => match remotecommand::parse_size(rest) {
-                    Some(f) => f,
-                    None => continue,
-                },
-                _ => continue,
             };
             let end = matches!(frame, ExecFrame::StdinEnd);
             if write_frame(&mut to, &frame).await.is_err() {
@@ -602,6 +593,21 @@ async fn run_exec(
     }
 }
 
+/// What one client WebSocket message means for the command: input (never
+/// empty: an empty stdin message carries nothing, not a NUL byte), the end
+/// of input — v5's close of the stdin channel, `[255, 0]`, whose stream id
+/// is never data —, a window size, or nothing (another channel, a close of
+/// another stream, a bad size).
+fn ws_input(data: &[u8], v5: bool) -> Option<ExecFrame> {
+    let (&channel, rest) = data.split_first()?;
+    match channel {
+        STDIN if !rest.is_empty() => Some(ExecFrame::Stdin(rest.to_vec())),
+        CLOSE if v5 && rest == [STDIN] => Some(ExecFrame::StdinEnd),
+        RESIZE => remotecommand::parse_size(rest),
+        _ => None,
+    }
+}
+
 fn channel(id: u8, data: &[u8]) -> Bytes {
     let mut v = Vec::with_capacity(data.len() + 1);
     v.push(id);
@@ -626,4 +632,45 @@ fn exit_status(command: &[String], code: i32) -> Value {
         "reason": "NonZeroExitCode",
         "details": { "causes": [ { "reason": "ExitCode", "message": code.to_string() } ] },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closing_stdin_ends_the_input_and_never_writes_a_byte() {
+        let stdin = |b: &[u8]| Some(ExecFrame::Stdin(b.to_vec()));
+        let cases: &[(&[u8], bool, Option<ExecFrame>)] = &[
+            (b"\x00x", true, stdin(b"x")),
+            (b"\x00\x00", true, stdin(b"\x00")),
+            // v5's close of stdin: its end, not its stream id as input.
+            (b"\xff\x00", true, Some(ExecFrame::StdinEnd)),
+            // v4 has no close message; nor is it input.
+            (b"\xff\x00", false, None),
+            // A close of another stream, or a malformed one: nothing.
+            (b"\xff\x01", true, None),
+            (b"\xff", true, None),
+            (b"\xff\x00\x00", true, None),
+            // An empty stdin message (older clients' end of input) and an
+            // empty message carry nothing.
+            (b"\x00", true, None),
+            (b"\x00", false, None),
+            (b"", true, None),
+            // Output channels from a client are ignored.
+            (b"\x01out", true, None),
+            (
+                b"\x04{\"Width\":80,\"Height\":24}",
+                true,
+                Some(ExecFrame::Resize {
+                    width: 80,
+                    height: 24,
+                }),
+            ),
+            (b"\x04nonsense", true, None),
+        ];
+        for (data, v5, want) in cases {
+            assert_eq!(&ws_input(data, *v5), want, "{data:?} (v5: {v5})");
+        }
+    }
 }

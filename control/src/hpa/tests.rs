@@ -419,6 +419,26 @@ fn what_stops_scaling() {
         .as_ref()
         .unwrap()
         .contains("metrics unavailable"));
+    // Recorded as Kubernetes' controller records them.
+    let why = "failed to get cpu utilization: unable to get metrics for resource cpu: metrics unavailable";
+    assert_eq!(
+        d.warnings,
+        [
+            ("FailedGetResourceMetric", why.to_string()),
+            (
+                "FailedComputeMetricsReplicas",
+                format!("invalid metrics (1 invalid out of 1), first error is: failed to get cpu resource metric value: {why}")
+            ),
+        ]
+    );
+    assert_eq!(
+        cond(&d, "ScalingActive").message.as_deref(),
+        Some(format!("the HPA was unable to compute the replica count: {why}").as_str())
+    );
+    // Metrics read: no warning.
+    assert!(run(1, &[pod("a", true, Some(100))], Ok(&u))
+        .warnings
+        .is_empty());
 
     let d = run(1, &[], Ok(&u));
     assert!(cond(&d, "ScalingActive")

@@ -38,6 +38,7 @@ impl Plane<'_> {
         }
         let mut ok = self
             .write_pods(
+                Source::ReplicaSet,
                 &rs.metadata,
                 "ReplicaSet",
                 &format!("rs:{key}"),
@@ -94,6 +95,7 @@ impl Plane<'_> {
         }
         let mut ok = self
             .write_pods(
+                Source::ReplicationController,
                 &rc.metadata,
                 "ReplicationController",
                 &tag,
@@ -176,6 +178,7 @@ impl Plane<'_> {
                         let rs_name = rs.metadata.name.as_deref().unwrap_or("");
                         let n = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
                         self.event(
+                            Source::Deployment,
                             &d.metadata,
                             "Deployment",
                             "Normal",
@@ -202,6 +205,7 @@ impl Plane<'_> {
                         if let Some(b) = before.filter(|b| b != replicas) {
                             let dir = if *replicas > b { "up" } else { "down" };
                             self.event(
+                                Source::Deployment,
                                 &d.metadata,
                                 "Deployment",
                                 "Normal",
@@ -316,7 +320,14 @@ impl Plane<'_> {
             return true;
         }
         let mut ok = self
-            .write_pods(&ds.metadata, "DaemonSet", &tag, &d.create, &d.delete)
+            .write_pods(
+                Source::DaemonSet,
+                &ds.metadata,
+                "DaemonSet",
+                &tag,
+                &d.create,
+                &d.delete,
+            )
             .await;
         if let Some(status) = d.status {
             let mut with_status = (*ds).clone();
@@ -396,7 +407,14 @@ impl Plane<'_> {
             &[]
         };
         let written = self
-            .write_pods(&sts.metadata, "StatefulSet", &tag, create, &d.delete)
+            .write_pods(
+                Source::StatefulSet,
+                &sts.metadata,
+                "StatefulSet",
+                &tag,
+                create,
+                &d.delete,
+            )
             .await;
         let mut ok = claims != Some(false) && written;
         if let Some(status) = d.status {

@@ -6,7 +6,7 @@
 //! stabilisation window live in this term's memory, as in Kubernetes (a new
 //! leader starts with none).
 
-use super::{status_update, Plane};
+use super::{status_update, Plane, Source};
 use crate::api::{self, merge_patch, Written};
 use crate::hpa::{self, PodInfo, Usage};
 use ferry_api::object::{ListOptions, ObjectRequest, Verb};
@@ -180,6 +180,16 @@ impl Plane<'_> {
             history: &past.0,
             events: &past.1,
         });
+        for (reason, message) in &d.warnings {
+            self.event(
+                Source::Autoscaler,
+                &h.metadata,
+                "HorizontalPodAutoscaler",
+                "Warning",
+                reason,
+                message,
+            );
+        }
         let mut events = d.events.clone();
         let mut status = d.status.clone();
         if let Some(n) = d.scale_to {
@@ -195,6 +205,7 @@ impl Plane<'_> {
             if w.ok() {
                 let reason = if n > spec_replicas { "above" } else { "below" };
                 self.event(
+                    Source::Autoscaler,
                     &h.metadata,
                     "HorizontalPodAutoscaler",
                     "Normal",
@@ -207,6 +218,7 @@ impl Plane<'_> {
                     w.message
                 );
                 self.event(
+                    Source::Autoscaler,
                     &h.metadata,
                     "HorizontalPodAutoscaler",
                     "Warning",
@@ -263,6 +275,7 @@ impl Plane<'_> {
         }
         status.conditions = Some(cs);
         self.event(
+            Source::Autoscaler,
             &h.metadata,
             "HorizontalPodAutoscaler",
             "Warning",

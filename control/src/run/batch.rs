@@ -33,7 +33,14 @@ impl Plane<'_> {
             return true;
         }
         let mut ok = self
-            .write_pods(&job.metadata, "Job", &tag, &d.create, &d.delete)
+            .write_pods(
+                Source::Job,
+                &job.metadata,
+                "Job",
+                &tag,
+                &d.create,
+                &d.delete,
+            )
             .await;
         if let Some(status) = d.status {
             let mut with_status = (*job).clone();
@@ -42,7 +49,7 @@ impl Plane<'_> {
             ok &= w.ok() || w.code == 404;
         }
         for (type_, reason, message) in &d.events {
-            self.event(&job.metadata, "Job", type_, reason, message);
+            self.event(Source::Job, &job.metadata, "Job", type_, reason, message);
         }
         if d.delete_job && ok {
             let ns = job.metadata.namespace.as_deref();
@@ -105,14 +112,28 @@ impl Plane<'_> {
             rev = rev.max(w.revision);
             if !(w.ok() || w.code == 409) {
                 let msg = format!("Error creating job: {}", w.message);
-                self.event(&cj.metadata, "CronJob", "Warning", "FailedCreate", &msg);
+                self.event(
+                    Source::CronJob,
+                    &cj.metadata,
+                    "CronJob",
+                    "Warning",
+                    "FailedCreate",
+                    &msg,
+                );
                 self.expect_revision(&format!("cj:{key}"), rev);
                 return false;
             }
         }
         self.expect_revision(&format!("cj:{key}"), rev);
         for (type_, reason, message) in &d.events {
-            self.event(&cj.metadata, "CronJob", type_, reason, message);
+            self.event(
+                Source::CronJob,
+                &cj.metadata,
+                "CronJob",
+                type_,
+                reason,
+                message,
+            );
         }
         if let Some(status) = d.status {
             let mut with_status = (*cj).clone();

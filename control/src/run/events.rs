@@ -1,28 +1,148 @@
-//! Writes in parallel batches, and Events: written in batches, removed once
-//! older than the TTL (`eventttl`).
+//! Writes in parallel batches, and Events: each recorded by a named
+//! [`Source`], written in batches — a repeat of one this term wrote counted
+//! on it (`ferry_api::eventrecorder`) —, removed once older than the TTL
+//! (`eventttl`).
 
 use super::*;
 use crate::eventttl;
+use ferry_api::eventrecorder::{Recorder, Write};
 use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+/// Who records an Event: the component Kubernetes names in `source` and
+/// `reportingComponent`, which `kubectl describe` and `kubectl get events`
+/// show as FROM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Source {
+    /// The Deployment controller.
+    Deployment,
+    /// The ReplicaSet controller.
+    ReplicaSet,
+    /// The ReplicationController manager.
+    ReplicationController,
+    /// The DaemonSet controller.
+    DaemonSet,
+    /// The StatefulSet controller.
+    StatefulSet,
+    /// The Job controller.
+    Job,
+    /// The CronJob controller.
+    CronJob,
+    /// The HorizontalPodAutoscaler controller.
+    Autoscaler,
+    /// The node lifecycle controller.
+    NodeLifecycle,
+    /// The node IPAM controller's range allocator.
+    CidrAllocator,
+    /// The LoadBalancer address pool (MetalLB's controller in Kubernetes).
+    LoadBalancer,
+    /// The PersistentVolume controller.
+    PersistentVolume,
+    /// The built-in `local-path` provisioner.
+    Provisioner,
+    /// The scheduler.
+    Scheduler,
+}
+
+impl Source {
+    /// The component's name, as Kubernetes' controllers name their recorders.
+    pub(super) fn component(self) -> &'static str {
+        match self {
+            Source::Deployment => "deployment-controller",
+            Source::ReplicaSet => "replicaset-controller",
+            Source::ReplicationController => "replication-controller",
+            Source::DaemonSet => "daemonset-controller",
+            Source::StatefulSet => "statefulset-controller",
+            Source::Job => "job-controller",
+            Source::CronJob => "cronjob-controller",
+            Source::Autoscaler => "horizontal-pod-autoscaler",
+            Source::NodeLifecycle => "node-controller",
+            Source::CidrAllocator => "cidrAllocator",
+            Source::LoadBalancer => "metallb-controller",
+            Source::PersistentVolume => "persistentvolume-controller",
+            Source::Provisioner => ferry_api::storage::LOCAL_PATH_PROVISIONER,
+            Source::Scheduler => "default-scheduler",
+        }
+    }
+}
+
+/// The Event `source` records about `about` (of `kind`), as client-go's
+/// recorder makes it: in the object's namespace, `default` for a
+/// cluster-scoped one, whose reference has no namespace.
+fn event_object(
+    source: Source,
+    about: &ObjectMeta,
+    kind: &str,
+    type_: &str,
+    reason: &str,
+    message: &str,
+    now: &Time,
+) -> Value {
+    let name = about.name.clone().unwrap_or_default();
+    let api_version = match kind {
+        "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" => "apps/v1",
+        "Job" | "CronJob" => "batch/v1",
+        "HorizontalPodAutoscaler" => "autoscaling/v2",
+        _ => "v1",
+    };
+    let mut involved = json!({"apiVersion": api_version, "kind": kind, "name": name});
+    let optional = [
+        ("namespace", &about.namespace),
+        ("uid", &about.uid),
+        ("resourceVersion", &about.resource_version),
+    ];
+    for (field, value) in optional {
+        if let Some(v) = value {
+            involved[field] = json!(v);
+        }
+    }
+    let ns = about.namespace.as_deref().unwrap_or("default");
+    let component = source.component();
+    json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": format!("{name}."), "namespace": ns},
+        "involvedObject": involved,
+        "reason": reason, "message": message, "type": type_, "count": 1,
+        "firstTimestamp": now, "lastTimestamp": now,
+        "source": {"component": component},
+        "reportingComponent": component,
+    })
+}
 
 impl Plane<'_> {
-    /// Writes queued events in batches.
+    /// Writes queued events in batches: a repeat of an Event this term wrote
+    /// counts on it (the recorder), anything else is created.
     pub(super) async fn event_writer(&self) {
+        let mut recorder = Recorder::default();
         loop {
             self.event_wake.notified().await;
             let (batch, _) = std::mem::take(&mut *self.events.borrow_mut());
             if !self.api.is_leader() {
                 continue;
             }
-            let reqs = batch
+            let writes: Vec<Write> = batch.iter().map(|ev| recorder.observe(ev)).collect();
+            let reqs = writes
                 .iter()
-                .map(|ev| {
-                    let ns = ev["metadata"]["namespace"].as_str();
-                    with_body(ObjectRequest::new(Verb::Create, "events", ns, None), ev)
+                .map(|w| match w {
+                    Write::Create(ev) => {
+                        let ns = ev["metadata"]["namespace"].as_str();
+                        with_body(ObjectRequest::new(Verb::Create, "events", ns, None), ev)
+                    }
+                    Write::Patch {
+                        namespace,
+                        name,
+                        patch,
+                    } => merge_patch("events", Some(namespace), name, None, patch),
                 })
                 .collect();
-            for w in self.write_all(reqs).await.iter().filter(|w| !w.ok()) {
-                tracing::debug!("an event was not written: {}", w.message);
+            let results = self.write_all(reqs).await;
+            for ((ev, w), r) in batch.iter().zip(&writes).zip(&results) {
+                match w {
+                    Write::Create(_) if r.ok() => recorder.created(ev, &r.name),
+                    Write::Patch { .. } if r.code == 404 => recorder.lost(ev),
+                    _ if !r.ok() => tracing::debug!("an event was not written: {}", r.message),
+                    _ => {}
+                }
             }
         }
     }
@@ -80,6 +200,7 @@ impl Plane<'_> {
     /// before `tag` is reconciled again. False when a write failed.
     pub(super) async fn write_pods(
         &self,
+        source: Source,
         owner: &ObjectMeta,
         kind: &str,
         tag: &str,
@@ -106,16 +227,16 @@ impl Plane<'_> {
         self.expect_revision(tag, rev);
         for w in created.iter().filter(|w| w.ok()) {
             let msg = format!("Created pod: {}", w.name);
-            self.event(owner, kind, "Normal", "SuccessfulCreate", &msg);
+            self.event(source, owner, kind, "Normal", "SuccessfulCreate", &msg);
         }
         if let Some(failed) = created.iter().find(|w| !w.ok()) {
             let msg = format!("Error creating: {}", failed.message);
-            self.event(owner, kind, "Warning", "FailedCreate", &msg);
+            self.event(source, owner, kind, "Warning", "FailedCreate", &msg);
         }
         for ((pod, _), w) in delete.iter().zip(deleted) {
             if w.ok() {
                 let msg = format!("Deleted pod: {pod}");
-                self.event(owner, kind, "Normal", "SuccessfulDelete", &msg);
+                self.event(source, owner, kind, "Normal", "SuccessfulDelete", &msg);
             }
         }
         results.iter().all(|w| w.ok() || w.code == 404)
@@ -132,11 +253,12 @@ impl Plane<'_> {
         out
     }
 
-    /// Queues an Event about `about` for the event writer (best effort: a
-    /// lost event is not retried); repeats queued together become one event
-    /// with a count.
+    /// Queues an Event about `about`, recorded by `source`, for the event
+    /// writer (best effort: a lost event is not retried); repeats queued
+    /// together become one event with a count.
     pub(super) fn event(
         &self,
+        source: Source,
         about: &ObjectMeta,
         kind: &str,
         type_: &str,
@@ -144,28 +266,14 @@ impl Plane<'_> {
         message: &str,
     ) {
         let now = meta::time(ferry_api::clock::now());
-        let ns = about.namespace.clone().unwrap_or_else(|| "default".into());
-        let name = about.name.clone().unwrap_or_default();
-        let api_version = match kind {
-            "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" => "apps/v1",
-            "Job" | "CronJob" => "batch/v1",
-            "HorizontalPodAutoscaler" => "autoscaling/v2",
-            _ => "v1",
-        };
-        let ev = json!({
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"generateName": format!("{name}."), "namespace": ns},
-            "involvedObject": {"apiVersion": api_version, "kind": kind, "name": name,
-                "namespace": ns, "uid": about.uid, "resourceVersion": about.resource_version},
-            "reason": reason, "message": message, "type": type_, "count": 1,
-            "firstTimestamp": now, "lastTimestamp": now,
-            "source": {"component": if kind == "Pod" && reason.contains("Schedul") { "default-scheduler" } else { "controller-manager" }},
-            "reportingComponent": "ferry-controller-manager",
-        });
+        let ev = event_object(source, about, kind, type_, reason, message, &now);
+        let ns = about.namespace.as_deref().unwrap_or("default");
+        let name = about.name.as_deref().unwrap_or_default();
         // Repeats found by key, not by a scan of the batch: thousands of
         // nodes' Events queued at once stay linear.
         let repeat = format!(
-            "{}\0{kind}\0{ns}/{name}\0{reason}\0{message}",
+            "{}\0{}\0{kind}\0{ns}/{name}\0{reason}\0{message}",
+            source.component(),
             about.uid.as_deref().unwrap_or("")
         );
         let mut q = self.events.borrow_mut();
@@ -182,5 +290,76 @@ impl Plane<'_> {
         }
         drop(q);
         self.event_wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn about(ns: Option<&str>) -> ObjectMeta {
+        ObjectMeta {
+            name: Some("web".into()),
+            namespace: ns.map(Into::into),
+            uid: Some("u1".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_recording_controller_is_named_as_kubernetes_names_it() {
+        let now = meta::time(jiff::Timestamp::UNIX_EPOCH);
+        let cases = [
+            (Source::Deployment, "Deployment", "deployment-controller"),
+            (Source::ReplicaSet, "ReplicaSet", "replicaset-controller"),
+            (Source::DaemonSet, "DaemonSet", "daemonset-controller"),
+            (Source::StatefulSet, "StatefulSet", "statefulset-controller"),
+            (Source::Job, "Job", "job-controller"),
+            (Source::CronJob, "CronJob", "cronjob-controller"),
+            (
+                Source::Autoscaler,
+                "HorizontalPodAutoscaler",
+                "horizontal-pod-autoscaler",
+            ),
+            (Source::Scheduler, "Pod", "default-scheduler"),
+        ];
+        for (source, kind, component) in cases {
+            let e = event_object(source, &about(Some("ns")), kind, "Normal", "R", "m", &now);
+            assert_eq!(e["source"], json!({"component": component}), "{kind}");
+            assert_eq!(e["reportingComponent"], component, "{kind}");
+            assert_eq!(e["metadata"]["namespace"], "ns");
+            assert_eq!(e["involvedObject"]["namespace"], "ns");
+        }
+        // Whatever the reason: a pod's FailedCreate is not the scheduler's.
+        let e = event_object(
+            Source::Job,
+            &about(Some("ns")),
+            "Job",
+            "Warning",
+            "FailedScheduling",
+            "m",
+            &now,
+        );
+        assert_eq!(e["source"]["component"], "job-controller");
+    }
+
+    #[test]
+    fn a_cluster_scoped_objects_events_go_to_default_without_a_namespace_in_the_reference() {
+        let now = meta::time(jiff::Timestamp::UNIX_EPOCH);
+        let e = event_object(
+            Source::NodeLifecycle,
+            &about(None),
+            "Node",
+            "Normal",
+            "RegisteredNode",
+            "Node web event: Registered Node web in Controller",
+            &now,
+        );
+        assert_eq!(e["metadata"]["namespace"], "default");
+        assert_eq!(
+            e["involvedObject"],
+            json!({"apiVersion": "v1", "kind": "Node", "name": "web", "uid": "u1"})
+        );
+        assert_eq!(e["source"]["component"], "node-controller");
     }
 }

@@ -6,15 +6,16 @@
 //! thousands of nodes the former shell's list of every Node and Lease each
 //! second was a sixth of the leader's CPU.
 
-use super::Plane;
+use super::{Plane, Source};
 use crate::api::{with_body, write};
 use crate::cache::{Change, BY_NODE};
-use crate::nodelifecycle::{self, Action, PodView, Timings, UNREACHABLE};
+use crate::nodelifecycle::{self, Action, PodView, Registration, Timings, UNREACHABLE};
 use crate::podgc::{condition_patch, disruption_target, Disruption};
 use ferry_api::object::{ObjectRequest, PatchType, Verb};
 use futures_util::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -53,6 +54,7 @@ impl Plane<'_> {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let now = Instant::now();
             let nodes = self.nodes.list();
+            self.announce_nodes(&nodes);
             let views: Vec<_> = nodes
                 .iter()
                 .filter_map(|n| nodelifecycle::node_view(n))
@@ -84,6 +86,38 @@ impl Plane<'_> {
         }
     }
 
+    /// `RegisteredNode` for each node this term sees first, `RemovingNode`
+    /// for each gone, as Kubernetes' node lifecycle controller records them.
+    fn announce_nodes(&self, nodes: &[std::sync::Arc<Node>]) {
+        let regs = self
+            .observed
+            .borrow_mut()
+            .registrations(nodes.iter().map(|n| {
+                let m = &n.metadata;
+                (
+                    m.name.as_deref().unwrap_or_default(),
+                    m.uid.as_deref().unwrap_or_default(),
+                )
+            }));
+        for r in regs {
+            let (Registration::Registered(name, uid) | Registration::Removed(name, uid)) = &r;
+            let about = ObjectMeta {
+                name: Some(name.clone()),
+                uid: Some(uid.clone()),
+                ..Default::default()
+            };
+            let (reason, message) = r.event();
+            self.event(
+                Source::NodeLifecycle,
+                &about,
+                "Node",
+                "Normal",
+                reason,
+                &message,
+            );
+        }
+    }
+
     async fn act_on_node(&self, a: &Action, pods: &HashMap<&str, &PodView>) {
         match a {
             Action::MarkUnreachable(name) | Action::Untaint(name) => {
@@ -95,8 +129,21 @@ impl Plane<'_> {
                     self.set_unreachable_taint(&node, unreachable).await;
                 }
                 let ready = nodelifecycle::node_view(&node).map(|v| v.ready);
-                if unreachable && ready.as_deref() != Some("Unknown") {
-                    self.mark_status_unknown(&node).await;
+                if unreachable
+                    && ready.as_deref() != Some("Unknown")
+                    && self.mark_status_unknown(&node).await
+                    && ready.as_deref() == Some("True")
+                {
+                    let name = node.metadata.name.as_deref().unwrap_or_default();
+                    let msg = format!("Node {name} status is now: NodeNotReady");
+                    self.event(
+                        Source::NodeLifecycle,
+                        &node.metadata,
+                        "Node",
+                        "Normal",
+                        "NodeNotReady",
+                        &msg,
+                    );
                 }
             }
             Action::Evict(ns, name, uid) => {
@@ -165,8 +212,8 @@ impl Plane<'_> {
     }
 
     /// Every condition `Unknown`, as Kubernetes' node lifecycle controller
-    /// writes when the kubelet stops posting status.
-    async fn mark_status_unknown(&self, node: &Node) {
+    /// writes when the kubelet stops posting status; whether it was written.
+    async fn mark_status_unknown(&self, node: &Node) -> bool {
         let now = now_rfc3339();
         let conds: Vec<Value> = node
             .status
@@ -198,5 +245,6 @@ impl Plane<'_> {
         } else {
             tracing::debug!(node = ?name, "marking a node unready: {}", w.message);
         }
+        w.ok()
     }
 }

@@ -16,7 +16,7 @@
 //! DaemonSets, StatefulSets);
 //! [`batch`] (Jobs, CronJobs); [`network`] (EndpointSlices, Endpoints, node
 //! IPAM, LoadBalancer addresses); [`lifecycle`] (unreachable nodes, from
-//! the Lease informer); [`storage`] (claims and volumes); [`podgc`] (the pod garbage collector); [`schedule`] (the scheduler's passes and
+//! the Lease informer; its Node Events); [`storage`] (claims and volumes); [`podgc`] (the pod garbage collector); [`schedule`] (the scheduler's passes and
 //! bindings); [`events`] (batched writes and Events); [`gc`] (the garbage
 //! collector and the namespace controller: a plane of their own, run on every
 //! master, `gc::run`).
@@ -26,6 +26,7 @@ mod apps;
 mod autoscale;
 mod batch;
 mod events;
+use events::Source;
 pub mod gc;
 mod lifecycle;
 mod network;

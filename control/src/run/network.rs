@@ -274,7 +274,14 @@ impl Plane<'_> {
             } => {
                 if first_for_node {
                     let msg = format!("Node {key} status is now: CIDRNotAvailable");
-                    self.event(&node.metadata, "Node", "Normal", "CIDRNotAvailable", &msg);
+                    self.event(
+                        Source::CidrAllocator,
+                        &node.metadata,
+                        "Node",
+                        "Normal",
+                        "CIDRNotAvailable",
+                        &msg,
+                    );
                 }
                 if episode_starts {
                     tracing::warn!(
@@ -325,7 +332,14 @@ impl Plane<'_> {
         let d = loadbalancer::decide(self.network.load_balancer_pool, key, &svc, &all, &pending);
         if let loadbalancer::Decision::Fail(msg) = &d {
             if self.first_notice(format!("lb:{key}:{msg}")) {
-                self.event(&svc.metadata, "Service", "Warning", "AllocationFailed", msg);
+                self.event(
+                    Source::LoadBalancer,
+                    &svc.metadata,
+                    "Service",
+                    "Warning",
+                    "AllocationFailed",
+                    msg,
+                );
             }
             return true;
         }
@@ -347,7 +361,14 @@ impl Plane<'_> {
                 .insert(key.to_string(), (*ip, w.revision));
             self.expect_revision(&format!("lb:{key}"), w.revision);
             let msg = format!("Assigned IP [\"{ip}\"]");
-            self.event(&svc.metadata, "Service", "Normal", "IPAllocated", &msg);
+            self.event(
+                Source::LoadBalancer,
+                &svc.metadata,
+                "Service",
+                "Normal",
+                "IPAllocated",
+                &msg,
+            );
         }
         w.ok() || w.code == 404
     }

@@ -183,6 +183,7 @@ impl Plane<'_> {
                     .insert(key.clone(), (node.clone(), Instant::now()));
                 if let Some(p) = self.pods.get(&key) {
                     self.event(
+                        Source::Scheduler,
                         &p.metadata,
                         "Pod",
                         "Normal",
@@ -264,7 +265,14 @@ impl Plane<'_> {
         for (v, w) in victims.iter().zip(self.write_all(deletes).await) {
             if w.ok() {
                 let msg = format!("Preempted by pod {preemptor} on node {node}");
-                self.event(&v.metadata, "Pod", "Normal", "Preempted", &msg);
+                self.event(
+                    Source::Scheduler,
+                    &v.metadata,
+                    "Pod",
+                    "Normal",
+                    "Preempted",
+                    &msg,
+                );
             } else {
                 tracing::debug!("preemption: a victim was not deleted: {}", w.message);
             }
@@ -315,7 +323,14 @@ impl Plane<'_> {
         .await;
         if w.ok() {
             self.unschedulable.borrow_mut().insert(key, noted);
-            self.event(&p.metadata, "Pod", "Warning", "FailedScheduling", message);
+            self.event(
+                Source::Scheduler,
+                &p.metadata,
+                "Pod",
+                "Warning",
+                "FailedScheduling",
+                message,
+            );
         }
     }
 }

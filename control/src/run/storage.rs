@@ -113,6 +113,7 @@ impl Plane<'_> {
                         ferry_api::storage::LOCAL_PATH_PROVISIONER
                     );
                     self.event(
+                        Source::Provisioner,
                         &c.metadata,
                         "PersistentVolumeClaim",
                         "Normal",
@@ -212,6 +213,7 @@ impl Plane<'_> {
                 )
                 .await;
                 self.event(
+                    Source::PersistentVolume,
                     &c.metadata,
                     "PersistentVolumeClaim",
                     "Warning",
@@ -338,6 +340,7 @@ impl Plane<'_> {
         for w in results.iter().filter(|w| !w.ok() && w.code != 409) {
             let msg = format!("create Claim failed: {}", w.message);
             self.event(
+                Source::StatefulSet,
                 &sts.metadata,
                 "StatefulSet",
                 "Warning",
@@ -371,6 +374,7 @@ impl Plane<'_> {
         for w in results.iter().filter(|w| !w.ok() && w.code != 404) {
             let msg = format!("update Claim owner references failed: {}", w.message);
             self.event(
+                Source::StatefulSet,
                 &sts.metadata,
                 "StatefulSet",
                 "Warning",
