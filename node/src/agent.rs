@@ -120,6 +120,12 @@ pub async fn run(
     )
     .await?;
     tracing::info!(node = %opts.name, address = %address, "node registered");
+    // The Lease with the registration, before anything else is written: a
+    // Ready node without one looks silent to the node lifecycle controller.
+    let first_lease = renew_lease(&api, &opts).await;
+    if let Err(e) = &first_lease {
+        tracing::warn!(error = %e, "lease renewal failed; retrying");
+    }
     node_event(
         &api,
         &mut recorder,
@@ -189,7 +195,10 @@ pub async fn run(
     let eviction_every = Duration::from_secs(opts.eviction.interval_secs.max(1));
     let mut next_eviction = Instant::now() + eviction_every;
     let mut node_labels = std::collections::BTreeMap::new();
-    let mut next_lease = Instant::now();
+    let mut next_lease = match first_lease {
+        Ok(()) => Instant::now() + opts.lease_interval,
+        Err(_) => Instant::now(),
+    };
     let mut next_status = Instant::now() + opts.status_interval;
     let mut next_check = Instant::now() + STATUS_CHECK;
     let mut renew_at = crate::join::renew_at(&cfg.client_cert)?;
