@@ -8,7 +8,8 @@
 //! stop getting traffic without a failed request; Services without endpoints
 //! refuse connections; unallocated cluster addresses are unreachable; a pod
 //! reaches the API server through the `kubernetes` Service with its
-//! service-account token; and stopping the cluster removes the nodes'
+//! service-account token; the API server proxies to pods and Services; and
+//! stopping the cluster removes the nodes'
 //! routes and namespaces.
 //!
 //! Without root (no namespaces), the test says so and checks nothing else.
@@ -519,6 +520,37 @@ async fn services_dns_and_pod_addresses_on_two_nodes() {
     // for the pod's service account; curl by the Service's DNS name checks
     // the masters' certificates name it.
     in_cluster_api(k).await;
+
+    // The API server as a proxy (`kubectl get --raw`, `kubectl proxy`): to a
+    // pod by port number and by name, to a Service's ready endpoint, and
+    // an answer naming why for a Service without endpoints.
+    let first = names.iter().next().unwrap();
+    for port in ["8080", "http"] {
+        let path = format!("/api/v1/namespaces/default/pods/{first}:{port}/proxy/");
+        assert_eq!(&k.ok(&["get", "--raw", &path]), first, "{path}");
+    }
+    let via_svc = k.ok(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/services/echo:web/proxy/",
+    ]);
+    assert!(names.contains(&via_svc), "{via_svc}");
+    let none = k.run(
+        &[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/kube-system/services/kube-dns:dns-tcp/proxy/",
+        ],
+        None,
+    );
+    assert!(
+        !none.ok
+            && none
+                .stderr
+                .contains("no endpoints available for service \"kube-dns\""),
+        "{}",
+        none.stderr
+    );
 
     // One replica turned unready stops getting traffic.
     let victim = &pods[0];

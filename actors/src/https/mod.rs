@@ -16,6 +16,7 @@ pub mod content;
 mod hpa_v1;
 mod pods;
 mod portforward;
+mod proxy;
 mod remotecommand;
 pub mod route;
 mod serve;

@@ -42,6 +42,49 @@ pub enum Route {
     Object(Box<ObjectRoute>),
     /// A stream to a pod: `pods/<name>/log`, `exec`, `attach`, `portforward`.
     Pod(PodRoute),
+    /// `pods/<name>/proxy/...` or `services/<name>/proxy/...`: an HTTP
+    /// request passed to the pod (or one of the Service's endpoints).
+    Proxy(ProxyRoute),
+}
+
+/// `pods/[scheme:]<name>[:port]/proxy[/path]` and the same for services.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxyRoute {
+    /// `pods` or `services`.
+    pub plural: &'static str,
+    /// The object's namespace.
+    pub namespace: String,
+    /// The object's name.
+    pub name: String,
+    /// `http` or `https`, when the target names one.
+    pub scheme: Option<String>,
+    /// The port, by number or name, when the target names one.
+    pub port: Option<String>,
+    /// The path passed on, from `/`.
+    pub path: String,
+    /// The query passed on, as sent.
+    pub query: String,
+}
+
+/// Splits a proxy target `[scheme:]name[:port]` as Kubernetes'
+/// `SplitSchemeNamePort` does: `name`, `name:port`, `scheme:name:port`
+/// (the port may be empty: `https:name:`).
+pub fn split_target(target: &str) -> Option<(Option<String>, String, Option<String>)> {
+    let parts: Vec<&str> = target.split(':').collect();
+    let (scheme, name, port) = match parts.as_slice() {
+        [name] => (None, *name, None),
+        [name, port] => (None, *name, Some(*port)),
+        [scheme, name, port] => (Some(*scheme), *name, Some(*port)),
+        _ => return None,
+    };
+    if name.is_empty() || scheme.is_some_and(|s| s != "http" && s != "https") {
+        return None;
+    }
+    Some((
+        scheme.map(str::to_string),
+        name.to_string(),
+        port.filter(|p| !p.is_empty()).map(str::to_string),
+    ))
 }
 
 /// `pods/<name>/log|exec|attach|portforward` and their query.
@@ -131,6 +174,30 @@ pub fn route(
         ["openapi", "v2"] => get_only(Route::OpenApiV2),
         ["openapi", "v3"] => get_only(Route::OpenApiV3(None)),
         ["openapi", "v3", rest @ ..] => get_only(Route::OpenApiV3(Some(rest.join("/")))),
+        ["api", "v1", "namespaces", ns, plural @ ("pods" | "services"), target, "proxy", ..] => {
+            let (scheme, name, port) = split_target(target).ok_or_else(|| {
+                Status::bad_request(format!("invalid {plural} proxy target {target:?}"))
+            })?;
+            let prefix = format!("/api/v1/namespaces/{ns}/{plural}/{target}/proxy");
+            let rest = path.strip_prefix(&prefix).unwrap_or_default();
+            Ok(Route::Proxy(ProxyRoute {
+                plural: if *plural == "pods" {
+                    "pods"
+                } else {
+                    "services"
+                },
+                namespace: ns.to_string(),
+                name,
+                scheme,
+                port,
+                path: if rest.starts_with('/') {
+                    rest.to_string()
+                } else {
+                    format!("/{rest}")
+                },
+                query: query.to_string(),
+            }))
+        }
         ["api", version, rest @ ..] => object("", version, rest, method, &q, content_type, path),
         ["apis", group, version, rest @ ..] => {
             object(group, version, rest, method, &q, content_type, path)
@@ -894,6 +961,56 @@ mod tests {
             let e = route(m, p, q, *ct).expect_err(&format!("{m} {p}?{q}"));
             assert_eq!(e.code, *code, "{m} {p}?{q}: {e:?}");
         }
+    }
+
+    #[test]
+    fn proxy_routes_keep_the_path_and_query_they_pass_on() {
+        let r = route(
+            "POST",
+            "/api/v1/namespaces/a/pods/web:8080/proxy/x/y/",
+            "q=1&r=%20",
+            None,
+        )
+        .unwrap();
+        let Route::Proxy(p) = r else { panic!("{r:?}") };
+        assert_eq!(
+            (
+                p.plural,
+                p.namespace.as_str(),
+                p.name.as_str(),
+                p.port.as_deref()
+            ),
+            ("pods", "a", "web", Some("8080"))
+        );
+        assert_eq!((p.path.as_str(), p.query.as_str()), ("/x/y/", "q=1&r=%20"));
+        let r = route(
+            "GET",
+            "/api/v1/namespaces/a/services/http:echo:web/proxy",
+            "",
+            None,
+        );
+        let Ok(Route::Proxy(p)) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(
+            (
+                p.plural,
+                p.scheme.as_deref(),
+                p.name.as_str(),
+                p.port.as_deref(),
+                p.path.as_str()
+            ),
+            ("services", Some("http"), "echo", Some("web"), "/")
+        );
+        assert_eq!(
+            split_target("https:web:"),
+            Some((Some("https".into()), "web".into(), None))
+        );
+        for bad in ["", ":80", "ftp:web:80", "a:b:c:d"] {
+            assert_eq!(split_target(bad), None, "{bad}");
+        }
+        let e = route("GET", "/api/v1/namespaces/a/pods/a:b:c:d/proxy/", "", None).unwrap_err();
+        assert_eq!(e.code, 400);
     }
 
     #[test]

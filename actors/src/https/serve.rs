@@ -210,6 +210,7 @@ pub(super) async fn handle(
             object(&ctx, who, *o, accept, content_type, payload).await
         }
         Route::Pod(p) => super::pods::serve(&ctx, who, p, &req, payload).await,
+        Route::Proxy(p) => super::proxy::serve(&ctx, who, p, &req, payload).await,
     }
 }
 
@@ -357,7 +358,7 @@ fn api_status(e: ApiError) -> Status {
 }
 
 /// Reads the body, refusing more than [`MAX_BODY_BYTES`] with 413.
-async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, Status> {
+pub(super) async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, Status> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk =
