@@ -13,7 +13,6 @@ use super::remotecommand::{self, Expect, Out};
 use super::route::PodRoute;
 use super::serve::{run, status, Ctx};
 use super::upgrade::{self, Conn};
-use crate::apiserver::actor::Authorize;
 use crate::tunnel::open_pod_stream;
 use actix_web::http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -52,23 +51,8 @@ pub(super) async fn serve(
     };
     let mut check = ObjectRequest::new(verb, "pods", Some(&p.namespace), Some(&p.name));
     check.subresource = Some(p.what.clone());
-    match ctx
-        .api
-        .send(Authorize {
-            who: who.clone(),
-            req: check,
-        })
-        .await
-    {
-        Ok(Ok(())) => {}
-        Ok(Err(s)) => return status(&s),
-        Err(_) => {
-            return status(&Status::new(
-                503,
-                "ServiceUnavailable",
-                "the API server is restarting",
-            ))
-        }
+    if let Err(refused) = super::serve::authorize(ctx, &who, check).await {
+        return refused;
     }
     let get = ObjectRequest::new(Verb::Get, "pods", Some(&p.namespace), Some(&p.name));
     let pod = match run(ctx, &who, get).await {

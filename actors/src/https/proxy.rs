@@ -12,7 +12,6 @@
 
 use super::route::ProxyRoute;
 use super::serve::{run, status, Ctx};
-use crate::apiserver::actor::Authorize;
 use crate::tunnel::open_pod_stream;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -80,17 +79,8 @@ pub(super) async fn serve(
         Some(&p.name),
     );
     check.subresource = Some("proxy".into());
-    match ctx
-        .api
-        .send(Authorize {
-            who: who.clone(),
-            req: check,
-        })
-        .await
-    {
-        Ok(Ok(())) => {}
-        Ok(Err(s)) => return status(&s),
-        Err(_) => return unavailable("the API server is restarting"),
+    if let Err(refused) = super::serve::authorize(ctx, &who, check).await {
+        return refused;
     }
     if p.scheme.as_deref() == Some("https") {
         return status(&Status::bad_request(

@@ -357,6 +357,28 @@ fn api_status(e: ApiError) -> Status {
     }
 }
 
+/// Checks `who` may make `check` (a subresource's verb, for the pod
+/// streams and proxies): Err is the answer to send.
+pub(super) async fn authorize(
+    ctx: &Ctx,
+    who: &Identity,
+    check: ObjectRequest,
+) -> Result<(), HttpResponse> {
+    let asked = crate::apiserver::actor::Authorize {
+        who: who.clone(),
+        req: check,
+    };
+    match ctx.api.send(asked).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(s)) => Err(status(&s)),
+        Err(_) => Err(status(&Status::new(
+            503,
+            "ServiceUnavailable",
+            "the API server is restarting",
+        ))),
+    }
+}
+
 /// Reads the body, refusing more than [`MAX_BODY_BYTES`] with 413.
 pub(super) async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, Status> {
     let mut body = Vec::new();
