@@ -83,9 +83,11 @@ fn check_describe(d: &str) {
         .position(|l| l.starts_with("  ----"))
         .expect("event table")
         + 1;
+    // Ours by its message: the controller's own events name
+    // deployment-controller too.
     let ours = lines
         .iter()
-        .rposition(|l| l.contains("deployment-controller"))
+        .rposition(|l| l.contains("Scaled up replica set web-1 to 3"))
         .expect("our event");
     lines.drain(head..ours);
     lines.truncate(head + 1);
