@@ -170,7 +170,7 @@ pub async fn record(api: &Objects, recorder: &mut Recorder, event: &Value) {
 /// Node named `node` with the node's name as its uid (the kubelet's
 /// `nodeRef`; `kubectl describe node` looks for both uids), in `default`.
 pub fn node_event(node: &str, reason: &str, message: &str, now: &str) -> Value {
-    json!({
+    let mut event = json!({
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"generateName": format!("{node}."), "namespace": "default"},
@@ -178,13 +178,9 @@ pub fn node_event(node: &str, reason: &str, message: &str, now: &str) -> Value {
         "reason": reason,
         "message": message,
         "type": "Normal",
-        "source": {"component": "kubelet", "host": node},
-        "reportingComponent": "kubelet",
-        "reportingInstance": node,
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    })
+    });
+    crate::node::from_kubelet(&mut event, node, now);
+    event
 }
 
 /// The kubelet's words for a change of its node's status (`NodeReady`,

@@ -326,17 +326,22 @@ pub fn event(pod: &Value, node: &str, e: &crate::events::PodEvent, now: &str) ->
         "reason": e.reason,
         "message": e.message,
         "type": e.kind,
-        "source": {"component": "kubelet", "host": node},
-        "reportingComponent": "kubelet",
-        "reportingInstance": node,
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
     });
+    from_kubelet(&mut event, node, now);
     if let Some(path) = &e.field_path {
         event["involvedObject"]["fieldPath"] = json!(path);
     }
     event
+}
+
+/// Marks a new Event as the kubelet of `node` reports it, first seen `now`.
+pub fn from_kubelet(event: &mut Value, node: &str, now: &str) {
+    event["source"] = json!({"component": "kubelet", "host": node});
+    event["reportingComponent"] = json!("kubelet");
+    event["reportingInstance"] = json!(node);
+    event["firstTimestamp"] = json!(now);
+    event["lastTimestamp"] = json!(now);
+    event["count"] = json!(1);
 }
 
 /// Where node leases live.

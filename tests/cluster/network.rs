@@ -14,7 +14,7 @@
 //!
 //! Without root (no namespaces), the test says so and checks nothing else.
 
-use crate::harness::{wait_until, LocalUp};
+use crate::harness::{poll, wait_until, LocalUp};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -878,20 +878,16 @@ async fn in_cluster_api(k: &crate::kubectl::Kubectl) {
         except client.ApiException as e:\n    print('status', e.status)\n";
     let py = crate::kubectl::python();
     let list = || k.run(&["exec", "client-n1", "--", &py, "-c", script], None);
-    let out = wait_until(
-        "the API server from a pod (403 for its service account)",
-        Duration::from_secs(30),
-        || {
-            let out = list();
-            let r = if out.ok && out.stdout.contains("status 403") {
-                Ok(out.stdout)
-            } else {
-                Err(format!("{} {} (slices: {slices})", out.stdout, out.stderr))
-            };
-            async move { r }
-        },
-    )
-    .await;
+    // The listing once its output holds `want`, else why not.
+    let check = |want: &str| {
+        let out = list();
+        match out.ok && out.stdout.contains(want) {
+            true => Ok(out.stdout),
+            false => Err(format!("{} {} (slices: {slices})", out.stdout, out.stderr)),
+        }
+    };
+    let what = "the API server from a pod (403 for its service account)";
+    let out = poll(what, Duration::from_secs(30), || check("status 403")).await;
     assert!(out.contains("status 403"), "{out}");
     k.ok(&[
         "create",
@@ -900,20 +896,8 @@ async fn in_cluster_api(k: &crate::kubectl::Kubectl) {
         "--clusterrole=view",
         "--serviceaccount=default:default",
     ]);
-    let out = wait_until(
-        "the pod's service account allowed to list pods",
-        Duration::from_secs(15),
-        || {
-            let out = list();
-            let r = if out.ok && out.stdout.contains("pods ") {
-                Ok(out.stdout)
-            } else {
-                Err(format!("{} {}", out.stdout, out.stderr))
-            };
-            async move { r }
-        },
-    )
-    .await;
+    let what = "the pod's service account allowed to list pods";
+    let out = poll(what, Duration::from_secs(15), || check("pods ")).await;
     assert!(
         out.contains("client-n1") && out.contains("client-n2"),
         "{out}"
