@@ -593,6 +593,12 @@ fn renew_once(
         Some(&old.key_pem),
         Some(lifetime),
     )?;
+    // A certificate that misses them would be due again at once: a loop.
+    if !tls::holds_sans(&new.cert_pem, sans)? {
+        return Err(
+            ferry_api::Error::Tls(format!("a new certificate lacks the names {sans:?}")).into(),
+        );
+    }
     // Checked whole (key match) before the file changes.
     live.set_cert(&new)?;
     if let Err(e) = keeper.data().write("master.crt", &new.cert_pem) {
